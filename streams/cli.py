@@ -1,0 +1,91 @@
+"""The ``driftline`` command line. Each subcommand lives in ``streams/commands/<name>.py`` and exposes
+``register(subparsers)``; this module only parses the global options, configures logging and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from driftline import __version__
+from driftline.errors import DriftlineError
+
+# Subcommand modules, in the order --help lists them.
+COMMANDS = (
+    "stack",
+    "config",
+    "worker",
+    "produce",
+    "tail",
+    "models",
+    "replay",
+    "demo",
+    "status",
+    "bench",
+)
+
+
+def global_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Settings overrides from the global flags (flags beat environment and file)."""
+    return {
+        "kafka.bootstrap": getattr(args, "bootstrap", None),
+        "redis.url": getattr(args, "redis_url", None),
+        "kafka.topic_prefix": getattr(args, "topic_prefix", None),
+        "model.name": getattr(args, "model", None),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline",
+        description=(
+            "Event-streaming continuous learning: score live Kafka events with River models, join delayed labels, "
+            "learn online, and let only guarded updates reach users."
+        ),
+        epilog="Settings: flag > environment (DRIFTLINE_*) > YAML file (--config / DRIFTLINE_CONFIG) > default.",
+    )
+    parser.add_argument("--version", action="version", version=f"driftline {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="YAML settings file (default: $DRIFTLINE_CONFIG)")
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (DRIFTLINE_KAFKA_BOOTSTRAP)")
+    parser.add_argument("--redis-url", metavar="URL", help="Redis URL (DRIFTLINE_REDIS_URL)")
+    parser.add_argument("--topic-prefix", metavar="PREFIX", help="topic name prefix (DRIFTLINE_TOPIC_PREFIX)")
+    parser.add_argument("--model", metavar="NAME", help="model name (default: settings model.name)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"streams.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"streams.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except DriftlineError as exc:
+        print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
+        return 2 if exc.__class__.__name__ == "ConfigError" else 1
+    except KeyboardInterrupt:
+        print(f"driftline {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

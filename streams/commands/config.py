@@ -1,0 +1,44 @@
+"""``driftline config show|validate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from driftline.errors import ConfigError
+from streams.cli import global_overrides
+from streams.settings import load_settings, to_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="show or validate settings", description="Show or validate settings.")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = csub.add_parser("show", help="print the effective settings (secrets masked)")
+    show.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    show.set_defaults(func=_show)
+    val = csub.add_parser("validate", help="check a YAML settings file; exit 2 naming the bad field")
+    val.add_argument("file", help="YAML settings file")
+    val.set_defaults(func=_validate)
+
+
+def _show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    data = to_dict(settings, mask=True)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        load_settings(args.file, environ={})
+    except ConfigError as exc:
+        print(f"{args.file}: invalid: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: valid")
+    return 0

@@ -1,0 +1,331 @@
+"""One typed, frozen settings object, validated at start and passed down explicitly.
+
+Precedence: command-line flag > environment > YAML file (``DRIFTLINE_CONFIG``) > default.
+Unknown keys and wrong types raise :class:`ConfigError` naming the field (``guard.alpha``).
+Secrets are :class:`Secret` values: masked wherever they are printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from driftline.errors import ConfigError
+from learners.config import DriftConfig, GuardConfig, LearnerSpec
+
+
+class Secret:
+    """A string that never prints itself: ``str()`` and ``repr()`` show ``'********'``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "driftline."
+    partitions: int = 4
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: Secret = field(default_factory=lambda: Secret(""))
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    client_id: str = "driftline"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: Secret = field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
+    pending_ttl_s: int = 3600
+    key_prefix: str = "driftline"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = "default"
+    task: str = "classification"  # classification | regression
+    learner: LearnerSpec = field(default_factory=LearnerSpec)
+    challenger: LearnerSpec | None = None  # defaults to the same kind as the champion
+    signing_key: Secret = field(default_factory=lambda: Secret(""))
+    max_inline_bytes: int = 4_000_000
+    artifact_store: str = "~/.driftline/artifacts"
+    segment_feature: str | None = None
+    reference_file: str | None = None
+    label_col: str = "label"
+    release_every: int = 1000  # labelled examples between incremental-update checks
+    checkpoint_every: int = 200
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    output_encoding: str = "avro"  # avro | json
+    batch_size: int = 500
+    batch_timeout_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    port: int = 9108
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    state_dir: str = "~/.driftline"
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a contract topic (``features`` -> ``driftline.features``)."""
+        return f"{self.kafka.topic_prefix}{name}"
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "kafka.security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    "kafka.sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "model.task": ("classification", "regression"),
+    "serving.output_encoding": ("avro", "json"),
+}
+
+# The contract's environment variables, mapped to setting paths.
+ENV_VARS: dict[str, str] = {
+    "DRIFTLINE_KAFKA_BOOTSTRAP": "kafka.bootstrap",
+    "DRIFTLINE_REDIS_URL": "redis.url",
+    "DRIFTLINE_TOPIC_PREFIX": "kafka.topic_prefix",
+    "DRIFTLINE_SIGNING_KEY": "model.signing_key",
+    "DRIFTLINE_METRICS_PORT": "metrics.port",
+    "DRIFTLINE_MODEL": "model.name",
+    "DRIFTLINE_STATE_DIR": "state_dir",
+    "DRIFTLINE_KAFKA_SASL_PASSWORD": "kafka.sasl_password",
+}
+# Any setting also from DRIFTLINE__SECTION__FIELD (double underscores), e.g. DRIFTLINE__GUARD__ALPHA=0.01.
+# A secret may come from a file: DRIFTLINE_SIGNING_KEY_FILE=/run/secrets/key (any ENV_VARS name + _FILE).
+
+
+def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for var, path in ENV_VARS.items():
+        if environ.get(var):
+            _set_path(tree, path, environ[var])
+        elif environ.get(var + "_FILE"):
+            file = Path(environ[var + "_FILE"])
+            try:
+                _set_path(tree, path, file.read_text().strip())
+            except OSError as exc:
+                raise ConfigError(f"{var}_FILE: cannot read {file}: {exc.strerror}") from exc
+    for var, value in environ.items():
+        if var.startswith("DRIFTLINE__"):
+            _set_path(tree, ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__")), value)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return _build(tp, value, path)
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__}")
+        return Secret(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+        if out != out or out in (float("inf"), float("-inf")):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return out
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return list(value)
+    return value
+
+
+def _build(cls: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _coerce(hints[key], value, path)
+        if path in CHOICES and kwargs[key] is not None and kwargs[key] not in CHOICES[path]:
+            raise ConfigError(f"{path}: must be one of {', '.join(CHOICES[path])}, got {kwargs[key]!r}")
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix or 'settings'}: {exc}") from exc
+    return obj
+
+
+def _validate(settings: Settings) -> None:
+    if not 0 < settings.guard.alpha < 1:
+        raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
+    if settings.kafka.partitions < 1:
+        raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
+    if not 0 < settings.metrics.port < 65536:
+        raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
+    if settings.serving.batch_size < 1:
+        raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")
+    if settings.redis.pending_ttl_s < 1:
+        raise ConfigError(f"redis.pending_ttl_s: must be at least 1, got {settings.redis.pending_ttl_s}")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML settings file; errors name the file."""
+    p = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    return data
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the effective settings: defaults < YAML file < environment < ``overrides`` (flags).
+
+    ``overrides`` maps dotted paths to values, e.g. ``{"kafka.bootstrap": "127.0.0.1:9093"}``.
+
+    >>> load_settings(environ={}, overrides={"guard.alpha": "0.01"}).guard.alpha
+    0.01
+    """
+    env = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    path = config_file or env.get("DRIFTLINE_CONFIG")
+    if path:
+        tree = read_yaml(path)
+    tree = _merge(tree, _env_overrides(env))
+    flags: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(flags, dotted, value)
+    tree = _merge(tree, flags)
+    settings: Settings = _build(Settings, tree)
+    _validate(settings)
+    return settings
+
+
+def to_dict(obj: Any, mask: bool = True) -> Any:
+    """Plain dict of the settings; secrets masked unless ``mask`` is false."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name), mask) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Secret):
+        return ("********" if obj else "") if mask else obj.get()
+    if isinstance(obj, dict):
+        return {k: to_dict(v, mask) for k, v in obj.items()}
+    return obj
