@@ -1,0 +1,345 @@
+"""Prometheus metrics for driftline workers.
+
+Nothing is registered at import time: a worker calls :func:`build_metrics` once with its own registry (a fresh
+``CollectorRegistry`` by default) and :func:`serve_metrics` to expose it over HTTP. :data:`METRIC_DOCS` is
+the single source for the metric names, types, labels and help texts: the metric objects are built from it and
+``docs/metrics.md`` is rendered from it (``python -m streams.metrics > docs/metrics.md``).
+
+>>> m = build_metrics()
+>>> m.events.labels(stage="score", outcome="ok").inc(3)
+>>> m.registry.get_sample_value("driftline_events_total", {"stage": "score", "outcome": "ok"})
+3.0
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from threading import Thread
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from driftline import __version__
+from driftline.errors import ConfigError
+
+__all__ = [
+    "LABEL_VALUES",
+    "METRIC_DOCS",
+    "MetricDoc",
+    "Metrics",
+    "MetricsServer",
+    "build_metrics",
+    "render_metrics_markdown",
+    "serve_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+# Buckets: per-event work is sub-millisecond, a batch or a model swap can take seconds.
+FAST_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+# End to end includes Kafka hops and batching timeouts: milliseconds to tens of seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Labels arrive seconds to a day after their event.
+LABEL_DELAY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0)
+BATCH_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
+
+# Reasons a scorer refuses a release; ``prime_model`` creates them at zero so an alert sees the first one.
+REJECT_REASONS = ("signature", "sha256", "replay", "allow_list")
+
+
+@dataclass(frozen=True)
+class MetricDoc:
+    """One metric family: exposed name, type, labels, help text and the ``Metrics`` attribute holding it."""
+
+    name: str
+    kind: str  # counter | gauge | histogram
+    labels: tuple[str, ...]
+    help: str
+    attr: str
+    buckets: tuple[float, ...] | None = None
+
+
+METRIC_DOCS: tuple[MetricDoc, ...] = (
+    MetricDoc("driftline_events_total", "counter", ("stage", "outcome"),
+              "Records handled per stage (score, join, train, control) and outcome.", "events"),
+    MetricDoc("driftline_processing_seconds", "histogram", ("stage",),
+              "Time to process one batch of records in a stage (per batch, not per event).",
+              "processing_seconds", FAST_BUCKETS),
+    MetricDoc("driftline_end_to_end_latency_seconds", "histogram", (),
+              "Per event: wall-clock time from the event's ts to its prediction being published.",
+              "end_to_end_latency", LATENCY_BUCKETS),
+    MetricDoc("driftline_batch_size", "histogram", ("stage",),
+              "Number of records in each batch a stage processes.", "batch_size", BATCH_BUCKETS),
+    MetricDoc("driftline_served_model_version", "gauge", ("model",),
+              "Model version this worker serves (scorer) or trains (trainer).", "served_model_version"),
+    MetricDoc("driftline_served_model_info", "gauge", ("model", "version"),
+              "Always 1 for the version being served; joins version-labelled series to the served one.",
+              "served_model_info"),
+    MetricDoc("driftline_model_metric", "gauge", ("model", "version", "metric"),
+              "Prequential metric of a version (accuracy, rolling_accuracy...); last few versions only.",
+              "model_metric"),
+    MetricDoc("driftline_n_learned", "gauge", ("model",),
+              "Labelled examples learned in the current champion's lineage.", "n_learned"),
+    MetricDoc("driftline_learning_paused", "gauge", ("model",),
+              "1 while learning is paused by a control command, else 0.", "learning_paused"),
+    MetricDoc("driftline_drift_alarms_total", "counter", ("model", "detector", "signal"),
+              "Drift alarms per detector (adwin, page_hinkley) and signal (error, loss, feature:<name>).",
+              "drift_alarms"),
+    MetricDoc("driftline_guard_decisions_total", "counter", ("model", "outcome", "reason"),
+              "Guard decisions on candidates, per outcome (promote, reject, rollback, keep) and reason.",
+              "guard_decisions"),
+    MetricDoc("driftline_releases_total", "counter", ("model", "reason"),
+              "Releases published (trainer) or accepted and loaded (scorer), per reason.", "releases"),
+    MetricDoc("driftline_releases_rejected_total", "counter", ("model", "reason"),
+              "Releases a scorer refused after verification (signature, sha256, replay, allow_list, ...).",
+              "releases_rejected"),
+    MetricDoc("driftline_last_release_timestamp_seconds", "gauge", ("model",),
+              "created_at of the newest release seen, in seconds since the epoch.", "last_release_timestamp"),
+    MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),
+              "Time to verify, load and swap in a new model release.", "model_swap_seconds", FAST_BUCKETS),
+    MetricDoc("driftline_pending_joins", "gauge", ("model",),
+              "Predictions waiting for their label in the join store.", "pending_joins"),
+    MetricDoc("driftline_joins_total", "counter", ("model", "outcome"),
+              "Label joins per outcome (joined, duplicate, parked, expired, orphan, lost).", "joins"),
+    MetricDoc("driftline_label_delay_seconds", "histogram", (),
+              "Label ts minus event ts, observed at join time.", "label_delay", LABEL_DELAY_BUCKETS),
+    MetricDoc("driftline_deadletters_total", "counter", ("stage", "source_topic"),
+              "Records sent to the deadletter topic, per stage and the topic they came from.", "deadletters"),
+    MetricDoc("driftline_consumer_lag", "gauge", ("topic", "partition", "group"),
+              "Messages between the group's committed offset and the partition's end.", "consumer_lag"),
+    MetricDoc("driftline_worker_up", "gauge", ("role",),
+              "1 while a worker role runs in this process, 0 once it stopped.", "worker_up"),
+    MetricDoc("driftline_build_info", "gauge", ("version",),
+              "Always 1; the driftline version of this process.", "build_info"),
+)  # fmt: skip
+
+# Documented label values; workers may add outcomes or reasons, the rules and dashboard use these.
+LABEL_VALUES: dict[str, str] = {
+    "stage": "score, join, train, control",
+    "outcome (events)": "ok, deadletter, duplicate, parked, expired, orphan, skipped",
+    "outcome (joins)": "joined, duplicate, parked, expired, orphan, lost",
+    "outcome (guard)": "promote, reject, rollback, keep",
+    "reason (releases)": "initial, incremental, challenger, manual, rollback",
+    "reason (rejected)": ", ".join(REJECT_REASONS) + " (plus any other verification failure)",
+    "detector": "adwin, page_hinkley",
+    "signal": "error, loss, feature:<name>",
+    "role": "score, join, train",
+}
+
+
+@dataclass
+class Metrics:
+    """Every driftline metric object, registered on ``registry``. Build it with :func:`build_metrics`."""
+
+    registry: CollectorRegistry
+    events: Counter
+    processing_seconds: Histogram
+    end_to_end_latency: Histogram
+    batch_size: Histogram
+    served_model_version: Gauge
+    served_model_info: Gauge
+    model_metric: Gauge
+    n_learned: Gauge
+    learning_paused: Gauge
+    drift_alarms: Counter
+    guard_decisions: Counter
+    releases: Counter
+    releases_rejected: Counter
+    last_release_timestamp: Gauge
+    model_swap_seconds: Histogram
+    pending_joins: Gauge
+    joins: Counter
+    label_delay: Histogram
+    deadletters: Counter
+    consumer_lag: Gauge
+    worker_up: Gauge
+    build_info: Gauge
+    keep_versions: int = 3
+    _served: dict[str, str] = field(default_factory=dict, repr=False)
+    _metric_versions: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict, repr=False)
+    _lag_series: dict[str, set[tuple[str, str]]] = field(default_factory=dict, repr=False)
+
+    def prime_model(self, model: str) -> None:
+        """Create zero series for ``model``'s rare counters so an ``increase`` alert sees the first event."""
+        for reason in REJECT_REASONS:
+            self.releases_rejected.labels(model=model, reason=reason)
+        self.learning_paused.labels(model=model).set(0)
+
+    def prime_stage(self, stage: str, source_topics: Iterable[str] = ()) -> None:
+        """Create zero series for a stage's counters (events ok/deadletter, dead letters per source topic)."""
+        for outcome in ("ok", "deadletter"):
+            self.events.labels(stage=stage, outcome=outcome)
+        for topic in source_topics:
+            self.deadletters.labels(stage=stage, source_topic=topic)
+
+    def set_worker_up(self, role: str, up: bool = True) -> None:
+        """Mark a worker role as running (1) or stopped (0) in this process."""
+        self.worker_up.labels(role=role).set(1 if up else 0)
+
+    def set_served_version(self, model: str, version: int) -> None:
+        """Record the served version, moving the ``served_model_info`` marker to it."""
+        old = self._served.get(model)
+        if old is not None and old != str(version):
+            self.served_model_info.remove(model, old)
+        self._served[model] = str(version)
+        self.served_model_version.labels(model=model).set(version)
+        self.served_model_info.labels(model=model, version=str(version)).set(1)
+
+    def set_model_metrics(self, model: str, version: int, values: Mapping[str, float]) -> None:
+        """Set ``driftline_model_metric`` for one version; only the last ``keep_versions`` versions are kept.
+
+        Pruning keeps the ``version`` label's cardinality bounded over a long-running deployment.
+        """
+        ver = str(version)
+        known = self._metric_versions.setdefault(model, [])
+        for name, value in values.items():
+            self.model_metric.labels(model=model, version=ver, metric=name).set(value)
+        names = tuple(values)
+        for i, (v, old_names) in enumerate(known):
+            if v == ver:
+                known[i] = (v, tuple(dict.fromkeys(old_names + names)))
+                break
+        else:
+            known.append((ver, names))
+        known.sort(key=lambda item: int(item[0]) if item[0].lstrip("-").isdigit() else 0)
+        while len(known) > self.keep_versions:
+            v, old_names = known.pop(0)
+            for name in old_names:
+                self.model_metric.remove(model, v, name)
+
+    def observe_release(self, model: str, reason: str, created_at_ms: int | None = None) -> None:
+        """Count a release and remember when the newest one was created (for the 'no release' alert)."""
+        self.releases.labels(model=model, reason=reason).inc()
+        ts = created_at_ms / 1000.0 if created_at_ms is not None else time.time()
+        gauge = self.last_release_timestamp.labels(model=model)
+        # A replayed old release (compacted topic at start-up) must not move the clock backwards.
+        current = self.registry.get_sample_value("driftline_last_release_timestamp_seconds", {"model": model})
+        if current is None or ts > current:
+            gauge.set(ts)
+
+    def set_consumer_lag(self, group: str, lags: Mapping[tuple[str, int], int]) -> None:
+        """Replace the lag series of ``group`` with ``lags`` ({(topic, partition): lag}).
+
+        Partitions this worker no longer owns after a rebalance are removed, so they do not report stale lag.
+        """
+        new = {(topic, str(partition)) for topic, partition in lags}
+        for topic, part in self._lag_series.get(group, set()) - new:
+            self.consumer_lag.remove(topic, part, group)
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(topic=topic, partition=str(partition), group=group).set(max(lag, 0))
+        self._lag_series[group] = new
+
+
+def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    """Create every metric of :data:`METRIC_DOCS` on ``registry`` (a fresh ``CollectorRegistry`` if None).
+
+    Calling it twice with two registries is fine; twice on one registry raises ``ValueError`` (duplicate).
+    """
+    reg = registry if registry is not None else CollectorRegistry(auto_describe=True)
+    objects: dict[str, Any] = {}
+    for doc in METRIC_DOCS:
+        if doc.kind == "counter":
+            objects[doc.attr] = Counter(doc.name, doc.help, doc.labels, registry=reg)
+        elif doc.kind == "gauge":
+            objects[doc.attr] = Gauge(doc.name, doc.help, doc.labels, registry=reg)
+        else:
+            buckets = doc.buckets or Histogram.DEFAULT_BUCKETS
+            objects[doc.attr] = Histogram(doc.name, doc.help, doc.labels, registry=reg, buckets=buckets)
+    metrics = Metrics(registry=reg, **objects)
+    metrics.build_info.labels(version=__version__).set(1)
+    return metrics
+
+
+@dataclass
+class MetricsServer:
+    """A running metrics HTTP server; ``port`` is the real port (useful when asked for port 0)."""
+
+    server: WSGIServer
+    thread: Thread
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The scrape URL (``http://host:port/metrics``)."""
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve_metrics(metrics: Metrics, host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
+    """Serve ``metrics.registry`` over HTTP on ``host:port`` in a daemon thread (port 0 picks a free port)."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.port: cannot listen on {host}:{port} ({exc}); is another worker using it?"
+        ) from exc
+    real_port = int(server.server_port)
+    log.info("serving metrics on http://%s:%d/metrics", host, real_port)
+    return MetricsServer(server=server, thread=thread, host=host, port=real_port)
+
+
+def render_metrics_markdown() -> str:
+    """Render ``docs/metrics.md`` from :data:`METRIC_DOCS` and :data:`LABEL_VALUES`."""
+    lines = [
+        "# Metrics",
+        "",
+        "<!-- Generated by `python -m streams.metrics > docs/metrics.md`; edit METRIC_DOCS instead. -->",
+        "",
+        "Every worker serves Prometheus metrics at `http://<metrics.host>:<metrics.port>/metrics`",
+        "(`DRIFTLINE_METRICS_PORT`, default 9108). Counters end in `_total`, durations are `_seconds`",
+        "histograms. Alert rules: `deploy/prometheus/rules/driftline.yml`; dashboard:",
+        "`deploy/grafana/dashboards/driftline.json`.",
+        "",
+        "| name | type | labels | help |",
+        "|---|---|---|---|",
+    ]
+    for doc in METRIC_DOCS:
+        labels = ", ".join(f"`{label}`" for label in doc.labels) or "-"
+        lines.append(f"| `{doc.name}` | {doc.kind} | {labels} | {doc.help} |")
+    lines += ["", "## Label values", "", "| label | values |", "|---|---|"]
+    lines += [f"| {label} | {values} |" for label, values in LABEL_VALUES.items()]
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- Histogram buckets: processing and model swap 0.1 ms to 10 s; end-to-end latency 1 ms to 60 s;",
+        "  label delay 1 s to 1 day; batch size 1 to 5000.",
+        "- `driftline_model_metric` keeps series for the last few versions per model only, so the",
+        "  `version` label stays bounded. Join it to the served version with",
+        "  `driftline_model_metric * on (model, version) group_left driftline_served_model_info`.",
+        "- Rare counters (rejected releases, dead letters, deadletter outcomes) are created at zero when a",
+        "  worker starts, so `increase()` in an alert sees their first increment.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_metrics_markdown(), end="")
