@@ -1,0 +1,345 @@
+"""Bytes <-> records: Avro single-object encoding, JSON on input topics, validation.
+
+Wire format (Avro spec, "Single object encoding"): ``C3 01``, the 8-byte little-endian CRC-64-AVRO
+fingerprint of the writer schema's parsing canonical form, then the Avro binary body. A reader looks the
+writer schema up by fingerprint among every schema it knows (the current ``*.avsc``, the snapshots in
+``history/`` and any registered at run time) and reads with the current schema, so older and newer
+writers both work.
+
+>>> codec = default_codec()
+>>> data = codec.encode("Label", {"id": "e1", "ts": 1, "label": True})
+>>> data[:2].hex(), codec.decode("Label", data)
+('c301', {'id': 'e1', 'ts': 1, 'label': True})
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import time
+from collections.abc import Mapping, Sequence
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint as _avro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
+
+from driftline.errors import SchemaError
+from schemas.validation import Invalid, compile_finite_check, compile_record
+
+__all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "INPUT_TOPICS",
+    "MAGIC",
+    "RECORDS",
+    "TOPIC_RECORDS",
+    "Codec",
+    "default_codec",
+    "schema_fingerprint",
+]
+
+RECORDS: tuple[str, ...] = (
+    "FeatureEvent",
+    "Label",
+    "Prediction",
+    "TrainingExample",
+    "ModelRelease",
+    "DriftEvent",
+    "DeadLetter",
+    "ControlCommand",
+)
+TOPIC_RECORDS: dict[str, str] = {
+    "features": "FeatureEvent",
+    "labels": "Label",
+    "predictions": "Prediction",
+    "training": "TrainingExample",
+    "models": "ModelRelease",
+    "drift": "DriftEvent",
+    "control": "ControlCommand",
+    "deadletter": "DeadLetter",
+}
+INPUT_TOPICS: frozenset[str] = frozenset({"features", "labels", "control"})
+MAGIC = b"\xc3\x01"
+HEADER_LEN = 10
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+NAMESPACE = "driftline"
+# Records where a JSON producer may leave ``ts`` out; the codec stamps the arrival time.
+_TS_OPTIONAL_IN_JSON = frozenset({"FeatureEvent", "Label", "ControlCommand"})
+SCHEMA_DIR = Path(__file__).resolve().parent
+
+
+def schema_fingerprint(schema: Mapping[str, Any] | str) -> bytes:
+    """The 8 bytes of the CRC-64-AVRO fingerprint, in the little-endian order the wire format uses."""
+    parsed = parse_schema(dict(schema) if isinstance(schema, Mapping) else schema)
+    # fastavro already renders the Rabin fingerprint as little-endian bytes, as Java's Avro does.
+    return bytes.fromhex(_avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Record:
+    """Everything the codec caches for one record name (the current reader schema)."""
+
+    __slots__ = (
+        "bytes_fields",
+        "finite",
+        "fp",
+        "header",
+        "name",
+        "parsed",
+        "raw",
+        "validate",
+        "validate_json",
+    )
+
+    def __init__(self, name: str, raw: dict) -> None:
+        self.name = name
+        self.raw = raw
+        self.parsed = parse_schema(raw)
+        self.fp = schema_fingerprint(raw)
+        self.header = MAGIC + self.fp
+        self.validate = compile_record(raw)
+        self.validate_json = compile_record(raw, from_json=True)
+        self.finite = compile_finite_check(raw)
+        self.bytes_fields = tuple(f["name"] for f in raw["fields"] if "bytes" in json.dumps(f["type"]))
+
+
+class Codec:
+    """Encode, decode and validate the eight driftline records.
+
+    ``schema_dir`` holds ``<Record>.avsc`` files (default: the packaged ones) and optionally a
+    ``history/`` folder of older versions, which are known as writer schemas. Records whose encoded
+    size exceeds ``max_record_bytes`` are refused both ways (Kafka's default message limit is 1 MiB).
+    Instances are safe to share between threads: all state is built in ``__init__`` or only grows.
+    """
+
+    def __init__(
+        self, schema_dir: str | Path | None = None, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        self.schema_dir = Path(schema_dir) if schema_dir is not None else SCHEMA_DIR
+        self.max_record_bytes = int(max_record_bytes)
+        self._records: dict[str, _Record] = {}
+        # fingerprint -> (record name, writer schema, reader schema or None when writer == reader)
+        self._writers: dict[bytes, tuple[str, Any, Any]] = {}
+        for name in RECORDS:
+            path = self.schema_dir / f"{name}.avsc"
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SchemaError(f"cannot load schema {path}: {exc}") from exc
+            rec = _Record(name, raw)
+            self._records[name] = rec
+            self._writers[rec.fp] = (name, rec.parsed, None)
+        history = self.schema_dir / "history"
+        if history.is_dir():
+            for path in sorted(history.glob("*.avsc")):
+                self.register_writer_schema(json.loads(path.read_text(encoding="utf-8")))
+
+    # -- schemas ---------------------------------------------------------------------------------------
+
+    def _record(self, record: str) -> _Record:
+        try:
+            return self._records[record]
+        except KeyError:
+            raise SchemaError(f"unknown record {record!r}; expected one of {', '.join(RECORDS)}") from None
+
+    def schema(self, record: str) -> dict:
+        """The current (reader) schema of ``record`` as loaded from its ``.avsc``."""
+        return self._record(record).raw
+
+    def fingerprint(self, record: str) -> bytes:
+        """The 8-byte CRC-64-AVRO fingerprint of ``record``'s current schema (wire byte order)."""
+        return self._record(record).fp
+
+    def register_writer_schema(self, schema: Mapping[str, Any]) -> None:
+        """Know ``schema`` (an older or newer version of a driftline record) as a writer, by fingerprint."""
+        try:
+            name = str(schema["name"]).rsplit(".", 1)[-1]
+            fp = schema_fingerprint(schema)
+        except Exception as exc:
+            raise SchemaError(f"invalid writer schema: {exc}") from exc
+        current = self._records.get(name)
+        if current is None or schema.get("namespace", NAMESPACE) != NAMESPACE:
+            raise SchemaError(f"writer schema {schema.get('name')!r} is not a driftline record")
+        if fp in self._writers:
+            return
+        self._writers[fp] = (name, parse_schema(dict(schema)), current.parsed)
+
+    # -- validation ------------------------------------------------------------------------------------
+
+    def _invalid(self, rec: _Record, topic: str | None, exc: Invalid) -> SchemaError:
+        where = f"topic {topic}: " if topic else ""
+        return SchemaError(f"{where}{rec.name}{exc.path}: {exc.message}")
+
+    def _fail(self, rec: _Record, topic: str | None, message: str) -> SchemaError:
+        where = f"topic {topic}: " if topic else ""
+        return SchemaError(f"{where}{rec.name}: {message}")
+
+    def validate(self, record: str, value: Mapping, *, topic: str | None = None) -> dict:
+        """Return a normalized copy of ``value`` (defaults filled) or raise :class:`SchemaError`."""
+        rec = self._record(record)
+        try:
+            return rec.validate(value)
+        except Invalid as exc:
+            raise self._invalid(rec, topic, exc) from None
+
+    # -- encoding --------------------------------------------------------------------------------------
+
+    def encode(self, record: str, value: Mapping, *, topic: str | None = None) -> bytes:
+        """Validate ``value`` and return its Avro single-object encoding."""
+        rec = self._record(record)
+        try:
+            clean = rec.validate(value)
+        except Invalid as exc:
+            raise self._invalid(rec, topic, exc) from None
+        buf = BytesIO()
+        buf.write(rec.header)
+        schemaless_writer(buf, rec.parsed, clean)
+        data = buf.getvalue()
+        if len(data) > self.max_record_bytes:
+            raise self._too_large(rec, topic, len(data))
+        return data
+
+    def encode_many(self, record: str, values: Sequence[Mapping], *, topic: str | None = None) -> list[bytes]:
+        """Encode a batch; raises on the first invalid record (its message names it)."""
+        return [self.encode(record, v, topic=topic) for v in values]
+
+    def encode_json(self, record: str, value: Mapping, *, topic: str | None = None) -> bytes:
+        """Validate ``value`` and return compact UTF-8 JSON (bytes fields as base64)."""
+        rec = self._record(record)
+        try:
+            clean = rec.validate(value)
+        except Invalid as exc:
+            raise self._invalid(rec, topic, exc) from None
+        data = json.dumps(_jsonable(rec, clean), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(data) > self.max_record_bytes:
+            raise self._too_large(rec, topic, len(data))
+        return data
+
+    def to_jsonable(self, record: str, value: Mapping) -> dict:
+        """A decoded record as plain JSON types (bytes fields as base64), e.g. for ``tail --json``."""
+        return _jsonable(self._record(record), dict(value))
+
+    def _too_large(self, rec: _Record, topic: str | None, size: int) -> SchemaError:
+        limit = self.max_record_bytes
+        return self._fail(rec, topic, f"record of {size} bytes exceeds the limit of {limit} bytes")
+
+    # -- decoding --------------------------------------------------------------------------------------
+
+    def decode(self, record: str, data: bytes, *, topic: str | None = None, allow_json: bool = False) -> dict:
+        """Decode one record (Avro single-object, or JSON object if ``allow_json``) or raise SchemaError."""
+        rec = self._record(record)
+        return self._decode(rec, data, topic, allow_json)
+
+    def decode_many(
+        self, record: str, datas: Sequence[bytes], *, topic: str | None = None, allow_json: bool = False
+    ) -> list[dict | SchemaError]:
+        """Decode a batch; each item is the record or the :class:`SchemaError` it raised (never raises)."""
+        rec = self._record(record)
+        decode = self._decode
+        out: list[dict | SchemaError] = []
+        append = out.append
+        for data in datas:
+            try:
+                append(decode(rec, data, topic, allow_json))
+            except SchemaError as exc:
+                append(exc)
+        return out
+
+    def _decode(self, rec: _Record, data: bytes, topic: str | None, allow_json: bool) -> dict:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise self._fail(rec, topic, f"expected bytes, got {type(data).__name__}")
+        size = len(data)
+        if size > self.max_record_bytes:
+            raise self._too_large(rec, topic, size)
+        if data[:2] == MAGIC:
+            return self._decode_avro(rec, data, size, topic)
+        if _looks_like_json(data):
+            if allow_json:
+                return self._decode_json(rec, data, topic)
+            raise self._fail(rec, topic, "JSON is not accepted here (only on input topics); expected Avro")
+        if size == 0:
+            raise self._fail(rec, topic, "empty message")
+        head = bytes(data[:4]).hex()
+        raise self._fail(rec, topic, f"not Avro single-object encoding (starts 0x{head}, expected 0xc301)")
+
+    def _decode_avro(self, rec: _Record, data: bytes, size: int, topic: str | None) -> dict:
+        fp = bytes(data[2:HEADER_LEN])
+        writer = self._writers.get(fp)
+        if writer is None:
+            if len(fp) < 8:
+                raise self._fail(rec, topic, "truncated Avro header")
+            raise self._fail(rec, topic, f"unknown writer schema fingerprint 0x{fp.hex()}")
+        name, writer_schema, reader_schema = writer
+        if name != rec.name:
+            raise self._fail(rec, topic, f"message holds a {name}, not a {rec.name}")
+        buf = BytesIO(data)
+        buf.seek(HEADER_LEN)
+        try:
+            value = schemaless_reader(buf, writer_schema, reader_schema)
+        except EOFError:
+            raise self._fail(rec, topic, f"truncated Avro body ({size} bytes)") from None
+        except Exception as exc:  # fastavro raises ValueError, UnicodeDecodeError, ... on corrupt bodies
+            raise self._fail(rec, topic, f"corrupt Avro body: {type(exc).__name__}: {exc}") from exc
+        if buf.tell() != size:
+            raise self._fail(rec, topic, f"{size - buf.tell()} trailing bytes after the Avro body")
+        if not isinstance(value, dict):
+            raise self._fail(rec, topic, "Avro body is not a record")
+        if rec.finite is not None:
+            try:
+                rec.finite(value)
+            except Invalid as exc:
+                raise self._invalid(rec, topic, exc) from None
+        return value
+
+    def _decode_json(self, rec: _Record, data: bytes, topic: str | None) -> dict:
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._fail(rec, topic, f"JSON is not valid UTF-8: {exc}") from None
+        try:
+            # NaN/Infinity literals parse to floats here so the validator can name the field they sit in.
+            value = json.loads(text)
+        except ValueError as exc:
+            raise self._fail(rec, topic, f"invalid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise self._fail(rec, topic, f"JSON value is not an object but {type(value).__name__}")
+        if rec.name in _TS_OPTIONAL_IN_JSON and "ts" not in value:
+            value["ts"] = _now_ms()
+        try:
+            return rec.validate_json(value)
+        except Invalid as exc:
+            raise self._invalid(rec, topic, exc) from None
+
+
+def _looks_like_json(data: bytes | bytearray | memoryview) -> bool:
+    head = bytes(data[:1])
+    if head == b"{":
+        return True
+    if head in (b" ", b"\t", b"\n", b"\r"):
+        return bytes(data).lstrip()[:1] == b"{"
+    # Anything else that a JSON parser would accept but is not an object (e.g. ``[1]`` or ``"x"``) is
+    # routed to the JSON path too, so its error says "not an object" rather than "bad magic".
+    return head in (b"[", b'"') or bytes(data).strip() in (b"null", b"true", b"false")
+
+
+def _jsonable(rec: _Record, value: dict) -> dict:
+    if not rec.bytes_fields:
+        return value
+    out = dict(value)
+    for name in rec.bytes_fields:
+        v = out.get(name)
+        if isinstance(v, bytes | bytearray):
+            out[name] = base64.b64encode(v).decode("ascii")
+    return out
+
+
+@functools.cache
+def default_codec() -> Codec:
+    """A shared :class:`Codec` over the packaged schemas (built on first use)."""
+    return Codec()
