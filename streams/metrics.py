@@ -322,9 +322,9 @@ def render_metrics_markdown() -> str:
     ]
     for doc in METRIC_DOCS:
         labels = ", ".join(f"`{label}`" for label in doc.labels) or "-"
-        lines.append(f"| `{doc.name}` | {doc.kind} | {labels} | {doc.help} |")
+        lines.append(f"| `{doc.name}` | {doc.kind} | {labels} | {_escape(doc.help)} |")
     lines += ["", "## Label values", "", "| label | values |", "|---|---|"]
-    lines += [f"| {label} | {values} |" for label, values in LABEL_VALUES.items()]
+    lines += [f"| {label} | {_escape(values)} |" for label, values in LABEL_VALUES.items()]
     lines += [
         "",
         "## Notes",
@@ -339,6 +339,11 @@ def render_metrics_markdown() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    # Markdown renderers would read ``<name>`` as an HTML tag and drop it.
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 if __name__ == "__main__":
