@@ -1,0 +1,133 @@
+"""Processes and ports on loopback: pid files, ``/proc`` command-line checks, protocol probes, careful stops.
+
+The local stack (:mod:`connectors.stack`) starts servers as detached processes; these helpers let it find them
+again by pid file and stop them without ever signalling a process it did not start (pids get recycled).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in ``path``, or None when the file is missing or garbled."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 else None
+
+
+def process_cmdline(pid: int) -> list[str]:
+    """The argv of a live process (empty when it is gone, a zombie, or not ours to read)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def owned_pid(pid_file: Path, check: Callable[[list[str]], bool]) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and ``check`` recognises its command line."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        return None
+    return pid if check(process_cmdline(pid)) else None
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def redis_ping(host: str, port: int, password: str = "", timeout: float = 1.0) -> str | None:
+    """First reply line to PING (after AUTH when given): ``+PONG``, ``-NOAUTH ...``; None if no answer."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            file = sock.makefile("rb")
+            if password:
+                sock.sendall(
+                    b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password.encode()), password.encode())
+                )
+                file.readline()
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return file.readline().decode(errors="replace").strip() or None
+    except OSError:
+        return None
+
+
+def kafka_answers(host: str, port: int, timeout: float = 3.0) -> bool:
+    """True when a Kafka broker at ``host:port`` answers a metadata request."""
+    address = f"{host}:{port}"
+    if not port_open(host, port):
+        return False  # don't let librdkafka log connection errors for a closed port
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger(__name__ + ".librdkafka")
+    conf: dict[str, Any] = {
+        "bootstrap.servers": address,
+        "logger": quiet,
+        "socket.timeout.ms": int(timeout * 1000),
+    }
+    admin = AdminClient(conf)
+    try:
+        admin.list_topics(timeout=timeout)
+        return True
+    except Exception:  # KafkaException, or anything librdkafka throws: the broker does not answer
+        return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text) or f"({path} is empty)"
+
+
+def stop_pid(pid: int, is_ours: Callable[[], bool], grace_s: float = 30.0) -> bool:
+    """SIGTERM ``pid`` if ``is_ours()``, wait up to ``grace_s``, then SIGKILL. False when it was not ours."""
+    if not is_ours():
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not is_ours():
+            return True
+        time.sleep(0.2)
+    if is_ours():  # re-checked right before the kill, so a recycled pid is never hit
+        log.warning("pid %d ignored SIGTERM for %.0fs; sending SIGKILL", pid, grace_s)
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def stop_pidfile(pid_file: Path, check: Callable[[list[str]], bool], grace_s: float = 30.0) -> bool:
+    """Stop the process named in ``pid_file`` if ``check`` recognises its command line; remove the file."""
+    pid = read_pid(pid_file)
+    stopped = False
+    if pid is not None:
+        try:
+            stopped = stop_pid(pid, lambda: check(process_cmdline(pid)), grace_s)
+        except ProcessLookupError:
+            stopped = False
+    pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for tests and second stacks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

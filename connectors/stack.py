@@ -1,0 +1,466 @@
+"""The local stack: one Apache Kafka 4 broker (KRaft, single node) and one Redis, on loopback.
+
+``driftline stack up|down|status`` and the test fixtures call :func:`stack_up`, :func:`stack_down`,
+:func:`stack_status` and :func:`ensure_stack`. Everything lives in one state directory
+(``<state_dir>/stack``): ``kafka/`` (properties, data, logs, pid) and ``redis/`` (config, AOF, log, pid).
+Processes are stopped only through our own pid files, and only after ``/proc/<pid>/cmdline`` shows they are
+the processes we started.
+
+A port already served by something we did not start (a developer's broker, a system Redis) is reported as
+``external`` and reused, never replaced.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import urlsplit
+
+from connectors.localproc import (
+    kafka_answers,
+    log_tail,
+    owned_pid,
+    port_open,
+    redis_ping,
+    stop_pidfile,
+)
+from driftline.errors import StackError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.1.1"
+KAFKA_HEAP = "1g"
+INSTALL_HINT = (
+    "install it (Debian: sudo apt-get install openjdk-17-jre-headless maven redis-server; "
+    "`make setup` does it as root) or run the stack with `docker compose up`"
+)
+# Service states: up (ours, answering), external (answering, not ours), starting (our process, not answering
+# yet), busy (the port is taken by something that does not answer the protocol), down.
+LIVE_STATES = ("up", "external")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where and how the local stack runs; built from settings by :meth:`from_settings`."""
+
+    state_dir: Path
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    redis_port: int = 6379
+    redis_password: str = field(default="", repr=False)
+    host: str = "127.0.0.1"
+    kafka_home: Path | None = None
+    cache_dir: Path = field(default_factory=lambda: Path("~/.cache/driftline").expanduser())
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        state_dir: str | Path | None = None,
+        *,
+        kafka_port: int | None = None,
+        controller_port: int | None = None,
+        redis_port: int | None = None,
+        kafka_home: str | Path | None = None,
+    ) -> StackConfig:
+        """Ports from ``kafka.bootstrap`` and ``redis.url`` unless given; controller port = kafka port + 1."""
+        k_host, k_port = _host_port(settings.kafka.bootstrap.split(",")[0], 9092, "kafka.bootstrap")
+        url = urlsplit(settings.redis.url.get())
+        r_host = url.hostname or "127.0.0.1"
+        try:
+            r_port = url.port or 6379
+        except ValueError as exc:
+            raise StackError(f"redis.url: bad port in {url.scheme}://{r_host}:...: {exc}") from exc
+        for what, host in (("kafka.bootstrap", k_host), ("redis.url", r_host)):
+            if host not in ("127.0.0.1", "localhost"):
+                raise StackError(
+                    f"{what}: the local stack runs on 127.0.0.1 only, not {host!r}; "
+                    "point the setting at 127.0.0.1 or run your own servers"
+                )
+        kafka_port = kafka_port or k_port
+        home = kafka_home if kafka_home is not None else os.environ.get("KAFKA_HOME")
+        return cls(
+            state_dir=Path(state_dir or settings.state_dir).expanduser() / "stack",
+            kafka_port=kafka_port,
+            controller_port=controller_port or kafka_port + 1,
+            redis_port=redis_port or r_port,
+            redis_password=url.password or "",
+            kafka_home=Path(home).expanduser() if home else None,
+        )
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.state_dir / "kafka"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.state_dir / "redis"
+
+    @property
+    def kafka_address(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_address(self) -> str:
+        return f"{self.host}:{self.redis_port}"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service of the stack: ``state`` is up, external, starting, busy or down."""
+
+    name: str
+    address: str
+    state: str
+    pid: int | None = None
+    detail: str = ""
+
+    @property
+    def up(self) -> bool:
+        """True when the service answers, whoever started it."""
+        return self.state in LIVE_STATES
+
+    def describe(self) -> str:
+        text = {"external": "up (not started by driftline)", "busy": "port taken (not answering)"}.get(
+            self.state, self.state
+        )
+        pid = f", pid {self.pid}" if self.pid else ""
+        return f"{self.name:<6} {self.address:<16} {text}{pid}{' - ' + self.detail if self.detail else ''}"
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """Both services and the state directory; ``up`` when both answer."""
+
+    kafka: ServiceStatus
+    redis: ServiceStatus
+    state_dir: Path
+
+    @property
+    def up(self) -> bool:
+        return self.kafka.up and self.redis.up
+
+    def to_dict(self) -> dict[str, Any]:
+        def one(s: ServiceStatus) -> dict[str, Any]:
+            return {"address": s.address, "state": s.state, "up": s.up, "pid": s.pid, "detail": s.detail}
+
+        return {
+            "up": self.up,
+            "state_dir": str(self.state_dir),
+            "kafka": one(self.kafka),
+            "redis": one(self.redis),
+        }
+
+
+# ---------------------------------------------------------------- rendering and recognising our processes
+
+
+def _host_port(address: str, default_port: int, what: str) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    if not host:
+        return address.strip() or "127.0.0.1", default_port
+    try:
+        return host, int(port)
+    except ValueError:
+        raise StackError(f"{what}: expected HOST:PORT, got {address!r}") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _template(name: str) -> str:
+    return resources.files("connectors").joinpath("kafka", name).read_text()
+
+
+def render_kafka_properties(cfg: StackConfig) -> str:
+    """The broker's ``server.properties`` for ``cfg`` (from ``connectors/kafka/server.properties``)."""
+    return Template(_template("server.properties")).substitute(
+        host=cfg.host,
+        kafka_port=cfg.kafka_port,
+        controller_port=cfg.controller_port,
+        data_dir=cfg.kafka_dir / "data",
+    )
+
+
+def render_redis_conf(cfg: StackConfig) -> str:
+    """``redis.conf``: loopback, AOF with fsync every second, everything in the state directory."""
+    lines = [
+        f"bind {cfg.host}",
+        f"port {cfg.redis_port}",
+        "protected-mode yes",
+        f"dir {cfg.redis_dir}",
+        "daemonize yes",
+        f"pidfile {cfg.redis_dir / 'redis.pid'}",
+        f"logfile {cfg.redis_dir / 'redis.log'}",
+        # Lose at most a second of pending joins on a crash, without an fsync per write.
+        "appendonly yes",
+        "appendfsync everysec",
+        "save 300 100",
+    ]
+    if cfg.redis_password:
+        # In the config file (mode 0600), not on the command line where `ps` would show it.
+        lines.append("requirepass " + cfg.redis_password.replace("\\", "\\\\").replace('"', '\\"').join('""'))
+    return "\n".join(lines) + "\n"
+
+
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of 16 bytes); Kafka rejects ids starting with '-'."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+
+
+def is_kafka_process(cmdline: list[str], properties: Path) -> bool:
+    """The broker we started runs ``kafka.Kafka`` with our properties file."""
+    return "kafka.Kafka" in cmdline and str(properties) in cmdline
+
+
+def is_redis_process(cmdline: list[str], port: int) -> bool:
+    """redis-server renames its process title to ``redis-server HOST:PORT``; check both forms."""
+    if not cmdline or not os.path.basename(cmdline[0]).startswith("redis-server"):
+        return False
+    return any(part.endswith(f":{port}") for part in " ".join(cmdline).split())
+
+
+def require_tool(name: str, purpose: str) -> str:
+    """Path of ``name`` on PATH, or a StackError saying what to install."""
+    path = shutil.which(name)
+    if not path:
+        raise StackError(f"{name} not found on PATH; it is needed {purpose}. Please {INSTALL_HINT}.")
+    return path
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+def kafka_libs(cfg: StackConfig) -> Path:
+    """The broker's jars: ``$KAFKA_HOME/libs``, else fetched once with Maven into the cache."""
+    if cfg.kafka_home is not None:
+        libs = cfg.kafka_home / "libs"
+        if not any(libs.glob("kafka_2.13-*.jar")):
+            raise StackError(
+                f"KAFKA_HOME={cfg.kafka_home} is not a Kafka distribution (no libs/kafka_2.13-*.jar)"
+            )
+        return libs
+    home = cfg.cache_dir / f"kafka-{KAFKA_VERSION}"
+    libs, marker = home / "libs", home / "libs.complete"
+    if marker.exists():
+        return libs
+    mvn = require_tool("mvn", "once, to fetch Apache Kafka's jars from Maven Central")
+    home.mkdir(parents=True, exist_ok=True)
+    partial = Path(f"{libs}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    with resources.as_file(resources.files("connectors").joinpath("kafka", "pom.xml")) as pom:
+        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
+               f"-DoutputDirectory={partial}", f"-Dkafka.version={KAFKA_VERSION}"]  # fmt: skip
+        log.info("fetching Apache Kafka %s jars into %s", KAFKA_VERSION, libs)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
+        shutil.rmtree(partial, ignore_errors=True)
+        raise StackError(
+            f"mvn could not fetch Apache Kafka {KAFKA_VERSION}:\n{(done.stdout + done.stderr)[-2000:]}"
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    partial.rename(libs)  # atomic: a half-fetched cache is never used
+    marker.write_text(KAFKA_VERSION + "\n")
+    return libs
+
+
+def _java_cmd(cfg: StackConfig, libs: Path, main: str, *args: str) -> list[str]:
+    java = require_tool("java", "to run Apache Kafka (Java 17 or newer)")
+    logs = cfg.kafka_dir / "logs"
+    return [java, f"-Xmx{KAFKA_HEAP}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            # Kafka's own shutdown hook logs the shutdown; log4j's hook would close the log file under it.
+            "-Dlog4j2.shutdownHookEnabled=false",
+            f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={cfg.kafka_dir / 'log4j2.properties'}",
+            "-cp", f"{libs}/*", main, *args]  # fmt: skip
+
+
+def _kafka_status(cfg: StackConfig) -> ServiceStatus:
+    props = cfg.kafka_dir / "server.properties"
+    pid = owned_pid(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props))
+    if pid and f"advertised.listeners=PLAINTEXT://{cfg.kafka_address}\n" not in _read(props):
+        pid = None  # our broker, but serving another port: not what this address is about
+    answers = kafka_answers(cfg.host, cfg.kafka_port)
+    if pid:
+        return ServiceStatus("kafka", cfg.kafka_address, "up" if answers else "starting", pid)
+    if answers:
+        return ServiceStatus("kafka", cfg.kafka_address, "external")
+    busy = port_open(cfg.host, cfg.kafka_port)
+    return ServiceStatus("kafka", cfg.kafka_address, "busy" if busy else "down")
+
+
+def _kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
+    status = _kafka_status(cfg)
+    if status.state == "external" or status.state == "up":
+        return status
+    if status.state == "busy":
+        raise StackError(f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka")
+    libs = kafka_libs(cfg)
+    proc: subprocess.Popen[bytes] | None = None
+    if status.state == "down":
+        for port in (cfg.controller_port,):
+            if port_open(cfg.host, port):
+                raise StackError(
+                    f"the KRaft controller port {port} is taken; choose another with --controller-port"
+                )
+        (cfg.kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
+        props = cfg.kafka_dir / "server.properties"
+        props.write_text(render_kafka_properties(cfg))
+        (cfg.kafka_dir / "log4j2.properties").write_text(_template("log4j2.properties"))
+        if not (cfg.kafka_dir / "data" / "meta.properties").exists():
+            # Static quorum (controller.quorum.voters), so formatting takes no --standalone.
+            fmt = _java_cmd(
+                cfg, libs, "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c", str(props)
+            )
+            done = subprocess.run(fmt, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise StackError(f"formatting KRaft storage failed:\n{(done.stdout + done.stderr)[-2000:]}")
+        out = cfg.kafka_dir / "kafka.out"
+        with out.open("ab") as sink:
+            proc = subprocess.Popen(
+                _java_cmd(cfg, libs, "kafka.Kafka", str(props)),
+                stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True,
+            )  # fmt: skip
+        (cfg.kafka_dir / "kafka.pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _kafka_status(cfg)
+        # Right after the fork /proc shows Python's argv, so a child we just started is watched by poll().
+        exited = proc.poll() is not None if proc else status.pid is None
+        if status.state == "up" or exited:
+            break
+        time.sleep(0.5)
+    if status.state == "up":
+        return status
+    raise StackError(
+        f"Kafka did not answer on {cfg.kafka_address} within {timeout_s:.0f}s "
+        f"({'the process exited' if exited else 'still starting'}); "
+        f"last lines of {cfg.kafka_dir / 'logs' / 'server.log'}:\n"
+        f"{log_tail(cfg.kafka_dir / 'logs' / 'server.log')}\n{log_tail(cfg.kafka_dir / 'kafka.out', 5)}"
+    )
+
+
+# ---------------------------------------------------------------- Redis
+
+
+def _redis_status(cfg: StackConfig) -> ServiceStatus:
+    pid = owned_pid(cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port))
+    reply = redis_ping(cfg.host, cfg.redis_port, cfg.redis_password)
+    answers = reply is not None and (reply == "+PONG" or reply.startswith(("-NOAUTH", "-WRONGPASS", "-ERR")))
+    detail = "" if reply in (None, "+PONG") else reply.lstrip("-+")
+    if pid:
+        return ServiceStatus("redis", cfg.redis_address, "up" if answers else "starting", pid, detail)
+    if answers:
+        return ServiceStatus("redis", cfg.redis_address, "external", None, detail)
+    busy = port_open(cfg.host, cfg.redis_port)
+    return ServiceStatus("redis", cfg.redis_address, "busy" if busy else "down")
+
+
+def _redis_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
+    status = _redis_status(cfg)
+    if status.state in ("up", "external"):
+        return status
+    if status.state == "busy":
+        raise StackError(f"port {cfg.redis_port} is taken by a process that does not answer as Redis")
+    server = require_tool("redis-server", "to run Redis")
+    cfg.redis_dir.mkdir(parents=True, exist_ok=True)
+    conf = cfg.redis_dir / "redis.conf"
+    conf.touch(mode=0o600)
+    conf.chmod(0o600)
+    conf.write_text(render_redis_conf(cfg))
+    done = subprocess.run(
+        [server, str(conf)], capture_output=True, text=True, check=False, start_new_session=True
+    )
+    if done.returncode != 0:
+        raise StackError(
+            f"redis-server failed to start:\n{done.stdout}{done.stderr}\n"
+            f"{log_tail(cfg.redis_dir / 'redis.log')}"
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _redis_status(cfg)
+        if status.state == "up":
+            return status
+        time.sleep(0.1)
+    raise StackError(
+        f"Redis did not answer PING on {cfg.redis_address} within {timeout_s:.0f}s; "
+        f"last lines of {cfg.redis_dir / 'redis.log'}:\n{log_tail(cfg.redis_dir / 'redis.log')}"
+    )
+
+
+# ---------------------------------------------------------------- public API
+
+
+def _config(settings: Settings | StackConfig, state_dir: str | Path | None) -> StackConfig:
+    if isinstance(settings, StackConfig):
+        return settings
+    return StackConfig.from_settings(settings, state_dir)
+
+
+def stack_status(settings: Settings | StackConfig, state_dir: str | Path | None = None) -> StackStatus:
+    """Probe both services. Pass a :class:`StackConfig` (``StackConfig.from_settings(..., kafka_port=...)``)
+    for other ports; a ``Settings`` uses its ``kafka.bootstrap`` and ``redis.url``."""
+    cfg = _config(settings, state_dir)
+    return StackStatus(_kafka_status(cfg), _redis_status(cfg), cfg.state_dir)
+
+
+def stack_up(
+    settings: Settings | StackConfig,
+    state_dir: str | Path | None = None,
+    *,
+    timeout_s: float = 120.0,
+) -> StackStatus:
+    """Start whatever is not answering yet (idempotent) and wait until both services answer.
+
+    A service already answering on its port - ours or not - is left alone and reported (``up``/``external``).
+    Raises :class:`StackError` with the log tail when a service does not come up in ``timeout_s``.
+    """
+    cfg = _config(settings, state_dir)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    redis = _redis_up(cfg, min(timeout_s, 30.0))
+    kafka = _kafka_up(cfg, timeout_s)
+    return StackStatus(kafka, redis, cfg.state_dir)
+
+
+def stack_down(
+    settings: Settings | StackConfig,
+    state_dir: str | Path | None = None,
+    *,
+    grace_s: float = 30.0,
+) -> dict[str, bool]:
+    """Stop the services this state directory started; returns ``{"kafka": stopped?, "redis": stopped?}``.
+
+    Services we did not start are never signalled.
+    """
+    cfg = _config(settings, state_dir)
+    props = cfg.kafka_dir / "server.properties"
+    return {
+        "kafka": stop_pidfile(
+            cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s
+        ),
+        "redis": stop_pidfile(
+            cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
+        ),
+    }
+
+
+def ensure_stack(settings: Settings, state_dir: str | Path | None = None) -> StackStatus:
+    """The stack answering on the configured ports: reuses what already answers, starts the rest."""
+    return stack_up(settings, state_dir)
