@@ -114,8 +114,9 @@ def _wait_visible(admin: AdminClient, topics: list[str], timeout: float) -> None
         metadata = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.1))
         for name in list(pending):
             topic = metadata.topics.get(name)
-            ready = topic is not None and topic.error is None and bool(topic.partitions)
-            if ready and all(p.leader >= 0 for p in topic.partitions.values()):
+            if topic is None or topic.error is not None or not topic.partitions:
+                continue
+            if all(p.leader >= 0 for p in topic.partitions.values()):
                 pending.discard(name)
         if not pending:
             return

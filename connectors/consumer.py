@@ -1,0 +1,236 @@
+"""``RecordConsumer``: iterate decoded contract records; offsets stored only after the caller has processed
+them.
+
+``enable.auto.offset.store`` is off and auto commit is on: librdkafka commits, in the background, only the
+offsets the caller stored with :meth:`RecordConsumer.store` (or by finishing a ``with
+consumer.processing(batch)`` block, or by asking for the next batch from :meth:`RecordConsumer.batches`). A
+crash mid-batch therefore redelivers the unprocessed records (at-least-once). Records that cannot be decoded
+are returned as errors, never dropped, so the caller can send them to ``deadletter`` with :func:`deadletter`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from connectors.kafka_client import client_config
+from connectors.producer import now_ms
+from connectors.topics import TOPIC_NAMES
+from driftline.errors import ConfigError, SchemaError, StackError
+from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec, default_codec
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Topics whose records may arrive as JSON: the input topics (any client may publish) and the outputs whose
+# encoding is a setting (serving.output_encoding).
+JSON_TOPICS = frozenset(INPUT_TOPICS) | {"predictions", "drift"}
+
+
+@dataclass(frozen=True)
+class Received:
+    """One consumed record: decoded ``value`` or the ``error`` that prevented decoding, plus its
+    coordinates."""
+
+    topic: str  # contract name, e.g. "features"
+    record: str  # contract record name, e.g. "FeatureEvent"
+    value: dict[str, Any] | None
+    error: SchemaError | None
+    message: Message
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def partition(self) -> int:
+        return int(self.message.partition() or 0)
+
+    @property
+    def offset(self) -> int:
+        return int(self.message.offset() or 0)
+
+    @property
+    def key(self) -> bytes | None:
+        key = self.message.key()
+        return key.encode("utf-8") if isinstance(key, str) else key
+
+    @property
+    def timestamp_ms(self) -> int:
+        """The Kafka message timestamp (ms), not the record's event time."""
+        return int(self.message.timestamp()[1])
+
+
+def contract_name(settings: Settings, full_topic: str) -> str:
+    """``driftline.features`` -> ``features``; raises :class:`ConfigError` for a topic outside the
+    contract."""
+    prefix = settings.kafka.topic_prefix
+    name = full_topic[len(prefix) :] if full_topic.startswith(prefix) else full_topic
+    if name not in TOPIC_NAMES:
+        raise ConfigError(f"topic: {full_topic!r} is not a contract topic under prefix {prefix!r}")
+    return name
+
+
+def decode_message(codec: Codec, topic: str, message: Message, *, allow_json: bool | None = None) -> Received:
+    """Decode one Kafka message of contract topic ``topic``; a bad payload becomes ``Received.error``."""
+    record = TOPIC_RECORDS[topic]
+    data = message.value()
+    json_ok = topic in JSON_TOPICS if allow_json is None else allow_json
+    try:
+        if data is None:
+            raise SchemaError(f"{topic}: empty message (no value) at partition {message.partition()}")
+        value = codec.decode(record, data, topic=topic, allow_json=json_ok)
+        return Received(topic, record, value, None, message)
+    except SchemaError as exc:
+        return Received(topic, record, None, exc, message)
+    except Exception as exc:
+        err = SchemaError(f"{topic}: cannot decode {record} at offset {message.offset()}: {exc!r}")
+        err.__cause__ = exc
+        return Received(topic, record, None, err, message)
+
+
+def deadletter(item: Received | Message, error: BaseException | str, ts: int | None = None) -> dict[str, Any]:
+    """A DeadLetter record for a message that could not be processed (send it to ``deadletter`` keyed by
+    ``key``)."""
+    msg = item.message if isinstance(item, Received) else item
+    key = msg.key()
+    value = msg.value()
+    return {
+        "source_topic": msg.topic() or "",
+        "partition": int(msg.partition() or 0),
+        "offset": int(msg.offset() or 0),
+        "key": key.encode("utf-8") if isinstance(key, str) else key,
+        "value": (value.encode("utf-8") if isinstance(value, str) else value) or b"",
+        "error": str(error),
+        "ts": now_ms() if ts is None else ts,
+    }
+
+
+class RecordConsumer:
+    """Consume contract topics in a consumer group, decoding each record.
+
+    ``topics`` are contract names. With ``from_beginning`` a new group starts at the earliest offset
+    (otherwise at the end); a group that has committed offsets always resumes from them.
+
+    Usage::
+
+        with RecordConsumer(settings, ["features"], "my-group") as consumer:
+            for batch in consumer.batches():
+                for item in batch:
+                    handle(item.value) if item.ok else send_to_deadletter(item)
+                # asking for the next batch stores this batch's offsets
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        group_id: str,
+        codec: Codec | None = None,
+        from_beginning: bool = False,
+        **config: Any,
+    ) -> None:
+        for name in topics:
+            if name not in TOPIC_NAMES:
+                raise ConfigError(f"topics: {name!r} is not a contract topic ({', '.join(TOPIC_NAMES)})")
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.group_id = group_id
+        self.codec = codec or default_codec()
+        self._by_full = {settings.topic(name): name for name in self.topics}
+        conf = client_config(
+            settings,
+            **{
+                "group.id": group_id,
+                "enable.auto.offset.store": False,
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 1000,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                "partition.assignment.strategy": "cooperative-sticky",
+            },
+            **config,
+        )
+        self._consumer = Consumer(conf)
+        self._consumer.subscribe(list(self._by_full))
+        self._closed = False
+
+    def consume(self, num_messages: int = 500, timeout: float = 1.0) -> list[Received]:
+        """Up to ``num_messages`` decoded records (fewer, maybe none, after ``timeout`` seconds)."""
+        out: list[Received] = []
+        for msg in self._consumer.consume(num_messages, timeout):
+            err = msg.error()
+            if err is not None:
+                self._on_error(err)
+                continue
+            out.append(decode_message(self.codec, self._by_full[msg.topic() or ""], msg))
+        return out
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            raise StackError(f"consumer {self.group_id}: fatal Kafka error: {err.str()}")
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        # Transient (broker down, rebalance): librdkafka retries by itself; say so once per occurrence.
+        log.warning("consumer %s: %s", self.group_id, err.str())
+
+    def store(self, items: Received | Iterable[Received]) -> None:
+        """Mark records as processed: their offsets (+1) will be committed. Stores the highest per
+        partition."""
+        batch = [items] if isinstance(items, Received) else list(items)
+        highest: dict[tuple[str, int], int] = {}
+        for item in batch:
+            tp = (item.message.topic() or "", item.partition)
+            highest[tp] = max(highest.get(tp, -1), item.offset)
+        if highest:
+            try:
+                self._consumer.store_offsets(
+                    offsets=[TopicPartition(t, p, off + 1) for (t, p), off in highest.items()]
+                )
+            except KafkaException as exc:
+                # A partition revoked in a rebalance cannot be stored: its records will be redelivered
+                # elsewhere.
+                log.warning("consumer %s: cannot store offsets: %s", self.group_id, exc.args[0])
+
+    @contextmanager
+    def processing(self, batch: list[Received]) -> Iterator[list[Received]]:
+        """``with consumer.processing(batch):`` stores the batch's offsets only if the block finishes without
+        error."""
+        yield batch
+        self.store(batch)
+
+    def batches(self, num_messages: int = 500, timeout: float = 1.0) -> Iterator[list[Received]]:
+        """Yield non-empty batches forever; a batch's offsets are stored when the caller asks for the next
+        one.
+
+        Breaking out of the loop (or an exception in its body) leaves the current batch unstored.
+        """
+        while True:
+            batch = self.consume(num_messages, timeout)
+            if batch:
+                yield batch
+                self.store(batch)
+
+    def commit(self) -> None:
+        """Commit the stored offsets now (synchronously) instead of waiting for the auto-commit interval."""
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise StackError(f"consumer {self.group_id}: commit failed: {exc.args[0]}") from exc
+
+    def close(self) -> None:
+        """Commit stored offsets and leave the group. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+    def __enter__(self) -> RecordConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,246 @@
+"""``EventProducer``: publish contract records on confluent-kafka, with delivery reports checked.
+
+Every record is validated and encoded by the codec (Avro single-object by default, JSON on request). A
+delivery that fails is counted and raised from :meth:`EventProducer.flush` / :meth:`EventProducer.close` with
+the reason and the count: a record is either acknowledged by the broker (``acks=all``) or reported, never
+silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from connectors.kafka_client import client_config
+from connectors.topics import TOPIC_NAMES
+from driftline.errors import ConfigError, DriftlineError
+from schemas.codec import TOPIC_RECORDS, Codec, default_codec
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Throughput defaults: small linger to form batches, lz4 (cheap CPU, good ratio on Avro), idempotence so
+# retries never duplicate or reorder, murmur2_random so a key lands on the same partition as with Java
+# clients.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 5,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 10_000,
+    "compression.type": "lz4",
+    "enable.idempotence": True,
+    "acks": "all",
+    "partitioner": "murmur2_random",
+    "queue.buffering.max.messages": 200_000,
+}
+
+ENCODINGS = ("avro", "json")
+
+
+class DeliveryError(DriftlineError, RuntimeError):
+    """One or more records were not acknowledged by the broker; the message gives the count and a reason."""
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the epoch (the contract's ``ts`` unit)."""
+    return time.time_ns() // 1_000_000
+
+
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    if key is None or isinstance(key, bytes):
+        return key
+    return str(key).encode("utf-8")
+
+
+class EventProducer:
+    """Publish contract records to their topics.
+
+    ``topic`` arguments are contract names (``features``, ``labels``, ...); the configured prefix is added
+    here.
+
+    Usage::
+
+        with EventProducer(settings) as producer:
+            producer.send_feature("e1", {"x": 1.5})
+            producer.send_label("e1", True)
+        # leaving the block flushes and raises DeliveryError if anything was lost
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec | None = None,
+        encoding: str = "avro",
+        **config: Any,
+    ) -> None:
+        if encoding not in ENCODINGS:
+            raise ConfigError(f"encoding: must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+        self.settings = settings
+        self.codec = codec or default_codec()
+        self.encoding = encoding
+        conf = {**PRODUCER_DEFAULTS, **client_config(settings, **config)}
+        self._producer = Producer(conf)
+        self._sent = 0
+        self._delivered = 0
+        self._failed = 0
+        self._first_error: str | None = None
+        self._closed = False
+
+    # -- counters
+    # ---------------------------------------------------------------------------------------------
+    @property
+    def sent(self) -> int:
+        """Records handed to the client so far."""
+        return self._sent
+
+    @property
+    def delivered(self) -> int:
+        """Records acknowledged by the broker so far."""
+        return self._delivered
+
+    @property
+    def failed(self) -> int:
+        """Records whose delivery failed so far (raised on the next ``flush``/``close``)."""
+        return self._failed
+
+    # -- sending
+    # ----------------------------------------------------------------------------------------------
+    def encode(self, topic: str, record: str | None, value: Mapping[str, Any]) -> bytes:
+        """Validate and encode ``value`` as ``record`` (default: the topic's contract record)."""
+        record = record or TOPIC_RECORDS[topic]
+        if self.encoding == "json":
+            return self.codec.encode_json(record, dict(value), topic=topic)
+        return self.codec.encode(record, dict(value), topic=topic)
+
+    def send(
+        self,
+        topic: str,
+        record: str | None,
+        value: Mapping[str, Any],
+        key: str | bytes | None = None,
+    ) -> None:
+        """Encode ``value`` as ``record`` and queue it for ``topic`` (a contract name) with ``key``.
+
+        Raises :class:`~driftline.errors.SchemaError` if the value does not match the record, and
+        :class:`DeliveryError` if the client rejects the message outright (e.g. larger than
+        ``message.max.bytes``).
+        """
+        if topic not in TOPIC_NAMES:
+            raise ConfigError(f"topic: {topic!r} is not a contract topic ({', '.join(TOPIC_NAMES)})")
+        self.produce_bytes(self.settings.topic(topic), self.encode(topic, record, value), key)
+
+    def produce_bytes(self, full_topic: str, data: bytes, key: str | bytes | None = None) -> None:
+        """Queue already-encoded bytes for a full topic name (delivery still checked)."""
+        if self._closed:
+            raise DeliveryError("producer is closed")
+        kb = _key_bytes(key)
+        while True:
+            try:
+                self._producer.produce(full_topic, data, kb, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                # Local queue full: serve delivery reports to make room, then retry (backpressure, not loss).
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise DeliveryError(f"cannot produce to {full_topic}: {exc.args[0]}") from exc
+        self._sent += 1
+        self._producer.poll(0)
+
+    def send_many(
+        self,
+        topic: str,
+        items: Iterable[tuple[str | bytes | None, Mapping[str, Any]]],
+        record: str | None = None,
+    ) -> int:
+        """Queue ``(key, value)`` pairs for ``topic``; returns how many were queued (call ``flush`` to
+        confirm)."""
+        n = 0
+        for key, value in items:
+            self.send(topic, record, value, key)
+            n += 1
+        return n
+
+    def send_feature(
+        self,
+        id: str,
+        features: Mapping[str, Any],
+        ts: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Publish a FeatureEvent; the Kafka key is the entity ``key`` if given, else the event ``id``."""
+        value = {
+            "id": str(id),
+            "ts": now_ms() if ts is None else int(ts),
+            "key": key,
+            "features": dict(features),
+        }
+        self.send("features", "FeatureEvent", value, key if key is not None else str(id))
+
+    def send_label(self, id: str, label: Any, ts: int | None = None) -> None:
+        """Publish a Label answering the FeatureEvent ``id`` (keyed by ``id``)."""
+        value = {"id": str(id), "ts": now_ms() if ts is None else int(ts), "label": label}
+        self.send("labels", "Label", value, str(id))
+
+    # -- delivery
+    # ---------------------------------------------------------------------------------------------
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self._delivered += 1
+            return
+        self._failed += 1
+        if self._first_error is None:
+            self._first_error = f"{msg.topic()}: {err.str()} ({err.name()})"
+        log.debug("delivery failed on %s: %s", msg.topic(), err)
+
+    def poll(self, timeout: float = 0) -> None:
+        """Serve delivery reports (called for you by ``send``; call it when idle between sends)."""
+        self._producer.poll(timeout)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged; raise :class:`DeliveryError` on any failure or
+        timeout."""
+        remaining = self._producer.flush(timeout)
+        self._raise_failures()
+        if remaining:
+            raise DeliveryError(
+                f"{remaining} record(s) still not acknowledged after {timeout:g} s "
+                f"(is Kafka at {self.settings.kafka.bootstrap} up?)"
+            )
+
+    def _raise_failures(self) -> None:
+        if self._failed:
+            failed, reason = self._failed, self._first_error
+            # Report each failure once: a caller that handles the error can keep using the producer.
+            self._failed, self._first_error = 0, None
+            raise DeliveryError(f"{failed} record(s) were not delivered; first error: {reason}")
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush and stop; raises :class:`DeliveryError` if any record was lost. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed = True
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Already failing: still try to deliver what was queued, but do not mask the original error.
+        try:
+            self.close()
+        except DriftlineError as close_exc:
+            log.warning("while handling %s: %s", exc_type.__name__, close_exc)

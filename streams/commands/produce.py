@@ -1,0 +1,305 @@
+"""``driftline produce features|labels|synthetic``: publish events from a file or a built-in stream.
+
+Labels can follow their events ``--label-delay N`` events later, interleaved with later features, as delayed
+labels arrive in production. Progress goes to stderr (a bar on a terminal); a summary line always ends the
+run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.kafka_client import check_reachable
+from connectors.producer import EventProducer
+from connectors.sources import SYNTHETIC_NAMES, Event, open_source
+from connectors.topics import ensure_topics
+from driftline.errors import ConfigError
+from streams.cli import global_overrides
+from streams.settings import Settings, load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "produce",
+        help="publish features and labels from a file or a synthetic stream",
+        description="Publish FeatureEvents and Labels to Kafka (Avro by default).",
+    )
+    psub = p.add_subparsers(dest="produce_command", metavar="WHAT", required=True)
+
+    feats = psub.add_parser(
+        "features", help="publish FeatureEvents from a .csv/.jsonl file (or river:<DataSet>)"
+    )
+    _file_args(feats)
+    feats.add_argument(
+        "--with-labels",
+        action="store_true",
+        help="also publish each row's label (needs --label-col), --label-delay events later",
+    )
+    feats.add_argument(
+        "--label-delay", type=int, default=0, metavar="N", help="events between a feature and its label"
+    )
+    feats.set_defaults(func=_features)
+
+    labels = psub.add_parser("labels", help="publish Labels from the label column of a .csv/.jsonl file")
+    _file_args(labels)
+    labels.set_defaults(func=_labels)
+
+    syn = psub.add_parser("synthetic", help="publish a River synthetic stream with (delayed) labels")
+    syn.add_argument(
+        "--stream", default="sea-drift", choices=SYNTHETIC_NAMES, help="stream (default: sea-drift)"
+    )
+    syn.add_argument(
+        "--events", type=int, default=10_000, metavar="N", help="number of events (default: 10000)"
+    )
+    syn.add_argument(
+        "--label-delay", type=int, default=0, metavar="N", help="events between a feature and its label"
+    )
+    syn.add_argument("--seed", type=int, default=42, help="random seed (same seed, same stream)")
+    syn.add_argument(
+        "--position", type=int, default=None, help="drift position for *-drift (default: middle)"
+    )
+    syn.add_argument(
+        "--width", type=int, default=1, help="drift width for *-drift (1 = abrupt, larger = gradual)"
+    )
+    syn.add_argument("--no-labels", action="store_true", help="publish features only")
+    _common_args(syn)
+    syn.set_defaults(func=_synthetic)
+
+
+def _file_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--file", required=True, metavar="F", help=".csv or .jsonl file, or river:<DataSet>")
+    p.add_argument("--id-col", metavar="C", help="column holding the event id (default: the row index)")
+    p.add_argument("--label-col", metavar="C", help="label column (excluded from the features)")
+    p.add_argument("--ts-col", metavar="C", help="column holding the event time in ms (default: now)")
+    p.add_argument("--key-col", metavar="C", help="entity key column (the Kafka key; default: the event id)")
+    p.add_argument("--limit", type=int, metavar="N", help="publish at most N rows")
+    _common_args(p)
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, metavar="N", help="events per second (default: as fast as possible)")
+    p.add_argument("--id-prefix", default="", metavar="P", help="prefix for every event id (e.g. a run name)")
+    p.add_argument(
+        "--encoding", choices=("avro", "json"), default="avro", help="wire encoding (default: avro)"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+@dataclass
+class Summary:
+    """What a produce run did."""
+
+    features: int = 0
+    labels: int = 0
+    elapsed_s: float = 0.0
+
+    def line(self) -> str:
+        total = self.features + self.labels
+        rate = total / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return (
+            f"sent {total} records ({self.features} features, {self.labels} labels) "
+            f"in {self.elapsed_s:.2f} s ({rate:,.0f} records/s)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        total = self.features + self.labels
+        return {
+            "sent": total,
+            "features": self.features,
+            "labels": self.labels,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "rate": round(total / self.elapsed_s, 1) if self.elapsed_s > 0 else 0.0,
+        }
+
+
+class _Pacer:
+    """Sleep so that event ``i`` is not sent before ``start + i / rate`` (no drift from sleep jitter)."""
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and rate <= 0:
+            raise ConfigError(f"--rate: must be positive, got {rate:g}")
+        self._rate = rate
+        self._start = time.monotonic()
+
+    def wait(self, index: int, producer: EventProducer) -> None:
+        if self._rate is None:
+            return
+        delay = self._start + index / self._rate - time.monotonic()
+        if delay > 0:
+            # Serve delivery reports while waiting rather than sleeping blind.
+            producer.poll(delay)
+
+
+def publish(
+    settings: Settings,
+    events: Iterator[Event],
+    *,
+    features: bool = True,
+    labels: bool = False,
+    label_delay: int = 0,
+    rate: float | None = None,
+    id_prefix: str = "",
+    encoding: str = "avro",
+    key_col: str | None = None,
+    total: int | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Publish ``events`` (features and/or labels, labels ``label_delay`` events after their feature).
+
+    Raises :class:`~connectors.producer.DeliveryError` if any record is not acknowledged.
+    """
+    if label_delay < 0:
+        raise ConfigError(f"--label-delay: must be at least 0, got {label_delay}")
+    summary = Summary()
+    pending: collections.deque[tuple[str, Any]] = collections.deque()
+    pacer = _Pacer(rate)
+    start = time.monotonic()
+    with EventProducer(settings, encoding=encoding) as producer, _progress(progress, total) as advance:
+        for index, event in enumerate(events):
+            pacer.wait(index, producer)
+            event_id = f"{id_prefix}{event.id}"
+            if features:
+                feats = dict(event.features)
+                key = feats.pop(key_col, None) if key_col else None
+                producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
+                summary.features += 1
+            if labels and event.label is not None:
+                pending.append((event_id, event.label))
+                # A label with delay d is published after d later features have gone out.
+                while len(pending) > (label_delay if features else 0):
+                    producer.send_label(*pending.popleft())
+                    summary.labels += 1
+            advance(1)
+        while pending:
+            producer.send_label(*pending.popleft())
+            summary.labels += 1
+    summary.elapsed_s = time.monotonic() - start
+    return summary
+
+
+class _progress:
+    """Context manager yielding ``advance(n)``: a rich bar on a terminal, a no-op otherwise."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self._enabled = enabled
+        self._total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self._enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("producing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("produce", total=self._total)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _prepare(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    check_reachable(settings)
+    ensure_topics(settings)
+    return settings
+
+
+def _count_rows(spec: str, limit: int | None) -> int | None:
+    """Rows in a .csv/.jsonl file (for the progress bar); ``None`` when unknown."""
+    if spec.startswith("river:"):
+        return limit
+    try:
+        with open(spec, "rb") as handle:
+            rows = sum(1 for line in handle if line.strip())
+    except OSError:
+        return limit
+    rows -= 1 if spec.lower().endswith(".csv") else 0
+    return min(rows, limit) if limit is not None else rows
+
+
+def _report(args: argparse.Namespace, summary: Summary) -> int:
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(summary.line())
+    return 0
+
+
+def _file_events(args: argparse.Namespace) -> Iterator[Event]:
+    return open_source(
+        args.file, label_col=args.label_col, id_col=args.id_col, ts_col=args.ts_col, n=args.limit
+    )
+
+
+def _features(args: argparse.Namespace) -> int:
+    if args.with_labels and not args.label_col:
+        raise ConfigError("--with-labels: needs --label-col")
+    settings = _prepare(args)
+    summary = publish(
+        settings,
+        _file_events(args),
+        labels=args.with_labels,
+        label_delay=args.label_delay,
+        rate=args.rate,
+        id_prefix=args.id_prefix,
+        encoding=args.encoding,
+        key_col=args.key_col,
+        total=_count_rows(args.file, args.limit),
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    return _report(args, summary)
+
+
+def _labels(args: argparse.Namespace) -> int:
+    if not args.label_col:
+        raise ConfigError("--label-col: required to publish labels")
+    settings = _prepare(args)
+    summary = publish(
+        settings,
+        _file_events(args),
+        features=False,
+        labels=True,
+        rate=args.rate,
+        id_prefix=args.id_prefix,
+        encoding=args.encoding,
+        total=_count_rows(args.file, args.limit),
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    return _report(args, summary)
+
+
+def _synthetic(args: argparse.Namespace) -> int:
+    if args.events < 1:
+        raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    settings = _prepare(args)
+    events = open_source(args.stream, n=args.events, seed=args.seed, position=args.position, width=args.width)
+    summary = publish(
+        settings,
+        events,
+        labels=not args.no_labels,
+        label_delay=args.label_delay,
+        rate=args.rate,
+        id_prefix=args.id_prefix,
+        encoding=args.encoding,
+        total=args.events,
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    return _report(args, summary)

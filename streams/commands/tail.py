@@ -1,0 +1,230 @@
+"""``driftline tail TOPIC``: print the last N records of a contract topic, decoded (Avro or JSON).
+
+No consumer group is used: each partition is assigned and read from ``high watermark - N``; the records are
+merged by timestamp and the last N printed. ``--json`` prints one object per line: ``{topic, partition,
+offset, timestamp, key, value}`` with bytes fields (DeadLetter ``key``/``value``) as **base64**; a
+ModelRelease's artifact is never printed, only its size (``artifact_size``). A record that cannot be decoded
+is printed as an error, not a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.consumer import Received, contract_name, decode_message
+from connectors.kafka_client import check_reachable, client_config
+from connectors.topics import TOPIC_NAMES
+from driftline.errors import StackError
+from schemas.codec import Codec, default_codec
+from streams.cli import global_overrides
+from streams.settings import Settings, load_settings
+
+PREVIEW_BYTES = 60
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tail",
+        help="print the last records of a topic, decoded",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=(
+            "--json: one object per line; bytes fields are base64; "
+            "a ModelRelease artifact shows only its size."
+        ),
+    )
+    p.add_argument("topic", metavar="TOPIC", help=f"contract topic: {', '.join(TOPIC_NAMES)}")
+    p.add_argument("-n", type=int, default=10, metavar="N", help="how many records (default: 10)")
+    p.add_argument(
+        "--from-beginning", action="store_true", help="print every record from the start (ignores -n)"
+    )
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new records until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_tail)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    name = contract_name(settings, args.topic)
+    check_reachable(settings)
+    render = render_json if args.json else render_text
+    codec = default_codec()
+    consumer, ends = assign_tail(settings, name, None if args.from_beginning else max(args.n, 0))
+    try:
+        records = read_until_end(consumer, codec, name, ends)
+        if not args.from_beginning:
+            records = records[-args.n :] if args.n > 0 else []
+        for item in records:
+            print(render(codec, item), flush=False)
+        sys.stdout.flush()
+        if args.follow:
+            while True:
+                for msg in consumer.consume(500, 0.5):
+                    if msg.error() is None:
+                        print(render(codec, decode_message(codec, name, msg, allow_json=True)), flush=True)
+    finally:
+        consumer.close()
+    return 0
+
+
+def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Consumer, dict[int, int]]:
+    """A group-less consumer assigned to the last ``last_n`` records of each partition (all if ``None``).
+
+    Also returns ``{partition: high watermark}`` for partitions that have something to read.
+    """
+    topic = settings.topic(name)
+    conf = client_config(
+        settings,
+        **{
+            # Required by the client, never used: nothing subscribes or commits.
+            "group.id": "driftline-tail",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        },
+    )
+    consumer = Consumer(conf)
+    metadata = consumer.list_topics(topic, timeout=10)
+    tmeta = metadata.topics.get(topic)
+    if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+        consumer.close()
+        raise StackError(f"topic {topic} does not exist (produce to it first, or check --topic-prefix)")
+    assignment, ends = [], {}
+    for partition in sorted(tmeta.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        start = low if last_n is None else max(low, high - last_n)
+        assignment.append(TopicPartition(topic, partition, start))
+        if high > start:
+            ends[partition] = high
+    consumer.assign(assignment)
+    return consumer, ends
+
+
+def read_until_end(
+    consumer: Consumer, codec: Codec, name: str, ends: dict[int, int], idle_timeout: float = 5.0
+) -> list[Received]:
+    """Consume until every partition reached the high watermark recorded in ``ends``; merged by timestamp.
+
+    ``name`` is the contract topic name; the consumer must already be assigned (see :func:`assign_tail`).
+    """
+    topic = consumer.assignment()[0].topic if ends else name
+    pending = dict(ends)
+    out: list[Received] = []
+    last_progress = time.monotonic()
+    while pending:
+        msgs = consumer.consume(500, 0.2)
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise StackError(f"tail {name}: {err.str()}")
+                continue
+            out.append(decode_message(codec, name, msg, allow_json=True))
+            partition = msg.partition() or 0
+            if partition in pending and (msg.offset() or 0) >= pending[partition] - 1:
+                del pending[partition]
+        if msgs:
+            last_progress = time.monotonic()
+            continue
+        # Compaction or aborted transactions can leave the last offsets empty: trust the position then.
+        for tp in consumer.position([TopicPartition(topic, p) for p in list(pending)]):
+            if tp.offset >= pending.get(tp.partition, 0) or tp.error is not None:
+                pending.pop(tp.partition, None)
+        if time.monotonic() - last_progress > idle_timeout:
+            break
+    out.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+    return out
+
+
+def _key_text(key: bytes | None) -> tuple[str | None, bool]:
+    """The key as text when it is UTF-8, else as base64 (second item: whether it is base64)."""
+    if key is None:
+        return None, False
+    try:
+        return key.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(key).decode("ascii"), True
+
+
+def _preview(data: bytes | None) -> str:
+    if data is None:
+        return "null"
+    head = data[:PREVIEW_BYTES]
+    more = f"... ({len(data)} bytes)" if len(data) > PREVIEW_BYTES else ""
+    return f"{head!r}{more}"
+
+
+def _shown_value(codec: Codec, item: Received) -> dict[str, Any]:
+    """The record as JSON-ready data: artifact bytes replaced by their size, other bytes as base64."""
+    value = dict(item.value or {})
+    if item.record == "ModelRelease":
+        artifact = value.pop("artifact", None)
+        value["artifact_size"] = len(artifact) if isinstance(artifact, (bytes, bytearray)) else None
+    return codec.to_jsonable(item.record, value)
+
+
+def render_json(codec: Codec, item: Received) -> str:
+    """One JSON line: coordinates plus ``value``, or ``error`` and the raw bytes (base64) when undecodable."""
+    key, key_b64 = _key_text(item.key)
+    out: dict[str, Any] = {
+        "topic": item.message.topic(),
+        "partition": item.partition,
+        "offset": item.offset,
+        "timestamp": item.timestamp_ms,
+        "key": key,
+    }
+    if key_b64:
+        out["key_base64"] = True
+    if item.ok:
+        out["value"] = _shown_value(codec, item)
+    else:
+        raw = item.message.value()
+        out["error"] = str(item.error)
+        out["raw_base64"] = base64.b64encode(raw).decode("ascii") if raw else None
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def render_text(codec: Codec, item: Received) -> str:
+    """A readable single line: time, partition@offset, key, then the record or the error."""
+    key, _ = _key_text(item.key)
+    head = f"{_when(item.timestamp_ms)} p{item.partition}@{item.offset} key={key}"
+    if not item.ok:
+        return f"{head} ERROR {item.error} raw={_preview(item.message.value())}"
+    value = item.value or {}
+    special: dict[str, Callable[[dict[str, Any]], str]] = {
+        "ModelRelease": _model_release_text,
+        "DeadLetter": _deadletter_text,
+    }
+    body = special.get(item.record)
+    if body is not None:
+        return f"{head} {body(value)}"
+    return f"{head} {json.dumps(_shown_value(codec, item), ensure_ascii=False, separators=(', ', ': '))}"
+
+
+def _model_release_text(v: dict[str, Any]) -> str:
+    artifact = v.get("artifact")
+    size = f"{len(artifact)} bytes inline" if isinstance(artifact, (bytes, bytearray)) else "none inline"
+    metrics = ", ".join(f"{k}={val:.4g}" for k, val in sorted((v.get("metrics") or {}).items()))
+    return (
+        f"{v.get('model')} v{v.get('version')} parent={v.get('parent')} reason={v.get('reason')} "
+        f"format={v.get('format')} artifact={size} ref={v.get('artifact_ref')} "
+        f"sha256={str(v.get('sha256'))[:12]} metrics[{metrics}]"
+    )
+
+
+def _deadletter_text(v: dict[str, Any]) -> str:
+    return (
+        f"from {v.get('source_topic')} p{v.get('partition')}@{v.get('offset')} error={v.get('error')!r} "
+        f"value={_preview(v.get('value'))}"
+    )
