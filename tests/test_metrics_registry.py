@@ -1,0 +1,119 @@
+"""build_metrics and the Metrics helpers, on private registries (no globals)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from driftline import __version__
+from streams.metrics import METRIC_DOCS, Metrics, build_metrics
+
+
+def value(m: Metrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def test_build_twice_uses_separate_registries() -> None:
+    a = build_metrics()
+    b = build_metrics()
+    a.events.labels(stage="score", outcome="ok").inc(2)
+    assert value(a, "driftline_events_total", stage="score", outcome="ok") == 2
+    assert value(b, "driftline_events_total", stage="score", outcome="ok") is None
+
+
+def test_given_registry_is_used_and_duplicate_registration_is_refused() -> None:
+    reg = CollectorRegistry()
+    m = build_metrics(reg)
+    assert m.registry is reg
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        build_metrics(reg)
+
+
+def test_every_documented_family_is_registered() -> None:
+    m = build_metrics()
+    for doc in METRIC_DOCS:
+        metric = getattr(m, doc.attr)
+        assert metric._type == doc.kind, doc.name
+        assert tuple(metric._labelnames) == doc.labels, doc.name
+    assert value(m, "driftline_build_info", version=__version__) == 1
+
+
+def test_naming_conventions() -> None:
+    names = [doc.name for doc in METRIC_DOCS]
+    assert len(names) == len(set(names))
+    for doc in METRIC_DOCS:
+        assert doc.name.startswith("driftline_"), doc.name
+        assert doc.name.endswith("_total") == (doc.kind == "counter"), doc.name
+        if doc.name.endswith("_seconds"):
+            assert doc.kind in ("histogram", "gauge"), doc.name
+        assert doc.help.strip() and "\n" not in doc.help, doc.name
+
+
+def test_histogram_buckets_cover_sub_millisecond_to_seconds() -> None:
+    m = build_metrics()
+    m.processing_seconds.labels(stage="score").observe(0.0003)
+    m.processing_seconds.labels(stage="score").observe(3.0)
+    below_1ms = value(m, "driftline_processing_seconds_bucket", stage="score", le="0.001")
+    below_5s = value(m, "driftline_processing_seconds_bucket", stage="score", le="5.0")
+    assert below_1ms == 1
+    assert below_5s == 2
+    m.label_delay.observe(2 * 3600)
+    assert value(m, "driftline_label_delay_seconds_bucket", le="3600.0") == 0
+    assert value(m, "driftline_label_delay_seconds_bucket", le="7200.0") == 1
+
+
+def test_served_version_moves_the_info_marker() -> None:
+    m = build_metrics()
+    m.set_served_version("m", 1)
+    m.set_served_version("m", 2)
+    assert value(m, "driftline_served_model_version", model="m") == 2
+    assert value(m, "driftline_served_model_info", model="m", version="2") == 1
+    assert value(m, "driftline_served_model_info", model="m", version="1") is None
+
+
+def test_model_metrics_keep_only_recent_versions() -> None:
+    m = build_metrics()
+    m.keep_versions = 2
+    for version in (1, 2, 3):
+        m.set_model_metrics("m", version, {"accuracy": 0.5 + version / 10, "rolling_accuracy": 0.6})
+    m.set_model_metrics("other", 1, {"accuracy": 0.9})
+    assert value(m, "driftline_model_metric", model="m", version="1", metric="accuracy") is None
+    assert value(m, "driftline_model_metric", model="m", version="3", metric="accuracy") == pytest.approx(0.8)
+    assert value(m, "driftline_model_metric", model="m", version="2", metric="rolling_accuracy") == 0.6
+    assert value(m, "driftline_model_metric", model="other", version="1", metric="accuracy") == 0.9
+    # Updating a kept version does not evict anything.
+    m.set_model_metrics("m", 3, {"accuracy": 0.1})
+    assert value(m, "driftline_model_metric", model="m", version="2", metric="accuracy") == pytest.approx(0.7)
+
+
+def test_release_timestamp_never_moves_backwards() -> None:
+    m = build_metrics()
+    m.observe_release("m", "incremental", created_at_ms=2_000_000)
+    m.observe_release("m", "initial", created_at_ms=1_000_000)
+    assert value(m, "driftline_last_release_timestamp_seconds", model="m") == 2000
+    assert value(m, "driftline_releases_total", model="m", reason="incremental") == 1
+    assert value(m, "driftline_releases_total", model="m", reason="initial") == 1
+
+
+def test_consumer_lag_drops_partitions_no_longer_owned() -> None:
+    m = build_metrics()
+    m.set_consumer_lag("g", {("t", 0): 5, ("t", 1): 7})
+    m.set_consumer_lag("g", {("t", 1): 3})
+    m.set_consumer_lag("h", {("t", 0): -4})
+    assert value(m, "driftline_consumer_lag", topic="t", partition="0", group="g") is None
+    assert value(m, "driftline_consumer_lag", topic="t", partition="1", group="g") == 3
+    assert value(m, "driftline_consumer_lag", topic="t", partition="0", group="h") == 0
+
+
+def test_priming_creates_zero_series_for_rare_counters() -> None:
+    m = build_metrics()
+    m.prime_model("m")
+    m.prime_stage("score", ["driftline.features"])
+    m.set_worker_up("score")
+    assert value(m, "driftline_releases_rejected_total", model="m", reason="signature") == 0
+    assert value(m, "driftline_learning_paused", model="m") == 0
+    assert value(m, "driftline_deadletters_total", stage="score", source_topic="driftline.features") == 0
+    assert value(m, "driftline_events_total", stage="score", outcome="deadletter") == 0
+    assert value(m, "driftline_worker_up", role="score") == 1
+    m.set_worker_up("score", up=False)
+    assert value(m, "driftline_worker_up", role="score") == 0
