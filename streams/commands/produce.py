@@ -12,7 +12,7 @@ import collections
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from connectors.sources import SYNTHETIC_NAMES, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
+from streams.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     feats.add_argument(
         "--label-delay", type=int, default=0, metavar="N", help="events between a feature and its label"
+    )
+    feats.add_argument(
+        "--key-col", metavar="C", help="entity key column (the Kafka key; default: the event id)"
     )
     feats.set_defaults(func=_features)
 
@@ -78,7 +81,6 @@ def _file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id-col", metavar="C", help="column holding the event id (default: the row index)")
     p.add_argument("--label-col", metavar="C", help="label column (excluded from the features)")
     p.add_argument("--ts-col", metavar="C", help="column holding the event time in ms (default: now)")
-    p.add_argument("--key-col", metavar="C", help="entity key column (the Kafka key; default: the event id)")
     p.add_argument("--limit", type=int, metavar="N", help="publish at most N rows")
     _common_args(p)
 
@@ -138,22 +140,21 @@ class _Pacer:
 
 
 def publish(
-    settings: Settings,
-    events: Iterator[Event],
+    producer: EventProducer,
+    events: Iterable[Event],
     *,
     features: bool = True,
     labels: bool = False,
     label_delay: int = 0,
     rate: float | None = None,
     id_prefix: str = "",
-    encoding: str = "avro",
     key_col: str | None = None,
-    total: int | None = None,
-    progress: bool = False,
+    advance: Callable[[int], object] | None = None,
 ) -> Summary:
-    """Publish ``events`` (features and/or labels, labels ``label_delay`` events after their feature).
+    """Publish ``events`` (features and/or labels; each label ``label_delay`` features after its own).
 
-    Raises :class:`~connectors.producer.DeliveryError` if any record is not acknowledged.
+    Labels are interleaved with later features, as delayed labels arrive in production; the ones still pending
+    at the end follow the last feature. The caller owns ``producer`` (and its final ``close``/``flush``).
     """
     if label_delay < 0:
         raise ConfigError(f"--label-delay: must be at least 0, got {label_delay}")
@@ -161,25 +162,26 @@ def publish(
     pending: collections.deque[tuple[str, Any]] = collections.deque()
     pacer = _Pacer(rate)
     start = time.monotonic()
-    with EventProducer(settings, encoding=encoding) as producer, _progress(progress, total) as advance:
-        for index, event in enumerate(events):
-            pacer.wait(index, producer)
-            event_id = f"{id_prefix}{event.id}"
-            if features:
-                feats = dict(event.features)
-                key = feats.pop(key_col, None) if key_col else None
-                producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
-                summary.features += 1
-            if labels and event.label is not None:
-                pending.append((event_id, event.label))
-                # A label with delay d is published after d later features have gone out.
-                while len(pending) > (label_delay if features else 0):
-                    producer.send_label(*pending.popleft())
-                    summary.labels += 1
+    for index, event in enumerate(events):
+        pacer.wait(index, producer)
+        event_id = f"{id_prefix}{event.id}"
+        if features:
+            feats = dict(event.features)
+            key = feats.pop(key_col, None) if key_col else None
+            producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
+            summary.features += 1
+        if labels and event.label is not None:
+            pending.append((event_id, event.label))
+            # With delay d, a label goes out once d later features have been sent.
+            while len(pending) > (label_delay if features else 0):
+                producer.send_label(*pending.popleft())
+                summary.labels += 1
+        if advance is not None:
             advance(1)
-        while pending:
-            producer.send_label(*pending.popleft())
-            summary.labels += 1
+    while pending:
+        producer.send_label(*pending.popleft())
+        summary.labels += 1
+    producer.flush()
     summary.elapsed_s = time.monotonic() - start
     return summary
 
@@ -215,11 +217,21 @@ class _progress:
             self._bar.stop()
 
 
-def _prepare(args: argparse.Namespace) -> Settings:
+def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, **options: Any) -> int:
+    """Check the broker, create the topics, publish with a progress bar on a terminal, print the summary."""
     settings = load_settings(args.config, overrides=global_overrides(args))
     check_reachable(settings)
     ensure_topics(settings)
-    return settings
+    show = sys.stderr.isatty() and not args.json
+    with EventProducer(settings, encoding=args.encoding) as producer, _progress(show, total) as advance:
+        summary = publish(
+            producer, events, rate=args.rate, id_prefix=args.id_prefix, advance=advance, **options
+        )
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(summary.line())
+    return 0
 
 
 def _count_rows(spec: str, limit: int | None) -> int | None:
@@ -235,14 +247,6 @@ def _count_rows(spec: str, limit: int | None) -> int | None:
     return min(rows, limit) if limit is not None else rows
 
 
-def _report(args: argparse.Namespace, summary: Summary) -> int:
-    if args.json:
-        print(json.dumps(summary.as_dict()))
-    else:
-        print(summary.line())
-    return 0
-
-
 def _file_events(args: argparse.Namespace) -> Iterator[Event]:
     return open_source(
         args.file, label_col=args.label_col, id_col=args.id_col, ts_col=args.ts_col, n=args.limit
@@ -252,54 +256,24 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
 def _features(args: argparse.Namespace) -> int:
     if args.with_labels and not args.label_col:
         raise ConfigError("--with-labels: needs --label-col")
-    settings = _prepare(args)
-    summary = publish(
-        settings,
+    return _run(
+        args,
         _file_events(args),
+        _count_rows(args.file, args.limit),
         labels=args.with_labels,
         label_delay=args.label_delay,
-        rate=args.rate,
-        id_prefix=args.id_prefix,
-        encoding=args.encoding,
         key_col=args.key_col,
-        total=_count_rows(args.file, args.limit),
-        progress=sys.stderr.isatty() and not args.json,
     )
-    return _report(args, summary)
 
 
 def _labels(args: argparse.Namespace) -> int:
     if not args.label_col:
         raise ConfigError("--label-col: required to publish labels")
-    settings = _prepare(args)
-    summary = publish(
-        settings,
-        _file_events(args),
-        features=False,
-        labels=True,
-        rate=args.rate,
-        id_prefix=args.id_prefix,
-        encoding=args.encoding,
-        total=_count_rows(args.file, args.limit),
-        progress=sys.stderr.isatty() and not args.json,
-    )
-    return _report(args, summary)
+    return _run(args, _file_events(args), _count_rows(args.file, args.limit), features=False, labels=True)
 
 
 def _synthetic(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
-    settings = _prepare(args)
     events = open_source(args.stream, n=args.events, seed=args.seed, position=args.position, width=args.width)
-    summary = publish(
-        settings,
-        events,
-        labels=not args.no_labels,
-        label_delay=args.label_delay,
-        rate=args.rate,
-        id_prefix=args.id_prefix,
-        encoding=args.encoding,
-        total=args.events,
-        progress=sys.stderr.isatty() and not args.json,
-    )
-    return _report(args, summary)
+    return _run(args, events, args.events, labels=not args.no_labels, label_delay=args.label_delay)
