@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,20 @@ def test_provisioning_points_at_compose_prometheus_and_dashboards() -> None:
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "driftline.yml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+def test_every_expr_is_valid_promql(tmp_path: Path) -> None:
+    # promtool parses recording rules, so each query (with Grafana's variables filled in) becomes one.
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: install Debian's `prometheus` package (make setup does)"
+    substitutions = {"$__rate_interval": "1m", "$model": ".*"}
+    rules = []
+    for i, expr in enumerate(all_exprs(dashboard())):
+        for var, value in substitutions.items():
+            expr = expr.replace(var, value)
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    cmd = [promtool, "check", "rules", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
