@@ -1,0 +1,127 @@
+"""Fixtures shared by every test module.
+
+- ``stack`` (session): the local Kafka and Redis, brought up once per run by
+  :func:`connectors.stack.ensure_stack` (servers already answering on 127.0.0.1:9092 / 6379 are reused).
+  Tests marked ``kafka`` (or ``faults``) get it automatically, so ``pytest -m "not kafka"`` never needs Java.
+- ``prefix``: a random topic prefix per test (``t-1a2b3c4d.``); every topic, consumer group and Redis key a
+  test creates must start with it. Whatever starts with a prefix of this run is deleted when the run ends.
+- ``settings``: a :class:`Settings` for one test: that prefix, the test Redis database, a tmp state dir, a
+  signing key and a free metrics port.
+- ``redis_url``: the test Redis database URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.localproc import free_port
+from connectors.stack import StackStatus, ensure_stack
+from streams.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+# Tests share one Redis database, away from the demo's database 0; keys are namespaced by the test prefix.
+REDIS_URL = "redis://127.0.0.1:6379/15"
+STACK_MARKERS = ("kafka", "faults")
+
+# Prefixes handed out in this run, for the end-of-run cleanup.
+_PREFIXES: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackStatus]:
+    """The local stack, up for the whole run; topics, groups and keys of this run's prefixes removed after."""
+    status = ensure_stack(load_settings(environ={}))
+    yield status
+    _cleanup(sorted(p.rstrip(".") for p in _PREFIXES))
+
+
+@pytest.fixture(autouse=True)
+def _stack_for_marked_tests(request: pytest.FixtureRequest) -> None:
+    # Only integration tests pay for the broker; the fast tier never touches Java.
+    if any(request.node.get_closest_marker(m) for m in STACK_MARKERS):
+        request.getfixturevalue("stack")
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A random topic prefix for one test, e.g. ``t-1a2b3c4d.``."""
+    value = f"t-{secrets.token_hex(4)}."
+    _PREFIXES.add(value)
+    return value
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis URL tests use (database 15 of the local Redis); namespace keys with ``prefix``."""
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(prefix: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test: its own topic prefix, Redis key prefix, state dir and metrics port."""
+    return load_settings(
+        environ={},
+        overrides={
+            "kafka.bootstrap": KAFKA_BOOTSTRAP,
+            "kafka.topic_prefix": prefix,
+            "kafka.client_id": f"driftline-{prefix.rstrip('.')}",
+            "redis.url": redis_url,
+            "redis.key_prefix": prefix.rstrip("."),
+            "model.signing_key": "test-key",
+            "model.artifact_store": str(tmp_path / "artifacts"),
+            "metrics.port": free_port(),
+            "state_dir": str(tmp_path),
+        },
+    )
+
+
+def _cleanup(stems: list[str]) -> None:
+    """Best effort: delete topics, consumer groups and Redis keys that start with one of ``stems``."""
+    if not stems:
+        return
+    try:
+        _cleanup_kafka(tuple(stems))
+    except Exception as exc:  # cleanup must never fail the run
+        log.warning("could not delete test topics: %s", exc)
+    try:
+        _cleanup_redis(tuple(stems))
+    except Exception as exc:
+        log.warning("could not delete test Redis keys: %s", exc)
+
+
+def _cleanup_kafka(stems: tuple[str, ...]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": KAFKA_BOOTSTRAP, "logger": log})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(stems)]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            future.result()
+    groups = admin.list_consumer_groups(request_timeout=10).result()
+    names = [g.group_id for g in groups.valid if g.group_id.startswith(stems)]
+    if names:
+        for future in admin.delete_consumer_groups(names, request_timeout=10).values():
+            try:
+                future.result()
+            except Exception:  # a group still shutting down; it expires on its own
+                continue
+
+
+def _cleanup_redis(stems: tuple[str, ...]) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for stem in stems:
+            keys = list(client.scan_iter(match=f"{stem}*", count=1000))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
