@@ -1,6 +1,7 @@
 """Typed configuration of the learning core (plain frozen dataclasses, every field with a default).
 
 ``streams.settings`` embeds these in the one settings object; ``learners`` never reads the environment.
+Field types are limited to int/float/str/bool/None/dict/list so the settings loader can coerce YAML into them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class LearnerSpec:
-    """Which estimator to build: a registered name and its keyword parameters."""
+    """Which estimator to build: a registered name (see ``learners.specs.KINDS``) and its keyword parameters."""
 
     name: str = "logistic_regression"
     params: dict[str, Any] = field(default_factory=dict)
@@ -19,26 +20,43 @@ class LearnerSpec:
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Drift monitor parameters (ADWIN on error, Page-Hinkley on loss and features)."""
+    """Drift monitor parameters.
+
+    Concept drift: ADWIN on the served model's error (0/1 error, or absolute error for regression) and
+    Page-Hinkley on the per-example loss. Data drift: Page-Hinkley per numeric feature on values standardised
+    with a running mean/std frozen after ``feature_warmup`` examples, so the thresholds are in standard deviations
+    and work on raw feature values. Defaults were tuned with ``bench/accuracy.py`` on SEA/Agrawal/Hyperplane
+    ConceptDriftStreams (see BENCHMARKS-accuracy.md).
+    """
 
     adwin_delta: float = 0.002
-    ph_loss_delta: float = 0.005
-    ph_loss_threshold: float = 50.0
-    ph_feature_delta: float = 0.005
-    ph_feature_threshold: float = 50.0
-    ph_min_instances: int = 30
+    adwin_grace: int = 100  # no error alarm before this many labelled examples (a cold model's error still falls)
+    ph_loss: bool = True
+    ph_loss_delta: float = 0.05
+    ph_loss_threshold: float = 100.0
+    ph_min_instances: int = 100
     feature_drift: bool = True
+    feature_warmup: int = 500
+    ph_feature_delta: float = 0.5  # in standard deviations: mean shifts smaller than this are ignored
+    ph_feature_threshold: float = 100.0  # cumulative standardised deviation needed for an alarm
+    feature_cooldown: int = 2000  # examples after an alarm before that feature may alarm again
+    max_features: int = 64  # features monitored (the first numeric ones seen); bounds memory and time
 
 
 @dataclass(frozen=True)
 class GuardConfig:
-    """Guard parameters: statistical test, sanity checks, probation."""
+    """Guard parameters: statistical tests, sanity checks, challengers and probation."""
 
     alpha: float = 0.05
-    min_examples: int = 200
-    non_inferiority_margin: float = 0.01
-    segment_margin: float = 0.05
+    min_examples: int = 200  # paired examples before a challenger may be judged
+    max_examples: int = 3000  # paired examples after which a challenger that has not won is dropped
+    challenger_grace: int = 30  # first examples a fresh challenger learns from without being scored
+    non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
+    segment_margin: float = 0.1
     reference_margin: float = 0.02
     max_disagreement: float = 0.5
     max_predict_latency_ms: float = 5.0
+    collapse_share: float = 0.05  # collapse check: one predicted class while another label had >= this share
+    max_reference: int = 2000  # reference examples scored per decision
     probation_examples: int = 500
+    probation_alpha: float = 0.01

@@ -1,0 +1,153 @@
+"""Drift monitors: ADWIN on the served model's error, Page-Hinkley on the loss and on each numeric feature.
+
+Every monitor takes raw observations, drops NaN/inf before any detector sees them, and returns a list of
+:class:`DriftSignal` (empty when nothing happened). Page-Hinkley runs on *standardised* values: a warm-up window
+estimates mean and standard deviation, so ``delta`` and ``threshold`` are in standard deviations and the same
+defaults work whatever the feature's units. After an alarm the detector re-warms on the new regime (that is the
+cool-down), so a permanent shift raises one alarm, not one per window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import drift, stats
+
+from learners.config import DriftConfig
+from learners.features import finite
+
+
+@dataclass(frozen=True)
+class DriftSignal:
+    """One alarm. ``signal`` is ``error``, ``loss`` or ``feature:<name>``; ``index`` the stream position."""
+
+    detector: str  # "adwin" | "page_hinkley"
+    signal: str
+    index: int
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class ErrorDriftMonitor:
+    """ADWIN on the served model's error (0/1 for classification, absolute error for regression).
+
+    Only increases of the error raise an alarm: a drop (a better model was promoted) is not drift to act on.
+    """
+
+    def __init__(self, config: DriftConfig | None = None) -> None:
+        self.config = config or DriftConfig()
+        self._adwin = drift.ADWIN(delta=self.config.adwin_delta)
+        self._n = 0
+
+    def reset(self) -> None:
+        """Forget the past errors (call when the served model changes)."""
+        self._adwin = drift.ADWIN(delta=self.config.adwin_delta)
+        self._n = 0
+
+    def update(self, error: float, index: int) -> list[DriftSignal]:
+        if not finite(error):
+            return []
+        before = self._adwin.estimation
+        self._adwin.update(float(error))
+        self._n += 1
+        if not self._adwin.drift_detected or self._n < self.config.adwin_grace:
+            return []
+        after = self._adwin.estimation
+        if after <= before:
+            return []
+        details = {"error_before": f"{before:.4f}", "error_after": f"{after:.4f}", "width": str(self._adwin.width)}
+        return [DriftSignal("adwin", "error", index, details)]
+
+
+class _ScaledPageHinkley:
+    """Page-Hinkley on values standardised by a warm-up window; re-warms after every alarm."""
+
+    def __init__(self, warmup: int, delta: float, threshold: float, min_instances: int, mode: str) -> None:
+        self.warmup = warmup
+        self.delta = delta
+        self.threshold = threshold
+        self.min_instances = min_instances
+        self.mode = mode
+        self._start()
+
+    def _start(self) -> None:
+        self._var = stats.Var()
+        self._mean = 0.0
+        self._std = 1.0
+        self._ph: drift.PageHinkley | None = None
+
+    def update(self, value: float) -> dict[str, str] | None:
+        """Feed one finite value; returns alarm details or None."""
+        if self._ph is None:
+            self._var.update(value)
+            if self._var.n >= self.warmup:
+                self._mean = self._var.mean.get()
+                # A constant feature gets a tiny std so any later movement is visible but bounded.
+                self._std = math.sqrt(self._var.get()) or 1e-6
+                self._ph = drift.PageHinkley(
+                    min_instances=self.min_instances, delta=self.delta, threshold=self.threshold, mode=self.mode
+                )
+            return None
+        z = (value - self._mean) / self._std
+        z = max(-50.0, min(50.0, z))  # one wild outlier must not be an alarm by itself
+        self._ph.update(z)
+        if not self._ph.drift_detected:
+            return None
+        details = {"warmup_mean": f"{self._mean:.6g}", "warmup_std": f"{self._std:.6g}", "last_value": f"{value:.6g}"}
+        self._start()
+        return details
+
+
+class LossDriftMonitor:
+    """Page-Hinkley (increases only) on the per-example loss of the served model, standardised."""
+
+    def __init__(self, config: DriftConfig | None = None) -> None:
+        self.config = config or DriftConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.config
+        self._ph = _ScaledPageHinkley(c.ph_min_instances, c.ph_loss_delta, c.ph_loss_threshold, c.ph_min_instances, "up")
+
+    def update(self, loss: float, index: int) -> list[DriftSignal]:
+        if not self.config.ph_loss or not finite(loss):
+            return []
+        details = self._ph.update(float(loss))
+        return [] if details is None else [DriftSignal("page_hinkley", "loss", index, details)]
+
+
+class FeatureDriftMonitor:
+    """Page-Hinkley per numeric feature (data drift: no labels needed), scale-free, with a per-feature cool-down.
+
+    Booleans and strings are not monitored; the first ``max_features`` numeric features seen are.
+    """
+
+    def __init__(self, config: DriftConfig | None = None) -> None:
+        self.config = config or DriftConfig()
+        self._detectors: dict[str, _ScaledPageHinkley] = {}
+        self._quiet_until: dict[str, int] = {}
+
+    def update(self, x: dict[str, Any], index: int) -> list[DriftSignal]:
+        c = self.config
+        if not c.feature_drift:
+            return []
+        out: list[DriftSignal] = []
+        for name, value in x.items():
+            if not finite(value):
+                continue
+            det = self._detectors.get(name)
+            if det is None:
+                if len(self._detectors) >= c.max_features:
+                    continue
+                det = self._detectors[name] = _ScaledPageHinkley(
+                    c.feature_warmup, c.ph_feature_delta, c.ph_feature_threshold, c.ph_min_instances, "both"
+                )
+            details = det.update(float(value))
+            if details is None:
+                continue
+            if index < self._quiet_until.get(name, -1):
+                continue
+            self._quiet_until[name] = index + c.feature_cooldown
+            out.append(DriftSignal("page_hinkley", f"feature:{name}", index, details))
+        return out

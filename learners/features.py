@@ -1,0 +1,96 @@
+"""Feature hygiene shared by every learner, and the pickle-size fix for River's per-distribution RNGs.
+
+Feature policy (the same for every learner kind, applied before the estimator sees ``x``):
+
+- ``None``, NaN and +/-inf values are dropped: the feature is treated as missing for that event.
+- booleans become ``0.0``/``1.0``; ints and floats become floats.
+- strings are one-hot encoded as ``"<name>=<value>": 1.0`` (so an unseen category is simply a new feature).
+- anything else (lists, dicts) is ignored.
+
+>>> clean_features({"a": 1, "b": None, "c": float("nan"), "d": True, "e": "red"})
+{'a': 1.0, 'd': 1.0, 'e=red': 1.0}
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import types
+from collections.abc import Mapping
+from typing import Any
+
+
+def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
+    """Return a copy of ``x`` with only finite float values (see the module docstring for the policy)."""
+    out: dict[str, float] = {}
+    for name, value in x.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[name] = 1.0 if value else 0.0
+        elif isinstance(value, (int, float)):
+            v = float(value)
+            if math.isfinite(v):
+                out[name] = v
+        elif isinstance(value, str):
+            out[f"{name}={value}"] = 1.0
+    return out
+
+
+def finite(value: Any) -> bool:
+    """True when ``value`` is a real number that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Objects the walk never descends into: scalars, RNGs themselves, and code (classes, functions, modules).
+_LEAVES = (
+    str,
+    bytes,
+    int,
+    float,
+    bool,
+    type(None),
+    random.Random,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+)
+
+
+def share_distribution_rngs(model: Any) -> int:
+    """Point every River distribution's ``_rng`` inside ``model`` at one shared ``random.Random``.
+
+    Why: River gives each Gaussian/Multinomial estimator in a tree leaf its own ``random.Random``; each pickles
+    to about 3 KB of Mersenne-Twister state, so a Hoeffding tree's checkpoint is dominated by RNGs that the tree
+    never draws from (they only serve ``Distribution.sample``). Pickle memoises a shared object once, so after
+    this call the RNGs cost 3 KB in total. Estimators' own RNGs (used for splits/bagging) are left alone.
+    Returns the number of distributions rewired.
+    """
+    from river.proba.base import Distribution
+
+    shared = random.Random(0)
+    seen: set[int] = set()
+    stack: list[Any] = [model]
+    count = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _LEAVES):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Distribution):
+            obj._rng = shared
+            count += 1
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        else:
+            state = getattr(obj, "__dict__", None)
+            if state is not None:
+                stack.extend(state.values())
+            for slot in getattr(type(obj), "__slots__", ()):
+                if isinstance(slot, str) and hasattr(obj, slot):
+                    stack.append(getattr(obj, slot))
+    return count

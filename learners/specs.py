@@ -1,0 +1,311 @@
+"""Learners by name: ``build_learner(LearnerSpec("hoeffding_tree", {"grace_period": 100}))``.
+
+Every kind is wrapped in :class:`Learner`, which gives all of them the same behaviour: the feature policy of
+:mod:`learners.features` (missing/unseen/string features), label mapping for binary-only estimators, outputs that are
+never NaN or infinite, ``clone()`` for a fresh copy with the same spec, and compact pickles.
+
+>>> from learners.config import LearnerSpec
+>>> model = build_learner(LearnerSpec("gaussian_nb"))
+>>> for x, y in [({"a": 1.0}, "up"), ({"a": -1.0}, "down")] * 5:
+...     model.learn_one(x, y)
+>>> model.predict_one({"a": 0.9, "b": None})
+'up'
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from river import base as river_base
+
+from driftline.errors import LearnerError
+from learners.config import LearnerSpec
+from learners.features import clean_features, share_distribution_rngs
+from learners.window import WindowRefit
+
+TASKS = ("classification", "regression")
+
+
+def _check(cls: Any, params: dict[str, Any], kind: str, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Reject parameters ``cls`` does not take, naming the parameter and the valid ones."""
+    valid = set(inspect.signature(cls).parameters) | set(allowed_extra)
+    for key in params:
+        if key not in valid:
+            raise LearnerError(f"learner {kind!r}: unknown parameter {key!r}; valid: {', '.join(sorted(valid))}")
+    return {k: v for k, v in params.items() if k not in allowed_extra}
+
+
+def _construct(cls: Any, params: dict[str, Any], kind: str) -> Any:
+    try:
+        return cls(**params)
+    except LearnerError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise LearnerError(f"learner {kind!r}: bad parameters {params!r}: {exc}") from exc
+
+
+def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
+    # `lr` is accepted as a plain number so YAML can set the SGD learning rate.
+    from river import optim
+
+    out = dict(params)
+    if "lr" in out:
+        out["optimizer"] = optim.SGD(float(out.pop("lr")))
+    return out
+
+
+def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
+    from river import linear_model, multiclass, preprocessing
+
+    mode = params.get("multiclass", "binary")
+    if mode not in ("binary", "ovr", "softmax"):
+        raise LearnerError(f"learner 'logistic_regression': multiclass must be binary, ovr or softmax, got {mode!r}")
+    rest = {k: v for k, v in params.items() if k != "multiclass"}
+    cls = linear_model.SoftmaxRegression if mode == "softmax" else linear_model.LogisticRegression
+    _check(cls, rest, "logistic_regression", ("lr",))
+    est = _construct(cls, _linear_params(rest), "logistic_regression")
+    if mode == "ovr":
+        est = multiclass.OneVsRestClassifier(est)
+    return preprocessing.StandardScaler() | est
+
+
+def _linear_regression(params: dict[str, Any], task: str, seed: int) -> Any:
+    from river import linear_model, preprocessing
+
+    _check(linear_model.LinearRegression, params, "linear_regression", ("lr",))
+    est = _construct(linear_model.LinearRegression, _linear_params(params), "linear_regression")
+    return preprocessing.StandardScaler() | est
+
+
+def _gaussian_nb(params: dict[str, Any], task: str, seed: int) -> Any:
+    from river import naive_bayes
+
+    return _construct(naive_bayes.GaussianNB, _check(naive_bayes.GaussianNB, params, "gaussian_nb"), "gaussian_nb")
+
+
+def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, Any], str, int], Any]:
+    def build(params: dict[str, Any], task: str, seed: int) -> Any:
+        from river import forest, tree
+
+        module = forest if kind == "adaptive_random_forest" else tree
+        cls = getattr(module, clf if task == "classification" else reg)
+        params = _check(cls, params, kind)
+        if seeded and "seed" not in params:
+            params = {**params, "seed": seed}
+        return _construct(cls, params, kind)
+
+    return build
+
+
+def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
+    from river import compat, preprocessing
+    from sklearn import linear_model
+
+    cls = linear_model.SGDClassifier if task == "classification" else linear_model.SGDRegressor
+    rest = {k: v for k, v in params.items() if k != "classes"}
+    _check(cls, rest, "sklearn_sgd")
+    if task == "classification":
+        rest.setdefault("loss", "log_loss")
+        if not params.get("classes"):
+            raise LearnerError("learner 'sklearn_sgd': parameter 'classes' (the list of labels) is required")
+    rest.setdefault("random_state", seed)
+    est = _construct(cls, rest, "sklearn_sgd")
+    try:
+        wrapped = compat.convert_sklearn_to_river(est, classes=params.get("classes"))
+    except ValueError as exc:
+        raise LearnerError(f"learner 'sklearn_sgd': {exc}") from exc
+    return preprocessing.StandardScaler() | _Aligned() | wrapped
+
+
+def _window_refit(params: dict[str, Any], task: str, seed: int) -> Any:
+    params = _check(WindowRefit, params, "window_refit")
+    params.pop("task", None)
+    return _construct(lambda **p: WindowRefit(task=task, **p), params, "window_refit")
+
+
+def _one_vs_rest(params: dict[str, Any], task: str, seed: int) -> Any:
+    from river import multiclass
+
+    base = params.get("base", {"name": "logistic_regression"})
+    if not isinstance(base, dict) or "name" not in base:
+        raise LearnerError("learner 'one_vs_rest': parameter 'base' must be a mapping with a 'name'")
+    extra = set(params) - {"base"}
+    if extra:
+        raise LearnerError(f"learner 'one_vs_rest': unknown parameter {sorted(extra)[0]!r}; valid: base")
+    inner = _build_raw(LearnerSpec(base["name"], dict(base.get("params", {}))), task, seed)
+    return multiclass.OneVsRestClassifier(inner)
+
+
+class _Aligned(river_base.Transformer):
+    """Fixes the feature set for scikit-learn's fixed-width input: frozen at the first example, missing -> 0.0
+    (the running mean after the scaler in front), unseen features dropped."""
+
+    def __init__(self) -> None:
+        self._names: list[str] | None = None
+
+    def learn_one(self, x: dict[str, float]) -> None:  # type: ignore[override]
+        if self._names is None:
+            self._names = sorted(x)
+
+    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+        if self._names is None:
+            return dict(x)
+        return {n: x.get(n, 0.0) for n in self._names}
+
+
+# kind -> (builder, tasks it supports, binary-only classifier)
+KINDS: dict[str, tuple[Callable[[dict[str, Any], str, int], Any], tuple[str, ...]]] = {
+    "logistic_regression": (_logistic, ("classification",)),
+    "linear_regression": (_linear_regression, ("regression",)),
+    "gaussian_nb": (_gaussian_nb, ("classification",)),
+    "hoeffding_tree": (_tree("hoeffding_tree", "HoeffdingTreeClassifier", "HoeffdingTreeRegressor", False), TASKS),
+    "hoeffding_adaptive_tree": (
+        _tree("hoeffding_adaptive_tree", "HoeffdingAdaptiveTreeClassifier", "HoeffdingAdaptiveTreeRegressor", True),
+        TASKS,
+    ),
+    "adaptive_random_forest": (_tree("adaptive_random_forest", "ARFClassifier", "ARFRegressor", True), TASKS),
+    "sklearn_sgd": (_sklearn_sgd, TASKS),
+    "window_refit": (_window_refit, TASKS),
+    "one_vs_rest": (_one_vs_rest, ("classification",)),
+}
+
+
+def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
+    if task not in TASKS:
+        raise LearnerError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if spec.name not in KINDS:
+        raise LearnerError(f"unknown learner {spec.name!r}; known: {', '.join(sorted(KINDS))}")
+    builder, tasks = KINDS[spec.name]
+    if task not in tasks:
+        raise LearnerError(f"learner {spec.name!r} does not support task {task!r} (supports {', '.join(tasks)})")
+    return builder(dict(spec.params), task, seed)
+
+
+def _binary_only(spec: LearnerSpec, task: str) -> bool:
+    return (
+        task == "classification"
+        and spec.name == "logistic_regression"
+        and spec.params.get("multiclass", "binary") == "binary"
+    )
+
+
+class Learner:
+    """One model built from a :class:`LearnerSpec`, with River's ``predict_one``/``predict_proba_one``/``learn_one``.
+
+    Outputs are never NaN: a classifier with nothing learned predicts ``None`` and an empty ``proba``; a regressor
+    predicts the running mean of the targets (0.0 before any) whenever the estimator returns a non-finite value,
+    and clips predictions to the observed target range widened by its width (linear models can explode on outliers).
+    """
+
+    def __init__(self, spec: LearnerSpec, task: str = "classification", seed: int = 0) -> None:
+        self.spec = spec
+        self.task = task
+        self.seed = seed
+        self._model = _build_raw(spec, task, seed)
+        self._binary = _binary_only(spec, task)
+        self._classes: list[Any] = []  # labels in order of first appearance
+        self._counts: dict[Any, int] = {}
+        self._y_sum = 0.0
+        self._y_n = 0
+        self._y_lo = math.inf
+        self._y_hi = -math.inf
+
+    @property
+    def model(self) -> Any:
+        """The wrapped River estimator or pipeline."""
+        return self._model
+
+    def clone(self) -> Learner:
+        """A fresh, untrained learner with the same spec, task and seed."""
+        return Learner(self.spec, self.task, self.seed)
+
+    def copy(self) -> Learner:
+        """A deep copy, learned state included (used to freeze a released snapshot)."""
+        return copy.deepcopy(self)
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        """Learn one labelled example; ``None`` or non-finite regression targets are ignored."""
+        if y is None:
+            return
+        xc = clean_features(x)
+        if self.task == "regression":
+            if isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y):
+                return
+            y = float(y)
+            self._y_sum += y
+            self._y_n += 1
+            self._y_lo, self._y_hi = min(self._y_lo, y), max(self._y_hi, y)
+            self._model.learn_one(xc, y)
+            return
+        if y not in self._counts:
+            if self._binary and len(self._classes) >= 2:
+                raise LearnerError(
+                    f"learner 'logistic_regression' is binary but saw a third label {y!r}; "
+                    "set params.multiclass to 'ovr' or 'softmax'"
+                )
+            self._classes.append(y)
+            self._counts[y] = 0
+        self._counts[y] += 1
+        if self._binary:
+            self._model.learn_one(xc, len(self._classes) > 1 and y == self._classes[1])
+        else:
+            self._model.learn_one(xc, y)
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        """Class probabilities (finite, summing to 1) or ``{}`` before any label was learned."""
+        if self.task != "classification":
+            raise LearnerError(f"learner {self.spec.name!r} is a regressor: no predict_proba_one")
+        if not self._classes:
+            return {}
+        if len(self._classes) == 1:
+            return {self._classes[0]: 1.0}
+        raw = self._model.predict_proba_one(clean_features(x))
+        if self._binary:
+            p = float(raw.get(True, 0.0))
+            raw = {self._classes[0]: 1.0 - p, self._classes[1]: p}
+        proba = {c: float(p) for c, p in raw.items() if c in self._counts and math.isfinite(p) and p >= 0}
+        total = sum(proba.values())
+        if total <= 0:
+            # Fall back to the label frequencies seen so far.
+            n = sum(self._counts.values())
+            return {c: k / n for c, k in self._counts.items()}
+        return {c: p / total for c, p in proba.items()}
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        """The most likely label (classification) or a finite number (regression)."""
+        if self.task == "classification":
+            proba = self.predict_proba_one(x)
+            if not proba:
+                return None
+            # Ties broken by first appearance so the output is deterministic.
+            return max(self._classes, key=lambda c: proba.get(c, -1.0))
+        mean = self._y_sum / self._y_n if self._y_n else 0.0
+        try:
+            out = float(self._model.predict_one(clean_features(x)))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return mean
+        if not math.isfinite(out):
+            return mean
+        if self._y_n:
+            width = max(self._y_hi - self._y_lo, 1e-9)
+            out = min(max(out, self._y_lo - width), self._y_hi + width)
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        share_distribution_rngs(self._model)
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return f"Learner({self.spec.name!r}, params={self.spec.params!r}, task={self.task!r})"
+
+
+def build_learner(spec: LearnerSpec, task: str = "classification", seed: int = 0) -> Learner:
+    """Build a :class:`Learner` from a spec; :class:`LearnerError` names an unknown kind or a bad parameter."""
+    return Learner(spec, task, seed)

@@ -1,0 +1,149 @@
+"""A learner that refits a scikit-learn estimator on the last N labelled examples every k examples.
+
+Useful when the concept moves faster than an incremental model adapts, and as a way to run any batch
+scikit-learn estimator on a stream. Between refits the last fitted estimator serves.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import math
+from typing import Any
+
+import numpy as np
+
+from driftline.errors import LearnerError
+
+# name -> (module, classifier class, regressor class, scale features first)
+ESTIMATORS: dict[str, tuple[str, str | None, str | None, bool]] = {
+    "logistic_regression": ("sklearn.linear_model", "LogisticRegression", None, True),
+    "linear_regression": ("sklearn.linear_model", None, "LinearRegression", True),
+    "ridge": ("sklearn.linear_model", "RidgeClassifier", "Ridge", True),
+    "random_forest": ("sklearn.ensemble", "RandomForestClassifier", "RandomForestRegressor", False),
+    "extra_trees": ("sklearn.ensemble", "ExtraTreesClassifier", "ExtraTreesRegressor", False),
+    "hist_gradient_boosting": (
+        "sklearn.ensemble",
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
+        False,
+    ),
+    "decision_tree": ("sklearn.tree", "DecisionTreeClassifier", "DecisionTreeRegressor", False),
+    "knn": ("sklearn.neighbors", "KNeighborsClassifier", "KNeighborsRegressor", True),
+}
+
+
+def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
+    """Build a scikit-learn estimator by registered name, with a clear error for unknown names or params."""
+    if name not in ESTIMATORS:
+        raise LearnerError(f"window_refit: unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}")
+    module, clf, reg, scale = ESTIMATORS[name]
+    cls_name = clf if task == "classification" else reg
+    if cls_name is None:
+        raise LearnerError(f"window_refit: estimator {name!r} does not support task {task!r}")
+    cls = getattr(importlib.import_module(module), cls_name)
+    valid = set(cls().get_params())
+    for key in params:
+        if key not in valid:
+            raise LearnerError(f"window_refit: {cls_name} has no parameter {key!r}; valid: {', '.join(sorted(valid))}")
+    try:
+        est = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise LearnerError(f"window_refit: bad parameters for {cls_name}: {exc}") from exc
+    if scale:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), est)
+    return est
+
+
+class WindowRefit:
+    """Refit ``estimator`` (a name in ``ESTIMATORS``; default by task) on the last ``window`` examples every ``every`` examples.
+
+    Features missing from an example are filled with the window mean of that feature; features never seen in the
+    window are ignored. Before the first fit (or while the window holds a single class) it predicts the most
+    frequent label of the window.
+    """
+
+    def __init__(
+        self,
+        estimator: str | None = None,
+        params: dict[str, Any] | None = None,
+        window: int = 1000,
+        every: int = 100,
+        task: str = "classification",
+    ) -> None:
+        if window < 2 or every < 1:
+            raise LearnerError(f"window_refit: window must be >= 2 and every >= 1, got {window}, {every}")
+        # Default: a scaled logistic regression for classification, ridge for regression.
+        self.estimator = estimator or ("logistic_regression" if task == "classification" else "ridge")
+        self.params = dict(params or {})
+        self.window = window
+        self.every = every
+        self.task = task
+        make_sklearn(self.estimator, self.params, task)  # validate now, not at the first refit
+        self._buffer: collections.deque[tuple[dict[str, float], Any]] = collections.deque(maxlen=window)
+        self._since_fit = 0
+        self._fitted: Any = None
+        self._names: list[str] = []
+        self._means: np.ndarray = np.zeros(0)
+        self._fallback: Any = None
+        self._labels: list[Any] = []
+
+    def clone(self) -> WindowRefit:
+        return WindowRefit(self.estimator, self.params, self.window, self.every, self.task)
+
+    def _row(self, x: dict[str, float]) -> np.ndarray:
+        return np.array([x.get(n, m) for n, m in zip(self._names, self._means, strict=True)], dtype=float)
+
+    def _refit(self) -> None:
+        names = sorted({k for x, _ in self._buffer for k in x})
+        X = np.array([[x.get(n, math.nan) for n in names] for x, _ in self._buffer], dtype=float)
+        means = np.nanmean(X, axis=0) if len(names) else np.zeros(0)
+        means = np.where(np.isfinite(means), means, 0.0)
+        X = np.where(np.isnan(X), means, X)
+        ys = [y for _, y in self._buffer]
+        if self.task == "classification":
+            counts = collections.Counter(ys)
+            self._fallback = counts.most_common(1)[0][0]
+            if len(counts) < 2 or not names:
+                self._fitted = None
+                return
+        else:
+            self._fallback = float(np.mean(ys))
+            if not names:
+                self._fitted = None
+                return
+        est = make_sklearn(self.estimator, self.params, self.task)
+        if self.task == "classification":
+            # scikit-learn rejects object arrays of mixed/int labels: fit on indices, map back on predict.
+            self._labels = sorted(set(ys), key=repr)
+            index = {c: i for i, c in enumerate(self._labels)}
+            est.fit(X, np.array([index[y] for y in ys], dtype=int))
+        else:
+            est.fit(X, np.array(ys, dtype=float))
+        self._fitted, self._names, self._means = est, names, means
+
+    def learn_one(self, x: dict[str, float], y: Any) -> None:
+        self._buffer.append((x, y))
+        self._since_fit += 1
+        if self._since_fit >= self.every or (self._fitted is None and len(self._buffer) >= 10):
+            self._since_fit = 0
+            self._refit()
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[Any, float]:
+        if self._fitted is None:
+            return {} if self._fallback is None else {self._fallback: 1.0}
+        if not hasattr(self._fitted, "predict_proba"):
+            return {self.predict_one(x): 1.0}
+        proba = self._fitted.predict_proba(self._row(x).reshape(1, -1))[0]
+        return {self._labels[int(c)]: float(p) for c, p in zip(self._fitted.classes_, proba, strict=True)}
+
+    def predict_one(self, x: dict[str, float]) -> Any:
+        if self._fitted is None:
+            return self._fallback
+        out = self._fitted.predict(self._row(x).reshape(1, -1))[0]
+        if self.task == "classification":
+            return self._labels[int(out)]
+        return float(out)
