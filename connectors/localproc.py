@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import time
@@ -15,7 +16,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from driftline.errors import StackError
+
 log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "install it (Debian: sudo apt-get install openjdk-17-jre-headless maven redis-server; "
+    "`make setup` does it as root) or run the stack with `docker compose up`"
+)
+
+
+TOOLS = {
+    "java": "to run Apache Kafka (Java 17 or newer)",
+    "mvn": "once, to fetch Apache Kafka's jars from Maven Central",
+    "redis-server": "to run Redis",
+}
+
+
+def check_tools(names: list[str]) -> None:
+    """Raise one StackError naming every missing program, why it is needed and how to install it."""
+    missing = [name for name in names if not shutil.which(name)]
+    if missing:
+        needs = "; ".join(f"{name} {TOOLS[name]}" for name in missing)
+        raise StackError(f"{', '.join(missing)} not found on PATH ({needs}). Please {INSTALL_HINT}.")
+
+
+def require_tool(name: str) -> str:
+    """Path of ``name`` on PATH, or a StackError saying what to install."""
+    check_tools([name])
+    return shutil.which(name) or name
 
 
 def read_pid(path: Path) -> int | None:

@@ -12,26 +12,31 @@ A port already served by something we did not start (a developer's broker, a sys
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
-import shutil
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from string import Template
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.localkafka import (
+    is_kafka_process,
+    java_command,
+    kafka_libs,
+    libs_cached,
+    prepare,
+    render_server_properties,
+)
 from connectors.localproc import (
+    check_tools,
     kafka_answers,
     log_tail,
     owned_pid,
     port_open,
     redis_ping,
+    require_tool,
     stop_pidfile,
 )
 from driftline.errors import StackError
@@ -39,12 +44,6 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.1.1"
-KAFKA_HEAP = "1g"
-INSTALL_HINT = (
-    "install it (Debian: sudo apt-get install openjdk-17-jre-headless maven redis-server; "
-    "`make setup` does it as root) or run the stack with `docker compose up`"
-)
 # Service states: up (ours, answering), external (answering, not ours), starting (our process, not answering
 # yet), busy (the port is taken by something that does not answer the protocol), down.
 LIVE_STATES = ("up", "external")
@@ -183,18 +182,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _template(name: str) -> str:
-    return resources.files("connectors").joinpath("kafka", name).read_text()
-
-
 def render_kafka_properties(cfg: StackConfig) -> str:
-    """The broker's ``server.properties`` for ``cfg`` (from ``connectors/kafka/server.properties``)."""
-    return Template(_template("server.properties")).substitute(
-        host=cfg.host,
-        kafka_port=cfg.kafka_port,
-        controller_port=cfg.controller_port,
-        data_dir=cfg.kafka_dir / "data",
-    )
+    """The broker's ``server.properties`` for ``cfg``."""
+    return render_server_properties(cfg.host, cfg.kafka_port, cfg.controller_port, cfg.kafka_dir / "data")
 
 
 def render_redis_conf(cfg: StackConfig) -> str:
@@ -218,19 +208,6 @@ def render_redis_conf(cfg: StackConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kafka_cluster_id() -> str:
-    """A random KRaft cluster id (base64url of 16 bytes); Kafka rejects ids starting with '-'."""
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if not text.startswith("-"):
-            return text
-
-
-def is_kafka_process(cmdline: list[str], properties: Path) -> bool:
-    """The broker we started runs ``kafka.Kafka`` with our properties file."""
-    return "kafka.Kafka" in cmdline and str(properties) in cmdline
-
-
 def is_redis_process(cmdline: list[str], port: int) -> bool:
     """redis-server renames its process title to ``redis-server HOST:PORT``; check both forms."""
     if not cmdline or not os.path.basename(cmdline[0]).startswith("redis-server"):
@@ -238,58 +215,7 @@ def is_redis_process(cmdline: list[str], port: int) -> bool:
     return any(part.endswith(f":{port}") for part in " ".join(cmdline).split())
 
 
-def require_tool(name: str, purpose: str) -> str:
-    """Path of ``name`` on PATH, or a StackError saying what to install."""
-    path = shutil.which(name)
-    if not path:
-        raise StackError(f"{name} not found on PATH; it is needed {purpose}. Please {INSTALL_HINT}.")
-    return path
-
-
 # ---------------------------------------------------------------- Kafka
-
-
-def kafka_libs(cfg: StackConfig) -> Path:
-    """The broker's jars: ``$KAFKA_HOME/libs``, else fetched once with Maven into the cache."""
-    if cfg.kafka_home is not None:
-        libs = cfg.kafka_home / "libs"
-        if not any(libs.glob("kafka_2.13-*.jar")):
-            raise StackError(
-                f"KAFKA_HOME={cfg.kafka_home} is not a Kafka distribution (no libs/kafka_2.13-*.jar)"
-            )
-        return libs
-    home = cfg.cache_dir / f"kafka-{KAFKA_VERSION}"
-    libs, marker = home / "libs", home / "libs.complete"
-    if marker.exists():
-        return libs
-    mvn = require_tool("mvn", "once, to fetch Apache Kafka's jars from Maven Central")
-    home.mkdir(parents=True, exist_ok=True)
-    partial = Path(f"{libs}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    with resources.as_file(resources.files("connectors").joinpath("kafka", "pom.xml")) as pom:
-        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
-               f"-DoutputDirectory={partial}", f"-Dkafka.version={KAFKA_VERSION}"]  # fmt: skip
-        log.info("fetching Apache Kafka %s jars into %s", KAFKA_VERSION, libs)
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
-        shutil.rmtree(partial, ignore_errors=True)
-        raise StackError(
-            f"mvn could not fetch Apache Kafka {KAFKA_VERSION}:\n{(done.stdout + done.stderr)[-2000:]}"
-        )
-    shutil.rmtree(libs, ignore_errors=True)
-    partial.rename(libs)  # atomic: a half-fetched cache is never used
-    marker.write_text(KAFKA_VERSION + "\n")
-    return libs
-
-
-def _java_cmd(cfg: StackConfig, libs: Path, main: str, *args: str) -> list[str]:
-    java = require_tool("java", "to run Apache Kafka (Java 17 or newer)")
-    logs = cfg.kafka_dir / "logs"
-    return [java, f"-Xmx{KAFKA_HEAP}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            # Kafka's own shutdown hook logs the shutdown; log4j's hook would close the log file under it.
-            "-Dlog4j2.shutdownHookEnabled=false",
-            f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={cfg.kafka_dir / 'log4j2.properties'}",
-            "-cp", f"{libs}/*", main, *args]  # fmt: skip
 
 
 def _kafka_status(cfg: StackConfig) -> ServiceStatus:
@@ -312,30 +238,18 @@ def _kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
         return status
     if status.state == "busy":
         raise StackError(f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka")
-    libs = kafka_libs(cfg)
+    libs = kafka_libs(cfg.cache_dir, cfg.kafka_home)
     proc: subprocess.Popen[bytes] | None = None
     if status.state == "down":
-        for port in (cfg.controller_port,):
-            if port_open(cfg.host, port):
-                raise StackError(
-                    f"the KRaft controller port {port} is taken; choose another with --controller-port"
-                )
-        (cfg.kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
-        props = cfg.kafka_dir / "server.properties"
-        props.write_text(render_kafka_properties(cfg))
-        (cfg.kafka_dir / "log4j2.properties").write_text(_template("log4j2.properties"))
-        if not (cfg.kafka_dir / "data" / "meta.properties").exists():
-            # Static quorum (controller.quorum.voters), so formatting takes no --standalone.
-            fmt = _java_cmd(
-                cfg, libs, "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c", str(props)
+        if port_open(cfg.host, cfg.controller_port):
+            raise StackError(
+                f"the KRaft controller port {cfg.controller_port} is taken; use --controller-port"
             )
-            done = subprocess.run(fmt, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise StackError(f"formatting KRaft storage failed:\n{(done.stdout + done.stderr)[-2000:]}")
+        props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg))
         out = cfg.kafka_dir / "kafka.out"
         with out.open("ab") as sink:
             proc = subprocess.Popen(
-                _java_cmd(cfg, libs, "kafka.Kafka", str(props)),
+                java_command(libs, cfg.kafka_dir, "kafka.Kafka", str(props)),
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True,
             )  # fmt: skip
         (cfg.kafka_dir / "kafka.pid").write_text(f"{proc.pid}\n")
@@ -379,7 +293,7 @@ def _redis_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
         return status
     if status.state == "busy":
         raise StackError(f"port {cfg.redis_port} is taken by a process that does not answer as Redis")
-    server = require_tool("redis-server", "to run Redis")
+    server = require_tool("redis-server")
     cfg.redis_dir.mkdir(parents=True, exist_ok=True)
     conf = cfg.redis_dir / "redis.conf"
     conf.touch(mode=0o600)
@@ -433,6 +347,11 @@ def stack_up(
     Raises :class:`StackError` with the log tail when a service does not come up in ``timeout_s``.
     """
     cfg = _config(settings, state_dir)
+    # Name every missing program before starting anything, rather than leave half a stack running.
+    needed = [] if _redis_status(cfg).up else ["redis-server"]
+    if not _kafka_status(cfg).up:
+        needed += ["java"] if cfg.kafka_home or libs_cached(cfg.cache_dir) else ["java", "mvn"]
+    check_tools(needed)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     redis = _redis_up(cfg, min(timeout_s, 30.0))
     kafka = _kafka_up(cfg, timeout_s)
