@@ -1,0 +1,186 @@
+"""Connectors against the real broker: topics, JSON in / Avro out, garbage, delivery failures, offsets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from connectors.consumer import Received, RecordConsumer, deadletter
+from connectors.kafka_client import check_reachable, client_config
+from connectors.producer import DeliveryError, EventProducer
+from connectors.topics import ensure_topics
+from driftline.errors import StackError
+from schemas.codec import MAGIC, default_codec
+from streams.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+def _one_partition(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, kafka=dataclasses.replace(settings.kafka, partitions=1))
+
+
+def _drain(consumer: RecordConsumer, want: int, timeout: float = 20.0) -> list[Received]:
+    """Consume until ``want`` records arrived (or fail after ``timeout``)."""
+    got: list[Received] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        got.extend(consumer.consume(100, 0.5))
+    assert len(got) >= want, f"only {len(got)} of {want} records arrived"
+    return got
+
+
+def test_ensure_topics_is_idempotent_with_contract_policies(settings: Settings) -> None:
+    first = ensure_topics(settings)
+    again = ensure_topics(settings)
+    assert first == again
+    admin = AdminClient(client_config(settings))
+    meta = admin.list_topics(timeout=10)
+    assert len(meta.topics[settings.topic("features")].partitions) == settings.kafka.partitions
+    assert len(meta.topics[settings.topic("models")].partitions) == 1
+    resources = [ConfigResource("topic", settings.topic(n)) for n in ("models", "control", "labels")]
+    policies = {
+        res.name: cfg["cleanup.policy"].value
+        for res, fut in admin.describe_configs(resources).items()
+        for cfg in [fut.result()]
+    }
+    assert policies == {
+        settings.topic("models"): "compact",
+        settings.topic("control"): "compact",
+        settings.topic("labels"): "delete",
+    }
+
+
+def test_json_in_avro_out_through_the_broker(settings: Settings) -> None:
+    src = _one_partition(settings)
+    dst = dataclasses.replace(
+        src, kafka=dataclasses.replace(src.kafka, topic_prefix=src.kafka.topic_prefix + "out.")
+    )
+    ensure_topics(src, ("features",))
+    ensure_topics(dst, ("features",))
+    raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    raw.produce(
+        src.topic("features"), json.dumps({"id": "x1", "ts": 1, "features": {"a": 1.5}}).encode(), b"x1"
+    )
+    raw.flush(10)
+
+    with RecordConsumer(
+        src, ["features"], f"{settings.kafka.topic_prefix}g", from_beginning=True
+    ) as consumer:
+        (item,) = _drain(consumer, 1)
+        consumer.store(item)
+    assert item.ok, item.error
+    assert item.value == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}}
+
+    with EventProducer(dst) as producer:
+        producer.send("features", "FeatureEvent", item.value, key="x1")
+    assert producer.delivered == 1
+
+    plain = Consumer(client_config(dst, **{"group.id": f"{settings.kafka.topic_prefix}raw"}))
+    plain.assign([TopicPartition(dst.topic("features"), 0, 0)])
+    msg = None
+    deadline = time.monotonic() + 20
+    while msg is None and time.monotonic() < deadline:
+        msg = plain.poll(0.5)
+    plain.close()
+    assert msg is not None and msg.error() is None
+    data = msg.value()
+    assert data[:2] == MAGIC and data[2:10] == default_codec().fingerprint("FeatureEvent")
+    assert default_codec().decode("FeatureEvent", data) == item.value
+
+
+def test_garbage_is_yielded_as_error_and_dead_lettered(settings: Settings) -> None:
+    s = _one_partition(settings)
+    ensure_topics(s)
+    raw = Producer({"bootstrap.servers": s.kafka.bootstrap})
+    raw.produce(s.topic("labels"), b"\x00\x01not avro", b"k1")
+    raw.produce(s.topic("labels"), json.dumps({"id": "e1", "ts": 2, "label": True}).encode(), b"e1")
+    raw.produce(s.topic("labels"), json.dumps({"id": "e2", "ts": 3, "label": float("nan")}).encode(), b"e2")
+    raw.flush(10)
+    with RecordConsumer(s, ["labels"], f"{s.kafka.topic_prefix}g", from_beginning=True) as consumer:
+        items = _drain(consumer, 3)
+    assert [i.ok for i in items] == [False, True, False]
+    assert items[1].value == {"id": "e1", "ts": 2, "label": True}
+    assert "c301" in str(items[0].error) and "label" in str(items[2].error)
+
+    with EventProducer(s) as producer:
+        for bad in (items[0], items[2]):
+            producer.send("deadletter", "DeadLetter", deadletter(bad, bad.error or ""), key=bad.key)
+    with RecordConsumer(s, ["deadletter"], f"{s.kafka.topic_prefix}dl", from_beginning=True) as consumer:
+        letters = _drain(consumer, 2)
+    first = letters[0].value or {}
+    assert first["source_topic"] == s.topic("labels") and first["offset"] == 0
+    assert first["value"] == b"\x00\x01not avro" and first["key"] == b"k1"
+
+
+def test_delivery_failure_is_raised_not_lost(settings: Settings) -> None:
+    s = _one_partition(settings)
+    admin = AdminClient(client_config(s))
+    topic = NewTopic(s.topic("features"), 1, 1, config={"max.message.bytes": "2000"})
+    admin.create_topics([topic])[s.topic("features")].result()
+    ensure_topics(s, ("features",))
+    producer = EventProducer(s)
+    producer.send_feature("ok", {"a": 1})
+    producer.flush()  # its own batch: the broker rejects whole batches
+    big = {f"f{i}": os.urandom(50).hex() for i in range(100)}  # ~10 kB, incompressible
+    producer.send_feature("too-big", big)
+    with pytest.raises(DeliveryError, match=r"1 record\(s\) were not delivered.*(TOO_LARGE|too large)"):
+        producer.close()
+    assert producer.delivered == 1
+
+
+def test_context_manager_raises_on_lost_delivery(settings: Settings) -> None:
+    s = _one_partition(settings)
+    admin = AdminClient(client_config(s))
+    admin.create_topics([NewTopic(s.topic("labels"), 1, 1, config={"max.message.bytes": "500"})])[
+        s.topic("labels")
+    ].result()
+    with pytest.raises(DeliveryError), EventProducer(s) as producer:
+        producer.send_label("x" * 2000, os.urandom(600).hex())
+
+
+def test_offsets_stored_only_after_processing(settings: Settings) -> None:
+    s = _one_partition(settings)
+    ensure_topics(s, ("features",))
+    with EventProducer(s) as producer:
+        for i in range(10):
+            producer.send_feature(f"e{i}", {"i": i})
+    group = f"{s.kafka.topic_prefix}workers"
+
+    # Processes the first 4, stops mid-batch without storing the rest.
+    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
+        batch = _drain(consumer, 10)
+        consumer.store(batch[:4])
+        consumer.commit()
+    # A consumer that breaks out of batches() before asking for the next batch stores nothing more.
+    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
+        seen = []
+        for chunk in consumer.batches(num_messages=3, timeout=0.5):
+            seen.extend(chunk)
+            break
+    assert [r.value["id"] for r in seen if r.value] == ["e4", "e5", "e6"][: len(seen)]
+    # So the next consumer of the group gets e4..e9 again; processing() stores only on success.
+    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
+        again = _drain(consumer, 6)
+        assert [r.value["id"] for r in again if r.value] == [f"e{i}" for i in range(4, 10)]
+        with pytest.raises(RuntimeError), consumer.processing(again[:2]):
+            raise RuntimeError("handler failed")
+        with consumer.processing(again):
+            pass
+        consumer.commit()
+    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
+        assert consumer.consume(10, 2.0) == []
+
+
+def test_check_reachable_names_the_address() -> None:
+    from streams.settings import load_settings
+
+    dead = load_settings(environ={}, overrides={"kafka.bootstrap": "127.0.0.1:1"})
+    with pytest.raises(StackError, match=r"cannot reach Kafka at 127\.0\.0\.1:1 \(tried for 1 s\).*stack up"):
+        check_reachable(dead, timeout=1)
