@@ -257,7 +257,7 @@ class Codec:
         size = len(data)
         if size > self.max_record_bytes:
             raise self._too_large(rec, topic, size)
-        if data[:2] == MAGIC:
+        if data[:2] == MAGIC or (size < 2 and data[:1] == MAGIC[:1]):
             return self._decode_avro(rec, data, size, topic)
         if _looks_like_json(data):
             if allow_json:

@@ -147,6 +147,8 @@ def _compile_union(branches: list[Any], from_json: bool) -> Checker:
         elif t is str:
             if has("string"):
                 return value
+            if from_json and has("bytes"):
+                return checkers["bytes"](value)
         elif t is float:
             if double_check is not None:
                 if isfinite(value):
