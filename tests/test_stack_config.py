@@ -1,0 +1,134 @@
+"""Fast tests for the local stack's pure parts: settings -> ports, rendered configs, statuses."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from connectors.localkafka import kafka_cluster_id
+from connectors.stack import (
+    ServiceStatus,
+    StackConfig,
+    StackStatus,
+    render_kafka_properties,
+    render_redis_conf,
+)
+from driftline.errors import StackError
+from streams.settings import load_settings
+
+
+def _props(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
+def test_ports_and_state_dir_come_from_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={},
+        overrides={
+            "kafka.bootstrap": "localhost:19092",
+            "redis.url": "redis://127.0.0.1:16379/3",
+            "state_dir": str(tmp_path),
+        },
+    )
+    cfg = StackConfig.from_settings(settings)
+    assert (cfg.kafka_port, cfg.controller_port, cfg.redis_port) == (19092, 19093, 16379)
+    assert cfg.state_dir == tmp_path / "stack"
+    assert cfg.kafka_address == "127.0.0.1:19092"
+    assert cfg.redis_password == ""
+
+
+def test_flags_beat_settings(tmp_path: Path) -> None:
+    cfg = StackConfig.from_settings(
+        load_settings(environ={}), tmp_path, kafka_port=39092, controller_port=39999, redis_port=36379
+    )
+    assert (cfg.kafka_port, cfg.controller_port, cfg.redis_port) == (39092, 39999, 36379)
+    assert cfg.state_dir == tmp_path / "stack"
+
+
+def test_kafka_home_is_taken_from_argument(tmp_path: Path) -> None:
+    cfg = StackConfig.from_settings(load_settings(environ={}), tmp_path, kafka_home=tmp_path / "kafka")
+    assert cfg.kafka_home == tmp_path / "kafka"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("kafka.bootstrap", "broker.example.com:9092"), ("redis.url", "redis://10.0.0.5:6379/0")],
+)
+def test_refuses_non_loopback_addresses(tmp_path: Path, path: str, value: str) -> None:
+    settings = load_settings(environ={}, overrides={path: value})
+    with pytest.raises(StackError, match=path.replace(".", r"\.")):
+        StackConfig.from_settings(settings, tmp_path)
+
+
+def test_kafka_properties_single_node_kraft(tmp_path: Path) -> None:
+    cfg = StackConfig(state_dir=tmp_path / "stack", kafka_port=39092, controller_port=39093)
+    text = render_kafka_properties(cfg)
+    assert "$" not in text
+    props = _props(text)
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:39093"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:39092,CONTROLLER://127.0.0.1:39093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:39092"
+    assert props["log.dirs"] == str(tmp_path / "stack" / "kafka" / "data")
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "default.replication.factor",
+    ):
+        assert props[key] == "1", key
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+def test_redis_conf_persists_with_aof_everysec(tmp_path: Path) -> None:
+    cfg = StackConfig(state_dir=tmp_path / "stack", redis_port=36379)
+    lines = render_redis_conf(cfg).splitlines()
+    assert "appendonly yes" in lines
+    assert "appendfsync everysec" in lines
+    assert "bind 127.0.0.1" in lines
+    assert "port 36379" in lines
+    assert "daemonize yes" in lines
+    assert f"dir {tmp_path / 'stack' / 'redis'}" in lines
+    assert f"pidfile {tmp_path / 'stack' / 'redis' / 'redis.pid'}" in lines
+    assert not any(line.startswith("requirepass") for line in lines)
+
+
+def test_redis_password_goes_to_the_config_file_quoted(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, overrides={"redis.url": 'redis://:s3"cr\\et@127.0.0.1:6379/0'})
+    cfg = StackConfig.from_settings(settings, tmp_path)
+    assert cfg.redis_password == 's3"cr\\et'
+    assert 's3"cr' not in repr(cfg)
+    assert 'requirepass "s3\\"cr\\\\et"' in render_redis_conf(cfg).splitlines()
+
+
+def test_cluster_id_is_kafka_uuid_text() -> None:
+    ids = {kafka_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    for text in ids:
+        assert len(text) == 22 and not text.startswith("-")
+        assert len(base64.urlsafe_b64decode(text + "==")) == 16
+
+
+def test_status_up_only_when_both_answer(tmp_path: Path) -> None:
+    kafka = ServiceStatus("kafka", "127.0.0.1:9092", "external")
+    redis_down = ServiceStatus("redis", "127.0.0.1:6379", "down")
+    redis_up = ServiceStatus("redis", "127.0.0.1:6379", "up", pid=42)
+    assert not StackStatus(kafka, redis_down, tmp_path).up
+    status = StackStatus(kafka, redis_up, tmp_path)
+    assert status.up
+    data = status.to_dict()
+    assert data["kafka"] == {
+        "address": "127.0.0.1:9092",
+        "state": "external",
+        "up": True,
+        "pid": None,
+        "detail": "",
+    }
+    assert data["redis"]["pid"] == 42
+    assert "not started by driftline" in kafka.describe()
+    assert ServiceStatus("kafka", "127.0.0.1:9092", "starting", pid=7).up is False

@@ -1,0 +1,189 @@
+"""Fast tests for pid files, /proc checks, careful stops, probes and missing-tool errors (no Java needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.localkafka import is_kafka_process
+from connectors.localproc import (
+    check_tools,
+    free_port,
+    kafka_answers,
+    owned_pid,
+    port_open,
+    process_cmdline,
+    read_pid,
+    redis_ping,
+    stop_pidfile,
+)
+from connectors.stack import StackConfig, is_redis_process, stack_down, stack_status, stack_up
+from driftline.errors import StackError
+from streams.cli import main
+
+# A stand-in server process; with "stubborn" it ignores SIGTERM like a hung broker.
+SLEEPER = (
+    "import signal, sys, time\n"
+    "if 'stubborn' in sys.argv:\n"
+    "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def _spawn(*extra: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-c", SLEEPER, "driftline-test-sleeper", *extra]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"  # its handlers are in place
+    return proc
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
+def test_read_pid(tmp_path: Path) -> None:
+    assert read_pid(tmp_path / "missing.pid") is None
+    (tmp_path / "bad.pid").write_text("not a pid\n")
+    assert read_pid(tmp_path / "bad.pid") is None
+    (tmp_path / "zero.pid").write_text("0\n")
+    assert read_pid(tmp_path / "zero.pid") is None
+    (tmp_path / "ok.pid").write_text("1234\n")
+    assert read_pid(tmp_path / "ok.pid") == 1234
+
+
+def test_process_cmdline_of_self_and_of_nothing() -> None:
+    assert "pytest" in " ".join(process_cmdline(os.getpid()))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert process_cmdline(proc.pid) == []
+
+
+def test_recognises_our_kafka_and_redis(tmp_path: Path) -> None:
+    props = tmp_path / "stack" / "kafka" / "server.properties"
+    java = ["/usr/bin/java", "-Xmx1g", "-cp", "/libs/*", "kafka.Kafka", str(props)]
+    assert is_kafka_process(java, props)
+    assert not is_kafka_process([*java[:-1], "/tmp/devkafka/server.properties"], props)
+    assert not is_kafka_process(["/usr/bin/java", "kafka.tools.StorageTool", str(props)], props)
+    assert is_redis_process(["redis-server 127.0.0.1:36379"], 36379)
+    assert is_redis_process(["/usr/bin/redis-server", "127.0.0.1:36379"], 36379)
+    assert not is_redis_process(["redis-server 127.0.0.1:6379"], 36379)
+    assert not is_redis_process(["python", "127.0.0.1:36379"], 36379)
+
+
+def test_owned_pid_needs_a_matching_cmdline(tmp_path: Path) -> None:
+    proc = _spawn()
+    try:
+        pid_file = tmp_path / "x.pid"
+        pid_file.write_text(f"{proc.pid}\n")
+        assert owned_pid(pid_file, lambda argv: "driftline-test-sleeper" in argv) == proc.pid
+        assert owned_pid(pid_file, lambda argv: "kafka.Kafka" in argv) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_pidfile_never_signals_a_process_it_does_not_recognise(tmp_path: Path) -> None:
+    proc = _spawn()
+    try:
+        pid_file = tmp_path / "kafka.pid"
+        pid_file.write_text(f"{proc.pid}\n")  # e.g. a recycled pid
+        assert stop_pidfile(pid_file, lambda argv: "kafka.Kafka" in argv, grace_s=1) is False
+        assert _alive(proc)
+        assert not pid_file.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_pidfile_terminates_ours(tmp_path: Path) -> None:
+    proc = _spawn()
+    pid_file = tmp_path / "ours.pid"
+    pid_file.write_text(f"{proc.pid}\n")
+    assert stop_pidfile(pid_file, lambda argv: "driftline-test-sleeper" in argv, grace_s=10) is True
+    assert proc.wait(timeout=10) == -15
+    assert not pid_file.exists()
+
+
+def test_stop_pidfile_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
+    proc = _spawn("stubborn")
+    pid_file = tmp_path / "stubborn.pid"
+    pid_file.write_text(f"{proc.pid}\n")
+    assert stop_pidfile(pid_file, lambda argv: "stubborn" in argv, grace_s=0.5) is True
+    assert proc.wait(timeout=10) == -9
+
+
+def test_probes_on_a_closed_port() -> None:
+    port = free_port()
+    assert not port_open("127.0.0.1", port)
+    assert redis_ping("127.0.0.1", port) is None
+    assert kafka_answers("127.0.0.1", port) is False
+
+
+def test_missing_tools_are_named_with_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError) as info:
+        check_tools(["java", "mvn", "redis-server"])
+    text = str(info.value)
+    assert "java, mvn, redis-server not found" in text
+    assert "apt-get install openjdk-17-jre-headless maven redis-server" in text
+    assert "docker compose up" in text
+
+
+def _free_config(tmp_path: Path) -> StackConfig:
+    kafka = free_port()
+    return StackConfig(
+        state_dir=tmp_path / "stack",
+        kafka_port=kafka,
+        controller_port=free_port(),
+        redis_port=free_port(),
+        cache_dir=tmp_path / "cache",
+    )
+
+
+def test_stack_up_without_java_fails_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "redis-server"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    cfg = _free_config(tmp_path)
+    with pytest.raises(StackError, match=r"^java, mvn not found on PATH") as info:
+        stack_up(cfg, timeout_s=5)
+    assert "redis-server" not in str(info.value).split(" not found")[0]
+    assert not cfg.state_dir.exists()  # nothing was started or written
+
+
+def test_status_and_down_of_a_stack_that_never_ran(tmp_path: Path) -> None:
+    cfg = _free_config(tmp_path)
+    status = stack_status(cfg)
+    assert (status.kafka.state, status.redis.state, status.up) == ("down", "down", False)
+    assert stack_down(cfg) == {"kafka": False, "redis": False}
+
+
+def test_cli_status_exits_nonzero_when_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
+    code = main([*args, "stack", "status", "--state-dir", str(tmp_path), "--json"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert '"up": false' in out and '"state": "down"' in out
+
+
+def test_cli_up_reports_missing_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
+    code = main([*args, "stack", "up", "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "driftline stack: error:" in err and "redis-server" in err and "docker compose" in err
