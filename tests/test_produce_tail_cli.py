@@ -1,0 +1,187 @@
+"""``driftline produce`` and ``driftline tail`` as a user runs them: subprocesses against the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from streams.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+DRIFTLINE = str(Path(sys.executable).with_name("driftline"))
+
+
+def _env(partitions: int = 1) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE")}
+    env["DRIFTLINE__KAFKA__PARTITIONS"] = str(partitions)
+    return env
+
+
+def _run(
+    prefix: str, *args: str, partitions: int = 1, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    cmd = [DRIFTLINE, "--bootstrap", "127.0.0.1:9092", "--topic-prefix", prefix, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(partitions), timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _lines(proc: subprocess.CompletedProcess[str]) -> list[dict]:
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_produce_features_with_labels_then_tail(prefix: str, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,class\n" + "".join(f"{i},{i / 2},{i % 2}\n" for i in range(20)))
+    summary = json.loads(
+        _run(
+            prefix,
+            "produce",
+            "features",
+            "--file",
+            str(data),
+            "--label-col",
+            "class",
+            "--with-labels",
+            "--json",
+        ).stdout
+    )
+    assert summary["features"] == 20 and summary["labels"] == 20 and summary["sent"] == 40
+
+    records = _lines(_run(prefix, "tail", "features", "-n", "3", "--json"))
+    assert [r["value"]["id"] for r in records] == ["17", "18", "19"]
+    assert records[-1]["value"]["features"] == {"a": 19, "b": 9.5}  # label column excluded
+    assert records[-1]["key"] == "19" and records[-1]["topic"] == f"{prefix}features"
+
+    labels = _lines(_run(prefix, "tail", "labels", "-n", "2", "--json"))
+    assert [(r["value"]["id"], r["value"]["label"]) for r in labels] == [("18", 0), ("19", 1)]
+
+    everything = _lines(_run(prefix, "tail", "features", "--from-beginning", "--json"))
+    assert [r["value"]["id"] for r in everything] == [str(i) for i in range(20)]
+
+    text = _run(prefix, "tail", "features", "-n", "1").stdout.strip().splitlines()
+    assert len(text) == 1 and '"id": "19"' in text[0] and "key=19" in text[0]
+
+
+def test_tail_merges_partitions_and_reads_foreign_json(prefix: str, settings: Settings) -> None:
+    out = _run(prefix, "produce", "synthetic", "--stream", "sine", "--events", "40", "--json", partitions=4)
+    assert json.loads(out.stdout)["features"] == 40
+    tail = _lines(_run(prefix, "tail", "features", "-n", "5", "--json", partitions=4))
+    assert len(tail) == 5 and len({r["value"]["id"] for r in tail}) == 5
+
+    # Any Kafka client may publish a JSON object; tail reads it back like the Avro ones.
+    raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    raw.produce(
+        f"{prefix}features", json.dumps({"id": "x1", "ts": 1, "features": {"a": 1.5}}).encode(), b"x1"
+    )
+    raw.produce(f"{prefix}features", b"\x00\xffgarbage", b"bad")
+    raw.flush(10)
+    tail = _lines(_run(prefix, "tail", "features", "-n", "2", "--json", partitions=4))
+    by_key = {r["key"]: r for r in tail}
+    assert by_key["x1"]["value"] == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}}
+    assert "c301" in by_key["bad"]["error"] and "value" not in by_key["bad"]
+
+    text = _run(prefix, "tail", "features", "-n", "2", partitions=4)
+    assert "ERROR" in text.stdout and '"a": 1.5' in text.stdout
+
+
+def test_produce_synthetic_with_label_delay(prefix: str) -> None:
+    out = json.loads(
+        _run(
+            prefix,
+            "produce",
+            "synthetic",
+            "--stream",
+            "sea-drift",
+            "--events",
+            "30",
+            "--label-delay",
+            "5",
+            "--seed",
+            "3",
+            "--id-prefix",
+            "run1-",
+            "--json",
+        ).stdout
+    )
+    assert (out["features"], out["labels"]) == (30, 30)
+    labels = _lines(_run(prefix, "tail", "labels", "--from-beginning", "--json"))
+    assert [r["value"]["id"] for r in labels] == [f"run1-{i}" for i in range(30)]
+    assert all(isinstance(r["value"]["label"], bool) for r in labels)
+
+
+def test_produce_json_encoding_is_readable_by_tail(prefix: str, tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "j1", "x": 1.25, "y": "up"}\n{"id": "j2", "x": 2, "y": "down"}\n')
+    _run(
+        prefix,
+        "produce",
+        "labels",
+        "--file",
+        str(data),
+        "--id-col",
+        "id",
+        "--label-col",
+        "y",
+        "--encoding",
+        "json",
+    )
+    (last,) = _lines(_run(prefix, "tail", "labels", "-n", "1", "--json"))
+    assert last["value"]["id"] == "j2" and last["value"]["label"] == "down"
+
+
+def test_tail_follow_prints_new_records(prefix: str, settings: Settings) -> None:
+    _run(prefix, "produce", "synthetic", "--stream", "stagger", "--events", "3", "--no-labels")
+    cmd = [
+        DRIFTLINE,
+        "--bootstrap",
+        "127.0.0.1:9092",
+        "--topic-prefix",
+        prefix,
+        "tail",
+        "features",
+        "-n",
+        "1",
+        "--follow",
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or []], daemon=True).start()
+    try:
+        first = json.loads(lines.get(timeout=30))
+        assert first["value"]["id"] == "2"
+        raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+        raw.produce(f"{prefix}features", json.dumps({"id": "live", "features": {"z": True}}).encode())
+        raw.flush(10)
+        deadline = time.monotonic() + 30
+        seen = None
+        while time.monotonic() < deadline and seen is None:
+            rec = json.loads(lines.get(timeout=30))
+            seen = rec if rec.get("value", {}).get("id") == "live" else None
+        assert seen is not None and seen["value"]["features"] == {"z": True}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 130
+
+
+def test_tail_errors_are_clear(prefix: str) -> None:
+    missing = _run(prefix, "tail", "models", check=False)
+    assert (
+        missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    )
+    unknown = _run(prefix, "tail", "nonsense", check=False)
+    assert unknown.returncode == 2 and "not a contract topic" in unknown.stderr
