@@ -251,6 +251,8 @@ class CompactPickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, protocol: int = 5) -> None:
         super().__init__(file, protocol=protocol)
         self._distribution = _distribution_type()
+        # id() is stable here: every generator stays referenced by the model while it is pickled.
+        self._seeded: dict[int, _Seeded] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         if self._distribution is None or not isinstance(obj, self._distribution):
@@ -262,10 +264,14 @@ class CompactPickler(pickle.Pickler):
         if not isinstance(reduced, tuple) or len(reduced) < 3 or not isinstance(reduced[2], dict):
             return NotImplemented
         state = dict(reduced[2])
-        # Draw from a copy so serializing never changes the live model's random stream.
-        twin = random.Random()
-        twin.setstate(rng.getstate())
-        state["_rng"] = _Seeded(twin.getrandbits(64))
+        seeded = self._seeded.get(id(rng))
+        if seeded is None:
+            # Draw from a copy so serializing never changes the live model's random stream. One stand-in
+            # per generator: a generator shared by many distributions stays shared after loading.
+            twin = random.Random()
+            twin.setstate(rng.getstate())
+            seeded = self._seeded[id(rng)] = _Seeded(twin.getrandbits(64))
+        state["_rng"] = seeded
         return (reduced[0], reduced[1], state, *reduced[3:])
 
 
