@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from connectors.kafka_client import client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import now_ms
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, SchemaError, StackError
@@ -152,6 +152,7 @@ class RecordConsumer:
                 "auto.commit.interval.ms": 1000,
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "partition.assignment.strategy": "cooperative-sticky",
+                "logger": LIBRDKAFKA_LOG,
             },
             **config,
         )

@@ -7,6 +7,7 @@ here logs it.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,10 @@ from confluent_kafka.admin import AdminClient
 
 from driftline.errors import ConfigError, StackError
 from streams.settings import Settings
+
+# librdkafka's own log lines (connection refused, retries) go through Python logging under this name
+# instead of straight to stderr, so the CLI's -v decides what is shown. Pass it as ``logger=LIBRDKAFKA_LOG``.
+LIBRDKAFKA_LOG = logging.getLogger("connectors.librdkafka")
 
 # Keys whose values must never be printed (see ``redacted``).
 SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password"})
@@ -64,13 +69,17 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 def redacted(conf: dict[str, Any]) -> dict[str, Any]:
     """A copy of a client config that is safe to log or print (secret values masked)."""
-    return {key: ("********" if key in SECRET_KEYS and value else value) for key, value in conf.items()}
+    return {
+        key: ("********" if key in SECRET_KEYS and value else value)
+        for key, value in conf.items()
+        if key != "logger"
+    }
 
 
 def check_reachable(settings: Settings, timeout: float = 5) -> None:
     """Raise :class:`StackError` unless the Kafka cluster answers a metadata request within ``timeout``
     seconds."""
-    admin = AdminClient(client_config(settings))
+    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while True:
@@ -83,7 +92,10 @@ def check_reachable(settings: Settings, timeout: float = 5) -> None:
                 return
         except KafkaException as exc:
             last = exc
-    reason = f" (last error: {last.args[0]})" if last is not None and last.args else ""
+    reason = ""
+    if last is not None and last.args:
+        err = last.args[0]
+        reason = f" (last error: {err.str() if hasattr(err, 'str') else err})"
     raise StackError(
         f"cannot reach Kafka at {settings.kafka.bootstrap} (tried for {timeout:g} s): "
         f"is the stack up? run `driftline stack up`{reason}"

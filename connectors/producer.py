@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from connectors.kafka_client import client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, DriftlineError
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
@@ -82,7 +82,7 @@ class EventProducer:
         self.settings = settings
         self.codec = codec or default_codec()
         self.encoding = encoding
-        conf = {**PRODUCER_DEFAULTS, **client_config(settings, **config)}
+        conf = {**PRODUCER_DEFAULTS, **client_config(settings, logger=LIBRDKAFKA_LOG, **config)}
         self._producer = Producer(conf)
         self._sent = 0
         self._delivered = 0

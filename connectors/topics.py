@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.kafka_client import client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import StackError
 from streams.settings import Settings
 
@@ -81,7 +81,7 @@ def ensure_topics(
     """
     specs = contract_topics(settings)
     wanted = {n: specs[n] for n in (names or TOPIC_NAMES)}
-    admin = AdminClient(client_config(settings))
+    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:

@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.consumer import Received, contract_name, decode_message
-from connectors.kafka_client import check_reachable, client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, check_reachable, client_config
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import StackError
 from schemas.codec import Codec, default_codec
@@ -88,6 +88,7 @@ def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Cons
             "group.id": "driftline-tail",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            "logger": LIBRDKAFKA_LOG,
         },
     )
     consumer = Consumer(conf)
