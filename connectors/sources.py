@@ -43,10 +43,9 @@ def parse_value(text: str) -> Scalar:
     text = text.strip()
     if text == "":
         return None
-    try:
+    # Digit checks first: most cells are floats, and a failed int() costs an exception per cell.
+    if text.isdigit() or (text[0] in "+-" and text[1:].isdigit()):
         return int(text)
-    except ValueError:
-        pass
     try:
         number = float(text)
     except ValueError:
