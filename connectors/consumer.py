@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 JSON_TOPICS = frozenset(INPUT_TOPICS) | {"predictions", "drift"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Received:
     """One consumed record: decoded ``value`` or the ``error`` that prevented decoding, plus its
     coordinates."""
@@ -179,14 +179,14 @@ class RecordConsumer:
         # Transient (broker down, rebalance): librdkafka retries by itself; say so once per occurrence.
         log.warning("consumer %s: %s", self.group_id, err.str())
 
-    def store(self, items: Received | Iterable[Received]) -> None:
-        """Mark records as processed: their offsets (+1) will be committed. Stores the highest per
-        partition."""
-        batch = [items] if isinstance(items, Received) else list(items)
+    def store(self, items: Received | Message | Iterable[Received | Message]) -> None:
+        """Mark records as processed: their offsets (+1) get committed. Keeps the highest per partition."""
+        batch = [items] if isinstance(items, (Received, Message)) else list(items)
         highest: dict[tuple[str, int], int] = {}
         for item in batch:
-            tp = (item.message.topic() or "", item.partition)
-            highest[tp] = max(highest.get(tp, -1), item.offset)
+            msg = item.message if isinstance(item, Received) else item
+            tp = (msg.topic() or "", int(msg.partition() or 0))
+            highest[tp] = max(highest.get(tp, -1), int(msg.offset() or 0))
         if highest:
             try:
                 self._consumer.store_offsets(
