@@ -239,8 +239,8 @@ class EventProducer:
         if exc_type is None:
             self.close()
             return
-        # Already failing: still try to deliver what was queued, but do not mask the original error.
+        # Already failing (or Ctrl-C): still try briefly to deliver what was queued, without masking the error.
         try:
-            self.close()
+            self.close(timeout=5.0)
         except DriftlineError as close_exc:
             log.warning("while handling %s: %s", exc_type.__name__, close_exc)
