@@ -239,7 +239,7 @@ class EventProducer:
         if exc_type is None:
             self.close()
             return
-        # Already failing (or Ctrl-C): still try briefly to deliver what was queued, without masking the error.
+        # Already failing (or Ctrl-C): try briefly to deliver what was queued, without masking the error.
         try:
             self.close(timeout=5.0)
         except DriftlineError as close_exc:
