@@ -17,17 +17,19 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import struct
 import time
 from collections.abc import Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader
 from fastavro.schema import fingerprint as _avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from driftline.errors import SchemaError
+from schemas.binary import Corrupt, compile_decoder, compile_encoder
 from schemas.validation import Invalid, compile_finite_check, compile_record
 
 __all__ = [
@@ -87,6 +89,8 @@ class _Record:
 
     __slots__ = (
         "bytes_fields",
+        "decode_body",
+        "encode_body",
         "finite",
         "fp",
         "header",
@@ -106,6 +110,8 @@ class _Record:
         self.validate = compile_record(raw)
         self.validate_json = compile_record(raw, from_json=True)
         self.finite = compile_finite_check(raw)
+        self.encode_body = compile_encoder(raw)
+        self.decode_body = compile_decoder(raw)
         self.bytes_fields = tuple(f["name"] for f in raw["fields"] if "bytes" in json.dumps(f["type"]))
 
 
@@ -197,10 +203,12 @@ class Codec:
             clean = rec.validate(value)
         except Invalid as exc:
             raise self._invalid(rec, topic, exc) from None
-        buf = BytesIO()
-        buf.write(rec.header)
-        schemaless_writer(buf, rec.parsed, clean)
-        data = buf.getvalue()
+        buf = bytearray(rec.header)
+        try:
+            rec.encode_body(clean, buf)
+        except UnicodeEncodeError as exc:  # a lone surrogate in some string
+            raise self._fail(rec, topic, f"string is not encodable as UTF-8: {exc}") from None
+        data = bytes(buf)
         if len(data) > self.max_record_bytes:
             raise self._too_large(rec, topic, len(data))
         return data
@@ -278,6 +286,8 @@ class Codec:
         name, writer_schema, reader_schema = writer
         if name != rec.name:
             raise self._fail(rec, topic, f"message holds a {name}, not a {rec.name}")
+        if reader_schema is None:
+            return self._decode_current(rec, data, size, topic)
         buf = BytesIO(data)
         buf.seek(HEADER_LEN)
         try:
@@ -295,6 +305,22 @@ class Codec:
                 rec.finite(value)
             except Invalid as exc:
                 raise self._invalid(rec, topic, exc) from None
+        return value
+
+    def _decode_current(self, rec: _Record, data: bytes, size: int, topic: str | None) -> dict:
+        """Written with the current schema: the compiled decoder, no resolution needed."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        try:
+            value, end = rec.decode_body(data, HEADER_LEN)
+        except Invalid as exc:
+            raise self._invalid(rec, topic, exc) from None
+        except (IndexError, struct.error):
+            raise self._fail(rec, topic, f"truncated Avro body ({size} bytes)") from None
+        except (Corrupt, UnicodeDecodeError) as exc:
+            raise self._fail(rec, topic, f"corrupt Avro body: {type(exc).__name__}: {exc}") from None
+        if end != size:
+            raise self._fail(rec, topic, f"{size - end} trailing bytes after the Avro body")
         return value
 
     def _decode_json(self, rec: _Record, data: bytes, topic: str | None) -> dict:

@@ -196,11 +196,23 @@ def _compile_map(values_schema: Any, from_json: bool) -> Checker:
     if "null" in kinds:
         as_is.add(type(None))
     fast = frozenset(as_is)
+    doubles = float in fast
+    shapes: dict[int, tuple[tuple[type, ...], tuple[type, ...]]] = {}
 
     def check(value: Any) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise _bad("map (object)", value)
         out = dict(value)
+        if doubles and out:
+            # Whole-map check in C for the common all-double map; the sum is finite only if every value is.
+            n = len(out)
+            shape = shapes.get(n)
+            if shape is None:
+                shape = shapes.setdefault(n, ((str,) * n, (float,) * n))
+            if tuple(map(type, out)) == shape[0] and tuple(map(type, out.values())) == shape[1]:
+                total = sum(out.values())
+                if total - total == 0.0:
+                    return out
         for k, v in out.items():
             if type(k) is not str:
                 raise Invalid(f"map keys must be strings, got {_type_name(k)} {_show(k)}", f"[{k!r}]")
