@@ -31,6 +31,7 @@ from connectors.localkafka import (
 )
 from connectors.localproc import (
     check_tools,
+    file_lock,
     kafka_answers,
     log_tail,
     owned_pid,
@@ -352,9 +353,9 @@ def stack_up(
     if not _kafka_status(cfg).up:
         needed += ["java"] if cfg.kafka_home or libs_cached(cfg.cache_dir) else ["java", "mvn"]
     check_tools(needed)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    redis = _redis_up(cfg, min(timeout_s, 30.0))
-    kafka = _kafka_up(cfg, timeout_s)
+    with file_lock(cfg.state_dir / "stack.lock"):
+        redis = _redis_up(cfg, min(timeout_s, 30.0))
+        kafka = _kafka_up(cfg, timeout_s)
     return StackStatus(kafka, redis, cfg.state_dir)
 
 
@@ -369,15 +370,15 @@ def stack_down(
     Services we did not start are never signalled.
     """
     cfg = _config(settings, state_dir)
+    if not cfg.state_dir.is_dir():
+        return {"kafka": False, "redis": False}
     props = cfg.kafka_dir / "server.properties"
-    return {
-        "kafka": stop_pidfile(
-            cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s
-        ),
-        "redis": stop_pidfile(
+    with file_lock(cfg.state_dir / "stack.lock"):
+        kafka = stop_pidfile(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s)
+        redis = stop_pidfile(
             cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
-        ),
-    }
+        )
+    return {"kafka": kafka, "redis": redis}
 
 
 def ensure_stack(settings: Settings, state_dir: str | Path | None = None) -> StackStatus:
