@@ -71,6 +71,7 @@ NAMESPACE = "driftline"
 # Records where a JSON producer may leave ``ts`` out; the codec stamps the arrival time.
 _TS_OPTIONAL_IN_JSON = frozenset({"FeatureEvent", "Label", "ControlCommand"})
 SCHEMA_DIR = Path(__file__).resolve().parent
+Buffer = bytes | bytearray | memoryview
 
 
 def schema_fingerprint(schema: Mapping[str, Any] | str) -> bytes:
@@ -239,13 +240,15 @@ class Codec:
 
     # -- decoding --------------------------------------------------------------------------------------
 
-    def decode(self, record: str, data: bytes, *, topic: str | None = None, allow_json: bool = False) -> dict:
+    def decode(
+        self, record: str, data: Buffer, *, topic: str | None = None, allow_json: bool = False
+    ) -> dict:
         """Decode one record (Avro single-object, or JSON object if ``allow_json``) or raise SchemaError."""
         rec = self._record(record)
         return self._decode(rec, data, topic, allow_json)
 
     def decode_many(
-        self, record: str, datas: Sequence[bytes], *, topic: str | None = None, allow_json: bool = False
+        self, record: str, datas: Sequence[Buffer], *, topic: str | None = None, allow_json: bool = False
     ) -> list[dict | SchemaError]:
         """Decode a batch; each item is the record or the :class:`SchemaError` it raised (never raises)."""
         rec = self._record(record)
@@ -259,7 +262,7 @@ class Codec:
                 append(exc)
         return out
 
-    def _decode(self, rec: _Record, data: bytes, topic: str | None, allow_json: bool) -> dict:
+    def _decode(self, rec: _Record, data: Buffer, topic: str | None, allow_json: bool) -> dict:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise self._fail(rec, topic, f"expected bytes, got {type(data).__name__}")
         size = len(data)
@@ -276,7 +279,7 @@ class Codec:
         head = bytes(data[:4]).hex()
         raise self._fail(rec, topic, f"not Avro single-object encoding (starts 0x{head}, expected 0xc301)")
 
-    def _decode_avro(self, rec: _Record, data: bytes, size: int, topic: str | None) -> dict:
+    def _decode_avro(self, rec: _Record, data: Buffer, size: int, topic: str | None) -> dict:
         fp = bytes(data[2:HEADER_LEN])
         writer = self._writers.get(fp)
         if writer is None:
@@ -307,7 +310,7 @@ class Codec:
                 raise self._invalid(rec, topic, exc) from None
         return value
 
-    def _decode_current(self, rec: _Record, data: bytes, size: int, topic: str | None) -> dict:
+    def _decode_current(self, rec: _Record, data: Buffer, size: int, topic: str | None) -> dict:
         """Written with the current schema: the compiled decoder, no resolution needed."""
         if type(data) is not bytes:
             data = bytes(data)
@@ -323,7 +326,7 @@ class Codec:
             raise self._fail(rec, topic, f"{size - end} trailing bytes after the Avro body")
         return value
 
-    def _decode_json(self, rec: _Record, data: bytes, topic: str | None) -> dict:
+    def _decode_json(self, rec: _Record, data: Buffer, topic: str | None) -> dict:
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
