@@ -90,9 +90,23 @@ class ArtifactHeader:
             names = {f.name for f in dataclasses.fields(cls)}
             if not isinstance(data, dict) or not {"model", "version", "sha256", "format"} <= data.keys():
                 raise ValueError("missing model, version, sha256 or format")
-            return cls(**{k: v for k, v in data.items() if k in names})
+            header = cls(**{k: v for k, v in data.items() if k in names})
+            _check_types(header)
+            return header
         except (ValueError, TypeError) as exc:
             raise SecurityError(f"malformed artifact header: {exc}") from exc
+
+
+def _check_types(header: ArtifactHeader) -> None:
+    def integer(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not isinstance(header.model, str) or not header.model:
+        raise ValueError(f"model must be a non-empty string, got {header.model!r}")
+    if not integer(header.version) or not (header.parent is None or integer(header.parent)):
+        raise ValueError(f"version and parent must be integers, got {header.version!r}, {header.parent!r}")
+    if not isinstance(header.sha256, str) or not isinstance(header.format, str):
+        raise ValueError("sha256 and format must be strings")
 
 
 def library_versions() -> dict[str, str]:

@@ -20,7 +20,8 @@ module is under an allowed root, the resolved object really lives there (re-expo
 ``river.something.os.system`` are refused), it is not in a deny-listed I/O or test module, and it is
 a class, or a function from an explicit list or from River / driftline's own packages. ``getattr``
 (which pickle uses for bound methods, e.g. River's Page-Hinkley) is replaced by a version that only
-returns public-or-private methods bound to an allowed object, never dunders or plain attributes.
+binds a plain method of a River or driftline class to its object: no dunders, attributes or
+properties, and no numpy methods (``ndarray.tofile`` would write files).
 """
 
 from __future__ import annotations
@@ -170,19 +171,22 @@ def _class_allowed(module: str, name: str, cls: type) -> bool:
 
 
 def _safe_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` as pickle needs it for bound methods, and nothing more."""
+    """``getattr`` as pickle needs it for bound methods of River / driftline objects, and nothing more.
+
+    The method is looked up statically on the class and bound by hand: no property runs, an instance
+    attribute cannot shadow it, and numpy/scikit-learn methods (``ndarray.tofile`` writes files) are out.
+    """
     if not isinstance(name, str) or (name.startswith("__") and name.endswith("__")):
         raise SecurityError(f"getattr(..., {name!r}) not allowed in a model artifact")
     owner = type(obj)
-    if not _under(owner.__module__ or "", _PACKAGE_ROOTS) or _denied(owner.__module__ or ""):
-        raise SecurityError(f"getattr on a {owner.__module__}.{owner.__qualname__} not allowed")
-    value = getattr(obj, name)
-    if (
-        not (inspect.ismethod(value) or isinstance(value, types.BuiltinMethodType))
-        or value.__self__ is not obj
-    ):
-        raise SecurityError(f"getattr(..., {name!r}) is not a bound method; not allowed")
-    return value
+    where = f"{owner.__module__}.{owner.__qualname__}"
+    if not _under(owner.__module__ or "", _FUNCTION_ROOTS) or _denied(owner.__module__ or ""):
+        raise SecurityError(f"getattr on a {where} not allowed in a model artifact")
+    function = inspect.getattr_static(owner, name, None)
+    module = getattr(function, "__module__", None) or ""
+    if not isinstance(function, types.FunctionType) or not _under(module, _FUNCTION_ROOTS) or _denied(module):
+        raise SecurityError(f"getattr({where}, {name!r}) is not a method of an allowed class; not allowed")
+    return types.MethodType(function, obj)
 
 
 class RestrictedUnpickler(pickle.Unpickler):

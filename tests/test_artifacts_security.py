@@ -187,6 +187,50 @@ def test_code_running_pickle_is_refused_even_when_signed(tmp_path: Path, kind: s
     assert not marker.exists()
 
 
+class _Call:
+    """Pickles as ``f(*args)``: lets a test build a pickle that calls a method it fetched with getattr."""
+
+    def __init__(self, f: Any, args: tuple[Any, ...]) -> None:
+        self.f, self.args = f, args
+
+    def __call__(self) -> None:  # pickle requires the reducer's callable to be callable
+        raise AssertionError
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.f, self.args)
+
+
+def test_getattr_cannot_reach_numpy_methods_that_write_files(tmp_path: Path) -> None:
+    import numpy as np
+
+    marker = tmp_path / "written"
+    raw = pickle.dumps(_Call(_Call(getattr, (np.zeros(3), "tofile")), (str(marker),)), protocol=5)
+    pickle.loads(raw)  # the gadget is real: plain pickle writes the file
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(SecurityError, match=r"getattr on a numpy\.ndarray not allowed"):
+        load_release(_forge(raw, key=KEY), key=KEY)
+    assert not marker.exists()
+
+
+def test_signed_header_with_wrong_types_is_refused() -> None:
+    payload = safe_pickle.dumps(1)
+    header = ArtifactHeader(
+        model="m", version=1, parent=None, created_at=1, reason="manual",
+        sha256=hashlib.sha256(payload).hexdigest(), format=safe_pickle.FORMAT,
+    )  # fmt: skip
+    text = header.to_json().replace('"version":1', '"version":"1"')
+    release = {
+        "model": "m",
+        "version": "1",
+        "artifact": payload,
+        "header": text,
+        "signature": sign(text, payload, KEY),
+    }
+    with pytest.raises(SecurityError, match="version and parent must be integers"):
+        verify_release(release, key=KEY, current_version=0)
+
+
 def test_refusal_messages_name_the_module(tmp_path: Path) -> None:
     raw = _malicious_pickles(tmp_path / "x")
     with pytest.raises(SecurityError, match="module 'os' not allowed"):
