@@ -270,7 +270,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
-    if not 0 < settings.metrics.port < 65536:
+    if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
     if settings.serving.batch_size < 1:
         raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")

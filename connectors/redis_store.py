@@ -1,0 +1,231 @@
+"""Pending join state in Redis: prediction contexts waiting for labels, and labels waiting for predictions.
+
+Every key carries a TTL, so the state is bounded by the TTL whatever happens. Two sorted sets index the live keys
+by expiry time; a periodic :meth:`JoinStore.sweep` counts what expired (predictions whose label never came, labels
+whose prediction never came) so nothing disappears silently.
+
+Keys (``p`` = ``<key_prefix>:<topic_prefix><model>``):
+``p:ctx:<id>`` prediction context, ``p:lbl:<id>`` parked label, ``p:done:<id>`` joined marker (duplicate detection),
+``p:pending`` and ``p:parked`` sorted sets of ids scored by expiry (ms).
+
+Each batch is one round trip: a Lua script loops over the ids server-side, so a batch of 500 predictions costs one
+call, not 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from driftline.errors import StackError
+
+# For each id: already joined -> skip; else store, and hand back a parked label (the caller joins now; the label
+# stays until mark_joined, so a crash before that replays the join instead of losing it).
+_PUT_PREDICTIONS = """
+local p = KEYS[1]
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('EXISTS', p .. ':done:' .. id) == 0 then
+    local lbl = redis.call('GET', p .. ':lbl:' .. id)
+    if lbl then
+      table.insert(out, id)
+      table.insert(out, lbl)
+    end
+    redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl)
+    redis.call('ZADD', p .. ':pending', now + ttl, id)
+  end
+end
+return out
+"""
+
+# For each label: joined before -> 'dup'; context present -> 'ctx' + context (kept until mark_joined, so a crash
+# between publish and mark replays the join rather than losing it); label already parked -> 'dup'; else park it.
+_TAKE_FOR_LABELS = """
+local p = KEYS[1]
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('EXISTS', p .. ':done:' .. id) == 1 then
+    table.insert(out, 'dup')
+    table.insert(out, '')
+  else
+    local ctx = redis.call('GET', p .. ':ctx:' .. id)
+    if ctx then
+      table.insert(out, 'ctx')
+      table.insert(out, ctx)
+    elseif redis.call('SET', p .. ':lbl:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
+      redis.call('ZADD', p .. ':parked', now + ttl, id)
+      table.insert(out, 'parked')
+      table.insert(out, '')
+    else
+      table.insert(out, 'dup')
+      table.insert(out, '')
+    end
+  end
+end
+return out
+"""
+
+_MARK_JOINED = """
+local p = KEYS[1]
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  redis.call('SET', p .. ':done:' .. id, '1', 'PX', ttl)
+  redis.call('DEL', p .. ':ctx:' .. id, p .. ':lbl:' .. id)
+  redis.call('ZREM', p .. ':pending', id)
+  redis.call('ZREM', p .. ':parked', id)
+end
+return #ARGV - 1
+"""
+
+_SWEEP = """
+local p = KEYS[1]
+local now = tonumber(ARGV[1])
+local expired = redis.call('ZREMRANGEBYSCORE', p .. ':pending', '-inf', now)
+local orphans = redis.call('ZREMRANGEBYSCORE', p .. ':parked', '-inf', now)
+return {expired, orphans, redis.call('ZCARD', p .. ':pending'), redis.call('ZCARD', p .. ':parked')}
+"""
+
+# Rebuild after Redis lost its data: restore a context unless the id is known (joined or present).
+_RESTORE = """
+local p = KEYS[1]
+local now = tonumber(ARGV[1])
+local n = 0
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i]
+  local ttl = tonumber(ARGV[i + 2])
+  if ttl > 0 and redis.call('EXISTS', p .. ':done:' .. id) == 0 then
+    if redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
+      redis.call('ZADD', p .. ':pending', now + ttl, id)
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+
+
+@dataclass(frozen=True)
+class LabelLookup:
+    """Result of looking up one label: ``status`` is ``ctx`` (joinable now), ``parked`` or ``dup``."""
+
+    id: str
+    status: str
+    context: bytes | None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    expired: int  # predictions whose label never came within the TTL
+    orphans: int  # labels whose prediction never came within the TTL
+    pending: int
+    parked: int
+
+
+class JoinStore:
+    """Redis-backed pending join state for one model."""
+
+    def __init__(self, url: str, *, namespace: str, ttl_s: int, client: redis.Redis | None = None) -> None:
+        self.namespace = namespace
+        self.ttl_ms = int(ttl_s * 1000)
+        self._url_for_errors = _redact_url(url)
+        self._redis = client or redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._put = self._redis.register_script(_PUT_PREDICTIONS)
+        self._take = self._redis.register_script(_TAKE_FOR_LABELS)
+        self._mark = self._redis.register_script(_MARK_JOINED)
+        self._sweep = self._redis.register_script(_SWEEP)
+        self._restore = self._redis.register_script(_RESTORE)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
+
+    def _call(self, script: Any, args: list[Any]) -> Any:
+        try:
+            return script(keys=[self.namespace], args=args)
+        except redis.ConnectionError as exc:
+            raise StackError(f"cannot reach Redis at {self._url_for_errors}: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self._redis.ping()
+        except redis.ConnectionError as exc:
+            raise StackError(
+                f"cannot reach Redis at {self._url_for_errors}: {exc}; is the stack up? run `driftline stack up`"
+            ) from exc
+
+    def put_predictions(self, items: Sequence[tuple[str, bytes]], now_ms: int) -> list[tuple[str, bytes]]:
+        """Store prediction contexts; returns ``(id, label_bytes)`` for labels that were parked waiting for them."""
+        if not items:
+            return []
+        args: list[Any] = [now_ms, self.ttl_ms]
+        for id_, ctx in items:
+            args += [id_, ctx]
+        flat = self._call(self._put, args)
+        return [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def lookup_labels(self, items: Sequence[tuple[str, bytes]], now_ms: int) -> list[LabelLookup]:
+        """For each ``(id, label_bytes)``: the context to join with, or park the label, or flag a duplicate."""
+        if not items:
+            return []
+        args: list[Any] = [now_ms, self.ttl_ms]
+        for id_, lbl in items:
+            args += [id_, lbl]
+        flat = self._call(self._take, args)
+        out = []
+        for (id_, _), i in zip(items, range(0, len(flat), 2), strict=True):
+            status = _s(flat[i])
+            out.append(LabelLookup(id_, status, bytes(flat[i + 1]) if status == "ctx" else None))
+        return out
+
+    def mark_joined(self, ids: Sequence[str]) -> None:
+        """After the TrainingExamples are delivered: remember the ids as joined and drop their contexts."""
+        if ids:
+            self._call(self._mark, [self.ttl_ms, *ids])
+
+    def sweep(self, now_ms: int) -> SweepResult:
+        expired, orphans, pending, parked = self._call(self._sweep, [now_ms])
+        return SweepResult(int(expired), int(orphans), int(pending), int(parked))
+
+    def restore(self, items: Sequence[tuple[str, bytes, int]], now_ms: int) -> int:
+        """Restore ``(id, context, remaining_ttl_ms)`` contexts lost with Redis' data; returns how many."""
+        n = 0
+        for start in range(0, len(items), 500):
+            args: list[Any] = [now_ms]
+            for id_, ctx, ttl in items[start : start + 500]:
+                args += [id_, ctx, ttl]
+            n += int(self._call(self._restore, args))
+        return n
+
+    def counts(self) -> tuple[int, int]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zcard(f"{self.namespace}:pending")
+        pipe.zcard(f"{self.namespace}:parked")
+        pending, parked = pipe.execute()
+        return int(pending), int(parked)
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _redact_url(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://user:***@host``: never print a password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    cred, host = rest.rsplit("@", 1)
+    user = cred.split(":", 1)[0] if ":" in cred else ""
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,242 @@
+"""``build_app(settings, roles)``: the Faust app for one worker process, built from the settings.
+
+No module-level app, no import-time side effects. Each role set gets its own consumer group
+(``driftline-<prefix><model>-<roles>``), so separate ``score``, ``join`` and ``train`` processes never steal each
+other's partitions; several ``score`` processes share the partitions of ``features``.
+
+Faust acknowledges a batch from ``take_events`` when the loop body returns *or raises* (faust-streaming #315, #527),
+so every batch here is handled completely inside the body: per-record failures go to ``deadletter``, and a failure of
+the batch as a whole (Redis or Kafka unreachable) is retried with backoff until it succeeds, never skipped. Agents run
+with concurrency 1 (faust-streaming #606 commits past in-flight messages under concurrency > 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from connectors.redis_store import JoinStore
+from streams.join import Joiner, build_join_store, rebuild_join_state
+from streams.releases import ReleaseFollower
+from streams.runtime import WorkerContext, raw_records
+from streams.score import Scorer
+from streams.settings import Settings
+from streams.train import Trainer
+
+log = logging.getLogger(__name__)
+
+ROLES = ("score", "join", "train")
+RETRY_MAX_S = 10.0
+
+
+@dataclass
+class Worker:
+    """What one worker process runs: the Faust app and the stage objects it drives."""
+
+    app: faust.App
+    ctx: WorkerContext
+    roles: tuple[str, ...]
+    scorer: Scorer | None = None
+    joiner: Joiner | None = None
+    trainer: Trainer | None = None
+    follower: ReleaseFollower | None = None
+    store: JoinStore | None = None
+
+    def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+        self.ctx.out.close(30)
+
+
+def _credentials(settings: Settings) -> Any:
+    k = settings.kafka
+    if k.security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=k.ssl_cafile)
+        if k.ssl_certfile:
+            context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile)
+    if k.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=k.sasl_username,
+        password=k.sasl_password.get(),
+        ssl_context=context,
+        mechanism=k.sasl_mechanism or "PLAIN",
+    )
+
+
+def _raw_topic(app: faust.App, name: str) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+async def handle_batch(stage: str, ctx: WorkerContext, body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` until it succeeds: a batch is never acknowledged unhandled."""
+    delay = 0.2
+    while True:
+        try:
+            await body()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
+            log.error("%s: batch failed, retrying in %.1f s: %s", stage, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | None = None) -> Worker:
+    """Build the Faust app running ``roles`` (any of score, join, train) for ``settings.model.name``."""
+    roles = tuple(r for r in ROLES if r in roles)
+    ctx = ctx or WorkerContext(settings)
+    s = settings
+    app_id = f"driftline-{s.kafka.topic_prefix}{s.model.name}-{'-'.join(roles)}"
+    brokers = ";".join(f"kafka://{b.strip()}" for b in s.kafka.bootstrap.split(","))
+    datadir = ctx.state_dir / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=brokers,
+        broker_credentials=_credentials(s),
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        autodiscover=False,
+        topic_allow_declare=False,  # topics are created by connectors.topics.ensure_topics, with contract policies
+        topic_replication_factor=s.kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(datadir),
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, 4 * s.serving.batch_size),
+    )
+    worker = Worker(app, ctx, roles)
+    batch, within = s.serving.batch_size, s.serving.batch_timeout_s
+    for stage in roles:
+        ctx.metrics.prime_stage(
+            stage, [s.topic({"score": "features", "join": "labels", "train": "training"}[stage])]
+        )
+        ctx.metrics.set_worker_up(stage, True)
+    ctx.metrics.prime_model(s.model.name)
+    if "score" in roles or "join" in roles:
+        worker.store = build_join_store(s)
+    if "score" in roles:
+        _add_score(worker, batch, within)
+    if "join" in roles:
+        _add_join(worker, batch, within)
+    if "train" in roles:
+        _add_train(worker, batch, within)
+    return worker
+
+
+def _add_score(worker: Worker, batch: int, within: float) -> None:
+    app, ctx = worker.app, worker.ctx
+    assert worker.store is not None
+    store = worker.store
+    follower = worker.follower = ReleaseFollower(ctx.settings, ctx.metrics, codec=ctx.codec)
+    scorer = worker.scorer = Scorer(ctx, follower, store)
+
+    @app.task
+    async def start_follower() -> None:
+        follower.start()
+
+    async def score(stream: Any) -> None:
+        # Give the first release a moment to arrive so early events are not answered by "no model".
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, follower.first_loaded.wait, 30.0):
+            log.warning(
+                "no release of %s on the models topic yet: predictions are null until one arrives", ctx.model
+            )
+        async for events in stream.take_events(batch, within=within):
+            raws = raw_records(events)
+
+            async def body(raws: list = raws) -> None:
+                joined = scorer.process(raws)
+                await ctx.flush()
+                store.mark_joined(joined)
+
+            await handle_batch("score", ctx, body)
+
+    app.agent(_raw_topic(app, ctx.settings.topic("features")), name="score")(score)
+
+    @app.timer(interval=1.0)
+    async def swap_when_idle() -> None:
+        # Between batches only (same event loop as the agent): an idle scorer still adopts new releases.
+        scorer.maybe_swap()
+
+
+def _add_join(worker: Worker, batch: int, within: float) -> None:
+    app, ctx = worker.app, worker.ctx
+    assert worker.store is not None
+    store = worker.store
+    joiner = worker.joiner = Joiner(ctx, store)
+    alive_key = f"{store.namespace}:alive"
+
+    async def join(stream: Any) -> None:
+        async for events in stream.take_events(batch, within=within):
+            raws = raw_records(events)
+
+            async def body(raws: list = raws) -> None:
+                joined = joiner.process(raws)
+                await ctx.flush()
+                store.mark_joined(joined)
+
+            await handle_batch("join", ctx, body)
+
+    app.agent(_raw_topic(app, ctx.settings.topic("labels")), name="join")(join)
+
+    @app.timer(interval=5.0)
+    async def sweep() -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # Redis lost its data (restart without persistence, flush): rebuild pending joins from `predictions`.
+            if not store.client.exists(alive_key):
+                await loop.run_in_executor(None, rebuild_join_state, ctx.settings, store, ctx.codec)
+                store.client.set(alive_key, "1")
+            joiner.sweep()
+        except Exception as exc:
+            log.error("join sweep failed: %s", exc)
+
+
+def _add_train(worker: Worker, batch: int, within: float) -> None:
+    app, ctx = worker.app, worker.ctx
+    trainer = worker.trainer = Trainer(ctx)
+    lock = asyncio.Lock()
+
+    async def finish() -> None:
+        await ctx.flush()
+        trainer.save()
+        trainer.publish_status()
+
+    async def train(stream: Any) -> None:
+        async for events in stream.take_events(batch, within=within):
+            raws = raw_records(events)
+
+            async def body(raws: list = raws) -> None:
+                async with lock:
+                    trainer.process(raws)
+                    await finish()
+
+            await handle_batch("train", ctx, body)
+
+    async def control(stream: Any) -> None:
+        async for events in stream.take_events(100, within=0.1):
+            raws = raw_records(events)
+
+            async def body(raws: list = raws) -> None:
+                async with lock:
+                    trainer.control(raws)
+                    await finish()
+
+            await handle_batch("control", ctx, body)
+
+    app.agent(_raw_topic(app, ctx.settings.topic("training")), name="train")(train)
+    app.agent(_raw_topic(app, ctx.settings.topic("control")), name="control")(control)

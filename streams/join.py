@@ -1,0 +1,166 @@
+"""The ``join`` stage: Labels in, TrainingExamples out.
+
+A label takes the pending prediction context from Redis (one scripted round trip per batch). A label that arrives
+before its prediction is parked and joined by the scorer when the prediction comes; a duplicate label is counted and
+dropped. Contexts stay in Redis until the TrainingExamples are acknowledged by Kafka, so a crash in between replays
+the join (the trainer drops the duplicate by id) instead of losing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka_client import client_config
+from connectors.redis_store import JoinStore
+from driftline.errors import SchemaError
+from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_training_example(prediction: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
+    """A TrainingExample from the Prediction as served and the Label that answers it."""
+    return {
+        "id": prediction["id"],
+        "model": prediction["model"],
+        "key": prediction.get("key"),
+        "features": prediction.get("features") or {},
+        "label": label["label"],
+        "prediction": prediction.get("prediction"),
+        "proba": prediction.get("proba"),
+        "version": int(prediction.get("version") or 0),
+        "event_ts": int(prediction["ts"]),
+        "label_ts": int(label["ts"]),
+    }
+
+
+def label_delay_seconds(prediction: dict[str, Any], label: dict[str, Any]) -> float:
+    return max(0.0, (int(label["ts"]) - int(prediction["ts"])) / 1000.0)
+
+
+def join_namespace(settings: Settings) -> str:
+    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}{settings.model.name}"
+
+
+def build_join_store(settings: Settings) -> JoinStore:
+    return JoinStore(
+        settings.redis.url.get(), namespace=join_namespace(settings), ttl_s=settings.redis.pending_ttl_s
+    )
+
+
+class Joiner:
+    def __init__(self, ctx: WorkerContext, store: JoinStore) -> None:
+        self.ctx = ctx
+        self.store = store
+        self._topic = ctx.settings.topic("labels")
+
+    def process(self, raws: list[RawRecord]) -> list[str]:
+        """Join one batch of labels; returns the joined ids (mark them once the outputs are delivered)."""
+        ctx, m = self.ctx, self.ctx.metrics
+        t0 = time.perf_counter()
+        decoded = ctx.codec.decode_many("Label", [r.value for r in raws], topic=self._topic, allow_json=True)
+        labels: list[tuple[RawRecord, dict[str, Any]]] = []
+        for raw, label in zip(raws, decoded, strict=True):
+            if isinstance(label, SchemaError):
+                ctx.deadletter("join", raw, label)
+            else:
+                labels.append((raw, label))
+        items = [(label["id"], ctx.codec.encode("Label", label)) for _, label in labels]
+        lookups = self.store.lookup_labels(items, now_ms())
+        joined: list[str] = []
+        seen: set[str] = set()
+        for (raw, label), found in zip(labels, lookups, strict=True):
+            if found.status != "ctx" or label["id"] in seen:
+                outcome = "parked" if found.status == "parked" else "duplicate"
+                m.joins.labels(model=ctx.model, outcome=outcome).inc()
+                m.events.labels(stage="join", outcome=outcome).inc()
+                continue
+            try:
+                assert found.context is not None
+                prediction = ctx.codec.decode("Prediction", found.context)
+                example = build_training_example(prediction, label)
+                ctx.emit("training", example, ctx.model)
+            except Exception as exc:
+                ctx.deadletter("join", raw, exc)
+                continue
+            seen.add(label["id"])
+            joined.append(label["id"])
+            m.label_delay.observe(label_delay_seconds(prediction, label))
+            m.joins.labels(model=ctx.model, outcome="joined").inc()
+        m.events.labels(stage="join", outcome="ok").inc(len(joined))
+        m.batch_size.labels(stage="join").observe(len(raws))
+        m.processing_seconds.labels(stage="join").observe(time.perf_counter() - t0)
+        return joined
+
+    def sweep(self) -> None:
+        """Count predictions whose label never came and labels whose prediction never came (TTL passed)."""
+        m, model = self.ctx.metrics, self.ctx.model
+        result = self.store.sweep(now_ms())
+        if result.expired:
+            m.joins.labels(model=model, outcome="expired").inc(result.expired)
+            m.events.labels(stage="join", outcome="expired").inc(result.expired)
+        if result.orphans:
+            m.joins.labels(model=model, outcome="orphan").inc(result.orphans)
+            m.events.labels(stage="join", outcome="orphan").inc(result.orphans)
+        m.pending_joins.labels(model=model).set(result.pending)
+
+
+def rebuild_join_state(settings: Settings, store: JoinStore, codec: Any, timeout: float = 30.0) -> int:
+    """Restore pending contexts from the ``predictions`` topic after Redis lost its data.
+
+    Reads the predictions published within the TTL; a context is restored unless that id is known to Redis as
+    joined. Ids whose 'joined' marker was lost too may be joined a second time: the trainer drops those by id, so
+    nothing is learned twice and no label is answered with a wrong prediction.
+    """
+    topic = settings.topic("predictions")
+    ttl_ms = settings.redis.pending_ttl_s * 1000
+    start = now_ms() - ttl_ms
+    consumer = Consumer(
+        client_config(settings, **{"group.id": "driftline-join-rebuild", "enable.auto.commit": False})
+    )
+    restored = 0
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return 0
+        parts = consumer.offsets_for_times(
+            [TopicPartition(topic, p, start) for p in meta.partitions], timeout=10
+        )
+        ends = {}
+        for tp in parts:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            if tp.offset >= 0 and high > tp.offset:
+                ends[tp.partition] = high
+        if not ends:
+            return 0
+        consumer.assign([tp for tp in parts if tp.partition in ends])
+        deadline = time.monotonic() + timeout
+        batch: list[tuple[str, bytes, int]] = []
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+                try:
+                    pred = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
+                except SchemaError:
+                    continue
+                if pred.get("model") != settings.model.name:
+                    continue
+                _, ts = msg.timestamp()
+                remaining = ts + ttl_ms - now_ms()
+                batch.append((pred["id"], codec.encode("Prediction", pred), remaining))
+            if len(batch) >= 1000:
+                restored += store.restore(batch, now_ms())
+                batch = []
+        restored += store.restore(batch, now_ms())
+    finally:
+        consumer.close()
+    log.warning("join state rebuilt from %s: %d pending prediction(s) restored", topic, restored)
+    return restored

@@ -1,0 +1,220 @@
+"""Following the compacted ``models`` topic: every scorer reads all of it (no consumer group: each process needs
+every release), verifies each release, loads it off the event loop and hands it over for an atomic swap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from connectors.kafka_client import client_config
+from driftline.errors import SchemaError, SecurityError
+from learners.artifacts import ArtifactStore, load_release
+from learners.registry import ModelRegistry
+from schemas.codec import Codec, default_codec
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("driftline.security")
+
+
+def read_releases(
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Every release currently on the ``models`` topic (all models), read once to the end."""
+    codec = codec or default_codec()
+    out: list[dict[str, Any]] = []
+    consumer = _consumer(settings, "driftline-models-reader")
+    try:
+        topic = settings.topic("models")
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return out
+        ends = {}
+        for p in meta.partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > 0:
+                ends[p] = high
+        if not ends:
+            return out
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error():
+                    continue
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+                try:
+                    out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
+                except SchemaError as exc:
+                    log.warning(
+                        "models topic: skipping undecodable record at offset %d: %s", msg.offset(), exc
+                    )
+    finally:
+        consumer.close()
+    return out
+
+
+def _consumer(settings: Settings, group: str) -> Consumer:
+    return Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": group,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+            },
+        )
+    )
+
+
+@dataclass
+class LoadedModel:
+    version: int
+    model: Any
+    release: Mapping[str, Any]
+    loaded_at: float
+
+
+class ReleaseFollower:
+    """A background thread tailing ``models`` for one model name.
+
+    Each release is verified (signature, sha256, strictly newer version) and unpickled with the allow-list in this
+    thread, never on the event loop; the result waits in :attr:`pending` until the stage calls :meth:`take`
+    between batches. Rejected releases are counted and logged as security events; the served model stays.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        codec: Codec | None = None,
+        on_release: Callable[[Mapping[str, Any]], None] | None = None,
+        load: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.codec = codec or default_codec()
+        self.model_name = settings.model.name
+        self.key = settings.model.signing_key.get().encode()
+        self.store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
+        self.registry = ModelRegistry(self.model_name)
+        self.on_release = on_release
+        self.load = load
+        self._pending: LoadedModel | None = None
+        self._newest_loaded = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"models-follower-{self.model_name}", daemon=True
+        )
+        self.first_loaded = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def take(self) -> LoadedModel | None:
+        """The newest verified model not yet taken, or None (called between batches: the swap is atomic)."""
+        with self._lock:
+            loaded, self._pending = self._pending, None
+        return loaded
+
+    def _run(self) -> None:
+        topic = self.settings.topic("models")
+        consumer = _consumer(self.settings, f"driftline-follower-{self.model_name}")
+        try:
+            parts: list[TopicPartition] = []
+            while not parts and not self._stop.is_set():
+                meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+                if meta is not None and meta.error is None and meta.partitions:
+                    parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+                else:
+                    self._stop.wait(1.0)
+            consumer.assign(parts)
+            while not self._stop.is_set():
+                batch = consumer.consume(100, 0.2)
+                newest: Mapping[str, Any] | None = None
+                for msg in batch:
+                    if msg.error():
+                        continue
+                    release = self._decode(msg.value() or b"", msg.offset())
+                    if release is None or release.get("model") != self.model_name:
+                        continue
+                    self._remember(release)
+                    if newest is None or int(release["version"]) > int(newest["version"]):
+                        newest = release
+                # Reading a backlog, only the newest release is worth loading.
+                if newest is not None and self.load and int(newest["version"]) > self._newest_loaded:
+                    self._load(newest)
+        except Exception:  # the follower must never die silently: log and let the worker's health show it
+            log.exception("models follower for %s stopped", self.model_name)
+            self.metrics.worker_up.labels(role="follower").set(0)
+        finally:
+            consumer.close()
+
+    def _decode(self, data: bytes, offset: int) -> dict[str, Any] | None:
+        try:
+            return self.codec.decode("ModelRelease", data, topic=self.settings.topic("models"))
+        except SchemaError as exc:
+            self._reject("decode", f"undecodable release at offset {offset}: {exc}")
+            return None
+
+    def _remember(self, release: Mapping[str, Any]) -> None:
+        try:
+            self.registry.add(release)
+        except Exception as exc:
+            log.debug("registry: %s", exc)
+        if self.on_release is not None:
+            self.on_release(release)
+
+    def _load(self, release: Mapping[str, Any]) -> None:
+        version = int(release["version"])
+        t0 = time.perf_counter()
+        try:
+            _, model = load_release(
+                release, key=self.key, current_version=self._newest_loaded or None, store=self.store
+            )
+        except SecurityError as exc:
+            self._reject(_reason(str(exc)), f"release {self.model_name} v{version} refused: {exc}")
+            return
+        except Exception as exc:
+            self._reject("load", f"release {self.model_name} v{version} could not be loaded: {exc}")
+            return
+        self.metrics.model_swap_seconds.labels(model=self.model_name).observe(time.perf_counter() - t0)
+        with self._lock:
+            self._pending = LoadedModel(version, model, release, time.time())
+            self._newest_loaded = version
+        self.first_loaded.set()
+        log.info("loaded %s v%d (%s)", self.model_name, version, release.get("reason"))
+
+    def _reject(self, reason: str, message: str) -> None:
+        security_log.warning("SECURITY: %s", message)
+        self.metrics.releases_rejected.labels(model=self.model_name, reason=reason).inc()
+
+
+def _reason(message: str) -> str:
+    text = message.lower()
+    if "signature" in text or "unsigned" in text or "key" in text:
+        return "signature"
+    if "sha256" in text:
+        return "sha256"
+    if "not newer" in text:
+        return "replay"
+    if "not allowed" in text or "allow" in text:
+        return "allow_list"
+    return "other"

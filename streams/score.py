@@ -1,0 +1,146 @@
+"""The ``score`` stage: FeatureEvents in, Predictions out, pending join context into Redis.
+
+Per batch (Faust ``take_events``): swap in a newly released model if one is waiting, decode every record (bad ones
+to ``deadletter``), predict, watch each numeric feature with Page-Hinkley, queue the Predictions, store the join
+contexts in Redis in one round trip, join labels that were waiting for these predictions, then wait for every output
+to be acknowledged before Faust may acknowledge the inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from connectors.redis_store import JoinStore
+from driftline.errors import SchemaError
+from learners.drift import FeatureDriftMonitor
+from streams.join import build_training_example, label_delay_seconds
+from streams.releases import ReleaseFollower
+from streams.runtime import RawRecord, WorkerContext, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class Scorer:
+    """Serves the current champion; one instance per worker process."""
+
+    def __init__(self, ctx: WorkerContext, follower: ReleaseFollower, store: JoinStore) -> None:
+        self.ctx = ctx
+        self.follower = follower
+        self.store = store
+        self.model: Any = None
+        self.version = 0
+        self.features_drift = FeatureDriftMonitor(ctx.settings.drift)
+        self.index = 0
+        self._task = ctx.settings.model.task
+        self._topic = ctx.settings.topic("features")
+
+    def maybe_swap(self) -> bool:
+        """Between batches: adopt the newest verified release, if any (atomic: one reference assignment)."""
+        loaded = self.follower.take()
+        if loaded is None or loaded.version <= self.version:
+            return False
+        self.model, self.version = loaded.model, loaded.version
+        self.ctx.metrics.set_served_version(self.ctx.model, self.version)
+        log.info("scorer now serving %s v%d", self.ctx.model, self.version)
+        return True
+
+    def predict(self, features: dict[str, Any]) -> tuple[Any, dict[str, float] | None]:
+        if self.model is None:
+            return None, None
+        if self._task == "classification":
+            pred, proba = self.model.predict_with_proba(features)
+            return pred, {str(k): float(v) for k, v in proba.items()} or None
+        return self.model.predict_one(features), None
+
+    def process(self, raws: list[RawRecord]) -> list[str]:
+        """Score one batch; returns ids joined here (labels that arrived first), to mark once delivered."""
+        ctx, m = self.ctx, self.ctx.metrics
+        t0 = time.perf_counter()
+        self.maybe_swap()
+        decoded = ctx.codec.decode_many(
+            "FeatureEvent", [r.value for r in raws], topic=self._topic, allow_json=True
+        )
+        contexts: list[tuple[str, bytes]] = []
+        predictions: dict[str, dict[str, Any]] = {}
+        scored_at = now_ms()
+        ok = 0
+        for raw, event in zip(raws, decoded, strict=True):
+            if isinstance(event, SchemaError):
+                ctx.deadletter("score", raw, event)
+                continue
+            try:
+                features = event["features"]
+                pred, proba = self.predict(features)
+                value = {
+                    "id": event["id"],
+                    "ts": event["ts"],
+                    "model": ctx.model,
+                    "version": self.version,
+                    "prediction": pred,
+                    "proba": proba,
+                    "features": features,
+                    "key": event.get("key"),
+                    "scored_at": scored_at,
+                }
+                # Validated Avro for the join context; the published copy follows serving.output_encoding.
+                context = ctx.codec.encode("Prediction", value, topic="predictions")
+                ctx.out.produce_bytes(
+                    ctx.settings.topic("predictions"),
+                    context
+                    if ctx.settings.serving.output_encoding == "avro"
+                    else ctx.encode_output("predictions", value),
+                    raw.key,
+                )
+            except Exception as exc:  # one bad record never stops the stream
+                ctx.deadletter("score", raw, exc)
+                continue
+            contexts.append((event["id"], context))
+            predictions[event["id"]] = value
+            ok += 1
+            if raw.timestamp_ms:
+                m.end_to_end_latency.observe(max(0.0, (scored_at - raw.timestamp_ms) / 1000.0))
+            self.index += 1
+            for signal in self.features_drift.update(features, self.index):
+                self._emit_drift(signal)
+        joined = self._join_waiting_labels(contexts, predictions, scored_at)
+        m.events.labels(stage="score", outcome="ok").inc(ok)
+        m.batch_size.labels(stage="score").observe(len(raws))
+        m.processing_seconds.labels(stage="score").observe(time.perf_counter() - t0)
+        return joined
+
+    def _join_waiting_labels(
+        self, contexts: list[tuple[str, bytes]], predictions: dict[str, dict[str, Any]], now: int
+    ) -> list[str]:
+        ctx = self.ctx
+        waiting = self.store.put_predictions(contexts, now)
+        joined = []
+        for id_, label_bytes in waiting:
+            try:
+                label = ctx.codec.decode("Label", label_bytes)
+                example = build_training_example(predictions[id_], label)
+                ctx.emit("training", example, ctx.model)
+            except Exception as exc:
+                log.warning("score: parked label for %s could not be joined: %s", id_, exc)
+                ctx.metrics.joins.labels(model=ctx.model, outcome="lost").inc()
+                continue
+            ctx.metrics.label_delay.observe(label_delay_seconds(predictions[id_], label))
+            ctx.metrics.joins.labels(model=ctx.model, outcome="joined").inc()
+            joined.append(id_)
+        return joined
+
+    def _emit_drift(self, signal: Any) -> None:
+        ctx = self.ctx
+        value = {
+            "model": ctx.model,
+            "version": self.version,
+            "detector": signal.detector,
+            "signal": signal.signal,
+            "ts": now_ms(),
+            "details": {str(k): str(v) for k, v in signal.details.items()},
+            "index": int(signal.index),
+        }
+        ctx.emit("drift", value, ctx.model)
+        ctx.metrics.drift_alarms.labels(model=ctx.model, detector=signal.detector, signal=signal.signal).inc()
+        log.info("data drift on %s (%s)", signal.signal, signal.details)

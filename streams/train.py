@@ -1,0 +1,327 @@
+"""The ``train`` stage: the single writer of one model's lineage.
+
+TrainingExamples in (``training`` has one partition per model: a total order), the learning core's
+:class:`~learners.lifecycle.ModelLifecycle` does everything else (learning, ADWIN, challengers, the guard,
+probation); this module only publishes what it decides and keeps the state safe.
+
+Exactly-once learning: after each batch the trainer first waits until its releases and drift events are delivered,
+then writes a signed checkpoint holding the lifecycle, the last offset learned per partition and the ids learned
+recently, and only then lets Faust acknowledge the batch. After a crash the checkpoint is restored and anything at
+or below its offsets is skipped; a duplicate TrainingExample (a replayed join) is dropped by id. So every labelled
+example is learned once in the model's lineage, and ``n_learned`` counts it once.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import json
+import logging
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from connectors.sources import open_source
+from driftline.errors import ArtifactError, DriftlineError, SchemaError, SecurityError
+from learners.artifacts import ArtifactStore, build_release
+from learners.drift import DriftSignal
+from learners.guard import Decision
+from learners.lifecycle import ModelLifecycle, Release
+from streams.join import join_namespace
+from streams.releases import read_releases
+from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEEN_IDS = 200_000  # recent learned ids kept to drop duplicate joins (bounded memory)
+
+
+def load_reference(settings: Settings) -> list[tuple[dict[str, Any], Any]]:
+    path = settings.model.reference_file
+    if not path:
+        return []
+    return [
+        (e.features, e.label)
+        for e in open_source(path, label_col=settings.model.label_col)
+        if e.label is not None
+    ]
+
+
+def new_lifecycle(settings: Settings) -> ModelLifecycle:
+    m = settings.model
+    return ModelLifecycle(
+        m.name,
+        m.task,
+        m.learner,
+        m.challenger,
+        settings.drift,
+        settings.guard,
+        segment_feature=m.segment_feature,
+        reference=load_reference(settings),
+        release_every=m.release_every,
+    )
+
+
+class Checkpoint:
+    """A signed local file: the trainer state and the offsets it covers, replaced atomically."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        self.path = path
+        self.key = key
+
+    def save(self, state: dict[str, Any]) -> None:
+        payload = pickle.dumps(state, protocol=5)
+        mac = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(mac + b"\n" + payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        data = self.path.read_bytes()
+        mac, _, payload = data.partition(b"\n")
+        expected = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(mac, expected):
+            raise SecurityError(
+                f"checkpoint {self.path}: signature mismatch (wrong signing key or tampered file)"
+            )
+        state: dict[str, Any] = pickle.loads(payload)  # verified above: written by this trainer with this key
+        return state
+
+
+class Trainer:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        s = ctx.settings
+        self.key = s.model.signing_key.get().encode()
+        self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
+        ckpt_name = f"{s.kafka.topic_prefix}{s.model.name}.ckpt"
+        self.checkpoint = Checkpoint(ctx.state_dir / "checkpoints" / ckpt_name, self.key)
+        self.lifecycle: ModelLifecycle = new_lifecycle(s)
+        self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
+        self.seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.index = 0
+        self._redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
+        self._status_key = f"{join_namespace(s)}:trainer"
+        self._topic = s.topic("training")
+
+    # -- start-up ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Restore the checkpoint (if any), align versions with the ``models`` topic, publish v1 if needed."""
+        state = self.checkpoint.load()
+        if state is not None:
+            self.lifecycle = state["lifecycle"]
+            self.offsets = state["offsets"]
+            self.seen = state["seen"]
+            self.index = state["index"]
+            log.info(
+                "trainer restored %s: v%d, n_learned=%d",
+                self.ctx.model,
+                self.lifecycle.served_version,
+                self.lifecycle.n_learned,
+            )
+        released = [
+            r for r in read_releases(self.ctx.settings, self.ctx.codec) if r.get("model") == self.ctx.model
+        ]
+        latest = max((int(r["version"]) for r in released), default=0)
+        self.lifecycle.reserve_versions(latest)
+        if state is None and latest == 0:
+            self.publish(self.lifecycle.initial_release())
+            self.ctx.out.flush(60)
+            self.save()
+        elif state is None:
+            log.warning(
+                "trainer for %s has no checkpoint but the models topic holds v%d: starting a new lineage "
+                "(n_learned restarts at 0); restore %s to keep the old one",
+                self.ctx.model,
+                latest,
+                self.checkpoint.path,
+            )
+        self.publish_status()
+
+    # -- per batch -----------------------------------------------------------------------------------------------
+    def process(self, raws: list[RawRecord]) -> None:
+        ctx, m = self.ctx, self.ctx.metrics
+        t0 = time.perf_counter()
+        decoded = ctx.codec.decode_many("TrainingExample", [r.value for r in raws], topic=self._topic)
+        learned = 0
+        for raw, example in zip(raws, decoded, strict=True):
+            where = f"{raw.topic}:{raw.partition}"
+            if raw.offset <= self.offsets.get(where, -1):
+                m.events.labels(stage="train", outcome="skipped").inc()
+                continue
+            self.offsets[where] = raw.offset
+            if isinstance(example, SchemaError):
+                ctx.deadletter("train", raw, example)
+                continue
+            if example["model"] != ctx.model:
+                m.events.labels(stage="train", outcome="skipped").inc()
+                continue
+            if example["id"] in self.seen:
+                m.events.labels(stage="train", outcome="duplicate").inc()
+                continue
+            try:
+                events = self.lifecycle.learn_one(
+                    example["features"],
+                    example["label"],
+                    served_prediction=example.get("prediction"),
+                    served_version=example.get("version"),
+                    index=self.index,
+                    ts=example.get("event_ts"),
+                )
+            except Exception as exc:  # a record the learner cannot take: dead-letter it, keep learning
+                ctx.deadletter("train", raw, exc)
+                continue
+            self.index += 1
+            self.seen[example["id"]] = None
+            if len(self.seen) > SEEN_IDS:
+                self.seen.popitem(last=False)
+            learned += 1
+            for event in events:
+                self.handle(event)
+        m.events.labels(stage="train", outcome="ok").inc(learned)
+        m.batch_size.labels(stage="train").observe(len(raws))
+        m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, Release):
+            self.publish(event)
+        elif isinstance(event, DriftSignal):
+            self.emit_drift(event)
+        elif isinstance(event, Decision):
+            self.record_decision(event)
+
+    def publish(self, release: Release) -> None:
+        ctx, s = self.ctx, self.ctx.settings
+        decision = release.decision.to_json() if release.decision is not None else ""
+        record = build_release(
+            release.model,
+            name=ctx.model,
+            version=release.version,
+            parent=release.parent,
+            reason=release.reason,
+            metrics=release.metrics,
+            key=self.key,
+            n_learned=int(release.metrics.get("n_learned", self.lifecycle.n_learned)),
+            data_range=release.data_range,
+            decision=decision,
+            max_inline_bytes=s.model.max_inline_bytes,
+            store=self.store,
+        )
+        ctx.emit("models", record, ctx.model)
+        ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
+        if release.decision is not None:
+            self.record_decision(release.decision)
+        ctx.audit(
+            "release",
+            {
+                "version": release.version,
+                "parent": release.parent,
+                "reason": release.reason,
+                "metrics": release.metrics,
+            },
+        )
+        log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
+
+    def record_decision(self, decision: Decision) -> None:
+        self.ctx.metrics.guard_decisions.labels(
+            model=self.ctx.model, outcome=decision.outcome, reason=decision.reason
+        ).inc()
+        self.ctx.audit("decision", json.loads(decision.to_json()))
+
+    def emit_drift(self, signal: DriftSignal) -> None:
+        ctx = self.ctx
+        value = {
+            "model": ctx.model,
+            "version": self.lifecycle.served_version,
+            "detector": signal.detector,
+            "signal": signal.signal,
+            "ts": now_ms(),
+            "details": {str(k): str(v) for k, v in signal.details.items()},
+            "index": int(signal.index),
+        }
+        ctx.emit("drift", value, ctx.model)
+        ctx.metrics.drift_alarms.labels(model=ctx.model, detector=signal.detector, signal=signal.signal).inc()
+
+    # -- control -------------------------------------------------------------------------------------------------
+    def control(self, raws: list[RawRecord]) -> None:
+        ctx = self.ctx
+        topic = ctx.settings.topic("control")
+        for raw, cmd in zip(
+            raws,
+            ctx.codec.decode_many("ControlCommand", [r.value for r in raws], topic=topic, allow_json=True),
+            strict=True,
+        ):
+            where = f"{raw.topic}:{raw.partition}"
+            if raw.offset <= self.offsets.get(where, -1):
+                continue
+            self.offsets[where] = raw.offset
+            if isinstance(cmd, SchemaError):
+                ctx.deadletter("control", raw, cmd)
+                continue
+            if cmd["model"] != ctx.model:
+                continue
+            outcome = "ok"
+            try:
+                events = self.lifecycle.apply_control(cmd["command"], dict(cmd.get("args") or {}))
+                for event in events:
+                    self.handle(event)
+            except DriftlineError as exc:
+                outcome = f"refused: {exc}"
+                ctx.deadletter("control", raw, exc)
+            ctx.metrics.events.labels(
+                stage="control", outcome="ok" if outcome == "ok" else "deadletter"
+            ).inc()
+            ctx.metrics.learning_paused.labels(model=ctx.model).set(float(self.lifecycle.paused))
+            ctx.audit(
+                "control",
+                {
+                    "command": cmd["command"],
+                    "args": cmd.get("args") or {},
+                    "id": cmd.get("id", ""),
+                    "outcome": outcome,
+                },
+            )
+
+    # -- after each batch ----------------------------------------------------------------------------------------
+    def save(self) -> None:
+        try:
+            self.checkpoint.save(
+                {"lifecycle": self.lifecycle, "offsets": self.offsets, "seen": self.seen, "index": self.index}
+            )
+        except (OSError, pickle.PicklingError, ArtifactError) as exc:
+            raise DriftlineError(f"cannot write checkpoint {self.checkpoint.path}: {exc}") from exc
+
+    def publish_status(self) -> None:
+        """Live trainer state for ``driftline models show`` and the metrics."""
+        lc, m, model = self.lifecycle, self.ctx.metrics, self.ctx.model
+        snap = lc.snapshot_metrics()
+        m.n_learned.labels(model=model).set(lc.n_learned)
+        m.learning_paused.labels(model=model).set(float(lc.paused))
+        m.set_model_metrics(
+            model,
+            lc.served_version,
+            {k: v for k, v in snap.items() if not k.startswith(("segment.", "overall.segment."))},
+        )
+        status = {
+            "n_learned": lc.n_learned,
+            "served_version": lc.served_version,
+            "paused": int(lc.paused),
+            "updated_at": now_ms(),
+            "metrics": json.dumps(snap),
+        }
+        try:
+            self._redis.hset(self._status_key, mapping=status)  # type: ignore[arg-type]
+        except redis.RedisError as exc:
+            log.warning("cannot publish trainer status to Redis: %s", exc)
