@@ -76,11 +76,27 @@ def owned_pid(pid_file: Path, check: Callable[[list[str]], bool]) -> int | None:
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts connections on ``host:port``."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+def port_bindable(host: str, port: int) -> bool:
+    """True when a server could listen on ``host:port`` now.
+
+    A port can be free of listeners and still taken: as the local end of an outgoing connection (ports above
+    32768 are handed out to clients), which :func:`port_open` does not see but a server's bind fails on.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def redis_ping(host: str, port: int, password: str = "", timeout: float = 1.0) -> str | None:
@@ -121,11 +137,14 @@ def kafka_answers(host: str, port: int, timeout: float = 3.0) -> bool:
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` of a log, preceded by its first ERROR lines (the cause is rarely at the end)."""
     try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return f"(no log at {path})"
-    return "\n".join(text) or f"({path} is empty)"
+    errors = [line for line in text if " ERROR " in line or line.startswith("Caused by")][:4]
+    head = ["first errors:", *errors, "last lines:"] if errors else []
+    return "\n".join(head + text[-lines:]) or f"({path} is empty)"
 
 
 def stop_pid(pid: int, is_ours: Callable[[], bool], grace_s: float = 30.0) -> bool:

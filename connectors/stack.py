@@ -35,6 +35,7 @@ from connectors.localproc import (
     kafka_answers,
     log_tail,
     owned_pid,
+    port_bindable,
     port_open,
     redis_ping,
     require_tool,
@@ -216,6 +217,11 @@ def is_redis_process(cmdline: list[str], port: int) -> bool:
     return any(part.endswith(f":{port}") for part in " ".join(cmdline).split())
 
 
+def _check_bindable(host: str, port: int, flag: str) -> None:
+    if not port_bindable(host, port):
+        raise StackError(f"{host}:{port} is in use (by a server or a connection); choose another with {flag}")
+
+
 # ---------------------------------------------------------------- Kafka
 
 
@@ -242,10 +248,8 @@ def _kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
     libs = kafka_libs(cfg.cache_dir, cfg.kafka_home)
     proc: subprocess.Popen[bytes] | None = None
     if status.state == "down":
-        if port_open(cfg.host, cfg.controller_port):
-            raise StackError(
-                f"the KRaft controller port {cfg.controller_port} is taken; use --controller-port"
-            )
+        _check_bindable(cfg.host, cfg.kafka_port, "--kafka-port")
+        _check_bindable(cfg.host, cfg.controller_port, "--controller-port")
         props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg))
         out = cfg.kafka_dir / "kafka.out"
         with out.open("ab") as sink:
@@ -267,7 +271,7 @@ def _kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
     raise StackError(
         f"Kafka did not answer on {cfg.kafka_address} within {timeout_s:.0f}s "
         f"({'the process exited' if exited else 'still starting'}); "
-        f"last lines of {cfg.kafka_dir / 'logs' / 'server.log'}:\n"
+        f"from {cfg.kafka_dir / 'logs' / 'server.log'}:\n"
         f"{log_tail(cfg.kafka_dir / 'logs' / 'server.log')}\n{log_tail(cfg.kafka_dir / 'kafka.out', 5)}"
     )
 
@@ -294,6 +298,7 @@ def _redis_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
         return status
     if status.state == "busy":
         raise StackError(f"port {cfg.redis_port} is taken by a process that does not answer as Redis")
+    _check_bindable(cfg.host, cfg.redis_port, "--redis-port")
     server = require_tool("redis-server")
     cfg.redis_dir.mkdir(parents=True, exist_ok=True)
     conf = cfg.redis_dir / "redis.conf"
@@ -316,7 +321,7 @@ def _redis_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
         time.sleep(0.1)
     raise StackError(
         f"Redis did not answer PING on {cfg.redis_address} within {timeout_s:.0f}s; "
-        f"last lines of {cfg.redis_dir / 'redis.log'}:\n{log_tail(cfg.redis_dir / 'redis.log')}"
+        f"from {cfg.redis_dir / 'redis.log'}:\n{log_tail(cfg.redis_dir / 'redis.log')}"
     )
 
 

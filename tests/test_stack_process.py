@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from connectors.localproc import (
     free_port,
     kafka_answers,
     owned_pid,
+    port_bindable,
     port_open,
     process_cmdline,
     read_pid,
@@ -122,6 +124,19 @@ def test_probes_on_a_closed_port() -> None:
     assert not port_open("127.0.0.1", port)
     assert redis_ping("127.0.0.1", port) is None
     assert kafka_answers("127.0.0.1", port) is False
+
+
+def test_a_port_held_by_a_client_connection_is_not_bindable() -> None:
+    # The local end of an outgoing connection takes a port that no listener shows (this broke a stack once).
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        try:
+            local_port = client.getsockname()[1]
+            assert not port_open("127.0.0.1", local_port)
+            assert not port_bindable("127.0.0.1", local_port)
+        finally:
+            client.close()
+    assert port_bindable("127.0.0.1", free_port())
 
 
 def test_missing_tools_are_named_with_what_to_install(
