@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.localkafka import kafka_cluster_id
+from connectors.localkafka import KAFKA_VERSION, kafka_cluster_id, kafka_libs, libs_cached
 from connectors.stack import (
     ServiceStatus,
     StackConfig,
@@ -132,3 +132,25 @@ def test_status_up_only_when_both_answer(tmp_path: Path) -> None:
     assert data["redis"]["pid"] == 42
     assert "not started by driftline" in kafka.describe()
     assert ServiceStatus("kafka", "127.0.0.1:9092", "starting", pid=7).up is False
+
+
+def test_kafka_home_libs_are_used_instead_of_the_cache(tmp_path: Path) -> None:
+    home = tmp_path / "kafka_2.13-4.1.1"
+    (home / "libs").mkdir(parents=True)
+    with pytest.raises(StackError, match="not a Kafka distribution"):
+        kafka_libs(tmp_path / "cache", home)
+    (home / "libs" / "kafka_2.13-4.1.1.jar").write_bytes(b"")
+    assert kafka_libs(tmp_path / "cache", home) == home / "libs"
+    assert not (tmp_path / "cache").exists()  # nothing fetched
+
+
+def test_a_complete_cache_is_used_without_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no mvn: a fetch would fail
+    cache = tmp_path / "cache"
+    assert not libs_cached(cache)
+    with pytest.raises(StackError, match="mvn not found"):
+        kafka_libs(cache)
+    (cache / f"kafka-{KAFKA_VERSION}" / "libs").mkdir(parents=True)
+    (cache / f"kafka-{KAFKA_VERSION}" / "libs.complete").write_text(KAFKA_VERSION)
+    assert libs_cached(cache)
+    assert kafka_libs(cache) == cache / f"kafka-{KAFKA_VERSION}" / "libs"
