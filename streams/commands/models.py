@@ -1,0 +1,225 @@
+"""``driftline models list|show|promote|rollback``: the model registry (the compacted ``models`` topic) and
+manual control (ControlCommands on ``control``, applied live by the trainer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from connectors.producer import EventProducer, now_ms
+from connectors.topics import ensure_topics
+from driftline.errors import ArtifactError
+from learners.registry import ModelRegistry
+from streams.cli import global_overrides
+from streams.join import join_namespace
+from streams.releases import read_releases
+from streams.settings import Settings, load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list, show, promote and roll back model versions",
+        description="The model registry (releases on the compacted models topic) and manual control.",
+    )
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ls = msub.add_parser("list", help="every retained release of the model, newest first")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=_list)
+    show = msub.add_parser(
+        "show", help="describe a version (default: the current champion, with the trainer's live n_learned)"
+    )
+    show.add_argument("version", nargs="?", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+    pr = msub.add_parser(
+        "promote",
+        help="serve VERSION (a retained release), or 'held' (a candidate the guard held for approval), or 'challenger'",
+    )
+    pr.add_argument("version", help="a version number, 'held' or 'challenger'")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=_promote)
+    rb = msub.add_parser(
+        "rollback", help="go back to the previous served version (a new release, reason rollback)"
+    )
+    rb.add_argument("--json", action="store_true")
+    rb.set_defaults(func=_rollback)
+    for name in ("pause", "resume"):
+        c = msub.add_parser(name, help=f"{name} learning (scoring goes on)")
+        c.add_argument("--json", action="store_true")
+        c.set_defaults(func=_pause if name == "pause" else _resume)
+    st = msub.add_parser(
+        "set", help="change a guard/drift parameter live, e.g. guard.alpha=0.01 drift.adwin_delta=0.001"
+    )
+    st.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=_set)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, overrides=global_overrides(args))
+
+
+def _registry(settings: Settings) -> ModelRegistry:
+    registry = ModelRegistry(settings.model.name)
+    for release in read_releases(settings):
+        if release.get("model") == settings.model.name:
+            registry.add(release)
+    return registry
+
+
+def _when(ms: Any) -> str:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    registry = _registry(settings)
+    rows = [registry.describe(v) for v in sorted(registry.versions(), reverse=True)]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
+        return 0
+    if not rows:
+        print(f"no releases of {settings.model.name!r} on {settings.topic('models')}")
+        return 0
+    print(
+        f"{'version':>7}  {'parent':>6}  {'reason':<11}  {'created (UTC)':<19}  {'n_learned':>9}  {'accuracy':>8}  current"
+    )
+    for r in rows:
+        acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
+        print(
+            f"{r['version']:>7}  {r['parent'] if r['parent'] is not None else '-':>6}  {r['reason']:<11}  "
+            f"{_when(r['created_at']):<19}  {r['n_learned']:>9}  {'-' if acc is None else f'{acc:.4f}':>8}  "
+            f"{'*' if r['current'] else ''}"
+        )
+    return 0
+
+
+def trainer_status(settings: Settings) -> dict[str, Any] | None:
+    """The trainer's live state (published to Redis after every batch), or None if unavailable."""
+    try:
+        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        raw = client.hgetall(f"{join_namespace(settings)}:trainer")
+    except redis.RedisError:
+        return None
+    if not raw:
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    return {
+        "n_learned": int(data.get("n_learned", 0)),
+        "served_version": int(data.get("served_version", 0)),
+        "paused": data.get("paused") == "1",
+        "updated_at": int(data.get("updated_at", 0)),
+        "metrics": json.loads(data.get("metrics", "{}")),
+    }
+
+
+def _show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    registry = _registry(settings)
+    try:
+        info = registry.describe(args.version)
+    except ArtifactError as exc:
+        print(f"driftline models show: {exc}", file=sys.stderr)
+        return 1
+    if args.version is None:
+        live = trainer_status(settings)
+        info["trainer"] = live
+        if live is not None:
+            info["n_learned_in_release"] = info["n_learned"]
+            info["n_learned"] = live["n_learned"]
+    if args.json:
+        print(json.dumps(info, sort_keys=True, default=str))
+        return 0
+    print(f"model      {info['model']}  version {info['version']}{'  (current)' if info['current'] else ''}")
+    print(f"reason     {info['reason']}  parent {info['parent']}  created {_when(info['created_at'])} UTC")
+    print(
+        f"n_learned  {info['n_learned']}"
+        + (f"  (live; {info['n_learned_in_release']} at release)" if "n_learned_in_release" in info else "")
+    )
+    print(f"lineage    {' <- '.join(str(v) for v in info['lineage'])}")
+    size = info["size_bytes"]
+    print(
+        f"artifact   {info['format']}, {size if size is not None else info['artifact_ref']} bytes, "
+        f"sha256 {info['sha256'][:16]}"
+    )
+    if info.get("trainer"):
+        t = info["trainer"]
+        print(
+            f"trainer    serving v{t['served_version']}, learning {'PAUSED' if t['paused'] else 'on'}, "
+            f"updated {_when(t['updated_at'])} UTC"
+        )
+    shown = {k: v for k, v in info["metrics"].items() if not k.startswith(("guard.", "segment."))}
+    print("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    if info["decision"]:
+        print(f"decision   {info['decision']}")
+    return 0
+
+
+def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict[str, Any]:
+    """Publish a ControlCommand for the configured model; returns the record sent."""
+    ensure_topics(settings, names=["control"])
+    record = {
+        "model": settings.model.name,
+        "command": command,
+        "args": args,
+        "ts": now_ms(),
+        "id": uuid.uuid4().hex,
+    }
+    with EventProducer(settings) as producer:
+        producer.send("control", "ControlCommand", record, settings.model.name)
+    return record
+
+
+def _report(args: argparse.Namespace, record: dict[str, Any]) -> int:
+    if args.json:
+        print(json.dumps(record, sort_keys=True))
+    else:
+        print(
+            f"sent {record['command']} {record['args'] or ''} for model {record['model']!r} (id {record['id']}); "
+            "the trainer applies it live and records it in its audit log"
+        )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    target = args.version
+    cmd_args = (
+        {"candidate": target}
+        if target in ("held", "challenger", "champion")
+        else {"version": str(int(target))}
+    )
+    return _report(args, send_command(_settings(args), "promote", cmd_args))
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    return _report(args, send_command(_settings(args), "rollback", {}))
+
+
+def _pause(args: argparse.Namespace) -> int:
+    return _report(args, send_command(_settings(args), "pause_learning", {}))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _report(args, send_command(_settings(args), "resume_learning", {}))
+
+
+def _set(args: argparse.Namespace) -> int:
+    pairs = {}
+    for item in args.assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"driftline models set: expected KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        pairs[key.strip()] = value.strip()
+    return _report(args, send_command(_settings(args), "set", pairs))

@@ -1,0 +1,117 @@
+"""Start and stop ``driftline worker`` processes by pid (demo, bench, tests and the fault suite use this).
+
+Only processes started here are ever signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class WorkerProcess:
+    """One ``driftline worker --role ROLE`` child process with its own metrics port and log file."""
+
+    role: str
+    env: Mapping[str, str]
+    log_path: Path
+    metrics_port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        cmd = [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            *self.extra_args,
+            "worker",
+            "--role",
+            self.role,
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **self.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics_text(self, timeout: float = 2.0) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return str(resp.read().decode())
+
+    def wait_metrics(self, timeout: float = 60.0) -> bool:
+        """Wait until the metrics endpoint answers (the worker finished starting up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            try:
+                self.metrics_text(1.0)
+                return True
+            except OSError:
+                time.sleep(0.3)
+        return False
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (graceful drain), then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no cleanup at all."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            assert self.proc is not None
+            self.proc.wait(10)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
