@@ -179,8 +179,9 @@ def _map_encoder(values_schema: Any) -> Encoder:
         if head is None:
             raw = key.encode("utf-8")
             head = _varint(len(raw)) + raw
-            if len(key_headers) < _MAX_CACHED:
-                key_headers[key] = head
+            if len(key_headers) >= _MAX_CACHED:
+                key_headers.clear()
+            key_headers[key] = head
         return head
 
     def layout(keys: tuple[str, ...]) -> tuple[struct.Struct, list[Any]]:
@@ -192,8 +193,9 @@ def _map_encoder(values_schema: Any) -> Encoder:
         template: list[Any] = [None] * (2 * len(keys))
         template[0::2] = chunks
         found = (st, template)
-        if len(layouts) < _MAX_CACHED:
-            layouts[keys] = found
+        if len(layouts) >= _MAX_CACHED:
+            layouts.clear()
+        layouts[keys] = found
         return found
 
     def enc_map(value: Any, buf: bytearray) -> None:
@@ -320,20 +322,40 @@ def compile_decoder(schema: Any) -> Decoder:
 def _map_decoder(values_schema: Any) -> Decoder:
     dec_value = compile_decoder(values_schema)
     tag = _double_tag(values_schema)
-    # block count -> key sets seen with only double values, with the struct that reads them in one go
-    layouts: dict[int, list[tuple[tuple[str, ...], tuple[bytes, ...], struct.Struct]]] = {}
-    n_layouts = [0]
+    # (entry count, first entry's key+branch bytes) -> (keys, all key+branch chunks, struct reading the block)
+    # for blocks seen holding only doubles; the lookup key makes a hit one dict probe however many sets exist.
+    Layout = tuple[tuple[str, ...], tuple[bytes, ...], struct.Struct]
+    layouts: dict[tuple[int, bytes], Layout] = {}
 
     def learn(keys: list[str]) -> None:
-        if n_layouts[0] >= _MAX_CACHED:
-            return
+        if len(layouts) >= _MAX_CACHED:
+            layouts.clear()  # keys churn (e.g. sparse features): start over rather than keep stale sets
         chunks = []
         for k in keys:
             raw = k.encode("utf-8")
             chunks.append(_varint(len(raw)) + raw + (tag or b""))
         st = struct.Struct("<" + "".join(f"{len(c)}sd" for c in chunks))
-        layouts.setdefault(len(keys), []).insert(0, (tuple(keys), tuple(chunks), st))
-        n_layouts[0] += 1
+        layouts[(len(keys), chunks[0])] = (tuple(keys), tuple(chunks), st)
+
+    def dec_block(data: bytes, pos: int, n: int, out: dict[str, Any]) -> int:
+        """Read a first block of n entries via a learned layout, or entry by entry (learning it)."""
+        head = data[pos]
+        if head < 0x80:  # the first key's length fits one byte, so its chunk is easy to cut out
+            found = layouts.get((n, data[pos : pos + 1 + (head >> 1) + len(tag or b"")]))
+            if found is not None:
+                keys, chunks, st = found
+                if pos + st.size <= len(data):
+                    res = st.unpack_from(data, pos)
+                    if res[0::2] == chunks:
+                        values = res[1::2]
+                        total = sum(values)
+                        if total - total != 0.0:  # some value is NaN or inf (or the sum overflowed)
+                            for k, v in zip(keys, values, strict=True):
+                                if not isfinite(v):
+                                    raise Invalid(_non_finite(v), f"[{k!r}]")
+                        out.update(zip(keys, values, strict=True))
+                        return pos + st.size
+        return read_entries(data, pos, n, out, True)
 
     def dec_map(data: bytes, pos: int) -> tuple[Any, int]:
         out: dict[str, Any] = {}
@@ -346,26 +368,12 @@ def _map_decoder(values_schema: Any) -> Decoder:
                 n = -n
                 _, pos = read_long(data, pos)
             if first and tag is not None:
-                for keys, chunks, st in layouts.get(n, ()):
-                    if pos + st.size <= len(data):
-                        res = st.unpack_from(data, pos)
-                        if res[0::2] == chunks:
-                            values = res[1::2]
-                            total = sum(values)
-                            if total - total != 0.0:  # some value is NaN or inf (or the sum overflowed)
-                                for k, v in zip(keys, values, strict=True):
-                                    if not isfinite(v):
-                                        raise Invalid(_non_finite(v), f"[{k!r}]")
-                            out.update(zip(keys, values, strict=True))
-                            pos += st.size
-                            break
-                else:
-                    pos = _read_entries(data, pos, n, out, first)
+                pos = dec_block(data, pos, n, out)
             else:
-                pos = _read_entries(data, pos, n, out, False)
+                pos = read_entries(data, pos, n, out, False)
             first = False
 
-    def _read_entries(data: bytes, pos: int, n: int, out: dict[str, Any], may_learn: bool) -> int:
+    def read_entries(data: bytes, pos: int, n: int, out: dict[str, Any], may_learn: bool) -> int:
         all_double = may_learn and tag is not None
         for _ in range(n):
             key, pos = _dec_string(data, pos)

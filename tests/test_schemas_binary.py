@@ -112,3 +112,12 @@ def test_many_distinct_key_sets_do_not_break_decoding(codec: Codec) -> None:
     for i in range(300):
         f = {f"k{i}": float(i), f"j{i}": 0.5}
         assert codec.decode("FeatureEvent", codec.encode("FeatureEvent", event(f)))["features"] == f
+
+
+def test_caches_reset_when_full_and_keep_decoding(codec: Codec, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("schemas.binary._MAX_CACHED", 3)
+    events = [event({f"k{i % 7}": float(i), "same": 1.0}) for i in range(40)]
+    for ev in events:
+        blob = codec.encode("FeatureEvent", ev)
+        assert codec.decode("FeatureEvent", blob) == codec.validate("FeatureEvent", ev)
+        assert codec.decode("FeatureEvent", blob) == fastavro_read(codec, "FeatureEvent", blob)
