@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from connectors.localkafka import (
     is_kafka_process,
@@ -96,7 +96,7 @@ class StackConfig:
             kafka_port=kafka_port,
             controller_port=controller_port or kafka_port + 1,
             redis_port=redis_port or r_port,
-            redis_password=url.password or "",
+            redis_password=unquote(url.password or ""),  # as redis-py reads it
             kafka_home=Path(home).expanduser() if home else None,
         )
 
