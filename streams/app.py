@@ -134,7 +134,27 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
         _add_join(worker, batch, within)
     if "train" in roles:
         _add_train(worker, batch, within)
+    _add_lag_gauge(worker, app_id)
     return worker
+
+
+def _add_lag_gauge(worker: Worker, group: str) -> None:
+    app, metrics = worker.app, worker.ctx.metrics
+
+    @app.timer(interval=5.0)
+    async def consumer_lag() -> None:
+        # Lag = partition end - next offset to read; partitions this worker no longer owns drop out.
+        try:
+            consumer = app.consumer
+            lags = {}
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                read = consumer._read_offset.get(tp)  # faust keeps no public accessor for the read position
+                if high is not None:
+                    lags[(tp.topic, tp.partition)] = max(0, int(high) - int(read if read is not None else 0) - 1)
+            metrics.set_consumer_lag(group, lags)
+        except Exception as exc:  # metrics never break the worker
+            log.debug("consumer lag: %s", exc)
 
 
 def _add_score(worker: Worker, batch: int, within: float) -> None:

@@ -196,6 +196,7 @@ class ReleaseFollower:
             self._reject("load", f"release {self.model_name} v{version} could not be loaded: {exc}")
             return
         self.metrics.model_swap_seconds.labels(model=self.model_name).observe(time.perf_counter() - t0)
+        self.metrics.observe_release(self.model_name, str(release.get("reason")), release.get("created_at"))
         with self._lock:
             self._pending = LoadedModel(version, model, release, time.time())
             self._newest_loaded = version

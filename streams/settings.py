@@ -78,7 +78,7 @@ class ModelSettings:
     learner: LearnerSpec = field(default_factory=LearnerSpec)
     challenger: LearnerSpec | None = None  # defaults to the same kind as the champion
     signing_key: Secret = field(default_factory=lambda: Secret(""))
-    max_inline_bytes: int = 4_000_000
+    max_inline_bytes: int = 900_000  # Kafka refuses messages over ~1 MB by default; larger go by reference
     artifact_store: str = "~/.driftline/artifacts"
     segment_feature: str | None = None
     reference_file: str | None = None
