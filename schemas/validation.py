@@ -84,11 +84,17 @@ def _check_string(value: Any) -> str:
     raise _bad("string", value)
 
 
+def _is_numpy_bool(value: Any) -> bool:
+    # numpy.bool_ (named "bool" since numpy 2) is not a bool subclass but is what pandas hands out;
+    # checked by name so this module does not import numpy.
+    t = type(value)
+    return t.__module__ == "numpy" and t.__name__ in ("bool_", "bool")
+
+
 def _check_boolean(value: Any) -> bool:
     if type(value) is bool:
         return value
-    # numpy.bool_ is not a bool subclass but is what pandas hands out.
-    if type(value).__name__ == "bool_":
+    if _is_numpy_bool(value):
         return bool(value)
     raise _bad("boolean", value)
 
@@ -168,7 +174,7 @@ def _compile_union(branches: list[Any], from_json: bool) -> Checker:
         elif isinstance(value, bytes | bytearray | memoryview):
             if has("bytes"):
                 return checkers["bytes"](value)
-        elif type(value).__name__ == "bool_" and has("boolean"):
+        elif _is_numpy_bool(value) and has("boolean"):
             return bool(value)
         elif isinstance(value, numbers.Integral) and long_check is not None:
             return long_check(value)

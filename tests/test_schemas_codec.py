@@ -350,3 +350,22 @@ def test_dead_letter_json_carries_bytes_as_base64() -> None:
     text = json.loads(CODEC.encode_json("DeadLetter", value))
     assert text["value"] == "/wA=" and text["key"] == "aw=="
     assert CODEC.to_jsonable("DeadLetter", CODEC.validate("DeadLetter", value))["value"] == "/wA="
+
+
+def test_numpy_scalars_become_python_values() -> None:
+    import numpy as np
+
+    features = {
+        "b": np.bool_(True),
+        "f": np.float32(0.5),
+        "i": np.int32(4),
+        "s": np.str_("x"),
+        "d": np.float64(2.5),
+    }
+    value = {"id": "a", "ts": np.int64(3), "features": features}
+    decoded = CODEC.decode("FeatureEvent", CODEC.encode("FeatureEvent", value))
+    assert decoded["features"] == {"b": True, "f": 0.5, "i": 4, "s": "x", "d": 2.5}
+    assert [type(v) for v in decoded["features"].values()] == [bool, float, int, str, float]
+    assert CODEC.validate("Label", {"id": "a", "ts": 1, "label": np.bool_(False)})["label"] is False
+    with pytest.raises(SchemaError, match=r"features\['n'\]: NaN is not allowed"):
+        CODEC.validate("FeatureEvent", {"id": "a", "ts": 1, "features": {"n": np.float32("nan")}})
