@@ -149,9 +149,12 @@ def _add_lag_gauge(worker: Worker, group: str) -> None:
             lags = {}
             for tp in consumer.assignment():
                 high = consumer.highwater(tp)
-                read = consumer._read_offset.get(tp)  # faust keeps no public accessor for the read position
+                # faust keeps no public accessor for the read position
+                read = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
                 if high is not None:
-                    lags[(tp.topic, tp.partition)] = max(0, int(high) - int(read if read is not None else 0) - 1)
+                    lags[(tp.topic, tp.partition)] = max(
+                        0, int(high) - int(read if read is not None else 0) - 1
+                    )
             metrics.set_consumer_lag(group, lags)
         except Exception as exc:  # metrics never break the worker
             log.debug("consumer lag: %s", exc)

@@ -145,8 +145,9 @@ def rebuild_join_state(settings: Settings, store: JoinStore, codec: Any, timeout
             for msg in consumer.consume(1000, 0.5):
                 if msg.error():
                     continue
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+                part, offset = msg.partition() or 0, msg.offset() or 0
+                if offset + 1 >= ends.get(part, 0):
+                    ends.pop(part, None)
                 try:
                     pred = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
                 except SchemaError:

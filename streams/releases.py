@@ -50,8 +50,9 @@ def read_releases(
             for msg in consumer.consume(500, 0.5):
                 if msg.error():
                     continue
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+                part, offset = msg.partition() or 0, msg.offset() or 0
+                if offset + 1 >= ends.get(part, 0):
+                    ends.pop(part, None)
                 try:
                     out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
                 except SchemaError as exc:
@@ -152,7 +153,7 @@ class ReleaseFollower:
                 for msg in batch:
                     if msg.error():
                         continue
-                    release = self._decode(msg.value() or b"", msg.offset())
+                    release = self._decode(msg.value() or b"", msg.offset() or 0)
                     if release is None or release.get("model") != self.model_name:
                         continue
                     self._remember(release)

@@ -114,7 +114,7 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         return None
     if not raw:
         return None
-    data = {k.decode(): v.decode() for k, v in raw.items()}
+    data = {_text(k): _text(v) for k, v in raw.items()}
     return {
         "n_learned": int(data.get("n_learned", 0)),
         "served_version": int(data.get("served_version", 0)),
@@ -122,6 +122,10 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         "updated_at": int(data.get("updated_at", 0)),
         "metrics": json.loads(data.get("metrics", "{}")),
     }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -168,7 +172,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict[str, Any]:
     """Publish a ControlCommand for the configured model; returns the record sent."""
-    ensure_topics(settings, names=["control"])
+    ensure_topics(settings, names=("control",))
     record = {
         "model": settings.model.name,
         "command": command,
