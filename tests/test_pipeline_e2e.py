@@ -1,0 +1,142 @@
+"""End to end through real worker processes: an abrupt concept drift with labels a few hundred events late.
+
+The stream (written to a CSV and published with ``driftline produce features --with-labels``) is a noisy
+threshold concept on feature ``a`` that switches abruptly to the same concept on feature ``b`` at event
+``CHANGE``. ``model.release_every`` is raised so the only scheduled release is the cold-start one: its
+probation is long over when the drift comes, so the guard's answer to the drift is the challenger alone
+(``bench``-style replays of this stream promote a challenger about 300-550 events after the change).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline_helpers import Pipeline, accuracy, distinct_ids, running
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+EVENTS = 2500
+CHANGE = 1000
+DELAY = 200
+RATE = 250.0  # events/s: labels really arrive ~0.8 s after their events while the workers run
+
+
+def drifting_rows(
+    n: int = EVENTS, change: int = CHANGE, seed: int = 1
+) -> list[tuple[str, dict[str, float], int]]:
+    """``(id, features, label)``: label = a + 0.2c > 0.6 before ``change``, b + 0.2c > 0.6 after; 5% noise."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        x = {"a": rng.random(), "b": rng.random(), "c": rng.random()}
+        y = (x["a"] if i < change else x["b"]) + 0.2 * x["c"] > 0.6
+        if rng.random() < 0.05:
+            y = not y
+        rows.append((f"e{i}", x, int(y)))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, dict[str, float], int]]) -> Path:
+    lines = ["id,a,b,c,y"] + [f"{i},{x['a']!r},{x['b']!r},{x['c']!r},{y}" for i, x, y in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Pipeline:
+    return Pipeline(prefix, tmp_path, redis_url, extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "100000"})
+
+
+def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    rows = drifting_rows()
+    labels = {i: y for i, _, y in rows}
+    data = write_csv(tmp_path / "drift.csv", rows)
+    with running(pipeline):
+        (worker,) = pipeline.start("all")
+        summary = pipeline.cli_json(
+            "produce", "features", "--file", str(data), "--id-col", "id", "--label-col", "y",
+            "--with-labels", "--label-delay", str(DELAY), "--rate", str(RATE), "--json",
+        )[0]  # fmt: skip
+        assert summary["features"] == EVENTS and summary["labels"] == EVENTS
+
+        # Every event scored, every label joined and learned (bounded waits; logs on failure).
+        pipeline.wait_until(
+            "every event scored",
+            lambda: pipeline.metric(worker, "driftline_events_total", stage="score", outcome="ok") >= EVENTS,
+            timeout=90,
+        )
+        pipeline.wait_until(
+            "every label joined",
+            lambda: pipeline.metric(worker, "driftline_joins_total", outcome="joined") >= EVENTS,
+            timeout=90,
+        )
+        pipeline.wait_until(
+            "every training example handled",
+            lambda: pipeline.metric(worker, "driftline_events_total", stage="train", outcome="ok") >= EVENTS,
+            timeout=90,
+        )
+
+        # A prediction for every event, exactly the events produced.
+        predictions = pipeline.values("predictions")
+        assert distinct_ids(predictions) == set(labels), (
+            "predictions do not cover exactly the events produced"
+        )
+
+        # The drift is seen after the change point (by the trainer's error monitors), not before.
+        concept = [d for d in pipeline.values("drift") if d["signal"] in ("error", "loss")]
+        assert concept, "no concept-drift event on the drift topic"
+        assert min(int(d["index"]) for d in concept) >= CHANGE, (
+            f"concept drift alarm before the change: {concept}"
+        )
+
+        # The guard promoted a challenger after the drift.
+        releases = pipeline.releases()
+        reasons = [(int(r["version"]), r["reason"]) for r in releases]
+        challengers = [r for r in releases if r["reason"] == "challenger"]
+        assert challengers, f"no challenger promoted; releases: {reasons}"
+        promoted = challengers[0]
+        v_new = int(promoted["version"])
+        latest = int(releases[-1]["version"])
+
+        # The scorer switched: the served-version gauge shows the newest release; predictions carry the
+        # challenger's version from shortly after its release on, never an older one again.
+        pipeline.wait_until(
+            f"scorer serving v{latest}",
+            lambda: pipeline.metric(worker, "driftline_served_model_version", model="default") == latest,
+            timeout=30,
+        )
+        in_order = sorted(predictions, key=lambda p: (int(p["scored_at"]), int(p["id"][1:])))
+        first_new = next((k for k, p in enumerate(in_order) if int(p["version"]) >= v_new), None)
+        assert first_new is not None, f"no prediction carries the challenger's version v{v_new}"
+        switch_s = (int(in_order[first_new]["scored_at"]) - int(promoted["created_at"])) / 1000
+        assert switch_s < 10, f"the scorer took {switch_s:.1f} s to serve v{v_new}"
+        older = [p["id"] for p in in_order[first_new:] if int(p["version"]) < v_new]
+        assert not older, f"{len(older)} prediction(s) after the switch used a version older than v{v_new}"
+        assert len(in_order) - first_new >= 300, "too few predictions after the switch to judge recovery"
+
+        # Accuracy of what was served: right after the change vs the tail, once the challenger serves.
+        by_index = sorted(predictions, key=lambda p: int(p["id"][1:]))
+        served = [(p["prediction"], labels[p["id"]]) for p in by_index]
+        before = accuracy(served[CHANGE - 300 : CHANGE])
+        after_change = accuracy(served[CHANGE : CHANGE + 300])
+        tail = accuracy(served[-300:])
+        assert before >= 0.8, f"the model never learned the first concept (accuracy {before:.3f})"
+        assert after_change < before - 0.1, f"the drift did not hurt ({before:.3f} -> {after_change:.3f})"
+        assert tail >= 0.8 and tail > after_change + 0.1, (
+            f"accuracy did not recover: {after_change:.3f} -> {tail:.3f}"
+        )
+
+        # n_learned (the trainer's live value in `models show`) counts every label once in the lineage.
+        pipeline.wait_until("trainer status", lambda: pipeline.trainer().get("n_learned", 0) > 0)
+        shown = pipeline.cli_json("models", "show", "--json")[0]
+        assert shown["version"] == latest and shown["trainer"]["served_version"] == latest
+        pipeline.assert_alive()
+        assert shown["n_learned"] == EVENTS, (
+            f"n_learned {shown['n_learned']} != {EVENTS} labels (release reasons {reasons}); a challenger "
+            "must inherit the count of the lineage it replaces"
+        )
