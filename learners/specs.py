@@ -275,14 +275,20 @@ class Learner:
             return {c: k / n for c, k in self._counts.items()}
         return {c: p / total for c, p in proba.items()}
 
+    def predict_with_proba(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float]]:
+        """Prediction and class probabilities in one pass (``{}`` probabilities for a regressor)."""
+        if self.task != "classification":
+            return self.predict_one(x), {}
+        proba = self.predict_proba_one(x)
+        if not proba:
+            return None, proba
+        # Ties broken by first appearance so the output is deterministic.
+        return max(self._classes, key=lambda c: proba.get(c, -1.0)), proba
+
     def predict_one(self, x: dict[str, Any]) -> Any:
         """The most likely label (classification) or a finite number (regression)."""
         if self.task == "classification":
-            proba = self.predict_proba_one(x)
-            if not proba:
-                return None
-            # Ties broken by first appearance so the output is deterministic.
-            return max(self._classes, key=lambda c: proba.get(c, -1.0))
+            return self.predict_with_proba(x)[0]
         mean = self._y_sum / self._y_n if self._y_n else 0.0
         try:
             out = float(self._model.predict_one(clean_features(x)))

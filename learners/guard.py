@@ -1,0 +1,320 @@
+"""The guard: which candidate model may replace the served one. All decision rules live in this file.
+
+Candidates are scored *paired* with the model they would replace, on the same labelled examples
+(:class:`PairedEvidence`), then judged by :func:`judge`:
+
+1. A statistical test. Classification: McNemar on the discordant pairs, exact binomial (so small counts are
+   handled). Regression: paired t-test on absolute errors.
+   - ``incremental`` (the champion that kept learning vs the served snapshot): non-inferiority: the one-sided
+     upper confidence bound of (candidate error - served error) must be below ``non_inferiority_margin``
+     (relative to the served loss for regression).
+   - ``challenger`` (a fresh model started by a drift alarm vs the champion): superiority, one-sided p < ``alpha``.
+2. Sanity checks, any failure rejects: finite outputs; prediction distribution not collapsed; predict latency
+   within budget; no segment worse than ``segment_margin``; no regression beyond ``reference_margin`` on the
+   trusted reference set (stream labels may be poisoned: the paired test cannot see that, the reference set can).
+3. Disagreement with the served predictions on more than ``max_disagreement`` of the examples: ``hold`` for an
+   operator instead of ``promote``.
+
+:class:`Probation` keeps the previous model in shadow after a promotion and asks for a ``rollback`` when the new one
+is significantly worse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy import stats as sps
+
+from learners.config import GuardConfig
+from learners.features import finite
+
+OUTCOMES = ("promote", "reject", "hold", "rollback")
+
+
+@dataclass
+class Decision:
+    """A guard decision with everything it was based on (recorded with every release, rejection and hold)."""
+
+    outcome: str  # promote | reject | hold | rollback
+    reason: str  # incremental | challenger | manual | rollback
+    candidate: str  # what was judged: "champion", "challenger", "previous", ...
+    evidence: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, bool | str] = field(default_factory=dict)
+    text: str = ""
+    index: int | None = None
+
+    def to_metrics(self) -> dict[str, float]:
+        """Evidence plus checks as numbers (1.0 passed, 0.0 failed), for ModelRelease metrics and Prometheus."""
+        out = {f"guard.{k}": float(v) for k, v in self.evidence.items() if finite(v)}
+        for name, ok in self.checks.items():
+            out[f"guard.check.{name}"] = 1.0 if ok is True else 0.0
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "outcome": self.outcome,
+                "reason": self.reason,
+                "candidate": self.candidate,
+                "evidence": {k: v for k, v in self.evidence.items() if finite(v)},
+                "checks": self.checks,
+                "text": self.text,
+                "index": self.index,
+            },
+            sort_keys=True,
+        )
+
+
+def _loss(task: str, y: Any, pred: Any) -> float:
+    if task == "classification":
+        return 0.0 if pred == y else 1.0
+    return abs(float(pred) - float(y)) if finite(pred) and finite(y) else math.inf
+
+
+class PairedEvidence:
+    """Streaming summary of a candidate and a baseline predicting the same labelled examples."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.n = 0
+        self.cand_only = 0  # classification: candidate right, baseline wrong
+        self.base_only = 0  # baseline right, candidate wrong
+        self.cand_right = 0
+        self.base_right = 0
+        self.disagree = 0
+        self.nonfinite = 0
+        self.sum_d = 0.0  # regression: sum of (candidate loss - baseline loss)
+        self.sum_d2 = 0.0
+        self.sum_base = 0.0
+        self.pred_counts: dict[Any, int] = {}
+        self.label_counts: dict[Any, int] = {}
+        self.segments: dict[str, list[float]] = {}  # segment -> [n, candidate loss sum, baseline loss sum]
+        self.pred_sum = 0.0
+        self.pred_sum2 = 0.0
+
+    def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> None:
+        if y is None:
+            return
+        self.n += 1
+        if self.task == "classification":
+            self.label_counts[y] = self.label_counts.get(y, 0) + 1
+            self.pred_counts[cand] = self.pred_counts.get(cand, 0) + 1
+        elif not finite(cand):
+            self.nonfinite += 1
+        else:
+            self.pred_sum += float(cand)
+            self.pred_sum2 += float(cand) ** 2
+        lc, lb = _loss(self.task, y, cand), _loss(self.task, y, base)
+        if not math.isfinite(lc):
+            lc = lb if math.isfinite(lb) else 0.0
+        if not math.isfinite(lb):
+            lb = lc
+        if cand != base and base is not None:  # a baseline with no answer yet cannot disagree
+            self.disagree += 1
+        if self.task == "classification":
+            self.cand_right += lc == 0.0
+            self.base_right += lb == 0.0
+            self.cand_only += lc == 0.0 and lb == 1.0
+            self.base_only += lb == 0.0 and lc == 1.0
+        d = lc - lb
+        self.sum_d += d
+        self.sum_d2 += d * d
+        self.sum_base += lb
+        if segment is not None:
+            acc = self.segments.setdefault(segment, [0.0, 0.0, 0.0])
+            acc[0] += 1
+            acc[1] += lc
+            acc[2] += lb
+
+    def summary(self) -> dict[str, float]:
+        n = max(self.n, 1)
+        out = {"n": float(self.n), "disagreement": self.disagree / n}
+        if self.task == "classification":
+            out.update(
+                candidate_accuracy=self.cand_right / n,
+                baseline_accuracy=self.base_right / n,
+                candidate_only_right=float(self.cand_only),
+                baseline_only_right=float(self.base_only),
+            )
+        else:
+            out.update(candidate_mae=(self.sum_base + self.sum_d) / n, baseline_mae=self.sum_base / n)
+        return out
+
+
+def _mcnemar_superiority(cand_only: int, base_only: int) -> float:
+    """One-sided exact McNemar p-value for "the candidate is right more often than the baseline"."""
+    m = cand_only + base_only
+    return 1.0 if m == 0 else float(sps.binom.sf(cand_only - 1, m, 0.5))
+
+
+def _mcnemar_upper_difference(ev: PairedEvidence, alpha: float) -> float:
+    """Upper (1-alpha) bound of error(candidate) - error(baseline): Clopper-Pearson on the discordant pairs."""
+    m = ev.cand_only + ev.base_only
+    if m == 0:
+        return 0.0
+    b = ev.base_only
+    upper = 1.0 if b >= m else float(sps.beta.ppf(1 - alpha, b + 1, m - b))
+    return m * (2 * upper - 1) / ev.n
+
+
+def _paired_t(ev: PairedEvidence) -> tuple[float, float, int]:
+    """Mean loss difference (candidate - baseline), its standard error and the degrees of freedom."""
+    n = ev.n
+    mean = ev.sum_d / n
+    var = max(ev.sum_d2 / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    return mean, math.sqrt(var / n) or 1e-12, max(n - 1, 1)
+
+
+def statistical_test(kind: str, ev: PairedEvidence, config: GuardConfig) -> tuple[bool, dict[str, float], str]:
+    """Run the test for ``kind`` (``incremental``: non-inferiority, otherwise superiority)."""
+    alpha = config.alpha
+    evidence: dict[str, float] = {}
+    if ev.task == "classification":
+        if kind == "incremental":
+            upper = _mcnemar_upper_difference(ev, alpha)
+            evidence.update(error_difference_upper=upper, margin=config.non_inferiority_margin)
+            ok = upper < config.non_inferiority_margin
+            text = f"non-inferiority: error difference upper bound {upper:.4f} vs margin {config.non_inferiority_margin}"
+        else:
+            p = _mcnemar_superiority(ev.cand_only, ev.base_only)
+            evidence.update(p_value=p, statistic=float(ev.cand_only - ev.base_only))
+            ok = p < alpha and ev.cand_only > ev.base_only
+            text = f"superiority (exact McNemar): {ev.cand_only} vs {ev.base_only} discordant, p={p:.4g}"
+        return ok, evidence, text
+    mean, se, df = _paired_t(ev)
+    t = mean / se
+    evidence.update(statistic=t, mean_loss_difference=mean)
+    if kind == "incremental":
+        margin = config.non_inferiority_margin * (ev.sum_base / ev.n)
+        upper = mean + float(sps.t.ppf(1 - alpha, df)) * se
+        evidence.update(loss_difference_upper=upper, margin=margin)
+        return upper < margin, evidence, f"non-inferiority (paired t): upper {upper:.4g} vs margin {margin:.4g}"
+    p = float(sps.t.cdf(t, df))
+    evidence["p_value"] = p
+    return p < alpha and mean < 0, evidence, f"superiority (paired t): t={t:.3f}, p={p:.4g}"
+
+
+def _collapsed(ev: PairedEvidence, config: GuardConfig) -> bool:
+    if ev.task == "classification":
+        common = [c for c, k in ev.label_counts.items() if k >= config.collapse_share * ev.n]
+        return len(common) >= 2 and len(ev.pred_counts) < 2
+    n = ev.n - ev.nonfinite
+    return n >= 10 and ev.pred_sum2 / n - (ev.pred_sum / n) ** 2 <= 1e-12 * max(1.0, (ev.pred_sum / n) ** 2)
+
+
+def _score(model: Any, task: str, data: Sequence[tuple[dict[str, Any], Any]]) -> float:
+    """Mean loss on ``data`` (error rate or MAE)."""
+    return sum(_loss(task, y, model.predict_one(x)) for x, y in data) / max(len(data), 1)
+
+
+def _latency_ms(model: Any, xs: Sequence[dict[str, Any]]) -> float:
+    if not xs:
+        return 0.0
+    start = time.perf_counter()
+    for x in xs:
+        model.predict_one(x)
+    return (time.perf_counter() - start) * 1000 / len(xs)
+
+
+def sanity_checks(
+    ev: PairedEvidence,
+    config: GuardConfig,
+    candidate: Any = None,
+    baseline: Any = None,
+    reference: Sequence[tuple[dict[str, Any], Any]] | None = None,
+    sample: Sequence[dict[str, Any]] = (),
+) -> tuple[dict[str, bool | str], dict[str, float]]:
+    """The checks that can veto a candidate, each True or a string saying why it failed."""
+    checks: dict[str, bool | str] = {}
+    evidence: dict[str, float] = {}
+    checks["finite_outputs"] = True if ev.nonfinite == 0 else f"{ev.nonfinite} non-finite predictions"
+    checks["not_collapsed"] = "predicts a single value" if _collapsed(ev, config) else True
+    if candidate is not None and sample:
+        ms = _latency_ms(candidate, sample)
+        evidence["predict_latency_ms"] = ms
+        budget = config.max_predict_latency_ms
+        checks["latency"] = True if ms <= budget else f"{ms:.3f} ms per prediction > budget {budget} ms"
+    worst = ""
+    for segment, (n, lc, lb) in sorted(ev.segments.items()):
+        if n < 30:  # too few to say anything about the slice
+            continue
+        # Error rates for classification; relative MAE for regression, so one margin fits both.
+        gap = (lc - lb) / n if ev.task == "classification" else (lc - lb) / max(lb, 1e-12)
+        evidence[f"segment.{segment}.gap"] = gap
+        if gap > config.segment_margin and not worst:
+            worst = f"segment {segment!r} worse by {gap:.3f} > {config.segment_margin}"
+    checks["segments"] = worst or True
+    if reference and candidate is not None and baseline is not None:
+        ref = list(reference)[: config.max_reference]
+        lc, lb = _score(candidate, ev.task, ref), _score(baseline, ev.task, ref)
+        gap = lc - lb if ev.task == "classification" else (lc - lb) / max(lb, 1e-12)
+        evidence.update(reference_candidate_loss=lc, reference_baseline_loss=lb, reference_gap=gap)
+        ok = gap <= config.reference_margin
+        checks["reference"] = True if ok else f"reference-set loss {lc:.4f} vs {lb:.4f} (margin {config.reference_margin})"
+    return checks, evidence
+
+
+def judge(
+    kind: str,
+    ev: PairedEvidence,
+    config: GuardConfig,
+    *,
+    candidate: Any = None,
+    baseline: Any = None,
+    reference: Sequence[tuple[dict[str, Any], Any]] | None = None,
+    sample: Sequence[dict[str, Any]] = (),
+    candidate_name: str | None = None,
+    index: int | None = None,
+) -> Decision:
+    """Decide ``promote``, ``reject`` or ``hold`` for a candidate of ``kind`` (``incremental`` or ``challenger``)."""
+    name = candidate_name or ("champion" if kind == "incremental" else "challenger")
+    evidence = ev.summary()
+    ok, test_evidence, test_text = statistical_test(kind, ev, config)
+    evidence.update(test_evidence)
+    checks, check_evidence = sanity_checks(ev, config, candidate, baseline, reference, sample)
+    evidence.update(check_evidence)
+    checks = {"statistical_test": True if ok else "not significant", **checks}
+    failed = [f"{k}: {v}" for k, v in checks.items() if v is not True]
+    if failed:
+        return Decision("reject", kind, name, evidence, checks, f"reject {name}: {'; '.join(failed)} ({test_text})", index)
+    if evidence["disagreement"] > config.max_disagreement:
+        checks["disagreement"] = f"{evidence['disagreement']:.3f} > {config.max_disagreement}"
+        text = f"hold {name} for operator approval: disagrees on {evidence['disagreement']:.1%} ({test_text})"
+        return Decision("hold", kind, name, evidence, checks, text, index)
+    checks["disagreement"] = True
+    return Decision("promote", kind, name, evidence, checks, f"promote {name}: {test_text}", index)
+
+
+class Probation:
+    """Shadow comparison after a promotion: the new served model against the one it replaced."""
+
+    def __init__(self, task: str, config: GuardConfig, previous_version: int) -> None:
+        self.config = config
+        self.previous_version = previous_version
+        self.evidence = PairedEvidence(task)  # candidate = previous model, baseline = new model
+
+    def add(self, y: Any, new_pred: Any, previous_pred: Any, segment: str | None = None) -> None:
+        self.evidence.add(y, previous_pred, new_pred, segment)
+
+    @property
+    def finished(self) -> bool:
+        return self.evidence.n >= self.config.probation_examples
+
+    def check(self, index: int | None = None) -> Decision | None:
+        """A ``rollback`` decision when the previous model is significantly better, else None."""
+        ev = self.evidence
+        if ev.n < 50 or ev.n % 25:
+            return None
+        strict = GuardConfig(alpha=self.config.probation_alpha)
+        ok, evidence, text = statistical_test("challenger", ev, strict)
+        if not ok:
+            return None
+        evidence.update(ev.summary())
+        checks: dict[str, bool | str] = {"probation": f"previous version {self.previous_version} is better"}
+        text = f"rollback to version {self.previous_version}: {text}"
+        return Decision("rollback", "rollback", f"version {self.previous_version}", evidence, checks, text, index)

@@ -1,0 +1,380 @@
+"""Everything one model's trainer does, in one picklable object used by ``driftline replay`` and the streaming
+trainer alike: prequential evaluation, drift monitors, challengers, the guard, releases, probation and rollback.
+
+Vocabulary: the *served model* is the released snapshot the scorers use (``served_version``); the *champion* keeps
+learning from every label and is offered as an ``incremental`` release every ``release_every`` labels; a
+*challenger* is a fresh model started by a drift alarm and trained only on labels after it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.errors import ConfigError, LearnerError
+from learners.config import DriftConfig, GuardConfig, LearnerSpec
+from learners.drift import DriftSignal, ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
+from learners.evaluation import Evaluator, segment_of
+from learners.guard import Decision, PairedEvidence, Probation, judge
+from learners.specs import Learner, build_learner
+
+CHECK_EVERY = 50  # labels between guard checks of a running challenger (after min_examples)
+COLD_START = 50  # labels before the first incremental release when the served model has learned nothing
+LOSS_CAP = 10.0  # log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor
+
+
+@dataclass
+class Release:
+    """A new served model. ``data_range`` holds first/last stream index (and ts) learned in its lineage."""
+
+    version: int
+    parent: int | None
+    reason: str  # initial | incremental | challenger | manual | rollback
+    model: Learner
+    metrics: dict[str, float]
+    decision: Decision | None = None
+    data_range: dict[str, int] = field(default_factory=dict)
+    index: int | None = None
+
+
+Event = Release | DriftSignal | Decision
+
+
+@dataclass
+class _Lineage:
+    """A model plus what it has learned: counted once per labelled example."""
+
+    model: Learner
+    n_learned: int = 0
+    data_range: dict[str, int] = field(default_factory=dict)
+
+    def learn(self, x: dict[str, Any], y: Any, index: int, ts: int | None) -> None:
+        self.model.learn_one(x, y)
+        self.n_learned += 1
+        self.data_range.setdefault("first_index", index)
+        self.data_range["last_index"] = index
+        if ts is not None:
+            self.data_range.setdefault("first_ts", ts)
+            self.data_range["last_ts"] = ts
+
+    def copy(self) -> _Lineage:
+        return _Lineage(self.model.copy(), self.n_learned, dict(self.data_range))
+
+
+class ModelLifecycle:
+    """One model's learning, monitoring and release decisions (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        task: str,
+        learner: LearnerSpec,
+        challenger: LearnerSpec | None,
+        drift: DriftConfig,
+        guard: GuardConfig,
+        *,
+        segment_feature: str | None = None,
+        reference: list[tuple[dict[str, Any], Any]] | None = None,
+        release_every: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        if release_every < 1:
+            raise ConfigError(f"release_every must be >= 1, got {release_every}")
+        self.name = name
+        self.task = task
+        self.learner = learner
+        self.challenger_spec = challenger or learner
+        self.drift = drift
+        self.guard = guard
+        self.segment_feature = segment_feature
+        self.reference = list(reference or [])[: guard.max_reference]
+        self.release_every = release_every
+        self.seed = seed
+        self.paused = False
+        self._lineage = _Lineage(build_learner(learner, task, seed))
+        build_learner(self.challenger_spec, task, seed)  # fail now on a bad challenger spec
+        self._served = self._lineage.copy()
+        self.served_version = 0
+        self._next_version = 1
+        self._count = 0  # labelled examples seen (the default stream index)
+        self._since_release = 0
+        self._increment = PairedEvidence(task)
+        self._challenger: _Lineage | None = None
+        self._challenger_seen = 0
+        self._challenger_evidence = PairedEvidence(task)
+        self._challenger_started: int | None = None
+        self._held: tuple[_Lineage, Decision] | None = None
+        self._previous: tuple[_Lineage, int] | None = None
+        self._probation: Probation | None = None
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        self.evaluation = Evaluator(task)  # served model, current version
+        self.overall = Evaluator(task)  # served models, every version (what users saw)
+        self._error_monitor = ErrorDriftMonitor(drift)
+        self._loss_monitor = LossDriftMonitor(drift)
+        self._feature_monitor = FeatureDriftMonitor(drift)
+
+    # -- public state ------------------------------------------------------------------------------------------
+    @property
+    def served_model(self) -> Learner:
+        """The released snapshot the scorers serve."""
+        return self._served.model
+
+    @property
+    def champion(self) -> Learner:
+        """The model that keeps learning from every label."""
+        return self._lineage.model
+
+    @property
+    def challenger(self) -> Learner | None:
+        return None if self._challenger is None else self._challenger.model
+
+    @property
+    def n_learned(self) -> int:
+        """Labelled examples learned in the champion's lineage, each exactly once."""
+        return self._lineage.n_learned
+
+    def reserve_versions(self, after: int) -> None:
+        """Make the next release's version greater than ``after`` (e.g. the registry's latest)."""
+        self._next_version = max(self._next_version, after + 1)
+
+    # -- releases ----------------------------------------------------------------------------------------------
+    def _release(
+        self, lineage: _Lineage, reason: str, decision: Decision | None, index: int | None, parent: int | None
+    ) -> Release:
+        version = self._next_version
+        self._next_version += 1
+        if reason not in ("initial", "rollback") and self.served_version:
+            self._previous = (self._served, self.served_version)
+            self._probation = Probation(self.task, self.guard, self.served_version)
+        elif reason == "rollback":
+            self._previous, self._probation = None, None
+        self._served = lineage.copy()
+        self.served_version = version
+        self._since_release = 0
+        self._increment = PairedEvidence(self.task)
+        metrics = {"n_learned": float(lineage.n_learned), **self.evaluation.snapshot()}
+        if decision is not None:
+            metrics.update(decision.to_metrics())
+        self.evaluation = Evaluator(self.task)
+        if reason != "incremental":
+            # A different model: its error level is not comparable with the old one's. An incremental update is
+            # the same model a little later, and resetting there would blind ADWIN under frequent releases.
+            self._error_monitor.reset()
+            self._loss_monitor.reset()
+        return Release(version, parent, reason, self._served.model, metrics, decision, dict(lineage.data_range), index)
+
+    def initial_release(self) -> Release:
+        """Version 1 (reason ``initial``): the champion as it is now (usually untrained)."""
+        return self._release(self._lineage, "initial", None, None, None)
+
+    def _start_challenger(self, index: int) -> None:
+        self._challenger = _Lineage(build_learner(self.challenger_spec, self.task, self.seed + index + 1))
+        self._challenger_seen = 0
+        self._challenger_evidence = PairedEvidence(self.task)
+        self._challenger_started = index
+
+    def _drop_challenger(self) -> None:
+        self._challenger, self._challenger_started = None, None
+        self._challenger_evidence = PairedEvidence(self.task)
+
+    # -- the per-label step ------------------------------------------------------------------------------------
+    def learn_one(
+        self,
+        x: dict[str, Any],
+        y: Any,
+        *,
+        served_prediction: Any = None,
+        served_version: int | None = None,
+        index: int | None = None,
+        ts: int | None = None,
+    ) -> list[Event]:
+        """Score, monitor and learn one labelled example; returns the releases, drift signals and decisions."""
+        index = self._count if index is None else index
+        self._count += 1
+        if y is None:
+            return []
+        events: list[Event] = []
+        segment = segment_of(x, self.segment_feature)
+        base_pred, base_proba = self._served.model.predict_with_proba(x)
+        if served_prediction is None or (served_version is not None and served_version != self.served_version):
+            seen_pred, seen_proba = base_pred, base_proba
+            if served_prediction is not None:
+                seen_pred, seen_proba = served_prediction, {}
+        else:
+            seen_pred, seen_proba = served_prediction, base_proba
+        self.evaluation.update(y, base_pred, base_proba, segment)
+        self.overall.update(y, seen_pred, seen_proba, segment)
+        events.extend(self._monitor(x, y, base_pred, base_proba, index))
+        champ_pred = self._lineage.model.predict_one(x)
+        self._increment.add(y, champ_pred, base_pred, segment)
+        if self._challenger is not None:
+            if self._challenger_seen >= self.guard.challenger_grace:
+                self._challenger_evidence.add(y, self._challenger.model.predict_one(x), champ_pred, segment)
+            self._challenger_seen += 1
+        if self._probation is not None and self._previous is not None:
+            self._probation.add(y, base_pred, self._previous[0].model.predict_one(x), segment)
+        self._recent.append(x)
+        if self.paused:
+            return events
+        self._lineage.learn(x, y, index, ts)
+        if self._challenger is not None:
+            self._challenger.learn(x, y, index, ts)
+        self._since_release += 1
+        events.extend(self._decide(index))
+        return events
+
+    def _monitor(self, x: dict[str, Any], y: Any, pred: Any, proba: dict[Any, float], index: int) -> list[Event]:
+        if self.task == "classification":
+            error = 0.0 if pred == y else 1.0
+            p = proba.get(y, 0.0)
+            loss = min(-math.log(p), LOSS_CAP) if p > 0 else LOSS_CAP
+        else:
+            try:
+                error = loss = abs(float(pred) - float(y))
+            except (TypeError, ValueError):
+                error = loss = math.nan
+        signals: list[DriftSignal] = []
+        signals += self._error_monitor.update(error, index)
+        signals += self._loss_monitor.update(loss, index)
+        concept = bool(signals)
+        signals += self._feature_monitor.update(x, index)
+        if concept and self._challenger is None and not self.paused:
+            self._start_challenger(index)
+        return list(signals)
+
+    def _decide(self, index: int) -> list[Event]:
+        events: list[Event] = []
+        if self._probation is not None and self._previous is not None:
+            decision = self._probation.check(index)
+            if decision is not None:
+                previous, version = self._previous
+                self._lineage = previous.copy()
+                self._drop_challenger()
+                return [self._release(previous, "rollback", decision, index, version)]
+            if self._probation.finished:
+                self._probation, self._previous = None, None
+        ev = self._challenger_evidence
+        if self._challenger is not None and ev.n >= self.guard.min_examples and ev.n % CHECK_EVERY == 0:
+            decision = judge(
+                "challenger",
+                ev,
+                self.guard,
+                candidate=self._challenger.model,
+                baseline=self._lineage.model,
+                reference=self.reference,
+                sample=list(self._recent),
+                index=index,
+            )
+            if decision.outcome == "promote":
+                self._lineage = self._challenger
+                self._drop_challenger()
+                return [self._release(self._lineage, "challenger", decision, index, self.served_version)]
+            if decision.outcome == "hold":
+                self._held = (self._challenger, decision)
+                self._drop_challenger()
+                events.append(decision)
+            elif ev.n >= self.guard.max_examples:
+                self._drop_challenger()
+                events.append(decision)
+        # An untrained served model answers nothing: offer the first release after a handful of labels.
+        due = self.release_every if self._served.n_learned else min(self.release_every, COLD_START)
+        if self._since_release >= due:
+            decision = judge(
+                "incremental",
+                self._increment,
+                self.guard,
+                candidate=self._lineage.model,
+                baseline=self._served.model,
+                reference=self.reference,
+                sample=list(self._recent),
+                index=index,
+            )
+            if decision.outcome == "promote":
+                events.append(self._release(self._lineage, "incremental", decision, index, self.served_version))
+            else:
+                if decision.outcome == "hold":
+                    self._held = (self._lineage.copy(), decision)
+                if decision.checks.get("reference") not in (True, None):
+                    # What the champion learned since the last release hurts trusted data (poisoned labels?):
+                    # forget it and continue from the served snapshot.
+                    self._lineage = self._served.copy()
+                self._since_release = 0
+                self._increment = PairedEvidence(self.task)
+                events.append(decision)
+        return events
+
+    # -- operators ---------------------------------------------------------------------------------------------
+    def apply_control(self, command: str, args: dict[str, str]) -> list[Event]:
+        """Apply a ControlCommand: ``set``, ``promote``, ``rollback``, ``pause_learning``, ``resume_learning``."""
+        if command == "pause_learning":
+            self.paused = True
+            return []
+        if command == "resume_learning":
+            self.paused = False
+            return []
+        if command == "set":
+            for key, value in args.items():
+                self._set(key, value)
+            return []
+        if command == "promote":
+            which = args.get("candidate", "held" if self._held else "champion")
+            if which == "held" and self._held is not None:
+                lineage, _ = self._held
+                self._held = None
+            elif which == "challenger" and self._challenger is not None:
+                lineage = self._challenger
+                self._drop_challenger()
+            elif which == "champion":
+                lineage = self._lineage
+            else:
+                raise LearnerError(f"promote: no {which!r} candidate (use held, challenger or champion)")
+            self._lineage = lineage
+            manual = Decision("promote", "manual", which, {}, {"operator": True}, f"operator promoted the {which}")
+            return [self._release(lineage, "manual", manual, None, self.served_version)]
+        if command == "rollback":
+            if self._previous is None:
+                raise LearnerError("rollback: no previous version kept (probation over or nothing released)")
+            previous, version = self._previous
+            self._lineage = previous.copy()
+            self._drop_challenger()
+            manual = Decision("rollback", "rollback", f"version {version}", {}, {"operator": True}, "operator rollback")
+            return [self._release(previous, "rollback", manual, None, version)]
+        raise LearnerError(f"unknown control command {command!r}")
+
+    def _set(self, key: str, value: str) -> None:
+        if key == "release_every":
+            self.release_every = max(1, int(value))
+            return
+        section, _, name = key.partition(".")
+        targets = {"guard": self.guard, "drift": self.drift}
+        if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
+            raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
+        current = getattr(targets[section], name)
+        try:
+            parsed: Any = value.lower() in ("1", "true", "yes", "on") if isinstance(current, bool) else type(current)(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"set: bad value {value!r} for {key}") from exc
+        new = dataclasses.replace(targets[section], **{name: parsed})
+        if section == "guard":
+            self.guard = new  # type: ignore[assignment]
+        else:
+            self.drift = new  # type: ignore[assignment]
+            self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = new  # type: ignore[assignment]
+
+    def snapshot_metrics(self) -> dict[str, float]:
+        """Live metrics: the served version's prequential metrics plus the lifecycle's own state."""
+        out = dict(self.evaluation.snapshot())
+        out.update({f"overall.{k}": v for k, v in self.overall.snapshot().items() if not k.startswith("segment.")})
+        out.update(
+            n_learned=float(self.n_learned),
+            served_version=float(self.served_version),
+            paused=float(self.paused),
+            challenger_active=float(self._challenger is not None),
+            challenger_n=float(self._challenger_evidence.n),
+            held=float(self._held is not None),
+            probation=float(self._probation is not None),
+        )
+        return out

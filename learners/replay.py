@@ -1,0 +1,171 @@
+"""Offline replay: the same lifecycle the streaming trainer runs, over a file or a synthetic stream, in-process.
+
+Each event is first scored by the served model; its label is revealed ``delay`` events later and handed to
+:meth:`ModelLifecycle.learn_one` together with what was served. Deterministic for a given seed: no clocks, no threads.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftline.errors import ConfigError
+from learners.drift import DriftSignal
+from learners.guard import Decision
+from learners.lifecycle import ModelLifecycle, Release
+
+Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
+
+
+def _scalar(text: str) -> Any:
+    """CSV cell -> int, float, bool, None or the string itself."""
+    if text == "" or text.lower() in ("null", "none", "nan", "na"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> Iterator[Row]:
+    """Read ``.csv`` or ``.jsonl``/``.json`` rows as ``(id, ts, features, label)``; the row number is the default id.
+
+    A ``ts`` column (ms since epoch) is used as event time when present and not the label or id column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    with path.open(newline="") as fh:
+        if suffix == ".csv":
+            records: Iterable[dict[str, Any]] = ({k: _scalar(v) for k, v in r.items()} for r in csv.DictReader(fh))
+        elif suffix in (".jsonl", ".json", ".ndjson"):
+            records = (json.loads(line) for line in fh if line.strip())
+        else:
+            raise ConfigError(f"{path}: expected a .csv or .jsonl file")
+        for i, record in enumerate(records):
+            if label_col not in record:
+                raise ConfigError(f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})")
+            label = record.pop(label_col)
+            rid = str(record.pop(id_col)) if id_col and id_col in record else str(i)
+            ts = record.pop("ts", None)
+            yield rid, ts if isinstance(ts, int) else None, record, label
+
+
+@dataclass
+class ReplayResult:
+    """What ``driftline replay --json`` prints (``summary()``) plus the timeline the report plots."""
+
+    n: int = 0
+    correct: int = 0
+    abs_error: float = 0.0
+    task: str = "classification"
+    alarms: list[int] = field(default_factory=list)
+    feature_alarms: list[dict[str, Any]] = field(default_factory=list)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: bytearray = field(default_factory=bytearray)  # 1 = served prediction correct (classification)
+    final_version: int = 0
+    n_learned: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": self.n, "task": self.task}
+        if self.task == "classification":
+            out["accuracy"] = self.correct / self.n if self.n else 0.0
+        else:
+            out["mae"] = self.abs_error / self.n if self.n else 0.0
+        out.update(
+            alarms=self.alarms,
+            feature_alarms=self.feature_alarms,
+            promotions=self.promotions,
+            rollbacks=self.rollbacks,
+            rejections=sum(1 for d in self.decisions if d["outcome"] == "reject"),
+            holds=sum(1 for d in self.decisions if d["outcome"] == "hold"),
+            final_version=self.final_version,
+            n_learned=self.n_learned,
+        )
+        return out
+
+
+def _record(result: ReplayResult, events: list[Any], now: int) -> None:
+    for event in events:
+        if isinstance(event, Release):
+            entry = {"index": now, "version": event.version, "reason": event.reason}
+            if event.reason == "rollback":
+                result.rollbacks.append(entry)
+            elif event.reason != "initial":
+                result.promotions.append(entry)
+            if event.decision is not None:
+                result.decisions.append({"index": now, "outcome": event.decision.outcome, "text": event.decision.text})
+        elif isinstance(event, DriftSignal):
+            if event.signal.startswith("feature:"):
+                result.feature_alarms.append({"index": event.index, "signal": event.signal})
+            elif not result.alarms or result.alarms[-1] != event.index:
+                result.alarms.append(event.index)
+        elif isinstance(event, Decision):
+            result.decisions.append({"index": now, "outcome": event.outcome, "text": event.text})
+
+
+def replay(
+    rows: Iterable[Row],
+    lifecycle: ModelLifecycle,
+    *,
+    delay: int = 0,
+    limit: int | None = None,
+    on_prediction: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Run ``rows`` through ``lifecycle``: predict with the served model, reveal each label ``delay`` events later."""
+    if delay < 0:
+        raise ConfigError(f"delay must be >= 0, got {delay}")
+    result = ReplayResult(task=lifecycle.task)
+    if lifecycle.served_version == 0:
+        _record(result, [lifecycle.initial_release()], 0)
+    pending: collections.deque[tuple[int, int | None, dict[str, Any], Any, Any, int]] = collections.deque()
+    served = lifecycle.served_model
+    served_version = lifecycle.served_version
+
+    def reveal(now: int) -> None:
+        nonlocal served, served_version
+        j, ts, x, y, pred, version = pending.popleft()
+        events = lifecycle.learn_one(x, y, served_prediction=pred, served_version=version, index=j, ts=ts)
+        if events:
+            _record(result, events, now)
+            served, served_version = lifecycle.served_model, lifecycle.served_version
+
+    for i, (rid, ts, x, y) in enumerate(rows):
+        if limit is not None and i >= limit:
+            break
+        pred = served.predict_one(x)
+        if on_prediction is not None:
+            on_prediction({"index": i, "id": rid, "prediction": pred, "version": served_version})
+        result.n += 1
+        if lifecycle.task == "classification":
+            ok = pred == y
+            result.correct += ok
+            result.outcomes.append(1 if ok else 0)
+        else:
+            try:
+                result.abs_error += abs(float(pred) - float(y))
+            except (TypeError, ValueError):
+                pass
+        pending.append((i, ts, x, y, pred, served_version))
+        if len(pending) > delay:
+            reveal(i)
+        if progress is not None and i % 1000 == 0:
+            progress(i)
+    while pending:  # labels still in flight when the stream ends are learned, as the trainer would
+        reveal(result.n)
+    result.final_version = lifecycle.served_version
+    result.n_learned = lifecycle.n_learned
+    return result
