@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.consumer import Received
@@ -161,6 +162,27 @@ class Pipeline:
         with EventProducer(settings) as producer:
             for value in values:
                 producer.produce_bytes(settings.topic(topic), value, key)
+
+    def send_raw_at(
+        self, topic: str, values: Sequence[bytes], key: bytes | None = None
+    ) -> list[tuple[int, int]]:
+        """Publish raw bytes to a contract topic; returns ``(partition, offset)`` of each, in order."""
+        settings = self.settings()
+        producer = Producer({"bootstrap.servers": KAFKA_BOOTSTRAP, "linger.ms": 0})
+        where: dict[int, tuple[int, int]] = {}
+
+        def report(k: int) -> Callable[[Any, Any], None]:
+            def on_delivery(err: Any, msg: Any) -> None:
+                assert err is None, f"could not publish garbage record {k} to {topic}: {err}"
+                where[k] = (int(msg.partition()), int(msg.offset()))
+
+            return on_delivery
+
+        for k, value in enumerate(values):
+            producer.produce(settings.topic(topic), value, key, on_delivery=report(k))
+        producer.flush(30)
+        assert len(where) == len(values), f"{topic}: only {len(where)} of {len(values)} records delivered"
+        return [where[k] for k in range(len(values))]
 
     def read(self, topic: str) -> list[Received]:
         """Every record of a contract topic, read to the current end and decoded (merged by timestamp)."""
