@@ -1,0 +1,100 @@
+"""``driftline demo``: the main job. Stack, workers, a drifting stream with delayed labels, live view, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from driftline.errors import ConfigError
+from streams.cli import global_overrides
+from streams.settings import load_settings
+
+DEFAULT_EVENTS = 12_000
+DEFAULT_RATE = 100.0  # the default run takes about two minutes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on a drifting stream, watch it live, write a report",
+        description=(
+            "Bring up the local stack if needed, start score, join and train workers (separate processes) on "
+            "fresh run-scoped topics, stream a drifting data set with delayed labels through them, show a live "
+            "view, stop when everything is processed (or on Ctrl-C, without losing anything) and write "
+            "DIR/report.html with PNG plots."
+        ),
+    )
+    p.add_argument("--events", type=int, default=DEFAULT_EVENTS, metavar="N",
+                   help=f"events to stream (default {DEFAULT_EVENTS:,}: about two minutes)")  # fmt: skip
+    p.add_argument("--file", metavar="F", help="a .csv/.jsonl file instead of the built-in synthetic stream")
+    p.add_argument("--label-col", metavar="C", help="label column of --file")
+    p.add_argument("--id-col", metavar="C", help="id column of --file (default: the row number)")
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE, metavar="N",
+                   help=f"events per second (default {DEFAULT_RATE:g})")  # fmt: skip
+    p.add_argument("--label-delay", type=int, default=300, metavar="N",
+                   help="each label is published N events after its event (default 300)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=7, help="seed of the built-in stream (default 7)")
+    p.add_argument("--report", default="report", metavar="DIR", help="report directory (default ./report)")
+    p.add_argument("--no-live", action="store_true", help="print a progress line every few seconds instead")
+    p.add_argument(
+        "--keep-stack", action="store_true", help="leave the local stack running if the demo started it"
+    )
+    p.add_argument("--timeout", type=float, default=90.0, metavar="S",
+                   help="seconds to wait for the workers to finish after producing (default 90)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.events < 1:
+        raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    if args.file and not args.label_col:
+        raise ConfigError("--label-col: required with --file (the demo learns from the labels)")
+    from streams.demo.collect import collect
+    from streams.demo.live import LiveView, ProgressLines
+    from streams.demo.report import write_report
+    from streams.demo.runner import DemoOptions, DemoRun
+
+    base = load_settings(args.config, overrides=global_overrides(args))
+    options = DemoOptions(
+        events=args.events,
+        rate=args.rate,
+        label_delay=args.label_delay,
+        seed=args.seed,
+        file=args.file,
+        label_col=args.label_col,
+        id_col=args.id_col,
+        keep_stack=args.keep_stack,
+        drain_timeout_s=args.timeout,
+        topic_prefix=args.topic_prefix,
+        config_file=args.config,
+    )
+    demo = DemoRun(base, options)
+    live = not args.no_live and sys.stderr.isatty()
+    print(
+        f"driftline demo: {args.events:,} events at {args.rate:g}/s, labels {args.label_delay} events late; "
+        f"topics {demo.prefix}*, state {demo.run_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
+    view = LiveView(args.events) if live else ProgressLines(args.events)
+    with view:
+        result = demo.run(view)
+    print(
+        f"driftline demo: {result.outcome}; reading the topics for the report...", file=sys.stderr, flush=True
+    )
+    data = collect(demo.settings)
+    path, summary = write_report(result, data, Path(args.report))
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    acc = summary["accuracy"]
+    print(
+        f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, accuracy "
+        f"{'-' if acc is None else f'{acc:.3f}'}, {summary['versions_released']} versions, "
+        f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
+        f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
+        file=sys.stderr,
+    )
+    return 0 if result.outcome in ("completed", "interrupted") else 1

@@ -1,0 +1,9 @@
+"""``driftline demo``: run the real pipeline on a drifting stream, watch it live, write a report.
+
+- :mod:`streams.demo.stream`: the built-in data (SEA with an abrupt and a gradual drift)
+- :mod:`streams.demo.runner`: stack, workers, producer, monitoring, clean stop
+- :mod:`streams.demo.probe`: scraping the workers' metrics into samples
+- :mod:`streams.demo.kafka_view`: consumer groups and lag (shared with ``driftline status``)
+- :mod:`streams.demo.live`: the live terminal view
+- :mod:`streams.demo.collect`, :mod:`streams.demo.plots`, :mod:`streams.demo.report`: the report
+"""

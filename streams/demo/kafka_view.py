@@ -1,0 +1,161 @@
+"""What the broker knows about a driftline deployment: worker consumer groups, their members and their lag.
+
+Used by ``driftline status`` and the demo's live view. Only reads (AdminClient list/describe calls); never
+joins a group, so looking does not disturb the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from streams.settings import Settings
+
+__all__ = ["GroupInfo", "KafkaView", "app_group_prefix"]
+
+
+def app_group_prefix(settings: Settings | None = None) -> str:
+    """Consumer group ids of driftline workers start with this (Faust app id ``driftline-<prefix><model>-...``).
+
+    >>> app_group_prefix()
+    'driftline-'
+    """
+    return "driftline-" if settings is None else f"driftline-{settings.kafka.topic_prefix}"
+
+
+@dataclass
+class GroupInfo:
+    """One consumer group: its state, members (``client_id@host``) and lag per topic."""
+
+    group_id: str
+    state: str
+    members: list[str] = field(default_factory=list)
+    lag: dict[str, int] = field(default_factory=dict)  # full topic name -> messages behind
+
+    @property
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group_id,
+            "state": self.state,
+            "members": self.members,
+            "lag": self.lag,
+            "total_lag": self.total_lag,
+        }
+
+
+class KafkaView:
+    """Read-only AdminClient queries about groups, offsets and topic ends for one settings object."""
+
+    def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+
+    @property
+    def admin(self) -> AdminClient:
+        return self._admin
+
+    def group_ids(self, prefix: str | None = None) -> list[str]:
+        """Ids of the consumer groups starting with ``prefix`` (default: this deployment's worker groups)."""
+        start = app_group_prefix(self.settings) if prefix is None else prefix
+        result = self._admin.list_consumer_groups(request_timeout=self.timeout).result()
+        return sorted(g.group_id for g in result.valid if g.group_id.startswith(start))
+
+    def describe(self, group_ids: Iterable[str], with_lag: bool = True) -> list[GroupInfo]:
+        """State, members and (with ``with_lag``) per-topic lag of each group."""
+        ids = list(group_ids)
+        if not ids:
+            return []
+        infos: list[GroupInfo] = []
+        futures = self._admin.describe_consumer_groups(ids, request_timeout=self.timeout)
+        for gid in ids:
+            try:
+                desc = futures[gid].result()
+            except KafkaException as exc:
+                infos.append(GroupInfo(gid, f"error: {exc.args[0]}"))
+                continue
+            state = getattr(desc.state, "name", str(desc.state)).lower()
+            members = sorted(f"{m.client_id}@{m.host.lstrip('/')}" for m in desc.members)
+            infos.append(GroupInfo(gid, state, members))
+        if with_lag:
+            committed = {info.group_id: self.committed(info.group_id) for info in infos}
+            ends = self.end_offsets({tp for offsets in committed.values() for tp in offsets})
+            for info in infos:
+                for (topic, partition), offset in committed[info.group_id].items():
+                    # Only contract topics: Faust's internal leader topic is not work waiting to be done.
+                    if not topic.startswith(self.settings.kafka.topic_prefix):
+                        continue
+                    end = ends.get((topic, partition))
+                    if end is not None:
+                        info.lag[topic] = info.lag.get(topic, 0) + max(0, end - max(offset, 0))
+        return infos
+
+    def committed(self, group_id: str) -> dict[tuple[str, int], int]:
+        """``{(topic, partition): committed offset}`` of one group."""
+        futures = self._admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group_id)], request_timeout=self.timeout
+        )
+        try:
+            result = futures[group_id].result()
+        except KafkaException:
+            return {}
+        return {
+            (tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.error is None
+        }
+
+    def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """High watermark of each ``(topic, partition)``."""
+        wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}
+        if not wanted:
+            return {}
+        out: dict[tuple[str, int], int] = {}
+        for tp, future in self._admin.list_offsets(wanted, request_timeout=self.timeout).items():
+            try:
+                out[(tp.topic, tp.partition)] = int(future.result().offset)
+            except KafkaException:
+                continue
+        return out
+
+    def topic_partitions(self, topic: str) -> list[int]:
+        """Partition ids of ``topic`` (empty when it does not exist)."""
+        meta = self._admin.list_topics(topic, timeout=self.timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return []
+        return sorted(meta.partitions)
+
+    def topic_size(self, topic: str) -> int:
+        """Records currently between the low and high watermarks of ``topic``, all partitions."""
+        parts = self.topic_partitions(topic)
+        if not parts:
+            return 0
+        lows = self._offsets(topic, parts, OffsetSpec.earliest())
+        highs = self._offsets(topic, parts, OffsetSpec.latest())
+        return sum(max(0, highs.get(p, 0) - lows.get(p, 0)) for p in parts)
+
+    def offsets_for_time(self, topic: str, ts_ms: int) -> tuple[dict[int, int], dict[int, int]]:
+        """``(first offset at or after ts_ms, high watermark)`` per partition of ``topic``."""
+        parts = self.topic_partitions(topic)
+        starts = self._offsets(topic, parts, OffsetSpec.for_timestamp(ts_ms))
+        highs = self._offsets(topic, parts, OffsetSpec.latest())
+        # No record at or after ts: the broker answers -1, meaning "nothing newer" -> start at the end.
+        return {p: (o if o >= 0 else highs.get(p, 0)) for p, o in starts.items()}, highs
+
+    def _offsets(self, topic: str, parts: list[int], spec: OffsetSpec) -> dict[int, int]:
+        if not parts:
+            return {}
+        req = {TopicPartition(topic, p): spec for p in parts}
+        out: dict[int, int] = {}
+        for tp, future in self._admin.list_offsets(req, request_timeout=self.timeout).items():
+            try:
+                out[tp.partition] = int(future.result().offset)
+            except KafkaException:
+                continue
+        return out

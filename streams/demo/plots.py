@@ -1,0 +1,198 @@
+"""The demo report's PNG plots (matplotlib, headless ``Agg`` backend).
+
+Each function takes plain rows (see :mod:`streams.demo.collect`) and writes one PNG, returning its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from streams.demo.probe import Sample
+from streams.demo.stream import DriftPoint
+
+__all__ = [
+    "accuracy_plot",
+    "label_delay_plot",
+    "pipeline_plot",
+    "rolling_accuracy",
+    "throughput_latency_plot",
+]
+
+COLORS = {
+    "accuracy": "#1f4e79",
+    "drift": "#9e9e9e",
+    "alarm": "#e67e22",
+    "promote": "#2e7d32",
+    "rollback": "#c62828",
+    "p50": "#1f77b4",
+    "p99": "#d62728",
+}
+DPI = 110
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the demo runs in terminals and CI
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "font.size": 10,
+        }
+    )
+    return plt
+
+
+def rolling_accuracy(correct: Sequence[bool], window: int) -> list[float]:
+    """Mean of the last ``window`` values at each position (fewer at the start).
+
+    >>> rolling_accuracy([True, False, True, True], 2)
+    [1.0, 0.5, 0.5, 1.0]
+    """
+    out, total = [], 0
+    for i, ok in enumerate(correct):
+        total += int(ok)
+        if i >= window:
+            total -= int(correct[i - window])
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def _mark_drifts(ax: Any, drifts: Sequence[DriftPoint]) -> None:
+    for d in drifts:
+        if d.kind == "gradual":
+            ax.axvspan(d.index - d.width, d.index + d.width, color=COLORS["drift"], alpha=0.15, lw=0)
+            ax.axvline(d.index, color=COLORS["drift"], lw=1, ls=":")
+        else:
+            ax.axvline(d.index, color=COLORS["drift"], lw=2, alpha=0.6)
+
+
+def accuracy_plot(
+    path: Path,
+    training: Sequence[dict[str, Any]],
+    drift: Sequence[dict[str, Any]],
+    releases: Sequence[dict[str, Any]],
+    drifts: Sequence[DriftPoint],
+    window: int,
+) -> Path:
+    """Rolling accuracy of the served model over the labelled stream, with drifts, alarms and releases."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    correct = [r["prediction"] == r["label"] for r in training]
+    acc = rolling_accuracy(correct, window)
+    xs = list(range(len(acc)))
+    _mark_drifts(ax, drifts)
+    ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model accuracy (rolling {window})")
+    ax.set_ylim(max(0.0, min(acc, default=0.5) - 0.1), 1.02)
+    ax.set_xlim(0, max(len(acc), 1))
+    ax.set_xlabel("labelled event")
+    ax.set_ylabel("accuracy")
+    top = ax.get_ylim()[1]
+    for k, a in enumerate(drift):
+        ax.axvline(a["index"], color=COLORS["alarm"], lw=1, ls="--", alpha=0.8,
+                   label="drift alarm" if k == 0 else None)  # fmt: skip
+    for kind, marker in (("promote", "^"), ("rollback", "v")):
+        pts = [
+            r
+            for r in releases
+            if (r["reason"] == "rollback") == (kind == "rollback") and r["reason"] != "initial"
+        ]
+        if pts:
+            px = [min(max(r["index"], 0), max(len(acc) - 1, 0)) for r in pts]
+            py = [acc[x] if acc else top for x in px]
+            ax.scatter(px, py, marker=marker, s=70, color=COLORS[kind], zorder=5, edgecolor="white",
+                       label="promotion" if kind == "promote" else "rollback")  # fmt: skip
+            for r, x, y in zip(pts, px, py, strict=True):
+                ax.annotate(f"v{r['version']}", (x, y), textcoords="offset points", xytext=(0, 8),
+                            ha="center", fontsize=8, color=COLORS[kind])  # fmt: skip
+    if drifts:
+        ax.plot([], [], color=COLORS["drift"], lw=2, alpha=0.6, label="true drift (band: gradual)")
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    ax.set_title("Accuracy of the served model, drift alarms and releases")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _bins(values: Sequence[tuple[float, float]], width: float) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for t, v in values:
+        out.setdefault(int(t // width), []).append(v)
+    return out
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def throughput_latency_plot(path: Path, predictions: Sequence[dict[str, Any]]) -> Path:
+    """Predictions per second and end-to-end latency (p50, p99 per 2 s) over the run."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5.6), sharex=True)
+    if predictions:
+        t0 = min(p["scored_at"] for p in predictions)
+        per_s = _bins([((p["scored_at"] - t0) / 1000.0, 1.0) for p in predictions], 1.0)
+        xs = list(range(max(per_s) + 1))
+        top.fill_between(xs, [len(per_s.get(x, [])) for x in xs], step="post", color="#4a90c2", alpha=0.5)
+        top.step(xs, [len(per_s.get(x, [])) for x in xs], where="post", color="#1f4e79", lw=1)
+        lat = _bins([((p["scored_at"] - t0) / 1000.0, (p["scored_at"] - p["ts"])) for p in predictions], 2.0)
+        keys = sorted(lat)
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            ys = [_quantile(sorted(lat[k]), q) for k in keys]
+            bottom.plot([2.0 * k + 1 for k in keys], ys, marker=".", color=COLORS[name], label=name)
+        bottom.set_yscale("symlog", linthresh=10)
+        bottom.legend(loc="upper right", fontsize=8)
+    top.set_ylabel("predictions / s")
+    top.set_title("Throughput and end-to-end latency (event time to prediction published)")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("seconds since the first prediction")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def label_delay_plot(path: Path, training: Sequence[dict[str, Any]], label_delay_events: int) -> Path:
+    """Distribution of label delay (label time minus event time) over the joined examples."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    delays = sorted((r["label_ts"] - r["event_ts"]) / 1000.0 for r in training)
+    if delays:
+        ax.hist(delays, bins=50, color="#7e57c2", alpha=0.8)
+        med = _quantile(delays, 0.5)
+        ax.axvline(med, color="black", ls="--", lw=1, label=f"median {med:.2f} s")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("label delay (s)")
+    ax.set_ylabel("examples")
+    ax.set_title(f"Label delay (labels published {label_delay_events} events after their event)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def pipeline_plot(path: Path, samples: Sequence[Sample]) -> Path:
+    """Consumer lag and pending joins over the run, from the sampled metrics."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+    ts = [s.t for s in samples]
+    ax.plot(ts, [s.lag for s in samples], color="#d62728", lw=1.2, label="consumer lag (all groups)")
+    ax.plot(ts, [s.pending_joins for s in samples], color="#7e57c2", lw=1.2, label="pending joins")
+    ax.plot(ts, [s.produced - s.scored for s in samples], color="#888888", lw=1, ls=":",
+            label="produced - scored")  # fmt: skip
+    ax.set_xlabel("seconds since producing started")
+    ax.set_ylabel("records")
+    ax.set_title("Backlog: consumer lag and predictions waiting for their label")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path

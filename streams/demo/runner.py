@@ -1,0 +1,323 @@
+"""Run the demo: stack, run-scoped topics and state, three worker processes, a paced producer, monitoring.
+
+:class:`DemoRun` owns everything it starts and stops exactly that: the worker processes it spawned (by pid)
+and the local stack only when it was the one to start it. Ctrl-C stops the producer (labels already owed are
+still sent), lets the workers drain, then stops them with SIGTERM; a second Ctrl-C skips the drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.producer import EventProducer
+from connectors.sources import Event, open_source
+from connectors.stack import ensure_stack, stack_down, stack_status
+from connectors.topics import ensure_topics
+from driftline.errors import StackError
+from streams.commands.produce import publish
+from streams.demo.kafka_view import KafkaView
+from streams.demo.probe import Sample, scrape
+from streams.demo.stream import DriftPoint, demo_stream
+from streams.processes import WorkerProcess
+from streams.settings import Settings, load_settings
+
+__all__ = ["DemoOptions", "DemoResult", "DemoRun", "read_decisions"]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("score", "join", "train")
+SAMPLE_EVERY_S = 0.5
+LAG_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``driftline demo`` was asked to do."""
+
+    events: int = 12_000
+    rate: float = 100.0  # events per second: the default 12,000 events take about two minutes
+    label_delay: int = 300
+    seed: int = 7
+    file: str | None = None
+    label_col: str | None = None
+    id_col: str | None = None
+    keep_stack: bool = False
+    drain_timeout_s: float = 90.0
+    startup_timeout_s: float = 90.0
+    topic_prefix: str | None = None  # default: a fresh demo-<time>-<hex>. per run
+    config_file: str | None = None
+
+
+@dataclass
+class DemoResult:
+    """What happened: samples over time, counts sent, the known drifts and how the run ended."""
+
+    settings: Settings
+    run_dir: Path
+    started_at: float  # epoch seconds
+    samples: list[Sample] = field(default_factory=list)
+    features_sent: int = 0
+    labels_sent: int = 0
+    produce_s: float = 0.0
+    drifts: list[DriftPoint] = field(default_factory=list)
+    outcome: str = "completed"  # completed | interrupted | timeout
+    source: str = ""
+    label_delay: int = 0
+    worker_exit: dict[str, int | None] = field(default_factory=dict)
+
+
+def read_decisions(path: Path, last: int = 5) -> list[dict[str, Any]]:
+    """The last guard decisions from a trainer's audit log (``<state_dir>/audit/<prefix><model>.jsonl``)."""
+    import json
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in reversed(lines):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line being written right now
+        if rec.get("kind") == "decision":
+            out.append(rec)
+            if len(out) >= last:
+                break
+    return out[::-1]
+
+
+class DemoRun:
+    """One demo run. ``run(on_sample)`` does everything; ``on_sample(run, sample)`` is called ~2x per second."""
+
+    def __init__(self, base: Settings, options: DemoOptions) -> None:
+        self.options = options
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.prefix = options.topic_prefix or f"demo-{stamp}-{secrets.token_hex(2)}."
+        self.run_dir = Path(base.state_dir).expanduser() / "demo" / self.prefix.rstrip(".")
+        self._key = secrets.token_hex(32)  # a fresh signing key: releases of this run verify only here
+        self.settings = load_settings(
+            options.config_file,
+            overrides={
+                "kafka.bootstrap": base.kafka.bootstrap,
+                "redis.url": base.redis.url.get(),
+                "model.name": base.model.name,
+                "kafka.topic_prefix": self.prefix,
+                "model.signing_key": self._key,
+                "model.artifact_store": str(self.run_dir / "artifacts"),
+                "state_dir": str(self.run_dir),
+            },
+        )
+        self.workers: list[WorkerProcess] = []
+        self.phase = "starting"
+        self.stop_producing = threading.Event()
+        self._started_stack = False
+        self._produced = 0
+        self._producer_error: BaseException | None = None
+        self._producer_done = threading.Event()
+        self.result = DemoResult(self.settings, self.run_dir, time.time(), label_delay=options.label_delay)
+
+    @property
+    def audit_path(self) -> Path:
+        s = self.settings
+        return self.run_dir / "audit" / f"{s.kafka.topic_prefix}{s.model.name}.jsonl"
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def start_stack(self) -> None:
+        """Bring the local stack up unless it already answers; remember whether we started it."""
+        before = stack_status(self.settings, self._stack_dir())
+        if not before.up:
+            ensure_stack(self.settings, self._stack_dir())
+            self._started_stack = True
+
+    def _stack_dir(self) -> Path:
+        # The stack outlives a demo run: it lives in the user's state dir, not the run's.
+        return self.run_dir.parent.parent
+
+    def _env(self) -> dict[str, str]:
+        s = self.settings
+        env = {
+            "DRIFTLINE_KAFKA_BOOTSTRAP": s.kafka.bootstrap,
+            "DRIFTLINE_REDIS_URL": s.redis.url.get(),
+            "DRIFTLINE_TOPIC_PREFIX": s.kafka.topic_prefix,
+            "DRIFTLINE_SIGNING_KEY": self._key,
+            "DRIFTLINE_MODEL": s.model.name,
+            "DRIFTLINE_STATE_DIR": str(self.run_dir),
+            "DRIFTLINE__MODEL__ARTIFACT_STORE": str(self.run_dir / "artifacts"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.options.config_file:
+            env["DRIFTLINE_CONFIG"] = str(Path(self.options.config_file).resolve())
+        return env
+
+    def start_workers(self) -> None:
+        """Topics, then one process per role, then wait until each answers and the scorer serves a model."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_topics(self.settings)
+        env = self._env()
+        # The trainer first: it publishes v1, which the scorer waits for.
+        for role in ("train", "score", "join"):
+            self.workers.append(WorkerProcess(role, env, self.run_dir / "logs" / f"{role}.log").start())
+        deadline = time.monotonic() + self.options.startup_timeout_s
+        for w in self.workers:
+            if not w.wait_metrics(max(1.0, deadline - time.monotonic())):
+                raise StackError(f"worker {w.role} did not start; its log says:\n{w.log_tail(20)}")
+        view = KafkaView(self.settings)
+        while time.monotonic() < deadline:
+            sample = self.sample(0.0)
+            groups = view.describe(view.group_ids(), with_lag=False)
+            if sample.served_version >= 1 and sum(1 for g in groups if g.members) >= len(ROLES):
+                return
+            dead = [w for w in self.workers if not w.alive()]
+            if dead:
+                raise StackError(f"worker {dead[0].role} exited; its log says:\n{dead[0].log_tail(20)}")
+            time.sleep(0.3)
+        raise StackError(
+            f"workers not ready within {self.options.startup_timeout_s:.0f}s (no model served or no consumer "
+            f"group members); logs in {self.run_dir / 'logs'}"
+        )
+
+    # -- producing -----------------------------------------------------------------------------------------------
+    def events(self) -> Iterator[Event]:
+        o = self.options
+        if o.file:
+            self.result.source = o.file
+            return open_source(o.file, label_col=o.label_col, id_col=o.id_col, n=o.events)
+        events, drifts = demo_stream(o.events, seed=o.seed)
+        self.result.drifts = drifts
+        self.result.source = "built-in SEA stream (abrupt drift at n/3, gradual drift around 2n/3)"
+        return events
+
+    def _produce(self, events: Iterator[Event]) -> None:
+        def until_stopped() -> Iterator[Event]:
+            for event in events:
+                if self.stop_producing.is_set():
+                    return
+                yield event
+
+        def advance(n: int) -> None:
+            self._produced += n
+
+        try:
+            with EventProducer(self.settings) as producer:
+                summary = publish(
+                    producer,
+                    until_stopped(),
+                    labels=True,
+                    label_delay=self.options.label_delay,
+                    rate=self.options.rate,
+                    advance=advance,
+                )
+            self.result.features_sent = summary.features
+            self.result.labels_sent = summary.labels
+            self.result.produce_s = summary.elapsed_s
+        except BaseException as exc:  # reported by the monitoring loop, which owns the workers
+            self._producer_error = exc
+        finally:
+            self._producer_done.set()
+
+    # -- monitoring ----------------------------------------------------------------------------------------------
+    def sample(self, t: float) -> Sample:
+        fam, answered = scrape(
+            [f"http://127.0.0.1:{w.metrics_port}/metrics" for w in self.workers if w.alive()]
+        )
+        sample = Sample.from_families(fam, t=t, workers_up=answered)
+        sample.produced = self._produced
+        return sample
+
+    def finished(self, s: Sample) -> bool:
+        """Everything sent has been scored, and every label joined and learned (or dead-lettered)."""
+        r = self.result
+        return (
+            self._producer_done.is_set()
+            and s.scored >= r.features_sent
+            and s.learned + s.deadletters >= r.labels_sent
+            and s.lag == 0
+        )
+
+    def run(self, on_sample: Callable[[DemoRun, Sample], None]) -> DemoResult:
+        """The whole demo; always stops the workers (and the stack if we started it)."""
+        try:
+            self.start_stack()
+            self.start_workers()
+            self._monitor(on_sample)
+        finally:
+            self.phase = "stopping"
+            self.stop_producing.set()
+            self.stop()
+        if self._producer_error is not None and not isinstance(self._producer_error, KeyboardInterrupt):
+            raise self._producer_error
+        return self.result
+
+    def _monitor(self, on_sample: Callable[[DemoRun, Sample], None]) -> None:
+        view = KafkaView(self.settings)
+        thread = threading.Thread(
+            target=self._produce, args=(self.events(),), name="demo-producer", daemon=True
+        )
+        t0 = time.monotonic()
+        self.result.started_at = time.time()
+        self.phase = "producing"
+        thread.start()
+        lag, next_lag = 0, 0.0
+        drain_deadline: float | None = None
+        interrupted = False
+        while True:
+            try:
+                now = time.monotonic()
+                if now >= next_lag:
+                    groups = view.describe(view.group_ids())
+                    lag, next_lag = sum(g.total_lag for g in groups), now + LAG_EVERY_S
+                sample = self.sample(now - t0)
+                sample.lag = lag
+                self.result.samples.append(sample)
+                on_sample(self, sample)
+                if self._producer_error is not None or self.finished(sample):
+                    break
+                if self._producer_done.is_set() and drain_deadline is None:
+                    self.phase = "draining"
+                    drain_deadline = now + self.options.drain_timeout_s
+                if drain_deadline is not None and now > drain_deadline:
+                    self.result.outcome = "timeout"
+                    log.warning("not everything was processed within %.0fs", self.options.drain_timeout_s)
+                    break
+                dead = [w.role for w in self.workers if not w.alive()]
+                if dead:
+                    raise StackError(f"worker(s) {', '.join(dead)} exited; logs in {self.run_dir / 'logs'}")
+                time.sleep(SAMPLE_EVERY_S)
+            except KeyboardInterrupt:
+                if interrupted:  # a second Ctrl-C: stop now, skip the drain
+                    self.result.outcome = "interrupted"
+                    break
+                interrupted = True
+                self.result.outcome = "interrupted"
+                self.phase = "draining (Ctrl-C again to stop now)"
+                self.stop_producing.set()
+        thread.join(timeout=30)
+
+    # -- tear-down -----------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """SIGTERM every worker at once (they drain and commit), wait; then the stack if we started it."""
+        for w in self.workers:
+            w.signal(15)
+        for w in self.workers:
+            self.result.worker_exit[w.role] = w.stop(timeout=30)
+        if self._started_stack and not self.options.keep_stack:
+            stack_down(self.settings, self._stack_dir())
+
+    def env_summary(self) -> dict[str, Any]:
+        """Where the run lives (printed at start so a user can ``driftline tail`` it)."""
+        return {
+            "topic_prefix": self.prefix,
+            "state_dir": str(self.run_dir),
+            "workers": {w.role: {"pid": w.pid, "metrics_port": w.metrics_port} for w in self.workers},
+            "pid": os.getpid(),
+        }
