@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from driftline.errors import ConfigError, StackError
@@ -62,6 +62,10 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
                 conf[key] = value
         if bool(k.ssl_certfile) != bool(k.ssl_keyfile):
             raise ConfigError("kafka.ssl_certfile and kafka.ssl_keyfile: give both (mutual TLS) or neither")
+        if k.ssl_key_password:
+            conf["ssl.key.password"] = k.ssl_key_password.get()
+        if not k.ssl_check_hostname:
+            conf["ssl.endpoint.identification.algorithm"] = "none"
     for key, value in extra.items():
         conf[key.replace("_", ".") if "." not in key else key] = value
     return conf
@@ -78,8 +82,16 @@ def redacted(conf: dict[str, Any]) -> dict[str, Any]:
 
 def check_reachable(settings: Settings, timeout: float = 5) -> None:
     """Raise :class:`StackError` unless the Kafka cluster answers a metadata request within ``timeout``
-    seconds."""
-    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+    seconds.
+
+    Refused credentials and failed TLS handshakes raise at once, naming the settings to check, instead of
+    waiting out the timeout (librdkafka itself retries them forever).
+    """
+    errors: list[KafkaError] = []
+    conf = client_config(settings, logger=LIBRDKAFKA_LOG)
+    # "error_cb" has no dotted form, so it cannot go through client_config's keyword extras.
+    conf["error_cb"] = errors.append
+    admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while True:
@@ -92,11 +104,33 @@ def check_reachable(settings: Settings, timeout: float = 5) -> None:
                 return
         except KafkaException as exc:
             last = exc
+        admin.poll(0)  # serves error_cb
+        _raise_security_error(settings, errors)
     reason = ""
-    if last is not None and last.args:
+    detail = next((e for e in reversed(errors) if e.code() != KafkaError._ALL_BROKERS_DOWN), None)
+    if detail is not None:
+        reason = f" (last error: {detail.str()})"
+    elif last is not None and last.args:
         err = last.args[0]
         reason = f" (last error: {err.str() if hasattr(err, 'str') else err})"
     raise StackError(
         f"cannot reach Kafka at {settings.kafka.bootstrap} (tried for {timeout:g} s): "
         f"is the stack up? run `driftline stack up`{reason}"
     )
+
+
+def _raise_security_error(settings: Settings, errors: list[KafkaError]) -> None:
+    k = settings.kafka
+    for err in errors:
+        text = err.str()
+        if err.code() == KafkaError._AUTHENTICATION:
+            raise StackError(
+                f"Kafka at {k.bootstrap} refused the SASL {k.sasl_mechanism} login of user {k.sasl_username!r} "
+                "(check kafka.sasl_username and kafka.sasl_password / DRIFTLINE_KAFKA_SASL_PASSWORD[_FILE]): "
+                f"{text}"
+            )
+        if k.security_protocol.endswith("SSL") and ("SSL" in text or "certificate" in text):
+            raise StackError(
+                f"TLS with Kafka at {k.bootstrap} failed (check kafka.ssl_cafile, and kafka.ssl_certfile / "
+                f"ssl_keyfile when the broker requires client certificates): {text}"
+            )

@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -32,11 +34,119 @@ def packaged(name: str) -> str:
     return resources.files("connectors").joinpath("kafka", name).read_text()
 
 
-def render_server_properties(host: str, kafka_port: int, controller_port: int, data_dir: Path) -> str:
-    """The broker's ``server.properties`` (from the ``connectors/kafka/server.properties`` template)."""
-    return Template(packaged("server.properties")).substitute(
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Characters that would break the JAAS line, the properties file or the StorageTool's --add-scram syntax.
+_UNSAFE_SECRET = frozenset("\"\\,[]='") | frozenset(" \t\r\n")
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """Authenticated listeners added to the local broker next to its PLAINTEXT one.
+
+    For trying and testing TLS and SASL clients, not for hardening: the PLAINTEXT listener stays open (the broker
+    talks to itself over it) and no authorizer is configured. Each of ``users`` (name, password) gets a PLAIN
+    login and SCRAM-SHA-256/512 credentials; SCRAM credentials are written when the KRaft storage is first
+    formatted, so users added later need a fresh state directory. ``keystore`` is one PEM file holding the
+    broker's unencrypted PKCS#8 private key and its certificate chain. With ``truststore`` (a CA PEM file) the
+    SSL listener requires client certificates (mutual TLS); SASL_SSL clients authenticate with SASL instead.
+
+    >>> sec = BrokerSecurity(sasl_port=9192, users=(("alice", "pw"),))
+    >>> sec.listeners()
+    [('SASL_PLAINTEXT', 9192)]
+    """
+
+    sasl_port: int | None = None
+    ssl_port: int | None = None
+    sasl_ssl_port: int | None = None
+    users: Sequence[tuple[str, str]] = field(default=(), repr=False)
+    keystore: Path | None = None
+    truststore: Path | None = None
+
+    def listeners(self) -> list[tuple[str, int]]:
+        """(protocol, port) of every extra listener."""
+        named = (("SASL_PLAINTEXT", self.sasl_port), ("SSL", self.ssl_port), ("SASL_SSL", self.sasl_ssl_port))
+        return [(proto, port) for proto, port in named if port]
+
+    def check(self) -> None:
+        """Raise :class:`StackError` when the listeners cannot be configured as asked."""
+        protocols = {proto for proto, _ in self.listeners()}
+        if protocols & {"SSL", "SASL_SSL"} and self.keystore is None:
+            raise StackError(
+                "BrokerSecurity: an SSL or SASL_SSL listener needs a keystore (PEM key + certificate)"
+            )
+        if protocols & {"SASL_PLAINTEXT", "SASL_SSL"} and not self.users:
+            raise StackError("BrokerSecurity: a SASL listener needs at least one user")
+        for name, password in self.users:
+            if not name or not password or _UNSAFE_SECRET & set(name + password):
+                raise StackError(
+                    f"BrokerSecurity: user {name!r}: name and password must be non-empty, without spaces or "
+                    '" \\ , [ ] ='
+                )
+
+    def properties(self, host: str) -> dict[str, str]:
+        """Broker properties for the extra listeners (merged over the PLAINTEXT template)."""
+        props: dict[str, str] = {}
+        protocols = {proto for proto, _ in self.listeners()}
+        if protocols & {"SASL_PLAINTEXT", "SASL_SSL"}:
+            props["sasl.enabled.mechanisms"] = ",".join(SASL_MECHANISMS)
+            logins = " ".join(f'user_{name}="{password}"' for name, password in self.users)
+            for proto in sorted(protocols & {"SASL_PLAINTEXT", "SASL_SSL"}):
+                prefix = f"listener.name.{proto.lower()}"
+                props[f"{prefix}.plain.sasl.jaas.config"] = (
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {logins};"
+                )
+                for mech in SASL_MECHANISMS[1:]:
+                    props[f"{prefix}.{mech.lower()}.sasl.jaas.config"] = (
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                    )
+        if self.keystore is not None:
+            props["ssl.keystore.type"] = "PEM"
+            props["ssl.keystore.location"] = str(self.keystore)
+        if self.truststore is not None:
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = str(self.truststore)
+            if "SSL" in protocols:
+                props["listener.name.ssl.ssl.client.auth"] = "required"
+        return props
+
+    def scram_args(self) -> list[str]:
+        """``kafka-storage format`` arguments creating every user's SCRAM credentials."""
+        if not ({"SASL_PLAINTEXT", "SASL_SSL"} & {proto for proto, _ in self.listeners()}):
+            return []
+        return [
+            arg
+            for name, password in self.users
+            for mech in SASL_MECHANISMS[1:]
+            for arg in ("--add-scram", f"{mech}=[name={name},password={password}]")
+        ]
+
+
+def render_server_properties(
+    host: str, kafka_port: int, controller_port: int, data_dir: Path, security: BrokerSecurity | None = None
+) -> str:
+    """The broker's ``server.properties`` (from the ``connectors/kafka/server.properties`` template).
+
+    With ``security``, its listeners are added after the PLAINTEXT one (which stays first, so the address the
+    stack probes is unchanged) and its properties are appended.
+    """
+    text = Template(packaged("server.properties")).substitute(
         host=host, kafka_port=kafka_port, controller_port=controller_port, data_dir=data_dir
     )
+    if security is None or not security.listeners():
+        return text
+    security.check()
+    extra = security.listeners()
+    lines = []
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in ("listeners", "advertised.listeners"):
+            value += "".join(f",{proto}://{host}:{port}" for proto, port in extra)
+        elif sep and key == "listener.security.protocol.map":
+            value += "".join(f",{proto}:{proto}" for proto, _ in extra)
+        lines.append(f"{key}{sep}{value}")
+    lines.append("# Authenticated listeners (connectors.localkafka.BrokerSecurity).")
+    lines += [f"{key}={value}" for key, value in security.properties(host).items()]
+    return "\n".join(lines) + "\n"
 
 
 def kafka_cluster_id() -> str:
@@ -99,16 +209,20 @@ def java_command(libs: Path, kafka_dir: Path, main: str, *args: str) -> list[str
             "-cp", f"{libs}/*", main, *args]  # fmt: skip
 
 
-def prepare(libs: Path, kafka_dir: Path, properties: str) -> Path:
-    """Write config files into ``kafka_dir``, format KRaft storage the first time; return the props path."""
+def prepare(libs: Path, kafka_dir: Path, properties: str, scram_args: Sequence[str] = ()) -> Path:
+    """Write config files into ``kafka_dir``, format KRaft storage the first time; return the props path.
+
+    ``scram_args`` (``--add-scram ...``, see :meth:`BrokerSecurity.scram_args`) create SCRAM users at format time.
+    """
     (kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
     props = kafka_dir / "server.properties"
+    props.touch(mode=0o600)  # it may hold PLAIN passwords
     props.write_text(properties)
     (kafka_dir / "log4j2.properties").write_text(packaged("log4j2.properties"))
     if not (kafka_dir / "data" / "meta.properties").exists():
         # A static quorum (controller.quorum.voters), so the format takes no --standalone.
         fmt = java_command(libs, kafka_dir, "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(),
-                           "-c", str(props))  # fmt: skip
+                           "-c", str(props), *scram_args)  # fmt: skip
         done = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise StackError(f"formatting KRaft storage failed:\n{(done.stdout + done.stderr)[-2000:]}")

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors.localkafka import (
+    BrokerSecurity,
     is_kafka_process,
     java_command,
     kafka_libs,
@@ -63,6 +64,8 @@ class StackConfig:
     host: str = "127.0.0.1"
     kafka_home: Path | None = None
     cache_dir: Path = field(default_factory=lambda: Path("~/.cache/driftline").expanduser())
+    # Extra SASL/TLS listeners next to PLAINTEXT on kafka_port (tests of secured clients); None = PLAINTEXT only.
+    kafka_security: BrokerSecurity | None = None
 
     @classmethod
     def from_settings(
@@ -186,7 +189,9 @@ def _read(path: Path) -> str:
 
 def render_kafka_properties(cfg: StackConfig) -> str:
     """The broker's ``server.properties`` for ``cfg``."""
-    return render_server_properties(cfg.host, cfg.kafka_port, cfg.controller_port, cfg.kafka_dir / "data")
+    return render_server_properties(
+        cfg.host, cfg.kafka_port, cfg.controller_port, cfg.kafka_dir / "data", cfg.kafka_security
+    )
 
 
 def render_redis_conf(cfg: StackConfig) -> str:
@@ -228,7 +233,8 @@ def _check_bindable(host: str, port: int, flag: str) -> None:
 def _kafka_status(cfg: StackConfig) -> ServiceStatus:
     props = cfg.kafka_dir / "server.properties"
     pid = owned_pid(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props))
-    if pid and f"advertised.listeners=PLAINTEXT://{cfg.kafka_address}\n" not in _read(props):
+    text = _read(props)
+    if pid and not any(f"advertised.listeners=PLAINTEXT://{cfg.kafka_address}{end}" in text for end in ",\n"):
         pid = None  # our broker, but serving another port: not what this address is about
     answers = kafka_answers(cfg.host, cfg.kafka_port)
     if pid:
@@ -250,7 +256,11 @@ def _kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
     if status.state == "down":
         _check_bindable(cfg.host, cfg.kafka_port, "--kafka-port")
         _check_bindable(cfg.host, cfg.controller_port, "--controller-port")
-        props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg))
+        security = cfg.kafka_security
+        for proto, port in security.listeners() if security else ():
+            _check_bindable(cfg.host, port, f"BrokerSecurity ({proto} listener)")
+        scram = security.scram_args() if security else []
+        props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg), scram)
         out = cfg.kafka_dir / "kafka.out"
         with out.open("ab") as sink:
             proc = subprocess.Popen(

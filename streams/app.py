@@ -22,6 +22,7 @@ from typing import Any
 import faust
 
 from connectors.redis_store import JoinStore
+from driftline.errors import ConfigError
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
 from streams.runtime import WorkerContext, raw_records
@@ -55,21 +56,29 @@ class Worker:
 
 
 def _credentials(settings: Settings) -> Any:
+    """Faust (aiokafka) credentials for ``settings.kafka``: the same TLS and SASL settings as ``client_config``."""
     k = settings.kafka
     if k.security_protocol == "PLAINTEXT":
         return None
     context = None
     if k.security_protocol in ("SSL", "SASL_SSL"):
+        # Without a CA file the system trust store is used, as librdkafka does.
         context = ssl.create_default_context(cafile=k.ssl_cafile)
+        if not k.ssl_check_hostname:
+            context.check_hostname = False
         if k.ssl_certfile:
-            context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile)
+            context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile, password=k.ssl_key_password.get() or None)
     if k.security_protocol == "SSL":
         return faust.SSLCredentials(context)
+    if not k.sasl_mechanism or not k.sasl_username:
+        raise ConfigError(
+            f"kafka.sasl_mechanism and kafka.sasl_username: required with security_protocol {k.security_protocol}"
+        )
     return faust.SASLCredentials(
         username=k.sasl_username,
         password=k.sasl_password.get(),
         ssl_context=context,
-        mechanism=k.sasl_mechanism or "PLAIN",
+        mechanism=k.sasl_mechanism,
     )
 
 

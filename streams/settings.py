@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -61,11 +62,14 @@ class KafkaSettings:
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    ssl_key_password: Secret = field(default_factory=lambda: Secret(""))  # for an encrypted ssl_keyfile
+    ssl_check_hostname: bool = True  # verify the broker certificate names the host dialled (keep on)
     client_id: str = "driftline"
 
 
 @dataclass(frozen=True)
 class RedisSettings:
+    # TLS: rediss://:PASSWORD@host:port/0?ssl_ca_certs=/path/ca.pem (also ssl_certfile, ssl_keyfile; redis-py)
     url: Secret = field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
     pending_ttl_s: int = 3600
     key_prefix: str = "driftline"
@@ -133,6 +137,7 @@ ENV_VARS: dict[str, str] = {
     "DRIFTLINE_MODEL": "model.name",
     "DRIFTLINE_STATE_DIR": "state_dir",
     "DRIFTLINE_KAFKA_SASL_PASSWORD": "kafka.sasl_password",
+    "DRIFTLINE_KAFKA_SSL_KEY_PASSWORD": "kafka.ssl_key_password",
 }
 # Any setting also from DRIFTLINE__SECTION__FIELD (double underscores), e.g. DRIFTLINE__GUARD__ALPHA=0.01.
 # A secret may come from a file: DRIFTLINE_SIGNING_KEY_FILE=/run/secrets/key (any ENV_VARS name + _FILE).
@@ -320,12 +325,39 @@ def load_settings(
     return settings
 
 
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, or ``********`` if it is not a URL.
+
+    >>> mask_url("rediss://:s3cret@127.0.0.1:6380/0?ssl_ca_certs=/ca.pem")
+    'rediss://:***@127.0.0.1:6380/0?ssl_ca_certs=/ca.pem'
+    >>> mask_url("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    """
+    try:
+        parts = urlsplit(url)
+        password, host = parts.password, parts.hostname
+    except ValueError:
+        return "********"
+    if not parts.scheme or not host:
+        return "********"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host_port = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host_port}"))
+
+
 def to_dict(obj: Any, mask: bool = True) -> Any:
-    """Plain dict of the settings; secrets masked unless ``mask`` is false."""
+    """Plain dict of the settings; secrets masked unless ``mask`` is false.
+
+    A secret URL (``redis.url``) keeps everything but its password, so operators can still see where it points.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name), mask) for f in dataclasses.fields(obj)}
     if isinstance(obj, Secret):
-        return ("********" if obj else "") if mask else obj.get()
+        if not mask or not obj:
+            return obj.get()
+        return mask_url(obj.get()) if "://" in obj.get() else "********"
     if isinstance(obj, dict):
         return {k: to_dict(v, mask) for k, v in obj.items()}
     return obj
