@@ -68,7 +68,7 @@ def rolling_accuracy(correct: Sequence[bool], window: int) -> list[float]:
 def _mark_drifts(ax: Any, drifts: Sequence[DriftPoint]) -> None:
     for d in drifts:
         if d.kind == "gradual":
-            ax.axvspan(d.index - d.width, d.index + d.width, color=COLORS["drift"], alpha=0.15, lw=0)
+            ax.axvspan(d.index - d.width / 2, d.index + d.width / 2, color=COLORS["drift"], alpha=0.15, lw=0)
             ax.axvline(d.index, color=COLORS["drift"], lw=1, ls=":")
         else:
             ax.axvline(d.index, color=COLORS["drift"], lw=2, alpha=0.6)
@@ -85,16 +85,20 @@ def accuracy_plot(
     """Rolling accuracy of the served model over the labelled stream, with drifts, alarms and releases."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 4.8))
-    correct = [r["prediction"] == r["label"] for r in training]
-    acc = rolling_accuracy(correct, window)
+    # Until the first trained release reaches the scorers the served model answers null: shown, not scored.
+    cold = next((i for i, r in enumerate(training) if r["prediction"] is not None), len(training))
+    correct = [r["prediction"] == r["label"] for r in training[cold:]]
+    acc = [float("nan")] * cold + rolling_accuracy(correct, window)
     xs = list(range(len(acc)))
     _mark_drifts(ax, drifts)
+    if cold:
+        ax.axvspan(0, cold, color="#f3e5ab", alpha=0.5, lw=0, label="no trained model yet (null predictions)")
     ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model accuracy (rolling {window})")
-    ax.set_ylim(max(0.0, min(acc, default=0.5) - 0.1), 1.02)
+    finite = [a for a in acc if a == a]
+    ax.set_ylim(max(0.0, min(finite, default=0.5) - 0.1), 1.02)
     ax.set_xlim(0, max(len(acc), 1))
     ax.set_xlabel("labelled event")
     ax.set_ylabel("accuracy")
-    top = ax.get_ylim()[1]
     for k, a in enumerate(drift):
         ax.axvline(a["index"], color=COLORS["alarm"], lw=1, ls="--", alpha=0.8,
                    label="drift alarm" if k == 0 else None)  # fmt: skip
@@ -106,7 +110,7 @@ def accuracy_plot(
         ]
         if pts:
             px = [min(max(r["index"], 0), max(len(acc) - 1, 0)) for r in pts]
-            py = [acc[x] if acc else top for x in px]
+            py = [acc[x] if acc and acc[x] == acc[x] else ax.get_ylim()[0] for x in px]
             ax.scatter(px, py, marker=marker, s=70, color=COLORS[kind], zorder=5, edgecolor="white",
                        label="promotion" if kind == "promote" else "rollback")  # fmt: skip
             for r, x, y in zip(pts, px, py, strict=True):

@@ -23,12 +23,12 @@ from streams.demo.runner import DemoResult, read_decisions
 __all__ = ["segment_accuracy", "summarize", "write_report"]
 
 
-def segment_accuracy(correct: Sequence[bool], points: Sequence[int]) -> list[dict[str, Any]]:
-    """Accuracy before the first drift point and after each one (until the next)."""
+def segment_accuracy(correct: Sequence[bool | None], points: Sequence[int]) -> list[dict[str, Any]]:
+    """Accuracy before the first drift point and after each one (until the next); ``None`` (no answer) skipped."""
     bounds = [0, *sorted(p for p in points if 0 < p < len(correct)), len(correct)]
     out = []
     for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        part = correct[lo:hi]
+        part = [c for c in correct[lo:hi] if c is not None]
         out.append(
             {
                 "label": "before the first drift" if k == 0 else f"after drift {k}",
@@ -59,7 +59,9 @@ def _quantile_ms(values: list[float], q: float) -> float | None:
 
 def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
     """The numbers of a run (what ``--json`` prints and the report's table shows)."""
-    correct = [r["prediction"] == r["label"] for r in data.training]
+    # A cold model (before its first release learned anything) answers null: that is not a wrong answer.
+    correct = [None if r["prediction"] is None else r["prediction"] == r["label"] for r in data.training]
+    answered = [c for c in correct if c is not None]
     if result.drifts:
         points, basis = [d.index for d in result.drifts], "known drift points of the built-in stream"
     else:
@@ -84,7 +86,8 @@ def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
         "predictions": len(data.predictions),
         "training_examples": len(data.training),
         "learned": last.learned if last else 0,
-        "accuracy": round(sum(correct) / len(correct), 4) if correct else None,
+        "answered": len(answered),
+        "accuracy": round(sum(answered) / len(answered), 4) if answered else None,
         "accuracy_segments": segment_accuracy(correct, points),
         "segments_basis": basis,
         "drift_points": [{"index": d.index, "kind": d.kind, "width": d.width} for d in result.drifts],
@@ -197,7 +200,7 @@ def _html(
         ("outcome", s["outcome"]),
         ("data", s["source"]),
         ("events produced / predictions / labels", f"{s['events']:,} / {s['predictions']:,} / {s['labels']:,}"),
-        ("training examples joined", s["training_examples"]),
+        ("training examples joined (model answered)", f"{s['training_examples']:,} ({s['answered']:,})"),
         ("accuracy (served model, overall)", s["accuracy"]),
         ("versions released (latest, served at end)", f"{s['versions_released']} (v{s['latest_version']}, "
                                                       f"v{s['served_version']})"),

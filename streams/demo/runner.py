@@ -26,7 +26,7 @@ from driftline.errors import StackError
 from streams.commands.produce import publish
 from streams.demo.kafka_view import KafkaView
 from streams.demo.probe import Sample, scrape
-from streams.demo.stream import DriftPoint, demo_stream
+from streams.demo.stream import DEMO_STREAM, DriftPoint, demo_stream
 from streams.processes import WorkerProcess
 from streams.settings import Settings, load_settings
 
@@ -194,13 +194,19 @@ class DemoRun:
             return open_source(o.file, label_col=o.label_col, id_col=o.id_col, n=o.events)
         events, drifts = demo_stream(o.events, seed=o.seed)
         self.result.drifts = drifts
-        self.result.source = "built-in SEA stream (abrupt drift at n/3, gradual drift around 2n/3)"
+        self.result.source = DEMO_STREAM
         return events
 
     def _produce(self, events: Iterator[Event]) -> None:
-        def until_stopped() -> Iterator[Event]:
-            for event in events:
-                if self.stop_producing.is_set():
+        rate = self.options.rate
+
+        def paced() -> Iterator[Event]:
+            # Paced here rather than by publish(rate=...): waiting on the stop event keeps Ctrl-C prompt and
+            # the rate exact (sleeping in producer.poll returns early whenever a delivery report arrives).
+            start = time.monotonic()
+            for i, event in enumerate(events):
+                delay = start + i / rate - time.monotonic()
+                if self.stop_producing.wait(delay) if delay > 0 else self.stop_producing.is_set():
                     return
                 yield event
 
@@ -211,10 +217,9 @@ class DemoRun:
             with EventProducer(self.settings) as producer:
                 summary = publish(
                     producer,
-                    until_stopped(),
+                    paced(),
                     labels=True,
                     label_delay=self.options.label_delay,
-                    rate=self.options.rate,
                     advance=advance,
                 )
             self.result.features_sent = summary.features

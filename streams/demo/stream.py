@@ -1,14 +1,22 @@
-"""The demo's built-in data: a SEA stream with an abrupt drift and then a gradual one.
+"""The demo's built-in data: a SEA-style stream with an abrupt drift and then a gradual one.
 
-SEA labels a point ``x0 + x1 <= theta``; each concept is a different ``theta`` (River's ``variant``). The
-stream starts on concept A, switches abruptly to concept B at ``n/3`` and then drifts gradually to concept C:
-the share of C rises along a sigmoid centred on ``2n/3`` over ``n/6`` events. Deterministic for a seed.
+Three features uniform on [0, 10]; the label says whether the sum of two of them exceeds a threshold (as in
+SEA), with 5% label noise. The concept changes which features matter, so a model has to relearn, not just
+shift a threshold:
+
+- concept A (events ``0 .. n/3``): ``x0 + x1 > 8``
+- concept B (abrupt switch at ``n/3``): ``x1 + x2 > 11``
+- concept C (gradual, the share of C rising along a sigmoid centred on ``2n/3`` over ``n/6`` events):
+  ``x0 + x2 > 9``, and ``x2`` also moves to [3, 13] (a feature drift the data monitors can see)
+
+Deterministic for a seed.
 
 >>> events, drifts = demo_stream(9, seed=1)
 >>> [d.kind for d in drifts], [d.index for d in drifts]
 (['abrupt', 'gradual'], [3, 6])
->>> len(list(events))
-9
+>>> rows = list(events)
+>>> len(rows), sorted(rows[0].features)
+(9, ['x0', 'x1', 'x2'])
 """
 
 from __future__ import annotations
@@ -22,11 +30,8 @@ from connectors.sources import Event, Scalar
 
 __all__ = ["DEMO_STREAM", "DriftPoint", "demo_stream"]
 
-DEMO_STREAM = "sea (abrupt drift at n/3, gradual drift around 2n/3)"
-
-# SEA variants: 0 -> theta 8, 3 -> theta 9.5, 2 -> theta 7; each step flips 13-20% of the labels.
-_CONCEPTS = (0, 3, 2)
-_NOISE = 0.05
+DEMO_STREAM = "built-in SEA-style stream: abrupt drift at n/3, gradual drift (concept and x2) around 2n/3"
+NOISE = 0.05
 
 
 @dataclass(frozen=True)
@@ -38,27 +43,30 @@ class DriftPoint:
     width: int
 
 
-def demo_stream(n: int, seed: int = 0) -> tuple[Iterator[Event], list[DriftPoint]]:
-    """``(events, drift_points)``: ``n`` SEA events with an abrupt and a gradual drift (see module docs)."""
-    from river.datasets import synth
+def _concept(k: int, rng: random.Random) -> tuple[dict[str, Scalar], bool]:
+    x0, x1 = rng.uniform(0, 10), rng.uniform(0, 10)
+    x2 = rng.uniform(3, 13) if k == 2 else rng.uniform(0, 10)
+    y = (x0 + x1 > 8, x1 + x2 > 11, x0 + x2 > 9)[k]
+    if rng.random() < NOISE:
+        y = not y
+    return {"x0": round(x0, 4), "x1": round(x1, 4), "x2": round(x2, 4)}, y
 
+
+def demo_stream(n: int, seed: int = 0) -> tuple[Iterator[Event], list[DriftPoint]]:
+    """``(events, drift_points)``: ``n`` events with an abrupt and a gradual drift (see the module docs)."""
     abrupt, gradual = n // 3, 2 * n // 3
     width = max(1, n // 6)
     drifts = [DriftPoint(abrupt, "abrupt", 1), DriftPoint(gradual, "gradual", width)]
 
     def events() -> Iterator[Event]:
         rng = random.Random(seed)
-        concepts = [
-            iter(synth.SEA(variant=v, noise=_NOISE, seed=seed + 97 * k)) for k, v in enumerate(_CONCEPTS)
-        ]
         for i in range(n):
             if i < abrupt:
-                concept = 0
+                k = 0
             else:
                 z = min(max(4.0 * (i - gradual) / width, -700.0), 700.0)
-                concept = 2 if rng.random() < 1.0 / (1.0 + math.exp(-z)) else 1
-            x, y = next(concepts[concept])
-            features: dict[str, Scalar] = {f"x{k}": float(v) for k, v in x.items()}
-            yield Event(str(i), None, features, bool(y))
+                k = 2 if rng.random() < 1.0 / (1.0 + math.exp(-z)) else 1
+            features, label = _concept(k, rng)
+            yield Event(str(i), None, features, label)
 
     return events(), drifts

@@ -1,0 +1,261 @@
+"""``driftline status``: one screen about a deployment - stack, workers, lag, served versions, releases, drift.
+
+Read-only: consumer groups and offsets through the AdminClient, releases from the compacted ``models`` topic,
+the trainer's live state from Redis, and the last hour of the ``drift`` topic (found by timestamp, so an old
+topic is not read from the beginning). Exit 0 when Kafka and Redis answer, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from driftline.errors import DriftlineError, StackError
+from schemas.codec import default_codec
+from streams.cli import global_overrides
+from streams.settings import Settings, load_settings
+
+DRIFT_WINDOW_S = 3600
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="one screen: stack, workers, consumer lag, served versions, last release, recent drift",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--all-prefixes",
+        action="store_true",
+        help="show the worker groups of every topic prefix, not only this one",
+    )
+    p.set_defaults(func=run)
+
+
+def _stack(settings: Settings) -> dict[str, Any]:
+    from connectors.stack import stack_status
+
+    try:
+        status = stack_status(settings)
+        return status.to_dict()
+    except StackError:
+        # Not a local stack (a remote cluster): just ask both services whether they answer.
+        from connectors.kafka_client import check_reachable
+
+        kafka_up = True
+        try:
+            check_reachable(settings, timeout=3)
+        except StackError:
+            kafka_up = False
+        redis_up = _redis_ping(settings)
+        return {
+            "up": kafka_up and redis_up,
+            "kafka": {
+                "address": settings.kafka.bootstrap,
+                "up": kafka_up,
+                "state": "up" if kafka_up else "down",
+            },
+            "redis": {
+                "address": _redis_address(settings),
+                "up": redis_up,
+                "state": "up" if redis_up else "down",
+            },
+        }
+
+
+def _redis_address(settings: Settings) -> str:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.redis.url.get())
+    return f"{url.hostname}:{url.port or 6379}"
+
+
+def _redis_ping(settings: Settings) -> bool:
+    import redis
+
+    try:
+        return bool(
+            redis.Redis.from_url(settings.redis.url.get(), socket_timeout=2, socket_connect_timeout=2).ping()
+        )
+    except redis.RedisError:
+        return False
+
+
+def _models(settings: Settings) -> list[dict[str, Any]]:
+    """Latest release per model (with its guard decision) and the trainer's live state."""
+    from streams.commands.models import trainer_status
+    from streams.releases import read_releases
+
+    latest: dict[str, dict[str, Any]] = {}
+    counts: Counter[str] = Counter()
+    for r in read_releases(settings, timeout=5.0):
+        name = str(r.get("model"))
+        counts[name] += 1
+        if name not in latest or int(r["version"]) > int(latest[name]["version"]):
+            latest[name] = r
+    out = []
+    for name in sorted(latest | ({settings.model.name: {}} if settings.model.name not in latest else {})):
+        r = latest.get(name, {})
+        try:
+            decision = json.loads(r.get("decision") or "null") or {}
+        except ValueError:
+            decision = {}
+        live = trainer_status(
+            dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
+        )
+        metrics = r.get("metrics") or {}
+        out.append(
+            {
+                "model": name,
+                "releases": counts.get(name, 0),
+                "served_version": live["served_version"] if live else (int(r["version"]) if r else None),
+                "latest_release": None
+                if not r
+                else {
+                    "version": int(r["version"]),
+                    "reason": r.get("reason"),
+                    "created_at": int(r.get("created_at", 0)),
+                    "accuracy": metrics.get("rolling_accuracy", metrics.get("accuracy")),
+                    "decision": {k: decision.get(k) for k in ("outcome", "reason", "text")}
+                    if decision
+                    else None,
+                },
+                "trainer": None
+                if live is None
+                else {k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at")},
+            }
+        )
+    return out
+
+
+def _recent_drift(settings: Settings, since_ms: int) -> dict[str, Any]:
+    """Drift events with ``ts >= since_ms``: count per model and signal (read from the first offset by time)."""
+    from streams.demo.kafka_view import KafkaView
+
+    topic = settings.topic("drift")
+    starts, highs = KafkaView(settings, timeout=5.0).offsets_for_time(topic, since_ms)
+    todo = {p: h for p, h in highs.items() if h > starts.get(p, h)}
+    counts: Counter[str] = Counter()
+    total = 0
+    if todo:
+        codec = default_codec()
+        consumer = Consumer(
+            client_config(
+                settings,
+                **{"group.id": "driftline-status", "enable.auto.commit": False, "logger": LIBRDKAFKA_LOG},
+            )
+        )
+        try:
+            consumer.assign([TopicPartition(topic, p, starts[p]) for p in todo])
+            deadline = time.monotonic() + 10
+            while todo and time.monotonic() < deadline:
+                for msg in consumer.consume(500, 0.5):
+                    if msg.error() is not None:
+                        continue
+                    part, offset = msg.partition() or 0, msg.offset() or 0
+                    if offset >= todo.get(part, 0) - 1:
+                        todo.pop(part, None)
+                    try:
+                        value = codec.decode("DriftEvent", msg.value() or b"", topic=topic, allow_json=True)
+                    except DriftlineError:
+                        continue
+                    if int(value.get("ts", 0)) >= since_ms:
+                        counts[f"{value['model']} {value['detector']}/{value['signal']}"] += 1
+                        total += 1
+        finally:
+            consumer.close()
+    return {"since": since_ms, "total": total, "by_signal": dict(sorted(counts.items()))}
+
+
+def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:
+    """Everything ``driftline status`` shows, as a JSON-ready dict."""
+    from streams.demo.kafka_view import KafkaView, app_group_prefix
+
+    out: dict[str, Any] = {"topic_prefix": settings.kafka.topic_prefix, "stack": _stack(settings)}
+    if not out["stack"]["kafka"]["up"]:
+        return out
+    view = KafkaView(settings, timeout=5.0)
+    groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
+    out["workers"] = [g.to_dict() for g in view.describe(groups)]
+    out["models"] = _models(settings)
+    out["drift_last_hour"] = _recent_drift(settings, int((time.time() - DRIFT_WINDOW_S) * 1000))
+    return out
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    ago = time.time() - ms / 1000
+    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{stamp} ({_ago(ago)} ago)"
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+def render(status: dict[str, Any]) -> str:
+    """The one-screen text form of :func:`collect_status`."""
+    lines = [f"driftline status (topic prefix {status['topic_prefix']!r})", ""]
+    stack = status["stack"]
+    for name in ("kafka", "redis"):
+        s = stack[name]
+        lines.append(
+            f"  {name:<6} {s['address']:<22} {'up' if s['up'] else 'DOWN'}{'' if s['up'] else ' <-'}"
+        )
+    if "workers" not in status:
+        lines.append("\n  Kafka is down: start it with 'driftline stack up'")
+        return "\n".join(lines)
+    lines += ["", "workers (consumer groups)"]
+    if not status["workers"]:
+        lines.append("  none seen for this prefix (start one with 'driftline worker')")
+    for g in status["workers"]:
+        lag = ", ".join(
+            f"{t.removeprefix(status['topic_prefix'])} {n:,}" for t, n in sorted(g["lag"].items())
+        )
+        lines.append(f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}")
+    lines += ["", "models"]
+    for m in status["models"]:
+        rel, live = m["latest_release"], m["trainer"]
+        served = f"v{m['served_version']}" if m["served_version"] is not None else "nothing released"
+        learned = (
+            f", n_learned {live['n_learned']:,}{' (learning PAUSED)' if live['paused'] else ''}"
+            if live
+            else ""
+        )
+        lines.append(f"  {m['model']:<16} serving {served}{learned}; {m['releases']} release(s) retained")
+        if rel:
+            acc = f", accuracy {rel['accuracy']:.3f}" if isinstance(rel["accuracy"], float) else ""
+            lines.append(
+                f"    last release v{rel['version']} ({rel['reason']}) {_when(rel['created_at'])}{acc}"
+            )
+            d = rel["decision"]
+            if d:
+                lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+    drift = status["drift_last_hour"]
+    lines += ["", f"drift alarms in the last hour: {drift['total']}"]
+    for signal, n in drift["by_signal"].items():
+        lines.append(f"  {signal:<44} {n}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    status = collect_status(settings, all_prefixes=args.all_prefixes)
+    if args.json:
+        print(json.dumps(status, sort_keys=True, default=str))
+    else:
+        print(render(status))
+    return 0 if status["stack"]["up"] else 1
