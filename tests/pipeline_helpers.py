@@ -249,6 +249,19 @@ class Pipeline:
             f"timed out after {timeout:.0f} s waiting for {what} (last value {last!r}, error {error!r})\n{self.logs()}"
         )
 
+    def settle(self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.5) -> bool:
+        """Poll ``predicate`` for up to ``timeout``; whether it became truthy (never raises: the caller's
+        assertions then say precisely what is missing)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return True
+            except Exception:  # not reachable yet: keep polling
+                pass
+            time.sleep(interval)
+        return False
+
     def wait_learned(self, n: int, timeout: float = 90.0) -> dict[str, Any]:
         """Wait until the trainer's live ``n_learned`` is at least ``n``; returns its status."""
         return self.wait_until(
