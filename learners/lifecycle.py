@@ -171,7 +171,13 @@ class ModelLifecycle:
         return self._release(self._lineage, "initial", None, None, None)
 
     def _start_challenger(self, index: int) -> None:
-        self._challenger = _Lineage(build_learner(self.challenger_spec, self.task, self.seed + index + 1))
+        # The challenger continues the lineage it may replace: it inherits the count of labels learned before the
+        # alarm, so after a promotion n_learned still counts every label the lineage has learned, once.
+        self._challenger = _Lineage(
+            build_learner(self.challenger_spec, self.task, self.seed + index + 1),
+            self._lineage.n_learned,
+            dict(self._lineage.data_range),
+        )
         self._challenger_seen = 0
         self._challenger_evidence = PairedEvidence(self.task)
         self._challenger_started = index
@@ -343,6 +349,23 @@ class ModelLifecycle:
             manual = Decision("rollback", "rollback", f"version {version}", {}, {"operator": True}, "operator rollback")
             return [self._release(previous, "rollback", manual, None, version)]
         raise LearnerError(f"unknown control command {command!r}")
+
+    def adopt(self, model: Learner, *, version: int, reason: str = "manual", n_learned: int | None = None) -> Release:
+        """Serve a model restored from an earlier release (``promote VERSION``, or a rollback past probation).
+
+        The result is a new release (a new version, ``parent`` = the restored version) and the champion continues
+        from it.
+        """
+        if reason not in ("manual", "rollback"):
+            raise LearnerError(f"adopt: reason must be manual or rollback, got {reason!r}")
+        lineage = _Lineage(model, self._lineage.n_learned if n_learned is None else n_learned)
+        self._lineage = lineage
+        self._drop_challenger()
+        outcome = "promote" if reason == "manual" else "rollback"
+        decision = Decision(
+            outcome, reason, f"version {version}", {}, {"operator": True}, f"operator restored version {version}"
+        )
+        return self._release(lineage, reason, decision, None, version)
 
     def _set(self, key: str, value: str) -> None:
         if key == "release_every":

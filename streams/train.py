@@ -27,8 +27,8 @@ from typing import Any
 import redis
 
 from connectors.sources import open_source
-from driftline.errors import ArtifactError, DriftlineError, SchemaError, SecurityError
-from learners.artifacts import ArtifactStore, build_release
+from driftline.errors import ArtifactError, DriftlineError, LearnerError, SchemaError, SecurityError
+from learners.artifacts import ArtifactStore, build_release, load_release
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -274,8 +274,7 @@ class Trainer:
                 continue
             outcome = "ok"
             try:
-                events = self.lifecycle.apply_control(cmd["command"], dict(cmd.get("args") or {}))
-                for event in events:
+                for event in self.apply(cmd["command"], dict(cmd.get("args") or {})):
                     self.handle(event)
             except DriftlineError as exc:
                 outcome = f"refused: {exc}"
@@ -293,6 +292,34 @@ class Trainer:
                     "outcome": outcome,
                 },
             )
+
+    def apply(self, command: str, args: dict[str, str]) -> list[Any]:
+        """A control command; ``promote VERSION`` and a rollback past probation restore a retained release."""
+        lc = self.lifecycle
+        if command == "promote" and "version" in args:
+            version = int(args["version"])
+            return [lc.adopt(self.restore(version), version=version, reason="manual")]
+        if command == "rollback" and lc._previous is None:
+            current = self.release_record(lc.served_version)
+            parent = current.get("parent")
+            if parent is None:
+                raise LearnerError(f"rollback: version {lc.served_version} has no parent to roll back to")
+            return [lc.adopt(self.restore(int(parent)), version=int(parent), reason="rollback")]
+        return lc.apply_control(command, args)
+
+    def release_record(self, version: int) -> dict[str, Any]:
+        for release in read_releases(self.ctx.settings, self.ctx.codec):
+            if release.get("model") == self.ctx.model and int(release["version"]) == version:
+                return release
+        raise LearnerError(
+            f"version {version} of {self.ctx.model!r} is not on {self.ctx.settings.topic('models')} "
+            "(unknown, or compacted away)"
+        )
+
+    def restore(self, version: int) -> Any:
+        """Verify and load a retained release (never an unverified one)."""
+        _, model = load_release(self.release_record(version), key=self.key, store=self.store)
+        return model
 
     # -- after each batch ----------------------------------------------------------------------------------------
     def save(self) -> None:
