@@ -1,0 +1,426 @@
+"""Helpers for the fault, bad-input and integrity suites: a deterministic event stream, a paced publisher that
+runs while faults are injected, a private stack on free ports, and the oracle.
+
+The oracle (as in Kafka's system tests) checks, after a run:
+
+- every published event has a prediction (at least once: duplicates allowed, none missing);
+- every TrainingExample joins the label sent for that id with a prediction published for that id (never a
+  wrong join);
+- every label is learned exactly once: the trainer's ``n_learned`` equals the distinct labelled ids;
+- the training topic is single-partition, so every released model equals the model a
+  :class:`~learners.lifecycle.ModelLifecycle` trained offline on the same TrainingExample sequence (duplicates by
+  id skipped) had at the same ``n_learned``;
+- dead letters plus processed equal the input.
+
+Builds on :mod:`tests.pipeline_helpers` (read-only here). Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from connectors.localproc import free_port
+from connectors.stack import StackConfig, stack_status, stack_up
+from learners.lifecycle import Release
+from streams.processes import WorkerProcess
+from streams.train import new_lifecycle
+from tests.pipeline_helpers import Pipeline, distinct_ids
+
+# Short group timeouts so a worker killed with -9 leaves its consumer group in seconds, not Faust's 60 s
+# default (the broker's group.min.session.timeout.ms is 6 s). Faust reads these from the environment.
+FAST_GROUP_ENV = {
+    "BROKER_SESSION_TIMEOUT": "8",
+    "BROKER_HEARTBEAT_INTERVAL": "1",
+    "BROKER_REBALANCE_TIMEOUT": "20",
+}
+
+
+def seed_for(name: str) -> int:
+    """The seed of a randomised fault point: ``FAULT_SEED`` if set (to replay a failure), else a fresh one."""
+    value = int(os.environ.get("FAULT_SEED") or random.SystemRandom().randrange(1 << 30))
+    print(f"{name}: FAULT_SEED={value}")  # shown by pytest on failure, so a failing run can be replayed
+    return value
+
+
+# --------------------------------------------------------------------------------------------- the event stream
+
+
+@dataclass(frozen=True)
+class Event:
+    """One FeatureEvent and its label."""
+
+    id: str
+    features: dict[str, Any]
+    label: bool
+
+
+def make_events(n: int, *, seed: int = 7, tag: str = "e", start: int = 0) -> list[Event]:
+    """``n`` events with two numeric features and a categorical one; the label is learnable (a noisy line)."""
+    rng = random.Random(seed * 1_000_003 + start)
+    out = []
+    for i in range(start, start + n):
+        x1, x2 = rng.random(), rng.random()
+        colour = rng.choice(("red", "green", "blue"))
+        label = (x1 + x2 + (0.2 if colour == "red" else 0.0) + rng.gauss(0, 0.05)) > 1.0
+        out.append(Event(f"{tag}-{i:05d}", {"x1": x1, "x2": x2, "colour": colour}, label))
+    return out
+
+
+def probes(n: int = 60, seed: int = 99) -> list[dict[str, Any]]:
+    """Feature vectors to compare two models on."""
+    return [e.features for e in make_events(n, seed=seed, tag="probe")]
+
+
+class Publisher(threading.Thread):
+    """Publishes features (and each label ``label_lag`` events later) at ``rate`` events/s in the background.
+
+    ``sent`` counts features handed to the producer; :meth:`finish` joins and re-raises a publishing error.
+    Deliveries are confirmed at the end (``flush_timeout`` covers a broker that is down for a while).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        events: Sequence[Event],
+        *,
+        rate: float = 400.0,
+        labels: bool = True,
+        label_lag: int = 25,
+        flush_timeout: float = 180.0,
+    ) -> None:
+        super().__init__(name="fault-publisher", daemon=True)
+        self.pipeline = pipeline
+        self.events = list(events)
+        self.rate = rate
+        self.labels = labels
+        self.label_lag = label_lag
+        self.flush_timeout = flush_timeout
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.pipeline.producer() as producer:
+                t0 = time.monotonic()
+                for i, event in enumerate(self.events):
+                    producer.send_feature(event.id, event.features)
+                    if self.labels and i >= self.label_lag:
+                        back = self.events[i - self.label_lag]
+                        producer.send_label(back.id, back.label)
+                    self.sent = i + 1
+                    ahead = t0 + (i + 1) / self.rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                if self.labels:
+                    for back in self.events[max(0, len(self.events) - self.label_lag) :]:
+                        producer.send_label(back.id, back.label)
+                producer.flush(self.flush_timeout)
+        except BaseException as exc:  # re-raised in the test's thread by finish()
+            self.error = exc
+
+    def wait_sent(self, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.sent < n and self.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.error is not None:
+            raise AssertionError(f"publisher failed: {self.error!r}") from self.error
+        assert self.sent >= n, f"publisher sent only {self.sent} of {n} events in {timeout:.0f} s"
+
+    def finish(self, timeout: float = 240.0) -> None:
+        self.join(timeout)
+        assert not self.is_alive(), f"publisher still running after {timeout:.0f} s ({self.sent} sent)"
+        if self.error is not None:
+            raise AssertionError(f"publisher failed: {self.error!r}") from self.error
+
+
+def publish(pipeline: Pipeline, events: Sequence[Event], *, labels: bool = True, label_lag: int = 25) -> None:
+    """Publish ``events`` as fast as possible (same order as :class:`Publisher`)."""
+    publisher = Publisher(pipeline, events, rate=1e9, labels=labels, label_lag=label_lag)
+    publisher.run()
+    if publisher.error is not None:
+        raise AssertionError(f"publisher failed: {publisher.error!r}") from publisher.error
+
+
+def kill9(pipeline: Pipeline, worker: WorkerProcess) -> None:
+    """SIGKILL ``worker`` (by pid) and forget it, so the pipeline's waits do not take it for a crash."""
+    worker.kill()
+    worker.stop()  # closes its log file; the process is already gone
+    pipeline.workers.remove(worker)
+
+
+def retire(pipeline: Pipeline, worker: WorkerProcess, timeout: float = 60.0) -> int | None:
+    """SIGTERM ``worker``, wait for its exit code and forget it."""
+    code = worker.stop(timeout=timeout)
+    pipeline.workers.remove(worker)
+    return code
+
+
+# -------------------------------------------------------------------------------------------------- the oracle
+
+
+@dataclass
+class Outcome:
+    """What the topics hold after a run (read once, checked by :func:`check_run`)."""
+
+    predictions: list[dict[str, Any]]
+    training: list[dict[str, Any]]
+    deadletters: list[dict[str, Any]]
+    releases: list[dict[str, Any]]
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duplicate_predictions(self) -> int:
+        return len(self.predictions) - len(distinct_ids(self.predictions))
+
+
+def wait_complete(
+    pipeline: Pipeline, events: Sequence[Event], labelled: Iterable[str], timeout: float = 120.0
+) -> Outcome:
+    """Wait until every event has a prediction and every labelled id is learned; returns the topics' content."""
+    want_ids = {e.id for e in events}
+    want_learned = len(set(labelled))
+    pipeline.wait_until(
+        f"{len(want_ids)} distinct predicted ids",
+        lambda: want_ids <= distinct_ids(pipeline.values("predictions")),
+        timeout,
+        interval=1.0,
+    )
+    pipeline.wait_learned(want_learned, timeout)
+    time.sleep(1.0)  # let a duplicate still in flight land before the topics are read for the checks
+    return Outcome(
+        pipeline.values("predictions"),
+        training_in_order(pipeline),
+        pipeline.values("deadletter"),
+        pipeline.releases(),
+        pipeline.trainer(),
+    )
+
+
+def training_in_order(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The ``training`` topic in offset order: the order the trainer learns in. (``Pipeline.values`` merges by
+    timestamp, and two processes - joiner and scorer - write this topic, so timestamps are not offset order.)"""
+    records = pipeline.read("training")
+    bad = [r for r in records if not r.ok]
+    assert not bad, f"training: {len(bad)} undecodable record(s), first: {bad[0].error}"
+    records.sort(key=lambda r: (r.partition, r.offset))
+    return [r.value for r in records if r.value is not None]
+
+
+def check_predictions(out: Outcome, events: Sequence[Event]) -> None:
+    """Every event predicted at least once, with the features it was sent with; nothing else predicted."""
+    by_id = {e.id: e for e in events}
+    assert distinct_ids(out.predictions) == set(by_id), "predicted ids differ from published ids"
+    for p in out.predictions:
+        assert p["features"] == by_id[p["id"]].features, f"prediction for {p['id']} carries other features"
+
+
+def check_joins(out: Outcome, events: Sequence[Event]) -> None:
+    """Every TrainingExample = the label sent for its id + a prediction published for that id (never a wrong join)."""
+    by_id = {e.id: e for e in events}
+    served: dict[str, list[tuple[Any, int]]] = {}
+    for p in out.predictions:
+        served.setdefault(p["id"], []).append((p["prediction"], int(p["version"])))
+    for ex in out.training:
+        id_ = ex["id"]
+        assert id_ in by_id, f"training example for unknown id {id_}"
+        assert ex["label"] == by_id[id_].label, (
+            f"{id_}: joined with label {ex['label']}, sent {by_id[id_].label}"
+        )
+        assert ex["features"] == by_id[id_].features, f"{id_}: joined with other features"
+        assert (ex["prediction"], int(ex["version"])) in served[id_], (
+            f"{id_}: joined prediction {ex['prediction']} v{ex['version']} was never published for it "
+            f"(published: {served[id_]})"
+        )
+
+
+def check_learned_once(out: Outcome, labelled: Iterable[str]) -> None:
+    """Every labelled id reached ``training`` and the trainer counts each exactly once."""
+    want = set(labelled)
+    joined = distinct_ids(out.training)
+    assert joined == want, f"joined ids differ: {len(want - joined)} missing, {len(joined - want)} extra"
+    assert int(out.trainer["n_learned"]) == len(want), (
+        f"trainer n_learned = {out.trainer['n_learned']}, distinct labelled ids = {len(want)}"
+    )
+
+
+def offline_models(
+    pipeline: Pipeline, training: Sequence[Mapping[str, Any]]
+) -> tuple[int, dict[int, list[Any]]]:
+    """Replay ``training`` (topic order, duplicates by id skipped) through a fresh lifecycle as the trainer
+    does; returns its ``n_learned`` and ``{n_learned at release: predictions on the probes}``."""
+    settings = pipeline.settings()
+    lifecycle = new_lifecycle(settings)
+    lifecycle.initial_release()
+    xs = probes()
+    released: dict[int, list[Any]] = {}
+    seen: set[str] = set()
+    index = 0
+    for ex in training:
+        if ex["model"] != settings.model.name or ex["id"] in seen:
+            continue
+        seen.add(ex["id"])
+        events = lifecycle.learn_one(
+            ex["features"],
+            ex["label"],
+            served_prediction=ex.get("prediction"),
+            served_version=ex.get("version"),
+            index=index,
+            ts=ex.get("event_ts"),
+        )
+        index += 1
+        for event in events:
+            if isinstance(event, Release):
+                released[int(event.metrics["n_learned"])] = _predict_all(event.model, xs)
+    return lifecycle.n_learned, released
+
+
+def _predict_all(model: Any, xs: Sequence[dict[str, Any]]) -> list[Any]:
+    out = []
+    for x in xs:
+        pred, proba = model.predict_with_proba(x)
+        out.append((pred, {str(k): round(float(v), 9) for k, v in proba.items()}))
+    return out
+
+
+def check_models_equal_offline(pipeline: Pipeline, out: Outcome) -> int:
+    """Every non-initial release equals the offline model at the same ``n_learned``; returns how many compared."""
+    n_offline, offline = offline_models(pipeline, out.training)
+    assert n_offline == int(out.trainer["n_learned"]), (
+        f"offline replay learned {n_offline}, trainer reports {out.trainer['n_learned']}"
+    )
+    xs = probes()
+    compared = 0
+    online_points = set()
+    for release in out.releases:
+        if release["reason"] == "initial":
+            continue
+        n = int(release["metrics"]["n_learned"])
+        online_points.add(n)
+        assert n in offline, (
+            f"release v{release['version']} has n_learned={n}; offline released at {sorted(offline)}"
+        )
+        online = _predict_all(pipeline.load_model(release), xs)
+        differ = [i for i, (a, b) in enumerate(zip(online, offline[n], strict=True)) if a != b]
+        assert not differ, (
+            f"release v{release['version']} (n_learned={n}) predicts differently from the offline model on "
+            f"{len(differ)} of {len(xs)} probes, e.g. {online[differ[0]]} vs {offline[n][differ[0]]}; releases: "
+            f"{[(r['version'], r['reason'], r['metrics'].get('n_learned')) for r in out.releases]}"
+        )
+        compared += 1
+    assert online_points == set(offline), (
+        f"online released at {sorted(online_points)}, offline at {sorted(offline)}"
+    )
+    return compared
+
+
+def check_no_deadletters(out: Outcome) -> None:
+    assert not out.deadletters, f"{len(out.deadletters)} dead letter(s), first: {out.deadletters[0]['error']}"
+
+
+def check_run(pipeline: Pipeline, out: Outcome, events: Sequence[Event], labelled: Iterable[str]) -> int:
+    """The whole oracle for a clean input stream; returns the number of releases compared with offline."""
+    labelled = set(labelled)
+    check_no_deadletters(out)  # dead letters (0) + processed (every id) == input
+    check_predictions(out, events)
+    check_joins(out, events)
+    check_learned_once(out, labelled)
+    return check_models_equal_offline(pipeline, out)
+
+
+# --------------------------------------------------------------------------------------------- a private stack
+
+
+@dataclass
+class PrivateStack:
+    """Kafka and Redis on free ports in a tmp state dir, for faults that hit the servers themselves.
+
+    Processes are signalled by the pids of the stack's own pid files only.
+    """
+
+    cfg: StackConfig
+
+    @classmethod
+    def create(cls, state_dir: Path) -> PrivateStack:
+        from streams.settings import load_settings
+
+        return cls(
+            StackConfig.from_settings(
+                load_settings(environ={}),
+                state_dir,
+                kafka_port=free_port(),
+                controller_port=free_port(),
+                redis_port=free_port(),
+            )
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cfg.kafka_address
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.cfg.redis_address}/0"
+
+    def up(self, timeout: float = 180.0) -> None:
+        status = stack_up(self.cfg, timeout_s=timeout)
+        assert (status.kafka.state, status.redis.state) == ("up", "up"), status.to_dict()
+
+    def pipeline(self, prefix: str, state_dir: Path, **extra_env: str) -> Pipeline:
+        env = {"DRIFTLINE_KAFKA_BOOTSTRAP": self.bootstrap, **FAST_GROUP_ENV, **extra_env}
+        return Pipeline(prefix, state_dir, self.redis_url, extra_env=env)
+
+    def kafka_pid(self) -> int:
+        pid = stack_status(self.cfg).kafka.pid
+        assert pid, "private Kafka is not running"
+        return pid
+
+    def redis_pid(self) -> int:
+        pid = stack_status(self.cfg).redis.pid
+        assert pid, "private Redis is not running"
+        return pid
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis(host=self.cfg.host, port=self.cfg.redis_port, socket_timeout=10)
+
+    def stop_kafka(self, timeout: float = 60.0) -> None:
+        """SIGTERM the broker (a controlled shutdown) and wait until the process is gone."""
+        _terminate(self.kafka_pid(), timeout)
+
+    def stop_redis(self, timeout: float = 30.0) -> None:
+        _terminate(self.redis_pid(), timeout)
+
+    def pause_kafka(self) -> int:
+        pid = self.kafka_pid()
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    @staticmethod
+    def resume(pid: int) -> None:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
