@@ -94,8 +94,9 @@ def accuracy_plot(
     if cold:
         ax.axvspan(0, cold, color="#f3e5ab", alpha=0.5, lw=0, label="no trained model yet (null predictions)")
     ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model accuracy (rolling {window})")
-    finite = [a for a in acc if a == a]
-    ax.set_ylim(max(0.0, min(finite, default=0.5) - 0.1), 1.02)
+    # The first few values after the cold start average only a handful of examples: leave them out of the scale.
+    settled = [a for a in acc[cold + window // 2 :] if a == a]
+    ax.set_ylim(max(0.0, min(settled, default=0.5) - 0.1), 1.02)
     ax.set_xlim(0, max(len(acc), 1))
     ax.set_xlabel("labelled event")
     ax.set_ylabel("accuracy")

@@ -114,8 +114,8 @@ class Sample:
     @classmethod
     def from_families(cls, fam: Families, t: float, workers_up: int = 0) -> Sample:
         """Boil scraped families down to a sample."""
-        served = _by(fam, "driftline_served_model_version", "model")
-        version = int(max(served.values(), default=0))
+        # A gauge, exported by the scorer and the trainer alike: the newest one, not a sum.
+        version = int(max((v for _, v in fam.get("driftline_served_model_version", [])), default=0))
         acc = None
         for labels, value in fam.get("driftline_model_metric", []):
             if labels.get("metric") == "rolling_accuracy" and labels.get("version") == str(version):

@@ -108,6 +108,7 @@ def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
         "label_delay_p50_s": round(sorted(delays)[len(delays) // 2], 3) if delays else None,
         "dead_letters": data.deadletters,
         "duration_s": round(result.samples[-1].t, 1) if result.samples else 0.0,
+        "worker_exit": dict(result.worker_exit),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -312,7 +313,7 @@ class DemoRun:
     def stop(self) -> None:
         """SIGTERM every worker at once (they drain and commit), wait; then the stack if we started it."""
         for w in self.workers:
-            w.signal(15)
+            w.signal(signal.SIGTERM)
         for w in self.workers:
             self.result.worker_exit[w.role] = w.stop(timeout=30)
         if self._started_stack and not self.options.keep_stack:

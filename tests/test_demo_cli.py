@@ -1,0 +1,60 @@
+"""``driftline demo`` end to end: a subprocess against the real broker, three worker processes, a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+EVENTS = 1500
+
+
+def test_demo_runs_to_completion_and_writes_a_valid_report(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report"
+    env = {
+        **os.environ,
+        "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
+        "DRIFTLINE__REDIS__KEY_PREFIX": prefix.rstrip("."),
+    }
+    env.pop("DRIFTLINE_CONFIG", None)
+    cmd = [
+        sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
+        "--bootstrap", "127.0.0.1:9092", "demo", "--events", str(EVENTS), "--rate", "300",
+        "--label-delay", "100", "--no-live", "--report", str(report), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+
+    # Every event was scored exactly once, every label joined and learned.
+    assert summary["outcome"] == "completed"
+    assert summary["events"] == summary["predictions"] == EVENTS
+    assert summary["labels"] == summary["training_examples"] == summary["learned"] == EVENTS
+    assert summary["versions_released"] >= 2 and summary["latest_version"] >= summary["served_version"] >= 1
+    assert 0.5 < summary["accuracy"] <= 1.0
+    assert summary["latency_p50_ms"] <= summary["latency_p99_ms"]
+    assert summary["dead_letters"] == 0
+    assert summary["topic_prefix"] == prefix
+    # The workers were stopped (SIGTERM, clean exit), not left behind.
+    assert set(summary["worker_exit"]) == {"score", "join", "train"}
+    assert all(code is not None for code in summary["worker_exit"].values())
+    # A progress line per few seconds in --no-live mode.
+    assert re.search(r"produced \d+/1500 scored \d+", done.stderr)
+
+    page = (report / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4
+    for name in ("accuracy", "throughput_latency", "label_delay", "pipeline"):
+        with Image.open(report / f"{name}.png") as im:
+            assert im.format == "PNG"
+            assert 800 <= im.width <= 2000 and 300 <= im.height <= 1200
+            im.verify()
