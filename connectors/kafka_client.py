@@ -71,6 +71,36 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return conf
 
 
+class SaslPayloadFilter(logging.Filter):
+    """Blank the SASL payload of requests that aiokafka logs at DEBUG.
+
+    aiokafka's connection logger prints every request it sends, and a SASL PLAIN ``SaslAuthenticateRequest``
+    carries ``\\0user\\0password`` in clear: with DEBUG logging on, the password would reach the log (found by
+    ``tests/test_security_transport.py``). The request object is replaced, not the formatted text, so a password
+    cut short by the request's own truncated repr is hidden too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(
+            type(a).__name__.startswith("SaslAuthenticateRequest") for a in args
+        ):
+            record.args = tuple(
+                f"{type(a).__name__}(sasl_auth_bytes=<redacted>)"
+                if type(a).__name__.startswith("SaslAuthenticateRequest")
+                else a
+                for a in args
+            )
+        return True
+
+
+def hide_sasl_payloads(logger_name: str = "aiokafka.conn") -> None:
+    """Attach :class:`SaslPayloadFilter` to aiokafka's connection logger (once; safe to call again)."""
+    target = logging.getLogger(logger_name)
+    if not any(isinstance(f, SaslPayloadFilter) for f in target.filters):
+        target.addFilter(SaslPayloadFilter())
+
+
 def redacted(conf: dict[str, Any]) -> dict[str, Any]:
     """A copy of a client config that is safe to log or print (secret values masked)."""
     return {

@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 
+from connectors.kafka_client import hide_sasl_payloads
 from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError
 from streams.join import Joiner, build_join_store, rebuild_join_state
@@ -70,6 +71,7 @@ def _credentials(settings: Settings) -> Any:
             context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile, password=k.ssl_key_password.get() or None)
     if k.security_protocol == "SSL":
         return faust.SSLCredentials(context)
+    hide_sasl_payloads()  # aiokafka logs SASL PLAIN's password at DEBUG otherwise
     if not k.sasl_mechanism or not k.sasl_username:
         raise ConfigError(
             f"kafka.sasl_mechanism and kafka.sasl_username: required with security_protocol {k.security_protocol}"
