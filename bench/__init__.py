@@ -1,0 +1,1 @@
+"""driftline benchmarks: ``driftline bench`` (see BENCHMARKS.md)."""

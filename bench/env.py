@@ -1,0 +1,176 @@
+"""One benchmark run's surroundings: a fresh topic prefix, its settings, worker processes, the machine, cleanup.
+
+Every run gets its own topic prefix and Redis key prefix (``bench-<hex>.``), so runs never read each other's
+events, and everything created under that prefix is deleted at the end (unless ``keep`` is set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka.admin import AdminClient
+
+from connectors.kafka_client import client_config
+from connectors.topics import ensure_topics
+from streams.processes import WorkerProcess
+from streams.settings import Settings, load_settings
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr so ``--json`` output on stdout stays one clean object."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on: cores, CPU model, RAM, Python and library versions."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    except OSError:
+        pass
+    import confluent_kafka
+    import faust
+    import river
+
+    return {
+        "nproc": os.cpu_count() or 0,
+        "cpu_model": cpu,
+        "ram_gb": ram_gb,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "river": river.__version__,
+        "faust_streaming": faust.__version__,
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
+
+
+@dataclass
+class BenchEnv:
+    """Settings and worker processes for one benchmark run under a fresh prefix."""
+
+    base: Settings
+    keep: bool = False
+    prefix: str = field(default_factory=lambda: f"bench-{secrets.token_hex(4)}.")
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="driftline-bench-")))
+    workers: list[WorkerProcess] = field(default_factory=list)
+    signing_key: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def settings(self, model: str, learner: str, params: Mapping[str, Any] | None = None) -> Settings:
+        """Settings for one model of this run: topics of its own (``<run prefix><model>.``), so one
+        measurement never reads another's events."""
+        return load_settings(config_file=self.config_file(model, learner, params), environ={})
+
+    def config_file(self, model: str, learner: str, params: Mapping[str, Any] | None = None) -> Path:
+        """A YAML file holding everything a worker of ``model`` needs (workers get it via DRIFTLINE_CONFIG)."""
+        b = self.base
+        doc = {
+            "kafka": {"bootstrap": b.kafka.bootstrap, "topic_prefix": f"{self.prefix}{model}."},
+            "redis": {"url": b.redis.url.get(), "key_prefix": self.prefix.rstrip(".")},
+            "model": {
+                "name": model,
+                "learner": {"name": learner, "params": dict(params or {})},
+                "signing_key": self.signing_key,
+                "artifact_store": str(self.workdir / "artifacts"),
+            },
+            "state_dir": str(self.workdir / "state"),
+        }
+        path = self.workdir / f"{model}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)  # it holds the run's signing key
+        return path
+
+    def ensure_topics(self, settings: Settings) -> None:
+        ensure_topics(settings)
+
+    def start_worker(
+        self, role: str, model: str, learner: str, params: Mapping[str, Any] | None = None, tag: str = ""
+    ) -> WorkerProcess:
+        """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
+        env = {"DRIFTLINE_CONFIG": str(self.config_file(model, learner, params))}
+        # The worker reads these from its own environment first: make sure ours cannot leak in.
+        for var in (
+            "DRIFTLINE_TOPIC_PREFIX",
+            "DRIFTLINE_MODEL",
+            "DRIFTLINE_STATE_DIR",
+            "DRIFTLINE_SIGNING_KEY",
+        ):
+            env[var] = ""
+        name = f"{model}-{role}{tag}-{len(self.workers)}"
+        worker = WorkerProcess(role, env, self.workdir / "logs" / f"{name}.log").start()
+        self.workers.append(worker)
+        if not worker.wait_metrics(90):
+            raise RuntimeError(f"worker {name} did not start:\n{worker.log_tail()}")
+        return worker
+
+    def stop_worker(self, worker: WorkerProcess) -> None:
+        worker.stop(30)
+        if worker in self.workers:
+            self.workers.remove(worker)
+
+    def close(self) -> None:
+        """Stop this run's workers (only those started here) and delete this run's topics and Redis keys."""
+        for worker in list(self.workers):
+            worker.stop(30)
+        self.workers.clear()
+        if self.keep:
+            progress(f"kept topics with prefix {self.prefix!r} and {self.workdir}")
+            return
+        try:
+            admin = AdminClient(client_config(self.base))
+            topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(self.prefix)]
+            if topics:
+                for future in admin.delete_topics(topics, operation_timeout=30).values():
+                    with contextlib.suppress(Exception):  # best effort: a leftover topic is harmless
+                        future.result()
+        except Exception as exc:
+            progress(f"could not delete topics of {self.prefix}: {exc}")
+        try:
+            import redis
+
+            client = redis.Redis.from_url(self.base.redis.url.get(), socket_timeout=5)
+            keys = list(client.scan_iter(match=f"{self.prefix.rstrip('.')}*", count=1000))
+            for i in range(0, len(keys), 500):
+                client.delete(*keys[i : i + 500])
+        except Exception as exc:
+            progress(f"could not delete Redis keys of {self.prefix}: {exc}")
+
+
+def metric_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+    """One sample from Prometheus text exposition, or None (labels must all match)."""
+    want = labels or {}
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, rest = head.partition("{")
+        if metric != name:
+            continue
+        found = dict(
+            part.split("=", 1) for part in rest.rstrip("}").split(",") if "=" in part
+        )  # values keep their quotes
+        if all(found.get(k) == f'"{v}"' for k, v in want.items()):
+            return float(value)
+    return None

@@ -1,0 +1,239 @@
+"""Measurements through the real pipeline: worker processes started by pid, events through the local broker.
+
+- scoring throughput: ``features`` pre-filled, one ``score`` worker started, events per second from the first
+  to the last Prediction's Kafka timestamp;
+- latency: features produced at a fixed rate; latency is the Prediction's Kafka timestamp (set when the worker
+  queued it) minus the FeatureEvent's Kafka timestamp (set when the bench queued it); ``visible`` latency is the
+  bench consumer's receive time minus the same, so it also holds the worker's flush and the fetch;
+- learning throughput: ``training`` pre-filled, one ``train`` worker started, examples learned per second from
+  the trainer's own status (``n_learned`` and ``updated_at``, published after every batch);
+- release to scorers: a signed release published on ``models``, time until every score worker's
+  ``driftline_served_model_version`` shows it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from bench.data import Row, feature_value, publish_release, raw_producer, release_record
+from bench.env import metric_value, progress
+from connectors.kafka_client import client_config
+from schemas.codec import Codec
+from streams.commands.models import trainer_status
+from streams.processes import WorkerProcess
+from streams.settings import Settings
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; 0.0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Seen:
+    """One Prediction read back: its Kafka timestamp, when the bench received it, and what it said."""
+
+    kafka_ts_ms: int
+    received_ms: float
+    version: int
+    prediction: Any
+
+
+@dataclass
+class PredictionReader:
+    """A background consumer of ``predictions`` (every partition, from the beginning), indexed by event id."""
+
+    settings: Settings
+    codec: Codec
+    seen: dict[str, Seen] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> PredictionReader:
+        self._thread = threading.Thread(target=self._run, name="bench-predictions", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        topic = self.settings.topic("predictions")
+        consumer = Consumer(
+            client_config(
+                self.settings,
+                **{"group.id": f"{topic}-bench-reader", "enable.auto.commit": False, "fetch.wait.max.ms": 5},
+            )
+        )
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        try:
+            while not self._stop.is_set():
+                for msg in consumer.consume(1000, 0.05):
+                    if msg.error():
+                        continue
+                    received = time.time() * 1000
+                    value = self.codec.decode("Prediction", msg.value() or b"", topic=topic)
+                    self.seen[value["id"]] = Seen(
+                        msg.timestamp()[1], received, value["version"], value["prediction"]
+                    )
+        finally:
+            consumer.close()
+
+    def wait_for(self, ids: list[str], timeout: float) -> list[Seen]:
+        """The predictions for ``ids``; raises if they do not all arrive within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            missing = sum(1 for i in ids if i not in self.seen)
+            if not missing:
+                return [self.seen[i] for i in ids]
+            time.sleep(0.1)
+        got = sum(1 for i in ids if i in self.seen)
+        raise RuntimeError(f"only {got} of {len(ids)} predictions arrived within {timeout:g} s")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def score_throughput(
+    reader: PredictionReader, rows: list[Row], worker: WorkerProcess, timeout: float
+) -> dict[str, Any]:
+    """Events per second of one score worker over the pre-filled ``rows`` (first to last prediction out)."""
+    try:
+        seen = reader.wait_for([r[0] for r in rows], timeout)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}; worker log:\n{worker.log_tail()}") from exc
+    stamps = [s.kafka_ts_ms for s in seen]
+    span_s = (max(stamps) - min(stamps)) / 1000.0
+    return {
+        "score_eps": (len(rows) - 1) / span_s if span_s > 0 else 0.0,
+        "score_span_s": span_s,
+        "null_predictions": sum(1 for s in seen if s.prediction is None),
+    }
+
+
+def latency_at_rate(
+    settings: Settings, codec: Codec, reader: PredictionReader, rows: list[Row], rate: float, timeout: float
+) -> dict[str, Any]:
+    """Produce ``rows`` at ``rate`` events per second and measure feature-to-prediction latency of each."""
+    topic = settings.topic("features")
+    producer = raw_producer(settings, **{"linger.ms": 0})
+    sent_ms: dict[str, int] = {}
+    start = time.perf_counter()
+    for i, row in enumerate(rows):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        now = int(time.time() * 1000)
+        data = codec.encode("FeatureEvent", feature_value(row, now), topic=topic)
+        producer.produce(topic, data, row[0].encode(), timestamp=now)
+        sent_ms[row[0]] = now
+        producer.poll(0)
+    producer.flush(30)
+    achieved = len(rows) / (time.perf_counter() - start)
+    seen = reader.wait_for([r[0] for r in rows], timeout)
+    lat = [max(0.0, s.kafka_ts_ms - sent_ms[r[0]]) for r, s in zip(rows, seen, strict=True)]
+    visible = [max(0.0, s.received_ms - sent_ms[r[0]]) for r, s in zip(rows, seen, strict=True)]
+    return {
+        "latency_rate_eps": rate,
+        "latency_achieved_eps": achieved,
+        "latency_n": len(rows),
+        "latency_p50_ms": percentile(lat, 50),
+        "latency_p99_ms": percentile(lat, 99),
+        "latency_max_ms": max(lat),
+        "visible_latency_p50_ms": percentile(visible, 50),
+        "visible_latency_p99_ms": percentile(visible, 99),
+    }
+
+
+def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout: float) -> dict[str, Any]:
+    """Examples per second learned by one train worker over ``n`` pre-filled TrainingExamples."""
+    first: tuple[int, int] | None = None
+    last: tuple[int, int] = (0, 0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = trainer_status(settings)
+        if status is not None and status["n_learned"] > 0:
+            point = (status["n_learned"], status["updated_at"])
+            first = first or point
+            last = point
+            if last[0] >= n:
+                break
+        if not worker.alive():
+            raise RuntimeError(f"train worker exited:\n{worker.log_tail()}")
+        time.sleep(0.02)
+    if first is None or last[0] < n:
+        raise RuntimeError(f"trainer learned {last[0]} of {n} within {timeout:g} s:\n{worker.log_tail()}")
+    span_s = (last[1] - first[1]) / 1000.0
+    return {
+        "learn_eps": (last[0] - first[0]) / span_s if span_s > 0 else 0.0,
+        "learn_span_s": span_s,
+        "n_learned": last[0],
+    }
+
+
+def served_versions(workers: list[WorkerProcess], model: str) -> list[int]:
+    out = []
+    for w in workers:
+        try:
+            value = metric_value(w.metrics_text(1.0), "driftline_served_model_version", {"model": model})
+        except OSError:
+            value = None
+        out.append(int(value or 0))
+    return out
+
+
+def wait_served(
+    workers: list[WorkerProcess], model: str, version: int, timeout: float, poll_s: float = 0.005
+) -> float:
+    """Seconds until every worker serves ``version`` (raises after ``timeout``)."""
+    t0 = time.perf_counter()
+    while True:
+        if min(served_versions(workers, model)) >= version:
+            return time.perf_counter() - t0
+        if time.perf_counter() - t0 > timeout:
+            logs = "\n".join(w.log_tail(10) for w in workers)
+            raise RuntimeError(f"{model} v{version} not served by every scorer within {timeout:g} s:\n{logs}")
+        time.sleep(poll_s)
+
+
+def release_to_scorers(
+    settings: Settings,
+    codec: Codec,
+    workers: list[WorkerProcess],
+    model: Any,
+    key: str,
+    first_version: int,
+    count: int,
+    between: Callable[[], None] = lambda: time.sleep(0.3),
+) -> dict[str, Any]:
+    """Publish ``count`` signed releases of ``model``; time each until every scorer in ``workers`` serves it."""
+    producer = raw_producer(settings, **{"linger.ms": 0})
+    times = []
+    size = 0
+    for version in range(first_version, first_version + count):
+        record = release_record(settings, model, version, key)  # pickled and signed before the clock starts
+        size = len(record["artifact"] or b"")
+        t0 = time.perf_counter()
+        publish_release(settings, codec, record, producer)
+        wait_served(workers, settings.model.name, version, 30)
+        times.append((time.perf_counter() - t0) * 1000)
+        between()
+    progress(f"  releases to {len(workers)} scorers: {', '.join(f'{t:.0f}' for t in times)} ms")
+    return {
+        "release_to_scorers_p50_ms": percentile(times, 50),
+        "release_to_scorers_p99_ms": percentile(times, 99),
+        "release_to_scorers_max_ms": max(times),
+        "release_count": count,
+        "release_bytes": size,
+    }

@@ -1,0 +1,219 @@
+"""``run_bench(settings, options)``: the whole benchmark, model by model, and the table it prints.
+
+For each model (a scaled logistic regression and a Hoeffding tree), on the same events:
+score worker throughput, latency at half that rate, release-to-scorers with two scorers, the hand-written
+confluent-kafka loop, the bare River loop and the train worker's learning throughput. Then the event-loop stall
+during a large model's hot swap and, if asked, the long soak. Headline keys are the logistic regression's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.baselines import naive_loop, river_loop
+from bench.data import (
+    fill_features,
+    fill_training,
+    make_rows,
+    pretrained,
+    publish_release,
+    raw_producer,
+    release_record,
+)
+from bench.env import BenchEnv, machine_info, progress
+from bench.pipeline import (
+    PredictionReader,
+    latency_at_rate,
+    learn_throughput,
+    release_to_scorers,
+    score_throughput,
+    wait_served,
+)
+from bench.soak import soak
+from bench.stall import swap_stall
+from connectors.kafka_client import client_config
+from connectors.stack import ensure_stack
+from learners.config import LearnerSpec
+from schemas.codec import default_codec
+from streams.settings import Settings
+
+MODELS = {"logistic_regression": "lr", "hoeffding_tree": "ht"}
+HEADLINE = "logistic_regression"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How big a run is. ``quick`` keeps the whole run to a few minutes."""
+
+    events: int = 50_000
+    latency_seconds: float = 15.0
+    releases: int = 20
+    stall: bool = True
+    stall_events: int = 5_000
+    soak: int = 0
+    keep: bool = False
+    models: tuple[str, ...] = tuple(MODELS)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> Options:
+        base = {"events": 20_000, "latency_seconds": 8.0, "releases": 8, "stall_events": 3_000}
+        return cls(**{**base, **changes})
+
+
+def _create_topic(settings: Settings, name: str) -> None:
+    admin = AdminClient(client_config(settings))
+    for future in admin.create_topics([NewTopic(name, settings.kafka.partitions, 1)]).values():
+        future.result()
+    time.sleep(0.5)  # leaders elected
+
+
+def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
+    """Every per-model figure for ``kind`` (a learner kind of ``learners.specs``)."""
+    codec = default_codec()
+    short = MODELS.get(kind, kind)
+    spec = LearnerSpec(kind)
+    rows = make_rows(opts.events, seed=1)
+    train_rows = make_rows(2000, seed=2, start=opts.events)
+    settings = env.settings(f"score-{short}", kind)
+    env.ensure_topics(settings)
+    served = pretrained(spec, train_rows)
+    publish_release(
+        settings, codec, release_record(settings, served, 1, env.signing_key), raw_producer(settings)
+    )
+    progress(f"{kind}: pre-filling {len(rows)} features")
+    fill_features(settings, codec, rows)
+    out: dict[str, Any] = {"events": len(rows)}
+    reader = PredictionReader(settings, codec).start()
+    try:
+        progress(f"{kind}: one score worker through {len(rows)} events")
+        scorer = env.start_worker("score", settings.model.name, kind)
+        out.update(score_throughput(reader, rows, scorer, timeout=max(120.0, len(rows) / 500)))
+        progress(f"{kind}: score {out['score_eps']:.0f} events/s")
+
+        rate = max(10.0, out["score_eps"] / 2)
+        n_lat = max(100, int(rate * opts.latency_seconds))
+        lat_rows = [(f"l{id_}", x, y) for id_, x, y in (rows * (1 + n_lat // len(rows)))[:n_lat]]
+        progress(f"{kind}: latency at {rate:.0f} events/s for {n_lat} events")
+        out.update(latency_at_rate(settings, codec, reader, lat_rows, rate, timeout=120))
+        progress(f"{kind}: latency p50 {out['latency_p50_ms']:.1f} ms, p99 {out['latency_p99_ms']:.1f} ms")
+
+        second = env.start_worker("score", settings.model.name, kind, tag="b")
+        wait_served([scorer, second], settings.model.name, 1, 60)
+        out.update(
+            release_to_scorers(settings, codec, [scorer, second], served, env.signing_key, 2, opts.releases)
+        )
+        env.stop_worker(second)
+        env.stop_worker(scorer)
+    finally:
+        reader.stop()
+
+    progress(f"{kind}: hand-written confluent-kafka loop over the same {len(rows)} events")
+    naive_topic = f"{env.prefix}naive-{short}.predictions"
+    _create_topic(settings, naive_topic)
+    out["naive_loop_eps"] = naive_loop(settings, codec, served, len(rows), naive_topic)
+    progress(f"{kind}: bare River loop")
+    out.update(river_loop(spec, train_rows, rows))
+
+    learn_settings = env.settings(f"learn-{short}", kind)
+    progress(f"{kind}: pre-filling {len(rows)} training examples; one train worker")
+    fill_training(learn_settings, codec, rows)
+    trainer = env.start_worker("train", learn_settings.model.name, kind)
+    out.update(learn_throughput(learn_settings, len(rows), trainer, timeout=max(300.0, len(rows) / 100)))
+    env.stop_worker(trainer)
+    out["score_vs_naive"] = out["score_eps"] / out["naive_loop_eps"]
+    out["learn_vs_river_learn"] = out["learn_eps"] / out["river_learn_eps"]
+    progress(
+        f"{kind}: naive {out['naive_loop_eps']:.0f}/s, river predict {out['river_predict_eps']:.0f}/s, "
+        f"learn {out['learn_eps']:.0f}/s vs river learn {out['river_learn_eps']:.0f}/s"
+    )
+    return out
+
+
+HEADLINE_KEYS = (
+    "score_eps",
+    "naive_loop_eps",
+    "river_predict_eps",
+    "learn_eps",
+    "river_learn_eps",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "release_to_scorers_p99_ms",
+    "score_vs_naive",
+    "learn_vs_river_learn",
+)
+
+
+def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
+    """Run the benchmark against the local stack (started if needed) and return one result object."""
+    started = time.time()
+    ensure_stack(base)
+    env = BenchEnv(base, keep=opts.keep)
+    progress(f"topic prefix {env.prefix!r}, work dir {env.workdir}")
+    result: dict[str, Any] = {"machine": machine_info(), "models": {}}
+    try:
+        for kind in opts.models:
+            result["models"][kind] = bench_model(env, kind, opts)
+        if opts.stall:
+            result["swap"] = swap_stall(env, default_codec(), make_rows(opts.stall_events, seed=3))
+            progress(
+                f"stall: {result['swap']['swap_model_bytes'] / 1e6:.1f} MB model, max loop lag "
+                f"{result['swap']['swap_max_loop_lag_ms']:.1f} ms"
+            )
+        if opts.soak:
+            result["soak"] = soak(env, default_codec(), opts.soak)
+    finally:
+        env.close()
+    head = result["models"].get(HEADLINE) or next(iter(result["models"].values()))
+    for key in HEADLINE_KEYS:
+        result[key] = head[key]
+    result["headline_model"] = HEADLINE if HEADLINE in result["models"] else next(iter(result["models"]))
+    result["options"] = {k: getattr(opts, k) for k in ("events", "latency_seconds", "releases", "soak")}
+    result["elapsed_s"] = time.time() - started
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """A plain-text table of the per-model figures, the ratios and the machine."""
+    rows = [
+        ("score worker (events/s)", "score_eps", "{:,.0f}"),
+        ("hand-written loop (events/s)", "naive_loop_eps", "{:,.0f}"),
+        ("  ratio score/naive", "score_vs_naive", "{:.2f}x"),
+        ("bare River predict_one (/s)", "river_predict_eps", "{:,.0f}"),
+        ("train worker (examples/s)", "learn_eps", "{:,.0f}"),
+        ("bare River learn_one (/s)", "river_learn_eps", "{:,.0f}"),
+        ("  ratio learn/river_learn", "learn_vs_river_learn", "{:.2f}x"),
+        ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
+        ("latency p50 (ms)", "latency_p50_ms", "{:.1f}"),
+        ("latency p99 (ms)", "latency_p99_ms", "{:.1f}"),
+        ("visible latency p99 (ms)", "visible_latency_p99_ms", "{:.1f}"),
+        ("release to 2 scorers p50 (ms)", "release_to_scorers_p50_ms", "{:.0f}"),
+        ("release to 2 scorers p99 (ms)", "release_to_scorers_p99_ms", "{:.0f}"),
+    ]
+    models = list(result["models"])
+    lines = [f"{'':32}" + "".join(f"{m:>22}" for m in models)]
+    for label, key, fmt in rows:
+        cells = [result["models"][m].get(key) for m in models]
+        lines.append(f"{label:32}" + "".join(f"{fmt.format(c) if c is not None else '-':>22}" for c in cells))
+    if "swap" in result:
+        s = result["swap"]
+        lines.append(
+            f"hot swap of a {s['swap_model_bytes'] / 1e6:.1f} MB ARF: loaded in {s['swap_load_ms']:.0f} ms, "
+            f"max event-loop lag {s['swap_max_loop_lag_ms']:.1f} ms (idle baseline {s['baseline_max_loop_lag_ms']:.1f})"
+        )
+    if "soak" in result:
+        s = result["soak"]
+        lines.append(
+            f"soak {s['soak_events']:,} events in {s['soak_seconds']:.0f} s: worker RSS "
+            f"{s['soak_rss_start_mb']:.0f} -> {s['soak_rss_end_mb']:.0f} MB "
+            f"(second-half peak minus first-half peak {s['soak_rss_growth_mb']:+.1f} MB)"
+        )
+    m = result["machine"]
+    lines.append(
+        f"machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['ram_gb']} GB RAM; Python {m['python']}, "
+        f"River {m['river']}, faust-streaming {m['faust_streaming']}, librdkafka {m['librdkafka']}"
+    )
+    return "\n".join(lines)

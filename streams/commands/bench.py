@@ -1,0 +1,63 @@
+"""``driftline bench [--quick] [--json]``: the benchmark suite through the real local broker (see BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from streams.cli import global_overrides
+from streams.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the pipeline through the real local Kafka",
+        description=(
+            "Measure scoring and learning throughput, feature-to-prediction latency at half the maximum rate, and "
+            "release-to-scorers time through the local Kafka and Redis (started if needed), next to a bare River "
+            "loop and a hand-written confluent-kafka loop on the same events. Each run uses a fresh topic prefix "
+            "and deletes its topics afterwards. Progress goes to stderr; BENCHMARKS.md explains every figure."
+        ),
+    )
+    p.add_argument("--quick", action="store_true", help="a smaller run that finishes in a few minutes")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--events", type=int, help="events per measurement (default 50000, 20000 with --quick)")
+    p.add_argument("--releases", type=int, help="releases timed per model for release-to-scorers")
+    p.add_argument("--latency-seconds", type=float, help="how long to produce at half rate for latency")
+    p.add_argument(
+        "--models",
+        help="comma-separated learner kinds (default logistic_regression,hoeffding_tree)",
+    )
+    p.add_argument("--no-stall", action="store_true", help="skip the large-model hot-swap stall measurement")
+    p.add_argument(
+        "--soak", type=int, metavar="N", default=0, help="also run N events through one worker, sampling RSS"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the run's topics, Redis keys and work dir")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.suite import Options, render, run_bench
+
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    changes = {
+        key: value
+        for key, value in {
+            "events": args.events,
+            "releases": args.releases,
+            "latency_seconds": args.latency_seconds,
+            "models": tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None,
+        }.items()
+        if value is not None
+    }
+    changes.update(stall=not args.no_stall, soak=args.soak, keep=args.keep)
+    opts = Options.quick(**changes) if args.quick else Options(**changes)
+    result = run_bench(settings, opts)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(render(result))
+    sys.stdout.flush()
+    return 0
