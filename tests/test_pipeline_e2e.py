@@ -9,6 +9,7 @@ probation is long over when the drift comes, so the guard's answer to the drift 
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tests.pipeline_helpers import Pipeline, accuracy, distinct_ids, running
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-EVENTS = 2500
+EVENTS = 3000
 CHANGE = 1000
 DELAY = 200
 RATE = 250.0  # events/s: labels really arrive ~0.8 s after their events while the workers run
@@ -43,6 +44,28 @@ def write_csv(path: Path, rows: list[tuple[str, dict[str, float], int]]) -> Path
     lines = ["id,a,b,c,y"] + [f"{i},{x['a']!r},{x['b']!r},{x['c']!r},{y}" for i, x, y in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def timeline(pipeline: Pipeline, predictions: list[dict], releases: list[dict], drift: list[dict]) -> str:
+    """Releases, concept-drift alarms and guard decisions, with seconds since the first prediction."""
+    t0 = min(int(p["scored_at"]) for p in predictions)
+    lines = [
+        f"  {(int(r['created_at']) - t0) / 1000:6.1f} s  release v{r['version']} {r['reason']} "
+        f"n_learned={r['metrics'].get('n_learned')}"
+        for r in releases
+    ]
+    lines += [
+        f"  {(int(d['ts']) - t0) / 1000:6.1f} s  drift {d['signal']} at label {d['index']}" for d in drift
+    ]
+    audit = pipeline.state_dir / "audit" / f"{pipeline.prefix}default.jsonl"
+    if audit.exists():
+        for line in audit.read_text().splitlines():
+            entry = json.loads(line)
+            if entry["kind"] == "decision":
+                lines.append(
+                    f"  {(int(entry['ts']) - t0) / 1000:6.1f} s  decision {entry.get('text', entry)}"
+                )
+    return "\n".join(sorted(lines, key=lambda line: float(line.split()[0])))
 
 
 @pytest.fixture
@@ -96,9 +119,10 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
 
         # The guard promoted a challenger after the drift.
         releases = pipeline.releases()
+        story = timeline(pipeline, predictions, releases, concept)
         reasons = [(int(r["version"]), r["reason"]) for r in releases]
         challengers = [r for r in releases if r["reason"] == "challenger"]
-        assert challengers, f"no challenger promoted; releases: {reasons}"
+        assert challengers, f"no challenger promoted:\n{story}"
         promoted = challengers[0]
         v_new = int(promoted["version"])
         latest = int(releases[-1]["version"])
@@ -117,7 +141,7 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
         assert switch_s < 10, f"the scorer took {switch_s:.1f} s to serve v{v_new}"
         older = [p["id"] for p in in_order[first_new:] if int(p["version"]) < v_new]
         assert not older, f"{len(older)} prediction(s) after the switch used a version older than v{v_new}"
-        assert len(in_order) - first_new >= 300, "too few predictions after the switch to judge recovery"
+        assert len(in_order) - first_new >= 300, f"the challenger came too late to judge recovery:\n{story}"
 
         # Accuracy of what was served: right after the change vs the tail, once the challenger serves.
         by_index = sorted(predictions, key=lambda p: int(p["id"][1:]))
@@ -128,7 +152,7 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
         assert before >= 0.8, f"the model never learned the first concept (accuracy {before:.3f})"
         assert after_change < before - 0.1, f"the drift did not hurt ({before:.3f} -> {after_change:.3f})"
         assert tail >= 0.8 and tail > after_change + 0.1, (
-            f"accuracy did not recover: {after_change:.3f} -> {tail:.3f}"
+            f"accuracy did not recover: {after_change:.3f} -> {tail:.3f}\n{story}"
         )
 
         # n_learned (the trainer's live value in `models show`) counts every label once in the lineage.
