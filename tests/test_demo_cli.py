@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,39 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
             assert im.format == "PNG"
             assert 800 <= im.width <= 2000 and 300 <= im.height <= 1200
             im.verify()
+
+
+def test_ctrl_c_stops_producing_and_loses_nothing(prefix: str, redis_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
+        "DRIFTLINE__REDIS__KEY_PREFIX": prefix.rstrip("."),
+    }
+    env.pop("DRIFTLINE_CONFIG", None)
+    cmd = [
+        sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
+        "demo", "--events", "20000", "--rate", "200", "--no-live", "--report", str(tmp_path / "r"), "--json",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        # Interrupt while producing: after the second progress line (a few seconds into the stream).
+        seen = 0
+        for line in proc.stderr:
+            seen += "producing: produced" in line
+            if seen == 2:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["outcome"] == "interrupted"
+    assert 0 < summary["events"] < 20000
+    # Every event sent before the interrupt was scored, and its label (owed later) still sent, joined and learned.
+    assert summary["predictions"] == summary["events"] == summary["labels"]
+    assert summary["training_examples"] == summary["learned"] == summary["events"]
+    assert all(code is not None for code in summary["worker_exit"].values())
+    assert (tmp_path / "r" / "report.html").is_file()

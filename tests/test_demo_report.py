@@ -52,12 +52,15 @@ def test_sample_sums_counters_over_workers() -> None:
     train.set_model_metrics("default", 3, {"rolling_accuracy": 0.875})
     train.drift_alarms.labels(model="default", detector="adwin", signal="error").inc()
     train.guard_decisions.labels(model="default", outcome="promote", reason="incremental").inc(2)
-    fam = parse_metrics(generate_latest(score.registry).decode())
-    parse_metrics(generate_latest(train.registry).decode(), fam)
+    score.observe_release("default", "incremental")
+    train.observe_release("default", "incremental")
+    fam = parse_metrics(generate_latest(score.registry).decode(), instance="score")
+    parse_metrics(generate_latest(train.registry).decode(), fam, instance="train")
     s = Sample.from_families(fam, t=2.0, workers_up=2)
     assert (s.scored, s.learned, s.deadletters, s.served_version) == (92, 40, 2, 3)
     assert s.accuracy == 0.875
     assert s.alarms == {"adwin/error": 1} and s.guard == {"promote/incremental": 2}
+    assert s.releases == {"incremental": 1}  # published once, loaded once: one release
     p50 = s.latency_quantile(0.5)
     assert p50 is not None and 0.01 <= p50 <= 0.025
 

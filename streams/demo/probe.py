@@ -25,12 +25,15 @@ __all__ = ["Sample", "histogram_quantile", "parse_metrics", "scrape"]
 Families = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def parse_metrics(text: str, into: Families | None = None) -> Families:
-    """Prometheus text exposition -> ``{sample name: [(labels, value)]}`` (appends to ``into`` if given)."""
+def parse_metrics(text: str, into: Families | None = None, instance: str = "") -> Families:
+    """Prometheus text exposition -> ``{sample name: [(labels, value)]}`` (appends to ``into`` if given).
+
+    ``instance`` is added as a label, so series of different workers stay apart after merging.
+    """
     out: Families = {} if into is None else into
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+            out.setdefault(s.name, []).append(({**s.labels, "instance": instance}, float(s.value)))
     return out
 
 
@@ -41,7 +44,7 @@ def scrape(urls: Iterable[str], timeout: float = 1.0) -> tuple[Families, int]:
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
-                parse_metrics(resp.read().decode(), families)
+                parse_metrics(resp.read().decode(), families, instance=url)
             answered += 1
         except (OSError, ValueError):
             continue
@@ -57,6 +60,19 @@ def _by(fam: Families, name: str, label: str, **match: str) -> dict[str, float]:
     for labels, v in fam.get(name, []):
         if all(labels.get(k) == x for k, x in match.items()):
             out[labels.get(label, "")] = out.get(labels.get(label, ""), 0.0) + v
+    return out
+
+
+def _releases(fam: Families) -> dict[str, int]:
+    """Releases per reason: the trainer counts what it published and every scorer what it loaded, so the
+    largest count of any one worker, not the sum."""
+    per: dict[tuple[str, str], float] = {}
+    for labels, v in fam.get("driftline_releases_total", []):
+        key = (labels.get("instance", ""), labels.get("reason", ""))
+        per[key] = per.get(key, 0.0) + v
+    out: dict[str, int] = {}
+    for (_, reason), v in per.items():
+        out[reason] = max(out.get(reason, 0), int(v))
     return out
 
 
@@ -144,7 +160,7 @@ class Sample:
             accuracy=acc,
             alarms=alarms,
             guard=guard,
-            releases={k: int(v) for k, v in _by(fam, "driftline_releases_total", "reason").items()},
+            releases=_releases(fam),
             latency_buckets=_buckets(fam, "driftline_end_to_end_latency_seconds"),
         )
 
