@@ -376,10 +376,7 @@ class ModelLifecycle:
         if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
             raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
         current = getattr(targets[section], name)
-        try:
-            parsed: Any = value.lower() in ("1", "true", "yes", "on") if isinstance(current, bool) else type(current)(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"set: bad value {value!r} for {key}") from exc
+        parsed = _parse_setting(key, value, current)
         new = dataclasses.replace(targets[section], **{name: parsed})
         if section == "guard":
             self.guard = new  # type: ignore[assignment]
@@ -401,3 +398,25 @@ class ModelLifecycle:
             probation=float(self._probation is not None),
         )
         return out
+
+
+# Shares and significance levels: strictly between 0 and 1.
+_PROBABILITIES = {"alpha", "probation_alpha", "max_disagreement", "collapse_share", "adwin_delta"}
+
+
+def _parse_setting(key: str, value: str, current: Any) -> Any:
+    """Parse a live ``set`` value like the current one; refuse NaN/inf, negatives and shares outside (0, 1)."""
+    if isinstance(current, bool):
+        if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"set: {key} expects true or false, got {value!r}")
+        return value.lower() in ("1", "true", "yes", "on")
+    try:
+        parsed = type(current)(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"set: bad value {value!r} for {key} (expected {type(current).__name__})") from exc
+    if isinstance(parsed, (int, float)):
+        if not math.isfinite(parsed) or parsed < 0:
+            raise ConfigError(f"set: {key} must be a finite, non-negative number, got {value!r}")
+        if key.partition(".")[2] in _PROBABILITIES and not 0 < parsed < 1:
+            raise ConfigError(f"set: {key} must be between 0 and 1, got {value!r}")
+    return parsed
