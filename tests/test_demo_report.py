@@ -141,3 +141,37 @@ def test_report_is_self_contained_with_valid_images(tmp_path: Path) -> None:
         with Image.open(tmp_path / "report" / f"{name}.png") as im:
             im.verify()
     assert "roll back &lt;v2&gt;" in page  # record text is escaped
+
+
+def test_live_view_and_progress_lines_show_the_pipeline(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from streams.demo.live import LiveView, ProgressLines
+    from streams.demo.runner import DemoOptions, DemoRun
+
+    run = DemoRun(
+        load_settings(environ={}, overrides={"state_dir": str(tmp_path)}), DemoOptions(topic_prefix="t-l.")
+    )
+    audit = run.audit_path
+    audit.parent.mkdir(parents=True)
+    audit.write_text('{"kind": "decision", "outcome": "reject", "reason": "incremental", "index": 1234, '
+                     '"text": "reject champion: worse than v3"}\n')  # fmt: skip
+    old = Sample(t=1.0, scored=100, produced=110)
+    new = Sample(t=2.0, scored=350, produced=400, served_version=4, accuracy=0.9123, lag=17, pending_joins=300,
+                 deadletters=2, alarms={"adwin/error": 3}, workers_up=3)  # fmt: skip
+    console = Console(file=io.StringIO(), width=140, record=True)
+    view = LiveView(total=1000, console=console)
+    view(run, old)
+    view(run, new)
+    console.print(view.render(run, new))
+    text = console.export_text()
+    for expected in ("events/s 250", "consumer lag 17", "91.2%", "v4", "drift alarms 3", "dead letters 2",
+                     "reject", "worse than v3", "400/1,000 events", "t-l.*"):  # fmt: skip
+        assert expected in text, expected
+    out = io.StringIO()
+    lines = ProgressLines(total=1000, every_s=5.0, stream=out)
+    lines(run, old)
+    lines(run, new)  # within 5 s of the first: no second line
+    assert out.getvalue().count("\n") == 1 and "produced 110/1000" in out.getvalue()
