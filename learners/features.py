@@ -3,7 +3,7 @@
 Feature policy (the same for every learner kind, applied before the estimator sees ``x``):
 
 - ``None``, NaN and +/-inf values are dropped: the feature is treated as missing for that event.
-- booleans become ``0.0``/``1.0``; ints and floats become floats.
+- booleans become ``0.0``/``1.0``; ints and floats become floats, clipped to +/-1e12 (squares stay finite).
 - strings are one-hot encoded as ``"<name>=<value>": 1.0`` (so an unseen category is simply a new feature).
 - anything else (lists, dicts) is ignored.
 
@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 
+CLIP = 1e12
+
+
 def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
     """Return a copy of ``x`` with only finite float values (see the module docstring for the policy)."""
     out: dict[str, float] = {}
@@ -31,7 +34,7 @@ def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
         elif isinstance(value, (int, float)):
             v = float(value)
             if math.isfinite(v):
-                out[name] = v
+                out[name] = min(max(v, -CLIP), CLIP)
         elif isinstance(value, str):
             out[f"{name}={value}"] = 1.0
     return out

@@ -263,8 +263,11 @@ class Learner:
             return {}
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
-        raw = self._model.predict_proba_one(clean_features(x))
-        if self._binary:
+        try:
+            raw = self._model.predict_proba_one(clean_features(x))
+        except ArithmeticError:
+            raw = {}
+        if self._binary and raw:
             p = float(raw.get(True, 0.0))
             raw = {self._classes[0]: 1.0 - p, self._classes[1]: p}
         proba = {c: float(p) for c, p in raw.items() if c in self._counts and math.isfinite(p) and p >= 0}
@@ -292,7 +295,7 @@ class Learner:
         mean = self._y_sum / self._y_n if self._y_n else 0.0
         try:
             out = float(self._model.predict_one(clean_features(x)))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        except (TypeError, ValueError, ArithmeticError):
             return mean
         if not math.isfinite(out):
             return mean

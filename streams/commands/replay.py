@@ -1,0 +1,138 @@
+"""``driftline replay``: the learning core over a file or a synthetic stream, in-process, no Kafka needed."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from driftline.errors import ConfigError
+from learners.config import LearnerSpec
+from learners.lifecycle import ModelLifecycle
+from learners.replay import read_rows, replay
+from learners.report import write_replay_report
+from learners.synthetic import STREAMS, synthetic_stream
+from streams.cli import global_overrides
+from streams.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="run learners, drift monitors and guard over a file or synthetic stream (no Kafka)",
+        description=(
+            "Replay a labelled file (.csv/.jsonl) or a River synthetic stream through the same learners, drift "
+            "monitors and guard the trainer runs. Each event is scored by the served model; its label is revealed "
+            "--delay events later. Deterministic for a given --seed."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file", metavar="F", help="labelled events, .csv or .jsonl")
+    src.add_argument("--stream", metavar="NAME", choices=STREAMS, help=f"synthetic stream: {', '.join(STREAMS)}")
+    p.add_argument("--label-col", metavar="C", help="label column (default: settings model.label_col)")
+    p.add_argument("--id-col", metavar="C", help="event id column (default: row number)")
+    p.add_argument("--delay", type=int, default=0, metavar="N", help="reveal each label N events late (default 0)")
+    p.add_argument("--reference", metavar="F", help="trusted labelled file no promoted model may regress on")
+    p.add_argument("--out", metavar="F", help="write one JSON line per event: {index, id, prediction, version}")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--learner", metavar="NAME", help="learner kind (default: settings model.learner.name)")
+    p.add_argument("--challenger", metavar="NAME", help="challenger kind (default: settings or the learner's)")
+    p.add_argument("--release-every", type=int, metavar="N", help="labels between incremental releases")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
+    p.add_argument("--n", type=int, default=20000, metavar="N", help="events of a --stream (default 20000)")
+    p.add_argument("--report", metavar="DIR", help="write DIR/accuracy.png and DIR/report.html")
+    p.set_defaults(func=_run)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLifecycle:
+    model = settings.model
+    learner = model.learner
+    if args.learner and args.learner != learner.name:
+        learner = LearnerSpec(args.learner)
+    challenger = LearnerSpec(args.challenger) if args.challenger else model.challenger
+    reference = None
+    reference_file = args.reference or model.reference_file
+    if reference_file:
+        reference = [(x, y) for _, _, x, y in read_rows(reference_file, label_col)]
+    guard = settings.guard
+    if reference:
+        guard = dataclasses.replace(guard, max_reference=max(guard.max_reference, len(reference)))
+    return ModelLifecycle(
+        model.name,
+        model.task,
+        learner,
+        challenger,
+        settings.drift,
+        guard,
+        segment_feature=model.segment_feature,
+        reference=reference,
+        release_every=args.release_every or model.release_every,
+        seed=args.seed,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    label_col = args.label_col or settings.model.label_col
+    drift_points: list[int] = []
+    if args.file:
+        rows: Any = read_rows(args.file, label_col, args.id_col)
+        title = f"driftline replay: {args.file}"
+    else:
+        rows, drift_points = synthetic_stream(args.stream, args.n, args.seed)
+        title = f"driftline replay: {args.stream}"
+    if args.delay < 0:
+        raise ConfigError(f"--delay must be >= 0, got {args.delay}")
+    lifecycle = _build(args, settings, label_col)
+    tty = sys.stderr.isatty()
+
+    def progress(i: int) -> None:
+        if tty:
+            print(f"\rreplay: {i} events, served version {lifecycle.served_version}", end="", file=sys.stderr)
+
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        out: IO[str] | None = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else None
+
+        def write(record: dict[str, Any]) -> None:
+            assert out is not None
+            record["prediction"] = _jsonable(record["prediction"])
+            out.write(json.dumps(record, default=str) + "\n")
+
+        result = replay(
+            rows, lifecycle, delay=args.delay, limit=args.limit, on_prediction=write if out else None, progress=progress
+        )
+    if tty:
+        print(file=sys.stderr)
+    summary = result.summary()
+    summary.update(delay=args.delay, learner=lifecycle.learner.name, seed=args.seed)
+    if drift_points:
+        summary["drift_points"] = drift_points
+    if args.report:
+        html = write_replay_report(args.report, summary, result.outcomes, title=title, drift_points=drift_points)
+        summary["report"] = str(html)
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return 0
+    metric = "accuracy" if "accuracy" in summary else "mae"
+    print(f"events        {summary['n']}")
+    print(f"{metric:<13} {summary[metric]:.4f}")
+    print(f"drift alarms  {len(summary['alarms'])} {summary['alarms'][:10]}")
+    kinds = [p["reason"] for p in summary["promotions"]]
+    print(f"promotions    {len(kinds)} ({', '.join(f'{k}={kinds.count(k)}' for k in sorted(set(kinds)))})")
+    print(f"rollbacks     {len(summary['rollbacks'])}")
+    print(f"rejections    {summary['rejections']}, holds {summary['holds']}")
+    print(f"final version {summary['final_version']}, n_learned {summary['n_learned']}")
+    if args.report:
+        print(f"report        {summary['report']}")
+    return 0

@@ -1,0 +1,150 @@
+"""Contract suite: every learner kind, for every task it supports, behaves the same way."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import pytest
+
+from driftline.errors import LearnerError
+from learners.config import LearnerSpec
+from learners.features import share_distribution_rngs
+from learners.specs import KINDS, build_learner
+
+CASES = [
+    (kind, task)
+    for kind, (_, tasks) in KINDS.items()
+    for task in tasks
+]
+
+
+def _spec(kind: str, task: str) -> LearnerSpec:
+    params: dict = {}
+    if kind == "sklearn_sgd" and task == "classification":
+        params["classes"] = ["no", "yes"]
+    if kind == "window_refit":
+        params.update(window=200, every=20)
+    if kind == "adaptive_random_forest":
+        params["n_models"] = 3
+    return LearnerSpec(kind, params)
+
+
+def _stream(task: str, n: int, seed: int = 0):
+    rng = random.Random(seed)
+    for _ in range(n):
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1), "c": rng.choice(["red", "blue"])}
+        score = 2 * x["a"] - x["b"] + (0.5 if x["c"] == "red" else 0.0)
+        y = ("yes" if score > 0 else "no") if task == "classification" else score * 10 + 3
+        yield x, y
+
+
+def _trained(kind: str, task: str, n: int = 400):
+    model = build_learner(_spec(kind, task), task, seed=1)
+    for x, y in _stream(task, n):
+        model.learn_one(x, y)
+    return model
+
+
+def _ok(task: str, pred) -> bool:
+    if task == "classification":
+        return pred in ("yes", "no")
+    return isinstance(pred, float) and math.isfinite(pred)
+
+
+@pytest.mark.parametrize(("kind", "task"), CASES)
+def test_learns_something(kind: str, task: str) -> None:
+    model = _trained(kind, task, 600)
+    test = list(_stream(task, 200, seed=9))
+    if task == "classification":
+        acc = sum(model.predict_one(x) == y for x, y in test) / len(test)
+        assert acc > 0.6
+    else:
+        mean = sum(y for _, y in test) / len(test)
+        mae = sum(abs(model.predict_one(x) - y) for x, y in test) / len(test)
+        baseline = sum(abs(mean - y) for _, y in test) / len(test)
+        assert mae < baseline
+
+
+@pytest.mark.parametrize(("kind", "task"), CASES)
+def test_pickles_and_reloads_with_same_predictions(kind: str, task: str) -> None:
+    model = _trained(kind, task)
+    clone = pickle.loads(pickle.dumps(model))
+    for x, _ in _stream(task, 50, seed=3):
+        assert clone.predict_one(x) == model.predict_one(x)
+    # The reloaded model keeps learning.
+    for x, y in _stream(task, 20, seed=4):
+        clone.learn_one(x, y)
+
+
+@pytest.mark.parametrize(("kind", "task"), CASES)
+def test_clone_is_fresh(kind: str, task: str) -> None:
+    model = _trained(kind, task)
+    fresh = model.clone()
+    assert fresh.spec == model.spec and fresh.task == task
+    x = {"a": 0.5, "b": -0.5, "c": "red"}
+    if task == "classification":
+        assert fresh.predict_one(x) is None
+        assert fresh.predict_proba_one(x) == {}
+    else:
+        assert fresh.predict_one(x) == 0.0
+
+
+@pytest.mark.parametrize(("kind", "task"), CASES)
+def test_unseen_missing_and_garbage_features_never_nan(kind: str, task: str) -> None:
+    model = _trained(kind, task)
+    odd = [
+        {},
+        {"a": None, "b": float("nan"), "c": None},
+        {"a": float("inf"), "zzz": 5.0, "c": "green"},
+        {"a": 1e300, "b": -1e300, "flag": True, "nested": [1, 2]},
+        {"b": 0.3},
+    ]
+    for x in odd:
+        pred = model.predict_one(x)
+        assert _ok(task, pred), (x, pred)
+        if task == "classification":
+            proba = model.predict_proba_one(x)
+            assert all(math.isfinite(p) and 0 <= p <= 1 for p in proba.values())
+            assert abs(sum(proba.values()) - 1) < 1e-6
+        model.learn_one(x, "yes" if task == "classification" else 1.0)
+    assert _ok(task, model.predict_one({"a": 0.1, "b": 0.1, "c": "red"}))
+
+
+def test_unknown_kind_lists_known_ones() -> None:
+    with pytest.raises(LearnerError, match="known: .*hoeffding_tree"):
+        build_learner(LearnerSpec("no_such_model"))
+
+
+def test_bad_parameter_is_named() -> None:
+    with pytest.raises(LearnerError, match="'grace_periodd'"):
+        build_learner(LearnerSpec("hoeffding_tree", {"grace_periodd": 10}))
+    with pytest.raises(LearnerError, match="'classes'"):
+        build_learner(LearnerSpec("sklearn_sgd"))
+    with pytest.raises(LearnerError, match="'nope'"):
+        build_learner(LearnerSpec("window_refit", {"estimator": "nope"}))
+    with pytest.raises(LearnerError, match="does not support task"):
+        build_learner(LearnerSpec("gaussian_nb"), "regression")
+
+
+def test_binary_logistic_rejects_third_class_but_ovr_and_softmax_handle_it() -> None:
+    binary = build_learner(LearnerSpec("logistic_regression"))
+    binary.learn_one({"a": 1.0}, "x")
+    binary.learn_one({"a": 2.0}, "y")
+    with pytest.raises(LearnerError, match="multiclass"):
+        binary.learn_one({"a": 3.0}, "z")
+    for mode in ("ovr", "softmax"):
+        model = build_learner(LearnerSpec("logistic_regression", {"multiclass": mode}))
+        for i in range(300):
+            v = i % 3
+            model.learn_one({"a": float(v), "b": float(v == 1)}, "xyz"[v])
+        assert model.predict_one({"a": 2.0, "b": 0.0}) == "z"
+
+
+def test_tree_pickles_are_small_because_distribution_rngs_are_shared() -> None:
+    model = _trained("hoeffding_tree", "classification", 3000)
+    raw = len(pickle.dumps(model.model))  # River's own pickle: one RNG per leaf distribution
+    compact = len(pickle.dumps(model))
+    assert share_distribution_rngs(model.model) > 0
+    assert compact < raw / 2
