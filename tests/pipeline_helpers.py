@@ -99,13 +99,14 @@ class Pipeline:
             worker.stop(timeout=20)
 
     def logs(self, n: int = 40) -> str:
-        """The tail of every worker's log, for failure messages."""
+        """The tail of every worker's log and its main counters, for failure messages."""
         parts = []
         for w in self.workers:
             state = "running" if w.alive() else f"exited {w.proc.returncode if w.proc else None}"
-            parts.append(
-                f"--- {w.role} pid {w.proc.pid if w.proc else '-'} ({state}) {w.log_path}\n{w.log_tail(n)}"
-            )
+            pid = w.proc.pid if w.proc else "-"
+            parts.append(f"--- {w.role} pid {pid} ({state}) {w.log_path}\n{w.log_tail(n)}")
+            if w.alive():
+                parts.append(f"    metrics: {counters(w)}")
         return "\n".join(parts)
 
     def assert_alive(self) -> None:
@@ -238,7 +239,7 @@ class Pipeline:
             except Exception as exc:  # a metrics endpoint not up yet, a topic not there yet: keep polling
                 error = exc
             if last and error is None:
-                return last  # type: ignore[no-any-return]
+                return last
             dead = [w for w in self.workers if not w.alive()]
             if dead:
                 raise AssertionError(
@@ -261,6 +262,15 @@ class Pipeline:
                 pass
             time.sleep(interval)
         return False
+
+    def wait_releases(self, n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until the model has at least ``n`` releases on ``models``; returns them by version."""
+
+        def enough() -> list[dict[str, Any]]:
+            releases = self.releases()
+            return releases if len(releases) >= n else []
+
+        return self.wait_until(f"{n} releases", enough, timeout)
 
     def wait_learned(self, n: int, timeout: float = 90.0) -> dict[str, Any]:
         """Wait until the trainer's live ``n_learned`` is at least ``n``; returns its status."""
@@ -290,6 +300,31 @@ def metric_value(text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+SUMMARY_METRICS = (
+    "driftline_events_total",
+    "driftline_joins_total",
+    "driftline_served_model_version",
+    "driftline_n_learned",
+    "driftline_consumer_lag",
+    "driftline_deadletters_total",
+)
+
+
+def counters(worker: WorkerProcess) -> str:
+    """A one-line summary of a worker's main metrics (non-zero samples only)."""
+    try:
+        text = worker.metrics_text(2.0)
+    except OSError as exc:
+        return f"unavailable ({exc})"
+    out = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in SUMMARY_METRICS and sample.value:
+                labels = ",".join(f"{k}={v}" for k, v in sample.labels.items() if k != "model")
+                out.append(f"{sample.name.removeprefix('driftline_')}{{{labels}}}={sample.value:g}")
+    return " ".join(out) or "all zero"
 
 
 def distinct_ids(records: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -123,14 +123,12 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         (worker,) = pipeline.start("all")
         send(pipeline, 0, 200)
         pipeline.wait_learned(200)
-        releases = pipeline.wait_until("three releases", lambda: len(r := pipeline.releases()) >= 3 and r)
+        releases = pipeline.wait_releases(3)
         assert [r["reason"] for r in releases] == ["initial", "incremental", "incremental"]
 
         # rollback: a new release whose model is the previous version's.
         pipeline.cli("models", "rollback")
-        releases = pipeline.wait_until(
-            "the rollback release", lambda: len(r := pipeline.releases()) >= 4 and r
-        )
+        releases = pipeline.wait_releases(4)
         rollback = releases[-1]
         assert (rollback["version"], rollback["reason"], rollback["parent"]) == (4, "rollback", 2)
         previous, restored = pipeline.load_model(releases[1]), pipeline.load_model(rollback)

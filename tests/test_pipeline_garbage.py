@@ -103,11 +103,11 @@ def test_garbage_on_every_input_topic_is_dead_lettered_and_the_stream_goes_on(pi
         assert set(letters) == set(sent), (
             f"valid records were dead-lettered: {sorted(set(letters) - set(sent))}"
         )
-        for where, (payload, reason) in sent.items():
-            letter = letters[where]
-            assert letter["value"] == payload and letter["key"] == KEY, where
+        for coords, (payload, reason) in sent.items():
+            letter = letters[coords]
+            assert letter["value"] == payload and letter["key"] == KEY, coords
             assert reason in letter["error"].lower(), (
-                f"{where}: reason {letter['error']!r} does not say {reason!r}"
+                f"{coords}: reason {letter['error']!r} does not say {reason!r}"
             )
 
         assert pipeline.metric_sum("driftline_deadletters_total") == len(sent)
