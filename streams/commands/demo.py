@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     view = LiveView(args.events) if live else ProgressLines(args.events)
     with view:
         result = demo.run(view)
+    if result.problem:
+        print(f"driftline demo: {result.problem}", file=sys.stderr)
     print(
         f"driftline demo: {result.outcome}; reading the topics for the report...", file=sys.stderr, flush=True
     )

@@ -75,6 +75,7 @@ class KafkaView:
         if not ids:
             return []
         infos: list[GroupInfo] = []
+        assigned: dict[str, set[tuple[str, int]]] = {}
         futures = self._admin.describe_consumer_groups(ids, request_timeout=self.timeout)
         for gid in ids:
             try:
@@ -85,18 +86,36 @@ class KafkaView:
             state = getattr(desc.state, "name", str(desc.state)).lower()
             members = sorted(f"{m.client_id}@{m.host.lstrip('/')}" for m in desc.members)
             infos.append(GroupInfo(gid, state, members))
+            assigned[gid] = {
+                (tp.topic, tp.partition)
+                for m in desc.members
+                if m.assignment is not None
+                for tp in m.assignment.topic_partitions
+            }
         if with_lag:
-            committed = {info.group_id: self.committed(info.group_id) for info in infos}
-            ends = self.end_offsets({tp for offsets in committed.values() for tp in offsets})
-            for info in infos:
-                for (topic, partition), offset in committed[info.group_id].items():
-                    # Only contract topics: Faust's internal leader topic is not work waiting to be done.
-                    if not topic.startswith(self.settings.kafka.topic_prefix):
-                        continue
-                    end = ends.get((topic, partition))
-                    if end is not None:
-                        info.lag[topic] = info.lag.get(topic, 0) + max(0, end - max(offset, 0))
+            self._add_lag(infos, assigned)
         return infos
+
+    def _add_lag(self, infos: list[GroupInfo], assigned: dict[str, set[tuple[str, int]]]) -> None:
+        prefix = self.settings.kafka.topic_prefix
+        committed = {info.group_id: self.committed(info.group_id) for info in infos}
+        wanted: set[tuple[str, int]] = set()
+        for info in infos:
+            # Assigned partitions with nothing committed yet count from the start (auto.offset.reset=earliest):
+            # a consumer that never commits must not look idle.
+            for tp in assigned.get(info.group_id, set()):
+                committed[info.group_id].setdefault(tp, -1)
+            wanted |= set(committed[info.group_id])
+        # Only contract topics: Faust's internal leader topic is not work waiting to be done.
+        wanted = {tp for tp in wanted if tp[0].startswith(prefix)}
+        ends = self.end_offsets(wanted)
+        starts = self.end_offsets(wanted, OffsetSpec.earliest())
+        for info in infos:
+            for tp, offset in committed[info.group_id].items():
+                if tp not in wanted or tp not in ends:
+                    continue
+                position = offset if offset >= 0 else starts.get(tp, 0)
+                info.lag[tp[0]] = info.lag.get(tp[0], 0) + max(0, ends[tp] - position)
 
     def committed(self, group_id: str) -> dict[tuple[str, int], int]:
         """``{(topic, partition): committed offset}`` of one group."""
@@ -111,9 +130,12 @@ class KafkaView:
             (tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.error is None
         }
 
-    def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """High watermark of each ``(topic, partition)``."""
-        wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}
+    def end_offsets(
+        self, partitions: Iterable[tuple[str, int]], spec: OffsetSpec | None = None
+    ) -> dict[tuple[str, int], int]:
+        """High watermark (or the offset ``spec`` asks for) of each ``(topic, partition)``."""
+        spec = spec or OffsetSpec.latest()
+        wanted = {TopicPartition(t, p): spec for t, p in partitions}
         if not wanted:
             return {}
         out: dict[tuple[str, int], int] = {}

@@ -78,6 +78,7 @@ def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
     delays = [(r["label_ts"] - r["event_ts"]) / 1000.0 for r in data.training]
     return {
         "outcome": result.outcome,
+        "problem": result.problem,
         "source": result.source,
         "topic_prefix": result.settings.kafka.topic_prefix,
         "model": result.settings.model.name,
@@ -198,7 +199,7 @@ def _html(
         (g["label"], f"{g['from']:,}-{g['to']:,}", g["n"], g["accuracy"]) for g in s["accuracy_segments"]
     ]
     summary_rows = [
-        ("outcome", s["outcome"]),
+        ("outcome", f"{s['outcome']}: {s['problem']}" if s["problem"] else s["outcome"]),
         ("data", s["source"]),
         ("events produced / predictions / labels", f"{s['events']:,} / {s['predictions']:,} / {s['labels']:,}"),
         ("training examples joined (model answered)", f"{s['training_examples']:,} ({s['answered']:,})"),

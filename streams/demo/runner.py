@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ROLES = ("score", "join", "train")
 SAMPLE_EVERY_S = 0.5
 LAG_EVERY_S = 1.0
+STALL_S = 20.0  # seconds without a scored event, while events wait, before the view says so
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class DemoResult:
     produce_s: float = 0.0
     drifts: list[DriftPoint] = field(default_factory=list)
     outcome: str = "completed"  # completed | interrupted | timeout
+    problem: str = ""  # why a run did not complete, for the user
     source: str = ""
     label_delay: int = 0
     worker_exit: dict[str, int | None] = field(default_factory=dict)
@@ -125,6 +127,7 @@ class DemoRun:
         self._produced = 0
         self._producer_error: BaseException | None = None
         self._producer_done = threading.Event()
+        self._last_scored, self._scored_since = -1, time.monotonic()
         self.result = DemoResult(self.settings, self.run_dir, time.time(), label_delay=options.label_delay)
 
     @property
@@ -293,8 +296,15 @@ class DemoRun:
                     drain_deadline = now + self.options.drain_timeout_s
                 if drain_deadline is not None and now > drain_deadline:
                     self.result.outcome = "timeout"
-                    log.warning("not everything was processed within %.0fs", self.options.drain_timeout_s)
+                    self.result.problem = (
+                        f"not everything was processed within {self.options.drain_timeout_s:.0f}s of the last "
+                        f"event: {sample.scored:,} of {self.result.features_sent:,} scored, {sample.learned:,} "
+                        f"of {self.result.labels_sent:,} labels learned; see {self.run_dir / 'logs'}"
+                    )
                     break
+                stalled = self._stalled(sample, now)
+                if stalled:
+                    self.phase = stalled
                 dead = [w.role for w in self.workers if not w.alive()]
                 if dead:
                     raise StackError(f"worker(s) {', '.join(dead)} exited; logs in {self.run_dir / 'logs'}")
@@ -308,6 +318,16 @@ class DemoRun:
                 self.phase = "draining (Ctrl-C again to stop now)"
                 self.stop_producing.set()
         thread.join(timeout=30)
+
+    def _stalled(self, s: Sample, now: float) -> str:
+        """A warning when events wait but nothing has been scored for a while (a stuck or failing scorer)."""
+        if s.scored != self._last_scored or s.produced <= s.scored:
+            self._last_scored, self._scored_since = s.scored, now
+            return ""
+        idle = now - self._scored_since
+        if idle < STALL_S:
+            return ""
+        return f"STALLED: nothing scored for {idle:.0f}s (see {self.run_dir / 'logs' / 'score.log'})"
 
     # -- tear-down -----------------------------------------------------------------------------------------------
     def stop(self) -> None:
