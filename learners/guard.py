@@ -114,8 +114,12 @@ class PairedEvidence:
             lc = lb if math.isfinite(lb) else 0.0
         if not math.isfinite(lb):
             lb = lc
-        if cand != base and base is not None:  # a baseline with no answer yet cannot disagree
-            self.disagree += 1
+        if self.task == "classification":
+            # A baseline with no answer yet cannot disagree.
+            self.disagree += cand != base and base is not None
+        elif finite(cand) and finite(base) and self.n > 1:
+            # Regression answers always differ a little: count differences over twice the baseline's mean error.
+            self.disagree += abs(float(cand) - float(base)) > 2 * max(self.sum_base / (self.n - 1), 1e-12)
         if self.task == "classification":
             self.cand_right += lc == 0.0
             self.base_right += lb == 0.0

@@ -1,0 +1,58 @@
+"""Drift monitors: detection on stepped streams within a bound, silence on stationary raw features."""
+
+from __future__ import annotations
+
+import random
+
+from learners.config import DriftConfig
+from learners.drift import ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
+from learners.synthetic import synthetic_stream
+
+
+def test_error_monitor_detects_a_step_within_bound_and_ignores_improvements() -> None:
+    rng = random.Random(0)
+    monitor = ErrorDriftMonitor(DriftConfig())
+    alarms = []
+    for i in range(6000):
+        p = 0.1 if i < 3000 else 0.4
+        alarms += monitor.update(float(rng.random() < p), i)
+    assert alarms and 3000 <= alarms[0].index < 3300
+    assert alarms[0].detector == "adwin" and alarms[0].signal == "error"
+    better = ErrorDriftMonitor(DriftConfig())
+    assert not [s for i in range(6000) for s in better.update(float(rng.random() < (0.4 if i < 3000 else 0.1)), i)]
+
+
+def test_loss_monitor_detects_increase() -> None:
+    rng = random.Random(1)
+    monitor = LossDriftMonitor(DriftConfig())
+    alarms = [s for i in range(4000) for s in monitor.update(rng.expovariate(1 / (0.3 if i < 2000 else 1.0)), i)]
+    assert alarms and 2000 <= alarms[0].index < 2300 and alarms[0].signal == "loss"
+    assert all(a.index >= 2000 for a in alarms)
+
+
+def test_feature_monitor_step_in_raw_units_detected_once_within_bound() -> None:
+    rng = random.Random(2)
+    monitor = FeatureDriftMonitor(DriftConfig())
+    alarms = []
+    for i in range(10000):
+        x = {"price": 1000 + 50 * rng.gauss(0, 1) + (100 if i >= 5000 else 0), "flag": rng.random() < 0.5}
+        alarms += monitor.update(x, i)
+    assert [a.signal for a in alarms] == ["feature:price"]
+    assert 5000 <= alarms[0].index < 5300 and alarms[0].detector == "page_hinkley"
+
+
+def test_no_feature_alarm_on_stationary_raw_streams() -> None:
+    for name in ("agrawal-stationary", "hyperplane-stationary", "sea-stationary"):
+        rows, _ = synthetic_stream(name, 20000, seed=3)
+        monitor = FeatureDriftMonitor(DriftConfig())
+        alarms = [s for i, (_, _, x, _) in enumerate(rows) for s in monitor.update(x, i)]
+        assert alarms == [], name
+
+
+def test_nan_and_inf_never_reach_a_detector() -> None:
+    monitor = FeatureDriftMonitor(DriftConfig(feature_warmup=10))
+    error = ErrorDriftMonitor()
+    for i in range(200):
+        assert monitor.update({"a": float("nan"), "b": float("inf"), "c": None, "d": "x"}, i) == []
+        assert error.update(float("nan"), i) == []
+    assert monitor._detectors == {}

@@ -1,0 +1,157 @@
+"""Guard decisions on constructed cases."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from learners.config import GuardConfig
+from learners.guard import PairedEvidence, Probation, judge
+
+
+def _evidence(n: int, cand_acc: float, base_acc: float, seed: int = 0, labels=(0, 1)) -> PairedEvidence:
+    """Paired predictions with the given accuracies; errors drawn independently."""
+    rng = random.Random(seed)
+    ev = PairedEvidence("classification")
+    for _ in range(n):
+        y = rng.choice(labels)
+        cand = y if rng.random() < cand_acc else 1 - y
+        base = y if rng.random() < base_acc else 1 - y
+        ev.add(y, cand, base)
+    return ev
+
+
+class Const:
+    """A stub model answering one value."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def predict_one(self, x):
+        return self.value
+
+
+class Rule:
+    """A stub model: label 1 when x['a'] > 0, optionally flipped."""
+
+    def __init__(self, flipped: bool = False) -> None:
+        self.flipped = flipped
+
+    def predict_one(self, x):
+        return int((x["a"] > 0) != self.flipped)
+
+
+def test_better_challenger_is_promoted_with_evidence() -> None:
+    d = judge("challenger", _evidence(400, 0.9, 0.75), GuardConfig())
+    assert d.outcome == "promote", d.text
+    assert d.evidence["p_value"] < 0.05
+    assert d.evidence["candidate_only_right"] > d.evidence["baseline_only_right"]
+    assert d.checks["statistical_test"] is True
+    metrics = d.to_metrics()
+    assert metrics["guard.check.statistical_test"] == 1.0 and "guard.p_value" in metrics
+    assert json.loads(d.to_json())["outcome"] == "promote"
+
+
+def test_worse_or_equal_challenger_is_rejected() -> None:
+    assert judge("challenger", _evidence(400, 0.7, 0.85), GuardConfig()).outcome == "reject"
+    assert judge("challenger", _evidence(400, 0.8, 0.8, seed=3), GuardConfig()).outcome == "reject"
+
+
+def test_incremental_update_non_inferiority() -> None:
+    same = PairedEvidence("classification")
+    for i in range(300):  # an incremental update that changes two answers out of 300
+        y = i % 2
+        same.add(y, y if i not in (5, 6) else 1 - y, y if i != 7 else 1 - y)
+    assert judge("incremental", same, GuardConfig()).outcome == "promote"
+    worse = _evidence(400, 0.7, 0.85)
+    d = judge("incremental", worse, GuardConfig())
+    assert d.outcome == "reject" and d.evidence["error_difference_upper"] > 0.03
+
+
+def test_exact_test_with_few_discordant_pairs() -> None:
+    ev = PairedEvidence("classification")
+    for i in range(200):
+        ev.add(1, 1, 1 if i >= 3 else 0)  # candidate right 3 more times: not significant
+    assert judge("challenger", ev, GuardConfig()).outcome == "reject"
+    ev2 = PairedEvidence("classification")
+    for i in range(200):
+        ev2.add(1, 1, 1 if i >= 12 else 0)  # 12 vs 0: exact p = 0.5**12
+    d = judge("challenger", ev2, GuardConfig())
+    assert d.outcome == "promote" and abs(d.evidence["p_value"] - 0.5**12) < 1e-9
+
+
+def test_poisoned_candidate_is_stopped_by_reference_set() -> None:
+    # On the (poisoned) stream labels the candidate looks far better...
+    ev = _evidence(400, 0.95, 0.6)
+    reference = [({"a": a}, int(a > 0)) for a in (random.Random(i).uniform(-1, 1) for i in range(200))]
+    d = judge("challenger", ev, GuardConfig(), candidate=Rule(flipped=True), baseline=Rule(), reference=reference)
+    # ...but it is wrong on the trusted reference set.
+    assert d.outcome == "reject"
+    assert d.checks["reference"] is not True and "reference" in d.text
+    assert d.evidence["reference_gap"] > 0.9
+    # The same evidence without the reference set would have been promoted.
+    assert judge("challenger", ev, GuardConfig(), candidate=Rule(flipped=True), baseline=Rule()).outcome == "promote"
+
+
+def test_high_disagreement_is_held_for_operator() -> None:
+    ev = _evidence(400, 0.98, 0.35)  # disagree on roughly 60% of the examples
+    d = judge("challenger", ev, GuardConfig(max_disagreement=0.5))
+    assert d.outcome == "hold", d.text
+    assert d.evidence["disagreement"] > 0.5
+    assert judge("challenger", ev, GuardConfig(max_disagreement=0.9)).outcome == "promote"
+
+
+def test_collapsed_candidate_is_rejected() -> None:
+    rng = random.Random(1)
+    ev = PairedEvidence("classification")
+    for _ in range(400):
+        y = rng.choice((0, 1))
+        ev.add(y, 1, y if rng.random() < 0.3 else 1 - y)
+    d = judge("challenger", ev, GuardConfig())
+    assert d.outcome == "reject" and d.checks["not_collapsed"] != True  # noqa: E712
+
+
+def test_segment_margin_and_latency_budget_veto() -> None:
+    rng = random.Random(2)
+    ev = PairedEvidence("classification")
+    for _ in range(600):
+        y = rng.choice((0, 1))
+        seg = rng.choice(("north", "south"))
+        cand_acc = 0.99 if seg == "north" else 0.6  # far better overall, worse on one segment
+        cand = y if rng.random() < cand_acc else 1 - y
+        base = y if rng.random() < 0.75 else 1 - y
+        ev.add(y, cand, base, segment=seg)
+    d = judge("challenger", ev, GuardConfig(max_disagreement=1.0))
+    assert d.outcome == "reject" and "south" in str(d.checks["segments"])
+    good = _evidence(400, 0.9, 0.75)
+    sample = [{"a": 1.0}] * 20
+    slow = judge("challenger", good, GuardConfig(max_predict_latency_ms=-1.0), candidate=Const(1), sample=sample)
+    assert slow.outcome == "reject" and slow.checks["latency"] is not True
+
+
+def test_nonfinite_regression_outputs_are_rejected_and_paired_t_test_works() -> None:
+    rng = random.Random(3)
+    good, bad = PairedEvidence("regression"), PairedEvidence("regression")
+    for _ in range(300):
+        y = rng.gauss(0, 1)
+        good.add(y, y + rng.gauss(0, 0.2), y + rng.gauss(0, 1.0))
+        bad.add(y, float("nan") if rng.random() < 0.1 else y, y + rng.gauss(0, 1.0))
+    d = judge("challenger", good, GuardConfig())
+    assert d.outcome == "promote" and d.evidence["p_value"] < 0.01
+    assert judge("incremental", good, GuardConfig()).outcome == "promote"
+    assert judge("challenger", bad, GuardConfig()).checks["finite_outputs"] is not True
+
+
+def test_probation_rolls_back_a_worse_new_model_and_not_an_equal_one() -> None:
+    rng = random.Random(4)
+    worse, fine = Probation("classification", GuardConfig(), 7), Probation("classification", GuardConfig(), 7)
+    decision = None
+    for i in range(500):
+        y = rng.choice((0, 1))
+        old = y if rng.random() < 0.9 else 1 - y
+        worse.add(y, y if rng.random() < 0.6 else 1 - y, old)
+        fine.add(y, y if rng.random() < 0.9 else 1 - y, old)
+        decision = decision or worse.check(i)
+        assert fine.check(i) is None
+    assert decision is not None and decision.outcome == "rollback" and "version 7" in decision.text
+    assert fine.finished

@@ -1,0 +1,165 @@
+"""ModelLifecycle: releases, challengers, reference set, probation rollback, controls, pickling."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from driftline.errors import ConfigError, LearnerError
+from learners.config import DriftConfig, GuardConfig, LearnerSpec
+from learners.drift import DriftSignal
+from learners.guard import Decision
+from learners.lifecycle import ModelLifecycle, Release
+
+
+def _example(rng: random.Random, flipped: bool = False, rotated: bool = False) -> tuple[dict, int]:
+    x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+    y = int(x["a"] + (-2.0 if rotated else 0.5) * x["b"] > 0)
+    return x, (1 - y if flipped else y)
+
+
+def _lifecycle(**kw) -> ModelLifecycle:
+    args = dict(release_every=100, reference=None)
+    args.update(kw)
+    return ModelLifecycle(
+        "m", "classification", LearnerSpec("logistic_regression"), None, DriftConfig(), GuardConfig(), **args
+    )
+
+
+def _ref_accuracy(model, reference) -> float:
+    return sum(model.predict_one(x) == y for x, y in reference) / len(reference)
+
+
+def _feed(lc: ModelLifecycle, rng: random.Random, n: int, flipped: bool = False, rotated: bool = False) -> list:
+    events = []
+    for _ in range(n):
+        events += lc.learn_one(*_example(rng, flipped, rotated))
+    return events
+
+
+def test_versions_increase_and_every_release_carries_n_learned() -> None:
+    lc = _lifecycle()
+    first = lc.initial_release()
+    assert (first.version, first.parent, first.reason) == (1, None, "initial")
+    events = _feed(lc, random.Random(0), 1000)
+    releases = [first] + [e for e in events if isinstance(e, Release)]
+    versions = [r.version for r in releases]
+    assert versions == sorted(set(versions)) and len(versions) > 3
+    assert all("n_learned" in r.metrics for r in releases)
+    assert releases[-1].metrics["n_learned"] <= lc.n_learned == 1000
+    assert releases[-1].data_range["last_index"] <= 999
+    assert lc.served_version == releases[-1].version
+    assert lc.snapshot_metrics()["n_learned"] == 1000
+
+
+def test_drift_starts_a_challenger_that_gets_promoted() -> None:
+    rng = random.Random(1)
+    lc = _lifecycle(release_every=10**6)  # no incremental releases: only the challenger can adapt
+    lc.initial_release()
+    _feed(lc, rng, 1500)
+    events = _feed(lc, rng, 3000, rotated=True)  # the concept rotates
+    signals = [e for e in events if isinstance(e, DriftSignal)]
+    promoted = [e for e in events if isinstance(e, Release) and e.reason == "challenger"]
+    assert signals and signals[0].signal in ("error", "loss")
+    assert promoted and promoted[0].decision is not None and promoted[0].decision.outcome == "promote"
+    assert promoted[0].parent is not None and promoted[0].version > promoted[0].parent
+    assert lc.n_learned == 4500  # the challenger inherits the lineage count: every label counted once
+
+
+def test_a_challenger_that_disagrees_on_most_events_is_held_until_an_operator_promotes_it() -> None:
+    rng = random.Random(1)
+    lc = _lifecycle(release_every=10**6)
+    lc.initial_release()
+    _feed(lc, rng, 1500)
+    events = _feed(lc, rng, 600, flipped=True)  # every label turns around: suspicious
+    holds = [e for e in events if isinstance(e, Decision) and e.outcome == "hold"]
+    assert holds and holds[0].checks["disagreement"] is not True
+    assert not [e for e in events if isinstance(e, Release)]
+    assert lc.snapshot_metrics()["held"] == 1.0
+    (release,) = lc.apply_control("promote", {})
+    assert release.reason == "manual" and release.decision is not None
+    assert lc.snapshot_metrics()["held"] == 0.0
+
+
+def test_poisoned_labels_are_stopped_by_the_reference_set() -> None:
+    reference = [_example(random.Random(100 + i)) for i in range(300)]
+    results = {}
+    for label, ref in (("reference", reference), ("none", None)):
+        rng = random.Random(2)
+        lc = _lifecycle(reference=ref)
+        lc.initial_release()
+        _feed(lc, rng, 1000)
+        events = _feed(lc, rng, 800, flipped=True)  # a burst of flipped labels
+        results[label] = (_ref_accuracy(lc.served_model, reference), events)
+    acc, events = results["reference"]
+    assert acc > 0.9
+    rejected = [e for e in events if isinstance(e, Decision) and e.outcome == "reject"]
+    assert any(e.checks.get("reference") not in (True, None) for e in rejected)
+    assert results["none"][0] < 0.5  # without the reference set the poisoned model is served
+
+
+def test_regression_after_promotion_rolls_back() -> None:
+    rng = random.Random(3)
+    lc = ModelLifecycle(
+        "m", "classification", LearnerSpec("logistic_regression"), None,
+        DriftConfig(adwin_delta=1e-12, ph_loss=False), GuardConfig(), release_every=10**6,
+    )
+    lc.initial_release()
+    _feed(lc, rng, 1000)
+    good = lc.apply_control("promote", {})[0]
+    lc.apply_control("pause_learning", {})
+    lc.apply_control("resume_learning", {})
+    _feed(lc, rng, 400, flipped=True)  # the champion learns garbage...
+    bad = lc.apply_control("promote", {"candidate": "champion"})[0]  # ...and an operator promotes it
+    assert bad.parent == good.version
+    events = _feed(lc, rng, 300)
+    rollbacks = [e for e in events if isinstance(e, Release) and e.reason == "rollback"]
+    assert rollbacks, [getattr(e, "text", e) for e in events]
+    rb = rollbacks[0]
+    assert rb.version > bad.version and rb.parent == good.version
+    assert rb.decision is not None and rb.decision.outcome == "rollback"
+    assert _ref_accuracy(lc.served_model, [_example(random.Random(i)) for i in range(200)]) > 0.9
+
+
+def test_pause_stops_learning_and_controls_validate() -> None:
+    lc = _lifecycle()
+    lc.initial_release()
+    lc.apply_control("pause_learning", {})
+    assert lc.paused
+    _feed(lc, random.Random(4), 200)
+    assert lc.n_learned == 0
+    lc.apply_control("resume_learning", {})
+    _feed(lc, random.Random(4), 10)
+    assert lc.n_learned == 10
+    lc.apply_control("set", {"guard.alpha": "0.01", "release_every": "7", "drift.feature_drift": "false"})
+    assert lc.guard.alpha == 0.01 and lc.release_every == 7 and lc.drift.feature_drift is False
+    with pytest.raises(ConfigError, match="guard.nope"):
+        lc.apply_control("set", {"guard.nope": "1"})
+    with pytest.raises(LearnerError, match="unknown control command"):
+        lc.apply_control("explode", {})
+
+
+def test_lifecycle_pickles_mid_stream_and_continues_identically() -> None:
+    lc = ModelLifecycle(
+        "m", "classification", LearnerSpec("hoeffding_tree"), LearnerSpec("gaussian_nb"), DriftConfig(),
+        GuardConfig(), release_every=200, segment_feature="seg",
+    )
+    lc.initial_release()
+    rng = random.Random(5)
+    for i in range(1500):
+        x, y = _example(rng, flipped=i > 800)
+        x["seg"] = "ab"[i % 2]
+        lc.learn_one(x, y)
+    blob = pickle.dumps(lc)
+    assert len(blob) < 500_000
+    twin = pickle.loads(blob)
+    rng_a, rng_b = random.Random(6), random.Random(6)
+    for i in range(300):
+        (xa, ya), (xb, yb) = _example(rng_a), _example(rng_b)
+        xa["seg"] = xb["seg"] = "ab"[i % 2]
+        ea, eb = lc.learn_one(xa, ya), twin.learn_one(xb, yb)
+        assert [type(e).__name__ for e in ea] == [type(e).__name__ for e in eb]
+    assert twin.served_version == lc.served_version and twin.n_learned == lc.n_learned
+    assert any(k.startswith("segment.a.") for k in lc.snapshot_metrics())
