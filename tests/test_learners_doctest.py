@@ -1,0 +1,16 @@
+"""The runnable examples in the learners' docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["learners.features", "learners.specs", "learners.evaluation", "learners.synthetic", "learners.report"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,98 @@
+"""``driftline replay``: determinism, --json keys, --out lines, files, reference sets and reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from learners.config import DriftConfig, GuardConfig, LearnerSpec
+from learners.lifecycle import ModelLifecycle
+from learners.replay import read_rows, replay
+from learners.synthetic import synthetic_stream
+from streams.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main(["replay", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _lifecycle(seed: int) -> ModelLifecycle:
+    return ModelLifecycle(
+        "m", "classification", LearnerSpec("hoeffding_adaptive_tree"), None, DriftConfig(), GuardConfig(),
+        release_every=100, seed=seed,
+    )
+
+
+def test_replay_is_deterministic_for_a_seed() -> None:
+    outputs = []
+    for _ in range(2):
+        rows, _ = synthetic_stream("agrawal-abrupt", 3000, seed=7)
+        seen: list[dict] = []
+        result = replay(rows, _lifecycle(7), delay=5, on_prediction=seen.append)
+        outputs.append((seen, result.summary()))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][0]) == 3000
+
+
+def test_cli_json_summary_keys_and_out_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "preds.jsonl"
+    argv = ("--stream", "sea-abrupt", "--n", "1500", "--delay", "10", "--seed", "3", "--out", str(out))
+    summary = _run(capsys, *argv)
+    for key in ("n", "accuracy", "alarms", "promotions", "rollbacks"):
+        assert key in summary
+    assert summary["n"] == 1500 and 0.5 < summary["accuracy"] <= 1.0
+    assert all(set(p) == {"index", "version", "reason"} for p in summary["promotions"] + summary["rollbacks"])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 1500 and set(lines[0]) == {"index", "id", "prediction", "version"}
+    assert [r["index"] for r in lines] == list(range(1500))
+    versions = [r["version"] for r in lines]
+    assert versions == sorted(versions)
+    assert _run(capsys, *argv) == summary  # same seed, same summary
+
+
+def _write_csv(path: Path, n: int, seed: int, flip: bool = False) -> None:
+    rng = random.Random(seed)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["event", "a", "b", "colour", "label"])
+        for i in range(n):
+            a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
+            y = "up" if (a + b > 0) != flip else "down"
+            w.writerow([f"e{i}", a, "" if i % 7 == 0 else b, rng.choice(["red", "blue"]), y])
+
+
+def test_cli_over_a_csv_file_with_reference_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, ref = tmp_path / "events.csv", tmp_path / "ref.csv"
+    _write_csv(data, 2000, 1)
+    _write_csv(ref, 300, 2)
+    report = tmp_path / "report"
+    summary = _run(
+        capsys, "--file", str(data), "--label-col", "label", "--id-col", "event", "--delay", "20",
+        "--reference", str(ref), "--report", str(report), "--release-every", "100",
+    )
+    assert summary["n"] == 2000 and summary["accuracy"] > 0.85
+    html = (report / "report.html").read_text()
+    assert "data:image/png;base64," in html and (report / "accuracy.png").stat().st_size > 1000
+
+
+def test_read_rows_jsonl_and_missing_label(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"id": "x1", "ts": 5, "a": 1.5, "label": true}\n\n{"id": "x2", "a": null, "label": false}\n')
+    rows = list(read_rows(path, "label", "id"))
+    assert rows == [("x1", 5, {"a": 1.5}, True), ("x2", None, {"a": None}, False)]
+    from driftline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no label column 'nope'"):
+        list(read_rows(path, "nope"))
+
+
+def test_cli_human_output_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "--stream", "hyperplane-gradual", "--n", "800", "--learner", "gaussian_nb"]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy" in text and "promotions" in text
+    assert main(["replay", "--file", str(tmp_path / "missing.csv"), "--label-col", "y"]) == 2
