@@ -24,12 +24,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from learners.config import DriftConfig, GuardConfig, LearnerSpec  # noqa: E402
-from learners.drift import FeatureDriftMonitor  # noqa: E402
-from learners.lifecycle import ModelLifecycle  # noqa: E402
-from learners.replay import read_rows, replay  # noqa: E402
-from learners.specs import build_learner  # noqa: E402
-from learners.synthetic import synthetic_stream  # noqa: E402
+from learners.config import DriftConfig, GuardConfig, LearnerSpec
+from learners.drift import FeatureDriftMonitor
+from learners.lifecycle import ModelLifecycle
+from learners.replay import read_rows, replay
+from learners.specs import build_learner
+from learners.synthetic import synthetic_stream
 
 ELEC = Path(os.environ.get("DRIFTLINE_ELEC", "/work/shared/data/elec.csv"))
 WINDOW_LR = LearnerSpec("window_refit", {"window": 3000, "every": 100})
@@ -61,7 +61,13 @@ def guarded(
     rows: list[Any], spec: LearnerSpec, delay: int, release_every: int, reference: list[Any] | None = None
 ) -> dict[str, Any]:
     lifecycle = ModelLifecycle(
-        "bench", "classification", spec, None, DriftConfig(), GuardConfig(), reference=reference,
+        "bench",
+        "classification",
+        spec,
+        None,
+        DriftConfig(),
+        GuardConfig(),
+        reference=reference,
         release_every=release_every,
     )
     start = time.perf_counter()
@@ -151,7 +157,8 @@ def poisoning(n: int, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"burst": [lo, hi], "n": n}
     spec = LearnerSpec("logistic_regression")
     for kind in ("flip", "targeted"):
-        def bad(i: int, x: dict[str, Any], y: Any) -> Any:
+
+        def bad(i: int, x: dict[str, Any], y: Any, kind: str = kind) -> Any:
             if not lo <= i < hi or (kind == "targeted" and x[next(iter(x))] <= 0.5):
                 return y
             return 1 - y
@@ -161,7 +168,14 @@ def poisoning(n: int, seed: int) -> dict[str, Any]:
         res: dict[str, float] = {}
         for label, ref in (("guarded_reference", reference), ("guarded_no_reference", None)):
             lifecycle = ModelLifecycle(
-                "p", "classification", spec, None, DriftConfig(), GuardConfig(), reference=ref, release_every=50
+                "p",
+                "classification",
+                spec,
+                None,
+                DriftConfig(),
+                GuardConfig(),
+                reference=ref,
+                release_every=50,
             )
             preds: list[Any] = []
             replay(poisoned, lifecycle, delay=10, on_prediction=lambda r, p=preds: p.append(r["prediction"]))
@@ -185,7 +199,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     args = ap.parse_args()
-    n = 6000 if args.quick else 30000
+    n = 6000 if args.quick else 20000
     names = [f"{f}-{k}" for f in ("sea", "agrawal", "hyperplane") for k in ("abrupt", "gradual")]
     if ELEC.exists():
         names.insert(0, "elec")

@@ -30,7 +30,9 @@ class DriftConfig:
     """
 
     adwin_delta: float = 0.002
-    adwin_grace: int = 100  # no error alarm before this many labelled examples (a cold model's error still falls)
+    adwin_grace: int = (
+        100  # no error alarm before this many labelled examples (a cold model's error still falls)
+    )
     ph_loss: bool = True
     ph_loss_delta: float = 0.05
     ph_loss_threshold: float = 100.0

@@ -56,7 +56,11 @@ class ErrorDriftMonitor:
         after = self._adwin.estimation
         if after <= before:
             return []
-        details = {"error_before": f"{before:.4f}", "error_after": f"{after:.4f}", "width": str(self._adwin.width)}
+        details = {
+            "error_before": f"{before:.4f}",
+            "error_after": f"{after:.4f}",
+            "width": str(self._adwin.width),
+        }
         return [DriftSignal("adwin", "error", index, details)]
 
 
@@ -86,7 +90,10 @@ class _ScaledPageHinkley:
                 # A constant feature gets a tiny std so any later movement is visible but bounded.
                 self._std = math.sqrt(self._var.get()) or 1e-6
                 self._ph = drift.PageHinkley(
-                    min_instances=self.min_instances, delta=self.delta, threshold=self.threshold, mode=self.mode
+                    min_instances=self.min_instances,
+                    delta=self.delta,
+                    threshold=self.threshold,
+                    mode=self.mode,
                 )
             return None
         z = (value - self._mean) / self._std
@@ -94,7 +101,11 @@ class _ScaledPageHinkley:
         self._ph.update(z)
         if not self._ph.drift_detected:
             return None
-        details = {"warmup_mean": f"{self._mean:.6g}", "warmup_std": f"{self._std:.6g}", "last_value": f"{value:.6g}"}
+        details = {
+            "warmup_mean": f"{self._mean:.6g}",
+            "warmup_std": f"{self._std:.6g}",
+            "last_value": f"{value:.6g}",
+        }
         self._start()
         return details
 
@@ -108,7 +119,9 @@ class LossDriftMonitor:
 
     def reset(self) -> None:
         c = self.config
-        self._ph = _ScaledPageHinkley(c.ph_min_instances, c.ph_loss_delta, c.ph_loss_threshold, c.ph_min_instances, "up")
+        self._ph = _ScaledPageHinkley(
+            c.ph_min_instances, c.ph_loss_delta, c.ph_loss_threshold, c.ph_min_instances, "up"
+        )
 
     def update(self, loss: float, index: int) -> list[DriftSignal]:
         if not self.config.ph_loss or not finite(loss):

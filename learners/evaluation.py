@@ -47,12 +47,16 @@ class Evaluator:
         self.task = task
         self.window = window
         kinds = CLASSIFICATION if task == "classification" else REGRESSION
-        self._cumulative = {name: cls() for name, cls in kinds.items()}
-        self._rolling = {name: utils.Rolling(cls(), window_size=window) for name, cls in kinds.items()}
+        self._cumulative: dict[str, Any] = {name: cls() for name, cls in kinds.items()}
+        self._rolling: dict[str, Any] = {
+            name: utils.Rolling(cls(), window_size=window) for name, cls in kinds.items()
+        }
         self._segments: dict[str, list[float]] = {}  # segment -> [n, sum of score]
         self.n = 0
 
-    def update(self, y_true: Any, y_pred: Any, proba: dict[Any, float] | None = None, segment: str | None = None) -> None:
+    def update(
+        self, y_true: Any, y_pred: Any, proba: dict[Any, float] | None = None, segment: str | None = None
+    ) -> None:
         """Score one prediction; a missing prediction counts as wrong (classification) or is skipped (regression)."""
         if y_true is None:
             return

@@ -19,7 +19,6 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-
 CLIP = 1e12
 
 

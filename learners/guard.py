@@ -174,7 +174,9 @@ def _paired_t(ev: PairedEvidence) -> tuple[float, float, int]:
     return mean, math.sqrt(var / n) or 1e-12, max(n - 1, 1)
 
 
-def statistical_test(kind: str, ev: PairedEvidence, config: GuardConfig) -> tuple[bool, dict[str, float], str]:
+def statistical_test(
+    kind: str, ev: PairedEvidence, config: GuardConfig
+) -> tuple[bool, dict[str, float], str]:
     """Run the test for ``kind`` (``incremental``: non-inferiority, otherwise superiority)."""
     alpha = config.alpha
     evidence: dict[str, float] = {}
@@ -183,7 +185,8 @@ def statistical_test(kind: str, ev: PairedEvidence, config: GuardConfig) -> tupl
             upper = _mcnemar_upper_difference(ev, alpha)
             evidence.update(error_difference_upper=upper, margin=config.non_inferiority_margin)
             ok = upper < config.non_inferiority_margin
-            text = f"non-inferiority: error difference upper bound {upper:.4f} vs margin {config.non_inferiority_margin}"
+            margin = config.non_inferiority_margin
+            text = f"non-inferiority: error difference upper bound {upper:.4f} vs margin {margin}"
         else:
             p = _mcnemar_superiority(ev.cand_only, ev.base_only)
             evidence.update(p_value=p, statistic=float(ev.cand_only - ev.base_only))
@@ -197,7 +200,11 @@ def statistical_test(kind: str, ev: PairedEvidence, config: GuardConfig) -> tupl
         margin = config.non_inferiority_margin * (ev.sum_base / ev.n)
         upper = mean + float(sps.t.ppf(1 - alpha, df)) * se
         evidence.update(loss_difference_upper=upper, margin=margin)
-        return upper < margin, evidence, f"non-inferiority (paired t): upper {upper:.4g} vs margin {margin:.4g}"
+        return (
+            upper < margin,
+            evidence,
+            f"non-inferiority (paired t): upper {upper:.4g} vs margin {margin:.4g}",
+        )
     p = float(sps.t.cdf(t, df))
     evidence["p_value"] = p
     return p < alpha and mean < 0, evidence, f"superiority (paired t): t={t:.3f}, p={p:.4g}"
@@ -259,7 +266,9 @@ def sanity_checks(
         gap = lc - lb if ev.task == "classification" else (lc - lb) / max(lb, 1e-12)
         evidence.update(reference_candidate_loss=lc, reference_baseline_loss=lb, reference_gap=gap)
         ok = gap <= config.reference_margin
-        checks["reference"] = True if ok else f"reference-set loss {lc:.4f} vs {lb:.4f} (margin {config.reference_margin})"
+        checks["reference"] = (
+            True if ok else f"reference-set loss {lc:.4f} vs {lb:.4f} (margin {config.reference_margin})"
+        )
     return checks, evidence
 
 
@@ -285,7 +294,9 @@ def judge(
     checks = {"statistical_test": True if ok else "not significant", **checks}
     failed = [f"{k}: {v}" for k, v in checks.items() if v is not True]
     if failed:
-        return Decision("reject", kind, name, evidence, checks, f"reject {name}: {'; '.join(failed)} ({test_text})", index)
+        return Decision(
+            "reject", kind, name, evidence, checks, f"reject {name}: {'; '.join(failed)} ({test_text})", index
+        )
     if evidence["disagreement"] > config.max_disagreement:
         checks["disagreement"] = f"{evidence['disagreement']:.3f} > {config.max_disagreement}"
         text = f"hold {name} for operator approval: disagrees on {evidence['disagreement']:.1%} ({test_text})"
@@ -321,4 +332,6 @@ class Probation:
         evidence.update(ev.summary())
         checks: dict[str, bool | str] = {"probation": f"previous version {self.previous_version} is better"}
         text = f"rollback to version {self.previous_version}: {text}"
-        return Decision("rollback", "rollback", f"version {self.previous_version}", evidence, checks, text, index)
+        return Decision(
+            "rollback", "rollback", f"version {self.previous_version}", evidence, checks, text, index
+        )

@@ -23,7 +23,8 @@ from learners.specs import Learner, build_learner
 
 CHECK_EVERY = 50  # labels between guard checks of a running challenger (after min_examples)
 COLD_START = 50  # labels before the first incremental release when the served model has learned nothing
-LOSS_CAP = 10.0  # log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor
+# The log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor.
+LOSS_CAP = 10.0
 
 
 @dataclass
@@ -164,7 +165,9 @@ class ModelLifecycle:
             # the same model a little later, and resetting there would blind ADWIN under frequent releases.
             self._error_monitor.reset()
             self._loss_monitor.reset()
-        return Release(version, parent, reason, self._served.model, metrics, decision, dict(lineage.data_range), index)
+        return Release(
+            version, parent, reason, self._served.model, metrics, decision, dict(lineage.data_range), index
+        )
 
     def initial_release(self) -> Release:
         """Version 1 (reason ``initial``): the champion as it is now (usually untrained)."""
@@ -205,7 +208,9 @@ class ModelLifecycle:
         events: list[Event] = []
         segment = segment_of(x, self.segment_feature)
         base_pred, base_proba = self._served.model.predict_with_proba(x)
-        if served_prediction is None or (served_version is not None and served_version != self.served_version):
+        if served_prediction is None or (
+            served_version is not None and served_version != self.served_version
+        ):
             seen_pred, seen_proba = base_pred, base_proba
             if served_prediction is not None:
                 seen_pred, seen_proba = served_prediction, {}
@@ -232,7 +237,9 @@ class ModelLifecycle:
         events.extend(self._decide(index))
         return events
 
-    def _monitor(self, x: dict[str, Any], y: Any, pred: Any, proba: dict[Any, float], index: int) -> list[Event]:
+    def _monitor(
+        self, x: dict[str, Any], y: Any, pred: Any, proba: dict[Any, float], index: int
+    ) -> list[Event]:
         if self.task == "classification":
             error = 0.0 if pred == y else 1.0
             p = proba.get(y, 0.0)
@@ -299,7 +306,9 @@ class ModelLifecycle:
                 index=index,
             )
             if decision.outcome == "promote":
-                events.append(self._release(self._lineage, "incremental", decision, index, self.served_version))
+                events.append(
+                    self._release(self._lineage, "incremental", decision, index, self.served_version)
+                )
             else:
                 if decision.outcome == "hold":
                     self._held = (self._lineage.copy(), decision)
@@ -338,7 +347,9 @@ class ModelLifecycle:
             else:
                 raise LearnerError(f"promote: no {which!r} candidate (use held, challenger or champion)")
             self._lineage = lineage
-            manual = Decision("promote", "manual", which, {}, {"operator": True}, f"operator promoted the {which}")
+            manual = Decision(
+                "promote", "manual", which, {}, {"operator": True}, f"operator promoted the {which}"
+            )
             return [self._release(lineage, "manual", manual, None, self.served_version)]
         if command == "rollback":
             if self._previous is None:
@@ -346,11 +357,15 @@ class ModelLifecycle:
             previous, version = self._previous
             self._lineage = previous.copy()
             self._drop_challenger()
-            manual = Decision("rollback", "rollback", f"version {version}", {}, {"operator": True}, "operator rollback")
+            manual = Decision(
+                "rollback", "rollback", f"version {version}", {}, {"operator": True}, "operator rollback"
+            )
             return [self._release(previous, "rollback", manual, None, version)]
         raise LearnerError(f"unknown control command {command!r}")
 
-    def adopt(self, model: Learner, *, version: int, reason: str = "manual", n_learned: int | None = None) -> Release:
+    def adopt(
+        self, model: Learner, *, version: int, reason: str = "manual", n_learned: int | None = None
+    ) -> Release:
         """Serve a model restored from an earlier release (``promote VERSION``, or a rollback past probation).
 
         The result is a new release (a new version, ``parent`` = the restored version) and the champion continues
@@ -363,7 +378,12 @@ class ModelLifecycle:
         self._drop_challenger()
         outcome = "promote" if reason == "manual" else "rollback"
         decision = Decision(
-            outcome, reason, f"version {version}", {}, {"operator": True}, f"operator restored version {version}"
+            outcome,
+            reason,
+            f"version {version}",
+            {},
+            {"operator": True},
+            f"operator restored version {version}",
         )
         return self._release(lineage, reason, decision, None, version)
 
@@ -372,22 +392,24 @@ class ModelLifecycle:
             self.release_every = max(1, int(value))
             return
         section, _, name = key.partition(".")
-        targets = {"guard": self.guard, "drift": self.drift}
+        targets: dict[str, Any] = {"guard": self.guard, "drift": self.drift}
         if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
             raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
         current = getattr(targets[section], name)
         parsed = _parse_setting(key, value, current)
         new = dataclasses.replace(targets[section], **{name: parsed})
         if section == "guard":
-            self.guard = new  # type: ignore[assignment]
+            self.guard = new
         else:
-            self.drift = new  # type: ignore[assignment]
-            self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = new  # type: ignore[assignment]
+            self.drift = new
+            self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = new
 
     def snapshot_metrics(self) -> dict[str, float]:
         """Live metrics: the served version's prequential metrics plus the lifecycle's own state."""
         out = dict(self.evaluation.snapshot())
-        out.update({f"overall.{k}": v for k, v in self.overall.snapshot().items() if not k.startswith("segment.")})
+        out.update(
+            {f"overall.{k}": v for k, v in self.overall.snapshot().items() if not k.startswith("segment.")}
+        )
         out.update(
             n_learned=float(self.n_learned),
             served_version=float(self.served_version),

@@ -7,6 +7,7 @@ Each event is first scored by the served model; its label is revealed ``delay`` 
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -47,14 +48,18 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     suffix = path.suffix.lower()
     with path.open(newline="") as fh:
         if suffix == ".csv":
-            records: Iterable[dict[str, Any]] = ({k: _scalar(v) for k, v in r.items()} for r in csv.DictReader(fh))
+            records: Iterable[dict[str, Any]] = (
+                {k: _scalar(v) for k, v in r.items()} for r in csv.DictReader(fh)
+            )
         elif suffix in (".jsonl", ".json", ".ndjson"):
             records = (json.loads(line) for line in fh if line.strip())
         else:
             raise ConfigError(f"{path}: expected a .csv or .jsonl file")
         for i, record in enumerate(records):
             if label_col not in record:
-                raise ConfigError(f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})")
+                raise ConfigError(
+                    f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})"
+                )
             label = record.pop(label_col)
             rid = str(record.pop(id_col)) if id_col and id_col in record else str(i)
             ts = record.pop("ts", None)
@@ -106,7 +111,9 @@ def _record(result: ReplayResult, events: list[Any], now: int) -> None:
             elif event.reason != "initial":
                 result.promotions.append(entry)
             if event.decision is not None:
-                result.decisions.append({"index": now, "outcome": event.decision.outcome, "text": event.decision.text})
+                result.decisions.append(
+                    {"index": now, "outcome": event.decision.outcome, "text": event.decision.text}
+                )
         elif isinstance(event, DriftSignal):
             if event.signal.startswith("feature:"):
                 result.feature_alarms.append({"index": event.index, "signal": event.signal})
@@ -155,10 +162,8 @@ def replay(
             result.correct += ok
             result.outcomes.append(1 if ok else 0)
         else:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 result.abs_error += abs(float(pred) - float(y))
-            except (TypeError, ValueError):
-                pass
         pending.append((i, ts, x, y, pred, served_version))
         if len(pending) > delay:
             reveal(i)

@@ -79,7 +79,11 @@ def plot_accuracy(
 
 
 def write_html(
-    path: str | Path, title: str, summary: Mapping[str, Any], images: Sequence[str | Path] = (), notes: str = ""
+    path: str | Path,
+    title: str,
+    summary: Mapping[str, Any],
+    images: Sequence[str | Path] = (),
+    notes: str = "",
 ) -> Path:
     """Write a self-contained HTML page: title, notes, the PNGs inlined, and ``summary`` as a table."""
     parts = [

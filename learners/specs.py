@@ -30,12 +30,16 @@ from learners.window import WindowRefit
 TASKS = ("classification", "regression")
 
 
-def _check(cls: Any, params: dict[str, Any], kind: str, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def _check(
+    cls: Any, params: dict[str, Any], kind: str, allowed_extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Reject parameters ``cls`` does not take, naming the parameter and the valid ones."""
     valid = set(inspect.signature(cls).parameters) | set(allowed_extra)
     for key in params:
         if key not in valid:
-            raise LearnerError(f"learner {kind!r}: unknown parameter {key!r}; valid: {', '.join(sorted(valid))}")
+            raise LearnerError(
+                f"learner {kind!r}: unknown parameter {key!r}; valid: {', '.join(sorted(valid))}"
+            )
     return {k: v for k, v in params.items() if k not in allowed_extra}
 
 
@@ -63,7 +67,9 @@ def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
 
     mode = params.get("multiclass", "binary")
     if mode not in ("binary", "ovr", "softmax"):
-        raise LearnerError(f"learner 'logistic_regression': multiclass must be binary, ovr or softmax, got {mode!r}")
+        raise LearnerError(
+            f"learner 'logistic_regression': multiclass must be binary, ovr or softmax, got {mode!r}"
+        )
     rest = {k: v for k, v in params.items() if k != "multiclass"}
     cls = linear_model.SoftmaxRegression if mode == "softmax" else linear_model.LogisticRegression
     _check(cls, rest, "logistic_regression", ("lr",))
@@ -84,7 +90,9 @@ def _linear_regression(params: dict[str, Any], task: str, seed: int) -> Any:
 def _gaussian_nb(params: dict[str, Any], task: str, seed: int) -> Any:
     from river import naive_bayes
 
-    return _construct(naive_bayes.GaussianNB, _check(naive_bayes.GaussianNB, params, "gaussian_nb"), "gaussian_nb")
+    return _construct(
+        naive_bayes.GaussianNB, _check(naive_bayes.GaussianNB, params, "gaussian_nb"), "gaussian_nb"
+    )
 
 
 def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, Any], str, int], Any]:
@@ -151,7 +159,7 @@ class _Aligned(river_base.Transformer):
         if self._names is None:
             self._names = sorted(x)
 
-    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+    def transform_one(self, x: dict[str, float]) -> dict[str, float]:  # type: ignore[override]
         if self._names is None:
             return dict(x)
         return {n: x.get(n, 0.0) for n in self._names}
@@ -162,9 +170,17 @@ KINDS: dict[str, tuple[Callable[[dict[str, Any], str, int], Any], tuple[str, ...
     "logistic_regression": (_logistic, ("classification",)),
     "linear_regression": (_linear_regression, ("regression",)),
     "gaussian_nb": (_gaussian_nb, ("classification",)),
-    "hoeffding_tree": (_tree("hoeffding_tree", "HoeffdingTreeClassifier", "HoeffdingTreeRegressor", False), TASKS),
+    "hoeffding_tree": (
+        _tree("hoeffding_tree", "HoeffdingTreeClassifier", "HoeffdingTreeRegressor", False),
+        TASKS,
+    ),
     "hoeffding_adaptive_tree": (
-        _tree("hoeffding_adaptive_tree", "HoeffdingAdaptiveTreeClassifier", "HoeffdingAdaptiveTreeRegressor", True),
+        _tree(
+            "hoeffding_adaptive_tree",
+            "HoeffdingAdaptiveTreeClassifier",
+            "HoeffdingAdaptiveTreeRegressor",
+            True,
+        ),
         TASKS,
     ),
     "adaptive_random_forest": (_tree("adaptive_random_forest", "ARFClassifier", "ARFRegressor", True), TASKS),
@@ -181,7 +197,9 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
         raise LearnerError(f"unknown learner {spec.name!r}; known: {', '.join(sorted(KINDS))}")
     builder, tasks = KINDS[spec.name]
     if task not in tasks:
-        raise LearnerError(f"learner {spec.name!r} does not support task {task!r} (supports {', '.join(tasks)})")
+        raise LearnerError(
+            f"learner {spec.name!r} does not support task {task!r} (supports {', '.join(tasks)})"
+        )
     return builder(dict(spec.params), task, seed)
 
 

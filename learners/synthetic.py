@@ -45,7 +45,9 @@ def _chain(concepts: list[Any], points: list[int], width: Callable[[int], int], 
     stream = concepts[-1]
     for k in range(len(concepts) - 1, 0, -1):
         start = points[k - 1] - (points[k - 2] if k >= 2 else 0)
-        stream = synth.ConceptDriftStream(concepts[k - 1], stream, position=start, width=width(start), seed=seed + k)
+        stream = synth.ConceptDriftStream(
+            concepts[k - 1], stream, position=start, width=width(start), seed=seed + k
+        )
     return stream
 
 
@@ -57,7 +59,9 @@ def synthetic_stream(name: str, n: int, seed: int = 0) -> tuple[Iterator[Row], l
     family, _, kind = name.partition("-")
     kind = kind or "abrupt"
     if kind not in ("abrupt", "gradual", "stationary", "drift"):
-        raise ConfigError(f"unknown stream {name!r}; use <family>-abrupt|gradual|stationary, one of {STREAMS}")
+        raise ConfigError(
+            f"unknown stream {name!r}; use <family>-abrupt|gradual|stationary, one of {STREAMS}"
+        )
     concepts = _concepts(family, seed)
     if kind == "stationary":
         points: list[int] = []
@@ -76,4 +80,8 @@ def synthetic_stream(name: str, n: int, seed: int = 0) -> tuple[Iterator[Row], l
     return rows, points
 
 
-STREAMS = tuple(f"{f}-{k}" for f in ("sea", "agrawal", "hyperplane", "stagger") for k in ("abrupt", "gradual", "stationary"))
+STREAMS = tuple(
+    f"{f}-{k}"
+    for f in ("sea", "agrawal", "hyperplane", "stagger")
+    for k in ("abrupt", "gradual", "stationary")
+)

@@ -36,7 +36,9 @@ ESTIMATORS: dict[str, tuple[str, str | None, str | None, bool]] = {
 def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
     """Build a scikit-learn estimator by registered name, with a clear error for unknown names or params."""
     if name not in ESTIMATORS:
-        raise LearnerError(f"window_refit: unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}")
+        raise LearnerError(
+            f"window_refit: unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}"
+        )
     module, clf, reg, scale = ESTIMATORS[name]
     cls_name = clf if task == "classification" else reg
     if cls_name is None:
@@ -45,7 +47,9 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
     valid = set(cls().get_params())
     for key in params:
         if key not in valid:
-            raise LearnerError(f"window_refit: {cls_name} has no parameter {key!r}; valid: {', '.join(sorted(valid))}")
+            raise LearnerError(
+                f"window_refit: {cls_name} has no parameter {key!r}; valid: {', '.join(sorted(valid))}"
+            )
     try:
         est = cls(**params)
     except (TypeError, ValueError) as exc:
@@ -59,7 +63,7 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
 
 
 class WindowRefit:
-    """Refit ``estimator`` (a name in ``ESTIMATORS``; default by task) on the last ``window`` examples every ``every`` examples.
+    """Refit ``estimator`` (in ``ESTIMATORS``; default by task) on the last ``window`` examples every ``every``.
 
     Features missing from an example are filled with the window mean of that feature; features never seen in the
     window are ignored. Before the first fit (or while the window holds a single class) it predicts the most

@@ -13,11 +13,7 @@ from learners.config import LearnerSpec
 from learners.features import share_distribution_rngs
 from learners.specs import KINDS, build_learner
 
-CASES = [
-    (kind, task)
-    for kind, (_, tasks) in KINDS.items()
-    for task in tasks
-]
+CASES = [(kind, task) for kind, (_, tasks) in KINDS.items() for task in tasks]
 
 
 def _spec(kind: str, task: str) -> LearnerSpec:
@@ -113,7 +109,7 @@ def test_unseen_missing_and_garbage_features_never_nan(kind: str, task: str) -> 
 
 
 def test_unknown_kind_lists_known_ones() -> None:
-    with pytest.raises(LearnerError, match="known: .*hoeffding_tree"):
+    with pytest.raises(LearnerError, match=r"known: .*hoeffding_tree"):
         build_learner(LearnerSpec("no_such_model"))
 
 

@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["learners.features", "learners.specs", "learners.evaluation", "learners.synthetic", "learners.report"]
+MODULES = [
+    "learners.features",
+    "learners.specs",
+    "learners.evaluation",
+    "learners.synthetic",
+    "learners.report",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -19,13 +19,17 @@ def test_error_monitor_detects_a_step_within_bound_and_ignores_improvements() ->
     assert alarms and 3000 <= alarms[0].index < 3300
     assert alarms[0].detector == "adwin" and alarms[0].signal == "error"
     better = ErrorDriftMonitor(DriftConfig())
-    assert not [s for i in range(6000) for s in better.update(float(rng.random() < (0.4 if i < 3000 else 0.1)), i)]
+    assert not [
+        s for i in range(6000) for s in better.update(float(rng.random() < (0.4 if i < 3000 else 0.1)), i)
+    ]
 
 
 def test_loss_monitor_detects_increase() -> None:
     rng = random.Random(1)
     monitor = LossDriftMonitor(DriftConfig())
-    alarms = [s for i in range(4000) for s in monitor.update(rng.expovariate(1 / (0.3 if i < 2000 else 1.0)), i)]
+    alarms = [
+        s for i in range(4000) for s in monitor.update(rng.expovariate(1 / (0.3 if i < 2000 else 1.0)), i)
+    ]
     assert alarms and 2000 <= alarms[0].index < 2300 and alarms[0].signal == "loss"
     assert all(a.index >= 2000 for a in alarms)
 

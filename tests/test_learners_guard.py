@@ -84,13 +84,18 @@ def test_poisoned_candidate_is_stopped_by_reference_set() -> None:
     # On the (poisoned) stream labels the candidate looks far better...
     ev = _evidence(400, 0.95, 0.6)
     reference = [({"a": a}, int(a > 0)) for a in (random.Random(i).uniform(-1, 1) for i in range(200))]
-    d = judge("challenger", ev, GuardConfig(), candidate=Rule(flipped=True), baseline=Rule(), reference=reference)
+    d = judge(
+        "challenger", ev, GuardConfig(), candidate=Rule(flipped=True), baseline=Rule(), reference=reference
+    )
     # ...but it is wrong on the trusted reference set.
     assert d.outcome == "reject"
     assert d.checks["reference"] is not True and "reference" in d.text
     assert d.evidence["reference_gap"] > 0.9
     # The same evidence without the reference set would have been promoted.
-    assert judge("challenger", ev, GuardConfig(), candidate=Rule(flipped=True), baseline=Rule()).outcome == "promote"
+    assert (
+        judge("challenger", ev, GuardConfig(), candidate=Rule(flipped=True), baseline=Rule()).outcome
+        == "promote"
+    )
 
 
 def test_high_disagreement_is_held_for_operator() -> None:
@@ -125,7 +130,9 @@ def test_segment_margin_and_latency_budget_veto() -> None:
     assert d.outcome == "reject" and "south" in str(d.checks["segments"])
     good = _evidence(400, 0.9, 0.75)
     sample = [{"a": 1.0}] * 20
-    slow = judge("challenger", good, GuardConfig(max_predict_latency_ms=-1.0), candidate=Const(1), sample=sample)
+    slow = judge(
+        "challenger", good, GuardConfig(max_predict_latency_ms=-1.0), candidate=Const(1), sample=sample
+    )
     assert slow.outcome == "reject" and slow.checks["latency"] is not True
 
 

@@ -23,8 +23,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
 
 def _lifecycle(seed: int) -> ModelLifecycle:
     return ModelLifecycle(
-        "m", "classification", LearnerSpec("hoeffding_adaptive_tree"), None, DriftConfig(), GuardConfig(),
-        release_every=100, seed=seed,
+        "m",
+        "classification",
+        LearnerSpec("hoeffding_adaptive_tree"),
+        None,
+        DriftConfig(),
+        GuardConfig(),
+        release_every=100,
+        seed=seed,
     )
 
 
@@ -66,14 +72,29 @@ def _write_csv(path: Path, n: int, seed: int, flip: bool = False) -> None:
             w.writerow([f"e{i}", a, "" if i % 7 == 0 else b, rng.choice(["red", "blue"]), y])
 
 
-def test_cli_over_a_csv_file_with_reference_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_over_a_csv_file_with_reference_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data, ref = tmp_path / "events.csv", tmp_path / "ref.csv"
     _write_csv(data, 2000, 1)
     _write_csv(ref, 300, 2)
     report = tmp_path / "report"
     summary = _run(
-        capsys, "--file", str(data), "--label-col", "label", "--id-col", "event", "--delay", "20",
-        "--reference", str(ref), "--report", str(report), "--release-every", "100",
+        capsys,
+        "--file",
+        str(data),
+        "--label-col",
+        "label",
+        "--id-col",
+        "event",
+        "--delay",
+        "20",
+        "--reference",
+        str(ref),
+        "--report",
+        str(report),
+        "--release-every",
+        "100",
     )
     assert summary["n"] == 2000 and summary["accuracy"] > 0.85
     html = (report / "report.html").read_text()
@@ -82,7 +103,9 @@ def test_cli_over_a_csv_file_with_reference_and_report(tmp_path: Path, capsys: p
 
 def test_read_rows_jsonl_and_missing_label(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
-    path.write_text('{"id": "x1", "ts": 5, "a": 1.5, "label": true}\n\n{"id": "x2", "a": null, "label": false}\n')
+    path.write_text(
+        '{"id": "x1", "ts": 5, "a": 1.5, "label": true}\n\n{"id": "x2", "a": null, "label": false}\n'
+    )
     rows = list(read_rows(path, "label", "id"))
     assert rows == [("x1", 5, {"a": 1.5}, True), ("x2", None, {"a": None}, False)]
     from driftline.errors import ConfigError

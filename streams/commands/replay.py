@@ -32,15 +32,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", metavar="F", help="labelled events, .csv or .jsonl")
-    src.add_argument("--stream", metavar="NAME", choices=STREAMS, help=f"synthetic stream: {', '.join(STREAMS)}")
+    src.add_argument(
+        "--stream", metavar="NAME", choices=STREAMS, help=f"synthetic stream: {', '.join(STREAMS)}"
+    )
     p.add_argument("--label-col", metavar="C", help="label column (default: settings model.label_col)")
     p.add_argument("--id-col", metavar="C", help="event id column (default: row number)")
-    p.add_argument("--delay", type=int, default=0, metavar="N", help="reveal each label N events late (default 0)")
+    p.add_argument(
+        "--delay", type=int, default=0, metavar="N", help="reveal each label N events late (default 0)"
+    )
     p.add_argument("--reference", metavar="F", help="trusted labelled file no promoted model may regress on")
-    p.add_argument("--out", metavar="F", help="write one JSON line per event: {index, id, prediction, version}")
+    p.add_argument(
+        "--out", metavar="F", help="write one JSON line per event: {index, id, prediction, version}"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--learner", metavar="NAME", help="learner kind (default: settings model.learner.name)")
-    p.add_argument("--challenger", metavar="NAME", help="challenger kind (default: settings or the learner's)")
+    p.add_argument(
+        "--challenger", metavar="NAME", help="challenger kind (default: settings or the learner's)"
+    )
     p.add_argument("--release-every", type=int, metavar="N", help="labels between incremental releases")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
@@ -110,7 +118,12 @@ def _run(args: argparse.Namespace) -> int:
             out.write(json.dumps(record, default=str) + "\n")
 
         result = replay(
-            rows, lifecycle, delay=args.delay, limit=args.limit, on_prediction=write if out else None, progress=progress
+            rows,
+            lifecycle,
+            delay=args.delay,
+            limit=args.limit,
+            on_prediction=write if out else None,
+            progress=progress,
         )
     if tty:
         print(file=sys.stderr)
@@ -119,7 +132,9 @@ def _run(args: argparse.Namespace) -> int:
     if drift_points:
         summary["drift_points"] = drift_points
     if args.report:
-        html = write_replay_report(args.report, summary, result.outcomes, title=title, drift_points=drift_points)
+        html = write_replay_report(
+            args.report, summary, result.outcomes, title=title, drift_points=drift_points
+        )
         summary["report"] = str(html)
     if args.json:
         print(json.dumps(summary, default=str))
