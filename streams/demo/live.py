@@ -108,7 +108,11 @@ class LiveView:
         flow = Table(box=None, expand=True, show_header=True, header_style="dim")
         for col in ("produced", "scored", "labels in", "joined", "learned", "releases", "alarms by signal"):
             flow.add_column(col, justify="right" if col != "alarms by signal" else "left")
-        releases = ", ".join(f"{k} {v}" for k, v in sorted(s.releases.items())) or "-"
+        # "15 (12 incremental, 2 challenger)": the total first, so a narrow terminal still shows it.
+        detail = ", ".join(
+            f"{v} {k}" for k, v in sorted(s.releases.items(), key=lambda kv: -kv[1]) if k != "initial"
+        )
+        releases = f"{sum(s.releases.values())}" + (f" ({detail})" if detail else "")
         alarms = ", ".join(f"{k} {v}" for k, v in sorted(s.alarms.items())) or "-"
         flow.add_row(
             f"{s.produced:,}", f"{s.scored:,}", f"{s.labels_in:,}", f"{s.joined:,}", f"{s.learned:,}",

@@ -84,7 +84,7 @@ def accuracy_plot(
 ) -> Path:
     """Rolling accuracy of the served model over the labelled stream, with drifts, alarms and releases."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    fig, ax = plt.subplots(figsize=(11, 5.2))
     # Until the first trained release reaches the scorers the served model answers null: shown, not scored.
     cold = next((i for i, r in enumerate(training) if r["prediction"] is not None), len(training))
     correct = [r["prediction"] == r["label"] for r in training[cold:]]
@@ -119,7 +119,8 @@ def accuracy_plot(
                             ha="center", fontsize=8, color=COLORS[kind])  # fmt: skip
     if drifts:
         ax.plot([], [], color=COLORS["drift"], lw=2, alpha=0.6, label="true drift (band: gradual)")
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    # Below the axes: inside, it would hide the start of the curve or the first releases.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5, fontsize=8, frameon=False)
     ax.set_title("Accuracy of the served model, drift alarms and releases")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
