@@ -49,6 +49,8 @@ class BrokerSecurity:
     formatted, so users added later need a fresh state directory. ``keystore`` is one PEM file holding the
     broker's unencrypted PKCS#8 private key and its certificate chain. With ``truststore`` (a CA PEM file) the
     SSL listener requires client certificates (mutual TLS); SASL_SSL clients authenticate with SASL instead.
+    With ``authorizer`` the broker enforces ACLs (``User:<name>`` for SASL users, ``User:CN=...`` for
+    certificates); ``super_users`` (e.g. ``"User:alice"``) bypass them.
 
     >>> sec = BrokerSecurity(sasl_port=9192, users=(("alice", "pw"),))
     >>> sec.listeners()
@@ -61,6 +63,10 @@ class BrokerSecurity:
     users: Sequence[tuple[str, str]] = field(default=(), repr=False)
     keystore: Path | None = None
     truststore: Path | None = None
+    # Kafka's StandardAuthorizer, deny by default: principals not in super_users need ACLs for everything.
+    # User:ANONYMOUS (the PLAINTEXT and controller listeners: the broker itself, local admin) is always super.
+    authorizer: bool = False
+    super_users: Sequence[str] = ()
 
     def listeners(self) -> list[tuple[str, int]]:
         """(protocol, port) of every extra listener."""
@@ -102,6 +108,10 @@ class BrokerSecurity:
         if self.keystore is not None:
             props["ssl.keystore.type"] = "PEM"
             props["ssl.keystore.location"] = str(self.keystore)
+        if self.authorizer:
+            props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            props["super.users"] = ";".join(["User:ANONYMOUS", *self.super_users])
+            props["allow.everyone.if.no.acl.found"] = "false"
         if self.truststore is not None:
             props["ssl.truststore.type"] = "PEM"
             props["ssl.truststore.location"] = str(self.truststore)

@@ -270,6 +270,14 @@ def test_broker_security_renders_listeners_logins_and_tls(tmp_path: Path) -> Non
     assert sec.scram_args()[:2] == ["--add-scram", "SCRAM-SHA-256=[name=alice,password=pw1]"]
     assert len(sec.scram_args()) == 8  # 2 users x 2 SCRAM mechanisms x (flag, value)
     assert "pw1" not in repr(sec)
+    assert "authorizer.class.name" not in props  # ACLs only when asked for
+    acl = BrokerSecurity(
+        sasl_port=9192, users=(("alice", "pw1"),), authorizer=True, super_users=("User:alice",)
+    )
+    text = render_server_properties("127.0.0.1", 9092, 9093, tmp_path, acl)
+    assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n" in text
+    assert "super.users=User:ANONYMOUS;User:alice\n" in text
+    assert "allow.everyone.if.no.acl.found=false\n" in text
 
 
 @pytest.mark.parametrize(

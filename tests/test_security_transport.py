@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,20 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from connectors.kafka_client import check_reachable
 from connectors.localkafka import BrokerSecurity
 from connectors.localproc import free_port
-from connectors.producer import EventProducer
+from connectors.producer import DeliveryError, EventProducer
 from connectors.stack import StackConfig, stack_down, stack_up
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
@@ -36,12 +46,16 @@ from streams.commands.models import trainer_status
 from streams.commands.tail import assign_tail, read_until_end
 from streams.join import build_join_store
 from streams.settings import Settings, load_settings
+from tests.pipeline_helpers import metric_value
 
 USER = "alice"
 # Distinctive values, so grepping a log for them cannot match anything by accident.
 SASL_PASSWORD = "sasl-Pw-7f3a9c2e41d8"
 REDIS_PASSWORD = "redis-Pw-0b5e8d6a93c1"
 SIGNING_KEY = "signing-Key-5c1f0e7b2a94d3"
+# A second SASL user that is not a super user: it gets only the ACLs a test grants.
+PRODUCER = "producer"
+PRODUCER_PASSWORD = "producer-Pw-2d7c"
 
 
 # ---------------------------------------------------------------- a test PKI, made with the openssl CLI
@@ -97,6 +111,7 @@ class Secured:
     """Addresses and files of the module's secured servers."""
 
     pki: dict[str, Path]
+    plaintext: str  # the broker's own PLAINTEXT listener (User:ANONYMOUS, a super user): admin only
     sasl: str  # SASL_PLAINTEXT bootstrap
     ssl: str  # SSL (client certificate required)
     sasl_ssl: str  # SASL_SSL
@@ -189,9 +204,11 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         sasl_port=ports["sasl"],
         ssl_port=ports["ssl"],
         sasl_ssl_port=ports["sasl_ssl"],
-        users=((USER, SASL_PASSWORD),),
+        users=((USER, SASL_PASSWORD), (PRODUCER, PRODUCER_PASSWORD)),
         keystore=pki["keystore"],
         truststore=pki["ca"],
+        authorizer=True,
+        super_users=(f"User:{USER}", "User:CN=driftline-client"),
     )
     home = os.environ.get("KAFKA_HOME")
     cfg = StackConfig(
@@ -209,6 +226,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         tls_redis = _start_tls_redis(pki, root / "redis-tls", ports["tls"])
         yield Secured(
             pki=pki,
+            plaintext=f"127.0.0.1:{ports['plain']}",
             sasl=f"127.0.0.1:{ports['sasl']}",
             ssl=f"127.0.0.1:{ports['ssl']}",
             sasl_ssl=f"127.0.0.1:{ports['sasl_ssl']}",
@@ -282,6 +300,41 @@ def test_refused_credentials_fail_fast_with_a_clear_error(
     assert time.monotonic() - started < 20
     assert expected in str(err.value)
     assert SASL_PASSWORD not in str(err.value) and "wrong-password" not in str(err.value)
+
+
+@pytest.mark.kafka
+def test_acls_keep_a_producer_principal_to_its_own_topics(secured: Secured, prefix: str) -> None:
+    """SECURITY.md's table, enforced by the broker: producers write features and labels, never models or control."""
+    admin_settings = secured.settings("scram512", prefix)  # alice, a super user
+    ensure_topics(admin_settings)
+    admin = AdminClient({"bootstrap.servers": secured.plaintext})
+    grants = [
+        AclBinding(ResourceType.TOPIC, admin_settings.topic(name), ResourcePatternType.LITERAL, f"User:{PRODUCER}",
+                   "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+        for name in ("features", "labels")
+    ]  # fmt: skip
+    for future in admin.create_acls(grants).values():
+        future.result()
+    # ACLs reach the broker's authorizer through the metadata log, a moment after create_acls returns.
+    anything: Any = None  # matches any name / host (confluent-kafka's stubs say str)
+    mine = AclBindingFilter(ResourceType.TOPIC, anything, ResourcePatternType.ANY, f"User:{PRODUCER}", anything,
+                            AclOperation.ANY, AclPermissionType.ANY)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(admin.describe_acls(mine).result()) < len(grants) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    producer = secured.settings("scram512", prefix, password=PRODUCER_PASSWORD, sasl_username=PRODUCER)
+
+    with EventProducer(producer) as out:
+        out.send_feature("allowed-1", {"x": 1.0})
+        out.send_label("allowed-1", True)
+    assert [v["id"] for v in _read_all(admin_settings, "features")] == ["allowed-1"]
+    for topic in ("models", "control", "training"):
+        with (
+            pytest.raises(DeliveryError, match=r"TOPIC_AUTHORIZATION_FAILED"),
+            EventProducer(producer) as out,
+        ):
+            out.produce_bytes(admin_settings.topic(topic), b"forged", b"default")
+        assert _read_all(admin_settings, topic) == []
 
 
 # ---------------------------------------------------------------- Redis: AUTH and TLS
@@ -371,6 +424,15 @@ def _start_worker(role: str, env: Mapping[str, str], log: Path) -> _Worker:
     return _Worker(role, proc, log, port)
 
 
+def _served_version(worker: _Worker) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return metric_value(text, "driftline_served_model_version")
+
+
 def _stop(workers: list[_Worker]) -> None:
     for w in workers:
         if w.proc.poll() is None:
@@ -430,7 +492,9 @@ def test_workers_and_cli_over_sasl_and_tls_keep_secrets_out_of_logs(secured: Sec
             _start_worker("join", envs["plain"], logs / "join.log"),
         ]
         settings = load_settings(environ=envs["scram256"])
-        _wait("the trainer's first release", lambda: trainer_status(settings), workers, 90)
+        _wait("the trainer's first release", lambda: trainer_status(settings), workers, 120)
+        # Features only once the scorer serves a model, so every prediction carries a version.
+        _wait("the scorer to load the first release", lambda: _served_version(workers[1]) >= 1, workers, 120)
 
         done = _cli(
             envs["scram256"], "produce", "features", "--file", str(features), "--id-col", "id", "--json"
@@ -441,7 +505,7 @@ def test_workers_and_cli_over_sasl_and_tls_keep_secrets_out_of_logs(secured: Sec
             "a prediction from a loaded model for every event",
             lambda: {p["id"] for p in _read_all(settings, "predictions") if p["version"]} >= ids,
             workers,
-            90,
+            120,
         )
         done = _cli(envs["sasl_ssl"], "produce", "labels", "--file", str(labels), "--id-col", "id",
                     "--label-col", "y", "--json")  # fmt: skip
@@ -451,7 +515,7 @@ def test_workers_and_cli_over_sasl_and_tls_keep_secrets_out_of_logs(secured: Sec
             f"n_learned == {n}",
             lambda: (s := trainer_status(settings)) and s["n_learned"] >= n and s,
             workers,
-            90,
+            120,
         )
         assert status["n_learned"] == n
 
