@@ -552,10 +552,12 @@ def test_cli_with_a_wrong_password_exits_with_a_clear_error(
     config = _yaml_config(tmp_path / "c.yaml", secured, "scram512", prefix)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE")}
     env.update({"DRIFTLINE_CONFIG": str(config), "DRIFTLINE_KAFKA_SASL_PASSWORD": "not-it",
-                "DRIFTLINE_REDIS_URL": secured.redis_tls_url})  # fmt: skip
+                "DRIFTLINE_REDIS_URL": secured.redis_tls_url, "DRIFTLINE_SIGNING_KEY": SIGNING_KEY})  # fmt: skip
     rows = tmp_path / "f.jsonl"
     rows.write_text('{"id": "a", "x": 1}\n')
-    for args in (("produce", "features", "--file", str(rows)), ("tail", "features")):
+    commands = (("produce", "features", "--file", str(rows)), ("tail", "features"),
+                ("worker", "--role", "score", "--metrics-port", "0"))  # fmt: skip
+    for args in commands:
         started = time.monotonic()
         done = _cli(env, *args, timeout=60)
         assert done.returncode == 1
