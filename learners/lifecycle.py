@@ -265,7 +265,8 @@ class ModelLifecycle:
             if decision is not None:
                 previous, version = self._previous
                 self._lineage = previous.copy()
-                self._drop_challenger()
+                # A challenger started by a drift alarm stays: the same drift often causes both, and dropping it
+                # would leave the rolled-back model alone against the new concept.
                 return [self._release(previous, "rollback", decision, index, version)]
             if self._probation.finished:
                 self._probation, self._previous = None, None
