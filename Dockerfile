@@ -18,6 +18,7 @@ COPY streams/ streams/
 COPY learners/ learners/
 COPY schemas/ schemas/
 COPY connectors/ connectors/
+COPY bench/ bench/
 RUN pip install -c constraints.txt ".[fast]" \
     && useradd --system --uid 10001 --home-dir /var/lib/driftline --shell /usr/sbin/nologin driftline \
     && mkdir -p /var/lib/driftline/artifacts \
