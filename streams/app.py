@@ -8,15 +8,24 @@ Faust acknowledges a batch from ``take_events`` when the loop body returns *or r
 so every batch here is handled completely inside the body: per-record failures go to ``deadletter``, and a failure of
 the batch as a whole (Redis or Kafka unreachable) is retried with backoff until it succeeds, never skipped. Agents run
 with concurrency 1 (faust-streaming #606 commits past in-flight messages under concurrency > 1).
+
+A process running only ``score`` reads ``features`` through :class:`~streams.runtime.BatchSource` (confluent-kafka,
+whole batches) in a thread of its own instead of a Faust agent: Faust's per-message path cost more CPU than
+scoring (BENCHMARKS.md). The contract is the same: outputs flushed before the batch's offsets are stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
+import signal
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -26,7 +35,7 @@ from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
-from streams.runtime import WorkerContext, raw_records
+from streams.runtime import BatchSource, RawRecord, WorkerContext, raw_records
 from streams.score import Scorer
 from streams.settings import Settings
 from streams.train import Trainer
@@ -49,8 +58,14 @@ class Worker:
     trainer: Trainer | None = None
     follower: ReleaseFollower | None = None
     store: JoinStore | None = None
+    batch_thread: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
+        # The batch thread finishes (and flushes) the batch in hand before its offsets are committed on close.
+        self.stopping.set()
+        if self.batch_thread is not None and self.batch_thread.is_alive():
+            self.batch_thread.join(timeout=90)
         if self.follower is not None:
             self.follower.stop()
         self.ctx.out.close(30)
@@ -182,6 +197,12 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
     async def start_follower() -> None:
         follower.start()
 
+    if worker.roles == ("score",):
+        # A process that only scores (the production layout; several share `features`) reads in batches off
+        # Faust's per-message path. The all-in-one worker keeps the agent below: one process, one consumer group.
+        _add_score_batches(worker, scorer, batch, within)
+        return
+
     async def score(stream: Any) -> None:
         # Give the first release a moment to arrive so early events are not answered by "no model".
         loop = asyncio.get_running_loop()
@@ -201,10 +222,89 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
 
     app.agent(_raw_topic(app, ctx.settings.topic("features")), name="score")(score)
 
-    @app.timer(interval=1.0)
+    @app.timer(
+        interval=0.1
+    )  # cheap (a lock and a compare); bounds how long an idle scorer serves an old model
     async def swap_when_idle() -> None:
         # Between batches only (same event loop as the agent): an idle scorer still adopts new releases.
         scorer.maybe_swap()
+
+
+def handle_batch_blocking(
+    stage: str, ctx: WorkerContext, body: Callable[[], None], stopping: threading.Event
+) -> bool:
+    """:func:`handle_batch` for a batch thread: True once ``body`` succeeded, False if stopped before it did."""
+    delay = 0.2
+    while True:
+        try:
+            body()
+            return True
+        except Exception as exc:
+            ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
+            log.error("%s: batch failed, retrying in %.1f s: %s", stage, delay, exc)
+            if stopping.wait(delay):
+                return False
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float) -> None:
+    app, ctx = worker.app, worker.ctx
+    assert worker.store is not None and worker.follower is not None
+    store, follower, stopping = worker.store, worker.follower, worker.stopping
+    # Faust's own consumer is not started at all (no agent consumes here), so the app's group id is ours.
+    app.producer_only = True
+    group = app.conf.id
+
+    def score_once(raws: list[RawRecord]) -> None:
+        joined = scorer.process(raws)
+        ctx.out.flush(60)
+        store.mark_joined(joined)
+
+    def run() -> None:
+        # Give the first release a moment to arrive so early events are not answered by "no model".
+        deadline = time.monotonic() + 30.0
+        while not follower.first_loaded.wait(0.2) and not stopping.is_set() and time.monotonic() < deadline:
+            pass
+        if not follower.first_loaded.is_set() and not stopping.is_set():
+            log.warning(
+                "no release of %s on the models topic yet: predictions are null until one arrives", ctx.model
+            )
+        conf = app.conf
+        source = BatchSource(
+            ctx.settings,
+            group,
+            ctx.settings.topic("features"),
+            session_timeout_s=conf.broker_session_timeout,
+            heartbeat_s=conf.broker_heartbeat_interval,
+            max_poll_interval_s=conf.broker_max_poll_interval,
+        )
+        next_lag = 0.0
+        try:
+            while not stopping.is_set():
+                raws = source.poll(batch, within)
+                if raws:
+                    if not handle_batch_blocking("score", ctx, functools.partial(score_once, raws), stopping):
+                        break  # stopping with the batch not handled: its offsets stay uncommitted
+                    source.done(raws)
+                else:
+                    scorer.maybe_swap()  # an idle scorer adopts a new release within `within` seconds
+                if time.monotonic() >= next_lag:
+                    ctx.metrics.set_consumer_lag(group, source.lags())
+                    next_lag = time.monotonic() + 5.0
+        except Exception:
+            # Never a silent half-dead worker: stop the process so its partitions move and it gets restarted.
+            log.exception("score batch loop failed; stopping the worker")
+            ctx.metrics.set_worker_up("score", False)
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            source.close()
+
+    worker.batch_thread = threading.Thread(target=run, name="score-batches", daemon=True)
+
+    @app.task
+    async def start_scoring() -> None:
+        assert worker.batch_thread is not None
+        worker.batch_thread.start()
 
 
 def _add_join(worker: Worker, batch: int, within: float) -> None:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
 from streams.metrics import Metrics, build_metrics
@@ -119,3 +122,108 @@ def raw_records(events: Sequence[Any]) -> list[RawRecord]:
             RawRecord(m.topic, m.partition, m.offset, m.key, m.value or b"", int((m.timestamp or 0) * 1000))
         )
     return out
+
+
+class BatchSource:
+    """A stage's input as batches from one confluent-kafka consumer in consumer group ``group``.
+
+    Why not a Faust stream here: Faust hands every message from its aiokafka thread through the conductor with a
+    future per message, which cost about 115 us of CPU per event on the bench machine (more than scoring it);
+    ``consume()`` hands over a whole batch from librdkafka's C buffers (see BENCHMARKS.md). At-least-once stays
+    as it was: :meth:`done` stores a batch's offsets only after the caller flushed the batch's outputs, and
+    librdkafka commits stored offsets every second, on a rebalance and on :meth:`close`. Rebalance callbacks run
+    inside :meth:`poll`, between batches, so a partition is never revoked with an unflushed batch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        topic: str,
+        *,
+        session_timeout_s: float | None = None,
+        heartbeat_s: float | None = None,
+        max_poll_interval_s: float | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {
+            "group.id": group,
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": 1000,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+        }
+        for key, seconds in (
+            ("session.timeout.ms", session_timeout_s),
+            ("heartbeat.interval.ms", heartbeat_s),
+            ("max.poll.interval.ms", max_poll_interval_s),
+        ):
+            if seconds:
+                extra[key] = int(seconds * 1000)
+        self.group = group
+        self.topic = topic
+        self._consumer = Consumer(client_config(settings, logger=LIBRDKAFKA_LOG, **extra))
+        self._consumer.subscribe([topic])
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first.
+
+        Whatever is already fetched is returned at once: ``consume(n, t)`` alone would hold a half-full batch
+        for the whole timeout, adding up to ``timeout`` of latency to every event at moderate rates. Batches
+        still grow by themselves under load (records pile up while the previous batch is handled).
+        """
+        consume = self._consumer.consume
+        messages = consume(max_records, 0)
+        if not messages:
+            messages = consume(1, timeout)
+            if messages and max_records > 1:
+                messages += consume(max_records - 1, 0)
+        out = []
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s: consumer error: %s", self.topic, err)
+                continue
+            kind, ts = m.timestamp()
+            out.append(
+                RawRecord(
+                    self.topic,
+                    m.partition() or 0,
+                    m.offset() or 0,
+                    m.key(),
+                    m.value() or b"",
+                    0 if kind == TIMESTAMP_NOT_AVAILABLE else ts,
+                )
+            )
+        return out
+
+    def done(self, raws: Sequence[RawRecord]) -> None:
+        """Mark ``raws`` handled (call only once their outputs are flushed); committed within a second."""
+        last: dict[int, int] = {}
+        for r in raws:
+            if r.offset > last.get(r.partition, -1):
+                last[r.partition] = r.offset
+        try:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(self.topic, p, o + 1) for p, o in last.items()]
+            )
+        except KafkaException as exc:
+            # Revoked while the batch ran (this process stalled past the session timeout): the partition's new
+            # owner starts from the last commit and redoes the batch: a duplicate, never a loss.
+            log.warning("%s: offsets not stored (partition moved to another worker): %s", self.topic, exc)
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Messages between the read position and the partition end, per owned partition (cached ends)."""
+        out: dict[tuple[str, int], int] = {}
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return out
+        for tp in self._consumer.position(assigned):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high is not None and high >= 0 and tp.offset is not None and tp.offset >= 0:
+                out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        return out
+
+    def close(self) -> None:
+        """Commit what was stored and leave the group (its partitions move to the other workers at once)."""
+        self._consumer.close()
