@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from connectors.redis_store import JoinStore
@@ -35,6 +36,11 @@ class Scorer:
         self.index = 0
         self._task = ctx.settings.model.task
         self._topic = ctx.settings.topic("features")
+        self._out_topic = ctx.settings.topic("predictions")
+        self._avro_out = ctx.settings.serving.output_encoding == "avro"
+        # The batch's Redis round trip runs here while this thread updates the feature-drift monitors: the two
+        # are independent, and the Redis call spends its time waiting on the socket (GIL released).
+        self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-redis")
 
     def maybe_swap(self) -> bool:
         """Between batches: adopt the newest verified release, if any (atomic: one reference assignment)."""
@@ -64,8 +70,10 @@ class Scorer:
         )
         contexts: list[tuple[str, bytes]] = []
         predictions: dict[str, dict[str, Any]] = {}
+        watched: list[tuple[dict[str, Any], int]] = []
         scored_at = now_ms()
         ok = 0
+        out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
         for raw, event in zip(raws, decoded, strict=True):
             if isinstance(event, SchemaError):
                 ctx.deadletter("score", raw, event)
@@ -86,13 +94,7 @@ class Scorer:
                 }
                 # Validated Avro for the join context; the published copy follows serving.output_encoding.
                 context = ctx.codec.encode("Prediction", value, topic="predictions")
-                ctx.out.produce_bytes(
-                    ctx.settings.topic("predictions"),
-                    context
-                    if ctx.settings.serving.output_encoding == "avro"
-                    else ctx.encode_output("predictions", value),
-                    raw.key,
-                )
+                produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
             except Exception as exc:  # one bad record never stops the stream
                 ctx.deadletter("score", raw, exc)
                 continue
@@ -102,19 +104,22 @@ class Scorer:
             if raw.timestamp_ms:
                 m.end_to_end_latency.observe(max(0.0, (scored_at - raw.timestamp_ms) / 1000.0))
             self.index += 1
-            for signal in self.features_drift.update(features, self.index):
+            watched.append((features, self.index))
+        waiting = self._redis.submit(self.store.put_predictions, contexts, scored_at) if contexts else None
+        for features, index in watched:
+            for signal in self.features_drift.update(features, index):
                 self._emit_drift(signal)
-        joined = self._join_waiting_labels(contexts, predictions, scored_at)
+        joined = self._join_waiting_labels(waiting.result() if waiting else [], predictions)
         m.events.labels(stage="score", outcome="ok").inc(ok)
         m.batch_size.labels(stage="score").observe(len(raws))
         m.processing_seconds.labels(stage="score").observe(time.perf_counter() - t0)
         return joined
 
     def _join_waiting_labels(
-        self, contexts: list[tuple[str, bytes]], predictions: dict[str, dict[str, Any]], now: int
+        self, waiting: list[tuple[str, bytes]], predictions: dict[str, dict[str, Any]]
     ) -> list[str]:
+        """Join the labels that were parked waiting for these predictions (``put_predictions`` returned them)."""
         ctx = self.ctx
-        waiting = self.store.put_predictions(contexts, now)
         joined = []
         for id_, label_bytes in waiting:
             try:
