@@ -158,6 +158,12 @@ class BenchEnv:
             progress(f"could not delete Redis keys of {self.prefix}: {exc}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def metric_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
     """One sample from Prometheus text exposition, or None (labels must all match)."""
     want = labels or {}

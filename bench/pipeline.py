@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.data import Row, feature_value, publish_release, raw_producer, release_record
-from bench.env import metric_value, progress
+from bench.env import cpu_seconds, metric_value, progress
 from connectors.kafka_client import client_config
 from schemas.codec import Codec
 from streams.commands.models import trainer_status
@@ -107,16 +107,26 @@ class PredictionReader:
 def score_throughput(
     reader: PredictionReader, rows: list[Row], worker: WorkerProcess, timeout: float
 ) -> dict[str, Any]:
-    """Events per second of one score worker over the pre-filled ``rows`` (first to last prediction out)."""
+    """Events per second of one score worker over the pre-filled ``rows`` (first to last prediction out).
+
+    Also the worker's CPU time per event (all threads, from ``/proc``) between the first prediction seen and the
+    last: unlike events per second it barely depends on what else the machine runs.
+    """
+    deadline = time.monotonic() + timeout
+    while not reader.seen and time.monotonic() < deadline and worker.alive():
+        time.sleep(0.002)
+    cpu0, n0 = cpu_seconds(worker.pid), len(reader.seen)
     try:
-        seen = reader.wait_for([r[0] for r in rows], timeout)
+        seen = reader.wait_for([r[0] for r in rows], max(1.0, deadline - time.monotonic()))
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}; worker log:\n{worker.log_tail()}") from exc
+    cpu = cpu_seconds(worker.pid) - cpu0
     stamps = [s.kafka_ts_ms for s in seen]
     span_s = (max(stamps) - min(stamps)) / 1000.0
     return {
         "score_eps": (len(rows) - 1) / span_s if span_s > 0 else 0.0,
         "score_span_s": span_s,
+        "score_cpu_us": cpu / max(1, len(rows) - n0) * 1e6,
         "null_predictions": sum(1 for s in seen if s.prediction is None),
     }
 
@@ -160,12 +170,14 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     """Examples per second learned by one train worker over ``n`` pre-filled TrainingExamples."""
     first: tuple[int, int] | None = None
     last: tuple[int, int] = (0, 0)
+    cpu0 = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = trainer_status(settings)
         if status is not None and status["n_learned"] > 0:
             point = (status["n_learned"], status["updated_at"])
-            first = first or point
+            if first is None:
+                first, cpu0 = point, cpu_seconds(worker.pid)
             last = point
             if last[0] >= n:
                 break
@@ -177,6 +189,7 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     span_s = (last[1] - first[1]) / 1000.0
     return {
         "learn_eps": (last[0] - first[0]) / span_s if span_s > 0 else 0.0,
+        "learn_cpu_us": (cpu_seconds(worker.pid) - cpu0) / max(1, last[0] - first[0]) * 1e6,
         "learn_span_s": span_s,
         "n_learned": last[0],
     }

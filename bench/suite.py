@@ -114,7 +114,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     progress(f"{kind}: hand-written confluent-kafka loop over the same {len(rows)} events")
     naive_topic = f"{env.prefix}naive-{short}.predictions"
     _create_topic(settings, naive_topic)
-    out["naive_loop_eps"] = naive_loop(settings, codec, served, len(rows), naive_topic)
+    out.update(naive_loop(settings, codec, served, len(rows), naive_topic))
     progress(f"{kind}: bare River loop")
     out.update(river_loop(spec, train_rows, rows))
 
@@ -125,6 +125,8 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     out.update(learn_throughput(learn_settings, len(rows), trainer, timeout=max(300.0, len(rows) / 100)))
     env.stop_worker(trainer)
     out["score_vs_naive"] = out["score_eps"] / out["naive_loop_eps"]
+    # The same ratio from CPU time per event: what it would be on an otherwise idle machine with a core each.
+    out["score_vs_naive_cpu"] = out["naive_cpu_us"] / out["score_cpu_us"]
     out["learn_vs_river_learn"] = out["learn_eps"] / out["river_learn_eps"]
     progress(
         f"{kind}: naive {out['naive_loop_eps']:.0f}/s, river predict {out['river_predict_eps']:.0f}/s, "
@@ -182,10 +184,14 @@ def render(result: dict[str, Any]) -> str:
         ("score worker (events/s)", "score_eps", "{:,.0f}"),
         ("hand-written loop (events/s)", "naive_loop_eps", "{:,.0f}"),
         ("  ratio score/naive", "score_vs_naive", "{:.2f}x"),
+        ("score worker CPU (us/event)", "score_cpu_us", "{:.0f}"),
+        ("hand-written loop CPU (us/event)", "naive_cpu_us", "{:.0f}"),
+        ("  ratio by CPU time", "score_vs_naive_cpu", "{:.2f}x"),
         ("bare River predict_one (/s)", "river_predict_eps", "{:,.0f}"),
         ("train worker (examples/s)", "learn_eps", "{:,.0f}"),
         ("bare River learn_one (/s)", "river_learn_eps", "{:,.0f}"),
         ("  ratio learn/river_learn", "learn_vs_river_learn", "{:.2f}x"),
+        ("train worker CPU (us/example)", "learn_cpu_us", "{:.0f}"),
         ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
         ("latency p50 (ms)", "latency_p50_ms", "{:.1f}"),
         ("latency p99 (ms)", "latency_p99_ms", "{:.1f}"),
