@@ -1,0 +1,188 @@
+"""Server faults: the broker stopped and restarted, the broker paused (SIGSTOP) for 30 s, Redis restarted,
+flushed and out of memory, and a stage whose batch takes longer than ``max.poll.interval.ms``.
+
+They run against a private stack on free ports started by this module (never the shared one on 9092/6379 that
+other tests use), with a fresh topic prefix per test. The oracle is the one of :mod:`tests.fault_helpers`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fault_helpers import (
+    PrivateStack,
+    Publisher,
+    check_run,
+    make_events,
+    wait_complete,
+)
+from tests.pipeline_helpers import Pipeline, running
+
+pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
+
+N = 1500
+RATE = 300.0
+ENV = {"DRIFTLINE__MODEL__RELEASE_EVERY": "300"}
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
+    stack = PrivateStack.create(tmp_path_factory.mktemp("private-stack"))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        from connectors.stack import stack_down
+
+        stack_down(stack.cfg, grace_s=20)
+
+
+@pytest.fixture
+def pipeline(private: PrivateStack, tmp_path: Path) -> Iterator[Pipeline]:
+    private.up()  # a test that failed half-way may have left a server down
+    prefix = f"f-{secrets.token_hex(4)}."
+    with running(private.pipeline(prefix, tmp_path, **ENV)) as p:
+        yield p
+
+
+def _ids(events: list) -> set[str]:
+    return {e.id for e in events}
+
+
+def _retries(pipeline: Pipeline) -> float:
+    return pipeline.metric_sum("driftline_events_total", outcome="retry")
+
+
+def test_broker_stopped_and_restarted(private: PrivateStack, pipeline: Pipeline) -> None:
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    publisher = Publisher(pipeline, events, rate=RATE)
+    publisher.start()
+    publisher.wait_sent(N // 3)
+    private.stop_kafka()
+    time.sleep(3)
+    private.up()
+    publisher.finish()
+    out = wait_complete(pipeline, events, _ids(events), timeout=180)
+    check_run(pipeline, out, events, _ids(events))
+    pipeline.assert_alive()
+
+
+def test_broker_paused_30s(private: PrivateStack, pipeline: Pipeline) -> None:
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    publisher = Publisher(pipeline, events, rate=RATE)
+    publisher.start()
+    publisher.wait_sent(N // 3)
+    pid = private.pause_kafka()
+    try:
+        time.sleep(30)
+    finally:
+        private.resume(pid)
+    publisher.finish()
+    out = wait_complete(pipeline, events, _ids(events), timeout=180)
+    check_run(pipeline, out, events, _ids(events))
+    pipeline.assert_alive()
+
+
+def test_redis_restarted(private: PrivateStack, pipeline: Pipeline) -> None:
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    publisher = Publisher(pipeline, events, rate=RATE)
+    publisher.start()
+    publisher.wait_sent(N // 3)
+    private.stop_redis()
+    time.sleep(2)
+    private.up()
+    publisher.finish()
+    out = wait_complete(pipeline, events, _ids(events), timeout=180)
+    check_run(pipeline, out, events, _ids(events))
+    assert _retries(pipeline) > 0, "no stage noticed Redis was down"
+
+
+def test_redis_flushed_join_state_rebuilt(private: PrivateStack, pipeline: Pipeline) -> None:
+    """All join state lost: the joiner rebuilds it from ``predictions``; labels for events predicted before the
+    flush still join (with the right prediction), and labels joined before it and sent again are not learned
+    twice."""
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    before, after = events[: N // 2], events[N // 2 :]
+    publisher = Publisher(pipeline, events, rate=4000.0, labels=False)
+    publisher.start()
+    publisher.finish()
+    _send_labels(pipeline, before)
+    pipeline.wait_learned(len(before))
+    settings = pipeline.settings()
+    alive = f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}{settings.model.name}:alive"
+    client = private.redis()
+    try:
+        pipeline.wait_until(f"the joiner's {alive} key", lambda: client.exists(alive), timeout=30)
+        client.flushall()
+        pipeline.wait_until("join state rebuilt", lambda: client.exists(alive), timeout=60)
+    finally:
+        client.close()
+    _send_labels(pipeline, after + before[:100])  # 100 labels joined before the flush come again
+    out = wait_complete(pipeline, events, _ids(events), timeout=120)
+    check_run(pipeline, out, events, _ids(events))
+    duplicates = pipeline.metric_sum("driftline_events_total", stage="train", outcome="duplicate")
+    joined_twice = len(out.training) - len({t["id"] for t in out.training})
+    assert duplicates == joined_twice, f"trainer dropped {duplicates} duplicates, {joined_twice} joined twice"
+
+
+def _send_labels(pipeline: Pipeline, events: list) -> None:
+    with pipeline.producer() as producer:
+        for e in events:
+            producer.send_label(e.id, e.label)
+
+
+def test_redis_out_of_memory(private: PrivateStack, pipeline: Pipeline) -> None:
+    """Redis refuses writes (maxmemory reached, noeviction): stages retry their batch, nothing is skipped."""
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    publisher = Publisher(pipeline, events, rate=RATE)
+    publisher.start()
+    publisher.wait_sent(N // 3)
+    client = private.redis()
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        try:
+            pipeline.wait_until("a batch refused by Redis", lambda: _retries(pipeline) > 0, timeout=30)
+            time.sleep(3)
+        finally:
+            client.config_set("maxmemory", "0")
+    finally:
+        client.close()
+    publisher.finish()
+    out = wait_complete(pipeline, events, _ids(events), timeout=180)
+    check_run(pipeline, out, events, _ids(events))
+    pipeline.assert_alive()
+
+
+def test_batch_slower_than_max_poll_interval(private: PrivateStack, pipeline: Pipeline) -> None:
+    """Redis stalls every write for 20 s (CLIENT PAUSE), so the batch in hand takes longer than
+    ``max.poll.interval.ms`` (8 s here) while the consumers' heartbeats go on: the group revokes the partitions,
+    the stage finishes its batch, rejoins and redoes what was not committed. Nothing lost, nothing learned
+    twice."""
+    pipeline.extra_env.update({"BROKER_MAX_POLL_INTERVAL": "8"})
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    publisher = Publisher(pipeline, events, rate=RATE)
+    publisher.start()
+    publisher.wait_sent(N // 3)
+    client = private.redis()
+    try:
+        client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+        time.sleep(20)
+    finally:
+        client.execute_command("CLIENT", "UNPAUSE")
+        client.close()
+    publisher.finish()
+    out = wait_complete(pipeline, events, _ids(events), timeout=90)
+    check_run(pipeline, out, events, _ids(events))
+    pipeline.assert_alive()
