@@ -17,6 +17,8 @@ Builds on :mod:`tests.pipeline_helpers` (read-only here). Every wait is bounded.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
 import signal
@@ -28,13 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from fastavro import parse_schema, schemaless_writer
 
 from connectors.localproc import free_port
 from connectors.stack import StackConfig, stack_status, stack_up
 from learners.lifecycle import Release
+from schemas.codec import MAGIC, schema_fingerprint
 from streams.processes import WorkerProcess
 from streams.train import new_lifecycle
 from tests.pipeline_helpers import Pipeline, distinct_ids
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 # Short group timeouts so a worker killed with -9 leaves its consumer group in seconds, not Faust's 60 s
 # default (the broker's group.min.session.timeout.ms is 6 s). Faust reads these from the environment.
@@ -74,6 +80,14 @@ def make_events(n: int, *, seed: int = 7, tag: str = "e", start: int = 0) -> lis
         label = (x1 + x2 + (0.2 if colour == "red" else 0.0) + rng.gauss(0, 0.05)) > 1.0
         out.append(Event(f"{tag}-{i:05d}", {"x1": x1, "x2": x2, "colour": colour}, label))
     return out
+
+
+def avro_with(schema_path: Path, value: dict[str, Any]) -> bytes:
+    """Single-object encoding written by fastavro itself (not our codec), with ``schema_path``'s schema."""
+    raw = json.loads(schema_path.read_text())
+    buf = io.BytesIO()
+    schemaless_writer(buf, parse_schema(raw), value)
+    return MAGIC + schema_fingerprint(raw) + buf.getvalue()
 
 
 def probes(n: int = 60, seed: int = 99) -> list[dict[str, Any]]:

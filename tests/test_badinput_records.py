@@ -5,7 +5,6 @@ around it (dead letters + processed == input).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import random
@@ -15,31 +14,26 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from fastavro import parse_schema, schemaless_writer
 
 from schemas.codec import MAGIC, default_codec
-from tests.fault_helpers import Outcome, check_joins, make_events, publish, training_in_order
+from tests.fault_helpers import (
+    SCHEMAS,
+    Outcome,
+    avro_with,
+    check_joins,
+    make_events,
+    publish,
+    training_in_order,
+)
 from tests.pipeline_helpers import Pipeline, distinct_ids, running
 
 pytestmark = [pytest.mark.kafka]
-
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
 @pytest.fixture
 def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
     with running(Pipeline(prefix, tmp_path, redis_url)) as p:
         yield p
-
-
-def avro_with(schema_path: Path, value: dict[str, Any]) -> bytes:
-    """Single-object encoding written by fastavro itself (not our codec), with ``schema_path``'s schema."""
-    from schemas.codec import schema_fingerprint
-
-    raw = json.loads(schema_path.read_text())
-    buf = io.BytesIO()
-    schemaless_writer(buf, parse_schema(raw), value)
-    return MAGIC + schema_fingerprint(raw) + buf.getvalue()
 
 
 def bad_features() -> list[tuple[str, bytes]]:
@@ -95,10 +89,13 @@ def send_raw_big(pipeline: Pipeline, topic: str, values: list[bytes]) -> None:
         }
     )
     errors: list[Any] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+
     for value in values:
-        producer.produce(
-            settings.topic(topic), value, b"bad", on_delivery=lambda e, _m: e and errors.append(e)
-        )
+        producer.produce(settings.topic(topic), value, b"bad", on_delivery=delivered)
     assert producer.flush(60) == 0 and not errors, f"raw records not delivered: {errors}"
 
 
@@ -117,11 +114,12 @@ def test_bad_records_are_dead_lettered_and_workers_keep_running(pipeline: Pipeli
     )
     pipeline.wait_learned(len(events))
     settings = pipeline.settings()
-    dead = pipeline.wait_until(
+    pipeline.wait_until(
         "every bad record dead-lettered",
-        lambda: (d := pipeline.values("deadletter")) and len(d) >= len(feats) + len(labels) and d,
+        lambda: len(pipeline.values("deadletter")) >= len(feats) + len(labels),
         60,
     )
+    dead = pipeline.values("deadletter")
     pipeline.assert_alive()
 
     by_topic: dict[str, list[dict[str, Any]]] = {}

@@ -82,7 +82,9 @@ def test_trainer_killed_between_learning_and_checkpoint(pipeline: Pipeline) -> N
     assert retire(pipeline, trainer) == 0
 
     settings = pipeline.settings()
-    ckpt = Path(settings.state_dir) / "checkpoints" / f"{settings.kafka.topic_prefix}{settings.model.name}.ckpt"
+    ckpt = (
+        Path(settings.state_dir) / "checkpoints" / f"{settings.kafka.topic_prefix}{settings.model.name}.ckpt"
+    )
     assert ckpt.exists(), f"no checkpoint at {ckpt}"
     blocker = ckpt.with_suffix(".tmp")
     blocker.mkdir()
@@ -126,7 +128,9 @@ def test_rebalance_second_scorer_joins_and_leaves(pipeline: Pipeline) -> None:
         lambda: pipeline.metric(second, "driftline_events_total", stage="score", outcome="ok") > 0,
         timeout=30,
     )
-    assert publisher.is_alive(), "the stream ended before the second scorer got partitions; slow the publisher"
+    assert publisher.is_alive(), (
+        "the stream ended before the second scorer got partitions; slow the publisher"
+    )
     publisher.wait_sent(int(N * rng.uniform(0.7, 0.8)))
     # ...and leaves mid-stream: its partitions go back to the first scorer.
     assert retire(pipeline, second) == 0, second.log_tail()
