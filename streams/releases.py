@@ -147,6 +147,9 @@ class ReleaseFollower:
                 else:
                     self._stop.wait(1.0)
             consumer.assign(parts)
+            # Records from here on were published while this follower runs: an old version among them is a
+            # replay (or a stale publisher), refused and reported; older versions in the backlog are history.
+            live_from = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
             while not self._stop.is_set():
                 batch = consumer.consume(100, 0.2)
                 newest: Mapping[str, Any] | None = None
@@ -155,6 +158,18 @@ class ReleaseFollower:
                         continue
                     release = self._decode(msg.value() or b"", msg.offset() or 0)
                     if release is None or release.get("model") != self.model_name:
+                        continue
+                    version = int(release["version"])
+                    if (
+                        self.load
+                        and (msg.offset() or 0) >= live_from.get(msg.partition() or 0, 0)
+                        and (version <= self._newest_loaded)
+                    ):
+                        self._reject(
+                            "replay",
+                            f"release {self.model_name} v{version} refused: not newer than the loaded "
+                            f"v{self._newest_loaded} (a replayed or stale release)",
+                        )
                         continue
                     self._remember(release)
                     if newest is None or int(release["version"]) > int(newest["version"]):
