@@ -138,6 +138,7 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
         store="memory://",
         autodiscover=False,
         topic_allow_declare=False,  # topics are created by connectors.topics.ensure_topics, with contract policies
+        topic_disable_leader=True,  # no on_leader tasks here; its internal topic would only log "not found"
         topic_replication_factor=s.kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
         datadir=str(datadir),
