@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"driftline {__version__}")
     parser.add_argument("--config", metavar="FILE", help="YAML settings file (default: $DRIFTLINE_CONFIG)")
-    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (DRIFTLINE_KAFKA_BOOTSTRAP)")
+    parser.add_argument(
+        "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (DRIFTLINE_KAFKA_BOOTSTRAP)"
+    )
     parser.add_argument("--redis-url", metavar="URL", help="Redis URL (DRIFTLINE_REDIS_URL)")
     parser.add_argument("--topic-prefix", metavar="PREFIX", help="topic name prefix (DRIFTLINE_TOPIC_PREFIX)")
     parser.add_argument("--model", metavar="NAME", help="model name (default: settings model.name)")
