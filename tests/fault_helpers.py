@@ -22,9 +22,11 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,22 @@ def kill9(pipeline: Pipeline, worker: WorkerProcess) -> None:
     worker.kill()
     worker.stop()  # closes its log file; the process is already gone
     pipeline.workers.remove(worker)
+
+
+@contextmanager
+def running_all(pipeline: Pipeline, grace: float = 30.0) -> Iterator[Pipeline]:
+    """Like ``pipeline_helpers.running``, but SIGTERMs every worker at once and then waits (faster teardown)."""
+    try:
+        yield pipeline
+    finally:
+        for worker in pipeline.workers:
+            worker.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for worker in pipeline.workers:
+            if worker.proc is not None:
+                with suppress(subprocess.TimeoutExpired):
+                    worker.proc.wait(max(0.1, deadline - time.monotonic()))
+        pipeline.stop()  # SIGKILLs what is left, closes the logs
 
 
 def retire(pipeline: Pipeline, worker: WorkerProcess, timeout: float = 60.0) -> int | None:

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 
 from schemas.codec import schema_fingerprint
-from tests.fault_helpers import SCHEMAS, avro_with
-from tests.pipeline_helpers import Pipeline, distinct_ids, running
+from tests.fault_helpers import SCHEMAS, avro_with, running_all
+from tests.pipeline_helpers import Pipeline, distinct_ids
 
 pytestmark = [pytest.mark.kafka]
 
 
 @pytest.fixture
 def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    with running(Pipeline(prefix, tmp_path, redis_url)) as p:
+    with running_all(Pipeline(prefix, tmp_path, redis_url)) as p:
         yield p
 
 

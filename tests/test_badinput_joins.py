@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from streams.join import join_namespace
-from tests.fault_helpers import Outcome, check_joins, make_events, publish, training_in_order
-from tests.pipeline_helpers import Pipeline, distinct_ids, running
+from tests.fault_helpers import Outcome, check_joins, make_events, publish, running_all, training_in_order
+from tests.pipeline_helpers import Pipeline, distinct_ids
 
 pytestmark = [pytest.mark.kafka]
 
@@ -24,7 +24,7 @@ TTL_S = 6
 @pytest.fixture
 def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
     env = {"DRIFTLINE__REDIS__PENDING_TTL_S": str(TTL_S)}
-    with running(Pipeline(prefix, tmp_path, redis_url, extra_env=env)) as p:
+    with running_all(Pipeline(prefix, tmp_path, redis_url, extra_env=env)) as p:
         yield p
 
 

@@ -23,16 +23,17 @@ from tests.fault_helpers import (
     check_joins,
     make_events,
     publish,
+    running_all,
     training_in_order,
 )
-from tests.pipeline_helpers import Pipeline, distinct_ids, running
+from tests.pipeline_helpers import Pipeline, distinct_ids
 
 pytestmark = [pytest.mark.kafka]
 
 
 @pytest.fixture
 def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    with running(Pipeline(prefix, tmp_path, redis_url)) as p:
+    with running_all(Pipeline(prefix, tmp_path, redis_url)) as p:
         yield p
 
 

@@ -19,13 +19,14 @@ from tests.fault_helpers import (
     Publisher,
     check_run,
     make_events,
+    running_all,
     wait_complete,
 )
-from tests.pipeline_helpers import Pipeline, running
+from tests.pipeline_helpers import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
-N = 1500
+N = 1000
 RATE = 300.0
 ENV = {"DRIFTLINE__MODEL__RELEASE_EVERY": "300"}
 
@@ -46,7 +47,7 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
 def pipeline(private: PrivateStack, tmp_path: Path) -> Iterator[Pipeline]:
     private.up()  # a test that failed half-way may have left a server down
     prefix = f"f-{secrets.token_hex(4)}."
-    with running(private.pipeline(prefix, tmp_path, **ENV)) as p:
+    with running_all(private.pipeline(prefix, tmp_path, **ENV)) as p:
         yield p
 
 

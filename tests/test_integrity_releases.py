@@ -23,8 +23,8 @@ import pytest
 from learners.artifacts import build_release, sign
 from learners.config import LearnerSpec
 from learners.specs import build_learner
-from tests.fault_helpers import make_events, publish
-from tests.pipeline_helpers import SIGNING_KEY, Pipeline, running
+from tests.fault_helpers import make_events, publish, running_all
+from tests.pipeline_helpers import SIGNING_KEY, Pipeline
 
 pytestmark = [pytest.mark.kafka]
 
@@ -34,7 +34,7 @@ MODEL = "default"
 
 @pytest.fixture
 def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    with running(Pipeline(prefix, tmp_path, redis_url)) as p:
+    with running_all(Pipeline(prefix, tmp_path, redis_url)) as p:
         yield p
 
 
