@@ -34,6 +34,8 @@ from learners.config import GuardConfig
 from learners.features import finite
 
 OUTCOMES = ("promote", "reject", "hold", "rollback")
+PROBATION_FIRST = 50  # shadow pairs before the first probation look
+PROBATION_STEP = 25  # pairs between probation looks
 
 
 @dataclass
@@ -211,6 +213,8 @@ def statistical_test(
 
 
 def _collapsed(ev: PairedEvidence, config: GuardConfig) -> bool:
+    if ev.n < config.min_examples:
+        return False  # a short window of an autocorrelated stream may legitimately hold a single answer
     if ev.task == "classification":
         common = [c for c, k in ev.label_counts.items() if k >= config.collapse_share * ev.n]
         return len(common) >= 2 and len(ev.pred_counts) < 2
@@ -323,9 +327,11 @@ class Probation:
     def check(self, index: int | None = None) -> Decision | None:
         """A ``rollback`` decision when the previous model is significantly better, else None."""
         ev = self.evidence
-        if ev.n < 50 or ev.n % 25:
+        if ev.n < PROBATION_FIRST or ev.n % PROBATION_STEP:
             return None
-        strict = GuardConfig(alpha=self.config.probation_alpha)
+        # Bonferroni over the planned looks, as for challengers.
+        looks = 1 + max(self.config.probation_examples - PROBATION_FIRST, 0) // PROBATION_STEP
+        strict = GuardConfig(alpha=self.config.probation_alpha / looks)
         ok, evidence, text = statistical_test("challenger", ev, strict)
         if not ok:
             return None

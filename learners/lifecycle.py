@@ -272,10 +272,13 @@ class ModelLifecycle:
                 self._probation, self._previous = None, None
         ev = self._challenger_evidence
         if self._challenger is not None and ev.n >= self.guard.min_examples and ev.n % CHECK_EVERY == 0:
+            # The challenger is tested every CHECK_EVERY labels: Bonferroni over the planned looks keeps the
+            # chance of promoting an equal model by luck at alpha.
+            looks = 1 + max(self.guard.max_examples - self.guard.min_examples, 0) // CHECK_EVERY
             decision = judge(
                 "challenger",
                 ev,
-                self.guard,
+                dataclasses.replace(self.guard, alpha=self.guard.alpha / looks),
                 candidate=self._challenger.model,
                 baseline=self._lineage.model,
                 reference=self.reference,
@@ -318,7 +321,11 @@ class ModelLifecycle:
                     # forget it and continue from the served snapshot.
                     self._lineage = self._served.copy()
                 self._since_release = 0
-                self._increment = PairedEvidence(self.task)
+                only_test = [k for k, v in decision.checks.items() if v is not True] == ["statistical_test"]
+                if not only_test or self._increment.n >= self.guard.max_examples:
+                    self._increment = PairedEvidence(self.task)
+                # else: non-inferiority not shown yet; keep the pairs so the next check has more evidence
+                # (with a few dozen pairs the exact bound is too wide to ever show it).
                 events.append(decision)
         return events
 

@@ -7,6 +7,7 @@ scikit-learn estimator on a stream. Between refits the last fitted estimator ser
 from __future__ import annotations
 
 import collections
+import copy
 import importlib
 import math
 from typing import Any
@@ -95,6 +96,13 @@ class WindowRefit:
         self._fallback: Any = None
         self._labels: list[Any] = []
         self._linear: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WindowRefit:
+        # Cheap snapshot: buffered examples are never mutated and a refit replaces the fitted estimator rather
+        # than changing it, so both may be shared; only the buffer container must be new.
+        twin = copy.copy(self)
+        twin._buffer = collections.deque(self._buffer, maxlen=self.window)
+        return twin
 
     def clone(self) -> WindowRefit:
         return WindowRefit(self.estimator, self.params, self.window, self.every, self.task)
