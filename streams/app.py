@@ -262,15 +262,10 @@ def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float
         store.mark_joined(joined)
 
     def run() -> None:
-        # Give the first release a moment to arrive so early events are not answered by "no model".
-        deadline = time.monotonic() + 30.0
-        while not follower.first_loaded.wait(0.2) and not stopping.is_set() and time.monotonic() < deadline:
-            pass
-        if not follower.first_loaded.is_set() and not stopping.is_set():
-            log.warning(
-                "no release of %s on the models topic yet: predictions are null until one arrives", ctx.model
-            )
         conf = app.conf
+        # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the
+        # consumer joins the group meanwhile, its partitions paused.
+        ready = threading.Event()
         source = BatchSource(
             ctx.settings,
             group,
@@ -278,10 +273,21 @@ def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float
             session_timeout_s=conf.broker_session_timeout,
             heartbeat_s=conf.broker_heartbeat_interval,
             max_poll_interval_s=conf.broker_max_poll_interval,
+            ready=ready,
         )
+        waiting_since = time.monotonic()
         next_lag = 0.0
         try:
             while not stopping.is_set():
+                if not ready.is_set() and (
+                    follower.first_loaded.is_set() or time.monotonic() - waiting_since > 30.0
+                ):
+                    if not follower.first_loaded.is_set():
+                        log.warning(
+                            "no release of %s on the models topic yet: predictions are null until one arrives",
+                            ctx.model,
+                        )
+                    ready.set()
                 raws = source.poll(batch, within)
                 if raws:
                     if not handle_batch_blocking("score", ctx, functools.partial(score_once, raws), stopping):

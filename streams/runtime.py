@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ class BatchSource:
         session_timeout_s: float | None = None,
         heartbeat_s: float | None = None,
         max_poll_interval_s: float | None = None,
+        ready: threading.Event | None = None,
     ) -> None:
         extra: dict[str, Any] = {
             "group.id": group,
@@ -162,7 +164,17 @@ class BatchSource:
         self.group = group
         self.topic = topic
         self._consumer = Consumer(client_config(settings, logger=LIBRDKAFKA_LOG, **extra))
-        self._consumer.subscribe([topic])
+        # Join the group at once (a new scorer takes its share promptly), but hold assigned partitions paused
+        # until ``ready`` (the first model loaded), so early events are not answered by "no model".
+        self._ready = ready
+        self._held = False
+        self._consumer.subscribe([topic], on_assign=self._on_assign)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.assign(partitions)
+        if self._ready is not None and not self._ready.is_set():
+            consumer.pause(partitions)
+            self._held = True
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first.
@@ -171,6 +183,9 @@ class BatchSource:
         for the whole timeout, adding up to ``timeout`` of latency to every event at moderate rates. Batches
         still grow by themselves under load (records pile up while the previous batch is handled).
         """
+        if self._held and self._ready is not None and self._ready.is_set():
+            self._consumer.resume(self._consumer.assignment())
+            self._held = False
         consume = self._consumer.consume
         messages = consume(max_records, 0)
         if not messages:
