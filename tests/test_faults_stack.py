@@ -184,6 +184,6 @@ def test_batch_slower_than_max_poll_interval(private: PrivateStack, pipeline: Pi
         client.execute_command("CLIENT", "UNPAUSE")
         client.close()
     publisher.finish()
-    out = wait_complete(pipeline, events, _ids(events), timeout=90)
+    out = wait_complete(pipeline, events, _ids(events), timeout=60)
     check_run(pipeline, out, events, _ids(events))
     pipeline.assert_alive()
