@@ -176,3 +176,28 @@ def test_lifecycle_pickles_mid_stream_and_continues_identically() -> None:
         assert [type(e).__name__ for e in ea] == [type(e).__name__ for e in eb]
     assert twin.served_version == lc.served_version and twin.n_learned == lc.n_learned
     assert any(k.startswith("segment.a.") for k in lc.snapshot_metrics())
+
+
+def test_regression_lifecycle_detects_drift_and_reports_finite_metrics() -> None:
+    rng = random.Random(7)
+    lc = ModelLifecycle(
+        "r",
+        "regression",
+        LearnerSpec("linear_regression"),
+        None,
+        DriftConfig(),
+        GuardConfig(),
+        release_every=100,
+    )
+    lc.initial_release()
+    events = []
+    for i in range(6000):
+        x = {"a": rng.uniform(0, 10), "b": rng.gauss(0, 1)}
+        y = (3 * x["a"] if i < 3000 else -3 * x["a"] + 30) + rng.gauss(0, 0.5)
+        events += lc.learn_one(x, y)
+    alarms = [e.index for e in events if isinstance(e, DriftSignal) and e.signal in ("error", "loss")]
+    assert alarms and 3000 <= alarms[0] < 3300
+    metrics = lc.snapshot_metrics()
+    assert {"mae", "rmse", "rolling_mae", "rolling_rmse", "n_learned"} <= set(metrics)
+    assert all(v == v and abs(v) != float("inf") for v in metrics.values())
+    assert metrics["rolling_mae"] < 3.0  # adapted to the new concept
