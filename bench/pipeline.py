@@ -41,12 +41,12 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Seen:
-    """One Prediction read back: its Kafka timestamp, when the bench received it, and what it said."""
+    """One Prediction read back: its Kafka timestamp, when the bench received it, and its bytes (decoded only
+    when asked: the reader shares the machine with the worker it measures, so it stays cheap)."""
 
     kafka_ts_ms: int
     received_ms: float
-    version: int
-    prediction: Any
+    value: bytes
 
 
 @dataclass
@@ -79,11 +79,12 @@ class PredictionReader:
                 for msg in consumer.consume(1000, 0.05):
                     if msg.error():
                         continue
-                    received = time.time() * 1000
-                    value = self.codec.decode("Prediction", msg.value() or b"", topic=topic)
-                    self.seen[value["id"]] = Seen(
-                        msg.timestamp()[1], received, value["version"], value["prediction"]
-                    )
+                    # The worker keys each Prediction with its FeatureEvent's key: the event id in the bench.
+                    key = msg.key()
+                    if key is not None:
+                        self.seen[key.decode()] = Seen(
+                            msg.timestamp()[1], time.time() * 1000, msg.value() or b""
+                        )
         finally:
             consumer.close()
 
@@ -127,15 +128,34 @@ def score_throughput(
         "score_eps": (len(rows) - 1) / span_s if span_s > 0 else 0.0,
         "score_span_s": span_s,
         "score_cpu_us": cpu / max(1, len(rows) - n0) * 1e6,
-        "null_predictions": sum(1 for s in seen if s.prediction is None),
+        "null_predictions": sum(
+            1 for s in seen if reader.codec.decode("Prediction", s.value)["prediction"] is None
+        ),
     }
 
 
+def _batches(worker: WorkerProcess) -> tuple[float, float]:
+    text = worker.metrics_text()
+    labels = {"stage": "score"}
+    count = metric_value(text, "driftline_batch_size_count", labels) or 0.0
+    return count, metric_value(text, "driftline_batch_size_sum", labels) or 0.0
+
+
 def latency_at_rate(
-    settings: Settings, codec: Codec, reader: PredictionReader, rows: list[Row], rate: float, timeout: float
+    settings: Settings,
+    codec: Codec,
+    reader: PredictionReader,
+    rows: list[Row],
+    rate: float,
+    timeout: float,
+    worker: WorkerProcess | None = None,
 ) -> dict[str, Any]:
-    """Produce ``rows`` at ``rate`` events per second and measure feature-to-prediction latency of each."""
+    """Produce ``rows`` at ``rate`` events per second and measure feature-to-prediction latency of each.
+
+    With ``worker`` (the only scorer), also its CPU per event and mean batch size over the phase.
+    """
     topic = settings.topic("features")
+    before = (cpu_seconds(worker.pid), *_batches(worker)) if worker is not None else None
     producer = raw_producer(settings, **{"linger.ms": 0})
     sent_ms: dict[str, int] = {}
     start = time.perf_counter()
@@ -154,7 +174,13 @@ def latency_at_rate(
     seen = reader.wait_for([r[0] for r in rows], timeout)
     lat = [max(0.0, s.kafka_ts_ms - sent_ms[r[0]]) for r, s in zip(rows, seen, strict=True)]
     visible = [max(0.0, s.received_ms - sent_ms[r[0]]) for r, s in zip(rows, seen, strict=True)]
+    extra: dict[str, float] = {}
+    if worker is not None and before is not None:
+        count, total = _batches(worker)
+        extra["latency_cpu_us"] = (cpu_seconds(worker.pid) - before[0]) / len(rows) * 1e6
+        extra["latency_mean_batch"] = (total - before[2]) / max(1.0, count - before[1])
     return {
+        **extra,
         "latency_rate_eps": rate,
         "latency_achieved_eps": achieved,
         "latency_n": len(rows),

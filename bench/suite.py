@@ -53,14 +53,21 @@ class Options:
     latency_seconds: float = 15.0
     releases: int = 20
     stall: bool = True
-    stall_events: int = 5_000
+    stall_events: int = 4_000
+    stall_trees: int = 40
     soak: int = 0
     keep: bool = False
     models: tuple[str, ...] = tuple(MODELS)
 
     @classmethod
     def quick(cls, **changes: Any) -> Options:
-        base = {"events": 20_000, "latency_seconds": 8.0, "releases": 8, "stall_events": 3_000}
+        base = {
+            "events": 20_000,
+            "latency_seconds": 8.0,
+            "releases": 8,
+            "stall_events": 2_000,
+            "stall_trees": 20,
+        }
         return cls(**{**base, **changes})
 
 
@@ -98,7 +105,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
         n_lat = max(100, int(rate * opts.latency_seconds))
         lat_rows = [(f"l{id_}", x, y) for id_, x, y in (rows * (1 + n_lat // len(rows)))[:n_lat]]
         progress(f"{kind}: latency at {rate:.0f} events/s for {n_lat} events")
-        out.update(latency_at_rate(settings, codec, reader, lat_rows, rate, timeout=120))
+        out.update(latency_at_rate(settings, codec, reader, lat_rows, rate, timeout=120, worker=scorer))
         progress(f"{kind}: latency p50 {out['latency_p50_ms']:.1f} ms, p99 {out['latency_p99_ms']:.1f} ms")
 
         second = env.start_worker("score", settings.model.name, kind, tag="b")
@@ -160,7 +167,8 @@ def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
         for kind in opts.models:
             result["models"][kind] = bench_model(env, kind, opts)
         if opts.stall:
-            result["swap"] = swap_stall(env, default_codec(), make_rows(opts.stall_events, seed=3))
+            rows = make_rows(opts.stall_events, seed=3)
+            result["swap"] = swap_stall(env, default_codec(), rows, n_models=opts.stall_trees)
             progress(
                 f"stall: {result['swap']['swap_model_bytes'] / 1e6:.1f} MB model, max loop lag "
                 f"{result['swap']['swap_max_loop_lag_ms']:.1f} ms"
@@ -193,6 +201,8 @@ def render(result: dict[str, Any]) -> str:
         ("  ratio learn/river_learn", "learn_vs_river_learn", "{:.2f}x"),
         ("train worker CPU (us/example)", "learn_cpu_us", "{:.0f}"),
         ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
+        ("  worker CPU (us/event)", "latency_cpu_us", "{:.0f}"),
+        ("  mean batch", "latency_mean_batch", "{:.1f}"),
         ("latency p50 (ms)", "latency_p50_ms", "{:.1f}"),
         ("latency p99 (ms)", "latency_p99_ms", "{:.1f}"),
         ("visible latency p99 (ms)", "visible_latency_p99_ms", "{:.1f}"),
@@ -207,7 +217,8 @@ def render(result: dict[str, Any]) -> str:
     if "swap" in result:
         s = result["swap"]
         lines.append(
-            f"hot swap of a {s['swap_model_bytes'] / 1e6:.1f} MB ARF: loaded in {s['swap_load_ms']:.0f} ms, "
+            f"hot swap of a {s['swap_model_bytes'] / 1e6:.1f} MB release ({s['swap_model_pickle_bytes'] / 1e6:.1f} MB "
+            f"pickled) ARF: loaded in {s['swap_load_ms']:.0f} ms, "
             f"max event-loop lag {s['swap_max_loop_lag_ms']:.1f} ms (idle baseline {s['baseline_max_loop_lag_ms']:.1f})"
         )
     if "soak" in result:
