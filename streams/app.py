@@ -103,6 +103,13 @@ def _raw_topic(app: faust.App, name: str) -> Any:
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
+async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking stage work (Redis, decoding, learning, checkpoints) in a thread so the event loop keeps
+    serving Faust's consumer: a loop blocked past ``max.poll.interval.ms`` gets the consumer evicted for good
+    (faust-streaming #175, #532)."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
+
 async def handle_batch(stage: str, ctx: WorkerContext, body: Callable[[], Awaitable[None]]) -> None:
     """Run ``body`` until it succeeds: a batch is never acknowledged unhandled."""
     delay = 0.2
@@ -215,20 +222,26 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
             raws = raw_records(events)
 
             async def body(raws: list = raws) -> None:
-                joined = scorer.process(raws)
-                await ctx.flush()
-                store.mark_joined(joined)
+                busy.set()
+                try:
+                    joined = await off_loop(scorer.process, raws)
+                    await ctx.flush()
+                    await off_loop(store.mark_joined, joined)
+                finally:
+                    busy.clear()
 
             await handle_batch("score", ctx, body)
 
     app.agent(_raw_topic(app, ctx.settings.topic("features")), name="score")(score)
 
+    busy = threading.Event()  # a batch is being scored in a thread: swap only between batches
+
     @app.timer(
         interval=0.1
     )  # cheap (a lock and a compare); bounds how long an idle scorer serves an old model
     async def swap_when_idle() -> None:
-        # Between batches only (same event loop as the agent): an idle scorer still adopts new releases.
-        scorer.maybe_swap()
+        if not busy.is_set():
+            scorer.maybe_swap()
 
 
 def handle_batch_blocking(
@@ -266,18 +279,21 @@ def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float
         # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the
         # consumer joins the group meanwhile, its partitions paused.
         ready = threading.Event()
-        source = BatchSource(
-            ctx.settings,
-            group,
-            ctx.settings.topic("features"),
-            session_timeout_s=conf.broker_session_timeout,
-            heartbeat_s=conf.broker_heartbeat_interval,
-            max_poll_interval_s=conf.broker_max_poll_interval,
-            ready=ready,
-        )
+        source: BatchSource | None = None
         waiting_since = time.monotonic()
         next_lag = 0.0
         try:
+            # Inside the try: a consumer that cannot be created (bad settings) stops the worker, never leaves a
+            # scorer that is up but scores nothing.
+            source = BatchSource(
+                ctx.settings,
+                group,
+                ctx.settings.topic("features"),
+                session_timeout_s=conf.broker_session_timeout,
+                heartbeat_s=conf.broker_heartbeat_interval,
+                max_poll_interval_s=conf.broker_max_poll_interval,
+                ready=ready,
+            )
             while not stopping.is_set():
                 if not ready.is_set() and (
                     follower.first_loaded.is_set() or time.monotonic() - waiting_since > 30.0
@@ -304,7 +320,8 @@ def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float
             ctx.metrics.set_worker_up("score", False)
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
-            source.close()
+            if source is not None:
+                source.close()
 
     worker.batch_thread = threading.Thread(target=run, name="score-batches", daemon=True)
 
@@ -326,23 +343,25 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
             raws = raw_records(events)
 
             async def body(raws: list = raws) -> None:
-                joined = joiner.process(raws)
+                joined = await off_loop(joiner.process, raws)
                 await ctx.flush()
-                store.mark_joined(joined)
+                await off_loop(store.mark_joined, joined)
 
             await handle_batch("join", ctx, body)
 
     app.agent(_raw_topic(app, ctx.settings.topic("labels")), name="join")(join)
 
+    def sweep_once() -> None:
+        # Redis lost its data (restart without persistence, flush): rebuild pending joins from `predictions`.
+        if not store.client.exists(alive_key):
+            rebuild_join_state(ctx.settings, store, ctx.codec)
+            store.client.set(alive_key, "1")
+        joiner.sweep()
+
     @app.timer(interval=5.0)
     async def sweep() -> None:
-        loop = asyncio.get_running_loop()
         try:
-            # Redis lost its data (restart without persistence, flush): rebuild pending joins from `predictions`.
-            if not store.client.exists(alive_key):
-                await loop.run_in_executor(None, rebuild_join_state, ctx.settings, store, ctx.codec)
-                store.client.set(alive_key, "1")
-            joiner.sweep()
+            await off_loop(sweep_once)
         except Exception as exc:
             log.error("join sweep failed: %s", exc)
 
@@ -354,8 +373,8 @@ def _add_train(worker: Worker, batch: int, within: float) -> None:
 
     async def finish() -> None:
         await ctx.flush()
-        trainer.save()
-        trainer.publish_status()
+        await off_loop(trainer.save)
+        await off_loop(trainer.publish_status)
 
     async def train(stream: Any) -> None:
         async for events in stream.take_events(batch, within=within):
@@ -363,7 +382,7 @@ def _add_train(worker: Worker, batch: int, within: float) -> None:
 
             async def body(raws: list = raws) -> None:
                 async with lock:
-                    trainer.process(raws)
+                    await off_loop(trainer.process, raws)
                     await finish()
 
             await handle_batch("train", ctx, body)
@@ -374,7 +393,7 @@ def _add_train(worker: Worker, batch: int, within: float) -> None:
 
             async def body(raws: list = raws) -> None:
                 async with lock:
-                    trainer.control(raws)
+                    await off_loop(trainer.control, raws)
                     await finish()
 
             await handle_batch("control", ctx, body)
