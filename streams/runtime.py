@@ -129,7 +129,7 @@ class BatchSource:
     """A stage's input as batches from one confluent-kafka consumer in consumer group ``group``.
 
     Why not a Faust stream here: Faust hands every message from its aiokafka thread through the conductor with a
-    future per message, which cost about 115 us of CPU per event on the bench machine (more than scoring it);
+    future per message, which cost about 115 us of CPU per event on the bench machine (as much as scoring it);
     ``consume()`` hands over a whole batch from librdkafka's C buffers (see BENCHMARKS.md). At-least-once stays
     as it was: :meth:`done` stores a batch's offsets only after the caller flushed the batch's outputs, and
     librdkafka commits stored offsets every second, on a rebalance and on :meth:`close`. Rebalance callbacks run
