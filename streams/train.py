@@ -14,6 +14,7 @@ example is learned once in the model's lineage, and ``n_learned`` counts it once
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -60,7 +61,9 @@ def new_lifecycle(settings: Settings) -> ModelLifecycle:
         m.task,
         m.learner,
         m.challenger,
-        settings.drift,
+        # Data drift on features is the scorers' job (they see every event, labelled or not); the trainer watching
+        # them too would publish every feature alarm twice.
+        dataclasses.replace(settings.drift, feature_drift=False),
         settings.guard,
         segment_feature=m.segment_feature,
         reference=load_reference(settings),
