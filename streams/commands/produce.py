@@ -133,9 +133,10 @@ class _Pacer:
     def wait(self, index: int, producer: EventProducer) -> None:
         if self._rate is None:
             return
-        delay = self._start + index / self._rate - time.monotonic()
-        if delay > 0:
-            # Serve delivery reports while waiting rather than sleeping blind.
+        due = self._start + index / self._rate
+        # Serve delivery reports while waiting rather than sleeping blind; poll() returns early whenever a report
+        # arrives, so wait until the event is really due.
+        while (delay := due - time.monotonic()) > 0:
             producer.poll(delay)
 
 
