@@ -32,7 +32,7 @@ from learners.specs import build_learner
 from learners.synthetic import synthetic_stream
 
 ELEC = Path(os.environ.get("DRIFTLINE_ELEC", "/work/shared/data/elec.csv"))
-WINDOW_LR = LearnerSpec("window_refit", {"window": 3000, "every": 100})
+WINDOW_LR = LearnerSpec("window_refit", {"window": 3000, "every": 100, "degree": 2})
 ARF10 = LearnerSpec("adaptive_random_forest", {"n_models": 10})
 DETECT_WITHIN = 2000  # an alarm this many events after a drift point counts as its detection
 

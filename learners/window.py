@@ -51,6 +51,9 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
             raise LearnerError(
                 f"window_refit: {cls_name} has no parameter {key!r}; valid: {', '.join(sorted(valid))}"
             )
+    if cls_name == "LogisticRegression":
+        # lbfgs' default 100 iterations often stops short on windows of raw, correlated (or squared) features.
+        params = {"max_iter": 1000, **params}
     try:
         est = cls(**params)
     except (TypeError, ValueError) as exc:
@@ -66,6 +69,7 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
 class WindowRefit:
     """Refit ``estimator`` (in ``ESTIMATORS``; default by task) on the last ``window`` examples every ``every``.
 
+    ``degree=2`` adds every pairwise product of features (a quadratic boundary for the linear estimators).
     Features missing from an example are filled with the window mean of that feature; features never seen in the
     window are ignored. Before the first fit (or while the window holds a single class) it predicts the most
     frequent label of the window.
@@ -78,9 +82,13 @@ class WindowRefit:
         window: int = 1000,
         every: int = 100,
         task: str = "classification",
+        degree: int = 1,
     ) -> None:
         if window < 2 or every < 1:
             raise LearnerError(f"window_refit: window must be >= 2 and every >= 1, got {window}, {every}")
+        if degree not in (1, 2):
+            raise LearnerError(f"window_refit: degree must be 1 or 2, got {degree!r}")
+        self.degree = degree
         # Default: a scaled logistic regression for classification, ridge for regression.
         self.estimator = estimator or ("logistic_regression" if task == "classification" else "ridge")
         self.params = dict(params or {})
@@ -105,17 +113,18 @@ class WindowRefit:
         return twin
 
     def clone(self) -> WindowRefit:
-        return WindowRefit(self.estimator, self.params, self.window, self.every, self.task)
+        return WindowRefit(self.estimator, self.params, self.window, self.every, self.task, self.degree)
 
     def _row(self, x: dict[str, float]) -> np.ndarray:
-        return np.array([x.get(n, m) for n, m in zip(self._names, self._means, strict=True)], dtype=float)
+        row = np.array([x.get(n, m) for n, m in zip(self._names, self._means, strict=True)], dtype=float)
+        return _expand(row.reshape(1, -1), self.degree)[0]
 
     def _refit(self) -> None:
         names = sorted({k for x, _ in self._buffer for k in x})
         X = np.array([[x.get(n, math.nan) for n in names] for x, _ in self._buffer], dtype=float)
         means = np.nanmean(X, axis=0) if len(names) else np.zeros(0)
         means = np.where(np.isfinite(means), means, 0.0)
-        X = np.where(np.isnan(X), means, X)
+        X = _expand(np.where(np.isnan(X), means, X), self.degree)
         ys = [y for _, y in self._buffer]
         if self.task == "classification":
             counts = collections.Counter(ys)
@@ -167,6 +176,14 @@ class WindowRefit:
         if self.task == "classification":
             return self._labels[int(out)]
         return float(out)
+
+
+def _expand(X: np.ndarray, degree: int) -> np.ndarray:
+    """Append all pairwise products (squares included) when ``degree`` is 2, in PolynomialFeatures order."""
+    if degree == 1 or X.shape[1] == 0:
+        return X
+    i, j = np.triu_indices(X.shape[1])
+    return np.hstack([X, X[:, i] * X[:, j]])
 
 
 def _linear_form(est: Any) -> tuple[np.ndarray, np.ndarray] | None:

@@ -144,3 +144,18 @@ def test_tree_pickles_are_small_because_distribution_rngs_are_shared() -> None:
     compact = len(pickle.dumps(model))
     assert share_distribution_rngs(model.model) > 0
     assert compact < raw / 2
+
+
+def test_window_refit_degree_two_learns_a_quadratic_boundary() -> None:
+    rng = random.Random(5)
+    data = [({"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}, None) for _ in range(1200)]
+    data = [(x, x["a"] * x["b"] > 0) for x, _ in data]
+    scores = {}
+    for degree in (1, 2):
+        model = build_learner(LearnerSpec("window_refit", {"window": 800, "every": 100, "degree": degree}))
+        for x, y in data[:1000]:
+            model.learn_one(x, y)
+        scores[degree] = sum(model.predict_one(x) == y for x, y in data[1000:]) / 200
+    assert scores[2] > 0.9 > 0.7 > scores[1]
+    with pytest.raises(LearnerError, match="degree"):
+        build_learner(LearnerSpec("window_refit", {"degree": 3}))
