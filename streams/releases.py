@@ -108,6 +108,7 @@ class ReleaseFollower:
         self.codec = codec or default_codec()
         self.model_name = settings.model.name
         self.key = settings.model.signing_key.get().encode()
+        self.previous_key = settings.model.previous_signing_key.get().encode()
         self.store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
         self.registry = ModelRegistry(self.model_name)
         self.on_release = on_release
@@ -202,8 +203,8 @@ class ReleaseFollower:
         version = int(release["version"])
         t0 = time.perf_counter()
         try:
-            _, model = load_release(
-                release, key=self.key, current_version=self._newest_loaded or None, store=self.store
+            model = load_verified(
+                release, self.key, self.previous_key, self._newest_loaded or None, self.store
             )
         except SecurityError as exc:
             self._reject(_reason(str(exc)), f"release {self.model_name} v{version} refused: {exc}")
@@ -222,6 +223,28 @@ class ReleaseFollower:
     def _reject(self, reason: str, message: str) -> None:
         security_log.warning("SECURITY: %s", message)
         self.metrics.releases_rejected.labels(model=self.model_name, reason=reason).inc()
+
+
+def load_verified(
+    release: Mapping[str, Any],
+    key: bytes,
+    previous_key: bytes,
+    current_version: int | None,
+    store: ArtifactStore | None,
+) -> Any:
+    """Verify (current key, or the previous one during a rotation) and only then unpickle."""
+    try:
+        return load_release(release, key=key, current_version=current_version, store=store)[1]
+    except SecurityError as exc:
+        if not previous_key or previous_key == key or "signature" not in str(exc):
+            raise
+        model = load_release(release, key=previous_key, current_version=current_version, store=store)[1]
+        security_log.warning(
+            "release %s v%s is signed with the previous key: finish the key rotation",
+            release.get("model"),
+            release.get("version"),
+        )
+        return model
 
 
 def _reason(message: str) -> str:

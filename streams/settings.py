@@ -82,6 +82,8 @@ class ModelSettings:
     learner: LearnerSpec = field(default_factory=LearnerSpec)
     challenger: LearnerSpec | None = None  # defaults to the same kind as the champion
     signing_key: Secret = field(default_factory=lambda: Secret(""))
+    # During a key rotation verifiers also accept releases signed with the previous key; signing uses signing_key.
+    previous_signing_key: Secret = field(default_factory=lambda: Secret(""))
     max_inline_bytes: int = 900_000  # Kafka refuses messages over ~1 MB by default; larger go by reference
     artifact_store: str = "~/.driftline/artifacts"
     segment_feature: str | None = None
@@ -133,6 +135,7 @@ ENV_VARS: dict[str, str] = {
     "DRIFTLINE_REDIS_URL": "redis.url",
     "DRIFTLINE_TOPIC_PREFIX": "kafka.topic_prefix",
     "DRIFTLINE_SIGNING_KEY": "model.signing_key",
+    "DRIFTLINE_PREVIOUS_SIGNING_KEY": "model.previous_signing_key",
     "DRIFTLINE_METRICS_PORT": "metrics.port",
     "DRIFTLINE_MODEL": "model.name",
     "DRIFTLINE_STATE_DIR": "state_dir",
@@ -186,9 +189,9 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
-            if type(None) in args:
-                return None
+        is_null = value is None or (isinstance(value, str) and value.lower() in ("null", "none", ""))
+        if is_null and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):

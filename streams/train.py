@@ -29,12 +29,12 @@ import redis
 
 from connectors.sources import open_source
 from driftline.errors import ArtifactError, DriftlineError, LearnerError, SchemaError, SecurityError
-from learners.artifacts import ArtifactStore, build_release, load_release
+from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
 from streams.join import join_namespace
-from streams.releases import read_releases
+from streams.releases import load_verified, read_releases
 from streams.runtime import RawRecord, WorkerContext, now_ms
 from streams.settings import Settings
 
@@ -74,9 +74,10 @@ def new_lifecycle(settings: Settings) -> ModelLifecycle:
 class Checkpoint:
     """A signed local file: the trainer state and the offsets it covers, replaced atomically."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, path: Path, key: bytes, previous_key: bytes = b"") -> None:
         self.path = path
         self.key = key
+        self.previous_key = previous_key  # accepted on load during a key rotation; saves always use ``key``
 
     def save(self, state: dict[str, Any]) -> None:
         payload = pickle.dumps(state, protocol=5)
@@ -94,8 +95,10 @@ class Checkpoint:
             return None
         data = self.path.read_bytes()
         mac, _, payload = data.partition(b"\n")
-        expected = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
-        if not hmac.compare_digest(mac, expected):
+        keys = [self.key] + ([self.previous_key] if self.previous_key else [])
+        if not any(
+            hmac.compare_digest(mac, hmac.new(k, payload, hashlib.sha256).hexdigest().encode()) for k in keys
+        ):
             raise SecurityError(
                 f"checkpoint {self.path}: signature mismatch (wrong signing key or tampered file)"
             )
@@ -110,7 +113,9 @@ class Trainer:
         self.key = s.model.signing_key.get().encode()
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
         ckpt_name = f"{s.kafka.topic_prefix}{s.model.name}.ckpt"
-        self.checkpoint = Checkpoint(ctx.state_dir / "checkpoints" / ckpt_name, self.key)
+        self.checkpoint = Checkpoint(
+            ctx.state_dir / "checkpoints" / ckpt_name, self.key, s.model.previous_signing_key.get().encode()
+        )
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
         self.seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -321,8 +326,8 @@ class Trainer:
 
     def restore(self, version: int) -> Any:
         """Verify and load a retained release (never an unverified one)."""
-        _, model = load_release(self.release_record(version), key=self.key, store=self.store)
-        return model
+        previous = self.ctx.settings.model.previous_signing_key.get().encode()
+        return load_verified(self.release_record(version), self.key, previous, None, self.store)
 
     # -- after each batch ----------------------------------------------------------------------------------------
     def save(self) -> None:

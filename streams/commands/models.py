@@ -93,7 +93,8 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no releases of {settings.model.name!r} on {settings.topic('models')}")
         return 0
     print(
-        f"{'version':>7}  {'parent':>6}  {'reason':<11}  {'created (UTC)':<19}  {'n_learned':>9}  {'accuracy':>8}  current"
+        f"{'version':>7}  {'parent':>6}  {'reason':<11}  {'created (UTC)':<19}  "
+        f"{'n_learned':>9}  {'accuracy':>8}  current"
     )
     for r in rows:
         acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
