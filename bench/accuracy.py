@@ -120,10 +120,11 @@ def feature_false_alarms(n: int, seed: int) -> dict[str, Any]:
     """Alarms on stationary raw features: our scale-free monitor vs River's PageHinkley() defaults."""
     from river import drift
 
-    out = {}
+    out: dict[str, Any] = {}
     for name in ("sea-stationary", "agrawal-stationary", "hyperplane-stationary"):
         rows, _ = synthetic_stream(name, n, seed)
-        ours, river_ph = FeatureDriftMonitor(DriftConfig()), collections.defaultdict(drift.PageHinkley)
+        ours = FeatureDriftMonitor(DriftConfig())
+        river_ph: collections.defaultdict[str, drift.PageHinkley] = collections.defaultdict(drift.PageHinkley)
         n_ours = n_river = 0
         for i, (_, _, x, _) in enumerate(rows):
             n_ours += len(ours.update(x, i))
@@ -135,7 +136,7 @@ def feature_false_alarms(n: int, seed: int) -> dict[str, Any]:
     # And a detection: a 2-sigma step in one raw feature (units of 1000s).
     rng = random.Random(seed)
     mon = FeatureDriftMonitor(DriftConfig())
-    hit = None
+    hit: int | None = None
     for i in range(10000):
         alarms = mon.update({"a": 1000 + 50 * rng.gauss(0, 1) + (100 if i >= 5000 else 0)}, i)
         if alarms and hit is None and i >= 5000:
@@ -150,9 +151,9 @@ def poisoning(n: int, seed: int) -> dict[str, Any]:
     Accuracy on the true labels after the burst: guarded with/without a reference set, the plain learner that
     learned the burst, and the plain learner that never saw the burst's labels.
     """
-    rows, _ = synthetic_stream("hyperplane-stationary", n + 1000, seed)
-    rows = list(rows)
-    reference, rows = [(x, y) for _, _, x, y in rows[:1000]], rows[1000:]
+    stream, _ = synthetic_stream("hyperplane-stationary", n + 1000, seed)
+    everything = list(stream)
+    reference, rows = [(x, y) for _, _, x, y in everything[:1000]], everything[1000:]
     lo, hi = n // 2, n // 2 + n // 10
     out: dict[str, Any] = {"burst": [lo, hi], "n": n}
     spec = LearnerSpec("logistic_regression")
@@ -178,7 +179,11 @@ def poisoning(n: int, seed: int) -> dict[str, Any]:
                 release_every=50,
             )
             preds: list[Any] = []
-            replay(poisoned, lifecycle, delay=10, on_prediction=lambda r, p=preds: p.append(r["prediction"]))
+
+            def keep(record: dict[str, Any], out: list[Any] = preds) -> None:
+                out.append(record["prediction"])
+
+            replay(poisoned, lifecycle, delay=10, on_prediction=keep)
             res[label] = sum(p == t for p, t in zip(preds[hi:], truth[hi:], strict=True)) / len(truth[hi:])
         for label, skip in (("plain_saw_burst", False), ("plain_never_saw", True)):
             model, correct = build_learner(spec), 0
