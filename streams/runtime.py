@@ -78,6 +78,23 @@ class WorkerContext:
     def emit(self, topic: str, value: dict[str, Any], key: str | bytes | None) -> None:
         self.out.produce_bytes(self.settings.topic(topic), self.encode_output(topic, value), key)
 
+    def emit_drift(self, signal: Any, version: int) -> None:
+        """Publish a DriftEvent for a :class:`learners.drift.DriftSignal` and count the alarm."""
+        value = {
+            "model": self.model,
+            "version": version,
+            "detector": signal.detector,
+            "signal": signal.signal,
+            "ts": now_ms(),
+            "details": {str(k): str(v) for k, v in signal.details.items()},
+            "index": int(signal.index),
+        }
+        self.emit("drift", value, self.model)
+        self.metrics.drift_alarms.labels(
+            model=self.model, detector=signal.detector, signal=signal.signal
+        ).inc()
+        log.info("drift alarm: %s on %s (%s)", signal.detector, signal.signal, signal.details)
+
     def deadletter(self, stage: str, raw: RawRecord, error: BaseException | str) -> None:
         """Send one input record to ``deadletter`` with the reason; the stream goes on."""
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"

@@ -136,16 +136,4 @@ class Scorer:
         return joined
 
     def _emit_drift(self, signal: Any) -> None:
-        ctx = self.ctx
-        value = {
-            "model": ctx.model,
-            "version": self.version,
-            "detector": signal.detector,
-            "signal": signal.signal,
-            "ts": now_ms(),
-            "details": {str(k): str(v) for k, v in signal.details.items()},
-            "index": int(signal.index),
-        }
-        ctx.emit("drift", value, ctx.model)
-        ctx.metrics.drift_alarms.labels(model=ctx.model, detector=signal.detector, signal=signal.signal).inc()
-        log.info("data drift on %s (%s)", signal.signal, signal.details)
+        self.ctx.emit_drift(signal, self.version)

@@ -249,18 +249,7 @@ class Trainer:
         self.ctx.audit("decision", json.loads(decision.to_json()))
 
     def emit_drift(self, signal: DriftSignal) -> None:
-        ctx = self.ctx
-        value = {
-            "model": ctx.model,
-            "version": self.lifecycle.served_version,
-            "detector": signal.detector,
-            "signal": signal.signal,
-            "ts": now_ms(),
-            "details": {str(k): str(v) for k, v in signal.details.items()},
-            "index": int(signal.index),
-        }
-        ctx.emit("drift", value, ctx.model)
-        ctx.metrics.drift_alarms.labels(model=ctx.model, detector=signal.detector, signal=signal.signal).inc()
+        self.ctx.emit_drift(signal, self.lifecycle.served_version)
 
     # -- control -------------------------------------------------------------------------------------------------
     def control(self, raws: list[RawRecord]) -> None:
