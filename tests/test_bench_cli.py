@@ -1,4 +1,4 @@
-"""``driftline bench``: a tiny run through the real broker gives every contract key, all positive; helpers."""
+"""``driftline bench``: a tiny run through the real broker gives every contract key (throughputs positive); helpers."""
 
 from __future__ import annotations
 
@@ -34,7 +34,12 @@ def test_tiny_bench_reports_every_key_positive(redis_url: str) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)  # stdout holds exactly one JSON object; progress went to stderr
     for key in CONTRACT_KEYS:
-        assert result[key] > 0, f"{key} = {result[key]!r}"
+        # Latencies come from Kafka's millisecond timestamps: on an idle machine a p50 of 0 ms is a real reading.
+        if key.startswith("latency_"):
+            assert result[key] >= 0, f"{key} = {result[key]!r}"
+        else:
+            assert result[key] > 0, f"{key} = {result[key]!r}"
+    assert result["latency_p99_ms"] >= result["latency_p50_ms"]
     model = result["models"]["logistic_regression"]
     assert model["null_predictions"] == 0  # the pre-trained release was served from the first event
     assert model["n_learned"] >= 2000
