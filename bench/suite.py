@@ -127,6 +127,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
 
     learn_settings = env.settings(f"learn-{short}", kind)
     progress(f"{kind}: pre-filling {len(rows)} training examples; one train worker")
+    env.ensure_topics(learn_settings)  # the broker does not auto-create topics (the local stack turns it off)
     fill_training(learn_settings, codec, rows)
     trainer = env.start_worker("train", learn_settings.model.name, kind)
     out.update(learn_throughput(learn_settings, len(rows), trainer, timeout=max(300.0, len(rows) / 100)))
