@@ -11,12 +11,13 @@ are returned as errors, never dropped, so the caller can send them to ``deadlett
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import now_ms
@@ -235,3 +236,44 @@ class RecordConsumer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_to_end(
+    settings: Settings, full_topic: str, group_id: str, *, since_ms: int | None = None, timeout: float = 10.0
+) -> Iterator[Message]:
+    """Every message of ``full_topic`` up to the end it had when called (from ``since_ms`` if given, else the
+    beginning), without joining a consumer group; gives up after ``timeout`` seconds."""
+    consumer = Consumer(
+        client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": group_id, "enable.auto.commit": False})
+    )
+    try:
+        meta = consumer.list_topics(full_topic, timeout=timeout).topics.get(full_topic)
+        if meta is None or meta.error is not None:
+            return
+        if since_ms is None:
+            starts = [TopicPartition(full_topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        else:
+            wanted = [TopicPartition(full_topic, p, since_ms) for p in meta.partitions]
+            starts = consumer.offsets_for_times(wanted, timeout=timeout)
+        ends = {}
+        for tp in starts:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(full_topic, tp.partition), timeout=timeout
+            )
+            first = low if tp.offset == OFFSET_BEGINNING else tp.offset
+            if first >= 0 and high > first:
+                ends[tp.partition] = high
+        if not ends:
+            return
+        consumer.assign([tp for tp in starts if tp.partition in ends])
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                part, offset = msg.partition() or 0, msg.offset() or 0
+                if offset + 1 >= ends.get(part, 0):
+                    ends.pop(part, None)
+                yield msg
+    finally:
+        consumer.close()

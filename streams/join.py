@@ -12,9 +12,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
-from connectors.kafka_client import client_config
+from connectors.consumer import read_to_end
 from connectors.redis_store import JoinStore
 from driftline.errors import SchemaError
 from streams.runtime import RawRecord, WorkerContext, now_ms
@@ -119,49 +117,23 @@ def rebuild_join_state(settings: Settings, store: JoinStore, codec: Any, timeout
     """
     topic = settings.topic("predictions")
     ttl_ms = settings.redis.pending_ttl_s * 1000
-    start = now_ms() - ttl_ms
-    consumer = Consumer(
-        client_config(settings, **{"group.id": "driftline-join-rebuild", "enable.auto.commit": False})
-    )
     restored = 0
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return 0
-        parts = consumer.offsets_for_times(
-            [TopicPartition(topic, p, start) for p in meta.partitions], timeout=10
-        )
-        ends = {}
-        for tp in parts:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            if tp.offset >= 0 and high > tp.offset:
-                ends[tp.partition] = high
-        if not ends:
-            return 0
-        consumer.assign([tp for tp in parts if tp.partition in ends])
-        deadline = time.monotonic() + timeout
-        batch: list[tuple[str, bytes, int]] = []
-        while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
-                part, offset = msg.partition() or 0, msg.offset() or 0
-                if offset + 1 >= ends.get(part, 0):
-                    ends.pop(part, None)
-                try:
-                    pred = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
-                except SchemaError:
-                    continue
-                if pred.get("model") != settings.model.name:
-                    continue
-                _, ts = msg.timestamp()
-                remaining = ts + ttl_ms - now_ms()
-                batch.append((pred["id"], codec.encode("Prediction", pred), remaining))
-            if len(batch) >= 1000:
-                restored += store.restore(batch, now_ms())
-                batch = []
-        restored += store.restore(batch, now_ms())
-    finally:
-        consumer.close()
+    batch: list[tuple[str, bytes, int]] = []
+    messages = read_to_end(
+        settings, topic, "driftline-join-rebuild", since_ms=now_ms() - ttl_ms, timeout=timeout
+    )
+    for msg in messages:
+        try:
+            pred = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
+        except SchemaError:
+            continue
+        if pred.get("model") != settings.model.name:
+            continue
+        _, ts = msg.timestamp()
+        batch.append((pred["id"], codec.encode("Prediction", pred), ts + ttl_ms - now_ms()))
+        if len(batch) >= 1000:
+            restored += store.restore(batch, now_ms())
+            batch = []
+    restored += store.restore(batch, now_ms())
     log.warning("join state rebuilt from %s: %d pending prediction(s) restored", topic, restored)
     return restored

@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from connectors.consumer import read_to_end
 from connectors.kafka_client import client_config
 from driftline.errors import SchemaError, SecurityError
 from learners.artifacts import ArtifactStore, load_release
@@ -30,37 +31,13 @@ def read_releases(
 ) -> list[dict[str, Any]]:
     """Every release currently on the ``models`` topic (all models), read once to the end."""
     codec = codec or default_codec()
+    topic = settings.topic("models")
     out: list[dict[str, Any]] = []
-    consumer = _consumer(settings, "driftline-models-reader")
-    try:
-        topic = settings.topic("models")
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return out
-        ends = {}
-        for p in meta.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            if high > 0:
-                ends[p] = high
-        if not ends:
-            return out
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.5):
-                if msg.error():
-                    continue
-                part, offset = msg.partition() or 0, msg.offset() or 0
-                if offset + 1 >= ends.get(part, 0):
-                    ends.pop(part, None)
-                try:
-                    out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
-                except SchemaError as exc:
-                    log.warning(
-                        "models topic: skipping undecodable record at offset %d: %s", msg.offset(), exc
-                    )
-    finally:
-        consumer.close()
+    for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout):
+        try:
+            out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
+        except SchemaError as exc:
+            log.warning("models topic: skipping undecodable record at offset %d: %s", msg.offset(), exc)
     return out
 
 
