@@ -13,23 +13,19 @@ Precision, recall and F1 are macro-averaged over the classes seen, so they mean 
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any
 
-from river import metrics, utils
+from river import metrics
 
 from learners.features import finite
 
 # Stable names (they become Prometheus label values and ModelRelease metrics keys).
-CLASSIFICATION = {
-    "accuracy": metrics.Accuracy,
-    "precision": metrics.MacroPrecision,
-    "recall": metrics.MacroRecall,
-    "f1": metrics.MacroF1,
-    "log_loss": metrics.CrossEntropy,
-}
-REGRESSION = {"mae": metrics.MAE, "rmse": metrics.RMSE}
+CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "log_loss")
+REGRESSION = ("mae", "rmse")
 MAX_SEGMENTS = 100  # beyond this many distinct values new segments are pooled under "other"
+_EPS = 1e-15  # probabilities are clamped to [eps, 1 - eps] for the log loss, as river.metrics.CrossEntropy does
 
 
 def segment_of(x: dict[str, Any], feature: str | None) -> str | None:
@@ -40,17 +36,61 @@ def segment_of(x: dict[str, Any], feature: str | None) -> str | None:
     return "missing" if value is None else str(value)
 
 
+class _Totals:
+    """Running sums over a set of examples (all of them, or a window): what every metric is computed from.
+
+    Classification keeps a confusion matrix of the examples that had a prediction, plus counts for accuracy
+    (a missing prediction counts as wrong) and the summed log loss; regression keeps summed absolute and squared
+    errors. Every update is a few additions, and :meth:`remove` undoes one exactly (for the rolling window).
+    """
+
+    __slots__ = ("n", "correct", "loss", "cm")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.correct = 0.0  # classification: right answers; regression: summed absolute error
+        self.loss = 0.0  # classification: summed log loss; regression: summed squared error
+        self.cm = metrics.ConfusionMatrix()
+
+    def add(self, y_true: Any, y_pred: Any, score: float, loss: float) -> None:
+        self.n += 1
+        self.correct += score
+        self.loss += loss
+        if y_pred is not None:
+            self.cm.update(y_true, y_pred)
+
+    def remove(self, y_true: Any, y_pred: Any, score: float, loss: float) -> None:
+        self.n -= 1
+        self.correct -= score
+        self.loss -= loss
+        if y_pred is not None:
+            self.cm.revert(y_true, y_pred)
+
+    def classification(self) -> dict[str, float]:
+        cm = self.cm
+        return {
+            "accuracy": self.correct / self.n,
+            # River's macro averages over the classes seen (true or predicted), read off the shared matrix.
+            "precision": metrics.MacroPrecision(cm=cm).get(),
+            "recall": metrics.MacroRecall(cm=cm).get(),
+            "f1": metrics.MacroF1(cm=cm).get(),
+            "log_loss": self.loss / self.n,
+        }
+
+    def regression(self) -> dict[str, float]:
+        return {"mae": self.correct / self.n, "rmse": math.sqrt(max(self.loss, 0.0) / self.n)}
+
+
 class Evaluator:
-    """Prequential metrics of one model version."""
+    """Prequential metrics of one model version (the same definitions as ``river.metrics``, computed from
+    running sums: one update per example instead of one per metric, cumulative and rolling)."""
 
     def __init__(self, task: str, window: int = 500) -> None:
         self.task = task
         self.window = window
-        kinds = CLASSIFICATION if task == "classification" else REGRESSION
-        self._cumulative: dict[str, Any] = {name: cls() for name, cls in kinds.items()}
-        self._rolling: dict[str, Any] = {
-            name: utils.Rolling(cls(), window_size=window) for name, cls in kinds.items()
-        }
+        self._all = _Totals()
+        self._recent = _Totals()
+        self._window: collections.deque[tuple[Any, Any, float, float]] = collections.deque()
         self._segments: dict[str, list[float]] = {}  # segment -> [n, sum of score]
         self.n = 0
 
@@ -63,26 +103,19 @@ class Evaluator:
         if self.task == "regression":
             if not finite(y_true) or not finite(y_pred):
                 return
-            score = abs(float(y_pred) - float(y_true))
-            for name in REGRESSION:
-                self._cumulative[name].update(float(y_true), float(y_pred))
-                self._rolling[name].update(float(y_true), float(y_pred))
+            error = float(y_pred) - float(y_true)
+            score, loss, y_pred = abs(error), error * error, None
         else:
             score = 1.0 if y_pred == y_true else 0.0
-            for name in CLASSIFICATION:
-                if name == "log_loss":
-                    # CrossEntropy wants a probability for the true class; an empty proba means "knew nothing".
-                    p = dict(proba or {})
-                    if y_true not in p:
-                        p[y_true] = 0.0
-                    self._cumulative[name].update(y_true, p)
-                    self._rolling[name].update(y_true, p)
-                elif y_pred is not None:
-                    self._cumulative[name].update(y_true, y_pred)
-                    self._rolling[name].update(y_true, y_pred)
-            if y_pred is None:
-                self._cumulative["accuracy"].update(y_true, _NEVER)
-                self._rolling["accuracy"].update(y_true, _NEVER)
+            # The probability given to the true class; an empty proba means "knew nothing".
+            p = min(max(proba.get(y_true, 0.0) if proba else 0.0, _EPS), 1.0 - _EPS)
+            loss = -math.log(p)
+        item = (y_true, y_pred, score, loss)
+        self._all.add(*item)
+        self._recent.add(*item)
+        self._window.append(item)
+        if len(self._window) > self.window:
+            self._recent.remove(*self._window.popleft())
         self.n += 1
         if segment is not None:
             if segment not in self._segments and len(self._segments) >= MAX_SEGMENTS:
@@ -99,27 +132,14 @@ class Evaluator:
         """All metrics as finite floats: ``n``, ``accuracy``, ``rolling_accuracy``, ..., ``segment.<v>.accuracy``."""
         out: dict[str, float] = {"n": float(self.n)}
         if self.n:
-            for name, metric in self._cumulative.items():
-                out[name] = float(metric.get())
-                out[f"rolling_{name}"] = float(self._rolling[name].get())
+            classification = self.task == "classification"
+            cumulative = self._all.classification() if classification else self._all.regression()
+            rolling = self._recent.classification() if classification else self._recent.regression()
+            for name, value in cumulative.items():
+                out[name] = float(value)
+                out[f"rolling_{name}"] = float(rolling[name])
         key = "accuracy" if self.task == "classification" else "mae"
         for segment, (n, score) in self.segment_scores().items():
             out[f"segment.{segment}.{key}"] = score
             out[f"segment.{segment}.n"] = float(n)
         return {k: v for k, v in out.items() if math.isfinite(v)}
-
-
-class _Never:
-    """A prediction equal to no label: scores a missing prediction as wrong without inventing a class."""
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __repr__(self) -> str:
-        return "<no prediction>"
-
-
-_NEVER = _Never()

@@ -24,6 +24,18 @@ CLIP = 1e12
 
 def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
     """Return a copy of ``x`` with only finite float values (see the module docstring for the policy)."""
+    values = x.values()
+    # Fast path for the common event (every value a float, all finite and within the clip): a few C-level passes
+    # instead of a Python loop. A NaN or an infinity anywhere makes the sum non-finite (so does an overflow of
+    # huge values, which the clip handles): those events take the slow path.
+    if (
+        values
+        and all(type(v) is float for v in values)
+        and math.isfinite(sum(values))
+        and -CLIP <= min(values)
+        and max(values) <= CLIP
+    ):
+        return dict(x)
     out: dict[str, float] = {}
     for name, value in x.items():
         if value is None:

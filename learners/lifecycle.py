@@ -18,6 +18,7 @@ from driftline.errors import ConfigError, LearnerError
 from learners.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.drift import DriftSignal, ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
 from learners.evaluation import Evaluator, segment_of
+from learners.features import clean_features
 from learners.guard import Decision, PairedEvidence, Probation, judge
 from learners.specs import Learner, build_learner
 
@@ -52,8 +53,8 @@ class _Lineage:
     n_learned: int = 0
     data_range: dict[str, int] = field(default_factory=dict)
 
-    def learn(self, x: dict[str, Any], y: Any, index: int, ts: int | None) -> None:
-        self.model.learn_one(x, y)
+    def learn(self, x: dict[str, float], y: Any, index: int, ts: int | None) -> None:
+        self.model.learn_one(x, y, cleaned=True)
         self.n_learned += 1
         self.data_range.setdefault("first_index", index)
         self.data_range["last_index"] = index
@@ -197,17 +198,31 @@ class ModelLifecycle:
         *,
         served_prediction: Any = None,
         served_version: int | None = None,
+        served_proba: dict[str, float] | None = None,
         index: int | None = None,
         ts: int | None = None,
     ) -> list[Event]:
-        """Score, monitor and learn one labelled example; returns the releases, drift signals and decisions."""
+        """Score, monitor and learn one labelled example; returns the releases, drift signals and decisions.
+
+        ``served_prediction``/``served_proba``/``served_version`` are what a scorer answered for ``x`` (the
+        TrainingExample carries them; ``served_proba`` keyed by the label's string form, as on the wire). When
+        that answer came from the version served now, it *is* the served model's answer (same artifact, same
+        features), so it is used instead of predicting again.
+        """
         index = self._count if index is None else index
         self._count += 1
         if y is None:
             return []
         events: list[Event] = []
         segment = segment_of(x, self.segment_feature)
-        base_pred, base_proba = self._served.model.predict_with_proba(x)
+        xc = clean_features(x)  # once, for every prediction and learn below
+        served = self._served.model
+        current = served_prediction is not None and served_version == self.served_version
+        if current and (served_proba is not None or self.task != "classification"):
+            base_pred = served_prediction
+            base_proba = served.proba_from_wire(served_proba) if served_proba else {}
+        else:
+            base_pred, base_proba = served.predict_with_proba(xc, cleaned=True)
         if served_prediction is None or (
             served_version is not None and served_version != self.served_version
         ):
@@ -219,20 +234,22 @@ class ModelLifecycle:
         self.evaluation.update(y, base_pred, base_proba, segment)
         self.overall.update(y, seen_pred, seen_proba, segment)
         events.extend(self._monitor(x, y, base_pred, base_proba, index))
-        champ_pred = self._lineage.model.predict_one(x)
+        champ_pred = self._lineage.model.predict_one(xc, cleaned=True)
         self._increment.add(y, champ_pred, base_pred, segment)
         if self._challenger is not None:
             if self._challenger_seen >= self.guard.challenger_grace:
-                self._challenger_evidence.add(y, self._challenger.model.predict_one(x), champ_pred, segment)
+                self._challenger_evidence.add(
+                    y, self._challenger.model.predict_one(xc, cleaned=True), champ_pred, segment
+                )
             self._challenger_seen += 1
         if self._probation is not None and self._previous is not None:
-            self._probation.add(y, base_pred, self._previous[0].model.predict_one(x), segment)
+            self._probation.add(y, base_pred, self._previous[0].model.predict_one(xc, cleaned=True), segment)
         self._recent.append(x)
         if self.paused:
             return events
-        self._lineage.learn(x, y, index, ts)
+        self._lineage.learn(xc, y, index, ts)
         if self._challenger is not None:
-            self._challenger.learn(x, y, index, ts)
+            self._challenger.learn(xc, y, index, ts)
         self._since_release += 1
         events.extend(self._decide(index))
         return events

@@ -138,14 +138,18 @@ def replay(
     result = ReplayResult(task=lifecycle.task)
     if lifecycle.served_version == 0:
         _record(result, [lifecycle.initial_release()], 0)
-    pending: collections.deque[tuple[int, int | None, dict[str, Any], Any, Any, int]] = collections.deque()
+    pending: collections.deque[
+        tuple[int, int | None, dict[str, Any], Any, Any, dict[str, float] | None, int]
+    ] = collections.deque()
     served = lifecycle.served_model
     served_version = lifecycle.served_version
 
     def reveal(now: int) -> None:
         nonlocal served, served_version
-        j, ts, x, y, pred, version = pending.popleft()
-        events = lifecycle.learn_one(x, y, served_prediction=pred, served_version=version, index=j, ts=ts)
+        j, ts, x, y, pred, proba, version = pending.popleft()
+        events = lifecycle.learn_one(
+            x, y, served_prediction=pred, served_version=version, served_proba=proba, index=j, ts=ts
+        )
         if events:
             _record(result, events, now)
             served, served_version = lifecycle.served_model, lifecycle.served_version
@@ -153,7 +157,9 @@ def replay(
     for i, (rid, ts, x, y) in enumerate(rows):
         if limit is not None and i >= limit:
             break
-        pred = served.predict_one(x)
+        pred, probas = served.predict_with_proba(x)
+        # As a scorer publishes it (keys on the wire are strings), so the trainer need not predict it again.
+        proba = {str(k): v for k, v in probas.items()} or None
         if on_prediction is not None:
             on_prediction({"index": i, "id": rid, "prediction": pred, "version": served_version})
         result.n += 1
@@ -164,7 +170,7 @@ def replay(
         else:
             with contextlib.suppress(TypeError, ValueError):
                 result.abs_error += abs(float(pred) - float(y))
-        pending.append((i, ts, x, y, pred, served_version))
+        pending.append((i, ts, x, y, pred, proba, served_version))
         if len(pending) > delay:
             reveal(i)
         if progress is not None and i % 1000 == 0:

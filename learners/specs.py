@@ -245,11 +245,15 @@ class Learner:
         """A deep copy, learned state included (used to freeze a released snapshot)."""
         return copy.deepcopy(self)
 
-    def learn_one(self, x: dict[str, Any], y: Any) -> None:
-        """Learn one labelled example; ``None`` or non-finite regression targets are ignored."""
+    def learn_one(self, x: dict[str, Any], y: Any, *, cleaned: bool = False) -> None:
+        """Learn one labelled example; ``None`` or non-finite regression targets are ignored.
+
+        ``cleaned=True`` says ``x`` already went through :func:`clean_features` (the trainer cleans each example
+        once for its several predictions and learns).
+        """
         if y is None:
             return
-        xc = clean_features(x)
+        xc = x if cleaned else clean_features(x)
         if self.task == "regression":
             if isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y):
                 return
@@ -273,7 +277,7 @@ class Learner:
         else:
             self._model.learn_one(xc, y)
 
-    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+    def predict_proba_one(self, x: dict[str, Any], *, cleaned: bool = False) -> dict[Any, float]:
         """Class probabilities (finite, summing to 1) or ``{}`` before any label was learned."""
         if self.task != "classification":
             raise LearnerError(f"learner {self.spec.name!r} is a regressor: no predict_proba_one")
@@ -282,7 +286,7 @@ class Learner:
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
         try:
-            raw = self._model.predict_proba_one(clean_features(x))
+            raw = self._model.predict_proba_one(x if cleaned else clean_features(x))
         except ArithmeticError:
             raw = {}
         if self._binary and raw:
@@ -296,23 +300,27 @@ class Learner:
             return {c: k / n for c, k in self._counts.items()}
         return {c: p / total for c, p in proba.items()}
 
-    def predict_with_proba(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float]]:
+    def proba_from_wire(self, proba: dict[str, float]) -> dict[Any, float]:
+        """Class probabilities as a Prediction carries them (keyed by ``str(label)``) keyed by the labels again."""
+        return {c: proba[k] for c in self._classes if (k := str(c)) in proba}
+
+    def predict_with_proba(self, x: dict[str, Any], *, cleaned: bool = False) -> tuple[Any, dict[Any, float]]:
         """Prediction and class probabilities in one pass (``{}`` probabilities for a regressor)."""
         if self.task != "classification":
-            return self.predict_one(x), {}
-        proba = self.predict_proba_one(x)
+            return self.predict_one(x, cleaned=cleaned), {}
+        proba = self.predict_proba_one(x, cleaned=cleaned)
         if not proba:
             return None, proba
         # Ties broken by first appearance so the output is deterministic.
         return max(self._classes, key=lambda c: proba.get(c, -1.0)), proba
 
-    def predict_one(self, x: dict[str, Any]) -> Any:
+    def predict_one(self, x: dict[str, Any], *, cleaned: bool = False) -> Any:
         """The most likely label (classification) or a finite number (regression)."""
         if self.task == "classification":
-            return self.predict_with_proba(x)[0]
+            return self.predict_with_proba(x, cleaned=cleaned)[0]
         mean = self._y_sum / self._y_n if self._y_n else 0.0
         try:
-            out = float(self._model.predict_one(clean_features(x)))
+            out = float(self._model.predict_one(x if cleaned else clean_features(x)))
         except (TypeError, ValueError, ArithmeticError):
             return mean
         if not math.isfinite(out):

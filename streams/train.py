@@ -185,6 +185,7 @@ class Trainer:
                     example["label"],
                     served_prediction=example.get("prediction"),
                     served_version=example.get("version"),
+                    served_proba=example.get("proba"),
                     index=self.index,
                     ts=example.get("event_ts"),
                 )
