@@ -25,7 +25,9 @@ from learners.features import finite
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "log_loss")
 REGRESSION = ("mae", "rmse")
 MAX_SEGMENTS = 100  # beyond this many distinct values new segments are pooled under "other"
-_EPS = 1e-15  # probabilities are clamped to [eps, 1 - eps] for the log loss, as river.metrics.CrossEntropy does
+_EPS = (
+    1e-15  # probabilities are clamped to [eps, 1 - eps] for the log loss, as river.metrics.CrossEntropy does
+)
 
 
 def segment_of(x: dict[str, Any], feature: str | None) -> str | None:

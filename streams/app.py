@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import signal
 import ssl
 import threading
 import time
@@ -33,9 +31,10 @@ import faust
 from connectors.kafka_client import hide_sasl_payloads
 from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError
+from streams.batches import RETRY_MAX_S, BatchLoop
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
-from streams.runtime import BatchSource, RawRecord, WorkerContext, raw_records
+from streams.runtime import RawRecord, WorkerContext, raw_records
 from streams.score import Scorer
 from streams.settings import Settings
 from streams.train import Trainer
@@ -43,7 +42,6 @@ from streams.train import Trainer
 log = logging.getLogger(__name__)
 
 ROLES = ("score", "join", "train")
-RETRY_MAX_S = 10.0
 
 
 @dataclass
@@ -244,91 +242,61 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
             scorer.maybe_swap()
 
 
-def handle_batch_blocking(
-    stage: str, ctx: WorkerContext, body: Callable[[], None], stopping: threading.Event
-) -> bool:
-    """:func:`handle_batch` for a batch thread: True once ``body`` succeeded, False if stopped before it did."""
-    delay = 0.2
-    while True:
-        try:
-            body()
-            return True
-        except Exception as exc:
-            ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
-            log.error("%s: batch failed, retrying in %.1f s: %s", stage, delay, exc)
-            if stopping.wait(delay):
-                return False
-            delay = min(delay * 2, RETRY_MAX_S)
+def _start_batches(worker: Worker, loop: BatchLoop) -> None:
+    """Run ``loop`` in the worker's batch thread, started with the app."""
+    worker.batch_thread = loop.thread(worker.stopping)
+
+    @worker.app.task
+    async def start_batches() -> None:
+        assert worker.batch_thread is not None
+        worker.batch_thread.start()
 
 
 def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float) -> None:
     app, ctx = worker.app, worker.ctx
     assert worker.store is not None and worker.follower is not None
-    store, follower, stopping = worker.store, worker.follower, worker.stopping
+    store, follower = worker.store, worker.follower
     # Faust's own consumer is not started at all (no agent consumes here), so the app's group id is ours.
     app.producer_only = True
-    group = app.conf.id
 
     def score_once(raws: list[RawRecord]) -> None:
         joined = scorer.process(raws)
         ctx.out.flush(60)
         store.mark_joined(joined)
 
-    def run() -> None:
-        conf = app.conf
-        # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the
-        # consumer joins the group meanwhile, its partitions paused.
-        ready = threading.Event()
-        source: BatchSource | None = None
-        waiting_since = time.monotonic()
-        next_lag = 0.0
-        try:
-            # Inside the try: a consumer that cannot be created (bad settings) stops the worker, never leaves a
-            # scorer that is up but scores nothing.
-            source = BatchSource(
-                ctx.settings,
-                group,
-                ctx.settings.topic("features"),
-                session_timeout_s=conf.broker_session_timeout,
-                heartbeat_s=conf.broker_heartbeat_interval,
-                max_poll_interval_s=conf.broker_max_poll_interval,
-                ready=ready,
-            )
-            while not stopping.is_set():
-                if not ready.is_set() and (
-                    follower.first_loaded.is_set() or time.monotonic() - waiting_since > 30.0
-                ):
-                    if not follower.first_loaded.is_set():
-                        log.warning(
-                            "no release of %s on the models topic yet: predictions are null until one arrives",
-                            ctx.model,
-                        )
-                    ready.set()
-                raws = source.poll(batch, within)
-                if raws:
-                    if not handle_batch_blocking("score", ctx, functools.partial(score_once, raws), stopping):
-                        break  # stopping with the batch not handled: its offsets stay uncommitted
-                    source.done(raws)
-                else:
-                    scorer.maybe_swap()  # an idle scorer adopts a new release within `within` seconds
-                if time.monotonic() >= next_lag:
-                    ctx.metrics.set_consumer_lag(group, source.lags())
-                    next_lag = time.monotonic() + 5.0
-        except Exception:
-            # Never a silent half-dead worker: stop the process so its partitions move and it gets restarted.
-            log.exception("score batch loop failed; stopping the worker")
-            ctx.metrics.set_worker_up("score", False)
-            os.kill(os.getpid(), signal.SIGTERM)
-        finally:
-            if source is not None:
-                source.close()
+    # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the consumer
+    # joins the group meanwhile, its partitions paused.
+    ready = threading.Event()
+    waiting_since = time.monotonic()
 
-    worker.batch_thread = threading.Thread(target=run, name="score-batches", daemon=True)
+    def gate() -> None:
+        if ready.is_set():
+            return
+        if follower.first_loaded.is_set() or time.monotonic() - waiting_since > 30.0:
+            if not follower.first_loaded.is_set():
+                log.warning(
+                    "no release of %s on the models topic yet: predictions are null until one arrives",
+                    ctx.model,
+                )
+            ready.set()
 
-    @app.task
-    async def start_scoring() -> None:
-        assert worker.batch_thread is not None
-        worker.batch_thread.start()
+    conf = app.conf
+    loop = BatchLoop(
+        ctx,
+        "score",
+        ctx.settings.topic("features"),
+        app.conf.id,
+        score_once,
+        batch,
+        within,
+        session_timeout_s=conf.broker_session_timeout,
+        heartbeat_s=conf.broker_heartbeat_interval,
+        max_poll_interval_s=conf.broker_max_poll_interval,
+        idle=scorer.maybe_swap,  # an idle scorer adopts a new release within `within` seconds
+        ready=ready,
+        gate=gate,
+    )
+    _start_batches(worker, loop)
 
 
 def _add_join(worker: Worker, batch: int, within: float) -> None:
@@ -369,34 +337,53 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
 def _add_train(worker: Worker, batch: int, within: float) -> None:
     app, ctx = worker.app, worker.ctx
     trainer = worker.trainer = Trainer(ctx)
-    lock = asyncio.Lock()
+    lock = threading.Lock()  # the single writer: a batch of examples and a control command never interleave
 
-    async def finish() -> None:
-        await ctx.flush()
-        await off_loop(trainer.save)
-        await off_loop(trainer.publish_status)
+    def finish() -> None:
+        # Outputs delivered, then the checkpoint, then (by returning) the input acknowledged: exactly-once.
+        ctx.out.flush(60)
+        trainer.save()
+        trainer.publish_status()
 
-    async def train(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within):
-            raws = raw_records(events)
+    def train_once(raws: list[RawRecord]) -> None:
+        with lock:
+            trainer.process(raws)
+            finish()
 
-            async def body(raws: list = raws) -> None:
-                async with lock:
-                    await off_loop(trainer.process, raws)
-                    await finish()
+    def control_once(raws: list[RawRecord]) -> None:
+        with lock:
+            trainer.control(raws)
+            finish()
 
-            await handle_batch("train", ctx, body)
+    if worker.roles == ("train",):
+        # A process that only trains reads `training` in batches off Faust's per-message path (in a group of its
+        # own: Faust's consumer still reads `control` below). Skipping what the checkpoint covers keeps it exact.
+        conf = app.conf
+        loop = BatchLoop(
+            ctx,
+            "train",
+            ctx.settings.topic("training"),
+            f"{app.conf.id}-training",
+            train_once,
+            batch,
+            within,
+            session_timeout_s=conf.broker_session_timeout,
+            heartbeat_s=conf.broker_heartbeat_interval,
+            max_poll_interval_s=conf.broker_max_poll_interval,
+        )
+        _start_batches(worker, loop)
+    else:
+
+        async def train(stream: Any) -> None:
+            async for events in stream.take_events(batch, within=within):
+                raws = raw_records(events)
+                await handle_batch("train", ctx, functools.partial(off_loop, train_once, raws))
+
+        app.agent(_raw_topic(app, ctx.settings.topic("training")), name="train")(train)
 
     async def control(stream: Any) -> None:
         async for events in stream.take_events(100, within=0.1):
             raws = raw_records(events)
+            await handle_batch("control", ctx, functools.partial(off_loop, control_once, raws))
 
-            async def body(raws: list = raws) -> None:
-                async with lock:
-                    await off_loop(trainer.control, raws)
-                    await finish()
-
-            await handle_batch("control", ctx, body)
-
-    app.agent(_raw_topic(app, ctx.settings.topic("training")), name="train")(train)
     app.agent(_raw_topic(app, ctx.settings.topic("control")), name="control")(control)

