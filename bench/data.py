@@ -50,19 +50,46 @@ def feature_value(row: Row, ts: int) -> dict[str, Any]:
     return {"id": row[0], "ts": ts, "key": None, "features": row[1]}
 
 
-def training_value(row: Row, model: str, ts: int) -> dict[str, Any]:
+def training_value(
+    row: Row, model: str, ts: int, answer: tuple[Any, dict[str, float] | None, int] = (None, None, 1)
+) -> dict[str, Any]:
+    """A TrainingExample for ``row``; ``answer`` is what the scorer said: (prediction, proba, version)."""
+    prediction, proba, version = answer
     return {
         "id": row[0],
         "model": model,
         "key": None,
         "features": row[1],
         "label": row[2],
-        "prediction": None,
-        "proba": None,
-        "version": 1,
+        "prediction": prediction,
+        "proba": proba,
+        "version": version,
         "event_ts": ts,
         "label_ts": ts,
     }
+
+
+LABEL_DELAY = 100  # events between a prediction and its label in the simulated answers
+
+
+def served_answers(settings: Settings, rows: list[Row]) -> list[tuple[Any, dict[str, float] | None, int]]:
+    """What the scorers would have answered for each row, as the join puts it in the TrainingExample.
+
+    The trainer's own lifecycle (same settings, same seed: the same releases at the same points) replays the rows
+    with labels ``LABEL_DELAY`` events late; each row gets the served version's prediction and probabilities at
+    the time it was scored. Near a release some answers come from the version before, as in production.
+    """
+    from learners.replay import replay
+    from streams.train import new_lifecycle
+
+    answers: list[tuple[Any, dict[str, float] | None, int]] = []
+    replay(
+        ((r[0], 0, r[1], r[2]) for r in rows),
+        new_lifecycle(settings),
+        delay=LABEL_DELAY,
+        on_prediction=lambda p: answers.append((p["prediction"], p["proba"], p["version"])),
+    )
+    return answers
 
 
 def raw_producer(settings: Settings, **extra: Any) -> Producer:
@@ -107,12 +134,21 @@ def fill_features(settings: Settings, codec: Codec, rows: list[Row]) -> int:
     )
 
 
-def fill_training(settings: Settings, codec: Codec, rows: list[Row]) -> int:
-    """Pre-fill ``training`` with one TrainingExample per row for ``settings.model.name``."""
+def fill_training(settings: Settings, codec: Codec, rows: list[Row], *, answered: bool = True) -> int:
+    """Pre-fill ``training`` with one TrainingExample per row for ``settings.model.name``.
+
+    ``answered``: each example carries the served model's answer as the join would (see :func:`served_answers`);
+    without it every example has no prediction, so the trainer predicts each one again itself.
+    """
     topic = settings.topic("training")
     now = int(time.time() * 1000)
     model = settings.model.name
-    values = codec.encode_many("TrainingExample", [training_value(r, model, now) for r in rows], topic=topic)
+    answers = served_answers(settings, rows) if answered else [(None, None, 1)] * len(rows)
+    values = codec.encode_many(
+        "TrainingExample",
+        [training_value(r, model, now, a) for r, a in zip(rows, answers, strict=True)],
+        topic=topic,
+    )
     key = model.encode()
     return produce_all(raw_producer(settings), topic, ((key, v) for v in values))
 

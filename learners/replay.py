@@ -161,7 +161,9 @@ def replay(
         # As a scorer publishes it (keys on the wire are strings), so the trainer need not predict it again.
         proba = {str(k): v for k, v in probas.items()} or None
         if on_prediction is not None:
-            on_prediction({"index": i, "id": rid, "prediction": pred, "version": served_version})
+            on_prediction(
+                {"index": i, "id": rid, "prediction": pred, "proba": proba, "version": served_version}
+            )
         result.n += 1
         if lifecycle.task == "classification":
             ok = pred == y

@@ -291,6 +291,8 @@ class Learner:
             raw = {}
         if self._binary and raw:
             p = float(raw.get(True, 0.0))
+            if 0.0 <= p <= 1.0:  # the usual case, already a distribution (NaN fails the test)
+                return {self._classes[0]: 1.0 - p, self._classes[1]: p}
             raw = {self._classes[0]: 1.0 - p, self._classes[1]: p}
         proba = {c: float(p) for c, p in raw.items() if c in self._counts and math.isfinite(p) and p >= 0}
         total = sum(proba.values())

@@ -54,7 +54,7 @@ def test_cli_json_summary_keys_and_out_file(tmp_path: Path, capsys: pytest.Captu
     assert summary["n"] == 1500 and 0.5 < summary["accuracy"] <= 1.0
     assert all(set(p) == {"index", "version", "reason"} for p in summary["promotions"] + summary["rollbacks"])
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 1500 and set(lines[0]) == {"index", "id", "prediction", "version"}
+    assert len(lines) == 1500 and set(lines[0]) == {"index", "id", "prediction", "proba", "version"}
     assert [r["index"] for r in lines] == list(range(1500))
     versions = [r["version"] for r in lines]
     assert versions == sorted(versions)

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--reference", metavar="F", help="trusted labelled file no promoted model may regress on")
     p.add_argument(
-        "--out", metavar="F", help="write one JSON line per event: {index, id, prediction, version}"
+        "--out", metavar="F", help="write one JSON line per event: {index, id, prediction, proba, version}"
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--learner", metavar="NAME", help="learner kind (default: settings model.learner.name)")
