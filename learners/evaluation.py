@@ -46,7 +46,7 @@ class _Totals:
     errors. Every update is a few additions, and :meth:`remove` undoes one exactly (for the rolling window).
     """
 
-    __slots__ = ("n", "correct", "loss", "cm")
+    __slots__ = ("cm", "correct", "loss", "n")
 
     def __init__(self) -> None:
         self.n = 0

@@ -32,7 +32,7 @@ def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
         values
         and all(type(v) is float for v in values)
         and math.isfinite(sum(values))
-        and -CLIP <= min(values)
+        and min(values) >= -CLIP
         and max(values) <= CLIP
     ):
         return dict(x)
