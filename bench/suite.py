@@ -126,7 +126,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     out.update(river_loop(spec, train_rows, rows))
 
     learn_settings = env.settings(f"learn-{short}", kind)
-    progress(f"{kind}: pre-filling {len(rows)} training examples; one train worker")
+    progress(f"{kind}: pre-filling {len(rows)} training examples with the served answers; one train worker")
     env.ensure_topics(learn_settings)  # the broker does not auto-create topics (the local stack turns it off)
     fill_training(learn_settings, codec, rows)
     trainer = env.start_worker("train", learn_settings.model.name, kind)
@@ -136,6 +136,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     # The same ratio from CPU time per event: what it would be on an otherwise idle machine with a core each.
     out["score_vs_naive_cpu"] = out["naive_cpu_us"] / out["score_cpu_us"]
     out["learn_vs_river_learn"] = out["learn_eps"] / out["river_learn_eps"]
+    out["learn_vs_river_prequential"] = out["learn_eps"] / out["river_prequential_eps"]
     progress(
         f"{kind}: naive {out['naive_loop_eps']:.0f}/s, river predict {out['river_predict_eps']:.0f}/s, "
         f"learn {out['learn_eps']:.0f}/s vs river learn {out['river_learn_eps']:.0f}/s"
@@ -154,6 +155,8 @@ HEADLINE_KEYS = (
     "release_to_scorers_p99_ms",
     "score_vs_naive",
     "learn_vs_river_learn",
+    "river_prequential_eps",
+    "learn_vs_river_prequential",
 )
 
 
@@ -200,6 +203,8 @@ def render(result: dict[str, Any]) -> str:
         ("train worker (examples/s)", "learn_eps", "{:,.0f}"),
         ("bare River learn_one (/s)", "river_learn_eps", "{:,.0f}"),
         ("  ratio learn/river_learn", "learn_vs_river_learn", "{:.2f}x"),
+        ("bare River predict+learn (/s)", "river_prequential_eps", "{:,.0f}"),
+        ("  ratio learn/river_prequential", "learn_vs_river_prequential", "{:.2f}x"),
         ("train worker CPU (us/example)", "learn_cpu_us", "{:.0f}"),
         ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
         ("  worker CPU (us/event)", "latency_cpu_us", "{:.0f}"),
