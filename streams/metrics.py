@@ -128,6 +128,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Records sent to the deadletter topic, per stage and the topic they came from.", "deadletters"),
     MetricDoc("driftline_consumer_lag", "gauge", ("topic", "partition", "group"),
               "Messages between the group's committed offset and the partition's end.", "consumer_lag"),
+    MetricDoc("driftline_consumer_restarts_total", "counter", ("group",),
+              "Batch consumers recreated by their watchdog after no progress for 2x the session timeout.",
+              "consumer_restarts"),
     MetricDoc("driftline_worker_up", "gauge", ("role",),
               "1 while a worker role runs in this process, 0 once it stopped.", "worker_up"),
     MetricDoc("driftline_build_info", "gauge", ("version",),
@@ -173,6 +176,7 @@ class Metrics:
     label_delay: Histogram
     deadletters: Counter
     consumer_lag: Gauge
+    consumer_restarts: Counter
     worker_up: Gauge
     build_info: Gauge
     keep_versions: int = 3

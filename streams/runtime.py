@@ -151,6 +151,15 @@ class BatchSource:
     as it was: :meth:`done` stores a batch's offsets only after the caller flushed the batch's outputs, and
     librdkafka commits stored offsets every second, on a rebalance and on :meth:`close`. Rebalance callbacks run
     inside :meth:`poll`, between batches, so a partition is never revoked with an unflushed batch.
+
+    A watchdog recreates the consumer when it stays out of its group (or stops fetching partitions that have
+    unread messages) for ``stuck_after_s`` seconds of polling, 2x the session timeout by default. Why: after a
+    broker that is also the group coordinator was frozen (SIGSTOP 30 s in the fault suite), librdkafka can
+    decommission the coordinator's broker handle ("Group coordinator decommissioned") and then never find the
+    coordinator again (librdkafka #5511), so the consumer waits forever with no assignment. The health signal
+    is librdkafka's own statistics (``cgrp.join_state``), so a member that legitimately owns no partition (more
+    workers than partitions) is healthy and never restarted. Time the caller spends between polls (handling a
+    batch) does not count: a slow batch is the group protocol's business (``max.poll.interval.ms``).
     """
 
     def __init__(
@@ -163,6 +172,8 @@ class BatchSource:
         heartbeat_s: float | None = None,
         max_poll_interval_s: float | None = None,
         ready: threading.Event | None = None,
+        metrics: Metrics | None = None,
+        stuck_after_s: float | None = None,
     ) -> None:
         extra: dict[str, Any] = {
             "group.id": group,
@@ -180,18 +191,49 @@ class BatchSource:
                 extra[key] = int(seconds * 1000)
         self.group = group
         self.topic = topic
-        self._consumer = Consumer(client_config(settings, logger=LIBRDKAFKA_LOG, **extra))
+        self.stuck_after_s = stuck_after_s or 2 * (session_timeout_s or LIBRDKAFKA_SESSION_TIMEOUT_S)
+        # Four looks at the group state per watchdog period, at most one a second (a stats report is ~2 KB JSON).
+        stats_ms = int(min(max(self.stuck_after_s / 4, 1.0), 10.0) * 1000)
+        extra["statistics.interval.ms"] = stats_ms
+        # A report older than this means librdkafka's main thread stopped reporting: not healthy either.
+        self._stats_fresh_s = 3 * stats_ms / 1000
+        self._conf = client_config(settings, logger=LIBRDKAFKA_LOG, **extra)
+        self._conf["stats_cb"] = self._on_stats  # set after client_config, which would turn "_" into "."
+        self._metrics = metrics
+        self.restarts = 0
         # Join the group at once (a new scorer takes its share promptly), but hold assigned partitions paused
         # until ``ready`` (the first model loaded), so early events are not answered by "no model".
         self._ready = ready
         self._held = False
-        self._consumer.subscribe([topic], on_assign=self._on_assign)
+        self._consumer = self._subscribe()
+
+    def _subscribe(self) -> Consumer:
+        consumer = Consumer(self._conf)
+        self._held = False
+        self._health: _GroupHealth | None = None  # from the latest statistics report
+        self._stuck_s = 0.0  # seconds spent in poll() since the consumer last looked healthy
+        consumer.subscribe([self.topic], on_assign=self._on_assign)
+        return consumer
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)
-        if self._ready is not None and not self._ready.is_set():
+        if self._ready is None:
+            return
+        if not self._ready.is_set():
             consumer.pause(partitions)
             self._held = True
+        else:
+            # librdkafka keeps a partition's pause flag across a rebalance (librdkafka #1849): a partition paused
+            # while held, revoked before ``ready`` and assigned again would stay paused for good. This happened
+            # in the fault suite: a broker frozen while the scorer waited for its first model (a resume no-op).
+            consumer.resume(partitions)
+
+    def _on_stats(self, report: str) -> None:
+        # Runs inside consume(), in this thread: no lock needed. A report format change must never stop polling.
+        try:
+            self._health = _GroupHealth.parse(json.loads(report), self.topic)
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.debug("%s: unreadable librdkafka statistics: %s", self.topic, exc)
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first.
@@ -200,6 +242,7 @@ class BatchSource:
         for the whole timeout, adding up to ``timeout`` of latency to every event at moderate rates. Batches
         still grow by themselves under load (records pile up while the previous batch is handled).
         """
+        started = time.monotonic()
         if self._held and self._ready is not None and self._ready.is_set():
             self._consumer.resume(self._consumer.assignment())
             self._held = False
@@ -227,7 +270,48 @@ class BatchSource:
                     0 if kind == TIMESTAMP_NOT_AVAILABLE else ts,
                 )
             )
+        self._watch(bool(out), time.monotonic() - started)
         return out
+
+    def _watch(self, got_records: bool, polled_s: float) -> None:
+        """Count polling time without progress; recreate the consumer past ``stuck_after_s``."""
+        now = time.monotonic()
+        health = self._health
+        fresh = health is not None and now - health.at <= self._stats_fresh_s
+        if got_records or (fresh and health is not None and health.ok(check_lag=not self._held)):
+            self._stuck_s = 0.0
+            return
+        self._stuck_s += polled_s
+        if self._stuck_s < self.stuck_after_s:
+            return
+        state = health.describe() if fresh and health is not None else "no statistics from librdkafka"
+        log.warning(
+            "%s: consumer of group %s made no progress for %.0f s of polling (%s): recreating it "
+            "(offsets of handled batches were stored; anything not committed is read again, never skipped)",
+            self.topic,
+            self.group,
+            self._stuck_s,
+            state,
+        )
+        self._restart()
+
+    def _restart(self) -> None:
+        old = self._consumer
+        # Only offsets of batches already handled were stored, so close() commits nothing unprocessed. A close
+        # that hangs on the broken group must not hang the stage: it gets a few seconds, then is left behind.
+        closer = threading.Thread(target=_close_quietly, args=(old, self.topic), daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT_S)
+        if closer.is_alive():
+            log.warning(
+                "%s: the old consumer did not close in %.0f s; left to finish in the background",
+                self.topic,
+                CLOSE_WAIT_S,
+            )
+        self._consumer = self._subscribe()
+        self.restarts += 1
+        if self._metrics is not None:
+            self._metrics.consumer_restarts.labels(group=self.group).inc()
 
     def done(self, raws: Sequence[RawRecord]) -> None:
         """Mark ``raws`` handled (call only once their outputs are flushed); committed within a second."""
@@ -259,3 +343,49 @@ class BatchSource:
     def close(self) -> None:
         """Commit what was stored and leave the group (its partitions move to the other workers at once)."""
         self._consumer.close()
+
+
+# librdkafka's session.timeout.ms default, for the watchdog period when the caller sets none.
+LIBRDKAFKA_SESSION_TIMEOUT_S = 45.0
+# How long a watchdog restart waits for the stuck consumer's close() before moving on without it.
+CLOSE_WAIT_S = 10.0
+
+
+def _close_quietly(consumer: Consumer, topic: str) -> None:
+    try:
+        consumer.close()
+    except Exception as exc:  # a broken consumer may fail to close; it is being replaced either way
+        log.warning("%s: closing the stuck consumer failed: %s", topic, exc)
+
+
+@dataclass(frozen=True)
+class _GroupHealth:
+    """What one librdkafka statistics report says about the group membership and fetching of ``topic``."""
+
+    at: float  # time.monotonic() when the report arrived
+    state: str  # cgrp.state: "up" once the coordinator is known and connected
+    join_state: str  # cgrp.join_state: "steady" once the assignment is settled (possibly empty)
+    unread: int  # messages in assigned, actively fetched partitions that are not fetched yet
+
+    @classmethod
+    def parse(cls, stats: dict[str, Any], topic: str) -> _GroupHealth:
+        cgrp = stats.get("cgrp") or {}
+        unread = 0
+        partitions = (stats.get("topics") or {}).get(topic, {}).get("partitions", {})
+        for number, p in partitions.items():
+            if number == "-1" or p.get("fetch_state") != "active":
+                continue
+            # The fetch position against the last stable offset (the high watermark without transactions): it
+            # moves past transaction markers and aborted records, which never reach us as messages.
+            position, stable = p.get("next_offset", -1), p.get("ls_offset", -1)
+            end = stable if stable >= 0 else p.get("hi_offset", -1)
+            if position >= 0 and end > position:
+                unread += end - position
+        return cls(time.monotonic(), str(cgrp.get("state", "")), str(cgrp.get("join_state", "")), unread)
+
+    def ok(self, *, check_lag: bool = True) -> bool:
+        """In the group with a settled assignment and (if ``check_lag``) nothing left unfetched."""
+        return self.state == "up" and self.join_state == "steady" and not (check_lag and self.unread > 0)
+
+    def describe(self) -> str:
+        return f"group state {self.state or '?'}, join state {self.join_state or '?'}, {self.unread} unread"

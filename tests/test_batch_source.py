@@ -1,0 +1,135 @@
+"""BatchSource's group handling: the watchdog that recreates a consumer stuck out of its group, and the hold
+(partitions paused until ``ready``) surviving a rebalance.
+
+The watchdog test needs no broker (it points at a port where nothing listens); the others use the shared local
+broker with this test's topic prefix and consumer groups named after it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.localproc import free_port
+from streams.metrics import build_metrics
+from streams.runtime import BatchSource
+from streams.settings import Settings, load_settings
+
+PARTITIONS = 4
+
+
+def _poll_until(sources: list[BatchSource], done: Callable[[set[bytes]], bool], timeout: float) -> set[bytes]:
+    """Poll every source (marking each batch done at once) until ``done(values read)`` or ``timeout``."""
+    seen: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done(seen):
+        for source in sources:
+            raws = source.poll(100, 0.2)
+            if raws:
+                seen.update(r.value for r in raws)
+                source.done(raws)
+    return seen
+
+
+def test_watchdog_recreates_a_consumer_that_never_joins_its_group(settings: Settings) -> None:
+    """No broker answers: the consumer never reaches a settled group state, so after ``stuck_after_s`` of
+    polling it is closed and recreated, and the restart is counted."""
+    nobody = load_settings(environ={}, overrides={"kafka.bootstrap": f"127.0.0.1:{free_port()}"})
+    group = f"{settings.kafka.topic_prefix}wd"
+    metrics = build_metrics()
+    source = BatchSource(nobody, group, "nowhere", metrics=metrics, stuck_after_s=1.5)
+    try:
+        _poll_until([source], lambda _: source.restarts >= 2, timeout=30)
+    finally:
+        source.close()
+    assert source.restarts >= 2
+    value = metrics.registry.get_sample_value("driftline_consumer_restarts_total", {"group": group})
+    assert value == source.restarts
+
+
+@pytest.fixture
+def topic(settings: Settings) -> Iterator[str]:
+    name = f"{settings.kafka.topic_prefix}features"
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    for future in admin.create_topics([NewTopic(name, PARTITIONS, 1)], operation_timeout=30).values():
+        future.result()
+    yield name
+
+
+def _produce(settings: Settings, topic: str, n: int) -> set[bytes]:
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    values = set()
+    for i in range(n):
+        value = f"r{i:04d}".encode()
+        producer.produce(topic, value, partition=i % PARTITIONS)
+        values.add(value)
+    assert producer.flush(30) == 0
+    return values
+
+
+@pytest.mark.kafka
+def test_a_member_without_partitions_is_healthy(settings: Settings, topic: str) -> None:
+    """Five members, four partitions: one owns nothing, and the watchdog must leave it alone."""
+    group = f"{settings.kafka.topic_prefix}idle"
+    sources = [BatchSource(settings, group, topic, stuck_after_s=6.0) for _ in range(PARTITIONS + 1)]
+    try:
+        _poll_until(sources, lambda _: False, timeout=20)
+        assert sorted(len(s._consumer.assignment()) for s in sources) == [0, 1, 1, 1, 1]
+    finally:
+        for s in sources:
+            s.close()
+    assert [s.restarts for s in sources] == [0] * len(sources)
+
+
+@pytest.mark.kafka
+def test_partitions_held_then_revoked_are_resumed_when_assigned_again(settings: Settings, topic: str) -> None:
+    """Held source A owns all partitions (paused); B joins, so A keeps half; ``ready`` is set; B leaves and A
+    gets the other half back. librdkafka keeps the pause flag of those partitions across the rebalance: unless
+    A resumes them on assignment it never reads them."""
+    group = f"{settings.kafka.topic_prefix}held"
+    ready = threading.Event()
+    a = BatchSource(settings, group, topic, ready=ready, session_timeout_s=6, heartbeat_s=1)
+    b = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap, "group.id": group, "session.timeout.ms": 6000}
+    )
+    try:
+        _poll_until([a], lambda _: len(a._consumer.assignment()) == PARTITIONS, timeout=30)
+        assert len(a._consumer.assignment()) == PARTITIONS
+        b.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(a._consumer.assignment()) != PARTITIONS // 2:
+            a.poll(10, 0.1)
+            b.poll(0.1)
+        assert len(a._consumer.assignment()) == PARTITIONS // 2
+        ready.set()
+        a.poll(10, 0.1)  # resumes what A owns now
+        b.close()  # A gets the other half back, paused since the hold
+        want = _produce(settings, topic, 200)
+        got = _poll_until([a], lambda seen: seen >= want, timeout=60)
+        assert got == want, f"{len(want - got)} records never read (partitions left paused)"
+    finally:
+        a.close()
+
+
+@pytest.mark.kafka
+def test_a_watchdog_restart_loses_nothing(settings: Settings, topic: str) -> None:
+    """Records handled before the restart are not lost and the rest are read by the new consumer (records
+    read but not yet committed may come twice, never zero times)."""
+    group = f"{settings.kafka.topic_prefix}restart"
+    want = _produce(settings, topic, 400)
+    source = BatchSource(settings, group, topic)
+    try:
+        first = _poll_until([source], lambda seen: len(seen) >= 100, timeout=30)
+        assert 100 <= len(first) < len(want)
+        source._restart()  # what the watchdog does
+        rest = _poll_until([source], lambda seen: first | seen >= want, timeout=60)
+        got = first | rest
+    finally:
+        source.close()
+    assert source.restarts == 1
+    assert got == want
