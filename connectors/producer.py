@@ -8,9 +8,11 @@ silently lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +45,37 @@ ENCODINGS = ("avro", "json")
 
 class DeliveryError(DriftlineError, RuntimeError):
     """One or more records were not acknowledged by the broker; the message gives the count and a reason."""
+
+
+class Deliveries:
+    """The delivery reports of the records produced inside one ``with producer.tracking()`` block.
+
+    A stage that pipelines its batches (processing batch k+1 while batch k's outputs travel to the broker) waits
+    on these with :meth:`EventProducer.wait` before it acknowledges batch k's input. Reports may be served by
+    whichever thread polls the producer, hence the lock.
+    """
+
+    def __init__(self, producer: EventProducer) -> None:
+        self._producer = producer
+        self.pending = 0
+        self.failed = 0
+        self.first_error: str | None = None
+        self._lock = threading.Lock()
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        with self._lock:
+            self.pending -= 1
+            if err is None:
+                self._producer._delivered += 1
+            else:
+                self.failed += 1
+                if self.first_error is None:
+                    self.first_error = f"{msg.topic()}: {err.str()} ({err.name()})"
+
+    @property
+    def done(self) -> bool:
+        """Every record has its report (delivered or failed)."""
+        return self.pending <= 0
 
 
 def now_ms() -> int:
@@ -89,6 +122,7 @@ class EventProducer:
         self._failed = 0
         self._first_error: str | None = None
         self._closed = False
+        self._tracking: Deliveries | None = None
 
     # -- counters
     # ---------------------------------------------------------------------------------------------
@@ -138,9 +172,11 @@ class EventProducer:
         if self._closed:
             raise DeliveryError("producer is closed")
         kb = _key_bytes(key)
+        tracking = self._tracking
+        on_delivery = self._on_delivery if tracking is None else tracking._on_delivery
         while True:
             try:
-                self._producer.produce(full_topic, data, kb, on_delivery=self._on_delivery)
+                self._producer.produce(full_topic, data, kb, on_delivery=on_delivery)
                 break
             except BufferError:
                 # Local queue full: serve delivery reports to make room, then retry (backpressure, not loss).
@@ -148,6 +184,9 @@ class EventProducer:
             except KafkaException as exc:
                 raise DeliveryError(f"cannot produce to {full_topic}: {exc.args[0]}") from exc
         self._sent += 1
+        if tracking is not None:
+            with tracking._lock:
+                tracking.pending += 1
         self._producer.poll(0)
 
     def send_many(
@@ -195,6 +234,42 @@ class EventProducer:
         if self._first_error is None:
             self._first_error = f"{msg.topic()}: {err.str()} ({err.name()})"
         log.debug("delivery failed on %s: %s", msg.topic(), err)
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[Deliveries]:
+        """Track the deliveries of what is produced inside the block (from this thread) in one object.
+
+        Their failures are reported by :meth:`wait` on that object, not by :meth:`flush`.
+        """
+        deliveries = Deliveries(self)
+        self._tracking = deliveries
+        try:
+            yield deliveries
+        finally:
+            self._tracking = None
+
+    def wait(self, deliveries: Deliveries, timeout: float = 30.0) -> None:
+        """Wait until every record of ``deliveries`` is acknowledged; :class:`DeliveryError` on any failure.
+
+        Records produced later may still be in flight: only these are waited for. When nothing else is queued
+        this is a flush (sent at once, without waiting for ``linger.ms``).
+        """
+        deadline = time.monotonic() + timeout
+        while not deliveries.done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeliveryError(
+                    f"{deliveries.pending} record(s) still not acknowledged after {timeout:g} s "
+                    f"(is Kafka at {self.settings.kafka.bootstrap} up?)"
+                )
+            if len(self._producer) <= deliveries.pending:
+                self._producer.flush(min(left, 0.1))
+            else:
+                self._producer.poll(min(left, 0.005))
+        if deliveries.failed:
+            raise DeliveryError(
+                f"{deliveries.failed} record(s) were not delivered; first error: {deliveries.first_error}"
+            )
 
     def poll(self, timeout: float = 0) -> None:
         """Serve delivery reports (called for you by ``send``; call it when idle between sends)."""

@@ -259,10 +259,16 @@ def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float
     # Faust's own consumer is not started at all (no agent consumes here), so the app's group id is ours.
     app.producer_only = True
 
-    def score_once(raws: list[RawRecord]) -> None:
-        joined = scorer.process(raws)
-        ctx.out.flush(60)
-        store.mark_joined(joined)
+    def score_once(raws: list[RawRecord]) -> Callable[[], None]:
+        # Pipelined (streams/batches.py): the next batch is scored while this one's outputs travel.
+        with ctx.out.tracking() as deliveries:
+            joined = scorer.process(raws)
+
+        def finish() -> None:
+            ctx.out.wait(deliveries, 60)
+            store.mark_joined(joined)  # contexts dropped only once the TrainingExamples are acknowledged
+
+        return finish
 
     # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the consumer
     # joins the group meanwhile, its partitions paused.

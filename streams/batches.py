@@ -2,8 +2,16 @@
 
 Used by processes that run ``score`` alone and by those that run ``train`` alone: Faust's per-message consume path
 cost more CPU per event than scoring or learning it (BENCHMARKS.md). The contract is the agents' one: a batch's
-outputs are flushed before its offsets are stored, a failing batch is retried with backoff (never skipped), and a
-loop that breaks stops the whole process so its partitions move on and a supervisor restarts it.
+outputs are acknowledged by the broker before its offsets are stored, a failing batch is retried with backoff
+(never skipped), and a loop that breaks stops the whole process so its partitions move on and a supervisor
+restarts it.
+
+Pipelining: a stage's ``handle`` may return a *finish* step (wait for this batch's deliveries, then whatever must
+follow them). The loop then processes the next batch while the previous one's outputs travel to the broker and
+finishes the previous one afterwards, so a round trip to the broker per batch no longer caps the rate at small
+batches. At most one batch is in flight; offsets are still stored in order and only once the outputs are
+acknowledged. A finish that fails (a delivery lost) redoes that batch synchronously before anything later is
+acknowledged.
 """
 
 from __future__ import annotations
@@ -40,11 +48,16 @@ def handle_batch_blocking(
             delay = min(delay * 2, RETRY_MAX_S)
 
 
+Finish = Callable[[], None]
+
+
 @dataclass
 class BatchLoop:
     """What one batch thread reads and does.
 
-    ``handle(raws)`` processes a batch *and flushes its outputs*; ``idle()`` runs when a poll returned nothing;
+    ``handle(raws)`` processes a batch and either has its outputs acknowledged before returning ``None``, or
+    returns the *finish* step that waits for them (see the module docstring); ``idle()`` runs when a poll
+    returned nothing;
     ``ready`` (if given) holds the assigned partitions paused until it is set, and ``gate()`` (if given) is called
     before every poll so the owner can set it.
     """
@@ -53,7 +66,7 @@ class BatchLoop:
     stage: str
     topic: str
     group: str
-    handle: Callable[[list[RawRecord]], None]
+    handle: Callable[[list[RawRecord]], Finish | None]
     batch: int
     within: float
     session_timeout_s: float | None = None
@@ -79,20 +92,33 @@ class BatchLoop:
                 max_poll_interval_s=self.max_poll_interval_s,
                 ready=self.ready,
             )
+            inflight: tuple[list[RawRecord], Finish] | None = None
             while not stopping.is_set():
                 if self.gate is not None:
                     self.gate()
-                raws = source.poll(self.batch, self.within)
+                # With a batch in flight, take what is already fetched and otherwise finish that one first.
+                raws = source.poll(self.batch, 0.0 if inflight else self.within)
                 if raws:
-                    body = _bind(self.handle, raws)
-                    if not handle_batch_blocking(self.stage, ctx, body, stopping):
+                    handled, finish = self._start(raws, inflight, source, stopping)
+                    inflight = None  # finished by _start, before anything of this batch is acknowledged
+                    if not handled:
                         break  # stopping with the batch not handled: its offsets stay uncommitted
-                    source.done(raws)
+                    if finish is None:
+                        source.done(raws)
+                    else:
+                        inflight = (raws, finish)
+                elif inflight is not None:
+                    if not self._finish(inflight, source, stopping):
+                        break
+                    inflight = None
                 elif self.idle is not None:
                     self.idle()
                 if time.monotonic() >= next_lag:
                     ctx.metrics.set_consumer_lag(self.group, source.lags())
                     next_lag = time.monotonic() + 5.0
+            if inflight is not None:
+                # Stopping: the batch's outputs were produced; acknowledge its input once they are delivered.
+                self._finish(inflight, source, stopping)
         except Exception:
             # Never a silent half-dead worker: stop the process so its partitions move and it gets restarted.
             log.exception("%s batch loop failed; stopping the worker", self.stage)
@@ -102,9 +128,49 @@ class BatchLoop:
             if source is not None:
                 source.close()
 
+    def _start(
+        self,
+        raws: list[RawRecord],
+        inflight: tuple[list[RawRecord], Finish] | None,
+        source: BatchSource,
+        stopping: threading.Event,
+    ) -> tuple[bool, Finish | None]:
+        """Handle ``raws`` and finish the batch in flight (in that order: the broker round trip of the one
+        overlaps the work of the other). Returns (handled, the new batch's finish step or None); handled is
+        False only when stopped first."""
+        result: list[Finish | None] = []
+        try:
+            result.append(self.handle(raws))
+        except Exception as exc:
+            log.error("%s: batch failed, retrying: %s", self.stage, exc)
+            self.ctx.metrics.events.labels(stage=self.stage, outcome="retry").inc()
+        if inflight is not None and not self._finish(inflight, source, stopping):
+            return False, None
+        if not result and not handle_batch_blocking(
+            self.stage, self.ctx, lambda: result.append(self.handle(raws)), stopping
+        ):
+            return False, None
+        return True, result[0]
+
+    def _finish(
+        self, inflight: tuple[list[RawRecord], Finish], source: BatchSource, stopping: threading.Event
+    ) -> bool:
+        """Wait for the batch's outputs, then store its offsets; a lost delivery redoes the batch synchronously."""
+        raws, finish = inflight
+        steps = [finish]
+
+        def attempt() -> None:
+            if not steps:  # the first finish failed: handle the batch again and wait for it at once
+                again = self.handle(raws)
+                if again is not None:
+                    steps.append(again)
+            if steps:
+                steps.pop()()
+
+        if not handle_batch_blocking(self.stage, self.ctx, attempt, stopping):
+            return False
+        source.done(raws)
+        return True
+
     def thread(self, stopping: threading.Event) -> threading.Thread:
         return threading.Thread(target=self.run, args=(stopping,), name=f"{self.stage}-batches", daemon=True)
-
-
-def _bind(handle: Callable[[list[RawRecord]], None], raws: list[RawRecord]) -> Callable[[], None]:
-    return lambda: handle(raws)
