@@ -1,0 +1,123 @@
+"""The pipelined batch loop (streams/batches.py) and per-batch delivery tracking (EventProducer.tracking/wait),
+against the shared local broker.
+
+What must hold: a batch's offsets are stored only after its finish step succeeded, in order; a finish that fails
+(outputs lost) redoes that batch before anything after it is acknowledged; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.kafka_client import client_config
+from connectors.producer import DeliveryError, EventProducer
+from streams.batches import BatchLoop
+from streams.runtime import RawRecord, WorkerContext
+from streams.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+def _topic(settings: Settings, name: str, partitions: int = 1) -> str:
+    full = f"{settings.kafka.topic_prefix}{name}"
+    admin = AdminClient(client_config(settings))
+    for future in admin.create_topics([NewTopic(full, partitions, 1)]).values():
+        future.result()
+    return full
+
+
+def _fill(settings: Settings, topic: str, n: int) -> None:
+    producer = Producer(client_config(settings))
+    for i in range(n):
+        producer.produce(topic, str(i).encode())
+    assert producer.flush(30) == 0
+
+
+def _committed(settings: Settings, group: str, topic: str) -> int:
+    consumer = Consumer(client_config(settings, **{"group.id": group}))
+    try:
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        return tp.offset
+    finally:
+        consumer.close()
+
+
+def test_tracking_waits_for_one_batch_only(settings: Settings) -> None:
+    topic = _topic(settings, "tracked")
+    producer = EventProducer(settings)
+    try:
+        with producer.tracking() as first:
+            for i in range(100):
+                producer.produce_bytes(topic, f"a{i}".encode())
+        assert first.pending == 100
+        with producer.tracking() as second:
+            for i in range(50):
+                producer.produce_bytes(topic, f"b{i}".encode())
+        producer.wait(first, 30)
+        assert first.done and first.failed == 0
+        producer.wait(second, 30)
+        assert second.done and producer.delivered == 150
+        producer.flush(10)  # tracked failures are not reported again here, and there were none
+    finally:
+        producer.close()
+
+
+def test_tracking_reports_a_lost_batch(settings: Settings) -> None:
+    # The local broker does not auto-create topics: with a 1 s message timeout the delivery fails fast.
+    producer = EventProducer(settings, **{"message.timeout.ms": 1000})
+    try:
+        with producer.tracking() as lost:
+            producer.produce_bytes(f"{settings.kafka.topic_prefix}missing", b"x")
+        with pytest.raises(DeliveryError, match="not delivered"):
+            producer.wait(lost, 30)
+        producer.flush(5)  # the failure was reported once, by wait
+    finally:
+        producer.close()
+
+
+def test_pipelined_loop_redoes_a_lost_batch_before_acknowledging_later_ones(settings: Settings) -> None:
+    topic = _topic(settings, "in")
+    _fill(settings, topic, 60)
+    ctx = WorkerContext(settings)
+    group = f"{settings.kafka.topic_prefix}loop"
+    handled: list[list[int]] = []
+    finished: list[list[int]] = []
+    failures = {"left": 1}
+
+    def handle(raws: list[RawRecord]) -> Callable[[], None]:
+        offsets = [r.offset for r in raws]
+        handled.append(offsets)
+
+        def finish() -> None:
+            if offsets[0] >= 20 and failures["left"]:
+                failures["left"] -= 1
+                raise DeliveryError("1 record(s) were not delivered; first error: simulated")
+            finished.append(offsets)
+
+        return finish
+
+    loop = BatchLoop(ctx, "score", topic, group, handle, batch=10, within=0.05)
+    stopping = threading.Event()
+    thread = loop.thread(stopping)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(len(b) for b in finished) < 60:
+        time.sleep(0.05)
+    stopping.set()
+    thread.join(30)
+    ctx.out.close(10)
+
+    done = sorted(o for batch in finished for o in batch)
+    assert done == list(range(60)), "every offset finished exactly once"
+    failed = next(b for b in handled if b[0] >= 20)
+    # The failed batch was handled again (redo) right after its finish failed, before any later batch finished.
+    assert handled.count(failed) == 2
+    order = [b[0] for b in finished]
+    assert order == sorted(order), "batches finish in offset order"
+    assert _committed(settings, group, topic) == 60
