@@ -154,9 +154,10 @@ class BatchSource:
 
     A watchdog recreates the consumer when it stays out of its group (or stops fetching partitions that have
     unread messages) for ``stuck_after_s`` seconds of polling, 2x the session timeout by default. Why: after a
-    broker that is also the group coordinator was frozen (SIGSTOP 30 s in the fault suite), librdkafka can
-    decommission the coordinator's broker handle ("Group coordinator decommissioned") and then never find the
-    coordinator again (librdkafka #5511), so the consumer waits forever with no assignment. The health signal
+    frozen broker (SIGSTOP 30 s in the fault suite) librdkafka drops the coordinator's broker handle ("Group
+    coordinator decommissioned") and has to find the coordinator again; it did in every run seen here, but
+    coordinator rediscovery after a decommission has open bugs (librdkafka #5511), and a consumer stuck out of
+    its group would otherwise wait with no assignment and no error until someone restarts it. The health signal
     is librdkafka's own statistics (``cgrp.join_state``), so a member that legitimately owns no partition (more
     workers than partitions) is healthy and never restarted. Time the caller spends between polls (handling a
     batch) does not count: a slow batch is the group protocol's business (``max.poll.interval.ms``).
