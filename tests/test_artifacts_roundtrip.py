@@ -131,7 +131,7 @@ def test_header_is_canonical_and_carries_lineage_fields() -> None:
     assert (header.model, header.version, header.parent, header.reason) == ("churn", 4, 3, "incremental")
     assert header.n_learned == 300 and header.data_range == {"first": 10, "last": 99}
     assert set(header.libraries) == {"python", "river", "sklearn", "numpy"}
-    assert header.format == release["format"] == "pickle5+zlib"
+    assert header.format == release["format"] == safe_pickle.FORMAT == "pickle5+zlib+steps"
     assert header.sha256 == hashlib.sha256(release["artifact"]).hexdigest() == release["sha256"]
     assert release["metrics"] == {"accuracy": 0.75, "n_learned": 300.0}
     assert len(release["signature"]) == 64 and int(release["signature"], 16) >= 0

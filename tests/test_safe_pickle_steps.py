@@ -1,0 +1,200 @@
+"""The ``pickle5+zlib+steps`` format: models load in steps another thread can run between, old releases still load."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import io
+import pickle
+import sys
+import threading
+import time
+import zlib
+from itertools import islice
+from typing import Any
+
+import pytest
+from river import forest, linear_model, preprocessing, stats, tree
+from river.datasets import synth
+
+from driftline.errors import ArtifactError, SecurityError
+from learners import safe_pickle
+from learners.artifacts import ArtifactHeader, load_release, sign
+from learners.config import LearnerSpec
+from learners.specs import KINDS, build_learner
+from streams.releases import collector_paused
+
+KEY = b"steps-key"
+
+
+def _stream(n: int, start: int = 0) -> list[tuple[dict[str, Any], Any]]:
+    return list(islice(synth.Agrawal(classification_function=2, seed=7), start, start + n))
+
+
+def _trained(model: Any, n: int = 400) -> Any:
+    for x, y in _stream(n):
+        model.learn_one(x, y)
+    return model
+
+
+MODELS = {
+    "logistic_pipeline": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+    "hoeffding_tree": lambda: tree.HoeffdingTreeClassifier(grace_period=50),
+    "arf": lambda: forest.ARFClassifier(n_models=3, seed=1, grace_period=50),
+    "sklearn_learner": lambda: build_learner(LearnerSpec("sklearn_sgd", {"classes": [0, 1]}), seed=3),
+    "learner_wrapper_arf": lambda: build_learner(
+        LearnerSpec("adaptive_random_forest", {"n_models": 2}), seed=3
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_models_round_trip_in_steps(kind: str) -> None:
+    model = _trained(MODELS[kind]())
+    payload = safe_pickle.dumps(model)
+    assert b"_set_state" in zlib.decompress(payload), "expected objects restored through the state setter"
+    restored: Any = safe_pickle.loads(payload, safe_pickle.FORMAT)
+    assert type(restored) is type(model)
+    probe = [x for x, _ in _stream(100, start=400)]
+    assert [restored.predict_one(x) for x in probe] == [model.predict_one(x) for x in probe]
+    # Learning after the reload follows the same path as the original.
+    for x, y in _stream(100, start=500):
+        model.learn_one(x, y)
+        restored.learn_one(x, y)
+    assert [restored.predict_one(x) for x in probe] == [model.predict_one(x) for x in probe]
+
+
+def test_shared_objects_stay_shared_and_frozen_dataclasses_load() -> None:
+    mean = stats.Mean()
+    spec = LearnerSpec("hoeffding_tree", {"grace_period": 50})
+    restored: Any = safe_pickle.loads(safe_pickle.dumps({"a": mean, "b": mean, "spec": spec}))
+    assert restored["a"] is restored["b"]
+    assert restored["spec"] == spec
+
+
+def _old_release(model: object) -> dict[str, Any]:
+    """A release as the previous writer made it: ``pickle5+zlib``, no state setter in the payload."""
+    payload = zlib.compress(pickle.dumps(model, protocol=5), 6)
+    header = ArtifactHeader(
+        model="m", version=1, parent=None, created_at=0, reason="initial",
+        sha256=hashlib.sha256(payload).hexdigest(), format="pickle5+zlib",
+    )  # fmt: skip
+    text = header.to_json()
+    return {
+        "model": "m", "version": 1, "parent": None, "created_at": 0, "reason": "initial", "metrics": {},
+        "format": "pickle5+zlib", "artifact": payload, "artifact_ref": None, "sha256": header.sha256,
+        "signature": sign(text, payload, KEY), "header": text, "decision": "",
+    }  # fmt: skip
+
+
+def test_releases_in_the_previous_format_still_load() -> None:
+    model = _trained(tree.HoeffdingTreeClassifier(grace_period=50))
+    header, restored = load_release(_old_release(model), key=KEY)
+    assert header.format == "pickle5+zlib" and "pickle5+zlib" in safe_pickle.READABLE_FORMATS
+    probe = [x for x, _ in _stream(50, start=400)]
+    assert [restored.predict_one(x) for x in probe] == [model.predict_one(x) for x in probe]  # type: ignore[attr-defined]
+
+
+def test_unknown_format_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(
+        ArtifactError, match=r"unknown artifact format 'pickle6\+zlib' .*'pickle5\+zlib\+steps'"
+    ):
+        safe_pickle.loads(safe_pickle.dumps(1), "pickle6+zlib")
+
+
+class _CallSetter:
+    """Pickles as ``_set_state(target, state)``: what a forged payload could ask for."""
+
+    def __init__(self, target: Any, state: Any) -> None:
+        self.args = (target, state)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (safe_pickle._set_state, self.args)
+
+
+@pytest.mark.parametrize(
+    ("target", "state", "message"),
+    [
+        (stats.Mean(), [("n", 1)], "must be a dict, got list"),
+        (stats.Mean, {"update": None}, "state of a ABCMeta"),  # a class's attributes are never set
+    ],
+)
+def test_state_setter_refuses_what_build_would_not_do(target: Any, state: Any, message: str) -> None:
+    raw = pickle.dumps(_CallSetter(target, state), protocol=5)
+    with pytest.raises(SecurityError, match=message):
+        safe_pickle.loads(zlib.compress(raw))
+
+
+def _ticks_during(load: Any) -> int:
+    """How many times another thread ran while ``load()`` was in progress."""
+    loading = threading.Event()
+    done = threading.Event()
+    ticks = 0
+
+    def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            if loading.is_set():
+                ticks += 1
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=ticker, daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)  # hand-overs every millisecond, so even a fast machine sees several
+    thread.start()
+    try:
+        loading.set()
+        load()
+        loading.clear()
+    finally:
+        done.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    return ticks
+
+
+def test_another_thread_runs_while_a_large_model_loads() -> None:
+    # ~120k River objects: the old format unpickles them in one call that holds the interpreter lock.
+    model = [stats.Var() for _ in range(60_000)]
+    for i, var in enumerate(model):
+        var.update(float(i))
+    steps = zlib.decompress(safe_pickle.dumps(model))
+    one_call = pickle.dumps(model, protocol=5)
+    stepped = _ticks_during(lambda: safe_pickle.RestrictedUnpickler(io.BytesIO(steps)).load())
+    blocked = _ticks_during(lambda: safe_pickle.RestrictedUnpickler(io.BytesIO(one_call)).load())
+    # Only a handful of Python calls (find_class, once per class) let the ticker in during the one-call load.
+    assert stepped >= 5 and stepped > blocked + 3, (stepped, blocked)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_no_learner_kind_has_reference_cycles(name: str) -> None:
+    # collector_paused freezes loaded models: a model with a cycle would never be freed after its swap.
+    task = KINDS[name][1][0]
+    params: dict[str, Any] = {"classes": [0, 1]} if name == "sklearn_sgd" else {}
+    learner = build_learner(LearnerSpec(name, params), task=task, seed=3)
+    for x, y in _stream(300):
+        learner.learn_one(x, x["salary"] if task == "regression" else y)
+    payload = safe_pickle.dumps(learner)
+    gc.collect()
+    gc.disable()
+    try:
+        restored = safe_pickle.loads(payload)
+        del restored
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_collector_paused_freezes_a_loaded_model_and_restores_the_collector() -> None:
+    before = gc.get_freeze_count()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+            model = [stats.Mean() for _ in range(100)]
+        assert gc.isenabled() and gc.get_freeze_count() >= before + len(model)
+        frozen = gc.get_freeze_count()
+        with pytest.raises(ArtifactError), collector_paused():
+            raise ArtifactError("a failed load")
+        assert gc.isenabled() and gc.get_freeze_count() == frozen  # nothing frozen after a failure
+    finally:
+        gc.unfreeze()
