@@ -17,12 +17,14 @@ from typing import Any
 from river import drift, stats
 
 from learners.config import DriftConfig
-from learners.drift_batch import BLOCK, feed_batch
+from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
 
-#: Batches smaller than this take the per-event path in ``FeatureDriftMonitor.update_many`` (numpy's fixed cost
-#: per call is not repaid; measured with 20 float features, see ``update_many``).
-SCALAR_BATCH = 16
+#: ``FeatureDriftMonitor.update_many`` takes the per-event path for batches under ``SCALAR_BATCH`` events or under
+#: ``SCALAR_CELLS`` (events x monitored features): numpy's fixed cost per batch (~100 us with 20 features) is not
+#: repaid. Measured crossovers: ~6 events with 20 features, ~16 with 5, ~40 with 1.
+SCALAR_BATCH = 8
+SCALAR_CELLS = 96
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,8 @@ class FeatureDriftMonitor:
         c = self.config
         if not c.feature_drift:
             return []
-        if len(xs) < SCALAR_BATCH:
+        width = len(self._detectors) or (len(xs[0]) if xs else 0)
+        if len(xs) < SCALAR_BATCH or len(xs) * width < SCALAR_CELLS:
             return [s for i, x in enumerate(xs) for s in self.update(x, start_index + i)]
         out: list[DriftSignal] = []
         for start in range(0, len(xs), BLOCK):
@@ -197,16 +200,8 @@ class FeatureDriftMonitor:
         detectors = self._detectors
         # Features enter at their first finite value, in event then key order, while there is room: which ones
         # does not depend on any detector, so it can be settled for the whole block before feeding the columns.
-        if len(detectors) < c.max_features:
-            for x in xs:
-                if x.keys() <= detectors.keys():
-                    continue
-                for name, value in x.items():
-                    if name in detectors or not finite(value):
-                        continue
-                    if len(detectors) >= c.max_features:
-                        break
-                    detectors[name] = self._new_detector()
+        for name in new_features(detectors, xs, c.max_features - len(detectors)):
+            detectors[name] = self._new_detector()
         alarms = feed_batch(detectors, xs)
         # Per-event order: by event, then by the feature's position in that event.
         alarms.sort(key=lambda a: (a[0], list(xs[a[0]]).index(a[1])))

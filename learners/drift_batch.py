@@ -18,7 +18,10 @@ threshold.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,26 @@ MIN_RUN = 8
 #: One detector alarm: position in the batch, feature name, alarm details.
 Alarm = tuple[int, str, dict[str, str]]
 
+_FLOAT = {float}
+
+
+def new_features(known: Mapping[str, Any], xs: Sequence[Mapping[str, Any]], room: int) -> list[str]:
+    """Names the per-event path would register over ``xs``, in its order: first finite value, by event then key.
+
+    Registration depends on no detector, so it can be settled before any value is fed. Only names not yet
+    ``known`` are scanned (a string feature, never registered, costs one pass over its column).
+    """
+    if room <= 0:
+        return []
+    unknown = set().union(*xs).difference(known)
+    firsts = []
+    for name in unknown:
+        for i, x in enumerate(xs):
+            if finite(x.get(name)):
+                firsts.append((i, list(x).index(name), name))
+                break
+    return [name for _, _, name in sorted(firsts)[:room]]
+
 
 def feed_batch(detectors: Mapping[str, _ScaledPageHinkley], xs: Sequence[Mapping[str, Any]]) -> list[Alarm]:
     """Feed every finite value of ``xs`` (at most :data:`BLOCK` events) to its feature's detector.
@@ -44,12 +67,20 @@ def feed_batch(detectors: Mapping[str, _ScaledPageHinkley], xs: Sequence[Mapping
     Returns every detector alarm (cool-down not applied), grouped by feature, in event order within a feature.
     Values of features without a detector are ignored: registering new features is the caller's job.
     """
+    names = list(detectors)
+    if not names or not xs:
+        return []
+    try:  # one C-level pass when every event has every monitored feature (the common case)
+        get = operator.itemgetter(*names)
+        rows = list(map(get, xs)) if len(names) > 1 else [(v,) for v in map(get, xs)]
+    except KeyError:
+        rows = [tuple(x.get(name) for name in names) for x in xs]
     alarms: list[Alarm] = []
     ready: list[tuple[str, _ScaledPageHinkley]] = []
-    columns: list[list[float]] = []
-    for name, det in detectors.items():
-        col: list[Any] = [x.get(name) for x in xs]
-        if all(type(v) is float for v in col) and math.isfinite(sum(col)):
+    columns: list[tuple[Any, ...]] = []
+    for name, col in zip(names, zip(*rows, strict=True), strict=True):
+        det = detectors[name]
+        if set(map(type, col)) == _FLOAT and math.isfinite(sum(col)):
             # Every event has a finite float (a NaN or an infinity makes the sum non-finite; so does an overflow
             # of huge finite values, which then simply take the per-value path below).
             if _active(det):
@@ -62,8 +93,9 @@ def feed_batch(detectors: Mapping[str, _ScaledPageHinkley], xs: Sequence[Mapping
         if positions:
             alarms += _feed_column(det, name, [float(col[i]) for i in positions], positions)
     if ready:
-        values = np.array(columns, dtype=np.float64).T
-        first = _run([det for _, det in ready], values)
+        k = len(xs)
+        flat = np.fromiter(itertools.chain.from_iterable(columns), np.float64, count=k * len(columns))
+        first = _run([det for _, det in ready], flat.reshape(len(columns), k).T)
         for (name, det), col, t in zip(ready, columns, first.tolist(), strict=True):
             if t >= 0:  # state is at row t - 1: the scalar path takes the alarming row and what follows
                 alarms += _feed_column(det, name, col[t:], range(t, len(col)), scalar_first=True)
@@ -87,7 +119,7 @@ def _active(det: _ScaledPageHinkley) -> bool:
 def _feed_column(
     det: _ScaledPageHinkley,
     name: str,
-    values: list[float],
+    values: Sequence[float],
     positions: Sequence[int],
     scalar_first: bool = False,
 ) -> list[Alarm]:
@@ -110,52 +142,69 @@ def _feed_column(
     return out
 
 
+_STEPS = np.arange(1, BLOCK + 1, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _powers(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``alpha ** -j`` and ``alpha ** j`` for j = 1..BLOCK (the closed form's weights)."""
+    return alpha**-_STEPS, alpha**_STEPS
+
+
+def _read(det: _ScaledPageHinkley, ph: Any) -> tuple[float, ...]:
+    """A detector's scaling, River state and parameters, in the order ``_run`` unpacks them."""
+    return (
+        *(det._mean, det._std, ph._x_mean.n, ph._x_mean._mean, ph._sum_increase, ph._sum_decrease),
+        *(ph._min_increase, ph._max_decrease, ph.alpha, ph.delta, ph.threshold, ph.min_instances),
+        *(ph.mode != "down", ph.mode != "up"),
+    )
+
+
 def _run(dets: list[_ScaledPageHinkley], values: np.ndarray) -> np.ndarray:
     """Closed-form Page-Hinkley over ``values`` (events x detectors, raw finite values, every detector active).
 
     Returns, per detector, the row of its first alarm or -1. A detector without an alarm ends in the state after
     the last row; one with an alarm at row t is left in the state after row t - 1, for the scalar path to go on.
     """
-    k = values.shape[0]
-    phs: list[Any] = [d._ph for d in dets]  # River's PageHinkley; its private state is read and written back
-    means = np.array([d._mean for d in dets])
-    stds = np.array([d._std for d in dets])
-    z = np.clip((values - means) / stds, -50.0, 50.0)  # as _ScaledPageHinkley.update, elementwise
+    k, width = values.shape
+    phs: list[Any] = [d._ph for d in dets]  # River's PageHinkley: its private state is read and written back
+    state = np.array([_read(d, ph) for d, ph in zip(dets, phs, strict=True)]).T
+    means, stds, n0, m0, s_inc0, s_dec0, min_inc0, max_dec0 = state[:8]
+    alpha, delta, threshold, min_instances, up, down = state[8:]
+    z = (values - means) / stds
+    np.clip(z, -50.0, 50.0, out=z)  # as _ScaledPageHinkley.update, elementwise (no NaN here: all finite)
 
-    n0 = np.array([ph._x_mean.n for ph in phs])
-    m0 = np.array([ph._x_mean._mean for ph in phs])
-    alpha = np.array([ph.alpha for ph in phs])
-    delta = np.array([ph.delta for ph in phs])
-    threshold = np.array([ph.threshold for ph in phs])
-    min_instances = np.array([ph.min_instances for ph in phs])
-    up = np.array([ph.mode in ("up", "both") for ph in phs])
-    down = np.array([ph.mode in ("down", "both") for ph in phs])
-
-    steps = np.arange(1, k + 1, dtype=np.float64)[:, None]
+    steps = _STEPS[:k, None]
     n = n0 + steps
-    mean = m0 + np.cumsum(z - m0, axis=0) / n
+    mean = np.cumsum(z - m0, axis=0)
+    mean /= n
+    mean += m0
     dev = z - mean
-    grow = alpha**-steps
-    shrink = alpha**steps
-    s_inc0 = np.array([ph._sum_increase for ph in phs])
-    s_dec0 = np.array([ph._sum_decrease for ph in phs])
-    s_inc = shrink * (s_inc0 + np.cumsum(grow * (dev - delta), axis=0))
-    s_dec = shrink * (s_dec0 + np.cumsum(grow * (dev + delta), axis=0))
-    min_inc = np.minimum(np.minimum.accumulate(s_inc, axis=0), [ph._min_increase for ph in phs])
-    max_dec = np.maximum(np.maximum.accumulate(s_dec, axis=0), [ph._max_decrease for ph in phs])
-    hit = (up & (s_inc - min_inc > threshold)) | (down & (max_dec - s_dec > threshold))
+    if (alpha == alpha[0]).all():  # one alpha for every feature (always, from one config): cached powers
+        grow, shrink = (p[:k, None] for p in _powers(float(alpha[0])))
+    else:
+        grow, shrink = alpha**-steps, alpha**steps
+    s_inc = np.cumsum(grow * (dev - delta), axis=0)
+    s_inc += s_inc0
+    s_inc *= shrink
+    s_dec = np.cumsum(grow * (dev + delta), axis=0)
+    s_dec += s_dec0
+    s_dec *= shrink
+    min_inc = np.minimum.accumulate(s_inc, axis=0)
+    np.minimum(min_inc, min_inc0, out=min_inc)
+    max_dec = np.maximum.accumulate(s_dec, axis=0)
+    np.maximum(max_dec, max_dec0, out=max_dec)
+    hit = ((s_inc - min_inc > threshold) & (up > 0)) | ((max_dec - s_dec > threshold) & (down > 0))
     hit &= n >= min_instances
     first = np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
 
-    for c, ph in enumerate(phs):
-        row = k - 1 if first[c] < 0 else int(first[c]) - 1
-        if row < 0:
-            continue
-        # Plain floats: the monitor must pickle exactly as the per-event path leaves it.
-        ph._x_mean.n = float(n[row, c])
-        ph._x_mean._mean = float(mean[row, c])
-        ph._sum_increase = float(s_inc[row, c])
-        ph._sum_decrease = float(s_dec[row, c])
-        ph._min_increase = float(min_inc[row, c])
-        ph._max_decrease = float(max_dec[row, c])
+    # State after the last row, or after the row before the first alarm; plain floats, so the monitor pickles
+    # exactly as the per-event path leaves it.
+    last = np.where(first < 0, k - 1, first - 1)
+    at = (np.maximum(last, 0), np.arange(width))
+    ends = np.array([n[at], mean[at], s_inc[at], s_dec[at], min_inc[at], max_dec[at]]).T.tolist()
+    for ph, row, end in zip(phs, last.tolist(), ends, strict=True):
+        if row >= 0:
+            (ph._x_mean.n, ph._x_mean._mean, ph._sum_increase, ph._sum_decrease) = end[:4]
+            ph._min_increase, ph._max_decrease = end[4:]
     return first

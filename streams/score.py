@@ -106,8 +106,9 @@ class Scorer:
             self.index += 1
             watched.append((features, self.index))
         waiting = self._redis.submit(self.store.put_predictions, contexts, scored_at) if contexts else None
-        for features, index in watched:
-            for signal in self.features_drift.update(features, index):
+        # Indices are consecutive (self.index counts the watched events): one vectorised pass over the batch.
+        if watched:
+            for signal in self.features_drift.update_many([f for f, _ in watched], watched[0][1]):
                 self._emit_drift(signal)
         joined = self._join_waiting_labels(waiting.result() if waiting else [], predictions)
         m.events.labels(stage="score", outcome="ok").inc(ok)

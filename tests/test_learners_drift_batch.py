@@ -8,9 +8,11 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import learners.drift_batch
 from learners.config import DriftConfig
 from learners.drift import SCALAR_BATCH, DriftSignal, FeatureDriftMonitor
 from learners.drift_batch import BLOCK
@@ -78,7 +80,8 @@ def assert_same_state(a: FeatureDriftMonitor, b: FeatureDriftMonitor) -> None:
         assert repr((da._var.n, da._mean, da._std)) == repr((db._var.n, db._mean, db._std)), name
         if da._ph is None:
             continue
-        pa, pb = da._ph, db._ph
+        pa: Any = da._ph
+        pb: Any = db._ph
         assert pa._x_mean.n == pb._x_mean.n
         for attr in ("_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease"):
             assert math.isclose(getattr(pa, attr), getattr(pb, attr), rel_tol=1e-9, abs_tol=1e-9), attr
@@ -99,12 +102,21 @@ def test_update_many_matches_update_for_any_cut(seed: int, sizes: list[int], dir
     assert_same_state(one, many)
 
 
-def test_alarms_mid_batch_new_feature_and_max_features() -> None:
+def test_alarms_mid_batch_new_feature_and_max_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[tuple[int, int]] = []
+    vectorised = learners.drift_batch._run
+
+    def counted(dets: Any, values: Any) -> Any:
+        runs.append(values.shape)
+        return vectorised(dets, values)
+
+    monkeypatch.setattr(learners.drift_batch, "_run", counted)
     xs = stream(4000, seed=11, dirty=0.05, newcomer_at=1000)
     one, many = FeatureDriftMonitor(FAST), FeatureDriftMonitor(FAST)
     expected = per_event(one, xs, 0)
     got = batched(many, xs, 0, [500])
     assert got == expected
+    assert sum(rows * cols for rows, cols in runs) > 3 * len(xs)  # most values went through the numpy path
     # The property is not vacuous: several features alarm, inside vectorised batches, and the cap bit.
     assert len({s.signal for s in got}) >= 3
     assert any(s.index % 500 not in (0, 499) for s in got)
