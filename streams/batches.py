@@ -91,6 +91,7 @@ class BatchLoop:
                 heartbeat_s=self.heartbeat_s,
                 max_poll_interval_s=self.max_poll_interval_s,
                 ready=self.ready,
+                metrics=ctx.metrics,
             )
             inflight: tuple[list[RawRecord], Finish] | None = None
             while not stopping.is_set():
