@@ -41,6 +41,8 @@ def _varint(n: int) -> bytes:
     """Zigzag varint of a long, as Avro writes ints and longs."""
     if -64 <= n < 64:
         return _SMALL[n + 64]
+    if not -0x8000_0000_0000_0000 <= n <= 0x7FFF_FFFF_FFFF_FFFF:
+        raise OverflowError(f"{n} does not fit in an Avro long")
     n = (n << 1) ^ (n >> 63)
     out = bytearray()
     while n > 0x7F:
@@ -93,6 +95,8 @@ def _enc_long(value: Any, buf: bytearray) -> None:
 
 
 def _enc_double(value: Any, buf: bytearray) -> None:
+    if not isfinite(value):  # never on the wire (validation says so too; this guards the unvalidated path)
+        raise ValueError(f"{value!r} is not a finite double")
     buf += _pack_double(value)
 
 

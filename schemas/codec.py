@@ -197,9 +197,26 @@ class Codec:
 
     # -- encoding --------------------------------------------------------------------------------------
 
-    def encode(self, record: str, value: Mapping, *, topic: str | None = None) -> bytes:
-        """Validate ``value`` and return its Avro single-object encoding."""
+    def encode(
+        self, record: str, value: Mapping, *, topic: str | None = None, complete: bool = False
+    ) -> bytes:
+        """Validate ``value`` and return its Avro single-object encoding.
+
+        ``complete=True`` is for hot paths that build a record with every field from already-validated parts (the
+        scorer's Prediction from a decoded FeatureEvent): the value is encoded directly and only validated (with
+        the usual error) if direct encoding fails, e.g. a missing field or an unexpected type. A value of the right
+        Python types is encoded exactly as after validation (checked by tests/test_schemas_codec.py).
+        """
         rec = self._record(record)
+        if complete:
+            buf = bytearray(rec.header)
+            try:
+                rec.encode_body(value, buf)
+            except Exception:  # anything unexpected: take the validating path below for a clear error
+                pass
+            else:
+                if len(buf) <= self.max_record_bytes:
+                    return bytes(buf)
         try:
             clean = rec.validate(value)
         except Invalid as exc:

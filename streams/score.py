@@ -93,7 +93,7 @@ class Scorer:
                     "scored_at": scored_at,
                 }
                 # Validated Avro for the join context; the published copy follows serving.output_encoding.
-                context = ctx.codec.encode("Prediction", value, topic="predictions")
+                context = ctx.codec.encode("Prediction", value, topic="predictions", complete=True)
                 produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
             except Exception as exc:  # one bad record never stops the stream
                 ctx.deadletter("score", raw, exc)

@@ -9,6 +9,8 @@ import struct
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.errors import DriftlineError, SchemaError
 from schemas import INPUT_TOPICS, RECORDS, TOPIC_RECORDS, Codec, default_codec, schema_fingerprint
@@ -369,3 +371,69 @@ def test_numpy_scalars_become_python_values() -> None:
     assert CODEC.validate("Label", {"id": "a", "ts": 1, "label": np.bool_(False)})["label"] is False
     with pytest.raises(SchemaError, match=r"features\['n'\]: NaN is not allowed"):
         CODEC.validate("FeatureEvent", {"id": "a", "ts": 1, "features": {"n": np.float32("nan")}})
+
+
+_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    features=st.dictionaries(st.text(max_size=6), _scalar, max_size=6),
+    prediction=_scalar,
+    proba=st.none() | st.dictionaries(st.text(max_size=3), st.floats(0, 1), max_size=3),
+    key=st.none() | st.text(max_size=4),
+)
+def test_complete_encode_is_byte_identical_to_validated_encode(
+    features: dict, prediction: object, proba: dict | None, key: str | None
+) -> None:
+    codec = default_codec()
+    value = {
+        "id": "e1",
+        "ts": 1_700_000_000_000,
+        "model": "m",
+        "version": 3,
+        "prediction": prediction,
+        "proba": proba,
+        "features": features,
+        "key": key,
+        "scored_at": 1_700_000_000_001,
+    }
+    assert codec.encode("Prediction", value, complete=True) == codec.encode("Prediction", value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 2**64},  # does not fit in a long
+        {"version": 1.5},
+        {"id": 7},
+        {"features": {"x": [1, 2]}},
+        {"prediction": object()},
+        {"prediction": float("nan")},
+        {"features": {"x": float("inf")}},
+        {"proba": {"a": float("nan")}},
+    ],
+)
+def test_complete_encode_falls_back_to_the_validating_error(change: dict) -> None:
+    codec = default_codec()
+    value = {
+        "id": "e1",
+        "ts": 1,
+        "model": "m",
+        "version": 3,
+        "prediction": None,
+        "proba": None,
+        "features": {},
+    }
+    value.update(change)
+    with pytest.raises(SchemaError) as expected:
+        codec.encode("Prediction", value, topic="predictions")
+    with pytest.raises(SchemaError) as got:
+        codec.encode("Prediction", value, topic="predictions", complete=True)
+    assert str(got.value) == str(expected.value)
