@@ -16,13 +16,15 @@ predicts exactly like the original. See BENCHMARKS-artifacts.md for the numbers.
 
 Loading in steps (format ``pickle5+zlib+steps``): unpickling is one C call that holds the interpreter lock,
 so a scorer loading a 7 MB ARF in a background thread stalled its event loop for the whole 1-1.7 s load.
-The pickler gives every plain River / driftline object (no custom reduce or ``__setstate__``: estimators,
-tree nodes, splitters, statistics) a ``state_setter``, :func:`_set_state`, so the unpickler makes a Python
-call after each such object (~180k for that ARF, each well under 1 ms apart); at each call the interpreter
-can hand the lock to a waiting thread (every ``sys.getswitchinterval()``, 5 ms). It adopts the unpickled
-dict as the object's ``__dict__``, which is faster than BUILD's copy. Cost: ~30 % more bytes. Chunking
-the pickle into separately unpickled pieces was the alternative; it would split the memo, so objects
-shared across pieces (a generator shared by all distributions) would come back as copies.
+The pickler gives plain River / driftline objects (no custom reduce or ``__setstate__``: estimators, tree
+nodes, splitters) a ``state_setter``, :func:`_set_state`, so the unpickler makes a Python call after each
+(~47k for that ARF, at most ~1 ms apart); at each call the interpreter can hand the lock to a waiting
+thread (every ``sys.getswitchinterval()``, 5 ms). It adopts the unpickled dict as the object's ``__dict__``
+(faster than BUILD's copy). The many small statistics inside them (``river.stats``, ``river.proba``: 132k
+in that ARF) keep plain BUILD: their parents are hand-over points enough, and giving them a setter too
+made the artifact 29 % bigger instead of 7 %. Chunking the pickle into separately unpickled pieces was
+the alternative; it splits the memo, so objects shared across pieces (a generator shared by all
+distributions) would come back as copies.
 
 Reading (:func:`loads`): the signature check in :mod:`learners.artifacts` is the primary control;
 this allow-list is defense in depth. :class:`RestrictedUnpickler` resolves a global only if its
@@ -278,8 +280,12 @@ def _set_state(obj: Any, state: Any) -> None:
         obj.__dict__.update(state)
     else:
         # Adopt the unpickled dict instead of copying it: no copy, and the unpickler's memo, freed in one
-        # call after the load, then holds live attribute dicts instead of ~180k (for an ARF) dead ones.
+        # call after the load, then holds live attribute dicts instead of dead copies.
         object.__setattr__(obj, "__dict__", state)  # as BUILD, past a custom or frozen __setattr__
+
+
+# Small, numerous objects restored by plain BUILD (see "Loading in steps").
+_SMALL_STATISTICS = ("river.stats", "river.proba")
 
 
 def _plain_class(cls: type) -> bool:
@@ -287,6 +293,7 @@ def _plain_class(cls: type) -> bool:
     module = getattr(cls, "__module__", None) or ""
     return (
         _under(module, _FUNCTION_ROOTS)
+        and not _under(module, _SMALL_STATISTICS)
         and not issubclass(cls, type)  # classes themselves are pickled by name
         and cls.__reduce_ex__ is object.__reduce_ex__
         and cls.__reduce__ is object.__reduce__

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from river import forest, linear_model, preprocessing, stats, tree
 from river.datasets import synth
+from river.tree.splitter import GaussianSplitter
 
 from driftline.errors import ArtifactError, SecurityError
 from learners import safe_pickle
 from learners.artifacts import ArtifactHeader, load_release, sign
 from learners.config import LearnerSpec
+from learners.features import share_distribution_rngs
 from learners.specs import KINDS, build_learner
 from streams.releases import collector_paused
 
@@ -154,15 +156,19 @@ def _ticks_during(load: Any) -> int:
 
 
 def test_another_thread_runs_while_a_large_model_loads() -> None:
-    # ~120k River objects: the old format unpickles them in one call that holds the interpreter lock.
-    model = [stats.Var() for _ in range(60_000)]
-    for i, var in enumerate(model):
-        var.update(float(i))
+    # Thousands of splitters (each with a few statistics): the new format calls the state setter after each
+    # one, the old one unpickled them in a single call that holds the interpreter lock.
+    model = [GaussianSplitter() for _ in range(12_000)]
+    for i, splitter in enumerate(model):
+        splitter.update(float(i), i % 2, 1.0)
+    # One generator for all distributions, as in a Learner: a generator each would make a Python
+    # Random.__setstate__ call each, which would let the ticker in during the old format's load too.
+    share_distribution_rngs(model)
     steps = zlib.decompress(safe_pickle.dumps(model))
-    one_call = pickle.dumps(model, protocol=5)
+    one_call = pickle.dumps(model, protocol=5)  # the old format's payload
     stepped = _ticks_during(lambda: safe_pickle.RestrictedUnpickler(io.BytesIO(steps)).load())
     blocked = _ticks_during(lambda: safe_pickle.RestrictedUnpickler(io.BytesIO(one_call)).load())
-    # Only a handful of Python calls (find_class, once per class) let the ticker in during the one-call load.
+    # Only a handful of Python calls (find_class once per class) let the ticker in during the one-call load.
     assert stepped >= 5 and stepped > blocked + 3, (stepped, blocked)
 
 
