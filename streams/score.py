@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from connectors.redis_store import JoinStore
@@ -21,6 +21,18 @@ from streams.releases import ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext, now_ms
 
 log = logging.getLogger(__name__)
+
+OVERLAP_MIN = 32  # contexts per batch from which the Redis call runs in a thread, overlapping the drift monitors
+
+
+class _Done:
+    """An already-finished call with the ``result()`` of a future."""
+
+    def __init__(self, value: list[tuple[str, bytes]]) -> None:
+        self._value = value
+
+    def result(self) -> list[tuple[str, bytes]]:
+        return self._value
 
 
 class Scorer:
@@ -41,6 +53,12 @@ class Scorer:
         # The batch's Redis round trip runs here while this thread updates the feature-drift monitors: the two
         # are independent, and the Redis call spends its time waiting on the socket (GIL released).
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-redis")
+        m = ctx.metrics
+        self._metrics = (  # labelled children looked up once, not per batch
+            m.events.labels(stage="score", outcome="ok"),
+            m.batch_size.labels(stage="score"),
+            m.processing_seconds.labels(stage="score"),
+        )
 
     def maybe_swap(self) -> bool:
         """Between batches: adopt the newest verified release, if any (atomic: one reference assignment)."""
@@ -105,15 +123,20 @@ class Scorer:
                 m.end_to_end_latency.observe(max(0.0, (scored_at - raw.timestamp_ms) / 1000.0))
             self.index += 1
             watched.append((features, self.index))
-        waiting = self._redis.submit(self.store.put_predictions, contexts, scored_at) if contexts else None
+        waiting: Future[list[tuple[str, bytes]]] | _Done
+        if len(contexts) >= OVERLAP_MIN:
+            waiting = self._redis.submit(self.store.put_predictions, contexts, scored_at)
+        else:  # a small batch: handing the call to a thread costs more than the overlap saves
+            waiting = _Done(self.store.put_predictions(contexts, scored_at))
         # Indices are consecutive (self.index counts the watched events): one vectorised pass over the batch.
         if watched:
             for signal in self.features_drift.update_many([f for f, _ in watched], watched[0][1]):
                 self._emit_drift(signal)
-        joined = self._join_waiting_labels(waiting.result() if waiting else [], predictions)
-        m.events.labels(stage="score", outcome="ok").inc(ok)
-        m.batch_size.labels(stage="score").observe(len(raws))
-        m.processing_seconds.labels(stage="score").observe(time.perf_counter() - t0)
+        joined = self._join_waiting_labels(waiting.result(), predictions)
+        ok_events, batch_size, seconds = self._metrics
+        ok_events.inc(ok)
+        batch_size.observe(len(raws))
+        seconds.observe(time.perf_counter() - t0)
         return joined
 
     def _join_waiting_labels(
