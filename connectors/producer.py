@@ -123,6 +123,7 @@ class EventProducer:
         self._first_error: str | None = None
         self._closed = False
         self._tracking: Deliveries | None = None
+        self._tracking_thread = 0  # tracking covers what the thread that opened it produces, nothing else
 
     # -- counters
     # ---------------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class EventProducer:
         if self._closed:
             raise DeliveryError("producer is closed")
         kb = _key_bytes(key)
-        tracking = self._tracking
+        tracking = self._tracking if self._tracking_thread == threading.get_ident() else None
         on_delivery = self._on_delivery if tracking is None else tracking._on_delivery
         while True:
             try:
@@ -242,11 +243,11 @@ class EventProducer:
         Their failures are reported by :meth:`wait` on that object, not by :meth:`flush`.
         """
         deliveries = Deliveries(self)
-        self._tracking = deliveries
+        self._tracking, self._tracking_thread = deliveries, threading.get_ident()
         try:
             yield deliveries
         finally:
-            self._tracking = None
+            self._tracking, self._tracking_thread = None, 0
 
     def wait(self, deliveries: Deliveries, timeout: float = 30.0) -> None:
         """Wait until every record of ``deliveries`` is acknowledged; :class:`DeliveryError` on any failure.

@@ -206,7 +206,7 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
     if worker.roles == ("score",):
         # A process that only scores (the production layout; several share `features`) reads in batches off
         # Faust's per-message path. The all-in-one worker keeps the agent below: one process, one consumer group.
-        _add_score_batches(worker, scorer, batch, within)
+        _add_score_batches(worker, scorer)
         return
 
     async def score(stream: Any) -> None:
@@ -242,8 +242,30 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
             scorer.maybe_swap()
 
 
-def _start_batches(worker: Worker, loop: BatchLoop) -> None:
-    """Run ``loop`` in the worker's batch thread, started with the app."""
+def _start_batches(
+    worker: Worker,
+    stage: str,
+    topic: str,
+    group: str,
+    handle: Callable[[list[RawRecord]], Callable[[], None] | None],
+    **options: Any,
+) -> None:
+    """Run a :class:`BatchLoop` over ``topic`` in the worker's batch thread, started with the app; the consumer
+    uses the app's session, heartbeat and poll-interval settings."""
+    conf, s = worker.app.conf, worker.ctx.settings
+    loop = BatchLoop(
+        worker.ctx,
+        stage,
+        topic,
+        group,
+        handle,
+        s.serving.batch_size,
+        s.serving.batch_timeout_s,
+        session_timeout_s=conf.broker_session_timeout,
+        heartbeat_s=conf.broker_heartbeat_interval,
+        max_poll_interval_s=conf.broker_max_poll_interval,
+        **options,
+    )
     worker.batch_thread = loop.thread(worker.stopping)
 
     @worker.app.task
@@ -252,23 +274,31 @@ def _start_batches(worker: Worker, loop: BatchLoop) -> None:
         worker.batch_thread.start()
 
 
-def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float) -> None:
-    app, ctx = worker.app, worker.ctx
-    assert worker.store is not None and worker.follower is not None
-    store, follower = worker.store, worker.follower
-    # Faust's own consumer is not started at all (no agent consumes here), so the app's group id is ours.
-    app.producer_only = True
+def _pipelined(
+    ctx: WorkerContext, store: JoinStore, process: Callable[[list[RawRecord]], list[str]]
+) -> Callable[[list[RawRecord]], Callable[[], None]]:
+    """A batch handler for ``process`` (returns the ids joined) whose outputs are waited for in its finish step,
+    so the next batch runs while they travel (streams/batches.py)."""
 
-    def score_once(raws: list[RawRecord]) -> Callable[[], None]:
-        # Pipelined (streams/batches.py): the next batch is scored while this one's outputs travel.
+    def handle(raws: list[RawRecord]) -> Callable[[], None]:
         with ctx.out.tracking() as deliveries:
-            joined = scorer.process(raws)
+            joined = process(raws)
 
         def finish() -> None:
             ctx.out.wait(deliveries, 60)
             store.mark_joined(joined)  # contexts dropped only once the TrainingExamples are acknowledged
 
         return finish
+
+    return handle
+
+
+def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
+    app, ctx = worker.app, worker.ctx
+    assert worker.store is not None and worker.follower is not None
+    store, follower = worker.store, worker.follower
+    # Faust's own consumer is not started at all (no agent consumes here), so the app's group id is ours.
+    app.producer_only = True
 
     # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the consumer
     # joins the group meanwhile, its partitions paused.
@@ -286,23 +316,16 @@ def _add_score_batches(worker: Worker, scorer: Scorer, batch: int, within: float
                 )
             ready.set()
 
-    conf = app.conf
-    loop = BatchLoop(
-        ctx,
+    _start_batches(
+        worker,
         "score",
         ctx.settings.topic("features"),
         app.conf.id,
-        score_once,
-        batch,
-        within,
-        session_timeout_s=conf.broker_session_timeout,
-        heartbeat_s=conf.broker_heartbeat_interval,
-        max_poll_interval_s=conf.broker_max_poll_interval,
+        _pipelined(ctx, store, scorer.process),
         idle=scorer.maybe_swap,  # an idle scorer adopts a new release within `within` seconds
         ready=ready,
         gate=gate,
     )
-    _start_batches(worker, loop)
 
 
 def _add_join(worker: Worker, batch: int, within: float) -> None:
@@ -312,18 +335,28 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
     joiner = worker.joiner = Joiner(ctx, store)
     alive_key = f"{store.namespace}:alive"
 
-    async def join(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within):
-            raws = raw_records(events)
+    if worker.roles == ("join",):
+        # A process that only joins reads `labels` in pipelined batches, like a score-only one; Faust's consumer
+        # is not started, so the app's group id (and the offsets it committed) is the batch consumer's.
+        app.producer_only = True
 
-            async def body(raws: list = raws) -> None:
-                joined = await off_loop(joiner.process, raws)
-                await ctx.flush()
-                await off_loop(store.mark_joined, joined)
+        _start_batches(
+            worker, "join", ctx.settings.topic("labels"), app.conf.id, _pipelined(ctx, store, joiner.process)
+        )
+    else:
 
-            await handle_batch("join", ctx, body)
+        async def join(stream: Any) -> None:
+            async for events in stream.take_events(batch, within=within):
+                raws = raw_records(events)
 
-    app.agent(_raw_topic(app, ctx.settings.topic("labels")), name="join")(join)
+                async def body(raws: list = raws) -> None:
+                    joined = await off_loop(joiner.process, raws)
+                    await ctx.flush()
+                    await off_loop(store.mark_joined, joined)
+
+                await handle_batch("join", ctx, body)
+
+        app.agent(_raw_topic(app, ctx.settings.topic("labels")), name="join")(join)
 
     def sweep_once() -> None:
         # Redis lost its data (restart without persistence, flush): rebuild pending joins from `predictions`.
@@ -364,20 +397,7 @@ def _add_train(worker: Worker, batch: int, within: float) -> None:
     if worker.roles == ("train",):
         # A process that only trains reads `training` in batches off Faust's per-message path (in a group of its
         # own: Faust's consumer still reads `control` below). Skipping what the checkpoint covers keeps it exact.
-        conf = app.conf
-        loop = BatchLoop(
-            ctx,
-            "train",
-            ctx.settings.topic("training"),
-            f"{app.conf.id}-training",
-            train_once,
-            batch,
-            within,
-            session_timeout_s=conf.broker_session_timeout,
-            heartbeat_s=conf.broker_heartbeat_interval,
-            max_poll_interval_s=conf.broker_max_poll_interval,
-        )
-        _start_batches(worker, loop)
+        _start_batches(worker, "train", ctx.settings.topic("training"), f"{app.conf.id}-training", train_once)
     else:
 
         async def train(stream: Any) -> None:
