@@ -134,6 +134,16 @@ def fill_features(settings: Settings, codec: Codec, rows: list[Row]) -> int:
     )
 
 
+def fill_labels(settings: Settings, codec: Codec, rows: list[Row]) -> int:
+    """Publish one Label per row (keyed by id, as ``driftline produce labels`` does)."""
+    topic = settings.topic("labels")
+    now = int(time.time() * 1000)
+    values = codec.encode_many("Label", [{"id": r[0], "ts": now, "label": r[2]} for r in rows], topic=topic)
+    return produce_all(
+        raw_producer(settings), topic, ((r[0].encode(), v) for r, v in zip(rows, values, strict=True))
+    )
+
+
 def fill_training(settings: Settings, codec: Codec, rows: list[Row], *, answered: bool = True) -> int:
     """Pre-fill ``training`` with one TrainingExample per row for ``settings.model.name``.
 

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bench.baselines import naive_loop, river_loop
 from bench.data import (
     fill_features,
+    fill_labels,
     fill_training,
     make_rows,
     pretrained,
@@ -118,6 +119,19 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     finally:
         reader.stop()
 
+    # Labels in to learned: the scored events' labels through a join worker (pending contexts in Redis) and a
+    # train worker. The trainer starts a lineage of its own, so the examples' answers (from the bench's served
+    # model) are not its versions' and it predicts every one itself.
+    progress(f"{kind}: {len(rows)} labels for the scored events; one join and one train worker")
+    fill_labels(settings, codec, rows)
+    joiner = env.start_worker("join", settings.model.name, kind)
+    trainer = env.start_worker("train", settings.model.name, kind)
+    joined = learn_throughput(settings, len(rows), trainer, timeout=max(300.0, len(rows) / 100))
+    out["labels_learn_eps"] = joined["learn_eps"]
+    env.stop_worker(trainer)
+    env.stop_worker(joiner)
+    progress(f"{kind}: labels to learned {out['labels_learn_eps']:.0f}/s")
+
     progress(f"{kind}: hand-written confluent-kafka loop over the same {len(rows)} events")
     naive_topic = f"{env.prefix}naive-{short}.predictions"
     _create_topic(settings, naive_topic)
@@ -206,6 +220,7 @@ def render(result: dict[str, Any]) -> str:
         ("bare River predict+learn (/s)", "river_prequential_eps", "{:,.0f}"),
         ("  ratio learn/river_prequential", "learn_vs_river_prequential", "{:.2f}x"),
         ("train worker CPU (us/example)", "learn_cpu_us", "{:.0f}"),
+        ("labels -> join -> train (examples/s)", "labels_learn_eps", "{:,.0f}"),
         ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
         ("  worker CPU (us/event)", "latency_cpu_us", "{:.0f}"),
         ("  mean batch", "latency_mean_batch", "{:.1f}"),
