@@ -5,8 +5,9 @@ the event loop only takes the loaded model. Python threads share one interpreter
 the loading thread (unpickling, a full garbage collection, hashing) can still hold the loop up. This runs the same
 follower next to an asyncio loop in this process, publishes a multi-MB release (an adaptive random forest) and
 records the largest lateness of a 5 ms timer before and during the load (``swap_*``). Then it publishes the same
-model as v2 and the loop replaces the served v1 with it, as a scorer does (``replace_*``: the loop thread drops
-the old model, so its deallocation counts).
+model as v2 and the loop replaces the served v1 with it, as a scorer does (``replace_*``): the old model goes to
+the same reaper ``Scorer.maybe_swap`` uses (streams/teardown.py), and the window lasts until the reaper has freed
+it, so its deallocation counts (``replace_teardown_ms``: from the swap until the old model is freed).
 
 Run alone: ``.venv/bin/python -m bench.stall [--events 4000] [--trees 40] [--json]`` (needs the local stack).
 """
@@ -28,6 +29,7 @@ from learners.config import LearnerSpec
 from schemas.codec import Codec, default_codec
 from streams.metrics import build_metrics
 from streams.releases import ReleaseFollower
+from streams.teardown import default_reaper, reap
 
 TICK_S = 0.005
 
@@ -43,9 +45,9 @@ async def _probe(lags: list[tuple[float, float]], stop: asyncio.Event) -> None:
 
 async def _swap(
     follower: ReleaseFollower, settings: Any, codec: Codec, record: dict[str, Any], served: list[Any]
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Publish ``record``, wait until the follower has loaded it and replace ``served[0]`` with it, as the
-    scorer does between batches. Returns (published, replaced) times."""
+    scorer does between batches. Returns (published, replaced, old model freed) times."""
     loop = asyncio.get_running_loop()
     producer = raw_producer(settings, **{"linger.ms": 0})
     t0 = time.perf_counter()
@@ -53,8 +55,13 @@ async def _swap(
     while time.perf_counter() - t0 < 120:
         loaded = follower.take()
         if loaded is not None:
-            served[0] = loaded.model  # the previous model is dropped here, on the loop thread
-            return t0, time.perf_counter()
+            old, served[0] = served[0], loaded.model
+            reap(old)  # as Scorer.maybe_swap: the reaper frees the previous model in pieces
+            del old, loaded
+            t1 = time.perf_counter()
+            while default_reaper().pending():
+                await asyncio.sleep(TICK_S)
+            return t0, t1, time.perf_counter()
         await asyncio.sleep(TICK_S)
     raise RuntimeError(f"release v{record['version']} was not loaded within 120 s")
 
@@ -66,7 +73,7 @@ async def _measure(codec: Codec, records: list[dict[str, Any]], settings: Any) -
     stop = asyncio.Event()
     probe = asyncio.create_task(_probe(lags, stop))
     served: list[Any] = [None]
-    windows: list[tuple[float, float]] = []
+    windows: list[tuple[float, float, float]] = []
     try:
         await asyncio.sleep(1.0)  # the follower has found the (empty) topic; baseline lags
         for record in records:
@@ -77,9 +84,10 @@ async def _measure(codec: Codec, records: list[dict[str, Any]], settings: Any) -
         await probe
         follower.stop()
     out = {"baseline_max_loop_lag_ms": max((lag for w, lag in lags if w < windows[0][0]), default=0.0) * 1000}
-    for name, (t0, t1) in zip(("swap", "replace"), windows, strict=False):
-        during = [lag for w, lag in lags if t0 <= w <= t1 + TICK_S * 4]
+    for name, (t0, t1, t2) in zip(("swap", "replace"), windows, strict=False):
+        during = [lag for w, lag in lags if t0 <= w <= t2 + TICK_S * 4]
         out[f"{name}_load_ms"] = (t1 - t0) * 1000
+        out[f"{name}_teardown_ms"] = (t2 - t1) * 1000
         out[f"{name}_max_loop_lag_ms"] = max(during, default=0.0) * 1000
     return out
 
