@@ -23,7 +23,9 @@ from streams.teardown import reap
 
 log = logging.getLogger(__name__)
 
-OVERLAP_MIN = 32  # contexts per batch from which the Redis call runs in a thread, overlapping the drift monitors
+OVERLAP_MIN = (
+    32  # contexts per batch from which the Redis call runs in a thread, overlapping the drift monitors
+)
 
 
 class _Done:
