@@ -242,6 +242,12 @@ def render(result: dict[str, Any]) -> str:
             f"pickled) ARF: loaded in {s['swap_load_ms']:.0f} ms, "
             f"max event-loop lag {s['swap_max_loop_lag_ms']:.1f} ms (idle baseline {s['baseline_max_loop_lag_ms']:.1f})"
         )
+        if "replace_max_loop_lag_ms" in s:
+            lines.append(
+                f"replacing it with another release: loaded in {s['replace_load_ms']:.0f} ms, max event-loop lag "
+                f"{s['replace_max_loop_lag_ms']:.1f} ms (the old model freed in the background in "
+                f"{s['replace_teardown_ms']:.0f} ms)"
+            )
     if "soak" in result:
         s = result["soak"]
         lines.append(
