@@ -105,7 +105,9 @@ def _cleanup_kafka(stems: tuple[str, ...]) -> None:
         for future in admin.delete_topics(topics, operation_timeout=30).values():
             future.result()
     groups = admin.list_consumer_groups(request_timeout=10).result()
-    names = [g.group_id for g in groups.valid if g.group_id.startswith(stems)]
+    # Worker groups are named after the Faust app: ``driftline-<prefix><model>-<roles>``.
+    owned = stems + tuple(f"driftline-{stem}" for stem in stems)
+    names = [g.group_id for g in groups.valid if g.group_id.startswith(owned)]
     if names:
         for future in admin.delete_consumer_groups(names, request_timeout=10).values():
             try:
