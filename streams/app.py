@@ -222,7 +222,9 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
             async def body(raws: list = raws) -> None:
                 busy.set()
                 try:
-                    joined = await off_loop(scorer.process, raws)
+                    scored = await off_loop(scorer.process, raws)
+                    await ctx.flush()
+                    joined = await off_loop(scorer.publish_contexts, scored)
                     await ctx.flush()
                     await off_loop(store.mark_joined, joined)
                 finally:
@@ -275,17 +277,26 @@ def _start_batches(
 
 
 def _pipelined(
-    ctx: WorkerContext, store: JoinStore, process: Callable[[list[RawRecord]], list[str]]
+    ctx: WorkerContext,
+    store: JoinStore,
+    process: Callable[[list[RawRecord]], Any],
+    after_delivery: Callable[[Any], list[str]] | None = None,
 ) -> Callable[[list[RawRecord]], Callable[[], None]]:
-    """A batch handler for ``process`` (returns the ids joined) whose outputs are waited for in its finish step,
-    so the next batch runs while they travel (streams/batches.py)."""
+    """A batch handler whose outputs are waited for in its finish step, so the next batch runs while they travel
+    (streams/batches.py). ``process`` returns the ids joined, or (with ``after_delivery``) what that step takes
+    once the outputs are acknowledged, returning the ids joined (its own outputs are waited for too)."""
 
     def handle(raws: list[RawRecord]) -> Callable[[], None]:
         with ctx.out.tracking() as deliveries:
-            joined = process(raws)
+            result = process(raws)
 
         def finish() -> None:
             ctx.out.wait(deliveries, 60)
+            joined = result
+            if after_delivery is not None:
+                with ctx.out.tracking() as more:
+                    joined = after_delivery(result)
+                ctx.out.wait(more, 60)
             store.mark_joined(joined)  # contexts dropped only once the TrainingExamples are acknowledged
 
         return finish
@@ -321,7 +332,7 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
         "score",
         ctx.settings.topic("features"),
         app.conf.id,
-        _pipelined(ctx, store, scorer.process),
+        _pipelined(ctx, store, scorer.process, scorer.publish_contexts),
         idle=scorer.maybe_swap,  # an idle scorer adopts a new release within `within` seconds
         ready=ready,
         gate=gate,

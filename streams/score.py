@@ -1,16 +1,17 @@
 """The ``score`` stage: FeatureEvents in, Predictions out, pending join context into Redis.
 
-Per batch (Faust ``take_events``): swap in a newly released model if one is waiting, decode every record (bad ones
-to ``deadletter``), predict, watch each numeric feature with Page-Hinkley, queue the Predictions, store the join
-contexts in Redis in one round trip, join labels that were waiting for these predictions, then wait for every output
-to be acknowledged before Faust may acknowledge the inputs.
+Per batch: swap in a newly released model if one is waiting, decode every record (bad ones to ``deadletter``),
+predict, watch each numeric feature with Page-Hinkley and queue the Predictions (:meth:`Scorer.process`). Once they
+are acknowledged, store the join contexts in Redis in one round trip and join the labels that were waiting for these
+predictions (:meth:`Scorer.publish_contexts`); once those TrainingExamples are acknowledged too, the input batch may
+be acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.redis_store import JoinStore
@@ -23,19 +24,14 @@ from streams.teardown import reap
 
 log = logging.getLogger(__name__)
 
-OVERLAP_MIN = (
-    32  # contexts per batch from which the Redis call runs in a thread, overlapping the drift monitors
-)
 
+@dataclass
+class Scored:
+    """A batch scored and its Predictions queued; its join contexts are stored once those are acknowledged."""
 
-class _Done:
-    """An already-finished call with the ``result()`` of a future."""
-
-    def __init__(self, value: list[tuple[str, bytes]]) -> None:
-        self._value = value
-
-    def result(self) -> list[tuple[str, bytes]]:
-        return self._value
+    scored_at: int
+    contexts: list[tuple[str, bytes]] = field(default_factory=list)
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Scorer:
@@ -53,9 +49,6 @@ class Scorer:
         self._topic = ctx.settings.topic("features")
         self._out_topic = ctx.settings.topic("predictions")
         self._avro_out = ctx.settings.serving.output_encoding == "avro"
-        # The batch's Redis round trip runs here while this thread updates the feature-drift monitors: the two
-        # are independent, and the Redis call spends its time waiting on the socket (GIL released).
-        self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-redis")
         m = ctx.metrics
         self._metrics = (  # labelled children looked up once, not per batch
             m.events.labels(stage="score", outcome="ok"),
@@ -88,19 +81,16 @@ class Scorer:
             return pred, {str(k): float(v) for k, v in proba.items()} or None
         return self.model.predict_one(features), None
 
-    def process(self, raws: list[RawRecord]) -> list[str]:
-        """Score one batch; returns ids joined here (labels that arrived first), to mark once delivered."""
+    def process(self, raws: list[RawRecord]) -> Scored:
+        """Score one batch and queue its Predictions; the join contexts wait for :meth:`publish_contexts`."""
         ctx, m = self.ctx, self.ctx.metrics
         t0 = time.perf_counter()
         self.maybe_swap()
         decoded = ctx.codec.decode_many(
             "FeatureEvent", [r.value for r in raws], topic=self._topic, allow_json=True
         )
-        contexts: list[tuple[str, bytes]] = []
-        predictions: dict[str, dict[str, Any]] = {}
-        watched: list[tuple[dict[str, Any], int]] = []
-        scored_at = now_ms()
-        ok = 0
+        scored = Scored(now_ms())
+        watched: list[dict[str, Any]] = []
         out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
         for raw, event in zip(raws, decoded, strict=True):
             if isinstance(event, SchemaError):
@@ -118,7 +108,7 @@ class Scorer:
                     "proba": proba,
                     "features": features,
                     "key": event.get("key"),
-                    "scored_at": scored_at,
+                    "scored_at": scored.scored_at,
                 }
                 # Validated Avro for the join context; the published copy follows serving.output_encoding.
                 context = ctx.codec.encode("Prediction", value, topic="predictions", complete=True)
@@ -126,28 +116,34 @@ class Scorer:
             except Exception as exc:  # one bad record never stops the stream
                 ctx.deadletter("score", raw, exc)
                 continue
-            contexts.append((event["id"], context))
-            predictions[event["id"]] = value
-            ok += 1
+            scored.contexts.append((event["id"], context))
+            scored.predictions[event["id"]] = value
             if raw.timestamp_ms:
-                m.end_to_end_latency.observe(max(0.0, (scored_at - raw.timestamp_ms) / 1000.0))
-            self.index += 1
-            watched.append((features, self.index))
-        waiting: Future[list[tuple[str, bytes]]] | _Done
-        if len(contexts) >= OVERLAP_MIN:
-            waiting = self._redis.submit(self.store.put_predictions, contexts, scored_at)
-        else:  # a small batch: handing the call to a thread costs more than the overlap saves
-            waiting = _Done(self.store.put_predictions(contexts, scored_at))
-        # Indices are consecutive (self.index counts the watched events): one vectorised pass over the batch.
+                m.end_to_end_latency.observe(max(0.0, (scored.scored_at - raw.timestamp_ms) / 1000.0))
+            watched.append(features)
         if watched:
-            for signal in self.features_drift.update_many([f for f, _ in watched], watched[0][1]):
+            # One vectorised pass over the batch; stream indices are consecutive.
+            for signal in self.features_drift.update_many(watched, self.index + 1):
                 self._emit_drift(signal)
-        joined = self._join_waiting_labels(waiting.result(), predictions)
+            self.index += len(watched)
         ok_events, batch_size, seconds = self._metrics
-        ok_events.inc(ok)
+        ok_events.inc(len(scored.contexts))
         batch_size.observe(len(raws))
         seconds.observe(time.perf_counter() - t0)
-        return joined
+        return scored
+
+    def publish_contexts(self, scored: Scored) -> list[str]:
+        """Once the batch's Predictions are acknowledged: store the join contexts in Redis (one round trip) and join
+        the labels that were parked waiting for them; returns the ids joined here, to mark once delivered.
+
+        Only now: a context written before its Prediction was delivered could be joined to a label and then lost
+        with a crash (the batch scored again, perhaps by a newer version), giving a TrainingExample whose
+        prediction nobody was ever served. A label arriving in between is parked and joined here.
+        """
+        if not scored.contexts:
+            return []
+        waiting = self.store.put_predictions(scored.contexts, scored.scored_at)
+        return self._join_waiting_labels(waiting, scored.predictions)
 
     def _join_waiting_labels(
         self, waiting: list[tuple[str, bytes]], predictions: dict[str, dict[str, Any]]
