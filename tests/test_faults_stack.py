@@ -7,6 +7,7 @@ other tests use), with a fresh topic prefix per test. The oracle is the one of :
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -59,18 +60,26 @@ def _retries(pipeline: Pipeline) -> float:
     return pipeline.metric_sum("driftline_events_total", outcome="retry")
 
 
-def test_broker_stopped_and_restarted(private: PrivateStack, pipeline: Pipeline) -> None:
+@contextlib.contextmanager
+def _fault_after_a_third(pipeline: Pipeline, timeout: float = 180) -> Iterator[None]:
+    """Run every stage and stream N events at RATE; the block (the fault) runs once a third are sent. Then every
+    event must come through and the run pass the oracle (tests.fault_helpers.check_run)."""
     pipeline.start("score", "join", "train")
     events = make_events(N)
     publisher = Publisher(pipeline, events, rate=RATE)
     publisher.start()
     publisher.wait_sent(N // 3)
-    private.stop_kafka()
-    time.sleep(3)
-    private.up()
+    yield
     publisher.finish()
-    out = wait_complete(pipeline, events, _ids(events), timeout=180)
+    out = wait_complete(pipeline, events, _ids(events), timeout=timeout)
     check_run(pipeline, out, events, _ids(events))
+
+
+def test_broker_stopped_and_restarted(private: PrivateStack, pipeline: Pipeline) -> None:
+    with _fault_after_a_third(pipeline):
+        private.stop_kafka()
+        time.sleep(3)
+        private.up()
     pipeline.assert_alive()
 
 
@@ -79,34 +88,20 @@ def test_broker_paused_30s(private: PrivateStack, pipeline: Pipeline) -> None:
     rejoin after SIGCONT. The pause often lands while the scorer still holds its partitions paused for the first
     model; a partition revoked then keeps librdkafka's pause flag when it comes back (a scorer that scored
     nothing, until BatchSource resumed partitions on every assignment)."""
-    pipeline.start("score", "join", "train")
-    events = make_events(N)
-    publisher = Publisher(pipeline, events, rate=RATE)
-    publisher.start()
-    publisher.wait_sent(N // 3)
-    pid = private.pause_kafka()
-    try:
-        time.sleep(30)
-    finally:
-        private.resume(pid)
-    publisher.finish()
-    out = wait_complete(pipeline, events, _ids(events), timeout=180)
-    check_run(pipeline, out, events, _ids(events))
+    with _fault_after_a_third(pipeline):
+        pid = private.pause_kafka()
+        try:
+            time.sleep(30)
+        finally:
+            private.resume(pid)
     pipeline.assert_alive()
 
 
 def test_redis_restarted(private: PrivateStack, pipeline: Pipeline) -> None:
-    pipeline.start("score", "join", "train")
-    events = make_events(N)
-    publisher = Publisher(pipeline, events, rate=RATE)
-    publisher.start()
-    publisher.wait_sent(N // 3)
-    private.stop_redis()
-    time.sleep(2)
-    private.up()
-    publisher.finish()
-    out = wait_complete(pipeline, events, _ids(events), timeout=180)
-    check_run(pipeline, out, events, _ids(events))
+    with _fault_after_a_third(pipeline):
+        private.stop_redis()
+        time.sleep(2)
+        private.up()
     assert _retries(pipeline) > 0, "no stage noticed Redis was down"
 
 
@@ -147,25 +142,18 @@ def _send_labels(pipeline: Pipeline, events: list) -> None:
 
 def test_redis_out_of_memory(private: PrivateStack, pipeline: Pipeline) -> None:
     """Redis refuses writes (maxmemory reached, noeviction): stages retry their batch, nothing is skipped."""
-    pipeline.start("score", "join", "train")
-    events = make_events(N)
-    publisher = Publisher(pipeline, events, rate=RATE)
-    publisher.start()
-    publisher.wait_sent(N // 3)
-    client = private.redis()
-    try:
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", "1")
+    with _fault_after_a_third(pipeline):
+        client = private.redis()
         try:
-            pipeline.wait_until("a batch refused by Redis", lambda: _retries(pipeline) > 0, timeout=30)
-            time.sleep(3)
+            client.config_set("maxmemory-policy", "noeviction")
+            client.config_set("maxmemory", "1")
+            try:
+                pipeline.wait_until("a batch refused by Redis", lambda: _retries(pipeline) > 0, timeout=30)
+                time.sleep(3)
+            finally:
+                client.config_set("maxmemory", "0")
         finally:
-            client.config_set("maxmemory", "0")
-    finally:
-        client.close()
-    publisher.finish()
-    out = wait_complete(pipeline, events, _ids(events), timeout=180)
-    check_run(pipeline, out, events, _ids(events))
+            client.close()
     pipeline.assert_alive()
 
 
@@ -175,19 +163,12 @@ def test_batch_slower_than_max_poll_interval(private: PrivateStack, pipeline: Pi
     the stage finishes its batch, rejoins and redoes what was not committed. Nothing lost, nothing learned
     twice."""
     pipeline.extra_env.update({"BROKER_MAX_POLL_INTERVAL": "8"})
-    pipeline.start("score", "join", "train")
-    events = make_events(N)
-    publisher = Publisher(pipeline, events, rate=RATE)
-    publisher.start()
-    publisher.wait_sent(N // 3)
-    client = private.redis()
-    try:
-        client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
-        time.sleep(20)
-    finally:
-        client.execute_command("CLIENT", "UNPAUSE")
-        client.close()
-    publisher.finish()
-    out = wait_complete(pipeline, events, _ids(events), timeout=60)
-    check_run(pipeline, out, events, _ids(events))
+    with _fault_after_a_third(pipeline, timeout=60):
+        client = private.redis()
+        try:
+            client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+            time.sleep(20)
+        finally:
+            client.execute_command("CLIENT", "UNPAUSE")
+            client.close()
     pipeline.assert_alive()
