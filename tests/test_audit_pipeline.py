@@ -1,6 +1,6 @@
 """The audit chain on the real local stack: a trainer writes releases, decisions and control commands to the
 ``audit`` topic and its file; ``driftline audit verify`` passes, then fails on a tampered copy and on a forged
-entry appended to the topic."""
+entry appended to the topic. Releases carry what changed, and ``models diff`` shows it."""
 
 from __future__ import annotations
 
@@ -49,6 +49,19 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
     assert report["ok"] is True
     assert {c["source"] for c in report["checks"]} == {"file", "topic"}
     assert all(c["entries"] == len(entries) for c in report["checks"])
+
+    # Every release says what changed from its parent; `models diff` shows it from the signed artifacts.
+    releases = [e["record"] for e in entries if e["kind"] == "release"]
+    assert releases[0]["reason"] == "initial" and releases[0]["changes"] is None
+    later = [r for r in releases if r["reason"] == "incremental"]
+    assert later, f"no incremental release audited: {[r['reason'] for r in releases]}"
+    assert later[-1]["changes"]["top"][0]["feature"] == "a"  # the label is a > 0.5
+    assert later[-1]["data_range"]["last_index"] >= later[-1]["data_range"]["first_index"] >= 0
+    assert later[-1]["decision"]["outcome"]
+    last = later[-1]["version"]
+    diff = json.loads(pipeline.cli("models", "diff", "1", str(last), "--json").stdout)
+    assert diff["weights"]["top"][0]["feature"] == "a" and diff["b"]["version"] == last
+    assert "largest changes" in pipeline.cli("models", "diff", "1", str(last)).stdout
 
     # A tampered copy of the topic: one guard/control outcome rewritten.
     copy = tmp_path / "copy.jsonl"

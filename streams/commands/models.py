@@ -17,6 +17,7 @@ from connectors.topics import ensure_topics
 from driftline.errors import ArtifactError
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
+from streams.commands.models_diff import register_diff
 from streams.join import join_namespace
 from streams.releases import read_releases
 from streams.settings import Settings, load_settings
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=_set)
+    register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
