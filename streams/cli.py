@@ -26,6 +26,7 @@ COMMANDS = (
     "status",
     "bench",
     "audit",
+    "explain",
 )
 
 
