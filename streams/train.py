@@ -328,7 +328,7 @@ class Trainer:
             try:
                 for event in self.apply(cmd["command"], dict(cmd.get("args") or {})):
                     self.handle(event)
-            except DriftlineError as exc:
+            except (DriftlineError, ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as exc:
                 outcome = f"refused: {exc}"
                 ctx.deadletter("control", raw, exc)
             ctx.metrics.events.labels(
