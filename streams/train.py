@@ -34,11 +34,12 @@ from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
 from streams.join import join_namespace
-from streams.releases import load_verified, read_releases
+from streams.releases import CheckedReleases, load_verified, read_checked_releases
 from streams.runtime import RawRecord, WorkerContext, now_ms
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("driftline.security")
 
 SEEN_IDS = 200_000  # recent learned ids kept to drop duplicate joins (bounded memory)
 
@@ -195,10 +196,9 @@ class Trainer:
                 self.lifecycle.served_version,
                 self.lifecycle.n_learned,
             )
-        released = [
-            r for r in read_releases(self.ctx.settings, self.ctx.codec) if r.get("model") == self.ctx.model
-        ]
-        latest = max((int(r["version"]) for r in released), default=0)
+        # Verify, then choose: only a verified release moves the next version to reserve (a forged 2^63-1
+        # must not leave the trainer unable to publish).
+        latest = self.releases().newest()
         self.lifecycle.reserve_versions(latest)
         if state is None and latest == 0:
             self.publish(self.lifecycle.initial_release())
@@ -359,13 +359,26 @@ class Trainer:
             return [lc.adopt(self.restore(int(parent)), version=int(parent), reason="rollback")]
         return lc.apply_control(command, args)
 
+    def releases(self) -> CheckedReleases:
+        """This model's releases on ``models``, verified; unverified ones are counted and logged."""
+        checked = read_checked_releases(self.ctx.settings, self.ctx.codec, model=self.ctx.model)
+        for release, reason, message in checked.rejected:
+            self.ctx.metrics.releases_rejected.labels(model=self.ctx.model, reason=reason).inc()
+            security_log.warning(
+                "SECURITY: release %s v%s on the models topic ignored: %s",
+                self.ctx.model,
+                release.get("version"),
+                message,
+            )
+        return checked
+
     def release_record(self, version: int) -> dict[str, Any]:
-        for release in read_releases(self.ctx.settings, self.ctx.codec):
-            if release.get("model") == self.ctx.model and int(release["version"]) == version:
-                return release
+        release = self.releases().get(version)
+        if release is not None:
+            return release
         raise LearnerError(
             f"version {version} of {self.ctx.model!r} is not on {self.ctx.settings.topic('models')} "
-            "(unknown, or compacted away)"
+            "as a verified release (unknown, forged, or compacted away)"
         )
 
     def restore(self, version: int) -> Any:

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +15,11 @@ import redis
 
 from connectors.producer import EventProducer, now_ms
 from connectors.topics import ensure_topics
-from driftline.errors import ArtifactError
+from driftline.errors import ArtifactError, DriftlineError
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
 from streams.join import join_namespace
-from streams.releases import read_releases
+from streams.releases import read_checked_releases
 from streams.settings import Settings, load_settings
 
 
@@ -66,12 +67,63 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=global_overrides(args))
 
 
-def _registry(settings: Settings) -> ModelRegistry:
+@dataclass
+class Releases:
+    """The model's releases as the commands show them: a registry of the verified ones (or, with no signing key
+    configured, of every one, marked unchecked) and the records that failed verification."""
+
+    registry: ModelRegistry
+    rejected: list[dict[str, Any]]
+    checked: bool
+
+
+def _registry(settings: Settings) -> Releases:
+    checked = read_checked_releases(settings, model=settings.model.name)
     registry = ModelRegistry(settings.model.name)
-    for release in read_releases(settings):
-        if release.get("model") == settings.model.name:
+    rejected = [_unverified_row(r, reason, message) for r, reason, message in checked.rejected]
+    for release in checked.verified + checked.unchecked:
+        try:
             registry.add(release)
-    return registry
+        except DriftlineError as exc:  # unchecked: two records claim one version (one of them is forged)
+            rejected.append(_unverified_row(release, "conflict", str(exc)))
+    if not checked.checked:
+        print(
+            "driftline models: no signing key configured (DRIFTLINE_SIGNING_KEY): releases are shown "
+            "UNVERIFIED, and a forged one would look genuine",
+            file=sys.stderr,
+        )
+    return Releases(registry, rejected, checked.checked)
+
+
+def _unverified_row(release: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """What a record that failed verification claims, marked as such; it is never current."""
+    metrics = release.get("metrics")
+    return {
+        "model": release.get("model"),
+        "version": release.get("version"),
+        "parent": release.get("parent"),
+        "created_at": release.get("created_at"),
+        "reason": release.get("reason"),
+        "decision": release.get("decision") or "",
+        "current": False,
+        "verified": False,
+        "rejected": reason,
+        "error": message,
+        "n_learned": None,
+        "metrics": metrics if isinstance(metrics, dict) else {},
+        "lineage": [],
+    }
+
+
+def _describe(releases: Releases, version: int | None) -> dict[str, Any]:
+    info = releases.registry.describe(version)
+    info["verified"] = True if releases.checked else None
+    return info
+
+
+def _rows(releases: Releases) -> list[dict[str, Any]]:
+    rows = [_describe(releases, v) for v in releases.registry.versions()] + releases.rejected
+    return sorted(rows, key=lambda r: (int(r["version"]), bool(r["verified"])), reverse=True)
 
 
 def _when(ms: Any) -> str:
@@ -83,8 +135,7 @@ def _when(ms: Any) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = _registry(settings)
-    rows = [registry.describe(v) for v in sorted(registry.versions(), reverse=True)]
+    rows = _rows(_registry(settings))
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
@@ -97,6 +148,12 @@ def _list(args: argparse.Namespace) -> int:
         f"{'n_learned':>9}  {'accuracy':>8}  current"
     )
     for r in rows:
+        if r["verified"] is False:
+            print(
+                f"{r['version']!s:>7}  UNVERIFIED ({r['rejected']}): ignored by scorers and the trainer; "
+                f"{str(r['error'])[:80]}"
+            )
+            continue
         acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
         print(
             f"{r['version']:>7}  {r['parent'] if r['parent'] is not None else '-':>6}  {r['reason']:<11}  "
@@ -131,12 +188,23 @@ def _text(value: bytes | str) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = _registry(settings)
+    releases = _registry(settings)
     try:
-        info = registry.describe(args.version)
+        info = _describe(releases, args.version)
     except ArtifactError as exc:
-        print(f"driftline models show: {exc}", file=sys.stderr)
-        return 1
+        forged = [r for r in releases.rejected if args.version is not None and r["version"] == args.version]
+        if not forged:
+            print(f"driftline models show: {exc}", file=sys.stderr)
+            return 1
+        info = forged[0]
+        if args.json:
+            print(json.dumps(info, sort_keys=True, default=str))
+        else:
+            print(
+                f"model      {info['model']}  version {info['version']}  UNVERIFIED ({info['rejected']}): "
+                f"ignored by scorers and the trainer\nerror      {info['error']}"
+            )
+        return 0
     if args.version is None:
         live = trainer_status(settings)
         info["trainer"] = live
