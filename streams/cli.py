@@ -25,6 +25,7 @@ COMMANDS = (
     "demo",
     "status",
     "bench",
+    "console",
 )
 
 
