@@ -25,12 +25,17 @@ RATE_TOPICS = ("features", "predictions", "training", "deadletter")
 RATE_WINDOW_S = 15.0
 
 
-def _role(group: str, settings: Settings) -> str:
-    """``driftline-<prefix><model>-score`` -> ``score`` (the Faust app id names the roles it runs)."""
-    head = f"driftline-{settings.kafka.topic_prefix}"
-    rest = group[len(head) :] if group.startswith(head) else group
-    model, _, roles = rest.rpartition("-")
-    return roles if model else rest
+ROLES = ("score", "join", "train")
+
+
+def _role(group: str) -> str:
+    """``driftline-<prefix><model>-score-join-train`` -> ``score+join+train`` (the Faust app id ends with the
+    roles the worker runs; a model name may contain dashes too, so only known role words are taken)."""
+    parts = group.split("-")
+    roles: list[str] = []
+    while parts and parts[-1] in ROLES:
+        roles.insert(0, parts.pop())
+    return "+".join(roles) or "?"
 
 
 class Overview:
@@ -66,7 +71,7 @@ class Overview:
         out["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
         workers = []
         for g in status.get("workers", []):
-            workers.append({**g, "role": _role(g["group"], s)})
+            workers.append({**g, "role": _role(g["group"])})
         out["workers"] = workers
         out["served_version"] = next(
             (m["served_version"] for m in status.get("models", []) if m["model"] == s.model.name), None

@@ -216,21 +216,22 @@ def quality_view(
     drift alarms, promotions and rollbacks placed on the same axis by time; per-feature drift; segment metrics."""
     model, regression = settings.model.name, settings.model.task == "regression"
     examples = [t for t in training if t.get("model", model) == model and "undecodable" not in t]
-    scores: list[float] = []
-    for t in examples:
+    scored: list[tuple[int, float]] = []  # (example index, 1/0 correct or absolute error)
+    for i, t in enumerate(examples):
         y, p = t.get("label"), t.get("prediction")
-        if regression:
-            try:
-                scores.append(abs(float(p) - float(y)))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                scores.append(float("nan"))
-        else:
-            scores.append(1.0 if p == y else 0.0)
-    rolled = _rolling([s for s in scores if s == s], window)
+        if not regression:
+            scored.append((i, 1.0 if p == y else 0.0))
+            continue
+        try:
+            scored.append((i, abs(float(p) - float(y))))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue  # no numeric prediction (an untrained model answers None): no error to average
+    rolled = _rolling([v for _, v in scored], window)
     step = max(1, len(rolled) // points)
+    keep = sorted(set(range(0, len(rolled), step)) | ({len(rolled) - 1} if rolled else set()))
     series = [
-        {"i": i, "value": rolled[i], "version": int(examples[i].get("version") or 0)}
-        for i in range(0, len(rolled), step)
+        {"i": scored[k][0], "value": rolled[k], "version": int(examples[scored[k][0]].get("version") or 0)}
+        for k in keep
     ]
     times = [int(t["kafka_ts"]) for t in examples]
 

@@ -69,6 +69,15 @@ function replace(node) {
   main.replaceChildren(node);
 }
 
+// Redraw only when the data changed: a redraw resets scrolling and selection, and the stream ticks every 2 s.
+let shown = "";
+function isNew(data) {
+  const text = JSON.stringify(data);
+  if (text === shown) return false;
+  shown = text;
+  return true;
+}
+
 // -- live updates ------------------------------------------------------------------------------------------------
 const live = document.getElementById("live");
 let lastTail = -1;
@@ -172,6 +181,7 @@ function lineageGraph(nodes) {
 async function lineagePage() {
   const render = async () => {
     const data = await api("/api/lineage");
+    if (!isNew(data)) return;
     const nodes = data.releases;
     replace(el("div", {},
       el("h1", {}, `Model lineage: ${data.model} (${nodes.length} releases)`),
@@ -226,6 +236,7 @@ function qualityChart(q) {
 async function driftPage() {
   const render = async () => {
     const q = await api("/api/quality");
+    if (!isNew(q)) return;
     const last = q.series.length ? q.series[q.series.length - 1].value : null;
     const segs = Object.entries(q.segments);
     replace(el("div", {},
@@ -258,6 +269,7 @@ async function deadlettersPage() {
   const params = new URLSearchParams(location.search);
   const render = async () => {
     const d = await api("/api/deadletters?" + params.toString());
+    if (!isNew(d)) return;
     const select = (name, counts) => el("select", { id: "filter-" + name, onchange: (ev) => {
         if (ev.target.value) params.set(name, ev.target.value); else params.delete(name);
         history.replaceState(null, "", "?" + params.toString()); render(); } },
@@ -317,7 +329,8 @@ async function actionsPage() {
     const a = await api("/api/audit");
     auditBody.replaceChildren(...a.entries.slice(0, 100).map((e) => el("tr", { "data-id": e.id || "", "data-kind": e.kind },
       el("td", {}, when(e.ts)), el("td", {}, e.kind), el("td", {}, e.command || e.outcome || e.reason || ""),
-      el("td", { class: "detail" }, fmt(e.args || e.evidence || e.metrics || "")), el("td", {}, e.id || ""),
+      el("td", { class: "detail", title: fmt(e.args || e.evidence || e.metrics || "") }, fmt(e.args || e.evidence || e.metrics || "").slice(0, 240)),
+      el("td", {}, e.id || ""),
       el("td", {}, e.outcome || e.remote || ""))));
   };
   replace(el("div", {},
