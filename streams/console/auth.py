@@ -102,7 +102,8 @@ class ConsoleAuth:
                 if not self._matches(token):
                     return self._refuse(request, 401, "wrong token")
                 # Trade the token in the URL for a cookie, and drop it from the address bar (and history).
-                location = request.rel_url.without_query("token").human_repr()
+                rest = [(k, v) for k, v in request.query.items() if k != "token"]
+                location = str(request.rel_url.with_query(rest))
                 response = web.Response(status=303, headers={"Location": location})
                 response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
                 return response
