@@ -158,6 +158,7 @@ def deadletter_view(
     """
     items = []
     for r in rows:
+        value: Any
         if "undecodable" in r:
             error, src, value = f"undecodable dead letter: {r['undecodable']}", "?", b""
         else:
