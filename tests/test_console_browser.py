@@ -192,6 +192,11 @@ def test_overview_shows_the_served_version_that_models_show_reports(
     # The API mirrors the CLI: same champion, same list of releases.
     status, current = world.request("GET", "/api/models/current")
     assert status == 200 and (current["version"], current["sha256"]) == (shown["version"], shown["sha256"])
+    status, api_status = world.request("GET", "/api/status")
+    cli_status = world.pipeline.cli_json("status", "--json")[0]
+    assert status == 200 and api_status.keys() == cli_status.keys()
+    assert [g["group"] for g in api_status["workers"]] == [g["group"] for g in cli_status["workers"]]
+    assert api_status["models"][0]["served_version"] == cli_status["models"][0]["served_version"] == served
     listed = world.pipeline.cli_json("models", "list", "--json")
     status, api_list = world.request("GET", "/api/models")
     assert status == 200
@@ -318,3 +323,38 @@ def test_an_action_without_the_token_is_refused_and_with_it_reaches_control_and_
     )
     assert status == 200 and resumed["sent"]["command"] == "resume_learning"
     pipeline.wait_until("learning resumed", lambda: pipeline.trainer().get("paused") is False, timeout=30)
+
+
+def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    browser.get(world.url + "actions")
+    wait(browser, "the actions page", lambda d: d.find_elements(By.ID, "act-set"))
+    browser.execute_script("sessionStorage.setItem('driftline-token', arguments[0])", world.token)
+    browser.find_element(By.ID, "set-key").send_keys("guard.alpha")
+    browser.find_element(By.ID, "set-value").send_keys("0.02")
+    browser.find_element(By.ID, "act-set").click()
+
+    def answer(d: webdriver.Chrome) -> str | None:
+        text = d.find_element(By.ID, "action-result").text
+        return (
+            text if text.endswith((": ok", ")")) and "waiting" not in text and "sending" not in text else None
+        )
+
+    assert wait(browser, "the answer to set", answer).startswith("set (id ")
+    assert browser.find_element(By.ID, "action-result").text.endswith(": ok")
+    sets = [c for c in world.pipeline.values("control") if c["command"] == "set"]
+    assert [c["args"] for c in sets] == [{"guard.alpha": "0.02"}]
+
+    # Nothing is held: the trainer refuses, and the page says so (the answer comes from the audit log).
+    browser.find_element(By.ID, "act-promote").click()
+    refused = wait(
+        browser,
+        "the refusal of promote held",
+        lambda d: (
+            (t := d.find_element(By.ID, "action-result").text).startswith("promote") and "refused" in t and t
+        ),
+    )
+    assert "held" in refused
+    promotes = [c for c in world.pipeline.values("control") if c["command"] == "promote"]
+    assert [c["args"] for c in promotes] == [{"candidate": "held"}]
