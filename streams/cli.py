@@ -27,6 +27,7 @@ COMMANDS = (
     "demo",
     "status",
     "bench",
+    "console",
 )
 
 
