@@ -28,6 +28,7 @@ COMMANDS = (
     "status",
     "bench",
     "console",
+    "audit",
 )
 
 
