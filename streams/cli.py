@@ -16,6 +16,8 @@ from driftline.errors import DriftlineError
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
     "stack",
+    "topics",
+    "doctor",
     "config",
     "worker",
     "produce",
@@ -25,6 +27,7 @@ COMMANDS = (
     "demo",
     "status",
     "bench",
+    "console",
     "audit",
     "explain",
 )
