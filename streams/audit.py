@@ -25,21 +25,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from connectors.consumer import read_to_end
-from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from connectors.topics import TopicSpec, _wait_visible
+from connectors.topics import TopicSpec, ensure_topics
 from driftline.audit_chain import AuditHead, from_line, head_of, make_entry, sign_head, to_line, verify
-from driftline.errors import StackError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 AUDIT_TOPIC = "audit"
-# Unlimited retention, never compacted: every entry stays (the contract's Additions, governance).
-AUDIT_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
 Publish = Callable[[bytes, str], None]
 
@@ -57,35 +50,9 @@ def signing_keys(settings: Settings) -> list[bytes]:
     return keys + ([previous] if previous else [])
 
 
-def audit_topic_spec(settings: Settings) -> TopicSpec:
-    return TopicSpec(
-        name=settings.topic(AUDIT_TOPIC),
-        partitions=1,  # one writer per model chain and a total order to read back
-        replication_factor=settings.kafka.replication_factor,
-        config=dict(AUDIT_TOPIC_CONFIG),
-    )
-
-
 def ensure_audit_topic(settings: Settings, timeout: float = 30.0) -> TopicSpec:
-    """Create ``<prefix>audit`` if missing (an existing one is left as it is)."""
-    spec = audit_topic_spec(settings)
-    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
-    try:
-        if spec.name in admin.list_topics(timeout=timeout).topics:
-            return spec
-        futures = admin.create_topics(
-            [NewTopic(spec.name, spec.partitions, spec.replication_factor, config=dict(spec.config))],
-            operation_timeout=timeout,
-            request_timeout=timeout,
-        )
-        for future in futures.values():
-            future.result()
-    except KafkaException as exc:
-        err = exc.args[0]
-        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise StackError(f"cannot create topic {spec.name}: {err}") from exc
-    _wait_visible(admin, [spec.name], timeout)
-    return spec
+    """Create ``<prefix>audit`` if missing (connectors.topics: one partition, delete-only, kept forever)."""
+    return ensure_topics(settings, (AUDIT_TOPIC,), timeout)[AUDIT_TOPIC]
 
 
 def read_file(path: Path) -> list[Any]:
