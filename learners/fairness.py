@@ -171,6 +171,7 @@ def fairness_check(
 ) -> tuple[bool | str | None, dict[str, float]]:
     """(check, evidence): ``check`` is None when no bound is set, True when no gap widens by more than
     ``max_widening`` (candidate gap minus baseline gap, on the same examples), else a string naming the gap.
+    It passes when the baseline answered fewer than two segments with ``min_n`` examples (nothing to compare).
 
     Both models are measured with the same positive class (taken from the labels, shared by both).
     """
@@ -183,6 +184,12 @@ def fairness_check(
         monitor.positive, monitor.min_n = positive, min_n
     cand, base = evidence.candidate.gaps(), evidence.baseline.gaps()
     out: dict[str, float] = {}
+    compared = sum(1 for r in evidence.baseline.rates().values() if r.get("n", 0) >= min_n)
+    out["fairness.baseline_segments"] = float(compared)
+    if compared < 2:
+        # The baseline answered too few examples per segment (an untrained first model answers nothing): there
+        # is no gap to compare with, and refusing every first model would leave nothing served at all.
+        return True, out
     worst = ""
     for name in GUARDED_GAPS[evidence.task]:
         widening = cand[name] - base[name]

@@ -144,3 +144,13 @@ def test_fairness_evidence_uses_one_positive_class_for_both_models() -> None:
     assert evidence["fairness.demographic_parity.candidate"] == 0.0
     assert evidence["fairness.demographic_parity.baseline"] == pytest.approx(1.0)
     assert check is True  # the candidate narrows the gap
+
+
+def test_a_baseline_without_answers_cannot_be_widened_against() -> None:
+    """The first trained model is judged against an untrained one that answers nothing (None): it may pass."""
+    ev = PairedEvidence("classification")
+    for i in range(400):
+        segment = "a" if i % 2 else "b"
+        ev.add(i % 3 == 0, segment == "a", None, segment)  # the candidate's positive rate: 1 on a, 0 on b
+    check, evidence = fairness_check(ev.__dict__["fairness"], 0.05)
+    assert check is True and evidence["fairness.baseline_segments"] == 0
