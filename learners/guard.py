@@ -266,7 +266,7 @@ def sanity_checks(
         if gap > config.segment_margin and not worst:
             worst = f"segment {segment!r} worse by {gap:.3f} > {config.segment_margin}"
     checks["segments"] = worst or True
-    fair, fair_evidence = fairness_check(ev.__dict__.get("fairness"), config.fairness_max_widening)
+    fair, fair_evidence = fairness_check(ev.__dict__.get("fairness"), config.fairness_max_gap)
     if fair is not None:  # a bound is set (learners/fairness.py)
         checks["fairness"] = fair
         evidence.update(fair_evidence)

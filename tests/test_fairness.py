@@ -107,7 +107,7 @@ def test_guard_refuses_a_more_accurate_candidate_that_widens_a_gap() -> None:
     assert summary["candidate_accuracy"] > summary["baseline_accuracy"] + 0.15
     loose = judge("challenger", ev, GuardConfig())
     assert loose.outcome == "promote", loose.text  # no fairness bound: accuracy wins
-    strict = judge("challenger", ev, dataclasses.replace(GuardConfig(), fairness_max_widening=0.05))
+    strict = judge("challenger", ev, dataclasses.replace(GuardConfig(), fairness_max_gap=0.1))
     assert strict.outcome == "reject", strict.text
     assert "demographic_parity gap" in str(strict.checks["fairness"])
     assert strict.evidence["fairness.demographic_parity.candidate"] == pytest.approx(0.2)
@@ -117,7 +117,7 @@ def test_guard_refuses_a_more_accurate_candidate_that_widens_a_gap() -> None:
 
 def test_guard_promotes_a_better_candidate_that_keeps_the_gaps() -> None:
     decision = judge(
-        "challenger", paired(widening=False), dataclasses.replace(GuardConfig(), fairness_max_widening=0.05)
+        "challenger", paired(widening=False), dataclasses.replace(GuardConfig(), fairness_max_gap=0.1)
     )
     assert decision.outcome == "promote", decision.text
     assert decision.checks["fairness"] is True
@@ -126,13 +126,14 @@ def test_guard_promotes_a_better_candidate_that_keeps_the_gaps() -> None:
 def test_fairness_check_is_off_without_a_bound_and_survives_old_pickles() -> None:
     ev = paired(widening=True)
     assert fairness_check(ev.__dict__["fairness"], None) == (None, {})
+    assert fairness_check(ev.__dict__["fairness"], 0.5)[0] is True  # 0.2 and 0.4 are within a 0.5 bound
     old = PairedEvidence("classification")
     old.add(1, 1, 1, "a")
     del old.__dict__["fairness"]  # as if pickled in a checkpoint before the fairness evidence existed
     old.add(1, 1, 1, "a")
     assert old.__dict__["fairness"].candidate.rates()["a"]["n"] == 1
     fresh = PairedEvidence("classification")
-    decision = judge("challenger", fresh, dataclasses.replace(GuardConfig(), fairness_max_widening=0.05))
+    decision = judge("challenger", fresh, dataclasses.replace(GuardConfig(), fairness_max_gap=0.1))
     assert decision.checks["fairness"] is True  # no segments seen: no gap to widen
 
 
@@ -154,3 +155,21 @@ def test_a_baseline_without_answers_cannot_be_widened_against() -> None:
         ev.add(i % 3 == 0, segment == "a", None, segment)  # the candidate's positive rate: 1 on a, 0 on b
     check, evidence = fairness_check(ev.__dict__["fairness"], 0.05)
     assert check is True and evidence["fairness.baseline_segments"] == 0
+
+
+def gap_evidence(cand_b_rate: float, base_b_rate: float) -> FairnessEvidence:
+    """Segment a: both models predict positive always; segment b: positive for the given share of 40."""
+    fe = FairnessEvidence("classification")
+    for i in range(40):
+        fe.add("a", i % 2, 1, 1)
+        fe.add("b", i % 2, int(i < cand_b_rate * 40), int(i < base_b_rate * 40))
+    return fe
+
+
+def test_a_gap_over_the_bound_is_refused_only_when_wider_than_the_baselines() -> None:
+    narrower, evidence = fairness_check(gap_evidence(0.7, 0.5), 0.1)  # 0.5 -> 0.3: an improvement
+    assert narrower is True and evidence["fairness.demographic_parity.candidate"] == pytest.approx(0.3)
+    wider, _ = fairness_check(gap_evidence(0.7, 0.8), 0.1)  # 0.2 -> 0.3
+    assert isinstance(wider, str) and wider.startswith("demographic_parity gap 0.200 -> 0.300")
+    within, _ = fairness_check(gap_evidence(0.95, 1.0), 0.1)  # 0.0 -> 0.05: wider, but within the bound
+    assert within is True
