@@ -216,3 +216,32 @@ def release_explanation(release: Any, lifecycle: Any = None, top: int = 10) -> d
         "decision": json.loads(decision.to_json()) if decision is not None else None,
         "changes": weight_changes(parent_model, release.model, top) if parent_model is not None else None,
     }
+
+
+def describe_release(record: Mapping[str, Any], top: int = 3) -> dict[str, str]:
+    """One audited release (the record :func:`release_explanation` wrote) as short readable texts: where its data
+    came from, its largest changes and the guard's evidence."""
+    data = record.get("data_range") or {}
+    learned = "-"
+    if data:
+        learned = f"examples {data.get('first_index', '?')}..{data.get('last_index', '?')}"
+    changes = record.get("changes") or {}
+    rows = changes.get("top") or []
+    if rows:
+        shown = ", ".join(f"{r['feature']} {r['delta']:+.3g}" for r in rows[:top] if r.get("delta"))
+        changed = f"{shown or 'no change'} ({changes.get('unit') or changes.get('method')})"
+    else:
+        changed = (
+            "first release" if record.get("reason") == "initial" else "not compared (no parent model at hand)"
+        )
+    decision = record.get("decision") or {}
+    evidence = decision.get("evidence") or {}
+    if "candidate_accuracy" in evidence:
+        guard = f"accuracy {evidence['baseline_accuracy']:.3f} -> {evidence['candidate_accuracy']:.3f}"
+    elif "candidate_mae" in evidence:
+        guard = f"MAE {evidence['baseline_mae']:.4g} -> {evidence['candidate_mae']:.4g}"
+    else:
+        guard = str(record.get("reason") or "-")
+    if "n" in evidence:
+        guard += f" on {int(evidence['n'])} paired labels"
+    return {"learned_from": learned, "changes": changed, "guard": guard}

@@ -185,3 +185,21 @@ def topic_publisher(settings: Settings, produce: Callable[[str, bytes, str], Non
         produce(topic, data, model)
 
     return publish
+
+
+def release_rows(path: Path) -> list[tuple[Any, ...]]:
+    """(version, parent, reason, learned from, largest changes, guard evidence) for each release in a chain file:
+    the "what changed" table of the demo report."""
+    from learners.explain import describe_release
+
+    rows = []
+    for entry in read_file(path):
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("kind") == "release"
+            and isinstance(entry.get("record"), Mapping)
+        ):
+            record = entry["record"]
+            text = describe_release(record)
+            rows.append((record.get("version"), record.get("parent"), record.get("reason"), *text.values()))
+    return rows
