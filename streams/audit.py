@@ -129,8 +129,9 @@ class AuditLog:
         """Find where the chain ends (disk and topic) and bring both copies level."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         on_disk = [e for e in read_file(self.path) if isinstance(e, Mapping)]
-        if on_disk and not all("hash" in e for e in on_disk):
-            # A trail from before the chain: keep it aside, untouched, and start a chain.
+        if on_disk and not any("hash" in e for e in on_disk):
+            # A trail from before the chain: keep it aside, untouched, and start a chain. (A file where only some
+            # lines are unchained is not moved: those lines are insertions, and `audit verify` names them.)
             aside = self.path.with_name(f"{self.path.stem}.pre-chain-{int(time.time())}.jsonl")
             os.replace(self.path, aside)
             log.warning("audit: %s predates the hash chain; kept as %s, a new chain starts", self.path, aside)
@@ -138,6 +139,7 @@ class AuditLog:
         on_topic = [
             e for e in (self._topic_entries() if self._topic_entries else []) if isinstance(e, Mapping)
         ]
+        on_disk = [e for e in on_disk if "hash" in e]
         disk_last, topic_last = (max(map(_seq, on_disk), default=-1), max(map(_seq, on_topic), default=-1))
         if topic_last > disk_last:
             missing = [e for e in on_topic if _seq(e) > disk_last]

@@ -15,6 +15,7 @@ from typing import Any
 from driftline.errors import ArtifactError, DriftlineError, SecurityError
 from learners.artifacts import ArtifactStore, verify_release
 from learners.registry import ModelRegistry
+from streams.audit import AuditLog, audit_paths
 from streams.releases import read_releases
 from streams.settings import Settings
 
@@ -88,29 +89,31 @@ def audit_path(settings: Settings) -> Path:
 
 
 def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
-    """The last ``last`` entries of the audit log, oldest first (a line that is not JSON is skipped)."""
-    path = audit_path(settings)
-    if not path.exists():
-        return []
+    """The last ``last`` entries of the trainer's and the console's audit chains, oldest first (a line that is not
+    JSON is skipped). Each entry also carries its record's fields at the top level (streams/audit.py)."""
     out = []
-    for line in path.read_text(errors="replace").splitlines()[-last:]:
-        try:
-            entry = json.loads(line)
-        except ValueError:
+    for path in (audit_path(settings), console_audit_path(settings)):
+        if not path.exists():
             continue
-        if isinstance(entry, dict):
-            out.append(entry)
-    return out
+        for line in path.read_text(errors="replace").splitlines()[-last:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+    out.sort(key=lambda e: int(e.get("ts") or 0))
+    return out[-last:]
+
+
+def console_audit_path(settings: Settings) -> Path:
+    """The console's own audit chain: a second writer must not write into the trainer's chain (it would fork)."""
+    return audit_paths(settings, f"{settings.model.name}.console")[0]
 
 
 def append_audit(settings: Settings, kind: str, record: dict[str, Any], ts: int) -> None:
-    """Add one line to the audit log, in the trainer's format (``kind``, ``ts``, ``model``, fields)."""
-    path = audit_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"kind": kind, "ts": ts, "model": settings.model.name, **record}, default=str)
-    # One write of one line in append mode: lines from the trainer and the console never interleave.
-    with path.open("a") as fh:
-        fh.write(line + "\n")
+    """Add one signed entry to the console's audit chain (``audit verify`` checks it with the trainer's)."""
+    AuditLog(settings, f"{settings.model.name}.console").append(kind, record, ts=ts)
 
 
 # -- lineage -------------------------------------------------------------------------------------------------------
