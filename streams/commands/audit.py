@@ -109,7 +109,7 @@ def _verify(args: argparse.Namespace) -> int:
             status = "OK  " if c["ok"] else "FAIL"
             head = c["head"]
             where = f"{c['source']} {c['where']}"
-            line = f"{status} {c['model']}: {c['entries']} entries"
+            line = f"{status} {c['model']}: {c['lines']} entries"
             line += f", head seq {head['seq']} {head['hash'][:12]}" if head else ""
             print(f"{line} ({where})")
             for p in c["problems"]:
