@@ -8,6 +8,7 @@ Assertions are on the DOM; each page is saved as a screenshot in ``docs/console/
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import shutil
 import subprocess
@@ -64,16 +65,19 @@ class World:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
-def _send(pipeline: Pipeline, start: int, n: int) -> None:
-    import random
-
+def _send(pipeline: Pipeline, start: int, n: int, concept: str = "a") -> None:
+    """Events ``c<start>..`` and then their labels: the label is ``x[concept] > 0.5``."""
     rng = random.Random(start)
     rows = [(f"c{i}", {"a": rng.random(), "b": rng.random()}) for i in range(start, start + n)]
     with pipeline.producer() as producer:
         for id_, x in rows:
             producer.send_feature(id_, x)
         for id_, x in rows:
-            producer.send_label(id_, int(x["a"] > 0.5))
+            producer.send_label(id_, int(x[concept] > 0.5))
+
+
+def _alarms(pipeline: Pipeline) -> list[dict[str, Any]]:
+    return [d for d in pipeline.values("drift") if not str(d["signal"]).startswith("feature:")]
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +93,12 @@ def world(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worl
     try:
         pipeline.start("all")
         # In rounds, so later events are scored by later releases (the quality chart then has a story).
-        for start in range(0, 400, 100):
-            _send(pipeline, start, 100)
+        # The concept changes for the last two rounds (the label follows b, not a): a drift alarm to show.
+        for start in range(0, 600, 100):
+            _send(pipeline, start, 100, concept="a" if start < 400 else "b")
             pipeline.wait_learned(start + 100, timeout=120)
         pipeline.wait_releases(3, timeout=120)
+        pipeline.wait_until("a drift alarm on the error", lambda: _alarms(pipeline), timeout=60)
         garbage_at = pipeline.send_raw_at("features", [SCRIPT_PAYLOAD])[0]
         pipeline.wait_until(
             "the <script> record dead-lettered",
@@ -232,9 +238,12 @@ def test_drift_page_plots_the_served_models_accuracy_with_its_releases(
     browser.get(world.url + "drift")
     wait(browser, "the quality chart", lambda d: d.find_elements(By.CSS_SELECTOR, "#quality-chart polyline"))
     n = int(browser.find_element(By.ID, "quality-n").text.replace(",", ""))
-    assert n >= 400, f"the page read {n} training examples, 400 were labelled"
+    assert n >= 600, f"the page read {n} training examples, 600 were labelled"
     marks = browser.find_elements(By.CSS_SELECTOR, "#quality-chart line.release-mark")
     assert len(marks) == len(world.pipeline.releases())
+    alarms = _alarms(world.pipeline)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#quality-chart line.alarm")) == len(alarms) >= 1
+    assert browser.find_element(By.ID, "alarm-count").text == str(len(alarms))
     # The page's rolling accuracy is that of the served predictions over the last 200 training examples.
     training = world.pipeline.values("training")[-200:]
     expected = sum(1 for t in training if t["prediction"] == t["label"]) / len(training)
