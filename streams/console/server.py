@@ -227,7 +227,7 @@ def _routes(console: Console) -> web.RouteTableDef:
             }
         )
         await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionResetError):  # the page went away
             while True:
                 try:
                     data = {"overview": await _in_thread(console.overview.get), "tail": console.tail.version}

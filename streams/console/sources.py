@@ -122,7 +122,22 @@ def _decision(release: Mapping[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_SIGNATURES: dict[tuple[Any, ...], str] = {}  # a release never changes: check each one once per process
+
+
 def _signature(release: Mapping[str, Any], settings: Settings) -> str:
+    cache_key = (
+        release.get("model"),
+        release.get("version"),
+        release.get("sha256"),
+        release.get("signature"),
+    )
+    if cache_key not in _SIGNATURES:
+        _SIGNATURES[cache_key] = _check_signature(release, settings)
+    return _SIGNATURES[cache_key]
+
+
+def _check_signature(release: Mapping[str, Any], settings: Settings) -> str:
     key = settings.model.signing_key.get().encode()
     if not key:
         return "not checked (no signing key configured)"

@@ -188,7 +188,7 @@ async function lineagePage() {
       el("h1", {}, `Model lineage: ${data.model} (${nodes.length} releases)`),
       el("div", { class: "legend" }, Object.entries(REASON_COLOR).map(([k, c]) => el("span", {}, el("b", { style: `background:${c}` }, "\u00a0\u00a0\u00a0"), " " + k)),
         el("span", {}, "* serving")),
-      lineageGraph(nodes),
+      el("div", { class: "graph" }, lineageGraph(nodes)),
       el("h2", {}, "Releases"),
       table("lineage-table", ["version", "parent", "reason", "created", "guard decision and evidence", "metrics", "size", "signature", "promoted by"],
         nodes.slice().reverse().map((n) => el("tr", { "data-version": n.version, class: n.current ? "current" : null },
