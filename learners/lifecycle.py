@@ -413,21 +413,14 @@ class ModelLifecycle:
         return self._release(lineage, reason, decision, None, version)
 
     def _set(self, key: str, value: str) -> None:
-        if key == "release_every":
-            self.release_every = max(1, int(value))
-            return
-        section, _, name = key.partition(".")
-        targets: dict[str, Any] = {"guard": self.guard, "drift": self.drift}
-        if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
-            raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
-        current = getattr(targets[section], name)
-        parsed = _parse_setting(key, value, current)
-        new = dataclasses.replace(targets[section], **{name: parsed})
-        if section == "guard":
-            self.guard = new
+        section, name, parsed = check_setting(key, value, self.guard, self.drift)
+        if section == "model":
+            self.release_every = parsed
+        elif section == "guard":
+            self.guard = dataclasses.replace(self.guard, **{name: parsed})
         else:
-            self.drift = new
-            self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = new
+            self.drift = dataclasses.replace(self.drift, **{name: parsed})
+            self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = self.drift
 
     def snapshot_metrics(self) -> dict[str, float]:
         """Live metrics: the served version's prequential metrics plus the lifecycle's own state."""
@@ -467,3 +460,70 @@ def _parse_setting(key: str, value: str, current: Any) -> Any:
         if key.partition(".")[2] in _PROBABILITIES and not 0 < parsed < 1:
             raise ConfigError(f"set: {key} must be between 0 and 1, got {value!r}")
     return parsed
+
+
+def check_setting(key: str, value: str, guard: GuardConfig, drift: DriftConfig) -> tuple[str, str, Any]:
+    """``(section, field, parsed value)`` of a live ``set KEY=VALUE``, or :class:`ConfigError` naming the key.
+
+    The one rule book for live settings: the trainer applies with it and ``driftline models set`` checks with it
+    before sending (the types come from the dataclasses, so any config of the same classes gives the same answer).
+    """
+    if key == "release_every":
+        parsed = _parse_setting(key, value, 1)
+        if parsed < 1:
+            raise ConfigError(f"set: release_every must be >= 1, got {value!r}")
+        return "model", key, parsed
+    section, _, name = key.partition(".")
+    targets: dict[str, Any] = {"guard": guard, "drift": drift}
+    if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
+        raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
+    return section, name, _parse_setting(key, value, getattr(targets[section], name))
+
+
+LIVE_SETTINGS_HELP = "release_every, guard.<field>, drift.<field>"
+CONTROL_COMMANDS = ("set", "promote", "rollback", "pause_learning", "resume_learning")
+_CANDIDATES = ("held", "challenger", "champion")
+_BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off")
+
+
+def validate_control(command: str, args: dict[str, str], guard: GuardConfig, drift: DriftConfig) -> None:
+    """Refuse a malformed ControlCommand (:class:`ConfigError` naming the command, argument or key).
+
+    Checks what can be checked without the trainer's state: the command, its arguments, and each ``set`` key,
+    type and range. Whether a held candidate or a version exists is for the trainer to answer.
+    """
+    allowed: dict[str, tuple[str, ...]] = {
+        "promote": ("candidate", "version"),
+        "rollback": (),
+        "pause_learning": ("discard",),
+        "resume_learning": (),
+    }
+    if command not in CONTROL_COMMANDS:
+        raise ConfigError(
+            f"unknown control command {command!r} (expected one of {', '.join(CONTROL_COMMANDS)})"
+        )
+    if command == "set":
+        if not args:
+            raise ConfigError(f"set: nothing to set (KEY=VALUE with KEY one of {LIVE_SETTINGS_HELP})")
+        for key, value in args.items():
+            check_setting(key, value, guard, drift)
+        return
+    extra = sorted(set(args) - set(allowed[command]))
+    if extra:
+        raise ConfigError(f"{command}: unknown argument(s) {', '.join(map(repr, extra))}")
+    if command == "promote":
+        if "candidate" in args and "version" in args:
+            raise ConfigError("promote: give either a version or a candidate, not both")
+        if "candidate" in args and args["candidate"] not in _CANDIDATES:
+            raise ConfigError(
+                f"promote: candidate must be one of {', '.join(_CANDIDATES)}, got {args['candidate']!r}"
+            )
+        if "version" in args:
+            try:
+                version = int(args["version"])
+            except ValueError:
+                raise ConfigError(f"promote: version must be an integer, got {args['version']!r}") from None
+            if not 1 <= version < 2**63:
+                raise ConfigError(f"promote: version must be between 1 and 2^63-1, got {version}")
+    if command == "pause_learning" and "discard" in args and args["discard"].lower() not in _BOOLS:
+        raise ConfigError(f"pause_learning: discard expects true or false, got {args['discard']!r}")

@@ -16,6 +16,8 @@ from driftline.errors import DriftlineError
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
     "stack",
+    "topics",
+    "doctor",
     "config",
     "worker",
     "produce",
@@ -26,6 +28,7 @@ COMMANDS = (
     "status",
     "bench",
     "console",
+    "audit",
 )
 
 

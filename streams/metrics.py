@@ -66,6 +66,8 @@ BATCH_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2
 
 # Reasons a scorer refuses a release; ``prime_model`` creates them at zero so an alert sees the first one.
 REJECT_REASONS = ("signature", "sha256", "replay", "allow_list")
+# Reasons the trainer refuses a control command before validating it (streams/control.py).
+CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,14 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Labelled examples learned in the current champion's lineage.", "n_learned"),
     MetricDoc("driftline_learning_paused", "gauge", ("model",),
               "1 while learning is paused by a control command, else 0.", "learning_paused"),
+    MetricDoc("driftline_paused_examples_total", "counter", ("model", "outcome"),
+              "Labelled examples that reached the trainer while learning was paused: held (kept for resume), "
+              "discarded (pause --discard), learned (held ones learned on resume).", "paused_examples"),
+    MetricDoc("driftline_held_examples", "gauge", ("model",),
+              "Labelled examples held by the trainer now, waiting for learning to resume.", "held_examples"),
+    MetricDoc("driftline_control_refused_total", "counter", ("model", "reason"),
+              "Control commands the trainer refused before applying them: unsigned, signature, stale, replay.",
+              "control_refused"),
     MetricDoc("driftline_drift_alarms_total", "counter", ("model", "detector", "signal"),
               "Drift alarms per detector (adwin, page_hinkley) and signal (error, loss, feature:<name>).",
               "drift_alarms"),
@@ -165,6 +175,9 @@ class Metrics:
     model_metric: Gauge
     n_learned: Gauge
     learning_paused: Gauge
+    paused_examples: Counter
+    held_examples: Gauge
+    control_refused: Counter
     drift_alarms: Counter
     guard_decisions: Counter
     releases: Counter
@@ -189,6 +202,11 @@ class Metrics:
         for reason in REJECT_REASONS:
             self.releases_rejected.labels(model=model, reason=reason)
         self.learning_paused.labels(model=model).set(0)
+        self.held_examples.labels(model=model).set(0)
+        for outcome in ("held", "discarded", "learned"):
+            self.paused_examples.labels(model=model, outcome=outcome)
+        for reason in CONTROL_REFUSALS:
+            self.control_refused.labels(model=model, reason=reason)
 
     def prime_stage(self, stage: str, source_topics: Iterable[str] = ()) -> None:
         """Create zero series for a stage's counters (events ok/deadletter, dead letters per source topic)."""

@@ -17,8 +17,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.consumer import read_to_end
 from connectors.kafka_client import client_config
-from driftline.errors import SchemaError, SecurityError
-from learners.artifacts import ArtifactStore, load_release
+from driftline.errors import ArtifactError, SchemaError, SecurityError
+from learners.artifacts import ArtifactStore, load_release, verify_release
 from learners.registry import ModelRegistry
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
@@ -41,6 +41,74 @@ def read_releases(
         except SchemaError as exc:
             log.warning("models topic: skipping undecodable record at offset %d: %s", msg.offset(), exc)
     return out
+
+
+def verify_problem(
+    release: Mapping[str, Any], key: bytes, previous_key: bytes = b"", store: ArtifactStore | None = None
+) -> tuple[str, str] | None:
+    """Check a release without unpickling it: ``None`` if it verifies (current or previous key), else
+    ``(reason, message)`` with ``reason`` a ``driftline_releases_rejected_total`` label. Never raises."""
+    try:
+        verify_release(release, key=key, store=store)
+        return None
+    except SecurityError as exc:
+        if previous_key and previous_key != key and "signature" in str(exc):
+            return verify_problem(release, previous_key, b"", store)
+        return _reason(str(exc)), str(exc)
+    except ArtifactError as exc:
+        return "artifact", str(exc)
+    except Exception as exc:  # a hostile record must never crash whoever reads the topic
+        return "other", f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class CheckedReleases:
+    """The releases on ``models`` split by verification: only ``verified`` ones count for anything (newest
+    version, next version to reserve, "current"). ``rejected`` holds ``(release, reason, message)``.
+    ``checked`` is False when no signing key is configured: then nothing could be verified and every release
+    is in ``unchecked``."""
+
+    verified: list[dict[str, Any]]
+    rejected: list[tuple[dict[str, Any], str, str]]
+    unchecked: list[dict[str, Any]]
+    checked: bool
+
+    def newest(self) -> int:
+        """The newest verified version (0 if none)."""
+        return max((int(r["version"]) for r in self.verified), default=0)
+
+    def get(self, version: int) -> dict[str, Any] | None:
+        """The verified release of ``version`` (a forged copy of the same version is never returned)."""
+        return next((r for r in self.verified if int(r["version"]) == version), None)
+
+
+def check_releases(
+    releases: list[dict[str, Any]], settings: Settings, model: str | None = None
+) -> CheckedReleases:
+    """Verify ``releases`` (of ``model``, or all models) with the configured signing key(s)."""
+    key = settings.model.signing_key.get().encode()
+    previous = settings.model.previous_signing_key.get().encode()
+    store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
+    out = CheckedReleases([], [], [], checked=bool(key))
+    for release in releases:
+        if model is not None and release.get("model") != model:
+            continue
+        if not key:
+            out.unchecked.append(release)
+            continue
+        problem = verify_problem(release, key, previous, store)
+        if problem is None:
+            out.verified.append(release)
+        else:
+            out.rejected.append((release, *problem))
+    return out
+
+
+def read_checked_releases(
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0, model: str | None = None
+) -> CheckedReleases:
+    """:func:`read_releases`, verified: what the trainer and every command use."""
+    return check_releases(read_releases(settings, codec, timeout), settings, model)
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:
@@ -132,7 +200,7 @@ class ReleaseFollower:
             live_from = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
             while not self._stop.is_set():
                 batch = consumer.consume(100, 0.2)
-                newest: Mapping[str, Any] | None = None
+                candidates: list[Mapping[str, Any]] = []
                 for msg in batch:
                     if msg.error():
                         continue
@@ -140,6 +208,14 @@ class ReleaseFollower:
                     if release is None or release.get("model") != self.model_name:
                         continue
                     version = int(release["version"])
+                    # Verify, then choose: an unverified record never counts, whatever version it claims (a
+                    # forged 2^63-1 next to a real v5 must not hide v5).
+                    problem = verify_problem(release, self.key, self.previous_key, self.store)
+                    if problem is not None:
+                        self._reject(
+                            problem[0], f"release {self.model_name} v{version} refused: {problem[1]}"
+                        )
+                        continue
                     if (
                         self.load
                         and (msg.offset() or 0) >= live_from.get(msg.partition() or 0, 0)
@@ -152,11 +228,13 @@ class ReleaseFollower:
                         )
                         continue
                     self._remember(release)
-                    if newest is None or int(release["version"]) > int(newest["version"]):
-                        newest = release
-                # Reading a backlog, only the newest release is worth loading.
-                if newest is not None and self.load and int(newest["version"]) > self._newest_loaded:
-                    self._load(newest)
+                    candidates.append(release)
+                # Reading a backlog, only the newest release is worth loading; if it cannot be loaded (the
+                # allow-list refuses it), the next newest verified one is tried.
+                if self.load:
+                    for release in sorted(candidates, key=lambda r: int(r["version"]), reverse=True):
+                        if int(release["version"]) <= self._newest_loaded or self._load(release):
+                            break
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name)
             self.metrics.worker_up.labels(role="follower").set(0)
@@ -178,7 +256,7 @@ class ReleaseFollower:
         if self.on_release is not None:
             self.on_release(release)
 
-    def _load(self, release: Mapping[str, Any]) -> None:
+    def _load(self, release: Mapping[str, Any]) -> bool:
         version = int(release["version"])
         t0 = time.perf_counter()
         try:
@@ -188,10 +266,10 @@ class ReleaseFollower:
                 )
         except SecurityError as exc:
             self._reject(_reason(str(exc)), f"release {self.model_name} v{version} refused: {exc}")
-            return
+            return False
         except Exception as exc:
             self._reject("load", f"release {self.model_name} v{version} could not be loaded: {exc}")
-            return
+            return False
         self.metrics.model_swap_seconds.labels(model=self.model_name).observe(time.perf_counter() - t0)
         self.metrics.observe_release(self.model_name, str(release.get("reason")), release.get("created_at"))
         with self._lock:
@@ -199,6 +277,7 @@ class ReleaseFollower:
             self._newest_loaded = version
         self.first_loaded.set()
         log.info("loaded %s v%d (%s)", self.model_name, version, release.get("reason"))
+        return True
 
     def _reject(self, reason: str, message: str) -> None:
         security_log.warning("SECURITY: %s", message)
@@ -255,6 +334,8 @@ def _reason(message: str) -> str:
         return "signature"
     if "sha256" in text:
         return "sha256"
+    if "header" in text:
+        return "header"
     if "not newer" in text:
         return "replay"
     if "not allowed" in text or "allow" in text:

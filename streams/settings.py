@@ -55,6 +55,7 @@ class KafkaSettings:
     topic_prefix: str = "driftline."
     partitions: int = 4
     replication_factor: int = 1
+    retention_ms: int | None = None  # retention.ms of the delete-policy topics; None = the cluster's default
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     sasl_username: str | None = None
@@ -84,6 +85,9 @@ class ModelSettings:
     signing_key: Secret = field(default_factory=lambda: Secret(""))
     # During a key rotation verifiers also accept releases signed with the previous key; signing uses signing_key.
     previous_signing_key: Secret = field(default_factory=lambda: Secret(""))
+    # Control commands are signed (HMAC) with operator_key, or with signing_key when it is empty.
+    operator_key: Secret = field(default_factory=lambda: Secret(""))
+    control_max_age_s: int = 600  # a command older (or further in the future) than this is refused as stale
     max_inline_bytes: int = 900_000  # Kafka refuses messages over ~1 MB by default; larger go by reference
     artifact_store: str = "~/.driftline/artifacts"
     segment_feature: str | None = None
@@ -136,6 +140,7 @@ ENV_VARS: dict[str, str] = {
     "DRIFTLINE_TOPIC_PREFIX": "kafka.topic_prefix",
     "DRIFTLINE_SIGNING_KEY": "model.signing_key",
     "DRIFTLINE_PREVIOUS_SIGNING_KEY": "model.previous_signing_key",
+    "DRIFTLINE_OPERATOR_KEY": "model.operator_key",
     "DRIFTLINE_METRICS_PORT": "metrics.port",
     "DRIFTLINE_MODEL": "model.name",
     "DRIFTLINE_STATE_DIR": "state_dir",

@@ -31,16 +31,23 @@ from connectors.sources import open_source
 from driftline.errors import ArtifactError, DriftlineError, LearnerError, SchemaError, SecurityError
 from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
+from learners.explain import release_explanation
 from learners.guard import Decision
-from learners.lifecycle import ModelLifecycle, Release
+from learners.lifecycle import ModelLifecycle, Release, validate_control
+from streams.control import operator_key, refusal, write_reply
 from streams.join import join_namespace
-from streams.releases import load_verified, read_releases
+from streams.releases import CheckedReleases, load_verified, read_checked_releases
 from streams.runtime import RawRecord, WorkerContext, now_ms
-from streams.settings import Settings
+from streams.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("driftline.security")
 
 SEEN_IDS = 200_000  # recent learned ids kept to drop duplicate joins (bounded memory)
+CONTROL_SEEN = 10_000  # recent control command ids kept to refuse replays (older ones are refused as stale)
+# Labelled examples held while learning is paused (they go into the checkpoint); past this, the next ones are
+# dead-lettered with the reason rather than dropped silently or grown without bound.
+HELD_MAX = 100_000
 
 
 class RecentIds:
@@ -169,6 +176,12 @@ class Trainer:
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
         self.seen = RecentIds()
         self.index = 0
+        # Control: ids of commands applied (replay protection), live `set`s (for `models settings`), and the
+        # labelled examples held while learning is paused (learned in order on resume).
+        self.control_seen = RecentIds(CONTROL_SEEN)
+        self.live_sets: dict[str, dict[str, Any]] = {}
+        self.held: list[tuple[RawRecord, dict[str, Any]]] = []
+        self.pause_discard = False
         self._redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
         self._status_key = f"{join_namespace(s)}:trainer"
         self._topic = s.topic("training")
@@ -189,16 +202,19 @@ class Trainer:
                     recent.add(event_id)
                 self.seen = recent
             self.index = state["index"]
+            self.control_seen = state.get("control_seen") or RecentIds(CONTROL_SEEN)
+            self.live_sets = state.get("live_sets") or {}
+            self.held = state.get("held") or []
+            self.pause_discard = bool(state.get("pause_discard", False))
             log.info(
                 "trainer restored %s: v%d, n_learned=%d",
                 self.ctx.model,
                 self.lifecycle.served_version,
                 self.lifecycle.n_learned,
             )
-        released = [
-            r for r in read_releases(self.ctx.settings, self.ctx.codec) if r.get("model") == self.ctx.model
-        ]
-        latest = max((int(r["version"]) for r in released), default=0)
+        # Verify, then choose: only a verified release moves the next version to reserve (a forged 2^63-1
+        # must not leave the trainer unable to publish).
+        latest = self.releases().newest()
         self.lifecycle.reserve_versions(latest)
         if state is None and latest == 0:
             self.publish(self.lifecycle.initial_release())
@@ -235,27 +251,61 @@ class Trainer:
             if example["id"] in self.seen:
                 m.events.labels(stage="train", outcome="duplicate").inc()
                 continue
-            try:
-                events = self.lifecycle.learn_one(
-                    example["features"],
-                    example["label"],
-                    served_prediction=example.get("prediction"),
-                    served_version=example.get("version"),
-                    served_proba=example.get("proba"),
-                    index=self.index,
-                    ts=example.get("event_ts"),
-                )
-            except Exception as exc:  # a record the learner cannot take: dead-letter it, keep learning
-                ctx.deadletter("train", raw, exc)
+            if self.lifecycle.paused and not self.pause_discard:
+                self.hold(raw, example)
                 continue
-            self.index += 1
-            self.seen.add(example["id"])
-            learned += 1
-            for event in events:
-                self.handle(event)
+            if self.lifecycle.paused:
+                # pause --discard: scored and monitored as before, never learned; counted.
+                m.paused_examples.labels(model=ctx.model, outcome="discarded").inc()
+            learned += self.learn(raw, example)
         m.events.labels(stage="train", outcome="ok").inc(learned)
         m.batch_size.labels(stage="train").observe(len(raws))
         m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
+
+    def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
+        """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
+        try:
+            events = self.lifecycle.learn_one(
+                example["features"],
+                example["label"],
+                served_prediction=example.get("prediction"),
+                served_version=example.get("version"),
+                served_proba=example.get("proba"),
+                index=self.index,
+                ts=example.get("event_ts"),
+            )
+        except Exception as exc:  # a record the learner cannot take: dead-letter it, keep learning
+            self.ctx.deadletter("train", raw, exc)
+            return 0
+        self.index += 1
+        self.seen.add(example["id"])
+        for event in events:
+            self.handle(event)
+        return 0 if self.lifecycle.paused else 1
+
+    def hold(self, raw: RawRecord, example: dict[str, Any]) -> None:
+        """Keep a labelled example that arrived while learning is paused, to learn it in order on resume."""
+        m = self.ctx.metrics
+        if len(self.held) >= HELD_MAX:
+            self.ctx.deadletter(
+                "train", raw, f"learning paused and {HELD_MAX} examples already held: resume learning"
+            )
+            return
+        self.held.append((raw, example))
+        self.seen.add(example["id"])
+        m.paused_examples.labels(model=self.ctx.model, outcome="held").inc()
+        m.held_examples.labels(model=self.ctx.model).set(len(self.held))
+
+    def learn_held(self) -> int:
+        """After a resume: learn the examples held during the pause, in arrival order."""
+        held, self.held = self.held, []
+        learned = 0
+        for raw, example in held:
+            learned += self.learn(raw, example)
+        self.ctx.metrics.paused_examples.labels(model=self.ctx.model, outcome="learned").inc(learned)
+        self.ctx.metrics.held_examples.labels(model=self.ctx.model).set(0)
+        self.ctx.metrics.events.labels(stage="train", outcome="ok").inc(learned)
+        return learned
 
     def handle(self, event: Any) -> None:
         if isinstance(event, Release):
@@ -286,15 +336,7 @@ class Trainer:
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision)
-        ctx.audit(
-            "release",
-            {
-                "version": release.version,
-                "parent": release.parent,
-                "reason": release.reason,
-                "metrics": release.metrics,
-            },
-        )
+        ctx.audit("release", release_explanation(release, self.lifecycle))
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
     def record_decision(self, decision: Decision) -> None:
@@ -308,6 +350,7 @@ class Trainer:
 
     # -- control -------------------------------------------------------------------------------------------------
     def control(self, raws: list[RawRecord]) -> None:
+        """Apply ControlCommands: authenticated, validated, applied, audited and answered (streams/control.py)."""
         ctx = self.ctx
         topic = ctx.settings.topic("control")
         for raw, cmd in zip(
@@ -324,48 +367,159 @@ class Trainer:
                 continue
             if cmd["model"] != ctx.model:
                 continue
-            outcome = "ok"
-            try:
-                for event in self.apply(cmd["command"], dict(cmd.get("args") or {})):
-                    self.handle(event)
-            except DriftlineError as exc:
-                outcome = f"refused: {exc}"
-                ctx.deadletter("control", raw, exc)
-            ctx.metrics.events.labels(
-                stage="control", outcome="ok" if outcome == "ok" else "deadletter"
-            ).inc()
-            ctx.metrics.learning_paused.labels(model=ctx.model).set(float(self.lifecycle.paused))
-            ctx.audit(
-                "control",
-                {
-                    "command": cmd["command"],
-                    "args": cmd.get("args") or {},
-                    "id": cmd.get("id", ""),
-                    "outcome": outcome,
-                },
-            )
+            self.command(raw, cmd)
 
-    def apply(self, command: str, args: dict[str, str]) -> list[Any]:
-        """A control command; ``promote VERSION`` and a rollback past probation restore a retained release."""
+    def command(self, raw: RawRecord, cmd: dict[str, Any]) -> None:
+        ctx, lc = self.ctx, self.lifecycle
+        name, args = str(cmd["command"]), dict(cmd.get("args") or {})
+        reply: dict[str, Any] = {"id": cmd.get("id", ""), "command": name, "args": args}
+        reply["key_id"] = cmd.get("key_id", "")
+        problem = refusal(
+            cmd,
+            [operator_key(ctx.settings)],
+            self.control_seen,
+            now_ms(),
+            ctx.settings.model.control_max_age_s,
+        )
+        if problem is not None:
+            reason, message = problem
+            ctx.metrics.control_refused.labels(model=ctx.model, reason=reason).inc()
+            security_log.warning("SECURITY: control command %r refused: %s", name, message)
+            reply.update(
+                outcome="refused", reason=reason, message=f"control command {name!r} refused: {message}"
+            )
+        else:
+            self.control_seen.add(str(cmd["id"]))
+            before = lc.served_version
+            try:
+                validate_control(name, args, lc.guard, lc.drift)
+                message = self.apply(name, args, cmd)
+                reply.update(outcome="ok", reason="", message=message)
+            except Exception as exc:  # a command the trainer cannot apply is refused, never retried
+                reply.update(outcome="refused", reason="invalid", message=f"{type(exc).__name__}: {exc}")
+            if lc.served_version != before:
+                reply["released"] = lc.served_version
+        if reply["outcome"] == "ok":
+            ctx.metrics.events.labels(stage="control", outcome="ok").inc()
+        else:
+            ctx.deadletter("control", raw, reply["message"])  # counted there, once
+        ctx.metrics.learning_paused.labels(model=ctx.model).set(float(lc.paused))
+        reply.update(at=now_ms(), served_version=lc.served_version, paused=lc.paused)
+        ctx.audit(
+            "control",
+            {
+                "command": name,
+                "args": args,
+                "id": cmd.get("id", ""),
+                "key_id": cmd.get("key_id", ""),
+                "outcome": "ok" if reply["outcome"] == "ok" else f"refused: {reply['message']}",
+            },
+        )
+        if reply["id"]:
+            try:
+                write_reply(self._redis, ctx.settings, str(reply["id"]), reply)
+            except redis.RedisError as exc:
+                log.warning("cannot file the answer to control command %s in Redis: %s", reply["id"], exc)
+
+    def apply(self, command: str, args: dict[str, str], cmd: dict[str, Any] | None = None) -> str:
+        """Apply a validated command; returns what happened, for the operator. ``promote VERSION`` and a rollback
+        past probation restore a retained (verified) release."""
         lc = self.lifecycle
         if command == "promote" and "version" in args:
             version = int(args["version"])
-            return [lc.adopt(self.restore(version), version=version, reason="manual")]
+            self.handle(lc.adopt(self.restore(version), version=version, reason="manual"))
+            return f"restored v{version} as v{lc.served_version}"
         if command == "rollback" and lc._previous is None:
             current = self.release_record(lc.served_version)
             parent = current.get("parent")
             if parent is None:
                 raise LearnerError(f"rollback: version {lc.served_version} has no parent to roll back to")
-            return [lc.adopt(self.restore(int(parent)), version=int(parent), reason="rollback")]
-        return lc.apply_control(command, args)
+            self.handle(lc.adopt(self.restore(int(parent)), version=int(parent), reason="rollback"))
+            return f"rolled back to v{parent} (released as v{lc.served_version})"
+        if command == "pause_learning":
+            discard = args.get("discard", "false").lower() in ("1", "true", "yes", "on")
+            self.pause_discard = discard
+            lc.apply_control(command, {})
+            if discard:
+                return "learning paused; labels arriving now are DISCARDED (counted), scoring goes on"
+            return "learning paused; labels arriving now are kept and learned in order on resume"
+        if command == "resume_learning":
+            lc.apply_control(command, {})
+            self.pause_discard = False
+            learned = self.learn_held()
+            return f"learning resumed; learned {learned} label(s) held during the pause"
+        old = {key: self.setting_value(key) for key in args} if command == "set" else {}
+        for event in lc.apply_control(command, args):
+            self.handle(event)
+        if command == "set":
+            for key in args:
+                self.live_sets[key] = {
+                    "value": self.setting_value(key),
+                    "set_at": (cmd or {}).get("ts"),
+                    "key_id": (cmd or {}).get("key_id", ""),
+                    "id": (cmd or {}).get("id", ""),
+                }
+            return "; ".join(f"{k}={self.setting_value(k)} (was {old[k]})" for k in args)
+        return f"{command} applied; serving v{lc.served_version}"
+
+    def setting_value(self, key: str) -> Any:
+        lc = self.lifecycle
+        if key == "release_every":
+            return lc.release_every
+        section, _, name = key.partition(".")
+        return getattr(lc.guard if section == "guard" else lc.drift, name)
+
+    def live_settings(self) -> dict[str, dict[str, Any]]:
+        """Every live setting with its value and where it came from (live set, environment, file, default)."""
+        lc, s = self.lifecycle, self.ctx.settings
+        rows: list[tuple[str, str, Any, Any, Any]] = [
+            ("release_every", "model", lc.release_every, s.model.release_every, ModelSettings.release_every)
+        ]
+        for section, live, configured in (("guard", lc.guard, s.guard), ("drift", lc.drift, s.drift)):
+            default = type(configured)()
+            for f in dataclasses.fields(live):
+                rows.append((f"{section}.{f.name}", section, getattr(live, f.name), getattr(configured, f.name),
+                             getattr(default, f.name)))  # fmt: skip
+        env = {k.upper() for k in os.environ}
+        out: dict[str, dict[str, Any]] = {}
+        for key, section, value, configured, default in rows:
+            field_name = key.rpartition(".")[2]
+            row: dict[str, Any] = {"value": value}
+            if key in self.live_sets:
+                row.update(
+                    source="live set", **{k: v for k, v in self.live_sets[key].items() if k != "value"}
+                )
+            elif value != configured:
+                row["source"] = "trainer"  # e.g. feature drift, which the scorers watch instead
+            elif f"DRIFTLINE__{section.upper()}__{field_name.upper()}" in env:
+                row["source"] = "environment"
+            elif configured != default:
+                row["source"] = "file"
+            else:
+                row["source"] = "default"
+            out[key] = row
+        return out
+
+    def releases(self) -> CheckedReleases:
+        """This model's releases on ``models``, verified; unverified ones are counted and logged."""
+        checked = read_checked_releases(self.ctx.settings, self.ctx.codec, model=self.ctx.model)
+        for release, reason, message in checked.rejected:
+            self.ctx.metrics.releases_rejected.labels(model=self.ctx.model, reason=reason).inc()
+            security_log.warning(
+                "SECURITY: release %s v%s on the models topic ignored: %s",
+                self.ctx.model,
+                release.get("version"),
+                message,
+            )
+        return checked
 
     def release_record(self, version: int) -> dict[str, Any]:
-        for release in read_releases(self.ctx.settings, self.ctx.codec):
-            if release.get("model") == self.ctx.model and int(release["version"]) == version:
-                return release
+        release = self.releases().get(version)
+        if release is not None:
+            return release
         raise LearnerError(
             f"version {version} of {self.ctx.model!r} is not on {self.ctx.settings.topic('models')} "
-            "(unknown, or compacted away)"
+            "as a verified release (unknown, forged, or compacted away)"
         )
 
     def restore(self, version: int) -> Any:
@@ -377,7 +531,16 @@ class Trainer:
     def save(self) -> None:
         try:
             self.checkpoint.save(
-                {"lifecycle": self.lifecycle, "offsets": self.offsets, "seen": self.seen, "index": self.index}
+                {
+                    "lifecycle": self.lifecycle,
+                    "offsets": self.offsets,
+                    "seen": self.seen,
+                    "index": self.index,
+                    "control_seen": self.control_seen,
+                    "live_sets": self.live_sets,
+                    "held": self.held,
+                    "pause_discard": self.pause_discard,
+                }
             )
         except (OSError, pickle.PicklingError, ArtifactError) as exc:
             raise DriftlineError(f"cannot write checkpoint {self.checkpoint.path}: {exc}") from exc
@@ -399,6 +562,9 @@ class Trainer:
             "paused": int(lc.paused),
             "updated_at": now_ms(),
             "metrics": json.dumps(snap),
+            "settings": json.dumps(self.live_settings(), default=str),
+            "held": len(self.held),
+            "pause_discard": int(self.pause_discard),
         }
         try:
             self._redis.hset(self._status_key, mapping=status)  # type: ignore[arg-type]

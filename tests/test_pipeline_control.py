@@ -20,6 +20,10 @@ def make(prefix: str, redis_url: str, tmp_path: Path, **env: str) -> Pipeline:
     return Pipeline(prefix, tmp_path, redis_url, extra_env=env)
 
 
+def make_with_env(prefix: str, redis_url: str, tmp_path: Path) -> Pipeline:
+    return make(prefix, redis_url, tmp_path, DRIFTLINE__DRIFT__ADWIN_DELTA="0.001")
+
+
 def send(pipeline: Pipeline, start: int, n: int, seed: int = 0) -> None:
     """Events ``c<start>..`` with their labels right after (one concept: a > 0.5)."""
     rng = random.Random(seed + start)
@@ -59,48 +63,71 @@ def checkpoint(pipeline: Pipeline) -> dict[str, Any]:
     return state
 
 
-def test_pause_resume_and_set_take_effect_and_a_bad_set_is_refused(
+def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
     prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
-    pipeline = make(prefix, redis_url, tmp_path)
+    pipeline = make_with_env(prefix, redis_url, tmp_path)
     with running(pipeline):
         pipeline.start("all")
         send(pipeline, 0, 200)
         pipeline.wait_learned(200)
 
-        pipeline.cli("models", "pause")
-        pipeline.wait_until("learning paused", lambda: pipeline.trainer().get("paused"), timeout=30)
+        paused = pipeline.cli("models", "pause")
+        assert "kept and learned in order on resume" in paused.stdout, paused.stdout
+        assert pipeline.trainer().get("paused")  # the CLI returned after the trainer's answer
         assert pipeline.metric_sum("driftline_learning_paused", model="default") == 1
         send(pipeline, 200, 200)
-        # Labels keep flowing through join and train, but nothing is learned.
-        pipeline.wait_until("400 training examples handled", lambda: trained(pipeline) >= 400, timeout=60)
-        assert pipeline.trainer()["n_learned"] == 200
-
-        pipeline.cli("models", "resume")
+        # Labels keep flowing through join and train, and are held, not learned and not lost.
         pipeline.wait_until(
-            "learning resumed", lambda: not pipeline.trainer().get("paused", True), timeout=30
+            "200 labels held",
+            lambda: pipeline.metric_sum("driftline_paused_examples_total", outcome="held") == 200,
+            timeout=60,
         )
+        assert pipeline.trainer()["n_learned"] == 200 and pipeline.trainer()["held"] == 200
+        assert not pipeline.releases()[-1]["version"] > checkpoint(pipeline)["lifecycle"].served_version
+
+        resumed = pipeline.cli("models", "resume")
+        assert "learned 200 label(s) held during the pause" in resumed.stdout, resumed.stdout
+        assert pipeline.trainer()["n_learned"] == 400  # n_learned proves the held labels were learned
         send(pipeline, 400, 100)
-        pipeline.wait_learned(300)
-        pipeline.wait_until("500 training examples handled", lambda: trained(pipeline) >= 500, timeout=60)
-        assert pipeline.trainer()["n_learned"] == 300
+        pipeline.wait_learned(500)
+        assert pipeline.trainer()["n_learned"] == 500
+        assert pipeline.metric_sum("driftline_paused_examples_total", outcome="learned") == 200
+
+        # pause --discard: dropped and counted, never learned.
+        pipeline.cli("models", "pause", "--discard")
+        send(pipeline, 500, 50)
+        pipeline.wait_until(
+            "50 labels discarded",
+            lambda: pipeline.metric_sum("driftline_paused_examples_total", outcome="discarded") == 50,
+            timeout=60,
+        )
+        assert "learned 0 label(s)" in pipeline.cli("models", "resume").stdout
+        assert pipeline.trainer()["n_learned"] == 500
 
         pipeline.cli("models", "set", "guard.alpha=0.01")
-        pipeline.cli("models", "set", "guard.alpha=nan")  # refused: dead-lettered, the old value stays
-        pipeline.wait_until("both sets audited", lambda: len(controls(pipeline, "set")) == 2, timeout=30)
-        good, bad = controls(pipeline, "set")
+        # Refused in the CLI with the trainer's own rules: exit 2 naming the key, nothing sent.
+        bad = pipeline.cli("models", "set", "guard.alpha=nan", check=False)
+        assert bad.returncode == 2 and "guard.alpha" in bad.stderr, bad.stderr
+        unknown = pipeline.cli("models", "set", "bogus.key=1", check=False)
+        assert unknown.returncode == 2 and "bogus.key" in unknown.stderr, unknown.stderr
+        pipeline.wait_until("the set audited", lambda: len(controls(pipeline, "set")) == 1, timeout=30)
+        (good,) = controls(pipeline, "set")
         assert good["outcome"] == "ok" and good["args"] == {"guard.alpha": "0.01"}
-        assert bad["args"] == {"guard.alpha": "nan"} and bad["outcome"].startswith("refused"), bad
-        letters = pipeline.wait_until(
-            "the refused set dead-lettered", lambda: dead_letters_saying(pipeline, "guard.alpha"), timeout=30
-        )
-        assert len(letters) == 1 and letters[0]["source_topic"] == f"{pipeline.prefix}control"
-        assert [c["outcome"] for c in controls(pipeline, "pause_learning")] == ["ok"]
-        assert [c["outcome"] for c in controls(pipeline, "resume_learning")] == ["ok"]
-        # Applied to the live lifecycle (the trainer's checkpoint holds it).
+        assert good["key_id"].startswith("k-")
+        assert [c["outcome"] for c in controls(pipeline, "pause_learning")] == ["ok", "ok"]
+        assert [c["outcome"] for c in controls(pipeline, "resume_learning")] == ["ok", "ok"]
+        # Applied to the live lifecycle (the trainer's checkpoint holds it) and shown with its source.
         pipeline.wait_until(
             "guard.alpha=0.01 in the trainer", lambda: checkpoint(pipeline)["lifecycle"].guard.alpha == 0.01
         )
+        (live,) = pipeline.cli_json("models", "settings", "--json")
+        rows = live["settings"]
+        assert rows["guard.alpha"]["value"] == 0.01 and rows["guard.alpha"]["source"] == "live set"
+        assert rows["guard.alpha"]["key_id"] == good["key_id"]
+        assert rows["drift.adwin_delta"] == {"value": 0.001, "source": "environment"}
+        assert rows["guard.max_examples"]["source"] == "default"
+        assert "live set" in pipeline.cli("models", "settings").stdout
         pipeline.assert_alive()
 
 
@@ -134,8 +161,11 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         )
 
         # promote of a candidate that does not exist: refused and dead-lettered, nothing released.
-        pipeline.cli("models", "promote", "held")
-        pipeline.cli("models", "promote", "999")
+        # The trainer's refusal comes back to the CLI: exit 1 with its reason.
+        held_cli = pipeline.cli("models", "promote", "held", check=False)
+        assert held_cli.returncode == 1 and "REFUSED" in held_cli.stderr and "held" in held_cli.stderr
+        unknown_cli = pipeline.cli("models", "promote", "999", check=False)
+        assert unknown_cli.returncode == 1 and "999" in unknown_cli.stderr, unknown_cli.stderr
         pipeline.wait_until(
             "both promotes audited", lambda: len(controls(pipeline, "promote")) == 2, timeout=30
         )

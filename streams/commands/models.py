@@ -6,19 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from connectors.producer import EventProducer, now_ms
+from connectors.producer import EventProducer
 from connectors.topics import ensure_topics
-from driftline.errors import ArtifactError
+from driftline.errors import ArtifactError, ConfigError, DriftlineError
+from learners.lifecycle import validate_control
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
+from streams.commands.models_diff import register_diff
+from streams.control import new_command, wait_reply
 from streams.join import join_namespace
-from streams.releases import read_releases
+from streams.releases import read_checked_releases
 from streams.settings import Settings, load_settings
 
 
@@ -43,35 +46,121 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve VERSION (a retained release), or 'held' (a candidate the guard held for approval), or 'challenger'",
     )
     pr.add_argument("version", help="a version number, 'held' or 'challenger'")
-    pr.add_argument("--json", action="store_true")
-    pr.set_defaults(func=_promote)
+    _control_options(pr, _promote)
     rb = msub.add_parser(
         "rollback", help="go back to the previous served version (a new release, reason rollback)"
     )
-    rb.add_argument("--json", action="store_true")
-    rb.set_defaults(func=_rollback)
-    for name in ("pause", "resume"):
-        c = msub.add_parser(name, help=f"{name} learning (scoring goes on)")
-        c.add_argument("--json", action="store_true")
-        c.set_defaults(func=_pause if name == "pause" else _resume)
+    _control_options(rb, _rollback)
+    pause = msub.add_parser(
+        "pause",
+        help="pause learning and releases (scoring goes on); labels arriving meanwhile are kept and learned "
+        "in order on resume, or dropped and counted with --discard",
+    )
+    pause.add_argument(
+        "--discard",
+        action="store_true",
+        help="drop the labels that arrive while paused (counted in driftline_paused_examples_total"
+        '{outcome="discarded"}) instead of keeping them for resume',
+    )
+    _control_options(pause, _pause)
+    resume = msub.add_parser(
+        "resume", help="resume learning: the labels held during the pause are learned first"
+    )
+    _control_options(resume, _resume)
     st = msub.add_parser(
-        "set", help="change a guard/drift parameter live, e.g. guard.alpha=0.01 drift.adwin_delta=0.001"
+        "set",
+        help="change a setting live, e.g. guard.alpha=0.01 drift.adwin_delta=0.001 release_every=500 "
+        "(checked here with the trainer's rules before it is sent)",
     )
     st.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
-    st.add_argument("--json", action="store_true")
-    st.set_defaults(func=_set)
+    _control_options(st, _set)
+    live = msub.add_parser(
+        "settings",
+        help="the trainer's live settings and where each value came from (default, file, env, set)",
+    )
+    live.add_argument("--json", action="store_true", help="one JSON object")
+    live.set_defaults(func=_live_settings)
+    register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
+
+
+def _control_options(p: argparse.ArgumentParser, func: Any) -> None:
+    p.add_argument(
+        "--json", action="store_true", help="print the command sent and the trainer's answer as JSON"
+    )
+    p.add_argument(
+        "--no-wait", action="store_true", help="send and exit without waiting for the trainer's answer"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for the trainer's answer (default 30; exit 3 when none came)",
+    )
+    p.set_defaults(func=func)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=global_overrides(args))
 
 
-def _registry(settings: Settings) -> ModelRegistry:
+@dataclass
+class Releases:
+    """The model's releases as the commands show them: a registry of the verified ones (or, with no signing key
+    configured, of every one, marked unchecked) and the records that failed verification."""
+
+    registry: ModelRegistry
+    rejected: list[dict[str, Any]]
+    checked: bool
+
+
+def _registry(settings: Settings) -> Releases:
+    checked = read_checked_releases(settings, model=settings.model.name)
     registry = ModelRegistry(settings.model.name)
-    for release in read_releases(settings):
-        if release.get("model") == settings.model.name:
+    rejected = [_unverified_row(r, reason, message) for r, reason, message in checked.rejected]
+    for release in checked.verified + checked.unchecked:
+        try:
             registry.add(release)
-    return registry
+        except DriftlineError as exc:  # unchecked: two records claim one version (one of them is forged)
+            rejected.append(_unverified_row(release, "conflict", str(exc)))
+    if not checked.checked:
+        print(
+            "driftline models: no signing key configured (DRIFTLINE_SIGNING_KEY): releases are shown "
+            "UNVERIFIED, and a forged one would look genuine",
+            file=sys.stderr,
+        )
+    return Releases(registry, rejected, checked.checked)
+
+
+def _unverified_row(release: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """What a record that failed verification claims, marked as such; it is never current."""
+    metrics = release.get("metrics")
+    return {
+        "model": release.get("model"),
+        "version": release.get("version"),
+        "parent": release.get("parent"),
+        "created_at": release.get("created_at"),
+        "reason": release.get("reason"),
+        "decision": release.get("decision") or "",
+        "current": False,
+        "verified": False,
+        "rejected": reason,
+        "error": message,
+        "n_learned": None,
+        "metrics": metrics if isinstance(metrics, dict) else {},
+        "lineage": [],
+    }
+
+
+def _describe(releases: Releases, version: int | None) -> dict[str, Any]:
+    info = releases.registry.describe(version)
+    info["verified"] = True if releases.checked else None
+    return info
+
+
+def _rows(releases: Releases) -> list[dict[str, Any]]:
+    rows = [_describe(releases, v) for v in releases.registry.versions()] + releases.rejected
+    return sorted(rows, key=lambda r: (int(r["version"]), bool(r["verified"])), reverse=True)
 
 
 def _when(ms: Any) -> str:
@@ -83,8 +172,7 @@ def _when(ms: Any) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = _registry(settings)
-    rows = [registry.describe(v) for v in sorted(registry.versions(), reverse=True)]
+    rows = _rows(_registry(settings))
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
@@ -97,6 +185,12 @@ def _list(args: argparse.Namespace) -> int:
         f"{'n_learned':>9}  {'accuracy':>8}  current"
     )
     for r in rows:
+        if r["verified"] is False:
+            print(
+                f"{r['version']!s:>7}  UNVERIFIED ({r['rejected']}): ignored by scorers and the trainer; "
+                f"{str(r['error'])[:80]}"
+            )
+            continue
         acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
         print(
             f"{r['version']:>7}  {r['parent'] if r['parent'] is not None else '-':>6}  {r['reason']:<11}  "
@@ -117,6 +211,9 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         return None
     data = {_text(k): _text(v) for k, v in raw.items()}
     return {
+        "settings": json.loads(data.get("settings", "{}")),
+        "held": int(data.get("held", 0)),
+        "pause_discard": data.get("pause_discard") == "1",
         "n_learned": int(data.get("n_learned", 0)),
         "served_version": int(data.get("served_version", 0)),
         "paused": data.get("paused") == "1",
@@ -131,12 +228,23 @@ def _text(value: bytes | str) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = _registry(settings)
+    releases = _registry(settings)
     try:
-        info = registry.describe(args.version)
+        info = _describe(releases, args.version)
     except ArtifactError as exc:
-        print(f"driftline models show: {exc}", file=sys.stderr)
-        return 1
+        forged = [r for r in releases.rejected if args.version is not None and r["version"] == args.version]
+        if not forged:
+            print(f"driftline models show: {exc}", file=sys.stderr)
+            return 1
+        info = forged[0]
+        if args.json:
+            print(json.dumps(info, sort_keys=True, default=str))
+        else:
+            print(
+                f"model      {info['model']}  version {info['version']}  UNVERIFIED ({info['rejected']}): "
+                f"ignored by scorers and the trainer\nerror      {info['error']}"
+            )
+        return 0
     if args.version is None:
         live = trainer_status(settings)
         info["trainer"] = live
@@ -172,51 +280,67 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict[str, Any]:
-    """Publish a ControlCommand for the configured model; returns the record sent."""
+    """Validate (the trainer's rules), sign and publish a ControlCommand for the configured model; returns it.
+
+    Raises :class:`ConfigError` naming the command, argument or key when it is invalid: nothing is sent then.
+    """
+    validate_control(command, args, settings.guard, settings.drift)
+    record = new_command(settings, command, args)
     ensure_topics(settings, names=("control",))
-    record = {
-        "model": settings.model.name,
-        "command": command,
-        "args": args,
-        "ts": now_ms(),
-        "id": uuid.uuid4().hex,
-    }
     with EventProducer(settings) as producer:
         producer.send("control", "ControlCommand", record, settings.model.name)
     return record
 
 
-def _report(args: argparse.Namespace, record: dict[str, Any]) -> int:
+def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> int:
+    settings = _settings(args)
+    try:
+        record = send_command(settings, command, cmd_args)
+    except ConfigError as exc:
+        print(f"driftline models: refused before sending: {exc}", file=sys.stderr)
+        return 2
+    answer = None if args.no_wait else wait_reply(settings, record["id"], args.timeout)
+    shown = {k: v for k, v in record.items() if k != "signature"}
     if args.json:
-        print(json.dumps(record, sort_keys=True))
-    else:
+        print(json.dumps({"sent": shown, "answer": answer, "waited": not args.no_wait}, sort_keys=True))
+    elif args.no_wait:
         print(
-            f"sent {record['command']} {record['args'] or ''} for model {record['model']!r} (id {record['id']}); "
-            "the trainer applies it live and records it in its audit log"
+            f"sent {command} {cmd_args or ''} for model {record['model']!r} (id {record['id']}, key "
+            f"{record['key_id']}); not waiting: see `driftline models settings` and the trainer's audit log"
         )
-    return 0
+    elif answer is None:
+        print(
+            f"sent {command} {cmd_args or ''} (id {record['id']}); NO ANSWER from the trainer of "
+            f"{record['model']!r} within {args.timeout:g} s: is a train worker running for this prefix?",
+            file=sys.stderr,
+        )
+    else:
+        verdict = "done" if answer["outcome"] == "ok" else "REFUSED"
+        out = sys.stdout if answer["outcome"] == "ok" else sys.stderr
+        print(f"{command} {verdict}: {answer['message']}", file=out)
+    if args.no_wait:
+        return 0
+    if answer is None:
+        return 3
+    return 0 if answer["outcome"] == "ok" else 1
 
 
 def _promote(args: argparse.Namespace) -> int:
     target = args.version
-    cmd_args = (
-        {"candidate": target}
-        if target in ("held", "challenger", "champion")
-        else {"version": str(int(target))}
-    )
-    return _report(args, send_command(_settings(args), "promote", cmd_args))
+    key = "candidate" if target in ("held", "challenger", "champion") else "version"
+    return _run(args, "promote", {key: target})
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    return _report(args, send_command(_settings(args), "rollback", {}))
+    return _run(args, "rollback", {})
 
 
 def _pause(args: argparse.Namespace) -> int:
-    return _report(args, send_command(_settings(args), "pause_learning", {}))
+    return _run(args, "pause_learning", {"discard": "true"} if args.discard else {})
 
 
 def _resume(args: argparse.Namespace) -> int:
-    return _report(args, send_command(_settings(args), "resume_learning", {}))
+    return _run(args, "resume_learning", {})
 
 
 def _set(args: argparse.Namespace) -> int:
@@ -227,4 +351,27 @@ def _set(args: argparse.Namespace) -> int:
             print(f"driftline models set: expected KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         pairs[key.strip()] = value.strip()
-    return _report(args, send_command(_settings(args), "set", pairs))
+    return _run(args, "set", pairs)
+
+
+def _live_settings(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    live = trainer_status(settings)
+    if live is None or not live.get("settings"):
+        print(
+            f"driftline models settings: no live state from the trainer of {settings.model.name!r} in Redis "
+            "(is a train worker running for this prefix?)",
+            file=sys.stderr,
+        )
+        return 1
+    rows = live["settings"]
+    if args.json:
+        print(json.dumps({"model": settings.model.name, "settings": rows}, sort_keys=True, default=str))
+        return 0
+    print(f"live settings of {settings.model.name!r} (trainer updated {_when(live['updated_at'])} UTC)")
+    for key, row in sorted(rows.items()):
+        source = row["source"]
+        if source == "live set":
+            source += f" {_when(row.get('set_at'))} UTC by {row.get('key_id') or '?'}"
+        print(f"  {key:<32} {row['value']!s:<12} {source}")
+    return 0

@@ -93,17 +93,23 @@ def _redis_ping(settings: Settings) -> bool:
 def _models(settings: Settings) -> list[dict[str, Any]]:
     """Latest release per model (with its guard decision) and the trainer's live state."""
     from streams.commands.models import trainer_status
-    from streams.releases import read_releases
+    from streams.releases import read_checked_releases
 
+    # Verify, then choose: the newest *verified* release is the latest; the others are listed as unverified.
+    checked = read_checked_releases(settings, timeout=5.0)
     latest: dict[str, dict[str, Any]] = {}
     counts: Counter[str] = Counter()
-    for r in read_releases(settings, timeout=5.0):
+    for r in checked.verified + checked.unchecked:
         name = str(r.get("model"))
         counts[name] += 1
         if name not in latest or int(r["version"]) > int(latest[name]["version"]):
             latest[name] = r
+    unverified: dict[str, list[dict[str, Any]]] = {}
+    for r, reason, _message in checked.rejected:
+        unverified.setdefault(str(r.get("model")), []).append({"version": r.get("version"), "reason": reason})
     out = []
-    for name in sorted(latest | ({settings.model.name: {}} if settings.model.name not in latest else {})):
+    names = set(latest) | set(unverified) | {settings.model.name}
+    for name in sorted(names):
         r = latest.get(name, {})
         try:
             decision = json.loads(r.get("decision") or "null") or {}
@@ -117,6 +123,8 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
             {
                 "model": name,
                 "releases": counts.get(name, 0),
+                "releases_verified": checked.checked,
+                "unverified_releases": unverified.get(name, []),
                 "served_version": live["served_version"] if live else (int(r["version"]) if r else None),
                 "latest_release": None
                 if not r
@@ -244,6 +252,12 @@ def render(status: dict[str, Any]) -> str:
             d = rel["decision"]
             if d:
                 lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+        if not m.get("releases_verified", True):
+            lines.append("    releases NOT verified: no signing key configured (DRIFTLINE_SIGNING_KEY)")
+        for u in m.get("unverified_releases", []):
+            lines.append(
+                f"    UNVERIFIED release v{u['version']} ({u['reason']}): ignored by scorers and trainer"
+            )
     drift = status["drift_last_hour"]
     lines += ["", f"drift alarms in the last hour: {drift['total']}"]
     for signal, n in drift["by_signal"].items():
