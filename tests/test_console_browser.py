@@ -146,6 +146,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--no-first-run",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -371,3 +372,18 @@ def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
     assert "held" in refused
     promotes = [c for c in world.pipeline.values("control") if c["command"] == "promote"]
     assert [c["args"] for c in promotes] == [{"candidate": "held"}]
+
+
+def test_the_pages_ran_without_script_errors_or_policy_violations(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    for page in ("", "lineage", "drift", "deadletters", "actions"):
+        browser.get(world.url + page)
+        wait(browser, f"/{page} live", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    severe = [
+        e["message"]
+        for e in browser.get_log("browser")
+        if e["level"] == "SEVERE"
+        and "401 (Unauthorized)" not in e["message"]  # the refused action, on purpose
+    ]
+    assert severe == [], severe

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
 from streams.console import sources
-from streams.console.auth import ConsoleAuth
+from streams.console.auth import ConsoleAuth, security_headers
 from streams.console.overview import Overview
 from streams.console.tail import TopicTail, deadletter_view, quality_view
 from streams.settings import Settings
@@ -255,6 +255,7 @@ def build_app(settings: Settings, token: str, host: str) -> web.Application:
     """The console application for ``settings``; starts (and on cleanup stops) the background topic tail."""
     auth = ConsoleAuth(token, host)
     app = web.Application(middlewares=[auth.middleware])
+    app.on_response_prepare.append(security_headers)
     tail = TopicTail(settings)
     console = Console(settings, tail)
     app.add_routes(_routes(console))
