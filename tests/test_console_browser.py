@@ -92,13 +92,12 @@ def world(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worl
     console = None
     try:
         pipeline.start("all")
-        # In rounds, so later events are scored by later releases (the quality chart then has a story).
-        # The concept changes for the last two rounds (the label follows b, not a): a drift alarm to show.
-        for start in range(0, 600, 100):
-            _send(pipeline, start, 100, concept="a" if start < 400 else "b")
+        # In rounds, so later events are scored by later releases (the quality chart then has a story). The
+        # concept changes later, in test_a_held_candidate_... (a drift alarm and a held candidate to show).
+        for start in range(0, 400, 100):
+            _send(pipeline, start, 100)
             pipeline.wait_learned(start + 100, timeout=120)
         pipeline.wait_releases(3, timeout=120)
-        pipeline.wait_until("a drift alarm on the error", lambda: _alarms(pipeline), timeout=60)
         garbage_at = pipeline.send_raw_at("features", [SCRIPT_PAYLOAD])[0]
         pipeline.wait_until(
             "the <script> record dead-lettered",
@@ -233,26 +232,6 @@ def test_lineage_contains_every_release_on_the_models_topic(world: World, browse
     shot(browser, "lineage")
 
 
-def test_drift_page_plots_the_served_models_accuracy_with_its_releases(
-    world: World, browser: webdriver.Chrome
-) -> None:
-    browser.get(world.url + "drift")
-    wait(browser, "the quality chart", lambda d: d.find_elements(By.CSS_SELECTOR, "#quality-chart polyline"))
-    n = int(browser.find_element(By.ID, "quality-n").text.replace(",", ""))
-    assert n >= 600, f"the page read {n} training examples, 600 were labelled"
-    marks = browser.find_elements(By.CSS_SELECTOR, "#quality-chart line.release-mark")
-    assert len(marks) == len(world.pipeline.releases())
-    alarms = _alarms(world.pipeline)
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#quality-chart line.alarm")) == len(alarms) >= 1
-    assert browser.find_element(By.ID, "alarm-count").text == str(len(alarms))
-    # The page's rolling accuracy is that of the served predictions over the last 200 training examples.
-    training = world.pipeline.values("training")[-200:]
-    expected = sum(1 for t in training if t["prediction"] == t["label"]) / len(training)
-    assert float(browser.find_element(By.ID, "rolling-metric").text) == pytest.approx(expected, abs=1e-4)
-    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
-    shot(browser, "drift")
-
-
 def test_a_dead_letter_appears_and_a_script_payload_is_shown_as_text(
     world: World, browser: webdriver.Chrome
 ) -> None:
@@ -372,6 +351,105 @@ def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
     assert "held" in refused
     promotes = [c for c in world.pipeline.values("control") if c["command"] == "promote"]
     assert [c["args"] for c in promotes] == [{"candidate": "held"}]
+
+
+def _answered(world: World, command_id: str) -> dict[str, Any]:
+    def answer() -> dict[str, Any] | None:
+        status, body = world.request("GET", f"/api/actions/{command_id}")
+        return body if status == 200 and body["applied"] else None
+
+    return world.pipeline.wait_until(f"the trainer's answer to {command_id}", answer, timeout=30)
+
+
+def test_a_held_candidate_is_listed_and_promoted_from_the_console(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    pipeline = world.pipeline
+    bearer = {"Content-Type": "application/json", "Authorization": f"Bearer {world.token}"}
+    # Through the API: hold any candidate that disagrees with the served model on more than 1% of examples.
+    body = {"action": "set", "key": "guard.max_disagreement", "value": "0.01"}
+    status, sent = world.request("POST", "/api/actions", body, bearer)
+    assert status == 200, sent
+    assert _answered(world, sent["sent"]["id"])["outcome"] == "ok"
+    # A bad value is refused before anything is sent, by the trainer's own rules.
+    status, refused = world.request("POST", "/api/actions", {**body, "value": "2"}, bearer)
+    assert status == 400 and "max_disagreement" in refused["error"]
+
+    # The concept changes (the label follows b): the next candidates disagree with the served model.
+    for start in (400, 500):
+        _send(pipeline, start, 100, concept="b")
+        pipeline.wait_learned(start + 100, timeout=120)
+    audit = pipeline.state_dir / "audit" / f"{pipeline.prefix}default.jsonl"
+
+    def holds() -> list[dict[str, Any]]:
+        entries = [json.loads(line) for line in audit.read_text().splitlines()]
+        return [e for e in entries if e["kind"] == "decision" and e["outcome"] == "hold"]
+
+    held = pipeline.wait_until("a held candidate", holds, timeout=60)
+    browser.get(world.url + "lineage")
+    rows = wait(
+        browser,
+        "the held candidate on the lineage page",
+        lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#candidates tbody tr") if "hold" in r.text],
+    )
+    assert len(rows) == len(held)
+
+    versions = {int(r["version"]) for r in pipeline.releases()}
+    browser.get(world.url + "actions")
+    browser.execute_script("sessionStorage.setItem('driftline-token', arguments[0])", world.token)
+    wait(browser, "the actions page", lambda d: d.find_elements(By.ID, "act-promote"))
+    target = browser.find_element(By.ID, "promote-target")
+    target.clear()
+    target.send_keys("held")
+    browser.find_element(By.ID, "act-promote").click()
+    wait(browser, "promote held: ok", lambda d: d.find_element(By.ID, "action-result").text.endswith(": ok"))
+    manual = pipeline.wait_until(
+        "the manual release",
+        lambda: [
+            r for r in pipeline.releases() if int(r["version"]) not in versions and r["reason"] == "manual"
+        ],
+        timeout=30,
+    )[0]
+    browser.get(world.url + "lineage")
+    row = wait(
+        browser,
+        f"v{manual['version']} on the lineage page",
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#lineage-table tr[data-version="{manual["version"]}"]'),
+    )[0]
+    assert "via the console from 127.0.0.1" in row.text
+    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    shot(browser, "lineage")
+
+
+def test_drift_page_plots_the_served_models_accuracy_with_its_releases(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    pipeline = world.pipeline
+    alarms = pipeline.wait_until("a drift alarm on the error", lambda: _alarms(pipeline), timeout=60)
+    training = pipeline.values("training")
+    releases = pipeline.releases()
+    assert len(training) >= 600
+    browser.get(world.url + "drift")
+
+    def page_state(d: webdriver.Chrome) -> dict[str, Any] | None:
+        state: dict[str, Any] = d.execute_script(
+            """const q = (s) => document.querySelectorAll(s).length;
+            const t = (id) => (document.getElementById(id) || {}).textContent;
+            return {n: t('quality-n'), marks: q('#quality-chart line.release-mark'),
+                    alarms: q('#quality-chart line.alarm'), alarm_count: t('alarm-count'),
+                    metric: t('rolling-metric')};"""
+        )
+        return state if state["n"] == f"{len(training):,}" else None
+
+    state = wait(browser, f"{len(training)} examples on the drift page", page_state)
+    assert state["marks"] == len(releases)
+    assert state["alarms"] == len(alarms) and state["alarm_count"] == str(len(alarms))
+    # The page's rolling accuracy is that of the served predictions over the last 200 training examples.
+    last = training[-200:]
+    expected = sum(1 for t in last if t["prediction"] == t["label"]) / len(last)
+    assert float(state["metric"]) == pytest.approx(expected, abs=1e-4)
+    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    shot(browser, "drift")
 
 
 def test_the_pages_ran_without_script_errors_or_policy_violations(

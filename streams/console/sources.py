@@ -163,7 +163,8 @@ def _promoted_by(
 ) -> str:
     reason = str(release.get("reason"))
     if reason in ("manual", "rollback"):
-        # The operator command that caused it: the last applied promote/rollback before the release.
+        # The operator command that caused it: the applied promote/rollback closest in time (the trainer audits
+        # the command right after the release it caused).
         created = int(release.get("created_at") or 0)
         wanted = "promote" if reason == "manual" else "rollback"
         commands = [
@@ -172,11 +173,11 @@ def _promoted_by(
             if e.get("kind") == "control"
             and e.get("command") == wanted
             and str(e.get("outcome")) == "ok"
-            and int(e.get("ts", 0)) <= created
+            and abs(int(e.get("ts", 0)) - created) < 60_000
         ]
         if not commands:
             return "operator (control command)"
-        cmd = commands[-1]
+        cmd = min(commands, key=lambda e: abs(int(e.get("ts", 0)) - created))
         via = sent.get(str(cmd.get("id")))
         key = (cmd.get("record") or {}).get("key_id") or cmd.get("key_id") or "?"
         who = f"operator key {key}" + (f" via the console from {via.get('remote')}" if via else "")
