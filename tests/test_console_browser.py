@@ -220,9 +220,9 @@ def test_lineage_contains_every_release_on_the_models_topic(world: World, browse
         return found if len(found) >= len(versions) else []
 
     found = wait(browser, f"{len(versions)} lineage rows", rows)
-    assert sorted(int(r.get_attribute("data-version")) for r in found) == versions
+    assert sorted(int(r.get_attribute("data-version") or -1) for r in found) == versions
     nodes = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph g.node")
-    assert sorted(int(n.get_attribute("data-version")) for n in nodes) == versions
+    assert sorted(int(n.get_attribute("data-version") or -1) for n in nodes) == versions
     edges = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph path.edge")
     assert len(edges) == sum(1 for r in releases if r.get("parent") is not None)
     for row in found:
@@ -354,9 +354,9 @@ def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
 
 
 def _answered(world: World, command_id: str) -> dict[str, Any]:
-    def answer() -> dict[str, Any] | None:
+    def answer() -> dict[str, Any]:
         status, body = world.request("GET", f"/api/actions/{command_id}")
-        return body if status == 200 and body["applied"] else None
+        return body if status == 200 and body["applied"] else {}
 
     return world.pipeline.wait_until(f"the trainer's answer to {command_id}", answer, timeout=30)
 
