@@ -194,16 +194,3 @@ def test_unchained_lines_are_insertions_not_a_reason_to_move_the_trail(cfg: Sett
     assert [e.get("seq") for e in entries] == [0, 1, None, 2] and not list(path.parent.glob("*.pre-chain-*"))
     result = verify(entries, [KEY.encode()])
     assert result.problems[0].kind == "malformed" and result.problems[0].position == 2
-
-
-def test_console_actions_go_to_their_own_signed_chain(cfg: Settings) -> None:
-    from streams.console.sources import append_audit, audit_entries, console_audit_path
-
-    fill(cfg, 2)
-    append_audit(
-        cfg, "console", {"action": "pause", "command": "pause_learning"}, ts=int(time.time() * 1000) + 1000
-    )
-    entries = audit_entries(cfg)
-    assert [e["kind"] for e in entries][-1] == "console" and entries[-1]["action"] == "pause"
-    assert verify(read_file(console_audit_path(cfg)), [KEY.encode()]).ok
-    assert verify(read_file(audit_paths(cfg, "default")[0]), [KEY.encode()]).ok

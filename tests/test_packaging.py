@@ -41,7 +41,8 @@ def test_wheel_builds_cleanly_with_every_data_file(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for data in ("connectors/kafka/pom.xml", "connectors/kafka/server.properties",
                  "connectors/kafka/log4j2.properties", "schemas/Prediction.avsc",
-                 "schemas/history/Prediction.avsc"):  # fmt: skip
+                 "schemas/history/Prediction.avsc", "streams/console/static/index.html",
+                 "streams/console/static/app.js", "streams/console/static/style.css"):  # fmt: skip
         assert data in names
     assert {n for n in names if n.endswith(".avsc")} == {
         str(p.relative_to(src)) for p in src.glob("schemas/**/*.avsc")
