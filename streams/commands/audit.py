@@ -163,7 +163,9 @@ def _show(args: argparse.Namespace) -> int:
     for e in rows:
         if args.json:
             print(
-                json.dumps({k: e.get(k) for k in ("seq", "ts", "kind", "model", "record", "sig_key_id", "hash")})
+                json.dumps(
+                    {k: e.get(k) for k in ("seq", "ts", "kind", "model", "record", "sig_key_id", "hash")}
+                )
             )
         else:
             print(
