@@ -142,7 +142,9 @@ class AuditLog:
         on_disk = [e for e in on_disk if "hash" in e]
         disk_last, topic_last = (max(map(_seq, on_disk), default=-1), max(map(_seq, on_topic), default=-1))
         if topic_last > disk_last:
-            missing = [e for e in on_topic if _seq(e) > disk_last]
+            # Only what verifies as the continuation of the file's chain: anyone who can write the topic could
+            # have appended entries there, and copying them would launder them into the file.
+            missing = self._continuation(on_disk, [e for e in on_topic if _seq(e) > disk_last])
             log.warning("audit: %s lacks %d entries the topic holds; copying them", self.path, len(missing))
             with self.path.open("a", encoding="utf-8") as fh:
                 for entry in missing:
@@ -159,6 +161,18 @@ class AuditLog:
             log.error("audit: the chain in %s does not verify: %s", self.path, check.problems[0])
         self._head = head_of(on_disk[-1]) if on_disk else None
         self._opened = True
+
+    def _continuation(self, base: list[Any], extra: list[Any]) -> list[Any]:
+        """The longest start of ``extra`` that verifies as the continuation of ``base`` (signatures and links)."""
+        keys = signing_keys(self.settings)
+        tail, first = ([base[-1]], _seq(base[-1])) if base else ([], 0)
+        good: list[Any] = []
+        for entry in extra:
+            if not verify([*tail, *good, entry], keys, model=self.model, first_seq=first).ok:
+                log.error("audit: entry seq %s on the topic does not verify; not copied", _seq(entry))
+                break
+            good.append(entry)
+        return good
 
     def append(self, kind: str, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
         """Add one entry: file line (flushed), head note (atomic replace), then the topic (async, flushed with
