@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from driftline.audit_chain import entry_hash, to_line
-from streams.audit import read_topic
+from streams.audit import audit_paths, read_file, read_topic
 from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
 from tests.test_pipeline_control import send
 
@@ -94,3 +94,18 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
     # The trainer's own file, which the forger could not touch, still verifies.
     proc = pipeline.cli("audit", "verify", "--source", "file")
     assert f"OK   default: {len(entries)} entries" in proc.stdout, proc.stdout
+
+    # A restarted trainer continues its chain from the file (the forged topic entry is not copied into it).
+    with running(pipeline):
+        pipeline.start("train")
+        pipeline.cli("models", "pause")
+        path = audit_paths(settings, "default")[0]
+        after = pipeline.wait_until(
+            "the pause audited", lambda: len(read_file(path)) > len(entries), timeout=60
+        )
+    assert [e["seq"] for e in after] == list(range(len(after)))
+    assert (
+        after[len(entries)]["prev"] == entries[-1]["hash"]
+        and after[-1]["record"]["command"] == "pause_learning"
+    )
+    assert "OK   default" in pipeline.cli("audit", "verify", "--source", "file").stdout
