@@ -100,9 +100,8 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
         pipeline.start("train")
         pipeline.cli("models", "pause")
         path = audit_paths(settings, "default")[0]
-        after = pipeline.wait_until(
-            "the pause audited", lambda: len(read_file(path)) > len(entries), timeout=60
-        )
+        pipeline.wait_until("the pause audited", lambda: len(read_file(path)) > len(entries), timeout=60)
+    after = read_file(path)
     assert [e["seq"] for e in after] == list(range(len(after)))
     assert (
         after[len(entries)]["prev"] == entries[-1]["hash"]
