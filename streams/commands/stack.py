@@ -127,7 +127,8 @@ def active_groups(cfg: StackConfig, timeout: float = 5.0) -> list[str]:
 
     from connectors.kafka_client import LIBRDKAFKA_LOG
 
-    admin = AdminClient({"bootstrap.servers": cfg.kafka_address, "logger": LIBRDKAFKA_LOG})
+    conf: dict[str, Any] = {"bootstrap.servers": cfg.kafka_address, "logger": LIBRDKAFKA_LOG}
+    admin = AdminClient(conf)
     idle = {ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD}
     listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout)
     return sorted(g.group_id for g in listed.valid if g.state not in idle)
