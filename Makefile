@@ -5,14 +5,16 @@ PY := $(VENV)/bin/python
 DL := $(VENV)/bin/driftline
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-fast lint format stack-up stack-down stack-status bench clean
+.PHONY: setup system-deps demo test test-fast lint format stack-up stack-down stack-status bench clean doctor
 
 setup: system-deps $(VENV)/.installed
 
-# Debian packages the local stack and the rule tests need: redis-server, promtool (prometheus), Java 17, Maven.
+# Debian packages the local stack and the tests need: redis-server, promtool (prometheus), Java 17, Maven, and kcat
+# (the kcat one-liners of examples/README.md are run by tests/test_examples.py).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
@@ -39,6 +41,9 @@ stack-down:
 
 stack-status:
 	$(DL) stack status
+
+doctor: setup
+	$(DL) doctor
 
 demo: setup
 	$(DL) demo $(DEMO_ARGS)
