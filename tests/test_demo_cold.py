@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -93,6 +94,11 @@ def test_demo_from_a_stopped_stack_writes_the_report_and_stops_what_it_started(t
     assert not is_redis_process(process_cmdline(redis_pid), redis_port)
     for port in (kafka_port, controller_port, redis_port):
         assert not port_open("127.0.0.1", port), f"port {port} still served after the demo"
+
+    # The web console ran next to it, its URL printed, and it stopped with the demo.
+    console = re.search(r"console (http://127\.0\.0\.1:(\d+)/)", err)
+    assert console, err[-3000:]
+    assert not port_open("127.0.0.1", int(console.group(2))), "the console outlived the demo"
 
 
 def test_demo_stops_only_the_services_it_started(tmp_path: Path) -> None:

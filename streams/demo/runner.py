@@ -153,7 +153,8 @@ class DemoRun:
         # The stack outlives a demo run: it lives in the user's state dir, not the run's.
         return self.run_dir.parent.parent
 
-    def _env(self) -> dict[str, str]:
+    def worker_env(self) -> dict[str, str]:
+        """The DRIFTLINE_* environment of this run's workers (and of a console watching it)."""
         s = self.settings
         env = {
             "DRIFTLINE_KAFKA_BOOTSTRAP": s.kafka.bootstrap,
@@ -173,7 +174,7 @@ class DemoRun:
         """Topics, then one process per role, then wait until each answers and the scorer serves a model."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_topics(self.settings)
-        env = self._env()
+        env = self.worker_env()
         # The trainer first: it publishes v1, which the scorer waits for.
         for role in ("train", "score", "join"):
             self.workers.append(WorkerProcess(role, env, self.run_dir / "logs" / f"{role}.log").start())
