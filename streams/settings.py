@@ -98,6 +98,8 @@ class ModelSettings:
 @dataclass(frozen=True)
 class ServingSettings:
     output_encoding: str = "avro"  # avro | json
+    # Input records larger than this are dead-lettered unparsed (Kafka's default message limit is 1 MiB).
+    max_record_bytes: int = 1 << 20
     batch_size: int = 500
     batch_timeout_s: float = 0.05
 
@@ -297,6 +299,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
+    if settings.serving.max_record_bytes < 131072:  # a dead letter carries up to 64 KiB of the record
+        raise ConfigError(
+            f"serving.max_record_bytes: must be at least 131072, got {settings.serving.max_record_bytes}"
+        )
     if settings.serving.batch_size < 1:
         raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")
     if settings.redis.pending_ttl_s < 1:

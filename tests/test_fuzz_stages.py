@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.producer import DeliveryError
 from connectors.redis_store import LabelLookup
+from driftline.errors import ConfigError
 from schemas.codec import default_codec
 from streams.app import handle_batch
 from streams.batches import handle_batch_blocking, one_by_one, transient
@@ -228,3 +230,15 @@ def test_stopping_during_a_transient_outage_leaves_the_batch_unacknowledged() ->
     raws = _raws("features", [b"ok"])
     assert not handle_batch_blocking("score", ctx, lambda: stage(raws), stopping)
     assert stage.done == []
+
+
+def test_max_record_bytes_setting_bounds_every_input_record() -> None:
+    settings_ = load_settings(environ={"DRIFTLINE__SERVING__MAX_RECORD_BYTES": "200000"})
+    ctx = WorkerContext(settings_, CODEC, build_metrics(), FakeProducer())
+    big = CODEC.encode_json("FeatureEvent", {"id": "big", "ts": 1, "features": {"blob": "a" * 250_000}})
+    scorer = Scorer(ctx, _NoModel(), store=None)  # type: ignore[arg-type]
+    scorer.process(_raws("features", [big]))
+    (dead,) = ctx.out.on("deadletter")  # type: ignore[attr-defined]
+    assert "exceeds the limit of 200000 bytes" in dead["error"]
+    with pytest.raises(ConfigError, match=r"serving\.max_record_bytes: must be at least 131072"):
+        load_settings(environ={"DRIFTLINE__SERVING__MAX_RECORD_BYTES": "1000"})
