@@ -113,6 +113,10 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_control_refused_total", "counter", ("model", "reason"),
               "Control commands the trainer refused before applying them: unsigned, signature, stale, replay.",
               "control_refused"),
+    MetricDoc("driftline_input_warnings_total", "counter", ("model", "kind"),
+              "Labelled examples whose input changed silently: feature_type (a feature's value type changed), "
+              "new_class (a label class the model has never seen); each also published on the drift topic.",
+              "input_warnings"),
     MetricDoc("driftline_drift_alarms_total", "counter", ("model", "detector", "signal"),
               "Drift alarms per detector (adwin, page_hinkley) and signal (error, loss, feature:<name>).",
               "drift_alarms"),
@@ -178,6 +182,7 @@ class Metrics:
     paused_examples: Counter
     held_examples: Gauge
     control_refused: Counter
+    input_warnings: Counter
     drift_alarms: Counter
     guard_decisions: Counter
     releases: Counter

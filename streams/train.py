@@ -37,6 +37,7 @@ from streams.join import join_namespace
 from streams.runtime import RawRecord, WorkerContext, now_ms
 from streams.settings import Settings
 from streams.train_control import TrainerControl
+from streams.watch import InputWatch
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -179,6 +180,7 @@ class Trainer(TrainerControl):
         self.control_seen = RecentIds(CONTROL_SEEN)
         self.live_sets: dict[str, dict[str, Any]] = {}
         self.held: list[tuple[RawRecord, dict[str, Any]]] = []
+        self.watch = InputWatch(s.model.task)
         self.pause_discard = False
         self._redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
         self._status_key = f"{join_namespace(s)}:trainer"
@@ -204,6 +206,7 @@ class Trainer(TrainerControl):
             self.live_sets = state.get("live_sets") or {}
             self.held = state.get("held") or []
             self.pause_discard = bool(state.get("pause_discard", False))
+            self.watch = state.get("watch") or self.watch
             log.info(
                 "trainer restored %s: v%d, n_learned=%d",
                 self.ctx.model,
@@ -262,6 +265,11 @@ class Trainer(TrainerControl):
 
     def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
         """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
+        for warning in self.watch.check(example["features"], example["label"], self.index):
+            kind = warning.signal.partition(":")[0] if warning.signal.startswith("feature") else "new_class"
+            self.ctx.metrics.input_warnings.labels(model=self.ctx.model, kind=kind).inc()
+            log.warning("input warning for %s: %s %s", self.ctx.model, warning.signal, warning.details)
+            self.emit_drift(warning)
         try:
             events = self.lifecycle.learn_one(
                 example["features"],
@@ -390,7 +398,7 @@ class Trainer(TrainerControl):
             "updated_at": now_ms(),
             "metrics": json.dumps(snap),
             "settings": json.dumps(self.live_settings(), default=str),
-            "held": len(self.held),
+            "held_examples": len(self.held),
             "pause_discard": int(self.pause_discard),
         }
         try:

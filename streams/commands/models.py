@@ -210,7 +210,7 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
     data = {_text(k): _text(v) for k, v in raw.items()}
     return {
         "settings": json.loads(data.get("settings", "{}")),
-        "held": int(data.get("held", 0)),
+        "held_examples": int(data.get("held_examples", 0)),
         "pause_discard": data.get("pause_discard") == "1",
         "n_learned": int(data.get("n_learned", 0)),
         "served_version": int(data.get("served_version", 0)),
