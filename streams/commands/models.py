@@ -15,7 +15,6 @@ import redis
 from connectors.producer import EventProducer
 from connectors.topics import ensure_topics
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
-from learners.lifecycle import validate_control
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
 from streams.control import new_command, wait_reply
@@ -282,6 +281,8 @@ def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict
 
     Raises :class:`ConfigError` naming the command, argument or key when it is invalid: nothing is sent then.
     """
+    from learners.lifecycle import validate_control  # imports River (seconds): only when sending
+
     validate_control(command, args, settings.guard, settings.drift)
     record = new_command(settings, command, args)
     ensure_topics(settings, names=("control",))
