@@ -323,6 +323,17 @@ class Trainer(TrainerControl):
 
     def publish(self, release: Release) -> None:
         ctx, s = self.ctx, self.ctx.settings
+        if release.reason == "rollback" or (
+            release.decision is not None
+            and release.decision.reason == "manual"
+            and str(release.decision.candidate).startswith("version ")
+        ):
+            # A restore serves an older model: its release carries that model's own statistics (the evaluator
+            # measured the model being replaced), plus the operator's or the guard's decision.
+            own = self.own_stats(int(release.parent)) if release.parent is not None else {}
+            if own:
+                guard = {k: v for k, v in release.metrics.items() if k.startswith("guard.")}
+                release = dataclasses.replace(release, metrics={**own, **guard})
         decision = release.decision.to_json() if release.decision is not None else ""
         record = build_release(
             release.model,

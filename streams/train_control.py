@@ -122,14 +122,18 @@ class TrainerControl:
         lc = self.lifecycle
         if command == "promote" and "version" in args:
             version = int(args["version"])
-            self.handle(lc.adopt(self.restore(version), version=version, reason="manual"))
+            model, own = self.restore(version), self.own_stats(version)
+            n = int(own.get("n_learned", lc.n_learned))
+            self.handle(lc.adopt(model, version=version, reason="manual", n_learned=n))
             return f"restored v{version} as v{lc.served_version}"
         if command == "rollback" and lc._previous is None:
             current = self.release_record(lc.served_version)
             parent = current.get("parent")
             if parent is None:
                 raise LearnerError(f"rollback: version {lc.served_version} has no parent to roll back to")
-            self.handle(lc.adopt(self.restore(int(parent)), version=int(parent), reason="rollback"))
+            model, own = self.restore(int(parent)), self.own_stats(int(parent))
+            n = int(own.get("n_learned", lc.n_learned))
+            self.handle(lc.adopt(model, version=int(parent), reason="rollback", n_learned=n))
             return f"rolled back to v{parent} (released as v{lc.served_version})"
         if command == "pause_learning":
             discard = args.get("discard", "false").lower() in ("1", "true", "yes", "on")
@@ -216,6 +220,21 @@ class TrainerControl:
             f"version {version} of {self.ctx.model!r} is not on {self.ctx.settings.topic('models')} "
             "as a verified release (unknown, forged, or compacted away)"
         )
+
+    def own_stats(self, version: int) -> dict[str, float]:
+        """The statistics a restored version was released with (its own n_learned and accuracy, not the
+        current model's), for the release that restores it; empty if it is not retained."""
+        try:
+            release = self.release_record(version)
+        except LearnerError:
+            return {}
+        stats = {
+            k: float(v)
+            for k, v in (release.get("metrics") or {}).items()
+            if not k.startswith("guard.") and isinstance(v, (int, float))
+        }
+        stats["restored_from"] = float(version)
+        return stats
 
     def restore(self, version: int) -> Any:
         """Verify and load a retained release (never an unverified one)."""

@@ -148,6 +148,13 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         releases = pipeline.wait_releases(4)
         rollback = releases[-1]
         assert (rollback["version"], rollback["reason"], rollback["parent"]) == (4, "rollback", 2)
+
+        # Honest numbers: the rollback carries v2's own statistics, not those of the model it replaced.
+        def own(release: dict[str, Any]) -> dict[str, float]:
+            return {k: v for k, v in release["metrics"].items() if not k.startswith("guard.")}
+
+        assert own(rollback) == {**own(releases[1]), "restored_from": 2.0}, (own(rollback), own(releases[1]))
+        assert json.loads(rollback["header"])["n_learned"] == json.loads(releases[1]["header"])["n_learned"]
         previous, restored = pipeline.load_model(releases[1]), pipeline.load_model(rollback)
         rng = random.Random(9)
         probe = [{"a": rng.random(), "b": rng.random()} for _ in range(200)]
@@ -160,6 +167,13 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
             timeout=30,
         )
 
+        # Metric series of versions no longer served are gone.
+        pipeline.wait_until(
+            "only v4's model metrics exported",
+            lambda: {line.split('version="')[1].split('"')[0] for line in worker.metrics_text().splitlines()
+                     if line.startswith("driftline_model_metric{")} == {"4"},
+            timeout=30,
+        )  # fmt: skip
         # promote of a candidate that does not exist: refused and dead-lettered, nothing released.
         # The trainer's refusal comes back to the CLI: exit 1 with its reason.
         held_cli = pipeline.cli("models", "promote", "held", check=False)
