@@ -49,10 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rollback", help="go back to the previous served version (a new release, reason rollback)"
     )
     _control_options(rb, _rollback)
+    pause_help = (
+        "pause learning and releases (scoring goes on); labels arriving meanwhile are kept and learned "
+        "in order on resume, or dropped and counted with --discard"
+    )
     pause = msub.add_parser(
-        "pause",
-        help="pause learning and releases (scoring goes on); labels arriving meanwhile are kept and learned "
-        "in order on resume, or dropped and counted with --discard",
+        "pause", help=pause_help, description=pause_help[0].upper() + pause_help[1:] + "."
     )
     pause.add_argument(
         "--discard",
