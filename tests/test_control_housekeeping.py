@@ -40,6 +40,10 @@ def test_cleanup_closed_pipe_and_plain_logs(prefix: str, redis_url: str, tmp_pat
         )
         assert piped.returncode == 141 and piped.stderr == "", piped.stderr
         assert "set done" in pipeline.cli("models", "set", "guard.alpha=0.03").stdout
+    # No trainer running: the CLI says so and exits 3 (no answer), or returns at once with --no-wait.
+    silent = pipeline.cli("models", "pause", "--timeout", "3", check=False)
+    assert silent.returncode == 3 and "NO ANSWER" in silent.stderr, silent.stderr
+    assert pipeline.cli("models", "resume", "--no-wait").returncode == 0
     # Logs redirected to a file: no escape codes.
     log_text = worker.log_path.read_bytes()
     assert b"\x1b" not in log_text, log_text[:400]
