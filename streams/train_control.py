@@ -202,7 +202,13 @@ class TrainerControl:
     def releases(self) -> CheckedReleases:
         """This model's releases on ``models``, verified; unverified ones are counted and logged."""
         checked = read_checked_releases(self.ctx.settings, self.ctx.codec, model=self.ctx.model)
+        counted: set[tuple[Any, Any]] = self.__dict__.setdefault("_forgeries_counted", set())
         for release, reason, message in checked.rejected:
+            # The topic is read again for every restore: count each forged record once per process.
+            mark = (release.get("version"), release.get("signature"))
+            if mark in counted:
+                continue
+            counted.add(mark)
             self.ctx.metrics.releases_rejected.labels(model=self.ctx.model, reason=reason).inc()
             security_log.warning(
                 "SECURITY: release %s v%s on the models topic ignored: %s",
