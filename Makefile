@@ -9,13 +9,16 @@ PYTEST_ARGS ?=
 
 setup: system-deps $(VENV)/.installed
 
-# Debian packages the local stack and the rule tests need: redis-server, promtool (prometheus), Java 17, Maven.
+# Debian packages the local stack and the rule tests need: redis-server, promtool (prometheus), Java 17, Maven;
+# chromium and chromium-driver for the console's browser tests.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \

@@ -119,8 +119,11 @@ def check_reachable(settings: Settings, timeout: float = 5) -> None:
     """
     errors: list[KafkaError] = []
     conf = client_config(settings, logger=LIBRDKAFKA_LOG)
-    # "error_cb" has no dotted form, so it cannot go through client_config's keyword extras.
+    # "error_cb" and "log_level" have no dotted form, so they cannot go through client_config's keyword extras.
     conf["error_cb"] = errors.append
+    # Syslog level 2: librdkafka logs every failed connection attempt at level 3, dozens a second, before the
+    # one message below that names the address and what to do; error_cb still sees every error.
+    conf["log_level"] = 2
     admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -1,17 +1,20 @@
-"""The contract's topics: names, partitions, cleanup policies, and idempotent creation.
+"""The contract's topics: names, partitions, cleanup policies, idempotent creation, and checks against a cluster.
 
 ``models`` and ``control`` are compacted (the latest release / command per model is what matters);
 ``training``, ``models`` and ``control`` have one partition each because they have a single writer per model
-and need a total order.
+and need a total order. Two topics of the contract's additions are created with the others by
+``driftline topics create`` and ``driftline stack up``: ``changelog`` (compacted, each model's trainer state)
+and ``audit`` (never compacted, never expired: a hash chain must keep every link).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import StackError
@@ -28,8 +31,12 @@ TOPIC_NAMES: tuple[str, ...] = (
     "control",
     "deadletter",
 )
-COMPACTED = frozenset({"models", "control"})
-SINGLE_PARTITION = frozenset({"training", "models", "control"})
+# Topics of the contract's additions (2026-12-01); created by `driftline topics create` and `stack up`.
+EXTRA_TOPICS: tuple[str, ...] = ("changelog", "audit")
+ALL_TOPICS: tuple[str, ...] = TOPIC_NAMES + EXTRA_TOPICS
+COMPACTED = frozenset({"models", "control", "changelog"})
+SINGLE_PARTITION = frozenset({"training", "models", "control", "changelog", "audit"})
+KEEP_FOREVER = frozenset({"audit"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class TopicSpec:
 
 
 def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
-    """``{contract name: TopicSpec}`` for the eight contract topics under the configured prefix.
+    """``{contract name: TopicSpec}`` for the contract topics (:data:`ALL_TOPICS`) under the configured prefix.
 
     >>> from streams.settings import load_settings
     >>> specs = contract_topics(load_settings(environ={}))
@@ -55,12 +62,17 @@ def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
     ('driftline.models', 1, 'compact')
     """
     specs: dict[str, TopicSpec] = {}
-    for name in TOPIC_NAMES:
+    for name in ALL_TOPICS:
         config = {"cleanup.policy": "compact" if name in COMPACTED else "delete"}
         if name in COMPACTED:
             # Compact promptly so a restarted worker reads few superseded releases.
             config["min.cleanable.dirty.ratio"] = "0.1"
             config["segment.ms"] = str(3_600_000)
+        elif name in KEEP_FOREVER:
+            config["retention.ms"] = "-1"
+            config["retention.bytes"] = "-1"
+        elif settings.kafka.retention_ms is not None:
+            config["retention.ms"] = str(settings.kafka.retention_ms)
         specs[name] = TopicSpec(
             name=settings.topic(name),
             partitions=1 if name in SINGLE_PARTITION else settings.kafka.partitions,
@@ -76,16 +88,14 @@ def ensure_topics(
     """Create the contract topics that do not exist yet (all of them, or ``names``) and wait until they are
     visible.
 
-    Idempotent: existing topics are left as they are (an existing topic's partition count is not changed).
-    Raises :class:`StackError` naming the topic when creation fails for another reason.
+    Idempotent: existing topics are left as they are (an existing topic's partition count is not changed;
+    :func:`check_topics` says how it differs). Raises :class:`StackError` naming the topic and the broker
+    address when creation fails for another reason.
     """
     specs = contract_topics(settings)
     wanted = {n: specs[n] for n in (names or TOPIC_NAMES)}
-    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise StackError(f"cannot list topics on {settings.kafka.bootstrap}: {exc.args[0]}") from exc
+    admin = _admin(settings)
+    existing = set(_metadata(admin, settings, timeout))
     missing = [spec for spec in wanted.values() if spec.name not in existing]
     if missing:
         futures = admin.create_topics(
@@ -101,7 +111,7 @@ def ensure_topics(
                 # Another process may create the same topic at the same moment: that is success too.
                 if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
-                raise StackError(f"cannot create topic {topic}: {err}") from exc
+                raise StackError(f"cannot create topic {topic} on {settings.kafka.bootstrap}: {err}") from exc
         _wait_visible(admin, [s.name for s in missing], timeout)
     return wanted
 
@@ -123,3 +133,152 @@ def _wait_visible(admin: AdminClient, topics: list[str], timeout: float) -> None
         if time.monotonic() > deadline:
             raise StackError(f"topics not ready after {timeout:g} s: {', '.join(sorted(pending))}")
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- checking what a cluster has
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way an existing topic differs from the contract. ``severity`` is ``error`` when it breaks a
+    guarantee (a compacted topic that deletes, several partitions where order matters, an audit topic that
+    expires) and ``warning`` otherwise (another partition count or retention than the settings say)."""
+
+    field: str
+    expected: str
+    actual: str
+    severity: str = "warning"
+
+    def describe(self) -> str:
+        return f"{self.field} is {self.actual}, the contract says {self.expected} ({self.severity})"
+
+
+@dataclass(frozen=True)
+class TopicCheck:
+    """What the cluster has for one contract topic, next to what the contract and settings say."""
+
+    topic: str  # contract name, e.g. ``models``
+    spec: TopicSpec
+    exists: bool
+    partitions: int = 0
+    replication_factor: int = 0
+    config: dict[str, str] = field(default_factory=dict)  # actual values of the keys in spec.config
+    differences: tuple[Difference, ...] = ()
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``missing``, ``differs`` (an error-level difference) or ``warning``."""
+        if not self.exists:
+            return "missing"
+        if any(d.severity == "error" for d in self.differences):
+            return "differs"
+        return "warning" if self.differences else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "name": self.spec.name,
+            "status": self.status,
+            "exists": self.exists,
+            "expected": {
+                "partitions": self.spec.partitions,
+                "replication_factor": self.spec.replication_factor,
+                "config": dict(self.spec.config),
+            },
+            "actual": None
+            if not self.exists
+            else {
+                "partitions": self.partitions,
+                "replication_factor": self.replication_factor,
+                "config": dict(self.config),
+            },
+            "differences": [
+                {"field": d.field, "expected": d.expected, "actual": d.actual, "severity": d.severity}
+                for d in self.differences
+            ],
+        }
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+
+
+def _differences(
+    name: str, spec: TopicSpec, partitions: int, rf: int, config: dict[str, str]
+) -> list[Difference]:
+    out = []
+    if partitions != spec.partitions:
+        # Several partitions where a single writer relies on a total order breaks the contract; a different
+        # count of a data topic only changes how far scoring scales out.
+        severity = "error" if name in SINGLE_PARTITION else "warning"
+        out.append(Difference("partitions", str(spec.partitions), str(partitions), severity))
+    if rf < spec.replication_factor:
+        out.append(Difference("replication_factor", str(spec.replication_factor), str(rf)))
+    for key, want in spec.config.items():
+        have = config.get(key, "")
+        if key == "cleanup.policy":
+            same = set(have.split(",")) == set(want.split(","))
+        else:
+            same = have == want
+        if not same:
+            severity = "error" if key == "cleanup.policy" or name in KEEP_FOREVER else "warning"
+            out.append(Difference(key, want, have or "(not set)", severity))
+    return out
+
+
+def _metadata(admin: AdminClient, settings: Settings, timeout: float) -> dict[str, Any]:
+    """``{topic name: TopicMetadata}`` of the cluster; a StackError naming the broker address otherwise."""
+    try:
+        return dict(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise StackError(
+            f"cannot list topics on {settings.kafka.bootstrap}: {exc.args[0]} (is the broker up? "
+            "`driftline doctor` checks)"
+        ) from exc
+
+
+def prefixed_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
+    """Every topic of the cluster that starts with the configured prefix (contract or not), sorted."""
+    prefix = settings.kafka.topic_prefix
+    return sorted(n for n in _metadata(_admin(settings), settings, timeout) if n.startswith(prefix))
+
+
+def check_topics(
+    settings: Settings, names: tuple[str, ...] = ALL_TOPICS, timeout: float = 10.0
+) -> list[TopicCheck]:
+    """Compare the cluster's topics with the contract (partitions, replication, cleanup and retention configs).
+
+    Read-only. Raises :class:`StackError` naming the broker address when the cluster does not answer.
+    """
+    specs = contract_topics(settings)
+    admin = _admin(settings)
+    metadata = _metadata(admin, settings, timeout)
+    present = [n for n in names if specs[n].name in metadata]
+    configs: dict[str, dict[str, str]] = {}
+    if present:
+        futures = admin.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, specs[n].name) for n in present], request_timeout=timeout
+        )
+        for resource, future in futures.items():
+            try:
+                entries = future.result()
+            except KafkaException as exc:
+                raise StackError(
+                    f"cannot read the config of topic {resource.name} on {settings.kafka.bootstrap}: "
+                    f"{exc.args[0]}"
+                ) from exc
+            configs[resource.name] = {k: str(v.value) for k, v in entries.items() if v.value is not None}
+    out = []
+    for name in names:
+        spec = specs[name]
+        meta = metadata.get(spec.name)
+        if meta is None:
+            out.append(TopicCheck(name, spec, exists=False))
+            continue
+        partitions = len(meta.partitions)
+        rf = min((len(p.replicas) for p in meta.partitions.values()), default=0)
+        full = configs.get(spec.name, {})
+        config = {key: full.get(key, "") for key in spec.config}
+        diffs = _differences(name, spec, partitions, rf, full)
+        out.append(TopicCheck(name, spec, True, partitions, rf, config, tuple(diffs)))
+    return out

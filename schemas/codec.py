@@ -17,10 +17,12 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import struct
 import time
 from collections.abc import Mapping, Sequence
 from io import BytesIO
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from schemas.binary import Corrupt, compile_decoder, compile_encoder
 from schemas.validation import Invalid, compile_finite_check, compile_record
 
 __all__ = [
+    "DEFAULT_MAX_JSON_DEPTH",
     "DEFAULT_MAX_RECORD_BYTES",
     "INPUT_TOPICS",
     "MAGIC",
@@ -67,6 +70,9 @@ INPUT_TOPICS: frozenset[str] = frozenset({"features", "labels", "control"})
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
+# Driftline records nest two levels deep (a record holding a map); the JSON parser recurses once per level
+# and raises RecursionError near 1000, so anything deeper is refused before it is parsed.
+DEFAULT_MAX_JSON_DEPTH = 32
 NAMESPACE = "driftline"
 # Records where a JSON producer may leave ``ts`` out; the codec stamps the arrival time.
 _TS_OPTIONAL_IN_JSON = frozenset({"FeatureEvent", "Label", "ControlCommand"})
@@ -121,15 +127,25 @@ class Codec:
 
     ``schema_dir`` holds ``<Record>.avsc`` files (default: the packaged ones) and optionally a
     ``history/`` folder of older versions, which are known as writer schemas. Records whose encoded
-    size exceeds ``max_record_bytes`` are refused both ways (Kafka's default message limit is 1 MiB).
+    size exceeds ``max_record_bytes`` are refused both ways (Kafka's default message limit is 1 MiB), and
+    JSON nested deeper than ``max_json_depth`` is refused before it is parsed.
     Instances are safe to share between threads: all state is built in ``__init__`` or only grows.
+
+    Decoding never raises anything but :class:`SchemaError` for any input bytes (fuzzed by
+    tests/test_schemas_fuzz.py): a record that makes a parser fail in any way (recursion, memory, overflow,
+    bad UTF-8) is reported as undecodable, so a caller can dead-letter it and go on.
     """
 
     def __init__(
-        self, schema_dir: str | Path | None = None, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+        self,
+        schema_dir: str | Path | None = None,
+        *,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
     ) -> None:
         self.schema_dir = Path(schema_dir) if schema_dir is not None else SCHEMA_DIR
         self.max_record_bytes = int(max_record_bytes)
+        self.max_json_depth = int(max_json_depth)
         self._records: dict[str, _Record] = {}
         # fingerprint -> (record name, writer schema, reader schema or None when writer == reader)
         self._writers: dict[bytes, tuple[str, Any, Any]] = {}
@@ -262,7 +278,12 @@ class Codec:
     ) -> dict:
         """Decode one record (Avro single-object, or JSON object if ``allow_json``) or raise SchemaError."""
         rec = self._record(record)
-        return self._decode(rec, data, topic, allow_json)
+        try:
+            return self._decode(rec, data, topic, allow_json)
+        except SchemaError:
+            raise
+        except Exception as exc:  # RecursionError, MemoryError, OverflowError...: any parser failure
+            raise self._undecodable(rec, topic, exc) from None
 
     def decode_many(
         self, record: str, datas: Sequence[Buffer], *, topic: str | None = None, allow_json: bool = False
@@ -277,7 +298,12 @@ class Codec:
                 append(decode(rec, data, topic, allow_json))
             except SchemaError as exc:
                 append(exc)
+            except Exception as exc:  # one record's parser failure never fails the batch (see decode)
+                append(self._undecodable(rec, topic, exc))
         return out
+
+    def _undecodable(self, rec: _Record, topic: str | None, exc: BaseException) -> SchemaError:
+        return self._fail(rec, topic, f"undecodable record: {type(exc).__name__}: {str(exc)[:200]}")
 
     def _decode(self, rec: _Record, data: Buffer, topic: str | None, allow_json: bool) -> dict:
         if not isinstance(data, bytes | bytearray | memoryview):
@@ -294,7 +320,13 @@ class Codec:
         if size == 0:
             raise self._fail(rec, topic, "empty message")
         head = bytes(data[:4]).hex()
-        raise self._fail(rec, topic, f"not Avro single-object encoding (starts 0x{head}, expected 0xc301)")
+        avro = f"not Avro single-object encoding (starts 0x{head}, expected 0xc301)"
+        if not allow_json:
+            raise self._fail(rec, topic, avro)
+        # On an input topic the sender may have meant JSON: say why it is not JSON either.
+        raise self._fail(
+            rec, topic, f"neither a JSON object nor Avro single-object encoding: {_json_error(data)}; {avro}"
+        )
 
     def _decode_avro(self, rec: _Record, data: Buffer, size: int, topic: str | None) -> dict:
         fp = bytes(data[2:HEADER_LEN])
@@ -348,10 +380,15 @@ class Codec:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._fail(rec, topic, f"JSON is not valid UTF-8: {exc}") from None
+        depth = json_depth(text, self.max_json_depth)
+        if depth > self.max_json_depth:
+            raise self._fail(
+                rec, topic, f"JSON nested deeper than {self.max_json_depth} levels; refused unparsed"
+            )
         try:
             # NaN/Infinity literals parse to floats here so the validator can name the field they sit in.
-            value = json.loads(text)
-        except ValueError as exc:
+            value = _JSON.decode(text)
+        except ValueError as exc:  # DuplicateKey and JSONDecodeError are ValueErrors
             raise self._fail(rec, topic, f"invalid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise self._fail(rec, topic, f"JSON value is not an object but {type(value).__name__}")
@@ -363,12 +400,64 @@ class Codec:
             raise self._invalid(rec, topic, exc) from None
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice: refused, since parsers disagree on which value wins."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise DuplicateKey(f"duplicate key {dup[:60]!r} in a JSON object")
+    return out
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+# A JSON string (a closing quote is optional so an unterminated one is consumed to the end in one linear
+# pass, never retried from each later quote); its brackets do not count as nesting.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deeply ``text``'s arrays and objects nest, found without parsing (brackets inside strings do not
+    count). Only used to refuse what is deeper than ``limit``: at most ``limit`` is an upper bound.
+
+    Cheap on the common path: a text with no more than ``limit`` opening brackets cannot nest deeper, which two
+    C-level counts show. Otherwise strings and everything but brackets are cut out by two regex passes and the
+    running depth is summed at C speed (about 30 ms for a 1 MB record of brackets).
+
+    >>> json_depth('{"a": {"b": "[[[[[[[[[["}}', 8), json_depth("[" * 100000, 8)
+    (2, 100000)
+    """
+    openers = text.count("[") + text.count("{")
+    if openers <= limit:
+        return openers
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DELTA.__getitem__, brackets)), default=0)
+
+
+def _json_error(data: Buffer) -> str:
+    """Why ``data`` is not JSON, for the error on a record that is neither JSON nor Avro. Only reached when the
+    first non-blank byte opens no array or object, so the parser cannot recurse."""
+    try:
+        json.loads(bytes(data).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"not JSON (not UTF-8: {exc})"
+    except Exception as exc:  # a JSONDecodeError, or anything else the parser met: say what it was
+        return f"JSON parse error: {str(exc)[:200]}"
+    return "JSON value is not an object"
+
+
 def _looks_like_json(data: bytes | bytearray | memoryview) -> bool:
     head = bytes(data[:1])
     if head == b"{":
         return True
     if head in (b" ", b"\t", b"\n", b"\r"):
-        return bytes(data).lstrip()[:1] == b"{"
+        # Blank-led arrays too: they must meet the depth limit, not the parser in the error path.
+        return bytes(data).lstrip()[:1] in (b"{", b"[", b'"')
     # Anything else that a JSON parser would accept but is not an object (e.g. ``[1]`` or ``"x"``) is
     # routed to the JSON path too, so its error says "not an object" rather than "bad magic".
     return head in (b"[", b'"') or bytes(data).strip() in (b"null", b"true", b"false")

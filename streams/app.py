@@ -31,7 +31,7 @@ import faust
 from connectors.kafka_client import hide_sasl_payloads
 from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError
-from streams.batches import RETRY_MAX_S, BatchLoop
+from streams.batches import RETRY_MAX_S, BatchLoop, finishing, one_by_one, transient
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext, raw_records
@@ -108,8 +108,21 @@ async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
 
 
-async def handle_batch(stage: str, ctx: WorkerContext, body: Callable[[], Awaitable[None]]) -> None:
-    """Run ``body`` until it succeeds: a batch is never acknowledged unhandled."""
+async def handle_batch(
+    stage: str,
+    ctx: WorkerContext,
+    body: Callable[[], Awaitable[None]],
+    raws: list[RawRecord] | None = None,
+    run: Callable[[list[RawRecord]], None] | None = None,
+    stopping: threading.Event | None = None,
+) -> None:
+    """Run ``body`` until it succeeds: a batch is never acknowledged unhandled.
+
+    Only :func:`~streams.batches.transient` failures are retried. With ``raws`` and ``run`` (the batch's work as a
+    blocking call that waits for its outputs), any other failure redoes the batch one record at a time in a thread,
+    dead-lettering the records that fail (:func:`~streams.batches.one_by_one`): a poison record never stalls the
+    partition. Without them every failure is retried, as before.
+    """
     delay = 0.2
     while True:
         try:
@@ -118,6 +131,16 @@ async def handle_batch(stage: str, ctx: WorkerContext, body: Callable[[], Awaita
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if raws is not None and run is not None and not transient(exc):
+                log.error(
+                    "%s: batch failed (%s: %s), not an infrastructure error: redoing it one record at a time",
+                    stage,
+                    type(exc).__name__,
+                    exc,
+                )
+                if not await off_loop(one_by_one, stage, ctx, raws, run, stopping or threading.Event()):
+                    raise asyncio.CancelledError from None  # stopping: the batch stays unacknowledged
+                return
             ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
             log.error("%s: batch failed, retrying in %.1f s: %s", stage, delay, exc)
             await asyncio.sleep(delay)
@@ -230,11 +253,19 @@ def _add_score(worker: Worker, batch: int, within: float) -> None:
                 finally:
                     busy.clear()
 
-            await handle_batch("score", ctx, body)
+            await handle_batch("score", ctx, body, raws, score_one, worker.stopping)
 
     app.agent(_raw_topic(app, ctx.settings.topic("features")), name="score")(score)
 
     busy = threading.Event()  # a batch is being scored in a thread: swap only between batches
+    scored_one = finishing(_pipelined(ctx, store, scorer.process, scorer.publish_contexts))
+
+    def score_one(raws: list[RawRecord]) -> None:  # the poison fallback (handle_batch): one record, blocking
+        busy.set()
+        try:
+            scored_one(raws)
+        finally:
+            busy.clear()
 
     @app.timer(
         interval=0.1
@@ -355,6 +386,7 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
             worker, "join", ctx.settings.topic("labels"), app.conf.id, _pipelined(ctx, store, joiner.process)
         )
     else:
+        join_one = finishing(_pipelined(ctx, store, joiner.process))
 
         async def join(stream: Any) -> None:
             async for events in stream.take_events(batch, within=within):
@@ -365,7 +397,7 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
                     await ctx.flush()
                     await off_loop(store.mark_joined, joined)
 
-                await handle_batch("join", ctx, body)
+                await handle_batch("join", ctx, body, raws, join_one, worker.stopping)
 
         app.agent(_raw_topic(app, ctx.settings.topic("labels")), name="join")(join)
 
@@ -414,13 +446,27 @@ def _add_train(worker: Worker, batch: int, within: float) -> None:
         async def train(stream: Any) -> None:
             async for events in stream.take_events(batch, within=within):
                 raws = raw_records(events)
-                await handle_batch("train", ctx, functools.partial(off_loop, train_once, raws))
+                await handle_batch(
+                    "train",
+                    ctx,
+                    functools.partial(off_loop, train_once, raws),
+                    raws,
+                    train_once,
+                    worker.stopping,
+                )
 
         app.agent(_raw_topic(app, ctx.settings.topic("training")), name="train")(train)
 
     async def control(stream: Any) -> None:
         async for events in stream.take_events(100, within=0.1):
             raws = raw_records(events)
-            await handle_batch("control", ctx, functools.partial(off_loop, control_once, raws))
+            await handle_batch(
+                "control",
+                ctx,
+                functools.partial(off_loop, control_once, raws),
+                raws,
+                control_once,
+                worker.stopping,
+            )
 
     app.agent(_raw_topic(app, ctx.settings.topic("control")), name="control")(control)

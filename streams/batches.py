@@ -6,6 +6,12 @@ outputs are acknowledged by the broker before its offsets are stored, a failing 
 (never skipped), and a loop that breaks stops the whole process so its partitions move on and a supervisor
 restarts it.
 
+Poison records: a batch is retried only for failures that retrying can cure (:func:`transient`: the broker, Redis,
+the file system). Any other failure of a whole batch (a record that makes a stage raise RecursionError, MemoryError,
+a ValueError from a command's arguments...) would fail again on every retry and stall the partition for good, so the
+batch is redone one record at a time (:func:`one_by_one`): a record that fails alone is dead-lettered with the
+reason and the others are processed.
+
 Pipelining: a stage's ``handle`` may return a *finish* step (wait for this batch's deliveries, then whatever must
 follow them). The loop then processes the next batch while the previous one's outputs travel to the broker and
 finishes the previous one afterwards, so a round trip to the broker per batch no longer caps the rate at small
@@ -24,28 +30,130 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
+from confluent_kafka import KafkaException
+
+from connectors.producer import DeliveryError
 from streams.runtime import BatchSource, RawRecord, WorkerContext
 
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 10.0
 
+# Redis replies that say "not now" rather than "not this": the server is loading, busy, out of memory or a replica.
+_REDIS_BUSY = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+
+
+def transient(exc: BaseException) -> bool:
+    """True if ``exc`` is an infrastructure failure that the same batch may get past by retrying: Kafka (a lost
+    delivery, an unreachable broker), Redis (connection, timeout, loading or out of memory), the file system. A
+    failure caused by the records themselves (anything else) is not: retrying it would stall the partition.
+
+    >>> transient(DeliveryError("1 record(s) were not delivered")), transient(RecursionError("deep"))
+    (True, False)
+    """
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).split(" ", 1)[0].upper() in _REDIS_BUSY
+    return isinstance(exc, DeliveryError | KafkaException | redis.RedisError | OSError)
+
+
+def _retry(stage: str, ctx: WorkerContext, what: str, exc: BaseException, delay: float) -> None:
+    ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
+    log.error("%s: %s failed, retrying in %.1f s: %s: %s", stage, what, delay, type(exc).__name__, exc)
+
 
 def handle_batch_blocking(
-    stage: str, ctx: WorkerContext, body: Callable[[], None], stopping: threading.Event
+    stage: str,
+    ctx: WorkerContext,
+    body: Callable[[], None],
+    stopping: threading.Event,
+    fallback: Callable[[], bool] | None = None,
 ) -> bool:
-    """Run ``body`` until it succeeds: True once it did, False if stopped before it did."""
+    """Run ``body`` until it succeeds: True once it did, False if stopped before it did.
+
+    With ``fallback``, a failure that is not :func:`transient` is not retried: ``fallback()`` runs instead (the
+    batch one record at a time) and its result is returned.
+    """
     delay = 0.2
     while True:
         try:
             body()
             return True
         except Exception as exc:
-            ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
-            log.error("%s: batch failed, retrying in %.1f s: %s", stage, delay, exc)
+            if fallback is not None and not transient(exc):
+                log.error(
+                    "%s: batch failed (%s: %s), not an infrastructure error: redoing it one record at a time",
+                    stage,
+                    type(exc).__name__,
+                    exc,
+                )
+                return fallback()
+            _retry(stage, ctx, "batch", exc, delay)
             if stopping.wait(delay):
                 return False
             delay = min(delay * 2, RETRY_MAX_S)
+
+
+def one_by_one(
+    stage: str,
+    ctx: WorkerContext,
+    raws: list[RawRecord],
+    run: Callable[[list[RawRecord]], None],
+    stopping: threading.Event,
+) -> bool:
+    """Process ``raws`` one record at a time with ``run([raw])`` (which must wait for its outputs): a record that
+    fails with anything but a :func:`transient` error is dead-lettered with the reason (its delivery waited for)
+    and the rest go on; transient errors are retried. True once every record is processed or dead-lettered, False
+    if stopped first."""
+    for raw in raws:
+        failure: list[BaseException] = []
+        delay = 0.2
+        while True:
+            try:
+                if failure:
+                    with ctx.out.tracking() as deliveries:
+                        ctx.deadletter(stage, raw, _reason(stage, failure[0]))
+                    ctx.out.wait(deliveries, 60)
+                else:
+                    run([raw])
+                break
+            except Exception as exc:
+                if not transient(exc):
+                    if failure:  # even the dead-letter copy cannot be encoded: say so loudly, never stall
+                        log.error(
+                            "%s: %s[%d]@%d could not be dead-lettered: %s",
+                            stage,
+                            raw.topic,
+                            raw.partition,
+                            raw.offset,
+                            exc,
+                        )
+                        ctx.metrics.events.labels(stage=stage, outcome="lost").inc()
+                        break
+                    failure.append(exc)
+                    continue
+                _retry(stage, ctx, f"record {raw.topic}[{raw.partition}]@{raw.offset}", exc, delay)
+                if stopping.wait(delay):
+                    return False
+                delay = min(delay * 2, RETRY_MAX_S)
+    return True
+
+
+def _reason(stage: str, exc: BaseException) -> str:
+    return f"{stage} failed on this record: {type(exc).__name__}: {str(exc)[:1500]}"
+
+
+def finishing(
+    handle: Callable[[list[RawRecord]], Callable[[], None] | None],
+) -> Callable[[list[RawRecord]], None]:
+    """``handle`` as a synchronous step: its finish step (if any) run at once, for :func:`one_by_one`."""
+
+    def run(raws: list[RawRecord]) -> None:
+        finish = handle(raws)
+        if finish is not None:
+            finish()
+
+    return run
 
 
 Finish = Callable[[], None]
@@ -140,18 +248,29 @@ class BatchLoop:
         overlaps the work of the other). Returns (handled, the new batch's finish step or None); handled is
         False only when stopped first."""
         result: list[Finish | None] = []
+        poisoned = False
         try:
             result.append(self.handle(raws))
         except Exception as exc:
-            log.error("%s: batch failed, retrying: %s", self.stage, exc)
+            poisoned = not transient(exc)
+            log.error("%s: batch failed (%s: %s)", self.stage, type(exc).__name__, exc)
             self.ctx.metrics.events.labels(stage=self.stage, outcome="retry").inc()
         if inflight is not None and not self._finish(inflight, source, stopping):
             return False, None
+        if poisoned:  # retrying the batch would fail again: one record at a time, dead-lettering what fails
+            return self._one_by_one(raws, stopping), None
         if not result and not handle_batch_blocking(
-            self.stage, self.ctx, lambda: result.append(self.handle(raws)), stopping
+            self.stage,
+            self.ctx,
+            lambda: result.append(self.handle(raws)),
+            stopping,
+            lambda: self._one_by_one(raws, stopping) and not result.append(None),
         ):
             return False, None
         return True, result[0]
+
+    def _one_by_one(self, raws: list[RawRecord], stopping: threading.Event) -> bool:
+        return one_by_one(self.stage, self.ctx, raws, finishing(self.handle), stopping)
 
     def _finish(
         self, inflight: tuple[list[RawRecord], Finish], source: BatchSource, stopping: threading.Event
@@ -168,7 +287,9 @@ class BatchLoop:
             if steps:
                 steps.pop()()
 
-        if not handle_batch_blocking(self.stage, self.ctx, attempt, stopping):
+        if not handle_batch_blocking(
+            self.stage, self.ctx, attempt, stopping, lambda: self._one_by_one(raws, stopping)
+        ):
             return False
         source.done(raws)
         return True

@@ -17,6 +17,8 @@ from driftline.errors import DriftlineError
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
     "stack",
+    "topics",
+    "doctor",
     "config",
     "worker",
     "produce",
@@ -26,6 +28,8 @@ COMMANDS = (
     "demo",
     "status",
     "bench",
+    "console",
+    "audit",
     "cleanup",
 )
 

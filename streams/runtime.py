@@ -22,6 +22,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
+from streams.audit import AuditLog, read_topic, topic_publisher
 from streams.metrics import Metrics, build_metrics
 from streams.settings import Settings
 
@@ -50,6 +51,7 @@ class WorkerContext:
     codec: Codec = field(default_factory=default_codec)
     metrics: Metrics = field(default_factory=build_metrics)
     producer: EventProducer | None = None
+    _audit_logs: dict[str, AuditLog] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.producer is None:
@@ -122,13 +124,20 @@ class WorkerContext:
         await asyncio.get_running_loop().run_in_executor(None, self.out.flush, timeout)
 
     def audit(self, kind: str, record: dict[str, Any]) -> None:
-        """Append an audit record (guard decisions, control commands) to ``<state_dir>/audit/<model>.jsonl``."""
-        path = self.state_dir / "audit" / f"{self.settings.kafka.topic_prefix}{self.model}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"kind": kind, "ts": now_ms(), "model": self.model, **record}, default=str)
-        with path.open("a") as fh:
-            fh.write(line + "\n")
-        log.info("audit %s: %s", kind, line)
+        """Append ``record`` to the model's signed audit chain (disk and the ``audit`` topic; see
+        :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry."""
+        alog = self._audit_logs.get(self.model)
+        if alog is None:
+            settings, model = self.settings, self.model
+            alog = AuditLog(
+                settings,
+                model,
+                topic_publisher(settings, self.out.produce_bytes),
+                topic_entries=lambda: read_topic(settings).get(model, []),
+            )
+            self._audit_logs[model] = alog
+        entry = alog.append(kind, record)
+        log.info("audit %s #%d: %s", kind, entry["seq"], json.dumps(entry["record"], default=str)[:500])
 
 
 def raw_records(events: Sequence[Any]) -> list[RawRecord]:

@@ -55,6 +55,7 @@ class KafkaSettings:
     topic_prefix: str = "driftline."
     partitions: int = 4
     replication_factor: int = 1
+    retention_ms: int | None = None  # retention.ms of the delete-policy topics; None = the cluster's default
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     sasl_username: str | None = None

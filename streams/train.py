@@ -31,6 +31,7 @@ from connectors.sources import open_source
 from driftline.errors import ArtifactError, DriftlineError, SchemaError, SecurityError
 from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
+from learners.explain import release_explanation
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
 from streams.join import join_namespace
@@ -353,15 +354,7 @@ class Trainer(TrainerControl):
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision)
-        ctx.audit(
-            "release",
-            {
-                "version": release.version,
-                "parent": release.parent,
-                "reason": release.reason,
-                "metrics": release.metrics,
-            },
-        )
+        ctx.audit("release", release_explanation(release, self.lifecycle))
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
     def record_decision(self, decision: Decision) -> None:

@@ -106,7 +106,7 @@ class TrainerControl:
                 "command": name,
                 "args": args,
                 "id": cmd.get("id", ""),
-                "key_id": cmd.get("key_id", ""),
+                "signed_by": cmd.get("key_id", ""),  # who: the operator key id (the chain has its own key_id)
                 "outcome": "ok" if reply["outcome"] == "ok" else f"refused: {reply['message']}",
             },
         )

@@ -20,7 +20,7 @@ from connectors.sources import (
     parse_value,
     river_source,
 )
-from connectors.topics import contract_topics
+from connectors.topics import _differences, contract_topics
 from driftline.errors import ConfigError, SchemaError
 from schemas.codec import default_codec
 from streams.commands.produce import publish
@@ -106,11 +106,52 @@ def test_contract_topics_names_partitions_and_policies() -> None:
         "drift",
         "control",
         "deadletter",
+        "changelog",
+        "audit",
     }
     assert all(spec.name == f"p.{name}" for name, spec in specs.items())
-    assert {n for n, s in specs.items() if s.cleanup_policy == "compact"} == {"models", "control"}
-    assert {n for n, s in specs.items() if s.partitions == 1} == {"training", "models", "control"}
+    assert {n for n, s in specs.items() if s.cleanup_policy == "compact"} == {
+        "models",
+        "control",
+        "changelog",
+    }
+    assert {n for n, s in specs.items() if s.partitions == 1} == {
+        "training",
+        "models",
+        "control",
+        "changelog",
+        "audit",
+    }
     assert specs["features"].partitions == 6
+    # The audit chain never expires; the other delete topics keep the cluster's retention unless set.
+    assert specs["audit"].config["retention.ms"] == specs["audit"].config["retention.bytes"] == "-1"
+    assert "retention.ms" not in specs["features"].config
+
+
+def test_retention_setting_applies_to_delete_topics_only() -> None:
+    specs = contract_topics(_settings(**{"kafka.retention_ms": 3_600_000}))
+    assert specs["features"].config["retention.ms"] == specs["deadletter"].config["retention.ms"] == "3600000"
+    assert "retention.ms" not in specs["models"].config
+    assert specs["audit"].config["retention.ms"] == "-1"
+
+
+def test_differences_rank_broken_guarantees_as_errors() -> None:
+    specs = contract_topics(_settings())
+    models = _differences("models", specs["models"], 3, 1, {"cleanup.policy": "delete"})
+    assert {(d.field, d.severity) for d in models} == {
+        ("partitions", "error"),
+        ("cleanup.policy", "error"),
+        ("min.cleanable.dirty.ratio", "warning"),
+        ("segment.ms", "warning"),
+    }
+    features = _differences("features", specs["features"], 8, 1, {"cleanup.policy": "delete"})
+    assert [(d.field, d.severity) for d in features] == [("partitions", "warning")]
+    audit = _differences(
+        "audit", specs["audit"], 1, 1, {"cleanup.policy": "delete", "retention.ms": "86400000"}
+    )
+    assert {(d.field, d.severity) for d in audit} == {("retention.ms", "error"), ("retention.bytes", "error")}
+    fine = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+    assert _differences("audit", specs["audit"], 1, 1, fine) == []
 
 
 def test_contract_name_accepts_full_and_short_names() -> None:

@@ -114,7 +114,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         pipeline.wait_until("the set audited", lambda: len(controls(pipeline, "set")) == 1, timeout=30)
         (good,) = controls(pipeline, "set")
         assert good["outcome"] == "ok" and good["args"] == {"guard.alpha": "0.01"}
-        assert good["key_id"].startswith("k-")
+        assert good["signed_by"].startswith("k-")
         assert [c["outcome"] for c in controls(pipeline, "pause_learning")] == ["ok", "ok"]
         assert [c["outcome"] for c in controls(pipeline, "resume_learning")] == ["ok", "ok"]
         # Applied to the live lifecycle (the trainer's checkpoint holds it) and shown with its source.
@@ -124,7 +124,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         (live,) = pipeline.cli_json("models", "settings", "--json")
         rows = live["settings"]
         assert rows["guard.alpha"]["value"] == 0.01 and rows["guard.alpha"]["source"] == "live set"
-        assert rows["guard.alpha"]["key_id"] == good["key_id"]
+        assert rows["guard.alpha"]["key_id"] == good["signed_by"]
         assert rows["drift.adwin_delta"] == {"value": 0.001, "source": "environment"}
         assert rows["guard.max_examples"]["source"] == "default"
         assert "live set" in pipeline.cli("models", "settings").stdout

@@ -80,15 +80,21 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     view = LiveView(args.events) if live else ProgressLines(args.events)
-    with view:
-        result = demo.run(view)
-    if result.problem:
-        print(f"driftline demo: {result.problem}", file=sys.stderr)
-    print(
-        f"driftline demo: {result.outcome}; reading the topics for the report...", file=sys.stderr, flush=True
-    )
-    data = collect(demo.settings)
-    path, summary = write_report(result, data, Path(args.report))
+    # The report is read from the run's topics, so a stack the demo started is stopped only after it (close).
+    with demo:
+        with view:
+            result = demo.run(view)
+        if result.problem:
+            print(f"driftline demo: {result.problem}", file=sys.stderr)
+        print(
+            f"driftline demo: {result.outcome}; reading the topics for the report...",
+            file=sys.stderr,
+            flush=True,
+        )
+        data = collect(demo.settings)
+        path, summary = write_report(result, data, Path(args.report))
+        if demo.started_stack and not args.keep_stack:
+            print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     acc = summary["accuracy"]

@@ -17,6 +17,7 @@ from connectors.topics import ensure_topics
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
+from streams.commands.models_diff import register_diff
 from streams.control import new_command, wait_reply
 from streams.join import join_namespace
 from streams.releases import read_checked_releases
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--json", action="store_true", help="one JSON object")
     live.set_defaults(func=_live_settings)
+    register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
 
 
 def _control_options(p: argparse.ArgumentParser, func: Any) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from typing import Any
 
 from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
+from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
 from streams.cli import global_overrides
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run a local single-node Apache Kafka (KRaft) and Redis on 127.0.0.1 for development, tests and "
             "the demo. Ports come from --bootstrap / --redis-url (or settings) unless given below. Data and "
-            "logs live in <state_dir>/stack. Servers already answering there are reused, never stopped."
+            "logs live in <state_dir>/stack. Servers already answering there are reused, never stopped. "
+            "`up` also creates the contract's topics for the configured prefix (see `driftline topics`)."
         ),
     )
     ssub = p.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
@@ -34,35 +38,65 @@ def register(sub: argparse._SubParsersAction) -> None:
         action.add_argument("--json", action="store_true", help="print JSON")
         if name == "up":
             action.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds to wait")
+            action.add_argument(
+                "--no-topics", action="store_true", help="do not create the contract's topics for the prefix"
+            )
         action.set_defaults(func=func)
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
+    return _settings_and_config(args)[1]
+
+
+def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfig]:
     settings = load_settings(args.config, overrides=global_overrides(args))
-    return StackConfig.from_settings(
+    cfg = StackConfig.from_settings(
         settings,
         args.state_dir,
         kafka_port=args.kafka_port,
         controller_port=args.controller_port,
         redis_port=args.redis_port,
     )
+    return settings, cfg
 
 
-def _print(status: StackStatus, notes: dict[str, str], as_json: bool) -> None:
+def _create_topics(settings: Settings, cfg: StackConfig, port_given: bool) -> dict[str, Any]:
+    """The contract's topics for the configured prefix on the stack's broker, so a plain client can publish at
+    once (the local broker does not auto-create topics)."""
+    if port_given:  # --kafka-port: the broker is not where the settings point
+        kafka = dataclasses.replace(settings.kafka, bootstrap=cfg.kafka_address)
+        settings = dataclasses.replace(settings, kafka=kafka)
+    before = {c.topic for c in check_topics(settings, ALL_TOPICS) if c.exists}
+    ensure_topics(settings, names=ALL_TOPICS)
+    return {
+        "prefix": settings.kafka.topic_prefix,
+        "created": [n for n in ALL_TOPICS if n not in before],
+        "present": list(ALL_TOPICS),
+    }
+
+
+def _print(
+    status: StackStatus, notes: dict[str, str], as_json: bool, topics: dict[str, Any] | None = None
+) -> None:
     if as_json:
         data = status.to_dict()
         for name, note in notes.items():
             data[name]["note"] = note
+        if topics is not None:
+            data["topics"] = topics
         print(json.dumps(data, sort_keys=True))
         return
     for service in (status.kafka, status.redis):
         extra = notes.get(service.name)
         print(service.describe() + (f" ({extra})" if extra else ""))
     print(f"state  {status.state_dir}")
+    if topics is not None:
+        created = f"{len(topics['created'])} created" if topics["created"] else "all there already"
+        print(f"topics {len(topics['present'])} contract topics with prefix {topics['prefix']!r} ({created})")
 
 
 def _up(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    settings, cfg = _settings_and_config(args)
     before = stack_status(cfg)
     after = stack_up(cfg, timeout_s=args.timeout)
     notes = {}
@@ -73,7 +107,8 @@ def _up(args: argparse.Namespace) -> int:
             notes[new.name] = "already up"
         else:
             notes[new.name] = "started"
-    _print(after, notes, args.json)
+    topics = None if args.no_topics else _create_topics(settings, cfg, bool(args.kafka_port))
+    _print(after, notes, args.json, topics)
     return 0
 
 

@@ -3,6 +3,11 @@
 :class:`DemoRun` owns everything it starts and stops exactly that: the worker processes it spawned (by pid)
 and the local stack only when it was the one to start it. Ctrl-C stops the producer (labels already owed are
 still sent), lets the workers drain, then stops them with SIGTERM; a second Ctrl-C skips the drain.
+
+:meth:`DemoRun.run` stops the workers but leaves the stack up: the report is read from the run's topics
+afterwards, so the stack the demo started is stopped only by :meth:`DemoRun.close` (use the run as a context
+manager), once the report is written. Stopping it in ``run`` broke the report on every machine where the demo
+had to start the stack itself: a new user's first ``make demo``.
 """
 
 from __future__ import annotations
@@ -254,7 +259,7 @@ class DemoRun:
         )
 
     def run(self, on_sample: Callable[[DemoRun, Sample], None]) -> DemoResult:
-        """The whole demo; always stops the workers (and the stack if we started it)."""
+        """The whole demo; always stops the workers. A stack it started stays up until :meth:`close`."""
         try:
             self.start_stack()
             self.start_workers()
@@ -262,7 +267,7 @@ class DemoRun:
         finally:
             self.phase = "stopping"
             self.stop_producing.set()
-            self.stop()
+            self.stop_workers()
         if self._producer_error is not None and not isinstance(self._producer_error, KeyboardInterrupt):
             raise self._producer_error
         return self.result
@@ -330,14 +335,35 @@ class DemoRun:
         return f"STALLED: nothing scored for {idle:.0f}s (see {self.run_dir / 'logs' / 'score.log'})"
 
     # -- tear-down -----------------------------------------------------------------------------------------------
-    def stop(self) -> None:
-        """SIGTERM every worker at once (they drain and commit), wait; then the stack if we started it."""
+    def stop_workers(self) -> None:
+        """SIGTERM every worker at once (they drain and commit), wait for each."""
         for w in self.workers:
             w.signal(signal.SIGTERM)
         for w in self.workers:
-            self.result.worker_exit[w.role] = w.stop(timeout=30)
-        if self._started_stack and not self.options.keep_stack:
-            stack_down(self.settings, self._stack_dir())
+            if w.role not in self.result.worker_exit:
+                self.result.worker_exit[w.role] = w.stop(timeout=30)
+
+    @property
+    def started_stack(self) -> bool:
+        """True when this run started the local stack (and will stop it in :meth:`close`)."""
+        return self._started_stack
+
+    def close(self) -> bool:
+        """Stop the workers if still running, then the local stack if this run started it (unless
+        ``keep_stack``). Call it after the report has been read from the topics. True when a stack was stopped.
+        """
+        self.stop_workers()
+        if not self._started_stack or self.options.keep_stack:
+            return False
+        self._started_stack = False  # once: close() may run again from a finally block
+        stack_down(self.settings, self._stack_dir())
+        return True
+
+    def __enter__(self) -> DemoRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def env_summary(self) -> dict[str, Any]:
         """Where the run lives (printed at start so a user can ``driftline tail`` it)."""

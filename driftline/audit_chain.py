@@ -1,0 +1,307 @@
+"""The audit trail's hash chain: building entries and verifying a sequence of them. Pure: no files, no Kafka.
+
+An entry is a JSON object::
+
+    {"seq": 7, "ts": 1764590000000, "kind": "decision", "model": "default", "record": {...},
+     "prev": "<hash of entry 6>", "key_id": "3f2a...", "hash": "<sha256>", "sig": "<hmac-sha256>"}
+
+``hash`` is SHA-256 over the canonical JSON (sorted keys, no spaces) of the signed fields (everything but
+``hash`` and ``sig``); ``sig`` is HMAC-SHA256 of ``hash`` with the signing key; ``key_id`` names the key by a
+short fingerprint (never the key). Entry 0 links to :data:`GENESIS`. Why both a hash and a MAC: the hash links
+the entries (anyone can check order and completeness), the MAC makes a rewritten chain impossible to re-seal
+without the key.
+
+For the readers that came before the chain (the demo, tests), an entry's line also carries a copy of each
+record field at the top level (unless the name is a chain field); :func:`verify` checks the copies too.
+
+>>> key = b"k" * 32
+>>> e0 = make_entry(None, "control", "m", {"command": "pause_learning"}, key, ts=1)
+>>> e1 = make_entry(head_of(e0), "release", "m", {"version": 2}, key, ts=2)
+>>> verify([e0, e1], [key]).ok
+True
+>>> e1["record"]["version"] = 3
+>>> verify([e0, e1], [key]).problems[0].kind
+'altered'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CHAIN_FIELDS",
+    "GENESIS",
+    "AuditHead",
+    "Problem",
+    "Verification",
+    "canonical",
+    "entry_hash",
+    "from_line",
+    "head_of",
+    "key_id",
+    "make_entry",
+    "sign_head",
+    "to_line",
+    "verify",
+]
+
+GENESIS = "0" * 64
+SIGNED_FIELDS = ("seq", "ts", "kind", "model", "record", "prev", "key_id")
+CHAIN_FIELDS = frozenset(SIGNED_FIELDS) | {"hash", "sig"}
+# The kinds of tampering :func:`verify` names.
+KINDS = (
+    "malformed",
+    "altered",
+    "forged",
+    "foreign",
+    "removed",
+    "reordered",
+    "duplicated",
+    "relinked",
+    "truncated",
+)
+
+
+def canonical(value: Any) -> bytes:
+    """The bytes that are hashed: JSON with sorted keys and no whitespace (NaN spelled as Python's json does)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def key_id(key: bytes) -> str:
+    """A short public fingerprint of a signing key (16 hex digits), safe to print and store.
+
+    >>> key_id(b"k" * 32) == key_id(b"k" * 32), len(key_id(b"k" * 32))
+    (True, 16)
+    """
+    return hashlib.sha256(b"driftline-key-id\x00" + key).hexdigest()[:16]
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) over the canonical JSON of the entry's signed fields."""
+    return hashlib.sha256(canonical({k: entry.get(k) for k in SIGNED_FIELDS})).hexdigest()
+
+
+def _mac(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """Where a chain ends: the last entry's ``seq`` and ``hash`` (the next entry links to it)."""
+
+    seq: int
+    hash: str
+
+
+def head_of(entry: Mapping[str, Any]) -> AuditHead:
+    return AuditHead(int(entry["seq"]), str(entry["hash"]))
+
+
+def make_entry(
+    head: AuditHead | None, kind: str, model: str, record: Mapping[str, Any], key: bytes, *, ts: int
+) -> dict[str, Any]:
+    """The next entry after ``head`` (None: the first entry of a chain), hashed and signed with ``key``.
+
+    ``record`` may hold any JSON; values JSON cannot carry are stored as their ``str()``.
+    """
+    entry: dict[str, Any] = {
+        "seq": 0 if head is None else head.seq + 1,
+        "ts": int(ts),
+        "kind": str(kind),
+        "model": str(model),
+        "record": json.loads(json.dumps(dict(record), default=str)),
+        "prev": GENESIS if head is None else head.hash,
+        "key_id": key_id(key),
+    }
+    entry["hash"] = entry_hash(entry)
+    entry["sig"] = _mac(key, entry["hash"])
+    return entry
+
+
+def to_line(entry: Mapping[str, Any]) -> str:
+    """One JSON line: the entry plus top-level copies of the record's fields (for pre-chain readers)."""
+    out = {k: v for k, v in entry["record"].items() if k not in CHAIN_FIELDS}
+    out.update({k: entry[k] for k in (*SIGNED_FIELDS, "hash", "sig")})
+    return json.dumps(out, ensure_ascii=False)
+
+
+def from_line(line: str | bytes) -> dict[str, Any]:
+    """Parse one line; raises ValueError on anything that is not a JSON object."""
+    value = json.loads(line)
+    if not isinstance(value, dict):
+        raise ValueError(f"not a JSON object: {type(value).__name__}")
+    return value
+
+
+def sign_head(head: AuditHead, model: str, key: bytes) -> dict[str, Any]:
+    """A signed note of where ``model``'s chain ends, kept apart from the chain to expose a truncated tail."""
+    return {
+        "model": model,
+        "seq": head.seq,
+        "hash": head.hash,
+        "key_id": key_id(key),
+        "sig": _mac(key, f"head:{model}:{head.seq}:{head.hash}"),
+    }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing wrong with a chain: which entry (position in the input, its seq) and what kind."""
+
+    kind: str  # one of KINDS
+    position: int  # index in the sequence given to verify (-1: not about one entry, e.g. the head note)
+    seq: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"entry #{self.position}" if self.position >= 0 else "the chain head"
+        if self.seq is not None:
+            where += f" (seq {self.seq})"
+        return f"{self.kind}: {where}: {self.detail}"
+
+
+@dataclass
+class Verification:
+    """What :func:`verify` found: entries checked, the head reached, and problems (first one first)."""
+
+    model: str
+    n: int = 0
+    head: AuditHead | None = None
+    problems: list[Problem] = field(default_factory=list)
+    key_ids: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "ok": self.ok,
+            "entries": self.n,
+            "head": None if self.head is None else {"seq": self.head.seq, "hash": self.head.hash},
+            "key_ids": sorted(self.key_ids),
+            "problems": [
+                {"kind": p.kind, "position": p.position, "seq": p.seq, "detail": p.detail}
+                for p in self.problems
+            ],
+        }
+
+
+def _integrity(entry: Any, keys: Mapping[str, bytes], model: str | None) -> tuple[str, str] | None:
+    """Per-entry checks (shape, hash, signature, model); (kind, detail) of the first failure, or None."""
+    if not isinstance(entry, Mapping):
+        return "malformed", "not a JSON object"
+    missing = [k for k in (*SIGNED_FIELDS, "hash", "sig") if k not in entry]
+    if missing:
+        return "malformed", f"missing field(s) {', '.join(missing)}"
+    if not isinstance(entry["seq"], int) or isinstance(entry["seq"], bool) or entry["seq"] < 0:
+        return "malformed", f"seq is {entry['seq']!r}, not a non-negative integer"
+    if not isinstance(entry["record"], Mapping):
+        return "malformed", "record is not a JSON object"
+    if entry_hash(entry) != entry["hash"]:
+        return "altered", "content does not match its hash"
+    for name, value in entry.items():
+        if name not in CHAIN_FIELDS and canonical(entry["record"].get(name)) != canonical(value):
+            return "altered", f"top-level field {name!r} differs from record.{name}"
+    key = keys.get(str(entry["key_id"]))
+    if key is None:
+        return "forged", f"signed with key id {entry['key_id']!r}, not with a key given to verify"
+    if not hmac.compare_digest(_mac(key, str(entry["hash"])), str(entry["sig"])):
+        return "forged", "signature does not match (rewritten without the key)"
+    if model is not None and entry["model"] != model:
+        return "foreign", f"belongs to model {entry['model']!r}, not {model!r} (spliced from another chain)"
+    return None
+
+
+def verify(
+    entries: Sequence[Any],
+    keys: Iterable[bytes],
+    *,
+    model: str | None = None,
+    head: Mapping[str, Any] | None = None,
+    first_seq: int = 0,
+) -> Verification:
+    """Check one model's chain, in the order given; report the first problem (and stop there).
+
+    ``keys``: the signing keys to accept (current and, during a rotation, previous). ``model``: the chain's
+    model (default: the first entry's). ``head``: a signed note from :func:`sign_head`; without one, a chain
+    cut short at its end looks whole (see README, Governance). ``first_seq``: where the given part starts
+    (0 for a whole chain).
+    """
+    by_id = {key_id(k): k for k in keys}
+    if model is None and entries and isinstance(entries[0], Mapping):
+        model = str(entries[0].get("model"))
+    result = Verification(model=model or "")
+
+    def fail(kind: str, position: int, seq: int | None, detail: str) -> Verification:
+        result.problems.append(Problem(kind, position, seq, detail))
+        return result
+
+    # Integrity first, so the order analysis below only looks at genuine entries.
+    for i, entry in enumerate(entries):
+        bad = _integrity(entry, by_id, model)
+        seq = entry.get("seq") if isinstance(entry, Mapping) and isinstance(entry.get("seq"), int) else None
+        if bad is not None:
+            return fail(bad[0], i, seq, bad[1])
+        result.key_ids.add(str(entry["key_id"]))
+    seqs = [int(e["seq"]) for e in entries]
+    positions: dict[int, int] = {}
+    expected, prev_hash = first_seq, None if first_seq else GENESIS
+    for i, entry in enumerate(entries):
+        seq = seqs[i]
+        if seq in positions:
+            same = entries[positions[seq]]["hash"] == entry["hash"]
+            detail = f"seq {seq} already appeared at entry #{positions[seq]}"
+            return fail("duplicated" if same else "relinked", i, seq, detail + ("" if same else " (a fork)"))
+        positions[seq] = i
+        if seq < expected:
+            return fail("reordered", i, seq, f"comes after seq {expected - 1}")
+        if seq > expected:
+            if expected in seqs[i + 1 :]:
+                return fail("reordered", i, seq, f"comes before seq {expected}")
+            missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected}..{seq - 1}"
+            return fail("removed", i, seq, f"{missing} missing before it")
+        if prev_hash is not None and entry["prev"] != prev_hash:
+            return fail("relinked", i, seq, "prev does not match the hash of the entry before it")
+        expected, prev_hash = seq + 1, str(entry["hash"])
+        result.n += 1
+        result.head = head_of(entry)
+    if head is not None:
+        problem = _check_head(head, entries, positions, by_id, result.model)
+        if problem is not None:
+            return fail(*problem)
+    return result
+
+
+def _check_head(
+    note: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    positions: Mapping[int, int],
+    keys: Mapping[str, bytes],
+    model: str,
+) -> tuple[str, int, int | None, str] | None:
+    try:
+        seq, digest, kid, sig = int(note["seq"]), str(note["hash"]), str(note["key_id"]), str(note["sig"])
+    except (KeyError, TypeError, ValueError):
+        return "malformed", -1, None, "the head note lacks seq, hash, key_id or sig"
+    key = keys.get(kid)
+    if key is None or not hmac.compare_digest(_mac(key, f"head:{model}:{seq}:{digest}"), sig):
+        return "forged", -1, seq, "the head note's signature does not match"
+    last = max(positions, default=-1)
+    if seq > last:
+        gone = f"seq {last + 1}" if seq == last + 1 else f"seq {last + 1}..{seq}"
+        return (
+            "truncated",
+            -1,
+            seq,
+            f"the head note says the chain reaches seq {seq}; {gone} missing at the end",
+        )
+    if entries[positions[seq]]["hash"] != digest:
+        return "relinked", positions[seq], seq, "the head note's hash differs from this entry's"
+    return None

@@ -1,0 +1,220 @@
+"""The audit trail's storage: one hash chain per model, on disk and on the ``audit`` topic.
+
+The chain logic (hashing, signing, verifying) is :mod:`driftline.audit_chain`; this module only reads and writes.
+
+- Disk: ``<state_dir>/audit/<prefix><model>.jsonl``, one entry per line (the path the demo reads), and next to it
+  ``<prefix><model>.head.json``, a signed note of the last entry, replaced after each append: a chain cut short
+  at its end no longer matches it.
+- Topic: ``<prefix>audit`` (one partition, ``cleanup.policy=delete``, ``retention.ms=-1``,
+  ``retention.bytes=-1``), keyed by model. The value is the entry's JSON line, UTF-8: the exact signed content,
+  so ``kcat`` or any client can read and re-verify it without the Avro schemas.
+
+Only the model's trainer appends (it is the single writer of the lineage), so a chain has one writer. On the first
+append after a start, the log reads its chain back from disk and from the topic, continues from the longer one
+and copies what the other lacks (a crash between the file append and the topic delivery leaves the topic one
+entry short; a lost disk leaves the file empty).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.consumer import read_to_end
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.topics import TopicSpec, _wait_visible
+from driftline.audit_chain import AuditHead, from_line, head_of, make_entry, sign_head, to_line, verify
+from driftline.errors import StackError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+AUDIT_TOPIC = "audit"
+# Unlimited retention, never compacted: every entry stays (the contract's Additions, governance).
+AUDIT_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+
+Publish = Callable[[bytes, str], None]
+
+
+def audit_paths(settings: Settings, model: str) -> tuple[Path, Path]:
+    """(chain file, head note) of ``model`` under the settings' state dir and topic prefix."""
+    base = Path(settings.state_dir).expanduser() / "audit" / f"{settings.kafka.topic_prefix}{model}"
+    return base.with_name(base.name + ".jsonl"), base.with_name(base.name + ".head.json")
+
+
+def signing_keys(settings: Settings) -> list[bytes]:
+    """The keys an entry may be signed with: the current one and, during a rotation, the previous one."""
+    keys = [settings.model.signing_key.get().encode()]
+    previous = settings.model.previous_signing_key.get().encode()
+    return keys + ([previous] if previous else [])
+
+
+def audit_topic_spec(settings: Settings) -> TopicSpec:
+    return TopicSpec(
+        name=settings.topic(AUDIT_TOPIC),
+        partitions=1,  # one writer per model chain and a total order to read back
+        replication_factor=settings.kafka.replication_factor,
+        config=dict(AUDIT_TOPIC_CONFIG),
+    )
+
+
+def ensure_audit_topic(settings: Settings, timeout: float = 30.0) -> TopicSpec:
+    """Create ``<prefix>audit`` if missing (an existing one is left as it is)."""
+    spec = audit_topic_spec(settings)
+    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+    try:
+        if spec.name in admin.list_topics(timeout=timeout).topics:
+            return spec
+        futures = admin.create_topics(
+            [NewTopic(spec.name, spec.partitions, spec.replication_factor, config=dict(spec.config))],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        for future in futures.values():
+            future.result()
+    except KafkaException as exc:
+        err = exc.args[0]
+        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise StackError(f"cannot create topic {spec.name}: {err}") from exc
+    _wait_visible(admin, [spec.name], timeout)
+    return spec
+
+
+def read_file(path: Path) -> list[Any]:
+    """Every line of a chain file, parsed; an unparseable line is kept as its text (verify names it)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out: list[Any] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            out.append(from_line(line))
+        except ValueError:
+            out.append(line)
+    return out
+
+
+def read_head(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"unreadable": str(path)}  # verify reports it as a malformed head note
+    return value if isinstance(value, dict) else {"unreadable": str(path)}
+
+
+def read_topic(settings: Settings, timeout: float = 15.0) -> dict[str, list[Any]]:
+    """Every entry on ``<prefix>audit``, per model (the message key), in topic order."""
+    out: dict[str, list[Any]] = {}
+    group = f"{settings.kafka.topic_prefix}driftline-audit-reader"
+    for msg in read_to_end(settings, settings.topic(AUDIT_TOPIC), group, timeout=timeout):
+        key = msg.key()
+        model = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        try:
+            value: Any = from_line(msg.value() or b"")
+        except ValueError:
+            value = (msg.value() or b"").decode("utf-8", "replace")
+        out.setdefault(model, []).append(value)
+    return out
+
+
+def _seq(entry: Any) -> int:
+    return int(entry["seq"]) if isinstance(entry, Mapping) and isinstance(entry.get("seq"), int) else -1
+
+
+class AuditLog:
+    """One model's chain: :meth:`append` hashes, signs, writes the line and the head note, and publishes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str,
+        publish: Publish | None = None,
+        *,
+        topic_entries: Callable[[], Iterable[Any]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.key = settings.model.signing_key.get().encode()
+        self.path, self.head_path = audit_paths(settings, model)
+        self._publish = publish
+        self._topic_entries = topic_entries
+        self._head: AuditHead | None = None
+        self._opened = False
+
+    @property
+    def head(self) -> AuditHead | None:
+        return self._head
+
+    def open(self) -> None:
+        """Find where the chain ends (disk and topic) and bring both copies level."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        on_disk = [e for e in read_file(self.path) if isinstance(e, Mapping)]
+        if on_disk and not all("hash" in e for e in on_disk):
+            # A trail from before the chain: keep it aside, untouched, and start a chain.
+            aside = self.path.with_name(f"{self.path.stem}.pre-chain-{int(time.time())}.jsonl")
+            os.replace(self.path, aside)
+            log.warning("audit: %s predates the hash chain; kept as %s, a new chain starts", self.path, aside)
+            on_disk = []
+        on_topic = [
+            e for e in (self._topic_entries() if self._topic_entries else []) if isinstance(e, Mapping)
+        ]
+        disk_last, topic_last = (max(map(_seq, on_disk), default=-1), max(map(_seq, on_topic), default=-1))
+        if topic_last > disk_last:
+            missing = [e for e in on_topic if _seq(e) > disk_last]
+            log.warning("audit: %s lacks %d entries the topic holds; copying them", self.path, len(missing))
+            with self.path.open("a", encoding="utf-8") as fh:
+                for entry in missing:
+                    fh.write(to_line(entry) + "\n")
+            on_disk += missing
+        elif disk_last > topic_last and self._publish is not None and self._topic_entries is not None:
+            missing = [e for e in on_disk if _seq(e) > topic_last]
+            log.warning("audit: the topic lacks %d entries of %s; publishing them", len(missing), self.path)
+            for entry in missing:
+                self._publish(to_line(entry).encode("utf-8"), self.model)
+        check = verify(on_disk, signing_keys(self.settings), model=self.model)
+        if not check.ok:
+            # Keep recording (losing the trail of what happens next would be worse); verify will name it.
+            log.error("audit: the chain in %s does not verify: %s", self.path, check.problems[0])
+        self._head = head_of(on_disk[-1]) if on_disk else None
+        self._opened = True
+
+    def append(self, kind: str, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
+        """Add one entry: file line (flushed), head note (atomic replace), then the topic (async, flushed with
+        the batch)."""
+        if not self._opened:
+            self.open()
+        now = int(time.time() * 1000) if ts is None else ts
+        entry = make_entry(self._head, kind, self.model, record, self.key, ts=now)
+        line = to_line(entry)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        self._head = head_of(entry)
+        tmp = self.head_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sign_head(self._head, self.model, self.key)), encoding="utf-8")
+        os.replace(tmp, self.head_path)
+        if self._publish is not None:
+            self._publish(line.encode("utf-8"), self.model)
+        return entry
+
+
+def topic_publisher(settings: Settings, produce: Callable[[str, bytes, str], None]) -> Publish:
+    """A :data:`Publish` that ensures the topic once, then queues each line with ``produce(topic, data, key)``."""
+    topic = ensure_audit_topic(settings).name
+
+    def publish(data: bytes, model: str) -> None:
+        produce(topic, data, model)
+
+    return publish

@@ -1,0 +1,87 @@
+"""``driftline models diff A B``: what changed from version A to version B (registered by ``models``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.cli import global_overrides
+from streams.model_diff import diff_from_topic
+from streams.settings import load_settings
+
+
+def register_diff(msub: argparse._SubParsersAction) -> None:
+    d = msub.add_parser(
+        "diff",
+        help="what changed from version A to B: largest weight/importance changes, metrics, data range, guard",
+    )
+    d.add_argument("a", type=int, help="the older version")
+    d.add_argument("b", type=int, help="the newer version")
+    d.add_argument("--top", type=int, default=10, help="how many feature changes to list (default 10)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=_diff)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    diff = diff_from_topic(settings, args.a, args.b, args.top)
+    if args.json:
+        print(json.dumps(diff, sort_keys=True, default=str))
+        return 0
+    print(render(diff))
+    return 0
+
+
+def render(diff: dict[str, Any]) -> str:
+    a, b, w = diff["a"], diff["b"], diff["weights"]
+    lines = [f"{diff['model']}: v{a['version']} -> v{b['version']}"]
+    for side in (a, b):
+        parent = side["parent"] if side["parent"] is not None else "-"
+        lines.append(
+            f"  v{side['version']}: {side['reason']}, parent {parent}, created {_when(side['created_at'])}, "
+            f"n_learned {side['n_learned']}, learned from {_range(side['data_range'])}"
+        )
+    lines.append(
+        f"largest changes ({w['method']}{', ' + w['unit'] if w['unit'] else ''}; {w['n_features']} features):"
+    )
+    if not w["top"]:
+        lines.append("  (no per-feature weights for this kind of model)")
+    for r in w["top"]:
+        lines.append(f"  {r['feature']:<24} {r['before']:>12.4g} -> {r['after']:>12.4g}  ({r['delta']:+.4g})")
+    lines.append("metrics:")
+    for m in diff["metrics"]:
+        delta = f"({m['delta']:+.4g})" if m["delta"] is not None else ""
+        lines.append(f"  {m['metric']:<32} {_num(m['a']):>12} -> {_num(m['b']):>12}  {delta}")
+    decision = b["decision"]
+    if isinstance(decision, dict):
+        lines.append(
+            f"guard decision for v{b['version']}: {decision.get('outcome')} ({decision.get('reason')})"
+        )
+        if decision.get("text"):
+            lines.append(f"  {decision['text']}")
+        evidence = decision.get("evidence") or {}
+        if evidence:
+            lines.append("  evidence: " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(evidence.items())))
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _range(r: dict[str, int]) -> str:
+    if not r:
+        return "nothing yet"
+    text = f"examples {r.get('first_index', '?')}..{r.get('last_index', '?')}"
+    if "first_ts" in r:
+        text += f" (event time {_when(r['first_ts'])} .. {_when(r.get('last_ts'))})"
+    return text
+
+
+def _when(ms: Any) -> str:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError):
+        return "-"

@@ -1,0 +1,178 @@
+"""The overview page's numbers: ``status --json`` plus rates, pending joins and the versions scorers serve.
+
+Rates come from topic end offsets sampled over time (records appended per second), so they need no access to the
+workers' metrics ports and read the same however the workers are laid out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from driftline.errors import DriftlineError
+from schemas.codec import default_codec
+from streams.console import sources
+from streams.settings import Settings
+
+__all__ = ["Overview"]
+
+RATE_TOPICS = ("features", "predictions", "training", "deadletter")
+RATE_WINDOW_S = 15.0
+
+
+ROLES = ("score", "join", "train")
+
+
+def _role(group: str) -> str:
+    """``driftline-<prefix><model>-score-join-train`` -> ``score+join+train`` (the Faust app id ends with the
+    roles the worker runs; a model name may contain dashes too, so only known role words are taken)."""
+    parts = group.split("-")
+    roles: list[str] = []
+    while parts and parts[-1] in ROLES:
+        roles.insert(0, parts.pop())
+    return "+".join(roles) or "?"
+
+
+class Overview:
+    """Computes the overview (at most once per ``ttl_s``; callers from several requests share the result)."""
+
+    def __init__(self, settings: Settings, ttl_s: float = 2.0) -> None:
+        self.settings = settings
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._ends: deque[tuple[float, dict[str, int]]] = deque(maxlen=64)
+        self._consumer: Consumer | None = None
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
+                return self._cached[1]
+            value = self._compute()
+            self._cached = (time.monotonic(), value)
+            return value
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+    def _compute(self) -> dict[str, Any]:
+        s = self.settings
+        out: dict[str, Any] = {"generated_at": int(time.time() * 1000), "model": s.model.name}
+        out["status"] = status = sources.status(s)
+        if not status["stack"]["kafka"]["up"]:
+            return out
+        live = sources.trainer(s)
+        out["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
+        workers = []
+        for g in status.get("workers", []):
+            workers.append({**g, "role": _role(g["group"])})
+        out["workers"] = workers
+        out["served_version"] = next(
+            (m["served_version"] for m in status.get("models", []) if m["model"] == s.model.name), None
+        )
+        out["scorers"] = self._served_by_partition()
+        out["rates"] = self._rates()
+        out["pending_joins"], out["parked_labels"] = self._pending()
+        return out
+
+    def _pending(self) -> tuple[int | None, int | None]:
+        from streams.join import build_join_store
+
+        try:
+            store = build_join_store(self.settings)
+            try:
+                return store.counts()
+            finally:
+                store.close()
+        except (DriftlineError, OSError, Exception):  # Redis down: shown as unknown, not an error page
+            return None, None
+
+    def _client(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                client_config(
+                    self.settings,
+                    **{
+                        "group.id": "driftline-console",
+                        "enable.auto.commit": False,
+                        "logger": LIBRDKAFKA_LOG,
+                    },
+                )
+            )
+        return self._consumer
+
+    def _ends_now(self) -> dict[str, int]:
+        consumer, out = self._client(), {}
+        metadata = consumer.list_topics(timeout=5)
+        for name in RATE_TOPICS:
+            topic = self.settings.topic(name)
+            tmeta = metadata.topics.get(topic)
+            if tmeta is None or tmeta.error is not None:
+                continue
+            out[name] = sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                for p in tmeta.partitions
+            )
+        return out
+
+    def _rates(self) -> dict[str, Any]:
+        now = time.monotonic()
+        try:
+            ends = self._ends_now()
+        except KafkaException:
+            return {}
+        self._ends.append((now, ends))
+        while len(self._ends) > 2 and now - self._ends[0][0] > RATE_WINDOW_S:
+            self._ends.popleft()
+        t0, first = self._ends[0]
+        span = now - t0
+        return {
+            name: {
+                "total": ends.get(name, 0),
+                "per_s": None if span <= 0 else max(0, ends.get(name, 0) - first.get(name, 0)) / span,
+            }
+            for name in RATE_TOPICS
+        }
+
+    def _served_by_partition(self) -> list[dict[str, Any]]:
+        """The version on the newest prediction of each ``predictions`` partition: what scorers serve now."""
+        consumer, topic = self._client(), self.settings.topic("predictions")
+        try:
+            tmeta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            if tmeta is None or tmeta.error is not None:
+                return []
+            wanted = {}
+            for p in sorted(tmeta.partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+                if high > low:
+                    wanted[p] = high - 1
+            if not wanted:
+                return []
+            consumer.assign([TopicPartition(topic, p, o) for p, o in wanted.items()])
+            found: dict[int, dict[str, Any]] = {}
+            codec = default_codec()
+            deadline = time.monotonic() + 3.0
+            while len(found) < len(wanted) and time.monotonic() < deadline:
+                for msg in consumer.consume(len(wanted), 0.5):
+                    if msg.error() is not None or msg.partition() in found:
+                        continue
+                    try:
+                        value = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
+                    except DriftlineError:
+                        continue
+                    found[int(msg.partition() or 0)] = {
+                        "partition": msg.partition(),
+                        "version": value.get("version"),
+                        "model": value.get("model"),
+                        "scored_at": value.get("scored_at") or msg.timestamp()[1],
+                    }
+            consumer.unassign()
+            return [found[p] for p in sorted(found)]
+        except KafkaException:
+            return []

@@ -1,0 +1,280 @@
+"""The console's HTTP server (aiohttp): the pages, the JSON API under ``/api/``, a live event stream, actions.
+
+The pages are static files of this package (no build step, nothing fetched from the network); they draw what the
+API returns. Blocking work (Kafka, Redis, files) runs in threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from driftline.errors import ArtifactError, DriftlineError
+from streams.console import sources
+from streams.console.auth import ConsoleAuth
+from streams.console.overview import Overview
+from streams.console.tail import TopicTail, deadletter_view, quality_view
+from streams.releases import read_releases
+from streams.settings import Settings
+
+__all__ = ["PAGES", "build_app", "console_url"]
+
+PAGES = ("/", "/lineage", "/drift", "/deadletters", "/actions")
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+LIVE_INTERVAL_S = 2.0
+# What an operator may send, and the ControlCommand each becomes (the trainer's vocabulary).
+ACTIONS = {
+    "pause": "pause_learning",
+    "resume": "resume_learning",
+    "rollback": "rollback",
+    "promote": "promote",
+    "set": "set",
+}
+SETTING_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def console_url(host: str = "127.0.0.1", port: int = 8765) -> str:
+    """The address to open in a browser.
+
+    >>> console_url(), console_url("::1", 9000)
+    ('http://127.0.0.1:8765/', 'http://[::1]:9000/')
+    """
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("streams.console").joinpath("static", name).read_bytes()
+
+
+class Console:
+    """State shared by the handlers: settings, the topic tail, the overview cache, the releases cache."""
+
+    def __init__(self, settings: Settings, tail: TopicTail) -> None:
+        self.settings = settings
+        self.tail = tail
+        self.overview = Overview(settings)
+        self._releases: tuple[float, list[dict[str, Any]]] | None = None
+        self._lock = threading.Lock()
+
+    def releases(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._releases is None or time.monotonic() - self._releases[0] > 2.0:
+                self._releases = (time.monotonic(), read_releases(self.settings, timeout=5.0))
+            return self._releases[1]
+
+    # -- API bodies (blocking; called in a thread) ---------------------------------------------------------------
+    def lineage(self) -> dict[str, Any]:
+        return sources.lineage(self.settings, self.releases(), sources.audit_entries(self.settings))
+
+    def quality(self) -> dict[str, Any]:
+        live = sources.trainer(self.settings)
+        view = quality_view(
+            self.settings,
+            self.tail.snapshot("training"),
+            self.tail.snapshot("drift"),
+            self.releases(),
+            live["metrics"] if live else None,
+        )
+        view["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
+        view["live_metrics"] = (
+            {k: v for k, v in live["metrics"].items() if not k.startswith(("segment.", "overall.segment."))}
+            if live
+            else {}
+        )
+        return view
+
+    def act(self, body: dict[str, Any], remote: str) -> dict[str, Any]:
+        action = body.get("action")
+        if action not in ACTIONS:
+            raise web.HTTPBadRequest(text=f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        args: dict[str, str] = {}
+        if action == "promote":
+            target = str(body.get("target", "held")).strip()
+            if target in ("held", "challenger", "champion"):
+                args = {"candidate": target}
+            elif target.isdigit():
+                args = {"version": str(int(target))}
+            else:
+                raise web.HTTPBadRequest(
+                    text=f"promote target must be held, challenger or a version, got {target!r}"
+                )
+        elif action == "set":
+            key, value = str(body.get("key", "")).strip(), str(body.get("value", "")).strip()
+            if not SETTING_KEY.match(key) or not value or len(value) > 200:
+                raise web.HTTPBadRequest(
+                    text=f"set needs a key like guard.alpha and a value, got {key!r}={value!r}"
+                )
+            args = {key: value}
+        record = sources.send_control(self.settings, ACTIONS[action], args)
+        sources.append_audit(
+            self.settings,
+            "console",
+            {
+                "action": action,
+                "command": record["command"],
+                "args": args,
+                "id": record.get("id"),
+                "remote": remote,
+            },
+            ts=int(record.get("ts") or time.time() * 1000),
+        )
+        return record
+
+    def outcome(self, command_id: str) -> dict[str, Any]:
+        for entry in reversed(sources.audit_entries(self.settings)):
+            if entry.get("kind") == "control" and entry.get("id") == command_id:
+                return {
+                    "id": command_id,
+                    "applied": True,
+                    "outcome": entry.get("outcome"),
+                    "ts": entry.get("ts"),
+                }
+        return {"id": command_id, "applied": False}
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(value, sort_keys=True, default=str), status=status, content_type="application/json"
+    )
+
+
+def _routes(console: Console) -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+    s = console.settings
+
+    for path in PAGES:
+
+        @routes.get(path)
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(body=_asset("index.html"), content_type="text/html")
+
+    @routes.get("/static/{name}")
+    async def static(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            raise web.HTTPNotFound()
+        return web.Response(body=_asset(name), content_type=STATIC[name])
+
+    @routes.get("/api/status")
+    async def status(request: web.Request) -> web.Response:
+        return _json(await _in_thread(sources.status, s))
+
+    @routes.get("/api/overview")
+    async def overview(request: web.Request) -> web.Response:
+        return _json(await _in_thread(console.overview.get))
+
+    @routes.get("/api/models")
+    async def models(request: web.Request) -> web.Response:
+        return _json(await _in_thread(lambda: sources.models_list(s, console.releases())))
+
+    @routes.get("/api/models/{version}")
+    async def model(request: web.Request) -> web.Response:
+        raw = request.match_info["version"]
+        if raw != "current" and not raw.isdigit():
+            return _json({"error": f"version must be a number or 'current', got {raw!r}"}, 400)
+        version = None if raw == "current" else int(raw)
+        try:
+            return _json(await _in_thread(lambda: sources.models_show(s, version, console.releases())))
+        except ArtifactError as exc:
+            return _json({"error": str(exc)}, 404)
+
+    @routes.get("/api/lineage")
+    async def lineage(request: web.Request) -> web.Response:
+        return _json(await _in_thread(console.lineage))
+
+    @routes.get("/api/quality")
+    async def quality(request: web.Request) -> web.Response:
+        return _json(await _in_thread(console.quality))
+
+    @routes.get("/api/deadletters")
+    async def deadletters(request: web.Request) -> web.Response:
+        q = request.query
+        view = deadletter_view(
+            console.tail.snapshot("deadletter"),
+            reason=q.get("reason") or None,
+            source=q.get("source") or None,
+            limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
+        )
+        return _json(view)
+
+    @routes.get("/api/audit")
+    async def audit(request: web.Request) -> web.Response:
+        entries = await _in_thread(sources.audit_entries, s, 500)
+        return _json({"path": str(sources.audit_path(s)), "entries": list(reversed(entries))})
+
+    @routes.get("/api/events")
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            while True:
+                try:
+                    data = {"overview": await _in_thread(console.overview.get), "tail": console.tail.version}
+                except DriftlineError as exc:
+                    data = {"error": str(exc), "tail": console.tail.version}
+                await response.write(f"event: update\ndata: {json.dumps(data, default=str)}\n\n".encode())
+                await asyncio.sleep(LIVE_INTERVAL_S)
+        return response
+
+    @routes.post("/api/actions")
+    async def act(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _json({"error": "the body is not JSON"}, 400)
+        if not isinstance(body, dict):
+            return _json({"error": "the body must be a JSON object"}, 400)
+        try:
+            record = await _in_thread(console.act, body, str(request.remote))
+        except web.HTTPBadRequest as exc:
+            return _json({"error": exc.text}, 400)
+        except DriftlineError as exc:
+            return _json({"error": str(exc)}, 502)
+        return _json({"sent": record, "audit": str(sources.audit_path(s))})
+
+    @routes.get("/api/actions/{id}")
+    async def action_outcome(request: web.Request) -> web.Response:
+        return _json(await _in_thread(console.outcome, request.match_info["id"]))
+
+    return routes
+
+
+def build_app(settings: Settings, token: str, host: str) -> web.Application:
+    """The console application for ``settings``; starts (and on cleanup stops) the background topic tail."""
+    auth = ConsoleAuth(token, host)
+    app = web.Application(middlewares=[auth.middleware])
+    tail = TopicTail(settings)
+    console = Console(settings, tail)
+    app.add_routes(_routes(console))
+
+    async def start(app: web.Application) -> None:
+        tail.start()
+
+    async def stop(app: web.Application) -> None:
+        await asyncio.to_thread(tail.stop)
+        console.overview.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

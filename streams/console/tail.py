@@ -1,0 +1,286 @@
+"""A background reader of the topics the console draws: ``training``, ``drift`` and ``deadletter``.
+
+One group-less consumer (no commits, so looking never moves a worker's offsets) starts a bounded distance before
+the end of each partition and then follows it, so the pages update live and memory stays bounded whatever the
+topic's size. Topics that do not exist yet are looked for again every few seconds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections import Counter, deque
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from connectors.consumer import decode_message
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from schemas.codec import default_codec
+from streams.settings import Settings
+
+__all__ = ["TopicTail", "deadletter_view", "quality_view"]
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("training", "drift", "deadletter")
+KEEP = {"training": 20000, "drift": 2000, "deadletter": 2000}
+PREVIEW_CHARS = 2000
+
+
+class TopicTail:
+    """Keeps the last records of each console topic in memory; ``snapshot(name)`` copies them out."""
+
+    def __init__(self, settings: Settings, keep: dict[str, int] | None = None) -> None:
+        self.settings = settings
+        self.keep = {**KEEP, **(keep or {})}
+        self.codec = default_codec()
+        self._rows: dict[str, deque[dict[str, Any]]] = {n: deque(maxlen=self.keep[n]) for n in TOPICS}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="console-tail", daemon=True)
+        self.version = 0  # bumped whenever new records arrive: the live stream tells pages to refresh
+        self.error = ""
+
+    def start(self) -> TopicTail:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def snapshot(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._rows[name])
+
+    def _consumer(self) -> Consumer:
+        conf = client_config(
+            self.settings,
+            **{
+                "group.id": "driftline-console",  # required by the client; never joined, never committed
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "logger": LIBRDKAFKA_LOG,
+            },
+        )
+        return Consumer(conf)
+
+    def _assign_missing(self, consumer: Consumer, assigned: set[str]) -> None:
+        todo = [n for n in TOPICS if n not in assigned]
+        if not todo:
+            return
+        parts = list(consumer.assignment())
+        metadata = consumer.list_topics(timeout=5)
+        for name in todo:
+            topic = self.settings.topic(name)
+            tmeta = metadata.topics.get(topic)
+            if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+                continue
+            for p in sorted(tmeta.partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+                parts.append(TopicPartition(topic, p, max(low, high - self.keep[name])))
+            assigned.add(name)
+        consumer.assign(parts)
+
+    def _run(self) -> None:
+        consumer = self._consumer()
+        assigned: set[str] = set()
+        next_look = 0.0
+        try:
+            while not self._stop.is_set():
+                if len(assigned) < len(TOPICS) and time.monotonic() >= next_look:
+                    try:
+                        self._assign_missing(consumer, assigned)
+                        self.error = ""
+                    except KafkaException as exc:
+                        self.error = f"Kafka: {exc}"
+                    next_look = time.monotonic() + 3.0
+                if not assigned:
+                    self._stop.wait(0.5)
+                    continue
+                messages = consumer.consume(1000, 0.5)
+                if messages:
+                    self._add(messages)
+        finally:
+            consumer.close()
+
+    def _add(self, messages: list[Any]) -> None:
+        prefix = self.settings.kafka.topic_prefix
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for msg in messages:
+            if msg.error() is not None:
+                continue
+            name = str(msg.topic())[len(prefix) :]
+            item = decode_message(self.codec, name, msg)
+            # The record's own coordinates under names no contract record uses (a DeadLetter has its own
+            # ``partition``/``offset``: those of the source record).
+            row: dict[str, Any] = {
+                "_partition": item.partition,
+                "_offset": item.offset,
+                "kafka_ts": item.timestamp_ms,
+            }
+            if item.ok and item.value is not None:
+                row.update(item.value)
+            else:
+                row["undecodable"] = str(item.error)
+            rows.append((name, row))
+        with self._lock:
+            for name, row in rows:
+                self._rows[name].append(row)
+            self.version += 1
+
+
+# -- views ---------------------------------------------------------------------------------------------------------
+def _text(data: Any) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return str(data)
+
+
+def reason_of(error: str) -> str:
+    """The kind of a dead letter: the error's leading ``Type:`` or first words (for grouping, not for meaning)."""
+    head = error.split(":", 1)[0].strip()
+    return head[:60] if head else "unknown"
+
+
+def deadletter_view(
+    rows: list[dict[str, Any]], reason: str | None = None, source: str | None = None, limit: int = 200
+) -> dict[str, Any]:
+    """Dead letters newest first, filtered by reason and source topic, with counts of each (for the filters).
+
+    Payloads are returned as text (invalid UTF-8 replaced), cut to ``PREVIEW_CHARS``; the page shows them as
+    text, never as markup.
+    """
+    items = []
+    for r in rows:
+        value: Any
+        if "undecodable" in r:
+            error, src, value = f"undecodable dead letter: {r['undecodable']}", "?", b""
+        else:
+            error, src, value = str(r.get("error", "")), str(r.get("source_topic", "")), r.get("value")
+        text = _text(value)
+        items.append(
+            {
+                "reason": reason_of(error),
+                "error": error,
+                "source_topic": src,
+                "source_partition": r.get("partition"),
+                "source_offset": r.get("offset"),
+                "key": _text(r.get("key")),
+                "value_preview": text[:PREVIEW_CHARS],
+                "value_bytes": len(value) if isinstance(value, bytes) else len(text),
+                "ts": r.get("ts") or r.get("kafka_ts"),
+                "dlq_partition": r["_partition"],
+                "dlq_offset": r["_offset"],
+            }
+        )
+    by_reason = Counter(i["reason"] for i in items)
+    by_source = Counter(i["source_topic"] for i in items)
+    chosen = [
+        i
+        for i in items
+        if (reason is None or i["reason"] == reason) and (source is None or i["source_topic"] == source)
+    ]
+    return {
+        "total": len(items),
+        "by_reason": dict(by_reason.most_common()),
+        "by_source": dict(by_source.most_common()),
+        "items": list(reversed(chosen))[:limit],
+    }
+
+
+def _rolling(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def quality_view(
+    settings: Settings,
+    training: list[dict[str, Any]],
+    drift: list[dict[str, Any]],
+    releases: list[dict[str, Any]],
+    trainer_metrics: dict[str, float] | None,
+    window: int = 200,
+    points: int = 400,
+) -> dict[str, Any]:
+    """The served model's rolling accuracy (classification) or MAE (regression) over labelled examples, with
+    drift alarms, promotions and rollbacks placed on the same axis by time; per-feature drift; segment metrics."""
+    model, regression = settings.model.name, settings.model.task == "regression"
+    examples = [t for t in training if t.get("model", model) == model and "undecodable" not in t]
+    scored: list[tuple[int, float]] = []  # (example index, 1/0 correct or absolute error)
+    for i, t in enumerate(examples):
+        y, p = t.get("label"), t.get("prediction")
+        if not regression:
+            scored.append((i, 1.0 if p == y else 0.0))
+            continue
+        try:
+            scored.append((i, abs(float(p) - float(y))))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue  # no numeric prediction (an untrained model answers None): no error to average
+    rolled = _rolling([v for _, v in scored], window)
+    step = max(1, len(rolled) // points)
+    keep = sorted(set(range(0, len(rolled), step)) | ({len(rolled) - 1} if rolled else set()))
+    series = [
+        {"i": scored[k][0], "value": rolled[k], "version": int(examples[scored[k][0]].get("version") or 0)}
+        for k in keep
+    ]
+    times = [int(t["kafka_ts"]) for t in examples]
+
+    def at(ts: int) -> int:
+        return bisect.bisect_right(times, ts)
+
+    alarms = [
+        {
+            "i": at(int(d.get("ts") or 0)),
+            "ts": d.get("ts"),
+            "signal": d.get("signal"),
+            "detector": d.get("detector"),
+        }
+        for d in drift
+        if d.get("model", model) == model and not str(d.get("signal", "")).startswith("feature:")
+    ]
+    marks = [
+        {"i": at(int(r.get("created_at") or 0)), "version": r["version"], "reason": r.get("reason")}
+        for r in releases
+        if r.get("model") == model
+    ]
+    features: dict[str, dict[str, Any]] = {}
+    for d in drift:
+        signal = str(d.get("signal", ""))
+        if d.get("model", model) == model and signal.startswith("feature:"):
+            f = features.setdefault(signal[8:], {"feature": signal[8:], "alarms": 0, "last_ts": 0})
+            f["alarms"] += 1
+            if int(d.get("ts") or 0) >= f["last_ts"]:
+                f["last_ts"], f["detector"], f["details"] = (
+                    int(d.get("ts") or 0),
+                    d.get("detector"),
+                    d.get("details"),
+                )
+    segments: dict[str, dict[str, float]] = {}
+    for key, value in (trainer_metrics or {}).items():
+        if key.startswith("segment."):
+            # segment.<value>.<metric>: the segment value may itself contain dots, the metric name does not
+            seg, _, metric = key[len("segment.") :].rpartition(".")
+            segments.setdefault(seg or metric, {})[metric if seg else "value"] = value
+    return {
+        "model": model,
+        "metric": "mae" if regression else "accuracy",
+        "window": window,
+        "n": len(examples),
+        "series": series,
+        "alarms": alarms,
+        "releases": marks,
+        "features": sorted(features.values(), key=lambda f: -f["alarms"]),
+        "segment_feature": getattr(settings.model, "segment_feature", None),
+        "segments": segments,
+    }

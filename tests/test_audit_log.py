@@ -1,0 +1,183 @@
+"""The audit log on disk (no broker: the topic side is a list here) and ``driftline audit verify|show`` on files."""
+
+from __future__ import annotations
+
+import doctest
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import driftline.audit_chain
+from driftline.audit_chain import from_line, to_line, verify
+from streams.audit import AuditLog, audit_paths, read_file, read_head
+from streams.cli import main
+from streams.settings import Settings, load_settings
+
+KEY = "k" * 32
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Settings:
+    return load_settings(
+        environ={},
+        overrides={"model.signing_key": KEY, "state_dir": str(tmp_path), "kafka.topic_prefix": "p."},
+    )
+
+
+def fill(settings: Settings, n: int, **kw: Any) -> AuditLog:
+    log = AuditLog(settings, "default", **kw)
+    for i in range(n):
+        log.append(("release", "decision", "control")[i % 3], {"version": i, "outcome": "ok", "reason": "r"})
+    return log
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str) -> int:
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", KEY)
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", settings.state_dir)
+    monkeypatch.setenv("DRIFTLINE_TOPIC_PREFIX", "p.")
+    return main(["audit", *args])
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(driftline.audit_chain).failed == 0
+
+
+def test_append_writes_chain_lines_head_note_and_publishes(cfg: Settings) -> None:
+    published: list[tuple[bytes, str]] = []
+    fill(cfg, 5, publish=lambda data, model: published.append((data, model)))
+    path, head_path = audit_paths(cfg, "default")
+    entries = read_file(path)
+    assert [e["seq"] for e in entries] == [0, 1, 2, 3, 4]
+    assert verify(entries, [KEY.encode()], head=read_head(head_path)).ok
+    assert [from_line(d) for d, _ in published] == entries and {m for _, m in published} == {"default"}
+    assert read_head(head_path)["seq"] == 4  # type: ignore[index]
+
+
+def test_restart_continues_the_chain_from_disk(cfg: Settings) -> None:
+    fill(cfg, 3)
+    fill(cfg, 2)  # a new process: the chain goes on from seq 2
+    entries = read_file(audit_paths(cfg, "default")[0])
+    assert [e["seq"] for e in entries] == [0, 1, 2, 3, 4]
+    assert entries[3]["prev"] == entries[2]["hash"]
+    assert verify(entries, [KEY.encode()]).ok
+
+
+def test_restart_with_an_empty_disk_continues_from_the_topic(cfg: Settings) -> None:
+    published: list[bytes] = []
+    fill(cfg, 3, publish=lambda d, m: published.append(d))
+    path, head_path = audit_paths(cfg, "default")
+    path.unlink()
+    head_path.unlink()
+    topic = [from_line(d) for d in published]
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: topic)
+    entries = read_file(path)
+    assert [e["seq"] for e in entries] == [0, 1, 2, 3]  # copied back from the topic, then continued
+    assert verify(entries, [KEY.encode()]).ok
+    assert [from_line(d)["seq"] for d in published] == [0, 1, 2, 3]
+
+
+def test_restart_republishes_what_the_topic_lacks(cfg: Settings) -> None:
+    fill(cfg, 3)  # written to disk while the topic never got them (a crash before delivery)
+    published: list[bytes] = []
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: [])
+    assert [from_line(d)["seq"] for d in published] == [0, 1, 2, 3]
+
+
+def test_a_pre_chain_file_is_kept_aside(cfg: Settings) -> None:
+    path, _ = audit_paths(cfg, "default")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"kind": "decision", "ts": 1, "model": "default", "outcome": "reject"}\n')
+    fill(cfg, 2)
+    assert [e["seq"] for e in read_file(path)] == [0, 1]
+    aside = list(path.parent.glob("*.pre-chain-*.jsonl"))
+    assert len(aside) == 1 and "reject" in aside[0].read_text()
+
+
+def test_demo_reader_still_reads_decisions(cfg: Settings) -> None:
+    from streams.demo.runner import read_decisions
+
+    fill(cfg, 6)
+    decisions = read_decisions(audit_paths(cfg, "default")[0], last=5)
+    assert [d["version"] for d in decisions] == [1, 4] and all(d["outcome"] == "ok" for d in decisions)
+
+
+def tamper(path: Path, how: str) -> None:
+    lines = path.read_text().splitlines()
+    if how == "altered":
+        entry = json.loads(lines[2])
+        entry["record"]["outcome"] = "promote"
+        lines[2] = json.dumps(entry)
+    elif how == "removed":
+        del lines[2]
+    elif how == "reordered":
+        lines[2], lines[3] = lines[3], lines[2]
+    elif how == "truncated":
+        lines = lines[:-2]
+    elif how == "forged":
+        from driftline.audit_chain import entry_hash
+
+        entry = json.loads(lines[2])
+        entry["record"]["outcome"] = "promote"
+        entry["hash"] = entry_hash(entry)
+        lines[2] = to_line(entry)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("altered", "altered: entry #2 (seq 2)"),
+        ("removed", "removed: entry #2 (seq 3)"),
+        ("reordered", "reordered: entry #2 (seq 3)"),
+        ("truncated", "truncated: the chain head (seq 5)"),
+        ("forged", "forged: entry #2 (seq 2)"),
+    ],
+)
+def test_cli_verify_names_each_kind_of_tampering(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    cfg: Settings,
+    how: str,
+    expected: str,
+) -> None:
+    fill(cfg, 6)
+    path, _ = audit_paths(cfg, "default")
+    assert run_cli(monkeypatch, cfg, "verify", "--source", "file") == 0
+    assert "OK   default: 6 entries" in capsys.readouterr().out
+    tamper(path, how)
+    assert run_cli(monkeypatch, cfg, "verify", "--source", "file") == 1
+    out = capsys.readouterr().out
+    assert "FAIL default" in out and expected in out, out
+    assert run_cli(monkeypatch, cfg, "verify", "--source", "file", "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["checks"][0]["problems"][0]["kind"] == how
+
+
+def test_cli_verify_with_the_wrong_key_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    fill(cfg, 2)
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", cfg.state_dir)
+    monkeypatch.setenv("DRIFTLINE_TOPIC_PREFIX", "p.")
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", "z" * 32)
+    assert main(["audit", "verify", "--source", "file"]) == 1
+    assert "forged: entry #0" in capsys.readouterr().out
+
+
+def test_cli_show_filters_by_kind_and_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    fill(cfg, 6)
+    other = AuditLog(cfg, "other")
+    other.append("control", {"command": "pause_learning", "outcome": "ok"})
+    assert run_cli(monkeypatch, cfg, "show", "--json") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 7 and {r["model"] for r in rows} == {"default", "other"}
+    assert run_cli(monkeypatch, cfg, "show", "--model", "other", "--json") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["record"]["command"] for r in rows] == ["pause_learning"]
+    assert run_cli(monkeypatch, cfg, "show", "--kind", "release") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all("release" in line for line in out)

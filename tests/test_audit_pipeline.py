@@ -1,0 +1,96 @@
+"""The audit chain on the real local stack: a trainer writes releases, decisions and control commands to the
+``audit`` topic and its file; ``driftline audit verify`` passes, then fails on a tampered copy and on a forged
+entry appended to the topic. Releases carry what changed, and ``models diff`` shows it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from driftline.audit_chain import entry_hash, to_line
+from streams.audit import read_topic
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
+from tests.test_pipeline_control import send
+
+pytestmark = pytest.mark.kafka
+
+
+def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: str, tmp_path: Path) -> None:
+    pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "50"})
+    settings = pipeline.settings()
+    with running(pipeline):
+        pipeline.start("all")
+        send(pipeline, 0, 300)
+        pipeline.wait_learned(300)
+        pipeline.cli("models", "pause")
+        pipeline.cli("models", "resume")
+
+        def chain() -> list[dict]:
+            entries = read_topic(settings).get("default", [])
+            kinds = {e.get("kind") for e in entries}
+            return entries if {"release", "control"} <= kinds and len(entries) >= 3 else []
+
+        entries = pipeline.wait_until("releases and controls on the audit topic", chain, timeout=60)
+    # The topic keeps everything: delete-only, unlimited time and size.
+    admin = AdminClient({"bootstrap.servers": KAFKA_BOOTSTRAP})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, f"{prefix}audit")
+    config = next(iter(admin.describe_configs([resource]).values())).result()
+    assert config["cleanup.policy"].value == "delete"
+    assert config["retention.ms"].value == "-1" and config["retention.bytes"].value == "-1"
+
+    assert [e["seq"] for e in entries] == list(range(len(entries)))
+    commands = [e["record"]["command"] for e in entries if e["kind"] == "control"]
+    assert commands == ["pause_learning", "resume_learning"]
+    proc = pipeline.cli("audit", "verify", "--json")
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    assert {c["source"] for c in report["checks"]} == {"file", "topic"}
+    assert all(c["entries"] == len(entries) for c in report["checks"])
+
+    # Every release says what changed from its parent; `models diff` shows it from the signed artifacts.
+    releases = [e["record"] for e in entries if e["kind"] == "release"]
+    assert releases[0]["reason"] == "initial" and releases[0]["changes"] is None
+    later = [r for r in releases if r["reason"] == "incremental"]
+    assert later, f"no incremental release audited: {[r['reason'] for r in releases]}"
+    assert later[-1]["changes"]["top"][0]["feature"] == "a"  # the label is a > 0.5
+    assert later[-1]["data_range"]["last_index"] >= later[-1]["data_range"]["first_index"] >= 0
+    assert later[-1]["decision"]["outcome"]
+    last = later[-1]["version"]
+    diff = json.loads(pipeline.cli("models", "diff", "1", str(last), "--json").stdout)
+    assert diff["weights"]["top"][0]["feature"] == "a" and diff["b"]["version"] == last
+    assert "largest changes" in pipeline.cli("models", "diff", "1", str(last)).stdout
+
+    # A tampered copy of the topic: one guard/control outcome rewritten.
+    copy = tmp_path / "copy.jsonl"
+    victim = next(i for i, e in enumerate(entries) if e["kind"] == "control")
+    tampered = [dict(e) for e in entries]
+    tampered[victim] = json.loads(json.dumps(entries[victim]))
+    tampered[victim]["record"]["outcome"] = "refused: by nobody"
+    copy.write_text("".join(to_line(e) + "\n" for e in tampered))
+    proc = pipeline.cli("audit", "verify", "--file", str(copy), check=False)
+    assert proc.returncode == 1
+    assert f"altered: entry #{victim} (seq {victim})" in proc.stdout, proc.stdout
+
+    # A forged entry appended to the real topic by someone with write access but without the key.
+    last = entries[-1]
+    forged = {
+        "seq": last["seq"] + 1,
+        "ts": last["ts"] + 1,
+        "kind": "control",
+        "model": "default",
+        "record": {"command": "promote", "args": {"version": "1"}, "outcome": "ok"},
+        "prev": last["hash"],
+        "key_id": last["key_id"],
+    }
+    forged["hash"] = entry_hash(forged)
+    forged["sig"] = "0" * 64
+    pipeline.send_raw("audit", [to_line(forged).encode()], key=b"default")
+    proc = pipeline.cli("audit", "verify", "--source", "topic", check=False)
+    assert proc.returncode == 1
+    assert f"forged: entry #{len(entries)} (seq {len(entries)})" in proc.stdout, proc.stdout
+    # The trainer's own file, which the forger could not touch, still verifies.
+    proc = pipeline.cli("audit", "verify", "--source", "file")
+    assert f"OK   default: {len(entries)} entries" in proc.stdout, proc.stdout

@@ -1,0 +1,360 @@
+"""The web console in a real browser (Debian's chromium through chromium-driver) against a running pipeline.
+
+One pipeline and one console process serve the whole module (the machine is shared): a trainer that has made a few
+releases, a dead letter whose payload carries ``<script>``, and the console bound to loopback with a known token.
+Assertions are on the DOM; each page is saved as a screenshot in ``docs/console/`` (the README shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from connectors.localproc import free_port
+from tests import conftest
+from tests.pipeline_helpers import Pipeline
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+SCRIPT_PAYLOAD = (
+    b'{"id": "evil-1", "features": "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"}'
+)
+WAIT_S = 90
+
+
+@dataclass
+class World:
+    pipeline: Pipeline
+    url: str
+    token: str
+    console: subprocess.Popen[bytes]
+    log: Path
+    garbage_at: tuple[int, int]  # (partition, offset) of the <script> record on features
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path.lstrip("/"), data=data, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def console_log(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+def _send(pipeline: Pipeline, start: int, n: int) -> None:
+    import random
+
+    rng = random.Random(start)
+    rows = [(f"c{i}", {"a": rng.random(), "b": rng.random()}) for i in range(start, start + n)]
+    with pipeline.producer() as producer:
+        for id_, x in rows:
+            producer.send_feature(id_, x)
+        for id_, x in rows:
+            producer.send_label(id_, int(x["a"] > 0.5))
+
+
+@pytest.fixture(scope="module")
+def world(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    prefix = f"t-{secrets.token_hex(4)}."
+    conftest._PREFIXES.add(prefix)  # removed with every other test prefix when the run ends
+    tmp = tmp_path_factory.mktemp("console")
+    pipeline = Pipeline(prefix, tmp, conftest.REDIS_URL, extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "100"})
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    log = tmp / "console.log"
+    console = None
+    try:
+        pipeline.start("all")
+        # In rounds, so later events are scored by later releases (the quality chart then has a story).
+        for start in range(0, 400, 100):
+            _send(pipeline, start, 100)
+            pipeline.wait_learned(start + 100, timeout=120)
+        pipeline.wait_releases(3, timeout=120)
+        garbage_at = pipeline.send_raw_at("features", [SCRIPT_PAYLOAD])[0]
+        pipeline.wait_until(
+            "the <script> record dead-lettered",
+            lambda: any(b"<script>" in (d.get("value") or b"") for d in pipeline.values("deadletter")),
+            timeout=60,
+        )
+        env = {**pipeline.env(), "DRIFTLINE_CONSOLE_TOKEN": token}
+        with log.open("wb") as out:
+            console = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "console", "--port", str(port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        w = World(pipeline, f"http://127.0.0.1:{port}/", token, console, log, garbage_at)
+
+        def up() -> bool:
+            assert console.poll() is None, f"console exited {console.returncode}:\n{w.console_log()}"
+            return w.request("GET", "/api/status")[0] == 200
+
+        pipeline.wait_until("the console answers", up, timeout=60)
+        yield w
+    finally:
+        if console is not None and console.poll() is None:
+            console.terminate()
+            try:
+                console.wait(15)
+            except subprocess.TimeoutExpired:
+                console.kill()
+        pipeline.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert binary and driver_path, "install Debian's chromium and chromium-driver (make system-deps does)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--disable-gpu",
+        "--no-first-run",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait(driver: webdriver.Chrome, what: str, fn: Any, timeout: float = WAIT_S) -> Any:
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: fn(d))
+    except Exception as exc:
+        errors = driver.find_elements(By.ID, "page-error")
+        raise AssertionError(
+            f"waiting for {what}: {type(exc).__name__}; page error: {[e.text for e in errors]}; "
+            f"page text: {driver.find_element(By.TAG_NAME, 'body').text[:1500]}"
+        ) from exc
+
+
+def shot(driver: webdriver.Chrome, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def test_overview_shows_the_served_version_that_models_show_reports(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    shown = world.pipeline.cli_json("models", "show", "--json")[0]
+    served = shown["trainer"]["served_version"]
+    assert served == shown["version"], f"models show: champion v{shown['version']}, trainer serves v{served}"
+    browser.get(world.url)
+    wait(
+        browser,
+        f"served version v{served}",
+        lambda d: d.find_element(By.ID, "served-version").text == f"v{served}",
+    )
+    roles = browser.execute_script(
+        "return [...document.querySelectorAll('#workers tbody tr')].map(r => r.dataset.role)"
+    )
+    assert roles == ["score+join+train"], f"worker roles on the overview: {roles}"
+    # What the scorers serve, read from the newest predictions: the last round was scored after v>=2 existed.
+    served_by_scorers = browser.execute_script(
+        "return [...document.querySelectorAll('#scorers .scorer-version')].map(c => c.textContent)"
+    )
+    newest = max(int(p["version"]) for p in world.pipeline.values("predictions"))
+    assert newest >= 2 and f"v{newest}" in served_by_scorers, (newest, served_by_scorers)
+    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    wait(browser, "a rate", lambda d: d.find_element(By.ID, "rate-predictions").text.endswith("/s"))
+    shot(browser, "overview")
+    # The API mirrors the CLI: same champion, same list of releases.
+    status, current = world.request("GET", "/api/models/current")
+    assert status == 200 and (current["version"], current["sha256"]) == (shown["version"], shown["sha256"])
+    status, api_status = world.request("GET", "/api/status")
+    cli_status = world.pipeline.cli_json("status", "--json")[0]
+    assert status == 200 and api_status.keys() == cli_status.keys()
+    assert [g["group"] for g in api_status["workers"]] == [g["group"] for g in cli_status["workers"]]
+    assert api_status["models"][0]["served_version"] == cli_status["models"][0]["served_version"] == served
+    listed = world.pipeline.cli_json("models", "list", "--json")
+    status, api_list = world.request("GET", "/api/models")
+    assert status == 200
+    assert [(r["version"], r["sha256"]) for r in api_list] == [(r["version"], r["sha256"]) for r in listed]
+
+
+def test_lineage_contains_every_release_on_the_models_topic(world: World, browser: webdriver.Chrome) -> None:
+    releases = world.pipeline.releases()
+    versions = sorted(int(r["version"]) for r in releases)
+    assert len(versions) >= 3
+    browser.get(world.url + "lineage")
+
+    def rows(d: webdriver.Chrome) -> list[Any]:
+        found = d.find_elements(By.CSS_SELECTOR, "#lineage-table tbody tr")
+        return found if len(found) >= len(versions) else []
+
+    found = wait(browser, f"{len(versions)} lineage rows", rows)
+    assert sorted(int(r.get_attribute("data-version")) for r in found) == versions
+    nodes = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph g.node")
+    assert sorted(int(n.get_attribute("data-version")) for n in nodes) == versions
+    edges = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph path.edge")
+    assert len(edges) == sum(1 for r in releases if r.get("parent") is not None)
+    for row in found:
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        assert cells[7] == "valid", f"signature of {cells[0]}: {cells[7]}"
+    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    shot(browser, "lineage")
+
+
+def test_drift_page_plots_the_served_models_accuracy_with_its_releases(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    browser.get(world.url + "drift")
+    wait(browser, "the quality chart", lambda d: d.find_elements(By.CSS_SELECTOR, "#quality-chart polyline"))
+    n = int(browser.find_element(By.ID, "quality-n").text.replace(",", ""))
+    assert n >= 400, f"the page read {n} training examples, 400 were labelled"
+    marks = browser.find_elements(By.CSS_SELECTOR, "#quality-chart line.release-mark")
+    assert len(marks) == len(world.pipeline.releases())
+    # The page's rolling accuracy is that of the served predictions over the last 200 training examples.
+    training = world.pipeline.values("training")[-200:]
+    expected = sum(1 for t in training if t["prediction"] == t["label"]) / len(training)
+    assert float(browser.find_element(By.ID, "rolling-metric").text) == pytest.approx(expected, abs=1e-4)
+    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    shot(browser, "drift")
+
+
+def test_a_dead_letter_appears_and_a_script_payload_is_shown_as_text(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    browser.get(world.url + "deadletters")
+
+    def evil_row(d: webdriver.Chrome) -> Any:
+        for row in d.find_elements(By.CSS_SELECTOR, "#deadletters tr.deadletter"):
+            if "<script>" in row.find_element(By.CSS_SELECTOR, "pre.payload").text:
+                return row
+        return None
+
+    row = wait(browser, "the <script> dead letter", evil_row)
+    partition, offset = world.garbage_at
+    assert (
+        row.find_element(By.CSS_SELECTOR, "td.source").text
+        == f"{world.pipeline.prefix}features / {partition} / {offset}"
+    )
+    assert browser.execute_script("return window.__pwned") is None, "the payload ran as script"
+    assert row.find_elements(By.CSS_SELECTOR, "pre.payload *") == [], "the payload became markup"
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
+    wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
+    shot(browser, "deadletters")
+
+
+def test_an_action_without_the_token_is_refused_and_with_it_reaches_control_and_the_audit_log(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    pipeline = world.pipeline
+    body = {"action": "pause"}
+    json_header = {"Content-Type": "application/json"}
+    assert world.request("POST", "/api/actions", body, json_header)[0] == 401
+    wrong = {**json_header, "Authorization": "Bearer " + "x" * 32}
+    assert world.request("POST", "/api/actions", body, wrong)[0] == 401
+    forged = {**json_header, "Authorization": f"Bearer {world.token}", "Origin": "http://evil.example"}
+    assert world.request("POST", "/api/actions", body, forged)[0] == 403
+
+    browser.get(world.url + "actions")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(world.url + "actions")
+    wait(browser, "the actions page", lambda d: d.find_elements(By.ID, "act-pause"))
+    browser.find_element(By.ID, "act-pause").click()
+    wait(browser, "a refusal", lambda d: "refused (401)" in d.find_element(By.ID, "action-result").text)
+    assert [c for c in pipeline.values("control") if c["command"] == "pause_learning"] == []
+
+    browser.find_element(By.ID, "token").send_keys(world.token)
+    browser.find_element(By.ID, "save-token").click()
+    browser.find_element(By.ID, "act-pause").click()
+    result = wait(
+        browser,
+        "the trainer's answer",
+        lambda d: (t := d.find_element(By.ID, "action-result").text).endswith(": ok") and t,
+    )
+    command_id = result.split("(id ")[1].split(")")[0]
+    sent = [c for c in pipeline.values("control") if c.get("id") == command_id]
+    assert [c["command"] for c in sent] == ["pause_learning"]
+    pipeline.wait_until("learning paused", lambda: pipeline.trainer().get("paused"), timeout=30)
+    entries = [
+        json.loads(line)
+        for line in (pipeline.state_dir / "audit" / f"{pipeline.prefix}default.jsonl")
+        .read_text()
+        .splitlines()
+    ]
+    kinds = {e["kind"]: e for e in entries if e.get("id") == command_id}
+    assert kinds["control"]["outcome"] == "ok" and kinds["control"]["command"] == "pause_learning"
+    assert kinds["console"]["remote"] == "127.0.0.1"
+    wait(
+        browser,
+        "the audit row",
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#audit tr[data-id="{command_id}"][data-kind="control"]'),
+    )
+    shot(browser, "actions")
+    # Leave the pipeline learning: resume through the API with the token.
+    status, resumed = world.request(
+        "POST",
+        "/api/actions",
+        {"action": "resume"},
+        {**json_header, "Authorization": f"Bearer {world.token}"},
+    )
+    assert status == 200 and resumed["sent"]["command"] == "resume_learning"
+    pipeline.wait_until("learning resumed", lambda: pipeline.trainer().get("paused") is False, timeout=30)
+
+
+def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
+    world: World, browser: webdriver.Chrome
+) -> None:
+    browser.get(world.url + "actions")
+    wait(browser, "the actions page", lambda d: d.find_elements(By.ID, "act-set"))
+    browser.execute_script("sessionStorage.setItem('driftline-token', arguments[0])", world.token)
+    browser.find_element(By.ID, "set-key").send_keys("guard.alpha")
+    browser.find_element(By.ID, "set-value").send_keys("0.02")
+    browser.find_element(By.ID, "act-set").click()
+
+    def answer(d: webdriver.Chrome) -> str | None:
+        text = d.find_element(By.ID, "action-result").text
+        return (
+            text if text.endswith((": ok", ")")) and "waiting" not in text and "sending" not in text else None
+        )
+
+    assert wait(browser, "the answer to set", answer).startswith("set (id ")
+    assert browser.find_element(By.ID, "action-result").text.endswith(": ok")
+    sets = [c for c in world.pipeline.values("control") if c["command"] == "set"]
+    assert [c["args"] for c in sets] == [{"guard.alpha": "0.02"}]
+
+    # Nothing is held: the trainer refuses, and the page says so (the answer comes from the audit log).
+    browser.find_element(By.ID, "act-promote").click()
+    refused = wait(
+        browser,
+        "the refusal of promote held",
+        lambda d: (
+            (t := d.find_element(By.ID, "action-result").text).startswith("promote") and "refused" in t and t
+        ),
+    )
+    assert "held" in refused
+    promotes = [c for c in world.pipeline.values("control") if c["command"] == "promote"]
+    assert [c["args"] for c in promotes] == [{"candidate": "held"}]

@@ -1,0 +1,114 @@
+"""``examples/``: a user's own producer, consumer and kcat one-liners, against the real local stack and a worker.
+
+The examples must not import driftline (checked on their source), and what the consumer decodes with fastavro
+and the ``.avsc`` files alone must equal what driftline's own codec reads from the same topic.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.topics import ALL_TOPICS, ensure_topics
+from tests.pipeline_helpers import Pipeline, running
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+OWN_PACKAGES = {"driftline", "streams", "connectors", "schemas", "learners", "bench", "tests"}
+EVENTS = 60
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_examples_use_no_driftline_code() -> None:
+    scripts = sorted(EXAMPLES.glob("*.py"))
+    assert {p.name for p in scripts} == {"produce_json.py", "consume_predictions.py"}
+    for script in scripts:
+        assert not _imports(script) & OWN_PACKAGES, script.name
+    assert "fastavro" in _imports(EXAMPLES / "consume_predictions.py")
+
+
+def _example(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    # -I: isolated mode, so PYTHONPATH (which points at this tree in development) is not on the path.
+    cmd = [sys.executable, "-I", str(EXAMPLES / name), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=EXAMPLES)
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_producer_and_consumer_examples_against_a_worker(prefix: str, redis_url: str, tmp_path: Path) -> None:
+    # Releases every 20 labels, so the second batch is scored by a model that has learned the first.
+    pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "20"})
+    with running(pipeline):
+        pipeline.start("all")
+        for seed in (1, 2):
+            out = _example(
+                "produce_json.py", "--prefix", prefix, "--events", str(EVENTS), "--seed", str(seed)
+            )
+            assert json.loads(out.stdout) == {"features": EVENTS, "labels": EVENTS, "prefix": prefix}
+            # The JSON labels were accepted, joined and learned.
+            pipeline.wait_learned(EVENTS * seed)
+            if seed == 1:
+                pipeline.wait_releases(2)
+        args = ("--prefix", prefix, "--max", str(2 * EVENTS), "--timeout", "60")
+        out = _example("consume_predictions.py", *args)
+    mine = [json.loads(line) for line in out.stdout.splitlines()]
+    assert "skipped" not in out.stderr
+    assert sorted(p["id"] for p in mine) == sorted(f"ex-{s}-{i}" for s in (1, 2) for i in range(EVENTS))
+
+    # The same records as driftline's own codec reads them.
+    theirs = {p["id"]: p for p in pipeline.values("predictions")}
+    for p in mine:
+        ref = theirs[p["id"]]
+        assert (p["model"], p["version"], p["prediction"], p["proba"]) == (
+            ref["model"],
+            ref["version"],
+            ref["prediction"],
+            ref["proba"],
+        )
+    second = [p for p in mine if p["id"].startswith("ex-2-")]
+    assert all(p["version"] >= 2 and isinstance(p["prediction"], bool) for p in second)
+    assert all(len(p["proba"]) == 2 and abs(sum(p["proba"].values()) - 1) < 1e-6 for p in second)
+
+
+def _kcat_block() -> str:
+    text = (EXAMPLES / "README.md").read_text()
+    match = re.search(r"With \[kcat\].*?```sh\n(.*?)```", text, re.S)
+    assert match, "examples/README.md: no kcat block"
+    return match.group(1)
+
+
+@pytest.mark.kafka
+def test_kcat_one_liners_of_the_examples_readme(prefix: str, redis_url: str, tmp_path: Path) -> None:
+    pipeline = Pipeline(prefix, tmp_path, redis_url)
+    ensure_topics(pipeline.settings(), names=ALL_TOPICS)  # as `driftline stack up` does for its prefix
+    script = _kcat_block().replace("driftline\\.", re.escape(prefix)).replace("driftline.", prefix)
+    assert prefix in script
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'topic "{prefix}features"' in done.stdout and f'topic "{prefix}audit"' in done.stdout
+
+    (event,) = pipeline.values("features")
+    assert (event["id"], event["key"], event["features"]) == ("e1", "u1", {"x": 1.5, "country": "fr"})
+    assert event["ts"] > 0  # optional in JSON: filled in on arrival
+    (label,) = pipeline.values("labels")
+    assert (label["id"], label["label"]) == ("e1", True)
