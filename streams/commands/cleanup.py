@@ -1,9 +1,9 @@
 """``driftline cleanup --prefix P [--dry-run] [--force]``: remove everything one topic prefix left behind.
 
-That is its topics, its worker consumer groups (``driftline-<prefix>...``), its Redis keys
-(``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), its trainer checkpoints and
-its Faust data folders under the state dir. Audit logs are kept: they are the record of what was done (the command
-prints where they are). The default prefix is refused without ``--force``: it is usually someone's real deployment.
+That is its topics (the ``audit`` topic too), its worker consumer groups (``driftline-<prefix>...``), its Redis keys
+(``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), and under the state dir its
+trainer checkpoints, Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record
+of what was done). The default prefix is refused without ``--force``: it is usually someone's real deployment.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help=f"allow the default prefix {KafkaSettings.topic_prefix!r}"
     )
+    p.add_argument("--keep-audit", action="store_true", help="keep the audit topic and the audit logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
-def plan(settings: Settings, prefix: str) -> dict[str, list[str]]:
+def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, list[str]]:
     """What belongs to ``prefix``: topics, groups, Redis keys and local paths (nothing is removed here)."""
     from confluent_kafka.admin import AdminClient
 
@@ -43,17 +44,16 @@ def plan(settings: Settings, prefix: str) -> dict[str, list[str]]:
 
     admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
     topics = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
+    if keep_audit:
+        topics = [t for t in topics if t != f"{prefix}audit"]
     groups = admin.list_consumer_groups(request_timeout=10).result()
     owned = (f"driftline-{prefix}", prefix)
     group_ids = sorted(g.group_id for g in groups.valid if g.group_id.startswith(owned))
     state = Path(settings.state_dir).expanduser()
-    paths = sorted(
-        str(p)
-        for p in [
-            *(state / "checkpoints").glob(f"{prefix}*"),
-            *(state / "faust").glob(f"driftline-{prefix}*"),
-        ]
-    )
+    found = [*(state / "checkpoints").glob(f"{prefix}*"), *(state / "faust").glob(f"driftline-{prefix}*")]
+    if not keep_audit:
+        found += (state / "audit").glob(f"{prefix}*")
+    paths = sorted(str(p) for p in found)
     return {
         "topics": topics,
         "groups": group_ids,
@@ -124,9 +124,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     settings = load_settings(args.config, overrides={**global_overrides(args), "kafka.topic_prefix": prefix})
-    todo = plan(settings, prefix)
+    todo = plan(settings, prefix, args.keep_audit)
     failed = {} if args.dry_run else remove(settings, todo)
-    audit = sorted(str(p) for p in (Path(settings.state_dir).expanduser() / "audit").glob(f"{prefix}*"))
+    audit = []
+    if args.keep_audit:
+        audit = sorted(str(p) for p in (Path(settings.state_dir).expanduser() / "audit").glob(f"{prefix}*"))
     if args.json:
         print(
             json.dumps({"prefix": prefix, "dry_run": args.dry_run, **todo, "failed": failed, "kept": audit})

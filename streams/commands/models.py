@@ -164,6 +164,12 @@ def _rows(releases: Releases) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (int(r["version"]), bool(r["verified"])), reverse=True)
 
 
+def release_rows(settings: Settings) -> list[dict[str, Any]]:
+    """The rows of ``models list --json``: verified releases (one is ``current``) and forged ones marked
+    ``"verified": false``, newest first. For other views (the console) that must show the same truth."""
+    return _rows(_registry(settings))
+
+
 def _when(ms: Any) -> str:
     try:
         return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
