@@ -23,6 +23,10 @@ from streams.settings import ModelSettings
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
 
+# Labelled examples held while learning is paused (they go into the checkpoint); past this, the next ones are
+# dead-lettered with the reason rather than dropped silently or grown without bound.
+HELD_MAX = 100_000
+
 
 class TrainerControl:
     """Control commands and restores; see the module docstring."""
@@ -33,6 +37,9 @@ class TrainerControl:
     control_seen: Any
     live_sets: dict[str, dict[str, Any]]
     pause_discard: bool
+    held: list[tuple[str, int, int, bytes | None, bytes, int]]
+    seen: Any
+    _topic: str
     key: bytes
     store: ArtifactStore | None
     _redis: redis.Redis
@@ -40,8 +47,39 @@ class TrainerControl:
     def handle(self, event: Any) -> None:  # pragma: no cover - provided by Trainer
         raise NotImplementedError
 
-    def learn_held(self) -> int:  # pragma: no cover - provided by Trainer
+    def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:  # pragma: no cover - provided by Trainer
         raise NotImplementedError
+
+    # -- pause without loss --------------------------------------------------------------------------------------
+    def hold(self, raw: RawRecord, example: dict[str, Any]) -> None:
+        """Keep a labelled example that arrived while learning is paused, to learn it in order on resume."""
+        m = self.ctx.metrics
+        if len(self.held) >= HELD_MAX:
+            self.ctx.deadletter(
+                "train", raw, f"learning paused and {HELD_MAX} examples already held: resume learning"
+            )
+            return
+        self.held.append((raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.timestamp_ms))
+        self.seen.add(example["id"])
+        m.paused_examples.labels(model=self.ctx.model, outcome="held").inc()
+        m.held_examples.labels(model=self.ctx.model).set(len(self.held))
+
+    def learn_held(self) -> int:
+        """After a resume: learn the examples held during the pause, in arrival order."""
+        held, self.held = [RawRecord(*h) for h in self.held], []
+        decoded = self.ctx.codec.decode_many("TrainingExample", [r.value for r in held], topic=self._topic)
+        learned = 0
+        for raw, example in zip(held, decoded, strict=True):
+            if isinstance(
+                example, SchemaError
+            ):  # it decoded when it was held: only a schema change gets here
+                self.ctx.deadletter("train", raw, example)
+                continue
+            learned += self.learn(raw, example)
+        self.ctx.metrics.paused_examples.labels(model=self.ctx.model, outcome="learned").inc(learned)
+        self.ctx.metrics.held_examples.labels(model=self.ctx.model).set(0)
+        self.ctx.metrics.events.labels(stage="train", outcome="ok").inc(learned)
+        return learned
 
     # -- control -------------------------------------------------------------------------------------------------
     def control(self, raws: list[RawRecord]) -> None:
