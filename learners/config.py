@@ -62,3 +62,6 @@ class GuardConfig:
     max_reference: int = 2000  # reference examples scored per decision
     probation_examples: int = 500
     probation_alpha: float = 0.01
+    # Fairness (with model.segment_feature): refuse a candidate whose demographic-parity or equalized-odds gap
+    # (MAE gap for regression) is over this bound and wider than the served model's. None: not checked.
+    fairness_max_gap: float | None = None

@@ -31,6 +31,7 @@ from typing import Any
 from scipy import stats as sps
 
 from learners.config import GuardConfig
+from learners.fairness import fairness_check, fairness_evidence
 from learners.features import finite
 
 OUTCOMES = ("promote", "reject", "hold", "rollback")
@@ -132,6 +133,7 @@ class PairedEvidence:
         self.sum_d2 += d * d
         self.sum_base += lb
         if segment is not None:
+            fairness_evidence(self).add(segment, y, cand, base)  # per-segment rates for the fairness check
             acc = self.segments.setdefault(segment, [0.0, 0.0, 0.0])
             acc[0] += 1
             acc[1] += lc
@@ -264,6 +266,10 @@ def sanity_checks(
         if gap > config.segment_margin and not worst:
             worst = f"segment {segment!r} worse by {gap:.3f} > {config.segment_margin}"
     checks["segments"] = worst or True
+    fair, fair_evidence = fairness_check(ev.__dict__.get("fairness"), config.fairness_max_gap)
+    if fair is not None:  # a bound is set (learners/fairness.py)
+        checks["fairness"] = fair
+        evidence.update(fair_evidence)
     if reference and candidate is not None and baseline is not None:
         ref = list(reference)[: config.max_reference]
         lc, lb = _score(candidate, ev.task, ref), _score(baseline, ev.task, ref)

@@ -32,6 +32,7 @@ COMMANDS = (
     "console",
     "audit",
     "cleanup",
+    "explain",
 )
 
 

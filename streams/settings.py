@@ -97,6 +97,8 @@ class ModelSettings:
     label_col: str = "label"
     release_every: int = 1000  # labelled examples between incremental-update checks
     checkpoint_every: int = 200
+    # Add a per-feature explanation (learners/explain.py) to every Prediction; off by default (it costs scoring time).
+    explain: bool = False
 
 
 @dataclass(frozen=True)
