@@ -50,13 +50,16 @@ class GuardConfig:
     """Guard parameters: statistical tests, sanity checks, challengers and probation."""
 
     alpha: float = 0.05
-    min_examples: int = 200  # paired examples before a challenger may be judged
+    min_examples: int = 50  # paired examples before a challenger may be judged (the test is anytime-valid)
     max_examples: int = 3000  # paired examples after which a challenger that has not won is dropped
     challenger_grace: int = 30  # first examples a fresh challenger learns from without being scored
     non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
     segment_margin: float = 0.1
     reference_margin: float = 0.02
-    max_disagreement: float = 0.5
+    max_disagreement: float = (
+        0.5  # above this share of changed answers a candidate needs hold_margin (or an operator)
+    )
+    hold_margin: float = 0.2  # error-rate (or relative loss) gain that promotes a high-disagreement candidate
     max_predict_latency_ms: float = 5.0
     collapse_share: float = 0.05  # collapse check: one predicted class while another label had >= this share
     max_reference: int = 2000  # reference examples scored per decision
