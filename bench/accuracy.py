@@ -37,7 +37,7 @@ from learners.config import LearnerSpec
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
 from learners.specs import build_learner
-from learners.synthetic import synthetic_stream
+from learners.synthetic import GRADUAL_WIDTH, synthetic_stream
 from streams.settings import Settings
 
 ELEC = Path(os.environ.get("DRIFTLINE_ELEC", "/work/shared/data/elec.csv"))
@@ -62,8 +62,13 @@ STREAMS: dict[str, str] = {
     "friedman-lea": "regression",
     "elec": "classification",
 }
-GRADUAL = {"agrawal-gradual", "hyperplane-gradual", "rbf-incremental"}  # drift points are not abrupt
-QUICK = ("hyperplane-reversal", "agrawal-abrupt", "led-abrupt", "friedman-gra")
+GRADUAL = {
+    "agrawal-gradual",
+    "hyperplane-gradual",
+}  # drifts mixed over GRADUAL_WIDTH events around each point
+CONTINUOUS = {"rbf-incremental", "elec"}  # drift with no known points: alarms are counted, not judged
+QUICK = ("hyperplane-reversal", "agrawal-abrupt", "led-abrupt", "friedman-gra")  # make test runs these
+QUICK_N = 4000
 
 Row = tuple[str, int | None, dict[str, Any], Any]
 
@@ -110,7 +115,7 @@ def make_stream(name: str, n: int, seed: int) -> tuple[list[Row], list[int]]:
         pos = (n // 3, 2 * n // 3) if kind == "gra" else (n // 4, n // 2, 3 * n // 4)
         return _rows_of(synth.FriedmanDrift(drift_type=kind, position=pos, seed=seed), n), list(pos)
     rows, points = synthetic_stream(name, n, seed)
-    return list(rows), ([] if name in GRADUAL else points)
+    return list(rows), points
 
 
 def _loss(task: str, pred: Any, y: Any) -> float:
@@ -184,10 +189,11 @@ def recovery(
     return out
 
 
-def detection(alarms: list[int], points: list[int], n: int) -> dict[str, Any]:
+def detection(alarms: list[int], points: list[int], n: int, lead: int = 0) -> dict[str, Any]:
+    """Alarms within DETECT_WITHIN after a drift point (from ``lead`` events before it for gradual drift)."""
     delays, matched = [], set()
     for p in points:
-        hits = [a for a in alarms if p <= a < p + DETECT_WITHIN]
+        hits = [a for a in alarms if p - lead <= a < p + DETECT_WITHIN]
         if hits:
             delays.append(hits[0] - p)
             matched.update(hits)
@@ -234,8 +240,9 @@ def stream_job(name: str, n: int, seed: int) -> dict[str, Any]:
     out["rollbacks"] = g["rollbacks"]
     out["promotions"] = dict(g["promotions"])
     out["holds"] = g["holds"]
-    out["detection"] = detection(g["alarms"], points, n)
-    out["recovery"] = recovery(task, g["losses"], runs[best]["losses"], points, n)
+    lead = GRADUAL_WIDTH // 2 if name in GRADUAL else 0
+    out["detection"] = detection(g["alarms"], points, n, lead)
+    out["recovery"] = [] if name in GRADUAL else recovery(task, g["losses"], runs[best]["losses"], points, n)
     return out
 
 
@@ -278,6 +285,47 @@ def poisoning(n: int, seed: int) -> dict[str, Any]:
     return out
 
 
+DETECTOR_STREAMS = (
+    "sea-abrupt", "agrawal-abrupt", "hyperplane-abrupt", "stagger-abrupt", "led-abrupt",
+    "sea-stationary", "agrawal-stationary", "hyperplane-stationary",
+)  # fmt: skip
+
+
+def detectors(n: int, seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """Each error detector by name on the 0/1 error of the default learner (plain, every label at delay 50).
+
+    The same ``ErrorDriftMonitor`` the lifecycle runs (increases only, grace period), fed the error sequence of
+    the default learner without releases, so every detector sees the same signal.
+    """
+    from learners.config import DriftConfig
+    from learners.drift import ERROR_DETECTORS, ErrorDriftMonitor
+
+    default = Settings().model.learner
+    out: dict[str, dict[str, Any]] = {d: {"detected": 0, "drifts": 0, "delays": [], "false": 0, "stationary": 0}
+                                      for d in ERROR_DETECTORS}  # fmt: skip
+    for name in DETECTOR_STREAMS:
+        for seed in seeds:
+            if name.endswith("-stationary"):
+                rows, points = list(synthetic_stream(name, n, seed)[0]), []
+            else:
+                rows, points = make_stream(name, n, seed)
+            errors = plain(rows, default, "classification", DELAY, seed)["losses"]
+            for det in ERROR_DETECTORS:
+                monitor = ErrorDriftMonitor(DriftConfig(error_detector=det))
+                alarms = [i for i, e in enumerate(errors) if monitor.update(e, i)]
+                found = detection(alarms, points, len(rows))
+                acc = out[det]
+                acc["detected"] += found["detected"]
+                acc["drifts"] += len(points)
+                acc["delays"] += found["delays"]
+                acc["false"] += found["false"]
+                acc["stationary"] += max(len(rows) - DETECT_WITHIN * len(points), 1)
+    for acc in out.values():
+        acc["false_per_10k"] = 1e4 * acc["false"] / acc["stationary"]
+        acc["median_delay"] = statistics.median(acc["delays"]) if acc["delays"] else None
+    return out
+
+
 def _mean(xs: list[float]) -> float:
     return statistics.fmean(xs) if xs else float("nan")
 
@@ -315,7 +363,10 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["drifts"] = sum(len(r["points"]) for r in rs)
         delays = [d for r in rs for d in r["detection"]["delays"]]
         row["detect_delay"] = _mean(delays) if delays else None
-        row["false_per_10k"] = _mean([r["detection"]["false_per_10k"] for r in rs])
+        row["false_per_10k"] = (
+            None if name in CONTINUOUS else _mean([r["detection"]["false_per_10k"] for r in rs])
+        )
+        row["alarms"] = _mean([r["alarms"] for r in rs])
         row["rollbacks_per_10k"] = _mean([1e4 * r["rollbacks"] / r["n"] for r in rs])
         rec = [d for r in rs for d in r["recovery"]]
         row["recovery"] = rec
@@ -354,13 +405,14 @@ def table(rows: list[dict[str, Any]]) -> str:
         rec_s = ", ".join(">window" if d is None else str(d) for d in rec) if rec else "-"
         det = f"{r['detected']}/{r['drifts']}" if r["drifts"] else "-"
         dd = "-" if r["detect_delay"] is None else f"{r['detect_delay']:.0f}"
+        fa = f"{r['false_per_10k']:.2f}" if r["false_per_10k"] is not None else f"({r['alarms']:.0f} alarms)"
         extra = (
             f" (ARF(10) {1 - r['plain_arf10']:.4f}, CPU {r['cpu_arf10']:.1f} s)" if "plain_arf10" in r else ""
         )
         lines.append(
             f"| {name} | {r['task']} | {r['seeds']} | {fmt(r['guarded'])}{extra} | {fmt(r['plain_lr'])} | "
             f"{fmt(r['plain_ht'])} | {r['tax']:+.2f} / {r['tax_max']:+.2f}{unit} | {det} | {dd} | "
-            f"{r['false_per_10k']:.2f} | {r['rollbacks_per_10k']:.2f} | {rec_s} | "
+            f"{fa} | {r['rollbacks_per_10k']:.2f} | {rec_s} | "
             f"{r['cpu_guarded']:.1f} / {best_cpu:.1f} |"
         )
     return "\n".join(lines)
@@ -377,12 +429,13 @@ def run(names: list[str], n: int, seeds: list[int], workers: int) -> list[dict[s
 
 def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}; 4,000 events, one seed")
+    ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}; {QUICK_N} events, one seed")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     ap.add_argument("--n", type=int, help="events per synthetic stream (default 20,000; --quick 4,000)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per synthetic stream (default 3)")
     ap.add_argument("--streams", help=f"comma-separated subset of: {', '.join(STREAMS)}")
     ap.add_argument("--no-poisoning", action="store_true", help="skip the poisoning bursts")
+    ap.add_argument("--detectors", action="store_true", help="only compare the error detectors by name")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     return ap.parse_args()
 
@@ -397,9 +450,18 @@ def main() -> int:
             raise SystemExit(f"unknown streams {sorted(unknown)}; known: {', '.join(STREAMS)}")
     if "elec" in names and not ELEC.exists():
         names.remove("elec")
-    n = args.n or (4000 if args.quick else 20000)
+    n = args.n or (QUICK_N if args.quick else 20000)
     seeds = list(range(1, 1 + (1 if args.quick else args.seeds)))
     start = time.perf_counter()
+    if args.detectors:
+        print(
+            "| detector | detected / drifts | median delay | false alarms /10k stationary |\n|---|---|---|---|"
+        )
+        for det, r in detectors(n, seeds).items():
+            print(
+                f"| {det} | {r['detected']}/{r['drifts']} | {r['median_delay']} | {r['false_per_10k']:.2f} |"
+            )
+        return 0
     rows = run(names, n, seeds, args.workers)
     poison = None if args.no_poisoning or args.quick else poisoning(12000, 1)
     print(table(rows))

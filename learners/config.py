@@ -29,6 +29,9 @@ class DriftConfig:
     ConceptDriftStreams (see BENCHMARKS-accuracy.md).
     """
 
+    # Detector on the served model's error, by name: adwin, kswin, page_hinkley, or (classification only, 0/1
+    # errors) ddm, eddm, hddm_a, hddm_w, fhddm. Measured per stream family in BENCHMARKS-accuracy.md.
+    error_detector: str = "adwin"
     adwin_delta: float = 0.002
     adwin_grace: int = (
         100  # no error alarm before this many labelled examples (a cold model's error still falls)

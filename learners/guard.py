@@ -5,7 +5,7 @@ Candidates are scored *paired* with the model they would replace, on the same la
 
 1. An anytime-valid statistical test (:class:`EProcess`, a betting e-process on the paired loss differences,
    updated on every label, so the caller may decide after any label: a clear case ships after tens of labels,
-   a doubtful one waits). Regression differences are scaled by twice the baseline's running MAE.
+   a doubtful one waits). Regression differences are in units of the baseline's running MAE, clipped to +-1.
    - ``incremental`` (the champion that kept learning vs the served snapshot): non-inferiority: the candidate's
      error is shown to exceed the served one's by less than ``non_inferiority_margin`` (relative for regression).
    - ``challenger`` (a model started by a drift alarm vs the champion): superiority at ``alpha``.
@@ -119,12 +119,13 @@ class PairedEvidence:
         self.task = task
         config = config or GuardConfig()
         # Anytime-valid tests on the paired differences (classification: loss difference in {-1, 0, 1};
-        # regression: the absolute-error difference over twice the baseline's running MAE, clipped to [-1, 1], so
-        # the margins are relative to the baseline's MAE as the paired t-test's were).
-        scale = 1.0 if task == "classification" else 0.5
-        self.not_worse = EProcess(scale * config.non_inferiority_margin)
+        # regression: the absolute-error difference in units of the baseline's running MAE, clipped to [-1, 1],
+        # so the margins are relative to the baseline's MAE as the paired t-test's were). Two snapshots of one
+        # model rarely differ by a whole MAE on one event (|error difference| <= |prediction difference|), so
+        # the clipping seldom bites; a wider unit would shrink the margin in its units and slow every release.
+        self.not_worse = EProcess(config.non_inferiority_margin)
         self.better = EProcess(0.0)
-        self.much_better = EProcess(-scale * config.hold_margin)
+        self.much_better = EProcess(-config.hold_margin)
         self.n = 0
         self.cand_only = 0  # classification: candidate right, baseline wrong
         self.base_only = 0  # baseline right, candidate wrong
@@ -180,7 +181,7 @@ class PairedEvidence:
             bounded = d
         else:
             # Scale from earlier pairs only (the bet must be predictable); the first pairs only set it.
-            scale = 2 * self.sum_base / (self.n - 1) if self.n > 1 else 0.0
+            scale = self.sum_base / (self.n - 1) if self.n > 1 else 0.0
             bounded = max(-1.0, min(1.0, d / scale)) if scale > 0 else None
         if bounded is not None:
             for test in (self.not_worse, self.better, self.much_better):

@@ -16,7 +16,13 @@ from typing import Any
 
 from driftline.errors import ConfigError, LearnerError
 from learners.config import DriftConfig, GuardConfig, LearnerSpec
-from learners.drift import DriftSignal, ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
+from learners.drift import (
+    BINARY_DETECTORS,
+    DriftSignal,
+    ErrorDriftMonitor,
+    FeatureDriftMonitor,
+    LossDriftMonitor,
+)
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
 from learners.guard import Decision, PairedEvidence, Probation, judge
@@ -96,6 +102,11 @@ class ModelLifecycle:
     ) -> None:
         if release_every < 1:
             raise ConfigError(f"release_every must be >= 1, got {release_every}")
+        if task == "regression" and drift.error_detector in BINARY_DETECTORS:
+            raise ConfigError(
+                f"drift.error_detector {drift.error_detector!r} takes 0/1 errors: not for regression "
+                "(use adwin, kswin or page_hinkley)"
+            )
         self.name = name
         self.task = task
         self.learner = learner
