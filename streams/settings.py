@@ -82,7 +82,8 @@ class RedisSettings:
 class ModelSettings:
     name: str = "default"
     task: str = "classification"  # classification | regression
-    learner: LearnerSpec = field(default_factory=LearnerSpec)
+    # "auto": a pool of cheap learners (LR + Hoeffding tree, by task); the best recent one answers (learners/pool.py).
+    learner: LearnerSpec = field(default_factory=lambda: LearnerSpec("auto"))
     challenger: LearnerSpec | None = None  # defaults to the same kind as the champion
     signing_key: Secret = field(default_factory=lambda: Secret(""))
     # During a key rotation verifiers also accept releases signed with the previous key; signing uses signing_key.
@@ -95,7 +96,9 @@ class ModelSettings:
     segment_feature: str | None = None
     reference_file: str | None = None
     label_col: str = "label"
-    release_every: int = 1000  # labelled examples between incremental-update checks
+    release_every: int = (
+        25  # at least this many labels between incremental releases (the guard's test decides)
+    )
     checkpoint_every: int = 200
     # Add a per-feature explanation (learners/explain.py) to every Prediction; off by default (it costs scoring time).
     explain: bool = False
