@@ -51,6 +51,9 @@ def cluster_status(cfg: StackConfig) -> tuple[ServiceStatus, tuple[ServiceStatus
     else:
         state = "busy" if any(n.state == "busy" for n in each) else "down"
     detail = f"{live}/{len(each)} brokers answer" if state != "up" else f"{len(each)} brokers"
+    controller = active_controller(cfg) if live else None
+    if controller:
+        detail += f", active controller kafka-{controller}"
     return ServiceStatus("kafka", cfg.kafka_address, state, None, detail), each
 
 
@@ -92,3 +95,19 @@ def cluster_down(cfg: StackConfig, grace_s: float) -> bool:
     members = nodes(cfg)
     with ThreadPoolExecutor(max_workers=len(members)) as pool:
         return any(list(pool.map(stop, members)))
+
+
+def active_controller(cfg: StackConfig) -> int | None:
+    """The node id of the KRaft quorum leader (the active controller), from the nodes' ``quorum-state`` files:
+    the leader named in the highest epoch any node has seen. None before the first election."""
+    best: tuple[int, int] | None = None
+    for node in nodes(cfg):
+        path = node.kafka_dir / "data" / "__cluster_metadata-0" / "quorum-state"
+        try:
+            state = json.loads(path.read_text())
+            epoch, leader = int(state["leaderEpoch"]), int(state["leaderId"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if leader > 0 and (best is None or epoch > best[0]):
+            best = (epoch, leader)
+    return best[1] if best else None
