@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action.add_argument("--kafka-port", type=int, metavar="PORT", help="Kafka client port")
         action.add_argument("--controller-port", type=int, metavar="PORT", help="KRaft controller port")
         action.add_argument("--redis-port", type=int, metavar="PORT", help="Redis port")
+        action.add_argument(
+            "--brokers",
+            type=int,
+            metavar="N",
+            help="Kafka nodes: 1 (default) or a KRaft cluster of N on --kafka-port, +2, +4, ... (topics then "
+            "get replication factor min(3, N) and min.insync.replicas one less); default: what `up` recorded "
+            "in the state directory",
+        )
         action.add_argument("--json", action="store_true", help="print JSON")
         if name == "down":
             action.add_argument(
@@ -64,6 +72,7 @@ def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfi
         kafka_port=args.kafka_port,
         controller_port=args.controller_port,
         redis_port=args.redis_port,
+        brokers=args.brokers,
     )
     return settings, cfg
 
@@ -71,9 +80,15 @@ def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfi
 def _create_topics(settings: Settings, cfg: StackConfig, port_given: bool) -> dict[str, Any]:
     """The contract's topics for the configured prefix on the stack's broker, so a plain client can publish at
     once (the local broker does not auto-create topics)."""
-    if port_given:  # --kafka-port: the broker is not where the settings point
-        kafka = dataclasses.replace(settings.kafka, bootstrap=cfg.kafka_address)
-        settings = dataclasses.replace(settings, kafka=kafka)
+    kafka = settings.kafka
+    if port_given or cfg.brokers > 1:  # the brokers are not (all) where the settings point
+        kafka = dataclasses.replace(kafka, bootstrap=cfg.kafka_address)
+    if cfg.brokers > 1:
+        # A cluster keeps every record on min(3, N) nodes; contract_topics adds min.insync.replicas.
+        kafka = dataclasses.replace(
+            kafka, replication_factor=max(kafka.replication_factor, min(3, cfg.brokers))
+        )
+    settings = dataclasses.replace(settings, kafka=kafka)
     before = {c.topic for c in check_topics(settings, ALL_TOPICS) if c.exists}
     ensure_topics(settings, names=ALL_TOPICS)
     return {
@@ -94,9 +109,11 @@ def _print(
             data["topics"] = topics
         print(json.dumps(data, sort_keys=True))
         return
-    for service in (status.kafka, status.redis):
+    for service in (status.kafka, *status.kafka_nodes, status.redis):
         extra = notes.get(service.name)
         print(service.describe() + (f" ({extra})" if extra else ""))
+    if status.kafka_nodes:
+        print(f"bootstrap {status.kafka.address}  (export DRIFTLINE_KAFKA_BOOTSTRAP={status.kafka.address})")
     print(f"state  {status.state_dir}")
     if topics is not None:
         created = f"{len(topics['created'])} created" if topics["created"] else "all there already"
