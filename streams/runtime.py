@@ -56,6 +56,11 @@ class WorkerContext:
     _fairness: ServedFairness | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        limit = self.settings.serving.max_record_bytes
+        if self.codec.max_record_bytes != limit:  # serving.max_record_bytes bounds every input record
+            self.codec = Codec(
+                self.codec.schema_dir, max_record_bytes=limit, max_json_depth=self.codec.max_json_depth
+            )
         if self.producer is None:
             self.producer = EventProducer(self.settings, self.codec)
 
