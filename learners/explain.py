@@ -11,6 +11,7 @@ Methods, by model kind (the name travels with every explanation):
   prediction's path from the root, each split's feature is credited with the change of the node estimate (the
   predicted class's share of the node's weight, or the mean target for regression) from parent to child
   (Saabas 2014); the credits plus ``_root`` equal the leaf's estimate. Importances are split counts per feature.
+- ``auto`` (a pool): the method of the member that answers.
 - any other kind: ``none`` (no explanation; the diff still shows the metrics).
 
 >>> from learners.config import LearnerSpec
@@ -40,6 +41,15 @@ NONE = "none"
 
 def _raw(learner: Any) -> Any:
     return getattr(learner, "model", learner)
+
+
+def _leader(learner: Any) -> Any:
+    """The member that answers for an ``auto`` pool (learners/pool.py), else ``learner`` itself."""
+    raw = _raw(learner)
+    members, leader = getattr(raw, "members", None), getattr(raw, "leader", None)
+    if isinstance(members, list) and isinstance(leader, int) and 0 <= leader < len(members):
+        return _leader(members[leader])
+    return learner
 
 
 def _linear_parts(raw: Any) -> tuple[list[Any], Any] | None:
@@ -76,7 +86,9 @@ def _branches(node: Any) -> list[Any]:
 
 
 def feature_weights(learner: Any) -> tuple[str, dict[str, float]]:
-    """(method, {feature: weight}): linear coefficients, or split counts summed over a forest's trees."""
+    """(method, {feature: weight}): linear coefficients, or split counts summed over a forest's trees (for an
+    ``auto`` pool: those of the member that answers)."""
+    learner = _leader(learner)
     raw = _raw(learner)
     linear = _linear_parts(raw)
     if linear is not None:
@@ -114,8 +126,11 @@ def _unit(method: str) -> str:
 def explain_one(learner: Any, x: Mapping[str, Any], prediction: Any = None) -> tuple[str, dict[str, float]]:
     """(method, {feature: contribution}) for one prediction of ``learner`` on ``x`` (see the module doc).
 
-    ``prediction``: what ``learner`` predicted for ``x``, if the caller has it (saves predicting again).
+    ``prediction``: what ``learner`` predicted for ``x``, if the caller has it (saves predicting again). An
+    ``auto`` pool is explained by the member that answers (for a regression pool past its warm-up, which blends its
+    members, that is an approximation).
     """
+    learner = _leader(learner)
     raw = _raw(learner)
     xc = clean_features(dict(x))
     linear = _linear_parts(raw)

@@ -79,6 +79,14 @@ def test_tree_contributions_add_up_to_the_leaf_estimate() -> None:
     assert sum(contrib.values()) == pytest.approx(leaf.stats.mean.get(), rel=1e-9)
 
 
+def test_an_auto_pool_is_explained_by_its_leading_member() -> None:
+    pool = trained("auto", "classification", 1000)
+    leader = pool.model.members[pool.model.leader]
+    x = {"a": 0.9, "b": 0.05, "c": -0.05}
+    assert explain_one(pool, x) == explain_one(leader, x)
+    assert feature_weights(pool) == feature_weights(leader) and feature_weights(pool)[0] != "none"
+
+
 def test_a_model_without_an_explanation_method_says_none() -> None:
     model = trained("gaussian_nb", "classification", 200)
     assert explain_one(model, {"a": 1.0}) == ("none", {})

@@ -18,7 +18,11 @@ pytestmark = pytest.mark.kafka
 def test_predictions_carry_explanations_and_explain_finds_them(
     prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
-    env = {"DRIFTLINE__MODEL__EXPLAIN": "true", "DRIFTLINE__MODEL__RELEASE_EVERY": "50"}
+    env = {
+        "DRIFTLINE__MODEL__EXPLAIN": "true",
+        "DRIFTLINE__MODEL__RELEASE_EVERY": "50",
+        "DRIFTLINE__MODEL__LEARNER__NAME": "logistic_regression",  # not the auto pool: a known method
+    }
     pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env=env)
     with running(pipeline):
         pipeline.start("all")

@@ -60,6 +60,7 @@ def test_guard_refuses_a_more_accurate_candidate_that_widens_the_parity_gap(
         "DRIFTLINE__MODEL__SEGMENT_FEATURE": "g",
         "DRIFTLINE__GUARD__FAIRNESS_MAX_GAP": "0.15",
         "DRIFTLINE__MODEL__RELEASE_EVERY": "200",
+        "DRIFTLINE__MODEL__LEARNER__NAME": "logistic_regression",  # the scenario is built for a linear model
     }
     pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env=env)
     with running(pipeline):
