@@ -240,15 +240,17 @@ def describe_release(record: Mapping[str, Any], top: int = 3) -> dict[str, str]:
     learned = "-"
     if data:
         learned = f"examples {data.get('first_index', '?')}..{data.get('last_index', '?')}"
-    changes = record.get("changes") or {}
-    rows = changes.get("top") or []
-    if rows:
-        shown = ", ".join(f"{r['feature']} {r['delta']:+.3g}" for r in rows[:top] if r.get("delta"))
-        changed = f"{shown or 'no change'} ({changes.get('unit') or changes.get('method')})"
-    else:
+    changes = record.get("changes")
+    rows = (changes or {}).get("top") or []
+    if changes is None:
         changed = (
             "first release" if record.get("reason") == "initial" else "not compared (no parent model at hand)"
         )
+    elif rows:
+        shown = ", ".join(f"{r['feature']} {r['delta']:+.3g}" for r in rows[:top] if r.get("delta"))
+        changed = f"{shown or 'no change'} ({changes.get('unit') or changes.get('method')})"
+    else:
+        changed = f"no per-feature weights yet ({changes.get('method')})"
     decision = record.get("decision") or {}
     evidence = decision.get("evidence") or {}
     if "candidate_accuracy" in evidence:
