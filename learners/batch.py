@@ -1,0 +1,191 @@
+"""Batched prediction for a served (frozen) learner: one matrix product per batch instead of a River call per event.
+
+Why: a scorer receives events 500 at a time, and ``Learner.predict_with_proba`` spends ~25 us per event walking River
+dicts (clean the features, scale them, dot them with the weights). For a binary logistic regression behind River's
+``StandardScaler`` (the ``logistic_regression`` learner, and the ``auto`` pool when its LR member answers) the same
+numbers come out of a few numpy operations over the whole batch.
+
+The mirror is a snapshot: scorers never learn, they swap whole models, so :func:`batch_predictor` is called once per
+loaded release. Anything it cannot mirror (trees, multiclass, a scaler with a window, ...) is served per event by the
+learner itself, so the batch path is an optimisation, never a change of answers: :func:`predict_many` gives
+``predict_with_proba``'s results within float tolerance (tests/test_learners_batch.py checks it with Hypothesis).
+
+Feature policy as in :mod:`learners.features`: ``None``/NaN/inf are missing (contribute nothing), booleans and ints
+are floats, values are clipped to +/-1e12, strings are one-hot features; a feature the model never saw contributes
+nothing, exactly as River's scaler (zero variance) and weights (absent) treat it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from learners.features import CLIP, clean_features
+
+Result = tuple[Any, dict[Any, float]]
+#: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
+Outcome = Result | Exception
+
+
+class LinearMirror:
+    """Scaler means, standard deviations and LR weights of one binary ``StandardScaler | LogisticRegression``
+    pipeline, column-aligned in numpy (a column per feature the scaler or the weights know)."""
+
+    def __init__(
+        self, means: dict[str, float], variances: dict[str, float], weights: dict[str, float], b: float
+    ):
+        names = list(dict.fromkeys([*means, *variances, *weights]))
+        self.index = {n: j for j, n in enumerate(names)}
+        d = len(names)
+        self.mean = np.zeros(d + 1)  # the extra last column stands for every unseen feature (contributes 0)
+        self.std = np.ones(d + 1)
+        self.weight = np.zeros(d + 1)
+        for n, j in self.index.items():
+            v = float(variances.get(n, 0.0))
+            if v:  # zero variance: River's scaler outputs 0.0 for the feature, so it contributes nothing
+                self.mean[j] = float(means.get(n, 0.0))
+                self.std[j] = v**0.5
+                self.weight[j] = float(weights.get(n, 0.0))
+        self.unseen = d
+        self.intercept = float(b)
+
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        get, unseen = self.index.get, self.unseen
+        return np.fromiter((get(n, unseen) for n in names), dtype=np.intp, count=len(names))
+
+    def logits(self, values: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Logits of rows ``values`` (float64, shape n x len(names), non-finite = missing) over feature ``names``."""
+        cols = self.columns(names)
+        z = (np.clip(values, -CLIP, CLIP) - self.mean[cols]) / self.std[cols]
+        z[~np.isfinite(values)] = (
+            0.0  # missing feature: absent from River's dict, so no term in the dot product
+        )
+        return z @ self.weight[cols] + self.intercept
+
+
+def _mirror_pipeline(model: Any) -> LinearMirror | None:
+    """A mirror of River ``StandardScaler() | LogisticRegression()`` (as ``learners.specs`` builds it), else None."""
+    from river import compose, linear_model, optim, preprocessing
+
+    if not isinstance(model, compose.Pipeline):
+        return None
+    steps = list(model.steps.values())
+    if len(steps) != 2:
+        return None
+    scaler, lr = steps
+    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
+        return None
+    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+        return None
+    weights = lr._weights.to_dict() if hasattr(lr._weights, "to_dict") else dict(lr._weights)
+    if not all(math.isfinite(float(w)) for w in weights.values()) or not math.isfinite(float(lr.intercept)):
+        return None  # a diverged model: per event, where the learner's own fallbacks apply
+    return LinearMirror(dict(scaler.means), dict(scaler.vars), weights, float(lr.intercept))
+
+
+class BatchPredictor:
+    """``predict_with_proba`` over a batch for one frozen ``learners.specs.Learner``."""
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+        self.mirror: LinearMirror | None = None
+        self.inner_classes: list[Any] = []  # the LR member's classes (its P is of inner_classes[1])
+        self.renormalise = (
+            False  # an ``auto`` pool: the outer Learner normalises the member's distribution again
+        )
+        try:
+            self._find_mirror()
+        except Exception:  # an unexpected model shape: served per event, as before the batch path existed
+            self.mirror = None
+
+    def _find_mirror(self) -> None:
+        from learners.pool import Pool
+
+        outer = self.learner
+        if getattr(outer, "task", None) != "classification" or len(getattr(outer, "_classes", ())) < 2:
+            return
+        target = outer
+        if isinstance(outer.model, Pool):
+            target = outer.model.members[outer.model.leader]
+            self.renormalise = True
+            if len(target._classes) < 2 or any(c not in outer._counts for c in target._classes):
+                return
+        if not target._binary:
+            return
+        self.inner_classes = list(target._classes[:2])
+        self.mirror = _mirror_pipeline(target.model)
+
+    @property
+    def batched(self) -> bool:
+        """True when predictions go through the numpy mirror."""
+        return self.mirror is not None
+
+    def predict_many(self, xs: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """``(prediction, proba)`` per event, in order; a record the learner raises on gets its exception."""
+        out: list[Outcome | None] = [None] * len(xs)
+        if self.mirror is None:
+            for i, x in enumerate(xs):
+                out[i] = self._one(x)
+            return out  # type: ignore[return-value]
+        groups: dict[tuple[str, ...], list[int]] = {}
+        odd: list[int] = []
+        for i, x in enumerate(xs):
+            groups.setdefault(tuple(x), []).append(i)
+        for names, rows in groups.items():
+            try:
+                values = np.array([list(xs[i].values()) for i in rows])
+            except (ValueError, TypeError, OverflowError):
+                odd.extend(rows)
+                continue
+            if values.dtype.kind not in "fiub" or values.ndim != 2:
+                odd.extend(rows)  # strings, None, huge ints: the learner's own cleaning, below
+                continue
+            self._fill(out, rows, self.mirror.logits(values.astype(np.float64, copy=False), names), xs)
+        if odd:
+            cleaned: dict[tuple[str, ...], list[tuple[int, dict[str, float]]]] = {}
+            for i in odd:
+                try:
+                    c = clean_features(xs[i])
+                except Exception:  # the learner decides (it may fall back, or raise for this record alone)
+                    out[i] = self._one(xs[i])
+                    continue
+                cleaned.setdefault(tuple(c), []).append((i, c))
+            for names, items in cleaned.items():
+                values = np.array([list(c.values()) for _, c in items], dtype=np.float64).reshape(
+                    len(items), -1
+                )
+                self._fill(out, [i for i, _ in items], self.mirror.logits(values, names), xs)
+        return out  # type: ignore[return-value]
+
+    def _one(self, x: Mapping[str, Any]) -> Outcome:
+        try:
+            return self.learner.predict_with_proba(x)
+        except Exception as exc:
+            return exc
+
+    def _fill(
+        self, out: list[Outcome | None], rows: list[int], logits: np.ndarray, xs: Sequence[Any]
+    ) -> None:
+        # River's sigmoid: exactly 0 below -30 and 1 above 30, else 1 / (1 + exp(-z)).
+        with np.errstate(over="ignore", invalid="ignore"):
+            p = np.where(logits < -30, 0.0, np.where(logits > 30, 1.0, 1.0 / (1.0 + np.exp(-logits))))
+        q0, q1 = 1.0 - p, p
+        if self.renormalise:  # the outer Learner's normalisation, done exactly as it does it
+            total = q0 + q1
+            q0, q1 = q0 / total, q1 / total
+        c0, c1 = self.inner_classes
+        first = self.learner._classes[0]  # max() over classes keeps the first-seen class on a tie
+        ok = np.isfinite(q0) & np.isfinite(q1)
+        preds = np.where(q1 > q0, 1, np.where(q0 > q1, 0, -1)).tolist()
+        labels = {1: c1, 0: c0, -1: first}
+        for i, a, b, k, good in zip(rows, q0.tolist(), q1.tolist(), preds, ok.tolist(), strict=True):
+            # a non-finite output (NaN weights): the learner's own fallback, per event
+            out[i] = (labels[k], {c0: a, c1: b}) if good else self._one(xs[i])
+
+
+def batch_predictor(learner: Any) -> BatchPredictor:
+    """The batch path for ``learner`` (a frozen ``learners.specs.Learner``); call again after the model changes."""
+    return BatchPredictor(learner)
