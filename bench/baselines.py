@@ -2,6 +2,8 @@
 
 - :func:`river_loop`: ``predict_one`` and ``learn_one`` on the raw River estimator, in memory, no Kafka at all:
   the ceiling for one core.
+- :func:`batch_predict_loop`: the scorer's batch path (``learners.batch``) on the driftline learner, in memory, in
+  batches of 500 (the worker's batch size): what prediction costs the scorer per event now.
 - :func:`naive_loop`: the loop a user would write instead of driftline: a confluent-kafka consumer reading the
   same ``features`` topic, decoding each record, predicting with the same model, encoding a Prediction, producing
   it, and storing the offset only after the record was handled (at-least-once), one message at a time.
@@ -16,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError
 
 from bench.data import Row, raw_producer
 from connectors.kafka_client import client_config
+from learners.batch import batch_predictor
 from learners.config import LearnerSpec
 from learners.specs import build_learner
 from schemas.codec import Codec
@@ -55,6 +58,27 @@ def river_loop(spec: LearnerSpec, train: list[Row], rows: list[Row]) -> dict[str
         "river_predict_eps": n / predict_s,
         "river_learn_eps": n / learn_s,
         "river_prequential_eps": n / prequential_s,
+    }
+
+
+def batch_predict_loop(
+    spec: LearnerSpec, train: list[Row], rows: list[Row], size: int = 500
+) -> dict[str, Any]:
+    """Events per second of ``BatchPredictor.predict_many`` (the score stage's prediction) over ``rows`` in batches
+    of ``size``, on the driftline learner trained on ``train``; ``batch_predict_batched`` says whether the numpy
+    mirror served it (else it is ``predict_with_proba`` per event)."""
+    model = build_learner(spec)
+    for _, x, y in train:
+        model.learn_one(x, y)
+    predictor = batch_predictor(model)
+    xs = [x for _, x, _ in rows]
+    t0 = time.perf_counter()
+    for i in range(0, len(xs), size):
+        predictor.predict_many(xs[i : i + size])
+    elapsed = time.perf_counter() - t0
+    return {
+        "batch_predict_eps": len(xs) / elapsed if elapsed > 0 else 0.0,
+        "batch_predict_batched": predictor.batched,
     }
 
 
