@@ -251,6 +251,19 @@ class Codec:
         """Encode a batch; raises on the first invalid record (its message names it)."""
         return [self.encode(record, v, topic=topic) for v in values]
 
+    def encode_batch(
+        self, record: str, values: Sequence[Mapping], shared: Mapping[str, Any], *, topic: str | None = None
+    ) -> list[bytes | SchemaError]:
+        """``encode(record, {**value, **shared}, complete=True)`` for a batch, ``shared`` encoded once; a record
+        that cannot be encoded gets its SchemaError in its slot (see :mod:`schemas.batch_encode`)."""
+        from schemas.batch_encode import encode_batch
+
+        return encode_batch(self, record, values, shared, topic=topic)
+
+    def schema_header(self, record: str) -> bytes:
+        """The 10 bytes every single-object encoding of ``record`` starts with (magic and fingerprint)."""
+        return self._record(record).header
+
     def encode_json(self, record: str, value: Mapping, *, topic: str | None = None) -> bytes:
         """Validate ``value`` and return compact UTF-8 JSON (bytes fields as base64)."""
         rec = self._record(record)

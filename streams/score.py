@@ -127,6 +127,11 @@ class Scorer:
         out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
         explain = self._explain and self.model is not None  # off: one local test per event, nothing else
         answers = self.predict_many([e["features"] for e in decoded if not isinstance(e, SchemaError)])
+        # The fields every Prediction of this batch shares, encoded once by encode_batch.
+        shared: dict[str, Any] = {"model": ctx.model, "version": self.version, "scored_at": scored.scored_at}
+        if not explain:
+            shared["explanation"] = shared["explanation_method"] = None
+        ready: list[tuple[RawRecord, dict[str, Any]]] = []
         k = -1
         for raw, event in zip(raws, decoded, strict=True):
             if isinstance(event, SchemaError):
@@ -134,37 +139,41 @@ class Scorer:
                 continue
             k += 1
             try:
-                features = event["features"]
                 answer = answers[k]
                 if isinstance(answer, Exception):
                     raise answer
                 pred, proba = answer
+                features = event["features"]
                 value = {
                     "id": event["id"],
                     "ts": event["ts"],
-                    "model": ctx.model,
-                    "version": self.version,
                     "prediction": pred,
                     "proba": proba,
                     "features": features,
                     "key": event.get("key"),
-                    "scored_at": scored.scored_at,
-                    "explanation": None,
-                    "explanation_method": None,
+                    **shared,
                 }
                 if explain:
                     value["explanation_method"], value["explanation"] = self.explain(features, pred)
-                # Validated Avro for the join context; the published copy follows serving.output_encoding.
-                context = ctx.codec.encode("Prediction", value, topic="predictions", complete=True)
-                produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
             except Exception as exc:  # one bad record never stops the stream
                 ctx.deadletter("score", raw, exc)
                 continue
-            scored.contexts.append((event["id"], context))
-            scored.predictions[event["id"]] = value
+            ready.append((raw, value))
+        # Validated Avro for the join contexts; the published copy follows serving.output_encoding.
+        contexts = ctx.codec.encode_batch("Prediction", [v for _, v in ready], shared, topic="predictions")
+        for (raw, value), context in zip(ready, contexts, strict=True):
+            try:
+                if isinstance(context, SchemaError):
+                    raise context
+                produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
+            except Exception as exc:
+                ctx.deadletter("score", raw, exc)
+                continue
+            scored.contexts.append((value["id"], context))
+            scored.predictions[value["id"]] = value
             if raw.timestamp_ms:
                 m.end_to_end_latency.observe(max(0.0, (scored.scored_at - raw.timestamp_ms) / 1000.0))
-            watched.append(features)
+            watched.append(value["features"])
         if watched:
             # One vectorised pass over the batch; stream indices are consecutive.
             for signal in self.features_drift.update_many(watched, self.index + 1):
