@@ -126,7 +126,7 @@ class _ParkingStore:
 
 
 _good_labels = st.tuples(
-    st.integers(0, 10**6), st.one_of(st.booleans(), st.integers(), st.text(max_size=4))
+    st.integers(0, 10**6), st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=4))
 ).map(lambda t: CODEC.encode_json("Label", {"id": f"l{t[0]}", "ts": 1, "label": t[1]}))
 _bad_labels = st.one_of(
     st.binary(max_size=100), st.sampled_from(sorted(for_record("Label").values()))
