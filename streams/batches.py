@@ -44,6 +44,16 @@ RETRY_MAX_S = 10.0
 _REDIS_BUSY = (
     "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOSCRIPT",
 )  # fmt: skip
+_REDIS_NOT_NOW = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoScriptError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ExecAbortError,
+    redis.exceptions.NoPermissionError,  # an ACL being fixed by an operator
+)
 
 
 def transient(exc: BaseException) -> bool:
@@ -55,7 +65,8 @@ def transient(exc: BaseException) -> bool:
     (True, False)
     """
     if isinstance(exc, redis.ResponseError):
-        return str(exc).split(" ", 1)[0].upper() in _REDIS_BUSY
+        # redis-py strips the code it maps to a class ("OOM ..." becomes OutOfMemoryError("command not allowed..."))
+        return isinstance(exc, _REDIS_NOT_NOW) or str(exc).split(" ", 1)[0].upper() in _REDIS_BUSY
     return isinstance(exc, DeliveryError | KafkaException | redis.RedisError | OSError)
 
 

@@ -208,6 +208,9 @@ def test_transient_errors_are_the_infrastructure_ones() -> None:
     assert transient(KafkaException(KafkaError(KafkaError._TRANSPORT)))
     assert transient(redis.ConnectionError("down")) and transient(redis.TimeoutError("slow"))
     assert transient(redis.ResponseError("LOADING Redis is loading the dataset in memory"))
+    # What redis-py raises when maxmemory is reached (the "OOM" code becomes the class), also inside a script.
+    assert transient(redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    assert transient(redis.exceptions.ReadOnlyError("You can't write against a read only replica."))
     assert transient(OSError(28, "No space left on device"))
     for poison in (RecursionError(), MemoryError(), OverflowError(), UnicodeDecodeError("utf-8", b"", 0, 1, "x"),
                    ValueError("bad"), KeyError("k"), TypeError("t"), redis.ResponseError("WRONGTYPE")):  # fmt: skip
