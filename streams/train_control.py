@@ -66,7 +66,9 @@ class TrainerControl:
 
     def learn_held(self) -> int:
         """After a resume: learn the examples held during the pause, in arrival order."""
-        held, self.held = [RawRecord(*h) for h in self.held], []
+        # (A checkpoint of an earlier build holds (RawRecord, example) pairs.)
+        held = [h[0] if isinstance(h[0], RawRecord) else RawRecord(*h) for h in self.held]
+        self.held = []
         decoded = self.ctx.codec.decode_many("TrainingExample", [r.value for r in held], topic=self._topic)
         learned = 0
         for raw, example in zip(held, decoded, strict=True):
