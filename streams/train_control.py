@@ -72,9 +72,7 @@ class TrainerControl:
         decoded = self.ctx.codec.decode_many("TrainingExample", [r.value for r in held], topic=self._topic)
         learned = 0
         for raw, example in zip(held, decoded, strict=True):
-            if isinstance(
-                example, SchemaError
-            ):  # it decoded when it was held: only a schema change gets here
+            if isinstance(example, SchemaError):  # it decoded when held: only a schema change gets here
                 self.ctx.deadletter("train", raw, example)
                 continue
             learned += self.learn(raw, example)
