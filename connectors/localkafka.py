@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.1"
 KAFKA_HEAP = "1g"
+# A node of a local multi-broker cluster: three JVMs share a developer machine (or a CI runner).
+CLUSTER_NODE_HEAP = "384m"
+# Overrides the maximum heap of every local broker (e.g. ``512m``), for small machines.
+HEAP_ENV = "DRIFTLINE_KAFKA_HEAP"
 
 
 def packaged(name: str) -> str:
@@ -159,6 +163,44 @@ def render_server_properties(
     return "\n".join(lines) + "\n"
 
 
+def render_cluster_properties(
+    host: str, node_id: int, kafka_port: int, controller_port: int, data_dir: Path, voters: Sequence[int]
+) -> str:
+    """``server.properties`` of node ``node_id`` (1-based) of a local KRaft cluster; every node is both broker
+    and controller, ``voters`` are the controller ports of all nodes in node-id order.
+
+    Data topics get ``default.replication.factor`` = min(3, nodes) and ``min.insync.replicas`` one less
+    (at least 1), so acknowledged writes (``acks=all``) survive the loss of any one node.
+    """
+    nodes = len(voters)
+    rf = min(3, nodes)
+    isr = max(1, rf - 1)
+    override = {
+        "node.id": str(node_id),
+        "controller.quorum.voters": ",".join(f"{i}@{host}:{port}" for i, port in enumerate(voters, 1)),
+        "default.replication.factor": str(rf),
+        "min.insync.replicas": str(isr),
+        "offsets.topic.replication.factor": str(rf),
+        "transaction.state.log.replication.factor": str(rf),
+        "transaction.state.log.min.isr": str(isr),
+        "share.coordinator.state.topic.replication.factor": str(rf),
+        "share.coordinator.state.topic.min.isr": str(isr),
+        # Never elect an out-of-sync replica: that would silently drop acknowledged records.
+        "unclean.leader.election.enable": "false",
+    }
+    text = Template(packaged("server.properties")).substitute(
+        host=host, kafka_port=kafka_port, controller_port=controller_port, data_dir=data_dir
+    )
+    lines = [f"# Node {node_id} of a local {nodes}-node KRaft cluster (connectors.localkafka)."]
+    for line in text.splitlines():
+        key, sep, _ = line.partition("=")
+        if sep and key in override:
+            line = f"{key}={override.pop(key)}"
+        lines.append(line)
+    lines += [f"{key}={value}" for key, value in override.items()]
+    return "\n".join(lines) + "\n"
+
+
 def kafka_cluster_id() -> str:
     """A random KRaft cluster id (base64url of 16 bytes); Kafka rejects ids starting with '-'."""
     while True:
@@ -209,20 +251,29 @@ def kafka_libs(cache_dir: Path, kafka_home: Path | None = None) -> Path:
     return libs
 
 
-def java_command(libs: Path, kafka_dir: Path, main: str, *args: str) -> list[str]:
-    """``java ... -cp libs/* main args`` with the local broker's heap, log directory and log4j2 config."""
+def java_command(libs: Path, kafka_dir: Path, main: str, *args: str, heap: str = KAFKA_HEAP) -> list[str]:
+    """``java ... -cp libs/* main args`` with the local broker's heap (``$DRIFTLINE_KAFKA_HEAP`` wins), log
+    directory and log4j2 config."""
     java = require_tool("java")
-    return [java, f"-Xmx{KAFKA_HEAP}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+    heap = os.environ.get(HEAP_ENV) or heap
+    return [java, f"-Xmx{heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             # Kafka's own shutdown hook logs the shutdown; log4j's hook would close the log file under it.
             "-Dlog4j2.shutdownHookEnabled=false", f"-Dkafka.logs.dir={kafka_dir / 'logs'}",
             f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}",
             "-cp", f"{libs}/*", main, *args]  # fmt: skip
 
 
-def prepare(libs: Path, kafka_dir: Path, properties: str, scram_args: Sequence[str] = ()) -> Path:
+def prepare(
+    libs: Path,
+    kafka_dir: Path,
+    properties: str,
+    scram_args: Sequence[str] = (),
+    cluster_id: str | None = None,
+) -> Path:
     """Write config files into ``kafka_dir``, format KRaft storage the first time; return the props path.
 
     ``scram_args`` (``--add-scram ...``, see :meth:`BrokerSecurity.scram_args`) create SCRAM users at format time.
+    The nodes of one cluster must be formatted with the same ``cluster_id`` (default: a fresh one).
     """
     (kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
     props = kafka_dir / "server.properties"
@@ -231,7 +282,8 @@ def prepare(libs: Path, kafka_dir: Path, properties: str, scram_args: Sequence[s
     (kafka_dir / "log4j2.properties").write_text(packaged("log4j2.properties"))
     if not (kafka_dir / "data" / "meta.properties").exists():
         # A static quorum (controller.quorum.voters), so the format takes no --standalone.
-        fmt = java_command(libs, kafka_dir, "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(),
+        cid = cluster_id or kafka_cluster_id()
+        fmt = java_command(libs, kafka_dir, "kafka.tools.StorageTool", "format", "-t", cid,
                            "-c", str(props), *scram_args)  # fmt: skip
         done = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -12,6 +12,7 @@ A port already served by something we did not start (a developer's broker, a sys
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -22,12 +23,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors.localkafka import (
+    KAFKA_HEAP,
     BrokerSecurity,
     is_kafka_process,
     java_command,
     kafka_libs,
     libs_cached,
     prepare,
+    render_cluster_properties,
     render_server_properties,
 )
 from connectors.localproc import (
@@ -66,6 +69,13 @@ class StackConfig:
     cache_dir: Path = field(default_factory=lambda: Path("~/.cache/driftline").expanduser())
     # Extra SASL/TLS listeners next to PLAINTEXT on kafka_port (tests of secured clients); None = PLAINTEXT only.
     kafka_security: BrokerSecurity | None = None
+    # Kafka nodes. 1: the single-node stack in kafka/. N > 1: a KRaft cluster (connectors.cluster) whose node i
+    # (1..N) lives in kafka-<i>/ on kafka_port + 2(i-1) and controller_port + 2(i-1).
+    brokers: int = 1
+    # Set on the per-node configs of a cluster (connectors.cluster.nodes): this node's id and every node's
+    # controller port (the KRaft voters); 0 and () for the single-node stack.
+    node: int = 0
+    voters: tuple[int, ...] = ()
 
     @classmethod
     def from_settings(
@@ -77,8 +87,12 @@ class StackConfig:
         controller_port: int | None = None,
         redis_port: int | None = None,
         kafka_home: str | Path | None = None,
+        brokers: int | None = None,
     ) -> StackConfig:
-        """Ports from ``kafka.bootstrap`` and ``redis.url`` unless given; controller port = kafka port + 1."""
+        """Ports from ``kafka.bootstrap`` and ``redis.url`` unless given; controller port = kafka port + 1.
+
+        ``brokers`` defaults to what ``stack up --brokers`` recorded in the state directory, else 1.
+        """
         k_host, k_port = _host_port(settings.kafka.bootstrap.split(",")[0], 9092, "kafka.bootstrap")
         url = urlsplit(settings.redis.url.get())
         r_host = url.hostname or "127.0.0.1"
@@ -92,10 +106,20 @@ class StackConfig:
                     f"{what}: the local stack runs on 127.0.0.1 only, not {host!r}; "
                     "point the setting at 127.0.0.1 or run your own servers"
                 )
-        kafka_port = kafka_port or k_port
         home = kafka_home if kafka_home is not None else os.environ.get("KAFKA_HOME")
+        stack_dir = Path(state_dir or settings.state_dir).expanduser() / "stack"
+        recorded = recorded_cluster(stack_dir) if brokers is None else {}
+        if recorded:  # the cluster this state directory runs, wherever the settings point
+            brokers = recorded["brokers"]
+            controller_port = controller_port or (None if kafka_port else recorded["controller_port"])
+            kafka_port = kafka_port or recorded["kafka_port"]
+        kafka_port = kafka_port or k_port
+        brokers = 1 if brokers is None else brokers
+        if brokers < 1:
+            raise StackError(f"--brokers must be 1 or more, not {brokers}")
         return cls(
-            state_dir=Path(state_dir or settings.state_dir).expanduser() / "stack",
+            state_dir=stack_dir,
+            brokers=brokers,
             kafka_port=kafka_port,
             controller_port=controller_port or kafka_port + 1,
             redis_port=redis_port or r_port,
@@ -105,7 +129,7 @@ class StackConfig:
 
     @property
     def kafka_dir(self) -> Path:
-        return self.state_dir / "kafka"
+        return self.state_dir / (f"kafka-{self.node}" if self.node else "kafka")
 
     @property
     def redis_dir(self) -> Path:
@@ -113,6 +137,10 @@ class StackConfig:
 
     @property
     def kafka_address(self) -> str:
+        """``host:port``; for a whole cluster the bootstrap list of all its nodes."""
+        if self.brokers > 1 and not self.node:
+            step = range(0, 2 * self.brokers, 2)
+            return ",".join(f"{self.host}:{self.kafka_port + i}" for i in step)
         return f"{self.host}:{self.kafka_port}"
 
     @property
@@ -145,11 +173,13 @@ class ServiceStatus:
 
 @dataclass(frozen=True)
 class StackStatus:
-    """Both services and the state directory; ``up`` when both answer."""
+    """Both services and the state directory; ``up`` when both answer. For a cluster ``kafka`` sums up the
+    nodes (``up`` only when every node answers) and ``kafka_nodes`` lists each one."""
 
     kafka: ServiceStatus
     redis: ServiceStatus
     state_dir: Path
+    kafka_nodes: tuple[ServiceStatus, ...] = ()
 
     @property
     def up(self) -> bool:
@@ -159,12 +189,15 @@ class StackStatus:
         def one(s: ServiceStatus) -> dict[str, Any]:
             return {"address": s.address, "state": s.state, "up": s.up, "pid": s.pid, "detail": s.detail}
 
-        return {
+        data = {
             "up": self.up,
             "state_dir": str(self.state_dir),
             "kafka": one(self.kafka),
             "redis": one(self.redis),
         }
+        if self.kafka_nodes:
+            data["kafka_nodes"] = [{"name": n.name, **one(n)} for n in self.kafka_nodes]
+        return data
 
 
 # ---------------------------------------------------------------- rendering and recognising our processes
@@ -187,8 +220,23 @@ def _read(path: Path) -> str:
         return ""
 
 
+def recorded_cluster(stack_dir: Path) -> dict[str, int]:
+    """What ``stack up --brokers N`` (N > 1) recorded in ``stack_dir``: ``brokers``, ``kafka_port`` and
+    ``controller_port`` of node 1; empty for a single-node stack."""
+    try:
+        data = json.loads(_read(stack_dir / "cluster.json") or "{}")
+    except ValueError:
+        return {}
+    keys = ("brokers", "kafka_port", "controller_port")
+    return {k: int(data[k]) for k in keys} if isinstance(data, dict) and all(k in data for k in keys) else {}
+
+
 def render_kafka_properties(cfg: StackConfig) -> str:
-    """The broker's ``server.properties`` for ``cfg``."""
+    """The broker's ``server.properties`` for ``cfg`` (a single node, or one node of a cluster)."""
+    if cfg.node:
+        return render_cluster_properties(
+            cfg.host, cfg.node, cfg.kafka_port, cfg.controller_port, cfg.kafka_dir / "data", cfg.voters
+        )
     return render_server_properties(
         cfg.host, cfg.kafka_port, cfg.controller_port, cfg.kafka_dir / "data", cfg.kafka_security
     )
@@ -246,37 +294,48 @@ def _kafka_status(cfg: StackConfig) -> ServiceStatus:
 
 
 def _kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
+    return _kafka_wait(cfg, _kafka_start(cfg), timeout_s)
+
+
+def _kafka_start(
+    cfg: StackConfig, cluster_id: str | None = None, heap: str = KAFKA_HEAP
+) -> subprocess.Popen[bytes] | None:
+    """Start the broker of ``cfg`` unless it answers or is starting; returns the child started, if any."""
     status = _kafka_status(cfg)
-    if status.state == "external" or status.state == "up":
-        return status
+    if status.state in ("external", "up", "starting"):
+        return None
     if status.state == "busy":
         raise StackError(f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka")
     libs = kafka_libs(cfg.cache_dir, cfg.kafka_home)
-    proc: subprocess.Popen[bytes] | None = None
-    if status.state == "down":
-        _check_bindable(cfg.host, cfg.kafka_port, "--kafka-port")
-        _check_bindable(cfg.host, cfg.controller_port, "--controller-port")
-        security = cfg.kafka_security
-        for proto, port in security.listeners() if security else ():
-            _check_bindable(cfg.host, port, f"BrokerSecurity ({proto} listener)")
-        scram = security.scram_args() if security else []
-        props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg), scram)
-        out = cfg.kafka_dir / "kafka.out"
-        with out.open("ab") as sink:
-            proc = subprocess.Popen(
-                java_command(libs, cfg.kafka_dir, "kafka.Kafka", str(props)),
-                stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True,
-            )  # fmt: skip
-        (cfg.kafka_dir / "kafka.pid").write_text(f"{proc.pid}\n")
+    _check_bindable(cfg.host, cfg.kafka_port, "--kafka-port")
+    _check_bindable(cfg.host, cfg.controller_port, "--controller-port")
+    security = cfg.kafka_security
+    for proto, port in security.listeners() if security else ():
+        _check_bindable(cfg.host, port, f"BrokerSecurity ({proto} listener)")
+    scram = security.scram_args() if security else []
+    props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg), scram, cluster_id)
+    out = cfg.kafka_dir / "kafka.out"
+    with out.open("ab") as sink:
+        proc = subprocess.Popen(
+            java_command(libs, cfg.kafka_dir, "kafka.Kafka", str(props), heap=heap),
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True,
+        )  # fmt: skip
+    (cfg.kafka_dir / "kafka.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _kafka_wait(cfg: StackConfig, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> ServiceStatus:
+    """Wait until the broker of ``cfg`` answers; a StackError with its log tail when it does not."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    exited = False
+    while True:
         status = _kafka_status(cfg)
         # Right after the fork /proc shows Python's argv, so a child we just started is watched by poll().
         exited = proc.poll() is not None if proc else status.pid is None
-        if status.state == "up" or exited:
+        if status.state in LIVE_STATES or exited or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
-    if status.state == "up":
+    if status.state in LIVE_STATES:
         return status
     raise StackError(
         f"Kafka did not answer on {cfg.kafka_address} within {timeout_s:.0f}s "
@@ -348,6 +407,11 @@ def stack_status(settings: Settings | StackConfig, state_dir: str | Path | None 
     """Probe both services. Pass a :class:`StackConfig` (``StackConfig.from_settings(..., kafka_port=...)``)
     for other ports; a ``Settings`` uses its ``kafka.bootstrap`` and ``redis.url``."""
     cfg = _config(settings, state_dir)
+    if cfg.brokers > 1:
+        from connectors.cluster import cluster_status
+
+        kafka, each = cluster_status(cfg)
+        return StackStatus(kafka, _redis_status(cfg), cfg.state_dir, each)
     return StackStatus(_kafka_status(cfg), _redis_status(cfg), cfg.state_dir)
 
 
@@ -365,11 +429,16 @@ def stack_up(
     cfg = _config(settings, state_dir)
     # Name every missing program before starting anything, rather than leave half a stack running.
     needed = [] if _redis_status(cfg).up else ["redis-server"]
-    if not _kafka_status(cfg).up:
+    if not stack_status(cfg).kafka.up:
         needed += ["java"] if cfg.kafka_home or libs_cached(cfg.cache_dir) else ["java", "mvn"]
     check_tools(needed)
     with file_lock(cfg.state_dir / "stack.lock"):
         redis = _redis_up(cfg, min(timeout_s, 30.0))
+        if cfg.brokers > 1:
+            from connectors.cluster import cluster_up
+
+            kafka, each = cluster_up(cfg, timeout_s)
+            return StackStatus(kafka, redis, cfg.state_dir, each)
         kafka = _kafka_up(cfg, timeout_s)
     return StackStatus(kafka, redis, cfg.state_dir)
 
@@ -379,21 +448,33 @@ def stack_down(
     state_dir: str | Path | None = None,
     *,
     grace_s: float = 30.0,
+    services: tuple[str, ...] = ("kafka", "redis"),
 ) -> dict[str, bool]:
     """Stop the services this state directory started; returns ``{"kafka": stopped?, "redis": stopped?}``.
 
-    Services we did not start are never signalled.
+    Services we did not start are never signalled; ``services`` narrows the stop further (a caller that started
+    only Redis stops only Redis).
     """
     cfg = _config(settings, state_dir)
+    stopped = {"kafka": False, "redis": False}
     if not cfg.state_dir.is_dir():
-        return {"kafka": False, "redis": False}
+        return stopped
     props = cfg.kafka_dir / "server.properties"
     with file_lock(cfg.state_dir / "stack.lock"):
-        kafka = stop_pidfile(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s)
-        redis = stop_pidfile(
-            cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
-        )
-    return {"kafka": kafka, "redis": redis}
+        if "kafka" in services:
+            if cfg.brokers > 1:
+                from connectors.cluster import cluster_down
+
+                stopped["kafka"] = cluster_down(cfg, grace_s)
+            else:
+                stopped["kafka"] = stop_pidfile(
+                    cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s
+                )
+        if "redis" in services:
+            stopped["redis"] = stop_pidfile(
+                cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
+            )
+    return stopped
 
 
 def ensure_stack(settings: Settings, state_dir: str | Path | None = None) -> StackStatus:

@@ -73,6 +73,10 @@ def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
             config["retention.bytes"] = "-1"
         elif settings.kafka.retention_ms is not None:
             config["retention.ms"] = str(settings.kafka.retention_ms)
+        if settings.kafka.replication_factor > 1:
+            # With acks=all a write is acknowledged once this many replicas have it: one node may fail (or
+            # lag) without stopping writes, and an acknowledged record is never only on one disk.
+            config["min.insync.replicas"] = str(min(2, settings.kafka.replication_factor - 1))
         specs[name] = TopicSpec(
             name=settings.topic(name),
             partitions=1 if name in SINGLE_PARTITION else settings.kafka.partitions,

@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 RETRY_MAX_S = 10.0
 
 # Redis replies that say "not now" rather than "not this": the server is loading, busy, out of memory or a replica.
-_REDIS_BUSY = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+_REDIS_BUSY = (
+    "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOSCRIPT",
+)  # fmt: skip
 
 
 def transient(exc: BaseException) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from driftline import __version__
 from driftline.errors import DriftlineError
+from streams.settings import MaskSecrets
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -31,6 +32,7 @@ COMMANDS = (
     "console",
     "audit",
     "cleanup",
+    "explain",
 )
 
 
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # no password in a URL reaches a log line
+        handler.addFilter(MaskSecrets())
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

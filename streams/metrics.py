@@ -151,6 +151,12 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_consumer_restarts_total", "counter", ("group",),
               "Batch consumers recreated by their watchdog after no progress for 2x the session timeout.",
               "consumer_restarts"),
+    MetricDoc("driftline_fairness_rate", "gauge", ("model", "segment", "rate"),
+              "The served model's outcome rate per segment of model.segment_feature, over its last labelled "
+              "examples: positive_rate, tpr, fpr, accuracy (mae for regression), and n.", "fairness_rate"),
+    MetricDoc("driftline_fairness_gap", "gauge", ("model", "gap"),
+              "Max minus min of a rate across segments with enough examples: demographic_parity, "
+              "equalized_odds, accuracy (mae for regression).", "fairness_gap"),
     MetricDoc("driftline_worker_up", "gauge", ("role",),
               "1 while a worker role runs in this process, 0 once it stopped.", "worker_up"),
     MetricDoc("driftline_build_info", "gauge", ("version",),
@@ -168,6 +174,8 @@ LABEL_VALUES: dict[str, str] = {
     "detector": "adwin, page_hinkley",
     "signal": "error, loss, feature:<name>",
     "role": "score, join, train",
+    "rate": "positive_rate, tpr, fpr, accuracy, mae, n",
+    "gap": "demographic_parity, equalized_odds, accuracy, mae",
 }
 
 
@@ -201,6 +209,8 @@ class Metrics:
     deadletters: Counter
     consumer_lag: Gauge
     consumer_restarts: Counter
+    fairness_rate: Gauge
+    fairness_gap: Gauge
     worker_up: Gauge
     build_info: Gauge
     keep_versions: int = 1  # model_metric series kept per model: the served version's only

@@ -285,6 +285,7 @@ class Trainer(TrainerControl):
             return 0
         self.index += 1
         self.seen.add(example["id"])
+        self.ctx.observe_served(example)  # per-segment fairness of the served model (fairness_metrics.py)
         for event in events:
             self.handle(event)
         return 0 if self.lifecycle.paused else 1

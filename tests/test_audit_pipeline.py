@@ -83,7 +83,7 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
         "model": "default",
         "record": {"command": "promote", "args": {"version": "1"}, "outcome": "ok"},
         "prev": last["hash"],
-        "key_id": last["key_id"],
+        "sig_key_id": last["sig_key_id"],
     }
     forged["hash"] = entry_hash(forged)
     forged["sig"] = "0" * 64

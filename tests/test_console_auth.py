@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.console.auth import COOKIE, ConsoleAuth, is_loopback
+from streams.console.auth import COOKIE, SECURITY_HEADERS, ConsoleAuth, is_loopback, security_headers
 from streams.console.overview import _role
 from streams.console.tail import deadletter_view, quality_view
 from streams.settings import load_settings
@@ -30,6 +30,7 @@ async def _ok(request: web.Request) -> web.Response:
 
 def _app(bind: str) -> web.Application:
     app = web.Application(middlewares=[ConsoleAuth(TOKEN, bind).middleware])
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/", _page)
     app.router.add_get("/api/status", _ok)
     app.router.add_post("/api/actions", _ok)
@@ -84,6 +85,12 @@ async def test_bound_beyond_loopback_every_request_needs_the_token(exposed: Test
     assert page.status == 401 and "token" in (await page.text())
     assert (await exposed.get("/?token=wrong", allow_redirects=False)).status == 401
     assert (await exposed.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})).status == 200
+
+
+async def test_every_response_forbids_framing_and_foreign_scripts(loopback: TestClient) -> None:
+    for resp in (await loopback.get("/"), await loopback.post("/api/actions", json={})):
+        assert {k: resp.headers.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS
+    assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]
 
 
 async def test_on_loopback_a_foreign_host_header_is_refused(loopback: TestClient) -> None:

@@ -25,6 +25,7 @@ EXPECTED_ALERTS = {
     "DriftlineDeadLetters",
     "DriftlineConsumerLagHigh",
     "DriftlineWorkerDown",
+    "DriftlineFairnessGapHigh",
 }
 
 

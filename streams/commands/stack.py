@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from typing import Any
 
 from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
 from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
+from driftline.errors import StackError
 from streams.cli import global_overrides
 from streams.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         action.add_argument("--kafka-port", type=int, metavar="PORT", help="Kafka client port")
         action.add_argument("--controller-port", type=int, metavar="PORT", help="KRaft controller port")
         action.add_argument("--redis-port", type=int, metavar="PORT", help="Redis port")
+        action.add_argument(
+            "--brokers",
+            type=int,
+            metavar="N",
+            help="Kafka nodes: 1 (default) or a KRaft cluster of N on --kafka-port, +2, +4, ... (topics then "
+            "get replication factor min(3, N) and min.insync.replicas one less); default: what `up` recorded "
+            "in the state directory",
+        )
         action.add_argument("--json", action="store_true", help="print JSON")
+        if name == "down":
+            action.add_argument(
+                "--force", action="store_true", help="stop the servers even while consumers are connected"
+            )
         if name == "up":
             action.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds to wait")
             action.add_argument(
@@ -56,6 +72,7 @@ def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfi
         kafka_port=args.kafka_port,
         controller_port=args.controller_port,
         redis_port=args.redis_port,
+        brokers=args.brokers,
     )
     return settings, cfg
 
@@ -63,9 +80,15 @@ def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfi
 def _create_topics(settings: Settings, cfg: StackConfig, port_given: bool) -> dict[str, Any]:
     """The contract's topics for the configured prefix on the stack's broker, so a plain client can publish at
     once (the local broker does not auto-create topics)."""
-    if port_given:  # --kafka-port: the broker is not where the settings point
-        kafka = dataclasses.replace(settings.kafka, bootstrap=cfg.kafka_address)
-        settings = dataclasses.replace(settings, kafka=kafka)
+    kafka = settings.kafka
+    if port_given or cfg.brokers > 1:  # the brokers are not (all) where the settings point
+        kafka = dataclasses.replace(kafka, bootstrap=cfg.kafka_address)
+    if cfg.brokers > 1:
+        # A cluster keeps every record on min(3, N) nodes; contract_topics adds min.insync.replicas.
+        kafka = dataclasses.replace(
+            kafka, replication_factor=max(kafka.replication_factor, min(3, cfg.brokers))
+        )
+    settings = dataclasses.replace(settings, kafka=kafka)
     before = {c.topic for c in check_topics(settings, ALL_TOPICS) if c.exists}
     ensure_topics(settings, names=ALL_TOPICS)
     return {
@@ -86,9 +109,11 @@ def _print(
             data["topics"] = topics
         print(json.dumps(data, sort_keys=True))
         return
-    for service in (status.kafka, status.redis):
+    for service in (status.kafka, *status.kafka_nodes, status.redis):
         extra = notes.get(service.name)
         print(service.describe() + (f" ({extra})" if extra else ""))
+    if status.kafka_nodes:
+        print(f"bootstrap {status.kafka.address}  (export DRIFTLINE_KAFKA_BOOTSTRAP={status.kafka.address})")
     print(f"state  {status.state_dir}")
     if topics is not None:
         created = f"{len(topics['created'])} created" if topics["created"] else "all there already"
@@ -112,9 +137,37 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def active_groups(cfg: StackConfig, timeout: float = 5.0) -> list[str]:
+    """Consumer groups with members on the stack's broker (workers, a demo, a user's consumer)."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    from connectors.kafka_client import LIBRDKAFKA_LOG
+
+    conf: dict[str, Any] = {"bootstrap.servers": cfg.kafka_address, "logger": LIBRDKAFKA_LOG}
+    admin = AdminClient(conf)
+    idle = {ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD}
+    listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout)
+    return sorted(g.group_id for g in listed.valid if g.state not in idle)
+
+
 def _down(args: argparse.Namespace) -> int:
     cfg = _config(args)
     before = stack_status(cfg)
+    if before.kafka.state == "up" and not args.force:
+        # Stopping the broker under running workers (or a demo still reading its topics) breaks them; the
+        # demo's own cold-start bug (issue 11) was this. Say who is connected instead.
+        try:
+            busy = active_groups(cfg)
+        except Exception as exc:  # a broker that cannot list groups must not keep its owner from stopping it
+            log.warning("could not list consumer groups on %s: %s", cfg.kafka_address, exc)
+            busy = []
+        if busy:
+            shown = ", ".join(busy[:5]) + (f" and {len(busy) - 5} more" if len(busy) > 5 else "")
+            raise StackError(
+                f"Kafka at {cfg.kafka_address} still has active consumer groups: {shown}. Stop those workers "
+                "(or the demo) first, or pass --force to stop the servers under them."
+            )
     stopped = stack_down(cfg)
     after = stack_status(cfg)
     notes = {}

@@ -70,8 +70,8 @@ def start_console(
 ) -> ConsoleProcess:
     """Start ``driftline console`` with ``env`` (the deployment's DRIFTLINE_* variables) and wait until it answers.
 
-    ``port`` is taken if free, else (or when 0) any free port. The token is ``DRIFTLINE_CONSOLE_TOKEN`` from ``env`` or a new
-    one. Raises :class:`StackError` with the console's log if it does not come up.
+    ``port`` is taken if free, else (or when 0) any free port. The token is ``DRIFTLINE_CONSOLE_TOKEN`` from
+    ``env`` or a new one. Raises :class:`StackError` with the console's log if it does not come up.
     """
     if port == 0 or not _port_free(host, port):
         port = free_port(host)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import threading
 import time
 from importlib import resources
@@ -17,12 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from driftline.errors import ArtifactError, DriftlineError
+from driftline.errors import ArtifactError, ConfigError, DriftlineError
 from streams.console import sources
-from streams.console.auth import ConsoleAuth
+from streams.console.auth import ConsoleAuth, security_headers
 from streams.console.overview import Overview
 from streams.console.tail import TopicTail, deadletter_view, quality_view
-from streams.releases import read_releases
 from streams.settings import Settings
 
 __all__ = ["PAGES", "build_app", "console_url"]
@@ -38,7 +36,6 @@ ACTIONS = {
     "promote": "promote",
     "set": "set",
 }
-SETTING_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
 def console_url(host: str = "127.0.0.1", port: int = 8765) -> str:
@@ -64,13 +61,14 @@ class Console:
         self.settings = settings
         self.tail = tail
         self.overview = Overview(settings)
-        self._releases: tuple[float, list[dict[str, Any]]] | None = None
+        self._releases: tuple[float, sources.Releases] | None = None
         self._lock = threading.Lock()
 
-    def releases(self) -> list[dict[str, Any]]:
+    def releases(self) -> sources.Releases:
+        """The verified registry as ``driftline models`` reads it (re-read at most every 2 s)."""
         with self._lock:
             if self._releases is None or time.monotonic() - self._releases[0] > 2.0:
-                self._releases = (time.monotonic(), read_releases(self.settings, timeout=5.0))
+                self._releases = (time.monotonic(), sources.read_registry(self.settings))
             return self._releases[1]
 
     # -- API bodies (blocking; called in a thread) ---------------------------------------------------------------
@@ -79,11 +77,12 @@ class Console:
 
     def quality(self) -> dict[str, Any]:
         live = sources.trainer(self.settings)
+        registry = self.releases().registry
         view = quality_view(
             self.settings,
             self.tail.snapshot("training"),
             self.tail.snapshot("drift"),
-            self.releases(),
+            [dict(registry.get(v)) for v in registry.versions()],
             live["metrics"] if live else None,
         )
         view["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
@@ -95,52 +94,44 @@ class Console:
         return view
 
     def act(self, body: dict[str, Any], remote: str) -> dict[str, Any]:
+        """Turn a page's action into the ControlCommand ``driftline models`` would send, and send it the same way
+        (validated with the trainer's rules, signed); note who asked in the console's action log."""
         action = body.get("action")
         if action not in ACTIONS:
-            raise web.HTTPBadRequest(text=f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+            raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
         args: dict[str, str] = {}
         if action == "promote":
             target = str(body.get("target", "held")).strip()
-            if target in ("held", "challenger", "champion"):
-                args = {"candidate": target}
-            elif target.isdigit():
-                args = {"version": str(int(target))}
-            else:
-                raise web.HTTPBadRequest(
-                    text=f"promote target must be held, challenger or a version, got {target!r}"
-                )
+            args = {"version": target} if target.isdigit() else {"candidate": target}
         elif action == "set":
-            key, value = str(body.get("key", "")).strip(), str(body.get("value", "")).strip()
-            if not SETTING_KEY.match(key) or not value or len(value) > 200:
-                raise web.HTTPBadRequest(
-                    text=f"set needs a key like guard.alpha and a value, got {key!r}={value!r}"
-                )
-            args = {key: value}
+            args = {str(body.get("key", "")).strip(): str(body.get("value", "")).strip()}
+        elif action == "pause" and body.get("discard"):
+            args = {"discard": "1"}
         record = sources.send_control(self.settings, ACTIONS[action], args)
-        sources.append_audit(
+        shown = {k: v for k, v in record.items() if k != "signature"}
+        sources.note_action(
             self.settings,
-            "console",
             {
                 "action": action,
                 "command": record["command"],
                 "args": args,
-                "id": record.get("id"),
+                "id": record["id"],
                 "remote": remote,
             },
-            ts=int(record.get("ts") or time.time() * 1000),
         )
-        return record
+        return shown
 
     def outcome(self, command_id: str) -> dict[str, Any]:
-        for entry in reversed(sources.audit_entries(self.settings)):
-            if entry.get("kind") == "control" and entry.get("id") == command_id:
-                return {
-                    "id": command_id,
-                    "applied": True,
-                    "outcome": entry.get("outcome"),
-                    "ts": entry.get("ts"),
-                }
-        return {"id": command_id, "applied": False}
+        reply = sources.answer(self.settings, command_id)
+        if reply is None:
+            return {"id": command_id, "applied": False}
+        ok = reply.get("outcome") == "ok"
+        return {
+            "id": command_id,
+            "applied": True,
+            "outcome": "ok" if ok else f"refused: {reply.get('message', reply.get('outcome'))}",
+            "answer": reply,
+        }
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
@@ -180,7 +171,7 @@ def _routes(console: Console) -> web.RouteTableDef:
 
     @routes.get("/api/models")
     async def models(request: web.Request) -> web.Response:
-        return _json(await _in_thread(lambda: sources.models_list(s, console.releases())))
+        return _json(await _in_thread(lambda: sources.models_list(console.releases())))
 
     @routes.get("/api/models/{version}")
     async def model(request: web.Request) -> web.Response:
@@ -189,7 +180,7 @@ def _routes(console: Console) -> web.RouteTableDef:
             return _json({"error": f"version must be a number or 'current', got {raw!r}"}, 400)
         version = None if raw == "current" else int(raw)
         try:
-            return _json(await _in_thread(lambda: sources.models_show(s, version, console.releases())))
+            return _json(await _in_thread(lambda: sources.models_show(s, console.releases(), version)))
         except ArtifactError as exc:
             return _json({"error": str(exc)}, 404)
 
@@ -227,7 +218,7 @@ def _routes(console: Console) -> web.RouteTableDef:
             }
         )
         await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionResetError):  # the page went away
             while True:
                 try:
                     data = {"overview": await _in_thread(console.overview.get), "tail": console.tail.version}
@@ -247,11 +238,11 @@ def _routes(console: Console) -> web.RouteTableDef:
             return _json({"error": "the body must be a JSON object"}, 400)
         try:
             record = await _in_thread(console.act, body, str(request.remote))
-        except web.HTTPBadRequest as exc:
-            return _json({"error": exc.text}, 400)
+        except ConfigError as exc:  # refused before sending, by the same rules as the command line
+            return _json({"error": str(exc)}, 400)
         except DriftlineError as exc:
             return _json({"error": str(exc)}, 502)
-        return _json({"sent": record, "audit": str(sources.audit_path(s))})
+        return _json({"sent": record})
 
     @routes.get("/api/actions/{id}")
     async def action_outcome(request: web.Request) -> web.Response:
@@ -264,6 +255,7 @@ def build_app(settings: Settings, token: str, host: str) -> web.Application:
     """The console application for ``settings``; starts (and on cleanup stops) the background topic tail."""
     auth = ConsoleAuth(token, host)
     app = web.Application(middlewares=[auth.middleware])
+    app.on_response_prepare.append(security_headers)
     tail = TopicTail(settings)
     console = Console(settings, tail)
     app.add_routes(_routes(console))

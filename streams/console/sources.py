@@ -1,33 +1,39 @@
-"""What the console shows that the command line already knows: status, the model registry, the audit log.
+"""What the console shows that the command line already knows: status, the model registry, the audit log, control.
 
-These are thin adapters over the functions behind ``driftline status --json`` and ``driftline models list|show
---json``, so the page and scripts read one source. The command modules are imported here, in one place, so a
-change in them (the control path, signing) reaches the console without a second copy of their logic.
+These are thin adapters over the functions behind ``driftline status --json``, ``driftline models list|show --json``
+and ``driftline models pause|resume|...``, so the page and scripts read one source and actions take one path
+(validated, signed, answered). The command modules are imported here, in one place only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from driftline.errors import ArtifactError, DriftlineError, SecurityError
-from learners.artifacts import ArtifactStore, verify_release
-from learners.registry import ModelRegistry
-from streams.releases import read_releases
+from driftline.errors import ArtifactError
 from streams.settings import Settings
 
 __all__ = [
+    "Releases",
+    "action_log_path",
+    "answer",
     "audit_entries",
     "audit_path",
     "lineage",
     "models_list",
     "models_show",
+    "read_registry",
     "send_control",
     "status",
     "trainer",
 ]
+
+Releases = (
+    Any  # streams.commands.models.Releases: the verified registry plus the records that failed verification
+)
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -38,39 +44,54 @@ def status(settings: Settings) -> dict[str, Any]:
 
 
 def trainer(settings: Settings) -> dict[str, Any] | None:
-    """The trainer's live state from Redis (``n_learned``, ``served_version``, ``paused``, ``metrics``)."""
+    """The trainer's live state from Redis (``n_learned``, ``served_version``, ``paused``, ``metrics``, ...)."""
     from streams.commands.models import trainer_status
 
     return trainer_status(settings)
 
 
 def send_control(settings: Settings, command: str, args: dict[str, str]) -> dict[str, Any]:
-    """Publish a ControlCommand exactly as ``driftline models ...`` does (same function, same signing)."""
+    """Validate, sign and publish a ControlCommand exactly as ``driftline models ...`` does (same function).
+
+    Raises :class:`ConfigError` naming the argument when the trainer's rules refuse it (nothing is sent then).
+    """
     from streams.commands.models import send_command
 
     return send_command(settings, command, args)
 
 
-def _registry(releases: Iterable[Mapping[str, Any]], model: str) -> ModelRegistry:
-    registry = ModelRegistry(model)
-    for release in releases:
-        if release.get("model") == model:
-            registry.add(release)
-    return registry
+def answer(settings: Settings, command_id: str) -> dict[str, Any] | None:
+    """The trainer's answer to a command (``outcome``, ``message``), or None while it has not answered."""
+    from streams.control import wait_reply
+
+    return wait_reply(settings, command_id, 0.0)
 
 
-def models_list(settings: Settings, releases: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The rows of ``driftline models list --json``: every retained release, newest first."""
-    registry = _registry(read_releases(settings) if releases is None else releases, settings.model.name)
-    return [registry.describe(v) for v in sorted(registry.versions(), reverse=True)]
+def read_registry(settings: Settings) -> Releases:
+    """The model's releases as ``driftline models`` reads them: verified ones in a registry, failures apart."""
+    from streams.commands.models import _registry
+
+    return _registry(settings)
 
 
-def models_show(
-    settings: Settings, version: int | None = None, releases: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def models_list(releases: Releases) -> list[dict[str, Any]]:
+    """The rows of ``driftline models list --json`` (newest first; failed verification marked)."""
+    from streams.commands.models import _rows
+
+    return _rows(releases)
+
+
+def models_show(settings: Settings, releases: Releases, version: int | None = None) -> dict[str, Any]:
     """The object of ``driftline models show [VERSION] --json`` (the champion gets the trainer's live state)."""
-    registry = _registry(read_releases(settings) if releases is None else releases, settings.model.name)
-    info = registry.describe(version)
+    from streams.commands.models import _describe
+
+    try:
+        info: dict[str, Any] = _describe(releases, version)
+    except ArtifactError:
+        forged = [r for r in releases.rejected if version is not None and r["version"] == version]
+        if not forged:
+            raise
+        return dict(forged[0])
     if version is None:
         live = trainer(settings)
         info["trainer"] = live
@@ -80,16 +101,15 @@ def models_show(
     return info
 
 
-# -- audit log -----------------------------------------------------------------------------------------------------
+# -- audit log and the console's own action log --------------------------------------------------------------------
 def audit_path(settings: Settings) -> Path:
-    """The trainer's audit log (JSON lines: releases, guard decisions, control commands, console actions)."""
-    name = f"{settings.kafka.topic_prefix}{settings.model.name}.jsonl"
-    return Path(settings.state_dir).expanduser() / "audit" / name
+    """The trainer's audit chain on disk (releases, guard decisions, control commands it applied)."""
+    from streams.audit import audit_paths
+
+    return audit_paths(settings, settings.model.name)[0]
 
 
-def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
-    """The last ``last`` entries of the audit log, oldest first (a line that is not JSON is skipped)."""
-    path = audit_path(settings)
+def _read_lines(path: Path, last: int) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
@@ -103,14 +123,27 @@ def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
     return out
 
 
-def append_audit(settings: Settings, kind: str, record: dict[str, Any], ts: int) -> None:
-    """Add one line to the audit log, in the trainer's format (``kind``, ``ts``, ``model``, fields)."""
-    path = audit_path(settings)
+def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
+    """The last ``last`` entries of the audit chain, oldest first (record fields are copied at the top level)."""
+    return _read_lines(audit_path(settings), last)
+
+
+def action_log_path(settings: Settings) -> Path:
+    """Where the console notes who sent which command (address, command id). Not the audit chain: that has one
+    writer, the trainer, which records every command it applies with the signing key's id."""
+    name = f"{settings.kafka.topic_prefix}{settings.model.name}.actions.jsonl"
+    return Path(settings.state_dir).expanduser() / "console" / name
+
+
+def note_action(settings: Settings, record: dict[str, Any]) -> None:
+    path = action_log_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"kind": kind, "ts": ts, "model": settings.model.name, **record}, default=str)
-    # One write of one line in append mode: lines from the trainer and the console never interleave.
-    with path.open("a") as fh:
-        fh.write(line + "\n")
+    with path.open("a") as fh:  # one write of one line in append mode: concurrent consoles never interleave
+        fh.write(json.dumps({"ts": int(time.time() * 1000), **record}, default=str) + "\n")
+
+
+def actions(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
+    return _read_lines(action_log_path(settings), last)
 
 
 # -- lineage -------------------------------------------------------------------------------------------------------
@@ -122,54 +155,44 @@ def _decision(release: Mapping[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _signature(release: Mapping[str, Any], settings: Settings) -> str:
-    key = settings.model.signing_key.get().encode()
-    if not key:
-        return "not checked (no signing key configured)"
-    store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
-    failure = ""
-    for k in (key, settings.model.previous_signing_key.get().encode()):
-        if not k:
-            continue
-        try:
-            verify_release(release, key=k, store=store)
-            return "valid" if k == key else "valid (previous key)"
-        except (SecurityError, ArtifactError) as exc:
-            failure = str(exc)
-        except DriftlineError as exc:
-            failure = f"{type(exc).__name__}: {exc}"
-    return f"INVALID: {failure}"
-
-
-def _promoted_by(release: Mapping[str, Any], decision: Mapping[str, Any], audit: list[dict[str, Any]]) -> str:
+def _promoted_by(
+    release: Mapping[str, Any],
+    decision: Mapping[str, Any],
+    audit: list[dict[str, Any]],
+    sent: dict[str, dict[str, Any]],
+) -> str:
     reason = str(release.get("reason"))
     if reason in ("manual", "rollback"):
-        # The operator command that caused it: the last applied promote/rollback before the release.
+        # The operator command that caused it: the applied promote/rollback closest in time (the trainer audits
+        # the command right after the release it caused).
         created = int(release.get("created_at") or 0)
         wanted = "promote" if reason == "manual" else "rollback"
         commands = [
             e
             for e in audit
-            if e.get("kind") == "control" and e.get("command") == wanted and int(e.get("ts", 0)) <= created
+            if e.get("kind") == "control"
+            and e.get("command") == wanted
+            and str(e.get("outcome")) == "ok"
+            and abs(int(e.get("ts", 0)) - created) < 60_000
         ]
-        if commands:
-            cmd = commands[-1]
-            via = {e.get("id"): e for e in audit if e.get("kind") == "console"}.get(cmd.get("id"))
-            who = f"operator via console ({via.get('remote')})" if via else "operator (control command)"
-            return f"{who}, command id {cmd.get('id') or '-'}"
-        return "operator (control command)"
+        if not commands:
+            return "operator (control command)"
+        cmd = min(commands, key=lambda e: abs(int(e.get("ts", 0)) - created))
+        via = sent.get(str(cmd.get("id")))
+        key = (cmd.get("record") or {}).get("key_id") or cmd.get("key_id") or "?"
+        who = f"operator key {key}" + (f" via the console from {via.get('remote')}" if via else "")
+        return f"{who}, command {cmd.get('id') or '-'}"
     if decision.get("outcome"):
         return f"guard ({decision.get('outcome')}, {decision.get('candidate', reason)})"
     return "trainer" if reason == "initial" else f"trainer ({reason})"
 
 
-def lineage(
-    settings: Settings, releases: list[dict[str, Any]], audit: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Every release as a node (parent -> child) with its guard evidence, size, signature and promoter,
-    plus the candidates the guard rejected or held (they are in the audit log, not on ``models``)."""
-    registry = _registry(releases, settings.model.name)
+def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every release as a node (parent -> child) with its guard evidence, size, signature and promoter; the
+    records that failed verification; the candidates the guard rejected or held (from the audit log)."""
+    registry = releases.registry
     current = registry.current()
+    sent = {str(a.get("id")): a for a in actions(settings)}
     nodes = []
     for version in registry.versions():
         release = registry.get(version)
@@ -188,11 +211,22 @@ def lineage(
                 "artifact_ref": info["artifact_ref"],
                 "format": info["format"],
                 "sha256": info["sha256"],
-                "signature": _signature(release, settings),
+                # Verified as the scorers verify (signature, sha256) unless no key is configured here.
+                "signature": "valid" if releases.checked else "not checked (no signing key configured)",
                 "decision": decision,
-                "promoted_by": _promoted_by(release, decision, audit),
+                "promoted_by": _promoted_by(release, decision, audit, sent),
             }
         )
+    unverified = [
+        {
+            "version": r.get("version"),
+            "reason": r.get("reason"),
+            "created_at": r.get("created_at"),
+            "rejected": r.get("rejected"),
+            "error": r.get("error"),
+        }
+        for r in releases.rejected
+    ]
     candidates = [
         {
             "ts": e.get("ts"),
@@ -207,4 +241,9 @@ def lineage(
         for e in audit
         if e.get("kind") == "decision" and e.get("outcome") in ("reject", "hold")
     ]
-    return {"model": settings.model.name, "releases": nodes, "candidates": candidates}
+    return {
+        "model": settings.model.name,
+        "releases": nodes,
+        "unverified": unverified,
+        "candidates": candidates,
+    }

@@ -1,0 +1,213 @@
+"""Broker faults on a three-node KRaft cluster: partition leaders killed (-9) and restarted, the active controller
+killed, a broker frozen past the session timeouts.
+
+The cluster is this module's own (``stack up --brokers 3`` on a free block of ports, a tmp state dir); Redis is
+the shared one, with the test's key prefix. Topics replicate to all three nodes with ``min.insync.replicas`` 2,
+so every acknowledged write (``acks=all``) is on two nodes and any one node may fail. After each fault the
+oracle of :mod:`tests.fault_helpers` must hold (every event predicted at least once, every label learned exactly
+once, each release equal to the model trained offline, nothing dead-lettered) and the releases on ``models``,
+in offset order, have strictly increasing versions and all verify.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from connectors.cluster import active_controller
+from connectors.localproc import port_bindable
+from connectors.stack import StackConfig, stack_down, stack_status, stack_up
+from streams.settings import load_settings
+from tests.conftest import REDIS_URL
+from tests.fault_helpers import FAST_GROUP_ENV, Publisher, check_run, make_events, running_all, wait_complete
+from tests.pipeline_helpers import Pipeline
+
+pytestmark = [pytest.mark.faults, pytest.mark.cluster, pytest.mark.kafka, pytest.mark.slow]
+
+BROKERS = 3
+N = 900
+RATE = 30.0  # events/s: a 30 s stream, long enough to hit it with a fault and a restart
+ENV = {"DRIFTLINE__MODEL__RELEASE_EVERY": "200", "DRIFTLINE__KAFKA__REPLICATION_FACTOR": "3"}
+
+
+def _free_block(n: int) -> int:
+    """A base port with ``n`` consecutive ports nothing listens on (the cluster's nodes use base + 0..n-1)."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(20_000, 40_000, 2)
+        if all(port_bindable("127.0.0.1", base + i) for i in range(n)):
+            return base
+    raise AssertionError(f"no block of {n} free ports")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    base = _free_block(2 * BROKERS)
+    cfg = StackConfig.from_settings(
+        load_settings(environ={}),
+        tmp_path_factory.mktemp("cluster"),
+        kafka_port=base,
+        controller_port=base + 1,
+        redis_port=6379,
+        brokers=BROKERS,
+    )
+    try:
+        _up(cfg)
+        yield cfg
+    finally:
+        stack_down(cfg, grace_s=20)
+
+
+def _up(cfg: StackConfig) -> None:
+    status = stack_up(cfg, timeout_s=240)
+    assert [n.state for n in status.kafka_nodes] == ["up"] * BROKERS, status.to_dict()
+
+
+@pytest.fixture
+def pipeline(cluster: StackConfig, prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
+    _up(cluster)  # a test that failed half-way may have left a node down
+    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": cluster.kafka_address, **FAST_GROUP_ENV, **ENV}
+    with running_all(Pipeline(prefix, tmp_path, REDIS_URL, extra_env=env)) as p:
+        yield p
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+
+
+def _admin(cluster: StackConfig) -> AdminClient:
+    return AdminClient({"bootstrap.servers": cluster.kafka_address})
+
+
+def _leader(cluster: StackConfig, topic: str, partition: int = 0) -> int:
+    """Node id leading ``topic``'s ``partition`` now."""
+    meta = _admin(cluster).list_topics(topic, timeout=30).topics[topic]
+    leader = meta.partitions[partition].leader
+    assert leader > 0, f"{topic}[{partition}] has no leader"
+    return int(leader)
+
+
+def _pid(cluster: StackConfig, node: int) -> int:
+    pid = stack_status(cluster).kafka_nodes[node - 1].pid
+    assert pid, f"kafka-{node} is not running"
+    return pid
+
+
+def _gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return
+        if stat.split(") ", 1)[1].startswith("Z"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"pid {pid} still alive after SIGKILL")
+
+
+def _kill9_and_restart(cluster: StackConfig, node: int, down_s: float = 3.0) -> None:
+    pid = _pid(cluster, node)
+    os.kill(pid, signal.SIGKILL)
+    _gone(pid)
+    time.sleep(down_s)  # clients notice: requests to it fail, leadership moves
+    _up(cluster)
+    _wait_in_sync(cluster)
+
+
+def _wait_in_sync(cluster: StackConfig, timeout: float = 120.0) -> None:
+    """Every partition's ISR holds all replicas again (so the next fault hits a whole cluster)."""
+    deadline = time.monotonic() + timeout
+    lagging: list[str] = []
+    while time.monotonic() < deadline:
+        topics = _admin(cluster).list_topics(timeout=30).topics
+        lagging = [
+            f"{name}[{p.id}]"
+            for name, meta in topics.items()
+            for p in meta.partitions.values()
+            if sorted(p.isrs) != sorted(p.replicas)
+        ]
+        if not lagging:
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"replicas still out of sync after {timeout:.0f} s: {lagging[:5]}")
+
+
+def check_releases(pipeline: Pipeline) -> int:
+    """The releases on ``models`` in offset order: versions strictly increasing, every one verifies."""
+    records = sorted(pipeline.read("models"), key=lambda r: (r.partition, r.offset))
+    assert all(r.ok for r in records), "an undecodable release"
+    versions = [int(r.value["version"]) for r in records if r.value is not None]
+    assert len(versions) >= 2, f"expected the initial release and updates, got versions {versions}"
+    assert all(a < b for a, b in itertools.pairwise(versions)), f"versions {versions}"
+    for r in records:
+        pipeline.load_model(r.value)  # raises unless the signature and digest verify
+    return len(versions)
+
+
+@contextlib.contextmanager
+def _streaming(pipeline: Pipeline) -> Iterator[Publisher]:
+    """Every stage running, N events streaming at RATE; the block injects faults; then the whole oracle."""
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    publisher = Publisher(pipeline, events, rate=RATE)
+    publisher.start()
+    yield publisher
+    publisher.finish()
+    ids = {e.id for e in events}
+    out = wait_complete(pipeline, events, ids, timeout=180)
+    check_run(pipeline, out, events, ids)
+    check_releases(pipeline)
+
+
+# -------------------------------------------------------------------------------------------------------- tests
+
+
+def test_partition_leaders_killed_and_restarted(cluster: StackConfig, pipeline: Pipeline) -> None:
+    """kill -9 the node leading ``training``, then the one leading ``models``, then the one leading
+    ``features`` partition 0, each restarted before the next, while events stream."""
+    killed = []
+    with _streaming(pipeline) as publisher:
+        for step, topic in enumerate(("training", "models", "features"), 1):
+            publisher.wait_sent(step * N // 5, timeout=120)
+            node = _leader(cluster, pipeline.settings().topic(topic))
+            killed.append((topic, node, publisher.sent))
+            _kill9_and_restart(cluster, node)
+    print("killed (topic, node, events sent):", killed)
+    assert killed[0][2] < N, "the first leader died after the stream ended"
+
+
+def test_active_controller_killed(cluster: StackConfig, pipeline: Pipeline) -> None:
+    with _streaming(pipeline) as publisher:
+        publisher.wait_sent(N // 3, timeout=120)
+        controller = active_controller(cluster)
+        assert controller is not None, "no active controller found in the quorum-state files"
+        _kill9_and_restart(cluster, controller)
+        new = active_controller(cluster)
+        print(f"active controller: kafka-{controller}, then kafka-{new}")
+        assert new is not None
+
+
+def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
+    """SIGSTOP the node leading ``training`` for 20 s: past the broker session timeout (9 s, the controller fences
+    it and moves its leaderships) and the workers' group session timeout (8 s); then SIGCONT."""
+    with _streaming(pipeline) as publisher:
+        publisher.wait_sent(N // 3, timeout=120)
+        node = _leader(cluster, pipeline.settings().topic("training"))
+        pid = _pid(cluster, node)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(20)
+            moved = _leader(cluster, pipeline.settings().topic("training"))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert moved != node, f"training still led by the frozen kafka-{node}"
+        _wait_in_sync(cluster)
