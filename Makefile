@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DL := $(VENV)/bin/driftline
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-fast lint format stack-up stack-down stack-status bench clean
+.PHONY: setup system-deps demo test test-fast test-cluster lint format stack-up stack-down stack-status bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -49,6 +49,11 @@ demo: setup
 test: setup
 	$(DL) stack up
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the fault tests on a private three-node cluster (also part of `make test`).
+test-cluster: setup
+	$(DL) stack up
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m "not kafka and not faults" $(PYTEST_ARGS)
