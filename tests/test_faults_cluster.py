@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.cluster import active_controller
 from connectors.localproc import port_bindable
 from connectors.stack import StackConfig, stack_down, stack_status, stack_up
-from connectors.topics import check_topics
+from connectors.topics import TOPIC_NAMES, check_topics
 from streams.settings import load_settings
 from tests.conftest import REDIS_URL
 from tests.fault_helpers import FAST_GROUP_ENV, Publisher, check_run, make_events, running_all, wait_complete
@@ -162,7 +162,7 @@ def check_releases(pipeline: Pipeline) -> int:
 def _streaming(pipeline: Pipeline, n: int = N, rate: float = RATE) -> Iterator[Publisher]:
     """Every stage running, ``n`` events streaming at ``rate``; the block injects faults; then the whole oracle."""
     pipeline.start("score", "join", "train")
-    topics = check_topics(pipeline.settings())
+    topics = check_topics(pipeline.settings(), TOPIC_NAMES)
     assert {(c.replication_factor, c.config.get("min.insync.replicas")) for c in topics} == {(3, "2")}, [
         c.to_dict() for c in topics if c.status != "ok"
     ]
