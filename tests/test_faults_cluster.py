@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -87,9 +88,11 @@ def pipeline(cluster: StackConfig, prefix: str, tmp_path: Path) -> Iterator[Pipe
 
 def _admin(cluster: StackConfig) -> AdminClient:
     # librdkafka's "connection refused" to the node the test just killed goes to a logger, not to stderr.
-    return AdminClient(
-        {"bootstrap.servers": cluster.kafka_address, "logger": logging.getLogger("cluster-admin")}
-    )
+    conf: dict[str, Any] = {
+        "bootstrap.servers": cluster.kafka_address,
+        "logger": logging.getLogger("cluster-admin"),
+    }
+    return AdminClient(conf)
 
 
 def _leader(cluster: StackConfig, topic: str, partition: int = 0) -> int:
@@ -150,11 +153,12 @@ def check_releases(pipeline: Pipeline) -> int:
     """The releases on ``models`` in offset order: versions strictly increasing, every one verifies."""
     records = sorted(pipeline.read("models"), key=lambda r: (r.partition, r.offset))
     assert all(r.ok for r in records), "an undecodable release"
-    versions = [int(r.value["version"]) for r in records if r.value is not None]
+    releases = [r.value for r in records if r.value is not None]
+    versions = [int(r["version"]) for r in releases]
     assert len(versions) >= 2, f"expected the initial release and updates, got versions {versions}"
     assert all(a < b for a, b in itertools.pairwise(versions)), f"versions {versions}"
-    for r in records:
-        pipeline.load_model(r.value)  # raises unless the signature and digest verify
+    for release in releases:
+        pipeline.load_model(release)  # raises unless the signature and digest verify
     return len(versions)
 
 
