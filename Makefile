@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DL := $(VENV)/bin/driftline
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test-deps demo test test-fast lint format stack-up stack-down stack-status bench clean doctor
+.PHONY: setup system-deps test-deps demo test test-fast test-cluster lint format stack-up stack-down stack-status bench clean doctor
 
 setup: system-deps $(VENV)/.installed
 
@@ -58,6 +58,11 @@ demo: setup
 test: setup test-deps
 	$(DL) stack up
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the fault tests on a private three-node cluster (also part of `make test`).
+test-cluster: setup test-deps
+	$(DL) stack up
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup test-deps
 	$(PY) -m pytest -m "not kafka and not faults" $(PYTEST_ARGS)

@@ -429,7 +429,9 @@ def run(names: list[str], n: int, seeds: list[int], workers: int) -> list[dict[s
 
 def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}; {QUICK_N} events, one seed")
+    ap.add_argument(
+        "--quick", action="store_true", help=f"only {', '.join(QUICK)}; {QUICK_N} events, one seed"
+    )
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     ap.add_argument("--n", type=int, help="events per synthetic stream (default 20,000; --quick 4,000)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per synthetic stream (default 3)")

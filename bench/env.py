@@ -87,7 +87,12 @@ class BenchEnv:
         """A YAML file holding everything a worker of ``model`` needs (workers get it via DRIFTLINE_CONFIG)."""
         b = self.base
         doc = {
-            "kafka": {"bootstrap": b.kafka.bootstrap, "topic_prefix": f"{self.prefix}{model}."},
+            # Replication as configured, so a run against a multi-broker cluster measures replicated topics.
+            "kafka": {
+                "bootstrap": b.kafka.bootstrap,
+                "topic_prefix": f"{self.prefix}{model}.",
+                "replication_factor": b.kafka.replication_factor,
+            },
             "redis": {"url": b.redis.url.get(), "key_prefix": self.prefix.rstrip(".")},
             "model": {
                 "name": model,

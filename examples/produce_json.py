@@ -30,7 +30,11 @@ def main() -> int:
     from confluent_kafka import Producer
 
     rng = random.Random(args.seed)
-    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
+    # acks=all + idempotence: on a replicated cluster an acknowledged event is on the in-sync replicas, and the
+    # client's retries after a leader change neither duplicate nor reorder it.
+    producer = Producer(
+        {"bootstrap.servers": args.bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True}
+    )
     failures: list[str] = []
 
     def delivered(err: object, msg: object) -> None:

@@ -57,6 +57,7 @@ class GuardConfig:
     max_examples: int = 3000  # paired examples after which a challenger that has not won is dropped
     challenger_grace: int = 30  # first examples a fresh challenger learns from without being scored
     non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
+    superiority_margin: float = 0.0  # a challenger (or, in probation, the previous model) must win by more
     segment_margin: float = 0.1
     reference_margin: float = 0.02
     max_disagreement: float = (

@@ -125,7 +125,7 @@ class PairedEvidence:
         # model rarely differ by a whole MAE on one event (|error difference| <= |prediction difference|), so
         # the clipping seldom bites; a wider unit would shrink the margin in its units and slow every release.
         self.not_worse = EProcess(config.non_inferiority_margin)
-        self.better = EProcess(0.0)
+        self.better = EProcess(-config.superiority_margin)
         self.much_better = EProcess(-config.hold_margin)
         self.n = 0
         self.cand_only = 0  # classification: candidate right, baseline wrong
@@ -178,9 +178,8 @@ class PairedEvidence:
             self.cand_only += lc == 0.0 and lb == 1.0
             self.base_only += lb == 0.0 and lc == 1.0
         d = lc - lb
-        if self.task == "classification":
-            bounded = d
-        else:
+        bounded: float | None = d
+        if self.task != "classification":
             # Scale from earlier pairs only (the bet must be predictable); the first pairs only set it.
             scale = self.sum_base / (self.n - 1) if self.n > 1 else 0.0
             bounded = max(-1.0, min(1.0, d / scale)) if scale > 0 else None

@@ -6,8 +6,9 @@ elec, Hoeffding trees on Agrawal and STAGGER, and which one wins changes after a
 every label *before* it learns it (test-then-train), so the choice is made on the same evidence a plain learner's
 accuracy is measured on. Serving costs one member's prediction; a release carries the members (a few KB).
 
-Classification: logistic regression (``multiclass: auto``) and a Hoeffding tree. Regression: linear regression and a
-Hoeffding tree regressor. ``members`` (a list of ``{name, params}``) replaces them.
+Classification: logistic regression (``multiclass: auto``), the same on pairwise feature products (``degree: 2``,
+only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
+Hoeffding tree regressor, blended. ``members`` (a list of ``{name, params}``) replaces them.
 
 >>> from learners.config import LearnerSpec
 >>> from learners.specs import build_learner
@@ -28,8 +29,15 @@ from driftline.errors import LearnerError
 #: Weight of the newest loss in each member's running loss: about the last 200 labels decide.
 FADE = 0.995
 WARMUP = 50.0  # faded count of labels before a regression pool blends its members
+#: A member with ``params.degree == 2`` learns on every pairwise product of the features: its cost grows with the
+#: square of their number, so it is dropped at the first example when there are more than this many.
+MAX_QUADRATIC_FEATURES = 12
 DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
-    "classification": [{"name": "logistic_regression"}, {"name": "hoeffding_tree"}],
+    "classification": [
+        {"name": "logistic_regression"},
+        {"name": "logistic_regression", "params": {"degree": 2}},
+        {"name": "hoeffding_tree"},
+    ],
     "regression": [{"name": "linear_regression"}, {"name": "hoeffding_tree"}],
 }
 
@@ -48,6 +56,10 @@ class Pool:
 
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         # x is already cleaned by the Learner wrapping this pool.
+        if self.weight == 0.0 and len(x) > MAX_QUADRATIC_FEATURES and len(self.members) > 1:
+            keep = [k for k, m in enumerate(self.members) if m.spec.params.get("degree", 1) != 2] or [0]
+            self.members = [self.members[k] for k in keep]
+            self.losses = [self.losses[k] for k in keep]
         for k, member in enumerate(self.members):
             pred = member.predict_one(x, cleaned=True)
             if self.task == "classification":
@@ -73,7 +85,10 @@ class Pool:
         # is small): measured on Friedman streams in BENCHMARKS-accuracy.md.
         weights = [1.0 / max(loss / self.weight, 1e-12) ** 2 for loss in self.losses]
         total = sum(weights)
-        return sum(w * m.predict_one(x, cleaned=True) for w, m in zip(weights, self.members, strict=True)) / total
+        return (
+            sum(w * m.predict_one(x, cleaned=True) for w, m in zip(weights, self.members, strict=True))
+            / total
+        )
 
 
 def build_pool(params: dict[str, Any], task: str, seed: int) -> Pool:

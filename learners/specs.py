@@ -64,19 +64,26 @@ def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import linear_model, multiclass, preprocessing
+    from river import feature_extraction, linear_model, multiclass, preprocessing
 
     mode = params.get("multiclass", "auto")
     if mode not in MULTICLASS:
         raise LearnerError(
             f"learner 'logistic_regression': multiclass must be {', '.join(MULTICLASS)}, got {mode!r}"
         )
-    rest = {k: v for k, v in params.items() if k != "multiclass"}
+    degree = params.get("degree", 1)
+    if degree not in (1, 2):
+        raise LearnerError(f"learner 'logistic_regression': degree must be 1 or 2, got {degree!r}")
+    rest = {k: v for k, v in params.items() if k not in ("multiclass", "degree")}
     cls = linear_model.SoftmaxRegression if mode == "softmax" else linear_model.LogisticRegression
     _check(cls, rest, "logistic_regression", ("lr",))
     est = _construct(cls, _linear_params(rest), "logistic_regression")
     if mode == "ovr":
         est = multiclass.OneVsRestClassifier(est)
+    if degree == 2:
+        # Every pairwise product of the scaled features (a quadratic boundary), scaled again for SGD.
+        quadratic = feature_extraction.PolynomialExtender(degree=2, include_bias=False)
+        return preprocessing.StandardScaler() | quadratic | preprocessing.StandardScaler() | est
     return preprocessing.StandardScaler() | est
 
 
@@ -89,14 +96,14 @@ def _to_one_vs_rest(pipeline: Any, classes: list[Any]) -> Any:
     from river import compose, multiclass
 
     steps = list(pipeline.steps.values())
-    scaler, positive = steps[0], steps[-1]
+    *front, positive = steps
     negative = copy.deepcopy(positive)
     for k in list(negative._weights):
         negative._weights[k] = -negative._weights[k]
     negative.intercept = -negative.intercept
     ovr = multiclass.OneVsRestClassifier(positive.clone())
     ovr.classifiers = {classes[0]: negative, classes[1]: positive}
-    return compose.Pipeline(scaler, ovr)
+    return compose.Pipeline(*front, ovr)
 
 
 def _linear_regression(params: dict[str, Any], task: str, seed: int) -> Any:

@@ -366,6 +366,7 @@ class Trainer(TrainerControl):
         snap = lc.snapshot_metrics()
         m.n_learned.labels(model=model).set(lc.n_learned)
         m.learning_paused.labels(model=model).set(float(lc.paused))
+        m.held_examples.labels(model=model).set(len(self.held))
         m.set_model_metrics(
             model,
             lc.served_version,

@@ -66,13 +66,13 @@ class TrainerControl:
 
     def learn_held(self) -> int:
         """After a resume: learn the examples held during the pause, in arrival order."""
-        held, self.held = [RawRecord(*h) for h in self.held], []
+        # (A checkpoint of an earlier build holds (RawRecord, example) pairs.)
+        held = [h[0] if isinstance(h[0], RawRecord) else RawRecord(*h) for h in self.held]
+        self.held = []
         decoded = self.ctx.codec.decode_many("TrainingExample", [r.value for r in held], topic=self._topic)
         learned = 0
         for raw, example in zip(held, decoded, strict=True):
-            if isinstance(
-                example, SchemaError
-            ):  # it decoded when it was held: only a schema change gets here
+            if isinstance(example, SchemaError):  # it decoded when held: only a schema change gets here
                 self.ctx.deadletter("train", raw, example)
                 continue
             learned += self.learn(raw, example)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from connectors.producer import DeliveryError
 from connectors.redis_store import LabelLookup
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, StackError
 from schemas.codec import default_codec
 from streams.app import handle_batch
 from streams.batches import handle_batch_blocking, one_by_one, transient
@@ -208,7 +208,18 @@ def test_transient_errors_are_the_infrastructure_ones() -> None:
     assert transient(KafkaException(KafkaError(KafkaError._TRANSPORT)))
     assert transient(redis.ConnectionError("down")) and transient(redis.TimeoutError("slow"))
     assert transient(redis.ResponseError("LOADING Redis is loading the dataset in memory"))
+    # What redis-py raises when maxmemory is reached (the "OOM" code becomes the class), also inside a script.
+    assert transient(redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    assert transient(redis.exceptions.ReadOnlyError("You can't write against a read only replica."))
     assert transient(OSError(28, "No space left on device"))
+    assert transient(StackError("cannot reach Redis at redis://127.0.0.1:6379/0"))
+    try:  # a record-looking error raised from a connection failure is the connection failure
+        try:
+            raise redis.ConnectionError("Connection refused")
+        except redis.ConnectionError as cause:
+            raise ValueError("lookup failed") from cause
+    except ValueError as wrapped:
+        assert transient(wrapped)
     for poison in (RecursionError(), MemoryError(), OverflowError(), UnicodeDecodeError("utf-8", b"", 0, 1, "x"),
                    ValueError("bad"), KeyError("k"), TypeError("t"), redis.ResponseError("WRONGTYPE")):  # fmt: skip
         assert not transient(poison), poison

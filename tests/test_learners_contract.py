@@ -163,11 +163,16 @@ def test_default_logistic_becomes_one_vs_rest_at_a_third_class_keeping_what_it_l
 def test_auto_pool_answers_with_the_member_that_has_been_right_more_often() -> None:
     rng = random.Random(12)
     model = build_learner(LearnerSpec("auto"))
-    assert [m.spec.name for m in model.model.members] == ["logistic_regression", "hoeffding_tree"]
-    for _ in range(3000):  # XOR: a linear model cannot learn it, a tree can
+    members = model.model.members
+    assert [(m.spec.name, m.spec.params.get("degree", 1)) for m in members] == [
+        ("logistic_regression", 1),
+        ("logistic_regression", 2),
+        ("hoeffding_tree", 1),
+    ]
+    for _ in range(3000):  # XOR: a linear model cannot learn it; a tree and a quadratic boundary can
         a, b = rng.random(), rng.random()
         model.learn_one({"a": a, "b": b}, int((a > 0.5) != (b > 0.5)))
-    assert model.model.leader == 1
+    assert model.model.leader != 0
     assert model.predict_one({"a": 0.9, "b": 0.1}) == 1 and model.predict_one({"a": 0.9, "b": 0.9}) == 0
     regressor = build_learner(LearnerSpec("auto"), "regression")
     assert [m.spec.name for m in regressor.model.members] == ["linear_regression", "hoeffding_tree"]
@@ -175,6 +180,9 @@ def test_auto_pool_answers_with_the_member_that_has_been_right_more_often() -> N
         a = rng.uniform(-1, 1)
         regressor.learn_one({"a": a}, 3 * a + 1)
     assert abs(regressor.predict_one({"a": 0.5}) - 2.5) < 0.3
+    wide = build_learner(LearnerSpec("auto"))
+    wide.learn_one({f"f{i}": float(i) for i in range(13)}, 1)  # too many features for the quadratic member
+    assert [m.spec.params.get("degree", 1) for m in wide.model.members] == [1, 1]
     with pytest.raises(LearnerError, match="members"):
         build_learner(LearnerSpec("auto", {"members": "lr"}))
     with pytest.raises(LearnerError, match="'nope'"):

@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "stack",
-        help="local single-node Kafka (KRaft) and Redis on 127.0.0.1",
+        help="local Kafka (KRaft: one node, or a cluster with --brokers N) and Redis on 127.0.0.1",
         description=(
             "Run a local single-node Apache Kafka (KRaft) and Redis on 127.0.0.1 for development, tests and "
-            "the demo. Ports come from --bootstrap / --redis-url (or settings) unless given below. Data and "
+            "the demo; with --brokers N a KRaft cluster of N nodes instead (each node a controller and a broker, "
+            "on --kafka-port + 0, 2, 4, ...). Ports come from --bootstrap / --redis-url (or settings) unless "
+            "given below. Data and "
             "logs live in <state_dir>/stack. Servers already answering there are reused, never stopped. "
             "`up` also creates the contract's topics for the configured prefix (see `driftline topics`)."
         ),
