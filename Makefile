@@ -5,20 +5,19 @@ PY := $(VENV)/bin/python
 DL := $(VENV)/bin/driftline
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-fast test-cluster lint format stack-up stack-down stack-status bench clean
+.PHONY: setup system-deps test-deps demo test test-fast test-cluster lint format stack-up stack-down stack-status bench clean doctor
 
 setup: system-deps $(VENV)/.installed
 
-# Debian packages the local stack and the rule tests need: redis-server, promtool (prometheus), Java 17, Maven;
-# chromium and chromium-driver for the console's browser tests.
-system-deps:
+# Debian packages: what the local stack needs (redis-server, Java 17, Maven), and for `make test` only what the
+# tests add (promtool for the alert rules, kcat for examples/README.md's one-liners, chromium + chromium-driver for
+# the console's browser tests). A non-root user without the test tools can still run `make demo`.
+RUNTIME_DEPS := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven
+TEST_DEPS := promtool:prometheus kcat:kcat chromium:chromium chromedriver:chromium-driver
+
+define apt_install
 	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
-	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
-	command -v mvn >/dev/null || missing="$$missing maven"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	for pair in $(1); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
@@ -27,6 +26,13 @@ system-deps:
 	    echo "missing:$$missing. Install them (Debian: sudo apt-get install$$missing) or use 'docker compose up'." >&2; exit 1; \
 	  fi; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(RUNTIME_DEPS))
+
+test-deps:
+	$(call apt_install,$(TEST_DEPS))
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,19 +49,22 @@ stack-down:
 stack-status:
 	$(DL) stack status
 
+doctor: setup
+	$(DL) doctor
+
 demo: setup
 	$(DL) demo $(DEMO_ARGS)
 
-test: setup
+test: setup test-deps
 	$(DL) stack up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the fault tests on a private three-node cluster (also part of `make test`).
-test-cluster: setup
+test-cluster: setup test-deps
 	$(DL) stack up
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup test-deps
 	$(PY) -m pytest -m "not kafka and not faults" $(PYTEST_ARGS)
 
 lint: setup

@@ -76,7 +76,7 @@ class BenchEnv:
     prefix: str = field(default_factory=lambda: f"bench-{secrets.token_hex(4)}.")
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="driftline-bench-")))
     workers: list[WorkerProcess] = field(default_factory=list)
-    signing_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def settings(self, model: str, learner: str, params: Mapping[str, Any] | None = None) -> Settings:
         """Settings for one model of this run: topics of its own (``<run prefix><model>.``), so one

@@ -26,6 +26,7 @@ from bench.data import (
     release_record,
 )
 from bench.env import BenchEnv, machine_info, progress
+from bench.explain_cost import explain_cost
 from bench.pipeline import (
     PredictionReader,
     latency_at_rate,
@@ -138,6 +139,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     out.update(naive_loop(settings, codec, served, len(rows), naive_topic))
     progress(f"{kind}: bare River loop")
     out.update(river_loop(spec, train_rows, rows))
+    out.update(explain_cost(spec, train_rows, rows[:5000]))  # what model.explain would add per event
 
     learn_settings = env.settings(f"learn-{short}", kind)
     progress(f"{kind}: pre-filling {len(rows)} training examples with the served answers; one train worker")
@@ -214,6 +216,8 @@ def render(result: dict[str, Any]) -> str:
         ("hand-written loop CPU (us/event)", "naive_cpu_us", "{:.0f}"),
         ("  ratio by CPU time", "score_vs_naive_cpu", "{:.2f}x"),
         ("bare River predict_one (/s)", "river_predict_eps", "{:,.0f}"),
+        ("model.explain: explain (us/event)", "explain_us", "{:.1f}"),
+        ("  vs predict_with_proba (us/event)", "predict_us", "{:.1f}"),
         ("train worker (examples/s)", "learn_eps", "{:,.0f}"),
         ("bare River learn_one (/s)", "river_learn_eps", "{:,.0f}"),
         ("  ratio learn/river_learn", "learn_vs_river_learn", "{:.2f}x"),

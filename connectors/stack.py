@@ -448,28 +448,33 @@ def stack_down(
     state_dir: str | Path | None = None,
     *,
     grace_s: float = 30.0,
+    services: tuple[str, ...] = ("kafka", "redis"),
 ) -> dict[str, bool]:
     """Stop the services this state directory started; returns ``{"kafka": stopped?, "redis": stopped?}``.
 
-    Services we did not start are never signalled.
+    Services we did not start are never signalled; ``services`` narrows the stop further (a caller that started
+    only Redis stops only Redis).
     """
     cfg = _config(settings, state_dir)
+    stopped = {"kafka": False, "redis": False}
     if not cfg.state_dir.is_dir():
-        return {"kafka": False, "redis": False}
+        return stopped
     props = cfg.kafka_dir / "server.properties"
     with file_lock(cfg.state_dir / "stack.lock"):
-        if cfg.brokers > 1:
-            from connectors.cluster import cluster_down
+        if "kafka" in services:
+            if cfg.brokers > 1:
+                from connectors.cluster import cluster_down
 
-            kafka = cluster_down(cfg, grace_s)
-        else:
-            kafka = stop_pidfile(
-                cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s
+                stopped["kafka"] = cluster_down(cfg, grace_s)
+            else:
+                stopped["kafka"] = stop_pidfile(
+                    cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s
+                )
+        if "redis" in services:
+            stopped["redis"] = stop_pidfile(
+                cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
             )
-        redis = stop_pidfile(
-            cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
-        )
-    return {"kafka": kafka, "redis": redis}
+    return stopped
 
 
 def ensure_stack(settings: Settings, state_dir: str | Path | None = None) -> StackStatus:

@@ -3,10 +3,10 @@
 An entry is a JSON object::
 
     {"seq": 7, "ts": 1764590000000, "kind": "decision", "model": "default", "record": {...},
-     "prev": "<hash of entry 6>", "key_id": "3f2a...", "hash": "<sha256>", "sig": "<hmac-sha256>"}
+     "prev": "<hash of entry 6>", "sig_key_id": "3f2a...", "hash": "<sha256>", "sig": "<hmac-sha256>"}
 
 ``hash`` is SHA-256 over the canonical JSON (sorted keys, no spaces) of the signed fields (everything but
-``hash`` and ``sig``); ``sig`` is HMAC-SHA256 of ``hash`` with the signing key; ``key_id`` names the key by a
+``hash`` and ``sig``); ``sig`` is HMAC-SHA256 of ``hash`` with the signing key; ``sig_key_id`` names the key by a
 short fingerprint (never the key). Entry 0 links to :data:`GENESIS`. Why both a hash and a MAC: the hash links
 the entries (anyone can check order and completeness), the MAC makes a rewritten chain impossible to re-seal
 without the key.
@@ -51,7 +51,9 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-SIGNED_FIELDS = ("seq", "ts", "kind", "model", "record", "prev", "key_id")
+# ``sig_key_id``, not ``key_id``: a record may carry a key_id of its own (a control command's signer), and
+# pre-chain readers read record fields at the top level of the line.
+SIGNED_FIELDS = ("seq", "ts", "kind", "model", "record", "prev", "sig_key_id")
 CHAIN_FIELDS = frozenset(SIGNED_FIELDS) | {"hash", "sig"}
 # The kinds of tampering :func:`verify` names.
 KINDS = (
@@ -116,7 +118,7 @@ def make_entry(
         "model": str(model),
         "record": json.loads(json.dumps(dict(record), default=str)),
         "prev": GENESIS if head is None else head.hash,
-        "key_id": key_id(key),
+        "sig_key_id": key_id(key),
     }
     entry["hash"] = entry_hash(entry)
     entry["sig"] = _mac(key, entry["hash"])
@@ -209,9 +211,9 @@ def _integrity(entry: Any, keys: Mapping[str, bytes], model: str | None) -> tupl
     for name, value in entry.items():
         if name not in CHAIN_FIELDS and canonical(entry["record"].get(name)) != canonical(value):
             return "altered", f"top-level field {name!r} differs from record.{name}"
-    key = keys.get(str(entry["key_id"]))
+    key = keys.get(str(entry["sig_key_id"]))
     if key is None:
-        return "forged", f"signed with key id {entry['key_id']!r}, not with a key given to verify"
+        return "forged", f"signed with key id {entry['sig_key_id']!r}, not with a key given to verify"
     if not hmac.compare_digest(_mac(key, str(entry["hash"])), str(entry["sig"])):
         return "forged", "signature does not match (rewritten without the key)"
     if model is not None and entry["model"] != model:
@@ -249,7 +251,7 @@ def verify(
         seq = entry.get("seq") if isinstance(entry, Mapping) and isinstance(entry.get("seq"), int) else None
         if bad is not None:
             return fail(bad[0], i, seq, bad[1])
-        result.key_ids.add(str(entry["key_id"]))
+        result.key_ids.add(str(entry["sig_key_id"]))
     seqs = [int(e["seq"]) for e in entries]
     positions: dict[int, int] = {}
     expected, prev_hash = first_seq, None if first_seq else GENESIS

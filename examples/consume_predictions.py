@@ -53,7 +53,10 @@ def decode(value: bytes, writers: dict[bytes, Any], reader: Any) -> dict[str, An
     writer = writers.get(value[2:10])
     if writer is None:
         raise ValueError(f"unknown writer schema fingerprint {value[2:10].hex()}: update your .avsc copies")
-    return dict(schemaless_reader(io.BytesIO(value[10:]), writer, reader))  # type: ignore[arg-type]
+    record = schemaless_reader(io.BytesIO(value[10:]), writer, reader)
+    if not isinstance(record, dict):
+        raise ValueError(f"not a record: {type(record).__name__}")
+    return record
 
 
 def main() -> int:

@@ -50,15 +50,16 @@ def main() -> int:
     for i in range(args.events):
         x, y = rng.uniform(0, 10), rng.uniform(0, 10)
         user = f"user-{rng.randrange(20)}"
+        event_id = f"ex-{args.seed}-{i}"
         event = {
-            "id": f"ex-{args.seed}-{i}",
+            "id": event_id,
             "ts": int(time.time() * 1000),
             "key": user,
             "features": {"x": x, "y": y, "country": rng.choice(["fr", "de", "us"]), "returning": i % 3 == 0},
         }
         # Keyed by entity, so every event of one user lands on the same partition, in order.
         producer.produce(f"{args.prefix}features", key=user, value=json.dumps(event), on_delivery=delivered)
-        owed.append((event["id"], x + y > 10))
+        owed.append((event_id, x + y > 10))
         if len(owed) > args.label_delay:
             send_label(*owed.pop(0))
         producer.poll(0)

@@ -41,6 +41,7 @@ from typing import Any
 
 from driftline.errors import ArtifactError, SecurityError
 from learners import safe_pickle
+from schemas.codec import json_depth
 
 __all__ = [
     "ArtifactHeader",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 _NO_KEY = "no signing key configured (set DRIFTLINE_SIGNING_KEY)"
+# A header holds a few scalars, library versions, metrics and a decision string: depth 2, a few KB.
+MAX_HEADER_CHARS = 256 * 1024
+MAX_HEADER_DEPTH = 4
 _REF_SCHEME = "file://"
 
 
@@ -84,7 +88,14 @@ class ArtifactHeader:
 
     @classmethod
     def from_json(cls, text: str) -> ArtifactHeader:
-        """Parse a header; raises :class:`SecurityError` if it is malformed."""
+        """Parse a header; raises :class:`SecurityError` if it is malformed, too large or nested too deep
+        (checked before parsing: the parser recurses once per level)."""
+        if not isinstance(text, str) or len(text) > MAX_HEADER_CHARS:
+            raise SecurityError(f"malformed artifact header: over {MAX_HEADER_CHARS} characters")
+        if json_depth(text, MAX_HEADER_DEPTH) > MAX_HEADER_DEPTH:
+            raise SecurityError(
+                f"malformed artifact header: JSON nested deeper than {MAX_HEADER_DEPTH} levels"
+            )
         try:
             data = json.loads(text)
             names = {f.name for f in dataclasses.fields(cls)}

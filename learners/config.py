@@ -29,6 +29,9 @@ class DriftConfig:
     ConceptDriftStreams (see BENCHMARKS-accuracy.md).
     """
 
+    # Detector on the served model's error, by name: adwin, kswin, page_hinkley, or (classification only, 0/1
+    # errors) ddm, eddm, hddm_a, hddm_w, fhddm. Measured per stream family in BENCHMARKS-accuracy.md.
+    error_detector: str = "adwin"
     adwin_delta: float = 0.002
     adwin_grace: int = (
         100  # no error alarm before this many labelled examples (a cold model's error still falls)
@@ -50,15 +53,22 @@ class GuardConfig:
     """Guard parameters: statistical tests, sanity checks, challengers and probation."""
 
     alpha: float = 0.05
-    min_examples: int = 200  # paired examples before a challenger may be judged
+    min_examples: int = 50  # paired examples before a challenger may be judged (the test is anytime-valid)
     max_examples: int = 3000  # paired examples after which a challenger that has not won is dropped
     challenger_grace: int = 30  # first examples a fresh challenger learns from without being scored
     non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
+    superiority_margin: float = 0.0  # a challenger (or, in probation, the previous model) must win by more
     segment_margin: float = 0.1
     reference_margin: float = 0.02
-    max_disagreement: float = 0.5
+    max_disagreement: float = (
+        0.5  # above this share of changed answers a candidate needs hold_margin (or an operator)
+    )
+    hold_margin: float = 0.2  # error-rate (or relative loss) gain that promotes a high-disagreement candidate
     max_predict_latency_ms: float = 5.0
     collapse_share: float = 0.05  # collapse check: one predicted class while another label had >= this share
     max_reference: int = 2000  # reference examples scored per decision
     probation_examples: int = 500
     probation_alpha: float = 0.01
+    # Fairness (with model.segment_feature): refuse a candidate whose demographic-parity or equalized-odds gap
+    # (MAE gap for regression) is over this bound and wider than the served model's. None: not checked.
+    fairness_max_gap: float | None = None

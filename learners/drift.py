@@ -16,6 +16,7 @@ from typing import Any
 
 from river import drift, stats
 
+from driftline.errors import ConfigError
 from learners.config import DriftConfig
 from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
@@ -31,31 +32,68 @@ SCALAR_CELLS = 96
 class DriftSignal:
     """One alarm. ``signal`` is ``error``, ``loss`` or ``feature:<name>``; ``index`` the stream position."""
 
-    detector: str  # "adwin" | "page_hinkley"
+    detector: str  # "adwin" | "page_hinkley" | another ERROR_DETECTORS name
     signal: str
     index: int
     details: dict[str, str] = field(default_factory=dict)
 
 
-class ErrorDriftMonitor:
-    """ADWIN on the served model's error (0/1 for classification, absolute error for regression).
+#: Detectors ``DriftConfig.error_detector`` may name, for the served model's error. The binary ones take 0/1 errors
+#: (classification only); ADWIN, KSWIN and Page-Hinkley take any real-valued error.
+ERROR_DETECTORS = ("adwin", "kswin", "page_hinkley", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm")
+BINARY_DETECTORS = ("ddm", "eddm", "hddm_a", "hddm_w", "fhddm")
 
-    Only increases of the error raise an alarm: a drop (a better model was promoted) is not drift to act on.
+
+def error_detector(name: str, config: DriftConfig, seed: int = 0) -> Any:
+    """A fresh River detector by name (River's defaults, ADWIN with ``adwin_delta``)."""
+    from river.drift import binary
+
+    makers: dict[str, Any] = {
+        "adwin": lambda: drift.ADWIN(delta=config.adwin_delta),
+        "kswin": lambda: drift.KSWIN(seed=seed),
+        "page_hinkley": lambda: drift.PageHinkley(mode="up"),
+        "ddm": binary.DDM,
+        "eddm": binary.EDDM,
+        "hddm_a": binary.HDDMA,
+        "hddm_w": binary.HDDMW,
+        "fhddm": binary.FHDDM,
+    }
+    if name not in makers:
+        raise ConfigError(
+            f"drift.error_detector: unknown detector {name!r}; known: {', '.join(ERROR_DETECTORS)}"
+        )
+    return makers[name]()
+
+
+class ErrorDriftMonitor:
+    """A detector (``DriftConfig.error_detector``, ADWIN by default) on the served model's error (0/1 for
+    classification, absolute error for regression).
+
+    Only increases of the error raise an alarm: a drop (a better model was promoted) is not drift to act on. ADWIN
+    reports its two windows' means; for the other detectors the error rate of the last ``RECENT`` examples is
+    compared with the rate since the last reset.
     """
+
+    RECENT = 100
 
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
-        self._adwin = drift.ADWIN(delta=self.config.adwin_delta)
-        self._n = 0
+        self.reset()
 
     def reset(self) -> None:
         """Forget the past errors (call when the served model changes)."""
-        self._adwin = drift.ADWIN(delta=self.config.adwin_delta)
+        self._name = getattr(self.config, "error_detector", "adwin")
+        self._detector = error_detector(self._name, self.config)
+        self._adwin = self._detector  # the attribute name older checkpoints and tests know
         self._n = 0
+        self._sum = 0.0
+        self._recent: list[float] = []
 
     def update(self, error: float, index: int) -> list[DriftSignal]:
         if not finite(error):
             return []
+        if getattr(self, "_name", "adwin") != "adwin":
+            return self._update_other(float(error), index)
         before = self._adwin.estimation
         self._adwin.update(float(error))
         self._n += 1
@@ -70,6 +108,27 @@ class ErrorDriftMonitor:
             "width": str(self._adwin.width),
         }
         return [DriftSignal("adwin", "error", index, details)]
+
+    def _update_other(self, error: float, index: int) -> list[DriftSignal]:
+        self._n += 1
+        self._sum += error
+        self._recent.append(error)
+        if len(self._recent) > self.RECENT:
+            self._recent.pop(0)
+        self._detector.update(error)
+        if not self._detector.drift_detected or self._n < self.config.adwin_grace:
+            return []
+        before, after = self._sum / self._n, sum(self._recent) / len(self._recent)
+        name = self._name
+        # The detector is left to reset itself (River's do after a drift); the rates restart with it.
+        self._n, self._sum, self._recent = 0, 0.0, []
+        if after <= before:
+            return []
+        return [
+            DriftSignal(
+                name, "error", index, {"error_before": f"{before:.4f}", "error_after": f"{after:.4f}"}
+            )
+        ]
 
 
 class _ScaledPageHinkley:

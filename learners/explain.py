@@ -11,6 +11,7 @@ Methods, by model kind (the name travels with every explanation):
   prediction's path from the root, each split's feature is credited with the change of the node estimate (the
   predicted class's share of the node's weight, or the mean target for regression) from parent to child
   (Saabas 2014); the credits plus ``_root`` equal the leaf's estimate. Importances are split counts per feature.
+- ``auto`` (a pool): the method of the member that answers.
 - any other kind: ``none`` (no explanation; the diff still shows the metrics).
 
 >>> from learners.config import LearnerSpec
@@ -42,6 +43,15 @@ def _raw(learner: Any) -> Any:
     return getattr(learner, "model", learner)
 
 
+def _leader(learner: Any) -> Any:
+    """The member that answers for an ``auto`` pool (learners/pool.py), else ``learner`` itself."""
+    raw = _raw(learner)
+    members, leader = getattr(raw, "members", None), getattr(raw, "leader", None)
+    if isinstance(members, list) and isinstance(leader, int) and 0 <= leader < len(members):
+        return _leader(members[leader])
+    return learner
+
+
 def _linear_parts(raw: Any) -> tuple[list[Any], Any] | None:
     """(transformers before the estimator, the linear estimator) for a River pipeline ending in one."""
     steps = list(getattr(raw, "steps", {}).values()) if hasattr(raw, "steps") else [raw]
@@ -49,7 +59,7 @@ def _linear_parts(raw: Any) -> tuple[list[Any], Any] | None:
     weights = getattr(est, "weights", None)
     if est is None or not isinstance(weights, Mapping) or not hasattr(est, "intercept"):
         return None
-    if weights and not all(isinstance(v, (int, float)) for v in weights.values()):
+    if weights and not isinstance(next(iter(weights.values())), (int, float)):
         return None  # softmax: one weight vector per class
     return steps[:-1], est
 
@@ -76,7 +86,9 @@ def _branches(node: Any) -> list[Any]:
 
 
 def feature_weights(learner: Any) -> tuple[str, dict[str, float]]:
-    """(method, {feature: weight}): linear coefficients, or split counts summed over a forest's trees."""
+    """(method, {feature: weight}): linear coefficients, or split counts summed over a forest's trees (for an
+    ``auto`` pool: those of the member that answers)."""
+    learner = _leader(learner)
     raw = _raw(learner)
     linear = _linear_parts(raw)
     if linear is not None:
@@ -111,8 +123,14 @@ def _unit(method: str) -> str:
     return {LINEAR: "coef (standardized features)", TREE: "splits on the feature"}.get(method, "")
 
 
-def explain_one(learner: Any, x: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
-    """(method, {feature: contribution}) for one prediction of ``learner`` on ``x`` (see the module doc)."""
+def explain_one(learner: Any, x: Mapping[str, Any], prediction: Any = None) -> tuple[str, dict[str, float]]:
+    """(method, {feature: contribution}) for one prediction of ``learner`` on ``x`` (see the module doc).
+
+    ``prediction``: what ``learner`` predicted for ``x``, if the caller has it (saves predicting again). An
+    ``auto`` pool is explained by the member that answers (for a regression pool past its warm-up, which blends its
+    members, that is an approximation).
+    """
+    learner = _leader(learner)
     raw = _raw(learner)
     xc = clean_features(dict(x))
     linear = _linear_parts(raw)
@@ -121,15 +139,15 @@ def explain_one(learner: Any, x: Mapping[str, Any]) -> tuple[str, dict[str, floa
         z = xc
         for step in steps:
             z = step.transform_one(z)
-        sign = -1.0 if _against_prediction(learner, raw, xc) else 1.0
+        sign = -1.0 if _against_prediction(learner, raw, xc, prediction) else 1.0
         out = {str(k): sign * float(w) * float(z.get(k, 0.0)) for k, w in est.weights.items() if k in z}
         out["_intercept"] = sign * float(est.intercept)
         return LINEAR, _finite(out)
     trees = _trees(raw)
     if not trees:
         return NONE, {}
-    target = None
-    if hasattr(raw, "predict_one") and hasattr(raw, "predict_proba_one"):
+    target = prediction
+    if target is None and hasattr(raw, "predict_proba_one"):
         target = raw.predict_one(xc)
     total: dict[str, float] = {}
     for t in trees:
@@ -147,18 +165,18 @@ def _flipped(learner: Any) -> bool:
     return bool(classes[1] != max(classes[:2], key=str))
 
 
-def _against_prediction(learner: Any, raw: Any, xc: Mapping[str, Any]) -> bool:
+def _against_prediction(learner: Any, raw: Any, xc: Mapping[str, Any], prediction: Any) -> bool:
     """True when a binary logistic model predicts its negative class: its score is the positive class's log-odds,
     and contributions are reported toward the predicted class."""
     if not hasattr(raw, "predict_proba_one"):
         return False  # a regressor: the score is the prediction itself
+    if learner is raw:
+        return not (raw.predict_one(xc) if prediction is None else prediction)
     classes = getattr(learner, "_classes", None)
     positive = classes[1] if getattr(learner, "_binary", False) and classes and len(classes) > 1 else True
-    return (
-        bool(learner.predict_one(xc, cleaned=True) != positive)
-        if learner is not raw
-        else not raw.predict_one(xc)
-    )
+    if prediction is None:
+        prediction = learner.predict_one(xc, cleaned=True)
+    return bool(prediction != positive)
 
 
 def _estimate(node: Any, target: Any) -> float:
@@ -213,3 +231,34 @@ def release_explanation(release: Any, lifecycle: Any = None, top: int = 10) -> d
         "decision": json.loads(decision.to_json()) if decision is not None else None,
         "changes": weight_changes(parent_model, release.model, top) if parent_model is not None else None,
     }
+
+
+def describe_release(record: Mapping[str, Any], top: int = 3) -> dict[str, str]:
+    """One audited release (the record :func:`release_explanation` wrote) as short readable texts: where its data
+    came from, its largest changes and the guard's evidence."""
+    data = record.get("data_range") or {}
+    learned = "-"
+    if data:
+        learned = f"examples {data.get('first_index', '?')}..{data.get('last_index', '?')}"
+    changes = record.get("changes")
+    rows = (changes or {}).get("top") or []
+    if changes is None:
+        changed = (
+            "first release" if record.get("reason") == "initial" else "not compared (no parent model at hand)"
+        )
+    elif rows:
+        shown = ", ".join(f"{r['feature']} {r['delta']:+.3g}" for r in rows[:top] if r.get("delta"))
+        changed = f"{shown or 'no change'} ({changes.get('unit') or changes.get('method')})"
+    else:
+        changed = f"no per-feature weights yet ({changes.get('method')})"
+    decision = record.get("decision") or {}
+    evidence = decision.get("evidence") or {}
+    if "candidate_accuracy" in evidence:
+        guard = f"accuracy {evidence['baseline_accuracy']:.3f} -> {evidence['candidate_accuracy']:.3f}"
+    elif "candidate_mae" in evidence:
+        guard = f"MAE {evidence['baseline_mae']:.4g} -> {evidence['candidate_mae']:.4g}"
+    else:
+        guard = str(record.get("reason") or "-")
+    if "n" in evidence:
+        guard += f" on {int(evidence['n'])} paired labels"
+    return {"learned_from": learned, "changes": changed, "guard": guard}

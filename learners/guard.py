@@ -3,20 +3,20 @@
 Candidates are scored *paired* with the model they would replace, on the same labelled examples
 (:class:`PairedEvidence`), then judged by :func:`judge`:
 
-1. A statistical test. Classification: McNemar on the discordant pairs, exact binomial (so small counts are
-   handled). Regression: paired t-test on absolute errors.
-   - ``incremental`` (the champion that kept learning vs the served snapshot): non-inferiority: the one-sided
-     upper confidence bound of (candidate error - served error) must be below ``non_inferiority_margin``
-     (relative to the served loss for regression).
-   - ``challenger`` (a fresh model started by a drift alarm vs the champion): superiority, one-sided p < ``alpha``.
+1. An anytime-valid statistical test (:class:`EProcess`, a betting e-process on the paired loss differences,
+   updated on every label, so the caller may decide after any label: a clear case ships after tens of labels,
+   a doubtful one waits). Regression differences are in units of the baseline's running MAE, clipped to +-1.
+   - ``incremental`` (the champion that kept learning vs the served snapshot): non-inferiority: the candidate's
+     error is shown to exceed the served one's by less than ``non_inferiority_margin`` (relative for regression).
+   - ``challenger`` (a model started by a drift alarm vs the champion): superiority at ``alpha``.
 2. Sanity checks, any failure rejects: finite outputs; prediction distribution not collapsed; predict latency
    within budget; no segment worse than ``segment_margin``; no regression beyond ``reference_margin`` on the
    trusted reference set (stream labels may be poisoned: the paired test cannot see that, the reference set can).
 3. Disagreement with the served predictions on more than ``max_disagreement`` of the examples: ``hold`` for an
-   operator instead of ``promote``.
+   operator, unless the candidate is shown better by more than ``hold_margin`` (see :func:`judge`).
 
 :class:`Probation` keeps the previous model in shadow after a promotion and asks for a ``rollback`` when the new one
-is significantly worse.
+is shown worse (anytime-valid, at ``probation_alpha``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy import stats as sps
-
 from learners.config import GuardConfig
+from learners.fairness import fairness_check, fairness_evidence
 from learners.features import finite
 
 OUTCOMES = ("promote", "reject", "hold", "rollback")
 PROBATION_FIRST = 50  # shadow pairs before the first probation look
-PROBATION_STEP = 25  # pairs between probation looks
+# Share of the largest safe bet the e-processes stake: higher ships clear cases sooner (with no discordant pair, a
+# 3 % non-inferiority margin is shown after ~120 labels at 0.8, ~200 at 0.5) and loses more on each bad pair.
+BET_CAP = 0.8
 
 
 @dataclass
@@ -78,11 +79,54 @@ def _loss(task: str, y: Any, pred: Any) -> float:
     return abs(float(pred) - float(y)) if finite(pred) and finite(y) else math.inf
 
 
+class EProcess:
+    """Anytime-valid test of H0: mean(d) >= ``m`` for paired differences d in [-1, 1], by betting.
+
+    Wealth = prod(1 + lambda_t (m - d_t)) is a nonnegative supermartingale under H0 (Ville's inequality: it exceeds
+    1/alpha with probability at most alpha, however often it is looked at), so H0 may be rejected the first time
+    ``log_wealth >= log(1/alpha)``. ``lambda_t`` is chosen from past differences only (aGRAPA, Waudby-Smith and
+    Ramdas, JRSS-B 2024) and capped at ``BET_CAP`` of what keeps every factor positive, so one bad pair costs at
+    most that share of the wealth. Rejecting with m = margin shows non-inferiority; with m = 0 superiority; with
+    m = -delta an improvement of more than delta.
+    """
+
+    __slots__ = ("log_wealth", "m", "n", "s", "s2")
+
+    def __init__(self, m: float) -> None:
+        self.m = m
+        self.n = 0
+        self.s = 0.0
+        self.s2 = 0.0
+        self.log_wealth = 0.0
+
+    def add(self, d: float) -> None:
+        mean = self.s / (self.n + 1)  # shrunk towards 0 so the first bets are cautious
+        var = (self.s2 - self.s * mean + 0.25) / (self.n + 1)
+        gap = self.m - mean
+        lam = min(max(gap / (var + gap * gap), 0.0), BET_CAP / (1.0 - self.m)) if gap > 0 else 0.0
+        self.log_wealth += math.log1p(lam * (self.m - d))
+        self.n += 1
+        self.s += d
+        self.s2 += d * d
+
+    def rejects(self, alpha: float) -> bool:
+        return self.log_wealth >= -math.log(alpha)
+
+
 class PairedEvidence:
     """Streaming summary of a candidate and a baseline predicting the same labelled examples."""
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str, config: GuardConfig | None = None) -> None:
         self.task = task
+        config = config or GuardConfig()
+        # Anytime-valid tests on the paired differences (classification: loss difference in {-1, 0, 1};
+        # regression: the absolute-error difference in units of the baseline's running MAE, clipped to [-1, 1],
+        # so the margins are relative to the baseline's MAE as the paired t-test's were). Two snapshots of one
+        # model rarely differ by a whole MAE on one event (|error difference| <= |prediction difference|), so
+        # the clipping seldom bites; a wider unit would shrink the margin in its units and slow every release.
+        self.not_worse = EProcess(config.non_inferiority_margin)
+        self.better = EProcess(-config.superiority_margin)
+        self.much_better = EProcess(-config.hold_margin)
         self.n = 0
         self.cand_only = 0  # classification: candidate right, baseline wrong
         self.base_only = 0  # baseline right, candidate wrong
@@ -98,6 +142,12 @@ class PairedEvidence:
         self.segments: dict[str, list[float]] = {}  # segment -> [n, candidate loss sum, baseline loss sum]
         self.pred_sum = 0.0
         self.pred_sum2 = 0.0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "not_worse" not in state:  # pickled before the e-processes: start them afresh (default margins)
+            fresh = PairedEvidence(self.task)
+            self.not_worse, self.better, self.much_better = fresh.not_worse, fresh.better, fresh.much_better
 
     def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> None:
         if y is None:
@@ -128,10 +178,19 @@ class PairedEvidence:
             self.cand_only += lc == 0.0 and lb == 1.0
             self.base_only += lb == 0.0 and lc == 1.0
         d = lc - lb
+        bounded: float | None = d
+        if self.task != "classification":
+            # Scale from earlier pairs only (the bet must be predictable); the first pairs only set it.
+            scale = self.sum_base / (self.n - 1) if self.n > 1 else 0.0
+            bounded = max(-1.0, min(1.0, d / scale)) if scale > 0 else None
+        if bounded is not None:
+            for test in (self.not_worse, self.better, self.much_better):
+                test.add(bounded)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += lb
         if segment is not None:
+            fairness_evidence(self).add(segment, y, cand, base)  # per-segment rates for the fairness check
             acc = self.segments.setdefault(segment, [0.0, 0.0, 0.0])
             acc[0] += 1
             acc[1] += lc
@@ -152,22 +211,6 @@ class PairedEvidence:
         return out
 
 
-def _mcnemar_superiority(cand_only: int, base_only: int) -> float:
-    """One-sided exact McNemar p-value for "the candidate is right more often than the baseline"."""
-    m = cand_only + base_only
-    return 1.0 if m == 0 else float(sps.binom.sf(cand_only - 1, m, 0.5))
-
-
-def _mcnemar_upper_difference(ev: PairedEvidence, alpha: float) -> float:
-    """Upper (1-alpha) bound of error(candidate) - error(baseline): Clopper-Pearson on the discordant pairs."""
-    m = ev.cand_only + ev.base_only
-    if m == 0:
-        return 0.0
-    b = ev.base_only
-    upper = 1.0 if b >= m else float(sps.beta.ppf(1 - alpha, b + 1, m - b))
-    return m * (2 * upper - 1) / ev.n
-
-
 def _paired_t(ev: PairedEvidence) -> tuple[float, float, int]:
     """Mean loss difference (candidate - baseline), its standard error and the degrees of freedom."""
     n = ev.n
@@ -179,37 +222,31 @@ def _paired_t(ev: PairedEvidence) -> tuple[float, float, int]:
 def statistical_test(
     kind: str, ev: PairedEvidence, config: GuardConfig
 ) -> tuple[bool, dict[str, float], str]:
-    """Run the test for ``kind`` (``incremental``: non-inferiority, otherwise superiority)."""
+    """Run the anytime-valid test for ``kind`` (``incremental``: non-inferiority, otherwise superiority).
+
+    Both are e-processes (:class:`EProcess`) updated on every pair, so a decision may be taken after any label
+    without a correction for the number of looks.
+    """
     alpha = config.alpha
-    evidence: dict[str, float] = {}
+    test = ev.not_worse if kind == "incremental" else ev.better
+    evidence = {"log_e_value": test.log_wealth, "log_e_threshold": -math.log(alpha), "e_pairs": float(test.n)}
+    ok = test.rejects(alpha)
     if ev.task == "classification":
-        if kind == "incremental":
-            upper = _mcnemar_upper_difference(ev, alpha)
-            evidence.update(error_difference_upper=upper, margin=config.non_inferiority_margin)
-            ok = upper < config.non_inferiority_margin
-            margin = config.non_inferiority_margin
-            text = f"non-inferiority: error difference upper bound {upper:.4f} vs margin {margin}"
-        else:
-            p = _mcnemar_superiority(ev.cand_only, ev.base_only)
-            evidence.update(p_value=p, statistic=float(ev.cand_only - ev.base_only))
-            ok = p < alpha and ev.cand_only > ev.base_only
-            text = f"superiority (exact McNemar): {ev.cand_only} vs {ev.base_only} discordant, p={p:.4g}"
-        return ok, evidence, text
-    mean, se, df = _paired_t(ev)
-    t = mean / se
-    evidence.update(statistic=t, mean_loss_difference=mean)
+        evidence["statistic"] = float(ev.cand_only - ev.base_only)
+        counts = f"{ev.cand_only} vs {ev.base_only} discordant"
+    else:
+        mean, _se, _df = _paired_t(ev) if ev.n else (0.0, 0.0, 0)
+        evidence["mean_loss_difference"] = mean
+        counts = f"mean loss difference {mean:.4g}"
     if kind == "incremental":
-        margin = config.non_inferiority_margin * (ev.sum_base / ev.n)
-        upper = mean + float(sps.t.ppf(1 - alpha, df)) * se
-        evidence.update(loss_difference_upper=upper, margin=margin)
-        return (
-            upper < margin,
-            evidence,
-            f"non-inferiority (paired t): upper {upper:.4g} vs margin {margin:.4g}",
+        margin = config.non_inferiority_margin
+        evidence["margin"] = margin
+        text = (
+            f"non-inferiority (margin {margin}, anytime-valid): {counts}, log e-value {test.log_wealth:.2f}"
         )
-    p = float(sps.t.cdf(t, df))
-    evidence["p_value"] = p
-    return p < alpha and mean < 0, evidence, f"superiority (paired t): t={t:.3f}, p={p:.4g}"
+    else:
+        text = f"superiority (anytime-valid): {counts}, log e-value {test.log_wealth:.2f}"
+    return ok, evidence, text + f" vs {-math.log(alpha):.2f}"
 
 
 def _collapsed(ev: PairedEvidence, config: GuardConfig) -> bool:
@@ -243,8 +280,14 @@ def sanity_checks(
     baseline: Any = None,
     reference: Sequence[tuple[dict[str, Any], Any]] | None = None,
     sample: Sequence[dict[str, Any]] = (),
+    reference_floor: float | None = None,
 ) -> tuple[dict[str, bool | str], dict[str, float]]:
-    """The checks that can veto a candidate, each True or a string saying why it failed."""
+    """The checks that can veto a candidate, each True or a string saying why it failed.
+
+    ``reference_floor`` is the lowest reference-set loss of any model served so far: the candidate is compared
+    with it too, so many small releases cannot each stay within ``reference_margin`` while drifting far from it
+    together (a slow poisoning would otherwise pass one step at a time).
+    """
     checks: dict[str, bool | str] = {}
     evidence: dict[str, float] = {}
     checks["finite_outputs"] = True if ev.nonfinite == 0 else f"{ev.nonfinite} non-finite predictions"
@@ -264,9 +307,16 @@ def sanity_checks(
         if gap > config.segment_margin and not worst:
             worst = f"segment {segment!r} worse by {gap:.3f} > {config.segment_margin}"
     checks["segments"] = worst or True
+    fair, fair_evidence = fairness_check(ev.__dict__.get("fairness"), config.fairness_max_gap)
+    if fair is not None:  # a bound is set (learners/fairness.py)
+        checks["fairness"] = fair
+        evidence.update(fair_evidence)
     if reference and candidate is not None and baseline is not None:
         ref = list(reference)[: config.max_reference]
         lc, lb = _score(candidate, ev.task, ref), _score(baseline, ev.task, ref)
+        evidence["reference_served_loss"] = lb
+        if reference_floor is not None:
+            lb = min(lb, reference_floor)
         gap = lc - lb if ev.task == "classification" else (lc - lb) / max(lb, 1e-12)
         evidence.update(reference_candidate_loss=lc, reference_baseline_loss=lb, reference_gap=gap)
         ok = gap <= config.reference_margin
@@ -287,13 +337,16 @@ def judge(
     sample: Sequence[dict[str, Any]] = (),
     candidate_name: str | None = None,
     index: int | None = None,
+    reference_floor: float | None = None,
 ) -> Decision:
     """Decide ``promote``, ``reject`` or ``hold`` for a candidate of ``kind`` (``incremental`` or ``challenger``)."""
     name = candidate_name or ("champion" if kind == "incremental" else "challenger")
     evidence = ev.summary()
     ok, test_evidence, test_text = statistical_test(kind, ev, config)
     evidence.update(test_evidence)
-    checks, check_evidence = sanity_checks(ev, config, candidate, baseline, reference, sample)
+    checks, check_evidence = sanity_checks(
+        ev, config, candidate, baseline, reference, sample, reference_floor
+    )
     evidence.update(check_evidence)
     checks = {"statistical_test": True if ok else "not significant", **checks}
     failed = [f"{k}: {v}" for k, v in checks.items() if v is not True]
@@ -302,9 +355,26 @@ def judge(
             "reject", kind, name, evidence, checks, f"reject {name}: {'; '.join(failed)} ({test_text})", index
         )
     if evidence["disagreement"] > config.max_disagreement:
-        checks["disagreement"] = f"{evidence['disagreement']:.3f} > {config.max_disagreement}"
-        text = f"hold {name} for operator approval: disagrees on {evidence['disagreement']:.1%} ({test_text})"
-        return Decision("hold", kind, name, evidence, checks, text, index)
+        # Disagreement is a reason to look closely, not evidence of harm: after a concept reversal a good
+        # candidate disagrees with the stale model almost everywhere. It is promoted without an operator when
+        # it is better by more than hold_margin (anytime-valid), which a share of poisoned labels below
+        # hold_margin / 2 cannot explain (each flipped label moves the paired error difference by at most 2/n),
+        # and every check above passed, the reference set included. Otherwise it is held (the caller keeps
+        # scoring it and asks again).
+        evidence["log_e_much_better"] = ev.much_better.log_wealth
+        if not ev.much_better.rejects(config.alpha):
+            checks["disagreement"] = f"{evidence['disagreement']:.3f} > {config.max_disagreement}"
+            text = (
+                f"hold {name} for operator approval: disagrees on {evidence['disagreement']:.1%} and is not "
+                f"shown better by {config.hold_margin} ({test_text})"
+            )
+            return Decision("hold", kind, name, evidence, checks, text, index)
+        checks["disagreement"] = True
+        text = (
+            f"promote {name}: disagrees on {evidence['disagreement']:.1%} but is better by more than "
+            f"{config.hold_margin} ({test_text})"
+        )
+        return Decision("promote", kind, name, evidence, checks, text, index)
     checks["disagreement"] = True
     return Decision("promote", kind, name, evidence, checks, f"promote {name}: {test_text}", index)
 
@@ -315,7 +385,7 @@ class Probation:
     def __init__(self, task: str, config: GuardConfig, previous_version: int) -> None:
         self.config = config
         self.previous_version = previous_version
-        self.evidence = PairedEvidence(task)  # candidate = previous model, baseline = new model
+        self.evidence = PairedEvidence(task, config)  # candidate = previous model, baseline = new model
 
     def add(self, y: Any, new_pred: Any, previous_pred: Any, segment: str | None = None) -> None:
         self.evidence.add(y, previous_pred, new_pred, segment)
@@ -327,12 +397,12 @@ class Probation:
     def check(self, index: int | None = None) -> Decision | None:
         """A ``rollback`` decision when the previous model is significantly better, else None."""
         ev = self.evidence
-        if ev.n < PROBATION_FIRST or ev.n % PROBATION_STEP:
+        if ev.n < PROBATION_FIRST:
             return None
-        # Bonferroni over the planned looks, as for challengers.
-        looks = 1 + max(self.config.probation_examples - PROBATION_FIRST, 0) // PROBATION_STEP
-        strict = GuardConfig(alpha=self.config.probation_alpha / looks)
-        ok, evidence, text = statistical_test("challenger", ev, strict)
+        # Anytime-valid: looked at after every pair, no correction for the number of looks.
+        ok, evidence, text = statistical_test(
+            "challenger", ev, GuardConfig(alpha=self.config.probation_alpha)
+        )
         if not ok:
             return None
         evidence.update(ev.summary())

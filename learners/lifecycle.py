@@ -16,14 +16,26 @@ from typing import Any
 
 from driftline.errors import ConfigError, LearnerError
 from learners.config import DriftConfig, GuardConfig, LearnerSpec
-from learners.drift import DriftSignal, ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
+from learners.drift import (
+    BINARY_DETECTORS,
+    DriftSignal,
+    ErrorDriftMonitor,
+    FeatureDriftMonitor,
+    LossDriftMonitor,
+)
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
 from learners.guard import Decision, PairedEvidence, Probation, judge
 from learners.specs import Learner, build_learner
 
-CHECK_EVERY = 50  # labels between guard checks of a running challenger (after min_examples)
+# Labels between two full judgements of the same candidate after one that did not promote it (the tests are
+# anytime-valid and updated on every label; the sanity checks, the reference set above all, cost predictions).
+CHECK_EVERY = 25
 COLD_START = 50  # labels before the first incremental release when the served model has learned nothing
+REFERENCE_EVERY = (
+    200  # incremental pairs between reference-set checks of a champion not yet shown non-inferior
+)
+RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
 # The log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor.
 LOSS_CAP = 10.0
 
@@ -69,6 +81,11 @@ class _Lineage:
 class ModelLifecycle:
     """One model's learning, monitoring and release decisions (see the module docstring)."""
 
+    # Defaults for state added later, so a checkpoint pickled before it still loads.
+    _reference_floor: float | None = None
+    _next_challenger_check = 0
+    _next_increment_check = 0
+
     def __init__(
         self,
         name: str,
@@ -80,11 +97,16 @@ class ModelLifecycle:
         *,
         segment_feature: str | None = None,
         reference: list[tuple[dict[str, Any], Any]] | None = None,
-        release_every: int = 1000,
+        release_every: int = RELEASE_EVERY,
         seed: int = 0,
     ) -> None:
         if release_every < 1:
             raise ConfigError(f"release_every must be >= 1, got {release_every}")
+        if task == "regression" and drift.error_detector in BINARY_DETECTORS:
+            raise ConfigError(
+                f"drift.error_detector {drift.error_detector!r} takes 0/1 errors: not for regression "
+                "(use adwin, kswin or page_hinkley)"
+            )
         self.name = name
         self.task = task
         self.learner = learner
@@ -103,12 +125,15 @@ class ModelLifecycle:
         self._next_version = 1
         self._count = 0  # labelled examples seen (the default stream index)
         self._since_release = 0
-        self._increment = PairedEvidence(task)
+        self._increment = PairedEvidence(task, guard)
         self._challenger: _Lineage | None = None
         self._challenger_seen = 0
-        self._challenger_evidence = PairedEvidence(task)
+        self._challenger_evidence = PairedEvidence(task, guard)
         self._challenger_started: int | None = None
         self._held: tuple[_Lineage, Decision] | None = None
+        self._next_challenger_check = 0  # challenger pairs before the next full judgement
+        self._next_increment_check = 0  # incremental pairs before the next full judgement
+        self._reference_floor: float | None = None  # lowest reference-set loss of a model served so far
         self._previous: tuple[_Lineage, int] | None = None
         self._probation: Probation | None = None
         self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
@@ -156,10 +181,15 @@ class ModelLifecycle:
         self._served = lineage.copy()
         self.served_version = version
         self._since_release = 0
-        self._increment = PairedEvidence(self.task)
+        self._increment = PairedEvidence(self.task, self.guard)
+        self._next_increment_check = 0
         metrics = {"n_learned": float(lineage.n_learned), **self.evaluation.snapshot()}
         if decision is not None:
             metrics.update(decision.to_metrics())
+            ref_loss = decision.evidence.get("reference_candidate_loss")
+            if ref_loss is not None and reason in ("incremental", "challenger"):
+                floor = self._reference_floor
+                self._reference_floor = ref_loss if floor is None else min(floor, ref_loss)
         self.evaluation = Evaluator(self.task)
         if reason != "incremental":
             # A different model: its error level is not comparable with the old one's. An incremental update is
@@ -183,12 +213,13 @@ class ModelLifecycle:
             dict(self._lineage.data_range),
         )
         self._challenger_seen = 0
-        self._challenger_evidence = PairedEvidence(self.task)
+        self._challenger_evidence = PairedEvidence(self.task, self.guard)
         self._challenger_started = index
+        self._next_challenger_check = 0
 
     def _drop_challenger(self) -> None:
         self._challenger, self._challenger_started = None, None
-        self._challenger_evidence = PairedEvidence(self.task)
+        self._challenger_evidence = PairedEvidence(self.task, self.guard)
 
     # -- the per-label step ------------------------------------------------------------------------------------
     def learn_one(
@@ -287,64 +318,80 @@ class ModelLifecycle:
                 return [self._release(previous, "rollback", decision, index, version)]
             if self._probation.finished:
                 self._probation, self._previous = None, None
-        ev = self._challenger_evidence
-        if self._challenger is not None and ev.n >= self.guard.min_examples and ev.n % CHECK_EVERY == 0:
-            # The challenger is tested every CHECK_EVERY labels: Bonferroni over the planned looks keeps the
-            # chance of promoting an equal model by luck at alpha.
-            looks = 1 + max(self.guard.max_examples - self.guard.min_examples, 0) // CHECK_EVERY
-            decision = judge(
-                "challenger",
-                ev,
-                dataclasses.replace(self.guard, alpha=self.guard.alpha / looks),
-                candidate=self._challenger.model,
-                baseline=self._lineage.model,
-                reference=self.reference,
-                sample=list(self._recent),
-                index=index,
-            )
-            if decision.outcome == "promote":
-                self._lineage = self._challenger
-                self._drop_challenger()
-                return [self._release(self._lineage, "challenger", decision, index, self.served_version)]
-            if decision.outcome == "hold":
-                self._held = (self._challenger, decision)
-                self._drop_challenger()
-                events.append(decision)
-            elif ev.n >= self.guard.max_examples:
-                self._drop_challenger()
-                events.append(decision)
+        events.extend(self._decide_challenger(index))
+        if events and isinstance(events[-1], Release):
+            return events
+        events.extend(self._decide_increment(index))
+        return events
+
+    def _decide_challenger(self, index: int) -> list[Event]:
+        ev, guard = self._challenger_evidence, self.guard
+        if self._challenger is None or ev.n < guard.min_examples:
+            return []
+        if ev.n >= guard.max_examples:
+            # Never shown better: drop it (the decision says why).
+            decision = self._judge("challenger", ev, self._challenger.model, self._lineage.model, index)
+            self._drop_challenger()
+            return [decision]
+        if not ev.better.rejects(guard.alpha) or ev.n < self._next_challenger_check:
+            return []
+        decision = self._judge("challenger", ev, self._challenger.model, self._lineage.model, index)
+        if decision.outcome == "promote":
+            self._lineage = self._challenger
+            self._drop_challenger()
+            self._held = None
+            return [self._release(self._lineage, "challenger", decision, index, self.served_version)]
+        # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
+        self._next_challenger_check = ev.n + CHECK_EVERY
+        if decision.outcome == "hold":
+            self._held = (self._challenger.copy(), decision)
+        return [decision]
+
+    def _decide_increment(self, index: int) -> list[Event]:
+        ev, guard = self._increment, self.guard
         # An untrained served model answers nothing: offer the first release after a handful of labels.
         due = self.release_every if self._served.n_learned else min(self.release_every, COLD_START)
-        if self._since_release >= due:
-            decision = judge(
-                "incremental",
-                self._increment,
-                self.guard,
-                candidate=self._lineage.model,
-                baseline=self._served.model,
-                reference=self.reference,
-                sample=list(self._recent),
-                index=index,
-            )
-            if decision.outcome == "promote":
-                events.append(
-                    self._release(self._lineage, "incremental", decision, index, self.served_version)
-                )
-            else:
-                if decision.outcome == "hold":
-                    self._held = (self._lineage.copy(), decision)
-                if decision.checks.get("reference") not in (True, None):
-                    # What the champion learned since the last release hurts trusted data (poisoned labels?):
-                    # forget it and continue from the served snapshot.
-                    self._lineage = self._served.copy()
-                self._since_release = 0
-                only_test = [k for k, v in decision.checks.items() if v is not True] == ["statistical_test"]
-                if not only_test or self._increment.n >= self.guard.max_examples:
-                    self._increment = PairedEvidence(self.task)
-                # else: non-inferiority not shown yet; keep the pairs so the next check has more evidence
-                # (with a few dozen pairs the exact bound is too wide to ever show it).
-                events.append(decision)
-        return events
+        if self._since_release < due or ev.n < self._next_increment_check:
+            return []
+        shown = ev.not_worse.rejects(guard.alpha) or not self._served.n_learned
+        # Without the test passing, still judge now and then: the reference set must see a poisoned champion.
+        periodic = bool(self.reference) and ev.n > 0 and ev.n % REFERENCE_EVERY == 0
+        if not (shown or periodic or ev.n >= guard.max_examples):
+            return []
+        decision = self._judge("incremental", ev, self._lineage.model, self._served.model, index)
+        if decision.outcome == "promote":
+            self._held = None
+            return [self._release(self._lineage, "incremental", decision, index, self.served_version)]
+        if decision.outcome == "hold":
+            self._held = (self._lineage.copy(), decision)
+        if decision.checks.get("reference") not in (True, None):
+            # What the champion learned since the last release hurts trusted data (poisoned labels?):
+            # forget it and continue from the served snapshot.
+            self._lineage = self._served.copy()
+            self._increment = PairedEvidence(self.task, guard)
+            self._next_increment_check = 0
+        elif ev.n >= guard.max_examples:
+            # The evidence is old and mixed: start a fresh comparison of the champion with the served snapshot.
+            self._increment = PairedEvidence(self.task, guard)
+            self._next_increment_check = 0
+        else:
+            self._next_increment_check = ev.n + CHECK_EVERY
+        return [decision]
+
+    def _judge(
+        self, kind: str, ev: PairedEvidence, candidate: Learner, baseline: Learner, index: int
+    ) -> Decision:
+        return judge(
+            kind,
+            ev,
+            self.guard,
+            candidate=candidate,
+            baseline=baseline,
+            reference=self.reference,
+            sample=list(self._recent),
+            index=index,
+            reference_floor=self._reference_floor,
+        )
 
     # -- operators ---------------------------------------------------------------------------------------------
     def apply_control(self, command: str, args: dict[str, str]) -> list[Event]:

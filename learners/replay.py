@@ -19,6 +19,7 @@ from driftline.errors import ConfigError
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
+from learners.specs import Learner
 
 Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
 
@@ -82,6 +83,11 @@ class ReplayResult:
     outcomes: bytearray = field(default_factory=bytearray)  # 1 = served prediction correct (classification)
     final_version: int = 0
     n_learned: int = 0
+    # The plain learner run alongside (``replay(..., plain=...)``): same events, every label at the same delay.
+    plain_name: str | None = None
+    plain_correct: int = 0
+    plain_abs_error: float = 0.0
+    plain_outcomes: bytearray = field(default_factory=bytearray)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n": self.n, "task": self.task}
@@ -99,6 +105,16 @@ class ReplayResult:
             final_version=self.final_version,
             n_learned=self.n_learned,
         )
+        if self.plain_name is not None and self.n:
+            # The guard tax: what the guard cost (positive) or gained (negative) against learning every label.
+            if self.task == "classification":
+                plain = self.plain_correct / self.n
+                out["plain"] = {"learner": self.plain_name, "accuracy": plain}
+                out["guard_tax"] = plain - out["accuracy"]  # accuracy given up by serving the guarded model
+            else:
+                plain = self.plain_abs_error / self.n
+                out["plain"] = {"learner": self.plain_name, "mae": plain}
+                out["guard_tax"] = out["mae"] / plain - 1 if plain > 0 else 0.0  # relative MAE increase
         return out
 
 
@@ -123,6 +139,17 @@ def _record(result: ReplayResult, events: list[Any], now: int) -> None:
             result.decisions.append({"index": now, "outcome": event.outcome, "text": event.text})
 
 
+def _score_plain(result: ReplayResult, plain: Learner, x: dict[str, Any], y: Any) -> None:
+    pred = plain.predict_one(x)
+    if result.task == "classification":
+        ok = pred == y
+        result.plain_correct += ok
+        result.plain_outcomes.append(1 if ok else 0)
+    else:
+        with contextlib.suppress(TypeError, ValueError):
+            result.plain_abs_error += abs(float(pred) - float(y))
+
+
 def replay(
     rows: Iterable[Row],
     lifecycle: ModelLifecycle,
@@ -131,11 +158,18 @@ def replay(
     limit: int | None = None,
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    plain: Learner | None = None,
 ) -> ReplayResult:
-    """Run ``rows`` through ``lifecycle``: predict with the served model, reveal each label ``delay`` events later."""
+    """Run ``rows`` through ``lifecycle``: predict with the served model, reveal each label ``delay`` events later.
+
+    ``plain``: a learner scored on the same events and learning every label at the same delay, with no guard
+    (the summary then has ``plain`` and ``guard_tax``; ``plain_outcomes`` is its per-event record).
+    """
     if delay < 0:
         raise ConfigError(f"delay must be >= 0, got {delay}")
     result = ReplayResult(task=lifecycle.task)
+    if plain is not None:
+        result.plain_name = plain.spec.name
     if lifecycle.served_version == 0:
         _record(result, [lifecycle.initial_release()], 0)
     pending: collections.deque[
@@ -147,6 +181,8 @@ def replay(
     def reveal(now: int) -> None:
         nonlocal served, served_version
         j, ts, x, y, pred, proba, version = pending.popleft()
+        if plain is not None:
+            plain.learn_one(x, y)
         events = lifecycle.learn_one(
             x, y, served_prediction=pred, served_version=version, served_proba=proba, index=j, ts=ts
         )
@@ -172,6 +208,8 @@ def replay(
         else:
             with contextlib.suppress(TypeError, ValueError):
                 result.abs_error += abs(float(pred) - float(y))
+        if plain is not None:
+            _score_plain(result, plain, x, y)
         pending.append((i, ts, x, y, pred, proba, served_version))
         if len(pending) > delay:
             reveal(i)

@@ -27,30 +27,38 @@ the alternative; it splits the memo, so objects shared across pieces (a generato
 distributions) would come back as copies.
 
 Reading (:func:`loads`): the signature check in :mod:`learners.artifacts` is the primary control;
-this allow-list is defense in depth. :class:`RestrictedUnpickler` resolves a global only if its
-module is under an allowed root, the resolved object really lives there (re-exports such as
-``river.something.os.system`` are refused), it is not in a deny-listed I/O or test module, and it is
-a class, or a function from an explicit list or from River / driftline's own packages. ``getattr``
-(which pickle uses for bound methods, e.g. River's Page-Hinkley) is replaced by a version that only
-binds a plain method of a River or driftline class to its object: no dunders, attributes or
-properties, and no numpy methods (``ndarray.tofile`` would write files).
+the loader is defence in depth for the day a signing key leaks, and trusts nothing in the bytes:
+
+- the payload may decompress to at most ``max_bytes`` (:data:`MAX_PICKLE_BYTES`), checked while decompressing;
+- the pickle's frames are walked (one step per 64 KB frame) before anything is unpickled: a frame over 1 MiB, or
+  ordinary opcodes outside frames, are refused, so the unpickler reads its input in small pieces;
+- while it reads, the number of memory blocks the load has allocated is checked at every piece against
+  ``max_objects`` (:data:`MAX_PICKLE_OBJECTS`): a pickle of millions of empty dicts is stopped early;
+- :class:`RestrictedUnpickler` resolves only the exact (module, name) pairs of :data:`learners.pickle_allow.ALLOWED`
+  (classes and a few reconstructors, each reviewed there; no package prefixes, no ``getattr``);
+- a pickle naming one of the few constructors that allocate from an argument
+  (:data:`learners.pickle_allow.BOUNDED`) is first scanned opcode by opcode (:func:`learners.pickle_allow.scan`).
+
+Every refusal is a :class:`SecurityError` whose message says "allow-list" (counted as ``reason="allow_list"``).
 """
 
 from __future__ import annotations
 
 import copyreg
-import inspect
 import io
 import pickle
 import random
-import types
+import sys
 import zlib
 from typing import Any
 
 from driftline.errors import ArtifactError, SecurityError
+from learners.pickle_allow import ALLOWED, BOUNDED, scan
 
 __all__ = [
     "FORMAT",
+    "MAX_PICKLE_BYTES",
+    "MAX_PICKLE_OBJECTS",
     "READABLE_FORMATS",
     "CompactPickler",
     "RestrictedUnpickler",
@@ -69,183 +77,119 @@ READABLE_FORMATS = (FORMAT, "pickle5+zlib")
 # zlib level 6: on ARF(10) it is 8x faster than level 9 and 15x faster than lzma for 3-18 % more bytes.
 _ZLIB_LEVEL = 6
 
-# Roots whose classes may be instantiated. Functions need more (see _function_allowed).
-_PACKAGE_ROOTS = ("river", "sklearn", "numpy", "scipy", "learners")
-
-# Modules (and their submodules) that read or write files, fetch URLs or run code.
-_DENIED_PREFIXES = (
-    "river.datasets",
-    "river.stream",
-    "river.api",
-    "sklearn.datasets",
-    "sklearn.externals",
-    "sklearn.utils._testing",
-    "numpy.testing",
-    "numpy.distutils",
-    "numpy.f2py",
-    "numpy.ctypeslib",
-    "numpy.lib.npyio",
-    "numpy.lib._npyio_impl",
-    "numpy.lib._datasource",
-    "numpy.lib.format",
-    "numpy._core.memmap",
-    "numpy.core.memmap",
-    "scipy.io",
-    "scipy.datasets",
-    "scipy._lib._testutils",
-)
-_DENIED_PARTS = frozenset({"tests", "testing", "conftest", "_pytesttester"})
-
-# Standard-library globals a model may reference, by (module, name). Nothing that can import, open,
-# execute or reach arbitrary attributes.
-_STDLIB_ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("builtins", n)
-        for n in (
-            "bool",
-            "int",
-            "float",
-            "complex",
-            "str",
-            "bytes",
-            "bytearray",
-            "list",
-            "tuple",
-            "dict",
-            "set",
-            "frozenset",
-            "slice",
-            "range",
-            "object",
-            "NotImplemented",
-            "Ellipsis",
-        )
-    }
-    | {("collections", n) for n in ("OrderedDict", "defaultdict", "deque", "Counter")}
-    | {("copyreg", n) for n in ("_reconstructor", "__newobj__", "__newobj_ex__")}
-    | {("functools", "partial"), ("random", "Random"), ("statistics", "NormalDist")}
-    | {("datetime", n) for n in ("date", "time", "datetime", "timedelta", "timezone")}
-    | {("decimal", "Decimal"), ("fractions", "Fraction"), ("_codecs", "encode")}
-    | {("re", "_compile"), ("array", "array"), ("array", "_array_reconstructor")}
-)
-_MATH_MODULES = frozenset({"math"})  # pure functions of numbers
-
-# numpy's own reconstructors (module spelling differs between numpy 1 and 2).
-_NUMPY_FUNCTIONS: frozenset[tuple[str, str]] = frozenset(
-    {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
-    | {(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")}
-    | {
-        ("numpy.random._pickle", n)
-        for n in ("__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor")
-    }
-)
-
-# Functions from these roots are allowed (after the deny-list): River keeps factory functions such as
-# GaussianNB._make_gaussian in its models, and driftline's learners may do the same.
-_FUNCTION_ROOTS = ("river", "learners")
+#: Decompressed size cap (the largest learner measured, a 40-tree ARF, pickles to about 30 MB).
+MAX_PICKLE_BYTES = 128 * 1024 * 1024
+#: Cap on memory blocks a load may allocate (sys.getallocatedblocks; a 10-tree ARF after 50k examples: ~1.2M).
+MAX_PICKLE_OBJECTS = 8_000_000
+_MAX_FRAME = 1 << 20
+# Opcodes the pickler writes outside frames: the header of a large bytes/str/bytearray payload.
+_LARGE_HEADERS = {ord("B"): 4, 0x8E: 8, ord("X"): 4, 0x8D: 8, 0x96: 8}
+_FRAME = 0x95
 
 
-def _under(module: str, roots: tuple[str, ...]) -> bool:
-    return any(module == r or module.startswith(r + ".") for r in roots)
+def _refuse(message: str) -> SecurityError:
+    return SecurityError(f"model artifact refused by the allow-list: {message}")
 
 
-def _denied(module: str) -> bool:
-    if _under(module, _DENIED_PREFIXES):
-        return True
-    return bool(_DENIED_PARTS.intersection(module.split(".")))
+def _check_frames(data: bytes) -> None:
+    """Refuse a pickle whose frames are larger than 1 MiB or that holds ordinary opcodes outside frames (beyond a
+    short tail): the unpickler reads a whole frame at once, so the per-read object check needs small frames."""
+    pos, size = 2, len(data)
+    if size <= 1024:  # a tiny pickle (no frame needed) cannot flood memory between two reads
+        return
+    if data[:1] != b"\x80":
+        raise _refuse("not a pickle of protocol 4 or later")
+    while pos < size:
+        op = data[pos]
+        if op == _FRAME:
+            length = int.from_bytes(data[pos + 1 : pos + 9], "little")
+            if length > _MAX_FRAME:
+                raise _refuse(f"pickle frame of {length} bytes (over {_MAX_FRAME})")
+            pos += 9 + length
+        elif op in _LARGE_HEADERS:
+            width = _LARGE_HEADERS[op]
+            pos += 1 + width + int.from_bytes(data[pos + 1 : pos + 1 + width], "little")
+        elif size - pos <= 1024:  # a tiny pickle (or its last opcodes) is written without a frame
+            return
+        else:
+            raise _refuse(f"unframed pickle opcode 0x{op:02x} at byte {pos}")
 
 
-def _module_allowed(module: str) -> bool:
-    """Cheap first check on the requested module name, before anything is imported."""
-    if _denied(module):
-        return False
-    if _under(module, _PACKAGE_ROOTS) or module in _MATH_MODULES:
-        return True
-    return any(module == m for m, _ in _STDLIB_ALLOWED)
+class _Input:
+    """The pickle bytes as the file the unpickler reads, checking the memory the load allocated at each read.
 
-
-def _function_allowed(module: str, name: str, obj: Any) -> bool:
-    if (module, name) in _STDLIB_ALLOWED or (module, name) in _NUMPY_FUNCTIONS:
-        return True
-    real = getattr(obj, "__module__", None) or ""
-    if module in _MATH_MODULES and real in _MATH_MODULES:
-        return True
-    return _under(real, _FUNCTION_ROOTS) and not _denied(real)
-
-
-def _class_allowed(module: str, name: str, cls: type) -> bool:
-    if (module, name) in _STDLIB_ALLOWED:
-        return True
-    real = cls.__module__ or ""
-    # A class must live under a package root; stdlib classes only via the explicit list above.
-    return (
-        _under(real, _PACKAGE_ROOTS)
-        and not _denied(real)
-        and (real, cls.__qualname__)
-        not in {
-            ("numpy", "memmap"),
-            ("numpy", "DataSource"),
-        }
-    )
-
-
-def _safe_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` as pickle needs it for bound methods of River / driftline objects, and nothing more.
-
-    The method is looked up statically on the class and bound by hand: no property runs, an instance
-    attribute cannot shadow it, and numpy/scikit-learn methods (``ndarray.tofile`` writes files) are out.
+    With ``peek`` the C unpickler reads ahead in 128 KB pieces (one frame at most each, see _check_frames), so a
+    pickle of millions of small containers is refused after one piece too many, not after it filled memory.
     """
-    if not isinstance(name, str) or (name.startswith("__") and name.endswith("__")):
-        raise SecurityError(f"getattr(..., {name!r}) not allowed in a model artifact")
-    owner = type(obj)
-    where = f"{owner.__module__}.{owner.__qualname__}"
-    if not _under(owner.__module__ or "", _FUNCTION_ROOTS) or _denied(owner.__module__ or ""):
-        raise SecurityError(f"getattr on a {where} not allowed in a model artifact")
-    function = inspect.getattr_static(owner, name, None)
-    module = getattr(function, "__module__", None) or ""
-    if not isinstance(function, types.FunctionType) or not _under(module, _FUNCTION_ROOTS) or _denied(module):
-        raise SecurityError(f"getattr({where}, {name!r}) is not a method of an allowed class; not allowed")
-    return types.MethodType(function, obj)
+
+    def __init__(self, data: bytes, max_objects: int) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+        self._base = sys.getallocatedblocks()
+        self._max = max_objects
+
+    def _check(self) -> None:
+        grown = sys.getallocatedblocks() - self._base
+        if grown > self._max:
+            raise _refuse(f"the load allocated over {self._max} objects ({grown} blocks) by byte {self._pos}")
+
+    def peek(self, n: int = 0) -> bytes:
+        self._check()
+        return bytes(self._view[self._pos : self._pos + max(n, 1)])
+
+    def read(self, n: int = -1) -> bytes:
+        self._check()
+        end = len(self._view) if n is None or n < 0 else self._pos + n
+        out = bytes(self._view[self._pos : end])
+        self._pos += len(out)
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        self._check()
+        out = self._view[self._pos : self._pos + len(buffer)]
+        buffer[: len(out)] = out
+        self._pos += len(out)
+        return len(out)
+
+    def readline(self) -> bytes:
+        self._check()
+        data = self._view[self._pos :].tobytes()
+        line = data[: data.find(b"\n") + 1 or len(data)]
+        self._pos += len(line)
+        return line
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only allow-listed globals (see the module docstring).
+    """An unpickler that resolves only the allow-listed globals of :mod:`learners.pickle_allow`.
 
     >>> import pickle, subprocess
     >>> evil = pickle.dumps(subprocess.Popen)
     >>> RestrictedUnpickler(io.BytesIO(evil)).load()
     Traceback (most recent call last):
     ...
-    driftline.errors.SecurityError: module 'subprocess' not allowed in a model artifact
+    driftline.errors.SecurityError: model artifact refused by the allow-list: subprocess.Popen is not allowed
     """
 
+    def __init__(self, file: Any, *, data: bytes | None = None) -> None:
+        super().__init__(file)
+        self._data = data  # the whole pickle, scanned if it names a bounded constructor
+        self._scanned = False
+
     def find_class(self, module: str, name: str) -> Any:
-        if not _module_allowed(module):
-            raise SecurityError(f"module {module!r} not allowed in a model artifact")
-        if (module, name) == ("builtins", "getattr"):
-            return _safe_getattr
-        if any(part.startswith("__") and part.endswith("__") for part in name.split(".")) and (
-            (module, name) not in _STDLIB_ALLOWED and (module, name) not in _NUMPY_FUNCTIONS
-        ):
-            raise SecurityError(f"global {module}.{name} not allowed in a model artifact")
+        key = (module, name)
+        if key not in ALLOWED:
+            raise _refuse(f"{module}.{name} is not allowed")
+        if key in BOUNDED and not self._scanned:
+            if self._data is None:
+                raise _refuse(f"{module}.{name} needs the scanned loader (safe_pickle.loads)")
+            scan(self._data)
+            self._scanned = True
         try:
-            obj = super().find_class(module, name)
+            return super().find_class(module, name)
         except (ImportError, AttributeError) as exc:
             raise ArtifactError(
                 f"model artifact needs {module}.{name}, which is not available: {exc}"
             ) from exc
-        if isinstance(obj, type):
-            allowed = _class_allowed(module, name, obj)
-        elif callable(obj):
-            allowed = _function_allowed(module, name, obj)
-        else:
-            allowed = (module, name) in _STDLIB_ALLOWED
-        if not allowed:
-            real = getattr(obj, "__module__", module)
-            raise SecurityError(
-                f"global {module}.{name} (from module {real!r}) not allowed in a model artifact"
-            )
-        return obj
 
 
 class _Seeded:
@@ -286,13 +230,19 @@ def _set_state(obj: Any, state: Any) -> None:
 
 # Small, numerous objects restored by plain BUILD (see "Loading in steps").
 _SMALL_STATISTICS = ("river.stats", "river.proba")
+# Packages whose plain objects get the state setter when written (reading trusts only the allow-list).
+_STEPPED_ROOTS = ("river", "learners")
+
+
+def _under(module: str, roots: tuple[str, ...]) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in roots)
 
 
 def _plain_class(cls: type) -> bool:
     """True if pickle would rebuild ``cls`` instances with ``cls.__new__`` and a ``__dict__`` update."""
     module = getattr(cls, "__module__", None) or ""
     return (
-        _under(module, _FUNCTION_ROOTS)
+        _under(module, _STEPPED_ROOTS)
         and not _under(module, _SMALL_STATISTICS)
         and not issubclass(cls, type)  # classes themselves are pickled by name
         and cls.__reduce_ex__ is object.__reduce_ex__
@@ -352,8 +302,25 @@ def dumps(model: object) -> bytes:
     return zlib.compress(buffer.getvalue(), _ZLIB_LEVEL)
 
 
-def loads(payload: bytes, format: str = FORMAT) -> object:
-    """Restore a model from :func:`dumps` bytes with the restricted unpickler.
+def _decompress(payload: bytes, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(payload, max_bytes + 1)
+    except zlib.error as exc:
+        raise ArtifactError(f"artifact payload is not valid zlib data: {exc}") from exc
+    if len(raw) > max_bytes or inflater.unconsumed_tail:
+        raise _refuse(f"payload decompresses to over {max_bytes} bytes (from {len(payload)})")
+    return raw
+
+
+def loads(
+    payload: bytes,
+    format: str = FORMAT,
+    *,
+    max_bytes: int = MAX_PICKLE_BYTES,
+    max_objects: int = MAX_PICKLE_OBJECTS,
+) -> object:
+    """Restore a model from :func:`dumps` bytes with the restricted unpickler and the caps described above.
 
     Callers must have verified the payload's signature first (:func:`learners.artifacts.load_release`).
     """
@@ -361,12 +328,10 @@ def loads(payload: bytes, format: str = FORMAT) -> object:
         raise ArtifactError(
             f"unknown artifact format {format!r} (this reader knows {', '.join(map(repr, READABLE_FORMATS))})"
         )
+    raw = _decompress(payload, max_bytes)
+    _check_frames(raw)
     try:
-        raw = zlib.decompress(payload)
-    except zlib.error as exc:
-        raise ArtifactError(f"artifact payload is not valid zlib data: {exc}") from exc
-    try:
-        return RestrictedUnpickler(io.BytesIO(raw)).load()
+        return RestrictedUnpickler(_Input(raw, max_objects), data=raw).load()
     except (SecurityError, ArtifactError):
         raise
     except Exception as exc:  # a corrupt pickle can raise almost anything; name it, keep the cause

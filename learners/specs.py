@@ -28,6 +28,7 @@ from learners.features import clean_features, share_distribution_rngs
 from learners.window import WindowRefit
 
 TASKS = ("classification", "regression")
+MULTICLASS = ("auto", "binary", "ovr", "softmax")  # logistic_regression's params.multiclass
 
 
 def _check(
@@ -63,20 +64,46 @@ def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import linear_model, multiclass, preprocessing
+    from river import feature_extraction, linear_model, multiclass, preprocessing
 
-    mode = params.get("multiclass", "binary")
-    if mode not in ("binary", "ovr", "softmax"):
+    mode = params.get("multiclass", "auto")
+    if mode not in MULTICLASS:
         raise LearnerError(
-            f"learner 'logistic_regression': multiclass must be binary, ovr or softmax, got {mode!r}"
+            f"learner 'logistic_regression': multiclass must be {', '.join(MULTICLASS)}, got {mode!r}"
         )
-    rest = {k: v for k, v in params.items() if k != "multiclass"}
+    degree = params.get("degree", 1)
+    if degree not in (1, 2):
+        raise LearnerError(f"learner 'logistic_regression': degree must be 1 or 2, got {degree!r}")
+    rest = {k: v for k, v in params.items() if k not in ("multiclass", "degree")}
     cls = linear_model.SoftmaxRegression if mode == "softmax" else linear_model.LogisticRegression
     _check(cls, rest, "logistic_regression", ("lr",))
     est = _construct(cls, _linear_params(rest), "logistic_regression")
     if mode == "ovr":
         est = multiclass.OneVsRestClassifier(est)
+    if degree == 2:
+        # Every pairwise product of the scaled features (a quadratic boundary), scaled again for SGD.
+        quadratic = feature_extraction.PolynomialExtender(degree=2, include_bias=False)
+        return preprocessing.StandardScaler() | quadratic | preprocessing.StandardScaler() | est
     return preprocessing.StandardScaler() | est
+
+
+def _to_one_vs_rest(pipeline: Any, classes: list[Any]) -> Any:
+    """A binary scaler | LR pipeline as scaler | one-vs-rest LR, keeping what it learned (``multiclass: auto``).
+
+    The binary model scores P(classes[1]); with its weights negated it scores P(classes[0]). Both become the
+    one-vs-rest members of their class, so a third class costs nothing already learned.
+    """
+    from river import compose, multiclass
+
+    steps = list(pipeline.steps.values())
+    *front, positive = steps
+    negative = copy.deepcopy(positive)
+    for k in list(negative._weights):
+        negative._weights[k] = -negative._weights[k]
+    negative.intercept = -negative.intercept
+    ovr = multiclass.OneVsRestClassifier(positive.clone())
+    ovr.classifiers = {classes[0]: negative, classes[1]: positive}
+    return compose.Pipeline(*front, ovr)
 
 
 def _linear_regression(params: dict[str, Any], task: str, seed: int) -> Any:
@@ -148,6 +175,12 @@ def _one_vs_rest(params: dict[str, Any], task: str, seed: int) -> Any:
     return multiclass.OneVsRestClassifier(inner)
 
 
+def _auto(params: dict[str, Any], task: str, seed: int) -> Any:
+    from learners.pool import build_pool
+
+    return build_pool(params, task, seed)
+
+
 class _Aligned(river_base.Transformer):
     """Fixes the feature set for scikit-learn's fixed-width input: frozen at the first example, missing -> 0.0
     (the running mean after the scaler in front), unseen features dropped."""
@@ -187,6 +220,7 @@ KINDS: dict[str, tuple[Callable[[dict[str, Any], str, int], Any], tuple[str, ...
     "sklearn_sgd": (_sklearn_sgd, TASKS),
     "window_refit": (_window_refit, TASKS),
     "one_vs_rest": (_one_vs_rest, ("classification",)),
+    "auto": (_auto, TASKS),
 }
 
 
@@ -207,7 +241,7 @@ def _binary_only(spec: LearnerSpec, task: str) -> bool:
     return (
         task == "classification"
         and spec.name == "logistic_regression"
-        and spec.params.get("multiclass", "binary") == "binary"
+        and spec.params.get("multiclass", "auto") in ("binary", "auto")
     )
 
 
@@ -264,7 +298,15 @@ class Learner:
             self._model.learn_one(xc, y)
             return
         if y not in self._counts:
-            if self._binary and len(self._classes) >= 2:
+            if (
+                self._binary
+                and len(self._classes) >= 2
+                and self.spec.params.get("multiclass", "auto") == "auto"
+            ):
+                # multiclass: auto (the default) becomes one-vs-rest at the third class, keeping what it learned.
+                self._model = _to_one_vs_rest(self._model, self._classes)
+                self._binary = False
+            elif self._binary and len(self._classes) >= 2:
                 raise LearnerError(
                     f"learner 'logistic_regression' is binary but saw a third label {y!r}; "
                     "set params.multiclass to 'ovr' or 'softmax'"

@@ -25,21 +25,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from connectors.consumer import read_to_end
-from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from connectors.topics import TopicSpec, _wait_visible
+from connectors.topics import TopicSpec, ensure_topics
 from driftline.audit_chain import AuditHead, from_line, head_of, make_entry, sign_head, to_line, verify
-from driftline.errors import StackError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 AUDIT_TOPIC = "audit"
-# Unlimited retention, never compacted: every entry stays (the contract's Additions, governance).
-AUDIT_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
 Publish = Callable[[bytes, str], None]
 
@@ -57,35 +50,9 @@ def signing_keys(settings: Settings) -> list[bytes]:
     return keys + ([previous] if previous else [])
 
 
-def audit_topic_spec(settings: Settings) -> TopicSpec:
-    return TopicSpec(
-        name=settings.topic(AUDIT_TOPIC),
-        partitions=1,  # one writer per model chain and a total order to read back
-        replication_factor=settings.kafka.replication_factor,
-        config=dict(AUDIT_TOPIC_CONFIG),
-    )
-
-
 def ensure_audit_topic(settings: Settings, timeout: float = 30.0) -> TopicSpec:
-    """Create ``<prefix>audit`` if missing (an existing one is left as it is)."""
-    spec = audit_topic_spec(settings)
-    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
-    try:
-        if spec.name in admin.list_topics(timeout=timeout).topics:
-            return spec
-        futures = admin.create_topics(
-            [NewTopic(spec.name, spec.partitions, spec.replication_factor, config=dict(spec.config))],
-            operation_timeout=timeout,
-            request_timeout=timeout,
-        )
-        for future in futures.values():
-            future.result()
-    except KafkaException as exc:
-        err = exc.args[0]
-        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise StackError(f"cannot create topic {spec.name}: {err}") from exc
-    _wait_visible(admin, [spec.name], timeout)
-    return spec
+    """Create ``<prefix>audit`` if missing (connectors.topics: one partition, delete-only, kept forever)."""
+    return ensure_topics(settings, (AUDIT_TOPIC,), timeout)[AUDIT_TOPIC]
 
 
 def read_file(path: Path) -> list[Any]:
@@ -162,8 +129,9 @@ class AuditLog:
         """Find where the chain ends (disk and topic) and bring both copies level."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         on_disk = [e for e in read_file(self.path) if isinstance(e, Mapping)]
-        if on_disk and not all("hash" in e for e in on_disk):
-            # A trail from before the chain: keep it aside, untouched, and start a chain.
+        if on_disk and not any("hash" in e for e in on_disk):
+            # A trail from before the chain: keep it aside, untouched, and start a chain. (A file where only some
+            # lines are unchained is not moved: those lines are insertions, and `audit verify` names them.)
             aside = self.path.with_name(f"{self.path.stem}.pre-chain-{int(time.time())}.jsonl")
             os.replace(self.path, aside)
             log.warning("audit: %s predates the hash chain; kept as %s, a new chain starts", self.path, aside)
@@ -171,9 +139,12 @@ class AuditLog:
         on_topic = [
             e for e in (self._topic_entries() if self._topic_entries else []) if isinstance(e, Mapping)
         ]
+        on_disk = [e for e in on_disk if "hash" in e]
         disk_last, topic_last = (max(map(_seq, on_disk), default=-1), max(map(_seq, on_topic), default=-1))
         if topic_last > disk_last:
-            missing = [e for e in on_topic if _seq(e) > disk_last]
+            # Only what verifies as the continuation of the file's chain: anyone who can write the topic could
+            # have appended entries there, and copying them would launder them into the file.
+            missing = self._continuation(on_disk, [e for e in on_topic if _seq(e) > disk_last])
             log.warning("audit: %s lacks %d entries the topic holds; copying them", self.path, len(missing))
             with self.path.open("a", encoding="utf-8") as fh:
                 for entry in missing:
@@ -190,6 +161,18 @@ class AuditLog:
             log.error("audit: the chain in %s does not verify: %s", self.path, check.problems[0])
         self._head = head_of(on_disk[-1]) if on_disk else None
         self._opened = True
+
+    def _continuation(self, base: list[Any], extra: list[Any]) -> list[Any]:
+        """The longest start of ``extra`` that verifies as the continuation of ``base`` (signatures and links)."""
+        keys = signing_keys(self.settings)
+        tail, first = ([base[-1]], _seq(base[-1])) if base else ([], 0)
+        good: list[Any] = []
+        for entry in extra:
+            if not verify([*tail, *good, entry], keys, model=self.model, first_seq=first).ok:
+                log.error("audit: entry seq %s on the topic does not verify; not copied", _seq(entry))
+                break
+            good.append(entry)
+        return good
 
     def append(self, kind: str, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
         """Add one entry: file line (flushed), head note (atomic replace), then the topic (async, flushed with
@@ -218,3 +201,21 @@ def topic_publisher(settings: Settings, produce: Callable[[str, bytes, str], Non
         produce(topic, data, model)
 
     return publish
+
+
+def release_rows(path: Path) -> list[tuple[Any, ...]]:
+    """(version, parent, reason, learned from, largest changes, guard evidence) for each release in a chain file:
+    the "what changed" table of the demo report."""
+    from learners.explain import describe_release
+
+    rows = []
+    for entry in read_file(path):
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("kind") == "release"
+            and isinstance(entry.get("record"), Mapping)
+        ):
+            record = entry["record"]
+            text = describe_release(record)
+            rows.append((record.get("version"), record.get("parent"), record.get("reason"), *text.values()))
+    return rows

@@ -34,6 +34,7 @@ import redis
 from confluent_kafka import KafkaException
 
 from connectors.producer import DeliveryError
+from driftline.errors import StackError
 from streams.runtime import BatchSource, RawRecord, WorkerContext
 
 log = logging.getLogger(__name__)
@@ -41,20 +42,43 @@ log = logging.getLogger(__name__)
 RETRY_MAX_S = 10.0
 
 # Redis replies that say "not now" rather than "not this": the server is loading, busy, out of memory or a replica.
-_REDIS_BUSY = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+_REDIS_BUSY = (
+    "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOSCRIPT",
+)  # fmt: skip
+_REDIS_NOT_NOW = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoScriptError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ExecAbortError,
+    redis.exceptions.NoPermissionError,  # an ACL being fixed by an operator
+)
 
 
 def transient(exc: BaseException) -> bool:
     """True if ``exc`` is an infrastructure failure that the same batch may get past by retrying: Kafka (a lost
     delivery, an unreachable broker), Redis (connection, timeout, loading or out of memory), the file system. A
     failure caused by the records themselves (anything else) is not: retrying it would stall the partition.
+    ``StackError`` (Kafka or Redis unreachable, as the connectors report it) and anything raised from one of these
+    count as infrastructure too.
 
     >>> transient(DeliveryError("1 record(s) were not delivered")), transient(RecursionError("deep"))
     (True, False)
     """
-    if isinstance(exc, redis.ResponseError):
-        return str(exc).split(" ", 1)[0].upper() in _REDIS_BUSY
-    return isinstance(exc, DeliveryError | KafkaException | redis.RedisError | OSError)
+    seen = 0
+    # An error raised from another (``raise ... from``) counts as its cause too: JoinStore wraps Redis errors.
+    while exc is not None and seen < 8:
+        if isinstance(exc, redis.ResponseError):
+            # redis-py strips the code it maps to a class ("OOM ..." becomes OutOfMemoryError("command not allowed"))
+            if isinstance(exc, _REDIS_NOT_NOW) or str(exc).split(" ", 1)[0].upper() in _REDIS_BUSY:
+                return True
+        elif isinstance(exc, DeliveryError | KafkaException | redis.RedisError | OSError | StackError):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+        seen += 1
+    return False
 
 
 def _retry(stage: str, ctx: WorkerContext, what: str, exc: BaseException, delay: float) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from driftline import __version__
 from driftline.errors import DriftlineError
+from streams.settings import MaskSecrets
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -29,6 +31,8 @@ COMMANDS = (
     "bench",
     "console",
     "audit",
+    "cleanup",
+    "explain",
 )
 
 
@@ -80,17 +84,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # no password in a URL reaches a log line
+        handler.addFilter(MaskSecrets())
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here when the output was buffered
+        return code
     except DriftlineError as exc:
         print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
         return 2 if exc.__class__.__name__ == "ConfigError" else 1
     except KeyboardInterrupt:
         print(f"driftline {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`driftline models list | head`): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 
 if __name__ == "__main__":

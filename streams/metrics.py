@@ -84,7 +84,8 @@ class MetricDoc:
 
 METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_events_total", "counter", ("stage", "outcome"),
-              "Records handled per stage (score, join, train, control) and outcome.", "events"),
+              "Input records handled per stage (score, join, train, control) and outcome; a dead-lettered record "
+              "counts once here (outcome deadletter) and once in driftline_deadletters_total.", "events"),
     MetricDoc("driftline_processing_seconds", "histogram", ("stage",),
               "Time to process one batch of records in a stage (per batch, not per event).",
               "processing_seconds", FAST_BUCKETS),
@@ -99,12 +100,13 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Always 1 for the version being served; joins version-labelled series to the served one.",
               "served_model_info"),
     MetricDoc("driftline_model_metric", "gauge", ("model", "version", "metric"),
-              "Prequential metric of a version (accuracy, rolling_accuracy...); last few versions only.",
+              "Trainer: prequential metric (accuracy, rolling_accuracy...) of the served version only; series of "
+              "versions no longer served are removed.",
               "model_metric"),
     MetricDoc("driftline_n_learned", "gauge", ("model",),
-              "Labelled examples learned in the current champion's lineage.", "n_learned"),
+              "Trainer: labelled examples learned in the current champion's lineage, each once.", "n_learned"),
     MetricDoc("driftline_learning_paused", "gauge", ("model",),
-              "1 while learning is paused by a control command, else 0.", "learning_paused"),
+              "Trainer: 1 while learning is paused by a control command, else 0.", "learning_paused"),
     MetricDoc("driftline_paused_examples_total", "counter", ("model", "outcome"),
               "Labelled examples that reached the trainer while learning was paused: held (kept for resume), "
               "discarded (pause --discard), learned (held ones learned on resume).", "paused_examples"),
@@ -113,8 +115,13 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_control_refused_total", "counter", ("model", "reason"),
               "Control commands the trainer refused before applying them: unsigned, signature, stale, replay.",
               "control_refused"),
+    MetricDoc("driftline_input_warnings_total", "counter", ("model", "kind"),
+              "Labelled examples whose input changed silently: feature_type (a feature's value type changed), "
+              "new_class (a label class the model has never seen); each also published on the drift topic.",
+              "input_warnings"),
     MetricDoc("driftline_drift_alarms_total", "counter", ("model", "detector", "signal"),
-              "Drift alarms per detector (adwin, page_hinkley) and signal (error, loss, feature:<name>).",
+              "Drift events published, per detector (adwin, page_hinkley, schema) and signal (error, loss, "
+              "feature:<name>, feature_type:<name>, label:new_class).",
               "drift_alarms"),
     MetricDoc("driftline_guard_decisions_total", "counter", ("model", "outcome", "reason"),
               "Guard decisions on candidates, per outcome (promote, reject, rollback, keep) and reason.",
@@ -122,12 +129,14 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_releases_total", "counter", ("model", "reason"),
               "Releases published (trainer) or accepted and loaded (scorer), per reason.", "releases"),
     MetricDoc("driftline_releases_rejected_total", "counter", ("model", "reason"),
-              "Releases a scorer refused after verification (signature, sha256, replay, allow_list, ...).",
+              "Release records refused by verification, per reason (signature, sha256, replay, allow_list, ...): "
+              "by a scorer before loading, by the trainer when choosing the next version.",
               "releases_rejected"),
     MetricDoc("driftline_last_release_timestamp_seconds", "gauge", ("model",),
               "created_at of the newest release seen, in seconds since the epoch.", "last_release_timestamp"),
     MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),
-              "Time to verify, load and swap in a new model release.", "model_swap_seconds", FAST_BUCKETS),
+              "Scorer: time to verify and unpickle a new release (off the event loop; the swap itself is one "
+              "reference assignment between batches).", "model_swap_seconds", FAST_BUCKETS),
     MetricDoc("driftline_pending_joins", "gauge", ("model",),
               "Predictions waiting for their label in the join store.", "pending_joins"),
     MetricDoc("driftline_joins_total", "counter", ("model", "outcome"),
@@ -135,12 +144,19 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_label_delay_seconds", "histogram", (),
               "Label ts minus event ts, observed at join time.", "label_delay", LABEL_DELAY_BUCKETS),
     MetricDoc("driftline_deadletters_total", "counter", ("stage", "source_topic"),
-              "Records sent to the deadletter topic, per stage and the topic they came from.", "deadletters"),
+              "Input records sent to the deadletter topic, each once, per stage and the topic they came from.",
+              "deadletters"),
     MetricDoc("driftline_consumer_lag", "gauge", ("topic", "partition", "group"),
               "Messages between the group's committed offset and the partition's end.", "consumer_lag"),
     MetricDoc("driftline_consumer_restarts_total", "counter", ("group",),
               "Batch consumers recreated by their watchdog after no progress for 2x the session timeout.",
               "consumer_restarts"),
+    MetricDoc("driftline_fairness_rate", "gauge", ("model", "segment", "rate"),
+              "The served model's outcome rate per segment of model.segment_feature, over its last labelled "
+              "examples: positive_rate, tpr, fpr, accuracy (mae for regression), and n.", "fairness_rate"),
+    MetricDoc("driftline_fairness_gap", "gauge", ("model", "gap"),
+              "Max minus min of a rate across segments with enough examples: demographic_parity, "
+              "equalized_odds, accuracy (mae for regression).", "fairness_gap"),
     MetricDoc("driftline_worker_up", "gauge", ("role",),
               "1 while a worker role runs in this process, 0 once it stopped.", "worker_up"),
     MetricDoc("driftline_build_info", "gauge", ("version",),
@@ -158,6 +174,8 @@ LABEL_VALUES: dict[str, str] = {
     "detector": "adwin, page_hinkley",
     "signal": "error, loss, feature:<name>",
     "role": "score, join, train",
+    "rate": "positive_rate, tpr, fpr, accuracy, mae, n",
+    "gap": "demographic_parity, equalized_odds, accuracy, mae",
 }
 
 
@@ -178,6 +196,7 @@ class Metrics:
     paused_examples: Counter
     held_examples: Gauge
     control_refused: Counter
+    input_warnings: Counter
     drift_alarms: Counter
     guard_decisions: Counter
     releases: Counter
@@ -190,9 +209,11 @@ class Metrics:
     deadletters: Counter
     consumer_lag: Gauge
     consumer_restarts: Counter
+    fairness_rate: Gauge
+    fairness_gap: Gauge
     worker_up: Gauge
     build_info: Gauge
-    keep_versions: int = 3
+    keep_versions: int = 1  # model_metric series kept per model: the served version's only
     _served: dict[str, str] = field(default_factory=dict, repr=False)
     _metric_versions: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict, repr=False)
     _lag_series: dict[str, set[tuple[str, str]]] = field(default_factory=dict, repr=False)
@@ -353,8 +374,8 @@ def render_metrics_markdown() -> str:
         "",
         "- Histogram buckets: processing and model swap 0.1 ms to 10 s; end-to-end latency 1 ms to 60 s;",
         "  label delay 1 s to 1 day; batch size 1 to 5000.",
-        "- `driftline_model_metric` keeps series for the last few versions per model only, so the",
-        "  `version` label stays bounded. Join it to the served version with",
+        "- `driftline_model_metric` keeps series for the served version only (older versions' series are",
+        "  removed), so the `version` label stays bounded. Join it to the served version with",
         "  `driftline_model_metric * on (model, version) group_left driftline_served_model_info`.",
         "- Rare counters (rejected releases, dead letters, deadletter outcomes) are created at zero when a",
         "  worker starts, so `increase()` in an alert sees their first increment.",

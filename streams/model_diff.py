@@ -15,7 +15,7 @@ from driftline.errors import ArtifactError, SecurityError
 from learners.artifacts import ArtifactHeader, ArtifactStore, load_release
 from learners.explain import weight_changes
 from schemas.codec import Codec
-from streams.releases import read_releases
+from streams.releases import read_checked_releases
 from streams.settings import Settings
 
 
@@ -83,4 +83,6 @@ def _side(h: ArtifactHeader) -> dict[str, Any]:
 def diff_from_topic(
     settings: Settings, a: int, b: int, top: int = 10, codec: Codec | None = None
 ) -> dict[str, Any]:
-    return diff_releases(read_releases(settings, codec), settings, settings.model.name, a, b, top)
+    # Verified records only: a forged copy of a version must not hide the real one (issue 12).
+    verified = read_checked_releases(settings, codec, model=settings.model.name).verified
+    return diff_releases(verified, settings, settings.model.name, a, b, top)

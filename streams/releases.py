@@ -232,8 +232,8 @@ class ReleaseFollower:
                 # Reading a backlog, only the newest release is worth loading; if it cannot be loaded (the
                 # allow-list refuses it), the next newest verified one is tried.
                 if self.load:
-                    for release in sorted(candidates, key=lambda r: int(r["version"]), reverse=True):
-                        if int(release["version"]) <= self._newest_loaded or self._load(release):
+                    for candidate in sorted(candidates, key=lambda r: int(r["version"]), reverse=True):
+                        if int(candidate["version"]) <= self._newest_loaded or self._load(candidate):
                             break
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name)

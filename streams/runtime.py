@@ -23,6 +23,7 @@ from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
 from streams.audit import AuditLog, read_topic, topic_publisher
+from streams.fairness_metrics import ServedFairness
 from streams.metrics import Metrics, build_metrics
 from streams.settings import Settings
 
@@ -52,8 +53,14 @@ class WorkerContext:
     metrics: Metrics = field(default_factory=build_metrics)
     producer: EventProducer | None = None
     _audit_logs: dict[str, AuditLog] = field(default_factory=dict, repr=False)
+    _fairness: ServedFairness | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        limit = self.settings.serving.max_record_bytes
+        if self.codec.max_record_bytes != limit:  # serving.max_record_bytes bounds every input record
+            self.codec = Codec(
+                self.codec.schema_dir, max_record_bytes=limit, max_json_depth=self.codec.max_json_depth
+            )
         if self.producer is None:
             self.producer = EventProducer(self.settings, self.codec)
 
@@ -122,6 +129,15 @@ class WorkerContext:
     async def flush(self, timeout: float = 60.0) -> None:
         """Wait for every queued output to be acknowledged, off the event loop; raises on any loss."""
         await asyncio.get_running_loop().run_in_executor(None, self.out.flush, timeout)
+
+    def observe_served(self, example: dict[str, Any]) -> None:
+        """A TrainingExample as the served model answered it: per-segment fairness rates and gaps (metrics).
+        Does nothing unless ``model.segment_feature`` is set."""
+        if self._fairness is None:
+            if not self.settings.model.segment_feature:
+                return
+            self._fairness = ServedFairness(self.settings, self.metrics)
+        self._fairness.add(example)
 
     def audit(self, kind: str, record: dict[str, Any]) -> None:
         """Append ``record`` to the model's signed audit chain (disk and the ``audit`` topic; see

@@ -17,6 +17,7 @@ from typing import Any
 from connectors.redis_store import JoinStore
 from driftline.errors import SchemaError
 from learners.drift import FeatureDriftMonitor
+from learners.explain import explain_one
 from streams.join import build_training_example, label_delay_seconds
 from streams.releases import ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext, now_ms
@@ -49,6 +50,7 @@ class Scorer:
         self._topic = ctx.settings.topic("features")
         self._out_topic = ctx.settings.topic("predictions")
         self._avro_out = ctx.settings.serving.output_encoding == "avro"
+        self._explain = ctx.settings.model.explain
         m = ctx.metrics
         self._metrics = (  # labelled children looked up once, not per batch
             m.events.labels(stage="score", outcome="ok"),
@@ -81,6 +83,14 @@ class Scorer:
             return pred, {str(k): float(v) for k, v in proba.items()} or None
         return self.model.predict_one(features), None
 
+    def explain(self, features: dict[str, Any], prediction: Any) -> tuple[str, dict[str, float] | None]:
+        """The served model's explanation of one prediction; a failure costs the explanation, never the event."""
+        try:
+            return explain_one(self.model, features, prediction)
+        except Exception as exc:
+            log.debug("no explanation for %s v%d: %s", self.ctx.model, self.version, exc)
+            return "error", None
+
     def process(self, raws: list[RawRecord]) -> Scored:
         """Score one batch and queue its Predictions; the join contexts wait for :meth:`publish_contexts`."""
         ctx, m = self.ctx, self.ctx.metrics
@@ -92,6 +102,7 @@ class Scorer:
         scored = Scored(now_ms())
         watched: list[dict[str, Any]] = []
         out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
+        explain = self._explain and self.model is not None  # off: one local test per event, nothing else
         for raw, event in zip(raws, decoded, strict=True):
             if isinstance(event, SchemaError):
                 ctx.deadletter("score", raw, event)
@@ -109,7 +120,11 @@ class Scorer:
                     "features": features,
                     "key": event.get("key"),
                     "scored_at": scored.scored_at,
+                    "explanation": None,
+                    "explanation_method": None,
                 }
+                if explain:
+                    value["explanation_method"], value["explanation"] = self.explain(features, pred)
                 # Validated Avro for the join context; the published copy follows serving.output_encoding.
                 context = ctx.codec.encode("Prediction", value, topic="predictions", complete=True)
                 produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)

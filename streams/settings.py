@@ -8,7 +8,9 @@ Secrets are :class:`Secret` values: masked wherever they are printed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -80,7 +82,8 @@ class RedisSettings:
 class ModelSettings:
     name: str = "default"
     task: str = "classification"  # classification | regression
-    learner: LearnerSpec = field(default_factory=LearnerSpec)
+    # "auto": a pool of cheap learners (LR + Hoeffding tree, by task); the best recent one answers (learners/pool.py).
+    learner: LearnerSpec = field(default_factory=lambda: LearnerSpec("auto"))
     challenger: LearnerSpec | None = None  # defaults to the same kind as the champion
     signing_key: Secret = field(default_factory=lambda: Secret(""))
     # During a key rotation verifiers also accept releases signed with the previous key; signing uses signing_key.
@@ -93,13 +96,19 @@ class ModelSettings:
     segment_feature: str | None = None
     reference_file: str | None = None
     label_col: str = "label"
-    release_every: int = 1000  # labelled examples between incremental-update checks
+    release_every: int = (
+        25  # at least this many labels between incremental releases (the guard's test decides)
+    )
     checkpoint_every: int = 200
+    # Add a per-feature explanation (learners/explain.py) to every Prediction; off by default (it costs scoring time).
+    explain: bool = False
 
 
 @dataclass(frozen=True)
 class ServingSettings:
     output_encoding: str = "avro"  # avro | json
+    # Input records larger than this are dead-lettered unparsed (Kafka's default message limit is 1 MiB).
+    max_record_bytes: int = 1 << 20
     batch_size: int = 500
     batch_timeout_s: float = 0.05
 
@@ -278,13 +287,32 @@ def _build(cls: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
     return obj
 
 
+# HMAC-SHA256 keys shorter than this are guessable offline from one signed release.
+MIN_SIGNING_KEY_BYTES = 32
+
+
+def _check_signing_keys(model: ModelSettings) -> None:
+    for name in ("signing_key", "previous_signing_key"):
+        key = getattr(model, name).get()
+        if key and len(key.encode()) < MIN_SIGNING_KEY_BYTES:
+            raise ConfigError(
+                f"model.{name}: the key is {len(key.encode())} bytes, it must be at least {MIN_SIGNING_KEY_BYTES}; "
+                "make one with `openssl rand -hex 32` (64 characters) and put it in DRIFTLINE_SIGNING_KEY_FILE"
+            )
+
+
 def _validate(settings: Settings) -> None:
+    _check_signing_keys(settings.model)
     if not 0 < settings.guard.alpha < 1:
         raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
+    if settings.serving.max_record_bytes < 131072:  # a dead letter carries up to 64 KiB of the record
+        raise ConfigError(
+            f"serving.max_record_bytes: must be at least 131072, got {settings.serving.max_record_bytes}"
+        )
     if settings.serving.batch_size < 1:
         raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")
     if settings.redis.pending_ttl_s < 1:
@@ -333,11 +361,52 @@ def load_settings(
     return settings
 
 
+# userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker) ...
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+._-]*://[^:@/\s]*):(?P<pw>[^@/\s]*)@")
+# ... secret-named query parameters (?password=, &sasl.password=, &token=) and key=value settings in text
+# (sasl.password=..., ssl_key_password: ...), as librdkafka or redis-py may echo them in an error.
+_SECRET_NAME = r"[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[a-z0-9_.-]*"
+_QUERY_SECRET = re.compile(rf"(?i)(?P<head>[?&;]{_SECRET_NAME}=)(?P<value>[^&#\s]*)")
+_TEXT_SECRET = re.compile(
+    rf"(?i)(?P<head>(?<![?&;\w.-]){_SECRET_NAME}['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",}}&]+)"
+)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every password it carries in a URL or a ``name=value`` replaced by ``***``.
+
+    >>> mask_secrets("redis://user:pw@h:6379/0?password=x&db=0 and sasl.password=s3cret")
+    'redis://user:***@h:6379/0?password=***&db=0 and sasl.password=***'
+    """
+    if "://" not in text and not any(w in text.lower() for w in ("pass", "pwd", "secret", "token", "key")):
+        return text  # the common log line: nothing to look for
+    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    text = _QUERY_SECRET.sub(r"\g<head>***", text)
+    return _TEXT_SECRET.sub(r"\g<head>***", text)
+
+
+class MaskSecrets(logging.Filter):
+    """A log filter that passes every record through :func:`mask_secrets` (installed on the CLI's handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's business, not ours
+            return True
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, or ``********`` if it is not a URL.
+    """``url`` with its password (in the userinfo or a secret-named query parameter) replaced by ``***``, or
+    ``********`` if it is not a URL.
 
     >>> mask_url("rediss://:s3cret@127.0.0.1:6380/0?ssl_ca_certs=/ca.pem")
     'rediss://:***@127.0.0.1:6380/0?ssl_ca_certs=/ca.pem'
+    >>> mask_url("redis://127.0.0.1:6379/0?password=s3cret")
+    'redis://127.0.0.1:6379/0?password=***'
     >>> mask_url("redis://127.0.0.1:6379/0")
     'redis://127.0.0.1:6379/0'
     """
@@ -348,11 +417,11 @@ def mask_url(url: str) -> str:
         return "********"
     if not parts.scheme or not host:
         return "********"
-    if password is None:
-        return url
-    user = parts.username or ""
-    host_port = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host_port}"))
+    if password is not None:
+        user = parts.username or ""
+        host_port = parts.netloc.rpartition("@")[2]
+        url = urlunsplit(parts._replace(netloc=f"{user}:***@{host_port}"))
+    return _QUERY_SECRET.sub(r"\g<head>***", url)
 
 
 def to_dict(obj: Any, mask: bool = True) -> Any:
@@ -366,6 +435,8 @@ def to_dict(obj: Any, mask: bool = True) -> Any:
         if not mask or not obj:
             return obj.get()
         return mask_url(obj.get()) if "://" in obj.get() else "********"
+    if mask and isinstance(obj, str):
+        return mask_secrets(obj)  # a plain setting may still carry one (a bootstrap URL with user:password@)
     if isinstance(obj, dict):
         return {k: to_dict(v, mask) for k, v in obj.items()}
     return obj

@@ -74,7 +74,7 @@ def settings(prefix: str, redis_url: str, tmp_path: Path) -> Settings:
             "kafka.client_id": f"driftline-{prefix.rstrip('.')}",
             "redis.url": redis_url,
             "redis.key_prefix": prefix.rstrip("."),
-            "model.signing_key": "test-key",
+            "model.signing_key": "test-key-0123456789abcdef0123456789abcdef",
             "model.artifact_store": str(tmp_path / "artifacts"),
             "metrics.port": free_port(),
             "state_dir": str(tmp_path),

@@ -34,7 +34,7 @@ from streams.processes import WorkerProcess
 from streams.settings import Settings, load_settings
 
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-SIGNING_KEY = "pipeline-test-key"
+SIGNING_KEY = "pipeline-test-key-0123456789abcdef0123456789"
 CLI_TIMEOUT_S = 120.0
 
 T = TypeVar("T")

@@ -78,7 +78,8 @@ def test_any_json_record_is_accepted_even_with_chain_field_names() -> None:
     e = make_entry(None, "control", "m", record, KEY, ts=1)
     line = from_line(to_line(e))
     assert verify([line], [KEY]).ok
-    assert line["record"]["key_id"] == "control-key" and line["key_id"] == key_id(KEY)
+    assert line["record"]["key_id"] == "control-key" and line["sig_key_id"] == key_id(KEY)
+    assert line["key_id"] == "control-key"  # the record's own field, for readers of the top level
     assert isinstance(line["record"]["obj"], str)  # not JSON: stored as str()
 
 

@@ -181,3 +181,32 @@ def test_cli_show_filters_by_kind_and_model(
     assert run_cli(monkeypatch, cfg, "show", "--kind", "release") == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and all("release" in line for line in out)
+
+
+def test_unchained_lines_are_insertions_not_a_reason_to_move_the_trail(cfg: Settings) -> None:
+    fill(cfg, 2)
+    path, _ = audit_paths(cfg, "default")
+    with path.open("a") as fh:  # a second writer appending plain JSON (as the console once did)
+        fh.write('{"kind": "console", "ts": 5, "model": "default", "action": "pause"}\n')
+    fill(cfg, 1)
+    entries = read_file(path)
+    assert [e.get("seq") for e in entries] == [0, 1, None, 2] and not list(path.parent.glob("*.pre-chain-*"))
+    result = verify(entries, [KEY.encode()])
+    assert result.problems[0].kind == "malformed" and result.problems[0].position == 2
+
+
+def test_restart_does_not_copy_a_forged_topic_entry_into_the_file(cfg: Settings) -> None:
+    from driftline.audit_chain import entry_hash
+
+    published: list[bytes] = []
+    fill(cfg, 3, publish=lambda d, m: published.append(d))
+    topic = [from_line(d) for d in published]
+    forged = dict(topic[-1], seq=3, prev=topic[-1]["hash"], record={"command": "promote"})
+    forged["hash"] = entry_hash(forged)  # the signature cannot follow without the key
+    topic.append(forged)
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: topic)
+    entries = read_file(audit_paths(cfg, "default")[0])
+    assert [e["seq"] for e in entries] == [0, 1, 2, 3] and entries[3][
+        "kind"
+    ] == "release"  # ours, not the forgery
+    assert verify(entries, [KEY.encode()]).ok

@@ -11,15 +11,22 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from driftline.audit_chain import entry_hash, to_line
-from streams.audit import read_topic
+from streams.audit import audit_paths, read_file, read_topic
 from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
 from tests.test_pipeline_control import send
 
 pytestmark = pytest.mark.kafka
+# Not the auto pool: its answering member may change between releases, and the test reads linear weights.
+LEARNER = "logistic_regression"
 
 
 def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: str, tmp_path: Path) -> None:
-    pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "50"})
+    pipeline = Pipeline(
+        prefix,
+        tmp_path,
+        redis_url,
+        extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "50", "DRIFTLINE__MODEL__LEARNER__NAME": LEARNER},
+    )
     settings = pipeline.settings()
     with running(pipeline):
         pipeline.start("all")
@@ -83,7 +90,7 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
         "model": "default",
         "record": {"command": "promote", "args": {"version": "1"}, "outcome": "ok"},
         "prev": last["hash"],
-        "key_id": last["key_id"],
+        "sig_key_id": last["sig_key_id"],
     }
     forged["hash"] = entry_hash(forged)
     forged["sig"] = "0" * 64
@@ -94,3 +101,17 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
     # The trainer's own file, which the forger could not touch, still verifies.
     proc = pipeline.cli("audit", "verify", "--source", "file")
     assert f"OK   default: {len(entries)} entries" in proc.stdout, proc.stdout
+
+    # A restarted trainer continues its chain from the file (the forged topic entry is not copied into it).
+    with running(pipeline):
+        pipeline.start("train")
+        pipeline.cli("models", "pause")
+        path = audit_paths(settings, "default")[0]
+        pipeline.wait_until("the pause audited", lambda: len(read_file(path)) > len(entries), timeout=60)
+    after = read_file(path)
+    assert [e["seq"] for e in after] == list(range(len(after)))
+    assert (
+        after[len(entries)]["prev"] == entries[-1]["hash"]
+        and after[-1]["record"]["command"] == "pause_learning"
+    )
+    assert "OK   default" in pipeline.cli("audit", "verify", "--source", "file").stdout

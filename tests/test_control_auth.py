@@ -49,7 +49,7 @@ def test_unsigned_forged_stale_and_replayed_commands_are_refused_and_counted_onc
         assert "learning resumed" in pipeline.cli("models", "resume").stdout
         pause, resume = audit(pipeline)
         assert pause["outcome"] == resume["outcome"] == "ok"
-        assert pause["key_id"] == key_id(OPERATOR_KEY.encode())
+        assert pause["signed_by"] == key_id(OPERATOR_KEY.encode())
         genuine_pause = next(r for r in pipeline.values("control") if r["command"] == "pause_learning")
 
         # 1. unsigned JSON (anyone who can write the topic)

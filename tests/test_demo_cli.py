@@ -54,6 +54,13 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
 
     page = (report / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4
+    # Every release has a readable "what changed" row, from the signed audit trail (README, Governance).
+    changes = {row[0]: row for row in summary["release_changes"]}
+    assert len(changes) == summary["versions_released"] and "What changed in each release" in page
+    for version, _parent, reason, learned, changed, guard in changes.values():
+        if reason in ("incremental", "challenger"):
+            assert learned.startswith("examples ") and guard.startswith("accuracy "), changes[version]
+            assert changed.endswith(")") and "not compared" not in changed, changes[version]
     for name in ("accuracy", "throughput_latency", "label_delay", "pipeline"):
         with Image.open(report / f"{name}.png") as im:
             assert im.format == "PNG"

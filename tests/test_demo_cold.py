@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -93,3 +94,44 @@ def test_demo_from_a_stopped_stack_writes_the_report_and_stops_what_it_started(t
     assert not is_redis_process(process_cmdline(redis_pid), redis_port)
     for port in (kafka_port, controller_port, redis_port):
         assert not port_open("127.0.0.1", port), f"port {port} still served after the demo"
+
+    # The web console ran next to it, its URL printed, and it stopped with the demo.
+    console = re.search(r"console (http://127\.0\.0\.1:(\d+)/)", err)
+    assert console, err[-3000:]
+    assert not port_open("127.0.0.1", int(console.group(2))), "the console outlived the demo"
+
+
+def test_demo_stops_only_the_services_it_started(tmp_path: Path) -> None:
+    # The user's Kafka runs (started with `driftline stack up` in the same state dir), Redis does not: the demo
+    # starts Redis, and afterwards stops Redis only.
+    from connectors.stack import StackConfig, stack_down, stack_status, stack_up
+    from streams.demo.runner import DemoOptions, DemoRun
+    from streams.settings import load_settings
+
+    kafka_port, _ = _kafka_ports()
+    redis_port = free_port()
+    settings = load_settings(
+        environ={},
+        overrides={
+            "kafka.bootstrap": f"127.0.0.1:{kafka_port}",
+            "redis.url": f"redis://127.0.0.1:{redis_port}/0",
+            "state_dir": str(tmp_path),
+        },
+    )
+    cfg = StackConfig.from_settings(settings)
+    try:
+        first = stack_up(cfg)
+        assert stack_down(cfg, services=("redis",)) == {"kafka": False, "redis": True}
+        assert (stack_status(cfg).kafka.state, stack_status(cfg).redis.state) == ("up", "down")
+
+        demo = DemoRun(settings, DemoOptions(events=10))
+        demo.start_stack()
+        assert demo.started_stack and stack_status(cfg).up
+        assert demo.close() is True
+        after = stack_status(cfg)
+        assert (after.kafka.state, after.redis.state) == ("up", "down")
+        assert after.kafka.pid == first.kafka.pid  # the user's broker, untouched
+        assert demo.close() is False  # once
+    finally:
+        stack_down(cfg)
+    assert not stack_status(cfg).up

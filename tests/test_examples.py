@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.topics import ALL_TOPICS, ensure_topics
+from connectors.topics import ALL_TOPICS
 from tests.pipeline_helpers import Pipeline, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,8 +97,11 @@ def _kcat_block() -> str:
 
 @pytest.mark.kafka
 def test_kcat_one_liners_of_the_examples_readme(prefix: str, redis_url: str, tmp_path: Path) -> None:
+    # The done-criterion: right after `driftline stack up`, kcat's JSON event is accepted and
+    # `driftline tail features` reads it back. (The shared stack is up already: `stack up` reuses it.)
     pipeline = Pipeline(prefix, tmp_path, redis_url)
-    ensure_topics(pipeline.settings(), names=ALL_TOPICS)  # as `driftline stack up` does for its prefix
+    up = json.loads(pipeline.cli("stack", "up", "--json").stdout)
+    assert up["kafka"]["note"] == "reusing it" and sorted(up["topics"]["created"]) == sorted(ALL_TOPICS)
     script = _kcat_block().replace("driftline\\.", re.escape(prefix)).replace("driftline.", prefix)
     assert prefix in script
     done = subprocess.run(
@@ -107,6 +110,8 @@ def test_kcat_one_liners_of_the_examples_readme(prefix: str, redis_url: str, tmp
     assert done.returncode == 0, done.stderr
     assert f'topic "{prefix}features"' in done.stdout and f'topic "{prefix}audit"' in done.stdout
 
+    tail = pipeline.cli("tail", "features", "--json").stdout.splitlines()
+    assert len(tail) == 1 and json.loads(tail[0])["value"]["features"] == {"x": 1.5, "country": "fr"}
     (event,) = pipeline.values("features")
     assert (event["id"], event["key"], event["features"]) == ("e1", "u1", {"x": 1.5, "country": "fr"})
     assert event["ts"] > 0  # optional in JSON: filled in on arrival

@@ -79,6 +79,14 @@ def test_tree_contributions_add_up_to_the_leaf_estimate() -> None:
     assert sum(contrib.values()) == pytest.approx(leaf.stats.mean.get(), rel=1e-9)
 
 
+def test_an_auto_pool_is_explained_by_its_leading_member() -> None:
+    pool = trained("auto", "classification", 1000)
+    leader = pool.model.members[pool.model.leader]
+    x = {"a": 0.9, "b": 0.05, "c": -0.05}
+    assert explain_one(pool, x) == explain_one(leader, x)
+    assert feature_weights(pool) == feature_weights(leader) and feature_weights(pool)[0] != "none"
+
+
 def test_a_model_without_an_explanation_method_says_none() -> None:
     model = trained("gaussian_nb", "classification", 200)
     assert explain_one(model, {"a": 1.0}) == ("none", {})
@@ -154,3 +162,29 @@ def test_models_diff_refuses_a_tampered_or_unknown_release(tmp_path: Path) -> No
     records[1]["reason"] = "manual"
     with pytest.raises(SecurityError):
         diff_releases(records, settings, "default", 3, 5)
+
+
+def test_release_rows_read_what_changed_from_the_audit_trail(tmp_path: Path) -> None:
+    from streams.audit import AuditLog, audit_paths, release_rows
+
+    settings = load_settings(environ={}, overrides={"model.signing_key": KEY, "state_dir": str(tmp_path)})
+    lc = ModelLifecycle(
+        "m", "classification", LearnerSpec("logistic_regression"), None, DriftConfig(), GuardConfig(),
+        release_every=100,
+    )  # fmt: skip
+    log = AuditLog(settings, "default")
+    log.append("release", release_explanation(lc.initial_release(), lc))
+    rng = random.Random(3)
+    for i in range(400):
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        for event in lc.learn_one(x, int(x["b"] > 0), index=i):
+            if isinstance(event, Release):
+                log.append("release", release_explanation(event, lc))
+    log.append("control", {"command": "pause_learning"})
+    rows = release_rows(audit_paths(settings, "default")[0])
+    assert len(rows) >= 3 and rows[0][:3] == (1, None, "initial") and rows[0][4] == "first release"
+    version, parent, reason, learned, changes, guard = rows[-1]
+    assert version > parent
+    assert reason == "incremental" and parent == rows[-2][0]
+    assert learned.startswith("examples ") and changes.startswith("b ")  # b decides the label here
+    assert guard.startswith("accuracy ") and "paired labels" in guard

@@ -125,7 +125,7 @@ def test_bad_parameter_is_named() -> None:
 
 
 def test_binary_logistic_rejects_third_class_but_ovr_and_softmax_handle_it() -> None:
-    binary = build_learner(LearnerSpec("logistic_regression"))
+    binary = build_learner(LearnerSpec("logistic_regression", {"multiclass": "binary"}))
     binary.learn_one({"a": 1.0}, "x")
     binary.learn_one({"a": 2.0}, "y")
     with pytest.raises(LearnerError, match="multiclass"):
@@ -136,6 +136,57 @@ def test_binary_logistic_rejects_third_class_but_ovr_and_softmax_handle_it() -> 
             v = i % 3
             model.learn_one({"a": float(v), "b": float(v == 1)}, "xyz"[v])
         assert model.predict_one({"a": 2.0, "b": 0.0}) == "z"
+
+
+def test_default_logistic_becomes_one_vs_rest_at_a_third_class_keeping_what_it_learned() -> None:
+    rng = random.Random(11)
+
+    def example(classes: int) -> tuple[dict, str]:
+        v = rng.randrange(classes)
+        return {"a": v + rng.gauss(0, 0.2), "b": float(v == 1) + rng.gauss(0, 0.2)}, "xyz"[v]
+
+    model = build_learner(LearnerSpec("logistic_regression"))  # multiclass: auto
+    for _ in range(400):
+        model.learn_one(*example(2))
+    test2 = [example(2) for _ in range(200)]
+    before = sum(model.predict_one(x) == y for x, y in test2) / len(test2)
+    model.learn_one({"a": 2.0, "b": 0.0}, "z")
+    after = sum(model.predict_one(x) == y for x, y in test2) / len(test2)
+    assert before > 0.9 and after > 0.9  # the two classes it knew are still told apart right after the switch
+    for _ in range(600):
+        model.learn_one(*example(3))
+    test3 = [example(3) for _ in range(300)]
+    assert sum(model.predict_one(x) == y for x, y in test3) / len(test3) > 0.85
+    assert set(model.predict_proba_one({"a": 2.0, "b": 0.0})) == {"x", "y", "z"}
+
+
+def test_auto_pool_answers_with_the_member_that_has_been_right_more_often() -> None:
+    rng = random.Random(12)
+    model = build_learner(LearnerSpec("auto"))
+    members = model.model.members
+    assert [(m.spec.name, m.spec.params.get("degree", 1)) for m in members] == [
+        ("logistic_regression", 1),
+        ("logistic_regression", 2),
+        ("hoeffding_tree", 1),
+    ]
+    for _ in range(3000):  # XOR: a linear model cannot learn it; a tree and a quadratic boundary can
+        a, b = rng.random(), rng.random()
+        model.learn_one({"a": a, "b": b}, int((a > 0.5) != (b > 0.5)))
+    assert model.model.leader != 0
+    assert model.predict_one({"a": 0.9, "b": 0.1}) == 1 and model.predict_one({"a": 0.9, "b": 0.9}) == 0
+    regressor = build_learner(LearnerSpec("auto"), "regression")
+    assert [m.spec.name for m in regressor.model.members] == ["linear_regression", "hoeffding_tree"]
+    for _ in range(500):
+        a = rng.uniform(-1, 1)
+        regressor.learn_one({"a": a}, 3 * a + 1)
+    assert abs(regressor.predict_one({"a": 0.5}) - 2.5) < 0.3
+    wide = build_learner(LearnerSpec("auto"))
+    wide.learn_one({f"f{i}": float(i) for i in range(13)}, 1)  # too many features for the quadratic member
+    assert [m.spec.params.get("degree", 1) for m in wide.model.members] == [1, 1]
+    with pytest.raises(LearnerError, match="members"):
+        build_learner(LearnerSpec("auto", {"members": "lr"}))
+    with pytest.raises(LearnerError, match="'nope'"):
+        build_learner(LearnerSpec("auto", {"members": [{"name": "nope"}]}))
 
 
 def test_tree_pickles_are_small_because_distribution_rngs_are_shared() -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
+import pytest
+
 from learners.config import GuardConfig
-from learners.guard import PairedEvidence, Probation, judge
+from learners.guard import EProcess, PairedEvidence, Probation, judge
 
 
-def _evidence(n: int, cand_acc: float, base_acc: float, seed: int = 0, labels=(0, 1)) -> PairedEvidence:
+def _evidence(
+    n: int, cand_acc: float, base_acc: float, seed: int = 0, labels=(0, 1), config: GuardConfig | None = None
+) -> PairedEvidence:
     """Paired predictions with the given accuracies; errors drawn independently."""
     rng = random.Random(seed)
-    ev = PairedEvidence("classification")
+    ev = PairedEvidence("classification", config)
     for _ in range(n):
         y = rng.choice(labels)
         cand = y if rng.random() < cand_acc else 1 - y
@@ -44,11 +49,11 @@ class Rule:
 def test_better_challenger_is_promoted_with_evidence() -> None:
     d = judge("challenger", _evidence(400, 0.9, 0.75), GuardConfig())
     assert d.outcome == "promote", d.text
-    assert d.evidence["p_value"] < 0.05
+    assert d.evidence["log_e_value"] >= d.evidence["log_e_threshold"] == pytest.approx(math.log(20))
     assert d.evidence["candidate_only_right"] > d.evidence["baseline_only_right"]
     assert d.checks["statistical_test"] is True
     metrics = d.to_metrics()
-    assert metrics["guard.check.statistical_test"] == 1.0 and "guard.p_value" in metrics
+    assert metrics["guard.check.statistical_test"] == 1.0 and "guard.log_e_value" in metrics
     assert json.loads(d.to_json())["outcome"] == "promote"
 
 
@@ -65,19 +70,43 @@ def test_incremental_update_non_inferiority() -> None:
     assert judge("incremental", same, GuardConfig()).outcome == "promote"
     worse = _evidence(400, 0.7, 0.85)
     d = judge("incremental", worse, GuardConfig())
-    assert d.outcome == "reject" and d.evidence["error_difference_upper"] > 0.03
+    assert d.outcome == "reject" and d.evidence["log_e_value"] < d.evidence["log_e_threshold"]
 
 
-def test_exact_test_with_few_discordant_pairs() -> None:
+def test_anytime_test_with_few_discordant_pairs() -> None:
     ev = PairedEvidence("classification")
     for i in range(200):
         ev.add(1, 1, 1 if i >= 3 else 0)  # candidate right 3 more times: not significant
     assert judge("challenger", ev, GuardConfig()).outcome == "reject"
     ev2 = PairedEvidence("classification")
     for i in range(200):
-        ev2.add(1, 1, 1 if i >= 12 else 0)  # 12 vs 0: exact p = 0.5**12
+        ev2.add(1, 1, 1 if i >= 12 else 0)  # 12 vs 0
     d = judge("challenger", ev2, GuardConfig())
-    assert d.outcome == "promote" and abs(d.evidence["p_value"] - 0.5**12) < 1e-9
+    assert d.outcome == "promote" and d.evidence["log_e_value"] >= math.log(20)
+
+
+def test_e_process_keeps_its_level_under_continuous_monitoring() -> None:
+    # Equal models (H0 true at the boundary): looked at after every pair, the test may reject at most alpha of
+    # the time over the whole run. 300 runs of 400 pairs with 20 % discordance.
+    rejected = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        test = EProcess(0.0)
+        for _ in range(400):
+            r = rng.random()
+            test.add(-1.0 if r < 0.1 else 1.0 if r < 0.2 else 0.0)
+            if test.rejects(0.05):
+                rejected += 1
+                break
+    assert rejected <= 0.05 * 300
+    # A clearly better candidate is shown better after a few dozen pairs.
+    test, n = EProcess(0.0), 0
+    rng = random.Random(1)
+    while not test.rejects(0.05):
+        r = rng.random()
+        test.add(-1.0 if r < 0.3 else 1.0 if r < 0.05 else 0.0)
+        n += 1
+    assert n < 60
 
 
 def test_poisoned_candidate_is_stopped_by_reference_set() -> None:
@@ -98,12 +127,18 @@ def test_poisoned_candidate_is_stopped_by_reference_set() -> None:
     )
 
 
-def test_high_disagreement_is_held_for_operator() -> None:
-    ev = _evidence(400, 0.98, 0.35)  # disagree on roughly 60% of the examples
-    d = judge("challenger", ev, GuardConfig(max_disagreement=0.5))
+def test_high_disagreement_is_held_unless_the_gain_is_beyond_the_hold_margin() -> None:
+    modest = _evidence(2000, 0.62, 0.45)  # disagree on ~51 %, better by ~17 points: shown better, not by 20
+    d = judge("challenger", modest, GuardConfig(max_disagreement=0.5, hold_margin=0.2))
     assert d.outcome == "hold", d.text
-    assert d.evidence["disagreement"] > 0.5
-    assert judge("challenger", ev, GuardConfig(max_disagreement=0.9)).outcome == "promote"
+    assert d.evidence["disagreement"] > 0.5 and d.checks["disagreement"] is not True
+    assert judge("challenger", modest, GuardConfig(max_disagreement=0.9)).outcome == "promote"
+    large = _evidence(400, 0.98, 0.35)  # disagree on ~62 %, better by ~60 points
+    d = judge("challenger", large, GuardConfig(max_disagreement=0.5, hold_margin=0.2))
+    assert d.outcome == "promote" and "better by more than 0.2" in d.text
+    # The margins are fixed when a comparison starts (the e-processes bet on them from the first pair).
+    strict = GuardConfig(max_disagreement=0.5, hold_margin=0.7)
+    assert judge("challenger", _evidence(400, 0.98, 0.35, config=strict), strict).outcome == "hold"
 
 
 def test_collapsed_candidate_is_rejected() -> None:
@@ -144,7 +179,7 @@ def test_nonfinite_regression_outputs_are_rejected_and_paired_t_test_works() -> 
         good.add(y, y + rng.gauss(0, 0.2), y + rng.gauss(0, 1.0))
         bad.add(y, float("nan") if rng.random() < 0.1 else y, y + rng.gauss(0, 1.0))
     d = judge("challenger", good, GuardConfig())
-    assert d.outcome == "promote" and d.evidence["p_value"] < 0.01
+    assert d.outcome == "promote" and d.evidence["log_e_value"] > math.log(100)
     assert judge("incremental", good, GuardConfig()).outcome == "promote"
     assert judge("challenger", bad, GuardConfig()).checks["finite_outputs"] is not True
 

@@ -25,6 +25,7 @@ EXPECTED_ALERTS = {
     "DriftlineDeadLetters",
     "DriftlineConsumerLagHigh",
     "DriftlineWorkerDown",
+    "DriftlineFairnessGapHigh",
 }
 
 
@@ -78,9 +79,9 @@ def test_required_alerts_have_severity_for_and_runbook() -> None:
         assert rule["labels"]["severity"] in ("info", "warning", "critical"), name
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), name
         assert "#operations" in rule["annotations"]["runbook_url"], name
-    # Rejected releases page at once; everything else must persist before it fires.
+    # Rejected releases and refused control commands page at once; everything else must persist before it fires.
     for name, rule in rules.items():
-        if name not in ("DriftlineReleaseRejected", "DriftlineJoinsLost"):
+        if name not in ("DriftlineReleaseRejected", "DriftlineControlRefused", "DriftlineJoinsLost"):
             assert "for" in rule, name
 
 

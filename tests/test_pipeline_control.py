@@ -83,7 +83,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
             lambda: pipeline.metric_sum("driftline_paused_examples_total", outcome="held") == 200,
             timeout=60,
         )
-        assert pipeline.trainer()["n_learned"] == 200 and pipeline.trainer()["held"] == 200
+        assert pipeline.trainer()["n_learned"] == 200 and pipeline.trainer()["held_examples"] == 200
         assert not pipeline.releases()[-1]["version"] > checkpoint(pipeline)["lifecycle"].served_version
 
         resumed = pipeline.cli("models", "resume")
@@ -114,7 +114,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         pipeline.wait_until("the set audited", lambda: len(controls(pipeline, "set")) == 1, timeout=30)
         (good,) = controls(pipeline, "set")
         assert good["outcome"] == "ok" and good["args"] == {"guard.alpha": "0.01"}
-        assert good["key_id"].startswith("k-")
+        assert good["signed_by"].startswith("k-")
         assert [c["outcome"] for c in controls(pipeline, "pause_learning")] == ["ok", "ok"]
         assert [c["outcome"] for c in controls(pipeline, "resume_learning")] == ["ok", "ok"]
         # Applied to the live lifecycle (the trainer's checkpoint holds it) and shown with its source.
@@ -124,7 +124,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         (live,) = pipeline.cli_json("models", "settings", "--json")
         rows = live["settings"]
         assert rows["guard.alpha"]["value"] == 0.01 and rows["guard.alpha"]["source"] == "live set"
-        assert rows["guard.alpha"]["key_id"] == good["key_id"]
+        assert rows["guard.alpha"]["key_id"] == good["signed_by"]
         assert rows["drift.adwin_delta"] == {"value": 0.001, "source": "environment"}
         assert rows["guard.max_examples"]["source"] == "default"
         assert "live set" in pipeline.cli("models", "settings").stdout
@@ -148,6 +148,13 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         releases = pipeline.wait_releases(4)
         rollback = releases[-1]
         assert (rollback["version"], rollback["reason"], rollback["parent"]) == (4, "rollback", 2)
+
+        # Honest numbers: the rollback carries v2's own statistics, not those of the model it replaced.
+        def own(release: dict[str, Any]) -> dict[str, float]:
+            return {k: v for k, v in release["metrics"].items() if not k.startswith("guard.")}
+
+        assert own(rollback) == {**own(releases[1]), "restored_from": 2.0}, (own(rollback), own(releases[1]))
+        assert json.loads(rollback["header"])["n_learned"] == json.loads(releases[1]["header"])["n_learned"]
         previous, restored = pipeline.load_model(releases[1]), pipeline.load_model(rollback)
         rng = random.Random(9)
         probe = [{"a": rng.random(), "b": rng.random()} for _ in range(200)]
@@ -160,6 +167,13 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
             timeout=30,
         )
 
+        # Metric series of versions no longer served are gone.
+        pipeline.wait_until(
+            "only v4's model metrics exported",
+            lambda: {line.split('version="')[1].split('"')[0] for line in worker.metrics_text().splitlines()
+                     if line.startswith("driftline_model_metric{")} == {"4"},
+            timeout=30,
+        )  # fmt: skip
         # promote of a candidate that does not exist: refused and dead-lettered, nothing released.
         # The trainer's refusal comes back to the CLI: exit 1 with its reason.
         held_cli = pipeline.cli("models", "promote", "held", check=False)

@@ -119,3 +119,24 @@ def test_cli_human_output_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     text = capsys.readouterr().out
     assert "accuracy" in text and "promotions" in text
     assert main(["replay", "--file", str(tmp_path / "missing.csv"), "--label-col", "y"]) == 2
+
+
+def test_replay_scores_a_plain_learner_on_the_same_events_and_reports_the_guard_tax() -> None:
+    import collections
+
+    from learners.specs import build_learner
+
+    rows = list(synthetic_stream("sea-abrupt", 2000, seed=5)[0])
+    result = replay(rows, _lifecycle(5), delay=20, plain=build_learner(LearnerSpec("logistic_regression")))
+    summary = result.summary()
+    # The same learner alone, learning every label 20 events late: the plain record must match it exactly.
+    model, pending, outcomes = build_learner(LearnerSpec("logistic_regression")), collections.deque(), []
+    for _, _, x, y in rows:
+        outcomes.append(int(model.predict_one(x) == y))
+        pending.append((x, y))
+        if len(pending) > 20:
+            model.learn_one(*pending.popleft())
+    assert list(result.plain_outcomes) == outcomes
+    assert summary["plain"] == {"learner": "logistic_regression", "accuracy": sum(outcomes) / 2000}
+    assert summary["guard_tax"] == pytest.approx(summary["plain"]["accuracy"] - summary["accuracy"])
+    assert "plain" not in replay(rows[:100], _lifecycle(5), delay=20).summary()

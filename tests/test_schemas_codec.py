@@ -188,6 +188,8 @@ def test_validate_normalizes_and_fills_defaults() -> None:
         "features": {},
         "key": None,
         "scored_at": 0,
+        "explanation": None,
+        "explanation_method": None,
     }
     assert type(clean["ts"]) is int
     assert type(clean["proba"]["a"]) is float
@@ -403,6 +405,8 @@ def test_complete_encode_is_byte_identical_to_validated_encode(
         "features": features,
         "key": key,
         "scored_at": 1_700_000_000_001,
+        "explanation": None,
+        "explanation_method": None,
     }
     assert codec.encode("Prediction", value, complete=True) == codec.encode("Prediction", value)
 

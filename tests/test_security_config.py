@@ -29,7 +29,7 @@ from streams.settings import load_settings, mask_url
 from tests.test_security_transport import make_pki
 
 SASL_PASSWORD = "sasl-Pw-from-file-91c2"
-SIGNING_KEY = "signing-Key-from-file-44aa"
+SIGNING_KEY = "signing-Key-from-file-44aa-0f1e2d3c4b5a69788796a5b4"
 REDIS_PASSWORD = "redis-Pw-in-url-77b1"
 KEY_PASSWORD = "key-Pw-3e9d"
 

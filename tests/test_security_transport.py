@@ -52,7 +52,7 @@ USER = "alice"
 # Distinctive values, so grepping a log for them cannot match anything by accident.
 SASL_PASSWORD = "sasl-Pw-7f3a9c2e41d8"
 REDIS_PASSWORD = "redis-Pw-0b5e8d6a93c1"
-SIGNING_KEY = "signing-Key-5c1f0e7b2a94d3"
+SIGNING_KEY = "signing-Key-5c1f0e7b2a94d3-9e8d7c6b5a4f3e2d1c0b"
 # A second SASL user that is not a super user: it gets only the ACLs a test grants.
 PRODUCER = "producer"
 PRODUCER_PASSWORD = "producer-Pw-2d7c"

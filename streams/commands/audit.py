@@ -109,7 +109,7 @@ def _verify(args: argparse.Namespace) -> int:
             status = "OK  " if c["ok"] else "FAIL"
             head = c["head"]
             where = f"{c['source']} {c['where']}"
-            line = f"{status} {c['model']}: {c['entries']} entries"
+            line = f"{status} {c['model']}: {c['lines']} entries"
             line += f", head seq {head['seq']} {head['hash'][:12]}" if head else ""
             print(f"{line} ({where})")
             for p in c["problems"]:
@@ -163,7 +163,9 @@ def _show(args: argparse.Namespace) -> int:
     for e in rows:
         if args.json:
             print(
-                json.dumps({k: e.get(k) for k in ("seq", "ts", "kind", "model", "record", "key_id", "hash")})
+                json.dumps(
+                    {k: e.get(k) for k in ("seq", "ts", "kind", "model", "record", "sig_key_id", "hash")}
+                )
             )
         else:
             print(

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, DriftlineError
 from streams.cli import global_overrides
 from streams.settings import load_settings
+
+if TYPE_CHECKING:
+    from streams.demo.runner import DemoRun
 
 DEFAULT_EVENTS = 12_000
 DEFAULT_RATE = 100.0  # the default run takes about two minutes
@@ -43,8 +49,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--timeout", type=float, default=90.0, metavar="S",
                    help="seconds to wait for the workers to finish after producing (default 90)")  # fmt: skip
+    p.add_argument(
+        "--console-port", type=int, default=8765, metavar="PORT",
+        help="port of the web console started next to the run (default 8765, or a free one if taken)",
+    )  # fmt: skip
+    p.add_argument("--no-console", action="store_true", help="do not start the web console")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(func=run)
+
+
+@contextmanager
+def _console(demo: DemoRun, port: int) -> Iterator[None]:
+    """The web console on the run's deployment while it runs; a console that cannot start never stops the demo."""
+    from streams.console.launch import start_console
+
+    try:
+        console = start_console(demo.worker_env(), demo.run_dir / "logs" / "console.log", port=port)
+    except DriftlineError as exc:
+        print(f"driftline demo: no console ({exc})", file=sys.stderr, flush=True)
+        yield
+        return
+    print(
+        f"driftline demo: console {console.url} (action token {console.token}); it stops with the demo",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        yield
+    finally:
+        console.stop()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     )
     view = LiveView(args.events) if live else ProgressLines(args.events)
     # The report is read from the run's topics, so a stack the demo started is stopped only after it (close).
-    with demo:
+    with demo, ExitStack() as console_stack:
+        if not args.no_console:
+            console_stack.enter_context(_console(demo, args.console_port))
         with view:
             result = demo.run(view)
         if result.problem:

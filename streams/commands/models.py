@@ -15,7 +15,6 @@ import redis
 from connectors.producer import EventProducer
 from connectors.topics import ensure_topics
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
-from learners.lifecycle import validate_control
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
 from streams.commands.models_diff import register_diff
@@ -51,10 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rollback", help="go back to the previous served version (a new release, reason rollback)"
     )
     _control_options(rb, _rollback)
+    pause_help = (
+        "pause learning and releases (scoring goes on); labels arriving meanwhile are kept and learned "
+        "in order on resume, or dropped and counted with --discard"
+    )
     pause = msub.add_parser(
-        "pause",
-        help="pause learning and releases (scoring goes on); labels arriving meanwhile are kept and learned "
-        "in order on resume, or dropped and counted with --discard",
+        "pause", help=pause_help, description=pause_help[0].upper() + pause_help[1:] + "."
     )
     pause.add_argument(
         "--discard",
@@ -163,6 +164,12 @@ def _rows(releases: Releases) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (int(r["version"]), bool(r["verified"])), reverse=True)
 
 
+def release_rows(settings: Settings) -> list[dict[str, Any]]:
+    """The rows of ``models list --json``: verified releases (one is ``current``) and forged ones marked
+    ``"verified": false``, newest first. For other views (the console) that must show the same truth."""
+    return _rows(_registry(settings))
+
+
 def _when(ms: Any) -> str:
     try:
         return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -212,7 +219,7 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
     data = {_text(k): _text(v) for k, v in raw.items()}
     return {
         "settings": json.loads(data.get("settings", "{}")),
-        "held": int(data.get("held", 0)),
+        "held_examples": int(data.get("held_examples", 0)),
         "pause_discard": data.get("pause_discard") == "1",
         "n_learned": int(data.get("n_learned", 0)),
         "served_version": int(data.get("served_version", 0)),
@@ -284,6 +291,8 @@ def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict
 
     Raises :class:`ConfigError` naming the command, argument or key when it is invalid: nothing is sent then.
     """
+    from learners.lifecycle import validate_control  # imports River (seconds): only when sending
+
     validate_control(command, args, settings.guard, settings.drift)
     record = new_command(settings, command, args)
     ensure_topics(settings, names=("control",))

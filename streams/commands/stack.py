@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from typing import Any
 
 from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
 from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
+from driftline.errors import StackError
 from streams.cli import global_overrides
 from streams.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "in the state directory",
         )
         action.add_argument("--json", action="store_true", help="print JSON")
+        if name == "down":
+            action.add_argument(
+                "--force", action="store_true", help="stop the servers even while consumers are connected"
+            )
         if name == "up":
             action.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds to wait")
             action.add_argument(
@@ -131,9 +139,37 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def active_groups(cfg: StackConfig, timeout: float = 5.0) -> list[str]:
+    """Consumer groups with members on the stack's broker (workers, a demo, a user's consumer)."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    from connectors.kafka_client import LIBRDKAFKA_LOG
+
+    conf: dict[str, Any] = {"bootstrap.servers": cfg.kafka_address, "logger": LIBRDKAFKA_LOG}
+    admin = AdminClient(conf)
+    idle = {ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD}
+    listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout)
+    return sorted(g.group_id for g in listed.valid if g.state not in idle)
+
+
 def _down(args: argparse.Namespace) -> int:
     cfg = _config(args)
     before = stack_status(cfg)
+    if before.kafka.state == "up" and not args.force:
+        # Stopping the broker under running workers (or a demo still reading its topics) breaks them; the
+        # demo's own cold-start bug (issue 11) was this. Say who is connected instead.
+        try:
+            busy = active_groups(cfg)
+        except Exception as exc:  # a broker that cannot list groups must not keep its owner from stopping it
+            log.warning("could not list consumer groups on %s: %s", cfg.kafka_address, exc)
+            busy = []
+        if busy:
+            shown = ", ".join(busy[:5]) + (f" and {len(busy) - 5} more" if len(busy) > 5 else "")
+            raise StackError(
+                f"Kafka at {cfg.kafka_address} still has active consumer groups: {shown}. Stop those workers "
+                "(or the demo) first, or pass --force to stop the servers under them."
+            )
     stopped = stack_down(cfg)
     after = stack_status(cfg)
     notes = {}

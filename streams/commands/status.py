@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ DRIFT_WINDOW_S = 3600
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status",
-        help="one screen: stack, workers, consumer lag, served versions, last release, recent drift",
+        help="one screen: stack, workers, consumer lag, served versions, releases, joins, drift, dead letters",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -139,49 +140,110 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 },
                 "trainer": None
                 if live is None
-                else {k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at")},
+                else {
+                    **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at")},
+                    "held_examples": live.get("held_examples", 0),
+                    "pause_discard": live.get("pause_discard", False),
+                    # A candidate the guard held for operator approval (`driftline models promote held`).
+                    "held_candidate": bool(live.get("metrics", {}).get("held")),
+                },
+                "joins": _joins(
+                    dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
+                ),
             }
         )
     return out
 
 
-def _recent_drift(settings: Settings, since_ms: int) -> dict[str, Any]:
-    """Drift events with ``ts >= since_ms``: count per model and signal (read from the first offset by time)."""
+def _read_since(settings: Settings, name: str, record: str, since_ms: int) -> list[dict[str, Any]]:
+    """Decoded records of topic ``name`` with ``ts >= since_ms`` (read from the first offset by time)."""
     from streams.demo.kafka_view import KafkaView
 
-    topic = settings.topic("drift")
+    topic = settings.topic(name)
     starts, highs = KafkaView(settings, timeout=5.0).offsets_for_time(topic, since_ms)
     todo = {p: h for p, h in highs.items() if h > starts.get(p, h)}
-    counts: Counter[str] = Counter()
-    total = 0
-    if todo:
-        codec = default_codec()
-        consumer = Consumer(
-            client_config(
-                settings,
-                **{"group.id": "driftline-status", "enable.auto.commit": False, "logger": LIBRDKAFKA_LOG},
-            )
+    out: list[dict[str, Any]] = []
+    if not todo:
+        return out
+    codec = default_codec()
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{"group.id": "driftline-status", "enable.auto.commit": False, "logger": LIBRDKAFKA_LOG},
         )
-        try:
-            consumer.assign([TopicPartition(topic, p, starts[p]) for p in todo])
-            deadline = time.monotonic() + 10
-            while todo and time.monotonic() < deadline:
-                for msg in consumer.consume(500, 0.5):
-                    if msg.error() is not None:
-                        continue
-                    part, offset = msg.partition() or 0, msg.offset() or 0
-                    if offset >= todo.get(part, 0) - 1:
-                        todo.pop(part, None)
-                    try:
-                        value = codec.decode("DriftEvent", msg.value() or b"", topic=topic, allow_json=True)
-                    except DriftlineError:
-                        continue
-                    if int(value.get("ts", 0)) >= since_ms:
-                        counts[f"{value['model']} {value['detector']}/{value['signal']}"] += 1
-                        total += 1
-        finally:
-            consumer.close()
-    return {"since": since_ms, "total": total, "by_signal": dict(sorted(counts.items()))}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in todo])
+        deadline = time.monotonic() + 10
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is not None:
+                    continue
+                part, offset = msg.partition() or 0, msg.offset() or 0
+                if offset >= todo.get(part, 0) - 1:
+                    todo.pop(part, None)
+                try:
+                    value = codec.decode(record, msg.value() or b"", topic=topic, allow_json=True)
+                except DriftlineError:
+                    continue
+                if int(value.get("ts", 0)) >= since_ms:
+                    out.append(value)
+    finally:
+        consumer.close()
+    return out
+
+
+def _recent_drift(settings: Settings, since_ms: int) -> dict[str, Any]:
+    """Drift events with ``ts >= since_ms``: count per model and signal."""
+    counts: Counter[str] = Counter()
+    for value in _read_since(settings, "drift", "DriftEvent", since_ms):
+        counts[f"{value['model']} {value['detector']}/{value['signal']}"] += 1
+    return {"since": since_ms, "total": sum(counts.values()), "by_signal": dict(sorted(counts.items()))}
+
+
+def deadletter_reason(error: str) -> str:
+    """A dead letter's reason, short enough to group by: the text before the first ':' without quoted parts."""
+    head = error.split(":", 1)[0]
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", head).strip()[:80] or "?"
+
+
+def _recent_deadletters(settings: Settings, since_ms: int) -> dict[str, Any]:
+    """Dead letters with ``ts >= since_ms``, counted per source topic and reason, with the newest."""
+    counts: Counter[str] = Counter()
+    newest: dict[str, Any] | None = None
+    for value in _read_since(settings, "deadletter", "DeadLetter", since_ms):
+        source = str(value["source_topic"]).removeprefix(settings.kafka.topic_prefix)
+        counts[f"{source}: {deadletter_reason(str(value['error']))}"] += 1
+        if newest is None or int(value["ts"]) >= int(newest["ts"]):
+            newest = {k: value[k] for k in ("source_topic", "partition", "offset", "error", "ts")}
+    return {
+        "since": since_ms,
+        "total": sum(counts.values()),
+        "by_reason": dict(sorted(counts.items())),
+        "newest": newest,
+    }
+
+
+def _joins(settings: Settings) -> dict[str, Any] | None:
+    """Pending predictions (waiting for a label), parked labels (waiting for a prediction), and the age of the
+    oldest prediction still unanswered by a label; ``None`` when Redis does not answer."""
+    import redis
+
+    from streams.join import join_namespace
+
+    ns = join_namespace(settings)
+    try:
+        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        pending, parked = client.zcard(f"{ns}:pending"), client.zcard(f"{ns}:parked")
+        oldest = client.zrange(f"{ns}:pending", 0, 0, withscores=True)
+    except redis.RedisError:
+        return None
+    age = None
+    if oldest:
+        # Scored by expiry: stored at expiry - ttl.
+        stored_ms = float(oldest[0][1]) - settings.redis.pending_ttl_s * 1000
+        age = max(0.0, time.time() - stored_ms / 1000)
+    return {"pending": int(pending), "parked": int(parked), "oldest_pending_age_s": age}
 
 
 def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:
@@ -195,7 +257,9 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
     groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
     out["workers"] = [g.to_dict() for g in view.describe(groups)]
     out["models"] = _models(settings)
-    out["drift_last_hour"] = _recent_drift(settings, int((time.time() - DRIFT_WINDOW_S) * 1000))
+    since = int((time.time() - DRIFT_WINDOW_S) * 1000)
+    out["drift_last_hour"] = _recent_drift(settings, since)
+    out["deadletters_last_hour"] = _recent_deadletters(settings, since)
     return out
 
 
@@ -252,6 +316,19 @@ def render(status: dict[str, Any]) -> str:
             d = rel["decision"]
             if d:
                 lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+        if live and live.get("held_candidate"):
+            lines.append("    a candidate is HELD for approval: `driftline models promote held` to serve it")
+        if live and live["paused"]:
+            what = "discarded (pause --discard)" if live.get("pause_discard") else "held for resume"
+            lines.append(f"    learning PAUSED: {live.get('held_examples', 0):,} label(s) {what}")
+        joins = m.get("joins")
+        if joins:
+            age = joins["oldest_pending_age_s"]
+            lines.append(
+                f"    joins: {joins['pending']:,} prediction(s) waiting for a label"
+                + (f" (oldest {_ago(age)})" if age is not None else "")
+                + f", {joins['parked']:,} label(s) parked waiting for their prediction"
+            )
         if not m.get("releases_verified", True):
             lines.append("    releases NOT verified: no signing key configured (DRIFTLINE_SIGNING_KEY)")
         for u in m.get("unverified_releases", []):
@@ -262,6 +339,14 @@ def render(status: dict[str, Any]) -> str:
     lines += ["", f"drift alarms in the last hour: {drift['total']}"]
     for signal, n in drift["by_signal"].items():
         lines.append(f"  {signal:<44} {n}")
+    dead = status.get("deadletters_last_hour") or {"total": 0, "by_reason": {}}
+    lines += ["", f"dead letters in the last hour: {dead['total']}{' <-' if dead['total'] else ''}"]
+    for reason, n in dead["by_reason"].items():
+        lines.append(f"  {reason[:70]:<70} {n}")
+    if dead.get("newest"):
+        d = dead["newest"]
+        lines.append(f"  newest: {_when(d['ts'])}: {str(d['error'])[:100]}")
+        lines.append("  (see them with `driftline tail deadletter`)")
     return "\n".join(lines)
 
 

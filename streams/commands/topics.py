@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, help_text, func in (
         ("create", "create the contract topics that are missing (existing ones are never altered)", _create),
         ("list", "one line per contract topic: present or missing, partitions, cleanup policy", _list),
-        ("describe", "every setting of each topic next to the contract's; exit 1 if any is missing or wrong", _describe),
+        ("describe", "each topic's settings next to the contract's; exit 1 if any is missing or wrong", _describe),
     ):  # fmt: skip
         action = tsub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         action.add_argument(

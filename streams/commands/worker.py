@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if worker.trainer is not None:
         worker.trainer.start()
     faust_worker = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    if not faust_worker.stdout.isatty():
+        faust_worker.spinner = None  # its cursor codes (ESC[?25l) would end up in a log file
     try:
         faust_worker.execute_from_commandline()
     finally:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streams.audit import release_rows
 from streams.demo import plots
 from streams.demo.collect import RunData
 from streams.demo.runner import DemoResult, read_decisions
@@ -176,6 +177,10 @@ def write_report(result: DemoResult, data: RunData, out_dir: Path) -> tuple[Path
         result.run_dir / "audit" / f"{result.settings.kafka.topic_prefix}{result.settings.model.name}.jsonl",
         last=50,
     )
+    # What each release changed, from the signed audit trail (streams/audit.py).
+    summary["release_changes"] = release_rows(
+        result.run_dir / "audit" / f"{result.settings.kafka.topic_prefix}{result.settings.model.name}.jsonl"
+    )
     path = out_dir / "report.html"
     path.write_text(_html(summary, data, decisions, pngs))
     summary["report"] = str(path)
@@ -223,6 +228,7 @@ def _html(
     alarms = [(d["index"], d["detector"], d["signal"], d["version"]) for d in data.drift]
     guard = [(d.get("index"), d.get("outcome"), d.get("reason"), d.get("candidate"), str(d.get("text", ""))[:140])
              for d in decisions]  # fmt: skip
+    changed = s.get("release_changes", [])
     when = time.strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>driftline demo report</title>
@@ -245,6 +251,8 @@ def _html(
 {_img(pngs["pipeline"], "consumer lag and pending joins over time")}
 <h2>Releases</h2>
 {_table(("version", "parent", "reason", "at example", "accuracy", "guard decision"), releases)}
+<h2>What changed in each release</h2>
+{_table(("version", "parent", "reason", "learned from", "largest changes", "guard evidence"), changed)}
 <h2>Guard decisions</h2>
 {_table(("at example", "outcome", "reason", "candidate", "why"), guard)}
 <h2>Drift alarms</h2>

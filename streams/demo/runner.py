@@ -128,7 +128,7 @@ class DemoRun:
         self.workers: list[WorkerProcess] = []
         self.phase = "starting"
         self.stop_producing = threading.Event()
-        self._started_stack = False
+        self._started_services: tuple[str, ...] = ()
         self._produced = 0
         self._producer_error: BaseException | None = None
         self._producer_done = threading.Event()
@@ -142,17 +142,19 @@ class DemoRun:
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def start_stack(self) -> None:
-        """Bring the local stack up unless it already answers; remember whether we started it."""
+        """Bring the local stack up unless it already answers; remember which services we started (only
+        those are stopped afterwards: a Kafka the user started stays up even when the demo had to start Redis)."""
         before = stack_status(self.settings, self._stack_dir())
         if not before.up:
             ensure_stack(self.settings, self._stack_dir())
-            self._started_stack = True
+            self._started_services = tuple(s.name for s in (before.kafka, before.redis) if not s.up)
 
     def _stack_dir(self) -> Path:
         # The stack outlives a demo run: it lives in the user's state dir, not the run's.
         return self.run_dir.parent.parent
 
-    def _env(self) -> dict[str, str]:
+    def worker_env(self) -> dict[str, str]:
+        """The DRIFTLINE_* environment of this run's workers (and of a console watching it)."""
         s = self.settings
         env = {
             "DRIFTLINE_KAFKA_BOOTSTRAP": s.kafka.bootstrap,
@@ -172,7 +174,7 @@ class DemoRun:
         """Topics, then one process per role, then wait until each answers and the scorer serves a model."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_topics(self.settings)
-        env = self._env()
+        env = self.worker_env()
         # The trainer first: it publishes v1, which the scorer waits for.
         for role in ("train", "score", "join"):
             self.workers.append(WorkerProcess(role, env, self.run_dir / "logs" / f"{role}.log").start())
@@ -345,18 +347,18 @@ class DemoRun:
 
     @property
     def started_stack(self) -> bool:
-        """True when this run started the local stack (and will stop it in :meth:`close`)."""
-        return self._started_stack
+        """True when this run started (part of) the local stack, and will stop that part in :meth:`close`."""
+        return bool(self._started_services)
 
     def close(self) -> bool:
-        """Stop the workers if still running, then the local stack if this run started it (unless
-        ``keep_stack``). Call it after the report has been read from the topics. True when a stack was stopped.
+        """Stop the workers if still running, then the stack services this run started (unless ``keep_stack``).
+        Call it after the report has been read from the topics. True when something was stopped.
         """
         self.stop_workers()
-        if not self._started_stack or self.options.keep_stack:
+        services, self._started_services = self._started_services, ()  # once: close() may run again
+        if not services or self.options.keep_stack:
             return False
-        self._started_stack = False  # once: close() may run again from a finally block
-        stack_down(self.settings, self._stack_dir())
+        stack_down(self.settings, self._stack_dir(), services=services)
         return True
 
     def __enter__(self) -> DemoRun:

@@ -1,0 +1,401 @@
+"""What a model artifact may contain: an explicit allow-list of classes and functions, and a scan of the pickle's
+opcodes that bounds what the few constructors that allocate from their arguments may be called with.
+
+The list is built from what the learners really pickle: tests/test_safe_pickle_allow.py pickles every learner kind
+of learners/specs.py (every task, every window_refit estimator) through :func:`learners.safe_pickle.dumps`, records
+every global the pickle names, and fails if one is missing here, or if an entry here is needed by no kind (so the
+list cannot grow stale). Nothing is admitted by package or module prefix: ``scipy``, ``learners.report``, ``os``,
+``builtins.bytes``, ``builtins.getattr``, ``copy`` and the rest are refused because they are not listed.
+
+Review of what the unpickler can do with a listed global. A pickle can (1) call a class or function with arguments
+it chooses (REDUCE), (2) create an instance with ``cls.__new__(cls, *args)`` (NEWOBJ), (3) hand a class or function
+to another object as a value (a ``defaultdict`` factory, a ``partial``) to be called later, and (4) set an
+instance's state (BUILD: ``__setstate__`` or a ``__dict__`` update). So every listed class must be safe to
+construct with any arguments, and any ``__setstate__``/``__reduce__`` of its own was read before listing it (notes
+below). No listed callable opens files, imports, executes strings, spawns, or touches the network; the ones whose
+construction allocates memory sized by an argument are :data:`BOUNDED` and the scan (:func:`scan`) checks their
+arguments before anything is unpickled.
+"""
+
+from __future__ import annotations
+
+import pickletools
+from collections.abc import Callable
+from typing import Any
+
+from driftline.errors import SecurityError
+
+__all__ = ["ALLOWED", "BOUNDED", "scan"]
+
+_PLAIN = "plain class: object.__reduce_ex__, state set by __dict__ update (or safe_pickle._set_state)"
+_SKLEARN = (
+    "scikit-learn estimator: BaseEstimator.__setstate__ only checks the sklearn version it was pickled with "
+    "(a warning) and updates __dict__; __init__ stores its parameters"
+)
+_CONTAINER = "standard container; its __reduce__ rebuilds it from the items the pickle already holds"
+
+# (module, qualified name) -> why it is safe. Both numpy spellings (numpy 1 "numpy.core", numpy 2 "numpy._core").
+ALLOWED: dict[tuple[str, str], str] = {
+    (
+        "builtins",
+        "float",
+    ): "float(x): a number from a number or short string (no allocation beyond its input)",
+    ("builtins", "int"): "int(x): Python limits int-from-string to 4300 digits; defaultdict(int) factory",
+    ("collections", "Counter"): _CONTAINER,
+    ("collections", "OrderedDict"): _CONTAINER,
+    ("collections", "defaultdict"): _CONTAINER + "; its factory is itself an allow-listed global",
+    ("collections", "deque"): _CONTAINER + " (maxlen only bounds, never preallocates)",
+    ("functools", "partial"): (
+        "partial.__setstate__ only stores (func, args, kwargs, dict); its func is an allow-listed global, and the "
+        "scan refuses calling a partial at load time and a bounded constructor in its arguments or state"
+    ),
+    ("copy", "deepcopy"): "bounded: only as a partial's func (see BOUNDED); copies an allow-listed template",
+    ("random", "Random"): "Random(seed) / Random.__setstate__ validates the 625-word Mersenne Twister state",
+    ("statistics", "NormalDist"): "NormalDist.__setstate__ stores two floats",
+    ("learners.config", "LearnerSpec"): "frozen dataclass of a name and params",
+    (
+        "learners.safe_pickle",
+        "_set_state",
+    ): "the state setter of format +steps: a dict becomes __dict__, no more",
+    ("learners.specs", "Learner"): "Learner.__setstate__ is a __dict__ update",
+    ("learners.pool", "Pool"): _PLAIN + "; the 'auto' learner: its members are themselves allow-listed learners",
+    ("learners.specs", "_Aligned"): _PLAIN,
+    ("learners.window", "WindowRefit"): _PLAIN,
+    # numpy: arrays travel as _frombuffer(buffer, dtype, shape, order), a view of bytes the pickle holds (reshape
+    # checks the size); scalars as scalar(dtype, bytes) (checks the bytes fit the dtype); dtype(str, align, copy)
+    # builds a descriptor and allocates no data.
+    ("numpy", "dtype"): "dtype.__setstate__ is numpy's validated C descriptor state",
+    ("numpy._core.multiarray", "scalar"): "a scalar from bytes the pickle holds (refuses too few bytes)",
+    ("numpy.core.multiarray", "scalar"): "as numpy._core.multiarray.scalar (numpy 1 spelling)",
+    ("numpy._core.numeric", "_frombuffer"): "np.frombuffer(...).reshape(...): a view, size checked",
+    ("numpy.core.numeric", "_frombuffer"): "as numpy._core.numeric._frombuffer (numpy 1 spelling)",
+    (
+        "numpy.random._pcg64",
+        "PCG64",
+    ): "bit generator; BitGenerator.__setstate__ sets its validated state dict",
+    (
+        "numpy.random._pickle",
+        "__bit_generator_ctor",
+    ): "looks a bit generator class up by name or takes a class, calls it with no argument",
+    ("numpy.random._pickle", "__generator_ctor"): "Generator(ctor(name)): ctor is an allow-listed global",
+    ("numpy.random.bit_generator", "SeedSequence"): "bounded (pool_size): see BOUNDED",
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"): "Cython's generated unpickler: checks a "
+    "checksum of the field layout, then sets the fields from the state tuple",
+    # River
+    ("river._river_rust.drift", "AdaptiveWindowing"): "bounded (max_buckets): see BOUNDED; its __setstate__ "
+    "decodes bincode bytes in Rust (length prefixes are checked against the input, no unsafe preallocation)",
+    ("river._river_rust.vectordict", "VectorDict"): "__reduce__ rebuilds it from a dict the pickle holds",
+    ("river.preprocessing.scale", "StandardScaler"): "its __setstate__ adds a default and updates __dict__",
+    (
+        "river.naive_bayes.gaussian",
+        "GaussianNB._make_gaussian",
+    ): "defaultdict factory: returns a new Gaussian()",
+    ("river.tree.splitter.ebst_splitter", "EBSTNode._update_estimator_univariate"): "updates a statistic "
+    "with a value (a method River stores as a function reference)",
+    # scikit-learn (window_refit and sklearn_sgd)
+    ("sklearn.tree._tree", "Tree"): "bounded (n_features, n_outputs): see BOUNDED; Tree.__setstate__ checks "
+    "the node and value arrays' dtype and shape against node_count, n_outputs and max_n_classes",
+    ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"): "its __setstate__ updates "
+    "__dict__ and casts the node array to the record dtype",
+    ("sklearn.metrics._dist_metrics", "EuclideanDistance64"): "DistanceMetric64.__setstate__ sets p, vec and "
+    "mat arrays (the user-function fields are only read for PyFuncDistance64, which is not listed)",
+    (
+        "sklearn.metrics._dist_metrics",
+        "newObj",
+    ): "newObj(cls) = cls.__new__(cls): cls is an allow-listed class",
+    ("sklearn.neighbors._kd_tree", "KDTree"): "BinaryTree64.__setstate__ sets 12 arrays and counts; building "
+    "one from data allocates in proportion to the data the pickle holds",
+    ("sklearn.neighbors._kd_tree", "newObj"): "newObj(cls) = cls.__new__(cls): cls is an allow-listed class",
+    (
+        "sklearn._loss._loss",
+        "CyHalfMultinomialLoss",
+    ): "Cython loss object; generated __setstate__ sets fields",
+    (
+        "sklearn._loss._loss",
+        "__pyx_unpickle_CyHalfMultinomialLoss",
+    ): "Cython's generated unpickler (checksum)",
+    ("sklearn._loss._loss", "CyHalfBinomialLoss"): "Cython loss without state; __reduce__ re-creates it",
+    ("sklearn._loss._loss", "CyHalfSquaredError"): "Cython loss without state; __reduce__ re-creates it",
+    ("sklearn._loss.link", "IdentityLink"): _PLAIN,
+    ("sklearn._loss.link", "Interval"): "dataclass of two floats and two booleans",
+    ("sklearn._loss.link", "MultinomialLogit"): _PLAIN,
+    ("sklearn._loss.loss", "HalfMultinomialLoss"): _PLAIN,
+    ("sklearn._loss.loss", "HalfSquaredError"): _PLAIN,
+    ("sklearn.pipeline", "Pipeline"): _SKLEARN,
+    ("sklearn.preprocessing._data", "StandardScaler"): _SKLEARN,
+    ("sklearn.preprocessing._label", "LabelBinarizer"): _SKLEARN,
+    ("sklearn.preprocessing._label", "LabelEncoder"): _SKLEARN,
+    ("sklearn.ensemble._hist_gradient_boosting.binning", "_BinMapper"): _SKLEARN,
+}
+for _name in (
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+):
+    ALLOWED[("sklearn.ensemble._forest", _name)] = _SKLEARN
+for _name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
+    ALLOWED[("sklearn.ensemble._hist_gradient_boosting.gradient_boosting", _name)] = _SKLEARN
+for _module, _name in (
+    ("sklearn.linear_model._base", "LinearRegression"),
+    ("sklearn.linear_model._logistic", "LogisticRegression"),
+    ("sklearn.linear_model._ridge", "Ridge"),
+    ("sklearn.linear_model._ridge", "RidgeClassifier"),
+    ("sklearn.linear_model._stochastic_gradient", "SGDClassifier"),
+    ("sklearn.linear_model._stochastic_gradient", "SGDRegressor"),
+    ("sklearn.neighbors._classification", "KNeighborsClassifier"),
+    ("sklearn.neighbors._regression", "KNeighborsRegressor"),
+    ("sklearn.tree._classes", "DecisionTreeClassifier"),
+    ("sklearn.tree._classes", "DecisionTreeRegressor"),
+    ("sklearn.tree._classes", "ExtraTreeClassifier"),
+    ("sklearn.tree._classes", "ExtraTreeRegressor"),
+):
+    ALLOWED[(_module, _name)] = _SKLEARN
+# River's plain classes (no __reduce__/__setstate__ of their own; checked by the test): models, tree nodes,
+# splitters, statistics, optimizers, metrics.
+for _module, _names in (
+    ("river.compat.sklearn_to_river", ("SKL2RiverClassifier", "SKL2RiverRegressor")),
+    ("river.compose.pipeline", ("Pipeline",)),
+    ("river.drift.adwin", ("ADWIN",)),
+    ("river.feature_extraction.poly", ("PolynomialExtender",)),
+    (
+        "river.forest.adaptive_random_forest",
+        ("ARFClassifier", "ARFRegressor", "BaseTreeClassifier", "BaseTreeRegressor"),
+    ),
+    ("river.linear_model.lin_reg", ("LinearRegression",)),
+    ("river.linear_model.log_reg", ("LogisticRegression",)),
+    ("river.linear_model.softmax", ("SoftmaxRegression",)),
+    ("river.metrics.accuracy", ("Accuracy",)),
+    ("river.metrics.confusion", ("ConfusionMatrix",)),
+    ("river.metrics.mse", ("MSE",)),
+    ("river.multiclass.ovr", ("OneVsRestClassifier",)),
+    ("river.naive_bayes.gaussian", ("GaussianNB",)),
+    ("river.optim.initializers", ("Zeros",)),
+    ("river.optim.losses", ("CrossEntropy", "Log", "Squared")),
+    ("river.optim.schedulers", ("Constant",)),
+    ("river.optim.sgd", ("SGD",)),
+    ("river.proba.gaussian", ("Gaussian",)),
+    ("river.stats.mean", ("Mean",)),
+    ("river.stats.var", ("Var",)),
+    ("river.tree.hoeffding_adaptive_tree_classifier", ("HoeffdingAdaptiveTreeClassifier",)),
+    ("river.tree.hoeffding_adaptive_tree_regressor", ("HoeffdingAdaptiveTreeRegressor",)),
+    ("river.tree.hoeffding_tree_classifier", ("HoeffdingTreeClassifier",)),
+    ("river.tree.hoeffding_tree_regressor", ("HoeffdingTreeRegressor",)),
+    ("river.tree.nodes.arf_htc_nodes", ("RandomLeafNaiveBayesAdaptive",)),
+    ("river.tree.nodes.arf_htr_nodes", ("RandomLeafAdaptive",)),
+    ("river.tree.nodes.branch", ("NumericBinaryBranch",)),
+    ("river.tree.nodes.hatc_nodes", ("AdaLeafClassifier", "AdaNumBinaryBranchClass")),
+    ("river.tree.nodes.hatr_nodes", ("AdaLeafRegAdaptive", "AdaNumBinaryBranchReg")),
+    ("river.tree.nodes.htc_nodes", ("LeafNaiveBayesAdaptive",)),
+    ("river.tree.nodes.htr_nodes", ("LeafAdaptive",)),
+    ("river.tree.splitter.ebst_splitter", ("EBSTNode",)),
+    ("river.tree.splitter.gaussian_splitter", ("GaussianSplitter",)),
+    ("river.tree.splitter.tebst_splitter", ("TEBSTSplitter",)),
+):
+    for _name in _names:
+        ALLOWED[(_module, _name)] = _PLAIN
+
+# Entries a current learner may not produce but older releases on the compacted models topic do (numpy 1 names
+# above); kept out of the "needed by some kind" test.
+LEGACY: frozenset[tuple[str, str]] = frozenset(
+    {("numpy.core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer")}
+)
+
+
+def _small_int(limit: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= limit
+
+
+# Constructors that allocate memory sized by an argument: (opcode that may call them, a check per positional
+# argument; an argument the scan cannot see as a constant fails its check). Anywhere else (as an argument, in a
+# container, as a partial's func) they are refused, so nothing can call them later with other arguments.
+BOUNDED: dict[tuple[str, str], dict[str, tuple[Callable[[Any], bool], ...]]] = {
+    # AdaptiveWindowing(delta, clock, max_buckets, min_window_length, grace_period) preallocates max_buckets
+    # buckets (max_buckets=10**6 took 16 MB); pickles carry NEWOBJ with those five and the state in BUILD.
+    ("river._river_rust.drift", "AdaptiveWindowing"): {
+        "NEWOBJ": (
+            lambda v: isinstance(v, float),
+            _small_int(1_000_000),
+            _small_int(1_000),
+            _small_int(1_000_000_000),
+            _small_int(1_000_000_000),
+        ),
+    },
+    # deepcopy(x) copies what it is given: called at load time on an object the pickle already holds (a memo
+    # reference costs 2 bytes) it would multiply memory. River only stores it as a partial's func (SoftmaxRegression's
+    # weight initialisation), called when the model meets a new class.
+    ("copy", "deepcopy"): {},
+    # Tree(n_features, n_classes, n_outputs) allocates arrays of n_outputs; n_classes is an array from the pickle.
+    ("sklearn.tree._tree", "Tree"): {
+        "REDUCE": (_small_int(10_000_000), lambda v: True, _small_int(100_000)),
+    },
+    # SeedSequence(entropy, spawn_key, pool_size) allocates pool_size words; it only comes through its Cython
+    # unpickler, which creates it with no arguments.
+    ("numpy.random.bit_generator", "SeedSequence"): {},
+}
+_ARG_OF = {  # (function, argument position, the bounded global it may receive there as a plain value)
+    (
+        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+        0,
+        ("numpy.random.bit_generator", "SeedSequence"),
+    ),
+    (("functools", "partial"), 0, ("copy", "deepcopy")),
+}
+
+
+class _Global:
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+
+
+class _Const:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _refuse(message: str) -> SecurityError:
+    return SecurityError(f"model artifact refused by the allow-list: {message}")
+
+
+_SPECIAL = {
+    "PROTO": "skip", "FRAME": "skip", "STOP": "skip", "MARK": "mark",
+    "MEMOIZE": "memo", "PUT": "put", "BINPUT": "put", "LONG_BINPUT": "put",
+    "GET": "get", "BINGET": "get", "LONG_BINGET": "get",
+    "STACK_GLOBAL": "stack_global", "GLOBAL": "global", "REDUCE": "call", "NEWOBJ": "call",
+    "NEWOBJ_EX": "call_ex", "TUPLE": "tuple", "EMPTY_TUPLE": "tuple0", "TUPLE1": "tuple1", "TUPLE2": "tuple2",
+    "TUPLE3": "tuple3", "INST": "inst", "OBJ": "obj", "BUILD": "build",
+}  # fmt: skip
+# opcode -> (what to do, pops a marked slice, fixed items popped, items pushed): computed once.
+_PLAN: dict[str, tuple[str, bool, int, int]] = {}
+for _op in pickletools.opcodes:
+    _kind = _SPECIAL.get(_op.name)
+    if _kind is None:
+        _const = _op.arg is not None and _op.name not in ("EXT1", "EXT2", "EXT4", "PERSID")
+        _kind = "const" if _const else "generic"
+    _before = _op.stack_before
+    _fixed = len([s for s in _before if s not in (pickletools.markobject, pickletools.stackslice)])
+    _PLAN[_op.code] = (_kind, pickletools.markobject in _before, _fixed, len(_op.stack_after))
+
+
+def scan(data: bytes) -> None:
+    """Check every call the pickle ``data`` makes of a :data:`BOUNDED` constructor, and that such a constructor
+    is used nowhere else, without unpickling anything; raises :class:`SecurityError` (reason allow_list).
+
+    A symbolic run of the opcodes: the stack holds globals, constants and tuples of them; everything else is
+    opaque. Pure Python (a few us per opcode), so :func:`learners.safe_pickle.loads` runs it only for a pickle
+    that names a bounded constructor.
+    """
+    stack: list[Any] = []
+    marks: list[int] = []
+    memo: dict[int, Any] = {}
+    plan = _PLAN
+    for op, arg, _ in pickletools.genops(data):
+        kind, marked, fixed, pushed = plan[op.code]
+        if kind == "const":
+            stack.append(_Const(arg) if isinstance(arg, str | int | float) else None)
+        elif kind == "memo":
+            memo[len(memo)] = stack[-1] if stack else None
+        elif kind == "get":
+            stack.append(memo.get(arg))
+        elif kind == "generic":
+            popped: list[Any] = []
+            if marked:
+                start = marks.pop() if marks else 0
+                popped, stack[start:] = stack[start:], []
+            if fixed:
+                popped += stack[len(stack) - fixed :]
+                del stack[len(stack) - fixed :]
+            for item in popped:
+                if item is not None:
+                    _no_bounded([item], op.name)
+            stack.extend([None] * pushed)
+        elif kind in ("tuple0", "tuple1", "tuple2", "tuple3", "tuple"):
+            if kind == "tuple":
+                start = marks.pop() if marks else 0
+            else:
+                start = len(stack) - int(kind[-1])
+            items, stack[start:] = stack[start:], []
+            stack.append(_Const(tuple(items)))  # checked where it is used (a call's arguments, a state...)
+        elif kind == "mark":
+            marks.append(len(stack))
+        elif kind == "skip":
+            continue
+        elif kind == "put":
+            memo[arg] = stack[-1] if stack else None
+        elif kind == "stack_global":
+            n, m = stack.pop(), stack.pop()
+            key = (getattr(m, "value", None), getattr(n, "value", None))
+            stack.append(_Global(key) if all(isinstance(k, str) for k in key) else None)  # type: ignore[arg-type]
+        elif kind == "global":
+            module, _, qual = str(arg).partition(" ")
+            stack.append(_Global((module, qual)))
+        elif kind == "call":
+            args, func = stack.pop(), stack.pop()
+            _check_call(op.name, func, args)
+            stack.append(None)
+        elif kind == "call_ex":
+            kwargs, args, func = stack.pop(), stack.pop(), stack.pop()
+            _check_call("NEWOBJ", func, args, kwargs)
+            stack.append(None)
+        elif kind == "build":  # a partial's state is (func, args, kwargs, dict): deepcopy may be its func
+            state, _obj = stack.pop(), stack.pop()
+            items = (
+                list(state.value) if isinstance(state, _Const) and isinstance(state.value, tuple) else [state]
+            )
+            if items and isinstance(items[0], _Global) and items[0].key == ("copy", "deepcopy"):
+                items = items[1:]
+            _no_bounded(items, "BUILD")
+            stack.append(None)
+        elif kind in ("inst", "obj"):  # protocol 0/1 calls: INST names the class, OBJ takes the first item
+            start = marks.pop() if marks else 0
+            items, stack[start:] = stack[start:], []
+            if kind == "inst":
+                module, _, qual = str(arg).partition(" ")
+                _check_call("REDUCE", _Global((module, qual)), _Const(tuple(items)))
+            else:
+                _check_call("REDUCE", items[0] if items else None, _Const(tuple(items[1:])))
+            stack.append(None)
+
+
+def _no_bounded(items: list[Any], where: str) -> None:
+    for item in items:
+        if isinstance(item, _Global) and item.key in BOUNDED:
+            raise _refuse(f"{'.'.join(item.key)} used as a value ({where}); only its checked call is allowed")
+        if isinstance(item, _Const) and isinstance(item.value, tuple):
+            _no_bounded(list(item.value), where)
+
+
+def _check_call(opcode: str, func: Any, args: Any, kwargs: Any = None) -> None:
+    if not isinstance(func, _Global):
+        # Legitimate pickles only call globals; calling an object built by the pickle (a partial) could reach
+        # a bounded constructor with arguments the scan never saw.
+        raise _refuse(f"{opcode} of something that is not a global")
+    values = list(args.value) if isinstance(args, _Const) and isinstance(args.value, tuple) else None
+    rule = BOUNDED.get(func.key)
+    if rule is None:
+        if values is None:
+            return
+        for position, item in enumerate(values):
+            if (
+                isinstance(item, _Global)
+                and item.key in BOUNDED
+                and (func.key, position, item.key) not in _ARG_OF
+            ):
+                raise _refuse(f"{'.'.join(item.key)} passed to {'.'.join(func.key)}")
+            if isinstance(item, _Const) and isinstance(item.value, tuple):
+                _no_bounded(list(item.value), opcode)
+        return
+    where = ".".join(func.key)
+    checks = rule.get(opcode)
+    if checks is None:
+        raise _refuse(f"{where} called through {opcode}")
+    if values is None or kwargs is not None or len(values) > len(checks):
+        raise _refuse(f"{where} called with arguments that are not checkable constants")
+    for position, (item, check) in enumerate(zip(values, checks, strict=False)):
+        value = item.value if isinstance(item, _Const) else item
+        if isinstance(item, _Global) or not check(value):
+            raise _refuse(f"{where} argument {position} = {str(value)[:40]} is out of bounds")

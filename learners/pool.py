@@ -1,0 +1,108 @@
+"""The ``auto`` learner: a small pool of cheap learners that all learn every label; the one with the lowest recent
+prequential loss answers.
+
+Why: no single cheap learner is best on every stream (the accuracy suite: linear models win on Hyperplane, SEA and
+elec, Hoeffding trees on Agrawal and STAGGER, and which one wins changes after a drift). Each member is scored on
+every label *before* it learns it (test-then-train), so the choice is made on the same evidence a plain learner's
+accuracy is measured on. Serving costs one member's prediction; a release carries the members (a few KB).
+
+Classification: logistic regression (``multiclass: auto``), the same on pairwise feature products (``degree: 2``,
+only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
+Hoeffding tree regressor, blended. ``members`` (a list of ``{name, params}``) replaces them.
+
+>>> from learners.config import LearnerSpec
+>>> from learners.specs import build_learner
+>>> model = build_learner(LearnerSpec("auto"))
+>>> for i in range(200):
+...     model.learn_one({"a": float(i % 2)}, i % 2)
+>>> model.predict_one({"a": 1.0}), model.model.leader
+(1, 0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from driftline.errors import LearnerError
+
+#: Weight of the newest loss in each member's running loss: about the last 200 labels decide.
+FADE = 0.995
+WARMUP = 50.0  # faded count of labels before a regression pool blends its members
+#: A member with ``params.degree == 2`` learns on every pairwise product of the features: its cost grows with the
+#: square of their number, so it is dropped at the first example when there are more than this many.
+MAX_QUADRATIC_FEATURES = 12
+DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
+    "classification": [
+        {"name": "logistic_regression"},
+        {"name": "logistic_regression", "params": {"degree": 2}},
+        {"name": "hoeffding_tree"},
+    ],
+    "regression": [{"name": "linear_regression"}, {"name": "hoeffding_tree"}],
+}
+
+
+class Pool:
+    """Members (``learners.specs.Learner``) learning side by side; ``leader`` indexes the one that answers."""
+
+    def __init__(self, members: list[Any], task: str) -> None:
+        if not members:
+            raise LearnerError("learner 'auto': needs at least one member")
+        self.members = members
+        self.task = task
+        self.losses = [0.0] * len(members)  # faded sums of prequential loss
+        self.weight = 0.0  # faded count (same for every member)
+        self.leader = 0
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        # x is already cleaned by the Learner wrapping this pool.
+        if self.weight == 0.0 and len(x) > MAX_QUADRATIC_FEATURES and len(self.members) > 1:
+            keep = [k for k, m in enumerate(self.members) if m.spec.params.get("degree", 1) != 2] or [0]
+            self.members = [self.members[k] for k in keep]
+            self.losses = [self.losses[k] for k in keep]
+        for k, member in enumerate(self.members):
+            pred = member.predict_one(x, cleaned=True)
+            if self.task == "classification":
+                loss = 0.0 if pred == y else 1.0
+            else:
+                loss = abs(float(pred) - float(y))
+                loss = loss if math.isfinite(loss) else 1e12
+            self.losses[k] = FADE * self.losses[k] + loss
+            member.learn_one(x, y, cleaned=True)
+        self.weight = FADE * self.weight + 1.0
+        # The current leader keeps answering on ties, so two equal members do not flap.
+        best = min(range(len(self.members)), key=lambda k: (self.losses[k], k != self.leader))
+        self.leader = best
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        return self.members[self.leader].predict_proba_one(x, cleaned=True)
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        if self.task == "classification" or self.weight < WARMUP:
+            return self.members[self.leader].predict_one(x, cleaned=True)
+        # Regression: members' answers weighted by inverse squared recent MAE. Two regressors' errors are
+        # partly independent, so the blend beats the better one unless the other is far worse (then its weight
+        # is small): measured on Friedman streams in BENCHMARKS-accuracy.md.
+        weights = [1.0 / max(loss / self.weight, 1e-12) ** 2 for loss in self.losses]
+        total = sum(weights)
+        return (
+            sum(w * m.predict_one(x, cleaned=True) for w, m in zip(weights, self.members, strict=True))
+            / total
+        )
+
+
+def build_pool(params: dict[str, Any], task: str, seed: int) -> Pool:
+    """``auto``'s builder for ``learners.specs.KINDS``."""
+    from learners.config import LearnerSpec
+    from learners.specs import Learner
+
+    extra = set(params) - {"members"}
+    if extra:
+        raise LearnerError(f"learner 'auto': unknown parameter {sorted(extra)[0]!r}; valid: members")
+    specs = params.get("members", DEFAULT_MEMBERS[task])
+    if not isinstance(specs, list) or not all(isinstance(m, dict) and "name" in m for m in specs):
+        raise LearnerError("learner 'auto': parameter 'members' must be a list of mappings with a 'name'")
+    if any(m["name"] == "auto" for m in specs):
+        raise LearnerError("learner 'auto': a member cannot itself be 'auto'")
+    members = [Learner(LearnerSpec(m["name"], dict(m.get("params", {}))), task, seed) for m in specs]
+    return Pool(members, task)

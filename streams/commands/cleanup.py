@@ -1,0 +1,146 @@
+"""``driftline cleanup --prefix P [--dry-run] [--force]``: remove everything one topic prefix left behind.
+
+That is its topics (the ``audit`` topic too), its worker consumer groups (``driftline-<prefix>...``), its Redis keys
+(``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), and under the state dir its
+trainer checkpoints, Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record
+of what was done). The default prefix is refused without ``--force``: it is usually someone's real deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from driftline.errors import ConfigError
+from streams.cli import global_overrides
+from streams.settings import KafkaSettings, Settings, load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cleanup",
+        help="remove a topic prefix's topics, consumer groups, Redis keys, checkpoints and local state",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--prefix", required=True, help="the topic prefix to remove, e.g. 'trial1.'")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.add_argument(
+        "--force", action="store_true", help=f"allow the default prefix {KafkaSettings.topic_prefix!r}"
+    )
+    p.add_argument("--keep-audit", action="store_true", help="keep the audit topic and the audit logs")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, list[str]]:
+    """What belongs to ``prefix``: topics, groups, Redis keys and local paths (nothing is removed here)."""
+    from confluent_kafka.admin import AdminClient
+
+    from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+
+    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+    topics = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
+    if keep_audit:
+        topics = [t for t in topics if t != f"{prefix}audit"]
+    groups = admin.list_consumer_groups(request_timeout=10).result()
+    owned = (f"driftline-{prefix}", prefix)
+    group_ids = sorted(g.group_id for g in groups.valid if g.group_id.startswith(owned))
+    state = Path(settings.state_dir).expanduser()
+    found = [*(state / "checkpoints").glob(f"{prefix}*"), *(state / "faust").glob(f"driftline-{prefix}*")]
+    if not keep_audit:
+        found += (state / "audit").glob(f"{prefix}*")
+    paths = sorted(str(p) for p in found)
+    return {
+        "topics": topics,
+        "groups": group_ids,
+        "redis_keys": _redis_keys(settings, prefix),
+        "paths": paths,
+    }
+
+
+def _redis_keys(settings: Settings, prefix: str) -> list[str]:
+    import redis
+
+    client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=10, socket_connect_timeout=5)
+    pattern = f"{_glob_escape(settings.redis.key_prefix)}:{_glob_escape(prefix)}*"
+    return sorted(
+        k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(match=pattern, count=1000)
+    )
+
+
+def _glob_escape(text: str) -> str:
+    # SCAN MATCH is a glob: a prefix with * ? [ in it must match itself only.
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def remove(settings: Settings, todo: dict[str, list[str]]) -> dict[str, Any]:
+    """Remove what :func:`plan` found; returns what failed (a group still in use cannot be deleted)."""
+    import redis
+    from confluent_kafka.admin import AdminClient
+
+    from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+
+    failed: dict[str, str] = {}
+    admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+    if todo["topics"]:
+        for topic, future in admin.delete_topics(todo["topics"], operation_timeout=30).items():
+            try:
+                future.result()
+            except Exception as exc:
+                failed[topic] = str(exc)
+    if todo["groups"]:
+        for group, future in admin.delete_consumer_groups(todo["groups"], request_timeout=10).items():
+            try:
+                future.result()
+            except Exception as exc:  # e.g. a worker of this prefix still running
+                failed[group] = str(exc)
+    keys = todo["redis_keys"]
+    if keys:
+        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=10, socket_connect_timeout=5)
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    for path in todo["paths"]:
+        p = Path(path)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return failed
+
+
+def run(args: argparse.Namespace) -> int:
+    prefix = args.prefix
+    if not prefix.strip():
+        raise ConfigError("cleanup --prefix: empty prefix (it would match every topic)")
+    if prefix == KafkaSettings.topic_prefix and not args.force:
+        print(
+            f"driftline cleanup: refusing the default prefix {prefix!r} (usually a real deployment); "
+            "add --force if you mean it",
+            file=sys.stderr,
+        )
+        return 2
+    settings = load_settings(args.config, overrides={**global_overrides(args), "kafka.topic_prefix": prefix})
+    todo = plan(settings, prefix, args.keep_audit)
+    failed = {} if args.dry_run else remove(settings, todo)
+    audit = []
+    if args.keep_audit:
+        audit = sorted(str(p) for p in (Path(settings.state_dir).expanduser() / "audit").glob(f"{prefix}*"))
+    if args.json:
+        print(
+            json.dumps({"prefix": prefix, "dry_run": args.dry_run, **todo, "failed": failed, "kept": audit})
+        )
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        for kind in ("topics", "groups", "redis_keys", "paths"):
+            items = todo[kind]
+            shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+            print(f"{verb} {len(items)} {kind.replace('_', ' ')}{': ' + shown if items else ''}")
+        for name, error in failed.items():
+            print(f"could not remove {name}: {error}", file=sys.stderr)
+        if audit:
+            print(f"kept the audit log(s): {', '.join(audit)}")
+    return 1 if failed else 0

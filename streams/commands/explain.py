@@ -1,0 +1,70 @@
+"""``driftline explain ID [--json]``: why the served model predicted what it did for one event."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.cli import global_overrides
+from streams.explanations import explain_prediction
+from streams.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="explain one served prediction by its event id (per-feature contributions)",
+        description="Finds the prediction on the predictions topic and prints its per-feature contributions: "
+        "recorded at scoring time when model.explain is on, else recomputed from the verified release that "
+        "served it.",
+    )
+    p.add_argument("id", help="the FeatureEvent id")
+    p.add_argument(
+        "--since", type=float, default=1440.0, metavar="MINUTES", help="search back this far (1440)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="give up the search after this many seconds (30)"
+    )
+    p.add_argument("--top", type=int, default=20, help="features to print (text output; default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_explain)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=global_overrides(args))
+    since = int((time.time() - args.since * 60) * 1000) if args.since > 0 else None
+    result = explain_prediction(settings, args.id, since_ms=since, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(result, sort_keys=True, default=str))
+        return 0
+    print(render(result, args.top))
+    return 0
+
+
+def render(r: dict[str, Any], top: int = 20) -> str:
+    proba = r.get("proba") or {}
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in sorted(proba.items(), key=lambda kv: -kv[1])[:3])
+    lines = [
+        f"prediction {r['id']}: {r['model']} v{r['version']} predicted {r['prediction']!r}"
+        + (f" ({shown})" if shown else "")
+        + f", event time {_when(r.get('ts'))}",
+        f"method: {r['method']} ({r['source']})",
+    ]
+    contrib = r.get("contributions") or {}
+    if not contrib:
+        lines.append("  (no explanation for this kind of model)")
+    features = r.get("features") or {}
+    for name, value in sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:top]:
+        x = "" if name.startswith("_") else f"  (value {features.get(name)!r})"
+        lines.append(f"  {name:<24} {value:+.4f}{x}")
+    return "\n".join(lines)
+
+
+def _when(ms: Any) -> str:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError):
+        return "-"

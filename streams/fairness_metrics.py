@@ -1,0 +1,48 @@
+"""The trainer's live fairness view of the served model: per-segment rates and gaps as Prometheus gauges.
+
+Fed with every TrainingExample the trainer handles (its ``prediction`` is what the served model answered), so it
+measures what users got. The rates are computed at most once a second (:data:`PUBLISH_EVERY_S`), not per example.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from learners.fairness import FairnessMonitor
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+PUBLISH_EVERY_S = 1.0
+
+
+class ServedFairness:
+    """Rates per value of ``model.segment_feature`` and the gaps between them, published as metrics."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, window: int = 1000) -> None:
+        self.feature = str(settings.model.segment_feature)
+        self.model = settings.model.name
+        self.metrics = metrics
+        self.monitor = FairnessMonitor(settings.model.task, window=window)
+        self._next = 0.0
+
+    def add(self, example: Mapping[str, Any]) -> None:
+        features = example.get("features") or {}
+        self.monitor.add(features.get(self.feature), example.get("label"), example.get("prediction"))
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + PUBLISH_EVERY_S
+            self.publish()
+
+    def publish(self) -> dict[str, Any]:
+        rates = self.monitor.rates()
+        rate, gap = self.metrics.fairness_rate, self.metrics.fairness_gap
+        for segment, values in rates.items():
+            for name, value in values.items():
+                if value == value:  # NaN (e.g. no positive label in the segment yet) is left unset
+                    rate.labels(model=self.model, segment=segment, rate=name).set(value)
+        gaps = self.monitor.gaps()
+        for name, value in gaps.items():
+            gap.labels(model=self.model, gap=name).set(value)
+        return {"rates": rates, "gaps": gaps}

@@ -1,0 +1,86 @@
+"""Every supported learner kind, trained a little, for the pickle allow-list test (tests/test_safe_pickle_allow.py).
+
+The list follows learners/specs.py KINDS (every kind, every task it supports) and learners/window.py ESTIMATORS
+(every scikit-learn estimator window_refit can refit), so a new kind or estimator shows up here by itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from learners.config import LearnerSpec
+from learners.specs import KINDS, build_learner
+from learners.window import ESTIMATORS
+
+# Parameters that exercise more of a kind than its defaults (other classes inside the pickle).
+EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
+    "logistic_regression": [{}, {"multiclass": "ovr"}, {"multiclass": "softmax"}, {"lr": 0.05}],
+    "linear_regression": [{}, {"lr": 0.01}],
+    "sklearn_sgd": [{"classes": [0, 1, 2]}],
+    "one_vs_rest": [
+        {},
+        {"base": {"name": "gaussian_nb"}},
+        {"base": {"name": "hoeffding_tree"}},
+        {"base": {"name": "logistic_regression", "params": {"lr": 0.05}}},
+    ],
+    "hoeffding_tree": [{"grace_period": 30}],
+    "hoeffding_adaptive_tree": [{"grace_period": 30}],
+    "adaptive_random_forest": [{"n_models": 3, "grace_period": 30}],
+}
+
+
+def specs() -> Iterator[tuple[str, LearnerSpec, str]]:
+    """(id, spec, task) for every kind and task, and for window_refit every estimator and task."""
+    for kind, (_, tasks) in sorted(KINDS.items()):
+        for task in tasks:
+            if kind == "window_refit":
+                for est, (_, clf, reg, _) in sorted(ESTIMATORS.items()):
+                    if (clf if task == "classification" else reg) is None:
+                        continue
+                    # Few trees / iterations: the classes pickled are the same, the test runs in seconds.
+                    small = {"n_estimators": 4} if est in ("random_forest", "extra_trees") else {}
+                    if est == "hist_gradient_boosting":
+                        small = {"max_iter": 5}
+                    for degree in (1, 2):
+                        params = {
+                            "estimator": est,
+                            "params": small,
+                            "window": 60,
+                            "every": 30,
+                            "degree": degree,
+                        }
+                        yield f"{kind}-{est}-d{degree}-{task}", LearnerSpec(kind, params), task
+                continue
+            params_list = EXTRA_PARAMS.get(kind, [{}])
+            if kind == "sklearn_sgd" and task == "regression":
+                params_list = [{}]
+            for i, params in enumerate(params_list):
+                yield f"{kind}-{i}-{task}", LearnerSpec(kind, params), task
+
+
+def examples(task: str, n: int = 300, seed: int = 1, classes: int = 3) -> list[tuple[dict[str, Any], Any]]:
+    """Mixed features (floats, an int, a bool, a category, a missing value) and 2-3 classes or a number."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.gauss(0, 1), rng.uniform(-2, 2)
+        x: dict[str, Any] = {"a": a, "b": b, "n": i % 7, "flag": i % 3 == 0, "cat": rng.choice("xyz")}
+        if i % 11 == 0:
+            x["sometimes"] = rng.random()
+        y: Any = 3 * a - b
+        if task == "classification":
+            y = (0 if a + b < -0.5 else 1 if a + b < 0.5 else 2) if classes == 3 else int(a + b > 0)
+        out.append((x, y))
+    return out
+
+
+def trained(spec: LearnerSpec, task: str, n: int = 300) -> Any:
+    learner = build_learner(spec, task, seed=3)
+    binary = (
+        task == "classification" and spec.name == "logistic_regression" and "multiclass" not in spec.params
+    )
+    for x, y in examples(task, n, classes=2 if binary else 3):
+        learner.learn_one(x, y)
+    return learner

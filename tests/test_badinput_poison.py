@@ -1,0 +1,106 @@
+"""Poison records on every input topic, on the real local stack: each is dead-lettered (``features``, ``labels``,
+``training``, ``control``) or counted as a rejected release (``models``), while every valid event around it is
+scored, joined and learned, new releases are still adopted, and every worker stays up.
+
+Both runtimes: one ``--role all`` worker (Faust agents for every stage) and separate score / join / train workers
+(the batch loop; ``control`` is a Faust agent in the train worker). The payloads come from tests/corpus: JSON nested
+100,000 deep and 50,000 objects deep inside ``features`` (a RecursionError before issue 12), duplicate keys, huge
+length prefixes, wrong fingerprints, invalid UTF-8, NaN, and a record over 1 MB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.corpus import for_record
+from tests.fault_helpers import make_events, publish, running_all
+from tests.pipeline_helpers import Pipeline, distinct_ids
+from tests.test_badinput_records import send_raw_big
+
+pytestmark = [pytest.mark.kafka]
+
+POISON = {
+    "features": [
+        "deep_array", "deep_object", "nested_features", "duplicate_keys", "plain_text", "invalid_utf8",
+        "huge_length_prefix", "wrong_fingerprint", "json_nan", "over_1mb",
+    ],
+    "labels": ["deep_array", "deep_object", "duplicate_keys", "invalid_utf8_start", "huge_length_prefix"],
+    "training": ["deep_array", "huge_length_prefix", "endless_varint", "wrong_fingerprint", "random_binary"],
+    "control": ["deep_array", "deep_object", "duplicate_keys", "plain_text", "negative_length"],
+    "models": ["deep_array", "huge_length_prefix", "endless_varint", "wrong_fingerprint", "random_binary"],
+}  # fmt: skip
+RECORD = {"features": "FeatureEvent", "labels": "Label", "training": "TrainingExample",
+          "control": "ControlCommand", "models": "ModelRelease"}  # fmt: skip
+
+
+def poison(topic: str) -> list[bytes]:
+    corpus = for_record(RECORD[topic])
+    return [corpus[name] for name in POISON[topic]]
+
+
+@pytest.fixture
+def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    env = {"DRIFTLINE__MODEL__RELEASE_EVERY": "100"}
+    with running_all(Pipeline(prefix, tmp_path, redis_url, extra_env=env)) as p:
+        yield p
+
+
+@pytest.mark.parametrize("roles", [("all",), ("score", "join", "train")], ids=["agents", "batches"])
+def test_poison_on_every_input_topic_is_isolated(pipeline: Pipeline, roles: tuple[str, ...]) -> None:
+    pipeline.start(*roles)
+    settings = pipeline.settings()
+    events = make_events(300)
+    # models first: the releases published while learning below come after the poison in the follower's log.
+    pipeline.send_raw("models", poison("models"), key=b"default")
+    publish(pipeline, events[:150])
+    send_raw_big(pipeline, "features", poison("features"))
+    for topic in ("labels", "training", "control"):
+        pipeline.send_raw(topic, poison(topic), key=b"poison")
+    publish(pipeline, events[150:])
+    ids = {e.id for e in events}
+
+    pipeline.wait_until(
+        "every valid event predicted", lambda: ids <= distinct_ids(pipeline.values("predictions"))
+    )
+    pipeline.wait_learned(len(events))
+    expected = {settings.topic(t): len(POISON[t]) for t in ("features", "labels", "training", "control")}
+
+    def dead_by_topic() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in pipeline.values("deadletter"):
+            counts[d["source_topic"]] = counts.get(d["source_topic"], 0) + 1
+        return counts
+
+    pipeline.wait_until("every poison record dead-lettered", lambda: dead_by_topic() == expected, 90)
+    for d in pipeline.values("deadletter"):
+        assert d["error"] and d["offset"] >= 0, d
+    reasons = " | ".join(d["error"] for d in pipeline.values("deadletter"))
+    assert "nested deeper than 32 levels" in reasons and "duplicate key" in reasons
+
+    # models: every poison counted as a rejected release, and the follower went on to adopt the newest release.
+    rejected = pipeline.metric_sum("driftline_releases_rejected_total", reason="decode")
+    assert rejected >= len(POISON["models"]), f"releases_rejected_total{{reason=decode}} = {rejected}"
+
+    def releases() -> list[
+        int
+    ]:  # the decodable records of ``models`` (the poison is still there, undecodable)
+        return sorted(int(r.value["version"]) for r in pipeline.read("models") if r.ok and r.value)
+
+    versions = pipeline.wait_until(
+        "releases published after the poison", lambda: len(releases()) >= 2 and releases()
+    )
+    newest = versions[-1]
+    pipeline.wait_until(
+        f"scorer serving v{newest}",
+        lambda: pipeline.metric_sum("driftline_served_model_version") >= newest,
+        60,
+    )
+
+    predictions = pipeline.values("predictions")
+    assert distinct_ids(predictions) == ids  # nothing bad reached the outputs, nothing good was lost
+    assert pipeline.trainer()["n_learned"] == len(events)
+    pipeline.assert_alive()
+    assert pipeline.metric_sum("driftline_events_total", outcome="retry") == 0, "a poison batch was retried"

@@ -1,0 +1,138 @@
+"""Pure logic of the control protocol and the status screen: command signatures and refusals, the shared validation
+rules, and what ``status`` renders for trouble (no broker needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from driftline.errors import ConfigError
+from learners.config import DriftConfig, GuardConfig
+from learners.lifecycle import validate_control
+from streams.commands.status import deadletter_reason, render
+from streams.control import key_id, new_command, refusal
+from streams.settings import Secret, load_settings
+from streams.watch import WARMUP, InputWatch
+
+KEY = "unit-tests-operator-key-0123456789abcdef"
+
+
+def settings(key: str = KEY):  # type: ignore[no-untyped-def]
+    return load_settings(environ={}, overrides={"model.operator_key": key})
+
+
+def test_a_signed_command_passes_and_every_tampering_is_named() -> None:
+    cmd = new_command(settings(), "set", {"guard.alpha": "0.01"})
+    keys, now = [KEY.encode()], cmd["ts"]
+    assert refusal(cmd, keys, set(), now, 600) is None
+    assert refusal(dict(cmd, signature=""), keys, set(), now, 600)[0] == "unsigned"  # type: ignore[index]
+    assert refusal(dict(cmd, args={"guard.alpha": "0.5"}), keys, set(), now, 600)[0] == "signature"  # type: ignore[index]
+    assert refusal(dict(cmd, model="other"), keys, set(), now, 600)[0] == "signature"  # type: ignore[index]
+    other = new_command(settings("another-operator-key-0123456789abcdef"), "rollback", {})
+    assert refusal(other, keys, set(), now, 600)[0] == "signature"  # type: ignore[index]
+    assert refusal(cmd, keys, set(), now + 601_000, 600)[0] == "stale"  # type: ignore[index]
+    assert refusal(cmd, keys, set(), now - 601_000, 600)[0] == "stale"  # type: ignore[index]
+    assert refusal(cmd, keys, {cmd["id"]}, now, 600)[0] == "replay"  # type: ignore[index]
+    assert cmd["key_id"] == key_id(KEY.encode()) and KEY not in str(cmd)
+
+
+def test_without_any_key_nothing_is_signed() -> None:
+    s = settings("")
+    s = dataclasses.replace(s, model=dataclasses.replace(s.model, signing_key=Secret("")))
+    with pytest.raises(ConfigError, match="DRIFTLINE_OPERATOR_KEY"):
+        new_command(s, "pause_learning", {})
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "named"),
+    [
+        ("set", {"bogus.key": "1"}, "bogus.key"),
+        ("set", {"drift.adwin_delta": "abc"}, "drift.adwin_delta"),
+        ("set", {"guard.alpha": "nan"}, "guard.alpha"),
+        ("set", {"guard.alpha": "1.5"}, "guard.alpha"),
+        ("set", {"release_every": "0"}, "release_every"),
+        ("set", {"kafka.partitions": "8"}, "kafka.partitions"),
+        ("set", {}, "nothing to set"),
+        ("explode", {}, "explode"),
+        ("promote", {"version": "x"}, "version"),
+        ("promote", {"version": str(2**63)}, "version"),
+        ("promote", {"candidate": "mine"}, "candidate"),
+        ("rollback", {"to": "3"}, "'to'"),
+        ("pause_learning", {"discard": "maybe"}, "discard"),
+    ],
+)
+def test_invalid_commands_are_refused_naming_what_is_wrong(
+    command: str, args: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        validate_control(command, args, GuardConfig(), DriftConfig())
+
+
+def test_valid_commands_pass() -> None:
+    for command, args in [
+        ("set", {"guard.alpha": "0.01", "release_every": "500", "drift.feature_drift": "false"}),
+        ("promote", {"version": "3"}),
+        ("promote", {"candidate": "held"}),
+        ("rollback", {}),
+        ("pause_learning", {"discard": "true"}),
+        ("resume_learning", {}),
+    ]:
+        validate_control(command, args, GuardConfig(), DriftConfig())
+
+
+def test_input_watch_warns_once_per_type_change_and_on_a_late_new_class() -> None:
+    watch = InputWatch("classification")
+    assert watch.check({"a": 1.0}, 0, 0) == [] and watch.check({"a": 2.0}, 1, 1) == []
+    (w,) = watch.check({"a": "sunny"}, 0, 2)
+    assert (w.detector, w.signal, w.details["was"], w.details["now"]) == (
+        "schema",
+        "feature_type:a",
+        "number",
+        "string",
+    )
+    assert watch.check({"a": "rainy", "b": None}, 1, 3) == []  # same type again: no new warning
+    for i in range(WARMUP):
+        watch.check({"a": "x"}, i % 2, 4 + i)
+    (new,) = watch.check({"a": "x"}, 7, 100)
+    assert new.signal == "label:new_class" and new.details["label"] == "7"
+
+
+def test_status_renders_trouble() -> None:
+    status = {
+        "topic_prefix": "p.",
+        "stack": {"kafka": {"address": "k", "up": True}, "redis": {"address": "r", "up": True}, "up": True},
+        "workers": [],
+        "models": [
+            {
+                "model": "default",
+                "releases": 3,
+                "served_version": 3,
+                "latest_release": None,
+                "releases_verified": True,
+                "unverified_releases": [{"version": 99, "reason": "signature"}],
+                "trainer": {"n_learned": 10, "served_version": 3, "paused": True, "updated_at": 0,
+                            "held_examples": 12, "pause_discard": False, "held_candidate": True},
+                "joins": {"pending": 4, "parked": 2, "oldest_pending_age_s": 125.0},
+            }
+        ],
+        "drift_last_hour": {"total": 0, "by_signal": {}},
+        "deadletters_last_hour": {"total": 2, "by_reason": {"features: SchemaError": 2},
+                                  "newest": {"ts": 0, "error": "SchemaError: not JSON"}},
+    }  # fmt: skip
+    text = render(status)
+    for expected in (
+        "candidate is HELD for approval",
+        "learning PAUSED: 12 label(s) held for resume",
+        "4 prediction(s) waiting for a label (oldest 2m)",
+        "2 label(s) parked",
+        "UNVERIFIED release v99 (signature)",
+        "dead letters in the last hour: 2",
+        "features: SchemaError",
+    ):
+        assert expected in text, (expected, text)
+
+
+def test_deadletter_reasons_group_without_quoted_values() -> None:
+    assert deadletter_reason("control command 'explode' refused: unsigned") == "control command '...' refused"
+    assert deadletter_reason("SchemaError: features: bad") == "SchemaError"

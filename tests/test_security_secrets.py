@@ -1,0 +1,103 @@
+"""Every form of secret in a URL is masked in ``config show`` and in log lines; signing keys under 32 bytes are
+refused with an error that says how to make one."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from contextlib import redirect_stdout
+
+import pytest
+
+from driftline.errors import ConfigError
+from streams.cli import main
+from streams.settings import MIN_SIGNING_KEY_BYTES, MaskSecrets, load_settings, mask_secrets, mask_url
+
+PW = "Pw-9f3e1c"  # a password that must never be printed
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"redis://:{PW}@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        (f"redis://user:{PW}@127.0.0.1:6379/0", "redis://user:***@127.0.0.1:6379/0"),
+        (f"redis://127.0.0.1:6379/0?password={PW}&db=1", "redis://127.0.0.1:6379/0?password=***&db=1"),
+        (f"rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_password={PW}", "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_password=***"),
+        (f"sasl_ssl://alice:{PW}@b1:9093,b2:9093", "sasl_ssl://alice:***@b1:9093,b2:9093"),
+        (f"kafka error: sasl.password={PW} rejected", "kafka error: sasl.password=*** rejected"),
+        (f'{{"sasl_password": "{PW}"}}', '{"sasl_password": "***"}'),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("a plain line about keyboards", "a plain line about keyboards"),
+    ],
+)  # fmt: skip
+def test_mask_secrets_hides_every_form(text: str, shown: str) -> None:
+    assert mask_secrets(text) == shown
+
+
+def test_mask_url_hides_query_passwords_too() -> None:
+    assert mask_url(f"redis://h:6379/0?password={PW}") == "redis://h:6379/0?password=***"
+
+
+def _show(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["config", "show", "--json"]) == 0
+    return out.getvalue()
+
+
+def test_config_show_masks_query_and_bootstrap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _show(
+        {
+            "DRIFTLINE_REDIS_URL": f"redis://127.0.0.1:6379/0?password={PW}",
+            "DRIFTLINE_KAFKA_BOOTSTRAP": f"sasl_ssl://alice:{PW}@127.0.0.1:9093",
+        },
+        monkeypatch,
+    )
+    assert PW not in text
+    shown = json.loads(text)
+    assert shown["redis"]["url"] == "redis://127.0.0.1:6379/0?password=***"
+    assert shown["kafka"]["bootstrap"] == "sasl_ssl://alice:***@127.0.0.1:9093"
+
+
+def test_log_lines_are_masked_by_the_cli_filter() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "cannot reach %s (%s)", None, None)
+    record.args = (f"redis://user:{PW}@h:6379/0", f"sasl.password={PW}")
+    assert MaskSecrets().filter(record)
+    assert PW not in record.getMessage() and "redis://user:***@h:6379/0" in record.getMessage()
+    out = io.StringIO()  # main() attaches the filter to the root handlers
+    with redirect_stdout(out):
+        main(["config", "show", "--json"])
+    assert any(isinstance(f, MaskSecrets) for h in logging.getLogger().handlers for f in h.filters)
+
+
+@pytest.mark.parametrize("name", ["DRIFTLINE_SIGNING_KEY", "DRIFTLINE_PREVIOUS_SIGNING_KEY"])
+def test_short_signing_keys_are_refused_with_how_to_make_one(name: str) -> None:
+    env = {"DRIFTLINE_SIGNING_KEY": "k" * MIN_SIGNING_KEY_BYTES, name: "k" * (MIN_SIGNING_KEY_BYTES - 1)}
+    with pytest.raises(ConfigError, match=r"at least 32; make one with `openssl rand -hex 32`"):
+        load_settings(environ=env)
+    one_char = {"DRIFTLINE_SIGNING_KEY": "x"}
+    with pytest.raises(ConfigError, match="the key is 1 bytes"):
+        load_settings(environ=one_char)
+
+
+def test_a_32_byte_key_and_no_key_are_accepted() -> None:
+    assert load_settings(environ={"DRIFTLINE_SIGNING_KEY": "k" * 32}).model.signing_key.get() == "k" * 32
+    assert not load_settings(
+        environ={}
+    ).model.signing_key  # no key: refused later, by the commands that need one
+
+
+def test_cli_refuses_a_short_key_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", "short")
+    assert main(["config", "show"]) == 2
+    assert "openssl rand -hex 32" in capsys.readouterr().err
