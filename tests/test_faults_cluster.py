@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.cluster import active_controller
 from connectors.localproc import port_bindable
-from connectors.stack import StackConfig, stack_down, stack_status, stack_up
+from connectors.stack import StackConfig, stack_status, stack_up
 from connectors.topics import TOPIC_NAMES, check_topics
 from streams.settings import load_settings
 from tests.conftest import REDIS_URL
@@ -52,22 +55,36 @@ def _free_block(n: int) -> int:
     raise AssertionError(f"no block of {n} free ports")
 
 
+def _stack_cli(*args: str) -> dict[str, Any]:
+    """``driftline stack ARGS --json`` as a user runs it (no DRIFTLINE_* from the test run's environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "stack", *args, "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    return dict(json.loads(done.stdout))
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    """The cluster, started and stopped with the CLI; ``status`` and ``down`` find it from the state dir alone."""
     base = _free_block(2 * BROKERS)
-    cfg = StackConfig.from_settings(
-        load_settings(environ={}),
-        tmp_path_factory.mktemp("cluster"),
-        kafka_port=base,
-        controller_port=base + 1,
-        redis_port=6379,
-        brokers=BROKERS,
-    )
+    state_dir = tmp_path_factory.mktemp("cluster")
+    where = ("--state-dir", str(state_dir), "--redis-port", "6379")
     try:
-        _up(cfg)
+        up = _stack_cli("up", "--brokers", str(BROKERS), "--kafka-port", str(base), "--no-topics",
+                        "--timeout", "240", *where)  # fmt: skip
+        assert [n["state"] for n in up["kafka_nodes"]] == ["up"] * BROKERS, up
+        status = _stack_cli("status", *where)
+        assert status["kafka"]["address"] == ",".join(f"127.0.0.1:{base + 2 * i}" for i in range(BROKERS))
+        assert status["kafka"]["state"] == "up", status
+        cfg = StackConfig.from_settings(load_settings(environ={}), state_dir, redis_port=6379)
+        assert (cfg.brokers, cfg.kafka_port) == (BROKERS, base)
         yield cfg
     finally:
-        stack_down(cfg, grace_s=20)
+        down = _stack_cli("down", *where)
+        assert [n["state"] for n in down.get("kafka_nodes", [])] == ["down"] * BROKERS, down
 
 
 def _up(cfg: StackConfig) -> None:

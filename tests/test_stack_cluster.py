@@ -19,9 +19,8 @@ def _props(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def _cfg(tmp_path: Path, brokers: int | None = 3, **ports: int) -> StackConfig:
-    return StackConfig.from_settings(load_settings(environ={}), tmp_path, kafka_port=ports.get("kafka", 19092),
-                                     brokers=brokers)  # fmt: skip
+def _cfg(tmp_path: Path, brokers: int | None = 3) -> StackConfig:
+    return StackConfig.from_settings(load_settings(environ={}), tmp_path, kafka_port=19092, brokers=brokers)
 
 
 def test_nodes_get_their_own_ports_and_directories(tmp_path: Path) -> None:
