@@ -58,7 +58,8 @@ ALLOWED: dict[tuple[str, str], str] = {
         "_set_state",
     ): "the state setter of format +steps: a dict becomes __dict__, no more",
     ("learners.specs", "Learner"): "Learner.__setstate__ is a __dict__ update",
-    ("learners.pool", "Pool"): _PLAIN + "; the 'auto' learner: its members are themselves allow-listed learners",
+    ("learners.pool", "Pool"): _PLAIN
+    + "; the 'auto' learner: its members are themselves allow-listed learners",
     ("learners.specs", "_Aligned"): _PLAIN,
     ("learners.window", "WindowRefit"): _PLAIN,
     # numpy: arrays travel as _frombuffer(buffer, dtype, shape, order), a view of bytes the pickle holds (reshape
