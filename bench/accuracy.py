@@ -270,8 +270,11 @@ def poisoning(n: int, seed: int) -> dict[str, Any]:
         res: dict[str, float] = {}
         for label, ref in (("guarded_reference", reference), ("guarded_no_reference", None)):
             preds: list[Any] = []
-            replay(poisoned, default_lifecycle("classification", seed, ref), delay=10,
-                   on_prediction=lambda r, p=preds: p.append(r["prediction"]))  # fmt: skip
+
+            def keep(record: dict[str, Any], out: list[Any] = preds) -> None:
+                out.append(record["prediction"])
+
+            replay(poisoned, default_lifecycle("classification", seed, ref), delay=10, on_prediction=keep)
             res[label] = sum(p == t for p, t in zip(preds[hi:], truth[hi:], strict=True)) / len(truth[hi:])
         for label, skip in (("plain_saw_burst", False), ("plain_never_saw", True)):
             model, correct = build_learner(spec), 0
@@ -305,6 +308,8 @@ def detectors(n: int, seeds: list[int]) -> dict[str, dict[str, Any]]:
                                       for d in ERROR_DETECTORS}  # fmt: skip
     for name in DETECTOR_STREAMS:
         for seed in seeds:
+            rows: list[Row]
+            points: list[int]
             if name.endswith("-stationary"):
                 rows, points = list(synthetic_stream(name, n, seed)[0]), []
             else:
