@@ -2,17 +2,21 @@
 
 One pipeline and one console process serve the whole module (the machine is shared): a trainer that has made a few
 releases, a dead letter whose payload carries ``<script>``, and the console bound to loopback with a known token.
-Assertions are on the DOM; each page is saved as a screenshot in ``docs/console/`` (the README shows them).
+Assertions are on the DOM; each page is saved as a screenshot, an artefact of the run, in
+``$DRIFTLINE_SCREENSHOTS`` (default ``$TMPDIR/driftline-console-screenshots``). The README's images in ``docs/console/``
+are refreshed with ``DRIFTLINE_SCREENSHOTS=docs/console make test``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +36,9 @@ from tests.pipeline_helpers import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+SHOTS = Path(
+    os.environ.get("DRIFTLINE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "driftline-console-screenshots"
+)
 SCRIPT_PAYLOAD = (
     b'{"id": "evil-1", "features": "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"}'
 )
