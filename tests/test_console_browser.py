@@ -100,7 +100,8 @@ def world(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worl
         pipeline.start("all")
         # In rounds, so later events are scored by later releases (the quality chart then has a story). The
         # concept changes later, in test_a_held_candidate_... (a drift alarm and a held candidate to show).
-        for start in range(0, 400, 100):
+        # Releases come when the guard's anytime-valid test has the evidence (issue 13), about every 120 labels here.
+        for start in range(0, 600, 100):
             _send(pipeline, start, 100)
             pipeline.wait_learned(start + 100, timeout=120)
         pipeline.wait_releases(3, timeout=120)
@@ -380,9 +381,15 @@ def test_a_held_candidate_is_listed_and_promoted_from_the_console(
     # A bad value is refused before anything is sent, by the trainer's own rules.
     status, refused = world.request("POST", "/api/actions", {**body, "value": "2"}, bearer)
     assert status == 400 and "max_disagreement" in refused["error"]
+    # ...and keep it held for the operator: the guard would promote a candidate shown better by more than
+    # hold_margin on its own (issue 13), and this test is about the operator's promote.
+    keep = {"action": "set", "key": "guard.hold_margin", "value": "0.95"}
+    status, sent = world.request("POST", "/api/actions", keep, bearer)
+    assert status == 200, sent
+    assert _answered(world, sent["sent"]["id"])["outcome"] == "ok"
 
     # The concept changes (the label follows b): the next candidates disagree with the served model.
-    for start in (400, 500):
+    for start in (600, 700):
         _send(pipeline, start, 100, concept="b")
         pipeline.wait_learned(start + 100, timeout=120)
     audit = pipeline.state_dir / "audit" / f"{pipeline.prefix}default.jsonl"
@@ -434,7 +441,7 @@ def test_drift_page_plots_the_served_models_accuracy_with_its_releases(
     alarms = pipeline.wait_until("a drift alarm on the error", lambda: _alarms(pipeline), timeout=60)
     training = pipeline.values("training")
     releases = pipeline.releases()
-    assert len(training) >= 600
+    assert len(training) >= 800
     browser.get(world.url + "drift")
 
     def page_state(d: webdriver.Chrome) -> dict[str, Any] | None:
