@@ -105,8 +105,13 @@ def test_trainer_killed_between_learning_and_checkpoint(pipeline: Pipeline) -> N
             lambda: any(r["metrics"]["n_learned"] > len(first) for r in pipeline.releases()),
             timeout=90,
         )
+        # The release is out before the checkpoint is attempted: wait for the failed attempt to be logged.
+        pipeline.wait_until(
+            "the failed checkpoint logged",
+            lambda: "cannot write checkpoint" in trainer.log_tail(200),
+            timeout=30,
+        )
         assert pipeline.trainer()["n_learned"] == len(first), "the trainer checkpointed past the blocker"
-        assert "cannot write checkpoint" in trainer.log_tail(200)
         kill9(pipeline, trainer)
     finally:
         blocker.rmdir()
