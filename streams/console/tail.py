@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.consumer import decode_message
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from learners.report import rolling_mean
 from schemas.codec import default_codec
 from streams.settings import Settings
 
@@ -194,16 +195,6 @@ def deadletter_view(
     }
 
 
-def _rolling(values: list[float], window: int) -> list[float]:
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
-
-
 def quality_view(
     settings: Settings,
     training: list[dict[str, Any]],
@@ -227,7 +218,7 @@ def quality_view(
             scored.append((i, abs(float(p) - float(y))))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue  # no numeric prediction (an untrained model answers None): no error to average
-    rolled = _rolling([v for _, v in scored], window)
+    rolled = rolling_mean([v for _, v in scored], window)
     step = max(1, len(rolled) // points)
     keep = sorted(set(range(0, len(rolled), step)) | ({len(rolled) - 1} if rolled else set()))
     series = [
