@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pickletools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from driftline.errors import SecurityError
 
@@ -301,7 +301,7 @@ def scan(data: bytes) -> None:
         elif kind == "memo":
             memo[len(memo)] = stack[-1] if stack else None
         elif kind == "get":
-            stack.append(memo.get(arg))
+            stack.append(memo.get(cast(int, arg)))
         elif kind == "generic":
             popped: list[Any] = []
             if marked:
@@ -326,7 +326,7 @@ def scan(data: bytes) -> None:
         elif kind == "skip":
             continue
         elif kind == "put":
-            memo[arg] = stack[-1] if stack else None
+            memo[cast(int, arg)] = stack[-1] if stack else None
         elif kind == "stack_global":
             n, m = stack.pop(), stack.pop()
             key = (getattr(m, "value", None), getattr(n, "value", None))

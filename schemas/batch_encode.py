@@ -11,8 +11,8 @@ slot in the result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from driftline.errors import SchemaError
 from schemas.binary import Encoder, compile_encoder
@@ -69,7 +69,7 @@ def encode_batch(
                 if type(step) is bytes:
                     buf += step
                 else:
-                    name, enc = step  # type: ignore[misc]
+                    name, enc = cast(tuple[str, Callable[[Any, bytearray], None]], step)
                     enc(value[name], buf)
         except Exception:  # missing field, unexpected type: the validating path names it
             append(_one(codec, record, {**value, **shared}, topic))

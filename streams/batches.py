@@ -283,12 +283,15 @@ class BatchLoop:
             return False, None
         if poisoned:  # retrying the batch would fail again: one record at a time, dead-lettering what fails
             return self._one_by_one(raws, stopping), None
+
+        def record_by_record() -> bool:
+            done = self._one_by_one(raws, stopping)
+            if done:
+                result.append(None)
+            return done
+
         if not result and not handle_batch_blocking(
-            self.stage,
-            self.ctx,
-            lambda: result.append(self.handle(raws)),
-            stopping,
-            lambda: self._one_by_one(raws, stopping) and not result.append(None),
+            self.stage, self.ctx, lambda: result.append(self.handle(raws)), stopping, record_by_record
         ):
             return False, None
         return True, result[0]
