@@ -136,11 +136,18 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
 ) -> None:
     # Small release_every; releases come when the guard's anytime-valid test has the evidence (about every 120
     # labels on this stream), so labels are sent in rounds until two incremental releases are out.
-    pipeline = make(prefix, redis_url, tmp_path, DRIFTLINE__MODEL__RELEASE_EVERY="100")
+    # Logistic regression, not the auto pool, whose answering member may switch and hold a release back.
+    pipeline = make(
+        prefix,
+        redis_url,
+        tmp_path,
+        DRIFTLINE__MODEL__RELEASE_EVERY="100",
+        DRIFTLINE__MODEL__LEARNER__NAME="logistic_regression",
+    )
     with running(pipeline):
         (worker,) = pipeline.start("all")
         sent = 0
-        while len(pipeline.releases()) < 3 and sent < 800:
+        while len(pipeline.releases()) < 3 and sent < 1500:
             send(pipeline, sent, 100)
             sent += 100
             pipeline.wait_learned(sent)
