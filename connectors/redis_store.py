@@ -5,7 +5,8 @@ by expiry time; a periodic :meth:`JoinStore.sweep` counts what expired (predicti
 whose prediction never came) so nothing disappears silently.
 
 Keys (``p`` = ``<key_prefix>:<topic_prefix><model>``):
-``p:ctx:<id>`` prediction context, ``p:lbl:<id>`` parked label, ``p:done:<id>`` joined marker (duplicate detection),
+``p:ctx:<id>`` prediction context, ``p:lbl:<id>`` parked label, ``p:claim:<id>`` who is joining it now,
+``p:done:<id>`` joined marker (duplicate detection),
 ``p:pending`` and ``p:parked`` sorted sets of ids scored by expiry (ms).
 
 Each batch is one round trip: a Lua script loops over the ids server-side, so a batch of 500 predictions costs one
@@ -36,6 +37,7 @@ for i = 3, #ARGV, 2 do
     if lbl then
       table.insert(out, id)
       table.insert(out, lbl)
+      redis.call('SET', p .. ':claim:' .. id, 'scorer', 'PX', ttl)
     end
     redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl)
     redis.call('ZADD', p .. ':pending', now + ttl, id)
@@ -45,20 +47,28 @@ return out
 """
 
 # For each label: joined before -> 'dup'; context present -> 'ctx' + context (kept until mark_joined, so a crash
-# between publish and mark replays the join rather than losing it); label already parked -> 'dup'; else park it.
+# between publish and mark replays the join rather than losing it), unless another label already claimed that
+# context and is not yet marked joined (a duplicate label arriving in between: 'dup'; the same label record read
+# again after a crash carries the same claim token and joins again); label already parked -> 'dup'; else park it.
 _TAKE_FOR_LABELS = """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local out = {}
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local id = ARGV[i]
+  local token = ARGV[i + 2]
   if redis.call('EXISTS', p .. ':done:' .. id) == 1 then
     table.insert(out, 'dup')
     table.insert(out, '')
   else
     local ctx = redis.call('GET', p .. ':ctx:' .. id)
-    if ctx then
+    local claim = ctx and redis.call('GET', p .. ':claim:' .. id)
+    if ctx and claim and claim ~= token then
+      table.insert(out, 'dup')
+      table.insert(out, '')
+    elseif ctx then
+      redis.call('SET', p .. ':claim:' .. id, token, 'PX', ttl)
       table.insert(out, 'ctx')
       table.insert(out, ctx)
     elseif redis.call('SET', p .. ':lbl:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
@@ -80,7 +90,7 @@ local ttl = tonumber(ARGV[1])
 for i = 2, #ARGV do
   local id = ARGV[i]
   redis.call('SET', p .. ':done:' .. id, '1', 'PX', ttl)
-  redis.call('DEL', p .. ':ctx:' .. id, p .. ':lbl:' .. id)
+  redis.call('DEL', p .. ':ctx:' .. id, p .. ':lbl:' .. id, p .. ':claim:' .. id)
   redis.call('ZREM', p .. ':pending', id)
   redis.call('ZREM', p .. ':parked', id)
 end
@@ -173,13 +183,20 @@ class JoinStore:
         flat = self._call(self._put, args)
         return [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    def lookup_labels(self, items: Sequence[tuple[str, bytes]], now_ms: int) -> list[LabelLookup]:
-        """For each ``(id, label_bytes)``: the context to join with, or park the label, or flag a duplicate."""
+    def lookup_labels(
+        self, items: Sequence[tuple[str, bytes]], now_ms: int, tokens: Sequence[str] | None = None
+    ) -> list[LabelLookup]:
+        """For each ``(id, label_bytes)``: the context to join with, or park the label, or flag a duplicate.
+
+        ``tokens`` name each label record (its topic, partition and offset): a context is claimed by the first
+        label that takes it until :meth:`mark_joined`, so a duplicate label in between is a duplicate, while the
+        same record read again after a crash (same token) joins again.
+        """
         if not items:
             return []
         args: list[Any] = [now_ms, self.ttl_ms]
-        for id_, lbl in items:
-            args += [id_, lbl]
+        for (id_, lbl), token in zip(items, tokens or [""] * len(items), strict=True):
+            args += [id_, lbl, token]
         flat = self._call(self._take, args)
         out = []
         for (id_, _), i in zip(items, range(0, len(flat), 2), strict=True):

@@ -69,7 +69,8 @@ class Joiner:
             else:
                 labels.append((raw, label))
         items = [(label["id"], ctx.codec.encode("Label", label)) for _, label in labels]
-        lookups = self.store.lookup_labels(items, now_ms())
+        tokens = [f"{raw.topic}:{raw.partition}:{raw.offset}" for raw, _ in labels]
+        lookups = self.store.lookup_labels(items, now_ms(), tokens)
         joined: list[str] = []
         seen: set[str] = set()
         for (raw, label), found in zip(labels, lookups, strict=True):

@@ -121,7 +121,9 @@ def test_scorer_batch_outputs_one_prediction_or_one_dead_letter_per_record(batch
 class _ParkingStore:
     namespace = "fuzz"
 
-    def lookup_labels(self, items: list[tuple[str, bytes]], now_ms: int) -> list[LabelLookup]:
+    def lookup_labels(
+        self, items: list[tuple[str, bytes]], now_ms: int, tokens: list[str] | None = None
+    ) -> list[LabelLookup]:
         return [LabelLookup(id_, "parked", None) for id_, _ in items]
 
 

@@ -1,0 +1,50 @@
+"""JoinStore's Lua scripts against the real local Redis: each answer of put_predictions, lookup_labels and
+mark_joined, including the claim that keeps a duplicate label from joining a context another label is joining."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.redis_store import JoinStore
+
+pytestmark = pytest.mark.kafka  # needs the local stack (Redis)
+
+
+@pytest.fixture
+def store(prefix: str, redis_url: str) -> Iterator[JoinStore]:
+    js = JoinStore(redis_url, namespace=f"{prefix.rstrip('.')}:js", ttl_s=60)
+    yield js
+    for key in js.client.scan_iter(match=f"{js.namespace}:*"):
+        js.client.delete(key)
+    js.client.close()
+
+
+def _statuses(store: JoinStore, items: list[tuple[str, bytes]], tokens: list[str]) -> list[str]:
+    return [found.status for found in store.lookup_labels(items, 1_000, tokens)]
+
+
+def test_a_context_is_joined_once_and_a_replayed_label_joins_again(store: JoinStore) -> None:
+    assert store.put_predictions([("e1", b"ctx-1")], 1_000) == []
+    first = store.lookup_labels([("e1", b"label")], 1_000, ["labels:0:10"])
+    assert (first[0].status, first[0].context) == ("ctx", b"ctx-1")
+    # A duplicate label (another record) before the first is marked joined: a duplicate, not a second join.
+    assert _statuses(store, [("e1", b"label")], ["labels:0:11"]) == ["dup"]
+    # The same record read again after a crash (same token): joins again, nothing is lost.
+    assert _statuses(store, [("e1", b"label")], ["labels:0:10"]) == ["ctx"]
+    store.mark_joined(["e1"])
+    assert _statuses(store, [("e1", b"label")], ["labels:0:10"]) == ["dup"]
+    assert store.client.exists(f"{store.namespace}:claim:e1") == 0
+
+
+def test_a_parked_label_joined_by_the_scorer_is_not_joined_again_by_a_duplicate(store: JoinStore) -> None:
+    assert _statuses(store, [("e2", b"label")], ["labels:0:20"]) == ["parked"]
+    assert _statuses(store, [("e2", b"label")], ["labels:0:21"]) == ["dup"]  # already parked
+    # The prediction comes: the scorer gets the parked label back and joins it...
+    assert store.put_predictions([("e2", b"ctx-2")], 1_000) == [("e2", b"label")]
+    # ...and a duplicate arriving before the scorer marks it joined finds the context claimed.
+    assert _statuses(store, [("e2", b"label")], ["labels:0:22"]) == ["dup"]
+    store.mark_joined(["e2"])
+    left = sorted(k.decode() for k in store.client.scan_iter(match=f"{store.namespace}:*"))
+    assert left == [f"{store.namespace}:done:e2"]
