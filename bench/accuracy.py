@@ -3,7 +3,7 @@
     python bench/accuracy.py [--quick] [--seeds N] [--streams a,b] [--json] [--workers N]
 
 For every stream and seed: the guarded system exactly as ``driftline replay`` builds it from default settings
-(``streams.settings.Settings()``: learner, challenger, release cadence, drift and guard config, no per-stream
+(``driftline.settings.Settings()``: learner, challenger, release cadence, drift and guard config, no per-stream
 tuning), and plain learners that learn every label at the same delay with no drift handling (classification:
 LR and Hoeffding tree; regression: linear regression and Hoeffding tree; ARF(10) on elec). Everything is
 prequential on what was *served*: each event is predicted, its label arrives ``delay`` events later.
@@ -32,13 +32,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from driftline.config import LearnerSpec
 from driftline.errors import DriftlineError
-from learners.config import LearnerSpec
+from driftline.settings import Settings
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
 from learners.specs import build_learner
 from learners.synthetic import GRADUAL_WIDTH, synthetic_stream
-from streams.settings import Settings
 
 ELEC = Path(os.environ.get("DRIFTLINE_ELEC", "/work/shared/data/elec.csv"))
 ARF10 = LearnerSpec("adaptive_random_forest", {"n_models": 10})
@@ -300,7 +300,7 @@ def detectors(n: int, seeds: list[int]) -> dict[str, dict[str, Any]]:
     The same ``ErrorDriftMonitor`` the lifecycle runs (increases only, grace period), fed the error sequence of
     the default learner without releases, so every detector sees the same signal.
     """
-    from learners.config import DriftConfig
+    from driftline.config import DriftConfig
     from learners.drift import ERROR_DETECTORS, ErrorDriftMonitor
 
     default = Settings().model.learner

@@ -18,11 +18,11 @@ from confluent_kafka import Consumer, KafkaError
 
 from bench.data import Row, raw_producer
 from connectors.kafka_client import client_config
+from driftline.config import LearnerSpec
+from driftline.settings import Settings
 from learners.batch import batch_predictor
-from learners.config import LearnerSpec
 from learners.specs import build_learner
 from schemas.codec import Codec
-from streams.settings import Settings
 
 
 def river_loop(spec: LearnerSpec, train: list[Row], rows: list[Row]) -> dict[str, float]:

@@ -16,11 +16,11 @@ from typing import Any
 from confluent_kafka import Producer
 
 from connectors.kafka_client import client_config
+from driftline.config import LearnerSpec
+from driftline.settings import Settings
 from learners.artifacts import build_release
-from learners.config import LearnerSpec
 from learners.specs import Learner, build_learner
 from schemas.codec import Codec
-from streams.settings import Settings
 
 N_FEATURES = 20
 Row = tuple[str, dict[str, float], bool]

@@ -23,8 +23,8 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.kafka_client import client_config
 from connectors.topics import ensure_topics
+from driftline.settings import Settings, load_settings
 from streams.processes import WorkerProcess
-from streams.settings import Settings, load_settings
 
 
 def progress(message: str) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bench.data import Row
-from learners.config import LearnerSpec
+from driftline.config import LearnerSpec
 from learners.explain import explain_one
 from learners.specs import build_learner
 

@@ -26,10 +26,10 @@ from bench.data import Row, feature_value, publish_release, raw_producer, releas
 from bench.env import cpu_seconds, metric_value, progress
 from connectors.kafka_client import client_config
 from connectors.producer import PRODUCER_DEFAULTS
+from driftline.settings import Settings
 from schemas.codec import Codec
 from streams.commands.models import trainer_status
 from streams.processes import WorkerProcess
-from streams.settings import Settings
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -16,9 +16,9 @@ from confluent_kafka import Consumer, TopicPartition
 from bench.data import fill_features, make_rows, pretrained, publish_release, raw_producer, release_record
 from bench.env import BenchEnv, progress
 from connectors.kafka_client import client_config
-from learners.config import LearnerSpec
+from driftline.config import LearnerSpec
+from driftline.settings import Settings
 from schemas.codec import Codec
-from streams.settings import Settings
 
 CHUNK = 50_000
 

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.data import Row, make_rows, pretrained, publish_release, raw_producer, release_record
 from bench.env import BenchEnv, progress
-from learners.config import LearnerSpec
+from driftline.config import LearnerSpec
 from schemas.codec import Codec, default_codec
 from streams.metrics import build_metrics
 from streams.releases import ReleaseFollower
@@ -132,7 +132,7 @@ def _stored_size(settings: Any, record: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run only the stall measurement against the local stack and print its figures."""
     from connectors.stack import ensure_stack
-    from streams.settings import load_settings
+    from driftline.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=4_000)

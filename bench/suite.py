@@ -39,9 +39,9 @@ from bench.soak import soak
 from bench.stall import swap_stall
 from connectors.kafka_client import client_config
 from connectors.stack import ensure_stack
-from learners.config import LearnerSpec
+from driftline.config import LearnerSpec
+from driftline.settings import Settings
 from schemas.codec import default_codec
-from streams.settings import Settings
 
 MODELS = {"logistic_regression": "lr", "hoeffding_tree": "ht"}
 HEADLINE = "logistic_regression"

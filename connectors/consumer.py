@@ -23,8 +23,8 @@ from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import now_ms
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, SchemaError, StackError
+from driftline.settings import Settings
 from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec, default_codec
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

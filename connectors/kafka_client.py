@@ -1,7 +1,7 @@
 """confluent-kafka client configuration built from the one settings object, security included.
 
 Every producer, consumer and admin client in driftline gets its configuration here, so TLS and SASL are set in
-one place. The SASL password lives in a :class:`~streams.settings.Secret` until the dict is built; nothing
+one place. The SASL password lives in a :class:`~driftline.settings.Secret` until the dict is built; nothing
 here logs it.
 """
 
@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from driftline.errors import ConfigError, StackError
-from streams.settings import Settings
+from driftline.settings import Settings
 
 # librdkafka's own log lines (connection refused, retries) go through Python logging under this name
 # instead of straight to stderr, so the CLI's -v decides what is shown. Pass it as ``logger=LIBRDKAFKA_LOG``.
@@ -30,7 +30,7 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
     ``extra`` keys may be written as Python names: ``linger_ms=5`` becomes ``linger.ms``.
 
-    >>> from streams.settings import load_settings
+    >>> from driftline.settings import load_settings
     >>> conf = client_config(load_settings(environ={}), linger_ms=5)
     >>> conf["bootstrap.servers"], conf["security.protocol"], conf["linger.ms"]
     ('127.0.0.1:9092', 'PLAINTEXT', 5)

@@ -21,8 +21,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, DriftlineError
+from driftline.settings import Settings
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from connectors.localproc import (
     stop_pidfile,
 )
 from driftline.errors import StackError
-from streams.settings import Settings
+from driftline.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import StackError
-from streams.settings import Settings
+from driftline.settings import Settings
 
 # Contract topic names, in the order the contract lists them.
 TOPIC_NAMES: tuple[str, ...] = (
@@ -56,7 +56,7 @@ class TopicSpec:
 def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
     """``{contract name: TopicSpec}`` for the contract topics (:data:`ALL_TOPICS`) under the configured prefix.
 
-    >>> from streams.settings import load_settings
+    >>> from driftline.settings import load_settings
     >>> specs = contract_topics(load_settings(environ={}))
     >>> specs["models"].name, specs["models"].partitions, specs["models"].cleanup_policy
     ('driftline.models', 1, 'compact')

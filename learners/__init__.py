@@ -1,7 +1,7 @@
 """The learning core: learners, prequential evaluation, drift monitors, the guard, the model lifecycle and replay.
 
 Pure Python (River, scikit-learn, SciPy): no Kafka and no Redis. Public names are re-exported lazily so that
-importing ``learners.config`` (as the settings loader does) does not pay for importing River.
+importing ``driftline.config`` (as the settings loader does) does not pay for importing River.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "LearnerSpec": "learners.config",
-    "DriftConfig": "learners.config",
-    "GuardConfig": "learners.config",
+    "LearnerSpec": "driftline.config",
+    "DriftConfig": "driftline.config",
+    "GuardConfig": "driftline.config",
     "Learner": "learners.specs",
     "build_learner": "learners.specs",
     "KINDS": "learners.specs",

@@ -16,8 +16,8 @@ from typing import Any
 
 from river import drift, stats
 
+from driftline.config import DriftConfig
 from driftline.errors import ConfigError
-from learners.config import DriftConfig
 from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
 

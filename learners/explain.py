@@ -14,7 +14,7 @@ Methods, by model kind (the name travels with every explanation):
 - ``auto`` (a pool): the method of the member that answers.
 - any other kind: ``none`` (no explanation; the diff still shows the metrics).
 
->>> from learners.config import LearnerSpec
+>>> from driftline.config import LearnerSpec
 >>> from learners.specs import build_learner
 >>> m = build_learner(LearnerSpec("linear_regression"), "regression")
 >>> for i in range(200):

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from learners.config import GuardConfig
+from driftline.config import GuardConfig
 from learners.fairness import fairness_check, fairness_evidence
 from learners.features import finite
 

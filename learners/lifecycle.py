@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
-from learners.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.drift import (
     BINARY_DETECTORS,
     DriftSignal,

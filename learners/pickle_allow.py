@@ -52,7 +52,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("copy", "deepcopy"): "bounded: only as a partial's func (see BOUNDED); copies an allow-listed template",
     ("random", "Random"): "Random(seed) / Random.__setstate__ validates the 625-word Mersenne Twister state",
     ("statistics", "NormalDist"): "NormalDist.__setstate__ stores two floats",
-    ("learners.config", "LearnerSpec"): "frozen dataclass of a name and params",
+    ("driftline.config", "LearnerSpec"): "frozen dataclass of a name and params",
     (
         "learners.safe_pickle",
         "_set_state",

@@ -10,7 +10,7 @@ Classification: logistic regression (``multiclass: auto``), the same on pairwise
 only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
 Hoeffding tree regressor, blended. ``members`` (a list of ``{name, params}``) replaces them.
 
->>> from learners.config import LearnerSpec
+>>> from driftline.config import LearnerSpec
 >>> from learners.specs import build_learner
 >>> model = build_learner(LearnerSpec("auto"))
 >>> for i in range(200):
@@ -93,7 +93,7 @@ class Pool:
 
 def build_pool(params: dict[str, Any], task: str, seed: int) -> Pool:
     """``auto``'s builder for ``learners.specs.KINDS``."""
-    from learners.config import LearnerSpec
+    from driftline.config import LearnerSpec
     from learners.specs import Learner
 
     extra = set(params) - {"members"}

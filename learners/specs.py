@@ -4,7 +4,7 @@ Every kind is wrapped in :class:`Learner`, which gives all of them the same beha
 :mod:`learners.features` (missing/unseen/string features), label mapping for binary-only estimators, outputs that are
 never NaN or infinite, ``clone()`` for a fresh copy with the same spec, and compact pickles.
 
->>> from learners.config import LearnerSpec
+>>> from driftline.config import LearnerSpec
 >>> model = build_learner(LearnerSpec("gaussian_nb"))
 >>> for x, y in [({"a": 1.0}, "up"), ({"a": -1.0}, "down")] * 5:
 ...     model.learn_one(x, y)
@@ -22,8 +22,8 @@ from typing import Any
 
 from river import base as river_base
 
+from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.config import LearnerSpec
 from learners.features import clean_features, share_distribution_rngs
 from learners.window import WindowRefit
 

@@ -31,12 +31,12 @@ import faust
 from connectors.kafka_client import hide_sasl_payloads
 from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError
+from driftline.settings import Settings
 from streams.batches import RETRY_MAX_S, BatchLoop, finishing, one_by_one, transient
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext, raw_records
 from streams.score import Scorer
-from streams.settings import Settings
 from streams.train import Trainer
 
 log = logging.getLogger(__name__)

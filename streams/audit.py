@@ -28,7 +28,7 @@ from typing import Any
 from connectors.consumer import read_to_end
 from connectors.topics import TopicSpec, ensure_topics
 from driftline.audit_chain import AuditHead, from_line, head_of, make_entry, sign_head, to_line, verify
-from streams.settings import Settings
+from driftline.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from driftline import __version__
 from driftline.errors import DriftlineError
-from streams.settings import MaskSecrets
+from driftline.settings import MaskSecrets
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (

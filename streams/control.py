@@ -24,8 +24,8 @@ from typing import Any
 import redis
 
 from driftline.errors import ConfigError
+from driftline.settings import Settings
 from streams.join import join_namespace
-from streams.settings import Settings
 
 REPLY_TTL_S = 86400
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from connectors.consumer import read_to_end
 from driftline.errors import ArtifactError, DriftlineError, SchemaError
+from driftline.settings import Settings
 from learners.explain import explain_one
 from schemas.codec import Codec, default_codec
 from streams.model_diff import load_header_and_model
 from streams.releases import read_releases
-from streams.settings import Settings
 
 
 class NotFound(DriftlineError, LookupError):

@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from driftline.settings import Settings
 from learners.fairness import FairnessMonitor
 from streams.metrics import Metrics
-from streams.settings import Settings
 
 PUBLISH_EVERY_S = 1.0
 

@@ -15,8 +15,8 @@ from typing import Any
 from connectors.consumer import read_to_end
 from connectors.redis_store import JoinStore
 from driftline.errors import SchemaError
+from driftline.settings import Settings
 from streams.runtime import RawRecord, WorkerContext, now_ms
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

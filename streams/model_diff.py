@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftline.errors import ArtifactError, SecurityError
+from driftline.settings import Settings
 from learners.artifacts import ArtifactHeader, ArtifactStore, load_release
 from learners.explain import weight_changes
 from schemas.codec import Codec
 from streams.releases import read_checked_releases
-from streams.settings import Settings
 
 
 def load_header_and_model(release: Mapping[str, Any], settings: Settings) -> tuple[ArtifactHeader, Any]:

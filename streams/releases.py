@@ -18,11 +18,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.consumer import read_to_end
 from connectors.kafka_client import client_config
 from driftline.errors import ArtifactError, SchemaError, SecurityError
+from driftline.settings import Settings
 from learners.artifacts import ArtifactStore, load_release, verify_release
 from learners.registry import ModelRegistry
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")

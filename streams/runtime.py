@@ -21,11 +21,11 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
+from driftline.settings import Settings
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
 from streams.audit import AuditLog, read_topic, topic_publisher
 from streams.fairness_metrics import ServedFairness
 from streams.metrics import Metrics, build_metrics
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

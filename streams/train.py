@@ -29,6 +29,7 @@ import redis
 
 from connectors.sources import open_source
 from driftline.errors import ArtifactError, DriftlineError, SchemaError, SecurityError
+from driftline.settings import Settings
 from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
@@ -36,7 +37,6 @@ from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
 from streams.join import join_namespace
 from streams.runtime import RawRecord, WorkerContext, now_ms
-from streams.settings import Settings
 from streams.train_control import TrainerControl
 from streams.watch import InputWatch
 

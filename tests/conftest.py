@@ -21,7 +21,7 @@ import pytest
 
 from connectors.localproc import free_port
 from connectors.stack import StackStatus, ensure_stack
-from streams.settings import Settings, load_settings
+from driftline.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

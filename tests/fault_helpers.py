@@ -383,7 +383,7 @@ class PrivateStack:
 
     @classmethod
     def create(cls, state_dir: Path) -> PrivateStack:
-        from streams.settings import load_settings
+        from driftline.settings import load_settings
 
         return cls(
             StackConfig.from_settings(

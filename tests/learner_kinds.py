@@ -10,7 +10,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from learners.config import LearnerSpec
+from driftline.config import LearnerSpec
 from learners.specs import KINDS, build_learner
 from learners.window import ESTIMATORS
 

@@ -15,10 +15,10 @@ from river import compat, drift, forest, linear_model, multiclass, naive_bayes, 
 from river.datasets import synth
 from sklearn import linear_model as sk_linear
 
+from driftline.config import LearnerSpec
 from driftline.errors import ArtifactError, SecurityError
 from learners import safe_pickle
 from learners.artifacts import ArtifactHeader, ArtifactStore, build_release, load_release, verify_release
-from learners.config import LearnerSpec
 from learners.specs import KINDS, TASKS, build_learner
 
 KEY = b"test-signing-key"

@@ -11,9 +11,9 @@ import pytest
 
 import driftline.audit_chain
 from driftline.audit_chain import from_line, to_line, verify
+from driftline.settings import Settings, load_settings
 from streams.audit import AuditLog, audit_paths, read_file, read_head
 from streams.cli import main
-from streams.settings import Settings, load_settings
 
 KEY = "k" * 32
 

@@ -16,9 +16,9 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.localproc import free_port
+from driftline.settings import Settings, load_settings
 from streams.metrics import build_metrics
 from streams.runtime import BatchSource
-from streams.settings import Settings, load_settings
 
 PARTITIONS = 4
 

@@ -17,9 +17,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_client import client_config
 from connectors.producer import DeliveryError, EventProducer
+from driftline.settings import Settings
 from streams.batches import BatchLoop
 from streams.runtime import RawRecord, WorkerContext
-from streams.settings import Settings
 
 pytestmark = pytest.mark.kafka
 

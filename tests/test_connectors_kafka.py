@@ -16,8 +16,8 @@ from connectors.kafka_client import check_reachable, client_config
 from connectors.producer import DeliveryError, EventProducer
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
+from driftline.settings import Settings
 from schemas.codec import MAGIC, default_codec
-from streams.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
@@ -179,7 +179,7 @@ def test_offsets_stored_only_after_processing(settings: Settings) -> None:
 
 
 def test_check_reachable_names_the_address() -> None:
-    from streams.settings import load_settings
+    from driftline.settings import load_settings
 
     dead = load_settings(environ={}, overrides={"kafka.bootstrap": "127.0.0.1:1"})
     with pytest.raises(StackError, match=r"cannot reach Kafka at 127\.0\.0\.1:1 \(tried for 1 s\).*stack up"):

@@ -22,10 +22,10 @@ from connectors.sources import (
 )
 from connectors.topics import _differences, contract_topics
 from driftline.errors import ConfigError, SchemaError
+from driftline.settings import load_settings
 from schemas.codec import default_codec
 from streams.commands.produce import publish
 from streams.commands.tail import render_json, render_text
-from streams.settings import load_settings
 
 
 def _settings(**overrides: Any):

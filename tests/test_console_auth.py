@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from driftline.settings import load_settings
 from streams.console.auth import COOKIE, SECURITY_HEADERS, ConsoleAuth, is_loopback, security_headers
 from streams.console.overview import _role
 from streams.console.tail import deadletter_view, quality_view
-from streams.settings import load_settings
 
 TOKEN = "t" * 12 + "secret-token"
 JSON = {"Content-Type": "application/json"}

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from driftline.settings import Secret
 from streams.control import _canonical, key_id, new_command, operator_key
-from streams.settings import Secret
 from tests.fault_helpers import running_all
 from tests.pipeline_helpers import Pipeline
 

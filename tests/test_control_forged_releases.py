@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from connectors.topics import ensure_topics
+from driftline.config import LearnerSpec
 from learners.artifacts import build_release
-from learners.config import LearnerSpec
 from learners.specs import build_learner
 from tests.fault_helpers import make_events, publish, running_all
 from tests.pipeline_helpers import Pipeline

@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 
+from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
-from learners.config import DriftConfig, GuardConfig
+from driftline.settings import Secret, load_settings
 from learners.lifecycle import validate_control
 from streams.commands.status import deadletter_reason, render
 from streams.control import key_id, new_command, refusal
-from streams.settings import Secret, load_settings
 from streams.watch import WARMUP, InputWatch
 
 KEY = "unit-tests-operator-key-0123456789abcdef"

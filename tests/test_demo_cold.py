@@ -105,8 +105,8 @@ def test_demo_stops_only_the_services_it_started(tmp_path: Path) -> None:
     # The user's Kafka runs (started with `driftline stack up` in the same state dir), Redis does not: the demo
     # starts Redis, and afterwards stops Redis only.
     from connectors.stack import StackConfig, stack_down, stack_status, stack_up
+    from driftline.settings import load_settings
     from streams.demo.runner import DemoOptions, DemoRun
-    from streams.settings import load_settings
 
     kafka_port, _ = _kafka_ports()
     redis_port = free_port()

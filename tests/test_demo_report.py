@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 from prometheus_client import generate_latest
 
+from driftline.settings import load_settings
 from streams.demo.collect import RunData
 from streams.demo.plots import rolling_accuracy
 from streams.demo.probe import Sample, histogram_quantile, parse_metrics
@@ -17,7 +18,6 @@ from streams.demo.report import segment_accuracy, write_report
 from streams.demo.runner import DemoResult, read_decisions
 from streams.demo.stream import demo_stream
 from streams.metrics import build_metrics
-from streams.settings import load_settings
 
 
 def test_demo_stream_is_deterministic_and_drifts_where_it_says() -> None:

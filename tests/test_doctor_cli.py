@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from connectors.topics import ALL_TOPICS, ensure_topics
+from driftline.settings import Secret, load_settings
 from streams.commands.doctor import check_signing_key, java_major
-from streams.settings import Secret, load_settings
 from tests.pipeline_helpers import Pipeline, running
 
 GOOD_KEY = "0123456789abcdef" * 4  # 64 bytes, as `openssl rand -hex 32` prints

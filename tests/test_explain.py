@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 
 import learners.explain
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ArtifactError, SecurityError
+from driftline.settings import load_settings
 from learners.artifacts import build_release
-from learners.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.explain import explain_one, feature_weights, release_explanation, weight_changes
 from learners.lifecycle import ModelLifecycle, Release
 from learners.specs import build_learner
 from streams.commands.models_diff import render
 from streams.model_diff import diff_releases
-from streams.settings import load_settings
 
 KEY = "d" * 32
 

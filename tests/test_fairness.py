@@ -9,7 +9,7 @@ import math
 import pytest
 
 import learners.fairness
-from learners.config import GuardConfig
+from driftline.config import GuardConfig
 from learners.fairness import (
     MAX_SEGMENTS,
     FairnessEvidence,

@@ -32,7 +32,7 @@ from connectors.cluster import active_controller
 from connectors.localproc import port_bindable
 from connectors.stack import StackConfig, stack_status, stack_up
 from connectors.topics import TOPIC_NAMES, check_topics
-from streams.settings import load_settings
+from driftline.settings import load_settings
 from tests.conftest import REDIS_URL
 from tests.fault_helpers import FAST_GROUP_ENV, Publisher, check_run, make_events, running_all, wait_complete
 from tests.pipeline_helpers import Pipeline

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from connectors.producer import DeliveryError
 from connectors.redis_store import LabelLookup
 from driftline.errors import ConfigError, StackError
+from driftline.settings import load_settings
 from schemas.codec import default_codec
 from streams.app import handle_batch
 from streams.batches import handle_batch_blocking, one_by_one, transient
@@ -28,7 +29,6 @@ from streams.join import Joiner
 from streams.metrics import build_metrics
 from streams.runtime import RawRecord, WorkerContext
 from streams.score import Scorer
-from streams.settings import load_settings
 from tests.corpus import for_record, valid_after_poison
 
 CODEC = default_codec()

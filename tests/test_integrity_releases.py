@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from driftline.config import LearnerSpec
 from learners.artifacts import build_release, sign
-from learners.config import LearnerSpec
 from learners.specs import build_learner
 from tests.fault_helpers import make_events, publish, running_all
 from tests.pipeline_helpers import SIGNING_KEY, Pipeline

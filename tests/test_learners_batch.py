@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from driftline.config import LearnerSpec
 from learners.batch import batch_predictor
-from learners.config import LearnerSpec
 from learners.specs import build_learner
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

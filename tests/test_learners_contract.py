@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.config import LearnerSpec
 from learners.features import share_distribution_rngs
 from learners.specs import KINDS, build_learner
 

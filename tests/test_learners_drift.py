@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from learners.config import DriftConfig
+from driftline.config import DriftConfig
 from learners.drift import ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
 from learners.synthetic import synthetic_stream
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import learners.drift_batch
-from learners.config import DriftConfig
+from driftline.config import DriftConfig
 from learners.drift import SCALAR_BATCH, DriftSignal, FeatureDriftMonitor
 from learners.drift_batch import BLOCK
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from learners.config import GuardConfig
+from driftline.config import GuardConfig
 from learners.guard import EProcess, PairedEvidence, Probation, judge
 
 

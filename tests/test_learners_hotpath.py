@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import metrics, utils
 
-from learners.config import DriftConfig, GuardConfig, LearnerSpec
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.evaluation import Evaluator
 from learners.features import CLIP, clean_features
 from learners.lifecycle import ModelLifecycle

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
-from learners.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release

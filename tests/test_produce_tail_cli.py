@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from streams.settings import Settings
+from driftline.settings import Settings
 
 pytestmark = pytest.mark.kafka
 

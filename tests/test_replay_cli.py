@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from learners.config import DriftConfig, GuardConfig, LearnerSpec
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
 from learners.synthetic import synthetic_stream

@@ -18,10 +18,10 @@ from river import forest, linear_model, preprocessing, stats, tree
 from river.datasets import synth
 from river.tree.splitter import GaussianSplitter
 
+from driftline.config import LearnerSpec
 from driftline.errors import ArtifactError, SecurityError
 from learners import safe_pickle
 from learners.artifacts import ArtifactHeader, load_release, sign
-from learners.config import LearnerSpec
 from learners.features import share_distribution_rngs
 from learners.specs import KINDS, build_learner
 from streams.releases import collector_paused

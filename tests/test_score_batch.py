@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from learners.config import LearnerSpec
+from driftline.config import LearnerSpec
+from driftline.settings import load_settings
 from learners.explain import explain_one
 from learners.specs import build_learner
 from schemas.codec import default_codec
 from streams.metrics import build_metrics
 from streams.runtime import RawRecord, WorkerContext
 from streams.score import Scorer
-from streams.settings import load_settings
 from tests.test_fuzz_stages import FakeProducer
 
 CODEC = default_codec()

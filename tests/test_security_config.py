@@ -23,9 +23,9 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from connectors.kafka_client import SaslPayloadFilter, client_config, hide_sasl_payloads, redacted
 from connectors.localkafka import BrokerSecurity, render_server_properties
 from driftline.errors import ConfigError, SecurityError, StackError
+from driftline.settings import load_settings, mask_url
 from streams.app import _credentials
 from streams.cli import main
-from streams.settings import load_settings, mask_url
 from tests.test_security_transport import make_pki
 
 SASL_PASSWORD = "sasl-Pw-from-file-91c2"

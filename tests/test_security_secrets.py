@@ -12,8 +12,8 @@ from contextlib import redirect_stdout
 import pytest
 
 from driftline.errors import ConfigError
+from driftline.settings import MIN_SIGNING_KEY_BYTES, MaskSecrets, load_settings, mask_secrets, mask_url
 from streams.cli import main
-from streams.settings import MIN_SIGNING_KEY_BYTES, MaskSecrets, load_settings, mask_secrets, mask_url
 
 PW = "Pw-9f3e1c"  # a password that must never be printed
 

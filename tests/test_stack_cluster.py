@@ -12,7 +12,7 @@ from connectors.cluster import active_controller, nodes
 from connectors.stack import StackConfig, recorded_cluster, render_kafka_properties
 from connectors.topics import contract_topics
 from driftline.errors import StackError
-from streams.settings import load_settings
+from driftline.settings import load_settings
 
 
 def _props(text: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from connectors.localkafka import packaged
-from streams.settings import load_settings
+from driftline.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = ("score", "join", "train")

@@ -16,7 +16,7 @@ from connectors.stack import (
     render_redis_conf,
 )
 from driftline.errors import StackError
-from streams.settings import load_settings
+from driftline.settings import load_settings
 
 
 def _props(text: str) -> dict[str, str]:

@@ -14,8 +14,8 @@ import pytest
 from connectors.localproc import free_port
 from connectors.producer import EventProducer, now_ms
 from connectors.topics import ensure_topics
+from driftline.settings import Settings
 from streams.processes import WorkerProcess
-from streams.settings import Settings
 
 
 def _status(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

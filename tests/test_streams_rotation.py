@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from driftline.config import LearnerSpec
 from driftline.errors import SecurityError
 from learners.artifacts import build_release
-from learners.config import LearnerSpec
 from learners.specs import build_learner
 from streams.releases import load_verified
 from streams.train import Checkpoint

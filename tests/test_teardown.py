@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 from river import forest
 from river.datasets import synth
 
+from driftline.settings import Settings
 from streams.metrics import build_metrics
 from streams.releases import LoadedModel
 from streams.score import Scorer
-from streams.settings import Settings
 from streams.teardown import Reaper, default_reaper
 
 

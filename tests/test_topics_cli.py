@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.localproc import free_port
 from connectors.topics import ALL_TOPICS, check_topics
-from streams.settings import Settings
+from driftline.settings import Settings
 
 pytestmark = pytest.mark.kafka
 

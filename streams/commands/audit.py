@@ -11,9 +11,9 @@ from typing import Any
 
 from driftline.audit_chain import Verification, verify
 from driftline.errors import ConfigError
+from driftline.settings import Settings, load_settings
 from streams.audit import audit_paths, read_file, read_head, read_topic, signing_keys
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
 
 SOURCES = ("file", "topic", "both")
 

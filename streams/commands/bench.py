@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from driftline.settings import load_settings
 from streams.cli import global_overrides
-from streams.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

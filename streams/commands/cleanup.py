@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
+from driftline.settings import KafkaSettings, Settings, load_settings
 from streams.cli import global_overrides
-from streams.settings import KafkaSettings, Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,8 +9,8 @@ import sys
 import yaml
 
 from driftline.errors import ConfigError
+from driftline.settings import load_settings, to_dict
 from streams.cli import global_overrides
-from streams.settings import load_settings, to_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:

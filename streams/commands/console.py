@@ -11,8 +11,8 @@ import os
 import secrets
 import sys
 
+from driftline.settings import load_settings
 from streams.cli import global_overrides
-from streams.settings import load_settings
 
 TOKEN_ENV = "DRIFTLINE_CONSOLE_TOKEN"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.errors import ConfigError, DriftlineError
+from driftline.settings import load_settings
 from streams.cli import global_overrides
-from streams.settings import load_settings
 
 if TYPE_CHECKING:
     from streams.demo.runner import DemoRun

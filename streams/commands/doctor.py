@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from connectors.stack import StackConfig, StackStatus, stack_status
 from driftline.errors import ConfigError, DriftlineError, StackError
+from driftline.settings import Settings, load_settings
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
 
 JAVA_MIN = 17
 KEY_MIN_BYTES = 32

@@ -8,9 +8,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from driftline.settings import load_settings
 from streams.cli import global_overrides
 from streams.explanations import explain_prediction
-from streams.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,13 +15,13 @@ import redis
 from connectors.producer import EventProducer
 from connectors.topics import ensure_topics
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
+from driftline.settings import Settings, load_settings
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
 from streams.commands.models_diff import register_diff
 from streams.control import new_command, wait_reply
 from streams.join import join_namespace
 from streams.releases import read_checked_releases
-from streams.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

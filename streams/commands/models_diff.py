@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from driftline.settings import load_settings
 from streams.cli import global_overrides
 from streams.model_diff import diff_from_topic
-from streams.settings import load_settings
 
 
 def register_diff(msub: argparse._SubParsersAction) -> None:

@@ -21,8 +21,8 @@ from connectors.producer import EventProducer
 from connectors.sources import SYNTHETIC_NAMES, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
+from driftline.settings import load_settings
 from streams.cli import global_overrides
-from streams.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

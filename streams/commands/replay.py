@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
-from learners.config import LearnerSpec
+from driftline.settings import load_settings
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
 from learners.report import write_replay_report
 from learners.synthetic import STREAMS, synthetic_stream
 from streams.cli import global_overrides
-from streams.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
 from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
 from driftline.errors import StackError
+from driftline.settings import Settings, load_settings
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import DriftlineError, StackError
+from driftline.settings import Settings, load_settings
 from schemas.codec import default_codec
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
 
 DRIFT_WINDOW_S = 3600
 

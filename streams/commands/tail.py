@@ -24,9 +24,9 @@ from connectors.consumer import Received, contract_name, decode_message
 from connectors.kafka_client import LIBRDKAFKA_LOG, check_reachable, client_config
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import StackError
+from driftline.settings import Settings, load_settings
 from schemas.codec import Codec, default_codec
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
 
 PREVIEW_BYTES = 60
 

@@ -15,8 +15,8 @@ from typing import Any
 from connectors.kafka_client import check_reachable
 from connectors.topics import ALL_TOPICS, TopicCheck, TopicSpec, check_topics, ensure_topics, prefixed_topics
 from driftline.errors import ConfigError
+from driftline.settings import Settings, load_settings
 from streams.cli import global_overrides
-from streams.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,8 +9,8 @@ import sys
 from connectors.kafka_client import check_reachable
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
+from driftline.settings import load_settings
 from streams.cli import global_overrides
-from streams.settings import load_settings
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import DriftlineError
+from driftline.settings import Settings
 from schemas.codec import default_codec
 from streams.console import sources
-from streams.settings import Settings
 
 __all__ = ["Overview"]
 

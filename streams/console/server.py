@@ -17,11 +17,11 @@ from typing import Any
 from aiohttp import web
 
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
+from driftline.settings import Settings
 from streams.console import sources
 from streams.console.auth import ConsoleAuth, security_headers
 from streams.console.overview import Overview
 from streams.console.tail import TopicTail, deadletter_view, quality_view
-from streams.settings import Settings
 
 __all__ = ["PAGES", "build_app", "console_url"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ArtifactError
-from streams.settings import Settings
+from driftline.settings import Settings
 
 __all__ = [
     "Releases",

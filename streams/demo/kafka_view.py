@@ -14,7 +14,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from streams.settings import Settings
+from driftline.settings import Settings
 
 __all__ = ["GroupInfo", "KafkaView", "app_group_prefix"]
 

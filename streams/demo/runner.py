@@ -29,12 +29,12 @@ from connectors.sources import Event, open_source
 from connectors.stack import ensure_stack, stack_down, stack_status
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
+from driftline.settings import Settings, load_settings
 from streams.commands.produce import publish
 from streams.demo.kafka_view import KafkaView
 from streams.demo.probe import Sample, scrape
 from streams.demo.stream import DEMO_STREAM, DriftPoint, demo_stream
 from streams.processes import WorkerProcess
-from streams.settings import Settings, load_settings
 
 __all__ = ["DemoOptions", "DemoResult", "DemoRun", "read_decisions"]
 

@@ -1,6 +1,6 @@
 """Typed configuration of the learning core (plain frozen dataclasses, every field with a default).
 
-``streams.settings`` embeds these in the one settings object; ``learners`` never reads the environment.
+``driftline.settings`` embeds these in the one settings object; ``learners`` never reads the environment.
 Field types are limited to int/float/str/bool/None/dict/list so the settings loader can coerce YAML into them.
 """
 

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError
-from learners.config import DriftConfig, GuardConfig, LearnerSpec
 
 
 class Secret:
