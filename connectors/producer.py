@@ -210,12 +210,15 @@ class EventProducer:
         features: Mapping[str, Any],
         ts: int | None = None,
         key: str | None = None,
+        model: str | None = None,
     ) -> None:
-        """Publish a FeatureEvent; the Kafka key is the entity ``key`` if given, else the event ``id``."""
+        """Publish a FeatureEvent (answered by ``model``, else as routed); the Kafka key is the entity ``key`` if
+        given, else the event ``id``."""
         value = {
             "id": str(id),
             "ts": now_ms() if ts is None else int(ts),
             "key": key,
+            "model": model,
             "features": dict(features),
         }
         self.send("features", "FeatureEvent", value, key if key is not None else str(id))

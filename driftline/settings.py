@@ -111,6 +111,33 @@ class ServingSettings:
     max_record_bytes: int = 1 << 20
     batch_size: int = 500
     batch_timeout_s: float = 0.05
+    # Loaded models a scorer keeps, by their artifact size; past it the least recently used one is unloaded and
+    # loaded again (verified) from its newest release when its next event comes.
+    model_memory_mb: int = 512
+
+
+# A model name goes into record keys, Redis keys and file names: letters, digits, ``.``, ``_``, ``-``.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_model_name(name: str, where: str = "model") -> str:
+    """``name`` if it can name a model, else :class:`ConfigError` naming ``where``."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"{where}: {name!r} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """Which model answers a FeatureEvent: its own ``model`` field first, then ``feature`` (the value of that
+    feature names the model), then the record key when ``by_key``, else ``default`` (``model.name`` when unset)."""
+
+    feature: str | None = None
+    by_key: bool = False
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +154,20 @@ class Settings:
     drift: DriftConfig = field(default_factory=DriftConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     state_dir: str = "~/.driftline"
+
+    @property
+    def default_model(self) -> str:
+        """The model answering an event no routing rule names."""
+        return self.routing.default or self.model.name
+
+    def for_model(self, name: str) -> Settings:
+        """These settings for model ``name`` (its lineage, metrics, audit chain and status keys)."""
+        return self if name == self.model.name else dataclasses.replace(
+            self, model=dataclasses.replace(self.model, name=name)
+        )
 
     def topic(self, name: str) -> str:
         """Full topic name for a contract topic (``features`` -> ``driftline.features``)."""
@@ -303,6 +342,9 @@ def _check_signing_keys(model: ModelSettings) -> None:
 
 def _validate(settings: Settings) -> None:
     _check_signing_keys(settings.model)
+    check_model_name(settings.model.name, "model.name")
+    if settings.routing.default is not None:
+        check_model_name(settings.routing.default, "routing.default")
     if not 0 < settings.guard.alpha < 1:
         raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
     if settings.kafka.partitions < 1:
