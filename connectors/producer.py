@@ -275,6 +275,27 @@ class EventProducer:
                 f"{deliveries.failed} record(s) were not delivered; first error: {deliveries.first_error}"
             )
 
+    # -- transactions (a producer created with ``transactional.id``) ----------------------------------------------
+    def init_transactions(self, timeout: float = 30.0) -> None:
+        """Register the transactional id; fences any older producer with the same id."""
+        self._producer.init_transactions(timeout)
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+
+    def commit(self, offsets: list[Any], group_metadata: Any, timeout: float = 60.0) -> None:
+        """Commit the open transaction with the input ``offsets`` of the consumer whose ``group_metadata`` is
+        given (the group's generation fences a member that was replaced). Raises on any failed delivery."""
+        if offsets:
+            self._producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+        self._producer.commit_transaction(timeout)
+        self._raise_failures()
+
+    def abort(self, timeout: float = 30.0) -> None:
+        """Abort the open transaction: nothing produced in it is ever read by a read_committed consumer."""
+        self._producer.abort_transaction(timeout)
+        self._failed, self._first_error = 0, None
+
     def poll(self, timeout: float = 0) -> None:
         """Serve delivery reports (called for you by ``send``; call it when idle between sends)."""
         self._producer.poll(timeout)

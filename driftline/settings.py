@@ -56,6 +56,8 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "driftline."
     partitions: int = 4
+    # training, control and changelog (keyed by model): how many trainers can share the learning
+    training_partitions: int = 6
     replication_factor: int = 1
     retention_ms: int | None = None  # retention.ms of the delete-policy topics; None = the cluster's default
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -138,6 +140,8 @@ class RoutingSettings:
     feature: str | None = None
     by_key: bool = False
     default: str | None = None
+    # Models whose trainer publishes v1 as soon as it owns them (others start with their first label).
+    models: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,10 @@ class Settings:
 
     def for_model(self, name: str) -> Settings:
         """These settings for model ``name`` (its lineage, metrics, audit chain and status keys)."""
-        return self if name == self.model.name else dataclasses.replace(
-            self, model=dataclasses.replace(self.model, name=name)
+        return (
+            self
+            if name == self.model.name
+            else dataclasses.replace(self, model=dataclasses.replace(self.model, name=name))
         )
 
     def topic(self, name: str) -> str:
@@ -300,6 +306,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         return dict(value)
     if origin is list:
+        if isinstance(value, str):  # from the environment: "a,b,c"
+            value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
         return list(value)
@@ -345,10 +353,16 @@ def _validate(settings: Settings) -> None:
     check_model_name(settings.model.name, "model.name")
     if settings.routing.default is not None:
         check_model_name(settings.routing.default, "routing.default")
+    for name in settings.routing.models:
+        check_model_name(name, "routing.models")
     if not 0 < settings.guard.alpha < 1:
         raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
+    if settings.kafka.training_partitions < 1:
+        raise ConfigError(
+            f"kafka.training_partitions: must be at least 1, got {settings.kafka.training_partitions}"
+        )
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
     if settings.serving.max_record_bytes < 131072:  # a dead letter carries up to 64 KiB of the record
