@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import ssl
 import threading
 import time
@@ -435,9 +436,12 @@ def _add_train(worker: Worker) -> None:
         try:
             group.run(worker.stopping)
         except Exception:
-            log.exception("the trainer stopped")
+            # A worker without its trainer must not look alive: exit so the supervisor restarts it (the open
+            # transaction is aborted by the broker, and nothing is committed past what was learned).
+            log.exception("the trainer stopped; the worker exits")
             ctx.metrics.set_worker_up("train", False)
-            raise
+            logging.shutdown()
+            os._exit(3)
 
     thread = threading.Thread(target=run, name="trainer-group", daemon=True)
     worker.threads.append(thread)

@@ -36,7 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
-from connectors.topics import CHANGELOG_MAX_BYTES, partition_for
+from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
 from driftline.errors import ConfigError, SchemaError, SecurityError
 from driftline.settings import Settings, check_model_name
 from schemas.codec import Codec
@@ -205,6 +205,7 @@ class TrainerGroup:
     # -- the loop ------------------------------------------------------------------------------------------------
     def run(self, stopping: threading.Event) -> None:
         """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
+        ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
         consumer = self.consumer = Consumer(self.consumer_config)
         try:
             self.check_topics()
@@ -218,7 +219,14 @@ class TrainerGroup:
             while not stopping.is_set():
                 msgs = consumer.consume(batch, max(within, 0.1))
                 if self._restore_needed:
-                    self._restore()
+                    try:
+                        self._restore()
+                    except KafkaException as exc:  # the broker is away: keep polling (the group needs it)
+                        log.warning("trainer %s cannot restore yet: %s; retrying", self.member, exc)
+                        self._restore_needed = True
+                        self._rewind()
+                        stopping.wait(1.0)
+                        continue
                 good = []
                 for msg in msgs:
                     if msg.error():

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from connectors.kafka_client import check_reachable
-from connectors.topics import ensure_topics
+from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import ConfigError
 from driftline.settings import load_settings
 from streams.cli import global_overrides
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         )
     roles = ("score", "join", "train") if args.role == "all" else (args.role,)
     check_reachable(settings)
-    ensure_topics(settings)
+    ensure_topics(settings, ALL_TOPICS)
 
     try:
         import uvloop
