@@ -45,6 +45,16 @@ def join_namespace(settings: Settings) -> str:
     return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}{settings.model.name}"
 
 
+def trainer_group(settings: Settings) -> str:
+    """The consumer group every train process of the deployment joins (streams/trainers.py)."""
+    return f"driftline-{settings.kafka.topic_prefix}trainers"
+
+
+def owners_key(settings: Settings) -> str:
+    """Redis hash: model -> JSON of its owner (trainer, partition), version, n_learned and update time."""
+    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}:models"
+
+
 def build_join_store(settings: Settings) -> JoinStore:
     return JoinStore(
         settings.redis.url.get(), namespace=join_namespace(settings), ttl_s=settings.redis.pending_ttl_s

@@ -41,6 +41,7 @@ from driftline.errors import ConfigError, SchemaError, SecurityError
 from driftline.settings import Settings, check_model_name
 from schemas.codec import Codec
 from streams.audit import read_topic
+from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
 from streams.runtime import RawRecord, WorkerContext, now_ms
@@ -53,15 +54,6 @@ TXN_TIMEOUT_MS = (
     20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
 )
 STATUS_EVERY_S = 5.0
-
-
-def trainer_group(settings: Settings) -> str:
-    return f"driftline-{settings.kafka.topic_prefix}trainers"
-
-
-def owners_key(settings: Settings) -> str:
-    """Redis hash: model -> JSON of its owner (member, partition), version, n_learned and update time."""
-    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}:models"
 
 
 def read_changelog(settings: Settings, partitions: Iterable[int], timeout: float = 60.0) -> dict[str, bytes]:

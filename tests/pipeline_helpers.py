@@ -211,6 +211,18 @@ class Pipeline:
         store = ArtifactStore(settings.model.artifact_store)
         return load_release(release, key=SIGNING_KEY.encode(), store=store)[1]
 
+    def trainer_state(self, model: str = "default") -> dict[str, Any]:
+        """``model``'s committed trainer state, read from the ``changelog`` topic and verified."""
+        from connectors.topics import partition_for
+        from streams.train import unseal
+        from streams.trainers import read_changelog
+
+        settings = self.settings()
+        part = partition_for(model, settings.kafka.training_partitions)
+        sealed = read_changelog(settings, [part], timeout=30).get(model)
+        assert sealed is not None, f"no trainer state of {model!r} on {settings.topic('changelog')}"
+        return unseal(sealed, [SIGNING_KEY.encode()], "changelog")
+
     def trainer(self) -> dict[str, Any]:
         """The trainer's live status (``n_learned``, ``served_version``, ``paused``) from Redis."""
         return trainer_status(self.settings()) or {}
