@@ -58,6 +58,8 @@ class KafkaSettings:
     partitions: int = 4
     # training, control and changelog (keyed by model): how many trainers can share the learning
     training_partitions: int = 6
+    # A trainer silent this long (crashed, frozen) loses its models to the other trainers of the group.
+    trainer_session_timeout_s: float = 10.0
     replication_factor: int = 1
     retention_ms: int | None = None  # retention.ms of the delete-policy topics; None = the cluster's default
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL

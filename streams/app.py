@@ -422,14 +422,14 @@ def _add_train(worker: Worker) -> None:
     """The trainer group member (streams/trainers.py) in a thread of its own, in every layout: the consumer group
     shares the models out over the train processes, Kafka transactions make learning exactly-once."""
     app, ctx = worker.app, worker.ctx
-    conf = app.conf
+    timeout = ctx.settings.kafka.trainer_session_timeout_s
     group = worker.trainers = TrainerGroup(
         ctx.settings,
         ctx.metrics,
         ctx.codec,
-        session_timeout_s=conf.broker_session_timeout,
-        heartbeat_s=conf.broker_heartbeat_interval,
-        max_poll_interval_s=conf.broker_max_poll_interval,
+        session_timeout_s=timeout,
+        heartbeat_s=max(0.5, timeout / 10),
+        max_poll_interval_s=app.conf.broker_max_poll_interval,
     )
 
     def run() -> None:

@@ -205,6 +205,12 @@ class Pipeline:
         """Releases of the model on ``models``, by version."""
         return sorted(self.values("models"), key=lambda r: int(r["version"]))
 
+    def releases_in_order(self) -> list[dict[str, Any]]:
+        """Every committed release on ``models`` (all models), in topic order."""
+        records = self.read("models")
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return [r.value for r in records if r.value is not None]
+
     def load_model(self, release: Mapping[str, Any]) -> Any:
         """Verify and load a release's model as a scorer would."""
         settings = self.settings()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline_helpers import SIGNING_KEY, Pipeline, running
+from tests.pipeline_helpers import Pipeline, running
 
 pytestmark = pytest.mark.kafka
 
