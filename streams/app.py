@@ -192,6 +192,8 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
     if "train" in roles:
         _add_train(worker)
     _add_lag_gauge(worker, app_id)
+    if not app.agents:  # every stage runs on its own consumer: Faust's consumer is not started at all
+        app.producer_only = True
     return worker
 
 

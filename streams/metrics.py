@@ -13,6 +13,7 @@ the single source for the metric names, types, labels and help texts: the metric
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -240,6 +241,12 @@ class Metrics:
             self.paused_examples.labels(model=model, outcome=outcome)
         for reason in CONTROL_REFUSALS:
             self.control_refused.labels(model=model, reason=reason)
+
+    def forget_model(self, model: str) -> None:
+        """Drop the trainer gauges of a model this process no longer trains (another trainer owns it now)."""
+        for gauge in (self.n_learned, self.learning_paused, self.held_examples):
+            with contextlib.suppress(KeyError):
+                gauge.remove(model)
 
     def prime_stage(self, stage: str, source_topics: Iterable[str] = ()) -> None:
         """Create zero series for a stage's counters (events ok/deadletter, dead letters per source topic)."""

@@ -246,6 +246,8 @@ class TrainerGroup:
         self._drop()
 
     def _drop(self) -> None:
+        for name in self.trainers:  # this process no longer speaks for these models
+            self.metrics.forget_model(name)
         self.trainers.clear()
         self.states.clear()
         self.metrics.owned_models.set(0)
@@ -461,9 +463,13 @@ class TrainerGroup:
                 log.warning("cannot file the answer to control command %s: %s", reply["id"], exc)
 
     def _publish_status(self, trainers: list[Trainer]) -> None:
+        """Each owned model's live status (Redis) and who owns it; a model whose partition this process no
+        longer owns (it was frozen past the session timeout, say) is never reported by it."""
         self._status_at = time.monotonic()
         owners: dict[str, str] = {}
         for trainer in trainers:
+            if partition_for(trainer.ctx.model, self.partitions) not in self.owned:
+                continue
             trainer.publish_status()
             lc = trainer.lifecycle
             owners[trainer.ctx.model] = json.dumps(
