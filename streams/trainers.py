@@ -54,6 +54,8 @@ TXN_TIMEOUT_MS = (
     20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
 )
 STATUS_EVERY_S = 5.0
+COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
+COMMIT_MAX = 5_000  # ... or this many records
 
 
 def read_changelog(settings: Settings, partitions: Iterable[int], timeout: float = 60.0) -> dict[str, bytes]:
@@ -154,6 +156,7 @@ class TrainerGroup:
         self.owned: set[int] = set()
         self.partitions = s.kafka.training_partitions
         self._restore_needed = False
+        self._rebalanced = False
         self._audit: dict[str, list[Any]] | None = None
         self._replies: list[dict[str, Any]] = []
         self._status_at = 0.0
@@ -207,9 +210,8 @@ class TrainerGroup:
                 on_revoke=self._on_revoke,
                 on_lost=self._on_revoke,
             )
-            batch, within = self.settings.serving.batch_size, self.settings.serving.batch_timeout_s
             while not stopping.is_set():
-                msgs = consumer.consume(batch, max(within, 0.1))
+                msgs = self._gather(consumer)
                 if self._restore_needed:
                     try:
                         self._restore()
@@ -219,14 +221,8 @@ class TrainerGroup:
                         self._rewind()
                         stopping.wait(1.0)
                         continue
-                good = []
-                for msg in msgs:
-                    if msg.error():
-                        log.warning("trainer consumer: %s", msg.error())
-                    else:
-                        good.append(msg)
-                if good:
-                    self._transaction(good)
+                if msgs:
+                    self._transaction(msgs)
                 elif time.monotonic() - self._status_at > STATUS_EVERY_S:
                     self._publish_status(list(self.trainers.values()))
         finally:
@@ -235,14 +231,38 @@ class TrainerGroup:
             finally:
                 self.ctx.out.close(10)
 
+    def _gather(self, consumer: Consumer) -> list[Message]:
+        """The records of one transaction: what arrives within ``COMMIT_EVERY_S`` (at most ``COMMIT_MAX``).
+
+        A transaction writes the state of every model it touched, so a larger one writes each state once for
+        more labels (BENCHMARKS.md, learning scale-out). A rebalance while gathering drops what was gathered:
+        the partitions' owners read it again from the committed offsets."""
+        batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
+        self._rebalanced = False
+        out: list[Message] = []
+        deadline = time.monotonic() + COMMIT_EVERY_S
+        while len(out) < COMMIT_MAX:
+            msgs = consumer.consume(batch, within if not out else max(0.0, deadline - time.monotonic()))
+            if self._rebalanced:
+                out = []
+            for msg in msgs:
+                if msg.error():
+                    log.warning("trainer consumer: %s", msg.error())
+                else:
+                    out.append(msg)
+            if not msgs or time.monotonic() >= deadline:
+                break
+        return out
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.owned = {tp.partition for tp in partitions if tp.topic == self.topics[0]}
-        self._restore_needed = True
+        self._restore_needed = self._rebalanced = True
         log.info("trainer %s owns training partitions %s", self.member, sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Every batch is committed (or aborted) before consume() returns to this callback: nothing is in hand.
         self.owned = set()
+        self._rebalanced = True
         self._drop()
 
     def _drop(self) -> None:
