@@ -23,7 +23,7 @@ from streams.cli import global_overrides
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cleanup",
-        help="remove a topic prefix's topics, consumer groups, Redis keys and local state (the trainer state is on its changelog topic)",
+        help="remove a topic prefix's topics, consumer groups, Redis keys and local state",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--prefix", required=True, help="the topic prefix to remove, e.g. 'trial1.'")
