@@ -9,6 +9,7 @@ strictly increasing, and every event was predicted by its own model.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -159,6 +160,13 @@ def test_fifty_models_three_trainers_survive_a_kill_and_a_zombie(pipeline: Pipel
         state = unseal(sealed, [SIGNING_KEY.encode()], name)
         assert state["lifecycle"].n_learned == PER_MODEL, f"{name}: n_learned {state['lifecycle'].n_learned}"
         assert len(state["seen"]) == PER_MODEL, f"{name}: {len(state['seen'])} distinct ids learned"
+
+    # A control command reaches its model's owner, whichever trainer that is now; an unknown model is refused.
+    paused = pipeline.cli("--model", "m07", "models", "pause", "--json")
+    assert json.loads(paused.stdout.splitlines()[-1])["answer"]["outcome"] == "ok", paused.stdout
+    assert pipeline.cli("--model", "m07", "models", "resume").returncode == 0
+    unknown = pipeline.cli("--model", "nosuch", "models", "pause", check=False)
+    assert unknown.returncode == 1 and "unknown" in unknown.stderr + unknown.stdout, unknown.stderr
 
     # The survivors own every model now, and say so.
     owners = {r["owner"] for r in pipeline.cli_json("models", "list", "--json") if r.get("current")}
