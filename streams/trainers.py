@@ -243,8 +243,9 @@ class TrainerGroup:
         deadline = time.monotonic() + COMMIT_EVERY_S
         while len(out) < COMMIT_MAX:
             msgs = consumer.consume(batch, within if not out else max(0.0, deadline - time.monotonic()))
-            if self._rebalanced:
+            if self._rebalanced:  # what came before is read again from the committed offsets
                 out = []
+                self._rebalanced = False
             for msg in msgs:
                 if msg.error():
                     log.warning("trainer consumer: %s", msg.error())

@@ -350,7 +350,8 @@ def check_models_equal_offline(pipeline: Pipeline, out: Outcome) -> int:
         )
         compared += 1
     assert online_points == set(offline), (
-        f"online released at {sorted(online_points)}, offline at {sorted(offline)}"
+        f"online released at {sorted(online_points)}, offline at {sorted(offline)}; releases: "
+        f"{[(r['version'], r['reason'], r['metrics'].get('n_learned')) for r in out.releases]}"
     )
     return compared
 

@@ -75,7 +75,7 @@ def test_kill9_each_role_at_random_points(pipeline: Pipeline) -> None:
 
 
 def _uncommitted_releases(pipeline: Pipeline) -> list[tuple[int, int]]:
-    """(version, n_learned) of every release record on ``models``, aborted transactions included."""
+    """(offset, version) of every release record on ``models``, aborted transactions included."""
     settings = pipeline.settings()
     topic = settings.topic("models")
     consumer = Consumer(
@@ -89,7 +89,7 @@ def _uncommitted_releases(pipeline: Pipeline) -> list[tuple[int, int]]:
             for msg in consumer.consume(500, 0.3):
                 if not msg.error():
                     r = default_codec().decode("ModelRelease", msg.value() or b"")
-                    out.append((int(r["version"]), int(r["metrics"]["n_learned"])))
+                    out.append((msg.offset() or 0, int(r["version"])))
             if consumer.position([TopicPartition(topic, 0)])[0].offset >= high:
                 break
         return out
@@ -97,12 +97,16 @@ def _uncommitted_releases(pipeline: Pipeline) -> list[tuple[int, int]]:
         consumer.close()
 
 
+def _committed_releases(pipeline: Pipeline) -> set[tuple[int, int]]:
+    """(offset, version) of the release records a read_committed reader sees."""
+    return {(r.offset, int(r.value["version"])) for r in pipeline.read("models") if r.value is not None}
+
+
 def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
     """The trainer learns a backlog; it is frozen as soon as one of its releases is on ``models`` but not yet
     committed, then killed -9. Nobody ever reads that release (read_committed); the restarted trainer restores the
     committed state from ``changelog``, learns the rest once and its versions stay strictly increasing."""
-    pipeline.extra_env["DRIFTLINE__MODEL__RELEASE_EVERY"] = "25"
-    pipeline.extra_env["DRIFTLINE__MODEL__LEARNER__NAME"] = "logistic_regression"
+    pipeline.extra_env["DRIFTLINE__MODEL__RELEASE_EVERY"] = "100"
     pipeline.start("score", "join", "train")
     events = make_events(N)
     first, second = events[:600], events[600:]
@@ -119,14 +123,15 @@ def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
         "the backlog joined", lambda: len({t["id"] for t in pipeline.values("training")}) >= 1000, 90
     )
     (trainer,) = pipeline.start("train")
-    aborted: set[tuple[int, int]] = set()
+    aborted: set[tuple[int, int]] = set()  # (offset, version) of the frozen trainer's uncommitted releases
     deadline = time.monotonic() + 120
     while not aborted and time.monotonic() < deadline:
-        committed = {(int(r["version"]), int(r["metrics"]["n_learned"])) for r in pipeline.releases()}
+        committed = _committed_releases(pipeline)
         seen = set(_uncommitted_releases(pipeline))
         if seen - committed:
             os.kill(trainer.pid, signal.SIGSTOP)  # frozen with the transaction open (or just committed)
-            committed = {(int(r["version"]), int(r["metrics"]["n_learned"])) for r in pipeline.releases()}
+            time.sleep(3.0)  # a commit already sent to the coordinator completes without the trainer
+            committed = _committed_releases(pipeline)
             aborted = seen - committed
             if not aborted:
                 os.kill(trainer.pid, signal.SIGCONT)  # it had committed meanwhile: try the next one
@@ -134,12 +139,22 @@ def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
     assert aborted, "never caught the trainer with a release not yet committed"
     kill9(pipeline, trainer)
     pipeline.start("train")
+    wait_complete(pipeline, events, _ids(events))
+
+    def all_visible() -> bool:
+        # Until the broker aborts the dead trainer's transaction (transaction.timeout.ms), read_committed readers
+        # of `models` stop at it: the new trainer's releases become visible then.
+        last = _uncommitted_releases(pipeline)[-1]
+        return last in _committed_releases(pipeline)
+
+    pipeline.wait_until("the dead trainer's transaction aborted", all_visible, timeout=90, interval=2)
     out = wait_complete(pipeline, events, _ids(events))
     check_run(pipeline, out, events, _ids(events))
     versions = [int(r["version"]) for r in out.releases]
     assert versions == sorted(set(versions)), f"versions not strictly increasing: {versions}"
-    visible = {(int(r["version"]), int(r["metrics"]["n_learned"])) for r in out.releases}
+    visible = _committed_releases(pipeline)
     assert not aborted & visible, f"an aborted release became visible: {aborted & visible}"
+    assert {v for _, v in aborted} <= {v for _, v in visible}, "the new trainer did not release those versions"
     n_learned = [int(r["metrics"]["n_learned"]) for r in out.releases]
     assert len(n_learned) == len(set(n_learned)), "a release was learned twice"
 
