@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import load_settings
@@ -80,6 +80,25 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
         console.stop()
 
 
+def _plain(demo: DemoRun, data: Any) -> tuple[list[bool | None] | None, str]:
+    """The served learner's kind with no guard on the same events (the report's guard tax), or None for a
+    regression model (the demo's report is about accuracy)."""
+    from streams.demo.baseline import plain_correct
+
+    model = demo.settings.model
+    if model.task != "classification":
+        return None, ""
+    spec = model.learner
+    try:
+        plain = plain_correct(
+            demo.events(), data.training, demo.options.label_delay, spec, seed=demo.options.seed
+        )
+    except DriftlineError as exc:  # a report without the baseline beats no report
+        print(f"driftline demo: no plain baseline ({exc})", file=sys.stderr, flush=True)
+        return None, ""
+    return plain, spec.name
+
+
 def run(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
@@ -127,15 +146,22 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         data = collect(demo.settings)
-        path, summary = write_report(result, data, Path(args.report))
+        plain, plain_name = _plain(demo, data)
+        path, summary = write_report(result, data, Path(args.report), plain, plain_name)
         if demo.started_stack and not args.keep_stack:
             print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     acc = summary["accuracy"]
+    tax = summary.get("guard_tax")
+    plain_text = (
+        ""
+        if tax is None
+        else f" (plain {summary['plain_learner']} {summary['plain_accuracy']:.3f}, guard tax {100 * tax:+.1f} pts)"
+    )
     print(
         f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, accuracy "
-        f"{'-' if acc is None else f'{acc:.3f}'}, {summary['versions_released']} versions, "
+        f"{'-' if acc is None else f'{acc:.3f}'}{plain_text}, {summary['versions_released']} versions, "
         f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
         f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
         file=sys.stderr,
