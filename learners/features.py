@@ -19,6 +19,8 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from river.preprocessing import StandardScaler
+
 CLIP = 1e12
 
 
@@ -49,6 +51,31 @@ def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
         elif isinstance(value, str):
             out[f"{name}={value}"] = 1.0
     return out
+
+
+class FeatureScaler(StandardScaler):  # type: ignore[misc]
+    """River's ``StandardScaler`` that passes one-hot indicators through instead of zeroing them.
+
+    Why: River updates a feature's statistics only in the events that carry it. A one-hot feature
+    (``"color=red": 1.0``, see :func:`clean_features`) is absent when false, so every value the scaler sees is 1.0,
+    its variance is 0 and ``StandardScaler`` outputs 0.0 for it: a linear model behind it could never learn from a
+    categorical feature. A feature whose every observed value was exactly 1.0 (variance 0, mean 1.0) is therefore
+    passed through unchanged; every other feature is standardised exactly as River does (a constant feature of
+    any other value still becomes 0.0). ``learners.batch.LinearMirror`` mirrors this rule.
+    """
+
+    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+        if not self.with_std or self.window_size is not None:
+            return dict(super().transform_one(x))
+        means, vars_ = self.means, self.vars
+        out: dict[str, float] = {}
+        for i, xi in x.items():
+            v = vars_[i]
+            if v:
+                out[i] = (xi - means[i]) / v**0.5
+            else:
+                out[i] = xi if means[i] == 1.0 else 0.0  # an indicator passes; any other constant is 0
+        return out
 
 
 def finite(value: Any) -> bool:

@@ -24,7 +24,7 @@ from river import base as river_base
 
 from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.features import clean_features, share_distribution_rngs
+from learners.features import FeatureScaler, clean_features, share_distribution_rngs
 from learners.window import WindowRefit
 
 TASKS = ("classification", "regression")
@@ -64,7 +64,7 @@ def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import feature_extraction, linear_model, multiclass, preprocessing
+    from river import feature_extraction, linear_model, multiclass
 
     mode = params.get("multiclass", "auto")
     if mode not in MULTICLASS:
@@ -83,8 +83,8 @@ def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
     if degree == 2:
         # Every pairwise product of the scaled features (a quadratic boundary), scaled again for SGD.
         quadratic = feature_extraction.PolynomialExtender(degree=2, include_bias=False)
-        return preprocessing.StandardScaler() | quadratic | preprocessing.StandardScaler() | est
-    return preprocessing.StandardScaler() | est
+        return FeatureScaler() | quadratic | FeatureScaler() | est
+    return FeatureScaler() | est
 
 
 def _to_one_vs_rest(pipeline: Any, classes: list[Any]) -> Any:
@@ -107,11 +107,11 @@ def _to_one_vs_rest(pipeline: Any, classes: list[Any]) -> Any:
 
 
 def _linear_regression(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import linear_model, preprocessing
+    from river import linear_model
 
     _check(linear_model.LinearRegression, params, "linear_regression", ("lr",))
     est = _construct(linear_model.LinearRegression, _linear_params(params), "linear_regression")
-    return preprocessing.StandardScaler() | est
+    return FeatureScaler() | est
 
 
 def _gaussian_nb(params: dict[str, Any], task: str, seed: int) -> Any:
@@ -137,7 +137,7 @@ def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, An
 
 
 def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import compat, preprocessing
+    from river import compat
     from sklearn import linear_model
 
     cls = linear_model.SGDClassifier if task == "classification" else linear_model.SGDRegressor
@@ -153,7 +153,7 @@ def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
         wrapped = compat.convert_sklearn_to_river(est, classes=params.get("classes"))
     except ValueError as exc:
         raise LearnerError(f"learner 'sklearn_sgd': {exc}") from exc
-    return preprocessing.StandardScaler() | _Aligned() | wrapped
+    return FeatureScaler() | _Aligned() | wrapped
 
 
 def _window_refit(params: dict[str, Any], task: str, seed: int) -> Any:
