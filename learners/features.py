@@ -13,12 +13,15 @@ Feature policy (the same for every learner kind, applied before the estimator se
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import random
 import types
 from collections.abc import Mapping
 from typing import Any
 
+from river.base import Transformer
 from river.preprocessing import StandardScaler
 
 CLIP = 1e12
@@ -75,6 +78,32 @@ class FeatureScaler(StandardScaler):  # type: ignore[misc]
                 out[i] = (xi - means[i]) / v**0.5
             else:
                 out[i] = xi if means[i] == 1.0 else 0.0  # an indicator passes; any other constant is 0
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def _quadratic_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """Output names and index pairs of every product of two of ``names`` (a feature with itself included)."""
+    pairs = tuple(itertools.combinations_with_replacement(range(len(names)), 2))
+    keys = tuple("*".join(map(str, sorted((names[i], names[j])))) for i, j in pairs)
+    return keys, pairs
+
+
+class Quadratic(Transformer):  # type: ignore[misc]
+    """The features and every pairwise product of them: River's ``PolynomialExtender(degree=2)`` (same names,
+    same values, same order), about 50 times faster.
+
+    Why: River's extender joins and sorts the names and multiplies through ``functools.reduce`` for every product
+    of every event; with 10 features that is most of the ``auto`` pool's CPU (profiled in BENCHMARKS-accuracy.md).
+    Here the names and index pairs are computed once per feature set (cached, no state in the model) and each
+    product is one multiplication.
+    """
+
+    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+        keys, pairs = _quadratic_plan(tuple(x))
+        values = list(x.values())
+        out = dict(x)
+        out.update(zip(keys, [values[i] * values[j] for i, j in pairs], strict=True))
         return out
 
 

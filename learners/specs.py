@@ -24,7 +24,7 @@ from river import base as river_base
 
 from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.features import FeatureScaler, clean_features, share_distribution_rngs
+from learners.features import FeatureScaler, Quadratic, clean_features, share_distribution_rngs
 from learners.window import WindowRefit
 
 TASKS = ("classification", "regression")
@@ -64,7 +64,7 @@ def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import feature_extraction, linear_model, multiclass
+    from river import linear_model, multiclass
 
     mode = params.get("multiclass", "auto")
     if mode not in MULTICLASS:
@@ -82,8 +82,7 @@ def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
         est = multiclass.OneVsRestClassifier(est)
     if degree == 2:
         # Every pairwise product of the scaled features (a quadratic boundary), scaled again for SGD.
-        quadratic = feature_extraction.PolynomialExtender(degree=2, include_bias=False)
-        return FeatureScaler() | quadratic | FeatureScaler() | est
+        return FeatureScaler() | Quadratic() | FeatureScaler() | est
     return FeatureScaler() | est
 
 
