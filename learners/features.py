@@ -71,14 +71,11 @@ class FeatureScaler(StandardScaler):  # type: ignore[misc]
         if not self.with_std or self.window_size is not None:
             return dict(super().transform_one(x))
         means, vars_ = self.means, self.vars
-        out: dict[str, float] = {}
-        for i, xi in x.items():
-            v = vars_[i]
-            if v:
-                out[i] = (xi - means[i]) / v**0.5
-            else:
-                out[i] = xi if means[i] == 1.0 else 0.0  # an indicator passes; any other constant is 0
-        return out
+        # One comprehension (the hot path of every linear learner): an indicator passes, any other constant is 0.
+        return {
+            i: (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+            for i, xi in x.items()
+        }
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import pickle
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from river import base as river_base
 
@@ -275,8 +276,15 @@ class Learner:
         return Learner(self.spec, self.task, self.seed)
 
     def copy(self) -> Learner:
-        """A deep copy, learned state included (used to freeze a released snapshot)."""
-        return copy.deepcopy(self)
+        """A deep copy, learned state included (used to freeze a released snapshot).
+
+        Through pickle rather than ``copy.deepcopy``: the same objects, about twice as fast for a trained pool
+        (releases copy the model every few dozen labels). Our own bytes, in-process, so the plain unpickler.
+        """
+        try:
+            return cast(Learner, pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)))
+        except (pickle.PicklingError, TypeError, AttributeError):  # something unpicklable: copy it in memory
+            return copy.deepcopy(self)
 
     def learn_one(self, x: dict[str, Any], y: Any, *, cleaned: bool = False) -> None:
         """Learn one labelled example; ``None`` or non-finite regression targets are ignored.
