@@ -18,7 +18,7 @@ import itertools
 import math
 import random
 import types
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from river.base import Transformer
@@ -56,7 +56,7 @@ def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-class FeatureScaler(StandardScaler):  # type: ignore[misc]
+class FeatureScaler(StandardScaler):
     """River's ``StandardScaler`` that passes one-hot indicators through instead of zeroing them.
 
     Why: River updates a feature's statistics only in the events that carry it. A one-hot feature
@@ -67,7 +67,7 @@ class FeatureScaler(StandardScaler):  # type: ignore[misc]
     any other value still becomes 0.0). ``learners.batch.LinearMirror`` mirrors this rule.
     """
 
-    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+    def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         if not self.with_std or self.window_size is not None:
             return dict(super().transform_one(x))
         means, vars_ = self.means, self.vars
@@ -86,7 +86,7 @@ def _quadratic_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tupl
     return keys, pairs
 
 
-class Quadratic(Transformer):  # type: ignore[misc]
+class Quadratic(Transformer):
     """The features and every pairwise product of them: River's ``PolynomialExtender(degree=2)`` (same names,
     same values, same order), about 50 times faster.
 
@@ -96,7 +96,7 @@ class Quadratic(Transformer):  # type: ignore[misc]
     product is one multiplication.
     """
 
-    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+    def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         keys, pairs = _quadratic_plan(tuple(x))
         values = list(x.values())
         out = dict(x)
