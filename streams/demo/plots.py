@@ -100,13 +100,14 @@ def accuracy_plot(
     if cold:
         ax.axvspan(0, cold, color="#f3e5ab", alpha=0.5, lw=0, label="no trained model yet (null predictions)")
     ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model accuracy (rolling {window})")
+    base: list[float] = []
     if plain is not None and len(plain) == len(training):
         # Same rows as the served curve (from the first answered one), so the gap is the guard tax.
-        same = [bool(c) for c in plain[cold:]]
-        ax.plot(xs, [float("nan")] * cold + rolling_accuracy(same, window), color=COLORS["plain"], lw=1.0,
-                alpha=0.9, label=f"plain {plain_name} (no guard), same events")  # fmt: skip
+        base = [float("nan")] * cold + rolling_accuracy([bool(c) for c in plain[cold:]], window)
+        ax.plot(xs, base, color=COLORS["plain"], lw=1.0, alpha=0.9,
+                label=f"plain {plain_name} (no guard), same events")  # fmt: skip
     # The first few values after the cold start average only a handful of examples: leave them out of the scale.
-    settled = [a for a in acc[cold + window // 2 :] if a == a]
+    settled = [a for a in acc[cold + window // 2 :] + base[cold + window // 2 :] if a == a]
     ax.set_ylim(max(0.0, min(settled, default=0.5) - 0.1), 1.02)
     ax.set_xlim(0, max(len(acc), 1))
     ax.set_xlabel("labelled event")
