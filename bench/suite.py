@@ -37,6 +37,7 @@ from bench.pipeline import (
 )
 from bench.soak import soak
 from bench.stall import swap_stall
+from bench.trainers import trainer_scaling
 from connectors.kafka_client import client_config
 from connectors.stack import ensure_stack
 from driftline.config import LearnerSpec
@@ -58,6 +59,8 @@ class Options:
     stall_events: int = 4_000
     stall_trees: int = 40
     soak: int = 0
+    trainer_models: int = 50  # learning scale-out over this many models (0: skip)
+    trainer_labels: int = 20_000
     keep: bool = False
     models: tuple[str, ...] = tuple(MODELS)
 
@@ -69,6 +72,7 @@ class Options:
             "releases": 8,
             "stall_events": 2_000,
             "stall_trees": 20,
+            "trainer_labels": 10_000,
         }
         return cls(**{**base, **changes})
 
@@ -200,6 +204,8 @@ def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
             )
         if opts.soak:
             result["soak"] = soak(env, default_codec(), opts.soak)
+        if opts.trainer_models:
+            result["learn_scaling"] = trainer_scaling(env, opts.trainer_labels, opts.trainer_models)
     finally:
         env.close()
     head = result["models"].get(HEADLINE) or next(iter(result["models"].values()))
@@ -265,6 +271,13 @@ def render(result: dict[str, Any]) -> str:
             f"soak {s['soak_events']:,} events in {s['soak_seconds']:.0f} s: worker RSS "
             f"{s['soak_rss_start_mb']:.0f} -> {s['soak_rss_end_mb']:.0f} MB "
             f"(second-half peak minus first-half peak {s['soak_rss_growth_mb']:+.1f} MB)"
+        )
+    if "learn_scaling" in result:
+        s = result["learn_scaling"]
+        lines.append(
+            f"learning over {s['learn_scaling_models']} models (LR): 1 trainer {s['learn_1_trainers_lps']:,.0f} "
+            f"labels/s, 2 trainers {s['learn_2_trainers_lps']:,.0f} labels/s ({s['learn_2_vs_1_trainers']:.2f}x); "
+            f"CPU {s['learn_1_trainers_cpu_us']:.0f} / {s['learn_2_trainers_cpu_us']:.0f} us per label"
         )
     m = result["machine"]
     lines.append(

@@ -275,5 +275,11 @@ def read_to_end(
                 if offset + 1 >= ends.get(part, 0):
                     ends.pop(part, None)
                 yield msg
+            # A topic written in transactions ends with a commit marker, which is never delivered: the read
+            # position (past it) says when a partition is done. Records of a transaction still open are not
+            # read (read_committed) until it ends.
+            for tp in consumer.position([TopicPartition(full_topic, p) for p in list(ends)]):
+                if tp.offset >= 0 and tp.offset >= ends.get(tp.partition, 0):
+                    ends.pop(tp.partition, None)
     finally:
         consumer.close()

@@ -210,12 +210,15 @@ class EventProducer:
         features: Mapping[str, Any],
         ts: int | None = None,
         key: str | None = None,
+        model: str | None = None,
     ) -> None:
-        """Publish a FeatureEvent; the Kafka key is the entity ``key`` if given, else the event ``id``."""
+        """Publish a FeatureEvent (answered by ``model``, else as routed); the Kafka key is the entity ``key`` if
+        given, else the event ``id``."""
         value = {
             "id": str(id),
             "ts": now_ms() if ts is None else int(ts),
             "key": key,
+            "model": model,
             "features": dict(features),
         }
         self.send("features", "FeatureEvent", value, key if key is not None else str(id))
@@ -271,6 +274,27 @@ class EventProducer:
             raise DeliveryError(
                 f"{deliveries.failed} record(s) were not delivered; first error: {deliveries.first_error}"
             )
+
+    # -- transactions (a producer created with ``transactional.id``) ----------------------------------------------
+    def init_transactions(self, timeout: float = 30.0) -> None:
+        """Register the transactional id; fences any older producer with the same id."""
+        self._producer.init_transactions(timeout)
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+
+    def commit(self, offsets: list[Any], group_metadata: Any, timeout: float = 60.0) -> None:
+        """Commit the open transaction with the input ``offsets`` of the consumer whose ``group_metadata`` is
+        given (the group's generation fences a member that was replaced). Raises on any failed delivery."""
+        if offsets:
+            self._producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+        self._producer.commit_transaction(timeout)
+        self._raise_failures()
+
+    def abort(self, timeout: float = 30.0) -> None:
+        """Abort the open transaction: nothing produced in it is ever read by a read_committed consumer."""
+        self._producer.abort_transaction(timeout)
+        self._failed, self._first_error = 0, None
 
     def poll(self, timeout: float = 0) -> None:
         """Serve delivery reports (called for you by ``send``; call it when idle between sends)."""

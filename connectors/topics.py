@@ -1,10 +1,12 @@
 """The contract's topics: names, partitions, cleanup policies, idempotent creation, and checks against a cluster.
 
-``models`` and ``control`` are compacted (the latest release / command per model is what matters);
-``training``, ``models`` and ``control`` have one partition each because they have a single writer per model
-and need a total order. Two topics of the contract's additions are created with the others by
-``driftline topics create`` and ``driftline stack up``: ``changelog`` (compacted, each model's trainer state)
-and ``audit`` (never compacted, never expired: a hash chain must keep every link).
+``models`` and ``control`` are compacted (the latest release / command per model is what matters). ``training``,
+``control`` and ``changelog`` are keyed by model and have ``kafka.training_partitions`` partitions each, the same
+count, so a model's examples, commands and trainer state share one partition number (and one trainer: see
+streams/trainers.py); ``models`` and ``audit`` have one partition (every scorer reads every release). Two topics
+of the contract's additions are created with the others by ``driftline topics create`` and ``driftline stack
+up``: ``changelog`` (compacted, each model's trainer state) and ``audit`` (never compacted, never expired: a hash
+chain must keep every link).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ TOPIC_NAMES: tuple[str, ...] = (
 EXTRA_TOPICS: tuple[str, ...] = ("changelog", "audit")
 ALL_TOPICS: tuple[str, ...] = TOPIC_NAMES + EXTRA_TOPICS
 COMPACTED = frozenset({"models", "control", "changelog"})
-SINGLE_PARTITION = frozenset({"training", "models", "control", "changelog", "audit"})
+SINGLE_PARTITION = frozenset({"models", "audit"})
+BY_MODEL = frozenset({"training", "control", "changelog"})  # keyed by model, kafka.training_partitions each
+CHANGELOG_MAX_BYTES = 64 * 1024 * 1024  # a trainer state (a large tree ensemble) may be tens of MB
 KEEP_FOREVER = frozenset({"audit"})
 
 
@@ -68,6 +72,8 @@ def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
             # Compact promptly so a restarted worker reads few superseded releases.
             config["min.cleanable.dirty.ratio"] = "0.1"
             config["segment.ms"] = str(3_600_000)
+        if name == "changelog":
+            config["max.message.bytes"] = str(CHANGELOG_MAX_BYTES)
         elif name in KEEP_FOREVER:
             config["retention.ms"] = "-1"
             config["retention.bytes"] = "-1"
@@ -79,7 +85,11 @@ def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
             config["min.insync.replicas"] = str(min(2, settings.kafka.replication_factor - 1))
         specs[name] = TopicSpec(
             name=settings.topic(name),
-            partitions=1 if name in SINGLE_PARTITION else settings.kafka.partitions,
+            partitions=1
+            if name in SINGLE_PARTITION
+            else settings.kafka.training_partitions
+            if name in BY_MODEL
+            else settings.kafka.partitions,
             replication_factor=settings.kafka.replication_factor,
             config=config,
         )
@@ -203,6 +213,39 @@ class TopicCheck:
         }
 
 
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (the Java client's default partitioner, librdkafka's ``murmur2_random``).
+
+    >>> murmur2(b"21"), murmur2(b"foobar")
+    (-973932308, -790332482)
+    """
+    m, h = 0x5BD1E995, (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[4 * n4 :]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition our producers (and Java's) put a record keyed ``key`` on, of ``partitions``."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
 def _admin(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
 
@@ -214,7 +257,7 @@ def _differences(
     if partitions != spec.partitions:
         # Several partitions where a single writer relies on a total order breaks the contract; a different
         # count of a data topic only changes how far scoring scales out.
-        severity = "error" if name in SINGLE_PARTITION else "warning"
+        severity = "error" if name in SINGLE_PARTITION or name in BY_MODEL else "warning"
         out.append(Difference("partitions", str(spec.partitions), str(partitions), severity))
     if rf < spec.replication_factor:
         out.append(Difference("replication_factor", str(spec.replication_factor), str(rf)))

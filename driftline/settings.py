@@ -56,6 +56,10 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "driftline."
     partitions: int = 4
+    # training, control and changelog (keyed by model): how many trainers can share the learning
+    training_partitions: int = 6
+    # A trainer silent this long (crashed, frozen) loses its models to the other trainers of the group.
+    trainer_session_timeout_s: float = 10.0
     replication_factor: int = 1
     retention_ms: int | None = None  # retention.ms of the delete-policy topics; None = the cluster's default
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -111,6 +115,35 @@ class ServingSettings:
     max_record_bytes: int = 1 << 20
     batch_size: int = 500
     batch_timeout_s: float = 0.05
+    # Loaded models a scorer keeps, by their artifact size; past it the least recently used one is unloaded and
+    # loaded again (verified) from its newest release when its next event comes.
+    model_memory_mb: int = 512
+
+
+# A model name goes into record keys, Redis keys and file names: letters, digits, ``.``, ``_``, ``-``.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_model_name(name: str, where: str = "model") -> str:
+    """``name`` if it can name a model, else :class:`ConfigError` naming ``where``."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"{where}: {name!r} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """Which model answers a FeatureEvent: its own ``model`` field first, then ``feature`` (the value of that
+    feature names the model), then the record key when ``by_key``, else ``default`` (``model.name`` when unset)."""
+
+    feature: str | None = None
+    by_key: bool = False
+    default: str | None = None
+    # Models whose trainer publishes v1 as soon as it owns them (others start with their first label).
+    models: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,8 +160,22 @@ class Settings:
     drift: DriftConfig = field(default_factory=DriftConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     state_dir: str = "~/.driftline"
+
+    @property
+    def default_model(self) -> str:
+        """The model answering an event no routing rule names."""
+        return self.routing.default or self.model.name
+
+    def for_model(self, name: str) -> Settings:
+        """These settings for model ``name`` (its lineage, metrics, audit chain and status keys)."""
+        return (
+            self
+            if name == self.model.name
+            else dataclasses.replace(self, model=dataclasses.replace(self.model, name=name))
+        )
 
     def topic(self, name: str) -> str:
         """Full topic name for a contract topic (``features`` -> ``driftline.features``)."""
@@ -261,6 +308,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         return dict(value)
     if origin is list:
+        if isinstance(value, str):  # from the environment: "a,b,c"
+            value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
         return list(value)
@@ -303,10 +352,19 @@ def _check_signing_keys(model: ModelSettings) -> None:
 
 def _validate(settings: Settings) -> None:
     _check_signing_keys(settings.model)
+    check_model_name(settings.model.name, "model.name")
+    if settings.routing.default is not None:
+        check_model_name(settings.routing.default, "routing.default")
+    for name in settings.routing.models:
+        check_model_name(name, "routing.models")
     if not 0 < settings.guard.alpha < 1:
         raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
+    if settings.kafka.training_partitions < 1:
+        raise ConfigError(
+            f"kafka.training_partitions: must be at least 1, got {settings.kafka.training_partitions}"
+        )
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
     if settings.serving.max_record_bytes < 131072:  # a dead letter carries up to 64 KiB of the record

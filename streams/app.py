@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import ssl
 import threading
 import time
@@ -37,7 +38,7 @@ from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext, raw_records
 from streams.score import Scorer
-from streams.train import Trainer
+from streams.trainers import TrainerGroup
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,18 @@ class Worker:
     roles: tuple[str, ...]
     scorer: Scorer | None = None
     joiner: Joiner | None = None
-    trainer: Trainer | None = None
+    trainers: TrainerGroup | None = None
     follower: ReleaseFollower | None = None
     store: JoinStore | None = None
-    batch_thread: threading.Thread | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
-        # The batch thread finishes (and flushes) the batch in hand before its offsets are committed on close.
+        # Each batch thread finishes (and flushes or commits) the batch in hand before it stops.
         self.stopping.set()
-        if self.batch_thread is not None and self.batch_thread.is_alive():
-            self.batch_thread.join(timeout=90)
+        for thread in self.threads:
+            if thread.is_alive():
+                thread.join(timeout=90)
         if self.follower is not None:
             self.follower.stop()
         self.ctx.out.close(30)
@@ -188,8 +190,10 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
     if "join" in roles:
         _add_join(worker, batch, within)
     if "train" in roles:
-        _add_train(worker, batch, within)
+        _add_train(worker)
     _add_lag_gauge(worker, app_id)
+    if not app.agents:  # every stage runs on its own consumer: Faust's consumer is not started at all
+        app.producer_only = True
     return worker
 
 
@@ -299,12 +303,12 @@ def _start_batches(
         max_poll_interval_s=conf.broker_max_poll_interval,
         **options,
     )
-    worker.batch_thread = loop.thread(worker.stopping)
+    thread = loop.thread(worker.stopping)
+    worker.threads.append(thread)
 
     @worker.app.task
     async def start_batches() -> None:
-        assert worker.batch_thread is not None
-        worker.batch_thread.start()
+        thread.start()
 
 
 def _pipelined(
@@ -416,57 +420,34 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
             log.error("join sweep failed: %s", exc)
 
 
-def _add_train(worker: Worker, batch: int, within: float) -> None:
+def _add_train(worker: Worker) -> None:
+    """The trainer group member (streams/trainers.py) in a thread of its own, in every layout: the consumer group
+    shares the models out over the train processes, Kafka transactions make learning exactly-once."""
     app, ctx = worker.app, worker.ctx
-    trainer = worker.trainer = Trainer(ctx)
-    lock = threading.Lock()  # the single writer: a batch of examples and a control command never interleave
+    timeout = ctx.settings.kafka.trainer_session_timeout_s
+    group = worker.trainers = TrainerGroup(
+        ctx.settings,
+        ctx.metrics,
+        ctx.codec,
+        session_timeout_s=timeout,
+        heartbeat_s=max(0.5, timeout / 10),
+        max_poll_interval_s=app.conf.broker_max_poll_interval,
+    )
 
-    def finish() -> None:
-        # Outputs delivered, then the checkpoint, then (by returning) the input acknowledged: exactly-once.
-        ctx.out.flush(60)
-        trainer.save()
-        trainer.publish_status()
+    def run() -> None:
+        try:
+            group.run(worker.stopping)
+        except Exception:
+            # A worker without its trainer must not look alive: exit so the supervisor restarts it (the open
+            # transaction is aborted by the broker, and nothing is committed past what was learned).
+            log.exception("the trainer stopped; the worker exits")
+            ctx.metrics.set_worker_up("train", False)
+            logging.shutdown()
+            os._exit(3)
 
-    def train_once(raws: list[RawRecord]) -> None:
-        with lock:
-            trainer.process(raws)
-            finish()
+    thread = threading.Thread(target=run, name="trainer-group", daemon=True)
+    worker.threads.append(thread)
 
-    def control_once(raws: list[RawRecord]) -> None:
-        with lock:
-            trainer.control(raws)
-            finish()
-
-    if worker.roles == ("train",):
-        # A process that only trains reads `training` in batches off Faust's per-message path (in a group of its
-        # own: Faust's consumer still reads `control` below). Skipping what the checkpoint covers keeps it exact.
-        _start_batches(worker, "train", ctx.settings.topic("training"), f"{app.conf.id}-training", train_once)
-    else:
-
-        async def train(stream: Any) -> None:
-            async for events in stream.take_events(batch, within=within):
-                raws = raw_records(events)
-                await handle_batch(
-                    "train",
-                    ctx,
-                    functools.partial(off_loop, train_once, raws),
-                    raws,
-                    train_once,
-                    worker.stopping,
-                )
-
-        app.agent(_raw_topic(app, ctx.settings.topic("training")), name="train")(train)
-
-    async def control(stream: Any) -> None:
-        async for events in stream.take_events(100, within=0.1):
-            raws = raw_records(events)
-            await handle_batch(
-                "control",
-                ctx,
-                functools.partial(off_loop, control_once, raws),
-                raws,
-                control_once,
-                worker.stopping,
-            )
-
-    app.agent(_raw_topic(app, ctx.settings.topic("control")), name="control")(control)
+    @app.task
+    async def start_trainers() -> None:
+        thread.start()

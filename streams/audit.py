@@ -111,6 +111,7 @@ class AuditLog:
         publish: Publish | None = None,
         *,
         topic_entries: Callable[[], Iterable[Any]] | None = None,
+        deferred: bool = False,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -120,6 +121,11 @@ class AuditLog:
         self._topic_entries = topic_entries
         self._head: AuditHead | None = None
         self._opened = False
+        # deferred: the file copy is written by commit() once the transaction that published the entries is
+        # committed, and dropped by discard() if it is aborted (the topic then never shows them either).
+        self.deferred = deferred
+        self._pending: list[str] = []
+        self._committed_head: AuditHead | None = None
 
     @property
     def head(self) -> AuditHead | None:
@@ -159,7 +165,7 @@ class AuditLog:
         if not check.ok:
             # Keep recording (losing the trail of what happens next would be worse); verify will name it.
             log.error("audit: the chain in %s does not verify: %s", self.path, check.problems[0])
-        self._head = head_of(on_disk[-1]) if on_disk else None
+        self._head = self._committed_head = head_of(on_disk[-1]) if on_disk else None
         self._opened = True
 
     def _continuation(self, base: list[Any], extra: list[Any]) -> list[Any]:
@@ -182,15 +188,31 @@ class AuditLog:
         now = int(time.time() * 1000) if ts is None else ts
         entry = make_entry(self._head, kind, self.model, record, self.key, ts=now)
         line = to_line(entry)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
         self._head = head_of(entry)
-        tmp = self.head_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sign_head(self._head, self.model, self.key)), encoding="utf-8")
-        os.replace(tmp, self.head_path)
+        self._pending.append(line)
+        if not self.deferred:
+            self.commit()
         if self._publish is not None:
             self._publish(line.encode("utf-8"), self.model)
         return entry
+
+    def commit(self) -> None:
+        """Write the entries appended since the last commit to the file, then the head note (atomic replace)."""
+        if not self._pending:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in self._pending))
+        self._pending = []
+        self._committed_head = self._head
+        assert self._head is not None
+        tmp = self.head_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sign_head(self._head, self.model, self.key)), encoding="utf-8")
+        os.replace(tmp, self.head_path)
+
+    def discard(self) -> None:
+        """Forget the entries appended since the last commit (their transaction was aborted)."""
+        self._pending = []
+        self._head = self._committed_head
 
 
 def topic_publisher(settings: Settings, produce: Callable[[str, bytes, str], None]) -> Publish:

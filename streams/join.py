@@ -45,6 +45,16 @@ def join_namespace(settings: Settings) -> str:
     return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}{settings.model.name}"
 
 
+def trainer_group(settings: Settings) -> str:
+    """The consumer group every train process of the deployment joins (streams/trainers.py)."""
+    return f"driftline-{settings.kafka.topic_prefix}trainers"
+
+
+def owners_key(settings: Settings) -> str:
+    """Redis hash: model -> JSON of its owner (trainer, partition), version, n_learned and update time."""
+    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}:models"
+
+
 def build_join_store(settings: Settings) -> JoinStore:
     return JoinStore(
         settings.redis.url.get(), namespace=join_namespace(settings), ttl_s=settings.redis.pending_ttl_s
@@ -76,21 +86,21 @@ class Joiner:
         for (raw, label), found in zip(labels, lookups, strict=True):
             if found.status != "ctx" or label["id"] in seen:
                 outcome = "parked" if found.status == "parked" else "duplicate"
-                m.joins.labels(model=ctx.model, outcome=outcome).inc()
+                m.joins.labels(model=ctx.model, outcome=outcome).inc()  # which model is not known here
                 m.events.labels(stage="join", outcome=outcome).inc()
                 continue
             try:
                 assert found.context is not None
                 prediction = ctx.codec.decode("Prediction", found.context)
                 example = build_training_example(prediction, label)
-                ctx.emit("training", example, ctx.model)
+                ctx.emit("training", example, example["model"])  # keyed by model: one partition per model
             except Exception as exc:
                 ctx.deadletter("join", raw, exc)
                 continue
             seen.add(label["id"])
             joined.append(label["id"])
             m.label_delay.observe(label_delay_seconds(prediction, label))
-            m.joins.labels(model=ctx.model, outcome="joined").inc()
+            m.joins.labels(model=example["model"], outcome="joined").inc()
         m.events.labels(stage="join", outcome="ok").inc(len(joined))
         m.batch_size.labels(stage="join").observe(len(raws))
         m.processing_seconds.labels(stage="join").observe(time.perf_counter() - t0)
@@ -127,8 +137,6 @@ def rebuild_join_state(settings: Settings, store: JoinStore, codec: Any, timeout
         try:
             pred = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
         except SchemaError:
-            continue
-        if pred.get("model") != settings.model.name:
             continue
         _, ts = msg.timestamp()
         batch.append((pred["id"], codec.encode("Prediction", pred), ts + ttl_ms - now_ms()))

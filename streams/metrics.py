@@ -13,6 +13,7 @@ the single source for the metric names, types, labels and help texts: the metric
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -137,6 +138,15 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),
               "Scorer: time to verify and unpickle a new release (off the event loop; the swap itself is one "
               "reference assignment between batches).", "model_swap_seconds", FAST_BUCKETS),
+    MetricDoc("driftline_models_unloaded_total", "counter", ("model",),
+              "Scorer: models unloaded to stay within serving.model_memory_mb (loaded again, verified, on their "
+              "next event).", "models_unloaded"),
+    MetricDoc("driftline_trainer_owned_models", "gauge", (),
+              "Trainer: models this trainer owns (their training partitions are assigned to it).",
+              "owned_models"),
+    MetricDoc("driftline_trainer_transactions_total", "counter", ("outcome",),
+              "Trainer: Kafka transactions (releases, changelog and input offsets together) by outcome: "
+              "committed, aborted, fenced.", "transactions"),
     MetricDoc("driftline_pending_joins", "gauge", ("model",),
               "Predictions waiting for their label in the join store.", "pending_joins"),
     MetricDoc("driftline_joins_total", "counter", ("model", "outcome"),
@@ -203,6 +213,9 @@ class Metrics:
     releases_rejected: Counter
     last_release_timestamp: Gauge
     model_swap_seconds: Histogram
+    models_unloaded: Counter
+    owned_models: Gauge
+    transactions: Counter
     pending_joins: Gauge
     joins: Counter
     label_delay: Histogram
@@ -228,6 +241,12 @@ class Metrics:
             self.paused_examples.labels(model=model, outcome=outcome)
         for reason in CONTROL_REFUSALS:
             self.control_refused.labels(model=model, reason=reason)
+
+    def forget_model(self, model: str) -> None:
+        """Drop the trainer gauges of a model this process no longer trains (another trainer owns it now)."""
+        for gauge in (self.n_learned, self.learning_paused, self.held_examples):
+            with contextlib.suppress(KeyError):
+                gauge.remove(model)
 
     def prime_stage(self, stage: str, source_topics: Iterable[str] = ()) -> None:
         """Create zero series for a stage's counters (events ok/deadletter, dead letters per source topic)."""

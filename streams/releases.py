@@ -1,5 +1,6 @@
 """Following the compacted ``models`` topic: every scorer reads all of it (no consumer group: each process needs
-every release), verifies each release, loads it off the event loop and hands it over for an atomic swap.
+every release of every model), verifies each release, loads it off the event loop and hands it over for an atomic
+swap.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,6 @@ from connectors.kafka_client import client_config
 from driftline.errors import ArtifactError, SchemaError, SecurityError
 from driftline.settings import Settings
 from learners.artifacts import ArtifactStore, load_release, verify_release
-from learners.registry import ModelRegistry
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
 
@@ -132,13 +132,20 @@ class LoadedModel:
     release: Mapping[str, Any]
     loaded_at: float
 
+    @property
+    def name(self) -> str | None:
+        return self.release.get("model")
+
 
 class ReleaseFollower:
-    """A background thread tailing ``models`` for one model name.
+    """A background thread tailing ``models`` for every model of the deployment (or only ``model``).
 
-    Each release is verified (signature, sha256, strictly newer version) and unpickled with the allow-list in this
-    thread, never on the event loop; the result waits in :attr:`pending` until the stage calls :meth:`take`
-    between batches. Rejected releases are counted and logged as security events; the served model stays.
+    Each release is verified (signature, sha256, strictly newer version for its model) and unpickled with the
+    allow-list in this thread, never on the event loop; the result waits until the stage calls :meth:`take`
+    between batches. Rejected releases are counted and logged as security events; the served model stays. The
+    newest verified release of each model is kept (:meth:`latest`) so a scorer that unloaded a model for memory
+    can load it again. Only committed records are read (``isolation.level=read_committed``, the client's
+    default): a release of a trainer transaction that was aborted is never served.
     """
 
     def __init__(
@@ -147,25 +154,22 @@ class ReleaseFollower:
         metrics: Metrics,
         *,
         codec: Codec | None = None,
-        on_release: Callable[[Mapping[str, Any]], None] | None = None,
-        load: bool = True,
+        model: str | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.codec = codec or default_codec()
-        self.model_name = settings.model.name
+        self.model_name = model  # None: every model
         self.key = settings.model.signing_key.get().encode()
         self.previous_key = settings.model.previous_signing_key.get().encode()
         self.store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
-        self.registry = ModelRegistry(self.model_name)
-        self.on_release = on_release
-        self.load = load
-        self._pending: LoadedModel | None = None
-        self._newest_loaded = 0
+        self._pending: dict[str, LoadedModel] = {}
+        self._newest_loaded: dict[str, int] = {}
+        self._latest: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"models-follower-{self.model_name}", daemon=True
+            target=self._run, name=f"models-follower-{model or 'all'}", daemon=True
         )
         self.first_loaded = threading.Event()
 
@@ -178,14 +182,38 @@ class ReleaseFollower:
             self._thread.join(timeout=10)
 
     def take(self) -> LoadedModel | None:
-        """The newest verified model not yet taken, or None (called between batches: the swap is atomic)."""
+        """A newly loaded model not yet taken (any model), or None; called between batches: swaps are atomic."""
         with self._lock:
-            loaded, self._pending = self._pending, None
-        return loaded
+            if not self._pending:
+                return None
+            return self._pending.pop(next(iter(self._pending)))
+
+    def latest(self, model: str) -> Mapping[str, Any] | None:
+        """The newest verified release of ``model`` seen so far (None if none)."""
+        with self._lock:
+            return self._latest.get(model)
+
+    def models(self) -> list[str]:
+        """Every model with a verified release."""
+        with self._lock:
+            return sorted(self._latest)
+
+    def reload(self, model: str) -> LoadedModel | None:
+        """Load ``model``'s newest verified release again (after it was unloaded for memory), in the caller's
+        thread; None if it has none or it cannot be loaded (reported like any refused release)."""
+        release = self.latest(model)
+        if release is None:
+            return None
+        try:
+            loaded = load_verified(release, self.key, self.previous_key, None, self.store)
+        except Exception as exc:
+            self._reject(model, "load", f"release {model} v{release['version']} could not be reloaded: {exc}")
+            return None
+        return LoadedModel(int(release["version"]), loaded, release, time.time())
 
     def _run(self) -> None:
         topic = self.settings.topic("models")
-        consumer = _consumer(self.settings, f"driftline-follower-{self.model_name}")
+        consumer = _consumer(self.settings, f"driftline-follower-{self.model_name or 'all'}")
         try:
             parts: list[TopicPartition] = []
             while not parts and not self._stop.is_set():
@@ -199,44 +227,43 @@ class ReleaseFollower:
             # replay (or a stale publisher), refused and reported; older versions in the backlog are history.
             live_from = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
             while not self._stop.is_set():
-                batch = consumer.consume(100, 0.2)
-                candidates: list[Mapping[str, Any]] = []
-                for msg in batch:
+                candidates: dict[str, list[Mapping[str, Any]]] = {}
+                for msg in consumer.consume(100, 0.2):
                     if msg.error():
                         continue
                     release = self._decode(msg.value() or b"", msg.offset() or 0)
-                    if release is None or release.get("model") != self.model_name:
+                    if release is None:
+                        continue
+                    name = str(release.get("model"))
+                    if self.model_name is not None and name != self.model_name:
                         continue
                     version = int(release["version"])
                     # Verify, then choose: an unverified record never counts, whatever version it claims (a
                     # forged 2^63-1 next to a real v5 must not hide v5).
                     problem = verify_problem(release, self.key, self.previous_key, self.store)
                     if problem is not None:
-                        self._reject(
-                            problem[0], f"release {self.model_name} v{version} refused: {problem[1]}"
-                        )
+                        self._reject(name, problem[0], f"release {name} v{version} refused: {problem[1]}")
                         continue
-                    if (
-                        self.load
-                        and (msg.offset() or 0) >= live_from.get(msg.partition() or 0, 0)
-                        and (version <= self._newest_loaded)
-                    ):
+                    newest = self._newest_loaded.get(name, 0)
+                    if (msg.offset() or 0) >= live_from.get(msg.partition() or 0, 0) and version <= newest:
                         self._reject(
+                            name,
                             "replay",
-                            f"release {self.model_name} v{version} refused: not newer than the loaded "
-                            f"v{self._newest_loaded} (a replayed or stale release)",
+                            f"release {name} v{version} refused: not newer than the loaded v{newest} "
+                            "(a replayed or stale release)",
                         )
                         continue
-                    self._remember(release)
-                    candidates.append(release)
-                # Reading a backlog, only the newest release is worth loading; if it cannot be loaded (the
-                # allow-list refuses it), the next newest verified one is tried.
-                if self.load:
-                    for candidate in sorted(candidates, key=lambda r: int(r["version"]), reverse=True):
-                        if int(candidate["version"]) <= self._newest_loaded or self._load(candidate):
+                    candidates.setdefault(name, []).append(release)
+                # Reading a backlog, only the newest release of each model is worth loading; if it cannot be
+                # loaded (the allow-list refuses it), the next newest verified one is tried.
+                for name, releases in candidates.items():
+                    for candidate in sorted(releases, key=lambda r: int(r["version"]), reverse=True):
+                        if int(candidate["version"]) <= self._newest_loaded.get(name, 0):
+                            break
+                        if self._load(name, candidate):
                             break
         except Exception:  # the follower must never die silently: log and let the worker's health show it
-            log.exception("models follower for %s stopped", self.model_name)
+            log.exception("models follower for %s stopped", self.model_name or "every model")
             self.metrics.worker_up.labels(role="follower").set(0)
         finally:
             consumer.close()
@@ -245,43 +272,36 @@ class ReleaseFollower:
         try:
             return self.codec.decode("ModelRelease", data, topic=self.settings.topic("models"))
         except SchemaError as exc:
-            self._reject("decode", f"undecodable release at offset {offset}: {exc}")
+            self._reject(self.model_name or "", "decode", f"undecodable release at offset {offset}: {exc}")
             return None
 
-    def _remember(self, release: Mapping[str, Any]) -> None:
-        try:
-            self.registry.add(release)
-        except Exception as exc:
-            log.debug("registry: %s", exc)
-        if self.on_release is not None:
-            self.on_release(release)
-
-    def _load(self, release: Mapping[str, Any]) -> bool:
+    def _load(self, name: str, release: Mapping[str, Any]) -> bool:
         version = int(release["version"])
         t0 = time.perf_counter()
         try:
             with collector_paused():
                 model = load_verified(
-                    release, self.key, self.previous_key, self._newest_loaded or None, self.store
+                    release, self.key, self.previous_key, self._newest_loaded.get(name) or None, self.store
                 )
         except SecurityError as exc:
-            self._reject(_reason(str(exc)), f"release {self.model_name} v{version} refused: {exc}")
+            self._reject(name, _reason(str(exc)), f"release {name} v{version} refused: {exc}")
             return False
         except Exception as exc:
-            self._reject("load", f"release {self.model_name} v{version} could not be loaded: {exc}")
+            self._reject(name, "load", f"release {name} v{version} could not be loaded: {exc}")
             return False
-        self.metrics.model_swap_seconds.labels(model=self.model_name).observe(time.perf_counter() - t0)
-        self.metrics.observe_release(self.model_name, str(release.get("reason")), release.get("created_at"))
+        self.metrics.model_swap_seconds.labels(model=name).observe(time.perf_counter() - t0)
+        self.metrics.observe_release(name, str(release.get("reason")), release.get("created_at"))
         with self._lock:
-            self._pending = LoadedModel(version, model, release, time.time())
-            self._newest_loaded = version
+            self._pending[name] = LoadedModel(version, model, release, time.time())
+            self._newest_loaded[name] = version
+            self._latest[name] = release
         self.first_loaded.set()
-        log.info("loaded %s v%d (%s)", self.model_name, version, release.get("reason"))
+        log.info("loaded %s v%d (%s)", name, version, release.get("reason"))
         return True
 
-    def _reject(self, reason: str, message: str) -> None:
+    def _reject(self, name: str, reason: str, message: str) -> None:
         security_log.warning("SECURITY: %s", message)
-        self.metrics.releases_rejected.labels(model=self.model_name, reason=reason).inc()
+        self.metrics.releases_rejected.labels(model=name, reason=reason).inc()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,10 @@ class WorkerContext:
     codec: Codec = field(default_factory=default_codec)
     metrics: Metrics = field(default_factory=build_metrics)
     producer: EventProducer | None = None
+    # The trainer group's contexts: audit file copies written when their transaction commits, and the audit
+    # topic read once per restore (``audit_source``) instead of once per model.
+    audit_deferred: bool = False
+    audit_source: Callable[[], Mapping[str, list[Any]]] | None = None
     _audit_logs: dict[str, AuditLog] = field(default_factory=dict, repr=False)
     _fairness: ServedFairness | None = field(default=None, repr=False)
 
@@ -67,6 +71,26 @@ class WorkerContext:
     @property
     def model(self) -> str:
         return self.settings.model.name
+
+    def for_model(self, name: str) -> WorkerContext:
+        """This context for model ``name``: the same producer, codec and metrics; that model's settings view
+        (lineage, status keys, audit chain)."""
+        return WorkerContext(
+            self.settings.for_model(name),
+            self.codec,
+            self.metrics,
+            self.producer,
+            audit_deferred=self.audit_deferred,
+            audit_source=self.audit_source,
+        )
+
+    def commit_audit(self) -> None:
+        for alog in self._audit_logs.values():
+            alog.commit()
+
+    def discard_audit(self) -> None:
+        for alog in self._audit_logs.values():
+            alog.discard()
 
     @property
     def out(self) -> EventProducer:
@@ -87,10 +111,12 @@ class WorkerContext:
     def emit(self, topic: str, value: dict[str, Any], key: str | bytes | None) -> None:
         self.out.produce_bytes(self.settings.topic(topic), self.encode_output(topic, value), key)
 
-    def emit_drift(self, signal: Any, version: int) -> None:
-        """Publish a DriftEvent for a :class:`learners.drift.DriftSignal` and count the alarm."""
+    def emit_drift(self, signal: Any, version: int, model: str | None = None) -> None:
+        """Publish a DriftEvent of ``model`` (default: this context's) for a :class:`learners.drift.DriftSignal`
+        and count the alarm."""
+        model = model or self.model
         value = {
-            "model": self.model,
+            "model": model,
             "version": version,
             "detector": signal.detector,
             "signal": signal.signal,
@@ -98,11 +124,9 @@ class WorkerContext:
             "details": {str(k): str(v) for k, v in signal.details.items()},
             "index": int(signal.index),
         }
-        self.emit("drift", value, self.model)
-        self.metrics.drift_alarms.labels(
-            model=self.model, detector=signal.detector, signal=signal.signal
-        ).inc()
-        log.info("drift alarm: %s on %s (%s)", signal.detector, signal.signal, signal.details)
+        self.emit("drift", value, model)
+        self.metrics.drift_alarms.labels(model=model, detector=signal.detector, signal=signal.signal).inc()
+        log.info("drift alarm for %s: %s on %s (%s)", model, signal.detector, signal.signal, signal.details)
 
     def deadletter(self, stage: str, raw: RawRecord, error: BaseException | str) -> None:
         """Send one input record to ``deadletter`` with the reason; the stream goes on."""
@@ -145,11 +169,13 @@ class WorkerContext:
         alog = self._audit_logs.get(self.model)
         if alog is None:
             settings, model = self.settings, self.model
+            source = self.audit_source or (lambda: read_topic(settings))
             alog = AuditLog(
                 settings,
                 model,
                 topic_publisher(settings, self.out.produce_bytes),
-                topic_entries=lambda: read_topic(settings).get(model, []),
+                topic_entries=lambda: source().get(model, []),
+                deferred=self.audit_deferred,
             )
             self._audit_logs[model] = alog
         entry = alog.append(kind, record)

@@ -1,8 +1,9 @@
 """The ``score`` stage: FeatureEvents in, Predictions out, pending join context into Redis.
 
-Per batch: swap in a newly released model if one is waiting, decode every record (bad ones to ``deadletter``),
-predict, watch each numeric feature with Page-Hinkley and queue the Predictions (:meth:`Scorer.process`). Once they
-are acknowledged, store the join contexts in Redis in one round trip and join the labels that were waiting for these
+Per batch: swap in newly released models if any are waiting, decode every record (bad ones to ``deadletter``),
+route each event to its model (``Scorer.route``), predict each model's events as one batch, watch each numeric
+feature with Page-Hinkley (per model) and queue the Predictions (:meth:`Scorer.process`). Once they are
+acknowledged, store the join contexts in Redis in one round trip and join the labels that were waiting for these
 predictions (:meth:`Scorer.publish_contexts`); once those TrainingExamples are acknowledged too, the input batch may
 be acknowledged.
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.redis_store import JoinStore
-from driftline.errors import SchemaError
+from driftline.errors import ConfigError, SchemaError
+from driftline.settings import check_model_name
 from learners.batch import BatchPredictor, batch_predictor
 from learners.drift import FeatureDriftMonitor
 from learners.explain import explain_one
 from streams.join import build_training_example, label_delay_seconds
-from streams.releases import ReleaseFollower
+from streams.releases import LoadedModel, ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext, now_ms
 from streams.teardown import reap
 
@@ -36,24 +39,41 @@ class Scored:
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass
+class Served:
+    """One model as this scorer serves it: the model, its version, its batch path and its artifact size."""
+
+    model: Any
+    version: int
+    batch: BatchPredictor
+    size: int
+
+
 class Scorer:
-    """Serves the current champion; one instance per worker process."""
+    """Serves every model of the deployment (routed per event); one instance per worker process.
+
+    Each model swaps on its own (atomically, between batches). Loaded models are kept within
+    ``serving.model_memory_mb`` by artifact size: past it the least recently used one is unloaded, and loaded
+    again (verified) from its newest release when its next event comes.
+    """
 
     def __init__(self, ctx: WorkerContext, follower: ReleaseFollower, store: JoinStore) -> None:
         self.ctx = ctx
         self.follower = follower
         self.store = store
-        self.model: Any = None
-        self.version = 0
-        # The served model's batch path (numpy mirror of a linear model, else per event); rebuilt with each swap.
-        self.batch: BatchPredictor | None = None
-        self.features_drift = FeatureDriftMonitor(ctx.settings.drift)
-        self.index = 0
-        self._task = ctx.settings.model.task
-        self._topic = ctx.settings.topic("features")
-        self._out_topic = ctx.settings.topic("predictions")
-        self._avro_out = ctx.settings.serving.output_encoding == "avro"
-        self._explain = ctx.settings.model.explain
+        self.served: OrderedDict[str, Served] = OrderedDict()  # least recently used first
+        self.versions: dict[str, int] = {}  # newest version adopted per model (kept when unloaded)
+        self.features_drift: dict[str, FeatureDriftMonitor] = {}
+        self.indices: dict[str, int] = {}
+        s = ctx.settings
+        self.default = s.default_model
+        self.routing = s.routing
+        self.budget = s.serving.model_memory_mb * 1024 * 1024
+        self._task = s.model.task
+        self._topic = s.topic("features")
+        self._out_topic = s.topic("predictions")
+        self._avro_out = s.serving.output_encoding == "avro"
+        self._explain = s.model.explain
         m = ctx.metrics
         self._metrics = (  # labelled children looked up once, not per batch
             m.events.labels(stage="score", outcome="ok"),
@@ -61,57 +81,128 @@ class Scorer:
             m.processing_seconds.labels(stage="score"),
         )
 
+    # The default model, for callers (and tests) of a single-model deployment.
+    @property
+    def model(self) -> Any:
+        served = self.served.get(self.default)
+        return None if served is None else served.model
+
+    @property
+    def version(self) -> int:
+        return self.versions.get(self.default, 0)
+
+    @property
+    def batch(self) -> BatchPredictor | None:
+        served = self.served.get(self.default)
+        return None if served is None else served.batch
+
     def maybe_swap(self) -> bool:
-        """Between batches: adopt the newest verified release, if any (atomic: one reference assignment)."""
-        loaded = self.follower.take()
-        if loaded is None:
-            return False
-        if loaded.version <= self.version:
+        """Between batches: adopt the newest verified release of each model, if any (atomic per model)."""
+        swapped = False
+        while (loaded := self.follower.take()) is not None:
+            swapped = self._adopt(loaded.name or self.default, loaded) or swapped
+        return swapped
+
+    def _adopt(self, name: str, loaded: LoadedModel) -> bool:
+        if loaded.version <= self.versions.get(name, 0) and name in self.served:
             reap(loaded)  # not adopted: freed in pieces like a replaced model
             return False
         batch = batch_predictor(loaded.model)  # before the swap: a failure here leaves the old model serving
-        old, self.model, self.version, self.batch = self.model, loaded.model, loaded.version, batch
+        artifact = loaded.release.get("artifact")
+        size = len(artifact) if isinstance(artifact, bytes | bytearray) else 1 << 20
+        old = self.served.pop(name, None)
+        self.served[name] = Served(loaded.model, loaded.version, batch, size)
+        self.versions[name] = loaded.version
         # Dropping the old model here would free its ~500k objects in one go on the event loop (50-130 ms for a
         # 40-tree forest): the reaper takes it over and frees it in pieces in its own thread.
-        reap(old)
+        if old is not None:
+            reap(old.model)
         del old
-        self.ctx.metrics.set_served_version(self.ctx.model, self.version)
-        log.info("scorer now serving %s v%d", self.ctx.model, self.version)
+        self.ctx.metrics.set_served_version(name, loaded.version)
+        log.info("scorer now serving %s v%d", name, loaded.version)
+        self._within_budget(keep=name)
         return True
 
-    def predict(self, features: dict[str, Any]) -> tuple[Any, dict[str, float] | None]:
-        if self.model is None:
+    def _within_budget(self, keep: str) -> None:
+        total = sum(s.size for s in self.served.values())
+        while total > self.budget and len(self.served) > 1:
+            name = next(n for n in self.served if n != keep)
+            evicted = self.served.pop(name)
+            total -= evicted.size
+            reap(evicted.model)
+            self.ctx.metrics.models_unloaded.labels(model=name).inc()
+            log.info("scorer unloaded %s v%d (serving.model_memory_mb)", name, evicted.version)
+
+    def _serving(self, name: str) -> Served | None:
+        served = self.served.get(name)
+        if served is not None:
+            self.served.move_to_end(name)
+            return served
+        if name not in self.versions:
+            return None  # no release of this model yet: predictions are null until its trainer publishes one
+        loaded = self.follower.reload(name)  # unloaded for memory: load its newest release again
+        if loaded is None:
+            return None
+        self._adopt(name, loaded)
+        return self.served.get(name)
+
+    def route(self, event: dict[str, Any], key: bytes | None) -> str:
+        """The model answering ``event``: its ``model`` field, else the routing feature, else the record key
+        (``routing.by_key``), else the default model. Raises SchemaError for a name no model can have."""
+        name = event.get("model")
+        if name is None and self.routing.feature is not None:
+            value = event["features"].get(self.routing.feature)
+            name = None if value is None else str(value)
+        if name is None and self.routing.by_key and key:
+            name = key.decode("utf-8", "replace")
+        if name is None:
+            return self.default
+        try:
+            return check_model_name(name, "FeatureEvent.model")
+        except ConfigError as exc:
+            raise SchemaError(str(exc)) from None
+
+    def predict(
+        self, features: dict[str, Any], name: str | None = None
+    ) -> tuple[Any, dict[str, float] | None]:
+        served = self._serving(name or self.default)
+        if served is None:
             return None, None
         if self._task == "classification":
-            pred, proba = self.model.predict_with_proba(features)
+            pred, proba = served.model.predict_with_proba(features)
             return pred, {str(k): float(v) for k, v in proba.items()} or None
-        return self.model.predict_one(features), None
+        return served.model.predict_one(features), None
 
-    def predict_many(self, xs: list[dict[str, Any]]) -> list[Any]:
+    def predict_many(self, xs: list[dict[str, Any]], name: str | None = None) -> list[Any]:
         """``predict`` for a batch, in order; an event the model raises on gets its exception (dead-lettered alone)."""
-        if self.model is None:
+        served = self._serving(name or self.default)
+        if served is None:
             return [(None, None)] * len(xs)
-        if self.batch is None or self.batch.learner is not self.model:  # a model set without maybe_swap
-            self.batch = batch_predictor(self.model)
         if self._task != "classification":
-            return [self._predict_or_error(x) for x in xs]
+            return [self._predict_or_error(x, served) for x in xs]
         return [
             a if isinstance(a, Exception) else (a[0], {str(k): float(v) for k, v in a[1].items()} or None)
-            for a in self.batch.predict_many(xs)
+            for a in served.batch.predict_many(xs)
         ]
 
-    def _predict_or_error(self, x: dict[str, Any]) -> Any:
+    @staticmethod
+    def _predict_or_error(x: dict[str, Any], served: Served) -> Any:
         try:
-            return self.predict(x)
+            return served.model.predict_one(x), None
         except Exception as exc:
             return exc
 
-    def explain(self, features: dict[str, Any], prediction: Any) -> tuple[str, dict[str, float] | None]:
+    def explain(
+        self, name: str, features: dict[str, Any], prediction: Any
+    ) -> tuple[str, dict[str, float] | None]:
         """The served model's explanation of one prediction; a failure costs the explanation, never the event."""
+        served = self.served.get(name)
+        if served is None:
+            return "none", None
         try:
-            return explain_one(self.model, features, prediction)
+            return explain_one(served.model, features, prediction)
         except Exception as exc:
-            log.debug("no explanation for %s v%d: %s", self.ctx.model, self.version, exc)
+            log.debug("no explanation for %s v%d: %s", name, served.version, exc)
             return "error", None
 
     def process(self, raws: list[RawRecord]) -> Scored:
@@ -123,23 +214,64 @@ class Scorer:
             "FeatureEvent", [r.value for r in raws], topic=self._topic, allow_json=True
         )
         scored = Scored(now_ms())
-        watched: list[dict[str, Any]] = []
-        out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
-        explain = self._explain and self.model is not None  # off: one local test per event, nothing else
-        answers = self.predict_many([e["features"] for e in decoded if not isinstance(e, SchemaError)])
-        # The fields every Prediction of this batch shares, encoded once by encode_batch.
-        shared: dict[str, Any] = {"model": ctx.model, "version": self.version, "scored_at": scored.scored_at}
-        if not explain:
-            shared["explanation"] = shared["explanation_method"] = None
-        ready: list[tuple[RawRecord, dict[str, Any]]] = []
-        k = -1
-        for raw, event in zip(raws, decoded, strict=True):
+        # Route, then score each model's events as one batch.
+        groups: dict[str, list[int]] = {}
+        for i, (raw, event) in enumerate(zip(raws, decoded, strict=True)):
             if isinstance(event, SchemaError):
                 ctx.deadletter("score", raw, event)
                 continue
-            k += 1
             try:
-                answer = answers[k]
+                name = self.route(event, raw.key)
+            except SchemaError as exc:
+                ctx.deadletter("score", raw, exc)
+                continue
+            groups.setdefault(name, []).append(i)
+        ready: dict[int, tuple[dict[str, Any], bytes | SchemaError]] = {}
+        for name, indices in groups.items():
+            ready.update(self._score_group(name, indices, raws, decoded, scored))
+        out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
+        watched: dict[str, list[dict[str, Any]]] = {}
+        for i in sorted(ready):
+            raw, (value, context) = raws[i], ready[i]
+            try:
+                if isinstance(context, SchemaError):
+                    raise context
+                produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
+            except Exception as exc:
+                ctx.deadletter("score", raw, exc)
+                continue
+            scored.contexts.append((value["id"], context))
+            scored.predictions[value["id"]] = value
+            if raw.timestamp_ms:
+                m.end_to_end_latency.observe(max(0.0, (scored.scored_at - raw.timestamp_ms) / 1000.0))
+            watched.setdefault(value["model"], []).append(value["features"])
+        for name, features in watched.items():
+            self._watch(name, features)
+        ok_events, batch_size, seconds = self._metrics
+        ok_events.inc(len(scored.contexts))
+        batch_size.observe(len(raws))
+        seconds.observe(time.perf_counter() - t0)
+        return scored
+
+    def _score_group(
+        self, name: str, indices: list[int], raws: list[RawRecord], decoded: list[Any], scored: Scored
+    ) -> dict[int, tuple[dict[str, Any], bytes | SchemaError]]:
+        """Predict ``name``'s events of the batch in one pass and encode their Predictions (shared fields once)."""
+        ctx = self.ctx
+        answers = self.predict_many([decoded[i]["features"] for i in indices], name)
+        served = self.served.get(name)
+        explain = self._explain and served is not None  # off: one local test per event, nothing else
+        shared: dict[str, Any] = {
+            "model": name,
+            "version": served.version if served is not None else 0,
+            "scored_at": scored.scored_at,
+        }
+        if not explain:
+            shared["explanation"] = shared["explanation_method"] = None
+        values: list[tuple[int, dict[str, Any]]] = []
+        for i, answer in zip(indices, answers, strict=True):
+            event = decoded[i]
+            try:
                 if isinstance(answer, Exception):
                     raise answer
                 pred, proba = answer
@@ -154,36 +286,24 @@ class Scorer:
                     **shared,
                 }
                 if explain:
-                    value["explanation_method"], value["explanation"] = self.explain(features, pred)
+                    value["explanation_method"], value["explanation"] = self.explain(name, features, pred)
             except Exception as exc:  # one bad record never stops the stream
-                ctx.deadletter("score", raw, exc)
+                ctx.deadletter("score", raws[i], exc)
                 continue
-            ready.append((raw, value))
+            values.append((i, value))
         # Validated Avro for the join contexts; the published copy follows serving.output_encoding.
-        contexts = ctx.codec.encode_batch("Prediction", [v for _, v in ready], shared, topic="predictions")
-        for (raw, value), context in zip(ready, contexts, strict=True):
-            try:
-                if isinstance(context, SchemaError):
-                    raise context
-                produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
-            except Exception as exc:
-                ctx.deadletter("score", raw, exc)
-                continue
-            scored.contexts.append((value["id"], context))
-            scored.predictions[value["id"]] = value
-            if raw.timestamp_ms:
-                m.end_to_end_latency.observe(max(0.0, (scored.scored_at - raw.timestamp_ms) / 1000.0))
-            watched.append(value["features"])
-        if watched:
-            # One vectorised pass over the batch; stream indices are consecutive.
-            for signal in self.features_drift.update_many(watched, self.index + 1):
-                self._emit_drift(signal)
-            self.index += len(watched)
-        ok_events, batch_size, seconds = self._metrics
-        ok_events.inc(len(scored.contexts))
-        batch_size.observe(len(raws))
-        seconds.observe(time.perf_counter() - t0)
-        return scored
+        contexts = ctx.codec.encode_batch("Prediction", [v for _, v in values], shared, topic="predictions")
+        return {i: (value, context) for (i, value), context in zip(values, contexts, strict=True)}
+
+    def _watch(self, name: str, features: list[dict[str, Any]]) -> None:
+        """Page-Hinkley on each numeric feature of ``name``'s events: one vectorised pass per batch."""
+        monitor = self.features_drift.get(name)
+        if monitor is None:
+            monitor = self.features_drift[name] = FeatureDriftMonitor(self.ctx.settings.drift)
+        start = self.indices.get(name, 0)
+        for signal in monitor.update_many(features, start + 1):
+            self.ctx.emit_drift(signal, self.versions.get(name, 0), model=name)
+        self.indices[name] = start + len(features)
 
     def publish_contexts(self, scored: Scored) -> list[str]:
         """Once the batch's Predictions are acknowledged: store the join contexts in Redis (one round trip) and join
@@ -208,15 +328,12 @@ class Scorer:
             try:
                 label = ctx.codec.decode("Label", label_bytes)
                 example = build_training_example(predictions[id_], label)
-                ctx.emit("training", example, ctx.model)
+                ctx.emit("training", example, example["model"])  # keyed by model: one partition per model
             except Exception as exc:
                 log.warning("score: parked label for %s could not be joined: %s", id_, exc)
-                ctx.metrics.joins.labels(model=ctx.model, outcome="lost").inc()
+                ctx.metrics.joins.labels(model=predictions[id_]["model"], outcome="lost").inc()
                 continue
             ctx.metrics.label_delay.observe(label_delay_seconds(predictions[id_], label))
-            ctx.metrics.joins.labels(model=ctx.model, outcome="joined").inc()
+            ctx.metrics.joins.labels(model=example["model"], outcome="joined").inc()
             joined.append(id_)
         return joined
-
-    def _emit_drift(self, signal: Any) -> None:
-        self.ctx.emit_drift(signal, self.version)

@@ -1,14 +1,12 @@
-"""The ``train`` stage: the single writer of one model's lineage.
+"""The ``train`` stage for one model: the single writer of its lineage.
 
-TrainingExamples in (``training`` has one partition per model: a total order), the learning core's
-:class:`~learners.lifecycle.ModelLifecycle` does everything else (learning, ADWIN, challengers, the guard,
-probation); this module only publishes what it decides and keeps the state safe.
-
-Exactly-once learning: after each batch the trainer first waits until its releases and drift events are delivered,
-then writes a signed checkpoint holding the lifecycle, the last offset learned per partition and the ids learned
-recently, and only then lets Faust acknowledge the batch. After a crash the checkpoint is restored and anything at
-or below its offsets is skipped; a duplicate TrainingExample (a replayed join) is dropped by id. So every labelled
-example is learned once in the model's lineage, and ``n_learned`` counts it once.
+:class:`Trainer` learns one model's TrainingExamples (``training`` is keyed by model, so each model's examples are
+in one partition, in order); the learning core's :class:`~learners.lifecycle.ModelLifecycle` does everything else
+(learning, drift detectors, challengers, the guard, probation); this module publishes what it decides. Its state
+(:meth:`Trainer.state`) goes to the compacted ``changelog`` topic, sealed with the signing key (:func:`seal`),
+in the same Kafka transaction as its releases and the input offsets it covers (:mod:`streams.trainers` runs the
+transactions and the consumer group). So every labelled example is learned once in the model's lineage, and
+``n_learned`` counts it once, whichever trainer process owns the model.
 """
 
 from __future__ import annotations
@@ -19,16 +17,13 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import pickle
-import time
-from pathlib import Path
 from typing import Any
 
 import redis
 
 from connectors.sources import open_source
-from driftline.errors import ArtifactError, DriftlineError, SchemaError, SecurityError
+from driftline.errors import SecurityError
 from driftline.settings import Settings
 from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
@@ -124,51 +119,34 @@ def new_lifecycle(settings: Settings) -> ModelLifecycle:
     )
 
 
-class Checkpoint:
-    """A signed local file: the trainer state and the offsets it covers, replaced atomically."""
+def seal(state: dict[str, Any], key: bytes) -> bytes:
+    """A trainer state as bytes for the ``changelog`` topic: HMAC-SHA256 (hex) of the pickle, a newline, the
+    pickle. Only :func:`unseal` with the same key (or the previous one during a rotation) reads it back."""
+    payload = pickle.dumps(state, protocol=5)
+    return hmac.new(key, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
 
-    def __init__(self, path: Path, key: bytes, previous_key: bytes = b"") -> None:
-        self.path = path
-        self.key = key
-        self.previous_key = previous_key  # accepted on load during a key rotation; saves always use ``key``
 
-    def save(self, state: dict[str, Any]) -> None:
-        payload = pickle.dumps(state, protocol=5)
-        mac = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(mac + b"\n" + payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-
-    def load(self) -> dict[str, Any] | None:
-        if not self.path.exists():
-            return None
-        data = self.path.read_bytes()
-        mac, _, payload = data.partition(b"\n")
-        keys = [self.key] + ([self.previous_key] if self.previous_key else [])
-        if not any(
-            hmac.compare_digest(mac, hmac.new(k, payload, hashlib.sha256).hexdigest().encode()) for k in keys
-        ):
-            raise SecurityError(
-                f"checkpoint {self.path}: signature mismatch (wrong signing key or tampered file)"
-            )
-        state: dict[str, Any] = pickle.loads(payload)  # verified above: written by this trainer with this key
-        return state
+def unseal(data: bytes, keys: list[bytes], where: str) -> dict[str, Any]:
+    """The state :func:`seal` wrote, verified before it is unpickled; SecurityError naming ``where`` if no key
+    signed it (a forged or tampered record)."""
+    mac, _, payload = data.partition(b"\n")
+    if not any(
+        k and hmac.compare_digest(mac, hmac.new(k, payload, hashlib.sha256).hexdigest().encode())
+        for k in keys
+    ):
+        raise SecurityError(f"{where}: signature mismatch (wrong signing key or a forged record)")
+    state: dict[str, Any] = pickle.loads(payload)  # verified above: written by a trainer holding the key
+    return state
 
 
 class Trainer(TrainerControl):
-    def __init__(self, ctx: WorkerContext) -> None:
+    """One model's trainer; ``ctx.model`` names the model (``WorkerContext.for_model``)."""
+
+    def __init__(self, ctx: WorkerContext, redis_client: redis.Redis | None = None) -> None:
         self.ctx = ctx
         s = ctx.settings
         self.key = s.model.signing_key.get().encode()
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
-        ckpt_name = f"{s.kafka.topic_prefix}{s.model.name}.ckpt"
-        self.checkpoint = Checkpoint(
-            ctx.state_dir / "checkpoints" / ckpt_name, self.key, s.model.previous_signing_key.get().encode()
-        )
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
         self.seen = RecentIds()
@@ -177,36 +155,25 @@ class Trainer(TrainerControl):
         # labelled examples held while learning is paused (learned in order on resume).
         self.control_seen = RecentIds(CONTROL_SEEN)
         self.live_sets: dict[str, dict[str, Any]] = {}
-        # Held as the raw record (plain tuples pickle ~10x faster than decoded dicts: the checkpoint is written
-        # after every batch) and decoded again on resume.
+        # Held as the raw record (plain tuples pickle ~10x faster than decoded dicts: the state is written after
+        # every batch) and decoded again on resume.
         self.held: list[tuple[str, int, int, bytes | None, bytes, int]] = []
         self.watch = InputWatch(s.model.task)
         self.pause_discard = False
-        self._redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
+        self.replies: list[dict[str, Any]] = []
+        self.owner = ""  # the trainer process (member of the trainer group) that owns this model now
+        self._redis = redis_client or redis.Redis.from_url(
+            s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5
+        )
         self._status_key = f"{join_namespace(s)}:trainer"
         self._topic = s.topic("training")
 
     # -- start-up ------------------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Restore the checkpoint (if any), align versions with the ``models`` topic, publish v1 if needed."""
-        state = self.checkpoint.load()
+    def start(self, state: dict[str, Any] | None, latest: int) -> None:
+        """Restore ``state`` (from the changelog, if any), align versions with ``latest`` (the newest verified
+        release of this model on ``models``) and publish v1 for a new model."""
         if state is not None:
-            self.lifecycle = state["lifecycle"]
-            self.offsets = state["offsets"]
-            self.seen = state["seen"]
-            if not isinstance(
-                self.seen, RecentIds
-            ):  # a checkpoint from before RecentIds: an ordered dict of ids
-                recent = RecentIds()
-                for event_id in self.seen:
-                    recent.add(event_id)
-                self.seen = recent
-            self.index = state["index"]
-            self.control_seen = state.get("control_seen") or RecentIds(CONTROL_SEEN)
-            self.live_sets = state.get("live_sets") or {}
-            self.held = state.get("held") or []
-            self.pause_discard = bool(state.get("pause_discard", False))
-            self.watch = state.get("watch") or self.watch
+            self.restore_state(state)
             log.info(
                 "trainer restored %s: v%d, n_learned=%d",
                 self.ctx.model,
@@ -215,40 +182,55 @@ class Trainer(TrainerControl):
             )
         # Verify, then choose: only a verified release moves the next version to reserve (a forged 2^63-1
         # must not leave the trainer unable to publish).
-        latest = self.releases().newest()
         self.lifecycle.reserve_versions(latest)
         if state is None and latest == 0:
             self.publish(self.lifecycle.initial_release())
-            self.ctx.out.flush(60)
-            self.save()
         elif state is None:
             log.warning(
-                "trainer for %s has no checkpoint but the models topic holds v%d: starting a new lineage "
-                "(n_learned restarts at 0); restore %s to keep the old one",
+                "trainer for %s has no state on %s but the models topic holds v%d: starting a new lineage "
+                "(n_learned restarts at 0)",
                 self.ctx.model,
+                self.ctx.settings.topic("changelog"),
                 latest,
-                self.checkpoint.path,
             )
-        self.publish_status()
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to go on elsewhere: the lifecycle, the offsets it covers, recent ids, control."""
+        return {
+            "model": self.ctx.model,
+            "lifecycle": self.lifecycle,
+            "offsets": self.offsets,
+            "seen": self.seen,
+            "index": self.index,
+            "control_seen": self.control_seen,
+            "live_sets": self.live_sets,
+            "held": self.held,
+            "pause_discard": self.pause_discard,
+            "watch": self.watch,
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.lifecycle = state["lifecycle"]
+        self.offsets = state["offsets"]
+        self.seen = state["seen"]
+        self.index = state["index"]
+        self.control_seen = state["control_seen"]
+        self.live_sets = state["live_sets"]
+        self.held = state["held"]
+        self.pause_discard = bool(state["pause_discard"])
+        self.watch = state["watch"]
 
     # -- per batch -----------------------------------------------------------------------------------------------
-    def process(self, raws: list[RawRecord]) -> None:
-        ctx, m = self.ctx, self.ctx.metrics
-        t0 = time.perf_counter()
-        decoded = ctx.codec.decode_many("TrainingExample", [r.value for r in raws], topic=self._topic)
+    def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
+        """Learn this model's decoded TrainingExamples of one batch, in order; returns how many were learned."""
+        m = self.ctx.metrics
         learned = 0
-        for raw, example in zip(raws, decoded, strict=True):
+        for raw, example in examples:
             where = f"{raw.topic}:{raw.partition}"
             if raw.offset <= self.offsets.get(where, -1):
                 m.events.labels(stage="train", outcome="skipped").inc()
                 continue
             self.offsets[where] = raw.offset
-            if isinstance(example, SchemaError):
-                ctx.deadletter("train", raw, example)
-                continue
-            if example["model"] != ctx.model:
-                m.events.labels(stage="train", outcome="skipped").inc()
-                continue
             if example["id"] in self.seen:
                 m.events.labels(stage="train", outcome="duplicate").inc()
                 continue
@@ -257,11 +239,9 @@ class Trainer(TrainerControl):
                 continue
             if self.lifecycle.paused:
                 # pause --discard: scored and monitored as before, never learned; counted.
-                m.paused_examples.labels(model=ctx.model, outcome="discarded").inc()
+                m.paused_examples.labels(model=self.ctx.model, outcome="discarded").inc()
             learned += self.learn(raw, example)
-        m.events.labels(stage="train", outcome="ok").inc(learned)
-        m.batch_size.labels(stage="train").observe(len(raws))
-        m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
+        return learned
 
     def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
         """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
@@ -343,23 +323,6 @@ class Trainer(TrainerControl):
         self.ctx.emit_drift(signal, self.lifecycle.served_version)
 
     # -- after each batch ----------------------------------------------------------------------------------------
-    def save(self) -> None:
-        try:
-            self.checkpoint.save(
-                {
-                    "lifecycle": self.lifecycle,
-                    "offsets": self.offsets,
-                    "seen": self.seen,
-                    "index": self.index,
-                    "control_seen": self.control_seen,
-                    "live_sets": self.live_sets,
-                    "held": self.held,
-                    "pause_discard": self.pause_discard,
-                }
-            )
-        except (OSError, pickle.PicklingError, ArtifactError) as exc:
-            raise DriftlineError(f"cannot write checkpoint {self.checkpoint.path}: {exc}") from exc
-
     def publish_status(self) -> None:
         """Live trainer state for ``driftline models show`` and the metrics."""
         lc, m, model = self.lifecycle, self.ctx.metrics, self.ctx.model
@@ -381,6 +344,7 @@ class Trainer(TrainerControl):
             "settings": json.dumps(self.live_settings(), default=str),
             "held_examples": len(self.held),
             "pause_discard": int(self.pause_discard),
+            "owner": self.owner,
         }
         try:
             self._redis.hset(self._status_key, mapping=status)  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ class TrainerControl:
     pause_discard: bool
     held: list[tuple[str, int, int, bytes | None, bytes, int]]
     seen: Any
+    replies: list[dict[str, Any]]
     _topic: str
     key: bytes
     store: ArtifactStore | None
@@ -149,8 +150,14 @@ class TrainerControl:
             },
         )
         if reply["id"]:
+            self.replies.append(reply)  # answered once the transaction holding its effects is committed
+
+    def send_replies(self) -> None:
+        """File the answers of the commands applied in the last committed transaction (Redis)."""
+        replies, self.replies = self.replies, []
+        for reply in replies:
             try:
-                write_reply(self._redis, ctx.settings, str(reply["id"]), reply)
+                write_reply(self._redis, self.ctx.settings, str(reply["id"]), reply)
             except redis.RedisError as exc:
                 log.warning("cannot file the answer to control command %s in Redis: %s", reply["id"], exc)
 

@@ -205,11 +205,29 @@ class Pipeline:
         """Releases of the model on ``models``, by version."""
         return sorted(self.values("models"), key=lambda r: int(r["version"]))
 
+    def releases_in_order(self) -> list[dict[str, Any]]:
+        """Every committed release on ``models`` (all models), in topic order."""
+        records = self.read("models")
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return [r.value for r in records if r.value is not None]
+
     def load_model(self, release: Mapping[str, Any]) -> Any:
         """Verify and load a release's model as a scorer would."""
         settings = self.settings()
         store = ArtifactStore(settings.model.artifact_store)
         return load_release(release, key=SIGNING_KEY.encode(), store=store)[1]
+
+    def trainer_state(self, model: str = "default") -> dict[str, Any]:
+        """``model``'s committed trainer state, read from the ``changelog`` topic and verified."""
+        from connectors.topics import partition_for
+        from streams.train import unseal
+        from streams.trainers import read_changelog
+
+        settings = self.settings()
+        part = partition_for(model, settings.kafka.training_partitions)
+        sealed = read_changelog(settings, [part], timeout=30).get(model)
+        assert sealed is not None, f"no trainer state of {model!r} on {settings.topic('changelog')}"
+        return unseal(sealed, [SIGNING_KEY.encode()], "changelog")
 
     def trainer(self) -> dict[str, Any]:
         """The trainer's live status (``n_learned``, ``served_version``, ``paused``) from Redis."""

@@ -52,8 +52,6 @@ def test_cleanup_closed_pipe_and_plain_logs(prefix: str, redis_url: str, tmp_pat
     state = pipeline.settings()
     ns = f"{state.redis.key_prefix}:{prefix}"
     assert list(client.scan_iter(match=f"{ns}*")), "the run left no Redis keys to clean"
-    checkpoint = tmp_path / "checkpoints" / f"{prefix}default.ckpt"
-    assert checkpoint.exists()
 
     refused = pipeline.cli("cleanup", "--prefix", "driftline.", "--dry-run", check=False)
     assert refused.returncode == 2 and "--force" in refused.stderr
@@ -61,7 +59,7 @@ def test_cleanup_closed_pipe_and_plain_logs(prefix: str, redis_url: str, tmp_pat
     (kept,) = pipeline.cli_json("cleanup", "--prefix", prefix, "--dry-run", "--keep-audit", "--json")
     (dry,) = pipeline.cli_json("cleanup", "--prefix", prefix, "--dry-run", "--json")
     contract = {f"{prefix}{t}" for t in ("features", "labels", "predictions", "training", "models", "drift",
-                                         "control", "deadletter")}  # fmt: skip
+                                         "control", "deadletter", "changelog")}  # fmt: skip
     present = {t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)}
     assert contract <= present and set(dry["topics"]) == present
     assert (
@@ -70,8 +68,9 @@ def test_cleanup_closed_pipe_and_plain_logs(prefix: str, redis_url: str, tmp_pat
         and not [p for p in kept["paths"] if "audit" in p]
     )
     assert dry["groups"] and all(g.startswith(f"driftline-{prefix}") for g in dry["groups"])
-    assert str(checkpoint) in dry["paths"] and dry["redis_keys"]
-    assert checkpoint.exists(), "a dry run removed something"
+    assert dry["paths"] and dry["redis_keys"]
+    assert all(Path(p).exists() for p in dry["paths"]), "a dry run removed something"
+    assert f"{prefix}changelog" in admin.list_topics(timeout=10).topics, "a dry run removed the changelog"
 
     (done,) = pipeline.cli_json("cleanup", "--prefix", prefix, "--json")
     assert done["failed"] == {}
@@ -79,5 +78,6 @@ def test_cleanup_closed_pipe_and_plain_logs(prefix: str, redis_url: str, tmp_pat
     groups = admin.list_consumer_groups(request_timeout=10).result().valid
     assert not [g.group_id for g in groups if g.group_id.startswith(f"driftline-{prefix}")]
     assert not list(client.scan_iter(match=f"{ns}*"))
-    assert not checkpoint.exists() and not list((tmp_path / "faust").glob(f"driftline-{prefix}*"))
+    assert not [p for p in dry["paths"] if Path(p).exists()]
+    assert not list((tmp_path / "faust").glob(f"driftline-{prefix}*"))
     assert not list((tmp_path / "audit").glob(f"{prefix}*"))

@@ -9,13 +9,18 @@ offline replay of the training topic, no dead letters. Seeds of the random fault
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from connectors.kafka_client import client_config
+from schemas.codec import default_codec
 from tests.fault_helpers import (
     FAST_GROUP_ENV,
     Publisher,
@@ -69,11 +74,35 @@ def test_kill9_each_role_at_random_points(pipeline: Pipeline) -> None:
     pipeline.assert_alive()
 
 
-def test_trainer_killed_between_learning_and_checkpoint(pipeline: Pipeline) -> None:
-    """The trainer learns a batch and publishes its release, then cannot write the checkpoint (a directory sits
-    where its temporary file goes) and retries; it is killed there. The restarted trainer restores the older
-    checkpoint, learns the batch again and releases the same model under a new version: nothing learned twice."""
-    pipeline.extra_env["DRIFTLINE__MODEL__RELEASE_EVERY"] = "100"
+def _uncommitted_releases(pipeline: Pipeline) -> list[tuple[int, int]]:
+    """(version, n_learned) of every release record on ``models``, aborted transactions included."""
+    settings = pipeline.settings()
+    topic = settings.topic("models")
+    consumer = Consumer(
+        client_config(settings, **{"group.id": "t-uncommitted", "isolation.level": "read_uncommitted"})
+    )
+    try:
+        high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        out, deadline = [], time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.3):
+                if not msg.error():
+                    r = default_codec().decode("ModelRelease", msg.value() or b"")
+                    out.append((int(r["version"]), int(r["metrics"]["n_learned"])))
+            if consumer.position([TopicPartition(topic, 0)])[0].offset >= high:
+                break
+        return out
+    finally:
+        consumer.close()
+
+
+def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
+    """The trainer learns a backlog; it is frozen as soon as one of its releases is on ``models`` but not yet
+    committed, then killed -9. Nobody ever reads that release (read_committed); the restarted trainer restores the
+    committed state from ``changelog``, learns the rest once and its versions stay strictly increasing."""
+    pipeline.extra_env["DRIFTLINE__MODEL__RELEASE_EVERY"] = "25"
+    pipeline.extra_env["DRIFTLINE__MODEL__LEARNER__NAME"] = "logistic_regression"
     pipeline.start("score", "join", "train")
     events = make_events(N)
     first, second = events[:600], events[600:]
@@ -83,43 +112,36 @@ def test_trainer_killed_between_learning_and_checkpoint(pipeline: Pipeline) -> N
     pipeline.wait_learned(len(first))
     trainer = next(w for w in pipeline.workers if w.role == "train")
     assert retire(pipeline, trainer) == 0
-
-    settings = pipeline.settings()
-    ckpt = (
-        Path(settings.state_dir) / "checkpoints" / f"{settings.kafka.topic_prefix}{settings.model.name}.ckpt"
+    publisher = Publisher(pipeline, second, rate=4000.0, label_lag=0)
+    publisher.start()
+    publisher.finish()
+    pipeline.wait_until(
+        "the backlog joined", lambda: len({t["id"] for t in pipeline.values("training")}) >= 1000, 90
     )
-    assert ckpt.exists(), f"no checkpoint at {ckpt}"
-    blocker = ckpt.with_suffix(".tmp")
-    blocker.mkdir()
-    try:
-        # A backlog, so the restarted trainer's first batch crosses a release point.
-        publisher = Publisher(pipeline, second, rate=4000.0, label_lag=0)
-        publisher.start()
-        publisher.finish()
-        pipeline.wait_until(
-            "the backlog joined", lambda: len({t["id"] for t in pipeline.values("training")}) >= 1000, 90
-        )
-        (trainer,) = pipeline.start("train")
-        pipeline.wait_until(
-            "a release learned after the last checkpoint",
-            lambda: any(r["metrics"]["n_learned"] > len(first) for r in pipeline.releases()),
-            timeout=90,
-        )
-        # The release is out before the checkpoint is attempted: wait for the failed attempt to be logged.
-        pipeline.wait_until(
-            "the failed checkpoint logged",
-            lambda: "cannot write checkpoint" in trainer.log_tail(200),
-            timeout=30,
-        )
-        assert pipeline.trainer()["n_learned"] == len(first), "the trainer checkpointed past the blocker"
-        kill9(pipeline, trainer)
-    finally:
-        blocker.rmdir()
+    (trainer,) = pipeline.start("train")
+    aborted: set[tuple[int, int]] = set()
+    deadline = time.monotonic() + 120
+    while not aborted and time.monotonic() < deadline:
+        committed = {(int(r["version"]), int(r["metrics"]["n_learned"])) for r in pipeline.releases()}
+        seen = set(_uncommitted_releases(pipeline))
+        if seen - committed:
+            os.kill(trainer.pid, signal.SIGSTOP)  # frozen with the transaction open (or just committed)
+            committed = {(int(r["version"]), int(r["metrics"]["n_learned"])) for r in pipeline.releases()}
+            aborted = seen - committed
+            if not aborted:
+                os.kill(trainer.pid, signal.SIGCONT)  # it had committed meanwhile: try the next one
+        time.sleep(0.05)
+    assert aborted, "never caught the trainer with a release not yet committed"
+    kill9(pipeline, trainer)
     pipeline.start("train")
     out = wait_complete(pipeline, events, _ids(events))
     check_run(pipeline, out, events, _ids(events))
-    n_at_release = [int(r["metrics"]["n_learned"]) for r in out.releases if r["reason"] != "initial"]
-    assert len(n_at_release) > len(set(n_at_release)), "no release was learned again after the crash"
+    versions = [int(r["version"]) for r in out.releases]
+    assert versions == sorted(set(versions)), f"versions not strictly increasing: {versions}"
+    visible = {(int(r["version"]), int(r["metrics"]["n_learned"])) for r in out.releases}
+    assert not aborted & visible, f"an aborted release became visible: {aborted & visible}"
+    n_learned = [int(r["metrics"]["n_learned"]) for r in out.releases]
+    assert len(n_learned) == len(set(n_learned)), "a release was learned twice"
 
 
 def test_rebalance_second_scorer_joins_and_leaves(pipeline: Pipeline) -> None:

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.train import Checkpoint
-from tests.pipeline_helpers import SIGNING_KEY, Pipeline, running
+from tests.pipeline_helpers import Pipeline, running
 
 pytestmark = pytest.mark.kafka
 
@@ -56,13 +55,6 @@ def dead_letters_saying(pipeline: Pipeline, word: str) -> list[dict[str, Any]]:
     return letters if any(word in d["error"] for d in letters) else []
 
 
-def checkpoint(pipeline: Pipeline) -> dict[str, Any]:
-    path = pipeline.state_dir / "checkpoints" / f"{pipeline.prefix}default.ckpt"
-    state = Checkpoint(path, SIGNING_KEY.encode()).load()
-    assert state is not None, f"no trainer checkpoint at {path}"
-    return state
-
-
 def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
     prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
@@ -84,7 +76,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
             timeout=60,
         )
         assert pipeline.trainer()["n_learned"] == 200 and pipeline.trainer()["held_examples"] == 200
-        assert not pipeline.releases()[-1]["version"] > checkpoint(pipeline)["lifecycle"].served_version
+        assert not pipeline.releases()[-1]["version"] > pipeline.trainer_state()["lifecycle"].served_version
 
         resumed = pipeline.cli("models", "resume")
         assert "learned 200 label(s) held during the pause" in resumed.stdout, resumed.stdout
@@ -119,7 +111,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         assert [c["outcome"] for c in controls(pipeline, "resume_learning")] == ["ok", "ok"]
         # Applied to the live lifecycle (the trainer's checkpoint holds it) and shown with its source.
         pipeline.wait_until(
-            "guard.alpha=0.01 in the trainer", lambda: checkpoint(pipeline)["lifecycle"].guard.alpha == 0.01
+            "guard.alpha=0.01 in the trainer", lambda: pipeline.trainer_state()["lifecycle"].guard.alpha == 0.01
         )
         (live,) = pipeline.cli_json("models", "settings", "--json")
         rows = live["settings"]

@@ -125,7 +125,13 @@ def test_newer_writer_with_an_added_optional_field_is_read_by_the_current_reader
     with pytest.raises(SchemaError, match="unknown writer schema fingerprint"):
         codec.decode("FeatureEvent", data)
     codec.register_writer_schema(newer)
-    assert codec.decode("FeatureEvent", data) == {"id": "e", "ts": 5, "key": "k", "features": {"x": 1.0}}
+    assert codec.decode("FeatureEvent", data) == {
+        "id": "e",
+        "ts": 5,
+        "key": "k",
+        "features": {"x": 1.0},
+        "model": None,
+    }
 
 
 def test_older_writer_is_read_by_a_newer_reader_with_defaults(tmp_path: Path) -> None:
@@ -144,13 +150,20 @@ def test_older_writer_is_read_by_a_newer_reader_with_defaults(tmp_path: Path) ->
         "ts": 5,
         "key": None,
         "features": {"x": 2},
+        "model": None,
         "weight": 1.0,
     }
     # And the newer reader writes records the current reader can read once it knows the schema.
     new_data = reader.encode("FeatureEvent", {"id": "f", "ts": 6, "features": {}, "weight": 0.5})
     older = Codec()
     older.register_writer_schema(newer)
-    assert older.decode("FeatureEvent", new_data) == {"id": "f", "ts": 6, "key": None, "features": {}}
+    assert older.decode("FeatureEvent", new_data) == {
+        "id": "f",
+        "ts": 6,
+        "key": None,
+        "features": {},
+        "model": None,
+    }
 
 
 def test_history_is_loaded_as_writer_schemas(tmp_path: Path) -> None:

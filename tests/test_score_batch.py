@@ -5,7 +5,6 @@ and ``model.explain`` still explains each one."""
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from learners.explain import explain_one
 from learners.specs import build_learner
 from schemas.codec import default_codec
 from streams.metrics import build_metrics
+from streams.releases import LoadedModel
 from streams.runtime import RawRecord, WorkerContext
 from streams.score import Scorer
 from tests.test_fuzz_stages import FakeProducer
@@ -27,7 +27,7 @@ class _Follower:
     """Hands the scorer one release, once."""
 
     def __init__(self, model: Any) -> None:
-        self.loaded: Any = SimpleNamespace(model=model, version=3)
+        self.loaded: Any = LoadedModel(3, model, {}, 0.0)
 
     def take(self) -> Any:
         loaded, self.loaded = self.loaded, None

@@ -9,9 +9,6 @@ import logging
 import os
 import re
 import ssl
-import subprocess
-import sys
-import textwrap
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from connectors.kafka_client import SaslPayloadFilter, client_config, hide_sasl_payloads, redacted
 from connectors.localkafka import BrokerSecurity, render_server_properties
-from driftline.errors import ConfigError, SecurityError, StackError
+from driftline.errors import ConfigError, StackError
 from driftline.settings import load_settings, mask_url
 from streams.app import _credentials
 from streams.cli import main
@@ -295,29 +292,3 @@ def test_broker_security_refuses_what_it_cannot_configure(
     with pytest.raises(StackError, match=message):
         render_server_properties("127.0.0.1", 9092, 9093, tmp_path, sec)
 
-
-# ---------------------------------------------------------------- SECURITY.md's key-rotation step really works
-
-
-def test_security_md_checkpoint_resign_snippet_works(tmp_path: Path) -> None:
-    """Step 3 of the key rotation, run exactly as SECURITY.md prints it."""
-    from streams.train import Checkpoint
-
-    text = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
-    block = next(b for b in text.split("```sh")[1:] if "Checkpoint(p, new)" in b).split("```")[0]
-    ckpt = tmp_path / "checkpoints" / "driftline.default.ckpt"
-    Checkpoint(ckpt, b"old-key").save({"offsets": {"t:0": 41}, "index": 42})
-    (tmp_path / "old_key").write_text("old-key\n")
-    (tmp_path / "new_key").write_text("new-key\n")
-    script = textwrap.dedent(block).strip()
-    script = script.replace("<state_dir>/checkpoints/<prefix><model>.ckpt", str(ckpt))
-    script = script.replace("old_key new_key", f"{tmp_path / 'old_key'} {tmp_path / 'new_key'}")
-    assert script.startswith("python ")
-    done = subprocess.run(
-        ["bash", "-c", f"{sys.executable} " + script[len("python ") :]],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert Checkpoint(ckpt, b"new-key").load() == {"offsets": {"t:0": 41}, "index": 42}
-    with pytest.raises(SecurityError, match="signature mismatch"):
-        Checkpoint(ckpt, b"old-key").load()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from driftline.config import LearnerSpec
@@ -11,7 +9,7 @@ from driftline.errors import SecurityError
 from learners.artifacts import build_release
 from learners.specs import build_learner
 from streams.releases import load_verified
-from streams.train import Checkpoint
+from streams.train import seal, unseal
 
 
 def _release(key: bytes, version: int = 2) -> dict:
@@ -42,12 +40,12 @@ def test_replay_is_refused_whatever_the_key() -> None:
         load_verified(_release(b"old-key", version=2), b"new-key", b"old-key", 5, None)
 
 
-def test_checkpoint_accepts_previous_key_and_saves_with_the_new(tmp_path: Path) -> None:
-    path = tmp_path / "m.ckpt"
-    Checkpoint(path, b"old-key").save({"n": 1})
-    rotating = Checkpoint(path, b"new-key", b"old-key")
-    assert rotating.load() == {"n": 1}
-    rotating.save({"n": 2})
-    assert Checkpoint(path, b"new-key").load() == {"n": 2}
-    with pytest.raises(SecurityError):
-        Checkpoint(path, b"old-key").load()
+def test_trainer_state_accepts_the_previous_key_and_is_sealed_with_the_new() -> None:
+    sealed_old = seal({"n": 1}, b"old-key")
+    assert unseal(sealed_old, [b"new-key", b"old-key"], "changelog") == {"n": 1}
+    sealed_new = seal({"n": 2}, b"new-key")
+    assert unseal(sealed_new, [b"new-key", b""], "changelog") == {"n": 2}
+    with pytest.raises(SecurityError, match="changelog: signature mismatch"):
+        unseal(sealed_new, [b"old-key", b""], "changelog")
+    with pytest.raises(SecurityError):  # a forged record: someone without the key pickled a state
+        unseal(b"0" * 64 + b"\n" + sealed_new.partition(b"\n")[2], [b"new-key"], "changelog")

@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--soak", type=int, metavar="N", default=0, help="also run N events through one worker, sampling RSS"
     )
+    p.add_argument(
+        "--trainer-models",
+        type=int,
+        metavar="N",
+        help="learning scale-out: labels/s of 1 and of 2 train processes over N models (default 50; 0 skips)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run's topics, Redis keys and work dir")
     p.set_defaults(func=run)
 
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             "events": args.events,
             "releases": args.releases,
             "latency_seconds": args.latency_seconds,
+            "trainer_models": args.trainer_models,
             "models": tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None,
         }.items()
         if value is not None

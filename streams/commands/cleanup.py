@@ -2,7 +2,7 @@
 
 That is its topics (the ``audit`` topic too), its worker consumer groups (``driftline-<prefix>...``), its Redis keys
 (``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), and under the state dir its
-trainer checkpoints, Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record
+Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record
 of what was done). The default prefix is refused without ``--force``: it is usually someone's real deployment.
 """
 
@@ -23,7 +23,7 @@ from streams.cli import global_overrides
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cleanup",
-        help="remove a topic prefix's topics, consumer groups, Redis keys, checkpoints and local state",
+        help="remove a topic prefix's topics, consumer groups, Redis keys and local state",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--prefix", required=True, help="the topic prefix to remove, e.g. 'trial1.'")

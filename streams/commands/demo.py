@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import load_settings
+from driftline.settings import Settings, load_settings
 from streams.cli import global_overrides
 
 if TYPE_CHECKING:
@@ -53,6 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--console-port", type=int, default=8765, metavar="PORT",
         help="port of the web console started next to the run (default 8765, or a free one if taken)",
     )  # fmt: skip
+    p.add_argument(
+        "--models",
+        type=int,
+        default=1,
+        metavar="N",
+        help="spread the stream over N models (a `tenant` feature routes each event; each model learns, is "
+        "guarded and released on its own; the summary lists them)",
+    )
     p.add_argument("--no-console", action="store_true", help="do not start the web console")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(func=run)
@@ -99,9 +107,30 @@ def _plain(demo: DemoRun, data: Any) -> tuple[list[bool | None] | None, str]:
     return plain, spec.name
 
 
+def _per_model(settings: Settings) -> list[dict[str, Any]]:
+    """The newest verified release of each model: version, labels learned, recent accuracy."""
+    from streams.releases import read_checked_releases
+
+    newest: dict[str, dict[str, Any]] = {}
+    for r in read_checked_releases(settings).verified:
+        if int(r["version"]) > int(newest.get(r["model"], {}).get("version", 0)):
+            newest[r["model"]] = r
+    return [
+        {
+            "model": name,
+            "version": int(r["version"]),
+            "n_learned": int(r["metrics"].get("n_learned", 0)),
+            "accuracy": r["metrics"].get("rolling_accuracy"),
+        }
+        for name, r in sorted(newest.items())
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    if not 1 <= args.models <= 1000:
+        raise ConfigError(f"--models: must be between 1 and 1000, got {args.models}")
     if args.file and not args.label_col:
         raise ConfigError("--label-col: required with --file (the demo learns from the labels)")
     from streams.demo.collect import collect
@@ -122,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         drain_timeout_s=args.timeout,
         topic_prefix=args.topic_prefix,
         config_file=args.config,
+        models=args.models,
     )
     demo = DemoRun(base, options)
     live = not args.no_live and sys.stderr.isatty()
@@ -145,9 +175,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        data = collect(demo.settings)
-        plain, plain_name = _plain(demo, data)
+        data = collect(demo.settings, every_model=args.models > 1)
+        # One model: its served accuracy next to a plain learner's on the same events (the guard tax).
+        plain, plain_name = _plain(demo, data) if args.models == 1 else (None, "")
         path, summary = write_report(result, data, Path(args.report), plain, plain_name)
+        if args.models > 1:
+            summary["models"] = _per_model(demo.settings)
+            (path.parent / "models.json").write_text(json.dumps(summary["models"], indent=1, sort_keys=True))
         if demo.started_stack and not args.keep_stack:
             print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)
     if args.json:
@@ -166,4 +200,11 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
         file=sys.stderr,
     )
+    for row in summary.get("models", []):
+        acc = row["accuracy"]
+        print(
+            f"  {row['model']:<12} v{row['version']:<4} n_learned {row['n_learned']:>6,}  recent accuracy "
+            f"{'-' if acc is None else f'{acc:.3f}'}",
+            file=sys.stderr,
+        )
     return 0 if result.outcome in ("completed", "interrupted") else 1

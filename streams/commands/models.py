@@ -11,17 +11,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
-from connectors.topics import ensure_topics
+from connectors.topics import ensure_topics, partition_for
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
 from driftline.settings import Settings, load_settings
 from learners.registry import ModelRegistry
 from streams.cli import global_overrides
 from streams.commands.models_diff import register_diff
 from streams.control import new_command, wait_reply
-from streams.join import join_namespace
-from streams.releases import read_checked_releases
+from streams.join import join_namespace, owners_key, trainer_group
+from streams.releases import CheckedReleases, read_checked_releases
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="The model registry (releases on the compacted models topic) and manual control.",
     )
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    ls = msub.add_parser("list", help="every retained release of the model, newest first")
+    ls = msub.add_parser(
+        "list",
+        help="every model: its served version, owner (trainer) and lag; with --model, its retained releases",
+        description="Every model of the deployment with its served version, the trainer that owns it and that "
+        "trainer's lag on the model's training partition; with --model M, every retained release of M, newest "
+        "first. --json prints every release of every model (one JSON object per line, the current one of each "
+        "model with its owner and lag).",
+    )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    _model_option(ls)
     ls.set_defaults(func=_list)
     show = msub.add_parser(
         "show", help="describe a version (default: the current champion, with the trainer's live n_learned)"
@@ -84,7 +94,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
 
 
+def _model_option(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given here it sets the same `model` as the global --model (and so the settings' model.name).
+    p.add_argument(
+        "--model", default=argparse.SUPPRESS, metavar="NAME", help="one model (default: see above)"
+    )
+
+
 def _control_options(p: argparse.ArgumentParser, func: Any) -> None:
+    _model_option(p)
     p.add_argument(
         "--json", action="store_true", help="print the command sent and the trainer's answer as JSON"
     )
@@ -115,11 +133,20 @@ class Releases:
     checked: bool
 
 
-def _registry(settings: Settings) -> Releases:
-    checked = read_checked_releases(settings, model=settings.model.name)
-    registry = ModelRegistry(settings.model.name)
-    rejected = [_unverified_row(r, reason, message) for r, reason, message in checked.rejected]
+def _registry(settings: Settings, checked: CheckedReleases | None = None) -> Releases:
+    """``settings.model.name``'s releases (from ``checked``, all models' releases, if already read)."""
+    name = settings.model.name
+    if checked is None:
+        checked = read_checked_releases(settings, model=name)
+    registry = ModelRegistry(name)
+    rejected = [
+        _unverified_row(r, reason, message)
+        for r, reason, message in checked.rejected
+        if r.get("model") == name
+    ]
     for release in checked.verified + checked.unchecked:
+        if release.get("model") != name:
+            continue
         try:
             registry.add(release)
         except DriftlineError as exc:  # unchecked: two records claim one version (one of them is forged)
@@ -179,14 +206,70 @@ def _when(ms: Any) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    rows = _rows(_registry(settings))
+    checked = read_checked_releases(settings)
+    names = sorted(
+        {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(model_owners(settings))
+    )
+    if getattr(args, "model", None):
+        names = [settings.model.name]
+    owners, lags = model_owners(settings), trainer_lags(settings)
+    rows = []
+    for name in names:
+        for row in _rows(_registry(settings.for_model(name), checked)):
+            if row["current"]:
+                row.update(_ownership(settings, name, owners, lags))
+            rows.append(row)
     if args.json:
         for row in rows:
-            print(json.dumps(row, sort_keys=True))
+            print(json.dumps(row, sort_keys=True, default=str))
         return 0
     if not rows:
-        print(f"no releases of {settings.model.name!r} on {settings.topic('models')}")
+        print(f"no releases on {settings.topic('models')}")
         return 0
+    if len(names) > 1:
+        _print_models(rows)
+    else:
+        _print_releases(rows)
+    return 0
+
+
+def _ownership(
+    settings: Settings, name: str, owners: dict[str, dict[str, Any]], lags: dict[int, int]
+) -> dict[str, Any]:
+    """Who trains ``name`` (the trainer group member that last reported it), its partition and that
+    partition's lag (labels not yet learned)."""
+    partition = partition_for(name, settings.kafka.training_partitions)
+    live = owners.get(name, {})
+    return {
+        "owner": live.get("owner"),
+        "partition": live.get("partition", partition),
+        "lag": lags.get(int(live.get("partition", partition))),
+        "trainer_version": live.get("version"),
+        "trainer_n_learned": live.get("n_learned"),
+        "trainer_updated_at": live.get("updated_at"),
+    }
+
+
+def _print_models(rows: list[dict[str, Any]]) -> None:
+    current = [r for r in rows if r["current"]]
+    print(
+        f"{'model':<24}  {'version':>7}  {'n_learned':>9}  {'accuracy':>8}  {'owner':<24}  {'part':>4}  {'lag':>6}"
+    )
+    for r in sorted(current, key=lambda r: str(r["model"])):
+        acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
+        print(
+            f"{r['model']!s:<24}  {r['version']:>7}  {r['trainer_n_learned'] or r['n_learned']!s:>9}  "
+            f"{'-' if acc is None else f'{acc:.4f}':>8}  {r['owner'] or '-'!s:<24}  {r['partition']!s:>4}  "
+            f"{'-' if r['lag'] is None else r['lag']!s:>6}"
+        )
+    forged = [r for r in rows if r["verified"] is False]
+    if forged:
+        print(
+            f"{len(forged)} UNVERIFIED release record(s) ignored; `driftline models list --model NAME` names them"
+        )
+
+
+def _print_releases(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'version':>7}  {'parent':>6}  {'reason':<11}  {'created (UTC)':<19}  "
         f"{'n_learned':>9}  {'accuracy':>8}  current"
@@ -204,7 +287,48 @@ def _list(args: argparse.Namespace) -> int:
             f"{_when(r['created_at']):<19}  {r['n_learned']:>9}  {'-' if acc is None else f'{acc:.4f}':>8}  "
             f"{'*' if r['current'] else ''}"
         )
-    return 0
+    if rows and rows[0].get("owner"):
+        owner = next(r for r in rows if r["current"])
+        print(f"owner: {owner['owner']} (training partition {owner['partition']}, lag {owner['lag']})")
+
+
+def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
+    version, n_learned, updated_at."""
+    try:
+        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        raw = client.hgetall(owners_key(settings))
+    except redis.RedisError:
+        return {}
+    out = {}
+    for key, value in raw.items():
+        try:
+            out[_text(key)] = json.loads(_text(value))
+        except ValueError:
+            continue
+    return out
+
+
+def trainer_lags(settings: Settings) -> dict[int, int]:
+    """``{training partition: records not yet committed by the trainer group}`` (empty if Kafka is away)."""
+    topic = settings.topic("training")
+    consumer = Consumer(
+        client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": trainer_group(settings)})
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return {}
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        lags = {}
+        for tp in consumer.committed(parts, timeout=5):
+            high = consumer.get_watermark_offsets(tp, timeout=5)[1]
+            lags[tp.partition] = max(0, high - max(tp.offset, 0))
+        return lags
+    except KafkaException:
+        return {}
+    finally:
+        consumer.close()
 
 
 def trainer_status(settings: Settings) -> dict[str, Any] | None:
@@ -226,6 +350,7 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         "paused": data.get("paused") == "1",
         "updated_at": int(data.get("updated_at", 0)),
         "metrics": json.loads(data.get("metrics", "{}")),
+        "owner": data.get("owner", ""),
     }
 
 

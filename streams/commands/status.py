@@ -141,7 +141,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 "trainer": None
                 if live is None
                 else {
-                    **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at")},
+                    **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
                     # A candidate the guard held for operator approval (`driftline models promote held`).
@@ -250,7 +250,11 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
     """Everything ``driftline status`` shows, as a JSON-ready dict."""
     from streams.demo.kafka_view import KafkaView, app_group_prefix
 
-    out: dict[str, Any] = {"topic_prefix": settings.kafka.topic_prefix, "stack": _stack(settings)}
+    out: dict[str, Any] = {
+        "topic_prefix": settings.kafka.topic_prefix,
+        "default_model": settings.default_model,
+        "stack": _stack(settings),
+    }
     if not out["stack"]["kafka"]["up"]:
         return out
     view = KafkaView(settings, timeout=5.0)
@@ -307,7 +311,10 @@ def render(status: dict[str, Any]) -> str:
             if live
             else ""
         )
-        lines.append(f"  {m['model']:<16} serving {served}{learned}; {m['releases']} release(s) retained")
+        owner = f", trained by {live['owner']}" if live and live.get("owner") else ""
+        lines.append(
+            f"  {m['model']:<16} serving {served}{learned}{owner}; {m['releases']} release(s) retained"
+        )
         if rel:
             acc = f", accuracy {rel['accuracy']:.3f}" if isinstance(rel["accuracy"], float) else ""
             lines.append(
@@ -322,7 +329,7 @@ def render(status: dict[str, Any]) -> str:
             what = "discarded (pause --discard)" if live.get("pause_discard") else "held for resume"
             lines.append(f"    learning PAUSED: {live.get('held_examples', 0):,} label(s) {what}")
         joins = m.get("joins")
-        if joins:
+        if joins and (joins["pending"] or joins["parked"] or m["model"] == status.get("default_model")):
             age = joins["oldest_pending_age_s"]
             lines.append(
                 f"    joins: {joins['pending']:,} prediction(s) waiting for a label"

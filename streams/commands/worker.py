@@ -7,7 +7,7 @@ import logging
 import sys
 
 from connectors.kafka_client import check_reachable
-from connectors.topics import ensure_topics
+from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import ConfigError
 from driftline.settings import load_settings
 from streams.cli import global_overrides
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         )
     roles = ("score", "join", "train") if args.role == "all" else (args.role,)
     check_reachable(settings)
-    ensure_topics(settings)
+    ensure_topics(settings, ALL_TOPICS)
 
     try:
         import uvloop
@@ -66,13 +66,11 @@ def run(args: argparse.Namespace) -> int:
     worker = build_app(settings, roles)
     server = serve_metrics(worker.ctx.metrics, settings.metrics.host, settings.metrics.port)
     print(
-        f"driftline worker ({'+'.join(roles)}) for model {settings.model.name!r}: "
+        f"driftline worker ({'+'.join(roles)}), default model {settings.default_model!r}: "
         f"kafka {settings.kafka.bootstrap}, metrics {server.url}",
         file=sys.stderr,
         flush=True,
     )
-    if worker.trainer is not None:
-        worker.trainer.start()
     faust_worker = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     if not faust_worker.stdout.isatty():
         faust_worker.spinner = None  # its cursor codes (ESC[?25l) would end up in a log file

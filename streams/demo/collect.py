@@ -68,16 +68,21 @@ def _release_row(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def collect(settings: Settings) -> RunData:
-    """Read every record of the run's topics (for the configured model) into a :class:`RunData`."""
+def collect(settings: Settings, every_model: bool = False) -> RunData:
+    """Read every record of the run's topics (for the configured model, or ``every_model``) into a
+    :class:`RunData`."""
     data = RunData()
     model = settings.model.name
+
+    def mine(value: dict[str, Any]) -> bool:
+        return every_model or value.get("model") == model
+
     for item in _read(settings, "predictions"):
         if not item.ok or item.value is None:
             data.undecodable += 1
             continue
         v = item.value
-        if v.get("model") != model:
+        if not mine(v):
             continue
         data.predictions.append(
             {
@@ -93,7 +98,7 @@ def collect(settings: Settings) -> RunData:
             data.undecodable += 1
             continue
         v = item.value
-        if v.get("model") != model:
+        if not mine(v):
             continue
         data.training.append(
             {
@@ -106,7 +111,7 @@ def collect(settings: Settings) -> RunData:
             }
         )
     for item in _read(settings, "drift"):
-        if item.ok and item.value is not None and item.value.get("model") == model:
+        if item.ok and item.value is not None and mine(item.value):
             v = item.value
             data.drift.append(
                 {
@@ -118,7 +123,7 @@ def collect(settings: Settings) -> RunData:
                 }
             )
     for item in _read(settings, "models"):
-        if item.ok and item.value is not None and item.value.get("model") == model:
+        if item.ok and item.value is not None and mine(item.value):
             data.releases.append(_release_row(item.value))
     data.deadletters = len(_read(settings, "deadletter"))
     data.predictions.sort(key=lambda r: (r["ts"], _id_order(r["id"])))

@@ -62,6 +62,11 @@ class DemoOptions:
     startup_timeout_s: float = 90.0
     topic_prefix: str | None = None  # default: a fresh demo-<time>-<hex>. per run
     config_file: str | None = None
+    models: int = 1  # >1: the stream is spread over this many models by a `tenant` feature
+
+    @property
+    def model_names(self) -> list[str]:
+        return [f"tenant-{k:02d}" for k in range(self.models)] if self.models > 1 else []
 
 
 @dataclass
@@ -123,6 +128,11 @@ class DemoRun:
                 "model.signing_key": self._key,
                 "model.artifact_store": str(self.run_dir / "artifacts"),
                 "state_dir": str(self.run_dir),
+                **(
+                    {"routing.feature": "tenant", "routing.models": options.model_names}
+                    if options.models > 1
+                    else {}
+                ),
             },
         )
         self.workers: list[WorkerProcess] = []
@@ -168,6 +178,9 @@ class DemoRun:
         }
         if self.options.config_file:
             env["DRIFTLINE_CONFIG"] = str(Path(self.options.config_file).resolve())
+        if self.options.models > 1:
+            env["DRIFTLINE__ROUTING__FEATURE"] = "tenant"
+            env["DRIFTLINE__ROUTING__MODELS"] = ",".join(self.options.model_names)
         return env
 
     def start_workers(self) -> None:
@@ -206,7 +219,14 @@ class DemoRun:
         events, drifts = demo_stream(o.events, seed=o.seed)
         self.result.drifts = drifts
         self.result.source = DEMO_STREAM
-        return events
+        return self._spread(events) if o.models > 1 else events
+
+    def _spread(self, events: Iterator[Event]) -> Iterator[Event]:
+        """Each event to one of the run's models, round robin, by its `tenant` feature (routing.feature)."""
+        names = self.options.model_names
+        for i, event in enumerate(events):
+            event.features["tenant"] = names[i % len(names)]
+            yield event
 
     def _produce(self, events: Iterator[Event]) -> None:
         rate = self.options.rate

@@ -1,0 +1,509 @@
+"""Trainers that shard and fail over: every ``train`` process is one member of the deployment's trainer group.
+
+- ``training``, ``control`` and ``changelog`` are keyed by model name and have the same number of partitions
+  (``kafka.training_partitions``). The group (``driftline-<prefix>trainers``) uses the range assignor, so partition
+  p of ``training`` and of ``control`` go to the same member: it owns every model whose name hashes to p (one
+  writer per model) and receives exactly those models' control commands.
+- Each model's trainer state is the latest record under its name on the compacted ``changelog`` topic, sealed with
+  the signing key (:func:`streams.train.seal`). Local files are not needed: any member on any machine can go on.
+- Exactly-once learning with Kafka transactions: per batch, one transaction holds the batch's releases, drift
+  events, dead letters and audit entries, the changelog record of every model the batch touched, and the input
+  offsets (``send_offsets_to_transaction`` with the consumer's group metadata). A read_committed reader sees all of
+  it or none of it. A crash loses the open transaction; the new owner restores the committed state and reads from
+  the committed offsets: nothing is learned twice, nothing is skipped, versions stay strictly increasing.
+- Fencing: the group metadata carries the member's generation. A member that was paused past the session timeout
+  (a zombie) is out of the group; its commit is refused by the coordinator, it aborts (its releases are never
+  read) and rejoins with fresh state. A transaction left open by a killed member is aborted by the coordinator
+  after ``transaction.timeout.ms``; until then a new owner's read of the changelog waits for it.
+- After every rebalance a member drops its models and restores those it owns from the changelog, lazily, on their
+  first record (the default model and ``routing.models`` at once, so they have a v1 before any label).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.producer import EventProducer
+from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
+from driftline.errors import ConfigError, SchemaError, SecurityError
+from driftline.settings import Settings, check_model_name
+from schemas.codec import Codec
+from streams.audit import read_topic
+from streams.join import owners_key, trainer_group
+from streams.metrics import Metrics
+from streams.releases import read_checked_releases
+from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.train import Trainer, seal, unseal
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("driftline.security")
+
+TXN_TIMEOUT_MS = (
+    20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
+)
+STATUS_EVERY_S = 5.0
+COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
+COMMIT_MAX = 5_000  # ... or this many records
+
+
+def read_changelog(settings: Settings, partitions: Iterable[int], timeout: float = 60.0) -> dict[str, bytes]:
+    """``{model: sealed state}``: the newest committed record per model on ``partitions`` of ``changelog``.
+
+    Reads to the end each partition had when called, by read position (a transactional topic ends with a commit
+    marker that is never delivered); records of a transaction still open are waited for until it ends (at most
+    the transaction timeout). A tombstone removes the model.
+    """
+    topic = settings.topic("changelog")
+    consumer = Consumer(
+        client_config(
+            settings,
+            logger=LIBRDKAFKA_LOG,
+            **{
+                "group.id": f"driftline-{settings.kafka.topic_prefix}changelog-reader",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.message.max.bytes": CHANGELOG_MAX_BYTES,
+            },
+        )
+    )
+    states: dict[str, bytes] = {}
+    try:
+        ends: dict[int, int] = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return states
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + timeout
+        while ends:
+            if time.monotonic() > deadline:
+                raise KafkaException(
+                    KafkaError(KafkaError._TIMED_OUT, f"{topic}: not read to its end in {timeout:g} s")
+                )
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                name = (msg.key() or b"").decode("utf-8", "replace")
+                if msg.value() is None:
+                    states.pop(name, None)
+                else:
+                    states[name] = msg.value() or b""
+            for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
+                if tp.offset >= ends[tp.partition]:
+                    ends.pop(tp.partition)
+    finally:
+        consumer.close()
+    return states
+
+
+class TrainerGroup:
+    """The trainers of one process: a member of the trainer group, with one :class:`Trainer` per owned model."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        codec: Codec,
+        *,
+        session_timeout_s: float = 10.0,
+        heartbeat_s: float = 1.0,
+        max_poll_interval_s: float = 300.0,
+    ) -> None:
+        s = self.settings = settings
+        self.metrics = metrics
+        self.codec = codec
+        self.member = f"{socket.gethostname()}-{os.getpid()}"
+        self.group = trainer_group(s)
+        self.topics = (s.topic("training"), s.topic("control"))
+        self.keys = [s.model.signing_key.get().encode(), s.model.previous_signing_key.get().encode()]
+        self.consumer_config = client_config(
+            s,
+            logger=LIBRDKAFKA_LOG,
+            **{
+                "group.id": self.group,
+                "client.id": f"{s.kafka.client_id}-trainer-{self.member}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                # Range puts partition p of training and of control on the same member (same counts).
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": int(session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(heartbeat_s * 1000),
+                "max.poll.interval.ms": int(max_poll_interval_s * 1000),
+            },
+        )
+        self.redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
+        self.ctx = self._new_context()
+        self.consumer: Consumer | None = None
+        self.trainers: dict[str, Trainer] = {}
+        self.states: dict[str, bytes] = {}  # committed sealed state per owned model
+        self.latest: dict[str, int] = {}  # newest verified release per model
+        self.owned: set[int] = set()
+        self.partitions = s.kafka.training_partitions
+        self._restore_needed = False
+        self._rebalanced = False
+        self._audit: dict[str, list[Any]] | None = None
+        self._replies: list[dict[str, Any]] = []
+        self._status_at = 0.0
+        self.ready = threading.Event()  # set once the first assignment is restored
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def _new_context(self) -> WorkerContext:
+        s = self.settings
+        config: dict[str, Any] = {
+            "transactional.id": f"driftline-{s.kafka.topic_prefix}trainer-{self.member}-{uuid.uuid4().hex[:8]}",
+            "transaction.timeout.ms": TXN_TIMEOUT_MS,
+            "message.max.bytes": CHANGELOG_MAX_BYTES + 1024 * 1024,
+        }
+        producer = EventProducer(s, self.codec, **config)
+        producer.init_transactions()
+        return WorkerContext(
+            s, self.codec, self.metrics, producer, audit_deferred=True, audit_source=self._audit_entries
+        )
+
+    def _audit_entries(self) -> dict[str, list[Any]]:
+        if self._audit is None:
+            self._audit = read_topic(self.settings)
+        return self._audit
+
+    def check_topics(self) -> None:
+        """training, control and changelog must have the same partition count (else ownership would split)."""
+        assert self.consumer is not None
+        counts = {}
+        for name in ("training", "control", "changelog"):
+            topic = self.settings.topic(name)
+            meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+            counts[topic] = len(meta.partitions) if meta is not None and meta.error is None else 0
+        if len(set(counts.values())) != 1 or 0 in counts.values():
+            raise ConfigError(
+                "kafka.training_partitions: the topics "
+                + ", ".join(f"{t} ({n} partitions)" for t, n in counts.items())
+                + " must exist with the same partition count; `driftline topics describe` shows them"
+            )
+        self.partitions = next(iter(counts.values()))
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def run(self, stopping: threading.Event) -> None:
+        """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
+        ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
+        consumer = self.consumer = Consumer(self.consumer_config)
+        try:
+            self.check_topics()
+            consumer.subscribe(
+                list(self.topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+            while not stopping.is_set():
+                msgs = self._gather(consumer)
+                if self._restore_needed:
+                    try:
+                        self._restore()
+                    except KafkaException as exc:  # the broker is away: keep polling (the group needs it)
+                        log.warning("trainer %s cannot restore yet: %s; retrying", self.member, exc)
+                        self._restore_needed = True
+                        self._rewind()
+                        stopping.wait(1.0)
+                        continue
+                if msgs:
+                    self._transaction(msgs)
+                elif time.monotonic() - self._status_at > STATUS_EVERY_S:
+                    self._publish_status(list(self.trainers.values()))
+        finally:
+            try:
+                consumer.close()  # leaves the group at once: the next owner need not wait for the session timeout
+            finally:
+                self.ctx.out.close(10)
+
+    def _gather(self, consumer: Consumer) -> list[Message]:
+        """The records of one transaction: what arrives within ``COMMIT_EVERY_S`` (at most ``COMMIT_MAX``).
+
+        A transaction writes the state of every model it touched, so a larger one writes each state once for
+        more labels (BENCHMARKS.md, learning scale-out). A rebalance while gathering drops what was gathered:
+        the partitions' owners read it again from the committed offsets."""
+        batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
+        self._rebalanced = False
+        out: list[Message] = []
+        deadline = time.monotonic() + COMMIT_EVERY_S
+        while len(out) < COMMIT_MAX:
+            msgs = consumer.consume(batch, within if not out else max(0.0, deadline - time.monotonic()))
+            if self._rebalanced:
+                out = []
+            for msg in msgs:
+                if msg.error():
+                    log.warning("trainer consumer: %s", msg.error())
+                else:
+                    out.append(msg)
+            if not msgs or time.monotonic() >= deadline:
+                break
+        return out
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.owned = {tp.partition for tp in partitions if tp.topic == self.topics[0]}
+        self._restore_needed = self._rebalanced = True
+        log.info("trainer %s owns training partitions %s", self.member, sorted(self.owned))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every batch is committed (or aborted) before consume() returns to this callback: nothing is in hand.
+        self.owned = set()
+        self._rebalanced = True
+        self._drop()
+
+    def _drop(self) -> None:
+        for name in self.trainers:  # this process no longer speaks for these models
+            self.metrics.forget_model(name)
+        self.trainers.clear()
+        self.states.clear()
+        self.metrics.owned_models.set(0)
+
+    def _restore(self) -> None:
+        """After an assignment: read the owned partitions of the changelog, the newest releases, and start the
+        models that must have a release before their first label."""
+        self._restore_needed = False
+        self._drop()
+        self._audit = None
+        t0 = time.perf_counter()
+        self.states = read_changelog(self.settings, sorted(self.owned))
+        checked = read_checked_releases(self.settings, self.codec)
+        self.latest = {}
+        for release in checked.verified:
+            name = str(release["model"])
+            self.latest[name] = max(self.latest.get(name, 0), int(release["version"]))
+        eager = [
+            name
+            for name in dict.fromkeys([self.settings.default_model, *self.settings.routing.models])
+            if partition_for(name, self.partitions) in self.owned
+        ]
+        if eager:
+            self._transaction([], eager=eager)
+        self.metrics.owned_models.set(len(set(self.states) | set(self.trainers)))
+        log.info(
+            "trainer %s restored %d model state(s) of partitions %s in %.2f s",
+            self.member,
+            len(self.states),
+            sorted(self.owned),
+            time.perf_counter() - t0,
+        )
+        self.ready.set()
+
+    def _trainer(self, name: str, create: bool = True) -> Trainer | None:
+        """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model."""
+        trainer = self.trainers.get(name)
+        if trainer is not None:
+            return trainer
+        sealed = self.states.get(name)
+        if sealed is None and not create and name not in self.latest:
+            return None
+        state = None
+        if sealed is not None:
+            try:
+                state = unseal(sealed, self.keys, f"{self.settings.topic('changelog')} record of {name!r}")
+            except SecurityError as exc:
+                security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
+        trainer = Trainer(self.ctx.for_model(name), self.redis)
+        trainer.owner = self.member
+        trainer.start(state, self.latest.get(name, 0))
+        self.trainers[name] = trainer
+        return trainer
+
+    # -- one transaction per batch -------------------------------------------------------------------------------
+    def _transaction(self, msgs: list[Message], eager: Iterable[str] = ()) -> None:
+        out, m = self.ctx.out, self.metrics
+        t0 = time.perf_counter()
+        out.begin()
+        touched: dict[str, Trainer] = {}
+        try:
+            for name in eager:
+                touched[name] = self._trainer(name)  # type: ignore[assignment]
+            raws = [
+                RawRecord(
+                    msg.topic() or "",
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    msg.key(),
+                    msg.value() or b"",
+                    msg.timestamp()[1],
+                )
+                for msg in msgs
+            ]
+            self._learn([r for r in raws if r.topic == self.topics[0]], touched)
+            self._control([r for r in raws if r.topic == self.topics[1]], touched)
+            for name, trainer in touched.items():
+                sealed = seal(trainer.state(), self.keys[0])
+                out.produce_bytes(self.settings.topic("changelog"), sealed, name)
+                self.states[name] = sealed
+            assert self.consumer is not None
+            offsets = self._positions() if msgs else []
+            out.commit(offsets, self.consumer.consumer_group_metadata())
+        except Exception as exc:
+            self._abort(exc, touched)
+            return
+        m.transactions.labels(outcome="committed").inc()
+        for trainer in touched.values():
+            trainer.ctx.commit_audit()
+            trainer.send_replies()
+        self._send_replies()
+        self._publish_status(list(touched.values()))
+        m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
+        m.batch_size.labels(stage="train").observe(len(msgs))
+
+    def _positions(self) -> list[TopicPartition]:
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        return [tp for tp in self.consumer.position(assigned) if tp.offset >= 0]
+
+    def _learn(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
+        ctx, m = self.ctx, self.metrics
+        decoded = self.codec.decode_many("TrainingExample", [r.value for r in raws], topic=self.topics[0])
+        by_model: dict[str, list[tuple[RawRecord, dict[str, Any]]]] = {}
+        for raw, example in zip(raws, decoded, strict=True):
+            if isinstance(example, SchemaError):
+                ctx.deadletter("train", raw, example)
+                continue
+            try:
+                check_model_name(example["model"], "TrainingExample.model")
+            except ConfigError as exc:
+                ctx.deadletter("train", raw, str(exc))
+                continue
+            by_model.setdefault(example["model"], []).append((raw, example))
+        for name, examples in by_model.items():
+            trainer = touched.get(name) or self._trainer(name)
+            assert trainer is not None
+            touched[name] = trainer
+            m.events.labels(stage="train", outcome="ok").inc(trainer.process(examples))
+
+    def _control(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
+        ctx = self.ctx
+        decoded = self.codec.decode_many(
+            "ControlCommand", [r.value for r in raws], topic=self.topics[1], allow_json=True
+        )
+        for raw, cmd in zip(raws, decoded, strict=True):
+            if isinstance(cmd, SchemaError):
+                ctx.deadletter("control", raw, cmd)
+                continue
+            name = str(cmd["model"])
+            try:
+                check_model_name(name, "ControlCommand.model")
+                trainer = touched.get(name) or self._trainer(name, create=False)
+            except ConfigError as exc:
+                ctx.deadletter("control", raw, str(exc))
+                continue
+            if trainer is None:
+                message = f"model {name!r} is unknown here: no release and no trainer state (check --model)"
+                ctx.deadletter("control", raw, message)
+                if cmd.get("id"):
+                    self._replies.append(
+                        {
+                            "id": cmd["id"],
+                            "command": cmd["command"],
+                            "outcome": "refused",
+                            "reason": "unknown",
+                            "message": message,
+                            "at": now_ms(),
+                        }
+                    )
+                continue
+            touched[name] = trainer
+            where = f"{raw.topic}:{raw.partition}"
+            if raw.offset <= trainer.offsets.get(where, -1):
+                continue
+            trainer.offsets[where] = raw.offset
+            trainer.command(raw, cmd)
+
+    def _abort(self, exc: Exception, touched: dict[str, Trainer]) -> None:
+        """The batch's transaction failed: abort it, forget what it changed, read the batch again."""
+        fenced = isinstance(exc, KafkaException) and (
+            exc.args[0].fatal() or exc.args[0].code() == KafkaError._FENCED
+        )
+        log.warning(
+            "trainer %s: transaction %s (%s); %s",
+            self.member,
+            "fenced" if fenced else "aborted",
+            exc,
+            "rejoining with the committed state" if fenced else "reading the batch again",
+        )
+        self.metrics.transactions.labels(outcome="fenced" if fenced else "aborted").inc()
+        for trainer in touched.values():
+            trainer.ctx.discard_audit()
+            trainer.replies = []
+        self._replies = []
+        self.trainers.clear()  # restored lazily from self.states (the committed ones)
+        try:
+            if not fenced:
+                self.ctx.out.abort()
+        except KafkaException as abort_exc:
+            fenced = fenced or abort_exc.args[0].fatal()
+        if fenced:
+            # A fatal producer error (fenced by a newer member, or our epoch bumped): a new producer, and the
+            # state everyone committed since is read again. The old producer is dropped unflushed.
+            self.ctx = self._new_context()
+            self._restore_needed = True
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """Seek every owned partition back to its committed offset (the aborted batch is read again)."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        try:
+            for tp in self.consumer.committed(assigned, timeout=10):
+                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        except KafkaException as exc:
+            # Out of the group meanwhile: the rebalance that follows restores everything anyway.
+            log.warning("trainer %s: cannot rewind (%s); waiting for the rebalance", self.member, exc)
+            self._restore_needed = True
+
+    # -- after a commit ------------------------------------------------------------------------------------------
+    def _send_replies(self) -> None:
+        from streams.control import write_reply
+
+        replies, self._replies = self._replies, []
+        for reply in replies:
+            try:
+                write_reply(self.redis, self.settings, str(reply["id"]), reply)
+            except redis.RedisError as exc:
+                log.warning("cannot file the answer to control command %s: %s", reply["id"], exc)
+
+    def _publish_status(self, trainers: list[Trainer]) -> None:
+        """Each owned model's live status (Redis) and who owns it; a model whose partition this process no
+        longer owns (it was frozen past the session timeout, say) is never reported by it."""
+        self._status_at = time.monotonic()
+        owners: dict[str, str] = {}
+        for trainer in trainers:
+            if partition_for(trainer.ctx.model, self.partitions) not in self.owned:
+                continue
+            trainer.publish_status()
+            lc = trainer.lifecycle
+            owners[trainer.ctx.model] = json.dumps(
+                {
+                    "owner": self.member,
+                    "partition": partition_for(trainer.ctx.model, self.partitions),
+                    "version": lc.served_version,
+                    "n_learned": lc.n_learned,
+                    "paused": lc.paused,
+                    "updated_at": now_ms(),
+                }
+            )
+        if owners:
+            try:
+                self.redis.hset(owners_key(self.settings), mapping=owners)  # type: ignore[arg-type]
+            except redis.RedisError as exc:
+                log.warning("cannot publish trainer ownership to Redis: %s", exc)

@@ -1,0 +1,141 @@
+"""The scorer with many models (no Kafka: a recording producer and a fake release follower): routing precedence,
+refused model names, one swap per model, and the memory budget (least recently used unloaded, then reloaded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from driftline.settings import load_settings
+from schemas.codec import default_codec
+from streams.metrics import build_metrics
+from streams.releases import LoadedModel
+from streams.runtime import RawRecord, WorkerContext
+from streams.score import Scorer
+from tests.test_fuzz_stages import FakeProducer
+
+CODEC = default_codec()
+
+
+class Constant:
+    """A model that always answers its own name (so a prediction shows which model made it)."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def predict_with_proba(self, x: dict[str, Any]) -> tuple[str, dict[str, float]]:
+        return self.answer, {self.answer: 1.0}
+
+    def predict_one(self, x: dict[str, Any]) -> str:
+        return self.answer
+
+
+class Follower:
+    """Releases handed over on ``take``; ``reload`` serves the newest one again (counted)."""
+
+    def __init__(self) -> None:
+        self.pending: list[LoadedModel] = []
+        self.newest: dict[str, LoadedModel] = {}
+        self.reloads: list[str] = []
+
+    def release(self, name: str, version: int, size: int = 100) -> None:
+        loaded = LoadedModel(
+            version, Constant(f"{name}@{version}"), {"model": name, "artifact": b"x" * size}, 0.0
+        )
+        self.pending.append(loaded)
+        self.newest[name] = loaded
+
+    def take(self) -> LoadedModel | None:
+        return self.pending.pop(0) if self.pending else None
+
+    def reload(self, name: str) -> LoadedModel | None:
+        self.reloads.append(name)
+        return self.newest.get(name)
+
+
+def _scorer(follower: Follower, **overrides: Any) -> tuple[Scorer, FakeProducer]:
+    settings = load_settings(environ={}, overrides={"kafka.topic_prefix": "m.", **overrides})
+    producer = FakeProducer()
+    ctx = WorkerContext(settings, CODEC, build_metrics(), producer)  # type: ignore[arg-type]
+    return Scorer(ctx, follower, store=None), producer  # type: ignore[arg-type]
+
+
+def _event(i: int, features: dict[str, Any], model: str | None = None, key: bytes | None = None) -> RawRecord:
+    value = {"id": f"e{i}", "ts": i, "key": None, "features": features, "model": model}
+    return RawRecord("m.features", 0, i, key, CODEC.encode("FeatureEvent", value))
+
+
+def test_routing_precedence_model_field_then_feature_then_key_then_default() -> None:
+    follower = Follower()
+    for name in ("default", "a", "b", "c"):
+        follower.release(name, 1)
+    scorer, producer = _scorer(follower, **{"routing.feature": "tenant", "routing.by_key": True})
+    scorer.process(
+        [
+            _event(0, {"tenant": "b"}, model="a"),  # the event's own model wins
+            _event(1, {"tenant": "b"}, key=b"c"),  # then the routing feature
+            _event(2, {"x": 1.0}, key=b"c"),  # then the record key
+            _event(3, {"x": 1.0}),  # else the default model
+        ]
+    )
+    got = {p["id"]: (p["model"], p["prediction"], p["version"]) for p in producer.on("predictions")}
+    assert got == {
+        "e0": ("a", "a@1", 1),
+        "e1": ("b", "b@1", 1),
+        "e2": ("c", "c@1", 1),
+        "e3": ("default", "default@1", 1),
+    }
+
+
+def test_a_name_no_model_may_have_is_dead_lettered_and_an_unreleased_model_answers_null() -> None:
+    follower = Follower()
+    follower.release("default", 1)
+    scorer, producer = _scorer(follower, **{"routing.feature": "tenant"})
+    scorer.process(
+        [
+            _event(0, {"tenant": "../../etc"}),
+            _event(1, {"x": 1.0}, model="x" * 65),
+            _event(2, {"tenant": "new"}),
+        ]
+    )
+    dead = producer.on("deadletter")
+    assert len(dead) == 2 and all("cannot name a model" in d["error"] for d in dead)
+    (p,) = producer.on("predictions")
+    assert (p["id"], p["model"], p["prediction"], p["version"]) == ("e2", "new", None, 0)
+
+
+def test_each_model_swaps_on_its_own_and_an_old_version_is_not_adopted() -> None:
+    follower = Follower()
+    follower.release("a", 2)
+    follower.release("b", 5)
+    scorer, producer = _scorer(follower)
+    assert scorer.maybe_swap()
+    follower.release("a", 1)  # older than the one served: ignored
+    follower.release("b", 6)
+    scorer.process([_event(0, {"x": 1.0}, model="a"), _event(1, {"x": 1.0}, model="b")])
+    assert {p["model"]: p["prediction"] for p in producer.on("predictions")} == {"a": "a@2", "b": "b@6"}
+
+
+def test_memory_budget_unloads_the_least_recently_used_and_reloads_it_on_demand() -> None:
+    follower = Follower()
+    mb = 1024 * 1024
+    for name in ("a", "b", "c"):
+        follower.release(name, 1, size=mb // 2)  # three half-MB models, a 1 MB budget: one must go
+    scorer, producer = _scorer(follower, **{"serving.model_memory_mb": 1})
+    scorer.maybe_swap()
+    assert set(scorer.served) == {"b", "c"} and follower.reloads == []  # "a" was least recently used
+    scorer.process([_event(0, {"x": 1.0}, model="a")])
+    assert follower.reloads == ["a"] and set(scorer.served) == {"c", "a"}  # "b" made room now
+    (p,) = producer.on("predictions")
+    assert (p["model"], p["prediction"], p["version"]) == ("a", "a@1", 1)
+    assert scorer.ctx.metrics.models_unloaded.labels(model="b")._value.get() == 1
+
+
+@pytest.mark.parametrize("name", ["m-1", "tenant.eu_2", "A" * 64])
+def test_valid_model_names_route(name: str) -> None:
+    follower = Follower()
+    follower.release(name, 3)
+    scorer, producer = _scorer(follower)
+    scorer.process([_event(0, {"x": 1.0}, model=name)])
+    assert [p["model"] for p in producer.on("predictions")] == [name]
