@@ -67,7 +67,8 @@ GRADUAL = {
     "hyperplane-gradual",
 }  # drifts mixed over GRADUAL_WIDTH events around each point
 CONTINUOUS = {"rbf-incremental", "elec"}  # drift with no known points: alarms are counted, not judged
-QUICK = ("hyperplane-reversal", "agrawal-abrupt", "led-abrupt", "friedman-gra")  # make test runs these
+# make test runs these (friedman-lea: local expanding drift, the regression stream that missed the bound before)
+QUICK = ("hyperplane-reversal", "agrawal-abrupt", "led-abrupt", "friedman-gra", "friedman-lea")
 QUICK_N = 4000
 
 Row = tuple[str, int | None, dict[str, Any], Any]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from learners.features import CLIP, clean_features
+from learners.features import CLIP, FeatureScaler, clean_features
 
 Result = tuple[Any, dict[Any, float]]
 #: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
@@ -35,7 +35,12 @@ class LinearMirror:
     pipeline, column-aligned in numpy (a column per feature the scaler or the weights know)."""
 
     def __init__(
-        self, means: dict[str, float], variances: dict[str, float], weights: dict[str, float], b: float
+        self,
+        means: dict[str, float],
+        variances: dict[str, float],
+        weights: dict[str, float],
+        b: float,
+        indicators: bool = False,
     ):
         names = list(dict.fromkeys([*means, *variances, *weights]))
         self.index = {n: j for j, n in enumerate(names)}
@@ -48,6 +53,8 @@ class LinearMirror:
             if v:  # zero variance: River's scaler outputs 0.0 for the feature, so it contributes nothing
                 self.mean[j] = float(means.get(n, 0.0))
                 self.std[j] = v**0.5
+                self.weight[j] = float(weights.get(n, 0.0))
+            elif indicators and float(means.get(n, 0.0)) == 1.0:  # FeatureScaler passes an indicator through
                 self.weight[j] = float(weights.get(n, 0.0))
         self.unseen = d
         self.intercept = float(b)
@@ -76,14 +83,17 @@ def _mirror_pipeline(model: Any) -> LinearMirror | None:
     if len(steps) != 2:
         return None
     scaler, lr = steps
-    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
+    if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
+        return None
+    if type(lr) is not linear_model.LogisticRegression:
         return None
     if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
         return None
     weights = lr._weights.to_dict() if hasattr(lr._weights, "to_dict") else dict(lr._weights)
     if not all(math.isfinite(float(w)) for w in weights.values()) or not math.isfinite(float(lr.intercept)):
         return None  # a diverged model: per event, where the learner's own fallbacks apply
-    return LinearMirror(dict(scaler.means), dict(scaler.vars), weights, float(lr.intercept))
+    indicators = type(scaler) is FeatureScaler
+    return LinearMirror(dict(scaler.means), dict(scaler.vars), weights, float(lr.intercept), indicators)
 
 
 class BatchPredictor:

@@ -110,10 +110,12 @@ class ReplayResult:
             if self.task == "classification":
                 plain = self.plain_correct / self.n
                 out["plain"] = {"learner": self.plain_name, "accuracy": plain}
+                out["plain_accuracy"] = plain
                 out["guard_tax"] = plain - out["accuracy"]  # accuracy given up by serving the guarded model
             else:
                 plain = self.plain_abs_error / self.n
                 out["plain"] = {"learner": self.plain_name, "mae": plain}
+                out["plain_mae"] = plain
                 out["guard_tax"] = out["mae"] / plain - 1 if plain > 0 else 0.0  # relative MAE increase
         return out
 
@@ -148,6 +150,21 @@ def _score_plain(result: ReplayResult, plain: Learner, x: dict[str, Any], y: Any
     else:
         with contextlib.suppress(TypeError, ValueError):
             result.plain_abs_error += abs(float(pred) - float(y))
+
+
+def plain_predictions(rows: Iterable[tuple[dict[str, Any], Any]], learner: Learner, delay: int) -> list[Any]:
+    """What ``learner`` predicts for each ``(features, label)`` before learning it, each label learned ``delay``
+    rows late: the plain, unguarded baseline the guard tax is measured against."""
+    if delay < 0:
+        raise ConfigError(f"delay must be >= 0, got {delay}")
+    out: list[Any] = []
+    pending: collections.deque[tuple[dict[str, Any], Any]] = collections.deque()
+    for x, y in rows:
+        out.append(learner.predict_one(x))
+        pending.append((x, y))
+        if len(pending) > delay:
+            learner.learn_one(*pending.popleft())
+    return out
 
 
 def replay(

@@ -55,8 +55,16 @@ def plot_accuracy(
     ax = fig.add_subplot(1, 1, 1)
     xs = range(len(outcomes))
     ax.plot(xs, rolling_mean(outcomes, window), color="#1f5fa8", linewidth=1.4, label="guarded (served)")
-    for name, series in (baselines or {}).items():
-        ax.plot(range(len(series)), rolling_mean(series, window), linewidth=0.9, alpha=0.8, label=name)
+    colors = ("#e67e22", "#6a3d9a", "#2e7d32")  # not the served line's blue: the two must be told apart
+    for k, (name, series) in enumerate((baselines or {}).items()):
+        ax.plot(
+            range(len(series)),
+            rolling_mean(series, window),
+            color=colors[k % len(colors)],
+            linewidth=0.9,
+            alpha=0.85,
+            label=name,
+        )
     for points, style, label in (
         (drift_points, {"color": "grey", "linewidth": 2.5, "alpha": 0.35}, "true drift"),
         (alarms, {"color": "red", "linestyle": ":", "linewidth": 0.9}, "drift alarm"),
@@ -121,8 +129,12 @@ def write_replay_report(
     title: str = "driftline replay",
     drift_points: Sequence[int] = (),
     window: int = 500,
+    baselines: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
-    """``DIR/accuracy.png`` and ``DIR/report.html`` for a replay summary (``ReplayResult.summary()``)."""
+    """``DIR/accuracy.png`` and ``DIR/report.html`` for a replay summary (``ReplayResult.summary()``).
+
+    ``baselines``: other learners' outcomes on the same events (the plain learner), drawn next to the served one.
+    """
     directory = Path(directory)
     png = plot_accuracy(
         directory / "accuracy.png",
@@ -133,9 +145,15 @@ def write_replay_report(
         rollbacks=[p["index"] for p in summary.get("rollbacks", ())],
         drift_points=drift_points,
         title=title,
+        baselines=baselines,
     )
     notes = (
         "Rolling prequential accuracy of what the served model predicted. Red dotted: concept-drift alarms; "
         "green: challenger/manual promotions (incremental releases are not drawn); black dashed: rollbacks."
     )
+    if baselines:
+        notes += (
+            " Thin lines: a plain learner on the same events, learning every label at the same delay with no "
+            "guard; the gap between it and the served line is the guard tax (summary: guard_tax)."
+        )
     return write_html(directory / "report.html", title, summary, [png], notes)

@@ -17,14 +17,15 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import pickle
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from river import base as river_base
 
 from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.features import clean_features, share_distribution_rngs
+from learners.features import FeatureScaler, Quadratic, clean_features, share_distribution_rngs
 from learners.window import WindowRefit
 
 TASKS = ("classification", "regression")
@@ -64,7 +65,7 @@ def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import feature_extraction, linear_model, multiclass, preprocessing
+    from river import linear_model, multiclass
 
     mode = params.get("multiclass", "auto")
     if mode not in MULTICLASS:
@@ -82,9 +83,8 @@ def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
         est = multiclass.OneVsRestClassifier(est)
     if degree == 2:
         # Every pairwise product of the scaled features (a quadratic boundary), scaled again for SGD.
-        quadratic = feature_extraction.PolynomialExtender(degree=2, include_bias=False)
-        return preprocessing.StandardScaler() | quadratic | preprocessing.StandardScaler() | est
-    return preprocessing.StandardScaler() | est
+        return FeatureScaler() | Quadratic() | FeatureScaler() | est
+    return FeatureScaler() | est
 
 
 def _to_one_vs_rest(pipeline: Any, classes: list[Any]) -> Any:
@@ -107,11 +107,11 @@ def _to_one_vs_rest(pipeline: Any, classes: list[Any]) -> Any:
 
 
 def _linear_regression(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import linear_model, preprocessing
+    from river import linear_model
 
     _check(linear_model.LinearRegression, params, "linear_regression", ("lr",))
     est = _construct(linear_model.LinearRegression, _linear_params(params), "linear_regression")
-    return preprocessing.StandardScaler() | est
+    return FeatureScaler() | est
 
 
 def _gaussian_nb(params: dict[str, Any], task: str, seed: int) -> Any:
@@ -137,7 +137,7 @@ def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, An
 
 
 def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
-    from river import compat, preprocessing
+    from river import compat
     from sklearn import linear_model
 
     cls = linear_model.SGDClassifier if task == "classification" else linear_model.SGDRegressor
@@ -153,7 +153,7 @@ def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
         wrapped = compat.convert_sklearn_to_river(est, classes=params.get("classes"))
     except ValueError as exc:
         raise LearnerError(f"learner 'sklearn_sgd': {exc}") from exc
-    return preprocessing.StandardScaler() | _Aligned() | wrapped
+    return FeatureScaler() | _Aligned() | wrapped
 
 
 def _window_refit(params: dict[str, Any], task: str, seed: int) -> Any:
@@ -276,8 +276,15 @@ class Learner:
         return Learner(self.spec, self.task, self.seed)
 
     def copy(self) -> Learner:
-        """A deep copy, learned state included (used to freeze a released snapshot)."""
-        return copy.deepcopy(self)
+        """A deep copy, learned state included (used to freeze a released snapshot).
+
+        Through pickle rather than ``copy.deepcopy``: the same objects, about twice as fast for a trained pool
+        (releases copy the model every few dozen labels). Our own bytes, in-process, so the plain unpickler.
+        """
+        try:
+            return cast(Learner, pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)))
+        except (pickle.PicklingError, TypeError, AttributeError):  # something unpicklable: copy it in memory
+            return copy.deepcopy(self)
 
     def learn_one(self, x: dict[str, Any], y: Any, *, cleaned: bool = False) -> None:
         """Learn one labelled example; ``None`` or non-finite regression targets are ignored.

@@ -43,6 +43,12 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
     assert summary["labels"] == summary["training_examples"] == summary["learned"] == EVENTS
     assert summary["versions_released"] >= 2 and summary["latest_version"] >= summary["served_version"] >= 1
     assert 0.5 < summary["accuracy"] <= 1.0
+    # The guard tax: the served learner's kind with no guard, on the same events, next to the served model.
+    assert summary["plain_learner"] == "auto" and 0.5 < summary["plain_accuracy"] <= 1.0
+    assert summary["guard_tax"] == pytest.approx(
+        summary["plain_accuracy"] - summary["served_accuracy_same_events"], abs=2e-4
+    )
+    assert "guard tax" in done.stderr
     assert summary["latency_p50_ms"] <= summary["latency_p99_ms"]
     assert summary["dead_letters"] == 0
     assert summary["topic_prefix"] == prefix

@@ -88,6 +88,25 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
         console.stop()
 
 
+def _plain(demo: DemoRun, data: Any) -> tuple[list[bool | None] | None, str]:
+    """The served learner's kind with no guard on the same events (the report's guard tax), or None for a
+    regression model (the demo's report is about accuracy)."""
+    from streams.demo.baseline import plain_correct
+
+    model = demo.settings.model
+    if model.task != "classification":
+        return None, ""
+    spec = model.learner
+    try:
+        plain = plain_correct(
+            demo.events(), data.training, demo.options.label_delay, spec, seed=demo.options.seed
+        )
+    except DriftlineError as exc:  # a report without the baseline beats no report
+        print(f"driftline demo: no plain baseline ({exc})", file=sys.stderr, flush=True)
+        return None, ""
+    return plain, spec.name
+
+
 def _per_model(settings: Settings) -> list[dict[str, Any]]:
     """The newest verified release of each model: version, labels learned, recent accuracy."""
     from streams.releases import read_checked_releases
@@ -157,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         data = collect(demo.settings, every_model=args.models > 1)
-        path, summary = write_report(result, data, Path(args.report))
+        # One model: its served accuracy next to a plain learner's on the same events (the guard tax).
+        plain, plain_name = _plain(demo, data) if args.models == 1 else (None, "")
+        path, summary = write_report(result, data, Path(args.report), plain, plain_name)
         if args.models > 1:
             summary["models"] = _per_model(demo.settings)
             (path.parent / "models.json").write_text(json.dumps(summary["models"], indent=1, sort_keys=True))
@@ -166,9 +187,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     acc = summary["accuracy"]
+    tax = summary.get("guard_tax")
+    plain_text = (
+        ""
+        if tax is None
+        else f" (plain {summary['plain_learner']} {summary['plain_accuracy']:.3f}, guard tax {100 * tax:+.1f} pts)"
+    )
     print(
         f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, accuracy "
-        f"{'-' if acc is None else f'{acc:.3f}'}, {summary['versions_released']} versions, "
+        f"{'-' if acc is None else f'{acc:.3f}'}{plain_text}, {summary['versions_released']} versions, "
         f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
         f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
         file=sys.stderr,

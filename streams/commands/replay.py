@@ -16,6 +16,7 @@ from driftline.settings import load_settings
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
 from learners.report import write_replay_report
+from learners.specs import Learner
 from learners.synthetic import STREAMS, synthetic_stream
 from streams.cli import global_overrides
 
@@ -49,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--challenger", metavar="NAME", help="challenger kind (default: settings or the learner's)"
     )
+    p.add_argument(
+        "--plain",
+        metavar="NAME",
+        help="learner run alongside with no guard, learning every label at the same delay, to show the guard tax "
+        "(default: the served learner's kind)",
+    )
+    p.add_argument("--no-plain", action="store_true", help="skip the plain learner (faster)")
     p.add_argument("--release-every", type=int, metavar="N", help="labels between incremental releases")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
@@ -101,6 +109,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.delay < 0:
         raise ConfigError(f"--delay must be >= 0, got {args.delay}")
     lifecycle = _build(args, settings, label_col)
+    plain = None
+    if not args.no_plain:
+        # The guard tax is measured against a learner that learns every label the moment it arrives, unguarded.
+        spec = LearnerSpec(args.plain) if args.plain else lifecycle.learner
+        plain = Learner(spec, lifecycle.task, args.seed)
     tty = sys.stderr.isatty()
 
     def progress(i: int) -> None:
@@ -124,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
             limit=args.limit,
             on_prediction=write if out else None,
             progress=progress,
+            plain=plain,
         )
     if tty:
         print(file=sys.stderr)
@@ -132,8 +146,9 @@ def _run(args: argparse.Namespace) -> int:
     if drift_points:
         summary["drift_points"] = drift_points
     if args.report:
+        baselines = {f"plain {result.plain_name} (no guard)": result.plain_outcomes} if plain else None
         html = write_replay_report(
-            args.report, summary, result.outcomes, title=title, drift_points=drift_points
+            args.report, summary, result.outcomes, title=title, drift_points=drift_points, baselines=baselines
         )
         summary["report"] = str(html)
     if args.json:
@@ -142,6 +157,12 @@ def _run(args: argparse.Namespace) -> int:
     metric = "accuracy" if "accuracy" in summary else "mae"
     print(f"events        {summary['n']}")
     print(f"{metric:<13} {summary[metric]:.4f}")
+    if "guard_tax" in summary:
+        plain_value = summary[f"plain_{metric}"]
+        tax = summary["guard_tax"]
+        shown = f"{100 * tax:+.2f} points" if metric == "accuracy" else f"{100 * tax:+.2f} % MAE"
+        print(f"plain {metric:<7} {plain_value:.4f} ({summary['plain']['learner']}, every label, no guard)")
+        print(f"guard tax     {shown} (plain minus served; negative = the guard gained)")
     print(f"drift alarms  {len(summary['alarms'])} {summary['alarms'][:10]}")
     kinds = [p["reason"] for p in summary["promotions"]]
     print(f"promotions    {len(kinds)} ({', '.join(f'{k}={kinds.count(k)}' for k in sorted(set(kinds)))})")

@@ -22,8 +22,9 @@ __all__ = [
 
 COLORS = {
     "accuracy": "#1f4e79",
+    "plain": "#e67e22",
     "drift": "#9e9e9e",
-    "alarm": "#e67e22",
+    "alarm": "#8e44ad",
     "promote": "#2e7d32",
     "rollback": "#c62828",
     "p50": "#1f77b4",
@@ -81,8 +82,13 @@ def accuracy_plot(
     releases: Sequence[dict[str, Any]],
     drifts: Sequence[DriftPoint],
     window: int,
+    plain: Sequence[bool | None] | None = None,
+    plain_name: str = "learner",
 ) -> Path:
-    """Rolling accuracy of the served model over the labelled stream, with drifts, alarms and releases."""
+    """Rolling accuracy of the served model over the labelled stream, with drifts, alarms and releases.
+
+    ``plain``: per training row, whether a plain learner (no guard) was right on the same event; drawn next to it.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 5.2))
     # Until the first trained release reaches the scorers the served model answers null: shown, not scored.
@@ -94,8 +100,14 @@ def accuracy_plot(
     if cold:
         ax.axvspan(0, cold, color="#f3e5ab", alpha=0.5, lw=0, label="no trained model yet (null predictions)")
     ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model accuracy (rolling {window})")
+    base: list[float] = []
+    if plain is not None and len(plain) == len(training):
+        # Same rows as the served curve (from the first answered one), so the gap is the guard tax.
+        base = [float("nan")] * cold + rolling_accuracy([bool(c) for c in plain[cold:]], window)
+        ax.plot(xs, base, color=COLORS["plain"], lw=1.0, alpha=0.9,
+                label=f"plain {plain_name} (no guard), same events")  # fmt: skip
     # The first few values after the cold start average only a handful of examples: leave them out of the scale.
-    settled = [a for a in acc[cold + window // 2 :] if a == a]
+    settled = [a for a in acc[cold + window // 2 :] + base[cold + window // 2 :] if a == a]
     ax.set_ylim(max(0.0, min(settled, default=0.5) - 0.1), 1.02)
     ax.set_xlim(0, max(len(acc), 1))
     ax.set_xlabel("labelled event")

@@ -21,7 +21,7 @@ from streams.demo import plots
 from streams.demo.collect import RunData
 from streams.demo.runner import DemoResult, read_decisions
 
-__all__ = ["segment_accuracy", "summarize", "write_report"]
+__all__ = ["guard_tax", "segment_accuracy", "summarize", "write_report"]
 
 
 def segment_accuracy(correct: Sequence[bool | None], points: Sequence[int]) -> list[dict[str, Any]]:
@@ -157,14 +157,58 @@ figure{margin:1rem 0}img{max-width:100%;border:1px solid #eee;border-radius:4px}
 """
 
 
-def write_report(result: DemoResult, data: RunData, out_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """Write the PNGs and ``report.html`` into ``out_dir``; returns the HTML path and the summary."""
+def guard_tax(training: Sequence[dict[str, Any]], plain: Sequence[bool | None], name: str) -> dict[str, Any]:
+    """Served and plain accuracy on the same rows (served answered, plain saw the event) and the difference.
+
+    >>> rows = [{"prediction": p, "label": 1} for p in (None, 1, 1, 0)]
+    >>> guard_tax(rows, [True, True, False, True], "lr")
+    {'plain_learner': 'lr', 'plain_accuracy': 0.6667, 'served_accuracy_same_events': 0.6667, 'guard_tax': 0.0}
+    """
+    pairs = [
+        (r["prediction"] == r["label"], bool(p))
+        for r, p in zip(training, plain, strict=True)
+        if r["prediction"] is not None and p is not None
+    ]
+    if not pairs:
+        return {"plain_learner": name, "plain_accuracy": None, "served_accuracy_same_events": None,
+                "guard_tax": None}  # fmt: skip
+    served = sum(s for s, _ in pairs) / len(pairs)
+    base = sum(p for _, p in pairs) / len(pairs)
+    return {
+        "plain_learner": name,
+        "plain_accuracy": round(base, 4),
+        "served_accuracy_same_events": round(served, 4),
+        "guard_tax": round(base - served, 4),  # accuracy given up by serving guarded snapshots
+    }
+
+
+def write_report(
+    result: DemoResult,
+    data: RunData,
+    out_dir: Path,
+    plain: Sequence[bool | None] | None = None,
+    plain_name: str = "learner",
+) -> tuple[Path, dict[str, Any]]:
+    """Write the PNGs and ``report.html`` into ``out_dir``; returns the HTML path and the summary.
+
+    ``plain`` (per training row: was a plain learner right on that event, see :mod:`streams.demo.baseline`) adds
+    the plain learner to the accuracy plot and ``plain_accuracy``/``guard_tax`` to the summary.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(result, data)
+    if plain is not None:
+        summary.update(guard_tax(data.training, plain, plain_name))
     window = max(100, min(1000, len(data.training) // 25 or 100))
     pngs = {
         "accuracy": plots.accuracy_plot(
-            out_dir / "accuracy.png", data.training, data.drift, data.releases, result.drifts, window
+            out_dir / "accuracy.png",
+            data.training,
+            data.drift,
+            data.releases,
+            result.drifts,
+            window,
+            plain=plain,
+            plain_name=plain_name,
         ),
         "throughput_latency": plots.throughput_latency_plot(
             out_dir / "throughput_latency.png", data.predictions
@@ -194,6 +238,7 @@ def _html(
     kpis = [
         ("events", _fmt(s["events"])),
         ("accuracy", f"{s['accuracy']:.1%}" if s["accuracy"] is not None else "-"),
+        *([("guard tax", f"{100 * s['guard_tax']:+.1f} pts")] if s.get("guard_tax") is not None else []),
         ("versions released", _fmt(s["versions_released"])),
         ("drift alarms", _fmt(s["alarms"])),
         ("latency p99", f"{_fmt(s['latency_p99_ms'])} ms"),
@@ -209,6 +254,9 @@ def _html(
         ("events produced / predictions / labels", f"{s['events']:,} / {s['predictions']:,} / {s['labels']:,}"),
         ("training examples joined (model answered)", f"{s['training_examples']:,} ({s['answered']:,})"),
         ("accuracy (served model, overall)", s["accuracy"]),
+        *([(f"plain {s['plain_learner']} (no guard) / served, same events",
+            f"{_fmt(s['plain_accuracy'])} / {_fmt(s['served_accuracy_same_events'])}"),
+           ("guard tax (plain minus served)", s["guard_tax"])] if "guard_tax" in s else []),
         ("versions released (latest, served at end)", f"{s['versions_released']} (v{s['latest_version']}, "
                                                       f"v{s['served_version']})"),
         ("releases by reason", s["releases_by_reason"]),
