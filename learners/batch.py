@@ -18,7 +18,7 @@ nothing, exactly as River's scaler (zero variance) and weights (absent) treat it
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -189,3 +189,107 @@ class BatchPredictor:
 def batch_predictor(learner: Any) -> BatchPredictor:
     """The batch path for ``learner`` (a frozen ``learners.specs.Learner``); call again after the model changes."""
     return BatchPredictor(learner)
+
+
+def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
+    """``learner.predict_one(xc, cleaned=True)`` for a learning binary ``StandardScaler | LogisticRegression``
+    learner, without River's pipeline and the wrapper's dicts, or None for any other model.
+
+    Why: the trainer predicts with the champion (and a challenger) before every label it learns, and about half
+    of that prediction is pipeline overhead. The arithmetic is River's own, in the same order (the scaler's
+    ``transform_one``, the weights' ``dot``, the loss's ``mean_func``), and it reads the live model, so it stays
+    right while the model learns. Valid while the learner keeps the same River model and its two classes (the
+    caller checks, see :class:`_Fast`).
+    """
+    from river import compose, linear_model, optim, preprocessing
+
+    if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
+        return None
+    classes = list(learner._classes)
+    model = learner.model
+    if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
+        return None
+    scaler, lr = model.steps.values()
+    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
+        return None
+    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+        return None
+    c0, c1 = classes
+    slow = learner.predict_one
+
+    def predict(xc: dict[str, float]) -> Any:
+        means, vars_ = scaler.means, scaler.vars
+        t = {}
+        for i, xi in xc.items():
+            v = vars_[i]
+            t[i] = (xi - means[i]) / v**0.5 if v else 0.0
+        try:
+            p = lr.loss.mean_func(lr._weights.dot(t) + lr.intercept)
+        except ArithmeticError:
+            return slow(xc, cleaned=True)
+        if not 0.0 <= p <= 1.0:  # NaN weights: the learner's own fallback
+            return slow(xc, cleaned=True)
+        return c1 if p > 1.0 - p else c0  # the learner's max() keeps the first class on a tie
+
+    return predict
+
+
+class _Fast:
+    """The fast predictor of one learning learner, rebuilt when it changes model, classes or identity."""
+
+    __slots__ = ("fn", "key")
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] = ()
+        self.fn: Callable[[dict[str, float]], Any] | None = None
+
+    def predict(self, learner: Any, xc: dict[str, float]) -> Any:
+        key = (id(learner), id(learner._model), len(getattr(learner, "_classes", ())))
+        if key != self.key:
+            self.key, self.fn = key, None
+            try:
+                self.fn = _fast_binary_lr(learner)
+            except Exception:  # an unexpected model shape: predicted by the learner itself
+                self.fn = None
+        return self.fn(xc) if self.fn is not None else learner.predict_one(xc, cleaned=True)
+
+
+class BatchContext:
+    """Predictions over one batch of labelled examples for ``ModelLifecycle.learn_batch``.
+
+    Frozen models (the served snapshot, probation's previous model) never learn, so where :class:`BatchPredictor`
+    mirrors them, the rest of the batch is predicted in one numpy pass the first time a position asks, and again
+    only when the lifecycle serves another model (a release replaces the object, so identity tells). Learning
+    models (champion, challenger) predict one example at a time, through :func:`_fast_binary_lr` when they can.
+    """
+
+    MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
+
+    def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
+        self.xs = list(xs)
+        self._frozen: dict[int, tuple[Any, int, list[Outcome] | None]] = {}
+        self._champion = _Fast()
+        self._challenger = _Fast()
+
+    def frozen(self, learner: Any, pos: int, xc: dict[str, float]) -> Result:
+        """``learner.predict_with_proba(xc, cleaned=True)`` for the example at ``pos`` (``xc`` its cleaned x)."""
+        entry = self._frozen.get(id(learner))
+        if entry is None or entry[0] is not learner:
+            predictor = BatchPredictor(learner)
+            out = predictor.predict_many(self.xs[pos:]) if predictor.batched else None
+            if len(self._frozen) >= self.MAX_FROZEN:
+                self._frozen.clear()
+            entry = self._frozen[id(learner)] = (learner, pos, out)
+        _, start, out = entry
+        if out is None:
+            return learner.predict_with_proba(xc, cleaned=True)  # type: ignore[no-any-return]
+        result = out[pos - start]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def champion(self, learner: Any, xc: dict[str, float]) -> Any:
+        return self._champion.predict(learner, xc)
+
+    def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
+        return self._challenger.predict(learner, xc)
