@@ -264,10 +264,14 @@ class BatchContext:
     """
 
     MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
+    #: Positions predicted per numpy pass: a release replaces the served model every hundred-odd labels, and the
+    #: rows after it would be predicted for nothing.
+    CHUNK = 128
 
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)
-        self._frozen: dict[int, tuple[Any, int, list[Outcome] | None]] = {}
+        # id(learner) -> [learner, its BatchPredictor or None (per event), first position of out, out]
+        self._frozen: dict[int, list[Any]] = {}
         self._champion = _Fast()
         self._challenger = _Fast()
 
@@ -275,18 +279,22 @@ class BatchContext:
         """``learner.predict_with_proba(xc, cleaned=True)`` for the example at ``pos`` (``xc`` its cleaned x)."""
         entry = self._frozen.get(id(learner))
         if entry is None or entry[0] is not learner:
-            predictor = BatchPredictor(learner)
-            out = predictor.predict_many(self.xs[pos:]) if predictor.batched else None
+            predictor: BatchPredictor | None = BatchPredictor(learner)
+            if not predictor.batched:  # type: ignore[union-attr]
+                predictor = None
             if len(self._frozen) >= self.MAX_FROZEN:
                 self._frozen.clear()
-            entry = self._frozen[id(learner)] = (learner, pos, out)
-        _, start, out = entry
-        if out is None:
+            entry = self._frozen[id(learner)] = [learner, predictor, pos, []]
+        _, predictor, start, out = entry
+        if predictor is None:
             return learner.predict_with_proba(xc, cleaned=True)  # type: ignore[no-any-return]
+        if not start <= pos < start + len(out):
+            out = entry[3] = predictor.predict_many(self.xs[pos : pos + self.CHUNK])
+            start = entry[2] = pos
         result = out[pos - start]
         if isinstance(result, Exception):
             raise result
-        return result
+        return result  # type: ignore[no-any-return]
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
         return self._champion.predict(learner, xc)
