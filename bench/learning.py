@@ -82,7 +82,9 @@ def _batch(spec: LearnerSpec, examples: list[Labelled]) -> float:
     return time.process_time() - t0
 
 
-def learning_cost(spec: LearnerSpec, rows: list[Row], rounds: int = 3, answered: bool = True) -> dict[str, float]:
+def learning_cost(
+    spec: LearnerSpec, rows: list[Row], rounds: int = 3, answered: bool = True
+) -> dict[str, float]:
     """Examples per second of bare River ``learn_one``, the lifecycle per example and per batch, and the ratios."""
     examples = labelled_examples(spec, rows, answered)
     best = {"bare": math.inf, "one": math.inf, "batch": math.inf}
