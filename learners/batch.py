@@ -166,9 +166,8 @@ class BatchPredictor:
         except Exception as exc:
             return exc
 
-    def _fill(
-        self, out: list[Outcome | None], rows: list[int], logits: np.ndarray, xs: Sequence[Any]
-    ) -> None:
+    def probabilities(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The learner's probabilities of ``inner_classes[0]`` and ``[1]`` from the mirror's logits."""
         # River's sigmoid: exactly 0 below -30 and 1 above 30, else 1 / (1 + exp(-z)).
         with np.errstate(over="ignore", invalid="ignore"):
             p = np.where(logits < -30, 0.0, np.where(logits > 30, 1.0, 1.0 / (1.0 + np.exp(-logits))))
@@ -176,6 +175,12 @@ class BatchPredictor:
         if self.renormalise:  # the outer Learner's normalisation, done exactly as it does it
             total = q0 + q1
             q0, q1 = q0 / total, q1 / total
+        return q0, q1
+
+    def _fill(
+        self, out: list[Outcome | None], rows: list[int], logits: np.ndarray, xs: Sequence[Any]
+    ) -> None:
+        q0, q1 = self.probabilities(logits)
         c0, c1 = self.inner_classes
         first = self.learner._classes[0]  # max() over classes keeps the first-seen class on a tie
         ok = np.isfinite(q0) & np.isfinite(q1)
@@ -254,6 +259,10 @@ class _Fast:
         return self.fn(xc) if self.fn is not None else learner.predict_one(xc, cleaned=True)
 
 
+#: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
+_Table = tuple[list[Any], list[float], list[float], list[bool], tuple[Any, Any]]
+
+
 class BatchContext:
     """Predictions over one batch of labelled examples for ``ModelLifecycle.learn_batch``.
 
@@ -264,37 +273,62 @@ class BatchContext:
     """
 
     MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
-    #: Positions predicted per numpy pass: a release replaces the served model every hundred-odd labels, and the
-    #: rows after it would be predicted for nothing.
-    CHUNK = 128
 
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)
-        # id(learner) -> [learner, its BatchPredictor or None (per event), first position of out, out]
-        self._frozen: dict[int, list[Any]] = {}
+        self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
+        # id(learner) -> (learner, None when it is predicted per event, else (labels, q0, q1, ok) per position)
+        self._frozen: dict[int, tuple[Any, _Table | None]] = {}
         self._champion = _Fast()
         self._challenger = _Fast()
+
+    def blocks(self) -> list[tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+        """The batch's numeric rows as float matrices, one per feature-name tuple: extracted once per batch,
+        whatever number of frozen models predict it. Rows with strings, ``None`` or huge ints are left out (the
+        learner predicts them itself)."""
+        if self._blocks is None:
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for i, x in enumerate(self.xs):
+                groups.setdefault(tuple(x), []).append(i)
+            self._blocks = []
+            for names, rows in groups.items():
+                try:
+                    values = np.array([list(self.xs[i].values()) for i in rows])
+                except (ValueError, TypeError, OverflowError):
+                    continue
+                if values.dtype.kind in "fiub" and values.ndim == 2:
+                    self._blocks.append((names, np.array(rows), values.astype(np.float64, copy=False)))
+        return self._blocks
+
+    def _predict_all(self, learner: Any) -> _Table | None:
+        predictor = BatchPredictor(learner)
+        if predictor.mirror is None:
+            return None
+        n = len(self.xs)
+        q0, q1 = np.full(n, np.nan), np.full(n, np.nan)  # NaN: not in a block, predicted per event
+        for names, rows, values in self.blocks():
+            q0[rows], q1[rows] = predictor.probabilities(predictor.mirror.logits(values, names))
+        c0, c1 = predictor.inner_classes
+        labels = {1: c1, 0: c0, -1: learner._classes[0]}  # max() over classes keeps the first class on a tie
+        preds = [labels[k] for k in np.where(q1 > q0, 1, np.where(q0 > q1, 0, -1)).tolist()]
+        ok = (np.isfinite(q0) & np.isfinite(q1)).tolist()
+        return preds, q0.tolist(), q1.tolist(), ok, (c0, c1)
 
     def frozen(self, learner: Any, pos: int, xc: dict[str, float]) -> Result:
         """``learner.predict_with_proba(xc, cleaned=True)`` for the example at ``pos`` (``xc`` its cleaned x)."""
         entry = self._frozen.get(id(learner))
         if entry is None or entry[0] is not learner:
-            predictor: BatchPredictor | None = BatchPredictor(learner)
-            if not predictor.batched:  # type: ignore[union-attr]
-                predictor = None
             if len(self._frozen) >= self.MAX_FROZEN:
                 self._frozen.clear()
-            entry = self._frozen[id(learner)] = [learner, predictor, pos, []]
-        _, predictor, start, out = entry
-        if predictor is None:
+            try:
+                entry = self._frozen[id(learner)] = (learner, self._predict_all(learner))
+            except Exception:  # an unexpected model shape: predicted per event
+                entry = self._frozen[id(learner)] = (learner, None)
+        table = entry[1]
+        if table is None or not table[3][pos]:  # per event; also a non-finite output (the learner's fallback)
             return learner.predict_with_proba(xc, cleaned=True)  # type: ignore[no-any-return]
-        if not start <= pos < start + len(out):
-            out = entry[3] = predictor.predict_many(self.xs[pos : pos + self.CHUNK])
-            start = entry[2] = pos
-        result = out[pos - start]
-        if isinstance(result, Exception):
-            raise result
-        return result  # type: ignore[no-any-return]
+        preds, q0, q1, _, (c0, c1) = table
+        return preds[pos], {c0: q0[pos], c1: q1[pos]}
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
         return self._champion.predict(learner, xc)
