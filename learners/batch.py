@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from learners.features import CLIP, clean_features
+from learners.frozen_tree import frozen_tree_predictor
 
 Result = tuple[Any, dict[Any, float]]
 #: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
@@ -277,8 +278,8 @@ class BatchContext:
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)
         self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
-        # id(learner) -> (learner, None when it is predicted per event, else (labels, q0, q1, ok) per position)
-        self._frozen: dict[int, tuple[Any, _Table | None]] = {}
+        # id(learner) -> (learner, its answers over the batch or None, else a per-event shortcut or None)
+        self._frozen: dict[int, tuple[Any, _Table | None, Any]] = {}
         self._champion = _Fast()
         self._challenger = _Fast()
 
@@ -320,12 +321,17 @@ class BatchContext:
         if entry is None or entry[0] is not learner:
             if len(self._frozen) >= self.MAX_FROZEN:
                 self._frozen.clear()
+            table, fn = None, None
             try:
-                entry = self._frozen[id(learner)] = (learner, self._predict_all(learner))
-            except Exception:  # an unexpected model shape: predicted per event
-                entry = self._frozen[id(learner)] = (learner, None)
-        table = entry[1]
+                table = self._predict_all(learner)
+                fn = None if table is not None else frozen_tree_predictor(learner)
+            except Exception:  # an unexpected model shape: predicted by the learner itself
+                table, fn = None, None
+            entry = self._frozen[id(learner)] = (learner, table, fn)
+        _, table, fn = entry
         if table is None or not table[3][pos]:  # per event; also a non-finite output (the learner's fallback)
+            if fn is not None:
+                return fn(xc)
             return learner.predict_with_proba(xc, cleaned=True)  # type: ignore[no-any-return]
         preds, q0, q1, _, (c0, c1) = table
         return preds[pos], {c0: q0[pos], c1: q1[pos]}
