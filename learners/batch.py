@@ -77,9 +77,15 @@ def _mirror_pipeline(model: Any) -> LinearMirror | None:
     if len(steps) != 2:
         return None
     scaler, lr = steps
-    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
+    # A binary LogisticRegression (log loss), or a LinearRegression with squared loss (its mean_func is the
+    # identity, so the logit is the prediction).
+    linear = (
+        (linear_model.LogisticRegression, optim.losses.Log),
+        (linear_model.LinearRegression, optim.losses.Squared),
+    )
+    if type(scaler) is not preprocessing.StandardScaler or (type(lr), type(lr.loss)) not in linear:
         return None
-    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+    if not scaler.with_std or scaler.window_size is not None:
         return None
     weights = lr._weights.to_dict() if hasattr(lr._weights, "to_dict") else dict(lr._weights)
     if not all(math.isfinite(float(w)) for w in weights.values()) or not math.isfinite(float(lr.intercept)):
@@ -97,6 +103,7 @@ class BatchPredictor:
         self.renormalise = (
             False  # an ``auto`` pool: the outer Learner normalises the member's distribution again
         )
+        self.regression = False  # a linear regression: the mirror's output is the prediction
         try:
             self._find_mirror()
         except Exception:  # an unexpected model shape: served per event, as before the batch path existed
@@ -106,6 +113,10 @@ class BatchPredictor:
         from learners.pool import Pool
 
         outer = self.learner
+        if getattr(outer, "task", None) == "regression":
+            self.regression = _is_linear_regression(outer.model)
+            self.mirror = _mirror_pipeline(outer.model) if self.regression else None
+            return
         if getattr(outer, "task", None) != "classification" or len(getattr(outer, "_classes", ())) < 2:
             return
         target = outer
@@ -181,6 +192,9 @@ class BatchPredictor:
     def _fill(
         self, out: list[Outcome | None], rows: list[int], logits: np.ndarray, xs: Sequence[Any]
     ) -> None:
+        if self.regression:
+            self._fill_regression(out, rows, logits)
+            return
         q0, q1 = self.probabilities(logits)
         c0, c1 = self.inner_classes
         first = self.learner._classes[0]  # max() over classes keeps the first-seen class on a tie
@@ -190,6 +204,29 @@ class BatchPredictor:
         for i, a, b, k, good in zip(rows, q0.tolist(), q1.tolist(), preds, ok.tolist(), strict=True):
             # a non-finite output (NaN weights): the learner's own fallback, per event
             out[i] = (labels[k], {c0: a, c1: b}) if good else self._one(xs[i])
+
+    def _fill_regression(self, out: list[Outcome | None], rows: list[int], values: np.ndarray) -> None:
+        # Learner.predict_one for a regressor: the running mean for a non-finite output, else the output clipped
+        # to the observed target range widened by its width.
+        learner = self.learner
+        n, lo, hi = learner._y_n, learner._y_lo, learner._y_hi
+        mean = learner._y_sum / n if n else 0.0
+        width = max(hi - lo, 1e-9)
+        for i, v in zip(rows, values.tolist(), strict=True):
+            if not math.isfinite(v):
+                out[i] = (mean, {})
+            elif n:
+                out[i] = (min(max(v, lo - width), hi + width), {})
+            else:
+                out[i] = (v, {})
+
+
+def _is_linear_regression(model: Any) -> bool:
+    from river import compose, linear_model
+
+    return isinstance(model, compose.Pipeline) and any(
+        type(step) is linear_model.LinearRegression for step in model.steps.values()
+    )
 
 
 def batch_predictor(learner: Any) -> BatchPredictor:
@@ -303,7 +340,7 @@ class BatchContext:
 
     def _predict_all(self, learner: Any) -> _Table | None:
         predictor = BatchPredictor(learner)
-        if predictor.mirror is None:
+        if predictor.mirror is None or predictor.regression:
             return None
         n = len(self.xs)
         q0, q1 = np.full(n, np.nan), np.full(n, np.nan)  # NaN: not in a block, predicted per event
