@@ -4,7 +4,8 @@
 [--rounds R]`` runs, ``R`` times and alternating between the trees, a child process in each tree that times (CPU
 time of that process) bare River ``learn_one``, ``ModelLifecycle.learn_one`` per example and, where the tree has
 it, ``learn_batch`` per 500, on the same examples carrying the served answers (as the trainer receives them).
-Each figure keeps its best round; the ratios are to the bare River loop timed in the same child. The child code is
+Each figure keeps its best round; ``*_vs_bare`` ratios are to the bare River loop timed in the same child,
+``*_vs_best_bare`` to the best bare time of either tree (the same code: the steadier yardstick). The child code is
 inline (below) so it runs on a tree that predates ``bench/learning.py``. Used for BENCHMARKS.md.
 """
 
@@ -91,10 +92,13 @@ def compare(before: str, after: str, kinds: list[str], events: int, rounds: int)
                 versions[name] = got.pop("served_versions")
                 for key, seconds in got.items():
                     best[name][key] = min(best[name].get(key, float("inf")), seconds)
+        # The bare River loop is the same code in both trees: its best time over both is the steadiest yardstick.
+        bare = min(best["before"]["bare"], best["after"]["bare"])
         result[kind] = {
             name: {
                 **{f"{k}_eps": events / s for k, s in figures.items()},
                 **{f"{k}_vs_bare": figures["bare"] / s for k, s in figures.items() if k != "bare"},
+                **{f"{k}_vs_best_bare": bare / s for k, s in figures.items() if k != "bare"},
                 "served_versions": versions[name],
             }
             for name, figures in best.items()
