@@ -78,7 +78,7 @@ def child(tree: str, kind: str, events: int) -> dict[str, Any]:
         text=True,
         check=True,
     )
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return json.loads(proc.stdout)
 
 
 def compare(before: str, after: str, kinds: list[str], events: int, rounds: int) -> dict[str, Any]:

@@ -369,7 +369,7 @@ class BatchContext:
         if table is None or not table[3][pos]:  # per event; also a non-finite output (the learner's fallback)
             if fn is not None:
                 return fn(xc)
-            return learner.predict_with_proba(xc, cleaned=True)  # type: ignore[no-any-return]
+            return learner.predict_with_proba(xc, cleaned=True)
         preds, q0, q1, _, (c0, c1) = table
         return preds[pos], {c0: q0[pos], c1: q1[pos]}
 

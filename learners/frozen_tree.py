@@ -97,13 +97,13 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
         else:
             naive = False
         if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
-            return leaf.prediction(x, tree=tree)  # type: ignore[no-any-return]
+            return leaf.prediction(x, tree=tree)
         entry = cache.get(id(leaf))
         if entry is None or entry[0] is not leaf:
             entry = cache[id(leaf)] = (leaf, _leaf_terms(leaf))
         terms = entry[1]
         if terms is None:
-            return leaf.prediction(x, tree=tree)  # type: ignore[no-any-return]
+            return leaf.prediction(x, tree=tree)
         return _naive_bayes(terms, x)
 
     def predict(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
@@ -115,11 +115,11 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
                 leaf = root.traverse(xc, until_leaf=True) if isinstance(root, DTBranch) else root
                 raw.update(leaf_prediction(leaf, xc))
         except ArithmeticError:
-            return slow(xc, cleaned=True)  # type: ignore[no-any-return]
+            return slow(xc, cleaned=True)
         proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
         total = sum(proba.values())
         if total <= 0:
-            return slow(xc, cleaned=True)  # type: ignore[no-any-return]
+            return slow(xc, cleaned=True)
         proba = {c: p / total for c, p in proba.items()}
         return max(classes, key=lambda c: proba.get(c, -1.0)), proba
 

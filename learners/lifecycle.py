@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
@@ -59,7 +59,8 @@ class Release:
 Event = Release | DriftSignal | Decision
 
 
-class Labelled(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Labelled:
     """One labelled example for :meth:`ModelLifecycle.learn_batch`: the arguments of ``learn_one``, in order."""
 
     x: dict[str, Any]
@@ -271,7 +272,19 @@ class ModelLifecycle:
         out: list[list[Event] | Exception] = []
         for pos, e in enumerate(examples):
             try:
-                out.append(self._step(*e, batch, pos))
+                out.append(
+                    self._step(
+                        e.x,
+                        e.y,
+                        e.served_prediction,
+                        e.served_version,
+                        e.served_proba,
+                        e.index,
+                        e.ts,
+                        batch,
+                        pos,
+                    )
+                )
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
         return out
