@@ -278,18 +278,23 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
 
 
 class _Fast:
-    """The fast predictor of one learning learner, rebuilt when it changes model, classes or identity."""
+    """The fast predictor of one learning learner, rebuilt when it changes model, classes or identity.
 
-    __slots__ = ("fn", "key")
+    The learner and its model are held (not their ids): a freed object's id may be reused by its replacement.
+    """
+
+    __slots__ = ("fn", "learner", "model", "n_classes")
 
     def __init__(self) -> None:
-        self.key: tuple[Any, ...] = ()
+        self.learner: Any = None
+        self.model: Any = None
+        self.n_classes = -1
         self.fn: Callable[[dict[str, float]], Any] | None = None
 
     def predict(self, learner: Any, xc: dict[str, float]) -> Any:
-        key = (id(learner), id(learner._model), len(getattr(learner, "_classes", ())))
-        if key != self.key:
-            self.key, self.fn = key, None
+        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
+        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
+            self.learner, self.model, self.n_classes, self.fn = learner, model, n_classes, None
             try:
                 self.fn = _fast_binary_lr(learner)
             except Exception:  # an unexpected model shape: predicted by the learner itself
