@@ -72,10 +72,9 @@ class Options:
             "releases": 8,
             "stall_events": 2_000,
             "stall_trees": 20,
-            "learning_events": 10_000,
-            "learning_rounds": 2,
         }
-        return cls(**{**base, **changes})
+        learning = {"learning_events": 10_000, "learning_rounds": 2}  # bench/learning.py
+        return cls(**{**base, **learning, **changes})
 
 
 def _create_topic(settings: Settings, name: str) -> None:
