@@ -56,7 +56,11 @@ out["learn_one"] = time.process_time() - t0
 versions = [lc.served_version]
 
 if hasattr(L.ModelLifecycle, "learn_batch"):
-    examples = [L.Labelled(x, y, *answers[i], i) for i, (_, x, y) in enumerate(rows)]
+    examples = [
+        L.Labelled(x, y, served_prediction=answers[i][0], served_version=answers[i][2],
+                   served_proba=answers[i][1], index=i)
+        for i, (_, x, y) in enumerate(rows)
+    ]
     lc = new()
     t0 = time.process_time()
     for k in range(0, n, 500):

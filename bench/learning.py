@@ -46,7 +46,10 @@ def labelled_examples(spec: LearnerSpec, rows: list[Row], answered: bool = True)
         if answered:
             pred, proba = lc.served_model.predict_with_proba(x)
             answer = (pred, {str(k): v for k, v in proba.items()} or None, lc.served_version)
-        out.append(Labelled(x, y, *answer, i))
+        pred, proba, version = answer
+        out.append(
+            Labelled(x, y, served_prediction=pred, served_version=version, served_proba=proba, index=i)
+        )
         lc.learn_one(x, y, index=i)
     return out
 

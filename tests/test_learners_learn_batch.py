@@ -74,7 +74,12 @@ def _examples(
         answer = answers[i] if roll < 0.7 else (answers[max(i - 40, 0)] if roll < 0.8 else (None, None, None))
         if task == "classification" and spec.params.get("multiclass") == "binary" and rng.random() < 0.005:
             y = "third"  # the binary-only learner refuses it: learn_one raises, learn_batch returns the error
-        out.append(Labelled(x, y, *answer, i, i * 10))
+        pred, proba, version = answer
+        out.append(
+            Labelled(
+                x, y, served_prediction=pred, served_version=version, served_proba=proba, index=i, ts=i * 10
+            )
+        )
     return out
 
 
