@@ -27,6 +27,7 @@ from bench.data import (
 )
 from bench.env import BenchEnv, machine_info, progress
 from bench.explain_cost import explain_cost
+from bench.learning import learning_cost
 from bench.pipeline import (
     PredictionReader,
     latency_at_rate,
@@ -62,6 +63,8 @@ class Options:
     trainer_models: int = 50  # learning scale-out over this many models (0: skip)
     trainer_labels: int = 20_000
     keep: bool = False
+    learning_events: int = 20_000  # examples per in-memory learning loop (bench/learning.py)
+    learning_rounds: int = 3
     models: tuple[str, ...] = tuple(MODELS)
 
     @classmethod
@@ -74,7 +77,8 @@ class Options:
             "stall_trees": 20,
             "trainer_labels": 10_000,
         }
-        return cls(**{**base, **changes})
+        learning = {"learning_events": 10_000, "learning_rounds": 2}  # bench/learning.py
+        return cls(**{**base, **learning, **changes})
 
 
 def _create_topic(settings: Settings, name: str) -> None:
@@ -145,6 +149,12 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     out.update(river_loop(spec, train_rows, rows))
     out.update(batch_predict_loop(spec, train_rows, rows))
     out.update(explain_cost(spec, train_rows, rows[:5000]))  # what model.explain would add per event
+    progress(f"{kind}: lifecycle learn_one / learn_batch vs bare River learn_one, in memory")
+    out.update(learning_cost(spec, rows[: opts.learning_events], rounds=opts.learning_rounds))
+    progress(
+        f"{kind}: lifecycle per example {out['lifecycle_one_vs_river_learn']:.2f}x, per batch "
+        f"{out['lifecycle_batch_vs_river_learn']:.2f}x bare River learn_one"
+    )
 
     learn_settings = env.settings(f"learn-{short}", kind)
     progress(f"{kind}: pre-filling {len(rows)} training examples with the served answers; one train worker")
@@ -182,6 +192,17 @@ HEADLINE_KEYS = (
     "learn_vs_river_prequential",
     "batch_predict_eps",
     "score_vs_river_predict",
+    "lifecycle_one_vs_river_learn",
+    "lifecycle_batch_vs_river_learn",
+)
+#: Per-model figures also reported at the top level as ``<short>_<key>`` (``lr_``, ``ht_``): the issue's learning
+#: and latency targets are per model (LR and the Hoeffding tree).
+PER_MODEL_KEYS = (
+    "learn_vs_river_learn",
+    "lifecycle_one_vs_river_learn",
+    "lifecycle_batch_vs_river_learn",
+    "latency_p99_ms",
+    "latency_rate_eps",
 )
 
 
@@ -211,6 +232,10 @@ def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
     head = result["models"].get(HEADLINE) or next(iter(result["models"].values()))
     for key in HEADLINE_KEYS:
         result[key] = head[key]
+    for kind, figures in result["models"].items():
+        for key in PER_MODEL_KEYS:
+            if key in figures:
+                result[f"{MODELS.get(kind, kind)}_{key}"] = figures[key]
     result["headline_model"] = HEADLINE if HEADLINE in result["models"] else next(iter(result["models"]))
     result["options"] = {k: getattr(opts, k) for k in ("events", "latency_seconds", "releases", "soak")}
     result["elapsed_s"] = time.time() - started
@@ -237,6 +262,11 @@ def render(result: dict[str, Any]) -> str:
         ("bare River predict+learn (/s)", "river_prequential_eps", "{:,.0f}"),
         ("  ratio learn/river_prequential", "learn_vs_river_prequential", "{:.2f}x"),
         ("train worker CPU (us/example)", "learn_cpu_us", "{:.0f}"),
+        ("lifecycle learn_one (/s, CPU)", "lifecycle_learn_one_eps", "{:,.0f}"),
+        ("lifecycle learn_batch (/s, CPU)", "lifecycle_learn_batch_eps", "{:,.0f}"),
+        ("bare River learn_one (/s, CPU)", "lifecycle_river_learn_eps", "{:,.0f}"),
+        ("  ratio learn_one/river_learn", "lifecycle_one_vs_river_learn", "{:.2f}x"),
+        ("  ratio learn_batch/river_learn", "lifecycle_batch_vs_river_learn", "{:.2f}x"),
         ("labels -> join -> train (examples/s)", "labels_learn_eps", "{:,.0f}"),
         ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
         ("  worker CPU (us/event)", "latency_cpu_us", "{:.0f}"),

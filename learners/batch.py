@@ -18,12 +18,13 @@ nothing, exactly as River's scaler (zero variance) and weights (absent) treat it
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from learners.features import CLIP, FeatureScaler, clean_features
+from learners.frozen_tree import frozen_tree_predictor
 
 Result = tuple[Any, dict[Any, float]]
 #: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
@@ -83,11 +84,18 @@ def _mirror_pipeline(model: Any) -> LinearMirror | None:
     if len(steps) != 2:
         return None
     scaler, lr = steps
-    if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
+    # A binary LogisticRegression (log loss), or a LinearRegression with squared loss (its mean_func is the
+    # identity, so the logit is the prediction).
+    linear = (
+        (linear_model.LogisticRegression, optim.losses.Log),
+        (linear_model.LinearRegression, optim.losses.Squared),
+    )
+    if (
+        type(scaler) not in (preprocessing.StandardScaler, FeatureScaler)
+        or (type(lr), type(lr.loss)) not in linear
+    ):
         return None
-    if type(lr) is not linear_model.LogisticRegression:
-        return None
-    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+    if not scaler.with_std or scaler.window_size is not None:
         return None
     weights = lr._weights.to_dict() if hasattr(lr._weights, "to_dict") else dict(lr._weights)
     if not all(math.isfinite(float(w)) for w in weights.values()) or not math.isfinite(float(lr.intercept)):
@@ -106,6 +114,7 @@ class BatchPredictor:
         self.renormalise = (
             False  # an ``auto`` pool: the outer Learner normalises the member's distribution again
         )
+        self.regression = False  # a linear regression: the mirror's output is the prediction
         try:
             self._find_mirror()
         except Exception:  # an unexpected model shape: served per event, as before the batch path existed
@@ -115,6 +124,10 @@ class BatchPredictor:
         from learners.pool import Pool
 
         outer = self.learner
+        if getattr(outer, "task", None) == "regression":
+            self.regression = _is_linear_regression(outer.model)
+            self.mirror = _mirror_pipeline(outer.model) if self.regression else None
+            return
         if getattr(outer, "task", None) != "classification" or len(getattr(outer, "_classes", ())) < 2:
             return
         target = outer
@@ -176,9 +189,8 @@ class BatchPredictor:
         except Exception as exc:
             return exc
 
-    def _fill(
-        self, out: list[Outcome | None], rows: list[int], logits: np.ndarray, xs: Sequence[Any]
-    ) -> None:
+    def probabilities(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The learner's probabilities of ``inner_classes[0]`` and ``[1]`` from the mirror's logits."""
         # River's sigmoid: exactly 0 below -30 and 1 above 30, else 1 / (1 + exp(-z)).
         with np.errstate(over="ignore", invalid="ignore"):
             p = np.where(logits < -30, 0.0, np.where(logits > 30, 1.0, 1.0 / (1.0 + np.exp(-logits))))
@@ -186,6 +198,15 @@ class BatchPredictor:
         if self.renormalise:  # the outer Learner's normalisation, done exactly as it does it
             total = q0 + q1
             q0, q1 = q0 / total, q1 / total
+        return q0, q1
+
+    def _fill(
+        self, out: list[Outcome | None], rows: list[int], logits: np.ndarray, xs: Sequence[Any]
+    ) -> None:
+        if self.regression:
+            self._fill_regression(out, rows, logits)
+            return
+        q0, q1 = self.probabilities(logits)
         c0, c1 = self.inner_classes
         first = self.learner._classes[0]  # max() over classes keeps the first-seen class on a tie
         ok = np.isfinite(q0) & np.isfinite(q1)
@@ -195,7 +216,181 @@ class BatchPredictor:
             # a non-finite output (NaN weights): the learner's own fallback, per event
             out[i] = (labels[k], {c0: a, c1: b}) if good else self._one(xs[i])
 
+    def _fill_regression(self, out: list[Outcome | None], rows: list[int], values: np.ndarray) -> None:
+        # Learner.predict_one for a regressor: the running mean for a non-finite output, else the output clipped
+        # to the observed target range widened by its width.
+        learner = self.learner
+        n, lo, hi = learner._y_n, learner._y_lo, learner._y_hi
+        mean = learner._y_sum / n if n else 0.0
+        width = max(hi - lo, 1e-9)
+        for i, v in zip(rows, values.tolist(), strict=True):
+            if not math.isfinite(v):
+                out[i] = (mean, {})
+            elif n:
+                out[i] = (min(max(v, lo - width), hi + width), {})
+            else:
+                out[i] = (v, {})
+
+
+def _is_linear_regression(model: Any) -> bool:
+    from river import compose, linear_model
+
+    return isinstance(model, compose.Pipeline) and any(
+        type(step) is linear_model.LinearRegression for step in model.steps.values()
+    )
+
 
 def batch_predictor(learner: Any) -> BatchPredictor:
     """The batch path for ``learner`` (a frozen ``learners.specs.Learner``); call again after the model changes."""
     return BatchPredictor(learner)
+
+
+def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
+    """``learner.predict_one(xc, cleaned=True)`` for a learning binary ``StandardScaler | LogisticRegression``
+    learner, without River's pipeline and the wrapper's dicts, or None for any other model.
+
+    Why: the trainer predicts with the champion (and a challenger) before every label it learns, and about half
+    of that prediction is pipeline overhead. The arithmetic is River's own, in the same order (the scaler's
+    ``transform_one``, the weights' ``dot``, the loss's ``mean_func``), and it reads the live model, so it stays
+    right while the model learns. Valid while the learner keeps the same River model and its two classes (the
+    caller checks, see :class:`_Fast`).
+    """
+    from river import compose, linear_model, optim, preprocessing
+
+    if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
+        return None
+    classes = list(learner._classes)
+    model = learner.model
+    if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
+        return None
+    scaler, lr = model.steps.values()
+    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
+        return None
+    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+        return None
+    c0, c1 = classes
+    slow = learner.predict_one
+
+    def predict(xc: dict[str, float]) -> Any:
+        means, vars_ = scaler.means, scaler.vars
+        t = {}
+        for i, xi in xc.items():
+            v = vars_[i]
+            t[i] = (xi - means[i]) / v**0.5 if v else 0.0
+        try:
+            p = lr.loss.mean_func(lr._weights.dot(t) + lr.intercept)
+        except ArithmeticError:
+            return slow(xc, cleaned=True)
+        if not 0.0 <= p <= 1.0:  # NaN weights: the learner's own fallback
+            return slow(xc, cleaned=True)
+        return c1 if p > 1.0 - p else c0  # the learner's max() keeps the first class on a tie
+
+    return predict
+
+
+class _Fast:
+    """The fast predictor of one learning learner, rebuilt when it changes model, classes or identity.
+
+    The learner and its model are held (not their ids): a freed object's id may be reused by its replacement.
+    """
+
+    __slots__ = ("fn", "learner", "model", "n_classes")
+
+    def __init__(self) -> None:
+        self.learner: Any = None
+        self.model: Any = None
+        self.n_classes = -1
+        self.fn: Callable[[dict[str, float]], Any] | None = None
+
+    def predict(self, learner: Any, xc: dict[str, float]) -> Any:
+        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
+        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
+            self.learner, self.model, self.n_classes, self.fn = learner, model, n_classes, None
+            try:
+                self.fn = _fast_binary_lr(learner)
+            except Exception:  # an unexpected model shape: predicted by the learner itself
+                self.fn = None
+        return self.fn(xc) if self.fn is not None else learner.predict_one(xc, cleaned=True)
+
+
+#: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
+_Table = tuple[list[Any], list[float], list[float], list[bool], tuple[Any, Any]]
+
+
+class BatchContext:
+    """Predictions over one batch of labelled examples for ``ModelLifecycle.learn_batch``.
+
+    Frozen models (the served snapshot, probation's previous model) never learn, so where :class:`BatchPredictor`
+    mirrors them, the rest of the batch is predicted in one numpy pass the first time a position asks, and again
+    only when the lifecycle serves another model (a release replaces the object, so identity tells). Learning
+    models (champion, challenger) predict one example at a time, through :func:`_fast_binary_lr` when they can.
+    """
+
+    MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
+
+    def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
+        self.xs = list(xs)
+        self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
+        # id(learner) -> (learner, its answers over the batch or None, else a per-event shortcut or None)
+        self._frozen: dict[int, tuple[Any, _Table | None, Any]] = {}
+        self._champion = _Fast()
+        self._challenger = _Fast()
+
+    def blocks(self) -> list[tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+        """The batch's numeric rows as float matrices, one per feature-name tuple: extracted once per batch,
+        whatever number of frozen models predict it. Rows with strings, ``None`` or huge ints are left out (the
+        learner predicts them itself)."""
+        if self._blocks is None:
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for i, x in enumerate(self.xs):
+                groups.setdefault(tuple(x), []).append(i)
+            self._blocks = []
+            for names, rows in groups.items():
+                try:
+                    values = np.array([list(self.xs[i].values()) for i in rows])
+                except (ValueError, TypeError, OverflowError):
+                    continue
+                if values.dtype.kind in "fiub" and values.ndim == 2:
+                    self._blocks.append((names, np.array(rows), values.astype(np.float64, copy=False)))
+        return self._blocks
+
+    def _predict_all(self, learner: Any) -> _Table | None:
+        predictor = BatchPredictor(learner)
+        if predictor.mirror is None or predictor.regression:
+            return None
+        n = len(self.xs)
+        q0, q1 = np.full(n, np.nan), np.full(n, np.nan)  # NaN: not in a block, predicted per event
+        for names, rows, values in self.blocks():
+            q0[rows], q1[rows] = predictor.probabilities(predictor.mirror.logits(values, names))
+        c0, c1 = predictor.inner_classes
+        labels = {1: c1, 0: c0, -1: learner._classes[0]}  # max() over classes keeps the first class on a tie
+        preds = [labels[k] for k in np.where(q1 > q0, 1, np.where(q0 > q1, 0, -1)).tolist()]
+        ok = (np.isfinite(q0) & np.isfinite(q1)).tolist()
+        return preds, q0.tolist(), q1.tolist(), ok, (c0, c1)
+
+    def frozen(self, learner: Any, pos: int, xc: dict[str, float]) -> Result:
+        """``learner.predict_with_proba(xc, cleaned=True)`` for the example at ``pos`` (``xc`` its cleaned x)."""
+        entry = self._frozen.get(id(learner))
+        if entry is None or entry[0] is not learner:
+            if len(self._frozen) >= self.MAX_FROZEN:
+                self._frozen.clear()
+            table, fn = None, None
+            try:
+                table = self._predict_all(learner)
+                fn = None if table is not None else frozen_tree_predictor(learner)
+            except Exception:  # an unexpected model shape: predicted by the learner itself
+                table, fn = None, None
+            entry = self._frozen[id(learner)] = (learner, table, fn)
+        _, table, fn = entry
+        if table is None or not table[3][pos]:  # per event; also a non-finite output (the learner's fallback)
+            if fn is not None:
+                return fn(xc)
+            return learner.predict_with_proba(xc, cleaned=True)
+        preds, q0, q1, _, (c0, c1) = table
+        return preds[pos], {c0: q0[pos], c1: q1[pos]}
+
+    def champion(self, learner: Any, xc: dict[str, float]) -> Any:
+        return self._champion.predict(learner, xc)
+
+    def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
+        return self._challenger.predict(learner, xc)

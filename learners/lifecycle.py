@@ -11,11 +11,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
+from learners.batch import BatchContext
 from learners.drift import (
     BINARY_DETECTORS,
     DriftSignal,
@@ -55,6 +57,19 @@ class Release:
 
 
 Event = Release | DriftSignal | Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """One labelled example for :meth:`ModelLifecycle.learn_batch`: the arguments of ``learn_one``, in order."""
+
+    x: dict[str, Any]
+    y: Any
+    served_prediction: Any = None
+    served_version: int | None = None
+    served_proba: dict[str, float] | None = None
+    index: int | None = None
+    ts: int | None = None
 
 
 @dataclass
@@ -240,6 +255,52 @@ class ModelLifecycle:
         that answer came from the version served now, it *is* the served model's answer (same artifact, same
         features), so it is used instead of predicting again.
         """
+        return self._step(x, y, served_prediction, served_version, served_proba, index, ts, None, 0)
+
+    def learn_batch(self, examples: Sequence[Labelled]) -> list[list[Event] | Exception]:
+        """``learn_one`` for each example in order, with the same results: the events of each, or the exception
+        learning it raised (that example is skipped, as a caller catching ``learn_one``'s exception would).
+
+        Every label still gets every piece of evidence and every per-label check, so releases, drift signals and
+        guard decisions happen at the same labels as with ``learn_one``. What the batch saves: the frozen models
+        (the served snapshot when the example carries no current answer, and probation's previous model) predict
+        the rest of the batch in one numpy pass where :mod:`learners.batch` can mirror them (again after each
+        release), and a binary logistic-regression champion or challenger predicts without River's pipeline
+        overhead (the same arithmetic, in the same order).
+        """
+        batch = BatchContext([e.x for e in examples])
+        out: list[list[Event] | Exception] = []
+        for pos, e in enumerate(examples):
+            try:
+                out.append(
+                    self._step(
+                        e.x,
+                        e.y,
+                        e.served_prediction,
+                        e.served_version,
+                        e.served_proba,
+                        e.index,
+                        e.ts,
+                        batch,
+                        pos,
+                    )
+                )
+            except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
+                out.append(exc)
+        return out
+
+    def _step(
+        self,
+        x: dict[str, Any],
+        y: Any,
+        served_prediction: Any,
+        served_version: int | None,
+        served_proba: dict[str, float] | None,
+        index: int | None,
+        ts: int | None,
+        batch: BatchContext | None,
+        pos: int,
+    ) -> list[Event]:
         index = self._count if index is None else index
         self._count += 1
         if y is None:
@@ -252,6 +313,8 @@ class ModelLifecycle:
         if current and (served_proba is not None or self.task != "classification"):
             base_pred = served_prediction
             base_proba = served.proba_from_wire(served_proba) if served_proba else {}
+        elif batch is not None:
+            base_pred, base_proba = batch.frozen(served, pos, xc)
         else:
             base_pred, base_proba = served.predict_with_proba(xc, cleaned=True)
         if served_prediction is None or (
@@ -265,16 +328,28 @@ class ModelLifecycle:
         self.evaluation.update(y, base_pred, base_proba, segment)
         self.overall.update(y, seen_pred, seen_proba, segment)
         events.extend(self._monitor(x, y, base_pred, base_proba, index))
-        champ_pred = self._lineage.model.predict_one(xc, cleaned=True)
+        champion = self._lineage.model
+        champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
         self._increment.add(y, champ_pred, base_pred, segment)
         if self._challenger is not None:
             if self._challenger_seen >= self.guard.challenger_grace:
+                challenger = self._challenger.model
                 self._challenger_evidence.add(
-                    y, self._challenger.model.predict_one(xc, cleaned=True), champ_pred, segment
+                    y,
+                    challenger.predict_one(xc, cleaned=True)
+                    if batch is None
+                    else batch.challenger(challenger, xc),
+                    champ_pred,
+                    segment,
                 )
             self._challenger_seen += 1
         if self._probation is not None and self._previous is not None:
-            self._probation.add(y, base_pred, self._previous[0].model.predict_one(xc, cleaned=True), segment)
+            previous = self._previous[0].model
+            if batch is None:
+                previous_pred = previous.predict_one(xc, cleaned=True)
+            else:
+                previous_pred = batch.frozen(previous, pos, xc)[0]
+            self._probation.add(y, base_pred, previous_pred, segment)
         self._recent.append(x)
         if self.paused:
             return events

@@ -306,7 +306,24 @@ class Codec:
         decode = self._decode
         out: list[dict | SchemaError] = []
         append = out.append
+        # The batch's usual record: bytes written with the current schema. Its header is compared once and the
+        # body goes straight to the compiled decoder (what _decode_current does after the checks _decode and
+        # _decode_avro make per record: about a quarter of a FeatureEvent's decode). Anything else, and any
+        # record the fast path cannot finish, takes the full path, which gives its own error.
+        writer = self._writers.get(rec.fp)
+        header = rec.header if writer is not None and writer[0] == rec.name and writer[2] is None else None
+        body, limit = rec.decode_body, self.max_record_bytes
         for data in datas:
+            if header is not None and type(data) is bytes and data[:HEADER_LEN] == header:
+                size = len(data)
+                if size <= limit:
+                    try:
+                        value, end = body(data, HEADER_LEN)
+                    except Exception:  # truncated, corrupt, invalid: the full path below names it
+                        end = -1
+                    if end == size:
+                        append(value)
+                        continue
             try:
                 append(decode(rec, data, topic, allow_json))
             except SchemaError as exc:

@@ -138,3 +138,32 @@ def test_a_huge_value_saturates_like_river() -> None:
     batch = [{"a": 1e300, "b": 0.0, "c": 0.0}, {"a": -1e300, "b": 0.0, "c": 0.0}]
     _assert_same(LR, batch)
     assert {p for _, proba in batch_predictor(LR).predict_many(batch) for p in proba.values()} <= {0.0, 1.0}
+
+
+def _train_regressor(n: int, seed: int) -> Any:
+    rng = random.Random(seed)
+    model = build_learner(LearnerSpec("linear_regression"), task="regression")
+    for i in range(n):
+        x: dict[str, Any] = {"a": rng.gauss(0, 1), "b": rng.gauss(2, 3), "c": float(i % 3)}
+        x["colour"] = rng.choice(["red", "green"])
+        model.learn_one(x, 3 * x["a"] - x["b"] + (2.0 if x["colour"] == "red" else 0.0) + rng.gauss(0, 0.1))
+    return model
+
+
+REGRESSORS = [_train_regressor(n, seed) for n, seed in ((0, 0), (1, 1), (300, 2))]
+
+
+@pytest.mark.parametrize("model", REGRESSORS, ids=["untrained", "one-label", "trained"])
+@PROPS
+@given(batch=batches)
+def test_linear_regression_batch_equals_per_event(model: Any, batch: list[dict[str, Any]]) -> None:
+    """The regression mirror: the learner's prediction (clipped to the observed range, the running mean for a
+    non-finite output) within float tolerance, and ``{}`` probabilities."""
+    predictor = batch_predictor(model)
+    assert predictor.batched
+    got = predictor.predict_many(batch)
+    for x, answer in zip(batch, got, strict=True):
+        want = model.predict_with_proba(x)
+        assert not isinstance(answer, Exception), (x, answer)
+        assert answer[1] == want[1] == {}
+        assert math.isclose(answer[0], want[0], rel_tol=1e-9, abs_tol=1e-9), (x, answer, want)

@@ -1,0 +1,126 @@
+"""Predictions of a frozen Hoeffding tree classifier with each leaf's naive Bayes terms computed once.
+
+Why: a Hoeffding tree's leaf answers with naive Bayes (``leaf_prediction="nba"``, River's default), and River
+recomputes every Gaussian's variance, square root and logarithm for every feature, class and prediction: about
+nine tenths of a tree's prediction time. The trainer's frozen models (probation's previous snapshot, the served
+one when an example carries no current answer) never learn, so those numbers are fixed per leaf: this module
+reads them once per leaf and then does River's own arithmetic on them, in River's order
+(``river.tree.utils.do_naive_bayes_prediction``, ``proba.Gaussian.log_pdf``), so the answers are River's.
+
+Only a plain ``HoeffdingTreeClassifier`` whose leaves hold Gaussian splitters is handled; anything else (another
+tree, a nominal feature's splitter, a leaf that answers by majority class) goes to River itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+_HALF_LOG_TAU = 0.5 * math.log(math.tau)  # as river.proba.gaussian
+_Terms = tuple[tuple[Any, float, list[tuple[Any, float, float, float]]], ...]
+
+
+def _leaf_terms(leaf: Any) -> _Terms | None:
+    """Per class with weight: (class, log prior, [(feature, mean, -2 variance, 0.5 log variance), ...]) in the
+    splitters' order; None when a splitter is not Gaussian (River answers)."""
+    from river.proba import Gaussian
+    from river.tree.splitter import GaussianSplitter
+
+    stats = leaf.stats
+    total = sum(stats.values())
+    out = []
+    for c, weight in stats.items():
+        if not weight > 0:
+            return None  # River gives such a class 0.0 without its likelihood: rare, left to River
+        prior = math.log(weight / total)
+        terms = []
+        for att, splitter in leaf.splitters.items():
+            if type(splitter) is not GaussianSplitter:
+                return None
+            dist = splitter._att_dist_per_class.get(c)
+            if dist is None:
+                continue  # River: -inf, not added
+            if type(dist) is not Gaussian:
+                return None
+            var = dist._var
+            n = var.mean.n
+            if n > var.ddof:
+                variance = var._S / (n - var.ddof)
+                if variance > 0.0:
+                    terms.append((att, var.mean._mean, -2.0 * variance, 0.5 * math.log(variance)))
+        out.append((c, prior, terms))
+    return tuple(out)
+
+
+def _naive_bayes(terms: _Terms, x: dict[str, float]) -> dict[Any, float]:
+    votes = {}
+    for c, prior, feats in terms:
+        v = prior
+        for att, mu, neg2var, half_log_var in feats:
+            if att in x:
+                log_p = (x[att] - mu) ** 2 / neg2var - _HALF_LOG_TAU - half_log_var
+                if log_p > -math.inf:
+                    v += log_p
+        votes[c] = v
+    max_ll = max(votes.values())
+    lse = max_ll + math.log(sum(math.exp(lp - max_ll) for lp in votes.values()))
+    for c in votes:
+        votes[c] = math.exp(votes[c] - lse)
+    return votes
+
+
+def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[Any, dict[Any, float]]] | None:
+    """``learner.predict_with_proba(xc, cleaned=True)`` for a frozen ``hoeffding_tree`` classifier, else None.
+
+    The learner must not learn while this is used (the leaf terms are cached).
+    """
+    from river.tree import HoeffdingTreeClassifier
+    from river.tree.nodes.branch import DTBranch
+    from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
+
+    tree = getattr(learner, "model", None)
+    if getattr(learner, "task", None) != "classification" or type(tree) is not HoeffdingTreeClassifier:
+        return None
+    if len(learner._classes) < 2:
+        return None  # {} or a single class: the learner answers without the tree
+    cache: dict[int, tuple[Any, _Terms | None]] = {}
+    classes, counts = list(learner._classes), learner._counts
+    slow = learner.predict_with_proba
+
+    def leaf_prediction(leaf: Any, x: dict[str, float]) -> dict[Any, float]:
+        kind = type(leaf)
+        if kind is LeafNaiveBayesAdaptive:
+            naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
+        elif kind is LeafNaiveBayes:
+            naive = leaf.is_active() and leaf.total_weight >= tree.nb_threshold
+        else:
+            naive = False
+        if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
+            return leaf.prediction(x, tree=tree)
+        entry = cache.get(id(leaf))
+        if entry is None or entry[0] is not leaf:
+            entry = cache[id(leaf)] = (leaf, _leaf_terms(leaf))
+        terms = entry[1]
+        if terms is None:
+            return leaf.prediction(x, tree=tree)
+        return _naive_bayes(terms, x)
+
+    def predict(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
+        # HoeffdingTreeClassifier.predict_proba_one, then Learner.predict_proba_one / predict_with_proba.
+        try:
+            raw = {c: 0.0 for c in sorted(tree.classes)}
+            root = tree._root
+            if root is not None:
+                leaf = root.traverse(xc, until_leaf=True) if isinstance(root, DTBranch) else root
+                raw.update(leaf_prediction(leaf, xc))
+        except ArithmeticError:
+            return slow(xc, cleaned=True)
+        proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
+        total = sum(proba.values())
+        if total <= 0:
+            return slow(xc, cleaned=True)
+        proba = {c: p / total for c, p in proba.items()}
+        return max(classes, key=lambda c: proba.get(c, -1.0)), proba
+
+    return predict
