@@ -28,8 +28,8 @@ from connectors.kafka_client import client_config
 from connectors.producer import PRODUCER_DEFAULTS
 from driftline.settings import Settings
 from schemas.codec import Codec
-from streams.commands.models import trainer_status
 from streams.processes import WorkerProcess
+from streams.trainer_status import trainer_status
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -25,13 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.consumer import Received
 from connectors.producer import EventProducer
+from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics
 from driftline.settings import Settings, load_settings
 from learners.artifacts import ArtifactStore, load_release
 from schemas.codec import default_codec
-from streams.commands.models import trainer_status
-from streams.commands.tail import assign_tail, read_until_end
 from streams.processes import WorkerProcess
+from streams.trainer_status import trainer_status
 
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 SIGNING_KEY = "pipeline-test-key-0123456789abcdef0123456789"

@@ -39,13 +39,13 @@ from connectors.localkafka import BrokerSecurity
 from connectors.localproc import free_port
 from connectors.producer import DeliveryError, EventProducer
 from connectors.stack import StackConfig, stack_down, stack_up
+from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
 from schemas.codec import default_codec
-from streams.commands.models import trainer_status
-from streams.commands.tail import assign_tail, read_until_end
 from streams.join import build_join_store
+from streams.trainer_status import trainer_status
 from tests.pipeline_helpers import metric_value
 
 USER = "alice"

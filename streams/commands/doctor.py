@@ -226,8 +226,8 @@ def check_topics_present(settings: Settings, timeout: float) -> Check:
 def check_workers(settings: Settings, timeout: float) -> Check:
     """Worker heartbeats as ``driftline status`` sees them: consumer groups with members, and the trainer's
     live state in Redis (refreshed after every batch)."""
-    from streams.commands.models import trainer_status
     from streams.demo.kafka_view import KafkaView
+    from streams.trainer_status import trainer_status
 
     view = KafkaView(settings, timeout=max(timeout, 5.0))
     groups = [g for g in view.describe(view.group_ids(), with_lag=False) if g.members]

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from connectors.producer import EventProducer
+from connectors.publish import publish
 from connectors.sources import Event, open_source
 from connectors.stack import ensure_stack, stack_down, stack_status
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
-from streams.commands.produce import publish
 from streams.demo.kafka_view import KafkaView
 from streams.demo.probe import Sample, scrape
 from streams.demo.stream import DEMO_STREAM, DriftPoint, demo_stream
