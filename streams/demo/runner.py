@@ -13,7 +13,6 @@ had to start the stack itself: a new user's first ``make demo``.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import signal
 import threading
@@ -366,12 +365,3 @@ class DemoRun:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def env_summary(self) -> dict[str, Any]:
-        """Where the run lives (printed at start so a user can ``driftline tail`` it)."""
-        return {
-            "topic_prefix": self.prefix,
-            "state_dir": str(self.run_dir),
-            "workers": {w.role: {"pid": w.pid, "metrics_port": w.metrics_port} for w in self.workers},
-            "pid": os.getpid(),
-        }
