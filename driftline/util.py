@@ -20,14 +20,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100) of ``values``; ``None`` for no values.
+def percentile(values: Sequence[float], q: float, empty: float | None = None) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; ``empty`` for no values.
 
     >>> percentile([4.0, 1.0, 3.0, 2.0], 50), percentile([4.0, 1.0, 3.0, 2.0], 99), percentile([], 50)
     (2.0, 4.0, None)
     """
     if not values:
-        return None
+        return empty
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(q * len(ordered) / 100)))
     return float(ordered[rank - 1])

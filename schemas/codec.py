@@ -18,7 +18,6 @@ import base64
 import functools
 import json
 import struct
-import time
 from collections.abc import Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
@@ -29,7 +28,7 @@ from fastavro.schema import fingerprint as _avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from driftline.errors import SchemaError
-from driftline.util import json_depth
+from driftline.util import json_depth, now_ms
 from schemas.binary import Corrupt, compile_decoder, compile_encoder
 from schemas.validation import Invalid, compile_finite_check, compile_record
 
@@ -84,10 +83,6 @@ def schema_fingerprint(schema: Mapping[str, Any] | str) -> bytes:
     parsed = parse_schema(dict(schema) if isinstance(schema, Mapping) else schema)
     # fastavro already renders the Rabin fingerprint as little-endian bytes, as Java's Avro does.
     return bytes.fromhex(_avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Record:
@@ -405,7 +400,7 @@ class Codec:
         if not isinstance(value, dict):
             raise self._fail(rec, topic, f"JSON value is not an object but {type(value).__name__}")
         if rec.name in _TS_OPTIONAL_IN_JSON and "ts" not in value:
-            value["ts"] = _now_ms()
+            value["ts"] = now_ms()
         try:
             return rec.validate_json(value)
         except Invalid as exc:

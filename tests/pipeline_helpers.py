@@ -30,6 +30,7 @@ from connectors.topics import ensure_topics
 from driftline.settings import Settings, load_settings
 from learners.artifacts import ArtifactStore, load_release
 from schemas.codec import default_codec
+from streams import metrics_text
 from streams.processes import WorkerProcess
 from streams.trainer_status import trainer_status
 
@@ -293,13 +294,8 @@ class Pipeline:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called ``name`` in Prometheus text whose labels include ``labels``."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    """Sum of the samples called ``name`` in Prometheus text whose labels include ``labels`` (0 when none)."""
+    return metrics_text.metric_value(text, name, labels) or 0.0
 
 
 SUMMARY_METRICS = (
