@@ -33,6 +33,7 @@ from schemas.codec import default_codec
 from streams import metrics_text
 from streams.processes import WorkerProcess
 from streams.trainer_status import trainer_status
+from tests.waiting import wait_until
 
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 SIGNING_KEY = "pipeline-test-key-0123456789abcdef0123456789"
@@ -229,27 +230,14 @@ class Pipeline:
     def wait_until(
         self, what: str, predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.5
     ) -> T:
-        """Poll ``predicate`` until it returns something truthy; fail with ``what`` and the worker logs."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        error: BaseException | None = None
-        while time.monotonic() < deadline:
-            try:
-                last = predicate()
-                error = None
-            except Exception as exc:  # a metrics endpoint not up yet, a topic not there yet: keep polling
-                error = exc
-            if last and error is None:
-                return last
-            dead = [w for w in self.workers if not w.alive()]
-            if dead:
-                raise AssertionError(
-                    f"waiting for {what}: worker(s) {[w.role for w in dead]} died\n{self.logs()}"
-                )
-            time.sleep(interval)
-        raise AssertionError(
-            f"timed out after {timeout:.0f} s waiting for {what} (last value {last!r}, error {error!r})\n{self.logs()}"
-        )
+        """Poll ``predicate`` until it returns something truthy; fail with ``what`` and the worker logs (at once
+        when a worker died)."""
+
+        def dead() -> str | None:
+            gone = [w.role for w in self.workers if not w.alive()]
+            return f"worker(s) {gone} died" if gone else None
+
+        return wait_until(what, predicate, timeout, interval, abort=dead, context=self.logs)
 
     def settle(self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.5) -> bool:
         """Poll ``predicate`` for up to ``timeout``; whether it became truthy (never raises: the caller's
