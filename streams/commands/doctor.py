@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from connectors.stack import StackConfig, StackStatus, stack_status
 from driftline.errors import ConfigError, DriftlineError, StackError
-from driftline.settings import Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import Settings
+from streams.cli import settings_from_args
 
 JAVA_MIN = 17
 KEY_MIN_BYTES = 32
@@ -310,7 +310,7 @@ def render(checks: list[Check]) -> str:
 def run(args: argparse.Namespace) -> int:
     settings: Settings | None
     try:
-        settings = load_settings(args.config, overrides=global_overrides(args))
+        settings = settings_from_args(args)
         error = ""
     except ConfigError as exc:
         settings, error = None, str(exc)

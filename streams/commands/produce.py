@@ -19,8 +19,7 @@ from connectors.publish import publish
 from connectors.sources import SYNTHETIC_NAMES, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +124,7 @@ class _progress:
 
 def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, **options: Any) -> int:
     """Check the broker, create the topics, publish with a progress bar on a terminal, print the summary."""
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     check_reachable(settings)
     ensure_topics(settings)
     show = sys.stderr.isatty() and not args.json

@@ -21,9 +21,8 @@ from connectors.consumer import Received, contract_name, decode_message
 from connectors.kafka_client import check_reachable
 from connectors.tail import assign_tail, read_until_end
 from connectors.topics import TOPIC_NAMES
-from driftline.settings import load_settings
 from schemas.codec import Codec, default_codec
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 PREVIEW_BYTES = 60
 
@@ -49,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     name = contract_name(settings, args.topic)
     check_reachable(settings)
     render = render_json if args.json else render_text
