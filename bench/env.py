@@ -167,21 +167,3 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (all its threads) so far, from ``/proc/<pid>/stat``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def metric_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
-    """One sample from Prometheus text exposition, or None (labels must all match)."""
-    want = labels or {}
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        metric, _, rest = head.partition("{")
-        if metric != name:
-            continue
-        found = dict(
-            part.split("=", 1) for part in rest.rstrip("}").split(",") if "=" in part
-        )  # values keep their quotes
-        if all(found.get(k) == f'"{v}"' for k, v in want.items()):
-            return float(value)
-    return None

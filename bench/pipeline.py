@@ -23,22 +23,15 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.data import Row, feature_value, publish_release, raw_producer, release_record
-from bench.env import cpu_seconds, metric_value, progress
+from bench.env import cpu_seconds, progress
 from connectors.kafka_client import client_config
 from connectors.producer import PRODUCER_DEFAULTS
 from driftline.settings import Settings
+from driftline.util import percentile
 from schemas.codec import Codec
-from streams.commands.models import trainer_status
+from streams.metrics_text import metric_value
 from streams.processes import WorkerProcess
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of ``values``; 0.0 for none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return ordered[rank - 1]
+from streams.trainer_status import trainer_status
 
 
 @dataclass
@@ -198,11 +191,11 @@ def latency_at_rate(
         "latency_rate_eps": rate,
         "latency_achieved_eps": achieved,
         "latency_n": len(rows),
-        "latency_p50_ms": percentile(lat, 50),
-        "latency_p99_ms": percentile(lat, 99),
+        "latency_p50_ms": percentile(lat, 50, 0.0),
+        "latency_p99_ms": percentile(lat, 99, 0.0),
         "latency_max_ms": max(lat),
-        "visible_latency_p50_ms": percentile(visible, 50),
-        "visible_latency_p99_ms": percentile(visible, 99),
+        "visible_latency_p50_ms": percentile(visible, 50, 0.0),
+        "visible_latency_p99_ms": percentile(visible, 99, 0.0),
     }
 
 
@@ -284,8 +277,8 @@ def release_to_scorers(
         between()
     progress(f"  releases to {len(workers)} scorers: {', '.join(f'{t:.0f}' for t in times)} ms")
     return {
-        "release_to_scorers_p50_ms": percentile(times, 50),
-        "release_to_scorers_p99_ms": percentile(times, 99),
+        "release_to_scorers_p50_ms": percentile(times, 50, 0.0),
+        "release_to_scorers_p99_ms": percentile(times, 99, 0.0),
         "release_to_scorers_max_ms": max(times),
         "release_count": count,
         "release_bytes": size,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from connectors.localkafka import CLUSTER_NODE_HEAP, is_kafka_process, kafka_cluster_id
 from connectors.localproc import stop_pidfile
-from connectors.stack import LIVE_STATES, ServiceStatus, StackConfig, _kafka_start, _kafka_status, _kafka_wait
+from connectors.stack_config import LIVE_STATES, ServiceStatus, StackConfig
+from connectors.stack_kafka import kafka_start, kafka_status, kafka_wait
 from driftline.errors import StackError
 
 
@@ -40,7 +41,7 @@ def nodes(cfg: StackConfig) -> list[StackConfig]:
 
 def cluster_status(cfg: StackConfig) -> tuple[ServiceStatus, tuple[ServiceStatus, ...]]:
     """The cluster as one service (``up`` when every node answers, ``degraded`` when some do) and each node."""
-    each = tuple(dataclasses.replace(_kafka_status(node), name=f"kafka-{node.node}") for node in nodes(cfg))
+    each = tuple(dataclasses.replace(kafka_status(node), name=f"kafka-{node.node}") for node in nodes(cfg))
     live = sum(1 for n in each if n.state in LIVE_STATES)
     if live == len(each):
         state = "up" if all(n.state == "up" for n in each) else "external"
@@ -60,7 +61,7 @@ def cluster_status(cfg: StackConfig) -> tuple[ServiceStatus, tuple[ServiceStatus
 def cluster_up(cfg: StackConfig, timeout_s: float) -> tuple[ServiceStatus, tuple[ServiceStatus, ...]]:
     """Start every node that is down, then wait until all answer."""
     members = nodes(cfg)
-    before = [_kafka_status(node) for node in members]
+    before = [kafka_status(node) for node in members]
     foreign = [f"{s.address} ({s.state})" for s in before if s.state in ("external", "busy")]
     if foreign:
         # A node port served by something else (say the single-node stack on 9092) would join our quorum to a
@@ -77,9 +78,9 @@ def cluster_up(cfg: StackConfig, timeout_s: float) -> tuple[ServiceStatus, tuple
     if not id_file.exists():
         id_file.write_text(kafka_cluster_id() + "\n")
     cluster_id = id_file.read_text().strip()
-    procs = [_kafka_start(node, cluster_id, heap=CLUSTER_NODE_HEAP) for node in members]
+    procs = [kafka_start(node, cluster_id, heap=CLUSTER_NODE_HEAP) for node in members]
     for node, proc in zip(members, procs, strict=True):
-        _kafka_wait(node, proc, timeout_s)
+        kafka_wait(node, proc, timeout_s)
     return cluster_status(cfg)
 
 

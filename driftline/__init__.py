@@ -1,8 +1,10 @@
 """driftline: event-streaming continuous learning on Kafka, Faust and River.
 
-The code lives in four top-level packages that follow the data flow:
-``connectors`` (Kafka, Redis, files) -> ``schemas`` (bytes <-> records) -> ``streams`` (Faust wiring, CLI)
--> ``learners`` (all learning logic, pure Python). This package holds what they share: the version and the errors.
+The code is in layers, bottom to top (checked by ``lint-imports`` against ``.importlinter``): ``driftline``
+(this package: errors, version, settings, the learning core's config types, small shared helpers) ->
+``schemas`` (bytes <-> records) and ``learners`` (all learning logic, pure Python) -> ``connectors`` (Kafka,
+Redis and file clients) -> ``streams`` (the stages and their runtime) -> the CLI (``streams.commands``,
+``streams.cli``) and ``bench``.
 """
 
 from driftline.errors import (

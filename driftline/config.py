@@ -22,16 +22,24 @@ class LearnerSpec:
 class DriftConfig:
     """Drift monitor parameters.
 
-    Concept drift: ADWIN on the served model's error (0/1 error, or absolute error for regression) and
-    Page-Hinkley on the per-example loss. Data drift: Page-Hinkley per numeric feature on values standardised
-    with a running mean/std frozen after ``feature_warmup`` examples, so the thresholds are in standard deviations
-    and work on raw feature values. Defaults were tuned with ``bench/accuracy.py`` on SEA/Agrawal/Hyperplane
-    ConceptDriftStreams (see BENCHMARKS-accuracy.md).
+    Concept drift: a detector (ADWIN by default) on the served model's error (0/1 error, or absolute error for
+    regression) and one (Page-Hinkley by default) on the per-example loss. Data drift: a detector (Page-Hinkley by
+    default) per numeric feature. The loss and the features are standardised with a running mean/std frozen after
+    a warm-up (``ph_min_instances`` / ``feature_warmup`` values), so the thresholds are in standard deviations and
+    work on raw values. Each detector is named from ``learners.detectors.DETECTORS`` and takes River parameters
+    from its ``*_params`` mapping, over the defaults below (``adwin_delta``, ``ph_*``, which apply to ADWIN and
+    Page-Hinkley). Defaults were tuned with ``bench/accuracy.py`` on SEA/Agrawal/Hyperplane ConceptDriftStreams
+    (see BENCHMARKS-accuracy.md).
     """
 
     # Detector on the served model's error, by name: adwin, kswin, page_hinkley, or (classification only, 0/1
     # errors) ddm, eddm, hddm_a, hddm_w, fhddm. Measured per stream family in BENCHMARKS-accuracy.md.
     error_detector: str = "adwin"
+    error_detector_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"alpha": 0.001} for kswin
+    loss_detector: str = "page_hinkley"  # any detector but the 0/1 ones
+    loss_detector_params: dict[str, Any] = field(default_factory=dict)
+    feature_detector: str = "page_hinkley"  # page_hinkley has a vectorised batch path; others run per event
+    feature_detector_params: dict[str, Any] = field(default_factory=dict)
     adwin_delta: float = 0.002
     adwin_grace: int = (
         100  # no error alarm before this many labelled examples (a cold model's error still falls)

@@ -21,6 +21,8 @@ _EXPORTS = {
     "ErrorDriftMonitor": "learners.drift",
     "LossDriftMonitor": "learners.drift",
     "FeatureDriftMonitor": "learners.drift",
+    "DETECTORS": "learners.detectors",
+    "register_detector": "learners.detectors",
     "Decision": "learners.guard",
     "PairedEvidence": "learners.guard",
     "Probation": "learners.guard",

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ArtifactError, SecurityError
+from driftline.util import json_depth
 from learners import safe_pickle
-from schemas.codec import json_depth
 
 __all__ = [
     "ArtifactHeader",

@@ -1,23 +1,24 @@
-"""Drift monitors: ADWIN on the served model's error, Page-Hinkley on the loss and on each numeric feature.
+"""Drift monitors: one detector on the served model's error, one on its loss and one per numeric feature.
 
+Which detector each monitor runs, and its parameters, is configuration (:class:`DriftConfig`, built from the
+registry in :mod:`learners.detectors`): by default ADWIN on the error and Page-Hinkley on the loss and features.
 Every monitor takes raw observations, drops NaN/inf before any detector sees them, and returns a list of
-:class:`DriftSignal` (empty when nothing happened). Page-Hinkley runs on *standardised* values: a warm-up window
-estimates mean and standard deviation, so ``delta`` and ``threshold`` are in standard deviations and the same
-defaults work whatever the feature's units. After an alarm the detector re-warms on the new regime (that is the
-cool-down), so a permanent shift raises one alarm, not one per window.
+:class:`DriftSignal` (empty when nothing happened). The loss and feature detectors run on *standardised* values
+(:class:`~learners.detectors.ScaledDetector`): a warm-up window estimates mean and standard deviation, so
+``delta`` and ``threshold`` are in standard deviations and the same defaults work whatever the feature's units.
+After an alarm the detector re-warms on the new regime (that is the cool-down), so a permanent shift raises one
+alarm, not one per window.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from river import drift, stats
-
 from driftline.config import DriftConfig
 from driftline.errors import ConfigError
+from learners.detectors import DETECTORS, ScaledDetector, build_detector, detector_kind, detector_params
 from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
 
@@ -32,37 +33,59 @@ SCALAR_CELLS = 96
 class DriftSignal:
     """One alarm. ``signal`` is ``error``, ``loss`` or ``feature:<name>``; ``index`` the stream position."""
 
-    detector: str  # "adwin" | "page_hinkley" | another ERROR_DETECTORS name
+    detector: str  # the detector's registered name ("adwin", "page_hinkley", ...)
     signal: str
     index: int
     details: dict[str, str] = field(default_factory=dict)
 
 
 #: Detectors ``DriftConfig.error_detector`` may name, for the served model's error. The binary ones take 0/1 errors
-#: (classification only); ADWIN, KSWIN and Page-Hinkley take any real-valued error.
-ERROR_DETECTORS = ("adwin", "kswin", "page_hinkley", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm")
-BINARY_DETECTORS = ("ddm", "eddm", "hddm_a", "hddm_w", "fhddm")
+#: (classification only); the others take any real-valued error.
+ERROR_DETECTORS = tuple(DETECTORS)
+BINARY_DETECTORS = tuple(name for name, kind in DETECTORS.items() if kind.binary)
 
 
-def error_detector(name: str, config: DriftConfig, seed: int = 0) -> Any:
-    """A fresh River detector by name (River's defaults, ADWIN with ``adwin_delta``)."""
-    from river.drift import binary
+def _defaults(config: DriftConfig, signal: str, name: str) -> dict[str, Any]:
+    """driftline's defaults for detector ``name`` on ``signal`` (the user's ``*_params`` go over them)."""
+    kind = detector_kind(name, f"drift.{signal}_detector").name
+    if signal == "error":
+        error: dict[str, dict[str, Any]] = {
+            "adwin": {"delta": config.adwin_delta},
+            "kswin": {"seed": 0},
+            "page_hinkley": {"mode": "up"},  # only increases of the error are drift to act on
+        }
+        return error.get(kind, {})
+    if kind != "page_hinkley":
+        return {}
+    if signal == "loss":
+        delta, threshold, mode = config.ph_loss_delta, config.ph_loss_threshold, "up"
+    else:
+        delta, threshold, mode = config.ph_feature_delta, config.ph_feature_threshold, "both"
+    return {"min_instances": config.ph_min_instances, "delta": delta, "threshold": threshold, "mode": mode}
 
-    makers: dict[str, Any] = {
-        "adwin": lambda: drift.ADWIN(delta=config.adwin_delta),
-        "kswin": lambda: drift.KSWIN(seed=seed),
-        "page_hinkley": lambda: drift.PageHinkley(mode="up"),
-        "ddm": binary.DDM,
-        "eddm": binary.EDDM,
-        "hddm_a": binary.HDDMA,
-        "hddm_w": binary.HDDMW,
-        "fhddm": binary.FHDDM,
-    }
-    if name not in makers:
-        raise ConfigError(
-            f"drift.error_detector: unknown detector {name!r}; known: {', '.join(ERROR_DETECTORS)}"
-        )
-    return makers[name]()
+
+def detector_config(config: DriftConfig, signal: str) -> tuple[str, dict[str, Any]]:
+    """``(registered name, keyword arguments)`` of the detector on ``signal`` (error, loss or feature), checked:
+    a ConfigError names the setting of an unknown detector or parameter."""
+    setting = f"drift.{signal}_detector"
+    name = detector_kind(getattr(config, f"{signal}_detector"), setting).name
+    params = getattr(config, f"{signal}_detector_params")
+    return name, detector_params(name, params, defaults=_defaults(config, signal, name), setting=setting)
+
+
+def check_drift_config(config: DriftConfig, task: str = "classification") -> None:
+    """Refuse, naming the setting, what would fail later in a monitor: an unknown detector or parameter, a value
+    the detector refuses, or a 0/1 detector where the values are not 0/1 (a regression error, a loss, a feature).
+    """
+    for signal in ("error", "loss", "feature"):
+        setting = f"drift.{signal}_detector"
+        name, kwargs = detector_config(config, signal)
+        if DETECTORS[name].binary and (signal != "error" or task == "regression"):
+            what = "regression errors" if signal == "error" else f"{signal} values"
+            raise ConfigError(
+                f"{setting} {name!r} takes 0/1 values: not for {what} (use adwin, kswin or page_hinkley)"
+            )
+        build_detector(name, kwargs, setting)
 
 
 class ErrorDriftMonitor:
@@ -71,7 +94,7 @@ class ErrorDriftMonitor:
 
     Only increases of the error raise an alarm: a drop (a better model was promoted) is not drift to act on. ADWIN
     reports its two windows' means; for the other detectors the error rate of the last ``RECENT`` examples is
-    compared with the rate since the last reset.
+    compared with the rate since the last alarm.
     """
 
     RECENT = 100
@@ -82,9 +105,8 @@ class ErrorDriftMonitor:
 
     def reset(self) -> None:
         """Forget the past errors (call when the served model changes)."""
-        self._name = getattr(self.config, "error_detector", "adwin")
-        self._detector = error_detector(self._name, self.config)
-        self._adwin = self._detector  # the attribute name older checkpoints and tests know
+        self._name, kwargs = detector_config(self.config, "error")
+        self._detector: Any = build_detector(self._name, kwargs)
         self._n = 0
         self._sum = 0.0
         self._recent: list[float] = []
@@ -92,20 +114,20 @@ class ErrorDriftMonitor:
     def update(self, error: float, index: int) -> list[DriftSignal]:
         if not finite(error):
             return []
-        if getattr(self, "_name", "adwin") != "adwin":
+        if self._name != "adwin":
             return self._update_other(float(error), index)
-        before = self._adwin.estimation
-        self._adwin.update(float(error))
+        before = self._detector.estimation
+        self._detector.update(float(error))
         self._n += 1
-        if not self._adwin.drift_detected or self._n < self.config.adwin_grace:
+        if not self._detector.drift_detected or self._n < self.config.adwin_grace:
             return []
-        after = self._adwin.estimation
+        after = self._detector.estimation
         if after <= before:
             return []
         details = {
             "error_before": f"{before:.4f}",
             "error_after": f"{after:.4f}",
-            "width": str(self._adwin.width),
+            "width": str(self._detector.width),
         }
         return [DriftSignal("adwin", "error", index, details)]
 
@@ -131,81 +153,40 @@ class ErrorDriftMonitor:
         ]
 
 
-class _ScaledPageHinkley:
-    """Page-Hinkley on values standardised by a warm-up window; re-warms after every alarm."""
-
-    def __init__(self, warmup: int, delta: float, threshold: float, min_instances: int, mode: str) -> None:
-        self.warmup = warmup
-        self.delta = delta
-        self.threshold = threshold
-        self.min_instances = min_instances
-        self.mode = mode
-        self._start()
-
-    def _start(self) -> None:
-        self._var = stats.Var()
-        self._mean = 0.0
-        self._std = 1.0
-        self._ph: drift.PageHinkley | None = None
-
-    def update(self, value: float) -> dict[str, str] | None:
-        """Feed one finite value; returns alarm details or None."""
-        if self._ph is None:
-            self._var.update(value)
-            if self._var.n >= self.warmup:
-                self._mean = self._var.mean.get()
-                # A constant feature gets a tiny std so any later movement is visible but bounded.
-                self._std = math.sqrt(self._var.get()) or 1e-6
-                self._ph = drift.PageHinkley(
-                    min_instances=self.min_instances,
-                    delta=self.delta,
-                    threshold=self.threshold,
-                    mode=self.mode,
-                )
-            return None
-        z = (value - self._mean) / self._std
-        z = max(-50.0, min(50.0, z))  # one wild outlier must not be an alarm by itself
-        self._ph.update(z)
-        if not self._ph.drift_detected:
-            return None
-        details = {
-            "warmup_mean": f"{self._mean:.6g}",
-            "warmup_std": f"{self._std:.6g}",
-            "last_value": f"{value:.6g}",
-        }
-        self._start()
-        return details
-
-
 class LossDriftMonitor:
-    """Page-Hinkley (increases only) on the per-example loss of the served model, standardised."""
+    """A detector (``DriftConfig.loss_detector``; Page-Hinkley on increases by default) on the per-example loss of
+    the served model, standardised."""
 
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
         self.reset()
 
     def reset(self) -> None:
-        c = self.config
-        self._ph = _ScaledPageHinkley(
-            c.ph_min_instances, c.ph_loss_delta, c.ph_loss_threshold, c.ph_min_instances, "up"
+        self._name, kwargs = detector_config(self.config, "loss")
+        self._detector = ScaledDetector(
+            self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector"
         )
 
     def update(self, loss: float, index: int) -> list[DriftSignal]:
         if not self.config.ph_loss or not finite(loss):
             return []
-        details = self._ph.update(float(loss))
-        return [] if details is None else [DriftSignal("page_hinkley", "loss", index, details)]
+        details = self._detector.update(float(loss))
+        return [] if details is None else [DriftSignal(self._name, "loss", index, details)]
 
 
 class FeatureDriftMonitor:
-    """Page-Hinkley per numeric feature (data drift: no labels needed), scale-free, with a per-feature cool-down.
+    """A detector (``DriftConfig.feature_detector``; Page-Hinkley by default) per numeric feature (data drift: no
+    labels needed), scale-free, with a per-feature cool-down.
 
     Booleans and strings are not monitored; the first ``max_features`` numeric features seen are.
     """
 
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
-        self._detectors: dict[str, _ScaledPageHinkley] = {}
+        detector_config(
+            self.config, "feature"
+        )  # an unknown detector or parameter fails here, not at a feature
+        self._detectors: dict[str, ScaledDetector] = {}
         self._quiet_until: dict[str, int] = {}
 
     def update(self, x: Mapping[str, Any], index: int) -> list[DriftSignal]:
@@ -227,7 +208,7 @@ class FeatureDriftMonitor:
             if index < self._quiet_until.get(name, -1):
                 continue
             self._quiet_until[name] = index + c.feature_cooldown
-            out.append(DriftSignal("page_hinkley", f"feature:{name}", index, details))
+            out.append(DriftSignal(det.name, f"feature:{name}", index, details))
         return out
 
     def update_many(self, xs: Sequence[Mapping[str, Any]], start_index: int) -> list[DriftSignal]:
@@ -270,11 +251,10 @@ class FeatureDriftMonitor:
             if index < self._quiet_until.get(name, -1):
                 continue
             self._quiet_until[name] = index + c.feature_cooldown
-            out.append(DriftSignal("page_hinkley", f"feature:{name}", index, details))
+            out.append(DriftSignal(detectors[name].name, f"feature:{name}", index, details))
         return out
 
-    def _new_detector(self) -> _ScaledPageHinkley:
-        c = self.config
-        return _ScaledPageHinkley(
-            c.feature_warmup, c.ph_feature_delta, c.ph_feature_threshold, c.ph_min_instances, "both"
-        )
+    def _new_detector(self) -> ScaledDetector:
+        # Read per detector, so a live `set drift.<field>` reaches the features registered after it.
+        name, kwargs = detector_config(self.config, "feature")
+        return ScaledDetector(self.config.feature_warmup, name, kwargs, "drift.feature_detector")

@@ -1,4 +1,5 @@
 """Vectorised feeding of a batch of events to the per-feature Page-Hinkley detectors (``FeatureDriftMonitor``).
+Another feature detector (``drift.feature_detector``) takes the per-value path of its :class:`ScaledDetector`.
 
 The per-event path costs a River ``PageHinkley.update`` per numeric feature and event. Here each feature is a
 column of the batch and River's recurrence is evaluated with numpy across the whole column:
@@ -11,7 +12,7 @@ column of the batch and River's recurrence is evaluated with numpy across the wh
 The state is written back into the same River objects the per-event path uses, so the two paths can be mixed and
 the monitor pickles as before. What the closed form cannot reproduce is left to the scalar path: the warm-up (its
 mean and standard deviation are reported in the alarm details), the event that raises an alarm (River and
-``_ScaledPageHinkley`` reset there) and the short tails of a column. The sums differ from River's sequential ones
+``ScaledDetector`` reset there) and the short tails of a column. The sums differ from River's sequential ones
 only by float rounding (about 1e-12 relative), which moves an alarm only if a statistic lands that close to the
 threshold.
 """
@@ -23,14 +24,13 @@ import itertools
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from river.drift import PageHinkley
 
+from learners.detectors import ScaledDetector
 from learners.features import finite
-
-if TYPE_CHECKING:
-    from learners.drift import _ScaledPageHinkley
 
 #: Longest run of events evaluated in one closed form (alpha^-BLOCK must stay near 1 for any sensible alpha).
 BLOCK = 1024
@@ -61,7 +61,7 @@ def new_features(known: Mapping[str, Any], xs: Sequence[Mapping[str, Any]], room
     return [name for _, _, name in sorted(firsts)[:room]]
 
 
-def feed_batch(detectors: Mapping[str, _ScaledPageHinkley], xs: Sequence[Mapping[str, Any]]) -> list[Alarm]:
+def feed_batch(detectors: Mapping[str, ScaledDetector], xs: Sequence[Mapping[str, Any]]) -> list[Alarm]:
     """Feed every finite value of ``xs`` (at most :data:`BLOCK` events) to its feature's detector.
 
     Returns every detector alarm (cool-down not applied), grouped by feature, in event order within a feature.
@@ -76,7 +76,7 @@ def feed_batch(detectors: Mapping[str, _ScaledPageHinkley], xs: Sequence[Mapping
     except KeyError:
         rows = [tuple(x.get(name) for name in names) for x in xs]
     alarms: list[Alarm] = []
-    ready: list[tuple[str, _ScaledPageHinkley]] = []
+    ready: list[tuple[str, ScaledDetector]] = []
     columns: list[tuple[Any, ...]] = []
     for name, col in zip(names, zip(*rows, strict=True), strict=True):
         det = detectors[name]
@@ -102,22 +102,22 @@ def feed_batch(detectors: Mapping[str, _ScaledPageHinkley], xs: Sequence[Mapping
     return alarms
 
 
-def _active(det: _ScaledPageHinkley) -> bool:
-    """Past its warm-up, with a Page-Hinkley that has not just alarmed (River resets on the next update).
+def _active(det: ScaledDetector) -> bool:
+    """A Page-Hinkley past its warm-up that has not just alarmed (River resets on the next update).
 
     A warm-up on values near the float limit overflows into a NaN mean or std; those detectors stay on the scalar
     path, whose clamp treats NaN differently from ``np.clip``.
     """
     return (
-        det._ph is not None
-        and not det._ph.drift_detected
-        and math.isfinite(det._mean)
-        and math.isfinite(det._std)
+        isinstance(det.detector, PageHinkley)
+        and not det.detector.drift_detected
+        and math.isfinite(det.mean)
+        and math.isfinite(det.std)
     )
 
 
 def _feed_column(
-    det: _ScaledPageHinkley,
+    det: ScaledDetector,
     name: str,
     values: Sequence[float],
     positions: Sequence[int],
@@ -151,28 +151,30 @@ def _powers(alpha: float) -> tuple[np.ndarray, np.ndarray]:
     return alpha**-_STEPS, alpha**_STEPS
 
 
-def _read(det: _ScaledPageHinkley, ph: Any) -> tuple[float, ...]:
+def _read(det: ScaledDetector, ph: Any) -> tuple[float, ...]:
     """A detector's scaling, River state and parameters, in the order ``_run`` unpacks them."""
     return (
-        *(det._mean, det._std, ph._x_mean.n, ph._x_mean._mean, ph._sum_increase, ph._sum_decrease),
+        *(det.mean, det.std, ph._x_mean.n, ph._x_mean._mean, ph._sum_increase, ph._sum_decrease),
         *(ph._min_increase, ph._max_decrease, ph.alpha, ph.delta, ph.threshold, ph.min_instances),
         *(ph.mode != "down", ph.mode != "up"),
     )
 
 
-def _run(dets: list[_ScaledPageHinkley], values: np.ndarray) -> np.ndarray:
+def _run(dets: list[ScaledDetector], values: np.ndarray) -> np.ndarray:
     """Closed-form Page-Hinkley over ``values`` (events x detectors, raw finite values, every detector active).
 
     Returns, per detector, the row of its first alarm or -1. A detector without an alarm ends in the state after
     the last row; one with an alarm at row t is left in the state after row t - 1, for the scalar path to go on.
     """
     k, width = values.shape
-    phs: list[Any] = [d._ph for d in dets]  # River's PageHinkley: its private state is read and written back
+    phs: list[Any] = [
+        d.detector for d in dets
+    ]  # River's PageHinkley: its private state is read and written back
     state = np.array([_read(d, ph) for d, ph in zip(dets, phs, strict=True)]).T
     means, stds, n0, m0, s_inc0, s_dec0, min_inc0, max_dec0 = state[:8]
     alpha, delta, threshold, min_instances, up, down = state[8:]
     z = (values - means) / stds
-    np.clip(z, -50.0, 50.0, out=z)  # as _ScaledPageHinkley.update, elementwise (no NaN here: all finite)
+    np.clip(z, -50.0, 50.0, out=z)  # as ScaledDetector.update, elementwise (no NaN here: all finite)
 
     steps = _STEPS[:k, None]
     n = n0 + steps

@@ -19,11 +19,11 @@ from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from learners.batch import BatchContext
 from learners.drift import (
-    BINARY_DETECTORS,
     DriftSignal,
     ErrorDriftMonitor,
     FeatureDriftMonitor,
     LossDriftMonitor,
+    check_drift_config,
 )
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
@@ -117,11 +117,7 @@ class ModelLifecycle:
     ) -> None:
         if release_every < 1:
             raise ConfigError(f"release_every must be >= 1, got {release_every}")
-        if task == "regression" and drift.error_detector in BINARY_DETECTORS:
-            raise ConfigError(
-                f"drift.error_detector {drift.error_detector!r} takes 0/1 errors: not for regression "
-                "(use adwin, kswin or page_hinkley)"
-            )
+        check_drift_config(drift, task)  # detectors by name from learners.detectors, with their parameters
         self.name = name
         self.task = task
         self.learner = learner
@@ -599,7 +595,10 @@ def check_setting(key: str, value: str, guard: GuardConfig, drift: DriftConfig) 
     targets: dict[str, Any] = {"guard": guard, "drift": drift}
     if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
         raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
-    return section, name, _parse_setting(key, value, getattr(targets[section], name))
+    parsed = _parse_setting(key, value, getattr(targets[section], name))
+    if section == "drift":  # a detector name must be registered, and its parameters must fit it
+        check_drift_config(dataclasses.replace(drift, **{name: parsed}))
+    return section, name, parsed
 
 
 LIVE_SETTINGS_HELP = "release_every, guard.<field>, drift.<field>"

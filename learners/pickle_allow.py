@@ -198,10 +198,9 @@ for _module, _names in (
     for _name in _names:
         ALLOWED[(_module, _name)] = _PLAIN
 
-# Entries a current learner may not produce but older releases on the compacted models topic do (numpy 1 names
-# above); kept out of the "needed by some kind" test.
-# Spellings no current learner writes but artifacts saved earlier do: numpy 1, River's own StandardScaler and
-# PolynomialExtender (before learners.features.FeatureScaler and Quadratic).
+# Spellings no current learner writes but artifacts saved earlier do, kept out of the "needed by some kind" test:
+# numpy 1's (numpy>=1.26 is allowed, and a trainer on numpy 1 pickles these names; the tests run numpy 2), River's
+# own StandardScaler and PolynomialExtender (before learners.features.FeatureScaler and Quadratic).
 ALLOWED[("river.feature_extraction.poly", "PolynomialExtender")] = _PLAIN
 LEGACY: frozenset[tuple[str, str]] = frozenset(
     {

@@ -1,5 +1,6 @@
-"""Reports: accuracy over time with drift alarms, promotions and rollbacks marked (PNG), and a self-contained HTML
-page with the PNGs embedded as base64. Plain inputs (lists of numbers), so the demo can reuse them.
+"""The ``driftline replay`` report: accuracy over time with drift alarms, promotions and rollbacks marked (PNG),
+and a self-contained HTML page with the PNGs embedded as base64. Plain inputs (lists of numbers); the live demo's
+report is a separate generator (``streams/demo/report.py``).
 
 Uses matplotlib's object API (``Figure`` + Agg canvas): no global pyplot state, no backend switching at import.
 """
@@ -13,21 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-
-def rolling_mean(values: Sequence[float], window: int) -> list[float]:
-    """Mean of the last ``window`` values at each position (shorter at the start).
-
-    >>> rolling_mean([1, 0, 1, 1], 2)
-    [1.0, 0.5, 0.5, 1.0]
-    """
-    out: list[float] = []
-    total = 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
+from driftline.util import rolling_mean
 
 
 def plot_accuracy(

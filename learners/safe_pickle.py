@@ -59,7 +59,6 @@ __all__ = [
     "FORMAT",
     "MAX_PICKLE_BYTES",
     "MAX_PICKLE_OBJECTS",
-    "READABLE_FORMATS",
     "CompactPickler",
     "RestrictedUnpickler",
     "dumps",
@@ -69,10 +68,6 @@ __all__ = [
 #: Value of the ``format`` field for what :func:`dumps` writes: pickle 5 whose River / driftline objects get
 #: their state through :func:`_set_state` (a Python call between objects, see "Loading in steps" above), then zlib.
 FORMAT = "pickle5+zlib+steps"
-
-#: Formats :func:`loads` reads: the current one, and plain ``pickle5+zlib`` (releases written before
-#: "+steps", still on the compacted models topic; they load, but in one long call).
-READABLE_FORMATS = (FORMAT, "pickle5+zlib")
 
 # zlib level 6: on ARF(10) it is 8x faster than level 9 and 15x faster than lzma for 3-18 % more bytes.
 _ZLIB_LEVEL = 6
@@ -324,10 +319,8 @@ def loads(
 
     Callers must have verified the payload's signature first (:func:`learners.artifacts.load_release`).
     """
-    if format not in READABLE_FORMATS:
-        raise ArtifactError(
-            f"unknown artifact format {format!r} (this reader knows {', '.join(map(repr, READABLE_FORMATS))})"
-        )
+    if format != FORMAT:
+        raise ArtifactError(f"unknown artifact format {format!r} (this reader knows {FORMAT!r})")
     raw = _decompress(payload, max_bytes)
     _check_frames(raw)
     try:

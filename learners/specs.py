@@ -198,7 +198,7 @@ class _Aligned(river_base.Transformer):
         return {n: x.get(n, 0.0) for n in self._names}
 
 
-# kind -> (builder, tasks it supports, binary-only classifier)
+# The learner registry: kind -> (builder(params, task, seed) -> estimator, tasks it supports); README "Extending".
 KINDS: dict[str, tuple[Callable[[dict[str, Any], str, int], Any], tuple[str, ...]]] = {
     "logistic_regression": (_logistic, ("classification",)),
     "linear_regression": (_linear_regression, ("regression",)),

@@ -17,12 +17,9 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import re
 import struct
-import time
 from collections.abc import Mapping, Sequence
 from io import BytesIO
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from fastavro.schema import fingerprint as _avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from driftline.errors import SchemaError
+from driftline.util import json_depth, now_ms
 from schemas.binary import Corrupt, compile_decoder, compile_encoder
 from schemas.validation import Invalid, compile_finite_check, compile_record
 
@@ -85,10 +83,6 @@ def schema_fingerprint(schema: Mapping[str, Any] | str) -> bytes:
     parsed = parse_schema(dict(schema) if isinstance(schema, Mapping) else schema)
     # fastavro already renders the Rabin fingerprint as little-endian bytes, as Java's Avro does.
     return bytes.fromhex(_avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Record:
@@ -423,7 +417,7 @@ class Codec:
         if not isinstance(value, dict):
             raise self._fail(rec, topic, f"JSON value is not an object but {type(value).__name__}")
         if rec.name in _TS_OPTIONAL_IN_JSON and "ts" not in value:
-            value["ts"] = _now_ms()
+            value["ts"] = now_ms()
         try:
             return rec.validate_json(value)
         except Invalid as exc:
@@ -444,29 +438,6 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs)
-# A JSON string (a closing quote is optional so an unterminated one is consumed to the end in one linear
-# pass, never retried from each later quote); its brackets do not count as nesting.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
-_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
-
-
-def json_depth(text: str, limit: int) -> int:
-    """How deeply ``text``'s arrays and objects nest, found without parsing (brackets inside strings do not
-    count). Only used to refuse what is deeper than ``limit``: at most ``limit`` is an upper bound.
-
-    Cheap on the common path: a text with no more than ``limit`` opening brackets cannot nest deeper, which two
-    C-level counts show. Otherwise strings and everything but brackets are cut out by two regex passes and the
-    running depth is summed at C speed (about 30 ms for a 1 MB record of brackets).
-
-    >>> json_depth('{"a": {"b": "[[[[[[[[[["}}', 8), json_depth("[" * 100000, 8)
-    (2, 100000)
-    """
-    openers = text.count("[") + text.count("{")
-    if openers <= limit:
-        return openers
-    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
-    return max(accumulate(map(_DELTA.__getitem__, brackets)), default=0)
 
 
 def _json_error(data: Buffer) -> str:

@@ -264,12 +264,6 @@ def _compile(schema: Any, from_json: bool) -> Checker:
     raise TypeError(f"Avro type {kind!r} is not supported by the validator")
 
 
-class _Missing(Exception):
-    def __init__(self, field: str) -> None:
-        super().__init__(field)
-        self.field = field
-
-
 RecordValidator = Callable[[Mapping[str, Any]], dict]
 
 

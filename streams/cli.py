@@ -9,11 +9,11 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from driftline import __version__
 from driftline.errors import DriftlineError
-from driftline.settings import MaskSecrets
+from driftline.settings import MaskSecrets, Settings, load_settings
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -44,6 +44,12 @@ def global_overrides(args: argparse.Namespace) -> dict[str, object]:
         "kafka.topic_prefix": getattr(args, "topic_prefix", None),
         "model.name": getattr(args, "model", None),
     }
+
+
+def settings_from_args(args: argparse.Namespace, extra: Mapping[str, object] | None = None) -> Settings:
+    """The settings a command runs with: defaults < ``--config`` file < environment < global flags < ``extra``
+    (a command's own overrides, by dotted path). The one preamble every command shares."""
+    return load_settings(getattr(args, "config", None), overrides={**global_overrides(args), **(extra or {})})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,13 +25,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.consumer import Received
 from connectors.producer import EventProducer
+from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics
 from driftline.settings import Settings, load_settings
 from learners.artifacts import ArtifactStore, load_release
 from schemas.codec import default_codec
-from streams.commands.models import trainer_status
-from streams.commands.tail import assign_tail, read_until_end
+from streams import metrics_text
 from streams.processes import WorkerProcess
+from streams.trainer_status import trainer_status
+from tests.waiting import wait_until
 
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 SIGNING_KEY = "pipeline-test-key-0123456789abcdef0123456789"
@@ -246,27 +248,14 @@ class Pipeline:
     def wait_until(
         self, what: str, predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.5
     ) -> T:
-        """Poll ``predicate`` until it returns something truthy; fail with ``what`` and the worker logs."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        error: BaseException | None = None
-        while time.monotonic() < deadline:
-            try:
-                last = predicate()
-                error = None
-            except Exception as exc:  # a metrics endpoint not up yet, a topic not there yet: keep polling
-                error = exc
-            if last and error is None:
-                return last
-            dead = [w for w in self.workers if not w.alive()]
-            if dead:
-                raise AssertionError(
-                    f"waiting for {what}: worker(s) {[w.role for w in dead]} died\n{self.logs()}"
-                )
-            time.sleep(interval)
-        raise AssertionError(
-            f"timed out after {timeout:.0f} s waiting for {what} (last value {last!r}, error {error!r})\n{self.logs()}"
-        )
+        """Poll ``predicate`` until it returns something truthy; fail with ``what`` and the worker logs (at once
+        when a worker died)."""
+
+        def dead() -> str | None:
+            gone = [w.role for w in self.workers if not w.alive()]
+            return f"worker(s) {gone} died" if gone else None
+
+        return wait_until(what, predicate, timeout, interval, abort=dead, context=self.logs)
 
     def settle(self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.5) -> bool:
         """Poll ``predicate`` for up to ``timeout``; whether it became truthy (never raises: the caller's
@@ -311,13 +300,8 @@ class Pipeline:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called ``name`` in Prometheus text whose labels include ``labels``."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    """Sum of the samples called ``name`` in Prometheus text whose labels include ``labels`` (0 when none)."""
+    return metrics_text.metric_value(text, name, labels) or 0.0
 
 
 SUMMARY_METRICS = (

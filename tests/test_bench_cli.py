@@ -1,17 +1,19 @@
-"""``driftline bench``: a tiny run through the real broker gives every contract key (throughputs positive); helpers."""
+"""``driftline bench``: a tiny run through the real broker reports every contract key, each figure being what it
+says (the ratios are the quotients of the figures they name, the run did the work it was asked); the table; helpers."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 
 import pytest
 
-from bench.env import metric_value
-from bench.pipeline import percentile
 from bench.suite import HEADLINE_KEYS, Options, render
+from driftline.util import percentile
+from streams.metrics_text import metric_value
 
 CONTRACT_KEYS = (
     "score_eps",
@@ -26,34 +28,47 @@ CONTRACT_KEYS = (
 
 
 @pytest.mark.kafka
-def test_tiny_bench_reports_every_key_positive(redis_url: str) -> None:
+def test_tiny_bench_reports_every_key_and_each_is_what_it_says(redis_url: str) -> None:
     env = {**os.environ, "DRIFTLINE_REDIS_URL": redis_url, "DRIFTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:9092"}
     cmd = [sys.executable, "-m", "streams.cli", "bench", "--quick", "--json", "--events", "2000"]
     cmd += ["--releases", "2", "--latency-seconds", "1", "--models", "logistic_regression", "--no-stall"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)  # stdout holds exactly one JSON object; progress went to stderr
-    for key in CONTRACT_KEYS:
-        # Latencies come from Kafka's millisecond timestamps: on an idle machine a p50 of 0 ms is a real reading.
-        if key.startswith("latency_"):
-            assert result[key] >= 0, f"{key} = {result[key]!r}"
-        else:
-            assert result[key] > 0, f"{key} = {result[key]!r}"
-    assert result["latency_p99_ms"] >= result["latency_p50_ms"]
     model = result["models"]["logistic_regression"]
-    assert model["null_predictions"] == 0  # the pre-trained release was served from the first event
+    # The run did what it was asked: 2000 events scored and learned, latency events at half the score rate.
+    assert result["options"] == {"events": 2000, "latency_seconds": 1.0, "releases": 2, "soak": 0}
+    assert (
+        model["events"] == 2000 and model["null_predictions"] == 0
+    )  # the pre-trained release served them all
     assert model["n_learned"] >= 2000
-    assert result["machine"]["nproc"] >= 1
+    assert model["latency_n"] == max(100, int(max(10.0, model["score_eps"] / 2) * 1.0))
+    # Each figure is the quotient it names, and the headline keys are the headline model's.
+    assert math.isclose(model["score_eps"], (2000 - 1) / model["score_span_s"])
+    for ratio, num, den in (
+        ("score_vs_naive", "score_eps", "naive_loop_eps"),
+        ("score_vs_river_predict", "score_eps", "river_predict_eps"),
+        ("learn_vs_river_learn", "learn_eps", "river_learn_eps"),
+    ):
+        assert math.isclose(model[ratio], model[num] / model[den]), ratio
+    for key in CONTRACT_KEYS:
+        assert result[key] == model[key], key
+        # Latencies come from Kafka's millisecond timestamps: on an idle machine a p50 of 0 ms is a real reading.
+        assert result[key] >= 0 if key.startswith("latency_") else result[key] > 0, f"{key} = {result[key]!r}"
+    assert model["latency_p50_ms"] <= model["latency_p99_ms"] <= model["latency_max_ms"]
+    assert model["release_to_scorers_p50_ms"] <= model["release_to_scorers_p99_ms"]
+    assert result["machine"]["nproc"] == os.cpu_count()
     assert "[bench" in proc.stderr
 
 
 def test_percentile_is_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose
     assert percentile(values, 50) == 50.0
     assert percentile(values, 99) == 99.0
     assert percentile(values, 100) == 100.0
+    assert percentile(values, 0.5) == 1.0
     assert percentile([7.0], 99) == 7.0
-    assert percentile([], 50) == 0.0
+    assert percentile([], 50) is None and percentile([], 50, 0.0) == 0.0
 
 
 def test_metric_value_matches_name_and_labels() -> None:
@@ -63,30 +78,39 @@ def test_metric_value_matches_name_and_labels() -> None:
             'driftline_served_model_version{model="a"} 3.0',
             'driftline_served_model_version{model="b"} 5.0',
             'driftline_served_model_version_other{model="b"} 9.0',
+            'driftline_batch_size_count{stage="score",topic="x"} 2.0',
+            'driftline_batch_size_count{stage="score",topic="y"} 3.0',
+            'driftline_batch_size_count{stage="join",topic="x"} 7.0',
         ]
     )
     assert metric_value(text, "driftline_served_model_version", {"model": "b"}) == 5.0
+    assert (
+        metric_value(text, "driftline_batch_size_count", {"stage": "score"}) == 5.0
+    )  # every matching series
     assert metric_value(text, "driftline_served_model_version", {"model": "c"}) is None
     assert metric_value(text, "driftline_missing") is None
 
 
-def test_quick_options_are_smaller_and_render_shows_ratios() -> None:
+def test_quick_options_are_smaller() -> None:
     quick, full = Options.quick(), Options()
     assert quick.events < full.events and quick.releases <= full.releases
-    per_model = {key: 1.0 for key in HEADLINE_KEYS}
-    per_model.update(score_vs_naive=0.75, latency_rate_eps=10.0, visible_latency_p99_ms=3.0)
-    result = {
-        "models": {"logistic_regression": per_model},
-        "machine": {
-            "nproc": 2,
-            "cpu_model": "cpu",
-            "ram_gb": 1.0,
-            "python": "3.11",
-            "river": "0",
-            "faust_streaming": "0",
-            "librdkafka": "0",
-        },
-    }
-    table = render(result)
-    assert "ratio score/naive" in table and "0.75x" in table
-    assert "2 CPUs" in table
+    assert Options.quick(events=5).events == 5
+
+
+def test_render_puts_each_figure_in_its_model_column_formatted() -> None:
+    lr = {key: 1.0 for key in HEADLINE_KEYS}
+    lr.update(score_eps=1234.4, score_vs_naive=0.75, latency_p99_ms=3.04, score_cpu_us=41.6)
+    ht = {key: 2.0 for key in HEADLINE_KEYS}
+    ht.update(score_eps=5678.0, score_vs_naive=1.5, latency_p99_ms=12.0)  # no score_cpu_us: shown as "-"
+    machine = {"nproc": 2, "cpu_model": "cpu", "ram_gb": 1.0, "python": "3.11", "river": "0.26"}
+    machine.update(faust_streaming="0.11", librdkafka="2.4")
+    table = render({"models": {"logistic_regression": lr, "hoeffding_tree": ht}, "machine": machine})
+    lines = table.splitlines()
+    assert lines[0].split() == ["logistic_regression", "hoeffding_tree"]
+    rows = {line[:32].strip(): line[32:].split() for line in lines[1:] if not line.startswith("machine:")}
+    assert rows["score worker (events/s)"] == ["1,234", "5,678"]
+    assert rows["ratio score/naive"] == ["0.75x", "1.50x"]
+    assert rows["latency p99 (ms)"] == ["3.0", "12.0"]
+    assert rows["score worker CPU (us/event)"] == ["42", "-"]
+    assert rows["visible latency p99 (ms)"] == ["-", "-"]  # in neither model
+    assert lines[-1].startswith("machine: 2 CPUs, cpu, 1.0 GB RAM; Python 3.11, River 0.26")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -18,6 +17,7 @@ from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings
 from schemas.codec import MAGIC, default_codec
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -29,10 +29,12 @@ def _one_partition(settings: Settings) -> Settings:
 def _drain(consumer: RecordConsumer, want: int, timeout: float = 20.0) -> list[Received]:
     """Consume until ``want`` records arrived (or fail after ``timeout``)."""
     got: list[Received] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
+
+    def enough() -> bool:
         got.extend(consumer.consume(100, 0.5))
-    assert len(got) >= want, f"only {len(got)} of {want} records arrived"
+        return len(got) >= want
+
+    wait_until(f"{want} records", enough, timeout, 0, context=lambda: f"only {len(got)} arrived")
     return got
 
 
@@ -84,12 +86,11 @@ def test_json_in_avro_out_through_the_broker(settings: Settings) -> None:
 
     plain = Consumer(client_config(dst, **{"group.id": f"{settings.kafka.topic_prefix}raw"}))
     plain.assign([TopicPartition(dst.topic("features"), 0, 0)])
-    msg = None
-    deadline = time.monotonic() + 20
-    while msg is None and time.monotonic() < deadline:
-        msg = plain.poll(0.5)
-    plain.close()
-    assert msg is not None and msg.error() is None
+    try:
+        msg = wait_until("the record", lambda: plain.poll(0.5), 20, 0)
+    finally:
+        plain.close()
+    assert msg.error() is None
     data = msg.value()
     assert data[:2] == MAGIC and data[2:10] == default_codec().fingerprint("FeatureEvent")
     assert default_codec().decode("FeatureEvent", data) == item.value

@@ -11,6 +11,7 @@ from confluent_kafka import Message
 
 from connectors.consumer import Received, contract_name, deadletter, decode_message
 from connectors.kafka_client import client_config, redacted
+from connectors.publish import publish
 from connectors.sources import (
     SYNTHETIC_NAMES,
     Event,
@@ -24,7 +25,6 @@ from connectors.topics import _differences, contract_topics
 from driftline.errors import ConfigError, SchemaError
 from driftline.settings import load_settings
 from schemas.codec import default_codec
-from streams.commands.produce import publish
 from streams.commands.tail import render_json, render_text
 
 

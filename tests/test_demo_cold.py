@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from PIL import Image
 from connectors.localkafka import is_kafka_process
 from connectors.localproc import free_port, port_bindable, port_open, process_cmdline, read_pid
 from connectors.stack import is_redis_process
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -37,13 +37,10 @@ def _kafka_ports() -> tuple[int, int]:
 
 
 def _wait_pid(path: Path, proc: subprocess.Popen[str], timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        pid = read_pid(path)
-        if pid is not None:
-            return pid
-        time.sleep(0.2)
-    raise AssertionError(f"no pid in {path} (demo exit status {proc.poll()})")
+    def exited() -> str | None:
+        return None if proc.poll() is None else f"the demo exited with status {proc.poll()}"
+
+    return wait_until(f"a pid in {path}", lambda: read_pid(path), timeout, 0.2, abort=exited)
 
 
 def test_demo_from_a_stopped_stack_writes_the_report_and_stops_what_it_started(tmp_path: Path) -> None:

@@ -11,13 +11,14 @@ from PIL import Image
 from prometheus_client import generate_latest
 
 from driftline.settings import load_settings
+from driftline.util import rolling_mean
 from streams.demo.collect import RunData
-from streams.demo.plots import rolling_accuracy
-from streams.demo.probe import Sample, histogram_quantile, parse_metrics
+from streams.demo.probe import Sample, histogram_quantile
 from streams.demo.report import segment_accuracy, write_report
 from streams.demo.runner import DemoResult, read_decisions
 from streams.demo.stream import demo_stream
 from streams.metrics import build_metrics
+from streams.metrics_text import parse_metrics
 
 
 def test_demo_stream_is_deterministic_and_drifts_where_it_says() -> None:
@@ -68,7 +69,7 @@ def test_sample_sums_counters_over_workers() -> None:
 def test_histogram_quantile_and_rolling_accuracy() -> None:
     assert histogram_quantile(0.5, {}) is None
     assert histogram_quantile(0.99, {1.0: 0, 2.0: 100, float("inf"): 100}) == 1.99
-    assert rolling_accuracy([True, True, False, False], 2) == [1.0, 1.0, 0.5, 0.0]
+    assert rolling_mean([True, True, False, False], 2) == [1.0, 1.0, 0.5, 0.0]
 
 
 def test_segment_accuracy_skips_unanswered() -> None:

@@ -36,6 +36,7 @@ from driftline.settings import load_settings
 from tests.conftest import REDIS_URL
 from tests.fault_helpers import FAST_GROUP_ENV, Publisher, check_run, make_events, running_all, wait_complete
 from tests.pipeline_helpers import Pipeline
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster, pytest.mark.kafka, pytest.mark.slow]
 
@@ -127,16 +128,14 @@ def _pid(cluster: StackConfig, node: int) -> int:
 
 
 def _gone(pid: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def dead() -> bool:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
-            return
-        if stat.split(") ", 1)[1].startswith("Z"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"pid {pid} still alive after SIGKILL")
+            return True
+        return stat.split(") ", 1)[1].startswith("Z")
+
+    wait_until(f"pid {pid} to die after SIGKILL", dead, timeout, 0.1)
 
 
 def _kill9_and_restart(cluster: StackConfig, node: int, down_s: float = 3.0) -> None:
@@ -150,20 +149,19 @@ def _kill9_and_restart(cluster: StackConfig, node: int, down_s: float = 3.0) -> 
 
 def _wait_in_sync(cluster: StackConfig, timeout: float = 120.0) -> None:
     """Every partition's ISR holds all replicas again (so the next fault hits a whole cluster)."""
-    deadline = time.monotonic() + timeout
     lagging: list[str] = []
-    while time.monotonic() < deadline:
+
+    def in_sync() -> bool:
         topics = _admin(cluster).list_topics(timeout=30).topics
-        lagging = [
+        lagging[:] = [
             f"{name}[{p.id}]"
             for name, meta in topics.items()
             for p in meta.partitions.values()
             if sorted(p.isrs) != sorted(p.replicas)
         ]
-        if not lagging:
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"replicas still out of sync after {timeout:.0f} s: {lagging[:5]}")
+        return not lagging
+
+    wait_until("every replica in sync", in_sync, timeout, 1.0, context=lambda: f"out of sync: {lagging[:5]}")
 
 
 def check_releases(pipeline: Pipeline) -> int:

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from driftline.errors import SchemaError
+from driftline.util import json_depth
 from schemas.binary import Corrupt, compile_decoder
-from schemas.codec import MAGIC, RECORDS, default_codec, json_depth
+from schemas.codec import MAGIC, RECORDS, default_codec
 from schemas.validation import Invalid, compile_record
 from tests.corpus import common, for_record
 

@@ -1,4 +1,4 @@
-"""The runnable examples in the learners' docstrings."""
+"""The runnable examples in the docstrings of the learners (and of the helpers they share)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ MODULES = [
     "learners.specs",
     "learners.evaluation",
     "learners.synthetic",
-    "learners.report",
+    "driftline.util",
 ]
 
 

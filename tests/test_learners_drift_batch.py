@@ -75,13 +75,13 @@ def assert_same_state(a: FeatureDriftMonitor, b: FeatureDriftMonitor) -> None:
     assert a._quiet_until == b._quiet_until
     for name, da in a._detectors.items():
         db = b._detectors[name]
-        assert (da._ph is None) == (db._ph is None), name
+        assert (da.detector is None) == (db.detector is None), name
         # repr: a warm-up on overflowing values leaves NaN in both, and NaN != NaN.
-        assert repr((da._var.n, da._mean, da._std)) == repr((db._var.n, db._mean, db._std)), name
-        if da._ph is None:
+        assert repr((da.var.n, da.mean, da.std)) == repr((db.var.n, db.mean, db.std)), name
+        if da.detector is None:
             continue
-        pa: Any = da._ph
-        pb: Any = db._ph
+        pa: Any = da.detector
+        pb: Any = db.detector
         assert pa._x_mean.n == pb._x_mean.n
         for attr in ("_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease"):
             assert math.isclose(getattr(pa, attr), getattr(pb, attr), rel_tol=1e-9, abs_tol=1e-9), attr

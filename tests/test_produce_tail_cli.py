@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
 from driftline.settings import Settings
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -166,12 +167,13 @@ def test_tail_follow_prints_new_records(prefix: str, settings: Settings) -> None
         raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
         raw.produce(f"{prefix}features", json.dumps({"id": "live", "features": {"z": True}}).encode())
         raw.flush(10)
-        deadline = time.monotonic() + 30
-        seen = None
-        while time.monotonic() < deadline and seen is None:
-            rec = json.loads(lines.get(timeout=30))
-            seen = rec if rec.get("value", {}).get("id") == "live" else None
-        assert seen is not None and seen["value"]["features"] == {"z": True}
+
+        def live() -> dict[str, Any] | None:
+            rec = json.loads(lines.get(timeout=1))
+            return rec if rec.get("value", {}).get("id") == "live" else None
+
+        seen = wait_until("the live record in the tail", live, 30, 0)
+        assert seen["value"]["features"] == {"z": True}
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)

@@ -39,14 +39,15 @@ from connectors.localkafka import BrokerSecurity
 from connectors.localproc import free_port
 from connectors.producer import DeliveryError, EventProducer
 from connectors.stack import StackConfig, stack_down, stack_up
+from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
 from schemas.codec import default_codec
-from streams.commands.models import trainer_status
-from streams.commands.tail import assign_tail, read_until_end
 from streams.join import build_join_store
+from streams.trainer_status import trainer_status
 from tests.pipeline_helpers import metric_value
+from tests.waiting import wait_until
 
 USER = "alice"
 # Distinctive values, so grepping a log for them cannot match anything by accident.
@@ -182,17 +183,23 @@ def _start_tls_redis(pki: dict[str, Path], directory: Path, port: int) -> subpro
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
     url = f"rediss://:{REDIS_PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={pki['ca']}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
-            return proc
-        except redis.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                text = (directory / "redis-tls.log").read_text()
-                raise AssertionError(f"TLS redis did not start:\n{text}") from None
-            time.sleep(0.1)
+
+    def exited() -> str | None:
+        return None if proc.poll() is None else f"redis-server exited with status {proc.poll()}"
+
+    try:
+        wait_until(
+            "TLS redis to answer",
+            lambda: redis.Redis.from_url(url, socket_timeout=1).ping(),
+            15,
+            0.1,
+            abort=exited,
+            context=lambda: (directory / "redis-tls.log").read_text(),
+        )
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -319,9 +326,9 @@ def test_acls_keep_a_producer_principal_to_its_own_topics(secured: Secured, pref
     anything: Any = None  # matches any name / host (confluent-kafka's stubs say str)
     mine = AclBindingFilter(ResourceType.TOPIC, anything, ResourcePatternType.ANY, f"User:{PRODUCER}", anything,
                             AclOperation.ANY, AclPermissionType.ANY)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while len(admin.describe_acls(mine).result()) < len(grants) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(
+        "the ACLs at the broker", lambda: len(admin.describe_acls(mine).result()) >= len(grants), 30, 0.2
+    )
     producer = secured.settings("scram512", prefix, password=PRODUCER_PASSWORD, sasl_username=PRODUCER)
 
     with EventProducer(producer) as out:
@@ -446,17 +453,14 @@ def _stop(workers: list[_Worker]) -> None:
 
 
 def _wait(what: str, predicate: Any, workers: list[_Worker], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        dead = [w.role for w in workers if w.proc.poll() is not None]
-        if dead:
-            break
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {w.role}\n" + "\n".join(w.log.read_text().splitlines()[-25:]) for w in workers)
-    raise AssertionError(f"timed out (or a worker died) waiting for {what}\n{tails}")
+    def dead() -> str | None:
+        gone = [w.role for w in workers if w.proc.poll() is not None]
+        return f"worker(s) {gone} died" if gone else None
+
+    def tails() -> str:
+        return "\n".join(f"--- {w.role}\n" + "\n".join(w.log.read_text().splitlines()[-25:]) for w in workers)
+
+    return wait_until(what, predicate, timeout, 0.5, abort=dead, context=tails)
 
 
 @pytest.mark.kafka

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from connectors.stack import (
     StackStatus,
     render_kafka_properties,
     render_redis_conf,
+    stack_up,
 )
 from driftline.errors import StackError
 from driftline.settings import load_settings
@@ -48,9 +51,42 @@ def test_flags_beat_settings(tmp_path: Path) -> None:
     assert cfg.state_dir == tmp_path / "stack"
 
 
-def test_kafka_home_is_taken_from_argument(tmp_path: Path) -> None:
-    cfg = StackConfig.from_settings(load_settings(environ={}), tmp_path, kafka_home=tmp_path / "kafka")
-    assert cfg.kafka_home == tmp_path / "kafka"
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("with_home", "missing"), [(True, "redis-server, java"), (False, "redis-server, java, mvn")]
+)
+def test_a_kafka_home_means_maven_is_not_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_home: bool, missing: str
+) -> None:
+    """With a Kafka distribution (flag or KAFKA_HOME) the broker's jars are not fetched, so ``stack up`` asks for
+    Java but not Maven; without one and no cached jars it needs both. Nothing starts: PATH is empty."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("KAFKA_HOME", raising=False)
+    settings = load_settings(environ={}, overrides={"state_dir": str(tmp_path)})
+    home = tmp_path / "kafka"
+    ports = {"kafka_port": _free_port(), "controller_port": _free_port(), "redis_port": _free_port()}
+    cfg = StackConfig.from_settings(settings, tmp_path, kafka_home=home if with_home else None, **ports)
+    cfg = dataclasses.replace(cfg, cache_dir=tmp_path / "cache")  # no jars cached
+    with pytest.raises(StackError, match=rf"^{missing} not found on PATH"):
+        stack_up(cfg, timeout_s=1)
+    assert not (tmp_path / "stack" / "kafka").exists()  # nothing was started or written
+
+
+def test_kafka_home_from_the_environment_unless_a_flag_names_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_HOME", "~/kafka-from-env")
+    settings = load_settings(environ={})
+    assert StackConfig.from_settings(settings, tmp_path).kafka_home == Path.home() / "kafka-from-env"
+    flag = StackConfig.from_settings(settings, tmp_path, kafka_home=tmp_path / "flag")
+    assert flag.kafka_home == tmp_path / "flag"
+    monkeypatch.delenv("KAFKA_HOME")
+    assert StackConfig.from_settings(settings, tmp_path).kafka_home is None
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +16,7 @@ from connectors.producer import EventProducer, now_ms
 from connectors.topics import ensure_topics
 from driftline.settings import Settings
 from streams.processes import WorkerProcess
+from tests.waiting import wait_until
 
 
 def _status(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,18 +61,19 @@ def test_status_shows_a_running_worker_its_release_and_recent_drift(
             producer.send("drift", "DriftEvent", {**drift, "ts": now_ms()}, "default")
             # Older than the one-hour window: not counted.
             producer.send("drift", "DriftEvent", {**drift, "ts": now_ms() - 2 * 3600_000}, "default")
-        deadline = time.monotonic() + 60
-        while True:
+
+        def ready() -> dict[str, Any] | None:
             done = _status(env=env)
             assert done.returncode == 0, done.stderr
             status = json.loads(done.stdout)
             members = [g for g in status["workers"] if g["members"]]
-            model = status["models"][0]
-            if (members and model["trainer"] is not None) or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+            return status if members and status["models"][0]["trainer"] is not None else None
+
+        status = wait_until("a group member and the trainer's status", ready, 60, 1.0)
     finally:
         worker.stop()
+    members = [g for g in status["workers"] if g["members"]]
+    model = status["models"][0]
     assert status["stack"]["up"] is True
     # One process running every role: one Faust app, one consumer group.
     assert [g["group"] for g in members] == [

@@ -11,9 +11,9 @@ from typing import Any
 
 from driftline.audit_chain import Verification, verify
 from driftline.errors import ConfigError
-from driftline.settings import Settings, load_settings
+from driftline.settings import Settings
 from streams.audit import audit_paths, read_file, read_head, read_topic, signing_keys
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 SOURCES = ("file", "topic", "both")
 
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, overrides=global_overrides(args))
+    return settings_from_args(args)
 
 
 def _file_chains(settings: Settings, args: argparse.Namespace) -> dict[str, tuple[Path, list[Any]]]:

@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.suite import Options, render, run_bench
 
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     changes = {
         key: value
         for key, value in {

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
-from driftline.settings import KafkaSettings, Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import KafkaSettings, Settings
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = load_settings(args.config, overrides={**global_overrides(args), "kafka.topic_prefix": prefix})
+    settings = settings_from_args(args, {"kafka.topic_prefix": prefix})
     todo = plan(settings, prefix, args.keep_audit)
     failed = {} if args.dry_run else remove(settings, todo)
     audit = []

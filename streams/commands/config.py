@@ -10,7 +10,7 @@ import yaml
 
 from driftline.errors import ConfigError
 from driftline.settings import load_settings, to_dict
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     data = to_dict(settings, mask=True)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))

@@ -11,8 +11,7 @@ import os
 import secrets
 import sys
 
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 TOKEN_ENV = "DRIFTLINE_CONSOLE_TOKEN"
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.console import build_app, console_url
     from streams.console.auth import is_loopback
 
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     token = os.environ.get(TOKEN_ENV) or ""
     generated = not token
     if generated:

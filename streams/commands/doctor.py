@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from connectors.stack import StackConfig, StackStatus, stack_status
 from driftline.errors import ConfigError, DriftlineError, StackError
-from driftline.settings import Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import Settings
+from streams.cli import settings_from_args
 
 JAVA_MIN = 17
 KEY_MIN_BYTES = 32
@@ -226,8 +226,8 @@ def check_topics_present(settings: Settings, timeout: float) -> Check:
 def check_workers(settings: Settings, timeout: float) -> Check:
     """Worker heartbeats as ``driftline status`` sees them: consumer groups with members, and the trainer's
     live state in Redis (refreshed after every batch)."""
-    from streams.commands.models import trainer_status
     from streams.demo.kafka_view import KafkaView
+    from streams.trainer_status import trainer_status
 
     view = KafkaView(settings, timeout=max(timeout, 5.0))
     groups = [g for g in view.describe(view.group_ids(), with_lag=False) if g.members]
@@ -310,7 +310,7 @@ def render(checks: list[Check]) -> str:
 def run(args: argparse.Namespace) -> int:
     settings: Settings | None
     try:
-        settings = load_settings(args.config, overrides=global_overrides(args))
+        settings = settings_from_args(args)
         error = ""
     except ConfigError as exc:
         settings, error = None, str(exc)

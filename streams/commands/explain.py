@@ -8,8 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 from streams.explanations import explain_prediction
 
 
@@ -34,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     since = int((time.time() - args.since * 60) * 1000) if args.since > 0 else None
     result = explain_prediction(settings, args.id, since_ms=since, timeout=args.timeout)
     if args.json:

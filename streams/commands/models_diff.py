@@ -7,8 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 from streams.model_diff import diff_from_topic
 
 
@@ -25,7 +24,7 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     diff = diff_from_topic(settings, args.a, args.b, args.top)
     if args.json:
         print(json.dumps(diff, sort_keys=True, default=str))

@@ -8,21 +8,18 @@ run.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from connectors.kafka_client import check_reachable
 from connectors.producer import EventProducer
+from connectors.publish import publish
 from connectors.sources import SYNTHETIC_NAMES, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,99 +91,6 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
-@dataclass
-class Summary:
-    """What a produce run did."""
-
-    features: int = 0
-    labels: int = 0
-    elapsed_s: float = 0.0
-
-    def line(self) -> str:
-        total = self.features + self.labels
-        rate = total / self.elapsed_s if self.elapsed_s > 0 else 0.0
-        return (
-            f"sent {total} records ({self.features} features, {self.labels} labels) "
-            f"in {self.elapsed_s:.2f} s ({rate:,.0f} records/s)"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        total = self.features + self.labels
-        return {
-            "sent": total,
-            "features": self.features,
-            "labels": self.labels,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "rate": round(total / self.elapsed_s, 1) if self.elapsed_s > 0 else 0.0,
-        }
-
-
-class _Pacer:
-    """Sleep so that event ``i`` is not sent before ``start + i / rate`` (no drift from sleep jitter)."""
-
-    def __init__(self, rate: float | None) -> None:
-        if rate is not None and rate <= 0:
-            raise ConfigError(f"--rate: must be positive, got {rate:g}")
-        self._rate = rate
-        self._start = time.monotonic()
-
-    def wait(self, index: int, producer: EventProducer) -> None:
-        if self._rate is None:
-            return
-        due = self._start + index / self._rate
-        # Serve delivery reports while waiting rather than sleeping blind; poll() returns early whenever a report
-        # arrives, so wait until the event is really due.
-        while (delay := due - time.monotonic()) > 0:
-            producer.poll(delay)
-
-
-def publish(
-    producer: EventProducer,
-    events: Iterable[Event],
-    *,
-    features: bool = True,
-    labels: bool = False,
-    label_delay: int = 0,
-    rate: float | None = None,
-    id_prefix: str = "",
-    key_col: str | None = None,
-    advance: Callable[[int], object] | None = None,
-) -> Summary:
-    """Publish ``events`` (features and/or labels; each label ``label_delay`` features after its own).
-
-    Labels are interleaved with later features, as delayed labels arrive in production; the ones still pending
-    at the end follow the last feature. The caller owns ``producer`` (and its final ``close``/``flush``).
-    """
-    if label_delay < 0:
-        raise ConfigError(f"--label-delay: must be at least 0, got {label_delay}")
-    summary = Summary()
-    pending: collections.deque[tuple[str, Any]] = collections.deque()
-    pacer = _Pacer(rate)
-    start = time.monotonic()
-    for index, event in enumerate(events):
-        pacer.wait(index, producer)
-        event_id = f"{id_prefix}{event.id}"
-        if features:
-            feats = dict(event.features)
-            key = feats.pop(key_col, None) if key_col else None
-            producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
-            summary.features += 1
-        if labels and event.label is not None:
-            pending.append((event_id, event.label))
-            # With delay d, a label goes out once d later features have been sent.
-            while len(pending) > (label_delay if features else 0):
-                producer.send_label(*pending.popleft())
-                summary.labels += 1
-        if advance is not None:
-            advance(1)
-    while pending:
-        producer.send_label(*pending.popleft())
-        summary.labels += 1
-    producer.flush()
-    summary.elapsed_s = time.monotonic() - start
-    return summary
-
-
 class _progress:
     """Context manager yielding ``advance(n)``: a rich bar on a terminal, a no-op otherwise."""
 
@@ -220,7 +124,7 @@ class _progress:
 
 def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, **options: Any) -> int:
     """Check the broker, create the topics, publish with a progress bar on a terminal, print the summary."""
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     check_reachable(settings)
     ensure_topics(settings)
     show = sys.stderr.isatty() and not args.json

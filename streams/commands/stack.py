@@ -11,8 +11,8 @@ from typing import Any
 from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
 from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
 from driftline.errors import StackError
-from driftline.settings import Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import Settings
+from streams.cli import settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _config(args: argparse.Namespace) -> StackConfig:
 
 
 def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfig]:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     cfg = StackConfig.from_settings(
         settings,
         args.state_dir,

@@ -13,20 +13,16 @@ import argparse
 import base64
 import json
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from connectors.consumer import Received, contract_name, decode_message
-from connectors.kafka_client import LIBRDKAFKA_LOG, check_reachable, client_config
+from connectors.kafka_client import check_reachable
+from connectors.tail import assign_tail, read_until_end
 from connectors.topics import TOPIC_NAMES
-from driftline.errors import StackError
-from driftline.settings import Settings, load_settings
 from schemas.codec import Codec, default_codec
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 PREVIEW_BYTES = 60
 
@@ -52,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     name = contract_name(settings, args.topic)
     check_reachable(settings)
     render = render_json if args.json else render_text
@@ -73,75 +69,6 @@ def _tail(args: argparse.Namespace) -> int:
     finally:
         consumer.close()
     return 0
-
-
-def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Consumer, dict[int, int]]:
-    """A group-less consumer assigned to the last ``last_n`` records of each partition (all if ``None``).
-
-    Also returns ``{partition: high watermark}`` for partitions that have something to read.
-    """
-    topic = settings.topic(name)
-    conf = client_config(
-        settings,
-        **{
-            # Required by the client, never used: nothing subscribes or commits.
-            "group.id": "driftline-tail",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "logger": LIBRDKAFKA_LOG,
-        },
-    )
-    consumer = Consumer(conf)
-    metadata = consumer.list_topics(topic, timeout=10)
-    tmeta = metadata.topics.get(topic)
-    if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-        consumer.close()
-        raise StackError(f"topic {topic} does not exist (produce to it first, or check --topic-prefix)")
-    assignment, ends = [], {}
-    for partition in sorted(tmeta.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        start = low if last_n is None else max(low, high - last_n)
-        assignment.append(TopicPartition(topic, partition, start))
-        if high > start:
-            ends[partition] = high
-    consumer.assign(assignment)
-    return consumer, ends
-
-
-def read_until_end(
-    consumer: Consumer, codec: Codec, name: str, ends: dict[int, int], idle_timeout: float = 5.0
-) -> list[Received]:
-    """Consume until every partition reached the high watermark recorded in ``ends``; merged by timestamp.
-
-    ``name`` is the contract topic name; the consumer must already be assigned (see :func:`assign_tail`).
-    """
-    topic = consumer.assignment()[0].topic if ends else name
-    pending = dict(ends)
-    out: list[Received] = []
-    last_progress = time.monotonic()
-    while pending:
-        msgs = consumer.consume(500, 0.2)
-        for msg in msgs:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise StackError(f"tail {name}: {err.str()}")
-                continue
-            out.append(decode_message(codec, name, msg, allow_json=True))
-            partition = msg.partition() or 0
-            if partition in pending and (msg.offset() or 0) >= pending[partition] - 1:
-                del pending[partition]
-        if msgs:
-            last_progress = time.monotonic()
-            continue
-        # Compaction or aborted transactions can leave the last offsets empty: trust the position then.
-        for tp in consumer.position([TopicPartition(topic, p) for p in list(pending)]):
-            if tp.offset >= pending.get(tp.partition, 0) or tp.error is not None:
-                pending.pop(tp.partition, None)
-        if time.monotonic() - last_progress > idle_timeout:
-            break
-    out.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-    return out
 
 
 def _key_text(key: bytes | None) -> tuple[str | None, bool]:

@@ -15,8 +15,8 @@ from typing import Any
 from connectors.kafka_client import check_reachable
 from connectors.topics import ALL_TOPICS, TopicCheck, TopicSpec, check_topics, ensure_topics, prefixed_topics
 from driftline.errors import ConfigError
-from driftline.settings import Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import Settings
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, tuple[str, ...]]:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     names = tuple(args.names) or ALL_TOPICS
     unknown = [n for n in names if n not in ALL_TOPICS]
     if unknown:

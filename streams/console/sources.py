@@ -45,7 +45,7 @@ def status(settings: Settings) -> dict[str, Any]:
 
 def trainer(settings: Settings) -> dict[str, Any] | None:
     """The trainer's live state from Redis (``n_learned``, ``served_version``, ``paused``, ``metrics``, ...)."""
-    from streams.commands.models import trainer_status
+    from streams.trainer_status import trainer_status
 
     return trainer_status(settings)
 

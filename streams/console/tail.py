@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from connectors.consumer import decode_message
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.settings import Settings
-from learners.report import rolling_mean
+from driftline.util import rolling_mean
 from schemas.codec import default_codec
 
 __all__ = ["TopicTail", "deadletter_view", "quality_view"]

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.tail import assign_tail, read_until_end
 from driftline.settings import Settings
 from schemas.codec import default_codec
-from streams.commands.tail import assign_tail, read_until_end
 
 __all__ = ["RunData", "collect"]
 

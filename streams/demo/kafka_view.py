@@ -153,15 +153,6 @@ class KafkaView:
             return []
         return sorted(meta.partitions)
 
-    def topic_size(self, topic: str) -> int:
-        """Records currently between the low and high watermarks of ``topic``, all partitions."""
-        parts = self.topic_partitions(topic)
-        if not parts:
-            return 0
-        lows = self._offsets(topic, parts, OffsetSpec.earliest())
-        highs = self._offsets(topic, parts, OffsetSpec.latest())
-        return sum(max(0, highs.get(p, 0) - lows.get(p, 0)) for p in parts)
-
     def offsets_for_time(self, topic: str, ts_ms: int) -> tuple[dict[int, int], dict[int, int]]:
         """``(first offset at or after ts_ms, high watermark)`` per partition of ``topic``."""
         parts = self.topic_partitions(topic)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from driftline.util import percentile, rolling_mean
 from streams.demo.probe import Sample
 from streams.demo.stream import DriftPoint
 
@@ -16,7 +17,6 @@ __all__ = [
     "accuracy_plot",
     "label_delay_plot",
     "pipeline_plot",
-    "rolling_accuracy",
     "throughput_latency_plot",
 ]
 
@@ -51,21 +51,6 @@ def _pyplot() -> Any:
     return plt
 
 
-def rolling_accuracy(correct: Sequence[bool], window: int) -> list[float]:
-    """Mean of the last ``window`` values at each position (fewer at the start).
-
-    >>> rolling_accuracy([True, False, True, True], 2)
-    [1.0, 0.5, 0.5, 1.0]
-    """
-    out, total = [], 0
-    for i, ok in enumerate(correct):
-        total += int(ok)
-        if i >= window:
-            total -= int(correct[i - window])
-        out.append(total / min(i + 1, window))
-    return out
-
-
 def _mark_drifts(ax: Any, drifts: Sequence[DriftPoint]) -> None:
     for d in drifts:
         if d.kind == "gradual":
@@ -94,7 +79,7 @@ def accuracy_plot(
     # Until the first trained release reaches the scorers the served model answers null: shown, not scored.
     cold = next((i for i, r in enumerate(training) if r["prediction"] is not None), len(training))
     correct = [r["prediction"] == r["label"] for r in training[cold:]]
-    acc = [float("nan")] * cold + rolling_accuracy(correct, window)
+    acc = [float("nan")] * cold + rolling_mean(correct, window)
     xs = list(range(len(acc)))
     _mark_drifts(ax, drifts)
     if cold:
@@ -147,10 +132,6 @@ def _bins(values: Sequence[tuple[float, float]], width: float) -> dict[int, list
     return out
 
 
-def _quantile(sorted_values: Sequence[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
 def throughput_latency_plot(path: Path, predictions: Sequence[dict[str, Any]]) -> Path:
     """Predictions per second and end-to-end latency (p50, p99 per time bin) over the run."""
     plt = _pyplot()
@@ -167,8 +148,8 @@ def throughput_latency_plot(path: Path, predictions: Sequence[dict[str, Any]]) -
             [((p["scored_at"] - t0) / 1000.0, (p["scored_at"] - p["ts"])) for p in predictions], width
         )
         keys = sorted(lat)
-        for q, name in ((0.5, "p50"), (0.99, "p99")):
-            ys = [_quantile(sorted(lat[k]), q) for k in keys]
+        for q, name in ((50, "p50"), (99, "p99")):
+            ys = [percentile(lat[k], q) for k in keys]
             bottom.plot([width * (k + 0.5) for k in keys], ys, marker=".", color=COLORS[name], label=name)
         bottom.set_yscale("symlog", linthresh=10)
         bottom.legend(loc="upper right", fontsize=8)
@@ -189,7 +170,7 @@ def label_delay_plot(path: Path, training: Sequence[dict[str, Any]], label_delay
     delays = sorted((r["label_ts"] - r["event_ts"]) / 1000.0 for r in training)
     if delays:
         ax.hist(delays, bins=50, color="#7e57c2", alpha=0.8)
-        med = _quantile(delays, 0.5)
+        med = percentile(delays, 50, 0.0)
         ax.axvline(med, color="black", ls="--", lw=1, label=f"median {med:.2f} s")
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlabel("label delay (s)")

@@ -17,24 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from streams.metrics_text import Families, parse_metrics
 
 __all__ = ["Sample", "histogram_quantile", "parse_metrics", "scrape"]
-
-# {metric sample name: [(labels, value), ...]}
-Families = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def parse_metrics(text: str, into: Families | None = None, instance: str = "") -> Families:
-    """Prometheus text exposition -> ``{sample name: [(labels, value)]}`` (appends to ``into`` if given).
-
-    ``instance`` is added as a label, so series of different workers stay apart after merging.
-    """
-    out: Families = {} if into is None else into
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append(({**s.labels, "instance": instance}, float(s.value)))
-    return out
 
 
 def scrape(urls: Iterable[str], timeout: float = 1.0) -> tuple[Families, int]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from driftline.util import percentile
 from streams.audit import release_rows
 from streams.demo import plots
 from streams.demo.collect import RunData
@@ -51,11 +52,8 @@ def _alarm_points(drift: Sequence[dict[str, Any]], gap: int) -> list[int]:
     return points
 
 
-def _quantile_ms(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
@@ -105,8 +103,8 @@ def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
         "guard_decisions": dict(guard),
         "throughput_eps": round(len(data.predictions) / span, 1) if span > 0 else None,
         "produce_rate_eps": round(result.features_sent / result.produce_s, 1) if result.produce_s else None,
-        "latency_p50_ms": _quantile_ms(latencies, 0.5),
-        "latency_p99_ms": _quantile_ms(latencies, 0.99),
+        "latency_p50_ms": _ms(percentile(latencies, 50)),
+        "latency_p99_ms": _ms(percentile(latencies, 99)),
         "label_delay_p50_s": round(sorted(delays)[len(delays) // 2], 3) if delays else None,
         "dead_letters": data.deadletters,
         "duration_s": round(result.samples[-1].t, 1) if result.samples else 0.0,

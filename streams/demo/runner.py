@@ -13,7 +13,6 @@ had to start the stack itself: a new user's first ``make demo``.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import signal
 import threading
@@ -25,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from connectors.producer import EventProducer
+from connectors.publish import publish
 from connectors.sources import Event, open_source
 from connectors.stack import ensure_stack, stack_down, stack_status
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
-from streams.commands.produce import publish
 from streams.demo.kafka_view import KafkaView
 from streams.demo.probe import Sample, scrape
 from streams.demo.stream import DEMO_STREAM, DriftPoint, demo_stream
@@ -386,12 +385,3 @@ class DemoRun:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def env_summary(self) -> dict[str, Any]:
-        """Where the run lives (printed at start so a user can ``driftline tail`` it)."""
-        return {
-            "topic_prefix": self.prefix,
-            "state_dir": str(self.run_dir),
-            "workers": {w.role: {"pid": w.pid, "metrics_port": w.metrics_port} for w in self.workers},
-            "pid": os.getpid(),
-        }

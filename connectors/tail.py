@@ -1,0 +1,88 @@
+"""Read the end of a contract topic without a consumer group: each partition is assigned from ``high watermark -
+N`` and read up to the high watermark recorded at the start; the records are merged by timestamp.
+
+Used by ``driftline tail``, the demo's collector and the tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.consumer import Received, decode_message
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from driftline.errors import StackError
+from driftline.settings import Settings
+from schemas.codec import Codec
+
+__all__ = ["assign_tail", "read_until_end"]
+
+
+def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Consumer, dict[int, int]]:
+    """A group-less consumer assigned to the last ``last_n`` records of each partition (all if ``None``).
+
+    Also returns ``{partition: high watermark}`` for partitions that have something to read.
+    """
+    topic = settings.topic(name)
+    conf = client_config(
+        settings,
+        **{
+            # Required by the client, never used: nothing subscribes or commits.
+            "group.id": "driftline-tail",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "logger": LIBRDKAFKA_LOG,
+        },
+    )
+    consumer = Consumer(conf)
+    metadata = consumer.list_topics(topic, timeout=10)
+    tmeta = metadata.topics.get(topic)
+    if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+        consumer.close()
+        raise StackError(f"topic {topic} does not exist (produce to it first, or check --topic-prefix)")
+    assignment, ends = [], {}
+    for partition in sorted(tmeta.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        start = low if last_n is None else max(low, high - last_n)
+        assignment.append(TopicPartition(topic, partition, start))
+        if high > start:
+            ends[partition] = high
+    consumer.assign(assignment)
+    return consumer, ends
+
+
+def read_until_end(
+    consumer: Consumer, codec: Codec, name: str, ends: dict[int, int], idle_timeout: float = 5.0
+) -> list[Received]:
+    """Consume until every partition reached the high watermark recorded in ``ends``; merged by timestamp.
+
+    ``name`` is the contract topic name; the consumer must already be assigned (see :func:`assign_tail`).
+    """
+    topic = consumer.assignment()[0].topic if ends else name
+    pending = dict(ends)
+    out: list[Received] = []
+    last_progress = time.monotonic()
+    while pending:
+        msgs = consumer.consume(500, 0.2)
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise StackError(f"tail {name}: {err.str()}")
+                continue
+            out.append(decode_message(codec, name, msg, allow_json=True))
+            partition = msg.partition() or 0
+            if partition in pending and (msg.offset() or 0) >= pending[partition] - 1:
+                del pending[partition]
+        if msgs:
+            last_progress = time.monotonic()
+            continue
+        # Compaction or aborted transactions can leave the last offsets empty: trust the position then.
+        for tp in consumer.position([TopicPartition(topic, p) for p in list(pending)]):
+            if tp.offset >= pending.get(tp.partition, 0) or tp.error is not None:
+                pending.pop(tp.partition, None)
+        if time.monotonic() - last_progress > idle_timeout:
+            break
+    out.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+    return out

@@ -1,0 +1,167 @@
+"""The drift-detector registry: detectors by name in config, with per-detector parameters, checked up front."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline.config import DriftConfig, GuardConfig
+from driftline.errors import ConfigError
+from driftline.settings import load_settings
+from learners.detectors import DETECTORS, build_detector, detector_kind, register_detector
+from learners.drift import (
+    ErrorDriftMonitor,
+    FeatureDriftMonitor,
+    LossDriftMonitor,
+    check_drift_config,
+    detector_config,
+)
+from learners.lifecycle import check_setting
+
+
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        ("ADWIN", "adwin"),
+        ("PageHinkley", "page_hinkley"),
+        ("HDDM_A", "hddm_a"),
+        ("hddmw", "hddm_w"),
+        ("KSWIN", "kswin"),
+    ],
+)
+def test_river_class_names_and_driftline_names_resolve_to_one_detector(spelling: str, name: str) -> None:
+    assert detector_kind(spelling).name == name
+
+
+def test_every_registered_detector_builds_and_alarms_on_a_step() -> None:
+    """Each registered detector, fed 0/1 errors that step from 10% to 60% at 2000, alarms within 600 events of it."""
+    for name in DETECTORS:
+        rng = random.Random(3)
+        det = build_detector(name, detector_config(DriftConfig(error_detector=name), "error")[1])
+        alarms = []
+        for i in range(4000):
+            det.update(float(rng.random() < (0.1 if i < 2000 else 0.6)))
+            if det.drift_detected:
+                alarms.append(i)
+        assert any(2000 <= i < 2600 for i in alarms), (name, alarms[:10])
+
+
+def test_defaults_come_from_the_flat_settings_and_params_override_them() -> None:
+    assert detector_config(DriftConfig(adwin_delta=0.01), "error") == ("adwin", {"delta": 0.01})
+    config = DriftConfig(adwin_delta=0.01, error_detector_params={"delta": 0.5, "clock": 8})
+    assert detector_config(config, "error") == ("adwin", {"delta": 0.5, "clock": 8})
+    name, kwargs = detector_config(
+        DriftConfig(ph_loss_threshold=42.0, loss_detector_params={"alpha": 0.99}), "loss"
+    )
+    assert (
+        name == "page_hinkley"
+        and kwargs["threshold"] == 42.0
+        and kwargs["alpha"] == 0.99
+        and kwargs["mode"] == "up"
+    )
+    # Page-Hinkley's defaults are not handed to another detector that happens to share a parameter name.
+    assert detector_config(DriftConfig(loss_detector="adwin"), "loss") == ("adwin", {})
+
+
+@pytest.mark.parametrize(
+    ("config", "task", "message"),
+    [
+        (
+            DriftConfig(error_detector="nope"),
+            "classification",
+            "drift.error_detector: unknown detector 'nope'",
+        ),
+        (
+            DriftConfig(error_detector_params={"window": 3}),
+            "classification",
+            "adwin has no parameter 'window'",
+        ),
+        (
+            DriftConfig(feature_detector_params={"colour": 1}),
+            "classification",
+            "drift.feature_detector_params",
+        ),
+        (DriftConfig(loss_detector="ddm"), "classification", "drift.loss_detector 'ddm' takes 0/1 values"),
+        (DriftConfig(error_detector="eddm"), "regression", "not for regression errors"),
+        (
+            DriftConfig(error_detector="kswin", error_detector_params={"alpha": 2.0}),
+            "classification",
+            "kswin refused",
+        ),
+    ],
+)
+def test_bad_detector_config_is_refused_naming_the_setting(
+    config: DriftConfig, task: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_drift_config(config, task)
+
+
+def test_monitors_run_the_configured_detectors() -> None:
+    rng = random.Random(4)
+    loss = LossDriftMonitor(DriftConfig(loss_detector="adwin", loss_detector_params={"delta": 0.001}))
+    alarms = [s for i in range(4000) for s in loss.update(rng.expovariate(1 / (0.3 if i < 2000 else 1.0)), i)]
+    assert alarms and alarms[0].detector == "adwin" and alarms[0].signal == "loss" and alarms[0].index >= 2000
+
+    xs = [{"a": rng.gauss(0, 1) + (3.0 if i >= 1500 else 0.0), "b": rng.gauss(5, 2)} for i in range(3000)]
+    config = DriftConfig(
+        feature_detector="kswin", feature_warmup=200, feature_detector_params={"seed": 1, "alpha": 1e-4}
+    )
+    one, many = FeatureDriftMonitor(config), FeatureDriftMonitor(config)
+    per_event = [s for i, x in enumerate(xs) for s in one.update(x, i)]
+    batched = [
+        s for start in range(0, len(xs), 500) for s in many.update_many(xs[start : start + 500], start)
+    ]
+    assert per_event == batched  # a detector without a vectorised path takes the per-value path, same alarms
+    # KSWIN's own alpha (River's default 0.005 alarms on the stationary "b" here) reached the detector.
+    assert [(s.detector, s.signal) for s in per_event] == [("kswin", "feature:a")]
+    assert 1500 <= per_event[0].index < 1600
+
+    errors = ErrorDriftMonitor(DriftConfig(error_detector="PageHinkley", adwin_grace=0))
+    alarms = [
+        s for i in range(4000) for s in errors.update(float(rng.random() < (0.1 if i < 2000 else 0.6)), i)
+    ]
+    assert alarms and alarms[0].detector == "page_hinkley" and alarms[0].index >= 2000
+
+
+class _Threshold:
+    """A toy detector: alarms when a value exceeds ``limit``."""
+
+    def __init__(self, limit: float = 1.0) -> None:
+        self.limit = limit
+        self.drift_detected = False
+
+    def update(self, x: float) -> None:
+        self.drift_detected = x > self.limit
+
+
+def test_a_registered_detector_is_usable_by_name_with_its_parameters() -> None:
+    register_detector("threshold", _Threshold)
+    try:
+        with pytest.raises(ConfigError, match="already registered"):
+            register_detector("Threshold", _Threshold)
+        monitor = ErrorDriftMonitor(
+            DriftConfig(error_detector="threshold", error_detector_params={"limit": 5.0}, adwin_grace=0)
+        )
+        # The alarm is reported because the last 100 errors (ErrorDriftMonitor.RECENT) are worse than all of them.
+        values: list[Any] = [1.0] * 150 + [9.0]
+        alarms = [s for i, v in enumerate(values) for s in monitor.update(v, i)]
+        assert [(a.detector, a.index) for a in alarms] == [("threshold", 150)]
+    finally:
+        del DETECTORS["threshold"]
+
+
+def test_settings_file_and_live_set_reach_the_registry(tmp_path: Path) -> None:
+    path = tmp_path / "driftline.yaml"
+    path.write_text(
+        "drift:\n  error_detector: kswin\n  error_detector_params: {alpha: 0.001, window_size: 200}\n"
+    )
+    drift = load_settings(path, environ={}).drift
+    assert detector_config(drift, "error") == ("kswin", {"seed": 0, "alpha": 0.001, "window_size": 200})
+
+    assert check_setting("drift.error_detector", "hddm_w", GuardConfig(), DriftConfig())[2] == "hddm_w"
+    with pytest.raises(ConfigError, match="unknown detector 'nope'"):
+        check_setting("drift.error_detector", "nope", GuardConfig(), DriftConfig())
