@@ -37,7 +37,9 @@ def _wait_stable(settings: Settings, members: int, timeout: float = 120.0) -> No
         except Exception:  # not there yet
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"trainer group {group} did not become stable with {members} member(s) in {timeout:g} s")
+    raise RuntimeError(
+        f"trainer group {group} did not become stable with {members} member(s) in {timeout:g} s"
+    )
 
 
 def _fill(env: BenchEnv, model: str, n: int, models: int) -> None:
@@ -74,7 +76,9 @@ def _learned(client: redis.Redis, key: str) -> int:
     return total
 
 
-def learn_scaling(env: BenchEnv, n: int, models: int, trainers: int, timeout: float = 900.0) -> dict[str, Any]:
+def learn_scaling(
+    env: BenchEnv, n: int, models: int, trainers: int, timeout: float = 900.0
+) -> dict[str, Any]:
     """labels/s of ``trainers`` train processes over ``n`` pre-filled examples of ``models`` models."""
     model = f"scale{trainers}"
     settings = env.settings(model, "logistic_regression")

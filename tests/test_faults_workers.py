@@ -154,7 +154,9 @@ def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
     assert versions == sorted(set(versions)), f"versions not strictly increasing: {versions}"
     visible = _committed_releases(pipeline)
     assert not aborted & visible, f"an aborted release became visible: {aborted & visible}"
-    assert {v for _, v in aborted} <= {v for _, v in visible}, "the new trainer did not release those versions"
+    assert {v for _, v in aborted} <= {v for _, v in visible}, (
+        "the new trainer did not release those versions"
+    )
     n_learned = [int(r["metrics"]["n_learned"]) for r in out.releases]
     assert len(n_learned) == len(set(n_learned)), "a release was learned twice"
 

@@ -149,7 +149,9 @@ def test_fifty_models_three_trainers_survive_a_kill_and_a_zombie(pipeline: Pipel
     for name, versions in by_model.items():
         assert versions == sorted(set(versions)), f"{name}: versions {versions} not strictly increasing"
         n_learned = [int(r["metrics"]["n_learned"]) for r in releases if r["model"] == name]
-        assert max(n_learned) <= PER_MODEL, f"{name}: a release claims more labels than were sent: {n_learned}"
+        assert max(n_learned) <= PER_MODEL, (
+            f"{name}: a release claims more labels than were sent: {n_learned}"
+        )
 
     # The committed trainer states agree: each model learned each label exactly once.
     settings = pipeline.settings()

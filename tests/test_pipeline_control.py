@@ -111,7 +111,8 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         assert [c["outcome"] for c in controls(pipeline, "resume_learning")] == ["ok", "ok"]
         # Applied to the live lifecycle (the trainer's checkpoint holds it) and shown with its source.
         pipeline.wait_until(
-            "guard.alpha=0.01 in the trainer", lambda: pipeline.trainer_state()["lifecycle"].guard.alpha == 0.01
+            "guard.alpha=0.01 in the trainer",
+            lambda: pipeline.trainer_state()["lifecycle"].guard.alpha == 0.01,
         )
         (live,) = pipeline.cli_json("models", "settings", "--json")
         rows = live["settings"]

@@ -291,4 +291,3 @@ def test_broker_security_refuses_what_it_cannot_configure(
 ) -> None:
     with pytest.raises(StackError, match=message):
         render_server_properties("127.0.0.1", 9092, 9093, tmp_path, sec)
-

@@ -88,7 +88,7 @@ def accuracy_plot(
     base: list[float] = []
     if plain is not None and len(plain) == len(training):
         # Same rows as the served curve (from the first answered one), so the gap is the guard tax.
-        base = [float("nan")] * cold + rolling_accuracy([bool(c) for c in plain[cold:]], window)
+        base = [float("nan")] * cold + rolling_mean([bool(c) for c in plain[cold:]], window)
         ax.plot(xs, base, color=COLORS["plain"], lw=1.0, alpha=0.9,
                 label=f"plain {plain_name} (no guard), same events")  # fmt: skip
     # The first few values after the cold start average only a handful of examples: leave them out of the scale.
