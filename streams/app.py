@@ -1,29 +1,24 @@
 """``build_app(settings, roles)``: the Faust app for one worker process, built from the settings.
 
-No module-level app, no import-time side effects. Each role set gets its own consumer group
-(``driftline-<prefix><model>-<roles>``), so separate ``score``, ``join`` and ``train`` processes never steal each
-other's partitions; several ``score`` processes share the partitions of ``features``.
-
-Faust acknowledges a batch from ``take_events`` when the loop body returns *or raises* (faust-streaming #315, #527),
-so every batch here is handled completely inside the body: per-record failures go to ``deadletter``, and a failure of
-the batch as a whole (Redis or Kafka unreachable) is retried with backoff until it succeeds, never skipped. Agents run
-with concurrency 1 (faust-streaming #606 commits past in-flight messages under concurrency > 1).
-
-A process running only ``score`` reads ``features`` through :class:`~streams.runtime.BatchSource` (confluent-kafka,
-whole batches) in a thread of its own instead of a Faust agent: Faust's per-message path cost more CPU than
-scoring (BENCHMARKS.md). The contract is the same: outputs flushed before the batch's offsets are stored.
+No module-level app, no import-time side effects. One runtime for every stage and every layout: each stage reads its
+topic in whole batches with a confluent-kafka consumer of its own, in a thread of its own (``score`` and ``join``:
+:class:`~streams.batches.BatchLoop`, offsets stored only after the batch's outputs are acknowledged, in order;
+``train``: :class:`~streams.trainers.TrainerGroup`, Kafka transactions). ``--role all`` runs the same code as one
+process per role, with the same consumer groups (:func:`stage_group`), so layouts can be mixed. Faust keeps what it
+is good at here: the app and its lifecycle, signals and timers (the join sweep). Why batches and not Faust agents on
+the high-rate topics: Faust's per-message consume path cost about 115 us of CPU per event, more than scoring it
+(BENCHMARKS.md), and an agent's batch is acknowledged even when its body raises (faust-streaming #315, #527).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +28,10 @@ from connectors.kafka_client import hide_sasl_payloads
 from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError
 from driftline.settings import Settings
-from streams.batches import RETRY_MAX_S, BatchLoop, finishing, one_by_one, transient
+from streams.batches import BatchLoop
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
-from streams.runtime import RawRecord, WorkerContext, raw_records
+from streams.runtime import RawRecord, WorkerContext
 from streams.score import Scorer
 from streams.trainers import TrainerGroup
 
@@ -99,54 +94,10 @@ def _credentials(settings: Settings) -> Any:
     )
 
 
-def _raw_topic(app: faust.App, name: str) -> Any:
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-
-async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run blocking stage work (Redis, decoding, learning, checkpoints) in a thread so the event loop keeps
-    serving Faust's consumer: a loop blocked past ``max.poll.interval.ms`` gets the consumer evicted for good
-    (faust-streaming #175, #532)."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
-
-
-async def handle_batch(
-    stage: str,
-    ctx: WorkerContext,
-    body: Callable[[], Awaitable[None]],
-    raws: list[RawRecord] | None = None,
-    run: Callable[[list[RawRecord]], None] | None = None,
-    stopping: threading.Event | None = None,
-) -> None:
-    """Run ``body`` until it succeeds: a batch is never acknowledged unhandled.
-
-    Only :func:`~streams.batches.transient` failures are retried. With ``raws`` and ``run`` (the batch's work as a
-    blocking call that waits for its outputs), any other failure redoes the batch one record at a time in a thread,
-    dead-lettering the records that fail (:func:`~streams.batches.one_by_one`): a poison record never stalls the
-    partition. Without them every failure is retried, as before.
-    """
-    delay = 0.2
-    while True:
-        try:
-            await body()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if raws is not None and run is not None and not transient(exc):
-                log.error(
-                    "%s: batch failed (%s: %s), not an infrastructure error: redoing it one record at a time",
-                    stage,
-                    type(exc).__name__,
-                    exc,
-                )
-                if not await off_loop(one_by_one, stage, ctx, raws, run, stopping or threading.Event()):
-                    raise asyncio.CancelledError from None  # stopping: the batch stays unacknowledged
-                return
-            ctx.metrics.events.labels(stage=stage, outcome="retry").inc()
-            log.error("%s: batch failed, retrying in %.1f s: %s", stage, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+def stage_group(settings: Settings, stage: str) -> str:
+    """The consumer group of a stage: the same whichever process layout runs it (``--role all`` or one role per
+    process), so layouts can be mixed and changed without losing offsets."""
+    return f"driftline-{settings.kafka.topic_prefix}{settings.model.name}-{stage}"
 
 
 def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | None = None) -> Worker:
@@ -176,7 +127,6 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
         stream_buffer_maxsize=max(4096, 4 * s.serving.batch_size),
     )
     worker = Worker(app, ctx, roles)
-    batch, within = s.serving.batch_size, s.serving.batch_timeout_s
     for stage in roles:
         ctx.metrics.prime_stage(
             stage, [s.topic({"score": "features", "join": "labels", "train": "training"}[stage])]
@@ -186,97 +136,28 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
     if "score" in roles or "join" in roles:
         worker.store = build_join_store(s)
     if "score" in roles:
-        _add_score(worker, batch, within)
+        _add_score(worker)
     if "join" in roles:
-        _add_join(worker, batch, within)
+        _add_join(worker)
     if "train" in roles:
         _add_train(worker)
-    _add_lag_gauge(worker, app_id)
-    if not app.agents:  # every stage runs on its own consumer: Faust's consumer is not started at all
-        app.producer_only = True
+    # Every stage reads its topic with a consumer of its own (one runtime for every layout): Faust's consumer is
+    # not started at all; the app keeps the timers and the process lifecycle.
+    app.producer_only = True
     return worker
 
 
-def _add_lag_gauge(worker: Worker, group: str) -> None:
-    app, metrics = worker.app, worker.ctx.metrics
-
-    @app.timer(interval=5.0)
-    async def consumer_lag() -> None:
-        # Lag = partition end - next offset to read; partitions this worker no longer owns drop out.
-        try:
-            consumer = app.consumer
-            lags = {}
-            for tp in consumer.assignment():
-                high = consumer.highwater(tp)
-                # faust keeps no public accessor for the read position
-                read = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-                if high is not None:
-                    lags[(tp.topic, tp.partition)] = max(
-                        0, int(high) - int(read if read is not None else 0) - 1
-                    )
-            metrics.set_consumer_lag(group, lags)
-        except Exception as exc:  # metrics never break the worker
-            log.debug("consumer lag: %s", exc)
-
-
-def _add_score(worker: Worker, batch: int, within: float) -> None:
+def _add_score(worker: Worker) -> None:
     app, ctx = worker.app, worker.ctx
     assert worker.store is not None
-    store = worker.store
     follower = worker.follower = ReleaseFollower(ctx.settings, ctx.metrics, codec=ctx.codec)
-    scorer = worker.scorer = Scorer(ctx, follower, store)
+    scorer = worker.scorer = Scorer(ctx, follower, worker.store)
 
     @app.task
     async def start_follower() -> None:
         follower.start()
 
-    if worker.roles == ("score",):
-        # A process that only scores (the production layout; several share `features`) reads in batches off
-        # Faust's per-message path. The all-in-one worker keeps the agent below: one process, one consumer group.
-        _add_score_batches(worker, scorer)
-        return
-
-    async def score(stream: Any) -> None:
-        # Give the first release a moment to arrive so early events are not answered by "no model".
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, follower.first_loaded.wait, 30.0):
-            log.warning(
-                "no release of %s on the models topic yet: predictions are null until one arrives", ctx.model
-            )
-        async for events in stream.take_events(batch, within=within):
-            raws = raw_records(events)
-
-            async def body(raws: list = raws) -> None:
-                busy.set()
-                try:
-                    scored = await off_loop(scorer.process, raws)
-                    await ctx.flush()
-                    joined = await off_loop(scorer.publish_contexts, scored)
-                    await ctx.flush()
-                    await off_loop(store.mark_joined, joined)
-                finally:
-                    busy.clear()
-
-            await handle_batch("score", ctx, body, raws, score_one, worker.stopping)
-
-    app.agent(_raw_topic(app, ctx.settings.topic("features")), name="score")(score)
-
-    busy = threading.Event()  # a batch is being scored in a thread: swap only between batches
-    scored_one = finishing(_pipelined(ctx, store, scorer.process, scorer.publish_contexts))
-
-    def score_one(raws: list[RawRecord]) -> None:  # the poison fallback (handle_batch): one record, blocking
-        busy.set()
-        try:
-            scored_one(raws)
-        finally:
-            busy.clear()
-
-    @app.timer(
-        interval=0.1
-    )  # cheap (a lock and a compare); bounds how long an idle scorer serves an old model
-    async def swap_when_idle() -> None:
-        if not busy.is_set():
-            scorer.maybe_swap()
+    _add_score_batches(worker, scorer)
 
 
 def _start_batches(
@@ -340,11 +221,9 @@ def _pipelined(
 
 
 def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
-    app, ctx = worker.app, worker.ctx
+    ctx = worker.ctx
     assert worker.store is not None and worker.follower is not None
     store, follower = worker.store, worker.follower
-    # Faust's own consumer is not started at all (no agent consumes here), so the app's group id is ours.
-    app.producer_only = True
 
     # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the consumer
     # joins the group meanwhile, its partitions paused.
@@ -366,7 +245,7 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
         worker,
         "score",
         ctx.settings.topic("features"),
-        app.conf.id,
+        stage_group(ctx.settings, "score"),
         _pipelined(ctx, store, scorer.process, scorer.publish_contexts),
         idle=scorer.maybe_swap,  # an idle scorer adopts a new release within `within` seconds
         ready=ready,
@@ -374,36 +253,19 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
     )
 
 
-def _add_join(worker: Worker, batch: int, within: float) -> None:
+def _add_join(worker: Worker) -> None:
     app, ctx = worker.app, worker.ctx
     assert worker.store is not None
     store = worker.store
     joiner = worker.joiner = Joiner(ctx, store)
     alive_key = f"{store.namespace}:alive"
-
-    if worker.roles == ("join",):
-        # A process that only joins reads `labels` in pipelined batches, like a score-only one; Faust's consumer
-        # is not started, so the app's group id (and the offsets it committed) is the batch consumer's.
-        app.producer_only = True
-
-        _start_batches(
-            worker, "join", ctx.settings.topic("labels"), app.conf.id, _pipelined(ctx, store, joiner.process)
-        )
-    else:
-        join_one = finishing(_pipelined(ctx, store, joiner.process))
-
-        async def join(stream: Any) -> None:
-            async for events in stream.take_events(batch, within=within):
-                raws = raw_records(events)
-
-                async def body(raws: list = raws) -> None:
-                    joined = await off_loop(joiner.process, raws)
-                    await ctx.flush()
-                    await off_loop(store.mark_joined, joined)
-
-                await handle_batch("join", ctx, body, raws, join_one, worker.stopping)
-
-        app.agent(_raw_topic(app, ctx.settings.topic("labels")), name="join")(join)
+    _start_batches(
+        worker,
+        "join",
+        ctx.settings.topic("labels"),
+        stage_group(ctx.settings, "join"),
+        _pipelined(ctx, store, joiner.process),
+    )
 
     def sweep_once() -> None:
         # Redis lost its data (restart without persistence, flush): rebuild pending joins from `predictions`.
@@ -415,7 +277,7 @@ def _add_join(worker: Worker, batch: int, within: float) -> None:
     @app.timer(interval=5.0)
     async def sweep() -> None:
         try:
-            await off_loop(sweep_once)
+            await asyncio.get_running_loop().run_in_executor(None, sweep_once)  # Redis: off the loop
         except Exception as exc:
             log.error("join sweep failed: %s", exc)
 

@@ -29,7 +29,7 @@ from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
 from learners.guard import Decision
-from learners.lifecycle import ModelLifecycle, Release
+from learners.lifecycle import Labelled, ModelLifecycle, Release
 from streams.join import join_namespace
 from streams.runtime import RawRecord, WorkerContext, now_ms
 from streams.train_control import TrainerControl
@@ -224,14 +224,15 @@ class Trainer(TrainerControl):
     def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
         """Learn this model's decoded TrainingExamples of one batch, in order; returns how many were learned."""
         m = self.ctx.metrics
-        learned = 0
+        pending: list[tuple[RawRecord, dict[str, Any]]] = []
+        ids: set[str] = set()
         for raw, example in examples:
             where = f"{raw.topic}:{raw.partition}"
             if raw.offset <= self.offsets.get(where, -1):
                 m.events.labels(stage="train", outcome="skipped").inc()
                 continue
             self.offsets[where] = raw.offset
-            if example["id"] in self.seen:
+            if example["id"] in self.seen or example["id"] in ids:
                 m.events.labels(stage="train", outcome="duplicate").inc()
                 continue
             if self.lifecycle.paused and not self.pause_discard:
@@ -240,16 +241,55 @@ class Trainer(TrainerControl):
             if self.lifecycle.paused:
                 # pause --discard: scored and monitored as before, never learned; counted.
                 m.paused_examples.labels(model=self.ctx.model, outcome="discarded").inc()
-            learned += self.learn(raw, example)
+            ids.add(example["id"])
+            pending.append((raw, example))
+        return self.learn_many(pending)
+
+    def learn_many(self, pending: list[tuple[RawRecord, dict[str, Any]]]) -> int:
+        """Learn a batch with :meth:`ModelLifecycle.learn_batch` (the same decisions as one by one, the frozen
+        models' predictions per batch); a record the learner cannot take is dead-lettered. Returns how many were
+        learned."""
+        for k, (_, example) in enumerate(pending):
+            self._check_input(example, self.index + k)
+        results = self.lifecycle.learn_batch(
+            [
+                Labelled(
+                    example["features"],
+                    example["label"],
+                    served_prediction=example.get("prediction"),
+                    served_version=example.get("version"),
+                    served_proba=example.get("proba"),
+                    index=self.index + k,
+                    ts=example.get("event_ts"),
+                )
+                for k, (_, example) in enumerate(pending)
+            ]
+        )
+        learned = 0
+        for (raw, example), result in zip(pending, results, strict=True):
+            if isinstance(
+                result, Exception
+            ):  # a record the learner cannot take: dead-letter it, keep learning
+                self.ctx.deadletter("train", raw, result)
+                continue
+            self.index += 1
+            self.seen.add(example["id"])
+            self.ctx.observe_served(example)  # per-segment fairness of the served model (fairness_metrics.py)
+            for event in result:
+                self.handle(event)
+            learned += 0 if self.lifecycle.paused else 1
         return learned
 
-    def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
-        """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
-        for warning in self.watch.check(example["features"], example["label"], self.index):
+    def _check_input(self, example: dict[str, Any], index: int) -> None:
+        for warning in self.watch.check(example["features"], example["label"], index):
             kind = warning.signal.partition(":")[0] if warning.signal.startswith("feature") else "new_class"
             self.ctx.metrics.input_warnings.labels(model=self.ctx.model, kind=kind).inc()
             log.warning("input warning for %s: %s %s", self.ctx.model, warning.signal, warning.details)
             self.emit_drift(warning)
+
+    def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
+        """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
+        self._check_input(example, self.index)
         try:
             events = self.lifecycle.learn_one(
                 example["features"],

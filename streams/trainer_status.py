@@ -41,6 +41,7 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         "paused": data.get("paused") == "1",
         "updated_at": int(data.get("updated_at", 0)),
         "metrics": json.loads(data.get("metrics", "{}")),
+        "owner": data.get("owner", ""),
     }
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from connectors.changelog import read_changelog
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
 from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
@@ -41,6 +42,7 @@ from driftline.errors import ConfigError, SchemaError, SecurityError
 from driftline.settings import Settings, check_model_name
 from schemas.codec import Codec
 from streams.audit import read_topic
+from streams.batches import transient
 from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
@@ -58,56 +60,18 @@ COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long .
 COMMIT_MAX = 5_000  # ... or this many records
 
 
-def read_changelog(settings: Settings, partitions: Iterable[int], timeout: float = 60.0) -> dict[str, bytes]:
-    """``{model: sealed state}``: the newest committed record per model on ``partitions`` of ``changelog``.
+def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
+    """The offsets to commit once ``msgs`` are handled: one past the last record of each partition."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        key = (msg.topic() or "", msg.partition() or 0)
+        last[key] = max(last.get(key, -1), msg.offset() or 0)
+    return [TopicPartition(topic, part, offset + 1) for (topic, part), offset in last.items()]
 
-    Reads to the end each partition had when called, by read position (a transactional topic ends with a commit
-    marker that is never delivered); records of a transaction still open are waited for until it ends (at most
-    the transaction timeout). A tombstone removes the model.
-    """
-    topic = settings.topic("changelog")
-    consumer = Consumer(
-        client_config(
-            settings,
-            logger=LIBRDKAFKA_LOG,
-            **{
-                "group.id": f"driftline-{settings.kafka.topic_prefix}changelog-reader",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "fetch.message.max.bytes": CHANGELOG_MAX_BYTES,
-            },
-        )
-    )
-    states: dict[str, bytes] = {}
-    try:
-        ends: dict[int, int] = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
-            if high > low:
-                ends[p] = high
-        if not ends:
-            return states
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout
-        while ends:
-            if time.monotonic() > deadline:
-                raise KafkaException(
-                    KafkaError(KafkaError._TIMED_OUT, f"{topic}: not read to its end in {timeout:g} s")
-                )
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
-                name = (msg.key() or b"").decode("utf-8", "replace")
-                if msg.value() is None:
-                    states.pop(name, None)
-                else:
-                    states[name] = msg.value() or b""
-            for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
-                if tp.offset >= ends[tp.partition]:
-                    ends.pop(tp.partition)
-    finally:
-        consumer.close()
-    return states
+
+def _infrastructure(exc: Exception) -> bool:
+    """Kafka or Redis being away (worth reading the batch again), rather than something in the records."""
+    return isinstance(exc, KafkaException) or transient(exc)
 
 
 class TrainerGroup:
@@ -159,6 +123,7 @@ class TrainerGroup:
         self._rebalanced = False
         self._audit: dict[str, list[Any]] | None = None
         self._replies: list[dict[str, Any]] = []
+        self._error: Exception | None = None
         self._status_at = 0.0
         self.ready = threading.Event()  # set once the first assignment is restored
 
@@ -324,7 +289,10 @@ class TrainerGroup:
         return trainer
 
     # -- one transaction per batch -------------------------------------------------------------------------------
-    def _transaction(self, msgs: list[Message], eager: Iterable[str] = ()) -> None:
+    def _transaction(self, msgs: list[Message], eager: Iterable[str] = (), *, isolate: bool = True) -> bool:
+        """Learn ``msgs`` and commit everything they caused with their offsets, in one transaction; False if it
+        was aborted. A batch that fails for a reason that is not the infrastructure's is redone one record at a
+        time (:meth:`_isolate`), so a poison record never stalls its partition."""
         out, m = self.ctx.out, self.metrics
         t0 = time.perf_counter()
         out.begin()
@@ -350,11 +318,13 @@ class TrainerGroup:
                 out.produce_bytes(self.settings.topic("changelog"), sealed, name)
                 self.states[name] = sealed
             assert self.consumer is not None
-            offsets = self._positions() if msgs else []
-            out.commit(offsets, self.consumer.consumer_group_metadata())
+            out.commit(_next_offsets(msgs), self.consumer.consumer_group_metadata())
         except Exception as exc:
+            self._error = exc
             self._abort(exc, touched)
-            return
+            if isolate and len(msgs) > 1 and not self._restore_needed and not _infrastructure(exc):
+                self._isolate(msgs)
+            return False
         m.transactions.labels(outcome="committed").inc()
         for trainer in touched.values():
             trainer.ctx.commit_audit()
@@ -363,11 +333,35 @@ class TrainerGroup:
         self._publish_status(list(touched.values()))
         m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
         m.batch_size.labels(stage="train").observe(len(msgs))
+        return True
 
-    def _positions(self) -> list[TopicPartition]:
+    def _isolate(self, msgs: list[Message]) -> None:
+        """Redo a failed batch one record per transaction; a record that fails alone is dead-lettered with the
+        reason, in a transaction that commits its offset. Then read on after the batch."""
         assert self.consumer is not None
-        assigned = self.consumer.assignment()
-        return [tp for tp in self.consumer.position(assigned) if tp.offset >= 0]
+        log.error(
+            "trainer %s: a batch failed (%r): redoing it one record at a time", self.member, self._error
+        )
+        for msg in msgs:
+            if self._transaction([msg], isolate=False):
+                continue
+            if (
+                self._restore_needed
+            ):  # fenced or out of the group meanwhile: the new assignment reads it again
+                return
+            raw = RawRecord(
+                msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value() or b""
+            )
+            stage = "train" if raw.topic == self.topics[0] else "control"
+            try:
+                self.ctx.out.begin()
+                self.ctx.deadletter(stage, raw, f"{type(self._error).__name__}: {self._error}")
+                self.ctx.out.commit(_next_offsets([msg]), self.consumer.consumer_group_metadata())
+            except Exception as exc:
+                self._abort(exc, {})
+                return
+        for tp in _next_offsets(msgs):
+            self.consumer.seek(tp)
 
     def _learn(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
         ctx, m = self.ctx, self.metrics

@@ -221,9 +221,9 @@ class Pipeline:
 
     def trainer_state(self, model: str = "default") -> dict[str, Any]:
         """``model``'s committed trainer state, read from the ``changelog`` topic and verified."""
+        from connectors.changelog import read_changelog
         from connectors.topics import partition_for
         from streams.train import unseal
-        from streams.trainers import read_changelog
 
         settings = self.settings()
         part = partition_for(model, settings.kafka.training_partitions)

@@ -11,8 +11,9 @@ from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import Secret, load_settings
 from learners.lifecycle import validate_control
-from streams.commands.status import deadletter_reason, render
+from streams.commands.status import render
 from streams.control import key_id, new_command, refusal
+from streams.status import deadletter_reason
 from streams.watch import WARMUP, InputWatch
 
 KEY = "unit-tests-operator-key-0123456789abcdef"

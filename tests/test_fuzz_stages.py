@@ -7,7 +7,6 @@ The live-stack counterpart is tests/test_badinput_poison.py.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,6 @@ from connectors.redis_store import LabelLookup
 from driftline.errors import ConfigError, StackError
 from driftline.settings import load_settings
 from schemas.codec import default_codec
-from streams.app import handle_batch
 from streams.batches import handle_batch_blocking, one_by_one, transient
 from streams.join import Joiner
 from streams.metrics import build_metrics
@@ -185,21 +183,6 @@ def test_blocking_retry_isolates_poison_records(values: list[bytes], flaky: int)
     assert sorted(d["offset"] for d in dead) == [i for i, v in enumerate(values) if v == b"poison"]
     assert all("RecursionError" in d["error"] for d in dead)
     assert stage.calls <= flaky + 1 + len(values) + 1  # never retried forever
-
-
-@FUZZ
-@given(values=_batches)
-def test_faust_agent_path_isolates_poison_records(values: list[bytes]) -> None:
-    ctx, stage = _ctx(), _Stage(0)
-    raws = _raws("labels", values)
-
-    async def body() -> None:
-        stage(raws)
-
-    asyncio.run(handle_batch("join", ctx, body, raws, stage, threading.Event()))
-    assert sorted(set(stage.done)) == [i for i, v in enumerate(values) if v == b"ok"]
-    dead = ctx.out.on("deadletter")  # type: ignore[attr-defined]
-    assert len(dead) == values.count(b"poison")
 
 
 def test_transient_errors_are_the_infrastructure_ones() -> None:

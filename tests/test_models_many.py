@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from connectors.changelog import read_changelog
 from streams.train import unseal
-from streams.trainers import read_changelog
 from tests.fault_helpers import kill9, running_all
 from tests.pipeline_helpers import SIGNING_KEY, Pipeline
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,16 +13,16 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from connectors.producer import EventProducer
-from connectors.topics import ensure_topics, partition_for
-from driftline.errors import ArtifactError, ConfigError, DriftlineError
+from connectors.topics import partition_for
+from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings, load_settings
-from learners.registry import ModelRegistry
 from streams.cli import global_overrides
 from streams.commands.models_diff import register_diff
-from streams.control import new_command, wait_reply
-from streams.join import join_namespace, owners_key, trainer_group
-from streams.releases import CheckedReleases, read_checked_releases
+from streams.control import wait_reply
+from streams.join import owners_key, trainer_group
+from streams.model_registry import describe, read_registry, release_list, send_command
+from streams.releases import read_checked_releases
+from streams.trainer_status import trainer_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,80 +122,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=global_overrides(args))
 
 
-@dataclass
-class Releases:
-    """The model's releases as the commands show them: a registry of the verified ones (or, with no signing key
-    configured, of every one, marked unchecked) and the records that failed verification."""
-
-    registry: ModelRegistry
-    rejected: list[dict[str, Any]]
-    checked: bool
-
-
-def _registry(settings: Settings, checked: CheckedReleases | None = None) -> Releases:
-    """``settings.model.name``'s releases (from ``checked``, all models' releases, if already read)."""
-    name = settings.model.name
-    if checked is None:
-        checked = read_checked_releases(settings, model=name)
-    registry = ModelRegistry(name)
-    rejected = [
-        _unverified_row(r, reason, message)
-        for r, reason, message in checked.rejected
-        if r.get("model") == name
-    ]
-    for release in checked.verified + checked.unchecked:
-        if release.get("model") != name:
-            continue
-        try:
-            registry.add(release)
-        except DriftlineError as exc:  # unchecked: two records claim one version (one of them is forged)
-            rejected.append(_unverified_row(release, "conflict", str(exc)))
-    if not checked.checked:
-        print(
-            "driftline models: no signing key configured (DRIFTLINE_SIGNING_KEY): releases are shown "
-            "UNVERIFIED, and a forged one would look genuine",
-            file=sys.stderr,
-        )
-    return Releases(registry, rejected, checked.checked)
-
-
-def _unverified_row(release: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
-    """What a record that failed verification claims, marked as such; it is never current."""
-    metrics = release.get("metrics")
-    return {
-        "model": release.get("model"),
-        "version": release.get("version"),
-        "parent": release.get("parent"),
-        "created_at": release.get("created_at"),
-        "reason": release.get("reason"),
-        "decision": release.get("decision") or "",
-        "current": False,
-        "verified": False,
-        "rejected": reason,
-        "error": message,
-        "n_learned": None,
-        "metrics": metrics if isinstance(metrics, dict) else {},
-        "lineage": [],
-    }
-
-
-def _describe(releases: Releases, version: int | None) -> dict[str, Any]:
-    info = releases.registry.describe(version)
-    info["verified"] = True if releases.checked else None
-    return info
-
-
-def _rows(releases: Releases) -> list[dict[str, Any]]:
-    rows = [_describe(releases, v) for v in releases.registry.versions()] + releases.rejected
-    return sorted(rows, key=lambda r: (int(r["version"]), bool(r["verified"])), reverse=True)
-
-
-def release_rows(settings: Settings) -> list[dict[str, Any]]:
-    """The rows of ``models list --json``: verified releases (one is ``current``) and forged ones marked
-    ``"verified": false``, newest first. For other views (the console) that must show the same truth."""
-    return _rows(_registry(settings))
-
-
 def _when(ms: Any) -> str:
     try:
         return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -215,7 +140,7 @@ def _list(args: argparse.Namespace) -> int:
     owners, lags = model_owners(settings), trainer_lags(settings)
     rows = []
     for name in names:
-        for row in _rows(_registry(settings.for_model(name), checked)):
+        for row in release_list(read_registry(settings.for_model(name), checked)):
             if row["current"]:
                 row.update(_ownership(settings, name, owners, lags))
             rows.append(row)
@@ -331,38 +256,15 @@ def trainer_lags(settings: Settings) -> dict[int, int]:
         consumer.close()
 
 
-def trainer_status(settings: Settings) -> dict[str, Any] | None:
-    """The trainer's live state (published to Redis after every batch), or None if unavailable."""
-    try:
-        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
-        raw = client.hgetall(f"{join_namespace(settings)}:trainer")
-    except redis.RedisError:
-        return None
-    if not raw:
-        return None
-    data = {_text(k): _text(v) for k, v in raw.items()}
-    return {
-        "settings": json.loads(data.get("settings", "{}")),
-        "held_examples": int(data.get("held_examples", 0)),
-        "pause_discard": data.get("pause_discard") == "1",
-        "n_learned": int(data.get("n_learned", 0)),
-        "served_version": int(data.get("served_version", 0)),
-        "paused": data.get("paused") == "1",
-        "updated_at": int(data.get("updated_at", 0)),
-        "metrics": json.loads(data.get("metrics", "{}")),
-        "owner": data.get("owner", ""),
-    }
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    releases = _registry(settings)
+    releases = read_registry(settings)
     try:
-        info = _describe(releases, args.version)
+        info = describe(releases, args.version)
     except ArtifactError as exc:
         forged = [r for r in releases.rejected if args.version is not None and r["version"] == args.version]
         if not forged:
@@ -409,21 +311,6 @@ def _show(args: argparse.Namespace) -> int:
     if info["decision"]:
         print(f"decision   {info['decision']}")
     return 0
-
-
-def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict[str, Any]:
-    """Validate (the trainer's rules), sign and publish a ControlCommand for the configured model; returns it.
-
-    Raises :class:`ConfigError` naming the command, argument or key when it is invalid: nothing is sent then.
-    """
-    from learners.lifecycle import validate_control  # imports River (seconds): only when sending
-
-    validate_control(command, args, settings.guard, settings.drift)
-    record = new_command(settings, command, args)
-    ensure_topics(settings, names=("control",))
-    with EventProducer(settings) as producer:
-        producer.send("control", "ControlCommand", record, settings.model.name)
-    return record
 
 
 def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 from driftline.errors import ArtifactError
 from driftline.settings import Settings
+from streams.model_registry import Releases
 
 __all__ = [
     "Releases",
@@ -31,14 +32,10 @@ __all__ = [
     "trainer",
 ]
 
-Releases = (
-    Any  # streams.commands.models.Releases: the verified registry plus the records that failed verification
-)
-
 
 def status(settings: Settings) -> dict[str, Any]:
     """The object ``driftline status --json`` prints."""
-    from streams.commands.status import collect_status
+    from streams.status import collect_status
 
     return collect_status(settings)
 
@@ -55,7 +52,7 @@ def send_control(settings: Settings, command: str, args: dict[str, str]) -> dict
 
     Raises :class:`ConfigError` naming the argument when the trainer's rules refuse it (nothing is sent then).
     """
-    from streams.commands.models import send_command
+    from streams.model_registry import send_command
 
     return send_command(settings, command, args)
 
@@ -69,24 +66,24 @@ def answer(settings: Settings, command_id: str) -> dict[str, Any] | None:
 
 def read_registry(settings: Settings) -> Releases:
     """The model's releases as ``driftline models`` reads them: verified ones in a registry, failures apart."""
-    from streams.commands.models import _registry
+    from streams.model_registry import read_registry
 
-    return _registry(settings)
+    return read_registry(settings)
 
 
 def models_list(releases: Releases) -> list[dict[str, Any]]:
     """The rows of ``driftline models list --json`` (newest first; failed verification marked)."""
-    from streams.commands.models import _rows
+    from streams.model_registry import release_list
 
-    return _rows(releases)
+    return release_list(releases)
 
 
 def models_show(settings: Settings, releases: Releases, version: int | None = None) -> dict[str, Any]:
     """The object of ``driftline models show [VERSION] --json`` (the champion gets the trainer's live state)."""
-    from streams.commands.models import _describe
+    from streams.model_registry import describe
 
     try:
-        info: dict[str, Any] = _describe(releases, version)
+        info: dict[str, Any] = describe(releases, version)
     except ArtifactError:
         forged = [r for r in releases.rejected if version is not None and r["version"] == version]
         if not forged:

@@ -1,0 +1,250 @@
+"""What ``driftline status`` (and the console) show about a deployment, collected: stack, workers, lag, served
+versions, releases, joins, drift and dead letters of the last hour.
+
+Read-only: consumer groups and offsets through the AdminClient, releases from the compacted ``models`` topic,
+the trainers' live state from Redis, and the last hour of the ``drift`` topic (found by timestamp, so an old
+topic is not read from the beginning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from driftline.errors import DriftlineError, StackError
+from driftline.settings import Settings
+from schemas.codec import default_codec
+
+DRIFT_WINDOW_S = 3600
+
+
+def _stack(settings: Settings) -> dict[str, Any]:
+    from connectors.stack import stack_status
+
+    try:
+        status = stack_status(settings)
+        return status.to_dict()
+    except StackError:
+        # Not a local stack (a remote cluster): just ask both services whether they answer.
+        from connectors.kafka_client import check_reachable
+
+        kafka_up = True
+        try:
+            check_reachable(settings, timeout=3)
+        except StackError:
+            kafka_up = False
+        redis_up = _redis_ping(settings)
+        return {
+            "up": kafka_up and redis_up,
+            "kafka": {
+                "address": settings.kafka.bootstrap,
+                "up": kafka_up,
+                "state": "up" if kafka_up else "down",
+            },
+            "redis": {
+                "address": _redis_address(settings),
+                "up": redis_up,
+                "state": "up" if redis_up else "down",
+            },
+        }
+
+
+def _redis_address(settings: Settings) -> str:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.redis.url.get())
+    return f"{url.hostname}:{url.port or 6379}"
+
+
+def _redis_ping(settings: Settings) -> bool:
+    import redis
+
+    try:
+        return bool(
+            redis.Redis.from_url(settings.redis.url.get(), socket_timeout=2, socket_connect_timeout=2).ping()
+        )
+    except redis.RedisError:
+        return False
+
+
+def _models(settings: Settings) -> list[dict[str, Any]]:
+    """Latest release per model (with its guard decision) and the trainer's live state."""
+    from streams.releases import read_checked_releases
+    from streams.trainer_status import trainer_status
+
+    # Verify, then choose: the newest *verified* release is the latest; the others are listed as unverified.
+    checked = read_checked_releases(settings, timeout=5.0)
+    latest: dict[str, dict[str, Any]] = {}
+    counts: Counter[str] = Counter()
+    for r in checked.verified + checked.unchecked:
+        name = str(r.get("model"))
+        counts[name] += 1
+        if name not in latest or int(r["version"]) > int(latest[name]["version"]):
+            latest[name] = r
+    unverified: dict[str, list[dict[str, Any]]] = {}
+    for r, reason, _message in checked.rejected:
+        unverified.setdefault(str(r.get("model")), []).append({"version": r.get("version"), "reason": reason})
+    out = []
+    names = set(latest) | set(unverified) | {settings.model.name}
+    for name in sorted(names):
+        r = latest.get(name, {})
+        try:
+            decision = json.loads(r.get("decision") or "null") or {}
+        except ValueError:
+            decision = {}
+        live = trainer_status(
+            dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
+        )
+        metrics = r.get("metrics") or {}
+        out.append(
+            {
+                "model": name,
+                "releases": counts.get(name, 0),
+                "releases_verified": checked.checked,
+                "unverified_releases": unverified.get(name, []),
+                "served_version": live["served_version"] if live else (int(r["version"]) if r else None),
+                "latest_release": None
+                if not r
+                else {
+                    "version": int(r["version"]),
+                    "reason": r.get("reason"),
+                    "created_at": int(r.get("created_at", 0)),
+                    "accuracy": metrics.get("rolling_accuracy", metrics.get("accuracy")),
+                    "decision": {k: decision.get(k) for k in ("outcome", "reason", "text")}
+                    if decision
+                    else None,
+                },
+                "trainer": None
+                if live is None
+                else {
+                    **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
+                    "held_examples": live.get("held_examples", 0),
+                    "pause_discard": live.get("pause_discard", False),
+                    # A candidate the guard held for operator approval (`driftline models promote held`).
+                    "held_candidate": bool(live.get("metrics", {}).get("held")),
+                },
+                "joins": _joins(
+                    dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
+                ),
+            }
+        )
+    return out
+
+
+def _read_since(settings: Settings, name: str, record: str, since_ms: int) -> list[dict[str, Any]]:
+    """Decoded records of topic ``name`` with ``ts >= since_ms`` (read from the first offset by time)."""
+    from streams.demo.kafka_view import KafkaView
+
+    topic = settings.topic(name)
+    starts, highs = KafkaView(settings, timeout=5.0).offsets_for_time(topic, since_ms)
+    todo = {p: h for p, h in highs.items() if h > starts.get(p, h)}
+    out: list[dict[str, Any]] = []
+    if not todo:
+        return out
+    codec = default_codec()
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{"group.id": "driftline-status", "enable.auto.commit": False, "logger": LIBRDKAFKA_LOG},
+        )
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in todo])
+        deadline = time.monotonic() + 10
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is not None:
+                    continue
+                part, offset = msg.partition() or 0, msg.offset() or 0
+                if offset >= todo.get(part, 0) - 1:
+                    todo.pop(part, None)
+                try:
+                    value = codec.decode(record, msg.value() or b"", topic=topic, allow_json=True)
+                except DriftlineError:
+                    continue
+                if int(value.get("ts", 0)) >= since_ms:
+                    out.append(value)
+    finally:
+        consumer.close()
+    return out
+
+
+def _recent_drift(settings: Settings, since_ms: int) -> dict[str, Any]:
+    """Drift events with ``ts >= since_ms``: count per model and signal."""
+    counts: Counter[str] = Counter()
+    for value in _read_since(settings, "drift", "DriftEvent", since_ms):
+        counts[f"{value['model']} {value['detector']}/{value['signal']}"] += 1
+    return {"since": since_ms, "total": sum(counts.values()), "by_signal": dict(sorted(counts.items()))}
+
+
+def deadletter_reason(error: str) -> str:
+    """A dead letter's reason, short enough to group by: the text before the first ':' without quoted parts."""
+    head = error.split(":", 1)[0]
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", head).strip()[:80] or "?"
+
+
+def _recent_deadletters(settings: Settings, since_ms: int) -> dict[str, Any]:
+    """Dead letters with ``ts >= since_ms``, counted per source topic and reason, with the newest."""
+    counts: Counter[str] = Counter()
+    newest: dict[str, Any] | None = None
+    for value in _read_since(settings, "deadletter", "DeadLetter", since_ms):
+        source = str(value["source_topic"]).removeprefix(settings.kafka.topic_prefix)
+        counts[f"{source}: {deadletter_reason(str(value['error']))}"] += 1
+        if newest is None or int(value["ts"]) >= int(newest["ts"]):
+            newest = {k: value[k] for k in ("source_topic", "partition", "offset", "error", "ts")}
+    return {
+        "since": since_ms,
+        "total": sum(counts.values()),
+        "by_reason": dict(sorted(counts.items())),
+        "newest": newest,
+    }
+
+
+def _joins(settings: Settings) -> dict[str, Any] | None:
+    """Pending predictions (waiting for a label), parked labels (waiting for a prediction), and the age of the
+    oldest prediction still unanswered by a label; ``None`` when Redis does not answer."""
+    import redis
+
+    from streams.join import join_namespace
+
+    ns = join_namespace(settings)
+    try:
+        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        pending, parked = client.zcard(f"{ns}:pending"), client.zcard(f"{ns}:parked")
+        oldest = client.zrange(f"{ns}:pending", 0, 0, withscores=True)
+    except redis.RedisError:
+        return None
+    age = None
+    if oldest:
+        # Scored by expiry: stored at expiry - ttl.
+        stored_ms = float(oldest[0][1]) - settings.redis.pending_ttl_s * 1000
+        age = max(0.0, time.time() - stored_ms / 1000)
+    return {"pending": int(pending), "parked": int(parked), "oldest_pending_age_s": age}
+
+
+def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:
+    """Everything ``driftline status`` shows, as a JSON-ready dict."""
+    from streams.demo.kafka_view import KafkaView, app_group_prefix
+
+    out: dict[str, Any] = {
+        "topic_prefix": settings.kafka.topic_prefix,
+        "default_model": settings.default_model,
+        "stack": _stack(settings),
+    }
+    if not out["stack"]["kafka"]["up"]:
+        return out
+    view = KafkaView(settings, timeout=5.0)
+    groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
+    out["workers"] = [g.to_dict() for g in view.describe(groups)]
+    out["models"] = _models(settings)
+    since = int((time.time() - DRIFT_WINDOW_S) * 1000)
+    out["drift_last_hour"] = _recent_drift(settings, since)
+    out["deadletters_last_hour"] = _recent_deadletters(settings, since)
+    return out
