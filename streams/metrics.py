@@ -230,6 +230,7 @@ class Metrics:
     _served: dict[str, str] = field(default_factory=dict, repr=False)
     _metric_versions: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict, repr=False)
     _lag_series: dict[str, set[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _last_release: dict[str, float] = field(default_factory=dict, repr=False)
 
     def prime_model(self, model: str) -> None:
         """Create zero series for ``model``'s rare counters so an ``increase`` alert sees the first event."""
@@ -294,11 +295,11 @@ class Metrics:
         """Count a release and remember when the newest one was created (for the 'no release' alert)."""
         self.releases.labels(model=model, reason=reason).inc()
         ts = created_at_ms / 1000.0 if created_at_ms is not None else time.time()
-        gauge = self.last_release_timestamp.labels(model=model)
-        # A replayed old release (compacted topic at start-up) must not move the clock backwards.
-        current = self.registry.get_sample_value("driftline_last_release_timestamp_seconds", {"model": model})
-        if current is None or ts > current:
-            gauge.set(ts)
+        # A replayed old release (compacted topic at start-up) must not move the clock backwards. (Remembered here:
+        # reading it back from the registry collects every series, which cost a fifth of a trainer's time.)
+        if ts > self._last_release.get(model, float("-inf")):
+            self._last_release[model] = ts
+            self.last_release_timestamp.labels(model=model).set(ts)
 
     def set_consumer_lag(self, group: str, lags: Mapping[tuple[str, int], int]) -> None:
         """Replace the lag series of ``group`` with ``lags`` ({(topic, partition): lag}).
