@@ -109,6 +109,10 @@ class TrainerGroup:
                 "session.timeout.ms": int(session_timeout_s * 1000),
                 "heartbeat.interval.ms": int(heartbeat_s * 1000),
                 "max.poll.interval.ms": int(max_poll_interval_s * 1000),
+                # A transaction gathers up to COMMIT_MAX records, then learns them for a while: without these
+                # the fetcher, its queue full, waited up to a second (fetch.queue.backoff.ms) after each drain.
+                "queued.min.messages": 4 * COMMIT_MAX,
+                "fetch.queue.backoff.ms": 10,
             },
         )
         self.redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
