@@ -200,14 +200,17 @@ def latency_at_rate(
 
 
 def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout: float) -> dict[str, Any]:
-    """Examples per second learned by one train worker over ``n`` pre-filled TrainingExamples."""
+    """Examples per second learned by one train worker over ``n`` TrainingExamples (pre-filled, or joined as it
+    goes), from its first status report to the one that counts them all."""
     first: tuple[int, int] | None = None
     last: tuple[int, int] = (0, 0)
     cpu0 = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = trainer_status(settings)
-        if status is not None and status["n_learned"] > 0:
+        # From the trainer's first report (it reports its model, at n_learned 0, before it learns anything): a
+        # trainer commits up to 5,000 labels per transaction, so a small run may be learned in one report.
+        if status is not None:
             point = (status["n_learned"], status["updated_at"])
             if first is None:
                 first, cpu0 = point, cpu_seconds(worker.pid)

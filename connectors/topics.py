@@ -68,12 +68,12 @@ def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
     specs: dict[str, TopicSpec] = {}
     for name in ALL_TOPICS:
         config = {"cleanup.policy": "compact" if name in COMPACTED else "delete"}
+        if name == "changelog":
+            config["max.message.bytes"] = str(CHANGELOG_MAX_BYTES)
         if name in COMPACTED:
             # Compact promptly so a restarted worker reads few superseded releases.
             config["min.cleanable.dirty.ratio"] = "0.1"
             config["segment.ms"] = str(3_600_000)
-        if name == "changelog":
-            config["max.message.bytes"] = str(CHANGELOG_MAX_BYTES)
         elif name in KEEP_FOREVER:
             config["retention.ms"] = "-1"
             config["retention.bytes"] = "-1"

@@ -78,7 +78,7 @@ def test_json_in_avro_out_through_the_broker(settings: Settings) -> None:
         (item,) = _drain(consumer, 1)
         consumer.store(item)
     assert item.ok, item.error
-    assert item.value == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}}
+    assert item.value == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}, "model": None}
 
     with EventProducer(dst) as producer:
         producer.send("features", "FeatureEvent", item.value, key="x1")

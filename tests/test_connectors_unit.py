@@ -96,7 +96,9 @@ def test_client_config_incomplete_security_names_the_field(overrides: dict[str, 
 
 
 def test_contract_topics_names_partitions_and_policies() -> None:
-    specs = contract_topics(_settings(**{"kafka.partitions": 6, "kafka.topic_prefix": "p."}))
+    specs = contract_topics(
+        _settings(**{"kafka.partitions": 6, "kafka.training_partitions": 3, "kafka.topic_prefix": "p."})
+    )
     assert set(specs) == {
         "features",
         "labels",
@@ -115,13 +117,9 @@ def test_contract_topics_names_partitions_and_policies() -> None:
         "control",
         "changelog",
     }
-    assert {n for n, s in specs.items() if s.partitions == 1} == {
-        "training",
-        "models",
-        "control",
-        "changelog",
-        "audit",
-    }
+    assert {n for n, s in specs.items() if s.partitions == 1} == {"models", "audit"}
+    # Keyed by model, one count for all three: a model's examples, commands and state share a partition number.
+    assert {specs[n].partitions for n in ("training", "control", "changelog")} == {3}
     assert specs["features"].partitions == 6
     # The audit chain never expires; the other delete topics keep the cluster's retention unless set.
     assert specs["audit"].config["retention.ms"] == specs["audit"].config["retention.bytes"] == "-1"
@@ -335,7 +333,7 @@ def test_decode_message_json_on_input_topic_and_errors_elsewhere() -> None:
     ok = decode_message(
         codec, "features", _msg("p.features", b'{"id": "x1", "ts": 1, "features": {"a": 1.5}}')
     )
-    assert ok.ok and ok.value == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}}
+    assert ok.ok and ok.value == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}, "model": None}
     bad = decode_message(codec, "training", _msg("p.training", b'{"id": "x1"}'))
     assert not bad.ok and isinstance(bad.error, SchemaError)
     garbage = decode_message(codec, "features", _msg("p.features", b"\x00\x01garbage"))
