@@ -29,8 +29,10 @@ ROLES = ("score", "join", "train")
 
 
 def _role(group: str) -> str:
-    """``driftline-<prefix><model>-score-join-train`` -> ``score+join+train`` (the Faust app id ends with the
-    roles the worker runs; a model name may contain dashes too, so only known role words are taken)."""
+    """A stage's consumer group -> its role: ``driftline-<prefix><model>-score`` -> ``score`` (a model name may
+    contain dashes too, so only known role words are taken); ``driftline-<prefix>trainers`` -> ``train``."""
+    if group.endswith("trainers"):
+        return "train"
     parts = group.split("-")
     roles: list[str] = []
     while parts and parts[-1] in ROLES:
