@@ -163,6 +163,12 @@ class WorkerContext:
             self._fairness = ServedFairness(self.settings, self.metrics)
         self._fairness.add(example)
 
+    def publish_fairness(self) -> None:
+        """Publish the served-fairness gauges now (after a batch; between batches they are published at most once a
+        second, so the last examples of a batch would otherwise wait for the next one)."""
+        if self._fairness is not None:
+            self._fairness.publish()
+
     def audit(self, kind: str, record: dict[str, Any]) -> None:
         """Append ``record`` to the model's signed audit chain (disk and the ``audit`` topic; see
         :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry."""

@@ -332,6 +332,7 @@ class TrainerGroup:
         m.transactions.labels(outcome="committed").inc()
         for trainer in touched.values():
             trainer.ctx.commit_audit()
+            trainer.ctx.publish_fairness()
             trainer.send_replies()
         self._send_replies()
         self._publish_status(list(touched.values()))
