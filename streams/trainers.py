@@ -129,7 +129,6 @@ class TrainerGroup:
         self._replies: list[dict[str, Any]] = []
         self._error: Exception | None = None
         self._status_at = 0.0
-        self.ready = threading.Event()  # set once the first assignment is restored
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def _new_context(self) -> WorkerContext:
@@ -270,7 +269,6 @@ class TrainerGroup:
             sorted(self.owned),
             time.perf_counter() - t0,
         )
-        self.ready.set()
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model."""
