@@ -91,7 +91,7 @@ def test_tail_merges_partitions_and_reads_foreign_json(prefix: str, settings: Se
     raw.flush(10)
     tail = _lines(_run(prefix, "tail", "features", "-n", "2", "--json", partitions=4))
     by_key = {r["key"]: r for r in tail}
-    assert by_key["x1"]["value"] == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}}
+    assert by_key["x1"]["value"] == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}, "model": None}
     assert "c301" in by_key["bad"]["error"] and "value" not in by_key["bad"]
 
     text = _run(prefix, "tail", "features", "-n", "2", partitions=4)

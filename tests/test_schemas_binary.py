@@ -77,8 +77,9 @@ def test_block_forms_other_writers_use(codec: Codec) -> None:
     entry_y = b"\x02y" + b"\x04" + _varint(7)
     body = b"\x02e" + _varint(5) + b"\x00" + _varint(-1) + _varint(len(entry_x)) + entry_x
     body += _varint(1) + entry_y + b"\x00"
+    body += b"\x00"  # model: null (the union's first branch)
     data = b"\xc3\x01" + codec.fingerprint("FeatureEvent") + body
-    expected = {"id": "e", "ts": 5, "key": None, "features": {"x": 1.5, "y": 7}}
+    expected = {"id": "e", "ts": 5, "key": None, "features": {"x": 1.5, "y": 7}, "model": None}
     assert codec.decode("FeatureEvent", data) == expected
     assert fastavro_read(codec, "FeatureEvent", data) == expected
     assert codec.decode("FeatureEvent", bytearray(data)) == expected
