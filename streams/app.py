@@ -293,7 +293,9 @@ def _add_train(worker: Worker) -> None:
         ctx.codec,
         session_timeout_s=timeout,
         heartbeat_s=max(0.5, timeout / 10),
-        max_poll_interval_s=app.conf.broker_max_poll_interval,
+        max_poll_interval_s=max(
+            app.conf.broker_max_poll_interval, timeout
+        ),  # librdkafka: not below the session
     )
 
     def run() -> None:
