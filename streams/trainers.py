@@ -409,6 +409,7 @@ class TrainerGroup:
                     self._replies.append(
                         {
                             "id": cmd["id"],
+                            "model": name,
                             "command": cmd["command"],
                             "outcome": "refused",
                             "reason": "unknown",
@@ -476,7 +477,8 @@ class TrainerGroup:
         replies, self._replies = self._replies, []
         for reply in replies:
             try:
-                write_reply(self.redis, self.settings, str(reply["id"]), reply)
+                # Filed where the sender of that model's command waits for it.
+                write_reply(self.redis, self.settings.for_model(reply["model"]), str(reply["id"]), reply)
             except redis.RedisError as exc:
                 log.warning("cannot file the answer to control command %s: %s", reply["id"], exc)
 

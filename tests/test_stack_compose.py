@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tomllib
@@ -57,7 +58,9 @@ def test_workers_reach_services_by_name_and_expose_metrics() -> None:
         assert worker["command"] == ["worker", "--role", role]
         env = worker["environment"]
         # Every variable the workers get is one the settings understand.
-        settings = load_settings(environ={k: str(v) for k, v in env.items() if not k.endswith("_FILE")})
+        # (``${VAR:-default}`` as compose expands it with VAR unset.)
+        expanded = {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in env.items()}
+        settings = load_settings(environ={k: v for k, v in expanded.items() if not k.endswith("_FILE")})
         assert settings.kafka.bootstrap == "kafka:19092"
         assert settings.redis.url.get() == "redis://redis:6379/0"
         assert settings.metrics.port == 9108 and settings.metrics.host == "0.0.0.0"

@@ -75,9 +75,12 @@ def test_status_shows_a_running_worker_its_release_and_recent_drift(
     members = [g for g in status["workers"] if g["members"]]
     model = status["models"][0]
     assert status["stack"]["up"] is True
-    # One process running every role: one Faust app, one consumer group.
-    assert [g["group"] for g in members] == [
-        f"driftline-{settings.kafka.topic_prefix}default-score-join-train"
+    # One process running every role: one consumer group per stage, as separate processes would have.
+    p = settings.kafka.topic_prefix
+    assert sorted(g["group"] for g in members) == [
+        f"driftline-{p}default-join",
+        f"driftline-{p}default-score",
+        f"driftline-{p}trainers",
     ]
     assert all(lag >= 0 for g in status["workers"] for lag in g["lag"].values())
     assert model["model"] == "default" and model["served_version"] == 1

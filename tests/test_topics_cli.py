@@ -55,7 +55,9 @@ def test_dry_run_changes_nothing_then_create_is_idempotent(prefix: str, settings
         "retention.bytes": "-1",
     }
     assert checks["features"].partitions == settings.kafka.partitions
-    assert checks["training"].partitions == checks["models"].partitions == 1
+    assert checks["models"].partitions == checks["audit"].partitions == 1
+    by_model = {checks[n].partitions for n in ("training", "control", "changelog")}
+    assert by_model == {settings.kafka.training_partitions}
 
     again = _json(_run(prefix, "topics", "create", "--json"))
     assert {t["action"] for t in again["topics"]} == {"exists"}
