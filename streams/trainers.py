@@ -297,9 +297,9 @@ class TrainerGroup:
         time (:meth:`_isolate`), so a poison record never stalls its partition."""
         out, m = self.ctx.out, self.metrics
         t0 = time.perf_counter()
-        out.begin()
         touched: dict[str, Trainer] = {}
         try:
+            out.begin()
             for name in eager:
                 touched[name] = self._trainer(name)  # type: ignore[assignment]
             raws = [
@@ -443,17 +443,34 @@ class TrainerGroup:
             trainer.replies = []
         self._replies = []
         self.trainers.clear()  # restored lazily from self.states (the committed ones)
-        try:
-            if not fenced:
+        if not fenced:
+            try:
                 self.ctx.out.abort()
-        except KafkaException as abort_exc:
-            fenced = fenced or abort_exc.args[0].fatal()
+            except (
+                Exception
+            ) as abort_exc:  # a coordinator away (a frozen broker): start over with a new producer
+                log.warning("trainer %s: cannot abort (%s); a new producer", self.member, abort_exc)
+                fenced = True
         if fenced:
-            # A fatal producer error (fenced by a newer member, or our epoch bumped): a new producer, and the
-            # state everyone committed since is read again. The old producer is dropped unflushed.
-            self.ctx = self._new_context()
+            # A fatal producer error (fenced by a newer member, or our epoch bumped), or an abort that failed: a new
+            # producer, and the state everyone committed since is read again. The old producer is dropped unflushed;
+            # the broker aborts its open transaction after transaction.timeout.ms.
+            self.ctx = self._replace_producer()
             self._restore_needed = True
         self._rewind()
+
+    def _replace_producer(self) -> WorkerContext:
+        """A new transactional producer, retried until the transaction coordinator answers."""
+        delay = 1.0
+        while True:
+            try:
+                return self._new_context()
+            except KafkaException as exc:
+                log.warning(
+                    "trainer %s: no transactional producer (%s); retry in %.0f s", self.member, exc, delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _rewind(self) -> None:
         """Seek every owned partition back to its committed offset (the aborted batch is read again)."""
