@@ -249,14 +249,10 @@ class BatchSource:
                 extra[key] = int(seconds * 1000)
         self.group = group
         self.topic = topic
-        self.stuck_after_s = stuck_after_s or 2 * (session_timeout_s or LIBRDKAFKA_SESSION_TIMEOUT_S)
-        # Four looks at the group state per watchdog period, at most one a second (a stats report is ~2 KB JSON).
-        stats_ms = int(min(max(self.stuck_after_s / 4, 1.0), 10.0) * 1000)
-        extra["statistics.interval.ms"] = stats_ms
-        # A report older than this means librdkafka's main thread stopped reporting: not healthy either.
-        self._stats_fresh_s = 3 * stats_ms / 1000
-        self._conf = client_config(settings, logger=LIBRDKAFKA_LOG, **extra)
-        self._conf["stats_cb"] = self._on_stats  # set after client_config, which would turn "_" into "."
+        self.watchdog = GroupWatchdog(
+            (topic,), stuck_after_s or 2 * (session_timeout_s or LIBRDKAFKA_SESSION_TIMEOUT_S)
+        )
+        self._conf = self.watchdog.configure(client_config(settings, logger=LIBRDKAFKA_LOG, **extra))
         self._metrics = metrics
         self.restarts = 0
         # Join the group at once (a new scorer takes its share promptly), but hold assigned partitions paused
@@ -268,8 +264,7 @@ class BatchSource:
     def _subscribe(self) -> Consumer:
         consumer = Consumer(self._conf)
         self._held = False
-        self._health: _GroupHealth | None = None  # from the latest statistics report
-        self._stuck_s = 0.0  # seconds spent in poll() since the consumer last looked healthy
+        self.watchdog.reset()
         consumer.subscribe([self.topic], on_assign=self._on_assign)
         return consumer
 
@@ -285,13 +280,6 @@ class BatchSource:
             # while held, revoked before ``ready`` and assigned again would stay paused for good. This happened
             # in the fault suite: a broker frozen while the scorer waited for its first model (a resume no-op).
             consumer.resume(partitions)
-
-    def _on_stats(self, report: str) -> None:
-        # Runs inside consume(), in this thread: no lock needed. A report format change must never stop polling.
-        try:
-            self._health = _GroupHealth.parse(json.loads(report), self.topic)
-        except (ValueError, TypeError, AttributeError) as exc:
-            log.debug("%s: unreadable librdkafka statistics: %s", self.topic, exc)
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first.
@@ -332,40 +320,22 @@ class BatchSource:
         return out
 
     def _watch(self, got_records: bool, polled_s: float) -> None:
-        """Count polling time without progress; recreate the consumer past ``stuck_after_s``."""
-        now = time.monotonic()
-        health = self._health
-        fresh = health is not None and now - health.at <= self._stats_fresh_s
-        if got_records or (fresh and health is not None and health.ok(check_lag=not self._held)):
-            self._stuck_s = 0.0
+        """Count polling time without progress; recreate the consumer past the watchdog's limit."""
+        state = self.watchdog.stuck(got_records, polled_s, check_lag=not self._held)
+        if state is None:
             return
-        self._stuck_s += polled_s
-        if self._stuck_s < self.stuck_after_s:
-            return
-        state = health.describe() if fresh and health is not None else "no statistics from librdkafka"
         log.warning(
             "%s: consumer of group %s made no progress for %.0f s of polling (%s): recreating it "
             "(offsets of handled batches were stored; anything not committed is read again, never skipped)",
             self.topic,
             self.group,
-            self._stuck_s,
+            self.watchdog.stuck_s,
             state,
         )
         self._restart()
 
     def _restart(self) -> None:
-        old = self._consumer
-        # Only offsets of batches already handled were stored, so close() commits nothing unprocessed. A close
-        # that hangs on the broken group must not hang the stage: it gets a few seconds, then is left behind.
-        closer = threading.Thread(target=_close_quietly, args=(old, self.topic), daemon=True)
-        closer.start()
-        closer.join(CLOSE_WAIT_S)
-        if closer.is_alive():
-            log.warning(
-                "%s: the old consumer did not close in %.0f s; left to finish in the background",
-                self.topic,
-                CLOSE_WAIT_S,
-            )
+        close_in_background(self._consumer, self.topic)
         self._consumer = self._subscribe()
         self.restarts += 1
         if self._metrics is not None:
@@ -416,6 +386,71 @@ def _close_quietly(consumer: Consumer, topic: str) -> None:
         log.warning("%s: closing the stuck consumer failed: %s", topic, exc)
 
 
+def close_in_background(consumer: Consumer, topic: str) -> None:
+    """Close a stuck consumer, waiting at most ``CLOSE_WAIT_S``: a close that hangs on the broken group must not
+    hang the stage, so it is left to finish in the background. (Only offsets of handled batches were stored or
+    committed, so close() commits nothing unprocessed.)"""
+    closer = threading.Thread(target=_close_quietly, args=(consumer, topic), daemon=True)
+    closer.start()
+    closer.join(CLOSE_WAIT_S)
+    if closer.is_alive():
+        log.warning(
+            "%s: the old consumer did not close in %.0f s; left to finish in the background",
+            topic,
+            CLOSE_WAIT_S,
+        )
+
+
+class GroupWatchdog:
+    """Counts the time a group consumer spends polling without progress, from librdkafka's own statistics.
+
+    Healthy means: a record arrived, or the latest statistics report (fresh) shows the member in its group with
+    a settled assignment (possibly empty) and, if ``check_lag``, nothing unfetched in the assigned partitions of
+    ``topics``. :meth:`stuck` says why once ``stuck_after_s`` seconds of unhealthy polling add up; the caller
+    recreates its consumer (and calls :meth:`reset`). See :class:`BatchSource` for why this exists.
+    """
+
+    def __init__(self, topics: Sequence[str], stuck_after_s: float) -> None:
+        self.topics = tuple(topics)
+        self.stuck_after_s = stuck_after_s
+        # Four looks at the group state per watchdog period, at most one a second (a stats report is ~2 KB JSON).
+        self.stats_ms = int(min(max(stuck_after_s / 4, 1.0), 10.0) * 1000)
+        # A report older than this means librdkafka's main thread stopped reporting: not healthy either.
+        self._fresh_s = 3 * self.stats_ms / 1000
+        self.reset()
+
+    def configure(self, conf: dict[str, Any]) -> dict[str, Any]:
+        """``conf`` (a librdkafka config, already through ``client_config``) with statistics reported here."""
+        conf["statistics.interval.ms"] = self.stats_ms
+        conf["stats_cb"] = self.on_stats  # set after client_config, which would turn "_" into "."
+        return conf
+
+    def reset(self) -> None:
+        """A new consumer: nothing known about it yet."""
+        self._health: _GroupHealth | None = None  # from the latest statistics report
+        self.stuck_s = 0.0  # seconds spent polling since the consumer last looked healthy
+
+    def on_stats(self, report: str) -> None:
+        # Runs inside consume(), in the polling thread: no lock needed. A format change must never stop polling.
+        try:
+            self._health = _GroupHealth.parse(json.loads(report), self.topics)
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.debug("%s: unreadable librdkafka statistics: %s", self.topics, exc)
+
+    def stuck(self, got_records: bool, polled_s: float, *, check_lag: bool = True) -> str | None:
+        """After a poll that took ``polled_s``: None while healthy (or not unhealthy for long enough), else the
+        group state to report."""
+        health = self._health
+        fresh = health is not None and time.monotonic() - health.at <= self._fresh_s
+        if got_records or (fresh and health is not None and health.ok(check_lag=check_lag)):
+            self.stuck_s = 0.0
+            return None
+        self.stuck_s += polled_s
+        if self.stuck_s < self.stuck_after_s:
+            return None
+        return health.describe() if fresh and health is not None else "no statistics from librdkafka"
+
+
 @dataclass(frozen=True)
 class _GroupHealth:
     """What one librdkafka statistics report says about the group membership and fetching of ``topic``."""
@@ -426,11 +461,12 @@ class _GroupHealth:
     unread: int  # messages in assigned, actively fetched partitions that are not fetched yet
 
     @classmethod
-    def parse(cls, stats: dict[str, Any], topic: str) -> _GroupHealth:
+    def parse(cls, stats: dict[str, Any], topics: Sequence[str]) -> _GroupHealth:
         cgrp = stats.get("cgrp") or {}
         unread = 0
-        partitions = (stats.get("topics") or {}).get(topic, {}).get("partitions", {})
-        for number, p in partitions.items():
+        every = stats.get("topics") or {}
+        partitions = [p for topic in topics for p in every.get(topic, {}).get("partitions", {}).items()]
+        for number, p in partitions:
             if number == "-1" or p.get("fetch_state") != "active":
                 continue
             # The fetch position against the last stable offset (the high watermark without transactions): it

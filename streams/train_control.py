@@ -83,25 +83,6 @@ class TrainerControl:
         return learned
 
     # -- control -------------------------------------------------------------------------------------------------
-    def control(self, raws: list[RawRecord]) -> None:
-        """Apply ControlCommands: authenticated, validated, applied, audited and answered (streams/control.py)."""
-        ctx = self.ctx
-        topic = ctx.settings.topic("control")
-        for raw, cmd in zip(
-            raws,
-            ctx.codec.decode_many("ControlCommand", [r.value for r in raws], topic=topic, allow_json=True),
-            strict=True,
-        ):
-            where = f"{raw.topic}:{raw.partition}"
-            if raw.offset <= self.offsets.get(where, -1):
-                continue
-            self.offsets[where] = raw.offset
-            if isinstance(cmd, SchemaError):
-                ctx.deadletter("control", raw, cmd)
-                continue
-            if cmd["model"] != ctx.model:
-                continue
-            self.command(raw, cmd)
 
     def command(self, raw: RawRecord, cmd: dict[str, Any]) -> None:
         ctx, lc = self.ctx, self.lifecycle

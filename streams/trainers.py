@@ -46,7 +46,7 @@ from streams.batches import transient
 from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
-from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.runtime import GroupWatchdog, RawRecord, WorkerContext, close_in_background, now_ms
 from streams.train import Trainer, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ class TrainerGroup:
                 "fetch.queue.backoff.ms": 10,
             },
         )
+        # The same watchdog as the other stages' (BatchSource): seen in the fault suite, a trainer left in
+        # join state wait-join after the active controller was killed, polling with no assignment and no error.
+        self.watchdog = GroupWatchdog(self.topics, 2 * session_timeout_s)
+        self.watchdog.configure(self.consumer_config)
         self.redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
         self.ctx = self._new_context()
         self.consumer: Consumer | None = None
@@ -129,6 +133,7 @@ class TrainerGroup:
         self._replies: list[dict[str, Any]] = []
         self._error: Exception | None = None
         self._status_at = 0.0
+        self._polled_s = 0.0
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def _new_context(self) -> WorkerContext:
@@ -169,17 +174,14 @@ class TrainerGroup:
     def run(self, stopping: threading.Event) -> None:
         """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
         ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
-        consumer = self.consumer = Consumer(self.consumer_config)
+        consumer = self._subscribe()
         try:
             self.check_topics()
-            consumer.subscribe(
-                list(self.topics),
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_revoke,
-            )
             while not stopping.is_set():
                 msgs = self._gather(consumer)
+                if not msgs and self._stuck(consumer):
+                    consumer = self._subscribe()
+                    continue
                 if self._restore_needed:
                     try:
                         self._restore()
@@ -195,9 +197,40 @@ class TrainerGroup:
                     self._publish_status(list(self.trainers.values()))
         finally:
             try:
-                consumer.close()  # leaves the group at once: the next owner need not wait for the session timeout
+                if self.consumer is not None:  # leaves the group at once: the next owner need not wait
+                    self.consumer.close()
             finally:
                 self.ctx.out.close(10)
+
+    def _subscribe(self) -> Consumer:
+        consumer = self.consumer = Consumer(self.consumer_config)
+        self.watchdog.reset()
+        consumer.subscribe(
+            list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+        return consumer
+
+    def _stuck(self, consumer: Consumer) -> bool:
+        """Out of the group, or not fetching what is there, for 2x the session timeout of polling: the consumer
+        is closed (in the background, if its close hangs) and the caller makes a new one, which joins afresh and
+        restores the committed state of whatever it is assigned."""
+        state = self.watchdog.stuck(False, self._polled_s)
+        if state is None:
+            return False
+        log.warning(
+            "trainer %s: consumer of group %s made no progress for %.0f s of polling (%s): recreating it "
+            "(every batch was committed or aborted: nothing in hand is lost)",
+            self.member,
+            self.group,
+            self.watchdog.stuck_s,
+            state,
+        )
+        self.metrics.consumer_restarts.labels(group=self.group).inc()
+        self.owned = set()
+        self._drop()
+        self.consumer = None  # callbacks of the old consumer, closing, are ignored from here on
+        close_in_background(consumer, self.topics[0])
+        return True
 
     def _gather(self, consumer: Consumer) -> list[Message]:
         """The records of one transaction: what arrives within ``COMMIT_EVERY_S`` (at most ``COMMIT_MAX``).
@@ -208,7 +241,8 @@ class TrainerGroup:
         batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
         self._rebalanced = False
         out: list[Message] = []
-        deadline = time.monotonic() + COMMIT_EVERY_S
+        started = deadline = time.monotonic()
+        deadline += COMMIT_EVERY_S
         while len(out) < COMMIT_MAX:
             msgs = consumer.consume(batch, within if not out else max(0.0, deadline - time.monotonic()))
             if self._rebalanced:  # what came before is read again from the committed offsets
@@ -221,14 +255,21 @@ class TrainerGroup:
                     out.append(msg)
             if not msgs or time.monotonic() >= deadline:
                 break
+        self._polled_s = time.monotonic() - started
+        if out:
+            self.watchdog.stuck(True, self._polled_s)
         return out
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:  # a replaced consumer, closing
+            return
         self.owned = {tp.partition for tp in partitions if tp.topic == self.topics[0]}
         self._restore_needed = self._rebalanced = True
         log.info("trainer %s owns training partitions %s", self.member, sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:  # a replaced consumer, closing: its state was dropped when replaced
+            return
         # Every batch is committed (or aborted) before consume() returns to this callback: nothing is in hand.
         self.owned = set()
         self._rebalanced = True

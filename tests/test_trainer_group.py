@@ -1,0 +1,211 @@
+"""The trainer group in process, against the local broker: exactly-once learning with its state in ``changelog``,
+the consumer watchdog's restart, and the control commands it routes to each model's trainer (applied, refused,
+answered only after commit).
+
+The worker-level behaviour (kill -9, zombies, 50 models over 3 processes) is in test_models_many.py and
+test_faults_workers.py; these drive :class:`~streams.trainers.TrainerGroup` directly, so each path is seen alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from connectors.changelog import read_changelog
+from connectors.tail import assign_tail, read_until_end
+from connectors.topics import ensure_topics, partition_for
+from driftline.settings import Settings
+from schemas.codec import default_codec
+from streams.control import new_command, wait_reply
+from streams.metrics import build_metrics
+from streams.trainers import TrainerGroup
+
+pytestmark = pytest.mark.kafka
+
+# What each running group's thread raised, by id(group): a wait fails at once when its group died.
+_ERRORS: dict[int, list[BaseException]] = {}
+TOPICS = ("training", "control", "changelog", "models", "audit", "deadletter")
+
+
+def _examples(n: int, start: int = 0, model: str = "default") -> list[dict[str, Any]]:
+    """Labelled examples of a separable concept (label = x > 0.5)."""
+    out = []
+    for i in range(start, start + n):
+        x = (i * 37 % 101) / 100
+        out.append(
+            {
+                "id": f"{model}-{i}",
+                "model": model,
+                "key": None,
+                "features": {"x": x, "y": (i * 13 % 7) / 7},
+                "label": x > 0.5,
+                "prediction": None,
+                "proba": None,
+                "version": 0,
+                "event_ts": 1_700_000_000_000 + i,
+                "label_ts": 1_700_000_000_000 + i,
+            }
+        )
+    return out
+
+
+def _produce(settings: Settings, topic: str, records: list[tuple[str, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    partitions = settings.kafka.training_partitions
+    for key, value in records:
+        producer.produce(settings.topic(topic), value, key.encode(), partition=partition_for(key, partitions))
+    assert producer.flush(30) == 0
+
+
+def _send_examples(settings: Settings, examples: list[dict[str, Any]]) -> None:
+    codec = default_codec()
+    _produce(settings, "training", [(e["model"], codec.encode("TrainingExample", e)) for e in examples])
+
+
+def _send_command(settings: Settings, record: dict[str, Any]) -> None:
+    _produce(settings, "control", [(record["model"], default_codec().encode("ControlCommand", record))])
+
+
+def _read(settings: Settings, topic: str) -> list[Any]:
+    consumer, ends = assign_tail(settings, topic, None)
+    try:
+        return read_until_end(consumer, default_codec(), topic, ends)
+    finally:
+        consumer.close()
+
+
+@contextmanager
+def _running(settings: Settings, **kwargs: Any) -> Iterator[TrainerGroup]:
+    group = TrainerGroup(
+        settings, build_metrics(), default_codec(), session_timeout_s=6.0, heartbeat_s=0.5, **kwargs
+    )
+    stopping = threading.Event()
+    errors = _ERRORS.setdefault(id(group), [])
+
+    def run() -> None:
+        try:
+            group.run(stopping)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield group
+    finally:
+        stopping.set()
+        thread.join(60)
+    assert not thread.is_alive(), "the trainer group did not stop within 60 s"
+    assert not errors, errors
+
+
+def _learned(group: TrainerGroup, model: str = "default") -> int:
+    trainer = group.trainers.get(model)
+    return trainer.lifecycle.n_learned if trainer is not None else 0
+
+
+def _wait(group: TrainerGroup, what: str, predicate: Any, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert not _ERRORS.get(id(group)), f"the trainer group died: {_ERRORS[id(group)]!r}"
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def trainer_settings(settings: Settings) -> Settings:
+    ensure_topics(settings, TOPICS)
+    return settings
+
+
+def test_learns_each_example_once_and_a_successor_restores_the_committed_state(
+    trainer_settings: Settings,
+) -> None:
+    s = trainer_settings
+    _send_examples(s, _examples(300))
+    with _running(s) as group:
+        _wait(group, "300 learned", lambda: _learned(group) >= 300)
+        time.sleep(2)  # nothing more arrives: a duplicate would show as 301+
+        assert _learned(group) == 300
+    states = read_changelog(s, range(s.kafka.training_partitions))
+    assert set(states) == {"default"}, "the committed state is not on changelog"
+    # A successor (the first left the group) restores the committed state and goes on from there.
+    _send_examples(s, _examples(100, start=300))
+    with _running(s) as group:
+        _wait(group, "400 learned", lambda: _learned(group) >= 400)
+        time.sleep(2)
+        assert _learned(group) == 400
+
+
+def test_watchdog_replaces_a_stuck_consumer_and_loses_nothing(trainer_settings: Settings) -> None:
+    """The watchdog declares the consumer stuck once mid-stream (as when librdkafka stays in wait-join after the
+    active controller died): the consumer is replaced, the new one is assigned the partitions again, restores the
+    committed state, and every example is learned exactly once."""
+    s = trainer_settings
+    _send_examples(s, _examples(200))
+    with _running(s) as group:
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        first = group.consumer
+        real = group.watchdog.stuck
+        fired: list[bool] = []
+
+        def stuck_once(got: bool, polled: float, *, check_lag: bool = True) -> str | None:
+            if not got and not fired:
+                fired.append(True)
+                return "forced by the test"
+            return real(got, polled, check_lag=check_lag)
+
+        group.watchdog.stuck = stuck_once  # type: ignore[method-assign]
+        _wait(group, "the consumer replaced", lambda: fired and group.consumer is not first, timeout=30)
+        _send_examples(s, _examples(200, start=200))
+        _wait(group, "400 learned", lambda: _learned(group) >= 400)
+        time.sleep(2)
+        assert _learned(group) == 400
+        restarts = group.metrics.registry.get_sample_value(
+            "driftline_consumer_restarts_total", {"group": group.group}
+        )
+        assert restarts == 1
+
+
+def test_control_commands_are_applied_refused_and_answered(trainer_settings: Settings) -> None:
+    s = trainer_settings
+    _send_examples(s, _examples(50))
+    with _running(s) as group:
+        _wait(group, "50 learned", lambda: _learned(group) >= 50)
+        pause = new_command(s, "pause_learning", {})
+        _send_command(s, pause)
+        answer = wait_reply(s, pause["id"], 60)
+        assert answer is not None and answer["outcome"] == "ok", answer
+        assert answer["paused"] is True
+        # Held while paused, learned in order on resume.
+        _send_examples(s, _examples(30, start=50))
+        time.sleep(3)
+        assert _learned(group) == 50
+        resume = new_command(s, "resume_learning", {})
+        _send_command(s, resume)
+        answer = wait_reply(s, resume["id"], 60)
+        assert answer is not None and answer["outcome"] == "ok", answer
+        assert "learned 30 label(s)" in answer["message"]
+        assert _learned(group) == 80
+        # A replay of an applied command, a forged signature and an unknown model are refused and dead-lettered.
+        _send_command(s, pause)
+        forged = dict(new_command(s, "pause_learning", {}), signature="00" * 32)
+        _send_command(s, forged)
+        unknown = new_command(s.for_model("nobody"), "pause_learning", {})
+        _send_command(s, unknown)
+        answer = wait_reply(s, forged["id"], 60)
+        assert answer is not None and answer["reason"] == "signature", answer
+        answer = wait_reply(s.for_model("nobody"), unknown["id"], 60)  # filed where its sender waits
+        assert answer is not None and answer["reason"] == "unknown", answer
+        assert not group.trainers["default"].lifecycle.paused, "a replayed or forged pause was applied"
+    reasons = [str(r.value["error"]) for r in _read(s, "deadletter") if r.ok and r.value]
+    assert sum("already seen" in r for r in reasons) == 1, reasons
+    assert sum("bad signature" in r for r in reasons) == 1, reasons
+    assert sum("unknown here" in r for r in reasons) == 1, reasons
