@@ -1,30 +1,24 @@
-"""``RecordConsumer``: iterate decoded contract records; offsets stored only after the caller has processed
-them.
-
-``enable.auto.offset.store`` is off and auto commit is on: librdkafka commits, in the background, only the
-offsets the caller stored with :meth:`RecordConsumer.store` (or by finishing a ``with
-consumer.processing(batch)`` block, or by asking for the next batch from :meth:`RecordConsumer.batches`). A
-crash mid-batch therefore redelivers the unprocessed records (at-least-once). Records that cannot be decoded
-are returned as errors, never dropped, so the caller can send them to ``deadletter`` with :func:`deadletter`.
+"""Decoding consumed records of contract topics (:class:`Received`: the value, or the error that prevented
+decoding, with its coordinates), the dead-letter record for one, and :func:`read_to_end`, a group-less read of a whole
+topic. The stages' batch consumer is :mod:`connectors.batch_source`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import now_ms
 from connectors.topics import TOPIC_NAMES
-from driftline.errors import ConfigError, SchemaError, StackError
+from driftline.errors import ConfigError, SchemaError
 from driftline.settings import Settings
-from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec, default_codec
+from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec
 
 log = logging.getLogger(__name__)
 
@@ -110,132 +104,6 @@ def deadletter(item: Received | Message, error: BaseException | str, ts: int | N
         "error": str(error),
         "ts": now_ms() if ts is None else ts,
     }
-
-
-class RecordConsumer:
-    """Consume contract topics in a consumer group, decoding each record.
-
-    ``topics`` are contract names. With ``from_beginning`` a new group starts at the earliest offset
-    (otherwise at the end); a group that has committed offsets always resumes from them.
-
-    Usage::
-
-        with RecordConsumer(settings, ["features"], "my-group") as consumer:
-            for batch in consumer.batches():
-                for item in batch:
-                    handle(item.value) if item.ok else send_to_deadletter(item)
-                # asking for the next batch stores this batch's offsets
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        topics: Sequence[str],
-        group_id: str,
-        codec: Codec | None = None,
-        from_beginning: bool = False,
-        **config: Any,
-    ) -> None:
-        for name in topics:
-            if name not in TOPIC_NAMES:
-                raise ConfigError(f"topics: {name!r} is not a contract topic ({', '.join(TOPIC_NAMES)})")
-        self.settings = settings
-        self.topics = tuple(topics)
-        self.group_id = group_id
-        self.codec = codec or default_codec()
-        self._by_full = {settings.topic(name): name for name in self.topics}
-        conf = client_config(
-            settings,
-            **{
-                "group.id": group_id,
-                "enable.auto.offset.store": False,
-                "enable.auto.commit": True,
-                "auto.commit.interval.ms": 1000,
-                "auto.offset.reset": "earliest" if from_beginning else "latest",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "logger": LIBRDKAFKA_LOG,
-            },
-            **config,
-        )
-        self._consumer = Consumer(conf)
-        self._consumer.subscribe(list(self._by_full))
-        self._closed = False
-
-    def consume(self, num_messages: int = 500, timeout: float = 1.0) -> list[Received]:
-        """Up to ``num_messages`` decoded records (fewer, maybe none, after ``timeout`` seconds)."""
-        out: list[Received] = []
-        for msg in self._consumer.consume(num_messages, timeout):
-            err = msg.error()
-            if err is not None:
-                self._on_error(err)
-                continue
-            out.append(decode_message(self.codec, self._by_full[msg.topic() or ""], msg))
-        return out
-
-    def _on_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            raise StackError(f"consumer {self.group_id}: fatal Kafka error: {err.str()}")
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
-        # Transient (broker down, rebalance): librdkafka retries by itself; say so once per occurrence.
-        log.warning("consumer %s: %s", self.group_id, err.str())
-
-    def store(self, items: Received | Message | Iterable[Received | Message]) -> None:
-        """Mark records as processed: their offsets (+1) get committed. Keeps the highest per partition."""
-        batch = [items] if isinstance(items, (Received, Message)) else list(items)
-        highest: dict[tuple[str, int], int] = {}
-        for item in batch:
-            msg = item.message if isinstance(item, Received) else item
-            tp = (msg.topic() or "", int(msg.partition() or 0))
-            highest[tp] = max(highest.get(tp, -1), int(msg.offset() or 0))
-        if highest:
-            try:
-                self._consumer.store_offsets(
-                    offsets=[TopicPartition(t, p, off + 1) for (t, p), off in highest.items()]
-                )
-            except KafkaException as exc:
-                # A partition revoked in a rebalance cannot be stored: its records will be redelivered
-                # elsewhere.
-                log.warning("consumer %s: cannot store offsets: %s", self.group_id, exc.args[0])
-
-    @contextmanager
-    def processing(self, batch: list[Received]) -> Iterator[list[Received]]:
-        """``with consumer.processing(batch):`` stores the batch's offsets only if the block finishes without
-        error."""
-        yield batch
-        self.store(batch)
-
-    def batches(self, num_messages: int = 500, timeout: float = 1.0) -> Iterator[list[Received]]:
-        """Yield non-empty batches forever; a batch's offsets are stored when the caller asks for the next
-        one.
-
-        Breaking out of the loop (or an exception in its body) leaves the current batch unstored.
-        """
-        while True:
-            batch = self.consume(num_messages, timeout)
-            if batch:
-                yield batch
-                self.store(batch)
-
-    def commit(self) -> None:
-        """Commit the stored offsets now (synchronously) instead of waiting for the auto-commit interval."""
-        try:
-            self._consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                raise StackError(f"consumer {self.group_id}: commit failed: {exc.args[0]}") from exc
-
-    def close(self) -> None:
-        """Commit stored offsets and leave the group. Safe to call twice."""
-        if not self._closed:
-            self._closed = True
-            self._consumer.close()
-
-    def __enter__(self) -> RecordConsumer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def read_to_end(

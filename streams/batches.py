@@ -33,9 +33,10 @@ from dataclasses import dataclass
 import redis
 from confluent_kafka import KafkaException
 
+from connectors.batch_source import BatchSource, RawRecord
 from connectors.producer import DeliveryError
 from driftline.errors import StackError
-from streams.runtime import BatchSource, RawRecord, WorkerContext
+from streams.runtime import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class BatchLoop:
                 heartbeat_s=self.heartbeat_s,
                 max_poll_interval_s=self.max_poll_interval_s,
                 ready=self.ready,
-                metrics=ctx.metrics,
+                on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
             )
             inflight: tuple[list[RawRecord], Finish] | None = None
             while not stopping.is_set():

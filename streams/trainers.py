@@ -34,6 +34,7 @@ from typing import Any
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from connectors.batch_source import GroupWatchdog, close_in_background
 from connectors.changelog import read_changelog
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
@@ -46,7 +47,7 @@ from streams.batches import transient
 from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
-from streams.runtime import GroupWatchdog, RawRecord, WorkerContext, close_in_background, now_ms
+from streams.runtime import RawRecord, WorkerContext, now_ms
 from streams.train import Trainer, seal, unseal
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.batch_source import BatchSource
 from connectors.localproc import free_port
 from driftline.settings import Settings, load_settings
 from streams.metrics import build_metrics
-from streams.runtime import BatchSource
 
 PARTITIONS = 4
 
@@ -42,7 +42,13 @@ def test_watchdog_recreates_a_consumer_that_never_joins_its_group(settings: Sett
     nobody = load_settings(environ={}, overrides={"kafka.bootstrap": f"127.0.0.1:{free_port()}"})
     group = f"{settings.kafka.topic_prefix}wd"
     metrics = build_metrics()
-    source = BatchSource(nobody, group, "nowhere", metrics=metrics, stuck_after_s=1.5)
+    source = BatchSource(
+        nobody,
+        group,
+        "nowhere",
+        on_restart=metrics.consumer_restarts.labels(group=group).inc,
+        stuck_after_s=1.5,
+    )
     try:
         _poll_until([source], lambda _: source.restarts >= 2, timeout=30)
     finally:

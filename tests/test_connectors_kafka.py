@@ -1,4 +1,4 @@
-"""Connectors against the real broker: topics, JSON in / Avro out, garbage, delivery failures, offsets."""
+"""Connectors against the real broker: topics, JSON in / Avro out, garbage, delivery failures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from connectors.consumer import Received, RecordConsumer, deadletter
+from connectors.consumer import Received, deadletter
 from connectors.kafka_client import check_reachable, client_config
 from connectors.producer import DeliveryError, EventProducer
+from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings
@@ -26,16 +27,13 @@ def _one_partition(settings: Settings) -> Settings:
     return dataclasses.replace(settings, kafka=dataclasses.replace(settings.kafka, partitions=1))
 
 
-def _drain(consumer: RecordConsumer, want: int, timeout: float = 20.0) -> list[Received]:
-    """Consume until ``want`` records arrived (or fail after ``timeout``)."""
-    got: list[Received] = []
-
-    def enough() -> bool:
-        got.extend(consumer.consume(100, 0.5))
-        return len(got) >= want
-
-    wait_until(f"{want} records", enough, timeout, 0, context=lambda: f"only {len(got)} arrived")
-    return got
+def _read(settings: Settings, name: str) -> list[Received]:
+    """Every record of contract topic ``name``, decoded as a stage's reader decodes it (errors kept)."""
+    consumer, ends = assign_tail(settings, name, None)
+    try:
+        return read_until_end(consumer, default_codec(), name, ends)
+    finally:
+        consumer.close()
 
 
 def test_ensure_topics_is_idempotent_with_contract_policies(settings: Settings) -> None:
@@ -72,11 +70,7 @@ def test_json_in_avro_out_through_the_broker(settings: Settings) -> None:
     )
     raw.flush(10)
 
-    with RecordConsumer(
-        src, ["features"], f"{settings.kafka.topic_prefix}g", from_beginning=True
-    ) as consumer:
-        (item,) = _drain(consumer, 1)
-        consumer.store(item)
+    (item,) = _read(src, "features")
     assert item.ok, item.error
     assert item.value == {"id": "x1", "ts": 1, "key": None, "features": {"a": 1.5}, "model": None}
 
@@ -104,8 +98,7 @@ def test_garbage_is_yielded_as_error_and_dead_lettered(settings: Settings) -> No
     raw.produce(s.topic("labels"), json.dumps({"id": "e1", "ts": 2, "label": True}).encode(), b"e1")
     raw.produce(s.topic("labels"), json.dumps({"id": "e2", "ts": 3, "label": float("nan")}).encode(), b"e2")
     raw.flush(10)
-    with RecordConsumer(s, ["labels"], f"{s.kafka.topic_prefix}g", from_beginning=True) as consumer:
-        items = _drain(consumer, 3)
+    items = sorted(_read(s, "labels"), key=lambda r: r.offset)
     assert [i.ok for i in items] == [False, True, False]
     assert items[1].value == {"id": "e1", "ts": 2, "label": True}
     assert "c301" in str(items[0].error) and "label" in str(items[2].error)
@@ -113,8 +106,8 @@ def test_garbage_is_yielded_as_error_and_dead_lettered(settings: Settings) -> No
     with EventProducer(s) as producer:
         for bad in (items[0], items[2]):
             producer.send("deadletter", "DeadLetter", deadletter(bad, bad.error or ""), key=bad.key)
-    with RecordConsumer(s, ["deadletter"], f"{s.kafka.topic_prefix}dl", from_beginning=True) as consumer:
-        letters = _drain(consumer, 2)
+    letters = sorted(_read(s, "deadletter"), key=lambda r: (r.value or {}).get("offset", -1))
+    assert len(letters) == 2
     first = letters[0].value or {}
     assert first["source_topic"] == s.topic("labels") and first["offset"] == 0
     assert first["value"] == b"\x00\x01not avro" and first["key"] == b"k1"
@@ -144,39 +137,6 @@ def test_context_manager_raises_on_lost_delivery(settings: Settings) -> None:
     ].result()
     with pytest.raises(DeliveryError), EventProducer(s) as producer:
         producer.send_label("x" * 2000, os.urandom(600).hex())
-
-
-def test_offsets_stored_only_after_processing(settings: Settings) -> None:
-    s = _one_partition(settings)
-    ensure_topics(s, ("features",))
-    with EventProducer(s) as producer:
-        for i in range(10):
-            producer.send_feature(f"e{i}", {"i": i})
-    group = f"{s.kafka.topic_prefix}workers"
-
-    # Processes the first 4, stops mid-batch without storing the rest.
-    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
-        batch = _drain(consumer, 10)
-        consumer.store(batch[:4])
-        consumer.commit()
-    # A consumer that breaks out of batches() before asking for the next batch stores nothing more.
-    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
-        seen = []
-        for chunk in consumer.batches(num_messages=3, timeout=0.5):
-            seen.extend(chunk)
-            break
-    assert [r.value["id"] for r in seen if r.value] == ["e4", "e5", "e6"][: len(seen)]
-    # So the next consumer of the group gets e4..e9 again; processing() stores only on success.
-    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
-        again = _drain(consumer, 6)
-        assert [r.value["id"] for r in again if r.value] == [f"e{i}" for i in range(4, 10)]
-        with pytest.raises(RuntimeError), consumer.processing(again[:2]):
-            raise RuntimeError("handler failed")
-        with consumer.processing(again):
-            pass
-        consumer.commit()
-    with RecordConsumer(s, ["features"], group, from_beginning=True) as consumer:
-        assert consumer.consume(10, 2.0) == []
 
 
 def test_check_reachable_names_the_address() -> None:
