@@ -22,6 +22,7 @@ import yaml
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka_client import client_config
+from connectors.redis_store import redis_client
 from connectors.topics import ensure_topics
 from driftline.settings import Settings, load_settings
 from streams.processes import WorkerProcess
@@ -153,9 +154,7 @@ class BenchEnv:
         except Exception as exc:
             progress(f"could not delete topics of {self.prefix}: {exc}")
         try:
-            import redis
-
-            client = redis.Redis.from_url(self.base.redis.url.get(), socket_timeout=5)
+            client = redis_client(self.base)
             keys = list(client.scan_iter(match=f"{self.prefix.rstrip('.')}*", count=1000))
             for i in range(0, len(keys), 500):
                 client.delete(*keys[i : i + 500])

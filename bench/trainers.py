@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from bench.env import BenchEnv, cpu_seconds, progress
 from connectors.kafka_client import client_config
 from connectors.producer import EventProducer
+from connectors.redis_store import redis_client
 from driftline.settings import Settings
 from streams.join import owners_key, trainer_group
 
@@ -83,7 +84,7 @@ def learn_scaling(
     model = f"scale{trainers}"
     settings = env.settings(model, "logistic_regression")
     env.ensure_topics(settings)
-    client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=5)
+    client = redis_client(settings)
     key = owners_key(settings)
     workers = [env.start_worker("train", model, "logistic_regression", tag=f"x{k}") for k in range(trainers)]
     _wait_stable(settings, trainers)

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from driftline.errors import StackError
+from driftline.settings import Settings
 
 # For each id: already joined -> skip; else store, and hand back a parked label (the caller joins now; the label
 # stays until mark_joined, so a crash before that replays the join instead of losing it).
@@ -139,6 +140,14 @@ class SweepResult:
     orphans: int  # labels whose prediction never came within the TTL
     pending: int
     parked: int
+
+
+def redis_client(settings: Settings, timeout_s: float = 5.0) -> redis.Redis:
+    """The one way every module opens the configured Redis (the URL is a secret): with timeouts, so a Redis that is
+    down fails the call within ``timeout_s`` instead of hanging it."""
+    return redis.Redis.from_url(
+        settings.redis.url.get(), socket_timeout=timeout_s, socket_connect_timeout=min(timeout_s, 5.0)
+    )
 
 
 class JoinStore:

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from connectors.redis_store import redis_client
 from driftline.errors import ConfigError
 from driftline.settings import Settings
 from streams.join import join_namespace
@@ -97,7 +98,7 @@ def refusal(
 
 
 def _client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
+    return redis_client(settings)
 
 
 def reply_key(settings: Settings, command_id: str) -> str:

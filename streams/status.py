@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.redis_store import redis_client
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
 from schemas.codec import default_codec
@@ -67,9 +68,7 @@ def _redis_ping(settings: Settings) -> bool:
     import redis
 
     try:
-        return bool(
-            redis.Redis.from_url(settings.redis.url.get(), socket_timeout=2, socket_connect_timeout=2).ping()
-        )
+        return bool(redis_client(settings, 2).ping())
     except redis.RedisError:
         return False
 
@@ -216,7 +215,7 @@ def _joins(settings: Settings) -> dict[str, Any] | None:
 
     ns = join_namespace(settings)
     try:
-        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        client = redis_client(settings, 3)
         pending, parked = client.zcard(f"{ns}:pending"), client.zcard(f"{ns}:parked")
         oldest = client.zrange(f"{ns}:pending", 0, 0, withscores=True)
     except redis.RedisError:

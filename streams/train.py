@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from connectors.redis_store import redis_client
 from connectors.sources import open_source
 from driftline.errors import SecurityError
 from driftline.settings import Settings
@@ -142,7 +143,7 @@ def unseal(data: bytes, keys: list[bytes], where: str) -> dict[str, Any]:
 class Trainer(TrainerControl):
     """One model's trainer; ``ctx.model`` names the model (``WorkerContext.for_model``)."""
 
-    def __init__(self, ctx: WorkerContext, redis_client: redis.Redis | None = None) -> None:
+    def __init__(self, ctx: WorkerContext, redis_conn: redis.Redis | None = None) -> None:
         self.ctx = ctx
         s = ctx.settings
         self.key = s.model.signing_key.get().encode()
@@ -162,9 +163,7 @@ class Trainer(TrainerControl):
         self.pause_discard = False
         self.replies: list[dict[str, Any]] = []
         self.owner = ""  # the trainer process (member of the trainer group) that owns this model now
-        self._redis = redis_client or redis.Redis.from_url(
-            s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5
-        )
+        self._redis = redis_conn or redis_client(s)
         self._status_key = f"{join_namespace(s)}:trainer"
         self._topic = s.topic("training")
 

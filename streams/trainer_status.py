@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from connectors.redis_store import redis_client
 from driftline.settings import Settings
 from streams.join import join_namespace
 
@@ -25,7 +26,7 @@ def trainer_status_key(settings: Settings) -> str:
 def trainer_status(settings: Settings) -> dict[str, Any] | None:
     """The trainer's live state (published to Redis after every batch), or None if unavailable."""
     try:
-        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        client = redis_client(settings, 3)
         raw = client.hgetall(trainer_status_key(settings))
     except redis.RedisError:
         return None

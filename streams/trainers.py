@@ -38,6 +38,7 @@ from connectors.batch_source import GroupWatchdog, close_in_background
 from connectors.changelog import read_changelog
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
+from connectors.redis_store import redis_client
 from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
 from driftline.errors import ConfigError, SchemaError, SecurityError
 from driftline.settings import Settings, check_model_name
@@ -120,7 +121,7 @@ class TrainerGroup:
         # join state wait-join after the active controller was killed, polling with no assignment and no error.
         self.watchdog = GroupWatchdog(self.topics, 2 * session_timeout_s)
         self.watchdog.configure(self.consumer_config)
-        self.redis = redis.Redis.from_url(s.redis.url.get(), socket_timeout=5, socket_connect_timeout=5)
+        self.redis = redis_client(s)
         self.ctx = self._new_context()
         self.consumer: Consumer | None = None
         self.trainers: dict[str, Trainer] = {}

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from connectors.redis_store import redis_client
 from driftline.errors import ConfigError
 from driftline.settings import KafkaSettings, Settings
 from streams.cli import settings_from_args
@@ -63,9 +64,8 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
 
 
 def _redis_keys(settings: Settings, prefix: str) -> list[str]:
-    import redis
 
-    client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=10, socket_connect_timeout=5)
+    client = redis_client(settings, 10)
     pattern = f"{_glob_escape(settings.redis.key_prefix)}:{_glob_escape(prefix)}*"
     return sorted(
         k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(match=pattern, count=1000)
@@ -79,7 +79,6 @@ def _glob_escape(text: str) -> str:
 
 def remove(settings: Settings, todo: dict[str, list[str]]) -> dict[str, Any]:
     """Remove what :func:`plan` found; returns what failed (a group still in use cannot be deleted)."""
-    import redis
     from confluent_kafka.admin import AdminClient
 
     from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
@@ -100,7 +99,7 @@ def remove(settings: Settings, todo: dict[str, list[str]]) -> dict[str, Any]:
                 failed[group] = str(exc)
     keys = todo["redis_keys"]
     if keys:
-        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=10, socket_connect_timeout=5)
+        client = redis_client(settings, 10)
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start : start + 1000])
     for path in todo["paths"]:

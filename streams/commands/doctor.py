@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.redis_store import redis_client
 from connectors.stack import StackConfig, StackStatus, stack_status
 from driftline.errors import ConfigError, DriftlineError, StackError
 from driftline.settings import Settings
@@ -175,9 +176,7 @@ def check_redis(
 
     address = redis_address(settings)
     try:
-        client = redis.Redis.from_url(
-            settings.redis.url.get(), socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        client = redis_client(settings, timeout)
         client.ping()
         return Check("redis", "ok", f"answers at {address}")
     except redis.RedisError as exc:

@@ -13,6 +13,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.redis_store import redis_client
 from connectors.topics import partition_for
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings, load_settings
@@ -221,7 +222,7 @@ def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
     """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
     version, n_learned, updated_at."""
     try:
-        client = redis.Redis.from_url(settings.redis.url.get(), socket_timeout=3, socket_connect_timeout=3)
+        client = redis_client(settings, 3)
         raw = client.hgetall(owners_key(settings))
     except redis.RedisError:
         return {}
