@@ -300,7 +300,7 @@ class DemoRun:
         )
         t0 = time.monotonic()
         self.result.started_at = time.time()
-        self.phase = "producing"
+        self.phase = base = "producing"
         thread.start()
         lag, next_lag = 0, 0.0
         drain_deadline: float | None = None
@@ -318,7 +318,7 @@ class DemoRun:
                 if self._producer_error is not None or self.finished(sample):
                     break
                 if self._producer_done.is_set() and drain_deadline is None:
-                    self.phase = "draining"
+                    self.phase = base = "draining"
                     drain_deadline = now + self.options.drain_timeout_s
                 if drain_deadline is not None and now > drain_deadline:
                     self.result.outcome = "timeout"
@@ -328,9 +328,8 @@ class DemoRun:
                         f"of {self.result.labels_sent:,} labels learned; see {self.run_dir / 'logs'}"
                     )
                     break
-                stalled = self._stalled(sample, now)
-                if stalled:
-                    self.phase = stalled
+                # A stall is shown while it lasts; then the phase it interrupted again.
+                self.phase = self._stalled(sample, now) or base
                 dead = [w.role for w in self.workers if not w.alive()]
                 if dead:
                     raise StackError(f"worker(s) {', '.join(dead)} exited; logs in {self.run_dir / 'logs'}")
@@ -341,7 +340,7 @@ class DemoRun:
                     break
                 interrupted = True
                 self.result.outcome = "interrupted"
-                self.phase = "draining (Ctrl-C again to stop now)"
+                self.phase = base = "draining (Ctrl-C again to stop now)"
                 self.stop_producing.set()
         thread.join(timeout=30)
 
