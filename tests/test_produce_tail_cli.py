@@ -176,7 +176,7 @@ def test_tail_follow_prints_new_records(prefix: str, settings: Settings) -> None
         assert seen["value"]["features"] == {"z": True}
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)  # a loaded 2-core machine: interpreter teardown and consumer close
     assert proc.returncode == 130
 
 
