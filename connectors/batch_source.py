@@ -192,15 +192,7 @@ class BatchSource:
 
     def lags(self) -> dict[tuple[str, int], int]:
         """Messages between the read position and the partition end, per owned partition (cached ends)."""
-        out: dict[tuple[str, int], int] = {}
-        assigned = self._consumer.assignment()
-        if not assigned:
-            return out
-        for tp in self._consumer.position(assigned):
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high is not None and high >= 0 and tp.offset is not None and tp.offset >= 0:
-                out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
-        return out
+        return consumer_lags(self._consumer)
 
     def close(self) -> None:
         """Commit what was stored and leave the group (its partitions move to the other workers at once)."""
@@ -211,6 +203,20 @@ class BatchSource:
 LIBRDKAFKA_SESSION_TIMEOUT_S = 45.0
 # How long a watchdog restart waits for the stuck consumer's close() before moving on without it.
 CLOSE_WAIT_S = 10.0
+
+
+def consumer_lags(consumer: Consumer) -> dict[tuple[str, int], int]:
+    """Messages between ``consumer``'s read position and the partition end, per assigned partition (the ends
+    librdkafka last fetched: no broker round trip)."""
+    out: dict[tuple[str, int], int] = {}
+    assigned = consumer.assignment()
+    if not assigned:
+        return out
+    for tp in consumer.position(assigned):
+        _, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high is not None and high >= 0 and tp.offset is not None and tp.offset >= 0:
+            out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+    return out
 
 
 def _close_quietly(consumer: Consumer, topic: str) -> None:

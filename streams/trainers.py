@@ -34,7 +34,7 @@ from typing import Any
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from connectors.batch_source import GroupWatchdog, close_in_background
+from connectors.batch_source import GroupWatchdog, close_in_background, consumer_lags
 from connectors.changelog import read_changelog
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
@@ -58,6 +58,8 @@ TXN_TIMEOUT_MS = (
     20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
 )
 STATUS_EVERY_S = 5.0
+# How often the group's lag per owned partition (driftline_consumer_lag) is refreshed, as the other stages do.
+LAG_EVERY_S = 5.0
 COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
 COMMIT_MAX = 5_000  # ... or this many records
 
@@ -136,6 +138,7 @@ class TrainerGroup:
         self._error: Exception | None = None
         self._status_at = 0.0
         self._polled_s = 0.0
+        self._lag_at = 0.0
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def _new_context(self) -> WorkerContext:
@@ -197,6 +200,9 @@ class TrainerGroup:
                     self._transaction(msgs)
                 elif time.monotonic() - self._status_at > STATUS_EVERY_S:
                     self._publish_status(list(self.trainers.values()))
+                if time.monotonic() >= self._lag_at:
+                    self.metrics.set_consumer_lag(self.group, consumer_lags(consumer))
+                    self._lag_at = time.monotonic() + LAG_EVERY_S
         finally:
             try:
                 if self.consumer is not None:  # leaves the group at once: the next owner need not wait

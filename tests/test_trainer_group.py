@@ -134,6 +134,15 @@ def test_learns_each_example_once_and_a_successor_restores_the_committed_state(
         _wait(group, "300 learned", lambda: _learned(group) >= 300)
         time.sleep(2)  # nothing more arrives: a duplicate would show as 301+
         assert _learned(group) == 300
+        # Its lag is reported like every stage's, and is 0 once everything is learned.
+        training = s.topic("training")
+        lag = {"topic": training, "partition": str(partition_for("default", s.kafka.training_partitions))}
+        sample = group.metrics.registry.get_sample_value
+        _wait(
+            group,
+            "lag reported",
+            lambda: sample("driftline_consumer_lag", {**lag, "group": group.group}) == 0,
+        )
     states = read_changelog(s, range(s.kafka.training_partitions))
     assert set(states) == {"default"}, "the committed state is not on changelog"
     # A successor (the first left the group) restores the committed state and goes on from there.
