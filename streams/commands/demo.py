@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import Settings
+from streams.cli import settings_from_args
 
 if TYPE_CHECKING:
     from streams.demo.runner import DemoRun
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.demo.report import write_report
     from streams.demo.runner import DemoOptions, DemoRun
 
-    base = load_settings(args.config, overrides=global_overrides(args))
+    base = settings_from_args(args)
     options = DemoOptions(
         events=args.events,
         rate=args.rate,

@@ -16,8 +16,8 @@ from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.redis_store import redis_client
 from connectors.topics import partition_for
 from driftline.errors import ArtifactError, ConfigError
-from driftline.settings import Settings, load_settings
-from streams.cli import global_overrides
+from driftline.settings import Settings
+from streams.cli import settings_from_args
 from streams.commands.models_diff import register_diff
 from streams.control import wait_reply
 from streams.join import owners_key, trainer_group
@@ -120,7 +120,7 @@ def _control_options(p: argparse.ArgumentParser, func: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, overrides=global_overrides(args))
+    return settings_from_args(args)
 
 
 def _when(ms: Any) -> str:

@@ -12,13 +12,12 @@ from typing import IO, Any
 
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
-from driftline.settings import load_settings
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
 from learners.report import write_replay_report
 from learners.specs import Learner
 from learners.synthetic import STREAMS, synthetic_stream
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,7 +96,7 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLife
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     label_col = args.label_col or settings.model.label_col
     drift_points: list[int] = []
     if args.file:

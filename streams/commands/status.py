@@ -13,8 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 from streams.status import collect_status
 
 
@@ -124,7 +123,7 @@ def render(status: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, overrides=global_overrides(args))
+    settings = settings_from_args(args)
     status = collect_status(settings, all_prefixes=args.all_prefixes)
     if args.json:
         print(json.dumps(status, sort_keys=True, default=str))

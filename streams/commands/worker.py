@@ -9,8 +9,7 @@ import sys
 from connectors.kafka_client import check_reachable
 from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import ConfigError
-from driftline.settings import load_settings
-from streams.cli import global_overrides
+from streams.cli import settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = global_overrides(args)
-    overrides["metrics.port"] = args.metrics_port
-    overrides["metrics.host"] = args.metrics_host
-    settings = load_settings(args.config, overrides=overrides)
+    settings = settings_from_args(
+        args, {"metrics.port": args.metrics_port, "metrics.host": args.metrics_host}
+    )
     if not settings.model.signing_key:
         raise ConfigError(
             "model.signing_key: no signing key configured; set DRIFTLINE_SIGNING_KEY (or model.signing_key in the "
