@@ -7,6 +7,7 @@ broker with this test's topic prefix and consumer groups named after it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.batch_source import BatchSource
+from connectors.batch_source import BatchSource, GroupWatchdog
 from connectors.localproc import free_port
 from driftline.settings import Settings, load_settings
 from streams.metrics import build_metrics
@@ -56,6 +57,43 @@ def test_watchdog_recreates_a_consumer_that_never_joins_its_group(settings: Sett
     assert source.restarts >= 2
     value = metrics.registry.get_sample_value("driftline_consumer_restarts_total", {"group": group})
     assert value == source.restarts
+
+
+def _stats(state: str, join_state: str, partitions: dict[str, dict[str, dict[str, object]]]) -> str:
+    topics = {t: {"partitions": parts} for t, parts in partitions.items()}
+    return json.dumps({"cgrp": {"state": state, "join_state": join_state}, "topics": topics})
+
+
+def test_group_watchdog_counts_unhealthy_polling_over_every_watched_topic() -> None:
+    """Pure logic, from librdkafka statistics: healthy resets the count; out of the group, or unread messages in an
+    actively fetched partition of any watched topic, adds the polling time until the limit; records reset it."""
+    dog = GroupWatchdog(("training", "control"), stuck_after_s=10.0)
+    settled_empty = _stats(
+        "up", "steady", {"training": {"0": {"fetch_state": "active", "next_offset": 5, "ls_offset": 5}}}
+    )
+    dog.on_stats(settled_empty)
+    assert dog.stuck(False, 30.0) is None and dog.stuck_s == 0.0
+    # Unread in the second topic (the high watermark counts when there is no stable offset): unhealthy.
+    lagging = _stats(
+        "up",
+        "steady",
+        {
+            "training": {"0": {"fetch_state": "active", "next_offset": 5, "ls_offset": 5}},
+            "control": {"1": {"fetch_state": "active", "next_offset": 2, "ls_offset": -1, "hi_offset": 9}},
+            "other": {"0": {"fetch_state": "active", "next_offset": 0, "ls_offset": 100}},
+        },
+    )
+    dog.on_stats(lagging)
+    assert dog.stuck(False, 6.0) is None and dog.stuck_s == 6.0
+    assert dog.stuck(False, 6.0) == "group state up, join state steady, 7 unread"
+    # Records arrived: the count starts over; a paused partition's backlog does not count (check_lag off: held).
+    assert dog.stuck(True, 1.0) is None and dog.stuck_s == 0.0
+    assert dog.stuck(False, 30.0, check_lag=False) is None
+    dog.on_stats(_stats("up", "wait-join", {}))
+    assert dog.stuck(False, 9.0) is None
+    assert dog.stuck(False, 2.0) == "group state up, join state wait-join, 0 unread"
+    dog.reset()
+    assert dog.stuck(False, 9.0) is None and dog.stuck(False, 2.0) == "no statistics from librdkafka"
 
 
 @pytest.fixture
