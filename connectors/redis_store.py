@@ -142,6 +142,52 @@ class SweepResult:
     parked: int
 
 
+# Status hashes written only over an older state: a process frozen past its session (its work moved to another)
+# must not overwrite, when it wakes, what the new owner wrote. ``commits`` orders them (higher is newer).
+_HSET_IF_NEWER = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'commits') or '-1') or -1
+if cur > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+_HSET_FIELDS_IF_NEWER = """
+local written = 0
+for i = 1, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local keep = false
+  if cur then
+    local ok, entry = pcall(cjson.decode, cur)
+    if ok and type(entry) == 'table' and (tonumber(entry['commits']) or -1) > tonumber(ARGV[i + 2]) then
+      keep = true
+    end
+  end
+  if not keep then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+def hset_if_newer(client: redis.Redis, key: str, mapping: dict[str, Any]) -> bool:
+    """``HSET key mapping`` unless the hash already holds a higher ``commits`` than ``mapping["commits"]``;
+    True if written."""
+    args: list[Any] = [int(mapping["commits"])]
+    for field, value in mapping.items():
+        args += [field, value]
+    return bool(client.eval(_HSET_IF_NEWER, 1, key, *args))
+
+
+def hset_fields_if_newer(client: redis.Redis, key: str, entries: dict[str, tuple[str, int]]) -> int:
+    """For each ``field: (json_text, commits)``: ``HSET key field json_text`` unless the field's current JSON has a
+    higher ``commits``; returns how many were written."""
+    args: list[Any] = []
+    for field, (text, commits) in entries.items():
+        args += [field, text, int(commits)]
+    return int(client.eval(_HSET_FIELDS_IF_NEWER, 1, key, *args)) if args else 0
+
+
 def redis_client(settings: Settings, timeout_s: float = 5.0) -> redis.Redis:
     """The one way every module opens the configured Redis (the URL is a secret): with timeouts, so a Redis that is
     down fails the call within ``timeout_s`` instead of hanging it."""

@@ -159,7 +159,7 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_consumer_lag", "gauge", ("topic", "partition", "group"),
               "Messages between the group's committed offset and the partition's end.", "consumer_lag"),
     MetricDoc("driftline_consumer_restarts_total", "counter", ("group",),
-              "Consumers (score, join, trainer group) recreated by their watchdog after no progress for 2x the session timeout.",
+              "Consumers (score, join, train) recreated by their watchdog: no progress for 2x the session timeout.",
               "consumer_restarts"),
     MetricDoc("driftline_fairness_rate", "gauge", ("model", "segment", "rate"),
               "The served model's outcome rate per segment of model.segment_feature, over its last labelled "

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from connectors.redis_store import redis_client
+from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
 from driftline.errors import SecurityError
 from driftline.settings import Settings
@@ -160,6 +160,9 @@ class Trainer(TrainerControl):
         # every batch) and decoded again on resume.
         self.held: list[tuple[str, int, int, bytes | None, bytes, int]] = []
         self.watch = InputWatch(s.model.task)
+        # Transactions committed with this model's state: its status in Redis is written only over an older one,
+        # so a trainer frozen past its session (its models moved on) never overwrites the new owner's status.
+        self.commits = 0
         self.pause_discard = False
         self.replies: list[dict[str, Any]] = []
         self.owner = ""  # the trainer process (member of the trainer group) that owns this model now
@@ -206,6 +209,7 @@ class Trainer(TrainerControl):
             "held": self.held,
             "pause_discard": self.pause_discard,
             "watch": self.watch,
+            "commits": self.commits,
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -218,6 +222,7 @@ class Trainer(TrainerControl):
         self.held = state["held"]
         self.pause_discard = bool(state["pause_discard"])
         self.watch = state["watch"]
+        self.commits = int(state.get("commits", 0))
 
     # -- per batch -----------------------------------------------------------------------------------------------
     def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
@@ -384,8 +389,9 @@ class Trainer(TrainerControl):
             "held_examples": len(self.held),
             "pause_discard": int(self.pause_discard),
             "owner": self.owner,
+            "commits": self.commits,
         }
         try:
-            self._redis.hset(self._status_key, mapping=status)  # type: ignore[arg-type]
+            hset_if_newer(self._redis, self._status_key, status)
         except redis.RedisError as exc:
             log.warning("cannot publish trainer status to Redis: %s", exc)

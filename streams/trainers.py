@@ -38,7 +38,7 @@ from connectors.batch_source import GroupWatchdog, close_in_background, consumer
 from connectors.changelog import read_changelog
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
-from connectors.redis_store import redis_client
+from connectors.redis_store import hset_fields_if_newer, redis_client
 from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
 from driftline.errors import ConfigError, SchemaError, SecurityError
 from driftline.settings import Settings, check_model_name
@@ -364,12 +364,14 @@ class TrainerGroup:
             ]
             self._learn([r for r in raws if r.topic == self.topics[0]], touched)
             self._control([r for r in raws if r.topic == self.topics[1]], touched)
+            committing: dict[str, bytes] = {}
             for name, trainer in touched.items():
-                sealed = seal(trainer.state(), self.keys[0])
-                out.produce_bytes(self.settings.topic("changelog"), sealed, name)
-                self.states[name] = sealed
+                trainer.commits += 1
+                committing[name] = seal(trainer.state(), self.keys[0])
+                out.produce_bytes(self.settings.topic("changelog"), committing[name], name)
             assert self.consumer is not None
             out.commit(_next_offsets(msgs), self.consumer.consumer_group_metadata())
+            self.states.update(committing)  # only what was committed: an abort restores from these
         except Exception as exc:
             self._error = exc
             self._abort(exc, touched)
@@ -552,24 +554,24 @@ class TrainerGroup:
         """Each owned model's live status (Redis) and who owns it; a model whose partition this process no
         longer owns (it was frozen past the session timeout, say) is never reported by it."""
         self._status_at = time.monotonic()
-        owners: dict[str, str] = {}
+        owners: dict[str, tuple[str, int]] = {}
         for trainer in trainers:
             if partition_for(trainer.ctx.model, self.partitions) not in self.owned:
                 continue
             trainer.publish_status()
             lc = trainer.lifecycle
-            owners[trainer.ctx.model] = json.dumps(
-                {
-                    "owner": self.member,
-                    "partition": partition_for(trainer.ctx.model, self.partitions),
-                    "version": lc.served_version,
-                    "n_learned": lc.n_learned,
-                    "paused": lc.paused,
-                    "updated_at": now_ms(),
-                }
-            )
+            entry = {
+                "owner": self.member,
+                "partition": partition_for(trainer.ctx.model, self.partitions),
+                "version": lc.served_version,
+                "n_learned": lc.n_learned,
+                "paused": lc.paused,
+                "updated_at": now_ms(),
+                "commits": trainer.commits,
+            }
+            owners[trainer.ctx.model] = (json.dumps(entry), trainer.commits)
         if owners:
             try:
-                self.redis.hset(owners_key(self.settings), mapping=owners)  # type: ignore[arg-type]
+                hset_fields_if_newer(self.redis, owners_key(self.settings), owners)
             except redis.RedisError as exc:
                 log.warning("cannot publish trainer ownership to Redis: %s", exc)

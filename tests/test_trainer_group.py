@@ -8,6 +8,7 @@ test_faults_workers.py; these drive :class:`~streams.trainers.TrainerGroup` dire
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Settings
 from schemas.codec import default_codec
 from streams.control import new_command, wait_reply
+from streams.join import owners_key
 from streams.metrics import build_metrics
+from streams.trainer_status import trainer_status
 from streams.trainers import TrainerGroup
 
 pytestmark = pytest.mark.kafka
@@ -151,6 +154,29 @@ def test_learns_each_example_once_and_a_successor_restores_the_committed_state(
         _wait(group, "400 learned", lambda: _learned(group) >= 400)
         time.sleep(2)
         assert _learned(group) == 400
+
+
+def test_a_frozen_trainer_waking_up_never_overwrites_the_new_owners_status(
+    trainer_settings: Settings,
+) -> None:
+    """A trainer frozen past its session (SIGSTOP in the fault suite) wakes with the models it had before they
+    moved; its status write must not replace the newer one of the trainer that learned on meanwhile."""
+    s = trainer_settings
+    _send_examples(s, _examples(300))
+    with _running(s) as old:
+        _wait(old, "300 learned", lambda: _learned(old) >= 300)
+        stale = old.trainers["default"]
+    _send_examples(s, _examples(100, start=300))
+    with _running(s) as new:
+        _wait(new, "400 learned", lambda: _learned(new) >= 400)
+        newest = new.trainers["default"]
+    assert stale.lifecycle.n_learned == 300 and stale.commits < newest.commits
+    # The old one wakes: it still believes it owns the model and reports what it had.
+    old.owned = {partition_for("default", s.kafka.training_partitions)}
+    old._publish_status([stale])
+    owners = json.loads(old.redis.hget(owners_key(s), "default") or b"{}")
+    assert owners["n_learned"] == 400 and owners["owner"] == new.member, owners
+    assert trainer_status(s) is not None and trainer_status(s)["n_learned"] == 400  # type: ignore[index]
 
 
 def test_watchdog_replaces_a_stuck_consumer_and_loses_nothing(trainer_settings: Settings) -> None:
