@@ -174,6 +174,11 @@ class ModelLifecycle:
         """Labelled examples learned in the champion's lineage, each exactly once."""
         return self._lineage.n_learned
 
+    @property
+    def rollback_version(self) -> int | None:
+        """The version kept for a rollback while the served one is on probation (None once probation is over)."""
+        return None if self._previous is None else self._previous[1]
+
     def reserve_versions(self, after: int) -> None:
         """Make the next release's version greater than ``after`` (e.g. the registry's latest)."""
         self._next_version = max(self._next_version, after + 1)

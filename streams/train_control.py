@@ -152,7 +152,7 @@ class TrainerControl:
             n = int(own.get("n_learned", lc.n_learned))
             self.handle(lc.adopt(model, version=version, reason="manual", n_learned=n))
             return f"restored v{version} as v{lc.served_version}"
-        if command == "rollback" and lc._previous is None:
+        if command == "rollback" and lc.rollback_version is None:
             current = self.release_record(lc.served_version)
             parent = current.get("parent")
             if parent is None:
