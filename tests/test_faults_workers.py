@@ -164,8 +164,9 @@ def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
 def test_rebalance_second_scorer_joins_and_leaves(pipeline: Pipeline) -> None:
     rng = random.Random(seed_for("rebalance"))
     pipeline.start("score", "join", "train")
-    events = make_events(3000)  # a longer stream: a second worker takes seconds to start on a busy machine
-    publisher = Publisher(pipeline, events, rate=RATE)
+    # A 30 s stream: a second worker took more than 12 s to start and score on a loaded machine.
+    events = make_events(3000)
+    publisher = Publisher(pipeline, events, rate=RATE / 2)
     publisher.start()
     publisher.wait_sent(int(len(events) * rng.uniform(0.05, 0.2)))
     (second,) = pipeline.start("score")
