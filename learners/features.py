@@ -82,8 +82,21 @@ class FeatureScaler(StandardScaler):
 def _quadratic_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     """Output names and index pairs of every product of two of ``names`` (a feature with itself included)."""
     pairs = tuple(itertools.combinations_with_replacement(range(len(names)), 2))
-    keys = tuple("*".join(map(str, sorted((names[i], names[j])))) for i, j in pairs)
+    keys = tuple("*".join(map(str, _ordered(names[i], names[j]))) for i, j in pairs)
     return keys, pairs
+
+
+def _ordered(a: Any, b: Any) -> tuple[Any, Any]:
+    """``a`` and ``b`` sorted as River's extender sorts them; by their text when they do not compare.
+
+    Why: an event with integer feature keys (River's generators use 0, 1, ...) and a string feature has, once
+    cleaned, keys ``0`` and ``"color=red"``; sorting those raises ``TypeError`` and crashed the ``auto`` pool's
+    quadratic member. Keys that compare keep River's names, so a model trained before keeps its weights.
+    """
+    try:
+        return (a, b) if a <= b else (b, a)
+    except TypeError:
+        return (a, b) if str(a) <= str(b) else (b, a)
 
 
 class Quadratic(Transformer):

@@ -237,6 +237,13 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
     return builder(dict(spec.params), task, seed)
 
 
+#: Kinds that split on feature values: they are shown an absent one-hot indicator as 0.0 (see ``Learner``).
+SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest")
+#: At most this many one-hot indicators are completed per event (a high-cardinality string, such as an id,
+#: would otherwise make every event as wide as its number of values).
+MAX_INDICATORS = 256
+
+
 def _binary_only(spec: LearnerSpec, task: str) -> bool:
     return (
         task == "classification"
@@ -265,6 +272,30 @@ class Learner:
         self._y_n = 0
         self._y_lo = math.inf
         self._y_hi = -math.inf
+        # One-hot indicator names ("color=red", see learners.features) seen so far, for a splitting kind.
+        self._indicators: dict[str, None] | None = {} if spec.name in SPLITTING else None
+
+    def _complete(self, xc: dict[str, Any], learn: bool) -> dict[str, Any]:
+        """``xc`` with every known one-hot indicator it lacks as 0.0 (only for a tree: ``_indicators``).
+
+        Why: a one-hot feature is present only when true, so a tree saw it only as 1.0 and never split on it
+        (its splitter needs two values): a Hoeffding tree learned nothing from strings. Absent means 0.0.
+        """
+        known = self._indicators
+        if known is None:
+            return xc
+        if learn and len(known) < MAX_INDICATORS:
+            for k, v in xc.items():
+                if v == 1.0 and k not in known and isinstance(k, str) and "=" in k:
+                    known[k] = None
+                    if len(known) >= MAX_INDICATORS:
+                        break
+        missing = [k for k in known if k not in xc]
+        if not missing:
+            return xc
+        out = dict(xc)
+        out.update(dict.fromkeys(missing, 0.0))
+        return out
 
     @property
     def model(self) -> Any:
@@ -302,7 +333,7 @@ class Learner:
             self._y_sum += y
             self._y_n += 1
             self._y_lo, self._y_hi = min(self._y_lo, y), max(self._y_hi, y)
-            self._model.learn_one(xc, y)
+            self._model.learn_one(self._complete(xc, True), y)
             return
         if y not in self._counts:
             if (
@@ -321,6 +352,7 @@ class Learner:
             self._classes.append(y)
             self._counts[y] = 0
         self._counts[y] += 1
+        xc = self._complete(xc, True)
         if self._binary:
             self._model.learn_one(xc, len(self._classes) > 1 and y == self._classes[1])
         else:
@@ -335,7 +367,7 @@ class Learner:
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
         try:
-            raw = self._model.predict_proba_one(x if cleaned else clean_features(x))
+            raw = self._model.predict_proba_one(self._complete(x if cleaned else clean_features(x), False))
         except ArithmeticError:
             raw = {}
         if self._binary and raw:
@@ -371,7 +403,7 @@ class Learner:
             return self.predict_with_proba(x, cleaned=cleaned)[0]
         mean = self._y_sum / self._y_n if self._y_n else 0.0
         try:
-            out = float(self._model.predict_one(x if cleaned else clean_features(x)))
+            out = float(self._model.predict_one(self._complete(x if cleaned else clean_features(x), False)))
         except (TypeError, ValueError, ArithmeticError):
             return mean
         if not math.isfinite(out):
@@ -386,6 +418,7 @@ class Learner:
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_indicators", None)  # a learner pickled before indicators were completed
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

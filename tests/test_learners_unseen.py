@@ -1,0 +1,54 @@
+"""Defaults on streams nobody tuned for (issue 13, ``bench/unseen.py``): the failures that sweep found, each on a
+short stream that shows it."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from driftline.config import LearnerSpec
+from learners import safe_pickle
+from learners.specs import build_learner
+
+
+def test_auto_pool_learns_events_whose_keys_mix_ints_and_strings() -> None:
+    # River's generators key features 0, 1, ...; a string feature becomes "color=red": the quadratic member
+    # sorted the pair (0, "color=red") to name their product and raised TypeError on the first event.
+    model = build_learner(LearnerSpec("auto"))
+    rng = random.Random(3)
+    rows = []
+    for _ in range(600):
+        color = rng.choice(["red", "blue"])
+        rows.append(({0: rng.random(), 1: rng.random(), "color": color}, color == "red"))
+    for x, y in rows[:500]:
+        model.learn_one(x, y)
+    assert sum(model.predict_one(x) == y for x, y in rows[500:]) >= 95  # the colour alone decides
+
+
+def _colours(n: int, seed: int) -> list[tuple[dict[str, Any], bool]]:
+    """The label depends on a string feature and, within it, on a number (5 % noise)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        colour, v = rng.choice(["red", "green", "blue"]), rng.random()
+        y = colour == "red" if v < 0.5 else colour != "blue"
+        rows.append(({"colour": colour, "v": v}, y if rng.random() > 0.05 else not y))
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest"])
+def test_trees_split_on_one_hot_features(kind: str) -> None:
+    # A one-hot indicator is present only when true: a tree saw it only as 1.0 and could never split on it,
+    # so it scored ~0.64 here (the number alone). Absent indicators are now shown to it as 0.0.
+    model = build_learner(LearnerSpec(kind))
+    rows = _colours(4000, 1)
+    for x, y in rows[:3000]:
+        model.learn_one(x, y)
+    assert sum(model.predict_one(x) == y for x, y in rows[3000:]) / 1000 > 0.8
+    # The indicators survive the trainer's checkpoint round trip.
+    again = safe_pickle.loads(safe_pickle.dumps(model))
+    assert [again.predict_one(x) for x, _ in rows[3000:3100]] == [
+        model.predict_one(x) for x, _ in rows[3000:3100]
+    ]
