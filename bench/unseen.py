@@ -63,67 +63,69 @@ def _strings(rows: list[Example], keys: tuple[Any, ...]) -> list[Example]:
     return [({k: (f"c{v}" if k in keys else v) for k, v in x.items()}, y) for x, y in rows]
 
 
-def make(name: str, n: int) -> tuple[list[Example], list[int], str, bool]:
-    """(rows, drift points, task, gradual) of an unseen stream."""
+def make(name: str, n: int, s: int = 0) -> tuple[list[Example], list[int], str, bool]:
+    """(rows, drift points, task, gradual) of an unseen stream; ``s`` shifts every generator seed."""
     from river.datasets import synth
 
     h = n // 2
     if name == "mixed-reversal":  # Mixed's function 1 is function 0 reversed
-        rows = _take(_drift(synth.Mixed(0, seed=71), synth.Mixed(1, seed=72), h, 20, 7), n)
+        rows = _take(_drift(synth.Mixed(0, seed=71 + s), synth.Mixed(1, seed=72 + s), h, 20, 7), n)
         return rows, [h], "classification", False
     if name == "sine-reversal":
-        src = _drift(synth.Sine(0, seed=73, has_noise=True), synth.Sine(1, seed=74, has_noise=True), h, 20, 7)
+        src = _drift(
+            synth.Sine(0, seed=73 + s, has_noise=True), synth.Sine(1, seed=74 + s, has_noise=True), h, 20, 7
+        )
         return _take(src, n), [h], "classification", False
     if name == "sine-gradual":
-        src = _drift(synth.Sine(0, seed=75), synth.Sine(2, seed=76), h, GRADUAL, 7)
+        src = _drift(synth.Sine(0, seed=75 + s), synth.Sine(2, seed=76 + s), h, GRADUAL, 7)
         return _take(src, n), [h], "classification", True
     if name == "randomtree-abrupt":  # a new random tree; categorical columns as strings
-        a = synth.RandomTree(seed_tree=81, seed_sample=82, n_num_features=4, n_cat_features=3)
-        b = synth.RandomTree(seed_tree=83, seed_sample=84, n_num_features=4, n_cat_features=3)
+        a = synth.RandomTree(seed_tree=81 + s, seed_sample=82 + s, n_num_features=4, n_cat_features=3)
+        b = synth.RandomTree(seed_tree=83 + s, seed_sample=84 + s, n_num_features=4, n_cat_features=3)
         rows = _strings(_take(_drift(a, b, h, 20, 8), n), ("x_cat_0", "x_cat_1", "x_cat_2"))
         return rows, [h], "classification", False
     if name == "stagger-strings":  # STAGGER with its categories as strings, concept 2 -> 1 -> 0
         t = n // 3
-        inner = _drift(synth.STAGGER(1, seed=91), synth.STAGGER(0, seed=92), t, 20, 9)
+        inner = _drift(synth.STAGGER(1, seed=91 + s), synth.STAGGER(0, seed=92 + s), t, 20, 9)
         rows = _strings(
-            _take(_drift(synth.STAGGER(2, seed=90), inner, t, 20, 9), n), ("size", "color", "shape")
+            _take(_drift(synth.STAGGER(2, seed=90 + s), inner, t, 20, 9), n), ("size", "color", "shape")
         )
         return rows, [t, 2 * t], "classification", False
     if name == "led-10class":  # 10 classes from the first event, drifting attributes 2 -> 5
-        a = synth.LEDDrift(seed=61, noise_percentage=0.05, irrelevant_features=True, n_drift_features=2)
-        b = synth.LEDDrift(seed=62, noise_percentage=0.05, irrelevant_features=True, n_drift_features=5)
+        a = synth.LEDDrift(seed=61 + s, noise_percentage=0.05, irrelevant_features=True, n_drift_features=2)
+        b = synth.LEDDrift(seed=62 + s, noise_percentage=0.05, irrelevant_features=True, n_drift_features=5)
         return _take(_drift(a, b, h, 20, 6), n), [h], "classification", False
     if name == "waveform-permute":  # 3 classes, labels permuted halfway (a multi-class reversal)
-        rows = _relabel(_take(synth.Waveform(seed=63), n), h, lambda y: (y + 1) % 3)
+        rows = _relabel(_take(synth.Waveform(seed=63 + s), n), h, lambda y: (y + 1) % 3)
         return rows, [h], "classification", False
     if name == "agrawal-gradual":
-        a, b = synth.Agrawal(1, seed=64), synth.Agrawal(6, seed=65)
+        a, b = synth.Agrawal(1, seed=64 + s), synth.Agrawal(6, seed=65 + s)
         return _take(_drift(a, b, h, GRADUAL, 6), n), [h], "classification", True
     if name == "sea-abrupt":
-        a, b = synth.SEA(variant=2, noise=0.05, seed=66), synth.SEA(variant=0, noise=0.05, seed=67)
+        a, b = synth.SEA(variant=2, noise=0.05, seed=66 + s), synth.SEA(variant=0, noise=0.05, seed=67 + s)
         return _take(_drift(a, b, 2 * n // 5, 20, 6), n), [2 * n // 5], "classification", False
     if name == "rbf-abrupt":  # 4 classes, new centroids
-        a = synth.RandomRBF(seed_model=68, seed_sample=69, n_classes=4, n_features=8, n_centroids=30)
-        b = synth.RandomRBF(seed_model=70, seed_sample=71, n_classes=4, n_features=8, n_centroids=30)
+        a = synth.RandomRBF(seed_model=68 + s, seed_sample=69 + s, n_classes=4, n_features=8, n_centroids=30)
+        b = synth.RandomRBF(seed_model=70 + s, seed_sample=71 + s, n_classes=4, n_features=8, n_centroids=30)
         return _take(_drift(a, b, h, 20, 6), n), [h], "classification", False
     if name == "friedman-gsg":
         pos = (n // 3, 2 * n // 3)
         src = synth.FriedmanDrift(
-            drift_type="gsg", position=pos, transition_window=min(GRADUAL, n // 6), seed=77
+            drift_type="gsg", position=pos, transition_window=min(GRADUAL, n // 6), seed=77 + s
         )
         return _take(src, n), list(pos), "regression", True
     if name == "friedman-gra":
         pos = (2 * n // 5, 4 * n // 5)
         return (
-            _take(synth.FriedmanDrift(drift_type="gra", position=pos, seed=78), n),
+            _take(synth.FriedmanDrift(drift_type="gra", position=pos, seed=78 + s), n),
             list(pos),
             "regression",
             False,
         )
     if name == "planes2d-reversal":
-        return _relabel(_take(synth.Planes2D(seed=79), n), h, lambda y: -y), [h], "regression", False
+        return _relabel(_take(synth.Planes2D(seed=79 + s), n), h, lambda y: -y), [h], "regression", False
     if name == "mv-shift":  # string features; the target's relation flips halfway
-        return _relabel(_take(synth.Mv(seed=80), n), h, lambda y: -y), [h], "regression", False
+        return _relabel(_take(synth.Mv(seed=80 + s), n), h, lambda y: -y), [h], "regression", False
     raise SystemExit(f"unknown stream {name!r}; known: {', '.join(STREAMS)}")
 
 
@@ -188,8 +190,8 @@ def _loss(task: str, p: Any, y: Any) -> float:
         return abs(float(y))
 
 
-def job(name: str, n: int, keep: str | None) -> dict[str, Any]:
-    examples, points, task, gradual = make(name, n)
+def job(name: str, n: int, keep: str | None, seed: int = 0) -> dict[str, Any]:
+    examples, points, task, gradual = make(name, n, seed)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(keep) if keep else Path(tmp_s)
         tmp.mkdir(parents=True, exist_ok=True)
@@ -268,18 +270,22 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run(names: list[str], n: int, workers: int, keep: str | None = None) -> Iterator[dict[str, Any]]:
+def run(
+    names: list[str], n: int, workers: int, keep: str | None = None, seed: int = 0
+) -> Iterator[dict[str, Any]]:
     if workers <= 1:
-        yield from (job(name, n, keep) for name in names)
+        yield from (job(name, n, keep, seed) for name in names)
         return
     with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(job, names, [n] * len(names), [keep] * len(names))
+        k = len(names)
+        yield from pool.map(job, names, [n] * k, [keep] * k, [seed] * k)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--n", type=int, default=10000, help="events per stream (default 10,000)")
     ap.add_argument("--streams", help=f"comma-separated subset of: {', '.join(STREAMS)}")
+    ap.add_argument("--seed", type=int, default=0, help="added to every generator seed (default 0)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--keep", metavar="DIR", help="keep the CSV files and predictions in DIR")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON object")
@@ -289,7 +295,7 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"unknown streams {sorted(unknown)}; known: {', '.join(STREAMS)}")
     start = time.perf_counter()
-    results = list(run(names, args.n, args.workers, args.keep))
+    results = list(run(names, args.n, args.workers, args.keep, args.seed))
     print(table(results))
     print(
         f"# {time.perf_counter() - start:.0f} s wall; command: python -m bench.unseen {' '.join(sys.argv[1:])}"
