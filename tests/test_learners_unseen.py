@@ -52,3 +52,19 @@ def test_trees_split_on_one_hot_features(kind: str) -> None:
     assert [again.predict_one(x) for x, _ in rows[3000:3100]] == [
         model.predict_one(x) for x, _ in rows[3000:3100]
     ]
+
+
+def test_a_wide_string_feature_is_not_completed() -> None:
+    # An id-like string (a new value on most events) would make every event as wide as its values seen so far:
+    # only features with at most MAX_CATEGORIES values are completed, so the tree's cost stays bounded.
+    from learners.specs import MAX_CATEGORIES
+
+    model = build_learner(LearnerSpec("hoeffding_tree"))
+    rng = random.Random(4)
+    for i in range(500):
+        model.learn_one(
+            {"user": f"u{i}", "colour": rng.choice(["red", "blue"]), "v": rng.random()}, i % 2 == 0
+        )
+    shown = model._complete({"v": 0.5}, learn=False)
+    assert shown == {"v": 0.5, "colour=red": 0.0, "colour=blue": 0.0}
+    assert MAX_CATEGORIES < 500
