@@ -35,6 +35,7 @@ from bench.accuracy import detection, plain, recovery
 from driftline.config import LearnerSpec
 from learners.replay import read_rows
 
+ROOT = Path(__file__).resolve().parents[1]
 DELAY = 50
 GRADUAL = 1000  # width of the gradual drifts
 TAX_BOUND = {"classification": 0.5, "regression": 2.0}
@@ -170,8 +171,12 @@ def _cli(csv_path: Path, task: str, tmp: Path) -> tuple[dict[str, Any], list[Any
         "--no-plain",
     ]
     cmd += ["--out", str(out)]
+    # This checkout's code, wherever the script is run from.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": path}
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
