@@ -68,3 +68,19 @@ def test_a_wide_string_feature_is_not_completed() -> None:
     shown = model._complete({"v": 0.5}, learn=False)
     assert shown == {"v": 0.5, "colour=red": 0.0, "colour=blue": 0.0}
     assert MAX_CATEGORIES < 500
+
+
+def test_a_frozen_tree_with_string_features_answers_as_the_learner() -> None:
+    # The trainer's fast path for a frozen tree reads the tree directly; it must not skip the completion of
+    # absent one-hot indicators, or it answers differently from the scorer on the same event.
+    from learners.features import clean_features
+    from learners.frozen_tree import frozen_tree_predictor
+
+    model = build_learner(LearnerSpec("hoeffding_tree"))
+    rows = _colours(3000, 5)
+    for x, y in rows[:2500]:
+        model.learn_one(x, y)
+    fast = frozen_tree_predictor(model) or model.predict_with_proba
+    for x, _ in rows[2500:]:
+        xc = clean_features(x)
+        assert fast(xc) == model.predict_with_proba(xc, cleaned=True)
