@@ -242,6 +242,8 @@ SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_fores
 #: A string feature with more values than this (an id, a free text) is not completed: every event would carry
 #: all its indicators and the tree's cost grows with them (2.5x on a 5,000-value token with 256).
 MAX_CATEGORIES = 32
+#: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
+MAX_FRACTIONAL_CLASSES = 50
 
 
 def _binary_only(spec: LearnerSpec, task: str) -> bool:
@@ -272,6 +274,7 @@ class Learner:
         self._y_n = 0
         self._y_lo = math.inf
         self._y_hi = -math.inf
+        self._fractional = 0  # distinct labels that are non-integer floats (classification)
         # For a splitting kind: indicator names ("color=red", see learners.features) by feature ("color"), and
         # the names completed on every event (those of features with at most MAX_CATEGORIES values).
         self._indicators: dict[str, list[str]] | None = {} if spec.name in SPLITTING else None
@@ -347,6 +350,16 @@ class Learner:
             self._model.learn_one(self._complete(xc, True), y)
             return
         if y not in self._counts:
+            if type(y) is float and not y.is_integer():
+                self._fractional += 1
+                if self._fractional > MAX_FRACTIONAL_CLASSES:
+                    # A numeric target under the default task: every value is a new class, each costing a
+                    # one-vs-rest model, so learning slows with their number and no answer is ever right.
+                    raise LearnerError(
+                        f"learner {self.spec.name!r} is a classifier but saw {self._fractional} distinct "
+                        f"non-integer labels (such as {y!r}): the label looks like a number to predict; "
+                        "set model.task to 'regression'"
+                    )
             if (
                 self._binary
                 and len(self._classes) >= 2
@@ -431,6 +444,7 @@ class Learner:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_indicators", None)  # a learner pickled before indicators were completed
         state.setdefault("_complete_names", ())
+        state.setdefault("_fractional", 0)
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

@@ -84,3 +84,21 @@ def test_a_frozen_tree_with_string_features_answers_as_the_learner() -> None:
     for x, _ in rows[2500:]:
         xc = clean_features(x)
         assert fast(xc) == model.predict_with_proba(xc, cleaned=True)
+
+
+def test_a_numeric_target_under_the_classification_task_is_refused_clearly() -> None:
+    # A regression stream replayed without model.task: regression made every value a class (600 events of
+    # friedman took 29 s CPU at accuracy 0.0 and kept slowing). Refused at the 51st distinct fractional label.
+    from driftline.errors import LearnerError
+
+    model = build_learner(LearnerSpec("auto"))
+    rng = random.Random(6)
+    with pytest.raises(LearnerError, match=r"model\.task to 'regression'"):
+        for _ in range(200):
+            v = rng.random()
+            model.learn_one({"a": v}, 3.0 * v + 0.123)
+    # Half-point ratings are a legitimate set of classes.
+    ratings = build_learner(LearnerSpec("auto"))
+    for i in range(300):
+        ratings.learn_one({"a": float(i % 10)}, 0.5 + (i % 10) / 2)
+    assert ratings.predict_one({"a": 3.0}) == 2.0
