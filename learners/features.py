@@ -56,6 +56,42 @@ def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+#: A string feature with more values than this (an id, a free text) is not completed by
+#: :func:`complete_indicators`: every event would carry all its indicators and a tree's cost grows with them
+#: (2.5x CPU on a 5,000-value token when all were completed).
+MAX_CATEGORIES = 32
+
+
+def complete_indicators(
+    xc: dict[str, Any], groups: dict[str, list[str]], names: tuple[str, ...], learn: bool
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``(xc with every known one-hot indicator it lacks as 0.0, the names completed from now on)``.
+
+    Why: a one-hot feature (``"color=red": 1.0``) is present only when true, so a tree saw it only as 1.0 and
+    never split on it (a splitter needs two values): a Hoeffding tree learned nothing from strings. For trees,
+    absent means 0.0. ``groups`` (feature -> its indicator names, updated in place when ``learn``) remembers
+    them; features with more than ``MAX_CATEGORIES`` values are left out of ``names``.
+    """
+    if learn:
+        changed = False
+        for k, v in xc.items():
+            if v == 1.0 and type(k) is str and "=" in k:
+                group = groups.setdefault(k.partition("=")[0], [])
+                if len(group) <= MAX_CATEGORIES and k not in group:
+                    group.append(k)  # one past the bound marks a wide feature; no more are kept
+                    changed = True
+        if changed:
+            names = tuple(k for g in groups.values() if len(g) <= MAX_CATEGORIES for k in g)
+    if not names:
+        return xc, names
+    missing = [k for k in names if k not in xc]
+    if not missing:
+        return xc, names
+    out = dict(xc)
+    out.update(dict.fromkeys(missing, 0.0))
+    return out, names
+
+
 class FeatureScaler(StandardScaler):
     """River's ``StandardScaler`` that passes one-hot indicators through instead of zeroing them.
 

@@ -25,7 +25,13 @@ from river import base as river_base
 
 from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.features import FeatureScaler, Quadratic, clean_features, share_distribution_rngs
+from learners.features import (
+    FeatureScaler,
+    Quadratic,
+    clean_features,
+    complete_indicators,
+    share_distribution_rngs,
+)
 from learners.window import WindowRefit
 
 TASKS = ("classification", "regression")
@@ -239,9 +245,6 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
 
 #: Kinds that split on feature values: they are shown an absent one-hot indicator as 0.0 (see ``Learner``).
 SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest")
-#: A string feature with more values than this (an id, a free text) is not completed: every event would carry
-#: all its indicators and the tree's cost grows with them (2.5x on a 5,000-value token with 256).
-MAX_CATEGORIES = 32
 #: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
 MAX_FRACTIONAL_CLASSES = 50
 
@@ -275,41 +278,16 @@ class Learner:
         self._y_lo = math.inf
         self._y_hi = -math.inf
         self._fractional = 0  # distinct labels that are non-integer floats (classification)
-        # For a splitting kind: indicator names ("color=red", see learners.features) by feature ("color"), and
-        # the names completed on every event (those of features with at most MAX_CATEGORIES values).
+        # For a splitting kind: indicator names by feature and those completed on every event (features.py).
         self._indicators: dict[str, list[str]] | None = {} if spec.name in SPLITTING else None
         self._complete_names: tuple[str, ...] = ()
 
     def _complete(self, xc: dict[str, Any], learn: bool) -> dict[str, Any]:
-        """``xc`` with every known one-hot indicator it lacks as 0.0 (only for a splitting kind).
-
-        Why: a one-hot feature is present only when true, so a tree saw it only as 1.0 and never split on it
-        (a splitter needs two values): a Hoeffding tree learned nothing from strings. Absent means 0.0.
-        """
-        groups = self._indicators
-        if groups is None:
+        """``xc`` as a splitting kind sees it: absent one-hot indicators as 0.0 (:func:`complete_indicators`)."""
+        if self._indicators is None:
             return xc
-        if learn:
-            changed = False
-            for k, v in xc.items():
-                if v == 1.0 and type(k) is str and "=" in k:
-                    group = groups.setdefault(k.partition("=")[0], [])
-                    if len(group) <= MAX_CATEGORIES and k not in group:
-                        group.append(k)  # one past the bound marks a wide feature; no more are kept
-                        changed = True
-            if changed:
-                self._complete_names = tuple(
-                    k for g in groups.values() if len(g) <= MAX_CATEGORIES for k in g
-                )
-        names = self._complete_names
-        if not names:
-            return xc
-        missing = [k for k in names if k not in xc]
-        if not missing:
-            return xc
-        out = dict(xc)
-        out.update(dict.fromkeys(missing, 0.0))
-        return out
+        xc, self._complete_names = complete_indicators(xc, self._indicators, self._complete_names, learn)
+        return xc
 
     @property
     def model(self) -> Any:

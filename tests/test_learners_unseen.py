@@ -57,7 +57,7 @@ def test_trees_split_on_one_hot_features(kind: str) -> None:
 def test_a_wide_string_feature_is_not_completed() -> None:
     # An id-like string (a new value on most events) would make every event as wide as its values seen so far:
     # only features with at most MAX_CATEGORIES values are completed, so the tree's cost stays bounded.
-    from learners.specs import MAX_CATEGORIES
+    from learners.features import MAX_CATEGORIES
 
     model = build_learner(LearnerSpec("hoeffding_tree"))
     rng = random.Random(4)
