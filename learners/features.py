@@ -6,6 +6,8 @@ Feature policy (the same for every learner kind, applied before the estimator se
 - booleans become ``0.0``/``1.0``; ints and floats become floats, clipped to +/-1e12 (squares stay finite).
 - strings are one-hot encoded as ``"<name>=<value>": 1.0`` (so an unseen category is simply a new feature).
 - anything else (lists, dicts) is ignored.
+- trees (``learners.specs.SPLITTING``) also see a known indicator that is absent as ``0.0``
+  (:func:`complete_indicators`), so they can split on strings.
 
 >>> clean_features({"a": 1, "b": None, "c": float("nan"), "d": True, "e": "red"})
 {'a': 1.0, 'd': 1.0, 'e=red': 1.0}
