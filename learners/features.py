@@ -6,6 +6,8 @@ Feature policy (the same for every learner kind, applied before the estimator se
 - booleans become ``0.0``/``1.0``; ints and floats become floats, clipped to +/-1e12 (squares stay finite).
 - strings are one-hot encoded as ``"<name>=<value>": 1.0`` (so an unseen category is simply a new feature).
 - anything else (lists, dicts) is ignored.
+- trees (``learners.specs.SPLITTING``) also see a known indicator that is absent as ``0.0``
+  (:func:`complete_indicators`), so they can split on strings.
 
 >>> clean_features({"a": 1, "b": None, "c": float("nan"), "d": True, "e": "red"})
 {'a': 1.0, 'd': 1.0, 'e=red': 1.0}
@@ -56,6 +58,42 @@ def clean_features(x: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+#: A string feature with more values than this (an id, a free text) is not completed by
+#: :func:`complete_indicators`: every event would carry all its indicators and a tree's cost grows with them
+#: (2.5x CPU on a 5,000-value token when all were completed).
+MAX_CATEGORIES = 32
+
+
+def complete_indicators(
+    xc: dict[str, Any], groups: dict[str, list[str]], names: tuple[str, ...], learn: bool
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``(xc with every known one-hot indicator it lacks as 0.0, the names completed from now on)``.
+
+    Why: a one-hot feature (``"color=red": 1.0``) is present only when true, so a tree saw it only as 1.0 and
+    never split on it (a splitter needs two values): a Hoeffding tree learned nothing from strings. For trees,
+    absent means 0.0. ``groups`` (feature -> its indicator names, updated in place when ``learn``) remembers
+    them; features with more than ``MAX_CATEGORIES`` values are left out of ``names``.
+    """
+    if learn:
+        changed = False
+        for k, v in xc.items():
+            if v == 1.0 and type(k) is str and "=" in k:
+                group = groups.setdefault(k.partition("=")[0], [])
+                if len(group) <= MAX_CATEGORIES and k not in group:
+                    group.append(k)  # one past the bound marks a wide feature; no more are kept
+                    changed = True
+        if changed:
+            names = tuple(k for g in groups.values() if len(g) <= MAX_CATEGORIES for k in g)
+    if not names:
+        return xc, names
+    missing = [k for k in names if k not in xc]
+    if not missing:
+        return xc, names
+    out = dict(xc)
+    out.update(dict.fromkeys(missing, 0.0))
+    return out, names
+
+
 class FeatureScaler(StandardScaler):
     """River's ``StandardScaler`` that passes one-hot indicators through instead of zeroing them.
 
@@ -82,8 +120,21 @@ class FeatureScaler(StandardScaler):
 def _quadratic_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     """Output names and index pairs of every product of two of ``names`` (a feature with itself included)."""
     pairs = tuple(itertools.combinations_with_replacement(range(len(names)), 2))
-    keys = tuple("*".join(map(str, sorted((names[i], names[j])))) for i, j in pairs)
+    keys = tuple("*".join(map(str, _ordered(names[i], names[j]))) for i, j in pairs)
     return keys, pairs
+
+
+def _ordered(a: Any, b: Any) -> tuple[Any, Any]:
+    """``a`` and ``b`` sorted as River's extender sorts them; by their text when they do not compare.
+
+    Why: an event with integer feature keys (River's generators use 0, 1, ...) and a string feature has, once
+    cleaned, keys ``0`` and ``"color=red"``; sorting those raises ``TypeError`` and crashed the ``auto`` pool's
+    quadratic member. Keys that compare keep River's names, so a model trained before keeps its weights.
+    """
+    try:
+        return (a, b) if a <= b else (b, a)
+    except TypeError:
+        return (a, b) if str(a) <= str(b) else (b, a)
 
 
 class Quadratic(Transformer):

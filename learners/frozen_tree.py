@@ -84,6 +84,8 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
         return None
     if len(learner._classes) < 2:
         return None  # {} or a single class: the learner answers without the tree
+    if getattr(learner, "_complete_names", ()):
+        return None  # string features: the learner completes absent one-hot indicators before the tree sees x
     cache: dict[int, tuple[Any, _Terms | None]] = {}
     classes, counts = list(learner._classes), learner._counts
     slow = learner.predict_with_proba

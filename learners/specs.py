@@ -25,7 +25,13 @@ from river import base as river_base
 
 from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
-from learners.features import FeatureScaler, Quadratic, clean_features, share_distribution_rngs
+from learners.features import (
+    FeatureScaler,
+    Quadratic,
+    clean_features,
+    complete_indicators,
+    share_distribution_rngs,
+)
 from learners.window import WindowRefit
 
 TASKS = ("classification", "regression")
@@ -237,6 +243,12 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
     return builder(dict(spec.params), task, seed)
 
 
+#: Kinds that split on feature values: they are shown an absent one-hot indicator as 0.0 (see ``Learner``).
+SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest")
+#: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
+MAX_FRACTIONAL_CLASSES = 50
+
+
 def _binary_only(spec: LearnerSpec, task: str) -> bool:
     return (
         task == "classification"
@@ -265,6 +277,17 @@ class Learner:
         self._y_n = 0
         self._y_lo = math.inf
         self._y_hi = -math.inf
+        self._fractional = 0  # distinct labels that are non-integer floats (classification)
+        # For a splitting kind: indicator names by feature and those completed on every event (features.py).
+        self._indicators: dict[str, list[str]] | None = {} if spec.name in SPLITTING else None
+        self._complete_names: tuple[str, ...] = ()
+
+    def _complete(self, xc: dict[str, Any], learn: bool) -> dict[str, Any]:
+        """``xc`` as a splitting kind sees it: absent one-hot indicators as 0.0 (:func:`complete_indicators`)."""
+        if self._indicators is None:
+            return xc
+        xc, self._complete_names = complete_indicators(xc, self._indicators, self._complete_names, learn)
+        return xc
 
     @property
     def model(self) -> Any:
@@ -302,9 +325,19 @@ class Learner:
             self._y_sum += y
             self._y_n += 1
             self._y_lo, self._y_hi = min(self._y_lo, y), max(self._y_hi, y)
-            self._model.learn_one(xc, y)
+            self._model.learn_one(self._complete(xc, True), y)
             return
         if y not in self._counts:
+            if type(y) is float and not y.is_integer():
+                self._fractional += 1
+                if self._fractional > MAX_FRACTIONAL_CLASSES:
+                    # A numeric target under the default task: every value is a new class, each costing a
+                    # one-vs-rest model, so learning slows with their number and no answer is ever right.
+                    raise LearnerError(
+                        f"learner {self.spec.name!r} is a classifier but saw {self._fractional} distinct "
+                        f"non-integer labels (such as {y!r}): the label looks like a number to predict; "
+                        "set model.task to 'regression'"
+                    )
             if (
                 self._binary
                 and len(self._classes) >= 2
@@ -321,6 +354,7 @@ class Learner:
             self._classes.append(y)
             self._counts[y] = 0
         self._counts[y] += 1
+        xc = self._complete(xc, True)
         if self._binary:
             self._model.learn_one(xc, len(self._classes) > 1 and y == self._classes[1])
         else:
@@ -335,7 +369,7 @@ class Learner:
         if len(self._classes) == 1:
             return {self._classes[0]: 1.0}
         try:
-            raw = self._model.predict_proba_one(x if cleaned else clean_features(x))
+            raw = self._model.predict_proba_one(self._complete(x if cleaned else clean_features(x), False))
         except ArithmeticError:
             raw = {}
         if self._binary and raw:
@@ -371,7 +405,7 @@ class Learner:
             return self.predict_with_proba(x, cleaned=cleaned)[0]
         mean = self._y_sum / self._y_n if self._y_n else 0.0
         try:
-            out = float(self._model.predict_one(x if cleaned else clean_features(x)))
+            out = float(self._model.predict_one(self._complete(x if cleaned else clean_features(x), False)))
         except (TypeError, ValueError, ArithmeticError):
             return mean
         if not math.isfinite(out):
@@ -386,6 +420,9 @@ class Learner:
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_indicators", None)  # a learner pickled before indicators were completed
+        state.setdefault("_complete_names", ())
+        state.setdefault("_fractional", 0)
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
