@@ -81,8 +81,8 @@ def make(name: str, n: int, s: int = 0) -> tuple[list[Example], list[int], str, 
         src = _drift(synth.Sine(0, seed=75 + s), synth.Sine(2, seed=76 + s), h, GRADUAL, 7)
         return _take(src, n), [h], "classification", True
     if name == "randomtree-abrupt":  # a new random tree; categorical columns as strings
-        a = synth.RandomTree(seed_tree=81 + s, seed_sample=82 + s, n_num_features=4, n_cat_features=3)
-        b = synth.RandomTree(seed_tree=83 + s, seed_sample=84 + s, n_num_features=4, n_cat_features=3)
+        a: Any = synth.RandomTree(seed_tree=81 + s, seed_sample=82 + s, n_num_features=4, n_cat_features=3)
+        b: Any = synth.RandomTree(seed_tree=83 + s, seed_sample=84 + s, n_num_features=4, n_cat_features=3)
         rows = _strings(_take(_drift(a, b, h, 20, 8), n), ("x_cat_0", "x_cat_1", "x_cat_2"))
         return rows, [h], "classification", False
     if name == "stagger-strings":  # STAGGER with its categories as strings, concept 2 -> 1 -> 0
