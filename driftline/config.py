@@ -80,3 +80,33 @@ class GuardConfig:
     # Fairness (with model.segment_feature): refuse a candidate whose demographic-parity or equalized-odds gap
     # (MAE gap for regression) is over this bound and wider than the served model's. None: not checked.
     fairness_max_gap: float | None = None
+
+
+# Shares and significance levels of the guard: strictly between 0 and 1.
+_GUARD_SHARES = ("alpha", "probation_alpha", "max_disagreement", "collapse_share")
+
+
+def check_guard_config(guard: GuardConfig) -> None:
+    """The ranges the guard's tests need, for a config file, the environment and a live ``set`` alike;
+    :class:`~driftline.errors.ConfigError` names the field.
+
+    The non-inferiority margin bets against an error rate: at 1 or more the test has nothing to bet on (a margin of
+    1 divided by zero in the e-process). The other margins are gains a candidate must show: never negative.
+    """
+    from driftline.errors import ConfigError
+
+    for name in _GUARD_SHARES:
+        value = getattr(guard, name)
+        if not 0 < value < 1:
+            raise ConfigError(f"guard.{name}: must be between 0 and 1, got {value}")
+    if not 0 <= guard.non_inferiority_margin < 1:
+        raise ConfigError(
+            f"guard.non_inferiority_margin: must be at least 0 and below 1, got {guard.non_inferiority_margin}"
+        )
+    for name in ("superiority_margin", "hold_margin", "segment_margin", "reference_margin"):
+        value = getattr(guard, name)
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"guard.{name}: must be a finite number >= 0, got {value}")
+    for name in ("min_examples", "max_examples", "challenger_grace", "max_reference", "probation_examples"):
+        if getattr(guard, name) < 0:
+            raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")

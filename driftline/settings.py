@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from driftline.config import DriftConfig, GuardConfig, LearnerSpec
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec, check_guard_config
 from driftline.errors import ConfigError
 
 
@@ -357,8 +357,7 @@ def _validate(settings: Settings) -> None:
         check_model_name(settings.routing.default, "routing.default")
     for name in settings.routing.models:
         check_model_name(name, "routing.models")
-    if not 0 < settings.guard.alpha < 1:
-        raise ConfigError(f"guard.alpha: must be between 0 and 1, got {settings.guard.alpha}")
+    check_guard_config(settings.guard)
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
     if settings.kafka.training_partitions < 1:
