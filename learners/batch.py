@@ -264,19 +264,26 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
     if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
         return None
     scaler, lr = model.steps.values()
-    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
+    if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
+        return None
+    if type(lr) is not linear_model.LogisticRegression:
         return None
     if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
         return None
     c0, c1 = classes
     slow = learner.predict_one
+    # FeatureScaler (what learners.specs builds) has its own one-comprehension transform (indicators pass).
+    feature_transform = scaler.transform_one if type(scaler) is FeatureScaler else None
 
     def predict(xc: dict[str, float]) -> Any:
-        means, vars_ = scaler.means, scaler.vars
-        t = {}
-        for i, xi in xc.items():
-            v = vars_[i]
-            t[i] = (xi - means[i]) / v**0.5 if v else 0.0
+        if feature_transform is not None:
+            t = feature_transform(xc)
+        else:
+            means, vars_ = scaler.means, scaler.vars
+            t = {}
+            for i, xi in xc.items():
+                v = vars_[i]
+                t[i] = (xi - means[i]) / v**0.5 if v else 0.0
         try:
             p = lr.loss.mean_func(lr._weights.dot(t) + lr.intercept)
         except ArithmeticError:
