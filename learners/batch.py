@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from learners.features import CLIP, FeatureScaler, clean_features
-from learners.frozen_tree import frozen_tree_predictor
+from learners.frozen_tree import forget_recorded, frozen_tree_predictor, learning_tree_predictor
 
 Result = tuple[Any, dict[Any, float]]
 #: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
@@ -314,7 +314,7 @@ class _Fast:
         if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
             self.learner, self.model, self.n_classes, self.fn = learner, model, n_classes, None
             try:
-                self.fn = _fast_binary_lr(learner)
+                self.fn = _fast_binary_lr(learner) or learning_tree_predictor(learner)
             except Exception:  # an unexpected model shape: predicted by the learner itself
                 self.fn = None
         return self.fn(xc) if self.fn is not None else learner.predict_one(xc, cleaned=True)
@@ -397,7 +397,12 @@ class BatchContext:
         return preds[pos], {c0: q0[pos], c1: q1[pos]}
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
+        forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
         return self._champion.predict(learner, xc)
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
         return self._challenger.predict(learner, xc)
+
+    def close(self) -> None:
+        """The batch is over: drop a learning tree's recorded answers (see :mod:`learners.frozen_tree`)."""
+        forget_recorded()

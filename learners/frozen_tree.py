@@ -14,6 +14,7 @@ tree, a nominal feature's splitter, a leaf that answers by majority class) goes 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -124,3 +125,84 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
         return max(classes, key=lambda c: proba.get(c, -1.0)), proba
 
     return predict
+
+
+# -- a learning tree: its naive Bayes answer computed once per label ---------------------------------------------
+# River's adaptive leaf (``LeafNaiveBayesAdaptive``) computes the leaf's naive Bayes answer when it learns (to count
+# whether naive Bayes or the majority class would have been right), and the trainer has just asked the same tree,
+# on the same leaf and the same cleaned ``x``, for its prediction: the same pure function of the same unchanged
+# state, half of a learning tree's naive Bayes time. While the trainer predicts with a learning tree the answers
+# are recorded; the learn that follows takes its own answer back, matched by the identity of ``x``, the leaf's class
+# counts and its splitters (a different leaf, a copy or another tree misses and is computed as before). The
+# trainer forgets what is left after each label, before the tree can change.
+
+
+class _Memo(threading.local):
+    def __init__(self) -> None:
+        self.recording = False
+        self.pending: list[tuple[Any, Any, Any, Any]] = []  # (x, stats, splitters, answer)
+
+
+_MEMO = _Memo()
+_ORIGINAL_NB: Callable[..., Any] | None = None
+
+
+def _memo_naive_bayes(x: Any, observed_class_distribution: Any, splitters: Any) -> Any:
+    memo = _MEMO
+    pending = memo.pending
+    for k, (px, ps, psp, answer) in enumerate(pending):
+        if px is x and ps is observed_class_distribution and psp is splitters:
+            del pending[k]
+            return answer
+    answer = _ORIGINAL_NB(x, observed_class_distribution, splitters)  # type: ignore[misc]
+    if memo.recording:
+        pending.append((x, observed_class_distribution, splitters, answer))
+    return answer
+
+
+def _install_memo() -> bool:
+    """Route ``river.tree.nodes.htc_nodes``' naive Bayes through the memo (once per process); False if River's
+    module does not look as expected (then nothing is changed and nothing is recorded)."""
+    global _ORIGINAL_NB
+    if _ORIGINAL_NB is not None:
+        return True
+    from river.tree import utils
+    from river.tree.nodes import htc_nodes
+
+    if getattr(htc_nodes, "do_naive_bayes_prediction", None) is not utils.do_naive_bayes_prediction:
+        return False
+    _ORIGINAL_NB = utils.do_naive_bayes_prediction
+    htc_nodes.do_naive_bayes_prediction = _memo_naive_bayes  # type: ignore[attr-defined]
+    return True
+
+
+def learning_tree_predictor(learner: Any) -> Callable[[dict[str, float]], Any] | None:
+    """``learner.predict_one(xc, cleaned=True)`` for a learning ``hoeffding_tree`` classifier that records its naive
+    Bayes answer for the ``learn_one(xc, ...)`` that follows, or None for any other learner. The caller must call
+    :func:`forget_recorded` once the label is learned (or not)."""
+    from river.tree import HoeffdingTreeClassifier
+
+    if (
+        getattr(learner, "task", None) != "classification"
+        or type(learner.model) is not HoeffdingTreeClassifier
+    ):
+        return None
+    if not _install_memo():
+        return None
+    slow = learner.predict_one
+    memo = _MEMO
+
+    def predict(xc: dict[str, float]) -> Any:
+        memo.recording = True
+        try:
+            return slow(xc, cleaned=True)
+        finally:
+            memo.recording = False
+
+    return predict
+
+
+def forget_recorded() -> None:
+    """Drop answers recorded and not taken back (the tree did not learn that label, or learned another leaf)."""
+    if _MEMO.pending:
+        _MEMO.pending.clear()

@@ -283,6 +283,7 @@ class ModelLifecycle:
                 )
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
+        batch.close()
         return out
 
     def _step(

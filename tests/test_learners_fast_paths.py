@@ -71,3 +71,71 @@ def test_the_shortcut_steps_aside_when_the_model_changes_shape(third: bool) -> N
         assert fast.predict(model, x) == model.predict_one(x, cleaned=True), i
         model.learn_one(x, y, cleaned=True)
     assert (fast.fn is None) == third
+
+
+def _leaf_counters(learner: Any) -> list[tuple[float, float, dict[Any, float]]]:
+    tree = learner.model
+    out = []
+    for node in tree._root.iter_dfs() if tree._root is not None else ():
+        if hasattr(node, "_nb_correct_weight"):
+            out.append((node._nb_correct_weight, node._mc_correct_weight, dict(node.stats)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_learning_tree_reusing_its_naive_bayes_answer_learns_the_same(seed: int) -> None:
+    """The tree predicted through ``learning_tree_predictor`` (its naive Bayes answer taken back by the learn) and
+    a twin predicted by River alone give the same answers and end with the same leaves and counters."""
+    from learners import frozen_tree
+
+    rng = random.Random(seed)
+    spec = LearnerSpec("hoeffding_tree", {"grace_period": 50})
+    fast_tree, twin = build_learner(spec), build_learner(spec)
+    predict = frozen_tree.learning_tree_predictor(fast_tree)
+    assert (
+        predict is not None
+        and frozen_tree.learning_tree_predictor(build_learner(LearnerSpec("gaussian_nb"))) is None
+    )
+    reused = 0
+    for i in range(1500):
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": rng.random()}
+        if i % 13 == 0:
+            del x["b"]  # a missing feature: the learn may walk to another leaf than the prediction
+        y = (
+            ("up" if x["a"] + x.get("b", 0.0) > 0 else "down")
+            if i < 800
+            else ("down" if x["a"] > 0 else "up")
+        )
+        xc = clean_features(x)
+        assert predict(xc) == twin.predict_one(xc, cleaned=True), i
+        recorded = len(frozen_tree._MEMO.pending)
+        fast_tree.learn_one(xc, y, cleaned=True)
+        reused += recorded - len(frozen_tree._MEMO.pending)
+        frozen_tree.forget_recorded()
+        twin.learn_one(xc, y, cleaned=True)
+    assert reused > 500  # the shortcut was really taken (naive Bayes leaves answer most labels)
+    assert _leaf_counters(fast_tree) == _leaf_counters(twin)
+    probe = [{"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": rng.random()} for _ in range(200)]
+    assert [fast_tree.predict_with_proba(x) for x in probe] == [twin.predict_with_proba(x) for x in probe]
+
+
+def test_a_recorded_answer_is_never_given_to_another_tree_or_a_changed_leaf() -> None:
+    from learners import frozen_tree
+
+    rng = random.Random(3)
+    spec = LearnerSpec("hoeffding_tree", {"grace_period": 50})
+    tree = build_learner(spec)
+    for _ in range(300):
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
+        tree.learn_one(x, "up" if x["a"] > 0 else "down")
+    copy = tree.copy()
+    predict = frozen_tree.learning_tree_predictor(tree)
+    assert predict is not None
+    xc = {"a": 0.1, "b": -0.2}
+    predict(xc)
+    assert len(frozen_tree._MEMO.pending) == 1
+    # A copy (another tree's leaf objects) computes its own answer and does not take the recorded one.
+    assert copy.predict_with_proba(xc) == tree.predict_with_proba(dict(xc))
+    assert len(frozen_tree._MEMO.pending) == 1
+    frozen_tree.forget_recorded()
+    assert frozen_tree._MEMO.pending == []
