@@ -17,6 +17,7 @@ nothing, exactly as River's scaler (zero variance) and weights (absent) treat it
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -338,6 +339,7 @@ class BatchContext:
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)
         self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
+        self._clean: list[dict[str, float] | None] | None = None
         # id(learner) -> (learner, its answers over the batch or None, else a per-event shortcut or None)
         self._frozen: dict[int, tuple[Any, _Table | None, Any]] = {}
         self._champion = _Fast()
@@ -360,6 +362,30 @@ class BatchContext:
                 if values.dtype.kind in "fiub" and values.ndim == 2:
                     self._blocks.append((names, np.array(rows), values.astype(np.float64, copy=False)))
         return self._blocks
+
+    def cleaned(self, pos: int) -> dict[str, float]:
+        """``clean_features(xs[pos])``: for a batch of plain float rows, checked once per batch (the rows of a
+        block whose values are all floats, finite and within the clip are copied as they are, which is what
+        ``clean_features``' own fast path returns; any other row is cleaned by it)."""
+        if self._clean is None:
+            self._clean = self._clean_all()
+        xc = self._clean[pos]
+        return clean_features(self.xs[pos]) if xc is None else xc
+
+    def _clean_all(self) -> list[dict[str, float] | None]:
+        xs = self.xs
+        out: list[dict[str, float] | None] = [None] * len(xs)
+        for _names, rows, values in self.blocks():
+            idx = rows.tolist()
+            # One C-level pass over the block's values: ints and booleans (floats in the matrix) are cleaned per row.
+            if set(map(type, itertools.chain.from_iterable(xs[i].values() for i in idx))) != {float}:
+                continue
+            with np.errstate(invalid="ignore"):
+                good = (np.abs(values) <= CLIP).all(axis=1)  # NaN and +/-inf fail the comparison
+            for i, ok in zip(idx, good.tolist(), strict=True):
+                if ok:
+                    out[i] = dict(xs[i])
+        return out
 
     def _predict_all(self, learner: Any) -> _Table | None:
         predictor = BatchPredictor(learner)

@@ -304,7 +304,9 @@ class ModelLifecycle:
             return []
         events: list[Event] = []
         segment = segment_of(x, self.segment_feature)
-        xc = clean_features(x)  # once, for every prediction and learn below
+        xc = (
+            clean_features(x) if batch is None else batch.cleaned(pos)
+        )  # once, for every prediction and learn
         served = self._served.model
         current = served_prediction is not None and served_version == self.served_version
         if current and (served_proba is not None or self.task != "classification"):

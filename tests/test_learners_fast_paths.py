@@ -8,6 +8,7 @@ never-seen features, and through the switch to one-vs-rest at a third label (whe
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftline.config import LearnerSpec
-from learners.batch import _Fast, _fast_binary_lr
+from learners.batch import BatchContext, _Fast, _fast_binary_lr
 from learners.features import clean_features
 from learners.specs import build_learner
 
@@ -139,3 +140,25 @@ def test_a_recorded_answer_is_never_given_to_another_tree_or_a_changed_leaf() ->
     assert len(frozen_tree._MEMO.pending) == 1
     frozen_tree.forget_recorded()
     assert frozen_tree._MEMO.pending == []
+
+
+special = st.sampled_from([math.inf, -math.inf, math.nan, 1e300, -1e15, 1e12, -1e12, 1.0000001e12, 0.0, -0.0])
+plain = st.one_of(st.floats(-5, 5), special)
+dense = st.fixed_dictionaries({n: plain for n in ("a", "b", "c")})
+
+
+@PROPS
+@given(batch=st.lists(st.one_of(dense, dense, dense, example), max_size=40))
+def test_batch_cleaning_equals_clean_features(batch: list[dict[str, Any]]) -> None:
+    ctx = BatchContext(batch)
+    for pos, x in enumerate(batch):
+        got, want = ctx.cleaned(pos), clean_features(x)
+        assert list(got.items()) == list(want.items()) or (
+            list(got) == list(want) and all(_same(got[k], want[k]) for k in want)
+        ), (x, got, want)
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+        assert got is not x  # a copy: learners may keep or change it
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
