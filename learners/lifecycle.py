@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +80,18 @@ class _Lineage:
     n_learned: int = 0
     data_range: dict[str, int] = field(default_factory=dict)
 
-    def learn(self, x: dict[str, float], y: Any, index: int, ts: int | None) -> None:
-        self.model.learn_one(x, y, cleaned=True)
+    def learn(
+        self,
+        x: dict[str, float],
+        y: Any,
+        index: int,
+        ts: int | None,
+        learn: Callable[[Learner, dict[str, float], Any], None] | None = None,
+    ) -> None:
+        if learn is None:
+            self.model.learn_one(x, y, cleaned=True)
+        else:  # the batch's shortcut for this learner (the same learned state)
+            learn(self.model, x, y)
         self.n_learned += 1
         self.data_range.setdefault("first_index", index)
         self.data_range["last_index"] = index
@@ -352,9 +362,9 @@ class ModelLifecycle:
         self._recent.append(x)
         if self.paused:
             return events
-        self._lineage.learn(xc, y, index, ts)
+        self._lineage.learn(xc, y, index, ts, None if batch is None else batch.learn_champion)
         if self._challenger is not None:
-            self._challenger.learn(xc, y, index, ts)
+            self._challenger.learn(xc, y, index, ts, None if batch is None else batch.learn_challenger)
         self._since_release += 1
         events.extend(self._decide(index))
         return events

@@ -162,3 +162,88 @@ def test_batch_cleaning_equals_clean_features(batch: list[dict[str, Any]]) -> No
 
 def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _state(learner: Any) -> Any:
+    model = learner.model
+    steps = list(model.steps.values())
+    scaler, last = steps[0], steps[-1]
+    out = [learner._classes, list(learner._counts.items()), type(last).__name__]
+    out += [list(scaler.counts.items()), list(scaler.means.items()), list(scaler.vars.items())]
+    if hasattr(last, "_weights"):
+        out += [last._weights.to_dict(), last.intercept, last.optimizer.n_iterations]
+    return out
+
+
+@PROPS
+@given(
+    stream=st.lists(st.tuples(example, st.sampled_from(["down", "up", "up", None, "sideways"])), max_size=80),
+    params=st.sampled_from([{}, {"multiclass": "binary"}, {"l2": 0.01}, {"lr": 0.3}]),
+    seed=st.integers(0, 3),
+)
+def test_fast_learn_leaves_the_same_state_as_learn_one(
+    stream: list[tuple[dict[str, Any], Any]], params: dict[str, Any], seed: int
+) -> None:
+    """Bit for bit: the scaler's counts, means and variances (in order), the weights, intercept and SGD step count,
+    the label counts; through a third label (one-vs-rest, or the binary learner's refusal) and ``None`` labels."""
+    import pickle
+
+    from learners.batch import _FastLearn
+
+    rng = random.Random(seed)
+    spec = LearnerSpec("logistic_regression", params)
+    fast_model, slow_model = build_learner(spec), build_learner(spec)
+    fast = _FastLearn()
+    used = 0
+    for i, (x, y) in enumerate(stream):
+        if i % 3 == 0:  # dense examples between the odd ones, so the weights move
+            x = {"a": rng.gauss(0, 1), "b": rng.gauss(1, 2), "colour": rng.choice(["red", "green"])}
+        if y == "sideways" and params.get("multiclass") != "binary" and i < 40:
+            y = "up"  # the switch to one-vs-rest late in some streams, early in others
+        xc = clean_features(x)
+        errors = []
+        for learn in (
+            lambda xc=xc, y=y: fast.learn(fast_model, dict(xc), y),
+            lambda xc=xc, y=y: slow_model.learn_one(dict(xc), y, cleaned=True),
+        ):
+            try:
+                learn()
+                errors.append(None)
+            except Exception as exc:
+                errors.append(type(exc))
+        assert errors[0] == errors[1], (i, errors)
+        used += fast.fn is not None
+        assert _state(fast_model) == _state(slow_model), i
+    assert pickle.dumps(fast_model) == pickle.dumps(slow_model)
+    if len(stream) >= 60 and params.get("multiclass") == "binary":
+        assert used > 0  # the fast path was taken, not only the learner's own
+
+
+def test_fast_learn_is_taken_for_the_default_logistic_regression() -> None:
+    from learners.batch import _fast_binary_lr_learn
+
+    model = build_learner(LearnerSpec("logistic_regression"))
+    assert _fast_binary_lr_learn(model) is None  # no labels yet: the learner's own bookkeeping
+    model.learn_one({"a": 1.0}, "up")
+    model.learn_one({"a": -1.0}, "down")
+    assert _fast_binary_lr_learn(model) is not None
+    assert _fast_binary_lr_learn(build_learner(LearnerSpec("logistic_regression", {"l1": 0.1}))) is None
+
+
+def test_fast_learn_over_a_long_stream_is_bitwise_river() -> None:
+    from learners.batch import _FastLearn
+
+    rng = random.Random(11)
+    fast_model = build_learner(LearnerSpec("logistic_regression"))
+    slow_model = build_learner(LearnerSpec("logistic_regression"))
+    fast, used = _FastLearn(), 0
+    for i in range(3000):
+        x = {f"f{k}": rng.gauss(k, 1 + k) for k in range(8)}
+        if i % 17 == 0:
+            x["colour=red"] = 1.0
+        y = "up" if x["f1"] - x["f2"] / 3 + rng.gauss(0, 0.5) > 0 else "down"
+        fast.learn(fast_model, dict(x), y)
+        used += fast.fn is not None
+        slow_model.learn_one(dict(x), y, cleaned=True)
+    assert used > 2900
+    assert _state(fast_model) == _state(slow_model)
