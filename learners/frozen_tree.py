@@ -71,10 +71,15 @@ def _naive_bayes(terms: _Terms, x: dict[str, float]) -> dict[Any, float]:
     return votes
 
 
-def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[Any, dict[Any, float]]] | None:
-    """``learner.predict_with_proba(xc, cleaned=True)`` for a frozen ``hoeffding_tree`` classifier, else None.
+def frozen_tree_predictor(
+    learner: Any, *, learning: bool = False
+) -> Callable[[dict[str, float]], tuple[Any, dict[Any, float]]] | None:
+    """``learner.predict_with_proba(xc, cleaned=True)`` for a ``hoeffding_tree`` classifier, else None.
 
-    The learner must not learn while this is used (the leaf terms are cached).
+    Frozen (the default): the learner must not learn while this is used (the leaf terms are cached). ``learning``:
+    the terms are read afresh for every prediction (the tree learns between them; still River's arithmetic without
+    its per-feature calls), and each leaf's naive Bayes answer is recorded for the ``learn_one`` that follows (see
+    below: the caller must call :func:`forget_recorded` once the label is learned, or not).
     """
     from river.tree import HoeffdingTreeClassifier
     from river.tree.nodes.branch import DTBranch
@@ -85,9 +90,12 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
         return None
     if len(learner._classes) < 2:
         return None  # {} or a single class: the learner answers without the tree
+    if learning and not _install_memo():
+        return None
     cache: dict[int, tuple[Any, _Terms | None]] = {}
     classes, counts = list(learner._classes), learner._counts
     slow = learner.predict_with_proba
+    memo = _MEMO
 
     def leaf_prediction(leaf: Any, x: dict[str, float]) -> dict[Any, float]:
         kind = type(leaf)
@@ -99,6 +107,13 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
             naive = False
         if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
             return leaf.prediction(x, tree=tree)
+        if learning:
+            terms = _leaf_terms(leaf)
+            if terms is None:
+                return leaf.prediction(x, tree=tree)  # recorded by the memo (recording is on)
+            answer = _naive_bayes(terms, x)
+            memo.pending.append((x, leaf.stats, leaf.splitters, answer))
+            return answer
         entry = cache.get(id(leaf))
         if entry is None or entry[0] is not leaf:
             entry = cache[id(leaf)] = (leaf, _leaf_terms(leaf))
@@ -124,7 +139,17 @@ def frozen_tree_predictor(learner: Any) -> Callable[[dict[str, float]], tuple[An
         proba = {c: p / total for c, p in proba.items()}
         return max(classes, key=lambda c: proba.get(c, -1.0)), proba
 
-    return predict
+    if not learning:
+        return predict
+
+    def predict_recording(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
+        memo.recording = True  # River's own fallbacks record their naive Bayes answers too
+        try:
+            return predict(xc)
+        finally:
+            memo.recording = False
+
+    return predict_recording
 
 
 # -- a learning tree: its naive Bayes answer computed once per label ---------------------------------------------
@@ -178,28 +203,12 @@ def _install_memo() -> bool:
 
 def learning_tree_predictor(learner: Any) -> Callable[[dict[str, float]], Any] | None:
     """``learner.predict_one(xc, cleaned=True)`` for a learning ``hoeffding_tree`` classifier that records its naive
-    Bayes answer for the ``learn_one(xc, ...)`` that follows, or None for any other learner. The caller must call
-    :func:`forget_recorded` once the label is learned (or not)."""
-    from river.tree import HoeffdingTreeClassifier
-
-    if (
-        getattr(learner, "task", None) != "classification"
-        or type(learner.model) is not HoeffdingTreeClassifier
-    ):
+    Bayes answer for the ``learn_one(xc, ...)`` that follows, or None for any other learner (or one with fewer
+    than two labels). The caller must call :func:`forget_recorded` once the label is learned (or not)."""
+    predict = frozen_tree_predictor(learner, learning=True)
+    if predict is None:
         return None
-    if not _install_memo():
-        return None
-    slow = learner.predict_one
-    memo = _MEMO
-
-    def predict(xc: dict[str, float]) -> Any:
-        memo.recording = True
-        try:
-            return slow(xc, cleaned=True)
-        finally:
-            memo.recording = False
-
-    return predict
+    return lambda xc: predict(xc)[0]
 
 
 def forget_recorded() -> None:

@@ -92,11 +92,8 @@ def test_a_learning_tree_reusing_its_naive_bayes_answer_learns_the_same(seed: in
     rng = random.Random(seed)
     spec = LearnerSpec("hoeffding_tree", {"grace_period": 50})
     fast_tree, twin = build_learner(spec), build_learner(spec)
-    predict = frozen_tree.learning_tree_predictor(fast_tree)
-    assert (
-        predict is not None
-        and frozen_tree.learning_tree_predictor(build_learner(LearnerSpec("gaussian_nb"))) is None
-    )
+    assert frozen_tree.learning_tree_predictor(fast_tree) is None  # no labels yet: the learner answers
+    assert frozen_tree.learning_tree_predictor(build_learner(LearnerSpec("gaussian_nb"))) is None
     reused = 0
     for i in range(1500):
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": rng.random()}
@@ -108,7 +105,9 @@ def test_a_learning_tree_reusing_its_naive_bayes_answer_learns_the_same(seed: in
             else ("down" if x["a"] > 0 else "up")
         )
         xc = clean_features(x)
-        assert predict(xc) == twin.predict_one(xc, cleaned=True), i
+        predict = frozen_tree.frozen_tree_predictor(fast_tree, learning=True)
+        got = fast_tree.predict_with_proba(xc, cleaned=True) if predict is None else predict(xc)
+        assert got == twin.predict_with_proba(xc, cleaned=True), i  # equal, not just close
         recorded = len(frozen_tree._MEMO.pending)
         fast_tree.learn_one(xc, y, cleaned=True)
         reused += recorded - len(frozen_tree._MEMO.pending)
