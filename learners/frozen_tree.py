@@ -22,12 +22,38 @@ _HALF_LOG_TAU = 0.5 * math.log(math.tau)  # as river.proba.gaussian
 _Terms = tuple[tuple[Any, float, list[tuple[Any, float, float, float]]], ...]
 
 
-def _leaf_terms(leaf: Any) -> _Terms | None:
-    """Per class with weight: (class, log prior, [(feature, mean, -2 variance, 0.5 log variance), ...]) in the
-    splitters' order; None when a splitter is not Gaussian (River answers)."""
+def _class_terms(splitters: Any, c: Any) -> list[tuple[Any, float, float, float]] | None:
+    """[(feature, mean, -2 variance, 0.5 log variance), ...] of class ``c`` in the splitters' order; None when a
+    splitter is not Gaussian (River answers)."""
     from river.proba import Gaussian
     from river.tree.splitter import GaussianSplitter
 
+    terms = []
+    for att, splitter in splitters.items():
+        if type(splitter) is not GaussianSplitter:
+            return None
+        dist = splitter._att_dist_per_class.get(c)
+        if dist is None:
+            continue  # River: -inf, not added
+        if type(dist) is not Gaussian:
+            return None
+        var = dist._var
+        n = var.mean.n
+        if n > var.ddof:
+            variance = var._S / (n - var.ddof)
+            if variance > 0.0:
+                terms.append((att, var.mean._mean, -2.0 * variance, 0.5 * math.log(variance)))
+    return terms
+
+
+def _leaf_terms(leaf: Any, per_class: dict[Any, tuple[float, list[Any]]] | None = None) -> _Terms | None:
+    """Per class with weight: (class, log prior, its :func:`_class_terms`); None when River must answer.
+
+    ``per_class`` (a learning leaf): class -> (its weight when read, its terms), reused while the class's weight
+    is unchanged. Why that is safe: a leaf learns a label only through the label's own class (its weight grows
+    by the example's positive weight, and only that class's Gaussians change), so a class whose weight did not
+    move has the same Gaussians. The caller keys ``per_class`` by the leaf and its splitters dict.
+    """
     stats = leaf.stats
     total = sum(stats.values())
     out = []
@@ -35,21 +61,15 @@ def _leaf_terms(leaf: Any) -> _Terms | None:
         if not weight > 0:
             return None  # River gives such a class 0.0 without its likelihood: rare, left to River
         prior = math.log(weight / total)
-        terms = []
-        for att, splitter in leaf.splitters.items():
-            if type(splitter) is not GaussianSplitter:
+        cached = None if per_class is None else per_class.get(c)
+        if cached is not None and cached[0] == weight:
+            terms = cached[1]
+        else:
+            terms = _class_terms(leaf.splitters, c)
+            if terms is None:
                 return None
-            dist = splitter._att_dist_per_class.get(c)
-            if dist is None:
-                continue  # River: -inf, not added
-            if type(dist) is not Gaussian:
-                return None
-            var = dist._var
-            n = var.mean.n
-            if n > var.ddof:
-                variance = var._S / (n - var.ddof)
-                if variance > 0.0:
-                    terms.append((att, var.mean._mean, -2.0 * variance, 0.5 * math.log(variance)))
+            if per_class is not None:
+                per_class[c] = (weight, terms)
         out.append((c, prior, terms))
     return tuple(out)
 
@@ -93,6 +113,7 @@ def frozen_tree_predictor(
     if learning and not _install_memo():
         return None
     cache: dict[int, tuple[Any, _Terms | None]] = {}
+    learning_cache: dict[int, tuple[Any, Any, dict[Any, tuple[float, list[Any]]]]] = {}
     classes, counts = list(learner._classes), learner._counts
     slow = learner.predict_with_proba
     memo = _MEMO
@@ -108,7 +129,10 @@ def frozen_tree_predictor(
         if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
             return leaf.prediction(x, tree=tree)
         if learning:
-            terms = _leaf_terms(leaf)
+            held = learning_cache.get(id(leaf))
+            if held is None or held[0] is not leaf or held[1] is not leaf.splitters:
+                held = learning_cache[id(leaf)] = (leaf, leaf.splitters, {})
+            terms = _leaf_terms(leaf, held[2])
             if terms is None:
                 return leaf.prediction(x, tree=tree)  # recorded by the memo (recording is on)
             answer = _naive_bayes(terms, x)

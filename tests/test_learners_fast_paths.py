@@ -94,18 +94,22 @@ def test_a_learning_tree_reusing_its_naive_bayes_answer_learns_the_same(seed: in
     fast_tree, twin = build_learner(spec), build_learner(spec)
     assert frozen_tree.learning_tree_predictor(fast_tree) is None  # no labels yet: the learner answers
     assert frozen_tree.learning_tree_predictor(build_learner(LearnerSpec("gaussian_nb"))) is None
-    reused = 0
+    reused, predict, n_classes = 0, None, 0
     for i in range(1500):
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": rng.random()}
         if i % 13 == 0:
             del x["b"]  # a missing feature: the learn may walk to another leaf than the prediction
+        if i % 101 == 0:
+            x["late"] = rng.random()  # a feature the leaves' splitters have not seen
         y = (
             ("up" if x["a"] + x.get("b", 0.0) > 0 else "down")
             if i < 800
             else ("down" if x["a"] > 0 else "up")
         )
         xc = clean_features(x)
-        predict = frozen_tree.frozen_tree_predictor(fast_tree, learning=True)
+        if predict is None or n_classes != len(fast_tree._classes):  # as learners.batch._Fast rebuilds it
+            predict = frozen_tree.frozen_tree_predictor(fast_tree, learning=True)
+            n_classes = len(fast_tree._classes)
         got = fast_tree.predict_with_proba(xc, cleaned=True) if predict is None else predict(xc)
         assert got == twin.predict_with_proba(xc, cleaned=True), i  # equal, not just close
         recorded = len(frozen_tree._MEMO.pending)
