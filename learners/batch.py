@@ -436,7 +436,10 @@ class BatchContext:
     Frozen models (the served snapshot, probation's previous model) never learn, so where :class:`BatchPredictor`
     mirrors them, the rest of the batch is predicted in one numpy pass the first time a position asks, and again
     only when the lifecycle serves another model (a release replaces the object, so identity tells). Learning
-    models (champion, challenger) predict one example at a time, through :func:`_fast_binary_lr` when they can.
+    models (champion, challenger) predict and learn one example at a time: a binary LR through
+    :func:`_fast_binary_lr` and :func:`_fast_binary_lr_learn`, a Hoeffding tree through
+    :func:`learners.frozen_tree.learning_tree_predictor` (its naive Bayes answer reused by the learn). The rows are
+    cleaned once per batch (:meth:`cleaned`).
     """
 
     MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch

@@ -271,8 +271,10 @@ class ModelLifecycle:
         guard decisions happen at the same labels as with ``learn_one``. What the batch saves: the frozen models
         (the served snapshot when the example carries no current answer, and probation's previous model) predict
         the rest of the batch in one numpy pass where :mod:`learners.batch` can mirror them (again after each
-        release), and a binary logistic-regression champion or challenger predicts without River's pipeline
-        overhead (the same arithmetic, in the same order).
+        release); a binary logistic-regression champion or challenger predicts and learns without River's
+        pipeline layers (the same arithmetic, in the same order); a Hoeffding tree champion or challenger computes
+        its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); and the features
+        are cleaned once per batch.
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []
