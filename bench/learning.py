@@ -110,6 +110,7 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
     what each lever is worth on the same examples in the same minutes. The decisions are the same in every
     configuration (tests/test_learners_learn_batch.py); only the time differs."""
     import learners.batch as batch_module
+    import learners.live_models as live_module
     from learners.features import clean_features
 
     examples = labelled_examples(spec, rows)
@@ -118,7 +119,7 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
         "lr_learn": "_fast_binary_lr_learn",
         "tree_naive_bayes": "learning_tree_predictor",
     }
-    originals = {k: getattr(batch_module, v) for k, v in names.items()}
+    originals = {k: getattr(live_module, v) for k, v in names.items()}
     cleaned = batch_module.BatchContext.cleaned
 
     def per_row(self: Any, pos: int) -> dict[str, float]:
@@ -126,7 +127,7 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
 
     def configure(off: set[str]) -> None:
         for k, v in names.items():
-            setattr(batch_module, v, (lambda _learner: None) if k in off else originals[k])
+            setattr(live_module, v, (lambda _learner: None) if k in off else originals[k])
         batch_module.BatchContext.cleaned = per_row if "batch_cleaning" in off else cleaned  # type: ignore[method-assign]
 
     levers = [*names, "batch_cleaning"]

@@ -1,9 +1,12 @@
 """The trainer's per-label shortcuts for *learning* models give the learner's own answers at every step.
 
-``learners.batch._Fast`` predicts a learning binary logistic regression (the ``FeatureScaler | LogisticRegression``
-pipeline that ``learners.specs`` builds) without River's pipeline: the same arithmetic in the same order, so the
-answer must equal ``Learner.predict_one`` exactly, before and after every label, with missing, boolean, string and
-never-seen features, and through the switch to one-vs-rest at a third label (where the shortcut must step aside).
+``learners.live_models`` predicts and learns a binary logistic regression (the ``FeatureScaler |
+LogisticRegression`` pipeline that ``learners.specs`` builds) without River's layers: the same arithmetic in the
+same order, so answers must equal ``Learner.predict_one`` exactly and the learned state must be the same bit for
+bit, with missing, boolean, string and never-seen features, and through the switch to one-vs-rest at a third label
+(where the shortcuts step aside). A learning Hoeffding tree reuses its prediction's naive Bayes answer in its
+learn (``learners.frozen_tree``): checked against a twin tree that River alone predicts. And the batch's feature
+cleaning equals ``clean_features``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftline.config import LearnerSpec
-from learners.batch import BatchContext, _Fast, _fast_binary_lr
+from learners.batch import BatchContext
 from learners.features import clean_features
+from learners.live_models import _Fast, _fast_binary_lr
 from learners.specs import build_learner
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -107,7 +111,9 @@ def test_a_learning_tree_reusing_its_naive_bayes_answer_learns_the_same(seed: in
             else ("down" if x["a"] > 0 else "up")
         )
         xc = clean_features(x)
-        if predict is None or n_classes != len(fast_tree._classes):  # as learners.batch._Fast rebuilds it
+        if predict is None or n_classes != len(
+            fast_tree._classes
+        ):  # as learners.live_models._Fast rebuilds it
             predict = frozen_tree.frozen_tree_predictor(fast_tree, learning=True)
             n_classes = len(fast_tree._classes)
         got = fast_tree.predict_with_proba(xc, cleaned=True) if predict is None else predict(xc)
@@ -191,7 +197,7 @@ def test_fast_learn_leaves_the_same_state_as_learn_one(
     the label counts; through a third label (one-vs-rest, or the binary learner's refusal) and ``None`` labels."""
     import pickle
 
-    from learners.batch import _FastLearn
+    from learners.live_models import _FastLearn
 
     rng = random.Random(seed)
     spec = LearnerSpec("logistic_regression", params)
@@ -223,7 +229,7 @@ def test_fast_learn_leaves_the_same_state_as_learn_one(
 
 
 def test_fast_learn_is_taken_for_the_default_logistic_regression() -> None:
-    from learners.batch import _fast_binary_lr_learn
+    from learners.live_models import _fast_binary_lr_learn
 
     model = build_learner(LearnerSpec("logistic_regression"))
     assert _fast_binary_lr_learn(model) is None  # no labels yet: the learner's own bookkeeping
@@ -234,7 +240,7 @@ def test_fast_learn_is_taken_for_the_default_logistic_regression() -> None:
 
 
 def test_fast_learn_over_a_long_stream_is_bitwise_river() -> None:
-    from learners.batch import _FastLearn
+    from learners.live_models import _FastLearn
 
     rng = random.Random(11)
     fast_model = build_learner(LearnerSpec("logistic_regression"))
