@@ -102,3 +102,58 @@ def learning_cost(
         "lifecycle_one_vs_river_learn": best["bare"] / best["one"],
         "lifecycle_batch_vs_river_learn": best["bare"] / best["batch"],
     }
+
+
+def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str, dict[str, float]]:
+    """``learn_batch`` in one process with every shortcut of :class:`learners.batch.BatchContext` for learning
+    models on, with all of them off, and with each one off, interleaved ``rounds`` times (best CPU time each):
+    what each lever is worth on the same examples in the same minutes. The decisions are the same in every
+    configuration (tests/test_learners_learn_batch.py); only the time differs."""
+    import learners.batch as batch_module
+    import learners.live_models as live_module
+    from learners.features import clean_features
+
+    examples = labelled_examples(spec, rows)
+    names = {
+        "lr_predict": "_fast_binary_lr",
+        "lr_learn": "_fast_binary_lr_learn",
+        "tree_naive_bayes": "learning_tree_predictor",
+    }
+    originals = {k: getattr(live_module, v) for k, v in names.items()}
+    cleaned = batch_module.BatchContext.cleaned
+
+    def per_row(self: Any, pos: int) -> dict[str, float]:
+        return clean_features(self.xs[pos])
+
+    def configure(off: set[str]) -> None:
+        for k, v in names.items():
+            setattr(live_module, v, (lambda _learner: None) if k in off else originals[k])
+        batch_module.BatchContext.cleaned = per_row if "batch_cleaning" in off else cleaned  # type: ignore[method-assign]
+
+    levers = [*names, "batch_cleaning"]
+    configs = {"all_on": set(), "all_off": set(levers), **{f"without_{k}": {k} for k in levers}}
+    best = {"bare": math.inf, **{k: math.inf for k in configs}}
+    try:
+        for _ in range(rounds):
+            best["bare"] = min(best["bare"], _bare(spec, examples))
+            for name, off in configs.items():
+                configure(off)
+                best[name] = min(best[name], _batch(spec, examples))
+    finally:
+        configure(set())
+    n = len(examples)
+    return {k: {"eps": n / s, "vs_bare": best["bare"] / s} for k, s in best.items()}
+
+
+if (
+    __name__ == "__main__"
+):  # python -m bench.learning KIND [EVENTS] [ROUNDS]: the lever table of BENCHMARKS.md
+    import json
+    import sys
+
+    from bench.data import make_rows
+
+    kind = sys.argv[1] if len(sys.argv) > 1 else "logistic_regression"
+    events = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    print(json.dumps({kind: lever_costs(LearnerSpec(kind), make_rows(events, seed=1), rounds)}, indent=1))

@@ -17,14 +17,16 @@ nothing, exactly as River's scaler (zero variance) and weights (absent) treat it
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from learners.features import CLIP, FeatureScaler, clean_features
-from learners.frozen_tree import frozen_tree_predictor
+from learners.frozen_tree import forget_recorded, frozen_tree_predictor
+from learners.live_models import _Fast, _FastLearn
 
 Result = tuple[Any, dict[Any, float]]
 #: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
@@ -257,74 +259,6 @@ def batch_predictor(learner: Any) -> BatchPredictor:
     return predictor
 
 
-def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
-    """``learner.predict_one(xc, cleaned=True)`` for a learning binary ``StandardScaler | LogisticRegression``
-    learner, without River's pipeline and the wrapper's dicts, or None for any other model.
-
-    Why: the trainer predicts with the champion (and a challenger) before every label it learns, and about half
-    of that prediction is pipeline overhead. The arithmetic is River's own, in the same order (the scaler's
-    ``transform_one``, the weights' ``dot``, the loss's ``mean_func``), and it reads the live model, so it stays
-    right while the model learns. Valid while the learner keeps the same River model and its two classes (the
-    caller checks, see :class:`_Fast`).
-    """
-    from river import compose, linear_model, optim, preprocessing
-
-    if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
-        return None
-    classes = list(learner._classes)
-    model = learner.model
-    if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
-        return None
-    scaler, lr = model.steps.values()
-    if type(scaler) is not preprocessing.StandardScaler or type(lr) is not linear_model.LogisticRegression:
-        return None
-    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
-        return None
-    c0, c1 = classes
-    slow = learner.predict_one
-
-    def predict(xc: dict[str, float]) -> Any:
-        means, vars_ = scaler.means, scaler.vars
-        t = {}
-        for i, xi in xc.items():
-            v = vars_[i]
-            t[i] = (xi - means[i]) / v**0.5 if v else 0.0
-        try:
-            p = lr.loss.mean_func(lr._weights.dot(t) + lr.intercept)
-        except ArithmeticError:
-            return slow(xc, cleaned=True)
-        if not 0.0 <= p <= 1.0:  # NaN weights: the learner's own fallback
-            return slow(xc, cleaned=True)
-        return c1 if p > 1.0 - p else c0  # the learner's max() keeps the first class on a tie
-
-    return predict
-
-
-class _Fast:
-    """The fast predictor of one learning learner, rebuilt when it changes model, classes or identity.
-
-    The learner and its model are held (not their ids): a freed object's id may be reused by its replacement.
-    """
-
-    __slots__ = ("fn", "learner", "model", "n_classes")
-
-    def __init__(self) -> None:
-        self.learner: Any = None
-        self.model: Any = None
-        self.n_classes = -1
-        self.fn: Callable[[dict[str, float]], Any] | None = None
-
-    def predict(self, learner: Any, xc: dict[str, float]) -> Any:
-        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
-        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
-            self.learner, self.model, self.n_classes, self.fn = learner, model, n_classes, None
-            try:
-                self.fn = _fast_binary_lr(learner)
-            except Exception:  # an unexpected model shape: predicted by the learner itself
-                self.fn = None
-        return self.fn(xc) if self.fn is not None else learner.predict_one(xc, cleaned=True)
-
-
 #: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
 _Table = tuple[list[Any], list[float], list[float], list[bool], tuple[Any, Any]]
 
@@ -335,7 +269,10 @@ class BatchContext:
     Frozen models (the served snapshot, probation's previous model) never learn, so where :class:`BatchPredictor`
     mirrors them, the rest of the batch is predicted in one numpy pass the first time a position asks, and again
     only when the lifecycle serves another model (a release replaces the object, so identity tells). Learning
-    models (champion, challenger) predict one example at a time, through :func:`_fast_binary_lr` when they can.
+    models (champion, challenger) predict and learn one example at a time: a binary LR through
+    :func:`learners.live_models._fast_binary_lr` and ``_fast_binary_lr_learn``, a Hoeffding tree through
+    :func:`learners.frozen_tree.learning_tree_predictor` (its naive Bayes answer reused by the learn). The rows are
+    cleaned once per batch (:meth:`cleaned`).
     """
 
     MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
@@ -343,10 +280,13 @@ class BatchContext:
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)
         self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
+        self._clean: list[dict[str, float] | None] | None = None
         # id(learner) -> (learner, its answers over the batch or None, else a per-event shortcut or None)
         self._frozen: dict[int, tuple[Any, _Table | None, Any]] = {}
         self._champion = _Fast()
         self._challenger = _Fast()
+        self._champion_learn = _FastLearn()
+        self._challenger_learn = _FastLearn()
 
     def blocks(self) -> list[tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
         """The batch's numeric rows as float matrices, one per feature-name tuple: extracted once per batch,
@@ -365,6 +305,30 @@ class BatchContext:
                 if values.dtype.kind in "fiub" and values.ndim == 2:
                     self._blocks.append((names, np.array(rows), values.astype(np.float64, copy=False)))
         return self._blocks
+
+    def cleaned(self, pos: int) -> dict[str, float]:
+        """``clean_features(xs[pos])``: for a batch of plain float rows, checked once per batch (the rows of a
+        block whose values are all floats, finite and within the clip are copied as they are, which is what
+        ``clean_features``' own fast path returns; any other row is cleaned by it)."""
+        if self._clean is None:
+            self._clean = self._clean_all()
+        xc = self._clean[pos]
+        return clean_features(self.xs[pos]) if xc is None else xc
+
+    def _clean_all(self) -> list[dict[str, float] | None]:
+        xs = self.xs
+        out: list[dict[str, float] | None] = [None] * len(xs)
+        for _names, rows, values in self.blocks():
+            idx = rows.tolist()
+            # One C-level pass over the block's values: ints and booleans (floats in the matrix) are cleaned per row.
+            if set(map(type, itertools.chain.from_iterable(xs[i].values() for i in idx))) != {float}:
+                continue
+            with np.errstate(invalid="ignore"):
+                good = (np.abs(values) <= CLIP).all(axis=1)  # NaN and +/-inf fail the comparison
+            for i, ok in zip(idx, good.tolist(), strict=True):
+                if ok:
+                    out[i] = dict(xs[i])
+        return out
 
     def _predict_all(self, learner: Any) -> _Table | None:
         predictor = BatchPredictor(learner)
@@ -402,7 +366,19 @@ class BatchContext:
         return preds[pos], {c0: q0[pos], c1: q1[pos]}
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
+        forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
         return self._champion.predict(learner, xc)
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
         return self._challenger.predict(learner, xc)
+
+    def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
+        """``learner.learn_one(xc, y, cleaned=True)``, through ``live_models._fast_binary_lr_learn`` when it can."""
+        self._champion_learn.learn(learner, xc, y)
+
+    def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
+        self._challenger_learn.learn(learner, xc, y)
+
+    def close(self) -> None:
+        """The batch is over: drop a learning tree's recorded answers (see :mod:`learners.frozen_tree`)."""
+        forget_recorded()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +80,18 @@ class _Lineage:
     n_learned: int = 0
     data_range: dict[str, int] = field(default_factory=dict)
 
-    def learn(self, x: dict[str, float], y: Any, index: int, ts: int | None) -> None:
-        self.model.learn_one(x, y, cleaned=True)
+    def learn(
+        self,
+        x: dict[str, float],
+        y: Any,
+        index: int,
+        ts: int | None,
+        learn: Callable[[Learner, dict[str, float], Any], None] | None = None,
+    ) -> None:
+        if learn is None:
+            self.model.learn_one(x, y, cleaned=True)
+        else:  # the batch's shortcut for this learner (the same learned state)
+            learn(self.model, x, y)
         self.n_learned += 1
         self.data_range.setdefault("first_index", index)
         self.data_range["last_index"] = index
@@ -266,8 +276,10 @@ class ModelLifecycle:
         guard decisions happen at the same labels as with ``learn_one``. What the batch saves: the frozen models
         (the served snapshot when the example carries no current answer, and probation's previous model) predict
         the rest of the batch in one numpy pass where :mod:`learners.batch` can mirror them (again after each
-        release), and a binary logistic-regression champion or challenger predicts without River's pipeline
-        overhead (the same arithmetic, in the same order).
+        release); a binary logistic-regression champion or challenger predicts and learns without River's
+        pipeline layers (the same arithmetic, in the same order); a Hoeffding tree champion or challenger computes
+        its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); and the features
+        are cleaned once per batch.
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []
@@ -288,6 +300,7 @@ class ModelLifecycle:
                 )
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
+        batch.close()
         return out
 
     def _step(
@@ -308,7 +321,9 @@ class ModelLifecycle:
             return []
         events: list[Event] = []
         segment = segment_of(x, self.segment_feature)
-        xc = clean_features(x)  # once, for every prediction and learn below
+        xc = (
+            clean_features(x) if batch is None else batch.cleaned(pos)
+        )  # once, for every prediction and learn
         served = self._served.model
         current = served_prediction is not None and served_version == self.served_version
         if current and (served_proba is not None or self.task != "classification"):
@@ -354,9 +369,9 @@ class ModelLifecycle:
         self._recent.append(x)
         if self.paused:
             return events
-        self._lineage.learn(xc, y, index, ts)
+        self._lineage.learn(xc, y, index, ts, None if batch is None else batch.learn_champion)
         if self._challenger is not None:
-            self._challenger.learn(xc, y, index, ts)
+            self._challenger.learn(xc, y, index, ts, None if batch is None else batch.learn_challenger)
         self._since_release += 1
         events.extend(self._decide(index))
         return events

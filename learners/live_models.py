@@ -1,0 +1,196 @@
+"""Shortcuts for the trainer's *learning* models (the champion and a challenger): their prediction before each label
+and their learn, with River's arithmetic in River's order and without its layers between calls.
+
+Why: ``ModelLifecycle.learn_batch`` predicts with the champion (and a challenger) and then teaches it, for every
+label; the frozen models are batched in :mod:`learners.batch`, but a learning model changes after every label, so
+it is made cheaper per call instead. Each shortcut is checked against the learner it replaces
+(tests/test_learners_fast_paths.py) and steps aside (the learner answers) for any model shape it does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from learners.features import FeatureScaler
+from learners.frozen_tree import learning_tree_predictor
+
+
+def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
+    """``learner.predict_one(xc, cleaned=True)`` for a learning binary ``StandardScaler | LogisticRegression``
+    learner, without River's pipeline and the wrapper's dicts, or None for any other model.
+
+    Why: the trainer predicts with the champion (and a challenger) before every label it learns, and about half
+    of that prediction is pipeline overhead. The arithmetic is River's own, in the same order (the scaler's
+    ``transform_one``, the weights' ``dot``, the loss's ``mean_func``), and it reads the live model, so it stays
+    right while the model learns. Valid while the learner keeps the same River model and its two classes (the
+    caller checks, see :class:`_Fast`).
+    """
+    from river import compose, linear_model, optim, preprocessing
+
+    if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
+        return None
+    classes = list(learner._classes)
+    model = learner.model
+    if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
+        return None
+    scaler, lr = model.steps.values()
+    if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
+        return None
+    if type(lr) is not linear_model.LogisticRegression:
+        return None
+    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+        return None
+    c0, c1 = classes
+    slow = learner.predict_one
+    # FeatureScaler (what learners.specs builds) has its own one-comprehension transform (indicators pass).
+    feature_transform = scaler.transform_one if type(scaler) is FeatureScaler else None
+
+    def predict(xc: dict[str, float]) -> Any:
+        if feature_transform is not None:
+            t = feature_transform(xc)
+        else:
+            means, vars_ = scaler.means, scaler.vars
+            t = {}
+            for i, xi in xc.items():
+                v = vars_[i]
+                t[i] = (xi - means[i]) / v**0.5 if v else 0.0
+        try:
+            p = lr.loss.mean_func(lr._weights.dot(t) + lr.intercept)
+        except ArithmeticError:
+            return slow(xc, cleaned=True)
+        if not 0.0 <= p <= 1.0:  # NaN weights: the learner's own fallback
+            return slow(xc, cleaned=True)
+        return c1 if p > 1.0 - p else c0  # the learner's max() keeps the first class on a tie
+
+    return predict
+
+
+def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], None] | None:
+    """``learner.learn_one(xc, y, cleaned=True)`` for a binary ``FeatureScaler | LogisticRegression`` learner with
+    both its labels seen and plain SGD, without River's pipeline and estimator layers, or None for any other model.
+
+    Why: the champion learns every label, and about a third of River's ``learn_one`` for this pipeline is calls
+    between layers. This is River's own code path, flattened: the learner's label bookkeeping, the scaler's
+    Welford update (``StandardScaler.learn_one``, the same expressions with the dict reads kept in locals), its
+    ``transform_one``, then ``GLM.learn_one`` with ``SGD``: the same River primitives (``VectorDict`` dot,
+    ``from_scaled``, ``isub_scaled``) in the same order, so the learned state is River's, bit for bit
+    (tests/test_learners_fast_paths.py). A new label, or River's learn-during-predict mode, goes to the learner.
+    """
+    from river import compose, linear_model, optim, preprocessing
+    from river.utils.math import clamp
+    from river.utils.vectordict import VectorDict
+
+    if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
+        return None
+    classes = list(learner._classes)
+    model = learner.model
+    if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
+        return None
+    scaler, lr = model.steps.values()
+    if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
+        return None
+    if type(scaler).learn_one is not preprocessing.StandardScaler.learn_one:
+        return None
+    if not scaler.with_std or scaler.window_size is not None:
+        return None
+    if type(lr) is not linear_model.LogisticRegression or type(lr.loss) is not optim.losses.Log:
+        return None
+    opt = lr.optimizer
+    if type(opt) is not optim.SGD or lr.l1 != 0 or type(lr._weights) is not VectorDict:
+        return None
+    if (
+        type(model).learn_one is not compose.Pipeline.learn_one
+        or type(lr).learn_one is not linear_model.base.GLM.learn_one
+    ):
+        return None
+    c1 = classes[1]
+    counts_y = learner._counts
+    counts, means, vars_ = scaler.counts, scaler.means, scaler.vars
+    transform = scaler.transform_one
+    gradient = lr.loss.gradient
+    from_scaled = VectorDict.from_scaled
+    slow = learner.learn_one
+
+    def learn(xc: dict[str, float], y: Any) -> None:
+        if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
+            slow(xc, y, cleaned=True)
+            return
+        counts_y[y] += 1
+        target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
+        # StandardScaler.learn_one (with_std, no window): counts[i] += 1; means[i] += ...; vars_[i] += ...
+        for i, xi in xc.items():
+            c = counts[i] + 1
+            counts[i] = c
+            old_mean = means[i]
+            mean = old_mean + (xi - old_mean) / c
+            means[i] = mean
+            v = vars_[i]
+            vars_[i] = v + ((xi - old_mean) * (xi - mean) - v) / c
+        t = transform(xc)
+        # GLM.learn_one -> _fit -> _eval_gradient_one -> SGD.step, with w = 1.0 (SGD's look_ahead does nothing)
+        saved = lr._enter_learn_mode(t)
+        try:
+            loss_gradient = gradient(y_true=target, y_pred=lr._weights.dot(t) + lr.intercept)
+            loss_gradient *= 1.0
+            loss_gradient = float(clamp(loss_gradient, -lr.clip_gradient, lr.clip_gradient))
+            g = from_scaled(t, loss_gradient)
+            if lr.l2:
+                g.iadd_scaled(lr._weights, lr.l2)
+            lr.intercept -= lr.intercept_lr.get(opt.n_iterations) * loss_gradient
+            lr._weights.isub_scaled(g, opt.learning_rate)
+            opt.n_iterations += 1
+        finally:
+            lr._exit_learn_mode(saved)
+
+    return learn
+
+
+class _FastLearn:
+    """The fast ``learn_one`` of one learning learner, rebuilt when it changes model, classes or identity."""
+
+    __slots__ = ("fn", "learner", "model", "n_classes")
+
+    def __init__(self) -> None:
+        self.learner: Any = None
+        self.model: Any = None
+        self.n_classes = -1
+        self.fn: Callable[[dict[str, float], Any], None] | None = None
+
+    def learn(self, learner: Any, xc: dict[str, float], y: Any) -> None:
+        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
+        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
+            self.learner, self.model, self.n_classes, self.fn = learner, model, n_classes, None
+            try:
+                self.fn = _fast_binary_lr_learn(learner)
+            except Exception:  # an unexpected model shape: learned by the learner itself
+                self.fn = None
+        if self.fn is not None:
+            self.fn(xc, y)
+        else:
+            learner.learn_one(xc, y, cleaned=True)
+
+
+class _Fast:
+    """The fast predictor of one learning learner, rebuilt when it changes model, classes or identity.
+
+    The learner and its model are held (not their ids): a freed object's id may be reused by its replacement.
+    """
+
+    __slots__ = ("fn", "learner", "model", "n_classes")
+
+    def __init__(self) -> None:
+        self.learner: Any = None
+        self.model: Any = None
+        self.n_classes = -1
+        self.fn: Callable[[dict[str, float]], Any] | None = None
+
+    def predict(self, learner: Any, xc: dict[str, float]) -> Any:
+        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
+        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
+            self.learner, self.model, self.n_classes, self.fn = learner, model, n_classes, None
+            try:
+                self.fn = _fast_binary_lr(learner) or learning_tree_predictor(learner)
+            except Exception:  # an unexpected model shape: predicted by the learner itself
+                self.fn = None
+        return self.fn(xc) if self.fn is not None else learner.predict_one(xc, cleaned=True)
