@@ -65,9 +65,10 @@ def _leaf_terms(leaf: Any, per_class: dict[Any, tuple[float, list[Any]]] | None 
         if cached is not None and cached[0] == weight:
             terms = cached[1]
         else:
-            terms = _class_terms(leaf.splitters, c)
-            if terms is None:
+            fresh = _class_terms(leaf.splitters, c)
+            if fresh is None:
                 return None
+            terms = fresh
             if per_class is not None:
                 per_class[c] = (weight, terms)
         out.append((c, prior, terms))
@@ -223,7 +224,7 @@ def _install_memo() -> bool:
     if getattr(htc_nodes, "do_naive_bayes_prediction", None) is not utils.do_naive_bayes_prediction:
         return False
     _ORIGINAL_NB = utils.do_naive_bayes_prediction
-    htc_nodes.do_naive_bayes_prediction = _memo_naive_bayes  # type: ignore[attr-defined]
+    htc_nodes.do_naive_bayes_prediction = _memo_naive_bayes
     return True
 
 

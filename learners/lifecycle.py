@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline.config import DriftConfig, GuardConfig, LearnerSpec
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec, check_guard_config
 from driftline.errors import ConfigError, LearnerError
 from learners.batch import BatchContext
 from learners.drift import (
@@ -618,6 +618,8 @@ def check_setting(key: str, value: str, guard: GuardConfig, drift: DriftConfig) 
     parsed = _parse_setting(key, value, getattr(targets[section], name))
     if section == "drift":  # a detector name must be registered, and its parameters must fit it
         check_drift_config(dataclasses.replace(drift, **{name: parsed}))
+    if section == "guard":  # the same ranges as a config file's (driftline.config)
+        check_guard_config(dataclasses.replace(guard, **{name: parsed}))
     return section, name, parsed
 
 

@@ -48,7 +48,7 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
 
     def predict(xc: dict[str, float]) -> Any:
         if feature_transform is not None:
-            t = feature_transform(xc)
+            t = feature_transform(xc)  # type: ignore[arg-type]
         else:
             means, vars_ = scaler.means, scaler.vars
             t = {}
