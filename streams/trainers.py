@@ -28,7 +28,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import redis
@@ -58,6 +59,8 @@ TXN_TIMEOUT_MS = (
     20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
 )
 STATUS_EVERY_S = 5.0
+# The longest a transactional call may take before its producer is abandoned (see ``bounded``).
+CALL_LIMIT_S = 2 * TXN_TIMEOUT_MS / 1000
 # How often the group's lag per owned partition (driftline_consumer_lag) is refreshed, as the other stages do.
 LAG_EVERY_S = 5.0
 COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
@@ -71,6 +74,38 @@ def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
         key = (msg.topic() or "", msg.partition() or 0)
         last[key] = max(last.get(key, -1), msg.offset() or 0)
     return [TopicPartition(topic, part, offset + 1) for (topic, part), offset in last.items()]
+
+
+class TransactionHung(KafkaException):
+    """A transactional call that did not return within its bound: the producer is abandoned to the thread it hangs
+    in, and a new one starts over from the committed state."""
+
+
+def bounded(call: Callable[[], None], what: str, limit_s: float) -> None:
+    """Run ``call`` (a transactional producer call) in a thread of its own and wait at most ``limit_s`` for it.
+
+    librdkafka's ``send_offsets_to_transaction`` can block past its timeout, for good, when the group
+    coordinator's broker is gone (librdkafka #5456 and #5511, open in the 2.16.0 used here): the fault suite's
+    trainer stopped learning, silently, after the active controller was killed. ``limit_s`` is at least twice
+    ``transaction.timeout.ms``, so by then the broker has aborted the transaction: the abandoned call can no longer
+    commit anything, whatever it does later.
+    """
+    outcome: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"trainer-{what}", daemon=True).start()
+    if not done.wait(limit_s):
+        raise TransactionHung(KafkaError(KafkaError._TIMED_OUT, f"{what} did not return in {limit_s:.0f} s"))
+    if outcome:
+        raise outcome[0]
 
 
 def _infrastructure(exc: Exception) -> bool:
@@ -370,7 +405,8 @@ class TrainerGroup:
                 committing[name] = seal(trainer.state(), self.keys[0])
                 out.produce_bytes(self.settings.topic("changelog"), committing[name], name)
             assert self.consumer is not None
-            out.commit(_next_offsets(msgs), self.consumer.consumer_group_metadata())
+            group = self.consumer.consumer_group_metadata()
+            bounded(partial(out.commit, _next_offsets(msgs), group), "commit", CALL_LIMIT_S)
             self.states.update(committing)  # only what was committed: an abort restores from these
         except Exception as exc:
             self._error = exc
@@ -410,7 +446,8 @@ class TrainerGroup:
             try:
                 self.ctx.out.begin()
                 self.ctx.deadletter(stage, raw, f"{type(self._error).__name__}: {self._error}")
-                self.ctx.out.commit(_next_offsets([msg]), self.consumer.consumer_group_metadata())
+                group = self.consumer.consumer_group_metadata()
+                bounded(partial(self.ctx.out.commit, _next_offsets([msg]), group), "commit", CALL_LIMIT_S)
             except Exception as exc:
                 self._abort(exc, {})
                 return
@@ -478,8 +515,9 @@ class TrainerGroup:
 
     def _abort(self, exc: Exception, touched: dict[str, Trainer]) -> None:
         """The batch's transaction failed: abort it, forget what it changed, read the batch again."""
-        fenced = isinstance(exc, KafkaException) and (
-            exc.args[0].fatal() or exc.args[0].code() == KafkaError._FENCED
+        fenced = isinstance(exc, TransactionHung) or (
+            isinstance(exc, KafkaException)
+            and (exc.args[0].fatal() or exc.args[0].code() == KafkaError._FENCED)
         )
         log.warning(
             "trainer %s: transaction %s (%s); %s",
@@ -496,16 +534,16 @@ class TrainerGroup:
         self.trainers.clear()  # restored lazily from self.states (the committed ones)
         if not fenced:
             try:
-                self.ctx.out.abort()
+                bounded(self.ctx.out.abort, "abort", CALL_LIMIT_S)
             except (
                 Exception
             ) as abort_exc:  # a coordinator away (a frozen broker): start over with a new producer
                 log.warning("trainer %s: cannot abort (%s); a new producer", self.member, abort_exc)
                 fenced = True
         if fenced:
-            # A fatal producer error (fenced by a newer member, or our epoch bumped), or an abort that failed: a new
-            # producer, and the state everyone committed since is read again. The old producer is dropped unflushed;
-            # the broker aborts its open transaction after transaction.timeout.ms.
+            # A fatal producer error (fenced by a newer member, or our epoch bumped), a call that hung, or an abort
+            # that failed: a new producer, and the state everyone committed since is read again. The old producer is
+            # dropped unflushed; the broker aborts its open transaction after transaction.timeout.ms.
             self.ctx = self._replace_producer()
             self._restore_needed = True
         self._rewind()

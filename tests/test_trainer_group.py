@@ -23,6 +23,7 @@ from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Settings
 from schemas.codec import default_codec
+from streams import trainers
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
@@ -207,6 +208,35 @@ def test_watchdog_replaces_a_stuck_consumer_and_loses_nothing(trainer_settings: 
             "driftline_consumer_restarts_total", {"group": group.group}
         )
         assert restarts == 1
+
+
+def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """librdkafka's send_offsets_to_transaction can block for good when the group coordinator's broker is gone
+    (librdkafka #5456, #5511; the fault suite's killed controller). A commit that hangs past the bound: the trainer
+    abandons that producer, starts over with a new one from the committed state, and learns every example once."""
+    s = trainer_settings
+    monkeypatch.setattr(trainers, "CALL_LIMIT_S", 3.0)  # in production 2x transaction.timeout.ms
+    _send_examples(s, _examples(200))
+    release = threading.Event()
+    with _running(s) as group:
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        hung = group.ctx.out
+        hung.commit = lambda *args, **kwargs: release.wait(300)  # type: ignore[method-assign]
+        try:
+            _send_examples(s, _examples(200, start=200))
+            # (Learned in memory first; the hung commit then drops that, and the new producer learns it again.)
+            _wait(group, "the hung producer replaced", lambda: group.ctx.out is not hung, timeout=60)
+            _wait(group, "400 learned", lambda: _learned(group) >= 400, timeout=150)
+            time.sleep(2)
+            assert _learned(group) == 400
+            fenced = group.metrics.registry.get_sample_value(
+                "driftline_trainer_transactions_total", {"outcome": "fenced"}
+            )
+            assert fenced is not None and fenced >= 1
+        finally:
+            release.set()
 
 
 def test_control_commands_are_applied_refused_and_answered(trainer_settings: Settings) -> None:
