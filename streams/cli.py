@@ -8,6 +8,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -95,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # A shell without job control (a script, CI) starts `driftline ... &` with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: `kill -INT` would be ignored, and `demo` and `tail --follow` (which stop
+    # on Ctrl-C) would run on. Here an interrupt always means "stop cleanly".
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe shows up here when the output was buffered

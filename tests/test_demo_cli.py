@@ -85,7 +85,16 @@ def test_ctrl_c_stops_producing_and_loses_nothing(prefix: str, redis_url: str, t
         sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
         "demo", "--events", "20000", "--rate", "200", "--no-live", "--report", str(tmp_path / "r"), "--json",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Started with SIGINT ignored, as a shell without job control starts a background command: CI ran the whole
+    # suite so, and the demo, with no KeyboardInterrupt handler, ran to completion through the interrupt.
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         assert proc.stderr is not None
         # Interrupt while producing: after the second progress line (a few seconds into the stream).
