@@ -16,16 +16,10 @@ from learners.features import FeatureScaler
 from learners.frozen_tree import learning_tree_predictor
 
 
-def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
-    """``learner.predict_one(xc, cleaned=True)`` for a learning binary ``StandardScaler | LogisticRegression``
-    learner, without River's pipeline and the wrapper's dicts, or None for any other model.
-
-    Why: the trainer predicts with the champion (and a challenger) before every label it learns, and about half
-    of that prediction is pipeline overhead. The arithmetic is River's own, in the same order (the scaler's
-    ``transform_one``, the weights' ``dot``, the loss's ``mean_func``), and it reads the live model, so it stays
-    right while the model learns. Valid while the learner keeps the same River model and its two classes (the
-    caller checks, see :class:`_Fast`).
-    """
+def _binary_scaled_lr(learner: Any) -> tuple[list[Any], Any, Any, Any] | None:
+    """``(classes, pipeline, scaler, lr)`` of a binary classification learner whose model is exactly
+    ``StandardScaler | LogisticRegression`` (or ``FeatureScaler``) with standardisation, no window and the log
+    loss: the shape both LR shortcuts know; None for any other."""
     from river import compose, linear_model, optim, preprocessing
 
     if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
@@ -37,10 +31,27 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
     scaler, lr = model.steps.values()
     if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
         return None
-    if type(lr) is not linear_model.LogisticRegression:
+    if not scaler.with_std or scaler.window_size is not None:
         return None
-    if not scaler.with_std or scaler.window_size is not None or type(lr.loss) is not optim.losses.Log:
+    if type(lr) is not linear_model.LogisticRegression or type(lr.loss) is not optim.losses.Log:
         return None
+    return classes, model, scaler, lr
+
+
+def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
+    """``learner.predict_one(xc, cleaned=True)`` for a learning binary ``StandardScaler | LogisticRegression``
+    learner, without River's pipeline and the wrapper's dicts, or None for any other model.
+
+    Why: the trainer predicts with the champion (and a challenger) before every label it learns, and about half
+    of that prediction is pipeline overhead. The arithmetic is River's own, in the same order (the scaler's
+    ``transform_one``, the weights' ``dot``, the loss's ``mean_func``), and it reads the live model, so it stays
+    right while the model learns. Valid while the learner keeps the same River model and its two classes (the
+    caller checks, see :class:`_Fast`).
+    """
+    shape = _binary_scaled_lr(learner)
+    if shape is None:
+        return None
+    classes, _, scaler, lr = shape
     c0, c1 = classes
     slow = learner.predict_one
     # FeatureScaler (what learners.specs builds) has its own one-comprehension transform (indicators pass).
@@ -81,20 +92,11 @@ def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], Non
     from river.utils.math import clamp
     from river.utils.vectordict import VectorDict
 
-    if getattr(learner, "task", None) != "classification" or not getattr(learner, "_binary", False):
+    shape = _binary_scaled_lr(learner)
+    if shape is None:
         return None
-    classes = list(learner._classes)
-    model = learner.model
-    if len(classes) != 2 or not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
-        return None
-    scaler, lr = model.steps.values()
-    if type(scaler) not in (preprocessing.StandardScaler, FeatureScaler):
-        return None
+    classes, model, scaler, lr = shape
     if type(scaler).learn_one is not preprocessing.StandardScaler.learn_one:
-        return None
-    if not scaler.with_std or scaler.window_size is not None:
-        return None
-    if type(lr) is not linear_model.LogisticRegression or type(lr.loss) is not optim.losses.Log:
         return None
     opt = lr.optimizer
     if type(opt) is not optim.SGD or lr.l1 != 0 or type(lr._weights) is not VectorDict:
