@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,16 +27,16 @@ from learners.drift import (
 )
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
-from learners.guard import Decision, PairedEvidence, Probation, judge
+from learners.guard import Decision, PairedEvidence, judge
+from learners.policies import (
+    ChallengerPolicy,
+    IncrementalPolicy,
+    Lineage,
+    ProbationPolicy,
+    reference_failed,
+)
 from learners.specs import Learner, build_learner
 
-# Labels between two full judgements of the same candidate after one that did not promote it (the tests are
-# anytime-valid and updated on every label; the sanity checks, the reference set above all, cost predictions).
-CHECK_EVERY = 25
-COLD_START = 50  # labels before the first incremental release when the served model has learned nothing
-REFERENCE_EVERY = (
-    200  # incremental pairs between reference-set checks of a champion not yet shown non-inferior
-)
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
 # The log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor.
 LOSS_CAP = 10.0
@@ -72,44 +72,8 @@ class Labelled:
     ts: int | None = None
 
 
-@dataclass
-class _Lineage:
-    """A model plus what it has learned: counted once per labelled example."""
-
-    model: Learner
-    n_learned: int = 0
-    data_range: dict[str, int] = field(default_factory=dict)
-
-    def learn(
-        self,
-        x: dict[str, float],
-        y: Any,
-        index: int,
-        ts: int | None,
-        learn: Callable[[Learner, dict[str, float], Any], None] | None = None,
-    ) -> None:
-        if learn is None:
-            self.model.learn_one(x, y, cleaned=True)
-        else:  # the batch's shortcut for this learner (the same learned state)
-            learn(self.model, x, y)
-        self.n_learned += 1
-        self.data_range.setdefault("first_index", index)
-        self.data_range["last_index"] = index
-        if ts is not None:
-            self.data_range.setdefault("first_ts", ts)
-            self.data_range["last_ts"] = ts
-
-    def copy(self) -> _Lineage:
-        return _Lineage(self.model.copy(), self.n_learned, dict(self.data_range))
-
-
 class ModelLifecycle:
     """One model's learning, monitoring and release decisions (see the module docstring)."""
-
-    # Defaults for state added later, so a checkpoint pickled before it still loads.
-    _reference_floor: float | None = None
-    _next_challenger_check = 0
-    _next_increment_check = 0
 
     def __init__(
         self,
@@ -139,24 +103,17 @@ class ModelLifecycle:
         self.release_every = release_every
         self.seed = seed
         self.paused = False
-        self._lineage = _Lineage(build_learner(learner, task, seed))
+        self._lineage = Lineage(build_learner(learner, task, seed))
         build_learner(self.challenger_spec, task, seed)  # fail now on a bad challenger spec
         self._served = self._lineage.copy()
         self.served_version = 0
         self._next_version = 1
         self._count = 0  # labelled examples seen (the default stream index)
-        self._since_release = 0
-        self._increment = PairedEvidence(task, guard)
-        self._challenger: _Lineage | None = None
-        self._challenger_seen = 0
-        self._challenger_evidence = PairedEvidence(task, guard)
-        self._challenger_started: int | None = None
-        self._held: tuple[_Lineage, Decision] | None = None
-        self._next_challenger_check = 0  # challenger pairs before the next full judgement
-        self._next_increment_check = 0  # incremental pairs before the next full judgement
+        self._increment = IncrementalPolicy(task, guard)
+        self._challenger = ChallengerPolicy(task, guard)
+        self._probation = ProbationPolicy(task, guard)
+        self._held: tuple[Lineage, Decision] | None = None
         self._reference_floor: float | None = None  # lowest reference-set loss of a model served so far
-        self._previous: tuple[_Lineage, int] | None = None
-        self._probation: Probation | None = None
         self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
         self.evaluation = Evaluator(task)  # served model, current version
         self.overall = Evaluator(task)  # served models, every version (what users saw)
@@ -177,7 +134,7 @@ class ModelLifecycle:
 
     @property
     def challenger(self) -> Learner | None:
-        return None if self._challenger is None else self._challenger.model
+        return self._challenger.model
 
     @property
     def n_learned(self) -> int:
@@ -187,7 +144,7 @@ class ModelLifecycle:
     @property
     def rollback_version(self) -> int | None:
         """The version kept for a rollback while the served one is on probation (None once probation is over)."""
-        return None if self._previous is None else self._previous[1]
+        return self._probation.version
 
     def reserve_versions(self, after: int) -> None:
         """Make the next release's version greater than ``after`` (e.g. the registry's latest)."""
@@ -195,20 +152,17 @@ class ModelLifecycle:
 
     # -- releases ----------------------------------------------------------------------------------------------
     def _release(
-        self, lineage: _Lineage, reason: str, decision: Decision | None, index: int | None, parent: int | None
+        self, lineage: Lineage, reason: str, decision: Decision | None, index: int | None, parent: int | None
     ) -> Release:
         version = self._next_version
         self._next_version += 1
         if reason not in ("initial", "rollback") and self.served_version:
-            self._previous = (self._served, self.served_version)
-            self._probation = Probation(self.task, self.guard, self.served_version)
+            self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
-            self._previous, self._probation = None, None
+            self._probation.stop()
         self._served = lineage.copy()
         self.served_version = version
-        self._since_release = 0
-        self._increment = PairedEvidence(self.task, self.guard)
-        self._next_increment_check = 0
+        self._increment.released()
         metrics = {"n_learned": float(lineage.n_learned), **self.evaluation.snapshot()}
         if decision is not None:
             metrics.update(decision.to_metrics())
@@ -233,19 +187,8 @@ class ModelLifecycle:
     def _start_challenger(self, index: int) -> None:
         # The challenger continues the lineage it may replace: it inherits the count of labels learned before the
         # alarm, so after a promotion n_learned still counts every label the lineage has learned, once.
-        self._challenger = _Lineage(
-            build_learner(self.challenger_spec, self.task, self.seed + index + 1),
-            self._lineage.n_learned,
-            dict(self._lineage.data_range),
-        )
-        self._challenger_seen = 0
-        self._challenger_evidence = PairedEvidence(self.task, self.guard)
-        self._challenger_started = index
-        self._next_challenger_check = 0
-
-    def _drop_challenger(self) -> None:
-        self._challenger, self._challenger_started = None, None
-        self._challenger_evidence = PairedEvidence(self.task, self.guard)
+        model = build_learner(self.challenger_spec, self.task, self.seed + index + 1)
+        self._challenger.start(Lineage(model, self._lineage.n_learned, dict(self._lineage.data_range)), index)
 
     # -- the per-label step ------------------------------------------------------------------------------------
     def learn_one(
@@ -346,33 +289,31 @@ class ModelLifecycle:
         events.extend(self._monitor(x, y, base_pred, base_proba, index))
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
-        self._increment.add(y, champ_pred, base_pred, segment)
-        if self._challenger is not None:
-            if self._challenger_seen >= self.guard.challenger_grace:
-                challenger = self._challenger.model
-                self._challenger_evidence.add(
-                    y,
-                    challenger.predict_one(xc, cleaned=True)
-                    if batch is None
-                    else batch.challenger(challenger, xc),
-                    champ_pred,
-                    segment,
-                )
-            self._challenger_seen += 1
-        if self._probation is not None and self._previous is not None:
-            previous = self._previous[0].model
+        self._increment.observe(y, champ_pred, base_pred, segment)
+        self._challenger.observe(
+            y,
+            champ_pred,
+            segment,
+            (lambda m: m.predict_one(xc, cleaned=True))
+            if batch is None
+            else (lambda m: batch.challenger(m, xc)),
+        )
+        previous = self._probation.previous
+        if previous is not None:
             if batch is None:
-                previous_pred = previous.predict_one(xc, cleaned=True)
+                previous_pred = previous.model.predict_one(xc, cleaned=True)
             else:
-                previous_pred = batch.frozen(previous, pos, xc)[0]
-            self._probation.add(y, base_pred, previous_pred, segment)
+                previous_pred = batch.frozen(previous.model, pos, xc)[0]
+            self._probation.observe(y, base_pred, previous_pred, segment)
         self._recent.append(x)
         if self.paused:
             return events
         self._lineage.learn(xc, y, index, ts, None if batch is None else batch.learn_champion)
-        if self._challenger is not None:
-            self._challenger.learn(xc, y, index, ts, None if batch is None else batch.learn_challenger)
-        self._since_release += 1
+        if self._challenger.lineage is not None:
+            self._challenger.lineage.learn(
+                xc, y, index, ts, None if batch is None else batch.learn_challenger
+            )
+        self._increment.since_release += 1
         events.extend(self._decide(index))
         return events
 
@@ -393,81 +334,56 @@ class ModelLifecycle:
         signals += self._loss_monitor.update(loss, index)
         concept = bool(signals)
         signals += self._feature_monitor.update(x, index)
-        if concept and self._challenger is None and not self.paused:
+        if concept and self._challenger.lineage is None and not self.paused:
             self._start_challenger(index)
         return list(signals)
 
     def _decide(self, index: int) -> list[Event]:
+        """Ask the policies in order (probation, challenger, incremental) and act on their answers: at most one
+        release per label."""
+        rollback = self._probation.decide(index)
+        if rollback is not None:
+            previous, version = self._probation.previous, self._probation.version
+            assert previous is not None and version is not None  # a decision comes only while on probation
+            self._lineage = previous.copy()
+            # A challenger started by a drift alarm stays: the same drift often causes both, and dropping it
+            # would leave the rolled-back model alone against the new concept.
+            return [self._release(previous, "rollback", rollback, index, version)]
         events: list[Event] = []
-        if self._probation is not None and self._previous is not None:
-            decision = self._probation.check(index)
-            if decision is not None:
-                previous, version = self._previous
-                self._lineage = previous.copy()
-                # A challenger started by a drift alarm stays: the same drift often causes both, and dropping it
-                # would leave the rolled-back model alone against the new concept.
-                return [self._release(previous, "rollback", decision, index, version)]
-            if self._probation.finished:
-                self._probation, self._previous = None, None
-        events.extend(self._decide_challenger(index))
-        if events and isinstance(events[-1], Release):
+        decision, promoted = self._challenger.decide(index, self._lineage.model, self._judge)
+        if decision is not None:
+            if promoted is not None:
+                self._lineage = promoted
+                self._held = None
+                return [self._release(promoted, "challenger", decision, index, self.served_version)]
+            # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
+            if decision.outcome == "hold" and self._challenger.lineage is not None:
+                self._held = (self._challenger.lineage.copy(), decision)
+            events.append(decision)
+        decision = self._increment.decide(
+            index,
+            release_every=self.release_every,
+            served_learned=bool(self._served.n_learned),
+            reference=bool(self.reference),
+            champion=self._lineage.model,
+            served=self._served.model,
+            judge=self._judge,
+        )
+        if decision is None:
             return events
-        events.extend(self._decide_increment(index))
-        return events
-
-    def _decide_challenger(self, index: int) -> list[Event]:
-        ev, guard = self._challenger_evidence, self.guard
-        if self._challenger is None or ev.n < guard.min_examples:
-            return []
-        if ev.n >= guard.max_examples:
-            # Never shown better: drop it (the decision says why).
-            decision = self._judge("challenger", ev, self._challenger.model, self._lineage.model, index)
-            self._drop_challenger()
-            return [decision]
-        if not ev.better.rejects(guard.alpha) or ev.n < self._next_challenger_check:
-            return []
-        decision = self._judge("challenger", ev, self._challenger.model, self._lineage.model, index)
-        if decision.outcome == "promote":
-            self._lineage = self._challenger
-            self._drop_challenger()
-            self._held = None
-            return [self._release(self._lineage, "challenger", decision, index, self.served_version)]
-        # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
-        self._next_challenger_check = ev.n + CHECK_EVERY
-        if decision.outcome == "hold":
-            self._held = (self._challenger.copy(), decision)
-        return [decision]
-
-    def _decide_increment(self, index: int) -> list[Event]:
-        ev, guard = self._increment, self.guard
-        # An untrained served model answers nothing: offer the first release after a handful of labels.
-        due = self.release_every if self._served.n_learned else min(self.release_every, COLD_START)
-        if self._since_release < due or ev.n < self._next_increment_check:
-            return []
-        shown = ev.not_worse.rejects(guard.alpha) or not self._served.n_learned
-        # Without the test passing, still judge now and then: the reference set must see a poisoned champion.
-        periodic = bool(self.reference) and ev.n > 0 and ev.n % REFERENCE_EVERY == 0
-        if not (shown or periodic or ev.n >= guard.max_examples):
-            return []
-        decision = self._judge("incremental", ev, self._lineage.model, self._served.model, index)
         if decision.outcome == "promote":
             self._held = None
-            return [self._release(self._lineage, "incremental", decision, index, self.served_version)]
+            return [
+                *events,
+                self._release(self._lineage, "incremental", decision, index, self.served_version),
+            ]
         if decision.outcome == "hold":
             self._held = (self._lineage.copy(), decision)
-        if decision.checks.get("reference") not in (True, None):
-            # What the champion learned since the last release hurts trusted data (poisoned labels?):
-            # forget it and continue from the served snapshot.
+        if reference_failed(decision):
+            # What the champion learned since the last release hurts trusted data (poisoned labels?): forget it
+            # and continue from the served snapshot.
             self._lineage = self._served.copy()
-            self._increment = PairedEvidence(self.task, guard)
-            self._next_increment_check = 0
-        elif ev.n >= guard.max_examples:
-            # The evidence is old and mixed: start a fresh comparison of the champion with the served snapshot.
-            self._increment = PairedEvidence(self.task, guard)
-            self._next_increment_check = 0
-        else:
-            self._next_increment_check = ev.n + CHECK_EVERY
-        return [decision]
+        return [*events, decision]
 
     def _judge(
         self, kind: str, ev: PairedEvidence, candidate: Learner, baseline: Learner, index: int
@@ -502,9 +418,9 @@ class ModelLifecycle:
             if which == "held" and self._held is not None:
                 lineage, _ = self._held
                 self._held = None
-            elif which == "challenger" and self._challenger is not None:
-                lineage = self._challenger
-                self._drop_challenger()
+            elif which == "challenger" and self._challenger.lineage is not None:
+                lineage = self._challenger.lineage
+                self._challenger.drop()
             elif which == "champion":
                 lineage = self._lineage
             else:
@@ -515,11 +431,11 @@ class ModelLifecycle:
             )
             return [self._release(lineage, "manual", manual, None, self.served_version)]
         if command == "rollback":
-            if self._previous is None:
+            previous, version = self._probation.previous, self._probation.version
+            if previous is None or version is None:
                 raise LearnerError("rollback: no previous version kept (probation over or nothing released)")
-            previous, version = self._previous
             self._lineage = previous.copy()
-            self._drop_challenger()
+            self._challenger.drop()
             manual = Decision(
                 "rollback", "rollback", f"version {version}", {}, {"operator": True}, "operator rollback"
             )
@@ -536,9 +452,9 @@ class ModelLifecycle:
         """
         if reason not in ("manual", "rollback"):
             raise LearnerError(f"adopt: reason must be manual or rollback, got {reason!r}")
-        lineage = _Lineage(model, self._lineage.n_learned if n_learned is None else n_learned)
+        lineage = Lineage(model, self._lineage.n_learned if n_learned is None else n_learned)
         self._lineage = lineage
-        self._drop_challenger()
+        self._challenger.drop()
         outcome = "promote" if reason == "manual" else "rollback"
         decision = Decision(
             outcome,
@@ -556,6 +472,7 @@ class ModelLifecycle:
             self.release_every = parsed
         elif section == "guard":
             self.guard = dataclasses.replace(self.guard, **{name: parsed})
+            self._increment.guard = self._challenger.guard = self._probation.guard = self.guard
         else:
             self.drift = dataclasses.replace(self.drift, **{name: parsed})
             self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = self.drift
@@ -570,10 +487,10 @@ class ModelLifecycle:
             n_learned=float(self.n_learned),
             served_version=float(self.served_version),
             paused=float(self.paused),
-            challenger_active=float(self._challenger is not None),
-            challenger_n=float(self._challenger_evidence.n),
+            challenger_active=float(self._challenger.lineage is not None),
+            challenger_n=float(self._challenger.evidence.n),
             held=float(self._held is not None),
-            probation=float(self._probation is not None),
+            probation=float(self._probation.active),
         )
         return out
 

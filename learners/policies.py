@@ -1,0 +1,216 @@
+"""The three release policies of :class:`learners.lifecycle.ModelLifecycle`, one question each, asked after every
+label:
+
+- :class:`IncrementalPolicy`: may the champion (which learned every label) replace the served snapshot?
+- :class:`ChallengerPolicy`: is the model a drift alarm started better than the champion?
+- :class:`ProbationPolicy`: after a promotion, is the model it replaced shown better (roll back)?
+
+Each keeps its own evidence and bookkeeping and answers with a guard :class:`~learners.guard.Decision` (or None);
+the lifecycle acts on the answer (releases, lineage swaps, held candidates). A policy never reads the lifecycle:
+what it needs is passed in. The rules of judgement themselves are in :mod:`learners.guard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.config import GuardConfig
+from learners.guard import Decision, PairedEvidence, Probation
+from learners.specs import Learner
+
+# Labels between two full judgements of the same candidate after one that did not promote it (the tests are
+# anytime-valid and updated on every label; the sanity checks, the reference set above all, cost predictions).
+CHECK_EVERY = 25
+COLD_START = 50  # labels before the first incremental release when the served model has learned nothing
+# Incremental pairs between reference-set checks of a champion not yet shown non-inferior.
+REFERENCE_EVERY = 200
+
+# judge(kind, evidence, candidate, baseline, index): the guard's full judgement (see ModelLifecycle._judge).
+Judge = Callable[[str, PairedEvidence, Learner, Learner, int], Decision]
+
+
+@dataclass
+class Lineage:
+    """A model plus what it has learned: counted once per labelled example."""
+
+    model: Learner
+    n_learned: int = 0
+    data_range: dict[str, int] = field(default_factory=dict)
+
+    def learn(
+        self,
+        x: dict[str, float],
+        y: Any,
+        index: int,
+        ts: int | None,
+        learn: Callable[[Learner, dict[str, float], Any], None] | None = None,
+    ) -> None:
+        if learn is None:
+            self.model.learn_one(x, y, cleaned=True)
+        else:  # the batch's shortcut for this learner (the same learned state)
+            learn(self.model, x, y)
+        self.n_learned += 1
+        self.data_range.setdefault("first_index", index)
+        self.data_range["last_index"] = index
+        if ts is not None:
+            self.data_range.setdefault("first_ts", ts)
+            self.data_range["last_ts"] = ts
+
+    def copy(self) -> Lineage:
+        return Lineage(self.model.copy(), self.n_learned, dict(self.data_range))
+
+
+class IncrementalPolicy:
+    """The champion against the served snapshot: non-inferiority, judged once the release floor is reached."""
+
+    def __init__(self, task: str, guard: GuardConfig) -> None:
+        self.task = task
+        self.guard = guard
+        self.since_release = 0  # labels learned since the last release
+        self.evidence = PairedEvidence(task, guard)
+        self._next_check = 0  # pairs before the next full judgement
+
+    def observe(self, y: Any, champion_pred: Any, served_pred: Any, segment: str | None) -> None:
+        self.evidence.add(y, champion_pred, served_pred, segment)
+
+    def released(self) -> None:
+        """Any release: the served snapshot changed, so the comparison starts over."""
+        self.since_release = 0
+        self.restart()
+
+    def restart(self) -> None:
+        self.evidence = PairedEvidence(self.task, self.guard)
+        self._next_check = 0
+
+    def decide(
+        self,
+        index: int,
+        *,
+        release_every: int,
+        served_learned: bool,
+        reference: bool,
+        champion: Learner,
+        served: Learner,
+        judge: Judge,
+    ) -> Decision | None:
+        """A judgement of the champion when one is due, else None. After one that did not promote, the evidence
+        restarts when the reference set failed (the caller also forgets what the champion learned) or when it is
+        ``max_examples`` old; otherwise the next judgement waits ``CHECK_EVERY`` pairs."""
+        ev, guard = self.evidence, self.guard
+        # An untrained served model answers nothing: offer the first release after a handful of labels.
+        due = release_every if served_learned else min(release_every, COLD_START)
+        if self.since_release < due or ev.n < self._next_check:
+            return None
+        shown = ev.not_worse.rejects(guard.alpha) or not served_learned
+        # Without the test passing, still judge now and then: the reference set must see a poisoned champion.
+        periodic = reference and ev.n > 0 and ev.n % REFERENCE_EVERY == 0
+        if not (shown or periodic or ev.n >= guard.max_examples):
+            return None
+        decision = judge("incremental", ev, champion, served, index)
+        if decision.outcome == "promote":
+            return decision
+        if reference_failed(decision) or ev.n >= guard.max_examples:
+            # Poisoned labels, or old and mixed evidence: a fresh comparison with the served snapshot.
+            self.restart()
+        else:
+            self._next_check = ev.n + CHECK_EVERY
+        return decision
+
+
+def reference_failed(decision: Decision) -> bool:
+    """The candidate did worse on the trusted reference set (what it learned may be poisoned)."""
+    return decision.checks.get("reference") not in (True, None)
+
+
+class ChallengerPolicy:
+    """A model started by a drift alarm, learning only labels after it, against the champion: superiority."""
+
+    def __init__(self, task: str, guard: GuardConfig) -> None:
+        self.task = task
+        self.guard = guard
+        self.lineage: Lineage | None = None
+        self.started: int | None = None  # stream index of the alarm that started it
+        self.seen = 0  # labels since the start (the first ``challenger_grace`` are not compared)
+        self.evidence = PairedEvidence(task, guard)
+        self._next_check = 0
+
+    @property
+    def model(self) -> Learner | None:
+        return None if self.lineage is None else self.lineage.model
+
+    def start(self, lineage: Lineage, index: int) -> None:
+        self.lineage, self.started, self.seen = lineage, index, 0
+        self.evidence = PairedEvidence(self.task, self.guard)
+        self._next_check = 0
+
+    def drop(self) -> None:
+        self.lineage, self.started = None, None
+        self.evidence = PairedEvidence(self.task, self.guard)
+
+    def observe(
+        self, y: Any, champion_pred: Any, segment: str | None, predict: Callable[[Learner], Any]
+    ) -> None:
+        """Pair the challenger's answer (``predict(model)``, asked only when compared) with the champion's."""
+        if self.lineage is None:
+            return
+        if self.seen >= self.guard.challenger_grace:
+            self.evidence.add(y, predict(self.lineage.model), champion_pred, segment)
+        self.seen += 1
+
+    def decide(self, index: int, champion: Learner, judge: Judge) -> tuple[Decision | None, Lineage | None]:
+        """``(decision, lineage to serve)``: the lineage only when the decision promotes (the policy lets go of
+        it). A challenger never shown better within ``max_examples`` pairs is judged once more and dropped; one
+        held or vetoed keeps learning and is judged again ``CHECK_EVERY`` pairs later."""
+        ev, guard = self.evidence, self.guard
+        if self.lineage is None or ev.n < guard.min_examples:
+            return None, None
+        if ev.n >= guard.max_examples:
+            decision = judge("challenger", ev, self.lineage.model, champion, index)
+            self.drop()
+            return decision, None
+        if not ev.better.rejects(guard.alpha) or ev.n < self._next_check:
+            return None, None
+        decision = judge("challenger", ev, self.lineage.model, champion, index)
+        if decision.outcome == "promote":
+            lineage = self.lineage
+            self.drop()
+            return decision, lineage
+        self._next_check = ev.n + CHECK_EVERY
+        return decision, None
+
+
+class ProbationPolicy:
+    """After a promotion, the model it replaced in shadow: a rollback when it is shown better."""
+
+    def __init__(self, task: str, guard: GuardConfig) -> None:
+        self.task = task
+        self.guard = guard
+        self.previous: Lineage | None = None  # the replaced model, kept for a rollback
+        self.version: int | None = None  # its version
+        self._probation: Probation | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._probation is not None and self.previous is not None
+
+    def start(self, previous: Lineage, version: int) -> None:
+        self.previous, self.version = previous, version
+        self._probation = Probation(self.task, self.guard, version)
+
+    def stop(self) -> None:
+        self.previous, self.version, self._probation = None, None, None
+
+    def observe(self, y: Any, served_pred: Any, previous_pred: Any, segment: str | None) -> None:
+        if self._probation is not None:
+            self._probation.add(y, served_pred, previous_pred, segment)
+
+    def decide(self, index: int) -> Decision | None:
+        """A ``rollback`` decision, or None; probation ends quietly after ``probation_examples`` pairs."""
+        if self._probation is None:
+            return None
+        decision = self._probation.check(index)
+        if decision is None and self._probation.finished:
+            self.stop()
+        return decision
