@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.cli import settings_from_args
-from streams.explanations import explain_prediction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _explain(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     since = int((time.time() - args.since * 60) * 1000) if args.since > 0 else None
+    from streams.explanations import explain_prediction  # loads River: not for --help
+
     result = explain_prediction(settings, args.id, since_ms=since, timeout=args.timeout)
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str))

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.cli import settings_from_args
-from streams.model_diff import diff_from_topic
 
 
 def register_diff(msub: argparse._SubParsersAction) -> None:
@@ -25,6 +24,8 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
 
 def _diff(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    from streams.model_diff import diff_from_topic  # loads River: only when asked
+
     diff = diff_from_topic(settings, args.a, args.b, args.top)
     if args.json:
         print(json.dumps(diff, sort_keys=True, default=str))
