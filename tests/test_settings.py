@@ -1,0 +1,85 @@
+"""The settings loader's behaviour, pinned: precedence, nested variables, secrets from files, masking, errors that
+name the field. (The contract a replacement loader would have to keep.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftline.errors import ConfigError
+from driftline.settings import Secret, load_settings, to_dict
+
+
+def _yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "driftline.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_flag_over_environment_over_file_over_default(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "kafka:\n  bootstrap: file:1\n  partitions: 7\nguard:\n  alpha: 0.2\n")
+    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": "env:2", "DRIFTLINE__GUARD__ALPHA": "0.1"}
+    s = load_settings(cfg, environ=env, overrides={"kafka.bootstrap": "flag:3"})
+    assert s.kafka.bootstrap == "flag:3"  # flag beats environment and file
+    assert s.guard.alpha == 0.1  # environment beats file
+    assert s.kafka.partitions == 7  # file beats default
+    assert load_settings(environ={}).kafka.partitions != 7  # ... which is something else
+    assert load_settings(cfg, environ={}, overrides={"kafka.bootstrap": None}).kafka.bootstrap == "file:1"
+
+
+def test_config_file_from_the_environment_and_nested_variables_are_typed(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "model:\n  release_every: 40\n")
+    s = load_settings(
+        environ={
+            "DRIFTLINE_CONFIG": str(cfg),
+            "DRIFTLINE__SERVING__BATCH_SIZE": "64",
+            "DRIFTLINE__DRIFT__FEATURE_DRIFT": "false",
+        }
+    )
+    assert s.model.release_every == 40
+    assert s.serving.batch_size == 64 and isinstance(s.serving.batch_size, int)
+    assert s.drift.feature_drift is False
+
+
+def test_a_secret_comes_from_a_file_and_never_prints(tmp_path: Path) -> None:
+    key = "k" * 64
+    (tmp_path / "key").write_text(key + "\n")
+    s = load_settings(environ={"DRIFTLINE_SIGNING_KEY_FILE": str(tmp_path / "key")})
+    assert isinstance(s.model.signing_key, Secret) and s.model.signing_key.get() == key
+    assert key not in repr(s) and key not in str(to_dict(s))
+    # The variable itself wins over its _FILE form.
+    other = "o" * 64
+    both = {"DRIFTLINE_SIGNING_KEY": other, "DRIFTLINE_SIGNING_KEY_FILE": str(tmp_path / "key")}
+    assert load_settings(environ=both).model.signing_key.get() == other
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ({"DRIFTLINE__KAFKA__PARTITIONS": "many"}, "kafka.partitions"),
+        ({"DRIFTLINE__GUARD__ALPHA": "nan"}, "guard.alpha"),
+        ({"DRIFTLINE__KAFKA__NOPE": "1"}, "kafka"),
+        ({"DRIFTLINE__DRIFT__FEATURE_DRIFT": "perhaps"}, "drift.feature_drift"),
+        ({"DRIFTLINE_SIGNING_KEY_FILE": "/nonexistent/key"}, "DRIFTLINE_SIGNING_KEY_FILE"),
+    ],
+)
+def test_bad_values_are_errors_naming_the_field(source: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=source)
+    assert named in str(error.value)
+
+
+def test_an_unknown_key_in_the_file_is_named_with_the_known_ones(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "guard:\n  alpah: 0.1\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(cfg, environ={})
+    assert "alpah" in str(error.value) and "alpha" in str(error.value)
+
+
+def test_a_file_that_is_not_a_mapping_or_not_yaml_is_refused_with_its_path(tmp_path: Path) -> None:
+    for text in ("- a\n- b\n", "kafka: [unclosed\n"):
+        cfg = _yaml(tmp_path, text)
+        with pytest.raises(ConfigError) as error:
+            load_settings(cfg, environ={})
+        assert str(cfg) in str(error.value)
