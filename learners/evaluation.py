@@ -126,21 +126,6 @@ class Evaluator:
             acc[0] += 1
             acc[1] += score
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "_cumulative" in state:
-            # A checkpoint from before the running sums held River metric objects: keep the counts and segments,
-            # start the metric sums afresh (they fill again within one window) rather than refuse the checkpoint.
-            state = {
-                "task": state["task"],
-                "window": state["window"],
-                "_segments": state.get("_segments", {}),
-                "n": 0,
-                "_all": _Totals(),
-                "_recent": _Totals(),
-                "_window": collections.deque(),
-            }
-        self.__dict__.update(state)
-
     def segment_scores(self) -> dict[str, tuple[int, float]]:
         """Per segment: (count, accuracy) for classification or (count, MAE) for regression."""
         return {s: (int(n), total / n) for s, (n, total) in self._segments.items() if n}

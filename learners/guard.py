@@ -144,12 +144,6 @@ class PairedEvidence:
         self.pred_sum = 0.0
         self.pred_sum2 = 0.0
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "not_worse" not in state:  # pickled before the e-processes: start them afresh (default margins)
-            fresh = PairedEvidence(self.task)
-            self.not_worse, self.better, self.much_better = fresh.not_worse, fresh.better, fresh.much_better
-
     def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> None:
         if y is None:
             return

@@ -419,10 +419,7 @@ class Learner:
         share_distribution_rngs(self._model)
         return self.__dict__.copy()
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("_indicators", None)  # a learner pickled before indicators were completed
-        state.setdefault("_complete_names", ())
-        state.setdefault("_fractional", 0)
+    def __setstate__(self, state: dict[str, Any]) -> None:  # a __dict__ update, as the allow-list's note says
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

@@ -67,8 +67,7 @@ class TrainerControl:
 
     def learn_held(self) -> int:
         """After a resume: learn the examples held during the pause, in arrival order."""
-        # (A checkpoint of an earlier build holds (RawRecord, example) pairs.)
-        held = [h[0] if isinstance(h[0], RawRecord) else RawRecord(*h) for h in self.held]
+        held = [RawRecord(*h) for h in self.held]
         self.held = []
         decoded = self.ctx.codec.decode_many("TrainingExample", [r.value for r in held], topic=self._topic)
         learned = 0
