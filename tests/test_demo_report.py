@@ -14,11 +14,11 @@ from driftline.settings import load_settings
 from driftline.util import rolling_mean
 from streams.demo.collect import RunData
 from streams.demo.probe import Sample, histogram_quantile
-from streams.demo.report import segment_accuracy, write_report
 from streams.demo.runner import DemoResult, read_decisions
 from streams.demo.stream import demo_stream
 from streams.metrics import build_metrics
 from streams.metrics_text import parse_metrics
+from streams.report.demo import segment_accuracy, write_report
 
 
 def test_demo_stream_is_deterministic_and_drifts_where_it_says() -> None:

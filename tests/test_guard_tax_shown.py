@@ -21,9 +21,9 @@ from learners.synthetic import synthetic_stream
 from streams.cli import main
 from streams.demo.baseline import plain_correct
 from streams.demo.collect import RunData
-from streams.demo.report import write_report
 from streams.demo.runner import DemoResult
 from streams.demo.stream import demo_stream
+from streams.report.demo import write_report
 
 ARGV = ("--stream", "sea-abrupt", "--n", "2000", "--delay", "20", "--seed", "4")
 

@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--label-col: required with --file (the demo learns from the labels)")
     from streams.demo.collect import collect
     from streams.demo.live import LiveView, ProgressLines
-    from streams.demo.report import write_report
     from streams.demo.runner import DemoOptions, DemoRun
+    from streams.report.demo import write_report
 
     base = settings_from_args(args)
     options = DemoOptions(
