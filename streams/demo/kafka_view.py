@@ -59,10 +59,6 @@ class KafkaView:
         self.timeout = timeout
         self._admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
 
-    @property
-    def admin(self) -> AdminClient:
-        return self._admin
-
     def group_ids(self, prefix: str | None = None) -> list[str]:
         """Ids of the consumer groups starting with ``prefix`` (default: this deployment's worker groups)."""
         start = app_group_prefix(self.settings) if prefix is None else prefix
