@@ -17,7 +17,7 @@ from streams.demo.runner import DemoResult, read_decisions
 from streams.demo.stream import demo_stream
 from streams.metrics import build_metrics
 from streams.metrics_text import parse_metrics
-from streams.report.demo import segment_accuracy, write_report
+from streams.reporting.demo import segment_accuracy, write_report
 
 
 def test_demo_stream_is_deterministic_and_drifts_where_it_says() -> None:

@@ -23,7 +23,7 @@ from streams.demo.baseline import plain_correct
 from streams.demo.collect import RunData
 from streams.demo.runner import DemoResult
 from streams.demo.stream import demo_stream
-from streams.report.demo import write_report
+from streams.reporting.demo import write_report
 
 ARGV = ("--stream", "sea-abrupt", "--n", "2000", "--delay", "20", "--seed", "4")
 

@@ -1,4 +1,4 @@
-"""The one report generator (streams/report/): its marks are really drawn, its page escapes and opens offline, and
+"""The one report generator (streams/reporting/): its marks are really drawn, its page escapes and opens offline, and
 the replay and demo reports are both written with it."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streams.report.page import grid_table, kv_table, write_html
-from streams.report.plots import accuracy_plot
-from streams.report.replay import write_replay_report
+from streams.reporting.page import grid_table, kv_table, write_html
+from streams.reporting.plots import accuracy_plot
+from streams.reporting.replay import write_replay_report
 
 
 def _pixels(png: Path, kind: str) -> int:
@@ -33,7 +33,7 @@ def _pixels(png: Path, kind: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "name", ["streams.report.page", "streams.report.demo", "streams.demo.stream", "streams.demo.probe"]
+    "name", ["streams.reporting.page", "streams.reporting.demo", "streams.demo.stream", "streams.demo.probe"]
 )
 def test_doctests(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))

@@ -91,7 +91,7 @@ def test_scipy_norm_gen_exec_gadget_is_refused(tmp_path: Path) -> None:
 
 
 def test_write_html_file_gadget_is_refused(tmp_path: Path) -> None:
-    from streams.report.page import write_html
+    from streams.reporting.page import write_html
 
     # The report writer puts text of the forger's choosing in a file of the forger's choosing.
     target = tmp_path / "planted.html"
@@ -100,7 +100,7 @@ def test_write_html_file_gadget_is_refused(tmp_path: Path) -> None:
     assert "<p>payload</p>" in target.read_text()
     target.unlink()
     error = _refused(_signed(raw))
-    assert "streams.report.page.write_html is not allowed" in str(error)
+    assert "streams.reporting.page.write_html is not allowed" in str(error)
     assert not target.exists()
 
 

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.demo.collect import collect
     from streams.demo.live import LiveView, ProgressLines
     from streams.demo.runner import DemoOptions, DemoRun
-    from streams.report.demo import write_report
+    from streams.reporting.demo import write_report
 
     base = settings_from_args(args)
     options = DemoOptions(

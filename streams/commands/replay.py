@@ -17,7 +17,7 @@ from learners.replay import read_rows, replay
 from learners.specs import Learner
 from learners.synthetic import STREAMS, synthetic_stream
 from streams.cli import settings_from_args
-from streams.report.replay import write_replay_report
+from streams.reporting.replay import write_replay_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
