@@ -37,7 +37,7 @@ from streams.processes import WorkerProcess
 
 __all__ = ["DemoOptions", "DemoResult", "DemoRun", "read_decisions"]
 
-ROLES = ("score", "join", "train")
+ROLES = ("train", "score", "join")  # the trainer first: it publishes v1, which the scorer waits for
 SAMPLE_EVERY_S = 0.5
 LAG_EVERY_S = 1.0
 STALL_S = 20.0  # seconds without a scored event, while events wait, before the view says so
@@ -183,8 +183,7 @@ class DemoRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_topics(self.settings)
         env = self.worker_env()
-        # The trainer first: it publishes v1, which the scorer waits for.
-        for role in ("train", "score", "join"):
+        for role in ROLES:
             self.workers.append(WorkerProcess(role, env, self.run_dir / "logs" / f"{role}.log").start())
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         for w in self.workers:
