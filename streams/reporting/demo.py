@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from driftline.settings import Settings
 from driftline.util import percentile
 from streams.audit import release_rows
 from streams.demo.collect import RunData
 from streams.demo.runner import DemoResult, read_decisions
+from streams.releases import read_checked_releases
 from streams.reporting import plots
 from streams.reporting.page import fmt, grid_table, img, kv_table, write_html
 
-__all__ = ["guard_tax", "segment_accuracy", "summarize", "write_report"]
+__all__ = ["guard_tax", "newest_per_model", "segment_accuracy", "summarize", "write_report"]
 
 
 def segment_accuracy(correct: Sequence[bool | None], points: Sequence[int]) -> list[dict[str, Any]]:
@@ -133,6 +135,23 @@ def guard_tax(training: Sequence[dict[str, Any]], plain: Sequence[bool | None], 
         # Accuracy given up by serving guarded snapshots.
         "guard_tax": None if base is None or served is None else round(base - served, 4),
     }
+
+
+def newest_per_model(settings: Settings) -> list[dict[str, Any]]:
+    """The newest verified release of each model: version, labels learned, recent accuracy."""
+    newest: dict[str, dict[str, Any]] = {}
+    for r in read_checked_releases(settings).verified:
+        if int(r["version"]) > int(newest.get(r["model"], {}).get("version", 0)):
+            newest[r["model"]] = r
+    return [
+        {
+            "model": name,
+            "version": int(r["version"]),
+            "n_learned": int(r["metrics"].get("n_learned", 0)),
+            "accuracy": r["metrics"].get("rolling_accuracy"),
+        }
+        for name, r in sorted(newest.items())
+    ]
 
 
 def write_report(
