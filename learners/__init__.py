@@ -33,8 +33,6 @@ _EXPORTS = {
     "read_rows": "learners.replay",
     "ReplayResult": "learners.replay",
     "synthetic_stream": "learners.synthetic",
-    "plot_accuracy": "learners.report",
-    "write_html": "learners.report",
 }
 
 __all__ = sorted(_EXPORTS)

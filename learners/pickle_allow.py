@@ -4,7 +4,7 @@ opcodes that bounds what the few constructors that allocate from their arguments
 The list is built from what the learners really pickle: tests/test_safe_pickle_allow.py pickles every learner kind
 of learners/specs.py (every task, every window_refit estimator) through :func:`learners.safe_pickle.dumps`, records
 every global the pickle names, and fails if one is missing here, or if an entry here is needed by no kind (so the
-list cannot grow stale). Nothing is admitted by package or module prefix: ``scipy``, ``learners.report``, ``os``,
+list cannot grow stale). Nothing is admitted by package or module prefix: ``scipy``, ``streams.reporting``, ``os``,
 ``builtins.bytes``, ``builtins.getattr``, ``copy`` and the rest are refused because they are not listed.
 
 Review of what the unpickler can do with a listed global. A pickle can (1) call a class or function with arguments

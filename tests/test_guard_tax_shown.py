@@ -21,9 +21,9 @@ from learners.synthetic import synthetic_stream
 from streams.cli import main
 from streams.demo.baseline import plain_correct
 from streams.demo.collect import RunData
-from streams.demo.report import write_report
 from streams.demo.runner import DemoResult
 from streams.demo.stream import demo_stream
+from streams.reporting.demo import write_report
 
 ARGV = ("--stream", "sea-abrupt", "--n", "2000", "--delay", "20", "--seed", "4")
 
@@ -112,7 +112,7 @@ def _demo_run(tmp_path: Path, n: int, delay: int) -> tuple[DemoResult, RunData, 
         data.training.append({"id": e.id, "label": e.label, "prediction": pred, "version": 1, "event_ts": t0 + i,
                               "label_ts": t0 + i + delay})  # fmt: skip
     data.training = data.training[::-1]  # the baseline lines up by id, not by position
-    result = DemoResult(settings, tmp_path / "run", 0.0, features_sent=n, labels_sent=n, produce_s=1.0,
+    result = DemoResult(settings, tmp_path / "run", features_sent=n, labels_sent=n, produce_s=1.0,
                         drifts=drifts, label_delay=delay)  # fmt: skip
     return result, data, events
 

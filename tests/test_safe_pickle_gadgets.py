@@ -91,15 +91,16 @@ def test_scipy_norm_gen_exec_gadget_is_refused(tmp_path: Path) -> None:
 
 
 def test_write_html_file_gadget_is_refused(tmp_path: Path) -> None:
-    from learners.report import write_html
+    from streams.reporting.page import write_html
 
-    target = tmp_path / "stolen.html"
-    raw = pickle.dumps(_Reduce(write_html, (str(target), "t", {}, ["/etc/passwd"])), protocol=5)
+    # The report writer puts text of the forger's choosing in a file of the forger's choosing.
+    target = tmp_path / "planted.html"
+    raw = pickle.dumps(_Reduce(write_html, (str(target), "t", [("planted", "<p>payload</p>")])), protocol=5)
     pickle.loads(raw)  # the gadget is real
-    assert target.exists() and target.stat().st_size > 0
+    assert "<p>payload</p>" in target.read_text()
     target.unlink()
     error = _refused(_signed(raw))
-    assert "learners.report.write_html is not allowed" in str(error)
+    assert "streams.reporting.page.write_html is not allowed" in str(error)
     assert not target.exists()
 
 

@@ -8,10 +8,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import Settings
 from streams.cli import settings_from_args
 
 if TYPE_CHECKING:
@@ -88,44 +87,6 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
         console.stop()
 
 
-def _plain(demo: DemoRun, data: Any) -> tuple[list[bool | None] | None, str]:
-    """The served learner's kind with no guard on the same events (the report's guard tax), or None for a
-    regression model (the demo's report is about accuracy)."""
-    from streams.demo.baseline import plain_correct
-
-    model = demo.settings.model
-    if model.task != "classification":
-        return None, ""
-    spec = model.learner
-    try:
-        plain = plain_correct(
-            demo.events(), data.training, demo.options.label_delay, spec, seed=demo.options.seed
-        )
-    except DriftlineError as exc:  # a report without the baseline beats no report
-        print(f"driftline demo: no plain baseline ({exc})", file=sys.stderr, flush=True)
-        return None, ""
-    return plain, spec.name
-
-
-def _per_model(settings: Settings) -> list[dict[str, Any]]:
-    """The newest verified release of each model: version, labels learned, recent accuracy."""
-    from streams.releases import read_checked_releases
-
-    newest: dict[str, dict[str, Any]] = {}
-    for r in read_checked_releases(settings).verified:
-        if int(r["version"]) > int(newest.get(r["model"], {}).get("version", 0)):
-            newest[r["model"]] = r
-    return [
-        {
-            "model": name,
-            "version": int(r["version"]),
-            "n_learned": int(r["metrics"].get("n_learned", 0)),
-            "accuracy": r["metrics"].get("rolling_accuracy"),
-        }
-        for name, r in sorted(newest.items())
-    ]
-
-
 def run(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
@@ -133,10 +94,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--models: must be between 1 and 1000, got {args.models}")
     if args.file and not args.label_col:
         raise ConfigError("--label-col: required with --file (the demo learns from the labels)")
+    from streams.demo.baseline import demo_baseline
     from streams.demo.collect import collect
     from streams.demo.live import LiveView, ProgressLines
-    from streams.demo.report import write_report
     from streams.demo.runner import DemoOptions, DemoRun
+    from streams.reporting.demo import newest_per_model, write_report
 
     base = settings_from_args(args)
     options = DemoOptions(
@@ -176,11 +138,17 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         data = collect(demo.settings, every_model=args.models > 1)
-        # One model: its served accuracy next to a plain learner's on the same events (the guard tax).
-        plain, plain_name = _plain(demo, data) if args.models == 1 else (None, "")
+        plain, plain_name = None, ""
+        if (
+            args.models == 1
+        ):  # one model: its accuracy next to a plain learner's on the same events (guard tax)
+            try:
+                plain, plain_name = demo_baseline(demo, data.training) or (None, "")
+            except DriftlineError as exc:  # a report without the baseline beats no report
+                print(f"driftline demo: no plain baseline ({exc})", file=sys.stderr, flush=True)
         path, summary = write_report(result, data, Path(args.report), plain, plain_name)
         if args.models > 1:
-            summary["models"] = _per_model(demo.settings)
+            summary["models"] = newest_per_model(demo.settings)
             (path.parent / "models.json").write_text(json.dumps(summary["models"], indent=1, sort_keys=True))
         if demo.started_stack and not args.keep_stack:
             print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)

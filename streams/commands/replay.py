@@ -14,10 +14,10 @@ from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
 from learners.lifecycle import ModelLifecycle
 from learners.replay import read_rows, replay
-from learners.report import write_replay_report
 from learners.specs import Learner
 from learners.synthetic import STREAMS, synthetic_stream
 from streams.cli import settings_from_args
+from streams.reporting.replay import write_replay_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,8 +15,9 @@ from connectors.sources import Event
 from driftline.config import LearnerSpec
 from learners.replay import plain_predictions
 from learners.specs import Learner
+from streams.demo.runner import DemoRun
 
-__all__ = ["plain_correct"]
+__all__ = ["demo_baseline", "plain_correct"]
 
 
 def plain_correct(
@@ -38,3 +39,15 @@ def plain_correct(
     # Scored against the event's own label: the training row's label went through the wire format.
     by_id = {e.id: p == e.label for e, p in zip(events, preds, strict=True)}
     return [by_id.get(r["id"]) for r in training]
+
+
+def demo_baseline(run: DemoRun, training: Sequence[dict[str, Any]]) -> tuple[list[bool | None], str] | None:
+    """The served learner's kind, unguarded, on the run's events (:func:`plain_correct`) and its name; ``None``
+    for a regression model (the demo's report is about accuracy)."""
+    model = run.settings.model
+    if model.task != "classification":
+        return None
+    o = run.options
+    return plain_correct(
+        run.events(), training, o.label_delay, model.learner, seed=o.seed
+    ), model.learner.name

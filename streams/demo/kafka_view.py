@@ -59,10 +59,6 @@ class KafkaView:
         self.timeout = timeout
         self._admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
 
-    @property
-    def admin(self) -> AdminClient:
-        return self._admin
-
     def group_ids(self, prefix: str | None = None) -> list[str]:
         """Ids of the consumer groups starting with ``prefix`` (default: this deployment's worker groups)."""
         start = app_group_prefix(self.settings) if prefix is None else prefix
@@ -155,20 +151,8 @@ class KafkaView:
 
     def offsets_for_time(self, topic: str, ts_ms: int) -> tuple[dict[int, int], dict[int, int]]:
         """``(first offset at or after ts_ms, high watermark)`` per partition of ``topic``."""
-        parts = self.topic_partitions(topic)
-        starts = self._offsets(topic, parts, OffsetSpec.for_timestamp(ts_ms))
-        highs = self._offsets(topic, parts, OffsetSpec.latest())
+        parts = [(topic, p) for p in self.topic_partitions(topic)]
+        starts = self.end_offsets(parts, OffsetSpec.for_timestamp(ts_ms))
+        highs = {p: o for (_, p), o in self.end_offsets(parts).items()}
         # No record at or after ts: the broker answers -1, meaning "nothing newer" -> start at the end.
-        return {p: (o if o >= 0 else highs.get(p, 0)) for p, o in starts.items()}, highs
-
-    def _offsets(self, topic: str, parts: list[int], spec: OffsetSpec) -> dict[int, int]:
-        if not parts:
-            return {}
-        req = {TopicPartition(topic, p): spec for p in parts}
-        out: dict[int, int] = {}
-        for tp, future in self._admin.list_offsets(req, request_timeout=self.timeout).items():
-            try:
-                out[tp.partition] = int(future.result().offset)
-            except KafkaException:
-                continue
-        return out
+        return {p: (o if o >= 0 else highs.get(p, 0)) for (_, p), o in starts.items()}, highs

@@ -20,28 +20,24 @@ from rich.text import Text
 from streams.demo.probe import Sample
 from streams.demo.runner import DemoRun, read_decisions
 
-__all__ = ["LiveView", "ProgressLines", "rate"]
+__all__ = ["LiveView", "ProgressLines"]
 
 RATE_WINDOW_S = 2.0
 
 
-def rate(history: deque[Sample], attr: str = "scored") -> float:
-    """Per-second rate of ``attr`` over the samples in ``history`` (oldest to newest)."""
-    if len(history) < 2:
-        return 0.0
-    first, last = history[0], history[-1]
-    dt = last.t - first.t
-    return (getattr(last, attr) - getattr(first, attr)) / dt if dt > 0 else 0.0
+class _ScoreRate:
+    """Events scored per second over the last ``RATE_WINDOW_S`` seconds of samples."""
 
-
-class _Rates:
     def __init__(self) -> None:
-        self.history: deque[Sample] = deque()
+        self._history: deque[Sample] = deque()
 
-    def push(self, sample: Sample) -> None:
-        self.history.append(sample)
-        while len(self.history) > 2 and sample.t - self.history[0].t > RATE_WINDOW_S:
-            self.history.popleft()
+    def __call__(self, sample: Sample) -> float:
+        self._history.append(sample)
+        while len(self._history) > 2 and sample.t - self._history[0].t > RATE_WINDOW_S:
+            self._history.popleft()
+        first = self._history[0]
+        dt = sample.t - first.t
+        return (sample.scored - first.scored) / dt if dt > 0 else 0.0
 
 
 def _acc(value: float | None) -> Text:
@@ -57,7 +53,8 @@ class LiveView:
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.total = total
         self.console = console or Console(stderr=True)
-        self._rates = _Rates()
+        self._rate = _ScoreRate()
+        self._eps = 0.0
         self._live: Live | None = None
         self._decisions: list[dict[str, Any]] = []
         self._next_audit = 0.0
@@ -74,16 +71,16 @@ class LiveView:
             self._live.__exit__(None, None, None)
 
     def __call__(self, run: DemoRun, sample: Sample) -> None:
-        self._rates.push(sample)
+        self._eps = self._rate(sample)
         if time.monotonic() >= self._next_audit:
-            self._decisions = read_decisions(run.audit_path, last=5)
+            self._decisions = read_decisions(run.result.audit_path, last=5)
             self._next_audit = time.monotonic() + 1.0
         if self._live is not None:
             self._live.update(self.render(run, sample))
 
     def render(self, run: DemoRun, s: Sample) -> Group:
         """The dashboard for one sample."""
-        eps = rate(self._rates.history)
+        eps = self._eps
         head = Table.grid(expand=True, padding=(0, 2))
         for _ in range(4):
             head.add_column()
@@ -149,7 +146,7 @@ class ProgressLines:
         self.total = total
         self.every_s = every_s
         self.stream = stream or sys.stderr
-        self._rates = _Rates()
+        self._rate = _ScoreRate()
         self._next = 0.0
 
     def __enter__(self) -> ProgressLines:
@@ -159,14 +156,14 @@ class ProgressLines:
         return None
 
     def __call__(self, run: DemoRun, s: Sample) -> None:
-        self._rates.push(s)
+        eps = self._rate(s)
         if s.t < self._next:
             return
         self._next = s.t + self.every_s
         acc = f"{s.accuracy:.3f}" if s.accuracy is not None else "-"
         print(
             f"[{s.t:6.1f}s] {run.phase}: produced {s.produced}/{self.total} scored {s.scored} "
-            f"learned {s.learned} | {rate(self._rates.history):.0f} ev/s lag {s.lag} | v{s.served_version} "
+            f"learned {s.learned} | {eps:.0f} ev/s lag {s.lag} | v{s.served_version} "
             f"acc {acc} | alarms {s.total_alarms} pending {s.pending_joins} deadletters {s.deadletters}",
             file=self.stream,
             flush=True,

@@ -1,8 +1,7 @@
 """Scrape the workers' Prometheus endpoints and boil them down to one :class:`Sample` of the pipeline.
 
 A sample sums counters over every worker (score, join and train run in separate processes), so it reads the
-same whatever the process layout. Histograms are kept as cumulative bucket counts: the difference of two
-samples gives the distribution within that interval (latency over time).
+same whatever the process layout.
 
 >>> text = 'driftline_events_total{stage="score",outcome="ok"} 5.0\\n'
 >>> Sample.from_families(parse_metrics(text), t=1.0).scored
@@ -11,15 +10,13 @@ samples gives the distribution within that interval (latency over time).
 
 from __future__ import annotations
 
-import math
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.metrics_text import Families, parse_metrics
 
-__all__ = ["Sample", "histogram_quantile", "parse_metrics", "scrape"]
+__all__ = ["Sample", "scrape"]
 
 
 def scrape(urls: Iterable[str], timeout: float = 1.0) -> tuple[Families, int]:
@@ -40,11 +37,12 @@ def _sum(fam: Families, name: str, **match: str) -> float:
     return sum(v for labels, v in fam.get(name, []) if all(labels.get(k) == x for k, x in match.items()))
 
 
-def _by(fam: Families, name: str, label: str, **match: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for labels, v in fam.get(name, []):
-        if all(labels.get(k) == x for k, x in match.items()):
-            out[labels.get(label, "")] = out.get(labels.get(label, ""), 0.0) + v
+def _pairs(fam: Families, name: str, first: str, second: str) -> dict[str, int]:
+    """Counts of ``name`` summed per ``"<first>/<second>"`` label pair (over every worker)."""
+    out: dict[str, int] = {}
+    for labels, value in fam.get(name, []):
+        key = f"{labels.get(first)}/{labels.get(second)}"
+        out[key] = out.get(key, 0) + int(value)
     return out
 
 
@@ -59,35 +57,6 @@ def _releases(fam: Families) -> dict[str, int]:
     for (_, reason), v in per.items():
         out[reason] = max(out.get(reason, 0), int(v))
     return out
-
-
-def _buckets(fam: Families, name: str) -> dict[float, float]:
-    out: dict[float, float] = {}
-    for labels, v in fam.get(f"{name}_bucket", []):
-        le = float(labels.get("le", "inf"))
-        out[le] = out.get(le, 0.0) + v
-    return out
-
-
-def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
-    """Quantile ``q`` of a cumulative histogram ``{upper bound: count}``, interpolated as Prometheus does.
-
-    >>> round(histogram_quantile(0.5, {0.1: 0, 0.2: 10, math.inf: 10}), 6)
-    0.15
-    """
-    items = sorted(buckets.items())
-    if not items or items[-1][1] <= 0:
-        return None
-    rank = q * items[-1][1]
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in items:
-        if count >= rank:
-            if math.isinf(le):
-                return prev_le
-            span = count - prev_count
-            return prev_le + (le - prev_le) * ((rank - prev_count) / span if span else 1.0)
-        prev_le, prev_count = le, count
-    return prev_le
 
 
 @dataclass
@@ -107,7 +76,6 @@ class Sample:
     alarms: dict[str, int] = field(default_factory=dict)  # "detector/signal" -> count
     guard: dict[str, int] = field(default_factory=dict)  # "outcome/reason" -> count
     releases: dict[str, int] = field(default_factory=dict)  # reason -> count
-    latency_buckets: dict[float, float] = field(default_factory=dict)  # end-to-end, cumulative
     # Filled by the runner from other sources than the metrics endpoints:
     produced: int = 0
     lag: int = 0
@@ -121,14 +89,6 @@ class Sample:
         for labels, value in fam.get("driftline_model_metric", []):
             if labels.get("metric") == "rolling_accuracy" and labels.get("version") == str(version):
                 acc = value
-        alarms: dict[str, int] = {}
-        for labels, value in fam.get("driftline_drift_alarms_total", []):
-            key = f"{labels.get('detector')}/{labels.get('signal')}"
-            alarms[key] = alarms.get(key, 0) + int(value)
-        guard: dict[str, int] = {}
-        for labels, value in fam.get("driftline_guard_decisions_total", []):
-            key = f"{labels.get('outcome')}/{labels.get('reason')}"
-            guard[key] = guard.get(key, 0) + int(value)
         return cls(
             t=t,
             workers_up=workers_up,
@@ -136,42 +96,18 @@ class Sample:
                 _sum(fam, "driftline_events_total", stage="score", outcome="ok")
                 + _sum(fam, "driftline_events_total", stage="score", outcome="deadletter")
             ),
-            labels_in=int(sum(_by(fam, "driftline_events_total", "outcome", stage="join").values())),
+            labels_in=int(_sum(fam, "driftline_events_total", stage="join")),
             joined=int(_sum(fam, "driftline_joins_total", outcome="joined")),
             learned=int(_sum(fam, "driftline_events_total", stage="train", outcome="ok")),
             pending_joins=int(_sum(fam, "driftline_pending_joins")),
             deadletters=int(_sum(fam, "driftline_deadletters_total")),
             served_version=version,
             accuracy=acc,
-            alarms=alarms,
-            guard=guard,
+            alarms=_pairs(fam, "driftline_drift_alarms_total", "detector", "signal"),
+            guard=_pairs(fam, "driftline_guard_decisions_total", "outcome", "reason"),
             releases=_releases(fam),
-            latency_buckets=_buckets(fam, "driftline_end_to_end_latency_seconds"),
         )
 
     @property
     def total_alarms(self) -> int:
         return sum(self.alarms.values())
-
-    def latency_quantile(self, q: float, since: Sample | None = None) -> float | None:
-        """End-to-end latency quantile (seconds), over the whole run or since an earlier sample."""
-        buckets = dict(self.latency_buckets)
-        if since is not None:
-            buckets = {le: c - since.latency_buckets.get(le, 0.0) for le, c in buckets.items()}
-        return histogram_quantile(q, buckets)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "t": round(self.t, 3),
-            "produced": self.produced,
-            "scored": self.scored,
-            "labels_in": self.labels_in,
-            "joined": self.joined,
-            "learned": self.learned,
-            "pending_joins": self.pending_joins,
-            "deadletters": self.deadletters,
-            "served_version": self.served_version,
-            "accuracy": self.accuracy,
-            "alarms": self.total_alarms,
-            "lag": self.lag,
-        }

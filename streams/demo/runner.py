@@ -12,7 +12,7 @@ had to start the stack itself: a new user's first ``make demo``.
 
 from __future__ import annotations
 
-import logging
+import json
 import secrets
 import signal
 import threading
@@ -37,12 +37,11 @@ from streams.processes import WorkerProcess
 
 __all__ = ["DemoOptions", "DemoResult", "DemoRun", "read_decisions"]
 
-log = logging.getLogger(__name__)
-
-ROLES = ("score", "join", "train")
+ROLES = ("train", "score", "join")  # the trainer first: it publishes v1, which the scorer waits for
 SAMPLE_EVERY_S = 0.5
 LAG_EVERY_S = 1.0
 STALL_S = 20.0  # seconds without a scored event, while events wait, before the view says so
+STARTUP_TIMEOUT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,6 @@ class DemoOptions:
     id_col: str | None = None
     keep_stack: bool = False
     drain_timeout_s: float = 90.0
-    startup_timeout_s: float = 90.0
     topic_prefix: str | None = None  # default: a fresh demo-<time>-<hex>. per run
     config_file: str | None = None
     models: int = 1  # >1: the stream is spread over this many models by a `tenant` feature
@@ -74,7 +72,6 @@ class DemoResult:
 
     settings: Settings
     run_dir: Path
-    started_at: float  # epoch seconds
     samples: list[Sample] = field(default_factory=list)
     features_sent: int = 0
     labels_sent: int = 0
@@ -86,11 +83,15 @@ class DemoResult:
     label_delay: int = 0
     worker_exit: dict[str, int | None] = field(default_factory=dict)
 
+    @property
+    def audit_path(self) -> Path:
+        """The trainer's audit log of the run's model (its guard decisions and releases)."""
+        s = self.settings
+        return self.run_dir / "audit" / f"{s.kafka.topic_prefix}{s.model.name}.jsonl"
+
 
 def read_decisions(path: Path, last: int = 5) -> list[dict[str, Any]]:
     """The last guard decisions from a trainer's audit log (``<state_dir>/audit/<prefix><model>.jsonl``)."""
-    import json
-
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -142,12 +143,7 @@ class DemoRun:
         self._producer_error: BaseException | None = None
         self._producer_done = threading.Event()
         self._last_scored, self._scored_since = -1, time.monotonic()
-        self.result = DemoResult(self.settings, self.run_dir, time.time(), label_delay=options.label_delay)
-
-    @property
-    def audit_path(self) -> Path:
-        s = self.settings
-        return self.run_dir / "audit" / f"{s.kafka.topic_prefix}{s.model.name}.jsonl"
+        self.result = DemoResult(self.settings, self.run_dir, label_delay=options.label_delay)
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def start_stack(self) -> None:
@@ -187,10 +183,9 @@ class DemoRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_topics(self.settings)
         env = self.worker_env()
-        # The trainer first: it publishes v1, which the scorer waits for.
-        for role in ("train", "score", "join"):
+        for role in ROLES:
             self.workers.append(WorkerProcess(role, env, self.run_dir / "logs" / f"{role}.log").start())
-        deadline = time.monotonic() + self.options.startup_timeout_s
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
         for w in self.workers:
             if not w.wait_metrics(max(1.0, deadline - time.monotonic())):
                 raise StackError(f"worker {w.role} did not start; its log says:\n{w.log_tail(20)}")
@@ -205,7 +200,7 @@ class DemoRun:
                 raise StackError(f"worker {dead[0].role} exited; its log says:\n{dead[0].log_tail(20)}")
             time.sleep(0.3)
         raise StackError(
-            f"workers not ready within {self.options.startup_timeout_s:.0f}s (no model served or no consumer "
+            f"workers not ready within {STARTUP_TIMEOUT_S:.0f}s (no model served or no consumer "
             f"group members); logs in {self.run_dir / 'logs'}"
         )
 
@@ -299,7 +294,6 @@ class DemoRun:
             target=self._produce, args=(self.events(),), name="demo-producer", daemon=True
         )
         t0 = time.monotonic()
-        self.result.started_at = time.time()
         self.phase = base = "producing"
         thread.start()
         lag, next_lag = 0, 0.0

@@ -1,0 +1,97 @@
+"""The one report generator (streams/reporting/): its marks are really drawn, its page escapes and opens offline, and
+the replay and demo reports are both written with it."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from streams.reporting.page import grid_table, kv_table, write_html
+from streams.reporting.plots import accuracy_plot
+from streams.reporting.replay import write_replay_report
+
+
+def _pixels(png: Path, kind: str) -> int:
+    """Pixels of one mark's hue (blended by alpha and antialiasing, so told apart by hue, not exact colour)."""
+    with Image.open(png) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    rgb = rgb[: int(0.78 * len(rgb))]  # the axes only: the legend below them names every mark in its colour
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    hues = {
+        "alarm": (r - g > 25) & (b - g > 50),  # purple #8e44ad
+        "promote": (g - r > 40) & (g - b > 40),  # green #2e7d32
+        "rollback": (r - g > 80) & (r - b > 80),  # red #c62828
+        # The known drift: mid grey #9e9e9e at alpha 0.6, darker than the grid lines, lighter than the text.
+        "drift": (abs(r - g) < 6) & (abs(g - b) < 6) & (r > 185) & (r < 205),
+    }
+    return int(hues[kind].sum())
+
+
+@pytest.mark.parametrize(
+    "name", ["streams.reporting.page", "streams.reporting.demo", "streams.demo.stream", "streams.demo.probe"]
+)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_accuracy_plot_draws_each_mark_only_when_there_is_one(tmp_path: Path) -> None:
+    correct = [None] * 50 + [i % 4 != 0 for i in range(950)]
+    bare = accuracy_plot(tmp_path / "bare.png", correct, window=100)
+    marked = accuracy_plot(
+        tmp_path / "marked.png",
+        correct,
+        window=100,
+        alarms=[300, 620],
+        releases=[(400, 2, "challenger"), (700, 3, "rollback")],
+        drifts=[(500, 1)],
+    )
+    for kind in ("alarm", "promote", "rollback", "drift"):
+        assert _pixels(marked, kind) > _pixels(bare, kind) + 40, kind
+    with Image.open(marked) as im:
+        assert im.format == "PNG" and im.width >= 800
+
+
+def test_page_escapes_text_and_embeds_nothing_remote(tmp_path: Path) -> None:
+    page = write_html(
+        tmp_path / "p.html",
+        "a <title>",
+        [("Facts", kv_table([("reason", "<script>x</script>")])), ("Rows", grid_table(("a",), []))],
+        kpis=[("events", "1,000")],
+    ).read_text()
+    assert "<script" not in page and "&lt;script&gt;" in page and "a &lt;title&gt;" in page
+    assert "http://" not in page and "https://" not in page
+    assert "<b>1,000</b><span>events</span>" in page and '<p class="muted">none</p>' in page
+
+
+def test_replay_report_marks_promotions_and_rollbacks_but_not_incremental_releases(tmp_path: Path) -> None:
+    outcomes = [1 if i % 5 else 0 for i in range(3000)]
+    summary = {
+        "n": 3000,
+        "accuracy": 0.8,
+        "alarms": [1200],
+        "promotions": [{"index": 1500, "version": 3, "reason": "challenger"}],
+        "rollbacks": [{"index": 2200, "version": 4, "reason": "rollback"}],
+    }
+    html = write_replay_report(tmp_path / "with", summary, outcomes, drift_points=[1000])
+    assert html == tmp_path / "with" / "report.html"
+    page = html.read_text()
+    assert page.count("data:image/png;base64,") == 1 and "promotions / rollbacks" in page
+    png = tmp_path / "with" / "accuracy.png"
+    bare = (
+        write_replay_report(tmp_path / "bare", {"n": 3000, "accuracy": 0.8}, outcomes).parent / "accuracy.png"
+    )
+    assert _pixels(png, "promote") > _pixels(bare, "promote") + 40
+    assert _pixels(png, "rollback") > _pixels(bare, "rollback") + 40
+    incremental = {
+        **summary,
+        "promotions": [{"index": 1500, "version": 3, "reason": "incremental"}],
+        "rollbacks": [],
+    }
+    write_replay_report(tmp_path / "inc", incremental, outcomes)
+    assert _pixels(tmp_path / "inc" / "accuracy.png", "promote") == _pixels(bare, "promote")
