@@ -8,16 +8,15 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
-from learners.lifecycle import ModelLifecycle
-from learners.replay import read_rows, replay
-from learners.specs import Learner
 from learners.synthetic import STREAMS, synthetic_stream
 from streams.cli import settings_from_args
-from streams.reporting.replay import write_replay_report
+
+if TYPE_CHECKING:
+    from learners.lifecycle import ModelLifecycle
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +68,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLifecycle:
+    from learners.lifecycle import ModelLifecycle
+    from learners.replay import read_rows
+
     model = settings.model
     learner = model.learner
     if args.learner and args.learner != learner.name:
@@ -96,6 +98,11 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLife
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The learning core loads River and the report matplotlib: imported here, so `driftline --help` stays quick.
+    from learners.replay import read_rows, replay
+    from learners.specs import Learner
+    from streams.reporting.replay import write_replay_report
+
     settings = settings_from_args(args)
     label_col = args.label_col or settings.model.label_col
     drift_points: list[int] = []
