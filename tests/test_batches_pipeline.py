@@ -8,7 +8,6 @@ What must hold: a batch's offsets are stored only after its finish step succeede
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +19,7 @@ from connectors.producer import DeliveryError, EventProducer
 from driftline.settings import Settings
 from streams.batches import BatchLoop
 from streams.runtime import RawRecord, WorkerContext
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -106,12 +106,14 @@ def test_pipelined_loop_redoes_a_lost_batch_before_acknowledging_later_ones(sett
     stopping = threading.Event()
     thread = loop.thread(stopping)
     thread.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and sum(len(b) for b in finished) < 60:
-        time.sleep(0.05)
-    stopping.set()
-    thread.join(30)
-    ctx.out.close(10)
+    try:
+        wait_until(
+            "60 offsets finished", lambda: sum(len(b) for b in finished) >= 60, timeout=60, interval=0.05
+        )
+    finally:
+        stopping.set()
+        thread.join(30)
+        ctx.out.close(10)
 
     done = sorted(o for batch in finished for o in batch)
     assert done == list(range(60)), "every offset finished exactly once"

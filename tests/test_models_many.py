@@ -25,6 +25,7 @@ from connectors.changelog import read_changelog
 from streams.train import unseal
 from tests.fault_helpers import kill9, running_all
 from tests.pipeline_helpers import SIGNING_KEY, Pipeline
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -122,14 +123,17 @@ def test_fifty_models_three_trainers_survive_a_kill_and_a_zombie(pipeline: Pipel
         rows = pipeline.cli_json("models", "list", "--json")
         return {r["model"]: int(r.get("trainer_n_learned") or 0) for r in rows if r.get("current")}
 
-    deadline, off = time.monotonic() + 240, {}
-    while time.monotonic() < deadline:
+    def off() -> dict[str, int | None]:
         got = learned()
-        off = {k: got.get(k) for k in sent_per_model if got.get(k) != PER_MODEL}
-        if not off:
-            break
-        time.sleep(2.0)
-    assert not off, f"models whose n_learned is not {PER_MODEL}: {off}\n{pipeline.logs()}"
+        return {k: got.get(k) for k in sent_per_model if got.get(k) != PER_MODEL}
+
+    wait_until(
+        f"every model's n_learned to be {PER_MODEL}",
+        lambda: not off(),
+        timeout=240,
+        interval=2.0,
+        context=lambda: f"models whose n_learned is not {PER_MODEL}: {off()}\n{pipeline.logs()}",
+    )
 
     # Every event predicted, and by its own model.
     predictions = pipeline.values("predictions")
