@@ -106,8 +106,9 @@ def reply_key(settings: Settings, command_id: str) -> str:
 
 
 def write_reply(client: redis.Redis, settings: Settings, command_id: str, reply: Mapping[str, Any]) -> None:
-    """File the trainer's answer to a command under its id."""
-    client.set(reply_key(settings, command_id), json.dumps(reply, default=str), ex=REPLY_TTL_S)
+    """File the trainer's answer to a command under its id. The first answer stands: a replayed or forged copy
+    carrying the same id is refused, and its refusal must not overwrite what the genuine command's sender reads."""
+    client.set(reply_key(settings, command_id), json.dumps(reply, default=str), ex=REPLY_TTL_S, nx=True)
 
 
 def wait_reply(settings: Settings, command_id: str, timeout: float) -> dict[str, Any] | None:

@@ -269,6 +269,9 @@ def test_control_commands_are_applied_refused_and_answered(trainer_settings: Set
         assert answer is not None and answer["reason"] == "signature", answer
         answer = wait_reply(s.for_model("nobody"), unknown["id"], 60)  # filed where its sender waits
         assert answer is not None and answer["reason"] == "unknown", answer
+        # The replay (answered before the forged command behind it) left the genuine pause's answer alone.
+        answer = wait_reply(s, pause["id"], 5)
+        assert answer is not None and answer["outcome"] == "ok", answer
         assert not group.trainers["default"].lifecycle.paused, "a replayed or forged pause was applied"
     reasons = [str(r.value["error"]) for r in _read(s, "deadletter") if r.ok and r.value]
     assert sum("already seen" in r for r in reasons) == 1, reasons
