@@ -185,6 +185,10 @@ class Trainer(TrainerControl):
         # Verify, then choose: only a verified release moves the next version to reserve (a forged 2^63-1
         # must not leave the trainer unable to publish).
         self.lifecycle.reserve_versions(latest)
+        if state is None:
+            # A new lineage (no state, or one that failed verification) continues the status's order: its
+            # writes must not be refused as older than the lost lineage's last one.
+            self.commits = self._status_commits() + 1
         if state is None and latest == 0:
             self.publish(self.lifecycle.initial_release())
         elif state is None:
@@ -195,6 +199,13 @@ class Trainer(TrainerControl):
                 self.ctx.settings.topic("changelog"),
                 latest,
             )
+
+    def _status_commits(self) -> int:
+        try:
+            raw = self._redis.hget(self._status_key, "commits")
+            return int(raw) if raw else 0
+        except (redis.RedisError, ValueError):
+            return 0
 
     def state(self) -> dict[str, Any]:
         """Everything needed to go on elsewhere: the lifecycle, the offsets it covers, recent ids, control."""

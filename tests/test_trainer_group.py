@@ -8,6 +8,7 @@ test_faults_workers.py; these drive :class:`~streams.trainers.TrainerGroup` dire
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -21,13 +22,13 @@ from confluent_kafka import Producer
 from connectors.changelog import read_changelog
 from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
-from driftline.settings import Settings
+from driftline.settings import Secret, Settings
 from schemas.codec import default_codec
 from streams import trainers
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
-from streams.trainer_status import trainer_status
+from streams.trainer_status import trainer_status, trainer_status_key
 from streams.trainers import TrainerGroup
 
 pytestmark = pytest.mark.kafka
@@ -178,6 +179,23 @@ def test_a_frozen_trainer_waking_up_never_overwrites_the_new_owners_status(
     owners = json.loads(old.redis.hget(owners_key(s), "default") or b"{}")
     assert owners["n_learned"] == 400 and owners["owner"] == new.member, owners
     assert trainer_status(s) is not None and trainer_status(s)["n_learned"] == 400  # type: ignore[index]
+
+
+def test_a_new_lineage_after_an_unverifiable_state_takes_over_the_status(trainer_settings: Settings) -> None:
+    """The committed state is sealed with a key the next trainer does not hold: it starts a new lineage, and its
+    status must replace the lost lineage's (whose transaction count is higher)."""
+    s = trainer_settings
+    _send_examples(s, _examples(300))
+    with _running(s) as group:
+        _wait(group, "300 learned", lambda: _learned(group) >= 300)
+        # As after a long life: many more transactions than the new lineage will commit in this test.
+        group.redis.hset(trainer_status_key(s), "commits", 10_000)
+    assert trainer_status(s)["n_learned"] == 300  # type: ignore[index]
+    other = dataclasses.replace(s, model=dataclasses.replace(s.model, signing_key=Secret("b" * 64)))
+    _send_examples(s, _examples(50, start=300))
+    with _running(other) as group:
+        _wait(group, "the new lineage learned 50", lambda: _learned(group) >= 50)
+        _wait(group, "its status", lambda: (trainer_status(s) or {}).get("n_learned") == 50, timeout=30)
 
 
 def test_watchdog_replaces_a_stuck_consumer_and_loses_nothing(trainer_settings: Settings) -> None:
