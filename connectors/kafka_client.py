@@ -8,6 +8,7 @@ here logs it.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -167,3 +168,33 @@ def _raise_security_error(settings: Settings, errors: list[KafkaError]) -> None:
                 f"TLS with Kafka at {k.bootstrap} failed (check kafka.ssl_cafile, and kafka.ssl_certfile / "
                 f"ssl_keyfile when the broker requires client certificates): {text}"
             )
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust (aiokafka) credentials for ``settings.kafka``: the same TLS and SASL settings as ``client_config``."""
+    import faust  # only the worker's Faust app needs it (a heavy import)
+
+    k = settings.kafka
+    if k.security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        # Without a CA file the system trust store is used, as librdkafka does.
+        context = ssl.create_default_context(cafile=k.ssl_cafile)
+        if not k.ssl_check_hostname:
+            context.check_hostname = False
+        if k.ssl_certfile:
+            context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile, password=k.ssl_key_password.get() or None)
+    if k.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    hide_sasl_payloads()  # aiokafka logs SASL PLAIN's password at DEBUG otherwise
+    if not k.sasl_mechanism or not k.sasl_username:
+        raise ConfigError(
+            f"kafka.sasl_mechanism and kafka.sasl_username: required with security_protocol {k.security_protocol}"
+        )
+    return faust.SASLCredentials(
+        username=k.sasl_username,
+        password=k.sasl_password.get(),
+        ssl_context=context,
+        mechanism=k.sasl_mechanism,
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,9 +23,8 @@ from typing import Any
 
 import faust
 
-from connectors.kafka_client import hide_sasl_payloads
+from connectors.kafka_client import faust_credentials
 from connectors.redis_store import JoinStore
-from driftline.errors import ConfigError
 from driftline.settings import Settings
 from streams.batches import BatchLoop
 from streams.join import Joiner, build_join_store, rebuild_join_state
@@ -66,34 +64,6 @@ class Worker:
         self.ctx.out.close(30)
 
 
-def _credentials(settings: Settings) -> Any:
-    """Faust (aiokafka) credentials for ``settings.kafka``: the same TLS and SASL settings as ``client_config``."""
-    k = settings.kafka
-    if k.security_protocol == "PLAINTEXT":
-        return None
-    context = None
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        # Without a CA file the system trust store is used, as librdkafka does.
-        context = ssl.create_default_context(cafile=k.ssl_cafile)
-        if not k.ssl_check_hostname:
-            context.check_hostname = False
-        if k.ssl_certfile:
-            context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile, password=k.ssl_key_password.get() or None)
-    if k.security_protocol == "SSL":
-        return faust.SSLCredentials(context)
-    hide_sasl_payloads()  # aiokafka logs SASL PLAIN's password at DEBUG otherwise
-    if not k.sasl_mechanism or not k.sasl_username:
-        raise ConfigError(
-            f"kafka.sasl_mechanism and kafka.sasl_username: required with security_protocol {k.security_protocol}"
-        )
-    return faust.SASLCredentials(
-        username=k.sasl_username,
-        password=k.sasl_password.get(),
-        ssl_context=context,
-        mechanism=k.sasl_mechanism,
-    )
-
-
 def stage_group(settings: Settings, stage: str) -> str:
     """The consumer group of a stage: the same whichever process layout runs it (``--role all`` or one role per
     process), so layouts can be mixed and changed without losing offsets."""
@@ -112,7 +82,7 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
     app = faust.App(
         app_id,
         broker=brokers,
-        broker_credentials=_credentials(s),
+        broker_credentials=faust_credentials(s),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

@@ -17,11 +17,16 @@ import pytest
 from aiokafka.protocol.admin import SaslAuthenticateRequest_v1
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from connectors.kafka_client import SaslPayloadFilter, client_config, hide_sasl_payloads, redacted
+from connectors.kafka_client import (
+    SaslPayloadFilter,
+    client_config,
+    faust_credentials,
+    hide_sasl_payloads,
+    redacted,
+)
 from connectors.localkafka import BrokerSecurity, render_server_properties
 from driftline.errors import ConfigError, StackError
 from driftline.settings import load_settings, mask_url
-from streams.app import _credentials
 from streams.cli import main
 from tests.test_security_transport import make_pki
 
@@ -166,10 +171,10 @@ def test_unknown_protocol_or_mechanism_is_refused_at_load() -> None:
 
 
 def test_faust_credentials_for_each_protocol(pki: dict[str, Path]) -> None:
-    assert _credentials(load_settings(environ={})) is None
+    assert faust_credentials(load_settings(environ={})) is None
 
     sasl = credentials_to_aiokafka_auth(
-        _credentials(
+        faust_credentials(
             load_settings(
                 environ={},
                 overrides={
@@ -196,7 +201,7 @@ def test_faust_credentials_for_each_protocol(pki: dict[str, Path]) -> None:
             "kafka.ssl_cafile": str(pki["ca"]),
         },
     )
-    auth = credentials_to_aiokafka_auth(_credentials(sasl_ssl_settings))
+    auth = credentials_to_aiokafka_auth(faust_credentials(sasl_ssl_settings))
     assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_mechanism"] == "PLAIN"
     context = auth["ssl_context"]
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
@@ -213,17 +218,17 @@ def test_faust_credentials_for_each_protocol(pki: dict[str, Path]) -> None:
             "kafka.ssl_check_hostname": "false",
         },
     )
-    creds = _credentials(mtls)
+    creds = faust_credentials(mtls)
     assert isinstance(creds, faust.SSLCredentials)
     auth = credentials_to_aiokafka_auth(creds)
     assert auth["security_protocol"] == "SSL" and not auth["ssl_context"].check_hostname
-    assert KEY_PASSWORD not in repr(creds) and SASL_PASSWORD not in repr(_credentials(sasl_ssl_settings))
+    assert KEY_PASSWORD not in repr(creds) and SASL_PASSWORD not in repr(faust_credentials(sasl_ssl_settings))
 
     wrong = load_settings(environ={}, overrides={**{f"kafka.{k}": v for k, v in {
         "security_protocol": "SSL", "ssl_certfile": str(pki["client_cert"]), "ssl_keyfile": str(pki["client_key"]),
         "ssl_key_password": "not-the-key-password"}.items()}})  # fmt: skip
     with pytest.raises(ssl.SSLError):
-        _credentials(wrong)
+        faust_credentials(wrong)
 
 
 def test_aiokafka_sasl_payloads_are_redacted_in_debug_logs(caplog: pytest.LogCaptureFixture) -> None:
