@@ -290,14 +290,15 @@ class ModelLifecycle:
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
         self._increment.observe(y, champ_pred, base_pred, segment)
-        self._challenger.observe(
-            y,
-            champ_pred,
-            segment,
-            (lambda m: m.predict_one(xc, cleaned=True))
-            if batch is None
-            else (lambda m: batch.challenger(m, xc)),
-        )
+        if self._challenger.lineage is not None:
+            self._challenger.observe(
+                y,
+                champ_pred,
+                segment,
+                (lambda m: m.predict_one(xc, cleaned=True))
+                if batch is None
+                else (lambda m: batch.challenger(m, xc)),
+            )
         previous = self._probation.previous
         if previous is not None:
             if batch is None:
