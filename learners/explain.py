@@ -218,9 +218,8 @@ def release_explanation(release: Any, lifecycle: Any = None, top: int = 10) -> d
     import json
 
     parent_model = None
-    previous = getattr(lifecycle, "_previous", None)
-    if previous is not None and release.reason not in ("initial", "rollback"):
-        parent_model = previous[0].model
+    if lifecycle is not None and release.reason not in ("initial", "rollback"):
+        parent_model = lifecycle.replaced_model
     decision = release.decision
     return {
         "version": release.version,

@@ -146,6 +146,12 @@ class ModelLifecycle:
         """The version kept for a rollback while the served one is on probation (None once probation is over)."""
         return self._probation.version
 
+    @property
+    def replaced_model(self) -> Learner | None:
+        """The model the served one replaced, kept while the served one is on probation (None after)."""
+        previous = self._probation.previous
+        return None if previous is None else previous.model
+
     def reserve_versions(self, after: int) -> None:
         """Make the next release's version greater than ``after`` (e.g. the registry's latest)."""
         self._next_version = max(self._next_version, after + 1)

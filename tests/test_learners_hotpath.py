@@ -167,22 +167,3 @@ def test_recent_ids_pickle_stays_small() -> None:
         recent.add(f"event-{i:012d}")
     plain = collections.OrderedDict((f"event-{i:012d}", None) for i in range(10_000))
     assert len(pickle.dumps(recent)) < len(pickle.dumps(plain)) / 2
-
-
-def test_evaluator_from_an_older_checkpoint_keeps_working() -> None:
-    """A pickled Evaluator of the River-metrics era (attributes ``_cumulative``/``_rolling``) loads and updates."""
-    old = Evaluator.__new__(Evaluator)
-    old.__dict__.update(
-        {
-            "task": "classification",
-            "window": 500,
-            "_cumulative": {},
-            "_rolling": {},
-            "_segments": {"a": [2.0, 1.0]},
-        }
-    )
-    ev = pickle.loads(pickle.dumps(old))
-    ev.update(True, True, {True: 0.9, False: 0.1}, "a")
-    snap = ev.snapshot()
-    assert snap["accuracy"] == 1.0 and snap["n"] == 1.0
-    assert snap["segment.a.n"] == 3.0  # segment counts carried over
