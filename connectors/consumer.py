@@ -14,10 +14,10 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from connectors.producer import now_ms
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, SchemaError
 from driftline.settings import Settings
+from driftline.util import now_ms
 from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ from connectors.consumer import read_to_end
 from connectors.redis_store import JoinStore
 from driftline.errors import SchemaError
 from driftline.settings import Settings
-from streams.runtime import RawRecord, WorkerContext, now_ms
+from driftline.util import now_ms
+from streams.runtime import RawRecord, WorkerContext
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,14 @@ from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
 from driftline.errors import SecurityError
 from driftline.settings import Settings
+from driftline.util import now_ms
 from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
 from learners.guard import Decision
 from learners.lifecycle import Labelled, ModelLifecycle, Release
 from streams.join import join_namespace
-from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.runtime import RawRecord, WorkerContext
 from streams.train_control import TrainerControl
 from streams.watch import InputWatch
 

@@ -14,11 +14,12 @@ import redis
 
 from driftline.errors import LearnerError, SchemaError
 from driftline.settings import ModelSettings
+from driftline.util import now_ms
 from learners.artifacts import ArtifactStore
 from learners.lifecycle import ModelLifecycle, validate_control
 from streams.control import operator_key, refusal, write_reply
 from streams.releases import CheckedReleases, load_verified, read_checked_releases
-from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.runtime import RawRecord, WorkerContext
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")

@@ -43,13 +43,14 @@ from connectors.redis_store import hset_fields_if_newer, redis_client
 from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
 from driftline.errors import ConfigError, SchemaError, SecurityError
 from driftline.settings import Settings, check_model_name
+from driftline.util import now_ms
 from schemas.codec import Codec
 from streams.audit import read_topic
 from streams.batches import transient
 from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
-from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.runtime import RawRecord, WorkerContext
 from streams.train import Trainer, seal, unseal
 
 log = logging.getLogger(__name__)

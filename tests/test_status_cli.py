@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from connectors.localproc import free_port
-from connectors.producer import EventProducer, now_ms
+from connectors.producer import EventProducer
 from connectors.topics import ensure_topics
 from driftline.settings import Settings
+from driftline.util import now_ms
 from streams.processes import WorkerProcess
 from tests.waiting import wait_until
 
