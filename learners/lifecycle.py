@@ -4,6 +4,9 @@ trainer alike: prequential evaluation, drift monitors, challengers, the guard, r
 Vocabulary: the *served model* is the released snapshot the scorers use (``served_version``); the *champion* keeps
 learning from every label and is offered as an ``incremental`` release every ``release_every`` labels; a
 *challenger* is a fresh model started by a drift alarm and trained only on labels after it.
+
+The release decisions are three policies (:mod:`learners.policies`: incremental, challenger, probation), asked in
+that order after every label; this class feeds them their evidence and acts on their decisions.
 """
 
 from __future__ import annotations
