@@ -13,11 +13,11 @@ batch is redone one record at a time (:func:`one_by_one`): a record that fails a
 reason and the others are processed.
 
 Pipelining: a stage's ``handle`` may return a *finish* step (wait for this batch's deliveries, then whatever must
-follow them). The loop then processes the next batch while the previous one's outputs travel to the broker and
-finishes the previous one afterwards, so a round trip to the broker per batch no longer caps the rate at small
-batches. At most one batch is in flight; offsets are still stored in order and only once the outputs are
-acknowledged. A finish that fails (a delivery lost) redoes that batch synchronously before anything later is
-acknowledged.
+follow them: the scorer's join contexts to Redis). Finish steps run in a thread of their own, in order, while the
+batch thread goes on with the next batches (up to ``MAX_INFLIGHT`` in flight), so neither a round trip to the broker
+nor one to Redis holds up scoring. Offsets are still stored by the batch thread, in order, and only once a batch's
+finish succeeded. A finish that fails (a delivery lost) redoes that batch on the batch thread before anything later
+is acknowledged, and the finish steps behind it wait until it is redone.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis
@@ -183,6 +185,61 @@ def finishing(
 
 Finish = Callable[[], None]
 
+# Batches whose finish steps may be queued or running at once. More lets the batch thread ride out a slow
+# acknowledgement or Redis call for longer; each one holds its input records and outputs until it is finished.
+MAX_INFLIGHT = 4
+# How long a poll waits for input while batches are in flight: it returns as soon as a record arrives, and the
+# finished batches' offsets are stored between polls.
+INFLIGHT_POLL_S = 0.002
+
+
+class _Abandoned(Exception):
+    """A finish step not run because the loop stopped while an earlier batch's finish had failed."""
+
+
+@dataclass
+class _Inflight:
+    """A handled batch whose offsets wait for its finish step (``None``: nothing to wait for)."""
+
+    raws: list[RawRecord]
+    future: Future[None] | None
+
+
+class _Finisher:
+    """Runs finish steps in one thread of their own, one at a time, in the order they were queued.
+
+    After a step fails, the steps behind it wait until the batch thread has redone the failed batch
+    (:meth:`resume`): outputs are then acknowledged, and joins stored, in batch order, as with one batch in flight.
+    """
+
+    def __init__(self, stage: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-finish")
+        self._open = threading.Event()
+        self._open.set()
+        self._abandoned = False
+
+    def submit(self, finish: Finish) -> Future[None]:
+        def run() -> None:
+            self._open.wait()
+            if self._abandoned:
+                raise _Abandoned()
+            try:
+                finish()
+            except BaseException:
+                self._open.clear()  # hold the later steps until the batch thread redid this batch
+                raise
+
+        return self._pool.submit(run)
+
+    def resume(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        """Run or drop what is queued: steps held behind a failure are dropped (their offsets stay unstored)."""
+        self._abandoned = True
+        self._open.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
 
 @dataclass
 class BatchLoop:
@@ -193,6 +250,11 @@ class BatchLoop:
     returned nothing;
     ``ready`` (if given) holds the assigned partitions paused until it is set, and ``gate()`` (if given) is called
     before every poll so the owner can set it.
+
+    Finish steps run in a thread of their own (:class:`_Finisher`), so the batch thread goes on polling and
+    handling while a batch's outputs travel to the broker and its joins go to Redis: a slow acknowledgement or
+    Redis call no longer holds up the next batch (it did, and set the feature -> prediction p99; BENCHMARKS.md).
+    Offsets are still stored by the batch thread, in batch order, and only for batches whose finish succeeded.
     """
 
     ctx: WorkerContext
@@ -208,10 +270,12 @@ class BatchLoop:
     idle: Callable[[], object] | None = None
     ready: threading.Event | None = None
     gate: Callable[[], None] | None = None
+    max_inflight: int = MAX_INFLIGHT
 
     def run(self, stopping: threading.Event) -> None:
         ctx = self.ctx
         source: BatchSource | None = None
+        finisher = _Finisher(self.stage)
         next_lag = 0.0
         try:
             # Inside the try: a consumer that cannot be created (bad settings) stops the worker, never leaves a
@@ -226,64 +290,57 @@ class BatchLoop:
                 ready=self.ready,
                 on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
             )
-            inflight: tuple[list[RawRecord], Finish] | None = None
+            inflight: deque[_Inflight] = deque()
             while not stopping.is_set():
                 if self.gate is not None:
                     self.gate()
-                # With a batch in flight, take what is already fetched and otherwise finish that one first.
-                raws = source.poll(self.batch, 0.0 if inflight else self.within)
+                if not self._collect(inflight, source, finisher, stopping, wait=0):
+                    break
+                raws = source.poll(self.batch, INFLIGHT_POLL_S if inflight else self.within)
                 if raws:
-                    handled, finish = self._start(raws, inflight, source, stopping)
-                    inflight = None  # finished by _start, before anything of this batch is acknowledged
+                    # A full pipeline: wait for the oldest batch before taking on another.
+                    if len(inflight) >= self.max_inflight and not self._collect(
+                        inflight, source, finisher, stopping, wait=1
+                    ):
+                        break
+                    handled, finish = self._start(raws, stopping)
                     if not handled:
                         break  # stopping with the batch not handled: its offsets stay uncommitted
-                    if finish is None:
-                        source.done(raws)
+                    if finish is not None:
+                        inflight.append(_Inflight(raws, finisher.submit(finish)))
+                    elif inflight:
+                        inflight.append(_Inflight(raws, None))  # its offsets after the earlier batches'
                     else:
-                        inflight = (raws, finish)
-                elif inflight is not None:
-                    if not self._finish(inflight, source, stopping):
-                        break
-                    inflight = None
-                elif self.idle is not None:
+                        source.done(raws)
+                elif not inflight and self.idle is not None:
                     self.idle()
                 if time.monotonic() >= next_lag:
                     ctx.metrics.set_consumer_lag(self.group, source.lags())
                     next_lag = time.monotonic() + 5.0
-            if inflight is not None:
-                # Stopping: the batch's outputs were produced; acknowledge its input once they are delivered.
-                self._finish(inflight, source, stopping)
+            if inflight:
+                # Stopping: the batches' outputs were produced; acknowledge their input once they are delivered.
+                self._collect(inflight, source, finisher, stopping, wait=len(inflight))
         except Exception:
             # Never a silent half-dead worker: stop the process so its partitions move and it gets restarted.
             log.exception("%s batch loop failed; stopping the worker", self.stage)
             ctx.metrics.set_worker_up(self.stage, False)
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
+            finisher.close()
             if source is not None:
                 source.close()
 
-    def _start(
-        self,
-        raws: list[RawRecord],
-        inflight: tuple[list[RawRecord], Finish] | None,
-        source: BatchSource,
-        stopping: threading.Event,
-    ) -> tuple[bool, Finish | None]:
-        """Handle ``raws`` and finish the batch in flight (in that order: the broker round trip of the one
-        overlaps the work of the other). Returns (handled, the new batch's finish step or None); handled is
-        False only when stopped first."""
+    def _start(self, raws: list[RawRecord], stopping: threading.Event) -> tuple[bool, Finish | None]:
+        """Handle ``raws``: (handled, the batch's finish step or None); handled is False only when stopped
+        first. A failure is retried (transient) or the batch redone one record at a time (anything else)."""
         result: list[Finish | None] = []
-        poisoned = False
         try:
             result.append(self.handle(raws))
         except Exception as exc:
-            poisoned = not transient(exc)
             log.error("%s: batch failed (%s: %s)", self.stage, type(exc).__name__, exc)
             self.ctx.metrics.events.labels(stage=self.stage, outcome="retry").inc()
-        if inflight is not None and not self._finish(inflight, source, stopping):
-            return False, None
-        if poisoned:  # retrying the batch would fail again: one record at a time, dead-lettering what fails
-            return self._one_by_one(raws, stopping), None
+            if not transient(exc):  # retrying the batch would fail again: one record at a time
+                return self._one_by_one(raws, stopping), None
 
         def record_by_record() -> bool:
             done = self._one_by_one(raws, stopping)
@@ -300,27 +357,54 @@ class BatchLoop:
     def _one_by_one(self, raws: list[RawRecord], stopping: threading.Event) -> bool:
         return one_by_one(self.stage, self.ctx, raws, finishing(self.handle), stopping)
 
-    def _finish(
-        self, inflight: tuple[list[RawRecord], Finish], source: BatchSource, stopping: threading.Event
+    def _collect(
+        self,
+        inflight: deque[_Inflight],
+        source: BatchSource,
+        finisher: _Finisher,
+        stopping: threading.Event,
+        wait: int,
     ) -> bool:
-        """Wait for the batch's outputs, then store its offsets; a lost delivery redoes the batch synchronously."""
-        raws, finish = inflight
-        steps = [finish]
-
-        def attempt() -> None:
-            if not steps:  # the first finish failed: handle the batch again and wait for it at once
-                again = self.handle(raws)
-                if again is not None:
-                    steps.append(again)
-            if steps:
-                steps.pop()()
-
-        if not handle_batch_blocking(
-            self.stage, self.ctx, attempt, stopping, lambda: self._one_by_one(raws, stopping)
-        ):
-            return False
-        source.done(raws)
+        """Store the offsets of the finished batches at the front, in order, waiting for the first ``wait`` of
+        them; a batch whose finish failed is redone first. False if stopped before a failed batch was redone."""
+        while inflight:
+            head = inflight[0]
+            if head.future is not None:
+                if not head.future.done() and wait <= 0:
+                    return True
+                error = head.future.exception()  # waits for it
+                if error is not None:
+                    if not self._redo(head.raws, error, stopping):
+                        return False
+                    finisher.resume()
+            source.done(head.raws)
+            inflight.popleft()
+            wait -= 1
         return True
+
+    def _redo(self, raws: list[RawRecord], error: BaseException, stopping: threading.Event) -> bool:
+        """A batch whose finish failed (a delivery lost): handle it again and wait for its outputs here, before
+        anything later is acknowledged; a failure that retrying cannot cure goes one record at a time."""
+        if not isinstance(error, Exception) or isinstance(error, _Abandoned):
+            return False
+        if not transient(error):
+            log.error(
+                "%s: batch failed (%s: %s), not an infrastructure error: redoing it one record at a time",
+                self.stage,
+                type(error).__name__,
+                error,
+            )
+            return self._one_by_one(raws, stopping)
+        _retry(self.stage, self.ctx, "batch", error, 0.2)
+        if stopping.wait(0.2):
+            return False
+        return handle_batch_blocking(
+            self.stage,
+            self.ctx,
+            lambda: finishing(self.handle)(raws),
+            stopping,
+            lambda: self._one_by_one(raws, stopping),
+        )
 
     def thread(self, stopping: threading.Event) -> threading.Thread:
         return threading.Thread(target=self.run, args=(stopping,), name=f"{self.stage}-batches", daemon=True)
