@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import redis
@@ -38,6 +38,7 @@ from confluent_kafka import KafkaException
 from connectors.batch_source import BatchSource, RawRecord
 from connectors.producer import DeliveryError
 from driftline.errors import StackError
+from streams.finisher import Abandoned, Finish, Finisher
 from streams.runtime import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -183,18 +184,12 @@ def finishing(
     return run
 
 
-Finish = Callable[[], None]
-
 # Batches whose finish steps may be queued or running at once. More lets the batch thread ride out a slow
 # acknowledgement or Redis call for longer; each one holds its input records and outputs until it is finished.
-MAX_INFLIGHT = 4
+MAX_INFLIGHT = 8
 # How long a poll waits for input while batches are in flight: it returns as soon as a record arrives, and the
 # finished batches' offsets are stored between polls.
 INFLIGHT_POLL_S = 0.002
-
-
-class _Abandoned(Exception):
-    """A finish step not run because the loop stopped while an earlier batch's finish had failed."""
 
 
 @dataclass
@@ -205,40 +200,9 @@ class _Inflight:
     future: Future[None] | None
 
 
-class _Finisher:
-    """Runs finish steps in one thread of their own, one at a time, in the order they were queued.
-
-    After a step fails, the steps behind it wait until the batch thread has redone the failed batch
-    (:meth:`resume`): outputs are then acknowledged, and joins stored, in batch order, as with one batch in flight.
-    """
-
-    def __init__(self, stage: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-finish")
-        self._open = threading.Event()
-        self._open.set()
-        self._abandoned = False
-
-    def submit(self, finish: Finish) -> Future[None]:
-        def run() -> None:
-            self._open.wait()
-            if self._abandoned:
-                raise _Abandoned()
-            try:
-                finish()
-            except BaseException:
-                self._open.clear()  # hold the later steps until the batch thread redid this batch
-                raise
-
-        return self._pool.submit(run)
-
-    def resume(self) -> None:
-        self._open.set()
-
-    def close(self) -> None:
-        """Run or drop what is queued: steps held behind a failure are dropped (their offsets stay unstored)."""
-        self._abandoned = True
-        self._open.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+def _failed(entry: _Inflight | None) -> bool:
+    future = None if entry is None else entry.future
+    return future is not None and future.done() and future.exception() is not None
 
 
 @dataclass
@@ -251,9 +215,9 @@ class BatchLoop:
     ``ready`` (if given) holds the assigned partitions paused until it is set, and ``gate()`` (if given) is called
     before every poll so the owner can set it.
 
-    Finish steps run in a thread of their own (:class:`_Finisher`), so the batch thread goes on polling and
-    handling while a batch's outputs travel to the broker and its joins go to Redis: a slow acknowledgement or
-    Redis call no longer holds up the next batch (it did, and set the feature -> prediction p99; BENCHMARKS.md).
+    Finish steps run in a thread of their own (:class:`~streams.finisher.Finisher`), so the batch thread goes on
+    polling and handling while a batch's outputs travel to the broker and its joins go to Redis: a slow
+    acknowledgement or Redis call no longer holds up the next batch (it did, and set the feature -> prediction p99).
     Offsets are still stored by the batch thread, in batch order, and only for batches whose finish succeeded.
     """
 
@@ -275,7 +239,7 @@ class BatchLoop:
     def run(self, stopping: threading.Event) -> None:
         ctx = self.ctx
         source: BatchSource | None = None
-        finisher = _Finisher(self.stage)
+        finisher = Finisher(self.stage)
         next_lag = 0.0
         try:
             # Inside the try: a consumer that cannot be created (bad settings) stops the worker, never leaves a
@@ -361,7 +325,7 @@ class BatchLoop:
         self,
         inflight: deque[_Inflight],
         source: BatchSource,
-        finisher: _Finisher,
+        finisher: Finisher,
         stopping: threading.Event,
         wait: int,
     ) -> bool:
@@ -373,10 +337,10 @@ class BatchLoop:
                 if not head.future.done() and wait <= 0:
                     return True
                 error = head.future.exception()  # waits for it
-                if error is not None:
-                    if not self._redo(head.raws, error, stopping):
-                        return False
-                    finisher.resume()
+                if error is not None and not self._redo(head.raws, error, stopping):
+                    return False
+                if error is not None and not _failed(inflight[1] if len(inflight) > 1 else None):
+                    finisher.resume()  # every failed batch of that pass is redone: the later steps may run
             source.done(head.raws)
             inflight.popleft()
             wait -= 1
@@ -385,7 +349,7 @@ class BatchLoop:
     def _redo(self, raws: list[RawRecord], error: BaseException, stopping: threading.Event) -> bool:
         """A batch whose finish failed (a delivery lost): handle it again and wait for its outputs here, before
         anything later is acknowledged; a failure that retrying cannot cure goes one record at a time."""
-        if not isinstance(error, Exception) or isinstance(error, _Abandoned):
+        if not isinstance(error, Exception) or isinstance(error, Abandoned):
             return False
         if not transient(error):
             log.error(

@@ -38,6 +38,18 @@ class Scored:
     contexts: list[tuple[str, bytes]] = field(default_factory=list)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @staticmethod
+    def merged(batches: list[Scored]) -> Scored:
+        """Consecutive batches as one, in order, for one Redis round trip (``streams.finisher``); the newest
+        batch's time stamps the contexts' expiry."""
+        if len(batches) == 1:
+            return batches[0]
+        out = Scored(max(b.scored_at for b in batches))
+        for b in batches:
+            out.contexts.extend(b.contexts)
+            out.predictions.update(b.predictions)
+        return out
+
 
 @dataclass
 class Served:
