@@ -5,7 +5,7 @@ On a shared machine, runs of the same code minutes apart differed by 2-5x in p99
 went), so alternating runs could not tell two versions apart. Here one score worker per tree (each started with
 ``PYTHONPATH=TREE``, each on topics of its own, the same served model) gets the same FeatureEvents at the same
 moments: every event is produced to both ``features`` topics back to back (which one first alternates per event)
-with the same Kafka timestamp, by one producer with driftline's settings, as in ``bench.pipeline.latency_at_rate``.
+with the same Kafka timestamp, by one producer with driftline's settings, as ``bench.pipeline.latency_at_rate`` does.
 Latency = the Prediction's Kafka timestamp minus that stamp. Both workers share the two cores with each other, the
 broker, Redis and this process, so the absolute figures are higher than one worker's; the comparison is the point.
 """
@@ -78,20 +78,26 @@ def run(trees: list[str], kind: str, rate: float, seconds: float, phases: int) -
         topics = [s.topic("features") for s in setups]
         for phase in range(phases):
             ids = [f"p{phase}-{j}" for j in range(len(rows))]
+            # Encoded before the clock starts (as bench.pipeline.latency_at_rate): ts is only descriptive here.
+            planned = int(time.time() * 1000)
+            encoded = [
+                codec.encode("FeatureEvent", feature_value((id_, x, False), planned), topic=topics[0])
+                for id_, (_, x, _y) in zip(ids, rows, strict=True)
+            ]
+            keys = [id_.encode() for id_ in ids]
             sent: list[int] = []
             gc.collect()
             gc.disable()
             try:
                 start = time.perf_counter()
-                for j, (id_, (_, x, _y)) in enumerate(zip(ids, rows, strict=True)):
+                for j, data in enumerate(encoded):
                     delay = start + j / rate - time.perf_counter()
                     if delay > 0.001:
                         time.sleep(delay)
                     now = int(time.time() * 1000)
-                    data = codec.encode("FeatureEvent", feature_value((id_, x, False), now), topic=topics[0])
                     order = topics if (j + phase) % 2 == 0 else topics[::-1]
                     for topic in order:
-                        producer.produce(topic, data, id_.encode(), timestamp=now)
+                        producer.produce(topic, data, keys[j], timestamp=now)
                     sent.append(now)
                     producer.poll(0)
                 producer.flush(30)
