@@ -214,7 +214,9 @@ def _pipelined(
         with ctx.out.tracking() as deliveries:
             result = process(raws)
         # Contexts dropped (mark_joined) only once the TrainingExamples are acknowledged.
-        return PipelinedFinish(ctx.out, [deliveries], result, after_delivery, store.mark_joined, combine)
+        return PipelinedFinish(
+            ctx.out, [deliveries], result, after_delivery, store.mark_joined, combine, size=len(raws)
+        )
 
     return handle
 

@@ -186,7 +186,7 @@ def finishing(
 
 # Batches whose finish steps may be queued or running at once. More lets the batch thread ride out a slow
 # acknowledgement or Redis call for longer; each one holds its input records and outputs until it is finished.
-MAX_INFLIGHT = 8
+MAX_INFLIGHT = 32
 # How long a poll waits for input while batches are in flight: it returns as soon as a record arrives, and the
 # finished batches' offsets are stored between polls.
 INFLIGHT_POLL_S = 0.002

@@ -61,7 +61,8 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 def test_a_slow_finish_does_not_hold_up_later_batches_nor_get_acknowledged_early(settings: Settings) -> None:
     topic = _topic(settings, "in")
-    _fill(settings, topic, 100)
+    n = (MAX_INFLIGHT + 5) * 10  # more batches of 10 than may be in flight
+    _fill(settings, topic, n)
     ctx = WorkerContext(settings)
     group = f"{settings.kafka.topic_prefix}slow"
     handled: list[int] = []
@@ -97,14 +98,14 @@ def test_a_slow_finish_does_not_hold_up_later_batches_nor_get_acknowledged_early
         assert _committed(settings, group, topic) < 0, "nothing committed while the first batch is unfinished"
         assert len(handled) == MAX_INFLIGHT, "no more than MAX_INFLIGHT batches wait for their finish"
         release_first.set()
-        assert _wait_until(lambda: len(finished) == 10, 30), finished
-        assert _wait_until(lambda: _committed(settings, group, topic) == 100, 30)
+        assert _wait_until(lambda: len(finished) == n // 10, 30), finished
+        assert _wait_until(lambda: _committed(settings, group, topic) == n, 30)
     finally:
         release_first.set()
         stopping.set()
         thread.join(30)
         ctx.out.close(10)
-    assert finished == sorted(finished) == list(range(0, 100, 10)), "finished once each, in order"
+    assert finished == sorted(finished) == list(range(0, n, 10)), "finished once each, in order"
     assert handle_threads == {thread.ident}
     assert finish_threads and thread.ident not in finish_threads, "finish steps run off the batch thread"
 

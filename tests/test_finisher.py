@@ -12,7 +12,7 @@ import pytest
 
 from connectors.producer import Deliveries, EventProducer
 from driftline.settings import Settings
-from streams.finisher import Abandoned, Finisher, PipelinedFinish
+from streams.finisher import MAX_MERGE_RECORDS, Abandoned, Finisher, PipelinedFinish
 
 
 def _concat(results: list[list[int]]) -> list[int]:
@@ -37,8 +37,8 @@ class _Stage:
     def last(self, value: list[int]) -> None:
         self.last_calls.append(value)
 
-    def step(self, result: list[int]) -> PipelinedFinish:
-        return PipelinedFinish(self.out, [Deliveries(self.out)], result, self.after, self.last, _concat)
+    def step(self, result: list[int], size: int = 1) -> PipelinedFinish:
+        return PipelinedFinish(self.out, [Deliveries(self.out)], result, self.after, self.last, _concat, size)
 
 
 @pytest.fixture
@@ -75,6 +75,21 @@ def test_queued_steps_run_as_one_pass_in_order(stage: _Stage) -> None:
         # A step submitted alone later runs alone.
         finisher.submit(stage.step([7])).result(10)
         assert stage.after_calls[-1] == [7] and len(stage.after_calls) == 2
+    finally:
+        finisher.close()
+
+
+def test_a_pass_merges_up_to_max_merge_records(stage: _Stage) -> None:
+    finisher = Finisher("test")
+    try:
+        gate = _blocker(finisher)
+        half = MAX_MERGE_RECORDS // 2
+        futures = [finisher.submit(stage.step([i], size=half)) for i in range(5)]
+        gate.set()
+        for f in futures:
+            f.result(10)
+        # Two batches of half the bound fit in one pass, a third does not: one Redis call never grows past it.
+        assert stage.after_calls == [[0, 1], [2, 3], [4]]
     finally:
         finisher.close()
 
