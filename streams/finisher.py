@@ -146,9 +146,11 @@ class Finisher:
                 step()
             except BaseException as exc:
                 with self._cond:
-                    self._held = True  # hold the later steps until the batch thread redid these batches
-                for _, future in taken:
-                    future.set_exception(exc)
+                    # Hold the later steps until the batch thread redid these batches (it resumes once it sees no
+                    # failed batch behind the one it redid: every future of the pass is failed before it looks).
+                    self._held = True
+                    for _, future in taken:
+                        future.set_exception(exc)
             else:
                 for _, future in taken:
                     future.set_result(None)
