@@ -241,6 +241,20 @@ class BatchLoop:
         source: BatchSource | None = None
         finisher = Finisher(self.stage)
         next_lag = 0.0
+        inflight: deque[_Inflight] = deque()
+        batch_thread = threading.get_ident()
+        running: list[BatchSource] = []  # the source, while the loop runs (not while it closes)
+
+        def drain_before_revoke() -> None:
+            # Partitions are about to move (a rebalance, inside this thread's poll): finish the batches in flight
+            # first, so their offsets are committed with the revocation instead of their batches being redone by
+            # the new owner. Not from a closer thread (a watchdog restart) and not once the loop is closing.
+            if running and inflight and threading.get_ident() == batch_thread:
+                try:
+                    self._collect(inflight, running[0], finisher, stopping, wait=len(inflight))
+                except Exception as exc:  # never fail the rebalance: the batches are redone instead
+                    log.warning("%s: batches in flight not finished before a rebalance: %s", self.stage, exc)
+
         try:
             # Inside the try: a consumer that cannot be created (bad settings) stops the worker, never leaves a
             # worker that is up but does nothing.
@@ -253,8 +267,9 @@ class BatchLoop:
                 max_poll_interval_s=self.max_poll_interval_s,
                 ready=self.ready,
                 on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
+                on_revoke=drain_before_revoke,
             )
-            inflight: deque[_Inflight] = deque()
+            running.append(source)
             while not stopping.is_set():
                 if self.gate is not None:
                     self.gate()
@@ -290,6 +305,7 @@ class BatchLoop:
             ctx.metrics.set_worker_up(self.stage, False)
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
+            running.clear()
             finisher.close()
             if source is not None:
                 source.close()

@@ -26,18 +26,18 @@ from streams.runtime import RawRecord, WorkerContext
 pytestmark = pytest.mark.kafka
 
 
-def _topic(settings: Settings, name: str) -> str:
+def _topic(settings: Settings, name: str, partitions: int = 1) -> str:
     full = f"{settings.kafka.topic_prefix}{name}"
     admin = AdminClient(client_config(settings))
-    for future in admin.create_topics([NewTopic(full, 1, 1)]).values():
+    for future in admin.create_topics([NewTopic(full, partitions, 1)]).values():
         future.result()
     return full
 
 
-def _fill(settings: Settings, topic: str, n: int) -> None:
+def _fill(settings: Settings, topic: str, n: int, partitions: int = 1) -> None:
     producer = Producer(client_config(settings))
     for i in range(n):
-        producer.produce(topic, str(i).encode())
+        producer.produce(topic, str(i).encode(), partition=i % partitions)
     assert producer.flush(30) == 0
 
 
@@ -142,6 +142,62 @@ def test_offsets_of_a_batch_without_finish_wait_for_the_batches_before_it(settin
         stopping.set()
         thread.join(30)
         ctx.out.close(10)
+
+
+def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move(settings: Settings) -> None:
+    # Many batches in flight behind slow finish steps when a second member joins: the first member finishes them
+    # in its revoke callback, so their offsets are committed and the new owner does not redo them.
+    topic = _topic(settings, "moving", partitions=2)
+    _fill(settings, topic, 200, partitions=2)
+    group = f"{settings.kafka.topic_prefix}moving"
+    handled: dict[str, list[tuple[int, int]]] = {"a": [], "b": []}
+    finished: list[tuple[int, int]] = []
+
+    def handler(member: str) -> Callable[[list[RawRecord]], Callable[[], None]]:
+        def handle(raws: list[RawRecord]) -> Callable[[], None]:
+            keys = [(r.partition, r.offset) for r in raws]
+            handled[member].extend(keys)
+
+            def finish() -> None:
+                time.sleep(0.2)  # a slow acknowledgement
+                finished.extend(keys)
+
+            return finish
+
+        return handle
+
+    ctxs = [WorkerContext(settings), WorkerContext(settings)]
+    stopping = threading.Event()
+    first = BatchLoop(ctxs[0], "score", topic, group, handler("a"), batch=10, within=0.05).thread(stopping)
+    first.start()
+    try:
+        assert _wait_until(lambda: len(handled["a"]) == 200, 60), len(handled["a"])
+        assert len(finished) < 200, "batches still in flight when the second member joins"
+        second = BatchLoop(ctxs[1], "score", topic, group, handler("b"), batch=10, within=0.05).thread(
+            stopping
+        )
+        second.start()
+        assert _wait_until(lambda: len(finished) >= 200, 60), len(finished)
+        # By now the second member has its partition and would have redone anything uncommitted.
+        time.sleep(3.0)
+        _fill(
+            settings, topic, 20, partitions=2
+        )  # new records: proof that the second member does own a partition
+        assert _wait_until(lambda: len(handled["a"]) + len(handled["b"]) >= 220, 60)
+    finally:
+        stopping.set()
+        first.join(30)
+        if "second" in locals():
+            second.join(30)
+        for ctx in ctxs:
+            ctx.out.close(10)
+    old = {(i % 2, i // 2) for i in range(200)}
+    assert old <= set(handled["a"]) and len(handled["a"]) + len(handled["b"]) == 220, (
+        "each record handled once"
+    )
+    assert handled["b"] and not old & set(handled["b"]), (
+        "the new member took a partition over and redid nothing"
+    )
 
 
 def test_two_threads_tracking_at_once_each_wait_for_their_own_records(settings: Settings) -> None:
