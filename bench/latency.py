@@ -124,7 +124,9 @@ def run(
             by_second: dict[int, list[float]] = {}
             for t, lat in per_event:
                 by_second.setdefault(int(t), []).append(lat)
-            out["p99_by_second_ms"] = [round(percentile(v, 99, 0.0), 1) for _, v in sorted(by_second.items())]
+            out["p99_by_second_ms"] = [
+                round(percentile(v, 99, 0.0) or 0.0, 1) for _, v in sorted(by_second.items())
+            ]
             out["slow_bursts"] = _slow_bursts(per_event, slow_ms)
             if split:
                 out.update(_split_at_broker(settings, reader, sent))

@@ -115,7 +115,7 @@ def run(trees: list[str], kind: str, rate: float, seconds: float, phases: int) -
                     "p99_ms": percentile(lat, 99, 0.0),
                     "max_ms": max(lat),
                     "p99_by_second_ms": [
-                        round(percentile(v, 99, 0.0)) for _, v in sorted(per_second.items())
+                        round(percentile(v, 99, 0.0) or 0.0) for _, v in sorted(per_second.items())
                     ],
                 }
             progress(
