@@ -113,7 +113,9 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
 
         rate = max(10.0, out["score_eps"] / 2)
         n_lat = max(100, int(rate * opts.latency_seconds))
-        lat_rows = [(f"l{id_}", x, y) for id_, x, y in (rows * (1 + n_lat // len(rows)))[:n_lat]]
+        # One id per event sent: the rows repeat when the phase outlasts them, and a repeated id would match an
+        # event's send time with the other copy's prediction (the reader keeps one Prediction per id).
+        lat_rows = [(f"l{j}", x, y) for j, (_, x, y) in enumerate((rows * (1 + n_lat // len(rows)))[:n_lat])]
         progress(f"{kind}: latency at {rate:.0f} events/s for {n_lat} events")
         out.update(latency_at_rate(settings, codec, reader, lat_rows, rate, timeout=120, worker=scorer))
         progress(f"{kind}: latency p50 {out['latency_p50_ms']:.1f} ms, p99 {out['latency_p99_ms']:.1f} ms")

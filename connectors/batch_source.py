@@ -66,6 +66,7 @@ class BatchSource:
         ready: threading.Event | None = None,
         on_restart: Callable[[], None] | None = None,
         stuck_after_s: float | None = None,
+        on_revoke: Callable[[], None] | None = None,
     ) -> None:
         extra: dict[str, Any] = {
             "group.id": group,
@@ -88,6 +89,9 @@ class BatchSource:
         )
         self._conf = self.watchdog.configure(client_config(settings, logger=LIBRDKAFKA_LOG, **extra))
         self._on_restart = on_restart  # e.g. count it in driftline_consumer_restarts_total
+        # Called inside poll() just before partitions are taken away (a rebalance): offsets stored by then are
+        # committed with the revocation (auto commit), so batches finished here are not redone by the new owner.
+        self._on_revoke = on_revoke
         self.restarts = 0
         # Join the group at once (a new scorer takes its share promptly), but hold assigned partitions paused
         # until ``ready`` (the first model loaded), so early events are not answered by "no model".
@@ -99,7 +103,7 @@ class BatchSource:
         consumer = Consumer(self._conf)
         self._held = False
         self.watchdog.reset()
-        consumer.subscribe([self.topic], on_assign=self._on_assign)
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._revoked)
         return consumer
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -114,6 +118,11 @@ class BatchSource:
             # while held, revoked before ``ready`` and assigned again would stay paused for good. This happened
             # in the fault suite: a broker frozen while the scorer waited for its first model (a resume no-op).
             consumer.resume(partitions)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # confluent-kafka unassigns them after this returns (it does when the callback does not).
+        if self._on_revoke is not None:
+            self._on_revoke()
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first.

@@ -122,8 +122,9 @@ class EventProducer:
         self._failed = 0
         self._first_error: str | None = None
         self._closed = False
-        self._tracking: Deliveries | None = None
-        self._tracking_thread = 0  # tracking covers what the thread that opened it produces, nothing else
+        # Tracking covers what the thread that opened it produces, nothing else, and each thread has its own:
+        # a batch thread tracks its next batch while another thread tracks the join outputs of the one before.
+        self._local = threading.local()
 
     # -- counters
     # ---------------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class EventProducer:
         if self._closed:
             raise DeliveryError("producer is closed")
         kb = _key_bytes(key)
-        tracking = self._tracking if self._tracking_thread == threading.get_ident() else None
+        tracking: Deliveries | None = getattr(self._local, "tracking", None)
         on_delivery = self._on_delivery if tracking is None else tracking._on_delivery
         while True:
             try:
@@ -246,11 +247,12 @@ class EventProducer:
         Their failures are reported by :meth:`wait` on that object, not by :meth:`flush`.
         """
         deliveries = Deliveries(self)
-        self._tracking, self._tracking_thread = deliveries, threading.get_ident()
+        outer = getattr(self._local, "tracking", None)
+        self._local.tracking = deliveries
         try:
             yield deliveries
         finally:
-            self._tracking, self._tracking_thread = None, 0
+            self._local.tracking = outer
 
     def wait(self, deliveries: Deliveries, timeout: float = 30.0) -> None:
         """Wait until every record of ``deliveries`` is acknowledged; :class:`DeliveryError` on any failure.

@@ -27,10 +27,11 @@ from connectors.kafka_client import faust_credentials
 from connectors.redis_store import JoinStore
 from driftline.settings import Settings
 from streams.batches import BatchLoop
+from streams.finisher import PipelinedFinish
 from streams.join import Joiner, build_join_store, rebuild_join_state
 from streams.releases import ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext
-from streams.score import Scorer
+from streams.score import Scored, Scorer
 from streams.trainers import TrainerGroup
 
 log = logging.getLogger(__name__)
@@ -162,30 +163,30 @@ def _start_batches(
         thread.start()
 
 
+def _concat(results: list[list[str]]) -> list[str]:
+    return [id_ for ids in results for id_ in ids]
+
+
 def _pipelined(
     ctx: WorkerContext,
     store: JoinStore,
     process: Callable[[list[RawRecord]], Any],
     after_delivery: Callable[[Any], list[str]] | None = None,
+    combine: Callable[[list[Any]], Any] = _concat,
 ) -> Callable[[list[RawRecord]], Callable[[], None]]:
     """A batch handler whose outputs are waited for in its finish step, so the next batch runs while they travel
     (streams/batches.py). ``process`` returns the ids joined, or (with ``after_delivery``) what that step takes
-    once the outputs are acknowledged, returning the ids joined (its own outputs are waited for too)."""
+    once the outputs are acknowledged, returning the ids joined (its own outputs are waited for too).
+    The finish step runs off the batch thread, merged with the ones queued behind it (``combine`` merges
+    ``process`` results in batch order; streams/finisher.py)."""
 
     def handle(raws: list[RawRecord]) -> Callable[[], None]:
         with ctx.out.tracking() as deliveries:
             result = process(raws)
-
-        def finish() -> None:
-            ctx.out.wait(deliveries, 60)
-            joined = result
-            if after_delivery is not None:
-                with ctx.out.tracking() as more:
-                    joined = after_delivery(result)
-                ctx.out.wait(more, 60)
-            store.mark_joined(joined)  # contexts dropped only once the TrainingExamples are acknowledged
-
-        return finish
+        # Contexts dropped (mark_joined) only once the TrainingExamples are acknowledged.
+        return PipelinedFinish(
+            ctx.out, [deliveries], result, after_delivery, store.mark_joined, combine, size=len(raws)
+        )
 
     return handle
 
@@ -216,7 +217,7 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
         "score",
         ctx.settings.topic("features"),
         stage_group(ctx.settings, "score"),
-        _pipelined(ctx, store, scorer.process, scorer.publish_contexts),
+        _pipelined(ctx, store, scorer.process, scorer.publish_contexts, Scored.merged),
         idle=scorer.maybe_swap,  # an idle scorer adopts a new release within `within` seconds
         ready=ready,
         gate=gate,

@@ -13,11 +13,11 @@ batch is redone one record at a time (:func:`one_by_one`): a record that fails a
 reason and the others are processed.
 
 Pipelining: a stage's ``handle`` may return a *finish* step (wait for this batch's deliveries, then whatever must
-follow them). The loop then processes the next batch while the previous one's outputs travel to the broker and
-finishes the previous one afterwards, so a round trip to the broker per batch no longer caps the rate at small
-batches. At most one batch is in flight; offsets are still stored in order and only once the outputs are
-acknowledged. A finish that fails (a delivery lost) redoes that batch synchronously before anything later is
-acknowledged.
+follow them: the scorer's join contexts to Redis). Finish steps run in a thread of their own, in order, while the
+batch thread goes on with the next batches (up to ``MAX_INFLIGHT`` in flight), so neither a round trip to the broker
+nor one to Redis holds up scoring. Offsets are still stored by the batch thread, in order, and only once a batch's
+finish succeeded. A finish that fails (a delivery lost) redoes that batch on the batch thread before anything later
+is acknowledged, and the finish steps behind it wait until it is redone.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import redis
@@ -36,6 +38,7 @@ from confluent_kafka import KafkaException
 from connectors.batch_source import BatchSource, RawRecord
 from connectors.producer import DeliveryError
 from driftline.errors import StackError
+from streams.finisher import Abandoned, Finish, Finisher
 from streams.runtime import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -181,7 +184,25 @@ def finishing(
     return run
 
 
-Finish = Callable[[], None]
+# Batches whose finish steps may be queued or running at once. More lets the batch thread ride out a slow
+# acknowledgement or Redis call for longer; each one holds its input records and outputs until it is finished.
+MAX_INFLIGHT = 32
+# How long a poll waits for input while batches are in flight: it returns as soon as a record arrives, and the
+# finished batches' offsets are stored between polls.
+INFLIGHT_POLL_S = 0.002
+
+
+@dataclass
+class _Inflight:
+    """A handled batch whose offsets wait for its finish step (``None``: nothing to wait for)."""
+
+    raws: list[RawRecord]
+    future: Future[None] | None
+
+
+def _failed(entry: _Inflight | None) -> bool:
+    future = None if entry is None else entry.future
+    return future is not None and future.done() and future.exception() is not None
 
 
 @dataclass
@@ -193,6 +214,11 @@ class BatchLoop:
     returned nothing;
     ``ready`` (if given) holds the assigned partitions paused until it is set, and ``gate()`` (if given) is called
     before every poll so the owner can set it.
+
+    Finish steps run in a thread of their own (:class:`~streams.finisher.Finisher`), so the batch thread goes on
+    polling and handling while a batch's outputs travel to the broker and its joins go to Redis: a slow
+    acknowledgement or Redis call no longer holds up the next batch (it did, and set the feature -> prediction p99).
+    Offsets are still stored by the batch thread, in batch order, and only for batches whose finish succeeded.
     """
 
     ctx: WorkerContext
@@ -208,11 +234,27 @@ class BatchLoop:
     idle: Callable[[], object] | None = None
     ready: threading.Event | None = None
     gate: Callable[[], None] | None = None
+    max_inflight: int = MAX_INFLIGHT
 
     def run(self, stopping: threading.Event) -> None:
         ctx = self.ctx
         source: BatchSource | None = None
+        finisher = Finisher(self.stage)
         next_lag = 0.0
+        inflight: deque[_Inflight] = deque()
+        batch_thread = threading.get_ident()
+        running: list[BatchSource] = []  # the source, while the loop runs (not while it closes)
+
+        def drain_before_revoke() -> None:
+            # Partitions are about to move (a rebalance, inside this thread's poll): finish the batches in flight
+            # first, so their offsets are committed with the revocation instead of their batches being redone by
+            # the new owner. Not from a closer thread (a watchdog restart) and not once the loop is closing.
+            if running and inflight and threading.get_ident() == batch_thread:
+                try:
+                    self._collect(inflight, running[0], finisher, stopping, wait=len(inflight))
+                except Exception as exc:  # never fail the rebalance: the batches are redone instead
+                    log.warning("%s: batches in flight not finished before a rebalance: %s", self.stage, exc)
+
         try:
             # Inside the try: a consumer that cannot be created (bad settings) stops the worker, never leaves a
             # worker that is up but does nothing.
@@ -225,65 +267,60 @@ class BatchLoop:
                 max_poll_interval_s=self.max_poll_interval_s,
                 ready=self.ready,
                 on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
+                on_revoke=drain_before_revoke,
             )
-            inflight: tuple[list[RawRecord], Finish] | None = None
+            running.append(source)
             while not stopping.is_set():
                 if self.gate is not None:
                     self.gate()
-                # With a batch in flight, take what is already fetched and otherwise finish that one first.
-                raws = source.poll(self.batch, 0.0 if inflight else self.within)
+                if not self._collect(inflight, source, finisher, stopping, wait=0):
+                    break
+                raws = source.poll(self.batch, INFLIGHT_POLL_S if inflight else self.within)
                 if raws:
-                    handled, finish = self._start(raws, inflight, source, stopping)
-                    inflight = None  # finished by _start, before anything of this batch is acknowledged
+                    # A full pipeline: wait for the oldest batch before taking on another.
+                    if len(inflight) >= self.max_inflight and not self._collect(
+                        inflight, source, finisher, stopping, wait=1
+                    ):
+                        break
+                    handled, finish = self._start(raws, stopping)
                     if not handled:
                         break  # stopping with the batch not handled: its offsets stay uncommitted
-                    if finish is None:
-                        source.done(raws)
+                    if finish is not None:
+                        inflight.append(_Inflight(raws, finisher.submit(finish)))
+                    elif inflight:
+                        inflight.append(_Inflight(raws, None))  # its offsets after the earlier batches'
                     else:
-                        inflight = (raws, finish)
-                elif inflight is not None:
-                    if not self._finish(inflight, source, stopping):
-                        break
-                    inflight = None
-                elif self.idle is not None:
+                        source.done(raws)
+                elif not inflight and self.idle is not None:
                     self.idle()
                 if time.monotonic() >= next_lag:
                     ctx.metrics.set_consumer_lag(self.group, source.lags())
                     next_lag = time.monotonic() + 5.0
-            if inflight is not None:
-                # Stopping: the batch's outputs were produced; acknowledge its input once they are delivered.
-                self._finish(inflight, source, stopping)
+            if inflight:
+                # Stopping: the batches' outputs were produced; acknowledge their input once they are delivered.
+                self._collect(inflight, source, finisher, stopping, wait=len(inflight))
         except Exception:
             # Never a silent half-dead worker: stop the process so its partitions move and it gets restarted.
             log.exception("%s batch loop failed; stopping the worker", self.stage)
             ctx.metrics.set_worker_up(self.stage, False)
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
+            running.clear()
+            finisher.close()
             if source is not None:
                 source.close()
 
-    def _start(
-        self,
-        raws: list[RawRecord],
-        inflight: tuple[list[RawRecord], Finish] | None,
-        source: BatchSource,
-        stopping: threading.Event,
-    ) -> tuple[bool, Finish | None]:
-        """Handle ``raws`` and finish the batch in flight (in that order: the broker round trip of the one
-        overlaps the work of the other). Returns (handled, the new batch's finish step or None); handled is
-        False only when stopped first."""
+    def _start(self, raws: list[RawRecord], stopping: threading.Event) -> tuple[bool, Finish | None]:
+        """Handle ``raws``: (handled, the batch's finish step or None); handled is False only when stopped
+        first. A failure is retried (transient) or the batch redone one record at a time (anything else)."""
         result: list[Finish | None] = []
-        poisoned = False
         try:
             result.append(self.handle(raws))
         except Exception as exc:
-            poisoned = not transient(exc)
             log.error("%s: batch failed (%s: %s)", self.stage, type(exc).__name__, exc)
             self.ctx.metrics.events.labels(stage=self.stage, outcome="retry").inc()
-        if inflight is not None and not self._finish(inflight, source, stopping):
-            return False, None
-        if poisoned:  # retrying the batch would fail again: one record at a time, dead-lettering what fails
-            return self._one_by_one(raws, stopping), None
+            if not transient(exc):  # retrying the batch would fail again: one record at a time
+                return self._one_by_one(raws, stopping), None
 
         def record_by_record() -> bool:
             done = self._one_by_one(raws, stopping)
@@ -300,27 +337,54 @@ class BatchLoop:
     def _one_by_one(self, raws: list[RawRecord], stopping: threading.Event) -> bool:
         return one_by_one(self.stage, self.ctx, raws, finishing(self.handle), stopping)
 
-    def _finish(
-        self, inflight: tuple[list[RawRecord], Finish], source: BatchSource, stopping: threading.Event
+    def _collect(
+        self,
+        inflight: deque[_Inflight],
+        source: BatchSource,
+        finisher: Finisher,
+        stopping: threading.Event,
+        wait: int,
     ) -> bool:
-        """Wait for the batch's outputs, then store its offsets; a lost delivery redoes the batch synchronously."""
-        raws, finish = inflight
-        steps = [finish]
-
-        def attempt() -> None:
-            if not steps:  # the first finish failed: handle the batch again and wait for it at once
-                again = self.handle(raws)
-                if again is not None:
-                    steps.append(again)
-            if steps:
-                steps.pop()()
-
-        if not handle_batch_blocking(
-            self.stage, self.ctx, attempt, stopping, lambda: self._one_by_one(raws, stopping)
-        ):
-            return False
-        source.done(raws)
+        """Store the offsets of the finished batches at the front, in order, waiting for the first ``wait`` of
+        them; a batch whose finish failed is redone first. False if stopped before a failed batch was redone."""
+        while inflight:
+            head = inflight[0]
+            if head.future is not None:
+                if not head.future.done() and wait <= 0:
+                    return True
+                error = head.future.exception()  # waits for it
+                if error is not None and not self._redo(head.raws, error, stopping):
+                    return False
+                if error is not None and not _failed(inflight[1] if len(inflight) > 1 else None):
+                    finisher.resume()  # every failed batch of that pass is redone: the later steps may run
+            source.done(head.raws)
+            inflight.popleft()
+            wait -= 1
         return True
+
+    def _redo(self, raws: list[RawRecord], error: BaseException, stopping: threading.Event) -> bool:
+        """A batch whose finish failed (a delivery lost): handle it again and wait for its outputs here, before
+        anything later is acknowledged; a failure that retrying cannot cure goes one record at a time."""
+        if not isinstance(error, Exception) or isinstance(error, Abandoned):
+            return False
+        if not transient(error):
+            log.error(
+                "%s: batch failed (%s: %s), not an infrastructure error: redoing it one record at a time",
+                self.stage,
+                type(error).__name__,
+                error,
+            )
+            return self._one_by_one(raws, stopping)
+        _retry(self.stage, self.ctx, "batch", error, 0.2)
+        if stopping.wait(0.2):
+            return False
+        return handle_batch_blocking(
+            self.stage,
+            self.ctx,
+            lambda: finishing(self.handle)(raws),
+            stopping,
+            lambda: self._one_by_one(raws, stopping),
+        )
 
     def thread(self, stopping: threading.Event) -> threading.Thread:
         return threading.Thread(target=self.run, args=(stopping,), name=f"{self.stage}-batches", daemon=True)

@@ -1,0 +1,167 @@
+"""Finish steps off the batch thread: :class:`Finisher` runs them in order in a thread of its own, and
+:class:`PipelinedFinish` is the step a pipelined stage returns (wait for the batch's outputs, then its joins).
+
+Why: the score worker's batch thread used to wait, after every batch, for the previous batch's acknowledgements and
+then for its Redis round trip (the join contexts). Under load that wait took a third of the thread's time, 15-100 ms
+at a time, and held up the next batch's predictions: it set the feature -> prediction p99 (BENCHMARKS.md, issue 16).
+Now the batch thread only scores and produces; the finisher waits.
+
+Why merge: with the waits gone the batch thread takes small batches (what arrived since the last one), and one
+Redis call per small batch made the finisher the bottleneck. Steps queued behind each other are run as one:
+one wait for all their outputs, one Redis call for all their contexts, in the same order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from connectors.producer import Deliveries, EventProducer
+
+Finish = Callable[[], None]
+
+# A pass merges queued steps up to this many input records: it bounds one Redis call (a Lua script, ~10 us per
+# context on the server, which answers nobody else meanwhile) to ~20 ms.
+MAX_MERGE_RECORDS = 2000
+
+
+class Abandoned(Exception):
+    """A finish step not run because the loop stopped first (its batch's offsets are never stored)."""
+
+
+class PipelinedFinish:
+    """Wait until a batch's outputs are acknowledged, then ``after(result)`` (its own outputs waited for too;
+    returns what ``last`` takes), then ``last(...)``. Steps with the same ``after``/``last``/``combine`` merge:
+    ``combine`` turns their results, in batch order, into one."""
+
+    def __init__(
+        self,
+        out: EventProducer,
+        deliveries: Sequence[Deliveries],
+        result: Any,
+        after: Callable[[Any], Any] | None,
+        last: Callable[[Any], None],
+        combine: Callable[[list[Any]], Any],
+        size: int = 1,
+        timeout: float = 60.0,
+    ) -> None:
+        self.out = out
+        self.size = size  # input records behind it
+        self.deliveries = list(deliveries)
+        self.result = result
+        self.after = after
+        self.last = last
+        self.combine = combine
+        self.timeout = timeout
+
+    def __call__(self) -> None:
+        for deliveries in self.deliveries:
+            self.out.wait(deliveries, self.timeout)
+        value = self.result
+        if self.after is not None:
+            with self.out.tracking() as more:
+                value = self.after(self.result)
+            self.out.wait(more, self.timeout)
+        self.last(value)
+
+    def merges_with(self, other: object) -> bool:
+        return (
+            isinstance(other, PipelinedFinish)
+            and other.out is self.out
+            and other.after == self.after
+            and other.last == self.last
+            and other.combine == self.combine
+        )
+
+    def merged(self, later: Sequence[PipelinedFinish]) -> PipelinedFinish:
+        steps = [self, *later]
+        return PipelinedFinish(
+            self.out,
+            [d for s in steps for d in s.deliveries],
+            self.combine([s.result for s in steps]),
+            self.after,
+            self.last,
+            self.combine,
+            sum(s.size for s in steps),
+            self.timeout,
+        )
+
+
+class Finisher:
+    """Runs finish steps in a thread of its own, in the order they were submitted; consecutive
+    :class:`PipelinedFinish` steps waiting together run as one pass (each keeps its own future).
+
+    After a pass fails, nothing behind it runs until :meth:`resume` (the batch thread redoes the failed batches
+    first): outputs are acknowledged, and joins stored, in batch order.
+    """
+
+    def __init__(self, stage: str) -> None:
+        self._queue: deque[tuple[Finish, Future[None]]] = deque()
+        self._cond = threading.Condition()
+        self._held = False
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=f"{stage}-finish", daemon=True)
+        self._thread.start()
+
+    def submit(self, finish: Finish) -> Future[None]:
+        future: Future[None] = Future()
+        with self._cond:
+            if self._closing:
+                future.set_exception(Abandoned())
+                return future
+            self._queue.append((finish, future))
+            self._cond.notify()
+        return future
+
+    def resume(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify()
+
+    def _take(self) -> list[tuple[Finish, Future[None]]] | None:
+        with self._cond:
+            while not self._closing and (self._held or not self._queue):
+                self._cond.wait()
+            if self._closing:
+                return None
+            taken = [self._queue.popleft()]
+            first = taken[0][0]
+            if isinstance(first, PipelinedFinish):
+                size = first.size
+                while self._queue and first.merges_with(nxt := self._queue[0][0]):
+                    size += nxt.size  # type: ignore[attr-defined]
+                    if size > MAX_MERGE_RECORDS:
+                        break
+                    taken.append(self._queue.popleft())
+            return taken
+
+    def _run(self) -> None:
+        while (taken := self._take()) is not None:
+            first = taken[0][0]
+            step = first.merged([s for s, _ in taken[1:]]) if len(taken) > 1 else first  # type: ignore[attr-defined]
+            try:
+                step()
+            except BaseException as exc:
+                with self._cond:
+                    # Hold the later steps until the batch thread redid these batches (it resumes once it sees no
+                    # failed batch behind the one it redid: every future of the pass is failed before it looks).
+                    self._held = True
+                    for _, future in taken:
+                        future.set_exception(exc)
+            else:
+                for _, future in taken:
+                    future.set_result(None)
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Finish the step running now (if any) and drop the queued ones: their offsets are never stored."""
+        with self._cond:
+            self._closing = True
+            dropped = list(self._queue)
+            self._queue.clear()
+            self._cond.notify()
+        for _, future in dropped:
+            future.set_exception(Abandoned())
+        self._thread.join(timeout)

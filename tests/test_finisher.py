@@ -1,0 +1,131 @@
+"""The finisher (streams/finisher.py): finish steps in order off the batch thread, queued pipelined steps merged
+into one pass, a failed pass holding everything behind it until resumed. Pure logic: the producer here never
+sends anything (every step's deliveries are empty), so no broker is needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from connectors.producer import Deliveries, EventProducer
+from driftline.settings import Settings
+from streams.finisher import MAX_MERGE_RECORDS, Abandoned, Finisher, PipelinedFinish
+
+
+def _concat(results: list[list[int]]) -> list[int]:
+    return [x for r in results for x in r]
+
+
+class _Stage:
+    """Records what the finish steps do, in order."""
+
+    def __init__(self, out: EventProducer) -> None:
+        self.out = out
+        self.after_calls: list[list[int]] = []
+        self.last_calls: list[Any] = []
+        self.fail_after = False
+
+    def after(self, result: list[int]) -> list[int]:
+        if self.fail_after:
+            raise ConnectionError("Redis went away")
+        self.after_calls.append(list(result))
+        return [x * 10 for x in result]
+
+    def last(self, value: list[int]) -> None:
+        self.last_calls.append(value)
+
+    def step(self, result: list[int], size: int = 1) -> PipelinedFinish:
+        return PipelinedFinish(self.out, [Deliveries(self.out)], result, self.after, self.last, _concat, size)
+
+
+@pytest.fixture
+def stage(settings: Settings) -> Any:
+    out = EventProducer(settings)
+    yield _Stage(out)
+    out.close(1)
+
+
+def _blocker(finisher: Finisher) -> threading.Event:
+    """Occupy the finisher until the returned event is set, so the steps submitted meanwhile queue up."""
+    gate, started = threading.Event(), threading.Event()
+
+    def step() -> None:
+        started.set()
+        gate.wait(10)
+
+    finisher.submit(step)
+    assert started.wait(10)
+    return gate
+
+
+def test_queued_steps_run_as_one_pass_in_order(stage: _Stage) -> None:
+    finisher = Finisher("test")
+    try:
+        gate = _blocker(finisher)
+        futures = [finisher.submit(stage.step([i, i + 100])) for i in range(5)]
+        gate.set()
+        for f in futures:
+            f.result(10)
+        # One Redis call (after) and one mark (last) for the five batches, their results in batch order.
+        assert stage.after_calls == [[0, 100, 1, 101, 2, 102, 3, 103, 4, 104]]
+        assert stage.last_calls == [[0, 1000, 10, 1010, 20, 1020, 30, 1030, 40, 1040]]
+        # A step submitted alone later runs alone.
+        finisher.submit(stage.step([7])).result(10)
+        assert stage.after_calls[-1] == [7] and len(stage.after_calls) == 2
+    finally:
+        finisher.close()
+
+
+def test_a_pass_merges_up_to_max_merge_records(stage: _Stage) -> None:
+    finisher = Finisher("test")
+    try:
+        gate = _blocker(finisher)
+        half = MAX_MERGE_RECORDS // 2
+        futures = [finisher.submit(stage.step([i], size=half)) for i in range(5)]
+        gate.set()
+        for f in futures:
+            f.result(10)
+        # Two batches of half the bound fit in one pass, a third does not: one Redis call never grows past it.
+        assert stage.after_calls == [[0, 1], [2, 3], [4]]
+    finally:
+        finisher.close()
+
+
+def test_a_failed_pass_fails_each_of_its_batches_and_holds_the_rest_until_resumed(stage: _Stage) -> None:
+    finisher = Finisher("test")
+    try:
+        gate = _blocker(finisher)
+        failing = [finisher.submit(stage.step([i])) for i in range(3)]
+        stage.fail_after = True
+        gate.set()
+        for f in failing:
+            assert isinstance(f.exception(10), ConnectionError)
+        stage.fail_after = False
+        ran = threading.Event()
+        behind = finisher.submit(ran.set)
+        assert not ran.wait(0.5), (
+            "nothing runs behind a failed pass until the batch thread resumes the finisher"
+        )
+        assert stage.last_calls == []
+        finisher.resume()
+        behind.result(10)
+        assert ran.is_set()
+    finally:
+        finisher.close()
+
+
+def test_close_drops_what_is_queued(stage: _Stage) -> None:
+    finisher = Finisher("test")
+    gate = _blocker(finisher)
+    queued = finisher.submit(stage.step([1]))
+    closer = threading.Thread(target=finisher.close)
+    closer.start()
+    assert isinstance(queued.exception(10), Abandoned)
+    gate.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    assert stage.after_calls == []
+    assert isinstance(finisher.submit(stage.step([2])).exception(1), Abandoned)
