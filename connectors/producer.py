@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +22,7 @@ from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import Settings
+from driftline.util import now_ms
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,6 @@ class Deliveries:
     def done(self) -> bool:
         """Every record has its report (delivered or failed)."""
         return self.pending <= 0
-
-
-def now_ms() -> int:
-    """Wall-clock time in milliseconds since the epoch (the contract's ``ts`` unit)."""
-    return time.time_ns() // 1_000_000
 
 
 def _key_bytes(key: str | bytes | None) -> bytes | None:
@@ -190,20 +186,6 @@ class EventProducer:
             with tracking._lock:
                 tracking.pending += 1
         self._producer.poll(0)
-
-    def send_many(
-        self,
-        topic: str,
-        items: Iterable[tuple[str | bytes | None, Mapping[str, Any]]],
-        record: str | None = None,
-    ) -> int:
-        """Queue ``(key, value)`` pairs for ``topic``; returns how many were queued (call ``flush`` to
-        confirm)."""
-        n = 0
-        for key, value in items:
-            self.send(topic, record, value, key)
-            n += 1
-        return n
 
     def send_feature(
         self,

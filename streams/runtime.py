@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +18,13 @@ from typing import Any
 from connectors.batch_source import RawRecord
 from connectors.producer import EventProducer
 from driftline.settings import Settings
+from driftline.util import now_ms
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
 from streams.audit import AuditLog, read_topic, topic_publisher
 from streams.fairness_metrics import ServedFairness
 from streams.metrics import Metrics, build_metrics
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass

@@ -20,12 +20,13 @@ from typing import Any
 from connectors.redis_store import JoinStore
 from driftline.errors import ConfigError, SchemaError
 from driftline.settings import check_model_name
+from driftline.util import now_ms
 from learners.batch import BatchPredictor, batch_predictor
 from learners.drift import FeatureDriftMonitor
 from learners.explain import explain_one
 from streams.join import build_training_example, label_delay_seconds
 from streams.releases import LoadedModel, ReleaseFollower
-from streams.runtime import RawRecord, WorkerContext, now_ms
+from streams.runtime import RawRecord, WorkerContext
 from streams.teardown import reap
 
 log = logging.getLogger(__name__)
