@@ -142,7 +142,14 @@ def test_fifty_models_three_trainers_survive_a_kill_and_a_zombie(pipeline: Pipel
     assert not wrong, (
         f"{len(wrong)} predictions by another model, e.g. {wrong[0]['id']} by {wrong[0]['model']}"
     )
-    assert all(p["version"] >= 1 for p in predictions[-N_MODELS:]), "late events answered without a model"
+    # Every model has a committed release by the end. (Which late events it answered is not asserted: a model whose
+    # v1 was in the killed trainer's aborted transaction gets it again on its next label, and the zombie's open
+    # transaction hides new releases from read_committed scorers until it is aborted; until then its events are
+    # answered with version 0, as documented.)
+    current = {
+        r["model"]: int(r["version"]) for r in pipeline.cli_json("models", "list", "--json") if r["current"]
+    }
+    assert all(current.get(m, 0) >= 1 for m in sent_per_model), f"models without a release: {current}"
 
     # Releases: strictly increasing versions per model in topic order (nothing from the zombie or the dead).
     releases = pipeline.releases_in_order()
