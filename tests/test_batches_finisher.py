@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_client import client_config
@@ -22,6 +21,7 @@ from connectors.producer import EventProducer
 from driftline.settings import Settings
 from streams.batches import MAX_INFLIGHT, BatchLoop
 from streams.runtime import RawRecord, WorkerContext
+from tests.broker_helpers import committed, fill
 
 pytestmark = pytest.mark.kafka
 
@@ -32,22 +32,6 @@ def _topic(settings: Settings, name: str, partitions: int = 1) -> str:
     for future in admin.create_topics([NewTopic(full, partitions, 1)]).values():
         future.result()
     return full
-
-
-def _fill(settings: Settings, topic: str, n: int, partitions: int = 1) -> None:
-    producer = Producer(client_config(settings))
-    for i in range(n):
-        producer.produce(topic, str(i).encode(), partition=i % partitions)
-    assert producer.flush(30) == 0
-
-
-def _committed(settings: Settings, group: str, topic: str) -> int:
-    consumer = Consumer(client_config(settings, **{"group.id": group}))
-    try:
-        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -62,7 +46,7 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 def test_a_slow_finish_does_not_hold_up_later_batches_nor_get_acknowledged_early(settings: Settings) -> None:
     topic = _topic(settings, "in")
     n = (MAX_INFLIGHT + 5) * 10  # more batches of 10 than may be in flight
-    _fill(settings, topic, n)
+    fill(settings, topic, n)
     ctx = WorkerContext(settings)
     group = f"{settings.kafka.topic_prefix}slow"
     handled: list[int] = []
@@ -95,11 +79,11 @@ def test_a_slow_finish_does_not_hold_up_later_batches_nor_get_acknowledged_early
             2.5
         )  # librdkafka commits stored offsets every second: give it the chance to commit too early
         assert finished == []
-        assert _committed(settings, group, topic) < 0, "nothing committed while the first batch is unfinished"
+        assert committed(settings, group, topic) < 0, "nothing committed while the first batch is unfinished"
         assert len(handled) == MAX_INFLIGHT, "no more than MAX_INFLIGHT batches wait for their finish"
         release_first.set()
         assert _wait_until(lambda: len(finished) == n // 10, 30), finished
-        assert _wait_until(lambda: _committed(settings, group, topic) == n, 30)
+        assert _wait_until(lambda: committed(settings, group, topic) == n, 30)
     finally:
         release_first.set()
         stopping.set()
@@ -114,7 +98,7 @@ def test_offsets_of_a_batch_without_finish_wait_for_the_batches_before_it(settin
     # A handler that sometimes finishes a batch itself (returns None) must not get that batch's offsets stored
     # ahead of an earlier batch still in flight: stored offsets are a high-water mark per partition.
     topic = _topic(settings, "mixed")
-    _fill(settings, topic, 30)
+    fill(settings, topic, 30)
     ctx = WorkerContext(settings)
     group = f"{settings.kafka.topic_prefix}mixed"
     release_first = threading.Event()
@@ -134,9 +118,9 @@ def test_offsets_of_a_batch_without_finish_wait_for_the_batches_before_it(settin
     thread.start()
     try:
         time.sleep(3.0)
-        assert _committed(settings, group, topic) < 0
+        assert committed(settings, group, topic) < 0
         release_first.set()
-        assert _wait_until(lambda: _committed(settings, group, topic) == 30, 30)
+        assert _wait_until(lambda: committed(settings, group, topic) == 30, 30)
     finally:
         release_first.set()
         stopping.set()
@@ -148,7 +132,7 @@ def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move(s
     # Many batches in flight behind slow finish steps when a second member joins: the first member finishes them
     # in its revoke callback, so their offsets are committed and the new owner does not redo them.
     topic = _topic(settings, "moving", partitions=2)
-    _fill(settings, topic, 200, partitions=2)
+    fill(settings, topic, 200, partitions=2)
     group = f"{settings.kafka.topic_prefix}moving"
     handled: dict[str, list[tuple[int, int]]] = {"a": [], "b": []}
     finished: list[tuple[int, int]] = []
@@ -180,7 +164,7 @@ def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move(s
         assert _wait_until(lambda: len(finished) >= 200, 60), len(finished)
         # By now the second member has its partition and would have redone anything uncommitted.
         time.sleep(3.0)
-        _fill(
+        fill(
             settings, topic, 20, partitions=2
         )  # new records: proof that the second member does own a partition
         assert _wait_until(lambda: len(handled["a"]) + len(handled["b"]) >= 220, 60)

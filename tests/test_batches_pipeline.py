@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_client import client_config
@@ -19,6 +18,7 @@ from connectors.producer import DeliveryError, EventProducer
 from driftline.settings import Settings
 from streams.batches import BatchLoop
 from streams.runtime import RawRecord, WorkerContext
+from tests.broker_helpers import committed, fill
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -30,22 +30,6 @@ def _topic(settings: Settings, name: str, partitions: int = 1) -> str:
     for future in admin.create_topics([NewTopic(full, partitions, 1)]).values():
         future.result()
     return full
-
-
-def _fill(settings: Settings, topic: str, n: int) -> None:
-    producer = Producer(client_config(settings))
-    for i in range(n):
-        producer.produce(topic, str(i).encode())
-    assert producer.flush(30) == 0
-
-
-def _committed(settings: Settings, group: str, topic: str) -> int:
-    consumer = Consumer(client_config(settings, **{"group.id": group}))
-    try:
-        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
 
 
 def test_tracking_waits_for_one_batch_only(settings: Settings) -> None:
@@ -83,7 +67,7 @@ def test_tracking_reports_a_lost_batch(settings: Settings) -> None:
 
 def test_pipelined_loop_redoes_a_lost_batch_before_acknowledging_later_ones(settings: Settings) -> None:
     topic = _topic(settings, "in")
-    _fill(settings, topic, 60)
+    fill(settings, topic, 60)
     ctx = WorkerContext(settings)
     group = f"{settings.kafka.topic_prefix}loop"
     handled: list[list[int]] = []
@@ -122,4 +106,4 @@ def test_pipelined_loop_redoes_a_lost_batch_before_acknowledging_later_ones(sett
     assert handled.count(failed) == 2
     order = [b[0] for b in finished]
     assert order == sorted(order), "batches finish in offset order"
-    assert _committed(settings, group, topic) == 60
+    assert committed(settings, group, topic) == 60
