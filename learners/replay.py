@@ -9,7 +9,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
+import itertools
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from driftline.errors import ConfigError
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
-from learners.specs import Learner
+from learners.specs import MAX_FRACTIONAL_CLASSES, Learner
 
 Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
 
@@ -65,6 +67,21 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
             rid = str(record.pop(id_col)) if id_col and id_col in record else str(i)
             ts = record.pop("ts", None)
             yield rid, ts if isinstance(ts, int) else None, record, label
+
+
+INFER_ROWS = 5000  # rows read ahead to tell a numeric target from class labels
+
+
+def infer_task(rows: Iterator[Row], configured: str) -> tuple[str, Iterator[Row]]:
+    """``configured``, or ``"regression"`` when a classifier could not learn these labels: more than
+    ``MAX_FRACTIONAL_CLASSES`` distinct non-integer numbers among the first ``INFER_ROWS`` (the classifier would
+    refuse them at that point). Returns the task and the same rows, none lost."""
+    if configured != "classification":
+        return configured, rows
+    head = list(itertools.islice(rows, INFER_ROWS))
+    fractional = {y for _, _, _, y in head if type(y) is float and math.isfinite(y) and not y.is_integer()}
+    task = "regression" if len(fractional) > MAX_FRACTIONAL_CLASSES else configured
+    return task, itertools.chain(head, rows)
 
 
 @dataclass

@@ -140,3 +140,30 @@ def test_replay_scores_a_plain_learner_on_the_same_events_and_reports_the_guard_
     assert summary["plain"] == {"learner": "logistic_regression", "accuracy": sum(outcomes) / 2000}
     assert summary["guard_tax"] == pytest.approx(summary["plain"]["accuracy"] - summary["accuracy"])
     assert "plain" not in replay(rows[:100], _lifecycle(5), delay=20).summary()
+
+
+def test_a_file_with_a_continuous_target_is_replayed_as_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = random.Random(3)
+    path = tmp_path / "target.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["a", "b", "y"])
+        for _ in range(400):
+            a, b = rng.random(), rng.random()
+            w.writerow([a, b, 3.0 * a - b + rng.gauss(0, 0.1)])
+    assert main(["replay", "--file", str(path), "--label-col", "y", "--delay", "5", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["task"] == "regression" and summary["mae"] < 1.0
+    assert "replaying as regression" in captured.err
+    # Said explicitly, the task is not second-guessed: a classifier refuses a numeric target, with the fix.
+    assert main(["replay", "--file", str(path), "--label-col", "y", "--task", "classification"]) != 0
+    assert "set model.task to 'regression'" in capsys.readouterr().err
+    # Integer class labels stay classification.
+    rows = [("0", None, {"a": float(i % 7)}, i % 3) for i in range(300)]
+    from learners.replay import infer_task
+
+    task, again = infer_task(iter(rows), "classification")
+    assert task == "classification" and list(again) == rows

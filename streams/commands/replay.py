@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", metavar="F", help="write one JSON line per event: {index, id, prediction, proba, version}"
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="what the label is (default: settings model.task; a file whose labels are clearly continuous "
+        "numbers is replayed as regression, with a note)",
+    )
     p.add_argument("--learner", metavar="NAME", help="learner kind (default: settings model.learner.name)")
     p.add_argument(
         "--challenger", metavar="NAME", help="challenger kind (default: settings or the learner's)"
@@ -67,7 +73,7 @@ def _jsonable(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLifecycle:
+def _build(args: argparse.Namespace, settings: Any, label_col: str, task: str) -> ModelLifecycle:
     from learners.lifecycle import ModelLifecycle
     from learners.replay import read_rows
 
@@ -85,7 +91,7 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLife
         guard = dataclasses.replace(guard, max_reference=max(guard.max_reference, len(reference)))
     return ModelLifecycle(
         model.name,
-        model.task,
+        task,
         learner,
         challenger,
         settings.drift,
@@ -99,22 +105,31 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str) -> ModelLife
 
 def _run(args: argparse.Namespace) -> int:
     # The learning core loads River and the report matplotlib: imported here, so `driftline --help` stays quick.
-    from learners.replay import read_rows, replay
+    from learners.replay import infer_task, read_rows, replay
     from learners.specs import Learner
     from streams.reporting.replay import write_replay_report
 
     settings = settings_from_args(args)
     label_col = args.label_col or settings.model.label_col
     drift_points: list[int] = []
+    task = args.task or settings.model.task
     if args.file:
         rows: Any = read_rows(args.file, label_col, args.id_col)
         title = f"driftline replay: {args.file}"
+        if not args.task:
+            task, rows = infer_task(rows, task)
+            if task != settings.model.task:
+                print(
+                    f"replay: the labels in {label_col!r} are continuous numbers: replaying as {task} "
+                    f"(--task or model.task sets it)",
+                    file=sys.stderr,
+                )
     else:
         rows, drift_points = synthetic_stream(args.stream, args.n, args.seed)
         title = f"driftline replay: {args.stream}"
     if args.delay < 0:
         raise ConfigError(f"--delay must be >= 0, got {args.delay}")
-    lifecycle = _build(args, settings, label_col)
+    lifecycle = _build(args, settings, label_col, task)
     plain = None
     if not args.no_plain:
         # The guard tax is measured against a learner that learns every label the moment it arrives, unguarded.
