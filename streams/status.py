@@ -139,7 +139,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
 
 def _read_since(settings: Settings, name: str, record: str, since_ms: int) -> list[dict[str, Any]]:
     """Decoded records of topic ``name`` with ``ts >= since_ms`` (read from the first offset by time)."""
-    from streams.demo.kafka_view import KafkaView
+    from connectors.kafka_view import KafkaView
 
     topic = settings.topic(name)
     starts, highs = KafkaView(settings, timeout=5.0).offsets_for_time(topic, since_ms)
@@ -230,7 +230,7 @@ def _joins(settings: Settings) -> dict[str, Any] | None:
 
 def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:
     """Everything ``driftline status`` shows, as a JSON-ready dict."""
-    from streams.demo.kafka_view import KafkaView, app_group_prefix
+    from connectors.kafka_view import KafkaView, app_group_prefix
 
     out: dict[str, Any] = {
         "topic_prefix": settings.kafka.topic_prefix,

@@ -225,7 +225,7 @@ def check_topics_present(settings: Settings, timeout: float) -> Check:
 def check_workers(settings: Settings, timeout: float) -> Check:
     """Worker heartbeats as ``driftline status`` sees them: consumer groups with members, and the trainer's
     live state in Redis (refreshed after every batch)."""
-    from streams.demo.kafka_view import KafkaView
+    from connectors.kafka_view import KafkaView
     from streams.trainer_status import trainer_status
 
     view = KafkaView(settings, timeout=max(timeout, 5.0))

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.kafka_view import KafkaView
 from connectors.producer import EventProducer
 from connectors.publish import publish
 from connectors.sources import Event, open_source
@@ -30,7 +31,6 @@ from connectors.stack import ensure_stack, stack_down, stack_status
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
-from streams.demo.kafka_view import KafkaView
 from streams.demo.probe import Sample, scrape
 from streams.demo.stream import DEMO_STREAM, DriftPoint, demo_stream
 from streams.processes import WorkerProcess

@@ -1,6 +1,6 @@
 """What the broker knows about a driftline deployment: worker consumer groups, their members and their lag.
 
-Used by ``driftline status`` and the demo's live view. Only reads (AdminClient list/describe calls); never
+Used by ``driftline status``, ``doctor`` and the demo's live view. Only reads (AdminClient list/describe calls); never
 joins a group, so looking does not disturb the workers.
 """
 
