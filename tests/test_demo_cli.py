@@ -74,6 +74,42 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
             im.verify()
 
 
+def test_demo_over_several_models_routes_learns_and_releases_each(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    """``--models 3``: the stream is spread by `tenant` over three models; each is scored, learned and released."""
+    report = tmp_path / "report"
+    env = {
+        **os.environ,
+        "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
+        "DRIFTLINE__REDIS__KEY_PREFIX": prefix.rstrip("."),
+    }
+    env.pop("DRIFTLINE_CONFIG", None)
+    events = 900
+    cmd = [
+        sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
+        "--bootstrap", "127.0.0.1:9092", "demo", "--events", str(events), "--rate", "300",
+        "--label-delay", "50", "--models", "3", "--no-live", "--no-console", "--report", str(report), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["outcome"] == "completed"
+    assert summary["events"] == summary["predictions"] == events
+    assert summary["learned"] == events and summary["dead_letters"] == 0
+    rows = {row["model"]: row for row in summary["models"]}
+    # The fallback model (routing.default, v1 untrained) gets no event: every one carried its tenant.
+    fallback = rows.pop("default", None)
+    assert fallback is None or fallback["n_learned"] == 0, fallback
+    assert sorted(rows) == ["tenant-00", "tenant-01", "tenant-02"]
+    # Round robin: each model learned about a third of the labels and has a release of its own.
+    for row in rows.values():
+        assert row["version"] >= 1 and 0 < row["n_learned"] <= events // 3, row
+    assert json.loads((report / "models.json").read_text()) == summary["models"]
+    for name in rows:
+        assert name in done.stderr  # the per-model lines at the end
+
+
 def test_ctrl_c_stops_producing_and_loses_nothing(prefix: str, redis_url: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
