@@ -190,3 +190,18 @@ def test_a_complete_cache_is_used_without_maven(tmp_path: Path, monkeypatch: pyt
     (cache / f"kafka-{KAFKA_VERSION}" / "libs.complete").write_text(KAFKA_VERSION)
     assert libs_cached(cache)
     assert kafka_libs(cache) == cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def test_the_broker_jvm_aims_at_short_gc_pauses_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.localkafka import JVM_OPTS_ENV, java_command
+
+    monkeypatch.delenv(JVM_OPTS_ENV, raising=False)
+    cmd = java_command(tmp_path, tmp_path, "kafka.Kafka", "server.properties")
+    assert "-XX:MaxGCPauseMillis=20" in cmd and "-XX:+UseG1GC" in cmd
+    assert cmd[-4:] == ["-cp", f"{tmp_path}/*", "kafka.Kafka", "server.properties"]
+    monkeypatch.setenv(JVM_OPTS_ENV, "-XX:+UseZGC  -XX:+ZGenerational")
+    cmd = java_command(tmp_path, tmp_path, "kafka.Kafka", "server.properties")
+    assert "-XX:+UseZGC" in cmd and "-XX:+ZGenerational" in cmd and "-XX:MaxGCPauseMillis=20" not in cmd
+    assert cmd[-2:] == ["kafka.Kafka", "server.properties"]
