@@ -253,6 +253,8 @@ class ModelLifecycle:
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
         batch.close()
+        self.evaluation.flush()  # the batch ends with the state learn_one would have left
+        self.overall.flush()
         return out
 
     def _step(
@@ -293,8 +295,12 @@ class ModelLifecycle:
                 seen_pred, seen_proba = served_prediction, {}
         else:
             seen_pred, seen_proba = served_prediction, base_proba
-        self.evaluation.update(y, base_pred, base_proba, segment)
-        self.overall.update(y, seen_pred, seen_proba, segment)
+        if batch is None:
+            self.evaluation.update(y, base_pred, base_proba, segment)
+            self.overall.update(y, seen_pred, seen_proba, segment)
+        else:  # applied at the next read (a release's snapshot) or the batch's end: nothing reads them between
+            self.evaluation.defer(y, base_pred, base_proba, segment)
+            self.overall.defer(y, seen_pred, seen_proba, segment)
         events.extend(self._monitor(x, y, base_pred, base_proba, index))
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
