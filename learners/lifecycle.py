@@ -274,7 +274,7 @@ class ModelLifecycle:
         if y is None:
             return []
         events: list[Event] = []
-        segment = segment_of(x, self.segment_feature)
+        segment = None if self.segment_feature is None else segment_of(x, self.segment_feature)
         xc = (
             clean_features(x) if batch is None else batch.cleaned(pos)
         )  # once, for every prediction and learn
@@ -345,14 +345,14 @@ class ModelLifecycle:
                 error = loss = abs(float(pred) - float(y))
             except (TypeError, ValueError):
                 error = loss = math.nan
-        signals: list[DriftSignal] = []
-        signals += self._error_monitor.update(error, index)
-        signals += self._loss_monitor.update(loss, index)
-        concept = bool(signals)
-        signals += self._feature_monitor.update(x, index)
-        if concept and self._challenger.lineage is None and not self.paused:
+        signals: list[DriftSignal] = self._error_monitor.update(error, index)
+        signals = signals + self._loss_monitor.update(loss, index)
+        features = self._feature_monitor.update(x, index)
+        if not (signals or features):  # the usual label: no new lists
+            return []
+        if signals and self._challenger.lineage is None and not self.paused:
             self._start_challenger(index)
-        return list(signals)
+        return [*signals, *features]
 
     def _decide(self, index: int) -> list[Event]:
         """Ask the policies in order (probation, challenger, incremental) and act on their answers: at most one
