@@ -62,3 +62,27 @@ def test_a_long_stream_with_clear_and_doubtful_stretches(seed: int) -> None:
     want = _reference(config, pairs)
     assert _tests(ev) == [(t.n, t.s, t.s2, t.log_wealth) for t in want]
     assert ev.not_worse.log_wealth != 0.0 and ev.much_better.log_wealth != 0.0  # the bets were really placed
+
+
+def test_the_error_monitor_reports_adwin_s_own_estimations() -> None:
+    """The ADWIN error monitor reads the estimation from River's helper (total / width) instead of its property:
+    the alarms and their before/after figures must be what ``ADWIN.estimation`` gives."""
+    from river.drift import ADWIN
+
+    from driftline.config import DriftConfig
+    from learners.drift import ErrorDriftMonitor
+
+    rng = random.Random(7)
+    config = DriftConfig()
+    monitor, twin = ErrorDriftMonitor(config), ADWIN(delta=config.adwin_delta)
+    got, want = [], []
+    for i in range(6000):
+        error = 1.0 if rng.random() < (0.1 if (i // 1500) % 2 == 0 else 0.45) else 0.0
+        got += [(s.index, s.details) for s in monitor.update(error, i)]
+        before = twin.estimation
+        twin.update(error)
+        if twin.drift_detected and i + 1 >= config.adwin_grace and twin.estimation > before:
+            details = {"error_before": f"{before:.4f}", "error_after": f"{twin.estimation:.4f}"}
+            want.append((i, {**details, "width": str(twin.width)}))
+    assert got == want
+    assert len(got) >= 2  # the error rose twice: both alarms were raised and compared
