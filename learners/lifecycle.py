@@ -230,8 +230,9 @@ class ModelLifecycle:
         the rest of the batch in one numpy pass where :mod:`learners.batch` can mirror them (again after each
         release); a binary logistic-regression champion or challenger predicts and learns without River's
         pipeline layers (the same arithmetic, in the same order); a Hoeffding tree champion or challenger computes
-        its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); and the features
-        are cleaned once per batch.
+        its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); the features
+        are cleaned once per batch; and the two prequential evaluators are updated in one loop at the next read
+        (a release's snapshot) or the batch's end (``Evaluator.defer``).
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []

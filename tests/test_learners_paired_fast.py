@@ -1,6 +1,7 @@
 """``PairedEvidence``'s inlined classification pair (no segment) updates its three e-processes with one shared
 mean and variance per pair: the wealth, counts and sums must equal, bit for bit, three ``EProcess`` objects fed
-the same differences one ``add`` at a time."""
+the same differences one ``add`` at a time. And the ADWIN error monitor, which reads ADWIN's estimation from its
+helper, reports River's own figures."""
 
 from __future__ import annotations
 
