@@ -111,7 +111,9 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
     configuration (tests/test_learners_learn_batch.py); only the time differs."""
     import learners.batch as batch_module
     import learners.live_models as live_module
+    from learners.evaluation import Evaluator
     from learners.features import clean_features
+    from learners.guard import PairedEvidence
 
     examples = labelled_examples(spec, rows)
     names = {
@@ -121,16 +123,42 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
     }
     originals = {k: getattr(live_module, v) for k, v in names.items()}
     cleaned = batch_module.BatchContext.cleaned
+    fused = live_module._fused_lr_learn
+    defer = Evaluator.defer
+    pair = PairedEvidence._add_classification
 
     def per_row(self: Any, pos: int) -> dict[str, float]:
         return clean_features(self.xs[pos])
+
+    def separate_bets(self: Any, y: Any, cand: Any, base: Any) -> None:
+        # The pair with each e-process betting on its own (the previous session's code), for the lever's cost.
+        self.n += 1
+        self.label_counts[y] = self.label_counts.get(y, 0) + 1
+        self.pred_counts[cand] = self.pred_counts.get(cand, 0) + 1
+        cand_ok, base_ok = bool(cand == y), bool(base == y)
+        self.disagree += cand != base and base is not None
+        self.cand_right += cand_ok
+        self.base_right += base_ok
+        self.cand_only += cand_ok and not base_ok
+        self.base_only += base_ok and not cand_ok
+        d = (0.0 if cand_ok else 1.0) - (0.0 if base_ok else 1.0)
+        self.not_worse.add(d)
+        self.better.add(d)
+        self.much_better.add(d)
+        self.sum_d += d
+        self.sum_d2 += d * d
+        self.sum_base += 0.0 if base_ok else 1.0
 
     def configure(off: set[str]) -> None:
         for k, v in names.items():
             setattr(live_module, v, (lambda _learner: None) if k in off else originals[k])
         batch_module.BatchContext.cleaned = per_row if "batch_cleaning" in off else cleaned  # type: ignore[method-assign]
+        # Off: River's VectorDict primitives for the weights (the previous session's flattened learn).
+        live_module._fused_lr_learn = live_module._vector_lr_learn if "lr_fused_loop" in off else fused
+        Evaluator.defer = Evaluator.update if "evaluator_defer" in off else defer  # type: ignore[method-assign]
+        PairedEvidence._add_classification = separate_bets if "shared_bet" in off else pair  # type: ignore[method-assign]
 
-    levers = [*names, "batch_cleaning"]
+    levers = [*names, "batch_cleaning", "lr_fused_loop", "evaluator_defer", "shared_bet"]
     configs = {"all_on": set(), "all_off": set(levers), **{f"without_{k}": {k} for k in levers}}
     best = {"bare": math.inf, **{k: math.inf for k in configs}}
     try:

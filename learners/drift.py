@@ -12,9 +12,12 @@ alarm, not one per window.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from river.drift import ADWIN
 
 from driftline.config import DriftConfig
 from driftline.errors import ConfigError
@@ -112,12 +115,19 @@ class ErrorDriftMonitor:
         self._recent: list[float] = []
 
     def update(self, error: float, index: int) -> list[DriftSignal]:
-        if not finite(error):
+        if not (math.isfinite(error) if type(error) is float else finite(error)):
             return []
         if self._name != "adwin":
             return self._update_other(float(error), index)
-        before = self._detector.estimation
-        self._detector.update(float(error))
+        detector = self._detector
+        if type(detector) is ADWIN:
+            # ADWIN.estimation without its three property layers (read every label): total / width, 0 if empty.
+            helper = detector._helper
+            width = helper.get_width()
+            before = helper.get_total() / width if width else 0.0
+        else:
+            before = detector.estimation
+        detector.update(float(error))
         self._n += 1
         if not self._detector.drift_detected or self._n < self.config.adwin_grace:
             return []
@@ -168,7 +178,7 @@ class LossDriftMonitor:
         )
 
     def update(self, loss: float, index: int) -> list[DriftSignal]:
-        if not self.config.ph_loss or not finite(loss):
+        if not self.config.ph_loss or not (math.isfinite(loss) if type(loss) is float else finite(loss)):
             return []
         details = self._detector.update(float(loss))
         return [] if details is None else [DriftSignal(self._name, "loss", index, details)]

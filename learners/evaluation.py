@@ -94,7 +94,87 @@ class Evaluator:
         self._recent = _Totals()
         self._window: collections.deque[tuple[Any, Any, float, float]] = collections.deque()
         self._segments: dict[str, list[float]] = {}  # segment -> [n, sum of score]
-        self.n = 0
+        self._n = 0
+        # Classification examples passed to ``defer`` and not yet applied: (y_true, y_pred, P(y_true), segment).
+        self._pending: list[tuple[Any, Any, float, str | None]] = []
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint pickled before ``defer`` existed: ``n`` was a plain attribute and nothing was queued.
+        if "n" in state:
+            state["_n"] = state.pop("n")
+        state.setdefault("_pending", [])
+        self.__dict__.update(state)
+
+    @property
+    def n(self) -> int:
+        """Examples scored."""
+        self.flush()
+        return self._n
+
+    def defer(
+        self, y_true: Any, y_pred: Any, proba: dict[Any, float] | None = None, segment: str | None = None
+    ) -> None:
+        """``update``, applied at the next read (``snapshot``, ``segment_scores``, ``n``) or ``flush``.
+
+        Why: the trainer scores two evaluators per label and nothing reads them inside a batch except a release's
+        snapshot, so the updates are queued (one append) and applied in one tight loop, with the confusion
+        matrices' increments summed per (label, prediction) pair; the metrics read afterwards are the same as
+        after ``update`` per example (tests/test_learners_evaluation_defer.py).
+        """
+        if self.task != "classification":
+            self.update(y_true, y_pred, proba, segment)
+        elif y_true is not None:
+            self._pending.append((y_true, y_pred, proba.get(y_true, 0.0) if proba else 0.0, segment))
+
+    def flush(self) -> None:
+        """Apply what ``defer`` queued, in order: the state ``update`` per example would have left."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        all_, recent, window, cap, log = self._all, self._recent, self._window, self.window, math.log
+        added: dict[tuple[Any, Any], int] = {}
+        removed: dict[tuple[Any, Any], int] = {}
+        a_correct, a_loss, r_correct, r_loss, r_n = (
+            all_.correct,
+            all_.loss,
+            recent.correct,
+            recent.loss,
+            recent.n,
+        )
+        for y_true, y_pred, p, segment in pending:
+            # update(): the same expressions, the running sums added in the same order
+            score = 1.0 if y_pred == y_true else 0.0
+            loss = -log(min(max(p, _EPS), 1.0 - _EPS))
+            a_correct += score
+            a_loss += loss
+            r_correct += score
+            r_loss += loss
+            r_n += 1
+            if y_pred is not None:
+                added[y_true, y_pred] = added.get((y_true, y_pred), 0) + 1
+            window.append((y_true, y_pred, score, loss))
+            if len(window) > cap:
+                old_true, old_pred, old_score, old_loss = window.popleft()
+                r_n -= 1
+                r_correct -= old_score
+                r_loss -= old_loss
+                if old_pred is not None:
+                    removed[old_true, old_pred] = removed.get((old_true, old_pred), 0) + 1
+            if segment is not None:
+                self._add_segment(segment, score)
+        all_.n += len(pending)
+        all_.correct, all_.loss = a_correct, a_loss
+        recent.n, recent.correct, recent.loss = r_n, r_correct, r_loss
+        self._n += len(pending)
+        # Confusion counts are whole numbers in floats: k additions of 1.0 are one addition of k, exactly.
+        for (y_true, y_pred), k in added.items():
+            for cm in (all_.cm, recent.cm):
+                cm.update(y_true, y_pred, float(k))
+                cm.n_samples += k - 1
+        for (y_true, y_pred), k in removed.items():
+            recent.cm.revert(y_true, y_pred, float(k))
+            recent.cm.n_samples -= k - 1
 
     def update(
         self, y_true: Any, y_pred: Any, proba: dict[Any, float] | None = None, segment: str | None = None
@@ -102,6 +182,7 @@ class Evaluator:
         """Score one prediction; a missing prediction counts as wrong (classification) or is skipped (regression)."""
         if y_true is None:
             return
+        self.flush()  # anything deferred comes first
         if self.task == "regression":
             if not finite(y_true) or not finite(y_pred):
                 return
@@ -118,22 +199,27 @@ class Evaluator:
         self._window.append(item)
         if len(self._window) > self.window:
             self._recent.remove(*self._window.popleft())
-        self.n += 1
+        self._n += 1
         if segment is not None:
-            if segment not in self._segments and len(self._segments) >= MAX_SEGMENTS:
-                segment = "other"
-            acc = self._segments.setdefault(segment, [0.0, 0.0])
-            acc[0] += 1
-            acc[1] += score
+            self._add_segment(segment, score)
+
+    def _add_segment(self, segment: str, score: float) -> None:
+        if segment not in self._segments and len(self._segments) >= MAX_SEGMENTS:
+            segment = "other"
+        acc = self._segments.setdefault(segment, [0.0, 0.0])
+        acc[0] += 1
+        acc[1] += score
 
     def segment_scores(self) -> dict[str, tuple[int, float]]:
         """Per segment: (count, accuracy) for classification or (count, MAE) for regression."""
+        self.flush()
         return {s: (int(n), total / n) for s, (n, total) in self._segments.items() if n}
 
     def snapshot(self) -> dict[str, float]:
         """All metrics as finite floats: ``n``, ``accuracy``, ``rolling_accuracy``, ..., ``segment.<v>.accuracy``."""
-        out: dict[str, float] = {"n": float(self.n)}
-        if self.n:
+        self.flush()
+        out: dict[str, float] = {"n": float(self._n)}
+        if self._n:
             classification = self.task == "classification"
             cumulative = self._all.classification() if classification else self._all.regression()
             rolling = self._recent.classification() if classification else self._recent.regression()

@@ -207,9 +207,32 @@ class PairedEvidence:
         self.cand_only += cand_ok and not base_ok
         self.base_only += base_ok and not cand_ok
         d = (0.0 if cand_ok else 1.0) - (0.0 if base_ok else 1.0)
-        self.not_worse.add(d)
-        self.better.add(d)
-        self.much_better.add(d)
+        tests = (self.not_worse, self.better, self.much_better)
+        first = tests[0]
+        n, s, s2 = first.n, first.s, first.s2
+        if (
+            tests[1].n == n == tests[2].n
+            and tests[1].s == s == tests[2].s
+            and tests[1].s2 == s2 == tests[2].s2
+        ):
+            # The three e-processes are fed the same differences, so the part of EProcess.add that reads only
+            # n, s and s2 (the shrunk mean and variance) is the same for each: computed once, the same expressions.
+            # A bet of 0 adds log1p(0.0) = 0.0, which leaves the (never negative-zero) wealth as it is: skipped.
+            mean = s / (n + 1)
+            var = (s2 - s * mean + 0.25) / (n + 1)
+            for test in tests:
+                m = test.m
+                gap = m - mean
+                if gap > 0:
+                    lam = min(max(gap / (var + gap * gap), 0.0), BET_CAP / (1.0 - m))
+                    if lam:
+                        test.log_wealth += math.log1p(lam * (m - d))
+                test.n = n + 1
+                test.s = s + d
+                test.s2 = s2 + d * d
+        else:  # not fed together (never, from this class): each on its own
+            for test in tests:
+                test.add(d)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0

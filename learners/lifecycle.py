@@ -230,8 +230,9 @@ class ModelLifecycle:
         the rest of the batch in one numpy pass where :mod:`learners.batch` can mirror them (again after each
         release); a binary logistic-regression champion or challenger predicts and learns without River's
         pipeline layers (the same arithmetic, in the same order); a Hoeffding tree champion or challenger computes
-        its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); and the features
-        are cleaned once per batch.
+        its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); the features
+        are cleaned once per batch; and the two prequential evaluators are updated in one loop at the next read
+        (a release's snapshot) or the batch's end (``Evaluator.defer``).
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []
@@ -253,6 +254,8 @@ class ModelLifecycle:
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
         batch.close()
+        self.evaluation.flush()  # the batch ends with the state learn_one would have left
+        self.overall.flush()
         return out
 
     def _step(
@@ -272,7 +275,7 @@ class ModelLifecycle:
         if y is None:
             return []
         events: list[Event] = []
-        segment = segment_of(x, self.segment_feature)
+        segment = None if self.segment_feature is None else segment_of(x, self.segment_feature)
         xc = (
             clean_features(x) if batch is None else batch.cleaned(pos)
         )  # once, for every prediction and learn
@@ -293,8 +296,12 @@ class ModelLifecycle:
                 seen_pred, seen_proba = served_prediction, {}
         else:
             seen_pred, seen_proba = served_prediction, base_proba
-        self.evaluation.update(y, base_pred, base_proba, segment)
-        self.overall.update(y, seen_pred, seen_proba, segment)
+        if batch is None:
+            self.evaluation.update(y, base_pred, base_proba, segment)
+            self.overall.update(y, seen_pred, seen_proba, segment)
+        else:  # applied at the next read (a release's snapshot) or the batch's end: nothing reads them between
+            self.evaluation.defer(y, base_pred, base_proba, segment)
+            self.overall.defer(y, seen_pred, seen_proba, segment)
         events.extend(self._monitor(x, y, base_pred, base_proba, index))
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
@@ -339,14 +346,14 @@ class ModelLifecycle:
                 error = loss = abs(float(pred) - float(y))
             except (TypeError, ValueError):
                 error = loss = math.nan
-        signals: list[DriftSignal] = []
-        signals += self._error_monitor.update(error, index)
-        signals += self._loss_monitor.update(loss, index)
-        concept = bool(signals)
-        signals += self._feature_monitor.update(x, index)
-        if concept and self._challenger.lineage is None and not self.paused:
+        signals: list[DriftSignal] = self._error_monitor.update(error, index)
+        signals = signals + self._loss_monitor.update(loss, index)
+        features = self._feature_monitor.update(x, index)
+        if not (signals or features):  # the usual label: no new lists
+            return []
+        if signals and self._challenger.lineage is None and not self.paused:
             self._start_challenger(index)
-        return list(signals)
+        return [*signals, *features]
 
     def _decide(self, index: int) -> list[Event]:
         """Ask the policies in order (probation, challenger, incremental) and act on their answers: at most one

@@ -54,26 +54,39 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
     classes, _, scaler, lr = shape
     c0, c1 = classes
     slow = learner.predict_one
-    # FeatureScaler (what learners.specs builds) has its own one-comprehension transform (indicators pass).
-    feature_transform = scaler.transform_one if type(scaler) is FeatureScaler else None
+    means, vars_ = scaler.means, scaler.vars
+    # FeatureScaler (what learners.specs builds) has its own transform (indicators pass).
+    feature_scaler = type(scaler) is FeatureScaler
 
-    def predict(xc: dict[str, float]) -> Any:
-        if feature_transform is not None:
-            t = feature_transform(xc)  # type: ignore[arg-type]
+    def proba(xc: dict[str, float]) -> float:
+        """River's P(classes[1]) for ``xc``: ``mean_func(dot(transform(xc)) + intercept)``."""
+        if feature_scaler:
+            # FeatureScaler.transform_one and VectorDict.dot in one loop: the same reads of the scaler's statistics
+            # in the same order (a read of an unseen feature inserts it, as River's does), and the dot's sum from
+            # 0.0 in the order of the transformed dict, a missing weight counting 0.0 * t_i as River's does.
+            w = lr._weights.to_dict()
+            dot = 0.0
+            for i, xi in xc.items():
+                ti = (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+                dot += w.get(i, 0.0) * ti
         else:
-            means, vars_ = scaler.means, scaler.vars
             t = {}
             for i, xi in xc.items():
                 v = vars_[i]
                 t[i] = (xi - means[i]) / v**0.5 if v else 0.0
+            dot = lr._weights.dot(t)
+        return lr.loss.mean_func(dot + lr.intercept)
+
+    def predict(xc: dict[str, float]) -> Any:
         try:
-            p = lr.loss.mean_func(lr._weights.dot(t) + lr.intercept)
+            p = proba(xc)
         except ArithmeticError:
             return slow(xc, cleaned=True)
         if not 0.0 <= p <= 1.0:  # NaN weights: the learner's own fallback
             return slow(xc, cleaned=True)
         return c1 if p > 1.0 - p else c0  # the learner's max() keeps the first class on a tie
 
+    predict.proba = proba  # type: ignore[attr-defined]  # for tests/test_learners_fast_paths.py
     return predict
 
 
@@ -81,15 +94,17 @@ def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], Non
     """``learner.learn_one(xc, y, cleaned=True)`` for a binary ``FeatureScaler | LogisticRegression`` learner with
     both its labels seen and plain SGD, without River's pipeline and estimator layers, or None for any other model.
 
-    Why: the champion learns every label, and about a third of River's ``learn_one`` for this pipeline is calls
-    between layers. This is River's own code path, flattened: the learner's label bookkeeping, the scaler's
-    Welford update (``StandardScaler.learn_one``, the same expressions with the dict reads kept in locals), its
-    ``transform_one``, then ``GLM.learn_one`` with ``SGD``: the same River primitives (``VectorDict`` dot,
-    ``from_scaled``, ``isub_scaled``) in the same order, so the learned state is River's, bit for bit
-    (tests/test_learners_fast_paths.py). A new label, or River's learn-during-predict mode, goes to the learner.
+    Why: the champion learns every label, and most of River's ``learn_one`` for this pipeline is calls between
+    layers. This is River's own code path, flattened: the learner's label bookkeeping, the scaler's Welford update
+    (``StandardScaler.learn_one``, the same expressions with the dict reads kept in locals), its
+    ``transform_one``, then ``GLM.learn_one`` with ``SGD``. With no L2 and zero-initialised weights (the default)
+    the scaler's update, the transform and the dot product are one pure-Python loop over the features and the SGD
+    update a second (:func:`_fused_lr_learn`); otherwise the weights go through River's ``VectorDict``
+    primitives (``dot``, ``from_scaled``, ``isub_scaled``). Either way the same arithmetic in the same order,
+    so the learned state is River's, bit for bit (tests/test_learners_fast_paths.py). A new label, or River's
+    learn-during-predict mode, goes to the learner.
     """
     from river import compose, linear_model, optim, preprocessing
-    from river.utils.math import clamp
     from river.utils.vectordict import VectorDict
 
     shape = _binary_scaled_lr(learner)
@@ -106,12 +121,85 @@ def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], Non
         or type(lr).learn_one is not linear_model.base.GLM.learn_one
     ):
         return None
+    if (
+        not lr.l2
+        and type(scaler) is FeatureScaler
+        and type(lr.initializer) is optim.initializers.Zeros
+        and lr.initializer.value == 0.0
+    ):
+        return _fused_lr_learn(learner, classes, model, scaler, lr)
+    return _vector_lr_learn(learner, classes, model, scaler, lr)
+
+
+def _fused_lr_learn(
+    learner: Any, classes: list[Any], model: Any, scaler: Any, lr: Any
+) -> Callable[[dict[str, float], Any], None]:
+    """The flattened learn in two loops over the features, no ``VectorDict`` arithmetic (see the caller).
+
+    River's order, step by step: per feature the Welford update (counts, means, variances), then ``FeatureScaler``'s
+    transform of the updated statistics (a feature's transform reads only its own, so it can follow its update in
+    the same loop), then ``VectorDict.dot`` in learn mode (the sum of ``w_i * t_i`` from 0.0 in the order of ``t``,
+    which is the order of ``xc``; a weight the model lacks is 0.0, the initializer's value); the loss gradient,
+    clamped; the intercept; then ``isub_scaled(from_scaled(t, g), learning_rate)``: ``w_i - lr * (t_i * g)`` for
+    every feature of ``t``, new weights inserted in ``t``'s order, as River's learn-mode dot inserts them.
+    """
+    c1 = classes[1]
+    counts_y = learner._counts
+    counts, means, vars_ = scaler.counts, scaler.means, scaler.vars
+    gradient = lr.loss.gradient
+    opt = lr.optimizer
+    slow = learner.learn_one
+
+    def learn(xc: dict[str, float], y: Any) -> None:
+        if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
+            slow(xc, y, cleaned=True)
+            return
+        counts_y[y] += 1
+        target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
+        weights = lr._weights
+        w = weights.to_dict()  # a copy: read here, written back below with update()
+        t = {}
+        dot = 0.0
+        for i, xi in xc.items():
+            # StandardScaler.learn_one (with_std, no window)
+            c = counts[i] + 1
+            counts[i] = c
+            old_mean = means[i]
+            mean = old_mean + (xi - old_mean) / c
+            means[i] = mean
+            v = vars_[i]
+            v = v + ((xi - old_mean) * (xi - mean) - v) / c
+            vars_[i] = v
+            # FeatureScaler.transform_one: an indicator passes, any other constant is 0
+            ti = (xi - mean) / v**0.5 if v else (xi if mean == 1.0 else 0.0)
+            t[i] = ti
+            dot += w.get(i, 0.0) * ti
+        # GLM._eval_gradient_one with w = 1.0 (a multiplication by 1.0 changes nothing), utils.math.clamp
+        loss_gradient = gradient(y_true=target, y_pred=dot + lr.intercept)
+        clip = lr.clip_gradient
+        loss_gradient = float(max(min(loss_gradient, clip), -clip))
+        lr.intercept -= lr.intercept_lr.get(opt.n_iterations) * loss_gradient
+        rate = opt.learning_rate
+        weights.update({i: w.get(i, 0.0) - rate * (ti * loss_gradient) for i, ti in t.items()})
+        opt.n_iterations += 1
+
+    return learn
+
+
+def _vector_lr_learn(
+    learner: Any, classes: list[Any], model: Any, scaler: Any, lr: Any
+) -> Callable[[dict[str, float], Any], None]:
+    """The flattened learn with River's own ``VectorDict`` primitives for the weights (L2, other initializers)."""
+    from river.utils.math import clamp
+    from river.utils.vectordict import VectorDict
+
     c1 = classes[1]
     counts_y = learner._counts
     counts, means, vars_ = scaler.counts, scaler.means, scaler.vars
     transform = scaler.transform_one
     gradient = lr.loss.gradient
     from_scaled = VectorDict.from_scaled
+    opt = lr.optimizer
     slow = learner.learn_one
 
     def learn(xc: dict[str, float], y: Any) -> None:

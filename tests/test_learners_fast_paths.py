@@ -60,6 +60,11 @@ def test_fast_champion_prediction_equals_predict_one_while_learning(
             x = {"a": rng.gauss(0, 1), "b": rng.gauss(1, 2), "colour": rng.choice(["red", "green"])}
         xc = clean_features(x)
         assert fast.predict(model, xc) == model.predict_one(xc, cleaned=True), (i, x)
+        if (
+            fast.fn is not None
+        ):  # the probability behind the label is River's, exactly (not just its side of 0.5)
+            want = model.predict_proba_one(xc, cleaned=True)[model._classes[1]]
+            assert fast.fn.proba(xc) == want, (i, x)  # type: ignore[attr-defined]
         model.learn_one(xc, y, cleaned=True)
 
 
@@ -68,14 +73,19 @@ def test_the_shortcut_steps_aside_when_the_model_changes_shape(third: bool) -> N
     rng = random.Random(5)
     model = build_learner(LearnerSpec("logistic_regression"))  # multiclass: auto
     fast = _Fast()
+    checked = 0
     for i in range(300):
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
         y = "up" if x["a"] > x["b"] else "down"
         if third and i >= 150 and i % 4 == 0:
             y = "sideways"  # one-vs-rest from here: the shortcut must not answer for it
         assert fast.predict(model, x) == model.predict_one(x, cleaned=True), i
+        if fast.fn is not None:
+            assert fast.fn.proba(x) == model.predict_proba_one(x, cleaned=True)[model._classes[1]], i
+            checked += 1
         model.learn_one(x, y, cleaned=True)
     assert (fast.fn is None) == third
+    assert checked >= 140  # the fast path answered (and was checked) for the binary stretch at least
 
 
 def _leaf_counters(learner: Any) -> list[tuple[float, float, dict[Any, float]]]:
@@ -235,7 +245,15 @@ def test_fast_learn_is_taken_for_the_default_logistic_regression() -> None:
     assert _fast_binary_lr_learn(model) is None  # no labels yet: the learner's own bookkeeping
     model.learn_one({"a": 1.0}, "up")
     model.learn_one({"a": -1.0}, "down")
-    assert _fast_binary_lr_learn(model) is not None
+    fn = _fast_binary_lr_learn(model)
+    assert fn is not None
+    # The default (no L2, zero-initialised weights) takes the fused pure-Python loop, which the bit-for-bit tests
+    # above and below therefore check; L2 goes through River's VectorDict primitives.
+    assert fn.__qualname__.startswith("_fused_lr_learn")
+    l2 = build_learner(LearnerSpec("logistic_regression", {"l2": 0.01}))
+    l2.learn_one({"a": 1.0}, "up")
+    l2.learn_one({"a": -1.0}, "down")
+    assert _fast_binary_lr_learn(l2).__qualname__.startswith("_vector_lr_learn")
     assert _fast_binary_lr_learn(build_learner(LearnerSpec("logistic_regression", {"l1": 0.1}))) is None
 
 

@@ -1,0 +1,89 @@
+"""``PairedEvidence``'s inlined classification pair (no segment) updates its three e-processes with one shared
+mean and variance per pair: the wealth, counts and sums must equal, bit for bit, three ``EProcess`` objects fed
+the same differences one ``add`` at a time. And the ADWIN error monitor, which reads ADWIN's estimation from its
+helper, reports River's own figures."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from driftline.config import GuardConfig
+from learners.guard import EProcess, PairedEvidence
+
+PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+answer = st.sampled_from(["up", "down", None])
+
+
+def _reference(config: GuardConfig, pairs: list[tuple[str, str | None, str | None]]) -> list[EProcess]:
+    tests = [EProcess(config.non_inferiority_margin), EProcess(-config.superiority_margin)]
+    tests.append(EProcess(-config.hold_margin))
+    for y, cand, base in pairs:
+        d = (0.0 if cand == y else 1.0) - (0.0 if base == y else 1.0)
+        for test in tests:
+            test.add(d)
+    return tests
+
+
+def _tests(ev: PairedEvidence) -> list[tuple[int, float, float, float]]:
+    return [(t.n, t.s, t.s2, t.log_wealth) for t in (ev.not_worse, ev.better, ev.much_better)]
+
+
+@PROPS
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(["up", "down"]), answer, answer), max_size=300),
+    margins=st.sampled_from([GuardConfig(), GuardConfig(non_inferiority_margin=0.2, hold_margin=0.01)]),
+)
+def test_the_shared_bet_equals_three_separate_e_processes(
+    pairs: list[tuple[str, str | None, str | None]], margins: GuardConfig
+) -> None:
+    ev = PairedEvidence("classification", margins)
+    for y, cand, base in pairs:
+        ev.add(y, cand, base)
+    want = _reference(margins, pairs)
+    assert _tests(ev) == [(t.n, t.s, t.s2, t.log_wealth) for t in want]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_long_stream_with_clear_and_doubtful_stretches(seed: int) -> None:
+    rng = random.Random(seed)
+    config = GuardConfig()
+    pairs = []
+    for i in range(5000):
+        y = rng.choice(["up", "down"])
+        good = 0.6 if (i // 700) % 2 else 0.98  # the candidate alternates between better and worse
+        other = "down" if y == "up" else "up"
+        pairs.append((y, y if rng.random() < good else other, y if rng.random() < 0.7 else other))
+    ev = PairedEvidence("classification", config)
+    for y, cand, base in pairs:
+        ev.add(y, cand, base)
+    want = _reference(config, pairs)
+    assert _tests(ev) == [(t.n, t.s, t.s2, t.log_wealth) for t in want]
+    assert ev.not_worse.log_wealth != 0.0 and ev.much_better.log_wealth != 0.0  # the bets were really placed
+
+
+def test_the_error_monitor_reports_adwin_s_own_estimations() -> None:
+    """The ADWIN error monitor reads the estimation from River's helper (total / width) instead of its property:
+    the alarms and their before/after figures must be what ``ADWIN.estimation`` gives."""
+    from river.drift import ADWIN
+
+    from driftline.config import DriftConfig
+    from learners.drift import ErrorDriftMonitor
+
+    rng = random.Random(7)
+    config = DriftConfig()
+    monitor, twin = ErrorDriftMonitor(config), ADWIN(delta=config.adwin_delta)
+    got, want = [], []
+    for i in range(6000):
+        error = 1.0 if rng.random() < (0.1 if (i // 1500) % 2 == 0 else 0.45) else 0.0
+        got += [(s.index, s.details) for s in monitor.update(error, i)]
+        before = twin.estimation
+        twin.update(error)
+        if twin.drift_detected and i + 1 >= config.adwin_grace and twin.estimation > before:
+            details = {"error_before": f"{before:.4f}", "error_after": f"{twin.estimation:.4f}"}
+            want.append((i, {**details, "width": str(twin.width)}))
+    assert got == want
+    assert len(got) >= 2  # the error rose twice: both alarms were raised and compared
