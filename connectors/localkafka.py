@@ -33,7 +33,14 @@ CLUSTER_NODE_HEAP = "384m"
 HEAP_ENV = "DRIFTLINE_KAFKA_HEAP"
 #: The JVM options of Kafka's own start scripts (kafka-run-class.sh): G1 aiming at 20 ms pauses. G1's default
 #: aim is 200 ms, and each such pause stalls every produce and fetch on the broker at once.
-KAFKA_JVM_OPTS = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+KAFKA_JVM_OPTS = " ".join(
+    (
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35",
+        "-XX:+ExplicitGCInvokesConcurrent",
+    )
+)
 JVM_OPTS_ENV = "DRIFTLINE_KAFKA_JVM_OPTS"
 
 
