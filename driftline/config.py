@@ -76,6 +76,9 @@ class GuardConfig:
     collapse_share: float = 0.05  # collapse check: one predicted class while another label had >= this share
     max_reference: int = 2000  # reference examples scored per decision
     probation_examples: int = 500
+    # Labels between incremental releases while the non-inferiority evidence is carried over releases
+    # (learners.policies.IncrementalPolicy); 0 restarts the evidence at every release (the old behaviour).
+    carry_release_every: int = 50
     probation_alpha: float = 0.01
     # Fairness (with model.segment_feature): refuse a candidate whose demographic-parity or equalized-odds gap
     # (MAE gap for regression) is over this bound and wider than the served model's. None: not checked.
@@ -107,6 +110,13 @@ def check_guard_config(guard: GuardConfig) -> None:
         value = getattr(guard, name)
         if not 0 <= value < float("inf"):
             raise ConfigError(f"guard.{name}: must be a finite number >= 0, got {value}")
-    for name in ("min_examples", "max_examples", "challenger_grace", "max_reference", "probation_examples"):
+    for name in (
+        "min_examples",
+        "max_examples",
+        "challenger_grace",
+        "max_reference",
+        "probation_examples",
+        "carry_release_every",
+    ):
         if getattr(guard, name) < 0:
             raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")
