@@ -77,11 +77,12 @@ def test_anytime_test_with_few_discordant_pairs() -> None:
     ev = PairedEvidence("classification")
     for i in range(200):
         ev.add(1, 1, 1 if i >= 3 else 0)  # candidate right 3 more times: not significant
-    assert judge("challenger", ev, GuardConfig()).outcome == "reject"
-    ev2 = PairedEvidence("classification")
+    plain = GuardConfig(superiority_margin=0.0)  # the test itself, without the default margin
+    assert judge("challenger", ev, plain).outcome == "reject"
+    ev2 = PairedEvidence("classification", plain)
     for i in range(200):
         ev2.add(1, 1, 1 if i >= 12 else 0)  # 12 vs 0
-    d = judge("challenger", ev2, GuardConfig())
+    d = judge("challenger", ev2, plain)
     assert d.outcome == "promote" and d.evidence["log_e_value"] >= math.log(20)
 
 
@@ -197,3 +198,16 @@ def test_probation_rolls_back_a_worse_new_model_and_not_an_equal_one() -> None:
         assert fine.check(i) is None
     assert decision is not None and decision.outcome == "rollback" and "version 7" in decision.text
     assert fine.finished
+
+
+def test_default_challenger_must_win_by_the_superiority_margin() -> None:
+    """A fresh challenger 4 points better on a window is not promoted; one 20 points better is (issue 13: on elec,
+    challengers that won short windows by a little cost the champion its long memory, 0.95 points overall)."""
+    shown = {}
+    for gain in (4, 20):
+        ev = PairedEvidence("classification", GuardConfig())
+        for i in range(1000):
+            k = i % 100  # candidate right on 90 % of pairs, the champion on 90 - gain %, never the other way
+            ev.add(1, 1 if k < 90 else 0, 1 if gain <= k < 90 else 0)
+        shown[gain] = ev.better.rejects(GuardConfig().alpha)
+    assert shown == {4: False, 20: True}

@@ -51,6 +51,7 @@ def decompose(name: str, seed: int = 0, guard: dict[str, Any] | None = None) -> 
     served: list[Any] = []
     champ: list[Any] = []
     kinds: collections.Counter[str] = collections.Counter()
+    failed: collections.Counter[str] = collections.Counter()  # the checks that rejected or held a candidate
     resets = holds = rejects = 0
     learn_one = lifecycle.learn_one
 
@@ -63,6 +64,7 @@ def decompose(name: str, seed: int = 0, guard: dict[str, Any] | None = None) -> 
             elif isinstance(e, Decision):
                 holds += e.outcome == "hold"
                 rejects += e.outcome == "reject"
+                failed.update(f"{e.reason}:{k}" for k, v in e.checks.items() if v is not True)
                 resets += e.reason == "incremental" and e.checks.get("reference") not in (True, None)
         return events
 
@@ -84,6 +86,21 @@ def decompose(name: str, seed: int = 0, guard: dict[str, Any] | None = None) -> 
         return sum(p == y for p, y in zip(preds, ys, strict=True)) / len(ys)
 
     a, b, c = acc(served), acc(champ), acc(plain)
+    tenth = max(len(ys) // 10, 1)
+    lag_by_tenth = [  # b - a per tenth of the stream, in points: where the lag is
+        round(
+            100
+            * sum(
+                (c == y) - (s == y)
+                for s, c, y in zip(
+                    served[k : k + tenth], champ[k : k + tenth], ys[k : k + tenth], strict=True
+                )
+            )
+            / tenth,
+            2,
+        )
+        for k in range(0, tenth * 10, tenth)
+    ]
     return {
         "stream": name,
         "variant": guard or {},
@@ -92,9 +109,11 @@ def decompose(name: str, seed: int = 0, guard: dict[str, Any] | None = None) -> 
         "plain pool (c)": round(c, 4),
         "lifecycle c-b pts": round(100 * (c - b), 2),
         "lag b-a pts": round(100 * (b - a), 2),
+        "lag by tenth pts": lag_by_tenth,
         "releases": dict(kinds),
         "holds": holds,
         "rejects": rejects,
+        "failed checks": dict(failed),
         "reference resets": resets,
         "alarms": len(result.alarms),
         "guarded cpu s (incl. champion predictions)": round(cpu, 1),
