@@ -152,6 +152,20 @@ def test_collapsed_candidate_is_rejected() -> None:
     assert d.outcome == "reject" and d.checks["not_collapsed"] != True  # noqa: E712
 
 
+def test_one_answer_is_not_collapse_where_the_baseline_gave_one_answer_too() -> None:
+    """An autocorrelated stretch (elec: prices high for a day): the served model answers 1 throughout, the labels
+    are mostly 1; a candidate answering 1 too is not broken. Against a baseline that answered both classes, the
+    same candidate is collapsed."""
+    shown = {}
+    for varied in (False, True):
+        ev = PairedEvidence("classification")
+        for i in range(60):
+            y = 0 if i % 10 == 0 else 1
+            ev.add(y, 1, (i % 2) if varied else 1)
+        shown[varied] = judge("incremental", ev, GuardConfig()).checks["not_collapsed"]
+    assert shown[False] is True and shown[True] == "predicts a single value"
+
+
 def test_segment_margin_and_latency_budget_veto() -> None:
     rng = random.Random(2)
     ev = PairedEvidence("classification")
