@@ -67,8 +67,9 @@ class GuardConfig:
     non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
     # A challenger (or, in probation, the previous model) must be shown better by more than this error rate (or
     # relative loss). Not 0: a fresh model can win a short window of an autocorrelated stream and then lose the
-    # long memory it replaced (elec: 10 such promotions cost the champion 0.95 points; BENCHMARKS-accuracy.md).
-    superiority_margin: float = 0.05
+    # long memory it replaced (elec: 10 such promotions cost the champion 0.95 points; with 0.05, one or two
+    # still did, 0.1-0.4 points; BENCHMARKS-accuracy.md). A new concept's challenger wins by far more.
+    superiority_margin: float = 0.1
     segment_margin: float = 0.1
     reference_margin: float = 0.02
     max_disagreement: float = (
