@@ -47,7 +47,7 @@ class Rule:
 
 
 def test_better_challenger_is_promoted_with_evidence() -> None:
-    d = judge("challenger", _evidence(400, 0.9, 0.75), GuardConfig())
+    d = judge("challenger", _evidence(400, 0.95, 0.7), GuardConfig())  # by more than superiority_margin
     assert d.outcome == "promote", d.text
     assert d.evidence["log_e_value"] >= d.evidence["log_e_threshold"] == pytest.approx(math.log(20))
     assert d.evidence["candidate_only_right"] > d.evidence["baseline_only_right"]
