@@ -117,6 +117,10 @@ class EProcess:
 class PairedEvidence:
     """Streaming summary of a candidate and a baseline predicting the same labelled examples."""
 
+    # Evidence pickled before ``base_varied`` existed (a trainer's checkpoint) keeps the old collapse rule.
+    base_varied = True
+    _base_first: Any = None
+
     def __init__(self, task: str, config: GuardConfig | None = None) -> None:
         self.task = task
         config = config or GuardConfig()

@@ -73,10 +73,14 @@ class IncrementalPolicy:
     After an incremental release that the test had shown (not a cold start, not a challenger or rollback), the
     non-inferiority e-process is *carried* into the comparison with the new snapshot, its wealth capped at the
     threshold + ``CARRY_CUSHION``: the lineage keeps proving itself, and a few bad pairs pause releases again.
-    Without it the wealth restarts at 1 and the next release waits ~120 labels of fresh evidence, which is most of
-    the guard tax on elec and waveform (BENCHMARKS-accuracy.md, "Where the taxes come from"). Carried releases are
-    at least ``guard.carry_release_every`` labels apart, so a fast stream cannot flood the ``models`` topic.
+    Without it the wealth restarts at 1 and the next release waits for fresh evidence (on waveform one release per
+    ~590 labels, most of its guard tax; BENCHMARKS-accuracy.md, session 7). Carried releases are at least
+    ``guard.carry_release_every`` labels apart, so a fast stream cannot flood the ``models`` topic.
     """
+
+    # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
+    _shown = False
+    carried = False
 
     def __init__(self, task: str, guard: GuardConfig) -> None:
         self.task = task
