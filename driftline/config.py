@@ -65,10 +65,11 @@ class GuardConfig:
     max_examples: int = 3000  # paired examples after which a challenger that has not won is dropped
     challenger_grace: int = 30  # first examples a fresh challenger learns from without being scored
     non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
-    # A challenger (or, in probation, the previous model) must be shown better by more than this error rate (or
-    # relative loss). Not 0: a fresh model can win a short window of an autocorrelated stream and then lose the
-    # long memory it replaced (elec: 10 such promotions cost the champion 0.95 points; with 0.05, one or two
-    # still did, 0.1-0.4 points; BENCHMARKS-accuracy.md). A new concept's challenger wins by far more.
+    # A challenger must be shown better than the champion by more than this error rate (or relative loss);
+    # probation's rollback test stays at margin 0. Not 0: a fresh model can win a short window of an
+    # autocorrelated stream and then lose the long memory it replaced (elec: 10 such promotions cost the
+    # champion 0.95 points; with 0.05, one or two still did, 0.1-0.4 points; BENCHMARKS-accuracy.md). A new
+    # concept's challenger wins by far more.
     superiority_margin: float = 0.1
     segment_margin: float = 0.1
     reference_margin: float = 0.02

@@ -21,6 +21,7 @@ is shown worse (anytime-valid, at ``probation_alpha``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -426,7 +427,10 @@ class Probation:
     def __init__(self, task: str, config: GuardConfig, previous_version: int) -> None:
         self.config = config
         self.previous_version = previous_version
-        self.evidence = PairedEvidence(task, config)  # candidate = previous model, baseline = new model
+        # candidate = previous model, baseline = new model. Superiority at margin 0: a rollback needs only the
+        # previous model shown better (the challenger's superiority_margin guards a fresh model's short memory;
+        # probation guards against a bad release, and a margin there would let a worse model stay served).
+        self.evidence = PairedEvidence(task, dataclasses.replace(config, superiority_margin=0.0))
 
     def add(self, y: Any, new_pred: Any, previous_pred: Any, segment: str | None = None) -> None:
         self.evidence.add(y, previous_pred, new_pred, segment)

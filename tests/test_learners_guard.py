@@ -225,3 +225,15 @@ def test_default_challenger_must_win_by_the_superiority_margin() -> None:
             ev.add(1, 1 if k < 90 else 0, 1 if gain <= k < 90 else 0)
         shown[gain] = ev.better.rejects(GuardConfig().alpha)
     assert shown == {8: False, 20: True}
+
+
+def test_probation_rolls_back_without_the_challenger_margin() -> None:
+    """The challenger's superiority_margin guards a fresh model's short memory; probation guards against a bad
+    release and rolls back as soon as the previous model is shown better (here by 5 points, under the margin)."""
+    probation = Probation("classification", GuardConfig(), previous_version=1)
+    decision = None
+    for i in range(1000):
+        k = i % 100  # the previous model right on 90 %, the new one on 85 %, never the other way round
+        probation.add(1, new_pred=1 if 5 <= k < 90 else 0, previous_pred=1 if k < 90 else 0)
+        decision = decision or probation.check(i)
+    assert decision is not None and decision.outcome == "rollback"
