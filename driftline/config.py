@@ -65,7 +65,12 @@ class GuardConfig:
     max_examples: int = 3000  # paired examples after which a challenger that has not won is dropped
     challenger_grace: int = 30  # first examples a fresh challenger learns from without being scored
     non_inferiority_margin: float = 0.03  # error-rate (or relative loss) margin for incremental updates
-    superiority_margin: float = 0.0  # a challenger (or, in probation, the previous model) must win by more
+    # A challenger must be shown better than the champion by more than this error rate (or relative loss);
+    # probation's rollback test stays at margin 0. Not 0: a fresh model can win a short window of an
+    # autocorrelated stream and then lose the long memory it replaced (elec: 10 such promotions cost the
+    # champion 0.95 points; with 0.05, one or two still did, 0.1-0.4 points; BENCHMARKS-accuracy.md). A new
+    # concept's challenger wins by far more.
+    superiority_margin: float = 0.1
     segment_margin: float = 0.1
     reference_margin: float = 0.02
     max_disagreement: float = (
@@ -76,6 +81,9 @@ class GuardConfig:
     collapse_share: float = 0.05  # collapse check: one predicted class while another label had >= this share
     max_reference: int = 2000  # reference examples scored per decision
     probation_examples: int = 500
+    # Labels between incremental releases while the non-inferiority evidence is carried over releases
+    # (learners.policies.IncrementalPolicy); 0 restarts the evidence at every release (the old behaviour).
+    carry_release_every: int = 50
     probation_alpha: float = 0.01
     # Fairness (with model.segment_feature): refuse a candidate whose demographic-parity or equalized-odds gap
     # (MAE gap for regression) is over this bound and wider than the served model's. None: not checked.
@@ -107,6 +115,13 @@ def check_guard_config(guard: GuardConfig) -> None:
         value = getattr(guard, name)
         if not 0 <= value < float("inf"):
             raise ConfigError(f"guard.{name}: must be a finite number >= 0, got {value}")
-    for name in ("min_examples", "max_examples", "challenger_grace", "max_reference", "probation_examples"):
+    for name in (
+        "min_examples",
+        "max_examples",
+        "challenger_grace",
+        "max_reference",
+        "probation_examples",
+        "carry_release_every",
+    ):
         if getattr(guard, name) < 0:
             raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")

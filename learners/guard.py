@@ -21,6 +21,7 @@ is shown worse (anytime-valid, at ``probation_alpha``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -117,6 +118,10 @@ class EProcess:
 class PairedEvidence:
     """Streaming summary of a candidate and a baseline predicting the same labelled examples."""
 
+    # Evidence pickled before ``base_varied`` existed (a trainer's checkpoint) keeps the old collapse rule.
+    base_varied = True
+    _base_first: Any = None
+
     def __init__(self, task: str, config: GuardConfig | None = None) -> None:
         self.task = task
         config = config or GuardConfig()
@@ -140,6 +145,10 @@ class PairedEvidence:
         self.sum_base = 0.0
         self.pred_counts: dict[Any, int] = {}
         self.label_counts: dict[Any, int] = {}
+        # Classification: did the baseline give more than one answer (or none)? A candidate answering one class
+        # is "collapsed" only where the baseline was not doing the same (see _collapsed).
+        self.base_varied = False
+        self._base_first: Any = None
         self.segments: dict[str, list[float]] = {}  # segment -> [n, candidate loss sum, baseline loss sum]
         self.pred_sum = 0.0
         self.pred_sum2 = 0.0
@@ -154,6 +163,7 @@ class PairedEvidence:
         if self.task == "classification":
             self.label_counts[y] = self.label_counts.get(y, 0) + 1
             self.pred_counts[cand] = self.pred_counts.get(cand, 0) + 1
+            self._note_base(base)
         elif not finite(cand):
             self.nonfinite += 1
         else:
@@ -200,6 +210,8 @@ class PairedEvidence:
         self.n += 1
         self.label_counts[y] = self.label_counts.get(y, 0) + 1
         self.pred_counts[cand] = self.pred_counts.get(cand, 0) + 1
+        if not self.base_varied:
+            self._note_base(base)
         cand_ok, base_ok = bool(cand == y), bool(base == y)
         self.disagree += cand != base and base is not None
         self.cand_right += cand_ok
@@ -236,6 +248,12 @@ class PairedEvidence:
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0
+
+    def _note_base(self, base: Any) -> None:
+        if self.n == 1:
+            self._base_first = base
+        if base is None or base != self._base_first:
+            self.base_varied = True
 
     def summary(self) -> dict[str, float]:
         n = max(self.n, 1)
@@ -295,7 +313,10 @@ def _collapsed(ev: PairedEvidence, config: GuardConfig) -> bool:
         return False  # a short window of an autocorrelated stream may legitimately hold a single answer
     if ev.task == "classification":
         common = [c for c, k in ev.label_counts.items() if k >= config.collapse_share * ev.n]
-        return len(common) >= 2 and len(ev.pred_counts) < 2
+        # Only where the baseline answered more than one class on the same examples: on an autocorrelated stream
+        # (elec) the served model itself answers one class for a few dozen events, and a candidate doing the same
+        # is not broken (69 of elec's incremental releases were vetoed so, under carried evidence).
+        return len(common) >= 2 and len(ev.pred_counts) < 2 and ev.base_varied
     n = ev.n - ev.nonfinite
     return n >= 10 and ev.pred_sum2 / n - (ev.pred_sum / n) ** 2 <= 1e-12 * max(1.0, (ev.pred_sum / n) ** 2)
 
@@ -429,7 +450,10 @@ class Probation:
     def __init__(self, task: str, config: GuardConfig, previous_version: int) -> None:
         self.config = config
         self.previous_version = previous_version
-        self.evidence = PairedEvidence(task, config)  # candidate = previous model, baseline = new model
+        # candidate = previous model, baseline = new model. Superiority at margin 0: a rollback needs only the
+        # previous model shown better (the challenger's superiority_margin guards a fresh model's short memory;
+        # probation guards against a bad release, and a margin there would let a worse model stay served).
+        self.evidence = PairedEvidence(task, dataclasses.replace(config, superiority_margin=0.0))
 
     def add(self, y: Any, new_pred: Any, previous_pred: Any, segment: str | None = None) -> None:
         self.evidence.add(y, previous_pred, new_pred, segment)

@@ -12,6 +12,7 @@ what it needs is passed in. The rules of judgement themselves are in :mod:`learn
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ CHECK_EVERY = 25
 COLD_START = 50  # labels before the first incremental release when the served model has learned nothing
 # Incremental pairs between reference-set checks of a champion not yet shown non-inferior.
 REFERENCE_EVERY = 200
+# Log-wealth kept above the threshold when the non-inferiority evidence is carried over a release: log 2, so one
+# bad pair at a confident bet (it costs up to BET_CAP of the wealth) stops the next carried release until fresh
+# pairs earn it back.
+CARRY_CUSHION = math.log(2)
 
 # judge(kind, evidence, candidate, baseline, index): the guard's full judgement (see ModelLifecycle._judge).
 Judge = Callable[[str, PairedEvidence, Learner, Learner, int], Decision]
@@ -63,7 +68,19 @@ class Lineage:
 
 
 class IncrementalPolicy:
-    """The champion against the served snapshot: non-inferiority, judged once the release floor is reached."""
+    """The champion against the served snapshot: non-inferiority, judged once the release floor is reached.
+
+    After an incremental release that the test had shown (not a cold start, not a challenger or rollback), the
+    non-inferiority e-process is *carried* into the comparison with the new snapshot, its wealth capped at the
+    threshold + ``CARRY_CUSHION``: the lineage keeps proving itself, and a few bad pairs pause releases again.
+    Without it the wealth restarts at 1 and the next release waits for fresh evidence (on waveform one release per
+    ~590 labels, most of its guard tax; BENCHMARKS-accuracy.md, session 7). Carried releases are at least
+    ``guard.carry_release_every`` labels apart, so a fast stream cannot flood the ``models`` topic.
+    """
+
+    # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
+    _shown = False
+    carried = False
 
     def __init__(self, task: str, guard: GuardConfig) -> None:
         self.task = task
@@ -71,18 +88,27 @@ class IncrementalPolicy:
         self.since_release = 0  # labels learned since the last release
         self.evidence = PairedEvidence(task, guard)
         self._next_check = 0  # pairs before the next full judgement
+        self._shown = False  # the last decision promoted on shown non-inferiority (its evidence may carry)
+        self.carried = False  # the current evidence was carried over an incremental release
 
     def observe(self, y: Any, champion_pred: Any, served_pred: Any, segment: str | None) -> None:
         self.evidence.add(y, champion_pred, served_pred, segment)
 
     def released(self) -> None:
-        """Any release: the served snapshot changed, so the comparison starts over."""
+        """Any release: the served snapshot changed, so the comparison starts over (carrying the
+        non-inferiority wealth when this release was the policy's own shown promotion)."""
+        kept, carry = self.evidence.not_worse, self._shown and self.guard.carry_release_every > 0
         self.since_release = 0
         self.restart()
+        if carry:
+            kept.log_wealth = min(kept.log_wealth, -math.log(self.guard.alpha) + CARRY_CUSHION)
+            self.evidence.not_worse = kept
+            self.carried = True
 
     def restart(self) -> None:
         self.evidence = PairedEvidence(self.task, self.guard)
         self._next_check = 0
+        self._shown = self.carried = False
 
     def decide(
         self,
@@ -101,6 +127,8 @@ class IncrementalPolicy:
         ev, guard = self.evidence, self.guard
         # An untrained served model answers nothing: offer the first release after a handful of labels.
         due = release_every if served_learned else min(release_every, COLD_START)
+        if self.carried:
+            due = max(due, self.guard.carry_release_every)
         if self.since_release < due or ev.n < self._next_check:
             return None
         shown = ev.not_worse.rejects(guard.alpha) or not served_learned
@@ -110,6 +138,7 @@ class IncrementalPolicy:
             return None
         decision = judge("incremental", ev, champion, served, index)
         if decision.outcome == "promote":
+            self._shown = served_learned and ev.not_worse.rejects(guard.alpha)
             return decision
         if reference_failed(decision) or ev.n >= guard.max_examples:
             # Poisoned labels, or old and mixed evidence: a fresh comparison with the served snapshot.

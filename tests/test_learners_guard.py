@@ -47,7 +47,7 @@ class Rule:
 
 
 def test_better_challenger_is_promoted_with_evidence() -> None:
-    d = judge("challenger", _evidence(400, 0.9, 0.75), GuardConfig())
+    d = judge("challenger", _evidence(400, 0.95, 0.7), GuardConfig())  # by more than superiority_margin
     assert d.outcome == "promote", d.text
     assert d.evidence["log_e_value"] >= d.evidence["log_e_threshold"] == pytest.approx(math.log(20))
     assert d.evidence["candidate_only_right"] > d.evidence["baseline_only_right"]
@@ -77,11 +77,12 @@ def test_anytime_test_with_few_discordant_pairs() -> None:
     ev = PairedEvidence("classification")
     for i in range(200):
         ev.add(1, 1, 1 if i >= 3 else 0)  # candidate right 3 more times: not significant
-    assert judge("challenger", ev, GuardConfig()).outcome == "reject"
-    ev2 = PairedEvidence("classification")
+    plain = GuardConfig(superiority_margin=0.0)  # the test itself, without the default margin
+    assert judge("challenger", ev, plain).outcome == "reject"
+    ev2 = PairedEvidence("classification", plain)
     for i in range(200):
         ev2.add(1, 1, 1 if i >= 12 else 0)  # 12 vs 0
-    d = judge("challenger", ev2, GuardConfig())
+    d = judge("challenger", ev2, plain)
     assert d.outcome == "promote" and d.evidence["log_e_value"] >= math.log(20)
 
 
@@ -151,6 +152,20 @@ def test_collapsed_candidate_is_rejected() -> None:
     assert d.outcome == "reject" and d.checks["not_collapsed"] != True  # noqa: E712
 
 
+def test_one_answer_is_not_collapse_where_the_baseline_gave_one_answer_too() -> None:
+    """An autocorrelated stretch (elec: prices high for a day): the served model answers 1 throughout, the labels
+    are mostly 1; a candidate answering 1 too is not broken. Against a baseline that answered both classes, the
+    same candidate is collapsed."""
+    shown = {}
+    for varied in (False, True):
+        ev = PairedEvidence("classification")
+        for i in range(60):
+            y = 0 if i % 10 == 0 else 1
+            ev.add(y, 1, (i % 2) if varied else 1)
+        shown[varied] = judge("incremental", ev, GuardConfig()).checks["not_collapsed"]
+    assert shown[False] is True and shown[True] == "predicts a single value"
+
+
 def test_segment_margin_and_latency_budget_veto() -> None:
     rng = random.Random(2)
     ev = PairedEvidence("classification")
@@ -197,3 +212,28 @@ def test_probation_rolls_back_a_worse_new_model_and_not_an_equal_one() -> None:
         assert fine.check(i) is None
     assert decision is not None and decision.outcome == "rollback" and "version 7" in decision.text
     assert fine.finished
+
+
+def test_default_challenger_must_win_by_the_superiority_margin() -> None:
+    """A fresh challenger 8 points better on a window is not promoted; one 20 points better is (issue 13: on elec,
+    challengers that won short windows by a little cost the champion its long memory, 0.95 points overall)."""
+    shown = {}
+    for gain in (8, 20):
+        ev = PairedEvidence("classification", GuardConfig())
+        for i in range(1000):
+            k = i % 100  # candidate right on 90 % of pairs, the champion on 90 - gain %, never the other way
+            ev.add(1, 1 if k < 90 else 0, 1 if gain <= k < 90 else 0)
+        shown[gain] = ev.better.rejects(GuardConfig().alpha)
+    assert shown == {8: False, 20: True}
+
+
+def test_probation_rolls_back_without_the_challenger_margin() -> None:
+    """The challenger's superiority_margin guards a fresh model's short memory; probation guards against a bad
+    release and rolls back as soon as the previous model is shown better (here by 5 points, under the margin)."""
+    probation = Probation("classification", GuardConfig(), previous_version=1)
+    decision = None
+    for i in range(1000):
+        k = i % 100  # the previous model right on 90 %, the new one on 85 %, never the other way round
+        probation.add(1, new_pred=1 if 5 <= k < 90 else 0, previous_pred=1 if k < 90 else 0)
+        decision = decision or probation.check(i)
+    assert decision is not None and decision.outcome == "rollback"

@@ -127,3 +127,59 @@ def test_probation_asks_for_a_rollback_when_the_previous_model_is_better_and_end
         fine.observe(1, 1, 1, None)
         assert fine.decide(i) is None
     assert not fine.active and fine.version is None
+
+
+def _shown_release(policy: IncrementalPolicy, args: dict[str, Any]) -> None:
+    """Drive ``policy`` to a promotion on shown non-inferiority and the release that follows it."""
+    _pairs(policy, 150, cand_right=True)
+    policy.since_release = args["release_every"]
+    decision = policy.decide(150, **args)
+    assert decision is not None and decision.outcome == "promote"
+    policy.released()
+
+
+def test_shown_evidence_is_carried_over_a_release_with_a_floor_of_labels() -> None:
+    m = _model()
+    for carry_every, expect_release in ((40, True), (0, False)):
+        guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": carry_every})
+        policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+        args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+        _shown_release(policy, args)
+        assert policy.carried is expect_release
+        decisions = []
+        for i in range(40):  # forty ties with the new snapshot: no fresh evidence of anything
+            policy.observe(1, 1, 1, None)
+            policy.since_release += 1
+            decisions.append(policy.decide(200 + i, **args))
+        # Carried: not before the floor (40 labels), then at once; restarted: ties alone never reach the threshold.
+        assert all(d is None for d in decisions[:-1])
+        assert (decisions[-1] is not None) is expect_release
+
+
+def test_carried_evidence_is_capped_so_bad_pairs_pause_releases() -> None:
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 10})
+    policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    _pairs(policy, 400, cand_right=True)  # far more wealth than the threshold
+    _shown_release(policy, args)
+    assert policy.evidence.not_worse.rejects(guard.alpha)
+    _pairs(policy, 3, cand_right=False)  # the new champion is wrong where the new snapshot is right
+    policy.since_release = 10
+    assert not policy.evidence.not_worse.rejects(guard.alpha)
+    assert policy.decide(500, **args) is None
+
+
+def test_a_challenger_or_cold_start_release_does_not_carry() -> None:
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 10})
+    policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+    policy.since_release = 50
+    assert policy.decide(
+        50, release_every=10, served_learned=False, reference=False, champion=m, served=m, judge=judge
+    )
+    policy.released()  # the cold-start release: nothing was shown
+    assert not policy.carried and policy.evidence.not_worse.log_wealth == 0.0
+    _pairs(policy, 150, cand_right=True)
+    policy.released()  # a challenger's release (the policy did not decide it): the comparison starts over
+    assert not policy.carried and policy.evidence.not_worse.log_wealth == 0.0

@@ -2,6 +2,9 @@
 non-inferiority e-process across incremental releases, capped at the threshold + log 2.
 
     PYTHONPATH=. python docs/experiments/carry_release_evidence.py base|carry
+
+Superseded (session 7): the carry is built in (``guard.carry_release_every``, 50 labels apart). To reproduce the
+session 6 table, run it with ``carry_release_every: 0`` and ``superiority_margin: 0`` in the guard defaults.
 """
 
 from __future__ import annotations
