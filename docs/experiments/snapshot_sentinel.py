@@ -52,7 +52,10 @@ class BernoulliCusum:
                 self.up, self.down = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
             return False
         self.s = max(0.0, self.s + (self.up if error else self.down))
-        return self.s > self.h
+        if self.s > self.h:
+            self.s = 0.0
+            return True
+        return False
 
 
 def run(name: str, seed: int, n: int, every: int, alpha: float, shift: float) -> str:
@@ -67,7 +70,8 @@ def run(name: str, seed: int, n: int, every: int, alpha: float, shift: float) ->
         if len(pending) <= DELAY:
             continue
         x0, y0, answers = pending.popleft()
-        alarm = any(c[1].update(p != y0) for c, p in answers)
+        # Every current copy sees the label (answers of copies dropped since they answered are ignored).
+        alarm = any([c[1].update(p != y0) for c, p in answers if c in copies])
         model.learn_one(x0, y0)
         learned += 1
         if alarm:
