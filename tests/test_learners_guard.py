@@ -186,6 +186,30 @@ def test_segment_margin_and_latency_budget_veto() -> None:
     assert slow.outcome == "reject" and slow.checks["latency"] is not True
 
 
+def test_one_preempted_prediction_does_not_veto_a_release_but_a_slow_model_does() -> None:
+    """The latency check takes the median prediction time: a machine that preempts the trainer during one call
+    (here: one call in 20 takes 150 ms) must not change the guard's decision; a model slow on every call must."""
+    import time
+
+    class Stalls:
+        def __init__(self, every: int, seconds: float) -> None:
+            self.calls, self.every, self.seconds = 0, every, seconds
+
+        def predict_one(self, x: dict) -> int:
+            self.calls += 1
+            if self.calls % self.every == 0:
+                time.sleep(self.seconds)
+            return 1
+
+    good = _evidence(400, 0.9, 0.75)
+    sample = [{"a": 1.0}] * 20
+    config = GuardConfig(max_predict_latency_ms=5.0)
+    once = judge("challenger", good, config, candidate=Stalls(20, 0.15), sample=sample)
+    assert once.checks["latency"] is True and once.evidence["predict_latency_ms"] < 5.0
+    always = judge("challenger", good, config, candidate=Stalls(1, 0.006), sample=sample)
+    assert always.outcome == "reject" and "budget 5.0 ms" in str(always.checks["latency"])
+
+
 def test_nonfinite_regression_outputs_are_rejected_and_paired_t_test_works() -> None:
     rng = random.Random(3)
     good, bad = PairedEvidence("regression"), PairedEvidence("regression")
