@@ -39,7 +39,10 @@ PROBATION_FIRST = 50  # shadow pairs before the first probation look
 # Share of the largest safe bet the e-processes stake: higher ships clear cases sooner (with no discordant pair, a
 # 3 % non-inferiority margin is shown after ~120 labels at 0.8, ~200 at 0.5) and loses more on each bad pair.
 BET_CAP = 0.8
-LATENCY_SAMPLE = 25  # predictions timed per judgement for the latency check
+# Predictions timed per judgement for the latency check: their median is the estimate. Seven tolerate three
+# preempted calls, and each judgement pays for them (with carried evidence a trainer judges every ~50 labels;
+# 25 timed calls were a tenth of the LR trainer's time).
+LATENCY_SAMPLE = 7
 
 
 @dataclass
@@ -332,7 +335,6 @@ def _latency_ms(model: Any, xs: Sequence[dict[str, Any]]) -> float:
 
     The median, not the mean: a process preempted by a busy machine during one call would otherwise veto a
     release, so the guard's decisions (and everything after them) would depend on the machine's load.
-    A few dozen predictions estimate it as well as a hundred (the trainer judges often: it was a tenth of its time).
     """
     xs = list(xs)[-LATENCY_SAMPLE:]
     if not xs:

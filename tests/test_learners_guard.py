@@ -188,7 +188,7 @@ def test_segment_margin_and_latency_budget_veto() -> None:
 
 def test_one_preempted_prediction_does_not_veto_a_release_but_a_slow_model_does() -> None:
     """The latency check takes the median prediction time: a machine that preempts the trainer during one call
-    (here: one call in 20 takes 150 ms) must not change the guard's decision; a model slow on every call must."""
+    (here: one timed call takes 150 ms) must not change the guard's decision; a model slow on every call must."""
     import time
 
     class Stalls:
@@ -204,7 +204,7 @@ def test_one_preempted_prediction_does_not_veto_a_release_but_a_slow_model_does(
     good = _evidence(400, 0.9, 0.75)
     sample = [{"a": 1.0}] * 20
     config = GuardConfig(max_predict_latency_ms=5.0)
-    once = judge("challenger", good, config, candidate=Stalls(20, 0.15), sample=sample)
+    once = judge("challenger", good, config, candidate=Stalls(5, 0.15), sample=sample)
     assert once.checks["latency"] is True and once.evidence["predict_latency_ms"] < 5.0
     always = judge("challenger", good, config, candidate=Stalls(1, 0.006), sample=sample)
     assert always.outcome == "reject" and "budget 5.0 ms" in str(always.checks["latency"])
