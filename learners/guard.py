@@ -246,7 +246,7 @@ class PairedEvidence:
                 test.n = n + 1
                 test.s = s + d
                 test.s2 = s2 + d * d
-        else:  # not fed together (never, from this class): each on its own
+        else:  # after a carried release not_worse has a longer history than the other two: each on its own
             for test in tests:
                 test.add(d)
         self.sum_d += d
