@@ -18,21 +18,30 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 EVENTS = 1500
 
 
-def test_demo_runs_to_completion_and_writes_a_valid_report(
-    prefix: str, redis_url: str, tmp_path: Path
-) -> None:
-    report = tmp_path / "report"
+def demo_env(prefix: str, tmp_path: Path) -> dict[str, str]:
+    """The caller's environment with a private state directory and Redis key prefix, and no config file."""
     env = {
         **os.environ,
         "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
         "DRIFTLINE__REDIS__KEY_PREFIX": prefix.rstrip("."),
     }
     env.pop("DRIFTLINE_CONFIG", None)
-    cmd = [
-        sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
-        "--bootstrap", "127.0.0.1:9092", "demo", "--events", str(EVENTS), "--rate", "300",
-        "--label-delay", "100", "--no-live", "--report", str(report), "--json",
-    ]  # fmt: skip
+    return env
+
+
+def demo_cmd(prefix: str, redis_url: str, *args: str) -> list[str]:
+    """``driftline demo ARGS`` on the run's topic prefix, Redis and the local broker."""
+    return [sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
+            "--bootstrap", "127.0.0.1:9092", "demo", *args]  # fmt: skip
+
+
+def test_demo_runs_to_completion_and_writes_a_valid_report(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report"
+    env = demo_env(prefix, tmp_path)
+    cmd = demo_cmd(prefix, redis_url, "--events", str(EVENTS), "--rate", "300", "--label-delay", "100",
+                   "--no-live", "--report", str(report), "--json")  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -79,18 +88,10 @@ def test_demo_over_several_models_routes_learns_and_releases_each(
 ) -> None:
     """``--models 3``: the stream is spread by `tenant` over three models; each is scored, learned and released."""
     report = tmp_path / "report"
-    env = {
-        **os.environ,
-        "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
-        "DRIFTLINE__REDIS__KEY_PREFIX": prefix.rstrip("."),
-    }
-    env.pop("DRIFTLINE_CONFIG", None)
+    env = demo_env(prefix, tmp_path)
     events = 900
-    cmd = [
-        sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
-        "--bootstrap", "127.0.0.1:9092", "demo", "--events", str(events), "--rate", "300",
-        "--label-delay", "50", "--models", "3", "--no-live", "--no-console", "--report", str(report), "--json",
-    ]  # fmt: skip
+    cmd = demo_cmd(prefix, redis_url, "--events", str(events), "--rate", "300", "--label-delay", "50",
+                   "--models", "3", "--no-live", "--no-console", "--report", str(report), "--json")  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,16 +112,9 @@ def test_demo_over_several_models_routes_learns_and_releases_each(
 
 
 def test_ctrl_c_stops_producing_and_loses_nothing(prefix: str, redis_url: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
-        "DRIFTLINE__REDIS__KEY_PREFIX": prefix.rstrip("."),
-    }
-    env.pop("DRIFTLINE_CONFIG", None)
-    cmd = [
-        sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
-        "demo", "--events", "20000", "--rate", "200", "--no-live", "--report", str(tmp_path / "r"), "--json",
-    ]  # fmt: skip
+    env = demo_env(prefix, tmp_path)
+    cmd = demo_cmd(prefix, redis_url, "--events", "20000", "--rate", "200", "--no-live", "--report",
+                   str(tmp_path / "r"), "--json")  # fmt: skip
     # Started with SIGINT ignored, as a shell without job control starts a background command: CI ran the whole
     # suite so, and the demo, with no KeyboardInterrupt handler, ran to completion through the interrupt.
     proc = subprocess.Popen(

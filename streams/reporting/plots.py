@@ -63,7 +63,8 @@ def accuracy_plot(
     """Rolling accuracy of the served model, one value per labelled event (``None``: no model answered yet).
 
     ``alarms``: drift alarm indices (dashed lines); ``releases``: ``(index, version, reason)``, marked ^ (promotion)
-    or v (``rollback``); ``drifts``: known drifts ``(centre, width)``, a band when wider than one event;
+    or v (``rollback``), incremental ones as a rug of ticks along the bottom; ``drifts``: known drifts
+    ``(centre, width)``, a band when wider than one event;
     ``baselines``: other learners' right/wrong on the same events (the plain learner), drawn as thin lines.
     """
     fig, (ax,) = _figure(5.2)
@@ -96,14 +97,23 @@ def accuracy_plot(
         ax.axvline(
             a, color=COLORS["alarm"], lw=1, ls="--", alpha=0.8, label="drift alarm" if k == 0 else None
         )
+    last = max(len(acc) - 1, 0)
+    # Incremental releases come every few dozen labels while the evidence holds: a rug along the bottom, not
+    # markers, which would bury the curve and the promotions that matter (challenger, manual) under labels.
+    steps = [min(max(index, 0), last) for index, _, reason in releases if reason == "incremental"]
+    if steps:
+        ax.plot(steps, [0.03] * len(steps), "|", ms=10, mew=1.2, color=COLORS["promote"], alpha=0.75,
+                transform=ax.get_xaxis_transform(), label=f"incremental release ({len(steps)})")  # fmt: skip
     for kind, marker in (("promote", "^"), ("rollback", "v")):
-        pts = [r for r in releases if (r[2] == "rollback") == (kind == "rollback")]
+        pts = [r for r in releases if r[2] != "incremental" and (r[2] == "rollback") == (kind == "rollback")]
         if not pts:
             continue
-        px = [min(max(index, 0), max(len(acc) - 1, 0)) for index, _, _ in pts]
+        px = [min(max(index, 0), last) for index, _, _ in pts]
         py = [acc[x] if acc and acc[x] == acc[x] else ax.get_ylim()[0] for x in px]
         ax.scatter(px, py, marker=marker, s=70, color=COLORS[kind], zorder=5, edgecolor="white",
                    label="promotion" if kind == "promote" else "rollback")  # fmt: skip
+        if len(pts) > 30:
+            continue  # so many that their version numbers would overlap into a smear
         for (_, version, _), x, y in zip(pts, px, py, strict=True):
             ax.annotate(f"v{version}", (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
                         fontsize=8, color=COLORS[kind])  # fmt: skip

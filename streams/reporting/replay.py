@@ -31,7 +31,6 @@ def write_replay_report(
     releases = [
         (p["index"], p["version"], p["reason"])
         for p in [*summary.get("promotions", ()), *summary.get("rollbacks", ())]
-        if p["reason"] != "incremental"  # one per --release-every labels: they would hide the rest
     ]
     png = accuracy_plot(
         directory / "accuracy.png",
@@ -45,7 +44,7 @@ def write_replay_report(
     )
     notes = (
         "Rolling prequential accuracy of what the served model predicted; dashed: concept-drift alarms; ^ "
-        "challenger/manual promotions (incremental releases are not drawn), v rollbacks."
+        "challenger/manual promotions, v rollbacks, ticks along the bottom: incremental releases."
     )
     if baselines:
         notes += (
