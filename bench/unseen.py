@@ -1,10 +1,11 @@
 """The acceptance check of issue 13, played on streams the accuracy suite has never seen.
 
-    nice -n 10 python -m bench.unseen [--n 10000] [--streams a,b] [--workers 2] [--keep DIR] [--json]
+    nice -n 10 python -m bench.unseen [--n 10000] [--streams a,b] [--delay 50] [--workers 2] [--keep DIR]
 
 Each stream is generated from ``river.datasets.synth`` (other generators, seeds and drift points than
-``bench/accuracy.py``), written as a CSV file and run through the real CLI with default settings:
-``driftline replay --file X.csv --label-col y --delay 50 --json --no-plain --out preds.jsonl`` (regression streams
+``bench/accuracy.py``; ``linear-reversal`` is a plain linear target), written as a CSV file and run through the
+real CLI with default settings (``--json`` also prints the results as JSON):
+``driftline replay --file X.csv --label-col y --delay D --json --no-plain --out preds.jsonl`` (regression streams
 add ``DRIFTLINE_MODEL__TASK``-free ``--config`` with ``model.task: regression``, the only setting a user must give).
 The plain learners (LR one-vs-rest and Hoeffding tree; linear regression and Hoeffding tree) read the same CSV and
 learn every label at the same delay. Bounds (issue 13): guard tax <= 0.5 accuracy points (MAE <= +2 %), every
@@ -19,6 +20,7 @@ import csv
 import itertools
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -131,6 +133,58 @@ def make(name: str, n: int, s: int = 0) -> tuple[list[Example], list[int], str, 
         return _relabel(_take(synth.Planes2D(seed=79 + s), n), h, lambda y: -y), [h], "regression", False
     if name == "mv-shift":  # string features; the target's relation flips halfway
         return _relabel(_take(synth.Mv(seed=80 + s), n), h, lambda y: -y), [h], "regression", False
+    return _make_more(name, n, s)
+
+
+def _linear_reversal(n: int, at: int, seed: int) -> list[Example]:
+    """y = w.x + N(0, 0.5) over six standard normal features; w flips sign at ``at``."""
+    rng = random.Random(seed)
+    w = [rng.uniform(-2, 2) for _ in range(6)]
+    rows: list[Example] = []
+    for i in range(n):
+        x = {f"x{j}": rng.gauss(0, 1) for j in range(6)}
+        sign = 1.0 if i < at else -1.0
+        rows.append((x, sign * sum(a * x[f"x{j}"] for j, a in enumerate(w)) + rng.gauss(0, 0.5)))
+    return rows
+
+
+def _make_more(name: str, n: int, s: int) -> tuple[list[Example], list[int], str, bool]:
+    """The streams added in session 8 (other functions, seeds and drift points again), measured once before any
+    change was made for them (BENCHMARKS-accuracy.md)."""
+    from river.datasets import synth
+
+    if name == "agrawal-2-7":
+        at = n // 3
+        src = _drift(synth.Agrawal(2, seed=501 + s), synth.Agrawal(7, seed=502 + s), at, 20, 9)
+        return _take(src, n), [at], "classification", False
+    if name == "hyperplane5-flip":  # every label flipped at 2n/3
+        at = 2 * n // 3
+        rows = _take(synth.Hyperplane(seed=503 + s, n_features=5, noise_percentage=0.1), n)
+        return _relabel(rows, at, lambda y: 1 - y), [at], "classification", False
+    if name == "sea-0-3":
+        at = n // 2
+        return _take(_drift(synth.SEA(0, seed=504 + s), synth.SEA(3, seed=505 + s), at, 20, 11), n), [at], \
+            "classification", False  # fmt: skip
+    if name == "rbf5-swap":  # 5 classes, new centroids
+        at = 5 * n // 9
+        a = synth.RandomRBF(
+            seed_model=506 + s, seed_sample=507 + s, n_classes=5, n_features=8, n_centroids=20
+        )
+        b = synth.RandomRBF(
+            seed_model=508 + s, seed_sample=509 + s, n_classes=5, n_features=8, n_centroids=20
+        )
+        return _take(_drift(a, b, at, 20, 13), n), [at], "classification", False
+    if name == "stagger-0-2":
+        at = 7 * n // 18
+        src = _drift(synth.STAGGER(0, seed=510 + s), synth.STAGGER(2, seed=511 + s), at, 20, 15)
+        return _take(src, n), [at], "classification", False
+    if name == "friedman-gra-early":
+        pos = (5 * n // 18, 7 * n // 9)
+        src = synth.FriedmanDrift(drift_type="gra", position=pos, seed=512 + s)
+        return _take(src, n), list(pos), "regression", False
+    if name == "linear-reversal":
+        at = 5 * n // 9
+        return _linear_reversal(n, at, 513 + s), [at], "regression", False
     raise SystemExit(f"unknown stream {name!r}; known: {', '.join(STREAMS)}")
 
 
@@ -138,6 +192,9 @@ STREAMS = (
     "mixed-reversal", "sine-reversal", "sine-gradual", "randomtree-abrupt", "stagger-strings", "led-10class",
     "waveform-permute", "agrawal-gradual", "sea-abrupt", "rbf-abrupt",
     "friedman-gsg", "friedman-gra", "planes2d-reversal", "mv-shift",
+    # session 8
+    "agrawal-2-7", "hyperplane5-flip", "sea-0-3", "rbf5-swap", "stagger-0-2", "friedman-gra-early",
+    "linear-reversal",
 )  # fmt: skip
 
 
@@ -155,7 +212,7 @@ def write_csv(rows: list[Example], path: Path) -> None:
             w.writerow([*("" if sx.get(k) is None else sx[k] for k in keys), y])
 
 
-def _cli(csv_path: Path, task: str, tmp: Path) -> tuple[dict[str, Any], list[Any], float]:
+def _cli(csv_path: Path, task: str, tmp: Path, delay: int = DELAY) -> tuple[dict[str, Any], list[Any], float]:
     """``driftline replay`` with default settings (only the task for regression), as a user runs it."""
     out = tmp / "preds.jsonl"
     cmd = [sys.executable, "-m", "streams.cli"]
@@ -170,7 +227,7 @@ def _cli(csv_path: Path, task: str, tmp: Path) -> tuple[dict[str, Any], list[Any
         "--label-col",
         "y",
         "--delay",
-        str(DELAY),
+        str(delay),
         "--json",
         "--no-plain",
     ]
@@ -199,7 +256,7 @@ def _loss(task: str, p: Any, y: Any) -> float:
         return abs(float(y))
 
 
-def job(name: str, n: int, keep: str | None, seed: int = 0) -> dict[str, Any]:
+def job(name: str, n: int, keep: str | None, seed: int = 0, delay: int = DELAY) -> dict[str, Any]:
     examples, points, task, gradual = make(name, n, seed)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(keep) if keep else Path(tmp_s)
@@ -207,7 +264,7 @@ def job(name: str, n: int, keep: str | None, seed: int = 0) -> dict[str, Any]:
         path = tmp / f"{name}.csv"
         write_csv(examples, path)
         rows = list(read_rows(path, "y"))  # exactly what the CLI sees (CSV cells parsed the same way)
-        summary, preds, cpu = _cli(path, task, tmp / name if keep else tmp)
+        summary, preds, cpu = _cli(path, task, tmp / name if keep else tmp, delay)
     out: dict[str, Any] = {"stream": name, "task": task, "n": len(rows), "points": points, "gradual": gradual}
     out["cpu_guarded"] = cpu
     specs = (
@@ -215,7 +272,7 @@ def job(name: str, n: int, keep: str | None, seed: int = 0) -> dict[str, Any]:
         if task == "classification"
         else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
     )
-    runs = {k: plain(rows, s, task, DELAY, 0) for k, s in specs.items()}
+    runs = {k: plain(rows, s, task, delay, 0) for k, s in specs.items()}
     for k, r in runs.items():
         out[f"plain_{k}"] = sum(r["losses"]) / len(rows)
     best = min(runs, key=lambda k: out[f"plain_{k}"])
@@ -283,14 +340,14 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def run(
-    names: list[str], n: int, workers: int, keep: str | None = None, seed: int = 0
+    names: list[str], n: int, workers: int, keep: str | None = None, seed: int = 0, delay: int = DELAY
 ) -> Iterator[dict[str, Any]]:
     if workers <= 1:
-        yield from (job(name, n, keep, seed) for name in names)
+        yield from (job(name, n, keep, seed, delay) for name in names)
         return
     with ProcessPoolExecutor(workers) as pool:
         k = len(names)
-        yield from pool.map(job, names, [n] * k, [keep] * k, [seed] * k)
+        yield from pool.map(job, names, [n] * k, [keep] * k, [seed] * k, [delay] * k)
 
 
 def main() -> int:
@@ -298,6 +355,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10000, help="events per stream (default 10,000)")
     ap.add_argument("--streams", help=f"comma-separated subset of: {', '.join(STREAMS)}")
     ap.add_argument("--seed", type=int, default=0, help="added to every generator seed (default 0)")
+    ap.add_argument("--delay", type=int, default=DELAY, help=f"label delay in events (default {DELAY})")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--keep", metavar="DIR", help="keep the CSV files and predictions in DIR")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON object")
@@ -307,7 +365,7 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"unknown streams {sorted(unknown)}; known: {', '.join(STREAMS)}")
     start = time.perf_counter()
-    results = list(run(names, args.n, args.workers, args.keep, args.seed))
+    results = list(run(names, args.n, args.workers, args.keep, args.seed, args.delay))
     print(table(results))
     print(
         f"# {time.perf_counter() - start:.0f} s wall; command: python -m bench.unseen {' '.join(sys.argv[1:])}"

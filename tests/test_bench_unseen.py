@@ -26,3 +26,32 @@ def test_unseen_streams_have_their_drift_where_said() -> None:
     assert {y for _, y in rows} == {0, 1, 2}
     rows, points, task, _ = make("stagger-strings", 900)
     assert points == [300, 600] and all(isinstance(x["color"], str) for x, _ in rows)
+
+
+def test_linear_reversal_flips_its_target_where_said() -> None:
+    rows, points, task, _ = make("linear-reversal", 900)
+    assert (points, task) == ([500], "regression")
+    # Least squares on each side: the same weights, opposite signs (noise 0.5, 500 and 400 rows).
+    import numpy as np
+
+    def fit(part: list[tuple[dict[str, float], float]]) -> np.ndarray:
+        xs = np.array([[x[f"x{j}"] for j in range(6)] for x, _ in part])
+        return np.linalg.lstsq(xs, np.array([y for _, y in part]), rcond=None)[0]
+
+    before, after = fit(rows[:500]), fit(rows[500:])
+    assert np.allclose(before, -after, atol=0.2) and np.abs(before).max() > 0.5
+
+
+@pytest.mark.parametrize(
+    "name", ["agrawal-2-7", "hyperplane5-flip", "sea-0-3", "rbf5-swap", "stagger-0-2", "friedman-gra-early"]
+)
+def test_session_8_streams_generate_with_their_drift_inside(name: str) -> None:
+    rows, points, _, _ = make(name, 900)
+    assert len(rows) == 900 and all(0 < p < 900 for p in points)
+
+
+def test_the_label_delay_reaches_the_cli_and_the_plain_learners() -> None:
+    short, long = job("linear-reversal", 600, None, delay=5), job("linear-reversal", 600, None, delay=200)
+    assert "error" not in short and "error" not in long
+    # Later labels: both the served model and the plain learners learn less of the same stream.
+    assert long["guarded"] > short["guarded"] and long["plain_LR"] > short["plain_LR"]
