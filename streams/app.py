@@ -218,7 +218,7 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
         ctx.settings.topic("features"),
         stage_group(ctx.settings, "score"),
         _pipelined(ctx, store, scorer.process, scorer.publish_contexts, Scored.merged),
-        idle=scorer.maybe_swap,  # an idle scorer adopts a new release within `within` seconds
+        idle=scorer.idle,  # an idle scorer adopts a new release within `within` seconds
         ready=ready,
         gate=gate,
     )

@@ -29,6 +29,13 @@ from streams.releases import LoadedModel, ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext
 from streams.teardown import reap
 
+#: The feature-drift monitors run on a model's events once this many are buffered (or ``WATCH_WITHIN_S`` after the
+#: first, or when the worker idles or adopts a release): one vectorised pass over a block instead of the per-event
+#: path each small batch takes (33 us per event at batches of 2, ~6 at 256, 20 features). The alarms are the same
+#: ones at the same event indices (``FeatureDriftMonitor.update_many`` equals per-event updates), a little later.
+WATCH_EVERY = 256
+WATCH_WITHIN_S = 0.5
+
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +108,9 @@ class Scorer:
         self.versions: dict[str, int] = {}  # newest version adopted per model (kept when unloaded)
         self.features_drift: dict[str, FeatureDriftMonitor] = {}
         self.indices: dict[str, int] = {}
+        self._watching: dict[
+            str, tuple[float, list[dict[str, Any]]]
+        ] = {}  # model -> (first buffered, features)
         s = ctx.settings
         self.default = s.default_model
         self.routing = s.routing
@@ -132,6 +142,12 @@ class Scorer:
         served = self.served.get(self.default)
         return None if served is None else served.batch
 
+    def idle(self) -> bool:
+        """Nothing to score: run the feature monitors on what they hold, then adopt new releases."""
+        for name in list(self._watching):
+            self._flush_watch(name)
+        return self.maybe_swap()
+
     def maybe_swap(self) -> bool:
         """Between batches: adopt the newest verified release of each model, if any (atomic per model)."""
         swapped = False
@@ -144,6 +160,7 @@ class Scorer:
             reap(loaded)  # not adopted: freed in pieces like a replaced model
             return False
         batch = batch_predictor(loaded.model)  # before the swap: a failure here leaves the old model serving
+        self._flush_watch(name)  # drift events name the version that scored their events
         artifact = loaded.release.get("artifact")
         size = len(artifact) if isinstance(artifact, bytes | bytearray) else 1 << 20
         old = self.served.pop(name, None)
@@ -334,7 +351,18 @@ class Scorer:
         return {i: (value, context) for (i, value), context in zip(values, contexts, strict=True)}
 
     def _watch(self, name: str, features: list[dict[str, Any]]) -> None:
-        """Page-Hinkley on each numeric feature of ``name``'s events: one vectorised pass per batch."""
+        """Buffer ``name``'s events for its feature monitors; run them once a block is due (``WATCH_EVERY``)."""
+        now = time.monotonic()
+        since, buffered = self._watching.setdefault(name, (now, []))
+        buffered += features
+        if len(buffered) >= WATCH_EVERY or now - since >= WATCH_WITHIN_S:
+            self._flush_watch(name)
+
+    def _flush_watch(self, name: str) -> None:
+        """Page-Hinkley on each numeric feature of ``name``'s buffered events: one vectorised pass."""
+        features = self._watching.pop(name, (0.0, []))[1]
+        if not features:
+            return
         monitor = self.features_drift.get(name)
         if monitor is None:
             monitor = self.features_drift[name] = FeatureDriftMonitor(self.ctx.settings.drift)
