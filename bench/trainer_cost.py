@@ -39,6 +39,7 @@ SHORT = {"logistic_regression": "lr", "hoeffding_tree": "ht"}
 # The parts a sample is charged to: the first of these frames found from the leaf up names it (innermost wins,
 # so the status's JSON inside _publish_status is "status", a pickle inside _transaction's seal "checkpoint").
 PARTS = (
+    ("gc", ("gc_collect",)),  # the cyclic collector, wherever an allocation triggered it
     ("learn_batch", ("ModelLifecycle.learn_batch (",)),
     ("release_publish", ("Trainer.handle (",)),
     ("decode", ("Codec.decode_many (",)),
