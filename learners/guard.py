@@ -246,9 +246,28 @@ class PairedEvidence:
                 test.n = n + 1
                 test.s = s + d
                 test.s2 = s2 + d * d
-        else:  # after a carried release not_worse has a longer history than the other two: each on its own
-            for test in tests:
-                test.add(d)
+        else:
+            # After a carried release not_worse has a longer history than the other two (on its own), while
+            # better and much_better started together: the same shared mean and variance for those two.
+            first.add(d)
+            pair = (tests[1], tests[2])
+            n, s, s2 = pair[0].n, pair[0].s, pair[0].s2
+            if pair[1].n == n and pair[1].s == s and pair[1].s2 == s2:
+                mean = s / (n + 1)
+                var = (s2 - s * mean + 0.25) / (n + 1)
+                for test in pair:
+                    m = test.m
+                    gap = m - mean
+                    if gap > 0:
+                        lam = min(max(gap / (var + gap * gap), 0.0), BET_CAP / (1.0 - m))
+                        if lam:
+                            test.log_wealth += math.log1p(lam * (m - d))
+                    test.n = n + 1
+                    test.s = s + d
+                    test.s2 = s2 + d * d
+            else:
+                for test in pair:
+                    test.add(d)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0

@@ -166,7 +166,8 @@ class WorkerContext:
             )
             self._audit_logs[model] = alog
         entry = alog.append(kind, record)
-        log.info("audit %s #%d: %s", kind, entry["seq"], json.dumps(entry["record"], default=str)[:500])
+        if log.isEnabledFor(logging.INFO):  # the JSON is built only for a log that shows it
+            log.info("audit %s #%d: %s", kind, entry["seq"], json.dumps(entry["record"], default=str)[:500])
 
 
 def raw_records(events: Sequence[Any]) -> list[RawRecord]:

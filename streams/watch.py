@@ -16,6 +16,11 @@ WARMUP = 50  # labels before a new class is news (the first classes of a fresh m
 MAX_CLASSES = 10_000  # bounded memory on a regression-like label stream declared as classification
 
 
+# The usual types answered with one dict probe (``_kind``'s isinstance chain was most of the trainer's per-label
+# input check); any other type, subclasses included, goes through ``_kind``.
+_KINDS: dict[type, str] = {float: "number", int: "number", bool: "bool", str: "string", type(None): "null"}
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -40,11 +45,12 @@ class InputWatch:
     def check(self, features: dict[str, Any], label: Any, index: int) -> list[DriftSignal]:
         """The warnings for one labelled example (usually none)."""
         out: list[DriftSignal] = []
+        kinds, known = self.kinds, _KINDS
         for name, value in features.items():
-            kind = _kind(value)
+            kind = known.get(type(value)) or _kind(value)
             if kind == "null":  # a missing value is not a type change
                 continue
-            was = self.kinds.setdefault(name, kind)
+            was = kinds.setdefault(name, kind)
             if was != kind:
                 self.kinds[name] = kind  # one warning per change, not one per event
                 details = {"feature": name, "was": was, "now": kind, "value": repr(value)[:60]}

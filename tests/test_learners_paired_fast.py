@@ -87,3 +87,35 @@ def test_the_error_monitor_reports_adwin_s_own_estimations() -> None:
             want.append((i, {**details, "width": str(twin.width)}))
     assert got == want
     assert len(got) >= 2  # the error rose twice: both alarms were raised and compared
+
+
+@PROPS
+@given(
+    history=st.lists(st.tuples(st.sampled_from(["up", "down"]), answer, answer), min_size=1, max_size=200),
+    pairs=st.lists(st.tuples(st.sampled_from(["up", "down"]), answer, answer), max_size=300),
+    cap=st.floats(min_value=-3.0, max_value=3.0),
+)
+def test_after_a_carried_release_the_two_fresh_tests_share_a_bet(
+    history: list[tuple[str, str | None, str | None]],
+    pairs: list[tuple[str, str | None, str | None]],
+    cap: float,
+) -> None:
+    """As ``policies.Lineage.released`` carries it: not_worse keeps its history (its wealth capped), better and
+    much_better start afresh together. Each must still equal its own ``EProcess`` fed one ``add`` at a time."""
+    config = GuardConfig()
+    old = PairedEvidence("classification", config)
+    for y, cand, base in history:
+        old.add(y, cand, base)
+    ev = PairedEvidence("classification", config)
+    kept = old.not_worse
+    kept.log_wealth = min(kept.log_wealth, cap)
+    ev.not_worse = kept
+    want_nw = EProcess(kept.m)
+    want_nw.n, want_nw.s, want_nw.s2, want_nw.log_wealth = kept.n, kept.s, kept.s2, kept.log_wealth
+    want = [want_nw, EProcess(-config.superiority_margin), EProcess(-config.hold_margin)]
+    for y, cand, base in pairs:
+        ev.add(y, cand, base)
+        d = (0.0 if cand == y else 1.0) - (0.0 if base == y else 1.0)
+        for test in want:
+            test.add(d)
+    assert _tests(ev) == [(t.n, t.s, t.s2, t.log_wealth) for t in want]
