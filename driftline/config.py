@@ -54,6 +54,18 @@ class DriftConfig:
     ph_feature_threshold: float = 100.0  # cumulative standardised deviation needed for an alarm
     feature_cooldown: int = 2000  # examples after an alarm before that feature may alarm again
     max_features: int = 64  # features monitored (the first numeric ones seen); bounds memory and time
+    # Frozen-snapshot sentinel (learners.sentinel; classification): copies of the champion frozen after
+    # sentinel_first labels, doubling while under half of sentinel_every, then every sentinel_every labels (the
+    # previous copy kept sentinel_overlap more labels); each copy's 0/1 error in Page's CUSUM for p0 +
+    # sentinel_margin against its own error p0 over its first sentinel_warmup labels, alarm above
+    # sentinel_threshold (log 1000). It sees drifts the learning model adapts to before ADWIN can (SEA).
+    sentinel: bool = True
+    sentinel_threshold: float = 6.907755278982137
+    sentinel_margin: float = 0.05
+    sentinel_warmup: int = 1000
+    sentinel_first: int = 1000
+    sentinel_every: int = 8000
+    sentinel_overlap: int = 2000
 
 
 @dataclass(frozen=True)

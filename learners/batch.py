@@ -275,7 +275,9 @@ class BatchContext:
     cleaned once per batch (:meth:`cleaned`).
     """
 
-    MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
+    MAX_FROZEN = (
+        6  # served, previous, the sentinel's two copies, and the ones they replaced within this batch
+    )
 
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)

@@ -89,6 +89,10 @@ def check_drift_config(config: DriftConfig, task: str = "classification") -> Non
                 f"{setting} {name!r} takes 0/1 values: not for {what} (use adwin, kswin or page_hinkley)"
             )
         build_detector(name, kwargs, setting)
+    # Imported here: the sentinel imports DriftSignal from this module.
+    from learners.sentinel import check_sentinel_config
+
+    check_sentinel_config(config)
 
 
 class ErrorDriftMonitor:
