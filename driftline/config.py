@@ -137,3 +137,22 @@ def check_guard_config(guard: GuardConfig) -> None:
     ):
         if getattr(guard, name) < 0:
             raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")
+
+
+def check_sentinel_config(config: DriftConfig) -> None:
+    """The ranges the drift sentinel (``learners.sentinel``) needs, for a config file, the environment and a live
+    ``set`` alike; :class:`~driftline.errors.ConfigError` names the field."""
+    from driftline.errors import ConfigError
+
+    threshold = config.sentinel_threshold
+    if not (isinstance(threshold, (int, float)) and 0 < threshold < float("inf")):
+        raise ConfigError(f"drift.sentinel_threshold: must be a finite number > 0, got {threshold!r}")
+    margin = config.sentinel_margin
+    if not (isinstance(margin, (int, float)) and 0 < margin < 1):
+        raise ConfigError(f"drift.sentinel_margin: must be between 0 and 1, got {margin!r}")
+    for name in ("sentinel_warmup", "sentinel_first", "sentinel_every"):
+        value = getattr(config, name)
+        if not (isinstance(value, int) and value >= 1):
+            raise ConfigError(f"drift.{name}: must be an integer >= 1, got {value!r}")
+    if not (isinstance(config.sentinel_overlap, int) and config.sentinel_overlap >= 0):
+        raise ConfigError(f"drift.sentinel_overlap: must be an integer >= 0, got {config.sentinel_overlap!r}")

@@ -165,3 +165,15 @@ def test_the_schedule_doubles_then_keeps_its_gap_and_drops_replaced_copies() -> 
             frozen.append(labels[-1])
         assert len(labels) < 2 or (len(labels) == 2 and sentinel.seen - labels[-1] < 5)
     assert frozen == [10, 20, 40, 120, 200, 280]
+
+
+def test_a_config_file_with_a_bad_sentinel_setting_is_refused_naming_it(tmp_path: Any) -> None:
+    from driftline.settings import load_settings
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("drift:\n  sentinel_every: 0\n")
+    with pytest.raises(ConfigError, match=r"drift\.sentinel_every"):
+        load_settings(path, environ={})
+    path.write_text("drift:\n  sentinel: false\n  sentinel_margin: 0.1\n")
+    settings = load_settings(path, environ={})
+    assert (settings.drift.sentinel, settings.drift.sentinel_margin) == (False, 0.1)
