@@ -54,6 +54,18 @@ class DriftConfig:
     ph_feature_threshold: float = 100.0  # cumulative standardised deviation needed for an alarm
     feature_cooldown: int = 2000  # examples after an alarm before that feature may alarm again
     max_features: int = 64  # features monitored (the first numeric ones seen); bounds memory and time
+    # Frozen-snapshot sentinel (learners.sentinel; classification): copies of the champion frozen after
+    # sentinel_first labels, doubling while under half of sentinel_every, then every sentinel_every labels (the
+    # previous copy kept sentinel_overlap more labels); each copy's 0/1 error in Page's CUSUM for p0 +
+    # sentinel_margin against its own error p0 over its first sentinel_warmup labels, alarm above
+    # sentinel_threshold (log 1000). It sees drifts the learning model adapts to before ADWIN can (SEA).
+    sentinel: bool = True
+    sentinel_threshold: float = 6.907755278982137
+    sentinel_margin: float = 0.05
+    sentinel_warmup: int = 1000
+    sentinel_first: int = 1000
+    sentinel_every: int = 8000
+    sentinel_overlap: int = 2000
 
 
 @dataclass(frozen=True)
@@ -125,3 +137,22 @@ def check_guard_config(guard: GuardConfig) -> None:
     ):
         if getattr(guard, name) < 0:
             raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")
+
+
+def check_sentinel_config(config: DriftConfig) -> None:
+    """The ranges the drift sentinel (``learners.sentinel``) needs, for a config file, the environment and a live
+    ``set`` alike; :class:`~driftline.errors.ConfigError` names the field."""
+    from driftline.errors import ConfigError
+
+    threshold = config.sentinel_threshold
+    if not (isinstance(threshold, (int, float)) and 0 < threshold < float("inf")):
+        raise ConfigError(f"drift.sentinel_threshold: must be a finite number > 0, got {threshold!r}")
+    margin = config.sentinel_margin
+    if not (isinstance(margin, (int, float)) and 0 < margin < 1):
+        raise ConfigError(f"drift.sentinel_margin: must be between 0 and 1, got {margin!r}")
+    for name in ("sentinel_warmup", "sentinel_first", "sentinel_every"):
+        value = getattr(config, name)
+        if not (isinstance(value, int) and value >= 1):
+            raise ConfigError(f"drift.{name}: must be an integer >= 1, got {value!r}")
+    if not (isinstance(config.sentinel_overlap, int) and config.sentinel_overlap >= 0):
+        raise ConfigError(f"drift.sentinel_overlap: must be an integer >= 0, got {config.sentinel_overlap!r}")

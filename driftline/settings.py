@@ -21,7 +21,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from driftline.config import DriftConfig, GuardConfig, LearnerSpec, check_guard_config
+from driftline.config import (
+    DriftConfig,
+    GuardConfig,
+    LearnerSpec,
+    check_guard_config,
+    check_sentinel_config,
+)
 from driftline.errors import ConfigError
 
 
@@ -358,6 +364,7 @@ def _validate(settings: Settings) -> None:
     for name in settings.routing.models:
         check_model_name(name, "routing.models")
     check_guard_config(settings.guard)
+    check_sentinel_config(settings.drift)
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
     if settings.kafka.training_partitions < 1:

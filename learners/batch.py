@@ -281,7 +281,8 @@ class BatchContext:
     cleaned once per batch (:meth:`cleaned`).
     """
 
-    MAX_FROZEN = 4  # served, previous, and the ones they replaced within this batch
+    # Served, previous, the sentinel's two copies, and the ones they replaced within this batch.
+    MAX_FROZEN = 6
     WINDOW = 256  # rows a frozen model predicts per numpy pass
 
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:

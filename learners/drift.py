@@ -19,7 +19,7 @@ from typing import Any
 
 from river.drift import ADWIN
 
-from driftline.config import DriftConfig
+from driftline.config import DriftConfig, check_sentinel_config
 from driftline.errors import ConfigError
 from learners.detectors import DETECTORS, ScaledDetector, build_detector, detector_kind, detector_params
 from learners.drift_batch import BLOCK, feed_batch, new_features
@@ -89,6 +89,7 @@ def check_drift_config(config: DriftConfig, task: str = "classification") -> Non
                 f"{setting} {name!r} takes 0/1 values: not for {what} (use adwin, kswin or page_hinkley)"
             )
         build_detector(name, kwargs, setting)
+    check_sentinel_config(config)
 
 
 class ErrorDriftMonitor:

@@ -38,6 +38,7 @@ from learners.policies import (
     ProbationPolicy,
     reference_failed,
 )
+from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
@@ -77,6 +78,10 @@ class Labelled:
 
 class ModelLifecycle:
     """One model's learning, monitoring and release decisions (see the module docstring)."""
+
+    # Class-level default: a lifecycle pickled before the sentinel existed (a trainer's checkpoint) restores
+    # without one and starts it at its next label (``_watch``).
+    _sentinel: SnapshotSentinel | None = None
 
     def __init__(
         self,
@@ -123,6 +128,7 @@ class ModelLifecycle:
         self._error_monitor = ErrorDriftMonitor(drift)
         self._loss_monitor = LossDriftMonitor(drift)
         self._feature_monitor = FeatureDriftMonitor(drift)
+        self._sentinel = SnapshotSentinel(drift)
 
     # -- public state ------------------------------------------------------------------------------------------
     @property
@@ -302,7 +308,18 @@ class ModelLifecycle:
         else:  # applied at the next read (a release's snapshot) or the batch's end: nothing reads them between
             self.evaluation.defer(y, base_pred, base_proba, segment)
             self.overall.defer(y, seen_pred, seen_proba, segment)
-        events.extend(self._monitor(x, y, base_pred, base_proba, index))
+        sentinel = self._watch()
+        alarms: list[DriftSignal] = []
+        if sentinel is not None and sentinel.copies:
+            # One answer per frozen copy; the batch predicts a mirrorable copy for the whole batch at once.
+            alarms = sentinel.observe(
+                y,
+                (lambda m: m.predict_one(xc, cleaned=True))
+                if batch is None
+                else (lambda m: batch.frozen(m, pos, xc)[0]),
+                index,
+            )
+        events.extend(self._monitor(x, y, base_pred, base_proba, index, alarms))
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
         self._increment.observe(y, champ_pred, base_pred, segment)
@@ -330,12 +347,29 @@ class ModelLifecycle:
             self._challenger.lineage.learn(
                 xc, y, index, ts, None if batch is None else batch.learn_challenger
             )
+        if sentinel is not None:
+            sentinel.learned(self._lineage.model)
         self._increment.since_release += 1
         events.extend(self._decide(index))
         return events
 
+    def _watch(self) -> SnapshotSentinel | None:
+        """The frozen-snapshot sentinel when it applies (classification, ``drift.sentinel`` on), else None."""
+        if self.task != "classification" or not self.drift.sentinel:
+            self._sentinel = None  # switched off live: switched on again, it starts afresh
+            return None
+        if self._sentinel is None:  # a checkpoint from before the sentinel, or switched on live
+            self._sentinel = SnapshotSentinel(self.drift)
+        return self._sentinel
+
     def _monitor(
-        self, x: dict[str, Any], y: Any, pred: Any, proba: dict[Any, float], index: int
+        self,
+        x: dict[str, Any],
+        y: Any,
+        pred: Any,
+        proba: dict[Any, float],
+        index: int,
+        sentinel: list[DriftSignal],
     ) -> list[Event]:
         if self.task == "classification":
             error = 0.0 if pred == y else 1.0
@@ -347,10 +381,13 @@ class ModelLifecycle:
             except (TypeError, ValueError):
                 error = loss = math.nan
         signals: list[DriftSignal] = self._error_monitor.update(error, index)
-        signals = signals + self._loss_monitor.update(loss, index)
+        signals = signals + self._loss_monitor.update(loss, index) + sentinel
         features = self._feature_monitor.update(x, index)
         if not (signals or features):  # the usual label: no new lists
             return []
+        if signals and self._sentinel is not None:
+            # The drift is known: copies frozen before it would keep alarming on it; watch from the model now.
+            self._sentinel.restart(self._lineage.model)
         if signals and self._challenger.lineage is None and not self.paused:
             self._start_challenger(index)
         return [*signals, *features]
@@ -493,6 +530,8 @@ class ModelLifecycle:
         else:
             self.drift = dataclasses.replace(self.drift, **{name: parsed})
             self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = self.drift
+            if self._sentinel is not None:  # copies frozen from now on use the new settings
+                self._sentinel.config = self.drift
 
     def snapshot_metrics(self) -> dict[str, float]:
         """Live metrics: the served version's prequential metrics plus the lifecycle's own state."""

@@ -260,3 +260,47 @@ def test_learn_batch_matches_learn_one_through_a_promoted_challenger_and_a_rollb
     assert got == expected
     reasons = [e[3] for r in expected if isinstance(r, list) for e in r if e[0] == "release"]
     assert "challenger" in reasons and "rollback" in reasons, reasons
+
+
+# A sentinel that freezes and judges copies quickly, so this short stream gets several copies and alarms.
+FAST_SENTINEL = dataclasses.replace(
+    DriftConfig(),
+    feature_drift=False,
+    sentinel_warmup=100,
+    sentinel_first=150,
+    sentinel_every=500,
+    sentinel_overlap=150,
+    sentinel_threshold=3.0,
+)
+
+
+@pytest.mark.parametrize(
+    "spec", [LearnerSpec("logistic_regression"), LearnerSpec("auto"), LearnerSpec("hoeffding_tree")], ids=str
+)
+def test_learn_batch_matches_learn_one_with_the_sentinel_alarming(spec: LearnerSpec) -> None:
+    """The frozen copies answer through the batch's frozen-model path: the same alarms (details included) at the
+    same labels, and the same decisions after them."""
+    rows = _stream("classification", seed=3)
+    examples = _examples(spec, "classification", rows, seed=4)
+
+    def lifecycle() -> ModelLifecycle:
+        lc = ModelLifecycle("m", "classification", spec, None, FAST_SENTINEL, GuardConfig(), release_every=25)
+        lc.initial_release()
+        return lc
+
+    one, batched = lifecycle(), lifecycle()
+    a, b = _run_one(one, examples), _run_batch(batched, examples, seed=5)
+    assert [_outcome(r) for r in b] == [_outcome(r) for r in a]
+
+    def sentinel_alarms(results: list[Any]) -> list[tuple[int, dict[str, str]]]:
+        return [
+            (e.index, e.details)
+            for r in results
+            if isinstance(r, list)
+            for e in r
+            if isinstance(e, DriftSignal) and e.details.get("test") == "frozen_snapshot"
+        ]
+
+    expected = sentinel_alarms(a)
+    assert expected, "the stream must make the sentinel alarm"
+    assert sentinel_alarms(b) == expected

@@ -1,4 +1,5 @@
-"""Experiment (not wired into driftline): a frozen snapshot as a drift sentinel, for drifts the live error misses.
+"""Experiment: a frozen snapshot as a drift sentinel, for drifts the live error misses (wired in since session 8
+as ``learners/sentinel.py``).
 
 SEA's abrupt drifts move a threshold, so 5-9 % of labels change; a model that keeps learning adapts within a few
 hundred labels, and ADWIN on its error never sees a shift long enough to alarm (the suite: sea-abrupt 0/4). A

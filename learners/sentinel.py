@@ -1,0 +1,127 @@
+"""A frozen snapshot of the champion as a drift sentinel: for drifts the learning model's own error never shows.
+
+Why: when a drift changes only a few percent of the labels (SEA's threshold moves: 5-9 %), a model that keeps
+learning adapts within a few hundred labels and no detector on its error sees a shift that lasts (the suite:
+sea-abrupt 0/4 with ADWIN). A *frozen* copy does not adapt: its error rises and stays up, which a sequential test
+finds (BENCHMARKS-accuracy.md, "A detector measured and not yet wired in", session 7; session 8 wires it in).
+
+Schedule (``DriftConfig.sentinel_*``): a copy of the champion is frozen after ``sentinel_first`` labels, then
+after twice as many, and so on while that is under half of ``sentinel_every``, then every ``sentinel_every``
+labels; the previous copy keeps watching until the new one has seen ``sentinel_overlap`` labels (its own test
+warms up meanwhile). Each copy's 0/1 error feeds a Bernoulli CUSUM (Page's test; Page-Hinkley is its running-mean
+form): the baseline error ``p0`` is the copy's own error over its first ``sentinel_warmup`` labels, the alternative
+``p0 + sentinel_margin``, and the alarm when the log-likelihood ratio's CUSUM passes ``sentinel_threshold`` (log
+1000: measured 0.13 false alarms per 10,000 stationary labels). Any error alarm (this one or another detector's)
+replaces every copy with a fresh one: the drift is known, and an old copy would keep alarming on it.
+
+Classification only: a regression error has no Bernoulli baseline (measured in BENCHMARKS-accuracy.md, session 8).
+The copies answer once per label each (at most two, for ``sentinel_overlap`` labels after each new copy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from driftline.config import DriftConfig, check_sentinel_config
+from learners.drift import DriftSignal
+
+__all__ = ["BernoulliCusum", "SnapshotSentinel", "check_sentinel_config"]
+
+
+class BernoulliCusum:
+    """Page's CUSUM of the log-likelihood ratio of ``p1 = p0 + margin`` against ``p0`` on 0/1 errors, ``p0``
+    estimated from the first ``warmup`` errors (Laplace-smoothed, so a copy that never errs still has a test)."""
+
+    def __init__(self, warmup: int, margin: float, threshold: float) -> None:
+        self.warmup = warmup
+        self.margin = margin
+        self.threshold = threshold
+        self.n = 0
+        self.errors = 0
+        self.p0 = math.nan
+        self.s = 0.0
+        self.up = 0.0
+        self.down = 0.0
+
+    def update(self, error: bool) -> bool:
+        """Feed one error; True when the statistic passes the threshold (it restarts from 0 then)."""
+        self.n += 1
+        if self.n <= self.warmup:
+            self.errors += error
+            if self.n == self.warmup:
+                self.p0 = (self.errors + 1) / (self.warmup + 2)
+                p1 = min(self.p0 + self.margin, 0.99)
+                if p1 <= self.p0:  # p0 already at the cap: no higher error rate left to test for
+                    self.up = self.down = 0.0
+                else:
+                    self.up = math.log(p1 / self.p0)
+                    self.down = math.log((1 - p1) / (1 - self.p0))
+            return False
+        self.s = max(0.0, self.s + (self.up if error else self.down))
+        return self.s > self.threshold
+
+
+class _Copy:
+    """One frozen copy of the champion and its test."""
+
+    def __init__(self, model: Any, label: int, config: DriftConfig) -> None:
+        self.model = model
+        self.label = label  # sentinel labels seen when it was frozen
+        self.test = BernoulliCusum(config.sentinel_warmup, config.sentinel_margin, config.sentinel_threshold)
+
+
+class SnapshotSentinel:
+    """The frozen copies, their schedule and their tests (see the module docstring). Picklable (checkpoints)."""
+
+    def __init__(self, config: DriftConfig) -> None:
+        self.config = config
+        self.copies: list[_Copy] = []
+        self.seen = 0  # labels the champion learned while the sentinel watched
+        self.next_copy = config.sentinel_first
+
+    @property
+    def models(self) -> list[Any]:
+        """The frozen copies now watching (oldest first)."""
+        return [c.model for c in self.copies]
+
+    def observe(self, y: Any, predict: Callable[[Any], Any], index: int) -> list[DriftSignal]:
+        """Feed every copy its error on this label (``predict(model)`` answers for the example); the alarm, if one
+        copy's test passes its threshold. Call before the champion learns the label."""
+        alarm: _Copy | None = None
+        for c in self.copies:
+            if c.test.update(predict(c.model) != y) and alarm is None:
+                alarm = c
+        if alarm is None:
+            return []
+        t = alarm.test
+        details = {
+            "test": "frozen_snapshot",
+            "statistic": "bernoulli_cusum",
+            "snapshot_label": str(alarm.label),
+            "snapshot_age": str(self.seen - alarm.label),
+            "p0": f"{t.p0:.4f}",
+            "p1": f"{min(t.p0 + t.margin, 0.99):.4f}",
+            "cusum": f"{t.s:.3f}",
+            "threshold": f"{t.threshold:.3f}",
+        }
+        return [DriftSignal("page_hinkley", "error", index, details)]
+
+    def restart(self, champion: Any) -> None:
+        """An error alarm: watch from a fresh copy of the champion only (the old ones have seen the drift)."""
+        self.copies = [_Copy(champion.copy(), self.seen, self.config)]
+        self.next_copy = self.seen + self.config.sentinel_every
+
+    def learned(self, champion: Any) -> None:
+        """The champion learned one label: freeze a copy when one is due, drop a copy the next one has replaced."""
+        self.seen += 1
+        c = self.config
+        if self.seen >= self.next_copy:
+            self.copies.append(_Copy(champion.copy(), self.seen, c))
+            # Doubling from sentinel_first (1,000, 2,000, 4,000 by default) while that is under half of
+            # sentinel_every, then every sentinel_every labels (12,000, 20,000, ...): a young model changes fast.
+            double = 2 * self.seen < c.sentinel_every
+            self.next_copy = 2 * self.seen if double else self.seen + c.sentinel_every
+        if len(self.copies) > 1 and self.seen - self.copies[-1].label >= c.sentinel_overlap:
+            self.copies = self.copies[-1:]

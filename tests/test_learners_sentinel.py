@@ -1,0 +1,179 @@
+"""The frozen-snapshot sentinel (``learners.sentinel``) in the lifecycle: it alarms on a SEA-like threshold shift
+that ADWIN on the learning model's error misses, stays quiet on a stationary stream, is configured and checked by
+``DriftConfig.sentinel_*``, and its state survives a checkpoint (old checkpoints without it restore too)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import random
+from typing import Any
+
+import pytest
+
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
+from driftline.errors import ConfigError
+from learners.drift import DriftSignal
+from learners.lifecycle import ModelLifecycle, check_setting
+from learners.sentinel import BernoulliCusum
+
+DRIFT_AT = 4000
+
+
+def _sea(n: int, seed: int, drift_at: int | None = None) -> list[tuple[dict[str, float], int]]:
+    """SEA's concept: y = x0 + x1 <= 8, 10 % label noise; at ``drift_at`` the threshold moves to 9 (about 7 % of
+    the labels change, a shift a learning model adapts to within a few hundred labels)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        x = {f"x{k}": rng.uniform(0, 10) for k in range(3)}
+        threshold = 9.0 if drift_at is not None and i >= drift_at else 8.0
+        y = int(x["x0"] + x["x1"] <= threshold)
+        out.append((x, 1 - y if rng.random() < 0.1 else y))
+    return out
+
+
+def _lifecycle(drift: DriftConfig | None = None) -> ModelLifecycle:
+    lc = ModelLifecycle(
+        "m", "classification", LearnerSpec("logistic_regression"), None, drift or DriftConfig(), GuardConfig()
+    )
+    lc.initial_release()
+    return lc
+
+
+def _signals(
+    lc: ModelLifecycle, rows: list[tuple[dict[str, float], int]], start: int = 0
+) -> list[DriftSignal]:
+    out = []
+    for i, (x, y) in enumerate(rows[start:], start):
+        out += [e for e in lc.learn_one(x, y, index=i) if isinstance(e, DriftSignal) and e.signal == "error"]
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_threshold_shift_the_live_error_misses_is_alarmed_by_the_sentinel(seed: int) -> None:
+    rows = _sea(8000, seed, DRIFT_AT)
+    without = _signals(_lifecycle(DriftConfig(sentinel=False)), rows)
+    assert not [s for s in without if DRIFT_AT <= s.index < DRIFT_AT + 2000], without  # ADWIN misses it
+    lc = _lifecycle()
+    _signals(lc, rows[:DRIFT_AT])
+    found: list[DriftSignal] = []
+    for i, (x, y) in enumerate(rows[DRIFT_AT : DRIFT_AT + 2000], DRIFT_AT):
+        found = [e for e in lc.learn_one(x, y, index=i) if isinstance(e, DriftSignal) and e.signal == "error"]
+        if found:
+            break
+    assert found, "the sentinel must alarm within 2,000 events of the shift"
+    alarm = found[0]
+    # Reported as Page's test on the error (the contract's names), the details saying which test and snapshot.
+    assert (alarm.detector, alarm.signal) == ("page_hinkley", "error")
+    assert alarm.details["test"] == "frozen_snapshot"
+    assert float(alarm.details["p0"]) < float(alarm.details["p1"])
+    assert float(alarm.details["cusum"]) > float(alarm.details["threshold"])
+    assert int(alarm.details["snapshot_label"]) <= DRIFT_AT
+    assert lc.challenger is not None  # it acts as ADWIN's alarm does: a challenger starts at once
+
+
+def test_no_alarm_on_a_stationary_stream() -> None:
+    lc = _lifecycle()
+    signals = _signals(lc, _sea(19500, 0))  # copies frozen at 1,000, 2,000, 4,000 and 12,000
+    assert signals == []
+    sentinel = lc._sentinel
+    assert sentinel is not None and sentinel.copies  # it was watching: a copy frozen and its test warmed up
+    assert all(c.test.n > 1000 for c in sentinel.copies)
+
+
+def test_the_cusum_alarms_on_a_rise_of_the_error_and_not_before() -> None:
+    rng = random.Random(0)
+    test = BernoulliCusum(warmup=1000, margin=0.05, threshold=6.9)
+    fired = [i for i in range(20000) if test.update(rng.random() < (0.1 if i < 10000 else 0.2)) and i < 10500]
+    assert fired and all(i >= 10000 for i in fired)
+    assert 0.08 < test.p0 < 0.12
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sentinel_threshold", 0.0),
+        ("sentinel_threshold", float("inf")),
+        ("sentinel_margin", 0.0),
+        ("sentinel_margin", 1.0),
+        ("sentinel_warmup", 0),
+        ("sentinel_first", 0),
+        ("sentinel_every", -5),
+        ("sentinel_overlap", -1),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"drift.{field}"):
+        _lifecycle(DriftConfig(**{field: value}))
+    if value != float("inf"):  # a live `set` is checked by the same rules
+        with pytest.raises(ConfigError, match=field):
+            check_setting(f"drift.{field}", str(value), GuardConfig(), DriftConfig())
+
+
+def test_a_live_set_switches_the_sentinel_off() -> None:
+    lc = _lifecycle()
+    rows = _sea(8000, 0, DRIFT_AT)
+    _signals(lc, rows[:DRIFT_AT])
+    lc.apply_control("set", {"drift.sentinel": "false"})
+    assert lc._sentinel is not None  # dropped at the next label
+    assert _signals(lc, rows, DRIFT_AT) == []
+    assert lc._sentinel is None
+
+
+def test_checkpoint_round_trip_keeps_the_sentinel_state() -> None:
+    rows = _sea(8000, 1, DRIFT_AT)
+    lc = _lifecycle()
+    _signals(lc, rows[:3000])
+    assert lc._sentinel is not None and lc._sentinel.copies
+    restored = pickle.loads(pickle.dumps(lc))
+    assert restored._sentinel is not None
+    assert restored._sentinel.seen == lc._sentinel.seen == 3000
+    a, b = _signals(lc, rows, 3000), _signals(restored, rows, 3000)
+    assert a and [(s.index, s.details) for s in b] == [(s.index, s.details) for s in a]
+
+
+def test_a_checkpoint_from_before_the_sentinel_restores_and_starts_it() -> None:
+    rows = _sea(6000, 0, DRIFT_AT)
+    lc = _lifecycle()
+    _signals(lc, rows[:500])
+    # What an older trainer pickled: no sentinel attribute, a DriftConfig without the sentinel fields.
+    del lc.__dict__["_sentinel"]
+    old = {k: v for k, v in lc.drift.__dict__.items() if not k.startswith("sentinel")}
+    lc.drift.__dict__.clear()
+    lc.drift.__dict__.update(old)
+    restored = pickle.loads(pickle.dumps(lc))
+    assert restored._sentinel is None and restored.drift.sentinel is True  # class-level defaults
+    _signals(restored, rows[:1600], 500)
+    assert restored._sentinel is not None and len(restored._sentinel.copies) == 1
+    assert restored._sentinel.seen == 1100
+
+
+def test_the_schedule_doubles_then_keeps_its_gap_and_drops_replaced_copies() -> None:
+    config = dataclasses.replace(DriftConfig(), sentinel_first=10, sentinel_every=80, sentinel_overlap=5)
+    from learners.sentinel import SnapshotSentinel
+
+    class Model:
+        def copy(self) -> Model:
+            return Model()
+
+    sentinel, frozen = SnapshotSentinel(config), []
+    for _ in range(300):
+        sentinel.learned(Model())
+        labels = [c.label for c in sentinel.copies]
+        if labels and labels[-1] not in frozen:
+            frozen.append(labels[-1])
+        assert len(labels) < 2 or (len(labels) == 2 and sentinel.seen - labels[-1] < 5)
+    assert frozen == [10, 20, 40, 120, 200, 280]
+
+
+def test_a_config_file_with_a_bad_sentinel_setting_is_refused_naming_it(tmp_path: Any) -> None:
+    from driftline.settings import load_settings
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("drift:\n  sentinel_every: 0\n")
+    with pytest.raises(ConfigError, match=r"drift\.sentinel_every"):
+        load_settings(path, environ={})
+    path.write_text("drift:\n  sentinel: false\n  sentinel_margin: 0.1\n")
+    settings = load_settings(path, environ={})
+    assert (settings.drift.sentinel, settings.drift.sentinel_margin) == (False, 0.1)
