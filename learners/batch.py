@@ -339,7 +339,8 @@ class BatchContext:
 
     def _predict_rows(self, learner: Any, predictor: BatchPredictor, lo: int, hi: int) -> _Table:
         """``learner``'s answers (through its mirror ``predictor``) for rows ``lo``..``hi - 1``, at ``i - lo``."""
-        n = hi - lo
+        n, mirror = hi - lo, predictor.mirror
+        assert mirror is not None  # only mirrored models get a table (``_entry``)
         q0, q1 = np.full(n, np.nan), np.full(n, np.nan)  # NaN: not in a block, predicted per event
         for names, rows, values in self.blocks():
             if lo > 0 or hi < len(self.xs):
@@ -347,7 +348,7 @@ class BatchContext:
                 if not take.any():
                     continue
                 rows, values = rows[take], values[take]
-            q0[rows - lo], q1[rows - lo] = predictor.probabilities(predictor.mirror.logits(values, names))
+            q0[rows - lo], q1[rows - lo] = predictor.probabilities(mirror.logits(values, names))
         c0, c1 = predictor.inner_classes
         labels = {1: c1, 0: c0, -1: learner._classes[0]}  # max() over classes keeps the first class on a tie
         preds = [labels[k] for k in np.where(q1 > q0, 1, np.where(q0 > q1, 0, -1)).tolist()]

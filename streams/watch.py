@@ -45,9 +45,9 @@ class InputWatch:
     def check(self, features: dict[str, Any], label: Any, index: int) -> list[DriftSignal]:
         """The warnings for one labelled example (usually none)."""
         out: list[DriftSignal] = []
-        kinds, known = self.kinds, _KINDS
+        kinds = self.kinds
         for name, value in features.items():
-            kind = known.get(type(value)) or _kind(value)
+            kind = _KINDS.get(type(value)) or _kind(value)
             if kind == "null":  # a missing value is not a type change
                 continue
             was = kinds.setdefault(name, kind)
