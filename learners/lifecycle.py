@@ -44,6 +44,9 @@ from learners.specs import Learner, build_learner
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
 # The log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor.
 LOSS_CAP = 10.0
+# Labels after which a challenger that has not won gives its slot to a new alarm's (led-abrupt: a false alarm's
+# challenger, still on the old concept, held it through the real drift 2,087 labels later; BENCHMARKS-accuracy.md).
+CHALLENGER_FRESH = 1000
 
 
 @dataclass
@@ -198,6 +201,13 @@ class ModelLifecycle:
     def initial_release(self) -> Release:
         """Version 1 (reason ``initial``): the champion as it is now (usually untrained)."""
         return self._release(self._lineage, "initial", None, None, None)
+
+    def _challenger_stale(self, index: int) -> bool:
+        """No challenger, or one a drift alarm started over ``CHALLENGER_FRESH`` labels ago that has not won: a new
+        alarm then starts a fresh one (the old one learned the concept before this drift; it would hold the only
+        slot while the new concept goes unchallenged)."""
+        started = self._challenger.started
+        return self._challenger.lineage is None or started is None or index - started > CHALLENGER_FRESH
 
     def _start_challenger(self, index: int) -> None:
         # The challenger continues the lineage it may replace: it inherits the count of labels learned before the
@@ -388,7 +398,7 @@ class ModelLifecycle:
         if signals and self._sentinel is not None:
             # The drift is known: copies frozen before it would keep alarming on it; watch from the model now.
             self._sentinel.restart(self._lineage.model)
-        if signals and self._challenger.lineage is None and not self.paused:
+        if signals and not self.paused and self._challenger_stale(index):
             self._start_challenger(index)
         return [*signals, *features]
 

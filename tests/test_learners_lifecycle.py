@@ -233,3 +233,23 @@ def test_regression_lifecycle_detects_drift_and_reports_finite_metrics() -> None
     assert {"mae", "rmse", "rolling_mae", "rolling_rmse", "n_learned"} <= set(metrics)
     assert all(v == v and abs(v) != float("inf") for v in metrics.values())
     assert metrics["rolling_mae"] < 3.0  # adapted to the new concept
+
+
+def test_a_new_alarm_replaces_a_challenger_that_has_not_won_for_challenger_fresh_labels() -> None:
+    """led-abrupt: a false alarm's challenger (still on the old concept) must not hold the only slot through the
+    real drift: an alarm more than CHALLENGER_FRESH labels after it starts a fresh challenger; a nearer one does not."""
+    from learners.lifecycle import CHALLENGER_FRESH
+
+    lc = _lifecycle()
+    lc.initial_release()
+    rng = random.Random(3)
+    _feed(lc, rng, 200)
+    lc._start_challenger(200)
+    first = lc._challenger.model
+    alarm = [DriftSignal("page_hinkley", "error", 0, {"test": "frozen_snapshot"})]
+    x, y = _example(rng)
+    # Not yet stale: the same challenger keeps learning.
+    lc._monitor(x, y, y, {y: 1.0}, 200 + CHALLENGER_FRESH, alarm)
+    assert lc._challenger.model is first and lc._challenger.started == 200
+    lc._monitor(x, y, y, {y: 1.0}, 201 + CHALLENGER_FRESH, alarm)
+    assert lc._challenger.model is not first and lc._challenger.started == 201 + CHALLENGER_FRESH
