@@ -46,7 +46,8 @@ class BernoulliCusum:
         self.down = 0.0
 
     def update(self, error: bool) -> bool:
-        """Feed one error; True when the statistic passes the threshold (it restarts from 0 then)."""
+        """Feed one error; True when the statistic passes the threshold (the sentinel then replaces the copy, and
+        with it this test)."""
         self.n += 1
         if self.n <= self.warmup:
             self.errors += error
