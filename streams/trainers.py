@@ -425,9 +425,12 @@ class TrainerGroup:
         for trainer in touched.values():
             trainer.ctx.commit_audit()
             trainer.ctx.publish_fairness()
+        # The status before the answers: a sender that reads it after its answer sees the batch that answered it
+        # (a `resume` that learned the held labels, then `status`, read the count of the batch before).
+        self._publish_status(list(touched.values()))
+        for trainer in touched.values():
             trainer.send_replies()
         self._send_replies()
-        self._publish_status(list(touched.values()))
         m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
         m.batch_size.labels(stage="train").observe(len(msgs))
         return True
