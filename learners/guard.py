@@ -119,6 +119,24 @@ class EProcess:
         return self.log_wealth >= -math.log(alpha)
 
 
+def _add_shared(tests: Sequence[EProcess], n: int, s: float, s2: float, d: float) -> None:
+    """``test.add(d)`` for e-processes fed the same differences so far (each has ``n``, ``s``, ``s2``): the part of
+    :meth:`EProcess.add` that reads only those (the shrunk mean and variance) is computed once, the same
+    expressions. A bet of 0 adds log1p(0.0) = 0.0, which leaves the (never negative-zero) wealth as it is: skipped."""
+    mean = s / (n + 1)
+    var = (s2 - s * mean + 0.25) / (n + 1)
+    for test in tests:
+        m = test.m
+        gap = m - mean
+        if gap > 0:
+            lam = min(max(gap / (var + gap * gap), 0.0), BET_CAP / (1.0 - m))
+            if lam:
+                test.log_wealth += math.log1p(lam * (m - d))
+        test.n = n + 1
+        test.s = s + d
+        test.s2 = s2 + d * d
+
+
 class PairedEvidence:
     """Streaming summary of a candidate and a baseline predicting the same labelled examples."""
 
@@ -234,18 +252,7 @@ class PairedEvidence:
             # The three e-processes are fed the same differences, so the part of EProcess.add that reads only
             # n, s and s2 (the shrunk mean and variance) is the same for each: computed once, the same expressions.
             # A bet of 0 adds log1p(0.0) = 0.0, which leaves the (never negative-zero) wealth as it is: skipped.
-            mean = s / (n + 1)
-            var = (s2 - s * mean + 0.25) / (n + 1)
-            for test in tests:
-                m = test.m
-                gap = m - mean
-                if gap > 0:
-                    lam = min(max(gap / (var + gap * gap), 0.0), BET_CAP / (1.0 - m))
-                    if lam:
-                        test.log_wealth += math.log1p(lam * (m - d))
-                test.n = n + 1
-                test.s = s + d
-                test.s2 = s2 + d * d
+            _add_shared(tests, n, s, s2, d)
         else:
             # After a carried release not_worse has a longer history than the other two (on its own), while
             # better and much_better started together: the same shared mean and variance for those two.
@@ -253,18 +260,7 @@ class PairedEvidence:
             pair = (tests[1], tests[2])
             n, s, s2 = pair[0].n, pair[0].s, pair[0].s2
             if pair[1].n == n and pair[1].s == s and pair[1].s2 == s2:
-                mean = s / (n + 1)
-                var = (s2 - s * mean + 0.25) / (n + 1)
-                for test in pair:
-                    m = test.m
-                    gap = m - mean
-                    if gap > 0:
-                        lam = min(max(gap / (var + gap * gap), 0.0), BET_CAP / (1.0 - m))
-                        if lam:
-                            test.log_wealth += math.log1p(lam * (m - d))
-                    test.n = n + 1
-                    test.s = s + d
-                    test.s2 = s2 + d * d
+                _add_shared(pair, n, s, s2, d)
             else:
                 for test in pair:
                     test.add(d)
