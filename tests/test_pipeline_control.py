@@ -80,10 +80,12 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
 
         resumed = pipeline.cli("models", "resume")
         assert "learned 200 label(s) held during the pause" in resumed.stdout, resumed.stdout
-        assert pipeline.trainer()["n_learned"] == 400  # n_learned proves the held labels were learned
+        # The count of labels learned proves the held ones were learned. Not the status's n_learned: that is the
+        # champion lineage's count, and probation may roll back a release made while the held labels are learned
+        # (the lineage then continues from the previous version's count; seen in CI: 300 after a rollback at 254).
+        assert trained(pipeline) == 400
         send(pipeline, 400, 100)
-        pipeline.wait_learned(500)
-        assert pipeline.trainer()["n_learned"] == 500
+        pipeline.wait_until("500 labels learned", lambda: trained(pipeline) == 500, timeout=90)
         assert pipeline.metric_sum("driftline_paused_examples_total", outcome="learned") == 200
 
         # pause --discard: dropped and counted, never learned.
@@ -95,7 +97,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
             timeout=60,
         )
         assert "learned 0 label(s)" in pipeline.cli("models", "resume").stdout
-        assert pipeline.trainer()["n_learned"] == 500
+        assert trained(pipeline) == 500
 
         pipeline.cli("models", "set", "guard.alpha=0.01")
         # Refused in the CLI with the trainer's own rules: exit 2 naming the key, nothing sent.
