@@ -8,8 +8,8 @@ import sys
 
 import yaml
 
-from driftline.errors import ConfigError
-from driftline.settings import load_settings, to_dict
+from driftline.errors import ConfigError, DriftlineError
+from driftline.settings import Settings, load_settings, to_dict
 from streams.cli import settings_from_args
 
 
@@ -36,9 +36,28 @@ def _show(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     try:
-        load_settings(args.file, environ={})
-    except ConfigError as exc:
+        settings = load_settings(args.file, environ={})
+        check_runtime(settings)
+    except DriftlineError as exc:
         print(f"{args.file}: invalid: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: valid")
     return 0
+
+
+def check_runtime(settings: Settings) -> None:
+    """What a worker would refuse at start-up beyond the settings' own types and ranges: the learner and challenger
+    specs (kind and parameters) and the drift detectors (names, parameters, and 0/1 detectors only on 0/1 values).
+    :class:`DriftlineError` names the field. Kept out of :func:`load_settings`: these checks need the learners."""
+    from learners.drift import check_drift_config
+    from learners.specs import build_learner
+
+    m = settings.model
+    for field, spec in (("model.learner", m.learner), ("model.challenger", m.challenger)):
+        if spec is None:
+            continue
+        try:
+            build_learner(spec, m.task)
+        except DriftlineError as exc:
+            raise ConfigError(f"{field}: {exc}") from None
+    check_drift_config(settings.drift, m.task)
