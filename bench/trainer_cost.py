@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault("bare", {}).setdefault(kind, []).append(
                     {"cpu_us": cpu_us, "wall_us": wall_us}
                 )
-                for t, tree in enumerate(trees):
+                # ABBA: the trees swap places every round, so neither always runs first after the bare loop.
+                order = list(enumerate(trees))
+                for t, tree in order if r % 2 == 0 else order[::-1]:
                     name = f"tc{r}t{t}-{short}"
                     topic = env.settings(name, kind).topic("training")
                     docs = [training_value(row, name, now, a) for row, a in zip(rows, answers, strict=True)]

@@ -279,8 +279,8 @@ class BatchContext:
     asked ~50 labels as the served model, then ~50 more as probation's previous model (releases every ~50
     labels), and a numpy pass costs ~45 us plus ~0.2 us a row, so 128 rows cover both for ~70 % of the price of
     256. When a seventh model arrives, the least recently asked entry goes (it cleared all of them before): the
-    replaced snapshot keeps its mirror and rows. Frozen answers per label at releases every 50 labels (served,
-    previous, two sentinel copies): 6.8-7.1 -> 4.8-5.1 us. Learning
+    replaced snapshot keeps its mirror and rows. On the bench's 20,000 LR labels in batches of 4,000 (397
+    releases): 707 -> 416 entries built, 706 -> 526 numpy passes, 175,136 -> 79,354 rows predicted. Learning
     models (champion, challenger) predict and learn one example at a time: a binary LR through
     :func:`learners.live_models._fast_binary_lr` and ``_fast_binary_lr_learn``, a Hoeffding tree through
     :func:`learners.frozen_tree.learning_tree_predictor` (its naive Bayes answer reused by the learn). The rows are
