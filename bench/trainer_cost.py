@@ -6,10 +6,13 @@ TrainingExamples, alternated, with its CPU per label and (``--profile``) where t
 ``N`` TrainingExamples carrying the served answers exactly as ``driftline bench`` fills them
 (:func:`bench.data.served_answers`), then one ``driftline worker --role train`` started from that tree; it is
 timed as the bench times it (:func:`bench.pipeline.learn_throughput`: labels/s and CPU per label from the
-trainer's own status). Each tree keeps its best round. ``--profile`` attaches ``py-spy record --native`` to the
-worker while it learns and reports the shares of the Python threads' samples by part (decode, learn_batch,
-checkpoint, transaction, status, ...), plus the CPU of every thread by name (librdkafka's threads are native
-and invisible to py-spy). Used for BENCHMARKS.md (issue 16, the train worker per batch).
+trainer's own status). Each tree keeps its best round. Bare River ``learn_one`` runs on the same rows in this
+process before each round; ``learn_vs_river_learn_cpu`` is its best CPU per row over the worker's CPU per label
+(``learn_vs_river_learn``: the worker's labels/s over bare River's best rate, as ``driftline bench`` divides).
+``--profile`` attaches ``py-spy record --native`` to the worker while it learns and reports the shares of the
+Python threads' samples by part (decode, learn_batch, checkpoint, transaction, status, ...), plus the CPU of
+every thread by name (librdkafka's threads are native and invisible to py-spy). Used for BENCHMARKS.md (issue
+16, the train worker per batch).
 """
 
 from __future__ import annotations
@@ -167,6 +170,18 @@ def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
     return got
 
 
+def bare_learn(kind: str, rows: list[Any]) -> tuple[float, float]:
+    """Bare River ``learn_one`` on a fresh raw estimator over ``rows``, in this process: (CPU us, wall us) per row."""
+    from driftline.config import LearnerSpec
+    from learners.specs import build_learner
+
+    model = build_learner(LearnerSpec(kind)).model
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _, x, y in rows:
+        model.learn_one(x, y)
+    return (time.process_time() - c0) / len(rows) * 1e6, (time.perf_counter() - w0) / len(rows) * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.trainer_cost", description=__doc__)
     parser.add_argument("trees", nargs="*", default=["."], help="source trees to compare (default: this one)")
@@ -186,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
             answers = served_answers(env.settings(f"tc-{short}", kind), rows)
             now = int(time.time() * 1000)
             for r in range(args.rounds):
-                for t, tree in enumerate(trees):
+                # Between the workers' runs, so the yardstick shares their minutes (best of the rounds is kept).
+                cpu_us, wall_us = bare_learn(kind, rows)
+                results.setdefault("bare", {}).setdefault(kind, []).append(
+                    {"cpu_us": cpu_us, "wall_us": wall_us}
+                )
+                # ABBA: the trees swap places every round, so neither always runs first after the bare loop.
+                order = list(enumerate(trees))
+                for t, tree in order if r % 2 == 0 else order[::-1]:
                     name = f"tc{r}t{t}-{short}"
                     topic = env.settings(name, kind).topic("training")
                     docs = [training_value(row, name, now, a) for row, a in zip(rows, answers, strict=True)]
@@ -203,6 +225,17 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{SHORT.get(run['kind'], run['kind'])}:{run['tree']}"
             if key not in best or run["learn_cpu_us"] < best[key]["learn_cpu_us"]:
                 best[key] = {k: run[k] for k in ("learn_eps", "learn_cpu_us", "whole_run_cpu_us", "metrics")}
+                bare = results["bare"][run["kind"]]
+                bare_cpu = min(b["cpu_us"] for b in bare)
+                bare_eps = 1e6 / min(b["wall_us"] for b in bare)
+                # Per trainer against bare River learn_one: CPU per label (the steadier figure on a shared
+                # machine), and labels/s over bare River's best wall rate (what `driftline bench` reports).
+                best[key]["river_learn_cpu_us"] = bare_cpu
+                best[key]["learn_vs_river_learn_cpu"] = bare_cpu / run["learn_cpu_us"]
+                best[key]["learn_vs_river_learn"] = run["learn_eps"] / bare_eps
+        for run in results["runs"]:
+            bare_cpu = min(b["cpu_us"] for b in results["bare"][run["kind"]])
+            run["learn_vs_river_learn_cpu"] = bare_cpu / run["learn_cpu_us"]
         results["best"] = best
     finally:
         env.close()

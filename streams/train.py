@@ -347,7 +347,9 @@ class Trainer(TrainerControl):
             if own:
                 guard = {k: v for k, v in release.metrics.items() if k.startswith("guard.")}
                 release = dataclasses.replace(release, metrics={**own, **guard})
+        # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels).
         decision = release.decision.to_json() if release.decision is not None else ""
+        parsed = json.loads(decision) if decision else None
         record = build_release(
             release.model,
             name=ctx.model,
@@ -365,15 +367,16 @@ class Trainer(TrainerControl):
         ctx.emit("models", record, ctx.model)
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
-            self.record_decision(release.decision)
+            self.record_decision(release.decision, parsed)
         ctx.audit("release", release_explanation(release, self.lifecycle))
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
-    def record_decision(self, decision: Decision) -> None:
+    def record_decision(self, decision: Decision, parsed: dict[str, Any] | None = None) -> None:
+        """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it)."""
         self.ctx.metrics.guard_decisions.labels(
             model=self.ctx.model, outcome=decision.outcome, reason=decision.reason
         ).inc()
-        self.ctx.audit("decision", json.loads(decision.to_json()))
+        self.ctx.audit("decision", json.loads(decision.to_json()) if parsed is None else parsed)
 
     def emit_drift(self, signal: DriftSignal) -> None:
         self.ctx.emit_drift(signal, self.lifecycle.served_version)

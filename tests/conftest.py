@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,10 @@ from driftline.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+# A stack of one's own (other ports, while the shared one is busy): DRIFTLINE_TEST_KAFKA / DRIFTLINE_TEST_REDIS.
+KAFKA_BOOTSTRAP = os.environ.get("DRIFTLINE_TEST_KAFKA", "127.0.0.1:9092")
 # Tests share one Redis database, away from the demo's database 0; keys are namespaced by the test prefix.
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("DRIFTLINE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 STACK_MARKERS = ("kafka", "faults")
 
 # Prefixes handed out in this run, for the end-of-run cleanup.
@@ -37,7 +39,9 @@ _PREFIXES: set[str] = set()
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackStatus]:
     """The local stack, up for the whole run; topics, groups and keys of this run's prefixes removed after."""
-    status = ensure_stack(load_settings(environ={}))
+    status = ensure_stack(
+        load_settings(environ={}, overrides={"kafka.bootstrap": KAFKA_BOOTSTRAP, "redis.url": REDIS_URL})
+    )
     yield status
     _cleanup(sorted(p.rstrip(".") for p in _PREFIXES))
 

@@ -35,7 +35,7 @@ from streams.processes import WorkerProcess
 from streams.trainer_status import trainer_status
 from tests.waiting import wait_until
 
-KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+KAFKA_BOOTSTRAP = os.environ.get("DRIFTLINE_TEST_KAFKA", "127.0.0.1:9092")  # as tests/conftest.py
 SIGNING_KEY = "pipeline-test-key-0123456789abcdef0123456789"
 CLI_TIMEOUT_S = 120.0
 
