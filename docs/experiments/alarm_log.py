@@ -41,7 +41,9 @@ def main(name: str, seed: int, n: int) -> None:
 
     lc.learn_one = spy  # type: ignore[method-assign]
     res = replay(rows, lc, delay=DELAY)
-    print(f"{name} seed {seed} n {n}: accuracy {res.summary().get('accuracy')} drift points {points} lead {lead}")
+    print(
+        f"{name} seed {seed} n {n}: accuracy {res.summary().get('accuracy')} drift points {points} lead {lead}"
+    )
     for s in signals:
         window = [p for p in points if p - lead <= s.index < p + DETECT_WITHIN]
         where = f"window of {window[0]}" if window else "FALSE"
