@@ -107,6 +107,9 @@ def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
     committed, then killed -9. Nobody ever reads that release (read_committed); the restarted trainer restores the
     committed state from ``changelog``, learns the rest once and its versions stay strictly increasing."""
     pipeline.extra_env["DRIFTLINE__MODEL__RELEASE_EVERY"] = "100"
+    # A slow learner keeps each transaction open long enough to be caught: with the default pool the trainer learned
+    # the backlog and committed between two polls of the topic (CI, session 9: 1 run in 3).
+    pipeline.extra_env["DRIFTLINE__MODEL__LEARNER__NAME"] = "adaptive_random_forest"
     pipeline.start("score", "join", "train")
     events = make_events(N)
     first, second = events[:600], events[600:]
