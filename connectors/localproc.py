@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -176,11 +177,32 @@ def stop_pidfile(pid_file: Path, check: Callable[[list[str]], bool], grace_s: fl
     return stopped
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _client_port_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux: ``ip_local_port_range``, else 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (for tests and second stacks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port a server can listen on now, never handed out before by this process (tests, second stacks).
+
+    Ports come from just below the range the kernel gives to outgoing connections, so a client connecting
+    somewhere cannot take the port before the server that was told it binds it; and a port is handed out once,
+    so two workers started together are never told the same one (``bind(0)`` gave the same closed port twice).
+    """
+    floor = _client_port_floor()
+    low = max(1024, floor - 10_000)
+    for _ in range(200):
+        port = random.randrange(low, floor)
+        if port not in _HANDED_OUT and port_bindable(host, port):
+            _HANDED_OUT.add(port)
+            return port
+    raise StackError(f"no free TCP port on {host} in {low}-{floor - 1} (tried 200 at random)")
 
 
 @contextlib.contextmanager

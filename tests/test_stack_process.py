@@ -126,6 +126,15 @@ def test_probes_on_a_closed_port() -> None:
     assert kafka_answers("127.0.0.1", port) is False
 
 
+def test_free_port_never_hands_out_a_port_twice_nor_a_client_port() -> None:
+    # Two workers started together were once told the same metrics port (bind(0) gave the closed port again before
+    # the first child had bound it). 400 draws from 10,000 ports would repeat one without the memory.
+    floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(400)]
+    assert len(set(ports)) == len(ports)
+    assert all(1024 <= p < floor for p in ports)  # below the ports outgoing connections take
+
+
 def test_a_port_held_by_a_client_connection_is_not_bindable() -> None:
     # The local end of an outgoing connection takes a port that no listener shows (this broke a stack once).
     with socket.create_server(("127.0.0.1", 0)) as server:
