@@ -42,6 +42,15 @@ CLI_TIMEOUT_S = 120.0
 T = TypeVar("T")
 
 
+def labels_learned(status: Mapping[str, Any]) -> int:
+    """Labels the trainer has learned in all, each once: the ``overall`` evaluator's count in its live status.
+
+    Not ``n_learned``: that is the served lineage's count, and a probation rollback (which the default ``auto``
+    pool's tree member can legitimately cause on a few hundred labels) takes it back to the restored version's.
+    """
+    return int(status.get("metrics", {}).get("overall.n", 0)) if status else 0
+
+
 @dataclass
 class Pipeline:
     """One test's pipeline: environment for ``driftline`` processes, and the workers it started."""
@@ -279,10 +288,14 @@ class Pipeline:
 
         return self.wait_until(f"{n} releases", enough, timeout)
 
+    def labels_learned(self) -> int:
+        """Labels the trainer has learned in all (see :func:`labels_learned`)."""
+        return labels_learned(self.trainer())
+
     def wait_learned(self, n: int, timeout: float = 90.0) -> dict[str, Any]:
-        """Wait until the trainer's live ``n_learned`` is at least ``n``; returns its status."""
+        """Wait until the trainer has learned at least ``n`` labels in all; returns its status."""
         return self.wait_until(
-            f"n_learned >= {n}", lambda: (s := self.trainer()) and s["n_learned"] >= n and s, timeout
+            f"{n} labels learned", lambda: (s := self.trainer()) and labels_learned(s) >= n and s, timeout
         )
 
     def wait_settled(self, metric: str, timeout: float = 90.0, quiet_s: float = 3.0, **labels: str) -> float:

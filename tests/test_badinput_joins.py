@@ -100,6 +100,6 @@ def test_label_edge_cases_are_counted_and_state_stays_bounded(pipeline: Pipeline
         "a label that could join was lost, or one that could not joined"
     )
     assert len(training) == len(joinable), "a duplicate label produced a second training example"
-    assert pipeline.trainer()["n_learned"] == len(joinable)
+    assert pipeline.labels_learned() == len(joinable)
     assert not pipeline.values("deadletter")
     check_joins(Outcome(predictions, training, [], []), events)

@@ -101,6 +101,6 @@ def test_poison_on_every_input_topic_is_isolated(pipeline: Pipeline, roles: tupl
 
     predictions = pipeline.values("predictions")
     assert distinct_ids(predictions) == ids  # nothing bad reached the outputs, nothing good was lost
-    assert pipeline.trainer()["n_learned"] == len(events)
+    assert pipeline.labels_learned() == len(events)
     pipeline.assert_alive()
     assert pipeline.metric_sum("driftline_events_total", outcome="retry") == 0, "a poison batch was retried"

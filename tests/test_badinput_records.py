@@ -150,5 +150,5 @@ def test_bad_records_are_dead_lettered_and_workers_keep_running(pipeline: Pipeli
     )
     training = training_in_order(pipeline)
     assert distinct_ids(training) == ids
-    assert pipeline.trainer()["n_learned"] == len(events)
+    assert pipeline.labels_learned() == len(events)
     check_joins(Outcome(predictions, training, dead, []), events)

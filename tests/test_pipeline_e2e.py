@@ -158,11 +158,14 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
         )
 
         # n_learned (the trainer's live value in `models show`) counts every label once in the lineage.
-        pipeline.wait_until("trainer status", lambda: pipeline.trainer().get("n_learned", 0) > 0)
+        pipeline.wait_learned(EVENTS, timeout=30)
         shown = pipeline.cli_json("models", "show", "--json")[0]
         assert shown["version"] == latest and shown["trainer"]["served_version"] == latest
         pipeline.assert_alive()
-        assert shown["n_learned"] == EVENTS, (
-            f"n_learned {shown['n_learned']} != {EVENTS} labels (release reasons {reasons}); a challenger "
+        assert pipeline.labels_learned() == EVENTS, "a label was learned twice"
+        # A probation rollback (legitimate on this drift) takes n_learned back to the restored version's count.
+        rolled_back = any(reason == "rollback" for _, reason in reasons)
+        assert shown["n_learned"] < EVENTS if rolled_back else shown["n_learned"] == EVENTS, (
+            f"n_learned {shown['n_learned']} vs {EVENTS} labels (release reasons {reasons}); a challenger "
             "must inherit the count of the lineage it replaces"
         )

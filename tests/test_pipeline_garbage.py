@@ -115,7 +115,7 @@ def test_garbage_on_every_input_topic_is_dead_lettered_and_the_stream_goes_on(pi
             t: pipeline.metric_sum("driftline_deadletters_total", source_topic=f"{prefix}{t}") for t in cases
         }
         assert by_topic == {t: float(len(items)) for t, items in cases.items()}
-        assert pipeline.trainer()["n_learned"] == 100
+        assert pipeline.labels_learned() == 100
         controls = [json.loads(line) for line in audit.read_text().splitlines() if '"control"' in line]
         outcome = {(c["command"], json.dumps(c["args"], sort_keys=True)): c["outcome"] for c in controls}
         assert outcome[("set", '{"guard.alpha": "0.01"}')] == "ok"

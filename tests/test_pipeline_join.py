@@ -47,7 +47,7 @@ def test_labels_before_predictions_are_parked_then_joined(pipeline: Pipeline) ->
         with pipeline.producer() as producer:
             for id_, x, _ in batch:
                 producer.send_feature(id_, x)
-        status = pipeline.wait_learned(300, timeout=60)
+        pipeline.wait_learned(300, timeout=60)
         pipeline.wait_until("300 joins", lambda: joins(pipeline, "joined") >= 300, timeout=30)
 
         training = pipeline.values("training")
@@ -55,8 +55,7 @@ def test_labels_before_predictions_are_parked_then_joined(pipeline: Pipeline) ->
         labels = {id_: y for id_, _, y in batch}
         assert all(t["label"] == labels[t["id"]] for t in training)
         assert joins(pipeline, "joined") == 300 and joins(pipeline, "duplicate") == 10
-        assert status["n_learned"] == 300
-        assert pipeline.trainer()["n_learned"] == 300
+        assert pipeline.labels_learned() == 300
         pipeline.assert_alive()
 
 
@@ -94,7 +93,7 @@ def test_duplicate_labels_are_counted_and_dropped(pipeline: Pipeline) -> None:
         pipeline.wait_learned(210, timeout=60)
         pipeline.wait_until("210 joins", lambda: joins(pipeline, "joined") >= 210, timeout=30)
         assert joins(pipeline, "duplicate") == 40 and joins(pipeline, "joined") == 210
-        assert pipeline.trainer()["n_learned"] == 210
+        assert pipeline.labels_learned() == 210
         training_ids = [t["id"] for t in pipeline.values("training")]
         assert len(training_ids) == len(set(training_ids)) == 210
         pipeline.assert_alive()

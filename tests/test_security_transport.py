@@ -46,7 +46,7 @@ from driftline.settings import Settings, load_settings
 from schemas.codec import default_codec
 from streams.join import build_join_store
 from streams.trainer_status import trainer_status
-from tests.pipeline_helpers import metric_value
+from tests.pipeline_helpers import labels_learned, metric_value
 from tests.waiting import wait_until
 
 USER = "alice"
@@ -516,12 +516,12 @@ def test_workers_and_cli_over_sasl_and_tls_keep_secrets_out_of_logs(secured: Sec
         cli_output.append(done.stdout + done.stderr)
         assert done.returncode == 0, done.stderr
         status = _wait(
-            f"n_learned == {n}",
-            lambda: (s := trainer_status(settings)) and s["n_learned"] >= n and s,
+            f"{n} labels learned",
+            lambda: (s := trainer_status(settings)) and labels_learned(s) >= n and s,
             workers,
             120,
         )
-        assert status["n_learned"] == n
+        assert labels_learned(status) == n
 
         tail = _cli(envs["ssl"], "tail", "predictions", "-n", str(n), "--json")
         cli_output.append(tail.stdout + tail.stderr)
