@@ -75,7 +75,7 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
             lambda: pipeline.metric_sum("driftline_paused_examples_total", outcome="held") == 200,
             timeout=60,
         )
-        assert pipeline.trainer()["n_learned"] == 200 and pipeline.trainer()["held_examples"] == 200
+        assert pipeline.labels_learned() == 200 and pipeline.trainer()["held_examples"] == 200
         assert not pipeline.releases()[-1]["version"] > pipeline.trainer_state()["lifecycle"].served_version
 
         resumed = pipeline.cli("models", "resume")
