@@ -33,15 +33,18 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
     if not raw:
         return None
     data = {_text(k): _text(v) for k, v in raw.items()}
+    metrics = json.loads(data.get("metrics", "{}"))
     return {
         "settings": json.loads(data.get("settings", "{}")),
         "held_examples": int(data.get("held_examples", 0)),
         "pause_discard": data.get("pause_discard") == "1",
         "n_learned": int(data.get("n_learned", 0)),
+        # Every label learned, each once, whatever happened to the lineage since (the evaluator of what was served).
+        "labels_learned": int(metrics.get("overall.n", 0)),
         "served_version": int(data.get("served_version", 0)),
         "paused": data.get("paused") == "1",
         "updated_at": int(data.get("updated_at", 0)),
-        "metrics": json.loads(data.get("metrics", "{}")),
+        "metrics": metrics,
         "owner": data.get("owner", ""),
     }
 

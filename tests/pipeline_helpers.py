@@ -43,12 +43,12 @@ T = TypeVar("T")
 
 
 def labels_learned(status: Mapping[str, Any]) -> int:
-    """Labels the trainer has learned in all, each once: the ``overall`` evaluator's count in its live status.
+    """Labels the trainer has learned in all, each once (``labels_learned`` of its live status).
 
     Not ``n_learned``: that is the served lineage's count, and a probation rollback (which the default ``auto``
     pool's tree member can legitimately cause on a few hundred labels) takes it back to the restored version's.
     """
-    return int(status.get("metrics", {}).get("overall.n", 0)) if status else 0
+    return int(status.get("labels_learned", 0)) if status else 0
 
 
 @dataclass

@@ -162,7 +162,7 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
         shown = pipeline.cli_json("models", "show", "--json")[0]
         assert shown["version"] == latest and shown["trainer"]["served_version"] == latest
         pipeline.assert_alive()
-        assert pipeline.labels_learned() == EVENTS, "a label was learned twice"
+        assert shown["labels_learned"] == EVENTS, "a label was learned twice, or not at all"
         # A probation rollback (legitimate on this drift) takes n_learned back to the restored version's count.
         rolled_back = any(reason == "rollback" for _, reason in reasons)
         assert shown["n_learned"] < EVENTS if rolled_back else shown["n_learned"] == EVENTS, (

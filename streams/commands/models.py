@@ -286,15 +286,13 @@ def _show(args: argparse.Namespace) -> int:
         if live is not None:
             info["n_learned_in_release"] = info["n_learned"]
             info["n_learned"] = live["n_learned"]
+            info["labels_learned"] = live["labels_learned"]
     if args.json:
         print(json.dumps(info, sort_keys=True, default=str))
         return 0
     print(f"model      {info['model']}  version {info['version']}{'  (current)' if info['current'] else ''}")
     print(f"reason     {info['reason']}  parent {info['parent']}  created {_when(info['created_at'])} UTC")
-    print(
-        f"n_learned  {info['n_learned']}"
-        + (f"  (live; {info['n_learned_in_release']} at release)" if "n_learned_in_release" in info else "")
-    )
+    print(f"n_learned  {info['n_learned']}{_live_counts(info)}")
     print(f"lineage    {' <- '.join(str(v) for v in info['lineage'])}")
     size = info["size_bytes"]
     print(
@@ -397,3 +395,15 @@ def _live_settings(args: argparse.Namespace) -> int:
             source += f" {_when(row.get('set_at'))} UTC by {row.get('key_id') or '?'}"
         print(f"  {key:<32} {row['value']!s:<12} {source}")
     return 0
+
+
+def _live_counts(info: dict[str, Any]) -> str:
+    """The live count's context: the figure at release, and the labels learned in all when they differ from it."""
+    if "n_learned_in_release" not in info:
+        return ""
+    text = f"  (live; {info['n_learned_in_release']} at release"
+    if info["labels_learned"] != info["n_learned"]:
+        text += (
+            f"; {info['labels_learned']} labels learned in all, the lineage's count differs after a rollback"
+        )
+    return text + ")"
