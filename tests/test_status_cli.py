@@ -35,6 +35,7 @@ def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE")}
     env.update(
         {
+            "DRIFTLINE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
             "DRIFTLINE_TOPIC_PREFIX": settings.kafka.topic_prefix,
             "DRIFTLINE_REDIS_URL": settings.redis.url.get(),
             "DRIFTLINE__REDIS__KEY_PREFIX": settings.redis.key_prefix,
