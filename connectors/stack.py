@@ -210,10 +210,25 @@ def stack_down(
                     cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props), grace_s
                 )
         if "redis" in services:
+            port = _started_redis_port(cfg)
             stopped["redis"] = stop_pidfile(
-                cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, cfg.redis_port), grace_s
+                cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, port), grace_s
             )
     return stopped
+
+
+def _started_redis_port(cfg: StackConfig) -> int:
+    """The port this state directory's Redis was started on (its ``redis.conf``), else the configured one.
+
+    ``stack down --state-dir D`` without the ports ``stack up`` was given must still recognise (and stop) that
+    Redis, not take it for a recycled pid and drop its pid file. Kafka is recognised by its properties file.
+    """
+    try:
+        lines = (cfg.redis_dir / "redis.conf").read_text().splitlines()
+    except OSError:
+        return cfg.redis_port
+    ports = [line.split()[1] for line in lines if line.startswith("port ") and len(line.split()) == 2]
+    return int(ports[0]) if ports and ports[0].isdigit() else cfg.redis_port
 
 
 def ensure_stack(settings: Settings, state_dir: str | Path | None = None) -> StackStatus:

@@ -23,7 +23,7 @@ from connectors.localproc import (
     redis_ping,
     stop_pidfile,
 )
-from connectors.stack import StackConfig, is_redis_process, stack_down, stack_status, stack_up
+from connectors.stack import StackConfig, _redis_up, is_redis_process, stack_down, stack_status, stack_up
 from driftline.errors import StackError
 from streams.cli import main
 
@@ -192,6 +192,23 @@ def test_status_and_down_of_a_stack_that_never_ran(tmp_path: Path) -> None:
     status = stack_status(cfg)
     assert (status.kafka.state, status.redis.state, status.up) == ("down", "down", False)
     assert stack_down(cfg) == {"kafka": False, "redis": False}
+
+
+def test_down_of_a_state_dir_stops_its_redis_without_being_told_the_port(tmp_path: Path) -> None:
+    # `stack up --state-dir D --redis-port P` then `stack down --state-dir D`: the second command's Redis port is
+    # the default, yet D's Redis must be recognised and stopped, not left running without its pid file.
+    started = _free_config(tmp_path)
+    _redis_up(started, 30.0)
+    pid = read_pid(started.redis_dir / "redis.pid")
+    assert pid is not None and redis_ping("127.0.0.1", started.redis_port) == "+PONG"
+    told = StackConfig(state_dir=started.state_dir, cache_dir=tmp_path / "cache")
+    try:
+        assert told.redis_port != started.redis_port
+        assert stack_down(told, services=("redis",)) == {"kafka": False, "redis": True}
+        assert redis_ping("127.0.0.1", started.redis_port) is None
+    finally:
+        if process_cmdline(pid):
+            os.kill(pid, 9)
 
 
 def test_cli_status_exits_nonzero_when_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
