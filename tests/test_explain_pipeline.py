@@ -28,8 +28,11 @@ def test_predictions_carry_explanations_and_explain_finds_them(
         pipeline.start("all")
         send(pipeline, 0, 300)
         pipeline.wait_learned(300)
+        # Released by the trainer is not yet served: wait for the scorer's gauge, or c1019 may get version 1.
         pipeline.wait_until(
-            "a trained version served", lambda: pipeline.trainer()["served_version"] > 1, timeout=60
+            "a trained version served",
+            lambda: pipeline.metric_sum("driftline_served_model_version", model="default") > 1,
+            timeout=60,
         )
         send(pipeline, 1000, 20)  # scored by a model that has learned (a > 0.5 decides)
 
