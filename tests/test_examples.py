@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from connectors.topics import ALL_TOPICS
-from tests.pipeline_helpers import Pipeline, running
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -60,14 +60,29 @@ def test_producer_and_consumer_examples_against_a_worker(prefix: str, redis_url:
         pipeline.start("all")
         for seed in (1, 2):
             out = _example(
-                "produce_json.py", "--prefix", prefix, "--events", str(EVENTS), "--seed", str(seed)
-            )
+                "produce_json.py", "--bootstrap", KAFKA_BOOTSTRAP, "--prefix", prefix, "--events", str(EVENTS),
+                "--seed", str(seed),
+            )  # fmt: skip
             assert json.loads(out.stdout) == {"features": EVENTS, "labels": EVENTS, "prefix": prefix}
             # The JSON labels were accepted, joined and learned.
             pipeline.wait_learned(EVENTS * seed)
-            if seed == 1:
+            if seed == 1:  # released, then served: the scorer's gauge, or the first events may still get v1
                 pipeline.wait_releases(2)
-        args = ("--prefix", prefix, "--max", str(2 * EVENTS), "--timeout", "60")
+                pipeline.wait_until(
+                    "v2 or later served",
+                    lambda: pipeline.metric_sum("driftline_served_model_version", model="default") >= 2,
+                    timeout=60,
+                )
+        args = (
+            "--bootstrap",
+            KAFKA_BOOTSTRAP,
+            "--prefix",
+            prefix,
+            "--max",
+            str(2 * EVENTS),
+            "--timeout",
+            "60",
+        )
         out = _example("consume_predictions.py", *args)
     mine = [json.loads(line) for line in out.stdout.splitlines()]
     assert "skipped" not in out.stderr
