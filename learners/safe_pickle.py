@@ -247,6 +247,11 @@ def _plain_class(cls: type) -> bool:
     )
 
 
+# _plain_class per class, kept across picklers: a release pickles the same few classes each time, and deciding
+# anew for each pickler was a tenth of a logistic regression's pickle.
+_PLAIN: dict[type, bool] = {}
+
+
 class CompactPickler(pickle.Pickler):
     """Pickler for :data:`FORMAT`: River distributions' ``random.Random`` stored as a seed, and River /
     driftline objects restored through :func:`_set_state` (see the module docstring)."""
@@ -256,13 +261,14 @@ class CompactPickler(pickle.Pickler):
         self._distribution = _distribution_type()
         # id() is stable here: every generator stays referenced by the model while it is pickled.
         self._seeded: dict[int, _Seeded] = {}
-        self._plain: dict[type, bool] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
-        plain = self._plain.get(cls)
+        plain = _PLAIN.get(cls)
         if plain is None:
-            plain = self._plain[cls] = _plain_class(cls)
+            if len(_PLAIN) > 4096:  # classes made on the fly must not pile up
+                _PLAIN.clear()
+            plain = _PLAIN[cls] = _plain_class(cls)
         distribution = self._distribution is not None and isinstance(obj, self._distribution)
         if not plain and not distribution:
             return NotImplemented
