@@ -245,6 +245,10 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
 
 #: Kinds that split on feature values: they are shown an absent one-hot indicator as 0.0 (see ``Learner``).
 SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest")
+#: Kinds whose estimators never hold a River distribution (scalers, linear models, one-vs-rest of them): pickling
+#: them skips :func:`share_distribution_rngs`, whose walk over every object found nothing to rewire and was most of
+#: a logistic regression's copy at each release (test_learners_copy_cost.py checks it finds nothing).
+NO_DISTRIBUTIONS = ("logistic_regression", "linear_regression")
 #: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
 MAX_FRACTIONAL_CLASSES = 50
 
@@ -416,7 +420,8 @@ class Learner:
         return out
 
     def __getstate__(self) -> dict[str, Any]:
-        share_distribution_rngs(self._model)
+        if self.spec.name not in NO_DISTRIBUTIONS:
+            share_distribution_rngs(self._model)
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # a __dict__ update, as the allow-list's note says
