@@ -105,6 +105,9 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
     record = built()
     raw = io.BytesIO()
     safe_pickle.CompactPickler(raw, protocol=5).dump(rel.model)
+    # The level dumps() uses for this size (older trees: always _ZLIB_LEVEL).
+    small = len(raw.getvalue()) < getattr(safe_pickle, "_STORED_BELOW", 0)
+    level = 0 if small else safe_pickle._ZLIB_LEVEL
     parsed = json.loads(rel.decision.to_json()) if rel.decision else {}
     expl = release_explanation(rel, lc)
 
@@ -119,7 +122,7 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
     pieces: dict[str, Callable[[], Any]] = {
         "copy": lineage.copy,
         "pickle": pickled,
-        "zlib": lambda: zlib.compress(raw.getvalue(), safe_pickle._ZLIB_LEVEL),
+        "zlib": lambda: zlib.compress(raw.getvalue(), level),
         "build_release": built,
         "encode": lambda: ctx.codec.encode(TOPIC_RECORDS["models"], record, topic="models"),
         "explanation": lambda: release_explanation(rel, lc),
