@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 GOLDEN = Path(__file__).with_name("golden") / "releases.json"
 KEY = b"compat-signing-key"
 CREATED_AT = 1_764_000_000_000
+TRAINER_KEY = b"a-trainer-signing-key-of-32-bytes-or-more"
 
 
 def _rows(n: int, classes: int, seed: int) -> list[tuple[dict[str, Any], Any]]:
@@ -228,3 +229,93 @@ def test_make_line_is_make_entry_and_to_line(record: dict[Any, Any], seq: int) -
     old = make_entry(head, "release", "compat", record, KEY, ts=seq)
     assert line == to_line(old)
     assert json.dumps(entry, sort_keys=True) == json.dumps(old, sort_keys=True)
+
+
+def test_small_pickles_are_stored_large_ones_compressed() -> None:
+    from learners import safe_pickle
+
+    models = _models()
+    small, large = models["logistic_regression"], models["hoeffding_tree"]
+    for model, stored in ((small, True), (large, False)):
+        payload = safe_pickle.dumps(model)
+        raw = zlib.decompress(payload)
+        assert (len(raw) < safe_pickle._STORED_BELOW) is stored
+        assert (len(payload) > len(raw)) is stored  # stored: the zlib framing on top; compressed: smaller
+        assert type(safe_pickle.loads(payload)) is type(model)
+
+
+class _Captured:
+    """The producer's place: keeps what is produced."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, Any]] = []
+
+    def produce_bytes(self, topic: str, value: bytes, key: Any = None) -> None:
+        self.sent.append((topic, value, key))
+
+
+def test_publish_emits_and_audits_as_before(tmp_path: Path) -> None:
+    """Trainer.publish on a real incremental release: the ModelRelease verifies and loads, and the two audit
+    entries hold what the code before the fast paths wrote (the decision's JSON; release_explanation)."""
+    from driftline.audit_chain import from_line, verify
+    from driftline.settings import load_settings
+    from learners.artifacts import load_release
+    from learners.explain import release_explanation
+    from learners.lifecycle import Release
+    from schemas.codec import TOPIC_RECORDS
+    from streams.audit import AuditLog
+    from streams.runtime import WorkerContext
+    from streams.train import Trainer, new_lifecycle
+
+    s = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": TRAINER_KEY.decode(),
+            "state_dir": str(tmp_path),
+            "model.name": "compat",
+        },
+    )
+    lc = new_lifecycle(s)
+    lc.initial_release()
+    rows = _rows(5000, 2, seed=4)
+    release = None
+    for i, (x, y) in enumerate(rows):
+        events = lc.learn_one(x, y, index=i, ts=i)
+        release = next((e for e in events if isinstance(e, Release) and e.reason == "incremental"), None)
+        if release is not None:
+            break
+    assert release is not None and release.decision is not None
+    producer = _Captured()
+    ctx = WorkerContext(s, producer=producer, audit_deferred=True)  # type: ignore[arg-type]
+    lines: list[bytes] = []
+    ctx._audit_logs["compat"] = AuditLog(
+        s, "compat", lambda data, model: lines.append(data), topic_entries=lambda: [], deferred=True
+    )
+    trainer = Trainer(ctx, redis_conn=object())  # type: ignore[arg-type]
+    trainer.lifecycle = lc
+    # What the code before wrote for the release entry, computed before publish (it reads the lifecycle).
+    expected = json.loads(json.dumps(release_explanation(release, lc), default=str))
+    trainer.publish(release)
+
+    entries = [from_line(line) for line in lines]
+    assert [e["kind"] for e in entries] == ["decision", "release"]
+    assert entries[0]["record"] == json.loads(release.decision.to_json())
+    assert json.dumps(entries[1]["record"], sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert verify(entries, [TRAINER_KEY], model="compat").ok
+    ctx.commit_audit()
+    on_disk = (tmp_path / "audit").glob("*compat.jsonl")
+    assert [line.encode() for path in on_disk for line in path.read_text().splitlines()] == lines
+
+    [(topic, value, key)] = [m for m in producer.sent if m[0] == s.topic("models")]
+    record = ctx.codec.decode(TOPIC_RECORDS["models"], value, topic=topic)
+    assert (key, record["version"], record["parent"], record["reason"]) == (
+        "compat",
+        release.version,
+        release.parent,
+        "incremental",
+    )
+    assert record["decision"] == release.decision.to_json()
+    header, model = load_release(record, key=TRAINER_KEY, current_version=release.version - 1)
+    assert header.metrics == {**release.metrics, "n_learned": float(release.metrics["n_learned"])}
+    for x, _ in rows[:100]:
+        assert model.predict_proba_one(x) == release.model.predict_proba_one(x)
