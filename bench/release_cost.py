@@ -13,7 +13,10 @@ pieces ``--repeat`` times each (best of the repeats, in microseconds of CPU):
 - ``audit_decision`` and ``audit_release``: the two audit entries the release adds (hash, HMAC, JSON line,
   head; the file copy is written once per transaction, so not here);
 - ``publish``: ``Trainer.publish`` end to end (everything above but the copy, plus the log line) with a producer
-  that drops what it is given.
+  that drops what it is given;
+- ``copy+publish``: a fresh copy published (the release's share of the train worker, judgement aside);
+- ``judge_best`` and ``judge_median``: the guard's judgements that promoted, each timed once as the lifecycle
+  made them on the way to the timed release (the latency check's timed predictions, the reference set).
 
 With source trees (A/B), each round runs this file once per tree in a child process with that tree's PYTHONPATH
 (trees alternating) and keeps each piece's best round; ``publish`` is the figure to compare. The worker logs at
@@ -23,6 +26,7 @@ WARNING by default, so the audit's INFO line is not built here either.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -74,17 +78,33 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
             "state_dir": state,
         },
     )
+    import learners.lifecycle as lifecycle_mod
+
+    judged: list[tuple[float, str]] = []
+    judge = lifecycle_mod.judge
+
+    def timed_judge(*args: Any, **kwargs: Any) -> Any:
+        # The guard's judgement of a candidate, timed where the lifecycle calls it (guard10's code, measured only).
+        t0 = time.process_time_ns()
+        decision = judge(*args, **kwargs)
+        judged.append(((time.process_time_ns() - t0) / 1000.0, decision.outcome))
+        return decision
+
     lc = new_lifecycle(s)
     lc.initial_release()
     found: Release | None = None
     seen = 0
-    for i, (_, x, y) in enumerate(make_rows(events, seed=1)):
-        for event in lc.learn_one(x, y, index=i, ts=i):
-            if isinstance(event, Release) and event.reason == "incremental":
-                seen += 1
-                found = event
-        if seen >= release:
-            break
+    lifecycle_mod.judge = timed_judge  # type: ignore[assignment]
+    try:
+        for i, (_, x, y) in enumerate(make_rows(events, seed=1)):
+            for event in lc.learn_one(x, y, index=i, ts=i):
+                if isinstance(event, Release) and event.reason == "incremental":
+                    seen += 1
+                    found = event
+            if seen >= release:
+                break
+    finally:
+        lifecycle_mod.judge = judge
     if found is None:
         raise SystemExit(f"{kind}: no incremental release in {events} labels")
     rel = found
@@ -135,6 +155,13 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
         alog._pending.clear()
 
     pieces["publish"] = publish
+
+    def release_() -> None:
+        # The copy and its publishing together: a tree that pickles the copy once pickles here only once.
+        trainer.publish(dataclasses.replace(rel, model=lineage.copy().model))
+        alog._pending.clear()
+
+    pieces["copy+publish"] = release_
     out: dict[str, Any] = {
         "kind": kind,
         "release_version": rel.version,
@@ -149,7 +176,12 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
     for _ in range(repeat):
         for name, fn in pieces.items():
             times[name] = min(times.get(name, float("inf")), _best(fn, 1))
+    promoted = sorted(t for t, outcome in judged if outcome == "promote")
+    # Not repeated like the pieces: each judgement of the run once (best and median of those that promoted).
+    times["judge_best"] = promoted[0] if promoted else float("nan")
+    times["judge_median"] = promoted[len(promoted) // 2] if promoted else float("nan")
     out["us"] = times
+    out["judgements"] = len(judged)
     return out
 
 
@@ -206,7 +238,7 @@ def _table(results: list[dict[str, Any]], names: list[str], repeat: int) -> None
     print(f"{'piece (us, best of ' + str(repeat) + ')':<28}" + "".join(f"{n:>24}" for n in names))
     for piece in results[0]["us"]:
         print(f"{piece:<28}" + "".join(f"{r['us'][piece]:>24.1f}" for r in results))
-    for key in ("release_version", "payload_bytes", "pickle_bytes", "plain_pickle_bytes"):
+    for key in ("release_version", "judgements", "payload_bytes", "pickle_bytes", "plain_pickle_bytes"):
         print(f"{key:<28}" + "".join(f"{r[key]:>24}" for r in results))
 
 
