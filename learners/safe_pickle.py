@@ -50,6 +50,7 @@ import io
 import pickle
 import random
 import sys
+import weakref
 import zlib
 from typing import Any
 
@@ -62,8 +63,10 @@ __all__ = [
     "MAX_PICKLE_OBJECTS",
     "CompactPickler",
     "RestrictedUnpickler",
+    "compact",
     "dumps",
     "loads",
+    "made",
 ]
 
 #: Value of the ``format`` field for what :func:`dumps` writes: pickle 5 whose River / driftline objects get
@@ -299,14 +302,42 @@ class CompactPickler(pickle.Pickler):
         return seeded
 
 
-def dumps(model: object) -> bytes:
-    """Serialize ``model`` as :data:`FORMAT` bytes (compact pickle protocol 5, zlib)."""
+def compact(model: object) -> bytes:
+    """The pickle of :func:`dumps`, before zlib."""
     buffer = io.BytesIO()
     try:
         CompactPickler(buffer, protocol=5).dump(model)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"cannot serialize model of type {type(model).__name__}: {exc}") from exc
-    raw = buffer.getvalue()
+    return buffer.getvalue()
+
+
+# Pickles already made of a model, by the model (weakly: an entry goes with its model): learners.specs.Learner.copy
+# makes a copy from the release pickle of the original and leaves that pickle here for the copy, with the copy's
+# learned mark (Learner.learned_mark); dumps() takes it once, if the copy has learned nothing since. A release
+# copies the champion and then pickles the copy: one pickle instead of two (~400 LR releases per 20,000 labels).
+_MADE: weakref.WeakKeyDictionary[Any, tuple[bytes, Any]] = weakref.WeakKeyDictionary()
+_MADE_MAX = 512  # releases published after their batch: ~80 per 4,000 LR labels; never more than this kept
+
+
+def made(model: object, raw: bytes, mark: Any) -> None:
+    """Record that ``raw`` is :func:`compact` of ``model`` for as long as its ``learned_mark()`` is ``mark``."""
+    if len(_MADE) < _MADE_MAX:
+        _MADE[model] = (raw, mark)
+
+
+def _made(model: object) -> bytes | None:
+    try:
+        raw, mark = _MADE.pop(model)
+    except (KeyError, TypeError):  # not recorded, or not weakly referenceable / hashable
+        return None
+    learned = getattr(model, "learned_mark", None)
+    return raw if learned is not None and learned() == mark else None
+
+
+def dumps(model: object) -> bytes:
+    """Serialize ``model`` as :data:`FORMAT` bytes (compact pickle protocol 5, zlib)."""
+    raw = _made(model) or compact(model)
     return zlib.compress(raw, 0 if len(raw) < _STORED_BELOW else _ZLIB_LEVEL)
 
 
