@@ -61,9 +61,13 @@ MAX_HEADER_DEPTH = 4
 _REF_SCHEME = "file://"
 
 
+# Made once (json.dumps with arguments builds an encoder per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(obj: Any) -> str:
     # Sorted keys and no spaces: the same header always yields the same bytes, so the same signature.
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(obj)
 
 
 @dataclass(frozen=True)
