@@ -45,6 +45,7 @@ __all__ = [
     "head_of",
     "key_id",
     "make_entry",
+    "make_line",
     "sign_head",
     "to_line",
     "verify",
@@ -69,9 +70,16 @@ KINDS = (
 )
 
 
+# Encoders and a decoder made once: json.dumps/loads with arguments build a new one per call (2-4 us each, ten
+# calls per release). The same settings as the json.dumps calls they stand for, so the same text.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_LINE = json.JSONEncoder(ensure_ascii=False)
+_RECORD = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 def canonical(value: Any) -> bytes:
     """The bytes that are hashed: JSON with sorted keys and no whitespace (NaN spelled as Python's json does)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def key_id(key: bytes) -> str:
@@ -111,25 +119,62 @@ def make_entry(
 
     ``record`` may hold any JSON; values JSON cannot carry are stored as their ``str()``.
     """
+    return make_line(head, kind, model, record, key, ts=ts)[0]
+
+
+class _Collapsed(ValueError):
+    """Two keys of one object became the same string (``1`` and ``"1"``): the text is not the stored record's."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Collapsed
+    return out
+
+
+_UNIQUE = json.JSONDecoder(object_pairs_hook=_unique)
+
+
+def make_line(
+    head: AuditHead | None, kind: str, model: str, record: Mapping[str, Any], key: bytes, *, ts: int
+) -> tuple[dict[str, Any], str]:
+    """:func:`make_entry` and its :func:`to_line`, the record encoded once less.
+
+    The record is stored as its JSON round trip; that text is also the record's text in the line (JSON text
+    read and written again is the same text), unless two keys of an object became one string, which the parse
+    detects. A trainer audits each release this way (~400 releases per 20,000 logistic regression labels).
+    """
+    text = _RECORD.encode(dict(record))
+    try:
+        stored, same = _UNIQUE.decode(text), True
+    except _Collapsed:
+        stored, same = json.loads(text), False
     entry: dict[str, Any] = {
         "seq": 0 if head is None else head.seq + 1,
         "ts": int(ts),
         "kind": str(kind),
         "model": str(model),
-        "record": json.loads(json.dumps(dict(record), default=str)),
+        "record": stored,
         "prev": GENESIS if head is None else head.hash,
         "sig_key_id": key_id(key),
     }
     entry["hash"] = entry_hash(entry)
     entry["sig"] = _mac(key, entry["hash"])
-    return entry
+    if not same or not CHAIN_FIELDS.isdisjoint(stored):
+        return entry, to_line(entry)
+    # to_line's layout: the record's fields, the signed fields (the record among them), hash and sig.
+    before = _LINE.encode({k: entry[k] for k in ("seq", "ts", "kind", "model")})
+    after = _LINE.encode({k: entry[k] for k in ("prev", "sig_key_id", "hash", "sig")})
+    fields = f"{text[1:-1]}, " if stored else ""
+    return entry, f'{{{fields}{before[1:-1]}, "record": {text}, {after[1:]}'
 
 
 def to_line(entry: Mapping[str, Any]) -> str:
     """One JSON line: the entry plus top-level copies of the record's fields (for pre-chain readers)."""
     out = {k: v for k, v in entry["record"].items() if k not in CHAIN_FIELDS}
     out.update({k: entry[k] for k in (*SIGNED_FIELDS, "hash", "sig")})
-    return json.dumps(out, ensure_ascii=False)
+    return _LINE.encode(out)
 
 
 def from_line(line: str | bytes) -> dict[str, Any]:

@@ -210,7 +210,9 @@ def _finite(values: dict[str, float]) -> dict[str, float]:
     return {k: (v if math.isfinite(v) else 0.0) for k, v in values.items()}
 
 
-def release_explanation(release: Any, lifecycle: Any = None, top: int = 10) -> dict[str, Any]:
+def release_explanation(
+    release: Any, lifecycle: Any = None, top: int = 10, *, decision_json: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What a :class:`~learners.lifecycle.Release` changed, for the audit trail: its metrics, the guard's evidence,
     the data range its lineage learned from, and the largest weight/importance changes from the model it replaced
     (when the lifecycle still holds it: incremental, challenger and manual releases; not the initial one or a
@@ -227,7 +229,10 @@ def release_explanation(release: Any, lifecycle: Any = None, top: int = 10) -> d
         "reason": release.reason,
         "metrics": dict(release.metrics),
         "data_range": dict(release.data_range),
-        "decision": json.loads(decision.to_json()) if decision is not None else None,
+        # decision_json: the trainer's parse of decision.to_json(), made once for the release's two audit entries.
+        "decision": decision_json
+        if decision_json is not None or decision is None
+        else json.loads(decision.to_json()),
         "changes": weight_changes(parent_model, release.model, top) if parent_model is not None else None,
     }
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 from river import base as river_base
 
 from driftline.config import LearnerSpec
-from driftline.errors import LearnerError
+from driftline.errors import ArtifactError, LearnerError
 from learners.features import (
     FeatureScaler,
     Quadratic,
@@ -245,6 +245,10 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
 
 #: Kinds that split on feature values: they are shown an absent one-hot indicator as 0.0 (see ``Learner``).
 SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest")
+#: Kinds whose estimators never hold a River distribution (scalers, linear models, one-vs-rest of them): pickling
+#: them skips :func:`share_distribution_rngs`, whose walk over every object found nothing to rewire and was most of
+#: a logistic regression's copy at each release (test_learners_copy_cost.py checks it finds nothing).
+NO_DISTRIBUTIONS = ("logistic_regression", "linear_regression")
 #: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
 MAX_FRACTIONAL_CLASSES = 50
 
@@ -303,11 +307,24 @@ class Learner:
 
         Through pickle rather than ``copy.deepcopy``: the same objects, about twice as fast for a trained pool
         (releases copy the model every few dozen labels). Our own bytes, in-process, so the plain unpickler.
+        The pickle is the release artifact's (:func:`learners.safe_pickle.compact`), left for the copy's release
+        (:func:`learners.safe_pickle.made`): a release pickled the model twice, for the copy and for the artifact.
+        The copy is the same model; only its River distributions' generators, which no learner draws from (see
+        safe_pickle), are seeded ones instead of copies of the shared one.
         """
+        from learners import safe_pickle
+
         try:
-            return cast(Learner, pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)))
-        except (pickle.PicklingError, TypeError, AttributeError):  # something unpicklable: copy it in memory
+            raw = safe_pickle.compact(self)
+        except ArtifactError:  # something unpicklable: copy it in memory
             return copy.deepcopy(self)
+        clone = cast(Learner, pickle.loads(raw))
+        safe_pickle.made(clone, raw, clone.learned_mark())
+        return clone
+
+    def learned_mark(self) -> tuple[int, int, int]:
+        """Changes whenever this learner learns a label (every learning path counts it) or changes estimator."""
+        return sum(self._counts.values()), self._y_n, id(self._model)
 
     def learn_one(self, x: dict[str, Any], y: Any, *, cleaned: bool = False) -> None:
         """Learn one labelled example; ``None`` or non-finite regression targets are ignored.
@@ -416,7 +433,8 @@ class Learner:
         return out
 
     def __getstate__(self) -> dict[str, Any]:
-        share_distribution_rngs(self._model)
+        if self.spec.name not in NO_DISTRIBUTIONS:
+            share_distribution_rngs(self._model)
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # a __dict__ update, as the allow-list's note says

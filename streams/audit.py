@@ -27,7 +27,7 @@ from typing import Any
 
 from connectors.consumer import read_to_end
 from connectors.topics import TopicSpec, ensure_topics
-from driftline.audit_chain import AuditHead, from_line, head_of, make_entry, sign_head, to_line, verify
+from driftline.audit_chain import AuditHead, from_line, head_of, make_line, sign_head, to_line, verify
 from driftline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,7 @@ class AuditLog:
         if not self._opened:
             self.open()
         now = int(time.time() * 1000) if ts is None else ts
-        entry = make_entry(self._head, kind, self.model, record, self.key, ts=now)
-        line = to_line(entry)
+        entry, line = make_line(self._head, kind, self.model, record, self.key, ts=now)
         self._head = head_of(entry)
         self._pending.append(line)
         if not self.deferred:

@@ -368,7 +368,7 @@ class Trainer(TrainerControl):
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision, parsed)
-        ctx.audit("release", release_explanation(release, self.lifecycle))
+        ctx.audit("release", release_explanation(release, self.lifecycle, decision_json=parsed))
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
     def record_decision(self, decision: Decision, parsed: dict[str, Any] | None = None) -> None:
