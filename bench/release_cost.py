@@ -94,7 +94,7 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
     lc.initial_release()
     found: Release | None = None
     seen = 0
-    lifecycle_mod.judge = timed_judge  # type: ignore[assignment]
+    lifecycle_mod.judge = timed_judge
     try:
         for i, (_, x, y) in enumerate(make_rows(events, seed=1)):
             for event in lc.learn_one(x, y, index=i, ts=i):
