@@ -42,6 +42,18 @@ __all__ = ["BernoulliCusum", "SnapshotSentinel", "check_sentinel_config"]
 # is replaced needlessly, which only delays its test by one warm-up). Chosen a priori, not tuned; measured on the
 # suite's seeds 1 and 2 (BENCHMARKS-accuracy.md, session 9).
 WARMUP_TREND_Z = 3.0
+# The alternative error rate is p0 + ``sentinel_margin`` up to p0 = 0.1 (where the margin was chosen, session 7) and
+# the same share of the copy's standard deviation sqrt(p0 (1 - p0)) above it (0.05 / 0.3): the CUSUM's sensitivity
+# in standard deviations stays what it is at 0.1 instead of growing as the error does. Why: p0 is estimated over
+# the warm-up, and at p0 0.47 its standard error (0.016) is a third of a fixed 0.05 margin, so a chance
+# underestimate puts the true rate near the CUSUM's break-even and a stationary copy alarms within a few thousand
+# labels (randomtree-abrupt, p0 0.47; BENCHMARKS-accuracy.md, sessions 9 and 10). Chosen a priori, not tuned.
+MARGIN_SD = 0.05 / 0.3
+
+
+def margin_at(p0: float, margin: float) -> float:
+    """The margin of the alternative at baseline error ``p0`` (see ``MARGIN_SD``)."""
+    return max(margin, MARGIN_SD * math.sqrt(p0 * (1.0 - p0)))
 
 
 class BernoulliCusum:
@@ -88,7 +100,7 @@ class BernoulliCusum:
             if self.n == self.warmup:
                 self.trending = self.warmup_trend() > WARMUP_TREND_Z
                 self.p0 = (self.errors + 1) / (self.warmup + 2)
-                p1 = min(self.p0 + self.margin, 0.99)
+                p1 = min(self.p0 + margin_at(self.p0, self.margin), 0.99)
                 if p1 <= self.p0:  # p0 already at the cap: no higher error rate left to test for
                     self.up = self.down = 0.0
                 else:
@@ -111,10 +123,14 @@ class _Copy:
 class SnapshotSentinel:
     """The frozen copies, their schedule and their tests (see the module docstring). Picklable (checkpoints)."""
 
+    # Class-level default: a sentinel pickled before session 10 (a checkpoint) has its schedule from label 0.
+    origin = 0  # sentinel label at which the watched lineage was new (0, or its promotion: ``promoted``)
+
     def __init__(self, config: DriftConfig) -> None:
         self.config = config
         self.copies: list[_Copy] = []
         self.seen = 0  # labels the champion learned while the sentinel watched
+        self.origin = 0
         self.next_copy = config.sentinel_first
 
     @property
@@ -138,7 +154,7 @@ class SnapshotSentinel:
             "snapshot_label": str(alarm.label),
             "snapshot_age": str(self.seen - alarm.label),
             "p0": f"{t.p0:.4f}",
-            "p1": f"{min(t.p0 + t.margin, 0.99):.4f}",
+            "p1": f"{min(t.p0 + margin_at(t.p0, t.margin), 0.99):.4f}",
             "cusum": f"{t.s:.3f}",
             "threshold": f"{t.threshold:.3f}",
         }
@@ -148,6 +164,15 @@ class SnapshotSentinel:
         """An error alarm: watch from a fresh copy of the champion only (the old ones have seen the drift)."""
         self.copies = [_Copy(champion.copy(), self.seen, self.config)]
         self.next_copy = self.seen + self.config.sentinel_every
+
+    def promoted(self, champion: Any) -> None:
+        """A new lineage is served (a challenger promoted): every copy is of the lineage it replaced, whose error
+        on the concept that replaced it is high and flat, where a fixed margin is fragile (an old-concept copy
+        with p0 0.55 alarmed 2,585 labels after the promotion on agrawal-2-7; BENCHMARKS-accuracy.md, session
+        10). Watch the new lineage as a new model: a copy now, then the doubling schedule from here."""
+        self.copies = [_Copy(champion.copy(), self.seen, self.config)]
+        self.origin = self.seen
+        self.next_copy = self.seen + self.config.sentinel_first
 
     def learned(self, champion: Any) -> None:
         """The champion learned one label: freeze a copy when one is due, drop a copy the next one has replaced."""
@@ -162,8 +187,9 @@ class SnapshotSentinel:
             self.copies.append(_Copy(champion.copy(), self.seen, c))
             # Doubling from sentinel_first (1,000, 2,000, 4,000 by default) while that is under half of
             # sentinel_every, then every sentinel_every labels (12,000, 20,000, ...): a young model changes fast.
-            double = 2 * self.seen < c.sentinel_every
-            self.next_copy = 2 * self.seen if double else self.seen + c.sentinel_every
+            age = self.seen - self.origin
+            double = 2 * age < c.sentinel_every
+            self.next_copy = self.origin + 2 * age if double else self.seen + c.sentinel_every
         # A copy is dropped once a newer one has watched sentinel_overlap labels. Not only the newest: with copies
         # 1,000 labels apart (1,000, 2,000, 4,000) the newest is always younger than the overlap when the next is
         # frozen, and the first copy watched for 5,000 labels beside two others (two false alarms in the suite,
