@@ -160,17 +160,11 @@ class ScaledDetector:
     Holds the detector's name and parameters rather than a factory, so a monitor pickles into a checkpoint.
     """
 
-    # Class-level default: a detector pickled before session 10 (a checkpoint) has no floor.
-    min_std = 0.0
-
-    def __init__(
-        self, warmup: int, name: str, kwargs: Mapping[str, Any], setting: str, min_std: float = 0.0
-    ) -> None:
+    def __init__(self, warmup: int, name: str, kwargs: Mapping[str, Any], setting: str) -> None:
         self.warmup = warmup
         self.name = name
         self.kwargs = dict(kwargs)
         self.setting = setting
-        self.min_std = min_std  # the scale's floor, in the values' own units (0: none)
         self._start()
 
     def _start(self) -> None:
@@ -186,7 +180,7 @@ class ScaledDetector:
             if self.var.n >= self.warmup:
                 self.mean = self.var.mean.get()
                 # A constant feature gets a tiny std so any later movement is visible but bounded.
-                self.std = max(math.sqrt(self.var.get()), self.min_std) or 1e-6
+                self.std = math.sqrt(self.var.get()) or 1e-6
                 self.detector = build_detector(self.name, self.kwargs, self.setting)
             return None
         z = (value - self.mean) / self.std

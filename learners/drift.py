@@ -168,20 +168,18 @@ class LossDriftMonitor:
     """A detector (``DriftConfig.loss_detector``; Page-Hinkley on increases by default) on the per-example loss of
     the served model, standardised."""
 
-    # Class-level defaults: a monitor pickled before session 10 (a checkpoint) has no losses to skip and no floor.
+    # Class-level default: a monitor pickled before session 10 (a checkpoint) has no losses to skip.
     _settle = 0
-    min_std = 0.0
 
-    def __init__(self, config: DriftConfig | None = None, min_std: float = 0.0) -> None:
+    def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
-        self.min_std = min_std  # floor of the loss's scale (see ScaledDetector; LOSS_STD_FLOOR for log loss)
         self.reset()
 
     def reset(self, settle: int = 0) -> None:
         """Start over; with ``settle``, skip that many losses before the warm-up that fixes the scale begins."""
         self._name, kwargs = detector_config(self.config, "loss")
         self._detector = ScaledDetector(
-            self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector", self.min_std
+            self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector"
         )
         self._settle = settle
 

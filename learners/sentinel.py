@@ -13,7 +13,7 @@ test; Page-Hinkley is its running-mean form): the baseline error ``p0`` is the c
 ``sentinel_warmup`` labels, the alternative ``p0 + sentinel_margin``, and the alarm when the log-likelihood ratio's
 CUSUM passes ``sentinel_threshold`` (log 1000: measured 0.13 false alarms per 10,000 stationary labels). Any error
 alarm (this one or another detector's) replaces every copy with a fresh one: the drift is known, and an old copy
-would keep alarming on it.
+would keep alarming on it. A promoted challenger (a new lineage served) restarts the schedule from a copy of it.
 
 A baseline is only a baseline if the copy's error was stationary while it was measured: a copy frozen while a
 gradual drift is still mixing (an alarm at its start freezes one) errs more and more, its ``p0`` is an average
@@ -42,18 +42,6 @@ __all__ = ["BernoulliCusum", "SnapshotSentinel", "check_sentinel_config"]
 # is replaced needlessly, which only delays its test by one warm-up). Chosen a priori, not tuned; measured on the
 # suite's seeds 1 and 2 (BENCHMARKS-accuracy.md, session 9).
 WARMUP_TREND_Z = 3.0
-# The alternative error rate is p0 + ``sentinel_margin`` up to p0 = 0.1 (where the margin was chosen, session 7) and
-# the same share of the copy's standard deviation sqrt(p0 (1 - p0)) above it (0.05 / 0.3): the CUSUM's sensitivity
-# in standard deviations stays what it is at 0.1 instead of growing as the error does. Why: p0 is estimated over
-# the warm-up, and at p0 0.47 its standard error (0.016) is a third of a fixed 0.05 margin, so a chance
-# underestimate puts the true rate near the CUSUM's break-even and a stationary copy alarms within a few thousand
-# labels (randomtree-abrupt, p0 0.47; BENCHMARKS-accuracy.md, sessions 9 and 10). Chosen a priori, not tuned.
-MARGIN_SD = 0.05 / 0.3
-
-
-def margin_at(p0: float, margin: float) -> float:
-    """The margin of the alternative at baseline error ``p0`` (see ``MARGIN_SD``)."""
-    return max(margin, MARGIN_SD * math.sqrt(p0 * (1.0 - p0)))
 
 
 class BernoulliCusum:
@@ -100,7 +88,7 @@ class BernoulliCusum:
             if self.n == self.warmup:
                 self.trending = self.warmup_trend() > WARMUP_TREND_Z
                 self.p0 = (self.errors + 1) / (self.warmup + 2)
-                p1 = min(self.p0 + margin_at(self.p0, self.margin), 0.99)
+                p1 = min(self.p0 + self.margin, 0.99)
                 if p1 <= self.p0:  # p0 already at the cap: no higher error rate left to test for
                     self.up = self.down = 0.0
                 else:
@@ -154,7 +142,7 @@ class SnapshotSentinel:
             "snapshot_label": str(alarm.label),
             "snapshot_age": str(self.seen - alarm.label),
             "p0": f"{t.p0:.4f}",
-            "p1": f"{min(t.p0 + margin_at(t.p0, t.margin), 0.99):.4f}",
+            "p1": f"{min(t.p0 + t.margin, 0.99):.4f}",
             "cusum": f"{t.s:.3f}",
             "threshold": f"{t.threshold:.3f}",
         }
@@ -166,10 +154,10 @@ class SnapshotSentinel:
         self.next_copy = self.seen + self.config.sentinel_every
 
     def promoted(self, champion: Any) -> None:
-        """A new lineage is served (a challenger promoted): every copy is of the lineage it replaced, whose error
-        on the concept that replaced it is high and flat, where a fixed margin is fragile (an old-concept copy
-        with p0 0.55 alarmed 2,585 labels after the promotion on agrawal-2-7; BENCHMARKS-accuracy.md, session
-        10). Watch the new lineage as a new model: a copy now, then the doubling schedule from here."""
+        """A new lineage is served (a challenger promoted): every copy is of the lineage it replaced, and watches
+        nothing users are served (an old-concept copy frozen at the drift's alarm, p0 0.55, alarmed 2,585 labels
+        after the promotion on agrawal-2-7; BENCHMARKS-accuracy.md, session 10). Watch the new lineage as a new
+        model: a copy now, then the doubling schedule from here."""
         self.copies = [_Copy(champion.copy(), self.seen, self.config)]
         self.origin = self.seen
         self.next_copy = self.seen + self.config.sentinel_first
