@@ -168,18 +168,26 @@ class LossDriftMonitor:
     """A detector (``DriftConfig.loss_detector``; Page-Hinkley on increases by default) on the per-example loss of
     the served model, standardised."""
 
+    # Class-level default: a monitor pickled before session 10 (a checkpoint) has no losses to skip.
+    _settle = 0
+
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, settle: int = 0) -> None:
+        """Start over; with ``settle``, skip that many losses before the warm-up that fixes the scale begins."""
         self._name, kwargs = detector_config(self.config, "loss")
         self._detector = ScaledDetector(
             self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector"
         )
+        self._settle = settle
 
     def update(self, loss: float, index: int) -> list[DriftSignal]:
         if not self.config.ph_loss or not (math.isfinite(loss) if type(loss) is float else finite(loss)):
+            return []
+        if self._settle:
+            self._settle -= 1
             return []
         details = self._detector.update(float(loss))
         return [] if details is None else [DriftSignal(self._name, "loss", index, details)]

@@ -13,7 +13,7 @@ test; Page-Hinkley is its running-mean form): the baseline error ``p0`` is the c
 ``sentinel_warmup`` labels, the alternative ``p0 + sentinel_margin``, and the alarm when the log-likelihood ratio's
 CUSUM passes ``sentinel_threshold`` (log 1000: measured 0.13 false alarms per 10,000 stationary labels). Any error
 alarm (this one or another detector's) replaces every copy with a fresh one: the drift is known, and an old copy
-would keep alarming on it.
+would keep alarming on it. A promoted challenger (a new lineage served) drops every copy and restarts the schedule.
 
 A baseline is only a baseline if the copy's error was stationary while it was measured: a copy frozen while a
 gradual drift is still mixing (an alarm at its start freezes one) errs more and more, its ``p0`` is an average
@@ -111,10 +111,14 @@ class _Copy:
 class SnapshotSentinel:
     """The frozen copies, their schedule and their tests (see the module docstring). Picklable (checkpoints)."""
 
+    # Class-level default: a sentinel pickled before session 10 (a checkpoint) has its schedule from label 0.
+    origin = 0  # sentinel label at which the watched lineage was new (0, or its promotion: ``promoted``)
+
     def __init__(self, config: DriftConfig) -> None:
         self.config = config
         self.copies: list[_Copy] = []
         self.seen = 0  # labels the champion learned while the sentinel watched
+        self.origin = 0
         self.next_copy = config.sentinel_first
 
     @property
@@ -149,6 +153,17 @@ class SnapshotSentinel:
         self.copies = [_Copy(champion.copy(), self.seen, self.config)]
         self.next_copy = self.seen + self.config.sentinel_every
 
+    def promoted(self, champion: Any) -> None:
+        """A new lineage is served (a challenger promoted): every copy is of the lineage it replaced, and watches
+        nothing users are served (an old-concept copy frozen at the drift's alarm, p0 0.55, alarmed 2,585 labels
+        after the promotion on agrawal-2-7; BENCHMARKS-accuracy.md, session 10). Watch the new lineage as a new
+        model: its schedule from here (the first copy ``sentinel_first`` labels on). No copy at the promotion
+        itself: the promoted challenger has learned only a few hundred labels, and a copy of it frozen then raised a
+        false alarm 1,900 labels later (led-abrupt seed 1, p0 0.36; session 10)."""
+        self.copies = []
+        self.origin = self.seen
+        self.next_copy = self.seen + self.config.sentinel_first
+
     def learned(self, champion: Any) -> None:
         """The champion learned one label: freeze a copy when one is due, drop a copy the next one has replaced."""
         self.seen += 1
@@ -162,8 +177,9 @@ class SnapshotSentinel:
             self.copies.append(_Copy(champion.copy(), self.seen, c))
             # Doubling from sentinel_first (1,000, 2,000, 4,000 by default) while that is under half of
             # sentinel_every, then every sentinel_every labels (12,000, 20,000, ...): a young model changes fast.
-            double = 2 * self.seen < c.sentinel_every
-            self.next_copy = 2 * self.seen if double else self.seen + c.sentinel_every
+            age = self.seen - self.origin
+            double = 2 * age < c.sentinel_every
+            self.next_copy = self.origin + 2 * age if double else self.seen + c.sentinel_every
         # A copy is dropped once a newer one has watched sentinel_overlap labels. Not only the newest: with copies
         # 1,000 labels apart (1,000, 2,000, 4,000) the newest is always younger than the overlap when the next is
         # frozen, and the first copy watched for 5,000 labels beside two others (two false alarms in the suite,
