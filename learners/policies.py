@@ -76,6 +76,14 @@ class IncrementalPolicy:
     Without it the wealth restarts at 1 and the next release waits for fresh evidence (on waveform one release per
     ~590 labels, most of its guard tax; BENCHMARKS-accuracy.md, session 7). Carried releases are at least
     ``guard.carry_release_every`` labels apart, so a fast stream cannot flood the ``models`` topic.
+
+    A test whose log-wealth has sunk below ``log(alpha)`` (as far below its start as the promotion threshold is
+    above it) starts afresh, as one ``max_examples`` old does. Why: right after a release the champion answers
+    almost as the snapshot does, so the paired differences' variance is tiny and the test bets at its cap; when
+    the champion then learns a new concept fast and moves away from the snapshot, a few pairs it loses cost most
+    of the wealth each, and the log-wealth sank to -50 in 700 pairs on mv-shift although the champion was the
+    better model: nothing was released for 2,400 labels. A sunk test needs thousands of pairs to climb back, and
+    a fresh one is valid at ``alpha`` on its own (docs/experiments/sink_restart.py, BENCHMARKS-accuracy.md).
     """
 
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
@@ -93,6 +101,9 @@ class IncrementalPolicy:
 
     def observe(self, y: Any, champion_pred: Any, served_pred: Any, segment: str | None) -> None:
         self.evidence.add(y, champion_pred, served_pred, segment)
+        if self.evidence.not_worse.log_wealth < math.log(self.guard.alpha):
+            # A sunk test: the evidence restarts (see the class's docstring).
+            self.restart()
 
     def released(self) -> None:
         """Any release: the served snapshot changed, so the comparison starts over (carrying the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from driftline.config import GuardConfig, LearnerSpec
@@ -183,3 +184,28 @@ def test_a_challenger_or_cold_start_release_does_not_carry() -> None:
     _pairs(policy, 150, cand_right=True)
     policy.released()  # a challenger's release (the policy did not decide it): the comparison starts over
     assert not policy.carried and policy.evidence.not_worse.log_wealth == 0.0
+
+
+def test_a_sunk_non_inferiority_test_starts_afresh_and_a_recovering_champion_is_released() -> None:
+    """A test whose log-wealth has sunk below log(alpha) (on mv-shift it reached -50 while the champion, learning a new
+    concept, was the better model) restarts at the next pair instead of needing thousands of pairs to climb back,
+    so fresh evidence of the better champion releases it."""
+    m = _model()
+    policy, judge = IncrementalPolicy("classification", GUARD), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    policy.since_release = 10
+    _pairs(policy, 40, cand_right=True)
+    policy.evidence.not_worse.log_wealth = math.log(GUARD.alpha) - 47.0  # as sunk as mv-shift's
+    policy.observe(1, 1, 1, None)
+    assert policy.evidence.n == 0 and policy.evidence.not_worse.log_wealth == 0.0
+    _pairs(policy, 60, cand_right=True)
+    decision = policy.decide(300, **args)
+    assert decision is not None and decision.outcome == "promote"
+
+
+def test_a_test_above_log_alpha_keeps_its_evidence() -> None:
+    policy = IncrementalPolicy("classification", GUARD)
+    _pairs(policy, 40, cand_right=True)
+    policy.evidence.not_worse.log_wealth = math.log(GUARD.alpha) + 0.01  # low, not sunk
+    policy.observe(1, 1, 1, None)  # a tie: the wealth does not fall
+    assert policy.evidence.n == 41 and policy.evidence.not_worse.log_wealth >= math.log(GUARD.alpha)
