@@ -157,14 +157,24 @@ class ScaledDetector:
     the same defaults work whatever the units. After an alarm it re-warms on the new regime (the cool-down): a
     permanent shift raises one alarm, not one per window.
 
+    ``std_floor`` is the least standard deviation the warm-up may fix (the classification loss sets one: see
+    :class:`learners.drift.LossDriftMonitor`).
+
     Holds the detector's name and parameters rather than a factory, so a monitor pickles into a checkpoint.
     """
 
-    def __init__(self, warmup: int, name: str, kwargs: Mapping[str, Any], setting: str) -> None:
+    std_floor = (
+        0.0  # class-level default: a detector pickled before the floor existed (a checkpoint) has none
+    )
+
+    def __init__(
+        self, warmup: int, name: str, kwargs: Mapping[str, Any], setting: str, std_floor: float = 0.0
+    ) -> None:
         self.warmup = warmup
         self.name = name
         self.kwargs = dict(kwargs)
         self.setting = setting
+        self.std_floor = std_floor
         self._start()
 
     def _start(self) -> None:
@@ -180,7 +190,7 @@ class ScaledDetector:
             if self.var.n >= self.warmup:
                 self.mean = self.var.mean.get()
                 # A constant feature gets a tiny std so any later movement is visible but bounded.
-                self.std = math.sqrt(self.var.get()) or 1e-6
+                self.std = max(math.sqrt(self.var.get()), self.std_floor) or 1e-6
                 self.detector = build_detector(self.name, self.kwargs, self.setting)
             return None
         z = (value - self.mean) / self.std

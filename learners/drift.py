@@ -103,8 +103,11 @@ class ErrorDriftMonitor:
 
     RECENT = 100
 
-    def __init__(self, config: DriftConfig | None = None) -> None:
+    std_floor = 0.0  # class-level default: a monitor pickled before the floor existed (a checkpoint) has none
+
+    def __init__(self, config: DriftConfig | None = None, std_floor: float = 0.0) -> None:
         self.config = config or DriftConfig()
+        self.std_floor = std_floor
         self.reset()
 
     def reset(self) -> None:
@@ -171,15 +174,18 @@ class LossDriftMonitor:
     # Class-level default: a monitor pickled before session 10 (a checkpoint) has no losses to skip.
     _settle = 0
 
-    def __init__(self, config: DriftConfig | None = None) -> None:
+    std_floor = 0.0  # class-level default: a monitor pickled before the floor existed (a checkpoint) has none
+
+    def __init__(self, config: DriftConfig | None = None, std_floor: float = 0.0) -> None:
         self.config = config or DriftConfig()
+        self.std_floor = std_floor
         self.reset()
 
     def reset(self, settle: int = 0) -> None:
         """Start over; with ``settle``, skip that many losses before the warm-up that fixes the scale begins."""
         self._name, kwargs = detector_config(self.config, "loss")
         self._detector = ScaledDetector(
-            self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector"
+            self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector", self.std_floor
         )
         self._settle = settle
 

@@ -52,6 +52,18 @@ CHALLENGER_FRESH = 1000
 LOSS_SETTLE = 1000
 
 
+def loss_std_floor(task: str, warmup: int) -> float:
+    """The least standard deviation the loss detector's warm-up may fix: for classification, that of ``warmup``
+    losses holding one capped mistake. Why: a warm-up of 100 losses of a near-perfect model that saw no mistake
+    cannot tell an error rate of 0 from 1 %, yet its std (~0.001 nats) made a model merely a little less sure of
+    right answers (0.07 nats) 50 standard deviations off: stagger-strings' two false loss alarms per 20,000 events
+    at seeds 100 and 7 (BENCHMARKS-accuracy.md, session 11). Regression losses have no such scale: no floor."""
+    if task != "classification" or warmup < 2:
+        return 0.0
+    q = 1.0 / warmup
+    return LOSS_CAP * math.sqrt(q * (1.0 - q))
+
+
 @dataclass
 class Release:
     """A new served model. ``data_range`` holds first/last stream index (and ts) learned in its lineage."""
@@ -132,7 +144,7 @@ class ModelLifecycle:
         self.evaluation = Evaluator(task)  # served model, current version
         self.overall = Evaluator(task)  # served models, every version (what users saw)
         self._error_monitor = ErrorDriftMonitor(drift)
-        self._loss_monitor = LossDriftMonitor(drift)
+        self._loss_monitor = LossDriftMonitor(drift, loss_std_floor(task, drift.ph_min_instances))
         self._feature_monitor = FeatureDriftMonitor(drift)
         self._sentinel = SnapshotSentinel(drift)
 

@@ -6,6 +6,7 @@ import random
 
 from driftline.config import DriftConfig
 from learners.drift import ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
+from learners.lifecycle import LOSS_CAP, loss_std_floor
 from learners.synthetic import synthetic_stream
 
 
@@ -32,6 +33,30 @@ def test_loss_monitor_detects_increase() -> None:
     ]
     assert alarms and 2000 <= alarms[0].index < 2300 and alarms[0].signal == "loss"
     assert all(a.index >= 2000 for a in alarms)
+
+
+def test_a_near_perfect_classifier_a_little_less_sure_is_no_loss_drift_but_its_mistakes_are() -> None:
+    """stagger-strings: a warm-up of 100 losses with no mistake fixed a std of ~0.001 nats, so right answers given
+    at p 0.93 instead of 0.999 read 50 standard deviations off and alarmed. The classification floor (one capped
+    mistake in the warm-up) keeps them quiet; a model now wrong one time in ten is still caught."""
+    rng = random.Random(4)
+    floor = loss_std_floor("classification", DriftConfig().ph_min_instances)
+    assert loss_std_floor("regression", 100) == 0.0 and 0.9 < floor < 1.0
+
+    def losses(i: int) -> float:
+        if i < 3000:
+            return rng.uniform(0.0005, 0.002)  # confident and right
+        if i < 6000:
+            return rng.uniform(0.05, 0.09)  # right, a little less sure
+        return LOSS_CAP if rng.random() < 0.1 else 0.07  # wrong one time in ten
+
+    stream = [losses(i) for i in range(9000)]
+    bare, floored = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), floor)
+    bare_alarms = [s.index for i, v in enumerate(stream) for s in bare.update(v, i)]
+    floored_alarms = [s.index for i, v in enumerate(stream) for s in floored.update(v, i)]
+    assert any(3000 <= i < 6000 for i in bare_alarms)  # what the floor is for
+    assert not any(i < 6000 for i in floored_alarms)
+    assert any(6000 <= i < 6500 for i in floored_alarms)
 
 
 def test_feature_monitor_step_in_raw_units_detected_once_within_bound() -> None:
