@@ -1,5 +1,6 @@
-"""The incremental (non-inferiority) test started afresh once its wealth has sunk below ``-SINK``: measured, not
-wired in (session 10; BENCHMARKS-accuracy.md).
+"""The incremental (non-inferiority) test started afresh once its wealth has sunk below ``-SINK``: measured in
+session 10 at -3, wired in in session 11 at ``log(alpha)`` (-3.0 at the default alpha 0.05; ``IncrementalPolicy``);
+``off`` replays without it (BENCHMARKS-accuracy.md).
 
 Why: what holds mv-shift's good candidate after its shift (``guard_log.py mv-shift 100 20000 9750 13250``) is the
 champion's non-inferiority test against the snapshot released at ~10,300: right after a release the champion
@@ -32,18 +33,14 @@ from docs.experiments.faded_bets import collect, rows_of
 from learners import policies as P
 from learners.replay import replay
 
-_OBSERVE = P.IncrementalPolicy.observe  # as shipped
-
 
 def sink(level: float | None) -> None:
-    """Patch ``IncrementalPolicy.observe``: after each pair, a fresh test when the log wealth is below -level."""
-    if level is None:
-        P.IncrementalPolicy.observe = _OBSERVE  # type: ignore[method-assign]
-        return
+    """Patch ``IncrementalPolicy.observe``: after each pair, a fresh test when the log wealth is below -level (never
+    when ``level`` is None: session 10's policy)."""
 
     def observe(self: P.IncrementalPolicy, *args: Any) -> None:
-        _OBSERVE(self, *args)
-        if self.evidence.not_worse.log_wealth < -level:
+        self.evidence.add(*args)
+        if level is not None and self.evidence.not_worse.log_wealth < -level:
             self.restart()
 
     P.IncrementalPolicy.observe = observe  # type: ignore[method-assign]
