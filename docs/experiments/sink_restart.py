@@ -43,7 +43,7 @@ def sink(level: float | None) -> None:
         if level is not None and self.evidence.not_worse.log_wealth < -level:
             self.restart()
 
-    P.IncrementalPolicy.observe = observe  # type: ignore[method-assign]
+    P.IncrementalPolicy.observe = observe  # type: ignore[method-assign,assignment]
 
 
 def main() -> int:
