@@ -82,12 +82,14 @@ def test_no_alarm_on_a_stationary_stream() -> None:
     assert all(c.test.n > 1000 for c in sentinel.copies)
 
 
-def test_the_cusum_alarms_on_a_rise_of_the_error_and_not_before() -> None:
-    rng = random.Random(0)
+@pytest.mark.parametrize("seed", range(6))
+def test_the_cusum_alarms_on_a_rise_of_the_error_and_not_before(seed: int) -> None:
+    rng = random.Random(seed)
     test = BernoulliCusum(warmup=1000, margin=0.05, threshold=6.9)
-    fired = [i for i in range(20000) if test.update(rng.random() < (0.1 if i < 10000 else 0.2)) and i < 10500]
+    fired = [i for i in range(20000) if test.update(rng.random() < (0.1 if i < 10000 else 0.2)) and i < 11000]
     assert fired and all(i >= 10000 for i in fired)
-    assert 0.08 < test.p0 < 0.12
+    # p0 is the warm-up's rate plus one standard error (~0.0095 here)
+    assert 0.09 < test.p0 < 0.135
 
 
 @pytest.mark.parametrize(
