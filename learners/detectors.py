@@ -157,28 +157,37 @@ class ScaledDetector:
     the same defaults work whatever the units. After an alarm it re-warms on the new regime (the cool-down): a
     permanent shift raises one alarm, not one per window.
 
-    ``std_floor`` is the least standard deviation the warm-up may fix (the classification loss sets one: see
-    :class:`learners.drift.LossDriftMonitor`).
+    ``std_floor`` is the least standard deviation a warm-up whose values all stayed below ``floor_below`` may fix
+    (the classification loss sets both: see :func:`learners.lifecycle.loss_std_floor`).
 
     Holds the detector's name and parameters rather than a factory, so a monitor pickles into a checkpoint.
     """
 
-    std_floor = (
-        0.0  # class-level default: a detector pickled before the floor existed (a checkpoint) has none
-    )
+    # Class-level defaults: a detector pickled before the floor existed (a checkpoint) has none.
+    std_floor = 0.0
+    floor_below = math.inf
+    peak = -math.inf
 
     def __init__(
-        self, warmup: int, name: str, kwargs: Mapping[str, Any], setting: str, std_floor: float = 0.0
+        self,
+        warmup: int,
+        name: str,
+        kwargs: Mapping[str, Any],
+        setting: str,
+        std_floor: float = 0.0,
+        floor_below: float = math.inf,
     ) -> None:
         self.warmup = warmup
         self.name = name
         self.kwargs = dict(kwargs)
         self.setting = setting
         self.std_floor = std_floor
+        self.floor_below = floor_below
         self._start()
 
     def _start(self) -> None:
         self.var = stats.Var()
+        self.peak = -math.inf  # the warm-up's largest value
         self.mean = 0.0
         self.std = 1.0
         self.detector: Detector | None = None
@@ -187,10 +196,12 @@ class ScaledDetector:
         """Feed one finite value; returns alarm details or None."""
         if self.detector is None:
             self.var.update(value)
+            self.peak = max(self.peak, value)
             if self.var.n >= self.warmup:
                 self.mean = self.var.mean.get()
+                floor = self.std_floor if self.peak < self.floor_below else 0.0
                 # A constant feature gets a tiny std so any later movement is visible but bounded.
-                self.std = max(math.sqrt(self.var.get()), self.std_floor) or 1e-6
+                self.std = max(math.sqrt(self.var.get()), floor) or 1e-6
                 self.detector = build_detector(self.name, self.kwargs, self.setting)
             return None
         z = (value - self.mean) / self.std

@@ -103,11 +103,16 @@ class ErrorDriftMonitor:
 
     RECENT = 100
 
-    std_floor = 0.0  # class-level default: a monitor pickled before the floor existed (a checkpoint) has none
+    # Class-level defaults: a monitor pickled before the floor existed (a checkpoint) has none.
+    std_floor = 0.0
+    floor_below = math.inf
 
-    def __init__(self, config: DriftConfig | None = None, std_floor: float = 0.0) -> None:
+    def __init__(
+        self, config: DriftConfig | None = None, std_floor: float = 0.0, floor_below: float = math.inf
+    ) -> None:
+        """``std_floor`` and ``floor_below``: see :class:`~learners.detectors.ScaledDetector`."""
         self.config = config or DriftConfig()
-        self.std_floor = std_floor
+        self.std_floor, self.floor_below = std_floor, floor_below
         self.reset()
 
     def reset(self) -> None:
@@ -174,18 +179,28 @@ class LossDriftMonitor:
     # Class-level default: a monitor pickled before session 10 (a checkpoint) has no losses to skip.
     _settle = 0
 
-    std_floor = 0.0  # class-level default: a monitor pickled before the floor existed (a checkpoint) has none
+    # Class-level defaults: a monitor pickled before the floor existed (a checkpoint) has none.
+    std_floor = 0.0
+    floor_below = math.inf
 
-    def __init__(self, config: DriftConfig | None = None, std_floor: float = 0.0) -> None:
+    def __init__(
+        self, config: DriftConfig | None = None, std_floor: float = 0.0, floor_below: float = math.inf
+    ) -> None:
+        """``std_floor`` and ``floor_below``: see :class:`~learners.detectors.ScaledDetector`."""
         self.config = config or DriftConfig()
-        self.std_floor = std_floor
+        self.std_floor, self.floor_below = std_floor, floor_below
         self.reset()
 
     def reset(self, settle: int = 0) -> None:
         """Start over; with ``settle``, skip that many losses before the warm-up that fixes the scale begins."""
         self._name, kwargs = detector_config(self.config, "loss")
         self._detector = ScaledDetector(
-            self.config.ph_min_instances, self._name, kwargs, "drift.loss_detector", self.std_floor
+            self.config.ph_min_instances,
+            self._name,
+            kwargs,
+            "drift.loss_detector",
+            self.std_floor,
+            self.floor_below,
         )
         self._settle = settle
 

@@ -52,16 +52,18 @@ CHALLENGER_FRESH = 1000
 LOSS_SETTLE = 1000
 
 
-def loss_std_floor(task: str, warmup: int) -> float:
-    """The least standard deviation the loss detector's warm-up may fix: for classification, that of ``warmup``
-    losses holding one capped mistake. Why: a warm-up of 100 losses of a near-perfect model that saw no mistake
-    cannot tell an error rate of 0 from 1 %, yet its std (~0.001 nats) made a model merely a little less sure of
-    right answers (0.07 nats) 50 standard deviations off: stagger-strings' two false loss alarms per 20,000 events
-    at seeds 100 and 7 (BENCHMARKS-accuracy.md, session 11). Regression losses have no such scale: no floor."""
+def loss_std_floor(task: str, warmup: int) -> tuple[float, float]:
+    """``(std_floor, floor_below)`` of the loss detector's warm-up: for classification, a warm-up in which the true
+    class never had less than even odds (every loss below log 2) fixes a std of at least that of ``warmup`` losses
+    holding one capped mistake. Why: such a warm-up of a near-perfect model cannot tell an error rate of 0 from 1 %,
+    yet its std (~0.001 nats) made the model merely a little less sure of right answers (0.07 nats) 50 standard
+    deviations off: stagger-strings' false loss alarms at seeds 100 and 7. Floored always, elec's loss detector
+    (warm-up stds 0.21-0.8 with mistakes in every window) went blunt and elec lost 1.1 points (BENCHMARKS-accuracy.md,
+    session 11). Regression losses have no such scale: no floor."""
     if task != "classification" or warmup < 2:
-        return 0.0
+        return 0.0, math.inf
     q = 1.0 / warmup
-    return LOSS_CAP * math.sqrt(q * (1.0 - q))
+    return LOSS_CAP * math.sqrt(q * (1.0 - q)), math.log(2.0)
 
 
 @dataclass
@@ -144,7 +146,7 @@ class ModelLifecycle:
         self.evaluation = Evaluator(task)  # served model, current version
         self.overall = Evaluator(task)  # served models, every version (what users saw)
         self._error_monitor = ErrorDriftMonitor(drift)
-        self._loss_monitor = LossDriftMonitor(drift, loss_std_floor(task, drift.ph_min_instances))
+        self._loss_monitor = LossDriftMonitor(drift, *loss_std_floor(task, drift.ph_min_instances))
         self._feature_monitor = FeatureDriftMonitor(drift)
         self._sentinel = SnapshotSentinel(drift)
 

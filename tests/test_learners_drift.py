@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from driftline.config import DriftConfig
@@ -38,10 +39,11 @@ def test_loss_monitor_detects_increase() -> None:
 def test_a_near_perfect_classifier_a_little_less_sure_is_no_loss_drift_but_its_mistakes_are() -> None:
     """stagger-strings: a warm-up of 100 losses with no mistake fixed a std of ~0.001 nats, so right answers given
     at p 0.93 instead of 0.999 read 50 standard deviations off and alarmed. The classification floor (one capped
-    mistake in the warm-up) keeps them quiet; a model now wrong one time in ten is still caught."""
+    mistake in a warm-up whose losses all stayed under log 2) keeps them quiet; a model now wrong one time in ten is
+    still caught."""
     rng = random.Random(4)
-    floor = loss_std_floor("classification", DriftConfig().ph_min_instances)
-    assert loss_std_floor("regression", 100) == 0.0 and 0.9 < floor < 1.0
+    floor, below = loss_std_floor("classification", DriftConfig().ph_min_instances)
+    assert loss_std_floor("regression", 100) == (0.0, math.inf) and 0.9 < floor < 1.0 and below == math.log(2)
 
     def losses(i: int) -> float:
         if i < 3000:
@@ -51,12 +53,27 @@ def test_a_near_perfect_classifier_a_little_less_sure_is_no_loss_drift_but_its_m
         return LOSS_CAP if rng.random() < 0.1 else 0.07  # wrong one time in ten
 
     stream = [losses(i) for i in range(9000)]
-    bare, floored = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), floor)
+    bare, floored = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), floor, below)
     bare_alarms = [s.index for i, v in enumerate(stream) for s in bare.update(v, i)]
     floored_alarms = [s.index for i, v in enumerate(stream) for s in floored.update(v, i)]
     assert any(3000 <= i < 6000 for i in bare_alarms)  # what the floor is for
     assert not any(i < 6000 for i in floored_alarms)
     assert any(6000 <= i < 6500 for i in floored_alarms)
+
+
+def test_the_loss_floor_leaves_a_warm_up_with_mistakes_alone() -> None:
+    """elec: warm-ups holding mistakes (losses over log 2) keep their own std, however small, so the loss detector
+    stays as sensitive as without the floor."""
+    rng = random.Random(5)
+    floor, below = loss_std_floor("classification", 100)
+    stream = [
+        rng.choice((0.2, 0.3, 0.4, 0.8)) if i < 2000 else rng.choice((0.5, 0.6, 0.7, 1.1))
+        for i in range(3000)
+    ]
+    monitors = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), floor, below)
+    alarms = [[s.index for i, v in enumerate(stream) for s in m.update(v, i)] for m in monitors]
+    assert alarms[0] == alarms[1] and alarms[0] and alarms[0][0] >= 2000
+    assert monitors[1]._detector.std < floor  # its own std, ~0.23
 
 
 def test_feature_monitor_step_in_raw_units_detected_once_within_bound() -> None:
