@@ -103,16 +103,8 @@ class ErrorDriftMonitor:
 
     RECENT = 100
 
-    # Class-level defaults: a monitor pickled before the floor existed (a checkpoint) has none.
-    std_floor = 0.0
-    floor_below = math.inf
-
-    def __init__(
-        self, config: DriftConfig | None = None, std_floor: float = 0.0, floor_below: float = math.inf
-    ) -> None:
-        """``std_floor`` and ``floor_below``: see :class:`~learners.detectors.ScaledDetector`."""
+    def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
-        self.std_floor, self.floor_below = std_floor, floor_below
         self.reset()
 
     def reset(self) -> None:
