@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline.config import DriftConfig, GuardConfig, LearnerSpec, check_guard_config
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from learners.batch import BatchContext
 from learners.drift import (
@@ -31,6 +31,7 @@ from learners.drift import (
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
 from learners.guard import Decision, PairedEvidence, judge
+from learners.lifecycle_control import check_setting
 from learners.policies import (
     ChallengerPolicy,
     IncrementalPolicy,
@@ -583,97 +584,3 @@ class ModelLifecycle:
             probation=float(self._probation.active),
         )
         return out
-
-
-# Shares and significance levels: strictly between 0 and 1.
-_PROBABILITIES = {"alpha", "probation_alpha", "max_disagreement", "collapse_share", "adwin_delta"}
-
-
-def _parse_setting(key: str, value: str, current: Any) -> Any:
-    """Parse a live ``set`` value like the current one; refuse NaN/inf, negatives and shares outside (0, 1)."""
-    if isinstance(current, bool):
-        if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigError(f"set: {key} expects true or false, got {value!r}")
-        return value.lower() in ("1", "true", "yes", "on")
-    try:
-        parsed = type(current)(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"set: bad value {value!r} for {key} (expected {type(current).__name__})") from exc
-    if isinstance(parsed, (int, float)):
-        if not math.isfinite(parsed) or parsed < 0:
-            raise ConfigError(f"set: {key} must be a finite, non-negative number, got {value!r}")
-        if key.partition(".")[2] in _PROBABILITIES and not 0 < parsed < 1:
-            raise ConfigError(f"set: {key} must be between 0 and 1, got {value!r}")
-    return parsed
-
-
-def check_setting(key: str, value: str, guard: GuardConfig, drift: DriftConfig) -> tuple[str, str, Any]:
-    """``(section, field, parsed value)`` of a live ``set KEY=VALUE``, or :class:`ConfigError` naming the key.
-
-    The one rule book for live settings: the trainer applies with it and ``driftline models set`` checks with it
-    before sending (the types come from the dataclasses, so any config of the same classes gives the same answer).
-    """
-    if key == "release_every":
-        parsed = _parse_setting(key, value, 1)
-        if parsed < 1:
-            raise ConfigError(f"set: release_every must be >= 1, got {value!r}")
-        return "model", key, parsed
-    section, _, name = key.partition(".")
-    targets: dict[str, Any] = {"guard": guard, "drift": drift}
-    if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
-        raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
-    parsed = _parse_setting(key, value, getattr(targets[section], name))
-    if section == "drift":  # a detector name must be registered, and its parameters must fit it
-        check_drift_config(dataclasses.replace(drift, **{name: parsed}))
-    if section == "guard":  # the same ranges as a config file's (driftline.config)
-        check_guard_config(dataclasses.replace(guard, **{name: parsed}))
-    return section, name, parsed
-
-
-LIVE_SETTINGS_HELP = "release_every, guard.<field>, drift.<field>"
-CONTROL_COMMANDS = ("set", "promote", "rollback", "pause_learning", "resume_learning")
-_CANDIDATES = ("held", "challenger", "champion")
-_BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off")
-
-
-def validate_control(command: str, args: dict[str, str], guard: GuardConfig, drift: DriftConfig) -> None:
-    """Refuse a malformed ControlCommand (:class:`ConfigError` naming the command, argument or key).
-
-    Checks what can be checked without the trainer's state: the command, its arguments, and each ``set`` key,
-    type and range. Whether a held candidate or a version exists is for the trainer to answer.
-    """
-    allowed: dict[str, tuple[str, ...]] = {
-        "promote": ("candidate", "version"),
-        "rollback": (),
-        "pause_learning": ("discard",),
-        "resume_learning": (),
-    }
-    if command not in CONTROL_COMMANDS:
-        raise ConfigError(
-            f"unknown control command {command!r} (expected one of {', '.join(CONTROL_COMMANDS)})"
-        )
-    if command == "set":
-        if not args:
-            raise ConfigError(f"set: nothing to set (KEY=VALUE with KEY one of {LIVE_SETTINGS_HELP})")
-        for key, value in args.items():
-            check_setting(key, value, guard, drift)
-        return
-    extra = sorted(set(args) - set(allowed[command]))
-    if extra:
-        raise ConfigError(f"{command}: unknown argument(s) {', '.join(map(repr, extra))}")
-    if command == "promote":
-        if "candidate" in args and "version" in args:
-            raise ConfigError("promote: give either a version or a candidate, not both")
-        if "candidate" in args and args["candidate"] not in _CANDIDATES:
-            raise ConfigError(
-                f"promote: candidate must be one of {', '.join(_CANDIDATES)}, got {args['candidate']!r}"
-            )
-        if "version" in args:
-            try:
-                version = int(args["version"])
-            except ValueError:
-                raise ConfigError(f"promote: version must be an integer, got {args['version']!r}") from None
-            if not 1 <= version < 2**63:
-                raise ConfigError(f"promote: version must be between 1 and 2^63-1, got {version}")
-    if command == "pause_learning" and "discard" in args and args["discard"].lower() not in _BOOLS:
-        raise ConfigError(f"pause_learning: discard expects true or false, got {args['discard']!r}")

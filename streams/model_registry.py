@@ -90,7 +90,7 @@ def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict
 
     Raises :class:`ConfigError` naming the command, argument or key when it is invalid: nothing is sent then.
     """
-    from learners.lifecycle import validate_control  # imports River (seconds): only when sending
+    from learners.lifecycle_control import validate_control  # imports River (seconds): only when sending
 
     validate_control(command, args, settings.guard, settings.drift)
     record = new_command(settings, command, args)

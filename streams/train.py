@@ -5,8 +5,8 @@ in one partition, in order); the learning core's :class:`~learners.lifecycle.Mod
 (learning, drift detectors, challengers, the guard, probation); this module publishes what it decides. Its state
 (:meth:`Trainer.state`) goes to the compacted ``changelog`` topic, sealed with the signing key (:func:`seal`),
 in the same Kafka transaction as its releases and the input offsets it covers (:mod:`streams.trainers` runs the
-transactions and the consumer group). So every labelled example is learned once in the model's lineage, and
-``n_learned`` counts it once, whichever trainer process owns the model.
+consumer group, :mod:`streams.trainer_transactions` the transactions). So every labelled example is learned once
+in the model's lineage, and ``n_learned`` counts it once, whichever trainer process owns the model.
 """
 
 from __future__ import annotations

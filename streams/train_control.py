@@ -16,7 +16,8 @@ from driftline.errors import LearnerError, SchemaError
 from driftline.settings import ModelSettings
 from driftline.util import now_ms
 from learners.artifacts import ArtifactStore
-from learners.lifecycle import ModelLifecycle, validate_control
+from learners.lifecycle import ModelLifecycle
+from learners.lifecycle_control import validate_control
 from streams.control import operator_key, refusal, write_reply
 from streams.releases import CheckedReleases, load_verified, read_checked_releases
 from streams.runtime import RawRecord, WorkerContext

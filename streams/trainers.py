@@ -28,94 +28,37 @@ import os
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from connectors.batch_source import GroupWatchdog, close_in_background, consumer_lags
 from connectors.changelog import read_changelog
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from connectors.producer import EventProducer
 from connectors.redis_store import hset_fields_if_newer, redis_client
-from connectors.topics import CHANGELOG_MAX_BYTES, ensure_topics, partition_for
-from driftline.errors import ConfigError, SchemaError, SecurityError
-from driftline.settings import Settings, check_model_name
+from connectors.topics import ensure_topics, partition_for
+from driftline.errors import ConfigError, SecurityError
+from driftline.settings import Settings
 from driftline.util import now_ms
 from schemas.codec import Codec
-from streams.audit import read_topic
-from streams.batches import transient
 from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
-from streams.runtime import RawRecord, WorkerContext
-from streams.train import Trainer, seal, unseal
+from streams.train import Trainer, unseal
+from streams.trainer_transactions import TransactionalBatches
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
 
-TXN_TIMEOUT_MS = (
-    20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
-)
 STATUS_EVERY_S = 5.0
-# The longest a transactional call may take before its producer is abandoned (see ``bounded``).
-CALL_LIMIT_S = 2 * TXN_TIMEOUT_MS / 1000
 # How often the group's lag per owned partition (driftline_consumer_lag) is refreshed, as the other stages do.
 LAG_EVERY_S = 5.0
 COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
 COMMIT_MAX = 5_000  # ... or this many records
 
 
-def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
-    """The offsets to commit once ``msgs`` are handled: one past the last record of each partition."""
-    last: dict[tuple[str, int], int] = {}
-    for msg in msgs:
-        key = (msg.topic() or "", msg.partition() or 0)
-        last[key] = max(last.get(key, -1), msg.offset() or 0)
-    return [TopicPartition(topic, part, offset + 1) for (topic, part), offset in last.items()]
-
-
-class TransactionHung(KafkaException):
-    """A transactional call that did not return within its bound: the producer is abandoned to the thread it hangs
-    in, and a new one starts over from the committed state."""
-
-
-def bounded(call: Callable[[], None], what: str, limit_s: float) -> None:
-    """Run ``call`` (a transactional producer call) in a thread of its own and wait at most ``limit_s`` for it.
-
-    librdkafka's ``send_offsets_to_transaction`` can block past its timeout, for good, when the group
-    coordinator's broker is gone (librdkafka #5456 and #5511, open in the 2.16.0 used here): the fault suite's
-    trainer stopped learning, silently, after the active controller was killed. ``limit_s`` is at least twice
-    ``transaction.timeout.ms``, so by then the broker has aborted the transaction: the abandoned call can no longer
-    commit anything, whatever it does later.
-    """
-    outcome: list[BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            call()
-        except BaseException as exc:  # handed to the waiting thread
-            outcome.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"trainer-{what}", daemon=True).start()
-    if not done.wait(limit_s):
-        raise TransactionHung(KafkaError(KafkaError._TIMED_OUT, f"{what} did not return in {limit_s:.0f} s"))
-    if outcome:
-        raise outcome[0]
-
-
-def _infrastructure(exc: Exception) -> bool:
-    """Kafka or Redis being away (worth reading the batch again), rather than something in the records."""
-    return isinstance(exc, KafkaException) or transient(exc)
-
-
-class TrainerGroup:
+class TrainerGroup(TransactionalBatches):
     """The trainers of one process: a member of the trainer group, with one :class:`Trainer` per owned model."""
 
     def __init__(
@@ -178,24 +121,6 @@ class TrainerGroup:
         self._lag_at = 0.0
 
     # -- set-up --------------------------------------------------------------------------------------------------
-    def _new_context(self) -> WorkerContext:
-        s = self.settings
-        config: dict[str, Any] = {
-            "transactional.id": f"driftline-{s.kafka.topic_prefix}trainer-{self.member}-{uuid.uuid4().hex[:8]}",
-            "transaction.timeout.ms": TXN_TIMEOUT_MS,
-            "message.max.bytes": CHANGELOG_MAX_BYTES + 1024 * 1024,
-        }
-        producer = EventProducer(s, self.codec, **config)
-        producer.init_transactions()
-        return WorkerContext(
-            s, self.codec, self.metrics, producer, audit_deferred=True, audit_source=self._audit_entries
-        )
-
-    def _audit_entries(self) -> dict[str, list[Any]]:
-        if self._audit is None:
-            self._audit = read_topic(self.settings)
-        return self._audit
-
     def check_topics(self) -> None:
         """training, control and changelog must have the same partition count (else ownership would split)."""
         assert self.consumer is not None
@@ -380,223 +305,6 @@ class TrainerGroup:
         trainer.start(state, self.latest.get(name, 0))
         self.trainers[name] = trainer
         return trainer
-
-    # -- one transaction per batch -------------------------------------------------------------------------------
-    def _transaction(self, msgs: list[Message], eager: Iterable[str] = (), *, isolate: bool = True) -> bool:
-        """Learn ``msgs`` and commit everything they caused with their offsets, in one transaction; False if it
-        was aborted. A batch that fails for a reason that is not the infrastructure's is redone one record at a
-        time (:meth:`_isolate`), so a poison record never stalls its partition."""
-        out, m = self.ctx.out, self.metrics
-        t0 = time.perf_counter()
-        touched: dict[str, Trainer] = {}
-        try:
-            out.begin()
-            for name in eager:
-                touched[name] = self._trainer(name)  # type: ignore[assignment]
-            raws = [
-                RawRecord(
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    msg.key(),
-                    msg.value() or b"",
-                    msg.timestamp()[1],
-                )
-                for msg in msgs
-            ]
-            self._learn([r for r in raws if r.topic == self.topics[0]], touched)
-            self._control([r for r in raws if r.topic == self.topics[1]], touched)
-            committing: dict[str, bytes] = {}
-            for name, trainer in touched.items():
-                trainer.commits += 1
-                committing[name] = seal(trainer.state(), self.keys[0])
-                out.produce_bytes(self.settings.topic("changelog"), committing[name], name)
-            assert self.consumer is not None
-            group = self.consumer.consumer_group_metadata()
-            bounded(partial(out.commit, _next_offsets(msgs), group), "commit", CALL_LIMIT_S)
-            self.states.update(committing)  # only what was committed: an abort restores from these
-        except Exception as exc:
-            self._error = exc
-            self._abort(exc, touched)
-            if isolate and len(msgs) > 1 and not self._restore_needed and not _infrastructure(exc):
-                self._isolate(msgs)
-            return False
-        m.transactions.labels(outcome="committed").inc()
-        for trainer in touched.values():
-            trainer.ctx.commit_audit()
-            trainer.ctx.publish_fairness()
-        # The status before the answers: a sender that reads it after its answer sees the batch that answered it
-        # (a `resume` that learned the held labels, then `status`, read the count of the batch before).
-        self._publish_status(list(touched.values()))
-        for trainer in touched.values():
-            trainer.send_replies()
-        self._send_replies()
-        m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
-        m.batch_size.labels(stage="train").observe(len(msgs))
-        return True
-
-    def _isolate(self, msgs: list[Message]) -> None:
-        """Redo a failed batch one record per transaction; a record that fails alone is dead-lettered with the
-        reason, in a transaction that commits its offset. Then read on after the batch."""
-        assert self.consumer is not None
-        log.error(
-            "trainer %s: a batch failed (%r): redoing it one record at a time", self.member, self._error
-        )
-        for msg in msgs:
-            if self._transaction([msg], isolate=False):
-                continue
-            if (
-                self._restore_needed
-            ):  # fenced or out of the group meanwhile: the new assignment reads it again
-                return
-            raw = RawRecord(
-                msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value() or b""
-            )
-            stage = "train" if raw.topic == self.topics[0] else "control"
-            try:
-                self.ctx.out.begin()
-                self.ctx.deadletter(stage, raw, f"{type(self._error).__name__}: {self._error}")
-                group = self.consumer.consumer_group_metadata()
-                bounded(partial(self.ctx.out.commit, _next_offsets([msg]), group), "commit", CALL_LIMIT_S)
-            except Exception as exc:
-                self._abort(exc, {})
-                return
-        for tp in _next_offsets(msgs):
-            self.consumer.seek(tp)
-
-    def _learn(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
-        ctx, m = self.ctx, self.metrics
-        decoded = self.codec.decode_many("TrainingExample", [r.value for r in raws], topic=self.topics[0])
-        by_model: dict[str, list[tuple[RawRecord, dict[str, Any]]]] = {}
-        for raw, example in zip(raws, decoded, strict=True):
-            if isinstance(example, SchemaError):
-                ctx.deadletter("train", raw, example)
-                continue
-            try:
-                check_model_name(example["model"], "TrainingExample.model")
-            except ConfigError as exc:
-                ctx.deadletter("train", raw, str(exc))
-                continue
-            by_model.setdefault(example["model"], []).append((raw, example))
-        for name, examples in by_model.items():
-            trainer = touched.get(name) or self._trainer(name)
-            assert trainer is not None
-            touched[name] = trainer
-            m.events.labels(stage="train", outcome="ok").inc(trainer.process(examples))
-
-    def _control(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
-        ctx = self.ctx
-        decoded = self.codec.decode_many(
-            "ControlCommand", [r.value for r in raws], topic=self.topics[1], allow_json=True
-        )
-        for raw, cmd in zip(raws, decoded, strict=True):
-            if isinstance(cmd, SchemaError):
-                ctx.deadletter("control", raw, cmd)
-                continue
-            name = str(cmd["model"])
-            try:
-                check_model_name(name, "ControlCommand.model")
-                trainer = touched.get(name) or self._trainer(name, create=False)
-            except ConfigError as exc:
-                ctx.deadletter("control", raw, str(exc))
-                continue
-            if trainer is None:
-                message = f"model {name!r} is unknown here: no release and no trainer state (check --model)"
-                ctx.deadletter("control", raw, message)
-                if cmd.get("id"):
-                    self._replies.append(
-                        {
-                            "id": cmd["id"],
-                            "model": name,
-                            "command": cmd["command"],
-                            "outcome": "refused",
-                            "reason": "unknown",
-                            "message": message,
-                            "at": now_ms(),
-                        }
-                    )
-                continue
-            touched[name] = trainer
-            where = f"{raw.topic}:{raw.partition}"
-            if raw.offset <= trainer.offsets.get(where, -1):
-                continue
-            trainer.offsets[where] = raw.offset
-            trainer.command(raw, cmd)
-
-    def _abort(self, exc: Exception, touched: dict[str, Trainer]) -> None:
-        """The batch's transaction failed: abort it, forget what it changed, read the batch again."""
-        fenced = isinstance(exc, TransactionHung) or (
-            isinstance(exc, KafkaException)
-            and (exc.args[0].fatal() or exc.args[0].code() == KafkaError._FENCED)
-        )
-        log.warning(
-            "trainer %s: transaction %s (%s); %s",
-            self.member,
-            "fenced" if fenced else "aborted",
-            exc,
-            "rejoining with the committed state" if fenced else "reading the batch again",
-        )
-        self.metrics.transactions.labels(outcome="fenced" if fenced else "aborted").inc()
-        for trainer in touched.values():
-            trainer.ctx.discard_audit()
-            trainer.replies = []
-        self._replies = []
-        self.trainers.clear()  # restored lazily from self.states (the committed ones)
-        if not fenced:
-            try:
-                bounded(self.ctx.out.abort, "abort", CALL_LIMIT_S)
-            except (
-                Exception
-            ) as abort_exc:  # a coordinator away (a frozen broker): start over with a new producer
-                log.warning("trainer %s: cannot abort (%s); a new producer", self.member, abort_exc)
-                fenced = True
-        if fenced:
-            # A fatal producer error (fenced by a newer member, or our epoch bumped), a call that hung, or an abort
-            # that failed: a new producer, and the state everyone committed since is read again. The old producer is
-            # dropped unflushed; the broker aborts its open transaction after transaction.timeout.ms.
-            self.ctx = self._replace_producer()
-            self._restore_needed = True
-        self._rewind()
-
-    def _replace_producer(self) -> WorkerContext:
-        """A new transactional producer, retried until the transaction coordinator answers."""
-        delay = 1.0
-        while True:
-            try:
-                return self._new_context()
-            except KafkaException as exc:
-                log.warning(
-                    "trainer %s: no transactional producer (%s); retry in %.0f s", self.member, exc, delay
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _rewind(self) -> None:
-        """Seek every owned partition back to its committed offset (the aborted batch is read again)."""
-        assert self.consumer is not None
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return
-        try:
-            for tp in self.consumer.committed(assigned, timeout=10):
-                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        except KafkaException as exc:
-            # Out of the group meanwhile: the rebalance that follows restores everything anyway.
-            log.warning("trainer %s: cannot rewind (%s); waiting for the rebalance", self.member, exc)
-            self._restore_needed = True
-
-    # -- after a commit ------------------------------------------------------------------------------------------
-    def _send_replies(self) -> None:
-        from streams.control import write_reply
-
-        replies, self._replies = self._replies, []
-        for reply in replies:
-            try:
-                # Filed where the sender of that model's command waits for it.
-                write_reply(self.redis, self.settings.for_model(reply["model"]), str(reply["id"]), reply)
-            except redis.RedisError as exc:
-                log.warning("cannot file the answer to control command %s: %s", reply["id"], exc)
 
     def _publish_status(self, trainers: list[Trainer]) -> None:
         """Each owned model's live status (Redis) and who owns it; a model whose partition this process no

@@ -10,7 +10,7 @@ import pytest
 from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import Secret, load_settings
-from learners.lifecycle import validate_control
+from learners.lifecycle_control import validate_control
 from streams.commands.status import render
 from streams.control import key_id, new_command, refusal
 from streams.status import deadletter_reason

@@ -9,7 +9,7 @@ from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import load_settings
 from learners.guard import PairedEvidence
-from learners.lifecycle import check_setting
+from learners.lifecycle_control import check_setting
 
 BAD = [
     ("guard.non_inferiority_margin", "1.0", "below 1"),

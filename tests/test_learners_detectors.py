@@ -19,7 +19,7 @@ from learners.drift import (
     check_drift_config,
     detector_config,
 )
-from learners.lifecycle import check_setting
+from learners.lifecycle_control import check_setting
 
 
 @pytest.mark.parametrize(

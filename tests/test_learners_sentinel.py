@@ -14,7 +14,8 @@ import pytest
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError
 from learners.drift import DriftSignal
-from learners.lifecycle import ModelLifecycle, check_setting
+from learners.lifecycle import ModelLifecycle
+from learners.lifecycle_control import check_setting
 from learners.sentinel import BernoulliCusum
 
 DRIFT_AT = 4000

@@ -24,7 +24,7 @@ from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Secret, Settings
 from schemas.codec import default_codec
-from streams import trainers
+from streams import trainer_transactions
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
@@ -237,7 +237,7 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
     (librdkafka #5456, #5511; the fault suite's killed controller). A commit that hangs past the bound: the trainer
     abandons that producer, starts over with a new one from the committed state, and learns every example once."""
     s = trainer_settings
-    monkeypatch.setattr(trainers, "CALL_LIMIT_S", 3.0)  # in production 2x transaction.timeout.ms
+    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # in production 2x transaction.timeout.ms
     _send_examples(s, _examples(200))
     release = threading.Event()
     with _running(s) as group:
