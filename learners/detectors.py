@@ -158,7 +158,7 @@ class ScaledDetector:
     permanent shift raises one alarm, not one per window.
 
     ``std_floor`` is the least standard deviation a warm-up whose values all stayed below ``floor_below`` may fix
-    (the classification loss sets both: see :func:`learners.lifecycle.loss_std_floor`).
+    (the classification loss sets both: see :func:`learners.drift.loss_std_floor`).
 
     Holds the detector's name and parameters rather than a factory, so a monitor pickles into a checkpoint.
     """

@@ -164,6 +164,24 @@ class ErrorDriftMonitor:
         ]
 
 
+# The log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor.
+LOSS_CAP = 10.0
+
+
+def loss_std_floor(task: str, warmup: int) -> tuple[float, float]:
+    """``(std_floor, floor_below)`` of the loss detector's warm-up: for classification, a warm-up in which the true
+    class never had less than even odds (every loss below log 2) fixes a std of at least that of ``warmup`` losses
+    holding one capped mistake. Why: such a warm-up of a near-perfect model cannot tell an error rate of 0 from 1 %,
+    yet its std (~0.001 nats) made the model merely a little less sure of right answers (0.07 nats) 50 standard
+    deviations off: stagger-strings' false loss alarms at seeds 100 and 7. Floored always, elec's loss detector
+    (warm-up stds 0.21-0.8 with mistakes in every window) went blunt and elec lost 1.1 points (BENCHMARKS-accuracy.md,
+    session 11). Regression losses have no such scale: no floor."""
+    if task != "classification" or warmup < 2:
+        return 0.0, math.inf
+    q = 1.0 / warmup
+    return LOSS_CAP * math.sqrt(q * (1.0 - q)), math.log(2.0)
+
+
 class LossDriftMonitor:
     """A detector (``DriftConfig.loss_detector``; Page-Hinkley on increases by default) on the per-example loss of
     the served model, standardised."""

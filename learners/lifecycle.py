@@ -22,11 +22,13 @@ from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from learners.batch import BatchContext
 from learners.drift import (
+    LOSS_CAP,
     DriftSignal,
     ErrorDriftMonitor,
     FeatureDriftMonitor,
     LossDriftMonitor,
     check_drift_config,
+    loss_std_floor,
 )
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
@@ -43,28 +45,12 @@ from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
-# The log loss of a confident wrong answer is capped so one event cannot dominate the loss monitor.
-LOSS_CAP = 10.0
 # Labels after which a challenger that has not won gives its slot to a new alarm's (led-abrupt: a false alarm's
 # challenger, still on the old concept, held it through the real drift 2,087 labels later; BENCHMARKS-accuracy.md).
 CHALLENGER_FRESH = 1000
 # Losses of a promoted challenger the loss detector skips before its warm-up (see ``_release``): about as long as
 # a challenger gets to win (CHALLENGER_FRESH), chosen a priori, not tuned.
 LOSS_SETTLE = 1000
-
-
-def loss_std_floor(task: str, warmup: int) -> tuple[float, float]:
-    """``(std_floor, floor_below)`` of the loss detector's warm-up: for classification, a warm-up in which the true
-    class never had less than even odds (every loss below log 2) fixes a std of at least that of ``warmup`` losses
-    holding one capped mistake. Why: such a warm-up of a near-perfect model cannot tell an error rate of 0 from 1 %,
-    yet its std (~0.001 nats) made the model merely a little less sure of right answers (0.07 nats) 50 standard
-    deviations off: stagger-strings' false loss alarms at seeds 100 and 7. Floored always, elec's loss detector
-    (warm-up stds 0.21-0.8 with mistakes in every window) went blunt and elec lost 1.1 points (BENCHMARKS-accuracy.md,
-    session 11). Regression losses have no such scale: no floor."""
-    if task != "classification" or warmup < 2:
-        return 0.0, math.inf
-    q = 1.0 / warmup
-    return LOSS_CAP * math.sqrt(q * (1.0 - q)), math.log(2.0)
 
 
 @dataclass

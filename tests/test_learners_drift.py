@@ -6,8 +6,7 @@ import math
 import random
 
 from driftline.config import DriftConfig
-from learners.drift import ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor
-from learners.lifecycle import LOSS_CAP, loss_std_floor
+from learners.drift import LOSS_CAP, ErrorDriftMonitor, FeatureDriftMonitor, LossDriftMonitor, loss_std_floor
 from learners.synthetic import synthetic_stream
 
 
