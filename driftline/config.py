@@ -57,7 +57,7 @@ class DriftConfig:
     # Frozen-snapshot sentinel (learners.sentinel; classification): copies of the champion frozen after
     # sentinel_first labels, doubling while under half of sentinel_every, then every sentinel_every labels (the
     # previous copy kept sentinel_overlap more labels); each copy's 0/1 error in Page's CUSUM for p0 +
-    # sentinel_margin against its own error p0 over its first sentinel_warmup labels, alarm above
+    # sentinel_margin against p0, an upper bound (+1 SE) of its error over its first sentinel_warmup labels, alarm above
     # sentinel_threshold (log 1000). It sees drifts the learning model adapts to before ADWIN can (SEA).
     sentinel: bool = True
     sentinel_threshold: float = 6.907755278982137

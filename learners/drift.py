@@ -175,7 +175,8 @@ def loss_std_floor(task: str, warmup: int) -> tuple[float, float]:
     yet its std (~0.001 nats) made the model merely a little less sure of right answers (0.07 nats) 50 standard
     deviations off: stagger-strings' false loss alarms at seeds 100 and 7. Floored always, elec's loss detector
     (warm-up stds 0.21-0.8 with mistakes in every window) went blunt and elec lost 1.1 points (BENCHMARKS-accuracy.md,
-    session 11). Regression losses have no such scale: no floor."""
+    session 11). Regression losses have no such scale: no floor. (The population std: River's sample std of the same
+    warm-up reads 1.0, a difference of no consequence.)"""
     if task != "classification" or warmup < 2:
         return 0.0, math.inf
     q = 1.0 / warmup
@@ -189,29 +190,21 @@ class LossDriftMonitor:
     # Class-level default: a monitor pickled before session 10 (a checkpoint) has no losses to skip.
     _settle = 0
 
-    # Class-level defaults: a monitor pickled before the floor existed (a checkpoint) has none.
-    std_floor = 0.0
-    floor_below = math.inf
+    # Class-level default: a monitor pickled before the floor existed (a checkpoint) keeps its floorless scale.
+    task: str | None = None
 
-    def __init__(
-        self, config: DriftConfig | None = None, std_floor: float = 0.0, floor_below: float = math.inf
-    ) -> None:
-        """``std_floor`` and ``floor_below``: see :class:`~learners.detectors.ScaledDetector`."""
+    def __init__(self, config: DriftConfig | None = None, task: str | None = None) -> None:
+        """``task``: the model's (classification floors the loss scale, :func:`loss_std_floor`)."""
         self.config = config or DriftConfig()
-        self.std_floor, self.floor_below = std_floor, floor_below
+        self.task = task
         self.reset()
 
     def reset(self, settle: int = 0) -> None:
         """Start over; with ``settle``, skip that many losses before the warm-up that fixes the scale begins."""
         self._name, kwargs = detector_config(self.config, "loss")
-        self._detector = ScaledDetector(
-            self.config.ph_min_instances,
-            self._name,
-            kwargs,
-            "drift.loss_detector",
-            self.std_floor,
-            self.floor_below,
-        )
+        warmup = self.config.ph_min_instances
+        floor, below = loss_std_floor(self.task, warmup) if self.task else (0.0, math.inf)
+        self._detector = ScaledDetector(warmup, self._name, kwargs, "drift.loss_detector", floor, below)
         self._settle = settle
 
     def update(self, loss: float, index: int) -> list[DriftSignal]:

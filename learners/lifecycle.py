@@ -28,7 +28,6 @@ from learners.drift import (
     FeatureDriftMonitor,
     LossDriftMonitor,
     check_drift_config,
-    loss_std_floor,
 )
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
@@ -133,7 +132,7 @@ class ModelLifecycle:
         self.evaluation = Evaluator(task)  # served model, current version
         self.overall = Evaluator(task)  # served models, every version (what users saw)
         self._error_monitor = ErrorDriftMonitor(drift)
-        self._loss_monitor = LossDriftMonitor(drift, *loss_std_floor(task, drift.ph_min_instances))
+        self._loss_monitor = LossDriftMonitor(drift, task)
         self._feature_monitor = FeatureDriftMonitor(drift)
         self._sentinel = SnapshotSentinel(drift)
 

@@ -22,7 +22,7 @@ _PROBABILITIES = {"alpha", "probation_alpha", "max_disagreement", "collapse_shar
 def _parse_setting(key: str, value: str, current: Any) -> Any:
     """Parse a live ``set`` value like the current one; refuse NaN/inf, negatives and shares outside (0, 1)."""
     if isinstance(current, bool):
-        if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if value.lower() not in _BOOLS:
             raise ConfigError(f"set: {key} expects true or false, got {value!r}")
         return value.lower() in ("1", "true", "yes", "on")
     try:

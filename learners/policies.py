@@ -83,7 +83,9 @@ class IncrementalPolicy:
     the champion then learns a new concept fast and moves away from the snapshot, a few pairs it loses cost most
     of the wealth each, and the log-wealth sank to -50 in 700 pairs on mv-shift although the champion was the
     better model: nothing was released for 2,400 labels. A sunk test needs thousands of pairs to climb back, and
-    a fresh one is valid at ``alpha`` on its own (docs/experiments/sink_restart.py, BENCHMARKS-accuracy.md).
+    a fresh one is valid at ``alpha`` on its own, so over one comparison with a snapshot the chance of releasing a
+    champion worse by the margin is at most about ``alpha`` times (1 + restarts), as with the ``max_examples``
+    restart; probation's rollback test backs it (docs/experiments/sink_restart.py, BENCHMARKS-accuracy.md).
     """
 
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.

@@ -12,9 +12,9 @@ meanwhile; at most two copies watch at once). Each copy's 0/1 error feeds a Bern
 Page-Hinkley is its running-mean form): the baseline error ``p0`` is an upper bound (one standard error up) of the
 copy's own error over its first ``sentinel_warmup`` labels, the alternative ``p0 + sentinel_margin``, and the alarm
 when the log-likelihood ratio's CUSUM passes ``sentinel_threshold`` (log 1000: measured 0.13 false alarms per
-10,000 stationary labels). Any error alarm (this one or another detector's) replaces every copy with a fresh one:
-the drift is known, and an old copy would keep alarming on it. A promoted challenger (a new lineage served) drops
-every copy and restarts the schedule.
+10,000 stationary labels with p0 the point estimate, session 8; fewer with the bound). Any error alarm (this one
+or another detector's) replaces every copy with a fresh one: the drift is known, and an old copy would keep
+alarming on it. A promoted challenger (a new lineage served) drops every copy and restarts the schedule.
 
 A baseline is only a baseline if the copy's error was stationary while it was measured: a copy frozen while a
 gradual drift is still mixing (an alarm at its start freezes one) errs more and more, its ``p0`` is an average
@@ -60,6 +60,9 @@ class BernoulliCusum:
     # trend check of its warm-up.
     first_half: int | None = None  # errors over the first half of the warm-up
     trending: bool = False  # the warm-up's error rose (see ``warmup_trend``): the copy was frozen mid-drift
+    rate = (
+        math.nan
+    )  # the warm-up's (smoothed) error rate, of which p0 is the upper bound (before session 11: p0)
 
     def __init__(self, warmup: int, margin: float, threshold: float) -> None:
         self.warmup = warmup
@@ -95,7 +98,7 @@ class BernoulliCusum:
                 self.first_half = self.errors
             if self.n == self.warmup:
                 self.trending = self.warmup_trend() > WARMUP_TREND_Z
-                rate = (self.errors + 1) / (self.warmup + 2)
+                self.rate = rate = (self.errors + 1) / (self.warmup + 2)
                 self.p0 = min(rate + P0_UPPER_Z * math.sqrt(rate * (1 - rate) / self.warmup), 0.99)
                 p1 = min(self.p0 + self.margin, 0.99)
                 if p1 <= self.p0:  # p0 already at the cap: no higher error rate left to test for
@@ -150,7 +153,8 @@ class SnapshotSentinel:
             "statistic": "bernoulli_cusum",
             "snapshot_label": str(alarm.label),
             "snapshot_age": str(self.seen - alarm.label),
-            "p0": f"{t.p0:.4f}",
+            "p0": f"{t.p0:.4f}",  # the bound the test uses; p0_rate is the warm-up's error rate
+            "p0_rate": f"{t.rate:.4f}",
             "p1": f"{min(t.p0 + t.margin, 0.99):.4f}",
             "cusum": f"{t.s:.3f}",
             "threshold": f"{t.threshold:.3f}",

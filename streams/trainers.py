@@ -6,11 +6,12 @@
   writer per model) and receives exactly those models' control commands.
 - Each model's trainer state is the latest record under its name on the compacted ``changelog`` topic, sealed with
   the signing key (:func:`streams.train.seal`). Local files are not needed: any member on any machine can go on.
-- Exactly-once learning with Kafka transactions: per batch, one transaction holds the batch's releases, drift
-  events, dead letters and audit entries, the changelog record of every model the batch touched, and the input
-  offsets (``send_offsets_to_transaction`` with the consumer's group metadata). A read_committed reader sees all of
-  it or none of it. A crash loses the open transaction; the new owner restores the committed state and reads from
-  the committed offsets: nothing is learned twice, nothing is skipped, versions stay strictly increasing.
+- Exactly-once learning with Kafka transactions (:mod:`streams.trainer_transactions`): per batch, one transaction
+  holds the batch's releases, drift events, dead letters and audit entries, the changelog record of every model the
+  batch touched, and the input offsets (``send_offsets_to_transaction`` with the consumer's group metadata). A
+  read_committed reader sees all of it or none of it. A crash loses the open transaction; the new owner restores
+  the committed state and reads from the committed offsets: nothing is learned twice, nothing is skipped, versions
+  stay strictly increasing.
 - Fencing: the group metadata carries the member's generation. A member that was paused past the session timeout
   (a zombie) is out of the group; its commit is refused by the coordinator, it aborts (its releases are never
   read) and rejoins with fresh state. A transaction left open by a killed member is aborted by the coordinator

@@ -52,7 +52,7 @@ def test_a_near_perfect_classifier_a_little_less_sure_is_no_loss_drift_but_its_m
         return LOSS_CAP if rng.random() < 0.1 else 0.07  # wrong one time in ten
 
     stream = [losses(i) for i in range(9000)]
-    bare, floored = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), floor, below)
+    bare, floored = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), "classification")
     bare_alarms = [s.index for i, v in enumerate(stream) for s in bare.update(v, i)]
     floored_alarms = [s.index for i, v in enumerate(stream) for s in floored.update(v, i)]
     assert any(3000 <= i < 6000 for i in bare_alarms)  # what the floor is for
@@ -64,15 +64,29 @@ def test_the_loss_floor_leaves_a_warm_up_with_mistakes_alone() -> None:
     """elec: warm-ups holding mistakes (losses over log 2) keep their own std, however small, so the loss detector
     stays as sensitive as without the floor."""
     rng = random.Random(5)
-    floor, below = loss_std_floor("classification", 100)
+    floor = loss_std_floor("classification", 100)[0]
     stream = [
         rng.choice((0.2, 0.3, 0.4, 0.8)) if i < 2000 else rng.choice((0.5, 0.6, 0.7, 1.1))
         for i in range(3000)
     ]
-    monitors = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), floor, below)
+    monitors = LossDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), "classification")
     alarms = [[s.index for i, v in enumerate(stream) for s in m.update(v, i)] for m in monitors]
     assert alarms[0] == alarms[1] and alarms[0] and alarms[0][0] >= 2000
     assert monitors[1]._detector.std < floor  # its own std, ~0.23
+
+
+def test_the_loss_floor_follows_a_warm_up_length_set_live_and_regression_has_none() -> None:
+    monitor = LossDriftMonitor(DriftConfig(), "classification")
+    monitor.config = DriftConfig(ph_min_instances=1000)  # what ModelLifecycle._set does on `models set`
+    monitor.reset()
+    assert (
+        monitor._detector.std_floor == loss_std_floor("classification", 1000)[0]
+        and 0.3 < monitor._detector.std_floor < 0.33
+    )
+    assert LossDriftMonitor(DriftConfig(), "regression")._detector.std_floor == 0.0
+    assert (
+        LossDriftMonitor(DriftConfig())._detector.std_floor == 0.0
+    )  # a monitor without a task (older checkpoints)
 
 
 def test_feature_monitor_step_in_raw_units_detected_once_within_bound() -> None:
