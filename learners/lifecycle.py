@@ -89,6 +89,13 @@ class ModelLifecycle:
     # without one and starts it at its next label (``_watch``).
     _sentinel: SnapshotSentinel | None = None
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        monitor = state.get("_loss_monitor")
+        if monitor is not None and monitor.task is None:
+            # A checkpoint from before the loss floor: its loss detector's next warm-up gets it (LossDriftMonitor).
+            monitor.task = self.task
+
     def __init__(
         self,
         name: str,

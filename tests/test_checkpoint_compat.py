@@ -213,6 +213,9 @@ def test_previous_release_checkpoint_restores_and_keeps_learning(task: str, tmp_
     assert isinstance(lc, ModelLifecycle)
     assert _canonical(json.loads(json.dumps(_facts(trainer)))) == _canonical(facts)
 
+    # The loss monitor learned its task on restore: its next warm-up gets the classification floor.
+    assert lc._loss_monitor.task == task
+
     # The offsets and recent ids survived: a redelivered batch from before the checkpoint is skipped.
     assert trainer.process(_examples(task, labels - BATCH, BATCH, task)) == 0
     # Before the next drift: what was mid-warm-up in the old state finishes it under today's rules.
