@@ -125,20 +125,39 @@ def test_trainer_killed_inside_a_transaction(pipeline: Pipeline) -> None:
     pipeline.wait_until(
         "the backlog joined", lambda: len({t["id"] for t in pipeline.values("training")}) >= 1000, 90
     )
-    (trainer,) = pipeline.start("train")
+    committed = _committed_releases(pipeline)  # the first trainer's, all committed
     aborted: set[tuple[int, int]] = set()  # (offset, version) of the frozen trainer's uncommitted releases
-    deadline = time.monotonic() + 120
-    while not aborted and time.monotonic() < deadline:
-        committed = _committed_releases(pipeline)
-        seen = set(_uncommitted_releases(pipeline))
-        if seen - committed:
+    # One read_uncommitted consumer kept polling: a release is seen within ~50 ms of reaching the log, while its
+    # transaction is still open (a fresh reader per check took seconds on a loaded CI machine and missed the
+    # transaction of the whole backlog: CI, session 11).
+    settings = pipeline.settings()
+    topic = settings.topic("models")
+    watcher = Consumer(
+        client_config(settings, **{"group.id": "t-watch-uncommitted", "isolation.level": "read_uncommitted"})
+    )
+    watcher.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    try:
+        (trainer,) = pipeline.start("train")
+        deadline = time.monotonic() + 120
+        while not aborted and time.monotonic() < deadline:
+            msg = watcher.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            release = (
+                msg.offset() or 0,
+                int(default_codec().decode("ModelRelease", msg.value() or b"")["version"]),
+            )
+            if release in committed:
+                continue
             os.kill(trainer.pid, signal.SIGSTOP)  # frozen with the transaction open (or just committed)
             time.sleep(3.0)  # a commit already sent to the coordinator completes without the trainer
             committed = _committed_releases(pipeline)
-            aborted = seen - committed
-            if not aborted:
+            if release not in committed:
+                aborted.add(release)
+            else:
                 os.kill(trainer.pid, signal.SIGCONT)  # it had committed meanwhile: try the next one
-        time.sleep(0.05)
+    finally:
+        watcher.close()
     assert aborted, "never caught the trainer with a release not yet committed"
     kill9(pipeline, trainer)
     pipeline.start("train")
