@@ -12,7 +12,7 @@ a66c536), one for a default classification model (the ``auto`` learner) and one 
 after a few thousand labels of a fixed synthetic stream (see ``PLAN``). Re-create it with that tree on the path::
 
     git worktree add --detach /tmp/ckpt-base a66c536
-    PYTHONPATH=/tmp/ckpt-base /work/main/.venv/bin/python tests/test_checkpoint_compat.py --write
+    PYTHONPATH=/tmp/ckpt-base .venv/bin/python tests/test_checkpoint_compat.py --write
     git worktree remove /tmp/ckpt-base
 
 Each record is stored xz-compressed and base64-encoded (its bytes are restored exactly), with facts read from
