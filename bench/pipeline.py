@@ -122,7 +122,8 @@ def score_throughput(
     return {
         "score_eps": (len(rows) - 1) / span_s if span_s > 0 else 0.0,
         "score_span_s": span_s,
-        "score_cpu_us": cpu / max(1, len(rows) - n0) * 1e6,
+        # None when no CPU tick (10 ms) passed after the first prediction: a tiny run the worker scored at once.
+        "score_cpu_us": cpu / max(1, len(rows) - n0) * 1e6 if cpu > 0 else None,
         "null_predictions": sum(
             1 for s in seen if reader.codec.decode("Prediction", s.value)["prediction"] is None
         ),

@@ -169,7 +169,7 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     # The second target (0.3x): the whole score worker against bare River predict_one, same run.
     out["score_vs_river_predict"] = out["score_eps"] / out["river_predict_eps"]
     # The same ratio from CPU time per event: what it would be on an otherwise idle machine with a core each.
-    out["score_vs_naive_cpu"] = out["naive_cpu_us"] / out["score_cpu_us"]
+    out["score_vs_naive_cpu"] = out["naive_cpu_us"] / out["score_cpu_us"] if out["score_cpu_us"] else None
     out["learn_vs_river_learn"] = out["learn_eps"] / out["river_learn_eps"]
     out["learn_vs_river_prequential"] = out["learn_eps"] / out["river_prequential_eps"]
     progress(

@@ -14,6 +14,7 @@ import pytest
 from bench.suite import HEADLINE_KEYS, Options, render
 from driftline.util import percentile
 from streams.metrics_text import metric_value
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP
 
 CONTRACT_KEYS = (
     "score_eps",
@@ -29,7 +30,7 @@ CONTRACT_KEYS = (
 
 @pytest.mark.kafka
 def test_tiny_bench_reports_every_key_and_each_is_what_it_says(redis_url: str) -> None:
-    env = {**os.environ, "DRIFTLINE_REDIS_URL": redis_url, "DRIFTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:9092"}
+    env = {**os.environ, "DRIFTLINE_REDIS_URL": redis_url, "DRIFTLINE_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP}
     cmd = [sys.executable, "-m", "streams.cli", "bench", "--quick", "--json", "--events", "2000"]
     cmd += ["--releases", "2", "--latency-seconds", "1", "--models", "logistic_regression", "--no-stall"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
