@@ -214,6 +214,7 @@ def write_csv(rows: list[Example], path: Path) -> None:
 
 def _cli(csv_path: Path, task: str, tmp: Path, delay: int = DELAY) -> tuple[dict[str, Any], list[Any], float]:
     """``driftline replay`` with default settings (only the task for regression), as a user runs it."""
+    tmp.mkdir(parents=True, exist_ok=True)
     out = tmp / "preds.jsonl"
     cmd = [sys.executable, "-m", "streams.cli"]
     if task == "regression":
