@@ -96,6 +96,13 @@ class GuardConfig:
     # Labels between incremental releases while the non-inferiority evidence is carried over releases
     # (learners.policies.IncrementalPolicy); 0 restarts the evidence at every release (the old behaviour).
     carry_release_every: int = 50
+    # Regression: after a drift alarm on the served model, for recovery_labels labels, the champion's
+    # non-inferiority is tested at recovery_margin (relative MAE, when wider than non_inferiority_margin): the
+    # served model is failing, and a snapshot that learned the new concept would otherwise wait hundreds of labels
+    # for a 3 % margin of a noisy MAE (learners.policies.IncrementalPolicy). 0 labels: never. Classification keeps
+    # its margin (0.03 of an error rate is already ~15 % of a typical one).
+    recovery_margin: float = 0.1
+    recovery_labels: int = 1000
     probation_alpha: float = 0.01
     # Fairness (with model.segment_feature): refuse a candidate whose demographic-parity or equalized-odds gap
     # (MAE gap for regression) is over this bound and wider than the served model's. None: not checked.
@@ -119,10 +126,10 @@ def check_guard_config(guard: GuardConfig) -> None:
         value = getattr(guard, name)
         if not 0 < value < 1:
             raise ConfigError(f"guard.{name}: must be between 0 and 1, got {value}")
-    if not 0 <= guard.non_inferiority_margin < 1:
-        raise ConfigError(
-            f"guard.non_inferiority_margin: must be at least 0 and below 1, got {guard.non_inferiority_margin}"
-        )
+    for name in ("non_inferiority_margin", "recovery_margin"):
+        value = getattr(guard, name)
+        if not 0 <= value < 1:
+            raise ConfigError(f"guard.{name}: must be at least 0 and below 1, got {value}")
     for name in ("superiority_margin", "hold_margin", "segment_margin", "reference_margin"):
         value = getattr(guard, name)
         if not 0 <= value < float("inf"):
@@ -134,6 +141,7 @@ def check_guard_config(guard: GuardConfig) -> None:
         "max_reference",
         "probation_examples",
         "carry_release_every",
+        "recovery_labels",
     ):
         if getattr(guard, name) < 0:
             raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")

@@ -317,7 +317,7 @@ def statistical_test(
         evidence["mean_loss_difference"] = mean
         counts = f"mean loss difference {mean:.4g}"
     if kind == "incremental":
-        margin = config.non_inferiority_margin
+        margin = test.m  # the configured margin, or the wider one of a recovery after a drift alarm
         evidence["margin"] = margin
         text = (
             f"non-inferiority (margin {margin}, anytime-valid): {counts}, log e-value {test.log_wealth:.2f}"

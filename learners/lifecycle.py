@@ -412,6 +412,8 @@ class ModelLifecycle:
         features = self._feature_monitor.update(x, index)
         if not (signals or features):  # the usual label: no new lists
             return []
+        if signals:
+            self._increment.alarmed()  # the served model is failing: release what learned the change sooner
         if signals and self._sentinel is not None:
             # The drift is known: copies frozen before it would keep alarming on it; watch from the model now.
             self._sentinel.restart(self._lineage.model)

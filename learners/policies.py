@@ -12,6 +12,7 @@ what it needs is passed in. The rules of judgement themselves are in :mod:`learn
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,11 +87,20 @@ class IncrementalPolicy:
     a fresh one is valid at ``alpha`` on its own, so over one comparison with a snapshot the chance of releasing a
     champion worse by the margin is at most about ``alpha`` times (1 + restarts), as with the ``max_examples``
     restart; probation's rollback test backs it (docs/experiments/sink_restart.py, BENCHMARKS-accuracy.md).
+
+    After a drift alarm on the served model, for ``guard.recovery_labels`` labels, non-inferiority is tested at
+    ``guard.recovery_margin`` (0.1) instead of ``guard.non_inferiority_margin`` (0.03). Why: the alarm says the
+    served snapshot is failing, and the champion learning the new concept moves away from it fast, so the paired
+    differences are large and noisy; at 3 % the test needed 300-400 labels per release while the snapshot went
+    stale (mv-shift: served 4-10 % worse than the champion, back within 2 % of a plain learner after 675 labels;
+    with the recovery margin 500). The test stays anytime-valid at ``alpha`` for its wider margin, the reference
+    set and the other checks still apply to every release, and probation (margin 0) still rolls a worse one back.
     """
 
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
     _shown = False
     carried = False
+    recovery_left = 0  # labels left in the recovery window opened by the latest drift alarm
 
     def __init__(self, task: str, guard: GuardConfig) -> None:
         self.task = task
@@ -103,23 +113,43 @@ class IncrementalPolicy:
 
     def observe(self, y: Any, champion_pred: Any, served_pred: Any, segment: str | None) -> None:
         self.evidence.add(y, champion_pred, served_pred, segment)
+        if self.recovery_left:
+            self.recovery_left -= 1
+            if not self.recovery_left:  # the window closed: fresh evidence at the configured margin
+                self.restart()
+                return
         if self.evidence.not_worse.log_wealth < math.log(self.guard.alpha):
             # A sunk test: the evidence restarts (see the class's docstring).
             self.restart()
 
+    def alarmed(self) -> None:
+        """A drift alarm on the served model: the comparison starts afresh at ``guard.recovery_margin`` for the
+        next ``guard.recovery_labels`` labels (see the class's docstring). A second alarm within the window (the
+        same drift seen by another detector) extends it and keeps the evidence gathered since the first."""
+        guard = self.guard
+        if self.task != "regression" or guard.recovery_margin <= guard.non_inferiority_margin:
+            return
+        recovering = bool(self.recovery_left)
+        self.recovery_left = guard.recovery_labels
+        if not recovering and self.recovery_left:
+            self.restart()
+
     def released(self) -> None:
         """Any release: the served snapshot changed, so the comparison starts over (carrying the
-        non-inferiority wealth when this release was the policy's own shown promotion)."""
+        non-inferiority wealth when this release was the policy's own shown promotion, at the same margin)."""
         kept, carry = self.evidence.not_worse, self._shown and self.guard.carry_release_every > 0
         self.since_release = 0
         self.restart()
-        if carry:
+        if carry and kept.m == self.evidence.not_worse.m:
             kept.log_wealth = min(kept.log_wealth, -math.log(self.guard.alpha) + CARRY_CUSHION)
             self.evidence.not_worse = kept
             self.carried = True
 
     def restart(self) -> None:
-        self.evidence = PairedEvidence(self.task, self.guard)
+        guard = self.guard
+        if self.recovery_left and guard.recovery_margin > guard.non_inferiority_margin:
+            guard = dataclasses.replace(guard, non_inferiority_margin=guard.recovery_margin)
+        self.evidence = PairedEvidence(self.task, guard)
         self._next_check = 0
         self._shown = self.carried = False
 

@@ -209,3 +209,82 @@ def test_a_test_above_log_alpha_keeps_its_evidence() -> None:
     policy.evidence.not_worse.log_wealth = math.log(GUARD.alpha) + 0.01  # low, not sunk
     policy.observe(1, 1, 1, None)  # a tie: the wealth does not fall
     assert policy.evidence.n == 41 and policy.evidence.not_worse.log_wealth >= math.log(GUARD.alpha)
+
+
+def _regression_pairs(policy: IncrementalPolicy, n: int, worse: float) -> None:
+    """Pairs where the served model is off by 1 and the champion by ``1 + worse`` (relative MAE ``worse``)."""
+    for k in range(n):
+        sign = 1.0 if k % 2 else -1.0
+        policy.observe(0.0, sign * (1.0 + worse), sign, None)
+
+
+def test_after_a_drift_alarm_regression_non_inferiority_is_tested_at_the_recovery_margin() -> None:
+    """A champion 5 % worse than the served model is never non-inferior at margin 0.03, but is at the recovery margin
+    an alarm opens (the served model is failing: what learned the change should reach users sooner)."""
+    m = _model()
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m)
+    guard = GuardConfig(**{**GUARD.__dict__, "max_examples": 3000})  # judged only when shown
+    calm, alarmed = IncrementalPolicy("regression", guard), IncrementalPolicy("regression", guard)
+    alarmed.alarmed()
+    assert alarmed.evidence.not_worse.m == guard.recovery_margin
+    assert calm.evidence.not_worse.m == guard.non_inferiority_margin
+    for policy in (calm, alarmed):
+        _regression_pairs(policy, 400, worse=0.05)
+        policy.since_release = 10
+    assert calm.decide(400, judge=Judge("promote"), **args) is None
+    decision = alarmed.decide(400, judge=Judge("promote"), **args)
+    assert decision is not None and decision.outcome == "promote"
+
+
+def test_classification_keeps_its_margin_after_an_alarm() -> None:
+    """0/1 pairs at the absolute 0.03 margin (~15 % of a typical error rate) already release a recovering champion
+    quickly; a wider one let worse champions through on waveform-permute (BENCHMARKS-accuracy.md, session 12)."""
+    policy = IncrementalPolicy("classification", GUARD)
+    _pairs(policy, 10, cand_right=True)
+    policy.alarmed()
+    assert policy.recovery_left == 0 and policy.evidence.n == 10
+    assert policy.evidence.not_worse.m == GUARD.non_inferiority_margin
+
+
+def test_the_recovery_window_closes_after_its_labels_and_a_second_alarm_keeps_the_evidence() -> None:
+    policy = IncrementalPolicy("regression", GUARD)
+    policy.alarmed()
+    _regression_pairs(policy, 10, worse=0.0)
+    policy.alarmed()  # the same drift seen by a second detector: the window is extended, the evidence kept
+    assert policy.evidence.n == 10 and policy.recovery_left == GUARD.recovery_labels
+    _regression_pairs(policy, GUARD.recovery_labels - 1, worse=0.0)
+    assert policy.evidence.not_worse.m == GUARD.recovery_margin
+    _regression_pairs(policy, 1, worse=0.0)
+    assert policy.recovery_left == 0 and policy.evidence.n == 0
+    assert policy.evidence.not_worse.m == GUARD.non_inferiority_margin
+    off = IncrementalPolicy("regression", GuardConfig(**{**GUARD.__dict__, "recovery_labels": 0}))
+    _regression_pairs(off, 10, worse=0.0)
+    off.alarmed()  # recovery switched off: nothing changes
+    assert off.evidence.n == 10 and off.evidence.not_worse.m == GUARD.non_inferiority_margin
+
+
+def test_evidence_at_the_recovery_margin_is_not_carried_past_the_window() -> None:
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 10})
+    policy, judge = IncrementalPolicy("regression", guard), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+
+    def shown_release() -> None:
+        _regression_pairs(policy, 150, worse=-0.2)
+        policy.since_release = 10
+        decision = policy.decide(150, **args)
+        assert decision is not None and decision.outcome == "promote"
+        policy.released()
+
+    policy.alarmed()
+    shown_release()
+    assert policy.carried and policy.evidence.not_worse.m == guard.recovery_margin
+    policy.recovery_left = 1  # the window closes at the next pair
+    shown_release()
+    assert policy.carried and policy.evidence.not_worse.m == guard.non_inferiority_margin
+    policy.alarmed()
+    _regression_pairs(policy, 150, worse=-0.2)
+    policy.recovery_left = 0  # as if the window had closed between a shown decision and its release
+    policy._shown = True
+    policy.released()
+    assert not policy.carried and policy.evidence.not_worse.log_wealth == 0.0
