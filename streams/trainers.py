@@ -217,15 +217,11 @@ class TrainerGroup(TransactionalBatches):
         """The first records of a transaction: what is fetched already, else the first to arrive within the
         batch timeout (at least 0.1 s). The transaction gathers the rest while it learns (:meth:`_more`).
 
-        A rebalance while waiting drops what was gathered: the partitions' owners read it again from the
-        committed offsets."""
+        Records fetched before a rebalance are dropped (the partitions' owners read them again from the
+        committed offsets); those fetched after it, from the committed offsets of the new assignment, are kept."""
         batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
-        self._rebalanced = False
         started = time.monotonic()
-        out = self._fetch(consumer, batch, within)
-        if self._rebalanced:  # what came before is read again from the committed offsets
-            out = []
-            self._rebalanced = False
+        out, _ = self._fetch(consumer, batch, within)
         self._polled_s = time.monotonic() - started
         if out:
             self.watchdog.stuck(True, self._polled_s)
@@ -239,34 +235,44 @@ class TrainerGroup(TransactionalBatches):
         A transaction writes the state of every model it touched, so a larger one writes each state once for
         more labels (BENCHMARKS.md, learning scale-out): records that keep coming still share a transaction,
         while a release no longer waits for the whole window. A rebalance while gathering raises
-        :class:`Rebalanced`: the transaction is aborted and the records read again by their partitions' owners."""
+        :class:`Rebalanced`: the transaction is aborted (the consumer rewound to the committed offsets) and its
+        records read again by their partitions' owners."""
         now = time.monotonic()
         deadline = opened + COMMIT_EVERY_S
         if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
             return []
         batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
-        out = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
-        if self._rebalanced:
+        out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
+        if rebalanced:
             raise Rebalanced(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalanced while gathering"))
         return out
 
-    @staticmethod
-    def _fetch(consumer: Consumer, batch: int, wait_s: float) -> list[Message]:
+    def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
         """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what
-        came with it). ``consume(n, t)`` alone waits for all ``n`` or the whole ``t``: a label that arrived
-        at once waited the whole timeout."""
-        msgs = consumer.consume(batch, 0)
-        if not msgs and wait_s > 0:
-            msgs = consumer.consume(1, wait_s)
-            if msgs and batch > 1:
-                msgs += consumer.consume(batch - 1, 0)
-        out = []
-        for msg in msgs:
-            if msg.error():
-                log.warning("trainer consumer: %s", msg.error())
-            else:
-                out.append(msg)
-        return out
+        came with it); and whether the group rebalanced meanwhile (only records fetched after that are kept).
+        ``consume(n, t)`` alone waits for all ``n`` or the whole ``t``: a label that arrived at once waited the
+        whole timeout."""
+        out: list[Message] = []
+        rebalanced = False
+
+        def take(n: int, timeout: float) -> int:
+            nonlocal out, rebalanced
+            self._rebalanced = False
+            msgs = consumer.consume(n, timeout)
+            if (
+                self._rebalanced
+            ):  # the revoke/assign callbacks ran inside this call: what came before is stale
+                out, rebalanced = [], True
+            for msg in msgs:
+                if msg.error():
+                    log.warning("trainer consumer: %s", msg.error())
+                else:
+                    out.append(msg)
+            return len(msgs)
+
+        if not take(batch, 0) and wait_s > 0 and take(1, wait_s) and batch > 1:
+            take(batch - 1, 0)
+        return out, rebalanced
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if consumer is not self.consumer:  # a replaced consumer, closing
