@@ -116,13 +116,42 @@ def _read(settings: Settings, topic: str, record: str) -> list[tuple[Any, int, i
 def breakdown(settings: Settings, prefix: str, visible: dict[int, int]) -> dict[str, Any]:
     """The per-stage times (ms, p50/p95) of one run's topics; ``visible``: version -> first seen committed."""
     labels = {v["id"]: ts for v, _, _, ts in _read(settings, prefix + "labels", "Label")}
-    training = sorted(_read(settings, prefix + "training", "TrainingExample"), key=lambda r: (r[1], r[2]))
-    releases = sorted(
-        (v for v, *_ in _read(settings, prefix + "models", "ModelRelease")), key=lambda r: int(r["version"])
-    )
+    training = [
+        (v["id"], ts)
+        for v, _, _, ts in sorted(
+            _read(settings, prefix + "training", "TrainingExample"), key=lambda r: (r[1], r[2])
+        )
+    ]
+    releases = [v for v, *_ in _read(settings, prefix + "models", "ModelRelease")]
+    predictions = [
+        (int(v.get("version") or 0), int(v.get("scored_at") or 0))
+        for v, *_ in _read(settings, prefix + "predictions", "Prediction")
+    ]
+    return stage_times(labels, training, releases, predictions, visible)
+
+
+def stage_times(
+    labels: dict[str, int],
+    training: list[tuple[str, int]],
+    releases: list[dict[str, Any]],
+    predictions: list[tuple[int, int]],
+    visible: dict[int, int],
+) -> dict[str, Any]:
+    """Per-stage times (ms, p50/p95) from what the topics hold (every time in ms since the epoch).
+
+    ``labels``: label id -> produced; ``training``: (id, produced) in the order the trainer learns them (one model);
+    ``releases``: ModelRelease records; ``predictions``: (version, scored_at); ``visible``: version -> the time a
+    read_committed reader first saw it.
+
+    >>> r = stage_times({"a": 0, "b": 10}, [("a", 5), ("b", 15)],
+    ...                 [{"version": 2, "reason": "incremental", "created_at": 40, "metrics": {"n_learned": 2}}],
+    ...                 [(1, 30), (2, 70)], {2: 50})
+    >>> r["total_p50_ms"], r["join_p50_ms"], r["commit_p50_ms"], r["swap_p50_ms"], r["learn_trigger_p50_ms"]
+    (60.0, 5.0, 10.0, 20.0, 25.0)
+    """
+    releases = sorted(releases, key=lambda r: int(r["version"]))
     first_served: dict[int, int] = {}
-    for v, *_ in _read(settings, prefix + "predictions", "Prediction"):
-        version, at = int(v.get("version") or 0), int(v.get("scored_at") or 0)
+    for version, at in predictions:
         if at and (version not in first_served or at < first_served[version]):
             first_served[version] = at
     # A version that learned a label counts as served from the first prediction of it *or any newer version*.
@@ -145,12 +174,12 @@ def breakdown(settings: Settings, prefix: str, visible: dict[int, int]) -> dict[
     seen_ids: set[str] = set()
     rank = 0
     triggers = {n - 1 for n in learned}
-    for value, _, _, ts in training:
-        if value["id"] in seen_ids:
+    for id_, ts in training:
+        if id_ in seen_ids:
             continue
-        seen_ids.add(value["id"])
+        seen_ids.add(id_)
         k = bisect_left(learned, rank + 1)
-        label_ts = labels.get(value["id"])
+        label_ts = labels.get(id_)
         rank += 1
         if k >= len(incremental) or label_ts is None:
             continue
