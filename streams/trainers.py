@@ -259,9 +259,8 @@ class TrainerGroup(TransactionalBatches):
             nonlocal out, rebalanced
             self._rebalanced = False
             msgs = consumer.consume(n, timeout)
-            if (
-                self._rebalanced
-            ):  # the revoke/assign callbacks ran inside this call: what came before is stale
+            # The revoke/assign callbacks ran inside this call: what came before it is stale.
+            if self._rebalanced:
                 out, rebalanced = [], True
             for msg in msgs:
                 if msg.error():
