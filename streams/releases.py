@@ -228,7 +228,9 @@ class ReleaseFollower:
             live_from = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
             while not self._stop.is_set():
                 candidates: dict[str, list[Mapping[str, Any]]] = {}
-                for msg in consumer.consume(100, 0.2):
+                # The first release to arrive returns at once: consume(100, 0.2) alone waited for 100 records or
+                # the whole 0.2 s, which held every release back up to 0.2 s before it was loaded and swapped in.
+                for msg in consumer.consume(1, 0.2) + consumer.consume(99, 0):
                     if msg.error():
                         continue
                     release = self._decode(msg.value() or b"", msg.offset() or 0)

@@ -166,6 +166,9 @@ class Trainer(TrainerControl):
         self.commits = 0
         self.pause_discard = False
         self.replies: list[dict[str, Any]] = []
+        # Releases published since this trainer started (not state): the transaction that holds one ends early,
+        # so scorers see it without waiting for the gather window (streams/trainers.py, ``TrainerGroup._more``).
+        self.released = 0
         self.owner = ""  # the trainer process (member of the trainer group) that owns this model now
         self._redis = redis_conn or redis_client(s)
         self._status_key = f"{join_namespace(s)}:trainer"
@@ -365,6 +368,7 @@ class Trainer(TrainerControl):
             store=self.store,
         )
         ctx.emit("models", record, ctx.model)
+        self.released += 1
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision, parsed)

@@ -86,6 +86,15 @@ def bounded(call: Callable[[], None], what: str, limit_s: float) -> None:
         raise outcome[0]
 
 
+# ``TransactionalBatches._transaction``'s source of further records: (opened, gathered, urgent) -> records.
+More = Callable[[float, int, bool], list[Message]]
+
+
+class Rebalanced(KafkaException):
+    """The group rebalanced while a transaction was gathering: it is aborted, and the partitions' owners read its
+    records again from the committed offsets."""
+
+
 def _infrastructure(exc: Exception) -> bool:
     """Kafka or Redis being away (worth reading the batch again), rather than something in the records."""
     return isinstance(exc, KafkaException) or transient(exc)
@@ -137,30 +146,38 @@ class TransactionalBatches:
         return self._audit
 
     # -- one transaction per batch -------------------------------------------------------------------------------
-    def _transaction(self, msgs: list[Message], eager: Iterable[str] = (), *, isolate: bool = True) -> bool:
+    def _transaction(
+        self,
+        msgs: list[Message],
+        eager: Iterable[str] = (),
+        *,
+        isolate: bool = True,
+        more: More | None = None,
+    ) -> bool:
         """Learn ``msgs`` and commit everything they caused with their offsets, in one transaction; False if it
         was aborted. A batch that fails for a reason that is not the infrastructure's is redone one record at a
-        time (:meth:`_isolate`), so a poison record never stalls its partition."""
+        time (:meth:`_isolate`), so a poison record never stalls its partition.
+
+        ``more(opened, gathered, urgent)`` (the trainer group's gathering) returns the next records to learn in
+        this transaction, or none to end it; ``urgent`` says the transaction holds something a reader waits for
+        (a release, a control command's effect), so it should end soon. Learning while gathering, rather than
+        gathering for the whole window and then learning, lets a release reach the scorers right after the
+        records that produced it instead of up to a window plus the window's learning later."""
         out, m = self.ctx.out, self.metrics
         t0 = time.perf_counter()
         touched: dict[str, Trainer] = {}
         try:
             out.begin()
+            opened = time.monotonic()
             for name in eager:
                 touched[name] = self._trainer(name)  # type: ignore[assignment]
-            raws = [
-                RawRecord(
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    msg.key(),
-                    msg.value() or b"",
-                    msg.timestamp()[1],
-                )
-                for msg in msgs
-            ]
-            self._learn([r for r in raws if r.topic == self.topics[0]], touched)
-            self._control([r for r in raws if r.topic == self.topics[1]], touched)
+            urgent = self._handle(msgs, touched)
+            while more is not None:
+                chunk = more(opened, len(msgs), urgent)
+                if not chunk:
+                    break
+                msgs = msgs + chunk  # what an abort or _isolate redoes, and the offsets committed
+                urgent = self._handle(chunk, touched) or urgent
             committing: dict[str, bytes] = {}
             for name, trainer in touched.items():
                 trainer.commits += 1
@@ -218,6 +235,27 @@ class TransactionalBatches:
                 return
         for tp in _next_offsets(msgs):
             self.consumer.seek(tp)
+
+    def _handle(self, msgs: list[Message], touched: dict[str, Trainer]) -> bool:
+        """Learn the training records of ``msgs`` and apply their control commands, inside the open transaction;
+        True if that published a release or applied a command (someone waits for this transaction to end)."""
+        raws = [
+            RawRecord(
+                msg.topic() or "",
+                msg.partition() or 0,
+                msg.offset() or 0,
+                msg.key(),
+                msg.value() or b"",
+                msg.timestamp()[1],
+            )
+            for msg in msgs
+        ]
+        before = sum(t.released for t in self.trainers.values())  # a trainer started here counts from 0
+        self._learn([r for r in raws if r.topic == self.topics[0]], touched)
+        released = sum(t.released for t in self.trainers.values()) > before
+        commands = [r for r in raws if r.topic == self.topics[1]]
+        self._control(commands, touched)
+        return released or bool(commands)
 
     def _learn(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
         ctx, m = self.ctx, self.metrics

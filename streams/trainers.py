@@ -29,10 +29,11 @@ import os
 import socket
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors.batch_source import GroupWatchdog, close_in_background, consumer_lags
 from connectors.changelog import read_changelog
@@ -47,7 +48,7 @@ from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
 from streams.train import Trainer, unseal
-from streams.trainer_transactions import TransactionalBatches
+from streams.trainer_transactions import Rebalanced, TransactionalBatches
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -57,6 +58,10 @@ STATUS_EVERY_S = 5.0
 LAG_EVERY_S = 5.0
 COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
 COMMIT_MAX = 5_000  # ... or this many records
+# ... but one that published a release (or applied a control command) ends as soon as nothing more is waiting, or
+# once it has been open this long while records keep coming: scorers see the release at once, and a busy trainer
+# still writes each model's state at most ~1/RELEASE_COMMIT_S times a second (session 12, BENCHMARKS.md).
+RELEASE_COMMIT_S = 0.1
 
 
 class TrainerGroup(TransactionalBatches):
@@ -165,7 +170,7 @@ class TrainerGroup(TransactionalBatches):
                         stopping.wait(1.0)
                         continue
                 if msgs:
-                    self._transaction(msgs)
+                    self._transaction(msgs, more=partial(self._more, consumer))
                 elif time.monotonic() - self._status_at > STATUS_EVERY_S:
                     self._publish_status(list(self.trainers.values()))
                 if time.monotonic() >= self._lag_at:
@@ -209,32 +214,64 @@ class TrainerGroup(TransactionalBatches):
         return True
 
     def _gather(self, consumer: Consumer) -> list[Message]:
-        """The records of one transaction: what arrives within ``COMMIT_EVERY_S`` (at most ``COMMIT_MAX``).
+        """The first records of a transaction: what is fetched already, else the first to arrive within the
+        batch timeout (at least 0.1 s). The transaction gathers the rest while it learns (:meth:`_more`).
+
+        Records fetched before a rebalance are dropped (the partitions' owners read them again from the
+        committed offsets); those fetched after it, from the committed offsets of the new assignment, are kept."""
+        batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
+        started = time.monotonic()
+        out, _ = self._fetch(consumer, batch, within)
+        self._polled_s = time.monotonic() - started
+        if out:
+            self.watchdog.stuck(True, self._polled_s)
+        return out
+
+    def _more(self, consumer: Consumer, opened: float, gathered: int, urgent: bool) -> list[Message]:
+        """The next records of the open transaction (opened at ``opened``, ``gathered`` records so far), or none
+        to end it: at ``COMMIT_EVERY_S`` or ``COMMIT_MAX`` as before, and when it is ``urgent`` (it published a
+        release) as soon as nothing more is waiting or it has been open ``RELEASE_COMMIT_S``.
 
         A transaction writes the state of every model it touched, so a larger one writes each state once for
-        more labels (BENCHMARKS.md, learning scale-out). A rebalance while gathering drops what was gathered:
-        the partitions' owners read it again from the committed offsets."""
-        batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
-        self._rebalanced = False
+        more labels (BENCHMARKS.md, learning scale-out): records that keep coming still share a transaction,
+        while a release no longer waits for the whole window. A rebalance while gathering raises
+        :class:`Rebalanced`: the transaction is aborted (the consumer rewound to the committed offsets) and its
+        records read again by their partitions' owners."""
+        now = time.monotonic()
+        deadline = opened + COMMIT_EVERY_S
+        if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
+            return []
+        batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
+        out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
+        if rebalanced:
+            raise Rebalanced(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalanced while gathering"))
+        return out
+
+    def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
+        """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what
+        came with it); and whether the group rebalanced meanwhile (only records fetched after that are kept).
+        ``consume(n, t)`` alone waits for all ``n`` or the whole ``t``: a label that arrived at once waited the
+        whole timeout."""
         out: list[Message] = []
-        started = deadline = time.monotonic()
-        deadline += COMMIT_EVERY_S
-        while len(out) < COMMIT_MAX:
-            msgs = consumer.consume(batch, within if not out else max(0.0, deadline - time.monotonic()))
-            if self._rebalanced:  # what came before is read again from the committed offsets
-                out = []
-                self._rebalanced = False
+        rebalanced = False
+
+        def take(n: int, timeout: float) -> int:
+            nonlocal out, rebalanced
+            self._rebalanced = False
+            msgs = consumer.consume(n, timeout)
+            # The revoke/assign callbacks ran inside this call: what came before it is stale.
+            if self._rebalanced:
+                out, rebalanced = [], True
             for msg in msgs:
                 if msg.error():
                     log.warning("trainer consumer: %s", msg.error())
                 else:
                     out.append(msg)
-            if not msgs or time.monotonic() >= deadline:
-                break
-        self._polled_s = time.monotonic() - started
-        if out:
-            self.watchdog.stuck(True, self._polled_s)
-        return out
+            return len(msgs)
+
+        if not take(batch, 0) and wait_s > 0 and take(1, wait_s) and batch > 1:
+            take(batch - 1, 0)
+        return out, rebalanced
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if consumer is not self.consumer:  # a replaced consumer, closing
@@ -246,7 +283,8 @@ class TrainerGroup(TransactionalBatches):
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if consumer is not self.consumer:  # a replaced consumer, closing: its state was dropped when replaced
             return
-        # Every batch is committed (or aborted) before consume() returns to this callback: nothing is in hand.
+        # Called inside consume(): a transaction gathering records (TrainerGroup._more) raises Rebalanced right
+        # after and is aborted, so nothing learned from the revoked partitions is committed here.
         self.owned = set()
         self._rebalanced = True
         self._drop()

@@ -70,9 +70,14 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         assert pipeline.metric_sum("driftline_learning_paused", model="default") == 1
         send(pipeline, 200, 200)
         # Labels keep flowing through join and train, and are held, not learned and not lost.
+        # The counter rises as the trainer holds them; its status says so once their transaction commits (one that
+        # publishes no release gathers for up to 0.5 s).
         pipeline.wait_until(
             "200 labels held",
-            lambda: pipeline.metric_sum("driftline_paused_examples_total", outcome="held") == 200,
+            lambda: (
+                pipeline.metric_sum("driftline_paused_examples_total", outcome="held") == 200
+                and pipeline.trainer().get("held_examples") == 200
+            ),
             timeout=60,
         )
         assert pipeline.labels_learned() == 200 and pipeline.trainer()["held_examples"] == 200

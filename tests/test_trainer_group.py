@@ -24,10 +24,11 @@ from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Secret, Settings
 from schemas.codec import default_codec
-from streams import trainer_transactions
+from streams import trainer_transactions, trainers
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
+from streams.train import unseal
 from streams.trainer_status import trainer_status, trainer_status_key
 from streams.trainers import TrainerGroup
 
@@ -257,6 +258,30 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
             assert fenced is not None and fenced >= 1
         finally:
             release.set()
+
+
+def test_a_release_is_visible_without_waiting_for_the_gather_window(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that published a release ends once nothing more is waiting: with a gather window of ten
+    minutes, read_committed readers (the scorers) still see the release while that window is open. Before,
+    the transaction gathered for the whole window first, and the release waited for it."""
+    s = trainer_settings
+    monkeypatch.setattr(trainers, "COMMIT_EVERY_S", 600.0)
+    with _running(s) as group:
+        _wait(group, "the trainer's v1", lambda: _versions(s) == [1], timeout=60)
+        _send_examples(s, _examples(200))
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        _wait(group, "an incremental release committed", lambda: max(_versions(s)) >= 2, timeout=60)
+        # Committed with the state it covers (the changelog record of the same transaction), not only the release.
+        sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
+        state = unseal(sealed, [s.model.signing_key.get().encode()], "changelog")
+        assert state["lifecycle"].n_learned >= 25
+
+
+def _versions(settings: Settings) -> list[int]:
+    """The versions on ``models`` that a read_committed reader sees."""
+    return sorted(int(r.value["version"]) for r in _read(settings, "models") if r.ok and r.value)
 
 
 def test_control_commands_are_applied_refused_and_answered(trainer_settings: Settings) -> None:

@@ -1,0 +1,96 @@
+"""When the trainer group ends a transaction (``TrainerGroup._more``), without a broker: a fake consumer stands in.
+
+A transaction that published a release ends as soon as nothing more is waiting, or once it has been open
+``RELEASE_COMMIT_S`` while records keep coming; one without a release gathers for the whole window (or
+``COMMIT_MAX`` records), as before; a rebalance while gathering aborts it (``Rebalanced``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from driftline.settings import load_settings
+from streams import trainers
+from streams.trainer_transactions import Rebalanced
+from streams.trainers import TrainerGroup
+
+
+class Msg:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def error(self) -> None:
+        return None
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeConsumer:
+    """``consume(n, t)``: the queued records at once; when none are queued, ``arrive`` (if any) after a wait."""
+
+    def __init__(self, queued: int = 0, arrive: int = 0) -> None:
+        self.queued = [Msg(i) for i in range(queued)]
+        self.arrive = arrive
+        self.waits: list[float] = []
+
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        if not self.queued and timeout > 0:
+            self.waits.append(timeout)
+            self.queued = [Msg(1000 + i) for i in range(self.arrive)]
+            self.arrive = 0
+        out, self.queued = self.queued[:n], self.queued[n:]
+        return out
+
+
+def _group() -> TrainerGroup:
+    group = TrainerGroup.__new__(TrainerGroup)  # no broker: only what _more reads
+    group.settings = load_settings(environ={})
+    group._rebalanced = False
+    return group
+
+
+def test_a_release_ends_the_transaction_when_nothing_more_waits() -> None:
+    consumer = FakeConsumer(queued=0, arrive=5)
+    assert _group()._more(consumer, time.monotonic(), 10, urgent=True) == []  # type: ignore[arg-type]
+    assert consumer.waits == []  # did not wait for the window
+
+
+def test_without_a_release_the_transaction_waits_for_more_records() -> None:
+    consumer = FakeConsumer(queued=0, arrive=5)
+    got = _group()._more(consumer, time.monotonic(), 10, urgent=False)  # type: ignore[arg-type]
+    assert len(got) == 5
+    assert consumer.waits and consumer.waits[0] <= trainers.COMMIT_EVERY_S
+
+
+def test_a_release_still_takes_what_is_waiting_until_its_floor() -> None:
+    group, consumer = _group(), FakeConsumer(queued=7)
+    assert len(group._more(consumer, time.monotonic(), 10, urgent=True)) == 7  # type: ignore[arg-type]
+    old = time.monotonic() - trainers.RELEASE_COMMIT_S - 0.01
+    assert group._more(FakeConsumer(queued=7), old, 10, urgent=True) == []  # type: ignore[arg-type]
+
+
+def test_the_window_and_the_size_still_bound_a_transaction() -> None:
+    group = _group()
+    late = time.monotonic() - trainers.COMMIT_EVERY_S - 0.01
+    assert group._more(FakeConsumer(queued=3), late, 10, urgent=False) == []  # type: ignore[arg-type]
+    full = FakeConsumer(queued=3)
+    assert group._more(full, time.monotonic(), trainers.COMMIT_MAX, urgent=False) == []  # type: ignore[arg-type]
+    capped = FakeConsumer(queued=900)
+    got = group._more(capped, time.monotonic(), trainers.COMMIT_MAX - 2, urgent=False)  # type: ignore[arg-type]
+    assert len(got) == 2
+
+
+def test_a_rebalance_while_gathering_aborts_the_transaction() -> None:
+    group = _group()
+
+    class Revoking(FakeConsumer):
+        def consume(self, n: int, timeout: float) -> list[Any]:
+            group._rebalanced = True  # as the revoke callback does inside consume()
+            return super().consume(n, timeout)
+
+    with pytest.raises(Rebalanced):
+        group._more(Revoking(queued=3), time.monotonic(), 10, urgent=False)  # type: ignore[arg-type]
