@@ -30,10 +30,12 @@ class WorkerProcess:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+    _terminating: bool = False  # SIGTERM sent: a second one would kill a worker mid-drain (see :meth:`stop`)
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._terminating = False
         cmd = [
             sys.executable,
             "-m",
@@ -81,13 +83,19 @@ class WorkerProcess:
     def signal(self, sig: int) -> None:
         if self.alive():
             os.kill(self.pid, sig)
+            self._terminating |= sig == signal.SIGTERM
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (graceful drain), then SIGKILL after ``timeout``; returns the exit code."""
         if self.proc is None:
             return None
         if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
+            # Once only: Faust's worker drops its signal handlers while it shuts down, so a second SIGTERM (after
+            # :meth:`signal` sent one to drain every worker at once) killed a draining worker by the signal's
+            # default action (exit -15 in the demo's report, its last offsets maybe uncommitted).
+            if not self._terminating:
+                os.kill(self.pid, signal.SIGTERM)
+                self._terminating = True
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -62,8 +62,7 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
     assert summary["dead_letters"] == 0
     assert summary["topic_prefix"] == prefix
     # The workers were stopped (SIGTERM, clean exit), not left behind.
-    assert set(summary["worker_exit"]) == {"score", "join", "train"}
-    assert all(code is not None for code in summary["worker_exit"].values())
+    assert summary["worker_exit"] == {"score": 0, "join": 0, "train": 0}
     # A progress line per few seconds in --no-live mode.
     assert re.search(r"produced \d+/1500 scored \d+", done.stderr)
 
