@@ -249,6 +249,10 @@ SPLITTING = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_fores
 #: them skips :func:`share_distribution_rngs`, whose walk over every object found nothing to rewire and was most of
 #: a logistic regression's copy at each release (test_learners_copy_cost.py checks it finds nothing).
 NO_DISTRIBUTIONS = ("logistic_regression", "linear_regression")
+#: Kinds whose model is made of other ``Learner`` objects, each rewiring its own model when it is pickled: the walk
+#: over the whole pool repeated the tree member's own walk and crossed every weight of the linear ones (430 of a
+#: default ``auto`` release pickle's 1,720 us, and again for its copy, at every release).
+SELF_REWIRING = ("auto",)
 #: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
 MAX_FRACTIONAL_CLASSES = 50
 
@@ -433,7 +437,7 @@ class Learner:
         return out
 
     def __getstate__(self) -> dict[str, Any]:
-        if self.spec.name not in NO_DISTRIBUTIONS:
+        if self.spec.name not in NO_DISTRIBUTIONS and self.spec.name not in SELF_REWIRING:
             share_distribution_rngs(self._model)
         return self.__dict__.copy()
 

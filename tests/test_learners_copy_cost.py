@@ -50,7 +50,26 @@ def test_no_distribution_to_rewire(kind: str, params: dict[str, Any], task: str,
         model.learn_one(x, y)
 
 
-@pytest.mark.parametrize("kind", ["gaussian_nb", "hoeffding_tree"])
+def test_a_pool_leaves_the_walk_to_its_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` is pickled without a walk over the whole pool: only the members that hold distributions walk."""
+    import learners.specs as specs
+
+    walked: list[Any] = []
+
+    def spy(model: Any) -> int:
+        walked.append(model)
+        return share_distribution_rngs(model)
+
+    monkeypatch.setattr(specs, "share_distribution_rngs", spy)
+    model = build_learner(LearnerSpec("auto"))
+    for x, y in _rows(600, 2):
+        model.learn_one(x, y)
+    pickle.dumps(model)
+    tree = [m.model for m in model.model.members if m.spec.name == "hoeffding_tree"]
+    assert walked == tree
+
+
+@pytest.mark.parametrize("kind", ["gaussian_nb", "hoeffding_tree", "auto"])
 def test_other_kinds_still_share_their_generators(kind: str) -> None:
     """The walk runs for kinds that hold distributions: after a pickle, every distribution shares one generator."""
     model = build_learner(LearnerSpec(kind))
