@@ -60,21 +60,29 @@ class Pool:
         self.weight = 0.0  # faded count (same for every member)
         self.leader = 0
 
-    def learn_one(self, x: dict[str, Any], y: Any) -> None:
-        # x is already cleaned by the Learner wrapping this pool.
+    def learn_one(self, x: dict[str, Any], y: Any, fast: Any = None) -> None:
+        """Test then train every member on ``x`` (already cleaned by the Learner wrapping this pool).
+
+        ``fast`` (the trainer's, ``learners.live_models``): ``fast.predict(k, member, x)`` and ``fast.learn(k,
+        member, x, y)`` in place of the member's own ``predict_one`` / ``learn_one``, with the same answers and the
+        same learned state, through the trainer's fast paths for the member's kind.
+        """
         if self.weight == 0.0 and len(x) > MAX_QUADRATIC_FEATURES and len(self.members) > 1:
             keep = [k for k, m in enumerate(self.members) if m.spec.params.get("degree", 1) != 2] or [0]
             self.members = [self.members[k] for k in keep]
             self.losses = [self.losses[k] for k in keep]
         for k, member in enumerate(self.members):
-            pred = member.predict_one(x, cleaned=True)
+            pred = member.predict_one(x, cleaned=True) if fast is None else fast.predict(k, member, x)
             if self.task == "classification":
                 loss = 0.0 if pred == y else 1.0
             else:
                 loss = abs(float(pred) - float(y))
                 loss = loss if math.isfinite(loss) else 1e12
             self.losses[k] = FADE * self.losses[k] + loss
-            member.learn_one(x, y, cleaned=True)
+            if fast is None:
+                member.learn_one(x, y, cleaned=True)
+            else:
+                fast.learn(k, member, x, y)
         self.weight = FADE * self.weight + 1.0
         # The current leader keeps answering on ties, so two equal members do not flap.
         best = min(range(len(self.members)), key=lambda k: (self.losses[k], k != self.leader))

@@ -274,3 +274,68 @@ def test_fast_learn_over_a_long_stream_is_bitwise_river() -> None:
         slow_model.learn_one(dict(x), y, cleaned=True)
     assert used > 2900
     assert _state(fast_model) == _state(slow_model)
+
+
+@PROPS
+@given(
+    stream=st.lists(
+        st.tuples(example, st.sampled_from(["down", "up", "up", None, "sideways"])), max_size=120
+    ),
+    seed=st.integers(0, 3),
+)
+def test_a_pool_learning_through_its_members_fast_paths_learns_the_same(
+    stream: list[tuple[dict[str, Any], Any]], seed: int
+) -> None:
+    """The default ``auto`` pool: every member tested and trained through its fast path leaves the pool's running
+    losses, its leader and every member's state as the pool's own ``learn_one`` does, bit for bit (the pickles
+    are equal), through string features, ``None`` labels and a third label."""
+    import pickle
+
+    from learners.frozen_tree import forget_recorded
+    from learners.live_models import _FastLearn
+
+    rng = random.Random(seed)
+    fast_model, slow_model = build_learner(LearnerSpec("auto")), build_learner(LearnerSpec("auto"))
+    fast = _FastLearn()
+    used = 0
+    for i, (x, y) in enumerate(stream):
+        if i % 2 == 0:  # dense examples between the odd ones, so the tree grows leaves and splits
+            x = {"a": rng.gauss(0, 1), "b": rng.gauss(1, 2), "colour": rng.choice(["red", "green"])}
+            y = "up" if x["a"] > 0 else "down"
+        if y == "sideways" and i < 60:
+            y = "up"
+        xc = clean_features(x)
+        fast.learn(fast_model, dict(xc), y)
+        forget_recorded()  # as the trainer does before each label
+        slow_model.learn_one(dict(xc), y, cleaned=True)
+        used += fast.fn is not None
+        a, b = fast_model.model, slow_model.model
+        assert (a.losses, a.leader, a.weight) == (b.losses, b.leader, b.weight), i
+        assert fast_model.predict_with_proba(xc) == slow_model.predict_with_proba(xc), i
+    assert pickle.dumps(fast_model) == pickle.dumps(slow_model)
+    if len(stream) >= 20:
+        assert used > 0
+
+
+def test_a_pool_over_a_long_stream_takes_its_members_fast_paths() -> None:
+    """3,000 labels through the default pool: the fast path is taken, and the members (logistic regression and a
+    Hoeffding tree that splits) end bit for bit where the pool's own learn leaves them."""
+    import pickle
+
+    from learners.frozen_tree import forget_recorded
+    from learners.live_models import _FastLearn
+
+    rng = random.Random(7)
+    fast_model, slow_model = build_learner(LearnerSpec("auto")), build_learner(LearnerSpec("auto"))
+    fast, used = _FastLearn(), 0
+    for _ in range(3000):
+        x = {f"f{k}": rng.gauss(0, 1) for k in range(6)}
+        y = "up" if (x["f0"] > 0.3 and x["f1"] < 1.0) != (rng.random() < 0.05) else "down"
+        fast.learn(fast_model, dict(x), y)
+        forget_recorded()
+        slow_model.learn_one(dict(x), y, cleaned=True)
+        used += fast.fn is not None
+    assert used > 2900
+    tree = next(m for m in fast_model.model.members if m.spec.name == "hoeffding_tree")
+    assert tree.model.n_nodes > 1  # it split: the recorded answers met more than one leaf
+    assert pickle.dumps(fast_model) == pickle.dumps(slow_model)
