@@ -253,10 +253,40 @@ def batch_predictor(learner: Any) -> BatchPredictor:
     predictor = BatchPredictor(learner)
     if predictor.mirror is None:
         try:
-            predictor.frozen_tree = frozen_tree_predictor(learner)
+            predictor.frozen_tree = frozen_tree_predictor(learner) or _pooled_tree(learner)
         except Exception:  # an unexpected model shape: the learner answers per event
             predictor.frozen_tree = None
     return predictor
+
+
+def _pooled_tree(learner: Any) -> Callable[[dict[str, float]], Outcome] | None:
+    """``learner.predict_with_proba(xc, cleaned=True)`` for a frozen ``auto`` classifier whose leader is a
+    Hoeffding tree (the tree's frozen naive Bayes terms, :func:`frozen_tree_predictor`), else None.
+
+    The leader's probabilities then go through the outer learner's own normalisation and tie-break, as
+    ``Learner.predict_proba_one`` and ``predict_with_proba`` do them: the same answers as the pool's."""
+    from learners.pool import Pool
+
+    pool = getattr(learner, "model", None)
+    if type(pool) is not Pool or learner.task != "classification" or len(learner._classes) < 2:
+        return None
+    if learner._indicators is not None:
+        return None  # the outer learner completes indicators before the pool sees x (not a kind it builds)
+    inner = frozen_tree_predictor(pool.members[pool.leader])
+    if inner is None:
+        return None
+    classes, counts, slow = list(learner._classes), learner._counts, learner.predict_with_proba
+
+    def predict(xc: dict[str, float]) -> Outcome:
+        raw = inner(xc)[1]
+        proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
+        total = sum(proba.values())
+        if total <= 0:
+            return slow(xc, cleaned=True)
+        proba = {c: p / total for c, p in proba.items()}
+        return max(classes, key=lambda c: proba.get(c, -1.0)), proba
+
+    return predict
 
 
 #: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
@@ -371,7 +401,7 @@ class BatchContext:
         try:
             predictor = BatchPredictor(learner)
             if predictor.mirror is None or predictor.regression:
-                predictor, fn = None, frozen_tree_predictor(learner)
+                predictor, fn = None, frozen_tree_predictor(learner) or _pooled_tree(learner)
         except Exception:  # an unexpected model shape: predicted by the learner itself
             predictor, fn = None, None
         entry = self._frozen[id(learner)] = [learner, predictor, fn, None, 0, 0, self.FIRST_WINDOW, -1]

@@ -339,3 +339,29 @@ def test_a_pool_over_a_long_stream_takes_its_members_fast_paths() -> None:
     tree = next(m for m in fast_model.model.members if m.spec.name == "hoeffding_tree")
     assert tree.model.n_nodes > 1  # it split: the recorded answers met more than one leaf
     assert pickle.dumps(fast_model) == pickle.dumps(slow_model)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_frozen_pool_led_by_its_tree_answers_as_the_pool(seed: int) -> None:
+    """An ``auto`` model whose leader is the Hoeffding tree is served through the tree's frozen naive Bayes terms
+    with the outer learner's normalisation: the same labels and probabilities as ``predict_with_proba``, on
+    examples with missing, extra and odd features."""
+    from learners.batch import _pooled_tree, batch_predictor
+
+    rng = random.Random(seed)
+    model = build_learner(LearnerSpec("auto"))
+    for _ in range(4000):  # stripes, which neither linear member (nor its squares) can draw: the tree leads
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1), "c": rng.gauss(0, 1)}
+        model.learn_one(x, "up" if int((x["a"] + 1) * 3) % 2 else "down")
+    pool = model.model
+    assert pool.members[pool.leader].spec.name == "hoeffding_tree"
+    fast = _pooled_tree(model)
+    assert fast is not None and batch_predictor(model).frozen_tree is not None
+    probes: list[dict[str, Any]] = [
+        {"a": rng.uniform(-1.5, 1.5), "b": rng.uniform(-1.5, 1.5), "c": rng.gauss(0, 3)} for _ in range(400)
+    ]
+    probes += [{}, {"a": 0.5}, {"b": -0.2, "d": 4.0}, {"a": 1e300, "b": -1e300, "c": 0.0}]
+    for x in probes:
+        xc = clean_features(x)
+        assert fast(xc) == model.predict_with_proba(xc, cleaned=True), x
+    assert _pooled_tree(build_learner(LearnerSpec("hoeffding_tree"))) is None
