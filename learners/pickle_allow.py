@@ -96,6 +96,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ): "defaultdict factory: returns a new Gaussian()",
     ("river.tree.splitter.ebst_splitter", "EBSTNode._update_estimator_univariate"): "updates a statistic "
     "with a value (a method River stores as a function reference)",
+    ("learners.flat_ebst", "rebuild"): "builds River E-BST nodes from a tuple of rows the pickle holds, in a "
+    "loop; refuses a row pointing at an earlier or already claimed row (no cycle, no shared subtree)",
     # scikit-learn (window_refit and sklearn_sgd)
     ("sklearn.tree._tree", "Tree"): "bounded (n_features, n_outputs): see BOUNDED; Tree.__setstate__ checks "
     "the node and value arrays' dtype and shape against node_count, n_outputs and max_n_classes",
@@ -206,6 +208,10 @@ LEGACY: frozenset[tuple[str, str]] = frozenset(
         ("numpy.core.multiarray", "scalar"),
         ("numpy.core.numeric", "_frombuffer"),
         ("river.preprocessing.scale", "StandardScaler"),
+        # River's E-BST nodes as they were pickled before learners.flat_ebst (trainer checkpoints and artifacts
+        # written by earlier releases still hold them).
+        ("river.tree.splitter.ebst_splitter", "EBSTNode"),
+        ("river.tree.splitter.ebst_splitter", "EBSTNode._update_estimator_univariate"),
     }
 )
 

@@ -32,7 +32,10 @@ from learners.features import (
     complete_indicators,
     share_distribution_rngs,
 )
+from learners.flat_ebst import register as _register_flat_ebst
 from learners.window import WindowRefit
+
+_register_flat_ebst()  # every pickler writes River's E-BSTs flat (learners/flat_ebst.py)
 
 TASKS = ("classification", "regression")
 MULTICLASS = ("auto", "binary", "ovr", "softmax")  # logistic_regression's params.multiclass
