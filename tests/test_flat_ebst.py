@@ -29,7 +29,9 @@ def _dated(n: int, seed: int = 0) -> list[tuple[dict[str, float], float]]:
     level, out = 43.0, []
     for i in range(n):
         level += rng.gauss(0, 0.05)
-        out.append(({"ordinal_date": 736389.0 + i, "poll": level + rng.gauss(0, 1)}, level + rng.gauss(0, 0.3)))
+        out.append(
+            ({"ordinal_date": 736389.0 + i, "poll": level + rng.gauss(0, 1)}, level + rng.gauss(0, 0.3))
+        )
     return out
 
 
@@ -89,7 +91,10 @@ def test_a_tree_fed_a_growing_date_is_released_copied_and_checkpointed(kind: str
 
 def _plain(root: Any) -> list[tuple[Any, ...]]:
     """:func:`flat_ebst.flatten`'s rows with each statistic as its numbers (River's ``Var`` compares by identity)."""
-    return [(a, e.mean.n, e.mean.get(), e.get(), m, left, right) for a, e, m, left, right in flat_ebst.flatten(root)]
+    return [
+        (a, e.mean.n, e.mean.get(), e.get(), m, left, right)
+        for a, e, m, left, right in flat_ebst.flatten(root)
+    ]
 
 
 def _rows_of(tree: Any) -> list[tuple[Any, ...]]:
