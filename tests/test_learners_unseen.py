@@ -70,6 +70,29 @@ def test_a_wide_string_feature_is_not_completed() -> None:
     assert MAX_CATEGORIES < 500
 
 
+def test_a_uuid_column_gives_a_tree_a_bounded_number_of_splitters() -> None:
+    """A string with a new value on every event (a uuid left in the data): the tree keeps splitters for its first
+    ``MAX_CATEGORIES + 1`` values only, and answers as before (those values were only ever 1.0: no split, no naive
+    Bayes term). Before, every value got a splitter in its leaf and each release pickled them all."""
+    from learners.features import MAX_CATEGORIES
+
+    model = build_learner(LearnerSpec("hoeffding_tree"))
+    rng = random.Random(6)
+    rows = []
+    for i in range(3000):
+        a = rng.uniform(-1, 1)
+        rows.append(({"uuid": f"u{rng.getrandbits(40):x}", "a": a, "city": f"c{i % 7}"}, a > 0.2))
+    for x, y in rows[:2500]:
+        model.learn_one(x, y)
+    stack, uuid_splitters = [model.model._root], 0
+    while stack:
+        node = stack.pop()
+        stack.extend(getattr(node, "children", None) or [])
+        uuid_splitters += sum(1 for att in getattr(node, "splitters", {}) if str(att).startswith("uuid="))
+    assert 0 < uuid_splitters <= MAX_CATEGORIES + 1
+    assert sum(model.predict_one(x) == y for x, y in rows[2500:]) / 500 > 0.9
+
+
 def test_a_frozen_tree_with_string_features_answers_as_the_learner() -> None:
     # The trainer's fast path for a frozen tree reads the tree directly; it must not skip the completion of
     # absent one-hot indicators, or it answers differently from the scorer on the same event.
