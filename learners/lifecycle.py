@@ -477,7 +477,6 @@ class ModelLifecycle:
         index: int,
         *,
         may_hold: bool = True,
-        require_test: bool = True,
     ) -> Decision:
         return judge(
             kind,
@@ -490,7 +489,6 @@ class ModelLifecycle:
             index=index,
             reference_floor=self._reference_floor,
             may_hold=may_hold,
-            require_test=require_test,
         )
 
     # -- operators ---------------------------------------------------------------------------------------------

@@ -253,15 +253,3 @@ def test_a_new_alarm_replaces_a_challenger_that_has_not_won_for_challenger_fresh
     assert lc._challenger.model is first and lc._challenger.started == 200
     lc._monitor(x, y, y, {y: 1.0}, 201 + CHALLENGER_FRESH, alarm)
     assert lc._challenger.model is not first and lc._challenger.started == 201 + CHALLENGER_FRESH
-
-
-def test_cold_start_serves_the_first_label_then_doubling_snapshots() -> None:
-    """An untrained served model answers nothing: the first release follows the first label, then one whenever the
-    champion has learned twice what the snapshot has, without a test, up to COLD_START (old code: 25 labels, then
-    whatever non-inferiority took; Phishing's 25-label snapshot served until label 167)."""
-    lc = _lifecycle(release_every=25)
-    lc.initial_release()
-    events = _feed(lc, random.Random(3), 80)
-    learned = [int(e.metrics["n_learned"]) for e in events if isinstance(e, Release)]
-    assert learned[:7] == [1, 2, 4, 8, 16, 32, 64]
-    assert all(e.reason == "incremental" for e in events if isinstance(e, Release))

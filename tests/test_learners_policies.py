@@ -9,7 +9,6 @@ from driftline.config import GuardConfig, LearnerSpec
 from learners.guard import Decision, PairedEvidence
 from learners.policies import (
     CHECK_EVERY,
-    COLD_START,
     YOUNG_SERVED,
     ChallengerPolicy,
     IncrementalPolicy,
@@ -295,38 +294,10 @@ def test_evidence_at_the_recovery_margin_is_not_carried_past_the_window() -> Non
     assert not policy.carried and policy.evidence.not_worse.log_wealth == 0.0
 
 
-def test_cold_start_releases_after_doubling_counts_of_labels_without_the_test() -> None:
-    """While the served snapshot has learned fewer than COLD_START labels, the champion is judged (test not
-    required, no hold) as soon as it has learned as many labels again: 1, 2, 4, ... Old code: the first release
-    waited for 25 labels and the next for shown non-inferiority."""
-    policy, judge, m = IncrementalPolicy("classification", GUARD), Judge("promote"), _model()
-    args = dict(release_every=25, reference=False, champion=m, served=m, judge=judge)
-    policy.released(0)  # the initial, untrained release
-    released_at = []
-    served_n, learned = 0, 0
-    while served_n < COLD_START:
-        learned += 1
-        policy.observe(1, 0, 1, None)  # the champion loses every pair: no evidence could show it
-        policy.since_release += 1
-        decision = policy.decide(learned, served_learned=served_n > 0, **args)
-        if decision is not None:
-            assert decision.outcome == "promote"
-            assert judge.flags == {"may_hold": False, "require_test": False}
-            released_at.append(learned)
-            served_n = learned
-            policy.released(served_n)
-    assert released_at == [1, 2, 4, 8, 16, 32, 64]
-    # Past the cold start the test decides again: losing pairs show nothing, so nothing is judged.
-    for i in range(100):
-        policy.observe(1, 0, 1, None)
-        policy.since_release += 1
-        assert policy.decide(100 + i, served_learned=True, **args) is None
-
-
 def test_a_young_served_snapshot_is_not_held_for_disagreement_an_older_one_is() -> None:
     m = _model()
     args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m)
-    for served_n, flags in ((COLD_START, {"may_hold": False}), (YOUNG_SERVED, {})):
+    for served_n, flags in ((50, {"may_hold": False}), (YOUNG_SERVED, {})):
         policy, judge = IncrementalPolicy("classification", GUARD), Judge("promote")
         policy.released(served_n)
         policy.since_release = 10

@@ -33,6 +33,11 @@ from learners.specs import build_learner
 
 def rows_of(name: str) -> tuple[list[Row], str, int]:
     stream, _, delay = name.partition(":")
+    if stream == "elec":
+        from bench.accuracy import make_stream
+
+        rows, _ = make_stream("elec", 0, 1)
+        return rows, "classification", int(delay or 48)
     if stream == "weather":
         for base in (Path("/work/shared/data"), Path("../shared/data")):
             if (base / "weather.csv").exists():
