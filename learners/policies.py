@@ -108,7 +108,8 @@ class IncrementalPolicy:
     the champion was better by more than 20 points of error rate: on weather.csv the 50-label snapshot served
     events 100 to 1,250 through 45 holds, losing 1.36 points there, more than the stream's whole 1.34-point tax
     (BENCHMARKS-accuracy.md, session 13). A snapshot whose lineage has learned ``YOUNG_SERVED`` labels or more
-    keeps the hold, and so does every lineage after a drift alarm (a challenger's counts the labels before it).
+    keeps the hold; a challenger's lineage counts the labels learned before its alarm, so after a drift on an
+    established stream (issue 13's outage) the hold applies as before.
     """
 
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
