@@ -11,6 +11,11 @@ The plain learners (LR one-vs-rest and Hoeffding tree; linear regression and Hoe
 learn every label at the same delay. Bounds (issue 13): guard tax <= 0.5 accuracy points (MAE <= +2 %), every
 abrupt drift alarmed within 2,000 events, back within 1 point of the best plain learner within ~500 labels after an
 abrupt drift, rollbacks <= 3 per 10,000 events. A row that breaks one is marked in the ``verdict`` column.
+
+Real streams, only when named with ``--streams`` (``REAL``; no drift points known, so only the tax and the
+rollbacks are judged): ``weather`` (``weather.csv``, label ``target``, from ``/work/shared/data`` or
+``../shared/data`` next to this checkout; skipped with a note when neither exists: the project never needs that
+folder), ``phishing`` and ``trump`` (River's bundled Phishing and TrumpApproval). ``--n`` caps their length.
 """
 
 from __future__ import annotations
@@ -185,7 +190,32 @@ def _make_more(name: str, n: int, s: int) -> tuple[list[Example], list[int], str
     if name == "linear-reversal":
         at = 5 * n // 9
         return _linear_reversal(n, at, 513 + s), [at], "regression", False
-    raise SystemExit(f"unknown stream {name!r}; known: {', '.join(STREAMS)}")
+    if name in REAL:
+        return _real(name, n)
+    raise SystemExit(f"unknown stream {name!r}; known: {', '.join(STREAMS + REAL)}")
+
+
+REAL = ("weather", "phishing", "trump")  # real streams: only when named (see the module's docstring)
+DATA_DIRS = (Path("/work/shared/data"), ROOT.parent / "shared" / "data")
+
+
+def real_available(name: str) -> str | None:
+    """None when the real stream ``name`` can be read here, else why not (the caller skips it)."""
+    if name == "weather" and not any((d / "weather.csv").is_file() for d in DATA_DIRS):
+        return "weather.csv not found in " + " or ".join(str(d) for d in DATA_DIRS)
+    return None
+
+
+def _real(name: str, n: int) -> tuple[list[Example], list[int], str, bool]:
+    if name == "weather":
+        path = next(d / "weather.csv" for d in DATA_DIRS if (d / "weather.csv").is_file())
+        rows = [(x, y) for _, _, x, y in itertools.islice(read_rows(path, "target"), n)]
+        return rows, [], "classification", False
+    import river.datasets as datasets
+
+    if name == "phishing":
+        return [(x, int(y)) for x, y in itertools.islice(datasets.Phishing(), n)], [], "classification", False
+    return list(itertools.islice(datasets.TrumpApproval(), n)), [], "regression", False
 
 
 STREAMS = (
@@ -354,7 +384,9 @@ def run(
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--n", type=int, default=10000, help="events per stream (default 10,000)")
-    ap.add_argument("--streams", help=f"comma-separated subset of: {', '.join(STREAMS)}")
+    ap.add_argument(
+        "--streams", help=f"comma-separated subset of: {', '.join(STREAMS)}; real streams: {', '.join(REAL)}"
+    )
     ap.add_argument("--seed", type=int, default=0, help="added to every generator seed (default 0)")
     ap.add_argument("--delay", type=int, default=DELAY, help=f"label delay in events (default {DELAY})")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -362,9 +394,12 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     args = ap.parse_args()
     names = [s for s in args.streams.split(",") if s] if args.streams else list(STREAMS)
-    unknown = set(names) - set(STREAMS)
+    unknown = set(names) - set(STREAMS) - set(REAL)
     if unknown:
-        raise SystemExit(f"unknown streams {sorted(unknown)}; known: {', '.join(STREAMS)}")
+        raise SystemExit(f"unknown streams {sorted(unknown)}; known: {', '.join(STREAMS + REAL)}")
+    for name in [m for m in names if real_available(m)]:
+        print(f"# skipped {name}: {real_available(name)}")
+        names.remove(name)
     start = time.perf_counter()
     results = list(run(names, args.n, args.workers, args.keep, args.seed, args.delay))
     print(table(results))

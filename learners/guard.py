@@ -428,8 +428,12 @@ def judge(
     candidate_name: str | None = None,
     index: int | None = None,
     reference_floor: float | None = None,
+    may_hold: bool = True,
 ) -> Decision:
-    """Decide ``promote``, ``reject`` or ``hold`` for a candidate of ``kind`` (``incremental`` or ``challenger``)."""
+    """Decide ``promote``, ``reject`` or ``hold`` for a candidate of ``kind`` (``incremental`` or ``challenger``).
+
+    ``may_hold`` False: no hold for disagreement (the served model was never shown good, see
+    :class:`learners.policies.IncrementalPolicy`); every other check still applies."""
     name = candidate_name or ("champion" if kind == "incremental" else "challenger")
     evidence = ev.summary()
     ok, test_evidence, test_text = statistical_test(kind, ev, config)
@@ -444,7 +448,7 @@ def judge(
         return Decision(
             "reject", kind, name, evidence, checks, f"reject {name}: {'; '.join(failed)} ({test_text})", index
         )
-    if evidence["disagreement"] > config.max_disagreement:
+    if evidence["disagreement"] > config.max_disagreement and may_hold:
         # Disagreement is a reason to look closely, not evidence of harm: after a concept reversal a good
         # candidate disagrees with the stale model almost everywhere. It is promoted without an operator when
         # it is better by more than hold_margin (anytime-valid), which a share of poisoned labels below

@@ -190,7 +190,7 @@ class ModelLifecycle:
             self._probation.stop()
         self._served = lineage.copy()
         self.served_version = version
-        self._increment.released()
+        self._increment.released(lineage.n_learned)
         metrics = {"n_learned": float(lineage.n_learned), **self.evaluation.snapshot()}
         if decision is not None:
             metrics.update(decision.to_metrics())
@@ -469,7 +469,14 @@ class ModelLifecycle:
         return [*events, decision]
 
     def _judge(
-        self, kind: str, ev: PairedEvidence, candidate: Learner, baseline: Learner, index: int
+        self,
+        kind: str,
+        ev: PairedEvidence,
+        candidate: Learner,
+        baseline: Learner,
+        index: int,
+        *,
+        may_hold: bool = True,
     ) -> Decision:
         return judge(
             kind,
@@ -481,6 +488,7 @@ class ModelLifecycle:
             sample=list(self._recent),
             index=index,
             reference_floor=self._reference_floor,
+            may_hold=may_hold,
         )
 
     # -- operators ---------------------------------------------------------------------------------------------

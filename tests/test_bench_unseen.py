@@ -55,3 +55,24 @@ def test_the_label_delay_reaches_the_cli_and_the_plain_learners() -> None:
     assert "error" not in short and "error" not in long
     # Later labels: both the served model and the plain learners learn less of the same stream.
     assert long["guarded"] > short["guarded"] and long["plain_LR"] > short["plain_LR"]
+
+
+def test_real_weather_is_skipped_cleanly_without_its_folder_and_read_with_it(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """The project never needs /work/shared/data: a named real stream whose file is absent is skipped with a note."""
+    import sys
+
+    import bench.unseen as unseen
+
+    monkeypatch.setattr(unseen, "DATA_DIRS", (tmp_path / "absent",))
+    assert unseen.real_available("weather") is not None
+    monkeypatch.setattr(sys, "argv", ["unseen", "--streams", "weather", "--workers", "1"])
+    assert unseen.main() == 0
+    assert "# skipped weather: weather.csv not found" in capsys.readouterr().out
+    (tmp_path / "weather.csv").write_text("feat_1,feat_2,target\n1.5,2,0\n0.5,1,1\n2.5,3,0\n")
+    monkeypatch.setattr(unseen, "DATA_DIRS", (tmp_path / "absent", tmp_path))
+    assert unseen.real_available("weather") is None
+    rows, points, task, gradual = make("weather", 2)
+    assert rows == [({"feat_1": 1.5, "feat_2": 2}, 0), ({"feat_1": 0.5, "feat_2": 1}, 1)]
+    assert (points, task, gradual) == ([], "classification", False)

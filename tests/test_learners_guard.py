@@ -261,3 +261,20 @@ def test_probation_rolls_back_without_the_challenger_margin() -> None:
         probation.add(1, new_pred=1 if 5 <= k < 90 else 0, previous_pred=1 if k < 90 else 0)
         decision = decision or probation.check(i)
     assert decision is not None and decision.outcome == "rollback"
+
+
+def test_a_young_served_model_gets_no_disagreement_hold() -> None:
+    """``may_hold`` False (the served snapshot is young): a disagreeing candidate shown non-inferior is promoted
+    instead of held; every other check still decides."""
+    config = GuardConfig(max_disagreement=0.5, hold_margin=0.2)
+    modest = _evidence(2000, 0.62, 0.45)  # disagree on ~51 %, better by ~17 points: non-inferior, not by 20
+    assert judge("incremental", modest, config).outcome == "hold"
+    d = judge("incremental", modest, config, may_hold=False)
+    assert d.outcome == "promote" and d.checks["disagreement"] is True, d.text
+    unproven = _evidence(30, 0.6, 0.6)  # nothing shown either way: the test still vetoes
+    assert judge("incremental", unproven, config, may_hold=False).outcome == "reject"
+    nonfinite = PairedEvidence("regression")
+    for i in range(30):
+        nonfinite.add(float(i), float("nan"), float(i))
+    d = judge("incremental", nonfinite, config, candidate=Const(float("nan")), may_hold=False)
+    assert d.outcome == "reject" and d.checks["finite_outputs"] is not True

@@ -9,6 +9,7 @@ from driftline.config import GuardConfig, LearnerSpec
 from learners.guard import Decision, PairedEvidence
 from learners.policies import (
     CHECK_EVERY,
+    YOUNG_SERVED,
     ChallengerPolicy,
     IncrementalPolicy,
     Lineage,
@@ -30,8 +31,11 @@ class Judge:
         self.outcome, self.checks = outcome, checks or {}
         self.calls: list[tuple[str, int, int]] = []
 
-    def __call__(self, kind: str, ev: PairedEvidence, cand: Learner, base: Learner, index: int) -> Decision:
+    def __call__(
+        self, kind: str, ev: PairedEvidence, cand: Learner, base: Learner, index: int, **flags: bool
+    ) -> Decision:
         self.calls.append((kind, ev.n, index))
+        self.flags = flags
         return Decision(self.outcome, kind, "x", {}, dict(self.checks), "", index)
 
 
@@ -288,3 +292,33 @@ def test_evidence_at_the_recovery_margin_is_not_carried_past_the_window() -> Non
     policy._shown = True
     policy.released()
     assert not policy.carried and policy.evidence.not_worse.log_wealth == 0.0
+
+
+def test_a_young_served_snapshot_is_not_held_for_disagreement_an_older_one_is() -> None:
+    m = _model()
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m)
+    for served_n, flags in ((50, {"may_hold": False}), (YOUNG_SERVED, {})):
+        policy, judge = IncrementalPolicy("classification", GUARD), Judge("promote")
+        policy.released(served_n)
+        policy.since_release = 10
+        _pairs(policy, 150, cand_right=True)
+        decision = policy.decide(10, judge=judge, **args)
+        assert decision is not None and judge.flags == flags
+
+
+def test_a_policy_pickled_before_the_served_count_holds_and_tests_as_before() -> None:
+    """A checkpoint's IncrementalPolicy has no ``served_n``: the class default treats the served model as old."""
+    policy = IncrementalPolicy("classification", GUARD)
+    policy.released(3)
+    state = dict(policy.__dict__)
+    del state["served_n"]
+    restored = IncrementalPolicy.__new__(IncrementalPolicy)
+    restored.__dict__.update(state)
+    assert restored.served_n == YOUNG_SERVED
+    judge, m = Judge("promote"), _model()
+    restored.since_release = 10
+    _pairs(restored, 150, cand_right=True)
+    decision = restored.decide(
+        10, release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge
+    )
+    assert decision is not None and judge.flags == {}
