@@ -49,6 +49,10 @@ WARMUP_TREND_Z = 3.0
 # false alarms of copies went with 1 SE (sine-gradual's stayed), randomtree-abrupt's two at seed 100 too, each
 # drift still alarmed (BENCHMARKS-accuracy.md, session 11).
 P0_UPPER_Z = 1.0
+# p0 keeps learning after the warm-up: each time the CUSUM falls back to 0 the labels since it last left 0 join the
+# baseline and p0 is recomputed (rate + ``P0_UPPER_Z`` SE) over the warm-up and every such label. Only the current
+# excursion (the labels since the statistic last left 0, where a drift would be) stays out of the baseline.
+GROW_BASELINE = True
 
 
 class BernoulliCusum:
@@ -63,6 +67,12 @@ class BernoulliCusum:
     rate = (
         math.nan
     )  # the warm-up's (smoothed) error rate, of which p0 is the upper bound (before session 11: p0)
+    # The baseline's labels and errors (the warm-up's, then every closed excursion's: ``GROW_BASELINE``) and the
+    # current excursion's. Class-level defaults: a test pickled before session 13 keeps its warm-up's p0.
+    base_n = 0
+    base_errors = 0
+    run_n = 0
+    run_errors = 0
 
     def __init__(self, warmup: int, margin: float, threshold: float) -> None:
         self.warmup = warmup
@@ -98,17 +108,31 @@ class BernoulliCusum:
                 self.first_half = self.errors
             if self.n == self.warmup:
                 self.trending = self.warmup_trend() > WARMUP_TREND_Z
-                self.rate = rate = (self.errors + 1) / (self.warmup + 2)
-                self.p0 = min(rate + P0_UPPER_Z * math.sqrt(rate * (1 - rate) / self.warmup), 0.99)
-                p1 = min(self.p0 + self.margin, 0.99)
-                if p1 <= self.p0:  # p0 already at the cap: no higher error rate left to test for
-                    self.up = self.down = 0.0
-                else:
-                    self.up = math.log(p1 / self.p0)
-                    self.down = math.log((1 - p1) / (1 - self.p0))
+                self.base_n, self.base_errors = self.warmup, self.errors
+                self._baseline()
             return False
         self.s = max(0.0, self.s + (self.up if error else self.down))
+        if GROW_BASELINE and self.base_n:
+            self.run_n += 1
+            self.run_errors += error
+            if self.s == 0.0:  # the excursion closed: its labels are baseline
+                self.base_n += self.run_n
+                self.base_errors += self.run_errors
+                self.run_n = self.run_errors = 0
+                self._baseline()
         return self.s > self.threshold
+
+    def _baseline(self) -> None:
+        """p0 (and the CUSUM's steps) from the baseline's labels: the smoothed rate plus ``P0_UPPER_Z`` SE."""
+        n = self.base_n
+        self.rate = rate = (self.base_errors + 1) / (n + 2)
+        self.p0 = min(rate + P0_UPPER_Z * math.sqrt(rate * (1 - rate) / n), 0.99)
+        p1 = min(self.p0 + self.margin, 0.99)
+        if p1 <= self.p0:  # p0 already at the cap: no higher error rate left to test for
+            self.up = self.down = 0.0
+        else:
+            self.up = math.log(p1 / self.p0)
+            self.down = math.log((1 - p1) / (1 - self.p0))
 
 
 class _Copy:
