@@ -1,5 +1,6 @@
-"""The sentinel's p0 keeps learning after the warm-up (``learners.sentinel.GROW_BASELINE``, session 13): a warm-up
-that read the copy's error low no longer fixes the baseline for the copy's whole life."""
+"""The sentinel's p0 keeps learning after the warm-up (``learners.sentinel.GROW_BASELINE``, session 13; off by
+default, switched on here): a warm-up that read the copy's error low no longer fixes the baseline for the copy's
+whole life."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import math
 import pickle
 import random
 
+import pytest
+
+import learners.sentinel as sentinel_module
 from learners.sentinel import BernoulliCusum
 
 THRESHOLD = math.log(1000)
+
+
+@pytest.fixture(autouse=True)
+def _grow_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sentinel_module, "GROW_BASELINE", True)
 
 
 def _warm(test: BernoulliCusum, rate_every: int = 20) -> None:
