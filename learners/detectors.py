@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -160,6 +161,15 @@ class ScaledDetector:
     ``std_floor`` is the least standard deviation a warm-up whose values all stayed below ``floor_below`` may fix
     (the classification loss sets both: see :func:`learners.drift.loss_std_floor`).
 
+    With a finite ``corroborate_below`` an alarm stands only if the values under it rose too: the mean of the last
+    ``warmup`` values below ``corroborate_below`` must exceed the warm-up's mean of its values below it; otherwise the
+    alarm is dropped and the detector re-warms (so the tail that fired it becomes part of the scale). Why: the
+    classification loss is capped (``learners.drift.LOSS_CAP``), and a few capped mistakes that a warm-up happened
+    not to see are 20-35 standard deviations each, a Page-Hinkley alarm in three (led-10class, whose model grows
+    confident after a promotion: its losses under the cap *fell*, 12-31 standard errors, at every such alarm).
+    elec's loss alarms, which start the challengers elec needs, came with its losses under the cap up at all 15
+    (BENCHMARKS-accuracy.md, session 13).
+
     Holds the detector's name and parameters rather than a factory, so a monitor pickles into a checkpoint.
     """
 
@@ -167,6 +177,10 @@ class ScaledDetector:
     std_floor = 0.0
     floor_below = math.inf
     peak = -math.inf
+    # Class-level defaults: a detector pickled before session 13 (a checkpoint) corroborates nothing.
+    corroborate_below = math.inf
+    sub_mean = math.nan  # the warm-up's mean of its values below ``corroborate_below``
+    recent: deque[float] | None = None  # the last ``warmup`` values after the warm-up (when corroborating)
 
     def __init__(
         self,
@@ -176,6 +190,7 @@ class ScaledDetector:
         setting: str,
         std_floor: float = 0.0,
         floor_below: float = math.inf,
+        corroborate_below: float = math.inf,
     ) -> None:
         self.warmup = warmup
         self.name = name
@@ -183,6 +198,7 @@ class ScaledDetector:
         self.setting = setting
         self.std_floor = std_floor
         self.floor_below = floor_below
+        self.corroborate_below = corroborate_below
         self._start()
 
     def _start(self) -> None:
@@ -191,13 +207,21 @@ class ScaledDetector:
         self.mean = 0.0
         self.std = 1.0
         self.detector: Detector | None = None
+        if self.corroborate_below < math.inf:
+            self._sub = stats.Mean()
+            self.sub_mean = math.nan
+            self.recent = deque(maxlen=self.warmup)
 
     def update(self, value: float) -> dict[str, str] | None:
         """Feed one finite value; returns alarm details or None."""
         if self.detector is None:
             self.var.update(value)
             self.peak = max(self.peak, value)
+            if self.recent is not None and value < self.corroborate_below:
+                self._sub.update(value)
             if self.var.n >= self.warmup:
+                if self.recent is not None and self._sub.n:
+                    self.sub_mean = self._sub.get()
                 self.mean = self.var.mean.get()
                 floor = self.std_floor if self.peak < self.floor_below else 0.0
                 # A constant feature gets a tiny std so any later movement is visible but bounded.
@@ -207,7 +231,12 @@ class ScaledDetector:
         z = (value - self.mean) / self.std
         z = max(-50.0, min(50.0, z))  # one wild outlier must not be an alarm by itself
         self.detector.update(z)
+        if self.recent is not None:
+            self.recent.append(value)
         if not self.detector.drift_detected:
+            return None
+        if self.recent is not None and not self._corroborated():
+            self._start()
             return None
         details = {
             "warmup_mean": f"{self.mean:.6g}",
@@ -216,3 +245,11 @@ class ScaledDetector:
         }
         self._start()
         return details
+
+    def _corroborated(self) -> bool:
+        """Whether the values under ``corroborate_below`` rose too (see the class docstring); True when there is
+        nothing to compare (a warm-up or a recent window with no value under it)."""
+        below = [v for v in self.recent or () if v < self.corroborate_below]
+        if not below or not math.isfinite(self.sub_mean):
+            return True
+        return sum(below) / len(below) > self.sub_mean
