@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from learners.features import CLIP, FeatureScaler, clean_features
-from learners.frozen_tree import forget_recorded, frozen_tree_predictor
+from learners.frozen_tree import forget_recorded, frozen_tree_predictor, learner_answer
 from learners.live_models import _Fast, _FastLearn
 
 Result = tuple[Any, dict[Any, float]]
@@ -278,13 +278,7 @@ def _pooled_tree(learner: Any) -> Callable[[dict[str, float]], Outcome] | None:
     classes, counts, slow = list(learner._classes), learner._counts, learner.predict_with_proba
 
     def predict(xc: dict[str, float]) -> Outcome:
-        raw = inner(xc)[1]
-        proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
-        total = sum(proba.values())
-        if total <= 0:
-            return slow(xc, cleaned=True)
-        proba = {c: p / total for c, p in proba.items()}
-        return max(classes, key=lambda c: proba.get(c, -1.0)), proba
+        return learner_answer(inner(xc)[1], classes, counts) or slow(xc, cleaned=True)
 
     return predict
 

@@ -92,6 +92,20 @@ def _naive_bayes(terms: _Terms, x: dict[str, float]) -> dict[Any, float]:
     return votes
 
 
+def learner_answer(
+    raw: dict[Any, float], classes: list[Any], counts: dict[Any, int]
+) -> tuple[Any, dict[Any, float]] | None:
+    """``Learner.predict_proba_one`` / ``predict_with_proba`` on the estimator's raw probabilities ``raw``: the
+    learner's classes only, finite and not negative, normalised, the first class kept on a tie; None when nothing
+    is left (the learner's own fallback answers)."""
+    proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
+    total = sum(proba.values())
+    if total <= 0:
+        return None
+    proba = {c: p / total for c, p in proba.items()}
+    return max(classes, key=lambda c: proba.get(c, -1.0)), proba
+
+
 def frozen_tree_predictor(
     learner: Any, *, learning: bool = False
 ) -> Callable[[dict[str, float]], tuple[Any, dict[Any, float]]] | None:
@@ -159,12 +173,7 @@ def frozen_tree_predictor(
                 raw.update(leaf_prediction(leaf, xc))
         except ArithmeticError:
             return slow(xc, cleaned=True)
-        proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
-        total = sum(proba.values())
-        if total <= 0:
-            return slow(xc, cleaned=True)
-        proba = {c: p / total for c, p in proba.items()}
-        return max(classes, key=lambda c: proba.get(c, -1.0)), proba
+        return learner_answer(raw, classes, counts) or slow(xc, cleaned=True)
 
     if not learning:
         return predict
