@@ -40,7 +40,7 @@ from learners.policies import (
     ProbationPolicy,
     reference_failed,
 )
-from learners.pool import Pool
+from learners.pool import SERVED_SHARE, Pool
 from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
@@ -387,7 +387,9 @@ class ModelLifecycle:
     ) -> None:
         """An ``auto`` champion scores its members by what the served snapshot's copies of them answer for this
         label (:meth:`learners.pool.Pool.score_served`: what each would have served, at the stream's real delay
-        and release cadence), not by their own test-then-train answers."""
+        and release cadence) as well as by their own test-then-train answers (regression only)."""
+        if not SERVED_SHARE.get(self.task):
+            return  # classification: measured worse (learners.pool.SERVED_SHARE)
         champion, served = self._lineage.model.model, self._served.model.model
         if type(champion) is Pool and type(served) is Pool and served is not champion:
             champion.score_served(

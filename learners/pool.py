@@ -39,13 +39,14 @@ BLEND_POWER = 8.0
 #: square of their number, so it is dropped at the first example when there are more than this many.
 MAX_QUADRATIC_FEATURES = 12
 #: A member's loss on a label, when the served snapshot holds its copy (``Pool.score_served``): this share of what
-#: the copy answered plus the rest of its own test-then-train loss. Why a mix: the served copy measures the member
-#: as the scorers use it (aged by the label delay and the release cadence: TrumpApproval at delay 50, plain
-#: ``auto`` MAE 7.13, 4.68 with the served copy alone), but a snapshot served for long (weather.csv's first
-#: 1,000 events) measures the member's old self, and choosing on it alone lost 1.3 points there. Half of each,
-#: measured on trump / phishing / weather at 0, 0.25, 0.5, 0.75, 1 (BENCHMARKS-accuracy.md, session 13: the pool
-#: under label delay), kept trump's gain (4.59) and weather's accuracy (0.7840 against 0.7842).
-SERVED_SHARE = 0.5
+#: the copy answered plus the rest of its own test-then-train loss, by task. Why a mix: the served copy measures the
+#: member as the scorers use it (aged by the label delay and the release cadence: TrumpApproval at delay 50, plain
+#: ``auto`` MAE 7.13, 4.68 with the served copy alone, 4.59 with half), but a snapshot served for long measures the
+#: member's old self. Why 0 for classification (the trainer then skips the copies' predictions): measured at 1,
+#: elec fell 0.7846 -> 0.7731 and weather.csv 0.7842 -> 0.7712, and the trainer's learn_batch cost 2.3 times as
+#: much (three more members to predict, mirrored again after every release). BENCHMARKS-accuracy.md, session 13:
+#: the pool under label delay; docs/experiments/pool_served_share.py sweeps it.
+SERVED_SHARE = {"classification": 0.0, "regression": 0.5}
 DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
     "classification": [
         {"name": "logistic_regression"},
@@ -90,7 +91,8 @@ class Pool:
             pred = member.predict_one(x, cleaned=True) if fast is None else fast.predict(k, member, x)
             loss = self._loss(pred, y)
             if served is not None:
-                loss = (1.0 - SERVED_SHARE) * loss + SERVED_SHARE * served[k]
+                share = SERVED_SHARE[self.task]
+                loss = (1.0 - share) * loss + share * served[k]
             self.losses[k] = FADE * self.losses[k] + loss
             if fast is None:
                 member.learn_one(x, y, cleaned=True)

@@ -44,7 +44,7 @@ def test_a_member_whose_served_copy_answers_badly_loses_the_blend() -> None:
         twin.learn_one(x, y)
     assert twin.model.leader == 0 and twin.model.losses[0] < twin.model.losses[1]
     # each of the 300 labels added at least SERVED_SHARE * 10 to the first member's faded loss
-    floor = sum(pool_module.SERVED_SHARE * 10.0 * pool_module.FADE**k for k in range(300))
+    floor = sum(pool_module.SERVED_SHARE["regression"] * 10.0 * pool_module.FADE**k for k in range(300))
     assert pool.losses[0] >= floor + pool_module.FADE**300 * before[0] - 1e-6
     assert pool.losses[0] > pool.losses[1]
     assert pool.leader == 1
@@ -100,7 +100,7 @@ def test_the_trainer_scores_its_auto_champion_on_the_served_snapshot(monkeypatch
     lc.learn_batch([Labelled(x, y) for x, y in rows[400:]])
     assert lc.served_version > 2
     assert len(calls) == len(rows) and all(calls)
-    monkeypatch.setattr(pool_module, "SERVED_SHARE", 0.0)  # the old scoring, for comparison
+    monkeypatch.setitem(pool_module.SERVED_SHARE, "regression", 0.0)  # the old scoring, for comparison
     old = _lifecycle("regression")
     for x, y in rows:
         old.learn_one(x, y)

@@ -38,7 +38,7 @@ def score(task: str, preds: list[Any], ys: list[Any]) -> float:
 
 def run(name: str, share: float, seed: int) -> dict[str, Any]:
     rows, task, delay = rows_of(name)
-    pool_module.SERVED_SHARE = share
+    pool_module.SERVED_SHARE[task] = share
     lifecycle = default_lifecycle(task, seed)
     preds: list[Any] = []
     start = time.process_time()
