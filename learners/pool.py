@@ -4,7 +4,10 @@ prequential loss answers.
 Why: no single cheap learner is best on every stream (the accuracy suite: linear models win on Hyperplane, SEA and
 elec, Hoeffding trees on Agrawal and STAGGER, and which one wins changes after a drift). Each member is scored on
 every label *before* it learns it (test-then-train), so the choice is made on the same evidence a plain learner's
-accuracy is measured on. Serving costs one member's prediction; a release carries the members (a few KB).
+accuracy is measured on. In the trainer, a regression pool's members are also scored on what their copies in the
+served snapshot answer (:meth:`Pool.score_served`): test-then-train alone ignores the label delay, and on
+TrumpApproval it chose the member whose served answers were the worst. Serving costs one member's prediction (a
+blend of two for regression); a release carries the members (a few KB).
 
 Classification: logistic regression (``multiclass: auto``), the same on pairwise feature products (``degree: 2``,
 only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
