@@ -40,6 +40,7 @@ from learners.policies import (
     ProbationPolicy,
     reference_failed,
 )
+from learners.pool import SERVED_SHARE, Pool
 from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
@@ -369,6 +370,7 @@ class ModelLifecycle:
         self._recent.append(x)
         if self.paused:
             return events
+        self._score_served_members(xc, y, batch, pos)
         self._lineage.learn(xc, y, index, ts, None if batch is None else batch.learn_champion)
         if self._challenger.lineage is not None:
             self._challenger.lineage.learn(
@@ -379,6 +381,20 @@ class ModelLifecycle:
         self._increment.since_release += 1
         events.extend(self._decide(index))
         return events
+
+    def _score_served_members(
+        self, xc: dict[str, float], y: Any, batch: BatchContext | None, pos: int
+    ) -> None:
+        """An ``auto`` champion scores its members by what the served snapshot's copies of them answer for this
+        label (:meth:`learners.pool.Pool.score_served`: what each would have served, at the stream's real delay
+        and release cadence) as well as by their own test-then-train answers (regression only)."""
+        if not SERVED_SHARE.get(self.task):
+            return  # classification: measured worse (learners.pool.SERVED_SHARE)
+        champion, served = self._lineage.model.model, self._served.model.model
+        if type(champion) is Pool and type(served) is Pool and served is not champion:
+            champion.score_served(
+                served, xc, y, None if batch is None else (lambda m, x: batch.frozen(m, pos, x)[0])
+            )
 
     def _watch(self) -> SnapshotSentinel | None:
         """The frozen-snapshot sentinel when it applies (classification, ``drift.sentinel`` on), else None."""

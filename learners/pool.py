@@ -4,7 +4,10 @@ prequential loss answers.
 Why: no single cheap learner is best on every stream (the accuracy suite: linear models win on Hyperplane, SEA and
 elec, Hoeffding trees on Agrawal and STAGGER, and which one wins changes after a drift). Each member is scored on
 every label *before* it learns it (test-then-train), so the choice is made on the same evidence a plain learner's
-accuracy is measured on. Serving costs one member's prediction; a release carries the members (a few KB).
+accuracy is measured on. In the trainer, a regression pool's members are also scored on what their copies in the
+served snapshot answer (:meth:`Pool.score_served`): test-then-train alone ignores the label delay, and on
+TrumpApproval it chose the member whose served answers were the worst. Serving costs one member's prediction (a
+blend of two for regression); a release carries the members (a few KB).
 
 Classification: logistic regression (``multiclass: auto``), the same on pairwise feature products (``degree: 2``,
 only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
@@ -38,6 +41,15 @@ BLEND_POWER = 8.0
 #: A member with ``params.degree == 2`` learns on every pairwise product of the features: its cost grows with the
 #: square of their number, so it is dropped at the first example when there are more than this many.
 MAX_QUADRATIC_FEATURES = 12
+#: A member's loss on a label, when the served snapshot holds its copy (``Pool.score_served``): this share of what
+#: the copy answered plus the rest of its own test-then-train loss, by task. Why a mix: the served copy measures the
+#: member as the scorers use it (aged by the label delay and the release cadence: TrumpApproval at delay 50, plain
+#: ``auto`` MAE 7.13, 4.68 with the served copy alone, 4.59 with half), but a snapshot served for long measures the
+#: member's old self. Why 0 for classification (the trainer then skips the copies' predictions): measured at 1,
+#: elec fell 0.7846 -> 0.7731 and weather.csv 0.7842 -> 0.7712, and the trainer's learn_batch cost 2.3 times as
+#: much (three more members to predict, mirrored again after every release). BENCHMARKS-accuracy.md, session 13:
+#: the pool under label delay; docs/experiments/pool_served_share.py sweeps it.
+SERVED_SHARE = {"classification": 0.0, "regression": 0.5}
 DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
     "classification": [
         {"name": "logistic_regression"},
@@ -50,6 +62,10 @@ DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
 
 class Pool:
     """Members (``learners.specs.Learner``) learning side by side; ``leader`` indexes the one that answers."""
+
+    # Class-level default, so a pool pickled before it existed (a trainer's checkpoint) restores: each member's
+    # loss on the next label as its copy in the served snapshot answered it (:meth:`score_served`), or None.
+    _served_losses: list[float] | None = None
 
     def __init__(self, members: list[Any], task: str) -> None:
         if not members:
@@ -71,13 +87,15 @@ class Pool:
             keep = [k for k, m in enumerate(self.members) if m.spec.params.get("degree", 1) != 2] or [0]
             self.members = [self.members[k] for k in keep]
             self.losses = [self.losses[k] for k in keep]
+            if self._served_losses is not None:
+                self._served_losses = [self._served_losses[k] for k in keep]
+        served, self._served_losses = self._served_losses, None
         for k, member in enumerate(self.members):
             pred = member.predict_one(x, cleaned=True) if fast is None else fast.predict(k, member, x)
-            if self.task == "classification":
-                loss = 0.0 if pred == y else 1.0
-            else:
-                loss = abs(float(pred) - float(y))
-                loss = loss if math.isfinite(loss) else 1e12
+            loss = self._loss(pred, y)
+            if served is not None:
+                share = SERVED_SHARE[self.task]
+                loss = (1.0 - share) * loss + share * served[k]
             self.losses[k] = FADE * self.losses[k] + loss
             if fast is None:
                 member.learn_one(x, y, cleaned=True)
@@ -87,6 +105,39 @@ class Pool:
         # The current leader keeps answering on ties, so two equal members do not flap.
         best = min(range(len(self.members)), key=lambda k: (self.losses[k], k != self.leader))
         self.leader = best
+
+    def _loss(self, pred: Any, y: Any) -> float:
+        if self.task == "classification":
+            return 0.0 if pred == y else 1.0
+        loss = abs(float(pred) - float(y))
+        return loss if math.isfinite(loss) else 1e12
+
+    def score_served(self, served: Pool, x: dict[str, Any], y: Any, predict: Any = None) -> None:
+        """Score each member, at the next :meth:`learn_one` (of this ``x`` and ``y``), by what its copy in
+        ``served`` (the pool of the snapshot being served, a copy of this one from its last release) answers for
+        ``x``, instead of by its own test-then-train answer. ``predict(member, x)``: the caller's way to ask a
+        frozen member (default ``member.predict_one(x, cleaned=True)``).
+
+        Why: the scorers answer with a snapshot, and the labels come back later still, so what counts is how well
+        each member answers *after* the snapshot and the label delay have aged it, not how well it predicts the
+        very next label. Test-then-train scores them as if the delay were 0, and a member that merely follows an
+        autocorrelated target (a linear model on a growing ``ordinal_date``: TrumpApproval at delay 50) looks best
+        there while its served answers are the worst (BENCHMARKS-accuracy.md, session 13: the pool under label
+        delay). The served snapshot's members are exactly the aged copies, already held by the trainer.
+        Ignored when ``served`` has other members (the first snapshot, before this pool dropped a quadratic
+        member; a pool with other ``members``).
+        """
+        self._served_losses = None
+        if len(served.members) != len(self.members) or any(
+            a.spec != b.spec for a, b in zip(served.members, self.members, strict=True)
+        ):
+            return
+        if self.task == "regression" and (
+            isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y)
+        ):
+            return  # the members will not learn it either
+        ask = predict or (lambda m, xc: m.predict_one(xc, cleaned=True))
+        self._served_losses = [self._loss(ask(m, x), y) for m in served.members]
 
     def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
         return self.members[self.leader].predict_proba_one(x, cleaned=True)

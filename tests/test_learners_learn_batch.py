@@ -163,6 +163,7 @@ CASES = [
     ("classification", LearnerSpec("auto")),
     ("classification", LearnerSpec("gaussian_nb")),
     ("regression", LearnerSpec("linear_regression")),
+    ("regression", LearnerSpec("auto")),  # its members scored on the served snapshot's copies (batched)
 ]
 
 
