@@ -228,6 +228,10 @@ class IncrementalPolicy:
         if reference_failed(decision) or ev.n >= guard.max_examples:
             # Poisoned labels, or old and mixed evidence: a fresh comparison with the served snapshot.
             self.restart()
+            if cold and reference_failed(decision):
+                # The caller reset the champion to the served snapshot: it has learned nothing since, and the
+                # doubling counts again from here (else every later label would be judged, one step each).
+                self.since_release = 0
         else:
             self._next_check = ev.n + CHECK_EVERY
         return decision

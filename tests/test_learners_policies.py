@@ -9,6 +9,7 @@ from driftline.config import GuardConfig, LearnerSpec
 from learners.guard import Decision, PairedEvidence
 from learners.policies import (
     CHECK_EVERY,
+    COLD_START,
     YOUNG_SERVED,
     ChallengerPolicy,
     IncrementalPolicy,
@@ -322,3 +323,46 @@ def test_a_policy_pickled_before_the_served_count_holds_and_tests_as_before() ->
         10, release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge
     )
     assert decision is not None and judge.flags == {}
+
+
+def test_a_cold_start_releases_after_1_2_4_to_64_labels_without_the_test_then_waits_for_it() -> None:
+    """The cold start by doubling (session 14): on ties alone (no evidence either way), the untrained snapshot is
+    replaced after 1, 2, 4, ..., 64 labels, each release judged with ``require_test=False`` and no hold; from a
+    snapshot of ``COLD_START`` labels on, a release needs the test again."""
+    m = _model()
+    policy, judge = IncrementalPolicy("classification", GUARD), Judge("promote")
+    policy.released(0)  # the initial release: an untrained model
+    learned, releases, flags = 0, [], []
+    for i in range(150):  # (ties do show non-inferiority at the 0.03 margin, after ~125 of them)
+        policy.observe(1, 1, 1, None)
+        learned += 1
+        policy.since_release += 1
+        decision = policy.decide(
+            i, release_every=50, served_learned=learned > policy.since_release, reference=False,
+            champion=m, served=m, judge=judge,
+        )  # fmt: skip
+        if decision is not None and decision.outcome == "promote":
+            releases.append(learned)
+            flags.append(judge.flags)
+            policy.released(learned)
+    assert releases == [1, 2, 4, 8, 16, 32, 64]
+    assert all(f == {"may_hold": False, "require_test": False} for f in flags)
+    assert COLD_START <= 64
+
+
+def test_a_cold_start_release_refused_by_the_reference_set_counts_its_labels_again() -> None:
+    """After a reference-set refusal the lifecycle resets the champion to the served snapshot: the doubling counts
+    from there, so a poisoned cold start is not judged (and stepped forward) on every later label."""
+    m = _model()
+    policy = IncrementalPolicy("classification", GUARD)
+    policy.released(4)
+    args = dict(release_every=50, served_learned=True, reference=True, champion=m, served=m)
+    refuse = Judge("reject", {"reference": "worse"})
+    policy.since_release = 4
+    assert policy.decide(10, judge=refuse, **args) is not None
+    assert policy.since_release == 0
+    for i in range(3):
+        policy.since_release += 1
+        assert policy.decide(11 + i, judge=refuse, **args) is None
+    policy.since_release += 1
+    assert policy.decide(14, judge=refuse, **args) is not None and len(refuse.calls) == 2
