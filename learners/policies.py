@@ -29,6 +29,8 @@ CHECK_EVERY = 25
 # soon as the champion has learned as many labels again (releases after 1, 2, 4, ..., 64 labels; see
 # IncrementalPolicy).
 COLD_START = 50
+COLD_GROWTH = 2.0
+FIRST_RELEASE = 50  # labels before the first release of an untrained served model outside the cold start
 # Incremental pairs between reference-set checks of a champion not yet shown non-inferior.
 REFERENCE_EVERY = 200
 # Log-wealth kept above the threshold when the non-inferiority evidence is carried over a release: log 2, so one
@@ -199,15 +201,15 @@ class IncrementalPolicy:
         restarts when the reference set failed (the caller also forgets what the champion learned) or when it is
         ``max_examples`` old; otherwise the next judgement waits ``CHECK_EVERY`` pairs."""
         ev, guard = self.evidence, self.guard
-        # An untrained served model answers nothing: offer the first release after a handful of labels.
-        cold = self.served_n < COLD_START  # the cold start (see the class's docstring)
-        if cold:
-            due = min(max(self.served_n, 1), release_every)
-        else:  # (a policy that has seen no release: the untrained served model's first release after a few)
-            due = release_every if served_learned else min(release_every, COLD_START)
+        # The cold start (see the class's docstring): the champion has learned twice the young snapshot's labels.
+        cold = self.served_n < COLD_START and self.since_release >= max(
+            int(self.served_n * (COLD_GROWTH - 1)), 1
+        )
+        # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
+        due = release_every if served_learned else min(release_every, FIRST_RELEASE)
         if self.carried:
             due = max(due, self.guard.carry_release_every)
-        if self.since_release < due or ev.n < self._next_check:
+        if (self.since_release < due and not cold) or ev.n < self._next_check:
             return None
         shown = ev.not_worse.rejects(guard.alpha) or not served_learned or cold
         # Without the test passing, still judge now and then: the reference set must see a poisoned champion.
