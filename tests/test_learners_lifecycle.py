@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+import learners.policies as policies
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from learners.drift import DriftSignal
@@ -255,10 +256,12 @@ def test_a_new_alarm_replaces_a_challenger_that_has_not_won_for_challenger_fresh
     assert lc._challenger.model is not first and lc._challenger.started == 201 + CHALLENGER_FRESH
 
 
-def test_a_poisoned_cold_start_is_still_refused_by_the_reference_set() -> None:
+def test_a_poisoned_cold_start_is_still_refused_by_the_reference_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flipped labels from label 17 on: the cold-start releases (no statistical test) still face the reference
-    set, so the served model stays the clean few-label one. Before the cold start by doubling, the first release
-    (50 labels, judged against the untrained model's reference loss) served the poisoned model."""
+    set, so the served model stays the clean few-label one. Without the cold start the first release (50 labels,
+    judged against the untrained model's reference loss) serves the poisoned model."""
+    monkeypatch.setattr(policies, "COLD_START", 50)
+    monkeypatch.setattr(policies, "COLD_GROWTH", 2.0)
     reference = [_example(random.Random(100 + i)) for i in range(300)]
     rng = random.Random(2)
     lc = _lifecycle(reference=reference, release_every=50)

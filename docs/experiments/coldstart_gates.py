@@ -7,13 +7,15 @@ cannot tell a lost protection from path noise, so this runs each gate over sever
 - ``poison``: ``bench.accuracy.poisoning(12000, seed)`` (flip and targeted bursts, with and without the reference
   set) for seeds 1..5, each seed and the mean;
 - ``elec``: the guarded default on elec.csv at label delays 24, 48 and 96 (ARF(10) is 0.7808 at 48);
+  ``elec-offsets``: at delay 48 from rows 1,000, 2,000 and 3,000 (independent paths, see ``ELEC_OFFSETS``);
 - ``short``: the short streams the cold start dominates (River's Phishing, ChickWeights, AirlinePassengers) and
   weather.csv at delay 50, through ``bench.unseen``'s machinery (``driftline replay`` as a user runs it, plain LR
   and HT at the same delay).
 
 Run it against any tree (the code measured is the one on PYTHONPATH; this file only drives it)::
 
-    PYTHONPATH=TREE python docs/experiments/coldstart_gates.py poison elec short [--workers 2]
+    PYTHONPATH=TREE python docs/experiments/coldstart_gates.py poison elec short [elec-offsets] [--seeds 1,2,3]
+        [--patch learners.policies.COLD_START=128]
 
 Prints one JSON line per job and a summary table per part.
 """
@@ -30,6 +32,9 @@ from typing import Any
 
 SEEDS = (1, 2, 3, 4, 5)
 ELEC_DELAYS = (24, 48, 96)
+# The delays share one decision path (the lifecycle decides on labels in the same order: the same releases and
+# rollbacks at every delay), so they are not independent draws; elec started 1,000 / 2,000 / 3,000 rows in is.
+ELEC_OFFSETS = (1000, 2000, 3000)
 SHORT = ("phishing", "chickweights", "airline", "weather")
 
 
@@ -39,21 +44,27 @@ def poison_job(seed: int) -> dict[str, Any]:
     return {"part": "poison", "seed": seed, **poisoning(12000, seed)}
 
 
-def elec_job(delay: int) -> dict[str, Any]:
+def elec_job(delay: int, offset: int = 0) -> dict[str, Any]:
     from bench.accuracy import guarded, make_stream
 
     rows, _ = make_stream("elec", 0, 1)
+    rows = rows[offset:]
     g = guarded(rows, "classification", delay, 1)
     if "error" in g:
-        return {"part": "elec", "delay": delay, "error": g["error"]}
+        return {"part": "elec", "delay": delay, "offset": offset, "error": g["error"]}
     return {
         "part": "elec",
         "delay": delay,
+        "offset": offset,
         "accuracy": round(1 - sum(g["losses"]) / len(rows), 4),
         "rollbacks": g["rollbacks"],
         "promotions": dict(g["promotions"]),
         "holds": g["holds"],
     }
+
+
+def elec_offset_job(offset: int) -> dict[str, Any]:
+    return elec_job(48, offset)
 
 
 def _short_make(name: str, n: int, s: int = 0) -> tuple[list[Any], list[int], str, bool]:
@@ -93,10 +104,14 @@ def summary(results: list[dict[str, Any]]) -> None:
         print("|---|" + "---:|" * (len(poison) + 1))
         for kind, k in itertools.product(("flip", "targeted"), ("guarded_reference", "guarded_no_reference")):
             print(f"| {kind}, {k} | {_fmt([r[kind][k] for r in poison])} |")
-    elec = sorted((r for r in results if r["part"] == "elec"), key=lambda r: r["delay"])
+    elec = sorted((r for r in results if r["part"] == "elec"), key=lambda r: (r["offset"], r["delay"]))
     if elec:
         accs = [r.get("accuracy", float("nan")) for r in elec]
-        print("| elec delay | " + " | ".join(str(r["delay"]) for r in elec) + " | mean |")
+        print(
+            "| elec delay (from row) | "
+            + " | ".join(f"{r['delay']} ({r['offset']})" for r in elec)
+            + " | mean |"
+        )
         print("|---|" + "---:|" * (len(elec) + 1))
         print(f"| accuracy | {_fmt(accs)} |")
         print("| rollbacks | " + " | ".join(str(r.get("rollbacks")) for r in elec) + " | |")
@@ -133,7 +148,7 @@ def _patch(patches: list[str]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("parts", nargs="+", choices=("poison", "elec", "short"))
+    ap.add_argument("parts", nargs="+", choices=("poison", "elec", "elec-offsets", "short"))
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     ap.add_argument("--short", default=",".join(SHORT), help="short streams to run")
@@ -149,6 +164,8 @@ def main() -> int:
         jobs += [(poison_job, int(s)) for s in args.seeds.split(",")]
     if "elec" in args.parts:
         jobs += [(elec_job, d) for d in ELEC_DELAYS]
+    if "elec-offsets" in args.parts:
+        jobs += [(elec_offset_job, k) for k in ELEC_OFFSETS]
     if "short" in args.parts:
         jobs += [(short_job, s) for s in args.short.split(",")]
     results = []
