@@ -207,7 +207,8 @@ class IncrementalPolicy:
         restarts when the reference set failed (the caller also forgets what the champion learned) or when it is
         ``max_examples`` old; otherwise the next judgement waits ``CHECK_EVERY`` pairs."""
         ev, guard = self.evidence, self.guard
-        # The cold start (see the class's docstring): the champion has learned twice the young snapshot's labels.
+        # The cold start (see the class's docstring): the champion has learned COLD_GROWTH times a young snapshot's
+        # labels.
         cold = self.served_n < COLD_START and self.since_release >= max(
             int(self.served_n * (COLD_GROWTH - 1)), 1
         )
@@ -222,8 +223,16 @@ class IncrementalPolicy:
         periodic = reference and ev.n > 0 and ev.n % REFERENCE_EVERY == 0
         if not (shown or periodic or ev.n >= guard.max_examples):
             return None
-        if cold:
-            decision = judge("incremental", ev, champion, served, index, may_hold=False, require_test=False)  # type: ignore[call-arg]
+        if cold:  # no test, no hold; every other check (the class's docstring)
+            decision = judge(
+                "incremental",
+                ev,
+                champion,
+                served,
+                index,
+                may_hold=False,
+                require_test=False,  # type: ignore[call-arg]
+            )
         elif (
             self.served_n < YOUNG_SERVED
         ):  # a young snapshot: no hold for disagreement (the class's docstring)
@@ -238,7 +247,7 @@ class IncrementalPolicy:
             self.restart()
             if cold and reference_failed(decision):
                 # The caller reset the champion to the served snapshot: it has learned nothing since, and the
-                # doubling counts again from here (else every later label would be judged, one step each).
+                # growth counts again from here (else every later label would be judged, one step each).
                 self.since_release = 0
         else:
             self._next_check = ev.n + CHECK_EVERY
