@@ -429,15 +429,20 @@ def judge(
     index: int | None = None,
     reference_floor: float | None = None,
     may_hold: bool = True,
+    require_test: bool = True,
 ) -> Decision:
     """Decide ``promote``, ``reject`` or ``hold`` for a candidate of ``kind`` (``incremental`` or ``challenger``).
 
-    ``may_hold`` False: no hold for disagreement (the served model was never shown good, see
-    :class:`learners.policies.IncrementalPolicy`); every other check still applies."""
+    ``may_hold`` False: no hold for disagreement (the served snapshot is young); ``require_test`` False: the
+    statistical test is reported but does not veto (the served snapshot has learned too few labels for a test to
+    show anything: the cold start). Every other check still applies. Both are the incremental policy's to ask
+    for (:class:`learners.policies.IncrementalPolicy` says when and why)."""
     name = candidate_name or ("champion" if kind == "incremental" else "challenger")
     evidence = ev.summary()
     ok, test_evidence, test_text = statistical_test(kind, ev, config)
     evidence.update(test_evidence)
+    if not require_test:
+        ok, test_text = True, f"cold start, not required: {test_text}"
     checks, check_evidence = sanity_checks(
         ev, config, candidate, baseline, reference, sample, reference_floor
     )

@@ -493,6 +493,7 @@ class ModelLifecycle:
         index: int,
         *,
         may_hold: bool = True,
+        require_test: bool = True,
     ) -> Decision:
         return judge(
             kind,
@@ -505,6 +506,7 @@ class ModelLifecycle:
             index=index,
             reference_floor=self._reference_floor,
             may_hold=may_hold,
+            require_test=require_test,
         )
 
     # -- operators ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+import learners.policies as policies
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from learners.drift import DriftSignal
@@ -253,3 +254,22 @@ def test_a_new_alarm_replaces_a_challenger_that_has_not_won_for_challenger_fresh
     assert lc._challenger.model is first and lc._challenger.started == 200
     lc._monitor(x, y, y, {y: 1.0}, 201 + CHALLENGER_FRESH, alarm)
     assert lc._challenger.model is not first and lc._challenger.started == 201 + CHALLENGER_FRESH
+
+
+def test_a_poisoned_cold_start_is_still_refused_by_the_reference_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flipped labels from label 17 on: the cold-start releases (no statistical test) still face the reference
+    set, so the served model stays the clean few-label one. Without the cold start the first release (50 labels,
+    judged against the untrained model's reference loss) serves the poisoned model."""
+    monkeypatch.setattr(policies, "COLD_START", 50)
+    monkeypatch.setattr(policies, "COLD_GROWTH", 2.0)
+    reference = [_example(random.Random(100 + i)) for i in range(300)]
+    rng = random.Random(2)
+    lc = _lifecycle(reference=reference, release_every=50)
+    lc.initial_release()
+    events = _feed(lc, rng, 16)
+    events += _feed(lc, rng, 300, flipped=True)
+    releases = [e.metrics["n_learned"] for e in events if isinstance(e, Release)]
+    assert releases[:2] == [1, 2] and max(releases) <= 16
+    refused = [e for e in events if isinstance(e, Decision) and e.outcome == "reject"]
+    assert refused and all(e.checks.get("reference") not in (True, None) for e in refused)
+    assert _ref_accuracy(lc.served_model, reference) > 0.8

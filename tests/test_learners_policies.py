@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
+import learners.policies as policies
 from driftline.config import GuardConfig, LearnerSpec
 from learners.guard import Decision, PairedEvidence
 from learners.policies import (
@@ -322,3 +325,75 @@ def test_a_policy_pickled_before_the_served_count_holds_and_tests_as_before() ->
         10, release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge
     )
     assert decision is not None and judge.flags == {}
+
+
+def _cold_schedule(labels: int) -> tuple[list[int], list[dict[str, bool]]]:
+    """Releases (labels learned) of a policy fed ties from an untrained snapshot, and the judge's flags."""
+    m = _model()
+    policy, judge = IncrementalPolicy("classification", GUARD), Judge("promote")
+    policy.released(0)  # the initial release: an untrained model
+    releases, flags = [], []
+    for i in range(labels):
+        policy.observe(1, 1, 1, None)
+        learned = i + 1
+        policy.since_release += 1
+        decision = policy.decide(
+            i, release_every=50, served_learned=learned > policy.since_release, reference=False,
+            champion=m, served=m, judge=judge,
+        )  # fmt: skip
+        if decision is not None and decision.outcome == "promote":
+            releases.append(learned)
+            flags.append(judge.flags)
+            policy.released(learned)
+    return releases, flags
+
+
+@pytest.mark.parametrize(
+    ("cold_start", "growth", "expected"),
+    [
+        (50, 2.0, [1, 2, 4, 8, 16, 32, 64]),
+        (128, 1.25, [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 22, 27, 33, 41, 51, 63, 78, 97, 121, 151]),
+    ],
+)
+def test_a_cold_start_releases_each_time_the_champion_has_grown_without_the_test(
+    monkeypatch: pytest.MonkeyPatch, cold_start: int, growth: float, expected: list[int]
+) -> None:
+    """The cold start (session 14): on ties alone the untrained snapshot is replaced each time the champion has
+    learned ``COLD_GROWTH`` times its labels, each release judged with ``require_test=False`` and no hold; from a
+    snapshot of ``COLD_START`` labels on, a release needs the test again (ties show non-inferiority at the 0.03
+    margin only after ~125 pairs, so none comes within these 170 labels)."""
+    monkeypatch.setattr(policies, "COLD_START", cold_start)
+    monkeypatch.setattr(policies, "COLD_GROWTH", growth)
+    releases, flags = _cold_schedule(170)
+    assert releases == expected
+    assert all(f == {"may_hold": False, "require_test": False} for f in flags)
+
+
+def test_the_cold_start_is_off_by_default_the_first_release_waits_for_first_release_labels() -> None:
+    """Default (``COLD_START`` 0, session 14's gates): no release without the test but the first one, after
+    ``FIRST_RELEASE`` labels of an untrained snapshot, as before."""
+    assert policies.COLD_START == 0
+    releases, flags = _cold_schedule(170)
+    assert releases == [policies.FIRST_RELEASE] and flags == [{"may_hold": False}]
+
+
+def test_a_cold_start_release_refused_by_the_reference_set_counts_its_labels_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a reference-set refusal the lifecycle resets the champion to the served snapshot: the growth counts
+    from there, so a poisoned cold start is not judged (and stepped forward) on every later label."""
+    monkeypatch.setattr(policies, "COLD_START", 50)
+    monkeypatch.setattr(policies, "COLD_GROWTH", 2.0)
+    m = _model()
+    policy = IncrementalPolicy("classification", GUARD)
+    policy.released(4)
+    args = dict(release_every=50, served_learned=True, reference=True, champion=m, served=m)
+    refuse = Judge("reject", {"reference": "worse"})
+    policy.since_release = 4
+    assert policy.decide(10, judge=refuse, **args) is not None
+    assert policy.since_release == 0
+    for i in range(3):
+        policy.since_release += 1
+        assert policy.decide(11 + i, judge=refuse, **args) is None
+    policy.since_release += 1
+    assert policy.decide(14, judge=refuse, **args) is not None and len(refuse.calls) == 2
