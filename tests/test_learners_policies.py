@@ -369,10 +369,16 @@ def test_a_cold_start_releases_each_time_the_champion_has_grown_without_the_test
     assert all(f == {"may_hold": False, "require_test": False} for f in flags)
 
 
-def test_the_cold_start_is_off_by_default_the_first_release_waits_for_first_release_labels() -> None:
-    """Default (``COLD_START`` 0, session 14's gates): no release without the test but the first one, after
-    ``FIRST_RELEASE`` labels of an untrained snapshot, as before."""
-    assert policies.COLD_START == 0
+def test_the_default_cold_start_is_128_labels_at_growth_1_25_and_off_is_one_first_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Default (session 14's measured variant): 22 untested releases up to a 151-label snapshot. Switched off
+    (``COLD_START`` 0), no release without the test but the first one, after ``FIRST_RELEASE`` labels of an
+    untrained snapshot, as before session 14."""
+    assert (policies.COLD_START, policies.COLD_GROWTH) == (128, 1.25)
+    releases, _ = _cold_schedule(170)
+    assert len(releases) == 22 and releases[-1] == 151
+    monkeypatch.setattr(policies, "COLD_START", 0)
     releases, flags = _cold_schedule(170)
     assert releases == [policies.FIRST_RELEASE] and flags == [{"may_hold": False}]
 
