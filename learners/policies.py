@@ -16,7 +16,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from driftline.config import GuardConfig
 from learners.guard import Decision, PairedEvidence, Probation
@@ -41,9 +41,23 @@ CARRY_CUSHION = math.log(2)
 # it (see IncrementalPolicy). About as many labels as probation watches a release for (guard.probation_examples).
 YOUNG_SERVED = 500
 
-# judge(kind, evidence, candidate, baseline, index[, may_hold=False]): the guard's full judgement (see
-# ModelLifecycle._judge and learners.guard.judge).
-Judge = Callable[[str, PairedEvidence, Learner, Learner, int], Decision]
+
+class Judge(Protocol):
+    """The guard's full judgement of a candidate against a baseline (``ModelLifecycle._judge``, which calls
+    :func:`learners.guard.judge`): ``may_hold`` False, no hold for disagreement; ``require_test`` False, the
+    statistical test is reported but does not veto (the policy says when)."""
+
+    def __call__(
+        self,
+        kind: str,
+        ev: PairedEvidence,
+        candidate: Learner,
+        baseline: Learner,
+        index: int,
+        *,
+        may_hold: bool = True,
+        require_test: bool = True,
+    ) -> Decision: ...
 
 
 @dataclass
@@ -224,22 +238,12 @@ class IncrementalPolicy:
         periodic = reference and ev.n > 0 and ev.n % REFERENCE_EVERY == 0
         if not (shown or periodic or ev.n >= guard.max_examples):
             return None
-        if cold:  # no test, no hold; every other check (the class's docstring)
-            decision = judge(
-                "incremental",
-                ev,
-                champion,
-                served,
-                index,
-                may_hold=False,
-                require_test=False,  # type: ignore[call-arg]
-            )
-        elif (
-            self.served_n < YOUNG_SERVED
-        ):  # a young snapshot: no hold for disagreement (the class's docstring)
-            decision = judge("incremental", ev, champion, served, index, may_hold=False)  # type: ignore[call-arg]
-        else:
-            decision = judge("incremental", ev, champion, served, index)
+        # The cold start: no test, no hold; a young snapshot: no hold for disagreement; every other check always
+        # (the class's docstring).
+        young = self.served_n < YOUNG_SERVED
+        decision = judge(
+            "incremental", ev, champion, served, index, may_hold=not (cold or young), require_test=not cold
+        )
         if decision.outcome == "promote":
             self._shown = served_learned and ev.not_worse.rejects(guard.alpha)
             return decision

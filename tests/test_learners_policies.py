@@ -28,7 +28,7 @@ def _model() -> Learner:
 
 
 class Judge:
-    """Answers ``outcome`` and records what it was asked."""
+    """Answers ``outcome`` and records what it was asked (of the flags, those not at their default True)."""
 
     def __init__(self, outcome: str, checks: dict[str, bool | str] | None = None) -> None:
         self.outcome, self.checks = outcome, checks or {}
@@ -38,7 +38,7 @@ class Judge:
         self, kind: str, ev: PairedEvidence, cand: Learner, base: Learner, index: int, **flags: bool
     ) -> Decision:
         self.calls.append((kind, ev.n, index))
-        self.flags = flags
+        self.flags = {k: v for k, v in flags.items() if v is not True}  # the flags that change the judgement
         return Decision(self.outcome, kind, "x", {}, dict(self.checks), "", index)
 
 
