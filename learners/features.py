@@ -8,6 +8,10 @@ Feature policy (the same for every learner kind, applied before the estimator se
 - anything else (lists, dicts) is ignored.
 - trees (``learners.specs.SPLITTING``) also see a known indicator that is absent as ``0.0``
   (:func:`complete_indicators`), so they can split on strings.
+- what a model *learns* from is bounded (:class:`Vocabulary`): at most ``MAX_VALUES`` values of each string
+  feature and ``MAX_KEYS`` distinct feature keys per model; a key past them is not learned (no weight, no scaler
+  entry, no splitter) and so adds nothing to a prediction. A uuid column or events whose feature names are all new
+  cannot grow a model, its releases and checkpoints without bound.
 
 >>> clean_features({"a": 1, "b": None, "c": float("nan"), "d": True, "e": "red"})
 {'a': 1.0, 'd': 1.0, 'e=red': 1.0}
@@ -112,6 +116,65 @@ def _unknown_wide(k: Any, v: Any, groups: dict[str, list[str]]) -> bool:
     return group is not None and len(group) > MAX_CATEGORIES and k not in group
 
 
+#: Values of one string feature a model learns (its first ones; later values are not learned). A categorical column
+#: of a few hundred values (a country, a city, a product line) keeps all of them, and its one-hot weights help a
+#: linear model (the 500-city stream of BENCHMARKS.md "Session 14": accuracy by K); an id or a free text
+#: (every value new) stops growing the model here. Trees keep their own, smaller bound (``MAX_CATEGORIES + 1``).
+MAX_VALUES = 1024
+#: Distinct feature keys (numeric features and one-hot indicators together) one model learns; later new keys are
+#: not learned. Each key is a weight and three scaler entries: about 65 bytes of a linear model's release pickle
+#: and ~0.5 KB of memory, so 4,096 keys keep an LR release near 270 KB and the ``auto`` pool's (two linear members
+#: and a tree) under ``serving.max_inline_bytes`` (900,000), whatever the stream sends (BENCHMARKS.md "Session 14").
+MAX_KEYS = 4096
+#: Distinct keys a tree learns: each is a splitter in every leaf that sees it (a GaussianSplitter holds one
+#: Gaussian per class), and each is evaluated at every split attempt.
+MAX_TREE_KEYS = 256
+
+
+def quadratic_inputs(max_keys: int = MAX_KEYS) -> int:
+    """The most input keys a ``degree: 2`` model learns: ``m`` inputs make up to ``m + m (m + 1) / 2`` keys after
+    the pairwise products, kept within ``max_keys`` (62 for 2,048, 89 for 4,096)."""
+    m = 0
+    while (m + 1) + (m + 1) * (m + 2) // 2 <= max_keys:
+        m += 1
+    return m
+
+
+def admit(
+    xc: dict[Any, float], known: dict[Any, None], values: dict[str, int], max_keys: int, max_values: int
+) -> dict[Any, float]:
+    """``xc`` without the keys a model may not learn: a new key is learned while the model knows fewer than
+    ``max_keys`` and, for a one-hot indicator (``"<name>=<value>": 1.0``), while its feature has fewer than
+    ``max_values`` values learned. ``known`` (the keys learned, a dict for a pickle that does not depend on the
+    string hash seed) and ``values`` (feature -> its values learned) are the model's vocabulary, updated in place. Returns ``xc`` itself when every key is known (the usual event), so a stream
+    that never reaches the bounds is learned exactly as before.
+
+    Why on learning only: a key the model never learned has no weight, no scaler entry and no splitter, so it
+    adds nothing to a prediction (:class:`FeatureScaler` and River's weights read it without inserting it);
+    filtering predictions too would cost every event for no change of answer.
+
+    >>> known, values = {}, {}
+    >>> [sorted(admit({"a": 0.5, f"id={i}": 1.0}, known, values, 10, 2)) for i in range(3)]
+    [['a', 'id=0'], ['a', 'id=1'], ['a']]
+    """
+    if known.keys() >= xc.keys():
+        return xc
+    out = {}
+    for k, v in xc.items():
+        if k not in known:
+            if len(known) >= max_keys:
+                continue
+            if v == 1.0 and type(k) is str and "=" in k:
+                name = k.partition("=")[0]
+                n = values.get(name, 0)
+                if n >= max_values:
+                    continue
+                values[name] = n + 1
+            known[k] = None
+        out[k] = v
+    return out
+
+
 class FeatureScaler(StandardScaler):
     """River's ``StandardScaler`` that passes one-hot indicators through instead of zeroing them.
 
@@ -126,10 +189,13 @@ class FeatureScaler(StandardScaler):
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         if not self.with_std or self.window_size is not None:
             return dict(super().transform_one(x))
-        means, vars_ = self.means, self.vars
         # One comprehension (the hot path of every linear learner): an indicator passes, any other constant is 0.
+        # ``get``, not River's ``means[i]``: the statistics are defaultdicts, and reading a key the scaler never
+        # learned inserted it, so a served model grew by one entry per unseen feature name it was asked about.
+        # An unseen key reads 0.0 either way (it transforms to 0.0), so the answers are the same.
+        mean, var = self.means.get, self.vars.get
         return {
-            i: (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+            i: (xi - mean(i, 0.0)) / v**0.5 if (v := var(i, 0.0)) else (xi if mean(i, 0.0) == 1.0 else 0.0)
             for i, xi in x.items()
         }
 

@@ -62,12 +62,17 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
         """River's P(classes[1]) for ``xc``: ``mean_func(dot(transform(xc)) + intercept)``."""
         if feature_scaler:
             # FeatureScaler.transform_one and VectorDict.dot in one loop: the same reads of the scaler's statistics
-            # in the same order (a read of an unseen feature inserts it, as River's does), and the dot's sum from
-            # 0.0 in the order of the transformed dict, a missing weight counting 0.0 * t_i as River's does.
+            # (an unseen feature reads 0.0 and is not inserted, as FeatureScaler's), and the dot's sum from 0.0 in
+            # the order of the transformed dict, a missing weight counting 0.0 * t_i as River's does.
             w = lr._weights.to_dict()
+            mean, var = means.get, vars_.get
             dot = 0.0
             for i, xi in xc.items():
-                ti = (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+                ti = (
+                    (xi - mean(i, 0.0)) / v**0.5
+                    if (v := var(i, 0.0))
+                    else (xi if mean(i, 0.0) == 1.0 else 0.0)
+                )
                 dot += w.get(i, 0.0) * ti
         else:
             t = {}
@@ -97,7 +102,7 @@ def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], Non
     Why: the champion learns every label, and most of River's ``learn_one`` for this pipeline is calls between
     layers. This is River's own code path, flattened: the learner's label bookkeeping, the scaler's Welford update
     (``StandardScaler.learn_one``, the same expressions with the dict reads kept in locals), its
-    ``transform_one``, then ``GLM.learn_one`` with ``SGD``. With no L2 and zero-initialised weights (the default)
+    ``transform_one``, then ``GLM.learn_one`` with ``SGD``, on the keys the learner may learn (``Learner.admit``). With no L2 and zero-initialised weights (the default)
     the scaler's update, the transform and the dot product are one pure-Python loop over the features and the SGD
     update a second (:func:`_fused_lr_learn`); otherwise the weights go through River's ``VectorDict``
     primitives (``dot``, ``from_scaled``, ``isub_scaled``). Either way the same arithmetic in the same order,
@@ -149,11 +154,13 @@ def _fused_lr_learn(
     gradient = lr.loss.gradient
     opt = lr.optimizer
     slow = learner.learn_one
+    admit = learner.admit
 
     def learn(xc: dict[str, float], y: Any) -> None:
         if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
             slow(xc, y, cleaned=True)
             return
+        xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
         counts_y[y] += 1
         target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
         weights = lr._weights
@@ -201,11 +208,13 @@ def _vector_lr_learn(
     from_scaled = VectorDict.from_scaled
     opt = lr.optimizer
     slow = learner.learn_one
+    admit = learner.admit
 
     def learn(xc: dict[str, float], y: Any) -> None:
         if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
             slow(xc, y, cleaned=True)
             return
+        xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
         counts_y[y] += 1
         target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
         # StandardScaler.learn_one (with_std, no window): counts[i] += 1; means[i] += ...; vars_[i] += ...
@@ -273,6 +282,7 @@ def _fast_pool_learn(learner: Any) -> Callable[[dict[str, float], Any], None] | 
         return None
     counts_y = learner._counts
     complete = learner._complete
+    admit = learner.admit
     slow = learner.learn_one
     members = _PoolMembers()
 
@@ -281,7 +291,7 @@ def _fast_pool_learn(learner: Any) -> Callable[[dict[str, float], Any], None] | 
             slow(xc, y, cleaned=True)
             return
         counts_y[y] += 1
-        pool.learn_one(complete(xc, True), y, members)
+        pool.learn_one(complete(admit(xc), True), y, members)
 
     return learn
 
