@@ -160,19 +160,22 @@ def admit(
     if known.keys() >= xc.keys():
         return xc
     out = {}
+    refused = False
     for k, v in xc.items():
         if k not in known:
             if len(known) >= max_keys:
+                refused = True
                 continue
             if v == 1.0 and type(k) is str and "=" in k:
                 name = k.partition("=")[0]
                 n = values.get(name, 0)
                 if n >= max_values:
+                    refused = True
                     continue
                 values[name] = n + 1
             known[k] = None
         out[k] = v
-    return out
+    return out if refused else xc
 
 
 class FeatureScaler(StandardScaler):

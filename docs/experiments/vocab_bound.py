@@ -73,7 +73,9 @@ def keys(learner: Any) -> dict[str, int]:
             add(f"{tag}weights", len(model._weights))
         elif hasattr(model, "_root"):
             root = model._root
-            leaves = [] if root is None else list(root.iter_leaves()) if hasattr(root, "iter_leaves") else [root]
+            leaves = (
+                [] if root is None else list(root.iter_leaves()) if hasattr(root, "iter_leaves") else [root]
+            )
             add(f"{tag}splitters", sum(len(getattr(leaf, "splitters", {}) or {}) for leaf in leaves))
 
     walk(learner.model, "")
@@ -93,7 +95,18 @@ def run(path: str, learner: str, delay: int, plain: bool) -> dict[str, Any]:
         return original(rows, lifecycle, **kw)
 
     replay_module.replay = capture  # type: ignore[assignment]
-    argv = ["replay", "--file", path, "--label-col", "y", "--json", "--learner", learner, "--delay", str(delay)]
+    argv = [
+        "replay",
+        "--file",
+        path,
+        "--label-col",
+        "y",
+        "--json",
+        "--learner",
+        learner,
+        "--delay",
+        str(delay),
+    ]
     if not plain:
         argv.append("--no-plain")
     buffer = io.StringIO()
