@@ -146,8 +146,9 @@ def admit(
     """``xc`` without the keys a model may not learn: a new key is learned while the model knows fewer than
     ``max_keys`` and, for a one-hot indicator (``"<name>=<value>": 1.0``), while its feature has fewer than
     ``max_values`` values learned. ``known`` (the keys learned, a dict for a pickle that does not depend on the
-    string hash seed) and ``values`` (feature -> its values learned) are the model's vocabulary, updated in place. Returns ``xc`` itself when every key is known (the usual event), so a stream
-    that never reaches the bounds is learned exactly as before.
+    string hash seed) and ``values`` (feature -> its values learned) are the model's vocabulary, updated in
+    place. Returns ``xc`` itself when no key is refused, so a stream that never reaches the bounds is learned
+    exactly as before (the same dict: a learning tree's recorded answer is matched by its identity).
 
     Why on learning only: a key the model never learned has no weight, no scaler entry and no splitter, so it
     adds nothing to a prediction (:class:`FeatureScaler` and River's weights read it without inserting it);

@@ -102,12 +102,13 @@ def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], Non
     Why: the champion learns every label, and most of River's ``learn_one`` for this pipeline is calls between
     layers. This is River's own code path, flattened: the learner's label bookkeeping, the scaler's Welford update
     (``StandardScaler.learn_one``, the same expressions with the dict reads kept in locals), its
-    ``transform_one``, then ``GLM.learn_one`` with ``SGD``, on the keys the learner may learn (``Learner.admit``). With no L2 and zero-initialised weights (the default)
-    the scaler's update, the transform and the dot product are one pure-Python loop over the features and the SGD
-    update a second (:func:`_fused_lr_learn`); otherwise the weights go through River's ``VectorDict``
-    primitives (``dot``, ``from_scaled``, ``isub_scaled``). Either way the same arithmetic in the same order,
-    so the learned state is River's, bit for bit (tests/test_learners_fast_paths.py). A new label, or River's
-    learn-during-predict mode, goes to the learner.
+    ``transform_one``, then ``GLM.learn_one`` with ``SGD``, on the keys the learner may learn
+    (``Learner.admit``). With no L2 and zero-initialised weights (the default) the scaler's update, the transform
+    and the dot product are one pure-Python loop over the features and the SGD update a second
+    (:func:`_fused_lr_learn`); otherwise the weights go through River's ``VectorDict`` primitives (``dot``,
+    ``from_scaled``, ``isub_scaled``). Either way the same arithmetic in the same order, so the learned state is
+    River's, bit for bit (tests/test_learners_fast_paths.py, tests/test_learners_vocabulary.py). A new label, or
+    River's learn-during-predict mode, goes to the learner.
     """
     from river import compose, linear_model, optim, preprocessing
     from river.utils.vectordict import VectorDict
