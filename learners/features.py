@@ -131,15 +131,6 @@ MAX_KEYS = 4096
 MAX_TREE_KEYS = 256
 
 
-def quadratic_inputs(max_keys: int = MAX_KEYS) -> int:
-    """The most input keys a ``degree: 2`` model learns: ``m`` inputs make up to ``m + m (m + 1) / 2`` keys after
-    the pairwise products, kept within ``max_keys`` (62 for 2,048, 89 for 4,096)."""
-    m = 0
-    while (m + 1) + (m + 1) * (m + 2) // 2 <= max_keys:
-        m += 1
-    return m
-
-
 def admit(
     xc: dict[Any, float], known: dict[Any, None], values: dict[str, int], max_keys: int, max_values: int
 ) -> dict[Any, float]:
@@ -231,15 +222,47 @@ class Quadratic(Transformer):
 
     Why: River's extender joins and sorts the names and multiplies through ``functools.reduce`` for every product
     of every event; with 10 features that is most of the ``auto`` pool's CPU (profiled in BENCHMARKS-accuracy.md).
-    Here the names and index pairs are computed once per feature set (cached, no state in the model) and each
-    product is one multiplication.
+    Here the names and index pairs are computed once per feature set (cached) and each product is one
+    multiplication.
+
+    Its outputs are bounded like a model's keys (:func:`admit`): it learns the names of at most ``MAX_KEYS``
+    outputs (features and products), and once that many are known an output it never learned is left out, so the
+    scaler and weights behind it stay within ``MAX_KEYS``. The bound is on the products, not on the inputs: a
+    500-value city makes ~1,500 products with two numbers (under the bound, learned as before), while any ``m``
+    inputs could make ``m (m + 1) / 2``. Before the bound is reached nothing is left out (the same outputs as
+    before); after it, a left-out output had no weight and no scaler entry, so the answers are unchanged.
     """
+
+    # The output names learned, and whether there are ``MAX_KEYS`` of them (then unknown outputs are left out).
+    # Class-level defaults: a Quadratic pickled before the bound starts learning names at its next example.
+    _known: dict[Any, None] | None = None
+    _full = False
+
+    def learn_one(self, x: dict[Hashable, Any]) -> None:  # type: ignore[override]
+        if self._full:
+            return
+        known = self._known
+        if known is None:
+            known = self._known = {}
+        keys = _quadratic_plan(tuple(x))[0]
+        if known.keys() >= x.keys() and all(map(known.__contains__, keys)):
+            return  # the usual example: every output already known (C-level checks, no Python loop)
+        for k in itertools.chain(x, keys):
+            if k not in known:
+                if len(known) >= MAX_KEYS:
+                    self._full = True
+                    return
+                known[k] = None
 
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         keys, pairs = _quadratic_plan(tuple(x))
         values = list(x.values())
         out = dict(x)
         out.update(zip(keys, [values[i] * values[j] for i, j in pairs], strict=True))
+        if self._full:
+            known = self._known
+            assert known is not None
+            return {k: v for k, v in out.items() if k in known}
         return out
 
 

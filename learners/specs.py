@@ -35,7 +35,6 @@ from learners.features import (
     admit,
     clean_features,
     complete_indicators,
-    quadratic_inputs,
     share_distribution_rngs,
 )
 from learners.flat_ebst import register as _register_flat_ebst
@@ -271,16 +270,14 @@ def vocabulary_bounds(spec: LearnerSpec) -> tuple[int, int] | None:
     kind made of learners that bound themselves (``auto``: each member has its own).
 
     One rule for every kind, with bounds by what a key costs it: a linear model ``MAX_KEYS`` keys and
-    ``MAX_VALUES`` values per string feature; a ``degree: 2`` model as many inputs as keep its pairwise products
-    within ``MAX_KEYS`` (:func:`learners.features.quadratic_inputs`); a tree ``MAX_TREE_KEYS`` keys and the
+    ``MAX_VALUES`` values per string feature (a ``degree: 2`` model's pairwise products are bounded by
+    :class:`learners.features.Quadratic` itself, to ``MAX_KEYS`` as well); a tree ``MAX_TREE_KEYS`` keys and the
     ``MAX_CATEGORIES + 1`` values :func:`learners.features.complete_indicators` shows it anyway.
     """
     if spec.name in SELF_REWIRING:
         return None
     if spec.name in SPLITTING:
         return MAX_TREE_KEYS, MAX_CATEGORIES + 1
-    if spec.params.get("degree", 1) == 2:
-        return quadratic_inputs(MAX_KEYS), MAX_VALUES
     return MAX_KEYS, MAX_VALUES
 
 

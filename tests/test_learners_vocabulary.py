@@ -16,7 +16,7 @@ import pytest
 
 from driftline.config import LearnerSpec
 from learners import safe_pickle
-from learners.features import MAX_KEYS, MAX_TREE_KEYS, MAX_VALUES, admit, clean_features, quadratic_inputs
+from learners.features import MAX_KEYS, MAX_TREE_KEYS, MAX_VALUES, Quadratic, admit, clean_features
 from learners.frozen_tree import forget_recorded
 from learners.live_models import _Fast, _FastLearn
 from learners.specs import Learner, build_learner, vocabulary_bounds
@@ -70,10 +70,18 @@ def test_admit_keeps_known_keys_and_refuses_past_the_bounds() -> None:
     assert list(known) == ["a", "s=x", "s=y"] and values == {"s": 2}
 
 
-def test_quadratic_inputs_keep_the_products_within_the_bound() -> None:
-    for bound in (10, 2048, MAX_KEYS):
-        m = quadratic_inputs(bound)
-        assert m + m * (m + 1) // 2 <= bound < (m + 1) + (m + 1) * (m + 2) // 2
+def test_quadratic_products_stop_at_max_keys_and_answer_as_before() -> None:
+    """``Quadratic`` learns at most ``MAX_KEYS`` output names; past them an unknown product is left out. Under the
+    bound its outputs are River's extender's (no output left out)."""
+    quad = Quadratic()
+    x = {"a": 2.0, "b": 3.0}
+    quad.learn_one(x)
+    assert quad.transform_one(x) == {"a": 2.0, "b": 3.0, "a*a": 4.0, "a*b": 6.0, "b*b": 9.0}
+    for i in range(MAX_KEYS):
+        quad.learn_one({"a": 1.0, f"f{i}": 1.0})
+    assert quad._full and len(quad._known) == MAX_KEYS
+    out = quad.transform_one({"a": 1.0, "b": 2.0, "new": 5.0})
+    assert out == {"a": 1.0, "b": 2.0, "a*a": 1.0, "a*b": 2.0, "b*b": 4.0}  # every output with "new" left out
 
 
 @pytest.mark.parametrize("name", ["logistic_regression", "auto"])
@@ -178,10 +186,13 @@ def test_the_fused_learn_path_bounds_the_same_keys_bit_for_bit(params: dict[str,
 
 
 def test_the_pool_fast_path_bounds_its_members_as_the_pool_does() -> None:
+    """The ``auto`` pool on hostile events, learning through its members' fast paths and through its own
+    ``learn_one``: the same pickles, and every member's scaler and weights within ``MAX_KEYS`` (the quadratic
+    member's products included: the old code held ~6 products per event)."""
     rng = random.Random(6)
     fast_model, slow_model = build_learner(LearnerSpec("auto")), build_learner(LearnerSpec("auto"))
     fast, used = _FastLearn(), 0
-    for i in range(quadratic_inputs() + 400):
+    for i in range(MAX_KEYS // 2 + 200):
         x = clean_features({**_hostile(rng, i), "uuid": f"u{i}"})
         y = _label(x)
         fast.learn(fast_model, dict(x), y)
@@ -190,7 +201,8 @@ def test_the_pool_fast_path_bounds_its_members_as_the_pool_does() -> None:
         used += fast.fn is not None
     assert used > 0
     quadratic = next(m for m in fast_model.model.members if m.spec.params.get("degree") == 2)
-    assert len(quadratic._known) == quadratic_inputs()
+    assert quadratic.model["Quadratic"]._full
+    assert max(_linear_keys(fast_model)) <= MAX_KEYS
     assert pickle.dumps(fast_model) == pickle.dumps(slow_model)
 
 
