@@ -238,7 +238,7 @@ class Quadratic(Transformer):
     _known: dict[Any, None] | None = None
     _full = False
 
-    def learn_one(self, x: dict[Hashable, Any]) -> None:  # type: ignore[override]
+    def learn_one(self, x: dict[Hashable, Any]) -> None:
         if self._full:
             return
         known = self._known
