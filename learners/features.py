@@ -184,11 +184,18 @@ class FeatureScaler(StandardScaler):
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         if not self.with_std or self.window_size is not None:
             return dict(super().transform_one(x))
-        # One comprehension (the hot path of every linear learner): an indicator passes, any other constant is 0.
-        # ``get``, not River's ``means[i]``: the statistics are defaultdicts, and reading a key the scaler never
-        # learned inserted it, so a served model grew by one entry per unseen feature name it was asked about.
-        # An unseen key reads 0.0 either way (it transforms to 0.0), so the answers are the same.
-        mean, var = self.means.get, self.vars.get
+        means, vars_ = self.means, self.vars
+        if x.keys() <= vars_.keys():
+            # One comprehension (the hot path of every linear learner): an indicator passes, any other constant
+            # is 0.
+            return {
+                i: (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+                for i, xi in x.items()
+            }
+        # A key the scaler never learned: read with ``get``, not River's ``means[i]``. The statistics are
+        # defaultdicts, and that read inserted the key, so a served model grew by one entry per unseen feature
+        # name it was asked about. An unseen key reads 0.0 either way (it transforms to 0.0): the same answers.
+        mean, var = means.get, vars_.get
         return {
             i: (xi - mean(i, 0.0)) / v**0.5 if (v := var(i, 0.0)) else (xi if mean(i, 0.0) == 1.0 else 0.0)
             for i, xi in x.items()
@@ -237,22 +244,29 @@ class Quadratic(Transformer):
     # Class-level defaults: a Quadratic pickled before the bound starts learning names at its next example.
     _known: dict[Any, None] | None = None
     _full = False
+    _last: tuple[str, ...] | None = None  # the last plan whose outputs were all known (not pickled)
 
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         if self._full:
             return
+        keys = _quadratic_plan(tuple(x))[0]
+        if keys is self._last:
+            return  # the usual example: the same features as the last one (the plan is cached, so the same tuple)
         known = self._known
         if known is None:
             known = self._known = {}
-        keys = _quadratic_plan(tuple(x))[0]
-        if known.keys() >= x.keys() and all(map(known.__contains__, keys)):
-            return  # the usual example: every output already known (C-level checks, no Python loop)
         for k in itertools.chain(x, keys):
             if k not in known:
                 if len(known) >= MAX_KEYS:
                     self._full = True
                     return
                 known[k] = None
+        self._last = keys
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_last", None)  # a cache of the plan, not state: pickles stay the same whatever came last
+        return state
 
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         keys, pairs = _quadratic_plan(tuple(x))

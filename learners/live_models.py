@@ -55,6 +55,7 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
     c0, c1 = classes
     slow = learner.predict_one
     means, vars_ = scaler.means, scaler.vars
+    learned = vars_.keys()  # a live view: the keys the scaler has learned
     # FeatureScaler (what learners.specs builds) has its own transform (indicators pass).
     feature_scaler = type(scaler) is FeatureScaler
 
@@ -62,17 +63,16 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
         """River's P(classes[1]) for ``xc``: ``mean_func(dot(transform(xc)) + intercept)``."""
         if feature_scaler:
             # FeatureScaler.transform_one and VectorDict.dot in one loop: the same reads of the scaler's statistics
-            # (an unseen feature reads 0.0 and is not inserted, as FeatureScaler's), and the dot's sum from 0.0 in
-            # the order of the transformed dict, a missing weight counting 0.0 * t_i as River's does.
+            # in the same order, and the dot's sum from 0.0 in the order of the transformed dict, a missing weight
+            # counting 0.0 * t_i as River's does.
             w = lr._weights.to_dict()
-            mean, var = means.get, vars_.get
+            if not xc.keys() <= learned:
+                # A key the scaler never learned transforms to 0.0 and has no weight: a 0.0 term, left out
+                # rather than read (a read of River's defaultdicts would insert it).
+                xc = {i: xi for i, xi in xc.items() if i in vars_}
             dot = 0.0
             for i, xi in xc.items():
-                ti = (
-                    (xi - mean(i, 0.0)) / v**0.5
-                    if (v := var(i, 0.0))
-                    else (xi if mean(i, 0.0) == 1.0 else 0.0)
-                )
+                ti = (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
                 dot += w.get(i, 0.0) * ti
         else:
             t = {}
@@ -156,12 +156,15 @@ def _fused_lr_learn(
     opt = lr.optimizer
     slow = learner.learn_one
     admit = learner.admit
+    admit({})  # a learner pickled before its vocabulary existed starts one here
+    known = learner._known.keys()  # a live view of the keys it has learned
 
     def learn(xc: dict[str, float], y: Any) -> None:
         if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
             slow(xc, y, cleaned=True)
             return
-        xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
+        if not xc.keys() <= known:
+            xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
         counts_y[y] += 1
         target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
         weights = lr._weights
@@ -210,12 +213,15 @@ def _vector_lr_learn(
     opt = lr.optimizer
     slow = learner.learn_one
     admit = learner.admit
+    admit({})  # a learner pickled before its vocabulary existed starts one here
+    known = learner._known.keys()  # a live view of the keys it has learned
 
     def learn(xc: dict[str, float], y: Any) -> None:
         if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
             slow(xc, y, cleaned=True)
             return
-        xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
+        if not xc.keys() <= known:
+            xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
         counts_y[y] += 1
         target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
         # StandardScaler.learn_one (with_std, no window): counts[i] += 1; means[i] += ...; vars_[i] += ...
