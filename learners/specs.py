@@ -389,8 +389,11 @@ class Learner:
             return
         xc = x if cleaned else clean_features(x)
         known = self._known
-        if known is None or not known.keys() >= xc.keys():  # the usual example: every key already learned
-            xc = self.admit(xc)
+        if known is not None:
+            if not known.keys() >= xc.keys():  # the usual example: every key already learned
+                xc = self.admit(xc)
+        elif self.spec.name not in SELF_REWIRING:  # (``auto``'s members bound themselves)
+            xc = self.admit(xc)  # pickled before the vocabulary existed: starts one
         if self.task == "regression":
             if isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y):
                 return
