@@ -216,3 +216,17 @@ def test_a_learner_pickled_before_the_bound_starts_a_vocabulary() -> None:
     old.__setstate__(state)
     old.learn_one({"a": 0.5, "b": 2.0}, 1)
     assert old._known == {"a": None, "b": None}
+
+
+def test_input_watch_remembers_a_bounded_number_of_feature_names() -> None:
+    """A new feature name per event grew ``InputWatch.kinds`` (and the trainer's checkpoint) by one entry each; a
+    name it remembers still warns when its type changes."""
+    from streams.watch import MAX_NAMES, InputWatch
+
+    watch = InputWatch("classification")
+    assert watch.check({"a": 1.0}, 0, 0) == []
+    for i in range(MAX_NAMES + 500):
+        watch.check({f"f{i}": 1.0}, 0, i + 1)
+    assert len(watch.kinds) == MAX_NAMES  # the old code: MAX_NAMES + 501
+    assert [s.signal for s in watch.check({"a": "sunny"}, 0, MAX_NAMES + 600)] == ["feature_type:a"]
+    assert watch.check({f"f{MAX_NAMES + 499}": "text"}, 0, MAX_NAMES + 601) == []  # never remembered: no news
