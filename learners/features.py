@@ -8,6 +8,10 @@ Feature policy (the same for every learner kind, applied before the estimator se
 - anything else (lists, dicts) is ignored.
 - trees (``learners.specs.SPLITTING``) also see a known indicator that is absent as ``0.0``
   (:func:`complete_indicators`), so they can split on strings.
+- what a model *learns* from is bounded (:class:`Vocabulary`): at most ``MAX_VALUES`` values of each string
+  feature and ``MAX_KEYS`` distinct feature keys per model; a key past them is not learned (no weight, no scaler
+  entry, no splitter) and so adds nothing to a prediction. A uuid column or events whose feature names are all new
+  cannot grow a model, its releases and checkpoints without bound.
 
 >>> clean_features({"a": 1, "b": None, "c": float("nan"), "d": True, "e": "red"})
 {'a': 1.0, 'd': 1.0, 'e=red': 1.0}
@@ -112,6 +116,65 @@ def _unknown_wide(k: Any, v: Any, groups: dict[str, list[str]]) -> bool:
     return group is not None and len(group) > MAX_CATEGORIES and k not in group
 
 
+#: Values of one string feature a model learns (its first ones; later values are not learned). A categorical column
+#: of a few hundred values (a country, a city, a product line) keeps all of them, and its one-hot weights help a
+#: linear model (a 500-value city, LR test-then-train: accuracy 0.8010 with the trees' 33 values, 0.8022 with
+#: 256, 0.8036 with all 500); an id or a free text (every value new) stops growing the model here. Trees keep their
+#: own, smaller bound (``MAX_CATEGORIES + 1``). BENCHMARKS.md "Session 14: bounded feature vocabulary".
+MAX_VALUES = 1024
+#: Distinct feature keys (numeric features and one-hot indicators together) one model learns; later new keys are
+#: not learned. Each key is a weight and three scaler entries, ~66 bytes of a linear model's release pickle
+#: (measured: 269 KB at 4,096 keys, 1.32 MB at 20,003), so an LR release stays under 270 KB whatever the stream
+#: sends, and the default ``auto`` pool's (two linear members and a tree) measured 755 KB after 100,000 events each
+#: with a new feature name: under ``serving.max_inline_bytes`` (900,000; a larger release would go by reference).
+#: Keys carry no cost per event (an event costs its own keys), only memory and release size: a bound of this size
+#: leaves room for a few wide categoricals before anything is refused.
+MAX_KEYS = 4096
+#: Distinct keys a tree learns: each is a splitter in every leaf that sees it (a GaussianSplitter holds one
+#: Gaussian per class), and each is evaluated at every split attempt: a tree fed a new name per event took 321 s
+#: for 20,000 events and released 1.4 MB (9,226 splitters); with this bound 14 s and 15 KB, the same accuracy.
+MAX_TREE_KEYS = 256
+
+
+def admit(
+    xc: dict[Any, float], known: dict[Any, None], values: dict[str, int], max_keys: int, max_values: int
+) -> dict[Any, float]:
+    """``xc`` without the keys a model may not learn: a new key is learned while the model knows fewer than
+    ``max_keys`` and, for a one-hot indicator (``"<name>=<value>": 1.0``), while its feature has fewer than
+    ``max_values`` values learned. ``known`` (the keys learned, a dict for a pickle that does not depend on the
+    string hash seed) and ``values`` (feature -> its values learned) are the model's vocabulary, updated in
+    place. Returns ``xc`` itself when no key is refused, so a stream that never reaches the bounds is learned
+    exactly as before (the same dict: a learning tree's recorded answer is matched by its identity).
+
+    Why on learning only: a key the model never learned has no weight, no scaler entry and no splitter, so it
+    adds nothing to a prediction (:class:`FeatureScaler` and River's weights read it without inserting it);
+    filtering predictions too would cost every event for no change of answer.
+
+    >>> known, values = {}, {}
+    >>> [sorted(admit({"a": 0.5, f"id={i}": 1.0}, known, values, 10, 2)) for i in range(3)]
+    [['a', 'id=0'], ['a', 'id=1'], ['a']]
+    """
+    if known.keys() >= xc.keys():
+        return xc
+    out = {}
+    refused = False
+    for k, v in xc.items():
+        if k not in known:
+            if len(known) >= max_keys:
+                refused = True
+                continue
+            if v == 1.0 and type(k) is str and "=" in k:
+                name = k.partition("=")[0]
+                n = values.get(name, 0)
+                if n >= max_values:
+                    refused = True
+                    continue
+                values[name] = n + 1
+            known[k] = None
+        out[k] = v
+    return out if refused else xc
+
+
 class FeatureScaler(StandardScaler):
     """River's ``StandardScaler`` that passes one-hot indicators through instead of zeroing them.
 
@@ -127,9 +190,19 @@ class FeatureScaler(StandardScaler):
         if not self.with_std or self.window_size is not None:
             return dict(super().transform_one(x))
         means, vars_ = self.means, self.vars
-        # One comprehension (the hot path of every linear learner): an indicator passes, any other constant is 0.
+        if x.keys() <= vars_.keys():
+            # One comprehension (the hot path of every linear learner): an indicator passes, any other constant
+            # is 0.
+            return {
+                i: (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+                for i, xi in x.items()
+            }
+        # A key the scaler never learned: read with ``get``, not River's ``means[i]``. The statistics are
+        # defaultdicts, and that read inserted the key, so a served model grew by one entry per unseen feature
+        # name it was asked about. An unseen key reads 0.0 either way (it transforms to 0.0): the same answers.
+        mean, var = means.get, vars_.get
         return {
-            i: (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
+            i: (xi - mean(i, 0.0)) / v**0.5 if (v := var(i, 0.0)) else (xi if mean(i, 0.0) == 1.0 else 0.0)
             for i, xi in x.items()
         }
 
@@ -161,15 +234,54 @@ class Quadratic(Transformer):
 
     Why: River's extender joins and sorts the names and multiplies through ``functools.reduce`` for every product
     of every event; with 10 features that is most of the ``auto`` pool's CPU (profiled in BENCHMARKS-accuracy.md).
-    Here the names and index pairs are computed once per feature set (cached, no state in the model) and each
-    product is one multiplication.
+    Here the names and index pairs are computed once per feature set (cached) and each product is one
+    multiplication.
+
+    Its outputs are bounded like a model's keys (:func:`admit`): it learns the names of at most ``MAX_KEYS``
+    outputs (features and products), and once that many are known an output it never learned is left out, so the
+    scaler and weights behind it stay within ``MAX_KEYS``. The bound is on the products, not on the inputs: a
+    500-value city makes ~1,500 products with two numbers (under the bound, learned as before), while any ``m``
+    inputs could make ``m (m + 1) / 2``. Before the bound is reached nothing is left out (the same outputs as
+    before); after it, a left-out output had no weight and no scaler entry, so the answers are unchanged.
     """
+
+    # The output names learned, and whether there are ``MAX_KEYS`` of them (then unknown outputs are left out).
+    # Class-level defaults: a Quadratic pickled before the bound starts learning names at its next example.
+    _known: dict[Any, None] | None = None
+    _full = False
+    _last: tuple[str, ...] | None = None  # the last plan whose outputs were all known (not pickled)
+
+    def learn_one(self, x: dict[Hashable, Any]) -> None:
+        if self._full:
+            return
+        keys = _quadratic_plan(tuple(x))[0]
+        if keys is self._last:
+            return  # the usual example: the same features as the last one (the plan is cached, so the same tuple)
+        known = self._known
+        if known is None:
+            known = self._known = {}
+        for k in itertools.chain(x, keys):
+            if k not in known:
+                if len(known) >= MAX_KEYS:
+                    self._full = True
+                    return
+                known[k] = None
+        self._last = keys
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_last", None)  # a cache of the plan, not state: pickles stay the same whatever came last
+        return state
 
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         keys, pairs = _quadratic_plan(tuple(x))
         values = list(x.values())
         out = dict(x)
         out.update(zip(keys, [values[i] * values[j] for i, j in pairs], strict=True))
+        if self._full:
+            known = self._known
+            assert known is not None
+            return {k: v for k, v in out.items() if k in known}
         return out
 
 

@@ -55,6 +55,7 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
     c0, c1 = classes
     slow = learner.predict_one
     means, vars_ = scaler.means, scaler.vars
+    learned = vars_.keys()  # a live view: the keys the scaler has learned
     # FeatureScaler (what learners.specs builds) has its own transform (indicators pass).
     feature_scaler = type(scaler) is FeatureScaler
 
@@ -62,9 +63,13 @@ def _fast_binary_lr(learner: Any) -> Callable[[dict[str, float]], Any] | None:
         """River's P(classes[1]) for ``xc``: ``mean_func(dot(transform(xc)) + intercept)``."""
         if feature_scaler:
             # FeatureScaler.transform_one and VectorDict.dot in one loop: the same reads of the scaler's statistics
-            # in the same order (a read of an unseen feature inserts it, as River's does), and the dot's sum from
-            # 0.0 in the order of the transformed dict, a missing weight counting 0.0 * t_i as River's does.
+            # in the same order, and the dot's sum from 0.0 in the order of the transformed dict, a missing weight
+            # counting 0.0 * t_i as River's does.
             w = lr._weights.to_dict()
+            if not xc.keys() <= learned:
+                # A key the scaler never learned transforms to 0.0 and has no weight: a 0.0 term, left out
+                # rather than read (a read of River's defaultdicts would insert it).
+                xc = {i: xi for i, xi in xc.items() if i in vars_}
             dot = 0.0
             for i, xi in xc.items():
                 ti = (xi - means[i]) / v**0.5 if (v := vars_[i]) else (xi if means[i] == 1.0 else 0.0)
@@ -97,12 +102,13 @@ def _fast_binary_lr_learn(learner: Any) -> Callable[[dict[str, float], Any], Non
     Why: the champion learns every label, and most of River's ``learn_one`` for this pipeline is calls between
     layers. This is River's own code path, flattened: the learner's label bookkeeping, the scaler's Welford update
     (``StandardScaler.learn_one``, the same expressions with the dict reads kept in locals), its
-    ``transform_one``, then ``GLM.learn_one`` with ``SGD``. With no L2 and zero-initialised weights (the default)
-    the scaler's update, the transform and the dot product are one pure-Python loop over the features and the SGD
-    update a second (:func:`_fused_lr_learn`); otherwise the weights go through River's ``VectorDict``
-    primitives (``dot``, ``from_scaled``, ``isub_scaled``). Either way the same arithmetic in the same order,
-    so the learned state is River's, bit for bit (tests/test_learners_fast_paths.py). A new label, or River's
-    learn-during-predict mode, goes to the learner.
+    ``transform_one``, then ``GLM.learn_one`` with ``SGD``, on the keys the learner may learn
+    (``Learner.admit``). With no L2 and zero-initialised weights (the default) the scaler's update, the transform
+    and the dot product are one pure-Python loop over the features and the SGD update a second
+    (:func:`_fused_lr_learn`); otherwise the weights go through River's ``VectorDict`` primitives (``dot``,
+    ``from_scaled``, ``isub_scaled``). Either way the same arithmetic in the same order, so the learned state is
+    River's, bit for bit (tests/test_learners_fast_paths.py, tests/test_learners_vocabulary.py). A new label, or
+    River's learn-during-predict mode, goes to the learner.
     """
     from river import compose, linear_model, optim, preprocessing
     from river.utils.vectordict import VectorDict
@@ -149,11 +155,16 @@ def _fused_lr_learn(
     gradient = lr.loss.gradient
     opt = lr.optimizer
     slow = learner.learn_one
+    admit = learner.admit
+    admit({})  # a learner pickled before its vocabulary existed starts one here
+    known = learner._known.keys()  # a live view of the keys it has learned
 
     def learn(xc: dict[str, float], y: Any) -> None:
         if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
             slow(xc, y, cleaned=True)
             return
+        if not xc.keys() <= known:
+            xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
         counts_y[y] += 1
         target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
         weights = lr._weights
@@ -201,11 +212,16 @@ def _vector_lr_learn(
     from_scaled = VectorDict.from_scaled
     opt = lr.optimizer
     slow = learner.learn_one
+    admit = learner.admit
+    admit({})  # a learner pickled before its vocabulary existed starts one here
+    known = learner._known.keys()  # a live view of the keys it has learned
 
     def learn(xc: dict[str, float], y: Any) -> None:
         if y is None or y not in counts_y or model._LEARN_UNSUPERVISED_DURING_PREDICT:
             slow(xc, y, cleaned=True)
             return
+        if not xc.keys() <= known:
+            xc = admit(xc)  # Learner.learn_one: the keys this learner may learn (learners.features.admit)
         counts_y[y] += 1
         target = y == c1  # Learner.learn_one: len(classes) > 1 and y == classes[1]
         # StandardScaler.learn_one (with_std, no window): counts[i] += 1; means[i] += ...; vars_[i] += ...
@@ -273,6 +289,7 @@ def _fast_pool_learn(learner: Any) -> Callable[[dict[str, float], Any], None] | 
         return None
     counts_y = learner._counts
     complete = learner._complete
+    admit = learner.admit
     slow = learner.learn_one
     members = _PoolMembers()
 
@@ -281,7 +298,7 @@ def _fast_pool_learn(learner: Any) -> Callable[[dict[str, float], Any], None] | 
             slow(xc, y, cleaned=True)
             return
         counts_y[y] += 1
-        pool.learn_one(complete(xc, True), y, members)
+        pool.learn_one(complete(admit(xc), True), y, members)
 
     return learn
 

@@ -61,7 +61,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("learners.pool", "Pool"): _PLAIN
     + "; the 'auto' learner: its members are themselves allow-listed learners",
     ("learners.specs", "_Aligned"): _PLAIN,
-    ("learners.features", "Quadratic"): _PLAIN + " (no state: its plan cache is module-level)",
+    ("learners.features", "Quadratic"): _PLAIN + " (its state: a dict of output names and a flag)",
     ("learners.features", "FeatureScaler"): "River's StandardScaler with its own transform_one: the same "
     "__setstate__ (adds a default and updates __dict__)",
     ("learners.window", "WindowRefit"): _PLAIN,

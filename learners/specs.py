@@ -26,8 +26,13 @@ from river import base as river_base
 from driftline.config import LearnerSpec
 from driftline.errors import ArtifactError, LearnerError
 from learners.features import (
+    MAX_CATEGORIES,
+    MAX_KEYS,
+    MAX_TREE_KEYS,
+    MAX_VALUES,
     FeatureScaler,
     Quadratic,
+    admit,
     clean_features,
     complete_indicators,
     share_distribution_rngs,
@@ -260,6 +265,22 @@ SELF_REWIRING = ("auto",)
 MAX_FRACTIONAL_CLASSES = 50
 
 
+def vocabulary_bounds(spec: LearnerSpec) -> tuple[int, int] | None:
+    """``(max_keys, max_values)`` a learner of ``spec`` learns (:func:`learners.features.admit`), or None for a
+    kind made of learners that bound themselves (``auto``: each member has its own).
+
+    One rule for every kind, with bounds by what a key costs it: a linear model ``MAX_KEYS`` keys and
+    ``MAX_VALUES`` values per string feature (a ``degree: 2`` model's pairwise products are bounded by
+    :class:`learners.features.Quadratic` itself, to ``MAX_KEYS`` as well); a tree ``MAX_TREE_KEYS`` keys and the
+    ``MAX_CATEGORIES + 1`` values :func:`learners.features.complete_indicators` shows it anyway.
+    """
+    if spec.name in SELF_REWIRING:
+        return None
+    if spec.name in SPLITTING:
+        return MAX_TREE_KEYS, MAX_CATEGORIES + 1
+    return MAX_KEYS, MAX_VALUES
+
+
 def _binary_only(spec: LearnerSpec, task: str) -> bool:
     return (
         task == "classification"
@@ -274,7 +295,14 @@ class Learner:
     Outputs are never NaN: a classifier with nothing learned predicts ``None`` and an empty ``proba``; a regressor
     predicts the running mean of the targets (0.0 before any) whenever the estimator returns a non-finite value,
     and clips predictions to the observed target range widened by its width (linear models can explode on outliers).
+    What it learns from is bounded (:func:`vocabulary_bounds`): keys past the bounds are not learned.
     """
+
+    # The vocabulary (:func:`learners.features.admit`): keys learned, and values learned per string feature. None
+    # for ``auto`` (its members bound themselves) and in a learner pickled before the bound existed (a trainer's
+    # checkpoint): that one starts an empty vocabulary at its next label.
+    _known: dict[Any, None] | None = None
+    _values: dict[str, int] | None = None
 
     def __init__(self, spec: LearnerSpec, task: str = "classification", seed: int = 0) -> None:
         self.spec = spec
@@ -292,6 +320,24 @@ class Learner:
         # For a splitting kind: indicator names by feature and those completed on every event (features.py).
         self._indicators: dict[str, list[str]] | None = {} if spec.name in SPLITTING else None
         self._complete_names: tuple[str, ...] = ()
+        if vocabulary_bounds(spec) is not None:
+            self._known, self._values = {}, {}
+
+    def admit(self, xc: dict[str, Any]) -> dict[str, Any]:
+        """``xc`` without the keys this learner may not learn (:func:`learners.features.admit`): what every
+        learning path (``learn_one`` and the trainer's shortcuts in :mod:`learners.live_models`) learns."""
+        known = self._known
+        if known is None:
+            bounds = vocabulary_bounds(self.spec)
+            if bounds is None:
+                return xc
+            known = self._known = {}
+            self._values = {}
+        if known.keys() >= xc.keys():
+            return xc
+        bounds = vocabulary_bounds(self.spec)
+        assert bounds is not None and self._values is not None
+        return admit(xc, known, self._values, *bounds)
 
     def _complete(self, xc: dict[str, Any], learn: bool) -> dict[str, Any]:
         """``xc`` as a splitting kind sees it: absent one-hot indicators as 0.0 (:func:`complete_indicators`)."""
@@ -342,6 +388,12 @@ class Learner:
         if y is None:
             return
         xc = x if cleaned else clean_features(x)
+        known = self._known
+        if known is not None:
+            if not known.keys() >= xc.keys():  # the usual example: every key already learned
+                xc = self.admit(xc)
+        elif self.spec.name not in SELF_REWIRING:  # (``auto``'s members bound themselves)
+            xc = self.admit(xc)  # pickled before the vocabulary existed: starts one
         if self.task == "regression":
             if isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y):
                 return

@@ -14,6 +14,11 @@ from learners.drift import DriftSignal
 
 WARMUP = 50  # labels before a new class is news (the first classes of a fresh model are all new)
 MAX_CLASSES = 10_000  # bounded memory on a regression-like label stream declared as classification
+#: Feature names whose type is remembered; a name first seen after this many is not watched. Why: events whose
+#: feature names are all new (an adversary, a key-per-entity payload) grew ``kinds``, and with it the trainer's
+#: checkpoint, by one entry per event. A model learns at most ``learners.features.MAX_KEYS`` keys, so a name
+#: past this bound is almost certainly one no model learns from either.
+MAX_NAMES = 10_000
 
 
 # The usual types answered with one dict probe (``_kind``'s isinstance chain was most of the trainer's per-label
@@ -50,7 +55,11 @@ class InputWatch:
             kind = _KINDS.get(type(value)) or _kind(value)
             if kind == "null":  # a missing value is not a type change
                 continue
-            was = kinds.setdefault(name, kind)
+            was = kinds.get(name)
+            if was is None:
+                if len(kinds) < MAX_NAMES:
+                    kinds[name] = kind
+                continue
             if was != kind:
                 self.kinds[name] = kind  # one warning per change, not one per event
                 details = {"feature": name, "was": was, "now": kind, "value": repr(value)[:60]}

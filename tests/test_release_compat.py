@@ -141,6 +141,10 @@ def test_releases_are_built_as_before() -> None:
     models = _models()
     assert set(models) == set(golden)
     for k, (name, model) in enumerate(models.items()):
+        # The golden pickles predate the learner's vocabulary (session 14, ``Learner.admit``): a learner pickled
+        # before it has none (the class default), so without it the same model must make the same bytes.
+        assert model._known, name
+        del model._known, model._values
         new = build_release(model, **_release_args(k + 2))
         old = _decoded(golden[name])
         assert zlib.decompress(new["artifact"]) == base64.b64decode(golden[name]["pickle"]), name
