@@ -331,16 +331,17 @@ def test_new_models_past_max_models_are_dead_lettered_not_created(trainer_settin
     s = dataclasses.replace(
         trainer_settings, routing=dataclasses.replace(trainer_settings.routing, max_models=2)
     )
-    examples = _examples(60) + _examples(60, model="m1")
-    examples += [e for i in range(8) for e in _examples(5, model=f"id-{i}")]
-    _send_examples(s, examples)
+    # First come, first created: the two models first, then ids written into ``model`` (one model per id).
+    _send_examples(s, _examples(60) + _examples(60, model="m1"))
     with _running(s) as group:
         _wait(group, "default and m1 learned", lambda: _learned(group) >= 60 and _learned(group, "m1") >= 60)
+        _send_examples(s, [e for i in range(8) for e in _examples(5, model=f"id-{i}")] + _examples(20, 60))
         _wait(
             group,
-            "the other 40 examples dead-lettered",
+            "the 40 examples of new models dead-lettered",
             lambda: len([r for r in _read(s, "deadletter") if r.ok and r.value]) >= 40,
         )
+        _wait(group, "default learned on", lambda: _learned(group) >= 80)
         assert set(group.trainers) == {"default", "m1"}
     dead = [r.value for r in _read(s, "deadletter") if r.ok and r.value]
     assert len(dead) == 40 and all("routing.max_models (2)" in str(d["error"]) for d in dead)
