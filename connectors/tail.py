@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.consumer import Received, decode_message
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
@@ -43,13 +43,33 @@ def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Cons
         raise StackError(f"topic {topic} does not exist (produce to it first, or check --topic-prefix)")
     assignment, ends = [], {}
     for partition in sorted(tmeta.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        low, high = _watermarks(consumer, TopicPartition(topic, partition))
         start = low if last_n is None else max(low, high - last_n)
         assignment.append(TopicPartition(topic, partition, start))
         if high > start:
             ends[partition] = high
     consumer.assign(assignment)
     return consumer, ends
+
+
+# A partition whose leader is moving (a topic just created, a broker restarting) answers these for a moment.
+_LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, within_s: float = 30.0) -> tuple[int, int]:
+    """``(low, high)`` of ``tp``, asked again while its leader is moving (up to ``within_s``): a tail right after
+    ``stack up`` or a broker restart failed with "Not leader for partition" although the next try would answer."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return low, high
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code not in _LEADER_MOVING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def read_until_end(

@@ -150,6 +150,11 @@ class RoutingSettings:
     default: str | None = None
     # Models whose trainer publishes v1 as soon as it owns them (others start with their first label).
     models: list[str] = field(default_factory=list)
+    # Distinct models one scorer answers and one trainer process creates (the default model and ``models`` always
+    # count as known). An event or example naming a new model past it is dead-lettered with the reason. Why: a
+    # model is a trainer with its own lifecycle, releases and checkpoint, and a scorer keeps monitors per model,
+    # so a producer that puts an id in ``model`` (or an adversary) would otherwise grow every process without bound.
+    max_models: int = 1000
 
 
 @dataclass(frozen=True)
@@ -363,6 +368,11 @@ def _validate(settings: Settings) -> None:
         check_model_name(settings.routing.default, "routing.default")
     for name in settings.routing.models:
         check_model_name(name, "routing.models")
+    if settings.routing.max_models < 1 + len(settings.routing.models):
+        raise ConfigError(
+            f"routing.max_models: must be at least 1 + the {len(settings.routing.models)} routing.models, "
+            f"got {settings.routing.max_models}"
+        )
     check_guard_config(settings.guard)
     check_sentinel_config(settings.drift)
     if settings.kafka.partitions < 1:

@@ -114,6 +114,8 @@ class Scorer:
         s = ctx.settings
         self.default = s.default_model
         self.routing = s.routing
+        # The models this scorer answers (routing.max_models bounds how many; the configured ones always count).
+        self._known: dict[str, None] = dict.fromkeys([self.default, *s.routing.models])
         self.budget = s.serving.model_memory_mb * 1024 * 1024
         self._task = s.model.task
         self._topic = s.topic("features")
@@ -211,9 +213,19 @@ class Scorer:
         if name is None:
             return self.default
         try:
-            return check_model_name(name, "FeatureEvent.model")
+            name = check_model_name(name, "FeatureEvent.model")
         except ConfigError as exc:
             raise SchemaError(str(exc)) from None
+        known = self._known
+        if name not in known:
+            if len(known) >= self.routing.max_models and name not in self.versions:
+                raise SchemaError(
+                    f"FeatureEvent.model {name!r} would be model number {len(known) + 1} of this scorer, past "
+                    f"routing.max_models ({self.routing.max_models}); raise it if that many models are meant, "
+                    "else check what sets the event's model (an id there makes one model per event)"
+                )
+            known[name] = None
+        return name
 
     def predict(
         self, features: dict[str, Any], name: str | None = None

@@ -273,7 +273,14 @@ class TransactionalBatches:
             by_model.setdefault(example["model"], []).append((raw, example))
         for name, examples in by_model.items():
             trainer = touched.get(name) or self._trainer(name)
-            assert trainer is not None
+            if trainer is None:  # a new model past routing.max_models: none is created
+                reason = (
+                    f"TrainingExample.model {name!r} would be a new model past routing.max_models "
+                    f"({self.settings.routing.max_models}) of this trainer; raise it if that many models are meant"
+                )
+                for raw, _ in examples:
+                    ctx.deadletter("train", raw, reason)
+                continue
             touched[name] = trainer
             m.events.labels(stage="train", outcome="ok").inc(trainer.process(examples))
 

@@ -326,12 +326,14 @@ class TrainerGroup(TransactionalBatches):
         )
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
-        """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model."""
+        """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model;
+        None for a new model past ``routing.max_models`` (or when not ``create``)."""
         trainer = self.trainers.get(name)
         if trainer is not None:
             return trainer
         sealed = self.states.get(name)
-        if sealed is None and not create and name not in self.latest:
+        # A model no one has released: created only when asked to and within routing.max_models.
+        if sealed is None and name not in self.latest and (not create or self._at_model_bound(name)):
             return None
         state = None
         if sealed is not None:
@@ -344,6 +346,14 @@ class TrainerGroup(TransactionalBatches):
         trainer.start(state, self.latest.get(name, 0))
         self.trainers[name] = trainer
         return trainer
+
+    def _at_model_bound(self, name: str) -> bool:
+        """True when a new model ``name`` would be past ``routing.max_models`` for this process (the default model
+        and ``routing.models`` never are): its examples are dead-lettered instead (settings.RoutingSettings)."""
+        routing = self.settings.routing
+        if name == self.settings.default_model or name in routing.models:
+            return False
+        return len(self.trainers.keys() | self.states.keys()) >= routing.max_models
 
     def _publish_status(self, trainers: list[Trainer]) -> None:
         """Each owned model's live status (Redis) and who owns it; a model whose partition this process no

@@ -413,3 +413,28 @@ def test_render_deadletter_previews_value_and_undecodable_as_error() -> None:
     assert "ERROR" in render_text(codec, bad)
     line = json.loads(render_json(codec, bad))
     assert "error" in line and line["raw_base64"] == "AQI="
+
+
+def test_a_tail_asks_again_while_the_partition_leader_moves_and_not_for_other_errors() -> None:
+    """Right after ``stack up`` or a broker restart a watermark query can answer "Not leader for partition";
+    the tail asks again instead of failing. Any other error is raised at once."""
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    from connectors.tail import _watermarks
+
+    class Flaky:
+        def __init__(self, errors: list[int]) -> None:
+            self.errors, self.calls = errors, 0
+
+        def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+            self.calls += 1
+            if self.errors:
+                raise KafkaException(KafkaError(self.errors.pop(0)))
+            return 3, 9
+
+    moving = Flaky([KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE])
+    assert _watermarks(moving, TopicPartition("t", 0)) == (3, 9) and moving.calls == 3  # type: ignore[arg-type]
+    other = Flaky([KafkaError.TOPIC_AUTHORIZATION_FAILED])
+    with pytest.raises(KafkaException):
+        _watermarks(other, TopicPartition("t", 0))  # type: ignore[arg-type]
+    assert other.calls == 1

@@ -139,3 +139,37 @@ def test_valid_model_names_route(name: str) -> None:
     scorer, producer = _scorer(follower)
     scorer.process([_event(0, {"x": 1.0}, model=name)])
     assert [p["model"] for p in producer.on("predictions")] == [name]
+
+
+def test_new_models_past_max_models_are_dead_lettered_with_the_setting_named() -> None:
+    """``routing.max_models`` bounds the models one scorer answers: an id in the ``model`` field would otherwise
+    make one model (monitors, buffers) per event. Known models (configured, released, already answered) still
+    route past the bound."""
+    follower = Follower()
+    follower.release("released", 1)
+    scorer, producer = _scorer(follower, **{"routing.max_models": 3, "routing.models": ["configured"]})
+    scorer.process([_event(0, {"x": 1.0}, model="a")])  # default + configured + a: the bound
+    scorer.process(
+        [
+            _event(1, {"x": 1.0}, model="b"),  # new past the bound: dead-lettered
+            _event(2, {"x": 1.0}, model="a"),  # known
+            _event(3, {"x": 1.0}, model="configured"),
+            _event(4, {"x": 1.0}),  # the default model
+            _event(5, {"x": 1.0}, model="released"),  # it has a release: its events are answered
+            *[_event(10 + i, {"x": 1.0}, model=f"id-{i}") for i in range(50)],
+        ]
+    )
+    answered = [p["model"] for p in producer.on("predictions")]
+    assert answered == ["a", "a", "configured", "default", "released"]
+    dead = producer.on("deadletter")
+    assert len(dead) == 51 and all("routing.max_models (3)" in d["error"] for d in dead)
+    assert len(scorer._known) == 4  # the three allowed and the released one: nothing grew past them
+
+
+def test_max_models_must_cover_the_configured_models() -> None:
+    from driftline.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"routing\.max_models: must be at least 1 \+ the 2 routing\.models"
+    ):
+        load_settings(environ={}, overrides={"routing.max_models": 2, "routing.models": ["a", "b"]})

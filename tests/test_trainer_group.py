@@ -322,3 +322,26 @@ def test_control_commands_are_applied_refused_and_answered(trainer_settings: Set
     assert sum("already seen" in r for r in reasons) == 1, reasons
     assert sum("bad signature" in r for r in reasons) == 1, reasons
     assert sum("unknown here" in r for r in reasons) == 1, reasons
+
+
+def test_new_models_past_max_models_are_dead_lettered_not_created(trainer_settings: Settings) -> None:
+    """``routing.max_models`` bounds the models one trainer process creates (each is a lifecycle, releases and a
+    checkpoint): examples of a model past it are dead-lettered with the setting named; the models already there
+    keep learning, and nothing else is lost (every example is learned or dead-lettered)."""
+    s = dataclasses.replace(
+        trainer_settings, routing=dataclasses.replace(trainer_settings.routing, max_models=2)
+    )
+    # First come, first created: the two models first, then ids written into ``model`` (one model per id).
+    _send_examples(s, _examples(60) + _examples(60, model="m1"))
+    with _running(s) as group:
+        _wait(group, "default and m1 learned", lambda: _learned(group) >= 60 and _learned(group, "m1") >= 60)
+        _send_examples(s, [e for i in range(8) for e in _examples(5, model=f"id-{i}")] + _examples(20, 60))
+        _wait(
+            group,
+            "the 40 examples of new models dead-lettered",
+            lambda: len([r for r in _read(s, "deadletter") if r.ok and r.value]) >= 40,
+        )
+        _wait(group, "default learned on", lambda: _learned(group) >= 80)
+        assert set(group.trainers) == {"default", "m1"}
+    dead = [r.value for r in _read(s, "deadletter") if r.ok and r.value]
+    assert len(dead) == 40 and all("routing.max_models (2)" in str(d["error"]) for d in dead)
