@@ -327,16 +327,15 @@ class Learner:
         """``xc`` without the keys this learner may not learn (:func:`learners.features.admit`): what every
         learning path (``learn_one`` and the trainer's shortcuts in :mod:`learners.live_models`) learns."""
         known = self._known
-        if known is None:
-            bounds = vocabulary_bounds(self.spec)
-            if bounds is None:
-                return xc
-            known = self._known = {}
-            self._values = {}
-        if known.keys() >= xc.keys():
+        if known is not None and known.keys() >= xc.keys():  # the usual example: every key already learned
             return xc
         bounds = vocabulary_bounds(self.spec)
-        assert bounds is not None and self._values is not None
+        if bounds is None:  # ``auto``: its members bound themselves
+            return xc
+        if known is None:  # pickled before the vocabulary existed: starts one
+            known = self._known = {}
+            self._values = {}
+        assert self._values is not None
         return admit(xc, known, self._values, *bounds)
 
     def _complete(self, xc: dict[str, Any], learn: bool) -> dict[str, Any]:
@@ -388,12 +387,7 @@ class Learner:
         if y is None:
             return
         xc = x if cleaned else clean_features(x)
-        known = self._known
-        if known is not None:
-            if not known.keys() >= xc.keys():  # the usual example: every key already learned
-                xc = self.admit(xc)
-        elif self.spec.name not in SELF_REWIRING:  # (``auto``'s members bound themselves)
-            xc = self.admit(xc)  # pickled before the vocabulary existed: starts one
+        xc = self.admit(xc)
         if self.task == "regression":
             if isinstance(y, bool) or not isinstance(y, (int, float)) or not math.isfinite(y):
                 return
