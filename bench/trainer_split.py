@@ -13,7 +13,8 @@ inside the worker, and the same parts in process without Kafka.
   tree (child processes, trees alternating, best of the rounds): the worker's exact TrainingExamples (encoded as
   ``driftline bench`` encodes them) decoded, then ``ModelLifecycle.learn_batch`` alone, then ``Trainer.process``
   (learn_batch plus the per-label bookkeeping and the releases' publishing into a producer that drops them), in
-  batches of ``B``. ``process - learn_batch`` is the trainer's own work around the lifecycle.
+  batches of ``B``. ``process - learn_batch`` is the trainer's own work around the lifecycle; ``bookkeeping`` is
+  ``Trainer.process`` with ``learn_batch`` stubbed out (best of 3 in the child): the per-label checks alone.
 
 Used for BENCHMARKS.md (session 15, the train worker's CPU per label).
 """
@@ -193,6 +194,16 @@ for k in range(0, n, batch):
     alog._pending.clear()
 out["process"] = time.process_time() - t0
 out["process_version"] = t.lifecycle.served_version
+best = None
+for _ in range(3):  # Trainer.process with learn_batch stubbed out: the trainer's own per-label bookkeeping
+    t, _ = trainer()
+    t.lifecycle.learn_batch = lambda ex: [[] for _ in ex]
+    t0 = time.process_time()
+    for k in range(0, n, batch):
+        t.process(pairs[k : k + batch])
+    took = time.process_time() - t0
+    best = took if best is None else min(best, took)
+out["bookkeeping"] = best
 model = t.lifecycle.champion.clone().model
 t0 = time.process_time()
 for _, x, y in rows:
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     b = best[tree]
                     b[key] = min(b.get(key, value), value) if not key.endswith("version") else value
         for b in best.values():
-            for key in ("decode", "learn_batch", "process", "bare"):
+            for key in ("decode", "learn_batch", "process", "bookkeeping", "bare"):
                 b[f"{key}_us"] = round(b.pop(key) / args.events * 1e6, 2)
             b["outside_learn_batch_us"] = round(b["process_us"] - b["learn_batch_us"], 2)
         result["best"][kind] = best
