@@ -1,18 +1,20 @@
 """The train worker's cost outside the model: one ``train`` worker per source tree over the same pre-filled
-TrainingExamples, alternated, with its CPU per label and (``--profile``) where that CPU goes.
+TrainingExamples, alternated, with its CPU per label and (``--split`` or ``--profile``) where that CPU goes.
 
 ``python -m bench.trainer_cost [TREE ...] [--kinds logistic_regression,hoeffding_tree] [--events N] [--rounds R]
-[--profile DIR]``: for each kind and round, each tree (default: this one) gets topics of its own, filled with
-``N`` TrainingExamples carrying the served answers exactly as ``driftline bench`` fills them
+[--profile DIR] [--split DIR]``: for each kind and round, each tree (default: this one) gets topics of its own,
+filled with ``N`` TrainingExamples carrying the served answers exactly as ``driftline bench`` fills them
 (:func:`bench.data.served_answers`), then one ``driftline worker --role train`` started from that tree; it is
 timed as the bench times it (:func:`bench.pipeline.learn_throughput`: labels/s and CPU per label from the
 trainer's own status). Each tree keeps its best round. Bare River ``learn_one`` runs on the same rows in this
 process before each round; ``learn_vs_river_learn_cpu`` is its best CPU per row over the worker's CPU per label
 (``learn_vs_river_learn``: the worker's labels/s over bare River's best rate, as ``driftline bench`` divides).
-``--profile`` attaches ``py-spy record --native`` to the worker while it learns and reports the shares of the
-Python threads' samples by part (decode, learn_batch, checkpoint, transaction, status, ...), plus the CPU of
-every thread by name (librdkafka's threads are native and invisible to py-spy). Used for BENCHMARKS.md (issue
-16, the train worker per batch).
+``--split DIR`` (no py-spy needed) times the trainer thread's parts inside the worker (:mod:`bench.trainer_split`:
+decode, learn_batch, release publishing, seal, status, GC, ... in CPU us per label). ``--profile`` attaches
+``py-spy record --native`` to the worker while it learns and reports the shares of the Python threads' samples by
+part. Either way the CPU of every thread by name is reported (librdkafka's threads are native: ``rdk:*``; every
+Python thread is ``python``). The broker is the settings' (``DRIFTLINE_KAFKA_BOOTSTRAP``, ``DRIFTLINE_REDIS_URL``).
+Used for BENCHMARKS.md (issue 16, the train worker per batch).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from bench.data import make_rows, produce_all, raw_producer, served_answers, training_value
 from bench.env import BenchEnv, cpu_seconds, progress
 from bench.pipeline import learn_throughput
+from bench.trainer_split import install_site, worker_split
 from driftline.settings import load_settings
 from schemas.codec import default_codec
 from streams.processes import WorkerProcess
@@ -63,13 +66,15 @@ class TreeWorker(WorkerProcess):
     """A worker started from a given source tree (``python -m`` puts the working directory first on the path)."""
 
     cwd: str = "."
+    path_first: str = ""  # a directory ahead of the tree on the path (``--split``'s sitecustomize)
 
     def start(self) -> TreeWorker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         cmd = [sys.executable, "-m", "streams.cli", "worker", "--role", self.role]
         cmd += ["--metrics-port", str(self.metrics_port)]
-        env = {**os.environ, **self.env, "PYTHONPATH": self.cwd}
+        path = f"{self.path_first}{os.pathsep}{self.cwd}" if self.path_first else self.cwd
+        env = {**os.environ, **self.env, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -113,7 +118,13 @@ def shares(raw_file: Path) -> dict[str, float]:
 
 
 def measure(
-    env: BenchEnv, tree: str, kind: str, name: str, values: list[bytes], profile: Path | None
+    env: BenchEnv,
+    tree: str,
+    kind: str,
+    name: str,
+    values: list[bytes],
+    profile: Path | None,
+    split: Path | None = None,
 ) -> dict[str, Any]:
     settings = env.settings(name, kind)
     env.ensure_topics(settings)
@@ -121,7 +132,12 @@ def measure(
     worker_env = {"DRIFTLINE_CONFIG": str(env.config_file(name, kind))}
     for var in ("DRIFTLINE_TOPIC_PREFIX", "DRIFTLINE_MODEL", "DRIFTLINE_STATE_DIR", "DRIFTLINE_SIGNING_KEY"):
         worker_env[var] = ""
-    worker = TreeWorker("train", worker_env, env.workdir / "logs" / f"{name}.log", cwd=tree).start()
+    path_first = ""
+    if split is not None:
+        path_first = str(install_site(split / "site"))
+        worker_env["DRIFTLINE_BENCH_SPLIT"] = str(split / name)
+    log_path = env.workdir / "logs" / f"{name}.log"
+    worker = TreeWorker("train", worker_env, log_path, cwd=tree, path_first=path_first).start()
     env.workers.append(worker)
     spy = None
     try:
@@ -151,6 +167,8 @@ def measure(
         env.stop_worker(worker)
     if profile is not None and (profile / f"{name}.txt").exists():
         out["shares"] = shares(profile / f"{name}.txt")
+    if split is not None:
+        out["split"] = worker_split(str(split / name))
     return out
 
 
@@ -189,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy raw stacks go here")
+    parser.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help="per-part CPU of the trainer thread (bench.trainer_split) goes here",
+    )
     args = parser.parse_args(argv)
     trees = [str(Path(t).resolve()) for t in args.trees]
     env = BenchEnv(load_settings())
@@ -213,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
                     topic = env.settings(name, kind).topic("training")
                     docs = [training_value(row, name, now, a) for row, a in zip(rows, answers, strict=True)]
                     values = codec.encode_many("TrainingExample", docs, topic=topic)
-                    run = measure(env, tree, kind, name, values, args.profile)
+                    run = measure(env, tree, kind, name, values, args.profile, args.split)
                     run.update(kind=kind, tree=tree, round=r, load=os.getloadavg()[0])
                     results["runs"].append(run)
                     progress(
                         f"{kind} round {r} tree {t}: {run['learn_eps']:.0f}/s, {run['learn_cpu_us']:.1f} us CPU"
-                        f"/label, batch {run['metrics'].get('mean_batch', 0):.0f}, shares {run.get('shares')}"
+                        f"/label, batch {run['metrics'].get('mean_batch', 0):.0f}, shares {run.get('shares')}, "
+                        f"threads {run['thread_cpu_us']}, split {run.get('split', {}).get('us_per_label')}"
                     )
         best: dict[str, dict[str, Any]] = {}
         for run in results["runs"]:

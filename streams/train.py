@@ -59,20 +59,31 @@ class RecentIds:
         self._next = 0
 
     @staticmethod
-    def _digest(event_id: str) -> int:
+    def digest(event_id: str) -> int:
+        """The id's 64-bit digest: the trainer computes it once per example, for the duplicate check and for the
+        add after learning (:meth:`has`, :meth:`add_digest`)."""
         # Stable across processes (Python's own str hash is salted per process).
         return int.from_bytes(
             hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True
         )
 
+    _digest = digest
+
     def __contains__(self, event_id: object) -> bool:
-        return isinstance(event_id, str) and self._digest(event_id) in self._set
+        return isinstance(event_id, str) and self.digest(event_id) in self._set
+
+    def has(self, digest: int) -> bool:
+        """``id in self`` for an id whose :meth:`digest` is known."""
+        return digest in self._set
 
     def __len__(self) -> int:
         return len(self._ring)
 
     def add(self, event_id: str) -> None:
-        digest = self._digest(event_id)
+        self.add_digest(self.digest(event_id))
+
+    def add_digest(self, digest: int) -> None:
+        """:meth:`add` for an id whose :meth:`digest` is known."""
         if digest in self._set:
             return
         self._set.add(digest)
@@ -241,61 +252,80 @@ class Trainer(TrainerControl):
 
     # -- per batch -----------------------------------------------------------------------------------------------
     def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
-        """Learn this model's decoded TrainingExamples of one batch, in order; returns how many were learned."""
+        """Learn this model's decoded TrainingExamples of one batch, in order; returns how many were learned.
+
+        Each id's digest is computed once, for the duplicate check here and the add once it is learned (it was
+        hashed twice per label)."""
         m = self.ctx.metrics
         pending: list[tuple[RawRecord, dict[str, Any]]] = []
+        digests: list[int] = []
         ids: set[str] = set()
+        offsets, seen, digest = self.offsets, self.seen, self.seen.digest
+        paused, discard = self.lifecycle.paused, self.pause_discard
+        where, part = "", None  # the batch's records are almost always of one partition: its key made once
         for raw, example in examples:
-            where = f"{raw.topic}:{raw.partition}"
-            if raw.offset <= self.offsets.get(where, -1):
+            if (raw.topic, raw.partition) != part:
+                part = (raw.topic, raw.partition)
+                where = f"{raw.topic}:{raw.partition}"
+            if raw.offset <= offsets.get(where, -1):
                 m.events.labels(stage="train", outcome="skipped").inc()
                 continue
-            self.offsets[where] = raw.offset
-            if example["id"] in self.seen or example["id"] in ids:
+            offsets[where] = raw.offset
+            event_id = example["id"]
+            known = digest(event_id)  # a string (the schema's); hashed once for the check and the add
+            if seen.has(known) or event_id in ids:
                 m.events.labels(stage="train", outcome="duplicate").inc()
                 continue
-            if self.lifecycle.paused and not self.pause_discard:
+            if paused and not discard:
                 self.hold(raw, example)
                 continue
-            if self.lifecycle.paused:
+            if paused:
                 # pause --discard: scored and monitored as before, never learned; counted.
                 m.paused_examples.labels(model=self.ctx.model, outcome="discarded").inc()
-            ids.add(example["id"])
+            ids.add(event_id)
             pending.append((raw, example))
-        return self.learn_many(pending)
+            digests.append(known)
+        return self.learn_many(pending, digests)
 
-    def learn_many(self, pending: list[tuple[RawRecord, dict[str, Any]]]) -> int:
+    def learn_many(
+        self, pending: list[tuple[RawRecord, dict[str, Any]]], digests: list[int] | None = None
+    ) -> int:
         """Learn a batch with :meth:`ModelLifecycle.learn_batch` (the same decisions as one by one, the frozen
         models' predictions per batch); a record the learner cannot take is dead-lettered. Returns how many were
-        learned."""
+        learned. ``digests``: the examples' ids as :meth:`RecentIds.digest` (computed here if not given)."""
+        check = self._check_input
+        index = self.index
+        labelled = []
         for k, (_, example) in enumerate(pending):
-            self._check_input(example, self.index + k)
-        results = self.lifecycle.learn_batch(
-            [
+            check(example, index + k)
+            get = example.get
+            labelled.append(
                 Labelled(
                     example["features"],
                     example["label"],
-                    served_prediction=example.get("prediction"),
-                    served_version=example.get("version"),
-                    served_proba=example.get("proba"),
-                    index=self.index + k,
-                    ts=example.get("event_ts"),
+                    get("prediction"),
+                    get("version"),
+                    get("proba"),
+                    index + k,
+                    get("event_ts"),
                 )
-                for k, (_, example) in enumerate(pending)
-            ]
-        )
+            )
+        results = self.lifecycle.learn_batch(labelled)
+        if digests is None:
+            digests = [self.seen.digest(example["id"]) for _, example in pending]
         learned = 0
-        for (raw, example), result in zip(pending, results, strict=True):
+        add, observe, handle = self.seen.add_digest, self.ctx.observe_served, self.handle
+        for (raw, example), result, known in zip(pending, results, digests, strict=True):
             if isinstance(
                 result, Exception
             ):  # a record the learner cannot take: dead-letter it, keep learning
                 self.ctx.deadletter("train", raw, result)
                 continue
             self.index += 1
-            self.seen.add(example["id"])
-            self.ctx.observe_served(example)  # per-segment fairness of the served model (fairness_metrics.py)
+            add(known)
+            observe(example)  # per-segment fairness of the served model (fairness_metrics.py)
             for event in result:
-                self.handle(event)
+                handle(event)
             learned += 0 if self.lifecycle.paused else 1
         return learned
 

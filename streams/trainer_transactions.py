@@ -261,16 +261,25 @@ class TransactionalBatches:
         ctx, m = self.ctx, self.metrics
         decoded = self.codec.decode_many("TrainingExample", [r.value for r in raws], topic=self.topics[0])
         by_model: dict[str, list[tuple[RawRecord, dict[str, Any]]]] = {}
+        refused: dict[str, str] = {}  # names checked in this batch: each is checked once, not once per record
         for raw, example in zip(raws, decoded, strict=True):
             if isinstance(example, SchemaError):
                 ctx.deadletter("train", raw, example)
                 continue
-            try:
-                check_model_name(example["model"], "TrainingExample.model")
-            except ConfigError as exc:
-                ctx.deadletter("train", raw, str(exc))
-                continue
-            by_model.setdefault(example["model"], []).append((raw, example))
+            name = example["model"]  # a string (the schema's)
+            group = by_model.get(name)
+            if group is None:
+                if name in refused:
+                    ctx.deadletter("train", raw, refused[name])
+                    continue
+                try:
+                    check_model_name(name, "TrainingExample.model")
+                except ConfigError as exc:
+                    refused[name] = str(exc)
+                    ctx.deadletter("train", raw, refused[name])
+                    continue
+                group = by_model[name] = []
+            group.append((raw, example))
         for name, examples in by_model.items():
             trainer = touched.get(name) or self._trainer(name)
             if trainer is None:  # a new model past routing.max_models: none is created
