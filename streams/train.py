@@ -67,8 +67,6 @@ class RecentIds:
             hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True
         )
 
-    _digest = digest
-
     def __contains__(self, event_id: object) -> bool:
         return isinstance(event_id, str) and self.digest(event_id) in self._set
 
@@ -315,13 +313,15 @@ class Trainer(TrainerControl):
             digests = [self.seen.digest(example["id"]) for _, example in pending]
         learned = 0
         add, observe, handle = self.seen.add_digest, self.ctx.observe_served, self.handle
-        for (raw, example), result, known in zip(pending, results, digests, strict=True):
+        for k, ((raw, example), result, known) in enumerate(zip(pending, results, digests, strict=True)):
+            # A record the learner cannot take keeps the index it was offered with, as in :meth:`learn`: the next
+            # label's index is the same whatever the batch's size.
+            self.index = index + k + 1
             if isinstance(
                 result, Exception
             ):  # a record the learner cannot take: dead-letter it, keep learning
                 self.ctx.deadletter("train", raw, result)
                 continue
-            self.index += 1
             add(known)
             observe(example)  # per-segment fairness of the served model (fairness_metrics.py)
             for event in result:
@@ -350,6 +350,7 @@ class Trainer(TrainerControl):
                 ts=example.get("event_ts"),
             )
         except Exception as exc:  # a record the learner cannot take: dead-letter it, keep learning
+            self.index += 1  # its index is taken, as in a batch (:meth:`learn_many`)
             self.ctx.deadletter("train", raw, exc)
             return 0
         self.index += 1
