@@ -93,6 +93,7 @@ class _NoStatus:
 def _trainer(task: str, state_dir: str) -> Any:
     """A trainer of model ``task`` on default settings (the ``auto`` learner), its output captured."""
     from driftline.settings import load_settings
+    from streams.audit import AuditLog
     from streams.runtime import WorkerContext
     from streams.train import Trainer
 
@@ -106,6 +107,10 @@ def _trainer(task: str, state_dir: str) -> Any:
         },
     )
     ctx = WorkerContext(s, producer=_Captured(), audit_deferred=True, audit_source=dict)  # type: ignore[arg-type]
+    # The audit chain without its topic (no broker in this tier): entries are built, signed and dropped.
+    ctx._audit_logs[ctx.model] = AuditLog(
+        s, ctx.model, lambda data, model: None, topic_entries=list, deferred=True
+    )
     return Trainer(ctx, redis_conn=_NoStatus())  # type: ignore[arg-type]
 
 
