@@ -116,12 +116,19 @@ def main(argv: list[str] | None = None) -> int:
             for tree in trees if r % 2 == 0 else trees[::-1]:
                 cmd = [sys.executable, "-c", CHILD, kind, str(args.events), str(args.batch)]
                 env = {**os.environ, "PYTHONPATH": tree}
-                got = json.loads(subprocess.run(cmd, cwd=tree, env=env, capture_output=True, check=True).stdout)
-                print(f"[publish] {kind} round {r} {tree}: "
-                      + " ".join(f"{k}={v:.1f}" for k, v in got.items()), file=sys.stderr, flush=True)
+                got = json.loads(
+                    subprocess.run(cmd, cwd=tree, env=env, capture_output=True, check=True).stdout
+                )
+                print(
+                    f"[publish] {kind} round {r} {tree}: " + " ".join(f"{k}={v:.1f}" for k, v in got.items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
                 b = best[tree]
                 for key, value in got.items():
-                    b[key] = value if key in ("releases", "entries", "version") else min(b.get(key, value), value)
+                    b[key] = (
+                        value if key in ("releases", "entries", "version") else min(b.get(key, value), value)
+                    )
         result["best"][kind] = {t: {k: round(v, 1) for k, v in b.items()} for t, b in best.items()}
     print(json.dumps(result, indent=1))
     return 0

@@ -149,17 +149,22 @@ def _plain(value: Any) -> bool:
     are not plain: they take the round trip. ~6 us for a release's explanation, where parsing its text back
     took ~50 (floats are most of it, ~0.5 us each to read).
     """
+    # Loops rather than all(): a generator per container costs as much again as the walk.
     kind = type(value)
     if kind is dict:
         for k, v in value.items():
-            if type(k) is not str or not (type(v) in _SCALARS or _plain(v)):
-                return False
-        return True
+            if type(k) is not str or (type(v) not in _SCALARS and not _plain(v)):
+                break
+        else:
+            return True
+        return False
     if kind is list or kind is tuple:
         for v in value:
-            if not (type(v) in _SCALARS or _plain(v)):
-                return False
-        return True
+            if type(v) not in _SCALARS and not _plain(v):
+                break
+        else:
+            return True
+        return False
     return kind in _SCALARS
 
 

@@ -36,7 +36,9 @@ from driftline.audit_chain import (
 KEY = b"a-signing-key-of-at-least-32-bytes!!"
 
 
-def reference_line(head: AuditHead | None, kind: str, model: str, record: Any, ts: int) -> tuple[str, str, str]:
+def reference_line(
+    head: AuditHead | None, kind: str, model: str, record: Any, ts: int
+) -> tuple[str, str, str]:
     """(line, hash, sig) as the chain was built before the fast path: the record's JSON round trip, hashed."""
     stored = json.loads(json.dumps(dict(record), default=str, ensure_ascii=False))
     entry = {
@@ -75,7 +77,9 @@ _PLAIN = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(record=st.dictionaries(_PLAIN_KEYS, _PLAIN, max_size=6), seq=st.integers(-1, 10**6))
-def test_a_plain_record_takes_the_fast_path_and_writes_the_round_trips_bytes(record: dict[str, Any], seq: int) -> None:
+def test_a_plain_record_takes_the_fast_path_and_writes_the_round_trips_bytes(
+    record: dict[str, Any], seq: int
+) -> None:
     head = None if seq < 0 else AuditHead(seq, "cd" * 32)
     entry, line = make_line(head, "release", "m", record, KEY, ts=7)
     assert entry["record"] is record  # the fast path: not parsed back
@@ -106,7 +110,9 @@ def test_a_record_that_is_not_plain_json_still_takes_the_round_trip(record: dict
     entry, line = make_line(AuditHead(3, "ef" * 32), "decision", "m", record, KEY, ts=9)
     assert entry["record"] is not record
     if "a" not in record:  # the collapsed keys: to_line writes the parsed record (json.dumps keeps both keys)
-        assert (line, entry["hash"], entry["sig"]) == reference_line(AuditHead(3, "ef" * 32), "decision", "m", record, 9)
+        assert (line, entry["hash"], entry["sig"]) == reference_line(
+            AuditHead(3, "ef" * 32), "decision", "m", record, 9
+        )
     assert verify([from_line(line)], [KEY], first_seq=4).ok
 
 
@@ -197,7 +203,9 @@ def test_a_replayed_trainer_writes_a_chain_and_releases_that_verify() -> None:
         trainer.process(pairs[k : k + 250])
         alog.commit()
     entries = audit_mod.read_file(alog.path)
-    check = audit_mod.verify(entries, [trainer.key], model=ctx.model, head=audit_mod.read_head(alog.head_path))
+    check = audit_mod.verify(
+        entries, [trainer.key], model=ctx.model, head=audit_mod.read_head(alog.head_path)
+    )
     assert check.ok, check.problems
     kinds = [e["kind"] for e in entries]
     assert kinds.count("release") >= 5 and "decision" in kinds
