@@ -2,11 +2,12 @@
 
 ``python -m bench.publish_cost [TREE ...] [--kinds K] [--events N] [--batch B] [--rounds R]``: per tree (child
 processes, trees alternating each round, best of the rounds) the worker's exact TrainingExamples (as
-``bench.trainer_split`` makes them) go through ``Trainer.process`` in batches of ``B``, as in the train worker;
-``Trainer.publish`` is timed with ``time.thread_time()`` around each call, and its parts (``build_release``,
-the Avro encoding, the explanation, the two audit entries, the audit file's commit after each batch) are timed
-by wrapping the functions it calls. The audit chain is written to a temporary state dir (deferred, committed per
-batch as the worker commits per transaction) and verified at the end, so a tree that writes a broken chain fails.
+``bench.trainer_split`` makes them) go through ``Trainer.process`` in batches of ``B``, as in the train worker.
+``Trainer.publish`` is timed with ``time.thread_time()`` around each call, and its parts by wrapping the functions
+it calls: ``build_release``, the Avro encoding (``encode_avro``: ``Codec.encode``; ``emit``: the base tree's way
+to it), the explanation, the two audit entries (``audit_append``) and the audit file's commit after each batch
+(``audit_commit``, as the worker commits per transaction), in us per release. The audit chain is written to a
+temporary state dir and verified at the end, so a tree that writes a broken chain fails.
 
 Used for BENCHMARKS.md (session 15, publishing a release).
 """
@@ -27,6 +28,7 @@ from bench.data import make_rows, served_answers, training_value
 from connectors.batch_source import RawRecord
 from driftline.settings import load_settings
 from schemas.codec import default_codec
+import schemas.codec as codec_mod
 from streams import audit as audit_mod
 from streams.runtime import WorkerContext
 import streams.train as tr
@@ -70,7 +72,8 @@ def wrap(obj, name, key):
 wrap(tr.Trainer, "publish", "publish")
 wrap(tr, "build_release", "build_release")
 wrap(tr, "release_explanation", "explanation")
-wrap(WorkerContext, "emit", "emit_avro")
+wrap(WorkerContext, "emit", "emit")  # the base tree's path to the models topic (and drift events)
+wrap(codec_mod.Codec, "encode", "encode_avro")  # both trees: the ModelRelease's (and drift events') Avro
 wrap(audit_mod.AuditLog, "append", "audit_append")
 wrap(audit_mod.AuditLog, "commit", "audit_commit")
 ctx = WorkerContext(s, codec, producer=Drop(), audit_deferred=True)
@@ -96,8 +99,6 @@ out["entries"] = len(entries)
 out["version"] = t.lifecycle.served_version
 print(json.dumps(out))
 """
-
-PARTS = ("publish", "build_release", "emit_avro", "explanation", "audit_append", "audit_commit")
 
 
 def main(argv: list[str] | None = None) -> int:

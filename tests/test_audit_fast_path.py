@@ -4,7 +4,8 @@
   must be the bytes the JSON round trip gave (a reference built here, independently of the module).
 - :func:`learners.explain.weight_changes` ranks tuples and builds only the top rows: the same rows as ranking a
   dict per feature.
-- A trainer replaying a stream writes a chain that verifies, and releases that verify and refuse tampering.
+- A trainer replaying a stream writes a chain that verifies, and releases that verify and refuse tampering; its
+  ModelRelease bytes, encoded without validation, are the validating encoder's.
 """
 
 from __future__ import annotations
@@ -213,8 +214,11 @@ def test_a_replayed_trainer_writes_a_chain_and_releases_that_verify() -> None:
         entry = from_line(line)
         assert entry["record"] == json.loads(json.dumps(entry["record"]))
         assert line == to_line(entry)  # the line is exactly what to_line writes of the parsed entry
-    releases = [codec.decode("ModelRelease", v) for t, v in produced if t == s.topic("models")]
+    encoded = [v for t, v in produced if t == s.topic("models")]
+    releases = [codec.decode("ModelRelease", v) for v in encoded]
     assert len(releases) == kinds.count("release")
+    # Encoded directly (complete=True): the bytes the validating encoder writes.
+    assert encoded == [codec.encode("ModelRelease", r, topic="models") for r in releases]
     for release in releases:
         verify_release(release, key=trainer.key)
     tampered = dict(releases[-1])
