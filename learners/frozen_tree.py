@@ -13,8 +13,10 @@ tree, a nominal feature's splitter, a leaf that answers by majority class) goes 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -25,25 +27,40 @@ _Terms = tuple[tuple[Any, float, list[tuple[Any, float, float, float]]], ...]
 def _class_terms(splitters: Any, c: Any) -> list[tuple[Any, float, float, float]] | None:
     """[(feature, mean, -2 variance, 0.5 log variance), ...] of class ``c`` in the splitters' order; None when a
     splitter is not Gaussian (River answers)."""
-    from river.proba import Gaussian
-    from river.tree.splitter import GaussianSplitter
-
-    terms = []
+    gaussian_splitter, gaussian = _GAUSSIAN or _gaussian_types()
+    log = math.log
+    terms: list[tuple[Any, float, float, float]] = []
+    append = terms.append
     for att, splitter in splitters.items():
-        if type(splitter) is not GaussianSplitter:
+        if type(splitter) is not gaussian_splitter:
             return None
         dist = splitter._att_dist_per_class.get(c)
         if dist is None:
             continue  # River: -inf, not added
-        if type(dist) is not Gaussian:
+        if type(dist) is not gaussian:
             return None
         var = dist._var
-        n = var.mean.n
-        if n > var.ddof:
-            variance = var._S / (n - var.ddof)
+        mean = var.mean
+        n = mean.n
+        ddof = var.ddof
+        if n > ddof:
+            variance = var._S / (n - ddof)
             if variance > 0.0:
-                terms.append((att, var.mean._mean, -2.0 * variance, 0.5 * math.log(variance)))
+                append((att, mean._mean, -2.0 * variance, 0.5 * log(variance)))
     return terms
+
+
+# (GaussianSplitter, Gaussian), imported once: the champion's prediction reads one class's terms per label.
+_GAUSSIAN: tuple[Any, Any] | None = None
+
+
+def _gaussian_types() -> tuple[Any, Any]:
+    global _GAUSSIAN
+    from river.proba import Gaussian
+    from river.tree.splitter import GaussianSplitter
+
+    _GAUSSIAN = (GaussianSplitter, Gaussian)
+    return _GAUSSIAN
 
 
 def _leaf_terms(leaf: Any, per_class: dict[Any, tuple[float, list[Any]]] | None = None) -> _Terms | None:
@@ -438,3 +455,32 @@ def frozen_tree_rows(learner: Any) -> FrozenTreeRows | None:
     if frozen_tree_predictor(learner) is None:
         return None
     return FrozenTreeRows(learner)
+
+
+# A frozen model's predictors outlive the batch: a sentinel copy is asked at every label for thousands of labels,
+# and each leaf's terms (the per-row predictor's and the rows' stacked arrays) cost ~1 ms per model to read again
+# per batch. Kept by the learner (weakly: an entry goes with its model) with its ``learned_mark()``: a learner that
+# learned since, or changed estimator, gets new ones.
+_KEPT: weakref.WeakKeyDictionary[Any, tuple[Any, Any, FrozenTreeRows | None]] = weakref.WeakKeyDictionary()
+_KEPT_MAX = 64  # served snapshots, previous models and sentinel copies alive at once are a handful
+
+
+def kept_tree_predictors(
+    learner: Any,
+) -> tuple[Callable[[dict[str, float]], tuple[Any, dict[Any, float]]] | None, FrozenTreeRows | None]:
+    """(:func:`frozen_tree_predictor`, :class:`FrozenTreeRows`) of a frozen learner, the same objects for as long
+    as it learns nothing; (None, None) for a learner they do not handle."""
+    mark = learner.learned_mark()
+    try:
+        held = _KEPT.get(learner)
+    except TypeError:  # not weakly referenceable: built afresh
+        held = None
+    if held is not None and held[0] == mark:
+        return held[1], held[2]
+    fn = frozen_tree_predictor(learner)
+    rows = None if fn is None else FrozenTreeRows(learner)
+    if len(_KEPT) >= _KEPT_MAX:
+        _KEPT.clear()
+    with contextlib.suppress(TypeError):
+        _KEPT[learner] = (mark, fn, rows)
+    return fn, rows
