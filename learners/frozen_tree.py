@@ -433,18 +433,22 @@ class FrozenTreeRows:
         good = ok.tolist()
         base = {c: 0.0 for c in sorted(self.tree.classes)}
         classes, counts, slow = self.classes, self.counts, self.slow
+        labels = [[t[0] for t in terms] for terms in slots]
+        exp, log = math.exp, math.log
         for r, i in enumerate(rows):
             if not good[r]:
                 continue  # an overflow River raises on: the per-row path decides
-            leaf_terms = slots[at[r]]
-            row = sums[r]
-            votes = {t[0]: row[ci] for ci, t in enumerate(leaf_terms)}
+            cs = labels[at[r]]
+            row = sums[r][: len(cs)]
+            # _normalise, inlined (the same operations in the same order): the leaf's classes in its order.
             try:
-                _normalise(votes)
+                top = max(row)
+                lse = top + log(sum([exp(lp - top) for lp in row]))
+                raw = dict(base)
+                for c, lp in zip(cs, row, strict=True):
+                    raw[c] = exp(lp - lse)
             except ArithmeticError:
                 continue
-            raw = dict(base)
-            raw.update(votes)
             out[i] = learner_answer(raw, classes, counts) or slow(xcs[i], cleaned=True)
         return out
 
