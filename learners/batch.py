@@ -315,7 +315,9 @@ class BatchContext:
     models (champion, challenger) predict and learn one example at a time: a binary LR through
     :func:`learners.live_models._fast_binary_lr` and ``_fast_binary_lr_learn``, a Hoeffding tree through
     :func:`learners.frozen_tree.learning_tree_predictor` (its naive Bayes answer reused by the learn). The rows are
-    cleaned once per batch (:meth:`cleaned`).
+    cleaned once per batch (:meth:`cleaned`). A frozen Hoeffding tree asked ``ahead`` (a sentinel copy) predicts
+    the rows ahead with :class:`learners.frozen_tree.FrozenTreeRows` once asked at ``TREE_RUN`` consecutive
+    positions; its predictors are kept across batches (:func:`learners.frozen_tree.kept_tree_predictors`).
     """
 
     # Served, previous, the sentinel's two copies, and the ones they replaced within this batch.

@@ -66,8 +66,11 @@ def test_rows_equal_the_learner_exactly(seed: int, classes: int) -> None:
     names = tuple(xs[0])
     got = rows_path.predict(xs, names, np.array([list(x.values()) for x in xs]))
     answered = 0
+    per_row = frozen_tree.frozen_tree_predictor(learner)  # the served snapshot's path, one row at a time
+    assert per_row is not None
     for x, g in zip(xs, got, strict=True):
         want = learner.predict_with_proba(x, cleaned=True)
+        assert per_row(x) == want
         if g is not None:
             answered += 1
             assert g == want  # labels and probabilities, to the bit
