@@ -1,6 +1,9 @@
 """The LR label's parts in isolation, before and after the seventh session's levers: CPU time per call, each
 case run in turn ``ROUNDS`` times and its best kept (``python -m bench.learn_parts [ROUNDS]``; BENCHMARKS.md).
 
+Session 15 adds a frozen Hoeffding tree's answer per row (a sentinel copy's: ``frozen_tree_predictor`` one row at
+a time, before) against ``FrozenTreeRows`` over windows of 256 rows (after), per row, on a tree of 4,000 labels.
+
 "before" is the previous session's code for the same part, kept here only to be timed next to the current one:
 the flattened LR learn through River's ``VectorDict`` primitives (``learners.live_models._vector_lr_learn``, still
 the path for L2), the LR prediction as ``FeatureScaler.transform_one`` then ``VectorDict.dot``, an evaluator
@@ -20,6 +23,8 @@ import learners.live_models as lm
 from bench.data import make_rows
 from driftline.config import LearnerSpec
 from learners.evaluation import Evaluator
+from learners.features import clean_features
+from learners.frozen_tree import FrozenTreeRows, frozen_tree_predictor
 from learners.guard import PairedEvidence
 from learners.specs import Learner, build_learner
 
@@ -113,6 +118,30 @@ def _pair(shared: bool) -> float:
     return (time.process_time() - t0) / N
 
 
+def _frozen_tree(rows_ahead: bool) -> float:
+    import numpy as np
+
+    data = make_rows(6000, seed=3)
+    tree = build_learner(LearnerSpec("hoeffding_tree"))
+    for _, x, y in data[:4000]:
+        tree.learn_one(x, y)
+    xcs = [clean_features(x) for _, x, _ in data[4000:]]
+    names = tuple(xcs[0])
+    values = np.array([list(x.values()) for x in xcs])
+    if rows_ahead:
+        rows = FrozenTreeRows(tree)
+        t0 = time.process_time()
+        for k in range(0, len(xcs), 256):
+            rows.predict(xcs[k : k + 256], names, values[k : k + 256])
+    else:
+        predict = frozen_tree_predictor(tree)
+        assert predict is not None
+        t0 = time.process_time()
+        for xc in xcs:
+            predict(xc)
+    return (time.process_time() - t0) / len(xcs)
+
+
 CASES: dict[str, Callable[[], float]] = {
     "bare River pipeline learn_one": lambda: _learn(lambda m: lambda x, y, mm=m.model: mm.learn_one(x, y)),
     "LR learn: Learner.learn_one": lambda: _learn(lambda m: lambda x, y: m.learn_one(x, y, cleaned=True)),
@@ -127,6 +156,8 @@ CASES: dict[str, Callable[[], float]] = {
     "evaluator: defer, flush (after)": lambda: _evaluate(True),
     "classification pair: separate bets (before)": lambda: _pair(False),
     "classification pair: shared bet (after)": lambda: _pair(True),
+    "frozen tree predict: per row (before)": lambda: _frozen_tree(False),
+    "frozen tree predict: rows ahead, 256 a pass (after)": lambda: _frozen_tree(True),
 }
 
 

@@ -16,7 +16,12 @@ inside the worker, and the same parts in process without Kafka.
   batches of ``B``. ``process - learn_batch`` is the trainer's own work around the lifecycle; ``bookkeeping`` is
   ``Trainer.process`` with ``learn_batch`` stubbed out (best of 3 in the child): the per-label checks alone.
 
-Used for BENCHMARKS.md (session 15, the train worker's CPU per label).
+- ``python -m bench.trainer_split [TREE ...] --parts``: ``learn_batch`` alone on the same examples, with its parts
+  wrapped in ``time.thread_time()`` (champion predict and learn, the frozen models' answers, the sentinel's
+  ``observe``/``learned``, monitors, the policies' observes and ``_decide`` with its releases and judgements,
+  the evaluators' flush), in CPU us per label; parts nest (``sentinel_observe`` holds the copies' ``frozen``
+  answers, ``decide`` holds ``release`` and ``judge``), and each wrapped call costs ~0.3 us.
+Used for BENCHMARKS.md (session 15, the train worker's CPU per label; the tree's lifecycle per label).
 """
 
 from __future__ import annotations
@@ -213,6 +218,62 @@ print(json.dumps(out))
 """
 
 
+# learn_batch's parts (``--parts``): the examples as CHILD builds them, the parts wrapped before the timed loop.
+PARTS = r"""
+import collections, functools, json, sys, tempfile, time
+from bench.data import make_rows, served_answers, training_value
+from driftline.settings import load_settings
+from learners import batch as B, evaluation as E, lifecycle as L, policies as P, sentinel as S
+from learners.lifecycle import Labelled
+from schemas.codec import default_codec
+from streams.runtime import WorkerContext
+from streams.train import Trainer
+
+kind, n, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = load_settings(environ={}, overrides={"model.learner": {"name": kind, "params": {}}, "model.signing_key": "k" * 64,
+                                          "state_dir": tempfile.mkdtemp(prefix="trainer-parts-")})
+rows = make_rows(n, seed=1)
+answers = served_answers(s, rows)
+codec = default_codec()
+topic = s.topic("training")
+values = codec.encode_many("TrainingExample", [training_value(r, s.model.name, 0, a) for r, a in zip(rows, answers)],
+                           topic=topic)
+decoded = codec.decode_many("TrainingExample", values, topic=topic)
+examples = [Labelled(e["features"], e["label"], e.get("prediction"), e.get("version"), e.get("proba"), i,
+                     e.get("event_ts")) for i, e in enumerate(decoded)]
+t = Trainer(WorkerContext(s, codec, producer=None, audit_deferred=True), redis_conn=object())
+lc = t.lifecycle
+lc.initial_release()
+T = collections.defaultdict(float)
+def wrap(obj, name, key):
+    f = getattr(obj, name, None)
+    if f is None:
+        return
+    @functools.wraps(f)
+    def timed(*a, **k):
+        t0 = time.thread_time()
+        try:
+            return f(*a, **k)
+        finally:
+            T[key] += time.thread_time() - t0
+    setattr(obj, name, timed)
+for obj, name, key in [
+    (B.BatchContext, "champion", "champion_predict"), (B.BatchContext, "learn_champion", "champion_learn"),
+    (B.BatchContext, "frozen", "frozen"), (S.SnapshotSentinel, "observe", "sentinel_observe"),
+    (S.SnapshotSentinel, "learned", "sentinel_learned"), (L.ModelLifecycle, "_monitor", "monitors"),
+    (L.ModelLifecycle, "_decide", "decide"), (L.ModelLifecycle, "_release", "release"),
+    (L.ModelLifecycle, "_judge", "judge"), (P.IncrementalPolicy, "observe", "incremental_observe"),
+    (P.ProbationPolicy, "observe", "probation_observe"), (E.Evaluator, "flush", "evaluator_flush"),
+]:
+    wrap(obj, name, key)
+t0 = time.thread_time()
+for k in range(0, n, batch):
+    lc.learn_batch(examples[k : k + batch])
+T["learn_batch"] = time.thread_time() - t0
+print(json.dumps({**T, "learn_batch_version": lc.served_version}))
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.trainer_split", description=__doc__)
     parser.add_argument("trees", nargs="*", default=["."])
@@ -220,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--parts", action="store_true", help="learn_batch's parts instead (see the docstring)"
+    )
     args = parser.parse_args(argv)
     trees = [str(Path(t).resolve()) for t in args.trees]
     result: dict[str, Any] = {"events": args.events, "batch": args.batch, "trees": trees, "best": {}}
@@ -227,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         best: dict[str, dict[str, Any]] = {t: {} for t in trees}
         for r in range(args.rounds):
             for tree in trees if r % 2 == 0 else trees[::-1]:
-                cmd = [sys.executable, "-c", CHILD, kind, str(args.events), str(args.batch)]
+                child = PARTS if args.parts else CHILD
+                cmd = [sys.executable, "-c", child, kind, str(args.events), str(args.batch)]
                 env = {**os.environ, "PYTHONPATH": tree}
                 got = json.loads(
                     subprocess.run(cmd, cwd=tree, env=env, capture_output=True, check=True).stdout
@@ -237,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                     b = best[tree]
                     b[key] = min(b.get(key, value), value) if not key.endswith("version") else value
         for b in best.values():
+            if args.parts:
+                for key in [k for k in b if not k.endswith("version")]:
+                    b[f"{key}_us"] = round(b.pop(key) / args.events * 1e6, 2)
+                continue
             for key in ("decode", "learn_batch", "process", "bookkeeping", "bare"):
                 b[f"{key}_us"] = round(b.pop(key) / args.events * 1e6, 2)
             b["outside_learn_batch_us"] = round(b["process_us"] - b["learn_batch_us"], 2)

@@ -9,12 +9,18 @@ reads them once per leaf and then does River's own arithmetic on them, in River'
 
 Only a plain ``HoeffdingTreeClassifier`` whose leaves hold Gaussian splitters is handled; anything else (another
 tree, a nominal feature's splitter, a leaf that answers by majority class) goes to River itself.
+
+:class:`FrozenTreeRows` (session 15) answers many rows of a frozen tree at once, its naive Bayes sums in numpy in
+River's order (the sentinel's copies, asked at every label: ~5.5 us a row against ~9.5 per row,
+``python -m bench.learn_parts``); the answers stay River's to the bit (tests/test_learners_frozen_tree_rows.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -25,25 +31,40 @@ _Terms = tuple[tuple[Any, float, list[tuple[Any, float, float, float]]], ...]
 def _class_terms(splitters: Any, c: Any) -> list[tuple[Any, float, float, float]] | None:
     """[(feature, mean, -2 variance, 0.5 log variance), ...] of class ``c`` in the splitters' order; None when a
     splitter is not Gaussian (River answers)."""
-    from river.proba import Gaussian
-    from river.tree.splitter import GaussianSplitter
-
-    terms = []
+    gaussian_splitter, gaussian = _GAUSSIAN or _gaussian_types()
+    log = math.log
+    terms: list[tuple[Any, float, float, float]] = []
+    append = terms.append
     for att, splitter in splitters.items():
-        if type(splitter) is not GaussianSplitter:
+        if type(splitter) is not gaussian_splitter:
             return None
         dist = splitter._att_dist_per_class.get(c)
         if dist is None:
             continue  # River: -inf, not added
-        if type(dist) is not Gaussian:
+        if type(dist) is not gaussian:
             return None
         var = dist._var
-        n = var.mean.n
-        if n > var.ddof:
-            variance = var._S / (n - var.ddof)
+        mean = var.mean
+        n = mean.n
+        ddof = var.ddof
+        if n > ddof:
+            variance = var._S / (n - ddof)
             if variance > 0.0:
-                terms.append((att, var.mean._mean, -2.0 * variance, 0.5 * math.log(variance)))
+                append((att, mean._mean, -2.0 * variance, 0.5 * log(variance)))
     return terms
+
+
+# (GaussianSplitter, Gaussian), imported once: the champion's prediction reads one class's terms per label.
+_GAUSSIAN: tuple[Any, Any] | None = None
+
+
+def _gaussian_types() -> tuple[Any, Any]:
+    global _GAUSSIAN
+    from river.proba import Gaussian
+    from river.tree.splitter import GaussianSplitter
+
+    _GAUSSIAN = (GaussianSplitter, Gaussian)
+    return _GAUSSIAN
 
 
 def _leaf_terms(leaf: Any, per_class: dict[Any, tuple[float, list[Any]]] | None = None) -> _Terms | None:
@@ -85,6 +106,11 @@ def _naive_bayes(terms: _Terms, x: dict[str, float]) -> dict[Any, float]:
                 if log_p > -math.inf:
                     v += log_p
         votes[c] = v
+    return _normalise(votes)
+
+
+def _normalise(votes: dict[Any, float]) -> dict[Any, float]:
+    """River's log-sum-exp normalisation of the log likelihoods ``votes``, in place."""
     max_ll = max(votes.values())
     lse = max_ll + math.log(sum(math.exp(lp - max_ll) for lp in votes.values()))
     for c in votes:
@@ -176,7 +202,40 @@ def frozen_tree_predictor(
         return learner_answer(raw, classes, counts) or slow(xc, cleaned=True)
 
     if not learning:
-        return predict
+        # Frozen: the leaf's kind, activity and weights are fixed, so whether it answers by naive Bayes is decided
+        # once per leaf with its terms (None: River answers), and the classes' zero answers are laid out once.
+        base = {c: 0.0 for c in sorted(tree.classes)}
+        naive_cache: dict[int, tuple[Any, _Terms | None]] = {}
+        branch = isinstance(tree._root, DTBranch)
+
+        def frozen_leaf(leaf: Any) -> _Terms | None:
+            kind = type(leaf)
+            if kind is LeafNaiveBayesAdaptive:
+                naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
+            elif kind is LeafNaiveBayes:
+                naive = leaf.is_active() and leaf.total_weight >= tree.nb_threshold
+            else:
+                naive = False
+            if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
+                return None
+            return _leaf_terms(leaf)
+
+        def predict_frozen(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
+            try:
+                raw = dict(base)
+                root: Any = tree._root
+                if root is not None:
+                    leaf: Any = root.traverse(xc, until_leaf=True) if branch else root
+                    entry = naive_cache.get(id(leaf))
+                    if entry is None or entry[0] is not leaf:
+                        entry = naive_cache[id(leaf)] = (leaf, frozen_leaf(leaf))
+                    terms = entry[1]
+                    raw.update(leaf.prediction(xc, tree=tree) if terms is None else _naive_bayes(terms, xc))
+            except ArithmeticError:
+                return slow(xc, cleaned=True)
+            return learner_answer(raw, classes, counts) or slow(xc, cleaned=True)
+
+        return predict_frozen
 
     def predict_recording(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
         memo.recording = True  # River's own fallbacks record their naive Bayes answers too
@@ -251,3 +310,218 @@ def forget_recorded() -> None:
     """Drop answers recorded and not taken back (the tree did not learn that label, or learned another leaf)."""
     if _MEMO.pending:
         _MEMO.pending.clear()
+
+
+# -- a frozen tree over many rows: the naive Bayes sums in numpy ---------------------------------------------------
+# Why: the trainer's frozen trees (each sentinel copy on every label, the served snapshot when an example carries
+# no current answer, probation's previous model) spend most of their prediction in :func:`_naive_bayes`' 40-term
+# Python loop (20 features x 2 classes). Their rows are known a batch ahead, so the terms of every row are computed
+# as arrays and summed in River's order (one vector addition per term position, each row's terms in its leaf's
+# splitter order, absent terms adding 0.0, which leaves a float unchanged). The answers stay River's to the bit:
+# subtraction, division and addition are IEEE operations in numpy as in Python, but ``d ** 2`` is libm's ``pow``,
+# which is not always ``d * d`` (~0.08 % of random doubles differ by one ulp: ``pow``'s error is up to 0.52 ulp,
+# the product's 0.5). So the square is ``d * d`` with its exact rounding error (Dekker's product), and each square
+# within ``_POW_MARGIN`` ulp of a rounding midpoint -- the only ones ``pow`` can round the other way -- is computed
+# again by ``pow`` itself (about 1 in 10; none of 6M random squares differed outside 0.49 ulp). The normalisation
+# (``exp``, ``log``) stays per row in Python: numpy's own ``exp`` need not round as libm's does.
+
+_POW_MARGIN = 0.45  # ulp from the product's rounding error beyond which pow's own answer is taken
+_SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's split of a double into two 26-bit halves
+
+
+def _squares(d: Any) -> Any:
+    """``d ** 2`` elementwise as Python's float ``pow`` gives it (see above); ``d`` finite float64."""
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = d * d
+        c = _SPLIT * d
+        hi = c - (c - d)
+        lo = d - hi
+        err = ((hi * hi - sq) + 2.0 * hi * lo) + lo * lo
+        near = np.abs(err) > _POW_MARGIN * np.spacing(sq)
+        # At a power of two the gap below is half the gap above: take pow's answer there too.
+        near |= np.frexp(sq)[0] == 0.5
+    if near.any():
+        sq[near] = [_pow2(v) for v in d[near].tolist()]
+    return sq
+
+
+def _pow2(v: float) -> float:
+    try:
+        return v**2
+    except OverflowError:  # River raises here: the row goes to the per-row path (a non-finite square)
+        return math.inf
+
+
+class FrozenTreeRows:
+    """:func:`frozen_tree_predictor`'s answers for many rows of one feature-name tuple at once (a frozen tree).
+
+    :meth:`predict` returns, per row, ``learner.predict_with_proba(xc, cleaned=True)`` or None where the row is
+    left to the per-row predictor (a leaf that does not answer by naive Bayes with Gaussian terms, a non-finite
+    term: what River itself would handle differently). The learner must not learn while this is used.
+    """
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+        self.tree = learner.model
+        self.classes, self.counts = list(learner._classes), learner._counts
+        self.slow = learner.predict_with_proba
+        # id(leaf) -> (leaf, its terms or None); per names: id(leaf) -> (leaf, slot) into the stacked arrays.
+        self._terms: dict[int, tuple[Any, _Terms | None]] = {}
+        self._slots: dict[tuple[str, ...], tuple[dict[int, tuple[Any, int]], list[Any], Any]] = {}
+
+    def _naive(self, leaf: Any) -> _Terms | None:
+        from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
+
+        entry = self._terms.get(id(leaf))
+        if entry is not None and entry[0] is leaf:
+            return entry[1]
+        kind = type(leaf)
+        if kind is LeafNaiveBayesAdaptive:
+            naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
+        elif kind is LeafNaiveBayes:
+            naive = leaf.is_active() and leaf.total_weight >= self.tree.nb_threshold
+        else:
+            naive = False
+        terms = None
+        if naive and leaf.stats and sum(leaf.stats.values()) != 0:
+            terms = _leaf_terms(leaf)
+        self._terms[id(leaf)] = (leaf, terms)
+        return terms
+
+    def _arrays(self, names: tuple[str, ...], slots: list[_Terms]) -> tuple[Any, ...]:
+        """Per slot (a leaf), per class in the leaf's order, its terms padded to the longest: column (``len(names)``
+        for no term: a column of zeros), mean, -2 variance, half log variance, present; and the log priors."""
+        import numpy as np
+
+        col = {n: j for j, n in enumerate(names)}
+        n_c = max(len(t) for t in slots)
+        n_k = max((len(f) for t in slots for _, _, f in t), default=0) or 1
+        shape = (len(slots), n_c, n_k)
+        cols = np.full(shape, len(names), dtype=np.intp)
+        mu, neg2var, hlv = np.zeros(shape), np.full(shape, -1.0), np.zeros(shape)
+        present = np.zeros(shape, dtype=bool)
+        prior = np.zeros(shape[:2])
+        for s, terms in enumerate(slots):
+            for ci, (_, p, feats) in enumerate(terms):
+                prior[s, ci] = p
+                for k, (att, m, n2v, h) in enumerate(feats):
+                    j = col.get(att)
+                    if j is None:
+                        continue  # not in x: River adds nothing
+                    cols[s, ci, k], mu[s, ci, k], neg2var[s, ci, k], hlv[s, ci, k] = j, m, n2v, h
+                    present[s, ci, k] = True
+        return cols, mu, neg2var, hlv, present, prior
+
+    def predict(self, xcs: list[dict[str, float]], names: tuple[str, ...], values: Any) -> list[Any]:
+        """Answers for rows ``xcs`` (cleaned, all with the keys ``names``; ``values`` their float64 matrix)."""
+        import numpy as np
+        from river.tree.nodes.branch import DTBranch
+
+        out: list[Any] = [None] * len(xcs)
+        root = self.tree._root
+        if root is None or not xcs:
+            return out
+        known = self._slots.get(names)
+        if known is None:
+            known = self._slots[names] = ({}, [], None)
+        index, slots, arrays = known
+        rows, at = [], []
+        grown = False
+        for i, xc in enumerate(xcs):
+            try:
+                leaf = root.traverse(xc, until_leaf=True) if isinstance(root, DTBranch) else root
+            except ArithmeticError:
+                continue
+            held = index.get(id(leaf))
+            if held is None or held[0] is not leaf:
+                terms = self._naive(leaf)
+                if terms is None:
+                    continue
+                held = index[id(leaf)] = (leaf, len(slots))
+                slots.append(terms)
+                grown = True
+            rows.append(i)
+            at.append(held[1])
+        if not rows:
+            return out
+        if grown or arrays is None:
+            arrays = self._arrays(names, slots)
+            self._slots[names] = (index, slots, arrays)
+        cols, mu, neg2var, hlv, present, prior = arrays
+        slot = np.array(at, dtype=np.intp)
+        x = np.hstack([values[rows], np.zeros((len(rows), 1))])  # the extra column: no term
+        c = cols[slot]
+        xv = np.take_along_axis(x[:, None, :], c.reshape(len(rows), -1)[:, None, :], axis=2).reshape(c.shape)
+        d = xv - mu[slot]
+        ok = np.isfinite(d).all(axis=(1, 2))
+        d[~ok] = 0.0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            sq = _squares(d)
+            log_p = sq / neg2var[slot] - _HALF_LOG_TAU - hlv[slot]
+        keep = present[slot] & (log_p > -math.inf)
+        ok &= np.isfinite(sq).all(axis=(1, 2))
+        contrib = np.where(keep, log_p, 0.0)
+        v = prior[slot]
+        for k in range(contrib.shape[2]):  # River's order: term by term, left to right
+            v = v + contrib[:, :, k]
+        sums = v.tolist()
+        good = ok.tolist()
+        base = {c: 0.0 for c in sorted(self.tree.classes)}
+        classes, counts, slow = self.classes, self.counts, self.slow
+        labels = [[t[0] for t in terms] for terms in slots]
+        exp, log = math.exp, math.log
+        for r, i in enumerate(rows):
+            if not good[r]:
+                continue  # an overflow River raises on: the per-row path decides
+            cs = labels[at[r]]
+            row = sums[r][: len(cs)]
+            # _normalise, inlined (the same operations in the same order): the leaf's classes in its order.
+            try:
+                top = max(row)
+                lse = top + log(sum([exp(lp - top) for lp in row]))
+                raw = dict(base)
+                for c, lp in zip(cs, row, strict=True):
+                    raw[c] = exp(lp - lse)
+            except ArithmeticError:
+                continue
+            out[i] = learner_answer(raw, classes, counts) or slow(xcs[i], cleaned=True)
+        return out
+
+
+def frozen_tree_rows(learner: Any) -> FrozenTreeRows | None:
+    """A :class:`FrozenTreeRows` for a frozen ``hoeffding_tree`` classifier that :func:`frozen_tree_predictor`
+    handles, else None."""
+    if frozen_tree_predictor(learner) is None:
+        return None
+    return FrozenTreeRows(learner)
+
+
+# A frozen model's predictors outlive the batch: a sentinel copy is asked at every label for thousands of labels,
+# and each leaf's terms (the per-row predictor's and the rows' stacked arrays) cost ~1 ms per model to read again
+# per batch. Kept by the learner (weakly: an entry goes with its model) with its ``learned_mark()``: a learner that
+# learned since, or changed estimator, gets new ones.
+_KEPT: weakref.WeakKeyDictionary[Any, tuple[Any, Any, FrozenTreeRows | None]] = weakref.WeakKeyDictionary()
+_KEPT_MAX = 64  # served snapshots, previous models and sentinel copies alive at once are a handful
+
+
+def kept_tree_predictors(
+    learner: Any,
+) -> tuple[Callable[[dict[str, float]], tuple[Any, dict[Any, float]]] | None, FrozenTreeRows | None]:
+    """(:func:`frozen_tree_predictor`, :class:`FrozenTreeRows`) of a frozen learner, the same objects for as long
+    as it learns nothing; (None, None) for a learner they do not handle."""
+    mark = learner.learned_mark()
+    try:
+        held = _KEPT.get(learner)
+    except TypeError:  # not weakly referenceable: built afresh
+        held = None
+    if held is not None and held[0] == mark:
+        return held[1], held[2]
+    fn = frozen_tree_predictor(learner)
+    rows = None if fn is None else FrozenTreeRows(learner)
+    if len(_KEPT) >= _KEPT_MAX:
+        _KEPT.clear()
+    with contextlib.suppress(TypeError):
+        _KEPT[learner] = (mark, fn, rows)
+    return fn, rows

@@ -344,7 +344,7 @@ class ModelLifecycle:
                 y,
                 (lambda m: m.predict_one(xc, cleaned=True))
                 if batch is None
-                else (lambda m: batch.frozen(m, pos, xc)[0]),
+                else (lambda m: batch.frozen(m, pos, xc, ahead=True)[0]),
                 index,
             )
         events.extend(self._monitor(x, y, base_pred, base_proba, index, alarms))

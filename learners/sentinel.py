@@ -197,6 +197,7 @@ class SnapshotSentinel:
         # 1,000 labels apart (1,000, 2,000, 4,000) the newest is always younger than the overlap when the next is
         # frozen, and the first copy watched for 5,000 labels beside two others (two false alarms in the suite,
         # led-abrupt and agrawal-gradual seed 1, both from the copy at 1,000; BENCHMARKS-accuracy.md session 9).
-        ripe = [k for k, copy in enumerate(self.copies) if self.seen - copy.label >= c.sentinel_overlap]
-        if ripe and ripe[-1] > 0:
-            self.copies = self.copies[ripe[-1] :]
+        if len(self.copies) > 1:  # one copy: nothing to drop (checked per label, so not built per label)
+            ripe = [k for k, copy in enumerate(self.copies) if self.seen - copy.label >= c.sentinel_overlap]
+            if ripe and ripe[-1] > 0:
+                self.copies = self.copies[ripe[-1] :]
