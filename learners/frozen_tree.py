@@ -54,6 +54,30 @@ def _class_terms(splitters: Any, c: Any) -> list[tuple[Any, float, float, float]
     return terms
 
 
+# (LeafNaiveBayes, LeafNaiveBayesAdaptive), imported once: every prediction asks how its leaf answers.
+_NB_LEAVES: tuple[Any, Any] | None = None
+
+
+def _answers_naive(leaf: Any, tree: Any) -> bool:
+    """Whether River's ``leaf.prediction`` answers by naive Bayes: River's rule for its two naive Bayes leaves (an
+    active leaf, adaptive when naive Bayes has been right at least as often as the majority class, plain past
+    ``nb_threshold``), with some weight seen. Every path of this module asks it, so a River upgrade changes one place.
+    """
+    global _NB_LEAVES
+    if _NB_LEAVES is None:
+        from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
+
+        _NB_LEAVES = (LeafNaiveBayes, LeafNaiveBayesAdaptive)
+    kind = type(leaf)
+    if kind is _NB_LEAVES[1]:
+        naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
+    elif kind is _NB_LEAVES[0]:
+        naive = leaf.is_active() and leaf.total_weight >= tree.nb_threshold
+    else:
+        return False
+    return bool(naive and leaf.stats and sum(leaf.stats.values()) != 0)
+
+
 # (GaussianSplitter, Gaussian), imported once: the champion's prediction reads one class's terms per label.
 _GAUSSIAN: tuple[Any, Any] | None = None
 
@@ -144,7 +168,6 @@ def frozen_tree_predictor(
     """
     from river.tree import HoeffdingTreeClassifier
     from river.tree.nodes.branch import DTBranch
-    from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
 
     tree = getattr(learner, "model", None)
     if getattr(learner, "task", None) != "classification" or type(tree) is not HoeffdingTreeClassifier:
@@ -162,14 +185,7 @@ def frozen_tree_predictor(
     memo = _MEMO
 
     def leaf_prediction(leaf: Any, x: dict[str, float]) -> dict[Any, float]:
-        kind = type(leaf)
-        if kind is LeafNaiveBayesAdaptive:
-            naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
-        elif kind is LeafNaiveBayes:
-            naive = leaf.is_active() and leaf.total_weight >= tree.nb_threshold
-        else:
-            naive = False
-        if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
+        if not _answers_naive(leaf, tree):
             return leaf.prediction(x, tree=tree)
         if learning:
             held = learning_cache.get(id(leaf))
@@ -209,16 +225,7 @@ def frozen_tree_predictor(
         branch = isinstance(tree._root, DTBranch)
 
         def frozen_leaf(leaf: Any) -> _Terms | None:
-            kind = type(leaf)
-            if kind is LeafNaiveBayesAdaptive:
-                naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
-            elif kind is LeafNaiveBayes:
-                naive = leaf.is_active() and leaf.total_weight >= tree.nb_threshold
-            else:
-                naive = False
-            if not naive or not leaf.stats or sum(leaf.stats.values()) == 0:
-                return None
-            return _leaf_terms(leaf)
+            return _leaf_terms(leaf) if _answers_naive(leaf, tree) else None
 
         def predict_frozen(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
             try:
@@ -372,21 +379,10 @@ class FrozenTreeRows:
         self._slots: dict[tuple[str, ...], tuple[dict[int, tuple[Any, int]], list[Any], Any]] = {}
 
     def _naive(self, leaf: Any) -> _Terms | None:
-        from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
-
         entry = self._terms.get(id(leaf))
         if entry is not None and entry[0] is leaf:
             return entry[1]
-        kind = type(leaf)
-        if kind is LeafNaiveBayesAdaptive:
-            naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
-        elif kind is LeafNaiveBayes:
-            naive = leaf.is_active() and leaf.total_weight >= self.tree.nb_threshold
-        else:
-            naive = False
-        terms = None
-        if naive and leaf.stats and sum(leaf.stats.values()) != 0:
-            terms = _leaf_terms(leaf)
+        terms = _leaf_terms(leaf) if _answers_naive(leaf, self.tree) else None
         self._terms[id(leaf)] = (leaf, terms)
         return terms
 
