@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from streams.console.launch import start_console
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP
 
 pytestmark = pytest.mark.kafka
 
@@ -24,7 +25,7 @@ def test_a_console_for_an_empty_deployment_starts_answers_and_stops(
     prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
     env = {
-        "DRIFTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+        "DRIFTLINE_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP,
         "DRIFTLINE_TOPIC_PREFIX": prefix,
         "DRIFTLINE_REDIS_URL": redis_url,
         "DRIFTLINE_STATE_DIR": str(tmp_path),

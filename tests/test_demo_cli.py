@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 EVENTS = 1500
@@ -32,7 +34,7 @@ def demo_env(prefix: str, tmp_path: Path) -> dict[str, str]:
 def demo_cmd(prefix: str, redis_url: str, *args: str) -> list[str]:
     """``driftline demo ARGS`` on the run's topic prefix, Redis and the local broker."""
     return [sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--redis-url", redis_url,
-            "--bootstrap", "127.0.0.1:9092", "demo", *args]  # fmt: skip
+            "--bootstrap", KAFKA_BOOTSTRAP, "demo", *args]  # fmt: skip
 
 
 def test_demo_runs_to_completion_and_writes_a_valid_report(

@@ -12,7 +12,7 @@ import pytest
 from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.settings import Secret, load_settings
 from streams.commands.doctor import check_signing_key, java_major
-from tests.pipeline_helpers import Pipeline, running
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
 
 GOOD_KEY = "0123456789abcdef" * 4  # 64 bytes, as `openssl rand -hex 32` prints
 
@@ -38,7 +38,7 @@ def test_doctor_passes_on_a_healthy_deployment_and_sees_the_worker(
     expected = ("python", "config", "java", "kafka jars", "ports", "redis-server", "kafka", "redis", "signing key",
                 "topics", "workers")  # fmt: skip
     assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(expected, "ok")
-    assert "127.0.0.1:9092" in checks["kafka"]["detail"]
+    assert KAFKA_BOOTSTRAP in checks["kafka"]["detail"]
     assert "(64 bytes)" in checks["signing key"]["detail"]
     assert f"driftline-{prefix}" in checks["workers"]["detail"]  # the worker's consumer group
 

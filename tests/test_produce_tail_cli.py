@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from driftline.settings import Settings
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -32,7 +33,7 @@ def _env(partitions: int = 1) -> dict[str, str]:
 def _run(
     prefix: str, *args: str, partitions: int = 1, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [DRIFTLINE, "--bootstrap", "127.0.0.1:9092", "--topic-prefix", prefix, *args]
+    cmd = [DRIFTLINE, "--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(partitions), timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -148,7 +149,7 @@ def test_tail_follow_prints_new_records(prefix: str, settings: Settings) -> None
     cmd = [
         DRIFTLINE,
         "--bootstrap",
-        "127.0.0.1:9092",
+        KAFKA_BOOTSTRAP,
         "--topic-prefix",
         prefix,
         "tail",

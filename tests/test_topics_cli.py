@@ -18,10 +18,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connectors.localproc import free_port
 from connectors.topics import ALL_TOPICS, check_topics
 from driftline.settings import Settings
+from tests.pipeline_helpers import KAFKA_BOOTSTRAP
 
 pytestmark = pytest.mark.kafka
 
-BOOTSTRAP = "127.0.0.1:9092"
+BOOTSTRAP = KAFKA_BOOTSTRAP
 
 
 def _run(prefix: str, *args: str, bootstrap: str = BOOTSTRAP) -> subprocess.CompletedProcess[str]:
