@@ -604,3 +604,7 @@ class ModelLifecycle:
             probation=float(self._probation.active),
         )
         return out
+
+    def vocabulary(self) -> tuple[int, int]:
+        """The champion's ``(keys learned, keys refused)`` (:meth:`learners.specs.Learner.vocabulary`)."""
+        return self._lineage.model.vocabulary()

@@ -303,6 +303,9 @@ class Learner:
     # checkpoint): that one starts an empty vocabulary at its next label.
     _known: dict[Any, None] | None = None
     _values: dict[str, int] | None = None
+    # Keys left unlearned because the vocabulary was full, over this learner's life (copies included); class-level
+    # for a learner pickled before session 16.
+    _refused = 0
 
     def __init__(self, spec: LearnerSpec, task: str = "classification", seed: int = 0) -> None:
         self.spec = spec
@@ -336,7 +339,21 @@ class Learner:
             known = self._known = {}
             self._values = {}
         assert self._values is not None
-        return admit(xc, known, self._values, *bounds)
+        out = admit(xc, known, self._values, *bounds)
+        if out is not xc:
+            self._refused += len(xc) - len(out)
+        return out
+
+    def vocabulary(self) -> tuple[int, int]:
+        """``(keys learned, keys refused)`` (:meth:`admit`); for ``auto``, the largest of its members' (they see
+        the same examples; a tree member's bound is lower than a linear one's)."""
+        if self._known is not None:
+            return len(self._known), self._refused
+        members = getattr(self._model, "members", None)
+        if members:
+            sizes = [m.vocabulary() for m in members]
+            return max(k for k, _ in sizes), max(r for _, r in sizes)
+        return 0, self._refused
 
     def _complete(self, xc: dict[str, Any], learn: bool) -> dict[str, Any]:
         """``xc`` as a splitting kind sees it: absent one-hot indicators as 0.0 (:func:`complete_indicators`)."""

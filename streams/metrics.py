@@ -106,6 +106,11 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "model_metric"),
     MetricDoc("driftline_n_learned", "gauge", ("model",),
               "Trainer: labelled examples learned in the current champion's lineage, each once.", "n_learned"),
+    MetricDoc("driftline_vocabulary_keys", "gauge", ("model", "state"),
+              "Trainer: feature keys the champion's lineage learned (state learned) and left unlearned because its "
+              "vocabulary was full (state refused, counted per example: 4,096 keys for a linear model, 256 for a "
+              "tree, and a cap on one-hot values per feature; a growing count means new feature names or values "
+              "the model ignores).", "vocabulary_keys"),
     MetricDoc("driftline_learning_paused", "gauge", ("model",),
               "Trainer: 1 while learning is paused by a control command, else 0.", "learning_paused"),
     MetricDoc("driftline_paused_examples_total", "counter", ("model", "outcome"),
@@ -202,6 +207,7 @@ class Metrics:
     served_model_info: Gauge
     model_metric: Gauge
     n_learned: Gauge
+    vocabulary_keys: Gauge
     learning_paused: Gauge
     paused_examples: Counter
     held_examples: Gauge
@@ -248,6 +254,9 @@ class Metrics:
         for gauge in (self.n_learned, self.learning_paused, self.held_examples):
             with contextlib.suppress(KeyError):
                 gauge.remove(model)
+        for state in ("learned", "refused"):
+            with contextlib.suppress(KeyError):
+                self.vocabulary_keys.remove(model, state)
 
     def prime_stage(self, stage: str, source_topics: Iterable[str] = ()) -> None:
         """Create zero series for a stage's counters (events ok/deadletter, dead letters per source topic)."""

@@ -430,6 +430,9 @@ class Trainer(TrainerControl):
         lc, m, model = self.lifecycle, self.ctx.metrics, self.ctx.model
         snap = lc.snapshot_metrics()
         m.n_learned.labels(model=model).set(lc.n_learned)
+        learned, refused = lc.vocabulary()
+        m.vocabulary_keys.labels(model=model, state="learned").set(learned)
+        m.vocabulary_keys.labels(model=model, state="refused").set(refused)
         m.learning_paused.labels(model=model).set(float(lc.paused))
         m.held_examples.labels(model=model).set(len(self.held))
         m.set_model_metrics(

@@ -111,6 +111,9 @@ def test_a_uuid_column_keeps_logistic_regression_weights_within_max_values() -> 
     assert sum(k.startswith("uuid=") for k in weights) == MAX_VALUES  # the old code: one per event
     assert sum(k.startswith("city=") for k in weights) == 40  # a real categorical keeps every value
     assert len(model.model["FeatureScaler"].means) == MAX_VALUES + 41
+    # What driftline_vocabulary_keys reports: one refused key per event once the uuid's values were full.
+    assert model.vocabulary() == (MAX_VALUES + 41, 800)
+    assert pickle.loads(pickle.dumps(model)).vocabulary() == (MAX_VALUES + 41, 800)
 
 
 def test_a_tree_learns_at_most_max_tree_keys() -> None:
@@ -204,6 +207,9 @@ def test_the_pool_fast_path_bounds_its_members_as_the_pool_does() -> None:
     assert quadratic.model["Quadratic"]._full
     assert max(_linear_keys(fast_model)) <= MAX_KEYS
     assert pickle.dumps(fast_model) == pickle.dumps(slow_model)
+    learned, refused = fast_model.vocabulary()  # the largest member's: the tree's bound is the lowest
+    assert learned == max(m.vocabulary()[0] for m in fast_model.model.members)
+    assert refused >= 200 and refused == max(m.vocabulary()[1] for m in fast_model.model.members)
 
 
 def test_a_learner_pickled_before_the_bound_starts_a_vocabulary() -> None:
