@@ -106,7 +106,9 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
         # The trainer reports the features the champion learns (a, b, c) and none refused.
         pipeline.wait_until(
             "the vocabulary gauge",
-            lambda: pipeline.metric(worker, "driftline_vocabulary_keys", model="default", state="learned") == 3,
+            lambda: (
+                pipeline.metric(worker, "driftline_vocabulary_keys", model="default", state="learned") == 3
+            ),
             timeout=30,
         )
         assert pipeline.metric(worker, "driftline_vocabulary_keys", model="default", state="refused") == 0
