@@ -40,7 +40,7 @@ from learners.policies import (
     ProbationPolicy,
     reference_failed,
 )
-from learners.pool import SERVED_SHARE, Pool
+from learners.pool import SERVED_SHARE, Pool, recovery_members
 from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
@@ -230,8 +230,20 @@ class ModelLifecycle:
     def _start_challenger(self, index: int) -> None:
         # The challenger continues the lineage it may replace: it inherits the count of labels learned before the
         # alarm, so after a promotion n_learned still counts every label the lineage has learned, once.
-        model = build_learner(self.challenger_spec, self.task, self.seed + index + 1)
+        model = build_learner(self._recovery_spec(), self.task, self.seed + index + 1)
         self._challenger.start(Lineage(model, self._lineage.n_learned, dict(self._lineage.data_range)), index)
+
+    def _recovery_spec(self) -> LearnerSpec:
+        """The challenger's spec: an ``auto`` pool with its default members gets the recovery members
+        (:func:`learners.pool.recovery_members`: a regression tree that splits ties sooner); any other spec, or
+        members the user chose, is built as given."""
+        spec = self.challenger_spec
+        if spec.name != "auto" or "members" in spec.params:
+            return spec
+        members = recovery_members(self.task)
+        return (
+            spec if members is None else dataclasses.replace(spec, params={**spec.params, "members": members})
+        )
 
     # -- the per-label step ------------------------------------------------------------------------------------
     def learn_one(

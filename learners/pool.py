@@ -58,6 +58,29 @@ DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
     ],
     "regression": [{"name": "linear_regression"}, {"name": "hoeffding_tree"}],
 }
+#: River's Hoeffding tree regressor splits a leaf whose two best candidate splits are within the Hoeffding bound (a
+#: tie) only once the bound is below ``tau``: at its default 0.05 (delta 1e-7) that is ~3,200 labels in the leaf.
+#: A challenger's tree uses ``RECOVERY_TAU`` (0.2: a tie is split at ~400 labels). Why: a challenger has to learn
+#: the new concept within about as many labels as it gets to win (``lifecycle.CHALLENGER_FRESH``), and with
+#: River's default whether it does was a coin flip on the label it started at: mv-shift at seed 13, a fresh pool
+#: started at labels 5,000 or 5,025 (the drift is at 5,000) kept a leaf of 1,300 labels unsplit on a tie and ended
+#: at MAE 13.2, one started at 5,050-5,575 split it and ended at 3.7-7.4; so the stream's MAE turned on the index
+#: of the first alarm (12.1-12.3 against 9.9-10.4; BENCHMARKS-accuracy.md, sessions 15 and 16). With 0.2 the fresh
+#: tree ends at 3.6-4.4 from every start measured (seeds 1 and 7: 3.4-7.3 against 4.5-15.3); the guarded stream
+#: over 16 seeds: better at 14, equal at 2, and within 0.5 MAE wherever its first alarm lands. The cost: the
+#: tree keeps the rule after its promotion and grows ~1.5-2.7 times the leaves (friedman, mv-shift at 20,000).
+RECOVERY_TAU: float | None = 0.2  # None: a challenger is built with the ordinary members
+
+
+def recovery_members(task: str) -> list[dict[str, Any]] | None:
+    """The default members for a pool that a drift alarm starts (a challenger), or None where they are the
+    ordinary ones (classification: not measured; its trees split on the information gain's own bound)."""
+    if task != "regression" or RECOVERY_TAU is None:
+        return None
+    return [
+        {**m, "params": {"tau": RECOVERY_TAU, **m.get("params", {})}} if m["name"] == "hoeffding_tree" else m
+        for m in DEFAULT_MEMBERS[task]
+    ]
 
 
 class Pool:
