@@ -17,6 +17,7 @@ River's class names (``ADWIN``, ``PageHinkley``, ``HDDM_A``) work too. To add a 
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 from collections import deque
@@ -34,6 +35,7 @@ __all__ = [
     "Detector",
     "DetectorKind",
     "ScaledDetector",
+    "TailCap",
     "build_detector",
     "detector_kind",
     "detector_params",
@@ -253,3 +255,46 @@ class ScaledDetector:
         if not below or not math.isfinite(self.sub_mean):
             return True
         return sum(below) / len(below) > self.sub_mean
+
+
+class TailCap:
+    """Caps a non-negative real-valued signal (a regression model's absolute error) at ``factor`` times the median
+    of its last ``window`` raw values, so an isolated heavy-tailed value weighs at most a few typical ones while a
+    sustained rise lifts the cap with it.
+
+    Why a median over a short window: a label x50 among ordinary ones moves the median of 51 values by one rank, so
+    1-5 % of wild labels are capped; when the error itself rises (a drift), the median follows once about half the
+    window is new (26 labels), and until then the capped values still sit at ``factor`` typical errors, far above
+    the mean the detectors knew. Session 15's caps were fixed from a warm-up (median + 6 robust sds): a reversal's
+    errors were held at the old regime's cap for good and its second alarm never came (BENCHMARKS-accuracy.md,
+    sessions 15 and 16). With half-normal errors the median is 0.67 standard deviations, so a factor of 8 caps at
+    ~5.4 of them: an ordinary error is capped about once in 10^7.
+
+    No cap until ``min_values`` values are in, nor while the median is 0 (a model exact on most labels has no
+    scale to cap by).
+    """
+
+    def __init__(self, window: int = 51, factor: float = 8.0, min_values: int = 11) -> None:
+        self.window = window
+        self.factor = factor
+        self.min_values = min_values
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def cap(self) -> float:
+        """The cap the next value meets."""
+        n = len(self._sorted)
+        if n < self.min_values:
+            return math.inf
+        median = self._sorted[n // 2]
+        return self.factor * median if median > 0 else math.inf
+
+    def __call__(self, value: float) -> float:
+        """``value`` capped by the values before it; it joins the window raw (the median tracks the raw errors)."""
+        capped = min(value, self.cap())
+        self._recent.append(value)
+        bisect.insort(self._sorted, value)
+        if len(self._recent) > self.window:
+            old = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        return capped
