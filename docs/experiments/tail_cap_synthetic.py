@@ -35,6 +35,9 @@ def delay(a: list[int], at: int) -> float:
     return after[0] if after else float("inf")
 
 
+RUN = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+
+
 def main() -> None:
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     factors = [
@@ -43,7 +46,7 @@ def main() -> None:
     for f in factors:
         M.TAIL_CAP = f is not None
         if f is not None:
-            D.TailCap.__init__.__defaults__ = (51, f, 11)
+            D.TailCap.__init__.__defaults__ = (51, f, 11, RUN)
         fa_e = fa_l = 0
         d_all: list[tuple[float, float]] = []
         d_sub: list[tuple[float, float]] = []
