@@ -262,18 +262,24 @@ class TailCap:
     of its last ``window`` raw values, so an isolated heavy-tailed value weighs at most a few typical ones while a
     sustained rise lifts the cap with it.
 
-    Why a median over a short window: a label x50 among ordinary ones moves the median of 51 values by one rank, so
-    1-5 % of wild labels are capped; when the error itself rises (a drift), the median follows once about half the
-    window is new (26 labels), and until then the capped values still sit at ``factor`` typical errors, far above
-    the mean the detectors knew. Session 15's caps were fixed from a warm-up (median + 6 robust sds): a reversal's
-    errors were held at the old regime's cap for good and its second alarm never came (BENCHMARKS-accuracy.md,
-    sessions 15 and 16). With half-normal errors the median is 0.67 standard deviations, so a factor of 8 caps at
-    ~5.4 of them: an ordinary error is capped about once in 10^7.
+    Why a median over a recent window: a label x50 among ordinary ones moves the median of 51 values by one rank,
+    so 0.2-5 % of wild labels are capped; when the error itself rises (a drift), the median follows once about half
+    the window is new (26 labels). Session 15's caps were fixed from a warm-up (median + 6 robust sds): a
+    reversal's errors were held at the old regime's cap and its alarms came late or never (BENCHMARKS-accuracy.md,
+    sessions 15 and 16).
 
-    A value over the cap that follows ``run - 1`` others over it is passed whole: a reversal's errors are all
-    large from its first label, wild labels are isolated. Why: capped until the median moved, a reversal's first
-    alarm came 25-30 labels later, and at 2,000 events the index of that alarm decides the challenger's fate
-    (linear-reversal +4.25 -> +7.82 % MAE, mv-shift +4.27 -> +6.07 % at seed 3: session 15's numbers again).
+    Why a factor of 16 (with half-normal errors, ~11 standard deviations): a reversal's first alarm often rests on
+    two or three errors 10-25 times the median (linear-reversal at 2,000 events, seed 3: 8.9 and 5.5 against a
+    median of 0.33; mv-shift: 112 and 102 against ~15), and at 2,000 events the index of that first alarm decides
+    the challenger's fate. A factor of 8 moved those alarms 25-30 labels later (linear-reversal +4.25 -> +7.82 %
+    MAE, mv-shift +4.27 -> +6.07 %: session 15's numbers again); 16 and 24 left both exactly as on main; 24 let
+    friedman-outliers keep 3 false alarms at seed 0, 16 left at most 1. A median over 11 values instead of 51
+    (lifting within 6 labels) restored linear-reversal but not mv-shift, whose wide errors make a short median
+    noisy.
+
+    A value over the cap that follows ``run - 1`` others over it is passed whole: a reversal's errors are large
+    label after label, wild labels are isolated. (Measured alone at a factor of 8 it did not give the reversals'
+    first alarms back: their errors dip under the cap between large ones.)
 
     No cap until ``min_values`` values are in, nor while the median is 0 (a model exact on most labels has no
     scale to cap by).
@@ -282,7 +288,7 @@ class TailCap:
     # Class-level default for instances pickled without it.
     _over = 0
 
-    def __init__(self, window: int = 51, factor: float = 8.0, min_values: int = 11, run: int = 3) -> None:
+    def __init__(self, window: int = 51, factor: float = 16.0, min_values: int = 11, run: int = 3) -> None:
         self.window = window
         self.factor = factor
         self.min_values = min_values

@@ -196,7 +196,7 @@ LOSS_CAP = 10.0
 CORROBORATE_LOSS = True
 
 
-# Regression's error and loss are fed to their detectors through a ``TailCap`` (at most 8 times the median of the
+# Regression's error and loss are fed to their detectors through a ``TailCap`` (at most 16 times the median of the
 # last 51): on Friedman with 1 % of its labels x50 (stationary) they raised 6-8 false alarms per 10,000 events;
 # session 16 measured the cap in BENCHMARKS-accuracy.md ("Session 16: heavy-tailed labels").
 TAIL_CAP = True

@@ -23,16 +23,20 @@ def _alarms(errors: list[float]) -> tuple[list[int], list[int]]:
     return on_error, on_loss
 
 
-def test_isolated_heavy_tailed_errors_raise_no_alarm() -> None:
-    """1 % of the errors x50 on a stationary stream: without the cap ADWIN and Page-Hinkley fire on bursts of them
-    (friedman-outliers raised 6-8 false alarms per 10,000 events in session 15; these three streams 9 uncapped).
-    The one alarm allowed is Page-Hinkley's own: with no wild label at all the loss monitor raises ~0.15 per
-    10,000 (``docs/experiments/tail_cap_synthetic.py``)."""
+def test_isolated_heavy_tailed_errors_stay_under_the_false_alarm_bound() -> None:
+    """Friedman's shape: errors of a trained model (half-normal, 2 sds) and 1 % of the labels x50 (errors ~700).
+    Uncapped, ADWIN and Page-Hinkley fire on bursts of them: 26 alarms in these six streams of 10,000 (session 15's
+    friedman-outliers: 3-9 false alarms per 10,000 events). Capped: 5, under issue 13's bound of 1 per 10,000."""
     found = []
-    for seed in range(3):
-        on_error, on_loss = _alarms(_errors(random.Random(seed), 10_000, 0.01, 50.0))
+    for seed in range(6):
+        rng = random.Random(seed)
+        errors = [
+            abs(50.0 * rng.gauss(14.0, 5.0)) if rng.random() < 0.01 else abs(rng.gauss(0.0, 2.0))
+            for _ in range(10_000)
+        ]
+        on_error, on_loss = _alarms(errors)
         found += [("error", seed, i) for i in on_error] + [("loss", seed, i) for i in on_loss]
-    assert len(found) <= 1, found
+    assert len(found) <= 6, found
 
 
 def test_a_sustained_rise_is_alarmed_and_a_second_one_after_it_too() -> None:

@@ -36,17 +36,18 @@ def delay(a: list[int], at: int) -> float:
 
 
 RUN = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+WINDOW = int(sys.argv[4]) if len(sys.argv) > 4 else 11
 
 
 def main() -> None:
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     factors = [
-        float(f) if f != "off" else None for f in (sys.argv[2] if len(sys.argv) > 2 else "off,8").split(",")
+        float(f) if f != "off" else None for f in (sys.argv[2] if len(sys.argv) > 2 else "off,16").split(",")
     ]
     for f in factors:
         M.TAIL_CAP = f is not None
         if f is not None:
-            D.TailCap.__init__.__defaults__ = (51, f, 11, RUN)
+            D.TailCap.__init__.__defaults__ = (WINDOW, f, min(11, WINDOW), RUN)
         fa_e = fa_l = 0
         d_all: list[tuple[float, float]] = []
         d_sub: list[tuple[float, float]] = []
