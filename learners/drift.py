@@ -197,8 +197,9 @@ CORROBORATE_LOSS = True
 
 
 # Regression's error and loss are fed to their detectors through a ``TailCap`` (at most 16 times the median of the
-# last 51): on Friedman with 1 % of its labels x50 (stationary) they raised 6-8 false alarms per 10,000 events;
-# session 16 measured the cap in BENCHMARKS-accuracy.md ("Session 16: heavy-tailed labels").
+# last 51; a value over 64 times it counts as the median): on Friedman with 1 % of its labels x50 (stationary) they
+# raised 3-9 false alarms per 10,000 events, with the cap 0-3 (BENCHMARKS-accuracy.md, "Session 16: heavy-tailed
+# labels").
 TAIL_CAP = True
 
 

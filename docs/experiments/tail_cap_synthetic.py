@@ -36,7 +36,8 @@ def delay(a: list[int], at: int) -> float:
 
 
 RUN = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-WINDOW = int(sys.argv[4]) if len(sys.argv) > 4 else 11
+WINDOW = int(sys.argv[4]) if len(sys.argv) > 4 else 51
+WILD = float(sys.argv[5]) if len(sys.argv) > 5 else 64.0
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     for f in factors:
         M.TAIL_CAP = f is not None
         if f is not None:
-            D.TailCap.__init__.__defaults__ = (WINDOW, f, min(11, WINDOW), RUN)
+            D.TailCap.__init__.__defaults__ = (WINDOW, f, min(11, WINDOW), RUN, WILD)
         fa_e = fa_l = 0
         d_all: list[tuple[float, float]] = []
         d_sub: list[tuple[float, float]] = []
