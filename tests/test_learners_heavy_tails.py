@@ -56,6 +56,15 @@ def test_a_sustained_rise_is_alarmed_and_a_second_one_after_it_too() -> None:
         assert any(6000 <= i < 6200 for i in alarms), alarms
 
 
+def test_a_rise_of_wild_size_is_alarmed_at_once() -> None:
+    """Errors x500 from one label on: every one is over 64x the median (wild), but they come in a row, so from the
+    third on they count whole."""
+    rng = random.Random(3)
+    on_error, on_loss = _alarms(_errors(rng, 3000, 0.01, 50.0) + _errors(rng, 1000, 0.01, 50.0, level=500.0))
+    assert on_error and on_loss and min(on_error) >= 3000 and min(on_loss) >= 3000
+    assert on_error[0] < 3020 and on_loss[0] < 3020, (on_error, on_loss)
+
+
 def test_the_cap_follows_the_median_and_leaves_zero_one_errors_alone() -> None:
     cap = TailCap(window=51, factor=8.0, min_values=11, wild=64.0)
     assert [cap(v) for v in [1.0] * 10 + [100.0]] == [1.0] * 10 + [100.0]  # no cap before 11 values
