@@ -49,6 +49,16 @@ def make(name: str, n: int, s: int = 0) -> tuple[list[Any], list[int], str, bool
     if name == "friedman-outliers":  # heavy-tailed label noise (1 % of labels x50)
         rows = U._take(synth.Friedman(seed=1107 + s), n)
         return [(x, y * (50 if rng.random() < 0.01 else 1)) for x, y in rows], [], "regression", False
+    # Session 16: 0.2 % of labels x200; 5 % x10.
+    if name in ("friedman-outliers-rare", "friedman-outliers-dense"):
+        share, factor = (0.002, 200) if name.endswith("rare") else (0.05, 10)
+        rows = U._take(synth.Friedman(seed=1113 + s), n)
+        return [(x, y * (factor if rng.random() < share else 1)) for x, y in rows], [], "regression", False
+    # Session 16: Student-t noise, 2 degrees of freedom, x2 (infinite variance).
+    if name == "friedman-student-t":
+        rows = U._take(synth.Friedman(seed=1114 + s), n)
+        t = [rng.gauss(0.0, 1.0) / (rng.gammavariate(1.0, 2.0) / 2.0) ** 0.5 for _ in rows]
+        return [(x, y + 2.0 * e) for (x, y), e in zip(rows, t, strict=True)], [], "regression", False
     if name == "sea-labels-flip-late":  # abrupt reversal at 80 %
         rows = U._take(synth.SEA(variant=1, seed=1108 + s, noise=0.05), n)
         at = int(n * 0.8)
