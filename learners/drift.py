@@ -216,12 +216,10 @@ TAIL_CAP = True
 # ~70 standard deviations over thousands of stationary labels, so the false alarms of a threshold of 50 come late in
 # long stationary runs (3 in 30 simulated streams of 10,000 labels; none with alpha 1).
 # On for regression since session 16. Measured at five seeds it found friedman-gra's second drift at every one (base
-# 3 of 5; a missed abrupt drift fails issue 13's bound) with no false alarm in 90 runs. Its one cost: by alarming on
-# mv-shift's reversal a few labels earlier it moved that stream's MAE at seed 13 10.32 -> 12.29 (still 17.8 % better
-# than the best plain learner), because on mv-shift the index of the first alarm decides the challenger's fate
-# (``docs/experiments/challenger_start.py``). Holding its alarm while the first detector might still fire (150
-# labels) gave the reversals base's paths back but missed friedman-gra again at 2 of 5 seeds, so it fires at once
-# (BENCHMARKS-accuracy.md, session 15).
+# 3 of 5; a missed abrupt drift fails issue 13's bound) with no false alarm in 90 runs. Its one cost in session 15:
+# by alarming on mv-shift's reversal a few labels earlier it moved that stream's MAE at seed 13 10.32 -> 12.29,
+# because the challenger's tree then stalled on a tie; since session 16 a regression challenger's tree splits ties
+# sooner (``learners.pool.RECOVERY_TAU``) and the same seed ends at 9.78 (BENCHMARKS-accuracy.md, sessions 15-16).
 TRAINED_LOSS_TASKS: tuple[str, ...] = ("regression",)
 TRAINED_SETTLE = 1000
 TRAINED_WARMUP = 500
