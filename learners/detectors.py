@@ -281,8 +281,8 @@ class TailCap:
     as if its label had said nothing: capped at 16 times the median, three x50 labels within 15 events (friedman-
     outliers at seed 2: errors ~700 against a median of 2.5, so 40 each against a mean of 2.5) still made an ADWIN
     alarm, and seeds 2, 3 and 5 kept 4-5 false alarms (seeds 0..5: 34 on main, 17 capped, 8 with the wild rule). A
-    reversal's first errors (10-25 times the median) are not wild; a reversal so large that its errors are counts
-    from its third label on, whole, by the rule below.
+    reversal's first errors (10-25 times the median) are not wild; a reversal so large that they are counts whole
+    from its third label on, by the rule below.
 
     A value over the cap that follows ``run - 1`` others over it is passed whole: a reversal's errors are large
     label after label, wild labels are isolated. (Measured alone at a factor of 8 it did not give the reversals'
@@ -291,12 +291,6 @@ class TailCap:
     No cap until ``min_values`` values are in, nor while the median is 0 (a model exact on most labels has no
     scale to cap by).
     """
-
-    # Class-level default for instances pickled without it.
-    _over = 0
-
-    # Class-level default for instances pickled without it: no value is wild.
-    wild = math.inf
 
     def __init__(
         self, window: int = 51, factor: float = 16.0, min_values: int = 11, run: int = 3, wild: float = 64.0
