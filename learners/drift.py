@@ -21,14 +21,7 @@ from river.drift import ADWIN
 
 from driftline.config import DriftConfig, check_sentinel_config
 from driftline.errors import ConfigError
-from learners.detectors import (
-    DETECTORS,
-    ScaledDetector,
-    TailCap,
-    build_detector,
-    detector_kind,
-    detector_params,
-)
+from learners.detectors import DETECTORS, ScaledDetector, build_detector, detector_kind, detector_params
 from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
 
@@ -110,10 +103,6 @@ class ErrorDriftMonitor:
 
     RECENT = 100
 
-    # Class-level default: a monitor pickled before session 16 (a checkpoint) starts its cap at its next
-    # real-valued error.
-    _tail: TailCap | None = None
-
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
         self.reset()
@@ -129,8 +118,6 @@ class ErrorDriftMonitor:
     def update(self, error: float, index: int) -> list[DriftSignal]:
         if not (math.isfinite(error) if type(error) is float else finite(error)):
             return []
-        if TAIL_CAP:
-            error = self._capped(float(error))
         if self._name != "adwin":
             return self._update_other(float(error), index)
         detector = self._detector
@@ -154,17 +141,6 @@ class ErrorDriftMonitor:
             "width": str(self._detector.width),
         }
         return [DriftSignal("adwin", "error", index, details)]
-
-    def _capped(self, error: float) -> float:
-        """A real-valued (regression) error through the monitor's :class:`~learners.detectors.TailCap`; a 0/1
-        error as it is. The monitor is not told the task: the first error other than 0 or 1 starts the cap, kept
-        across resets (the label noise it measures does not change with the served model)."""
-        tail = self._tail
-        if tail is None:
-            if error == 0.0 or error == 1.0:
-                return error
-            tail = self._tail = TailCap()
-        return tail(error)
 
     def _update_other(self, error: float, index: int) -> list[DriftSignal]:
         self._n += 1
@@ -196,10 +172,11 @@ LOSS_CAP = 10.0
 CORROBORATE_LOSS = True
 
 
-# Regression's error and loss are fed to their detectors through a ``TailCap`` (at most 16 times the median of the
-# last 51; a value over 64 times it counts as the median): on Friedman with 1 % of its labels x50 (stationary) they
-# raised 3-9 false alarms per 10,000 events, with the cap 0-3 (BENCHMARKS-accuracy.md, "Session 16: heavy-tailed
-# labels").
+# Regression's absolute error is capped once by a ``learners.detectors.TailCap`` (at most 16 times the median of the
+# last 51; a value over 64 times it counts as the median) before the error and loss monitors see it
+# (``ModelLifecycle._monitor``; the cap is kept across the monitors' resets: the label noise it measures does not
+# change with the served model). On Friedman with 1 % of its labels x50 (stationary) they raised 3-9 false alarms per
+# 10,000 events, with the cap 0-3 (BENCHMARKS-accuracy.md, "Session 16: heavy-tailed labels").
 TAIL_CAP = True
 
 
@@ -260,8 +237,6 @@ class LossDriftMonitor:
 
     # Class-level default: a monitor pickled before the floor existed (a checkpoint) keeps its floorless scale.
     task: str | None = None
-    # Class-level default: a monitor pickled before session 16 (a checkpoint) starts its cap at its next loss.
-    _tail: TailCap | None = None
 
     def __init__(self, config: DriftConfig | None = None, task: str | None = None) -> None:
         """``task``: the model's (classification floors the loss scale, :func:`loss_std_floor`)."""
@@ -291,11 +266,6 @@ class LossDriftMonitor:
         if not self.config.ph_loss or not (math.isfinite(loss) if type(loss) is float else finite(loss)):
             return []
         loss = float(loss)
-        if TAIL_CAP and self.task == "regression":
-            # Kept across resets, like the error monitor's (``ErrorDriftMonitor._capped``).
-            if self._tail is None:
-                self._tail = TailCap()
-            loss = self._tail(loss)
         trained = self._update_trained(loss)
         if self._settle:
             self._settle -= 1

@@ -21,8 +21,10 @@ from typing import Any
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from learners.batch import BatchContext
+from learners.detectors import TailCap
 from learners.drift import (
     LOSS_CAP,
+    TAIL_CAP,
     DriftSignal,
     ErrorDriftMonitor,
     FeatureDriftMonitor,
@@ -89,6 +91,8 @@ class ModelLifecycle:
     # Class-level default: a lifecycle pickled before the sentinel existed (a trainer's checkpoint) restores
     # without one and starts it at its next label (``_watch``).
     _sentinel: SnapshotSentinel | None = None
+    # Class-level default: a lifecycle pickled before session 16 starts its regression error's cap at its next label.
+    _tail: TailCap | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -435,6 +439,10 @@ class ModelLifecycle:
                 error = loss = abs(float(pred) - float(y))
             except (TypeError, ValueError):
                 error = loss = math.nan
+            if TAIL_CAP and math.isfinite(error):  # heavy-tailed labels: see learners.drift.TAIL_CAP
+                if self._tail is None:
+                    self._tail = TailCap()
+                error = loss = self._tail(error)
         signals: list[DriftSignal] = self._error_monitor.update(error, index)
         signals = signals + self._loss_monitor.update(loss, index) + sentinel
         features = self._feature_monitor.update(x, index)

@@ -1,13 +1,17 @@
 """Regression drift monitors on heavy-tailed errors: isolated wild labels raise no alarm, a sustained rise still does
-(``learners.detectors.TailCap``; BENCHMARKS-accuracy.md, session 16)."""
+(``learners.detectors.TailCap``, applied once per label by ``ModelLifecycle._monitor``; BENCHMARKS-accuracy.md,
+session 16)."""
 
 from __future__ import annotations
 
 import random
 
-from driftline.config import DriftConfig
+import pytest
+
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from learners.detectors import TailCap
 from learners.drift import ErrorDriftMonitor, LossDriftMonitor
+from learners.lifecycle import ModelLifecycle
 
 
 def _errors(rng: random.Random, n: int, share: float, factor: float, level: float = 1.0) -> list[float]:
@@ -16,10 +20,13 @@ def _errors(rng: random.Random, n: int, share: float, factor: float, level: floa
 
 
 def _alarms(errors: list[float]) -> tuple[list[int], list[int]]:
-    """The alarm indices of a fresh error monitor and a fresh regression loss monitor fed ``errors``."""
+    """The alarm indices of a fresh error monitor and a fresh regression loss monitor fed ``errors`` through one
+    cap, as the lifecycle feeds them."""
+    cap = TailCap()
+    capped = [cap(e) for e in errors]
     error, loss = ErrorDriftMonitor(DriftConfig()), LossDriftMonitor(DriftConfig(), "regression")
-    on_error = [s.index for i, e in enumerate(errors) for s in error.update(e, i)]
-    on_loss = [s.index for i, e in enumerate(errors) for s in loss.update(e, i)]
+    on_error = [s.index for i, e in enumerate(capped) for s in error.update(e, i)]
+    on_loss = [s.index for i, e in enumerate(capped) for s in loss.update(e, i)]
     return on_error, on_loss
 
 
@@ -80,8 +87,25 @@ def test_the_cap_follows_the_median_and_leaves_zero_one_errors_alone() -> None:
     assert rise[0] == 8.0 and rise[-1] == 10.0 and cap.cap() == 80.0 and cap(50.0) == 50.0
     exact = TailCap()
     assert [exact(v) for v in [0.0] * 30 + [5.0]][-1] == 5.0  # median 0: no scale, no cap
-    # Classification errors (0/1) never start the error monitor's cap.
-    monitor = ErrorDriftMonitor(DriftConfig())
-    for i in range(500):
-        monitor.update(float(i % 7 == 0), i)
-    assert monitor._tail is None
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_the_lifecycle_caps_regression_errors_only(task: str) -> None:
+    """A wild label reaches a regression lifecycle's monitors capped; classification's 0/1 errors are never capped."""
+    lc = ModelLifecycle("m", task, LearnerSpec("auto"), None, DriftConfig(), GuardConfig())
+    rng = random.Random(0)
+    for _ in range(300):
+        x = {"a": rng.random(), "b": rng.random()}
+        y = x["a"] * 3.0 + rng.gauss(0.0, 0.1) if task == "regression" else int(x["a"] > 0.5)
+        lc.learn_one(x, y)
+    if task == "classification":
+        assert lc._tail is None
+        return
+    assert lc._tail is not None
+    ceiling = lc._tail.cap()
+    assert 0 < ceiling < 100.0
+    seen: list[float] = []
+    real = lc._error_monitor.update
+    lc._error_monitor.update = lambda e, i: seen.append(e) or real(e, i)  # type: ignore[method-assign]
+    lc.learn_one({"a": 0.5, "b": 0.5}, 1e6)  # an error ~1e6: wild, counted as the median
+    assert seen and seen[0] <= ceiling
