@@ -329,7 +329,9 @@ class _Live:
                 return got
         return self.fast.predict(learner, xc)  # also a NaN answer: the learner's own fallback
 
-    def learn(self, learner: Any, xc: dict[str, float], y: Any, row: Callable[[], _Row]) -> None:
+    def learn(
+        self, learner: Any, xc: dict[str, float], y: Any, row: Callable[[], _Row], ahead: _Row | None
+    ) -> None:
         kernel = self._kernel(learner)
         if (
             kernel is None
@@ -339,7 +341,7 @@ class _Live:
         ):
             self.fast_learn.learn(learner, xc, y)  # a new label goes to the learner (the kernel then reloads)
             return
-        kernel.learn(xc, *row(), y)
+        kernel.learn(xc, *row(), y, ahead)
 
 
 #: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
@@ -589,10 +591,18 @@ class BatchContext:
     def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
         """``learner.learn_one(xc, y, cleaned=True)``: the compiled kernel, or
         ``live_models._fast_binary_lr_learn``, or the learner."""
-        self._champion.learn(learner, xc, y, lambda: self._current_row(xc))
+        self._champion.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
 
     def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
-        self._challenger.learn(learner, xc, y, lambda: self._current_row(xc))
+        self._challenger.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
+
+    def _next_row(self) -> _Row | None:
+        """The next label's row in its block (for the kernel to predict it after this learn), if it has one."""
+        where, pos = self._where, self._pos + 1
+        if where is None or pos >= len(where) or (at := where[pos]) is None:
+            return None
+        names, _, values = self.blocks()[at[0]]
+        return values, at[1], names
 
     def close(self) -> None:
         """The batch is over: drop a learning tree's recorded answers (see :mod:`learners.frozen_tree`)."""

@@ -70,11 +70,28 @@ def _predict_py(S: Any, cols: Any, block: Any, r: int, P: Any) -> float:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _learn_py(S: Any, C: Any, cols: Any, block: Any, r: int, P: Any, target: bool, W: Any, Wc: Any) -> None:
+def _learn_py(
+    S: Any,
+    C: Any,
+    cols: Any,
+    block: Any,
+    r: int,
+    P: Any,
+    target: bool,
+    W: Any,
+    Wc: Any,
+    ncols: Any,
+    nblock: Any,
+    nr: int,
+) -> float:
     """One ``_fused_lr_learn`` step on row ``r`` of ``block``: the Welford update, the transform, the dot, the
     clamped log-loss gradient, the intercept, then SGD on the row's weights. The row's new means, variances and
     weights are also left in ``W`` (rows 0-2; row 3 is the transform) and its counts in ``Wc``, in the row's
-    order: contiguous, for the write-back into River's dicts."""
+    order: contiguous, for the write-back into River's dicts.
+
+    Then, with ``nr >= 0``, the prediction for row ``nr`` of ``nblock`` (over ``ncols``) from the learned state,
+    which is what ``_predict_py`` would answer for the next label if nothing learns before it: its P(classes[1]),
+    else -1.0. (One call per label instead of two: a call costs about as much as the arithmetic.)"""
     half = P[_HALF]
     dot = 0.0
     n = cols.shape[0]
@@ -129,6 +146,30 @@ def _learn_py(S: Any, C: Any, cols: Any, block: Any, r: int, P: Any, target: boo
         w = S[_W, j] - rate * (W[3, k] * g)
         S[_W, j] = w
         W[2, k] = w
+    if nr < 0:
+        return -1.0
+    # _predict_py, the same lines (a compiled function calls only compiled ones, and this one is compiled alone)
+    dot = 0.0
+    for k in range(ncols.shape[0]):
+        j = ncols[k]
+        if S[_LEARNED, j] == 0.0:
+            continue
+        xi = nblock[nr, k]
+        v = S[_VAR, j]
+        m = S[_MEAN, j]
+        if v != 0.0:
+            ti = (xi - m) / v**half
+        elif m == 1.0:
+            ti = xi
+        else:
+            ti = 0.0
+        dot += S[_W, j] * ti
+    z = dot + P[_INTERCEPT]
+    if z < -30.0:
+        return 0.0
+    if z > 30.0:
+        return 1.0
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 _Kernels = tuple[Callable[..., float], Callable[..., None]]
@@ -250,6 +291,8 @@ class KernelLR:
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._iterations = opt.n_iterations
         self._n_vars = len(vars_)
+        # The next row's prediction left by the last learn: (block, row, P(classes[1]), iterations then).
+        self._ahead: tuple[np.ndarray, int, float, int] | None = None
 
     def fresh(self) -> bool:
         """Nothing learned outside the kernel since it last wrote River's state (else reload the arrays)."""
@@ -293,9 +336,18 @@ class KernelLR:
 
     def predict(self, block: np.ndarray, r: int, names: tuple[str, ...]) -> Any:
         """``_fast_binary_lr``'s prediction for the row, or None (NaN: the learner's own fallback decides)."""
-        self.fresh()
-        cols = self.plan(names)[0]
-        p = self._predict(self.S, cols, block, r, self.P)
+        ahead = self._ahead
+        if (
+            self.fresh()
+            and ahead is not None
+            and ahead[1] == r
+            and ahead[0] is block
+            and ahead[3] == self._iterations
+        ):
+            p = ahead[2]  # predicted by the last learn, from the state it left (see _learn_py)
+        else:
+            cols = self.plan(names)[0]
+            p = self._predict(self.S, cols, block, r, self.P)
         if not 0.0 <= p <= 1.0:
             return None
         return self.c1 if p > 1.0 - p else self.c0
@@ -306,8 +358,17 @@ class KernelLR:
         cols = self.plan(names)[0]
         return float(self._predict(self.S, cols, block, r, self.P))
 
-    def learn(self, xc: dict[str, float], block: np.ndarray, r: int, names: tuple[str, ...], y: Any) -> None:
-        """``_fused_lr_learn``'s learn of a known label (``xc``, read as the row), written back into River."""
+    def learn(
+        self,
+        xc: dict[str, float],
+        block: np.ndarray,
+        r: int,
+        names: tuple[str, ...],
+        y: Any,
+        ahead: tuple[np.ndarray, int, tuple[str, ...]] | None = None,
+    ) -> None:
+        """``_fused_lr_learn``'s learn of a known label (``xc``, read as the row), written back into River; with
+        ``ahead`` (the next label's row) also that row's prediction, for :meth:`predict`."""
         self.fresh()
         plan = self.plan(names)
         cols, keys, W, Wc, wd, admitted, present = plan
@@ -326,9 +387,14 @@ class KernelLR:
             keys = list(xc)
             wd = dict.fromkeys(keys, 0.0)
             plan[6] = True
+        if ahead is None:
+            nblock, nr, ncols = block, -1, cols
+        else:
+            nblock, nr, nnames = ahead
+            ncols = self.plan(nnames)[0]  # before the call: a new name's column may grow the arrays
         self.learner._counts[y] += 1
         P = self.P
-        self._learn(self.S, self.C, cols, block, r, P, y == self.c1, W, Wc)
+        p = self._learn(self.S, self.C, cols, block, r, P, y == self.c1, W, Wc, ncols, nblock, nr)
         scaler, lr = self._scaler, self._lr
         # Written back in the row's key order: a key new to a dict is inserted where River's loop inserts it.
         dict.update(scaler.counts, zip(keys, Wc.tolist(), strict=True))
@@ -341,6 +407,7 @@ class KernelLR:
         lr.optimizer.n_iterations += 1
         self._iterations += 1
         self._n_vars = len(scaler.vars)
+        self._ahead = None if nr < 0 else (nblock, nr, p, self._iterations)
 
 
 def dict_row(xc: dict[str, float]) -> tuple[np.ndarray, int, tuple[str, ...]]:
@@ -372,5 +439,5 @@ def warm() -> float:
     S, C, P = np.zeros((4, 1)), np.zeros(1, np.int64), np.array([0.0, 0.01, 0.01, 1e12, 1.0, 1.0, 0.5])
     cols, block = np.zeros(1, np.intp), np.zeros((1, 1))
     predict(S, cols, block, 0, P)
-    learn(S, C, cols, block, 0, P, True, np.zeros((4, 1)), np.zeros(1, np.int64))
+    learn(S, C, cols, block, 0, P, True, np.zeros((4, 1)), np.zeros(1, np.int64), cols, block, 0)
     return time.perf_counter() - t0

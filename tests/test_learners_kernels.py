@@ -137,7 +137,8 @@ def test_the_exponent_is_libm_pow_not_sqrt() -> None:
     C = np.array([c0], dtype=np.int64)
     P = np.array([0.0, 0.01, 0.01, 1e12, 1.0, 1.0, 0.5])
     W, Wc = np.zeros((4, 1)), np.zeros(1, np.int64)
-    learn(S, C, np.zeros(1, np.intp), np.array([[xi]]), 0, P, True, W, Wc)
+    cols, block = np.zeros(1, np.intp), np.array([[xi]])
+    assert learn(S, C, cols, block, 0, P, True, W, Wc, cols, block, -1) == -1.0  # no next row asked
     assert (S[0, 0], S[1, 0], C[0]) == (mean, v, c0 + 1)
     assert W[3, 0] == (xi - mean) / v**0.5  # the transform River computes
     assert W[3, 0] != (xi - mean) / math.sqrt(v)
