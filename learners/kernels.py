@@ -391,7 +391,9 @@ class KernelLR:
             nblock, nr, ncols = block, -1, cols
         else:
             nblock, nr, nnames = ahead
-            ncols = self.plan(nnames)[0]  # before the call: a new name's column may grow the arrays
+            # The same block (the usual next row): the same columns. Else its plan, before the call (a new
+            # name's column may grow the arrays).
+            ncols = cols if nnames is names else self.plan(nnames)[0]
         self.learner._counts[y] += 1
         P = self.P
         p = self._learn(self.S, self.C, cols, block, r, P, y == self.c1, W, Wc, ncols, nblock, nr)
