@@ -296,7 +296,8 @@ _Row = tuple[np.ndarray, int, tuple[str, ...]]
 
 class _Live:
     """A learning model's predict and learn over one batch: the compiled kernel (:mod:`learners.kernels`) when it
-    applies, else :mod:`learners.live_models`' paths (without numba, with ``DRIFTLINE_NO_JIT``, other shapes).
+    is switched on (``DRIFTLINE_JIT=1``) and applies, else :mod:`learners.live_models`' paths (the default; also
+    without numba, and for other shapes).
 
     Held per role (champion, challenger), rebuilt when the role's learner, its model or its classes change; the
     kernel writes River's state back after every learn and reloads its arrays if anything else learned."""

@@ -19,10 +19,13 @@ last bit for ~0.1 % of values, so the exponent is read from the parameters array
 CPython calls it); and Python's ``max(min(g, clip), -clip)`` is spelled out (its NaN behaviour is not numba's).
 No fast-math: no reassociation, no fused multiply-add.
 
-Only with numba importable and ``DRIFTLINE_NO_JIT`` unset (or ``0``): otherwise :func:`kernels` is None and the
-batch uses the pure-Python flattened path (the same results). numba is the ``fast`` extra (``pip install
-driftline[fast]``); ``cache=True`` keeps the compiled code next to this file, so a worker's start pays the
-compilation once per machine (BENCHMARKS.md, session 16).
+Opt-in: only with ``DRIFTLINE_JIT=1`` (and ``DRIFTLINE_NO_JIT`` unset or ``0``) and numba importable (the ``jit``
+extra, ``pip install driftline[jit]``); otherwise :func:`kernels` is None and the batch uses the pure-Python
+flattened path, with the same results. Why off by default: BENCHMARKS.md, session 16 (about 7 us of the
+lifecycle's ~62 per LR label in process, against 8 asked; most of what is left is the write-back into River's
+dicts after every learn, which only a hook telling the batch when the model is read would let it defer).
+``cache=True`` keeps the compiled code next to this file, so a worker's start pays the compilation (~0.7 s CPU)
+once per machine and then ~0.3 s (numba's import and the cache).
 """
 
 from __future__ import annotations
@@ -181,16 +184,20 @@ _compiled: _Kernels | None = None
 _tried = False
 
 
-def jit_disabled() -> bool:
-    """``DRIFTLINE_NO_JIT`` set (and not ``0``): the pure-Python path, as without numba."""
-    return os.environ.get("DRIFTLINE_NO_JIT", "") not in ("", "0")
+def jit_enabled() -> bool:
+    """``DRIFTLINE_JIT=1`` and not ``DRIFTLINE_NO_JIT=1``: the kernel is opt-in. Session 16 measured it at ~7 us
+    per LR label in process (learn_batch 61.8 -> 55.0) for a ~0.3 s start (numba's import and the cached
+    kernels) and a new compiled dependency: short of the bar to be on by default (BENCHMARKS.md)."""
+    env = os.environ
+    return env.get("DRIFTLINE_JIT", "") not in ("", "0") and env.get("DRIFTLINE_NO_JIT", "") in ("", "0")
 
 
 def kernels() -> _Kernels | None:
-    """The compiled ``(predict, learn)``, or None without numba or with ``DRIFTLINE_NO_JIT``. numba is imported
-    (~0.3 s) and the kernels compiled (or loaded from the cache) at the first call, not at import."""
+    """The compiled ``(predict, learn)``, or None: not switched on (:func:`jit_enabled`), or no numba. numba is
+    imported (~0.2 s) and the kernels compiled (~0.4 s) or loaded from the cache at the first call, not at
+    import."""
     global _compiled, _tried
-    if jit_disabled():
+    if not jit_enabled():
         return None
     if not _tried:
         _tried = True

@@ -6,8 +6,9 @@ its learn, on random streams with missing features, keys new mid-stream, ints, b
 (refused by a binary-only learner; a one-vs-rest switch for ``auto``, where the kernel steps aside). The twin
 learns through River's own ``Learner.learn_one``; predictions are compared with ``predict_one`` and the
 probability with ``predict_proba_one`` (exactly), the state after every label and the pickles at the end.
-The lifecycle's releases and guard decisions are checked against ``learn_one`` on a replayed stream in
-tests/test_learners_learn_batch.py (the kernel is on there whenever numba is installed).
+The kernel is opt-in (``DRIFTLINE_JIT=1``, on for every test here): with it on, the lifecycle's ``learn_batch``
+makes the same releases, drift signals and guard decisions as ``learn_one`` on tests/test_learners_learn_batch.py's
+replayed stream, and ends with the same champion, pickle for pickle.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ from learners import kernels
 from learners.batch import BatchContext
 from learners.features import clean_features
 from learners.specs import build_learner
+from tests import test_learners_learn_batch as replay
 
 pytest.importorskip("numba")
+
+
+@pytest.fixture(autouse=True)
+def _jit_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTLINE_JIT", "1")
+    monkeypatch.delenv("DRIFTLINE_NO_JIT", raising=False)
+
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -144,9 +153,12 @@ def test_the_exponent_is_libm_pow_not_sqrt() -> None:
     assert W[3, 0] != (xi - mean) / math.sqrt(v)
 
 
-def test_no_jit_leaves_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``DRIFTLINE_NO_JIT=1``: no kernel; the batch predicts and learns through ``learners.live_models``."""
-    monkeypatch.setenv("DRIFTLINE_NO_JIT", "1")
+@pytest.mark.parametrize("env", [{"DRIFTLINE_JIT": ""}, {"DRIFTLINE_JIT": "0"}, {"DRIFTLINE_NO_JIT": "1"}])
+def test_off_by_default_and_with_no_jit(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Without ``DRIFTLINE_JIT=1``, or with ``DRIFTLINE_NO_JIT=1``: no kernel; the batch predicts and learns
+    through ``learners.live_models``."""
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     assert kernels.kernels() is None
     model = build_learner(LearnerSpec("logistic_regression"))
     model.learn_one({"a": 0.0}, "up", cleaned=True)
@@ -155,8 +167,44 @@ def test_no_jit_leaves_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
     xc = batch.cleaned(0)
     assert batch.champion(model, xc) == model.predict_one(xc, cleaned=True)
     assert batch._champion.kernel is None
-    monkeypatch.delenv("DRIFTLINE_NO_JIT")
+    monkeypatch.setenv("DRIFTLINE_JIT", "1")
+    monkeypatch.delenv("DRIFTLINE_NO_JIT", raising=False)
     assert kernels.kernels() is not None
+
+
+@pytest.mark.parametrize(
+    "spec", [LearnerSpec("logistic_regression"), LearnerSpec("logistic_regression", {"multiclass": "binary"})]
+)
+def test_the_lifecycle_with_the_kernel_decides_as_learn_one(
+    monkeypatch: pytest.MonkeyPatch, spec: LearnerSpec
+) -> None:
+    """The replayed stream of tests/test_learners_learn_batch.py (drifts, challengers, flipped labels, a reference
+    set, stale and missing served answers, refused third labels, random batch sizes): ``learn_batch`` with the
+    kernel gives ``learn_one``'s events at the same labels, and the same champion and served model, byte for
+    byte."""
+    learned = []
+    learn = kernels.KernelLR.learn
+
+    def counted(self: kernels.KernelLR, *args: Any, **kw: Any) -> None:
+        learned.append(1)
+        learn(self, *args, **kw)
+
+    monkeypatch.setattr(kernels.KernelLR, "learn", counted)
+    rows = replay._stream("classification", seed=3)
+    examples = replay._examples(spec, "classification", rows, seed=4)
+    reference = [rows[i] for i in range(0, 600, 6)]
+    one = replay._lifecycle(spec, "classification", reference)
+    batched = replay._lifecycle(spec, "classification", reference)
+    expected = [replay._outcome(r) for r in replay._run_one(one, examples)]
+    got = [replay._outcome(r) for r in replay._run_batch(batched, examples, seed=5)]
+    assert got == expected
+    assert one.served_version > 2 and (one.served_version, one.n_learned) == (
+        batched.served_version,
+        batched.n_learned,
+    )
+    assert pickle.dumps(batched.champion) == pickle.dumps(one.champion)
+    assert pickle.dumps(batched.served_model) == pickle.dumps(one.served_model)
+    assert len(learned) > len(examples) // 2  # the kernel learned most labels (not the Python paths)
 
 
 def test_a_model_learned_outside_the_kernel_is_reloaded() -> None:
