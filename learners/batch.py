@@ -32,7 +32,7 @@ from learners.frozen_tree import (
     kept_tree_predictors,
     learner_answer,
 )
-from learners.kernels import KernelLR, build, dict_row
+from learners.kernels import KernelLR, build, dict_row, kernels
 from learners.live_models import _Fast, _FastLearn
 
 Result = tuple[Any, dict[Any, float]]
@@ -394,6 +394,7 @@ class BatchContext:
         self._frozen: dict[int, _Frozen] = {}
         self._champion = _Live()
         self._challenger = _Live()
+        self._jit = kernels() is not None  # else live_models' paths straight away (the default)
         # Where each row is in its block (rows whose cleaned features are the row itself), and the row asked last.
         self._where: list[tuple[int, int] | None] | None = None
         self._pos = -1
@@ -584,17 +585,27 @@ class BatchContext:
         """``learner.predict_one(xc, cleaned=True)`` for the learning champion (``xc``: what :meth:`cleaned`
         returned for this label): the compiled kernel, or ``live_models._fast_binary_lr``, or the learner."""
         forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
+        if not self._jit:
+            return self._champion.fast.predict(learner, xc)
         return self._champion.predict(learner, xc, lambda: self._current_row(xc))
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
+        if not self._jit:
+            return self._challenger.fast.predict(learner, xc)
         return self._challenger.predict(learner, xc, lambda: self._current_row(xc))
 
     def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
         """``learner.learn_one(xc, y, cleaned=True)``: the compiled kernel, or
         ``live_models._fast_binary_lr_learn``, or the learner."""
+        if not self._jit:
+            self._champion.fast_learn.learn(learner, xc, y)
+            return
         self._champion.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
 
     def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
+        if not self._jit:
+            self._challenger.fast_learn.learn(learner, xc, y)
+            return
         self._challenger.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
 
     def _next_row(self) -> _Row | None:

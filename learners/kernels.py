@@ -175,7 +175,7 @@ def _learn_py(
     return 1.0 / (1.0 + np.exp(-z))
 
 
-_Kernels = tuple[Callable[..., float], Callable[..., None]]
+_Kernels = tuple[Callable[..., float], Callable[..., float]]
 # A row plan: its columns, its keys, scratch for the kernel's written-back values and counts (``W``, ``Wc``), a
 # dict of its keys for the weights' write-back (River's ``VectorDict.update`` takes a dict), and whether the
 # learner's vocabulary holds all its keys (it only grows: once true, true).
