@@ -17,13 +17,14 @@ the learned state and the predictions are bit for bit the same (tests/test_learn
 ``v ** 0.5`` with a constant exponent is compiled to ``sqrt``, which differs from CPython's libm ``pow`` in the
 last bit for ~0.1 % of values, so the exponent is read from the parameters array at run time (libm ``pow``, as
 CPython calls it); and Python's ``max(min(g, clip), -clip)`` is spelled out (its NaN behaviour is not numba's).
-No fast-math: no reassociation, no fused multiply-add.
+No fast-math (numba's default): no reassociation, and no fused multiply-add here (the tests compare every bit).
 
 Opt-in: only with ``DRIFTLINE_JIT=1`` (and ``DRIFTLINE_NO_JIT`` unset or ``0``) and numba importable (the ``jit``
 extra, ``pip install driftline[jit]``); otherwise :func:`kernels` is None and the batch uses the pure-Python
-flattened path, with the same results. Why off by default: BENCHMARKS.md, session 16 (about 7 us of the
-lifecycle's ~62 per LR label in process, against 8 asked; most of what is left is the write-back into River's
-dicts after every learn, which only a hook telling the batch when the model is read would let it defer).
+flattened path, with the same results. Why off by default: BENCHMARKS.md, session 16 (7-8.5 us of the
+lifecycle's ~53 per LR label in process, against a clear 8 asked, and a start that costs more than that over the
+first ~20,000 labels; most of what the learn still costs is the write-back into River's dicts after every label,
+which only a hook telling the batch when the model is read would let it defer).
 ``cache=True`` keeps the compiled code next to this file, so a worker's start pays the compilation (~0.7 s CPU)
 once per machine and then ~0.3 s (numba's import and the cache).
 """
@@ -185,9 +186,10 @@ _tried = False
 
 
 def jit_enabled() -> bool:
-    """``DRIFTLINE_JIT=1`` and not ``DRIFTLINE_NO_JIT=1``: the kernel is opt-in. Session 16 measured it at ~7 us
-    per LR label in process (learn_batch 61.8 -> 55.0) for a ~0.3 s start (numba's import and the cached
-    kernels) and a new compiled dependency: short of the bar to be on by default (BENCHMARKS.md)."""
+    """``DRIFTLINE_JIT=1`` and not ``DRIFTLINE_NO_JIT=1``: the kernel is opt-in. Session 16 measured 7-8.5 us
+    per LR label of ``learn_batch`` in process (53.0 -> 44.5) for a ~0.3 s CPU start (numba's import and the
+    cached kernels) and a new compiled dependency: at the bar to be on by default, not clearly over it
+    (BENCHMARKS.md)."""
     env = os.environ
     return env.get("DRIFTLINE_JIT", "") not in ("", "0") and env.get("DRIFTLINE_NO_JIT", "") in ("", "0")
 
@@ -252,9 +254,10 @@ def kernel_shape(learner: Any) -> tuple[list[Any], Any, Any, Any] | None:
 class KernelLR:
     """One learning LR learner's state in arrays for the length of a batch, with the compiled predict and learn.
 
-    :meth:`predict` and :meth:`learn` take a row as ``(block, r, cols)`` (``cols`` from :meth:`plan` for the
-    block's feature names) and return None when they cannot answer (the caller uses the Python path): an
-    unknown shape is refused at construction (:func:`build`)."""
+    :meth:`predict` and :meth:`learn` take a row as ``(block, r, names)``: row ``r`` of a float block whose
+    columns are the features ``names`` (their columns here come from :meth:`plan`). :meth:`predict` answers None
+    for a NaN probability (the caller's Python path decides, as ``_fast_binary_lr`` does); a model shape the
+    kernel does not compute exactly gets no :class:`KernelLR` at all (:func:`build`)."""
 
     def __init__(self, learner: Any, shape: tuple[list[Any], Any, Any, Any], compiled: _Kernels) -> None:
         classes, model, scaler, lr = shape
