@@ -32,6 +32,7 @@ from learners.frozen_tree import (
     kept_tree_predictors,
     learner_answer,
 )
+from learners.kernels import KernelLR, build, dict_row, kernels
 from learners.live_models import _Fast, _FastLearn
 
 Result = tuple[Any, dict[Any, float]]
@@ -289,6 +290,61 @@ def _pooled_tree(learner: Any) -> Callable[[dict[str, float]], Outcome] | None:
     return predict
 
 
+#: A row as the kernel reads it: the block's values, the row in it, the block's feature names.
+_Row = tuple[np.ndarray, int, tuple[str, ...]]
+
+
+class _Live:
+    """A learning model's predict and learn over one batch: the compiled kernel (:mod:`learners.kernels`) when it
+    is switched on (``DRIFTLINE_JIT=1``) and applies, else :mod:`learners.live_models`' paths (the default; also
+    without numba, and for other shapes).
+
+    Held per role (champion, challenger), rebuilt when the role's learner, its model or its classes change; the
+    kernel writes River's state back after every learn and reloads its arrays if anything else learned."""
+
+    __slots__ = ("fast", "fast_learn", "kernel", "learner", "model", "n_classes")
+
+    def __init__(self) -> None:
+        self.learner: Any = None
+        self.model: Any = None
+        self.n_classes = -1
+        self.kernel: KernelLR | None = None
+        self.fast = _Fast()
+        self.fast_learn = _FastLearn()
+
+    def _kernel(self, learner: Any) -> KernelLR | None:
+        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
+        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
+            self.learner, self.model, self.n_classes, self.kernel = learner, model, n_classes, None
+            try:
+                self.kernel = build(learner)
+            except Exception:  # an unexpected model shape: the Python paths
+                self.kernel = None
+        return self.kernel
+
+    def predict(self, learner: Any, xc: dict[str, float], row: Callable[[], _Row]) -> Any:
+        kernel = self._kernel(learner)
+        if kernel is not None:
+            got = kernel.predict(*row())
+            if got is not None:
+                return got
+        return self.fast.predict(learner, xc)  # also a NaN answer: the learner's own fallback
+
+    def learn(
+        self, learner: Any, xc: dict[str, float], y: Any, row: Callable[[], _Row], ahead: _Row | None
+    ) -> None:
+        kernel = self._kernel(learner)
+        if (
+            kernel is None
+            or y is None
+            or y not in learner._counts
+            or kernel._pipeline._LEARN_UNSUPERVISED_DURING_PREDICT
+        ):
+            self.fast_learn.learn(learner, xc, y)  # a new label goes to the learner (the kernel then reloads)
+            return
+        kernel.learn(xc, *row(), y, ahead)
+
+
 #: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
 _Table = tuple[list[Any], list[float], list[float], list[bool], tuple[Any, Any]]
 #: Per frozen model (by id): [learner, its BatchPredictor or None, else a per-event shortcut or None,
@@ -336,10 +392,14 @@ class BatchContext:
         self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
         self._clean: list[dict[str, float] | None] | None = None
         self._frozen: dict[int, _Frozen] = {}
-        self._champion = _Fast()
-        self._challenger = _Fast()
-        self._champion_learn = _FastLearn()
-        self._challenger_learn = _FastLearn()
+        self._champion = _Live()
+        self._challenger = _Live()
+        self._jit = kernels() is not None  # else live_models' paths straight away (the default)
+        # Where each row is in its block (rows whose cleaned features are the row itself), and the row asked last.
+        self._where: list[tuple[int, int] | None] | None = None
+        self._pos = -1
+        self._xc: dict[str, float] | None = None
+        self._row: _Row | None = None
 
     def blocks(self) -> list[tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
         """The batch's numeric rows as float matrices, one per feature-name tuple: extracted once per batch,
@@ -366,22 +426,43 @@ class BatchContext:
         if self._clean is None:
             self._clean = self._clean_all()
         xc = self._clean[pos]
-        return clean_features(self.xs[pos]) if xc is None else xc
+        if xc is None:
+            xc = clean_features(self.xs[pos])
+        self._pos, self._xc, self._row = pos, xc, None
+        return xc
 
     def _clean_all(self) -> list[dict[str, float] | None]:
         xs = self.xs
         out: list[dict[str, float] | None] = [None] * len(xs)
-        for _names, rows, values in self.blocks():
+        where: list[tuple[int, int] | None] = [None] * len(xs)
+        self._where = where
+        for b, (_names, rows, values) in enumerate(self.blocks()):
             idx = rows.tolist()
             # One C-level pass over the block's values: ints and booleans (floats in the matrix) are cleaned per row.
             if set(map(type, itertools.chain.from_iterable(xs[i].values() for i in idx))) != {float}:
                 continue
             with np.errstate(invalid="ignore"):
                 good = (np.abs(values) <= CLIP).all(axis=1)  # NaN and +/-inf fail the comparison
-            for i, ok in zip(idx, good.tolist(), strict=True):
+            for r, (i, ok) in enumerate(zip(idx, good.tolist(), strict=True)):
                 if ok:
                     out[i] = dict(xs[i])
+                    where[i] = (b, r)
         return out
+
+    def _current_row(self, xc: dict[str, float]) -> _Row:
+        """``xc`` (the features :meth:`cleaned` returned last) as the kernel reads it: its row of the batch's block
+        when the cleaned features are the row itself, else a one-row block of its own (built once per label)."""
+        row = self._row
+        if row is None or xc is not self._xc:
+            where = self._where[self._pos] if self._where is not None and xc is self._xc else None
+            if where is not None:
+                names, _, values = self.blocks()[where[0]]
+                row = (values, where[1], names)
+            else:
+                row = dict_row(xc)
+            if xc is self._xc:
+                self._row = row
+        return row
 
     def _predict_rows(self, learner: Any, predictor: BatchPredictor, lo: int, hi: int) -> _Table:
         """``learner``'s answers (through its mirror ``predictor``) for rows ``lo``..``hi - 1``, at ``i - lo``."""
@@ -501,18 +582,39 @@ class BatchContext:
         return preds[i], {c0: q0[i], c1: q1[i]}
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
+        """``learner.predict_one(xc, cleaned=True)`` for the learning champion (``xc``: what :meth:`cleaned`
+        returned for this label): the compiled kernel, or ``live_models._fast_binary_lr``, or the learner."""
         forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
-        return self._champion.predict(learner, xc)
+        if not self._jit:
+            return self._champion.fast.predict(learner, xc)
+        return self._champion.predict(learner, xc, lambda: self._current_row(xc))
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
-        return self._challenger.predict(learner, xc)
+        if not self._jit:
+            return self._challenger.fast.predict(learner, xc)
+        return self._challenger.predict(learner, xc, lambda: self._current_row(xc))
 
     def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
-        """``learner.learn_one(xc, y, cleaned=True)``, through ``live_models._fast_binary_lr_learn`` when it can."""
-        self._champion_learn.learn(learner, xc, y)
+        """``learner.learn_one(xc, y, cleaned=True)``: the compiled kernel, or
+        ``live_models._fast_binary_lr_learn``, or the learner."""
+        if not self._jit:
+            self._champion.fast_learn.learn(learner, xc, y)
+            return
+        self._champion.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
 
     def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
-        self._challenger_learn.learn(learner, xc, y)
+        if not self._jit:
+            self._challenger.fast_learn.learn(learner, xc, y)
+            return
+        self._challenger.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
+
+    def _next_row(self) -> _Row | None:
+        """The next label's row in its block (for the kernel to predict it after this learn), if it has one."""
+        where, pos = self._where, self._pos + 1
+        if where is None or pos >= len(where) or (at := where[pos]) is None:
+            return None
+        names, _, values = self.blocks()[at[0]]
+        return values, at[1], names
 
     def close(self) -> None:
         """The batch is over: drop a learning tree's recorded answers (see :mod:`learners.frozen_tree`)."""
