@@ -299,13 +299,22 @@ class KernelLR:
             dtype=np.float64,
         )
         self._plans: dict[tuple[str, ...], _Plan] = {}
-        self._iterations = opt.n_iterations
+        self._iterations = opt.n_iterations  # River's count plus the labels pending (not yet synced)
         self._n_vars = len(vars_)
+        self._pending = 0  # labels learned in the arrays and not yet written into River's objects
+        # The keys learned since the last sync, in River's first-insertion order, as the objects to insert, with
+        # their columns; and which sync it is (a plan's keys join ``_order`` once per sync: the plan's last field).
+        self._order: dict[str, int] = {}
+        self._epoch = getattr(self, "_epoch", 0) + 1
         # The next row's prediction left by the last learn: (block, row, P(classes[1]), iterations then).
         self._ahead: tuple[np.ndarray, int, float, int] | None = None
 
     def fresh(self) -> bool:
-        """Nothing learned outside the kernel since it last wrote River's state (else reload the arrays)."""
+        """Nothing learned outside the kernel since it last wrote River's state (else reload the arrays). While
+        the kernel holds labels River has not seen (``_pending``) River's state is behind by design: everything
+        that reads or learns the model outside the kernel syncs first."""
+        if self._pending:
+            return True
         lr = self._lr
         if lr.optimizer.n_iterations != self._iterations or len(self._scaler.vars) != self._n_vars:
             self._load()
@@ -323,7 +332,7 @@ class KernelLR:
                     self._add(n)
             k = len(names)
             cols = np.array([index[n] for n in names], dtype=np.intp)
-            scratch = [np.zeros((4, k)), np.zeros(k, np.int64), dict.fromkeys(names, 0.0), False, False]
+            scratch = [np.zeros((4, k)), np.zeros(k, np.int64), None, False, -1]
             got = self._plans[names] = [cols, list(names), *scratch]
         return got
 
@@ -377,14 +386,15 @@ class KernelLR:
         y: Any,
         ahead: tuple[np.ndarray, int, tuple[str, ...]] | None = None,
     ) -> None:
-        """``_fused_lr_learn``'s learn of a known label (``xc``, read as the row), written back into River; with
-        ``ahead`` (the next label's row) also that row's prediction, for :meth:`predict`."""
-        self.fresh()
+        """``_fused_lr_learn``'s learn of a known label (``xc``, read as the row), kept in the arrays until
+        :meth:`sync`; with ``ahead`` (the next label's row) also that row's prediction, for :meth:`predict`."""
+        if not self._pending:
+            self.fresh()
         plan = self.plan(names)
-        cols, keys, W, Wc, wd, admitted, present = plan
+        cols, _, W, Wc, _, admitted, epoch = plan
         if not admitted:
             known = self.learner._known
-            if known is not None and known.keys() >= set(keys):
+            if known is not None and known.keys() >= set(names):
                 plan[5] = True
             else:
                 xa = self.learner.admit(xc)  # Learner.learn_one: the keys this learner may learn
@@ -392,11 +402,15 @@ class KernelLR:
                     block, r, names = dict_row(xa)
                     xc = xa
                     plan = self.plan(names)
-                    cols, keys, W, Wc, wd, _, present = plan
-        if not present:
-            keys = list(xc)
-            wd = dict.fromkeys(keys, 0.0)
-            plan[6] = True
+                    cols, _, W, Wc, _, _, epoch = plan
+        if epoch != self._epoch:
+            # The row's keys join those to write back, in the order River first inserts them, as the objects it
+            # inserts (this label's own keys: the same pickles, byte for byte).
+            order = self._order
+            for k, j in zip(xc, cols.tolist(), strict=True):
+                if k not in order:
+                    order[k] = j
+            plan[6] = self._epoch
         if ahead is None:
             nblock, nr, ncols = block, -1, cols
         else:
@@ -405,21 +419,38 @@ class KernelLR:
             # name's column may grow the arrays).
             ncols = cols if nnames is names else self.plan(nnames)[0]
         self.learner._counts[y] += 1
-        P = self.P
-        p = self._learn(self.S, self.C, cols, block, r, P, y == self.c1, W, Wc, ncols, nblock, nr)
-        scaler, lr = self._scaler, self._lr
-        # Written back in the row's key order: a key new to a dict is inserted where River's loop inserts it.
-        dict.update(scaler.counts, zip(keys, Wc.tolist(), strict=True))
-        means, vars_, w, _ = W.tolist()
-        dict.update(scaler.means, zip(keys, means, strict=True))
-        dict.update(scaler.vars, zip(keys, vars_, strict=True))
-        wd.update(zip(keys, w, strict=True))
-        lr._weights.update(wd)
-        lr.intercept = float(P[_INTERCEPT])
-        lr.optimizer.n_iterations += 1
+        p = self._learn(self.S, self.C, cols, block, r, self.P, y == self.c1, W, Wc, ncols, nblock, nr)
+        self._pending += 1
         self._iterations += 1
-        self._n_vars = len(scaler.vars)
         self._ahead = None if nr < 0 else (nblock, nr, p, self._iterations)
+
+    def sync(self) -> None:
+        """Write what the kernel learned since the last sync into River's objects (the truth for every reader):
+        the counts, means, variances and weights of the keys learned, in the order River first inserted them,
+        the intercept and the optimizer's step count. Called before anything reads or learns the model outside
+        the kernel (:class:`learners.batch.BatchContext`: a release's copy, a judgement, the sentinel's copy, a
+        drift alarm's copy, the Python paths, the batch's end)."""
+        if not self._pending:
+            return
+        scaler, lr = self._scaler, self._lr
+        opt = lr.optimizer
+        if opt.n_iterations != self._iterations - self._pending:
+            # Something learned the model while the kernel held its state: a missed sync. Loud, not silent.
+            raise RuntimeError("kernel state out of step with River's: the model was learned outside the kernel")
+        order = self._order
+        keys = list(order)
+        cols = np.fromiter(order.values(), np.intp, len(keys))
+        S = self.S
+        dict.update(scaler.counts, zip(keys, self.C[cols].tolist(), strict=True))
+        dict.update(scaler.means, zip(keys, S[_MEAN, cols].tolist(), strict=True))
+        dict.update(scaler.vars, zip(keys, S[_VAR, cols].tolist(), strict=True))
+        lr._weights.update(dict(zip(keys, S[_W, cols].tolist(), strict=True)))
+        lr.intercept = float(self.P[_INTERCEPT])
+        opt.n_iterations += self._pending
+        self._pending = 0
+        self._order = {}
+        self._epoch += 1
+        self._n_vars = len(scaler.vars)
 
 
 def dict_row(xc: dict[str, float]) -> tuple[np.ndarray, int, tuple[str, ...]]:

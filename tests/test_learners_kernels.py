@@ -119,8 +119,11 @@ def test_kernel_predicts_and_learns_as_river(
             got = _outcome(lambda xc=xc, y=y, batch=batch: batch.learn_champion(model, xc, y))
             ref = _outcome(lambda xc=xc, y=y: twin.learn_one(dict(xc), y, cleaned=True))
             assert got == ref, (lo + pos, x, y)
-            assert _state(model) == _state(twin), (lo + pos, x, y)
+            if rng.random() < 0.3:  # a read point: River's objects hold what the kernel learned
+                batch.sync()
+                assert _state(model) == _state(twin), (lo + pos, x, y)
         batch.close()
+        assert _state(model) == _state(twin), lo
     assert pickle.dumps(model) == pickle.dumps(twin)
     if len(rows) >= 60 and params.get("multiclass") == "binary":
         assert used > 0  # the kernel answered, not only the Python paths
@@ -208,8 +211,9 @@ def test_the_lifecycle_with_the_kernel_decides_as_learn_one(
 
 
 def test_a_model_learned_outside_the_kernel_is_reloaded() -> None:
-    """Between two labels something else teaches the champion (River's own learn): the kernel's arrays are stale,
-    so it reloads them from River's objects before answering."""
+    """Between two labels something else teaches the champion (River's own learn, after the batch's ``sync``, as
+    every reader outside the kernel does): the kernel's arrays are stale, so it reloads them from River's objects
+    before answering."""
     model, twin = (
         build_learner(LearnerSpec("logistic_regression")),
         build_learner(LearnerSpec("logistic_regression")),
@@ -221,9 +225,108 @@ def test_a_model_learned_outside_the_kernel_is_reloaded() -> None:
         xc = batch.cleaned(pos)
         assert batch.champion(model, xc) == twin.predict_one(x, cleaned=True)
         if pos % 4 == 0:  # not through the batch
+            batch.sync()
             model.learn_one(dict(xc), y, cleaned=True)
         else:
             batch.learn_champion(model, xc, y)
         twin.learn_one(x, y, cleaned=True)
+        batch.sync()
         assert _state(model) == _state(twin), pos
     assert batch._champion.kernel is not None
+
+
+def test_river_is_written_at_sync_not_per_label_and_a_missed_sync_is_loud() -> None:
+    """The kernel keeps what it learns in its arrays: River's objects are as they were until ``sync`` (or the
+    batch's ``close``), then exactly River's own learn. A model learned outside the kernel while it holds
+    labels (a read point without a sync) raises at the next sync instead of mixing the two states."""
+    model, twin = (
+        build_learner(LearnerSpec("logistic_regression")),
+        build_learner(LearnerSpec("logistic_regression")),
+    )
+    xs = [{"a": float(i % 7), "b": float(i % 3)} for i in range(12)]
+    ys = ["up" if x["a"] > 3 else "down" for x in xs]
+    for i in (3, 4):  # both labels known ("down", "up"): the kernel learns the rest
+        model.learn_one(dict(xs[i]), ys[i], cleaned=True)
+        twin.learn_one(dict(xs[i]), ys[i], cleaned=True)
+    before = pickle.dumps(model.model)  # River's pipeline (the label counts are the Learner's, kept per label)
+    batch = BatchContext(xs)
+    for pos in range(2, 12):
+        xc = batch.cleaned(pos)
+        batch.champion(model, xc)
+        batch.learn_champion(model, xc, ys[pos])
+        twin.learn_one(dict(xs[pos]), ys[pos], cleaned=True)
+    assert batch._champion.kernel is not None
+    assert pickle.dumps(model.model) == before  # not written per label
+    batch.close()
+    assert pickle.dumps(model) == pickle.dumps(twin)
+    batch = BatchContext(xs)
+    xc = batch.cleaned(5)
+    batch.champion(model, xc)
+    batch.learn_champion(model, xc, ys[5])
+    model.learn_one(dict(xs[6]), ys[6], cleaned=True)  # no sync before it: a bug in a read point
+    with pytest.raises(RuntimeError, match="out of step"):
+        batch.sync()
+
+
+def test_every_read_point_sees_rivers_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel writes River's objects back only when something reads the model. On the replayed stream, at
+    every read point of ``learn_batch`` the model read is the one ``learn_one`` reads there, byte for byte:
+    each judgement's candidate and baseline (``_judge``), each copy (a release's, probation's, a hold's, the
+    sentinel's scheduled copies and a drift alarm's restart), and the lifecycle as a checkpoint pickles it
+    after each batch (the batch's end)."""
+    from learners import lifecycle as lifecycle_mod
+    from learners.specs import Learner
+
+    spec = LearnerSpec("logistic_regression", {"multiclass": "binary"})
+    rows = replay._stream("classification", seed=3)
+    examples = replay._examples(spec, "classification", rows, seed=4)
+    reference = [rows[i] for i in range(0, 600, 6)]
+    seen: list[tuple[str, bytes]] = []
+    judge, copy = lifecycle_mod.judge, Learner.copy
+
+    def judged(kind: str, ev: Any, guard: Any, *, candidate: Any, baseline: Any, **kw: Any) -> Any:
+        seen.append(("judge", pickle.dumps((candidate, baseline))))
+        return judge(kind, ev, guard, candidate=candidate, baseline=baseline, **kw)
+
+    def copied(self: Any) -> Any:
+        seen.append(("copy", pickle.dumps(self)))
+        return copy(self)
+
+    monkeypatch.setattr(lifecycle_mod, "judge", judged)
+    monkeypatch.setattr(Learner, "copy", copied)
+    syncs = []
+    sync = kernels.KernelLR.sync
+
+    def counted(self: kernels.KernelLR) -> None:
+        syncs.append(self._pending)
+        sync(self)
+
+    monkeypatch.setattr(kernels.KernelLR, "sync", counted)
+    sizes = random.Random(5)
+    bounds, k = [], 0
+    while k < len(examples):
+        k = min(len(examples), k + sizes.choice([7, 64, 500, 733]))
+        bounds.append(k)
+
+    def run(batched: bool) -> list[tuple[str, bytes]]:
+        seen.clear()
+        lc = replay._lifecycle(spec, "classification", reference)
+        lo = 0
+        for hi in bounds:
+            if batched:
+                lc.learn_batch(examples[lo:hi])
+            else:
+                replay._run_one(lc, examples[lo:hi])
+            seen.append(("checkpoint", pickle.dumps(lc)))
+            lo = hi
+        return list(seen)
+
+    one = run(False)
+    assert not syncs
+    batched = run(True)
+    kinds = {kind for kind, _ in one}
+    assert kinds == {"judge", "copy", "checkpoint"}
+    assert [kind for kind, _ in batched] == [kind for kind, _ in one]
+    for n, (a, b) in enumerate(zip(batched, one, strict=True)):
+        assert a == b, (n, a[0])
+    assert sum(1 for p in syncs if p) > 20  # the kernel held labels at many read points, and wrote them then
