@@ -207,11 +207,18 @@ def kernels() -> _Kernels | None:
             import numba
         except ImportError:
             return None
-        # nogil: the compiled loop lets the worker's other Python threads run.
-        _compiled = (
-            numba.njit(cache=True, nogil=True)(_predict_py),
-            numba.njit(cache=True, nogil=True)(_learn_py),
-        )
+        # nogil: the compiled loop lets the worker's other Python threads run. cache=True keeps the compiled code
+        # next to this file, or in numba's user cache dir when that is read-only; with neither writable numba
+        # refuses to cache, and the kernels are compiled per process instead (~0.7 s CPU at the start).
+        for cache in (True, False):
+            try:
+                _compiled = (
+                    numba.njit(cache=cache, nogil=True)(_predict_py),
+                    numba.njit(cache=cache, nogil=True)(_learn_py),
+                )
+                break
+            except Exception:  # noqa: PERF203 - twice at most, once per process
+                _compiled = None
     return _compiled
 
 
@@ -478,9 +485,32 @@ def warm() -> float:
     compiled = kernels()
     if compiled is None:
         return 0.0
+    global _compiled
     predict, learn = compiled
+    try:
+        _warm_calls(predict, learn)
+    except Exception:  # numba could not compile here: the pure-Python paths, with the same results
+        _compiled = None
+        return 0.0
+    return time.perf_counter() - t0
+
+
+def _warm_calls(predict: Callable[..., float], learn: Callable[..., float]) -> None:
     S, C, P = np.zeros((4, 1)), np.zeros(1, np.int64), np.array([0.0, 0.01, 0.01, 1e12, 1.0, 1.0, 0.5])
     cols, block = np.zeros(1, np.intp), np.zeros((1, 1))
     predict(S, cols, block, 0, P)
     learn(S, C, cols, block, 0, P, True, np.zeros((4, 1)), np.zeros(1, np.int64), cols, block, 0)
-    return time.perf_counter() - t0
+
+
+#: The learner kinds whose champion or challenger the kernel may run (a binary ``FeatureScaler | LogisticRegression``).
+KERNEL_KINDS = frozenset({"logistic_regression"})
+
+
+def warm_for(*specs: Any) -> float:
+    """:func:`warm` when one of the learner specs (``LearnerSpec``: the model's learner, its challenger) is of a
+    kind the kernel runs, else nothing (0.0). Called at a train worker's start (:meth:`streams.train.Trainer.start`)
+    so the first batch does not pay numba's import and the kernels' load (~0.3 s CPU, BENCHMARKS.md session 16);
+    a scorer never learns and never calls it."""
+    if any(spec is not None and spec.name in KERNEL_KINDS for spec in specs):
+        return warm()
+    return 0.0
