@@ -217,7 +217,7 @@ def kernels() -> _Kernels | None:
                     numba.njit(cache=cache, nogil=True)(_learn_py),
                 )
                 break
-            except Exception:  # noqa: PERF203 - twice at most, once per process
+            except Exception:  # no cache locator (read-only install): compiled per process
                 _compiled = None
     return _compiled
 
@@ -443,7 +443,9 @@ class KernelLR:
         opt = lr.optimizer
         if opt.n_iterations != self._iterations - self._pending:
             # Something learned the model while the kernel held its state: a missed sync. Loud, not silent.
-            raise RuntimeError("kernel state out of step with River's: the model was learned outside the kernel")
+            raise RuntimeError(
+                "kernel state out of step with River's: the model was learned outside the kernel"
+            )
         order = self._order
         keys = list(order)
         cols = np.fromiter(order.values(), np.intp, len(keys))

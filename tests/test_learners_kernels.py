@@ -248,7 +248,8 @@ def test_river_is_written_at_sync_not_per_label_and_a_missed_sync_is_loud() -> N
     for i in (3, 4):  # both labels known ("down", "up"): the kernel learns the rest
         model.learn_one(dict(xs[i]), ys[i], cleaned=True)
         twin.learn_one(dict(xs[i]), ys[i], cleaned=True)
-    before = pickle.dumps(model.model)  # River's pipeline (the label counts are the Learner's, kept per label)
+    # River's pipeline (the label counts are the Learner's, kept per label)
+    before = pickle.dumps(model.model)
     batch = BatchContext(xs)
     for pos in range(2, 12):
         xc = batch.cleaned(pos)
