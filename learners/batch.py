@@ -32,7 +32,7 @@ from learners.frozen_tree import (
     kept_tree_predictors,
     learner_answer,
 )
-from learners.kernels import KernelLR, build, dict_row, kernels
+from learners.kernels import KernelLR, build, dict_row, jit_enabled
 from learners.live_models import _Fast, _FastLearn
 
 Result = tuple[Any, dict[Any, float]]
@@ -296,8 +296,8 @@ _Row = tuple[np.ndarray, int, tuple[str, ...]]
 
 class _Live:
     """A learning model's predict and learn over one batch: the compiled kernel (:mod:`learners.kernels`) when it
-    is switched on (``DRIFTLINE_JIT=1``) and applies, else :mod:`learners.live_models`' paths (the default; also
-    without numba, and for other shapes).
+    is on (the default; ``DRIFTLINE_NO_JIT=1`` turns it off) and applies, else :mod:`learners.live_models`' paths
+    (also without numba, and for other shapes).
 
     Held per role (champion, challenger), rebuilt when the role's learner, its model or its classes change. The
     kernel keeps what it learns in its arrays and writes it into River's objects at :meth:`sync` (the batch's
@@ -405,7 +405,9 @@ class BatchContext:
         self._frozen: dict[int, _Frozen] = {}
         self._champion = _Live()
         self._challenger = _Live()
-        self._jit = kernels() is not None  # else live_models' paths straight away (the default)
+        # Else live_models' paths straight away (DRIFTLINE_NO_JIT=1). numba itself is imported only for a model
+        # the kernel runs (kernels.build): a tree's trainer never pays it.
+        self._jit = jit_enabled()
         # Where each row is in its block (rows whose cleaned features are the row itself), and the row asked last.
         self._where: list[tuple[int, int] | None] | None = None
         self._pos = -1

@@ -5,12 +5,15 @@ Why: the champion predicts and learns every label, and after the flattening in :
 cost is the Python interpreter walking ~20 features (issue 16: ~20 us per label of the lifecycle's ~60). Here the
 scaler's statistics, the weights and the intercept sit in numpy arrays while a batch runs, one column per feature
 name; a row's features are a row of the batch's float block (:meth:`BatchContext.blocks`), and numba runs River's
-arithmetic over it. River's objects stay the truth: after every learn the row's new statistics and weights are
-written back into River's dicts (``dict.update`` over the row's keys, in their order, so keys are inserted where
-River inserts them), and the arrays are rebuilt from River's objects whenever the model changed under them (a new
-batch, another learner or model, a learn through River's own path: a new label, ``opt.n_iterations`` moved). So
-a release's copy, a challenger's start, a judgement, a checkpoint, anything reading the model between two labels
-reads River's state as the flattened path leaves it.
+arithmetic over it. River's objects stay the truth for every reader: the kernel keeps what it learns in its
+arrays and writes it into River's dicts at :meth:`KernelLR.sync` (``dict.update`` over the keys learned, in the
+order River first inserted them, as the key objects River would have inserted), which the batch calls at every
+read point (:meth:`learners.batch.BatchContext.sync`: a judgement, a release's copy, the sentinel's copies, a
+drift alarm's copy, a Python path reading or learning the model, the batch's end, so a checkpoint). Writing back
+after every label, as session 16 did, cost ~4 us per label; the reads come every ~50 labels. The arrays are
+rebuilt from River's objects whenever the model changed under them (a new batch, another learner or model, a
+learn through River's own path: a new label, ``opt.n_iterations`` moved), and a learn outside the kernel while
+it holds labels (a read point without a sync) raises at the next sync instead of mixing the two states.
 
 Same arithmetic in the same order as :func:`learners.live_models._fused_lr_learn` and ``_fast_binary_lr``, so
 the learned state and the predictions are bit for bit the same (tests/test_learners_kernels.py). Two traps:
@@ -19,12 +22,10 @@ last bit for ~0.1 % of values, so the exponent is read from the parameters array
 CPython calls it); and Python's ``max(min(g, clip), -clip)`` is spelled out (its NaN behaviour is not numba's).
 No fast-math (numba's default): no reassociation, and no fused multiply-add here (the tests compare every bit).
 
-Opt-in: only with ``DRIFTLINE_JIT=1`` (and ``DRIFTLINE_NO_JIT`` unset or ``0``) and numba importable (the ``jit``
-extra, ``pip install driftline[jit]``); otherwise :func:`kernels` is None and the batch uses the pure-Python
-flattened path, with the same results. Why off by default: BENCHMARKS.md, session 16 (7-8.5 us of the
-lifecycle's ~53 per LR label in process, against a clear 8 asked, and a start that costs more than that over the
-first ~20,000 labels; most of what the learn still costs is the write-back into River's dicts after every label,
-which only a hook telling the batch when the model is read would let it defer).
+On by default (numba is a dependency; BENCHMARKS.md, session 17: ``learn_batch`` ~51 -> ~37 us per LR label
+in process); ``DRIFTLINE_NO_JIT=1`` (or ``DRIFTLINE_JIT=0``), or numba missing or failing to compile, and
+:func:`kernels` is None: the batch uses the pure-Python flattened path, with the same results. A train worker
+loads it at its start (:func:`warm_for`), before it freezes the start's objects, so no label pays it.
 ``cache=True`` keeps the compiled code next to this file, so a worker's start pays the compilation (~0.7 s CPU)
 once per machine and then ~0.3 s (numba's import and the cache).
 """
@@ -186,12 +187,12 @@ _tried = False
 
 
 def jit_enabled() -> bool:
-    """``DRIFTLINE_JIT=1`` and not ``DRIFTLINE_NO_JIT=1``: the kernel is opt-in. Session 16 measured 7-8.5 us
-    per LR label of ``learn_batch`` in process (53.0 -> 44.5) for a ~0.3 s CPU start (numba's import and the
-    cached kernels) and a new compiled dependency: at the bar to be on by default, not clearly over it
-    (BENCHMARKS.md)."""
+    """On unless ``DRIFTLINE_NO_JIT=1`` (or ``DRIFTLINE_JIT=0``): the pure-Python paths then, with the same
+    results. On by default since session 17 (BENCHMARKS.md): with the write-back deferred to the batch's read
+    points and the kernel warmed at the train worker's start, ~14 us of ``learn_batch``'s ~51 per LR label in
+    process."""
     env = os.environ
-    return env.get("DRIFTLINE_JIT", "") not in ("", "0") and env.get("DRIFTLINE_NO_JIT", "") in ("", "0")
+    return env.get("DRIFTLINE_NO_JIT", "") in ("", "0") and env.get("DRIFTLINE_JIT", "") != "0"
 
 
 def kernels() -> _Kernels | None:
@@ -469,18 +470,19 @@ def dict_row(xc: dict[str, float]) -> tuple[np.ndarray, int, tuple[str, ...]]:
 
 def build(learner: Any) -> KernelLR | None:
     """A :class:`KernelLR` for ``learner`` when the kernels are available and its shape is the fused one."""
+    shape = kernel_shape(learner)  # first: a tree's trainer never imports numba
+    if shape is None:
+        return None
     compiled = kernels()
     if compiled is None:
-        return None
-    shape = kernel_shape(learner)
-    if shape is None:
         return None
     return KernelLR(learner, shape, compiled)
 
 
 def warm() -> float:
     """Import numba and compile the kernels (or load them from the cache) now; the seconds it took (0.0 without
-    the kernels). A worker's first LR batch pays this otherwise (BENCHMARKS.md, session 16)."""
+    the kernels). A worker's first LR batch pays this otherwise (BENCHMARKS.md, session 16); a failed compile
+    switches the kernels off in this process."""
     import time
 
     t0 = time.perf_counter()

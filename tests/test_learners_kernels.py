@@ -6,9 +6,10 @@ its learn, on random streams with missing features, keys new mid-stream, ints, b
 (refused by a binary-only learner; a one-vs-rest switch for ``auto``, where the kernel steps aside). The twin
 learns through River's own ``Learner.learn_one``; predictions are compared with ``predict_one`` and the
 probability with ``predict_proba_one`` (exactly), the state after every label and the pickles at the end.
-The kernel is opt-in (``DRIFTLINE_JIT=1``, on for every test here): with it on, the lifecycle's ``learn_batch``
+The kernel is on by default (``DRIFTLINE_NO_JIT=1`` turns it off): with it, the lifecycle's ``learn_batch``
 makes the same releases, drift signals and guard decisions as ``learn_one`` on tests/test_learners_learn_batch.py's
-replayed stream, and ends with the same champion, pickle for pickle.
+replayed stream, ends with the same champion, pickle for pickle, and every read point (a judgement, a copy, a
+checkpoint) sees River's state; without it (the pure-Python fallback) too.
 """
 
 from __future__ import annotations
@@ -30,12 +31,10 @@ from learners.features import clean_features
 from learners.specs import build_learner
 from tests import test_learners_learn_batch as replay
 
-pytest.importorskip("numba")
-
 
 @pytest.fixture(autouse=True)
 def _jit_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DRIFTLINE_JIT", "1")
+    monkeypatch.delenv("DRIFTLINE_JIT", raising=False)  # on by default
     monkeypatch.delenv("DRIFTLINE_NO_JIT", raising=False)
 
 
@@ -156,10 +155,11 @@ def test_the_exponent_is_libm_pow_not_sqrt() -> None:
     assert W[3, 0] != (xi - mean) / math.sqrt(v)
 
 
-@pytest.mark.parametrize("env", [{"DRIFTLINE_JIT": ""}, {"DRIFTLINE_JIT": "0"}, {"DRIFTLINE_NO_JIT": "1"}])
-def test_off_by_default_and_with_no_jit(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
-    """Without ``DRIFTLINE_JIT=1``, or with ``DRIFTLINE_NO_JIT=1``: no kernel; the batch predicts and learns
-    through ``learners.live_models``."""
+@pytest.mark.parametrize("env", [{"DRIFTLINE_JIT": "0"}, {"DRIFTLINE_NO_JIT": "1"}])
+def test_on_by_default_and_off_with_no_jit(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """With ``DRIFTLINE_NO_JIT=1`` or ``DRIFTLINE_JIT=0``: no kernel; the batch predicts and learns through
+    ``learners.live_models``. With neither set: the kernel."""
+    monkeypatch.delenv("DRIFTLINE_JIT", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert kernels.kernels() is None
@@ -170,9 +170,43 @@ def test_off_by_default_and_with_no_jit(monkeypatch: pytest.MonkeyPatch, env: di
     xc = batch.cleaned(0)
     assert batch.champion(model, xc) == model.predict_one(xc, cleaned=True)
     assert batch._champion.kernel is None
-    monkeypatch.setenv("DRIFTLINE_JIT", "1")
-    monkeypatch.delenv("DRIFTLINE_NO_JIT", raising=False)
+    for k in env:
+        monkeypatch.delenv(k)
     assert kernels.kernels() is not None
+    batch = BatchContext([{"a": 0.5}])
+    assert batch.champion(model, batch.cleaned(0)) == model.predict_one(xc, cleaned=True)
+    assert batch._champion.kernel is not None
+
+
+def test_the_python_fallback_decides_as_learn_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DRIFTLINE_NO_JIT=1`` (the path without numba): the replayed stream's ``learn_batch`` gives ``learn_one``'s
+    events and the same champion and served model, byte for byte, and the kernel never learns."""
+    monkeypatch.setenv("DRIFTLINE_NO_JIT", "1")
+    learned = []
+    monkeypatch.setattr(kernels.KernelLR, "learn", lambda *a, **k: learned.append(1))
+    spec = LearnerSpec("logistic_regression", {"multiclass": "binary"})
+    rows = replay._stream("classification", seed=3)
+    examples = replay._examples(spec, "classification", rows, seed=4)
+    reference = [rows[i] for i in range(0, 600, 6)]
+    one = replay._lifecycle(spec, "classification", reference)
+    batched = replay._lifecycle(spec, "classification", reference)
+    expected = [replay._outcome(r) for r in replay._run_one(one, examples)]
+    assert [replay._outcome(r) for r in replay._run_batch(batched, examples, seed=5)] == expected
+    assert pickle.dumps(batched.champion) == pickle.dumps(one.champion)
+    assert pickle.dumps(batched.served_model) == pickle.dumps(one.served_model)
+    assert not learned
+
+
+def test_warm_for_only_the_kinds_the_kernel_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A train worker warms the kernel for an LR learner or challenger, never for a tree (no numba import)."""
+    calls = []
+    monkeypatch.setattr(kernels, "warm", lambda: calls.append(1) or 0.5)
+    assert kernels.warm_for(LearnerSpec("hoeffding_tree"), None) == 0.0
+    assert kernels.warm_for(LearnerSpec("auto"), LearnerSpec("hoeffding_tree")) == 0.0
+    assert not calls
+    assert kernels.warm_for(LearnerSpec("hoeffding_tree"), LearnerSpec("logistic_regression")) == 0.5
+    assert kernels.warm_for(LearnerSpec("logistic_regression"), None) == 0.5
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize(
