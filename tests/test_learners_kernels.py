@@ -365,3 +365,29 @@ def test_every_read_point_sees_rivers_state(monkeypatch: pytest.MonkeyPatch) -> 
     for n, (a, b) in enumerate(zip(batched, one, strict=True)):
         assert a == b, (n, a[0])
     assert sum(1 for p in syncs if p) > 20  # the kernel held labels at many read points, and wrote them then
+
+
+def test_no_cache_locator_compiles_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only install with no writable cache dir: numba refuses ``cache=True`` (``RuntimeError: cannot cache
+    function ...: no locator available``, at the decoration); the kernels are compiled per process instead, with
+    the same answers. (Checked for real in a read-only bind mount, BENCHMARKS.md session 17.)"""
+    import numba
+
+    real = numba.njit
+
+    def njit(*args: Any, cache: bool = False, **kw: Any) -> Any:
+        if cache:
+            raise RuntimeError("cannot cache function '_learn_py': no locator available for file")
+        return real(*args, cache=cache, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(kernels, "_tried", False)
+    monkeypatch.setattr(kernels, "_compiled", None)
+    assert kernels.warm() > 0.0
+    compiled = kernels.kernels()
+    assert compiled is not None
+    predict, _ = compiled
+    S = np.array([[0.0], [1.0], [2.0], [1.0]])  # mean 0, variance 1, weight 2, learned
+    P = np.array([0.5, 0.01, 0.01, 1e12, 1.0, 1.0, 0.5])
+    z = 2.0 * 1.5 + 0.5
+    assert predict(S, np.zeros(1, np.intp), np.array([[1.5]]), 0, P) == 1.0 / (1.0 + math.exp(-z))
