@@ -326,18 +326,17 @@ class _Live:
                 self.kernel = None
         return self.kernel
 
-    def predict(self, learner: Any, xc: dict[str, float], row: Callable[[], _Row]) -> Any:
+    def predict(self, learner: Any, xc: dict[str, float], batch: BatchContext) -> Any:
         kernel = self._kernel(learner)
         if kernel is not None:
-            got = kernel.predict(*row())
+            got = kernel.predict(*batch._current_row(xc))
             if got is not None:
                 return got
             kernel.sync()  # a NaN answer: the learner's own fallback reads River's state
         return self.fast.predict(learner, xc)
 
-    def learn(
-        self, learner: Any, xc: dict[str, float], y: Any, row: Callable[[], _Row], ahead: _Row | None
-    ) -> None:
+    def learn(self, learner: Any, xc: dict[str, float], y: Any, batch: BatchContext) -> None:
+        # The batch is passed rather than the rows: a model without a kernel (a tree) builds neither.
         kernel = self._kernel(learner)
         if (
             kernel is None
@@ -349,7 +348,7 @@ class _Live:
                 kernel.sync()
             self.fast_learn.learn(learner, xc, y)  # a new label goes to the learner (the kernel then reloads)
             return
-        kernel.learn(xc, *row(), y, ahead)
+        kernel.learn(xc, *batch._current_row(xc), y, batch._next_row())
 
     def sync(self) -> None:
         if self.kernel is not None:
@@ -601,12 +600,12 @@ class BatchContext:
         forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
         if not self._jit:
             return self._champion.fast.predict(learner, xc)
-        return self._champion.predict(learner, xc, lambda: self._current_row(xc))
+        return self._champion.predict(learner, xc, self)
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
         if not self._jit:
             return self._challenger.fast.predict(learner, xc)
-        return self._challenger.predict(learner, xc, lambda: self._current_row(xc))
+        return self._challenger.predict(learner, xc, self)
 
     def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
         """``learner.learn_one(xc, y, cleaned=True)``: the compiled kernel, or
@@ -614,13 +613,13 @@ class BatchContext:
         if not self._jit:
             self._champion.fast_learn.learn(learner, xc, y)
             return
-        self._champion.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
+        self._champion.learn(learner, xc, y, self)
 
     def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
         if not self._jit:
             self._challenger.fast_learn.learn(learner, xc, y)
             return
-        self._challenger.learn(learner, xc, y, lambda: self._current_row(xc), self._next_row())
+        self._challenger.learn(learner, xc, y, self)
 
     def _next_row(self) -> _Row | None:
         """The next label's row in its block (for the kernel to predict it after this learn), if it has one."""
@@ -642,8 +641,8 @@ class BatchContext:
     def reading(self, learner: Any) -> Any:
         """``learner`` for a reader that may copy it (:meth:`learners.sentinel.SnapshotSentinel.learned`, which
         copies the champion now and then, nobody knows when in advance): its ``copy()`` syncs first."""
-        if not self._jit:
-            return learner
+        if self._champion.kernel is None and self._challenger.kernel is None:
+            return learner  # no kernel holds anything: River's objects are the state (a tree, the fallback)
         reader = self._reader
         if reader is None or reader.learner is not learner:
             reader = self._reader = _SyncedCopy(learner, self.sync)
