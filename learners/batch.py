@@ -294,6 +294,12 @@ def _pooled_tree(learner: Any) -> Callable[[dict[str, float]], Outcome] | None:
 _Row = tuple[np.ndarray, int, tuple[str, ...]]
 
 
+def _pipeline(model: Any) -> bool:
+    from river import compose
+
+    return isinstance(model, compose.Pipeline)
+
+
 class _Live:
     """A learning model's predict and learn over one batch: the compiled kernel (:mod:`learners.kernels`) when it
     is on (the default; ``DRIFTLINE_NO_JIT=1`` turns it off) and applies, else :mod:`learners.live_models`' paths
@@ -304,7 +310,7 @@ class _Live:
     read points, :meth:`BatchContext.sync`), before a Python path reads or learns the model here, and before it
     is dropped; it reloads its arrays if anything else learned the model while it held nothing pending."""
 
-    __slots__ = ("fast", "fast_learn", "kernel", "learner", "model", "n_classes")
+    __slots__ = ("fast", "fast_learn", "kernel", "learner", "model", "n_classes", "never")
 
     def __init__(self) -> None:
         self.learner: Any = None
@@ -313,6 +319,9 @@ class _Live:
         self.kernel: KernelLR | None = None
         self.fast = _Fast()
         self.fast_learn = _FastLearn()
+        # The learner (with ``self.model``) when its model can never be the kernel's (not a pipeline: a tree, a
+        # pool, one-vs-rest), whatever labels come: the batch then goes to live_models' paths with no check.
+        self.never: Any = None
 
     def _kernel(self, learner: Any) -> KernelLR | None:
         model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
@@ -324,7 +333,13 @@ class _Live:
                 self.kernel = build(learner)
             except Exception:  # an unexpected model shape: the Python paths
                 self.kernel = None
+            if self.kernel is None and not _pipeline(model):
+                self.never = learner
         return self.kernel
+
+    def direct(self, learner: Any) -> bool:
+        """No kernel for ``learner`` now or later (see ``never``): straight to live_models' paths."""
+        return self.never is learner and learner._model is self.model
 
     def predict(self, learner: Any, xc: dict[str, float], batch: BatchContext) -> Any:
         kernel = self._kernel(learner)
@@ -598,28 +613,32 @@ class BatchContext:
         """``learner.predict_one(xc, cleaned=True)`` for the learning champion (``xc``: what :meth:`cleaned`
         returned for this label): the compiled kernel, or ``live_models._fast_binary_lr``, or the learner."""
         forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
-        if not self._jit:
-            return self._champion.fast.predict(learner, xc)
-        return self._champion.predict(learner, xc, self)
+        live = self._champion
+        if not self._jit or live.direct(learner):
+            return live.fast.predict(learner, xc)
+        return live.predict(learner, xc, self)
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
-        if not self._jit:
-            return self._challenger.fast.predict(learner, xc)
-        return self._challenger.predict(learner, xc, self)
+        live = self._challenger
+        if not self._jit or live.direct(learner):
+            return live.fast.predict(learner, xc)
+        return live.predict(learner, xc, self)
 
     def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
         """``learner.learn_one(xc, y, cleaned=True)``: the compiled kernel, or
         ``live_models._fast_binary_lr_learn``, or the learner."""
-        if not self._jit:
-            self._champion.fast_learn.learn(learner, xc, y)
+        live = self._champion
+        if not self._jit or live.direct(learner):
+            live.fast_learn.learn(learner, xc, y)
             return
-        self._champion.learn(learner, xc, y, self)
+        live.learn(learner, xc, y, self)
 
     def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
-        if not self._jit:
-            self._challenger.fast_learn.learn(learner, xc, y)
+        live = self._challenger
+        if not self._jit or live.direct(learner):
+            live.fast_learn.learn(learner, xc, y)
             return
-        self._challenger.learn(learner, xc, y, self)
+        live.learn(learner, xc, y, self)
 
     def _next_row(self) -> _Row | None:
         """The next label's row in its block (for the kernel to predict it after this learn), if it has one."""
