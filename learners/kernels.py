@@ -178,9 +178,10 @@ def _learn_py(
 
 
 _Kernels = tuple[Callable[..., float], Callable[..., float]]
-# A row plan: its columns, its keys, scratch for the kernel's written-back values and counts (``W``, ``Wc``), a
-# dict of its keys for the weights' write-back (River's ``VectorDict.update`` takes a dict), and whether the
-# learner's vocabulary holds all its keys (it only grows: once true, true).
+# A row plan: its columns, its keys, scratch for the kernel (``W``: row 3 the transform; rows 0-2 and ``Wc`` the
+# row's new statistics, weights and counts, which session 16 wrote back per label and :meth:`KernelLR.sync` now
+# reads from the state arrays instead), an unused slot, whether the learner's vocabulary holds all its keys (it
+# only grows: once true, true), and the last sync whose keys to write back include the row's (``_epoch``).
 _Plan = list[Any]
 _compiled: _Kernels | None = None
 _tried = False
