@@ -140,7 +140,7 @@ def worker_split(prefix: str) -> dict[str, Any]:
 
 
 CHILD = r"""
-import json, sys, tempfile, time
+import gc, json, sys, tempfile, time
 from bench.data import make_rows, served_answers, training_value
 from connectors.batch_source import RawRecord
 from driftline.settings import load_settings
@@ -177,7 +177,14 @@ def trainer():
     return t, alog
 
 
-out = {}
+try:  # the compiled LR kernel's one-time start (numba's import, compilation or cache), timed apart; only for
+    # the kinds it runs, as the train worker warms it (learners.kernels.warm_for)
+    from learners.kernels import warm_for
+    jit_warm_s = warm_for(s.model.learner, s.model.challenger)
+except ImportError:  # a tree without it
+    jit_warm_s = 0.0
+gc.freeze()  # as the train worker does before its loop (streams/trainers.py): modules are not walked by collections
+out = {"jit_warm_s": jit_warm_s}
 t0 = time.process_time()
 decoded = []
 for k in range(0, n, batch):
@@ -220,7 +227,7 @@ print(json.dumps(out))
 
 # learn_batch's parts (``--parts``): the examples as CHILD builds them, the parts wrapped before the timed loop.
 PARTS = r"""
-import collections, functools, json, sys, tempfile, time
+import collections, functools, gc, json, sys, tempfile, time
 from bench.data import make_rows, served_answers, training_value
 from driftline.settings import load_settings
 from learners import batch as B, evaluation as E, lifecycle as L, policies as P, sentinel as S
@@ -244,6 +251,13 @@ examples = [Labelled(e["features"], e["label"], e.get("prediction"), e.get("vers
 t = Trainer(WorkerContext(s, codec, producer=None, audit_deferred=True), redis_conn=object())
 lc = t.lifecycle
 lc.initial_release()
+try:  # the compiled LR kernel's one-time start (numba's import, compilation or cache), timed apart; only for
+    # the kinds it runs, as the train worker warms it (learners.kernels.warm_for)
+    from learners.kernels import warm_for
+    jit_warm_s = warm_for(s.model.learner, s.model.challenger)
+except ImportError:  # a tree without it
+    jit_warm_s = 0.0
+gc.freeze()  # as the train worker does before its loop (streams/trainers.py): modules are not walked by collections
 T = collections.defaultdict(float)
 def wrap(obj, name, key):
     f = getattr(obj, name, None)
@@ -270,7 +284,7 @@ t0 = time.thread_time()
 for k in range(0, n, batch):
     lc.learn_batch(examples[k : k + batch])
 T["learn_batch"] = time.thread_time() - t0
-print(json.dumps({**T, "learn_batch_version": lc.served_version}))
+print(json.dumps({**T, "learn_batch_version": lc.served_version, "jit_warm_s": jit_warm_s}))
 """
 
 
@@ -300,10 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[split] {kind} round {r} {tree}: {got}", file=sys.stderr, flush=True)
                 for key, value in got.items():
                     b = best[tree]
-                    b[key] = min(b.get(key, value), value) if not key.endswith("version") else value
+                    b[key] = min(b.get(key, value), value) if not key.endswith(("version", "_s")) else value
         for b in best.values():
             if args.parts:
-                for key in [k for k in b if not k.endswith("version")]:
+                for key in [k for k in b if not k.endswith(("version", "_s"))]:
                     b[f"{key}_us"] = round(b.pop(key) / args.events * 1e6, 2)
                 continue
             for key in ("decode", "learn_batch", "process", "bookkeeping", "bare"):

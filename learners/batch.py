@@ -32,6 +32,7 @@ from learners.frozen_tree import (
     kept_tree_predictors,
     learner_answer,
 )
+from learners.kernels import KernelLR, build, dict_row, jit_enabled
 from learners.live_models import _Fast, _FastLearn
 
 Result = tuple[Any, dict[Any, float]]
@@ -289,6 +290,86 @@ def _pooled_tree(learner: Any) -> Callable[[dict[str, float]], Outcome] | None:
     return predict
 
 
+#: A row as the kernel reads it: the block's values, the row in it, the block's feature names.
+_Row = tuple[np.ndarray, int, tuple[str, ...]]
+
+
+def _pipeline(model: Any) -> bool:
+    from river import compose
+
+    return isinstance(model, compose.Pipeline)
+
+
+class _Live:
+    """A learning model's predict and learn over one batch: the compiled kernel (:mod:`learners.kernels`) when it
+    is on (the default; ``DRIFTLINE_NO_JIT=1`` turns it off) and applies, else :mod:`learners.live_models`' paths
+    (also without numba, and for other shapes).
+
+    Held per role (champion, challenger), rebuilt when the role's learner, its model or its classes change. The
+    kernel keeps what it learns in its arrays and writes it into River's objects at :meth:`sync` (the batch's
+    read points, :meth:`BatchContext.sync`), before a Python path reads or learns the model here, and before it
+    is dropped; it reloads its arrays if anything else learned the model while it held nothing pending."""
+
+    __slots__ = ("fast", "fast_learn", "kernel", "learner", "model", "n_classes", "never")
+
+    def __init__(self) -> None:
+        self.learner: Any = None
+        self.model: Any = None
+        self.n_classes = -1
+        self.kernel: KernelLR | None = None
+        self.fast = _Fast()
+        self.fast_learn = _FastLearn()
+        # The learner (with ``self.model``) when its model can never be the kernel's (not a pipeline: a tree, a
+        # pool, one-vs-rest), whatever labels come: the batch then goes to live_models' paths with no check.
+        self.never: Any = None
+
+    def _kernel(self, learner: Any) -> KernelLR | None:
+        model, n_classes = learner._model, len(getattr(learner, "_classes", ()))
+        if learner is not self.learner or model is not self.model or n_classes != self.n_classes:
+            if self.kernel is not None:
+                self.kernel.sync()  # the learner it held may still be read (a promoted challenger, a copy)
+            self.learner, self.model, self.n_classes, self.kernel = learner, model, n_classes, None
+            try:
+                self.kernel = build(learner)
+            except Exception:  # an unexpected model shape: the Python paths
+                self.kernel = None
+            if self.kernel is None and not _pipeline(model):
+                self.never = learner
+        return self.kernel
+
+    def direct(self, learner: Any) -> bool:
+        """No kernel for ``learner`` now or later (see ``never``): straight to live_models' paths."""
+        return self.never is learner and learner._model is self.model
+
+    def predict(self, learner: Any, xc: dict[str, float], batch: BatchContext) -> Any:
+        kernel = self._kernel(learner)
+        if kernel is not None:
+            got = kernel.predict(*batch._current_row(xc))
+            if got is not None:
+                return got
+            kernel.sync()  # a NaN answer: the learner's own fallback reads River's state
+        return self.fast.predict(learner, xc)
+
+    def learn(self, learner: Any, xc: dict[str, float], y: Any, batch: BatchContext) -> None:
+        # The batch is passed rather than the rows: a model without a kernel (a tree) builds neither.
+        kernel = self._kernel(learner)
+        if (
+            kernel is None
+            or y is None
+            or y not in learner._counts
+            or kernel._pipeline._LEARN_UNSUPERVISED_DURING_PREDICT
+        ):
+            if kernel is not None:
+                kernel.sync()
+            self.fast_learn.learn(learner, xc, y)  # a new label goes to the learner (the kernel then reloads)
+            return
+        kernel.learn(xc, *batch._current_row(xc), y, batch._next_row())
+
+    def sync(self) -> None:
+        if self.kernel is not None:
+            self.kernel.sync()
+
+
 #: A frozen model's answers over a batch: labels, P(c0), P(c1), usable, (c0, c1).
 _Table = tuple[list[Any], list[float], list[float], list[bool], tuple[Any, Any]]
 #: Per frozen model (by id): [learner, its BatchPredictor or None, else a per-event shortcut or None,
@@ -336,10 +417,17 @@ class BatchContext:
         self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
         self._clean: list[dict[str, float] | None] | None = None
         self._frozen: dict[int, _Frozen] = {}
-        self._champion = _Fast()
-        self._challenger = _Fast()
-        self._champion_learn = _FastLearn()
-        self._challenger_learn = _FastLearn()
+        self._champion = _Live()
+        self._challenger = _Live()
+        # Else live_models' paths straight away (DRIFTLINE_NO_JIT=1). numba itself is imported only for a model
+        # the kernel runs (kernels.build): a tree's trainer never pays it.
+        self._jit = jit_enabled()
+        # Where each row is in its block (rows whose cleaned features are the row itself), and the row asked last.
+        self._where: list[tuple[int, int] | None] | None = None
+        self._pos = -1
+        self._xc: dict[str, float] | None = None
+        self._row: _Row | None = None
+        self._reader: _SyncedCopy | None = None
 
     def blocks(self) -> list[tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
         """The batch's numeric rows as float matrices, one per feature-name tuple: extracted once per batch,
@@ -366,22 +454,43 @@ class BatchContext:
         if self._clean is None:
             self._clean = self._clean_all()
         xc = self._clean[pos]
-        return clean_features(self.xs[pos]) if xc is None else xc
+        if xc is None:
+            xc = clean_features(self.xs[pos])
+        self._pos, self._xc, self._row = pos, xc, None
+        return xc
 
     def _clean_all(self) -> list[dict[str, float] | None]:
         xs = self.xs
         out: list[dict[str, float] | None] = [None] * len(xs)
-        for _names, rows, values in self.blocks():
+        where: list[tuple[int, int] | None] = [None] * len(xs)
+        self._where = where
+        for b, (_names, rows, values) in enumerate(self.blocks()):
             idx = rows.tolist()
             # One C-level pass over the block's values: ints and booleans (floats in the matrix) are cleaned per row.
             if set(map(type, itertools.chain.from_iterable(xs[i].values() for i in idx))) != {float}:
                 continue
             with np.errstate(invalid="ignore"):
                 good = (np.abs(values) <= CLIP).all(axis=1)  # NaN and +/-inf fail the comparison
-            for i, ok in zip(idx, good.tolist(), strict=True):
+            for r, (i, ok) in enumerate(zip(idx, good.tolist(), strict=True)):
                 if ok:
                     out[i] = dict(xs[i])
+                    where[i] = (b, r)
         return out
+
+    def _current_row(self, xc: dict[str, float]) -> _Row:
+        """``xc`` (the features :meth:`cleaned` returned last) as the kernel reads it: its row of the batch's block
+        when the cleaned features are the row itself, else a one-row block of its own (built once per label)."""
+        row = self._row
+        if row is None or xc is not self._xc:
+            where = self._where[self._pos] if self._where is not None and xc is self._xc else None
+            if where is not None:
+                names, _, values = self.blocks()[where[0]]
+                row = (values, where[1], names)
+            else:
+                row = dict_row(xc)
+            if xc is self._xc:
+                self._row = row
+        return row
 
     def _predict_rows(self, learner: Any, predictor: BatchPredictor, lo: int, hi: int) -> _Table:
         """``learner``'s answers (through its mirror ``predictor``) for rows ``lo``..``hi - 1``, at ``i - lo``."""
@@ -501,19 +610,83 @@ class BatchContext:
         return preds[i], {c0: q0[i], c1: q1[i]}
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
+        """``learner.predict_one(xc, cleaned=True)`` for the learning champion (``xc``: what :meth:`cleaned`
+        returned for this label): the compiled kernel, or ``live_models._fast_binary_lr``, or the learner."""
         forget_recorded()  # a new label: what an earlier one recorded and did not take back is stale
-        return self._champion.predict(learner, xc)
+        live = self._champion
+        if not self._jit or live.direct(learner):
+            return live.fast.predict(learner, xc)
+        return live.predict(learner, xc, self)
 
     def challenger(self, learner: Any, xc: dict[str, float]) -> Any:
-        return self._challenger.predict(learner, xc)
+        live = self._challenger
+        if not self._jit or live.direct(learner):
+            return live.fast.predict(learner, xc)
+        return live.predict(learner, xc, self)
 
     def learn_champion(self, learner: Any, xc: dict[str, float], y: Any) -> None:
-        """``learner.learn_one(xc, y, cleaned=True)``, through ``live_models._fast_binary_lr_learn`` when it can."""
-        self._champion_learn.learn(learner, xc, y)
+        """``learner.learn_one(xc, y, cleaned=True)``: the compiled kernel, or
+        ``live_models._fast_binary_lr_learn``, or the learner."""
+        live = self._champion
+        if not self._jit or live.direct(learner):
+            live.fast_learn.learn(learner, xc, y)
+            return
+        live.learn(learner, xc, y, self)
 
     def learn_challenger(self, learner: Any, xc: dict[str, float], y: Any) -> None:
-        self._challenger_learn.learn(learner, xc, y)
+        live = self._challenger
+        if not self._jit or live.direct(learner):
+            live.fast_learn.learn(learner, xc, y)
+            return
+        live.learn(learner, xc, y, self)
+
+    def _next_row(self) -> _Row | None:
+        """The next label's row in its block (for the kernel to predict it after this learn), if it has one."""
+        where, pos = self._where, self._pos + 1
+        if where is None or pos >= len(where) or (at := where[pos]) is None:
+            return None
+        names, _, values = self.blocks()[at[0]]
+        return values, at[1], names
+
+    def sync(self) -> None:
+        """The champion's and challenger's River objects as their learns left them: call before anything reads
+        or copies either model between two labels (a release's copy, a judgement, the sentinel's or a drift
+        alarm's copy) and at the batch's end. The compiled kernel keeps what it learns in arrays and writes it
+        back only here (~4 us per label less than after every label); without it a no-op."""
+        if self._jit:
+            self._champion.sync()
+            self._challenger.sync()
+
+    def reading(self, learner: Any) -> Any:
+        """``learner`` for a reader that may copy it (:meth:`learners.sentinel.SnapshotSentinel.learned`, which
+        copies the champion now and then, nobody knows when in advance): its ``copy()`` syncs first."""
+        if self._champion.kernel is None and self._challenger.kernel is None:
+            return learner  # no kernel holds anything: River's objects are the state (a tree, the fallback)
+        reader = self._reader
+        if reader is None or reader.learner is not learner:
+            reader = self._reader = _SyncedCopy(learner, self.sync)
+        return reader
 
     def close(self) -> None:
-        """The batch is over: drop a learning tree's recorded answers (see :mod:`learners.frozen_tree`)."""
+        """The batch is over: River's objects as the kernel left them (:meth:`sync`), and a learning tree's
+        recorded answers dropped (see :mod:`learners.frozen_tree`)."""
+        self.sync()
         forget_recorded()
+
+
+class _SyncedCopy:
+    """A learner whose ``copy()`` first writes the batch's kernels back into River's objects
+    (:meth:`BatchContext.reading`); anything else is the learner's own."""
+
+    __slots__ = ("learner", "sync")
+
+    def __init__(self, learner: Any, sync: Callable[[], None]) -> None:
+        self.learner, self.sync = learner, sync
+
+    def copy(self) -> Any:
+        self.sync()
+        return self.learner.copy()
+
+    def __getattr__(self, name: str) -> Any:
+        self.sync()  # a reader of anything else: River's state too
+        return getattr(self.learner, name)

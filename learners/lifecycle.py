@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,9 @@ class ModelLifecycle:
     _sentinel: SnapshotSentinel | None = None
     # Class-level default: a lifecycle pickled before session 16 starts its regression error's cap at its next label.
     _tail: TailCap | None = None
+    # Set only while learn_batch runs (never pickled): BatchContext.sync, called before the champion or challenger
+    # is read or copied (a judgement, a release, a drift alarm's copy); the compiled kernel writes back only then.
+    _sync: Callable[[], None] | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -187,6 +190,8 @@ class ModelLifecycle:
     def _release(
         self, lineage: Lineage, reason: str, decision: Decision | None, index: int | None, parent: int | None
     ) -> Release:
+        if self._sync is not None:
+            self._sync()
         version = self._next_version
         self._next_version += 1
         if reason not in ("initial", "rollback") and self.served_version:
@@ -286,6 +291,7 @@ class ModelLifecycle:
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []
+        self._sync = batch.sync
         for pos, e in enumerate(examples):
             try:
                 out.append(
@@ -303,6 +309,7 @@ class ModelLifecycle:
                 )
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
+        del self._sync
         batch.close()
         self.evaluation.flush()  # the batch ends with the state learn_one would have left
         self.overall.flush()
@@ -393,7 +400,7 @@ class ModelLifecycle:
                 xc, y, index, ts, None if batch is None else batch.learn_challenger
             )
         if sentinel is not None:
-            sentinel.learned(self._lineage.model)
+            sentinel.learned(self._lineage.model if batch is None else batch.reading(self._lineage.model))
         self._increment.since_release += 1
         events.extend(self._decide(index))
         return events
@@ -448,6 +455,8 @@ class ModelLifecycle:
         features = self._feature_monitor.update(x, index)
         if not (signals or features):  # the usual label: no new lists
             return []
+        if signals and self._sync is not None:
+            self._sync()
         if signals:
             self._increment.alarmed()  # the served model is failing: release what learned the change sooner
         if signals and self._sentinel is not None:
@@ -515,6 +524,8 @@ class ModelLifecycle:
         may_hold: bool = True,
         require_test: bool = True,
     ) -> Decision:
+        if self._sync is not None:
+            self._sync()
         return judge(
             kind,
             ev,

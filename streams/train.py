@@ -27,6 +27,7 @@ from connectors.sources import open_source
 from driftline.errors import SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
+from learners import kernels
 from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
@@ -196,6 +197,8 @@ class Trainer(TrainerControl):
                 self.lifecycle.served_version,
                 self.lifecycle.n_learned,
             )
+        # The compiled LR kernel's import and load now, not inside the first batch (no-op for other learners).
+        kernels.warm_for(self.ctx.settings.model.learner, self.ctx.settings.model.challenger)
         # Verify, then choose: only a verified release moves the next version to reserve (a forged 2^63-1
         # must not leave the trainer unable to publish).
         self.lifecycle.reserve_versions(latest)

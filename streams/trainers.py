@@ -43,6 +43,7 @@ from connectors.topics import ensure_topics, partition_for
 from driftline.errors import ConfigError, SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
+from learners import kernels
 from schemas.codec import Codec
 from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
@@ -153,7 +154,9 @@ class TrainerGroup(TransactionalBatches):
             # Everything alive now (modules, the worker's app, clients) lives as long as the process: moved to the
             # permanent generation, the full collections that a batch's thousands of decoded examples trigger no
             # longer walk it (they were 8 % of the LR trainer's samples, 16 % of the tree's; py-spy, 20,000
-            # labels). Nothing learned is frozen: models replaced later are still collected as before.
+            # labels). Nothing learned is frozen: models replaced later are still collected as before. The compiled
+            # LR kernel (numba's modules) is loaded first, so it is frozen too (learners.kernels.warm_for).
+            kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
             gc.freeze()
             while not stopping.is_set():
                 msgs = self._gather(consumer)
