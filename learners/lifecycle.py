@@ -42,7 +42,7 @@ from learners.policies import (
     ProbationPolicy,
     reference_failed,
 )
-from learners.pool import SERVED_SHARE, Pool, recovery_members
+from learners.pool import SERVED_SHARE, WARM_START, Pool, recovery_members
 from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
@@ -234,7 +234,13 @@ class ModelLifecycle:
     def _start_challenger(self, index: int) -> None:
         # The challenger continues the lineage it may replace: it inherits the count of labels learned before the
         # alarm, so after a promotion n_learned still counts every label the lineage has learned, once.
+        # An ``auto`` challenger of an ``auto`` champion also gets copies of the champion's members
+        # (:meth:`learners.pool.Pool.warm_start`): the old lineage's splits and weights, re-learning the new concept
+        # next to the fresh members, instead of a pool that has to find them again (learners.pool.WARM_START).
         model = build_learner(self._recovery_spec(), self.task, self.seed + index + 1)
+        fresh, old = model.model, self._lineage.model.model
+        if WARM_START and type(fresh) is Pool and type(old) is Pool:
+            fresh.warm_start(old)
         self._challenger.start(Lineage(model, self._lineage.n_learned, dict(self._lineage.data_range)), index)
 
     def _recovery_spec(self) -> LearnerSpec:

@@ -70,6 +70,17 @@ DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
 #: over 16 seeds: better at 14, equal at 2, and within 0.5 MAE wherever its first alarm lands. The cost: the
 #: tree keeps the rule after its promotion and grows ~1.5-2.7 times the leaves (friedman, mv-shift at 20,000).
 RECOVERY_TAU: float | None = 0.2  # None: a challenger is built with the ordinary members
+#: A pool that a drift alarm starts (a challenger) also gets copies of the champion pool's members as they are at
+#: the alarm (:meth:`Pool.warm_start`), at most as many as its own fresh members (the best by faded loss), and
+#: once it has learned ``WARM_PRUNE`` labels it keeps one member of each kind, the one with the lowest faded loss
+#: (:meth:`Pool._prune`). Why: a fresh pool wins soon after an abrupt drift and then stays worse than the old
+#: lineage would have been had it kept learning (a continuing tree keeps its splits; its leaves re-learn the new
+#: concept): reg_neg (y -> -y at 5,000; BENCHMARKS-accuracy.md, session 16 (lead)), test-then-train MAE over labels
+#: 6,250-8,000, a continuing pool 1.381 against a fresh one 1.511. The pool's own choice (the faded loss, the
+#: regression blend) serves the fresh members while the copies answer the old concept and the copies once they
+#: have re-learned; a false alarm's challenger is about as good as the champion. The numbers: session 17.
+WARM_START = True  # False: a challenger pool is built with its fresh members only
+WARM_PRUNE: int | None = 2000  # labels after the warm start; None: never pruned (the pool keeps both)
 
 
 def recovery_members(task: str) -> list[dict[str, Any]] | None:
@@ -89,6 +100,10 @@ class Pool:
     # Class-level default, so a pool pickled before it existed (a trainer's checkpoint) restores: each member's
     # loss on the next label as its copy in the served snapshot answered it (:meth:`score_served`), or None.
     _served_losses: list[float] | None = None
+    # Class-level defaults (a pool pickled before session 17 restores as one never warm-started): labels learned
+    # since :meth:`warm_start`, and whether the pool still holds its warm copies next to its fresh members.
+    _since_warm = 0
+    _warm = False
 
     def __init__(self, members: list[Any], task: str) -> None:
         if not members:
@@ -112,6 +127,10 @@ class Pool:
             self.losses = [self.losses[k] for k in keep]
             if self._served_losses is not None:
                 self._served_losses = [self._served_losses[k] for k in keep]
+        if self._warm:
+            self._since_warm += 1
+            if WARM_PRUNE is not None and self._since_warm > WARM_PRUNE:
+                self._prune()
         served, self._served_losses = self._served_losses, None
         for k, member in enumerate(self.members):
             pred = member.predict_one(x, cleaned=True) if fast is None else fast.predict(k, member, x)
@@ -128,6 +147,40 @@ class Pool:
         # The current leader keeps answering on ties, so two equal members do not flap.
         best = min(range(len(self.members)), key=lambda k: (self.losses[k], k != self.leader))
         self.leader = best
+
+    def warm_start(self, champion: Pool) -> None:
+        """Add copies of ``champion``'s members (learned state included) to this fresh pool: as many as this pool
+        has members at most, the champion's best by faded loss first, kept in the champion's order. They learn
+        every label from now on, like the fresh ones, and start with the same (zero) loss.
+
+        Why the cap: a promoted pool is itself the next alarm's champion, so without it the pool would grow with
+        every alarm; with it a pool never holds more than twice its fresh members, and :meth:`_prune` brings it
+        back to one member of each kind ``WARM_PRUNE`` labels after the warm start. See ``WARM_START``."""
+        if champion.task != self.task or self._warm or self.weight:
+            return
+        n = len(self.members)
+        ranked = sorted(range(len(champion.members)), key=lambda k: (champion.losses[k], k))[:n]
+        warm = [champion.members[k].copy() for k in sorted(ranked)]
+        self.members = self.members + warm
+        self.losses = self.losses + [0.0] * len(warm)
+        self._served_losses = None
+        self._warm, self._since_warm = True, 0
+
+    def _prune(self) -> None:
+        """Keep one member of each kind (its name and parameters, a tree's ``tau`` aside): the one with the lowest
+        faded loss, in the pool's order. The pool is then as large as it was before :meth:`warm_start`."""
+        best: dict[str, int] = {}
+        for k, m in enumerate(self.members):
+            params = {p: v for p, v in m.spec.params.items() if p != "tau"}
+            kind = repr((m.spec.name, sorted(params.items())))
+            if kind not in best or self.losses[k] < self.losses[best[kind]]:
+                best[kind] = k
+        keep = sorted(best.values())
+        self.leader = keep.index(self.leader) if self.leader in keep else 0
+        self.members = [self.members[k] for k in keep]
+        self.losses = [self.losses[k] for k in keep]
+        self._served_losses = None
+        self._warm = False
 
     def _loss(self, pred: Any, y: Any) -> float:
         if self.task == "classification":
