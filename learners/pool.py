@@ -9,6 +9,12 @@ served snapshot answer (:meth:`Pool.score_served`): test-then-train alone ignore
 TrumpApproval it chose the member whose served answers were the worst. Serving costs one member's prediction (a
 blend of two for regression); a release carries the members (a few KB).
 
+A pool that a drift alarm starts (the lifecycle's challenger) also holds *warm* copies of the champion pool's
+members (:meth:`Pool.warm_start`): a fresh pool wins soon after an abrupt drift and then stays worse than the old
+lineage would have been had it kept learning (a continuing Hoeffding tree keeps its splits and its leaves re-learn),
+so the copies keep what the old lineage knows and the pool's own choice decides when they are right again. Bounded:
+at most as many copies as fresh members, and ``WARM_PRUNE`` labels later one member of each kind is kept.
+
 Classification: logistic regression (``multiclass: auto``), the same on pairwise feature products (``degree: 2``,
 only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
 Hoeffding tree regressor, blended. ``members`` (a list of ``{name, params}``) replaces them.
@@ -78,9 +84,19 @@ RECOVERY_TAU: float | None = 0.2  # None: a challenger is built with the ordinar
 #: concept): reg_neg (y -> -y at 5,000; BENCHMARKS-accuracy.md, session 16 (lead)), test-then-train MAE over labels
 #: 6,250-8,000, a continuing pool 1.381 against a fresh one 1.511. The pool's own choice (the faded loss, the
 #: regression blend) serves the fresh members while the copies answer the old concept and the copies once they
-#: have re-learned; a false alarm's challenger is about as good as the champion. The numbers: session 17.
+#: have re-learned; a false alarm's challenger is about as good as the champion. Measured (session 17, delay 50,
+#: `driftline replay` defaults): reg_neg s0 MAE 1.619 -> 1.579 (tax against the plain pool +3.48 -> +0.93 %),
+#: agrawal38 s0 accuracy 0.8715 -> 0.8750 (+0.74 -> +0.39 points; served error 250-500 events after the drift
+#: .072/.092/.072/.056 -> .076/.068/.044/.044); streams whose challenger was not promoted are unchanged.
 WARM_START = True  # False: a challenger pool is built with its fresh members only
-WARM_PRUNE: int | None = 2000  # labels after the warm start; None: never pruned (the pool keeps both)
+#: Labels after the warm start at which the pool keeps one member of each kind (None: it keeps all of them). Why
+#: prune: the copies cost a second learn of every member (and a bigger release) for as long as they are kept, and
+#: never pruned, tenclass_swap s0 raised two more (false) alarms, at 7,635 and 9,964. Why 2,000: the pick is one
+#: faded loss (the last ~200 labels) at that label, and an early pick keeps the wrong tree: reg_neg s0 MAE 1.615 at
+#: 1,000, 1.615 at 1,500, 1.579 at 2,000, 1.581 at 3,000, 1.582 never (the fresh tree still looks better over the
+#: first ~1,500 labels after the flip; the copied one is better from there on). agrawal38 s0: 0.1250 error at 1,000
+#: and 2,000, 0.1246 at 3,000 or never. ``docs/experiments/warm_prune.py`` sweeps it.
+WARM_PRUNE: int | None = 2000
 
 
 def recovery_members(task: str) -> list[dict[str, Any]] | None:
