@@ -238,3 +238,29 @@ def test_learn_batch_learns_a_warm_challenger_as_learn_one_does(task: str) -> No
         for x in probe:
             pa, pb = a.predict_one(x), b.predict_one(x)
             assert pa == pb if task == "classification" else math.isclose(pa, pb, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("checks", "restarted"), [({"reference": False}, True), ({"reference": True}, False)]
+)
+def test_a_challenger_vetoed_by_the_reference_set_shows_its_superiority_again(
+    checks: dict[str, bool], restarted: bool
+) -> None:
+    """A warm challenger started inside a label-flip burst re-learns fast enough to pass the reference check after
+    the burst; the superiority it showed on the flipped labels must not carry its promotion."""
+    from learners.guard import Decision
+
+    lc = _trained("classification", 400)
+    lc._challenger.drop()
+    lc._start_challenger(390)
+    challenger = lc._challenger.lineage
+    assert challenger is not None
+    for _x, y in _rows("classification", 300, seed=11, flip=0):
+        lc._challenger.evidence.add(y, y, 1 - y, None)  # the challenger right, the champion wrong
+    assert lc._challenger.evidence.n == 300
+    verdict = Decision("reject", "challenger", "challenger", {}, checks, "test")
+    lc._challenger.decide = lambda index, champion, judge: (verdict, None)  # type: ignore[method-assign]
+    events = lc._decide(700)
+    assert verdict in events
+    assert lc._challenger.lineage is challenger and lc._challenger.started == 390
+    assert (lc._challenger.evidence.n == 0) is restarted
