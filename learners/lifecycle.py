@@ -21,6 +21,7 @@ from typing import Any
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
+from learners import pool as pool_module
 from learners.batch import BatchContext
 from learners.detectors import TailCap
 from learners.drift import (
@@ -43,7 +44,7 @@ from learners.policies import (
     ProbationPolicy,
     reference_failed,
 )
-from learners.pool import SERVED_SHARE, WARM_START, Pool, recovery_members
+from learners.pool import SERVED_SHARE, Pool, recovery_members
 from learners.sentinel import SnapshotSentinel
 from learners.specs import Learner, build_learner
 
@@ -246,7 +247,7 @@ class ModelLifecycle:
         # which the superiority test does not promote. See learners.pool.WARM_START.
         model = build_learner(self._recovery_spec(), self.task, self.seed + index + 1)
         fresh, old = model.model, self._lineage.model.model
-        if WARM_START and type(fresh) is Pool and type(old) is Pool:
+        if pool_module.WARM_START and type(fresh) is Pool and type(old) is Pool:
             fresh.warm_start(old)
         self._challenger.start(Lineage(model, self._lineage.n_learned, dict(self._lineage.data_range)), index)
 

@@ -100,9 +100,7 @@ def test_a_challenger_of_a_non_pool_champion_is_built_as_given() -> None:
 
 
 def test_warm_start_off_builds_a_fresh_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    from learners import lifecycle
-
-    monkeypatch.setattr(lifecycle, "WARM_START", False)
+    monkeypatch.setattr(pool_module, "WARM_START", False)
     lc = _trained("regression", 300)
     lc._challenger.drop()
     lc._start_challenger(lc._count)

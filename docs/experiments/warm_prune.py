@@ -13,7 +13,6 @@ import argparse
 import time
 from typing import Any
 
-import learners.lifecycle as lifecycle
 import learners.pool as pool
 from bench.accuracy import default_lifecycle
 from learners.replay import read_rows, replay
@@ -22,7 +21,7 @@ WINDOW = 250
 
 
 def run(rows: list[Any], task: str, variant: str, delay: int) -> None:
-    lifecycle.WARM_START = variant != "off"
+    pool.WARM_START = variant != "off"
     pool.WARM_PRUNE = None if variant in ("none", "off") else int(variant)
     preds: list[Any] = []
     start = time.process_time()
