@@ -208,13 +208,17 @@ def test_learn_batch_learns_a_warm_challenger_as_learn_one_does(task: str) -> No
     examples = _examples(task)
     one, batched = _lifecycle(task), _lifecycle(task)
     expected = []
-    warm_seen = 0
+    warm_seen, pruned = 0, False
     for e in examples:
         expected.append(_outcome(one.learn_one(e.x, e.y, index=e.index, ts=e.ts)))
         challenger = one.challenger
         if challenger is not None and challenger.model._warm:
             warm_seen += 1
+        pool = one.champion.model
+        if pool._since_warm > pool_module.WARM_PRUNE:  # type: ignore[operator]
+            pruned = True
     assert warm_seen > 50, "the stream must start a warm challenger and keep it a while"
+    assert pruned, "the promoted warm pool must be pruned within the stream (its members' indices shift)"
     got: list[Any] = []
     rng = random.Random(7)
     k = 0
