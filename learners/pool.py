@@ -99,6 +99,7 @@ WARM_START = True  # False: a challenger pool is built with its fresh members on
 #: first ~1,500 labels after the flip; the copied one is better from there on). agrawal38 s0: 0.1250 error at 1,000
 #: and 2,000, 0.1246 at 3,000 or never. ``docs/experiments/warm_prune.py`` sweeps it.
 WARM_PRUNE: int | None = 2000
+WARM_BLEND_BY_KIND = True  # experiment switch, see Pool.predict_one
 
 
 def recovery_members(task: str) -> list[dict[str, Any]] | None:
@@ -187,18 +188,23 @@ class Pool:
     def _prune(self) -> None:
         """Keep one member of each kind (its name and parameters, a tree's ``tau`` aside): the one with the lowest
         faded loss, in the pool's order. The pool is then as large as it was before :meth:`warm_start`."""
+        keep = sorted(self._best_of_kinds().values())
+        self.leader = keep.index(self.leader) if self.leader in keep else 0
+        self.members = [self.members[k] for k in keep]
+        self.losses = [self.losses[k] for k in keep]
+        self._served_losses = None
+        self._warm = False
+
+    def _best_of_kinds(self) -> dict[str, int]:
+        """The index of the member with the lowest faded loss of each kind (name and parameters, ``tau`` aside;
+        the first on a tie)."""
         best: dict[str, int] = {}
         for k, m in enumerate(self.members):
             params = {p: v for p, v in m.spec.params.items() if p != "tau"}
             kind = repr((m.spec.name, sorted(params.items())))
             if kind not in best or self.losses[k] < self.losses[best[kind]]:
                 best[kind] = k
-        keep = sorted(best.values())
-        self.leader = keep.index(self.leader) if self.leader in keep else 0
-        self.members = [self.members[k] for k in keep]
-        self.losses = [self.losses[k] for k in keep]
-        self._served_losses = None
-        self._warm = False
+        return best
 
     def _loss(self, pred: Any, y: Any) -> float:
         if self.task == "classification":
@@ -243,9 +249,18 @@ class Pool:
         # errors are partly independent, so the blend beats the better one unless the other is far worse (then
         # its weight is small): measured on Friedman streams in BENCHMARKS-accuracy.md.
         weights = [1.0 / max(loss / self.weight, 1e-12) ** BLEND_POWER for loss in self.losses]
+        if self._warm and WARM_BLEND_BY_KIND:
+            # A warm copy and its fresh twin are two answers of one kind of model: blended both, that kind would
+            # count twice against the others. Each kind's best member answers for it.
+            best = set(self._best_of_kinds().values())
+            weights = [w if k in best else 0.0 for k, w in enumerate(weights)]
         total = sum(weights)
         return (
-            sum(w * m.predict_one(x, cleaned=True) for w, m in zip(weights, self.members, strict=True))
+            sum(
+                w * m.predict_one(x, cleaned=True)
+                for w, m in zip(weights, self.members, strict=True)
+                if w > 0.0
+            )
             / total
         )
 

@@ -22,6 +22,8 @@ WINDOW = 250
 
 def run(rows: list[Any], task: str, variant: str, delay: int) -> None:
     pool.WARM_START = variant != "off"
+    pool.WARM_BLEND_BY_KIND = not variant.endswith("-all")
+    variant = variant.removesuffix("-all")
     pool.WARM_PRUNE = None if variant in ("none", "off") else int(variant)
     preds: list[Any] = []
     start = time.process_time()
