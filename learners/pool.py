@@ -99,7 +99,12 @@ WARM_START = True  # False: a challenger pool is built with its fresh members on
 #: first ~1,500 labels after the flip; the copied one is better from there on). agrawal38 s0: 0.1250 error at 1,000
 #: and 2,000, 0.1246 at 3,000 or never. ``docs/experiments/warm_prune.py`` sweeps it.
 WARM_PRUNE: int | None = 2000
-WARM_BLEND_BY_KIND = True  # experiment switch, see Pool.predict_one
+#: While a regression pool holds warm copies, its blend takes each kind's best member only (:meth:`Pool.predict_one`).
+#: Why: a copy and its fresh twin answer alike, and blended both, their kind weighed twice against the other: the
+#: two linear members within 0.3 MAE of each other doubled the linear weight against a tree that was about to be
+#: better, and mv-shift got worse at every seed measured (seed 13 9.392 -> 9.741; 9.392 again with this). It costs
+#: some of reg_neg's gain (1.5793 -> 1.5856 against base's 1.6192). False: every member is blended.
+WARM_BLEND_BY_KIND = True
 
 
 def recovery_members(task: str) -> list[dict[str, Any]] | None:

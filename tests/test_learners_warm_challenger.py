@@ -266,3 +266,24 @@ def test_a_challenger_vetoed_by_the_reference_set_shows_its_superiority_again(
     assert verdict in events
     assert lc._challenger.lineage is challenger and lc._challenger.started == 390
     assert (lc._challenger.evidence.n == 0) is restarted
+
+
+def test_a_warm_regression_pool_blends_each_kinds_best_member_once() -> None:
+    """A copy and its fresh twin are one kind: blended both, that kind would weigh twice against the other."""
+    lc = _trained("regression", 400)
+    lc._challenger.drop()
+    lc._start_challenger(lc._count)
+    assert lc.challenger is not None
+    pool = lc.challenger.model
+    for x, y in _rows("regression", 100, seed=12):
+        pool.learn_one(x, y)
+    assert pool._warm and pool.weight > pool_module.WARMUP
+    pool.losses = [w * pool.weight for w in (2.0, 1.0, 1.5, 3.0)]  # fresh LR, fresh tree, warm LR, warm tree
+    x = _rows("regression", 1, seed=13)[0][0]
+    answers = [m.predict_one(x, cleaned=True) for m in pool.members]
+    w_lr, w_tree = 1.5**-pool_module.BLEND_POWER, 1.0**-pool_module.BLEND_POWER
+    expected = (w_lr * answers[2] + w_tree * answers[1]) / (w_lr + w_tree)
+    assert pool.predict_one(x) == pytest.approx(expected, rel=1e-12)
+    assert answers[0] != pytest.approx(
+        answers[2]
+    )  # the two linear members answer differently: the test can fail
