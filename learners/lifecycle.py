@@ -243,7 +243,7 @@ class ModelLifecycle:
         # next to the fresh members, instead of a pool that has to find them again. A fresh pool alone was promoted
         # 130 labels after reg_neg's flip (y -> -y) and then stayed worse than the old lineage would have been
         # (MAE over labels 6,250-8,000: a continuing pool 1.381, a fresh one 1.511; the stream +3.5 % against the
-        # plain pool, +0.9 % with the copies). A false alarm's challenger is then about as good as the champion,
+        # plain pool, +1.3 % with the copies). A false alarm's challenger is then about as good as the champion,
         # which the superiority test does not promote. See learners.pool.WARM_START.
         model = build_learner(self._recovery_spec(), self.task, self.seed + index + 1)
         fresh, old = model.model, self._lineage.model.model

@@ -85,11 +85,11 @@ RECOVERY_TAU: float | None = 0.2  # None: a challenger is built with the ordinar
 #: 6,250-8,000, a continuing pool 1.381 against a fresh one 1.511. The pool's own choice (the faded loss, the
 #: regression blend) serves the fresh members while the copies answer the old concept and the copies once they
 #: have re-learned; a false alarm's challenger is about as good as the champion. Measured (session 17, delay 50,
-#: `driftline replay` defaults): reg_neg s0 MAE 1.619 -> 1.579 (tax against the plain pool +3.48 -> +0.93 %),
+#: `driftline replay` defaults): reg_neg s0 MAE 1.619 -> 1.586 (tax against the plain pool +3.48 -> +1.33 %),
 #: agrawal38 s0 accuracy 0.8715 -> 0.8750 (+0.74 -> +0.39 points; served error per 250 events from +500 to +1,500
 #: after the drift .072/.092/.072/.056 -> .076/.068/.044/.044); streams whose challenger was not promoted are
-#: unchanged. The costs: the regression reversals of bench.unseen are slightly worse at every seed (mv-shift by
-#: 0.02-0.35 MAE, through the release cadence after the promotion), and reg_neg's replay takes ~30 % more CPU.
+#: unchanged, and so are the regression streams of bench.unseen but linear-reversal (+-0.1 % of tax). The cost:
+#: the copies learn every label until the prune (reg_neg's replay ~25-30 % more CPU).
 WARM_START = True  # False: a challenger pool is built with its fresh members only
 #: Labels after the warm start at which the pool keeps one member of each kind (None: it keeps all of them). Why
 #: prune: the copies cost a second learn of every member (and a bigger release) for as long as they are kept, and
