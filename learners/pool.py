@@ -94,9 +94,9 @@ WARM_START = True  # False: a challenger pool is built with its fresh members on
 #: Labels after the warm start at which the pool keeps one member of each kind (None: it keeps all of them). Why
 #: prune: the copies cost a second learn of every member (and a bigger release) for as long as they are kept, and
 #: never pruned, tenclass_swap s0 raised two more (false) alarms, at 7,635 and 9,964. Why 2,000: the pick is one
-#: faded loss (the last ~200 labels) at that label, and an early pick keeps the wrong tree: reg_neg s0 MAE 1.615 at
-#: 1,000, 1.615 at 1,500, 1.579 at 2,000, 1.581 at 3,000, 1.582 never (the fresh tree still looks better over the
-#: first ~1,500 labels after the flip; the copied one is better from there on). agrawal38 s0: 0.1250 error at 1,000
+#: faded loss (the last ~200 labels) at that label, and an early pick keeps the wrong tree: reg_neg s0 MAE 1.617 at
+#: 1,000, 1.619 at 1,500, 1.586 at 2,000, 1.585 at 3,000, 1.586 never (the fresh tree still looks better over the
+#: first ~1,500 labels after the flip; the copied one is better from ~1,700 on). agrawal38 s0: 0.1250 error at 1,000
 #: and 2,000, 0.1246 at 3,000 or never. ``docs/experiments/warm_prune.py`` sweeps it.
 WARM_PRUNE: int | None = 2000
 #: While a regression pool holds warm copies, its blend takes each kind's best member only (:meth:`Pool.predict_one`).
