@@ -89,7 +89,7 @@ RECOVERY_TAU: float | None = 0.2  # None: a challenger is built with the ordinar
 #: agrawal38 s0 accuracy 0.8715 -> 0.8750 (+0.74 -> +0.39 points; served error per 250 events from +500 to +1,500
 #: after the drift .072/.092/.072/.056 -> .076/.068/.044/.044); streams whose challenger was not promoted are
 #: unchanged, and so are the regression streams of bench.unseen but linear-reversal (+-0.1 % of tax). The cost:
-#: the copies learn every label until the prune (reg_neg's replay ~25-30 % more CPU).
+#: the copies learn every label until the prune (reg_neg's replay +32 % CPU, agrawal38's +5 %).
 WARM_START = True  # False: a challenger pool is built with its fresh members only
 #: Labels after the warm start at which the pool keeps one member of each kind (None: it keeps all of them). Why
 #: prune: the copies cost a second learn of every member (and a bigger release) for as long as they are kept, and
