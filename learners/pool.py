@@ -9,6 +9,12 @@ served snapshot answer (:meth:`Pool.score_served`): test-then-train alone ignore
 TrumpApproval it chose the member whose served answers were the worst. Serving costs one member's prediction (a
 blend of two for regression); a release carries the members (a few KB).
 
+A pool that a drift alarm starts (the lifecycle's challenger) also holds *warm* copies of the champion pool's
+members (:meth:`Pool.warm_start`): a fresh pool wins soon after an abrupt drift and then stays worse than the old
+lineage would have been had it kept learning (a continuing Hoeffding tree keeps its splits and its leaves re-learn),
+so the copies keep what the old lineage knows and the pool's own choice decides when they are right again. Bounded:
+at most as many copies as fresh members, and ``WARM_PRUNE`` labels later one member of each kind is kept.
+
 Classification: logistic regression (``multiclass: auto``), the same on pairwise feature products (``degree: 2``,
 only with at most ``MAX_QUADRATIC_FEATURES`` features) and a Hoeffding tree. Regression: linear regression and a
 Hoeffding tree regressor, blended. ``members`` (a list of ``{name, params}``) replaces them.
@@ -70,6 +76,35 @@ DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
 #: over 16 seeds: better at 14, equal at 2, and within 0.5 MAE wherever its first alarm lands. The cost: the
 #: tree keeps the rule after its promotion and grows ~1.5-2.7 times the leaves (friedman, mv-shift at 20,000).
 RECOVERY_TAU: float | None = 0.2  # None: a challenger is built with the ordinary members
+#: A pool that a drift alarm starts (a challenger) also gets copies of the champion pool's members as they are at
+#: the alarm (:meth:`Pool.warm_start`), at most as many as its own fresh members (the best by faded loss), and
+#: once it has learned ``WARM_PRUNE`` labels it keeps one member of each kind, the one with the lowest faded loss
+#: (:meth:`Pool._prune`). Why: a fresh pool wins soon after an abrupt drift and then stays worse than the old
+#: lineage would have been had it kept learning (a continuing tree keeps its splits; its leaves re-learn the new
+#: concept): reg_neg (y -> -y at 5,000; BENCHMARKS-accuracy.md, session 16 (lead)), test-then-train MAE over labels
+#: 6,250-8,000, a continuing pool 1.381 against a fresh one 1.511. The pool's own choice (the faded loss, the
+#: regression blend) serves the fresh members while the copies answer the old concept and the copies once they
+#: have re-learned; a false alarm's challenger is about as good as the champion. Measured (session 17, delay 50,
+#: `driftline replay` defaults): reg_neg s0 MAE 1.619 -> 1.586 (tax against the plain pool +3.48 -> +1.33 %),
+#: agrawal38 s0 accuracy 0.8715 -> 0.8750 (+0.74 -> +0.39 points; served error per 250 events from +500 to +1,500
+#: after the drift .072/.092/.072/.056 -> .076/.068/.044/.044); streams whose challenger was not promoted are
+#: unchanged, and so are the regression streams of bench.unseen but linear-reversal (+-0.1 % of tax). The cost:
+#: the copies learn every label until the prune (reg_neg's replay +32 % CPU, agrawal38's +5 %).
+WARM_START = True  # False: a challenger pool is built with its fresh members only
+#: Labels after the warm start at which the pool keeps one member of each kind (None: it keeps all of them). Why
+#: prune: the copies cost a second learn of every member (and a bigger release) for as long as they are kept, and
+#: never pruned, tenclass_swap s0 raised two more (false) alarms, at 7,635 and 9,964. Why 2,000: the pick is one
+#: faded loss (the last ~200 labels) at that label, and an early pick keeps the wrong tree: reg_neg s0 MAE 1.617 at
+#: 1,000, 1.619 at 1,500, 1.586 at 2,000, 1.585 at 3,000, 1.586 never (the fresh tree still looks better over the
+#: first ~1,500 labels after the flip; the copied one is better from ~1,700 on). agrawal38 s0: 0.1250 error at 1,000
+#: and 2,000, 0.1246 at 3,000 or never. ``docs/experiments/warm_prune.py`` sweeps it.
+WARM_PRUNE: int | None = 2000
+#: While a regression pool holds warm copies, its blend takes each kind's best member only (:meth:`Pool.predict_one`).
+#: Why: a copy and its fresh twin answer alike, and blended both, their kind weighed twice against the other: the
+#: two linear members within 0.3 MAE of each other doubled the linear weight against a tree that was about to be
+#: better, and mv-shift got worse at every seed measured (seed 13 9.392 -> 9.741; 9.392 again with this). It costs
+#: some of reg_neg's gain (1.5793 -> 1.5856 against base's 1.6192). False: every member is blended.
+WARM_BLEND_BY_KIND = True
 
 
 def recovery_members(task: str) -> list[dict[str, Any]] | None:
@@ -89,6 +124,10 @@ class Pool:
     # Class-level default, so a pool pickled before it existed (a trainer's checkpoint) restores: each member's
     # loss on the next label as its copy in the served snapshot answered it (:meth:`score_served`), or None.
     _served_losses: list[float] | None = None
+    # Class-level defaults (a pool pickled before session 17 restores as one never warm-started): labels learned
+    # since :meth:`warm_start`, and whether the pool still holds its warm copies next to its fresh members.
+    _since_warm = 0
+    _warm = False
 
     def __init__(self, members: list[Any], task: str) -> None:
         if not members:
@@ -112,6 +151,10 @@ class Pool:
             self.losses = [self.losses[k] for k in keep]
             if self._served_losses is not None:
                 self._served_losses = [self._served_losses[k] for k in keep]
+        if self._warm:
+            self._since_warm += 1
+            if WARM_PRUNE is not None and self._since_warm > WARM_PRUNE:
+                self._prune()
         served, self._served_losses = self._served_losses, None
         for k, member in enumerate(self.members):
             pred = member.predict_one(x, cleaned=True) if fast is None else fast.predict(k, member, x)
@@ -128,6 +171,45 @@ class Pool:
         # The current leader keeps answering on ties, so two equal members do not flap.
         best = min(range(len(self.members)), key=lambda k: (self.losses[k], k != self.leader))
         self.leader = best
+
+    def warm_start(self, champion: Pool) -> None:
+        """Add copies of ``champion``'s members (learned state included) to this fresh pool: as many as this pool
+        has members at most, the champion's best by faded loss first, kept in the champion's order. They learn
+        every label from now on, like the fresh ones, and start with the same (zero) loss.
+
+        Why the cap: a promoted pool is itself the next alarm's champion, so without it the pool would grow with
+        every alarm; with it a pool never holds more than twice its fresh members, and :meth:`_prune` brings it
+        back to one member of each kind ``WARM_PRUNE`` labels after the warm start. See ``WARM_START``."""
+        if champion.task != self.task or self._warm or self.weight:
+            return
+        n = len(self.members)
+        ranked = sorted(range(len(champion.members)), key=lambda k: (champion.losses[k], k))[:n]
+        warm = [champion.members[k].copy() for k in sorted(ranked)]
+        self.members = self.members + warm
+        self.losses = self.losses + [0.0] * len(warm)
+        self._served_losses = None
+        self._warm, self._since_warm = True, 0
+
+    def _prune(self) -> None:
+        """Keep one member of each kind (its name and parameters, a tree's ``tau`` aside): the one with the lowest
+        faded loss, in the pool's order. The pool is then as large as it was before :meth:`warm_start`."""
+        keep = sorted(self._best_of_kinds().values())
+        self.leader = keep.index(self.leader) if self.leader in keep else 0
+        self.members = [self.members[k] for k in keep]
+        self.losses = [self.losses[k] for k in keep]
+        self._served_losses = None
+        self._warm = False
+
+    def _best_of_kinds(self) -> dict[str, int]:
+        """The index of the member with the lowest faded loss of each kind (name and parameters, ``tau`` aside;
+        the first on a tie)."""
+        best: dict[str, int] = {}
+        for k, m in enumerate(self.members):
+            params = {p: v for p, v in m.spec.params.items() if p != "tau"}
+            kind = repr((m.spec.name, sorted(params.items())))
+            if kind not in best or self.losses[k] < self.losses[best[kind]]:
+                best[kind] = k
+        return best
 
     def _loss(self, pred: Any, y: Any) -> float:
         if self.task == "classification":
@@ -172,9 +254,18 @@ class Pool:
         # errors are partly independent, so the blend beats the better one unless the other is far worse (then
         # its weight is small): measured on Friedman streams in BENCHMARKS-accuracy.md.
         weights = [1.0 / max(loss / self.weight, 1e-12) ** BLEND_POWER for loss in self.losses]
+        if self._warm and WARM_BLEND_BY_KIND:
+            # A warm copy and its fresh twin are two answers of one kind of model: blended both, that kind would
+            # count twice against the others. Each kind's best member answers for it.
+            best = set(self._best_of_kinds().values())
+            weights = [w if k in best else 0.0 for k, w in enumerate(weights)]
         total = sum(weights)
         return (
-            sum(w * m.predict_one(x, cleaned=True) for w, m in zip(weights, self.members, strict=True))
+            sum(
+                w * m.predict_one(x, cleaned=True)
+                for w, m in zip(weights, self.members, strict=True)
+                if w > 0.0
+            )
             / total
         )
 

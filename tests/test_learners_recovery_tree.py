@@ -53,14 +53,14 @@ def test_classification_and_chosen_members_build_the_challenger_as_given() -> No
     lc = _lifecycle("classification", LearnerSpec("auto"))
     lc._start_challenger(10)
     assert lc.challenger is not None
-    assert [m.spec for m in lc.challenger.model.members] == [
-        m.spec for m in build_learner(LearnerSpec("auto"), "classification", 0).model.members
-    ]
+    default = [m.spec for m in build_learner(LearnerSpec("auto"), "classification", 0).model.members]
+    # The fresh members first, then the champion's warm copies (learners.pool.WARM_START): the same specs.
+    assert [m.spec for m in lc.challenger.model.members] == default + default
     members = [{"name": "hoeffding_tree"}]
     lc = _lifecycle("regression", LearnerSpec("auto", {"members": members}))
     lc._start_challenger(10)
     assert lc.challenger is not None
-    assert [m.spec for m in lc.challenger.model.members] == [LearnerSpec("hoeffding_tree")]
+    assert [m.spec for m in lc.challenger.model.members] == [LearnerSpec("hoeffding_tree")] * 2
     lc = _lifecycle("regression", LearnerSpec("hoeffding_tree"))
     lc._start_challenger(10)
     assert lc.challenger is not None and lc.challenger.spec == LearnerSpec("hoeffding_tree")
