@@ -12,7 +12,7 @@ release lag: the champion learned every label the served model's lineage could h
 end: the gaps between incremental releases (median, 90th percentile, max).
 
 ``RELEASE_LAG_PATCH='{"COLD_START": 500}'`` sets module constants of ``learners.policies`` or ``learners.guard``
-(``"Class.attr"`` a class attribute of ``learners.guard``) for a variant. BENCHMARKS-accuracy.md, session 17.
+for a variant; ``NI_BET_CAP`` caps the champion's non-inferiority bets alone. BENCHMARKS-accuracy.md, session 17.
 """
 
 from __future__ import annotations
@@ -44,12 +44,45 @@ def _patch() -> None:
     import learners.policies
 
     for k, v in json.loads(os.environ.get("RELEASE_LAG_PATCH", "{}")).items():
-        if "." in k:  # Class.attribute of learners.guard
-            cls, attr = k.split(".")
-            setattr(getattr(learners.guard, cls), attr, v)
+        if k == "NI_BET_CAP":
+            _ni_cap(float(v))
             continue
         mod = learners.policies if hasattr(learners.policies, k) else learners.guard
         setattr(mod, k, v)
+
+
+def _ni_cap(cap: float) -> None:
+    """The champion's non-inferiority e-process (``PairedEvidence.not_worse``) bets at most ``cap`` of the safe bet
+    instead of ``BET_CAP``; the challenger's, probation's and the hold's tests keep ``BET_CAP``."""
+    import math
+
+    import learners.guard as G
+
+    class NonInferiority(G.EProcess):
+        __slots__ = ()
+
+        def add(self, d: float) -> None:  # EProcess.add with its own cap
+            mean = self.s / (self.n + 1)
+            var = (self.s2 - self.s * mean + 0.25) / (self.n + 1)
+            gap = self.m - mean
+            lam = min(max(gap / (var + gap * gap), 0.0), cap / (1.0 - self.m)) if gap > 0 else 0.0
+            self.log_wealth += math.log1p(lam * (self.m - d))
+            self.n += 1
+            self.s += d
+            self.s2 += d * d
+
+    def shared(tests: Any, n: int, s: float, s2: float, d: float) -> None:
+        for test in tests:  # the same updates as _add_shared, one test at a time
+            test.add(d)
+
+    init = G.PairedEvidence.__init__
+
+    def patched(self: Any, task: str, config: Any = None) -> None:
+        init(self, task, config)
+        self.not_worse = NonInferiority(self.not_worse.m)
+
+    G._add_shared = shared  # type: ignore[assignment]
+    G.PairedEvidence.__init__ = patched  # type: ignore[method-assign]
 
 
 def main(path: str, task: str, delay: int, width: int = 500, lo: int = 0, hi: int = 10**9) -> None:
