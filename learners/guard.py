@@ -38,6 +38,9 @@ OUTCOMES = ("promote", "reject", "hold", "rollback")
 PROBATION_FIRST = 50  # shadow pairs before the first probation look
 # Share of the largest safe bet the e-processes stake: higher ships clear cases sooner (with no discordant pair, a
 # 3 % non-inferiority margin is shown after ~120 labels at 0.8, ~200 at 0.5) and loses more on each bad pair.
+# 0.5 for every test was measured (session 17): elec at delay 48 0.7856 -> 0.7788 (under ARF(10)'s 0.7808) and the
+# flip poisoning rows with the reference set -0.19 points over seeds 1..5; 0.5 or 0.3 for the champion's
+# non-inferiority test alone changed nothing beyond path noise (BENCHMARKS-accuracy.md, session 17).
 BET_CAP = 0.8
 # Predictions timed per judgement for the latency check: their median is the estimate. Seven tolerate three
 # preempted calls, and each judgement pays for them (with carried evidence a trainer judges every ~50 labels;

@@ -144,6 +144,14 @@ class IncrementalPolicy:
     rows with the reference set moved by path noise: -0.19 / -0.17 points at seed 1, -0.04 / -0.02 on the mean
     of seeds 1..10 (paired sd 0.13-0.16); a stream poisoned from its first labels is refused better than before
     (tests/test_learners_lifecycle.py).
+
+    What the lag costs (BENCHMARKS-accuracy.md, session 17; ``docs/experiments/release_lag.py``): the served
+    snapshot against the champion as each event arrives is -0.14 to +0.18 points on stationary streams nobody tuned
+    for (+0.58 % MAE on reg_neg), +0.5 to +1.1 on drifting ones (agrawal38, rbfdrift). Releases come every
+    ``carry_release_every`` labels wherever the champion is not worse; a floor of ``release_every`` while the
+    champion is ahead on discordant pairs took rbfdrift's lag from 1.1 to 0.65 points but elec at delay 48 from
+    0.7856 to 0.7722. The long gaps (5,217 labels on agrawal5_stationary s0) are stretches where the snapshot was
+    the better model by up to 3 points: holding it gained more than the lag cost.
     """
 
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
