@@ -57,7 +57,12 @@ def test_sample_sums_counters_over_workers() -> None:
     parse_metrics(generate_latest(train.registry).decode(), fam, instance="train")
     s = Sample.from_families(fam, t=2.0, workers_up=2)
     assert (s.scored, s.learned, s.deadletters, s.served_version) == (92, 40, 2, 3)
-    assert s.accuracy == 0.875
+    assert s.accuracy == 0.875  # the served version's own, when nothing else is there
+    # A release newer than the label delay has no label of its own yet: what users saw, over every version.
+    train.set_model_metrics("default", 3, {"n": 0.0, "overall.rolling_accuracy": 0.75})
+    fam = parse_metrics(generate_latest(score.registry).decode(), instance="score")
+    parse_metrics(generate_latest(train.registry).decode(), fam, instance="train")
+    assert Sample.from_families(fam, t=3.0).accuracy == 0.75
     assert s.alarms == {"adwin/error": 1} and s.guard == {"promote/incremental": 2}
     assert s.releases == {"incremental": 1}  # published once, loaded once: one release
 

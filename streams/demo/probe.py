@@ -72,7 +72,7 @@ class Sample:
     pending_joins: int = 0
     deadletters: int = 0
     served_version: int = 0
-    accuracy: float | None = None  # rolling accuracy of the served version (trainer's prequential metric)
+    accuracy: float | None = None  # rolling accuracy of what was served, every version (trainer's metric)
     alarms: dict[str, int] = field(default_factory=dict)  # "detector/signal" -> count
     guard: dict[str, int] = field(default_factory=dict)  # "outcome/reason" -> count
     releases: dict[str, int] = field(default_factory=dict)  # reason -> count
@@ -85,10 +85,13 @@ class Sample:
         """Boil scraped families down to a sample."""
         # A gauge, exported by the scorer and the trainer alike: the newest one, not a sum.
         version = int(max((v for _, v in fam.get("driftline_served_model_version", [])), default=0))
-        acc = None
+        # What users saw, every version: the served version's own metric has no label yet most of the time
+        # (releases every ~50 labels, labels arrive hundreds of events late), so it is only the fallback.
+        found: dict[str, float] = {}
         for labels, value in fam.get("driftline_model_metric", []):
-            if labels.get("metric") == "rolling_accuracy" and labels.get("version") == str(version):
-                acc = value
+            if labels.get("version") == str(version):
+                found[labels.get("metric", "")] = value
+        acc = found.get("overall.rolling_accuracy", found.get("rolling_accuracy"))
         return cls(
             t=t,
             workers_up=workers_up,
