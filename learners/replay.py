@@ -58,6 +58,7 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
             records = (json.loads(line) for line in fh if line.strip())
         else:
             raise ConfigError(f"{path}: expected a .csv or .jsonl file")
+        i = -1
         for i, record in enumerate(records):
             if label_col not in record:
                 raise ConfigError(
@@ -67,6 +68,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
             rid = str(record.pop(id_col)) if id_col and id_col in record else str(i)
             ts = record.pop("ts", None)
             yield rid, ts if isinstance(ts, int) else None, record, label
+        if i < 0:
+            raise ConfigError(f"{path}: no rows to replay (an empty file, or a header alone)")
 
 
 INFER_ROWS = 5000  # rows read ahead to tell a numeric target from class labels

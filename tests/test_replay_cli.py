@@ -119,6 +119,12 @@ def test_cli_human_output_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     text = capsys.readouterr().out
     assert "accuracy" in text and "promotions" in text
     assert main(["replay", "--file", str(tmp_path / "missing.csv"), "--label-col", "y"]) == 2
+    # An empty file or a header alone is an error that says so, not a summary of nothing.
+    for name, text in (("empty.csv", ""), ("header.csv", "a,b,y\n"), ("blank.jsonl", "\n\n")):
+        (tmp_path / name).write_text(text)
+        capsys.readouterr()
+        assert main(["replay", "--file", str(tmp_path / name), "--label-col", "y"]) == 2
+        assert "no rows to replay" in capsys.readouterr().err
 
 
 def test_replay_scores_a_plain_learner_on_the_same_events_and_reports_the_guard_tax() -> None:
