@@ -73,6 +73,7 @@ def _install():
     gc.callbacks.append(collector)
     import connectors.producer as prod, learners.lifecycle as lc, schemas.codec as codec
     import streams.runtime as rt, streams.train as tr, streams.trainer_transactions as tt, streams.trainers as st
+    import streams.watch as wt
 
     for obj, name, key in (
         (st.TrainerGroup, "_fetch", "fetch"),
@@ -92,8 +93,17 @@ def _install():
         (prod.EventProducer, "produce_bytes", "produce_bytes"),
         (prod.EventProducer, "commit", "commit"),
         (rt.WorkerContext, "commit_audit", "commit_audit"),
+        (wt.InputWatch, "check_many", "check_input"),
     ):
         wrap(obj, name, key)
+    learn_batch = lc.ModelLifecycle.learn_batch
+
+    @functools.wraps(learn_batch)
+    def counted(self, examples, *a, **k):
+        n["labels_offered"] += len(examples)  # the labels, however many calls check the input
+        return learn_batch(self, examples, *a, **k)
+
+    lc.ModelLifecycle.learn_batch = counted
     transaction = tt.TransactionalBatches._transaction
 
     @functools.wraps(transaction)
@@ -104,7 +114,7 @@ def _install():
         finally:
             t["transaction"] += time.thread_time() - t0
             n["transaction"] += 1
-            line = {"t": t, "n": n, "labels": n["check_input"], "thread": time.thread_time()}
+            line = {"t": t, "n": n, "labels": n["labels_offered"], "thread": time.thread_time()}
             with open(f"{out}.{os.getpid()}.jsonl", "a") as fh:
                 fh.write(json.dumps(line) + "\n")
 
