@@ -8,7 +8,9 @@ inside the worker, and the same parts in process without Kafka.
   lines into CPU microseconds per label over the run (the first transaction is the model's start, before any
   label). Parts nest (``transaction`` holds ``handle_msgs``, which holds ``decode`` and ``process``, which holds
   ``learn_batch`` and ``publish``); ``gc`` is the cyclic collector wherever it ran. Each wrapped call costs about
-  0.3 us, twice per label (``check_input``, ``seen_add``), so the split reads a few us per label high.
+  0.3 us, once or twice per label (``seen_add``; ``check_input`` too in a tree that checks the input one label
+  per call, before session 18's ``InputWatch.check_many``), so the split reads a few us per label high. Labels
+  are counted as ``learn_batch`` is offered them.
 - ``python -m bench.trainer_split [TREE ...] [--kinds K] [--events N] [--batch B] [--rounds R]``: in process, per
   tree (child processes, trees alternating, best of the rounds): the worker's exact TrainingExamples (encoded as
   ``driftline bench`` encodes them) decoded, then ``ModelLifecycle.learn_batch`` alone, then ``Trainer.process``

@@ -63,6 +63,8 @@ COMMIT_MAX = 5_000  # ... or this many records
 # once it has been open this long while records keep coming: scorers see the release at once, and a busy trainer
 # still writes each model's state at most ~1/RELEASE_COMMIT_S times a second (session 12, BENCHMARKS.md).
 RELEASE_COMMIT_S = 0.1
+# The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
+GC_YOUNG = 10_000
 
 
 class TrainerGroup(TransactionalBatches):
@@ -158,6 +160,11 @@ class TrainerGroup(TransactionalBatches):
             # LR kernel (numba's modules) is loaded first, so it is frozen too (learners.kernels.warm_for).
             kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
             gc.freeze()
+            # The young generation collected every GC_YOUNG allocations rather than 700: a batch's decoded
+            # examples (three dicts each, alive until the batch is learned) set off a collection every ~230 labels,
+            # and every tenth of those a walk of the older objects (the model's). GC was 2.5-3.5 us per label in
+            # the worker, 0.7-1.8 with this (session 18, BENCHMARKS.md); cycles wait at most GC_YOUNG allocations.
+            gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
             while not stopping.is_set():
                 msgs = self._gather(consumer)
                 if not msgs and self._stuck(consumer):
