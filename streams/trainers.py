@@ -151,6 +151,7 @@ class TrainerGroup(TransactionalBatches):
         """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
         ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
         consumer = self._subscribe()
+        threshold = gc.get_threshold()
         try:
             self.check_topics()
             # Everything alive now (modules, the worker's app, clients) lives as long as the process: moved to the
@@ -164,7 +165,7 @@ class TrainerGroup(TransactionalBatches):
             # examples (three dicts each, alive until the batch is learned) set off a collection every ~230 labels,
             # and every tenth of those a walk of the older objects (the model's). GC was 2.5-3.5 us per label in
             # the worker, 0.7-1.8 with this (session 18, BENCHMARKS.md); cycles wait at most GC_YOUNG allocations.
-            gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+            gc.set_threshold(GC_YOUNG, *threshold[1:])
             while not stopping.is_set():
                 msgs = self._gather(consumer)
                 if not msgs and self._stuck(consumer):
@@ -187,6 +188,7 @@ class TrainerGroup(TransactionalBatches):
                     self.metrics.set_consumer_lag(self.group, consumer_lags(consumer))
                     self._lag_at = time.monotonic() + LAG_EVERY_S
         finally:
+            gc.set_threshold(*threshold)  # a process that goes on (a test, `--role all` stopping) as it was
             try:
                 if self.consumer is not None:  # leaves the group at once: the next owner need not wait
                     self.consumer.close()
