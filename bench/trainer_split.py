@@ -8,7 +8,9 @@ inside the worker, and the same parts in process without Kafka.
   lines into CPU microseconds per label over the run (the first transaction is the model's start, before any
   label). Parts nest (``transaction`` holds ``handle_msgs``, which holds ``decode`` and ``process``, which holds
   ``learn_batch`` and ``publish``); ``gc`` is the cyclic collector wherever it ran. Each wrapped call costs about
-  0.3 us, twice per label (``check_input``, ``seen_add``), so the split reads a few us per label high.
+  0.3 us, once or twice per label (``seen_add``; ``check_input`` too in a tree that checks the input one label
+  per call, before session 18's ``InputWatch.check_many``), so the split reads a few us per label high. Labels
+  are counted as ``learn_batch`` is offered them.
 - ``python -m bench.trainer_split [TREE ...] [--kinds K] [--events N] [--batch B] [--rounds R]``: in process, per
   tree (child processes, trees alternating, best of the rounds): the worker's exact TrainingExamples (encoded as
   ``driftline bench`` encodes them) decoded, then ``ModelLifecycle.learn_batch`` alone, then ``Trainer.process``
@@ -73,6 +75,7 @@ def _install():
     gc.callbacks.append(collector)
     import connectors.producer as prod, learners.lifecycle as lc, schemas.codec as codec
     import streams.runtime as rt, streams.train as tr, streams.trainer_transactions as tt, streams.trainers as st
+    import streams.watch as wt
 
     for obj, name, key in (
         (st.TrainerGroup, "_fetch", "fetch"),
@@ -92,8 +95,17 @@ def _install():
         (prod.EventProducer, "produce_bytes", "produce_bytes"),
         (prod.EventProducer, "commit", "commit"),
         (rt.WorkerContext, "commit_audit", "commit_audit"),
+        (wt.InputWatch, "check_many", "check_input"),
     ):
         wrap(obj, name, key)
+    learn_batch = lc.ModelLifecycle.learn_batch
+
+    @functools.wraps(learn_batch)
+    def counted(self, examples, *a, **k):
+        n["labels_offered"] += len(examples)  # the labels, however many calls check the input
+        return learn_batch(self, examples, *a, **k)
+
+    lc.ModelLifecycle.learn_batch = counted
     transaction = tt.TransactionalBatches._transaction
 
     @functools.wraps(transaction)
@@ -104,7 +116,7 @@ def _install():
         finally:
             t["transaction"] += time.thread_time() - t0
             n["transaction"] += 1
-            line = {"t": t, "n": n, "labels": n["check_input"], "thread": time.thread_time()}
+            line = {"t": t, "n": n, "labels": n["labels_offered"], "thread": time.thread_time()}
             with open(f"{out}.{os.getpid()}.jsonl", "a") as fh:
                 fh.write(json.dumps(line) + "\n")
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from math import isfinite
 from typing import Any
 
+from schemas.record_decoder import compile_record_decoder
 from schemas.validation import Invalid
 
 __all__ = ["Corrupt", "compile_decoder", "compile_encoder"]
@@ -280,7 +281,26 @@ def compile_decoder(schema: Any) -> Decoder:
     (a ValueError, as UnicodeDecodeError is) on bad bytes and :class:`Invalid` on NaN/inf."""
     kind = _kind(schema)
     if kind == "record":
-        plan = tuple((f["name"], compile_decoder(f["type"])) for f in schema["fields"])
+        primitives = {
+            "Corrupt": Corrupt,
+            "non_finite": _non_finite,
+            "read_long": read_long,
+            "unpack_double": _unpack_double,
+        }
+        return compile_record_decoder(schema, compile_decoder, primitives)
+    return _compile_part(schema, kind)
+
+
+def compile_field_decoders(schema: Any) -> Decoder:
+    """:func:`compile_decoder` with a record read by a closure per field (the generated record decoder's
+    reference: ``tests/test_schemas_record_decoder.py``)."""
+    return _compile_part(schema, _kind(schema), compile_field_decoders)
+
+
+def _compile_part(schema: Any, kind: str, sub: Callable[[Any], Decoder] | None = None) -> Decoder:
+    sub = sub or compile_decoder
+    if kind == "record":
+        plan = tuple((f["name"], sub(f["type"])) for f in schema["fields"])
 
         def dec_record(data: bytes, pos: int) -> tuple[Any, int]:
             out = {}
@@ -294,7 +314,7 @@ def compile_decoder(schema: Any) -> Decoder:
 
         return dec_record
     if kind == "union":
-        branches = tuple(compile_decoder(b) for b in schema)
+        branches = tuple(sub(b) for b in schema)
         count = len(branches)
 
         def dec_union(data: bytes, pos: int) -> tuple[Any, int]:
@@ -361,7 +381,30 @@ def _map_decoder(values_schema: Any) -> Decoder:
                         return pos + st.size
         return read_entries(data, pos, n, out, True)
 
+    taglen = len(tag or b"")
+
     def dec_map(data: bytes, pos: int) -> tuple[Any, int]:
+        # The usual map in one go: one block (its count in one byte) of a learned layout, then the end. Anything
+        # else, or any check failing, reads the blocks below from the start (the same value, or the same error).
+        b = data[pos]
+        if tag is not None and 0 < b < 0x80 and not b & 1:
+            start = pos + 1
+            head = data[start]
+            if head < 0x80:
+                found = layouts.get((b >> 1, data[start : start + 1 + (head >> 1) + taglen]))
+                if found is not None:
+                    keys, chunks, st = found
+                    end = start + st.size
+                    if end < len(data) and data[end] == 0:
+                        res = st.unpack_from(data, start)
+                        if res[0::2] == chunks:
+                            values = res[1::2]
+                            total = sum(values)
+                            if total - total == 0.0:  # else some value is NaN or inf (or the sum overflowed)
+                                return dict(zip(keys, values, strict=False)), end + 1
+        return dec_blocks(data, pos)
+
+    def dec_blocks(data: bytes, pos: int) -> tuple[Any, int]:
         out: dict[str, Any] = {}
         first = True
         while True:
@@ -391,4 +434,5 @@ def _map_decoder(values_schema: Any) -> Decoder:
             learn(list(out))
         return pos
 
+    dec_map.blocks = dec_blocks  # type: ignore[attr-defined]  # the path without the shortcut (tests)
     return dec_map

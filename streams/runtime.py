@@ -144,6 +144,10 @@ class WorkerContext:
             self._fairness = ServedFairness(self.settings, self.metrics)
         self._fairness.add(example)
 
+    def observes_served(self) -> bool:
+        """Whether :meth:`observe_served` does anything (a trainer calls it per label only then)."""
+        return self._fairness is not None or bool(self.settings.model.segment_feature)
+
     def publish_fairness(self) -> None:
         """Publish the served-fairness gauges now (after a batch; between batches they are published at most once a
         second, so the last examples of a batch would otherwise wait for the next one)."""

@@ -257,22 +257,28 @@ class Trainer(TrainerControl):
         """Learn this model's decoded TrainingExamples of one batch, in order; returns how many were learned.
 
         Each id's digest is computed once, for the duplicate check here and the add once it is learned (it was
-        hashed twice per label)."""
+        hashed twice per label). A partition's last offset is kept in a local while its records run (a batch's
+        records are almost always of one partition) and written back when the partition changes and at the end,
+        before anything is learned."""
         m = self.ctx.metrics
         pending: list[tuple[RawRecord, dict[str, Any]]] = []
         digests: list[int] = []
         ids: set[str] = set()
         offsets, seen, digest = self.offsets, self.seen, self.seen.digest
         paused, discard = self.lifecycle.paused, self.pause_discard
-        where, part = "", None  # the batch's records are almost always of one partition: its key made once
+        where, topic, part, last = "", None, -1, -1
         for raw, example in examples:
-            if (raw.topic, raw.partition) != part:
-                part = (raw.topic, raw.partition)
-                where = f"{raw.topic}:{raw.partition}"
-            if raw.offset <= offsets.get(where, -1):
+            if raw.partition != part or raw.topic != topic:
+                if last != -1:  # -1: nothing of that partition handled yet (no entry to write)
+                    offsets[where] = last
+                topic, part = raw.topic, raw.partition
+                where = f"{topic}:{part}"
+                last = offsets.get(where, -1)
+            offset = raw.offset
+            if offset <= last:
                 m.events.labels(stage="train", outcome="skipped").inc()
                 continue
-            offsets[where] = raw.offset
+            last = offset
             event_id = example["id"]
             known = digest(event_id)  # a string (the schema's); hashed once for the check and the add
             if seen.has(known) or event_id in ids:
@@ -287,6 +293,8 @@ class Trainer(TrainerControl):
             ids.add(event_id)
             pending.append((raw, example))
             digests.append(known)
+        if last != -1:
+            offsets[where] = last
         return self.learn_many(pending, digests)
 
     def learn_many(
@@ -294,29 +302,33 @@ class Trainer(TrainerControl):
     ) -> int:
         """Learn a batch with :meth:`ModelLifecycle.learn_batch` (the same decisions as one by one, the frozen
         models' predictions per batch); a record the learner cannot take is dead-lettered. Returns how many were
-        learned. ``digests``: the examples' ids as :meth:`RecentIds.digest` (computed here if not given)."""
-        check = self._check_input
+        learned. ``digests``: the examples' ids as :meth:`RecentIds.digest` (computed here if not given).
+
+        The input watch checks the whole batch at once (:meth:`InputWatch.check_many`: the same warnings, in the
+        same order, before anything is learned, as one by one)."""
         index = self.index
-        labelled = []
-        for k, (_, example) in enumerate(pending):
-            check(example, index + k)
-            get = example.get
-            labelled.append(
-                Labelled(
-                    example["features"],
-                    example["label"],
-                    get("prediction"),
-                    get("version"),
-                    get("proba"),
-                    index + k,
-                    get("event_ts"),
-                )
+        examples = [example for _, example in pending]
+        for warning in self.watch.check_many([(e["features"], e["label"]) for e in examples], index):
+            self._warn(warning)
+        labelled = [
+            Labelled(
+                e["features"],
+                e["label"],
+                e.get("prediction"),
+                e.get("version"),
+                e.get("proba"),
+                index + k,
+                e.get("event_ts"),
             )
-        results = self.lifecycle.learn_batch(labelled)
+            for k, e in enumerate(examples)
+        ]
+        lifecycle = self.lifecycle
+        results = lifecycle.learn_batch(labelled)
         if digests is None:
-            digests = [self.seen.digest(example["id"]) for _, example in pending]
+            digests = [self.seen.digest(e["id"]) for e in examples]
         learned = 0
-        add, observe, handle = self.seen.add_digest, self.ctx.observe_served, self.handle
+        add, handle = self.seen.add_digest, self.handle
+        observe = self.ctx.observe_served if self.ctx.observes_served() else None
         for k, ((raw, example), result, known) in enumerate(zip(pending, results, digests, strict=True)):
             # A record the learner cannot take keeps the index it was offered with, as in :meth:`learn`: the next
             # label's index is the same whatever the batch's size.
@@ -327,18 +339,24 @@ class Trainer(TrainerControl):
                 self.ctx.deadletter("train", raw, result)
                 continue
             add(known)
-            observe(example)  # per-segment fairness of the served model (fairness_metrics.py)
-            for event in result:
-                handle(event)
-            learned += 0 if self.lifecycle.paused else 1
+            if observe is not None:
+                observe(example)  # per-segment fairness of the served model (fairness_metrics.py)
+            if result:
+                for event in result:
+                    handle(event)
+            learned += 0 if lifecycle.paused else 1
         return learned
 
     def _check_input(self, example: dict[str, Any], index: int) -> None:
         for warning in self.watch.check(example["features"], example["label"], index):
-            kind = warning.signal.partition(":")[0] if warning.signal.startswith("feature") else "new_class"
-            self.ctx.metrics.input_warnings.labels(model=self.ctx.model, kind=kind).inc()
-            log.warning("input warning for %s: %s %s", self.ctx.model, warning.signal, warning.details)
-            self.emit_drift(warning)
+            self._warn(warning)
+
+    def _warn(self, warning: DriftSignal) -> None:
+        """An input warning: counted, logged and published as a drift-style event."""
+        kind = warning.signal.partition(":")[0] if warning.signal.startswith("feature") else "new_class"
+        self.ctx.metrics.input_warnings.labels(model=self.ctx.model, kind=kind).inc()
+        log.warning("input warning for %s: %s %s", self.ctx.model, warning.signal, warning.details)
+        self.emit_drift(warning)
 
     def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
         """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""

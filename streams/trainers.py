@@ -63,6 +63,8 @@ COMMIT_MAX = 5_000  # ... or this many records
 # once it has been open this long while records keep coming: scorers see the release at once, and a busy trainer
 # still writes each model's state at most ~1/RELEASE_COMMIT_S times a second (session 12, BENCHMARKS.md).
 RELEASE_COMMIT_S = 0.1
+# The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
+GC_YOUNG = 10_000
 
 
 class TrainerGroup(TransactionalBatches):
@@ -149,6 +151,7 @@ class TrainerGroup(TransactionalBatches):
         """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
         ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
         consumer = self._subscribe()
+        threshold = gc.get_threshold()
         try:
             self.check_topics()
             # Everything alive now (modules, the worker's app, clients) lives as long as the process: moved to the
@@ -158,6 +161,11 @@ class TrainerGroup(TransactionalBatches):
             # LR kernel (numba's modules) is loaded first, so it is frozen too (learners.kernels.warm_for).
             kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
             gc.freeze()
+            # The young generation collected every GC_YOUNG allocations rather than 700: a batch's decoded
+            # examples (three dicts each, alive until the batch is learned) set off a collection every ~230 labels,
+            # and every tenth of those a walk of the older objects (the model's). GC was 2.5-3.5 us per label in
+            # the worker, 0.7-1.8 with this (session 18, BENCHMARKS.md); cycles wait at most GC_YOUNG allocations.
+            gc.set_threshold(GC_YOUNG, *threshold[1:])
             while not stopping.is_set():
                 msgs = self._gather(consumer)
                 if not msgs and self._stuck(consumer):
@@ -180,6 +188,7 @@ class TrainerGroup(TransactionalBatches):
                     self.metrics.set_consumer_lag(self.group, consumer_lags(consumer))
                     self._lag_at = time.monotonic() + LAG_EVERY_S
         finally:
+            gc.set_threshold(*threshold)  # a process that goes on (a test, `--role all` stopping) as it was
             try:
                 if self.consumer is not None:  # leaves the group at once: the next owner need not wait
                     self.consumer.close()

@@ -9,6 +9,7 @@ test_faults_workers.py; these drive :class:`~streams.trainers.TrainerGroup` dire
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import threading
 import time
@@ -30,7 +31,7 @@ from streams.join import owners_key
 from streams.metrics import build_metrics
 from streams.train import unseal
 from streams.trainer_status import trainer_status, trainer_status_key
-from streams.trainers import TrainerGroup
+from streams.trainers import GC_YOUNG, TrainerGroup
 
 pytestmark = pytest.mark.kafka
 
@@ -136,10 +137,13 @@ def test_learns_each_example_once_and_a_successor_restores_the_committed_state(
 ) -> None:
     s = trainer_settings
     _send_examples(s, _examples(300))
+    threshold = gc.get_threshold()
     with _running(s) as group:
         _wait(group, "300 learned", lambda: _learned(group) >= 300)
         time.sleep(2)  # nothing more arrives: a duplicate would show as 301+
         assert _learned(group) == 300
+        # The young GC generation is collected less often while it learns (GC_YOUNG); restored when it stops.
+        assert gc.get_threshold() == (GC_YOUNG, *threshold[1:]) != threshold
         # Its lag is reported like every stage's, and is 0 once everything is learned.
         training = s.topic("training")
         lag = {"topic": training, "partition": str(partition_for("default", s.kafka.training_partitions))}
@@ -149,6 +153,7 @@ def test_learns_each_example_once_and_a_successor_restores_the_committed_state(
             "lag reported",
             lambda: sample("driftline_consumer_lag", {**lag, "group": group.group}) == 0,
         )
+    assert gc.get_threshold() == threshold
     states = read_changelog(s, range(s.kafka.training_partitions))
     assert set(states) == {"default"}, "the committed state is not on changelog"
     # A successor (the first left the group) restores the committed state and goes on from there.

@@ -140,3 +140,115 @@ def test_labelled_keeps_its_fields_and_keywords() -> None:
         7,
         None,
     )
+
+
+def _shifting_records(n: int, seed: int) -> list[tuple[RawRecord, dict[str, Any]]]:
+    """Records whose inputs change under the watch: a feature turning into text, booleans, ints and missing
+    values, names appearing late, new label classes after the warm-up; from two partitions interleaved."""
+    rng = random.Random(seed)
+    out: list[tuple[RawRecord, dict[str, Any]]] = []
+    offsets = [0, 0]
+    for i in range(n):
+        x: dict[str, Any] = {f"f{k}": rng.gauss(0.0, 1.0) for k in range(4)}
+        if i > 300:
+            x["late"] = rng.random()  # a name first seen after the start
+        if rng.random() < 0.05:
+            x["f2"] = None  # missing: never a type change
+        if rng.random() < 0.03:
+            x["f3"] = rng.randrange(5)  # an int: still a number
+        if 500 < i < 520 or rng.random() < 0.01:
+            x["f1"] = "sunny"  # text where numbers came: a warning each time it changes
+        if rng.random() < 0.01:
+            x["f0"] = True  # a boolean
+        y: Any = x["f0"] is True or (isinstance(x["f0"], float) and x["f0"] > 0)
+        if rng.random() < 0.01:
+            y = rng.choice(["third", "fourth", 7])  # new classes, refused by the binary model
+        part = rng.randrange(2)
+        example = {"id": f"e{i}", "model": "default", "features": x, "label": y, "event_ts": 1_000 * i}
+        out.append((RawRecord(TOPIC, part, offsets[part], b"default", b"", 1_000 * i), example))
+        offsets[part] += 1
+        if i > 10 and rng.random() < 0.02:
+            out.extend(out[-1 - rng.randrange(1, 6) : -1])  # a replay of records already handled
+    return out
+
+
+def _published(trainer: Any, topic_end: str) -> list[dict[str, Any]]:
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    out = []
+    for topic, value, _ in trainer.ctx.out.sent:
+        if topic.endswith(topic_end):
+            record = codec.decode("DriftEvent", value)
+            record.pop("ts", None)
+            out.append(record)
+    return out
+
+
+def _audited(trainer: Any) -> list[tuple[str, str]]:
+    """The audit entries appended (kind and record; the clock's fields dropped)."""
+    import json
+
+    alog = trainer.ctx._audit_logs[trainer.ctx.model]
+    return [(e["kind"], json.dumps(e["record"], sort_keys=True)) for e in alog.appended]
+
+
+def test_process_matches_the_per_record_path_when_inputs_change() -> None:
+    """The batch path's input watch (``InputWatch.check_many``), partition switches and the per-label loop.
+
+    Against the same batches with the watch checking one example at a time (``InputWatch.check``, as before
+    ``check_many``): the same warnings (drift events), audit entries and watch state. Against the per-record
+    path: the same releases, offsets, recent ids, index and model. (A warning's drift event names the version
+    served when it is emitted, before its batch is learned, so the per-record path's can differ there.)"""
+    records = _shifting_records(1500, seed=11)
+    batched, released_b = _trainer()
+    one_by_one, released_o = _trainer()
+    plain, released_p = _trainer()
+    watch = one_by_one.watch
+    one_by_one.watch.check_many = lambda examples, index: [
+        w for k, (x, y) in enumerate(examples) for w in watch.check(x, y, index + k)
+    ]
+    for trainer in (batched, one_by_one):
+        alog = trainer.ctx._audit_logs[trainer.ctx.model]
+        alog.appended = []
+        append = alog.append
+        alog.append = lambda kind, record, ts=None, _a=append, _l=alog.appended: (
+            _l.append({"kind": kind, "record": _strip_clock(record)}) or _a(kind, record, ts=ts)
+        )
+    rng = random.Random(7)
+    k = 0
+    while k < len(records):
+        size = rng.randrange(1, 300)
+        batched.process(records[k : k + size])
+        one_by_one.process(records[k : k + size])
+        k += size
+    _per_record(plain, records)
+    drift = _published(batched, "drift")
+    assert drift == _published(one_by_one, "drift")
+    assert {d["signal"] for d in drift} >= {"feature_type:f1", "feature_type:f0", "label:new_class"}
+    assert [(d["signal"], d["index"]) for d in drift] == [
+        (d["signal"], d["index"]) for d in _published(plain, "drift")
+    ]
+    assert _audited(batched) == _audited(one_by_one) and len(_audited(batched)) > 6
+    del one_by_one.watch.check_many
+    assert pickle.dumps(batched.watch) == pickle.dumps(one_by_one.watch) == pickle.dumps(plain.watch)
+    assert released_b == released_o == released_p and len(released_b) > 3
+    assert batched.offsets == plain.offsets and set(batched.offsets) == {f"{TOPIC}:0", f"{TOPIC}:1"}
+    assert batched.index == plain.index and batched.lifecycle.n_learned == plain.lifecycle.n_learned
+    assert pickle.dumps(batched.seen) == pickle.dumps(plain.seen)
+    assert pickle.dumps(batched.lifecycle.champion.model) == pickle.dumps(plain.lifecycle.champion.model)
+
+
+def _strip_clock(record: Any) -> Any:
+    """A record without the wall clock's fields (``created_at``, ``at``, ``ts``, latencies), recursively."""
+    if isinstance(record, dict):
+        return {
+            k: _strip_clock(v)
+            for k, v in record.items()
+            if k not in ("created_at", "at", "ts", "decided_at")
+            and "latency" not in k
+            and not k.endswith("_ms")
+        }
+    if isinstance(record, list | tuple):
+        return [_strip_clock(v) for v in record]
+    return record
