@@ -381,7 +381,7 @@ class ModelLifecycle:
                 y,
                 (lambda m: m.predict_one(xc, cleaned=True))
                 if batch is None
-                else (lambda m: batch.frozen(m, pos, xc, ahead=True)[0]),
+                else (lambda m: batch.frozen_label(m, pos, xc, True)),
                 index,
             )
         events.extend(self._monitor(x, y, base_pred, base_proba, index, alarms))
@@ -402,7 +402,7 @@ class ModelLifecycle:
             if batch is None:
                 previous_pred = previous.model.predict_one(xc, cleaned=True)
             else:
-                previous_pred = batch.frozen(previous.model, pos, xc)[0]
+                previous_pred = batch.frozen_label(previous.model, pos, xc)
             self._probation.observe(y, base_pred, previous_pred, segment)
         self._recent.append(x)
         if self.paused:
