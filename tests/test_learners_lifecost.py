@@ -135,6 +135,24 @@ def test_sentinel_learned_keeps_the_copies_the_old_rule_kept(
         assert (new.seen, new.next_copy) == (old.seen, old.next_copy)
 
 
+def test_sentinel_drops_up_to_the_newest_ripe_copy() -> None:
+    # Copies at 10 and 20; the one at 20 frozen mid-drift is replaced at label 40, when a scheduled copy is due
+    # too: two copies of label 40 next to the one of label 10, both ripe at 65 (overlap 25). The old rule kept only
+    # the newest of them.
+    config = DriftConfig(sentinel_first=10, sentinel_every=1000, sentinel_overlap=25)
+    new, old = SnapshotSentinel(config), SnapshotSentinel(config)
+    for i in range(1, 71):
+        if i == 40:
+            for s in (new, old):
+                s.copies[1].test.trending = True
+        new.learned(_Model(i))
+        _old_learned(old, _Model(i))
+        if i == 64:
+            assert [c.label for c in new.copies] == [10, 40, 40]
+        assert [(c.label, c.model.k) for c in new.copies] == [(c.label, c.model.k) for c in old.copies], i
+    assert [c.label for c in new.copies] == [40]
+
+
 def _odd_rows(n: int, seed: int) -> list[dict[str, Any]]:
     """Rows with the bench's float features, some with a NaN, an inf, a huge value or a missing feature."""
     rng = random.Random(seed)
