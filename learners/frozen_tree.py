@@ -288,19 +288,59 @@ def _memo_naive_bayes(x: Any, observed_class_distribution: Any, splitters: Any) 
 
 
 def _install_memo() -> bool:
-    """Route ``river.tree.nodes.htc_nodes``' naive Bayes through the memo (once per process); False if River's
-    module does not look as expected (then nothing is changed and nothing is recorded)."""
-    global _ORIGINAL_NB
+    """Route ``river.tree.nodes.htc_nodes``' naive Bayes through the memo (once per process), and its
+    class-distribution copies through :func:`_normalised_copy`; False if River's module does not look as expected
+    (then nothing is changed and nothing is recorded)."""
+    global _ORIGINAL_NB, _ORIGINAL_NORMALISE
     if _ORIGINAL_NB is not None:
         return True
     from river.tree import utils
     from river.tree.nodes import htc_nodes
+    from river.utils import norm
 
     if getattr(htc_nodes, "do_naive_bayes_prediction", None) is not utils.do_naive_bayes_prediction:
         return False
     _ORIGINAL_NB = utils.do_naive_bayes_prediction
     htc_nodes.do_naive_bayes_prediction = _memo_naive_bayes
+    if getattr(htc_nodes, "normalize_values_in_dict", None) is norm.normalize_values_in_dict:
+        _ORIGINAL_NORMALISE = norm.normalize_values_in_dict
+        htc_nodes.normalize_values_in_dict = _normalised_copy
     return True
+
+
+# River's ``normalize_values_in_dict``, kept while htc_nodes' name points at :func:`_normalised_copy`.
+_ORIGINAL_NORMALISE: Callable[..., Any] | None = None
+# Keys and values a deep copy returns as they are (``copy._deepcopy_atomic``).
+_ATOMS = frozenset((str, int, bool, float))
+
+
+def _normalised_copy(
+    dictionary: Any, factor: Any = None, inplace: bool = True, raise_error: bool = False
+) -> Any:
+    """``normalize_values_in_dict(dictionary, inplace=False)`` as River computes it, for a leaf's class counts.
+
+    Why: an adaptive naive Bayes leaf learns each label by first asking its majority-class answer
+    (``LeafMajorityClass.prediction``), a normalised *deep copy* of its class counts: ``copy.deepcopy`` of a
+    two-entry dict costs ~1.2 us, once per label of a learning tree. For a plain dict whose keys and values are
+    atoms (what the deep copy returns as they are) the deep copy is ``dict(dictionary)``, same order; the factor
+    and the scaling are River's statements (the sum of the values, then ``value * (1 / factor)`` in place). Any
+    other call goes to River's function."""
+    original = _ORIGINAL_NORMALISE
+    assert original is not None  # installed only with it
+    if inplace or factor is not None or raise_error or type(dictionary) is not dict:
+        return original(dictionary, factor, inplace, raise_error)
+    atoms = _ATOMS
+    for key, value in dictionary.items():
+        if type(key) not in atoms or type(value) not in atoms:
+            return original(dictionary, factor, inplace, raise_error)
+    factor = sum(dictionary.values())
+    out = dict(dictionary)
+    if factor == 0 or math.isnan(factor):
+        return out
+    multiplier = 1 / factor
+    for key, value in out.items():
+        out[key] = value * multiplier
+    return out
 
 
 def learning_tree_predictor(learner: Any) -> Callable[[dict[str, float]], Any] | None:

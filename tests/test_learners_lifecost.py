@@ -227,3 +227,60 @@ def test_logits_plain_is_logits_on_finite_clipped_values() -> None:
     )
     values = rng.normal(size=(300, 6)) * 100
     assert np.array_equal(mirror.logits_plain(values, names), mirror.logits(values, names))
+
+
+_ATOM = st.one_of(st.floats(allow_nan=True), st.integers(-5, 5), st.booleans())
+
+
+@PROPS
+@given(
+    counts=st.dictionaries(st.one_of(st.text(max_size=3), st.integers(-3, 3)), _ATOM, max_size=5),
+    odd=st.booleans(),
+)
+def test_normalised_copy_is_river_s(counts: dict[Any, Any], odd: bool) -> None:
+    from river.utils.norm import normalize_values_in_dict
+
+    from learners import frozen_tree
+
+    assert frozen_tree._install_memo()
+    if odd:  # a key that is not an atom: River's function answers
+        counts = {**counts, ("t",): 1.0}
+    got = frozen_tree._normalised_copy(counts, inplace=False)
+    want = normalize_values_in_dict(counts, inplace=False)
+    assert got is not counts
+    assert list(got) == list(want)
+    assert all(
+        type(a) is type(b) and (a == b or (a != a and b != b))
+        for a, b in zip(got.values(), want.values(), strict=True)
+    )
+
+
+def test_a_learning_tree_learns_as_with_river_s_copy() -> None:
+    import pickle
+
+    from river.tree import HoeffdingTreeClassifier
+    from river.tree.nodes import htc_nodes
+    from river.utils import norm
+
+    from learners import frozen_tree
+    from learners.features import share_distribution_rngs
+
+    assert frozen_tree._install_memo()
+    assert htc_nodes.normalize_values_in_dict is frozen_tree._normalised_copy
+    params = {"grace_period": 50, "delta": 0.01}
+    fast, river = HoeffdingTreeClassifier(**params), HoeffdingTreeClassifier(**params)
+    rows = make_rows(3000, seed=11)
+    for i, (_, x, y) in enumerate(rows):
+        fast.learn_one(x, y)
+        htc_nodes.normalize_values_in_dict = norm.normalize_values_in_dict
+        try:
+            river.learn_one(x, y)
+            want = river.predict_proba_one(x)
+        finally:
+            htc_nodes.normalize_values_in_dict = frozen_tree._normalised_copy
+        assert fast.predict_proba_one(x) == want, i
+    assert fast.n_nodes > 1  # it split: the leaves' answers decided something
+    # Every leaf's Gaussians draw their own random seed (unused): one shared generator each, then byte for byte.
+    share_distribution_rngs(fast)
+    share_distribution_rngs(river)
+    assert pickle.dumps(fast) == pickle.dumps(river)
