@@ -284,3 +284,51 @@ def test_a_learning_tree_learns_as_with_river_s_copy() -> None:
     share_distribution_rngs(fast)
     share_distribution_rngs(river)
     assert pickle.dumps(fast) == pickle.dumps(river)
+
+
+def _old_learner_answer(raw: dict[Any, float], classes: list[Any], counts: dict[Any, int]) -> Any:
+    """learners.frozen_tree.learner_answer as it was before session 18."""
+    proba = {c: float(p) for c, p in raw.items() if c in counts and math.isfinite(p) and p >= 0}
+    total = sum(proba.values())
+    if total <= 0:
+        return None
+    proba = {c: p / total for c, p in proba.items()}
+    return max(classes, key=lambda c: proba.get(c, -1.0)), proba
+
+
+_PROBA = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 0.5, 0.25, 1.0, -0.0]),
+    st.integers(-2, 3),
+)
+
+
+@PROPS
+@given(
+    raw=st.dictionaries(st.sampled_from(["a", "b", "c", 1, True]), _PROBA, max_size=5),
+    classes=st.lists(st.sampled_from(["a", "b", "c", 1, True]), min_size=1, max_size=4, unique=True),
+    known=st.sets(st.sampled_from(["a", "b", "c", 1, True])),
+)
+def test_learner_answer_is_the_old_one(raw: dict[Any, float], classes: list[Any], known: set[Any]) -> None:
+    from learners.frozen_tree import learner_answer
+
+    counts = dict.fromkeys(known, 1)
+    got, want = learner_answer(raw, classes, counts), _old_learner_answer(raw, classes, counts)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None and got[0] == want[0] and type(got[0]) is type(want[0])
+    assert list(got[1].items()) == list(want[1].items())
+
+
+@PROPS
+@given(votes=st.dictionaries(st.integers(0, 5), st.floats(-800.0, 50.0), min_size=1, max_size=5))
+def test_normalise_is_river_s_log_sum_exp(votes: dict[int, float]) -> None:
+    from learners.frozen_tree import _normalise
+
+    want = dict(votes)
+    max_ll = max(want.values())
+    lse = max_ll + math.log(sum(math.exp(lp - max_ll) for lp in want.values()))
+    for c in want:
+        want[c] = math.exp(want[c] - lse)
+    assert list(_normalise(dict(votes)).items()) == list(want.items())
