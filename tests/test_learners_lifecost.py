@@ -332,3 +332,58 @@ def test_normalise_is_river_s_log_sum_exp(votes: dict[int, float]) -> None:
     for c in want:
         want[c] = math.exp(want[c] - lse)
     assert list(_normalise(dict(votes)).items()) == list(want.items())
+
+
+def _walked_compact(learner: Any) -> bytes:
+    """safe_pickle.compact as it was before session 18: the learner's own walk, then the pickler."""
+    import io
+
+    from learners import safe_pickle
+
+    buffer = io.BytesIO()
+    safe_pickle.CompactPickler(buffer, protocol=5).dump(learner)
+    return buffer.getvalue()
+
+
+def test_a_tree_s_release_pickle_is_the_walked_one_byte_for_byte() -> None:
+    import pickle
+
+    from learners import safe_pickle
+    from learners.features import share_distribution_rngs
+
+    for spec, rows in (
+        (
+            LearnerSpec("hoeffding_tree", {"grace_period": 50, "delta": 0.01}),
+            make_rows(2000, 12),
+        ),
+        (LearnerSpec("hoeffding_tree"), make_rows(300, 13)),
+    ):
+        learner = pretrained(spec, rows)
+        assert learner.rewires_distributions()
+        fresh = safe_pickle.compact(learner)  # the pickler shares the generators; no walk
+        # Only afterwards does the learner's own walk run (plain pickling, as before): the same bytes.
+        assert fresh == _walked_compact(learner)
+        copy_ = pickle.loads(fresh)
+        gens = {id(g) for g in _generators(copy_)}
+        assert len(gens) == 1  # one shared generator in the copy, as the walk made
+        assert share_distribution_rngs(copy_.model) > 0
+
+
+def _generators(learner: Any) -> list[Any]:
+    from river.proba.base import Distribution
+
+    out, stack, seen = [], [learner.model], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, int, float, bool, type(None), random.Random)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Distribution):
+            out.append(obj._rng)
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set)):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__"):
+            stack.extend(vars(obj).values())
+    return out
