@@ -465,9 +465,14 @@ class ModelLifecycle:
                     self._tail = TailCap()
                 error = loss = self._tail(error)
         signals: list[DriftSignal] = self._error_monitor.update(error, index)
-        signals = signals + self._loss_monitor.update(loss, index) + sentinel
-        features = self._feature_monitor.update(x, index)
-        if not (signals or features):  # the usual label: no new lists
+        loss_signals = self._loss_monitor.update(loss, index)
+        if loss_signals or sentinel:  # (the usual label: none, and no new list)
+            signals = signals + loss_signals + sentinel
+        feature_monitor = (
+            self._feature_monitor
+        )  # a train worker's is off (data drift is the scorers'): no call
+        features = feature_monitor.update(x, index) if feature_monitor.config.feature_drift else []
+        if not (signals or features):
             return []
         if signals and self._sync is not None:
             self._sync()
