@@ -517,10 +517,13 @@ class ModelLifecycle:
                 started = self._challenger.started
                 self._challenger.start(challenger, index if started is None else started)
             events.append(decision)
+        served_learned = bool(self._served.n_learned)
+        if self._increment.waiting(self.release_every, served_learned):
+            return events  # the usual label: no judgement due (decide would answer None)
         decision = self._increment.decide(
             index,
             release_every=self.release_every,
-            served_learned=bool(self._served.n_learned),
+            served_learned=served_learned,
             reference=bool(self.reference),
             champion=self._lineage.model,
             served=self._served.model,
