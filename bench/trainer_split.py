@@ -20,7 +20,9 @@ inside the worker, and the same parts in process without Kafka.
   wrapped in ``time.thread_time()`` (champion predict and learn, the frozen models' answers, the sentinel's
   ``observe``/``learned``, monitors, the policies' observes and ``_decide`` with its releases and judgements,
   the evaluators' flush), in CPU us per label; parts nest (``sentinel_observe`` holds the copies' ``frozen``
-  answers, ``decide`` holds ``release`` and ``judge``), and each wrapped call costs ~0.3 us.
+  answers, ``decide`` holds ``release`` and ``judge``), and each wrapped call costs ~0.3 us. ``frozen`` also
+  counts ``frozen_label`` (session 18: the sentinel's and the previous model's labels), which calls ``frozen``
+  itself when its rows miss (both count then).
 Used for BENCHMARKS.md (session 15, the train worker's CPU per label; the tree's lifecycle per label).
 """
 
@@ -280,7 +282,8 @@ def wrap(obj, name, key):
     setattr(obj, name, timed)
 for obj, name, key in [
     (B.BatchContext, "champion", "champion_predict"), (B.BatchContext, "learn_champion", "champion_learn"),
-    (B.BatchContext, "frozen", "frozen"), (S.SnapshotSentinel, "observe", "sentinel_observe"),
+    (B.BatchContext, "frozen", "frozen"), (B.BatchContext, "frozen_label", "frozen"),
+    (S.SnapshotSentinel, "observe", "sentinel_observe"),
     (S.SnapshotSentinel, "learned", "sentinel_learned"), (L.ModelLifecycle, "_monitor", "monitors"),
     (L.ModelLifecycle, "_decide", "decide"), (L.ModelLifecycle, "_release", "release"),
     (L.ModelLifecycle, "_judge", "judge"), (P.IncrementalPolicy, "observe", "incremental_observe"),
