@@ -22,7 +22,9 @@ inside the worker, and the same parts in process without Kafka.
   wrapped in ``time.thread_time()`` (champion predict and learn, the frozen models' answers, the sentinel's
   ``observe``/``learned``, monitors, the policies' observes and ``_decide`` with its releases and judgements,
   the evaluators' flush), in CPU us per label; parts nest (``sentinel_observe`` holds the copies' ``frozen``
-  answers, ``decide`` holds ``release`` and ``judge``), and each wrapped call costs ~0.3 us.
+  answers, ``decide`` holds ``release`` and ``judge``), and each wrapped call costs ~0.3 us. ``frozen`` also
+  counts ``frozen_label`` (session 18: the sentinel's and the previous model's labels), which calls ``frozen``
+  itself when its rows miss (both count then).
 Used for BENCHMARKS.md (session 15, the train worker's CPU per label; the tree's lifecycle per label).
 """
 
@@ -228,6 +230,13 @@ for _ in range(3):  # Trainer.process with learn_batch stubbed out: the trainer'
     took = time.process_time() - t0
     best = took if best is None else min(best, took)
 out["bookkeeping"] = best
+# Bare River as shipped: what learners.frozen_tree routed into River's tree module (the naive Bayes memo and, from
+# session 18, the class counts' copy) is put back first, so a tree's bare learn_one pays River's own costs.
+from river.tree import utils as river_tree_utils
+from river.tree.nodes import htc_nodes
+from river.utils import norm as river_norm
+htc_nodes.do_naive_bayes_prediction = river_tree_utils.do_naive_bayes_prediction
+htc_nodes.normalize_values_in_dict = river_norm.normalize_values_in_dict
 model = t.lifecycle.champion.clone().model
 t0 = time.process_time()
 for _, x, y in rows:
@@ -285,7 +294,8 @@ def wrap(obj, name, key):
     setattr(obj, name, timed)
 for obj, name, key in [
     (B.BatchContext, "champion", "champion_predict"), (B.BatchContext, "learn_champion", "champion_learn"),
-    (B.BatchContext, "frozen", "frozen"), (S.SnapshotSentinel, "observe", "sentinel_observe"),
+    (B.BatchContext, "frozen", "frozen"), (B.BatchContext, "frozen_label", "frozen"),
+    (S.SnapshotSentinel, "observe", "sentinel_observe"),
     (S.SnapshotSentinel, "learned", "sentinel_learned"), (L.ModelLifecycle, "_monitor", "monitors"),
     (L.ModelLifecycle, "_decide", "decide"), (L.ModelLifecycle, "_release", "release"),
     (L.ModelLifecycle, "_judge", "judge"), (P.IncrementalPolicy, "observe", "incremental_observe"),

@@ -68,6 +68,23 @@ class LinearMirror:
                 self.weight[j] = float(weights.get(n, 0.0))
         self.unseen = d
         self.intercept = float(b)
+        # Per feature-name tuple: its columns' means, standard deviations and weights (a batch's rows share one
+        # tuple, and a frozen model predicts a batch in several windows).
+        self._gathered: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def gathered(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``mean[cols]``, ``std[cols]``, ``weight[cols]`` for ``cols = columns(names)``."""
+        got = self._gathered.get(names)
+        if got is None:
+            cols = self.columns(names)
+            got = self._gathered[names] = (self.mean[cols], self.std[cols], self.weight[cols])
+        return got
+
+    def logits_plain(self, values: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+        """:meth:`logits` of rows whose values are all finite and within +/-``CLIP`` (the clip and the missing
+        mask then change nothing): the same operations on the same numbers."""
+        mean, std, weight = self.gathered(names)
+        return ((values - mean) / std) @ weight + self.intercept
 
     def columns(self, names: Sequence[str]) -> np.ndarray:
         get, unseen = self.index.get, self.unseen
@@ -415,6 +432,7 @@ class BatchContext:
     def __init__(self, xs: Sequence[Mapping[str, Any]]) -> None:
         self.xs = list(xs)
         self._blocks: list[tuple[tuple[str, ...], np.ndarray, np.ndarray]] | None = None
+        self._plain: list[bool | None] | None = None
         self._clean: list[dict[str, float] | None] | None = None
         self._frozen: dict[int, _Frozen] = {}
         self._champion = _Live()
@@ -496,19 +514,43 @@ class BatchContext:
         """``learner``'s answers (through its mirror ``predictor``) for rows ``lo``..``hi - 1``, at ``i - lo``."""
         n, mirror = hi - lo, predictor.mirror
         assert mirror is not None  # only mirrored models get a table (``_entry``)
-        q0, q1 = np.full(n, np.nan), np.full(n, np.nan)  # NaN: not in a block, predicted per event
-        for names, rows, values in self.blocks():
-            if lo > 0 or hi < len(self.xs):
-                take = (rows >= lo) & (rows < hi)
-                if not take.any():
-                    continue
-                rows, values = rows[take], values[take]
-            q0[rows - lo], q1[rows - lo] = predictor.probabilities(mirror.logits(values, names))
+        blocks = self.blocks()
+        plain = self._plain_blocks()
+        if len(blocks) == 1 and plain[0] is True:
+            # The usual batch: every row one block of plain floats, in order (rows lo..hi-1 are values[lo:hi]).
+            names, _, values = blocks[0]
+            q0, q1 = predictor.probabilities(mirror.logits_plain(values[lo:hi], names))
+        else:
+            q0, q1 = np.full(n, np.nan), np.full(n, np.nan)  # NaN: not in a block, predicted per event
+            for (names, rows, values), contiguous in zip(blocks, plain, strict=True):
+                if lo > 0 or hi < len(self.xs):
+                    take = (rows >= lo) & (rows < hi)
+                    if not take.any():
+                        continue
+                    rows, values = rows[take], values[take]
+                if contiguous is None:
+                    logits = mirror.logits(values, names)
+                else:
+                    logits = mirror.logits_plain(values, names)
+                q0[rows - lo], q1[rows - lo] = predictor.probabilities(logits)
         c0, c1 = predictor.inner_classes
         labels = {1: c1, 0: c0, -1: learner._classes[0]}  # max() over classes keeps the first class on a tie
         preds = [labels[k] for k in np.where(q1 > q0, 1, np.where(q0 > q1, 0, -1)).tolist()]
         ok = (np.isfinite(q0) & np.isfinite(q1)).tolist()
         return preds, q0.tolist(), q1.tolist(), ok, (c0, c1)
+
+    def _plain_blocks(self) -> list[bool | None]:
+        """Per block of :meth:`blocks`: True when every value is finite and within +/-``CLIP`` and the block is
+        the whole batch in order, False when only the values are, None otherwise; computed once per batch."""
+        if self._plain is None:
+            n = len(self.xs)
+            self._plain = []
+            for _, rows, values in self.blocks():
+                with np.errstate(invalid="ignore"):
+                    clean = bool((np.abs(values) <= CLIP).all())  # NaN and +/-inf fail the comparison
+                whole = len(rows) == n and bool((rows == np.arange(n)).all())
+                self._plain.append(whole if clean else None)
+        return self._plain
 
     def _entry(self, learner: Any) -> _Frozen:
         """A new frozen model's entry: its mirror (no rows predicted yet), else a per-event shortcut."""
@@ -608,6 +650,23 @@ class BatchContext:
         preds, q0, q1, _, (c0, c1) = table
         i = pos - lo
         return preds[i], {c0: q0[i], c1: q1[i]}
+
+    def frozen_label(self, learner: Any, pos: int, xc: dict[str, float], ahead: bool = False) -> Any:
+        """``frozen(...)[0]``: the label alone (the sentinel's copies and probation's previous model are asked for
+        nothing else), read straight from a mirrored model's rows when this position is in them."""
+        entry = self._frozen.get(id(learner))
+        if entry is None or entry[0] is not learner:
+            return self.frozen(learner, pos, xc, ahead)[0]
+        if entry[8] is not None:
+            return self._frozen_tree(entry, pos, xc, ahead)[0]
+        if entry[4] <= pos < entry[5]:
+            table = entry[3]
+            if table is not None and entry[1] is not None:
+                i = pos - entry[4]
+                if table[3][i]:
+                    entry[7] = pos
+                    return table[0][i]
+        return self.frozen(learner, pos, xc, ahead)[0]
 
     def champion(self, learner: Any, xc: dict[str, float]) -> Any:
         """``learner.predict_one(xc, cleaned=True)`` for the learning champion (``xc``: what :meth:`cleaned`

@@ -155,6 +155,33 @@ register_detector("hddm_w", binary.HDDMW, binary=True)
 register_detector("fhddm", FHDDMOnErrors, binary=True)
 
 
+def page_hinkley_update(detector: Any, x: float) -> bool:
+    """``detector.update(x)`` then ``detector.drift_detected`` for a River ``drift.PageHinkley``: River's own
+    statements on its own attributes (``stats.Mean.update`` with weight 1.0 included), without its three calls per
+    value (the loss detector is fed on every label). A detector whose running mean is not a plain ``stats.Mean``
+    goes to River. tests/test_learners_detectors_fast.py feeds both the same streams and compares every state."""
+    if detector.drift_detected:
+        detector._reset()
+    mean = detector._x_mean
+    if type(mean) is not stats.Mean:
+        detector.update(x)
+        return bool(detector.drift_detected)
+    mean.n += 1.0
+    mean._mean += (1.0 / mean.n) * (x - mean._mean)
+    dev = x - mean._mean
+    up = detector._sum_increase = detector.alpha * detector._sum_increase + dev - detector.delta
+    down = detector._sum_decrease = detector.alpha * detector._sum_decrease + dev + detector.delta
+    if up < detector._min_increase:
+        detector._min_increase = up
+    if down > detector._max_decrease:
+        detector._max_decrease = down
+    if mean.n >= detector.min_instances:
+        detector._drift_detected = detector._test_drift(
+            up - detector._min_increase, detector._max_decrease - down
+        )
+    return bool(detector._drift_detected)
+
+
 class ScaledDetector:
     """A detector fed values standardised by a warm-up window, so its thresholds are in standard deviations and
     the same defaults work whatever the units. After an alarm it re-warms on the new regime (the cool-down): a
@@ -232,10 +259,15 @@ class ScaledDetector:
             return None
         z = (value - self.mean) / self.std
         z = max(-50.0, min(50.0, z))  # one wild outlier must not be an alarm by itself
-        self.detector.update(z)
+        detector = self.detector
+        if type(detector) is drift.PageHinkley:
+            detected = page_hinkley_update(detector, z)
+        else:
+            detector.update(z)
+            detected = detector.drift_detected
         if self.recent is not None:
             self.recent.append(value)
-        if not self.detector.drift_detected:
+        if not detected:
             return None
         if self.recent is not None and not self._corroborated():
             self._start()

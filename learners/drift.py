@@ -266,7 +266,7 @@ class LossDriftMonitor:
         if not self.config.ph_loss or not (math.isfinite(loss) if type(loss) is float else finite(loss)):
             return []
         loss = float(loss)
-        trained = self._update_trained(loss)
+        trained = None if self._trained is None else self._update_trained(loss)
         if self._settle:
             self._settle -= 1
             details = None

@@ -133,6 +133,7 @@ class Evaluator:
             return
         self._pending = []
         all_, recent, window, cap, log = self._all, self._recent, self._window, self.window, math.log
+        low, high = _EPS, 1.0 - _EPS
         added: dict[tuple[Any, Any], int] = {}
         removed: dict[tuple[Any, Any], int] = {}
         a_correct, a_loss, r_correct, r_loss, r_n = (
@@ -145,7 +146,12 @@ class Evaluator:
         for y_true, y_pred, p, segment in pending:
             # update(): the same expressions, the running sums added in the same order
             score = 1.0 if y_pred == y_true else 0.0
-            loss = -log(min(max(p, _EPS), 1.0 - _EPS))
+            # min(max(p, _EPS), 1.0 - _EPS) without the two calls (the same value, NaN included)
+            if low > p:
+                p = low
+            if high < p:
+                p = high
+            loss = -log(p)
             a_correct += score
             a_loss += loss
             r_correct += score

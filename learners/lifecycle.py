@@ -381,7 +381,7 @@ class ModelLifecycle:
                 y,
                 (lambda m: m.predict_one(xc, cleaned=True))
                 if batch is None
-                else (lambda m: batch.frozen(m, pos, xc, ahead=True)[0]),
+                else (lambda m: batch.frozen_label(m, pos, xc, True)),
                 index,
             )
         events.extend(self._monitor(x, y, base_pred, base_proba, index, alarms))
@@ -402,7 +402,7 @@ class ModelLifecycle:
             if batch is None:
                 previous_pred = previous.model.predict_one(xc, cleaned=True)
             else:
-                previous_pred = batch.frozen(previous.model, pos, xc)[0]
+                previous_pred = batch.frozen_label(previous.model, pos, xc)
             self._probation.observe(y, base_pred, previous_pred, segment)
         self._recent.append(x)
         if self.paused:
@@ -465,9 +465,14 @@ class ModelLifecycle:
                     self._tail = TailCap()
                 error = loss = self._tail(error)
         signals: list[DriftSignal] = self._error_monitor.update(error, index)
-        signals = signals + self._loss_monitor.update(loss, index) + sentinel
-        features = self._feature_monitor.update(x, index)
-        if not (signals or features):  # the usual label: no new lists
+        loss_signals = self._loss_monitor.update(loss, index)
+        if loss_signals or sentinel:  # (the usual label: none, and no new list)
+            signals = signals + loss_signals + sentinel
+        feature_monitor = (
+            self._feature_monitor
+        )  # a train worker's is off (data drift is the scorers'): no call
+        features = feature_monitor.update(x, index) if feature_monitor.config.feature_drift else []
+        if not (signals or features):
             return []
         if signals and self._sync is not None:
             self._sync()
@@ -512,10 +517,13 @@ class ModelLifecycle:
                 started = self._challenger.started
                 self._challenger.start(challenger, index if started is None else started)
             events.append(decision)
+        served_learned = bool(self._served.n_learned)
+        if self._increment.waiting(self.release_every, served_learned):
+            return events  # the usual label: no judgement due (decide would answer None)
         decision = self._increment.decide(
             index,
             release_every=self.release_every,
-            served_learned=bool(self._served.n_learned),
+            served_learned=served_learned,
             reference=bool(self.reference),
             champion=self._lineage.model,
             served=self._served.model,

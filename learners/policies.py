@@ -215,6 +215,22 @@ class IncrementalPolicy:
         self._next_check = 0
         self._shown = self.carried = False
 
+    def _cold(self) -> bool:
+        """The cold start (see the class's docstring): the champion has learned COLD_GROWTH times a young
+        snapshot's labels."""
+        return self.served_n < COLD_START and self.since_release >= max(
+            int(self.served_n * (COLD_GROWTH - 1)), 1
+        )
+
+    def waiting(self, release_every: int, served_learned: bool) -> bool:
+        """True when no judgement is due at this label (:meth:`decide` then answers None): asked first, after
+        every label, so the usual label costs one short call."""
+        # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
+        due = release_every if served_learned else min(release_every, FIRST_RELEASE)
+        if self.carried:
+            due = max(due, self.guard.carry_release_every)
+        return (self.since_release < due and not self._cold()) or self.evidence.n < self._next_check
+
     def decide(
         self,
         index: int,
@@ -230,17 +246,9 @@ class IncrementalPolicy:
         restarts when the reference set failed (the caller also forgets what the champion learned) or when it is
         ``max_examples`` old; otherwise the next judgement waits ``CHECK_EVERY`` pairs."""
         ev, guard = self.evidence, self.guard
-        # The cold start (see the class's docstring): the champion has learned COLD_GROWTH times a young snapshot's
-        # labels.
-        cold = self.served_n < COLD_START and self.since_release >= max(
-            int(self.served_n * (COLD_GROWTH - 1)), 1
-        )
-        # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
-        due = release_every if served_learned else min(release_every, FIRST_RELEASE)
-        if self.carried:
-            due = max(due, self.guard.carry_release_every)
-        if (self.since_release < due and not cold) or ev.n < self._next_check:
+        if self.waiting(release_every, served_learned):
             return None
+        cold = self._cold()
         shown = ev.not_worse.rejects(guard.alpha) or not served_learned or cold
         # Without the test passing, still judge now and then: the reference set must see a poisoned champion.
         periodic = reference and ev.n > 0 and ev.n % REFERENCE_EVERY == 0

@@ -181,7 +181,12 @@ class SnapshotSentinel:
         """The champion learned one label: freeze a copy when one is due, drop a copy the next one has replaced."""
         self.seen += 1
         c = self.config
-        if any(copy.test.trending for copy in self.copies):
+        trending = False
+        for copy in self.copies:  # (a loop, not a generator built per label)
+            if copy.test.trending:
+                trending = True
+                break
+        if trending:
             # Frozen mid-drift: its p0 is no baseline. Freeze the champion again, as the newest copy (an older one
             # still watching keeps watching until this one has seen sentinel_overlap labels).
             self.copies = [copy for copy in self.copies if not copy.test.trending]
@@ -197,7 +202,11 @@ class SnapshotSentinel:
         # 1,000 labels apart (1,000, 2,000, 4,000) the newest is always younger than the overlap when the next is
         # frozen, and the first copy watched for 5,000 labels beside two others (two false alarms in the suite,
         # led-abrupt and agrawal-gradual seed 1, both from the copy at 1,000; BENCHMARKS-accuracy.md session 9).
-        if len(self.copies) > 1:  # one copy: nothing to drop (checked per label, so not built per label)
-            ripe = [k for k, copy in enumerate(self.copies) if self.seen - copy.label >= c.sentinel_overlap]
-            if ripe and ripe[-1] > 0:
-                self.copies = self.copies[ripe[-1] :]
+        copies = self.copies
+        if len(copies) > 1:  # one copy: nothing to drop
+            # From the newest ripe copy on (a copy at position 0 alone being ripe drops nothing).
+            seen, overlap = self.seen, c.sentinel_overlap
+            for k in range(len(copies) - 1, 0, -1):
+                if seen - copies[k].label >= overlap:
+                    self.copies = copies[k:]
+                    break

@@ -502,8 +502,16 @@ class Learner:
             out = min(max(out, self._y_lo - width), self._y_hi + width)
         return out
 
+    def rewires_distributions(self) -> bool:
+        """Whether pickling this learner points its model's River distributions at one shared generator
+        (:func:`learners.features.share_distribution_rngs`, in ``__getstate__``)."""
+        return self.spec.name not in NO_DISTRIBUTIONS and self.spec.name not in SELF_REWIRING
+
     def __getstate__(self) -> dict[str, Any]:
-        if self.spec.name not in NO_DISTRIBUTIONS and self.spec.name not in SELF_REWIRING:
+        from learners import safe_pickle
+
+        # safe_pickle.compact writes the shared generator itself for the learner it pickles (the same bytes).
+        if self.rewires_distributions() and not safe_pickle.sharing(self):
             share_distribution_rngs(self._model)
         return self.__dict__.copy()
 
