@@ -12,6 +12,10 @@ Streams (all drifting all the time, no drift points):
 - ``rotreg``: regression, ``y = w(t) . x + N(0, .3)`` over 6 standard normal features, ``w`` turning one full turn
   in a plane over the stream (plus a fixed part).
 
+Stationary controls, only when named: ``rbf2-s0`` / ``rbf4-s0`` (``change_speed`` 0) and ``hyp-m0`` (no drift).
+``elec`` (only when named): elec.csv from row SEED on (``--seeds 0,1000``), the guarded run alone, accuracy over all
+events as ``coldstart_gates.py elec`` scores it. ``--patch NAME=VALUE`` sets constants of ``learners.policies``.
+
 Each stream is written to a CSV and read back with ``learners.replay.read_rows`` (what ``driftline replay --file F
 --label-col y`` reads). The guarded run is the lifecycle ``driftline replay`` builds from default settings
 (``bench.accuracy.default_lifecycle``, seed 0), in process; alongside it the champion's answer as each event arrives
