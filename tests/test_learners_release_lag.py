@@ -53,9 +53,10 @@ def test_carried_evidence_releases_more_often_but_never_closer_than_the_floor(
 
 
 def test_in_a_quiet_stretch_carried_releases_follow_release_every(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rotating concept raises no drift alarm: carried releases come every ``release_every`` (25) labels, not
-    every ``carry_release_every`` (50), and never closer (session 18)."""
+    """With ``QUIET_LABELS`` on: the rotating concept raises no drift alarm, so carried releases come every
+    ``release_every`` (25) labels, not every ``carry_release_every`` (50), and never closer (session 18)."""
     monkeypatch.setattr("learners.policies.COLD_START", 0)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 18)
     quiet = _releases(50)
     monkeypatch.setattr("learners.policies.QUIET_LABELS", 0, raising=False)
     floor = _releases(50)
