@@ -152,6 +152,7 @@ def test_shown_evidence_is_carried_over_a_release_with_a_floor_of_labels() -> No
         guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": carry_every})
         policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
         args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+        policy.alarmed()  # the floor holds after a drift alarm (in a quiet stretch: the next test)
         _shown_release(policy, args)
         assert policy.carried is expect_release
         decisions = []
@@ -162,6 +163,41 @@ def test_shown_evidence_is_carried_over_a_release_with_a_floor_of_labels() -> No
         # Carried: not before the floor (40 labels), then at once; restarted: ties alone never reach the threshold.
         assert all(d is None for d in decisions[:-1])
         assert (decisions[-1] is not None) is expect_release
+
+
+def _ties_until_judged(policy: IncrementalPolicy, args: dict[str, Any], limit: int = 60) -> int:
+    """Ties with the new snapshot (no fresh evidence) until the policy judges the champion: how many."""
+    for i in range(1, limit + 1):
+        policy.observe(1, 1, 1, None)
+        policy.since_release += 1
+        if policy.decide(1000 + i, **args) is not None:
+            return i
+    return limit + 1
+
+
+def test_carried_releases_keep_their_floor_only_after_a_drift_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 18 (``QUIET_LABELS`` is 0, off, by default): with no drift alarm for ``QUIET_LABELS`` labels, a
+    carried release comes after ``release_every``
+    labels, not ``carry_release_every`` (continuous drift: the snapshot only ages while it waits); within
+    ``QUIET_LABELS`` labels of an alarm (any task) the floor holds."""
+    monkeypatch.setattr(policies, "QUIET_LABELS", 300, raising=False)
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 40})
+    policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    _shown_release(policy, args)
+    assert policy.carried
+    assert _ties_until_judged(policy, args) == 10  # quiet: every release_every labels
+    policy.released()
+    policy.alarmed()
+    assert _ties_until_judged(policy, args) == 40  # the floor after an alarm
+    policy.released()
+    _pairs(policy, 300, cand_right=True)  # 40 + 300 labels since the alarm: quiet again
+    assert policy.carried
+    assert _ties_until_judged(policy, args) == 10
+    monkeypatch.setattr(policies, "QUIET_LABELS", 0, raising=False)  # 0: the floor always (before session 18)
+    policy.released()
+    assert _ties_until_judged(policy, args) == 40
 
 
 def test_carried_evidence_is_capped_so_bad_pairs_pause_releases() -> None:

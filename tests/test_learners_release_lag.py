@@ -43,7 +43,24 @@ def test_carried_evidence_releases_more_often_but_never_closer_than_the_floor(
     # The cold start's untested releases (a release every few labels until the snapshot has 151) are not what
     # this compares: the tested releases after it, with and without carried evidence.
     monkeypatch.setattr("learners.policies.COLD_START", 0)
+    monkeypatch.setattr(
+        "learners.policies.QUIET_LABELS", 0, raising=False
+    )  # the floor always (as after a drift alarm)
     restarted, carried = _releases(0), _releases(50)
     assert len(carried) > 1.5 * len(restarted) > 0  # measured: 29 against 16
     gaps = [b - a for a, b in itertools.pairwise(carried)]
     assert min(gaps) >= 50
+
+
+def test_in_a_quiet_stretch_carried_releases_follow_release_every(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``QUIET_LABELS`` on: the rotating concept raises no drift alarm, so carried releases come every
+    ``release_every`` (25) labels, not every ``carry_release_every`` (50), and never closer (session 18)."""
+    monkeypatch.setattr("learners.policies.COLD_START", 0)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 18)
+    quiet = _releases(50)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 0, raising=False)
+    floor = _releases(50)
+    gaps = [b - a for a, b in itertools.pairwise(quiet)]
+    assert min(gaps) >= 25
+    assert len(quiet) > 1.3 * len(floor)
+    assert sorted(gaps)[len(gaps) // 2] < 50
