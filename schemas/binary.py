@@ -18,7 +18,7 @@ from collections.abc import Callable
 from math import isfinite
 from typing import Any
 
-from schemas.record_decoder import compile_record_decoder
+from schemas.record_decoder import compile_record_decoder, schema_kind
 from schemas.validation import Invalid
 
 __all__ = ["Corrupt", "compile_decoder", "compile_encoder"]
@@ -72,14 +72,6 @@ def read_long(data: bytes, pos: int) -> tuple[int, int]:
             raise Corrupt("varint longer than 10 bytes")
 
 
-def _kind(schema: Any) -> str:
-    if isinstance(schema, str):
-        return schema
-    if isinstance(schema, list):
-        return "union"
-    return str(schema["type"])
-
-
 # -- encoders -------------------------------------------------------------------------------------------
 
 
@@ -126,7 +118,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 
 def compile_encoder(schema: Any) -> Encoder:
     """``encode(value, buf)`` appending the Avro binary encoding of a normalized ``value`` to ``buf``."""
-    kind = _kind(schema)
+    kind = schema_kind(schema)
     if kind == "record":
         plan = tuple((f["name"], compile_encoder(f["type"])) for f in schema["fields"])
 
@@ -138,7 +130,7 @@ def compile_encoder(schema: Any) -> Encoder:
     if kind == "union":
         by_type: dict[type, tuple[bytes, Encoder]] = {}
         for index, branch in enumerate(schema):
-            for py in _PY_TYPES[_kind(branch)]:
+            for py in _PY_TYPES[schema_kind(branch)]:
                 by_type.setdefault(py, (_varint(index), compile_encoder(branch)))
 
         def enc_union(value: Any, buf: bytearray) -> None:
@@ -279,7 +271,7 @@ def _dec_int(data: bytes, pos: int) -> tuple[Any, int]:
 def compile_decoder(schema: Any) -> Decoder:
     """``decode(data, pos) -> (value, new_pos)``; raises IndexError/struct.error when truncated, Corrupt
     (a ValueError, as UnicodeDecodeError is) on bad bytes and :class:`Invalid` on NaN/inf."""
-    kind = _kind(schema)
+    kind = schema_kind(schema)
     if kind == "record":
         primitives = {
             "Corrupt": Corrupt,
@@ -294,7 +286,7 @@ def compile_decoder(schema: Any) -> Decoder:
 def compile_field_decoders(schema: Any) -> Decoder:
     """:func:`compile_decoder` with a record read by a closure per field (the generated record decoder's
     reference: ``tests/test_schemas_record_decoder.py``)."""
-    return _compile_part(schema, _kind(schema), compile_field_decoders)
+    return _compile_part(schema, schema_kind(schema), compile_field_decoders)
 
 
 def _compile_part(schema: Any, kind: str, sub: Callable[[Any], Decoder] | None = None) -> Decoder:

@@ -22,7 +22,8 @@ from schemas.validation import Invalid
 _INLINE = ("null", "boolean", "int", "long", "double", "string", "bytes")
 
 
-def _kind(schema: Any) -> str:
+def schema_kind(schema: Any) -> str:
+    """An Avro schema's kind: a primitive's name, ``"union"``, or a complex type's ``type``."""
     if isinstance(schema, str):
         return schema
     if isinstance(schema, list):
@@ -81,7 +82,7 @@ def _read(kind: str, var: str, ind: str) -> list[str]:
 
 def _may_be_invalid(schema: Any) -> bool:
     """Whether reading ``schema`` can raise :class:`Invalid` (a non-finite double somewhere in it)."""
-    kind = _kind(schema)
+    kind = schema_kind(schema)
     if kind == "union":
         return any(_may_be_invalid(b) for b in schema)
     return kind not in ("null", "boolean", "int", "long", "string", "bytes")
@@ -97,20 +98,20 @@ def compile_record_decoder(
     body: list[str] = []
     names: list[str] = []
     for k, field in enumerate(schema["fields"]):
-        var, ftype, kind = f"v{k}", field["type"], _kind(field["type"])
+        var, ftype, kind = f"v{k}", field["type"], schema_kind(field["type"])
         names.append(field["name"])
         if _may_be_invalid(ftype):
             body.append(f"        where = {field['name']!r}")
         if kind in _INLINE:
             body += _read(kind, var, "        ")
-        elif kind == "union" and all(_kind(b) != "union" for b in ftype):
+        elif kind == "union" and all(schema_kind(b) != "union" for b in ftype):
             env[f"u{k}"] = compile_decoder(ftype)  # the closures' union: the slow and the error paths
             body.append("        t = data[pos]")
             for i, branch in enumerate(ftype):
                 body.append(f"        {'if' if i == 0 else 'elif'} t == {2 * i}:")
                 body.append("            pos += 1")
-                if _kind(branch) in _INLINE:
-                    body += _read(_kind(branch), var, "            ")
+                if schema_kind(branch) in _INLINE:
+                    body += _read(schema_kind(branch), var, "            ")
                 else:
                     env[f"b{k}_{i}"] = compile_decoder(branch)
                     body.append(f"            {var}, pos = b{k}_{i}(data, pos)")
