@@ -453,9 +453,7 @@ class Trainer(TrainerControl):
 
     def record_decision(self, decision: Decision, parsed: dict[str, Any] | None = None) -> None:
         """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it)."""
-        self.ctx.metrics.guard_decisions.labels(
-            model=self.ctx.model, outcome=decision.outcome, reason=decision.reason
-        ).inc()
+        self.ctx.metrics.child("guard_decisions", self.ctx.model, decision.outcome, decision.reason).inc()
         self.ctx.audit("decision", json.loads(decision.to_json()) if parsed is None else parsed)
 
     def emit_drift(self, signal: DriftSignal) -> None:
