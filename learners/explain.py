@@ -219,18 +219,33 @@ def _finite(values: dict[str, float]) -> dict[str, float]:
     return {k: (v if math.isfinite(v) else 0.0) for k, v in values.items()}
 
 
+_FROM_LIFECYCLE: Any = object()
+
+
 def release_explanation(
-    release: Any, lifecycle: Any = None, top: int = 10, *, decision_json: dict[str, Any] | None = None
+    release: Any,
+    lifecycle: Any = None,
+    top: int = 10,
+    *,
+    decision_json: dict[str, Any] | None = None,
+    replaced_model: Any = _FROM_LIFECYCLE,
 ) -> dict[str, Any]:
     """What a :class:`~learners.lifecycle.Release` changed, for the audit trail: its metrics, the guard's evidence,
     the data range its lineage learned from, and the largest weight/importance changes from the model it replaced
     (when the lifecycle still holds it: incremental, challenger and manual releases; not the initial one or a
-    rollback)."""
+    rollback).
+
+    ``replaced_model``: the model ``release`` replaced, when the caller knows it; by default the lifecycle's
+    ``replaced_model``, which is that model only until the lifecycle releases again (a trainer publishing a
+    batch's releases after the batch passes each one's own)."""
     import json
 
     parent_model = None
-    if lifecycle is not None and release.reason not in ("initial", "rollback"):
-        parent_model = lifecycle.replaced_model
+    if release.reason not in ("initial", "rollback"):
+        if replaced_model is not _FROM_LIFECYCLE:
+            parent_model = replaced_model
+        elif lifecycle is not None:
+            parent_model = lifecycle.replaced_model
     decision = release.decision
     return {
         "version": release.version,

@@ -184,6 +184,11 @@ class Trainer(TrainerControl):
         self._status_key = f"{join_namespace(s)}:trainer"
         self._topic = s.topic("training")
         self._models_topic = s.topic("models")
+        # The served (version, model) as of the event being handled: taken before a batch is learned and moved on
+        # by each release published, so a release is explained against the model it replaced (learn_batch's
+        # releases are published after the batch, when the lifecycle's replaced_model is the one its last
+        # release replaced).
+        self._served_at: tuple[int, Any] | None = None
 
     # -- start-up ------------------------------------------------------------------------------------------------
     def start(self, state: dict[str, Any] | None, latest: int) -> None:
@@ -251,6 +256,7 @@ class Trainer(TrainerControl):
         self.pause_discard = bool(state["pause_discard"])
         self.watch = state["watch"]
         self.commits = int(state.get("commits", 0))
+        self._served_at = None
 
     # -- per batch -----------------------------------------------------------------------------------------------
     def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
@@ -323,6 +329,7 @@ class Trainer(TrainerControl):
             for k, e in enumerate(examples)
         ]
         lifecycle = self.lifecycle
+        self._served_at = (lifecycle.served_version, lifecycle.served_model)
         results = lifecycle.learn_batch(labelled)
         if digests is None:
             digests = [self.seen.digest(e["id"]) for e in examples]
@@ -403,6 +410,7 @@ class Trainer(TrainerControl):
             if own:
                 guard = {k: v for k, v in release.metrics.items() if k.startswith("guard.")}
                 release = dataclasses.replace(release, metrics={**own, **guard})
+        served_at, self._served_at = self._served_at, (release.version, release.model)
         # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels).
         decision = release.decision.to_json() if release.decision is not None else ""
         parsed = json.loads(decision) if decision else None
@@ -432,14 +440,20 @@ class Trainer(TrainerControl):
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision, parsed)
-        ctx.audit("release", release_explanation(release, self.lifecycle, decision_json=parsed))
+        explained = release_explanation(
+            release,
+            self.lifecycle,
+            decision_json=parsed,
+            # Known only if the release replaced the version served as of its event (not a restore of an older
+            # one, nor a release after a restart): else the lifecycle's, right between batches.
+            **({"replaced_model": served_at[1]} if served_at and served_at[0] == release.parent else {}),
+        )
+        ctx.audit("release", explained)
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
     def record_decision(self, decision: Decision, parsed: dict[str, Any] | None = None) -> None:
         """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it)."""
-        self.ctx.metrics.guard_decisions.labels(
-            model=self.ctx.model, outcome=decision.outcome, reason=decision.reason
-        ).inc()
+        self.ctx.metrics.child("guard_decisions", self.ctx.model, decision.outcome, decision.reason).inc()
         self.ctx.audit("decision", json.loads(decision.to_json()) if parsed is None else parsed)
 
     def emit_drift(self, signal: DriftSignal) -> None:
@@ -450,12 +464,13 @@ class Trainer(TrainerControl):
         """Live trainer state for ``driftline models show`` and the metrics."""
         lc, m, model = self.lifecycle, self.ctx.metrics, self.ctx.model
         snap = lc.snapshot_metrics()
-        m.n_learned.labels(model=model).set(lc.n_learned)
+        # Each series looked up once (Metrics.child): labels() per series per transaction was most of this.
+        m.child("n_learned", model).set(lc.n_learned)
         learned, refused = lc.vocabulary()
-        m.vocabulary_keys.labels(model=model, state="learned").set(learned)
-        m.vocabulary_keys.labels(model=model, state="refused").set(refused)
-        m.learning_paused.labels(model=model).set(float(lc.paused))
-        m.held_examples.labels(model=model).set(len(self.held))
+        m.child("vocabulary_keys", model, "learned").set(learned)
+        m.child("vocabulary_keys", model, "refused").set(refused)
+        m.child("learning_paused", model).set(float(lc.paused))
+        m.child("held_examples", model).set(len(self.held))
         m.set_model_metrics(
             model,
             lc.served_version,

@@ -210,3 +210,37 @@ def test_restart_does_not_copy_a_forged_topic_entry_into_the_file(cfg: Settings)
         "kind"
     ] == "release"  # ours, not the forgery
     assert verify(entries, [KEY.encode()]).ok
+
+
+def _old_line(entry: dict[str, Any]) -> str:
+    """A line as written before session 19: ``json.dumps`` spacing, the record's own key order."""
+    out = {k: v for k, v in entry["record"].items() if k not in driftline.audit_chain.CHAIN_FIELDS}
+    out.update(
+        {k: entry[k] for k in ("seq", "ts", "kind", "model", "record", "prev", "sig_key_id", "hash", "sig")}
+    )
+    return json.dumps(out, ensure_ascii=False)
+
+
+def test_a_file_of_old_lines_goes_on_with_new_ones_and_verifies(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines written before the record's text was canonical, then lines written now, in one chain: the file, the
+    topic copy and ``driftline audit verify`` accept both. The new lines carry the record's canonical text (the
+    hashed one), the old ones do not (the line's text is not what is hashed)."""
+    fill(cfg, 4)
+    path, head_path = audit_paths(cfg, "default")
+    entries = read_file(path)
+    path.write_text("".join(_old_line(e) + "\n" for e in entries), encoding="utf-8")
+    published: list[bytes] = []
+    log = AuditLog(
+        cfg, "default", lambda data, model: published.append(data), topic_entries=lambda: entries[:2]
+    )
+    log.append("release", {"z": 1.5, "a": [0.1, {"y": "é", "b": None}], "version": 9})
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5 and lines[:4] == [_old_line(e) for e in entries]
+    # The topic lacked two entries: copied from the file, as to_line writes them now (the same entries).
+    assert [from_line(d) for d in published] == read_file(path)[2:]
+    assert published[0].decode() == to_line(entries[2]) != _old_line(entries[2])
+    assert '"record": {"a":[0.1,{"b":null,"y":"é"}],"version":9,"z":1.5}, ' in lines[4]
+    assert verify(read_file(path), [KEY.encode()], head=read_head(head_path)).ok
+    assert run_cli(monkeypatch, cfg, "verify", "--source", "file", "--json") == 0, capsys.readouterr().out

@@ -117,3 +117,44 @@ def test_priming_creates_zero_series_for_rare_counters() -> None:
     assert value(m, "driftline_worker_up", role="score") == 1
     m.set_worker_up("score", up=False)
     assert value(m, "driftline_worker_up", role="score") == 0
+
+
+def _samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in m.registry.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_cached_series_report_what_labels_would_and_go_when_removed() -> None:
+    """Metrics.child (a series looked up once): the same exposition as labels() on every call, through version
+    changes, a model forgotten and trained again, and series of one name under two models."""
+    cached, plain = build_metrics(), build_metrics()
+    steps = [
+        ("a", 3, {"accuracy": 0.5, "n": 10.0}),
+        ("a", 3, {"accuracy": 0.6, "n": 20.0}),
+        ("b", 1, {"accuracy": 0.1}),
+        ("a", 4, {"accuracy": 0.7, "log_loss": 0.3}),
+        ("a", 4, {"accuracy": 0.8, "log_loss": 0.2}),
+        ("a", 3, {"accuracy": 0.9}),  # a rollback: an older version served again
+    ]
+    for i, (model, version, values) in enumerate(steps):
+        cached.set_model_metrics(model, version, values)
+        cached.child("n_learned", model).set(i)
+        cached.child("vocabulary_keys", model, "learned").set(2 * i)
+        cached.observe_release(model, "incremental", 1000 * i)
+        plain.set_model_metrics(model, version, values)
+        plain.n_learned.labels(model=model).set(i)
+        plain.vocabulary_keys.labels(model=model, state="learned").set(2 * i)
+        plain.observe_release(model, "incremental", 1000 * i)
+        if i == 3:
+            for m in (cached, plain):
+                m.forget_model("a")  # another trainer owns it now; it comes back at the next step
+        assert _samples(cached) == _samples(plain), i
+    assert cached.registry.get_sample_value("driftline_n_learned", {"model": "a"}) == 5
+    assert (
+        cached.registry.get_sample_value("driftline_vocabulary_keys", {"model": "a", "state": "learned"})
+        == 10
+    )

@@ -176,21 +176,45 @@ def test_old_and_new_releases_verify_and_load_alike() -> None:
 
 
 def test_audit_entries_are_written_as_before() -> None:
-    """Entry, line and head note, byte for byte (the timestamps are fixed inputs here)."""
-    from driftline.audit_chain import head_of, make_entry, sign_head, to_line, verify
+    """Entry (hash and signature included) and head note, byte for byte (the timestamps are fixed inputs here).
+
+    The line's text changed in session 19 (the record and its top-level copies in canonical form, the text that
+    is hashed): the old lines still verify, alone and followed by new ones, and parse to the same entries."""
+    from driftline.audit_chain import (
+        canonical,
+        from_line,
+        head_of,
+        make_entry,
+        make_line,
+        sign_head,
+        to_line,
+        verify,
+    )
 
     golden = _golden()["audit"]
-    head, entries = None, []
+    head, entries, new_lines = None, [], []
     for ts, ((kind, rec), old) in enumerate(zip(_audit_records(), golden, strict=True)):
         entry = make_entry(head, kind, "compat", rec, KEY, ts=CREATED_AT + ts)
+        fast, line = make_line(head, kind, "compat", rec, KEY, ts=CREATED_AT + ts)
         head = head_of(entry)
-        # NaN is not equal to itself: compare the canonical text, then the line and head note exactly.
+        # NaN is not equal to itself: compare the canonical text, then the head note exactly.
         assert json.dumps(entry, sort_keys=True) == json.dumps(old["entry"], sort_keys=True), kind
-        assert to_line(entry) == old["line"], kind
+        assert json.dumps(fast, sort_keys=True) == json.dumps(old["entry"], sort_keys=True), kind
         assert sign_head(head, "compat", KEY) == old["head"], kind
+        # The old line and the new one are the same entry; the new one carries the record's canonical text.
+        assert line == to_line(entry), kind
+        assert line != old["line"] or not rec, kind
+        assert canonical(from_line(line)) == canonical(from_line(old["line"])), kind
+        assert f'"record": {canonical(entry["record"]).decode()}, ' in line, kind
         entries.append(entry)
+        new_lines.append(line)
     assert verify(entries, [KEY], model="compat").ok
     assert verify([old["entry"] for old in golden], [KEY], model="compat").ok
+    old_lines = [from_line(old["line"]) for old in golden]
+    assert verify(old_lines, [KEY], model="compat").ok
+    for cut in range(len(golden) + 1):  # a file written before, continued by this code
+        mixed = old_lines[:cut] + [from_line(line) for line in new_lines[cut:]]
+        assert verify(mixed, [KEY], model="compat").ok, cut
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
