@@ -296,7 +296,8 @@ class Metrics:
         self.served_model_info.labels(model=model, version=str(version)).set(1)
 
     def set_model_metrics(self, model: str, version: int, values: Mapping[str, float]) -> None:
-        """Set ``driftline_model_metric`` for one version; only the last ``keep_versions`` versions are kept.
+        """Set ``driftline_model_metric`` for one version; only the ``keep_versions`` versions set most recently are
+        kept (not the highest numbers: after a rollback the served version is an older one, and it is the one set).
 
         Pruning keeps the ``version`` label's cardinality bounded over a long-running deployment.
         """
@@ -306,15 +307,14 @@ class Metrics:
         for name, value in values.items():
             child("model_metric", model, ver, name).set(value)
         names = tuple(values)
-        if known and known[-1] == (ver, names) and len(known) <= self.keep_versions:
+        if known and known[-1] == (ver, names):
             return  # the same version and names as the last call (a trainer's status after every batch)
         for i, (v, old_names) in enumerate(known):
             if v == ver:
-                known[i] = (v, tuple(dict.fromkeys(old_names + names)))
+                names = tuple(dict.fromkeys(old_names + names))
+                del known[i]
                 break
-        else:
-            known.append((ver, names))
-        known.sort(key=lambda item: int(item[0]) if item[0].lstrip("-").isdigit() else 0)
+        known.append((ver, names))  # least recently set first
         while len(known) > self.keep_versions:
             v, old_names = known.pop(0)
             for name in old_names:

@@ -158,3 +158,13 @@ def test_cached_series_report_what_labels_would_and_go_when_removed() -> None:
         cached.registry.get_sample_value("driftline_vocabulary_keys", {"model": "a", "state": "learned"})
         == 10
     )
+
+
+def test_model_metrics_follow_a_rollback_to_an_older_version() -> None:
+    """The served version after a rollback is an older number: its series stay and the newer one goes."""
+    m = build_metrics()  # keep_versions 1: the served version's only
+    m.set_model_metrics("m", 10, {"accuracy": 0.9})
+    m.set_model_metrics("m", 5, {"accuracy": 0.8})
+    m.set_model_metrics("m", 5, {"accuracy": 0.7})
+    assert value(m, "driftline_model_metric", model="m", version="5", metric="accuracy") == pytest.approx(0.7)
+    assert value(m, "driftline_model_metric", model="m", version="10", metric="accuracy") is None
