@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from learners import nb_kernel
+from learners import nb_kernel, tree_learn
 
 _HALF_LOG_TAU = 0.5 * math.log(math.tau)  # as river.proba.gaussian
 _Terms = tuple[tuple[Any, float, list[tuple[Any, float, float, float]]], ...]
@@ -212,6 +212,8 @@ def frozen_tree_predictor(
             if held is None or held[0] is not leaf or held[1] is not leaf.splitters:
                 held = learning_cache[id(leaf)] = (leaf, leaf.splitters, {})
             terms = _leaf_terms(leaf, held[2])
+            # The learn that follows puts the learned class's terms into held[2] (learners.tree_learn).
+            tree_learn.expect(leaf.splitters, held[2])
             if terms is None:
                 return leaf.prediction(x, tree=tree)  # recorded by the memo (recording is on)
             answer = _naive_bayes(terms, x)
@@ -336,6 +338,7 @@ def _install_memo() -> bool:
         return False
     _ORIGINAL_NB = utils.do_naive_bayes_prediction
     htc_nodes.do_naive_bayes_prediction = _memo_naive_bayes
+    tree_learn.install()  # the leaves' splitter update, fused (the same statements: see learners.tree_learn)
     if getattr(htc_nodes, "normalize_values_in_dict", None) is norm.normalize_values_in_dict:
         _ORIGINAL_NORMALISE = norm.normalize_values_in_dict
         htc_nodes.normalize_values_in_dict = _normalised_copy
@@ -391,6 +394,7 @@ def forget_recorded() -> None:
     """Drop answers recorded and not taken back (the tree did not learn that label, or learned another leaf)."""
     if _MEMO.pending:
         _MEMO.pending.clear()
+    tree_learn.forget()
 
 
 # -- a frozen tree over many rows: the naive Bayes sums in numpy ---------------------------------------------------
