@@ -36,6 +36,7 @@ class _Record(threading.local):
 _RECORD = _Record()
 _ORIGINAL: Callable[..., Any] | None = None
 _TYPES: tuple[Any, ...] = ()
+_MISSING = object()
 
 
 def expect(splitters: Any, cache: dict[Any, Any]) -> None:
@@ -64,16 +65,14 @@ def fused_update_splitters(self: Any, x: Any, y: Any, w: Any, nominal_attributes
     disabled = self._disabled_attrs
     record = splitters is _RECORD.expect
     terms: list[tuple[Any, float, float, float]] = []
-    keys = iter(splitters)  # the terms are kept only if x visits every splitter in the splitters' order
-    log = math.log
+    append, log, missing = terms.append, math.log, _MISSING
     for att_id, att_val in x.items():
-        if record:
-            record = next(keys, None) == att_id
         if att_id in disabled:
+            record = False
             continue
         splitter = splitters.get(att_id)
         if splitter is None:
-            record = False  # (before the splitters dict grows: ``keys`` is not read again)
+            record = False
             original(self, {att_id: att_val}, y, w, nominal_attributes)  # River creates the splitter
             continue
         if type(splitter) is not splitter_type or att_val is None:
@@ -82,7 +81,8 @@ def fused_update_splitters(self: Any, x: Any, y: Any, w: Any, nominal_attributes
             continue
         dist = splitter._att_dist_per_class.get(y)
         mins, maxs = splitter._min_per_class, splitter._max_per_class
-        if type(dist) is not gaussian_type or y not in mins or y not in maxs:
+        lo, hi = mins.get(y, missing), maxs.get(y, missing)
+        if type(dist) is not gaussian_type or lo is missing or hi is missing:
             record = False
             splitter.update(att_val, y, w)  # a new class here (or an odd state): River's own update
             continue
@@ -92,29 +92,32 @@ def fused_update_splitters(self: Any, x: Any, y: Any, w: Any, nominal_attributes
             record = False
             splitter.update(att_val, y, w)
             continue
-        # GaussianSplitter.update
-        if att_val < mins[y]:
+        # GaussianSplitter.update (the two bounds are different dicts: reading both first changes nothing)
+        if att_val < lo:
             mins[y] = att_val
-        if att_val > maxs[y]:
+        if att_val > hi:
             maxs[y] = att_val
-        # Gaussian.update -> Var.update -> Mean.update
-        mean_old = mean._mean
-        mean.n += w
-        mean._mean += (w / mean.n) * (att_val - mean._mean)
-        mean_new = mean._mean
-        var._S += w * (att_val - mean_old) * (att_val - mean_new)
+        # Gaussian.update -> Var.update -> Mean.update, their augmented assignments spelled out on locals:
+        # mean.n += w; mean._mean += (w / mean.n) * (x - mean._mean); var._S += w * (x - old) * (x - new)
+        m = mean._mean
+        n = mean.n + w
+        mean.n = n
+        m_new = m + (w / n) * (att_val - m)
+        mean._mean = m_new
+        S = var._S + w * (att_val - m) * (att_val - m_new)
+        var._S = S
         if record:  # frozen_tree._class_terms on the values just written
-            n = mean.n
             ddof = var.ddof
             if n > ddof:
-                variance = var._S / (n - ddof)
+                variance = S / (n - ddof)
                 if variance > 0.0:
-                    terms.append((att_id, mean_new, -2.0 * variance, 0.5 * log(variance)))
+                    append((att_id, m_new, -2.0 * variance, 0.5 * log(variance)))
     if (
         splitters is _RECORD.expect
     ):  # (another tree learning meanwhile, a challenger, leaves the record alone)
         cache = _RECORD.cache
-        if record and next(keys, None) is None and cache is not None:
+        # The terms are the class's in the splitters' order only if x visited every splitter in that order.
+        if record and cache is not None and len(x) == len(splitters) and list(x) == list(splitters):
             cache[y] = (self.stats.get(y), terms)  # else the cache's old weight for y no longer matches: read
         forget()
 
