@@ -231,12 +231,18 @@ for _ in range(3):  # Trainer.process with learn_batch stubbed out: the trainer'
     best = took if best is None else min(best, took)
 out["bookkeeping"] = best
 # Bare River as shipped: what learners.frozen_tree routed into River's tree module (the naive Bayes memo and, from
-# session 18, the class counts' copy) is put back first, so a tree's bare learn_one pays River's own costs.
+# session 18, the class counts' copy; from session 19 the leaves' splitter update) is put back first, so a tree's
+# bare learn_one pays River's own costs.
 from river.tree import utils as river_tree_utils
 from river.tree.nodes import htc_nodes
 from river.utils import norm as river_norm
 htc_nodes.do_naive_bayes_prediction = river_tree_utils.do_naive_bayes_prediction
 htc_nodes.normalize_values_in_dict = river_norm.normalize_values_in_dict
+try:  # session 19: the leaves' fused splitter update (learners.tree_learn)
+    from learners import tree_learn
+    tree_learn.uninstall()
+except ImportError:  # a tree without it
+    pass
 model = t.lifecycle.champion.clone().model
 t0 = time.process_time()
 for _, x, y in rows:

@@ -24,6 +24,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from learners import nb_kernel, tree_learn
+
 _HALF_LOG_TAU = 0.5 * math.log(math.tau)  # as river.proba.gaussian
 _Terms = tuple[tuple[Any, float, list[tuple[Any, float, float, float]]], ...]
 
@@ -210,6 +212,8 @@ def frozen_tree_predictor(
             if held is None or held[0] is not leaf or held[1] is not leaf.splitters:
                 held = learning_cache[id(leaf)] = (leaf, leaf.splitters, {})
             terms = _leaf_terms(leaf, held[2])
+            # The learn that follows puts the learned class's terms into held[2] (learners.tree_learn).
+            tree_learn.expect(leaf.splitters, held[2])
             if terms is None:
                 return leaf.prediction(x, tree=tree)  # recorded by the memo (recording is on)
             answer = _naive_bayes(terms, x)
@@ -238,12 +242,18 @@ def frozen_tree_predictor(
     if not learning:
         # Frozen: the leaf's kind, activity and weights are fixed, so whether it answers by naive Bayes is decided
         # once per leaf with its terms (None: River answers), and the classes' zero answers are laid out once.
+        # With the compiled kernel (learners.nb_kernel) each leaf's terms are also laid out as its arrays, and the
+        # naive Bayes answer is computed there (the same bits); a row it does not answer takes _naive_bayes.
         base = {c: 0.0 for c in sorted(tree.classes)}
-        naive_cache: dict[int, tuple[Any, _Terms | None]] = {}
+        naive_cache: dict[int, tuple[Any, _Terms | None, Any]] = {}
         branch = isinstance(tree._root, DTBranch)
+        kernel = nb_kernel.ready()
+        row = None if kernel is None else kernel[0]
+        normalised = nb_kernel.NORMALISES
 
-        def frozen_leaf(leaf: Any) -> _Terms | None:
-            return _leaf_terms(leaf) if _answers_naive(leaf, tree) else None
+        def frozen_leaf(leaf: Any) -> tuple[Any, _Terms | None, Any]:
+            terms = _leaf_terms(leaf) if _answers_naive(leaf, tree) else None
+            return leaf, terms, None if terms is None or row is None else nb_kernel.LeafArrays(terms)
 
         def predict_frozen(xc: dict[str, float]) -> tuple[Any, dict[Any, float]]:
             try:
@@ -253,9 +263,17 @@ def frozen_tree_predictor(
                     leaf: Any = root.traverse(xc, until_leaf=True) if branch else root
                     entry = naive_cache.get(id(leaf))
                     if entry is None or entry[0] is not leaf:
-                        entry = naive_cache[id(leaf)] = (leaf, frozen_leaf(leaf))
+                        entry = naive_cache[id(leaf)] = frozen_leaf(leaf)
                     terms = entry[1]
-                    raw.update(leaf.prediction(xc, tree=tree) if terms is None else _naive_bayes(terms, xc))
+                    if terms is None:
+                        raw.update(leaf.prediction(xc, tree=tree))
+                    else:
+                        answer = None if entry[2] is None else entry[2].answer(row, xc)
+                        if answer is None:
+                            answer = _naive_bayes(terms, xc)
+                        elif not normalised:
+                            answer = _normalise(answer)
+                        raw.update(answer)
             except ArithmeticError:
                 return slow(xc, cleaned=True)
             return learner_answer(raw, classes, counts) or slow(xc, cleaned=True)
@@ -320,6 +338,7 @@ def _install_memo() -> bool:
         return False
     _ORIGINAL_NB = utils.do_naive_bayes_prediction
     htc_nodes.do_naive_bayes_prediction = _memo_naive_bayes
+    tree_learn.install()  # the leaves' splitter update, fused (the same statements: see learners.tree_learn)
     if getattr(htc_nodes, "normalize_values_in_dict", None) is norm.normalize_values_in_dict:
         _ORIGINAL_NORMALISE = norm.normalize_values_in_dict
         htc_nodes.normalize_values_in_dict = _normalised_copy
@@ -375,6 +394,7 @@ def forget_recorded() -> None:
     """Drop answers recorded and not taken back (the tree did not learn that label, or learned another leaf)."""
     if _MEMO.pending:
         _MEMO.pending.clear()
+    tree_learn.forget()
 
 
 # -- a frozen tree over many rows: the naive Bayes sums in numpy ---------------------------------------------------
@@ -466,7 +486,51 @@ class FrozenTreeRows:
                         continue  # not in x: River adds nothing
                     cols[s, ci, k], mu[s, ci, k], neg2var[s, ci, k], hlv[s, ci, k] = j, m, n2v, h
                     present[s, ci, k] = True
-        return cols, mu, neg2var, hlv, present, prior
+        # The compiled kernel's layout (learners.nb_kernel): column -1 for no term, and each slot's class count.
+        kcols = np.where(present, cols, -1).astype(np.intp)
+        n_classes = np.array([len(t) for t in slots], dtype=np.intp)
+        return cols, mu, neg2var, hlv, present, prior, kcols, n_classes
+
+    def _predict_compiled(
+        self,
+        kernel: Callable[..., None],
+        xcs: list[dict[str, float]],
+        values: Any,
+        rows: list[int],
+        at: list[int],
+        slots: list[_Terms],
+        arrays: tuple[Any, ...],
+        out: list[Any],
+    ) -> list[Any]:
+        """:meth:`predict`'s sums and normalisation by :mod:`learners.nb_kernel` (the same bits): rows ``rows`` of
+        ``values`` at leaves ``at``; a row it does not answer is left None (the per-row path decides)."""
+        import numpy as np
+
+        _, mu, neg2var, hlv, _, prior, kcols, n_classes = arrays
+        X = np.ascontiguousarray(values, dtype=np.float64)
+        n = len(rows)
+        probs = np.empty((n, prior.shape[1]))
+        status = np.empty(n, dtype=np.int8)
+        idx, slot = np.array(rows, dtype=np.intp), np.array(at, dtype=np.intp)
+        kernel(X, idx, slot, kcols, mu, neg2var, hlv, prior, n_classes, nb_kernel.PARAMS, probs, status)
+        normalised = nb_kernel.NORMALISES
+        base = {c: 0.0 for c in sorted(self.tree.classes)}
+        classes, counts, slow = self.classes, self.counts, self.slow
+        labels = [[t[0] for t in terms] for terms in slots]
+        for i, s, good, ps in zip(rows, at, status.tolist(), probs.tolist(), strict=True):
+            if good != nb_kernel.OK:
+                continue
+            cs = labels[s]
+            answer = dict(zip(cs, ps, strict=False))  # the leaf's classes, in its order (ps is padded)
+            if not normalised:
+                try:
+                    answer = _normalise(answer)
+                except ArithmeticError:
+                    continue
+            raw = dict(base)
+            raw.update(answer)
+            out[i] = learner_answer(raw, classes, counts) or slow(xcs[i], cleaned=True)
+        return out
 
     def predict(self, xcs: list[dict[str, float]], names: tuple[str, ...], values: Any) -> list[Any]:
         """Answers for rows ``xcs`` (cleaned, all with the keys ``names``; ``values`` their float64 matrix)."""
@@ -503,7 +567,10 @@ class FrozenTreeRows:
         if grown or arrays is None:
             arrays = self._arrays(names, slots)
             self._slots[names] = (index, slots, arrays)
-        cols, mu, neg2var, hlv, present, prior = arrays
+        kernel = nb_kernel.ready()
+        if kernel is not None:
+            return self._predict_compiled(kernel[1], xcs, values, rows, at, slots, arrays, out)
+        cols, mu, neg2var, hlv, present, prior = arrays[:6]
         slot = np.array(at, dtype=np.intp)
         x = np.hstack([values[rows], np.zeros((len(rows), 1))])  # the extra column: no term
         c = cols[slot]

@@ -32,13 +32,15 @@ once per machine and then ~0.3 s (numba's import and the cache).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from learners.features import FeatureScaler
+from learners.jit import jit_enabled
+
+__all__ = ["jit_enabled"]  # (re-exported: its callers import it from here)
 
 # Parameters array (``P``): the intercept, the learning rates, the clip, the loss's class weights, and 0.5 as
 # data (a constant exponent would be compiled to sqrt).
@@ -185,15 +187,6 @@ _Kernels = tuple[Callable[..., float], Callable[..., float]]
 _Plan = list[Any]
 _compiled: _Kernels | None = None
 _tried = False
-
-
-def jit_enabled() -> bool:
-    """On unless ``DRIFTLINE_NO_JIT=1`` (or ``DRIFTLINE_JIT=0``): the pure-Python paths then, with the same
-    results. On by default since session 17 (BENCHMARKS.md): with the write-back deferred to the batch's read
-    points and the kernel warmed at the train worker's start, ~14 us of ``learn_batch``'s ~51 per LR label in
-    process."""
-    env = os.environ
-    return env.get("DRIFTLINE_NO_JIT", "") in ("", "0") and env.get("DRIFTLINE_JIT", "") != "0"
 
 
 def kernels() -> _Kernels | None:
@@ -509,13 +502,22 @@ def _warm_calls(predict: Callable[..., float], learn: Callable[..., float]) -> N
 
 #: The learner kinds whose champion or challenger the kernel may run (a binary ``FeatureScaler | LogisticRegression``).
 KERNEL_KINDS = frozenset({"logistic_regression"})
+#: The learner kinds whose trees answer by naive Bayes through :mod:`learners.nb_kernel` (an ``auto`` pool's
+#: members include a Hoeffding tree).
+NB_KERNEL_KINDS = frozenset({"hoeffding_tree", "auto"})
 
 
 def warm_for(*specs: Any) -> float:
     """:func:`warm` when one of the learner specs (``LearnerSpec``: the model's learner, its challenger) is of a
-    kind the kernel runs, else nothing (0.0). Called at a train worker's start (:meth:`streams.train.Trainer.start`)
-    so the first batch does not pay numba's import and the kernels' load (~0.3 s CPU, BENCHMARKS.md session 16);
-    a scorer never learns and never calls it."""
+    kind the kernel runs, and :func:`learners.nb_kernel.warm` when one is a tree kind (the tree's compiled naive
+    Bayes, used only once warmed), else nothing (0.0). Called at a train worker's start
+    (:meth:`streams.train.Trainer.start`) so the first batch does not pay numba's import and the kernels' load
+    (~0.3 s CPU, BENCHMARKS.md session 16); a scorer never learns and never calls it."""
+    took = 0.0
     if any(spec is not None and spec.name in KERNEL_KINDS for spec in specs):
-        return warm()
-    return 0.0
+        took += warm()
+    if any(spec is not None and spec.name in NB_KERNEL_KINDS for spec in specs):
+        from learners import nb_kernel
+
+        took += nb_kernel.warm()
+    return took

@@ -198,15 +198,19 @@ def test_the_python_fallback_decides_as_learn_one(monkeypatch: pytest.MonkeyPatc
 
 
 def test_warm_for_only_the_kinds_the_kernel_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A train worker warms the kernel for an LR learner or challenger, never for a tree (no numba import)."""
-    calls = []
+    """A train worker warms the LR kernel for an LR learner or challenger, never for a tree; a tree (or an
+    ``auto`` pool, whose members include one) warms the naive Bayes kernel instead (session 19)."""
+    from learners import nb_kernel
+
+    calls, nb_calls = [], []
     monkeypatch.setattr(kernels, "warm", lambda: calls.append(1) or 0.5)
-    assert kernels.warm_for(LearnerSpec("hoeffding_tree"), None) == 0.0
-    assert kernels.warm_for(LearnerSpec("auto"), LearnerSpec("hoeffding_tree")) == 0.0
+    monkeypatch.setattr(nb_kernel, "warm", lambda: nb_calls.append(1) or 0.25)
+    assert kernels.warm_for(LearnerSpec("hoeffding_tree"), None) == 0.25
+    assert kernels.warm_for(LearnerSpec("auto"), LearnerSpec("hoeffding_tree")) == 0.25
     assert not calls
-    assert kernels.warm_for(LearnerSpec("hoeffding_tree"), LearnerSpec("logistic_regression")) == 0.5
+    assert kernels.warm_for(LearnerSpec("hoeffding_tree"), LearnerSpec("logistic_regression")) == 0.75
     assert kernels.warm_for(LearnerSpec("logistic_regression"), None) == 0.5
-    assert len(calls) == 2
+    assert len(calls) == 2 and len(nb_calls) == 3
 
 
 @pytest.mark.parametrize(
