@@ -21,6 +21,7 @@ from typing import Any
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
+from learners import policies
 from learners import pool as pool_module
 from learners.batch import BatchContext
 from learners.detectors import TailCap
@@ -38,6 +39,7 @@ from learners.features import clean_features
 from learners.guard import Decision, PairedEvidence, judge
 from learners.lifecycle_control import check_setting
 from learners.policies import (
+    YOUNG_SERVED,
     ChallengerPolicy,
     IncrementalPolicy,
     Lineage,
@@ -57,6 +59,17 @@ WARM_RESTART_ON_VETO = True
 # Losses of a promoted challenger the loss detector skips before its warm-up (see ``_release``): about as long as
 # a challenger gets to win (CHALLENGER_FRESH), chosen a priori, not tuned.
 LOSS_SETTLE = 1000
+# The error and loss detectors (ADWIN on the 0/1 or absolute error, Page-Hinkley on the loss) score a snapshot of
+# the served lineage that follows the incremental releases only every ``WATCH_LABELS`` labels the lineage learns
+# (any other release, and every release while the lineage has learned fewer than ``policies.YOUNG_SERVED``
+# labels, replaces it at once); 0: they score the served snapshot itself (before session 19). Only while quiet
+# stretches apply (``policies.QUIET_LABELS`` on, the task in ``policies.QUIET_TASKS``; off by default). Why: in quiet
+# stretches (``policies.QUIET_LABELS``) the served snapshot follows the champion every ``release_every`` (25)
+# labels, and a model that close to one learning every label shows an abrupt drift's error only as a short burst:
+# bench.accuracy --quick missed agrawal-abrupt's second drift and both of friedman-gra's (session 18). A frozen
+# snapshot keeps its error up until it is refreshed. 500 = ``guard.probation_examples`` and
+# ``policies.YOUNG_SERVED``: how long a release is watched as new (BENCHMARKS-accuracy.md, session 19).
+WATCH_LABELS = 500
 
 
 @dataclass
@@ -97,6 +110,9 @@ class ModelLifecycle:
     _sentinel: SnapshotSentinel | None = None
     # Class-level default: a lifecycle pickled before session 16 starts its regression error's cap at its next label.
     _tail: TailCap | None = None
+    # Class-level default: a lifecycle pickled before session 19 has its detectors watch the served snapshot until
+    # its next release (``_watched``).
+    _watched: Lineage | None = None
     # Set only while learn_batch runs (never pickled): BatchContext.sync, called before the champion or challenger
     # is read or copied (a judgement, a release, a drift alarm's copy); the compiled kernel writes back only then.
     _sync: Callable[[], None] | None = None
@@ -139,6 +155,7 @@ class ModelLifecycle:
         self._lineage = Lineage(build_learner(learner, task, seed))
         build_learner(self.challenger_spec, task, seed)  # fail now on a bad challenger spec
         self._served = self._lineage.copy()
+        self._watched = self._served  # the snapshot the error and loss detectors score (see ``_release``)
         self.served_version = 0
         self._next_version = 1
         self._count = 0  # labelled examples seen (the default stream index)
@@ -203,6 +220,16 @@ class ModelLifecycle:
         elif reason == "rollback":
             self._probation.stop()
         self._served = lineage.copy()
+        # The detectors' snapshot (``WATCH_LABELS``): follows an incremental release only once it is
+        # ``WATCH_LABELS`` labels behind it (or while the lineage is young); any other release replaces it.
+        watched = self._watched
+        if (
+            reason != "incremental"
+            or watched is None
+            or lineage.n_learned < YOUNG_SERVED
+            or not 0 <= lineage.n_learned - watched.n_learned < self._watch_labels()
+        ):
+            self._watched = self._served
         self.served_version = version
         self._increment.released(lineage.n_learned)
         metrics = {"n_learned": float(lineage.n_learned), **self.evaluation.snapshot()}
@@ -228,6 +255,11 @@ class ModelLifecycle:
         return Release(
             version, parent, reason, self._served.model, metrics, decision, dict(lineage.data_range), index
         )
+
+    def _watch_labels(self) -> int:
+        """``WATCH_LABELS`` where quiet stretches release faster than the floor (``policies.QUIET_LABELS`` on,
+        the task in ``policies.QUIET_TASKS``), else 0: the detectors score the served snapshot."""
+        return WATCH_LABELS if policies.QUIET_LABELS and self.task in policies.QUIET_TASKS else 0
 
     def initial_release(self) -> Release:
         """Version 1 (reason ``initial``): the champion as it is now (usually untrained)."""
@@ -384,7 +416,14 @@ class ModelLifecycle:
                 else (lambda m: batch.frozen_label(m, pos, xc, True)),
                 index,
             )
-        events.extend(self._monitor(x, y, base_pred, base_proba, index, alarms))
+        watched = self._watched  # the detectors' snapshot (``WATCH_LABELS``)
+        if watched is None or watched is self._served:
+            watch_pred, watch_proba = base_pred, base_proba
+        elif batch is not None:
+            watch_pred, watch_proba = batch.frozen(watched.model, pos, xc)
+        else:
+            watch_pred, watch_proba = watched.model.predict_with_proba(xc, cleaned=True)
+        events.extend(self._monitor(x, y, watch_pred, watch_proba, index, alarms))
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
         self._increment.observe(y, champ_pred, base_pred, segment)

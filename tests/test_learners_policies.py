@@ -439,3 +439,22 @@ def test_a_cold_start_release_refused_by_the_reference_set_counts_its_labels_aga
         assert policy.decide(11 + i, judge=refuse, **args) is None
     policy.since_release += 1
     assert policy.decide(14, judge=refuse, **args) is not None and len(refuse.calls) == 2
+
+
+def test_quiet_stretches_apply_only_to_the_tasks_in_quiet_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 19 (``QUIET_TASKS`` is classification): a regression champion's carried releases keep the floor
+    in a quiet stretch too (with its detectors on a 500-label snapshot, a rotating regression raised 10-16 alarms
+    per 10,000 labels; BENCHMARKS-accuracy.md, session 19)."""
+    monkeypatch.setattr(policies, "QUIET_LABELS", 300, raising=False)
+    monkeypatch.setattr(policies, "QUIET_TASKS", ("classification",), raising=False)
+    m = build_learner(LearnerSpec("linear_regression"), "regression", 0)
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 40})
+    policy, judge = IncrementalPolicy("regression", guard), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    _shown_release(policy, args)
+    assert policy.carried
+    assert _ties_until_judged(policy, args) == 40  # no alarm ever, yet the floor: regression is not quiet
+    monkeypatch.setattr(policies, "QUIET_TASKS", ("classification", "regression"), raising=False)
+    policy.released()
+    assert policy.carried
+    assert _ties_until_judged(policy, args) == 10

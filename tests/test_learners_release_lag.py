@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
 import pytest
 
@@ -64,3 +65,91 @@ def test_in_a_quiet_stretch_carried_releases_follow_release_every(monkeypatch: p
     assert min(gaps) >= 25
     assert len(quiet) > 1.3 * len(floor)
     assert sorted(gaps)[len(gaps) // 2] < 50
+
+
+def test_the_detectors_score_a_snapshot_that_follows_the_served_one_every_watch_labels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 19: in a quiet stretch the served snapshot follows the champion every ``release_every`` labels, and
+    the error and loss detectors score a snapshot of the same lineage refreshed only every ``WATCH_LABELS`` labels
+    (at once while the lineage is young), so an abrupt drift's errors stay up for them until it is refreshed."""
+    monkeypatch.setattr("learners.policies.COLD_START", 0)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 19)
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    rng = random.Random(3)
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(feature_drift=False),
+        GuardConfig(),
+        release_every=25,
+    )
+    lc.initial_release()
+    n = 3000
+    fed: list[
+        tuple[Any, Any, Any]
+    ] = []  # (what the detectors saw, the watched snapshot's answer, the served's)
+    monitor = lc._monitor
+
+    def spy(x: dict[str, Any], y: Any, pred: Any, *args: Any) -> list[Any]:
+        watched = lc._watched
+        assert watched is not None
+        fed.append((pred, watched.model.predict_one(x), lc.served_model.predict_one(x)))
+        return monitor(x, y, pred, *args)
+
+    monkeypatch.setattr(lc, "_monitor", spy)
+    served_n, watched_n = [], []
+    for i in range(n):
+        w = i / n  # a boundary turning a little with every event (continuous drift: no alarm)
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        lc.learn_one(x, int(x["a"] + (0.5 - 2 * w) * x["b"] > 0), index=i)
+        served_n.append(lc._served.n_learned)
+        assert lc._watched is not None
+        watched_n.append(lc._watched.n_learned)
+    assert all(f[0] == f[1] for f in fed)  # the detectors were fed the watched snapshot's answers
+    assert any(f[0] != f[2] for f in fed)  # which are not always the served one's
+    served_steps = sorted(set(served_n))
+    watched_steps = sorted(set(watched_n))
+    assert len(served_steps) > 3 * len(watched_steps)
+    old = [s for s in watched_steps if s >= 500]
+    assert len(old) >= 3
+    assert all(b - a >= 500 for a, b in itertools.pairwise(old))
+    young = [(s, w) for s, w in zip(served_n, watched_n, strict=True) if s < 500]
+    assert young and all(s == w for s, w in young)  # a young lineage: the detectors score what is served
+
+
+def test_any_release_but_an_incremental_one_gives_the_detectors_the_served_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 19)
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    rng = random.Random(5)
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(feature_drift=False),
+        GuardConfig(),
+        release_every=25,
+    )
+    lc.initial_release()
+    for i in range(1200):
+        x = {"a": rng.uniform(-1, 1)}
+        lc.learn_one(x, int(x["a"] > 0), index=i)
+    assert lc._watched is not lc._served  # (the lineage learned more since the watched snapshot: measured)
+    lc.apply_control("promote", {"candidate": "champion"})
+    assert lc._watched is lc._served
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 0, raising=False)  # 0: the served snapshot always
+    for i in range(1200, 1400):
+        x = {"a": rng.uniform(-1, 1)}
+        lc.learn_one(x, int(x["a"] > 0), index=i)
+        assert lc._watched is lc._served
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 0, raising=False)  # quiet off: the watch too
+    for i in range(1400, 1600):
+        x = {"a": rng.uniform(-1, 1)}
+        lc.learn_one(x, int(x["a"] > 0), index=i)
+        assert lc._watched is lc._served
