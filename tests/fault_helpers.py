@@ -41,6 +41,7 @@ from learners.lifecycle import Release
 from schemas.codec import MAGIC, schema_fingerprint
 from streams.processes import WorkerProcess
 from streams.train import new_lifecycle
+from tests.fault_diagnosis import diagnosis
 from tests.pipeline_helpers import Pipeline, distinct_ids, labels_learned
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -365,11 +366,14 @@ def check_no_deadletters(out: Outcome) -> None:
 def check_run(pipeline: Pipeline, out: Outcome, events: Sequence[Event], labelled: Iterable[str]) -> int:
     """The whole oracle for a clean input stream; returns the number of releases compared with offline."""
     labelled = set(labelled)
-    check_no_deadletters(out)  # dead letters (0) + processed (every id) == input
-    check_predictions(out, events)
-    check_joins(out, events)
-    check_learned_once(out, labelled)
-    return check_models_equal_offline(pipeline, out)
+    try:
+        check_no_deadletters(out)  # dead letters (0) + processed (every id) == input
+        check_predictions(out, events)
+        check_joins(out, events)
+        check_learned_once(out, labelled)
+        return check_models_equal_offline(pipeline, out)
+    except AssertionError as exc:  # the evidence, while the run's topics and logs still exist
+        raise AssertionError(f"{exc}\n{diagnosis(pipeline)}") from exc
 
 
 # --------------------------------------------------------------------------------------------- a private stack
