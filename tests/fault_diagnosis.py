@@ -10,8 +10,10 @@ offset (LSO) of the partition stays below its high watermark (README, *Exactly-o
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaException, TopicPartition
@@ -86,10 +88,26 @@ def release_log(settings: Settings, isolation: str = "read_uncommitted") -> list
         consumer.close()
 
 
+def dump_topics(pipeline: Pipeline) -> Path:
+    """``training`` (in topic order) and ``models`` (decoded, artifacts included) and the workers' environment,
+    pickled into the test's state dir, to replay offline after the run's topics are gone:
+    ``pickle.load(open(path, "rb"))`` -> ``{"training": [...], "releases": [...], "env": {...}}``."""
+    from tests.fault_helpers import training_in_order
+
+    path = pipeline.state_dir / "diagnosis-topics.pkl"
+    data = {"training": training_in_order(pipeline), "releases": pipeline.releases(), "env": pipeline.env()}
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
 def diagnosis(pipeline: Pipeline, log_lines: int = 60) -> str:
     """A failed run's evidence, as text for the failure message (see the module docstring)."""
     settings = pipeline.settings()
     parts = ["==== diagnosis (tests/fault_diagnosis.py)"]
+    try:
+        parts.append(f"topics kept for an offline replay: {dump_topics(pipeline)}")
+    except Exception as exc:  # the diagnosis goes on with what it can read
+        parts.append(f"cannot keep the topics: {exc!r}")
     try:
         parts.append(f"open transactions (LSO, high watermark): {open_transactions(settings)}")
         uncommitted = release_log(settings, "read_uncommitted")

@@ -37,6 +37,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from connectors.localproc import free_port
 from connectors.stack import StackConfig, stack_status, stack_up
+from learners.guard import Decision
 from learners.lifecycle import Release
 from schemas.codec import MAGIC, schema_fingerprint
 from streams.processes import WorkerProcess
@@ -54,6 +55,15 @@ FAST_GROUP_ENV = {
     "BROKER_HEARTBEAT_INTERVAL": "1",
     "BROKER_REBALANCE_TIMEOUT": "20",
 }
+# The guard's latency check times predictions on the wall clock (learners/guard.py, ``_latency_ms``): on a loaded
+# machine one call preempted or caught in a garbage collection vetoes a release in one process and not in the
+# other, while the oracle needs its offline replay to make the trainer's decisions from the same data. In the cold
+# start a judgement times the one to three events seen so far, so one slow call is enough, and a veto puts the
+# next judgement 25 labels later (helper flake's loops, session 19: the offline replay released at n_learned 1,
+# 27, 33, ..., the trainer at 1, 2, 3, ..., 22, 27, ...). The check has its own tests (test_learners_guard.py).
+REPLAYABLE_ENV = {"DRIFTLINE__GUARD__MAX_PREDICT_LATENCY_MS": "1000000"}
+# The environment of every pipeline the oracle checks.
+FAULT_ENV = {**FAST_GROUP_ENV, **REPLAYABLE_ENV}
 
 
 def seed_for(name: str) -> int:
@@ -317,10 +327,13 @@ def check_learned_once(out: Outcome, labelled: Iterable[str]) -> None:
 
 
 def offline_models(
-    pipeline: Pipeline, training: Sequence[Mapping[str, Any]]
+    pipeline: Pipeline,
+    training: Sequence[Mapping[str, Any]],
+    refused: list[tuple[int, str, dict[str, Any]]] | None = None,
 ) -> tuple[int, dict[int, list[Any]]]:
     """Replay ``training`` (topic order, duplicates by id skipped) through a fresh lifecycle as the trainer
-    does; returns its ``n_learned`` and ``{n_learned at release: predictions on the probes}``."""
+    does; returns its ``n_learned`` and ``{n_learned at release: predictions on the probes}``. ``refused``
+    receives ``(n_learned, outcome, failed checks)`` of each guard decision that did not promote."""
     settings = pipeline.settings()
     lifecycle = new_lifecycle(settings)
     lifecycle.initial_release()
@@ -344,6 +357,9 @@ def offline_models(
         for event in events:
             if isinstance(event, Release):
                 released[int(event.metrics["n_learned"])] = _predict_all(event.model, xs)
+            elif isinstance(event, Decision) and event.outcome != "promote" and refused is not None:
+                failed = {k: v for k, v in event.checks.items() if v is not True}
+                refused.append((lifecycle.n_learned, event.outcome, failed))
     return lifecycle.n_learned, released
 
 
@@ -357,10 +373,18 @@ def _predict_all(model: Any, xs: Sequence[dict[str, Any]]) -> list[Any]:
 
 def check_models_equal_offline(pipeline: Pipeline, out: Outcome) -> int:
     """Every non-initial release equals the offline model at the same ``n_learned``; returns how many compared."""
-    n_offline, offline = offline_models(pipeline, out.training)
+    budget = pipeline.settings().guard.max_predict_latency_ms
+    assert budget >= float(REPLAYABLE_ENV["DRIFTLINE__GUARD__MAX_PREDICT_LATENCY_MS"]), (
+        f"the guard's latency budget is {budget} ms: run the pipeline with FAULT_ENV (see REPLAYABLE_ENV)"
+    )
+    refused: list[tuple[int, str, dict[str, Any]]] = []
+    n_offline, offline = offline_models(pipeline, out.training, refused)
     assert n_offline == int(out.trainer["n_learned"]), (
         f"offline replay learned {n_offline}, trainer reports {out.trainer['n_learned']}"
     )
+    # Where the offline guard did not promote (n_learned, outcome, failed checks): a release point missing on
+    # one side is usually a decision that went the other way there.
+    why = f"; offline guard refusals: {refused[:8]}" if refused else ""
     xs = probes()
     compared = 0
     online_points = set()
@@ -370,7 +394,7 @@ def check_models_equal_offline(pipeline: Pipeline, out: Outcome) -> int:
         n = int(release["metrics"]["n_learned"])
         online_points.add(n)
         assert n in offline, (
-            f"release v{release['version']} has n_learned={n}; offline released at {sorted(offline)}"
+            f"release v{release['version']} has n_learned={n}; offline released at {sorted(offline)}{why}"
         )
         online = _predict_all(pipeline.load_model(release), xs)
         differ = [i for i, (a, b) in enumerate(zip(online, offline[n], strict=True)) if a != b]
@@ -382,7 +406,7 @@ def check_models_equal_offline(pipeline: Pipeline, out: Outcome) -> int:
         compared += 1
     assert online_points == set(offline), (
         f"online released at {sorted(online_points)}, offline at {sorted(offline)}; releases: "
-        f"{[(r['version'], r['reason'], r['metrics'].get('n_learned')) for r in out.releases]}"
+        f"{[(r['version'], r['reason'], r['metrics'].get('n_learned')) for r in out.releases]}{why}"
     )
     return compared
 
@@ -443,7 +467,7 @@ class PrivateStack:
         assert (status.kafka.state, status.redis.state) == ("up", "up"), status.to_dict()
 
     def pipeline(self, prefix: str, state_dir: Path, **extra_env: str) -> Pipeline:
-        env = {"DRIFTLINE_KAFKA_BOOTSTRAP": self.bootstrap, **FAST_GROUP_ENV, **extra_env}
+        env = {"DRIFTLINE_KAFKA_BOOTSTRAP": self.bootstrap, **FAULT_ENV, **extra_env}
         return Pipeline(prefix, state_dir, self.redis_url, extra_env=env)
 
     def kafka_pid(self) -> int:

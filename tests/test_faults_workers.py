@@ -24,7 +24,7 @@ from schemas.codec import default_codec
 from streams.trainer_transactions import TXN_TIMEOUT_MS
 from tests.fault_diagnosis import open_transactions
 from tests.fault_helpers import (
-    FAST_GROUP_ENV,
+    FAULT_ENV,
     Publisher,
     check_run,
     kill9,
@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 N = 2000
 RATE = 200.0
 # Small releases so a run crosses several release points (each compared with the offline replay).
-ENV = {**FAST_GROUP_ENV, "DRIFTLINE__MODEL__RELEASE_EVERY": "300"}
+ENV = {**FAULT_ENV, "DRIFTLINE__MODEL__RELEASE_EVERY": "300"}
 
 
 @pytest.fixture
