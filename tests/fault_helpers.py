@@ -10,8 +10,12 @@ The oracle (as in Kafka's system tests) checks, after a run:
   (not ``n_learned``, the served lineage's count, which a probation rollback takes back);
 - the training topic is single-partition, so every released model equals the model a
   :class:`~learners.lifecycle.ModelLifecycle` trained offline on the same TrainingExample sequence (duplicates by
-  id skipped) had at the same ``n_learned``;
+  id skipped) had at the same ``n_learned`` (so no guard decision may depend on the wall clock: the pipelines run
+  with :data:`FAULT_ENV`);
 - dead letters plus processed equal the input.
+
+It reads the topics once every label is learned and no transaction is open on the trainer's outputs
+(:func:`wait_transactions_ended`); a failure carries :func:`tests.fault_diagnosis.diagnosis`.
 
 Builds on :mod:`tests.pipeline_helpers` (read-only here). Every wait is bounded.
 """
