@@ -34,7 +34,7 @@ from connectors.stack import StackConfig, stack_status, stack_up
 from connectors.topics import TOPIC_NAMES, check_topics
 from driftline.settings import load_settings
 from tests.conftest import REDIS_URL
-from tests.fault_helpers import FAST_GROUP_ENV, Publisher, check_run, make_events, running_all, wait_complete
+from tests.fault_helpers import FAULT_ENV, Publisher, check_run, make_events, running_all, wait_complete
 from tests.pipeline_helpers import Pipeline
 from tests.waiting import wait_until
 
@@ -96,7 +96,7 @@ def _up(cfg: StackConfig) -> None:
 @pytest.fixture
 def pipeline(cluster: StackConfig, prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
     _up(cluster)  # a test that failed half-way may have left a node down
-    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": cluster.kafka_address, **FAST_GROUP_ENV, **ENV}
+    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": cluster.kafka_address, **FAULT_ENV, **ENV}
     with running_all(Pipeline(prefix, tmp_path, REDIS_URL, extra_env=env)) as p:
         yield p
 

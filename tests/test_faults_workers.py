@@ -17,16 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from connectors.kafka_client import client_config
 from schemas.codec import default_codec
+from streams.trainer_transactions import TXN_TIMEOUT_MS
+from tests.fault_diagnosis import open_transactions
 from tests.fault_helpers import (
-    FAST_GROUP_ENV,
+    FAULT_ENV,
     Publisher,
     check_run,
     kill9,
     make_events,
+    publish,
     retire,
     running_all,
     seed_for,
@@ -39,7 +42,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 N = 2000
 RATE = 200.0
 # Small releases so a run crosses several release points (each compared with the offline replay).
-ENV = {**FAST_GROUP_ENV, "DRIFTLINE__MODEL__RELEASE_EVERY": "300"}
+ENV = {**FAULT_ENV, "DRIFTLINE__MODEL__RELEASE_EVERY": "300"}
 
 
 @pytest.fixture
@@ -72,6 +75,43 @@ def test_kill9_each_role_at_random_points(pipeline: Pipeline) -> None:
     compared = check_run(pipeline, out, events, _ids(events))
     assert compared >= 3
     pipeline.assert_alive()
+
+
+def test_oracle_waits_for_a_killed_trainers_open_transaction(pipeline: Pipeline) -> None:
+    """What a trainer killed -9 right after producing a release, before its changelog record and commit, leaves
+    behind (CI, session 18): a transaction open on ``models`` until the broker aborts it. The next trainer's
+    restore does not wait for it (nothing of it is on ``changelog``), learns the rest and publishes releases that
+    read_committed readers cannot see yet. The oracle waits for the transaction to end before it reads the topics:
+    read at once, it found every later release missing."""
+    pipeline.start("score", "join", "train")
+    events = make_events(N)
+    first, second = events[:600], events[600:]
+    publish(pipeline, first, label_lag=0)
+    pipeline.wait_learned(len(first))
+    settings = pipeline.settings()
+    # The killed trainer's producer, left with its transaction open (a longer timeout than the trainer's 20 s:
+    # still open once the trainer has learned the rest, however slow the machine).
+    killed = Producer(
+        client_config(
+            settings,
+            **{
+                "transactional.id": f"{settings.kafka.topic_prefix}killed-trainer",
+                "transaction.timeout.ms": 2 * TXN_TIMEOUT_MS,
+            },
+        )
+    )
+    killed.init_transactions(30)
+    killed.begin_transaction()
+    killed.produce(settings.topic("models"), b"a release whose transaction never commits", b"default")
+    assert killed.flush(30) == 0
+    publish(pipeline, second, label_lag=0)
+    pipeline.wait_learned(N)
+    assert open_transactions(settings, ["models"]), "the killed trainer's transaction ended already"
+    visible_now = {int(r["version"]) for r in pipeline.releases()}
+    out = wait_complete(pipeline, events, _ids(events))
+    released = {int(r["version"]) for r in out.releases}
+    assert visible_now < released, "every release was visible with the transaction still open"
+    assert check_run(pipeline, out, events, _ids(events)) >= 3
 
 
 def _uncommitted_releases(pipeline: Pipeline) -> list[tuple[int, int]]:
