@@ -208,6 +208,10 @@ def test_one_preempted_prediction_does_not_veto_a_release_but_a_slow_model_does(
     assert once.checks["latency"] is True and once.evidence["predict_latency_ms"] < 5.0
     always = judge("challenger", good, config, candidate=Stalls(1, 0.006), sample=sample)
     assert always.outcome == "reject" and "budget 5.0 ms" in str(always.checks["latency"])
+    # A cold start has one or two recent events: one preempted call among them vetoed the release (session 19).
+    for n in (1, 2):
+        cold = judge("challenger", good, config, candidate=Stalls(2, 0.15), sample=sample[:n])
+        assert cold.checks["latency"] is True and cold.evidence["predict_latency_ms"] < 5.0
 
 
 def test_nonfinite_regression_outputs_are_rejected_and_paired_t_test_works() -> None:
