@@ -42,6 +42,9 @@ def test_labels_before_predictions_are_parked_then_joined(pipeline: Pipeline) ->
         pipeline.wait_until("300 labels parked", lambda: joins(pipeline, "parked") >= 300, timeout=60)
         pipeline.wait_until("10 duplicates counted", lambda: joins(pipeline, "duplicate") >= 10, timeout=30)
         assert joins(pipeline, "parked") == 300 and joins(pipeline, "joined") == 0
+        # The trainer's first status comes once it has started (on a fresh clone its start compiles the kernels,
+        # seconds on a loaded machine: CI, session 19, read no status yet); then it must have learned nothing.
+        pipeline.wait_until("the trainer's first status", lambda: bool(pipeline.trainer()), timeout=60)
         assert pipeline.trainer().get("n_learned") == 0
 
         with pipeline.producer() as producer:
