@@ -83,14 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_level(verbose: int) -> int:
+    """The log level ``-v`` flags ask for: WARNING, INFO with one, DEBUG with two or more."""
+    return logging.WARNING - 10 * min(verbose, 2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=log_level(args.verbose), format=LOG_FORMAT, stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # no password in a URL reaches a log line
         handler.addFilter(MaskSecrets())
     if not getattr(args, "func", None):

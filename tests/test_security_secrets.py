@@ -101,3 +101,35 @@ def test_cli_refuses_a_short_key_with_exit_code_2(
     monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", "short")
     assert main(["config", "show"]) == 2
     assert "openssl rand -hex 32" in capsys.readouterr().err
+
+
+def test_a_worker_keeps_masking_after_faust_sets_up_logging(capsys: pytest.CaptureFixture[str]) -> None:
+    """Faust (``mode``) clears the root handlers when a worker starts; the configuration the worker hands it puts
+    the masking filter back, on stderr, at the level ``-v`` asked for."""
+    from mode.utils.logging import setup_logging
+
+    from streams.commands.worker import logging_config
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        level = setup_logging(loglevel=logging.INFO, logging_config=logging_config(logging.INFO))
+        assert level == logging.INFO
+        logging.getLogger("streams.join").info("cannot reach redis://user:%s@h:6379/0", PW)
+        logging.getLogger("streams.join").debug("not at INFO")
+        err = capsys.readouterr().err
+        assert "redis://user:***@h:6379/0" in err and PW not in err
+        assert "INFO streams.join: cannot reach" in err and "not at INFO" not in err
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+
+
+@pytest.mark.parametrize(("flags", "level"), [([], "WARNING"), (["-v"], "INFO"), (["-vv"], "DEBUG")])
+def test_worker_log_level_follows_the_verbose_flag(flags: list[str], level: str) -> None:
+    from streams.cli import build_parser
+    from streams.commands.worker import worker_log_level
+
+    args = build_parser().parse_args([*flags, "worker", "--role", "join"])
+    assert logging.getLevelName(worker_log_level(args)) == level
+    args = build_parser().parse_args([*flags, "worker", "--loglevel", "error"])
+    assert worker_log_level(args) == logging.ERROR

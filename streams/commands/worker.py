@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from connectors.kafka_client import check_reachable
 from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import ConfigError
-from streams.cli import settings_from_args
+from driftline.settings import MaskSecrets
+from streams.cli import LOG_FORMAT, log_level, settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,49 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--metrics-port", type=int, help="Prometheus port (DRIFTLINE_METRICS_PORT; 0 picks a free one)"
     )
     p.add_argument("--metrics-host", help="address to serve metrics on (default 127.0.0.1)")
-    p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    p.add_argument(
+        "--loglevel",
+        choices=tuple(LOGLEVELS),
+        help="log level of the worker and Faust (default: warn; info with -v, debug with -vv)",
+    )
     p.set_defaults(func=run)
+
+
+LOGLEVELS = {
+    "crit": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+def logging_config(level: int) -> dict[str, Any]:
+    """Faust's logging set-up for a worker: the CLI's format on stderr, with the filter that masks secrets.
+
+    Faust (``mode``) replaces the root logger's handlers when the worker starts; without this its own handler (to
+    stdout, no filter) would take over and a password in a URL could reach the log.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask_secrets": {"()": MaskSecrets}},
+        "formatters": {"driftline": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "driftline",
+                "filters": ["mask_secrets"],
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+    }
+
+
+def worker_log_level(args: argparse.Namespace) -> int:
+    """``--loglevel`` if given, else what ``-v`` asks for (the same as every other command)."""
+    return LOGLEVELS[args.loglevel] if args.loglevel else log_level(args.verbose)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +112,14 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    faust_worker = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    level = worker_log_level(args)
+    faust_worker = faust.Worker(
+        worker.app,
+        loglevel=level,
+        logging_config=logging_config(level),
+        quiet=True,
+        redirect_stdouts=False,
+    )
     if not faust_worker.stdout.isatty():
         faust_worker.spinner = None  # its cursor codes (ESC[?25l) would end up in a log file
     try:
