@@ -31,7 +31,9 @@ class _Record(threading.local):
     def __init__(self) -> None:
         self.expect: Any = None  # the splitters of the leaf the trainer predicted at and will learn next
         self.cache: dict[Any, Any] | None = None  # that leaf's class -> (weight, terms) cache (frozen_tree)
-        self.mirror: LeafMirror | None = None  # that leaf's mirror, when it answered the prediction
+        # id(splitters) -> the mirror that answered a prediction at that leaf, for the learn that follows: several
+        # (the champion and a challenger tree each predict, then each learns)
+        self.mirrors: dict[int, LeafMirror] = {}
 
 
 _RECORD = _Record()
@@ -48,16 +50,24 @@ def expect(splitters: Any, cache: dict[Any, Any]) -> None:
 
 
 def expect_mirror(mirror: LeafMirror) -> None:
-    """The next learn of ``mirror``'s leaf (already :func:`expect`-ed) goes through the mirror's compiled update
-    (:meth:`LeafMirror.learn`): the mirror was current when the leaf answered the prediction."""
-    _RECORD.mirror = mirror
+    """The next learn of ``mirror``'s leaf goes through the mirror's compiled update (:meth:`LeafMirror.learn`):
+    the mirror was current when the leaf answered the prediction."""
+    _RECORD.mirrors[id(mirror.splitters)] = mirror
 
 
 def forget() -> None:
     """No learn is expected (a new label: the trainer predicts before it learns)."""
     _RECORD.expect = None
     _RECORD.cache = None
-    _RECORD.mirror = None
+    if _RECORD.mirrors:
+        _RECORD.mirrors.clear()
+
+
+def _forget_terms(splitters: Any) -> None:
+    """The learn of ``splitters``' leaf is done: no terms are kept for it (the other leaves' records stay)."""
+    if _RECORD.expect is splitters:
+        _RECORD.expect = None
+        _RECORD.cache = None
 
 
 def fused_update_splitters(self: Any, x: Any, y: Any, w: Any, nominal_attributes: Any) -> None:
@@ -70,16 +80,14 @@ def fused_update_splitters(self: Any, x: Any, y: Any, w: Any, nominal_attributes
         original(self, x, y, w, nominal_attributes)
         return
     splitters = self.splitters
-    if splitters is _RECORD.expect:
-        mirror = _RECORD.mirror
-        if mirror is not None:
-            if mirror.learn(self, x, y, w):
-                forget()
-                return
-            mirror.flush()  # River's own statements below change the leaf: the mirror reads it again
-            mirror.stale = True
-    elif _MIRRORS and (held := _MIRRORS.get(id(splitters))) is not None and held.splitters is splitters:
-        held.flush()  # a learn the trainer did not predict first (another caller): River's objects, then them
+    if _MIRRORS and (held := _MIRRORS.get(id(splitters))) is not None and held.splitters is splitters:
+        expected = _RECORD.mirrors.pop(id(splitters), None)
+        if expected is held and held.learn(self, x, y, w):
+            _forget_terms(splitters)
+            return
+        # A learn the mirror does not model, or one the trainer did not predict first (another caller): River's
+        # objects get what the mirror learned, River's statements below change the leaf, the mirror reads it again.
+        held.flush()
         held.stale = True
     disabled = self._disabled_attrs
     record = splitters is _RECORD.expect
@@ -138,7 +146,7 @@ def fused_update_splitters(self: Any, x: Any, y: Any, w: Any, nominal_attributes
         # The terms are the class's in the splitters' order only if x visited every splitter in that order.
         if record and cache is not None and len(x) == len(splitters) and list(x) == list(splitters):
             cache[y] = (self.stats.get(y), terms)  # else the cache's old weight for y no longer matches: read
-        forget()
+        _forget_terms(splitters)
 
 
 def install() -> bool:

@@ -278,3 +278,48 @@ def test_learn_batch_with_mirrors_matches_without(
     assert _dump(mirrored.champion.model) == _dump(plain.champion.model)
     for x in [e.x for e in examples[-300:]]:
         assert mirrored.served_model.predict_with_proba(x) == plain.served_model.predict_with_proba(x)
+
+
+def test_a_champion_and_a_challenger_keep_their_mirrors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lifecycle's order with a challenger tree: both predict, then both learn. Each learn goes through its
+    own leaf's mirror (a second prediction does not take the first one's expectation), few mirrors are built, and
+    both trees are River's."""
+    built = {"n": 0}
+    init = tree_learn.LeafMirror.__init__
+
+    def counted_init(self: Any, leaf: Any) -> None:
+        init(self, leaf)
+        built["n"] += 1
+
+    monkeypatch.setattr(tree_learn.LeafMirror, "__init__", counted_init)
+    learned = {"n": 0}
+    learn = tree_learn.LeafMirror.learn
+
+    def counted_learn(self: Any, *a: Any) -> bool:
+        took = learn(self, *a)
+        learned["n"] += took
+        return took
+
+    monkeypatch.setattr(tree_learn.LeafMirror, "learn", counted_learn)
+    rows = _stream(3000, 11, 2, features=12)
+    champion, challenger = (
+        build_learner(LearnerSpec("hoeffding_tree", {"grace_period": g})) for g in (100, 60)
+    )
+    twins = [build_learner(LearnerSpec("hoeffding_tree", {"grace_period": g})) for g in (100, 60)]
+    predictors: list[Any] = [None, None]
+    for x, y in rows:
+        for k, learner in enumerate((champion, challenger)):
+            if predictors[k] is None:
+                predictors[k] = frozen_tree.frozen_tree_predictor(learner, learning=True)
+            if predictors[k] is not None:
+                assert _same(predictors[k](x), twins[k].predict_with_proba(x, cleaned=True))
+        champion.learn_one(x, y, cleaned=True)
+        challenger.learn_one(x, y, cleaned=True)
+        frozen_tree.forget_recorded()
+        for twin in twins:
+            twin.learn_one(x, y, cleaned=True)
+    tree_learn.flush_all()
+    assert _dump(champion.model) == _dump(twins[0].model)
+    assert _dump(challenger.model) == _dump(twins[1].model)
+    assert learned["n"] > 2 * 2500, learned
+    assert built["n"] < 100, built  # a few per leaf (its classes' first labels), not one per label
