@@ -1,11 +1,12 @@
 """The tree's session-19 levers switched on and off in one process: ``ModelLifecycle.learn_batch`` per label with
 the compiled naive Bayes (:mod:`learners.nb_kernel`) and the fused splitter update (:mod:`learners.tree_learn`) each
-on or off, the four combinations alternating per round on the same TrainingExamples as ``bench.trainer_split``.
+on or off, and (session 20) with the leaves' mirrors (:class:`learners.tree_learn.LeafMirror`) on top of both, the
+five combinations alternating per round on the same TrainingExamples as ``bench.trainer_split``.
 
 ``python -m bench.nb_switches [--events N] [--batch B] [--rounds R]`` prints, per combination, the best thread CPU
 us per label and every round. One process, alternating: on a shared machine this tells the levers apart where
 two processes' best-of-N (``bench.trainer_split``) cannot. ``off`` is this tree with both off, not the base: it
-still calls the (cheap) hooks. Used for BENCHMARKS.md (session 19, helper nbsum).
+still calls the (cheap) hooks. Used for BENCHMARKS.md (session 19, helper nbsum; session 20, helper treegauss).
 """
 
 from __future__ import annotations
@@ -67,12 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     ]
     nb_kernel.warm()
     gc.freeze()
-    combos = {"off": (False, False), "kernel": (True, False), "fused": (False, True), "both": (True, True)}
+    # (kernel, fused, the leaves' mirrors: session 20's tree_learn.LeafMirror, which needs both)
+    combos = {
+        "off": (False, False, False),
+        "kernel": (True, False, False),
+        "fused": (False, True, False),
+        "both": (True, True, False),
+        "mirrors": (True, True, True),
+    }
+    compiled_mirror = nb_kernel._mirror
     got: dict[str, list[float]] = {k: [] for k in combos}
     for r in range(args.rounds):
         order = list(combos) if r % 2 == 0 else list(reversed(combos))
         for name in order:
-            kernel, fused = combos[name]
+            kernel, fused, mirrors = combos[name]
+            nb_kernel._mirror = compiled_mirror if mirrors else None
             os.environ.pop("DRIFTLINE_NO_JIT", None)
             if not kernel:
                 os.environ["DRIFTLINE_NO_JIT"] = "1"
@@ -92,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 lc.learn_batch(examples[k : k + batch])
             got[name].append((time.thread_time() - t0) / n * 1e6)
     os.environ.pop("DRIFTLINE_NO_JIT", None)
+    nb_kernel._mirror = compiled_mirror
     out = {k: {"best_us": round(min(v), 2), "rounds_us": [round(x, 1) for x in v]} for k, v in got.items()}
     print(json.dumps({"events": n, "batch": batch, "load": os.getloadavg()[0], **out}, indent=1))
     return 0

@@ -101,6 +101,7 @@ def _leaf_terms(leaf: Any, per_class: dict[Any, tuple[float, list[Any]]] | None 
     by the example's positive weight, and only that class's Gaussians change), so a class whose weight did not
     move has the same Gaussians. The caller keys ``per_class`` by the leaf and its splitters dict.
     """
+    tree_learn.flush_splitters(leaf.splitters)  # a learning leaf's mirror: River's objects as it learned them
     stats = leaf.stats
     total = sum(stats.values())
     out = []
@@ -199,10 +200,35 @@ def frozen_tree_predictor(
     if learning and not _install_memo():
         return None
     cache: dict[int, tuple[Any, _Terms | None]] = {}
-    learning_cache: dict[int, tuple[Any, Any, dict[Any, tuple[float, list[Any]]]]] = {}
+    # id(leaf) -> [leaf, its splitters, class -> (weight, terms), its LeafMirror or None, a weight before which
+    # no mirror is tried again]
+    learning_cache: dict[int, list[Any]] = {}
     classes, counts = list(learner._classes), learner._counts
     slow = learner.predict_with_proba
     memo = _MEMO
+    mirrors = learning and nb_kernel.mirror_ready() is not None
+    normalised = nb_kernel.NORMALISES
+
+    def mirrored(leaf: Any, held: list[Any], x: dict[str, float]) -> dict[Any, float] | None:
+        """The leaf's answer from its mirror (learners.tree_learn.LeafMirror), which then learns the label; None:
+        the Python path answers (and learns)."""
+        mirror = held[3]
+        if mirror is None or not mirror.current(leaf):
+            if not leaf.splitters or sum(leaf.stats.values()) < held[4]:
+                return None
+            mirror = held[3] = tree_learn.mirror_of(leaf, None)
+            if mirror is None:  # a leaf the mirror does not model: tried again after 64 more labels there
+                held[4] = sum(leaf.stats.values()) + 64
+                return None
+        kernel = nb_kernel.mirror_ready()
+        row = mirror.row(x)
+        if kernel is None or row is None:
+            return None
+        answer = mirror.answer(kernel[0], row)
+        if answer is None:
+            return None
+        tree_learn.expect_mirror(mirror)
+        return answer if normalised else _normalise(answer)
 
     def leaf_prediction(leaf: Any, x: dict[str, float]) -> dict[Any, float]:
         if not _answers_naive(leaf, tree):
@@ -210,10 +236,16 @@ def frozen_tree_predictor(
         if learning:
             held = learning_cache.get(id(leaf))
             if held is None or held[0] is not leaf or held[1] is not leaf.splitters:
-                held = learning_cache[id(leaf)] = (leaf, leaf.splitters, {})
-            terms = _leaf_terms(leaf, held[2])
-            # The learn that follows puts the learned class's terms into held[2] (learners.tree_learn).
+                held = learning_cache[id(leaf)] = [leaf, leaf.splitters, {}, None, 0.0]
+            # The learn that follows puts the learned class's terms into held[2] (learners.tree_learn), or learns
+            # through the mirror that answered here.
             tree_learn.expect(leaf.splitters, held[2])
+            if mirrors:
+                answer = mirrored(leaf, held, x)
+                if answer is not None:
+                    memo.pending.append((x, leaf.stats, leaf.splitters, answer))
+                    return answer
+            terms = _leaf_terms(leaf, held[2])
             if terms is None:
                 return leaf.prediction(x, tree=tree)  # recorded by the memo (recording is on)
             answer = _naive_bayes(terms, x)
@@ -317,6 +349,7 @@ def _memo_naive_bayes(x: Any, observed_class_distribution: Any, splitters: Any) 
         if px is x and ps is observed_class_distribution and psp is splitters:
             del pending[k]
             return answer
+    tree_learn.flush_splitters(splitters)  # River reads the Gaussians: what a mirror learned first
     answer = _ORIGINAL_NB(x, observed_class_distribution, splitters)  # type: ignore[misc]
     if memo.recording:
         pending.append((x, observed_class_distribution, splitters, answer))

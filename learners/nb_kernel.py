@@ -109,10 +109,109 @@ def _rows_py(
         status[i] = _row(X, rows[i], cols[s], mu[s], neg2var[s], hlv[s], prior[s], n_classes[s], P, out[i])
 
 
+# -- a learning leaf's Gaussians in arrays (session 20: learners.tree_learn.LeafMirror) ---------------------------
+# ``G[field, c, k]``: per class ``c`` of the leaf (its order) and splitter ``k`` (the splitters' order), River's
+# Gaussian (``Mean.n``, ``Mean._mean``, ``Var._S``, ``Var.ddof``), the splitter's bounds for the class, and the naive
+# Bayes term ``frozen_tree._class_terms`` reads from it (1.0 in ``_VALID`` when there is one: the class has a
+# Gaussian at the splitter, ``n > ddof`` and the variance is above 0).
+_N, _M, _S, _DDOF, _LO, _HI, _HAS, _VALID, _MU, _N2V, _HLV = range(11)
+FIELDS = 11
+
+
+def _mirror_answer_py(x: Any, G: Any, W: Any, n_classes: int, P: Any, out: Any) -> int:
+    """A learning leaf's naive Bayes answer for the row ``x`` (the value of splitter ``k`` at ``x[k]``), as
+    ``frozen_tree._naive_bayes(frozen_tree._leaf_terms(leaf), x)``: the log priors from the class weights ``W``
+    (the leaf's ``stats`` in its order; ``sum`` from 0 left to right, then ``log(weight / total)``), then
+    :func:`_row_py`'s terms and normalisation. FALLBACK: a weight not above 0 (``_leaf_terms`` leaves it to
+    River), a non-finite difference or square (the Python path decides)."""
+    total = 0.0
+    for c in range(n_classes):
+        total += W[c]
+    for c in range(n_classes):
+        if not W[c] > 0.0:
+            return FALLBACK
+    two = P[_TWO]
+    half_log_tau = P[_HALF_LOG_TAU]
+    for c in range(n_classes):
+        v = math.log(W[c] / total)
+        for k in range(G.shape[2]):
+            if G[_VALID, c, k] == 0.0:
+                continue
+            d = x[k] - G[_MU, c, k]
+            if not math.isfinite(d):
+                return FALLBACK
+            sq = abs(d) ** two
+            if not math.isfinite(sq):
+                return FALLBACK  # CPython raises OverflowError here
+            log_p = sq / G[_N2V, c, k] - half_log_tau - G[_HLV, c, k]
+            if log_p > -math.inf:
+                v += log_p
+        out[c] = v
+    if P[_NORMALISE] == 0.0:
+        return OK
+    top = out[0]
+    for c in range(1, n_classes):
+        if out[c] > top:
+            top = out[c]
+    total = 0.0
+    for c in range(n_classes):
+        total += math.exp(out[c] - top)
+    lse = top + math.log(total)
+    for c in range(n_classes):
+        out[c] = math.exp(out[c] - lse)
+    return OK
+
+
+def _mirror_learn_py(x: Any, c: int, w: float, G: Any, W: Any, bounds: Any) -> int:
+    """Class ``c`` of a learning leaf learns the row ``x`` with weight ``w``: per splitter ``k``, in River's order,
+    ``GaussianSplitter.update`` (the bounds: ``bounds[c, k]`` gains 1 for a new minimum, 2 for a new maximum, kept
+    until the caller writes them back), ``Gaussian.update`` -> ``Var.update`` -> ``Mean.update`` (``n += w``;
+    ``mean += (w / n) * (x - mean)``; ``S += w * (x - old) * (x - new)``), then the class's naive Bayes term as
+    ``frozen_tree._class_terms`` computes it; and the class weight ``W[c] += w`` (``update_stats``). The number of
+    bounds moved, or -1 without changing anything: a Gaussian missing for the class, or a count that would be 0
+    (CPython raises ZeroDivisionError there: River's own update decides)."""
+    K = G.shape[2]
+    for k in range(K):
+        if G[_HAS, c, k] == 0.0 or G[_N, c, k] + w == 0.0:
+            return -1
+    moved = 0
+    for k in range(K):
+        v = x[k]
+        if v < G[_LO, c, k]:
+            G[_LO, c, k] = v
+            bounds[c, k] |= 1
+            moved += 1
+        if v > G[_HI, c, k]:
+            G[_HI, c, k] = v
+            bounds[c, k] |= 2
+            moved += 1
+        m = G[_M, c, k]
+        n = G[_N, c, k] + w
+        G[_N, c, k] = n
+        m_new = m + (w / n) * (v - m)
+        G[_M, c, k] = m_new
+        S = G[_S, c, k] + w * (v - m) * (v - m_new)
+        G[_S, c, k] = S
+        ddof = G[_DDOF, c, k]
+        G[_VALID, c, k] = 0.0
+        if n > ddof:
+            variance = S / (n - ddof)
+            if variance > 0.0:
+                G[_VALID, c, k] = 1.0
+                G[_MU, c, k] = m_new
+                G[_N2V, c, k] = -2.0 * variance
+                G[_HLV, c, k] = 0.5 * math.log(variance)
+    W[c] = W[c] + w
+    return moved
+
+
 # The Python function _rows_py calls: itself interpreted, the compiled _row_py once compiled.
 _row: Callable[..., int] = _row_py
 
 _compiled: tuple[Callable[..., int], Callable[..., None]] | None = None
+_mirror: tuple[Callable[..., int], Callable[..., int]] | None = (
+    None  # (answer, learn), compiled with the others
+)
 _tried = False
 
 
@@ -134,16 +233,22 @@ def compiled() -> tuple[Callable[..., int], Callable[..., None]] | None:
 def _compile() -> tuple[Callable[..., int], Callable[..., None]]:
     import numba
 
-    global _row
+    global _row, _mirror
     for cache in (True, False):  # cache=True fails without a writable cache location: compiled per process
         try:
             row = numba.njit(cache=cache, nogil=True)(_row_py)
             _row = row  # the rows kernel calls the compiled row (numba resolves the global when it compiles)
             rows = numba.njit(cache=cache, nogil=True)(_rows_py)
             _warm(row, rows)
+            # (Not nogil: a mirror's flush from another thread must not meet a learn half done.)
+            answer = numba.njit(cache=cache)(_mirror_answer_py)
+            learn = numba.njit(cache=cache)(_mirror_learn_py)
+            _warm_mirror(answer, learn)
+            _mirror = (answer, learn)
             return row, rows
         except Exception:
             _row = _row_py
+            _mirror = None
             if not cache:
                 raise
     raise AssertionError("unreachable")
@@ -172,6 +277,21 @@ def _warm(row: Callable[..., int], rows: Callable[..., None]) -> None:
         out[None],
         np.zeros(1, dtype=np.int8),
     )
+
+
+def _warm_mirror(answer: Callable[..., int], learn: Callable[..., int]) -> None:
+    """Compile both for the argument types :class:`learners.tree_learn.LeafMirror` passes."""
+    G = np.zeros((FIELDS, 1, 1))
+    W, x, out = np.ones(1), np.zeros(1), np.zeros(1)
+    answer(x, G, W, 1, PARAMS, out)
+    learn(x, 0, 1.0, G, W, np.zeros((1, 1), dtype=np.int8))
+
+
+def mirror_ready() -> tuple[Callable[..., int], Callable[..., int]] | None:
+    """The compiled ``(answer, learn)`` of a learning leaf's mirror, on the same terms as :func:`ready`."""
+    if not _tried or not jit_enabled() or _compiled is None:
+        return None
+    return _mirror
 
 
 def ready() -> tuple[Callable[..., int], Callable[..., None]] | None:

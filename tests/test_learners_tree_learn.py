@@ -22,7 +22,7 @@ from river.tree.nodes.htc_nodes import LeafMajorityClass
 from river.tree.nodes.leaf import HTLeaf
 
 from driftline.config import LearnerSpec
-from learners import frozen_tree, tree_learn
+from learners import frozen_tree, nb_kernel, tree_learn
 from learners.features import clean_features
 from learners.specs import build_learner
 
@@ -187,9 +187,18 @@ def test_terms_are_not_kept_for_a_feature_new_to_the_leaf_or_out_of_order() -> N
     assert list(cache) == [True]
 
 
-def test_a_learning_tree_predictor_takes_the_learned_terms(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mirrors", [False, True])
+def test_a_learning_tree_predictor_takes_the_learned_terms(
+    mirrors: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The trainer's champion path (predict, learn, predict): its answers are River's, and the learned class's
-    terms come from the learn instead of a second read."""
+    terms come from the learn instead of a second read (or, session 20, from the leaf's mirror: River's objects
+    get what it learned when they are read, here by ``flush_all``)."""
+    assert tree_learn.install()
+    if not mirrors:
+        monkeypatch.setattr(nb_kernel, "_mirror", None)  # the Python path (as DRIFTLINE_NO_JIT=1)
+    else:
+        assert nb_kernel.compiled() is not None and nb_kernel.mirror_ready() is not None
     learner, twin = build_learner(LearnerSpec("hoeffding_tree")), build_learner(LearnerSpec("hoeffding_tree"))
     rows = _stream(2500, 6)
     for x, y in rows[:20]:
@@ -211,5 +220,6 @@ def test_a_learning_tree_predictor_takes_the_learned_terms(monkeypatch: pytest.M
         learner.learn_one(xc, y, cleaned=True)
         frozen_tree.forget_recorded()
         twin.learn_one(x, y)
+    tree_learn.flush_all()
     assert _dump(learner.model) == _dump(twin.model)
     assert reads["n"] < 0.05 * len(rows)  # without the kept terms: about one read per label
