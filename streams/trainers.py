@@ -65,6 +65,12 @@ COMMIT_MAX = 5_000  # ... or this many records
 RELEASE_COMMIT_S = 0.1
 # The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
 GC_YOUNG = 10_000
+# The shortest wait of a poll for a transaction's first records (TrainerGroup._gather; serving.batch_timeout_s
+# when longer).
+GATHER_MIN_S = 0.1
+# The longest the broker holds the trainer consumer's fetch of partitions with nothing new (see consumer_config):
+# below GATHER_MIN_S, so records that became fetchable meanwhile wait less than one such poll.
+FETCH_WAIT_MS = 50
 
 
 class TrainerGroup(TransactionalBatches):
@@ -106,6 +112,13 @@ class TrainerGroup(TransactionalBatches):
                 # the fetcher, its queue full, waited up to a second (fetch.queue.backoff.ms) after each drain.
                 "queued.min.messages": 4 * COMMIT_MAX,
                 "fetch.queue.backoff.ms": 10,
+                # librdkafka keeps one fetch request in flight per broker, and the broker holds a fetch of empty
+                # partitions for fetch.wait.max.ms (500 by default). After an assignment the first fetch often
+                # went out with one empty partition before the others had their offsets: the partition with the
+                # records waited for it, ~300-500 ms after the model's first status (session 20, BENCHMARKS.md;
+                # also after every rewind, whose seek waits for the request in flight). An idle trainer's fetches
+                # cost the broker ~1-2 % of a core more at this value (~13 % at 10 ms).
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
             },
         )
         # The same watchdog as the other stages' (BatchSource): seen in the fault suite, a trainer left in
@@ -227,11 +240,12 @@ class TrainerGroup(TransactionalBatches):
 
     def _gather(self, consumer: Consumer) -> list[Message]:
         """The first records of a transaction: what is fetched already, else the first to arrive within the
-        batch timeout (at least 0.1 s). The transaction gathers the rest while it learns (:meth:`_more`).
+        batch timeout (at least ``GATHER_MIN_S``). The transaction gathers the rest while it learns (:meth:`_more`).
 
         Records fetched before a rebalance are dropped (the partitions' owners read them again from the
         committed offsets); those fetched after it, from the committed offsets of the new assignment, are kept."""
-        batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
+        batch = self.settings.serving.batch_size
+        within = max(self.settings.serving.batch_timeout_s, GATHER_MIN_S)
         started = time.monotonic()
         out, _ = self._fetch(consumer, batch, within)
         self._polled_s = time.monotonic() - started
