@@ -99,6 +99,7 @@ def _install():
         (prod.EventProducer, "produce_bytes", "produce_bytes"),
         (prod.EventProducer, "commit", "commit"),  # in bounded's thread: its wall is the round trips
         (tt, "bounded", "bounded"),  # the trainer thread's wait for the commit (or abort)
+        (st.TrainerGroup, "_read_ahead", "read_ahead"),  # session 20: inside bounded, while the commit runs
         (rt.WorkerContext, "commit_audit", "commit_audit"),
         (wt.InputWatch, "check_many", "check_input"),
     ):
@@ -115,13 +116,15 @@ def _install():
 
     @functools.wraps(transaction)
     def timed_transaction(*a, **k):
-        t0 = time.thread_time()
+        t0, w0 = time.thread_time(), time.perf_counter()
         try:
             return transaction(*a, **k)
         finally:
             t["transaction"] += time.thread_time() - t0
+            w["transaction"] += time.perf_counter() - w0
             n["transaction"] += 1
-            line = {"t": t, "n": n, "labels": n["labels_offered"], "thread": time.thread_time()}
+            line = {"t": t, "n": n, "labels": n["labels_offered"], "thread": time.thread_time(), "w": w,
+                    "wall": time.perf_counter()}
             with open(f"{out}.{os.getpid()}.jsonl", "a") as fh:
                 fh.write(json.dumps(line) + "\n")
 

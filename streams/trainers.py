@@ -49,7 +49,7 @@ from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
 from streams.train import Trainer, unseal
-from streams.trainer_transactions import Rebalanced, TransactionalBatches
+from streams.trainer_transactions import Chunk, Rebalanced, TransactionalBatches
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -141,6 +141,8 @@ class TrainerGroup(TransactionalBatches):
         self._status_at = 0.0
         self._polled_s = 0.0
         self._lag_at = 0.0
+        self._ahead: list[Chunk] = []
+        self._ahead_rebalanced = False
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def check_topics(self) -> None:
@@ -209,6 +211,7 @@ class TrainerGroup(TransactionalBatches):
                 self.ctx.out.close(10)
 
     def _subscribe(self) -> Consumer:
+        self._ahead.clear()  # the old consumer's records: the new one reads from the committed offsets
         consumer = self.consumer = Consumer(self.consumer_config)
         self.watchdog.reset()
         consumer.subscribe(
@@ -244,6 +247,10 @@ class TrainerGroup(TransactionalBatches):
 
         Records fetched before a rebalance are dropped (the partitions' owners read them again from the
         committed offsets); those fetched after it, from the committed offsets of the new assignment, are kept."""
+        if self._ahead:  # read while the last transaction committed
+            self._polled_s = 0.0
+            self.watchdog.stuck(True, 0.0)
+            return self._ahead.pop(0)
         batch = self.settings.serving.batch_size
         within = max(self.settings.serving.batch_timeout_s, GATHER_MIN_S)
         started = time.monotonic()
@@ -267,11 +274,39 @@ class TrainerGroup(TransactionalBatches):
         deadline = opened + COMMIT_EVERY_S
         if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
             return []
+        # Read while the last transaction committed (a chunk past COMMIT_MAX ends this transaction instead).
+        if self._ahead:
+            return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= COMMIT_MAX else []
         batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
         out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
         if rebalanced:
             raise Rebalanced(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalanced while gathering"))
         return out
+
+    def _read_ahead(self) -> bool:
+        """While a transaction commits (:func:`streams.trainer_transactions.bounded`): fetch the records already
+        fetched by librdkafka (no wait) and decode them for the next transaction; False once there is nothing to
+        do (nothing waiting, ``COMMIT_MAX`` records in hand, or the group rebalanced).
+
+        The commit's round trips were 5-20 ms per transaction in which the trainer thread only waited (session
+        20, BENCHMARKS.md). Decoding changes nothing the commit reads, and nothing read ahead is learned before
+        the commit returned: an abort's rewind, a seek or a new consumer drops it (read again from the committed
+        offsets). A rebalance seen here drops what came before it, as :meth:`_gather` does (records fetched after
+        it, from the new assignment's committed offsets, are kept for the transaction after the restore), and the
+        committed state is not kept (the models were dropped: the restore reads the changelog, after this
+        commit)."""
+        consumer = self.consumer
+        if consumer is None or self._restore_needed or sum(map(len, self._ahead)) >= COMMIT_MAX:
+            return False
+        out, rebalanced = self._fetch(consumer, self.settings.serving.batch_size, 0.0)
+        if rebalanced:
+            self._ahead.clear()  # the callbacks cleared it already; what ``out`` holds came after them
+            self._ahead_rebalanced = True
+        if out:
+            chunk = Chunk(out)
+            chunk.prepared = self._prepare(out)
+            self._ahead.append(chunk)
+        return bool(out) and not rebalanced
 
     def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
         """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what
@@ -304,6 +339,7 @@ class TrainerGroup(TransactionalBatches):
             return
         self.owned = {tp.partition for tp in partitions if tp.topic == self.topics[0]}
         self._restore_needed = self._rebalanced = True
+        self._ahead.clear()
         log.info("trainer %s owns training partitions %s", self.member, sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -313,6 +349,7 @@ class TrainerGroup(TransactionalBatches):
         # after and is aborted, so nothing learned from the revoked partitions is committed here.
         self.owned = set()
         self._rebalanced = True
+        self._ahead.clear()
         self._drop()
 
     def _drop(self) -> None:
