@@ -224,15 +224,19 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     """Examples per second learned by one train worker over ``n`` TrainingExamples (pre-filled, or joined as it
     goes), from its first status report to the one that counts them all.
 
-    ``learn_steady_*``: the same from the first report that counts any label (the end of the first transaction
-    that learned) instead. The first report comes before the worker has fetched a record: the span from it holds
-    the consumer's first fetch (up to the broker's ``fetch.wait.max.ms`` when that fetch went out before the
-    partition with the records was ready: 0.3-0.5 s in session 20, before the trainer asked for 50 ms) and the
-    first batch's one-time costs. Both are reported; ``learn_eps`` stays the headline."""
+    ``learn_steady_*``: the same between the first report that counts any label (the end of the first transaction
+    that learned) and the last report before the one that counts them all (the end of the last transaction that
+    had more records waiting). The span of ``learn_eps`` also holds the start and the end of a finite run, where
+    the trainer waits rather than learns (session 20, BENCHMARKS.md): its first report comes before it fetched a
+    record (the consumer's first fetch waited up to the broker's ``fetch.wait.max.ms``, 0.3-0.4 s in most runs,
+    before the trainer asked for 50 ms), and its last transaction, with no release in it, holds the gather window
+    (``COMMIT_EVERY_S``, 0.5 s) for records that never come. Both are reported; ``learn_eps`` stays the headline.
+    """
     first: tuple[int, int] | None = None
     steady: tuple[int, int] | None = None
     last: tuple[int, int] = (0, 0)
-    cpu0 = cpu_steady = 0.0
+    before_last: tuple[int, int] | None = None  # the last report before ``last`` (with the CPU then)
+    cpu0 = cpu_steady = cpu_last = cpu_before_last = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = trainer_status(settings)
@@ -240,11 +244,14 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
         # trainer commits up to 5,000 labels per transaction, so a small run may be learned in one report.
         if status is not None:
             point = (status["n_learned"], status["updated_at"])
+            cpu = cpu_seconds(worker.pid)
             if first is None:
-                first, cpu0 = point, cpu_seconds(worker.pid)
-            elif steady is None and point[0] > first[0] and point[0] < n:
-                steady, cpu_steady = point, cpu_seconds(worker.pid)
-            last = point
+                first, cpu0 = point, cpu
+            elif steady is None and first[0] < point[0] < n:
+                steady, cpu_steady = point, cpu
+            if point != last:
+                before_last, cpu_before_last = last, cpu_last
+                last, cpu_last = point, cpu
             if last[0] >= n:
                 break
         if not worker.alive():
@@ -260,11 +267,12 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
         "learn_span_s": span_s,
         "n_learned": last[0],
     }
-    if steady is not None:  # None when the bench saw no report between the first and the last
-        steady_s = (last[1] - steady[1]) / 1000.0
-        out["learn_steady_eps"] = (last[0] - steady[0]) / steady_s if steady_s > 0 else 0.0
-        out["learn_steady_cpu_us"] = (cpu1 - cpu_steady) / max(1, last[0] - steady[0]) * 1e6
-        out["learn_steady_n"] = last[0] - steady[0]
+    # None when the bench saw no two reports between the first and the last (a run learned in few transactions).
+    if steady is not None and before_last is not None and before_last[0] > steady[0]:
+        steady_s = (before_last[1] - steady[1]) / 1000.0
+        out["learn_steady_eps"] = (before_last[0] - steady[0]) / steady_s if steady_s > 0 else 0.0
+        out["learn_steady_cpu_us"] = (cpu_before_last - cpu_steady) / (before_last[0] - steady[0]) * 1e6
+        out["learn_steady_n"] = before_last[0] - steady[0]
     return out
 
 
