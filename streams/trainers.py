@@ -68,9 +68,6 @@ GC_YOUNG = 10_000
 # The shortest wait of a poll for a transaction's first records (TrainerGroup._gather; serving.batch_timeout_s
 # when longer).
 GATHER_MIN_S = 0.1
-# Records per fetch while reading ahead during a commit (TrainerGroup._read_ahead): each fetch lets the commit's
-# thread take the GIL back, so a decode does not hold the commit's return for a whole batch's decoding.
-READ_AHEAD_CHUNK = 100
 # The longest the broker holds the trainer consumer's fetch of partitions with nothing new (see consumer_config):
 # below GATHER_MIN_S, so records that became fetchable meanwhile wait less than one such poll.
 FETCH_WAIT_MS = 50
@@ -253,7 +250,7 @@ class TrainerGroup(TransactionalBatches):
         if self._ahead:  # read while the last transaction committed
             self._polled_s = 0.0
             self.watchdog.stuck(True, 0.0)
-            return self._take_ahead(max(self.settings.serving.batch_size, len(self._ahead[0])))
+            return self._ahead.pop(0)
         batch = self.settings.serving.batch_size
         within = max(self.settings.serving.batch_timeout_s, GATHER_MIN_S)
         started = time.monotonic()
@@ -279,7 +276,7 @@ class TrainerGroup(TransactionalBatches):
             return []
         # Read while the last transaction committed (a chunk past COMMIT_MAX ends this transaction instead).
         if self._ahead:
-            return self._take_ahead(min(self.settings.serving.batch_size, COMMIT_MAX - gathered))
+            return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= COMMIT_MAX else []
         batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
         out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
         if rebalanced:
@@ -301,7 +298,7 @@ class TrainerGroup(TransactionalBatches):
         consumer = self.consumer
         if consumer is None or self._restore_needed or sum(map(len, self._ahead)) >= COMMIT_MAX:
             return False
-        out, rebalanced = self._fetch(consumer, min(READ_AHEAD_CHUNK, self.settings.serving.batch_size), 0.0)
+        out, rebalanced = self._fetch(consumer, self.settings.serving.batch_size, 0.0)
         if rebalanced:
             self._ahead.clear()  # the callbacks cleared it already; what ``out`` holds came after them
             self._ahead_rebalanced = True
@@ -310,24 +307,6 @@ class TrainerGroup(TransactionalBatches):
             chunk.prepared = self._prepare(out)
             self._ahead.append(chunk)
         return bool(out) and not rebalanced
-
-    def _take_ahead(self, limit: int) -> list[Message]:
-        """The oldest chunks read ahead, joined up to ``limit`` records (at least one chunk, unless even the first
-        is over ``limit``: then none, and the caller's transaction ends)."""
-        chunks: list[Chunk] = []
-        total = 0
-        while self._ahead and total + len(self._ahead[0]) <= max(limit, 1):
-            chunk = self._ahead.pop(0)
-            chunks.append(chunk)
-            total += len(chunk)
-        if len(chunks) <= 1:
-            return chunks[0] if chunks else []
-        joined = Chunk(msg for chunk in chunks for msg in chunk)
-        joined.prepared = (
-            [raw for chunk in chunks for raw in chunk.prepared[0]],
-            [example for chunk in chunks for example in chunk.prepared[1]],
-        )
-        return joined
 
     def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
         """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what

@@ -115,10 +115,10 @@ def test_records_read_ahead_during_a_commit_open_the_next_transaction_in_order()
     group = _ahead_group(consumer)
     while group._read_ahead():
         pass
-    assert [len(c) for c in group._ahead] == [trainers.READ_AHEAD_CHUNK] * 12
-    first = group._gather(consumer)  # type: ignore[arg-type]  # chunks joined up to the batch size
+    assert [len(c) for c in group._ahead] == [500, 500, 200]
+    assert group._ahead[0].prepared[1][:3] == [0, 1, 2]  # decoded while the commit ran
+    first = group._gather(consumer)  # type: ignore[arg-type]
     assert [m.offset() for m in first] == list(range(500))
-    assert first.prepared[1] == list(range(500))  # type: ignore[attr-defined]  # decoded while the commit ran
     nxt = group._more(consumer, time.monotonic(), 500, urgent=False)  # type: ignore[arg-type]
     assert [m.offset() for m in nxt] == list(range(500, 1000))
     assert consumer.waits == []  # nothing was fetched again
@@ -149,8 +149,7 @@ def test_a_rebalance_while_reading_ahead_drops_what_came_before_it_and_keeps_wha
     consumer.consume = rebalancing  # type: ignore[method-assign]
     assert not group._read_ahead()  # stops reading ahead
     assert group._ahead_rebalanced
-    chunk = trainers.READ_AHEAD_CHUNK
-    assert [[m.offset() for m in c] for c in group._ahead] == [list(range(chunk, 2 * chunk))]
+    assert [[m.offset() for m in c] for c in group._ahead] == [list(range(500, 700))]
 
 
 def test_bounded_works_meanwhile_until_the_call_returns_and_still_bounds_a_hung_call() -> None:
