@@ -13,6 +13,7 @@ trainers and the committed states; it is not used alone.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -43,6 +44,8 @@ TXN_TIMEOUT_MS = (
 )
 # The longest a transactional call may take before its producer is abandoned (see ``bounded``).
 CALL_LIMIT_S = 2 * TXN_TIMEOUT_MS / 1000
+# The interpreter's switch interval while ``bounded``'s caller works meanwhile (see there).
+MEANWHILE_SWITCH_S = 0.0005
 
 
 def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
@@ -87,8 +90,16 @@ def bounded(
     started = time.monotonic()
     threading.Thread(target=run, name=f"trainer-{what}", daemon=True).start()
     if meanwhile is not None:
-        while not done.is_set() and time.monotonic() - started < limit_s and meanwhile():
-            pass
+        # ``call`` takes the GIL back between its blocking calls and to return; with this thread busy in Python
+        # (decoding) each took up to the switch interval (5 ms), which doubled the commit's wall. Shorter while
+        # both run (session 20, BENCHMARKS.md).
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, MEANWHILE_SWITCH_S))
+        try:
+            while not done.is_set() and time.monotonic() - started < limit_s and meanwhile():
+                pass
+        finally:
+            sys.setswitchinterval(interval)
     if not done.wait(max(0.0, limit_s - (time.monotonic() - started))):
         raise TransactionHung(KafkaError(KafkaError._TIMED_OUT, f"{what} did not return in {limit_s:.0f} s"))
     if outcome:
