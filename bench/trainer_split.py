@@ -48,6 +48,7 @@ def _install():
     if not out or "worker" not in sys.argv:
         return
     t, n = collections.defaultdict(float), collections.Counter()
+    w = collections.defaultdict(float)  # wall seconds by part (session 20: where the trainer waits)
 
     def wrap(obj, name, key):
         f = getattr(obj, name, None)
@@ -56,11 +57,12 @@ def _install():
 
         @functools.wraps(f)
         def timed(*a, **k):
-            t0 = time.thread_time()
+            t0, w0 = time.thread_time(), time.perf_counter()
             try:
                 return f(*a, **k)
             finally:
                 t[key] += time.thread_time() - t0
+                w[key] += time.perf_counter() - w0
                 n[key] += 1
 
         setattr(obj, name, timed)
@@ -95,7 +97,9 @@ def _install():
         (tr.RecentIds, "add", "seen_add"),
         (tr.RecentIds, "add_digest", "seen_add"),
         (prod.EventProducer, "produce_bytes", "produce_bytes"),
-        (prod.EventProducer, "commit", "commit"),
+        (prod.EventProducer, "commit", "commit"),  # in bounded's thread: its wall is the round trips
+        (tt, "bounded", "bounded"),  # the trainer thread's wait for the commit (or abort)
+        (st.TrainerGroup, "_read_ahead", "read_ahead"),  # session 20: inside bounded, while the commit runs
         (rt.WorkerContext, "commit_audit", "commit_audit"),
         (wt.InputWatch, "check_many", "check_input"),
     ):
@@ -112,13 +116,15 @@ def _install():
 
     @functools.wraps(transaction)
     def timed_transaction(*a, **k):
-        t0 = time.thread_time()
+        t0, w0 = time.thread_time(), time.perf_counter()
         try:
             return transaction(*a, **k)
         finally:
             t["transaction"] += time.thread_time() - t0
+            w["transaction"] += time.perf_counter() - w0
             n["transaction"] += 1
-            line = {"t": t, "n": n, "labels": n["labels_offered"], "thread": time.thread_time()}
+            line = {"t": t, "n": n, "labels": n["labels_offered"], "thread": time.thread_time(), "w": w,
+                    "wall": time.perf_counter()}
             with open(f"{out}.{os.getpid()}.jsonl", "a") as fh:
                 fh.write(json.dumps(line) + "\n")
 
@@ -150,6 +156,10 @@ def worker_split(prefix: str) -> dict[str, Any]:
     out["us_per_label"] = {k: round(v, 1) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])}
     out["calls"] = {k: v - first["n"].get(k, 0) for k, v in last["n"].items()}
     out["trainer_thread_us"] = round((last["thread"] - first["thread"]) / labels * 1e6, 1)
+    if "wall" in last and "wall" in first:  # a tree from session 20 on: the same parts in wall time
+        walls = {k: (v - first["w"].get(k, 0.0)) / labels * 1e6 for k, v in last["w"].items()}
+        out["wall_us_per_label"] = {k: round(v, 1) for k, v in sorted(walls.items(), key=lambda kv: -kv[1])}
+        out["trainer_thread_wall_us"] = round((last["wall"] - first["wall"]) / labels * 1e6, 1)
     return out
 
 

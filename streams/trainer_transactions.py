@@ -13,6 +13,7 @@ trainers and the committed states; it is not used alone.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -43,6 +44,8 @@ TXN_TIMEOUT_MS = (
 )
 # The longest a transactional call may take before its producer is abandoned (see ``bounded``).
 CALL_LIMIT_S = 2 * TXN_TIMEOUT_MS / 1000
+# The interpreter's switch interval while ``bounded``'s caller works meanwhile (see there).
+MEANWHILE_SWITCH_S = 0.0005
 
 
 def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
@@ -59,7 +62,9 @@ class TransactionHung(KafkaException):
     in, and a new one starts over from the committed state."""
 
 
-def bounded(call: Callable[[], None], what: str, limit_s: float) -> None:
+def bounded(
+    call: Callable[[], None], what: str, limit_s: float, meanwhile: Callable[[], bool] | None = None
+) -> None:
     """Run ``call`` (a transactional producer call) in a thread of its own and wait at most ``limit_s`` for it.
 
     librdkafka's ``send_offsets_to_transaction`` can block past its timeout, for good, when the group
@@ -67,6 +72,9 @@ def bounded(call: Callable[[], None], what: str, limit_s: float) -> None:
     trainer stopped learning, silently, after the active controller was killed. ``limit_s`` is at least twice
     ``transaction.timeout.ms``, so by then the broker has aborted the transaction: the abandoned call can no longer
     commit anything, whatever it does later.
+
+    ``meanwhile`` (if given) is called again and again while ``call`` runs, until it returns False: work for the
+    waiting thread that changes nothing ``call`` reads (the trainer group reads its next records ahead).
     """
     outcome: list[BaseException] = []
     done = threading.Event()
@@ -79,11 +87,31 @@ def bounded(call: Callable[[], None], what: str, limit_s: float) -> None:
         finally:
             done.set()
 
+    started = time.monotonic()
     threading.Thread(target=run, name=f"trainer-{what}", daemon=True).start()
-    if not done.wait(limit_s):
+    if meanwhile is not None:
+        # ``call`` takes the GIL back between its blocking calls and to return; with this thread busy in Python
+        # (decoding) each took up to the switch interval (5 ms), which doubled the commit's wall. Shorter while
+        # both run (session 20, BENCHMARKS.md).
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, MEANWHILE_SWITCH_S))
+        try:
+            while not done.is_set() and time.monotonic() - started < limit_s and meanwhile():
+                pass
+        finally:
+            sys.setswitchinterval(interval)
+    if not done.wait(max(0.0, limit_s - (time.monotonic() - started))):
         raise TransactionHung(KafkaError(KafkaError._TIMED_OUT, f"{what} did not return in {limit_s:.0f} s"))
     if outcome:
         raise outcome[0]
+
+
+class Chunk(list[Message]):
+    """Records read ahead while a transaction committed, with their :class:`RawRecord` and the training records'
+    decoded TrainingExamples (:meth:`TransactionalBatches._prepare`): the next transaction learns them without
+    decoding them again."""
+
+    prepared: tuple[list[RawRecord], list[Any]]
 
 
 # ``TransactionalBatches._transaction``'s source of further records: (opened, gathered, urgent) -> records.
@@ -119,12 +147,19 @@ class TransactionalBatches:
     _audit: dict[str, list[Any]] | None
     _replies: list[dict[str, Any]]
     _error: Exception | None
+    # Records read ahead while the last transaction committed (TrainerGroup._read_ahead), not yet learned: they
+    # are after the committed offsets, so every seek (an abort's rewind, a rebalance) drops them.
+    _ahead: list[Chunk]
+    _ahead_rebalanced: bool
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         raise NotImplementedError  # TrainerGroup's: the trainer of ``name``
 
     def _publish_status(self, trainers: list[Trainer]) -> None:
         raise NotImplementedError  # TrainerGroup's: the owned models' live status
+
+    def _read_ahead(self) -> bool:
+        raise NotImplementedError  # TrainerGroup's: the next records, fetched and decoded while a commit runs
 
     # -- the transactional producer ------------------------------------------------------------------------------
     def _new_context(self) -> WorkerContext:
@@ -185,8 +220,14 @@ class TransactionalBatches:
                 out.produce_bytes(self.settings.topic("changelog"), committing[name], name)
             assert self.consumer is not None
             group = self.consumer.consumer_group_metadata()
-            bounded(partial(out.commit, _next_offsets(msgs), group), "commit", CALL_LIMIT_S)
-            self.states.update(committing)  # only what was committed: an abort restores from these
+            # While the commit's round trips run (AddOffsetsToTxn, TxnOffsetCommit, EndTxn: 5-20 ms each on a
+            # local broker), the records after these are fetched and decoded for the next transaction (only in
+            # the main loop's transactions: an isolated record's or a restore's seeks would drop them).
+            self._ahead_rebalanced = False
+            ahead = self._read_ahead if more is not None else None
+            bounded(partial(out.commit, _next_offsets(msgs), group), "commit", CALL_LIMIT_S, ahead)
+            if not self._ahead_rebalanced:  # else dropped by the rebalance: the restore reads the changelog
+                self.states.update(committing)  # only what was committed: an abort restores from these
         except Exception as exc:
             self._error = exc
             self._abort(exc, touched)
@@ -233,12 +274,12 @@ class TransactionalBatches:
             except Exception as exc:
                 self._abort(exc, {})
                 return
+        self._ahead.clear()
         for tp in _next_offsets(msgs):
             self.consumer.seek(tp)
 
-    def _handle(self, msgs: list[Message], touched: dict[str, Trainer]) -> bool:
-        """Learn the training records of ``msgs`` and apply their control commands, inside the open transaction;
-        True if that published a release or applied a command (someone waits for this transaction to end)."""
+    def _prepare(self, msgs: list[Message]) -> tuple[list[RawRecord], list[Any]]:
+        """``msgs`` as :class:`RawRecord`, and their training records decoded (TrainingExample or SchemaError)."""
         raws = [
             RawRecord(
                 msg.topic() or "",
@@ -250,16 +291,23 @@ class TransactionalBatches:
             )
             for msg in msgs
         ]
+        training = [r.value for r in raws if r.topic == self.topics[0]]
+        return raws, self.codec.decode_many("TrainingExample", training, topic=self.topics[0])
+
+    def _handle(self, msgs: list[Message], touched: dict[str, Trainer]) -> bool:
+        """Learn the training records of ``msgs`` and apply their control commands, inside the open transaction;
+        True if that published a release or applied a command (someone waits for this transaction to end)."""
+        raws, decoded = msgs.prepared if isinstance(msgs, Chunk) else self._prepare(msgs)
         before = sum(t.released for t in self.trainers.values())  # a trainer started here counts from 0
-        self._learn([r for r in raws if r.topic == self.topics[0]], touched)
+        self._learn([r for r in raws if r.topic == self.topics[0]], touched, decoded)
         released = sum(t.released for t in self.trainers.values()) > before
         commands = [r for r in raws if r.topic == self.topics[1]]
         self._control(commands, touched)
         return released or bool(commands)
 
-    def _learn(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
+    def _learn(self, raws: list[RawRecord], touched: dict[str, Trainer], decoded: list[Any]) -> None:
+        """Learn ``raws`` (training records; ``decoded``: each one's TrainingExample or SchemaError)."""
         ctx, m = self.ctx, self.metrics
-        decoded = self.codec.decode_many("TrainingExample", [r.value for r in raws], topic=self.topics[0])
         by_model: dict[str, list[tuple[RawRecord, dict[str, Any]]]] = {}
         refused: dict[str, str] = {}  # names checked in this batch: each is checked once, not once per record
         for raw, example in zip(raws, decoded, strict=True):
@@ -383,6 +431,7 @@ class TransactionalBatches:
     def _rewind(self) -> None:
         """Seek every owned partition back to its committed offset (the aborted batch is read again)."""
         assert self.consumer is not None
+        self._ahead.clear()  # after the committed offsets: read again
         assigned = self.consumer.assignment()
         if not assigned:
             return

@@ -49,7 +49,7 @@ from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
 from streams.train import Trainer, unseal
-from streams.trainer_transactions import Rebalanced, TransactionalBatches
+from streams.trainer_transactions import Chunk, Rebalanced, TransactionalBatches
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -65,6 +65,12 @@ COMMIT_MAX = 5_000  # ... or this many records
 RELEASE_COMMIT_S = 0.1
 # The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
 GC_YOUNG = 10_000
+# The shortest wait of a poll for a transaction's first records (TrainerGroup._gather; serving.batch_timeout_s
+# when longer).
+GATHER_MIN_S = 0.1
+# The longest the broker holds the trainer consumer's fetch of partitions with nothing new (see consumer_config):
+# below GATHER_MIN_S, so records that became fetchable meanwhile wait less than one such poll.
+FETCH_WAIT_MS = 50
 
 
 class TrainerGroup(TransactionalBatches):
@@ -106,6 +112,13 @@ class TrainerGroup(TransactionalBatches):
                 # the fetcher, its queue full, waited up to a second (fetch.queue.backoff.ms) after each drain.
                 "queued.min.messages": 4 * COMMIT_MAX,
                 "fetch.queue.backoff.ms": 10,
+                # librdkafka keeps one fetch request in flight per broker, and the broker holds a fetch of empty
+                # partitions for fetch.wait.max.ms (500 by default). After an assignment the first fetch often
+                # went out with one empty partition before the others had their offsets: the partition with the
+                # records waited for it, ~300-500 ms after the model's first status (session 20, BENCHMARKS.md;
+                # also after every rewind, whose seek waits for the request in flight). An idle trainer's fetches
+                # cost the broker ~1-2 % of a core more at this value (~13 % at 10 ms).
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
             },
         )
         # The same watchdog as the other stages' (BatchSource): seen in the fault suite, a trainer left in
@@ -128,6 +141,8 @@ class TrainerGroup(TransactionalBatches):
         self._status_at = 0.0
         self._polled_s = 0.0
         self._lag_at = 0.0
+        self._ahead: list[Chunk] = []
+        self._ahead_rebalanced = False
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def check_topics(self) -> None:
@@ -196,6 +211,7 @@ class TrainerGroup(TransactionalBatches):
                 self.ctx.out.close(10)
 
     def _subscribe(self) -> Consumer:
+        self._ahead.clear()  # the old consumer's records: the new one reads from the committed offsets
         consumer = self.consumer = Consumer(self.consumer_config)
         self.watchdog.reset()
         consumer.subscribe(
@@ -227,11 +243,16 @@ class TrainerGroup(TransactionalBatches):
 
     def _gather(self, consumer: Consumer) -> list[Message]:
         """The first records of a transaction: what is fetched already, else the first to arrive within the
-        batch timeout (at least 0.1 s). The transaction gathers the rest while it learns (:meth:`_more`).
+        batch timeout (at least ``GATHER_MIN_S``). The transaction gathers the rest while it learns (:meth:`_more`).
 
         Records fetched before a rebalance are dropped (the partitions' owners read them again from the
         committed offsets); those fetched after it, from the committed offsets of the new assignment, are kept."""
-        batch, within = self.settings.serving.batch_size, max(self.settings.serving.batch_timeout_s, 0.1)
+        if self._ahead:  # read while the last transaction committed
+            self._polled_s = 0.0
+            self.watchdog.stuck(True, 0.0)
+            return self._ahead.pop(0)
+        batch = self.settings.serving.batch_size
+        within = max(self.settings.serving.batch_timeout_s, GATHER_MIN_S)
         started = time.monotonic()
         out, _ = self._fetch(consumer, batch, within)
         self._polled_s = time.monotonic() - started
@@ -253,11 +274,39 @@ class TrainerGroup(TransactionalBatches):
         deadline = opened + COMMIT_EVERY_S
         if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
             return []
+        # Read while the last transaction committed (a chunk past COMMIT_MAX ends this transaction instead).
+        if self._ahead:
+            return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= COMMIT_MAX else []
         batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
         out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
         if rebalanced:
             raise Rebalanced(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalanced while gathering"))
         return out
+
+    def _read_ahead(self) -> bool:
+        """While a transaction commits (:func:`streams.trainer_transactions.bounded`): fetch the records already
+        fetched by librdkafka (no wait) and decode them for the next transaction; False once there is nothing to
+        do (nothing waiting, ``COMMIT_MAX`` records in hand, or the group rebalanced).
+
+        The commit's round trips were 5-20 ms per transaction in which the trainer thread only waited (session
+        20, BENCHMARKS.md). Decoding changes nothing the commit reads, and nothing read ahead is learned before
+        the commit returned: an abort's rewind, a seek or a new consumer drops it (read again from the committed
+        offsets). A rebalance seen here drops what came before it, as :meth:`_gather` does (records fetched after
+        it, from the new assignment's committed offsets, are kept for the transaction after the restore), and the
+        committed state is not kept (the models were dropped: the restore reads the changelog, after this
+        commit)."""
+        consumer = self.consumer
+        if consumer is None or self._restore_needed or sum(map(len, self._ahead)) >= COMMIT_MAX:
+            return False
+        out, rebalanced = self._fetch(consumer, self.settings.serving.batch_size, 0.0)
+        if rebalanced:
+            self._ahead.clear()  # the callbacks cleared it already; what ``out`` holds came after them
+            self._ahead_rebalanced = True
+        if out:
+            chunk = Chunk(out)
+            chunk.prepared = self._prepare(out)
+            self._ahead.append(chunk)
+        return bool(out) and not rebalanced
 
     def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
         """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what
@@ -290,6 +339,7 @@ class TrainerGroup(TransactionalBatches):
             return
         self.owned = {tp.partition for tp in partitions if tp.topic == self.topics[0]}
         self._restore_needed = self._rebalanced = True
+        self._ahead.clear()
         log.info("trainer %s owns training partitions %s", self.member, sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -299,6 +349,7 @@ class TrainerGroup(TransactionalBatches):
         # after and is aborted, so nothing learned from the revoked partitions is committed here.
         self.owned = set()
         self._rebalanced = True
+        self._ahead.clear()
         self._drop()
 
     def _drop(self) -> None:

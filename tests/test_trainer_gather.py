@@ -7,11 +7,13 @@ A transaction that published a release ends as soon as nothing more is waiting, 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
 
+from connectors.batch_source import GroupWatchdog
 from driftline.settings import load_settings
 from streams import trainers
 from streams.trainer_transactions import Rebalanced
@@ -50,6 +52,7 @@ def _group() -> TrainerGroup:
     group = TrainerGroup.__new__(TrainerGroup)  # no broker: only what _more reads
     group.settings = load_settings(environ={})
     group._rebalanced = False
+    group._ahead = []
     return group
 
 
@@ -94,3 +97,73 @@ def test_a_rebalance_while_gathering_aborts_the_transaction() -> None:
 
     with pytest.raises(Rebalanced):
         group._more(Revoking(queued=3), time.monotonic(), 10, urgent=False)  # type: ignore[arg-type]
+
+
+# -- reading ahead while a transaction commits (session 20) ---------------------------------------------------------
+def _ahead_group(consumer: FakeConsumer) -> TrainerGroup:
+    group = _group()
+    group.consumer = consumer  # type: ignore[assignment]
+    group._restore_needed = False
+    group._ahead_rebalanced = False
+    group.watchdog = GroupWatchdog(("training", "control"), 20.0)
+    group._prepare = lambda msgs: ([], [m.offset() for m in msgs])  # type: ignore[method-assign,assignment]
+    return group
+
+
+def test_records_read_ahead_during_a_commit_open_the_next_transaction_in_order() -> None:
+    consumer = FakeConsumer(queued=1200)
+    group = _ahead_group(consumer)
+    while group._read_ahead():
+        pass
+    assert [len(c) for c in group._ahead] == [500, 500, 200]
+    assert group._ahead[0].prepared[1][:3] == [0, 1, 2]  # decoded while the commit ran
+    first = group._gather(consumer)  # type: ignore[arg-type]
+    assert [m.offset() for m in first] == list(range(500))
+    nxt = group._more(consumer, time.monotonic(), 500, urgent=False)  # type: ignore[arg-type]
+    assert [m.offset() for m in nxt] == list(range(500, 1000))
+    assert consumer.waits == []  # nothing was fetched again
+
+
+def test_reading_ahead_stops_at_commit_max_and_a_chunk_past_it_ends_the_transaction() -> None:
+    group = _ahead_group(FakeConsumer(queued=trainers.COMMIT_MAX + 1000))
+    while group._read_ahead():
+        pass
+    assert sum(map(len, group._ahead)) == trainers.COMMIT_MAX
+    consumer = FakeConsumer(queued=10)
+    assert group._more(consumer, time.monotonic(), trainers.COMMIT_MAX - 10, urgent=False) == []  # type: ignore[arg-type]
+    assert len(consumer.queued) == 10  # not read past the stash either
+
+
+def test_a_rebalance_while_reading_ahead_drops_what_came_before_it_and_keeps_what_came_after() -> None:
+    consumer = FakeConsumer(queued=700)
+    group = _ahead_group(consumer)
+    assert group._read_ahead()
+    real = consumer.consume
+
+    def rebalancing(n: int, timeout: float) -> list[Any]:
+        # As the callbacks do inside consume(): the records it returns come after them.
+        group._rebalanced = True
+        group._ahead.clear()
+        return real(n, timeout)
+
+    consumer.consume = rebalancing  # type: ignore[method-assign]
+    assert not group._read_ahead()  # stops reading ahead
+    assert group._ahead_rebalanced
+    assert [[m.offset() for m in c] for c in group._ahead] == [list(range(500, 700))]
+
+
+def test_bounded_works_meanwhile_until_the_call_returns_and_still_bounds_a_hung_call() -> None:
+    from streams.trainer_transactions import TransactionHung, bounded
+
+    release, turns = threading.Event(), []
+
+    def meanwhile() -> bool:
+        turns.append(1)
+        if len(turns) == 3:
+            release.set()  # the call returns once the waiting thread did some work
+        return len(turns) < 5
+
+    bounded(lambda: release.wait(5) and None, "commit", 10.0, meanwhile)
+    assert 3 <= len(turns) <= 5
+    with pytest.raises(TransactionHung):
+        bounded(lambda: time.sleep(5), "commit", 0.2, lambda: True)

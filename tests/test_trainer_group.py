@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connectors.changelog import read_changelog
 from connectors.tail import assign_tail, read_until_end
@@ -265,6 +265,40 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
             release.set()
 
 
+def test_a_commit_that_fails_after_records_were_read_ahead_loses_nothing_and_learns_nothing_twice(
+    trainer_settings: Settings,
+) -> None:
+    """While a transaction commits, the trainer fetches and decodes the next records (session 20). A commit that
+    fails then: the transaction is aborted, what was read ahead is dropped with the rewind, and every example is
+    learned exactly once, in memory and in the committed state a successor restores."""
+    s = trainer_settings
+    seen_ahead: list[int] = []
+    with _running(s) as group:
+        _wait(group, "the trainer's v1", lambda: _versions(s) == [1], timeout=60)
+        out = group.ctx.out
+        real = out.commit
+
+        def failing_once(*args: Any, **kwargs: Any) -> None:
+            time.sleep(0.3)  # the trainer thread reads ahead meanwhile: the examples are all waiting
+            if not seen_ahead and group._ahead:
+                seen_ahead.append(sum(map(len, group._ahead)))
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "a commit failing for the test"))
+            real(*args, **kwargs)
+
+        out.commit = failing_once  # type: ignore[method-assign]
+        _send_examples(s, _examples(3000))
+        _wait(group, "3000 learned", lambda: _learned(group) >= 3000)
+        time.sleep(2)
+        assert seen_ahead and seen_ahead[0] > 0, "no commit ran while records were read ahead"
+        assert _learned(group) == 3000
+        aborted = group.metrics.registry.get_sample_value(
+            "driftline_trainer_transactions_total", {"outcome": "aborted"}
+        )
+        assert aborted is not None and aborted >= 1
+    sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
+    assert unseal(sealed, [s.model.signing_key.get().encode()], "changelog")["lifecycle"].n_learned == 3000
+
+
 def test_a_release_is_visible_without_waiting_for_the_gather_window(
     trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,6 +316,21 @@ def test_a_release_is_visible_without_waiting_for_the_gather_window(
         sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
         state = unseal(sealed, [s.model.signing_key.get().encode()], "changelog")
         assert state["lifecycle"].n_learned >= 25
+
+
+def test_the_consumer_never_holds_an_empty_fetch_past_the_shortest_gather(trainer_settings: Settings) -> None:
+    """librdkafka keeps one fetch request in flight per broker, and the broker holds a fetch of partitions with
+    nothing new for ``fetch.wait.max.ms``. Records of a partition that became fetchable meanwhile wait for it:
+    after an assignment (the first fetch often went out with one empty partition, before the others had their
+    committed offsets) and after a rewind (its seek waits for the request in flight). At librdkafka's default
+    (500 ms) a new owner's first records waited 0.3-0.5 s, several empty polls of ``_gather`` (session 20,
+    BENCHMARKS.md). Fails on the base of session 20, which left the default."""
+    group = TrainerGroup(trainer_settings, build_metrics(), default_codec())
+    try:
+        held_ms = group.consumer_config.get("fetch.wait.max.ms", 500)  # librdkafka's default when unset
+        assert held_ms < trainers.GATHER_MIN_S * 1000
+    finally:
+        group.ctx.out.close(10)
 
 
 def _versions(settings: Settings) -> list[int]:
