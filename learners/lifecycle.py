@@ -77,7 +77,9 @@ WATCH_LABELS = 500
 # warning level, Gama et al. 2004). Why: a frozen copy under continuous drift ages alone, and its detectors see
 # that ageing as a rise no user was served (elec: 68 alarms against the served snapshot's 59; each restores the
 # release floor, and probation's one look at 50 pairs rolls back); after an abrupt drift the served snapshot's error
-# is up too (it lags the stream by the label delay and a release). 0: every reference alarm stands (session 19).
+# is up too (it lags the stream by the label delay and a release). With it elec at delay 48 keeps 49 alarms and rolls
+# back 5 times (main 11, session 19's 15); 0: every reference alarm stands (session 19). BENCHMARKS-accuracy.md,
+# session 20; like the reference snapshot it applies only while quiet stretches are on (off by default).
 CONFIRM_Z = 2.0
 # Fewer of the served snapshot's labels than this before the alarm's window: the alarm stands unconfirmed.
 CONFIRM_MIN = 50
