@@ -70,6 +70,19 @@ LOSS_SETTLE = 1000
 # snapshot keeps its error up until it is refreshed. 500 = ``guard.probation_examples`` and
 # ``policies.YOUNG_SERVED``: how long a release is watched as new (BENCHMARKS-accuracy.md, session 19).
 WATCH_LABELS = 500
+# An error or loss alarm raised on the reference snapshot (``WATCH_LABELS``, while it is not the served one) stands
+# only if the *served* snapshot's own error (or loss) rose too over the same labels: its mean over the alarm's recent
+# window (ADWIN's window after the cut; ``ErrorDriftMonitor.RECENT`` labels for the other detectors) above its mean
+# over the ``WATCH_LABELS`` labels before that window by ``CONFIRM_Z`` standard errors of the recent mean (DDM's
+# warning level, Gama et al. 2004). Why: a frozen copy under continuous drift ages alone, and its detectors see
+# that ageing as a rise no user was served (elec: 68 alarms against the served snapshot's 59; each restores the
+# release floor, and probation's one look at 50 pairs rolls back); after an abrupt drift the served snapshot's error
+# is up too (it lags the stream by the label delay and a release). With it elec at delay 48 keeps 49 alarms and rolls
+# back 5 times (main 11, session 19's 15); 0: every reference alarm stands (session 19). BENCHMARKS-accuracy.md,
+# session 20; like the reference snapshot it applies only while quiet stretches are on (off by default).
+CONFIRM_Z = 2.0
+# Fewer of the served snapshot's labels than this before the alarm's window: the alarm stands unconfirmed.
+CONFIRM_MIN = 50
 
 
 @dataclass
@@ -113,6 +126,10 @@ class ModelLifecycle:
     # Class-level default: a lifecycle pickled before session 19 has its detectors watch the served snapshot until
     # its next release (``_watched``).
     _watched: Lineage | None = None
+    # Class-level default: a lifecycle pickled before session 20 confirms reference alarms from its next label on
+    # (``_confirmed``): the served snapshot's recent errors and losses, newest last.
+    _served_recent: collections.deque[tuple[float, float]] | None = None
+    refused_alarms = 0  # reference alarms the served snapshot's errors did not confirm (``CONFIRM_Z``)
     # Set only while learn_batch runs (never pickled): BatchContext.sync, called before the champion or challenger
     # is read or copied (a judgement, a release, a drift alarm's copy); the compiled kernel writes back only then.
     _sync: Callable[[], None] | None = None
@@ -423,7 +440,17 @@ class ModelLifecycle:
             watch_pred, watch_proba = batch.frozen(watched.model, pos, xc)
         else:
             watch_pred, watch_proba = watched.model.predict_with_proba(xc, cleaned=True)
-        events.extend(self._monitor(x, y, watch_pred, watch_proba, index, alarms))
+        events.extend(
+            self._monitor(
+                x,
+                y,
+                watch_pred,
+                watch_proba,
+                index,
+                alarms,
+                served=(base_pred, base_proba) if self._watch_labels() else None,
+            )
+        )
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
         self._increment.observe(y, champ_pred, base_pred, segment)
@@ -489,22 +516,29 @@ class ModelLifecycle:
         proba: dict[Any, float],
         index: int,
         sentinel: list[DriftSignal],
+        served: tuple[Any, dict[Any, float]] | None = None,
     ) -> list[Event]:
-        if self.task == "classification":
-            error = 0.0 if pred == y else 1.0
-            p = proba.get(y, 0.0)
-            loss = min(-math.log(p), LOSS_CAP) if p > 0 else LOSS_CAP
-        else:
-            try:
-                error = loss = abs(float(pred) - float(y))
-            except (TypeError, ValueError):
-                error = loss = math.nan
-            if TAIL_CAP and math.isfinite(error):  # heavy-tailed labels: see learners.drift.TAIL_CAP
-                if self._tail is None:
-                    self._tail = TailCap()
-                error = loss = self._tail(error)
+        """Feed the error and loss detectors the answer ``pred``/``proba`` of the snapshot they score (the served
+        one, or the reference snapshot, ``WATCH_LABELS``); ``served``: the served snapshot's answer while the
+        reference snapshot is in effect (its errors confirm the reference's alarms, ``CONFIRM_Z``)."""
+        error, loss = self._error_loss(y, pred, proba)
+        confirm = served is not None and CONFIRM_Z > 0
+        if confirm and served is not None:
+            recent = self._served_recent
+            if recent is None:
+                recent = self._served_recent = collections.deque(maxlen=2 * WATCH_LABELS)
+            recent.append(self._error_loss(y, *served, cap=False))
+        elif self._served_recent is not None:
+            self._served_recent = None  # the reference is off: nothing to confirm (and nothing to checkpoint)
         signals: list[DriftSignal] = self._error_monitor.update(error, index)
         loss_signals = self._loss_monitor.update(loss, index)
+        # Only an alarm on the reference snapshot needs confirming: the served one's own are its errors.
+        reference = self._watched is not None and self._watched is not self._served
+        if confirm and reference and (signals or loss_signals):
+            kept = [s for s in signals if self._confirmed(s, 0)]
+            kept_loss = [s for s in loss_signals if self._confirmed(s, 1)]
+            self.refused_alarms += len(signals) + len(loss_signals) - len(kept) - len(kept_loss)
+            signals, loss_signals = kept, kept_loss
         if loss_signals or sentinel:  # (the usual label: none, and no new list)
             signals = signals + loss_signals + sentinel
         feature_monitor = (
@@ -523,6 +557,47 @@ class ModelLifecycle:
         if signals and not self.paused and self._challenger_stale(index):
             self._start_challenger(index)
         return [*signals, *features]
+
+    def _error_loss(
+        self, y: Any, pred: Any, proba: dict[Any, float], *, cap: bool = True
+    ) -> tuple[float, float]:
+        """The error and loss the detectors take for one answer (regression: capped, ``TAIL_CAP``, unless ``cap``
+        is False: the cap learns from what it caps, and it follows the detectors' errors only)."""
+        if self.task == "classification":
+            error = 0.0 if pred == y else 1.0
+            p = proba.get(y, 0.0)
+            return error, (min(-math.log(p), LOSS_CAP) if p > 0 else LOSS_CAP)
+        try:
+            error = abs(float(pred) - float(y))
+        except (TypeError, ValueError):
+            return math.nan, math.nan
+        if cap and TAIL_CAP and math.isfinite(error):  # heavy-tailed labels: see learners.drift.TAIL_CAP
+            if self._tail is None:
+                self._tail = TailCap()
+            error = self._tail(error)
+        return error, error
+
+    def _confirmed(self, signal: DriftSignal, which: int) -> bool:
+        """Does the served snapshot's own error (``which`` 0) or loss (1) confirm a reference snapshot's alarm?
+        Its mean over the alarm's recent window must exceed its mean over the ``WATCH_LABELS`` labels before by
+        ``CONFIRM_Z`` standard errors of the recent mean (``CONFIRM_Z``'s comment). Too few labels before the
+        window to judge (the reference has just been taken, or ADWIN's window is longer than the labels kept):
+        the alarm stands, as it would without the reference."""
+        recent = self._served_recent
+        width = signal.details.get("width")
+        r = int(float(width)) if width is not None else ErrorDriftMonitor.RECENT
+        if recent is None or r < 1 or len(recent) - r < CONFIRM_MIN:
+            return True
+        values = [v[which] for v in recent]
+        after = values[-r:]
+        before = values[-r - WATCH_LABELS : -r]
+        if not all(map(math.isfinite, after + before)):
+            return True
+        mean_b = sum(before) / len(before)
+        mean_a = sum(after) / len(after)
+        sd = math.sqrt(max(sum((v - mean_b) ** 2 for v in before) / len(before), 0.0))
+        # (1e-9: two means of the same constant may differ in their last bits.)
+        return mean_a - mean_b > CONFIRM_Z * sd / math.sqrt(len(after)) + 1e-9
 
     def _decide(self, index: int) -> list[Event]:
         """Ask the policies in order (probation, challenger, incremental) and act on their answers: at most one

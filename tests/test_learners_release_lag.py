@@ -93,11 +93,11 @@ def test_the_detectors_score_a_snapshot_that_follows_the_served_one_every_watch_
     ] = []  # (what the detectors saw, the watched snapshot's answer, the served's)
     monitor = lc._monitor
 
-    def spy(x: dict[str, Any], y: Any, pred: Any, *args: Any) -> list[Any]:
+    def spy(x: dict[str, Any], y: Any, pred: Any, *args: Any, **kwargs: Any) -> list[Any]:
         watched = lc._watched
         assert watched is not None
         fed.append((pred, watched.model.predict_one(x), lc.served_model.predict_one(x)))
-        return monitor(x, y, pred, *args)
+        return monitor(x, y, pred, *args, **kwargs)
 
     monkeypatch.setattr(lc, "_monitor", spy)
     served_n, watched_n = [], []
@@ -153,3 +153,57 @@ def test_any_release_but_an_incremental_one_gives_the_detectors_the_served_snaps
         x = {"a": rng.uniform(-1, 1)}
         lc.learn_one(x, int(x["a"] > 0), index=i)
         assert lc._watched is lc._served
+
+
+def _reference_alarms(
+    monkeypatch: pytest.MonkeyPatch, served_wrong_from: int | None
+) -> tuple[list[Any], int]:
+    """The error and loss alarms ``_monitor`` raises when the reference snapshot is right on 400 labels and then
+    wrong on 150, and the served snapshot is right throughout (``served_wrong_from`` None) or wrong from that label
+    on; and how many reference alarms the served snapshot's errors refused."""
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 19)
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(feature_drift=False, sentinel=False),
+        GuardConfig(),
+        release_every=25,
+    )
+    lc.initial_release()
+    lc._watched = lc._served.copy()  # a reference snapshot that is not the served one
+    rng = random.Random(7)
+    alarms = []
+    for i in range(550):
+        y = rng.randint(0, 1)
+        ref = y if i < 400 else 1 - y
+        served = 1 - y if served_wrong_from is not None and i >= served_wrong_from and i % 2 else y
+        out = lc._monitor(
+            {"a": 0.0},
+            y,
+            ref,
+            {ref: 0.9, 1 - ref: 0.1},
+            i,
+            [],
+            served=(served, {served: 0.9, 1 - served: 0.1}),
+        )
+        alarms += [(e.signal, e.index) for e in out]
+    return alarms, lc.refused_alarms
+
+
+def test_a_reference_snapshots_alarm_stands_only_if_the_served_snapshots_errors_rose_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 20 (``learners.lifecycle.CONFIRM_Z``): the reference snapshot ages alone under continuous drift; its
+    alarm needs the served snapshot's error (or loss) over the alarm's recent window up by 2 standard errors on the
+    labels before. Served right throughout: every alarm refused; served wrong on half the labels from 400: they
+    stand. With ``CONFIRM_Z`` 0 (session 19) they stand either way."""
+    refused_alarms, refused = _reference_alarms(monkeypatch, None)
+    assert refused_alarms == [] and refused >= 1
+    confirmed, refused = _reference_alarms(monkeypatch, 400)
+    assert confirmed and all(400 <= i < 550 for _, i in confirmed) and refused == 0
+    monkeypatch.setattr("learners.lifecycle.CONFIRM_Z", 0.0, raising=False)
+    unconfirmed, _ = _reference_alarms(monkeypatch, None)
+    assert [s for s, _ in unconfirmed] == [s for s, _ in confirmed]
