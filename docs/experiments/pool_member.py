@@ -1,7 +1,7 @@
 """A fourth ``auto`` pool member, screened on the plain pool (issue 13, session 20).
 
     PYTHONPATH=TREE python docs/experiments/pool_member.py [--streams a,b] [--seeds 1,2] [--delays 10,50]
-        [--n 10000] [--member JSON] [--workers 1]
+        [--n 10000] [--member JSON ...] [--baseline] [--fade F] [--margin M] [--lagged N] [--workers 1]
 
 The plain ``auto`` pool (``gradual_streams.py``'s streams, test-then-train with each label ``delay`` events late),
 with ``--member`` (a ``{name, params}`` mapping, JSON) appended to the default classification members, or the
@@ -9,8 +9,9 @@ default members when it is not given. At every event each member's own answer (t
 learned state as a plain run of that member at the same delay). Prints per run the pool's accuracy, each member's,
 the share of events each member leads, the pool's accuracy while each leads, and the number of leader switches;
 scored from event ``delay + 1`` as ``gradual_streams.py`` scores. ``--fade`` patches ``learners.pool.FADE``;
-``--margin M``: a member takes the lead only once its faded loss is ``M`` under the leader's (hysteresis). ``elec``
-(only when named): elec.csv from row SEED on, all of it.
+``--margin M``: a member takes the lead only once its faded loss is ``M`` under the leader's (hysteresis);
+``--lagged N``: each member is scored by what a copy of it refreshed every ``N`` labels answers (aged like a served
+snapshot), not by its own test-then-train answer. ``elec`` (only when named): elec.csv from row SEED on, all of it.
 """
 
 from __future__ import annotations
@@ -55,8 +56,38 @@ def _hysteresis(margin: float) -> None:
     lp.Pool.learn_one = learn_one  # type: ignore[method-assign]
 
 
+def _lagged(every: int) -> None:
+    """Score each member by what a copy of it, refreshed every ``every`` labels, answers (an aged member, as a
+    served snapshot is), instead of by its own test-then-train answer."""
+    import learners.pool as lp
+
+    orig = lp.Pool.learn_one
+
+    def learn_one(self: Any, x: dict[str, Any], y: Any, fast: Any = None) -> None:
+        n = getattr(self, "_lag_n", 0)
+        if n % every == 0 or len(getattr(self, "_lag_copies", [])) != len(self.members):
+            self._lag_copies = [m.copy() for m in self.members]
+        self._lag_n = n + 1
+        own = [self._loss(m.predict_one(x, cleaned=True), y) for m in self.members]
+        aged = [self._loss(c.predict_one(x, cleaned=True), y) for c in self._lag_copies]
+        leader = self.leader
+        orig(self, x, y, fast)
+        if len(self.members) == len(own):
+            self.losses = [loss + a - o for loss, a, o in zip(self.losses, aged, own, strict=True)]
+            self.leader = min(range(len(self.members)), key=lambda k: (self.losses[k], k != leader))
+
+    lp.Pool.learn_one = learn_one  # type: ignore[method-assign]
+
+
 def run(
-    name: str, seed: int, delay: int, n: int, member: str | None, fade: float | None, margin: float = 0.0
+    name: str,
+    seed: int,
+    delay: int,
+    n: int,
+    member: str | None,
+    fade: float | None,
+    margin: float = 0.0,
+    lagged: int = 0,
 ) -> dict[str, Any]:
     from gradual_streams import make
 
@@ -68,6 +99,8 @@ def run(
         lp.FADE = fade
     if margin:
         _hysteresis(margin)
+    if lagged:
+        _lagged(lagged)
     if name == "elec":  # elec.csv from row ``seed`` on (bench.accuracy's stream), all of it
         from bench.accuracy import make_stream
 
@@ -108,6 +141,7 @@ def run(
         "delay": delay,
         "member": member,
         "margin": margin,
+        "lagged": lagged,
         "acc": {k: round(v / m, 4) for k, v in right.items()},
         "lead_share": {k: round(v / m, 3) for k, v in lead.items()},
         "acc_when_leading": {k: round(lead_right[k] / v, 4) for k, v in lead.items()},
@@ -125,11 +159,12 @@ def main() -> int:
     ap.add_argument("--baseline", action="store_true", help="also run the default members")
     ap.add_argument("--fade", type=float, default=None)
     ap.add_argument("--margin", type=float, default=0.0)
+    ap.add_argument("--lagged", type=int, default=0, help="score members on copies refreshed every N labels")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     variants: list[str | None] = ([None] if args.baseline or not args.member else []) + list(args.member)
     jobs = [
-        (s, int(seed), int(d), args.n, v, args.fade, args.margin)
+        (s, int(seed), int(d), args.n, v, args.fade, args.margin, args.lagged)
         for s in args.streams.split(",")
         for seed in args.seeds.split(",")
         for d in args.delays.split(",")
