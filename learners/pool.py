@@ -56,6 +56,14 @@ MAX_QUADRATIC_FEATURES = 12
 #: much (three more members to predict, mirrored again after every release). BENCHMARKS-accuracy.md, session 13:
 #: the pool under label delay; docs/experiments/pool_served_share.py sweeps it.
 SERVED_SHARE = {"classification": 0.0, "regression": 0.5}
+#: Why no fourth classification member that tracks a moving concept faster (an LR with ``lr: 0.05``, or
+#: ``degree: 2, products: raw``, River's QLR, which beats the pool by 1.5-3 points on Hyperplane with every
+#: feature drifting): the pool scores its members test-then-train, as if the label delay were 0, and on an
+#: autocorrelated stream a fast tracker looks best there and answers worse once served with the delay. elec at
+#: delay 48, plain pool: the raw-product member alone .7776 (the pool's LR .7796, its QLR .7923) leads 62 % of
+#: the events, and the pool falls .7867 -> .7805; guarded, the mean of the six gate runs .7805 -> .7656 (``lr:
+#: 0.05``) and .7745 (raw products; .7793 with ``SERVED_SHARE`` 1 for classification, under ARF(10)'s .7808).
+#: BENCHMARKS-accuracy.md, session 20: a fourth pool member.
 DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
     "classification": [
         {"name": "logistic_regression"},

@@ -44,6 +44,10 @@ _register_flat_ebst()  # every pickler writes River's E-BSTs flat (learners/flat
 
 TASKS = ("classification", "regression")
 MULTICLASS = ("auto", "binary", "ovr", "softmax")  # logistic_regression's params.multiclass
+PRODUCTS = (
+    "centred",
+    "raw",
+)  # logistic_regression's params.products (with degree 2): of scaled or raw features
 
 
 def _check(
@@ -89,12 +93,20 @@ def _logistic(params: dict[str, Any], task: str, seed: int) -> Any:
     degree = params.get("degree", 1)
     if degree not in (1, 2):
         raise LearnerError(f"learner 'logistic_regression': degree must be 1 or 2, got {degree!r}")
-    rest = {k: v for k, v in params.items() if k not in ("multiclass", "degree")}
+    products = params.get("products", "centred")
+    if products not in PRODUCTS:
+        raise LearnerError(
+            f"learner 'logistic_regression': products must be {', '.join(PRODUCTS)}, got {products!r}"
+        )
+    rest = {k: v for k, v in params.items() if k not in ("multiclass", "degree", "products")}
     cls = linear_model.SoftmaxRegression if mode == "softmax" else linear_model.LogisticRegression
     _check(cls, rest, "logistic_regression", ("lr",))
     est = _construct(cls, _linear_params(rest), "logistic_regression")
     if mode == "ovr":
         est = multiclass.OneVsRestClassifier(est)
+    if degree == 2 and products == "raw":
+        # Every pairwise product of the raw features, then scaled (River's PolynomialExtender(2) | StandardScaler).
+        return Quadratic() | FeatureScaler() | est
     if degree == 2:
         # Every pairwise product of the scaled features (a quadratic boundary), scaled again for SGD.
         return FeatureScaler() | Quadratic() | FeatureScaler() | est
