@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from learners import tree_split
+
 
 class _Record(threading.local):
     def __init__(self) -> None:
@@ -249,6 +251,8 @@ class LeafMirror:
         "n_classes",
         "out",
         "pending",
+        "split_counts",
+        "split_order",
         "splitters",
         "stale",
         "stats",
@@ -280,11 +284,21 @@ class LeafMirror:
         self.vars: list[list[Any]] = [[None] * K for _ in range(C)]
         self.mins: list[Any] = []
         self.maxs: list[Any] = []
+        # Per splitter, its classes in its own order (its dict's: a split attempt's branches are filled in it), as
+        # indices into the class axis (learners.tree_split). A class gains a Gaussian only through River's path,
+        # after which the mirror is not current.
+        self.split_order = np.zeros((K, C), dtype=np.intp)
+        self.split_counts = np.zeros(K, dtype=np.intp)
         log = math.log
         for k, splitter in enumerate(splitters.values()):
             if type(splitter) is not splitter_type:
                 raise _Unsupported
             dists, mins, maxs = splitter._att_dist_per_class, splitter._min_per_class, splitter._max_per_class
+            for j, cls in enumerate(dists):
+                if cls not in self.cidx:
+                    raise _Unsupported
+                self.split_order[k, j] = self.cidx[cls]
+            self.split_counts[k] = len(dists)
             self.mins.append(mins)
             self.maxs.append(maxs)
             for c, cls in enumerate(self.classes):
@@ -485,9 +499,28 @@ def mirror_of(leaf: Any, held: LeafMirror | None) -> LeafMirror | None:
 
 def _flushed_best_split_suggestions(self: Any, criterion: Any, tree: Any) -> Any:
     """``LeafMajorityClass.best_split_suggestions`` after the leaf's mirror is flushed (a split attempt reads every
-    Gaussian and bound)."""
-    flush_splitters(self.splitters)
+    Gaussian and bound), compiled from the mirror's arrays or River's objects where
+    :func:`learners.tree_split.suggestions` models it (the same suggestions), else River's."""
+    splitters = self.splitters
+    mirror = _MIRRORS.get(id(splitters)) if _MIRRORS and splitters is not None else None
+    if mirror is not None:
+        if mirror.splitters is not splitters:
+            mirror = None
+        else:
+            mirror.flush()
+            if not mirror.current(self):
+                mirror = None
+    if splitters is not None and COMPILED_SPLITS:
+        from learners import nb_kernel
+
+        got = tree_split.suggestions(self, criterion, tree, mirror, nb_kernel.split_ready())
+        if got is not None:
+            return got
     return _ORIGINAL_SUGGEST(self, criterion, tree)  # type: ignore[misc]
+
+
+# The split attempts compiled (learners.tree_split) when the kernels are on; off: River's (bench.nb_switches).
+COMPILED_SPLITS = True
 
 
 def _flushed_getstate(self: Any) -> Any:
