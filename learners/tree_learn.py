@@ -498,24 +498,31 @@ def mirror_of(leaf: Any, held: LeafMirror | None) -> LeafMirror | None:
 
 
 def _flushed_best_split_suggestions(self: Any, criterion: Any, tree: Any) -> Any:
-    """``LeafMajorityClass.best_split_suggestions`` after the leaf's mirror is flushed (a split attempt reads every
-    Gaussian and bound), compiled from the mirror's arrays or River's objects where
-    :func:`learners.tree_split.suggestions` models it (the same suggestions), else River's."""
+    """``LeafMajorityClass.best_split_suggestions``, compiled (:func:`learners.tree_split.suggestions`: the same
+    suggestions) from the leaf's current mirror's arrays, or from River's objects after the mirror is flushed,
+    else River's method after the flush (a split attempt reads every Gaussian and bound)."""
     splitters = self.splitters
     mirror = _MIRRORS.get(id(splitters)) if _MIRRORS and splitters is not None else None
-    if mirror is not None:
-        if mirror.splitters is not splitters:
-            mirror = None
-        else:
-            mirror.flush()
-            if not mirror.current(self):
-                mirror = None
-    if splitters is not None and COMPILED_SPLITS:
+    if mirror is not None and mirror.splitters is not splitters:
+        mirror = None
+    if COMPILED_SPLITS and splitters is not None:
         from learners import nb_kernel
 
-        got = tree_split.suggestions(self, criterion, tree, mirror, nb_kernel.split_ready())
+        kernel = nb_kernel.split_ready()
+        if mirror is not None and mirror.current(self):
+            # The mirror's arrays are the leaf's: River's objects are not read, so not flushed (their next reader
+            # flushes them, as after a learn).
+            got = tree_split.suggestions(self, criterion, tree, mirror, kernel)
+            if got is not None:
+                return got
+        if mirror is not None:
+            mirror.flush()
+            mirror = None
+        got = tree_split.suggestions(self, criterion, tree, None, kernel)
         if got is not None:
             return got
+    if mirror is not None:
+        mirror.flush()
     return _ORIGINAL_SUGGEST(self, criterion, tree)  # type: ignore[misc]
 
 

@@ -26,7 +26,8 @@ Anything else takes River's own method: another criterion (Gini, Hellinger), a s
 mean, ``S`` or bound, a negative variance (River raises there), CPython 3.12+, no compiled kernel
 (``nb_kernel.mirror_ready()`` None: ``DRIFTLINE_NO_JIT=1``, numba missing, not warmed). The leaf's arrays come from
 its :class:`learners.tree_learn.LeafMirror` when it is current (flushed first, so River's objects agree), else they
-are read from River's objects.
+are read from River's objects (flushed first). A split attempt from the mirror does not flush it: nothing of River's
+Gaussians is read, and what the mirror learned reaches them at the next read point (as for a learn).
 """
 
 from __future__ import annotations
@@ -69,13 +70,17 @@ def _suggest_py(
     merits: Any,
     values: Any,
     found: Any,
+    sides: Any,
+    left: Any,
+    right: Any,
 ) -> int:
     """Per splitter ``k``: ``GaussianSplitter.best_evaluated_split_suggestion`` with ``InfoGainSplitCriterion``;
-    ``found[k]`` 1 and its merit and threshold in ``merits[k]``, ``values[k]``, or 0: no candidate beat -inf
-    (River's ``BranchFactory()``). The splitter's classes in its order are ``order[k, :counts[k]]`` (indices into
-    ``G``'s class axis); ``W[:n_weights]`` the leaf's class weights in ``stats`` order (the split's
-    ``pre_split_dist``); ``half[0]`` is 0.5. FALLBACK, nothing decided: an input River's path must see (a
-    non-finite statistic, a negative variance)."""
+    ``found[k]`` 1 and its merit and threshold in ``merits[k]``, ``values[k]``, and its branches per class ``j`` of
+    the splitter's order in ``sides[k, j]`` (1: the left branch only, 2: the right only, 3: both) with the weights
+    ``left[k, j]``, ``right[k, j]``; or 0: no candidate beat -inf (River's ``BranchFactory()``). The splitter's
+    classes in its order are ``order[k, :counts[k]]`` (indices into ``G``'s class axis); ``W[:n_weights]`` the
+    leaf's class weights in ``stats`` order (the split's ``pre_split_dist``); ``half[0]`` is 0.5. FALLBACK,
+    nothing decided: an input River's path must see (a non-finite statistic, a negative variance)."""
     K = order.shape[0]
     width = order.shape[1]
     for k in range(K):
@@ -93,6 +98,9 @@ def _suggest_py(
     pre_entropy = _entropy(W, n_weights)
     lhs = np.empty(width)
     rhs = np.empty(width)
+    side = np.zeros(width, dtype=np.int8)
+    at_l = np.zeros(width)
+    at_r = np.zeros(width)
     p = half[0]
     root2 = math.sqrt(2.0)
     for k in range(K):
@@ -127,9 +135,13 @@ def _suggest_py(
                 if split_value < G[_LO, c, k]:
                     rhs[nr] = n
                     nr += 1
+                    side[j] = 2
+                    at_r[j] = n
                 elif split_value >= G[_HI, c, k]:
                     lhs[nl] = n
                     nl += 1
+                    side[j] = 1
+                    at_l[j] = n
                 else:
                     # Gaussian.cdf: norm_cdf((x - mu) / sigma), 0.0 on ZeroDivisionError
                     ddof = G[_DDOF, c, k]
@@ -139,11 +151,14 @@ def _suggest_py(
                         cdf = 0.0
                     else:
                         cdf = 0.5 * (1.0 + math.erf(((split_value - G[_M, c, k]) / sigma) / root2))
-                    left = cdf * n
-                    lhs[nl] = left
+                    weight = cdf * n
+                    lhs[nl] = weight
                     nl += 1
-                    rhs[nr] = n - left
+                    rhs[nr] = n - weight
                     nr += 1
+                    side[j] = 3
+                    at_l[j] = weight
+                    at_r[j] = n - weight
             # InfoGainSplitCriterion.merit_of_split: num_subsets_greater_than_frac, then the entropies
             sum_l = 0.0
             for j in range(nl):
@@ -172,6 +187,10 @@ def _suggest_py(
                 found[k] = 1
                 merits[k] = merit
                 values[k] = split_value
+                for j in range(nk):
+                    sides[k, j] = side[j]
+                    left[k, j] = at_l[j]
+                    right[k, j] = at_r[j]
     return OK
 
 
@@ -189,9 +208,10 @@ def compile_kernel(numba: Any, cache: bool) -> Any:
         suggest = numba.njit(cache=cache)(_suggest_py)
         G = np.zeros((6, 1, 1))
         one = np.ones(1, dtype=np.intp)
+        table = np.zeros((1, 1))
         suggest(
             G, np.zeros((1, 1), dtype=np.intp), one, one, np.ones(1), 1, 0.01, _HALF, np.zeros(1), np.zeros(1),
-            np.zeros(1, dtype=np.int8),
+            np.zeros(1, dtype=np.int8), np.zeros((1, 1), dtype=np.int8), table, table.copy(),
         )  # fmt: skip
     except Exception:
         _entropy = _entropy_py
@@ -205,8 +225,8 @@ _HALF = np.array([0.5])  # the exponent of sigma, as data (see the module's docs
 def suggestions(leaf: Any, criterion: Any, tree: Any, mirror: Any, kernel: Any) -> list[Any] | None:
     """``LeafMajorityClass.best_split_suggestions(leaf, criterion, tree)`` with the candidates compiled by
     ``kernel`` (``nb_kernel.split_ready()``: None, River's), or None (nothing done): River's own method must
-    answer. ``mirror``: the leaf's current, flushed :class:`learners.tree_learn.LeafMirror`, or None (the
-    statistics are read from River's objects)."""
+    answer. ``mirror``: the leaf's current :class:`learners.tree_learn.LeafMirror` (its arrays are read, not River's
+    objects, which need not be flushed), or None (River's objects are read: flushed)."""
     if kernel is None or not SUMS_PLAINLY:
         return None
     from river.tree.split_criterion import InfoGainSplitCriterion
@@ -232,7 +252,9 @@ def suggestions(leaf: Any, criterion: Any, tree: Any, mirror: Any, kernel: Any) 
             return None
         n_splits[k] = splitter.n_splits
         counts[k] = len(splitter._att_dist_per_class)
-    if mirror is not None and (counts == mirror.split_counts).all():
+    if mirror is not None:
+        if not (counts == mirror.split_counts).all():
+            return None  # (the caller has not flushed: River's objects are not read here)
         G, order = mirror.G, mirror.split_order
     else:
         read = _read(splitters, int(counts.max()) if K else 0)
@@ -241,18 +263,35 @@ def suggestions(leaf: Any, criterion: Any, tree: Any, mirror: Any, kernel: Any) 
         G, order = read
     W = np.array(weights)
     merits, values, found = np.empty(K), np.empty(K), np.zeros(K, dtype=np.int8)
+    width = order.shape[1]
+    sides, left, right = np.zeros((K, width), dtype=np.int8), np.empty((K, width)), np.empty((K, width))
     if kernel(G, order, counts, n_splits, W, len(weights), criterion.min_branch_fraction, _HALF, merits,
-              values, found) != OK:  # fmt: skip
+              values, found, sides, left, right) != OK:  # fmt: skip
         return None
-    # HTLeaf.best_split_suggestions: the null split first (pre-pruning), then each feature's best
+    # HTLeaf.best_split_suggestions: the null split first (pre-pruning), then each feature's best, its branches
+    # as GaussianSplitter._class_dists_from_binary_split fills them (the splitter's class order, the same values)
     best = [BranchFactory()] if tree.merit_preprune else []
-    for (att_id, splitter), took, merit, value in zip(
-        splitters.items(), found.tolist(), merits.tolist(), values.tolist(), strict=True
+    for (att_id, splitter), took, merit, value, at, lw, rw in zip(
+        splitters.items(),
+        found.tolist(),
+        merits.tolist(),
+        values.tolist(),
+        sides.tolist(),
+        left.tolist(),
+        right.tolist(),
+        strict=True,
     ):
-        if took:
-            best.append(BranchFactory(merit, att_id, value, splitter._class_dists_from_binary_split(value)))
-        else:
+        if not took:
             best.append(BranchFactory())
+            continue
+        lhs: dict[Any, float] = {}
+        rhs: dict[Any, float] = {}
+        for cls, where, lv, rv in zip(splitter._att_dist_per_class, at, lw, rw, strict=False):
+            if where & 1:
+                lhs[cls] = lv
+            if where & 2:
+                rhs[cls] = rv
+        best.append(BranchFactory(merit, att_id, value, [lhs, rhs]))
     return best
 
 
