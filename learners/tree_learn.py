@@ -181,6 +181,12 @@ def install() -> bool:
     # The leaves' mirrors (below) are flushed before a split attempt or a copy reads the leaf.
     LeafMajorityClass.best_split_suggestions = _flushed_best_split_suggestions  # type: ignore[method-assign]
     LeafMajorityClass.__getstate__ = _flushed_getstate  # type: ignore[method-assign]
+    from river.tree import HoeffdingTreeClassifier
+
+    global _ORIGINAL_ATTEMPT
+    if "_attempt_to_split" in HoeffdingTreeClassifier.__dict__:  # (the split leaves' mirrors dropped)
+        _ORIGINAL_ATTEMPT = HoeffdingTreeClassifier._attempt_to_split
+        HoeffdingTreeClassifier._attempt_to_split = _attempt_dropping_mirror  # type: ignore[method-assign]
     return True
 
 
@@ -199,7 +205,12 @@ def uninstall() -> None:
         del LeafMajorityClass.__getstate__
     if LeafMajorityClass.__dict__.get("best_split_suggestions") is _flushed_best_split_suggestions:
         LeafMajorityClass.best_split_suggestions = _ORIGINAL_SUGGEST  # type: ignore[method-assign,assignment]
-    _ORIGINAL = _ORIGINAL_SUGGEST = None
+    from river.tree import HoeffdingTreeClassifier
+
+    global _ORIGINAL_ATTEMPT
+    if HoeffdingTreeClassifier.__dict__.get("_attempt_to_split") is _attempt_dropping_mirror:
+        HoeffdingTreeClassifier._attempt_to_split = _ORIGINAL_ATTEMPT  # type: ignore[method-assign,assignment]
+    _ORIGINAL = _ORIGINAL_SUGGEST = _ORIGINAL_ATTEMPT = None
 
 
 # -- a learning leaf's Gaussians in arrays (session 20) ------------------------------------------------------------
@@ -537,3 +548,24 @@ def _flushed_getstate(self: Any) -> Any:
 
 
 _ORIGINAL_SUGGEST: Callable[..., Any] | None = None
+_ORIGINAL_ATTEMPT: Callable[..., Any] | None = None
+
+
+def _attempt_dropping_mirror(self: Any, leaf: Any, parent: Any, parent_branch: Any, **kwargs: Any) -> None:
+    """``HoeffdingTreeClassifier._attempt_to_split``, then the leaf's mirror leaves the registry if the leaf left
+    the tree (split: a branch took its place) or stopped learning (pre-pruned: no splitters). Why: the registry
+    held a split leaf's mirror, its Gaussians and the leaf itself, until it filled (512 mirrors)."""
+    splitters = leaf.splitters
+    _ORIGINAL_ATTEMPT(self, leaf, parent, parent_branch, **kwargs)  # type: ignore[misc]
+    if not _MIRRORS or splitters is None:
+        return
+    mirror = _MIRRORS.get(id(splitters))
+    if mirror is None or mirror.splitters is not splitters:
+        return
+    try:
+        here = self._root if parent is None else parent.children[parent_branch]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return  # a tree laid out otherwise: the mirror stays (it is dropped when the registry fills)
+    if here is not leaf or leaf.splitters is not splitters:
+        mirror.flush()  # (nothing reads the leaf any more; its objects stay River's truth all the same)
+        del _MIRRORS[id(splitters)]

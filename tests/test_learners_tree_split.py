@@ -268,3 +268,29 @@ def test_a_tree_learns_as_rivers_with_the_split_attempts_compiled(
     assert counted["river"] == 0, counted
     if predicted:
         assert counted["mirror"] >= counted["compiled"] // 2, counted
+
+
+def test_a_split_leaf_leaves_the_registry() -> None:
+    """A leaf that split (or stopped learning) takes its mirror, its Gaussians and itself out of the registry (it
+    was kept until 512 mirrors filled it); the leaves still learning keep theirs, and the tree is River's."""
+    tree_learn.flush_all()
+    tree_learn._MIRRORS.clear()
+    spec = LearnerSpec("hoeffding_tree", {"grace_period": 50})
+    learner, rivers = build_learner(spec), build_learner(spec)
+    splits = 0
+    for x, y in _stream(4000, 9, 2):
+        if len(learner._classes) > 1:
+            predict = frozen_tree.frozen_tree_predictor(learner, learning=True)
+            assert predict is not None
+            predict(x)
+        nodes = learner.model.n_nodes
+        learner.learn_one(x, y, cleaned=True)
+        frozen_tree.forget_recorded()
+        rivers.learn_one(x, y, cleaned=True)
+        splits += learner.model.n_nodes != nodes
+        leaves = {id(leaf) for leaf in learner.model._root.iter_leaves()}
+        assert all(id(m.leaf) in leaves for m in tree_learn._MIRRORS.values())
+    assert splits >= 2
+    assert tree_learn._MIRRORS, "the learning leaves keep their mirrors"
+    tree_learn.flush_all()
+    assert _dump(learner.model) == _dump(rivers.model)
