@@ -294,3 +294,33 @@ def test_a_split_leaf_leaves_the_registry() -> None:
     assert tree_learn._MIRRORS, "the learning leaves keep their mirrors"
     tree_learn.flush_all()
     assert _dump(learner.model) == _dump(rivers.model)
+
+
+def test_sigma_is_cpythons_pow_not_sqrt() -> None:
+    """``Gaussian.sigma`` is ``variance ** 0.5``, libm's ``pow``, which is not ``sqrt`` for ~0.08 % of doubles: leaves
+    whose variances are such doubles suggest River's merits and branches (a kernel taking ``sqrt`` fails here)."""
+    from river.proba import Gaussian
+
+    rng = random.Random(11)
+    variances: list[float] = []
+    while len(variances) < 40:
+        v = rng.uniform(0.01, 50.0)
+        if v**0.5 != math.sqrt(v):
+            variances.append(v)
+    tree = HoeffdingTreeClassifier()
+    criterion = tree._new_split_criterion()
+    kernel = nb_kernel.split_ready()
+    for i in range(0, len(variances), 2):
+        leaf = LeafMajorityClass({0: 2.0, 1: 2.0}, 0, GaussianSplitter())
+        splitter = GaussianSplitter()
+        for cls, v in ((0, variances[i]), (1, variances[i + 1])):
+            gaussian = Gaussian()
+            gaussian._var.mean.n = 2.0  # n - ddof = 1.0: the variance is S itself
+            gaussian._var.mean._mean = float(cls) + rng.uniform(-0.5, 0.5)
+            gaussian._var._S = v
+            splitter._att_dist_per_class[cls] = gaussian
+            splitter._min_per_class[cls] = -3.0 + cls
+            splitter._max_per_class[cls] = 3.0 + cls
+        leaf.splitters = {"a": splitter}
+        got = tree_split.suggestions(leaf, criterion, tree, None, kernel)
+        assert got is not None and _shown(got) == _shown(_rivers(leaf, criterion, tree))
