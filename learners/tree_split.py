@@ -235,6 +235,11 @@ def suggestions(leaf: Any, criterion: Any, tree: Any, mirror: Any, kernel: Any) 
 
     if type(criterion) is not InfoGainSplitCriterion or type(criterion.min_branch_fraction) is not float:
         return None
+    plain = _PLAIN.get(type(leaf))
+    if plain is None:
+        plain = _PLAIN[type(leaf)] = _rivers_two_steps(type(leaf))
+    if not plain:
+        return None
     stats = leaf.stats
     weights = list(stats.values())
     if not weights or any(type(v) is not float for v in weights):
@@ -293,6 +298,24 @@ def suggestions(leaf: Any, criterion: Any, tree: Any, mirror: Any, kernel: Any) 
                 rhs[cls] = rv
         best.append(BranchFactory(merit, att_id, value, [lhs, rhs]))
     return best
+
+
+# leaf type -> whether its split attempt is LeafMajorityClass's then HTLeaf's (nothing between them in its MRO)
+_PLAIN: dict[type, bool] = {}
+
+
+def _rivers_two_steps(leaf_type: type) -> bool:
+    """Whether ``leaf_type``'s ``best_split_suggestions`` is ``LeafMajorityClass``'s, whose ``super()`` call reaches
+    ``HTLeaf``'s: what :func:`suggestions` computes (River's ARF and adaptive trees' leaves are; a class between
+    the two in the MRO with its own method would be skipped: River's path then)."""
+    from river.tree.nodes.htc_nodes import LeafMajorityClass
+    from river.tree.nodes.leaf import HTLeaf
+
+    mro = leaf_type.__mro__
+    if LeafMajorityClass not in mro or HTLeaf not in mro:
+        return False
+    owners = [c for c in mro if "best_split_suggestions" in c.__dict__]
+    return owners[:2] == [LeafMajorityClass, HTLeaf]
 
 
 def _read(splitters: Any, width: int) -> tuple[Any, Any] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from typing import Any
 
 import numpy as np
@@ -324,3 +325,48 @@ def test_sigma_is_cpythons_pow_not_sqrt() -> None:
         leaf.splitters = {"a": splitter}
         got = tree_split.suggestions(leaf, criterion, tree, None, kernel)
         assert got is not None and _shown(got) == _shown(_rivers(leaf, criterion, tree))
+
+
+@pytest.mark.parametrize("kind", ["hoeffding_adaptive_tree", "adaptive_random_forest"])
+def test_other_river_trees_learn_as_rivers(
+    kind: str, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """River's adaptive tree and forest leaves split through ``LeafMajorityClass``'s method too (from River's
+    objects: no mirrors there): twins with the compiled split attempts and River's are equal."""
+    spec = LearnerSpec(kind, {"grace_period": 50} if kind == "hoeffding_adaptive_tree" else {"n_models": 3})
+    compiled, rivers = build_learner(spec), build_learner(spec)
+    for x, y in _stream(2500, 4, 2):
+        compiled.learn_one(x, y, cleaned=True)
+        monkeypatch.setattr(tree_learn, "COMPILED_SPLITS", False)
+        rivers.learn_one(x, y, cleaned=True)
+        monkeypatch.setattr(tree_learn, "COMPILED_SPLITS", True)
+
+    # (ADWIN's Rust helper prints its address: the rest of every detector, tree and leaf to the bit)
+    def shown(model: Any) -> str:
+        return re.sub(r" at 0x[0-9a-f]+>", ">", repr(_dump(model)))
+
+    assert shown(compiled.model) == shown(rivers.model)
+    assert counted["compiled"] >= 10, counted
+
+
+def test_a_leaf_class_with_its_own_step_between_is_rivers() -> None:
+    from river.tree.nodes.leaf import HTLeaf
+
+    class Between(HTLeaf):
+        def best_split_suggestions(self, criterion: Any, tree: Any) -> Any:
+            return super().best_split_suggestions(criterion, tree)
+
+    class Odd(LeafMajorityClass, Between):
+        pass
+
+    assert tree_split._rivers_two_steps(LeafNaiveBayesAdaptive)
+    assert not tree_split._rivers_two_steps(Odd)
+    tree = HoeffdingTreeClassifier()
+    leaf = Odd({}, 0, GaussianSplitter())
+    rng = random.Random(5)
+    for _ in range(200):
+        y = rng.randrange(2)
+        leaf.learn_one({"a": rng.gauss(y, 1)}, y, w=1.0, tree=tree)
+    assert (
+        tree_split.suggestions(leaf, tree._new_split_criterion(), tree, None, nb_kernel.split_ready()) is None
+    )
