@@ -1,12 +1,14 @@
 """The tree's session-19 levers switched on and off in one process: ``ModelLifecycle.learn_batch`` per label with
 the compiled naive Bayes (:mod:`learners.nb_kernel`) and the fused splitter update (:mod:`learners.tree_learn`) each
-on or off, and (session 20) with the leaves' mirrors (:class:`learners.tree_learn.LeafMirror`) on top of both, the
-five combinations alternating per round on the same TrainingExamples as ``bench.trainer_split``.
+on or off, (session 20) with the leaves' mirrors (:class:`learners.tree_learn.LeafMirror`) on top of both, and
+(session 21) with the split attempts compiled (:mod:`learners.tree_split`) on top of the mirrors, the six
+combinations alternating per round on the same TrainingExamples as ``bench.trainer_split``.
 
 ``python -m bench.nb_switches [--events N] [--batch B] [--rounds R]`` prints, per combination, the best thread CPU
 us per label and every round. One process, alternating: on a shared machine this tells the levers apart where
 two processes' best-of-N (``bench.trainer_split``) cannot. ``off`` is this tree with both off, not the base: it
-still calls the (cheap) hooks. Used for BENCHMARKS.md (session 19, helper nbsum; session 20, helper treegauss).
+still calls the (cheap) hooks. Used for BENCHMARKS.md (session 19, helper nbsum; session 20, helper treegauss;
+session 21, helper treesplit).
 """
 
 from __future__ import annotations
@@ -68,21 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     ]
     nb_kernel.warm()
     gc.freeze()
-    # (kernel, fused, the leaves' mirrors: session 20's tree_learn.LeafMirror, which needs both)
+    # (kernel, fused, the leaves' mirrors: session 20's tree_learn.LeafMirror, which needs both; the split
+    # attempts compiled: session 21's learners.tree_split, which needs the mirrors' kernels)
     combos = {
-        "off": (False, False, False),
-        "kernel": (True, False, False),
-        "fused": (False, True, False),
-        "both": (True, True, False),
-        "mirrors": (True, True, True),
+        "off": (False, False, False, False),
+        "kernel": (True, False, False, False),
+        "fused": (False, True, False, False),
+        "both": (True, True, False, False),
+        "mirrors": (True, True, True, False),
+        "splits": (True, True, True, True),
     }
     compiled_mirror = nb_kernel._mirror
     got: dict[str, list[float]] = {k: [] for k in combos}
     for r in range(args.rounds):
         order = list(combos) if r % 2 == 0 else list(reversed(combos))
         for name in order:
-            kernel, fused, mirrors = combos[name]
+            kernel, fused, mirrors, splits = combos[name]
             nb_kernel._mirror = compiled_mirror if mirrors else None
+            tree_learn.COMPILED_SPLITS = splits
             os.environ.pop("DRIFTLINE_NO_JIT", None)
             if not kernel:
                 os.environ["DRIFTLINE_NO_JIT"] = "1"
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             got[name].append((time.thread_time() - t0) / n * 1e6)
     os.environ.pop("DRIFTLINE_NO_JIT", None)
     nb_kernel._mirror = compiled_mirror
+    tree_learn.COMPILED_SPLITS = True
     out = {k: {"best_us": round(min(v), 2), "rounds_us": [round(x, 1) for x in v]} for k, v in got.items()}
     print(json.dumps({"events": n, "batch": batch, "load": os.getloadavg()[0], **out}, indent=1))
     return 0

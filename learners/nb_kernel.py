@@ -212,6 +212,7 @@ _compiled: tuple[Callable[..., int], Callable[..., None]] | None = None
 _mirror: tuple[Callable[..., int], Callable[..., int]] | None = (
     None  # (answer, learn), compiled with the others
 )
+_split: Callable[..., int] | None = None  # learners.tree_split's, compiled with the others
 _tried = False
 
 
@@ -245,6 +246,7 @@ def _compile() -> tuple[Callable[..., int], Callable[..., None]]:
             learn = numba.njit(cache=cache)(_mirror_learn_py)
             _warm_mirror(answer, learn)
             _mirror = (answer, learn)
+            _compile_split(numba, cache)
             return row, rows
         except Exception:
             _row = _row_py
@@ -252,6 +254,20 @@ def _compile() -> tuple[Callable[..., int], Callable[..., None]]:
             if not cache:
                 raise
     raise AssertionError("unreachable")
+
+
+def _compile_split(numba: Any, cache: bool) -> None:
+    """The split attempts' kernel (:mod:`learners.tree_split`), or none: River's own split attempts then (the other
+    kernels stay)."""
+    global _split
+    from learners import tree_split
+
+    for attempt in (cache, False) if cache else (False,):
+        try:
+            _split = tree_split.compile_kernel(numba, attempt)
+            return
+        except Exception:
+            _split = None
 
 
 def _warm(row: Callable[..., int], rows: Callable[..., None]) -> None:
@@ -292,6 +308,14 @@ def mirror_ready() -> tuple[Callable[..., int], Callable[..., int]] | None:
     if not _tried or not jit_enabled() or _compiled is None:
         return None
     return _mirror
+
+
+def split_ready() -> Callable[..., int] | None:
+    """The compiled split attempts (:func:`learners.tree_split._suggest_py`), on the same terms as
+    :func:`mirror_ready` (the leaves' mirrors on): else River's own split attempts."""
+    if mirror_ready() is None:
+        return None
+    return _split
 
 
 def ready() -> tuple[Callable[..., int], Callable[..., None]] | None:

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from learners import tree_split
+
 
 class _Record(threading.local):
     def __init__(self) -> None:
@@ -179,6 +181,12 @@ def install() -> bool:
     # The leaves' mirrors (below) are flushed before a split attempt or a copy reads the leaf.
     LeafMajorityClass.best_split_suggestions = _flushed_best_split_suggestions  # type: ignore[method-assign]
     LeafMajorityClass.__getstate__ = _flushed_getstate  # type: ignore[method-assign]
+    from river.tree import HoeffdingTreeClassifier
+
+    global _ORIGINAL_ATTEMPT
+    if "_attempt_to_split" in HoeffdingTreeClassifier.__dict__:  # (the split leaves' mirrors dropped)
+        _ORIGINAL_ATTEMPT = HoeffdingTreeClassifier._attempt_to_split
+        HoeffdingTreeClassifier._attempt_to_split = _attempt_dropping_mirror  # type: ignore[method-assign]
     return True
 
 
@@ -197,7 +205,12 @@ def uninstall() -> None:
         del LeafMajorityClass.__getstate__
     if LeafMajorityClass.__dict__.get("best_split_suggestions") is _flushed_best_split_suggestions:
         LeafMajorityClass.best_split_suggestions = _ORIGINAL_SUGGEST  # type: ignore[method-assign,assignment]
-    _ORIGINAL = _ORIGINAL_SUGGEST = None
+    from river.tree import HoeffdingTreeClassifier
+
+    global _ORIGINAL_ATTEMPT
+    if HoeffdingTreeClassifier.__dict__.get("_attempt_to_split") is _attempt_dropping_mirror:
+        HoeffdingTreeClassifier._attempt_to_split = _ORIGINAL_ATTEMPT  # type: ignore[method-assign,assignment]
+    _ORIGINAL = _ORIGINAL_SUGGEST = _ORIGINAL_ATTEMPT = None
 
 
 # -- a learning leaf's Gaussians in arrays (session 20) ------------------------------------------------------------
@@ -249,6 +262,8 @@ class LeafMirror:
         "n_classes",
         "out",
         "pending",
+        "split_counts",
+        "split_order",
         "splitters",
         "stale",
         "stats",
@@ -280,11 +295,21 @@ class LeafMirror:
         self.vars: list[list[Any]] = [[None] * K for _ in range(C)]
         self.mins: list[Any] = []
         self.maxs: list[Any] = []
+        # Per splitter, its classes in its own order (its dict's: a split attempt's branches are filled in it), as
+        # indices into the class axis (learners.tree_split). A class gains a Gaussian only through River's path,
+        # after which the mirror is not current.
+        self.split_order = np.zeros((K, C), dtype=np.intp)
+        self.split_counts = np.zeros(K, dtype=np.intp)
         log = math.log
         for k, splitter in enumerate(splitters.values()):
             if type(splitter) is not splitter_type:
                 raise _Unsupported
             dists, mins, maxs = splitter._att_dist_per_class, splitter._min_per_class, splitter._max_per_class
+            for j, cls in enumerate(dists):
+                if cls not in self.cidx:
+                    raise _Unsupported
+                self.split_order[k, j] = self.cidx[cls]
+            self.split_counts[k] = len(dists)
             self.mins.append(mins)
             self.maxs.append(maxs)
             for c, cls in enumerate(self.classes):
@@ -484,10 +509,36 @@ def mirror_of(leaf: Any, held: LeafMirror | None) -> LeafMirror | None:
 
 
 def _flushed_best_split_suggestions(self: Any, criterion: Any, tree: Any) -> Any:
-    """``LeafMajorityClass.best_split_suggestions`` after the leaf's mirror is flushed (a split attempt reads every
-    Gaussian and bound)."""
-    flush_splitters(self.splitters)
+    """``LeafMajorityClass.best_split_suggestions``, compiled (:func:`learners.tree_split.suggestions`: the same
+    suggestions) from the leaf's current mirror's arrays, or from River's objects after the mirror is flushed,
+    else River's method after the flush (a split attempt reads every Gaussian and bound)."""
+    splitters = self.splitters
+    mirror = _MIRRORS.get(id(splitters)) if _MIRRORS and splitters is not None else None
+    if mirror is not None and mirror.splitters is not splitters:
+        mirror = None
+    if COMPILED_SPLITS and splitters is not None:
+        from learners import nb_kernel
+
+        kernel = nb_kernel.split_ready()
+        if mirror is not None and mirror.current(self):
+            # The mirror's arrays are the leaf's: River's objects are not read, so not flushed (their next reader
+            # flushes them, as after a learn).
+            got = tree_split.suggestions(self, criterion, tree, mirror, kernel)
+            if got is not None:
+                return got
+        if mirror is not None:
+            mirror.flush()
+            mirror = None
+        got = tree_split.suggestions(self, criterion, tree, None, kernel)
+        if got is not None:
+            return got
+    if mirror is not None:
+        mirror.flush()
     return _ORIGINAL_SUGGEST(self, criterion, tree)  # type: ignore[misc]
+
+
+# The split attempts compiled (learners.tree_split) when the kernels are on; off: River's (bench.nb_switches).
+COMPILED_SPLITS = True
 
 
 def _flushed_getstate(self: Any) -> Any:
@@ -497,3 +548,24 @@ def _flushed_getstate(self: Any) -> Any:
 
 
 _ORIGINAL_SUGGEST: Callable[..., Any] | None = None
+_ORIGINAL_ATTEMPT: Callable[..., Any] | None = None
+
+
+def _attempt_dropping_mirror(self: Any, leaf: Any, parent: Any, parent_branch: Any, **kwargs: Any) -> None:
+    """``HoeffdingTreeClassifier._attempt_to_split``, then the leaf's mirror leaves the registry if the leaf left
+    the tree (split: a branch took its place) or stopped learning (pre-pruned: no splitters). Why: the registry
+    held a split leaf's mirror, its Gaussians and the leaf itself, until it filled (512 mirrors)."""
+    splitters = leaf.splitters
+    _ORIGINAL_ATTEMPT(self, leaf, parent, parent_branch, **kwargs)  # type: ignore[misc]
+    if not _MIRRORS or splitters is None:
+        return
+    mirror = _MIRRORS.get(id(splitters))
+    if mirror is None or mirror.splitters is not splitters:
+        return
+    try:
+        here = self._root if parent is None else parent.children[parent_branch]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return  # a tree laid out otherwise: the mirror stays (it is dropped when the registry fills)
+    if here is not leaf or leaf.splitters is not splitters:
+        mirror.flush()  # (nothing reads the leaf any more; its objects stay River's truth all the same)
+        del _MIRRORS[id(splitters)]
