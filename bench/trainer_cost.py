@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                     progress(
                         f"{kind} round {r} tree {t}: {run['learn_eps']:.0f}/s, {run['learn_cpu_us']:.1f} us CPU"
                         f"/label (steady {run.get('learn_steady_eps', 0):.0f}/s, "
-                        f"{run.get('learn_steady_cpu_us', 0):.1f} us), load {run['load']:.2f}, "
+                        f"{run.get('learn_steady_cpu_us', 0):.1f} us), last transaction "
+                        f"{run.get('learn_tail_s', 0) * 1000:.0f} ms, load {run['load']:.2f}, "
                         f"batch {run['metrics'].get('mean_batch', 0):.0f}, shares {run.get('shares')}, "
                         f"threads {run['thread_cpu_us']}, split {run.get('split', {}).get('us_per_label')}, "
                         f"wall {run.get('split', {}).get('wall_us_per_label')}"
