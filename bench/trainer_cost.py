@@ -173,7 +173,8 @@ def measure(
 
 
 def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
-    """Transactions committed and the mean records per transaction, from the worker's own metrics."""
+    """Transactions committed, the mean records per transaction and the releases by reason, from the worker's
+    own metrics."""
     text = worker.metrics_text(2.0)
     got: dict[str, float] = {}
     for line in text.splitlines():
@@ -183,6 +184,10 @@ def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
             got["records"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith("driftline_transactions_total") and 'outcome="committed"' in line:
             got["committed"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("driftline_releases_total{") and 'reason="' in line:
+            # Releases by reason: a rollback takes n_learned back (the run's labels_learned counts every label).
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            got[f"releases_{reason}"] = float(line.rsplit(" ", 1)[1])
     if got.get("batches"):
         got["mean_batch"] = got.get("records", 0.0) / got["batches"]
     return got
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{kind} round {r} tree {t}: {run['learn_eps']:.0f}/s, {run['learn_cpu_us']:.1f} us CPU"
                         f"/label (steady {run.get('learn_steady_eps', 0):.0f}/s, "
                         f"{run.get('learn_steady_cpu_us', 0):.1f} us), last transaction "
-                        f"{run.get('learn_tail_s', 0) * 1000:.0f} ms, load {run['load']:.2f}, "
+                        f"{run.get('learn_tail_s', 0) * 1000:.0f} ms, n_learned {run['n_learned']}, "
+                        f"load {run['load']:.2f}, "
                         f"batch {run['metrics'].get('mean_batch', 0):.0f}, shares {run.get('shares')}, "
                         f"threads {run['thread_cpu_us']}, split {run.get('split', {}).get('us_per_label')}, "
                         f"wall {run.get('split', {}).get('wall_us_per_label')}"
