@@ -188,6 +188,11 @@ def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
             # Releases by reason: a rollback takes n_learned back (the run's labels_learned counts every label).
             reason = line.split('reason="', 1)[1].split('"', 1)[0]
             got[f"releases_{reason}"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("driftline_guard_decisions_total{") and 'outcome="promote"' not in line:
+            # Holds and vetoes (the guard's latency check times predictions: a loaded machine can veto a release).
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            got[f"decisions_{outcome}_{reason}"] = float(line.rsplit(" ", 1)[1])
     if got.get("batches"):
         got["mean_batch"] = got.get("records", 0.0) / got["batches"]
     return got
