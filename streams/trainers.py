@@ -29,6 +29,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -59,6 +60,11 @@ STATUS_EVERY_S = 5.0
 LAG_EVERY_S = 5.0
 COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
 COMMIT_MAX = 5_000  # ... or this many records
+# ... but one of a worker that was behind (a fetch found BEHIND_AT records waiting) ends as soon as it has caught
+# up (nothing fetched, every owned partition read to its end): the end of a backlog or a burst waits for no
+# window, at most once per BEHIND_AT records read, while a trickle of labels still shares one transaction per
+# window (session 21, BENCHMARKS.md).
+BEHIND_AT = 500
 # ... but one that published a release (or applied a control command) ends as soon as nothing more is waiting, or
 # once it has been open this long while records keep coming: scorers see the release at once, and a busy trainer
 # still writes each model's state at most ~1/RELEASE_COMMIT_S times a second (session 12, BENCHMARKS.md).
@@ -143,6 +149,8 @@ class TrainerGroup(TransactionalBatches):
         self._lag_at = 0.0
         self._ahead: list[Chunk] = []
         self._ahead_rebalanced = False
+        # A fetch returned BEHIND_AT records since the worker was last found caught up (_keep_gathering).
+        self._behind = False
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def check_topics(self) -> None:
@@ -267,9 +275,12 @@ class TrainerGroup(TransactionalBatches):
 
         A transaction writes the state of every model it touched, so a larger one writes each state once for
         more labels (BENCHMARKS.md, learning scale-out): records that keep coming still share a transaction,
-        while a release no longer waits for the whole window. A rebalance while gathering raises
-        :class:`Rebalanced`: the transaction is aborted (the consumer rewound to the committed offsets) and its
-        records read again by their partitions' owners."""
+        while a release no longer waits for the whole window. Nor does the end of a backlog: a worker that found
+        ``BEHIND_AT`` records waiting since it was last caught up ends the transaction once it has caught up
+        (:meth:`_keep_gathering`), so the last labels of a burst (or of a finite run) are committed without
+        waiting for records that are not coming; at most once per ``BEHIND_AT`` records read. A rebalance while
+        gathering raises :class:`Rebalanced`: the transaction is aborted (the consumer rewound to the committed
+        offsets) and its records read again by their partitions' owners."""
         now = time.monotonic()
         deadline = opened + COMMIT_EVERY_S
         if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
@@ -278,7 +289,9 @@ class TrainerGroup(TransactionalBatches):
         if self._ahead:
             return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= COMMIT_MAX else []
         batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
-        out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
+        out, rebalanced = self._fetch(
+            consumer, batch, 0.0 if urgent else deadline - now, partial(self._keep_gathering, consumer)
+        )
         if rebalanced:
             raise Rebalanced(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalanced while gathering"))
         return out
@@ -308,11 +321,31 @@ class TrainerGroup(TransactionalBatches):
             self._ahead.append(chunk)
         return bool(out) and not rebalanced
 
-    def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
+    def _keep_gathering(self, consumer: Consumer) -> bool:
+        """False (the open transaction ends) when the worker was behind (a fetch returned ``BEHIND_AT`` records
+        since it was last found caught up) and has caught up: nothing was fetched just now, and every owned
+        partition it has read is read to the end librdkafka last saw (no round trip:
+        :func:`~connectors.batch_source.consumer_lags`). A trickle never finds that many records waiting: it
+        keeps gathering for the window."""
+        if not self._behind:
+            return True
+        try:
+            lags = consumer_lags(consumer)
+        except KafkaException:
+            return True  # not known: the window, as before
+        if not lags or any(lags.values()):
+            return True
+        self._behind = False
+        return False
+
+    def _fetch(
+        self, consumer: Consumer, batch: int, wait_s: float, wait_if: Callable[[], bool] | None = None
+    ) -> tuple[list[Message], bool]:
         """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what
-        came with it); and whether the group rebalanced meanwhile (only records fetched after that are kept).
-        ``consume(n, t)`` alone waits for all ``n`` or the whole ``t``: a label that arrived at once waited the
-        whole timeout."""
+        came with it; not waited for if ``wait_if`` says no); and whether the group rebalanced meanwhile (only
+        records fetched after that are kept). ``consume(n, t)`` alone waits for all ``n`` or the whole ``t``: a
+        label that arrived at once waited the whole timeout. ``BEHIND_AT`` records or more mark the worker as
+        behind (see :meth:`_keep_gathering`)."""
         out: list[Message] = []
         rebalanced = False
 
@@ -330,8 +363,16 @@ class TrainerGroup(TransactionalBatches):
                     out.append(msg)
             return len(msgs)
 
-        if not take(batch, 0) and wait_s > 0 and take(1, wait_s) and batch > 1:
+        if (
+            not take(batch, 0)
+            and wait_s > 0
+            and (wait_if is None or wait_if())
+            and take(1, wait_s)
+            and batch > 1
+        ):
             take(batch - 1, 0)
+        if len(out) >= BEHIND_AT:
+            self._behind = True
         return out, rebalanced
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

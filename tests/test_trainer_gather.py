@@ -53,6 +53,7 @@ def _group() -> TrainerGroup:
     group.settings = load_settings(environ={})
     group._rebalanced = False
     group._ahead = []
+    group._behind = False
     return group
 
 
@@ -167,3 +168,56 @@ def test_bounded_works_meanwhile_until_the_call_returns_and_still_bounds_a_hung_
     assert 3 <= len(turns) <= 5
     with pytest.raises(TransactionHung):
         bounded(lambda: time.sleep(5), "commit", 0.2, lambda: True)
+
+
+# -- the end of a backlog (session 21) ----------------------------------------------------------------------------
+class TP:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset = "training", 0, offset
+
+
+class EndConsumer(FakeConsumer):
+    """A consumer whose one partition is read up to ``position`` of ``end`` (librdkafka's cached high watermark)."""
+
+    def __init__(self, position: int, end: int, queued: int = 0, arrive: int = 0) -> None:
+        super().__init__(queued=queued, arrive=arrive)
+        self.position_at, self.end = position, end
+
+    def assignment(self) -> list[TP]:
+        return [TP(-1001)]
+
+    def position(self, partitions: list[TP]) -> list[TP]:
+        return [TP(self.position_at)]
+
+    def get_watermark_offsets(self, tp: TP, cached: bool = False) -> tuple[int, int]:
+        assert cached  # no round trip to the broker
+        return 0, self.end
+
+
+def test_a_worker_that_was_behind_ends_the_transaction_once_it_has_caught_up() -> None:
+    group = _group()
+    backlog = EndConsumer(position=0, end=trainers.BEHIND_AT, queued=trainers.BEHIND_AT)
+    assert len(group._more(backlog, time.monotonic(), 10, urgent=False)) == trainers.BEHIND_AT  # type: ignore[arg-type]
+    assert group._behind  # a full batch was waiting
+    # Read to the end: the transaction ends now, without waiting for the window.
+    done = EndConsumer(position=trainers.BEHIND_AT, end=trainers.BEHIND_AT, arrive=5)
+    assert group._more(done, time.monotonic(), 10 + trainers.BEHIND_AT, urgent=False) == []  # type: ignore[arg-type]
+    assert done.waits == [] and not group._behind
+    # Caught up, the worker gathers for the window again until a backlog fills a batch.
+    trickle = EndConsumer(position=600, end=600, arrive=5)
+    assert len(group._more(trickle, time.monotonic(), 5, urgent=False)) == 5  # type: ignore[arg-type]
+    assert trickle.waits and trickle.waits[0] <= trainers.COMMIT_EVERY_S
+
+
+def test_a_worker_that_is_still_behind_or_never_was_keeps_gathering_for_the_window() -> None:
+    group = _group()
+    group._behind = True
+    # Nothing fetched yet, but the partition's end is past the read position: records are on the way.
+    behind = EndConsumer(position=500, end=900, arrive=5)
+    assert len(group._more(behind, time.monotonic(), 600, urgent=False)) == 5  # type: ignore[arg-type]
+    assert behind.waits and group._behind
+    # A trickle (no fetch ever found BEHIND_AT records waiting) read to the end still waits for more.
+    group._behind = False
+    trickle = EndConsumer(position=900, end=900, arrive=3)
+    assert len(group._more(trickle, time.monotonic(), 40, urgent=False)) == 3  # type: ignore[arg-type]
+    assert trickle.waits and not group._behind

@@ -318,6 +318,40 @@ def test_a_release_is_visible_without_waiting_for_the_gather_window(
         assert state["lifecycle"].n_learned >= 25
 
 
+def test_a_backlog_read_to_its_end_is_committed_without_waiting_for_the_gather_window(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records waiting in full batches (a backlog, a burst, a finite run) are committed as soon as the trainer has
+    read them to the partition's end, though nothing in their transaction (no release, no command) ends it: with a
+    gather window of ten minutes, the changelog holds the state with all of them. Learning is paused, so no
+    release can end the transaction (the paused trainer holds the labels in its state). Fails on the base of
+    session 21, whose transaction gathered for the whole window for records that were not coming."""
+    s = trainer_settings
+    monkeypatch.setattr(trainers, "COMMIT_EVERY_S", 600.0)
+    partition = partition_for("default", s.kafka.training_partitions)
+
+    def held() -> int:
+        sealed = read_changelog(s, [partition]).get("default")
+        state = unseal(sealed, [s.model.signing_key.get().encode()], "changelog") if sealed else {}
+        return len(state.get("held", ()))
+
+    with _running(s) as group:
+        _wait(group, "the trainer's v1", lambda: _versions(s) == [1], timeout=60)
+        pause = new_command(s, "pause_learning", {})
+        _send_command(s, pause)
+        answer = wait_reply(s, pause["id"], 60)
+        assert answer is not None and answer["outcome"] == "ok", answer
+    _send_examples(s, _examples(1_200))  # waiting before the next trainer starts: its first fetches are full
+    with _running(s) as group:
+        _wait(
+            group,
+            "1,200 held",
+            lambda: (t := group.trainers.get("default")) is not None and len(t.held) >= 1_200,
+        )
+        _wait(group, "1,200 committed", lambda: held() == 1_200, timeout=60)
+    assert _versions(s) == [1]
+
+
 def test_the_consumer_never_holds_an_empty_fetch_past_the_shortest_gather(trainer_settings: Settings) -> None:
     """librdkafka keeps one fetch request in flight per broker, and the broker holds a fetch of partitions with
     nothing new for ``fetch.wait.max.ms``. Records of a partition that became fetchable meanwhile wait for it:
