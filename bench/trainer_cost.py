@@ -182,7 +182,7 @@ def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
             got["batches"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith('driftline_batch_size_sum{stage="train"'):
             got["records"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("driftline_transactions_total") and 'outcome="committed"' in line:
+        elif line.startswith("driftline_trainer_transactions_total") and 'outcome="committed"' in line:
             got["committed"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith("driftline_releases_total{") and 'reason="' in line:
             # Releases by reason: a rollback takes n_learned back (the run's labels_learned counts every label).
