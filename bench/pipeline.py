@@ -235,8 +235,10 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     had more records waiting). The span of ``learn_eps`` also holds the start and the end of a finite run, where
     the trainer waits rather than learns (session 20, BENCHMARKS.md): its first report comes before it fetched a
     record (the consumer's first fetch waited up to the broker's ``fetch.wait.max.ms``, 0.3-0.4 s in most runs,
-    before the trainer asked for 50 ms), and its last transaction, with no release in it, holds the gather window
-    (``COMMIT_EVERY_S``, 0.5 s) for records that never come. Both are reported; ``learn_eps`` stays the headline.
+    before the trainer asked for 50 ms), and its last transaction, with no release in it, held the gather window
+    (``COMMIT_EVERY_S``, 0.5 s) for records that never come (until session 21: a worker that was behind now ends
+    it once caught up). Both are reported; ``learn_eps`` stays the headline. ``learn_tail_s``/``learn_tail_n``:
+    the last transaction, from the report before it to the last one.
     """
     first: tuple[int, int] | None = None
     steady: tuple[int, int] | None = None
