@@ -55,7 +55,10 @@ PARTS = (
     ("status", ("TrainerGroup._publish_status (", "Trainer.publish_status (")),
     ("replies_audit", ("_send_replies (", "send_replies (", "commit_audit (", "publish_fairness (")),
     ("commit", ("EventProducer.commit (", "bounded (", "produce_bytes (")),
-    ("consume", ("TrainerGroup._gather (", "TrainerGroup._fetch (")),  # _fetch: also inside a transaction
+    (
+        "consume",
+        ("GatheringBatches._gather (", "GatheringBatches._fetch ("),
+    ),  # _fetch: also inside a transaction
     ("raw_records", ("TrainerGroup._transaction (",)),
     ("trainer_loop", ("TrainerGroup.run (",)),
 )

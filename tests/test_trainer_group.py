@@ -25,7 +25,7 @@ from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Secret, Settings
 from schemas.codec import default_codec
-from streams import trainer_transactions, trainers
+from streams import trainer_gather, trainer_transactions
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
@@ -306,7 +306,7 @@ def test_a_release_is_visible_without_waiting_for_the_gather_window(
     minutes, read_committed readers (the scorers) still see the release while that window is open. Before,
     the transaction gathered for the whole window first, and the release waited for it."""
     s = trainer_settings
-    monkeypatch.setattr(trainers, "COMMIT_EVERY_S", 600.0)
+    monkeypatch.setattr(trainer_gather, "COMMIT_EVERY_S", 600.0)
     with _running(s) as group:
         _wait(group, "the trainer's v1", lambda: _versions(s) == [1], timeout=60)
         _send_examples(s, _examples(200))
@@ -327,7 +327,7 @@ def test_a_backlog_read_to_its_end_is_committed_without_waiting_for_the_gather_w
     release can end the transaction (the paused trainer holds the labels in its state). Fails on the base of
     session 21, whose transaction gathered for the whole window for records that were not coming."""
     s = trainer_settings
-    monkeypatch.setattr(trainers, "COMMIT_EVERY_S", 600.0)
+    monkeypatch.setattr(trainer_gather, "COMMIT_EVERY_S", 600.0)
     partition = partition_for("default", s.kafka.training_partitions)
 
     def held() -> int:
@@ -362,7 +362,7 @@ def test_the_consumer_never_holds_an_empty_fetch_past_the_shortest_gather(traine
     group = TrainerGroup(trainer_settings, build_metrics(), default_codec())
     try:
         held_ms = group.consumer_config.get("fetch.wait.max.ms", 500)  # librdkafka's default when unset
-        assert held_ms < trainers.GATHER_MIN_S * 1000
+        assert held_ms < trainer_gather.GATHER_MIN_S * 1000
     finally:
         group.ctx.out.close(10)
 
