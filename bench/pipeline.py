@@ -6,7 +6,7 @@
   queued it) minus the FeatureEvent's Kafka timestamp (set when the bench queued it); ``visible`` latency is the
   bench consumer's receive time minus the same, so it also holds the worker's flush and the fetch;
 - learning throughput: ``training`` pre-filled, one ``train`` worker started, examples learned per second from
-  the trainer's own status (``n_learned`` and ``updated_at``, published after every batch);
+  the trainer's own status (``labels_learned`` and ``updated_at``, published after every batch);
 - release to scorers: a signed release published on ``models``, time until every score worker's
   ``driftline_served_model_version`` shows it.
 """
@@ -224,26 +224,36 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     """Examples per second learned by one train worker over ``n`` TrainingExamples (pre-filled, or joined as it
     goes), from its first status report to the one that counts them all.
 
+    Labels are counted as the status's ``labels_learned`` (every label learned, each once), not ``n_learned``:
+    that is the served lineage's count, which a probation rollback (or a champion reset to the served snapshot)
+    takes back to the restored version's, for good. Waiting for ``n_learned`` to reach ``n`` then waited out the
+    whole timeout with every label learned and committed: the "stall" at 19,900 of 20,000 labels of sessions 19-20
+    (BENCHMARKS.md, session 21). ``n_learned`` is still reported, next to ``labels_learned``.
+
     ``learn_steady_*``: the same between the first report that counts any label (the end of the first transaction
     that learned) and the last report before the one that counts them all (the end of the last transaction that
     had more records waiting). The span of ``learn_eps`` also holds the start and the end of a finite run, where
     the trainer waits rather than learns (session 20, BENCHMARKS.md): its first report comes before it fetched a
     record (the consumer's first fetch waited up to the broker's ``fetch.wait.max.ms``, 0.3-0.4 s in most runs,
-    before the trainer asked for 50 ms), and its last transaction, with no release in it, holds the gather window
-    (``COMMIT_EVERY_S``, 0.5 s) for records that never come. Both are reported; ``learn_eps`` stays the headline.
+    before the trainer asked for 50 ms), and its last transaction, with no release in it, held the gather window
+    (``COMMIT_EVERY_S``, 0.5 s) for records that never come (until session 21: a worker that was behind now ends
+    it once caught up). Both are reported; ``learn_eps`` stays the headline. ``learn_tail_s``/``learn_tail_n``:
+    the last transaction, from the report before it to the last one.
     """
     first: tuple[int, int] | None = None
     steady: tuple[int, int] | None = None
     last: tuple[int, int] = (0, 0)
+    lineage = 0  # the last report's n_learned
     before_last: tuple[int, int] | None = None  # the last report before ``last`` (with the CPU then)
     cpu0 = cpu_steady = cpu_last = cpu_before_last = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = trainer_status(settings)
-        # From the trainer's first report (it reports its model, at n_learned 0, before it learns anything): a
+        # From the trainer's first report (it reports its model, at 0 labels, before it learns anything): a
         # trainer commits up to 5,000 labels per transaction, so a small run may be learned in one report.
         if status is not None:
-            point = (status["n_learned"], status["updated_at"])
+            point = (status["labels_learned"], status["updated_at"])
+            lineage = status["n_learned"]
             cpu = cpu_seconds(worker.pid)
             if first is None:
                 first, cpu0 = point, cpu
@@ -258,15 +268,22 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
             raise RuntimeError(f"train worker exited:\n{worker.log_tail()}")
         time.sleep(0.02)
     if first is None or last[0] < n:
-        raise RuntimeError(f"trainer learned {last[0]} of {n} within {timeout:g} s:\n{worker.log_tail()}")
+        raise RuntimeError(
+            f"trainer learned {last[0]} of {n} within {timeout:g} s (n_learned {lineage}):\n{worker.log_tail()}"
+        )
     cpu1 = cpu_seconds(worker.pid)
     span_s = (last[1] - first[1]) / 1000.0
     out = {
         "learn_eps": (last[0] - first[0]) / span_s if span_s > 0 else 0.0,
         "learn_cpu_us": (cpu1 - cpu0) / max(1, last[0] - first[0]) * 1e6,
         "learn_span_s": span_s,
-        "n_learned": last[0],
+        "labels_learned": last[0],
+        "n_learned": lineage,  # the served lineage's: below labels_learned after a rollback
     }
+    if before_last is not None and before_last[0] > first[0]:
+        # The last transaction, report to report: where a finite run's end shows (session 21).
+        out["learn_tail_s"] = (last[1] - before_last[1]) / 1000.0
+        out["learn_tail_n"] = last[0] - before_last[0]
     # None when the bench saw no two reports between the first and the last (a run learned in few transactions).
     if steady is not None and before_last is not None and before_last[0] > steady[0]:
         steady_s = (before_last[1] - steady[1]) / 1000.0

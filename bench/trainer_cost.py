@@ -55,7 +55,10 @@ PARTS = (
     ("status", ("TrainerGroup._publish_status (", "Trainer.publish_status (")),
     ("replies_audit", ("_send_replies (", "send_replies (", "commit_audit (", "publish_fairness (")),
     ("commit", ("EventProducer.commit (", "bounded (", "produce_bytes (")),
-    ("consume", ("TrainerGroup._gather (", "TrainerGroup._fetch (")),  # _fetch: also inside a transaction
+    (
+        "consume",
+        ("GatheringBatches._gather (", "GatheringBatches._fetch ("),
+    ),  # _fetch: also inside a transaction
     ("raw_records", ("TrainerGroup._transaction (",)),
     ("trainer_loop", ("TrainerGroup.run (",)),
 )
@@ -173,7 +176,8 @@ def measure(
 
 
 def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
-    """Transactions committed and the mean records per transaction, from the worker's own metrics."""
+    """Transactions committed, the mean records per transaction and the releases by reason, from the worker's
+    own metrics."""
     text = worker.metrics_text(2.0)
     got: dict[str, float] = {}
     for line in text.splitlines():
@@ -181,8 +185,17 @@ def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
             got["batches"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith('driftline_batch_size_sum{stage="train"'):
             got["records"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("driftline_transactions_total") and 'outcome="committed"' in line:
+        elif line.startswith("driftline_trainer_transactions_total") and 'outcome="committed"' in line:
             got["committed"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("driftline_releases_total{") and 'reason="' in line:
+            # Releases by reason: a rollback takes n_learned back (the run's labels_learned counts every label).
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            got[f"releases_{reason}"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("driftline_guard_decisions_total{") and 'outcome="promote"' not in line:
+            # Holds and vetoes (the guard's latency check times predictions: a loaded machine can veto a release).
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            got[f"decisions_{outcome}_{reason}"] = float(line.rsplit(" ", 1)[1])
     if got.get("batches"):
         got["mean_batch"] = got.get("records", 0.0) / got["batches"]
     return got
@@ -243,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                     progress(
                         f"{kind} round {r} tree {t}: {run['learn_eps']:.0f}/s, {run['learn_cpu_us']:.1f} us CPU"
                         f"/label (steady {run.get('learn_steady_eps', 0):.0f}/s, "
-                        f"{run.get('learn_steady_cpu_us', 0):.1f} us), load {run['load']:.2f}, "
+                        f"{run.get('learn_steady_cpu_us', 0):.1f} us), last transaction "
+                        f"{run.get('learn_tail_s', 0) * 1000:.0f} ms, n_learned {run['n_learned']}, "
+                        f"load {run['load']:.2f}, "
                         f"batch {run['metrics'].get('mean_batch', 0):.0f}, shares {run.get('shares')}, "
                         f"threads {run['thread_cpu_us']}, split {run.get('split', {}).get('us_per_label')}, "
                         f"wall {run.get('split', {}).get('wall_us_per_label')}"

@@ -177,7 +177,7 @@ class Trainer(TrainerControl):
         self.pause_discard = False
         self.replies: list[dict[str, Any]] = []
         # Releases published since this trainer started (not state): the transaction that holds one ends early,
-        # so scorers see it without waiting for the gather window (streams/trainers.py, ``TrainerGroup._more``).
+        # so scorers see it without waiting for the gather window (streams.trainer_gather, ``_more``).
         self.released = 0
         self.owner = ""  # the trainer process (member of the trainer group) that owns this model now
         self._redis = redis_conn or redis_client(s)

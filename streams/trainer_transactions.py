@@ -147,7 +147,7 @@ class TransactionalBatches:
     _audit: dict[str, list[Any]] | None
     _replies: list[dict[str, Any]]
     _error: Exception | None
-    # Records read ahead while the last transaction committed (TrainerGroup._read_ahead), not yet learned: they
+    # Records read ahead while the last transaction committed (GatheringBatches._read_ahead), not yet learned: they
     # are after the committed offsets, so every seek (an abort's rewind, a rebalance) drops them.
     _ahead: list[Chunk]
     _ahead_rebalanced: bool
@@ -159,7 +159,7 @@ class TransactionalBatches:
         raise NotImplementedError  # TrainerGroup's: the owned models' live status
 
     def _read_ahead(self) -> bool:
-        raise NotImplementedError  # TrainerGroup's: the next records, fetched and decoded while a commit runs
+        raise NotImplementedError  # GatheringBatches': the next records, fetched and decoded while a commit runs
 
     # -- the transactional producer ------------------------------------------------------------------------------
     def _new_context(self) -> WorkerContext:

@@ -6,7 +6,8 @@
   writer per model) and receives exactly those models' control commands.
 - Each model's trainer state is the latest record under its name on the compacted ``changelog`` topic, sealed with
   the signing key (:func:`streams.train.seal`). Local files are not needed: any member on any machine can go on.
-- Exactly-once learning with Kafka transactions (:mod:`streams.trainer_transactions`): per batch, one transaction
+- Exactly-once learning with Kafka transactions (:mod:`streams.trainer_transactions`; when one ends, and what it
+  gathers: :mod:`streams.trainer_gather`): per batch, one transaction
   holds the batch's releases, drift events, dead letters and audit entries, the changelog record of every model the
   batch touched, and the input offsets (``send_offsets_to_transaction`` with the consumer's group metadata). A
   read_committed reader sees all of it or none of it. A crash loses the open transaction; the new owner restores
@@ -33,7 +34,7 @@ from functools import partial
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.batch_source import GroupWatchdog, close_in_background, consumer_lags
 from connectors.changelog import read_changelog
@@ -49,7 +50,8 @@ from streams.join import owners_key, trainer_group
 from streams.metrics import Metrics
 from streams.releases import read_checked_releases
 from streams.train import Trainer, unseal
-from streams.trainer_transactions import Chunk, Rebalanced, TransactionalBatches
+from streams.trainer_gather import COMMIT_MAX, GatheringBatches
+from streams.trainer_transactions import Chunk
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -57,23 +59,14 @@ security_log = logging.getLogger("driftline.security")
 STATUS_EVERY_S = 5.0
 # How often the group's lag per owned partition (driftline_consumer_lag) is refreshed, as the other stages do.
 LAG_EVERY_S = 5.0
-COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
-COMMIT_MAX = 5_000  # ... or this many records
-# ... but one that published a release (or applied a control command) ends as soon as nothing more is waiting, or
-# once it has been open this long while records keep coming: scorers see the release at once, and a busy trainer
-# still writes each model's state at most ~1/RELEASE_COMMIT_S times a second (session 12, BENCHMARKS.md).
-RELEASE_COMMIT_S = 0.1
 # The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
 GC_YOUNG = 10_000
-# The shortest wait of a poll for a transaction's first records (TrainerGroup._gather; serving.batch_timeout_s
-# when longer).
-GATHER_MIN_S = 0.1
 # The longest the broker holds the trainer consumer's fetch of partitions with nothing new (see consumer_config):
-# below GATHER_MIN_S, so records that became fetchable meanwhile wait less than one such poll.
+# below trainer_gather.GATHER_MIN_S, so records that became fetchable meanwhile wait less than one such poll.
 FETCH_WAIT_MS = 50
 
 
-class TrainerGroup(TransactionalBatches):
+class TrainerGroup(GatheringBatches):
     """The trainers of one process: a member of the trainer group, with one :class:`Trainer` per owned model."""
 
     def __init__(
@@ -143,6 +136,8 @@ class TrainerGroup(TransactionalBatches):
         self._lag_at = 0.0
         self._ahead: list[Chunk] = []
         self._ahead_rebalanced = False
+        # A fetch returned BEHIND_AT records since the worker was last found caught up (_keep_gathering).
+        self._behind = False
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def check_topics(self) -> None:
@@ -241,99 +236,6 @@ class TrainerGroup(TransactionalBatches):
         close_in_background(consumer, self.topics[0])
         return True
 
-    def _gather(self, consumer: Consumer) -> list[Message]:
-        """The first records of a transaction: what is fetched already, else the first to arrive within the
-        batch timeout (at least ``GATHER_MIN_S``). The transaction gathers the rest while it learns (:meth:`_more`).
-
-        Records fetched before a rebalance are dropped (the partitions' owners read them again from the
-        committed offsets); those fetched after it, from the committed offsets of the new assignment, are kept."""
-        if self._ahead:  # read while the last transaction committed
-            self._polled_s = 0.0
-            self.watchdog.stuck(True, 0.0)
-            return self._ahead.pop(0)
-        batch = self.settings.serving.batch_size
-        within = max(self.settings.serving.batch_timeout_s, GATHER_MIN_S)
-        started = time.monotonic()
-        out, _ = self._fetch(consumer, batch, within)
-        self._polled_s = time.monotonic() - started
-        if out:
-            self.watchdog.stuck(True, self._polled_s)
-        return out
-
-    def _more(self, consumer: Consumer, opened: float, gathered: int, urgent: bool) -> list[Message]:
-        """The next records of the open transaction (opened at ``opened``, ``gathered`` records so far), or none
-        to end it: at ``COMMIT_EVERY_S`` or ``COMMIT_MAX`` as before, and when it is ``urgent`` (it published a
-        release) as soon as nothing more is waiting or it has been open ``RELEASE_COMMIT_S``.
-
-        A transaction writes the state of every model it touched, so a larger one writes each state once for
-        more labels (BENCHMARKS.md, learning scale-out): records that keep coming still share a transaction,
-        while a release no longer waits for the whole window. A rebalance while gathering raises
-        :class:`Rebalanced`: the transaction is aborted (the consumer rewound to the committed offsets) and its
-        records read again by their partitions' owners."""
-        now = time.monotonic()
-        deadline = opened + COMMIT_EVERY_S
-        if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
-            return []
-        # Read while the last transaction committed (a chunk past COMMIT_MAX ends this transaction instead).
-        if self._ahead:
-            return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= COMMIT_MAX else []
-        batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
-        out, rebalanced = self._fetch(consumer, batch, 0.0 if urgent else deadline - now)
-        if rebalanced:
-            raise Rebalanced(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalanced while gathering"))
-        return out
-
-    def _read_ahead(self) -> bool:
-        """While a transaction commits (:func:`streams.trainer_transactions.bounded`): fetch the records already
-        fetched by librdkafka (no wait) and decode them for the next transaction; False once there is nothing to
-        do (nothing waiting, ``COMMIT_MAX`` records in hand, or the group rebalanced).
-
-        The commit's round trips were 5-20 ms per transaction in which the trainer thread only waited (session
-        20, BENCHMARKS.md). Decoding changes nothing the commit reads, and nothing read ahead is learned before
-        the commit returned: an abort's rewind, a seek or a new consumer drops it (read again from the committed
-        offsets). A rebalance seen here drops what came before it, as :meth:`_gather` does (records fetched after
-        it, from the new assignment's committed offsets, are kept for the transaction after the restore), and the
-        committed state is not kept (the models were dropped: the restore reads the changelog, after this
-        commit)."""
-        consumer = self.consumer
-        if consumer is None or self._restore_needed or sum(map(len, self._ahead)) >= COMMIT_MAX:
-            return False
-        out, rebalanced = self._fetch(consumer, self.settings.serving.batch_size, 0.0)
-        if rebalanced:
-            self._ahead.clear()  # the callbacks cleared it already; what ``out`` holds came after them
-            self._ahead_rebalanced = True
-        if out:
-            chunk = Chunk(out)
-            chunk.prepared = self._prepare(out)
-            self._ahead.append(chunk)
-        return bool(out) and not rebalanced
-
-    def _fetch(self, consumer: Consumer, batch: int, wait_s: float) -> tuple[list[Message], bool]:
-        """Up to ``batch`` records: those fetched already, else the first to arrive within ``wait_s`` (and what
-        came with it); and whether the group rebalanced meanwhile (only records fetched after that are kept).
-        ``consume(n, t)`` alone waits for all ``n`` or the whole ``t``: a label that arrived at once waited the
-        whole timeout."""
-        out: list[Message] = []
-        rebalanced = False
-
-        def take(n: int, timeout: float) -> int:
-            nonlocal out, rebalanced
-            self._rebalanced = False
-            msgs = consumer.consume(n, timeout)
-            # The revoke/assign callbacks ran inside this call: what came before it is stale.
-            if self._rebalanced:
-                out, rebalanced = [], True
-            for msg in msgs:
-                if msg.error():
-                    log.warning("trainer consumer: %s", msg.error())
-                else:
-                    out.append(msg)
-            return len(msgs)
-
-        if not take(batch, 0) and wait_s > 0 and take(1, wait_s) and batch > 1:
-            take(batch - 1, 0)
-        return out, rebalanced
-
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if consumer is not self.consumer:  # a replaced consumer, closing
             return
@@ -345,7 +247,7 @@ class TrainerGroup(TransactionalBatches):
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if consumer is not self.consumer:  # a replaced consumer, closing: its state was dropped when replaced
             return
-        # Called inside consume(): a transaction gathering records (TrainerGroup._more) raises Rebalanced right
+        # Called inside consume(): a transaction gathering records (GatheringBatches._more) raises Rebalanced right
         # after and is aborted, so nothing learned from the revoked partitions is committed here.
         self.owned = set()
         self._rebalanced = True

@@ -1,4 +1,4 @@
-"""When the trainer group ends a transaction (``TrainerGroup._more``), without a broker: a fake consumer stands in.
+"""When the trainer group ends a transaction (``GatheringBatches._more``), without a broker: a fake consumer stands in.
 
 A transaction that published a release ends as soon as nothing more is waiting, or once it has been open
 ``RELEASE_COMMIT_S`` while records keep coming; one without a release gathers for the whole window (or
@@ -15,7 +15,7 @@ import pytest
 
 from connectors.batch_source import GroupWatchdog
 from driftline.settings import load_settings
-from streams import trainers
+from streams import trainer_gather
 from streams.trainer_transactions import Rebalanced
 from streams.trainers import TrainerGroup
 
@@ -53,6 +53,7 @@ def _group() -> TrainerGroup:
     group.settings = load_settings(environ={})
     group._rebalanced = False
     group._ahead = []
+    group._behind = False
     return group
 
 
@@ -66,24 +67,24 @@ def test_without_a_release_the_transaction_waits_for_more_records() -> None:
     consumer = FakeConsumer(queued=0, arrive=5)
     got = _group()._more(consumer, time.monotonic(), 10, urgent=False)  # type: ignore[arg-type]
     assert len(got) == 5
-    assert consumer.waits and consumer.waits[0] <= trainers.COMMIT_EVERY_S
+    assert consumer.waits and consumer.waits[0] <= trainer_gather.COMMIT_EVERY_S
 
 
 def test_a_release_still_takes_what_is_waiting_until_its_floor() -> None:
     group, consumer = _group(), FakeConsumer(queued=7)
     assert len(group._more(consumer, time.monotonic(), 10, urgent=True)) == 7  # type: ignore[arg-type]
-    old = time.monotonic() - trainers.RELEASE_COMMIT_S - 0.01
+    old = time.monotonic() - trainer_gather.RELEASE_COMMIT_S - 0.01
     assert group._more(FakeConsumer(queued=7), old, 10, urgent=True) == []  # type: ignore[arg-type]
 
 
 def test_the_window_and_the_size_still_bound_a_transaction() -> None:
     group = _group()
-    late = time.monotonic() - trainers.COMMIT_EVERY_S - 0.01
+    late = time.monotonic() - trainer_gather.COMMIT_EVERY_S - 0.01
     assert group._more(FakeConsumer(queued=3), late, 10, urgent=False) == []  # type: ignore[arg-type]
     full = FakeConsumer(queued=3)
-    assert group._more(full, time.monotonic(), trainers.COMMIT_MAX, urgent=False) == []  # type: ignore[arg-type]
+    assert group._more(full, time.monotonic(), trainer_gather.COMMIT_MAX, urgent=False) == []  # type: ignore[arg-type]
     capped = FakeConsumer(queued=900)
-    got = group._more(capped, time.monotonic(), trainers.COMMIT_MAX - 2, urgent=False)  # type: ignore[arg-type]
+    got = group._more(capped, time.monotonic(), trainer_gather.COMMIT_MAX - 2, urgent=False)  # type: ignore[arg-type]
     assert len(got) == 2
 
 
@@ -125,12 +126,12 @@ def test_records_read_ahead_during_a_commit_open_the_next_transaction_in_order()
 
 
 def test_reading_ahead_stops_at_commit_max_and_a_chunk_past_it_ends_the_transaction() -> None:
-    group = _ahead_group(FakeConsumer(queued=trainers.COMMIT_MAX + 1000))
+    group = _ahead_group(FakeConsumer(queued=trainer_gather.COMMIT_MAX + 1000))
     while group._read_ahead():
         pass
-    assert sum(map(len, group._ahead)) == trainers.COMMIT_MAX
+    assert sum(map(len, group._ahead)) == trainer_gather.COMMIT_MAX
     consumer = FakeConsumer(queued=10)
-    assert group._more(consumer, time.monotonic(), trainers.COMMIT_MAX - 10, urgent=False) == []  # type: ignore[arg-type]
+    assert group._more(consumer, time.monotonic(), trainer_gather.COMMIT_MAX - 10, urgent=False) == []  # type: ignore[arg-type]
     assert len(consumer.queued) == 10  # not read past the stash either
 
 
@@ -167,3 +168,56 @@ def test_bounded_works_meanwhile_until_the_call_returns_and_still_bounds_a_hung_
     assert 3 <= len(turns) <= 5
     with pytest.raises(TransactionHung):
         bounded(lambda: time.sleep(5), "commit", 0.2, lambda: True)
+
+
+# -- the end of a backlog (session 21) ----------------------------------------------------------------------------
+class TP:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset = "training", 0, offset
+
+
+class EndConsumer(FakeConsumer):
+    """A consumer whose one partition is read up to ``position`` of ``end`` (librdkafka's cached high watermark)."""
+
+    def __init__(self, position: int, end: int, queued: int = 0, arrive: int = 0) -> None:
+        super().__init__(queued=queued, arrive=arrive)
+        self.position_at, self.end = position, end
+
+    def assignment(self) -> list[TP]:
+        return [TP(-1001)]
+
+    def position(self, partitions: list[TP]) -> list[TP]:
+        return [TP(self.position_at)]
+
+    def get_watermark_offsets(self, tp: TP, cached: bool = False) -> tuple[int, int]:
+        assert cached  # no round trip to the broker
+        return 0, self.end
+
+
+def test_a_worker_that_was_behind_ends_the_transaction_once_it_has_caught_up() -> None:
+    group = _group()
+    backlog = EndConsumer(position=0, end=trainer_gather.BEHIND_AT, queued=trainer_gather.BEHIND_AT)
+    assert len(group._more(backlog, time.monotonic(), 10, urgent=False)) == trainer_gather.BEHIND_AT  # type: ignore[arg-type]
+    assert group._behind  # a full batch was waiting
+    # Read to the end: the transaction ends now, without waiting for the window.
+    done = EndConsumer(position=trainer_gather.BEHIND_AT, end=trainer_gather.BEHIND_AT, arrive=5)
+    assert group._more(done, time.monotonic(), 10 + trainer_gather.BEHIND_AT, urgent=False) == []  # type: ignore[arg-type]
+    assert done.waits == [] and not group._behind
+    # Caught up, the worker gathers for the window again until a backlog fills a batch.
+    trickle = EndConsumer(position=600, end=600, arrive=5)
+    assert len(group._more(trickle, time.monotonic(), 5, urgent=False)) == 5  # type: ignore[arg-type]
+    assert trickle.waits and trickle.waits[0] <= trainer_gather.COMMIT_EVERY_S
+
+
+def test_a_worker_that_is_still_behind_or_never_was_keeps_gathering_for_the_window() -> None:
+    group = _group()
+    group._behind = True
+    # Nothing fetched yet, but the partition's end is past the read position: records are on the way.
+    behind = EndConsumer(position=500, end=900, arrive=5)
+    assert len(group._more(behind, time.monotonic(), 600, urgent=False)) == 5  # type: ignore[arg-type]
+    assert behind.waits and group._behind
+    # A trickle (no fetch ever found BEHIND_AT records waiting) read to the end still waits for more.
+    group._behind = False
+    trickle = EndConsumer(position=900, end=900, arrive=3)
+    assert len(group._more(trickle, time.monotonic(), 40, urgent=False)) == 3  # type: ignore[arg-type]
+    assert trickle.waits and not group._behind

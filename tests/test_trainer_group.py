@@ -25,7 +25,7 @@ from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Secret, Settings
 from schemas.codec import default_codec
-from streams import trainer_transactions, trainers
+from streams import trainer_gather, trainer_transactions
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
@@ -306,7 +306,7 @@ def test_a_release_is_visible_without_waiting_for_the_gather_window(
     minutes, read_committed readers (the scorers) still see the release while that window is open. Before,
     the transaction gathered for the whole window first, and the release waited for it."""
     s = trainer_settings
-    monkeypatch.setattr(trainers, "COMMIT_EVERY_S", 600.0)
+    monkeypatch.setattr(trainer_gather, "COMMIT_EVERY_S", 600.0)
     with _running(s) as group:
         _wait(group, "the trainer's v1", lambda: _versions(s) == [1], timeout=60)
         _send_examples(s, _examples(200))
@@ -316,6 +316,40 @@ def test_a_release_is_visible_without_waiting_for_the_gather_window(
         sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
         state = unseal(sealed, [s.model.signing_key.get().encode()], "changelog")
         assert state["lifecycle"].n_learned >= 25
+
+
+def test_a_backlog_read_to_its_end_is_committed_without_waiting_for_the_gather_window(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records waiting in full batches (a backlog, a burst, a finite run) are committed as soon as the trainer has
+    read them to the partition's end, though nothing in their transaction (no release, no command) ends it: with a
+    gather window of ten minutes, the changelog holds the state with all of them. Learning is paused, so no
+    release can end the transaction (the paused trainer holds the labels in its state). Fails on the base of
+    session 21, whose transaction gathered for the whole window for records that were not coming."""
+    s = trainer_settings
+    monkeypatch.setattr(trainer_gather, "COMMIT_EVERY_S", 600.0)
+    partition = partition_for("default", s.kafka.training_partitions)
+
+    def held() -> int:
+        sealed = read_changelog(s, [partition]).get("default")
+        state = unseal(sealed, [s.model.signing_key.get().encode()], "changelog") if sealed else {}
+        return len(state.get("held", ()))
+
+    with _running(s) as group:
+        _wait(group, "the trainer's v1", lambda: _versions(s) == [1], timeout=60)
+        pause = new_command(s, "pause_learning", {})
+        _send_command(s, pause)
+        answer = wait_reply(s, pause["id"], 60)
+        assert answer is not None and answer["outcome"] == "ok", answer
+    _send_examples(s, _examples(1_200))  # waiting before the next trainer starts: its first fetches are full
+    with _running(s) as group:
+        _wait(
+            group,
+            "1,200 held",
+            lambda: (t := group.trainers.get("default")) is not None and len(t.held) >= 1_200,
+        )
+        _wait(group, "1,200 committed", lambda: held() == 1_200, timeout=60)
+    assert _versions(s) == [1]
 
 
 def test_the_consumer_never_holds_an_empty_fetch_past_the_shortest_gather(trainer_settings: Settings) -> None:
@@ -328,7 +362,7 @@ def test_the_consumer_never_holds_an_empty_fetch_past_the_shortest_gather(traine
     group = TrainerGroup(trainer_settings, build_metrics(), default_codec())
     try:
         held_ms = group.consumer_config.get("fetch.wait.max.ms", 500)  # librdkafka's default when unset
-        assert held_ms < trainers.GATHER_MIN_S * 1000
+        assert held_ms < trainer_gather.GATHER_MIN_S * 1000
     finally:
         group.ctx.out.close(10)
 
