@@ -71,7 +71,10 @@ def _learned(client: redis.Redis, key: str) -> int:
     total = 0
     for value in client.hgetall(key).values():
         try:
-            total += int(json.loads(value)["n_learned"])
+            entry = json.loads(value)
+            # labels_learned: every label learned (a probation rollback takes n_learned back for good, and a wait
+            # for n_learned then never ends); n_learned from an owner that predates the field.
+            total += int(entry.get("labels_learned", entry["n_learned"]))
         except (ValueError, KeyError, TypeError):
             continue
     return total

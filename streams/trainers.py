@@ -335,6 +335,7 @@ class TrainerGroup(GatheringBatches):
                 "partition": partition_for(trainer.ctx.model, self.partitions),
                 "version": lc.served_version,
                 "n_learned": lc.n_learned,
+                "labels_learned": lc.overall.n,  # every label learned: a rollback takes n_learned back, not this
                 "paused": lc.paused,
                 "updated_at": now_ms(),
                 "commits": trainer.commits,

@@ -183,7 +183,9 @@ def test_a_frozen_trainer_waking_up_never_overwrites_the_new_owners_status(
     old.owned = {partition_for("default", s.kafka.training_partitions)}
     old._publish_status([stale])
     owners = json.loads(old.redis.hget(owners_key(s), "default") or b"{}")
-    assert owners["n_learned"] == 400 and owners["owner"] == new.member, owners
+    assert owners["n_learned"] == 400 and owners["labels_learned"] == 400 and owners["owner"] == new.member, (
+        owners
+    )
     assert trainer_status(s) is not None and trainer_status(s)["n_learned"] == 400  # type: ignore[index]
 
 

@@ -220,7 +220,7 @@ def _print_releases(rows: list[dict[str, Any]]) -> None:
 
 def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
     """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
-    version, n_learned, updated_at."""
+    version, n_learned (the served lineage), labels_learned (every label), updated_at."""
     try:
         client = redis_client(settings, 3)
         raw = client.hgetall(owners_key(settings))
