@@ -49,7 +49,9 @@ BLEND_POWER = 8.0
 MAX_QUADRATIC_FEATURES = 12
 #: A member's loss on a label, when the served snapshot holds its copy (``Pool.score_served``): this share of what
 #: the copy answered plus the rest of its own test-then-train loss, by task. Why a mix: the served copy measures the
-#: member as the scorers use it (aged by the label delay and the release cadence: TrumpApproval at delay 50, plain
+#: member as the scorers use it (aged by the release cadence, holds and rollbacks; *not* by the label delay: scored
+#: when the label comes back, the snapshot served then has learned the labels of the events in flight, session 21
+#: (poolrule); TrumpApproval at delay 50, plain
 #: ``auto`` MAE 7.13, 4.68 with the served copy alone, 4.59 with half), but a snapshot served for long measures the
 #: member's old self. Why 0 for classification (the trainer then skips the copies' predictions): measured at 1,
 #: elec fell 0.7846 -> 0.7731 and weather.csv 0.7842 -> 0.7712, and the trainer's learn_batch cost 2.3 times as
@@ -61,7 +63,13 @@ SERVED_SHARE = {"classification": 0.0, "regression": 0.5}
 #: snapshot has also answered better (a lower faded loss of the served copies alone); while the incumbent stays,
 #: nothing changes. Why: test-then-train scores the members as if the label delay were 0, and on an
 #: autocorrelated stream a member that tracks fast looks best there and answers worse once served (elec at delay
-#: 48). Only where the trainer scores the served copies (``SERVED_SHARE`` above non-zero).
+#: 48). Only where the trainer scores the served copies (``SERVED_SHARE`` above non-zero). Why off: measured for
+#: classification (guarded elec, the six gate runs; BENCHMARKS-accuracy.md, session 21: the pool's leader at the
+#: label delay), it is neutral with the three members (mean .7805 -> .7815, within the paths' noise; the trainer
+#: pays the served copies' predictions, 2.3 times its learn_batch in session 13) and does not stop a fast fourth
+#: member's false lead (``lr: 0.05``: .7818 / .7737 / .7687 at delays 24 / 48 / 96 against .7922 / .7856 / .7818):
+#: it only gates taking the lead, and a member that once led on both scores keeps it on its own. The mix (share .5
+#: for classification) cost elec a point (.7818 / .7753 at 24 / 48).
 SERVED_TAKE = {"classification": False, "regression": False}
 #: Why no fourth classification member that tracks a moving concept faster (an LR with ``lr: 0.05``, or
 #: ``degree: 2, products: raw``, River's QLR, which beats the pool by 1.5-3 points on Hyperplane with every
@@ -260,7 +268,10 @@ class Pool:
         very next label. Test-then-train scores them as if the delay were 0, and a member that merely follows an
         autocorrelated target (a linear model on a growing ``ordinal_date``: TrumpApproval at delay 50) looks best
         there while its served answers are the worst (BENCHMARKS-accuracy.md, session 13: the pool under label
-        delay). The served snapshot's members are exactly the aged copies, already held by the trainer.
+        delay). The served snapshot's members are aged copies, already held by the trainer; but the snapshot served
+        when the label comes back is aged by the release cadence (and holds and rollbacks) only: it has learned the
+        labels of the events in flight. The copy that answered the event when it arrived (its ``served_version``)
+        is the one the delay ages (``docs/experiments/pool_arrival.py``; BENCHMARKS-accuracy.md, session 21).
         Ignored when ``served`` has other members (the first snapshot, before this pool dropped a quadratic
         member; a pool with other ``members``).
         """
