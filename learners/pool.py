@@ -49,13 +49,28 @@ BLEND_POWER = 8.0
 MAX_QUADRATIC_FEATURES = 12
 #: A member's loss on a label, when the served snapshot holds its copy (``Pool.score_served``): this share of what
 #: the copy answered plus the rest of its own test-then-train loss, by task. Why a mix: the served copy measures the
-#: member as the scorers use it (aged by the label delay and the release cadence: TrumpApproval at delay 50, plain
+#: member as the scorers use it (aged by the release cadence, holds and rollbacks; *not* by the label delay: scored
+#: when the label comes back, the snapshot served then has learned the labels of the events in flight, session 21
+#: (poolrule); TrumpApproval at delay 50, plain
 #: ``auto`` MAE 7.13, 4.68 with the served copy alone, 4.59 with half), but a snapshot served for long measures the
 #: member's old self. Why 0 for classification (the trainer then skips the copies' predictions): measured at 1,
 #: elec fell 0.7846 -> 0.7731 and weather.csv 0.7842 -> 0.7712, and the trainer's learn_batch cost 2.3 times as
 #: much (three more members to predict, mirrored again after every release). BENCHMARKS-accuracy.md, session 13:
 #: the pool under label delay; docs/experiments/pool_served_share.py sweeps it.
 SERVED_SHARE = {"classification": 0.0, "regression": 0.5}
+#: Where True (by task), the served copies' scores (:meth:`Pool.score_served`) also gate the lead: a member whose
+#: faded loss (the mix above) is the lowest takes the lead from the incumbent only if its copy in the served
+#: snapshot has also answered better (a lower faded loss of the served copies alone); while the incumbent stays,
+#: nothing changes. Why: test-then-train scores the members as if the label delay were 0, and on an
+#: autocorrelated stream a member that tracks fast looks best there and answers worse once served (elec at delay
+#: 48). Only where the trainer scores the served copies (``SERVED_SHARE`` above non-zero). Why off: measured for
+#: classification (guarded elec, the six gate runs; BENCHMARKS-accuracy.md, session 21: the pool's leader at the
+#: label delay), it is neutral with the three members (mean .7805 -> .7815, within the paths' noise; the trainer
+#: pays the served copies' predictions, 2.3 times its learn_batch in session 13) and does not stop a fast fourth
+#: member's false lead (``lr: 0.05``: .7818 / .7737 / .7687 at delays 24 / 48 / 96 against .7922 / .7856 / .7818):
+#: it only gates taking the lead, and a member that once led on both scores keeps it on its own. The mix (share .5
+#: for classification) cost elec a point (.7818 / .7753 at 24 / 48).
+SERVED_TAKE = {"classification": False, "regression": False}
 #: Why no fourth classification member that tracks a moving concept faster (an LR with ``lr: 0.05``, or
 #: ``degree: 2, products: raw``, River's QLR, which beats the pool by 1.5-3 points on Hyperplane with every
 #: feature drifting): the pool scores its members test-then-train, as if the label delay were 0, and on an
@@ -132,6 +147,9 @@ class Pool:
     # Class-level default, so a pool pickled before it existed (a trainer's checkpoint) restores: each member's
     # loss on the next label as its copy in the served snapshot answered it (:meth:`score_served`), or None.
     _served_losses: list[float] | None = None
+    # Faded sums of each member's loss as its served copy answered (only the labels :meth:`score_served` scored),
+    # for ``SERVED_TAKE``; None until the first such label, and again whenever the members change.
+    _served_faded: list[float] | None = None
     # Class-level defaults (a pool pickled before session 17 restores as one never warm-started): labels learned
     # since :meth:`warm_start`, and whether the pool still holds its warm copies next to its fresh members.
     _since_warm = 0
@@ -159,11 +177,17 @@ class Pool:
             self.losses = [self.losses[k] for k in keep]
             if self._served_losses is not None:
                 self._served_losses = [self._served_losses[k] for k in keep]
+            self._served_faded = None
         if self._warm:
             self._since_warm += 1
             if WARM_PRUNE is not None and self._since_warm > WARM_PRUNE:
                 self._prune()
         served, self._served_losses = self._served_losses, None
+        faded = self._served_faded
+        if served is not None:
+            if faded is None or len(faded) != len(served):
+                faded = [0.0] * len(served)
+            faded = self._served_faded = [FADE * f + s for f, s in zip(faded, served, strict=True)]
         for k, member in enumerate(self.members):
             pred = member.predict_one(x, cleaned=True) if fast is None else fast.predict(k, member, x)
             loss = self._loss(pred, y)
@@ -178,6 +202,14 @@ class Pool:
         self.weight = FADE * self.weight + 1.0
         # The current leader keeps answering on ties, so two equal members do not flap.
         best = min(range(len(self.members)), key=lambda k: (self.losses[k], k != self.leader))
+        if (
+            best != self.leader
+            and SERVED_TAKE[self.task]
+            and faded is not None
+            and len(faded) == len(self.members)
+            and faded[best] > faded[self.leader]
+        ):
+            best = self.leader  # its served copy answered worse than the incumbent's: not at the delay
         self.leader = best
 
     def warm_start(self, champion: Pool) -> None:
@@ -195,7 +227,7 @@ class Pool:
         warm = [champion.members[k].copy() for k in sorted(ranked)]
         self.members = self.members + warm
         self.losses = self.losses + [0.0] * len(warm)
-        self._served_losses = None
+        self._served_losses = self._served_faded = None
         self._warm, self._since_warm = True, 0
 
     def _prune(self) -> None:
@@ -205,7 +237,7 @@ class Pool:
         self.leader = keep.index(self.leader) if self.leader in keep else 0
         self.members = [self.members[k] for k in keep]
         self.losses = [self.losses[k] for k in keep]
-        self._served_losses = None
+        self._served_losses = self._served_faded = None
         self._warm = False
 
     def _best_of_kinds(self) -> dict[str, int]:
@@ -236,7 +268,10 @@ class Pool:
         very next label. Test-then-train scores them as if the delay were 0, and a member that merely follows an
         autocorrelated target (a linear model on a growing ``ordinal_date``: TrumpApproval at delay 50) looks best
         there while its served answers are the worst (BENCHMARKS-accuracy.md, session 13: the pool under label
-        delay). The served snapshot's members are exactly the aged copies, already held by the trainer.
+        delay). The served snapshot's members are aged copies, already held by the trainer; but the snapshot served
+        when the label comes back is aged by the release cadence (and holds and rollbacks) only: it has learned the
+        labels of the events in flight. The copy that answered the event when it arrived (its ``served_version``)
+        is the one the delay ages (``docs/experiments/pool_arrival.py``; BENCHMARKS-accuracy.md, session 21).
         Ignored when ``served`` has other members (the first snapshot, before this pool dropped a quadratic
         member; a pool with other ``members``).
         """

@@ -1,7 +1,8 @@
 """A fourth ``auto`` pool member, screened on the plain pool (issue 13, session 20).
 
     PYTHONPATH=TREE python docs/experiments/pool_member.py [--streams a,b] [--seeds 1,2] [--delays 10,50]
-        [--n 10000] [--member JSON ...] [--baseline] [--fade F] [--margin M] [--lagged N] [--workers 1]
+        [--n 10000] [--member JSON ...] [--baseline] [--fade F] [--margin M] [--lagged N] [--served N]
+        [--workers 1]
 
 The plain ``auto`` pool (``gradual_streams.py``'s streams, test-then-train with each label ``delay`` events late),
 with ``--member`` (a ``{name, params}`` mapping, JSON) appended to the default classification members, or the
@@ -11,13 +12,20 @@ the share of events each member leads, the pool's accuracy while each leads, and
 scored from event ``delay + 1`` as ``gradual_streams.py`` scores. ``--fade`` patches ``learners.pool.FADE``;
 ``--margin M``: a member takes the lead only once its faded loss is ``M`` under the leader's (hysteresis);
 ``--lagged N``: each member is scored by what a copy of it refreshed every ``N`` labels answers (aged like a served
-snapshot), not by its own test-then-train answer. ``elec`` (only when named): elec.csv from row SEED on, all of it.
+snapshot), not by its own test-then-train answer. ``--served N`` (session 21): a copy of the whole pool taken every
+``N`` labels stands for the served snapshot, and before each label the pool's own ``Pool.score_served`` scores its
+members on it, as the trainer does (what that changes is ``learners.pool.SERVED_SHARE`` / ``SERVED_TAKE``, set
+through a ``sitecustomize.py`` first on ``PYTHONPATH``). ``--arrival``: instead, each member is scored by what it
+answered when the event arrived, ``delay`` labels before it learns the label (the member at the stream's true
+label delay: what a trainer could score with the snapshot that served the event, ``Labelled.served_version``).
+``elec`` (only when named): elec.csv from row SEED on, all of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -88,6 +96,8 @@ def run(
     fade: float | None,
     margin: float = 0.0,
     lagged: int = 0,
+    served_every: int = 0,
+    arrival: bool = False,
 ) -> dict[str, Any]:
     from gradual_streams import make
 
@@ -114,26 +124,37 @@ def run(
     model: Any = build_learner(LearnerSpec("auto", {"members": members}), task, 0)
     pool = model.model
     names = [_name(m.spec) for m in pool.members]
-    pending: collections.deque[tuple[Any, Any]] = collections.deque()
+    pending: collections.deque[tuple[Any, Any, list[Any] | None]] = collections.deque()
     right: collections.Counter[str] = collections.Counter()
     lead: collections.Counter[str] = collections.Counter()
     lead_right: collections.Counter[str] = collections.Counter()
     switches, last, lo = 0, None, delay + 1
+    served, learned = None, 0
     for i, (x, y) in enumerate(examples):
         p = model.predict_one(x)
-        if i >= lo:
-            xc = clean_features(x)
-            for k, m in enumerate(pool.members):
-                right[names[k]] += m.predict_one(xc, cleaned=True) == y
+        xc = clean_features(x)
+        answers = [m.predict_one(xc, cleaned=True) for m in pool.members] if arrival or i >= lo else None
+        if i >= lo and answers is not None:
+            for k in range(len(pool.members)):
+                right[names[k]] += answers[k] == y
             right["pool"] += p == y
             who = names[pool.leader]
             lead[who] += 1
             lead_right[who] += p == y
             switches += last is not None and who != last
             last = who
-        pending.append((x, y))
+        pending.append((x, y, answers if arrival else None))
         if len(pending) > delay:
-            model.learn_one(*pending.popleft())
+            lx, ly, then = pending.popleft()
+            if then is not None and len(then) == len(pool.members):
+                pool._served_losses = [pool._loss(a, ly) for a in then]
+            if served_every:
+                if learned % served_every == 0:
+                    served = pool.__class__.__new__(pool.__class__)
+                    served.__dict__.update(copy.deepcopy(pool.__dict__))
+                pool.score_served(served, clean_features(lx), ly)
+                learned += 1
+            model.learn_one(lx, ly)
     m = n - lo
     return {
         "stream": name,
@@ -142,6 +163,8 @@ def run(
         "member": member,
         "margin": margin,
         "lagged": lagged,
+        "served_every": served_every,
+        "arrival": arrival,
         "acc": {k: round(v / m, 4) for k, v in right.items()},
         "lead_share": {k: round(v / m, 3) for k, v in lead.items()},
         "acc_when_leading": {k: round(lead_right[k] / v, 4) for k, v in lead.items()},
@@ -160,11 +183,15 @@ def main() -> int:
     ap.add_argument("--fade", type=float, default=None)
     ap.add_argument("--margin", type=float, default=0.0)
     ap.add_argument("--lagged", type=int, default=0, help="score members on copies refreshed every N labels")
+    ap.add_argument("--served", type=int, default=0, help="score members on a pool copy taken every N labels")
+    ap.add_argument(
+        "--arrival", action="store_true", help="score members on their answers at the event's arrival"
+    )
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     variants: list[str | None] = ([None] if args.baseline or not args.member else []) + list(args.member)
     jobs = [
-        (s, int(seed), int(d), args.n, v, args.fade, args.margin, args.lagged)
+        (s, int(seed), int(d), args.n, v, args.fade, args.margin, args.lagged, args.served, args.arrival)
         for s in args.streams.split(",")
         for seed in args.seeds.split(",")
         for d in args.delays.split(",")
