@@ -839,6 +839,10 @@ class ModelLifecycle:
         else:
             self.drift = dataclasses.replace(self.drift, **{name: parsed})
             self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = self.drift
+            # The reference snapshot's detectors too (``WATCH_UNION``).
+            for monitor in (self._ref_error_monitor, self._ref_loss_monitor):
+                if monitor is not None:
+                    monitor.config = self.drift
             if self._sentinel is not None:  # copies frozen from now on use the new settings
                 self._sentinel.config = self.drift
 
