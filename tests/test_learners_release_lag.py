@@ -199,7 +199,9 @@ def test_a_reference_snapshots_alarm_stands_only_if_the_served_snapshots_errors_
     """Session 20 (``learners.lifecycle.CONFIRM_Z``): the reference snapshot ages alone under continuous drift; its
     alarm needs the served snapshot's error (or loss) over the alarm's recent window up by 2 standard errors on the
     labels before. Served right throughout: every alarm refused; served wrong on half the labels from 400: they
-    stand. With ``CONFIRM_Z`` 0 (session 19) they stand either way."""
+    stand. With ``CONFIRM_Z`` 0 (session 19) they stand either way. (The reference replacing the served snapshot's
+    detectors, ``WATCH_UNION`` off: session 21's union is the next test.)"""
+    monkeypatch.setattr("learners.lifecycle.WATCH_UNION", False, raising=False)
     refused_alarms, refused = _reference_alarms(monkeypatch, None)
     assert refused_alarms == [] and refused >= 1
     confirmed, refused = _reference_alarms(monkeypatch, 400)
@@ -207,3 +209,112 @@ def test_a_reference_snapshots_alarm_stands_only_if_the_served_snapshots_errors_
     monkeypatch.setattr("learners.lifecycle.CONFIRM_Z", 0.0, raising=False)
     unconfirmed, _ = _reference_alarms(monkeypatch, None)
     assert [s for s, _ in unconfirmed] == [s for s, _ in confirmed]
+
+
+def _served_and_reference_alarms(
+    monkeypatch: pytest.MonkeyPatch, reference_wrong_from: int | None, served_wrong_from: int | None
+) -> tuple[list[tuple[str, int, str]], list[tuple[str, int, str]]]:
+    """(signal, index, snapshot) of the error and loss alarms ``_monitor`` raises over 900 labels with the reference
+    snapshot in effect (quiet stretches on) and, for the same served answers, with quiet stretches off (the detectors
+    score the served snapshot alone: main's alarms). The reference snapshot is right until ``reference_wrong_from``,
+    then wrong on every label; the served one right until ``served_wrong_from``, then wrong on every other label."""
+    out = []
+    for quiet in (2000, 0):
+        monkeypatch.setattr("learners.policies.QUIET_LABELS", quiet, raising=False)
+        monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+        lc = ModelLifecycle(
+            "m",
+            "classification",
+            LearnerSpec("logistic_regression"),
+            None,
+            DriftConfig(feature_drift=False, sentinel=False),
+            GuardConfig(),
+            release_every=25,
+        )
+        lc.initial_release()
+        lc._watched = lc._served.copy()  # a reference snapshot that is not the served one
+        rng = random.Random(11)
+        alarms = []
+        for i in range(900):
+            y = rng.randint(0, 1)
+            noise = rng.random() < 0.1  # both wrong on 10 % of the labels throughout
+            ref = 1 - y if noise or (reference_wrong_from is not None and i >= reference_wrong_from) else y
+            served = (
+                1 - y if noise or (served_wrong_from is not None and i >= served_wrong_from and i % 2) else y
+            )
+            answer = (served, {served: 0.9, 1 - served: 0.1})
+            if quiet:
+                events = lc._monitor({"a": 0.0}, y, ref, {ref: 0.9, 1 - ref: 0.1}, i, [], served=answer)
+            else:
+                events = lc._monitor({"a": 0.0}, y, *answer, i, [])
+            alarms += [(e.signal, e.index, e.details.get("snapshot", "served")) for e in events]
+        out.append(alarms)
+    return out[0], out[1]
+
+
+def test_the_served_snapshots_alarms_are_kept_and_the_reference_only_adds_confirmed_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 21 (``learners.lifecycle.WATCH_UNION``): with the reference snapshot in effect the error and loss
+    detectors still score the served snapshot, at the same labels as with quiet stretches off, and the reference
+    snapshot's own detectors only add alarms the served snapshot's errors confirm (marked ``snapshot: reference``).
+    """
+    # The served snapshot fails from 600, the reference (frozen, right) never: main's alarms, none added.
+    union, main = _served_and_reference_alarms(monkeypatch, None, 600)
+    assert main and all(i >= 600 for _, i, _ in main)
+    assert union == main
+    # The reference fails from 600 and the served snapshot too: main's alarms all kept, confirmed ones added.
+    union, main = _served_and_reference_alarms(monkeypatch, 600, 600)
+    assert [a for a in union if a[2] == "served"] == main
+    added = [a for a in union if a[2] == "reference"]
+    assert added and all(i >= 600 for _, i, _ in added)
+    # The reference fails from 600 alone (a copy ageing under continuous drift): nothing is added.
+    union, main = _served_and_reference_alarms(monkeypatch, 600, None)
+    assert union == main == []
+    # Session 20 (``WATCH_UNION`` off): the detectors score the reference, so the served snapshot's failure alone
+    # raises nothing.
+    monkeypatch.setattr("learners.lifecycle.WATCH_UNION", False, raising=False)
+    replaced, _ = _served_and_reference_alarms(monkeypatch, None, 600)
+    assert replaced == []
+
+
+def test_the_reference_snapshots_detectors_rebase_when_it_is_refreshed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 21 (``learners.lifecycle.WATCH_REBASE``): when the reference snapshot is refreshed its detectors go on
+    (""), start afresh ("reset") or continue from a copy of the served snapshot's detectors ("served")."""
+    monkeypatch.setattr("learners.policies.COLD_START", 0)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    seen: dict[str, list[tuple[int, int, int, int]]] = {}
+    for mode in ("", "reset", "served"):
+        monkeypatch.setattr("learners.lifecycle.WATCH_REBASE", mode, raising=False)
+        rng = random.Random(3)
+        lc = ModelLifecycle(
+            "m",
+            "classification",
+            LearnerSpec("logistic_regression"),
+            None,
+            DriftConfig(feature_drift=False, sentinel=False),
+            GuardConfig(),
+            release_every=25,
+        )
+        lc.initial_release()
+        rows = []  # at each first label after a refresh: (reference detector id before/after, its count, served's)
+        for i in range(2500):
+            w = i / 2500
+            x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+            fresh = lc._ref_fresh and lc._watched is not lc._served
+            before = id(lc._ref_error_monitor)
+            served_n = lc._error_monitor._n
+            lc.learn_one(x, int(x["a"] + (0.5 - 2 * w) * x["b"] > 0), index=i)
+            monitor = lc._ref_error_monitor
+            if fresh and monitor is not None:
+                rows.append((before, id(monitor), monitor._n, served_n))
+        seen[mode] = rows
+    assert all(len(rows) >= 3 for rows in seen.values())
+    # "": the same detectors go on across refreshes (after the first); "reset": new ones, one label in.
+    assert all(b == a for b, a, _, _ in seen[""][1:])
+    assert all(b != a and n == 1 for b, a, n, _ in seen["reset"])
+    # "served": a copy of the served snapshot's detectors, one label in.
+    assert all(b != a and n == s + 1 for b, a, n, s in seen["served"])
