@@ -517,8 +517,9 @@ class ModelLifecycle:
         self, xc: dict[str, float], y: Any, batch: BatchContext | None, pos: int
     ) -> None:
         """An ``auto`` champion scores its members by what the served snapshot's copies of them answer for this
-        label (:meth:`learners.pool.Pool.score_served`: what each would have served, at the stream's real delay
-        and release cadence) as well as by their own test-then-train answers (regression only)."""
+        label (:meth:`learners.pool.Pool.score_served`: the snapshot served when the label arrives, aged by the
+        release cadence, not by the label delay: it has learned the labels in flight when the event came) as well as
+        by their own test-then-train answers (regression only)."""
         if not SERVED_SHARE.get(self.task):
             return  # classification: measured worse (learners.pool.SERVED_SHARE)
         champion, served = self._lineage.model.model, self._served.model.model
