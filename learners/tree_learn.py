@@ -277,7 +277,7 @@ class LeafMirror:
 
         from learners import nb_kernel as nb
 
-        _, splitter_type, gaussian_type, var_type, mean_type = _TYPES
+        splitter_type = _TYPES[1]
         self.leaf, self.splitters, self.stats = leaf, leaf.splitters, leaf.stats
         splitters, stats = self.splitters, self.stats
         self.atts = tuple(splitters)
@@ -316,22 +316,11 @@ class LeafMirror:
                 dist = dists.get(cls)
                 if dist is None:
                     continue  # no Gaussian: no term (River's -inf), and a learn of the class is River's
-                if type(dist) is not gaussian_type:
-                    raise _Unsupported
-                var = dist._var
-                mean = var.mean
                 lo, hi = mins.get(cls), maxs.get(cls)
-                if (
-                    type(var) is not var_type
-                    or type(mean) is not mean_type
-                    or type(mean.n) is not float
-                    or type(mean._mean) is not float
-                    or type(var._S) is not float
-                    or type(var.ddof) is not int
-                    or type(lo) is not float
-                    or type(hi) is not float
-                ):
+                exact = tree_split.exact_gaussian(dist, lo, hi)
+                if exact is None:
                     raise _Unsupported
+                mean, var = exact
                 self.means[c][k], self.vars[c][k] = mean, var
                 n, m, S, ddof = mean.n, mean._mean, var._S, var.ddof
                 G[nb._N, c, k], G[nb._M, c, k], G[nb._S, c, k], G[nb._DDOF, c, k] = n, m, S, ddof

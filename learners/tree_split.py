@@ -318,34 +318,44 @@ def _rivers_two_steps(leaf_type: type) -> bool:
     return owners[:2] == [LeafMajorityClass, HTLeaf]
 
 
-def _read(splitters: Any, width: int) -> tuple[Any, Any] | None:
-    """The splitters' Gaussians and bounds as the kernel reads them (``G[field, j, k]`` with ``j`` the class's place
-    in splitter ``k``'s order), or None: a statistic that is not a float, another Gaussian type."""
+def exact_gaussian(dist: Any, lo: Any, hi: Any) -> tuple[Any, Any] | None:
+    """``dist``'s running Mean and Var if it, they, their statistics and the class's bounds ``lo``/``hi`` are the
+    exact types the kernels read (River's Gaussian, floats, an int ``ddof``), else None (River's path)."""
     from river.proba import Gaussian
     from river.stats import Mean, Var
 
+    if type(dist) is not Gaussian:
+        return None
+    var = dist._var
+    mean = var.mean
+    if (
+        type(var) is not Var
+        or type(mean) is not Mean
+        or type(mean.n) is not float
+        or type(mean._mean) is not float
+        or type(var._S) is not float
+        or type(var.ddof) is not int
+        or type(lo) is not float
+        or type(hi) is not float
+    ):
+        return None
+    return mean, var
+
+
+def _read(splitters: Any, width: int) -> tuple[Any, Any] | None:
+    """The splitters' Gaussians and bounds as the kernel reads them (``G[field, j, k]`` with ``j`` the class's place
+    in splitter ``k``'s order), or None: a statistic that is not a float, another Gaussian type."""
     K = len(splitters)
     G = np.zeros((6, max(width, 1), K))
     order = np.zeros((K, max(width, 1)), dtype=np.intp)
     for k, splitter in enumerate(splitters.values()):
         mins, maxs = splitter._min_per_class, splitter._max_per_class
         for j, (cls, dist) in enumerate(splitter._att_dist_per_class.items()):
-            if type(dist) is not Gaussian:
-                return None
-            var = dist._var
-            mean = var.mean
             lo, hi = mins.get(cls), maxs.get(cls)
-            if (
-                type(var) is not Var
-                or type(mean) is not Mean
-                or type(mean.n) is not float
-                or type(mean._mean) is not float
-                or type(var._S) is not float
-                or type(var.ddof) is not int
-                or type(lo) is not float
-                or type(hi) is not float
-            ):
+            exact = exact_gaussian(dist, lo, hi)
+            if exact is None:
                 return None
+            mean, var = exact
             G[:, j, k] = (mean.n, mean._mean, var._S, var.ddof, lo, hi)
             order[k, j] = j
     return G, order
