@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -166,7 +167,14 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 def wait(driver: webdriver.Chrome, what: str, fn: Any, timeout: float = WAIT_S) -> Any:
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: fn(d))
+        # The console re-renders its elements every refresh: one found a moment before it is read is stale, not
+        # an error (CI read a rate's text as the overview redrew it); the next poll finds the new one.
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.5,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(lambda d: fn(d))
     except Exception as exc:
         errors = driver.find_elements(By.ID, "page-error")
         raise AssertionError(
