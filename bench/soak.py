@@ -85,6 +85,7 @@ def soak(env: BenchEnv, codec: Codec, n: int, kind: str = "logistic_regression")
     first_peak, second_peak = max(rss[: max(1, half)]), max(rss[half:])
     return {
         "soak_events": n,
+        "soak_model": kind,
         "soak_seconds": elapsed,
         "soak_rss_start_mb": rss[0],
         "soak_rss_first_half_max_mb": first_peak,

@@ -60,6 +60,7 @@ class Options:
     stall_events: int = 4_000
     stall_trees: int = 40
     soak: int = 0
+    soak_model: str = "logistic_regression"
     trainer_models: int = 50  # learning scale-out over this many models (0: skip)
     trainer_labels: int = 20_000
     keep: bool = False
@@ -233,7 +234,7 @@ def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
                 f"{result['swap']['swap_max_loop_lag_ms']:.1f} ms"
             )
         if opts.soak:
-            result["soak"] = soak(env, default_codec(), opts.soak)
+            result["soak"] = soak(env, default_codec(), opts.soak, opts.soak_model)
         if opts.trainer_models:
             result["learn_scaling"] = trainer_scaling(env, opts.trainer_labels, opts.trainer_models)
     finally:
@@ -246,7 +247,9 @@ def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
             if key in figures:
                 result[f"{MODELS.get(kind, kind)}_{key}"] = figures[key]
     result["headline_model"] = HEADLINE if HEADLINE in result["models"] else next(iter(result["models"]))
-    result["options"] = {k: getattr(opts, k) for k in ("events", "latency_seconds", "releases", "soak")}
+    result["options"] = {
+        k: getattr(opts, k) for k in ("events", "latency_seconds", "releases", "soak", "soak_model")
+    }
     result["elapsed_s"] = time.time() - started
     return result
 
@@ -307,7 +310,8 @@ def render(result: dict[str, Any]) -> str:
     if "soak" in result:
         s = result["soak"]
         lines.append(
-            f"soak {s['soak_events']:,} events in {s['soak_seconds']:.0f} s: worker RSS "
+            f"soak ({s.get('soak_model', 'logistic_regression')}) {s['soak_events']:,} events in "
+            f"{s['soak_seconds']:.0f} s: worker RSS "
             f"{s['soak_rss_start_mb']:.0f} -> {s['soak_rss_end_mb']:.0f} MB "
             f"(second-half peak minus first-half peak {s['soak_rss_growth_mb']:+.1f} MB)"
         )

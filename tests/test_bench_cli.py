@@ -33,12 +33,22 @@ def test_tiny_bench_reports_every_key_and_each_is_what_it_says(redis_url: str) -
     env = {**os.environ, "DRIFTLINE_REDIS_URL": redis_url, "DRIFTLINE_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP}
     cmd = [sys.executable, "-m", "streams.cli", "bench", "--quick", "--json", "--events", "2000"]
     cmd += ["--releases", "2", "--latency-seconds", "1", "--models", "logistic_regression", "--no-stall"]
+    cmd += ["--soak", "3000", "--soak-model", "hoeffding_tree"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)  # stdout holds exactly one JSON object; progress went to stderr
     model = result["models"]["logistic_regression"]
     # The run did what it was asked: 2000 events scored and learned, latency events at half the score rate.
-    assert result["options"] == {"events": 2000, "latency_seconds": 1.0, "releases": 2, "soak": 0}
+    assert result["options"] == {
+        "events": 2000,
+        "latency_seconds": 1.0,
+        "releases": 2,
+        "soak": 3000,
+        "soak_model": "hoeffding_tree",
+    }
+    # The soak served the model it was asked for, through every event, sampling a real process's RSS.
+    assert result["soak"]["soak_events"] == 3000 and result["soak"]["soak_model"] == "hoeffding_tree"
+    assert result["soak"]["soak_rss_start_mb"] > 0 and result["soak"]["soak_samples"][-1][0] >= 3000
     assert (
         model["events"] == 2000 and model["null_predictions"] == 0
     )  # the pre-trained release served them all

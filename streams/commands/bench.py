@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--soak", type=int, metavar="N", default=0, help="also run N events through one worker, sampling RSS"
     )
     p.add_argument(
+        "--soak-model",
+        metavar="KIND",
+        help="the learner kind the soak's worker serves (default logistic_regression)",
+    )
+    p.add_argument(
         "--trainer-models",
         type=int,
         metavar="N",
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             "releases": args.releases,
             "latency_seconds": args.latency_seconds,
             "trainer_models": args.trainer_models,
+            "soak_model": args.soak_model,
             "models": tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None,
         }.items()
         if value is not None
