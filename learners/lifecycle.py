@@ -18,7 +18,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
 from driftline.errors import ConfigError, LearnerError
@@ -122,16 +122,19 @@ class Release:
 Event = Release | DriftSignal | Decision
 
 
-@dataclass(frozen=True, slots=True)
-class Labelled:
-    """One labelled example for :meth:`ModelLifecycle.learn_batch`: the arguments of ``learn_one``, in order."""
+class Labelled(NamedTuple):
+    """One labelled example for :meth:`ModelLifecycle.learn_batch`: the arguments of ``learn_one``, in order.
+
+    A named tuple (a frozen dataclass until session 22): built once per label by the train worker, and a frozen
+    dataclass's ``__init__`` sets each of its seven fields through ``object.__setattr__`` (~1 us a label, three
+    times a tuple's); ``learn_batch`` passes it to the per-label step unpacked, in this order."""
 
     x: dict[str, Any]
     y: Any
     served_prediction: Any = None
     served_version: int | None = None
     served_proba: dict[str, float] | None = None
-    index: int | None = None
+    index: int | None = None  # type: ignore[assignment]  # (shadows tuple.index, which nothing here calls)
     ts: int | None = None
 
 
@@ -385,19 +388,7 @@ class ModelLifecycle:
         self._sync = batch.sync
         for pos, e in enumerate(examples):
             try:
-                out.append(
-                    self._step(
-                        e.x,
-                        e.y,
-                        e.served_prediction,
-                        e.served_version,
-                        e.served_proba,
-                        e.index,
-                        e.ts,
-                        batch,
-                        pos,
-                    )
-                )
+                out.append(self._step(*e, batch, pos))  # x, y, served answer, version, proba, index, ts
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
         del self._sync

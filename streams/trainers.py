@@ -60,7 +60,7 @@ STATUS_EVERY_S = 5.0
 # How often the group's lag per owned partition (driftline_consumer_lag) is refreshed, as the other stages do.
 LAG_EVERY_S = 5.0
 # The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
-GC_YOUNG = 10_000
+GC_YOUNG = 100_000
 # The longest the broker holds the trainer consumer's fetch of partitions with nothing new (see consumer_config):
 # below trainer_gather.GATHER_MIN_S, so records that became fetchable meanwhile wait less than one such poll.
 FETCH_WAIT_MS = 50
@@ -174,7 +174,10 @@ class TrainerGroup(GatheringBatches):
             # The young generation collected every GC_YOUNG allocations rather than 700: a batch's decoded
             # examples (three dicts each, alive until the batch is learned) set off a collection every ~230 labels,
             # and every tenth of those a walk of the older objects (the model's). GC was 2.5-3.5 us per label in
-            # the worker, 0.7-1.8 with this (session 18, BENCHMARKS.md); cycles wait at most GC_YOUNG allocations.
+            # the worker, 0.7-1.8 with 10,000 (session 18, BENCHMARKS.md). Session 22: still ~8 collections per
+            # 20,000 LR labels at ~3 ms each (the read-ahead's decoded records and each release's model copies are
+            # young when one runs), 1.3-1.5 us per label; at 100,000 they are one in ten (BENCHMARKS.md, session
+            # 22). Cycles wait at most GC_YOUNG allocations (net of those freed: ~3.5 per label here).
             gc.set_threshold(GC_YOUNG, *threshold[1:])
             while not stopping.is_set():
                 msgs = self._gather(consumer)
