@@ -236,11 +236,15 @@ class EventProducer:
         finally:
             self._local.tracking = outer
 
-    def wait(self, deliveries: Deliveries, timeout: float = 30.0) -> None:
+    def wait(self, deliveries: Deliveries, timeout: float = 30.0, *, linger: bool = False) -> None:
         """Wait until every record of ``deliveries`` is acknowledged; :class:`DeliveryError` on any failure.
 
         Records produced later may still be in flight: only these are waited for. When nothing else is queued
-        this is a flush (sent at once, without waiting for ``linger.ms``).
+        this is a flush (sent at once, without waiting for ``linger.ms``), unless ``linger``: then the records go
+        out with the producer's own batching, as everything else it sends. A pipelined stage's finish step waits
+        that way (``streams.finisher.PipelinedFinish``): its flush per pass of one to three small batches sent each
+        pass as requests of its own, and cost the feature -> prediction p99 several times over (session 22,
+        BENCHMARKS.md).
         """
         deadline = time.monotonic() + timeout
         while not deliveries.done:
@@ -250,7 +254,7 @@ class EventProducer:
                     f"{deliveries.pending} record(s) still not acknowledged after {timeout:g} s "
                     f"(is Kafka at {self.settings.kafka.bootstrap} up?)"
                 )
-            if len(self._producer) <= deliveries.pending:
+            if not linger and len(self._producer) <= deliveries.pending:
                 self._producer.flush(min(left, 0.1))
             else:
                 self._producer.poll(min(left, 0.005))

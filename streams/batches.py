@@ -14,14 +14,15 @@ reason and the others are processed.
 
 Pipelining: a stage's ``handle`` may return a *finish* step (wait for this batch's deliveries, then whatever must
 follow them: the scorer's join contexts to Redis). Finish steps run in a thread of their own, in order, while the
-batch thread goes on with the next batches (up to ``MAX_INFLIGHT`` in flight), so neither a round trip to the broker
-nor one to Redis holds up scoring. Offsets are still stored by the batch thread, in order, and only once a batch's
-finish succeeded. A finish that fails (a delivery lost) redoes that batch on the batch thread before anything later
-is acknowledged, and the finish steps behind it wait until it is redone.
+batch thread goes on with the next batches (up to ``MAX_INFLIGHT_RECORDS`` input records in flight), so neither a
+round trip to the broker nor one to Redis holds up scoring. Offsets are still stored by the batch thread, in order, and
+only once a batch's finish succeeded. A finish that fails (a delivery lost) redoes that batch on the batch thread
+before anything later is acknowledged, and the finish steps behind it wait until it is redone.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -184,9 +185,18 @@ def finishing(
     return run
 
 
-# Batches whose finish steps may be queued or running at once. More lets the batch thread ride out a slow
-# acknowledgement or Redis call for longer; each one holds its input records and outputs until it is finished.
-MAX_INFLIGHT = 32
+# Input records whose batches' finish steps may be queued or running at once. More lets the batch thread ride out a
+# slow acknowledgement or Redis call for longer; each record (and its outputs) is held until its batch is finished.
+# 32 full batches, as the bound in batches was. Why records: at half the maximum rate a batch is 10-40 records, and
+# 32 batches in flight were 60-130 ms of input: one slow finish pass (an acknowledgement or a Redis call of
+# 80-290 ms on a busy machine) filled the pipeline and held the batch thread, with the events behind it waiting
+# (session 22, BENCHMARKS.md). Bounded in records, the same memory rides out several times as long.
+MAX_INFLIGHT_RECORDS = 16_000
+# And in batches (each holds a future and its delivery trackers): far above what the records allow at any rate
+# where a finish could fall behind.
+MAX_INFLIGHT = 512
+# The score worker's young-generation threshold while its batch loop runs (see :func:`young_collections`).
+SCORE_GC_YOUNG = 10_000
 # How long a poll waits for input while batches are in flight: it returns as soon as a record arrives, and the
 # finished batches' offsets are stored between polls.
 INFLIGHT_POLL_S = 0.002
@@ -203,6 +213,30 @@ class _Inflight:
 def _failed(entry: _Inflight | None) -> bool:
     future = None if entry is None else entry.future
     return future is not None and future.done() and future.exception() is not None
+
+
+def young_collections(threshold: int) -> Callable[[], None]:
+    """Freeze what is alive now and collect the young generation every ``threshold`` allocations instead of 700;
+    returns the call that puts the threshold back (if no one changed it meanwhile).
+
+    Why, for the score worker: a batch's decoded events, Predictions and join contexts stay alive until its finish
+    step has run (tens of milliseconds, up to ``MAX_INFLIGHT_RECORDS`` records), so with a young collection every
+    700 allocations they were walked again and again and promoted to the oldest generation, whose full collections
+    then came every second or so. In an 8 s latency phase at 12,000 events/s: 1,160-1,200 young, 105-108 middle
+    and 10-11 full collections on the batch thread, 0.9-1.2 s of its wall time, full ones of up to 88-132 ms
+    (session 22, BENCHMARKS.md); at 10,000: 19-21, 2 and none. Frozen (modules, clients, the app) is never walked
+    again; models loaded later are frozen by ``collector_paused``. Cycles still wait at most ``threshold``
+    allocations, as in the train worker (``streams.trainers.GC_YOUNG``).
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(threshold, *before[1:])
+
+    def restore() -> None:
+        if gc.get_threshold()[0] == threshold:
+            gc.set_threshold(*before)
+
+    return restore
 
 
 @dataclass
@@ -235,6 +269,9 @@ class BatchLoop:
     ready: threading.Event | None = None
     gate: Callable[[], None] | None = None
     max_inflight: int = MAX_INFLIGHT
+    max_inflight_records: int = MAX_INFLIGHT_RECORDS
+    # The cyclic collector while this loop runs (None: left as it is); see :func:`young_collections`.
+    gc_young: int | None = None
 
     def run(self, stopping: threading.Event) -> None:
         ctx = self.ctx
@@ -244,6 +281,7 @@ class BatchLoop:
         inflight: deque[_Inflight] = deque()
         batch_thread = threading.get_ident()
         running: list[BatchSource] = []  # the source, while the loop runs (not while it closes)
+        restore_gc: list[Callable[[], None]] = []
 
         def drain_before_revoke() -> None:
             # Partitions are about to move (a rebalance, inside this thread's poll): finish the batches in flight
@@ -270,6 +308,8 @@ class BatchLoop:
                 on_revoke=drain_before_revoke,
             )
             running.append(source)
+            if self.gc_young is not None:
+                restore_gc.append(young_collections(self.gc_young))
             while not stopping.is_set():
                 if self.gate is not None:
                     self.gate()
@@ -277,10 +317,8 @@ class BatchLoop:
                     break
                 raws = source.poll(self.batch, INFLIGHT_POLL_S if inflight else self.within)
                 if raws:
-                    # A full pipeline: wait for the oldest batch before taking on another.
-                    if len(inflight) >= self.max_inflight and not self._collect(
-                        inflight, source, finisher, stopping, wait=1
-                    ):
+                    # A full pipeline: wait for the oldest batches before taking on another.
+                    if not self._room(inflight, len(raws), source, finisher, stopping):
                         break
                     handled, finish = self._start(raws, stopping)
                     if not handled:
@@ -305,10 +343,30 @@ class BatchLoop:
             ctx.metrics.set_worker_up(self.stage, False)
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
+            for restore in restore_gc:
+                restore()
             running.clear()
             finisher.close()
             if source is not None:
                 source.close()
+
+    def _room(
+        self,
+        inflight: deque[_Inflight],
+        incoming: int,
+        source: BatchSource,
+        finisher: Finisher,
+        stopping: threading.Event,
+    ) -> bool:
+        """Wait for the oldest batches in flight until ``incoming`` more records fit the bounds (in batches and in
+        records; a batch larger than the record bound waits for every earlier one). False if stopped first."""
+        while inflight and (
+            len(inflight) >= self.max_inflight
+            or sum(len(entry.raws) for entry in inflight) + incoming > self.max_inflight_records
+        ):
+            if not self._collect(inflight, source, finisher, stopping, wait=1):
+                return False
+        return True
 
     def _start(self, raws: list[RawRecord], stopping: threading.Event) -> tuple[bool, Finish | None]:
         """Handle ``raws``: (handled, the batch's finish step or None); handled is False only when stopped

@@ -58,13 +58,15 @@ class PipelinedFinish:
         self.timeout = timeout
 
     def __call__(self) -> None:
+        # With the producer's linger, never a flush: a flush per pass made every pass's outputs requests of their own
+        # (session 22, BENCHMARKS.md); nothing waits on this thread but the offsets and the joins.
         for deliveries in self.deliveries:
-            self.out.wait(deliveries, self.timeout)
+            self.out.wait(deliveries, self.timeout, linger=True)
         value = self.result
         if self.after is not None:
             with self.out.tracking() as more:
                 value = self.after(self.result)
-            self.out.wait(more, self.timeout)
+            self.out.wait(more, self.timeout, linger=True)
         self.last(value)
 
     def merges_with(self, other: object) -> bool:

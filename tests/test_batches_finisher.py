@@ -9,6 +9,7 @@ tracking at once each wait for exactly their own records.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connectors.kafka_client import client_config
 from connectors.producer import EventProducer
 from driftline.settings import Settings
-from streams.batches import MAX_INFLIGHT, BatchLoop
+from streams.batches import MAX_INFLIGHT, MAX_INFLIGHT_RECORDS, BatchLoop
 from streams.runtime import RawRecord, WorkerContext
 from tests.broker_helpers import committed, fill
 
@@ -92,6 +93,87 @@ def test_a_slow_finish_does_not_hold_up_later_batches_nor_get_acknowledged_early
     assert finished == sorted(finished) == list(range(0, n, 10)), "finished once each, in order"
     assert handle_threads == {thread.ident}
     assert finish_threads and thread.ident not in finish_threads, "finish steps run off the batch thread"
+
+
+def _held_first(
+    handled: list[int], finished: list[int], release_first: threading.Event
+) -> Callable[[list[RawRecord]], Callable[[], None]]:
+    def handle(raws: list[RawRecord]) -> Callable[[], None]:
+        first = raws[0].offset
+        handled.append(first)
+
+        def finish() -> None:
+            if first == 0:
+                release_first.wait(30)
+            finished.append(first)
+
+        return finish
+
+    return handle
+
+
+@pytest.mark.parametrize("bound", [None, 100])
+def test_the_pipeline_is_bounded_in_records_not_in_batches(settings: Settings, bound: int | None) -> None:
+    # Small batches (as at half the maximum rate): while the first finish waits, the batch thread goes on past 32
+    # batches (the old bound) up to the record bound, and never past it; nothing is committed meanwhile.
+    topic = _topic(settings, f"bound{bound}")
+    n = 600  # 60 batches of 10
+    fill(settings, topic, n)
+    ctx = WorkerContext(settings)
+    group = f"{settings.kafka.topic_prefix}bound{bound}"
+    handled: list[int] = []
+    finished: list[int] = []
+    release_first = threading.Event()
+    options = {} if bound is None else {"max_inflight_records": bound}
+    handle = _held_first(handled, finished, release_first)
+    loop = BatchLoop(ctx, "score", topic, group, handle, batch=10, within=0.05, **options)
+    expected = n // 10 if bound is None else bound // 10
+    assert (bound or MAX_INFLIGHT_RECORDS) >= expected * 10
+    stopping = threading.Event()
+    thread = loop.thread(stopping)
+    thread.start()
+    try:
+        assert _wait_until(lambda: len(handled) >= expected, 30), handled
+        time.sleep(2.5)  # room to go past the bound, and for librdkafka to commit too early
+        assert len(handled) == expected, "batches in flight up to the record bound, no more"
+        assert len(handled) > 32 or bound is not None
+        assert finished == [] and committed(settings, group, topic) < 0
+        release_first.set()
+        assert _wait_until(lambda: committed(settings, group, topic) == n, 30)
+    finally:
+        release_first.set()
+        stopping.set()
+        thread.join(30)
+        ctx.out.close(10)
+    assert finished == sorted(finished) == list(range(0, n, 10)), "finished once each, in order"
+
+
+def test_a_batch_loop_with_gc_young_collects_young_objects_less_often_while_it_runs(
+    settings: Settings,
+) -> None:
+    topic = _topic(settings, "gc")
+    fill(settings, topic, 20)
+    ctx = WorkerContext(settings)
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def handle(raws: list[RawRecord]) -> None:
+        seen.append(gc.get_threshold())
+
+    loop = BatchLoop(ctx, "score", topic, f"{settings.kafka.topic_prefix}gc", handle, batch=10, within=0.05)
+    loop.gc_young = before[0] * 7
+    stopping = threading.Event()
+    thread = loop.thread(stopping)
+    thread.start()
+    try:
+        assert _wait_until(lambda: len(seen) >= 2, 30), seen
+    finally:
+        stopping.set()
+        thread.join(30)
+        ctx.out.close(10)
+        gc.unfreeze()
+    assert {t[0] for t in seen} == {before[0] * 7}
+    assert gc.get_threshold() == before, "put back when the loop stops"
 
 
 def test_offsets_of_a_batch_without_finish_wait_for_the_batches_before_it(settings: Settings) -> None:

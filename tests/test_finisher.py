@@ -129,3 +129,61 @@ def test_close_drops_what_is_queued(stage: _Stage) -> None:
     assert not closer.is_alive()
     assert stage.after_calls == []
     assert isinstance(finisher.submit(stage.step([2])).exception(1), Abandoned)
+
+
+class _FakeClient:
+    """Stands in for the confluent-kafka Producer under an EventProducer: ``poll`` acknowledges what is queued,
+    ``flush`` is recorded (a flush sends at once, ignoring ``linger.ms``)."""
+
+    def __init__(self) -> None:
+        self.queued: list[Any] = []
+        self.flushes = 0
+
+    def produce(self, topic: str, value: bytes, key: Any = None, on_delivery: Any = None) -> None:
+        self.queued.append(on_delivery)
+
+    def __len__(self) -> int:
+        return len(self.queued)
+
+    def poll(self, timeout: float = 0) -> int:
+        acknowledged, self.queued = self.queued, []
+        for on_delivery in acknowledged:
+            on_delivery(None, None)
+        return len(acknowledged)
+
+    def flush(self, timeout: float = 0) -> int:
+        self.flushes += 1
+        return self.poll(timeout)
+
+
+def _waited(out: EventProducer, client: _FakeClient, **how: Any) -> int:
+    with out.tracking() as deliveries:
+        out._producer.produce("t", b"v", None, on_delivery=deliveries._on_delivery)
+        deliveries.pending += 1
+    out.wait(deliveries, 5, **how)
+    return client.flushes
+
+
+def test_wait_with_linger_never_flushes(settings: Settings) -> None:
+    out = EventProducer(settings)
+    try:
+        client = out._producer = _FakeClient()  # type: ignore[assignment]
+        assert _waited(out, client) == 1, "by default, a wait with nothing else queued is a flush"
+        client.flushes = 0
+        assert _waited(out, client, linger=True) == 0
+    finally:
+        out._producer = _FakeClient()  # type: ignore[assignment]
+
+
+def test_a_pipelined_finish_waits_for_its_outputs_with_the_producers_linger(stage: _Stage) -> None:
+    # A flush per finish pass sent each pass's outputs as requests of their own (session 22, BENCHMARKS.md).
+    how: list[bool] = []
+    original = stage.out.wait
+
+    def wait(deliveries: Deliveries, timeout: float = 30.0, *, linger: bool = False) -> None:
+        how.append(linger)
+        original(deliveries, timeout, linger=linger)
+
+    stage.out.wait = wait  # type: ignore[method-assign]
+    stage.step([1, 2])()
+    assert how and all(how), how

@@ -46,7 +46,7 @@ class FakeProducer:
     def tracking(self) -> Iterator[Any]:
         yield SimpleNamespace(pending=0, done=True, failed=0)
 
-    def wait(self, deliveries: Any, timeout: float = 0) -> None:
+    def wait(self, deliveries: Any, timeout: float = 0, *, linger: bool = False) -> None:
         return None
 
     def flush(self, timeout: float = 0) -> None:
