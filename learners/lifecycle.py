@@ -105,9 +105,9 @@ WATCH_UNION = True
 # snapshot's error detector has a window to compare a rise with, at least ``WATCH_LABELS`` labels or at least the
 # reference's own (``_rebase_from_served`` says why); else the reference's detectors go on. It passes the quick suite
 # (agrawal-abrupt 2/2: the reference's own ADWIN alarms the second drift at 2,755) and elec (mean of six .7830, 5
-# rollbacks at delay 48 from row 0), but hyperplane-gradual keeps one false alarm more than main over three seeds
-# (0.42 per 10,000, main 0.21: the sentinel's alarm at seed 3 lands 175 labels past the suite's window, no reference
-# alarm), so ``QUIET_LABELS`` stays 0 (BENCHMARKS-accuracy.md, session 22).
+# rollbacks at delay 48 from row 0), but at three seeds the suite is worse than main on three rows (one false alarm
+# more on hyperplane-gradual, the sentinel's, and on sea-reversal; hyperplane-abrupt's median delay 63 -> 68), so
+# ``QUIET_LABELS`` stays 0 (BENCHMARKS-accuracy.md, session 22).
 WATCH_REBASE = "window"
 # Session 22: a reference alarm within ``WATCH_LABELS`` labels after an error or loss alarm of the served snapshot's
 # detectors is the same episode seen twice (elec with "window": 46 of the 62 alarms its detectors raised): True
