@@ -635,12 +635,12 @@ class ModelLifecycle:
         snapshot's at a refresh? Only when the served error detector's window (ADWIN's width; another detector's
         labels since its last alarm) is at least ``WATCH_LABELS`` labels or at least the reference detector's own,
         or the reference has none. Why: a rise after the refresh is compared with the copied window, and ADWIN's
-        cut bound grows with the harmonic mean of its two sub-windows' lengths: a copy taken just after the served
-        detector cut (agrawal-abrupt at seed 1: a window of 7 labels, session 21) has nothing to compare a rise
-        with, however long it lasts. ``WATCH_LABELS`` is the longest the reference is watched alone (it is refreshed
-        every ``WATCH_LABELS`` labels), so a copied window that long is never the shorter of the two sub-windows a
-        rise within the reference's life is tested on; shorter than the reference's own, the copy would throw
-        history away."""
+        cut threshold falls only as the harmonic mean of its two sub-windows' lengths grows (the shorter bounds it):
+        a copy taken just after the served detector cut (agrawal-abrupt at seed 1: a window of 7 labels, session
+        21) has nothing to compare a rise with, however long it lasts. ``WATCH_LABELS`` is the longest the reference
+        is watched alone (it is refreshed every ``WATCH_LABELS`` labels), so a copied window that long is never the
+        shorter of the two sub-windows a rise within the reference's life is tested on; shorter than the
+        reference's own, the copy would throw history away."""
         ref = self._ref_error_monitor
         if ref is None or self._ref_loss_monitor is None:
             return True  # nothing to go on: the served detectors have scored the same model since its release
