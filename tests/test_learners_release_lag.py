@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
+from learners.drift import ErrorDriftMonitor, LossDriftMonitor
 from learners.lifecycle import ModelLifecycle, Release
 
 
@@ -318,3 +319,84 @@ def test_the_reference_snapshots_detectors_rebase_when_it_is_refreshed(
     assert all(b != a and n == 1 for b, a, n, _ in seen["reset"])
     # "served": a copy of the served snapshot's detectors, one label in.
     assert all(b != a and n == s + 1 for b, a, n, s in seen["served"])
+
+
+def _rebased(
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    served: list[tuple[int, float]],
+    own: list[tuple[int, float]] | None,
+) -> tuple[bool, float]:
+    """At a refresh of the reference snapshot (``_rebase_reference`` with ``WATCH_REBASE`` ``mode``): did its error
+    detector go on (True) or continue from a copy of the served snapshot's (False), and the window it then has. The
+    served snapshot's detector has seen ``served`` ((labels, error rate), in order), the reference's own ``own``
+    (None: it has none yet)."""
+    monkeypatch.setattr("learners.lifecycle.WATCH_REBASE", mode, raising=False)
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    rng = random.Random(5)
+
+    def fed(stretches: list[tuple[int, float]]) -> ErrorDriftMonitor:
+        monitor = ErrorDriftMonitor(DriftConfig(feature_drift=False))
+        for i, p in enumerate(p for n, p in stretches for _ in range(n)):
+            monitor.update(float(rng.random() < p), i)
+        return monitor
+
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(feature_drift=False, sentinel=False),
+        GuardConfig(),
+        release_every=25,
+    )
+    lc.initial_release()
+    lc._error_monitor = fed(served)
+    mine = lc._ref_error_monitor = None if own is None else fed(own)
+    lc._ref_loss_monitor = None if own is None else LossDriftMonitor(lc.drift, "classification")
+    lc._ref_fresh = True
+    lc._rebase_reference()
+    monitor = lc._ref_error_monitor
+    assert monitor is not None and not lc._ref_fresh
+    if monitor is not mine:
+        assert monitor is not lc._error_monitor  # a copy: the two go on apart
+    return monitor is mine, float(monitor._detector.width)
+
+
+def test_the_reference_detectors_continue_from_the_served_ones_only_when_those_keep_a_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 22 (``WATCH_REBASE`` "window"): at a refresh the reference snapshot's detectors continue from a copy
+    of the served snapshot's only when the served error detector's window is at least ``WATCH_LABELS`` labels or at
+    least the reference's own; a served ADWIN that has just cut on a fall (agrawal-abrupt at seed 1, session 21: a
+    window of 7 labels) leaves the reference's own detectors to go on."""
+    cut = [(600, 0.5), (80, 0.0)]  # ADWIN cuts on the fall: a window of 8 labels
+    steady = [(800, 0.15)]
+    # Just cut: the reference's own (800 labels) go on; "served" would copy the 8-label window.
+    assert _rebased(monkeypatch, "window", cut, steady) == (True, 800.0)
+    assert _rebased(monkeypatch, "served", cut, steady) == (False, 8.0)
+    # A window of WATCH_LABELS or more: the copy, even if the reference's own is longer.
+    assert _rebased(monkeypatch, "window", [(700, 0.15)], steady) == (False, 700.0)
+    # Shorter than WATCH_LABELS but longer than the reference's own: the copy.
+    assert _rebased(monkeypatch, "window", [(300, 0.15)], [(200, 0.15)]) == (False, 300.0)
+    # No detectors of its own yet: the copy.
+    assert _rebased(monkeypatch, "window", cut, None) == (False, 8.0)
+
+
+def test_a_reference_alarm_within_watch_labels_after_a_served_one_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 22 (``REF_DUPLICATES``): the served snapshot fails from 600 and the reference from 700 (the same
+    episode, seen later on the frozen copy). Its confirmed alarms come after the served snapshot's; dropped, the
+    union raises exactly main's alarms; kept (False) they are added as in session 21."""
+    monkeypatch.setattr("learners.lifecycle.REF_DUPLICATES", False, raising=False)
+    kept, main = _served_and_reference_alarms(monkeypatch, 700, 600)
+    first_served = min(i for _, i, _ in main)
+    added = [a for a in kept if a[2] == "reference"]
+    assert added and all(first_served <= i < first_served + 500 for _, i, _ in added)
+    monkeypatch.setattr("learners.lifecycle.REF_DUPLICATES", True, raising=False)
+    dropped, main_again = _served_and_reference_alarms(monkeypatch, 700, 600)
+    assert dropped == main_again == main
+    # A reference alarm before any of the served snapshot's is no duplicate (session 21's case): it stays.
+    union, main = _served_and_reference_alarms(monkeypatch, 600, 600)
+    assert [a for a in union if a[2] == "reference"]

@@ -66,6 +66,8 @@ def main() -> None:
     for r in summary["rollbacks"]:
         print("rollback", r)
     print("rollbacks", len(summary["rollbacks"]), "alarms", len(summary["alarms"]))
+    # Reference alarms not raised (sessions 20 and 22): refused by the served snapshot's errors, dropped as duplicates.
+    print("refused", lc.refused_alarms, "duplicates", lc.duplicate_alarms)
 
 
 if __name__ == "__main__":
