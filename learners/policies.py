@@ -54,6 +54,10 @@ QUIET_LABELS = 0
 # ``WATCH_LABELS`` labels, alarmed 10-16 times per 10,000 labels (each alarm restores the floor for
 # ``QUIET_LABELS``), and without that snapshot the quick suite's friedman-gra misses both its drifts (session 19).
 QUIET_TASKS: tuple[str, ...] = ("classification",)
+# Labels between releases while a regression recovery window is open (``guard.recovery_labels`` after a drift alarm
+# on the served model; ``IncrementalPolicy.alarmed``), in place of ``release_every`` and the carried floor
+# ``guard.carry_release_every``; 0: the usual floors. Session 22 (BENCHMARKS-accuracy.md, "unseen short streams").
+RECOVERY_RELEASE_EVERY = 10
 
 
 class Judge(Protocol):
@@ -283,7 +287,10 @@ class IncrementalPolicy:
         every label, so the usual label costs one short call."""
         # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
         due = release_every if served_learned else min(release_every, FIRST_RELEASE)
-        if self.carried and (
+        if self.recovery_left and RECOVERY_RELEASE_EVERY:
+            # A regression recovery window (the module's ``RECOVERY_RELEASE_EVERY``).
+            due = min(due, RECOVERY_RELEASE_EVERY)
+        elif self.carried and (
             self.since_alarm < QUIET_LABELS or not QUIET_LABELS or self.task not in QUIET_TASKS
         ):
             # The floor of carried releases (with QUIET_LABELS on, only after a drift alarm: the class's docstring).

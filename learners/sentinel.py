@@ -49,6 +49,11 @@ WARMUP_TREND_Z = 3.0
 # false alarms of copies went with 1 SE (sine-gradual's stayed), randomtree-abrupt's two at seed 100 too, each
 # drift still alarmed (BENCHMARKS-accuracy.md, session 11).
 P0_UPPER_Z = 1.0
+# The first copy of a new lineage is frozen after this many labels (doubling from there as from
+# ``sentinel_first``), and a copy frozen before ``sentinel_first`` warms up over as many labels as its lineage had
+# learned (250, 500; from ``sentinel_first`` on, ``sentinel_warmup`` as before); None: the first copy at
+# ``sentinel_first``. Session 22 (BENCHMARKS-accuracy.md, "unseen short streams").
+EARLY_FIRST: int | None = 250
 
 
 class BernoulliCusum:
@@ -111,13 +116,22 @@ class BernoulliCusum:
         return self.s > self.threshold
 
 
+def _first(config: DriftConfig) -> int:
+    """Labels of a new lineage before its first copy (``EARLY_FIRST`` when set and sooner)."""
+    return config.sentinel_first if EARLY_FIRST is None else min(EARLY_FIRST, config.sentinel_first)
+
+
 class _Copy:
     """One frozen copy of the champion and its test."""
 
-    def __init__(self, model: Any, label: int, config: DriftConfig) -> None:
+    def __init__(self, model: Any, label: int, config: DriftConfig, warmup: int | None = None) -> None:
         self.model = model
         self.label = label  # sentinel labels seen when it was frozen
-        self.test = BernoulliCusum(config.sentinel_warmup, config.sentinel_margin, config.sentinel_threshold)
+        self.test = BernoulliCusum(
+            config.sentinel_warmup if warmup is None else warmup,
+            config.sentinel_margin,
+            config.sentinel_threshold,
+        )
 
 
 class SnapshotSentinel:
@@ -131,7 +145,7 @@ class SnapshotSentinel:
         self.copies: list[_Copy] = []
         self.seen = 0  # labels the champion learned while the sentinel watched
         self.origin = 0
-        self.next_copy = config.sentinel_first
+        self.next_copy = _first(config)
 
     @property
     def models(self) -> list[Any]:
@@ -175,7 +189,7 @@ class SnapshotSentinel:
         false alarm 1,900 labels later (led-abrupt seed 1, p0 0.36; session 10)."""
         self.copies = []
         self.origin = self.seen
-        self.next_copy = self.seen + self.config.sentinel_first
+        self.next_copy = self.seen + _first(self.config)
 
     def learned(self, champion: Any) -> None:
         """The champion learned one label: freeze a copy when one is due, drop a copy the next one has replaced."""
@@ -192,10 +206,11 @@ class SnapshotSentinel:
             self.copies = [copy for copy in self.copies if not copy.test.trending]
             self.copies.append(_Copy(champion.copy(), self.seen, c))
         if self.seen >= self.next_copy:
-            self.copies.append(_Copy(champion.copy(), self.seen, c))
+            age = self.seen - self.origin
+            early = EARLY_FIRST is not None and age < c.sentinel_first
+            self.copies.append(_Copy(champion.copy(), self.seen, c, max(age, 1) if early else None))
             # Doubling from sentinel_first (1,000, 2,000, 4,000 by default) while that is under half of
             # sentinel_every, then every sentinel_every labels (12,000, 20,000, ...): a young model changes fast.
-            age = self.seen - self.origin
             double = 2 * age < c.sentinel_every
             self.next_copy = self.origin + 2 * age if double else self.seen + c.sentinel_every
         # A copy is dropped once a newer one has watched sentinel_overlap labels. Not only the newest: with copies
