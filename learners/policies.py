@@ -54,6 +54,17 @@ QUIET_LABELS = 0
 # ``WATCH_LABELS`` labels, alarmed 10-16 times per 10,000 labels (each alarm restores the floor for
 # ``QUIET_LABELS``), and without that snapshot the quick suite's friedman-gra misses both its drifts (session 19).
 QUIET_TASKS: tuple[str, ...] = ("classification",)
+# Labels between releases over the first ``RECOVERY_FAST_LABELS`` labels of a regression recovery window (opened by
+# a drift alarm on the served model, ``IncrementalPolicy.alarmed``), in place of ``release_every`` and the carried
+# floor ``guard.carry_release_every``; 0: the usual floors. Why: right after a reversal the champion's error falls
+# steeply and the served snapshot, 25-50 labels behind it at the floors, was the whole tax of the 2,000-event
+# unseen regression streams (linear-reversal: served MAE 3.28 / 2.42 over events 1,175-1,250 against plain LR's
+# 2.33 / 1.30, the champion itself 1.35 / 0.60). The test, the reference set and every other check judge each
+# release as before. Why only the first 250 labels: over the whole 1,000-label window the snapshot followed the
+# champion so closely that friedman-gra's second drift (737 labels after the first alarm) went unalarmed at seeds
+# 0 and 5 (main: alarmed at both). Session 22 (BENCHMARKS-accuracy.md, "unseen short streams").
+RECOVERY_RELEASE_EVERY = 10
+RECOVERY_FAST_LABELS = 250
 
 
 class Judge(Protocol):
@@ -283,7 +294,14 @@ class IncrementalPolicy:
         every label, so the usual label costs one short call."""
         # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
         due = release_every if served_learned else min(release_every, FIRST_RELEASE)
-        if self.carried and (
+        if (
+            RECOVERY_RELEASE_EVERY
+            and self.recovery_left
+            and self.guard.recovery_labels - self.recovery_left < RECOVERY_FAST_LABELS
+        ):
+            # A regression recovery window (the module's ``RECOVERY_RELEASE_EVERY``).
+            due = min(due, RECOVERY_RELEASE_EVERY)
+        elif self.carried and (
             self.since_alarm < QUIET_LABELS or not QUIET_LABELS or self.task not in QUIET_TASKS
         ):
             # The floor of carried releases (with QUIET_LABELS on, only after a drift alarm: the class's docstring).

@@ -458,3 +458,41 @@ def test_quiet_stretches_apply_only_to_the_tasks_in_quiet_tasks(monkeypatch: pyt
     policy.released()
     assert policy.carried
     assert _ties_until_judged(policy, args) == 10
+
+
+def test_a_regression_recovery_window_releases_every_recovery_release_every_labels() -> None:
+    """Session 22 (``RECOVERY_RELEASE_EVERY`` 10, ``RECOVERY_FAST_LABELS`` 250): after a drift alarm on a
+    regression model the champion learning the new concept is released every 10 labels over the first 250 labels
+    of the recovery window, not at the carried floor (``carry_release_every``) nor ``release_every``; the test,
+    the reference set and the other checks judge each release as before. Later in the window, after it, and for
+    classification, the floor holds."""
+    assert (policies.RECOVERY_RELEASE_EVERY, policies.RECOVERY_FAST_LABELS) == (10, 250)
+    m = build_learner(LearnerSpec("linear_regression"), "regression", 0)
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 40})
+    policy, judge = IncrementalPolicy("regression", guard), Judge("promote")
+    args = dict(release_every=25, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    _shown_release(policy, args)
+    assert policy.carried and not policy.recovery_left
+    assert _ties_until_judged(policy, args) == 40  # no alarm: the floor
+    policy.released()
+    policy.alarmed()
+    assert policy.recovery_left == guard.recovery_labels
+    _shown_release(policy, args)
+    assert policy.carried and policy.recovery_left
+    assert _ties_until_judged(policy, args) == 10  # the window's first labels: every 10
+    policy.released()
+    _pairs(policy, policies.RECOVERY_FAST_LABELS, cand_right=True)  # past the fast part: the floor again
+    assert policy.recovery_left and policy.carried
+    assert _ties_until_judged(policy, args) == 40
+    policy.released()
+    _pairs(policy, policy.recovery_left, cand_right=True)  # the window closes (its evidence restarts)
+    assert not policy.recovery_left
+    _shown_release(policy, args)
+    assert _ties_until_judged(policy, args) == 40
+    # Classification opens no recovery window: the floor after an alarm as before.
+    c = _model()
+    policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+    args = dict(release_every=25, served_learned=True, reference=False, champion=c, served=c, judge=judge)
+    policy.alarmed()
+    _shown_release(policy, args)
+    assert _ties_until_judged(policy, args) == 40

@@ -38,8 +38,9 @@ def test_a_promotion_drops_the_old_lineages_copies_and_restarts_the_schedule() -
     for _ in range(12000):
         sentinel.learned(_Model("new"))
         frozen.update((c.label, c.model.name) for c in sentinel.copies)
-    # A new model's schedule, from the promotion: 1,000, 2,000, 4,000 labels after it, then every 8,000.
-    assert sorted(frozen) == [6000, 7000, 9000, 17000]
+    # A new model's schedule, from the promotion: 250, 500 (``EARLY_FIRST``, session 22), 1,000, 2,000, 4,000
+    # labels after it, then every 8,000.
+    assert sorted(frozen) == [5250, 5500, 6000, 7000, 9000, 17000]
     assert set(frozen.values()) == {"new"}
 
 

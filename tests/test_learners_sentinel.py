@@ -148,7 +148,8 @@ def test_a_checkpoint_from_before_the_sentinel_restores_and_starts_it() -> None:
     restored = pickle.loads(pickle.dumps(lc))
     assert restored._sentinel is None and restored.drift.sentinel is True  # class-level defaults
     _signals(restored, rows[:1600], 500)
-    assert restored._sentinel is not None and len(restored._sentinel.copies) == 1
+    # Copies at 250 and 500 (``EARLY_FIRST``, session 22) and 1,000 of the labels it has seen since the restore.
+    assert restored._sentinel is not None and [c.label for c in restored._sentinel.copies] == [250, 500, 1000]
     assert restored._sentinel.seen == 1100
 
 
@@ -180,3 +181,57 @@ def test_a_config_file_with_a_bad_sentinel_setting_is_refused_naming_it(tmp_path
     path.write_text("drift:\n  sentinel: false\n  sentinel_margin: 0.1\n")
     settings = load_settings(path, environ={})
     assert (settings.drift.sentinel, settings.drift.sentinel_margin) == (False, 0.1)
+
+
+def _sea_short(n: int, seed: int, drift_at: int) -> list[tuple[dict[str, float], int]]:
+    """SEA's threshold 7 -> 8.5 at ``drift_at`` (about 12 % of the labels change, as in bench.unseen's sea-0-3),
+    5 % label noise."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        x = {f"x{k}": rng.uniform(0, 10) for k in range(3)}
+        y = int(x["x0"] + x["x1"] <= (8.5 if i >= drift_at else 7.0))
+        out.append((x, 1 - y if rng.random() < 0.05 else y))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_a_threshold_shift_early_in_a_short_stream_is_alarmed_by_an_early_copy(seed: int) -> None:
+    # Session 22: the shift at label 800 of a 2,000-label stream. With the first copy at sentinel_first (1,000)
+    # and a 1,000-label warm-up no copy could test anything before label 2,000 (no alarm at any seed); the copies
+    # at 250 and 500 (``EARLY_FIRST``) warm up over as many labels as their lineage had learned (their p0 bound at
+    # ``EARLY_P0_Z`` standard errors). Measured at seeds 0-5: alarmed at all six (949-1,833), ADWIN alone at none.
+    # (A 7 -> 8 shift, 7.5 % of the labels: alarmed at 1 of the 6 with EARLY_P0_Z 2, at 4 with 1.)
+    at = 800
+    rows = _sea_short(2000, seed, at)
+    assert _signals(_lifecycle(DriftConfig(sentinel=False)), rows) == []  # ADWIN misses it
+    found = _signals(_lifecycle(), rows)
+    assert found, "an early copy must alarm before the stream ends"
+    alarm = found[0]
+    assert at <= alarm.index < 2000 and alarm.details["test"] == "frozen_snapshot", found
+    assert int(alarm.details["snapshot_label"]) <= at
+
+
+def test_the_early_copies_warm_up_over_their_lineages_labels() -> None:
+    from learners.sentinel import EARLY_FIRST, SnapshotSentinel
+
+    assert EARLY_FIRST == 250  # the default
+    config = DriftConfig()
+
+    class Model:
+        def copy(self) -> Model:
+            return Model()
+
+    sentinel, warmups, zs = SnapshotSentinel(config), {}, {}
+    for _ in range(4500):
+        sentinel.learned(Model())
+        for c in sentinel.copies:
+            warmups.setdefault(c.label, c.test.warmup)
+            zs.setdefault(c.label, c.test.z)
+    # 250, 500 (early: their own age), then as before: 1,000, 2,000, 4,000 with sentinel_warmup.
+    assert warmups == {250: 250, 500: 500, 1000: 1000, 2000: 1000, 4000: 1000}
+    # The early copies' p0 bound is EARLY_P0_Z standard errors up, the others' P0_UPPER_Z (as before).
+    assert zs == {250: 2.0, 500: 2.0, 1000: 1.0, 2000: 1.0, 4000: 1.0}
+    # A promoted challenger's lineage starts the schedule again, early copies included.
+    sentinel.promoted(Model())
+    assert sentinel.next_copy == sentinel.seen + 250

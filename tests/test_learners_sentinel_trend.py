@@ -29,9 +29,11 @@ class _Model:
         return _Model(self.frozen_at)
 
 
-def test_at_most_two_copies_watch_with_the_default_schedule() -> None:
+def test_at_most_two_copies_watch_with_the_default_schedule_after_the_early_ones() -> None:
     """Copies at 1,000, 2,000, 4,000 labels: the one at 1,000 goes when the one at 2,000 has watched 2,000 labels
-    (before: it watched until 6,000, beside two others, and raised two of the suite's false alarms)."""
+    (before: it watched until 6,000, beside two others, and raised two of the suite's false alarms). Since session
+    22 the early copies at 250 and 500 (``EARLY_FIRST``) watch too, until labels 2,500 and 3,000: up to four copies
+    between labels 2,000 and 2,500, two from 3,000 on."""
     sentinel, most = SnapshotSentinel(DriftConfig()), 0
     alive: dict[int, tuple[int, int]] = {}
     for _ in range(14000):
@@ -41,8 +43,9 @@ def test_at_most_two_copies_watch_with_the_default_schedule() -> None:
         for label in labels:
             first, _ = alive.get(label, (sentinel.seen, 0))
             alive[label] = (first, sentinel.seen)
-    assert most == 2
-    assert sorted(alive) == [1000, 2000, 4000, 12000]
+    assert most == 4
+    assert sorted(alive) == [250, 500, 1000, 2000, 4000, 12000]
+    assert alive[250] == (250, 2499) and alive[500] == (500, 2999)
     # Each copy watches until the next one has seen sentinel_overlap labels (the last one to the end).
     assert alive[1000] == (1000, 3999)
     assert alive[2000] == (2000, 5999)
@@ -127,7 +130,8 @@ def test_a_stationary_copy_is_not_frozen_again() -> None:
                 sentinel.observe(1, lambda _m, r=rng: 0 if r.random() < 0.15 else 1, t)
             sentinel.learned(_Model(t))
             frozen.update(c.label for c in sentinel.copies)
-        assert sorted(frozen) == [1000, *range(3000, 22000, 2000)], seed  # the schedule, nothing more
+        # The schedule, nothing more (the early copies at 250 and 500 included, session 22).
+        assert sorted(frozen) == [250, 500, 1000, *range(3000, 22000, 2000)], seed
 
 
 def test_a_test_pickled_before_the_trend_check_restores_and_skips_it() -> None:
