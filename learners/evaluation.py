@@ -228,7 +228,14 @@ class Evaluator:
         if self._n:
             classification = self.task == "classification"
             cumulative = self._all.classification() if classification else self._all.regression()
-            rolling = self._recent.classification() if classification else self._recent.regression()
+            if self._n <= self.window:
+                # Nothing has left the window yet: the rolling totals are the cumulative ones, the same additions
+                # in the same order from the same start (``update`` and ``flush`` add each example to both), so
+                # the same metrics. The trainer starts an evaluator per release (~48 LR labels apart) and reads it
+                # at the next: half of each snapshot's River metrics (session 23).
+                rolling = cumulative
+            else:
+                rolling = self._recent.classification() if classification else self._recent.regression()
             for name, value in cumulative.items():
                 out[name] = float(value)
                 out[f"rolling_{name}"] = float(rolling[name])
