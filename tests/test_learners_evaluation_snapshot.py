@@ -54,3 +54,42 @@ def test_regression_snapshot_equals_the_rolling_totals_metrics(pairs: list[Any],
     for y, p in pairs:
         ev.update(y, p)
         assert ev.snapshot() == _reference(ev)
+
+
+ops = st.lists(
+    st.tuples(label.filter(lambda v: v is not None), label, st.sampled_from([1.0, 2.0, 0.5]), st.booleans()),
+    max_size=40,
+)
+
+
+@PROPS
+@given(ops)
+def test_macro_scores_are_rivers_macro_metrics(steps: list[Any]) -> None:
+    """``macro_scores`` against River's three metric objects on matrices built and partly reverted alike: the same
+    floats, and the matrices left the same (River's reads insert zero entries; so must these)."""
+    from river import metrics
+
+    from learners.evaluation import macro_scores
+
+    ours, theirs = metrics.ConfusionMatrix(), metrics.ConfusionMatrix()
+    done: list[Any] = []
+    for y, p, w, revert in steps:
+        for cm in (ours, theirs):
+            if revert and done:
+                cm.revert(*done[0])
+            else:
+                cm.update(y, p, w)
+        if revert and done:
+            done.pop(0)
+        elif not revert:
+            done.append((y, p, w))
+        want = (
+            metrics.MacroPrecision(cm=theirs).get(),
+            metrics.MacroRecall(cm=theirs).get(),
+            metrics.MacroF1(cm=theirs).get(),
+        )
+        got = macro_scores(ours)
+        assert got == want and [type(v) for v in got] == [type(v) for v in want]
+        assert dict(ours.sum_row) == dict(theirs.sum_row) and list(ours.sum_row) == list(theirs.sum_row)
+        assert dict(ours.sum_col) == dict(theirs.sum_col) and list(ours.sum_col) == list(theirs.sum_col)
+        assert {k: dict(v) for k, v in ours.data.items()} == {k: dict(v) for k, v in theirs.data.items()}
