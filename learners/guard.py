@@ -442,6 +442,24 @@ class LatencyCache:
         return ms
 
 
+@functools.cache
+def _shape_types() -> tuple[Any, ...]:
+    """The classes :func:`latency_shape` knows, imported once (an import statement per judgement was a third of
+    the shape's cost)."""
+    from river import compose, linear_model, multiclass
+
+    from learners.features import FeatureScaler
+    from learners.specs import Learner
+
+    return (
+        Learner,
+        compose.Pipeline,
+        FeatureScaler,
+        linear_model.LogisticRegression,
+        multiclass.OneVsRestClassifier,
+    )
+
+
 def latency_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] | None:
     """What a linear classifier's prediction cost depends on (see :class:`LatencyCache`), or None: time it.
 
@@ -449,25 +467,21 @@ def latency_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] |
     ``FeatureScaler | OneVsRestClassifier(LogisticRegression)`` (``multiclass: auto`` past two classes, or
     ``ovr``) of a :class:`learners.specs.Learner` for classification without one-hot completion; everything else
     (trees, pools, naive Bayes, quadratic features, softmax, windows, scikit-learn) returns None."""
-    from river import compose, linear_model, multiclass
-
-    from learners.features import FeatureScaler
-    from learners.specs import Learner
-
-    if type(model) is not Learner or model.task != "classification" or model._indicators is not None:
+    learner, pipeline_type, scaler_type, lr_type, ovr_type = _shape_types()
+    if type(model) is not learner or model.task != "classification" or model._indicators is not None:
         return None
     pipeline = model.model
-    if type(pipeline) is not compose.Pipeline or len(pipeline.steps) != 2:
+    if type(pipeline) is not pipeline_type or len(pipeline.steps) != 2:
         return None
     scaler, estimator = pipeline.steps.values()
-    if type(scaler) is not FeatureScaler or not scaler.with_std or scaler.window_size is not None:
+    if type(scaler) is not scaler_type or not scaler.with_std or scaler.window_size is not None:
         return None
     members: list[Any]
-    if type(estimator) is linear_model.LogisticRegression:
+    if type(estimator) is lr_type:
         members = [estimator]
-    elif type(estimator) is multiclass.OneVsRestClassifier:
+    elif type(estimator) is ovr_type:
         members = list(estimator.classifiers.values())
-        if not all(type(m) is linear_model.LogisticRegression for m in members):
+        if not all(type(m) is lr_type for m in members):
             return None
     else:
         return None
