@@ -22,6 +22,7 @@ is shown worse (anytime-valid, at ``probation_alpha``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import statistics
@@ -398,6 +399,104 @@ def _latency_ms(model: Any, xs: Sequence[dict[str, Any]]) -> float:
     return statistics.median(times) * 1000
 
 
+class LatencyCache:
+    """The latency check's measurements, reused while the timed work cannot have changed (session 23).
+
+    :meth:`measure` answers :func:`_latency_ms` for a candidate and sample, or the measurement of an earlier
+    judgement of the same *shape* (:func:`latency_shape`): a binary or one-vs-rest logistic regression behind one
+    ``FeatureScaler``, with the same number of classes, scaler statistics and weights per class, asked about
+    newest events with as many features each. Why that is sound: such a prediction is the same fixed sequence of
+    dictionary reads and float operations whatever the weights' *values* are (clean the event's features, scale each
+    by its mean and variance, a dot product over the weights, a sigmoid, the class order); what the shape does not
+    fix are the weights' and the events' values, and the few branches on those (a zero variance, a key the scaler
+    never saw, a string one-hot) differ by a handful of operations, microseconds against a budget in
+    milliseconds. A model whose shape
+    changed (a new feature learned, a second class, a tree that grew: every other kind has no shape and is timed
+    at every judgement) is timed again. Only a measurement within the budget is kept, so a veto is always a fresh
+    measurement, as before; the trainer's LR judges ~400 times per 20,000 labels, ~50-100 us each for the seven
+    timed predictions. Not pickled with a checkpoint: a restored trainer (maybe on another machine) measures again.
+    """
+
+    __slots__ = ("_ms",)
+    LIMIT = 16  # shapes kept (champion, challenger and their growth); cleared when full
+
+    def __init__(self) -> None:
+        self._ms: dict[Any, float] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LatencyCache, ())
+
+    def measure(self, model: Any, sample: Sequence[dict[str, Any]], budget: float) -> float:
+        """The median prediction time in ms (:func:`_latency_ms`), measured or, for a known shape, remembered."""
+        xs = list(sample)[-LATENCY_SAMPLE:]
+        shape = latency_shape(model, xs)
+        if shape is not None:
+            known = self._ms.get(shape)
+            if known is not None:
+                return known
+        ms = _latency_ms(model, xs)
+        if shape is not None and ms <= budget:
+            if len(self._ms) >= self.LIMIT:
+                self._ms.clear()
+            self._ms[shape] = ms
+        return ms
+
+
+@functools.cache
+def _shape_types() -> tuple[Any, ...]:
+    """The classes :func:`latency_shape` knows, imported once (an import statement per judgement was a third of
+    the shape's cost)."""
+    from river import compose, linear_model, multiclass
+
+    from learners.features import FeatureScaler
+    from learners.specs import Learner
+
+    return (
+        Learner,
+        compose.Pipeline,
+        FeatureScaler,
+        linear_model.LogisticRegression,
+        multiclass.OneVsRestClassifier,
+    )
+
+
+def latency_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] | None:
+    """What a linear classifier's prediction cost depends on (see :class:`LatencyCache`), or None: time it.
+
+    Only the plain kinds whose prediction path is known here: ``FeatureScaler | LogisticRegression`` (binary) and
+    ``FeatureScaler | OneVsRestClassifier(LogisticRegression)`` (``multiclass: auto`` past two classes, or
+    ``ovr``) of a :class:`learners.specs.Learner` for classification without one-hot completion; everything else
+    (trees, pools, naive Bayes, quadratic features, softmax, windows, scikit-learn) returns None."""
+    learner, pipeline_type, scaler_type, lr_type, ovr_type = _shape_types()
+    if type(model) is not learner or model.task != "classification" or model._indicators is not None:
+        return None
+    pipeline = model.model
+    if type(pipeline) is not pipeline_type or len(pipeline.steps) != 2:
+        return None
+    scaler, estimator = pipeline.steps.values()
+    if type(scaler) is not scaler_type or not scaler.with_std or scaler.window_size is not None:
+        return None
+    members: list[Any]
+    if type(estimator) is lr_type:
+        members = [estimator]
+    elif type(estimator) is ovr_type:
+        members = list(estimator.classifiers.values())
+        if not all(type(m) is lr_type for m in members):
+            return None
+    else:
+        return None
+    return (
+        type(estimator),
+        model._binary,
+        len(model._classes),
+        len(model._counts),
+        len(scaler.means),
+        len(scaler.vars),
+        tuple((type(m.loss), len(m._weights)) for m in members),
+        tuple(len(x) for x in xs),
+    )
+
+
 def sanity_checks(
     ev: PairedEvidence,
     config: GuardConfig,
@@ -406,21 +505,23 @@ def sanity_checks(
     reference: Sequence[tuple[dict[str, Any], Any]] | None = None,
     sample: Sequence[dict[str, Any]] = (),
     reference_floor: float | None = None,
+    latency: LatencyCache | None = None,
 ) -> tuple[dict[str, bool | str], dict[str, float]]:
     """The checks that can veto a candidate, each True or a string saying why it failed.
 
     ``reference_floor`` is the lowest reference-set loss of any model served so far: the candidate is compared
     with it too, so many small releases cannot each stay within ``reference_margin`` while drifting far from it
-    together (a slow poisoning would otherwise pass one step at a time).
+    together (a slow poisoning would otherwise pass one step at a time). ``latency``: measurements to reuse for a
+    candidate of a known shape (:class:`LatencyCache`); None: timed now.
     """
     checks: dict[str, bool | str] = {}
     evidence: dict[str, float] = {}
     checks["finite_outputs"] = True if ev.nonfinite == 0 else f"{ev.nonfinite} non-finite predictions"
     checks["not_collapsed"] = "predicts a single value" if _collapsed(ev, config) else True
     if candidate is not None and sample:
-        ms = _latency_ms(candidate, sample)
-        evidence["predict_latency_ms"] = ms
         budget = config.max_predict_latency_ms
+        ms = _latency_ms(candidate, sample) if latency is None else latency.measure(candidate, sample, budget)
+        evidence["predict_latency_ms"] = ms
         checks["latency"] = True if ms <= budget else f"{ms:.3f} ms per prediction > budget {budget} ms"
     worst = ""
     for segment, (n, lc, lb) in sorted(ev.segments.items()):
@@ -465,13 +566,15 @@ def judge(
     reference_floor: float | None = None,
     may_hold: bool = True,
     require_test: bool = True,
+    latency: LatencyCache | None = None,
 ) -> Decision:
     """Decide ``promote``, ``reject`` or ``hold`` for a candidate of ``kind`` (``incremental`` or ``challenger``).
 
     ``may_hold`` False: no hold for disagreement (the served snapshot is young); ``require_test`` False: the
     statistical test is reported but does not veto (the served snapshot has learned too few labels for a test to
     show anything: the cold start). Every other check still applies. Both are the incremental policy's to ask
-    for (:class:`learners.policies.IncrementalPolicy` says when and why)."""
+    for (:class:`learners.policies.IncrementalPolicy` says when and why). ``latency``: the latency check's
+    measurements to reuse (:class:`LatencyCache`)."""
     name = candidate_name or ("champion" if kind == "incremental" else "challenger")
     evidence = ev.summary()
     ok, test_evidence, test_text = statistical_test(kind, ev, config)
@@ -479,7 +582,7 @@ def judge(
     if not require_test:
         ok, test_text = True, f"cold start, not required: {test_text}"
     checks, check_evidence = sanity_checks(
-        ev, config, candidate, baseline, reference, sample, reference_floor
+        ev, config, candidate, baseline, reference, sample, reference_floor, latency
     )
     evidence.update(check_evidence)
     checks = {"statistical_test": True if ok else "not significant", **checks}
@@ -513,6 +616,13 @@ def judge(
     return Decision("promote", kind, name, evidence, checks, f"promote {name}: {test_text}", index)
 
 
+@functools.lru_cache(maxsize=16)
+def _at_margin_zero(config: GuardConfig) -> GuardConfig:
+    """``config`` with ``superiority_margin`` 0 (probation's test), made once per config: a frozen dataclass, so
+    one copy serves every probation (``dataclasses.replace`` per release was ~4 us of each; session 23)."""
+    return dataclasses.replace(config, superiority_margin=0.0)
+
+
 class Probation:
     """Shadow comparison after a promotion: the new served model against the one it replaced."""
 
@@ -522,7 +632,7 @@ class Probation:
         # candidate = previous model, baseline = new model. Superiority at margin 0: a rollback needs only the
         # previous model shown better (the challenger's superiority_margin guards a fresh model's short memory;
         # probation guards against a bad release, and a margin there would let a worse model stay served).
-        self.evidence = PairedEvidence(task, dataclasses.replace(config, superiority_margin=0.0))
+        self.evidence = PairedEvidence(task, _at_margin_zero(config))
 
     def add(self, y: Any, new_pred: Any, previous_pred: Any, segment: str | None = None) -> None:
         self.evidence.add(y, previous_pred, new_pred, segment)

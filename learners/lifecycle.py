@@ -37,7 +37,7 @@ from learners.drift import (
 )
 from learners.evaluation import Evaluator, segment_of
 from learners.features import clean_features
-from learners.guard import Decision, PairedEvidence, judge
+from learners.guard import Decision, LatencyCache, PairedEvidence, judge
 from learners.lifecycle_control import check_setting
 from learners.policies import (
     YOUNG_SERVED,
@@ -178,6 +178,9 @@ class ModelLifecycle:
     # Set only while learn_batch runs (never pickled): BatchContext.sync, called before the champion or challenger
     # is read or copied (a judgement, a release, a drift alarm's copy); the compiled kernel writes back only then.
     _sync: Callable[[], None] | None = None
+    # The latency check's measurements by model shape (``guard.LatencyCache``, session 23); pickled empty, and
+    # class-level None for a lifecycle pickled before it (``_judge`` starts one).
+    _latency: LatencyCache | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -780,6 +783,8 @@ class ModelLifecycle:
     ) -> Decision:
         if self._sync is not None:
             self._sync()
+        if self._latency is None:
+            self._latency = LatencyCache()
         return judge(
             kind,
             ev,
@@ -792,6 +797,7 @@ class ModelLifecycle:
             reference_floor=self._reference_floor,
             may_hold=may_hold,
             require_test=require_test,
+            latency=self._latency,
         )
 
     # -- operators ---------------------------------------------------------------------------------------------
