@@ -306,6 +306,7 @@ class BatchLoop:
                 ready=self.ready,
                 on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
                 on_revoke=drain_before_revoke,
+                batch=self.batch,  # the prefetch bounded to a few batches (connectors.batch_source)
             )
             running.append(source)
             if self.gc_young is not None:
