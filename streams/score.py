@@ -36,14 +36,6 @@ from streams.teardown import reap
 WATCH_EVERY = 256
 WATCH_WITHIN_S = 0.5
 
-#: A batch is scored this many records at a time, each part's Predictions queued (and so time-stamped) before the
-#: next part is scored. Why: a batch grows large only when the worker fell behind (a stall upstream or on the
-#: machine), and its oldest events are then the slowest of all; scored in one piece, each of them waited for the
-#: whole batch (a 500-record batch of the tree took 25-55 ms on a loaded machine, 10-40 % of the slowest 1 % of
-#: events' latency at half the maximum rate; session 23, BENCHMARKS.md). In parts, the oldest wait for their own
-#: part only. Scoring CPU per event is the same at 128 as at 500 (``bench.score_process``).
-PRODUCE_EVERY = 128
-
 log = logging.getLogger(__name__)
 
 
@@ -279,30 +271,14 @@ class Scorer:
             return "error", None
 
     def process(self, raws: list[RawRecord]) -> Scored:
-        """Score one batch and queue its Predictions; the join contexts wait for :meth:`publish_contexts`.
-
-        The batch is scored ``PRODUCE_EVERY`` records at a time, each part's Predictions queued before the next
-        part is scored (see ``PRODUCE_EVERY``)."""
-        m = self.ctx.metrics
+        """Score one batch and queue its Predictions; the join contexts wait for :meth:`publish_contexts`."""
+        ctx, m = self.ctx, self.ctx.metrics
         t0 = time.perf_counter()
         self.maybe_swap()
-        scored = Scored(now_ms())
-        latencies: list[float] = []
-        for start in range(0, len(raws), PRODUCE_EVERY):
-            self._process_part(raws[start : start + PRODUCE_EVERY], scored, latencies)
-        observe_many(m.end_to_end_latency, latencies)
-        ok_events, batch_size, seconds = self._metrics
-        ok_events.inc(len(scored.contexts))
-        batch_size.observe(len(raws))
-        seconds.observe(time.perf_counter() - t0)
-        return scored
-
-    def _process_part(self, raws: list[RawRecord], scored: Scored, latencies: list[float]) -> None:
-        """Decode, route and score ``raws`` (part of a batch) and queue their Predictions into ``scored``."""
-        ctx = self.ctx
         decoded = ctx.codec.decode_many(
             "FeatureEvent", [r.value for r in raws], topic=self._topic, allow_json=True
         )
+        scored = Scored(now_ms())
         # Route, then score each model's events as one batch.
         groups: dict[str, list[int]] = {}
         for i, (raw, event) in enumerate(zip(raws, decoded, strict=True)):
@@ -320,6 +296,7 @@ class Scorer:
             ready.update(self._score_group(name, indices, raws, decoded, scored))
         out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
         watched: dict[str, list[dict[str, Any]]] = {}
+        latencies: list[float] = []
         for i in sorted(ready):
             raw, (value, context) = raws[i], ready[i]
             try:
@@ -334,8 +311,14 @@ class Scorer:
             if raw.timestamp_ms:
                 latencies.append(max(0.0, (scored.scored_at - raw.timestamp_ms) / 1000.0))
             watched.setdefault(value["model"], []).append(value["features"])
+        observe_many(m.end_to_end_latency, latencies)
         for name, features in watched.items():
             self._watch(name, features)
+        ok_events, batch_size, seconds = self._metrics
+        ok_events.inc(len(scored.contexts))
+        batch_size.observe(len(raws))
+        seconds.observe(time.perf_counter() - t0)
+        return scored
 
     def _score_group(
         self, name: str, indices: list[int], raws: list[RawRecord], decoded: list[Any], scored: Scored

@@ -18,7 +18,7 @@ from schemas.codec import default_codec
 from streams.metrics import build_metrics
 from streams.releases import LoadedModel
 from streams.runtime import RawRecord, WorkerContext
-from streams.score import PRODUCE_EVERY, WATCH_EVERY, Scorer
+from streams.score import WATCH_EVERY, Scorer
 from tests.test_fuzz_stages import FakeProducer
 
 CODEC = default_codec()
@@ -135,45 +135,3 @@ def test_feature_drift_runs_per_block_with_the_alarms_of_the_per_event_path(
     assert alarms() == []  # the third block is not full yet: its events wait
     scorer.idle()  # an idle worker runs what is buffered
     assert alarms() == expected
-
-
-def test_a_large_batch_is_scored_and_queued_in_parts_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch larger than ``PRODUCE_EVERY`` is scored a part at a time, and each part's Predictions are queued
-    (their Kafka timestamps taken) before the next part is predicted: the oldest events of a large batch (one that
-    piled up while the worker was held up) do not wait for the whole batch. The answers are the same."""
-    ctx = WorkerContext(
-        load_settings(environ={}, overrides={"kafka.topic_prefix": "b."}),
-        CODEC,
-        build_metrics(),
-        FakeProducer(),
-    )
-    model = _model("hoeffding_tree")
-    scorer = Scorer(ctx, _Follower(model), store=None)  # type: ignore[arg-type]
-    steps: list[tuple[str, int]] = []
-    predict_many, produce = scorer.predict_many, ctx.out.produce_bytes
-
-    def predicting(xs: list[dict[str, Any]], name: str | None = None) -> list[Any]:
-        steps.append(("predict", len(xs)))
-        return predict_many(xs, name)
-
-    def producing(topic: str, data: bytes, key: Any = None) -> None:
-        if steps and steps[-1][0] == "produce":
-            steps[-1] = ("produce", steps[-1][1] + 1)
-        else:
-            steps.append(("produce", 1))
-        produce(topic, data, key)
-
-    monkeypatch.setattr(scorer, "predict_many", predicting)
-    monkeypatch.setattr(ctx.out, "produce_bytes", producing)
-    n = 2 * PRODUCE_EVERY + 44
-    raws = [RawRecord("b.features", 0, i, f"e{i}".encode(), v) for i, v in enumerate(_events(n))]
-    scored = scorer.process(raws)
-    part = PRODUCE_EVERY
-    assert steps == [("predict", part), ("produce", part)] * 2 + [("predict", 44), ("produce", 44)]
-    predictions = ctx.out.on("predictions")  # type: ignore[attr-defined]
-    assert [p["id"] for p in predictions] == [f"e{i}" for i in range(n)] == [c[0] for c in scored.contexts]
-    assert len({p["scored_at"] for p in predictions}) == 1
-    for p in predictions:
-        pred, proba = model.predict_with_proba(p["features"])
-        assert p["prediction"] == pred
-        assert p["proba"] == pytest.approx({str(k): v for k, v in proba.items()}, rel=1e-9, abs=1e-12)
