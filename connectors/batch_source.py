@@ -67,6 +67,7 @@ class BatchSource:
         on_restart: Callable[[], None] | None = None,
         stuck_after_s: float | None = None,
         on_revoke: Callable[[], None] | None = None,
+        batch: int | None = None,
     ) -> None:
         extra: dict[str, Any] = {
             "group.id": group,
@@ -75,6 +76,8 @@ class BatchSource:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
         }
+        if batch is not None:
+            extra.update(prefetch_config(batch))
         for key, seconds in (
             ("session.timeout.ms", session_timeout_s),
             ("heartbeat.interval.ms", heartbeat_s),
@@ -206,6 +209,40 @@ class BatchSource:
     def close(self) -> None:
         """Commit what was stored and leave the group (its partitions move to the other workers at once)."""
         self._consumer.close()
+
+
+# How many batches of input the consumer fetches ahead of the batch loop (librdkafka's local queue, see
+# :func:`prefetch_config`).
+PREFETCH_BATCHES = 8
+# A generous record size for the prefetch's byte bound: a FeatureEvent of 20 numeric features is ~290 bytes in Avro
+# and ~600 in JSON, so for such records the bound in records is the one that applies.
+PREFETCH_RECORD_BYTES = 1024
+# How long librdkafka waits before it fetches again once the prefetch bound was reached (its default is 1 s).
+PREFETCH_BACKOFF_MS = 10
+
+
+def prefetch_config(batch: int) -> dict[str, int]:
+    """librdkafka settings that bound a consumer's prefetch to ``PREFETCH_BATCHES`` batches of ``batch`` records.
+
+    Why: librdkafka fetches ahead into a local queue of up to ``queued.min.messages`` (100,000) records or
+    ``queued.max.messages.kbytes`` (64 MB) by default. Whenever a producer ran ahead of the score worker the queue
+    filled (52,000-78,000 records, 15-22 MB of payload in a 1M-event soak of the tree, librdkafka's statistics),
+    and the memory it took stayed with the process: the worker's RSS rose with the deepest backlog seen so far
+    (BENCHMARKS.md, sessions 22 and 23). Eight batches (4,000 records at the default batch of 500) are still
+    80 ms of input at 50,000 events/s, and librdkafka tops the queue up after ``PREFETCH_BACKOFF_MS`` instead of
+    its default second (``fetch.queue.backoff.ms``), so the batch loop is not starved. The byte bound
+    (``PREFETCH_RECORD_BYTES`` per record, at least 1 MB) applies only to large records; a fetch response may
+    overshoot either bound by up to ``fetch.message.max.bytes`` per partition (librdkafka's documentation).
+
+    >>> prefetch_config(500)
+    {'queued.min.messages': 4000, 'queued.max.messages.kbytes': 4000, 'fetch.queue.backoff.ms': 10}
+    """
+    records = PREFETCH_BATCHES * max(1, batch)
+    return {
+        "queued.min.messages": records,
+        "queued.max.messages.kbytes": max(1024, records * PREFETCH_RECORD_BYTES // 1024),
+        "fetch.queue.backoff.ms": PREFETCH_BACKOFF_MS,
+    }
 
 
 # librdkafka's session.timeout.ms default, for the watchdog period when the caller sets none.

@@ -210,6 +210,30 @@ class _Inflight:
     future: Future[None] | None
 
 
+class _Pipeline:
+    """The batches in flight, oldest first, and how many input records they hold (counted as batches come and go,
+    so the bound in records is checked without walking the batches at every poll)."""
+
+    def __init__(self) -> None:
+        self._entries: deque[_Inflight] = deque()
+        self.records = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int) -> _Inflight:
+        return self._entries[index]
+
+    def append(self, entry: _Inflight) -> None:
+        self._entries.append(entry)
+        self.records += len(entry.raws)
+
+    def popleft(self) -> _Inflight:
+        entry = self._entries.popleft()
+        self.records -= len(entry.raws)
+        return entry
+
+
 def _failed(entry: _Inflight | None) -> bool:
     future = None if entry is None else entry.future
     return future is not None and future.done() and future.exception() is not None
@@ -278,7 +302,7 @@ class BatchLoop:
         source: BatchSource | None = None
         finisher = Finisher(self.stage)
         next_lag = 0.0
-        inflight: deque[_Inflight] = deque()
+        inflight = _Pipeline()
         batch_thread = threading.get_ident()
         running: list[BatchSource] = []  # the source, while the loop runs (not while it closes)
         restore_gc: list[Callable[[], None]] = []
@@ -306,6 +330,7 @@ class BatchLoop:
                 ready=self.ready,
                 on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
                 on_revoke=drain_before_revoke,
+                batch=self.batch,  # the prefetch bounded to a few batches (connectors.batch_source)
             )
             running.append(source)
             if self.gc_young is not None:
@@ -352,7 +377,7 @@ class BatchLoop:
 
     def _room(
         self,
-        inflight: deque[_Inflight],
+        inflight: _Pipeline,
         incoming: int,
         source: BatchSource,
         finisher: Finisher,
@@ -361,8 +386,7 @@ class BatchLoop:
         """Wait for the oldest batches in flight until ``incoming`` more records fit the bounds (in batches and in
         records; a batch larger than the record bound waits for every earlier one). False if stopped first."""
         while inflight and (
-            len(inflight) >= self.max_inflight
-            or sum(len(entry.raws) for entry in inflight) + incoming > self.max_inflight_records
+            len(inflight) >= self.max_inflight or inflight.records + incoming > self.max_inflight_records
         ):
             if not self._collect(inflight, source, finisher, stopping, wait=1):
                 return False
@@ -397,7 +421,7 @@ class BatchLoop:
 
     def _collect(
         self,
-        inflight: deque[_Inflight],
+        inflight: _Pipeline,
         source: BatchSource,
         finisher: Finisher,
         stopping: threading.Event,

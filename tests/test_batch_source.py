@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.batch_source import BatchSource, GroupWatchdog
+from connectors.batch_source import PREFETCH_BATCHES, BatchSource, GroupWatchdog, prefetch_config
 from connectors.localproc import free_port
 from driftline.settings import Settings, load_settings
 from streams.metrics import build_metrics
@@ -177,3 +177,61 @@ def test_a_watchdog_restart_loses_nothing(settings: Settings, topic: str) -> Non
         source.close()
     assert source.restarts == 1
     assert got == want
+
+
+def test_the_prefetch_is_bounded_to_a_few_batches() -> None:
+    """librdkafka's local queue: a few batches in records (eight), with a byte bound for large records and a
+    quick top-up, instead of its defaults (100,000 records or 64 MB, topped up after a second)."""
+    conf = prefetch_config(500)
+    assert conf["queued.min.messages"] == PREFETCH_BATCHES * 500
+    assert conf["queued.max.messages.kbytes"] * 1024 >= PREFETCH_BATCHES * 500 * 1000  # 1 KB records fit
+    assert conf["queued.max.messages.kbytes"] <= 8 * 1024  # a few MB, not librdkafka's 64
+    assert conf["fetch.queue.backoff.ms"] <= 50
+    assert prefetch_config(1)["queued.max.messages.kbytes"] == 1024  # at least one fetch response's worth
+    source = BatchSource(load_settings(environ={}), "g", "features", batch=500)
+    assert {k: source._conf[k] for k in conf} == conf
+
+
+@pytest.mark.kafka
+def test_a_batch_source_fetches_only_a_few_batches_ahead(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """6,000 records of 1 KB behind a source that reads 10 at a time, slowly: librdkafka's statistics must never
+    show more than the bound (80 records or 1 MB, overshot by at most one 1 MB fetch response) fetched ahead,
+    and every record must still be read. With librdkafka's defaults the whole backlog was fetched at once."""
+    name = f"{settings.kafka.topic_prefix}wide"
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    for future in admin.create_topics([NewTopic(name, 1, 1)], operation_timeout=30).values():
+        future.result()
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    want = set()
+    for i in range(6000):
+        value = f"r{i:05d}".encode().ljust(1000, b".")
+        producer.produce(name, value)
+        want.add(value)
+    assert producer.flush(30) == 0
+    queued: list[int] = []
+    on_stats = GroupWatchdog.on_stats
+
+    def record(self: GroupWatchdog, report: str) -> None:
+        on_stats(self, report)
+        for p in json.loads(report).get("topics", {}).get(name, {}).get("partitions", {}).values():
+            queued.append(int(p.get("fetchq_cnt", 0)))
+
+    monkeypatch.setattr(GroupWatchdog, "on_stats", record)
+    source = BatchSource(settings, f"{settings.kafka.topic_prefix}wide", name, batch=10, stuck_after_s=4.0)
+    got: set[bytes] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and got != want:
+            raws = source.poll(10, 0.2)
+            got.update(r.value for r in raws)
+            source.done(raws)
+            time.sleep(
+                0.01
+            )  # ~1,000 records/s: a backlog of seconds for the statistics (one report a second)
+    finally:
+        source.close()
+    assert got == want
+    assert len([q for q in queued if q > 0]) >= 2, queued  # the statistics saw the backlog being read
+    assert max(queued) < 2500, queued
