@@ -60,62 +60,40 @@ WARM_RESTART_ON_VETO = True
 # Losses of a promoted challenger the loss detector skips before its warm-up (see ``_release``): about as long as
 # a challenger gets to win (CHALLENGER_FRESH), chosen a priori, not tuned.
 LOSS_SETTLE = 1000
-# The error and loss detectors (ADWIN on the 0/1 or absolute error, Page-Hinkley on the loss) score a snapshot of
-# the served lineage that follows the incremental releases only every ``WATCH_LABELS`` labels the lineage learns
-# (any other release, and every release while the lineage has learned fewer than ``policies.YOUNG_SERVED``
-# labels, replaces it at once); 0: they score the served snapshot itself (before session 19). Only while quiet
-# stretches apply (``policies.QUIET_LABELS`` on, the task in ``policies.QUIET_TASKS``; off by default). Why: in quiet
-# stretches (``policies.QUIET_LABELS``) the served snapshot follows the champion every ``release_every`` (25)
+# The error and loss detectors (ADWIN on the 0/1 or absolute error, Page-Hinkley on the loss) score the served
+# snapshot. While quiet stretches apply (``policies.QUIET_LABELS`` on, the task in ``policies.QUIET_TASKS``; on for
+# classification by default since session 23) a second pair scores a *reference* snapshot of the served lineage that
+# follows the incremental releases only every ``WATCH_LABELS`` labels the lineage learns (any other release, and
+# every release while the lineage has learned fewer than ``policies.YOUNG_SERVED`` labels, replaces it at once); 0:
+# no reference. Why: in quiet stretches the served snapshot follows the champion every ``release_every`` (25)
 # labels, and a model that close to one learning every label shows an abrupt drift's error only as a short burst:
 # bench.accuracy --quick missed agrawal-abrupt's second drift and both of friedman-gra's (session 18). A frozen
 # snapshot keeps its error up until it is refreshed. 500 = ``guard.probation_examples`` and
 # ``policies.YOUNG_SERVED``: how long a release is watched as new (BENCHMARKS-accuracy.md, session 19).
 WATCH_LABELS = 500
-# An error or loss alarm raised on the reference snapshot (``WATCH_LABELS``, while it is not the served one) stands
-# only if the *served* snapshot's own error (or loss) rose too over the same labels: its mean over the alarm's recent
-# window (ADWIN's window after the cut; ``ErrorDriftMonitor.RECENT`` labels for the other detectors) above its mean
-# over the ``WATCH_LABELS`` labels before that window by ``CONFIRM_Z`` standard errors of the recent mean (DDM's
-# warning level, Gama et al. 2004). Why: a frozen copy under continuous drift ages alone, and its detectors see
-# that ageing as a rise no user was served (elec: 68 alarms against the served snapshot's 59; each restores the
-# release floor, and probation's one look at 50 pairs rolls back); after an abrupt drift the served snapshot's error
-# is up too (it lags the stream by the label delay and a release). With it elec at delay 48 keeps 49 alarms and rolls
-# back 5 times (main 11, session 19's 15); 0: every reference alarm stands (session 19). BENCHMARKS-accuracy.md,
-# session 20; like the reference snapshot it applies only while quiet stretches are on (off by default).
+# A reference snapshot's error or loss alarm is added to the served snapshot's only if the *served* snapshot's own
+# error (or loss) rose too over the same labels: its mean over the alarm's recent window (ADWIN's window after the
+# cut; ``ErrorDriftMonitor.RECENT`` labels for the other detectors) above its mean over the ``WATCH_LABELS`` labels
+# before that window by ``CONFIRM_Z`` standard errors of the recent mean (DDM's warning level, Gama et al. 2004).
+# Why: a frozen copy under continuous drift ages alone, and its detectors see that ageing as a rise no user was
+# served (elec: 68 alarms against the served snapshot's 59; each restores the release floor, and probation's one
+# look at 50 pairs rolls back); after an abrupt drift the served snapshot's error is up too (it lags the stream by
+# the label delay and a release). BENCHMARKS-accuracy.md, sessions 20-21. The reference's detectors only *add*
+# alarms (session 21): the served snapshot's own detectors raise exactly what they would without it (with the
+# reference *in place of* them, session 20, the suite's alarms came later on abrupt drifts and earlier on gradual
+# ones).
 CONFIRM_Z = 2.0
-# Fewer of the served snapshot's labels than this before the alarm's window: the alarm stands unconfirmed
-# (``WATCH_UNION`` off; with it on such an alarm is refused: the served snapshot's own detectors are there).
+# Fewer of the served snapshot's labels than this before the alarm's window: the reference alarm is refused (the
+# served snapshot's own detectors watch those labels).
 CONFIRM_MIN = 50
-# Session 21: the reference snapshot's detectors *add* alarms to the served snapshot's instead of replacing them.
-# The error and loss detectors keep scoring the served snapshot as with quiet stretches off, and a second pair
-# (``_ref_error_monitor``, ``_ref_loss_monitor``) scores the reference snapshot while it differs from the served one;
-# their alarms stand only when the served snapshot's errors confirm them (``CONFIRM_Z``; one too early to judge is
-# refused). Why: with the reference in place of the served snapshot (sessions 19-20) the suite's alarms came later on
-# abrupt drifts and earlier on gradual ones; the union cannot move an alarm of the served snapshot's detectors, only
-# add confirmed ones. False: the reference replaces (session 20). Like the reference, only with ``QUIET_LABELS`` on.
-WATCH_UNION = True
-# What the reference snapshot's detectors start from when it is refreshed (it becomes the served snapshot, every
-# ``WATCH_LABELS`` labels; only with ``WATCH_UNION``): "served" a copy of the served snapshot's detectors (at the
-# refresh the reference *is* the served snapshot), "" they go on (a sawtooth: the error falls at the refresh and
-# climbs as the copy ages), "reset" new detectors (ADWIN blind for ``adwin_grace`` labels). Measured with
-# ``QUIET_LABELS`` 2000 (BENCHMARKS-accuracy.md, session 21): "served" gives elec's best mean of six (.7843; main
-# .7805, "" .7790, ARF(10) .7808) and agrawal-gradual's false alarms at main's 0.83 per 10,000 ("" 1.04, session 20
-# 1.46), but it and "reset" miss agrawal-abrupt's second drift in the quick suite (the guard-tax test fails): the
-# served snapshot's ADWIN had cut on a fall to a window of 7 labels some 75 labels before the drift, and its copy saw
-# the rise from its start; "" finds it. "window" (session 22, the code's value): the copy only when the served
-# snapshot's error detector has a window to compare a rise with, at least ``WATCH_LABELS`` labels or at least the
-# reference's own (``_rebase_from_served`` says why); else the reference's detectors go on. It passes the quick suite
-# (agrawal-abrupt 2/2: the reference's own ADWIN alarms the second drift at 2,755) and elec (mean of six .7830, 5
-# rollbacks at delay 48 from row 0), but at three seeds the suite is worse than main on three rows (one false alarm
-# more on hyperplane-gradual, the sentinel's, and on sea-reversal; hyperplane-abrupt's median delay 63 -> 68), so
-# ``QUIET_LABELS`` stays 0 (BENCHMARKS-accuracy.md, session 22).
-WATCH_REBASE = "window"
-# Session 22: a reference alarm within ``WATCH_LABELS`` labels after an error or loss alarm of the served snapshot's
-# detectors is the same episode seen twice (elec with "window": 46 of the 62 alarms its detectors raised): True
-# drops it (counted in ``duplicate_alarms``, raised as no alarm); False raises it like any confirmed reference alarm.
-# Not a no-op: each alarm restarts the release floor's ``QUIET_LABELS`` and the sentinel, so dropping them moved elec
-# at delay 48 from row 0 .7846 -> .7817, rollbacks 11 -> 5 (mean of six .7836 -> .7830), and removed no false alarm
-# on the gradual streams (none there is a reference alarm). Measured and left off.
-REF_DUPLICATES = False
+# When the reference snapshot is refreshed (it becomes the served snapshot, every ``WATCH_LABELS`` labels) its
+# detectors continue from a copy of the served snapshot's only if the served error detector has a window to compare a
+# rise with (``_rebase_from_served``); else the reference's own go on (session 22, "window"). Measured and removed in
+# session 23: always the copy ("served": agrawal-abrupt's second drift unalarmed in the quick suite, the guard-tax
+# test fails), never ("": elec's mean of six .7790, agrawal-gradual's false alarms 1.04 per 10,000), new detectors
+# ("reset": the quick suite fails), and dropping a reference alarm within ``WATCH_LABELS`` labels after a served
+# one (it removed no false alarm and halved elec's rollbacks by shortening the floor). BENCHMARKS-accuracy.md,
+# sessions 21-23.
 
 
 @dataclass
@@ -167,14 +145,10 @@ class ModelLifecycle:
     _served_recent: collections.deque[tuple[float, float]] | None = None
     refused_alarms = 0  # reference alarms the served snapshot's errors did not confirm (``CONFIRM_Z``)
     # Class-level defaults: a lifecycle pickled before session 21 starts the reference snapshot's own detectors
-    # (``WATCH_UNION``) at its next label; ``_ref_fresh``: the reference was refreshed since they last scored it.
+    # at its next label; ``_ref_fresh``: the reference was refreshed since they last scored it.
     _ref_error_monitor: ErrorDriftMonitor | None = None
     _ref_loss_monitor: LossDriftMonitor | None = None
     _ref_fresh = True
-    # Class-level defaults (session 22): labels since the served snapshot's detectors last alarmed (``REF_DUPLICATES``;
-    # a lifecycle pickled before counts from its next label), and the reference alarms dropped as duplicates.
-    _since_served_alarm = WATCH_LABELS
-    duplicate_alarms = 0
     # Set only while learn_batch runs (never pickled): BatchContext.sync, called before the champion or challenger
     # is read or copied (a judgement, a release, a drift alarm's copy); the compiled kernel writes back only then.
     _sync: Callable[[], None] | None = None
@@ -295,7 +269,7 @@ class ModelLifecycle:
             or not 0 <= lineage.n_learned - watched.n_learned < self._watch_labels()
         ):
             self._watched = self._served
-            self._ref_fresh = True  # its detectors re-base when it next differs (``WATCH_REBASE``)
+            self._ref_fresh = True  # its detectors re-base when it next differs (``_rebase_reference``)
         self.served_version = version
         self._increment.released(lineage.n_learned)
         metrics = {"n_learned": float(lineage.n_learned), **self.evaluation.snapshot()}
@@ -316,7 +290,7 @@ class ModelLifecycle:
             # hyperplane-reversal: 1,900-2,600 labels after the promotion; BENCHMARKS-accuracy.md, session 10).
             # Its warm-up waits until the model has settled.
             self._loss_monitor.reset(LOSS_SETTLE if reason == "challenger" else 0)
-            # The reference snapshot's detectors (``WATCH_UNION``) start afresh with the new model.
+            # The reference snapshot's detectors start afresh with the new model.
             self._ref_error_monitor = self._ref_loss_monitor = None
             if reason == "challenger" and self._sentinel is not None:
                 self._sentinel.promoted(lineage.model)
@@ -560,40 +534,31 @@ class ModelLifecycle:
     ) -> list[Event]:
         """Feed the error and loss detectors: ``pred``/``proba`` is the answer of the reference snapshot
         (``WATCH_LABELS``) or, when ``served`` is None, of the served snapshot; ``served``: the served snapshot's
-        answer while the reference snapshot is in effect (its errors confirm the reference's alarms, ``CONFIRM_Z``).
-        With ``WATCH_UNION`` the detectors score the served snapshot and a second pair the reference (its confirmed
-        alarms are added); without it the detectors score the reference and its confirmed alarms stand."""
-        confirm = served is not None and CONFIRM_Z > 0
-        if confirm and served is not None:
+        answer while the reference snapshot is in effect. The detectors score the served snapshot; while the reference
+        differs from it, a second pair scores the reference and its alarms are added when the served snapshot's
+        errors confirm them (``CONFIRM_Z``)."""
+        if served is None:
+            if self._served_recent is not None:  # the reference is off: nothing to confirm or checkpoint
+                self._served_recent = None
+            error, loss = self._error_loss(y, pred, proba)
+            signals: list[DriftSignal] = self._error_monitor.update(error, index)
+            loss_signals = self._loss_monitor.update(loss, index)
+        else:
             recent = self._served_recent
             if recent is None:
                 recent = self._served_recent = collections.deque(maxlen=2 * WATCH_LABELS)
             recent.append(self._error_loss(y, *served, cap=False))
-        elif self._served_recent is not None:
-            self._served_recent = None  # the reference is off: nothing to confirm (and nothing to checkpoint)
-        # Only an alarm on the reference snapshot needs confirming: the served one's own are its errors.
-        reference = self._watched is not None and self._watched is not self._served
-        if WATCH_UNION and served is not None:
+            reference = self._watched is not None and self._watched is not self._served
             if reference and (
                 self._ref_fresh or self._ref_error_monitor is None or self._ref_loss_monitor is None
             ):
                 self._rebase_reference()  # (before the served detectors take this label)
             error, loss = self._error_loss(y, *served)
-            signals: list[DriftSignal] = self._error_monitor.update(error, index)
+            signals = self._error_monitor.update(error, index)
             loss_signals = self._loss_monitor.update(loss, index)
-            self._since_served_alarm = 0 if signals or loss_signals else self._since_served_alarm + 1
             if reference:
                 added = self._reference_alarms(y, pred, proba, index)
                 signals, loss_signals = signals + added[0], loss_signals + added[1]
-        else:
-            error, loss = self._error_loss(y, pred, proba)
-            signals = self._error_monitor.update(error, index)
-            loss_signals = self._loss_monitor.update(loss, index)
-            if confirm and reference and (signals or loss_signals):
-                kept = [s for s in signals if self._confirmed(s, 0)]
-                kept_loss = [s for s in loss_signals if self._confirmed(s, 1)]
-                self.refused_alarms += len(signals) + len(loss_signals) - len(kept) - len(kept_loss)
-                signals, loss_signals = kept, kept_loss
         if loss_signals or sentinel:  # (the usual label: none, and no new list)
             signals = signals + loss_signals + sentinel
         feature_monitor = (
@@ -614,18 +579,16 @@ class ModelLifecycle:
         return [*signals, *features]
 
     def _rebase_reference(self) -> None:
-        """The reference snapshot's detectors (``WATCH_UNION``) when it was refreshed since they last scored it, or
-        they do not exist yet: ``WATCH_REBASE``."""
+        """The reference snapshot's detectors when it was refreshed since they last scored it, or they do not exist
+        yet: a copy of the served snapshot's when those keep a window (``_rebase_from_served``), else their own go
+        on."""
         self._ref_fresh = False
-        if WATCH_REBASE == "served" or (WATCH_REBASE == "window" and self._rebase_from_served()):
+        if self._rebase_from_served():
             self._ref_error_monitor = copy.deepcopy(self._error_monitor)
             self._ref_loss_monitor = copy.deepcopy(self._loss_monitor)
-        elif WATCH_REBASE == "reset" or self._ref_error_monitor is None or self._ref_loss_monitor is None:
-            self._ref_error_monitor = ErrorDriftMonitor(self.drift)
-            self._ref_loss_monitor = LossDriftMonitor(self.drift, self.task)
 
     def _rebase_from_served(self) -> bool:
-        """``WATCH_REBASE`` "window": do the reference snapshot's detectors continue from a copy of the served
+        """Do the reference snapshot's detectors continue from a copy of the served
         snapshot's at a refresh? Only when the served error detector's window (ADWIN's width; another detector's
         labels since its last alarm) is at least ``WATCH_LABELS`` labels or at least the reference detector's own,
         or the reference has none. Why: a rise after the refresh is compared with the copied window, and ADWIN's
@@ -644,9 +607,9 @@ class ModelLifecycle:
     def _reference_alarms(
         self, y: Any, pred: Any, proba: dict[Any, float], index: int
     ) -> tuple[list[DriftSignal], list[DriftSignal]]:
-        """``WATCH_UNION``: the reference snapshot's own error and loss detectors score its answer; their alarms
-        stand only if the served snapshot's errors confirm them (``_confirmed``; unconfirmable ones are refused:
-        the served snapshot's detectors watch those labels)."""
+        """The reference snapshot's own error and loss detectors score its answer; their alarms stand only if the
+        served snapshot's errors confirm them (``_confirmed``; unconfirmable ones are refused: the served snapshot's
+        detectors watch those labels)."""
         assert (
             self._ref_error_monitor is not None and self._ref_loss_monitor is not None
         )  # (_rebase_reference)
@@ -655,17 +618,8 @@ class ModelLifecycle:
         loss_signals = self._ref_loss_monitor.update(loss, index)
         if not (signals or loss_signals):
             return [], []
-        ok = (
-            (lambda s, which: self._confirmed(s, which, strict=True))
-            if CONFIRM_Z > 0
-            else (lambda s, w: True)
-        )
-        if REF_DUPLICATES and self._since_served_alarm < WATCH_LABELS:
-            # The served snapshot's detectors alarmed within WATCH_LABELS labels: the same episode (session 22).
-            self.duplicate_alarms += len(signals) + len(loss_signals)
-            return [], []
-        kept = [_as_reference(s) for s in signals if ok(s, 0)]
-        kept_loss = [_as_reference(s) for s in loss_signals if ok(s, 1)]
+        kept = [_as_reference(s) for s in signals if self._confirmed(s, 0)]
+        kept_loss = [_as_reference(s) for s in loss_signals if self._confirmed(s, 1)]
         self.refused_alarms += len(signals) + len(loss_signals) - len(kept) - len(kept_loss)
         return kept, kept_loss
 
@@ -688,22 +642,22 @@ class ModelLifecycle:
             error = self._tail(error)
         return error, error
 
-    def _confirmed(self, signal: DriftSignal, which: int, *, strict: bool = False) -> bool:
+    def _confirmed(self, signal: DriftSignal, which: int) -> bool:
         """Does the served snapshot's own error (``which`` 0) or loss (1) confirm a reference snapshot's alarm?
         Its mean over the alarm's recent window must exceed its mean over the ``WATCH_LABELS`` labels before by
         ``CONFIRM_Z`` standard errors of the recent mean (``CONFIRM_Z``'s comment). Too few labels before the
-        window to judge (the reference has just been taken, or ADWIN's window is longer than the labels kept):
-        the alarm stands, as it would without the reference (``strict``: it is refused)."""
+        window to judge (the reference has just been taken, or ADWIN's window is longer than the labels kept): it
+        is refused (the served snapshot's own detectors watch those labels)."""
         recent = self._served_recent
         width = signal.details.get("width")
         r = int(float(width)) if width is not None else ErrorDriftMonitor.RECENT
         if recent is None or r < 1 or len(recent) - r < CONFIRM_MIN:
-            return not strict
+            return False
         values = [v[which] for v in recent]
         after = values[-r:]
         before = values[-r - WATCH_LABELS : -r]
         if not all(map(math.isfinite, after + before)):
-            return not strict
+            return False
         mean_b = sum(before) / len(before)
         mean_a = sum(after) / len(after)
         sd = math.sqrt(max(sum((v - mean_b) ** 2 for v in before) / len(before), 0.0))
@@ -876,7 +830,7 @@ class ModelLifecycle:
         else:
             self.drift = dataclasses.replace(self.drift, **{name: parsed})
             self._error_monitor.config = self._loss_monitor.config = self._feature_monitor.config = self.drift
-            # The reference snapshot's detectors too (``WATCH_UNION``).
+            # The reference snapshot's detectors too.
             for monitor in (self._ref_error_monitor, self._ref_loss_monitor):
                 if monitor is not None:
                     monitor.config = self.drift
@@ -907,11 +861,11 @@ class ModelLifecycle:
 
 def _window(monitor: ErrorDriftMonitor) -> int:
     """Labels an error detector compares a rise with: ADWIN's width, another detector's labels since its last
-    alarm or reset (``WATCH_REBASE`` "window")."""
+    alarm or reset (``ModelLifecycle._rebase_from_served``)."""
     width = getattr(monitor._detector, "width", None)
     return int(width) if width is not None else monitor._n
 
 
 def _as_reference(signal: DriftSignal) -> DriftSignal:
-    """A reference snapshot's alarm (``WATCH_UNION``), marked so in its details."""
+    """A reference snapshot's alarm, marked so in its details."""
     return dataclasses.replace(signal, details={**signal.details, "snapshot": "reference"})

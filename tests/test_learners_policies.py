@@ -176,10 +176,10 @@ def _ties_until_judged(policy: IncrementalPolicy, args: dict[str, Any], limit: i
 
 
 def test_carried_releases_keep_their_floor_only_after_a_drift_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Session 18 (``QUIET_LABELS`` is 0, off, by default): with no drift alarm for ``QUIET_LABELS`` labels, a
-    carried release comes after ``release_every``
-    labels, not ``carry_release_every`` (continuous drift: the snapshot only ages while it waits); within
-    ``QUIET_LABELS`` labels of an alarm (any task) the floor holds."""
+    """Session 18 (``QUIET_LABELS``, 2,000 by default since session 23): with no drift alarm for ``QUIET_LABELS``
+    labels, a carried release comes after ``release_every`` labels, not ``carry_release_every`` (continuous drift:
+    the snapshot only ages while it waits); within ``QUIET_LABELS`` labels of an alarm (any task) the floor
+    holds."""
     monkeypatch.setattr(policies, "QUIET_LABELS", 300, raising=False)
     m = _model()
     guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 40})

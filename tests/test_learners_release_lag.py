@@ -58,7 +58,7 @@ def test_in_a_quiet_stretch_carried_releases_follow_release_every(monkeypatch: p
     """With ``QUIET_LABELS`` on: the rotating concept raises no drift alarm, so carried releases come every
     ``release_every`` (25) labels, not every ``carry_release_every`` (50), and never closer (session 18)."""
     monkeypatch.setattr("learners.policies.COLD_START", 0)
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 18)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
     quiet = _releases(50)
     monkeypatch.setattr("learners.policies.QUIET_LABELS", 0, raising=False)
     floor = _releases(50)
@@ -75,7 +75,7 @@ def test_the_detectors_score_a_snapshot_that_follows_the_served_one_every_watch_
     the error and loss detectors score a snapshot of the same lineage refreshed only every ``WATCH_LABELS`` labels
     (at once while the lineage is young), so an abrupt drift's errors stay up for them until it is refreshed."""
     monkeypatch.setattr("learners.policies.COLD_START", 0)
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 19)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
     monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
     rng = random.Random(3)
     lc = ModelLifecycle(
@@ -124,7 +124,7 @@ def test_the_detectors_score_a_snapshot_that_follows_the_served_one_every_watch_
 def test_any_release_but_an_incremental_one_gives_the_detectors_the_served_snapshot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 19)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
     monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
     rng = random.Random(5)
     lc = ModelLifecycle(
@@ -158,11 +158,12 @@ def test_any_release_but_an_incremental_one_gives_the_detectors_the_served_snaps
 
 def _reference_alarms(
     monkeypatch: pytest.MonkeyPatch, served_wrong_from: int | None
-) -> tuple[list[Any], int]:
-    """The error and loss alarms ``_monitor`` raises when the reference snapshot is right on 400 labels and then
-    wrong on 150, and the served snapshot is right throughout (``served_wrong_from`` None) or wrong from that label
-    on; and how many reference alarms the served snapshot's errors refused."""
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # off by default (session 19)
+) -> tuple[list[tuple[str, int, str]], int]:
+    """The error and loss alarms ``_monitor`` raises (signal, index, snapshot) when the reference snapshot is right
+    on 400 labels and then wrong on 150, and the served snapshot is right throughout (``served_wrong_from`` None) or
+    wrong on every other label from that label on; and how many reference alarms the served snapshot's errors
+    refused."""
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
     monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
     lc = ModelLifecycle(
         "m",
@@ -190,7 +191,7 @@ def _reference_alarms(
             [],
             served=(served, {served: 0.9, 1 - served: 0.1}),
         )
-        alarms += [(e.signal, e.index) for e in out]
+        alarms += [(e.signal, e.index, e.details.get("snapshot", "served")) for e in out]
     return alarms, lc.refused_alarms
 
 
@@ -199,17 +200,13 @@ def test_a_reference_snapshots_alarm_stands_only_if_the_served_snapshots_errors_
 ) -> None:
     """Session 20 (``learners.lifecycle.CONFIRM_Z``): the reference snapshot ages alone under continuous drift; its
     alarm needs the served snapshot's error (or loss) over the alarm's recent window up by 2 standard errors on the
-    labels before. Served right throughout: every alarm refused; served wrong on half the labels from 400: they
-    stand. With ``CONFIRM_Z`` 0 (session 19) they stand either way. (The reference replacing the served snapshot's
-    detectors, ``WATCH_UNION`` off: session 21's union is the next test.)"""
-    monkeypatch.setattr("learners.lifecycle.WATCH_UNION", False, raising=False)
+    labels before. Served right throughout: every reference alarm refused (and the served snapshot's detectors
+    raise none); served wrong on half the labels from 400: reference alarms are added."""
     refused_alarms, refused = _reference_alarms(monkeypatch, None)
     assert refused_alarms == [] and refused >= 1
-    confirmed, refused = _reference_alarms(monkeypatch, 400)
-    assert confirmed and all(400 <= i < 550 for _, i in confirmed) and refused == 0
-    monkeypatch.setattr("learners.lifecycle.CONFIRM_Z", 0.0, raising=False)
-    unconfirmed, _ = _reference_alarms(monkeypatch, None)
-    assert [s for s, _ in unconfirmed] == [s for s, _ in confirmed]
+    confirmed, _ = _reference_alarms(monkeypatch, 400)
+    added = [a for a in confirmed if a[2] == "reference"]
+    assert added and all(400 <= i < 550 for _, i, _ in confirmed)
 
 
 def _served_and_reference_alarms(
@@ -256,7 +253,7 @@ def _served_and_reference_alarms(
 def test_the_served_snapshots_alarms_are_kept_and_the_reference_only_adds_confirmed_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Session 21 (``learners.lifecycle.WATCH_UNION``): with the reference snapshot in effect the error and loss
+    """Session 21: with the reference snapshot in effect the error and loss
     detectors still score the served snapshot, at the same labels as with quiet stretches off, and the reference
     snapshot's own detectors only add alarms the served snapshot's errors confirm (marked ``snapshot: reference``).
     """
@@ -272,66 +269,54 @@ def test_the_served_snapshots_alarms_are_kept_and_the_reference_only_adds_confir
     # The reference fails from 600 alone (a copy ageing under continuous drift): nothing is added.
     union, main = _served_and_reference_alarms(monkeypatch, 600, None)
     assert union == main == []
-    # Session 20 (``WATCH_UNION`` off): the detectors score the reference, so the served snapshot's failure alone
-    # raises nothing.
-    monkeypatch.setattr("learners.lifecycle.WATCH_UNION", False, raising=False)
-    replaced, _ = _served_and_reference_alarms(monkeypatch, None, 600)
-    assert replaced == []
 
 
 def test_the_reference_snapshots_detectors_rebase_when_it_is_refreshed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Session 21 (``learners.lifecycle.WATCH_REBASE``): when the reference snapshot is refreshed its detectors go on
-    (""), start afresh ("reset") or continue from a copy of the served snapshot's detectors ("served")."""
+    """Sessions 21-22: when the reference snapshot is refreshed its detectors either go on (the same objects) or
+    continue from a copy of the served snapshot's (``_rebase_from_served``; which one is tested below), never start
+    afresh."""
     monkeypatch.setattr("learners.policies.COLD_START", 0)
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
     monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
-    seen: dict[str, list[tuple[int, int, int, int]]] = {}
-    for mode in ("", "reset", "served"):
-        monkeypatch.setattr("learners.lifecycle.WATCH_REBASE", mode, raising=False)
-        rng = random.Random(3)
-        lc = ModelLifecycle(
-            "m",
-            "classification",
-            LearnerSpec("logistic_regression"),
-            None,
-            DriftConfig(feature_drift=False, sentinel=False),
-            GuardConfig(),
-            release_every=25,
-        )
-        lc.initial_release()
-        rows = []  # at each first label after a refresh: (reference detector id before/after, its count, served's)
-        for i in range(2500):
-            w = i / 2500
-            x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
-            fresh = lc._ref_fresh and lc._watched is not lc._served
-            before = id(lc._ref_error_monitor)
-            served_n = lc._error_monitor._n
-            lc.learn_one(x, int(x["a"] + (0.5 - 2 * w) * x["b"] > 0), index=i)
-            monitor = lc._ref_error_monitor
-            if fresh and monitor is not None:
-                rows.append((before, id(monitor), monitor._n, served_n))
-        seen[mode] = rows
-    assert all(len(rows) >= 3 for rows in seen.values())
-    # "": the same detectors go on across refreshes (after the first); "reset": new ones, one label in.
-    assert all(b == a for b, a, _, _ in seen[""][1:])
-    assert all(b != a and n == 1 for b, a, n, _ in seen["reset"])
-    # "served": a copy of the served snapshot's detectors, one label in.
-    assert all(b != a and n == s + 1 for b, a, n, s in seen["served"])
+    rng = random.Random(3)
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(feature_drift=False, sentinel=False),
+        GuardConfig(),
+        release_every=25,
+    )
+    lc.initial_release()
+    rows = []  # at each first label after a refresh: (went on, reference detector's count, served's before)
+    for i in range(6000):
+        w = i / 6000
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        fresh = lc._ref_fresh and lc._watched is not lc._served
+        before = lc._ref_error_monitor
+        served_n = lc._error_monitor._n
+        lc.learn_one(x, int(x["a"] + (0.5 - 2 * w) * x["b"] > 0), index=i)
+        monitor = lc._ref_error_monitor
+        if fresh and monitor is not None:
+            rows.append((monitor is before, monitor._n, served_n))
+    assert len(rows) >= 3
+    # A copy of the served snapshot's detectors, one label in; or the same detectors going on.
+    assert all(went_on or n == s + 1 for went_on, n, s in rows)
+    assert not all(went_on for went_on, _, _ in rows)  # (here the served window is long: the copy, measured)
 
 
 def _rebased(
     monkeypatch: pytest.MonkeyPatch,
-    mode: str,
     served: list[tuple[int, float]],
     own: list[tuple[int, float]] | None,
 ) -> tuple[bool, float]:
-    """At a refresh of the reference snapshot (``_rebase_reference`` with ``WATCH_REBASE`` ``mode``): did its error
+    """At a refresh of the reference snapshot (``_rebase_reference``): did its error
     detector go on (True) or continue from a copy of the served snapshot's (False), and the window it then has. The
     served snapshot's detector has seen ``served`` ((labels, error rate), in order), the reference's own ``own``
     (None: it has none yet)."""
-    monkeypatch.setattr("learners.lifecycle.WATCH_REBASE", mode, raising=False)
     monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
     rng = random.Random(5)
 
@@ -366,37 +351,40 @@ def _rebased(
 def test_the_reference_detectors_continue_from_the_served_ones_only_when_those_keep_a_window(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Session 22 (``WATCH_REBASE`` "window"): at a refresh the reference snapshot's detectors continue from a copy
+    """Session 22: at a refresh the reference snapshot's detectors continue from a copy
     of the served snapshot's only when the served error detector's window is at least ``WATCH_LABELS`` labels or at
     least the reference's own; a served ADWIN that has just cut on a fall (agrawal-abrupt at seed 1, session 21: a
     window of 7 labels) leaves the reference's own detectors to go on."""
     cut = [(600, 0.5), (80, 0.0)]  # ADWIN cuts on the fall: a window of 8 labels
     steady = [(800, 0.15)]
-    # Just cut: the reference's own (800 labels) go on; "served" would copy the 8-label window.
-    assert _rebased(monkeypatch, "window", cut, steady) == (True, 800.0)
-    assert _rebased(monkeypatch, "served", cut, steady) == (False, 8.0)
+    # Just cut: the reference's own (800 labels) go on (a copy would have an 8-label window).
+    assert _rebased(monkeypatch, cut, steady) == (True, 800.0)
     # A window of WATCH_LABELS or more: the copy, even if the reference's own is longer.
-    assert _rebased(monkeypatch, "window", [(700, 0.15)], steady) == (False, 700.0)
+    assert _rebased(monkeypatch, [(700, 0.15)], steady) == (False, 700.0)
     # Shorter than WATCH_LABELS but longer than the reference's own: the copy.
-    assert _rebased(monkeypatch, "window", [(300, 0.15)], [(200, 0.15)]) == (False, 300.0)
+    assert _rebased(monkeypatch, [(300, 0.15)], [(200, 0.15)]) == (False, 300.0)
     # No detectors of its own yet: the copy.
-    assert _rebased(monkeypatch, "window", cut, None) == (False, 8.0)
+    assert _rebased(monkeypatch, cut, None) == (False, 8.0)
 
 
-def test_a_reference_alarm_within_watch_labels_after_a_served_one_is_dropped(
+def test_quiet_stretches_and_the_reference_snapshot_are_the_default_for_classification(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Session 22 (``REF_DUPLICATES``): the served snapshot fails from 600 and the reference from 700 (the same
-    episode, seen later on the frozen copy). Its confirmed alarms come after the served snapshot's; dropped, the
-    union raises exactly main's alarms; kept (False) they are added as in session 21."""
-    monkeypatch.setattr("learners.lifecycle.REF_DUPLICATES", False, raising=False)
-    kept, main = _served_and_reference_alarms(monkeypatch, 700, 600)
-    first_served = min(i for _, i, _ in main)
-    added = [a for a in kept if a[2] == "reference"]
-    assert added and all(first_served <= i < first_served + 500 for _, i, _ in added)
-    monkeypatch.setattr("learners.lifecycle.REF_DUPLICATES", True, raising=False)
-    dropped, main_again = _served_and_reference_alarms(monkeypatch, 700, 600)
-    assert dropped == main_again == main
-    # A reference alarm before any of the served snapshot's is no duplicate (session 21's case): it stays.
-    union, main = _served_and_reference_alarms(monkeypatch, 600, 600)
-    assert [a for a in union if a[2] == "reference"]
+    """Session 23: with nothing patched, a classification lineage with no drift alarm releases every
+    ``release_every`` (25) labels, not at the carried floor (50), and its detectors watch a reference snapshot;
+    regression keeps the floor and no reference (``policies.QUIET_TASKS``)."""
+    monkeypatch.setattr("learners.policies.COLD_START", 0)
+    gaps = [b - a for a, b in itertools.pairwise(_releases(50))]
+    assert min(gaps) >= 25
+    assert sorted(gaps)[len(gaps) // 2] < 50  # (before session 23: the floor, every gap 50 or more)
+    for task, watch in (("classification", 500), ("regression", 0)):
+        lc = ModelLifecycle(
+            "m",
+            task,
+            LearnerSpec("linear_regression" if task == "regression" else "logistic_regression"),
+            None,
+            DriftConfig(feature_drift=False),
+            GuardConfig(),
+            release_every=25,
+        )
+        assert lc._watch_labels() == watch

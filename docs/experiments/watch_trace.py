@@ -2,7 +2,7 @@
 reference snapshot (``learners.lifecycle.WATCH_LABELS``), for a suite stream or elec.
 
     PYTHONPATH=TREE python docs/experiments/watch_trace.py STREAM SEED [--n 4000] [--delay 50]
-        [--patch learners.policies.QUIET_LABELS=2000,learners.lifecycle.WATCH_LABELS=500]
+        [--patch learners.policies.QUIET_LABELS=0]  (quiet stretches off; 2,000, on, is the default since session 23)
 
 ``STREAM`` is a name of ``bench.accuracy.STREAMS`` (``elec`` reads elec.csv whole; use ``--delay 48``). The lifecycle
 is ``bench.accuracy.default_lifecycle`` (what ``driftline replay`` builds from defaults), replayed in process.
@@ -66,8 +66,8 @@ def main() -> None:
     for r in summary["rollbacks"]:
         print("rollback", r)
     print("rollbacks", len(summary["rollbacks"]), "alarms", len(summary["alarms"]))
-    # Reference alarms not raised (sessions 20 and 22): refused by the served snapshot's errors, dropped as duplicates.
-    print("refused", lc.refused_alarms, "duplicates", lc.duplicate_alarms)
+    # Reference alarms not raised (session 20): refused by the served snapshot's errors.
+    print("refused", lc.refused_alarms)
 
 
 if __name__ == "__main__":
