@@ -12,7 +12,8 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -33,6 +34,22 @@ def _topic(settings: Settings, name: str, partitions: int = 1) -> str:
     for future in admin.create_topics([NewTopic(full, partitions, 1)]).values():
         future.result()
     return full
+
+
+@contextmanager
+def _running(ctx: WorkerContext, loop: BatchLoop, *held: threading.Event) -> Iterator[threading.Thread]:
+    """Run ``loop`` on its thread; afterwards release the ``held`` finish steps, stop the loop and close ``ctx``."""
+    stopping = threading.Event()
+    thread = loop.thread(stopping)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        for event in held:
+            event.set()
+        stopping.set()
+        thread.join(30)
+        ctx.out.close(10)
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -70,26 +87,17 @@ def test_a_slow_finish_does_not_hold_up_later_batches_nor_get_acknowledged_early
         return finish
 
     loop = BatchLoop(ctx, "score", topic, group, handle, batch=10, within=0.05)
-    stopping = threading.Event()
-    thread = loop.thread(stopping)
-    thread.start()
-    try:
+    with _running(ctx, loop, release_first) as thread:
         # While the first finish waits, the batch thread handles the batches behind it (up to the in-flight bound).
         assert _wait_until(lambda: len(handled) >= MAX_INFLIGHT, 30), handled
-        time.sleep(
-            2.5
-        )  # librdkafka commits stored offsets every second: give it the chance to commit too early
+        # librdkafka commits stored offsets every second: give it the chance to commit too early.
+        time.sleep(2.5)
         assert finished == []
         assert committed(settings, group, topic) < 0, "nothing committed while the first batch is unfinished"
         assert len(handled) == MAX_INFLIGHT, "no more than MAX_INFLIGHT batches wait for their finish"
         release_first.set()
         assert _wait_until(lambda: len(finished) == n // 10, 30), finished
         assert _wait_until(lambda: committed(settings, group, topic) == n, 30)
-    finally:
-        release_first.set()
-        stopping.set()
-        thread.join(30)
-        ctx.out.close(10)
     assert finished == sorted(finished) == list(range(0, n, 10)), "finished once each, in order"
     assert handle_threads == {thread.ident}
     assert finish_threads and thread.ident not in finish_threads, "finish steps run off the batch thread"
@@ -129,10 +137,7 @@ def test_the_pipeline_is_bounded_in_records_not_in_batches(settings: Settings, b
     loop = BatchLoop(ctx, "score", topic, group, handle, batch=10, within=0.05, **options)
     expected = n // 10 if bound is None else bound // 10
     assert (bound or MAX_INFLIGHT_RECORDS) >= expected * 10
-    stopping = threading.Event()
-    thread = loop.thread(stopping)
-    thread.start()
-    try:
+    with _running(ctx, loop, release_first):
         assert _wait_until(lambda: len(handled) >= expected, 30), handled
         time.sleep(2.5)  # room to go past the bound, and for librdkafka to commit too early
         assert len(handled) == expected, "batches in flight up to the record bound, no more"
@@ -140,11 +145,6 @@ def test_the_pipeline_is_bounded_in_records_not_in_batches(settings: Settings, b
         assert finished == [] and committed(settings, group, topic) < 0
         release_first.set()
         assert _wait_until(lambda: committed(settings, group, topic) == n, 30)
-    finally:
-        release_first.set()
-        stopping.set()
-        thread.join(30)
-        ctx.out.close(10)
     assert finished == sorted(finished) == list(range(0, n, 10)), "finished once each, in order"
 
 
@@ -162,15 +162,10 @@ def test_a_batch_loop_with_gc_young_collects_young_objects_less_often_while_it_r
 
     loop = BatchLoop(ctx, "score", topic, f"{settings.kafka.topic_prefix}gc", handle, batch=10, within=0.05)
     loop.gc_young = before[0] * 7
-    stopping = threading.Event()
-    thread = loop.thread(stopping)
-    thread.start()
     try:
-        assert _wait_until(lambda: len(seen) >= 2, 30), seen
+        with _running(ctx, loop):
+            assert _wait_until(lambda: len(seen) >= 2, 30), seen
     finally:
-        stopping.set()
-        thread.join(30)
-        ctx.out.close(10)
         gc.unfreeze()
     assert {t[0] for t in seen} == {before[0] * 7}
     assert gc.get_threshold() == before, "put back when the loop stops"
@@ -195,19 +190,11 @@ def test_offsets_of_a_batch_without_finish_wait_for_the_batches_before_it(settin
         return None  # outputs acknowledged already
 
     loop = BatchLoop(ctx, "score", topic, group, handle, batch=10, within=0.05)
-    stopping = threading.Event()
-    thread = loop.thread(stopping)
-    thread.start()
-    try:
+    with _running(ctx, loop, release_first):
         time.sleep(3.0)
         assert committed(settings, group, topic) < 0
         release_first.set()
         assert _wait_until(lambda: committed(settings, group, topic) == 30, 30)
-    finally:
-        release_first.set()
-        stopping.set()
-        thread.join(30)
-        ctx.out.close(10)
 
 
 def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move(settings: Settings) -> None:
