@@ -86,9 +86,6 @@ CONFIRM_Z = 2.0
 # Fewer of the served snapshot's labels than this before the alarm's window: the reference alarm is refused (the
 # served snapshot's own detectors watch those labels).
 CONFIRM_MIN = 50
-# Session 24 (helper wavegate), with ``policies.SEVERE_EFFECT`` on: a release at its fast cadence keeps the probation
-# under way (it compares the snapshot served before the fast releases with each of them), as session 23's classlag.
-SEVERE_KEEPS_PROBATION = True
 # When the reference snapshot is refreshed (it becomes the served snapshot, every ``WATCH_LABELS`` labels) its
 # detectors continue from a copy of the served snapshot's only if the served error detector has a window to compare a
 # rise with (``_rebase_from_served``); else the reference's own go on (session 22, "window"). Measured and removed in
@@ -258,9 +255,7 @@ class ModelLifecycle:
         version = self._next_version
         self._next_version += 1
         if reason not in ("initial", "rollback") and self.served_version:
-            if not (SEVERE_KEEPS_PROBATION and reason == "incremental" and self._increment.severe
-                    and self._probation.active):  # fmt: skip
-                self._probation.start(self._served, self.served_version)
+            self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
             self._probation.stop()
         self._served = lineage.copy()

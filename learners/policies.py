@@ -12,7 +12,6 @@ what it needs is passed in. The rules of judgement themselves are in :mod:`learn
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from driftline.config import GuardConfig
-from learners.guard import Decision, EProcess, PairedEvidence, Probation
+from learners.guard import Decision, PairedEvidence, Probation
 from learners.specs import Learner
 
 # Labels between two full judgements of the same candidate after one that did not promote it (the tests are
@@ -68,16 +67,6 @@ QUIET_TASKS: tuple[str, ...] = ("classification",)
 # 0 and 5 (main: alarmed at both). Session 22 (BENCHMARKS-accuracy.md, "unseen short streams").
 RECOVERY_RELEASE_EVERY = 10
 RECOVERY_FAST_LABELS = 250
-# Session 24 (helper wavegate), measured and left off: a classification drift alarm after which the served snapshots'
-# error on the labels since the alarm is shown (``EProcess``, anytime-valid at ``guard.alpha``) above their error over
-# the ``SEVERE_PRE`` labels before it by more than ``SEVERE_EFFECT`` (an effect size: the served model is broken, not
-# noisy) releases the champion every ``RECOVERY_RELEASE_EVERY`` labels over the first ``RECOVERY_FAST_LABELS`` labels
-# after the alarm; with ``SEVERE_SKIPS_TEST`` those releases need no non-inferiority test (every other check still
-# judges them). 0.0: off.
-SEVERE_EFFECT = 0.0
-SINK_FRACTION = 1.0  # (measured) the non-inferiority test restarts below this share of log(alpha)
-SEVERE_PRE = 200
-SEVERE_SKIPS_TEST = False
 
 
 class Judge(Protocol):
@@ -243,9 +232,6 @@ class IncrementalPolicy:
     served_n = YOUNG_SERVED
     # Labels since the latest drift alarm on the served model (none yet: quiet).
     since_alarm = 1 << 30
-    # ``SEVERE_EFFECT``: the served snapshots' latest 0/1 errors, and the test of their error since an alarm.
-    _served_errors: collections.deque[float] | None = None
-    severe_test: EProcess | None = None
 
     def __init__(self, task: str, guard: GuardConfig) -> None:
         self.task = task
@@ -259,23 +245,12 @@ class IncrementalPolicy:
     def observe(self, y: Any, champion_pred: Any, served_pred: Any, segment: str | None) -> None:
         self.evidence.add(y, champion_pred, served_pred, segment)
         self.since_alarm += 1
-        if SEVERE_EFFECT and self.task == "classification" and y is not None:
-            e = float(served_pred != y)
-            if self.severe_test is not None:
-                if self.since_alarm > RECOVERY_FAST_LABELS:
-                    self.severe_test = None
-                else:
-                    self.severe_test.add(-e)
-            recent = self._served_errors
-            if recent is None:
-                recent = self._served_errors = collections.deque(maxlen=SEVERE_PRE)
-            recent.append(e)
         if self.recovery_left:
             self.recovery_left -= 1
             if not self.recovery_left:  # the window closed: fresh evidence at the configured margin
                 self.restart()
                 return
-        if self.evidence.not_worse.log_wealth < SINK_FRACTION * math.log(self.guard.alpha):
+        if self.evidence.not_worse.log_wealth < math.log(self.guard.alpha):
             # A sunk test: the evidence restarts (see the class's docstring).
             self.restart()
 
@@ -285,14 +260,6 @@ class IncrementalPolicy:
         same drift seen by another detector) extends it and keeps the evidence gathered since the first. Any
         task: carried releases keep their floor for ``QUIET_LABELS`` labels."""
         guard = self.guard
-        recent = self._served_errors
-        if (
-            SEVERE_EFFECT
-            and recent is not None
-            and len(recent) >= SEVERE_PRE // 2
-            and (self.severe_test is None or self.since_alarm >= RECOVERY_FAST_LABELS)
-        ):
-            self.severe_test = EProcess(-min(sum(recent) / len(recent) + SEVERE_EFFECT, 1.0))
         self.since_alarm = 0
         if self.task != "regression" or guard.recovery_margin <= guard.non_inferiority_margin:
             return
@@ -329,21 +296,15 @@ class IncrementalPolicy:
             int(self.served_n * (COLD_GROWTH - 1)), 1
         )
 
-    @property
-    def severe(self) -> bool:
-        """``SEVERE_EFFECT``: the served snapshots' error since the latest alarm is shown above their error before it
-        by the effect size, within the first ``RECOVERY_FAST_LABELS`` labels after it."""
-        t = self.severe_test
-        return t is not None and self.since_alarm <= RECOVERY_FAST_LABELS and t.rejects(self.guard.alpha)
-
     def waiting(self, release_every: int, served_learned: bool) -> bool:
         """True when no judgement is due at this label (:meth:`decide` then answers None): asked first, after
         every label, so the usual label costs one short call."""
         # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
         due = release_every if served_learned else min(release_every, FIRST_RELEASE)
-        if RECOVERY_RELEASE_EVERY and (
-            (self.recovery_left and self.guard.recovery_labels - self.recovery_left < RECOVERY_FAST_LABELS)
-            or self.severe
+        if (
+            RECOVERY_RELEASE_EVERY
+            and self.recovery_left
+            and self.guard.recovery_labels - self.recovery_left < RECOVERY_FAST_LABELS
         ):
             # A regression recovery window (the module's ``RECOVERY_RELEASE_EVERY``).
             due = min(due, RECOVERY_RELEASE_EVERY)
@@ -372,8 +333,7 @@ class IncrementalPolicy:
         if self.waiting(release_every, served_learned):
             return None
         cold = self._cold()
-        skip = SEVERE_SKIPS_TEST and self.severe
-        shown = ev.not_worse.rejects(guard.alpha) or not served_learned or cold or skip
+        shown = ev.not_worse.rejects(guard.alpha) or not served_learned or cold
         # Without the test passing, still judge now and then: the reference set must see a poisoned champion.
         periodic = reference and ev.n > 0 and ev.n % REFERENCE_EVERY == 0
         if not (shown or periodic or ev.n >= guard.max_examples):
@@ -382,13 +342,7 @@ class IncrementalPolicy:
         # (the class's docstring).
         young = self.served_n < YOUNG_SERVED
         decision = judge(
-            "incremental",
-            ev,
-            champion,
-            served,
-            index,
-            may_hold=not (cold or young or skip),
-            require_test=not (cold or skip),
+            "incremental", ev, champion, served, index, may_hold=not (cold or young), require_test=not cold
         )
         if decision.outcome == "promote":
             self._shown = served_learned and ev.not_worse.rejects(guard.alpha)
