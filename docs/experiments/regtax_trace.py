@@ -71,7 +71,8 @@ def main() -> None:
             t = p.evidence.not_worse
             print(
                 f"  label {i}: since_release {p.since_release} recovery_left {p.recovery_left} pairs {t.n} "
-                f"m {t.m:.2f} log_wealth {t.log_wealth:6.2f} wide {getattr(p.evidence.wide, 'log_wealth', None)} carried {p.carried} served_n {p.served_n} "
+                f"m {t.m:.2f} log_wealth {t.log_wealth:6.2f} wide {getattr(p.evidence.wide, 'log_wealth', None)} "
+                f"carried {p.carried} served_n {p.served_n} "
                 f"champion_n {lc._lineage.n_learned} {[type(e).__name__ for e in events]}"
             )
         for e in events:
