@@ -147,10 +147,16 @@ class PairedEvidence:
     # Evidence pickled before ``base_varied`` existed (a trainer's checkpoint) keeps the old collapse rule.
     base_varied = True
     _base_first: Any = None
+    # Regression, the incremental comparison only (``wide``): the non-inferiority test at ``recovery_margin`` on the
+    # same pairs, kept from the start for a drift alarm to take over (see ``learners.policies.IncrementalPolicy``).
+    # None: not kept (classification, the challenger's and probation's evidence, evidence pickled before it).
+    wide: EProcess | None = None
 
-    def __init__(self, task: str, config: GuardConfig | None = None) -> None:
+    def __init__(self, task: str, config: GuardConfig | None = None, *, wide: bool = False) -> None:
         self.task = task
         config = config or GuardConfig()
+        if wide and task != "classification" and config.recovery_margin > config.non_inferiority_margin:
+            self.wide = EProcess(config.recovery_margin)
         # Anytime-valid tests on the paired differences (classification: loss difference in {-1, 0, 1};
         # regression: the absolute-error difference in units of the baseline's running MAE, clipped to [-1, 1],
         # so the margins are relative to the baseline's MAE as the paired t-test's were). Two snapshots of one
@@ -220,6 +226,8 @@ class PairedEvidence:
         if bounded is not None:
             for test in (self.not_worse, self.better, self.much_better):
                 test.add(bounded)
+            if self.wide is not None:
+                self.wide.add(bounded)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += lb

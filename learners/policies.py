@@ -67,6 +67,9 @@ QUIET_TASKS: tuple[str, ...] = ("classification",)
 # 0 and 5 (main: alarmed at both). Session 22 (BENCHMARKS-accuracy.md, "unseen short streams").
 RECOVERY_RELEASE_EVERY = 10
 RECOVERY_FAST_LABELS = 250
+# A regression drift alarm hands the recovery window the non-inferiority test at ``guard.recovery_margin`` run on the
+# pairs since the last restart (``PairedEvidence.wide``) instead of a test started at the alarm (session 24).
+RECOVERY_CARRY = True
 
 
 class Judge(Protocol):
@@ -145,6 +148,19 @@ class IncrementalPolicy:
     stale (mv-shift: served 4-10 % worse than the champion, back within 2 % of a plain learner after 675 labels;
     with the recovery margin 500). The test stays anytime-valid at ``alpha`` for its wider margin, the reference
     set and the other checks still apply to every release, and probation (margin 0) still rolls a worse one back.
+
+    The recovery window's test does not start from nothing at the alarm (session 24, ``RECOVERY_CARRY``): the
+    regression evidence also runs the non-inferiority test at ``guard.recovery_margin`` on the same pairs since its
+    last restart (``PairedEvidence.wide``), and the alarm hands that test over when its wealth is above its start,
+    capped at the threshold + ``CARRY_CUSHION`` as a carried release's. Why it is valid: it is an e-process for
+    "worse by the recovery margin or more" over those pairs from their first, with its bets chosen from past pairs
+    only, the same test the window would have run had it opened at the restart; the null it rejects is the window's.
+    Why: a test started at the alarm needed 17-41 labels before its first release (mv-shift), while the champion was
+    learning the new concept and the snapshot served the old one, at the steepest part of the recovery: served 2-5 %
+    worse than plain linear regression over the whole 2,000-event stream on its own (BENCHMARKS-accuracy.md, session
+    24). Any pair after the hand-over that the champion loses at a confident bet stops the next release until fresh
+    pairs earn it back, as over a carried release; a wealth at or below its start is dropped (a fresh test, as
+    before).
 
     While the served snapshot is *young* (it has learned fewer than ``YOUNG_SERVED`` labels: the first releases
     of a new model), the champion is not held for disagreeing with it (``judge(..., may_hold=False)``); the
@@ -237,7 +253,7 @@ class IncrementalPolicy:
         self.task = task
         self.guard = guard
         self.since_release = 0  # labels learned since the last release
-        self.evidence = PairedEvidence(task, guard)
+        self.evidence = PairedEvidence(task, guard, wide=True)
         self._next_check = 0  # pairs before the next full judgement
         self._shown = False  # the last decision promoted on shown non-inferiority (its evidence may carry)
         self.carried = False  # the current evidence was carried over an incremental release
@@ -257,8 +273,9 @@ class IncrementalPolicy:
     def alarmed(self) -> None:
         """A drift alarm on the served model: the comparison starts afresh at ``guard.recovery_margin`` for the
         next ``guard.recovery_labels`` labels (see the class's docstring). A second alarm within the window (the
-        same drift seen by another detector) extends it and keeps the evidence gathered since the first. Any
-        task: carried releases keep their floor for ``QUIET_LABELS`` labels."""
+        same drift seen by another detector) extends it and keeps the evidence gathered since the first. The test
+        at the recovery margin on the pairs before the alarm is kept when it has gained (``RECOVERY_CARRY``, the
+        class's docstring). Any task: carried releases keep their floor for ``QUIET_LABELS`` labels."""
         guard = self.guard
         self.since_alarm = 0
         if self.task != "regression" or guard.recovery_margin <= guard.non_inferiority_margin:
@@ -266,7 +283,14 @@ class IncrementalPolicy:
         recovering = bool(self.recovery_left)
         self.recovery_left = guard.recovery_labels
         if not recovering and self.recovery_left:
+            wide = self.evidence.wide if RECOVERY_CARRY else None
             self.restart()
+            if wide is not None and wide.log_wealth > 0:
+                # The pairs since the last restart, tested at the recovery margin from their first: valid as they
+                # stand (the class's docstring), the wealth capped as a carried release's.
+                wide.log_wealth = min(wide.log_wealth, -math.log(guard.alpha) + CARRY_CUSHION)
+                self.evidence.not_worse = wide
+                self.carried = True
 
     def released(self, served_n: int = YOUNG_SERVED) -> None:
         """Any release: the served snapshot changed, so the comparison starts over (carrying the
@@ -285,7 +309,7 @@ class IncrementalPolicy:
         guard = self.guard
         if self.recovery_left and guard.recovery_margin > guard.non_inferiority_margin:
             guard = dataclasses.replace(guard, non_inferiority_margin=guard.recovery_margin)
-        self.evidence = PairedEvidence(self.task, guard)
+        self.evidence = PairedEvidence(self.task, guard, wide=True)
         self._next_check = 0
         self._shown = self.carried = False
 

@@ -76,3 +76,22 @@ def test_real_weather_is_skipped_cleanly_without_its_folder_and_read_with_it(
     rows, points, task, gradual = make("weather", 2)
     assert rows == [({"feat_1": 1.5, "feat_2": 2}, 0), ({"feat_1": 0.5, "feat_2": 1}, 1)]
     assert (points, task, gradual) == ([], "classification", False)
+
+
+def test_a_drift_with_less_than_a_recovery_window_after_it_is_not_judged() -> None:
+    """Session 24: at 2,000 events friedman-gra's second drift (1,600) has 400 events after it, fewer than the
+    500-event recovery window, so ``recovery()`` cannot answer anything but None there, whatever was served; the
+    verdict does not count it (it failed every run on main: "FAIL recovery" for a window that cannot exist)."""
+    from bench.unseen import judged
+
+    assert judged([800, 1600], 2000) == [True, False]
+    assert judged([555, 1555], 2000) == [True, False]
+    assert judged([4000, 8000], 10000) == [True, True]
+    row = {
+        "stream": "friedman-gra", "task": "regression", "points": [800, 1600], "gradual": False, "tax": -1.0,
+        "detection": {"detected": 2, "false": 0}, "recovery": [100, None], "recovery_judged": [True, False],
+        "rollbacks_per_10k": 0.0,
+    }  # fmt: skip
+    assert verdict(row) == "ok"
+    assert verdict({**row, "recovery": [None, None]}) == "FAIL recovery"  # the first drift never recovered
+    assert verdict({**row, "recovery_judged": [True, True]}) == "FAIL recovery"  # judged: as before

@@ -496,3 +496,54 @@ def test_a_regression_recovery_window_releases_every_recovery_release_every_labe
     policy.alarmed()
     _shown_release(policy, args)
     assert _ties_until_judged(policy, args) == 40
+
+
+def test_a_regression_alarm_hands_the_recovery_window_the_wide_test_on_the_pairs_before_it() -> None:
+    """Session 24 (``RECOVERY_CARRY``): the regression evidence also tests non-inferiority at the recovery margin on
+    the same pairs (``PairedEvidence.wide``); a drift alarm hands that test to the recovery window, its wealth capped
+    at the threshold + ``CARRY_CUSHION``, so a champion shown within the recovery margin before the alarm is
+    released at the first due label after it, without a fresh test's 17-41 labels. A champion 5 % worse is never
+    shown at 0.03 but is at 0.1. On main the alarm restarted the evidence (no pairs: nothing released)."""
+    assert policies.RECOVERY_CARRY
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "max_examples": 3000})
+    policy, judge = IncrementalPolicy("regression", guard), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    wide = policy.evidence.wide
+    assert wide is not None and wide.m == guard.recovery_margin
+    _regression_pairs(policy, 200, worse=0.05)
+    policy.since_release = 10
+    assert policy.decide(200, **args) is None  # not within 0.03
+    assert wide.rejects(guard.alpha) and not policy.evidence.not_worse.rejects(guard.alpha)
+    policy.alarmed()
+    ev = policy.evidence
+    assert ev.not_worse is wide and ev.n == 0 and policy.carried
+    assert wide.log_wealth == pytest.approx(-math.log(guard.alpha) + policies.CARRY_CUSHION)
+    decision = policy.decide(201, **args)
+    assert decision is not None and decision.outcome == "promote"
+    # One pair lost at a confident bet after the hand-over stops the next release, as over a carried release.
+    again = IncrementalPolicy("regression", guard)
+    _regression_pairs(again, 200, worse=0.05)
+    again.alarmed()
+    _regression_pairs(again, 1, worse=0.0)  # (the first pair of fresh evidence only sets its scale)
+    again.observe(0.0, 3.0, 1.0, None)  # the champion off by three served MAEs
+    again.since_release = 10
+    assert again.decide(202, **args) is None
+
+
+def test_a_wide_test_that_has_not_gained_is_dropped_and_classification_keeps_none() -> None:
+    """A wide test at or below its start (the champion worse by more than the recovery margin) gives the window a
+    fresh test, as before; classification evidence, and the challenger's and probation's, keep no wide test."""
+    policy = IncrementalPolicy("regression", GUARD)
+    _regression_pairs(policy, 100, worse=0.3)
+    assert policy.evidence.wide is not None and policy.evidence.wide.log_wealth <= 0
+    policy.alarmed()
+    assert policy.evidence.n == 0 and policy.evidence.not_worse.n == 0 and not policy.carried
+    assert policy.evidence.not_worse.m == GUARD.recovery_margin
+    assert IncrementalPolicy("classification", GUARD).evidence.wide is None
+    assert ChallengerPolicy("regression", GUARD).evidence.wide is None
+    assert PairedEvidence("regression", GUARD).wide is None
+    # A second alarm within the window keeps the window's own evidence (no hand-over).
+    _regression_pairs(policy, 10, worse=0.0)
+    policy.alarmed()
+    assert policy.evidence.n == 10

@@ -1,0 +1,96 @@
+"""Session 24 (helper regtax): ``bench.unseen``'s verdict columns for streams x seeds, in process, with patches.
+
+    PYTHONPATH=TREE python docs/experiments/regtax_gate.py [--n 2000] [--seeds 0-7] [--streams a,b]
+        [--patch module.NAME=VALUE,...]
+
+The same stream, plain learners, detection and recovery rules as ``bench.unseen`` (its ``job`` without the CLI
+subprocess: the lifecycle ``driftline replay`` builds from default settings, replayed as ``short_trace.py`` does),
+one line per stream and seed, then the failing verdicts per stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.accuracy import default_lifecycle, detection, plain, recovery
+from bench.unseen import ABRUPT_LEAD, DELAY, GRADUAL, make, verdict, write_csv
+from driftline.config import LearnerSpec
+from learners.replay import read_rows, replay
+
+sys.path.insert(0, str(Path(__file__).parent))
+from short_trace import _loss, _patch  # type: ignore[import-not-found]
+
+REGRESSION = "friedman-gsg,friedman-gra,planes2d-reversal,mv-shift,friedman-gra-early,linear-reversal"
+
+
+def job(name: str, n: int, seed: int) -> dict[str, Any]:
+    examples, points, task, gradual = make(name, n, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.csv"
+        write_csv(examples, path)
+        rows = list(read_rows(path, "y"))
+    lc = default_lifecycle(task, 0)
+    preds: list[Any] = []
+    res = replay(rows, lc, delay=DELAY, on_prediction=lambda r: preds.append(r["prediction"]))
+    summary = res.summary()
+    specs = (
+        {"LR": LearnerSpec("logistic_regression", {"multiclass": "ovr"}), "HT": LearnerSpec("hoeffding_tree")}
+        if task == "classification"
+        else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
+    )
+    runs = {k: plain(rows, s, task, DELAY, 0) for k, s in specs.items()}
+    out: dict[str, Any] = {"stream": name, "task": task, "points": points, "gradual": gradual, "seed": seed}
+    for k, r in runs.items():
+        out[f"plain_{k}"] = sum(r["losses"]) / len(rows)
+    best = min(runs, key=lambda k: out[f"plain_{k}"])
+    losses = [_loss(task, p, y) for p, (_, _, _, y) in zip(preds, rows, strict=True)]
+    g = sum(losses) / len(rows)
+    b = out[f"plain_{best}"]
+    out["guarded"] = g
+    out["tax"] = 100 * (g - b) if task == "classification" else (100 * (g / b - 1) if b else 0.0)
+    out["alarms"] = summary["alarms"]
+    out["detection"] = detection(
+        summary["alarms"], points, len(rows), GRADUAL // 2 if gradual else ABRUPT_LEAD
+    )
+    out["rollbacks_per_10k"] = 1e4 * len(summary["rollbacks"]) / len(rows)
+    out["promotions"], out["holds"] = len(summary["promotions"]), summary["holds"]
+    out["recovery"] = [] if gradual else recovery(task, losses, runs[best]["losses"], points, len(rows))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--seeds", default="0-7")
+    ap.add_argument("--streams", default=REGRESSION)
+    ap.add_argument("--patch", default="")
+    args = ap.parse_args()
+    _patch(args.patch)
+    lo, _, hi = args.seeds.partition("-")
+    seeds = range(int(lo), int(hi or lo) + 1)
+    fails: dict[str, int] = {}
+    taxes: dict[str, list[float]] = {}
+    for name in args.streams.split(","):
+        for seed in seeds:
+            r = job(name, args.n, seed)
+            v = verdict(r)
+            fails[name] = fails.get(name, 0) + (v != "ok")
+            taxes.setdefault(name, []).append(r["tax"])
+            d = r["detection"]
+            rec = ",".join(">w" if x is None else str(x) for x in r["recovery"]) or "-"
+            print(
+                f"{name:18} s{seed} tax {r['tax']:+6.2f} alarms {r['alarms']} det {d['detected']}/{len(r['points'])} "
+                f"false {d['false']} rb {r['rollbacks_per_10k']:.1f} rec {rec} rel {r['promotions']} "
+                f"holds {r['holds']} {v}",
+                flush=True,
+            )
+    for name, t in taxes.items():
+        print(f"# {name}: mean tax {sum(t) / len(t):+.2f}, max {max(t):+.2f}, failing {fails[name]}/{len(t)}")
+
+
+if __name__ == "__main__":
+    main()
