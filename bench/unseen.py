@@ -346,11 +346,10 @@ def verdict(r: dict[str, Any]) -> str:
         bad.append("tax")
     if not r["gradual"] and r["detection"]["detected"] < len(r["points"]):  # the bound is on abrupt drifts
         bad.append("undetected")
+    # A drift with less than a recovery window after it is not judged (``judged``).
     ok = r.get("recovery_judged") or [True] * len(r["recovery"])
     if any((d is None or d > RECOVERY_BOUND) and j for d, j in zip(r["recovery"], ok, strict=True)):
-        bad.append(
-            "recovery"
-        )  # (a drift with less than a recovery window after it is not judged: ``judged``)
+        bad.append("recovery")
     if r["rollbacks_per_10k"] > ROLLBACK_BOUND:
         bad.append("rollbacks")
     return "ok" if not bad else "FAIL " + ",".join(bad)
