@@ -418,8 +418,12 @@ class BatchContext:
     positions; its predictors are kept across batches (:func:`learners.frozen_tree.kept_tree_predictors`).
     """
 
-    # Served, previous, the sentinel's two copies, and the ones they replaced within this batch.
-    MAX_FROZEN = 6
+    # Served, previous, the reference snapshot (``lifecycle.WATCH_LABELS``), the sentinel's copies (up to four
+    # while early copies overlap), and the ones they replaced within this batch. At 6 (before session 24) the
+    # reference and four copies made seven models asked at every label: each label evicted one still asked and
+    # rebuilt it (an LR mirror and a numpy pass per label; 20,000 LR labels: 3,273 entries built against 471
+    # without the reference). Answers do not depend on it, only how often they are computed again.
+    MAX_FROZEN = 12
     WINDOW = 256  # the most rows a frozen model predicts per numpy pass
     FIRST_WINDOW = 128  # rows of a new entry's first pass; doubled at each refill up to WINDOW
     # A frozen Hoeffding tree (``FrozenTreeRows``) predicts rows ahead only once it has been asked at this many

@@ -126,11 +126,18 @@ class ErrorDriftMonitor:
             helper = detector._helper
             width = helper.get_width()
             before = helper.get_total() / width if width else 0.0
+            # ADWIN.update's own statements without its method and property calls (every label, twice in a quiet
+            # stretch: the served and the reference snapshot's): after a drift a new window, then the update.
+            if detector._drift_detected:
+                detector._reset()
+                helper = detector._helper
+            detected = detector._drift_detected = helper.update(float(error))
         else:
             before = detector.estimation
-        detector.update(float(error))
+            detector.update(float(error))
+            detected = detector.drift_detected
         self._n += 1
-        if not self._detector.drift_detected or self._n < self.config.adwin_grace:
+        if not detected or self._n < self.config.adwin_grace:
             return []
         after = self._detector.estimation
         if after <= before:

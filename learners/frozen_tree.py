@@ -550,6 +550,8 @@ class FrozenTreeRows:
         base = {c: 0.0 for c in sorted(self.tree.classes)}
         classes, counts, slow = self.classes, self.counts, self.slow
         labels = [[t[0] for t in terms] for terms in slots]
+        if normalised and classes:
+            return self._answers(rows, at, status.tolist(), probs.tolist(), labels, base, xcs, out)
         for i, s, good, ps in zip(rows, at, status.tolist(), probs.tolist(), strict=True):
             if good != nb_kernel.OK:
                 continue
@@ -563,6 +565,56 @@ class FrozenTreeRows:
             raw = dict(base)
             raw.update(answer)
             out[i] = learner_answer(raw, classes, counts) or slow(xcs[i], cleaned=True)
+        return out
+
+    def _answers(
+        self,
+        rows: list[int],
+        at: list[int],
+        status: list[int],
+        probs: list[list[float]],
+        labels: list[list[Any]],
+        base: dict[Any, float],
+        xcs: list[dict[str, float]],
+        out: list[Any],
+    ) -> list[Any]:
+        """:func:`learner_answer` of each row's raw probabilities (the tree's classes at 0.0 updated with the
+        leaf's answer), with the raw dictionary's key order and the learner's class filter read once per leaf
+        instead of per row (session 24: the reference snapshot and the sentinel's copies ask every label): the
+        same values, added, divided and compared in the same order."""
+        classes, counts, slow = self.classes, self.counts, self.slow
+        isfinite = math.isfinite
+        first = classes[0]
+        # Per leaf: (class, position in the row's probabilities or -1 for the tree's 0.0) in the raw dictionary's
+        # order (the tree's classes, sorted, then any of the leaf's it lacks), the learner's classes only.
+        plans: dict[int, list[tuple[Any, int]]] = {}
+        for i, s, good, ps in zip(rows, at, status, probs, strict=True):
+            if good != nb_kernel.OK:
+                continue
+            plan = plans.get(s)
+            if plan is None:
+                cs = labels[s]
+                where = {c: k for k, c in enumerate(cs)}
+                order = [*base, *(c for c in cs if c not in base)]
+                plan = plans[s] = [(c, where.get(c, -1)) for c in order if c in counts]
+            proba: dict[Any, float] = {}
+            for c, k in plan:
+                p = ps[k] if k >= 0 else 0.0
+                if isfinite(p) and p >= 0:
+                    proba[c] = p
+            total = sum(proba.values())
+            if total <= 0:
+                out[i] = slow(xcs[i], cleaned=True)
+                continue
+            for c, p in proba.items():
+                proba[c] = p / total
+            best = first
+            top = proba.get(best, -1.0)
+            for c in classes:
+                p = proba.get(c, -1.0)
+                if p > top:
+                    best, top = c, p
+            out[i] = (best, proba)
         return out
 
     def predict(self, xcs: list[dict[str, float]], names: tuple[str, ...], values: Any) -> list[Any]:

@@ -450,7 +450,9 @@ class ModelLifecycle:
         if watched is None or watched is self._served:
             watch_pred, watch_proba = base_pred, base_proba
         elif batch is not None:
-            watch_pred, watch_proba = batch.frozen(watched.model, pos, xc)
+            # Asked at every label until its next refresh (``WATCH_LABELS``), as a sentinel copy is: a frozen tree
+            # predicts the rows ahead (``BatchContext.frozen``'s ``ahead``).
+            watch_pred, watch_proba = batch.frozen(watched.model, pos, xc, True)
         else:
             watch_pred, watch_proba = watched.model.predict_with_proba(xc, cleaned=True)
         events.extend(
@@ -547,13 +549,15 @@ class ModelLifecycle:
             recent = self._served_recent
             if recent is None:
                 recent = self._served_recent = collections.deque(maxlen=2 * WATCH_LABELS)
-            recent.append(self._error_loss(y, *served, cap=False))
+            pair = self._error_loss(y, *served, cap=False)
+            recent.append(pair)
             reference = self._watched is not None and self._watched is not self._served
             if reference and (
                 self._ref_fresh or self._ref_error_monitor is None or self._ref_loss_monitor is None
             ):
                 self._rebase_reference()  # (before the served detectors take this label)
-            error, loss = self._error_loss(y, *served)
+            # (A classification error and loss have no cap: the pair just kept is what the detectors take.)
+            error, loss = pair if self.task == "classification" else self._error_loss(y, *served)
             signals = self._error_monitor.update(error, index)
             loss_signals = self._loss_monitor.update(loss, index)
             if reference:

@@ -53,11 +53,12 @@ def _assert_same(got: tuple, want: tuple, where: object) -> None:
 
 def test_a_replaced_snapshot_keeps_its_entry_as_the_previous_model() -> None:
     # As learn_batch asks after each release: the new served snapshot, and the one it replaced (probation's
-    # previous model). Eight releases in one batch: more models than MAX_FROZEN, so entries must be evicted,
-    # and the previous model's must not be among them.
+    # previous model). More releases in one batch than MAX_FROZEN, so entries must be evicted, and the previous
+    # model's must not be among them.
     spec = LearnerSpec("logistic_regression")
-    models = [pretrained(spec, make_rows(200 + 40 * k, seed=10 + k)) for k in range(8)]
-    rows = make_rows(8 * 50, seed=6)
+    count = BatchContext.MAX_FROZEN + 2
+    models = [pretrained(spec, make_rows(200 + 40 * k, seed=10 + k)) for k in range(count)]
+    rows = make_rows(count * 50, seed=6)
     ctx = BatchContext([x for _, x, _ in rows])
     built = []
     original = ctx._entry
@@ -100,4 +101,32 @@ def test_a_new_entry_predicts_a_short_window_first_then_doubles() -> None:
     sizes = [hi - lo for lo, hi in spans]
     assert sizes[:3] == [first, 2 * first, min(4 * first, BatchContext.WINDOW)]
     assert max(sizes) == BatchContext.WINDOW and spans[-1][1] == n
+    ctx.close()
+
+
+def test_seven_models_asked_at_every_label_keep_their_entries() -> None:
+    # What learn_batch asks at each label in a quiet stretch: the served snapshot, probation's previous model, the
+    # reference snapshot (lifecycle.WATCH_LABELS) and up to four sentinel copies while early copies overlap. Each
+    # is built once for the batch; with room for six (before session 24) one still asked was evicted at every
+    # label and rebuilt (a mirror and a numpy pass per label).
+    spec = LearnerSpec("logistic_regression")
+    models = [pretrained(spec, make_rows(200 + 40 * k, seed=20 + k)) for k in range(7)]
+    rows = make_rows(300, seed=9)
+    ctx = BatchContext([x for _, x, _ in rows])
+    built = []
+    original = ctx._entry
+
+    def counting(learner: object) -> list:
+        built.append(learner)
+        return original(learner)
+
+    ctx._entry = counting  # type: ignore[method-assign]
+    for pos in range(len(rows)):
+        xc = ctx.cleaned(pos)
+        for k, model in enumerate(models):
+            if k % 2:
+                _assert_same(ctx.frozen(model, pos, xc), model.predict_with_proba(xc, cleaned=True), (pos, k))
+            else:
+                assert ctx.frozen_label(model, pos, xc, True) == model.predict_one(xc, cleaned=True), (pos, k)
+    assert [id(m) for m in built] == [id(m) for m in models]
     ctx.close()
