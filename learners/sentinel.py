@@ -8,7 +8,9 @@ finds (BENCHMARKS-accuracy.md, "A detector measured and not yet wired in", sessi
 Schedule (``DriftConfig.sentinel_*``): a copy of the champion is frozen after ``sentinel_first`` labels, then after
 twice as many, and so on while that is under half of ``sentinel_every``, then every ``sentinel_every`` labels; the
 previous copy keeps watching until the new one has seen ``sentinel_overlap`` labels (its own test warms up
-meanwhile; at most two copies watch at once). Each copy's 0/1 error feeds a Bernoulli CUSUM (Page's test;
+meanwhile). Copies frozen more than ``sentinel_overlap`` labels apart overlap two at a time; the early ones of a
+young lineage (``EARLY_FIRST``: 250, 500, 1,000, 2,000 labels by default, closer than the overlap) watch up to four
+at once. Each copy's 0/1 error feeds a Bernoulli CUSUM (Page's test;
 Page-Hinkley is its running-mean form): the baseline error ``p0`` is an upper bound (one standard error up) of the
 copy's own error over its first ``sentinel_warmup`` labels, the alternative ``p0 + sentinel_margin``, and the alarm
 when the log-likelihood ratio's CUSUM passes ``sentinel_threshold`` (log 1000: measured 0.13 false alarms per
@@ -24,7 +26,7 @@ the end of its warm-up a copy whose error in the second half is higher than in t
 ``WARMUP_TREND_Z`` standard errors is replaced by a fresh copy of the champion, which warms up again.
 
 Classification only: a regression error has no Bernoulli baseline (measured in BENCHMARKS-accuracy.md, session 8).
-The copies answer once per label each (two for ``sentinel_overlap`` labels after each new copy, else one).
+The copies answer once per label each (one to four at a time, as above).
 """
 
 from __future__ import annotations
