@@ -162,6 +162,24 @@ class BenchEnv:
             progress(f"could not delete Redis keys of {self.prefix}: {exc}")
 
 
+def busy_seconds(stat: str | None = None) -> float | None:
+    """CPU seconds every process on the machine has been busy so far, all cores together: ``/proc/stat``'s ``cpu``
+    line less idle and iowait (``stat``: that file's text; None off Linux). Why: a worker's own CPU per label rises
+    with the load beside it (cache and scheduler contention), so a figure is reported with the load it was measured
+    under (BENCHMARKS.md, session 24: two set-ups 15-35 us a label apart were runs at different loads)."""
+    if stat is None:
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+    fields = stat.split("\n", 1)[0].split()
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (all its threads) so far, from ``/proc/<pid>/stat``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -23,7 +23,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.data import Row, feature_value, publish_release, raw_producer, release_record
-from bench.env import cpu_seconds, progress
+from bench.env import busy_seconds, cpu_seconds, progress
 from connectors.kafka_client import client_config
 from connectors.producer import PRODUCER_DEFAULTS
 from driftline.settings import Settings
@@ -230,6 +230,9 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     whole timeout with every label learned and committed: the "stall" at 19,900 of 20,000 labels of sessions 19-20
     (BENCHMARKS.md, session 21). ``n_learned`` is still reported, next to ``labels_learned``.
 
+    ``learn_other_cores``: the CPU every other process used meanwhile, in cores (the machine's busy time less the
+    worker's, over the same wall time; absent off Linux): the load a CPU figure was measured under.
+
     ``learn_steady_*``: the same between the first report that counts any label (the end of the first transaction
     that learned) and the last report before the one that counts them all (the end of the last transaction that
     had more records waiting). The span of ``learn_eps`` also holds the start and the end of a finite run, where
@@ -246,6 +249,8 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
     lineage = 0  # the last report's n_learned
     before_last: tuple[int, int] | None = None  # the last report before ``last`` (with the CPU then)
     cpu0 = cpu_steady = cpu_last = cpu_before_last = 0.0
+    busy0: float | None = None
+    wall0 = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = trainer_status(settings)
@@ -257,6 +262,7 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
             cpu = cpu_seconds(worker.pid)
             if first is None:
                 first, cpu0 = point, cpu
+                busy0, wall0 = busy_seconds(), time.monotonic()
             elif steady is None and first[0] < point[0] < n:
                 steady, cpu_steady = point, cpu
             if point != last:
@@ -271,7 +277,7 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
         raise RuntimeError(
             f"trainer learned {last[0]} of {n} within {timeout:g} s (n_learned {lineage}):\n{worker.log_tail()}"
         )
-    cpu1 = cpu_seconds(worker.pid)
+    cpu1, busy1, wall1 = cpu_seconds(worker.pid), busy_seconds(), time.monotonic()
     span_s = (last[1] - first[1]) / 1000.0
     out = {
         "learn_eps": (last[0] - first[0]) / span_s if span_s > 0 else 0.0,
@@ -280,6 +286,8 @@ def learn_throughput(settings: Settings, n: int, worker: WorkerProcess, timeout:
         "labels_learned": last[0],
         "n_learned": lineage,  # the served lineage's: below labels_learned after a rollback
     }
+    if busy0 is not None and busy1 is not None and wall1 > wall0:
+        out["learn_other_cores"] = max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (wall1 - wall0)
     if before_last is not None and before_last[0] > first[0]:
         # The last transaction, report to report: where a finite run's end shows (session 21).
         out["learn_tail_s"] = (last[1] - before_last[1]) / 1000.0

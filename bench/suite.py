@@ -274,6 +274,7 @@ def render(result: dict[str, Any]) -> str:
         ("bare River predict+learn (/s)", "river_prequential_eps", "{:,.0f}"),
         ("  ratio learn/river_prequential", "learn_vs_river_prequential", "{:.2f}x"),
         ("train worker CPU (us/example)", "learn_cpu_us", "{:.0f}"),
+        ("  other processes meanwhile (cores)", "learn_other_cores", "{:.2f}"),
         ("lifecycle learn_one (/s, CPU)", "lifecycle_learn_one_eps", "{:,.0f}"),
         ("lifecycle learn_batch (/s, CPU)", "lifecycle_learn_batch_eps", "{:,.0f}"),
         ("bare River learn_one (/s, CPU)", "lifecycle_river_learn_eps", "{:,.0f}"),

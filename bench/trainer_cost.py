@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"/label (steady {run.get('learn_steady_eps', 0):.0f}/s, "
                         f"{run.get('learn_steady_cpu_us', 0):.1f} us), last transaction "
                         f"{run.get('learn_tail_s', 0) * 1000:.0f} ms, n_learned {run['n_learned']}, "
-                        f"load {run['load']:.2f}, "
+                        f"load {run['load']:.2f} (others {run.get('learn_other_cores', 0):.2f} cores), "
                         f"batch {run['metrics'].get('mean_batch', 0):.0f}, shares {run.get('shares')}, "
                         f"threads {run['thread_cpu_us']}, split {run.get('split', {}).get('us_per_label')}, "
                         f"wall {run.get('split', {}).get('wall_us_per_label')}"

@@ -62,3 +62,37 @@ def test_a_trainer_short_of_the_labels_still_fails_the_run(monkeypatch: pytest.M
     _replay(monkeypatch, [(0, 0, 1_000), (19_900, 19_900, 3_000)])
     with pytest.raises(RuntimeError, match="learned 19900 of 20000"):
         pipeline.learn_throughput(None, 20_000, Worker(), timeout=0.2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("worker_cpu", "others_busy"), [(0.0, True), (3.0, False)])
+def test_the_load_beside_the_worker_is_the_machines_busy_time_less_the_workers(
+    monkeypatch: pytest.MonkeyPatch, worker_cpu: float, others_busy: bool
+) -> None:
+    _replay(monkeypatch, [(0, 0, 1_000), (20_000, 20_000, 3_000)])
+    busy = iter([100.0, 103.0])  # the machine: 3 CPU seconds busy over the run
+    calls: list[int] = []
+
+    def cpu(pid: int) -> float:  # the worker's own share of them: 0 at its first report, ``worker_cpu`` after
+        calls.append(pid)
+        return 0.0 if len(calls) == 1 else worker_cpu
+
+    monkeypatch.setattr(pipeline, "busy_seconds", lambda: next(busy))
+    monkeypatch.setattr(pipeline, "cpu_seconds", cpu)
+    out = pipeline.learn_throughput(None, 20_000, Worker(), timeout=5.0)  # type: ignore[arg-type]
+    assert (out["learn_other_cores"] > 0) is others_busy, out
+
+
+def test_no_load_is_reported_where_the_machines_busy_time_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    _replay(monkeypatch, [(0, 0, 1_000), (20_000, 20_000, 3_000)])
+    monkeypatch.setattr(pipeline, "busy_seconds", lambda: None)  # not Linux
+    assert "learn_other_cores" not in pipeline.learn_throughput(None, 20_000, Worker(), timeout=5.0)  # type: ignore[arg-type]
+
+
+def test_busy_seconds_reads_the_cpu_line_less_idle_and_iowait() -> None:
+    from bench.env import busy_seconds
+
+    tick = __import__("os").sysconf("SC_CLK_TCK")
+    stat = "cpu  100 20 30 5000 40 5 6 7 0 0\ncpu0 50 10 15 2500 20 2 3 3 0 0\n"
+    assert busy_seconds(stat) == pytest.approx((100 + 20 + 30 + 5 + 6 + 7) / tick)
+    assert busy_seconds("intr 1 2 3\n") is None
+    assert busy_seconds() is not None  # this machine's own /proc/stat (Linux)
