@@ -13,19 +13,34 @@ from learners.drift import ErrorDriftMonitor, LossDriftMonitor
 from learners.lifecycle import ModelLifecycle, Release
 
 
-def _releases(carry_release_every: int, n: int = 1500) -> list[int]:
-    """Stream indices of the incremental releases of an LR on a slowly rotating linear concept."""
-    rng = random.Random(3)
+def _lifecycle(
+    guard: GuardConfig | None = None, *, sentinel: bool = True, task: str = "classification"
+) -> ModelLifecycle:
+    """A released lifecycle of the learner these tests replay (LR, or linear regression), releasing every 25 labels."""
     lc = ModelLifecycle(
         "m",
-        "classification",
-        LearnerSpec("logistic_regression"),
+        task,
+        LearnerSpec("linear_regression" if task == "regression" else "logistic_regression"),
         None,
-        DriftConfig(feature_drift=False),
-        GuardConfig(carry_release_every=carry_release_every),
+        DriftConfig(feature_drift=False, sentinel=sentinel),
+        guard or GuardConfig(),
         release_every=25,
     )
     lc.initial_release()
+    return lc
+
+
+def _quiet(monkeypatch: pytest.MonkeyPatch, quiet: int = 2000, watch: int = 500) -> None:
+    """Quiet stretches of ``quiet`` labels (2,000: the default since session 23) and a reference snapshot refreshed
+    every ``watch`` labels."""
+    monkeypatch.setattr("learners.policies.QUIET_LABELS", quiet, raising=False)
+    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", watch, raising=False)
+
+
+def _releases(carry_release_every: int, n: int = 1500) -> list[int]:
+    """Stream indices of the incremental releases of an LR on a slowly rotating linear concept."""
+    rng = random.Random(3)
+    lc = _lifecycle(GuardConfig(carry_release_every=carry_release_every))
     out = []
     for i in range(n):
         w = (
@@ -75,19 +90,9 @@ def test_the_detectors_score_a_snapshot_that_follows_the_served_one_every_watch_
     the error and loss detectors score a snapshot of the same lineage refreshed only every ``WATCH_LABELS`` labels
     (at once while the lineage is young), so an abrupt drift's errors stay up for them until it is refreshed."""
     monkeypatch.setattr("learners.policies.COLD_START", 0)
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
-    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    _quiet(monkeypatch)
     rng = random.Random(3)
-    lc = ModelLifecycle(
-        "m",
-        "classification",
-        LearnerSpec("logistic_regression"),
-        None,
-        DriftConfig(feature_drift=False),
-        GuardConfig(),
-        release_every=25,
-    )
-    lc.initial_release()
+    lc = _lifecycle()
     n = 3000
     fed: list[
         tuple[Any, Any, Any]
@@ -124,19 +129,9 @@ def test_the_detectors_score_a_snapshot_that_follows_the_served_one_every_watch_
 def test_any_release_but_an_incremental_one_gives_the_detectors_the_served_snapshot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
-    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    _quiet(monkeypatch)
     rng = random.Random(5)
-    lc = ModelLifecycle(
-        "m",
-        "classification",
-        LearnerSpec("logistic_regression"),
-        None,
-        DriftConfig(feature_drift=False),
-        GuardConfig(),
-        release_every=25,
-    )
-    lc.initial_release()
+    lc = _lifecycle()
     for i in range(1200):
         x = {"a": rng.uniform(-1, 1)}
         lc.learn_one(x, int(x["a"] > 0), index=i)
@@ -148,8 +143,7 @@ def test_any_release_but_an_incremental_one_gives_the_detectors_the_served_snaps
         x = {"a": rng.uniform(-1, 1)}
         lc.learn_one(x, int(x["a"] > 0), index=i)
         assert lc._watched is lc._served
-    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 0, raising=False)  # quiet off: the watch too
+    _quiet(monkeypatch, 0)  # quiet off: the watch too
     for i in range(1400, 1600):
         x = {"a": rng.uniform(-1, 1)}
         lc.learn_one(x, int(x["a"] > 0), index=i)
@@ -163,18 +157,8 @@ def _reference_alarms(
     on 400 labels and then wrong on 150, and the served snapshot is right throughout (``served_wrong_from`` None) or
     wrong on every other label from that label on; and how many reference alarms the served snapshot's errors
     refused."""
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
-    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
-    lc = ModelLifecycle(
-        "m",
-        "classification",
-        LearnerSpec("logistic_regression"),
-        None,
-        DriftConfig(feature_drift=False, sentinel=False),
-        GuardConfig(),
-        release_every=25,
-    )
-    lc.initial_release()
+    _quiet(monkeypatch)
+    lc = _lifecycle(sentinel=False)
     lc._watched = lc._served.copy()  # a reference snapshot that is not the served one
     rng = random.Random(7)
     alarms = []
@@ -218,18 +202,8 @@ def _served_and_reference_alarms(
     then wrong on every label; the served one right until ``served_wrong_from``, then wrong on every other label."""
     out = []
     for quiet in (2000, 0):
-        monkeypatch.setattr("learners.policies.QUIET_LABELS", quiet, raising=False)
-        monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
-        lc = ModelLifecycle(
-            "m",
-            "classification",
-            LearnerSpec("logistic_regression"),
-            None,
-            DriftConfig(feature_drift=False, sentinel=False),
-            GuardConfig(),
-            release_every=25,
-        )
-        lc.initial_release()
+        _quiet(monkeypatch, quiet)
+        lc = _lifecycle(sentinel=False)
         lc._watched = lc._served.copy()  # a reference snapshot that is not the served one
         rng = random.Random(11)
         alarms = []
@@ -278,19 +252,9 @@ def test_the_reference_snapshots_detectors_rebase_when_it_is_refreshed(
     continue from a copy of the served snapshot's (``_rebase_from_served``; which one is tested below), never start
     afresh."""
     monkeypatch.setattr("learners.policies.COLD_START", 0)
-    monkeypatch.setattr("learners.policies.QUIET_LABELS", 2000, raising=False)  # the default (session 23)
-    monkeypatch.setattr("learners.lifecycle.WATCH_LABELS", 500, raising=False)
+    _quiet(monkeypatch)
     rng = random.Random(3)
-    lc = ModelLifecycle(
-        "m",
-        "classification",
-        LearnerSpec("logistic_regression"),
-        None,
-        DriftConfig(feature_drift=False, sentinel=False),
-        GuardConfig(),
-        release_every=25,
-    )
-    lc.initial_release()
+    lc = _lifecycle(sentinel=False)
     rows = []  # at each first label after a refresh: (went on, reference detector's count, served's before)
     for i in range(6000):
         w = i / 6000
@@ -326,16 +290,7 @@ def _rebased(
             monitor.update(float(rng.random() < p), i)
         return monitor
 
-    lc = ModelLifecycle(
-        "m",
-        "classification",
-        LearnerSpec("logistic_regression"),
-        None,
-        DriftConfig(feature_drift=False, sentinel=False),
-        GuardConfig(),
-        release_every=25,
-    )
-    lc.initial_release()
+    lc = _lifecycle(sentinel=False)
     lc._error_monitor = fed(served)
     mine = lc._ref_error_monitor = None if own is None else fed(own)
     lc._ref_loss_monitor = None if own is None else LossDriftMonitor(lc.drift, "classification")
@@ -378,13 +333,5 @@ def test_quiet_stretches_and_the_reference_snapshot_are_the_default_for_classifi
     assert min(gaps) >= 25
     assert sorted(gaps)[len(gaps) // 2] < 50  # (before session 23: the floor, every gap 50 or more)
     for task, watch in (("classification", 500), ("regression", 0)):
-        lc = ModelLifecycle(
-            "m",
-            task,
-            LearnerSpec("linear_regression" if task == "regression" else "logistic_regression"),
-            None,
-            DriftConfig(feature_drift=False),
-            GuardConfig(),
-            release_every=25,
-        )
+        lc = _lifecycle(task=task)
         assert lc._watch_labels() == watch
