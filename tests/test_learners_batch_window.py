@@ -51,6 +51,19 @@ def _assert_same(got: tuple, want: tuple, where: object) -> None:
         assert abs(got[1][k] - p) <= 1e-12, (where, k)
 
 
+def _count_entries(ctx: BatchContext) -> list:
+    """The learners ``ctx`` builds a cache entry for, in order, from now on."""
+    built = []
+    original = ctx._entry
+
+    def counting(learner: object) -> list:
+        built.append(learner)
+        return original(learner)
+
+    ctx._entry = counting  # type: ignore[method-assign]
+    return built
+
+
 def test_a_replaced_snapshot_keeps_its_entry_as_the_previous_model() -> None:
     # As learn_batch asks after each release: the new served snapshot, and the one it replaced (probation's
     # previous model). More releases in one batch than MAX_FROZEN, so entries must be evicted, and the previous
@@ -60,14 +73,7 @@ def test_a_replaced_snapshot_keeps_its_entry_as_the_previous_model() -> None:
     models = [pretrained(spec, make_rows(200 + 40 * k, seed=10 + k)) for k in range(count)]
     rows = make_rows(count * 50, seed=6)
     ctx = BatchContext([x for _, x, _ in rows])
-    built = []
-    original = ctx._entry
-
-    def counting(learner: object) -> list:
-        built.append(learner)
-        return original(learner)
-
-    ctx._entry = counting  # type: ignore[method-assign]
+    built = _count_entries(ctx)
     for pos in range(len(rows)):
         k = pos // 50
         served, previous = models[k], models[k - 1] if k else None
@@ -113,14 +119,7 @@ def test_seven_models_asked_at_every_label_keep_their_entries() -> None:
     models = [pretrained(spec, make_rows(200 + 40 * k, seed=20 + k)) for k in range(7)]
     rows = make_rows(300, seed=9)
     ctx = BatchContext([x for _, x, _ in rows])
-    built = []
-    original = ctx._entry
-
-    def counting(learner: object) -> list:
-        built.append(learner)
-        return original(learner)
-
-    ctx._entry = counting  # type: ignore[method-assign]
+    built = _count_entries(ctx)
     for pos in range(len(rows)):
         xc = ctx.cleaned(pos)
         for k, model in enumerate(models):
