@@ -5,7 +5,8 @@
 
 The same stream, plain learners, detection and recovery rules as ``bench.unseen`` (its ``job`` without the CLI
 subprocess: the lifecycle ``driftline replay`` builds from default settings, replayed as ``short_trace.py`` does),
-one line per stream and seed, then the failing verdicts per stream.
+one line per stream and seed ("-" for a drift it does not judge for recovery, as `bench.unseen`), then the failing
+verdicts per stream.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import default_lifecycle, detection, plain, recovery
-from bench.unseen import ABRUPT_LEAD, DELAY, GRADUAL, make, verdict, write_csv
+from bench.unseen import ABRUPT_LEAD, DELAY, GRADUAL, judged, make, verdict, write_csv
 from driftline.config import LearnerSpec
 from learners.replay import read_rows, replay
 
@@ -59,6 +60,7 @@ def job(name: str, n: int, seed: int) -> dict[str, Any]:
     out["rollbacks_per_10k"] = 1e4 * len(summary["rollbacks"]) / len(rows)
     out["promotions"], out["holds"] = len(summary["promotions"]), summary["holds"]
     out["recovery"] = [] if gradual else recovery(task, losses, runs[best]["losses"], points, len(rows))
+    out["recovery_judged"] = [] if gradual else judged(points, len(rows))  # as bench.unseen: "not judged"
     return out
 
 
@@ -81,7 +83,13 @@ def main() -> None:
             fails[name] = fails.get(name, 0) + (v != "ok")
             taxes.setdefault(name, []).append(r["tax"])
             d = r["detection"]
-            rec = ",".join(">w" if x is None else str(x) for x in r["recovery"]) or "-"
+            rec = (
+                ",".join(
+                    ("-" if not j else ">w" if x is None else str(x))
+                    for x, j in zip(r["recovery"], r["recovery_judged"], strict=True)
+                )
+                or "-"
+            )
             print(
                 f"{name:18} s{seed} tax {r['tax']:+6.2f} alarms {r['alarms']} det {d['detected']}/{len(r['points'])} "
                 f"false {d['false']} rb {r['rollbacks_per_10k']:.1f} rec {rec} rel {r['promotions']} "
