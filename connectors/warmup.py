@@ -2,7 +2,7 @@
 
 Why: a Kafka JVM that has just started runs its request paths in the interpreter and in C1 code while its C2
 compiler thread recompiles the hot methods. On the 2-core development machine that took 0.4-0.6 of a core for the
-first 15-20 s of load, and the broker's CPU per record was four times its warm figure, so the first pipeline to
+first 15-20 s of load, and the broker's CPU per record was 4-5 times its warm figure, so the first pipeline to
 run on a fresh broker queued behind it: the first latency phase of ``driftline bench`` after a fresh broker read
 p99 in the hundreds of ms where later runs read 20-50 ms (BENCHMARKS.md, session 25). A broker that has run for
 a while (any production cluster) has paid this long before; the local stack's users pay it in their first minute.
@@ -10,9 +10,14 @@ a while (any production cluster) has paid this long before; the local stack's us
 The warm-up drives the paths the pipeline uses, with the pipeline's client settings: an idempotent lz4 producer
 with ``acks=all`` and a 5 ms linger (:data:`connectors.producer.PRODUCER_DEFAULTS`) into a scratch topic, a
 consumer group reading it and echoing every record to a second scratch topic (as a score worker writes
-``predictions``) with auto-committed offsets, and a plain reader of the second topic. It stops once the broker's
+``predictions``) with auto-committed offsets, and a plain reader of the second topic; a second producer without
+linger sends half the records in many small requests. It stops once the broker's
 JIT compiler threads have been quiet for a while (read from ``/proc`` when the broker's pid is known), or at
 ``max_seconds``. The scratch topics are deleted afterwards.
+
+It pays part of the warm-up, not all of it: traffic of other shapes (more topics and clients, the bench's phases)
+makes the broker compile and deoptimise more, and its compiler still took 0.2-0.25 of a core in the first latency
+phase of a bench run right after (0.3-0.4 without the warm-up; BENCHMARKS.md, session 25).
 """
 
 from __future__ import annotations
@@ -121,7 +126,12 @@ def warm_broker(
     for future in admin.create_topics(new, operation_timeout=30).values():
         future.result()
     producer = Producer(client_config(settings, logger=LIBRDKAFKA_LOG, **PRODUCER_DEFAULTS))
-    common = {"auto.offset.reset": "earliest", "fetch.wait.max.ms": 50}
+    # A second producer that sends at once (linger 0): the same records in many more, smaller requests. The
+    # broker's per-request methods (parsing a produce request, appending to a partition) reach the C2 compiler's
+    # invocation thresholds only after thousands of requests; at one request per 5 ms linger they had not
+    # within a 25 s warm-up, and were compiled during the next pipeline's run instead (session 25).
+    eager = Producer(client_config(settings, logger=LIBRDKAFKA_LOG, **{**PRODUCER_DEFAULTS, "linger.ms": 0}))
+    common = {"auto.offset.reset": "earliest", "fetch.wait.max.ms": 5}
     echo = Consumer(
         client_config(
             settings,
@@ -149,17 +159,21 @@ def warm_broker(
             due = int((now - start) * rate)
             while produced < due:
                 try:
-                    producer.produce(topic_in, _record(produced), str(produced).encode())
+                    (eager if produced % 2 else producer).produce(
+                        topic_in, _record(produced), str(produced).encode()
+                    )
                 except BufferError:
                     break
                 produced += 1
             producer.poll(0)
+            eager.poll(0)
             for msg in echo.consume(500, 0.005):
                 if msg.error() is None:
                     producer.produce(topic_out, msg.value(), msg.key())
                     echoed += 1
             reader.consume(500, 0.005)
         producer.flush(10)
+        eager.flush(10)
     finally:
         for consumer in (echo, reader):
             with contextlib.suppress(KafkaException, RuntimeError):
