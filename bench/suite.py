@@ -219,7 +219,7 @@ PER_MODEL_KEYS = (
 def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
     """Run the benchmark against the local stack (started if needed) and return one result object."""
     started = time.time()
-    ensure_stack(base)
+    ensure_stack(base, warm=True)  # a broker started here is warmed as `driftline stack up` warms it
     env = BenchEnv(base, keep=opts.keep)
     progress(f"topic prefix {env.prefix!r}, work dir {env.workdir}")
     result: dict[str, Any] = {"machine": machine_info(), "models": {}}

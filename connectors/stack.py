@@ -231,6 +231,20 @@ def _started_redis_port(cfg: StackConfig) -> int:
     return int(ports[0]) if ports and ports[0].isdigit() else cfg.redis_port
 
 
-def ensure_stack(settings: Settings, state_dir: str | Path | None = None) -> StackStatus:
-    """The stack answering on the configured ports: reuses what already answers, starts the rest."""
-    return stack_up(settings, state_dir)
+def ensure_stack(
+    settings: Settings, state_dir: str | Path | None = None, *, warm: bool = False
+) -> StackStatus:
+    """The stack answering on the configured ports: reuses what already answers, starts the rest.
+
+    ``warm``: when this call started the (single-node) broker, run records through it until its JIT compiler
+    goes quiet before returning (:func:`connectors.warmup.warm_broker`), as ``driftline stack up`` does.
+    """
+    cfg = _config(settings, state_dir)
+    started = not stack_status(cfg).kafka.up
+    status = stack_up(cfg)
+    if warm and started and cfg.brokers == 1 and status.kafka.state == "up":
+        from connectors.warmup import warm_broker
+
+        report = warm_broker(settings, status.kafka.pid)
+        log.info("warmed the broker for %.0f s (%s)", report.seconds, report.stopped)
+    return status

@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
 from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
+from connectors.warmup import WarmupReport, warm_broker
 from driftline.errors import StackError
 from driftline.settings import Settings
 from streams.cli import settings_from_args
@@ -59,6 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             action.add_argument(
                 "--no-topics", action="store_true", help="do not create the contract's topics for the prefix"
             )
+            action.add_argument(
+                "--no-warm",
+                action="store_true",
+                help="do not warm a broker this command started (by default it runs records through scratch "
+                "topics until the broker's JIT compiler goes quiet, 10-40 s, so the first pipeline does not "
+                "queue behind it)",
+            )
         action.set_defaults(func=func)
 
 
@@ -101,7 +109,11 @@ def _create_topics(settings: Settings, cfg: StackConfig, port_given: bool) -> di
 
 
 def _print(
-    status: StackStatus, notes: dict[str, str], as_json: bool, topics: dict[str, Any] | None = None
+    status: StackStatus,
+    notes: dict[str, str],
+    as_json: bool,
+    topics: dict[str, Any] | None = None,
+    warmup: WarmupReport | None = None,
 ) -> None:
     if as_json:
         data = status.to_dict()
@@ -109,6 +121,8 @@ def _print(
             data[name]["note"] = note
         if topics is not None:
             data["topics"] = topics
+        if warmup is not None:
+            data["warmup"] = dataclasses.asdict(warmup)
         print(json.dumps(data, sort_keys=True))
         return
     for service in (status.kafka, *status.kafka_nodes, status.redis):
@@ -120,6 +134,11 @@ def _print(
     if topics is not None:
         created = f"{len(topics['created'])} created" if topics["created"] else "all there already"
         print(f"topics {len(topics['present'])} contract topics with prefix {topics['prefix']!r} ({created})")
+    if warmup is not None:
+        how = "its JIT compiler went quiet" if warmup.stopped == "quiet" else "the time limit"
+        print(
+            f"warmup {warmup.produced:,} records through the broker in {warmup.seconds:.0f} s (until {how})"
+        )
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -135,8 +154,17 @@ def _up(args: argparse.Namespace) -> int:
         else:
             notes[new.name] = "started"
     topics = None if args.no_topics else _create_topics(settings, cfg, bool(args.kafka_port))
-    _print(after, notes, args.json, topics)
+    warmup = None
+    if notes["kafka"] == "started" and not args.no_warm and cfg.brokers == 1:
+        warmup = _warm(settings, cfg, after.kafka.pid)
+    _print(after, notes, args.json, topics, warmup)
     return 0
+
+
+def _warm(settings: Settings, cfg: StackConfig, pid: int | None) -> WarmupReport:
+    """Warm the broker ``up`` has just started (connectors.warmup says why), on the stack's own address."""
+    kafka = dataclasses.replace(settings.kafka, bootstrap=cfg.kafka_address)
+    return warm_broker(dataclasses.replace(settings, kafka=kafka), pid)
 
 
 def active_groups(cfg: StackConfig, timeout: float = 5.0) -> list[str]:
