@@ -41,6 +41,7 @@ from bench.stall import swap_stall
 from bench.trainers import trainer_scaling
 from connectors.kafka_client import client_config
 from connectors.stack import ensure_stack
+from connectors.warmup import WarmupReport
 from driftline.config import LearnerSpec
 from driftline.settings import Settings
 from schemas.codec import default_codec
@@ -219,10 +220,17 @@ PER_MODEL_KEYS = (
 def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
     """Run the benchmark against the local stack (started if needed) and return one result object."""
     started = time.time()
-    ensure_stack(base, warm=True)  # a broker started here is warmed as `driftline stack up` warms it
+    warmed: dict[str, Any] = {}
+
+    def on_warm(report: WarmupReport) -> None:
+        warmed.update(seconds=round(report.seconds, 1), records=report.produced, stopped=report.stopped)
+        progress(f"warmed the broker it started for {report.seconds:.0f} s, untimed (connectors.warmup)")
+
+    # A broker started here is warmed as `driftline stack up --warm` warms it; the result says so.
+    ensure_stack(base, warm=True, on_warm=on_warm)
     env = BenchEnv(base, keep=opts.keep)
     progress(f"topic prefix {env.prefix!r}, work dir {env.workdir}")
-    result: dict[str, Any] = {"machine": machine_info(), "models": {}}
+    result: dict[str, Any] = {"machine": machine_info(), "models": {}, "broker_warmup": warmed or None}
     try:
         for kind in opts.models:
             result["models"][kind] = bench_model(env, kind, opts)

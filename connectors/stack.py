@@ -20,7 +20,9 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connectors.localkafka import is_kafka_process, libs_cached
 from connectors.localproc import (
@@ -37,6 +39,9 @@ from connectors.stack_config import LIVE_STATES, ServiceStatus, StackConfig, Sta
 from connectors.stack_kafka import check_bindable, kafka_status, kafka_up, render_kafka_properties
 from driftline.errors import StackError
 from driftline.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.warmup import WarmupReport
 
 __all__ = [
     "LIVE_STATES",
@@ -232,12 +237,17 @@ def _started_redis_port(cfg: StackConfig) -> int:
 
 
 def ensure_stack(
-    settings: Settings, state_dir: str | Path | None = None, *, warm: bool = False
+    settings: Settings,
+    state_dir: str | Path | None = None,
+    *,
+    warm: bool = False,
+    on_warm: Callable[[WarmupReport], None] | None = None,
 ) -> StackStatus:
     """The stack answering on the configured ports: reuses what already answers, starts the rest.
 
     ``warm``: when this call started the (single-node) broker, run records through it until its JIT compiler
-    goes quiet before returning (:func:`connectors.warmup.warm_broker`), as ``driftline stack up`` does.
+    goes quiet before returning (:func:`connectors.warmup.warm_broker`), as ``driftline stack up --warm`` does;
+    ``on_warm`` is then given what the warm-up did.
     """
     cfg = _config(settings, state_dir)
     started = not stack_status(cfg).kafka.up
@@ -247,4 +257,6 @@ def ensure_stack(
 
         report = warm_broker(settings, status.kafka.pid)
         log.info("warmed the broker for %.0f s (%s)", report.seconds, report.stopped)
+        if on_warm is not None:
+            on_warm(report)
     return status

@@ -1,4 +1,5 @@
-"""Warm a broker that has just started before the pipeline meets it (``driftline stack up`` runs this).
+"""Warm a broker that has just started before the pipeline meets it (``driftline stack up --warm``, and
+``driftline bench`` for a broker it starts itself).
 
 Why: a Kafka JVM that has just started runs its request paths in the interpreter and in C1 code while its C2
 compiler thread recompiles the hot methods. On the 2-core development machine that took 0.4-0.6 of a core for the
@@ -6,6 +7,8 @@ first 15-20 s of load, and the broker's CPU per record was 4-5 times its warm fi
 run on a fresh broker queued behind it: the first latency phase of ``driftline bench`` after a fresh broker read
 p99 in the hundreds of ms where later runs read 20-50 ms (BENCHMARKS.md, session 25). A broker that has run for
 a while (any production cluster) has paid this long before; the local stack's users pay it in their first minute.
+It is opt-in for ``stack up`` (10-40 s more: most users of a development stack would rather start at once than
+have their first minute fast).
 
 The warm-up drives the paths the pipeline uses, with the pipeline's client settings: an idempotent lz4 producer
 with ``acks=all`` and a 5 ms linger (:data:`connectors.producer.PRODUCER_DEFAULTS`) into a scratch topic, a

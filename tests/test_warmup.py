@@ -1,5 +1,5 @@
 """Warming a freshly started broker (connectors.warmup): the compiler-thread probe, the quiet rule, who warms
-(``stack up`` and ``ensure_stack(warm=True)`` only for a broker they started), and one short warm-up through the
+(``stack up --warm`` and ``ensure_stack(warm=True)`` only for a broker they started), and one short warm-up through the
 test stack's broker that cleans up after itself."""
 
 from __future__ import annotations
@@ -78,7 +78,12 @@ def fake_stack(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("before", "flags", "warmed"),
-    [("down", [], True), ("up", [], False), ("external", [], False), ("down", ["--no-warm"], False)],
+    [
+        ("down", ["--warm"], True),
+        ("up", ["--warm"], False),
+        ("external", ["--warm"], False),
+        ("down", [], False),
+    ],
 )
 def test_stack_up_warms_only_a_broker_it_started(
     fake_stack: dict[str, Any],
@@ -102,7 +107,7 @@ def test_stack_up_warms_only_a_broker_it_started(
 def test_stack_up_says_how_long_it_warmed(
     fake_stack: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["stack", "up", "--no-topics"]) == 0
+    assert cli.main(["stack", "up", "--no-topics", "--warm"]) == 0
     assert "warmup 1,000 records through the broker in 12 s (until its JIT compiler went quiet)" in (
         capsys.readouterr().out
     )

@@ -61,11 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--no-topics", action="store_true", help="do not create the contract's topics for the prefix"
             )
             action.add_argument(
-                "--no-warm",
+                "--warm",
                 action="store_true",
-                help="do not warm a broker this command started (by default it runs records through scratch "
-                "topics until the broker's JIT compiler goes quiet, 10-40 s, so the first pipeline does not "
-                "queue behind it)",
+                help="warm a broker this command started: run records through scratch topics until the broker's "
+                "JIT compiler goes quiet (10-40 s), so the first minutes of a latency measurement do not queue "
+                "behind it (`driftline bench` does this for a broker it starts itself)",
             )
         action.set_defaults(func=func)
 
@@ -155,7 +155,7 @@ def _up(args: argparse.Namespace) -> int:
             notes[new.name] = "started"
     topics = None if args.no_topics else _create_topics(settings, cfg, bool(args.kafka_port))
     warmup = None
-    if notes["kafka"] == "started" and not args.no_warm and cfg.brokers == 1:
+    if notes["kafka"] == "started" and args.warm and cfg.brokers == 1:
         warmup = _warm(settings, cfg, after.kafka.pid)
     _print(after, notes, args.json, topics, warmup)
     return 0
