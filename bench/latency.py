@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from bench.data import fill_features, make_rows, pretrained, publish_release, raw_producer, release_record
 from bench.env import BenchEnv, progress
@@ -88,9 +88,11 @@ def run(
         env.ensure_topics(settings)
         if split:
             admin = AdminClient(client_config(settings))
-            resource = ConfigResource("topic", settings.topic("features"))
-            resource.set_config("message.timestamp.type", "LogAppendTime")
-            for future in admin.alter_configs([resource]).values():
+            entry = ConfigEntry(
+                "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
+            )
+            resource = ConfigResource("topic", settings.topic("features"), incremental_configs=[entry])
+            for future in admin.incremental_alter_configs([resource]).values():
                 future.result()
         served = pretrained(spec, make_rows(2000, seed=2, start=events))
         record = release_record(settings, served, 1, env.signing_key)
