@@ -381,8 +381,9 @@ class ModelLifecycle:
         release); a binary logistic-regression champion or challenger predicts and learns without River's
         pipeline layers (the same arithmetic, in the same order); a Hoeffding tree champion or challenger computes
         its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); the features
-        are cleaned once per batch; and the two prequential evaluators are updated in one loop at the next read
-        (a release's snapshot) or the batch's end (``Evaluator.defer``).
+        are cleaned once per batch; the two prequential evaluators are updated in one loop at the next read
+        (a release's snapshot) or the batch's end (``Evaluator.defer``); and a release's snapshot of a binary
+        logistic regression is not unpickled unless something reads its River objects (:mod:`learners.snapshot`).
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []
