@@ -48,7 +48,6 @@ __all__ = [
     "key_id",
     "make_entry",
     "make_line",
-    "plain_text",
     "sign_head",
     "to_line",
     "verify",
@@ -173,69 +172,8 @@ def _plain(value: Any) -> bool:
     return kind in _SCALARS
 
 
-def plain_text(value: Any) -> str | None:
-    """The canonical text of ``value`` when it is plain JSON (:func:`_plain`), else None: for a value written in
-    several places (a release's metrics in its artifact header and its audit entry, its decision in two audit
-    entries), encoded once and handed to :func:`make_line` (``text``, ``texts``) and
-    :meth:`learners.artifacts.ArtifactHeader.to_json`."""
-    return _CANONICAL.encode(value) if _plain(value) else None
-
-
-def spliced(record: Mapping[str, Any], texts: Mapping[str, str]) -> str:
-    """``_CANONICAL.encode(record)`` for a dict with str keys where ``texts[k]`` is already the canonical text of
-    ``record[k]`` (:func:`plain_text`).
-
-    The record is encoded once with each of those values replaced by a marker string (a NUL, the key, a NUL),
-    and each marker's text (with its quotes) is replaced by the value's text. A marker's text occurs once unless
-    the record holds the same string elsewhere (a marker always occurs where it was put, and a string or key that
-    happens to contain its characters adds another occurrence): then each value is encoded on its own
-    (:func:`_spliced_by_key`). Either way the encoder's own text (``tests/test_audit_publish_once.py``)."""
-    encode = _CANONICAL.encode
-    marked = dict(record)
-    marks = []
-    for k, text in texts.items():
-        marked[k] = f"\x00{k}\x00"
-        marks.append((encode(marked[k]), text))
-    out = encode(marked)
-    for mark, _ in marks:
-        if out.count(mark) != 1:
-            return _spliced_by_key(record, texts)
-    for mark, text in marks:
-        out = out.replace(mark, text, 1)
-    return out
-
-
-def _spliced_by_key(record: Mapping[str, Any], texts: Mapping[str, str]) -> str:
-    """:func:`spliced` value by value: the encoder sorts the items by key and writes ``key:value`` pairs joined by
-    commas."""
-    encode = _CANONICAL.encode
-    body = ",".join(
-        f"{_encode_str(k)}:{texts[k] if k in texts else encode(record[k])}" for k in sorted(record)
-    )
-    return f"{{{body}}}"
-
-
-def _plain_but(record: dict[str, Any], texts: Mapping[str, str]) -> bool:
-    """:func:`_plain` for a dict whose values under ``texts``' keys are known plain (their texts were made by
-    :func:`plain_text`), each of those keys present."""
-    for k, v in record.items():
-        if type(k) is not str:
-            return False
-        if k not in texts and type(v) not in _SCALARS and not _plain(v):
-            return False
-    return all(k in record for k in texts)
-
-
 def make_line(
-    head: AuditHead | None,
-    kind: str,
-    model: str,
-    record: Mapping[str, Any],
-    key: bytes,
-    *,
-    ts: int,
-    text: str | None = None,
-    texts: Mapping[str, str] | None = None,
+    head: AuditHead | None, kind: str, model: str, record: Mapping[str, Any], key: bytes, *, ts: int
 ) -> tuple[dict[str, Any], str]:
     """:func:`make_entry` and its :func:`to_line`, the record encoded once.
 
@@ -247,13 +185,8 @@ def make_line(
     A record that is already plain JSON (:func:`_plain`) is not parsed back: the entry's ``record`` is then
     ``record`` itself (not a copy; :func:`make_entry` copies), and the hash and signature are the bytes of the
     JSON round trip's (``tests/test_audit_fast_path.py``).
-
-    ``text``: :func:`plain_text` of ``record``, made by the caller for another entry (the record is then plain and
-    that is its canonical text); ``texts``: :func:`plain_text` of some of the record's values, by key (the rest of
-    the record is checked and encoded here, :func:`spliced`). Either way the same bytes as without them
-    (``tests/test_audit_publish_once.py``).
     """
-    return _make(head, kind, model, record, key, ts, share=True, text=text, texts=texts)
+    return _make(head, kind, model, record, key, ts, share=True)
 
 
 def _make(
@@ -265,16 +198,9 @@ def _make(
     ts: int,
     *,
     share: bool,
-    text: str | None = None,
-    texts: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     stored: Any
-    record_text: str | None = None
-    if share and type(record) is dict and text is not None:
-        stored, record_text = record, text
-    elif share and type(record) is dict and texts and _plain_but(record, texts):
-        stored, record_text = record, spliced(record, texts)
-    elif share and type(record) is dict and _plain(record):
+    if share and type(record) is dict and _plain(record):
         stored = record
     else:
         text = _RECORD.encode(dict(record))
@@ -291,8 +217,7 @@ def _make(
         "prev": GENESIS if head is None else head.hash,
         "sig_key_id": key_id(key),
     }
-    if record_text is None:
-        record_text = _CANONICAL.encode(stored)
+    record_text = _CANONICAL.encode(stored)
     # canonical() of the signed fields, the record's text spliced in: their keys in sorted order, no spaces.
     signed = (
         f'{{"kind":{_string(entry["kind"])},"model":{_string(entry["model"])},"prev":{_string(entry["prev"])},'

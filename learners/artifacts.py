@@ -40,7 +40,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from driftline.audit_chain import spliced
 from driftline.errors import ArtifactError, SecurityError
 from driftline.util import json_depth
 from learners import safe_pickle
@@ -88,15 +87,11 @@ class ArtifactHeader:
     metrics: dict[str, float] = field(default_factory=dict)
     decision: str = ""
 
-    def to_json(self, metrics_text: str | None = None) -> str:
-        """Canonical JSON (sorted keys, no spaces): the exact text that is signed. ``metrics_text``: the canonical
-        text of ``metrics``, made once for the release's audit entry too (:func:`build_release`)."""
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): the exact text that is signed."""
         # The fields as they are, not dataclasses.asdict: its recursive deep copy of the dicts was a fifth of
         # build_release for a logistic regression, and json.dumps reads the same values either way.
-        fields = {name: getattr(self, name) for name in _HEADER_FIELDS}
-        if metrics_text is not None:
-            return spliced(fields, {"metrics": metrics_text})  # (the same text: its docstring)
-        return _canonical(fields)
+        return _canonical({name: getattr(self, name) for name in _HEADER_FIELDS})
 
     @classmethod
     def from_json(cls, text: str) -> ArtifactHeader:
@@ -231,15 +226,11 @@ def build_release(
     max_inline_bytes: int = 4_000_000,
     store: ArtifactStore | None = None,
     created_at: int | None = None,
-    metrics_text: str | None = None,
 ) -> dict[str, Any]:
     """Serialize and sign ``model`` as a ModelRelease record dict.
 
     ``metrics`` gets ``n_learned`` added. A payload over ``max_inline_bytes`` is put in ``store``
-    and the record carries ``artifact_ref`` instead of ``artifact``. ``metrics_text``: the canonical JSON of
-    ``metrics`` (``driftline.audit_chain.plain_text``), which a trainer writes in the release's audit entry too:
-    the header reuses it when the header's metrics are the same floats (str keys, float values, ``n_learned``
-    the same), else encodes its own (session 26: a release's metrics were encoded twice).
+    and the record carries ``artifact_ref`` instead of ``artifact``.
     """
     _check_key(key)
     if not name:
@@ -263,9 +254,7 @@ def build_release(
         metrics=all_metrics,
         decision=decision,
     )
-    if metrics_text is not None and not _same_metrics(metrics, all_metrics):
-        metrics_text = None
-    header_json = header.to_json(metrics_text)
+    header_json = header.to_json()
     artifact: bytes | None = payload
     ref: str | None = None
     if len(payload) > max_inline_bytes:
@@ -290,19 +279,6 @@ def build_release(
         "header": header_json,
         "decision": decision,
     }
-
-
-def _same_metrics(metrics: Mapping[str, float], all_metrics: dict[str, float]) -> bool:
-    """Would ``all_metrics`` (``build_release``'s: str keys, ``float`` values, ``n_learned`` set) encode as
-    ``metrics`` does? Yes when ``metrics`` has str keys and float values only (``float(v)`` is then ``v``) and
-    the same ``n_learned``, to the bit (``-0.0`` and ``0.0`` compare equal but are written apart)."""
-    if len(metrics) != len(all_metrics):
-        return False
-    for k, v in metrics.items():
-        if type(k) is not str or type(v) is not float:
-            return False
-    n = metrics.get("n_learned")
-    return n is not None and n.hex() == all_metrics["n_learned"].hex()
 
 
 def _payload(release: Mapping[str, Any], store: ArtifactStore | None, who: str) -> bytes:

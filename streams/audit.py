@@ -180,24 +180,13 @@ class AuditLog:
             good.append(entry)
         return good
 
-    def append(
-        self,
-        kind: str,
-        record: Mapping[str, Any],
-        *,
-        ts: int | None = None,
-        text: str | None = None,
-        texts: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    def append(self, kind: str, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
         """Add one entry: file line (flushed), head note (atomic replace), then the topic (async, flushed with
-        the batch). ``text``/``texts``: the record's canonical text, or some of its values', already made
-        (:func:`driftline.audit_chain.make_line`)."""
+        the batch)."""
         if not self._opened:
             self.open()
         now = int(time.time() * 1000) if ts is None else ts
-        entry, line = make_line(
-            self._head, kind, self.model, record, self.key, ts=now, text=text, texts=texts
-        )
+        entry, line = make_line(self._head, kind, self.model, record, self.key, ts=now)
         self._head = head_of(entry)
         self._pending.append(line)
         if not self.deferred:

@@ -154,17 +154,9 @@ class WorkerContext:
         if self._fairness is not None:
             self._fairness.publish()
 
-    def audit(
-        self,
-        kind: str,
-        record: dict[str, Any],
-        *,
-        text: str | None = None,
-        texts: Mapping[str, str] | None = None,
-    ) -> None:
+    def audit(self, kind: str, record: dict[str, Any]) -> None:
         """Append ``record`` to the model's signed audit chain (disk and the ``audit`` topic; see
-        :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry.
-        ``text``/``texts``: its canonical text, or some of its values', already made (``AuditLog.append``)."""
+        :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry."""
         alog = self._audit_logs.get(self.model)
         if alog is None:
             settings, model = self.settings, self.model
@@ -177,7 +169,7 @@ class WorkerContext:
                 deferred=self.audit_deferred,
             )
             self._audit_logs[model] = alog
-        entry = alog.append(kind, record, text=text, texts=texts)
+        entry = alog.append(kind, record)
         if log.isEnabledFor(logging.INFO):  # the JSON is built only for a log that shows it
             log.info("audit %s #%d: %s", kind, entry["seq"], json.dumps(entry["record"], default=str)[:500])
 

@@ -24,7 +24,6 @@ import redis
 
 from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
-from driftline.audit_chain import plain_text
 from driftline.errors import SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
@@ -412,13 +411,9 @@ class Trainer(TrainerControl):
                 guard = {k: v for k, v in release.metrics.items() if k.startswith("guard.")}
                 release = dataclasses.replace(release, metrics={**own, **guard})
         served_at, self._served_at = self._served_at, (release.version, release.model)
-        # The decision's JSON once for the release and its decision entry (~800 LR releases per 20,000 labels),
-        # and the canonical text of the metrics (the artifact header and the release's audit entry) and of the
-        # decision (its audit entry and the release's) made once for the records that hold them (session 26).
+        # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels).
         decision = release.decision.to_json() if release.decision is not None else ""
         parsed = json.loads(decision) if decision else None
-        metrics_text = plain_text(release.metrics)
-        decision_text = None if parsed is None else plain_text(parsed)
         record = build_release(
             release.model,
             name=ctx.model,
@@ -432,7 +427,6 @@ class Trainer(TrainerControl):
             decision=decision,
             max_inline_bytes=s.model.max_inline_bytes,
             store=self.store,
-            metrics_text=metrics_text,
         )
         # Every field of the record is built here with its schema type (learners.artifacts.build_release), so it
         # is encoded directly (``complete=True``: the same bytes as after validation, which runs only if direct
@@ -445,7 +439,7 @@ class Trainer(TrainerControl):
         self.released += 1
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
-            self.record_decision(release.decision, parsed, decision_text)
+            self.record_decision(release.decision, parsed)
         explained = release_explanation(
             release,
             self.lifecycle,
@@ -454,24 +448,13 @@ class Trainer(TrainerControl):
             # one, nor a release after a restart): else the lifecycle's, right between batches.
             **({"replaced_model": served_at[1]} if served_at and served_at[0] == release.parent else {}),
         )
-        texts = {}  # (the explanation's "metrics" is a copy of release.metrics; its "decision" is parsed)
-        if metrics_text is not None:
-            texts["metrics"] = metrics_text
-        if decision_text is not None and explained.get("decision") is parsed:
-            texts["decision"] = decision_text
-        ctx.audit("release", explained, texts=texts)
+        ctx.audit("release", explained)
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
-    def record_decision(
-        self, decision: Decision, parsed: dict[str, Any] | None = None, text: str | None = None
-    ) -> None:
-        """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it);
-        ``text``: the canonical text of ``parsed`` (``driftline.audit_chain.plain_text``), if made."""
+    def record_decision(self, decision: Decision, parsed: dict[str, Any] | None = None) -> None:
+        """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it)."""
         self.ctx.metrics.child("guard_decisions", self.ctx.model, decision.outcome, decision.reason).inc()
-        if parsed is None:
-            self.ctx.audit("decision", json.loads(decision.to_json()))
-        else:
-            self.ctx.audit("decision", parsed, text=text)
+        self.ctx.audit("decision", json.loads(decision.to_json()) if parsed is None else parsed)
 
     def emit_drift(self, signal: DriftSignal) -> None:
         self.ctx.emit_drift(signal, self.lifecycle.served_version)
