@@ -8,12 +8,18 @@ of 15 repeats inside each child) of:
 - ``blocks_and_clean_900``: a 900-row batch's float blocks and cleaned rows (``BatchContext`` then ``cleaned(0)``),
   once per batch in the worker;
 - ``mirror_entry``: the served snapshot's batch mirror (``BatchContext._entry``: ``BatchPredictor``,
-  ``LinearMirror``), once per release;
+  ``LinearMirror``), once per release (from session 26 a frozen LR snapshot keeps its mirror across batches, so
+  this piece, asked again of the same snapshot, reads the kept one: compare ``release_snapshot_and_mirror``);
 - ``entry_and_pass_128``: that and its first numpy pass over 128 rows (``_predict_rows``);
 - ``compact``, ``loads``, ``copy``: the served copy's pickle (the release artifact's bytes), its unpickle, and
-  ``Learner.copy`` whole, once per release.
+  ``Learner.copy`` whole, once per release;
+- ``release_snapshot_and_mirror`` (session 26): the served snapshot as ``ModelLifecycle._release`` makes it inside
+  ``learn_batch`` (``learners.snapshot.snapshot`` where the tree has it, else ``Learner.copy``) and its batch
+  mirror, the replaced snapshots freed as a release frees them, once per release;
+- ``publish`` (session 26): ``Trainer.publish`` of the last release of the 2,000 labels (its pickle recorded for
+  it again each time, as a release's copy leaves it), into a producer that drops what it is given.
 
-Used for BENCHMARKS.md (session 25: the LR train worker).
+Used for BENCHMARKS.md (sessions 25 and 26: the LR train worker).
 """
 
 from __future__ import annotations
@@ -60,9 +66,13 @@ ctx._audit_logs[ctx.model] = alog = audit_mod.AuditLog(s, ctx.model, lambda d, m
 t = Trainer(ctx, redis_conn=object())
 t.lifecycle.initial_release()
 pairs = list(zip(raws, decoded))
+published = []
+publish = t.publish
+t.publish = lambda r: (published.append(r), publish(r))[1]
 for k in range(0, n, 500):
     t.process(pairs[k : k + 500])
     alog._pending.clear()
+t.publish = publish
 served, champion = t.lifecycle.served_model, t.lifecycle.champion
 xs = [e["features"] for e in decoded[:900]]
 ctx = B.BatchContext(xs)
@@ -87,9 +97,34 @@ def entry_and_pass():
     ctx._predict_rows(served, e[1], 100, 228)
 
 
+try:  # session 26
+    from learners.snapshot import snapshot as freeze
+except ImportError:  # an older tree: a release's served snapshot is a copy
+    freeze = lambda learner: learner.copy()
+kept = []
+
+
+def release_snapshot_and_mirror():
+    frozen = freeze(champion)
+    B.BatchContext(xs)._entry(frozen)
+    kept.append(frozen)
+    if len(kept) > 2:  # probation keeps the replaced snapshot; the one before goes
+        del kept[0]
+
+
+release = published[-1]
+
+
+def publish_release():
+    sp.made(release.model, raw, release.model.learned_mark())
+    t.publish(release)
+    alog._pending.clear()
+
+
 pieces = {"blocks_and_clean_900": (blocks_and_clean, 5), "mirror_entry": (entry, 200),
           "entry_and_pass_128": (entry_and_pass, 200), "compact": (lambda: sp.compact(champion), 100),
-          "loads": (lambda: pickle.loads(raw), 100), "copy": (lambda: champion.copy(), 100)}
+          "loads": (lambda: pickle.loads(raw), 100), "copy": (lambda: champion.copy(), 100),
+          "release_snapshot_and_mirror": (release_snapshot_and_mirror, 100), "publish": (publish_release, 100)}
 best = {k: 1e9 for k in pieces}
 for _ in range(15):
     for k, (f, reps) in pieces.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from learners.features import CLIP, FeatureScaler, clean_features
+from learners.features import CLIP, clean_features
 from learners.frozen_tree import (
     FrozenTreeRows,
     forget_recorded,
@@ -34,6 +34,7 @@ from learners.frozen_tree import (
 )
 from learners.kernels import KernelLR, build, dict_row, jit_enabled
 from learners.live_models import _Fast, _FastLearn
+from learners.snapshot import FrozenLinear, linear_parts
 
 Result = tuple[Any, dict[Any, float]]
 #: What :func:`predict_many` returns per event: ``(prediction, proba)`` or the exception predicting it raised.
@@ -108,32 +109,17 @@ class LinearMirror:
 
 def _mirror_pipeline(model: Any) -> LinearMirror | None:
     """A mirror of River ``StandardScaler() | LogisticRegression()`` (as ``learners.specs`` builds it), else None."""
-    from river import compose, linear_model, optim, preprocessing
+    parts = linear_parts(model)
+    return None if parts is None else LinearMirror(*parts)
 
-    if not isinstance(model, compose.Pipeline):
-        return None
-    steps = list(model.steps.values())
-    if len(steps) != 2:
-        return None
-    scaler, lr = steps
-    # A binary LogisticRegression (log loss), or a LinearRegression with squared loss (its mean_func is the
-    # identity, so the logit is the prediction).
-    linear = (
-        (linear_model.LogisticRegression, optim.losses.Log),
-        (linear_model.LinearRegression, optim.losses.Squared),
-    )
-    if (
-        type(scaler) not in (preprocessing.StandardScaler, FeatureScaler)
-        or (type(lr), type(lr.loss)) not in linear
-    ):
-        return None
-    if not scaler.with_std or scaler.window_size is not None:
-        return None
-    weights = lr._weights.to_dict() if hasattr(lr._weights, "to_dict") else dict(lr._weights)
-    if not all(math.isfinite(float(w)) for w in weights.values()) or not math.isfinite(float(lr.intercept)):
-        return None  # a diverged model: per event, where the learner's own fallbacks apply
-    indicators = type(scaler) is FeatureScaler
-    return LinearMirror(dict(scaler.means), dict(scaler.vars), weights, float(lr.intercept), indicators)
+
+def _snapshot_mirror(learner: FrozenLinear) -> LinearMirror:
+    """The mirror of a released LR snapshot not unpickled (:mod:`learners.snapshot`), made once per snapshot from
+    the statistics and weights it was frozen with: the arrays ``_mirror_pipeline`` makes of its River objects."""
+    mirror = learner.__dict__.get("_snapshot_mirror")
+    if mirror is None:
+        mirror = learner.__dict__["_snapshot_mirror"] = LinearMirror(*learner.parts)
+    return mirror
 
 
 class BatchPredictor:
@@ -159,6 +145,10 @@ class BatchPredictor:
         from learners.pool import Pool
 
         outer = self.learner
+        if type(outer) is FrozenLinear:  # a binary LR's released snapshot (learners.snapshot): its own mirror
+            self.inner_classes = list(outer._classes[:2])
+            self.mirror = _snapshot_mirror(outer)
+            return
         if getattr(outer, "task", None) == "regression":
             self.regression = _is_linear_regression(outer.model)
             self.mirror = _mirror_pipeline(outer.model) if self.regression else None

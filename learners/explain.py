@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from learners.features import clean_features
+from learners.snapshot import FrozenLinear
 
 __all__ = ["explain_one", "feature_weights", "release_explanation", "weight_changes"]
 
@@ -88,6 +89,9 @@ def _branches(node: Any) -> list[Any]:
 def feature_weights(learner: Any) -> tuple[str, dict[str, float]]:
     """(method, {feature: weight}): linear coefficients, or split counts summed over a forest's trees (for an
     ``auto`` pool: those of the member that answers)."""
+    if type(learner) is FrozenLinear:  # a released LR snapshot, its River objects not unpickled: its weights
+        sign = -1.0 if _flipped(learner) else 1.0
+        return LINEAR, {str(k): sign * float(v) for k, v in learner.linear_weights().items()}
     learner = _leader(learner)
     raw = _raw(learner)
     linear = _linear_parts(raw)

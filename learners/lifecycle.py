@@ -49,6 +49,7 @@ from learners.policies import (
 )
 from learners.pool import SERVED_SHARE, Pool, recovery_members
 from learners.sentinel import SnapshotSentinel
+from learners.snapshot import snapshot
 from learners.specs import Learner, build_learner
 
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
@@ -258,7 +259,13 @@ class ModelLifecycle:
             self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
             self._probation.stop()
-        self._served = lineage.copy()
+        if self._sync is not None:
+            # In learn_batch, which answers for a frozen LR snapshot through its numpy mirror: its River objects
+            # are unpickled only if something reads them (learners.snapshot). learn_one predicts the served
+            # model with River's objects at the next label, so it takes the plain copy.
+            self._served = Lineage(snapshot(lineage.model), lineage.n_learned, dict(lineage.data_range))
+        else:
+            self._served = lineage.copy()
         # The detectors' snapshot (``WATCH_LABELS``): follows an incremental release only once it is
         # ``WATCH_LABELS`` labels behind it (or while the lineage is young); any other release replaces it.
         watched = self._watched
@@ -374,8 +381,9 @@ class ModelLifecycle:
         release); a binary logistic-regression champion or challenger predicts and learns without River's
         pipeline layers (the same arithmetic, in the same order); a Hoeffding tree champion or challenger computes
         its leaf's naive Bayes answer once per label (the prediction's answer is the learn's); the features
-        are cleaned once per batch; and the two prequential evaluators are updated in one loop at the next read
-        (a release's snapshot) or the batch's end (``Evaluator.defer``).
+        are cleaned once per batch; the two prequential evaluators are updated in one loop at the next read
+        (a release's snapshot) or the batch's end (``Evaluator.defer``); and a release's snapshot of a binary
+        logistic regression is not unpickled unless something reads its River objects (:mod:`learners.snapshot`).
         """
         batch = BatchContext([e.x for e in examples])
         out: list[list[Event] | Exception] = []

@@ -363,6 +363,14 @@ def made(model: object, raw: bytes, mark: Any) -> None:
         _MADE[model] = (raw, mark)
 
 
+def remade(model: object, before: Any, after: Any) -> None:
+    """``model``'s learned mark changed from ``before`` to ``after`` although it learned nothing (a
+    :class:`learners.snapshot.FrozenLinear` unpickled its River objects): a pickle recorded for it still stands."""
+    entry = _MADE.get(model)
+    if entry is not None and entry[1] == before:
+        _MADE[model] = (entry[0], after)
+
+
 def _made(model: object) -> bytes | None:
     try:
         raw, mark = _MADE.pop(model)

@@ -391,7 +391,9 @@ class Learner:
         The pickle is the release artifact's (:func:`learners.safe_pickle.compact`), left for the copy's release
         (:func:`learners.safe_pickle.made`): a release pickled the model twice, for the copy and for the artifact.
         The copy is the same model; only its River distributions' generators, which no learner draws from (see
-        safe_pickle), are seeded ones instead of copies of the shared one.
+        safe_pickle), are seeded ones instead of copies of the shared one. A release inside ``learn_batch`` freezes
+        a binary logistic regression with :func:`learners.snapshot.snapshot` instead: the same pickle, unpickled
+        only if something reads the snapshot's River objects.
         """
         from learners import safe_pickle
 
