@@ -1,6 +1,6 @@
 """Session 24 (helper regtax): ``bench.unseen``'s verdict columns for streams x seeds, in process, with patches.
 
-    PYTHONPATH=TREE python docs/experiments/regtax_gate.py [--n 2000] [--seeds 0-7] [--streams a,b]
+    PYTHONPATH=TREE python docs/experiments/regtax_gate.py [--n 2000] [--seeds 0-7|11,12] [--streams a,b]
         [--patch module.NAME=VALUE,...]
 
 The same stream, plain learners, detection and recovery rules as ``bench.unseen`` (its ``job`` without the CLI
@@ -72,8 +72,10 @@ def main() -> None:
     ap.add_argument("--patch", default="")
     args = ap.parse_args()
     _patch(args.patch)
-    lo, _, hi = args.seeds.partition("-")
-    seeds = range(int(lo), int(hi or lo) + 1)
+    seeds: list[int] = []
+    for part in args.seeds.split(","):  # "0-7", "11,12" or "11-12,19"
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
     fails: dict[str, int] = {}
     taxes: dict[str, list[float]] = {}
     for name in args.streams.split(","):
