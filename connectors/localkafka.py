@@ -33,12 +33,30 @@ CLUSTER_NODE_HEAP = "384m"
 HEAP_ENV = "DRIFTLINE_KAFKA_HEAP"
 #: The JVM options of Kafka's own start scripts (kafka-run-class.sh): G1 aiming at 20 ms pauses. G1's default
 #: aim is 200 ms, and each such pause stalls every produce and fetch on the broker at once.
+#:
+#: Then the JIT compiler threads (and the code cache sweeper) at nice 19, every other thread of the broker at 0
+#: as before. A fresh broker's C2 compiler still takes 0.1-0.2 of a core, in bursts to 0.5-0.7, through the first
+#: minutes of traffic even after ``connectors.warmup``; it keeps compiling while a GC pause has stopped every other
+#: thread, and on a small machine it took that CPU from the broker's request and GC threads. At nice 19 it runs on
+#: what they leave. On fresh brokers, alternated with the old options under load 2-5 (BENCHMARKS.md, session 26),
+#: the bench's first latency phase (LR) read p99 median 112 ms against 218 ms over eight runs each (0.51x); the
+#: tree's, later on a warmer broker, no clear change; broker CPU per record none; the warm-up that waits for the
+#: compiler to go quiet took 2.9 s longer. A broker that has run for minutes compiles nothing: no change there.
+#: With CPU autogroups (most desktop Linux) nice only divides the broker's own share: it gives no CPU to a worker.
+#: ``ThreadPriorityPolicy=1`` makes the JVM apply thread priorities at all; without root it prints a one-line
+#: warning into the broker's log (raising a thread's nice needs no privilege). As root it would also give threads
+#: of Java priority 6-10 (GC, VM thread, reference handler) a negative nice and 1-4 a positive one: the
+#: ``JavaPriorityN_To_OSPriority=0`` options keep them all at 0, so root and non-root brokers run alike. (The JVM
+#: sets these values absolutely: a root broker started under ``nice`` runs its threads at 0, not the launcher's.)
 KAFKA_JVM_OPTS = " ".join(
     (
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-XX:InitiatingHeapOccupancyPercent=35",
         "-XX:+ExplicitGCInvokesConcurrent",
+        "-XX:ThreadPriorityPolicy=1",
+        "-XX:CompilerThreadPriority=19",
+        *(f"-XX:JavaPriority{p}_To_OSPriority=0" for p in range(1, 11) if p != 5),
     )
 )
 JVM_OPTS_ENV = "DRIFTLINE_KAFKA_JVM_OPTS"

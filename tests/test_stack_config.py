@@ -205,3 +205,67 @@ def test_the_broker_jvm_aims_at_short_gc_pauses_unless_told_otherwise(
     cmd = java_command(tmp_path, tmp_path, "kafka.Kafka", "server.properties")
     assert "-XX:+UseZGC" in cmd and "-XX:+ZGenerational" in cmd and "-XX:MaxGCPauseMillis=20" not in cmd
     assert cmd[-2:] == ["kafka.Kafka", "server.properties"]
+
+
+def _thread_nices(pid: int) -> dict[str, list[int]]:
+    """Nice value of every thread of ``pid`` by thread name, from ``/proc/<pid>/task/*/stat``."""
+    nices: dict[str, list[int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        nices.setdefault(name, []).append(int(stat[stat.rindex(")") + 2 :].split()[16]))
+    return nices
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread nice values from /proc")
+def test_the_broker_jvm_runs_its_jit_compiler_at_nice_19_and_everything_else_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default JVM options, on the installed JVM: they are accepted, the compiler threads run at nice 19 and
+    every other thread at 0 as without them (root or not: every Java priority maps to nice 0, none is boosted)."""
+    import os
+    import subprocess
+    import time
+
+    from connectors.localkafka import JVM_OPTS_ENV, java_command
+
+    monkeypatch.delenv(JVM_OPTS_ENV, raising=False)
+    src = tmp_path / "Idle.java"
+    src.write_text(
+        "public class Idle { public static void main(String[] a) throws Exception {"
+        ' Thread t = new Thread(() -> { try { Thread.sleep(60000); } catch (InterruptedException e) { } }, "hi");'
+        " t.setPriority(Thread.MAX_PRIORITY); t.start(); t.join(); } }\n"
+    )
+    # Single-file source launch (JDK 11+): java_command's -cp is harmless here.
+    cmd = java_command(tmp_path, tmp_path, str(src))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        nices: dict[str, list[int]] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            nices = _thread_nices(proc.pid)
+            if any("CompilerThre" in name for name in nices) and "hi" in nices:
+                break
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            if "jdk.compiler" in out:
+                pytest.skip("this JVM cannot launch a source file (no jdk.compiler module)")
+            pytest.fail(f"the JVM with the default broker options exited: {out[-2000:]}")
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        compilers = {name: n for name, n in nices.items() if "CompilerThre" in name}
+        others = {
+            name: n for name, n in nices.items() if "CompilerThre" not in name and "Sweeper" not in name
+        }
+        assert compilers and all(n == [19] * len(n) for n in compilers.values()), compilers
+        # GC, VM thread, reference handler (Java priority 10), finalizer (8), a thread at MAX_PRIORITY: as the launcher.
+        assert {"VM Thread", "Reference Handl", "Finalizer", "hi"} <= set(others), sorted(others)
+        # Nice values the JVM sets are absolute: under ``nice`` a root JVM resets its threads to 0, a non-root one
+        # cannot lower them and keeps the launcher's. Never below 0 (no thread is boosted), 0 when launched at 0.
+        assert all(set(n) <= {base, 0} for n in others.values()), others
+    finally:
+        proc.kill()
+        proc.wait()
