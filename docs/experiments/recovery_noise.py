@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy import RECOVERY_STEP, RECOVERY_WINDOW, default_lifecycle, plain
-from bench.unseen import DELAY, make, write_csv
-from driftline.config import LearnerSpec
-from learners.replay import read_rows, replay
+from bench.accuracy import RECOVERY_STEP, RECOVERY_WINDOW, default_lifecycle
+from bench.unseen import DELAY
+from learners.replay import replay
 
 sys.path.insert(0, str(Path(__file__).parent))
-from short_trace import _loss, _patch  # type: ignore[import-not-found]
+from short_trace import _loss, _patch, plain_losses, stream_rows  # type: ignore[import-not-found]
 
 
 def main() -> None:
@@ -38,22 +36,13 @@ def main() -> None:
     ap.add_argument("--patch", default="")
     args = ap.parse_args()
     _patch(args.patch)
-    examples, points, task, _ = make(args.stream, args.n, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.csv"
-        write_csv(examples, path)
-        rows = list(read_rows(path, "y"))
+    rows, points, task, _ = stream_rows(args.stream, args.n, args.seed)
     preds: list[Any] = []
     replay(
         rows, default_lifecycle(task, 0), delay=DELAY, on_prediction=lambda r: preds.append(r["prediction"])
     )
     served = [_loss(task, p, y) for p, (_, _, _, y) in zip(preds, rows, strict=True)]
-    specs = (
-        {"LR": LearnerSpec("logistic_regression", {"multiclass": "ovr"}), "HT": LearnerSpec("hoeffding_tree")}
-        if task == "classification"
-        else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
-    )
-    runs = {k: plain(rows, s, task, DELAY, 0)["losses"] for k, s in specs.items()}
+    runs = plain_losses(rows, task)
     best_name = min(runs, key=lambda k: sum(runs[k]))
     best = runs[best_name]
     w = RECOVERY_WINDOW

@@ -13,40 +13,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy import default_lifecycle, detection, plain, recovery
-from bench.unseen import ABRUPT_LEAD, DELAY, GRADUAL, judged, make, verdict, write_csv
-from driftline.config import LearnerSpec
-from learners.replay import read_rows, replay
+from bench.accuracy import default_lifecycle, detection, recovery
+from bench.unseen import ABRUPT_LEAD, DELAY, GRADUAL, judged, verdict
+from learners.replay import replay
 
 sys.path.insert(0, str(Path(__file__).parent))
-from short_trace import _loss, _patch  # type: ignore[import-not-found]
+from short_trace import _loss, _patch, plain_losses, stream_rows  # type: ignore[import-not-found]
 
 REGRESSION = "friedman-gsg,friedman-gra,planes2d-reversal,mv-shift,friedman-gra-early,linear-reversal"
 
 
 def job(name: str, n: int, seed: int) -> dict[str, Any]:
-    examples, points, task, gradual = make(name, n, seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.csv"
-        write_csv(examples, path)
-        rows = list(read_rows(path, "y"))
+    rows, points, task, gradual = stream_rows(name, n, seed)
     lc = default_lifecycle(task, 0)
     preds: list[Any] = []
     res = replay(rows, lc, delay=DELAY, on_prediction=lambda r: preds.append(r["prediction"]))
     summary = res.summary()
-    specs = (
-        {"LR": LearnerSpec("logistic_regression", {"multiclass": "ovr"}), "HT": LearnerSpec("hoeffding_tree")}
-        if task == "classification"
-        else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
-    )
-    runs = {k: plain(rows, s, task, DELAY, 0) for k, s in specs.items()}
+    runs = plain_losses(rows, task)
     out: dict[str, Any] = {"stream": name, "task": task, "points": points, "gradual": gradual, "seed": seed}
     for k, r in runs.items():
-        out[f"plain_{k}"] = sum(r["losses"]) / len(rows)
+        out[f"plain_{k}"] = sum(r) / len(rows)
     best = min(runs, key=lambda k: out[f"plain_{k}"])
     losses = [_loss(task, p, y) for p, (_, _, _, y) in zip(preds, rows, strict=True)]
     g = sum(losses) / len(rows)
@@ -59,7 +48,7 @@ def job(name: str, n: int, seed: int) -> dict[str, Any]:
     )
     out["rollbacks_per_10k"] = 1e4 * len(summary["rollbacks"]) / len(rows)
     out["promotions"], out["holds"] = len(summary["promotions"]), summary["holds"]
-    out["recovery"] = [] if gradual else recovery(task, losses, runs[best]["losses"], points, len(rows))
+    out["recovery"] = [] if gradual else recovery(task, losses, runs[best], points, len(rows))
     out["recovery_judged"] = [] if gradual else judged(points, len(rows))  # as bench.unseen: "not judged"
     return out
 

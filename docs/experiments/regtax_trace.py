@@ -17,19 +17,16 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from short_trace import _loss, _patch  # type: ignore[import-not-found]
+from short_trace import _loss, _patch, plain_losses, stream_rows  # type: ignore[import-not-found]
 
-from bench.accuracy import default_lifecycle, plain
-from bench.unseen import DELAY, make, write_csv
-from driftline.config import LearnerSpec
+from bench.accuracy import default_lifecycle
+from bench.unseen import DELAY
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import Release
-from learners.replay import read_rows, replay
+from learners.replay import replay
 
 
 def main() -> None:
@@ -47,11 +44,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     _patch(args.patch)
-    examples, points, task, _ = make(args.stream, args.n, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.csv"
-        write_csv(examples, path)
-        rows = list(read_rows(path, "y"))
+    rows, points, task, _ = stream_rows(args.stream, args.n, args.seed)
     lc = default_lifecycle(task, 0)
     label_lo, label_hi = (int(v) for v in args.labels.split(":")) if args.labels else (0, 0)
     n = len(rows)
@@ -102,12 +95,7 @@ def main() -> None:
     res = replay(rows, lc, delay=DELAY, on_prediction=on_pred)
     summary = res.summary()
     served = [_loss(task, p, y) for p, (_, _, _, y) in zip(preds, rows, strict=True)]
-    specs = (
-        {"LR": LearnerSpec("logistic_regression", {"multiclass": "ovr"}), "HT": LearnerSpec("hoeffding_tree")}
-        if task == "classification"
-        else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
-    )
-    runs = {k: plain(rows, s, task, DELAY, 0)["losses"] for k, s in specs.items()}
+    runs = plain_losses(rows, task)
     best = min(runs, key=lambda k: sum(runs[k]))
     b = runs[best]
     print(f"{args.stream} seed {args.seed} n {n} points {points}; best plain {best}")

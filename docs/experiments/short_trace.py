@@ -44,6 +44,26 @@ def _loss(task: str, p: Any, y: Any) -> float:
         return abs(float(y))
 
 
+def stream_rows(name: str, n: int, seed: int) -> tuple[list[Any], list[int], str, bool]:
+    """``bench.unseen``'s stream ``name`` as ``driftline replay`` reads it: (rows, drift points, task, gradual)."""
+    examples, points, task, gradual = make(name, n, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.csv"
+        write_csv(examples, path)
+        rows = list(read_rows(path, "y"))
+    return rows, points, task, gradual
+
+
+def plain_losses(rows: list[Any], task: str) -> dict[str, list[float]]:
+    """Per-event losses of ``bench.unseen``'s plain learners (LR, HT), each learning every label at its delay."""
+    specs = (
+        {"LR": LearnerSpec("logistic_regression", {"multiclass": "ovr"}), "HT": LearnerSpec("hoeffding_tree")}
+        if task == "classification"
+        else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
+    )
+    return {k: plain(rows, s, task, DELAY, 0)["losses"] for k, s in specs.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("stream")
@@ -53,11 +73,7 @@ def main() -> None:
     ap.add_argument("--patch", default="")
     args = ap.parse_args()
     _patch(args.patch)
-    examples, points, task, _ = make(args.stream, args.n, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.csv"
-        write_csv(examples, path)
-        rows = list(read_rows(path, "y"))
+    rows, points, task, _ = stream_rows(args.stream, args.n, args.seed)
     lc = default_lifecycle(task, 0)
     log: list[tuple[int, str]] = []
     learn_one = lc.learn_one
@@ -102,12 +118,7 @@ def main() -> None:
     res = replay(rows, lc, delay=DELAY, on_prediction=lambda r: preds.append(r["prediction"]))
     summary = res.summary()
     served = [_loss(task, p, y) for p, (_, _, _, y) in zip(preds, rows, strict=True)]
-    specs = (
-        {"LR": LearnerSpec("logistic_regression", {"multiclass": "ovr"}), "HT": LearnerSpec("hoeffding_tree")}
-        if task == "classification"
-        else {"LR": LearnerSpec("linear_regression"), "HT": LearnerSpec("hoeffding_tree")}
-    )
-    runs = {k: plain(rows, s, task, DELAY, 0)["losses"] for k, s in specs.items()}
+    runs = plain_losses(rows, task)
     n = len(rows)
     print(f"{args.stream} seed {args.seed} n {n} points {points} task {task}")
     g = sum(served) / n
