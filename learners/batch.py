@@ -64,9 +64,8 @@ class LinearMirror:
             v = float(variances.get(n, 0.0))
             if v:  # zero variance: River's scaler outputs 0.0 for the feature, so it contributes nothing
                 mean[j] = float(means.get(n, 0.0))
-                std[j] = (
-                    v**0.5
-                )  # Python's pow, as before (numpy's ** 0.5 is a sqrt: not always the same bits)
+                # Python's pow, as before (numpy's ** 0.5 is a sqrt: not always the same bits)
+                std[j] = v**0.5
                 weight[j] = float(weights.get(n, 0.0))
             elif indicators and float(means.get(n, 0.0)) == 1.0:  # FeatureScaler passes an indicator through
                 weight[j] = float(weights.get(n, 0.0))
