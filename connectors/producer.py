@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -186,6 +186,68 @@ class EventProducer:
             with tracking._lock:
                 tracking.pending += 1
         self._producer.poll(0)
+
+    def produce_many(
+        self, full_topic: str, records: Sequence[tuple[bytes, str | bytes | None]]
+    ) -> list[DeliveryError | None]:
+        """Queue already-encoded ``(bytes, key)`` records for one full topic name, in order, in one call to the
+        client (``Producer.produce_batch``): the same partition per key and the same delivery checks as
+        :meth:`produce_bytes` record by record, at a third of its cost per record (session 27, BENCHMARKS.md: ~0.7
+        against ~2.1 us). Returns, per record, None (queued) or the error that refused it at once (larger than the
+        client's ``message.max.bytes``, ...): the caller dead-letters those, as it would have caught
+        :meth:`produce_bytes`' exception. A full local queue is waited out (delivery reports served) and the
+        refused records queued again, as :meth:`produce_bytes` waits it out.
+
+        Why: the score worker produced its Predictions one call each, with a thread-local lookup, a lock, a counter
+        and a ``poll(0)`` per record. A client without ``produce_batch`` (confluent-kafka before 2.13) takes the
+        records one by one through :meth:`produce_bytes`."""
+        batch_produce = getattr(self._producer, "produce_batch", None)
+        if batch_produce is None:
+            return [self._produce_one(full_topic, data, key) for data, key in records]
+        if self._closed:
+            raise DeliveryError("producer is closed")
+        tracking: Deliveries | None = getattr(self._local, "tracking", None)
+        on_delivery = self._on_delivery if tracking is None else tracking._on_delivery
+        messages: list[dict[str, Any]] = [{"value": data, "key": _key_bytes(key)} for data, key in records]
+        errors: list[DeliveryError | None] = [None] * len(messages)
+        todo = list(range(len(messages)))
+        while todo:
+            batch = [messages[i] for i in todo]
+            if tracking is not None:  # counted before the call: a report served meanwhile finds it counted
+                with tracking._lock:
+                    tracking.pending += len(batch)
+            try:
+                batch_produce(full_topic, batch, on_delivery=on_delivery)
+            except KafkaException as exc:
+                if tracking is not None:
+                    with tracking._lock:
+                        tracking.pending -= len(batch)
+                raise DeliveryError(f"cannot produce to {full_topic}: {exc.args[0]}") from exc
+            full: list[int] = []
+            for i, message in zip(todo, batch, strict=True):
+                err = message.pop("_error", None)
+                if err is None:
+                    self._sent += 1
+                    continue
+                if tracking is not None:
+                    with tracking._lock:
+                        tracking.pending -= 1
+                if err.code() == KafkaError._QUEUE_FULL:
+                    full.append(i)
+                else:
+                    errors[i] = DeliveryError(f"cannot produce to {full_topic}: {err}")
+            todo = full
+            if todo:
+                self._producer.poll(0.05)  # serve delivery reports to make room (backpressure, not loss)
+        self._producer.poll(0)
+        return errors
+
+    def _produce_one(self, full_topic: str, data: bytes, key: str | bytes | None) -> DeliveryError | None:
+        try:
+            self.produce_bytes(full_topic, data, key)
+        except DeliveryError as exc:
+            return exc
+        return None
 
     def send_feature(
         self,

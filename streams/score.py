@@ -294,17 +294,28 @@ class Scorer:
         ready: dict[int, tuple[dict[str, Any], bytes | SchemaError]] = {}
         for name, indices in groups.items():
             ready.update(self._score_group(name, indices, raws, decoded, scored))
-        out_topic, avro_out, produce = self._out_topic, self._avro_out, ctx.out.produce_bytes
-        watched: dict[str, list[dict[str, Any]]] = {}
-        latencies: list[float] = []
+        avro_out = self._avro_out
+        records: list[tuple[bytes, bytes | None]] = []
+        outputs: list[tuple[int, dict[str, Any], bytes]] = []
         for i in sorted(ready):
             raw, (value, context) = raws[i], ready[i]
             try:
                 if isinstance(context, SchemaError):
                     raise context
-                produce(out_topic, context if avro_out else ctx.encode_output("predictions", value), raw.key)
+                records.append((context if avro_out else ctx.encode_output("predictions", value), raw.key))
             except Exception as exc:
                 ctx.deadletter("score", raw, exc)
+                continue
+            outputs.append((i, value, context))
+        # The batch's Predictions in one call to the client (in order; one refused, say too large, is dead-lettered
+        # alone, as before).
+        refused = ctx.out.produce_many(self._out_topic, records) if records else []
+        watched: dict[str, list[dict[str, Any]]] = {}
+        latencies: list[float] = []
+        for (i, value, context), error in zip(outputs, refused, strict=True):
+            raw = raws[i]
+            if error is not None:
+                ctx.deadletter("score", raw, error)
                 continue
             scored.contexts.append((value["id"], context))
             scored.predictions[value["id"]] = value

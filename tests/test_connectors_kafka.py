@@ -145,3 +145,51 @@ def test_check_reachable_names_the_address() -> None:
     dead = load_settings(environ={}, overrides={"kafka.bootstrap": "127.0.0.1:1"})
     with pytest.raises(StackError, match=r"cannot reach Kafka at 127\.0\.0\.1:1 \(tried for 1 s\).*stack up"):
         check_reachable(dead, timeout=1)
+
+
+def test_produce_many_keeps_partitions_order_and_refusals_per_record(settings: Settings) -> None:
+    """``produce_many`` (one ``produce_batch`` call) puts each key on the partition ``produce_bytes`` puts it on,
+    keeps the order within a partition, reports a record the client refuses (too large) in that record's slot
+    only, and waits out a full local queue instead of losing the records that did not fit."""
+    s = settings
+    ensure_topics(s, ("predictions",))
+    topic = s.topic("predictions")
+    keys = [f"id-{i}".encode() for i in range(120)]
+    # A local queue of 40 records: the 120 do not fit in one call, so the full queue is waited out.
+    producer = EventProducer(s, **{"queue.buffering.max.messages": 40, "message.max.bytes": 4000})
+    with producer.tracking() as one_by_one:
+        for k in keys:
+            producer.produce_bytes(topic, b"a" + k, k)
+    producer.wait(one_by_one)
+    records: list[tuple[bytes, str | bytes | None]] = [(b"b" + k, k) for k in keys]
+    records[7] = (b"b" + os.urandom(6000), keys[7])  # over message.max.bytes: refused by the client at once
+    with producer.tracking() as batched:
+        refused = producer.produce_many(topic, records)
+    producer.wait(batched)
+    producer.close()
+    assert [i for i, e in enumerate(refused) if e is not None] == [7]
+    assert isinstance(refused[7], DeliveryError) and "too large" in str(refused[7]).lower()
+
+    consumer = Consumer(client_config(s, **{"group.id": f"{topic}-check", "enable.auto.commit": False}))
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    seen: dict[tuple[bytes, bytes], int] = {}  # (which call, key) -> partition
+    order: dict[int, list[bytes]] = {}  # partition -> values in offset order
+
+    def read() -> bool:
+        for m in consumer.consume(500, 0.5):
+            if not m.error():
+                value = m.value() or b""
+                seen[(value[:1], m.key() or b"")] = m.partition()
+                order.setdefault(m.partition(), []).append(value)
+        return len(seen) >= 2 * len(keys) - 1
+
+    try:
+        wait_until("every delivered record read back", read, timeout=30, interval=0)
+    finally:
+        consumer.close()
+    assert len(seen) == 2 * len(keys) - 1  # every record delivered once, but the refused one
+    assert all(seen[(b"b", k)] == seen[(b"a", k)] for i, k in enumerate(keys) if i != 7)
+    for values in order.values():  # within a partition, the batched records in the order given
+        batched_ids = [v[1:] for v in values if v[:1] == b"b"]
+        assert batched_ids == sorted(batched_ids, key=keys.index)

@@ -42,6 +42,10 @@ class FakeProducer:
     def produce_bytes(self, topic: str, data: bytes, key: Any = None) -> None:
         self.sent.append((topic, data, key))
 
+    def produce_many(self, topic: str, records: list[tuple[bytes, Any]]) -> list[None]:
+        self.sent.extend((topic, data, key) for data, key in records)
+        return [None] * len(records)
+
     @contextmanager
     def tracking(self) -> Iterator[Any]:
         yield SimpleNamespace(pending=0, done=True, failed=0)
