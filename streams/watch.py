@@ -53,11 +53,32 @@ class InputWatch:
         self.kinds: dict[str, str] = {}
         self.classes: set[str] = set()
         self.n = 0
+        self.label_kind: str | None = None  # "number" or "string": the kind of the first label learned
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_numeric", None)  # derived from ``kinds``: rebuilt when needed, never in the checkpoint
         return state
+
+    def refuse_label(self, label: Any) -> str | None:
+        """Why a classification label cannot be learned, or None. A label is a number (bool, int, float) or a
+        string; River's classifiers keep their classes sorted (the Hoeffding tree's ``predict_proba_one``), so
+        once a string class sits next to numeric ones every later prediction raises ``TypeError`` and the model
+        learns nothing more. The first label learned sets the kind; a label of the other kind is refused (the
+        trainer dead-letters it). A checkpoint from before this check takes the kind of its next label."""
+        if self.task != "classification" or label is None:
+            return None
+        kind = "string" if isinstance(label, str) else "number"
+        known = self.__dict__.get("label_kind")
+        if known is None:
+            self.label_kind = kind
+            return None
+        if kind == known:
+            return None
+        return (
+            f"refused label {label!r:.60}: a {kind}, and this model's classes are {known}s "
+            "(a classifier cannot order the two kinds together)"
+        )
 
     def _numeric_names(self) -> frozenset[str]:
         """The names whose remembered kind is a number (rebuilt after :meth:`check` changed ``kinds``)."""
