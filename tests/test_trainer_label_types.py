@@ -106,3 +106,21 @@ def test_numbers_and_booleans_mix_without_refusal() -> None:
     trainer.process(_records([i % 2 for i in range(200)] + [bool(i % 2) for i in range(200)]))
     assert _dead(trainer) == []
     assert trainer.lifecycle.n_learned == 400
+
+
+def test_a_huge_text_label_is_refused_and_new_class_events_stay_small() -> None:
+    """A class name of 600 KB would sit in every Prediction's ``proba`` map (two of them: every Prediction over
+    ``serving.max_record_bytes``, so every event dead-lettered), and its ``label:new_class`` DriftEvent (which
+    lists known classes) went over the record limit and raised out of the trainer's batch."""
+    from schemas.codec import default_codec
+
+    trainer = _trainer()
+    trainer.process(_records(["no", "yes"] * 60))
+    trainer.process(_records(["L" * 600_000, "M" * 600_000, "c" * 1024], start=120))
+    trainer.process(_records(["no", "yes"] * 10, start=123))
+    assert [d["offset"] for d in _dead(trainer)] == [120, 121]
+    assert trainer.lifecycle.n_learned == 120 + 1 + 20
+    codec = default_codec()
+    drift = [codec.decode("DriftEvent", v) for t, v, _ in trainer.ctx.out.sent if t.endswith("drift")]
+    new_class = [d for d in drift if d["signal"] == "label:new_class"]
+    assert new_class and all(len(str(d["details"])) < 1000 for d in new_class)
