@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, check_reachable, client_config
 from connectors.redis_store import redis_client
 from connectors.topics import partition_for
 from driftline.errors import ArtifactError, ConfigError
@@ -132,6 +132,7 @@ def _when(ms: Any) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_reachable(settings)
     checked = read_checked_releases(settings)
     names = sorted(
         {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(model_owners(settings))
@@ -263,6 +264,7 @@ def _text(value: bytes | str) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_reachable(settings)
     releases = read_registry(settings)
     try:
         info = describe(releases, args.version)

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.kafka_client import check_reachable
 from streams.cli import settings_from_args
 
 
@@ -24,6 +25,7 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
 
 def _diff(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    check_reachable(settings)
     from streams.model_diff import diff_from_topic  # loads River: only when asked
 
     diff = diff_from_topic(settings, args.a, args.b, args.top)
