@@ -33,3 +33,16 @@ def test_unreachable_broker_is_named_not_a_traceback(
     err = capsys.readouterr().err
     assert f"cannot reach Kafka at {address}" in err
     assert "Connect to" not in err.split("error:")[0]  # no librdkafka retry spam before the message
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["models", "show"], ["models", "show", "3"], ["models", "settings"], ["models", "diff", "1", "2"]],
+)
+def test_every_models_subcommand_that_reads_one_model_takes_model_after_it(command: list[str]) -> None:
+    """The README writes ``driftline models list|show [VERSION]|promote VERSION|rollback [--model M]``: ``show``,
+    ``settings`` and ``diff`` refused ``--model M`` after the subcommand (``show --model m`` read ``m`` as VERSION)."""
+    from streams.cli import build_parser
+
+    assert build_parser().parse_args([*command, "--model", "m1"]).model == "m1"
+    assert build_parser().parse_args(["--model", "m2", *command]).model == "m2"

@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.add_argument("version", nargs="?", type=int)
     show.add_argument("--json", action="store_true")
+    _model_option(show)
     show.set_defaults(func=_show)
     pr = msub.add_parser(
         "promote",
@@ -90,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the trainer's live settings and where each value came from (default, file, env, set)",
     )
     live.add_argument("--json", action="store_true", help="one JSON object")
+    _model_option(live)
     live.set_defaults(func=_live_settings)
     register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
 

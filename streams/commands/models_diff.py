@@ -20,6 +20,10 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
     d.add_argument("b", type=int, help="the newer version")
     d.add_argument("--top", type=int, default=10, help="how many feature changes to list (default 10)")
     d.add_argument("--json", action="store_true")
+    # As `models ... --model`: SUPPRESS, so given here it sets the same `model` as the global --model.
+    d.add_argument(
+        "--model", default=argparse.SUPPRESS, metavar="NAME", help="one model (default: model.name)"
+    )
     d.set_defaults(func=_diff)
 
 
