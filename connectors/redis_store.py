@@ -106,11 +106,14 @@ local orphans = redis.call('ZREMRANGEBYSCORE', p .. ':parked', '-inf', now)
 return {expired, orphans, redis.call('ZCARD', p .. ':pending'), redis.call('ZCARD', p .. ':parked')}
 """
 
-# Rebuild after Redis lost its data: restore a context unless the id is known (joined or present).
+# Rebuild after Redis lost its data: restore a context unless the id is known (joined or present). A label parked
+# for a restored context (it came after the loss, before the rebuild) is claimed and handed back, as by
+# _PUT_PREDICTIONS: the caller joins it and marks it joined once the TrainingExample is delivered.
 _RESTORE = """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local n = 0
+local out = {}
 for i = 2, #ARGV, 3 do
   local id = ARGV[i]
   local ttl = tonumber(ARGV[i + 2])
@@ -118,10 +121,16 @@ for i = 2, #ARGV, 3 do
     if redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
       redis.call('ZADD', p .. ':pending', now + ttl, id)
       n = n + 1
+      local lbl = redis.call('GET', p .. ':lbl:' .. id)
+      if lbl then
+        table.insert(out, id)
+        table.insert(out, lbl)
+        redis.call('SET', p .. ':claim:' .. id, 'rebuild', 'PX', ttl)
+      end
     end
   end
 end
-return n
+return {n, out}
 """
 
 
@@ -268,15 +277,21 @@ class JoinStore:
         expired, orphans, pending, parked = self._call(self._sweep, [now_ms])
         return SweepResult(int(expired), int(orphans), int(pending), int(parked))
 
-    def restore(self, items: Sequence[tuple[str, bytes, int]], now_ms: int) -> int:
-        """Restore ``(id, context, remaining_ttl_ms)`` contexts lost with Redis' data; returns how many."""
-        n = 0
+    def restore(
+        self, items: Sequence[tuple[str, bytes, int]], now_ms: int
+    ) -> tuple[int, list[tuple[str, bytes]]]:
+        """Restore ``(id, context, remaining_ttl_ms)`` contexts lost with Redis' data; returns how many, and
+        ``(id, label_bytes)`` for labels parked waiting for a restored context (join them, then
+        :meth:`mark_joined`)."""
+        n, waiting = 0, []
         for start in range(0, len(items), 500):
             args: list[Any] = [now_ms]
             for id_, ctx, ttl in items[start : start + 500]:
                 args += [id_, ctx, ttl]
-            n += int(self._call(self._restore, args))
-        return n
+            count, flat = self._call(self._restore, args)
+            n += int(count)
+            waiting += [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return n, waiting
 
     def counts(self) -> tuple[int, int]:
         pipe = self._redis.pipeline(transaction=False)

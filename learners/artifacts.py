@@ -167,7 +167,9 @@ class ArtifactStore:
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory).resolve()
+        # expanduser: the default ``~/.driftline/artifacts`` is the home directory's, not a folder named "~" in
+        # each worker's working directory (a trainer and scorers started in different ones would not share it).
+        self.directory = Path(directory).expanduser().resolve()
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.directory)!r})"

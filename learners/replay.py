@@ -40,6 +40,24 @@ def _scalar(text: str) -> Any:
     return text
 
 
+def _json_row(path: Path, n: int, line: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: row {n} is not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: row {n} is not a JSON object but {type(record).__name__}")
+    return record
+
+
+def _label_kind(label: Any) -> str | None:
+    if isinstance(label, str):
+        return "text"
+    if isinstance(label, bool | int | float):
+        return "number"
+    return None
+
+
 def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> Iterator[Row]:
     """Read ``.csv`` or ``.jsonl``/``.json`` rows as ``(id, ts, features, label)``; the row number is the default id.
 
@@ -55,16 +73,29 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                 {k: _scalar(v) for k, v in r.items()} for r in csv.DictReader(fh)
             )
         elif suffix in (".jsonl", ".json", ".ndjson"):
-            records = (json.loads(line) for line in fh if line.strip())
+            records = (_json_row(path, n, line) for n, line in enumerate((t for t in fh if t.strip()), 1))
         else:
             raise ConfigError(f"{path}: expected a .csv or .jsonl file")
         i = -1
+        kind = (
+            None  # of the labels so far: a classifier cannot order text and numbers together (sorted classes)
+        )
         for i, record in enumerate(records):
             if label_col not in record:
                 raise ConfigError(
                     f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})"
                 )
             label = record.pop(label_col)
+            if label is not None:
+                now = _label_kind(label)
+                if now is None:
+                    raise ConfigError(f"{path}: row {i + 1}: label {label!r:.60} is not a number or text")
+                if kind is not None and now != kind:
+                    raise ConfigError(
+                        f"{path}: row {i + 1}: label {label!r:.60} is {'text' if now == 'text' else 'a number'}, "
+                        f"the labels before it are {'text' if kind == 'text' else 'numbers'}"
+                    )
+                kind = now
             rid = str(record.pop(id_col)) if id_col and id_col in record else str(i)
             ts = record.pop("ts", None)
             yield rid, ts if isinstance(ts, int) else None, record, label

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from io import BytesIO
@@ -416,6 +417,11 @@ class Codec:
             raise self._fail(rec, topic, f"invalid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise self._fail(rec, topic, f"JSON value is not an object but {type(value).__name__}")
+        if _SURROGATE_ESCAPE.search(text) is not None and _holds_lone_surrogate(value):
+            # "\ud800" alone parses, but is no Unicode text: it failed later, wherever the string was encoded again.
+            raise self._fail(
+                rec, topic, "JSON string holds a lone surrogate (\\ud800-\\udfff): not Unicode text"
+            )
         if rec.name in _TS_OPTIONAL_IN_JSON and "ts" not in value:
             value["ts"] = now_ms()
         try:
@@ -438,6 +444,16 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+# A \u escape of a UTF-16 surrogate (paired or not): only then is the parsed value checked for a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_error(data: Buffer) -> str:

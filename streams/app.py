@@ -242,7 +242,7 @@ def _add_join(worker: Worker) -> None:
     def sweep_once() -> None:
         # Redis lost its data (restart without persistence, flush): rebuild pending joins from `predictions`.
         if not store.client.exists(alive_key):
-            rebuild_join_state(ctx.settings, store, ctx.codec)
+            rebuild_join_state(ctx.settings, store, ctx.codec, ctx=ctx)
             store.client.set(alive_key, "1")
         joiner.sweep()
 

@@ -120,17 +120,35 @@ class Joiner:
         m.pending_joins.labels(model=model).set(result.pending)
 
 
-def rebuild_join_state(settings: Settings, store: JoinStore, codec: Any, timeout: float = 30.0) -> int:
+def rebuild_join_state(
+    settings: Settings,
+    store: JoinStore,
+    codec: Any,
+    timeout: float = 30.0,
+    ctx: WorkerContext | None = None,
+) -> int:
     """Restore pending contexts from the ``predictions`` topic after Redis lost its data.
 
     Reads the predictions published within the TTL; a context is restored unless that id is known to Redis as
     joined. Ids whose 'joined' marker was lost too may be joined a second time: the trainer drops those by id, so
-    nothing is learned twice and no label is answered with a wrong prediction.
+    nothing is learned twice and no label is answered with a wrong prediction. Labels that arrived between the
+    loss and this rebuild were parked (no context then): with ``ctx`` they are joined here (:func:`join_parked`),
+    else they would wait out their TTL and never be learned.
     """
     topic = settings.topic("predictions")
     ttl_ms = settings.redis.pending_ttl_s * 1000
-    restored = 0
+    restored, joined = 0, 0
     batch: list[tuple[str, bytes, int]] = []
+
+    def flush() -> None:
+        nonlocal restored, joined, batch
+        count, waiting = store.restore(batch, now_ms())
+        restored += count
+        if waiting and ctx is not None:
+            contexts = {id_: context for id_, context, _ in batch}
+            joined += join_parked(ctx, store, [(contexts[id_], label) for id_, label in waiting])
+        batch = []
+
     messages = read_to_end(
         settings, topic, "driftline-join-rebuild", since_ms=now_ms() - ttl_ms, timeout=timeout
     )
@@ -142,8 +160,37 @@ def rebuild_join_state(settings: Settings, store: JoinStore, codec: Any, timeout
         _, ts = msg.timestamp()
         batch.append((pred["id"], codec.encode("Prediction", pred), ts + ttl_ms - now_ms()))
         if len(batch) >= 1000:
-            restored += store.restore(batch, now_ms())
-            batch = []
-    restored += store.restore(batch, now_ms())
-    log.warning("join state rebuilt from %s: %d pending prediction(s) restored", topic, restored)
+            flush()
+    flush()
+    log.warning(
+        "join state rebuilt from %s: %d pending prediction(s) restored, %d parked label(s) joined",
+        topic,
+        restored,
+        joined,
+    )
     return restored
+
+
+def join_parked(ctx: WorkerContext, store: JoinStore, waiting: list[tuple[bytes, bytes]]) -> int:
+    """Join ``(prediction context, label)`` pairs whose label was parked before the context came back (the
+    rebuild): publish their TrainingExamples, wait for them to be acknowledged, then mark them joined (a crash in
+    between leaves the label parked and claimed, as when the scorer joins a parked label). Returns how many."""
+    ids: list[str] = []
+    out = ctx.out
+    with out.tracking() as deliveries:
+        for context, label_bytes in waiting:
+            prediction = ctx.codec.decode("Prediction", context)
+            try:
+                label = ctx.codec.decode("Label", label_bytes)
+                example = build_training_example(prediction, label)
+                ctx.emit("training", example, example["model"])  # keyed by model: one partition per model
+            except Exception as exc:
+                log.warning("join: parked label for %s could not be joined: %s", prediction["id"], exc)
+                ctx.metrics.joins.labels(model=prediction["model"], outcome="lost").inc()
+                continue
+            ctx.metrics.label_delay.observe(label_delay_seconds(prediction, label))
+            ctx.metrics.joins.labels(model=example["model"], outcome="joined").inc()
+            ids.append(prediction["id"])
+    out.wait(deliveries)
+    store.mark_joined(ids)
+    return len(ids)

@@ -314,8 +314,17 @@ class Trainer(TrainerControl):
         same order, before anything is learned, as one by one)."""
         index = self.index
         examples = [example for _, example in pending]
-        for warning in self.watch.check_many([(e["features"], e["label"]) for e in examples], index):
-            self._warn(warning)
+        # A label of the other kind (text where numbers came) is refused before the watch and the learner see it
+        # (InputWatch.refuse_label); it keeps its index, like any record the learner cannot take.
+        refuse = self.watch.refuse_label
+        refused = {k: why for k, e in enumerate(examples) if (why := refuse(e["label"])) is not None}
+        kept = [(k, e) for k, e in enumerate(examples) if k not in refused]
+        start = 0  # the watch checks each run of kept examples at its own indices
+        for stop in [*sorted(refused), len(examples)]:
+            run = [(e["features"], e["label"]) for e in examples[start:stop]]
+            for warning in self.watch.check_many(run, index + start) if run else ():
+                self._warn(warning)
+            start = stop + 1
         labelled = [
             Labelled(
                 e["features"],
@@ -326,11 +335,17 @@ class Trainer(TrainerControl):
                 index + k,
                 e.get("event_ts"),
             )
-            for k, e in enumerate(examples)
+            for k, e in kept
         ]
         lifecycle = self.lifecycle
         self._served_at = (lifecycle.served_version, lifecycle.served_model)
-        results = lifecycle.learn_batch(labelled)
+        learned_results = lifecycle.learn_batch(labelled)
+        results: list[Any]
+        if refused:
+            it = iter(learned_results)
+            results = [ValueError(refused[k]) if k in refused else next(it) for k in range(len(examples))]
+        else:
+            results = learned_results
         if digests is None:
             digests = [self.seen.digest(e["id"]) for e in examples]
         learned = 0
@@ -367,6 +382,11 @@ class Trainer(TrainerControl):
 
     def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
         """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
+        why = self.watch.refuse_label(example["label"])
+        if why is not None:  # a label of the other kind: see InputWatch.refuse_label
+            self.index += 1
+            self.ctx.deadletter("train", raw, ValueError(why))
+            return 0
         self._check_input(example, self.index)
         try:
             events = self.lifecycle.learn_one(

@@ -20,6 +20,10 @@ MAX_CLASSES = 10_000  # bounded memory on a regression-like label stream declare
 #: checkpoint, by one entry per event. A model learns at most ``learners.features.MAX_KEYS`` keys, so a name
 #: past this bound is almost certainly one no model learns from either.
 MAX_NAMES = 10_000
+#: The longest text label learned as a class. Why: a class name sits in every Prediction's ``proba`` map, so a
+#: label of 600 KB made every Prediction that large (two of them: over ``serving.max_record_bytes``, every event
+#: dead-lettered). Far longer than any real class name.
+MAX_LABEL_CHARS = 1024
 
 
 # The usual types answered with one dict probe (``_kind``'s isinstance chain was most of the trainer's per-label
@@ -53,11 +57,35 @@ class InputWatch:
         self.kinds: dict[str, str] = {}
         self.classes: set[str] = set()
         self.n = 0
+        self.label_kind: str | None = None  # "number" or "string": the kind of the first label learned
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_numeric", None)  # derived from ``kinds``: rebuilt when needed, never in the checkpoint
         return state
+
+    def refuse_label(self, label: Any) -> str | None:
+        """Why a classification label cannot be learned, or None. A label is a number (bool, int, float) or a
+        string; River's classifiers keep their classes sorted (the Hoeffding tree's ``predict_proba_one``), so
+        once a string class sits next to numeric ones every later prediction raises ``TypeError`` and the model
+        learns nothing more. The first label learned sets the kind; a label of the other kind is refused (the
+        trainer dead-letters it), as is a text label over ``MAX_LABEL_CHARS``. A checkpoint from before this check
+        takes the kind of its next label."""
+        if self.task != "classification" or label is None:
+            return None
+        kind = "string" if isinstance(label, str) else "number"
+        if kind == "string" and len(label) > MAX_LABEL_CHARS:
+            return f"refused label {label!r:.60}: {len(label)} characters, over {MAX_LABEL_CHARS} for a class name"
+        known = self.__dict__.get("label_kind")
+        if known is None:
+            self.label_kind = kind
+            return None
+        if kind == known:
+            return None
+        return (
+            f"refused label {label!r:.60}: a {kind}, and this model's classes are {known}s "
+            "(a classifier cannot order the two kinds together)"
+        )
 
     def _numeric_names(self) -> frozenset[str]:
         """The names whose remembered kind is a number (rebuilt after :meth:`check` changed ``kinds``)."""
@@ -91,8 +119,10 @@ class InputWatch:
     def _new_class(self, key: str, index: int) -> list[DriftSignal]:
         out = []
         if self.n >= WARMUP:
-            known = ", ".join(sorted(self.classes)[:10])
-            out.append(DriftSignal("schema", "label:new_class", index, {"label": key, "known": known}))
+            known = ", ".join(
+                c[:60] for c in sorted(self.classes)[:10]
+            )  # each shortened: the event stays small
+            out.append(DriftSignal("schema", "label:new_class", index, {"label": key[:60], "known": known}))
         self.classes.add(key)
         return out
 

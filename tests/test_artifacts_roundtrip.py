@@ -224,3 +224,18 @@ def test_store_put_is_idempotent(tmp_path: Any) -> None:
 def test_parent_must_be_older() -> None:
     with pytest.raises(ArtifactError, match="parent 5 must be older than version 5"):
         _release(linear_model.LogisticRegression(), version=5, parent=5)
+
+
+def test_store_directory_expands_the_home_directory(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default ``model.artifact_store`` is ``~/.driftline/artifacts``: it is the home directory's, the same for
+    a trainer and scorers started in different working directories, not a folder named ``~`` in each one's."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    store = ArtifactStore("~/.driftline/artifacts")
+    assert store.directory == (home / ".driftline" / "artifacts").resolve()
+    ref = store.put(b"abc")
+    assert ref == f"file://{home.resolve()}/.driftline/artifacts/{hashlib.sha256(b'abc').hexdigest()}"
+    assert not (elsewhere / "~").exists()

@@ -127,6 +127,30 @@ def test_cli_human_output_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
         assert "no rows to replay" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("cut.jsonl", '{"x": 1, "y": 0}\n{"x": 2, "y": 1\n', "row 2 is not valid JSON"),
+        ("array.jsonl", '{"x": 1, "y": 0}\n[1, 2]\n', "row 2 is not a JSON object"),
+        (
+            "mixed.csv",
+            "x,y\n1,0\n2,zzz\n3,1\n",
+            "row 2: label 'zzz' is text, the labels before it are numbers",
+        ),
+        ("mixed.jsonl", '{"x": 1, "y": "no"}\n{"x": 2, "y": 1}\n', "row 2: label 1 is a number, the labels"),
+        ("list.jsonl", '{"x": 1, "y": [1]}\n{"x": 2, "y": 1}\n', "row 1: label [1] is not a number or text"),
+    ],
+)
+def test_a_file_a_learner_cannot_take_is_refused_naming_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, error: str
+) -> None:
+    """Exit 2 with the row, not a traceback: a label of the other kind (text among numbers) made River's sorted
+    classes raise TypeError mid-replay; a cut JSON line or a list label raised from the reader."""
+    (tmp_path / name).write_text(text)
+    assert main(["replay", "--file", str(tmp_path / name), "--label-col", "y", "--no-plain"]) == 2
+    assert error in capsys.readouterr().err
+
+
 def test_replay_scores_a_plain_learner_on_the_same_events_and_reports_the_guard_tax() -> None:
     import collections
 

@@ -441,3 +441,28 @@ def test_complete_encode_falls_back_to_the_validating_error(change: dict) -> Non
     with pytest.raises(SchemaError) as got:
         codec.encode("Prediction", value, topic="predictions", complete=True)
     assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize(
+    ("record", "text"),
+    [
+        ("FeatureEvent", '{"id": "e\\udc80", "ts": 1, "features": {"x": 1}}'),
+        ("FeatureEvent", '{"id": "e1", "ts": 1, "key": "\\uD800", "features": {}}'),
+        ("FeatureEvent", '{"id": "e1", "ts": 1, "features": {"\\ud800x": 1}}'),
+        ("Label", '{"id": "e1", "label": "\\udfff"}'),
+        ("ControlCommand", '{"model": "m", "command": "\\ud800", "args": {}, "ts": 1}'),
+    ],
+)
+def test_json_with_a_lone_surrogate_is_refused_at_decode(record: str, text: str) -> None:
+    """``"\\ud800"`` is valid JSON but no Unicode text: it decoded, then failed wherever the string was encoded
+    again (the Prediction, the join's Label, the audit entry), each time failing a whole batch, which was then redone
+    record by record. Refused where it enters, naming why."""
+    with pytest.raises(SchemaError, match="lone surrogate"):
+        default_codec().decode(record, text.encode(), allow_json=True)
+
+
+def test_json_with_a_surrogate_pair_decodes_to_its_character() -> None:
+    value = default_codec().decode(
+        "FeatureEvent", b'{"id": "\\ud83d\\ude00", "ts": 1, "features": {"caf\\u00e9": 1}}', allow_json=True
+    )
+    assert value["id"] == "\U0001f600" and value["features"] == {"caf\u00e9": 1}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.kafka_client import check_reachable
 from driftline.audit_chain import Verification, verify
 from driftline.errors import ConfigError
 from driftline.settings import Settings
@@ -91,6 +92,7 @@ def _verify(args: argparse.Namespace) -> int:
             files[model] = result
             checks.append(_check("file", str(path), result, note is not None, entries))
     if (args.source == "both" and args.file is None) or args.source == "topic":
+        check_reachable(settings)
         chains = read_topic(settings)
         if args.model:
             chains = {args.model: chains.get(args.model, [])}
@@ -151,6 +153,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.source == "file" or args.file is not None:
         chains = {m: e for m, (_, e) in _file_chains(settings, args).items()}
     else:
+        check_reachable(settings)
         chains = read_topic(settings)
         if args.model:
             chains = {args.model: chains.get(args.model, [])}

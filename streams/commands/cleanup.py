@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from connectors.kafka_client import check_reachable
 from connectors.redis_store import redis_client
 from driftline.errors import ConfigError
 from driftline.settings import KafkaSettings, Settings
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     settings = settings_from_args(args, {"kafka.topic_prefix": prefix})
+    check_reachable(settings)
     todo = plan(settings, prefix, args.keep_audit)
     failed = {} if args.dry_run else remove(settings, todo)
     audit = []

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.kafka_client import check_reachable
 from streams.cli import settings_from_args
 
 
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _explain(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    check_reachable(settings)
     since = int((time.time() - args.since * 60) * 1000) if args.since > 0 else None
     from streams.explanations import explain_prediction  # loads River: not for --help
 

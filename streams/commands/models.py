@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, check_reachable, client_config
 from connectors.redis_store import redis_client
 from connectors.topics import partition_for
 from driftline.errors import ArtifactError, ConfigError
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.add_argument("version", nargs="?", type=int)
     show.add_argument("--json", action="store_true")
+    _model_option(show)
     show.set_defaults(func=_show)
     pr = msub.add_parser(
         "promote",
@@ -90,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the trainer's live settings and where each value came from (default, file, env, set)",
     )
     live.add_argument("--json", action="store_true", help="one JSON object")
+    _model_option(live)
     live.set_defaults(func=_live_settings)
     register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
 
@@ -132,6 +134,7 @@ def _when(ms: Any) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_reachable(settings)
     checked = read_checked_releases(settings)
     names = sorted(
         {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(model_owners(settings))
@@ -263,6 +266,7 @@ def _text(value: bytes | str) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_reachable(settings)
     releases = read_registry(settings)
     try:
         info = describe(releases, args.version)

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.kafka_client import check_reachable
 from streams.cli import settings_from_args
 
 
@@ -19,11 +20,16 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
     d.add_argument("b", type=int, help="the newer version")
     d.add_argument("--top", type=int, default=10, help="how many feature changes to list (default 10)")
     d.add_argument("--json", action="store_true")
+    # As `models ... --model`: SUPPRESS, so given here it sets the same `model` as the global --model.
+    d.add_argument(
+        "--model", default=argparse.SUPPRESS, metavar="NAME", help="one model (default: model.name)"
+    )
     d.set_defaults(func=_diff)
 
 
 def _diff(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    check_reachable(settings)
     from streams.model_diff import diff_from_topic  # loads River: only when asked
 
     diff = diff_from_topic(settings, args.a, args.b, args.top)

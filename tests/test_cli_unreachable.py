@@ -1,0 +1,48 @@
+"""Every command that reads Kafka names the address it tried when nothing answers there, with exit 1 and one
+line, not a ``cimpl.KafkaException`` traceback after dozens of librdkafka retry lines (``models list``, ``models
+diff``, ``audit verify``, ``explain`` and ``cleanup`` did that; ``tail``, ``topics``, ``produce`` already named it).
+No broker needed: nothing listens on the address.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.localproc import free_port
+from streams.cli import main
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "list"],
+        ["models", "show"],
+        ["models", "diff", "1", "2"],
+        ["audit", "verify"],
+        ["explain", "e1", "--timeout", "2"],
+        ["cleanup", "--prefix", "nobody.", "--dry-run"],
+    ],
+)
+def test_unreachable_broker_is_named_not_a_traceback(
+    command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", "cli-unreachable-test-signing-key-of-32-bytes")
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["--bootstrap", address, "--topic-prefix", "nobody.", *command]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach Kafka at {address}" in err
+    assert "Connect to" not in err.split("error:")[0]  # no librdkafka retry spam before the message
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["models", "show"], ["models", "show", "3"], ["models", "settings"], ["models", "diff", "1", "2"]],
+)
+def test_every_models_subcommand_that_reads_one_model_takes_model_after_it(command: list[str]) -> None:
+    """The README writes ``driftline models list|show [VERSION]|promote VERSION|rollback [--model M]``: ``show``,
+    ``settings`` and ``diff`` refused ``--model M`` after the subcommand (``show --model m`` read ``m`` as VERSION)."""
+    from streams.cli import build_parser
+
+    assert build_parser().parse_args([*command, "--model", "m1"]).model == "m1"
+    assert build_parser().parse_args(["--model", "m2", *command]).model == "m2"

@@ -1,0 +1,126 @@
+"""A label whose type cannot be ordered with the model's classes ("zzz" where 0/1 came) must not poison learning.
+
+River's classifiers keep their classes sorted (``sorted(self.classes)`` in the Hoeffding tree's
+``predict_proba_one``): once a string class sits next to numeric ones, every later prediction raises
+``TypeError: '<' not supported between instances of 'str' and 'int'``, so every later TrainingExample of that
+model was dead-lettered and learning stopped for good (found by publishing one such label on ``labels``). The
+trainer refuses (dead-letters, with the reason) a label of the other kind, and keeps learning the rest.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from typing import Any
+
+import pytest
+
+from connectors.batch_source import RawRecord
+
+TOPIC = "driftline.training"
+KEY = "trainer-label-types-signing-key-32-bytes!!"
+
+
+class _Captured:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, Any]] = []
+
+    def produce_bytes(self, topic: str, value: bytes, key: Any = None) -> None:
+        self.sent.append((topic, value, key))
+
+
+class _NoStatus:
+    def hget(self, key: str, field: str) -> None:
+        return None
+
+
+def _trainer() -> Any:
+    from driftline.settings import load_settings
+    from streams.audit import AuditLog
+    from streams.runtime import WorkerContext
+    from streams.train import Trainer
+
+    s = load_settings(
+        environ={},
+        overrides={"model.signing_key": KEY, "state_dir": tempfile.mkdtemp(prefix="trainer-label-types-")},
+    )
+    ctx = WorkerContext(s, producer=_Captured(), audit_deferred=True, audit_source=dict)  # type: ignore[arg-type]
+    ctx._audit_logs[ctx.model] = AuditLog(
+        s, ctx.model, lambda data, model: None, topic_entries=list, deferred=True
+    )
+    trainer = Trainer(ctx, redis_conn=_NoStatus())  # type: ignore[arg-type]
+    trainer.start(None, 0)
+    return trainer
+
+
+def _records(labels: list[Any], start: int = 0) -> list[tuple[RawRecord, dict[str, Any]]]:
+    rng = random.Random(start)
+    out = []
+    for k, y in enumerate(labels):
+        i = start + k
+        x = {"x1": rng.random(), "x2": rng.random()}
+        example = {"id": f"e{i}", "model": "default", "features": x, "label": y, "event_ts": 1_000 * i}
+        out.append((RawRecord(TOPIC, 0, i, b"default", b"", 1_000 * i), example))
+    return out
+
+
+def _dead(trainer: Any) -> list[dict[str, Any]]:
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    return [
+        codec.decode("DeadLetter", value)
+        for topic, value, _ in trainer.ctx.out.sent
+        if topic.endswith("deadletter")
+    ]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize(
+    ("usual", "odd"),
+    [([0, 1], "zzz"), (["no", "yes"], 1), ([False, True], "maybe"), ([0.0, 1.0], "1.5")],
+)
+def test_a_label_of_another_kind_is_refused_and_learning_goes_on(
+    batched: bool, usual: list[Any], odd: Any
+) -> None:
+    trainer = _trainer()
+    before = _records([usual[i % 2] for i in range(300)])
+    bad = _records([odd], start=300)
+    after = _records([usual[i % 2] for i in range(200)], start=301)
+    for part in (before, bad, after):
+        if batched:
+            trainer.process(part)
+        else:
+            for raw, example in part:
+                trainer.learn(raw, example)
+    dead = _dead(trainer)
+    assert [d["offset"] for d in dead] == [300]  # the odd label only, nothing after it
+    assert "label" in dead[0]["error"] and repr(odd)[:10] in dead[0]["error"]
+    assert trainer.lifecycle.n_learned == 500
+    assert trainer.index == 501  # the refused label takes its index, as any record the learner cannot take
+
+
+def test_numbers_and_booleans_mix_without_refusal() -> None:
+    """bool is an int in Python: 0/1 and False/True order fine together (the CSV/JSONL mix of the quick start)."""
+    trainer = _trainer()
+    trainer.process(_records([i % 2 for i in range(200)] + [bool(i % 2) for i in range(200)]))
+    assert _dead(trainer) == []
+    assert trainer.lifecycle.n_learned == 400
+
+
+def test_a_huge_text_label_is_refused_and_new_class_events_stay_small() -> None:
+    """A class name of 600 KB would sit in every Prediction's ``proba`` map (two of them: every Prediction over
+    ``serving.max_record_bytes``, so every event dead-lettered), and its ``label:new_class`` DriftEvent (which
+    lists known classes) went over the record limit and raised out of the trainer's batch."""
+    from schemas.codec import default_codec
+
+    trainer = _trainer()
+    trainer.process(_records(["no", "yes"] * 60))
+    trainer.process(_records(["L" * 600_000, "M" * 600_000, "c" * 1024], start=120))
+    trainer.process(_records(["no", "yes"] * 10, start=123))
+    assert [d["offset"] for d in _dead(trainer)] == [120, 121]
+    assert trainer.lifecycle.n_learned == 120 + 1 + 20
+    codec = default_codec()
+    drift = [codec.decode("DriftEvent", v) for t, v, _ in trainer.ctx.out.sent if t.endswith("drift")]
+    new_class = [d for d in drift if d["signal"] == "label:new_class"]
+    assert new_class and all(len(str(d["details"])) < 1000 for d in new_class)
