@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.consumer import read_to_end
 from connectors.kafka_client import client_config
 from driftline.errors import ArtifactError, SchemaError, SecurityError
-from driftline.settings import Settings
+from driftline.settings import MODEL_NAME, Settings
 from learners.artifacts import ArtifactStore, load_release, verify_release
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
@@ -47,7 +47,14 @@ def verify_problem(
     release: Mapping[str, Any], key: bytes, previous_key: bytes = b"", store: ArtifactStore | None = None
 ) -> tuple[str, str] | None:
     """Check a release without unpickling it: ``None`` if it verifies (current or previous key), else
-    ``(reason, message)`` with ``reason`` a ``driftline_releases_rejected_total`` label. Never raises."""
+    ``(reason, message)`` with ``reason`` a ``driftline_releases_rejected_total`` label. Never raises.
+
+    A release whose ``model`` cannot name a model (:data:`driftline.settings.MODEL_NAME`: it goes into Redis keys,
+    file names and metric labels) is refused as ``model`` even when signed with the key: only a key holder can
+    make one, and nothing should load ``../x`` as a model."""
+    name = release.get("model")
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
+        return "model", f"invalid model name {name!r:.80}"
     try:
         verify_release(release, key=key, store=store)
         return None
