@@ -24,6 +24,13 @@ MAX_NAMES = 10_000
 #: label of 600 KB made every Prediction that large (two of them: over ``serving.max_record_bytes``, every event
 #: dead-lettered). Far longer than any real class name.
 MAX_LABEL_CHARS = 1024
+#: The classes a classifier learns, and their names' characters in all: a label of a new class past either is
+#: refused (dead-lettered). Why: every Prediction carries a probability per class, so 2,600 distinct 400-character
+#: labels (an outside check, session 27) grew each Prediction's ``proba`` map past 200 KB on their way to the
+#: record limit, where every event is dead-lettered. The labels of one batch are checked before any is learned,
+#: so a batch may pass either bound by its own new classes (500 of at most ``MAX_LABEL_CHARS``: still under 1 MiB).
+MAX_MODEL_CLASSES = 1000
+MAX_CLASS_CHARS = 200_000
 
 
 # The usual types answered with one dict probe (``_kind``'s isinstance chain was most of the trainer's per-label
@@ -69,13 +76,24 @@ class InputWatch:
         string; River's classifiers keep their classes sorted (the Hoeffding tree's ``predict_proba_one``), so
         once a string class sits next to numeric ones every later prediction raises ``TypeError`` and the model
         learns nothing more. The first label learned sets the kind; a label of the other kind is refused (the
-        trainer dead-letters it), as is a text label over ``MAX_LABEL_CHARS``. A checkpoint from before this check
+        trainer dead-letters it), as is a text label over ``MAX_LABEL_CHARS`` and a new class past
+        ``MAX_MODEL_CLASSES`` or ``MAX_CLASS_CHARS``. A checkpoint from before this check
         takes the kind of its next label."""
         if self.task != "classification" or label is None:
             return None
         kind = "string" if isinstance(label, str) else "number"
         if kind == "string" and len(label) > MAX_LABEL_CHARS:
             return f"refused label {label!r:.60}: {len(label)} characters, over {MAX_LABEL_CHARS} for a class name"
+        key = str(label)
+        classes = self.classes
+        if key not in classes and (
+            len(classes) >= MAX_MODEL_CLASSES or sum(map(len, classes)) + len(key) > MAX_CLASS_CHARS
+        ):
+            return (
+                f"refused label {label!r:.60}: a new class, and this model has {len(classes)} classes already "
+                f"(at most {MAX_MODEL_CLASSES}, {MAX_CLASS_CHARS:,} characters of names in all: every Prediction "
+                "carries a probability per class)"
+            )
         known = self.__dict__.get("label_kind")
         if known is None:
             self.label_kind = kind

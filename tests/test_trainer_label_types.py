@@ -124,3 +124,26 @@ def test_a_huge_text_label_is_refused_and_new_class_events_stay_small() -> None:
     drift = [codec.decode("DriftEvent", v) for t, v, _ in trainer.ctx.out.sent if t.endswith("drift")]
     new_class = [d for d in drift if d["signal"] == "label:new_class"]
     assert new_class and all(len(str(d["details"])) < 1000 for d in new_class)
+
+
+def test_a_new_class_past_the_class_bounds_is_refused_a_known_one_is_not() -> None:
+    """Every Prediction carries a probability per class: 2,600 distinct 400-character labels grew each one's
+    ``proba`` map past 200 KB on its way to the record limit (every event dead-lettered then). A new class past
+    ``MAX_MODEL_CLASSES`` classes, or past ``MAX_CLASS_CHARS`` characters of class names in all, is refused."""
+    from streams.watch import MAX_CLASS_CHARS, MAX_MODEL_CLASSES, InputWatch
+
+    watch = InputWatch("classification")
+    labels = [f"c{i}" for i in range(MAX_MODEL_CLASSES)]
+    assert all(watch.refuse_label(y) is None for y in labels)
+    watch.check_many([({}, y) for y in labels], 0)
+    assert len(watch.classes) == MAX_MODEL_CLASSES
+    why = watch.refuse_label("one-more")
+    assert why is not None and "new class" in why and str(MAX_MODEL_CLASSES) in why
+    assert watch.refuse_label("c7") is None  # a known class is learned as before
+
+    long_names = InputWatch("classification")
+    names = [f"{i:04d}" + "n" * 996 for i in range(MAX_CLASS_CHARS // 1000)]  # 1,000 characters each
+    long_names.check_many([({}, y) for y in names], 0)
+    assert long_names.refuse_label("x" * 10) is not None  # the names' budget is spent, though 200 < 1,000
+    assert long_names.refuse_label(names[0]) is None
+    assert InputWatch("regression").refuse_label(123.5) is None  # regression labels are not classes
