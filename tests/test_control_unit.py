@@ -137,3 +137,12 @@ def test_status_renders_trouble() -> None:
 def test_deadletter_reasons_group_without_quoted_values() -> None:
     assert deadletter_reason("control command 'explode' refused: unsigned") == "control command '...' refused"
     assert deadletter_reason("SchemaError: features: bad") == "SchemaError"
+
+
+def test_a_non_hex_signature_with_a_known_key_id_is_refused_as_a_bad_signature() -> None:
+    # The key id is public (every command carries it); a signature of non-ASCII characters made hmac.compare_digest
+    # raise TypeError, so the trainer dead-lettered it as an error instead of refusing and counting it.
+    cmd = new_command(settings(), "pause_learning", {})
+    keys, now = [KEY.encode()], cmd["ts"]
+    for forged in ("é" * 64, "zz" * 32, "\x00"):
+        assert refusal(dict(cmd, signature=forged), keys, set(), now, 600)[0] == "signature"  # type: ignore[index]
