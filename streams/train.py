@@ -24,7 +24,7 @@ import redis
 
 from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
-from driftline.errors import SecurityError
+from driftline.errors import ConfigError, SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
 from learners import kernels
@@ -246,7 +246,9 @@ class Trainer(TrainerControl):
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
+        configured = self.lifecycle  # built from this process's settings (file, environment, defaults)
         self.lifecycle = state["lifecycle"]
+        self._reapply_configured(configured, state["live_sets"])
         self.offsets = state["offsets"]
         self.seen = state["seen"]
         self.index = state["index"]
@@ -257,6 +259,38 @@ class Trainer(TrainerControl):
         self.watch = state["watch"]
         self.commits = int(state.get("commits", 0))
         self._served_at = None
+
+    def _reapply_configured(self, configured: ModelLifecycle, live_sets: dict[str, Any]) -> None:
+        """The restored lifecycle carries the settings of the process that saved it: apply this process's
+        configuration (a file or environment changed across the restart) to every setting not set live, which
+        wins as before. Applied as a live ``set`` would be, so the policies and monitors follow."""
+        restored = self.lifecycle
+        changed: dict[str, str] = {}
+        if "release_every" not in live_sets and restored.release_every != configured.release_every:
+            changed["release_every"] = str(configured.release_every)
+        for section in ("guard", "drift"):
+            old, new = getattr(restored, section), getattr(configured, section)
+            for f in dataclasses.fields(new):
+                key, value = f"{section}.{f.name}", getattr(new, f.name)
+                if key in live_sets or getattr(old, f.name) == value:
+                    continue
+                if value is None:
+                    changed[key] = "null"
+                elif isinstance(value, bool):
+                    changed[key] = str(value).lower()
+                elif isinstance(value, dict):
+                    changed[key] = json.dumps(value)
+                else:
+                    changed[key] = str(value)
+        if changed:
+            log.warning(
+                "trainer %s: configuration changed since its state was saved: %s", self.ctx.model, changed
+            )
+        for key, value in changed.items():
+            try:
+                restored.apply_control("set", {key: value})
+            except ConfigError as exc:  # outside the live rules: the restored value stays, said once
+                log.warning("trainer %s: %s kept at its saved value: %s", self.ctx.model, key, exc)
 
     # -- per batch -----------------------------------------------------------------------------------------------
     def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
