@@ -175,6 +175,7 @@ class Trainer(TrainerControl):
         # so a trainer frozen past its session (its models moved on) never overwrites the new owner's status.
         self.commits = 0
         self.pause_discard = False
+        self.discarded = 0  # labels dropped by `pause --discard` (evaluated as served, never learned)
         self.replies: list[dict[str, Any]] = []
         # Releases published since this trainer started (not state): the transaction that holds one ends early,
         # so scorers see it without waiting for the gather window (streams.trainer_gather, ``_more``).
@@ -241,6 +242,7 @@ class Trainer(TrainerControl):
             "live_sets": self.live_sets,
             "held": self.held,
             "pause_discard": self.pause_discard,
+            "discarded": self.discarded,
             "watch": self.watch,
             "commits": self.commits,
         }
@@ -256,6 +258,7 @@ class Trainer(TrainerControl):
         self.live_sets = state["live_sets"]
         self.held = state["held"]
         self.pause_discard = bool(state["pause_discard"])
+        self.discarded = int(state.get("discarded", 0))  # absent from states saved before it was counted
         self.watch = state["watch"]
         self.commits = int(state.get("commits", 0))
         self._served_at = None
@@ -330,6 +333,7 @@ class Trainer(TrainerControl):
             if paused:
                 # pause --discard: scored and monitored as before, never learned; counted.
                 m.paused_examples.labels(model=self.ctx.model, outcome="discarded").inc()
+                self.discarded += 1
             ids.add(event_id)
             pending.append((raw, example))
             digests.append(known)
@@ -519,6 +523,7 @@ class Trainer(TrainerControl):
             "settings": json.dumps(self.live_settings(), default=str),
             "held_examples": len(self.held),
             "pause_discard": int(self.pause_discard),
+            "discarded": self.discarded,
             "owner": self.owner,
             "commits": self.commits,
         }
