@@ -8,6 +8,7 @@ Checked by the trainer before it applies a command (:meth:`learners.lifecycle.Mo
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -19,8 +20,24 @@ from learners.drift import check_drift_config
 _PROBABILITIES = {"alpha", "probation_alpha", "max_disagreement", "collapse_share", "adwin_delta"}
 
 
-def _parse_setting(key: str, value: str, current: Any) -> Any:
-    """Parse a live ``set`` value like the current one; refuse NaN/inf, negatives and shares outside (0, 1)."""
+def _parse_setting(key: str, value: str, current: Any, optional: bool = False) -> Any:
+    """Parse a live ``set`` value like the current one; refuse NaN/inf, negatives and shares outside (0, 1).
+
+    A mapping (a detector's ``*_params``) is given as a JSON object; an optional number (``float | None``, e.g.
+    ``guard.fairness_max_gap``) as a number, or ``null``/``none`` to turn it off.
+    """
+    if isinstance(current, dict):
+        try:
+            mapping = json.loads(value)
+        except ValueError:
+            mapping = None
+        if not isinstance(mapping, dict):
+            raise ConfigError(f'set: {key} expects a JSON object, e.g. {{"threshold": 50}}, got {value!r}')
+        return mapping
+    if optional:
+        if value.strip().lower() in ("null", "none"):
+            return None
+        current = 0.0
     if isinstance(current, bool):
         if value.lower() not in _BOOLS:
             raise ConfigError(f"set: {key} expects true or false, got {value!r}")
@@ -52,7 +69,9 @@ def check_setting(key: str, value: str, guard: GuardConfig, drift: DriftConfig) 
     targets: dict[str, Any] = {"guard": guard, "drift": drift}
     if section not in targets or name not in {f.name for f in dataclasses.fields(targets[section])}:
         raise ConfigError(f"set: unknown setting {key!r} (release_every, guard.<field>, drift.<field>)")
-    parsed = _parse_setting(key, value, getattr(targets[section], name))
+    declared = next(str(f.type) for f in dataclasses.fields(targets[section]) if f.name == name)
+    optional = declared.replace(" ", "") == "float|None"
+    parsed = _parse_setting(key, value, getattr(targets[section], name), optional)
     if section == "drift":  # a detector name must be registered, and its parameters must fit it
         check_drift_config(dataclasses.replace(drift, **{name: parsed}))
     if section == "guard":  # the same ranges as a config file's (driftline.config)

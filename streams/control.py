@@ -85,8 +85,10 @@ def refusal(
         return "unsigned", "unsigned (send it with `driftline models ...`, which signs it)"
     payload = _canonical(record)
     good = [k for k in keys if k and key_id(k) == record.get("key_id")]
+    # Compared as bytes: hmac.compare_digest raises TypeError on a str with non-ASCII characters.
+    given = signature.lower().encode("utf-8", "replace")
     if not any(
-        hmac.compare_digest(hmac.new(k, payload, hashlib.sha256).hexdigest(), signature.lower()) for k in good
+        hmac.compare_digest(hmac.new(k, payload, hashlib.sha256).hexdigest().encode(), given) for k in good
     ):
         return "signature", f"bad signature (key id {record.get('key_id')!r} is not a key this trainer holds)"
     age_s = (now_ms - int(record.get("ts") or 0)) / 1000

@@ -24,7 +24,7 @@ import redis
 
 from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
-from driftline.errors import SecurityError
+from driftline.errors import ConfigError, SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
 from learners import kernels
@@ -175,6 +175,7 @@ class Trainer(TrainerControl):
         # so a trainer frozen past its session (its models moved on) never overwrites the new owner's status.
         self.commits = 0
         self.pause_discard = False
+        self.discarded = 0  # labels dropped by `pause --discard` (evaluated as served, never learned)
         self.replies: list[dict[str, Any]] = []
         # Releases published since this trainer started (not state): the transaction that holds one ends early,
         # so scorers see it without waiting for the gather window (streams.trainer_gather, ``_more``).
@@ -241,12 +242,15 @@ class Trainer(TrainerControl):
             "live_sets": self.live_sets,
             "held": self.held,
             "pause_discard": self.pause_discard,
+            "discarded": self.discarded,
             "watch": self.watch,
             "commits": self.commits,
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
+        configured = self.lifecycle  # built from this process's settings (file, environment, defaults)
         self.lifecycle = state["lifecycle"]
+        self._reapply_configured(configured, state["live_sets"])
         self.offsets = state["offsets"]
         self.seen = state["seen"]
         self.index = state["index"]
@@ -254,9 +258,42 @@ class Trainer(TrainerControl):
         self.live_sets = state["live_sets"]
         self.held = state["held"]
         self.pause_discard = bool(state["pause_discard"])
+        self.discarded = int(state.get("discarded", 0))  # absent from states saved before it was counted
         self.watch = state["watch"]
         self.commits = int(state.get("commits", 0))
         self._served_at = None
+
+    def _reapply_configured(self, configured: ModelLifecycle, live_sets: dict[str, Any]) -> None:
+        """The restored lifecycle carries the settings of the process that saved it: apply this process's
+        configuration (a file or environment changed across the restart) to every setting not set live, which
+        wins as before. Applied as a live ``set`` would be, so the policies and monitors follow."""
+        restored = self.lifecycle
+        changed: dict[str, str] = {}
+        if "release_every" not in live_sets and restored.release_every != configured.release_every:
+            changed["release_every"] = str(configured.release_every)
+        for section in ("guard", "drift"):
+            old, new = getattr(restored, section), getattr(configured, section)
+            for f in dataclasses.fields(new):
+                key, value = f"{section}.{f.name}", getattr(new, f.name)
+                if key in live_sets or getattr(old, f.name) == value:
+                    continue
+                if value is None:
+                    changed[key] = "null"
+                elif isinstance(value, bool):
+                    changed[key] = str(value).lower()
+                elif isinstance(value, dict):
+                    changed[key] = json.dumps(value)
+                else:
+                    changed[key] = str(value)
+        if changed:
+            log.warning(
+                "trainer %s: configuration changed since its state was saved: %s", self.ctx.model, changed
+            )
+        for key, value in changed.items():
+            try:
+                restored.apply_control("set", {key: value})
+            except ConfigError as exc:  # outside the live rules: the restored value stays, said once
+                log.warning("trainer %s: %s kept at its saved value: %s", self.ctx.model, key, exc)
 
     # -- per batch -----------------------------------------------------------------------------------------------
     def process(self, examples: list[tuple[RawRecord, dict[str, Any]]]) -> int:
@@ -296,6 +333,7 @@ class Trainer(TrainerControl):
             if paused:
                 # pause --discard: scored and monitored as before, never learned; counted.
                 m.paused_examples.labels(model=self.ctx.model, outcome="discarded").inc()
+                self.discarded += 1
             ids.add(event_id)
             pending.append((raw, example))
             digests.append(known)
@@ -505,6 +543,7 @@ class Trainer(TrainerControl):
             "settings": json.dumps(self.live_settings(), default=str),
             "held_examples": len(self.held),
             "pause_discard": int(self.pause_discard),
+            "discarded": self.discarded,
             "owner": self.owner,
             "commits": self.commits,
         }

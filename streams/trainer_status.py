@@ -39,8 +39,10 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         "held_examples": int(data.get("held_examples", 0)),
         "pause_discard": data.get("pause_discard") == "1",
         "n_learned": int(data.get("n_learned", 0)),
-        # Every label learned, each once, whatever happened to the lineage since (the evaluator of what was served).
-        "labels_learned": int(metrics.get("overall.n", 0)),
+        # Every label learned, each once, whatever happened to the lineage since: the evaluator of what was served
+        # counts every label, those `pause --discard` dropped (never learned) too.
+        "labels_learned": int(metrics.get("overall.n", 0)) - int(data.get("discarded", 0)),
+        "discarded": int(data.get("discarded", 0)),
         "served_version": int(data.get("served_version", 0)),
         "paused": data.get("paused") == "1",
         "updated_at": int(data.get("updated_at", 0)),

@@ -399,6 +399,9 @@ class TransactionalBatches:
             trainer.replies = []
         self._replies = []
         self.trainers.clear()  # restored lazily from self.states (the committed ones)
+        # Their audit chains are opened again too, against the topic as it is now: the view read at the last
+        # restore lacks every entry committed since, and a chain opened on it published them all a second time.
+        self._audit = None
         if not fenced:
             try:
                 bounded(self.ctx.out.abort, "abort", CALL_LIMIT_S)

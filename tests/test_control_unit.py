@@ -10,7 +10,7 @@ import pytest
 from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import Secret, load_settings
-from learners.lifecycle_control import validate_control
+from learners.lifecycle_control import check_setting, validate_control
 from streams.commands.status import render
 from streams.control import key_id, new_command, refusal
 from streams.status import deadletter_reason
@@ -137,3 +137,40 @@ def test_status_renders_trouble() -> None:
 def test_deadletter_reasons_group_without_quoted_values() -> None:
     assert deadletter_reason("control command 'explode' refused: unsigned") == "control command '...' refused"
     assert deadletter_reason("SchemaError: features: bad") == "SchemaError"
+
+
+def test_a_non_hex_signature_with_a_known_key_id_is_refused_as_a_bad_signature() -> None:
+    # The key id is public (every command carries it); a signature of non-ASCII characters made hmac.compare_digest
+    # raise TypeError, so the trainer dead-lettered it as an error instead of refusing and counting it.
+    cmd = new_command(settings(), "pause_learning", {})
+    keys, now = [KEY.encode()], cmd["ts"]
+    for forged in ("é" * 64, "zz" * 32, "\x00"):
+        assert refusal(dict(cmd, signature=forged), keys, set(), now, 600)[0] == "signature"  # type: ignore[index]
+
+
+def test_optional_and_mapping_settings_can_be_set_live() -> None:
+    # guard.fairness_max_gap (default None) and the detectors' *_params mappings are settings like any other: they
+    # were refused ("expected NoneType" / "expected dict") whatever the value, so they could not be set live at all.
+    guard, drift = GuardConfig(), DriftConfig()
+    assert check_setting("guard.fairness_max_gap", "0.1", guard, drift) == ("guard", "fairness_max_gap", 0.1)
+    on = dataclasses.replace(guard, fairness_max_gap=0.1)
+    assert check_setting("guard.fairness_max_gap", "null", on, drift)[2] is None
+    assert check_setting("drift.error_detector", "kswin", guard, drift)[2] == "kswin"
+    params = check_setting("drift.loss_detector_params", '{"threshold": 50}', guard, drift)
+    assert params == ("drift", "loss_detector_params", {"threshold": 50})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("guard.fairness_max_gap", "abc"),
+        ("guard.fairness_max_gap", "-0.1"),
+        ("guard.fairness_max_gap", "nan"),
+        ("drift.loss_detector_params", "[1]"),
+        ("drift.loss_detector_params", "{not json"),
+        ("drift.loss_detector_params", '{"bogus_parameter": 1}'),
+    ],
+)
+def test_bad_optional_and_mapping_settings_are_refused_naming_the_key(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_setting(key, value, GuardConfig(), DriftConfig())

@@ -105,8 +105,13 @@ class Console:
             args = {"version": target} if target.isdigit() else {"candidate": target}
         elif action == "set":
             args = {str(body.get("key", "")).strip(): str(body.get("value", "")).strip()}
-        elif action == "pause" and body.get("discard"):
-            args = {"discard": "1"}
+        elif action == "pause" and body.get("discard") is not None:
+            # Spelled out for the shared rules (yes/no, true/false, 1/0, on/off; anything else is refused):
+            # a truthy test made {"discard": "no"} a pause that drops every label.
+            flag = body["discard"]
+            args = {
+                "discard": str(flag).strip().lower() if isinstance(flag, (bool, int, str)) else repr(flag)
+            }
         record = sources.send_control(self.settings, ACTIONS[action], args)
         shown = {k: v for k, v in record.items() if k != "signature"}
         sources.note_action(

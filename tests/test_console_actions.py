@@ -1,0 +1,65 @@
+"""A console action becomes the ControlCommand ``driftline models`` would send: its arguments mean what they say
+(no broker: the send is captured after the shared validation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline.config import DriftConfig, GuardConfig
+from driftline.errors import ConfigError
+from driftline.settings import load_settings
+from learners.lifecycle_control import validate_control
+from streams.console import sources
+from streams.console.server import Console
+
+TRUE = ("1", "true", "yes", "on")
+
+
+def _console(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Console, list[tuple[str, dict[str, str]]]]:
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def send(settings: Any, command: str, args: dict[str, str]) -> dict[str, Any]:
+        validate_control(command, args, GuardConfig(), DriftConfig())  # what send_command checks first
+        sent.append((command, args))
+        return {"command": command, "args": args, "id": f"c{len(sent)}", "signature": "x"}
+
+    monkeypatch.setattr(sources, "send_control", send)
+    settings = load_settings(environ={}, overrides={"state_dir": str(tmp_path)})
+    return Console(settings, None), sent  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("discard", ["no", "false", "0", "off", False, None, 0])
+def test_pause_with_discard_false_in_any_spelling_keeps_the_labels(
+    discard: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # {"discard": "no"} was truthy, so the console sent pause --discard and the trainer dropped every label.
+    console, sent = _console(tmp_path, monkeypatch)
+    console.act({"action": "pause", "discard": discard}, "127.0.0.1")
+    ((command, args),) = sent
+    assert command == "pause_learning"
+    assert args.get("discard", "false").lower() not in TRUE, args
+
+
+@pytest.mark.parametrize("discard", ["yes", "true", "1", True, 1])
+def test_pause_with_discard_true_discards(
+    discard: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console, sent = _console(tmp_path, monkeypatch)
+    console.act({"action": "pause", "discard": discard}, "127.0.0.1")
+    ((_, args),) = sent
+    assert args["discard"].lower() in TRUE, args
+
+
+@pytest.mark.parametrize("discard", ["maybe", "", [1], {"a": 1}, 2])
+def test_a_discard_that_is_not_a_yes_or_no_is_refused_before_sending(
+    discard: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console, sent = _console(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match="discard"):
+        console.act({"action": "pause", "discard": discard}, "127.0.0.1")
+    assert sent == []
