@@ -145,6 +145,13 @@ def check_guard_config(guard: GuardConfig) -> None:
     ):
         if getattr(guard, name) < 0:
             raise ConfigError(f"guard.{name}: must be >= 0, got {getattr(guard, name)}")
+    if guard.max_examples < guard.min_examples:  # a challenger would be dropped before it could be judged
+        raise ConfigError(
+            f"guard.max_examples: must be at least guard.min_examples ({guard.min_examples}), got {guard.max_examples}"
+        )
+    gap = guard.fairness_max_gap  # the largest accuracy gap between segments (None: no fairness check)
+    if gap is not None and not 0 <= gap <= 1:
+        raise ConfigError(f"guard.fairness_max_gap: must be between 0 and 1 (or null), got {gap}")
 
 
 def check_sentinel_config(config: DriftConfig) -> None:

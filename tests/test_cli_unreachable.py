@@ -46,3 +46,12 @@ def test_every_models_subcommand_that_reads_one_model_takes_model_after_it(comma
 
     assert build_parser().parse_args([*command, "--model", "m1"]).model == "m1"
     assert build_parser().parse_args(["--model", "m2", *command]).model == "m2"
+
+
+@pytest.mark.parametrize("n", ["-3", "x"])
+def test_tail_refuses_a_count_that_is_not_a_whole_number(n: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # (``-n -3`` printed nothing and exited 0; found from outside, session 27.) Refused before any broker is asked.
+    with pytest.raises(SystemExit) as exit_:
+        main(["--bootstrap", "127.0.0.1:1", "tail", "predictions", "-n", n])
+    assert exit_.value.code == 2
+    assert "must be a whole number >= 0" in capsys.readouterr().err

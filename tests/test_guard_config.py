@@ -18,6 +18,10 @@ BAD = [
     ("guard.hold_margin", "nan", "finite"),
     ("guard.alpha", "1", "between 0 and 1"),
     ("guard.max_disagreement", "0", "between 0 and 1"),
+    # Found from outside (session 27): both went through, in a file and live.
+    ("guard.max_examples", "1", "at least guard.min_examples"),
+    ("guard.fairness_max_gap", "5", "between 0 and 1"),
+    ("guard.fairness_max_gap", "-0.1", "between 0 and 1"),
 ]
 
 

@@ -38,13 +38,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("topic", metavar="TOPIC", help=f"contract topic: {', '.join(TOPIC_NAMES)}")
-    p.add_argument("-n", type=int, default=10, metavar="N", help="how many records (default: 10)")
+    p.add_argument("-n", type=_count, default=10, metavar="N", help="how many records (default: 10)")
     p.add_argument(
         "--from-beginning", action="store_true", help="print every record from the start (ignores -n)"
     )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new records until Ctrl-C")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_tail)
+
+
+def _count(text: str) -> int:
+    """``-n``: a whole number >= 0 (``-n -3`` printed nothing and exited 0)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {n}")
+    return n
 
 
 def _tail(args: argparse.Namespace) -> int:
