@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from tests.trainer_helpers import offline_trainer
+
 GOLDEN = Path(__file__).with_name("golden") / "checkpoints.json"
 KEY = b"checkpoint-compat-signing-key-of-32-bytes"
 TOPIC = "driftline.training"
@@ -73,29 +75,9 @@ def _examples(task: str, start: int, n: int, model: str, restored_at: int | None
     return out
 
 
-class _Captured:
-    """The producer's place: keeps what is produced."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, Any]] = []
-
-    def produce_bytes(self, topic: str, value: bytes, key: Any = None) -> None:
-        self.sent.append((topic, value, key))
-
-
-class _NoStatus:
-    """Redis's place: no trainer status written before (a new lineage's first commit count)."""
-
-    def hget(self, key: str, field: str) -> None:
-        return None
-
-
 def _trainer(task: str, state_dir: str) -> Any:
     """A trainer of model ``task`` on default settings (the ``auto`` learner), its output captured."""
     from driftline.settings import load_settings
-    from streams.audit import AuditLog
-    from streams.runtime import WorkerContext
-    from streams.train import Trainer
 
     s = load_settings(
         environ={},
@@ -106,12 +88,7 @@ def _trainer(task: str, state_dir: str) -> Any:
             "model.task": task,
         },
     )
-    ctx = WorkerContext(s, producer=_Captured(), audit_deferred=True, audit_source=dict)  # type: ignore[arg-type]
-    # The audit chain without its topic (no broker in this tier): entries are built, signed and dropped.
-    ctx._audit_logs[ctx.model] = AuditLog(
-        s, ctx.model, lambda data, model: None, topic_entries=list, deferred=True
-    )
-    return Trainer(ctx, redis_conn=_NoStatus())  # type: ignore[arg-type]
+    return offline_trainer(s)
 
 
 def _learn(trainer: Any, examples: list[Any]) -> int:

@@ -16,39 +16,20 @@ from typing import Any
 import pytest
 
 from connectors.batch_source import RawRecord
+from tests.trainer_helpers import offline_trainer
 
 TOPIC = "driftline.training"
 KEY = "trainer-label-types-signing-key-32-bytes!!"
 
 
-class _Captured:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, Any]] = []
-
-    def produce_bytes(self, topic: str, value: bytes, key: Any = None) -> None:
-        self.sent.append((topic, value, key))
-
-
-class _NoStatus:
-    def hget(self, key: str, field: str) -> None:
-        return None
-
-
 def _trainer() -> Any:
     from driftline.settings import load_settings
-    from streams.audit import AuditLog
-    from streams.runtime import WorkerContext
-    from streams.train import Trainer
 
     s = load_settings(
         environ={},
         overrides={"model.signing_key": KEY, "state_dir": tempfile.mkdtemp(prefix="trainer-label-types-")},
     )
-    ctx = WorkerContext(s, producer=_Captured(), audit_deferred=True, audit_source=dict)  # type: ignore[arg-type]
-    ctx._audit_logs[ctx.model] = AuditLog(
-        s, ctx.model, lambda data, model: None, topic_entries=list, deferred=True
-    )
-    trainer = Trainer(ctx, redis_conn=_NoStatus())  # type: ignore[arg-type]
+    trainer = offline_trainer(s)
     trainer.start(None, 0)
     return trainer
 

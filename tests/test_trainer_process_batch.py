@@ -17,29 +17,14 @@ import pytest
 
 from connectors.batch_source import RawRecord
 from learners.lifecycle import Labelled
+from tests.trainer_helpers import offline_trainer
 
 TOPIC = "driftline.training"
 KEY = "trainer-process-batch-signing-key-32-bytes!"
 
 
-class _Captured:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, Any]] = []
-
-    def produce_bytes(self, topic: str, value: bytes, key: Any = None) -> None:
-        self.sent.append((topic, value, key))
-
-
-class _NoStatus:
-    def hget(self, key: str, field: str) -> None:
-        return None
-
-
 def _trainer() -> Any:
     from driftline.settings import load_settings
-    from streams.audit import AuditLog
-    from streams.runtime import WorkerContext
-    from streams.train import Trainer
 
     s = load_settings(
         environ={},
@@ -49,12 +34,7 @@ def _trainer() -> Any:
             "model.learner": {"name": "logistic_regression", "params": {"multiclass": "binary"}},
         },
     )
-    ctx = WorkerContext(s, producer=_Captured(), audit_deferred=True, audit_source=dict)  # type: ignore[arg-type]
-    # The audit chain without its topic (no broker here): entries are built, signed and dropped.
-    ctx._audit_logs[ctx.model] = AuditLog(
-        s, ctx.model, lambda data, model: None, topic_entries=list, deferred=True
-    )
-    trainer = Trainer(ctx, redis_conn=_NoStatus())  # type: ignore[arg-type]
+    trainer = offline_trainer(s)
     trainer.start(None, 0)
     released: list[tuple[int, str, int | None]] = []
     publish = trainer.publish
