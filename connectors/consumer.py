@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.topics import TOPIC_NAMES
-from driftline.errors import ConfigError, SchemaError
+from driftline.errors import ConfigError, SchemaError, StackError
 from driftline.settings import Settings
 from driftline.util import now_ms
 from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec
@@ -106,17 +106,34 @@ def deadletter(item: Received | Message, error: BaseException | str, ts: int | N
     }
 
 
+class IncompleteRead(StackError):
+    """:func:`read_to_end` (``strict``) could not read a topic to its end: the caller has only part of it."""
+
+
 def read_to_end(
-    settings: Settings, full_topic: str, group_id: str, *, since_ms: int | None = None, timeout: float = 10.0
+    settings: Settings,
+    full_topic: str,
+    group_id: str,
+    *,
+    since_ms: int | None = None,
+    timeout: float = 10.0,
+    strict: bool = False,
 ) -> Iterator[Message]:
     """Every message of ``full_topic`` up to the end it had when called (from ``since_ms`` if given, else the
-    beginning), without joining a consumer group; gives up after ``timeout`` seconds."""
+    beginning), without joining a consumer group; gives up after ``timeout`` seconds.
+
+    Giving up is silent unless ``strict``: then :class:`IncompleteRead` is raised after the messages read, when a
+    partition was not read to its end in time (a slow or unreachable broker; a transaction still open is not
+    that: its first record is the end a read_committed reader sees) or the topic's metadata
+    had an error other than "no such topic" (a topic that does not exist is read completely: it is empty)."""
     consumer = Consumer(
         client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": group_id, "enable.auto.commit": False})
     )
     try:
         meta = consumer.list_topics(full_topic, timeout=timeout).topics.get(full_topic)
         if meta is None or meta.error is not None:
+            if strict and meta is not None and meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise IncompleteRead(f"could not read {full_topic}: {meta.error.str()}")
             return
         if since_ms is None:
             starts = [TopicPartition(full_topic, p, OFFSET_BEGINNING) for p in meta.partitions]
@@ -149,5 +166,10 @@ def read_to_end(
             for tp in consumer.position([TopicPartition(full_topic, p) for p in list(ends)]):
                 if tp.offset >= 0 and tp.offset >= ends.get(tp.partition, 0):
                     ends.pop(tp.partition, None)
+        if strict and ends:
+            raise IncompleteRead(
+                f"could not read {full_topic} to its end within {timeout:g} s "
+                f"(partitions {sorted(ends)} unfinished: a slow or unreachable broker); try again"
+            )
     finally:
         consumer.close()

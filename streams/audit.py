@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from connectors.consumer import read_to_end
+from connectors.consumer import IncompleteRead, read_to_end
 from connectors.topics import TopicSpec, ensure_topics
 from driftline.audit_chain import AuditHead, from_line, head_of, make_line, sign_head, to_line, verify
 from driftline.settings import Settings
@@ -83,10 +83,11 @@ def read_head(path: Path) -> dict[str, Any] | None:
 
 
 def read_topic(settings: Settings, timeout: float = 15.0) -> dict[str, list[Any]]:
-    """Every entry on ``<prefix>audit``, per model (the message key), in topic order."""
+    """Every entry on ``<prefix>audit``, per model (the message key), in topic order. Raises
+    :class:`IncompleteRead` when the topic could not be read to its end: part of a chain is not the chain."""
     out: dict[str, list[Any]] = {}
     group = f"{settings.kafka.topic_prefix}driftline-audit-reader"
-    for msg in read_to_end(settings, settings.topic(AUDIT_TOPIC), group, timeout=timeout):
+    for msg in read_to_end(settings, settings.topic(AUDIT_TOPIC), group, timeout=timeout, strict=True):
         key = msg.key()
         model = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
         try:
@@ -142,12 +143,19 @@ class AuditLog:
             os.replace(self.path, aside)
             log.warning("audit: %s predates the hash chain; kept as %s, a new chain starts", self.path, aside)
             on_disk = []
-        on_topic = [
-            e for e in (self._topic_entries() if self._topic_entries else []) if isinstance(e, Mapping)
-        ]
         on_disk = [e for e in on_disk if "hash" in e]
-        disk_last, topic_last = (max(map(_seq, on_disk), default=-1), max(map(_seq, on_topic), default=-1))
-        if topic_last > disk_last:
+        try:
+            on_topic: list[Any] | None = [
+                e for e in (self._topic_entries() if self._topic_entries else []) if isinstance(e, Mapping)
+            ]
+        except IncompleteRead as exc:
+            # Part of the topic is not the topic: copying from it or publishing what it seems to lack could fork
+            # or duplicate the chain. The file's chain goes on; the copies are levelled at the next start.
+            log.error("audit: %s; the file %s and the topic are not levelled this time", exc, self.path)
+            on_topic = None
+        disk_last = max(map(_seq, on_disk), default=-1)
+        topic_last = disk_last if on_topic is None else max(map(_seq, on_topic), default=-1)
+        if on_topic is not None and topic_last > disk_last:
             # Only what verifies as the continuation of the file's chain: anyone who can write the topic could
             # have appended entries there, and copying them would launder them into the file.
             missing = self._continuation(on_disk, [e for e in on_topic if _seq(e) > disk_last])

@@ -27,11 +27,14 @@ class Releases:
     checked: bool
 
 
-def read_registry(settings: Settings, checked: CheckedReleases | None = None) -> Releases:
-    """``settings.model.name``'s releases (from ``checked``, all models' releases, if already read)."""
+def read_registry(
+    settings: Settings, checked: CheckedReleases | None = None, *, strict: bool = False
+) -> Releases:
+    """``settings.model.name``'s releases (from ``checked``, all models' releases, if already read; ``strict``:
+    see :func:`streams.releases.read_releases`)."""
     name = settings.model.name
     if checked is None:
-        checked = read_checked_releases(settings, model=name)
+        checked = read_checked_releases(settings, model=name, strict=strict)
     registry = ModelRegistry(name)
     rejected = [
         unverified_row(r, reason, message)

@@ -29,13 +29,15 @@ security_log = logging.getLogger("driftline.security")
 
 
 def read_releases(
-    settings: Settings, codec: Codec | None = None, timeout: float = 10.0
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0, *, strict: bool = False
 ) -> list[dict[str, Any]]:
-    """Every release currently on the ``models`` topic (all models), read once to the end."""
+    """Every release currently on the ``models`` topic (all models), read once to the end (``strict``: or
+    :class:`connectors.consumer.IncompleteRead`, where a partial list would mislead: the trainer's newest
+    versions, the registry a command prints)."""
     codec = codec or default_codec()
     topic = settings.topic("models")
     out: list[dict[str, Any]] = []
-    for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout):
+    for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout, strict=strict):
         try:
             out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
         except SchemaError as exc:
@@ -112,10 +114,15 @@ def check_releases(
 
 
 def read_checked_releases(
-    settings: Settings, codec: Codec | None = None, timeout: float = 10.0, model: str | None = None
+    settings: Settings,
+    codec: Codec | None = None,
+    timeout: float = 10.0,
+    model: str | None = None,
+    *,
+    strict: bool = False,
 ) -> CheckedReleases:
     """:func:`read_releases`, verified: what the trainer and every command use."""
-    return check_releases(read_releases(settings, codec, timeout), settings, model)
+    return check_releases(read_releases(settings, codec, timeout, strict=strict), settings, model)
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:

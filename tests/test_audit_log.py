@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import driftline.audit_chain
+from connectors.consumer import IncompleteRead
 from driftline.audit_chain import from_line, to_line, verify
 from driftline.settings import Settings, load_settings
 from streams.audit import AuditLog, audit_paths, read_file, read_head
@@ -83,6 +84,21 @@ def test_restart_republishes_what_the_topic_lacks(cfg: Settings) -> None:
     published: list[bytes] = []
     fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: [])
     assert [from_line(d)["seq"] for d in published] == [0, 1, 2, 3]
+
+
+def test_a_topic_read_short_neither_republishes_nor_copies(cfg: Settings) -> None:
+    # The topic could not be read to its end (a slow broker): what it seems to lack or hold
+    # says nothing, so nothing is published again (duplicates) and nothing is copied (a fork); the file goes on.
+    fill(cfg, 3)
+    published: list[bytes] = []
+
+    def short() -> list[Any]:
+        raise IncompleteRead("could not read p.audit to its end within 15 s")
+
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=short)
+    assert [from_line(d)["seq"] for d in published] == [3]  # only the new entry
+    entries = read_file(audit_paths(cfg, "default")[0])
+    assert [e["seq"] for e in entries] == [0, 1, 2, 3] and verify(entries, [KEY.encode()]).ok
 
 
 def test_a_pre_chain_file_is_kept_aside(cfg: Settings) -> None:

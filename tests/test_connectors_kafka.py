@@ -10,7 +10,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from connectors.consumer import Received, deadletter
+from connectors import consumer as consumer_module
+from connectors.consumer import IncompleteRead, Received, deadletter, read_to_end
 from connectors.kafka_client import check_reachable, client_config
 from connectors.producer import DeliveryError, EventProducer
 from connectors.tail import assign_tail, read_until_end
@@ -193,3 +194,40 @@ def test_produce_many_keeps_partitions_order_and_refusals_per_record(settings: S
     for values in order.values():  # within a partition, the batched records in the order given
         batched_ids = [v[1:] for v in values if v[:1] == b"b"]
         assert batched_ids == sorted(batched_ids, key=keys.index)
+
+
+def test_read_to_end_says_when_it_could_not_read_a_topic_to_its_end(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A strict read raises when it gives up before the end (the audit chain, the trainer's newest versions, the
+    # registry a command prints) instead of returning a part as if it were the whole topic. A transaction left
+    # open is not that: a read_committed reader's end is the first open record, and what comes before is whole.
+    s = _one_partition(settings)
+    ensure_topics(s, ("audit",))
+    topic = s.topic("audit")
+    committed = EventProducer(s, default_codec())
+    committed.produce_bytes(topic, b'{"seq": 0}', key=b"default")
+    committed.flush()
+    stuck = Producer(client_config(s, **{"transactional.id": f"{s.kafka.topic_prefix}stuck"}))
+    stuck.init_transactions(30)
+    stuck.begin_transaction()
+    stuck.produce(topic, b'{"seq": 1}', b"default")
+    assert stuck.flush(30) == 0
+    committed.produce_bytes(topic, b'{"seq": 2}', key=b"default")
+    committed.flush()
+    group = f"{s.kafka.topic_prefix}reader"
+    assert [m.value() for m in read_to_end(s, topic, group, strict=True)] == [b'{"seq": 0}']
+    stuck.commit_transaction(30)
+    whole = [m.value() for m in read_to_end(s, topic, group, strict=True)]
+    assert whole == [b'{"seq": 0}', b'{"seq": 1}', b'{"seq": 2}']
+    # A topic that does not exist is read completely: it is empty.
+    assert list(read_to_end(s, s.topic("nothing-here"), group, strict=True)) == []
+
+    class Stalled(consumer_module.Consumer):  # the broker answers metadata but delivers nothing in time
+        def consume(self, *args: object, **kwargs: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(consumer_module, "Consumer", Stalled)
+    assert list(read_to_end(s, topic, group, timeout=1)) == []  # silently short: what loose callers accept
+    with pytest.raises(IncompleteRead, match=r"to its end within 1 s \(partitions \[0\] unfinished: a slow"):
+        list(read_to_end(s, topic, group, timeout=1, strict=True))
