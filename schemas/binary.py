@@ -268,19 +268,27 @@ def _dec_int(data: bytes, pos: int) -> tuple[Any, int]:
     return n, pos
 
 
+_PRIMITIVES = {
+    "Corrupt": Corrupt,
+    "non_finite": _non_finite,
+    "read_long": read_long,
+    "unpack_double": _unpack_double,
+}
+
+
 def compile_decoder(schema: Any) -> Decoder:
     """``decode(data, pos) -> (value, new_pos)``; raises IndexError/struct.error when truncated, Corrupt
     (a ValueError, as UnicodeDecodeError is) on bad bytes and :class:`Invalid` on NaN/inf."""
     kind = schema_kind(schema)
     if kind == "record":
-        primitives = {
-            "Corrupt": Corrupt,
-            "non_finite": _non_finite,
-            "read_long": read_long,
-            "unpack_double": _unpack_double,
-        }
-        return compile_record_decoder(schema, compile_decoder, primitives)
+        return compile_record_decoder(schema, compile_decoder, _PRIMITIVES)
     return _compile_part(schema, kind)
+
+
+def compile_span_decoder(schema: dict[str, Any], field: str) -> Any:
+    """A record ``schema``'s decoder that also returns where ``field``'s bytes are:
+    ``decode(data, pos) -> (value, new_pos, start, end)`` (the same checks and errors as :func:`compile_decoder`)."""
+    return compile_record_decoder(schema, compile_decoder, _PRIMITIVES, span=field)
 
 
 def compile_field_decoders(schema: Any) -> Decoder:

@@ -30,7 +30,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from driftline.errors import SchemaError
 from driftline.util import json_depth, now_ms
-from schemas.binary import Corrupt, compile_decoder, compile_encoder
+from schemas.binary import Corrupt, compile_decoder, compile_encoder, compile_span_decoder
 from schemas.validation import Invalid, compile_finite_check, compile_record
 
 __all__ = [
@@ -99,6 +99,7 @@ class _Record:
         "name",
         "parsed",
         "raw",
+        "span_decoders",
         "validate",
         "validate_json",
     )
@@ -115,6 +116,14 @@ class _Record:
         self.encode_body = compile_encoder(raw)
         self.decode_body = compile_decoder(raw)
         self.bytes_fields = tuple(f["name"] for f in raw["fields"] if "bytes" in json.dumps(f["type"]))
+        self.span_decoders: dict[str, Any] = {}
+
+    def span_decoder(self, field: str) -> Any:
+        """:func:`schemas.binary.compile_span_decoder` for ``field``, compiled once."""
+        decoder = self.span_decoders.get(field)
+        if decoder is None:
+            decoder = self.span_decoders[field] = compile_span_decoder(self.raw, field)
+        return decoder
 
 
 class Codec:
@@ -247,13 +256,20 @@ class Codec:
         return [self.encode(record, v, topic=topic) for v in values]
 
     def encode_batch(
-        self, record: str, values: Sequence[Mapping], shared: Mapping[str, Any], *, topic: str | None = None
+        self,
+        record: str,
+        values: Sequence[Mapping],
+        shared: Mapping[str, Any],
+        *,
+        topic: str | None = None,
+        kept: tuple[str, Sequence[bytes | None]] | None = None,
     ) -> list[bytes | SchemaError]:
         """``encode(record, {**value, **shared}, complete=True)`` for a batch, ``shared`` encoded once; a record
-        that cannot be encoded gets its SchemaError in its slot (see :mod:`schemas.batch_encode`)."""
+        that cannot be encoded gets its SchemaError in its slot; ``kept``: one field's bytes already encoded (see
+        :mod:`schemas.batch_encode`)."""
         from schemas.batch_encode import encode_batch
 
-        return encode_batch(self, record, values, shared, topic=topic)
+        return encode_batch(self, record, values, shared, topic=topic, kept=kept)
 
     def schema_header(self, record: str) -> bytes:
         """The 10 bytes every single-object encoding of ``record`` starts with (magic and fingerprint)."""
@@ -297,7 +313,40 @@ class Codec:
         self, record: str, datas: Sequence[Buffer], *, topic: str | None = None, allow_json: bool = False
     ) -> list[dict | SchemaError]:
         """Decode a batch; each item is the record or the :class:`SchemaError` it raised (never raises)."""
+        return self._decode_many(self._record(record), datas, topic, allow_json, None)
+
+    def decode_many_keeping(
+        self,
+        record: str,
+        datas: Sequence[Buffer],
+        field: str,
+        *,
+        topic: str | None = None,
+        allow_json: bool = False,
+    ) -> tuple[list[dict | SchemaError], list[bytes | None]]:
+        """:meth:`decode_many`, and per record the Avro bytes of its ``field`` as written, when the record was
+        written with the current schema (else None: JSON, an older writer schema, an error). Those bytes are a
+        valid encoding of the field's value under the current schema's type for it (the scorer copies a
+        FeatureEvent's ``features`` into its Prediction, whose field has the same type: see :meth:`field_type`)."""
         rec = self._record(record)
+        kept: list[bytes | None] = []
+        return self._decode_many(rec, datas, topic, allow_json, (rec.span_decoder(field), kept)), kept
+
+    def field_type(self, record: str, field: str) -> Any:
+        """The current schema's type of ``record``'s ``field`` (KeyError if there is none)."""
+        for f in self._record(record).raw["fields"]:
+            if f["name"] == field:
+                return f["type"]
+        raise KeyError(f"{record} has no field {field!r}")
+
+    def _decode_many(
+        self,
+        rec: _Record,
+        datas: Sequence[Buffer],
+        topic: str | None,
+        allow_json: bool,
+        keeping: tuple[Any, list[bytes | None]] | None,
+    ) -> list[dict | SchemaError]:
         decode = self._decode
         out: list[dict | SchemaError] = []
         append = out.append
@@ -308,16 +357,23 @@ class Codec:
         writer = self._writers.get(rec.fp)
         header = rec.header if writer is not None and writer[0] == rec.name and writer[2] is None else None
         body, limit = rec.decode_body, self.max_record_bytes
+        if keeping is not None:
+            spanned, keep = keeping[0], keeping[1].append
         for data in datas:
             if header is not None and type(data) is bytes and data[:HEADER_LEN] == header:
                 size = len(data)
                 if size <= limit:
                     try:
-                        value, end = body(data, HEADER_LEN)
+                        if keeping is None:
+                            value, end = body(data, HEADER_LEN)
+                        else:
+                            value, end, start, stop = spanned(data, HEADER_LEN)
                     except Exception:  # truncated, corrupt, invalid: the full path below names it
                         end = -1
                     if end == size:
                         append(value)
+                        if keeping is not None:
+                            keep(data[start:stop])
                         continue
             try:
                 append(decode(rec, data, topic, allow_json))
@@ -325,6 +381,8 @@ class Codec:
                 append(exc)
             except Exception as exc:  # one record's parser failure never fails the batch (see decode)
                 append(self._undecodable(rec, topic, exc))
+            if keeping is not None:
+                keep(None)
         return out
 
     def _undecodable(self, rec: _Record, topic: str | None, exc: BaseException) -> SchemaError:

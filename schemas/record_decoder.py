@@ -89,17 +89,27 @@ def _may_be_invalid(schema: Any) -> bool:
 
 
 def compile_record_decoder(
-    schema: dict[str, Any], compile_decoder: Callable[[Any], Any], primitives: dict[str, Any]
+    schema: dict[str, Any],
+    compile_decoder: Callable[[Any], Any],
+    primitives: dict[str, Any],
+    span: str | None = None,
 ) -> Any:
     """``decode(data, pos) -> (dict, new_pos)`` for a record ``schema``; ``compile_decoder`` compiles the parts
     read by call (maps, nested records, the slow path of each union); ``primitives``: :mod:`schemas.binary`'s
-    ``Corrupt``, ``read_long``, ``non_finite`` and ``unpack_double`` (passed in: binary imports this module)."""
+    ``Corrupt``, ``read_long``, ``non_finite`` and ``unpack_double`` (passed in: binary imports this module).
+
+    With ``span`` (a field name), ``decode(data, pos) -> (dict, new_pos, start, end)``: also where that field's
+    bytes start and end in ``data`` (the scorer copies a FeatureEvent's ``features`` into its Prediction)."""
+    if span is not None and span not in [f["name"] for f in schema["fields"]]:
+        raise ValueError(f"record {schema.get('name')!r} has no field {span!r}")
     env: dict[str, Any] = {"Invalid": Invalid, "isfinite": isfinite, **primitives}
     body: list[str] = []
     names: list[str] = []
     for k, field in enumerate(schema["fields"]):
         var, ftype, kind = f"v{k}", field["type"], schema_kind(field["type"])
         names.append(field["name"])
+        if field["name"] == span:
+            body.append("        span_start = pos")
         if _may_be_invalid(ftype):
             body.append(f"        where = {field['name']!r}")
         if kind in _INLINE:
@@ -120,6 +130,8 @@ def compile_record_decoder(
         else:
             env[f"d{k}"] = compile_decoder(ftype)
             body.append(f"        {var}, pos = d{k}(data, pos)")
+        if field["name"] == span:
+            body.append("        span_end = pos")
     fields = ", ".join(f"{name!r}: v{k}" for k, name in enumerate(names))
     source = "\n".join(
         [
@@ -129,7 +141,7 @@ def compile_record_decoder(
             *(body or ["        pass"]),
             "    except Invalid as exc:",
             "        raise Invalid(exc.message, f'.{where}{exc.path}') from None",
-            f"    return {{{fields}}}, pos",
+            f"    return {{{fields}}}, pos" + (", span_start, span_end" if span is not None else ""),
         ]
     )
     # The source holds no text of the data, only the schema's field names, each as its repr() (a string literal

@@ -122,6 +122,12 @@ class Scorer:
         self._out_topic = s.topic("predictions")
         self._avro_out = s.serving.output_encoding == "avro"
         self._explain = s.model.explain
+        # A FeatureEvent's features, as written (Avro, current schema), are copied into its Prediction rather than
+        # encoded again (a sixth of a batch's scoring): only while both records give the field the same type.
+        codec = ctx.codec
+        self._keep_features = codec.field_type("FeatureEvent", "features") == codec.field_type(
+            "Prediction", "features"
+        )
         m = ctx.metrics
         self._metrics = (  # labelled children looked up once, not per batch
             m.events.labels(stage="score", outcome="ok"),
@@ -275,9 +281,14 @@ class Scorer:
         ctx, m = self.ctx, self.ctx.metrics
         t0 = time.perf_counter()
         self.maybe_swap()
-        decoded = ctx.codec.decode_many(
-            "FeatureEvent", [r.value for r in raws], topic=self._topic, allow_json=True
-        )
+        datas = [r.value for r in raws]
+        kept: list[bytes | None] | None = None
+        if self._keep_features:
+            decoded, kept = ctx.codec.decode_many_keeping(
+                "FeatureEvent", datas, "features", topic=self._topic, allow_json=True
+            )
+        else:
+            decoded = ctx.codec.decode_many("FeatureEvent", datas, topic=self._topic, allow_json=True)
         scored = Scored(now_ms())
         # Route, then score each model's events as one batch.
         groups: dict[str, list[int]] = {}
@@ -293,7 +304,7 @@ class Scorer:
             groups.setdefault(name, []).append(i)
         ready: dict[int, tuple[dict[str, Any], bytes | SchemaError]] = {}
         for name, indices in groups.items():
-            ready.update(self._score_group(name, indices, raws, decoded, scored))
+            ready.update(self._score_group(name, indices, raws, decoded, scored, kept))
         avro_out = self._avro_out
         records: list[tuple[bytes, bytes | None]] = []
         outputs: list[tuple[int, dict[str, Any], bytes]] = []
@@ -332,9 +343,16 @@ class Scorer:
         return scored
 
     def _score_group(
-        self, name: str, indices: list[int], raws: list[RawRecord], decoded: list[Any], scored: Scored
+        self,
+        name: str,
+        indices: list[int],
+        raws: list[RawRecord],
+        decoded: list[Any],
+        scored: Scored,
+        kept: list[bytes | None] | None = None,
     ) -> dict[int, tuple[dict[str, Any], bytes | SchemaError]]:
-        """Predict ``name``'s events of the batch in one pass and encode their Predictions (shared fields once)."""
+        """Predict ``name``'s events of the batch in one pass and encode their Predictions (shared fields once;
+        ``kept``: the events' ``features`` bytes as written, by batch index, copied where not None)."""
         ctx = self.ctx
         answers = self.predict_many([decoded[i]["features"] for i in indices], name)
         served = self.served.get(name)
@@ -370,7 +388,10 @@ class Scorer:
                 continue
             values.append((i, value))
         # Validated Avro for the join contexts; the published copy follows serving.output_encoding.
-        contexts = ctx.codec.encode_batch("Prediction", [v for _, v in values], shared, topic="predictions")
+        column = None if kept is None else ("features", [kept[i] for i, _ in values])
+        contexts = ctx.codec.encode_batch(
+            "Prediction", [v for _, v in values], shared, topic="predictions", kept=column
+        )
         return {i: (value, context) for (i, value), context in zip(values, contexts, strict=True)}
 
     def _watch(self, name: str, features: list[dict[str, Any]]) -> None:

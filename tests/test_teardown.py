@@ -16,6 +16,7 @@ from river import forest
 from river.datasets import synth
 
 from driftline.settings import Settings
+from schemas.codec import default_codec
 from streams.metrics import build_metrics
 from streams.releases import LoadedModel
 from streams.score import Scorer
@@ -150,7 +151,9 @@ class _Follower:
 
 def test_scorer_hands_the_replaced_model_to_the_reaper(settings: Settings) -> None:
     metrics = build_metrics(CollectorRegistry())
-    ctx: Any = SimpleNamespace(settings=settings, metrics=metrics, model=settings.model.name)
+    ctx: Any = SimpleNamespace(
+        settings=settings, metrics=metrics, model=settings.model.name, codec=default_codec()
+    )
     follower = _Follower()
     scorer = Scorer(ctx, follower, store=None)  # type: ignore[arg-type]
     v1: dict[str, Any] = {"trees": [_tree(4)], "bias": [0.1]}
