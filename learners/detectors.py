@@ -29,6 +29,7 @@ from river import drift, stats
 from river.drift import binary
 
 from driftline.errors import ConfigError
+from learners import ph_defer
 
 __all__ = [
     "DETECTORS",
@@ -210,6 +211,10 @@ class ScaledDetector:
     corroborate_below = math.inf
     sub_mean = math.nan  # the warm-up's mean of its values below ``corroborate_below``
     recent: deque[float] | None = None  # the last ``warmup`` values after the warm-up (when corroborating)
+    # Values held back and the cap under which a value may be (``learners.ph_defer``; only while a batch feeds the
+    # detector through ``LossDriftMonitor.defer``). Instance attributes only then: a pickle never carries them.
+    _pend: list[float] | None = None
+    _cap = -math.inf
 
     def __init__(
         self,
@@ -230,6 +235,13 @@ class ScaledDetector:
         self.corroborate_below = corroborate_below
         self._start()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies and pickles see the state every value fed so far leaves: the held-back ones applied, the window
+        # closed (the next ``LossDriftMonitor.defer`` opens another), so no attribute of it is pickled.
+        if "_pend" in self.__dict__:
+            ph_defer.close(self)
+        return self.__dict__
+
     def _start(self) -> None:
         self.var = stats.Var()
         self.peak = -math.inf  # the warm-up's largest value
@@ -243,6 +255,8 @@ class ScaledDetector:
 
     def update(self, value: float) -> dict[str, str] | None:
         """Feed one finite value; returns alarm details or None."""
+        if self._pend is not None:  # values held back (``learners.ph_defer``) come first; the window's cap
+            ph_defer.close(self)  # holds only for values under it, so this one closes it
         if self.detector is None:
             self.var.update(value)
             self.peak = max(self.peak, value)

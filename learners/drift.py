@@ -21,6 +21,7 @@ from river.drift import ADWIN
 
 from driftline.config import DriftConfig, check_sentinel_config
 from driftline.errors import ConfigError
+from learners import ph_defer
 from learners.detectors import DETECTORS, ScaledDetector, build_detector, detector_kind, detector_params
 from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
@@ -282,6 +283,28 @@ class LossDriftMonitor:
         if details is None:
             details = trained  # one signal per label, the first detector's when both fire
         return [] if details is None else [DriftSignal(self._name, "loss", index, details)]
+
+    def defer(self, loss: float, index: int) -> list[DriftSignal]:
+        """``update``, except that a loss that cannot raise an alarm may be held back (:mod:`learners.ph_defer`):
+        the same alarms at the same labels, and the same state once :meth:`settle` (or a copy, a pickle, an
+        ``update``) applies what is held. For ``learn_batch``, which calls :meth:`settle` at its end."""
+        det = self._detector
+        if type(loss) is float and -math.inf < loss <= det._cap:
+            pend = det._pend
+            assert pend is not None  # (a finite cap comes with the list: ph_defer.open_window)
+            pend.append(loss)
+            if len(pend) >= ph_defer.WINDOW:
+                ph_defer.apply(det)
+                ph_defer.open_window(det)
+            return []
+        out = self.update(loss, index)
+        if self._trained is None and not self._settle and self.config.ph_loss:
+            ph_defer.open_window(self._detector)
+        return out
+
+    def settle(self) -> None:
+        """Apply the losses :meth:`defer` held back and hold no more (the state and pickle ``update`` leaves)."""
+        ph_defer.close(self._detector)
 
     def _update_trained(self, loss: float) -> dict[str, str] | None:
         """Feed the trained-scale detector (regression); its alarm details (marked ``scale: trained``), else None."""

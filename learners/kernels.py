@@ -510,7 +510,8 @@ NB_KERNEL_KINDS = frozenset({"hoeffding_tree", "auto"})
 def warm_for(*specs: Any) -> float:
     """:func:`warm` when one of the learner specs (``LearnerSpec``: the model's learner, its challenger) is of a
     kind the kernel runs, and :func:`learners.nb_kernel.warm` when one is a tree kind (the tree's compiled naive
-    Bayes, used only once warmed), else nothing (0.0). Called at a train worker's start
+    Bayes, used only once warmed), else nothing (0.0); and in every case the loss detectors' compiled pass
+    (:func:`learners.ph_defer.warm`, not counted in the seconds returned). Called at a train worker's start
     (:meth:`streams.train.Trainer.start`) so the first batch does not pay numba's import and the kernels' load
     (~0.3 s CPU, BENCHMARKS.md session 16); a scorer never learns and never calls it."""
     took = 0.0
@@ -520,4 +521,10 @@ def warm_for(*specs: Any) -> float:
         from learners import nb_kernel
 
         took += nb_kernel.warm()
+    from learners import ph_defer
+
+    # The loss detectors' pass (every kind's trainer feeds them in batches) is loaded too, so no batch pays it.
+    # Not counted in the seconds returned, the learner kernels': ~7 ms once they have loaded numba, ~0.35 s for a
+    # kind with neither kernel (numba's start).
+    ph_defer.warm()
     return took

@@ -394,6 +394,9 @@ class ModelLifecycle:
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
                 out.append(exc)
         del self._sync
+        for monitor in (self._loss_monitor, self._ref_loss_monitor):
+            if monitor is not None:
+                monitor.settle()  # the losses held back (LossDriftMonitor.defer) applied: learn_one's state
         batch.close()
         self.evaluation.flush()  # the batch ends with the state learn_one would have left
         self.overall.flush()
@@ -552,7 +555,11 @@ class ModelLifecycle:
                 self._served_recent = None
             error, loss = self._error_loss(y, pred, proba)
             signals: list[DriftSignal] = self._error_monitor.update(error, index)
-            loss_signals = self._loss_monitor.update(loss, index)
+            loss_monitor = self._loss_monitor
+            # In a batch the loss may be held back (LossDriftMonitor.defer): learn_batch settles it at its end.
+            loss_signals = (
+                loss_monitor.update(loss, index) if self._sync is None else loss_monitor.defer(loss, index)
+            )
         else:
             recent = self._served_recent
             if recent is None:
@@ -567,7 +574,10 @@ class ModelLifecycle:
             # (A classification error and loss have no cap: the pair just kept is what the detectors take.)
             error, loss = pair if self.task == "classification" else self._error_loss(y, *served)
             signals = self._error_monitor.update(error, index)
-            loss_signals = self._loss_monitor.update(loss, index)
+            loss_monitor = self._loss_monitor
+            loss_signals = (
+                loss_monitor.update(loss, index) if self._sync is None else loss_monitor.defer(loss, index)
+            )
             if reference:
                 added = self._reference_alarms(y, pred, proba, index)
                 signals, loss_signals = signals + added[0], loss_signals + added[1]
@@ -627,7 +637,8 @@ class ModelLifecycle:
         )  # (_rebase_reference)
         error, loss = self._error_loss(y, pred, proba, cap=False)
         signals = self._ref_error_monitor.update(error, index)
-        loss_signals = self._ref_loss_monitor.update(loss, index)
+        ref_loss = self._ref_loss_monitor
+        loss_signals = ref_loss.update(loss, index) if self._sync is None else ref_loss.defer(loss, index)
         if not (signals or loss_signals):
             return [], []
         kept = [_as_reference(s) for s in signals if self._confirmed(s, 0)]
