@@ -27,14 +27,11 @@ class Releases:
     checked: bool
 
 
-def read_registry(
-    settings: Settings, checked: CheckedReleases | None = None, *, strict: bool = False
-) -> Releases:
-    """``settings.model.name``'s releases (from ``checked``, all models' releases, if already read; ``strict``:
-    see :func:`streams.releases.read_releases`)."""
+def read_registry(settings: Settings, checked: CheckedReleases | None = None) -> Releases:
+    """``settings.model.name``'s releases (from ``checked``, all models' releases, if already read)."""
     name = settings.model.name
     if checked is None:
-        checked = read_checked_releases(settings, model=name, strict=strict)
+        checked = read_checked_releases(settings, model=name)
     registry = ModelRegistry(name)
     rejected = [
         unverified_row(r, reason, message)

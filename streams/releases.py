@@ -29,15 +29,13 @@ security_log = logging.getLogger("driftline.security")
 
 
 def read_releases(
-    settings: Settings, codec: Codec | None = None, timeout: float = 10.0, *, strict: bool = False
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0
 ) -> list[dict[str, Any]]:
-    """Every release currently on the ``models`` topic (all models), read once to the end (``strict``: or
-    :class:`connectors.consumer.IncompleteRead`, where a partial list would mislead: the trainer's newest
-    versions, the registry a command prints)."""
+    """Every release currently on the ``models`` topic (all models), read once to the end."""
     codec = codec or default_codec()
     topic = settings.topic("models")
     out: list[dict[str, Any]] = []
-    for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout, strict=strict):
+    for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout):
         try:
             out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
         except SchemaError as exc:
@@ -114,15 +112,10 @@ def check_releases(
 
 
 def read_checked_releases(
-    settings: Settings,
-    codec: Codec | None = None,
-    timeout: float = 10.0,
-    model: str | None = None,
-    *,
-    strict: bool = False,
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0, model: str | None = None
 ) -> CheckedReleases:
     """:func:`read_releases`, verified: what the trainer and every command use."""
-    return check_releases(read_releases(settings, codec, timeout, strict=strict), settings, model)
+    return check_releases(read_releases(settings, codec, timeout), settings, model)
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:

@@ -38,7 +38,6 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.batch_source import GroupWatchdog, close_in_background, consumer_lags
 from connectors.changelog import read_changelog
-from connectors.consumer import IncompleteRead
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.redis_store import hset_fields_if_newer, redis_client
 from connectors.topics import ensure_topics, partition_for
@@ -188,7 +187,7 @@ class TrainerGroup(GatheringBatches):
                 if self._restore_needed:
                     try:
                         self._restore()
-                    except (KafkaException, IncompleteRead) as exc:  # broker away or slow: keep polling
+                    except KafkaException as exc:  # the broker is away: keep polling (the group needs it)
                         log.warning("trainer %s cannot restore yet: %s; retrying", self.member, exc)
                         self._restore_needed = True
                         self._rewind()
@@ -273,8 +272,7 @@ class TrainerGroup(GatheringBatches):
         self._audit = None
         t0 = time.perf_counter()
         self.states = read_changelog(self.settings, sorted(self.owned))
-        # strict: a partial read would give a model's next release a version already used.
-        checked = read_checked_releases(self.settings, self.codec, strict=True)
+        checked = read_checked_releases(self.settings, self.codec)
         self.latest = {}
         for release in checked.verified:
             name = str(release["model"])

@@ -199,9 +199,9 @@ def test_produce_many_keeps_partitions_order_and_refusals_per_record(settings: S
 def test_read_to_end_says_when_it_could_not_read_a_topic_to_its_end(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A strict read raises when it gives up before the end (the audit chain, the trainer's newest versions, the
-    # registry a command prints) instead of returning a part as if it were the whole topic. A transaction left
-    # open is not that: a read_committed reader's end is the first open record, and what comes before is whole.
+    # A strict read (the audit chain's) raises when it gives up before the end instead of returning a part as if
+    # it were the whole topic. A transaction left open is not that: a read_committed reader's end is its first
+    # record, and what comes before is whole.
     s = _one_partition(settings)
     ensure_topics(s, ("audit",))
     topic = s.topic("audit")

@@ -135,7 +135,7 @@ def _when(ms: Any) -> str:
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
-    checked = read_checked_releases(settings, strict=True)
+    checked = read_checked_releases(settings)
     names = sorted(
         {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(model_owners(settings))
     )
@@ -267,7 +267,7 @@ def _text(value: bytes | str) -> str:
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
-    releases = read_registry(settings, strict=True)
+    releases = read_registry(settings)
     try:
         info = describe(releases, args.version)
     except ArtifactError as exc:
