@@ -123,9 +123,9 @@ def read_to_end(
     beginning), without joining a consumer group; gives up after ``timeout`` seconds.
 
     Giving up is silent unless ``strict``: then :class:`IncompleteRead` is raised after the messages read, when a
-    partition was not read to its end in time (a slow or unreachable broker; a transaction still open is not
-    that: its first record is the end a read_committed reader sees) or the topic's metadata
-    had an error other than "no such topic" (a topic that does not exist is read completely: it is empty)."""
+    partition was not read to its end in time (a slow or unreachable broker; a transaction still open is not that:
+    its first record is the end a read_committed reader sees) or the topic's metadata had an error other than "no
+    such topic" (a topic that does not exist is read completely: it is empty)."""
     consumer = Consumer(
         client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": group_id, "enable.auto.commit": False})
     )
