@@ -48,7 +48,7 @@ class _Pacer:
     """Sleep so that event ``i`` is not sent before ``start + i / rate`` (no drift from sleep jitter)."""
 
     def __init__(self, rate: float | None) -> None:
-        if rate is not None and rate <= 0:
+        if rate is not None and not rate > 0:  # NaN too: it would silently pace nothing
             raise ConfigError(f"--rate: must be positive, got {rate:g}")
         self._rate = rate
         self._start = time.monotonic()
@@ -91,6 +91,10 @@ def publish(
         event_id = f"{id_prefix}{event.id}"
         if features:
             feats = dict(event.features)
+            if key_col and key_col not in feats:
+                raise ConfigError(
+                    f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
+                )
             key = feats.pop(key_col, None) if key_col else None
             producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
             summary.features += 1
