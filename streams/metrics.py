@@ -22,7 +22,14 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
 from driftline import __version__
 from driftline.errors import ConfigError
@@ -385,7 +392,14 @@ class MetricsServer:
 
 
 def serve_metrics(metrics: Metrics, host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
-    """Serve ``metrics.registry`` over HTTP on ``host:port`` in a daemon thread (port 0 picks a free port)."""
+    """Serve ``metrics.registry`` over HTTP on ``host:port`` in a daemon thread (port 0 picks a free port).
+
+    prometheus_client would add a ``<name>_created`` gauge (the series' creation time) to every counter and
+    histogram: undocumented ``driftline_*`` families that double the series count and that no dashboard or alert
+    reads (Prometheus's own counter-reset handling does not need them). Turned off for the process here, where
+    a worker starts serving, rather than at import.
+    """
+    disable_created_metrics()
     try:
         server, thread = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
