@@ -95,8 +95,10 @@ def publish(
                 raise ConfigError(
                     f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
                 )
-            key = feats.pop(key_col, None) if key_col else None
-            producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
+            key = feats.pop(key_col, None) if key_col else event.key
+            producer.send_feature(
+                event_id, feats, ts=event.ts, key=None if key is None else str(key), model=event.model
+            )
             summary.features += 1
         if labels and event.label is not None:
             pending.append((event_id, event.label))

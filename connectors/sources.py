@@ -28,12 +28,18 @@ MAX_CELL_CHARS = 1 << 20
 
 
 class Event(NamedTuple):
-    """One event from a source: the FeatureEvent fields plus its label (``None`` when the source has none)."""
+    """One event from a source: the FeatureEvent fields plus its label (``None`` when the source has none).
+
+    ``key`` (the entity, the Kafka key) and ``model`` (the model that answers) come from FeatureEvent-shaped
+    JSONL lines; ``None`` otherwise (``--key-col`` names a key column of flat rows).
+    """
 
     id: str
     ts: int | None
     features: dict[str, Scalar]
     label: Scalar
+    key: str | None = None
+    model: str | None = None
 
 
 def parse_value(text: str) -> Scalar:
@@ -80,6 +86,13 @@ def _json_value(value: Any, where: str, what: str) -> Scalar:
             "a value must be null, boolean, number or string (flatten it, e.g. 'a.b' keys)"
         )
     return _plain(value)
+
+
+def _optional_text(value: Any, where: str, field: str) -> str | None:
+    """A FeatureEvent's ``key`` or ``model``: a string or null, as the contract has them."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}: {field} must be a string or null, got {value!r}")
 
 
 def _event_id(value: Any, where: str, col: str) -> str:
@@ -214,6 +227,8 @@ def jsonl_source(
                         str(k): _json_value(v, where, f"feature {k!r}") for k, v in obj["features"].items()
                     },
                     label=_json_value(obj.get(label_key), where, f"label column {label_key!r}"),
+                    key=_optional_text(obj.get("key"), where, "key"),
+                    model=_optional_text(obj.get("model"), where, "model"),
                 )
             else:
                 kinds = {label_key: "label column", id_col: "id column", ts_col: "ts column"}

@@ -281,7 +281,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    def send_feature(self, id: str, features: dict, ts: int | None = None, key: str | None = None) -> None:
+    def send_feature(
+        self, id: str, features: dict, ts: int | None = None, key: str | None = None, model: str | None = None
+    ) -> None:
         self.calls.append(("f", id))
 
     def send_label(self, id: str, label: Any, ts: int | None = None) -> None:

@@ -135,7 +135,9 @@ class _Sink:
     def __init__(self) -> None:
         self.keys: list[str | None] = []
 
-    def send_feature(self, id: str, features: dict, ts: int | None = None, key: str | None = None) -> None:
+    def send_feature(
+        self, id: str, features: dict, ts: int | None = None, key: str | None = None, model: str | None = None
+    ) -> None:
         self.keys.append(key)
 
     def poll(self, timeout: float = 0) -> None:
@@ -157,3 +159,33 @@ def test_publish_refuses_a_key_column_the_event_lacks() -> None:
 def test_publish_refuses_a_rate_that_is_not_positive(rate: float) -> None:
     with pytest.raises(ConfigError, match=r"--rate: must be positive"):
         publish(_Sink(), [], rate=rate)  # type: ignore[arg-type]
+
+
+def test_jsonl_feature_events_keep_their_key_and_model() -> None:
+    """A FeatureEvent-shaped line's ``key`` (the entity, the Kafka key) and ``model`` (the model that answers)
+    were dropped: the event went out keyed by its id and routed to the default model."""
+    import tempfile
+
+    line = {"id": "e1", "ts": 5, "key": "u1", "model": "m2", "features": {"x": 1.5}, "label": True}
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write(
+            Path(folder), "fe.jsonl", json.dumps(line) + "\n" + json.dumps({"id": "e2", "features": {}})
+        )
+        events = list(jsonl_source(path))
+    assert events[0] == Event("e1", 5, {"x": 1.5}, True, key="u1", model="m2")
+    assert (events[1].key, events[1].model) == (None, None)
+
+    class _Keys(_Sink):
+        def send_feature(
+            self,
+            id: str,
+            features: dict,
+            ts: int | None = None,
+            key: str | None = None,
+            model: str | None = None,
+        ) -> None:
+            self.keys.append(f"{key}/{model}")
+
+    sink = _Keys()
+    publish(sink, events)  # type: ignore[arg-type]
+    assert sink.keys == ["u1/m2", "None/None"]
