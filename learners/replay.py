@@ -67,7 +67,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    with path.open(newline="") as fh:
+    # utf-8-sig: a byte order mark (spreadsheets write one) would otherwise start the first column name.
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         if suffix == ".csv":
             records: Iterable[dict[str, Any]] = (
                 {k: _scalar(v) for k, v in r.items()} for r in csv.DictReader(fh)
