@@ -294,9 +294,12 @@ class Metrics:
         self.worker_up.labels(role=role).set(1 if up else 0)
 
     def set_served_version(self, model: str, version: int) -> None:
-        """Record the served version, moving the ``served_model_info`` marker to it."""
+        """Record the served version, moving the ``served_model_info`` marker to it (nothing to do when unchanged:
+        a trainer calls this after every batch)."""
         old = self._served.get(model)
-        if old is not None and old != str(version):
+        if old == str(version):
+            return
+        if old is not None:
             self.served_model_info.remove(model, old)
         self._served[model] = str(version)
         self.served_model_version.labels(model=model).set(version)
