@@ -189,3 +189,18 @@ def test_jsonl_feature_events_keep_their_key_and_model() -> None:
     sink = _Keys()
     publish(sink, events)  # type: ignore[arg-type]
     assert sink.keys == ["u1/m2", "None/None"]
+
+
+def test_publish_counts_the_rows_it_sent_no_label_for() -> None:
+    """An empty, NaN or inf label cell sends no Label; the summary says how many (it was silent)."""
+
+    class _Labels(_Sink):
+        def send_label(self, id: str, label: object, ts: int | None = None) -> None:
+            self.keys.append(f"label:{id}")
+
+    events = [Event("a", None, {}, 1), Event("b", None, {}, None), Event("c", None, {}, 0)]
+    summary = publish(_Labels(), events, labels=True)  # type: ignore[arg-type]
+    assert (summary.features, summary.labels, summary.unlabelled) == (3, 2, 1)
+    assert "1 row(s) without a label" in summary.line()
+    assert summary.as_dict()["unlabelled"] == 1
+    assert "without a label" not in publish(_Labels(), events[:1], labels=True).line()  # type: ignore[arg-type]
