@@ -185,6 +185,22 @@ def csv_source(
             raise ConfigError(f"{p} line {reader.line_num}: not valid CSV: {exc}") from exc
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are distinct (the input topics refuse the others too, see schemas.codec)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
 def jsonl_source(
     path: str | Path,
     label_col: str | None = None,
@@ -211,9 +227,11 @@ def jsonl_source(
                 continue
             where = f"{p} line {lineno}"
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc
+            except _DuplicateKey as exc:
+                raise ConfigError(f"{where}: duplicate key {exc.args[0]!r} (which value is meant?)") from None
             if not isinstance(obj, dict):
                 raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
             label_key = label_col or "label"

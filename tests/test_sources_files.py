@@ -204,3 +204,11 @@ def test_publish_counts_the_rows_it_sent_no_label_for() -> None:
     assert "1 row(s) without a label" in summary.line()
     assert summary.as_dict()["unlabelled"] == 1
     assert "without a label" not in publish(_Labels(), events[:1], labels=True).line()  # type: ignore[arg-type]
+
+
+def test_jsonl_duplicate_keys_are_refused_naming_the_line(tmp_path: Path) -> None:
+    """Python's json keeps the last of two equal keys; the input topics refuse such objects (parsers disagree on
+    which value wins), so the producer does too instead of sending one of them."""
+    path = _write(tmp_path, "dup.jsonl", '{"x": 1}\n{"id": "a", "features": {"x": 1, "x": 2}}\n')
+    with pytest.raises(ConfigError, match=r"line 2: duplicate key 'x'"):
+        list(jsonl_source(path))
