@@ -1,7 +1,8 @@
 """``driftline produce features|labels|synthetic``: publish events from a file or a built-in stream.
 
 Labels can follow their events ``--label-delay N`` events later, interleaved with later features, as delayed
-labels arrive in production. Progress goes to stderr (a bar on a terminal); a summary line always ends the
+labels arrive in production. A file is read whole before anything is sent, so a row that cannot be sent as
+written stops the run with its line named and nothing on the topics. Progress goes to stderr (a bar on a terminal); a summary line always ends the
 run.
 """
 
@@ -139,17 +140,18 @@ def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, *
     return 0
 
 
-def _count_rows(spec: str, limit: int | None) -> int | None:
-    """Rows in a .csv/.jsonl file (for the progress bar); ``None`` when unknown."""
-    if spec.startswith("river:"):
-        return limit
-    try:
-        with open(spec, "rb") as handle:
-            rows = sum(1 for line in handle if line.strip())
-    except OSError:
-        return limit
-    rows -= 1 if spec.lower().endswith(".csv") else 0
-    return min(rows, limit) if limit is not None else rows
+def _checked_rows(args: argparse.Namespace, key_col: str | None = None) -> int:
+    """Read the whole file once before anything is sent: a bad row (or a ``--key-col`` an event lacks) is an
+    error naming it while nothing is on the topic yet, so the fixed file can simply be sent again. Returns the
+    number of events (the progress bar's total)."""
+    rows = 0
+    for event in _file_events(args):
+        if key_col and key_col not in event.features:
+            raise ConfigError(
+                f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(event.features)})"
+            )
+        rows += 1
+    return rows
 
 
 def _file_events(args: argparse.Namespace) -> Iterator[Event]:
@@ -161,10 +163,11 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
 def _features(args: argparse.Namespace) -> int:
     if args.with_labels and not args.label_col:
         raise ConfigError("--with-labels: needs --label-col")
+    total = _checked_rows(args, args.key_col)
     return _run(
         args,
         _file_events(args),
-        _count_rows(args.file, args.limit),
+        total,
         labels=args.with_labels,
         label_delay=args.label_delay,
         key_col=args.key_col,
@@ -174,7 +177,7 @@ def _features(args: argparse.Namespace) -> int:
 def _labels(args: argparse.Namespace) -> int:
     if not args.label_col:
         raise ConfigError("--label-col: required to publish labels")
-    return _run(args, _file_events(args), _count_rows(args.file, args.limit), features=False, labels=True)
+    return _run(args, _file_events(args), _checked_rows(args), features=False, labels=True)
 
 
 def _synthetic(args: argparse.Namespace) -> int:
