@@ -2,8 +2,8 @@
 
 Labels can follow their events ``--label-delay N`` events later, interleaved with later features, as delayed
 labels arrive in production. A file is read whole before anything is sent, so a row that cannot be sent as
-written stops the run with its line named and nothing on the topics. Progress goes to stderr (a bar on a terminal); a summary line always ends the
-run.
+written stops the run with its line named and nothing on the topics. Progress goes to stderr (a bar on a
+terminal); a summary line always ends the run.
 """
 
 from __future__ import annotations
