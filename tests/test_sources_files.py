@@ -212,3 +212,20 @@ def test_jsonl_duplicate_keys_are_refused_naming_the_line(tmp_path: Path) -> Non
     path = _write(tmp_path, "dup.jsonl", '{"x": 1}\n{"id": "a", "features": {"x": 1, "x": 2}}\n')
     with pytest.raises(ConfigError, match=r"line 2: duplicate key 'x'"):
         list(jsonl_source(path))
+
+
+@pytest.mark.parametrize("encoding", ["avro", "json"])
+def test_produce_refuses_a_record_the_wire_format_refuses_before_sending_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str
+) -> None:
+    """A 2 MB cell passed the file checks and failed at send time (exit 1, no row named, the rows before it sent).
+    Checked with the rest of the file, before the broker is even asked (127.0.0.1:1 answers nothing)."""
+    from streams.cli import main
+
+    path = _write(
+        tmp_path, "big.jsonl", '{"id": "ok", "x": 1}\n' + json.dumps({"id": "big", "t": "x" * 2_000_000})
+    )
+    args = ["--bootstrap", "127.0.0.1:1", "produce", "features", "--file", str(path), "--id-col", "id"]
+    assert main([*args, "--encoding", encoding]) == 2
+    err = capsys.readouterr().err
+    assert "event big cannot be sent" in err and "exceeds the limit of 1048576 bytes" in err

@@ -140,16 +140,41 @@ def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, *
     return 0
 
 
-def _checked_rows(args: argparse.Namespace, key_col: str | None = None) -> int:
-    """Read the whole file once before anything is sent: a bad row (or a ``--key-col`` an event lacks) is an
-    error naming it while nothing is on the topic yet, so the fixed file can simply be sent again. Returns the
-    number of events (the progress bar's total)."""
+def _checked_rows(
+    args: argparse.Namespace, key_col: str | None = None, *, features: bool = True, labels: bool = False
+) -> int:
+    """Read the whole file once before anything is sent: a bad row, a ``--key-col`` an event lacks, or a record
+    the wire format refuses (e.g. over ``serving.max_record_bytes``) is an error naming it while nothing is on the
+    topic yet, so the fixed file can simply be sent again. Returns the number of events (the progress bar's
+    total)."""
+    from driftline.errors import SchemaError
+    from schemas.codec import Codec
+
+    limit = settings_from_args(args).serving.max_record_bytes
+    codec = Codec(max_record_bytes=limit)
+    encode = codec.encode_json if args.encoding == "json" else codec.encode
     rows = 0
     for event in _file_events(args):
-        if key_col and key_col not in event.features:
+        feats = dict(event.features)
+        if key_col and key_col not in feats:
             raise ConfigError(
-                f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(event.features)})"
+                f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
             )
+        key = feats.pop(key_col, None) if key_col else event.key
+        ts = 0 if event.ts is None else event.ts
+        try:
+            if features:
+                value = {
+                    "id": event.id,
+                    "ts": ts,
+                    "key": None if key is None else str(key),
+                    "model": event.model,
+                }
+                encode("FeatureEvent", {**value, "features": feats}, topic="features")
+            if labels and event.label is not None:
+                encode("Label", {"id": event.id, "ts": ts, "label": event.label}, topic="labels")
+        except SchemaError as exc:
+            raise ConfigError(f"{args.file}: event {event.id} cannot be sent: {exc}") from None
         rows += 1
     return rows
 
@@ -163,7 +188,7 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
 def _features(args: argparse.Namespace) -> int:
     if args.with_labels and not args.label_col:
         raise ConfigError("--with-labels: needs --label-col")
-    total = _checked_rows(args, args.key_col)
+    total = _checked_rows(args, args.key_col, labels=args.with_labels)
     return _run(
         args,
         _file_events(args),
@@ -177,7 +202,8 @@ def _features(args: argparse.Namespace) -> int:
 def _labels(args: argparse.Namespace) -> int:
     if not args.label_col:
         raise ConfigError("--label-col: required to publish labels")
-    return _run(args, _file_events(args), _checked_rows(args), features=False, labels=True)
+    total = _checked_rows(args, features=False, labels=True)
+    return _run(args, _file_events(args), total, features=False, labels=True)
 
 
 def _synthetic(args: argparse.Namespace) -> int:
