@@ -373,6 +373,8 @@ def synthetic_source(
         return _river_events(_synth(kind, 0, seed), n)
     if position is None:
         position = n // 2 if n else 5000
+    if position < 0:
+        raise ConfigError(f"position: must be at least 0, got {position} (the event the drift is centred on)")
     if width < 1:
         raise ConfigError(f"width: must be at least 1 (1 = abrupt drift), got {width}")
     stream = _concept_drift_stream()(

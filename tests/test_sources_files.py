@@ -229,3 +229,28 @@ def test_produce_refuses_a_record_the_wire_format_refuses_before_sending_anythin
     assert main([*args, "--encoding", encoding]) == 2
     err = capsys.readouterr().err
     assert "event big cannot be sent" in err and "exceeds the limit of 1048576 bytes" in err
+
+
+def test_synthetic_drift_options_that_would_be_ignored_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--position -5`` drifted before the first event (the whole stream the second concept), and ``--position``
+    or ``--width`` on a stream without ``-drift`` did nothing; both were accepted silently."""
+    from streams.cli import main
+
+    with pytest.raises(ConfigError, match=r"position: must be at least 0, got -5"):
+        open_source("sea-drift", n=3, position=-5)
+    for extra in (["--position", "100"], ["--width", "50"]):
+        args = [
+            "--bootstrap",
+            "127.0.0.1:1",
+            "produce",
+            "synthetic",
+            "--stream",
+            "sea",
+            "--events",
+            "3",
+            *extra,
+        ]
+        assert main(args) == 2
+        assert "only for a *-drift stream" in capsys.readouterr().err

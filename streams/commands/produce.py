@@ -209,5 +209,7 @@ def _labels(args: argparse.Namespace) -> int:
 def _synthetic(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    if not args.stream.endswith("-drift") and (args.position is not None or args.width != 1):
+        raise ConfigError(f"--position/--width: only for a *-drift stream ({args.stream!r} has no drift)")
     events = open_source(args.stream, n=args.events, seed=args.seed, position=args.position, width=args.width)
     return _run(args, events, args.events, labels=not args.no_labels, label_delay=args.label_delay)
