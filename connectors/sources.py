@@ -210,10 +210,9 @@ def jsonl_source(
     """Events from a JSON-lines file: flat objects (columns), or FeatureEvent-shaped ``{id, ts, features[,
     label]}``.
 
-    Blank lines are skipped. The id is the ``id_col`` field (for FeatureEvent-shaped lines, else ``id``): a
-    non-empty string or a number; without one, the 0-based index of the object. A flat object's ``id`` field
-    without ``--id-col`` is a feature like any other. Objects and arrays as values are refused (the contract's
-    features are null, boolean, number or string), naming the line.
+    Blank lines are skipped. The id is the ``id_col`` field, else the ``id`` field (a non-empty string or a
+    number); without one, the 0-based index of the object. Objects and arrays as values are refused (the
+    contract's features are null, boolean, number or string), naming the line.
     """
     p = Path(path)
     try:
@@ -253,7 +252,9 @@ def jsonl_source(
                 row = {
                     str(k): _json_value(v, where, f"{kinds.get(k, 'feature')} {k!r}") for k, v in obj.items()
                 }
-                yield _split_row(row, index, label_col, id_col, ts_col, where)
+                # A JSON object names its fields: its `id` is the event id (as in a FeatureEvent or Label).
+                own_id = id_col if id_col is not None else ("id" if "id" in row else None)
+                yield _split_row(row, index, label_col, own_id, ts_col, where)
             index += 1
 
 

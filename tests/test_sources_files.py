@@ -254,3 +254,19 @@ def test_synthetic_drift_options_that_would_be_ignored_are_refused(
         ]
         assert main(args) == 2
         assert "only for a *-drift stream" in capsys.readouterr().err
+
+
+def test_flat_jsonl_lines_use_their_id_field_as_the_event_id(tmp_path: Path) -> None:
+    """A labels file of ``{"id": "e17", "label": true}`` lines (the README's Label) sent its labels with ids
+    "0", "1", ... (the line index) unless --id-col id was given, answering other events than the ones named."""
+    path = _write(
+        tmp_path, "labels.jsonl", '{"id": "e17", "label": true}\n{"id": 5, "label": false}\n{"label": 1}\n'
+    )
+    assert [(e.id, e.label, e.features) for e in jsonl_source(path, label_col="label")] == [
+        ("e17", True, {}),
+        ("5", False, {}),
+        ("2", 1, {}),
+    ]
+    other = _write(tmp_path, "other.jsonl", '{"eid": "a", "id": "ignored-as-id", "x": 1}\n')
+    (event,) = jsonl_source(other, id_col="eid")
+    assert (event.id, event.features) == ("a", {"id": "ignored-as-id", "x": 1})

@@ -76,7 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", required=True, metavar="F", help=".csv or .jsonl file, or river:<DataSet>")
-    p.add_argument("--id-col", metavar="C", help="column holding the event id (default: the row index)")
+    p.add_argument(
+        "--id-col",
+        metavar="C",
+        help="column holding the event id (default: a JSONL line's `id` field, else the row index)",
+    )
     p.add_argument("--label-col", metavar="C", help="label column (excluded from the features)")
     p.add_argument("--ts-col", metavar="C", help="column holding the event time in ms (default: now)")
     p.add_argument("--limit", type=int, metavar="N", help="publish at most N rows")
