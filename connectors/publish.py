@@ -24,13 +24,15 @@ class Summary:
     features: int = 0
     labels: int = 0
     elapsed_s: float = 0.0
+    unlabelled: int = 0  # rows whose label cell was empty (or NaN/inf, read as missing): no Label sent
 
     def line(self) -> str:
         total = self.features + self.labels
         rate = total / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        skipped = f"; {self.unlabelled} row(s) without a label (empty, NaN or inf)" if self.unlabelled else ""
         return (
             f"sent {total} records ({self.features} features, {self.labels} labels) "
-            f"in {self.elapsed_s:.2f} s ({rate:,.0f} records/s)"
+            f"in {self.elapsed_s:.2f} s ({rate:,.0f} records/s){skipped}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -41,6 +43,7 @@ class Summary:
             "labels": self.labels,
             "elapsed_s": round(self.elapsed_s, 3),
             "rate": round(total / self.elapsed_s, 1) if self.elapsed_s > 0 else 0.0,
+            "unlabelled": self.unlabelled,
         }
 
 
@@ -48,7 +51,7 @@ class _Pacer:
     """Sleep so that event ``i`` is not sent before ``start + i / rate`` (no drift from sleep jitter)."""
 
     def __init__(self, rate: float | None) -> None:
-        if rate is not None and rate <= 0:
+        if rate is not None and not rate > 0:  # NaN too: it would silently pace nothing
             raise ConfigError(f"--rate: must be positive, got {rate:g}")
         self._rate = rate
         self._start = time.monotonic()
@@ -91,10 +94,18 @@ def publish(
         event_id = f"{id_prefix}{event.id}"
         if features:
             feats = dict(event.features)
-            key = feats.pop(key_col, None) if key_col else None
-            producer.send_feature(event_id, feats, ts=event.ts, key=None if key is None else str(key))
+            if key_col and key_col not in feats:
+                raise ConfigError(
+                    f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
+                )
+            key = feats.pop(key_col, None) if key_col else event.key
+            producer.send_feature(
+                event_id, feats, ts=event.ts, key=None if key is None else str(key), model=event.model
+            )
             summary.features += 1
-        if labels and event.label is not None:
+        if labels and event.label is None:
+            summary.unlabelled += 1
+        elif labels:
             pending.append((event_id, event.label))
             # With delay d, a label goes out once d later features have been sent.
             while len(pending) > (label_delay if features else 0):

@@ -23,19 +23,28 @@ from driftline.errors import ConfigError
 
 Scalar = bool | int | float | str | None
 
+# The longest CSV cell read: as large as the largest input record a stage accepts (``serving.max_record_bytes``).
+MAX_CELL_CHARS = 1 << 20
+
 
 class Event(NamedTuple):
-    """One event from a source: the FeatureEvent fields plus its label (``None`` when the source has none)."""
+    """One event from a source: the FeatureEvent fields plus its label (``None`` when the source has none).
+
+    ``key`` (the entity, the Kafka key) and ``model`` (the model that answers) come from FeatureEvent-shaped
+    JSONL lines; ``None`` otherwise (``--key-col`` names a key column of flat rows).
+    """
 
     id: str
     ts: int | None
     features: dict[str, Scalar]
     label: Scalar
+    key: str | None = None
+    model: str | None = None
 
 
 def parse_value(text: str) -> Scalar:
     """CSV cell -> value: ``""`` -> None, integers -> int, numbers -> float (NaN/inf -> None), else the
-    string.
+    string (``1_000`` too, which Python alone would read as a number).
 
     >>> [parse_value(s) for s in ["", "3", "-0.5", "nan", "up"]]
     [None, 3, -0.5, None, 'up']
@@ -46,6 +55,9 @@ def parse_value(text: str) -> Scalar:
     # Digit checks first: most cells are floats, and a failed int() costs an exception per cell.
     if text.isdigit() or (text[0] in "+-" and text[1:].isdigit()):
         return int(text)
+    if "_" in text:
+        # Python's float() reads "1_000" as 1000.0; no CSV writer means a number by it.
+        return text
     try:
         number = float(text)
     except ValueError:
@@ -65,6 +77,35 @@ def _plain(value: Any) -> Scalar:
     return str(value)
 
 
+def _json_value(value: Any, where: str, what: str) -> Scalar:
+    """A JSON value of a file -> a value the contract's ``features``/``label`` can carry; objects and arrays
+    are refused (they used to be sent as their Python repr, ``"{'a': 1}"``)."""
+    if isinstance(value, (dict, list)):
+        raise ConfigError(
+            f"{where}: {what} is a JSON {'object' if isinstance(value, dict) else 'array'}; "
+            "a value must be null, boolean, number or string (flatten it, e.g. 'a.b' keys)"
+        )
+    return _plain(value)
+
+
+def _optional_text(value: Any, where: str, field: str) -> str | None:
+    """A FeatureEvent's ``key`` or ``model``: a string or null, as the contract has them."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}: {field} must be a string or null, got {value!r}")
+
+
+def _event_id(value: Any, where: str, col: str) -> str:
+    """The event id from an id column: a non-empty string, or a JSON number as its text."""
+    if isinstance(value, str):
+        if value.strip():
+            return value.strip()
+        raise ConfigError(f"{where}: id column {col!r} is empty")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}: id column {col!r} must hold a non-empty string or a number, got {value!r}")
+
+
 def _split_row(
     row: dict[str, Scalar],
     index: int,
@@ -72,17 +113,21 @@ def _split_row(
     id_col: str | None,
     ts_col: str | None,
     where: str,
+    raw_id: Any = None,
 ) -> Event:
+    """One flat row -> Event; ``raw_id`` is the id column's text as written (a CSV cell), when there is one."""
     for col, what in ((label_col, "label"), (id_col, "id"), (ts_col, "ts")):
         if col is not None and col not in row:
             raise ConfigError(f"{where}: no {what} column {col!r} (columns: {', '.join(map(str, row))})")
     ts_value = row.get(ts_col) if ts_col else None
     if ts_col and not isinstance(ts_value, (int, float)):
         raise ConfigError(f"{where}: ts column {ts_col!r} must hold epoch milliseconds, got {ts_value!r}")
-    event_id = row.get(id_col) if id_col else index
+    event_id = (
+        _event_id(raw_id if raw_id is not None else row[id_col], where, id_col) if id_col else str(index)
+    )
     features = {k: v for k, v in row.items() if k not in (label_col, id_col, ts_col)}
     return Event(
-        id=str(event_id),
+        id=event_id,
         ts=int(ts_value) if isinstance(ts_value, (int, float)) else None,
         features=features,
         label=row.get(label_col) if label_col else None,
@@ -96,17 +141,64 @@ def csv_source(
     ts_col: str | None = None,
 ) -> Iterator[Event]:
     """Events from a CSV file with a header row; the id is the 0-based row index when there is no
-    ``id_col``."""
+    ``id_col``, else that cell's text as written (``007`` stays ``007``).
+
+    Header names are stripped (a byte order mark too) and must be distinct; a row with fewer cells than the
+    header gets ``None`` for the rest, a row with more is refused (an unquoted comma would shift its values).
+    Errors name the file and line (a quoted cell may span lines).
+    """
     p = Path(path)
     try:
-        handle = p.open(newline="", encoding="utf-8")
+        # utf-8-sig: spreadsheets write a byte order mark, which would otherwise become part of the first name.
+        handle = p.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+    # A cell may be as long as the largest record a stage accepts (csv's default limit is 128 KiB).
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL_CHARS))
     with handle:
-        reader = csv.DictReader(handle)
-        for index, raw in enumerate(reader):
-            row = {str(k): parse_value(v or "") for k, v in raw.items() if k is not None}
-            yield _split_row(row, index, label_col, id_col, ts_col, f"{p} line {index + 2}")
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            names = [name.strip() for name in header]
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ConfigError(
+                    f"{p} line 1: duplicate column name {', '.join(map(repr, duplicates))}: "
+                    "each column needs its own name (one would silently replace the other)"
+                )
+            id_at = names.index(id_col) if id_col in names else None
+            for index, cells in enumerate(reader):
+                where = f"{p} line {reader.line_num}"
+                if len(cells) > len(names):
+                    raise ConfigError(
+                        f"{where}: {len(cells)} cells, the header has {len(names)} columns "
+                        "(a cell with a comma or a newline must be quoted)"
+                    )
+                row = {
+                    name: parse_value(cells[i]) if i < len(cells) else None for i, name in enumerate(names)
+                }
+                raw_id = (cells[id_at] if id_at < len(cells) else "") if id_at is not None else None
+                yield _split_row(row, index, label_col, id_col, ts_col, where, raw_id)
+        except csv.Error as exc:
+            raise ConfigError(f"{p} line {reader.line_num}: not valid CSV: {exc}") from exc
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are distinct (the input topics refuse the others too, see schemas.codec)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
 
 
 def jsonl_source(
@@ -118,7 +210,9 @@ def jsonl_source(
     """Events from a JSON-lines file: flat objects (columns), or FeatureEvent-shaped ``{id, ts, features[,
     label]}``.
 
-    Blank lines are skipped; the id is the 0-based line index when there is no ``id_col`` (or ``id``) field.
+    Blank lines are skipped. The id is the ``id_col`` field, else the ``id`` field (a non-empty string or a
+    number); without one, the 0-based index of the object. Objects and arrays as values are refused (the
+    contract's features are null, boolean, number or string), naming the line.
     """
     p = Path(path)
     try:
@@ -132,23 +226,35 @@ def jsonl_source(
                 continue
             where = f"{p} line {lineno}"
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc
+            except _DuplicateKey as exc:
+                raise ConfigError(f"{where}: duplicate key {exc.args[0]!r} (which value is meant?)") from None
             if not isinstance(obj, dict):
                 raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            label_key = label_col or "label"
             if isinstance(obj.get("features"), dict):
-                label = obj.get(label_col or "label")
                 ts = obj.get(ts_col or "ts")
+                id_key = id_col or "id"
                 yield Event(
-                    id=str(obj.get(id_col or "id", index)),
+                    id=_event_id(obj[id_key], where, id_key) if id_key in obj else str(index),
                     ts=int(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
-                    features={str(k): _plain(v) for k, v in obj["features"].items()},
-                    label=_plain(label),
+                    features={
+                        str(k): _json_value(v, where, f"feature {k!r}") for k, v in obj["features"].items()
+                    },
+                    label=_json_value(obj.get(label_key), where, f"label column {label_key!r}"),
+                    key=_optional_text(obj.get("key"), where, "key"),
+                    model=_optional_text(obj.get("model"), where, "model"),
                 )
             else:
-                row = {str(k): _plain(v) for k, v in obj.items()}
-                yield _split_row(row, index, label_col, id_col, ts_col, where)
+                kinds = {label_key: "label column", id_col: "id column", ts_col: "ts column"}
+                row = {
+                    str(k): _json_value(v, where, f"{kinds.get(k, 'feature')} {k!r}") for k, v in obj.items()
+                }
+                # A JSON object names its fields: its `id` is the event id (as in a FeatureEvent or Label).
+                own_id = id_col if id_col is not None else ("id" if "id" in row else None)
+                yield _split_row(row, index, label_col, own_id, ts_col, where)
             index += 1
 
 
@@ -268,6 +374,8 @@ def synthetic_source(
         return _river_events(_synth(kind, 0, seed), n)
     if position is None:
         position = n // 2 if n else 5000
+    if position < 0:
+        raise ConfigError(f"position: must be at least 0, got {position} (the event the drift is centred on)")
     if width < 1:
         raise ConfigError(f"width: must be at least 1 (1 = abrupt drift), got {width}")
     stream = _concept_drift_stream()(
@@ -315,5 +423,7 @@ def open_source(
         )
     if not path.is_file():
         raise ConfigError(f"source {spec!r}: no such file")
+    if n is not None and n < 0:
+        raise ConfigError(f"--limit: must be at least 0, got {n}")
     events = reader(path, label_col=label_col, id_col=id_col, ts_col=ts_col)
     return itertools.islice(events, n) if n is not None else events

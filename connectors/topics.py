@@ -261,6 +261,13 @@ def _differences(
         out.append(Difference("partitions", str(spec.partitions), str(partitions), severity))
     if rf < spec.replication_factor:
         out.append(Difference("replication_factor", str(spec.replication_factor), str(rf)))
+    if rf > 1 and "min.insync.replicas" not in spec.config:
+        # Replicated although the settings did not ask for it (e.g. `stack up --brokers 3` with
+        # kafka.replication_factor left at 1): acks=all keeps a write on a second replica only when
+        # min.insync.replicas says so, which is what topics created with replication get.
+        least, insync = min(2, rf - 1), config.get("min.insync.replicas", "")
+        if not insync.isdigit() or int(insync) < least:
+            out.append(Difference("min.insync.replicas", str(least), insync or "(not set)"))
     for key, want in spec.config.items():
         have = config.get(key, "")
         if key == "cleanup.policy":

@@ -50,6 +50,22 @@ def _json_row(path: Path, n: int, line: str) -> dict[str, Any]:
     return record
 
 
+def _csv_rows(path: Path, reader: csv.DictReader) -> Iterator[dict[str, Any]]:
+    """A CSV file's rows, refusing what DictReader would silently mangle: a repeated column name (the last value
+    wins) and a row with more cells than the header (they came as a list under the key None)."""
+    names = reader.fieldnames or []
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: duplicate column name {', '.join(map(repr, duplicates))}")
+    for n, row in enumerate(reader, 1):
+        if None in row:
+            raise ConfigError(
+                f"{path}: row {n} has {len(names) + len(row[None])} cells, the header {len(names)} columns "
+                "(a cell with a comma must be quoted)"
+            )
+        yield {k: _scalar(v) for k, v in row.items()}
+
+
 def _label_kind(label: Any) -> str | None:
     if isinstance(label, str):
         return "text"
@@ -67,11 +83,10 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    with path.open(newline="") as fh:
+    # utf-8-sig: a byte order mark (spreadsheets write one) would otherwise start the first column name.
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         if suffix == ".csv":
-            records: Iterable[dict[str, Any]] = (
-                {k: _scalar(v) for k, v in r.items()} for r in csv.DictReader(fh)
-            )
+            records: Iterable[dict[str, Any]] = _csv_rows(path, csv.DictReader(fh))
         elif suffix in (".jsonl", ".json", ".ndjson"):
             records = (_json_row(path, n, line) for n, line in enumerate((t for t in fh if t.strip()), 1))
         else:

@@ -207,9 +207,18 @@ def _auto(params: dict[str, Any], task: str, seed: int) -> Any:
     return build_pool(params, task, seed)
 
 
+class _NothingLearned(ValueError):
+    """A scikit-learn pipeline asked to predict before its first example (``Learner`` answers as untrained)."""
+
+
 class _Aligned(river_base.Transformer):
     """Fixes the feature set for scikit-learn's fixed-width input: frozen at the first example, missing -> 0.0
-    (the running mean after the scaler in front), unseen features dropped."""
+    (the running mean after the scaler in front), unseen features dropped.
+
+    Before the first example nothing reaches the wrapped estimator: River's wrapper fixes its feature names on the
+    first event it sees, *predicted* ones too, so an untrained model (the v1 scorers serve) froze them on the first
+    event scored and raised KeyError on every event with another one-hot key (and on learning one).
+    """
 
     def __init__(self) -> None:
         self._names: list[str] | None = None
@@ -220,7 +229,7 @@ class _Aligned(river_base.Transformer):
 
     def transform_one(self, x: dict[str, float]) -> dict[str, float]:  # type: ignore[override]
         if self._names is None:
-            return dict(x)
+            raise _NothingLearned("nothing learned yet")
         return {n: x.get(n, 0.0) for n in self._names}
 
 

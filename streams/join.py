@@ -62,6 +62,12 @@ def build_join_store(settings: Settings) -> JoinStore:
     )
 
 
+def empty_id(record: str, topic: str) -> SchemaError:
+    """The error of a FeatureEvent or Label whose ``id`` is empty: the id is what a label joins on, and every
+    empty-id event would share one join context (a label joined with another event's prediction)."""
+    return SchemaError(f"topic {topic}: {record}.id: empty: an event id is what a label joins on")
+
+
 class Joiner:
     def __init__(self, ctx: WorkerContext, store: JoinStore) -> None:
         self.ctx = ctx
@@ -77,6 +83,8 @@ class Joiner:
         for raw, label in zip(raws, decoded, strict=True):
             if isinstance(label, SchemaError):
                 ctx.deadletter("join", raw, label)
+            elif not label["id"]:
+                ctx.deadletter("join", raw, empty_id("Label", self._topic))
             else:
                 labels.append((raw, label))
         items = [(label["id"], ctx.codec.encode("Label", label)) for _, label in labels]

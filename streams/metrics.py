@@ -22,7 +22,14 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
 from driftline import __version__
 from driftline.errors import ConfigError
@@ -186,8 +193,8 @@ LABEL_VALUES: dict[str, str] = {
     "outcome (guard)": "promote, reject, rollback, keep",
     "reason (releases)": "initial, incremental, challenger, manual, rollback",
     "reason (rejected)": ", ".join(REJECT_REASONS) + " (plus any other verification failure)",
-    "detector": "adwin, page_hinkley",
-    "signal": "error, loss, feature:<name>",
+    "detector": "adwin, page_hinkley (the defaults; else the configured drift.*_detector), schema",
+    "signal": "error, loss, feature:<name>, feature_type:<name>, label:new_class",
     "role": "score, join, train",
     "rate": "positive_rate, tpr, fpr, accuracy, mae, n",
     "gap": "demographic_parity, equalized_odds, accuracy, mae",
@@ -287,9 +294,12 @@ class Metrics:
         self.worker_up.labels(role=role).set(1 if up else 0)
 
     def set_served_version(self, model: str, version: int) -> None:
-        """Record the served version, moving the ``served_model_info`` marker to it."""
+        """Record the served version, moving the ``served_model_info`` marker to it (nothing to do when unchanged:
+        a trainer calls this after every batch)."""
         old = self._served.get(model)
-        if old is not None and old != str(version):
+        if old == str(version):
+            return
+        if old is not None:
             self.served_model_info.remove(model, old)
         self._served[model] = str(version)
         self.served_model_version.labels(model=model).set(version)
@@ -385,7 +395,14 @@ class MetricsServer:
 
 
 def serve_metrics(metrics: Metrics, host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
-    """Serve ``metrics.registry`` over HTTP on ``host:port`` in a daemon thread (port 0 picks a free port)."""
+    """Serve ``metrics.registry`` over HTTP on ``host:port`` in a daemon thread (port 0 picks a free port).
+
+    prometheus_client would add a ``<name>_created`` gauge (the series' creation time) to every counter and
+    histogram: undocumented ``driftline_*`` families that double the series count and that no dashboard or alert
+    reads (Prometheus's own counter-reset handling does not need them). Turned off for the process here, where
+    a worker starts serving, rather than at import.
+    """
+    disable_created_metrics()
     try:
         server, thread = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:

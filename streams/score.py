@@ -24,7 +24,7 @@ from driftline.util import now_ms
 from learners.batch import BatchPredictor, batch_predictor
 from learners.drift import FeatureDriftMonitor
 from learners.explain import explain_one
-from streams.join import build_training_example, label_delay_seconds
+from streams.join import build_training_example, empty_id, label_delay_seconds
 from streams.releases import LoadedModel, ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext
 from streams.teardown import reap
@@ -295,6 +295,9 @@ class Scorer:
         for i, (raw, event) in enumerate(zip(raws, decoded, strict=True)):
             if isinstance(event, SchemaError):
                 ctx.deadletter("score", raw, event)
+                continue
+            if not event["id"]:
+                ctx.deadletter("score", raw, empty_id("FeatureEvent", self._topic))
                 continue
             try:
                 name = self.route(event, raw.key)

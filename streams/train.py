@@ -523,6 +523,9 @@ class Trainer(TrainerControl):
         lc, m, model = self.lifecycle, self.ctx.metrics, self.ctx.model
         snap = lc.snapshot_metrics()
         # Each series looked up once (Metrics.child): labels() per series per transaction was most of this.
+        m.set_served_version(
+            model, lc.served_version
+        )  # "serves (scorer) or trains (trainer)": docs/metrics.md
         m.child("n_learned", model).set(lc.n_learned)
         learned, refused = lc.vocabulary()
         m.child("vocabulary_keys", model, "learned").set(learned)

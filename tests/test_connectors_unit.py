@@ -281,7 +281,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    def send_feature(self, id: str, features: dict, ts: int | None = None, key: str | None = None) -> None:
+    def send_feature(
+        self, id: str, features: dict, ts: int | None = None, key: str | None = None, model: str | None = None
+    ) -> None:
         self.calls.append(("f", id))
 
     def send_label(self, id: str, label: Any, ts: int | None = None) -> None:
@@ -438,3 +440,26 @@ def test_a_tail_asks_again_while_the_partition_leader_moves_and_not_for_other_er
     with pytest.raises(KafkaException):
         _watermarks(other, TopicPartition("t", 0))  # type: ignore[arg-type]
     assert other.calls == 1
+
+
+def test_replicated_topics_are_checked_for_min_insync_replicas_whatever_the_setting() -> None:
+    """Found from outside (session 28): on a three-broker cluster with kafka.replication_factor left at 1,
+    ``topics describe`` expected replication 1 and so never looked at min.insync.replicas: a topic replicated 3
+    times that acknowledges a write held by its leader alone (min.insync.replicas 1) was reported ok."""
+    specs = contract_topics(_settings())
+    assert specs["features"].replication_factor == 1
+    weak = _differences(
+        "features", specs["features"], 4, 3, {"cleanup.policy": "delete", "min.insync.replicas": "1"}
+    )
+    assert [(d.field, d.expected, d.actual, d.severity) for d in weak] == [
+        ("min.insync.replicas", "2", "1", "warning")
+    ]
+    good = {"cleanup.policy": "delete", "min.insync.replicas": "2"}
+    assert _differences("features", specs["features"], 4, 3, good) == []
+    assert (
+        _differences(
+            "features", specs["features"], 4, 2, {"cleanup.policy": "delete", "min.insync.replicas": "1"}
+        )
+        == []
+    )
+    assert _differences("features", specs["features"], 4, 1, {"cleanup.policy": "delete"}) == []

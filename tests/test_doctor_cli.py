@@ -81,3 +81,42 @@ def test_java_version_parsing() -> None:
     assert java_major('openjdk version "21.0.5" 2024-10-15') == 21
     assert java_major('java version "1.8.0_392"') == 8
     assert java_major("no version here") is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_down_broker_at_an_address_no_local_stack_serves_fails(tmp_path: Path) -> None:
+    # Found from outside: DRIFTLINE_KAFKA_BOOTSTRAP=127.0.0.1:1 (nothing there, no stack ever set up there) was
+    # a warning and doctor exited 0; only a down *local stack* is something `stack up` / `make demo` will start.
+    from connectors.stack import stack_status
+    from connectors.stack_config import StackConfig
+    from streams.commands.doctor import check_kafka, check_redis
+
+    port, rport = _free_port(), _free_port()
+    env = {
+        "DRIFTLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
+        "DRIFTLINE_REDIS_URL": f"redis://127.0.0.1:{rport}/0",
+        "DRIFTLINE_STATE_DIR": str(tmp_path),
+    }
+    settings = load_settings(environ=env)
+    cfg = StackConfig.from_settings(settings)
+    status = stack_status(cfg)
+    assert status.kafka.state == "down" and status.redis.state == "down"
+    kafka = check_kafka(settings, cfg, status, 0.5)
+    redis_check = check_redis(settings, cfg, status, 0.5)
+    assert kafka.status == "fail" and f"127.0.0.1:{port}" in kafka.detail
+    assert "DRIFTLINE_KAFKA_BOOTSTRAP" in kafka.fix and "`driftline stack up`" in kafka.fix
+    assert redis_check.status == "fail" and f"127.0.0.1:{rport}" in redis_check.detail
+    # Once a local stack was set up on these ports in this state directory, down is what `stack up` fixes.
+    (cfg.kafka_dir).mkdir(parents=True)
+    (cfg.kafka_dir / "server.properties").write_text(
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://x\n"
+    )
+    (cfg.redis_dir).mkdir(parents=True)
+    (cfg.redis_dir / "redis.conf").write_text(f"bind 127.0.0.1\nport {rport}\n")
+    assert check_kafka(settings, cfg, status, 0.5).status == "warn"
+    assert check_redis(settings, cfg, status, 0.5).status == "warn"

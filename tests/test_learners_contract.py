@@ -210,3 +210,21 @@ def test_window_refit_degree_two_learns_a_quadratic_boundary() -> None:
     assert scores[2] > 0.9 > 0.7 > scores[1]
     with pytest.raises(LearnerError, match="degree"):
         build_learner(LearnerSpec("window_refit", {"degree": 3}))
+
+
+@pytest.mark.parametrize(("kind", "task"), CASES)
+def test_an_untrained_model_answers_events_of_any_feature_set(kind: str, task: str) -> None:
+    """The v1 a trainer publishes has learned nothing, and scorers serve it until v2. Found from outside (session
+    28): River's scikit-learn wrapper fixed its feature names on the first event it *predicted*, so the served
+    sklearn_sgd regressor raised KeyError (dead-lettered) on every later event with another one-hot key."""
+    fresh = build_learner(_spec(kind, task), task, seed=1)
+    events = [{"a": 0.5, "b": -0.5, "c": "red"}, {"a": 0.1, "b": 0.2, "c": "blue"}, {"a": 0.3}, {"d": 1.0}]
+    for x in events:
+        if task == "classification":
+            assert fresh.predict_one(x) is None
+        else:
+            assert fresh.predict_one(x) == 0.0
+    for x, y in _stream(task, 50, seed=5):  # and what it answered before leaves its learning alone
+        fresh.learn_one(x, y)
+    for x in events:
+        assert _ok(task, fresh.predict_one(x)), x

@@ -168,3 +168,28 @@ def test_model_metrics_follow_a_rollback_to_an_older_version() -> None:
     m.set_model_metrics("m", 5, {"accuracy": 0.7})
     assert value(m, "driftline_model_metric", model="m", version="5", metric="accuracy") == pytest.approx(0.7)
     assert value(m, "driftline_model_metric", model="m", version="10", metric="accuracy") is None
+
+
+def test_the_http_exposition_holds_only_documented_families() -> None:
+    """Found from outside (session 28): /metrics also served a ``driftline_*_created`` gauge per counter and
+    histogram (prometheus_client's creation timestamps), families docs/metrics.md does not list."""
+    import re
+    import urllib.request
+
+    from streams.metrics import METRIC_DOCS, serve_metrics
+
+    m = build_metrics()
+    m.prime_model("m")
+    m.prime_stage("score", ["driftline.features"])
+    m.events.labels(stage="score", outcome="ok").inc()
+    server = serve_metrics(m, port=0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        server.close()
+    exposed = dict(re.findall(r"^# TYPE (driftline_\w+) (\w+)$", text, re.M))
+    documented = {d.name: d.kind for d in METRIC_DOCS}
+    assert exposed and exposed == {k: v for k, v in documented.items() if k in exposed}
+    assert "_created" not in text
+    assert 'driftline_events_total{outcome="ok",stage="score"} 1.0' in text

@@ -197,3 +197,32 @@ def test_tail_errors_are_clear(prefix: str) -> None:
     )
     unknown = _run(prefix, "tail", "nonsense", check=False)
     assert unknown.returncode == 2 and "not a contract topic" in unknown.stderr
+
+
+def test_a_file_with_a_bad_row_sends_nothing_and_names_the_row(prefix: str, tmp_path: Path) -> None:
+    """Found from outside (session 28): the rows before a bad one were already on the topic when produce stopped
+    with the error, so fixing the file and sending it again duplicated them. The file is checked whole first."""
+    data = tmp_path / "d.csv"
+    data.write_text("id,x,class\na,1,0\nb,2,1\nc,3,1,EXTRA\nd,4,0\n")
+    proc = _run(prefix, "produce", "features", "--file", str(data), "--id-col", "id", check=False)
+    assert proc.returncode == 2 and "line 4: 4 cells, the header has 3 columns" in proc.stderr
+    keyed = tmp_path / "k.jsonl"
+    keyed.write_text('{"id": "a", "user": "u1", "x": 1}\n{"id": "b", "x": 2}\n')
+    proc = _run(
+        prefix,
+        "produce",
+        "features",
+        "--file",
+        str(keyed),
+        "--id-col",
+        "id",
+        "--key-col",
+        "user",
+        check=False,
+    )
+    assert proc.returncode == 2 and "--key-col: no column 'user' in event b" in proc.stderr
+    _run(
+        prefix, "produce", "features", "--file", str(tmp_path / "ok.csv"), check=False
+    )  # creates nothing either
+    tail = _run(prefix, "tail", "features", "--from-beginning", "--json", check=False)
+    assert _lines(tail) == []

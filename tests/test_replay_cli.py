@@ -114,6 +114,29 @@ def test_read_rows_jsonl_and_missing_label(tmp_path: Path) -> None:
         list(read_rows(path, "nope"))
 
 
+def test_read_rows_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    # Found from outside (session 28): a spreadsheet's BOM made the first column '\ufefflabel', so
+    # `--label-col label` said there was no such column.
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufefflabel,x\n1,2.5\n".encode())
+    assert list(read_rows(path, "label")) == [("0", None, {"x": 2.5}, 1)]
+
+
+def test_read_rows_csv_refuses_extra_cells_and_duplicate_columns(tmp_path: Path) -> None:
+    # Found from outside (session 28): a row with more cells than the header was a traceback (AttributeError),
+    # and of two columns with one name the last silently replaced the first.
+    from driftline.errors import ConfigError
+
+    extra = tmp_path / "extra.csv"
+    extra.write_text("a,y\n1,0\n2,1,EXTRA\n")
+    with pytest.raises(ConfigError, match=r"extra\.csv: row 2 has 3 cells, the header 2 columns"):
+        list(read_rows(extra, "y"))
+    dup = tmp_path / "dup.csv"
+    dup.write_text("a,a,y\n1,5,0\n")
+    with pytest.raises(ConfigError, match=r"dup\.csv: duplicate column name 'a'"):
+        list(read_rows(dup, "y"))
+
+
 def test_cli_human_output_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "--stream", "hyperplane-gradual", "--n", "800", "--learner", "gaussian_nb"]) == 0
     text = capsys.readouterr().out

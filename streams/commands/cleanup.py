@@ -3,7 +3,8 @@
 That is its topics (the ``audit`` topic too), its worker consumer groups (``driftline-<prefix>...``), its Redis keys
 (``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), and under the state dir its
 Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record
-of what was done). The default prefix is refused without ``--force``: it is usually someone's real deployment.
+of what was done). The default prefix, and any prefix it starts with (names match by prefix), is refused without
+``--force``: it is usually someone's real deployment.
 """
 
 from __future__ import annotations
@@ -116,10 +117,16 @@ def run(args: argparse.Namespace) -> int:
     prefix = args.prefix
     if not prefix.strip():
         raise ConfigError("cleanup --prefix: empty prefix (it would match every topic)")
-    if prefix == KafkaSettings.topic_prefix and not args.force:
+    default = KafkaSettings.topic_prefix
+    # Names are matched by prefix: 'driftline' (or 'd') would take the default deployment's topics too.
+    if default.startswith(prefix) and not args.force:
+        what = (
+            "the default prefix"
+            if prefix == default
+            else f"--prefix {prefix!r}, which covers the default prefix"
+        )
         print(
-            f"driftline cleanup: refusing the default prefix {prefix!r} (usually a real deployment); "
-            "add --force if you mean it",
+            f"driftline cleanup: refusing {what} {default!r} (usually a real deployment); add --force if you mean it",
             file=sys.stderr,
         )
         return 2

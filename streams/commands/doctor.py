@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -154,13 +155,40 @@ def check_kafka(
         return Check("kafka", "ok", f"answers at {settings.kafka.bootstrap}")
     except StackError as exc:
         reason = str(exc)
-    if cfg is not None and status is not None and status.kafka.state == "down":
-        # Not running is not a problem on loopback: `make demo` and `driftline stack up` start it.
+    if (
+        cfg is not None
+        and status is not None
+        and status.kafka.state == "down"
+        and _local_stack_at(cfg, "kafka")
+    ):
+        # A local stack that is not running is not a problem: `make demo` and `driftline stack up` start it.
         return Check("kafka", "warn", f"nothing answers at {settings.kafka.bootstrap} (the local stack is down)",
                      "`driftline stack up` starts it (`make demo` does too)")  # fmt: skip
     return Check("kafka", "fail", reason,
-                 "start the broker (`driftline stack up` for the local one) or fix kafka.bootstrap / "
-                 "DRIFTLINE_KAFKA_BOOTSTRAP (and the security settings)")  # fmt: skip
+                 "start the broker (`driftline stack up` starts a local one at that address) or fix kafka.bootstrap "
+                 "/ DRIFTLINE_KAFKA_BOOTSTRAP (and the security settings)")  # fmt: skip
+
+
+def _local_stack_at(cfg: StackConfig, service: str) -> bool:
+    """Whether the configured address of ``service`` (kafka, redis) is the local stack's: the default one, or one a
+    stack in this state directory was set up on. Any other address that does not answer is a server the settings
+    point at and that is missing (e.g. ``127.0.0.1:1``), not a stack waiting to be started."""
+    if service == "kafka":
+        if cfg.kafka_port == StackConfig.kafka_port or cfg.brokers > 1:  # a cluster is recorded by `stack up`
+            return True
+        text, pattern = _read(cfg.kafka_dir / "server.properties"), rf"(?m)^listeners=.*:{cfg.kafka_port}\b"
+    else:
+        if cfg.redis_port == StackConfig.redis_port:
+            return True
+        text, pattern = _read(cfg.redis_dir / "redis.conf"), rf"(?m)^port {cfg.redis_port}\b"
+    return re.search(pattern, text) is not None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def redis_address(settings: Settings) -> str:
@@ -181,7 +209,12 @@ def check_redis(
         return Check("redis", "ok", f"answers at {address}")
     except redis.RedisError as exc:
         reason = f"{type(exc).__name__}: {exc}"
-    if cfg is not None and status is not None and status.redis.state == "down":
+    if (
+        cfg is not None
+        and status is not None
+        and status.redis.state == "down"
+        and _local_stack_at(cfg, "redis")
+    ):
         return Check("redis", "warn", f"nothing answers at {address} (the local stack is down)",
                      "`driftline stack up` starts it (`make demo` does too)")  # fmt: skip
     fix = "start Redis (`driftline stack up` for the local one) or fix redis.url / DRIFTLINE_REDIS_URL"

@@ -60,9 +60,20 @@ def render(r: dict[str, Any], top: int = 20) -> str:
         lines.append("  (no explanation for this kind of model)")
     features = r.get("features") or {}
     for name, value in sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:top]:
-        x = "" if name.startswith("_") else f"  (value {features.get(name)!r})"
+        x = "" if name.startswith("_") else f"  ({_value_of(name, features)})"
         lines.append(f"  {name:<24} {value:+.4f}{x}")
     return "\n".join(lines)
+
+
+def _value_of(name: str, features: dict[str, Any]) -> str:
+    """What the event had for a contribution's feature: its value, or for a one-hot indicator (``color=red``) the
+    value of the string feature it comes from."""
+    if name in features:
+        return f"value {features[name]!r}"
+    base = name.rpartition("=")[0]
+    if base in features:
+        return f"{base}={features[base]!r}"
+    return "absent"
 
 
 def _when(ms: Any) -> str:

@@ -1,8 +1,9 @@
 """``driftline produce features|labels|synthetic``: publish events from a file or a built-in stream.
 
 Labels can follow their events ``--label-delay N`` events later, interleaved with later features, as delayed
-labels arrive in production. Progress goes to stderr (a bar on a terminal); a summary line always ends the
-run.
+labels arrive in production. A file is read whole before anything is sent, so a row that cannot be sent as
+written stops the run with its line named and nothing on the topics. Progress goes to stderr (a bar on a
+terminal); a summary line always ends the run.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", required=True, metavar="F", help=".csv or .jsonl file, or river:<DataSet>")
-    p.add_argument("--id-col", metavar="C", help="column holding the event id (default: the row index)")
+    p.add_argument(
+        "--id-col",
+        metavar="C",
+        help="column holding the event id (default: a JSONL line's `id` field, else the row index)",
+    )
     p.add_argument("--label-col", metavar="C", help="label column (excluded from the features)")
     p.add_argument("--ts-col", metavar="C", help="column holding the event time in ms (default: now)")
     p.add_argument("--limit", type=int, metavar="N", help="publish at most N rows")
@@ -139,17 +144,43 @@ def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, *
     return 0
 
 
-def _count_rows(spec: str, limit: int | None) -> int | None:
-    """Rows in a .csv/.jsonl file (for the progress bar); ``None`` when unknown."""
-    if spec.startswith("river:"):
-        return limit
-    try:
-        with open(spec, "rb") as handle:
-            rows = sum(1 for line in handle if line.strip())
-    except OSError:
-        return limit
-    rows -= 1 if spec.lower().endswith(".csv") else 0
-    return min(rows, limit) if limit is not None else rows
+def _checked_rows(
+    args: argparse.Namespace, key_col: str | None = None, *, features: bool = True, labels: bool = False
+) -> int:
+    """Read the whole file once before anything is sent: a bad row, a ``--key-col`` an event lacks, or a record
+    the wire format refuses (e.g. over ``serving.max_record_bytes``) is an error naming it while nothing is on the
+    topic yet, so the fixed file can simply be sent again. Returns the number of events (the progress bar's
+    total)."""
+    from driftline.errors import SchemaError
+    from schemas.codec import Codec
+
+    limit = settings_from_args(args).serving.max_record_bytes
+    codec = Codec(max_record_bytes=limit)
+    encode = codec.encode_json if args.encoding == "json" else codec.encode
+    rows = 0
+    for event in _file_events(args):
+        feats = dict(event.features)
+        if key_col and key_col not in feats:
+            raise ConfigError(
+                f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
+            )
+        key = feats.pop(key_col, None) if key_col else event.key
+        ts = 0 if event.ts is None else event.ts
+        try:
+            if features:
+                value = {
+                    "id": event.id,
+                    "ts": ts,
+                    "key": None if key is None else str(key),
+                    "model": event.model,
+                }
+                encode("FeatureEvent", {**value, "features": feats}, topic="features")
+            if labels and event.label is not None:
+                encode("Label", {"id": event.id, "ts": ts, "label": event.label}, topic="labels")
+        except SchemaError as exc:
+            raise ConfigError(f"{args.file}: event {event.id} cannot be sent: {exc}") from None
+        rows += 1
+    return rows
 
 
 def _file_events(args: argparse.Namespace) -> Iterator[Event]:
@@ -161,10 +192,11 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
 def _features(args: argparse.Namespace) -> int:
     if args.with_labels and not args.label_col:
         raise ConfigError("--with-labels: needs --label-col")
+    total = _checked_rows(args, args.key_col, labels=args.with_labels)
     return _run(
         args,
         _file_events(args),
-        _count_rows(args.file, args.limit),
+        total,
         labels=args.with_labels,
         label_delay=args.label_delay,
         key_col=args.key_col,
@@ -174,11 +206,14 @@ def _features(args: argparse.Namespace) -> int:
 def _labels(args: argparse.Namespace) -> int:
     if not args.label_col:
         raise ConfigError("--label-col: required to publish labels")
-    return _run(args, _file_events(args), _count_rows(args.file, args.limit), features=False, labels=True)
+    total = _checked_rows(args, features=False, labels=True)
+    return _run(args, _file_events(args), total, features=False, labels=True)
 
 
 def _synthetic(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    if not args.stream.endswith("-drift") and (args.position is not None or args.width != 1):
+        raise ConfigError(f"--position/--width: only for a *-drift stream ({args.stream!r} has no drift)")
     events = open_source(args.stream, n=args.events, seed=args.seed, position=args.position, width=args.width)
     return _run(args, events, args.events, labels=not args.no_labels, label_delay=args.label_delay)

@@ -1,0 +1,36 @@
+"""``driftline explain`` text: a one-hot indicator's line shows the event's value of its feature (found from outside,
+session 28: ``country=de  -0.0496  (value None)`` for an event whose country was 'de')."""
+
+from __future__ import annotations
+
+from streams.commands.explain import render
+
+
+def test_indicator_lines_show_the_features_value() -> None:
+    result = {
+        "id": "e1",
+        "model": "default",
+        "version": 3,
+        "prediction": "no",
+        "proba": {"no": 0.9, "yes": 0.1},
+        "ts": 0,
+        "method": "linear_contribution",
+        "source": "recorded",
+        "features": {"country": "de", "x": 4.5, "flag": True},
+        "contributions": {
+            "_intercept": 0.1,
+            "country=de": -0.5,
+            "country=us": 0.2,
+            "x": 1.5,
+            "flag": 0.3,
+            "gone": 0.01,
+        },
+    }
+    lines = render(result).splitlines()
+    shown = {line.split()[0]: line for line in lines[2:]}
+    assert shown["x"].endswith("(value 4.5)")
+    assert shown["flag"].endswith("(value True)")
+    assert shown["country=de"].endswith("(country='de')")
+    assert shown["country=us"].endswith("(country='de')")
+    assert shown["gone"].endswith("(absent)")
+    assert shown["_intercept"].endswith("+0.1000")
