@@ -55,3 +55,37 @@ def test_labels_parked_before_the_rebuild_are_joined_by_it(pipeline: Pipeline, r
     assert distinct_ids(pipeline.values("training")) == {e.id for e in events}
     assert pipeline.labels_learned() == len(events)
     assert not pipeline.values("deadletter")
+
+
+def test_the_rebuild_restores_only_predictions_still_waiting_for_their_label(
+    pipeline: Pipeline, redis_url: str
+) -> None:
+    """Found from outside: Redis lost its data after 15,000 labels had been joined; the rebuild restored every
+    prediction of the last hour as pending (the 'joined' markers were lost too), so `status` showed 14,979
+    predictions waiting for a label and an hour later the sweep would count each as expired (label never came).
+    Ids already on ``training`` were joined: their contexts are not pending."""
+    pipeline.start("all")
+    answered = make_events(200, tag="done")
+    publish(pipeline, answered)
+    pipeline.wait_learned(len(answered), timeout=90)
+    waiting = make_events(50, tag="wait")
+    publish(pipeline, waiting, labels=False)
+    total = len(answered) + len(waiting)
+    pipeline.wait_until("every event predicted", lambda: len(pipeline.values("predictions")) >= total, 60)
+    ns = join_namespace(pipeline.settings())
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pipeline.wait_until("the waiting contexts stored", lambda: client.zcard(f"{ns}:pending") == 50, 30)
+        lost = list(client.scan_iter(match=f"{ns}:*", count=1000))
+        assert lost and client.delete(*lost) == len(lost)  # Redis lost this pipeline's join state
+        pipeline.wait_until("the rebuild", lambda: client.exists(f"{ns}:alive"), 60)
+        pending = {m.decode() for m in client.zrange(f"{ns}:pending", 0, -1)}
+        assert pending == {e.id for e in waiting}
+        with pipeline.producer() as producer:
+            for e in waiting:
+                producer.send_label(e.id, e.label)
+        pipeline.wait_learned(total, timeout=90)
+    finally:
+        client.close()
+    assert pipeline.labels_learned() == total
+    assert not pipeline.values("deadletter")
