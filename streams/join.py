@@ -132,6 +132,9 @@ def rebuild_join_state(
     First the 'joined' markers lost with the data are written again from the TrainingExamples on ``training``
     within the TTL (:meth:`JoinStore.mark_joined`), so predictions already answered are not restored as pending:
     they would show as waiting for a label and be counted as expired (label never came) when their TTL ran out.
+    Next the labels published within the TTL are looked up again (:meth:`JoinStore.lookup_labels`): a label
+    parked before the loss (it came before its event) is parked again, and with ``ctx`` one whose event was
+    scored since is joined now; without this they were lost, and their events counted as expired.
     Then the predictions published within the TTL are read; a context is restored unless that id is known to
     Redis as joined. An id joined but not yet on ``training`` when it is read may be joined a second time: the
     trainer drops those by id, so nothing is learned twice and no label is answered with a wrong prediction.
@@ -141,7 +144,8 @@ def rebuild_join_state(
     topic = settings.topic("predictions")
     ttl_ms = settings.redis.pending_ttl_s * 1000
     answered = _mark_answered(settings, store, codec, now_ms() - ttl_ms, timeout)
-    restored, joined = 0, 0
+    reparked, joined = _relook_labels(settings, store, codec, now_ms() - ttl_ms, timeout, ctx)
+    restored = 0
     batch: list[tuple[str, bytes, int]] = []
 
     def flush() -> None:
@@ -167,15 +171,49 @@ def rebuild_join_state(
             flush()
     flush()
     log.warning(
-        "join state rebuilt from %s: %d pending prediction(s) restored, %d parked label(s) joined "
-        "(%d already joined, from %s)",
+        "join state rebuilt from %s: %d pending prediction(s) restored, %d label(s) parked again, %d parked "
+        "label(s) joined (%d already joined, from %s)",
         topic,
         restored,
+        reparked,
         joined,
         answered,
         settings.topic("training"),
     )
     return restored
+
+
+def _relook_labels(
+    settings: Settings, store: JoinStore, codec: Any, since_ms: int, timeout: float, ctx: WorkerContext | None
+) -> tuple[int, int]:
+    """Look up the labels published since ``since_ms`` again, as the joiner does: not yet joined and without a
+    context, a label is parked again; with a context (its event scored since the loss) and ``ctx``, it is joined.
+    Returns (parked again, joined)."""
+    topic = settings.topic("labels")
+    reparked, joined = 0, 0
+    batch: list[tuple[str, bytes, str]] = []
+
+    def flush() -> None:
+        nonlocal reparked, joined, batch
+        found = store.lookup_labels([(i, v) for i, v, _ in batch], now_ms(), [t for _, _, t in batch])
+        reparked += sum(1 for f in found if f.status == "parked")
+        ready = [(f.context, v) for f, (_, v, _) in zip(found, batch, strict=True) if f.status == "ctx"]
+        if ready and ctx is not None:
+            joined += join_parked(ctx, store, [(c, v) for c, v in ready if c is not None])
+        batch = []
+
+    for msg in read_to_end(settings, topic, "driftline-join-rebuild", since_ms=since_ms, timeout=timeout):
+        try:
+            label = codec.decode("Label", msg.value() or b"", topic=topic, allow_json=True)
+        except SchemaError:
+            continue
+        token = f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
+        batch.append((label["id"], codec.encode("Label", label), token))
+        if len(batch) >= 500:
+            flush()
+    if batch:
+        flush()
+    return reparked, joined
 
 
 def _mark_answered(settings: Settings, store: JoinStore, codec: Any, since_ms: int, timeout: float) -> int:

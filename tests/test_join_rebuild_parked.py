@@ -89,3 +89,43 @@ def test_the_rebuild_restores_only_predictions_still_waiting_for_their_label(
         client.close()
     assert pipeline.labels_learned() == total
     assert not pipeline.values("deadletter")
+
+
+def test_labels_parked_before_redis_lost_its_data_are_parked_again_by_the_rebuild(
+    pipeline: Pipeline, redis_url: str
+) -> None:
+    """Found from outside: labels that came before their events were parked in Redis; Redis lost its data; the
+    rebuild restored predictions only, so those labels were gone and their events, when they came, waited out the
+    TTL as 'expired' (nothing in the log said labels were lost). The rebuild reads ``labels`` within the TTL too:
+    a label whose event was scored since is joined, the others are parked again for their events."""
+    pipeline.start("all")
+    events = make_events(100, tag="early")
+    with pipeline.producer() as producer:
+        for e in events:
+            producer.send_label(e.id, e.label)
+    ns = join_namespace(pipeline.settings())
+    client = redis.Redis.from_url(redis_url)
+    ids = [e.id for e in events]
+    try:
+        pipeline.wait_until(f"the joiner's {ns}:alive key", lambda: client.exists(f"{ns}:alive"), 30)
+        pipeline.wait_until("the labels parked", lambda: None not in client.zmscore(f"{ns}:parked", ids), 60)
+        # Redis lost this pipeline's join state (all but the marker the joiner checks, so no rebuild yet) ...
+        lost = [k for k in client.scan_iter(match=f"{ns}:*", count=1000) if not k.endswith(b":alive")]
+        assert lost and client.delete(*lost) == len(lost)
+        # ... half the events are scored before the joiner notices (their labels are gone from Redis) ...
+        publish(pipeline, events[:50], labels=False)
+        pipeline.wait_until(
+            "the first half's contexts stored",
+            lambda: None not in client.zmscore(f"{ns}:pending", ids[:50]),
+            60,
+        )
+        client.delete(f"{ns}:alive")  # ... the joiner notices the loss now, and rebuilds
+        pipeline.wait_until("the rebuild", lambda: client.exists(f"{ns}:alive"), 60)
+        publish(pipeline, events[50:], labels=False)  # ... and the other half comes after it
+        pipeline.wait_learned(len(events), timeout=90)
+        assert client.zcard(f"{ns}:parked") == 0 and client.zcard(f"{ns}:pending") == 0
+    finally:
+        client.close()
+    assert distinct_ids(pipeline.values("training")) == set(ids)
+    assert pipeline.labels_learned() == len(events)
+    assert not pipeline.values("deadletter")
