@@ -156,14 +156,15 @@ class TrainerControl:
         if command == "rollback" and lc.rollback_version is None:
             # A rollback or promote release serves the model of the version it restored: roll that one back, so
             # a second rollback goes one version further back instead of restoring the same model again.
-            serving, current = lc.served_version, self.release_record(lc.served_version)
-            seen = {serving}
+            checked = self.releases()  # read once: each read goes through the whole topic
+            serving, seen = lc.served_version, {lc.served_version}
+            current = checked.get(serving) or self.release_record(serving)  # the latter raises, naming it
             while (origin := (current.get("metrics") or {}).get("restored_from")) is not None:
                 if int(origin) in seen:
                     break
                 serving = int(origin)
                 seen.add(serving)
-                current = self.release_record(serving)
+                current = checked.get(serving) or self.release_record(serving)
             parent = current.get("parent")
             if parent is None:
                 raise LearnerError(f"rollback: version {serving} has no parent to roll back to")
