@@ -196,8 +196,9 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
     assert worker.store is not None and worker.follower is not None
     store, follower = worker.store, worker.follower
 
-    # Give the first release up to 30 s to arrive so early events are not answered by "no model"; the consumer
-    # joins the group meanwhile, its partitions paused.
+    # Give the first release up to 30 s to arrive so early events are not answered by "no model", nor by an older
+    # release of the backlog on `models` (first_loaded waits for the backlog's newest); the consumer joins the
+    # group meanwhile, its partitions paused.
     ready = threading.Event()
     waiting_since = time.monotonic()
 

@@ -137,15 +137,23 @@ def rebuild_join_state(
 ) -> int:
     """Restore pending contexts from the ``predictions`` topic after Redis lost its data.
 
-    Reads the predictions published within the TTL; a context is restored unless that id is known to Redis as
-    joined. Ids whose 'joined' marker was lost too may be joined a second time: the trainer drops those by id, so
-    nothing is learned twice and no label is answered with a wrong prediction. Labels that arrived between the
-    loss and this rebuild were parked (no context then): with ``ctx`` they are joined here (:func:`join_parked`),
-    else they would wait out their TTL and never be learned.
+    First the 'joined' markers lost with the data are written again from the TrainingExamples on ``training``
+    within the TTL (:meth:`JoinStore.mark_joined`), so predictions already answered are not restored as pending:
+    they would show as waiting for a label and be counted as expired (label never came) when their TTL ran out.
+    Next the labels published within the TTL are looked up again (:meth:`JoinStore.lookup_labels`): a label
+    parked before the loss (it came before its event) is parked again, and with ``ctx`` one whose event was
+    scored since is joined now; without this they were lost, and their events counted as expired.
+    Then the predictions published within the TTL are read; a context is restored unless that id is known to
+    Redis as joined. An id joined but not yet on ``training`` when it is read may be joined a second time: the
+    trainer drops those by id, so nothing is learned twice and no label is answered with a wrong prediction.
+    Labels that arrived between the loss and this rebuild were parked (no context then): with ``ctx`` they are
+    joined here (:func:`join_parked`), else they would wait out their TTL and never be learned.
     """
     topic = settings.topic("predictions")
     ttl_ms = settings.redis.pending_ttl_s * 1000
-    restored, joined = 0, 0
+    answered = _mark_answered(settings, store, codec, now_ms() - ttl_ms, timeout)
+    reparked, joined = _relook_labels(settings, store, codec, now_ms() - ttl_ms, timeout, ctx)
+    restored = 0
     batch: list[tuple[str, bytes, int]] = []
 
     def flush() -> None:
@@ -171,12 +179,66 @@ def rebuild_join_state(
             flush()
     flush()
     log.warning(
-        "join state rebuilt from %s: %d pending prediction(s) restored, %d parked label(s) joined",
+        "join state rebuilt from %s: %d pending prediction(s) restored, %d label(s) parked again, %d parked "
+        "label(s) joined (%d already joined, from %s)",
         topic,
         restored,
+        reparked,
         joined,
+        answered,
+        settings.topic("training"),
     )
     return restored
+
+
+def _relook_labels(
+    settings: Settings, store: JoinStore, codec: Any, since_ms: int, timeout: float, ctx: WorkerContext | None
+) -> tuple[int, int]:
+    """Look up the labels published since ``since_ms`` again, as the joiner does: not yet joined and without a
+    context, a label is parked again; with a context (its event scored since the loss) and ``ctx``, it is joined.
+    Returns (parked again, joined)."""
+    topic = settings.topic("labels")
+    reparked, joined = 0, 0
+    batch: list[tuple[str, bytes, str]] = []
+
+    def flush() -> None:
+        nonlocal reparked, joined, batch
+        found = store.lookup_labels([(i, v) for i, v, _ in batch], now_ms(), [t for _, _, t in batch])
+        reparked += sum(1 for f in found if f.status == "parked")
+        ready = [(f.context, v) for f, (_, v, _) in zip(found, batch, strict=True) if f.status == "ctx"]
+        if ready and ctx is not None:
+            joined += join_parked(ctx, store, [(c, v) for c, v in ready if c is not None])
+        batch = []
+
+    for msg in read_to_end(settings, topic, "driftline-join-rebuild", since_ms=since_ms, timeout=timeout):
+        try:
+            label = codec.decode("Label", msg.value() or b"", topic=topic, allow_json=True)
+        except SchemaError:
+            continue
+        token = f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
+        batch.append((label["id"], codec.encode("Label", label), token))
+        if len(batch) >= 500:
+            flush()
+    if batch:
+        flush()
+    return reparked, joined
+
+
+def _mark_answered(settings: Settings, store: JoinStore, codec: Any, since_ms: int, timeout: float) -> int:
+    """Mark joined the ids of the TrainingExamples published since ``since_ms``; returns how many."""
+    topic = settings.topic("training")
+    ids: list[str] = []
+    count = 0
+    for msg in read_to_end(settings, topic, "driftline-join-rebuild", since_ms=since_ms, timeout=timeout):
+        try:
+            ids.append(codec.decode("TrainingExample", msg.value() or b"", topic=topic)["id"])
+        except SchemaError:
+            continue
+        if len(ids) >= 1000:
+            store.mark_joined(ids)
+            count, ids = count + len(ids), []
+    store.mark_joined(ids)
+    return count + len(ids)
 
 
 def join_parked(ctx: WorkerContext, store: JoinStore, waiting: list[tuple[bytes, bytes]]) -> int:

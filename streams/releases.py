@@ -132,6 +132,14 @@ def _consumer(settings: Settings, group: str) -> Consumer:
     )
 
 
+def _read_to(consumer: Consumer, parts: list[TopicPartition], marks: dict[int, tuple[int, int]]) -> bool:
+    """Whether ``consumer`` has read every partition up to the end it had at start (``marks``: partition ->
+    (low, high) watermarks then); a partition empty at start counts as read. The position moves past transaction
+    markers, so a backlog ending in a committed transaction is read once its last release is."""
+    positions = {tp.partition: tp.offset for tp in consumer.position(parts)}
+    return all(low >= high or positions.get(p, -1) >= high for p, (low, high) in marks.items())
+
+
 @dataclass
 class LoadedModel:
     version: int
@@ -178,6 +186,9 @@ class ReleaseFollower:
         self._thread = threading.Thread(
             target=self._run, name=f"models-follower-{model or 'all'}", daemon=True
         )
+        # Set once a verified release is loaded *and* the backlog up to the end at start is read: the scorer opens
+        # its features on it, so its first events are answered by the newest release, not by the newest of the
+        # first poll (``models`` is compacted only segment by segment: hundreds of releases may precede it).
         self.first_loaded = threading.Event()
 
     def start(self) -> None:
@@ -232,7 +243,8 @@ class ReleaseFollower:
             consumer.assign(parts)
             # Records from here on were published while this follower runs: an old version among them is a
             # replay (or a stale publisher), refused and reported; older versions in the backlog are history.
-            live_from = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+            marks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10) for tp in parts}
+            live_from = {p: high for p, (_, high) in marks.items()}
             while not self._stop.is_set():
                 candidates: dict[str, list[Mapping[str, Any]]] = {}
                 # The first release to arrive returns at once: consume(100, 0.2) alone waited for 100 records or
@@ -271,6 +283,9 @@ class ReleaseFollower:
                             break
                         if self._load(name, candidate):
                             break
+                ready = self.first_loaded.is_set()
+                if not ready and self._newest_loaded and _read_to(consumer, parts, marks):
+                    self.first_loaded.set()
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name or "every model")
             self.metrics.worker_up.labels(role="follower").set(0)
@@ -304,7 +319,6 @@ class ReleaseFollower:
             self._pending[name] = LoadedModel(version, model, release, time.time())
             self._newest_loaded[name] = version
             self._latest[name] = release
-        self.first_loaded.set()
         log.info("loaded %s v%d (%s)", name, version, release.get("reason"))
         return True
 

@@ -154,10 +154,20 @@ class TrainerControl:
             self.handle(lc.adopt(model, version=version, reason="manual", n_learned=n))
             return f"restored v{version} as v{lc.served_version}"
         if command == "rollback" and lc.rollback_version is None:
-            current = self.release_record(lc.served_version)
+            # A rollback or promote release serves the model of the version it restored: roll that one back, so
+            # a second rollback goes one version further back instead of restoring the same model again.
+            checked = self.releases()  # read once: each read goes through the whole topic
+            serving, seen = lc.served_version, {lc.served_version}
+            current = checked.get(serving) or self.release_record(serving)  # the latter raises, naming it
+            while (origin := (current.get("metrics") or {}).get("restored_from")) is not None:
+                if int(origin) in seen:
+                    break
+                serving = int(origin)
+                seen.add(serving)
+                current = checked.get(serving) or self.release_record(serving)
             parent = current.get("parent")
             if parent is None:
-                raise LearnerError(f"rollback: version {lc.served_version} has no parent to roll back to")
+                raise LearnerError(f"rollback: version {serving} has no parent to roll back to")
             model, own = self.restore(int(parent)), self.own_stats(int(parent))
             n = int(own.get("n_learned", lc.n_learned))
             self.handle(lc.adopt(model, version=int(parent), reason="rollback", n_learned=n))

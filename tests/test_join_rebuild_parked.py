@@ -55,3 +55,77 @@ def test_labels_parked_before_the_rebuild_are_joined_by_it(pipeline: Pipeline, r
     assert distinct_ids(pipeline.values("training")) == {e.id for e in events}
     assert pipeline.labels_learned() == len(events)
     assert not pipeline.values("deadletter")
+
+
+def test_the_rebuild_restores_only_predictions_still_waiting_for_their_label(
+    pipeline: Pipeline, redis_url: str
+) -> None:
+    """Found from outside: Redis lost its data after 15,000 labels had been joined; the rebuild restored every
+    prediction of the last hour as pending (the 'joined' markers were lost too), so `status` showed 14,979
+    predictions waiting for a label and an hour later the sweep would count each as expired (label never came).
+    Ids already on ``training`` were joined: their contexts are not pending."""
+    pipeline.start("all")
+    answered = make_events(200, tag="done")
+    publish(pipeline, answered)
+    pipeline.wait_learned(len(answered), timeout=90)
+    waiting = make_events(50, tag="wait")
+    publish(pipeline, waiting, labels=False)
+    total = len(answered) + len(waiting)
+    pipeline.wait_until("every event predicted", lambda: len(pipeline.values("predictions")) >= total, 60)
+    ns = join_namespace(pipeline.settings())
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pipeline.wait_until("the waiting contexts stored", lambda: client.zcard(f"{ns}:pending") == 50, 30)
+        lost = list(client.scan_iter(match=f"{ns}:*", count=1000))
+        assert lost and client.delete(*lost) == len(lost)  # Redis lost this pipeline's join state
+        pipeline.wait_until("the rebuild", lambda: client.exists(f"{ns}:alive"), 60)
+        pending = {m.decode() for m in client.zrange(f"{ns}:pending", 0, -1)}
+        assert pending == {e.id for e in waiting}
+        with pipeline.producer() as producer:
+            for e in waiting:
+                producer.send_label(e.id, e.label)
+        pipeline.wait_learned(total, timeout=90)
+    finally:
+        client.close()
+    assert pipeline.labels_learned() == total
+    assert not pipeline.values("deadletter")
+
+
+def test_labels_parked_before_redis_lost_its_data_are_parked_again_by_the_rebuild(
+    pipeline: Pipeline, redis_url: str
+) -> None:
+    """Found from outside: labels that came before their events were parked in Redis; Redis lost its data; the
+    rebuild restored predictions only, so those labels were gone and their events, when they came, waited out the
+    TTL as 'expired' (nothing in the log said labels were lost). The rebuild reads ``labels`` within the TTL too:
+    a label whose event was scored since is joined, the others are parked again for their events."""
+    pipeline.start("all")
+    events = make_events(100, tag="early")
+    with pipeline.producer() as producer:
+        for e in events:
+            producer.send_label(e.id, e.label)
+    ns = join_namespace(pipeline.settings())
+    client = redis.Redis.from_url(redis_url)
+    ids = [e.id for e in events]
+    try:
+        pipeline.wait_until(f"the joiner's {ns}:alive key", lambda: client.exists(f"{ns}:alive"), 30)
+        pipeline.wait_until("the labels parked", lambda: None not in client.zmscore(f"{ns}:parked", ids), 60)
+        # Redis lost this pipeline's join state (all but the marker the joiner checks, so no rebuild yet) ...
+        lost = [k for k in client.scan_iter(match=f"{ns}:*", count=1000) if not k.endswith(b":alive")]
+        assert lost and client.delete(*lost) == len(lost)
+        # ... half the events are scored before the joiner notices (their labels are gone from Redis) ...
+        publish(pipeline, events[:50], labels=False)
+        pipeline.wait_until(
+            "the first half's contexts stored",
+            lambda: None not in client.zmscore(f"{ns}:pending", ids[:50]),
+            60,
+        )
+        client.delete(f"{ns}:alive")  # ... the joiner notices the loss now, and rebuilds
+        pipeline.wait_until("the rebuild", lambda: client.exists(f"{ns}:alive"), 60)
+        publish(pipeline, events[50:], labels=False)  # ... and the other half comes after it
+        pipeline.wait_learned(len(events), timeout=90)
+        assert client.zcard(f"{ns}:parked") == 0 and client.zcard(f"{ns}:pending") == 0
+    finally:
+        client.close()
+    assert distinct_ids(pipeline.values("training")) == set(ids)
+    assert pipeline.labels_learned() == len(events)
+    assert not pipeline.values("deadletter")

@@ -17,6 +17,7 @@ from connectors.redis_store import redis_client
 from connectors.topics import partition_for
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
+from streams.audit import read_topic
 from streams.cli import settings_from_args
 from streams.commands.models_diff import register_diff
 from streams.control import wait_reply
@@ -316,6 +317,32 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer_from_audit(settings: Settings, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The trainer's answer as its audit chain on the ``audit`` topic records it, when Redis did not give it
+    (unreachable, or restarted without the answer the trainer could not file): None if not recorded either."""
+    client = redis_client(settings, timeout_s=2.0)
+    try:
+        client.ping()
+        where = "Redis has no answer filed"
+    except redis.RedisError as exc:
+        where = f"Redis unreachable: {exc}"
+    finally:
+        client.close()
+    try:
+        entries = read_topic(settings, timeout=10.0).get(str(record["model"]), [])
+    except Exception:
+        return None
+    for entry in reversed(entries):
+        done = entry.get("record") if isinstance(entry, dict) and entry.get("kind") == "control" else None
+        if isinstance(done, dict) and done.get("id") == record["id"]:
+            outcome = str(done.get("outcome", ""))
+            ok = outcome == "ok"
+            message = "applied" if ok else outcome.removeprefix("refused: ")
+            note = f"(answer read from the audit topic; {where})"
+            return {"outcome": "ok" if ok else "refused", "message": f"{message} {note}", "source": "audit"}
+    return None
+
+
 def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> int:
     settings = _settings(args)
     try:
@@ -324,6 +351,8 @@ def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> in
         print(f"driftline models: refused before sending: {exc}", file=sys.stderr)
         return 2
     answer = None if args.no_wait else wait_reply(settings, record["id"], args.timeout)
+    if answer is None and not args.no_wait:
+        answer = _answer_from_audit(settings, record)
     shown = {k: v for k, v in record.items() if k != "signature"}
     if args.json:
         print(json.dumps({"sent": shown, "answer": answer, "waited": not args.no_wait}, sort_keys=True))
