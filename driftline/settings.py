@@ -66,6 +66,10 @@ class KafkaSettings:
     training_partitions: int = 6
     # A trainer silent this long (crashed, frozen) loses its models to the other trainers of the group.
     trainer_session_timeout_s: float = 10.0
+    # A score or join worker silent this long loses its partitions to the others of its group (Faust's own
+    # default, 60 s, stalled a killed scorer's partitions for a minute). The client heartbeats from its own
+    # thread, so a busy Python loop is not silence; the broker accepts 6 s to 30 min by default.
+    session_timeout_s: float = 10.0
     replication_factor: int = 1
     retention_ms: int | None = None  # retention.ms of the delete-policy topics; None = the cluster's default
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -381,6 +385,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"kafka.training_partitions: must be at least 1, got {settings.kafka.training_partitions}"
         )
+    for name in ("session_timeout_s", "trainer_session_timeout_s"):
+        value = getattr(settings.kafka, name)
+        if not 6 <= value <= 1800:  # the broker's group.min/max.session.timeout.ms defaults
+            raise ConfigError(f"kafka.{name}: must be 6 to 1800 seconds (the broker's bounds), got {value}")
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be a TCP port, got {settings.metrics.port}")
     if settings.serving.max_record_bytes < 131072:  # a dead letter carries up to 64 KiB of the record

@@ -96,6 +96,8 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
         datadir=str(datadir),
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, 4 * s.serving.batch_size),
+        broker_session_timeout=s.kafka.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, s.kafka.session_timeout_s / 3),
     )
     worker = Worker(app, ctx, roles)
     for stage in roles:
