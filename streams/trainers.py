@@ -47,9 +47,9 @@ from driftline.util import now_ms
 from learners import kernels
 from schemas.codec import Codec
 from streams.join import owners_key, trainer_group
-from streams.metrics import Metrics
+from streams.metrics import CHANGELOG_REFUSALS, Metrics
 from streams.releases import read_checked_releases
-from streams.train import Trainer, unseal
+from streams.train import Trainer, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
 from streams.trainer_transactions import Chunk
 
@@ -81,6 +81,8 @@ class TrainerGroup(GatheringBatches):
     ) -> None:
         s = self.settings = settings
         self.metrics = metrics
+        for reason in CHANGELOG_REFUSALS:  # at zero, so an alert sees the first one
+            metrics.changelog_rejected.labels(reason=reason)
         self.codec = codec
         self.member = f"{socket.gethostname()}-{os.getpid()}"
         self.group = trainer_group(s)
@@ -271,7 +273,7 @@ class TrainerGroup(GatheringBatches):
         self._drop()
         self._audit = None
         t0 = time.perf_counter()
-        self.states = read_changelog(self.settings, sorted(self.owned))
+        self.states = read_changelog(self.settings, sorted(self.owned), accept=self._sealed_state)
         checked = read_checked_releases(self.settings, self.codec)
         self.latest = {}
         for release in checked.verified:
@@ -292,6 +294,27 @@ class TrainerGroup(GatheringBatches):
             sorted(self.owned),
             time.perf_counter() - t0,
         )
+
+    def _sealed_state(self, name: str, value: bytes | None) -> bool:
+        """Whether a ``changelog`` record may stand for ``name``'s committed state: only one a trainer sealed with
+        the key. Anyone who can write the topic can publish garbage, a record sealed with another key or a
+        tombstone (no trainer writes one) after the committed state; each is refused, logged and counted, and
+        the newest sealed record before it is restored instead, so the lineage goes on (when compaction has
+        already removed that one, the model starts a new lineage, see ``_trainer``)."""
+        if value is not None and sealed_by(value, self.keys):
+            return True
+        reason = "tombstone" if value is None else "signature"
+        self.metrics.changelog_rejected.labels(reason=reason).inc()
+        security_log.warning(
+            "SECURITY: %s record of %r refused (%s): %s; its newest sealed state is restored instead",
+            self.settings.topic("changelog"),
+            name[:100],
+            reason,
+            "a tombstone, which no trainer writes"
+            if reason == "tombstone"
+            else "not sealed with the signing key (a forged, truncated or foreign record)",
+        )
+        return False
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model;
