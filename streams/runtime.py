@@ -121,6 +121,7 @@ class WorkerContext:
             "value": raw.value,
             "error": reason[:2000],
             "ts": now_ms(),
+            "stage": stage,
         }
         try:
             self.emit("deadletter", value, raw.key)

@@ -135,3 +135,21 @@ def test_feature_drift_runs_per_block_with_the_alarms_of_the_per_event_path(
     assert alarms() == []  # the third block is not full yet: its events wait
     scorer.idle()  # an idle worker runs what is buffered
     assert alarms() == expected
+
+
+def test_a_dead_letter_names_the_stage_that_refused_it() -> None:
+    """DeadLetter.stage (schemas/DeadLetter.avsc: "Stage that rejected it") is filled, not left at its default."""
+    ctx = WorkerContext(
+        load_settings(environ={}, overrides={"kafka.topic_prefix": "b."}),
+        CODEC,
+        build_metrics(),
+        FakeProducer(),
+    )
+    scorer = Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+    bad = CODEC.encode_json(
+        "FeatureEvent", {"id": "e0", "ts": 0, "key": None, "features": {}, "model": "../x"}
+    )
+    scorer.process([RawRecord("b.features", 0, 0, b"e0", bad)])
+    dead = ctx.out.on("deadletter")  # type: ignore[attr-defined]
+    assert [(d["stage"], d["offset"]) for d in dead] == [("score", 0)]
+    assert "cannot name a model" in dead[0]["error"]
