@@ -77,7 +77,7 @@ REJECT_REASONS = ("signature", "sha256", "replay", "allow_list")
 # Reasons the trainer refuses a control command before validating it (streams/control.py).
 CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
 # Reasons the trainer refuses a changelog record at restore (streams/trainers.py ``_sealed_state``).
-CHANGELOG_REFUSALS = ("signature", "tombstone")
+CHANGELOG_REFUSALS = ("signature", "tombstone", "model")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,8 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "releases_rejected"),
     MetricDoc("driftline_changelog_rejected_total", "counter", ("reason",),
               "Trainer: changelog records refused at restore, per reason (signature: not sealed with the signing "
-              "key; tombstone); the model's newest sealed state is restored instead.", "changelog_rejected"),
+              "key; tombstone; model: a state sealed for another model); the model's newest sealed state is "
+              "restored instead.", "changelog_rejected"),
     MetricDoc("driftline_last_release_timestamp_seconds", "gauge", ("model",),
               "created_at of the newest release seen, in seconds since the epoch.", "last_release_timestamp"),
     MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),

@@ -303,18 +303,55 @@ class TrainerGroup(GatheringBatches):
         already removed that one, the model starts a new lineage, see ``_trainer``)."""
         if value is not None and sealed_by(value, self.keys):
             return True
-        reason = "tombstone" if value is None else "signature"
+        if value is None:
+            self._refuse_state(name, "tombstone", "a tombstone, which no trainer writes")
+        else:
+            why = "not sealed with the signing key (a forged, truncated or foreign record)"
+            self._refuse_state(name, "signature", why)
+        return False
+
+    def _refuse_state(self, name: str, reason: str, why: str) -> None:
         self.metrics.changelog_rejected.labels(reason=reason).inc()
         security_log.warning(
             "SECURITY: %s record of %r refused (%s): %s; its newest sealed state is restored instead",
             self.settings.topic("changelog"),
             name[:100],
             reason,
-            "a tombstone, which no trainer writes"
-            if reason == "tombstone"
-            else "not sealed with the signing key (a forged, truncated or foreign record)",
+            why,
         )
-        return False
+
+    def _unseal_state(self, name: str, sealed: bytes) -> dict[str, Any] | None:
+        """``name``'s committed state from its newest sealed record. The seal covers the state, not the record's
+        key: a state sealed for another model (copied under this name by someone who can write the topic) is
+        refused and counted (``model``), and the newest record sealed for this model is read again instead
+        (unpickling this model's records on its partition: only on that path). None: a new lineage."""
+        where = f"{self.settings.topic('changelog')} record of {name!r}"
+        try:
+            state = unseal(sealed, self.keys, where)
+        except SecurityError as exc:
+            security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
+            return None
+        if state.get("model", name) == name:
+            return state
+        self._refuse_state(name, "model", f"a state sealed for model {str(state.get('model'))[:100]!r}")
+        own: dict[str, dict[str, Any]] = {}
+
+        def accept(key: str, value: bytes | None) -> bool:
+            if key != name or value is None or not sealed_by(value, self.keys):
+                return False
+            try:
+                candidate = unseal(value, self.keys, where)
+            except Exception:  # sealed with the key, yet unreadable: not this model's state
+                return False
+            if candidate.get("model", name) != name:
+                return False
+            own[name] = candidate
+            return True
+
+        read_changelog(self.settings, [partition_for(name, self.partitions)], accept=accept)
+        if name not in own:
+            security_log.warning("SECURITY: %s: no state sealed for this model is left; a new lineage", where)
+        return own.get(name)
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model;
@@ -326,12 +363,7 @@ class TrainerGroup(GatheringBatches):
         # A model no one has released: created only when asked to and within routing.max_models.
         if sealed is None and name not in self.latest and (not create or self._at_model_bound(name)):
             return None
-        state = None
-        if sealed is not None:
-            try:
-                state = unseal(sealed, self.keys, f"{self.settings.topic('changelog')} record of {name!r}")
-            except SecurityError as exc:
-                security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
+        state = None if sealed is None else self._unseal_state(name, sealed)
         trainer = Trainer(self.ctx.for_model(name), self.redis)
         trainer.owner = self.member
         trainer.start(state, self.latest.get(name, 0))

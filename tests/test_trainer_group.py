@@ -200,6 +200,28 @@ def test_forged_changelog_records_are_refused_counted_and_the_committed_state_re
     assert refused == {"signature": 2.0, "tombstone": 1.0}
 
 
+def test_a_sealed_state_copied_under_another_models_key_is_refused(trainer_settings: Settings) -> None:
+    """The seal covers the state, not the record key: someone who can write ``changelog`` (without the key) copies
+    model B's sealed state under A's name. A's next owner must not take B's lineage for A's: it refuses it
+    (logged, counted as ``model``) and restores A's own newest sealed state."""
+    s = trainer_settings
+    _send_examples(s, _examples(200, model="default"))
+    _send_examples(s, _examples(120, model="m-b"))
+    with _running(s) as group:
+        _wait(group, "320 learned", lambda: _learned(group) + _learned(group, "m-b") >= 320)
+    parts = s.kafka.training_partitions
+    b_state = read_changelog(s, [partition_for("m-b", parts)])["m-b"]
+    _produce(s, "changelog", [("default", b_state)])
+    _send_examples(s, _examples(30, start=200, model="default"))
+    with _running(s) as group:
+        _wait(group, "the 30 new examples", lambda: _learned(group) >= 30)
+        time.sleep(2)  # nothing more arrives
+        assert _learned(group) == 230, "A restored another model's state (or none)"
+        assert group.trainers["default"].state()["model"] == "default"
+        sample = group.metrics.registry.get_sample_value
+        assert sample("driftline_changelog_rejected_total", {"reason": "model"}) == 1.0
+
+
 def test_a_frozen_trainer_waking_up_never_overwrites_the_new_owners_status(
     trainer_settings: Settings,
 ) -> None:
