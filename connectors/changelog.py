@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -12,12 +12,19 @@ from connectors.topics import CHANGELOG_MAX_BYTES
 from driftline.settings import Settings
 
 
-def read_changelog(settings: Settings, partitions: Iterable[int], timeout: float = 60.0) -> dict[str, bytes]:
+def read_changelog(
+    settings: Settings,
+    partitions: Iterable[int],
+    timeout: float = 60.0,
+    accept: Callable[[str, bytes | None], bool] | None = None,
+) -> dict[str, bytes]:
     """``{model: sealed state}``: the newest committed record per model on ``partitions`` of ``changelog``.
 
     Reads to the end each partition had when called, by read position (a transactional topic ends with a commit
     marker that is never delivered); records of a transaction still open are waited for until it ends (at most
-    the transaction timeout). A tombstone removes the model.
+    the transaction timeout). A tombstone removes the model. With ``accept``, a record (``None`` for a tombstone)
+    it returns False for is passed over: the model keeps the newest accepted record before it, so a forged record
+    published after a trainer's committed state does not hide that state (the trainer checks the seal).
     """
     topic = settings.topic("changelog")
     consumer = Consumer(
@@ -52,6 +59,8 @@ def read_changelog(settings: Settings, partitions: Iterable[int], timeout: float
                 if msg.error():
                     continue
                 name = (msg.key() or b"").decode("utf-8", "replace")
+                if accept is not None and not accept(name, msg.value()):
+                    continue
                 if msg.value() is None:
                     states.pop(name, None)
                 else:

@@ -137,8 +137,11 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def check_model_name(name: str, where: str = "model") -> str:
     """``name`` if it can name a model, else :class:`ConfigError` naming ``where``."""
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
+        # A name from a record may be as long as the record: quote a prefix, so the reason (dead letter, log
+        # line) stays short and keeps its explanation.
+        shown = repr(name) if len(str(name)) <= 80 else f"{str(name)[:64]!r}... ({len(str(name))} characters)"
         raise ConfigError(
-            f"{where}: {name!r} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
+            f"{where}: {shown} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
             "letter or digit)"
         )
     return name

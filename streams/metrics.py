@@ -76,6 +76,8 @@ BATCH_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2
 REJECT_REASONS = ("signature", "sha256", "replay", "allow_list")
 # Reasons the trainer refuses a control command before validating it (streams/control.py).
 CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
+# Reasons the trainer refuses a changelog record at restore (streams/trainers.py ``_sealed_state``).
+CHANGELOG_REFUSALS = ("signature", "tombstone", "model")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Release records refused by verification, per reason (signature, sha256, replay, allow_list, ...): "
               "by a scorer before loading, by the trainer when choosing the next version.",
               "releases_rejected"),
+    MetricDoc("driftline_changelog_rejected_total", "counter", ("reason",),
+              "Trainer: changelog records refused at restore, per reason (signature: not sealed with the signing "
+              "key; tombstone; model: a state sealed for another model); the model's newest sealed state is "
+              "restored instead.", "changelog_rejected"),
     MetricDoc("driftline_last_release_timestamp_seconds", "gauge", ("model",),
               "created_at of the newest release seen, in seconds since the epoch.", "last_release_timestamp"),
     MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),
@@ -224,6 +230,7 @@ class Metrics:
     guard_decisions: Counter
     releases: Counter
     releases_rejected: Counter
+    changelog_rejected: Counter
     last_release_timestamp: Gauge
     model_swap_seconds: Histogram
     models_unloaded: Counter

@@ -112,7 +112,9 @@ class WorkerContext:
     def deadletter(self, stage: str, raw: RawRecord, error: BaseException | str) -> None:
         """Send one input record to ``deadletter`` with the reason; the stream goes on."""
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        log.warning("%s: dead-lettering %s[%d]@%d: %s", stage, raw.topic, raw.partition, raw.offset, reason)
+        log.warning(  # the reason may quote the input: cut as in the record
+            "%s: dead-lettering %s[%d]@%d: %s", stage, raw.topic, raw.partition, raw.offset, reason[:2000]
+        )
         value = {
             "source_topic": raw.topic,
             "partition": raw.partition,
@@ -121,6 +123,7 @@ class WorkerContext:
             "value": raw.value,
             "error": reason[:2000],
             "ts": now_ms(),
+            "stage": stage,
         }
         try:
             self.emit("deadletter", value, raw.key)

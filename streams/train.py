@@ -138,14 +138,20 @@ def seal(state: dict[str, Any], key: bytes) -> bytes:
     return hmac.new(key, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
 
 
+def sealed_by(data: bytes, keys: list[bytes]) -> bool:
+    """True when one of ``keys`` sealed ``data`` (:func:`seal`); nothing is unpickled."""
+    mac, _, payload = data.partition(b"\n")
+    return any(
+        k and hmac.compare_digest(mac, hmac.new(k, payload, hashlib.sha256).hexdigest().encode())
+        for k in keys
+    )
+
+
 def unseal(data: bytes, keys: list[bytes], where: str) -> dict[str, Any]:
     """The state :func:`seal` wrote, verified before it is unpickled; SecurityError naming ``where`` if no key
     signed it (a forged or tampered record)."""
-    mac, _, payload = data.partition(b"\n")
-    if not any(
-        k and hmac.compare_digest(mac, hmac.new(k, payload, hashlib.sha256).hexdigest().encode())
-        for k in keys
-    ):
+    _, _, payload = data.partition(b"\n")
+    if not sealed_by(data, keys):
         raise SecurityError(f"{where}: signature mismatch (wrong signing key or a forged record)")
     state: dict[str, Any] = pickle.loads(payload)  # verified above: written by a trainer holding the key
     return state

@@ -47,9 +47,9 @@ from driftline.util import now_ms
 from learners import kernels
 from schemas.codec import Codec
 from streams.join import owners_key, trainer_group
-from streams.metrics import Metrics
+from streams.metrics import CHANGELOG_REFUSALS, Metrics
 from streams.releases import read_checked_releases
-from streams.train import Trainer, unseal
+from streams.train import Trainer, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
 from streams.trainer_transactions import Chunk
 
@@ -81,6 +81,8 @@ class TrainerGroup(GatheringBatches):
     ) -> None:
         s = self.settings = settings
         self.metrics = metrics
+        for reason in CHANGELOG_REFUSALS:  # at zero, so an alert sees the first one
+            metrics.changelog_rejected.labels(reason=reason)
         self.codec = codec
         self.member = f"{socket.gethostname()}-{os.getpid()}"
         self.group = trainer_group(s)
@@ -271,7 +273,7 @@ class TrainerGroup(GatheringBatches):
         self._drop()
         self._audit = None
         t0 = time.perf_counter()
-        self.states = read_changelog(self.settings, sorted(self.owned))
+        self.states = read_changelog(self.settings, sorted(self.owned), accept=self._sealed_state)
         checked = read_checked_releases(self.settings, self.codec)
         self.latest = {}
         for release in checked.verified:
@@ -293,6 +295,64 @@ class TrainerGroup(GatheringBatches):
             time.perf_counter() - t0,
         )
 
+    def _sealed_state(self, name: str, value: bytes | None) -> bool:
+        """Whether a ``changelog`` record may stand for ``name``'s committed state: only one a trainer sealed with
+        the key. Anyone who can write the topic can publish garbage, a record sealed with another key or a
+        tombstone (no trainer writes one) after the committed state; each is refused, logged and counted, and
+        the newest sealed record before it is restored instead, so the lineage goes on (when compaction has
+        already removed that one, the model starts a new lineage, see ``_trainer``)."""
+        if value is not None and sealed_by(value, self.keys):
+            return True
+        if value is None:
+            self._refuse_state(name, "tombstone", "a tombstone, which no trainer writes")
+        else:
+            why = "not sealed with the signing key (a forged, truncated or foreign record)"
+            self._refuse_state(name, "signature", why)
+        return False
+
+    def _refuse_state(self, name: str, reason: str, why: str) -> None:
+        self.metrics.changelog_rejected.labels(reason=reason).inc()
+        security_log.warning(
+            "SECURITY: %s record of %r refused (%s): %s; its newest sealed state is restored instead",
+            self.settings.topic("changelog"),
+            name[:100],
+            reason,
+            why,
+        )
+
+    def _unseal_state(self, name: str, sealed: bytes) -> dict[str, Any] | None:
+        """``name``'s committed state from its newest sealed record. The seal covers the state, not the record's
+        key: a state sealed for another model (copied under this name by someone who can write the topic) is
+        refused and counted (``model``), and the newest record sealed for this model is read again instead
+        (unpickling this model's records on its partition: only on that path). None: a new lineage."""
+        where = f"{self.settings.topic('changelog')} record of {name!r}"
+        try:
+            state = unseal(sealed, self.keys, where)
+        except SecurityError as exc:
+            security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
+            return None
+        if state.get("model", name) == name:
+            return state
+        self._refuse_state(name, "model", f"a state sealed for model {str(state.get('model'))[:100]!r}")
+        own: dict[str, dict[str, Any]] = {}
+
+        def accept(key: str, value: bytes | None) -> bool:
+            if key != name or value is None or not sealed_by(value, self.keys):
+                return False
+            try:
+                candidate = unseal(value, self.keys, where)
+            except Exception:  # sealed with the key, yet unreadable: not this model's state
+                return False
+            if candidate.get("model", name) != name:
+                return False
+            own[name] = candidate
+            return True
+
+        read_changelog(self.settings, [partition_for(name, self.partitions)], accept=accept)
+        if name not in own:
+            security_log.warning("SECURITY: %s: no state sealed for this model is left; a new lineage", where)
+        return own.get(name)
+
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model;
         None for a new model past ``routing.max_models`` (or when not ``create``)."""
@@ -303,12 +363,7 @@ class TrainerGroup(GatheringBatches):
         # A model no one has released: created only when asked to and within routing.max_models.
         if sealed is None and name not in self.latest and (not create or self._at_model_bound(name)):
             return None
-        state = None
-        if sealed is not None:
-            try:
-                state = unseal(sealed, self.keys, f"{self.settings.topic('changelog')} record of {name!r}")
-            except SecurityError as exc:
-                security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
+        state = None if sealed is None else self._unseal_state(name, sealed)
         trainer = Trainer(self.ctx.for_model(name), self.redis)
         trainer.owner = self.member
         trainer.start(state, self.latest.get(name, 0))

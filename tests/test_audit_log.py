@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -260,3 +261,26 @@ def test_a_file_of_old_lines_goes_on_with_new_ones_and_verifies(
     assert '"record": {"a":[0.1,{"b":null,"y":"é"}],"version":9,"z":1.5}, ' in lines[4]
     assert verify(read_file(path), [KEY.encode()], head=read_head(head_path)).ok
     assert run_cli(monkeypatch, cfg, "verify", "--source", "file", "--json") == 0, capsys.readouterr().out
+
+
+def test_the_audit_topic_is_ensured_once_per_process_not_once_per_model(monkeypatch: Any) -> None:
+    """Each model's chain gets a publisher when its trainer first audits. Ensuring the topic is an admin client
+    and a metadata round trip (~40 ms): per model, a trainer that took over or created 700 models in one
+    transaction spent ~27 s there, past transaction.timeout.ms (20 s), and was fenced."""
+    from streams import audit
+
+    calls: list[tuple[str, ...]] = []
+
+    def ensure(settings: Any, names: tuple[str, ...], timeout: float = 30.0) -> dict[str, Any]:
+        calls.append(names)
+        return {name: SimpleNamespace(name=settings.topic(name)) for name in names}
+
+    monkeypatch.setattr(audit, "ensure_topics", ensure)
+    settings = load_settings(environ={}, overrides={"kafka.topic_prefix": "once."})
+    sent: list[tuple[str, bytes, str]] = []
+    for model in ("a", "b", "c"):
+        audit.topic_publisher(settings.for_model(model), lambda *args: sent.append(args))(b"line", model)
+    assert len(calls) == 1 and [t for t, _, _ in sent] == ["once.audit"] * 3
+    other = load_settings(environ={}, overrides={"kafka.topic_prefix": "twice."})
+    audit.topic_publisher(other, lambda *args: sent.append(args))(b"line", "a")
+    assert len(calls) == 2 and sent[-1][0] == "twice.audit"  # another prefix is another topic

@@ -3,6 +3,12 @@ lineage's count differ from them (no broker needed)."""
 
 from __future__ import annotations
 
+import argparse
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from driftline.settings import load_settings
 from streams.commands.models import _live_counts
 
 
@@ -19,3 +25,33 @@ def test_labels_learned_in_all_are_shown_when_a_rollback_made_them_differ() -> N
     info = {"n_learned": 300, "n_learned_in_release": 155, "labels_learned": 400}
     text = _live_counts(info)
     assert "155 at release" in text and "400 labels learned in all" in text and "rollback" in text
+
+
+def test_models_list_json_gives_each_current_model_the_live_count_models_show_gives(
+    monkeypatch: Any, capsys: Any
+) -> None:
+    """`models list --json` and `models show --json` describe the same champion with the same ``n_learned``: the
+    trainer's live count (the release's figure as ``n_learned_in_release``), not the count at its last release."""
+    from streams.commands import models
+
+    rows = {
+        "a": [{"model": "a", "version": 7, "current": True, "n_learned": 975, "verified": True}],
+        "b": [{"model": "b", "version": 2, "current": True, "n_learned": 25, "verified": True}],
+    }
+    live = {"a": {"owner": "w1", "partition": 1, "version": 7, "n_learned": 1000, "labels_learned": 1000}}
+    monkeypatch.setattr(models, "_settings", lambda args: load_settings(environ={}))
+    monkeypatch.setattr(models, "check_reachable", lambda settings: None)
+    monkeypatch.setattr(
+        models, "read_checked_releases", lambda *a, **k: SimpleNamespace(verified=[], unchecked=[])
+    )
+    monkeypatch.setattr(models, "model_owners", lambda settings: {"a": live["a"], "b": {}})
+    monkeypatch.setattr(models, "trainer_lags", lambda settings: {})
+    monkeypatch.setattr(models, "read_registry", lambda settings, checked: settings.model.name)
+    monkeypatch.setattr(models, "release_list", lambda name: [dict(r) for r in rows[name]])
+    assert models._list(argparse.Namespace(json=True, model=None)) == 0
+    out = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    a = out["a"]
+    assert (a["n_learned"], a["n_learned_in_release"], a["labels_learned"]) == (1000, 975, 1000)
+    assert (
+        out["b"]["n_learned"] == 25 and "n_learned_in_release" not in out["b"]
+    )  # no live status: as released

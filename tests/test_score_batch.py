@@ -135,3 +135,48 @@ def test_feature_drift_runs_per_block_with_the_alarms_of_the_per_event_path(
     assert alarms() == []  # the third block is not full yet: its events wait
     scorer.idle()  # an idle worker runs what is buffered
     assert alarms() == expected
+
+
+def test_a_dead_letter_names_the_stage_that_refused_it() -> None:
+    """DeadLetter.stage (schemas/DeadLetter.avsc: "Stage that rejected it") is filled, not left at its default."""
+    ctx = WorkerContext(
+        load_settings(environ={}, overrides={"kafka.topic_prefix": "b."}),
+        CODEC,
+        build_metrics(),
+        FakeProducer(),
+    )
+    scorer = Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+    bad = CODEC.encode_json(
+        "FeatureEvent", {"id": "e0", "ts": 0, "key": None, "features": {}, "model": "../x"}
+    )
+    scorer.process([RawRecord("b.features", 0, 0, b"e0", bad)])
+    dead = ctx.out.on("deadletter")  # type: ignore[attr-defined]
+    assert [(d["stage"], d["offset"]) for d in dead] == [("score", 0)]
+    assert "cannot name a model" in dead[0]["error"]
+
+
+def test_a_huge_model_name_is_not_echoed_whole_into_the_dead_letter_or_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A model name of half a megabyte (a record under serving.max_record_bytes) is refused naming a short prefix
+    of it: neither the DeadLetter's error nor the worker's log line repeats the whole name."""
+    settings = load_settings(environ={}, overrides={"kafka.topic_prefix": "b.", "routing.feature": "tenant"})
+    ctx = WorkerContext(settings, CODEC, build_metrics(), FakeProducer())
+    scorer = Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+    huge = "t" * 500_000
+    events = [
+        {"id": "e0", "ts": 0, "key": None, "features": {}, "model": huge},
+        {"id": "e1", "ts": 0, "key": None, "features": {"tenant": huge}},
+    ]
+    raws = [
+        RawRecord("b.features", 0, i, None, CODEC.encode_json("FeatureEvent", e))
+        for i, e in enumerate(events)
+    ]
+    with caplog.at_level("WARNING"):
+        scorer.process(raws)
+    dead = ctx.out.on("deadletter")  # type: ignore[attr-defined]
+    assert len(dead) == 2
+    for d in dead:
+        assert "cannot name a model" in d["error"] and "500000 characters" in d["error"]
+        assert len(d["error"]) < 1_000
+    assert caplog.records and max(len(r.getMessage()) for r in caplog.records) < 2_500

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -162,6 +164,62 @@ def test_learns_each_example_once_and_a_successor_restores_the_committed_state(
         _wait(group, "400 learned", lambda: _learned(group) >= 400)
         time.sleep(2)
         assert _learned(group) == 400
+
+
+def test_forged_changelog_records_are_refused_counted_and_the_committed_state_restored(
+    trainer_settings: Settings,
+) -> None:
+    """Anyone who can write ``changelog`` publishes garbage, a record sealed with another key, and a tombstone over
+    committed states. The next owner refuses them (logged, counted) and restores the newest state a trainer
+    sealed: the lineage goes on (n_learned continues, nothing learned twice), it does not start from nothing."""
+    s = trainer_settings
+    models = ("default", "m-other", "m-tomb")
+    for model in models:
+        _send_examples(s, _examples(200, model=model))
+    with _running(s) as group:
+        _wait(group, "600 learned", lambda: sum(_learned(group, m) for m in models) >= 600)
+    payload = b"\x80\x05N."  # a pickle of None
+    forged = hmac.new(b"x" * 48, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
+    _produce(s, "changelog", [("default", b"\x00\xffgarbage"), ("m-other", forged)])
+    producer = Producer({"bootstrap.servers": s.kafka.bootstrap})
+    producer.produce(
+        s.topic("changelog"), None, b"m-tomb", partition=partition_for("m-tomb", s.kafka.training_partitions)
+    )
+    assert producer.flush(30) == 0
+    for model in models:
+        _send_examples(s, _examples(50, start=200, model=model))
+    with _running(s) as group:
+        _wait(group, "the 150 new examples", lambda: sum(_learned(group, m) for m in models) >= 150)
+        time.sleep(2)  # nothing more arrives: a state lost shows as 50, a duplicate as 251+
+        assert {m: _learned(group, m) for m in models} == dict.fromkeys(models, 250)
+        sample = group.metrics.registry.get_sample_value
+        refused = {
+            reason: sample("driftline_changelog_rejected_total", {"reason": reason})
+            for reason in ("signature", "tombstone")
+        }
+    assert refused == {"signature": 2.0, "tombstone": 1.0}
+
+
+def test_a_sealed_state_copied_under_another_models_key_is_refused(trainer_settings: Settings) -> None:
+    """The seal covers the state, not the record key: someone who can write ``changelog`` (without the key) copies
+    model B's sealed state under A's name. A's next owner must not take B's lineage for A's: it refuses it
+    (logged, counted as ``model``) and restores A's own newest sealed state."""
+    s = trainer_settings
+    _send_examples(s, _examples(200, model="default"))
+    _send_examples(s, _examples(120, model="m-b"))
+    with _running(s) as group:
+        _wait(group, "320 learned", lambda: _learned(group) + _learned(group, "m-b") >= 320)
+    parts = s.kafka.training_partitions
+    b_state = read_changelog(s, [partition_for("m-b", parts)])["m-b"]
+    _produce(s, "changelog", [("default", b_state)])
+    _send_examples(s, _examples(30, start=200, model="default"))
+    with _running(s) as group:
+        _wait(group, "the 30 new examples", lambda: _learned(group) >= 30)
+        time.sleep(2)  # nothing more arrives
+        assert _learned(group) == 230, "A restored another model's state (or none)"
+        assert group.trainers["default"].state()["model"] == "default"
+        sample = group.metrics.registry.get_sample_value
+        assert sample("driftline_changelog_rejected_total", {"reason": "model"}) == 1.0
 
 
 def test_a_frozen_trainer_waking_up_never_overwrites_the_new_owners_status(

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Every model of the deployment with its served version, the trainer that owns it and that "
         "trainer's lag on the model's training partition; with --model M, every retained release of M, newest "
         "first. --json prints every release of every model (one JSON object per line, the current one of each "
-        "model with its owner and lag).",
+        "model with its owner, lag and, as in `models show`, the trainer's live n_learned, the release's figure as "
+        "n_learned_in_release).",
     )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     _model_option(ls)
@@ -148,6 +149,7 @@ def _list(args: argparse.Namespace) -> int:
         for row in release_list(read_registry(settings.for_model(name), checked)):
             if row["current"]:
                 row.update(_ownership(settings, name, owners, lags))
+                _adopt_live_counts(row, owners.get(name))
             rows.append(row)
     if args.json:
         for row in rows:
@@ -161,6 +163,17 @@ def _list(args: argparse.Namespace) -> int:
     else:
         _print_releases(rows)
     return 0
+
+
+def _adopt_live_counts(info: dict[str, Any], live: dict[str, Any] | None) -> None:
+    """The champion described with the trainer's live counts when it reports them (``models show`` and ``models
+    list`` alike): ``n_learned`` is the lineage's count now, ``n_learned_in_release`` the figure in the release,
+    ``labels_learned`` every label learned."""
+    if not live or live.get("n_learned") is None:
+        return
+    info["n_learned_in_release"] = info["n_learned"]
+    info["n_learned"] = live["n_learned"]
+    info["labels_learned"] = live.get("labels_learned", live["n_learned"])
 
 
 def _ownership(
@@ -288,10 +301,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.version is None:
         live = trainer_status(settings)
         info["trainer"] = live
-        if live is not None:
-            info["n_learned_in_release"] = info["n_learned"]
-            info["n_learned"] = live["n_learned"]
-            info["labels_learned"] = live["labels_learned"]
+        _adopt_live_counts(info, live)
     if args.json:
         print(json.dumps(info, sort_keys=True, default=str))
         return 0
