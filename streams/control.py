@@ -7,8 +7,9 @@ it has already seen (a replay). ``control`` is compacted by model key, so only t
 on the topic for good: a trainer starting without a checkpoint reads it again, and the age check is what keeps a
 week-old ``pause`` from being applied again; the seen ids (kept in the checkpoint) stop a fresh copy of a recent one.
 
-The trainer answers every command it reads under its id in Redis (``<namespace>:control:<id>``, kept a day), next
-to the live state it already publishes there; ``driftline models ...`` waits for that answer.
+The trainer answers every command it reads under its id in Redis (``<namespace>:control:<id>``, kept a day; a
+refusal ten minutes), next to the live state it already publishes there; ``driftline models ...`` waits for that
+answer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from driftline.settings import Settings
 from streams.join import join_namespace
 
 REPLY_TTL_S = 86400
+# A refusal's answer is read by the sender that waits for it (`driftline models` waits seconds; the audit chain keeps
+# the refusal for good). Kept briefly: anyone who can write `control` can make the trainer refuse at its rate, and
+# a day of those answers would be Redis memory the writer chooses.
+REFUSAL_TTL_S = 600
 
 
 def operator_key(settings: Settings) -> bytes:
@@ -109,8 +114,10 @@ def reply_key(settings: Settings, command_id: str) -> str:
 
 def write_reply(client: redis.Redis, settings: Settings, command_id: str, reply: Mapping[str, Any]) -> None:
     """File the trainer's answer to a command under its id. The first answer stands: a replayed or forged copy
-    carrying the same id is refused, and its refusal must not overwrite what the genuine command's sender reads."""
-    client.set(reply_key(settings, command_id), json.dumps(reply, default=str), ex=REPLY_TTL_S, nx=True)
+    carrying the same id is refused, and its refusal must not overwrite what the genuine command's sender reads.
+    A refusal is kept :data:`REFUSAL_TTL_S`, an applied command's answer :data:`REPLY_TTL_S`."""
+    ttl = REPLY_TTL_S if reply.get("outcome") == "ok" else REFUSAL_TTL_S
+    client.set(reply_key(settings, command_id), json.dumps(reply, default=str), ex=ttl, nx=True)
 
 
 def wait_reply(settings: Settings, command_id: str, timeout: float) -> dict[str, Any] | None:

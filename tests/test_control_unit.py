@@ -4,6 +4,7 @@ rules, and what ``status`` renders for trouble (no broker needed)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import Secret, load_settings
 from learners.lifecycle_control import check_setting, validate_control
+from streams import control
 from streams.commands.status import render
 from streams.control import key_id, new_command, refusal
 from streams.status import deadletter_reason
@@ -174,3 +176,24 @@ def test_optional_and_mapping_settings_can_be_set_live() -> None:
 def test_bad_optional_and_mapping_settings_are_refused_naming_the_key(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         check_setting(key, value, GuardConfig(), DriftConfig())
+
+
+def test_a_refusal_is_answered_for_minutes_an_applied_command_for_a_day() -> None:
+    # Found from outside (session 28): anyone who can write `control` made the trainer file a day-long answer per
+    # forged command, at the writer's rate.
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int, bool]] = []
+
+        def set(self, key: str, value: str, ex: int, nx: bool) -> None:
+            self.calls.append((key, ex, nx))
+
+    client: Any = Recorder()
+    settings = load_settings(environ={})
+    control.write_reply(client, settings, "c1", {"id": "c1", "outcome": "ok"})
+    control.write_reply(client, settings, "c2", {"id": "c2", "outcome": "refused", "reason": "unsigned"})
+    assert [(ex, nx) for _, ex, nx in client.calls] == [
+        (control.REPLY_TTL_S, True),
+        (control.REFUSAL_TTL_S, True),
+    ]
+    assert control.REFUSAL_TTL_S <= 600 < control.REPLY_TTL_S
