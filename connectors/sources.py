@@ -140,8 +140,8 @@ def csv_source(
     id_col: str | None = None,
     ts_col: str | None = None,
 ) -> Iterator[Event]:
-    """Events from a CSV file with a header row; the id is the 0-based row index when there is no
-    ``id_col``, else that cell's text as written (``007`` stays ``007``).
+    """Events from a CSV file with a header row; the id is the ``id_col`` cell's text as written (``007`` stays
+    ``007``), by default the ``id`` column's, else the 0-based row index.
 
     Header names are stripped (a byte order mark too) and must be distinct; a row with fewer cells than the
     header gets ``None`` for the rest, a row with more is refused (an unquoted comma would shift its values).
@@ -167,6 +167,10 @@ def csv_source(
                 raise ConfigError(
                     f"{p} line 1: duplicate column name {', '.join(map(repr, duplicates))}: "
                     "each column needs its own name (one would silently replace the other)"
+                )
+            if id_col is None and "id" in names and "id" not in (label_col, ts_col):
+                id_col = (
+                    "id"  # a column named id is the event's id, not a feature (as a JSONL line's `id` field)
                 )
             id_at = names.index(id_col) if id_col in names else None
             for index, cells in enumerate(reader):

@@ -75,7 +75,8 @@ def _label_kind(label: Any) -> str | None:
 
 
 def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> Iterator[Row]:
-    """Read ``.csv`` or ``.jsonl``/``.json`` rows as ``(id, ts, features, label)``; the row number is the default id.
+    """Read ``.csv`` or ``.jsonl``/``.json`` rows as ``(id, ts, features, label)``; the id is ``id_col``'s value, by
+    default an ``id`` column's, else the row number.
 
     A ``ts`` column (ms since epoch) is used as event time when present and not the label or id column.
     """
@@ -91,6 +92,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
             records = (_json_row(path, n, line) for n, line in enumerate((t for t in fh if t.strip()), 1))
         else:
             raise ConfigError(f"{path}: expected a .csv or .jsonl file")
+        # A column named id is the event's id, not a feature (as `driftline produce` reads the same file).
+        id_key = id_col or ("id" if label_col != "id" else None)
         i = -1
         kind = (
             None  # of the labels so far: a classifier cannot order text and numbers together (sorted classes)
@@ -111,7 +114,7 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                         f"the labels before it are {'text' if kind == 'text' else 'numbers'}"
                     )
                 kind = now
-            rid = str(record.pop(id_col)) if id_col and id_col in record else str(i)
+            rid = str(record.pop(id_key)) if id_key in record else str(i)
             ts = record.pop("ts", None)
             yield rid, ts if isinstance(ts, int) else None, record, label
         if i < 0:

@@ -13,6 +13,7 @@ import pytest
 from connectors.publish import publish
 from connectors.sources import MAX_CELL_CHARS, Event, csv_source, jsonl_source, open_source
 from driftline.errors import ConfigError
+from learners.replay import read_rows
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -270,3 +271,16 @@ def test_flat_jsonl_lines_use_their_id_field_as_the_event_id(tmp_path: Path) -> 
     other = _write(tmp_path, "other.jsonl", '{"eid": "a", "id": "ignored-as-id", "x": 1}\n')
     (event,) = jsonl_source(other, id_col="eid")
     assert (event.id, event.features) == ("a", {"id": "ignored-as-id", "x": 1})
+
+
+def test_a_column_named_id_is_the_events_id_by_default(tmp_path: Path) -> None:
+    # Found from outside (session 28): without --id-col the id column was learned as a feature (a new one-hot
+    # weight per event for a linear model) and the events were numbered by row, so labels sent from another file
+    # answered rows, not ids. Now it is the id, as a JSONL line's `id` field already was; --id-col still chooses.
+    path = _write(tmp_path, "ids.csv", "id,x,y\nu7,1.5,a\n007,2.5,b\n")
+    events = list(csv_source(path, label_col="y"))
+    assert [e.id for e in events] == ["u7", "007"] and events[0].features == {"x": 1.5}
+    assert [e.id for e in csv_source(path, label_col="y", id_col="x")] == ["1.5", "2.5"]
+    assert [e.id for e in csv_source(path, label_col="id")] == ["0", "1"]  # the label is not the id
+    rows = list(read_rows(path, "y"))
+    assert [(r[0], r[2]) for r in rows] == [("u7", {"x": 1.5}), ("7", {"x": 2.5})]

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"events to stream (default {DEFAULT_EVENTS:,}: about two minutes)")  # fmt: skip
     p.add_argument("--file", metavar="F", help="a .csv/.jsonl file instead of the built-in synthetic stream")
     p.add_argument("--label-col", metavar="C", help="label column of --file")
-    p.add_argument("--id-col", metavar="C", help="id column of --file (default: the row number)")
+    p.add_argument("--id-col", metavar="C",
+                   help="id column of --file (default: a column or field named id, else the row number)")  # fmt: skip
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, metavar="N",
                    help=f"events per second (default {DEFAULT_RATE:g})")  # fmt: skip
     p.add_argument("--label-delay", type=int, default=300, metavar="N",

@@ -79,7 +79,7 @@ def _file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--id-col",
         metavar="C",
-        help="column holding the event id (default: a JSONL line's `id` field, else the row index)",
+        help="column holding the event id (default: a column or field named id, else the row index)",
     )
     p.add_argument("--label-col", metavar="C", help="label column (excluded from the features)")
     p.add_argument("--ts-col", metavar="C", help="column holding the event time in ms (default: now)")

@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stream", metavar="NAME", choices=STREAMS, help=f"synthetic stream: {', '.join(STREAMS)}"
     )
     p.add_argument("--label-col", metavar="C", help="label column (default: settings model.label_col)")
-    p.add_argument("--id-col", metavar="C", help="event id column (default: row number)")
+    p.add_argument(
+        "--id-col",
+        metavar="C",
+        help="event id column (default: a column or field named id, else the row number)",
+    )
     p.add_argument(
         "--delay", type=int, default=0, metavar="N", help="reveal each label N events late (default 0)"
     )
