@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline_helpers import running
-from tests.test_pipeline_control import make, send
+from tests.test_pipeline_control import make_lr, send
 
 pytestmark = pytest.mark.kafka
 
@@ -20,13 +20,7 @@ pytestmark = pytest.mark.kafka
 def test_a_second_rollback_restores_the_version_before_the_restored_one(
     prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
-    pipeline = make(
-        prefix,
-        redis_url,
-        tmp_path,
-        DRIFTLINE__MODEL__RELEASE_EVERY="100",
-        DRIFTLINE__MODEL__LEARNER__NAME="logistic_regression",
-    )
+    pipeline = make_lr(prefix, redis_url, tmp_path)
     with running(pipeline):
         pipeline.start("all")
         sent = 0

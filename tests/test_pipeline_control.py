@@ -19,6 +19,19 @@ def make(prefix: str, redis_url: str, tmp_path: Path, **env: str) -> Pipeline:
     return Pipeline(prefix, tmp_path, redis_url, extra_env=env)
 
 
+def make_lr(prefix: str, redis_url: str, tmp_path: Path) -> Pipeline:
+    """Logistic regression with a small release_every: releases come when the guard's anytime-valid test has the
+    evidence (about every 120 labels on ``send``'s stream). Not the auto pool, whose answering member may switch and
+    hold a release back."""
+    return make(
+        prefix,
+        redis_url,
+        tmp_path,
+        DRIFTLINE__MODEL__RELEASE_EVERY="100",
+        DRIFTLINE__MODEL__LEARNER__NAME="logistic_regression",
+    )
+
+
 def make_with_env(prefix: str, redis_url: str, tmp_path: Path) -> Pipeline:
     return make(prefix, redis_url, tmp_path, DRIFTLINE__DRIFT__ADWIN_DELTA="0.001")
 
@@ -134,16 +147,8 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
 def test_rollback_promote_tail_and_list_against_the_running_system(
     prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
-    # Small release_every; releases come when the guard's anytime-valid test has the evidence (about every 120
-    # labels on this stream), so labels are sent in rounds until two incremental releases are out.
-    # Logistic regression, not the auto pool, whose answering member may switch and hold a release back.
-    pipeline = make(
-        prefix,
-        redis_url,
-        tmp_path,
-        DRIFTLINE__MODEL__RELEASE_EVERY="100",
-        DRIFTLINE__MODEL__LEARNER__NAME="logistic_regression",
-    )
+    # Labels are sent in rounds until two incremental releases are out.
+    pipeline = make_lr(prefix, redis_url, tmp_path)
     with running(pipeline):
         (worker,) = pipeline.start("all")
         sent = 0

@@ -60,6 +60,13 @@ def _events(n: int) -> list[bytes]:
     return out
 
 
+def _scorer(overrides: dict[str, object] | None = None) -> tuple[WorkerContext, Scorer]:
+    """A scorer of a logistic regression (prefix ``b.``) writing to a FakeProducer (``ctx.out``)."""
+    settings = load_settings(environ={}, overrides={"kafka.topic_prefix": "b.", **(overrides or {})})
+    ctx = WorkerContext(settings, CODEC, build_metrics(), FakeProducer())
+    return ctx, Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("kind", ["logistic_regression", "auto", "hoeffding_tree"])
 @pytest.mark.parametrize("explain", [False, True])
 def test_scorer_batch_answers_equal_per_event(kind: str, explain: bool) -> None:
@@ -100,13 +107,7 @@ def test_feature_drift_runs_per_block_with_the_alarms_of_the_per_event_path(
     monkeypatch.setattr(
         "streams.score.WATCH_WITHIN_S", 3600.0
     )  # blocks by count only: a slow machine is no flush
-    ctx = WorkerContext(
-        load_settings(environ={}, overrides={"kafka.topic_prefix": "b."}),
-        CODEC,
-        build_metrics(),
-        FakeProducer(),
-    )
-    scorer = Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+    ctx, scorer = _scorer()
     rng = random.Random(3)
     # Shifted from 2 * WATCH_EVERY + 100 on: alarmed inside the third block, which the events below do not fill.
     shift = 2 * WATCH_EVERY + 100
@@ -139,13 +140,7 @@ def test_feature_drift_runs_per_block_with_the_alarms_of_the_per_event_path(
 
 def test_a_dead_letter_names_the_stage_that_refused_it() -> None:
     """DeadLetter.stage (schemas/DeadLetter.avsc: "Stage that rejected it") is filled, not left at its default."""
-    ctx = WorkerContext(
-        load_settings(environ={}, overrides={"kafka.topic_prefix": "b."}),
-        CODEC,
-        build_metrics(),
-        FakeProducer(),
-    )
-    scorer = Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+    ctx, scorer = _scorer()
     bad = CODEC.encode_json(
         "FeatureEvent", {"id": "e0", "ts": 0, "key": None, "features": {}, "model": "../x"}
     )
@@ -160,9 +155,7 @@ def test_a_huge_model_name_is_not_echoed_whole_into_the_dead_letter_or_the_log(
 ) -> None:
     """A model name of half a megabyte (a record under serving.max_record_bytes) is refused naming a short prefix
     of it: neither the DeadLetter's error nor the worker's log line repeats the whole name."""
-    settings = load_settings(environ={}, overrides={"kafka.topic_prefix": "b.", "routing.feature": "tenant"})
-    ctx = WorkerContext(settings, CODEC, build_metrics(), FakeProducer())
-    scorer = Scorer(ctx, _Follower(_model("logistic_regression")), store=None)  # type: ignore[arg-type]
+    ctx, scorer = _scorer({"routing.feature": "tenant"})
     huge = "t" * 500_000
     events = [
         {"id": "e0", "ts": 0, "key": None, "features": {}, "model": huge},
