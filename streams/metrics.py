@@ -149,8 +149,8 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "releases_rejected"),
     MetricDoc("driftline_changelog_rejected_total", "counter", ("reason",),
               "Trainer: changelog records refused at restore, per reason (signature: not sealed with the signing "
-              "key; tombstone; model: a state sealed for another model); the model's newest sealed state is "
-              "restored instead.", "changelog_rejected"),
+              "key; tombstone; model: a state sealed for another model; stale: a record older than one read before "
+              "it, published again); the model's newest sealed state is restored instead.", "changelog_rejected"),
     MetricDoc("driftline_last_release_timestamp_seconds", "gauge", ("model",),
               "created_at of the newest release seen, in seconds since the epoch.", "last_release_timestamp"),
     MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),

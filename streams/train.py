@@ -132,9 +132,12 @@ def new_lifecycle(settings: Settings) -> ModelLifecycle:
 
 
 def seal(state: dict[str, Any], key: bytes) -> bytes:
-    """A trainer state as bytes for the ``changelog`` topic: HMAC-SHA256 (hex) of the pickle, a newline, the
-    pickle. Only :func:`unseal` with the same key (or the previous one during a rotation) reads it back."""
-    payload = pickle.dumps(state, protocol=5)
+    """A trainer state as bytes for the ``changelog`` topic: HMAC-SHA256 (hex) of what follows, a newline, a JSON
+    header line (the model and its commit count) and the pickle. The header lets a restore order a model's
+    sealed records without unpickling them (:func:`seal_header`). Only :func:`unseal` with the same key (or the
+    previous one during a rotation) reads the state back."""
+    header = json.dumps({"model": state["model"], "commits": int(state["commits"])}, separators=(",", ":"))
+    payload = header.encode() + b"\n" + pickle.dumps(state, protocol=5)
     return hmac.new(key, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
 
 
@@ -147,12 +150,24 @@ def sealed_by(data: bytes, keys: list[bytes]) -> bool:
     )
 
 
+def seal_header(data: bytes) -> dict[str, Any] | None:
+    """The header of a record :func:`sealed_by` a key: ``{"model", "commits"}``; None for a record sealed before
+    headers were written (a bare pickle, which starts with ``\\x80``)."""
+    _, _, payload = data.partition(b"\n")
+    if not payload.startswith(b"{"):
+        return None
+    header: dict[str, Any] = json.loads(payload.partition(b"\n")[0])
+    return header
+
+
 def unseal(data: bytes, keys: list[bytes], where: str) -> dict[str, Any]:
     """The state :func:`seal` wrote, verified before it is unpickled; SecurityError naming ``where`` if no key
     signed it (a forged or tampered record)."""
     _, _, payload = data.partition(b"\n")
     if not sealed_by(data, keys):
         raise SecurityError(f"{where}: signature mismatch (wrong signing key or a forged record)")
+    if payload.startswith(b"{"):  # the header line (records sealed before it start with the pickle)
+        payload = payload.partition(b"\n")[2]
     state: dict[str, Any] = pickle.loads(payload)  # verified above: written by a trainer holding the key
     return state
 

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from connectors.consumer import IncompleteRead
 from connectors.producer import EventProducer
 from connectors.topics import CHANGELOG_MAX_BYTES
 from driftline.errors import ConfigError, SchemaError
@@ -144,7 +145,7 @@ class TransactionalBatches:
     trainers: dict[str, Trainer]
     states: dict[str, bytes]
     _restore_needed: bool
-    _audit: dict[str, list[Any]] | None
+    _audit: dict[str, list[Any]] | IncompleteRead | None
     _replies: list[dict[str, Any]]
     _error: Exception | None
     # Records read ahead while the last transaction committed (GatheringBatches._read_ahead), not yet learned: they
@@ -176,9 +177,23 @@ class TransactionalBatches:
         )
 
     def _audit_entries(self) -> dict[str, list[Any]]:
+        """Every model's entries on the ``audit`` topic, for the chains this trainer opens (``AuditLog.open``
+        levels each model's file and topic copies). Read once per restore or abort, not once per chain: a read
+        that could not reach the topic's end (:class:`IncompleteRead`) is not tried again until then, since each
+        try may take its whole timeout (15 s) and a chain may be opened inside a transaction of at most 20 s."""
         if self._audit is None:
-            self._audit = read_topic(self.settings)
+            self._read_audit()
+        if isinstance(self._audit, IncompleteRead):
+            raise IncompleteRead(str(self._audit))
+        assert self._audit is not None
         return self._audit
+
+    def _read_audit(self) -> None:
+        """Read the ``audit`` topic now, outside any transaction (at a restore, after an abort)."""
+        try:
+            self._audit = read_topic(self.settings)
+        except IncompleteRead as exc:
+            self._audit = exc
 
     # -- one transaction per batch -------------------------------------------------------------------------------
     def _transaction(
@@ -416,6 +431,8 @@ class TransactionalBatches:
             # dropped unflushed; the broker aborts its open transaction after transaction.timeout.ms.
             self.ctx = self._replace_producer()
             self._restore_needed = True
+        else:
+            self._read_audit()
         self._rewind()
 
     def _replace_producer(self) -> WorkerContext:

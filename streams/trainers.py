@@ -38,6 +38,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.batch_source import GroupWatchdog, close_in_background, consumer_lags
 from connectors.changelog import read_changelog
+from connectors.consumer import IncompleteRead
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.redis_store import hset_fields_if_newer, redis_client
 from connectors.topics import ensure_topics, partition_for
@@ -49,7 +50,7 @@ from schemas.codec import Codec
 from streams.join import owners_key, trainer_group
 from streams.metrics import CHANGELOG_REFUSALS, Metrics
 from streams.releases import read_checked_releases
-from streams.train import Trainer, sealed_by, unseal
+from streams.train import Trainer, seal_header, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
 from streams.trainer_transactions import Chunk
 
@@ -125,12 +126,13 @@ class TrainerGroup(GatheringBatches):
         self.consumer: Consumer | None = None
         self.trainers: dict[str, Trainer] = {}
         self.states: dict[str, bytes] = {}  # committed sealed state per owned model
+        self._commits_read: dict[str, int] = {}  # during a restore: the newest commit read per model
         self.latest: dict[str, int] = {}  # newest verified release per model
         self.owned: set[int] = set()
         self.partitions = s.kafka.training_partitions
         self._restore_needed = False
         self._rebalanced = False
-        self._audit: dict[str, list[Any]] | None = None
+        self._audit: dict[str, list[Any]] | IncompleteRead | None = None  # see _audit_entries
         self._replies: list[dict[str, Any]] = []
         self._error: Exception | None = None
         self._status_at = 0.0
@@ -273,6 +275,7 @@ class TrainerGroup(GatheringBatches):
         self._drop()
         self._audit = None
         t0 = time.perf_counter()
+        self._commits_read = {}
         self.states = read_changelog(self.settings, sorted(self.owned), accept=self._sealed_state)
         checked = read_checked_releases(self.settings, self.codec)
         self.latest = {}
@@ -284,6 +287,7 @@ class TrainerGroup(GatheringBatches):
             for name in dict.fromkeys([self.settings.default_model, *self.settings.routing.models])
             if partition_for(name, self.partitions) in self.owned
         ]
+        self._read_audit()  # before the first transaction, whose releases open the chains
         if eager:
             self._transaction([], eager=eager)
         self.metrics.owned_models.set(len(set(self.states) | set(self.trainers)))
@@ -302,13 +306,36 @@ class TrainerGroup(GatheringBatches):
         the newest sealed record before it is restored instead, so the lineage goes on (when compaction has
         already removed that one, the model starts a new lineage, see ``_trainer``)."""
         if value is not None and sealed_by(value, self.keys):
-            return True
+            return self._in_order(name, seal_header(value))
         if value is None:
             self._refuse_state(name, "tombstone", "a tombstone, which no trainer writes")
         else:
             why = "not sealed with the signing key (a forged, truncated or foreign record)"
             self._refuse_state(name, "signature", why)
         return False
+
+    def _in_order(self, name: str, header: dict[str, Any] | None) -> bool:
+        """Whether a sealed record (its :func:`streams.train.seal_header`) may follow the ones read before it for
+        ``name``: one sealed for another model (copied under this name) is refused as ``model``; one that a
+        trainer sealed before the newest read so far (an older record published again, which would rewind the
+        model to it) as ``stale``. A record sealed before headers were written passes, unless a record with a
+        header came before it."""
+        best = self._commits_read.get(name, -1)
+        if header is None:
+            if best < 0:
+                return True
+            self._refuse_state(name, "stale", "a record sealed before the newest one read (published again)")
+            return False
+        if header.get("model") != name:
+            self._refuse_state(name, "model", f"a state sealed for model {str(header.get('model'))[:100]!r}")
+            return False
+        commits = int(header.get("commits", 0))
+        if commits < best:
+            why = f"a record of commit {commits} after commit {best} (an older state published again)"
+            self._refuse_state(name, "stale", why)
+            return False
+        self._commits_read[name] = commits
+        return True
 
     def _refuse_state(self, name: str, reason: str, why: str) -> None:
         self.metrics.changelog_rejected.labels(reason=reason).inc()

@@ -23,6 +23,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connectors.changelog import read_changelog
+from connectors.consumer import IncompleteRead
+from connectors.producer import EventProducer
 from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
 from driftline.settings import Secret, Settings
@@ -220,6 +222,74 @@ def test_a_sealed_state_copied_under_another_models_key_is_refused(trainer_setti
         assert group.trainers["default"].state()["model"] == "default"
         sample = group.metrics.registry.get_sample_value
         assert sample("driftline_changelog_rejected_total", {"reason": "model"}) == 1.0
+
+
+def test_an_older_sealed_state_published_again_does_not_rewind_the_model(trainer_settings: Settings) -> None:
+    """Someone who can write ``changelog`` (without the key) copies one of a model's older sealed records and
+    publishes it again after the newest. The next owner must not restore it (n_learned would go back and the
+    examples learned since would be lost: the group's offsets are past them): it is refused as ``stale``, and a
+    record sealed before the newest with no header at all (a pre-header one replayed) is refused the same way."""
+    s = trainer_settings
+    _send_examples(s, _examples(200))
+    with _running(s) as group:
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+    _send_examples(s, _examples(100, start=200))
+    with _running(s) as group:
+        _wait(group, "300 learned", lambda: _learned(group) >= 300)
+    records: list[bytes] = []
+    read_changelog(s, [partition_for("default", s.kafka.training_partitions)],
+                   accept=lambda name, value: name == "default" and records.append(value or b"") is None)  # fmt: skip
+    oldest = records[0]
+    assert unseal(oldest, [s.model.signing_key.get().encode()], "changelog")["lifecycle"].n_learned < 300
+    _, _, rest = oldest.partition(b"\n")
+    bare = rest.partition(b"\n")[2]  # the same state sealed the old way (no header line)
+    key = s.model.signing_key.get().encode()
+    headerless = hmac.new(key, bare, hashlib.sha256).hexdigest().encode() + b"\n" + bare
+    _produce(s, "changelog", [("default", oldest), ("default", headerless)])
+    _send_examples(s, _examples(30, start=300))
+    with _running(s) as group:
+        _wait(group, "the 30 new examples", lambda: _learned(group) >= 330)
+        time.sleep(2)  # nothing more arrives
+        assert _learned(group) == 330, "the model was rewound to an older state"
+        sample = group.metrics.registry.get_sample_value
+        assert sample("driftline_changelog_rejected_total", {"reason": "stale"}) == 2.0
+
+
+def test_an_audit_topic_too_long_to_read_is_read_once_per_restore_outside_transactions(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After days of heavy training the ``audit`` topic (never compacted, never expired) no longer reads to its end
+    in the read's 15 s. Each model's chain asked for it when opened, inside a transaction of at most 20 s, and a
+    failed read was tried again for the next model: three new models in one batch were 45 s of reads. The topic is
+    read once per restore, before the first transaction, and a read that failed is not tried again until the next
+    restore; the chains are opened (levelled later) and learning goes on."""
+    s = trainer_settings
+    open_transactions = [0]
+    reads: list[int] = []  # per read: the transactions open then
+    begin, commit = EventProducer.begin, EventProducer.commit
+
+    def counted_begin(self: EventProducer) -> None:
+        begin(self)
+        open_transactions[0] += 1
+
+    def counted_commit(self: EventProducer, *args: Any, **kwargs: Any) -> None:
+        commit(self, *args, **kwargs)
+        open_transactions[0] -= 1
+
+    def too_long(settings: Settings, timeout: float = 15.0) -> dict[str, list[Any]]:
+        reads.append(open_transactions[0])
+        raise IncompleteRead(f"could not read {settings.topic('audit')} to its end within {timeout:g} s")
+
+    monkeypatch.setattr(EventProducer, "begin", counted_begin)
+    monkeypatch.setattr(EventProducer, "commit", counted_commit)
+    monkeypatch.setattr(trainer_transactions, "read_topic", too_long)
+    models = ("default", "m-a", "m-b")
+    for model in models:
+        _send_examples(s, _examples(50, model=model))
+    with _running(s) as group:
+        _wait(group, "150 learned", lambda: sum(_learned(group, m) for m in models) >= 150)
+        assert all(group.trainers[m].ctx._audit_logs[m].head is not None for m in models)
+    assert reads == [0], reads
 
 
 def test_a_frozen_trainer_waking_up_never_overwrites_the_new_owners_status(
