@@ -112,6 +112,30 @@ def test_a_pre_chain_file_is_kept_aside(cfg: Settings) -> None:
     assert len(aside) == 1 and "reject" in aside[0].read_text()
 
 
+def test_a_model_named_like_a_pre_chain_trail_is_still_verified(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    """``audit verify`` passes over the trails kept aside by ``AuditLog.open`` (``<model>.pre-chain-<ts>.jsonl``),
+    not over a model whose name happens to contain ``.pre-chain-`` (a valid name): tampering with its chain was
+    never reported."""
+    path, _ = audit_paths(cfg, "default")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"kind": "decision", "ts": 1, "model": "default", "outcome": "reject"}\n')
+    fill(cfg, 2)  # the old trail is now kept aside
+    name = "m.pre-chain-1700000000"
+    log = AuditLog(cfg, name)
+    for i in range(3):
+        log.append("decision", {"version": i, "outcome": "ok"})
+    assert run_cli(monkeypatch, cfg, "verify", "--source", "file") == 0
+    out = capsys.readouterr().out
+    assert f"OK   {name}: 3 entries" in out and "OK   default: 2 entries" in out and out.count("OK ") == 2, (
+        out
+    )
+    tamper(audit_paths(cfg, name)[0], "altered")
+    assert run_cli(monkeypatch, cfg, "verify", "--source", "file") == 1
+    assert f"FAIL {name}" in capsys.readouterr().out
+
+
 def test_demo_reader_still_reads_decisions(cfg: Settings) -> None:
     from streams.demo.runner import read_decisions
 
