@@ -16,6 +16,7 @@ This module runs Redis and holds the public API; the configuration and status ty
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -48,6 +49,7 @@ __all__ = [
     "ServiceStatus",
     "StackConfig",
     "StackStatus",
+    "as_started",
     "ensure_stack",
     "is_redis_process",
     "recorded_cluster",
@@ -220,6 +222,31 @@ def stack_down(
                 cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, port), grace_s
             )
     return stopped
+
+
+def as_started(cfg: StackConfig) -> StackConfig:
+    """``cfg`` with the ports its state directory's single-node stack was last started on (its
+    ``server.properties`` and ``redis.conf``), where they can be read: what ``stack status|down --state-dir D``
+    look at when no port is given, so they probe (and refuse to stop under active groups) D's servers, not the
+    servers on the configured ports."""
+    if cfg.brokers > 1:
+        return cfg  # the cluster records its ports (cluster.json)
+    kafka_port, controller_port = cfg.kafka_port, cfg.controller_port
+    try:
+        lines = (cfg.kafka_dir / "server.properties").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        if line.startswith("listeners="):
+            for listener in line.removeprefix("listeners=").split(","):
+                name, _, port = listener.rpartition(":")
+                if port.isdigit() and name.startswith("PLAINTEXT:"):
+                    kafka_port = int(port)
+                elif port.isdigit() and name.startswith("CONTROLLER:"):
+                    controller_port = int(port)
+    return dataclasses.replace(
+        cfg, kafka_port=kafka_port, controller_port=controller_port, redis_port=_started_redis_port(cfg)
+    )
 
 
 def _started_redis_port(cfg: StackConfig) -> int:

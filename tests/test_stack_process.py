@@ -211,6 +211,28 @@ def test_down_of_a_state_dir_stops_its_redis_without_being_told_the_port(tmp_pat
             os.kill(pid, 9)
 
 
+def test_cli_status_and_down_of_a_state_dir_look_at_its_own_servers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `stack up --state-dir D --redis-port P` then `stack status|down --state-dir D` without the ports: they
+    # reported (and, for down, checked for active consumer groups) the servers on the configured ports instead.
+    started = _free_config(tmp_path)
+    _redis_up(started, 30.0)
+    pid = read_pid(started.redis_dir / "redis.pid")
+    args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
+    try:
+        assert main([*args, "stack", "status", "--state-dir", str(started.state_dir.parent), "--json"]) == 1
+        out = capsys.readouterr().out
+        assert f'"address": "127.0.0.1:{started.redis_port}"' in out and '"state": "up"' in out, out
+        assert main([*args, "stack", "down", "--state-dir", str(started.state_dir.parent), "--json"]) == 0
+        out = capsys.readouterr().out
+        assert f"127.0.0.1:{started.redis_port}" in out and f"stopped pid {pid}" in out, out
+        assert redis_ping("127.0.0.1", started.redis_port) is None
+    finally:
+        if pid is not None and process_cmdline(pid):
+            os.kill(pid, 9)
+
+
 def test_cli_status_exits_nonzero_when_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
     code = main([*args, "stack", "status", "--state-dir", str(tmp_path), "--json"])

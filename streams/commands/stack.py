@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any
 
-from connectors.stack import StackConfig, StackStatus, stack_down, stack_status, stack_up
+from connectors.stack import StackConfig, StackStatus, as_started, stack_down, stack_status, stack_up
 from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
 from connectors.warmup import WarmupReport, warm_broker
 from driftline.errors import StackError
@@ -71,7 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
-    return _settings_and_config(args)[1]
+    """The stack ``status``/``down`` look at: with no port given, the one the state directory last started."""
+    cfg = _settings_and_config(args)[1]
+    if args.kafka_port is None and args.controller_port is None and args.redis_port is None:
+        return as_started(cfg)
+    return cfg
 
 
 def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfig]:
