@@ -136,7 +136,9 @@ def seal(state: dict[str, Any], key: bytes) -> bytes:
     header line (the model and its commit count) and the pickle. The header lets a restore order a model's
     sealed records without unpickling them (:func:`seal_header`). Only :func:`unseal` with the same key (or the
     previous one during a rotation) reads the state back."""
-    header = json.dumps({"model": state["model"], "commits": int(state["commits"])}, separators=(",", ":"))
+    header = json.dumps(
+        {"model": state.get("model"), "commits": int(state.get("commits", 0))}, separators=(",", ":")
+    )
     payload = header.encode() + b"\n" + pickle.dumps(state, protocol=5)
     return hmac.new(key, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
 
