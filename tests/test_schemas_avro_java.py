@@ -20,7 +20,7 @@ from fastavro import parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
 from driftline.errors import SchemaError
-from schemas import default_codec, schema_fingerprint
+from schemas import Codec, default_codec, schema_fingerprint
 from schemas.codec import TOPIC_RECORDS
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "avro-java"
@@ -82,8 +82,16 @@ def test_driftline_reads_what_java_wrote(case: dict[str, Any]) -> None:
     data = (GOLDEN / "java" / f"{case['name']}.bin").read_bytes()
     record, expect = case["record"], case["expect"]
     if expect == "unknown":  # a newer writer schema driftline has never seen: refused, naming the fingerprint
-        with pytest.raises(SchemaError, match=f"unknown writer schema fingerprint 0x{data[2:10].hex()}"):
+        with pytest.raises(
+            SchemaError, match=f"unknown writer schema fingerprint 0x{data[2:10].hex()}"
+        ) as err:
             codec.decode(record, data)
+        # ... also as Java names it (MissingSchemaException, SchemaNormalization.parsingFingerprint64: a long), so a
+        # Java producer can find its schema's fingerprint in the dead letter.
+        java_long = next(
+            f["long"] for f in _lines(GOLDEN / "java-fingerprints.jsonl") if f["case"] == case["name"]
+        )
+        assert str(java_long) in str(err.value)
         return
     if expect == "invalid":  # Java writes NaN; the contract refuses non-finite doubles
         with pytest.raises(SchemaError, match="must be finite"):
@@ -130,3 +138,20 @@ def test_java_reads_what_driftline_writes(entry: dict[str, Any]) -> None:
     for name in codec.schema(record)["fields"]:  # bytes fields: Java's base64 is the same bytes
         if isinstance(got[name["name"]], bytes):
             assert base64.b64decode(entry["value"][name["name"]]) == got[name["name"]]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["expect"] == "unknown"], ids=lambda c: c["name"])
+def test_a_newer_java_writer_reads_once_its_schema_is_known(case: dict[str, Any], tmp_path: Path) -> None:
+    """The newer writer's schema among ``history/`` (how a deployment learns one): Java's record is read with the
+    current schema, the added field skipped."""
+    (tmp_path / "history").mkdir()
+    for path in SCHEMA_DIR.glob("*.avsc"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    for path in SCHEMA_DIR.glob("history/*.avsc"):
+        (tmp_path / "history" / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "history" / f"{case['record']}.newer.avsc").write_text(
+        json.dumps(case["schema"]), encoding="utf-8"
+    )
+    data = (GOLDEN / "java" / f"{case['name']}.bin").read_bytes()
+    got = Codec(tmp_path).decode(case["record"], data)
+    assert differences(got, _expected(case["record"], case["value"])) == []

@@ -3,6 +3,7 @@
 //   fingerprints SCHEMA_DIR                 one JSON line per schema (current *.avsc and history/*.avsc)
 //   decode SCHEMA_DIR DUMP_DIR OUT.jsonl    decode DUMP_DIR/<topic>/*.bin with BinaryMessageDecoder
 //   encode SCHEMA_DIR CASES.jsonl OUT_DIR   encode each case with BinaryMessageEncoder to OUT_DIR/<name>.bin
+//                                           (prints each writer schema's fingerprint, one JSON line per case)
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -169,8 +170,12 @@ public class AvroWireCheck {
         buf.get(out);
       }
       Files.write(outDir.resolve(c.get("name").textValue() + ".bin"), out);
-      System.out.println(
-          c.get("name").textValue() + " " + leHex(SchemaNormalization.parsingFingerprint64(schema)));
+      long fp = SchemaNormalization.parsingFingerprint64(schema);
+      ObjectNode o = F.objectNode();
+      o.put("case", c.get("name").textValue());
+      o.put("fingerprint", leHex(fp));
+      o.put("long", fp);
+      System.out.println(MAPPER.writeValueAsString(o));
     }
   }
 
