@@ -417,7 +417,12 @@ class Codec:
         if writer is None:
             if len(fp) < 8:
                 raise self._fail(rec, topic, "truncated Avro header")
-            raise self._fail(rec, topic, f"unknown writer schema fingerprint 0x{fp.hex()}")
+            # The wire bytes, and the same 8 bytes as the signed long Java's Avro names a fingerprint by
+            # (SchemaNormalization.parsingFingerprint64, MissingSchemaException), so either kind of producer finds it.
+            java = int.from_bytes(fp, "little", signed=True)
+            raise self._fail(
+                rec, topic, f"unknown writer schema fingerprint 0x{fp.hex()} (as a Java long: {java})"
+            )
         name, writer_schema, reader_schema = writer
         if name != rec.name:
             raise self._fail(rec, topic, f"message holds a {name}, not a {rec.name}")
