@@ -18,6 +18,7 @@ from aiohttp import web
 
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
 from driftline.settings import Settings
+from driftline.util import json_depth
 from streams.console import sources
 from streams.console.auth import ConsoleAuth, security_headers
 from streams.console.overview import Overview
@@ -28,6 +29,8 @@ __all__ = ["PAGES", "build_app", "console_url"]
 PAGES = ("/", "/lineage", "/drift", "/deadletters", "/actions")
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 LIVE_INTERVAL_S = 2.0
+# An action body is a flat object; deeper nesting is refused before parsing (json.loads recursed into a 500).
+MAX_BODY_DEPTH = 8
 # What an operator may send, and the ControlCommand each becomes (the trainer's vocabulary).
 ACTIONS = {
     "pause": "pause_learning",
@@ -236,7 +239,13 @@ def _routes(console: Console) -> web.RouteTableDef:
     @routes.post("/api/actions")
     async def act(request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            text = await request.text()
+        except UnicodeDecodeError:
+            return _json({"error": "the body is not UTF-8"}, 400)
+        if json_depth(text, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            return _json({"error": f"the body nests deeper than {MAX_BODY_DEPTH} levels"}, 400)
+        try:
+            body = json.loads(text)
         except ValueError:
             return _json({"error": "the body is not JSON"}, 400)
         if not isinstance(body, dict):

@@ -1,0 +1,53 @@
+"""The console's API under hostile requests, in-process (no broker): bodies it cannot read are answered with a
+clear 4xx, never a 500 with a traceback in the log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from driftline.settings import load_settings
+from streams.console.auth import ConsoleAuth
+from streams.console.server import _routes
+
+TOKEN = "t" * 12 + "secret-token"
+BEARER = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+
+
+class _NoSend:
+    """A console whose actions fail the test: nothing below may be sent."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.settings = load_settings(environ={}, overrides={"state_dir": str(tmp_path)})
+
+    def act(self, body: Any, remote: str) -> Any:
+        raise AssertionError(f"an unreadable body reached act(): {body!r:.80}")
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    app = web.Application(middlewares=[ConsoleAuth(TOKEN, "127.0.0.1").middleware])
+    app.add_routes(_routes(_NoSend(tmp_path)))  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # past the recursion limit of json.loads: was a 500 and a traceback
+        '{"action": ' * 5_000 + '"pause"' + "}" * 5_000,
+        '{"action": "pause"',
+        "\udcff".encode("utf-8", "surrogatepass").decode("latin-1"),
+    ],
+    ids=["deep-array", "deep-object", "truncated", "bad-utf8"],
+)
+async def test_an_unreadable_action_body_is_a_400_that_says_so(client: TestClient, body: str) -> None:
+    response = await client.post("/api/actions", data=body.encode("utf-8", "surrogatepass"), headers=BEARER)
+    assert response.status == 400
+    assert "error" in await response.json()
