@@ -3,6 +3,7 @@ clear 4xx, never a 500 with a traceback in the log."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,28 @@ async def test_an_unreadable_action_body_is_a_400_that_says_so(client: TestClien
     response = await client.post("/api/actions", data=body.encode("utf-8", "surrogatepass"), headers=BEARER)
     assert response.status == 400
     assert "error" in await response.json()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"/?token={TOKEN}",
+        f"/?%74oken={TOKEN}",  # the key percent-encoded: the log's masking regex did not see it
+        f"/?TOKEN={TOKEN}&a=1",
+        "/?token=" + "".join(f"%{b:02x}" for b in TOKEN.encode()),  # the value percent-encoded
+        f"/api/status?a=1&token={TOKEN}&token={TOKEN}",
+    ],
+)
+def test_the_access_log_never_carries_the_token(target: str, caplog: pytest.LogCaptureFixture) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from streams.console.auth import AccessLog
+
+    request = make_mocked_request("GET", target)
+    response = web.Response(status=303)
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        AccessLog(logging.getLogger("aiohttp.access"), "").log(request, response, 0.001)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "GET" in logged and "303" in logged
+    assert TOKEN not in logged and TOKEN[-12:] not in logged
+    assert "%" + f"{ord(TOKEN[-1]):02x}" not in logged.lower()

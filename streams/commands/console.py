@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from streams.console import build_app, console_url
-    from streams.console.auth import is_loopback
+    from streams.console.auth import AccessLog, is_loopback
 
     settings = settings_from_args(args)
     token = os.environ.get(TOKEN_ENV) or ""
@@ -55,5 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"listening beyond loopback: every page needs the token (open {url}?token=...)")
     sys.stdout.flush()
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0)
+    web.run_app(
+        app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0, access_log_class=AccessLog
+    )
     return 0
