@@ -179,7 +179,7 @@ def _routes(console: Console) -> web.RouteTableDef:
 
     @routes.get("/api/models")
     async def models(request: web.Request) -> web.Response:
-        return _json(await _in_thread(lambda: sources.models_list(console.releases())))
+        return _json(await _in_thread(lambda: sources.models_list(s, console.releases())))
 
     @routes.get("/api/models/{version}")
     async def model(request: web.Request) -> web.Response:

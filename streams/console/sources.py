@@ -71,16 +71,17 @@ def read_registry(settings: Settings) -> Releases:
     return read_registry(settings)
 
 
-def models_list(releases: Releases) -> list[dict[str, Any]]:
-    """The rows of ``driftline models list --json`` (newest first; failed verification marked)."""
-    from streams.model_registry import release_list
+def models_list(settings: Settings, releases: Releases) -> list[dict[str, Any]]:
+    """The rows of ``driftline models list --model M --json`` (newest first; failed verification marked; the
+    current one with its owner, lag and the trainer's live counts, as the command line shows it)."""
+    from streams.model_registry import live_release_list
 
-    return release_list(releases)
+    return live_release_list(settings, releases)
 
 
 def models_show(settings: Settings, releases: Releases, version: int | None = None) -> dict[str, Any]:
     """The object of ``driftline models show [VERSION] --json`` (the champion gets the trainer's live state)."""
-    from streams.model_registry import describe
+    from streams.model_registry import adopt_live_counts, describe
 
     try:
         info: dict[str, Any] = describe(releases, version)
@@ -92,9 +93,7 @@ def models_show(settings: Settings, releases: Releases, version: int | None = No
     if version is None:
         live = trainer(settings)
         info["trainer"] = live
-        if live is not None:
-            info["n_learned_in_release"] = info["n_learned"]
-            info["n_learned"] = live["n_learned"]
+        adopt_live_counts(info, live)
     return info
 
 
