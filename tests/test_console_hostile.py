@@ -77,3 +77,16 @@ def test_the_access_log_never_carries_the_token(target: str, caplog: pytest.LogC
     assert "GET" in logged and "303" in logged
     assert TOKEN not in logged and TOKEN[-12:] not in logged
     assert "%" + f"{ord(TOKEN[-1]):02x}" not in logged.lower()
+
+
+def test_lineage_names_the_operator_key_that_signed_a_rollback() -> None:
+    # The trainer audits a control command with the signer's key id as `signed_by` (streams/train_control.py);
+    # the lineage looked for `key_id` and said "operator key ?".
+    from streams.console.sources import _promoted_by
+
+    record = {"args": {}, "command": "rollback", "id": "c1", "outcome": "ok", "signed_by": "k-dd136ade6315"}
+    entry = {"kind": "control", "ts": 1_000_500, "model": "default", "record": record, **record}
+    who = _promoted_by(
+        {"reason": "rollback", "created_at": 1_000_000}, {}, [entry], {"c1": {"remote": "::1"}}
+    )
+    assert who == "operator key k-dd136ade6315 via the console from ::1, command c1"

@@ -175,7 +175,15 @@ def _promoted_by(
             return "operator (control command)"
         cmd = min(commands, key=lambda e: abs(int(e.get("ts", 0)) - created))
         via = sent.get(str(cmd.get("id")))
-        key = (cmd.get("record") or {}).get("key_id") or cmd.get("key_id") or "?"
+        record = cmd.get("record") or {}
+        # The trainer records the signer as `signed_by` (the chain's own key is `sig_key_id`).
+        key = (
+            record.get("signed_by")
+            or record.get("key_id")
+            or cmd.get("signed_by")
+            or cmd.get("key_id")
+            or "?"
+        )
         who = f"operator key {key}" + (f" via the console from {via.get('remote')}" if via else "")
         return f"{who}, command {cmd.get('id') or '-'}"
     if decision.get("outcome"):
