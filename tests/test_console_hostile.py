@@ -90,3 +90,34 @@ def test_lineage_names_the_operator_key_that_signed_a_rollback() -> None:
         {"reason": "rollback", "created_at": 1_000_000}, {}, [entry], {"c1": {"remote": "::1"}}
     )
     assert who == "operator key k-dd136ade6315 via the console from ::1, command c1"
+
+
+def test_lineage_says_what_changed_in_each_audited_release() -> None:
+    # Issue 19: every release records what changed from its parent, and "the console shows it": the lineage
+    # carried the guard's evidence but not the changes nor the data range.
+    from streams.console.sources import release_changes
+
+    record = {
+        "version": 5,
+        "parent": 4,
+        "reason": "incremental",
+        "data_range": {"first_index": 0, "last_index": 99},
+        "changes": {
+            "method": "linear_contribution",
+            "unit": "coef (standardized features)",
+            "top": [{"feature": "age", "before": 0.1, "after": 0.4, "delta": 0.3}],
+        },
+        "decision": {"evidence": {"baseline_accuracy": 0.6, "candidate_accuracy": 0.7, "n": 50}},
+    }
+    audit = [
+        {"kind": "release", "record": record},
+        {"kind": "release", "record": {"version": 1, "reason": "initial"}},
+        {"kind": "release", "record": {"version": "not a number"}},  # unreadable: left out, no crash
+        {"kind": "control", "record": {"command": "pause_learning"}},
+    ]
+    changed = release_changes(audit)
+    assert sorted(changed) == [1, 5]
+    assert changed[5]["changes"] == "age +0.3 (coef (standardized features))"
+    assert changed[5]["learned_from"] == "examples 0..99"
+    assert changed[5]["top"][0]["feature"] == "age"
+    assert changed[1]["changes"] == "first release"

@@ -191,12 +191,35 @@ def _promoted_by(
     return "trainer" if reason == "initial" else f"trainer ({reason})"
 
 
+def release_changes(audit: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """``{version: what changed}`` from the audited releases (as ``driftline models diff`` and the demo report's
+    "What changed" table tell it): ``learned_from``, ``changes`` and ``guard`` as short texts, and ``top``, the
+    largest per-feature changes ``[{feature, before, after, delta}]`` with their ``unit``."""
+    from learners.explain import describe_release
+
+    out: dict[int, dict[str, Any]] = {}
+    for entry in audit:
+        record = entry.get("record")
+        if entry.get("kind") != "release" or not isinstance(record, Mapping):
+            continue
+        try:
+            version = int(record["version"])
+            text = describe_release(record)
+        except (KeyError, TypeError, ValueError):  # an entry this console cannot read: shown as not recorded
+            continue
+        raw = record.get("changes")
+        changes: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        out[version] = {**text, "top": list(changes.get("top") or []), "unit": changes.get("unit")}
+    return out
+
+
 def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]]) -> dict[str, Any]:
     """Every release as a node (parent -> child) with its guard evidence, size, signature and promoter; the
     records that failed verification; the candidates the guard rejected or held (from the audit log)."""
     registry = releases.registry
     current = registry.current()
     sent = {str(a.get("id")): a for a in actions(settings)}
+    changed = release_changes(audit)
     nodes = []
     for version in registry.versions():
         release = registry.get(version)
@@ -219,6 +242,10 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
                 "signature": "valid" if releases.checked else "not checked (no signing key configured)",
                 "decision": decision,
                 "promoted_by": _promoted_by(release, decision, audit, sent),
+                "data_range": info.get("data_range") or {},
+                # What changed from the model it replaced, as the release's audit entry records it (None when
+                # the entry is not in the part of the chain read).
+                "what_changed": changed.get(version),
             }
         )
     unverified = [
