@@ -121,3 +121,18 @@ def test_lineage_says_what_changed_in_each_audited_release() -> None:
     assert changed[5]["learned_from"] == "examples 0..99"
     assert changed[5]["top"][0]["feature"] == "age"
     assert changed[1]["changes"] == "first release"
+
+
+async def test_a_refusal_page_shows_the_request_s_words_as_text() -> None:
+    # The HTML refusal quotes the request (its Host or Origin header); those words went into the page unescaped.
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="page")
+
+    app = web.Application(middlewares=[ConsoleAuth(TOKEN, "127.0.0.1").middleware])
+    app.router.add_post("/", page)
+    async with TestClient(TestServer(app)) as c:
+        evil = "http://x<script>alert(1)</script>"
+        response = await c.post("/", data=b"{}", headers={**BEARER, "Origin": evil})
+        assert response.status == 403
+        text = await response.text()
+        assert "<script>" not in text and "&lt;script&gt;" in text

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -126,7 +127,7 @@ class ConsoleAuth:
             return web.json_response({"error": why}, status=status)
         page = (
             "<!doctype html><meta charset=utf-8><title>driftline console</title>"
-            f"<h1>{status}</h1><p id=refused>{why}</p>"
+            f"<h1>{status}</h1><p id=refused>{html.escape(why)}</p>"
             "<form method=get action=/><label>Token <input name=token type=password autocomplete=off></label>"
             "<button>Open</button></form>"
         )
