@@ -375,7 +375,7 @@ def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
 def _answered(world: World, command_id: str) -> dict[str, Any]:
     def answer() -> dict[str, Any]:
         status, body = world.request("GET", f"/api/actions/{command_id}")
-        return body if status == 200 and body["applied"] else {}
+        return body if status == 200 and body["answered"] else {}
 
     return world.pipeline.wait_until(f"the trainer's answer to {command_id}", answer, timeout=30)
 

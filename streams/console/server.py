@@ -130,13 +130,15 @@ class Console:
         return shown
 
     def outcome(self, command_id: str) -> dict[str, Any]:
+        """The trainer's answer: ``answered`` once it filed one, ``applied`` only when that answer is ok."""
         reply = sources.answer(self.settings, command_id)
         if reply is None:
-            return {"id": command_id, "applied": False}
+            return {"id": command_id, "answered": False, "applied": False}
         ok = reply.get("outcome") == "ok"
         return {
             "id": command_id,
-            "applied": True,
+            "answered": True,
+            "applied": ok,
             "outcome": "ok" if ok else f"refused: {reply.get('message', reply.get('outcome'))}",
             "answer": reply,
         }

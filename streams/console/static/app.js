@@ -312,7 +312,7 @@ async function send(body, out) {
     for (let k = 0; k < 30; k++) {
       await new Promise((r) => setTimeout(r, 1000));
       const o = await api("/api/actions/" + encodeURIComponent(id));
-      if (o.applied) {
+      if (o.answered) {
         out.className = o.outcome === "ok" ? "ok" : "bad";
         out.textContent = `${res.sent.command} (id ${id}): ${o.outcome}`;
         return;
