@@ -136,3 +136,18 @@ async def test_a_refusal_page_shows_the_request_s_words_as_text() -> None:
         assert response.status == 403
         text = await response.text()
         assert "<script>" not in text and "&lt;script&gt;" in text
+
+
+def test_dead_letters_filter_by_the_contract_s_topic_name_too() -> None:
+    # `source=features` (the name `driftline tail` and `status` use) matched nothing: only `p.features` did.
+    from streams.console.tail import deadletter_view
+
+    rows = [
+        {"_partition": 0, "_offset": i, "source_topic": src, "error": "SchemaError: x", "value": b"{}"}
+        for i, src in enumerate(["p.features", "p.labels", "p.features"])
+    ]
+    short = deadletter_view(rows, source="features", prefix="p.")
+    assert [i["dlq_offset"] for i in short["items"]] == [2, 0]
+    assert (short["total"], short["matched"]) == (3, 2)
+    assert deadletter_view(rows, source="p.features", prefix="p.")["matched"] == 2
+    assert deadletter_view(rows, source="eatures", prefix="p.")["matched"] == 0

@@ -210,6 +210,7 @@ def _routes(console: Console) -> web.RouteTableDef:
             reason=q.get("reason") or None,
             source=q.get("source") or None,
             limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
+            prefix=s.kafka.topic_prefix,
         )
         return _json(view)
 
