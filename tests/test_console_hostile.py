@@ -151,3 +151,43 @@ def test_dead_letters_filter_by_the_contract_s_topic_name_too() -> None:
     assert (short["total"], short["matched"]) == (3, 2)
     assert deadletter_view(rows, source="p.features", prefix="p.")["matched"] == 2
     assert deadletter_view(rows, source="eatures", prefix="p.")["matched"] == 0
+
+
+def test_the_audit_trail_comes_from_the_topic_where_the_state_dir_has_no_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A console on another machine than the trainer's (or another state dir) showed an empty audit trail, no
+    # rejected or held candidates and no promoter, while the audit topic had all of it.
+    import streams.audit
+    from streams.console import sources
+
+    settings = load_settings(environ={}, overrides={"state_dir": str(tmp_path)})
+    chain = [
+        {"seq": i, "kind": "control", "model": "default", "record": {"command": "pause"}} for i in range(3)
+    ]
+    topic = {"default": chain, "other": [{"seq": 0, "kind": "control", "model": "other"}]}
+    monkeypatch.setattr(streams.audit, "read_topic", lambda settings: topic)
+    entries, where = sources.audit_trail(settings, 2)
+    assert [e["seq"] for e in entries] == [1, 2] and where == settings.topic("audit")
+    path = sources.audit_path(settings)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"seq": 0, "kind": "release", "model": "default"}\n')
+    entries, where = sources.audit_trail(settings, 2)
+    assert [e["kind"] for e in entries] == ["release"] and where == str(path)
+
+
+def test_a_decision_just_filed_in_the_chain_file_shows_at_once(tmp_path: Path) -> None:
+    # Only the topic read is cached: a held candidate the trainer just filed must be on the next lineage answer
+    # (the browser test waits for it without any other change that would redraw the page).
+    from streams.console import sources
+    from streams.console.server import Console
+
+    settings = load_settings(environ={}, overrides={"state_dir": str(tmp_path)})
+    console = Console(settings, None)  # type: ignore[arg-type]
+    path = sources.audit_path(settings)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"seq": 0, "kind": "release", "model": "default"}\n')
+    assert [e["kind"] for e in console.audit()[0]] == ["release"]
+    with path.open("a") as fh:
+        fh.write('{"seq": 1, "kind": "decision", "outcome": "hold", "model": "default"}\n')
+    assert [e.get("outcome") for e in console.audit()[0]] == [None, "hold"]

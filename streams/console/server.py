@@ -65,6 +65,8 @@ class Console:
         self.tail = tail
         self.overview = Overview(settings)
         self._releases: tuple[float, sources.Releases] | None = None
+        self._audit: tuple[float, list[dict[str, Any]], str] | None = None
+        self._audit_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def releases(self) -> sources.Releases:
@@ -74,9 +76,20 @@ class Console:
                 self._releases = (time.monotonic(), sources.read_registry(self.settings))
             return self._releases[1]
 
+    def audit(self) -> tuple[list[dict[str, Any]], str]:
+        """The model's audit trail (last 2,000 entries) and where it was read: the chain file, read each time
+        (cheap, and a decision just filed shows at once); where the state dir has none, the whole ``audit``
+        topic, re-read at most every 5 s."""
+        if sources.audit_path(self.settings).exists():
+            return sources.audit_trail(self.settings)
+        with self._audit_lock:
+            if self._audit is None or time.monotonic() - self._audit[0] > 5.0:
+                self._audit = (time.monotonic(), *sources.audit_trail(self.settings))
+            return self._audit[1], self._audit[2]
+
     # -- API bodies (blocking; called in a thread) ---------------------------------------------------------------
     def lineage(self) -> dict[str, Any]:
-        return sources.lineage(self.settings, self.releases(), sources.audit_entries(self.settings))
+        return sources.lineage(self.settings, self.releases(), self.audit()[0])
 
     def quality(self) -> dict[str, Any]:
         live = sources.trainer(self.settings)
@@ -216,8 +229,8 @@ def _routes(console: Console) -> web.RouteTableDef:
 
     @routes.get("/api/audit")
     async def audit(request: web.Request) -> web.Response:
-        entries = await _in_thread(sources.audit_entries, s, 500)
-        return _json({"path": str(sources.audit_path(s)), "entries": list(reversed(entries))})
+        entries, where = await _in_thread(console.audit)
+        return _json({"path": where, "entries": list(reversed(entries[-500:]))})
 
     @routes.get("/api/events")
     async def events(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from driftline.errors import ArtifactError
+from driftline.errors import ArtifactError, DriftlineError
 from driftline.settings import Settings
 from streams.model_registry import Releases
 
@@ -23,6 +23,7 @@ __all__ = [
     "answer",
     "audit_entries",
     "audit_path",
+    "audit_trail",
     "lineage",
     "models_list",
     "models_show",
@@ -121,7 +122,22 @@ def _read_lines(path: Path, last: int) -> list[dict[str, Any]]:
 
 def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
     """The last ``last`` entries of the audit chain, oldest first (record fields are copied at the top level)."""
-    return _read_lines(audit_path(settings), last)
+    return audit_trail(settings, last)[0]
+
+
+def audit_trail(settings: Settings, last: int = 2000) -> tuple[list[dict[str, Any]], str]:
+    """The last ``last`` entries of the model's audit chain and where they were read: the trainer's file in the
+    state dir, or the ``audit`` topic where there is no file (a console on another machine than the trainer's)."""
+    path = audit_path(settings)
+    if path.exists():
+        return _read_lines(path, last), str(path)
+    from streams.audit import read_topic
+
+    try:
+        chain = read_topic(settings).get(settings.model.name, [])
+    except DriftlineError as exc:  # the topic could not be read to its end: show nothing rather than a part
+        return [], f"{settings.topic('audit')} (not read: {exc})"
+    return [e for e in chain if isinstance(e, dict)][-last:], settings.topic("audit")
 
 
 def action_log_path(settings: Settings) -> Path:
