@@ -12,7 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.consumer import read_to_end
+from confluent_kafka import KafkaException
+
+from connectors.consumer import IncompleteRead, read_to_end
 from driftline.errors import ArtifactError, DriftlineError, SchemaError
 from driftline.settings import Settings
 from learners.explain import explain_one
@@ -40,16 +42,29 @@ def find_predictions(
     needle = event_id.encode("utf-8")
     found: dict[str, dict[str, Any]] = {}
     group = f"{settings.kafka.topic_prefix}driftline-explain"
-    for msg in read_to_end(settings, topic, group, since_ms=since_ms, timeout=timeout):
-        value = msg.value() or b""
-        if needle not in value:  # cheap filter: most records are never decoded
-            continue
-        try:
-            record = codec.decode("Prediction", value, topic=topic, allow_json=True)
-        except SchemaError:
-            continue
-        if record.get("id") == event_id:
-            found[str(record.get("model"))] = {**record, "partition": msg.partition(), "offset": msg.offset()}
+    try:
+        for msg in read_to_end(settings, topic, group, since_ms=since_ms, timeout=timeout, strict=True):
+            value = msg.value() or b""
+            if needle not in value:  # cheap filter: most records are never decoded
+                continue
+            try:
+                record = codec.decode("Prediction", value, topic=topic, allow_json=True)
+            except SchemaError:
+                continue
+            if record.get("id") == event_id:
+                found[str(record.get("model"))] = {
+                    **record,
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                }
+    except (IncompleteRead, KafkaException) as exc:  # gave up at --timeout (a slow broker, a tiny --timeout)
+        if not found:
+            raise NotFound(
+                f"explain: searched only part of {topic} ({exc}) and found no prediction with id "
+                f"{event_id!r} in it: raise --timeout or narrow --since"
+            ) from exc
+        for prediction in found.values():
+            prediction["search_complete"] = False
     return found
 
 
@@ -97,6 +112,8 @@ def explain_prediction(
         )
     out = {k: prediction.get(k) for k in ("id", "ts", "model", "version", "prediction", "proba", "features")}
     out.update(partition=prediction["partition"], offset=prediction["offset"])
+    # False when the read gave up before the end: a newer answer (or another model's) may not have been seen.
+    out["search_complete"] = prediction.get("search_complete", True)
     out["also_answered_by"] = [
         {"model": name, "version": p.get("version")}
         for name, p in sorted(found.items())

@@ -89,3 +89,27 @@ def test_one_answer_names_no_other() -> None:
     result = explain_prediction(_settings("m2"), "e-10")
     assert (result["model"], result["prediction"], result["also_answered_by"]) == ("default", "no", [])
     assert "also answered" not in render(result)
+
+
+def test_a_search_cut_short_says_so_rather_than_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The read of `predictions` gave up silently at --timeout, and explain answered "no prediction with id ..."
+    # although it had not read the whole window: the id may well be there.
+    from connectors.consumer import IncompleteRead
+
+    def read(*args: Any, **kwargs: Any) -> Iterator[_Msg]:
+        assert kwargs.get("strict") is True
+        yield _Msg({**_prediction("default", 4, "no"), "id": "other"}, 0, 1)
+        raise IncompleteRead("could not read p.predictions to its end within 30 s")
+
+    monkeypatch.setattr(explanations, "read_to_end", read)
+    with pytest.raises(NotFound, match=r"searched only part .* to its end within 30 s.*--timeout"):
+        explain_prediction(_settings(), "e-1")
+
+    # found before the read gave up: the answer stands, marked as from a partial search
+    def found_first(*args: Any, **kwargs: Any) -> Iterator[_Msg]:
+        yield _Msg(_prediction("default", 4, "yes"), 0, 10)
+        yield from read(*args, **kwargs)
+
+    monkeypatch.setattr(explanations, "read_to_end", found_first)
+    result = explain_prediction(_settings(), "e-1")
+    assert result["prediction"] == "yes" and result["search_complete"] is False

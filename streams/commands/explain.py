@@ -58,6 +58,10 @@ def render(r: dict[str, Any], top: int = 20) -> str:
         + f", event time {_when(r.get('ts'))}",
         f"method: {r['method']} ({r['source']})",
     ]
+    if r.get("search_complete") is False:
+        lines.append(
+            "note: the search gave up before the end of predictions (raise --timeout): a newer answer may exist"
+        )
     for other in r.get("also_answered_by") or []:
         lines.append(
             f"also answered by {other['model']} v{other['version']} "
