@@ -12,7 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.consumer import read_to_end
+from confluent_kafka import KafkaException
+
+from connectors.consumer import IncompleteRead, read_to_end
 from driftline.errors import ArtifactError, DriftlineError, SchemaError
 from driftline.settings import Settings
 from learners.explain import explain_one
@@ -25,6 +27,47 @@ class NotFound(DriftlineError, LookupError):
     """No prediction with that id in the part of ``predictions`` searched."""
 
 
+def find_predictions(
+    settings: Settings,
+    event_id: str,
+    *,
+    since_ms: int | None = None,
+    timeout: float = 30.0,
+    codec: Codec | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``{model: its newest Prediction with id == event_id (plus partition and offset)}``: ids are the producer's,
+    so two models (two tenants' events) may have answered the same one."""
+    codec = codec or default_codec()
+    topic = settings.topic("predictions")
+    needle = event_id.encode("utf-8")
+    found: dict[str, dict[str, Any]] = {}
+    group = f"{settings.kafka.topic_prefix}driftline-explain"
+    try:
+        for msg in read_to_end(settings, topic, group, since_ms=since_ms, timeout=timeout, strict=True):
+            value = msg.value() or b""
+            if needle not in value:  # cheap filter: most records are never decoded
+                continue
+            try:
+                record = codec.decode("Prediction", value, topic=topic, allow_json=True)
+            except SchemaError:
+                continue
+            if record.get("id") == event_id:
+                found[str(record.get("model"))] = {
+                    **record,
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                }
+    except (IncompleteRead, KafkaException) as exc:  # gave up at --timeout (a slow broker, a tiny --timeout)
+        if not found:
+            raise NotFound(
+                f"explain: searched only part of {topic} ({exc}) and found no prediction with id "
+                f"{event_id!r} in it: raise --timeout or narrow --since"
+            ) from exc
+        for prediction in found.values():
+            prediction["search_complete"] = False
+    return found
+
+
 def find_prediction(
     settings: Settings,
     event_id: str,
@@ -33,39 +76,49 @@ def find_prediction(
     timeout: float = 30.0,
     codec: Codec | None = None,
 ) -> dict[str, Any] | None:
-    """The newest Prediction with ``id == event_id`` (plus its partition and offset), or None."""
-    codec = codec or default_codec()
-    topic = settings.topic("predictions")
-    needle = event_id.encode("utf-8")
-    found: dict[str, Any] | None = None
-    group = f"{settings.kafka.topic_prefix}driftline-explain"
-    for msg in read_to_end(settings, topic, group, since_ms=since_ms, timeout=timeout):
-        value = msg.value() or b""
-        if needle not in value:  # cheap filter: most records are never decoded
-            continue
-        try:
-            record = codec.decode("Prediction", value, topic=topic, allow_json=True)
-        except SchemaError:
-            continue
-        if record.get("id") == event_id:
-            found = {**record, "partition": msg.partition(), "offset": msg.offset()}
-    return found
+    """The Prediction with ``id == event_id`` of the configured model if it answered it, else of the model that
+    answered it last (plus its partition and offset), or None."""
+    found = find_predictions(settings, event_id, since_ms=since_ms, timeout=timeout, codec=codec)
+    return _choose(found, settings.model.name)
+
+
+def _choose(found: dict[str, dict[str, Any]], preferred: str) -> dict[str, Any] | None:
+    if preferred in found:
+        return found[preferred]
+    return max(found.values(), key=lambda p: (int(p.get("ts") or 0), int(p["offset"])), default=None)
 
 
 def explain_prediction(
-    settings: Settings, event_id: str, *, since_ms: int | None = None, timeout: float = 30.0
+    settings: Settings,
+    event_id: str,
+    *,
+    since_ms: int | None = None,
+    timeout: float = 30.0,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """What :func:`find_prediction` found, with ``method``, ``contributions`` and where they came from."""
+    """What :func:`find_predictions` found for ``model`` (default: the configured model if it answered the id,
+    else the newest answer), with ``method``, ``contributions``, where they came from, and ``also_answered_by``:
+    the other models that answered the same id (``[{model, version}]``)."""
     started = time.monotonic()
-    prediction = find_prediction(settings, event_id, since_ms=since_ms, timeout=timeout)
+    found = find_predictions(settings, event_id, since_ms=since_ms, timeout=timeout)
+    prediction = found.get(model) if model is not None else _choose(found, settings.model.name)
     if prediction is None:
         window = "" if since_ms is None else f" since {since_ms} ms"
+        whose = "" if model is None else f" by model {model!r}"
+        answered = f" (answered by {', '.join(sorted(found))})" if found else ""
         raise NotFound(
-            f"explain: no prediction with id {event_id!r} on {settings.topic('predictions')}{window} "
-            f"(searched {time.monotonic() - started:.1f} s; widen --since or check --topic-prefix)"
+            f"explain: no prediction with id {event_id!r}{whose} on {settings.topic('predictions')}{window}"
+            f"{answered} (searched {time.monotonic() - started:.1f} s; widen --since or check --topic-prefix)"
         )
     out = {k: prediction.get(k) for k in ("id", "ts", "model", "version", "prediction", "proba", "features")}
     out.update(partition=prediction["partition"], offset=prediction["offset"])
+    # False when the read gave up before the end: a newer answer (or another model's) may not have been seen.
+    out["search_complete"] = prediction.get("search_complete", True)
+    out["also_answered_by"] = [
+        {"model": name, "version": p.get("version")}
+        for name, p in sorted(found.items())
+        if name != prediction.get("model")
+    ]
     if prediction.get("explanation") is not None:
         out.update(
             method=prediction.get("explanation_method") or "unknown",
@@ -74,8 +127,8 @@ def explain_prediction(
         )
         return out
     release = _release(settings, str(prediction["model"]), int(prediction["version"]))
-    _, model = load_header_and_model(release, settings)
-    method, contributions = explain_one(model, prediction.get("features") or {})
+    _, loaded = load_header_and_model(release, settings)
+    method, contributions = explain_one(loaded, prediction.get("features") or {})
     out.update(
         method=method,
         contributions=contributions,

@@ -54,10 +54,17 @@ def diff_releases(
         }
         for n in names
     ]
+    sides = {v: _side(h) for v, h in ((a, ha), (b, hb))}
+    for side in sides.values():
+        # A rollback restores its parent's model; its own header has no data range (it learned nothing new).
+        parent = side["parent"]
+        if side["reason"] == "rollback" and not side["data_range"] and parent in by_version:
+            side["data_range"] = dict(load_header_and_model(by_version[parent], settings)[0].data_range)
+            side["data_range_from"] = parent
     return {
         "model": model,
-        "a": _side(ha),
-        "b": _side(hb),
+        "a": sides[a],
+        "b": sides[b],
         "weights": weight_changes(ma, mb, top),
         "metrics": metrics,
     }

@@ -4,16 +4,23 @@ ones in a registry, the records that failed verification apart and marked; and s
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.producer import EventProducer
-from connectors.topics import ensure_topics
+from connectors.redis_store import redis_client
+from connectors.topics import ensure_topics, partition_for
 from driftline.errors import DriftlineError
 from driftline.settings import Settings
 from learners.registry import ModelRegistry
 from streams.control import new_command
+from streams.join import owners_key, trainer_group
 from streams.releases import CheckedReleases, read_checked_releases
 
 
@@ -83,6 +90,90 @@ def describe(releases: Releases, version: int | None) -> dict[str, Any]:
 def release_list(releases: Releases) -> list[dict[str, Any]]:
     rows = [describe(releases, v) for v in releases.registry.versions()] + releases.rejected
     return sorted(rows, key=lambda r: (int(r["version"]), bool(r["verified"])), reverse=True)
+
+
+def live_release_list(settings: Settings, releases: Releases) -> list[dict[str, Any]]:
+    """The rows of ``driftline models list --model M --json`` (the console's ``/api/models`` too): the model's
+    releases, newest first, the current one with its owner, partition, lag and the trainer's live counts."""
+    owners, lags = model_owners(settings), trainer_lags(settings)
+    name = settings.model.name
+    rows = release_list(releases)
+    for row in rows:
+        if row["current"]:
+            row.update(ownership(settings, name, owners, lags))
+            adopt_live_counts(row, owners.get(name))
+    return rows
+
+
+def adopt_live_counts(info: dict[str, Any], live: dict[str, Any] | None) -> None:
+    """The champion described with the trainer's live counts when it reports them (``models show`` and ``models
+    list`` alike): ``n_learned`` is the lineage's count now, ``n_learned_in_release`` the figure in the release,
+    ``labels_learned`` every label learned."""
+    if not live or live.get("n_learned") is None:
+        return
+    info["n_learned_in_release"] = info["n_learned"]
+    info["n_learned"] = live["n_learned"]
+    info["labels_learned"] = live.get("labels_learned", live["n_learned"])
+
+
+def ownership(
+    settings: Settings, name: str, owners: dict[str, dict[str, Any]], lags: dict[int, int]
+) -> dict[str, Any]:
+    """Who trains ``name`` (the trainer group member that last reported it), its partition and that
+    partition's lag (labels not yet learned)."""
+    partition = partition_for(name, settings.kafka.training_partitions)
+    live = owners.get(name, {})
+    return {
+        "owner": live.get("owner"),
+        "partition": live.get("partition", partition),
+        "lag": lags.get(int(live.get("partition", partition))),
+        "trainer_version": live.get("version"),
+        "trainer_n_learned": live.get("n_learned"),
+        "trainer_updated_at": live.get("updated_at"),
+    }
+
+
+def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
+    version, n_learned (the served lineage), labels_learned (every label), updated_at."""
+    try:
+        client = redis_client(settings, 3)
+        raw = client.hgetall(owners_key(settings))
+    except redis.RedisError:
+        return {}
+    out = {}
+    for key, value in raw.items():
+        try:
+            out[_text(key)] = json.loads(_text(value))
+        except ValueError:
+            continue
+    return out
+
+
+def trainer_lags(settings: Settings) -> dict[int, int]:
+    """``{training partition: records not yet committed by the trainer group}`` (empty if Kafka is away)."""
+    topic = settings.topic("training")
+    consumer = Consumer(
+        client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": trainer_group(settings)})
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return {}
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        lags = {}
+        for tp in consumer.committed(parts, timeout=5):
+            high = consumer.get_watermark_offsets(tp, timeout=5)[1]
+            lags[tp.partition] = max(0, high - max(tp.offset, 0))
+        return lags
+    except KafkaException:
+        return {}
+    finally:
+        consumer.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def send_command(settings: Settings, command: str, args: dict[str, str]) -> dict[str, Any]:

@@ -63,3 +63,21 @@ def test_a_discard_that_is_not_a_yes_or_no_is_refused_before_sending(
     with pytest.raises(ConfigError, match="discard"):
         console.act({"action": "pause", "discard": discard}, "127.0.0.1")
     assert sent == []
+
+
+def test_a_refused_command_is_answered_but_not_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /api/actions/ID said "applied": true for a refusal (it meant "answered"): a script checking it took a
+    # refused promote for a done one.
+    console, _ = _console(tmp_path, monkeypatch)
+    replies = {
+        "r": {"outcome": "refused", "message": "LearnerError: no 'held' candidate"},
+        "k": {"outcome": "ok", "message": "promoted"},
+    }
+    monkeypatch.setattr(sources, "answer", lambda settings, command_id: replies.get(command_id))
+    refused, ok, waiting = console.outcome("r"), console.outcome("k"), console.outcome("w")
+    assert (refused["answered"], refused["applied"]) == (True, False)
+    assert refused["outcome"] == "refused: LearnerError: no 'held' candidate"
+    assert (ok["answered"], ok["applied"], ok["outcome"]) == (True, True, "ok")
+    assert (waiting["answered"], waiting["applied"]) == (False, False)

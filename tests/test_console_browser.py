@@ -244,9 +244,13 @@ def test_lineage_contains_every_release_on_the_models_topic(world: World, browse
     assert sorted(int(n.get_attribute("data-version") or -1) for n in nodes) == versions
     edges = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph path.edge")
     assert len(edges) == sum(1 for r in releases if r.get("parent") is not None)
+    head = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#lineage-table thead th")]
+    signature, changed = head.index("signature"), head.index("what changed")
     for row in found:
         cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-        assert cells[7] == "valid", f"signature of {cells[0]}: {cells[7]}"
+        assert cells[signature] == "valid", f"signature of {cells[0]}: {cells[signature]}"
+        # what changed from the model it replaced (issue 19), from the release's audit entry
+        assert cells[changed] and cells[changed] != "-", f"what changed in {cells[0]}: {cells[changed]!r}"
     wait(browser, "live updates", lambda d: d.find_element(By.ID, "live").text.startswith("live"))
     shot(browser, "lineage")
 
@@ -375,7 +379,7 @@ def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
 def _answered(world: World, command_id: str) -> dict[str, Any]:
     def answer() -> dict[str, Any]:
         status, body = world.request("GET", f"/api/actions/{command_id}")
-        return body if status == 200 and body["applied"] else {}
+        return body if status == 200 and body["answered"] else {}
 
     return world.pipeline.wait_until(f"the trainer's answer to {command_id}", answer, timeout=30)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         c = asub.add_parser(name, help=text)
         # SUPPRESS: given here it sets the same `model` as the global --model (and so the settings' model.name).
         c.add_argument("--model", default=argparse.SUPPRESS, help="one model (default: every model found)")
-        c.add_argument("--source", choices=SOURCES, default="both" if name == "verify" else "file")
+        if name == "verify":
+            c.add_argument("--source", choices=SOURCES, default="both")
+        else:  # auto: the state dir's files, or the topic where there are none
+            c.add_argument("--source", choices=("auto", *SOURCES), default="auto")
         c.add_argument("--file", type=Path, help="a chain file to read instead of the state dir's")
         c.add_argument("--json", action="store_true")
         if name == "verify":
@@ -96,9 +100,15 @@ def _verify(args: argparse.Namespace) -> int:
     if (args.source == "both" and args.file is None) or args.source == "topic":
         check_reachable(settings)
         chains = read_topic(settings)
+        # A chain the file has is looked for on the topic too: a topic that lost all of it (deleted and made
+        # again, emptied) is a cut-off copy, not "nothing to check".
+        models = sorted(set(chains) | {m for m, r in files.items() if r.head is not None})
         if args.model:
-            chains = {args.model: chains.get(args.model, [])}
-        for model, entries in sorted(chains.items()):
+            models = [args.model]
+        for model in models:
+            entries = chains.get(model, [])
+            if not entries and model not in files:
+                continue  # no chain of this model anywhere: nothing was checked (a typo, or nothing recorded)
             result = verify(entries, keys, model=model)
             checks.append(_check("topic", settings.topic("audit"), result, False, entries))
             if model in files and result.ok and files[model].ok:
@@ -136,9 +146,11 @@ def _check(
 def _cross_check(file_result: Verification, topic_result: Verification, check: dict[str, Any]) -> None:
     """Both copies verify on their own; the shorter must be the start of the longer (same hash at its head)."""
     fh, th = file_result.head, topic_result.head
-    if fh is None or th is None or fh == th:
+    if fh is None or fh == th:
         return
-    if fh.seq < th.seq:
+    if th is None:
+        text = f"truncated: the topic has none of this chain, the file goes on to seq {fh.seq}"
+    elif fh.seq < th.seq:
         text = f"truncated: the file ends at seq {fh.seq}, the topic goes on to seq {th.seq}"
     elif fh.seq > th.seq:
         text = f"truncated: the topic ends at seq {th.seq}, the file goes on to seq {fh.seq}"
@@ -146,15 +158,26 @@ def _cross_check(file_result: Verification, topic_result: Verification, check: d
         text = f"relinked: file and topic differ at seq {fh.seq} (a fork)"
     check["ok"] = False
     check["problems"].append(
-        {"kind": text.split(":")[0], "position": -1, "seq": min(fh.seq, th.seq), "text": text}
+        {
+            "kind": text.split(":")[0],
+            "position": -1,
+            "seq": 0 if th is None else min(fh.seq, th.seq),
+            "text": text,
+        }
     )
 
 
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.source == "file" or args.file is not None:
+    chains: dict[str, list[Any]] = {}
+    if args.source in ("file", "auto") or args.file is not None:
         chains = {m: e for m, (_, e) in _file_chains(settings, args).items()}
-    else:
+    if args.file is None and (args.source in ("topic", "both") or (args.source == "auto" and not chains)):
+        if args.source == "auto":  # not the trainer's machine (or another state dir): the topic has the trail
+            print(
+                f"audit show: no chain file in {settings.state_dir}; reading {settings.topic('audit')}",
+                file=sys.stderr,
+            )
         check_reachable(settings)
         chains = read_topic(settings)
         if args.model:

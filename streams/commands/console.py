@@ -7,8 +7,10 @@ are open on loopback; bound to another address, every request needs the token.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
+import socket
 import sys
 
 from streams.cli import settings_from_args
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from streams.console import build_app, console_url
-    from streams.console.auth import is_loopback
+    from streams.console.auth import AccessLog, is_loopback
 
     settings = settings_from_args(args)
     token = os.environ.get(TOKEN_ENV) or ""
@@ -43,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if len(token) < 16:
         print(f"driftline console: {TOKEN_ENV} must be at least 16 characters", file=sys.stderr)
         return 2
+    taken = _in_use(args.host, args.port)
+    if taken:
+        print(
+            f"driftline console: cannot listen on {args.host}:{args.port}: {taken} (--port)", file=sys.stderr
+        )
+        return 1
     app = build_app(settings, token, args.host)
     url = console_url(args.host, args.port)
     print(
@@ -55,5 +63,21 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"listening beyond loopback: every page needs the token (open {url}?token=...)")
     sys.stdout.flush()
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0)
+    web.run_app(
+        app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0, access_log_class=AccessLog
+    )
     return 0
+
+
+def _in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (e.g. "address in use"), or None."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # as aiohttp binds: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            return "address in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return None

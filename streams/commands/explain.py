@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="explain one served prediction by its event id (per-feature contributions)",
         description="Finds the prediction on the predictions topic and prints its per-feature contributions: "
         "recorded at scoring time when model.explain is on, else recomputed from the verified release that "
-        "served it.",
+        "served it. When several models answered the same id, the global --model chooses (default: the "
+        "configured model if it answered it, else the newest answer) and the others are named.",
     )
     p.add_argument("id", help="the FeatureEvent id")
     p.add_argument(
@@ -38,7 +39,9 @@ def _explain(args: argparse.Namespace) -> int:
     since = int((time.time() - args.since * 60) * 1000) if args.since > 0 else None
     from streams.explanations import explain_prediction  # loads River: not for --help
 
-    result = explain_prediction(settings, args.id, since_ms=since, timeout=args.timeout)
+    result = explain_prediction(
+        settings, args.id, since_ms=since, timeout=args.timeout, model=getattr(args, "model", None)
+    )
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str))
         return 0
@@ -55,6 +58,15 @@ def render(r: dict[str, Any], top: int = 20) -> str:
         + f", event time {_when(r.get('ts'))}",
         f"method: {r['method']} ({r['source']})",
     ]
+    if r.get("search_complete") is False:
+        lines.append(
+            "note: the search gave up before the end of predictions (raise --timeout): a newer answer may exist"
+        )
+    for other in r.get("also_answered_by") or []:
+        lines.append(
+            f"also answered by {other['model']} v{other['version']} "
+            f"(driftline --model {other['model']} explain {r['id']})"
+        )
     contrib = r.get("contributions") or {}
     if not contrib:
         lines.append("  (no explanation for this kind of model)")

@@ -10,19 +10,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from connectors.kafka_client import LIBRDKAFKA_LOG, check_reachable, client_config
+from connectors.kafka_client import check_reachable
 from connectors.redis_store import redis_client
-from connectors.topics import partition_for
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
 from streams.audit import read_topic
 from streams.cli import settings_from_args
 from streams.commands.models_diff import register_diff
 from streams.control import wait_reply
-from streams.join import owners_key, trainer_group
-from streams.model_registry import describe, read_registry, release_list, send_command
+from streams.model_registry import (
+    adopt_live_counts,
+    describe,
+    model_owners,
+    ownership,
+    read_registry,
+    release_list,
+    send_command,
+    trainer_lags,
+)
 from streams.releases import read_checked_releases
 from streams.trainer_status import trainer_status
 
@@ -148,8 +154,8 @@ def _list(args: argparse.Namespace) -> int:
     for name in names:
         for row in release_list(read_registry(settings.for_model(name), checked)):
             if row["current"]:
-                row.update(_ownership(settings, name, owners, lags))
-                _adopt_live_counts(row, owners.get(name))
+                row.update(ownership(settings, name, owners, lags))
+                adopt_live_counts(row, owners.get(name))
             rows.append(row)
     if args.json:
         for row in rows:
@@ -163,34 +169,6 @@ def _list(args: argparse.Namespace) -> int:
     else:
         _print_releases(rows)
     return 0
-
-
-def _adopt_live_counts(info: dict[str, Any], live: dict[str, Any] | None) -> None:
-    """The champion described with the trainer's live counts when it reports them (``models show`` and ``models
-    list`` alike): ``n_learned`` is the lineage's count now, ``n_learned_in_release`` the figure in the release,
-    ``labels_learned`` every label learned."""
-    if not live or live.get("n_learned") is None:
-        return
-    info["n_learned_in_release"] = info["n_learned"]
-    info["n_learned"] = live["n_learned"]
-    info["labels_learned"] = live.get("labels_learned", live["n_learned"])
-
-
-def _ownership(
-    settings: Settings, name: str, owners: dict[str, dict[str, Any]], lags: dict[int, int]
-) -> dict[str, Any]:
-    """Who trains ``name`` (the trainer group member that last reported it), its partition and that
-    partition's lag (labels not yet learned)."""
-    partition = partition_for(name, settings.kafka.training_partitions)
-    live = owners.get(name, {})
-    return {
-        "owner": live.get("owner"),
-        "partition": live.get("partition", partition),
-        "lag": lags.get(int(live.get("partition", partition))),
-        "trainer_version": live.get("version"),
-        "trainer_n_learned": live.get("n_learned"),
-        "trainer_updated_at": live.get("updated_at"),
-    }
 
 
 def _print_models(rows: list[dict[str, Any]]) -> None:
@@ -235,49 +213,6 @@ def _print_releases(rows: list[dict[str, Any]]) -> None:
         print(f"owner: {owner['owner']} (training partition {owner['partition']}, lag {owner['lag']})")
 
 
-def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
-    """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
-    version, n_learned (the served lineage), labels_learned (every label), updated_at."""
-    try:
-        client = redis_client(settings, 3)
-        raw = client.hgetall(owners_key(settings))
-    except redis.RedisError:
-        return {}
-    out = {}
-    for key, value in raw.items():
-        try:
-            out[_text(key)] = json.loads(_text(value))
-        except ValueError:
-            continue
-    return out
-
-
-def trainer_lags(settings: Settings) -> dict[int, int]:
-    """``{training partition: records not yet committed by the trainer group}`` (empty if Kafka is away)."""
-    topic = settings.topic("training")
-    consumer = Consumer(
-        client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": trainer_group(settings)})
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return {}
-        parts = [TopicPartition(topic, p) for p in meta.partitions]
-        lags = {}
-        for tp in consumer.committed(parts, timeout=5):
-            high = consumer.get_watermark_offsets(tp, timeout=5)[1]
-            lags[tp.partition] = max(0, high - max(tp.offset, 0))
-        return lags
-    except KafkaException:
-        return {}
-    finally:
-        consumer.close()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
@@ -301,7 +236,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.version is None:
         live = trainer_status(settings)
         info["trainer"] = live
-        _adopt_live_counts(info, live)
+        adopt_live_counts(info, live)
     if args.json:
         print(json.dumps(info, sort_keys=True, default=str))
         return 0

@@ -47,7 +47,7 @@ def render(diff: dict[str, Any]) -> str:
         parent = side["parent"] if side["parent"] is not None else "-"
         lines.append(
             f"  v{side['version']}: {side['reason']}, parent {parent}, created {_when(side['created_at'])}, "
-            f"n_learned {side['n_learned']}, learned from {_range(side['data_range'])}"
+            f"n_learned {side['n_learned']}, learned from {_range(side['data_range'], side.get('data_range_from'))}"
         )
     lines.append(
         f"largest changes ({w['method']}{', ' + w['unit'] if w['unit'] else ''}; {w['n_features']} features):"
@@ -77,10 +77,12 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
-def _range(r: dict[str, int]) -> str:
+def _range(r: dict[str, int], restored_from: int | None = None) -> str:
     if not r:
         return "nothing yet"
     text = f"examples {r.get('first_index', '?')}..{r.get('last_index', '?')}"
+    if restored_from is not None:
+        text += f" (restored from v{restored_from})"
     if "first_ts" in r:
         text += f" (event time {_when(r['first_ts'])} .. {_when(r.get('last_ts'))})"
     return text

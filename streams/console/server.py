@@ -18,6 +18,7 @@ from aiohttp import web
 
 from driftline.errors import ArtifactError, ConfigError, DriftlineError
 from driftline.settings import Settings
+from driftline.util import json_depth
 from streams.console import sources
 from streams.console.auth import ConsoleAuth, security_headers
 from streams.console.overview import Overview
@@ -28,6 +29,8 @@ __all__ = ["PAGES", "build_app", "console_url"]
 PAGES = ("/", "/lineage", "/drift", "/deadletters", "/actions")
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 LIVE_INTERVAL_S = 2.0
+# An action body is a flat object; deeper nesting is refused before parsing (json.loads recursed into a 500).
+MAX_BODY_DEPTH = 8
 # What an operator may send, and the ControlCommand each becomes (the trainer's vocabulary).
 ACTIONS = {
     "pause": "pause_learning",
@@ -62,6 +65,8 @@ class Console:
         self.tail = tail
         self.overview = Overview(settings)
         self._releases: tuple[float, sources.Releases] | None = None
+        self._audit: tuple[float, list[dict[str, Any]], str] | None = None
+        self._audit_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def releases(self) -> sources.Releases:
@@ -71,9 +76,20 @@ class Console:
                 self._releases = (time.monotonic(), sources.read_registry(self.settings))
             return self._releases[1]
 
+    def audit(self) -> tuple[list[dict[str, Any]], str]:
+        """The model's audit trail (last 2,000 entries) and where it was read: the chain file, read each time
+        (cheap, and a decision just filed shows at once); where the state dir has none, the whole ``audit``
+        topic, re-read at most every 5 s."""
+        if sources.audit_path(self.settings).exists():
+            return sources.audit_trail(self.settings)
+        with self._audit_lock:
+            if self._audit is None or time.monotonic() - self._audit[0] > 5.0:
+                self._audit = (time.monotonic(), *sources.audit_trail(self.settings))
+            return self._audit[1], self._audit[2]
+
     # -- API bodies (blocking; called in a thread) ---------------------------------------------------------------
     def lineage(self) -> dict[str, Any]:
-        return sources.lineage(self.settings, self.releases(), sources.audit_entries(self.settings))
+        return sources.lineage(self.settings, self.releases(), self.audit()[0])
 
     def quality(self) -> dict[str, Any]:
         live = sources.trainer(self.settings)
@@ -127,13 +143,15 @@ class Console:
         return shown
 
     def outcome(self, command_id: str) -> dict[str, Any]:
+        """The trainer's answer: ``answered`` once it filed one, ``applied`` only when that answer is ok."""
         reply = sources.answer(self.settings, command_id)
         if reply is None:
-            return {"id": command_id, "applied": False}
+            return {"id": command_id, "answered": False, "applied": False}
         ok = reply.get("outcome") == "ok"
         return {
             "id": command_id,
-            "applied": True,
+            "answered": True,
+            "applied": ok,
             "outcome": "ok" if ok else f"refused: {reply.get('message', reply.get('outcome'))}",
             "answer": reply,
         }
@@ -176,7 +194,7 @@ def _routes(console: Console) -> web.RouteTableDef:
 
     @routes.get("/api/models")
     async def models(request: web.Request) -> web.Response:
-        return _json(await _in_thread(lambda: sources.models_list(console.releases())))
+        return _json(await _in_thread(lambda: sources.models_list(s, console.releases())))
 
     @routes.get("/api/models/{version}")
     async def model(request: web.Request) -> web.Response:
@@ -205,13 +223,14 @@ def _routes(console: Console) -> web.RouteTableDef:
             reason=q.get("reason") or None,
             source=q.get("source") or None,
             limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
+            prefix=s.kafka.topic_prefix,
         )
         return _json(view)
 
     @routes.get("/api/audit")
     async def audit(request: web.Request) -> web.Response:
-        entries = await _in_thread(sources.audit_entries, s, 500)
-        return _json({"path": str(sources.audit_path(s)), "entries": list(reversed(entries))})
+        entries, where = await _in_thread(console.audit)
+        return _json({"path": where, "entries": list(reversed(entries[-500:]))})
 
     @routes.get("/api/events")
     async def events(request: web.Request) -> web.StreamResponse:
@@ -236,7 +255,13 @@ def _routes(console: Console) -> web.RouteTableDef:
     @routes.post("/api/actions")
     async def act(request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            text = await request.text()
+        except UnicodeDecodeError:
+            return _json({"error": "the body is not UTF-8"}, 400)
+        if json_depth(text, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            return _json({"error": f"the body nests deeper than {MAX_BODY_DEPTH} levels"}, 400)
+        try:
+            body = json.loads(text)
         except ValueError:
             return _json({"error": "the body is not JSON"}, 400)
         if not isinstance(body, dict):

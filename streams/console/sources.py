@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from driftline.errors import ArtifactError
+from driftline.errors import ArtifactError, DriftlineError
 from driftline.settings import Settings
 from streams.model_registry import Releases
 
@@ -23,6 +23,7 @@ __all__ = [
     "answer",
     "audit_entries",
     "audit_path",
+    "audit_trail",
     "lineage",
     "models_list",
     "models_show",
@@ -71,16 +72,17 @@ def read_registry(settings: Settings) -> Releases:
     return read_registry(settings)
 
 
-def models_list(releases: Releases) -> list[dict[str, Any]]:
-    """The rows of ``driftline models list --json`` (newest first; failed verification marked)."""
-    from streams.model_registry import release_list
+def models_list(settings: Settings, releases: Releases) -> list[dict[str, Any]]:
+    """The rows of ``driftline models list --model M --json`` (newest first; failed verification marked; the
+    current one with its owner, lag and the trainer's live counts, as the command line shows it)."""
+    from streams.model_registry import live_release_list
 
-    return release_list(releases)
+    return live_release_list(settings, releases)
 
 
 def models_show(settings: Settings, releases: Releases, version: int | None = None) -> dict[str, Any]:
     """The object of ``driftline models show [VERSION] --json`` (the champion gets the trainer's live state)."""
-    from streams.model_registry import describe
+    from streams.model_registry import adopt_live_counts, describe
 
     try:
         info: dict[str, Any] = describe(releases, version)
@@ -92,9 +94,7 @@ def models_show(settings: Settings, releases: Releases, version: int | None = No
     if version is None:
         live = trainer(settings)
         info["trainer"] = live
-        if live is not None:
-            info["n_learned_in_release"] = info["n_learned"]
-            info["n_learned"] = live["n_learned"]
+        adopt_live_counts(info, live)
     return info
 
 
@@ -122,7 +122,22 @@ def _read_lines(path: Path, last: int) -> list[dict[str, Any]]:
 
 def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
     """The last ``last`` entries of the audit chain, oldest first (record fields are copied at the top level)."""
-    return _read_lines(audit_path(settings), last)
+    return audit_trail(settings, last)[0]
+
+
+def audit_trail(settings: Settings, last: int = 2000) -> tuple[list[dict[str, Any]], str]:
+    """The last ``last`` entries of the model's audit chain and where they were read: the trainer's file in the
+    state dir, or the ``audit`` topic where there is no file (a console on another machine than the trainer's)."""
+    path = audit_path(settings)
+    if path.exists():
+        return _read_lines(path, last), str(path)
+    from streams.audit import read_topic
+
+    try:
+        chain = read_topic(settings).get(settings.model.name, [])
+    except DriftlineError as exc:  # the topic could not be read to its end: show nothing rather than a part
+        return [], f"{settings.topic('audit')} (not read: {exc})"
+    return [e for e in chain if isinstance(e, dict)][-last:], settings.topic("audit")
 
 
 def action_log_path(settings: Settings) -> Path:
@@ -176,12 +191,42 @@ def _promoted_by(
             return "operator (control command)"
         cmd = min(commands, key=lambda e: abs(int(e.get("ts", 0)) - created))
         via = sent.get(str(cmd.get("id")))
-        key = (cmd.get("record") or {}).get("key_id") or cmd.get("key_id") or "?"
+        record = cmd.get("record") or {}
+        # The trainer records the signer as `signed_by` (the chain's own key is `sig_key_id`).
+        key = (
+            record.get("signed_by")
+            or record.get("key_id")
+            or cmd.get("signed_by")
+            or cmd.get("key_id")
+            or "?"
+        )
         who = f"operator key {key}" + (f" via the console from {via.get('remote')}" if via else "")
         return f"{who}, command {cmd.get('id') or '-'}"
     if decision.get("outcome"):
         return f"guard ({decision.get('outcome')}, {decision.get('candidate', reason)})"
     return "trainer" if reason == "initial" else f"trainer ({reason})"
+
+
+def release_changes(audit: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """``{version: what changed}`` from the audited releases (as ``driftline models diff`` and the demo report's
+    "What changed" table tell it): ``learned_from``, ``changes`` and ``guard`` as short texts, and ``top``, the
+    largest per-feature changes ``[{feature, before, after, delta}]`` with their ``unit``."""
+    from learners.explain import describe_release
+
+    out: dict[int, dict[str, Any]] = {}
+    for entry in audit:
+        record = entry.get("record")
+        if entry.get("kind") != "release" or not isinstance(record, Mapping):
+            continue
+        try:
+            version = int(record["version"])
+            text = describe_release(record)
+        except (KeyError, TypeError, ValueError):  # an entry this console cannot read: shown as not recorded
+            continue
+        raw = record.get("changes")
+        changes: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        out[version] = {**text, "top": list(changes.get("top") or []), "unit": changes.get("unit")}
+    return out
 
 
 def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]]) -> dict[str, Any]:
@@ -190,6 +235,7 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
     registry = releases.registry
     current = registry.current()
     sent = {str(a.get("id")): a for a in actions(settings)}
+    changed = release_changes(audit)
     nodes = []
     for version in registry.versions():
         release = registry.get(version)
@@ -212,6 +258,10 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
                 "signature": "valid" if releases.checked else "not checked (no signing key configured)",
                 "decision": decision,
                 "promoted_by": _promoted_by(release, decision, audit, sent),
+                "data_range": info.get("data_range") or {},
+                # What changed from the model it replaced, as the release's audit entry records it (None when
+                # the entry is not in the part of the chain read).
+                "what_changed": changed.get(version),
             }
         )
     unverified = [

@@ -150,9 +150,15 @@ def reason_of(error: str) -> str:
 
 
 def deadletter_view(
-    rows: list[dict[str, Any]], reason: str | None = None, source: str | None = None, limit: int = 200
+    rows: list[dict[str, Any]],
+    reason: str | None = None,
+    source: str | None = None,
+    limit: int = 200,
+    prefix: str = "",
 ) -> dict[str, Any]:
-    """Dead letters newest first, filtered by reason and source topic, with counts of each (for the filters).
+    """Dead letters newest first, filtered by reason and source topic (its full name, or the contract's name
+    without ``prefix``), with counts of each (for the filters): ``total`` dead letters read, ``matched`` by the
+    filters.
 
     Payloads are returned as text (invalid UTF-8 replaced), cut to ``PREVIEW_CHARS``; the page shows them as
     text, never as markup.
@@ -185,10 +191,12 @@ def deadletter_view(
     chosen = [
         i
         for i in items
-        if (reason is None or i["reason"] == reason) and (source is None or i["source_topic"] == source)
+        if (reason is None or i["reason"] == reason)
+        and (source is None or i["source_topic"] in (source, prefix + source))
     ]
     return {
         "total": len(items),
+        "matched": len(chosen),
         "by_reason": dict(by_reason.most_common()),
         "by_source": dict(by_source.most_common()),
         "items": list(reversed(chosen))[:limit],

@@ -191,11 +191,13 @@ async function lineagePage() {
         el("span", {}, "* serving")),
       el("div", { class: "graph" }, lineageGraph(nodes)),
       el("h2", {}, "Releases"),
-      table("lineage-table", ["version", "parent", "reason", "created", "guard decision and evidence", "metrics", "size", "signature", "promoted by"],
+      table("lineage-table", ["version", "parent", "reason", "created", "guard decision and evidence", "what changed", "metrics", "size", "signature", "promoted by"],
         nodes.slice().reverse().map((n) => el("tr", { "data-version": n.version, class: n.current ? "current" : null },
           el("td", {}, `v${n.version}${n.current ? " (serving)" : ""}`), el("td", {}, n.parent === null ? "-" : "v" + n.parent),
           el("td", {}, n.reason), el("td", {}, when(n.created_at)),
           el("td", { class: "detail" }, evidenceText(n.decision), n.decision && n.decision.text ? el("div", { class: "muted" }, n.decision.text) : null),
+          el("td", { class: "detail what-changed" }, n.what_changed ? n.what_changed.changes : "-",
+            n.what_changed ? el("div", { class: "muted" }, `learned from ${n.what_changed.learned_from}`) : null),
           el("td", { class: "detail" }, Object.entries(n.metrics).filter(([k]) => !k.startsWith("guard.")).map(([k, v]) => `${k}=${fmt(v)}`).join(", ")),
           el("td", { class: "num" }, n.size_bytes !== null ? `${fmt(n.size_bytes)} B` : `ref ${n.artifact_ref}`),
           el("td", { class: n.signature.startsWith("valid") ? "ok" : n.signature.startsWith("INVALID") ? "bad" : "muted" }, n.signature),
@@ -310,7 +312,7 @@ async function send(body, out) {
     for (let k = 0; k < 30; k++) {
       await new Promise((r) => setTimeout(r, 1000));
       const o = await api("/api/actions/" + encodeURIComponent(id));
-      if (o.applied) {
+      if (o.answered) {
         out.className = o.outcome === "ok" ? "ok" : "bad";
         out.textContent = `${res.sent.command} (id ${id}): ${o.outcome}`;
         return;

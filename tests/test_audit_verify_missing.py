@@ -1,0 +1,92 @@
+"""``driftline audit verify`` when a copy of a chain is missing altogether, and ``audit show`` where the state dir
+has no chain files (no broker: the topic is a dict here).
+
+- The file has the chain and the topic has none of it (the topic deleted and made again, or emptied): verify said
+  OK for both, since an absent topic chain was never compared with the file.
+- ``--model`` naming a model that has no chain anywhere (a typo): "OK nosuch: 0 entries", exit 0.
+- ``audit show`` read only the state dir's files: on any machine but the trainer's it printed "no audit entries"
+  while the topic had the whole trail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline.settings import Settings, load_settings
+from streams.audit import AuditLog, audit_paths, read_file
+from streams.cli import main
+from streams.commands import audit as audit_command
+
+KEY = "k" * 32
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Settings:
+    return load_settings(
+        environ={},
+        overrides={"model.signing_key": KEY, "state_dir": str(tmp_path), "kafka.topic_prefix": "p."},
+    )
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, settings: Settings, topic: dict[str, list[Any]], *args: str) -> int:
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", KEY)
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", settings.state_dir)
+    monkeypatch.setenv("DRIFTLINE_TOPIC_PREFIX", "p.")
+    monkeypatch.setattr(audit_command, "check_reachable", lambda settings: None)
+    monkeypatch.setattr(audit_command, "read_topic", lambda settings: topic)
+    return main(["audit", *args])
+
+
+def _chain(settings: Settings, model: str = "default", n: int = 4) -> list[Any]:
+    log = AuditLog(settings, model)
+    for i in range(n):
+        log.append("release", {"version": i + 1, "reason": "incremental"})
+    return read_file(audit_paths(settings, model)[0])
+
+
+def test_a_topic_without_the_files_chain_fails_verify(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    entries = _chain(cfg)
+    assert _run(monkeypatch, cfg, {"default": entries}, "verify") == 0
+    capsys.readouterr()
+    assert _run(monkeypatch, cfg, {}, "verify") == 1
+    out = capsys.readouterr().out
+    assert "FAIL default: 0 entries (topic p.audit)" in out and "truncated" in out, out
+    assert _run(monkeypatch, cfg, {}, "verify", "--model", "default", "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    topic = [c for c in report["checks"] if c["source"] == "topic"]
+    assert [p["kind"] for p in topic[0]["problems"]] == ["truncated"]
+
+
+def test_verify_of_a_model_with_no_chain_anywhere_is_not_ok(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    entries = _chain(cfg)
+    assert _run(monkeypatch, cfg, {"default": entries}, "verify", "--model", "nosuch") == 1
+    assert "no audit chain found" in capsys.readouterr().out
+
+
+def test_show_reads_the_topic_when_the_state_dir_has_no_chain(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings, tmp_path: Path
+) -> None:
+    entries = _chain(cfg)
+    elsewhere = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": KEY,
+            "state_dir": str(tmp_path / "other"),
+            "kafka.topic_prefix": "p.",
+        },
+    )
+    assert _run(monkeypatch, elsewhere, {"default": entries}, "show", "--json") == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["seq"] for line in captured.out.splitlines()] == [0, 1, 2, 3]
+    assert "topic" in captured.err
+    # where the files are, they are what show reads by default (as before)
+    assert _run(monkeypatch, cfg, {}, "show", "--json") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
