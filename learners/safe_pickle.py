@@ -36,6 +36,8 @@ the loader is defence in depth for the day a signing key leaks, and trusts nothi
   ``max_objects`` (:data:`MAX_PICKLE_OBJECTS`): a pickle of millions of empty dicts is stopped early;
 - :class:`RestrictedUnpickler` resolves only the exact (module, name) pairs of :data:`learners.pickle_allow.ALLOWED`
   (classes and a few reconstructors, each reviewed there; no package prefixes, no ``getattr``);
+- numpy's ``_frombuffer`` and ``scalar`` take only a dtype numpy would build itself, without objects (a forged
+  dtype state makes them read pickle bytes as object pointers, or memory outside the buffer);
 - a pickle naming one of the few constructors that allocate from an argument
   (:data:`learners.pickle_allow.BOUNDED`) is first scanned opcode by opcode (:func:`learners.pickle_allow.scan`).
 
@@ -189,11 +191,91 @@ class RestrictedUnpickler(pickle.Unpickler):
             scan(self._data)
             self._scanned = True
         try:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
         except (ImportError, AttributeError) as exc:
             raise ArtifactError(
                 f"model artifact needs {module}.{name}, which is not available: {exc}"
             ) from exc
+        if name in _RAW_MEMORY and module in _NUMPY_MODULES:
+            return _dtype_checked(found)
+        return found
+
+
+# numpy's constructors that read raw bytes as values of a dtype the pickle built. The dtype comes from
+# ``numpy.dtype(...)`` and a BUILD whose state is the forger's: numpy's ``__setstate__`` takes its flags and field
+# offsets as given, so a state with flags 0 makes an object dtype that frombuffer and scalar accept (bytes of the
+# pickle read as PyObject pointers: scalar segfaults at load), and a field a megabyte past the item's end reads
+# outside the buffer. Each dtype they are given must equal one numpy builds (and checks) afresh, with no objects.
+_RAW_MEMORY = ("_frombuffer", "scalar")
+_NUMPY_MODULES = (
+    "numpy._core.numeric",
+    "numpy.core.numeric",
+    "numpy._core.multiarray",
+    "numpy.core.multiarray",
+)
+
+
+def _rebuilt_dtype(dtype: Any) -> Any:
+    """``dtype`` made again by numpy's validating constructors from its parts (ValueError/TypeError if they
+    cannot be: a field outside the item, ...)."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype):
+        raise TypeError(f"not a numpy dtype but {type(dtype).__name__}")
+    if dtype.names is not None:
+        by_name: Any = dtype.fields or {}
+        fields = [by_name[n] for n in dtype.names]
+        if any(len(f) != 2 for f in fields):
+            raise TypeError("a field with a title")
+        return np.dtype(
+            {
+                "names": list(dtype.names),
+                "formats": [_rebuilt_dtype(f[0]) for f in fields],
+                "offsets": [f[1] for f in fields],
+                "itemsize": dtype.itemsize,
+                "aligned": dtype.isalignedstruct,
+            }
+        )
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return np.dtype((_rebuilt_dtype(base), shape))
+    return np.dtype(dtype.str)
+
+
+def _sound_dtype(dtype: Any) -> None:
+    try:
+        fresh = _rebuilt_dtype(dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _refuse(f"a numpy dtype numpy would not build: {exc}") from None
+    if fresh.hasobject:
+        raise _refuse("a numpy dtype holding objects, read from raw bytes")
+    if (
+        fresh != dtype
+        or fresh.flags != dtype.flags
+        or fresh.itemsize != dtype.itemsize
+        or fresh.alignment != dtype.alignment
+    ):
+        raise _refuse(f"a numpy dtype whose state differs from numpy's own ({dtype!r})")
+
+
+def _dtype_checked(func: Any) -> Any:
+    """``func(buffer_or_dtype, ...)`` (``_frombuffer(buf, dtype, shape, order)``, ``scalar(dtype, data)``) after
+    :func:`_sound_dtype` on its dtype argument."""
+    dtype_at = 1 if func.__name__ == "_frombuffer" else 0
+    # A pickle memoizes each dtype once and refers to it again: each is checked once per load (kept alive here,
+    # so an id is not reused by another object during the load).
+    sound: dict[int, Any] = {}
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if len(args) <= dtype_at or kwargs:
+            raise _refuse(f"{func.__name__} called without its dtype as argument {dtype_at}")
+        dtype = args[dtype_at]
+        if sound.get(id(dtype)) is not dtype:
+            _sound_dtype(dtype)
+            sound[id(dtype)] = dtype
+        return func(*args)
+
+    return checked
 
 
 class _Seeded:
