@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.redis_store import redis_client
@@ -240,6 +240,10 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
     if not out["stack"]["kafka"]["up"]:
         return out
     view = KafkaView(settings, timeout=5.0)
+    try:
+        out["kafka_replication"] = view.replication()
+    except KafkaException:
+        out["kafka_replication"] = None
     groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
     out["workers"] = [g.to_dict() for g in view.describe(groups)]
     out["models"] = _models(settings)

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.kafka_view import describe_replication
 from streams.cli import settings_from_args
 from streams.status import collect_status
 
@@ -51,11 +52,13 @@ def render(status: dict[str, Any]) -> str:
     """The one-screen text form of :func:`collect_status`."""
     lines = [f"driftline status (topic prefix {status['topic_prefix']!r})", ""]
     stack = status["stack"]
+    problems = describe_replication(status["kafka_replication"]) if status.get("kafka_replication") else []
     for name in ("kafka", "redis"):
         s = stack[name]
-        lines.append(
-            f"  {name:<6} {s['address']:<22} {'up' if s['up'] else 'DOWN'}{'' if s['up'] else ' <-'}"
-        )
+        state = ("up, degraded <-" if name == "kafka" and problems else "up") if s["up"] else "DOWN <-"
+        lines.append(f"  {name:<6} {s['address']:<22} {state}")
+        if name == "kafka":
+            lines += [f"         {p}" for p in problems]
     if "workers" not in status:
         lines.append("\n  Kafka is down: start it with 'driftline stack up'")
         return "\n".join(lines)
