@@ -109,6 +109,9 @@ class KafkaView:
         self.settings = settings
         self.timeout = timeout
         self._admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+        # What the last :meth:`group_ids` could not list (a broker that did not answer in time): the groups it
+        # returned may then be incomplete, and "no worker" would be a guess.
+        self.group_errors: list[str] = []
 
     def replication(self) -> dict[str, Any]:
         """:func:`replication_health` of this deployment's topics, from one metadata request."""
@@ -119,6 +122,7 @@ class KafkaView:
         """Ids of the consumer groups starting with ``prefix`` (default: this deployment's worker groups)."""
         start = app_group_prefix(self.settings) if prefix is None else prefix
         result = self._admin.list_consumer_groups(request_timeout=self.timeout).result()
+        self.group_errors = [str(e) for e in result.errors]
         return sorted(g.group_id for g in result.valid if g.group_id.startswith(start))
 
     def describe(self, group_ids: Iterable[str], with_lag: bool = True) -> list[GroupInfo]:

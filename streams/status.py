@@ -246,6 +246,7 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
         out["kafka_replication"] = None
     groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
     out["workers"] = [g.to_dict() for g in view.describe(groups)]
+    out["workers_errors"] = view.group_errors
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)
     out["drift_last_hour"] = _recent_drift(settings, since)

@@ -93,3 +93,56 @@ def test_status_renders_the_degraded_cluster_next_to_kafka() -> None:
     assert "under-replicated" in text and "without a leader" in text
     status["kafka_replication"] = replication_health(HEALTHY, "p.")
     assert "degraded" not in render(status)
+
+
+class _Listing:
+    """What ``AdminClient.list_consumer_groups().result()`` gives when a broker does not answer in time."""
+
+    def __init__(self, valid: list[str], errors: list[str]) -> None:
+        self.valid = [SimpleNamespace(group_id=g) for g in valid]
+        self.errors = errors
+
+
+class _Admin:
+    def __init__(self, listing: _Listing) -> None:
+        self.listing = listing
+
+    def list_consumer_groups(self, request_timeout: float) -> Any:
+        return SimpleNamespace(result=lambda: self.listing)
+
+
+def _view(listing: _Listing) -> Any:
+    from connectors.kafka_view import KafkaView
+    from driftline.settings import load_settings
+
+    view = KafkaView(load_settings(environ={"DRIFTLINE_TOPIC_PREFIX": "p."}), timeout=1.0)
+    view._admin = _Admin(listing)  # type: ignore[assignment]
+    return view
+
+
+def test_groups_that_could_not_be_listed_are_not_reported_as_no_workers() -> None:
+    # A broker stopped (SIGSTOP): list_consumer_groups answered no group and one timeout. status said "none seen for
+    # this prefix (start one with 'driftline worker')" while three workers were running.
+    view = _view(_Listing([], ['KafkaError{code=_TIMED_OUT,val=-185,str="Local: Timed out"}']))
+    assert view.group_ids() == []
+    assert view.group_errors and "Timed out" in view.group_errors[0]
+    status = {
+        "topic_prefix": "p.",
+        "default_model": "default",
+        "stack": {
+            "up": True,
+            "kafka": {"address": "127.0.0.1:1", "up": True, "state": "up"},
+            "redis": {"address": "127.0.0.1:2", "up": True, "state": "up"},
+        },
+        "workers": [],
+        "workers_errors": view.group_errors,
+        "models": [],
+        "drift_last_hour": {"total": 0, "by_signal": {}},
+        "deadletters_last_hour": {"total": 0, "by_reason": {}},
+    }
+    text = render(status)
+    assert "none seen" not in text
+    assert "could not be listed" in text and "Timed out" in text
+    complete = _view(_Listing(["driftline-p.default-score"], []))
+    assert complete.group_ids() == ["driftline-p.default-score"]
+    assert complete.group_errors == []

@@ -284,6 +284,11 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     if trainer and trainer.get("updated_at"):
         beat = f"; trainer state updated {max(time.time() - trainer['updated_at'] / 1000, 0):.0f}s ago"
     prefix = settings.kafka.topic_prefix
+    if view.group_errors:
+        why = view.group_errors[0][:100]
+        return Check("workers", "warn", f"consumer groups could not be listed from every broker ({why}); "
+                     f"{len(groups)} seen with members{beat}",
+                     "a broker does not answer: see the replication check and `driftline stack status`")  # fmt: skip
     if not groups:
         return Check("workers", "warn", f"no worker is running for prefix {prefix!r}{beat}",
                      "start one: driftline worker --role all (with DRIFTLINE_SIGNING_KEY set)")  # fmt: skip

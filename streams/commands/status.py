@@ -63,7 +63,12 @@ def render(status: dict[str, Any]) -> str:
         lines.append("\n  Kafka is down: start it with 'driftline stack up'")
         return "\n".join(lines)
     lines += ["", "workers (consumer groups)"]
-    if not status["workers"]:
+    errors = status.get("workers_errors") or []
+    if errors:
+        lines.append(
+            f"  groups could not be listed from every broker, the list may be incomplete: {errors[0][:100]} <-"
+        )
+    elif not status["workers"]:
         lines.append("  none seen for this prefix (start one with 'driftline worker')")
     for g in status["workers"]:
         lag = ", ".join(
