@@ -37,7 +37,8 @@ the loader is defence in depth for the day a signing key leaks, and trusts nothi
 - :class:`RestrictedUnpickler` resolves only the exact (module, name) pairs of :data:`learners.pickle_allow.ALLOWED`
   (classes and a few reconstructors, each reviewed there; no package prefixes, no ``getattr``);
 - numpy's ``_frombuffer`` and ``scalar`` take only a dtype numpy would build itself, without objects (a forged
-  dtype state makes them read pickle bytes as object pointers, or memory outside the buffer);
+  dtype state makes them read pickle bytes as object pointers, or memory outside the buffer), and every dtype the
+  pickle builds must be such a dtype once the load is over (before the model is returned and used);
 - a pickle naming one of the few constructors that allocate from an argument
   (:data:`learners.pickle_allow.BOUNDED`) is first scanned opcode by opcode (:func:`learners.pickle_allow.scan`).
 
@@ -180,6 +181,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._data = data  # the whole pickle, scanned if it names a bounded constructor
         self._scanned = False
+        self.dtypes: list[Any] = []  # every numpy dtype the pickle built, checked by loads() after the load
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -198,6 +200,15 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from exc
         if name in _RAW_MEMORY and module in _NUMPY_MODULES:
             return _dtype_checked(found)
+        if key == ("numpy", "dtype"):
+            built = self.dtypes
+
+            def dtype(*args: Any, **kwargs: Any) -> Any:
+                made = found(*args, **kwargs)
+                built.append(made)  # its BUILD state comes next: checked once the load is over
+                return made
+
+            return dtype
         return found
 
 
@@ -242,12 +253,14 @@ def _rebuilt_dtype(dtype: Any) -> Any:
     return np.dtype(dtype.str)
 
 
-def _sound_dtype(dtype: Any) -> None:
+def _sound_dtype(dtype: Any, *, raw_memory: bool = True) -> None:
+    """Refuse a dtype unlike the one numpy builds from its parts; with ``raw_memory`` (it is about to read bytes)
+    also any dtype holding objects."""
     try:
         fresh = _rebuilt_dtype(dtype)
     except (TypeError, ValueError, OverflowError) as exc:
         raise _refuse(f"a numpy dtype numpy would not build: {exc}") from None
-    if fresh.hasobject:
+    if raw_memory and fresh.hasobject:
         raise _refuse("a numpy dtype holding objects, read from raw bytes")
     if (
         fresh != dtype
@@ -495,7 +508,13 @@ def loads(
     raw = _decompress(payload, max_bytes)
     _check_frames(raw)
     try:
-        return RestrictedUnpickler(_Input(raw, max_objects), data=raw).load()
+        unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw)
+        model = unpickler.load()
+        # A dtype kept as such (an estimator's attribute) got its BUILD state after it was made: one whose state
+        # lies (flags 0 on an object dtype: x.astype(it) segfaults) is refused before the model is used.
+        for dtype in unpickler.dtypes:
+            _sound_dtype(dtype, raw_memory=False)
+        return model
     except (SecurityError, ArtifactError):
         raise
     except Exception as exc:  # a corrupt pickle can raise almost anything; name it, keep the cause

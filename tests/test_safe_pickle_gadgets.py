@@ -219,6 +219,10 @@ def _numpy_gadgets() -> dict[str, bytes]:
     )
     nested = _stripped_dtype(("V8", False, True), (3, "|", None, ("a",), {"a": (objects, 0)}, 8, 1, 0))
     return {
+        # a dtype kept as it is (an estimator's dtype attribute): x.astype(it) segfaults, np.empty(n, it) reads
+        # uninitialised pointers
+        "dtype_attribute_objects": pickle.dumps({"dtype": objects}, protocol=5),
+        "dtype_attribute_far_field": pickle.dumps({"dtype": far_field}, protocol=5),
         # an object array over bytes of the pickle: each 8 bytes a PyObject* the forger chose
         "frombuffer_objects": pickle.dumps(
             _Reduce(_frombuffer, (b"\x41" * 16, objects, (2,), "C")), protocol=5
