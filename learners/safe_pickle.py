@@ -519,3 +519,10 @@ def loads(
         raise
     except Exception as exc:  # a corrupt pickle can raise almost anything; name it, keep the cause
         raise ArtifactError(f"cannot unpickle model artifact: {type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:
+        # A Rust panic in River's __setstate__ (a truncated ADWIN state: unwrap() on a decode error) reaches Python
+        # as pyo3's PanicException, a BaseException: it went through every `except Exception` and stopped the
+        # scorer's release follower thread. Only the interpreter's own exits pass.
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        raise ArtifactError(f"cannot unpickle model artifact: {type(exc).__name__}: {exc}") from exc

@@ -275,3 +275,33 @@ def test_numpy_dtype_state_gadgets_are_refused(gadget: str) -> None:
     out = child.stdout.decode(errors="replace")
     assert child.returncode == 0, f"child died with {child.returncode}: {out} {child.stderr.decode()[-500:]}"
     assert out.startswith("REFUSED allow_list"), out
+
+
+def test_a_rust_panic_in_a_setstate_is_an_artifact_error_not_a_base_exception() -> None:
+    # River's ADWIN (AdaptiveWindowing, Rust) decodes its state with unwrap(): a truncated state panics, and pyo3's
+    # PanicException derives from BaseException. It went through every `except Exception` on its way: the scorer's
+    # release follower thread died without a word and the scorer kept serving its old model, ignoring every
+    # later release.
+    import copyreg
+    import io
+
+    from river import drift
+
+    from driftline.errors import ArtifactError
+
+    adwin = drift.ADWIN()
+    for x in range(100):
+        adwin.update(x % 3)
+    helper = adwin._helper
+    state = helper.__getstate__()
+
+    class Truncating(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is type(helper):
+                return (copyreg.__newobj__, (type(obj), 0.002, 32, 5, 5, 10), state[:30])
+            return NotImplemented
+
+    buf = io.BytesIO()
+    Truncating(buf, protocol=5).dump({"adwin": helper})
+    with pytest.raises(ArtifactError, match="cannot unpickle"):
+        load_release(_signed(buf.getvalue()), key=KEY)
