@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.settings import Settings
 
-__all__ = ["GroupInfo", "KafkaView", "app_group_prefix"]
+__all__ = ["GroupInfo", "KafkaView", "app_group_prefix", "replication_health"]
 
 
 def app_group_prefix(settings: Settings | None = None) -> str:
@@ -51,6 +51,57 @@ class GroupInfo:
         }
 
 
+def replication_health(metadata: Any, prefix: str) -> dict[str, Any]:
+    """What the cluster metadata says about the replicas of the topics named ``prefix``...: the brokers that
+    answer, brokers that replicas name but that are not in the cluster (dead or cut off), partitions whose in-sync
+    replicas are fewer than their replicas (a broker down or behind: with ``acks=all``, writes stop once the ISR is
+    under ``min.insync.replicas``) and partitions without a leader (neither readable nor writable).
+
+    ``metadata``: what ``AdminClient.list_topics()`` returns (``brokers``, ``topics[t].partitions[p]`` with
+    ``leader``, ``replicas``, ``isrs``)."""
+    brokers = sorted(int(b) for b in metadata.brokers)
+    named: set[int] = set()
+    under: dict[str, list[int]] = {}
+    offline: dict[str, list[int]] = {}
+    for topic in sorted(metadata.topics):
+        if not topic.startswith(prefix):
+            continue
+        for pid, part in sorted(metadata.topics[topic].partitions.items()):
+            named.update(int(r) for r in part.replicas)
+            if part.leader is None or part.leader < 0:
+                offline.setdefault(topic, []).append(int(pid))
+            elif len(part.isrs) < len(part.replicas):
+                under.setdefault(topic, []).append(int(pid))
+    return {
+        "brokers": brokers,
+        "missing_brokers": sorted(named - set(brokers)),
+        "under_replicated": under,
+        "offline": offline,
+    }
+
+
+def describe_replication(health: dict[str, Any]) -> list[str]:
+    """One line per problem :func:`replication_health` found (none when the cluster is whole)."""
+    lines = []
+    if health["missing_brokers"]:
+        missing = ", ".join(str(b) for b in health["missing_brokers"])
+        lines.append(f"broker {missing} named by replicas does not answer ({len(health['brokers'])} do)")
+
+    def parts(by_topic: dict[str, list[int]]) -> str:
+        return "; ".join(f"{t} {','.join(map(str, ps))}" for t, ps in by_topic.items())
+
+    if health["offline"]:
+        n = sum(map(len, health["offline"].values()))
+        lines.append(f"{n} partition(s) without a leader (no reads, no writes): {parts(health['offline'])}")
+    if health["under_replicated"]:
+        n = sum(map(len, health["under_replicated"].values()))
+        lines.append(
+            f"{n} partition(s) under-replicated (fewer in-sync replicas than replicas; writes stop below "
+            f"min.insync.replicas): {parts(health['under_replicated'])}"
+        )
+    return lines
+
+
 class KafkaView:
     """Read-only AdminClient queries about groups, offsets and topic ends for one settings object."""
 
@@ -58,11 +109,20 @@ class KafkaView:
         self.settings = settings
         self.timeout = timeout
         self._admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
+        # What the last :meth:`group_ids` could not list (a broker that did not answer in time): the groups it
+        # returned may then be incomplete, and "no worker" would be a guess.
+        self.group_errors: list[str] = []
+
+    def replication(self) -> dict[str, Any]:
+        """:func:`replication_health` of this deployment's topics, from one metadata request."""
+        metadata = self._admin.list_topics(timeout=self.timeout)
+        return replication_health(metadata, self.settings.kafka.topic_prefix)
 
     def group_ids(self, prefix: str | None = None) -> list[str]:
         """Ids of the consumer groups starting with ``prefix`` (default: this deployment's worker groups)."""
         start = app_group_prefix(self.settings) if prefix is None else prefix
         result = self._admin.list_consumer_groups(request_timeout=self.timeout).result()
+        self.group_errors = [str(e) for e in result.errors]
         return sorted(g.group_id for g in result.valid if g.group_id.startswith(start))
 
     def describe(self, group_ids: Iterable[str], with_lag: bool = True) -> list[GroupInfo]:

@@ -36,6 +36,9 @@ the loader is defence in depth for the day a signing key leaks, and trusts nothi
   ``max_objects`` (:data:`MAX_PICKLE_OBJECTS`): a pickle of millions of empty dicts is stopped early;
 - :class:`RestrictedUnpickler` resolves only the exact (module, name) pairs of :data:`learners.pickle_allow.ALLOWED`
   (classes and a few reconstructors, each reviewed there; no package prefixes, no ``getattr``);
+- numpy's ``_frombuffer`` and ``scalar`` take only a dtype numpy would build itself, without objects (a forged
+  dtype state makes them read pickle bytes as object pointers, or memory outside the buffer), and every dtype the
+  pickle builds must be such a dtype once the load is over (before the model is returned and used);
 - a pickle naming one of the few constructors that allocate from an argument
   (:data:`learners.pickle_allow.BOUNDED`) is first scanned opcode by opcode (:func:`learners.pickle_allow.scan`).
 
@@ -178,6 +181,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._data = data  # the whole pickle, scanned if it names a bounded constructor
         self._scanned = False
+        self.dtypes: list[Any] = []  # every numpy dtype the pickle built, checked by loads() after the load
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -189,11 +193,102 @@ class RestrictedUnpickler(pickle.Unpickler):
             scan(self._data)
             self._scanned = True
         try:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
         except (ImportError, AttributeError) as exc:
             raise ArtifactError(
                 f"model artifact needs {module}.{name}, which is not available: {exc}"
             ) from exc
+        if name in _RAW_MEMORY and module in _NUMPY_MODULES:
+            return _dtype_checked(found)
+        if key == ("numpy", "dtype"):
+            built = self.dtypes
+
+            def dtype(*args: Any, **kwargs: Any) -> Any:
+                made = found(*args, **kwargs)
+                built.append(made)  # its BUILD state comes next: checked once the load is over
+                return made
+
+            return dtype
+        return found
+
+
+# numpy's constructors that read raw bytes as values of a dtype the pickle built. The dtype comes from
+# ``numpy.dtype(...)`` and a BUILD whose state is the forger's: numpy's ``__setstate__`` takes its flags and field
+# offsets as given, so a state with flags 0 makes an object dtype that frombuffer and scalar accept (bytes of the
+# pickle read as PyObject pointers: scalar segfaults at load), and a field a megabyte past the item's end reads
+# outside the buffer. Each dtype they are given must equal one numpy builds (and checks) afresh, with no objects.
+_RAW_MEMORY = ("_frombuffer", "scalar")
+_NUMPY_MODULES = (
+    "numpy._core.numeric",
+    "numpy.core.numeric",
+    "numpy._core.multiarray",
+    "numpy.core.multiarray",
+)
+
+
+def _rebuilt_dtype(dtype: Any) -> Any:
+    """``dtype`` made again by numpy's validating constructors from its parts (ValueError/TypeError if they
+    cannot be: a field outside the item, ...)."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype):
+        raise TypeError(f"not a numpy dtype but {type(dtype).__name__}")
+    if dtype.names is not None:
+        by_name: Any = dtype.fields or {}
+        fields = [by_name[n] for n in dtype.names]
+        if any(len(f) != 2 for f in fields):
+            raise TypeError("a field with a title")
+        return np.dtype(
+            {
+                "names": list(dtype.names),
+                "formats": [_rebuilt_dtype(f[0]) for f in fields],
+                "offsets": [f[1] for f in fields],
+                "itemsize": dtype.itemsize,
+                "aligned": dtype.isalignedstruct,
+            }
+        )
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return np.dtype((_rebuilt_dtype(base), shape))
+    return np.dtype(dtype.str)
+
+
+def _sound_dtype(dtype: Any, *, raw_memory: bool = True) -> None:
+    """Refuse a dtype unlike the one numpy builds from its parts; with ``raw_memory`` (it is about to read bytes)
+    also any dtype holding objects."""
+    try:
+        fresh = _rebuilt_dtype(dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _refuse(f"a numpy dtype numpy would not build: {exc}") from None
+    if raw_memory and fresh.hasobject:
+        raise _refuse("a numpy dtype holding objects, read from raw bytes")
+    if (
+        fresh != dtype
+        or fresh.flags != dtype.flags
+        or fresh.itemsize != dtype.itemsize
+        or fresh.alignment != dtype.alignment
+    ):
+        raise _refuse(f"a numpy dtype whose state differs from numpy's own ({dtype!r})")
+
+
+def _dtype_checked(func: Any) -> Any:
+    """``func(buffer_or_dtype, ...)`` (``_frombuffer(buf, dtype, shape, order)``, ``scalar(dtype, data)``) after
+    :func:`_sound_dtype` on its dtype argument."""
+    dtype_at = 1 if func.__name__ == "_frombuffer" else 0
+    # A pickle memoizes each dtype once and refers to it again: each is checked once per load (kept alive here,
+    # so an id is not reused by another object during the load).
+    sound: dict[int, Any] = {}
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if len(args) <= dtype_at or kwargs:
+            raise _refuse(f"{func.__name__} called without its dtype as argument {dtype_at}")
+        dtype = args[dtype_at]
+        if sound.get(id(dtype)) is not dtype:
+            _sound_dtype(dtype)
+            sound[id(dtype)] = dtype
+        return func(*args)
+
+    return checked
 
 
 class _Seeded:
@@ -413,8 +508,21 @@ def loads(
     raw = _decompress(payload, max_bytes)
     _check_frames(raw)
     try:
-        return RestrictedUnpickler(_Input(raw, max_objects), data=raw).load()
+        unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw)
+        model = unpickler.load()
+        # A dtype kept as such (an estimator's attribute) got its BUILD state after it was made: one whose state
+        # lies (flags 0 on an object dtype: x.astype(it) segfaults) is refused before the model is used.
+        for dtype in unpickler.dtypes:
+            _sound_dtype(dtype, raw_memory=False)
+        return model
     except (SecurityError, ArtifactError):
         raise
     except Exception as exc:  # a corrupt pickle can raise almost anything; name it, keep the cause
+        raise ArtifactError(f"cannot unpickle model artifact: {type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:
+        # A Rust panic in River's __setstate__ (a truncated ADWIN state: unwrap() on a decode error) reaches Python
+        # as pyo3's PanicException, a BaseException: it went through every `except Exception` and stopped the
+        # scorer's release follower thread. Only the interpreter's own exits pass.
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
         raise ArtifactError(f"cannot unpickle model artifact: {type(exc).__name__}: {exc}") from exc

@@ -54,7 +54,9 @@ def _varint(n: int) -> bytes:
 
 
 def read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """Read a zigzag varint at ``pos``; IndexError when the data ends inside it."""
+    """Read a zigzag varint at ``pos``; IndexError when the data ends inside it, Corrupt when it is longer than
+    10 bytes or its value does not fit 64 bits (a FeatureEvent's feature bytes are copied into its Prediction as
+    they are, so what driftline reads must be what any other Avro reader reads from them)."""
     b = data[pos]
     pos += 1
     if b < 0x80:
@@ -66,6 +68,8 @@ def read_long(data: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         n |= (b & 0x7F) << shift
         if b < 0x80:
+            if shift == 63 and b > 1:  # the 10th byte holds bit 63 only: more is no long (fastavro wraps it)
+                raise Corrupt("varint beyond 64 bits: long out of range")
             return (n >> 1) ^ -(n & 1), pos
         shift += 7
         if shift > 63:

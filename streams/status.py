@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from confluent_kafka import KafkaException
+
 from connectors.redis_store import redis_client
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
@@ -232,8 +234,13 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
     if not out["stack"]["kafka"]["up"]:
         return out
     view = KafkaView(settings, timeout=5.0)
+    try:
+        out["kafka_replication"] = view.replication()
+    except KafkaException:
+        out["kafka_replication"] = None
     groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
     out["workers"] = [g.to_dict() for g in view.describe(groups)]
+    out["workers_errors"] = view.group_errors
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)
     out["drift_last_hour"] = _recent_drift(settings, since)

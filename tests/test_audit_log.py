@@ -308,3 +308,24 @@ def test_the_audit_topic_is_ensured_once_per_process_not_once_per_model(monkeypa
     other = load_settings(environ={}, overrides={"kafka.topic_prefix": "twice."})
     audit.topic_publisher(other, lambda *args: sent.append(args))(b"line", "a")
     assert len(calls) == 2 and sent[-1][0] == "twice.audit"  # another prefix is another topic
+
+
+def test_a_deeply_nested_record_on_the_audit_topic_is_kept_as_text_not_raised(
+    monkeypatch: pytest.MonkeyPatch, cfg: Settings
+) -> None:
+    # Anyone who can write `audit` published b"[" * 100000: json.loads raised RecursionError (not a ValueError)
+    # out of read_topic, so every trainer transaction that appended to the chain failed, and the trainer, redoing
+    # its batches record by record, dead-lettered the good TrainingExamples (14 of 200 labels learned).
+    import streams.audit
+
+    alog = fill(cfg, 2)
+    good = [to_line(e).encode() for e in read_file(alog.path)]
+    poison = [b"[" * 100_000, b'{"seq": ' + b"[" * 50_000, b"\xff\xfe", b"null"]
+    messages = [SimpleNamespace(key=lambda: b"default", value=lambda v=v: v) for v in [*good, *poison]]
+    monkeypatch.setattr(streams.audit, "read_to_end", lambda *a, **k: iter(messages))
+    entries = streams.audit.read_topic(cfg)["default"]
+    assert entries[: len(good)] == [from_line(g) for g in good]
+    assert all(isinstance(e, str) for e in entries[len(good) :])
+    reopened = AuditLog(cfg, "default", topic_entries=lambda: streams.audit.read_topic(cfg)["default"])
+    reopened.open()
+    assert reopened.head is not None and reopened.head.seq == alog.head.seq  # type: ignore[union-attr]

@@ -36,7 +36,7 @@ def test_doctor_passes_on_a_healthy_deployment_and_sees_the_worker(
     checks = _checks(proc.stdout)
     assert checks.pop("_ok") is True
     expected = ("python", "config", "java", "kafka jars", "ports", "redis-server", "kafka", "redis", "signing key",
-                "topics", "workers")  # fmt: skip
+                "replication", "topics", "workers")  # fmt: skip
     assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(expected, "ok")
     assert KAFKA_BOOTSTRAP in checks["kafka"]["detail"]
     assert "(64 bytes)" in checks["signing key"]["detail"]

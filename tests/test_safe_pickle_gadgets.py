@@ -199,3 +199,109 @@ def test_signed_header_is_parsed_within_depth_and_size_limits(header: str, messa
     release["signature"] = sign(header, payload, KEY)  # signed: only the parser's own limits stand in the way
     with pytest.raises(SecurityError, match=message):
         load_release(release, key=KEY)
+
+
+def _stripped_dtype(base: tuple[Any, ...], state: tuple[Any, ...]) -> _Reduce:
+    """A numpy dtype rebuilt with a forged ``__setstate__`` state (flags 0: "holds no object pointers")."""
+    import numpy as np
+
+    return _Reduce(np.dtype, base, state)
+
+
+def _numpy_gadgets() -> dict[str, bytes]:
+    import numpy as np
+    from numpy._core.multiarray import scalar
+    from numpy._core.numeric import _frombuffer
+
+    objects = _stripped_dtype(("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
+    far_field = _stripped_dtype(
+        ("V16", False, True), (3, "|", None, ("a",), {"a": (np.dtype("f8"), 1_000_000)}, 16, 1, 0)
+    )
+    nested = _stripped_dtype(("V8", False, True), (3, "|", None, ("a",), {"a": (objects, 0)}, 8, 1, 0))
+    return {
+        # a dtype kept as it is (an estimator's dtype attribute): x.astype(it) segfaults, np.empty(n, it) reads
+        # uninitialised pointers
+        "dtype_attribute_objects": pickle.dumps({"dtype": objects}, protocol=5),
+        "dtype_attribute_far_field": pickle.dumps({"dtype": far_field}, protocol=5),
+        # an object array over bytes of the pickle: each 8 bytes a PyObject* the forger chose
+        "frombuffer_objects": pickle.dumps(
+            _Reduce(_frombuffer, (b"\x41" * 16, objects, (2,), "C")), protocol=5
+        ),
+        # numpy reads the 8 bytes as a PyObject* while unpickling: a segfault at load, in every scorer
+        "scalar_object": pickle.dumps(_Reduce(scalar, (objects, b"\x41" * 8)), protocol=5),
+        # a field a megabyte past the end of each 16-byte element: reads (and writes) outside the buffer
+        "frombuffer_field_out_of_bounds": pickle.dumps(
+            _Reduce(_frombuffer, (b"\x41" * 16, far_field, (1,), "C")), protocol=5
+        ),
+        "frombuffer_nested_objects": pickle.dumps(
+            _Reduce(_frombuffer, (b"\x41" * 16, nested, (2,), "C")), protocol=5
+        ),
+    }
+
+
+_LOAD_IN_CHILD = """
+import pickle, sys
+from driftline.errors import SecurityError
+from learners.artifacts import load_release
+from streams.releases import _reason
+release = pickle.loads(sys.stdin.buffer.read())
+try:
+    header, model = load_release(release, key=%r)
+except SecurityError as exc:
+    print("REFUSED", _reason(str(exc)), exc)
+    sys.exit(0)
+repr(model)
+print("LOADED", type(model).__name__)
+"""
+
+
+@pytest.mark.parametrize("gadget", sorted(_numpy_gadgets()))
+def test_numpy_dtype_state_gadgets_are_refused(gadget: str) -> None:
+    # numpy.dtype, _frombuffer and scalar are allowed (every learner's arrays travel as them), and BUILD hands the
+    # dtype a state of the forger's choosing: flags that deny its object pointers, fields outside its items. The
+    # arrays and scalars built with such a dtype read memory at addresses in the pickle: a crash at load (scalar)
+    # or when the model is used. Loaded in a child process, since what is tested is that nothing crashes.
+    import subprocess
+    import sys
+
+    release = _signed(_numpy_gadgets()[gadget])
+    child = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_CHILD % KEY],
+        input=pickle.dumps(release),
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    out = child.stdout.decode(errors="replace")
+    assert child.returncode == 0, f"child died with {child.returncode}: {out} {child.stderr.decode()[-500:]}"
+    assert out.startswith("REFUSED allow_list"), out
+
+
+def test_a_rust_panic_in_a_setstate_is_an_artifact_error_not_a_base_exception() -> None:
+    # River's ADWIN (AdaptiveWindowing, Rust) decodes its state with unwrap(): a truncated state panics, and pyo3's
+    # PanicException derives from BaseException. It went through every `except Exception` on its way: the scorer's
+    # release follower thread died without a word and the scorer kept serving its old model, ignoring every
+    # later release.
+    import copyreg
+    import io
+
+    from river import drift
+
+    from driftline.errors import ArtifactError
+
+    adwin = drift.ADWIN()
+    for x in range(100):
+        adwin.update(x % 3)
+    helper = adwin._helper
+    state = helper.__getstate__()
+
+    class Truncating(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is type(helper):
+                return (copyreg.__newobj__, (type(obj), 0.002, 32, 5, 5, 10), state[:30])
+            return NotImplemented
+
+    buf = io.BytesIO()
+    Truncating(buf, protocol=5).dump({"adwin": helper})
+    with pytest.raises(ArtifactError, match="cannot unpickle"):
+        load_release(_signed(buf.getvalue()), key=KEY)

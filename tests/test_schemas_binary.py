@@ -11,7 +11,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from driftline.errors import SchemaError
 from schemas import Codec
-from schemas.binary import _varint, read_long
+from schemas.binary import Corrupt, _varint, read_long
 
 
 @pytest.fixture
@@ -122,3 +122,36 @@ def test_caches_reset_when_full_and_keep_decoding(codec: Codec, monkeypatch: pyt
         blob = codec.encode("FeatureEvent", ev)
         assert codec.decode("FeatureEvent", blob) == codec.validate("FeatureEvent", ev)
         assert codec.decode("FeatureEvent", blob) == fastavro_read(codec, "FeatureEvent", blob)
+
+
+def _ten_byte_varint(last: int) -> bytes:
+    """A 10-byte zigzag varint whose last byte is ``last``: 0 or 1 keep it within 64 bits, more does not."""
+    return b"\x80" * 9 + bytes([last])
+
+
+@pytest.mark.parametrize("last", [0x02, 0x03, 0x7F])
+def test_a_long_beyond_64_bits_is_corrupt_not_a_python_int(codec: Codec, last: int) -> None:
+    # A 10-byte varint carries one bit in its last byte. More bits encode no Avro long: fastavro (and Java's
+    # decoder) wrap it to another value, so a Prediction that copied these feature bytes would show its consumer
+    # a feature value other than the one the model scored. It is refused, like any other corrupt body.
+    with pytest.raises(Corrupt, match="out of range"):
+        read_long(_ten_byte_varint(last), 0)
+    body = b"\x02e\x02\x00\x02\x02n\x04" + _ten_byte_varint(last) + b"\x00\x00"  # features {"n": long}
+    data = b"\xc3\x01" + codec.fingerprint("FeatureEvent") + body
+    with pytest.raises(SchemaError, match="topic t: FeatureEvent: corrupt Avro body"):
+        codec.decode("FeatureEvent", data, topic="t")
+    values, kept = codec.decode_many_keeping("FeatureEvent", [data], "features", topic="t", allow_json=True)
+    assert isinstance(values[0], SchemaError)
+    assert kept == [None]
+    ts_too_big = (
+        b"\xc3\x01" + codec.fingerprint("FeatureEvent") + b"\x02e" + _ten_byte_varint(last) + b"\x00\x00\x00"
+    )
+    with pytest.raises(SchemaError, match="corrupt Avro body"):
+        codec.decode("FeatureEvent", ts_too_big, topic="t")
+
+
+@pytest.mark.parametrize("last", [0x00, 0x01])
+def test_a_ten_byte_long_within_64_bits_matches_fastavro(codec: Codec, last: int) -> None:
+    body = b"\x02e\x02\x00\x02\x02n\x04" + _ten_byte_varint(last) + b"\x00\x00"
+    data = b"\xc3\x01" + codec.fingerprint("FeatureEvent") + body
+    assert codec.decode("FeatureEvent", data) == fastavro_read(codec, "FeatureEvent", data)

@@ -169,6 +169,22 @@ def check_kafka(
                  "/ DRIFTLINE_KAFKA_BOOTSTRAP (and the security settings)")  # fmt: skip
 
 
+def check_replication(health: dict[str, Any]) -> Check:
+    """A warning when the cluster is degraded (:func:`connectors.kafka_view.replication_health`): the main job may
+    still run, but a broker is gone or partitions are short of in-sync replicas (writes with ``acks=all`` stop
+    below ``min.insync.replicas``; a partition without a leader is neither read nor written)."""
+    from connectors.kafka_view import describe_replication
+
+    problems = describe_replication(health)
+    if not problems:
+        return Check(
+            "replication", "ok", f"{len(health['brokers'])} broker(s), every partition fully in sync"
+        )
+    return Check("replication", "warn", "; ".join(problems),
+                 "start the missing broker (`driftline stack up` restarts a local cluster's node); the workers "
+                 "wait and go on by themselves once the in-sync replicas are back")  # fmt: skip
+
+
 def _local_stack_at(cfg: StackConfig, service: str) -> bool:
     """Whether the configured address of ``service`` (kafka, redis) is the local stack's: the default one, or one a
     stack in this state directory was set up on. Any other address that does not answer is a server the settings
@@ -268,6 +284,11 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     if trainer and trainer.get("updated_at"):
         beat = f"; trainer state updated {max(time.time() - trainer['updated_at'] / 1000, 0):.0f}s ago"
     prefix = settings.kafka.topic_prefix
+    if view.group_errors:
+        why = view.group_errors[0][:100]
+        return Check("workers", "warn", f"consumer groups could not be listed from every broker ({why}); "
+                     f"{len(groups)} seen with members{beat}",
+                     "a broker does not answer: see the replication check and `driftline stack status`")  # fmt: skip
     if not groups:
         return Check("workers", "warn", f"no worker is running for prefix {prefix!r}{beat}",
                      "start one: driftline worker --role all (with DRIFTLINE_SIGNING_KEY set)")  # fmt: skip
@@ -311,9 +332,16 @@ def diagnose(settings: Settings | None, config_error: str = "", timeout: float =
     checks.append(_guard("redis-server", lambda: check_redis_server(cfg, redis_check.status == "ok")))
     checks += [kafka, redis_check, check_signing_key(settings)]
     if kafka.status == "ok":
+        checks.append(_guard("replication", lambda: _check_replication(settings, timeout)))
         checks.append(_guard("topics", lambda: check_topics_present(settings, timeout)))
         checks.append(_guard("workers", lambda: check_workers(settings, timeout)))
     return checks
+
+
+def _check_replication(settings: Settings, timeout: float) -> Check:
+    from connectors.kafka_view import KafkaView
+
+    return check_replication(KafkaView(settings, timeout=max(timeout, 5.0)).replication())
 
 
 def _guard_status(cfg: StackConfig | None) -> StackStatus | None:

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.kafka_view import describe_replication
 from streams.cli import settings_from_args
 from streams.status import collect_status
 
@@ -51,16 +52,23 @@ def render(status: dict[str, Any]) -> str:
     """The one-screen text form of :func:`collect_status`."""
     lines = [f"driftline status (topic prefix {status['topic_prefix']!r})", ""]
     stack = status["stack"]
+    problems = describe_replication(status["kafka_replication"]) if status.get("kafka_replication") else []
     for name in ("kafka", "redis"):
         s = stack[name]
-        lines.append(
-            f"  {name:<6} {s['address']:<22} {'up' if s['up'] else 'DOWN'}{'' if s['up'] else ' <-'}"
-        )
+        state = ("up, degraded <-" if name == "kafka" and problems else "up") if s["up"] else "DOWN <-"
+        lines.append(f"  {name:<6} {s['address']:<22} {state}")
+        if name == "kafka":
+            lines += [f"         {p}" for p in problems]
     if "workers" not in status:
         lines.append("\n  Kafka is down: start it with 'driftline stack up'")
         return "\n".join(lines)
     lines += ["", "workers (consumer groups)"]
-    if not status["workers"]:
+    errors = status.get("workers_errors") or []
+    if errors:
+        lines.append(
+            f"  groups could not be listed from every broker, the list may be incomplete: {errors[0][:100]} <-"
+        )
+    elif not status["workers"]:
         lines.append("  none seen for this prefix (start one with 'driftline worker')")
     for g in status["workers"]:
         lag = ", ".join(
