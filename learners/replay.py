@@ -104,6 +104,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                     f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})"
                 )
             label = record.pop(label_col)
+            if type(label) is float and not math.isfinite(label):
+                label = None  # NaN/inf (JSON NaN, CSV inf): no label, as a CSV "nan" or an empty cell
             if label is not None:
                 now = _label_kind(label)
                 if now is None:
@@ -141,6 +143,9 @@ class ReplayResult:
     """What ``driftline replay --json`` prints (``summary()``) plus the timeline the report plots."""
 
     n: int = 0
+    labelled: int = (
+        0  # events with a label: the denominator of accuracy and MAE (an unlabelled one is neither)
+    )
     correct: int = 0
     abs_error: float = 0.0
     task: str = "classification"
@@ -149,7 +154,7 @@ class ReplayResult:
     promotions: list[dict[str, Any]] = field(default_factory=list)
     rollbacks: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: bytearray = field(default_factory=bytearray)  # 1 = served prediction correct (classification)
+    outcomes: bytearray = field(default_factory=bytearray)  # per labelled event: 1 = served prediction right
     final_version: int = 0
     n_learned: int = 0
     # The plain learner run alongside (``replay(..., plain=...)``): same events, every label at the same delay.
@@ -161,9 +166,9 @@ class ReplayResult:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n": self.n, "task": self.task}
         if self.task == "classification":
-            out["accuracy"] = self.correct / self.n if self.n else 0.0
+            out["accuracy"] = self.correct / self.labelled if self.labelled else 0.0
         else:
-            out["mae"] = self.abs_error / self.n if self.n else 0.0
+            out["mae"] = self.abs_error / self.labelled if self.labelled else 0.0
         out.update(
             alarms=self.alarms,
             feature_alarms=self.feature_alarms,
@@ -174,15 +179,15 @@ class ReplayResult:
             final_version=self.final_version,
             n_learned=self.n_learned,
         )
-        if self.plain_name is not None and self.n:
+        if self.plain_name is not None and self.labelled:
             # The guard tax: what the guard cost (positive) or gained (negative) against learning every label.
             if self.task == "classification":
-                plain = self.plain_correct / self.n
+                plain = self.plain_correct / self.labelled
                 out["plain"] = {"learner": self.plain_name, "accuracy": plain}
                 out["plain_accuracy"] = plain
                 out["guard_tax"] = plain - out["accuracy"]  # accuracy given up by serving the guarded model
             else:
-                plain = self.plain_abs_error / self.n
+                plain = self.plain_abs_error / self.labelled
                 out["plain"] = {"learner": self.plain_name, "mae": plain}
                 out["plain_mae"] = plain
                 out["guard_tax"] = out["mae"] / plain - 1 if plain > 0 else 0.0  # relative MAE increase
@@ -287,15 +292,17 @@ def replay(
                 {"index": i, "id": rid, "prediction": pred, "proba": proba, "version": served_version}
             )
         result.n += 1
-        if lifecycle.task == "classification":
-            ok = pred == y
-            result.correct += ok
-            result.outcomes.append(1 if ok else 0)
-        else:
-            with contextlib.suppress(TypeError, ValueError):
-                result.abs_error += abs(float(pred) - float(y))
-        if plain is not None:
-            _score_plain(result, plain, x, y)
+        if y is not None:  # an unlabelled event is scored and served, but neither right nor wrong
+            result.labelled += 1
+            if lifecycle.task == "classification":
+                ok = pred == y
+                result.correct += ok
+                result.outcomes.append(1 if ok else 0)
+            else:
+                with contextlib.suppress(TypeError, ValueError):
+                    result.abs_error += abs(float(pred) - float(y))
+            if plain is not None:
+                _score_plain(result, plain, x, y)
         pending.append((i, ts, x, y, pred, proba, served_version))
         if len(pending) > delay:
             reveal(i)

@@ -220,3 +220,53 @@ def test_a_file_with_a_continuous_target_is_replayed_as_regression(
 
     task, again = infer_task(iter(rows), "classification")
     assert task == "classification" and list(again) == rows
+
+
+def test_accuracy_and_mae_count_only_labelled_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event without a label (null, empty, NaN) is scored but cannot be right or wrong: it stays out of the
+    accuracy's and the MAE's denominator (and a null prediction does not 'match' a null label), and a NaN label
+    never makes the summary NaN (invalid JSON)."""
+    rng = random.Random(5)
+    rows = [(rng.uniform(-1, 1), rng.uniform(-1, 1)) for _ in range(400)]
+    labelled = tmp_path / "all.jsonl"
+    holes = tmp_path / "holes.jsonl"
+    with labelled.open("w") as full, holes.open("w") as gaps:
+        for i, (a, b) in enumerate(rows):
+            y = int(a + b > 0)
+            full.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": y}) + "\n")
+            if i % 4 != 0:  # every fourth event answered by nothing, then learned as nothing
+                gaps.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": y}) + "\n")
+            else:
+                gaps.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": None}) + "\n")
+    summary = _run(capsys, "--file", str(holes), "--label-col", "y", "--no-plain")
+    assert summary["n"] == 400 and summary["n_learned"] == 300
+    out = tmp_path / "p.jsonl"
+    _run(capsys, "--file", str(holes), "--label-col", "y", "--no-plain", "--out", str(out))
+    served = [json.loads(line)["prediction"] for line in out.read_text().splitlines()]
+    truth = [json.loads(line)["y"] for line in holes.read_text().splitlines()]
+    scored = [(p, y) for p, y in zip(served, truth, strict=True) if y is not None]
+    assert summary["accuracy"] == pytest.approx(sum(p == y for p, y in scored) / len(scored))
+    assert summary["accuracy"] > 0.75  # 300 labelled events of a linearly separable stream
+
+    reg = tmp_path / "reg.jsonl"
+    reg.write_text(
+        "".join(
+            f'{{"a": {a!r}, "t": {"NaN" if i == 51 else "null" if i % 5 == 0 else repr(2 * a + b)}}}\n'
+            for i, (a, b) in enumerate(rows)
+        )
+    )
+    out_reg = tmp_path / "r.jsonl"
+    summary = _run(
+        capsys, "--file", str(reg), "--label-col", "t", "--task", "regression", "--out", str(out_reg)
+    )
+    assert summary["n_learned"] == 400 - 80 - 1
+    served = [json.loads(line)["prediction"] for line in out_reg.read_text().splitlines()]
+    errors = [
+        abs(p - (2 * a + b))
+        for i, (p, (a, b)) in enumerate(zip(served, rows, strict=True))
+        if i != 51 and i % 5 != 0 and p is not None
+    ]
+    assert summary["mae"] == pytest.approx(sum(errors) / len(errors))
+    assert summary["plain_mae"] == summary["plain_mae"]  # not NaN
