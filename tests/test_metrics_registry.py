@@ -112,6 +112,8 @@ def test_priming_creates_zero_series_for_rare_counters() -> None:
     m.set_worker_up("score")
     assert value(m, "driftline_releases_rejected_total", model="m", reason="signature") == 0
     assert value(m, "driftline_learning_paused", model="m") == 0
+    # DriftlineJoinsLost is an increase() alert: a series born at 1 would hide the first lost joins.
+    assert value(m, "driftline_joins_total", model="m", outcome="lost") == 0
     assert value(m, "driftline_deadletters_total", stage="score", source_topic="driftline.features") == 0
     assert value(m, "driftline_events_total", stage="score", outcome="deadletter") == 0
     assert value(m, "driftline_worker_up", role="score") == 1
