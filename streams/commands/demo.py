@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,6 +15,7 @@ from driftline.errors import ConfigError, DriftlineError
 from streams.cli import settings_from_args
 
 if TYPE_CHECKING:
+    from driftline.settings import Settings
     from streams.demo.runner import DemoRun
 
 DEFAULT_EVENTS = 12_000
@@ -88,6 +90,30 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
         console.stop()
 
 
+def _check_file(args: argparse.Namespace, settings: Settings) -> None:
+    """Read the head of ``--file`` before anything starts: a missing label column, or a continuous target for a
+    classifier (every example would be dead-lettered, and the report is about accuracy), is refused here."""
+    from connectors.sources import open_source
+    from learners.replay import INFER_ROWS
+    from learners.specs import MAX_FRACTIONAL_CLASSES
+
+    head = open_source(
+        args.file, label_col=args.label_col, id_col=args.id_col, n=min(args.events, INFER_ROWS)
+    )
+    fractional: set[float] = set()
+    for event in head:  # as `driftline replay` tells a number to predict from class labels
+        y = event.label
+        if type(y) is float and math.isfinite(y) and not y.is_integer():
+            fractional.add(y)
+    if settings.model.task == "classification" and len(fractional) > MAX_FRACTIONAL_CLASSES:
+        raise ConfigError(
+            f"--file: the labels in {args.label_col!r} are continuous numbers ({len(fractional)} distinct "
+            f"non-integer values in the first rows), which a classifier cannot learn; the demo reports accuracy. "
+            f"Replay it as regression (`driftline replay --file {args.file} --label-col {args.label_col}`), or "
+            "set model.task: regression (DRIFTLINE__MODEL__TASK=regression) to stream it anyway"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
@@ -102,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.reporting.demo import newest_per_model, write_report
 
     base = settings_from_args(args)
+    if args.file:
+        _check_file(args, base)
     options = DemoOptions(
         events=args.events,
         rate=args.rate,

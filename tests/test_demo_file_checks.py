@@ -1,0 +1,50 @@
+"""``driftline demo --file``: what is wrong with the file is said before anything starts (no broker needed)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+import streams.demo.runner
+from streams.cli import main
+
+
+@pytest.fixture
+def no_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing may start: no stack (an unused bootstrap and state dir besides), no DemoRun."""
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("DRIFTLINE_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("DRIFTLINE_CONFIG", raising=False)
+    monkeypatch.delenv("DRIFTLINE__MODEL__TASK", raising=False)
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise AssertionError("the demo started with a file it cannot learn")
+
+    monkeypatch.setattr(streams.demo.runner, "DemoRun", refuse)
+
+
+def test_a_continuous_target_is_refused_before_anything_starts(
+    no_run: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A classifier given a continuous target dead-lettered every example (1,448 of 1,500) and the demo still
+    said 'completed', accuracy 0.000, exit 0. Replay infers regression; the demo, whose report is about accuracy,
+    says what to do instead."""
+    rng = random.Random(2)
+    path = tmp_path / "reg.csv"
+    path.write_text("x,target\n" + "".join(f"{x:.4f},{3 * x + rng.gauss(0, 0.1):.4f}\n" for x in
+                                           (rng.random() for _ in range(300))))  # fmt: skip
+    assert main(["demo", "--file", str(path), "--label-col", "target", "--no-live", "--no-console"]) == 2
+    err = capsys.readouterr().err
+    assert "continuous" in err and "model.task" in err and "Traceback" not in err
+
+
+def test_a_missing_label_column_is_refused_before_anything_starts(
+    no_run: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bin.csv"
+    path.write_text("x,y\n0.1,0\n0.9,1\n")
+    assert main(["demo", "--file", str(path), "--label-col", "label", "--no-live", "--no-console"]) == 2
+    assert "no label column 'label'" in capsys.readouterr().err
