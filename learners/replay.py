@@ -284,6 +284,10 @@ def replay(
     for i, (rid, ts, x, y) in enumerate(rows):
         if limit is not None and i >= limit:
             break
+        if lifecycle.task == "regression" and isinstance(y, str):
+            raise ConfigError(
+                f"event {i} ({rid}): label {y!r:.60} is not a number, and the task is regression"
+            )
         pred, probas = served.predict_with_proba(x)
         # As a scorer publishes it (keys on the wire are strings), so the trainer need not predict it again.
         proba = {str(k): v for k, v in probas.items()} or None

@@ -270,3 +270,25 @@ def test_accuracy_and_mae_count_only_labelled_events(
     ]
     assert summary["mae"] == pytest.approx(sum(errors) / len(errors))
     assert summary["plain_mae"] == summary["plain_mae"]  # not NaN
+
+
+def test_bad_paths_counts_and_text_regression_targets_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each of these was a traceback (exit 1), or a meaningless summary (text labels as regression: mae 0.0)."""
+    data = tmp_path / "e.csv"
+    _write_csv(data, 60, seed=1)
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    cases = [
+        (["--file", str(data), "--label-col", "label", "--out", str(tmp_path)], "--out"),
+        (["--file", str(data), "--label-col", "label", "--report", str(a_file)], "--report"),
+        (["--stream", "sea-drift", "--n", "-5"], "--n"),
+        (["--file", str(data), "--label-col", "label", "--limit", "-1"], "--limit"),
+        (["--file", str(data), "--label-col", "label", "--task", "regression"], "not a number"),
+    ]
+    for argv, needle in cases:
+        assert main(["replay", *argv, "--no-plain", "--json"]) == 2, argv
+        captured = capsys.readouterr()
+        assert needle in captured.err and "Traceback" not in captured.err, (argv, captured.err)
+        assert captured.out == "", argv

@@ -114,6 +114,13 @@ def _run(args: argparse.Namespace) -> int:
     from streams.reporting.replay import write_replay_report
 
     settings = settings_from_args(args)
+    for flag, value in (("--n", args.n), ("--limit", args.limit)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{flag}: must be at least 0, got {value}")
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out: {args.out} is a directory; name the file to write the predictions to")
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise ConfigError(f"--report: {args.report} is a file; name the directory to write the report into")
     label_col = args.label_col or settings.model.label_col
     drift_points: list[int] = []
     task = args.task or settings.model.task
