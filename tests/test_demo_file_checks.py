@@ -48,3 +48,14 @@ def test_a_missing_label_column_is_refused_before_anything_starts(
     path.write_text("x,y\n0.1,0\n0.9,1\n")
     assert main(["demo", "--file", str(path), "--label-col", "label", "--no-live", "--no-console"]) == 2
     assert "no label column 'label'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["", "x,y\n"])
+def test_a_file_without_rows_is_refused_before_anything_starts(
+    no_run: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """It started the stack and three workers, streamed nothing, and said 'completed' with exit 0."""
+    path = tmp_path / "none.csv"
+    path.write_text(text)
+    assert main(["demo", "--file", str(path), "--label-col", "y", "--no-live", "--no-console"]) == 2
+    assert "no rows" in capsys.readouterr().err

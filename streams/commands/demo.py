@@ -91,7 +91,7 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
 
 
 def _check_file(args: argparse.Namespace, settings: Settings) -> None:
-    """Read the head of ``--file`` before anything starts: a missing label column, or a continuous target for a
+    """Read the head of ``--file`` before anything starts: no rows, a missing label column, or a continuous target for a
     classifier (every example would be dead-lettered, and the report is about accuracy), is refused here."""
     from connectors.sources import open_source
     from learners.replay import INFER_ROWS
@@ -101,10 +101,14 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> None:
         args.file, label_col=args.label_col, id_col=args.id_col, n=min(args.events, INFER_ROWS)
     )
     fractional: set[float] = set()
+    rows = 0
     for event in head:  # as `driftline replay` tells a number to predict from class labels
+        rows += 1
         y = event.label
         if type(y) is float and math.isfinite(y) and not y.is_integer():
             fractional.add(y)
+    if not rows:
+        raise ConfigError(f"--file: {args.file} has no rows to stream (an empty file, or a header alone)")
     if settings.model.task == "classification" and len(fractional) > MAX_FRACTIONAL_CLASSES:
         raise ConfigError(
             f"--file: the labels in {args.label_col!r} are continuous numbers ({len(fractional)} distinct "
