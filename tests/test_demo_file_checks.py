@@ -59,3 +59,17 @@ def test_a_file_without_rows_is_refused_before_anything_starts(
     path.write_text(text)
     assert main(["demo", "--file", str(path), "--label-col", "y", "--no-live", "--no-console"]) == 2
     assert "no rows" in capsys.readouterr().err
+
+
+def test_models_spreads_a_files_events_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--file F --models 2` routed every event to the default model (only the built-in stream got a tenant):
+    the run's two models stayed at v1 with nothing learned."""
+    from driftline.settings import load_settings
+    from streams.demo.runner import DemoOptions, DemoRun
+
+    path = tmp_path / "bin.csv"
+    path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(10)))
+    base = load_settings(environ={}, overrides={"state_dir": str(tmp_path / "state")})
+    run = DemoRun(base, DemoOptions(events=10, file=str(path), label_col="y", models=2))
+    tenants = [event.features.get("tenant") for event in run.events()]
+    assert tenants == ["tenant-00", "tenant-01"] * 5
