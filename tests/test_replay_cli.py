@@ -292,3 +292,14 @@ def test_bad_paths_counts_and_text_regression_targets_are_clear_errors(
         captured = capsys.readouterr()
         assert needle in captured.err and "Traceback" not in captured.err, (argv, captured.err)
         assert captured.out == "", argv
+
+
+def test_replay_over_a_river_data_set(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 3: replay runs over River's built-in data sets as well as its synthetic streams (`produce` already
+    took `river:<DataSet>`; replay's --stream refused it)."""
+    summary = _run(capsys, "--stream", "river:Phishing", "--n", "400", "--delay", "5", "--no-plain")
+    assert summary["n"] == 400 and summary["task"] == "classification" and summary["accuracy"] > 0.6
+    summary = _run(capsys, "--stream", "river:TrumpApproval", "--n", "300", "--no-plain")
+    assert summary["task"] == "regression" and summary["n"] == 300  # a continuous target, as from a file
+    assert main(["replay", "--stream", "river:Nope", "--json"]) == 2
+    assert "unknown River data set" in capsys.readouterr().err
