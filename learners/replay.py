@@ -83,6 +83,10 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
+    if id_col is not None and id_col == label_col:
+        raise ConfigError(
+            f"--id-col {id_col!r} is the label column; name the event id column, or leave it out"
+        )
     suffix = path.suffix.lower()
     # utf-8-sig: a byte order mark (spreadsheets write one) would otherwise start the first column name.
     with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -103,6 +107,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                 raise ConfigError(
                     f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})"
                 )
+            if id_col is not None and id_col not in record:  # named, so not silently the row number
+                raise ConfigError(f"{path}: row {i + 1} has no id column {id_col!r} (has {sorted(record)})")
             label = record.pop(label_col)
             if type(label) is float and not math.isfinite(label):
                 label = None  # NaN/inf (JSON NaN, CSV inf): no label, as a CSV "nan" or an empty cell

@@ -303,3 +303,17 @@ def test_replay_over_a_river_data_set(capsys: pytest.CaptureFixture[str]) -> Non
     assert summary["task"] == "regression" and summary["n"] == 300  # a continuous target, as from a file
     assert main(["replay", "--stream", "river:Nope", "--json"]) == 2
     assert "unknown River data set" in capsys.readouterr().err
+
+
+def test_an_id_column_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    """--id-col naming no column fell back to the row number silently (and the file's own id column was then
+    learned as a feature); naming the label column did the same."""
+    from driftline.errors import ConfigError
+
+    path = tmp_path / "e.csv"
+    _write_csv(path, 5, seed=2)
+    assert [r[0] for r in read_rows(path, "label", "event")] == [f"e{i}" for i in range(5)]
+    with pytest.raises(ConfigError, match="no id column 'nope'"):
+        list(read_rows(path, "label", "nope"))
+    with pytest.raises(ConfigError, match="the label column"):
+        list(read_rows(path, "label", "label"))
