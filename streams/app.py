@@ -105,7 +105,10 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
             stage, [s.topic({"score": "features", "join": "labels", "train": "training"}[stage])]
         )
         ctx.metrics.set_worker_up(stage, True)
-    ctx.metrics.prime_model(s.model.name)
+    for model in dict.fromkeys(
+        [s.default_model, s.model.name, *s.routing.models]
+    ):  # every model known up front
+        ctx.metrics.prime_model(model)
     if "score" in roles or "join" in roles:
         worker.store = build_join_store(s)
     if "score" in roles:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -195,3 +197,25 @@ def test_the_http_exposition_holds_only_documented_families() -> None:
     assert exposed and exposed == {k: v for k, v in documented.items() if k in exposed}
     assert "_created" not in text
     assert 'driftline_events_total{outcome="ok",stage="score"} 1.0' in text
+
+
+def test_a_worker_primes_every_configured_model(tmp_path: Path) -> None:
+    """Only the default model's rare counters were created at zero: a first rejected release (or lost join) of a
+    model listed in routing.models was invisible to the increase() alerts."""
+    from driftline.settings import load_settings
+    from streams.app import build_app
+
+    overrides = {
+        "state_dir": str(tmp_path),
+        "model.signing_key": "k" * 32,
+        "kafka.bootstrap": "127.0.0.1:1",
+        "routing.models": ["tenant-a", "tenant-b"],
+    }
+    worker = build_app(load_settings(environ={}, overrides=overrides), ("score",))
+    try:
+        m = worker.ctx.metrics
+        for model in ("default", "tenant-a", "tenant-b"):
+            assert value(m, "driftline_releases_rejected_total", model=model, reason="signature") == 0, model
+            assert value(m, "driftline_joins_total", model=model, outcome="lost") == 0, model
+    finally:
+        worker.close()
