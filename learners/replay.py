@@ -7,7 +7,6 @@ Each event is first scored by the served model; its label is revealed ``delay`` 
 from __future__ import annotations
 
 import collections
-import contextlib
 import csv
 import itertools
 import json
@@ -168,6 +167,9 @@ class ReplayResult:
     plain_correct: int = 0
     plain_abs_error: float = 0.0
     plain_outcomes: bytearray = field(default_factory=bytearray)
+    # Regression: the absolute error per labelled event (None: no numeric answer yet), as the report plots it.
+    errors: list[float | None] = field(default_factory=list)
+    plain_errors: list[float | None] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n": self.n, "task": self.task}
@@ -228,8 +230,16 @@ def _score_plain(result: ReplayResult, plain: Learner, x: dict[str, Any], y: Any
         result.plain_correct += ok
         result.plain_outcomes.append(1 if ok else 0)
     else:
-        with contextlib.suppress(TypeError, ValueError):
-            result.plain_abs_error += abs(float(pred) - float(y))
+        err = _abs_error(pred, y)
+        result.plain_errors.append(err)
+        result.plain_abs_error += err or 0.0
+
+
+def _abs_error(pred: Any, y: Any) -> float | None:
+    try:
+        return abs(float(pred) - float(y))
+    except (TypeError, ValueError):
+        return None  # no answer yet (a cold model answers null): counted as no error, as before
 
 
 def plain_predictions(rows: Iterable[tuple[dict[str, Any], Any]], learner: Learner, delay: int) -> list[Any]:
@@ -309,8 +319,9 @@ def replay(
                 result.correct += ok
                 result.outcomes.append(1 if ok else 0)
             else:
-                with contextlib.suppress(TypeError, ValueError):
-                    result.abs_error += abs(float(pred) - float(y))
+                err = _abs_error(pred, y)
+                result.errors.append(err)
+                result.abs_error += err or 0.0
             if plain is not None:
                 _score_plain(result, plain, x, y)
         pending.append((i, ts, x, y, pred, proba, served_version))

@@ -317,3 +317,24 @@ def test_an_id_column_that_is_not_there_is_refused(tmp_path: Path) -> None:
         list(read_rows(path, "label", "nope"))
     with pytest.raises(ConfigError, match="the label column"):
         list(read_rows(path, "label", "label"))
+
+
+def test_a_regression_replay_report_draws_the_rolling_mae(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report's plot was empty for regression (right/wrong outcomes exist only for classification)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = random.Random(4)
+    data = tmp_path / "reg.csv"
+    data.write_text(
+        "a,t\n" + "".join(f"{a},{2 * a + rng.gauss(0, 0.1)}\n" for a in (rng.random() for _ in range(600)))
+    )
+    report = tmp_path / "report"
+    summary = _run(capsys, "--file", str(data), "--label-col", "t", "--report", str(report), "--no-plain")
+    assert summary["task"] == "regression"
+    pixels = np.asarray(Image.open(report / "accuracy.png").convert("RGB"))
+    served_line = int((pixels == (0x1F, 0x4E, 0x79)).all(axis=-1).sum())  # COLORS["accuracy"]
+    assert served_line > 500  # the curve itself, not only its legend entry
+    assert "MAE" in (report / "report.html").read_text()

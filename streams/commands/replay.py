@@ -210,9 +210,12 @@ def _run(args: argparse.Namespace) -> int:
     if drift_points:
         summary["drift_points"] = drift_points
     if args.report:
-        baselines = {f"plain {result.plain_name} (no guard)": result.plain_outcomes} if plain else None
+        regression = result.task == "regression"
+        served: Any = result.errors if regression else result.outcomes
+        plain_series: Any = result.plain_errors if regression else result.plain_outcomes
+        baselines = {f"plain {result.plain_name} (no guard)": plain_series} if plain else None
         html = write_replay_report(
-            args.report, summary, result.outcomes, title=title, drift_points=drift_points, baselines=baselines
+            args.report, summary, served, title=title, drift_points=drift_points, baselines=baselines
         )
         summary["report"] = str(html)
     if args.json:
