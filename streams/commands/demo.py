@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
 from streams.cli import settings_from_args
@@ -112,10 +112,18 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> None:
     if settings.model.task == "classification" and len(fractional) > MAX_FRACTIONAL_CLASSES:
         raise ConfigError(
             f"--file: the labels in {args.label_col!r} are continuous numbers ({len(fractional)} distinct "
-            f"non-integer values in the first rows), which a classifier cannot learn; the demo reports accuracy. "
-            f"Replay it as regression (`driftline replay --file {args.file} --label-col {args.label_col}`), or "
-            "set model.task: regression (DRIFTLINE__MODEL__TASK=regression) to stream it anyway"
+            f"non-integer values in the first rows), which a classifier cannot learn: set model.task: regression "
+            "(DRIFTLINE__MODEL__TASK=regression; the report then shows the MAE), or replay it "
+            f"(`driftline replay --file {args.file} --label-col {args.label_col}` infers regression)"
         )
+
+
+def _quality(summary: dict[str, Any]) -> str:
+    if "mae" in summary:  # a regression run (model.task)
+        mae = summary["mae"]
+        return f"MAE {'-' if mae is None else f'{mae:.4g}'}"
+    acc = summary["accuracy"]
+    return f"accuracy {'-' if acc is None else f'{acc:.3f}'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
             print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
-    acc = summary["accuracy"]
     tax = summary.get("guard_tax")
     plain_text = (
         ""
@@ -195,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
         else f" (plain {summary['plain_learner']} {summary['plain_accuracy']:.3f}, guard tax {100 * tax:+.1f} pts)"
     )
     print(
-        f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, accuracy "
-        f"{'-' if acc is None else f'{acc:.3f}'}{plain_text}, {summary['versions_released']} versions, "
+        f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, "
+        f"{_quality(summary)}{plain_text}, {summary['versions_released']} versions, "
         f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
         f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
         file=sys.stderr,
