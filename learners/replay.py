@@ -148,9 +148,8 @@ class ReplayResult:
     """What ``driftline replay --json`` prints (``summary()``) plus the timeline the report plots."""
 
     n: int = 0
-    labelled: int = (
-        0  # events with a label: the denominator of accuracy and MAE (an unlabelled one is neither)
-    )
+    # Events with a label: the denominator of accuracy and MAE (an unlabelled one is neither right nor wrong).
+    labelled: int = 0
     correct: int = 0
     abs_error: float = 0.0
     task: str = "classification"

@@ -92,7 +92,7 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
 
 def _check_file(args: argparse.Namespace, settings: Settings) -> None:
     """Read the head of ``--file`` before anything starts: no rows, a missing label column, or a continuous target for a
-    classifier (every example would be dead-lettered, and the report is about accuracy), is refused here."""
+    classifier (every example would be dead-lettered), is refused here."""
     from connectors.sources import open_source
     from learners.replay import INFER_ROWS
     from learners.specs import MAX_FRACTIONAL_CLASSES
