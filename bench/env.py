@@ -137,7 +137,8 @@ class BenchEnv:
             self.workers.remove(worker)
 
     def close(self) -> None:
-        """Stop this run's workers (only those started here) and delete this run's topics and Redis keys."""
+        """Stop this run's workers (only those started here) and delete this run's topics, consumer groups and
+        Redis keys."""
         for worker in list(self.workers):
             worker.stop(30)
         self.workers.clear()
@@ -153,6 +154,18 @@ class BenchEnv:
                         future.result()
         except Exception as exc:
             progress(f"could not delete topics of {self.prefix}: {exc}")
+        try:  # the workers' groups (driftline-<prefix>...) and the hand-written loop's (<prefix>...)
+            admin = AdminClient(client_config(self.base))
+            listed = admin.list_consumer_groups(request_timeout=10).result().valid
+            groups = [
+                g.group_id for g in listed if g.group_id.startswith((f"driftline-{self.prefix}", self.prefix))
+            ]
+            if groups:
+                for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
+                    with contextlib.suppress(Exception):  # best effort, as the topics
+                        future.result()
+        except Exception as exc:
+            progress(f"could not delete consumer groups of {self.prefix}: {exc}")
         try:
             client = redis_client(self.base)
             keys = list(client.scan_iter(match=f"{self.prefix.rstrip('.')}*", count=1000))

@@ -429,5 +429,9 @@ def open_source(
         raise ConfigError(f"source {spec!r}: no such file")
     if n is not None and n < 0:
         raise ConfigError(f"--limit: must be at least 0, got {n}")
+    if id_col is not None and id_col == label_col:
+        raise ConfigError(
+            f"--id-col {id_col!r} is the label column; name the event id column, or leave it out"
+        )
     events = reader(path, label_col=label_col, id_col=id_col, ts_col=ts_col)
     return itertools.islice(events, n) if n is not None else events

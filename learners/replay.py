@@ -7,7 +7,6 @@ Each event is first scored by the served model; its label is revealed ``delay`` 
 from __future__ import annotations
 
 import collections
-import contextlib
 import csv
 import itertools
 import json
@@ -83,6 +82,10 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
+    if id_col is not None and id_col == label_col:
+        raise ConfigError(
+            f"--id-col {id_col!r} is the label column; name the event id column, or leave it out"
+        )
     suffix = path.suffix.lower()
     # utf-8-sig: a byte order mark (spreadsheets write one) would otherwise start the first column name.
     with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -103,7 +106,11 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                 raise ConfigError(
                     f"{path}: row {i + 1} has no label column {label_col!r} (has {sorted(record)})"
                 )
+            if id_col is not None and id_col not in record:  # named, so not silently the row number
+                raise ConfigError(f"{path}: row {i + 1} has no id column {id_col!r} (has {sorted(record)})")
             label = record.pop(label_col)
+            if type(label) is float and not math.isfinite(label):
+                label = None  # NaN/inf (JSON NaN, CSV inf): no label, as a CSV "nan" or an empty cell
             if label is not None:
                 now = _label_kind(label)
                 if now is None:
@@ -141,6 +148,8 @@ class ReplayResult:
     """What ``driftline replay --json`` prints (``summary()``) plus the timeline the report plots."""
 
     n: int = 0
+    # Events with a label: the denominator of accuracy and MAE (an unlabelled one is neither right nor wrong).
+    labelled: int = 0
     correct: int = 0
     abs_error: float = 0.0
     task: str = "classification"
@@ -149,7 +158,7 @@ class ReplayResult:
     promotions: list[dict[str, Any]] = field(default_factory=list)
     rollbacks: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: bytearray = field(default_factory=bytearray)  # 1 = served prediction correct (classification)
+    outcomes: bytearray = field(default_factory=bytearray)  # per labelled event: 1 = served prediction right
     final_version: int = 0
     n_learned: int = 0
     # The plain learner run alongside (``replay(..., plain=...)``): same events, every label at the same delay.
@@ -157,13 +166,16 @@ class ReplayResult:
     plain_correct: int = 0
     plain_abs_error: float = 0.0
     plain_outcomes: bytearray = field(default_factory=bytearray)
+    # Regression: the absolute error per labelled event (None: no numeric answer yet), as the report plots it.
+    errors: list[float | None] = field(default_factory=list)
+    plain_errors: list[float | None] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n": self.n, "task": self.task}
         if self.task == "classification":
-            out["accuracy"] = self.correct / self.n if self.n else 0.0
+            out["accuracy"] = self.correct / self.labelled if self.labelled else 0.0
         else:
-            out["mae"] = self.abs_error / self.n if self.n else 0.0
+            out["mae"] = self.abs_error / self.labelled if self.labelled else 0.0
         out.update(
             alarms=self.alarms,
             feature_alarms=self.feature_alarms,
@@ -174,15 +186,15 @@ class ReplayResult:
             final_version=self.final_version,
             n_learned=self.n_learned,
         )
-        if self.plain_name is not None and self.n:
+        if self.plain_name is not None and self.labelled:
             # The guard tax: what the guard cost (positive) or gained (negative) against learning every label.
             if self.task == "classification":
-                plain = self.plain_correct / self.n
+                plain = self.plain_correct / self.labelled
                 out["plain"] = {"learner": self.plain_name, "accuracy": plain}
                 out["plain_accuracy"] = plain
                 out["guard_tax"] = plain - out["accuracy"]  # accuracy given up by serving the guarded model
             else:
-                plain = self.plain_abs_error / self.n
+                plain = self.plain_abs_error / self.labelled
                 out["plain"] = {"learner": self.plain_name, "mae": plain}
                 out["plain_mae"] = plain
                 out["guard_tax"] = out["mae"] / plain - 1 if plain > 0 else 0.0  # relative MAE increase
@@ -217,8 +229,16 @@ def _score_plain(result: ReplayResult, plain: Learner, x: dict[str, Any], y: Any
         result.plain_correct += ok
         result.plain_outcomes.append(1 if ok else 0)
     else:
-        with contextlib.suppress(TypeError, ValueError):
-            result.plain_abs_error += abs(float(pred) - float(y))
+        err = _abs_error(pred, y)
+        result.plain_errors.append(err)
+        result.plain_abs_error += err or 0.0
+
+
+def _abs_error(pred: Any, y: Any) -> float | None:
+    try:
+        return abs(float(pred) - float(y))
+    except (TypeError, ValueError):
+        return None  # no answer yet (a cold model answers null): counted as no error, as before
 
 
 def plain_predictions(rows: Iterable[tuple[dict[str, Any], Any]], learner: Learner, delay: int) -> list[Any]:
@@ -279,6 +299,10 @@ def replay(
     for i, (rid, ts, x, y) in enumerate(rows):
         if limit is not None and i >= limit:
             break
+        if lifecycle.task == "regression" and isinstance(y, str):
+            raise ConfigError(
+                f"event {i} ({rid}): label {y!r:.60} is not a number, and the task is regression"
+            )
         pred, probas = served.predict_with_proba(x)
         # As a scorer publishes it (keys on the wire are strings), so the trainer need not predict it again.
         proba = {str(k): v for k, v in probas.items()} or None
@@ -287,15 +311,18 @@ def replay(
                 {"index": i, "id": rid, "prediction": pred, "proba": proba, "version": served_version}
             )
         result.n += 1
-        if lifecycle.task == "classification":
-            ok = pred == y
-            result.correct += ok
-            result.outcomes.append(1 if ok else 0)
-        else:
-            with contextlib.suppress(TypeError, ValueError):
-                result.abs_error += abs(float(pred) - float(y))
-        if plain is not None:
-            _score_plain(result, plain, x, y)
+        if y is not None:  # an unlabelled event is scored and served, but neither right nor wrong
+            result.labelled += 1
+            if lifecycle.task == "classification":
+                ok = pred == y
+                result.correct += ok
+                result.outcomes.append(1 if ok else 0)
+            else:
+                err = _abs_error(pred, y)
+                result.errors.append(err)
+                result.abs_error += err or 0.0
+            if plain is not None:
+                _score_plain(result, plain, x, y)
         pending.append((i, ts, x, y, pred, proba, served_version))
         if len(pending) > delay:
             reveal(i)

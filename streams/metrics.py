@@ -279,6 +279,7 @@ class Metrics:
             self.paused_examples.labels(model=model, outcome=outcome)
         for reason in CONTROL_REFUSALS:
             self.control_refused.labels(model=model, reason=reason)
+        self.joins.labels(model=model, outcome="lost")  # the DriftlineJoinsLost alert
 
     def forget_model(self, model: str) -> None:
         """Drop the trainer gauges of a model this process no longer trains (another trainer owns it now)."""
@@ -450,7 +451,7 @@ def render_metrics_markdown() -> str:
         "- `driftline_model_metric` keeps series for the served version only (older versions' series are",
         "  removed), so the `version` label stays bounded. Join it to the served version with",
         "  `driftline_model_metric * on (model, version) group_left driftline_served_model_info`.",
-        "- Rare counters (rejected releases, dead letters, deadletter outcomes) are created at zero when a",
+        "- Rare counters (rejected releases, dead letters, deadletter outcomes, lost joins) are created at zero when a",
         "  worker starts, so `increase()` in an alert sees their first increment.",
         "",
     ]

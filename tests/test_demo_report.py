@@ -171,3 +171,20 @@ def test_live_view_and_progress_lines_show_the_pipeline(tmp_path: Path) -> None:
     lines(run, old)
     lines(run, new)  # within 5 s of the first: no second line
     assert out.getvalue().count("\n") == 1 and "produced 110/1000" in out.getvalue()
+
+
+def test_a_regression_run_reports_mae_not_accuracy(tmp_path: Path) -> None:
+    """With model.task regression the demo said 'accuracy 0.000' (exact equality of numbers) everywhere."""
+    result, data = _fake_run(tmp_path, n=300)
+    result.settings = load_settings(
+        environ={},
+        overrides={"kafka.topic_prefix": "t-report.", "state_dir": str(tmp_path), "model.task": "regression"},
+    )
+    for k, row in enumerate(data.training):
+        row["label"] = 0.5 * k
+        row["prediction"] = None if k < 50 else 0.5 * k + (1.0 if k % 2 else -3.0)
+    path, summary = write_report(result, data, tmp_path / "report")
+    assert summary["task"] == "regression" and summary["accuracy"] is None
+    assert summary["mae"] == 2.0  # 250 answered rows, errors 1 and 3 alternating
+    page = path.read_text()
+    assert "MAE" in page and "0.0%" not in page

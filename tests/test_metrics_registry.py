@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -112,6 +114,8 @@ def test_priming_creates_zero_series_for_rare_counters() -> None:
     m.set_worker_up("score")
     assert value(m, "driftline_releases_rejected_total", model="m", reason="signature") == 0
     assert value(m, "driftline_learning_paused", model="m") == 0
+    # DriftlineJoinsLost is an increase() alert: a series born at 1 would hide the first lost joins.
+    assert value(m, "driftline_joins_total", model="m", outcome="lost") == 0
     assert value(m, "driftline_deadletters_total", stage="score", source_topic="driftline.features") == 0
     assert value(m, "driftline_events_total", stage="score", outcome="deadletter") == 0
     assert value(m, "driftline_worker_up", role="score") == 1
@@ -193,3 +197,25 @@ def test_the_http_exposition_holds_only_documented_families() -> None:
     assert exposed and exposed == {k: v for k, v in documented.items() if k in exposed}
     assert "_created" not in text
     assert 'driftline_events_total{outcome="ok",stage="score"} 1.0' in text
+
+
+def test_a_worker_primes_every_configured_model(tmp_path: Path) -> None:
+    """Only the default model's rare counters were created at zero: a first rejected release (or lost join) of a
+    model listed in routing.models was invisible to the increase() alerts."""
+    from driftline.settings import load_settings
+    from streams.app import build_app
+
+    overrides = {
+        "state_dir": str(tmp_path),
+        "model.signing_key": "k" * 32,
+        "kafka.bootstrap": "127.0.0.1:1",
+        "routing.models": ["tenant-a", "tenant-b"],
+    }
+    worker = build_app(load_settings(environ={}, overrides=overrides), ("score",))
+    try:
+        m = worker.ctx.metrics
+        for model in ("default", "tenant-a", "tenant-b"):
+            assert value(m, "driftline_releases_rejected_total", model=model, reason="signature") == 0, model
+            assert value(m, "driftline_joins_total", model=model, outcome="lost") == 0, model
+    finally:
+        worker.close()

@@ -220,3 +220,121 @@ def test_a_file_with_a_continuous_target_is_replayed_as_regression(
 
     task, again = infer_task(iter(rows), "classification")
     assert task == "classification" and list(again) == rows
+
+
+def test_accuracy_and_mae_count_only_labelled_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event without a label (null, empty, NaN) is scored but cannot be right or wrong: it stays out of the
+    accuracy's and the MAE's denominator (and a null prediction does not 'match' a null label), and a NaN label
+    never makes the summary NaN (invalid JSON)."""
+    rng = random.Random(5)
+    rows = [(rng.uniform(-1, 1), rng.uniform(-1, 1)) for _ in range(400)]
+    labelled = tmp_path / "all.jsonl"
+    holes = tmp_path / "holes.jsonl"
+    with labelled.open("w") as full, holes.open("w") as gaps:
+        for i, (a, b) in enumerate(rows):
+            y = int(a + b > 0)
+            full.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": y}) + "\n")
+            if i % 4 != 0:  # every fourth event answered by nothing, then learned as nothing
+                gaps.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": y}) + "\n")
+            else:
+                gaps.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": None}) + "\n")
+    summary = _run(capsys, "--file", str(holes), "--label-col", "y", "--no-plain")
+    assert summary["n"] == 400 and summary["n_learned"] == 300
+    out = tmp_path / "p.jsonl"
+    _run(capsys, "--file", str(holes), "--label-col", "y", "--no-plain", "--out", str(out))
+    served = [json.loads(line)["prediction"] for line in out.read_text().splitlines()]
+    truth = [json.loads(line)["y"] for line in holes.read_text().splitlines()]
+    scored = [(p, y) for p, y in zip(served, truth, strict=True) if y is not None]
+    assert summary["accuracy"] == pytest.approx(sum(p == y for p, y in scored) / len(scored))
+    assert summary["accuracy"] > 0.75  # 300 labelled events of a linearly separable stream
+
+    reg = tmp_path / "reg.jsonl"
+    reg.write_text(
+        "".join(
+            f'{{"a": {a!r}, "t": {"NaN" if i == 51 else "null" if i % 5 == 0 else repr(2 * a + b)}}}\n'
+            for i, (a, b) in enumerate(rows)
+        )
+    )
+    out_reg = tmp_path / "r.jsonl"
+    summary = _run(
+        capsys, "--file", str(reg), "--label-col", "t", "--task", "regression", "--out", str(out_reg)
+    )
+    assert summary["n_learned"] == 400 - 80 - 1
+    served = [json.loads(line)["prediction"] for line in out_reg.read_text().splitlines()]
+    errors = [
+        abs(p - (2 * a + b))
+        for i, (p, (a, b)) in enumerate(zip(served, rows, strict=True))
+        if i != 51 and i % 5 != 0 and p is not None
+    ]
+    assert summary["mae"] == pytest.approx(sum(errors) / len(errors))
+    assert summary["plain_mae"] == summary["plain_mae"]  # not NaN
+
+
+def test_bad_paths_counts_and_text_regression_targets_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each of these was a traceback (exit 1), or a meaningless summary (text labels as regression: mae 0.0)."""
+    data = tmp_path / "e.csv"
+    _write_csv(data, 60, seed=1)
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    cases = [
+        (["--file", str(data), "--label-col", "label", "--out", str(tmp_path)], "--out"),
+        (["--file", str(data), "--label-col", "label", "--report", str(a_file)], "--report"),
+        (["--stream", "sea-drift", "--n", "-5"], "--n"),
+        (["--file", str(data), "--label-col", "label", "--limit", "-1"], "--limit"),
+        (["--file", str(data), "--label-col", "label", "--task", "regression"], "not a number"),
+    ]
+    for argv, needle in cases:
+        assert main(["replay", *argv, "--no-plain", "--json"]) == 2, argv
+        captured = capsys.readouterr()
+        assert needle in captured.err and "Traceback" not in captured.err, (argv, captured.err)
+        assert captured.out == "", argv
+
+
+def test_replay_over_a_river_data_set(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 3: replay runs over River's built-in data sets as well as its synthetic streams (`produce` already
+    took `river:<DataSet>`; replay's --stream refused it)."""
+    summary = _run(capsys, "--stream", "river:Phishing", "--n", "400", "--delay", "5", "--no-plain")
+    assert summary["n"] == 400 and summary["task"] == "classification" and summary["accuracy"] > 0.6
+    summary = _run(capsys, "--stream", "river:TrumpApproval", "--n", "300", "--no-plain")
+    assert summary["task"] == "regression" and summary["n"] == 300  # a continuous target, as from a file
+    assert main(["replay", "--stream", "river:Nope", "--json"]) == 2
+    assert "unknown River data set" in capsys.readouterr().err
+
+
+def test_an_id_column_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    """--id-col naming no column fell back to the row number silently (and the file's own id column was then
+    learned as a feature); naming the label column did the same."""
+    from driftline.errors import ConfigError
+
+    path = tmp_path / "e.csv"
+    _write_csv(path, 5, seed=2)
+    assert [r[0] for r in read_rows(path, "label", "event")] == [f"e{i}" for i in range(5)]
+    with pytest.raises(ConfigError, match="no id column 'nope'"):
+        list(read_rows(path, "label", "nope"))
+    with pytest.raises(ConfigError, match="the label column"):
+        list(read_rows(path, "label", "label"))
+
+
+def test_a_regression_replay_report_draws_the_rolling_mae(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report's plot was empty for regression (right/wrong outcomes exist only for classification)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = random.Random(4)
+    data = tmp_path / "reg.csv"
+    data.write_text(
+        "a,t\n" + "".join(f"{a},{2 * a + rng.gauss(0, 0.1)}\n" for a in (rng.random() for _ in range(600)))
+    )
+    report = tmp_path / "report"
+    summary = _run(capsys, "--file", str(data), "--label-col", "t", "--report", str(report), "--no-plain")
+    assert summary["task"] == "regression"
+    pixels = np.asarray(Image.open(report / "accuracy.png").convert("RGB"))
+    served_line = int((pixels == (0x1F, 0x4E, 0x79)).all(axis=-1).sum())  # COLORS["accuracy"]
+    assert served_line > 500  # the curve itself, not only its legend entry
+    assert "MAE" in (report / "report.html").read_text()

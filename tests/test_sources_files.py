@@ -284,3 +284,11 @@ def test_a_column_named_id_is_the_events_id_by_default(tmp_path: Path) -> None:
     assert [e.id for e in csv_source(path, label_col="id")] == ["0", "1"]  # the label is not the id
     rows = list(read_rows(path, "y"))
     assert [(r[0], r[2]) for r in rows] == [("u7", {"x": 1.5}), ("7", {"x": 2.5})]
+
+
+def test_an_id_column_that_is_the_label_column_is_refused(tmp_path: Path) -> None:
+    """`produce`/`demo --id-col y --label-col y` gave every event its label as id: two ids for a whole file."""
+    path = tmp_path / "e.csv"
+    path.write_text("x,y\n0.1,0\n0.2,1\n0.3,0\n")
+    with pytest.raises(ConfigError, match="label column"):
+        list(open_source(str(path), label_col="y", id_col="y"))

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Measure scoring and learning throughput, feature-to-prediction latency at half the maximum rate, and "
             "release-to-scorers time through the local Kafka and Redis (started if needed), next to a bare River "
             "loop and a hand-written confluent-kafka loop on the same events. Each run uses a fresh topic prefix "
-            "and deletes its topics afterwards. Progress goes to stderr; BENCHMARKS.md explains every figure."
+            "and deletes its topics, consumer groups and Redis keys afterwards. Progress goes to stderr; BENCHMARKS.md "
+            "explains every figure."
         ),
     )
     p.add_argument("--quick", action="store_true", help="a smaller run that finishes in a few minutes")
@@ -44,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="learning scale-out: labels/s of 1 and of 2 train processes over N models (default 50; 0 skips)",
     )
-    p.add_argument("--keep", action="store_true", help="keep the run's topics, Redis keys and work dir")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the run's topics, consumer groups, Redis keys and work dir"
+    )
     p.set_defaults(func=run)
 
 

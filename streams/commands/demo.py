@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
 from streams.cli import settings_from_args
 
 if TYPE_CHECKING:
+    from driftline.settings import Settings
     from streams.demo.runner import DemoRun
 
 DEFAULT_EVENTS = 12_000
@@ -88,6 +90,42 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
         console.stop()
 
 
+def _check_file(args: argparse.Namespace, settings: Settings) -> None:
+    """Read the head of ``--file`` before anything starts: no rows, a missing label column, or a continuous target for a
+    classifier (every example would be dead-lettered), is refused here."""
+    from connectors.sources import open_source
+    from learners.replay import INFER_ROWS
+    from learners.specs import MAX_FRACTIONAL_CLASSES
+
+    head = open_source(
+        args.file, label_col=args.label_col, id_col=args.id_col, n=min(args.events, INFER_ROWS)
+    )
+    fractional: set[float] = set()
+    rows = 0
+    for event in head:  # as `driftline replay` tells a number to predict from class labels
+        rows += 1
+        y = event.label
+        if type(y) is float and math.isfinite(y) and not y.is_integer():
+            fractional.add(y)
+    if not rows:
+        raise ConfigError(f"--file: {args.file} has no rows to stream (an empty file, or a header alone)")
+    if settings.model.task == "classification" and len(fractional) > MAX_FRACTIONAL_CLASSES:
+        raise ConfigError(
+            f"--file: the labels in {args.label_col!r} are continuous numbers ({len(fractional)} distinct "
+            f"non-integer values in the first rows), which a classifier cannot learn: set model.task: regression "
+            "(DRIFTLINE__MODEL__TASK=regression; the report then shows the MAE), or replay it "
+            f"(`driftline replay --file {args.file} --label-col {args.label_col}` infers regression)"
+        )
+
+
+def _quality(summary: dict[str, Any]) -> str:
+    if "mae" in summary:  # a regression run (model.task)
+        mae = summary["mae"]
+        return f"MAE {'-' if mae is None else f'{mae:.4g}'}"
+    acc = summary["accuracy"]
+    return f"accuracy {'-' if acc is None else f'{acc:.3f}'}"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise ConfigError(f"--events: must be at least 1, got {args.events}")
@@ -102,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.reporting.demo import newest_per_model, write_report
 
     base = settings_from_args(args)
+    if args.file:
+        _check_file(args, base)
     options = DemoOptions(
         events=args.events,
         rate=args.rate,
@@ -155,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
             print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
-    acc = summary["accuracy"]
     tax = summary.get("guard_tax")
     plain_text = (
         ""
@@ -163,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
         else f" (plain {summary['plain_learner']} {summary['plain_accuracy']:.3f}, guard tax {100 * tax:+.1f} pts)"
     )
     print(
-        f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, accuracy "
-        f"{'-' if acc is None else f'{acc:.3f}'}{plain_text}, {summary['versions_released']} versions, "
+        f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, "
+        f"{_quality(summary)}{plain_text}, {summary['versions_released']} versions, "
         f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
         f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
         file=sys.stderr,

@@ -7,9 +7,11 @@ import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from connectors.sources import BUNDLED_DATASETS
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
 from learners.synthetic import STREAMS, synthetic_stream
@@ -32,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", metavar="F", help="labelled events, .csv or .jsonl")
     src.add_argument(
-        "--stream", metavar="NAME", choices=STREAMS, help=f"synthetic stream: {', '.join(STREAMS)}"
+        "--stream",
+        metavar="NAME",
+        type=_stream_name,
+        help=f"synthetic stream: {', '.join(STREAMS)}; or river:<DataSet>, a data set bundled with River "
+        f"({', '.join(BUNDLED_DATASETS)})",
     )
     p.add_argument("--label-col", metavar="C", help="label column (default: settings model.label_col)")
     p.add_argument(
@@ -71,6 +77,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=20000, metavar="N", help="events of a --stream (default 20000)")
     p.add_argument("--report", metavar="DIR", help="write DIR/accuracy.png and DIR/report.html")
     p.set_defaults(func=_run)
+
+
+def _stream_name(value: str) -> str:
+    if value in STREAMS or value.startswith("river:"):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (choose from {', '.join(STREAMS)}, river:<DataSet>)"
+    )
+
+
+def _river_rows(name: str, n: int) -> Iterator[Any]:
+    """A River data set's events as replay rows ``(id, ts, features, label)``."""
+    from connectors.sources import river_source
+
+    for event in river_source(name, n=n):
+        yield event.id, event.ts, event.features, event.label
 
 
 def _jsonable(value: Any) -> Any:
@@ -114,6 +136,13 @@ def _run(args: argparse.Namespace) -> int:
     from streams.reporting.replay import write_replay_report
 
     settings = settings_from_args(args)
+    for flag, value in (("--n", args.n), ("--limit", args.limit)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{flag}: must be at least 0, got {value}")
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out: {args.out} is a directory; name the file to write the predictions to")
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise ConfigError(f"--report: {args.report} is a file; name the directory to write the report into")
     label_col = args.label_col or settings.model.label_col
     drift_points: list[int] = []
     task = args.task or settings.model.task
@@ -128,6 +157,16 @@ def _run(args: argparse.Namespace) -> int:
                     f"(--task or model.task sets it)",
                     file=sys.stderr,
                 )
+    elif args.stream.startswith("river:"):
+        from connectors.sources import river_source
+
+        river_source(args.stream[len("river:") :], n=0)  # an unknown or remote data set: refused here
+        rows = _river_rows(args.stream[len("river:") :], args.n)
+        title = f"driftline replay: {args.stream}"
+        if not args.task:
+            task, rows = infer_task(rows, task)
+            if task != settings.model.task:
+                print(f"replay: {args.stream} has continuous labels: replaying as {task}", file=sys.stderr)
     else:
         rows, drift_points = synthetic_stream(args.stream, args.n, args.seed)
         title = f"driftline replay: {args.stream}"
@@ -171,9 +210,12 @@ def _run(args: argparse.Namespace) -> int:
     if drift_points:
         summary["drift_points"] = drift_points
     if args.report:
-        baselines = {f"plain {result.plain_name} (no guard)": result.plain_outcomes} if plain else None
+        regression = result.task == "regression"
+        served: Any = result.errors if regression else result.outcomes
+        plain_series: Any = result.plain_errors if regression else result.plain_outcomes
+        baselines = {f"plain {result.plain_name} (no guard)": plain_series} if plain else None
         html = write_replay_report(
-            args.report, summary, result.outcomes, title=title, drift_points=drift_points, baselines=baselines
+            args.report, summary, served, title=title, drift_points=drift_points, baselines=baselines
         )
         summary["report"] = str(html)
     if args.json:

@@ -209,14 +209,15 @@ class DemoRun:
         o = self.options
         if o.file:
             self.result.source = o.file
-            return open_source(o.file, label_col=o.label_col, id_col=o.id_col, n=o.events)
-        events, drifts = demo_stream(o.events, seed=o.seed)
-        self.result.drifts = drifts
-        self.result.source = DEMO_STREAM
+            events = open_source(o.file, label_col=o.label_col, id_col=o.id_col, n=o.events)
+        else:
+            events, self.result.drifts = demo_stream(o.events, seed=o.seed)
+            self.result.source = DEMO_STREAM
         return self._spread(events) if o.models > 1 else events
 
     def _spread(self, events: Iterator[Event]) -> Iterator[Event]:
-        """Each event to one of the run's models, round robin, by its `tenant` feature (routing.feature)."""
+        """Each event to one of the run's models, round robin, by its `tenant` feature (routing.feature); a file's
+        own `tenant` column is replaced, so `--models N` means N models."""
         names = self.options.model_names
         for i, event in enumerate(events):
             event.features["tenant"] = names[i % len(names)]

@@ -61,7 +61,12 @@ def _round(value: float | None, digits: int) -> float | None:
 def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
     """The numbers of a run (what ``--json`` prints and the report's table shows)."""
     # A cold model (before its first release learned anything) answers null: that is not a wrong answer.
-    correct = [None if r["prediction"] is None else r["prediction"] == r["label"] for r in data.training]
+    regression = result.settings.model.task == "regression"
+    correct = [
+        None if r["prediction"] is None or regression else r["prediction"] == r["label"]
+        for r in data.training
+    ]
+    errors = [e for e in abs_errors(data.training) if e is not None]
     answered = [c for c in correct if c is not None]
     alarm_indices = [d["index"] for d in data.drift]
     if result.drifts:
@@ -84,8 +89,10 @@ def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
         "predictions": len(data.predictions),
         "training_examples": len(data.training),
         "learned": last.learned if last else 0,
-        "answered": len(answered),
+        "task": result.settings.model.task,
+        "answered": len(errors) if regression else len(answered),
         "accuracy": round(sum(answered) / len(answered), 4) if answered else None,
+        **({"mae": round(sum(errors) / len(errors), 4) if errors else None} if regression else {}),
         "accuracy_segments": segment_accuracy(correct, points),
         "segments_basis": basis,
         "drift_points": [{"index": d.index, "kind": d.kind, "width": d.width} for d in result.drifts],
@@ -108,6 +115,17 @@ def summarize(result: DemoResult, data: RunData) -> dict[str, Any]:
         "duration_s": round(last.t, 1) if last else 0.0,
         "worker_exit": dict(result.worker_exit),
     }
+
+
+def abs_errors(training: Sequence[dict[str, Any]]) -> list[float | None]:
+    """Per training row: the served prediction's absolute error (None: no numeric answer, e.g. a cold model)."""
+    out: list[float | None] = []
+    for r in training:
+        try:
+            out.append(abs(float(r["prediction"]) - float(r["label"])))
+        except (TypeError, ValueError):
+            out.append(None)
+    return out
 
 
 def _delays_s(data: RunData) -> list[float]:
@@ -171,10 +189,15 @@ def write_report(
     if plain is not None:
         summary.update(guard_tax(data.training, plain, plain_name))
     samples = result.samples
+    regression = "mae" in summary
     pngs = {
         "accuracy": plots.accuracy_plot(
             out_dir / "accuracy.png",
-            [None if r["prediction"] is None else r["prediction"] == r["label"] for r in data.training],
+            abs_errors(data.training)
+            if regression
+            else [None if r["prediction"] is None else r["prediction"] == r["label"] for r in data.training],
+            metric="mae" if regression else "accuracy",
+            **({"title": "MAE of the served model, drift alarms and releases"} if regression else {}),
             window=max(100, min(1000, len(data.training) // 25 or 100)),
             alarms=summary["alarm_indices"],
             releases=[
@@ -221,7 +244,9 @@ def _subtitle(s: dict[str, Any]) -> str:
 def _kpis(s: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("events", fmt(s["events"])),
-        ("accuracy", f"{s['accuracy']:.1%}" if s["accuracy"] is not None else "-"),
+        ("MAE", fmt(s["mae"]))
+        if "mae" in s
+        else ("accuracy", f"{s['accuracy']:.1%}" if s["accuracy"] is not None else "-"),
         *([("guard tax", f"{100 * s['guard_tax']:+.1f} pts")] if s.get("guard_tax") is not None else []),
         ("versions released", fmt(s["versions_released"])),
         ("drift alarms", fmt(s["alarms"])),
@@ -238,7 +263,7 @@ def _sections(
         ("data", s["source"]),
         ("events produced / predictions / labels", f"{s['events']:,} / {s['predictions']:,} / {s['labels']:,}"),
         ("training examples joined (model answered)", f"{s['training_examples']:,} ({s['answered']:,})"),
-        ("accuracy (served model, overall)", s["accuracy"]),
+        (f"{'MAE' if 'mae' in s else 'accuracy'} (served model, overall)", s.get("mae", s["accuracy"])),
         *([(f"plain {s['plain_learner']} (no guard) / served, same events",
             f"{fmt(s['plain_accuracy'])} / {fmt(s['served_accuracy_same_events'])}"),
            ("guard tax (plain minus served)", s["guard_tax"])] if "guard_tax" in s else []),
@@ -267,10 +292,11 @@ def _sections(
     return [
         ("Summary", kv_table(rows)),
         (
-            "Accuracy over time",
+            f"{'MAE' if 'mae' in s else 'Accuracy'} over time",
             img(
                 pngs["accuracy"],
-                "rolling accuracy of the served model with drift alarms, promotions and rollbacks",
+                f"rolling {'MAE' if 'mae' in s else 'accuracy'} of the served model with drift alarms, promotions "
+                "and rollbacks",
             )
             + f"<p>Accuracy per segment ({html.escape(s['segments_basis'])}):</p>"
             + grid_table(("segment", "labelled events", "n", "accuracy"), segments),

@@ -51,16 +51,18 @@ def _save(fig: Any, path: Path) -> Path:
 
 def accuracy_plot(
     path: Path,
-    correct: Sequence[bool | None],
+    correct: Sequence[bool | float | None],
     *,
     window: int,
     title: str = "Accuracy of the served model, drift alarms and releases",
     alarms: Sequence[int] = (),
     releases: Sequence[tuple[int, int, str]] = (),
     drifts: Sequence[tuple[int, int]] = (),
-    baselines: Mapping[str, Sequence[bool | None]] | None = None,
+    baselines: Mapping[str, Sequence[bool | float | None]] | None = None,
+    metric: str = "accuracy",
 ) -> Path:
-    """Rolling accuracy of the served model, one value per labelled event (``None``: no model answered yet).
+    """Rolling accuracy of the served model, one value per labelled event (``None``: no model answered yet);
+    with ``metric="mae"``, ``correct`` holds absolute errors and the rolling MAE is drawn (lower is better).
 
     ``alarms``: drift alarm indices (dashed lines); ``releases``: ``(index, version, reason)``, marked ^ (promotion)
     or v (``rollback``), incremental ones as a rug of ticks along the bottom; ``drifts``: known drifts
@@ -70,7 +72,10 @@ def accuracy_plot(
     fig, (ax,) = _figure(5.2)
     # Until the first trained release reaches the scorers the served model answers null: shown, not scored.
     cold = next((i for i, c in enumerate(correct) if c is not None), len(correct))
-    acc = [float("nan")] * cold + rolling_mean([bool(c) for c in correct[cold:]], window)
+    value = (
+        bool if metric == "accuracy" else float
+    )  # after the cold start, a None error counts as 0 (as in mae)
+    acc = [float("nan")] * cold + rolling_mean([value(c or 0) for c in correct[cold:]], window)
     xs = range(len(acc))
     for centre, width in drifts:
         if width > 1:
@@ -80,18 +85,22 @@ def accuracy_plot(
             ax.axvline(centre, color=COLORS["drift"], lw=2, alpha=0.6)
     if cold:
         ax.axvspan(0, cold, color="#f3e5ab", alpha=0.5, lw=0, label="no trained model yet (null predictions)")
-    ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model accuracy (rolling {window})")
+    name = "accuracy" if metric == "accuracy" else "MAE"
+    ax.plot(xs, acc, color=COLORS["accuracy"], lw=1.6, label=f"served model {name} (rolling {window})")
     lines = [acc]
     for k, (name, series) in enumerate((baselines or {}).items()):
         if len(series) != len(correct):
             continue  # not on the same events: a gap between the lines would mean nothing
         # From the first answered event, as the served curve, so the gap is the guard tax.
-        line = [float("nan")] * cold + rolling_mean([bool(c) for c in series[cold:]], window)
+        line = [float("nan")] * cold + rolling_mean([value(c or 0) for c in series[cold:]], window)
         ax.plot(xs, line, color=BASELINE_COLORS[k % len(BASELINE_COLORS)], lw=1.0, alpha=0.9, label=name)
         lines.append(line)
     # The first values after the cold start average only a handful of examples: left out of the scale.
     settled = [a for line in lines for a in line[cold + window // 2 :] if a == a]
-    ax.set_ylim(max(0.0, min(settled, default=0.5) - 0.1), 1.02)
+    if metric == "accuracy":
+        ax.set_ylim(max(0.0, min(settled, default=0.5) - 0.1), 1.02)
+    else:
+        ax.set_ylim(0.0, max(settled, default=1.0) * 1.1 or 1.0)
     ax.set_xlim(0, max(len(acc), 1))
     for k, a in enumerate(alarms):
         ax.axvline(
@@ -120,7 +129,7 @@ def accuracy_plot(
     if drifts:
         ax.plot([], [], color=COLORS["drift"], lw=2, alpha=0.6, label="true drift (band: gradual)")
     ax.set_xlabel("labelled event")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy" if metric == "accuracy" else "MAE (lower is better)")
     ax.set_title(title)
     # Below the axes: inside, it would hide the start of the curve or the first releases.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5, fontsize=8, frameon=False)

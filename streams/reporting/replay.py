@@ -15,7 +15,7 @@ __all__ = ["write_replay_report"]
 def write_replay_report(
     directory: str | Path,
     summary: Mapping[str, Any],
-    outcomes: Sequence[int],
+    outcomes: Sequence[Any],
     *,
     title: str = "driftline replay",
     drift_points: Sequence[int] = (),
@@ -24,26 +24,36 @@ def write_replay_report(
 ) -> Path:
     """Write the report of a replay summary (``ReplayResult.summary()``); returns the HTML path.
 
-    ``outcomes``: 1/0 per event, was the served model right; ``baselines``: other learners' outcomes on the same
-    events (the plain learner), drawn next to the served one.
+    ``outcomes``: 1/0 per labelled event, was the served model right (for regression, a summary with ``mae``: the
+    absolute error per labelled event, None before a numeric answer); ``baselines``: other learners' outcomes on
+    the same events (the plain learner), drawn next to the served one.
     """
     directory = Path(directory)
+    metric = "accuracy" if "accuracy" in summary else "mae"
+    if metric == "mae":
+        series: list[Any] = list(outcomes)
+        others = {k: list(v) for k, v in (baselines or {}).items()}
+    else:
+        series = [bool(o) for o in outcomes]
+        others = {k: [bool(o) for o in v] for k, v in (baselines or {}).items()}
     releases = [
         (p["index"], p["version"], p["reason"])
         for p in [*summary.get("promotions", ()), *summary.get("rollbacks", ())]
     ]
     png = accuracy_plot(
         directory / "accuracy.png",
-        [bool(o) for o in outcomes],
+        series,
         window=window,
         title=title,
         alarms=summary.get("alarms", ()),
         releases=releases,
         drifts=[(p, 1) for p in drift_points],
-        baselines={k: [bool(o) for o in v] for k, v in (baselines or {}).items()},
+        baselines=others,
+        metric=metric,
     )
     notes = (
-        "Rolling prequential accuracy of what the served model predicted; dashed: concept-drift alarms; ^ "
+        f"Rolling prequential {'accuracy' if metric == 'accuracy' else 'MAE (absolute error, lower is better)'} "
+        "of what the served model predicted; dashed: concept-drift alarms; ^ "
         "challenger/manual promotions, v rollbacks, ticks along the bottom: incremental releases."
     )
     if baselines:
@@ -51,7 +61,6 @@ def write_replay_report(
             " Thin line: a plain learner on the same events, learning every label at the same delay with no guard; "
             "the gap between it and the served line is the guard tax (summary: guard_tax)."
         )
-    metric = "accuracy" if "accuracy" in summary else "mae"
     promotions, rollbacks = len(summary.get("promotions", ())), len(summary.get("rollbacks", ()))
     kpis = [("events", fmt(summary.get("n"))), (metric, fmt(summary.get(metric)))]
     if "guard_tax" in summary:  # as the text output shows it: accuracy points, or the relative MAE increase
@@ -63,7 +72,10 @@ def write_replay_report(
         ("promotions / rollbacks", f"{promotions} / {rollbacks}"),
     ]
     sections = [
-        ("Accuracy over time", img(png, "rolling accuracy with drift alarms, promotions and rollbacks")),
+        (
+            f"{'Accuracy' if metric == 'accuracy' else 'MAE'} over time",
+            img(png, f"rolling {metric} with drift alarms, promotions and rollbacks"),
+        ),
         ("Summary", f"<p>{notes}</p>{kv_table([(str(k), v) for k, v in summary.items()])}"),
     ]
     return write_html(directory / "report.html", title, sections, kpis=kpis)
