@@ -68,6 +68,21 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
     # A progress line per few seconds in --no-live mode.
     assert re.search(r"produced \d+/1500 scored \d+", done.stderr)
 
+    # The run's signing key is kept (owner-only) and the last lines say how to check its audit trail: it verifies.
+    verify = re.search(r"audit trail: DRIFTLINE_SIGNING_KEY=\$\(cat (\S+)\) DRIFTLINE_STATE_DIR=(\S+) driftline "
+                       r"--topic-prefix (\S+) audit verify", done.stderr)  # fmt: skip
+    assert verify is not None, done.stderr[-2000:]
+    assert os.stat(verify[1]).st_mode & 0o777 == 0o600 and verify[3] == prefix
+    checked = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--topic-prefix", prefix, "--bootstrap", KAFKA_BOOTSTRAP,
+         "audit", "verify", "--json"],
+        env={**env, "DRIFTLINE_SIGNING_KEY": Path(verify[1]).read_text().strip(), "DRIFTLINE_STATE_DIR": verify[2]},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"] is True, (
+        checked.stdout + checked.stderr
+    )
+
     page = (report / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4
     # Every release has a readable "what changed" row, from the signed audit trail (README, Governance).

@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, "
         f"{_quality(summary)}{plain_text}, {summary['versions_released']} versions, "
         f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
-        f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}",
+        f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}"
+        + (f"\naudit trail: {demo.verify_command()}" if demo.key_file.exists() else ""),
         file=sys.stderr,
     )
     for row in summary.get("models", []):

@@ -13,6 +13,7 @@ had to start the stack itself: a new user's first ``make demo``.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import threading
@@ -178,9 +179,28 @@ class DemoRun:
             env["DRIFTLINE__ROUTING__MODELS"] = ",".join(self.options.model_names)
         return env
 
+    @property
+    def key_file(self) -> Path:
+        """The run's signing key (owner-only), kept so its audit trail and releases can be verified afterwards;
+        the key was generated for this run and signs nothing else."""
+        return self.run_dir / "signing_key"
+
+    def write_key(self) -> None:
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._key + "\n")
+
+    def verify_command(self) -> str:
+        """The command that checks this run's audit trail (chain file and topic) after the demo."""
+        return (
+            f"DRIFTLINE_SIGNING_KEY=$(cat {self.key_file}) DRIFTLINE_STATE_DIR={self.run_dir} "
+            f"driftline --topic-prefix {self.prefix} audit verify"
+        )
+
     def start_workers(self) -> None:
         """Topics, then one process per role, then wait until each answers and the scorer serves a model."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.write_key()
         ensure_topics(self.settings)
         env = self.worker_env()
         for role in ROLES:
