@@ -126,6 +126,9 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
+                    "discarded": live.get(
+                        "discarded", 0
+                    ),  # labels `pause --discard` dropped (trainer lifetime)
                     # A candidate the guard held for operator approval (`driftline models promote held`).
                     "held_candidate": bool(live.get("metrics", {}).get("held")),
                 },

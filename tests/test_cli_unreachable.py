@@ -55,3 +55,21 @@ def test_tail_refuses_a_count_that_is_not_a_whole_number(n: str, capsys: pytest.
         main(["--bootstrap", "127.0.0.1:1", "tail", "predictions", "-n", n])
     assert exit_.value.code == 2
     assert "must be a whole number >= 0" in capsys.readouterr().err
+
+
+def test_status_counts_what_pause_discard_dropped() -> None:
+    # `status` printed "learning PAUSED: 0 label(s) discarded" under `pause --discard` while the trainer had
+    # discarded 100 (it printed the held count, always 0 then): outside, session 29.
+    from streams.commands.status import render
+
+    live = {"n_learned": 601, "served_version": 3, "paused": True, "updated_at": 0, "owner": "t1",
+            "held_examples": 0, "pause_discard": True, "discarded": 100, "held_candidate": False}  # fmt: skip
+    model = {"model": "m", "served_version": 3, "latest_release": None, "trainer": live, "releases": 3,
+             "joins": None, "unverified_releases": []}  # fmt: skip
+    status = {"topic_prefix": "p.", "default_model": "m", "models": [model], "workers": [],
+              "drift_last_hour": {"total": 0, "by_signal": {}},
+              "stack": {n: {"address": "127.0.0.1:1", "up": True} for n in ("kafka", "redis")}}  # fmt: skip
+    text = render(status)
+    assert "labels arriving now are discarded (pause --discard); 100 discarded so far" in text
+    live.update(pause_discard=False, held_examples=7)
+    assert "7 label(s) held for resume" in render(status)

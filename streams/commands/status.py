@@ -91,8 +91,12 @@ def render(status: dict[str, Any]) -> str:
         if live and live.get("held_candidate"):
             lines.append("    a candidate is HELD for approval: `driftline models promote held` to serve it")
         if live and live["paused"]:
-            what = "discarded (pause --discard)" if live.get("pause_discard") else "held for resume"
-            lines.append(f"    learning PAUSED: {live.get('held_examples', 0):,} label(s) {what}")
+            if live.get("pause_discard"):  # the trainer's count of dropped labels, over its lifetime
+                n = live.get("discarded", 0)
+                what = f"labels arriving now are discarded (pause --discard); {n:,} discarded so far"
+            else:
+                what = f"{live.get('held_examples', 0):,} label(s) held for resume"
+            lines.append(f"    learning PAUSED: {what}")
         joins = m.get("joins")
         if joins and (joins["pending"] or joins["parked"] or m["model"] == status.get("default_model")):
             age = joins["oldest_pending_age_s"]
