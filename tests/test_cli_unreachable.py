@@ -21,6 +21,10 @@ from streams.cli import main
         ["audit", "verify"],
         ["explain", "e1", "--timeout", "2"],
         ["cleanup", "--prefix", "nobody.", "--dry-run"],
+        # The control commands said "cannot list topics on ADDR: KafkaError{...}" after 30 s (outside, session 29).
+        ["models", "pause", "--timeout", "2"],
+        ["models", "set", "guard.alpha=0.01", "--timeout", "2"],
+        ["models", "rollback", "--timeout", "2"],
     ],
 )
 def test_unreachable_broker_is_named_not_a_traceback(
@@ -55,6 +59,21 @@ def test_tail_refuses_a_count_that_is_not_a_whole_number(n: str, capsys: pytest.
         main(["--bootstrap", "127.0.0.1:1", "tail", "predictions", "-n", n])
     assert exit_.value.code == 2
     assert "must be a whole number >= 0" in capsys.readouterr().err
+
+
+def test_models_settings_names_an_unreachable_redis(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    # It said "no live state from the trainer ... (is a train worker running?)": the trainer may well be running,
+    # it is Redis that nobody can reach (outside, session 29). Needs no broker: the settings live in Redis only.
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path))
+    port = free_port()
+    url = f"redis://user:s3cret-pw@127.0.0.1:{port}/0"
+    assert main(["--redis-url", url, "--topic-prefix", "nobody.", "models", "settings"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach Redis at 127.0.0.1:{port}/0" in err
+    assert "s3cret-pw" not in err
+    assert "Traceback" not in err
 
 
 def test_status_counts_what_pause_discard_dropped() -> None:
