@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.redis_store import redis_client
+from connectors.topics import ALL_TOPICS
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
 from schemas.codec import default_codec
@@ -243,8 +244,13 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
     if not out["stack"]["kafka"]["up"]:
         return out
     view = KafkaView(settings, timeout=5.0)
-    groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
-    out["workers"] = [g.to_dict() for g in view.describe(groups)]
+    groups = view.describe(view.group_ids(app_group_prefix(None if all_prefixes else settings)))
+    if not all_prefixes:
+        # Group ids are matched by prefix, so 'driftline-P' also matches the groups of prefix 'P' + 'ext.': keep a
+        # group whose offsets are on this prefix's topics (or that has none yet, which cannot be told apart).
+        own = {settings.topic(name) for name in ALL_TOPICS}
+        groups = [g for g in groups if not g.lag or own & g.lag.keys()]
+    out["workers"] = [g.to_dict() for g in groups]
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)
     out["drift_last_hour"] = _recent_drift(settings, since)
