@@ -92,3 +92,20 @@ def test_status_counts_what_pause_discard_dropped() -> None:
     assert "labels arriving now are discarded (pause --discard); 100 discarded so far" in text
     live.update(pause_discard=False, held_examples=7)
     assert "7 label(s) held for resume" in render(status)
+
+
+def test_status_marks_a_group_that_lags_with_no_member() -> None:
+    # A worker group with records waiting and nobody reading them looked like any other line (outside, session 29).
+    from streams.commands.status import render
+
+    groups = [
+        {"group": "driftline-p.default-score", "state": "empty", "members": [], "lag": {"p.features": 300}},
+        {"group": "driftline-p.default-join", "state": "stable", "members": ["w@h"], "lag": {"p.labels": 5}},
+        {"group": "driftline-p.trainers", "state": "empty", "members": [], "lag": {"p.training": 0}},
+    ]
+    status = {"topic_prefix": "p.", "default_model": "m", "models": [], "workers": groups,
+              "drift_last_hour": {"total": 0, "by_signal": {}},
+              "stack": {n: {"address": "127.0.0.1:1", "up": True} for n in ("kafka", "redis")}}  # fmt: skip
+    lines = {line.split()[0]: line for line in render(status).splitlines() if line.startswith("  driftline-")}
+    assert lines["driftline-p.default-score"].endswith("<- no member reads it")
+    assert "<-" not in lines["driftline-p.default-join"] and "<-" not in lines["driftline-p.trainers"]

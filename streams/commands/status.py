@@ -66,7 +66,11 @@ def render(status: dict[str, Any]) -> str:
         lag = ", ".join(
             f"{t.removeprefix(status['topic_prefix'])} {n:,}" for t, n in sorted(g["lag"].items())
         )
-        lines.append(f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}")
+        idle = not g["members"] and any(g["lag"].values())  # records waiting, nobody to read them
+        lines.append(
+            f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}"
+            + ("  <- no member reads it" if idle else "")
+        )
     lines += ["", "models"]
     for m in status["models"]:
         rel, live = m["latest_release"], m["trainer"]
