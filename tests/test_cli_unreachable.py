@@ -109,3 +109,20 @@ def test_status_marks_a_group_that_lags_with_no_member() -> None:
     lines = {line.split()[0]: line for line in render(status).splitlines() if line.startswith("  driftline-")}
     assert lines["driftline-p.default-score"].endswith("<- no member reads it")
     assert "<-" not in lines["driftline-p.default-join"] and "<-" not in lines["driftline-p.trainers"]
+
+
+def test_console_on_a_taken_port_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    # It printed its URL and token, then an aiohttp OSError traceback (outside, session 29).
+    import socket
+
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--bootstrap", "127.0.0.1:1", "console", "--port", str(port)]) == 2
+    out = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in out.err
+    assert "Traceback" not in out.err and "http://" not in out.out

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
 import sys
 
+from driftline.errors import ConfigError
 from streams.cli import settings_from_args
 
 TOKEN_ENV = "DRIFTLINE_CONSOLE_TOKEN"
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if len(token) < 16:
         print(f"driftline console: {TOKEN_ENV} must be at least 16 characters", file=sys.stderr)
         return 2
+    _check_port(args.host, args.port)
     app = build_app(settings, token, args.host)
     url = console_url(args.host, args.port)
     print(
@@ -55,5 +58,23 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"listening beyond loopback: every page needs the token (open {url}?token=...)")
     sys.stdout.flush()
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0)
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0)
+    except OSError as exc:  # taken between the check and here
+        raise ConfigError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from exc
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line naming the address when it cannot be bound (the server binds the same way: SO_REUSEADDR),
+    before the URL and token are printed; aiohttp would raise its OSError from inside the event loop."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(info[0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(info[4])
+    except OSError as exc:
+        raise ConfigError(
+            f"--port: cannot listen on {host}:{port} ({exc.strerror}); is another console running? "
+            "choose another --port"
+        ) from exc
