@@ -6,6 +6,8 @@ No broker needed: nothing listens on the address.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connectors.localproc import free_port
@@ -126,3 +128,18 @@ def test_console_on_a_taken_port_is_one_line_naming_it(
     out = capsys.readouterr()
     assert f"cannot listen on 127.0.0.1:{port}" in out.err
     assert "Traceback" not in out.err and "http://" not in out.out
+
+
+def test_a_command_refused_before_sending_still_answers_in_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    # `models set guard.alpha=7 --json` printed nothing on stdout (outside, session 29): a script reading the JSON
+    # had no object to read. Refused before any broker is asked, so the address needs nothing listening.
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", "cli-unreachable-test-signing-key-of-32-bytes")
+    assert main(["--bootstrap", "127.0.0.1:1", "models", "set", "guard.alpha=7", "--json"]) == 2
+    out = capsys.readouterr()
+    answer = json.loads(out.out)
+    assert answer["sent"] is None and answer["waited"] is False
+    assert answer["answer"]["outcome"] == "refused" and "guard.alpha" in answer["answer"]["message"]
+    assert "guard.alpha" in out.err

@@ -355,11 +355,19 @@ def _answer_from_audit(settings: Settings, record: dict[str, Any]) -> dict[str, 
 
 def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> int:
     settings = _settings(args)
-    check_reachable(settings)  # one line naming the address in seconds, not a KafkaError after 30 s
+    from learners.lifecycle_control import validate_control  # imports River (seconds): only when sending
+
     try:
+        # Validated first (a bad key is named whatever the broker's state), then the broker is checked: one line
+        # naming the address in seconds, not a KafkaError after 30 s. send_command validates again.
+        validate_control(command, cmd_args, settings.guard, settings.drift)
+        check_reachable(settings)
         record = send_command(settings, command, cmd_args)
     except ConfigError as exc:
         print(f"driftline models: refused before sending: {exc}", file=sys.stderr)
+        if args.json:  # still one object on stdout for a script that reads it
+            refused = {"outcome": "refused", "message": f"refused before sending: {exc}", "source": "cli"}
+            print(json.dumps({"sent": None, "answer": refused, "waited": False}, sort_keys=True))
         return 2
     answer = None if args.no_wait else wait_reply(settings, record["id"], args.timeout)
     if answer is None and not args.no_wait:
