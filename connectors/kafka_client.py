@@ -8,6 +8,7 @@ here logs it.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import time
 from typing import Any
@@ -21,6 +22,37 @@ from driftline.settings import Settings
 # librdkafka's own log lines (connection refused, retries) go through Python logging under this name
 # instead of straight to stderr, so the CLI's -v decides what is shown. Pass it as ``logger=LIBRDKAFKA_LOG``.
 LIBRDKAFKA_LOG = logging.getLogger("connectors.librdkafka")
+
+
+class _Repeats(logging.Filter):
+    """Keep a librdkafka line once per ``every_s`` seconds: it logs each failed connection attempt, dozens a second
+    while a broker is down (a console left running wrote 400 identical lines in 20 s). The next one let through
+    says how many like it were dropped. Lines differing only in librdkafka's "(after N ms in state S)" are alike."""
+
+    _TIMING = re.compile(r" ?\(after \d+ms in state \w+[^)]*\)")
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = self._TIMING.sub("", record.getMessage())[:300]
+        now = time.monotonic()
+        first, dropped = self._seen.get(key, (None, 0))
+        if first is not None and now - first < self.every_s:
+            self._seen[key] = (first, dropped + 1)
+            return False
+        if len(self._seen) > 1000:  # many distinct lines: forget them rather than grow
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if dropped:
+            record.msg = f"{record.getMessage()} ({dropped} more like it in the last {self.every_s:g} s)"
+            record.args = ()
+        return True
+
+
+LIBRDKAFKA_LOG.addFilter(_Repeats())
 
 # Keys whose values must never be printed (see ``redacted``).
 SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password"})

@@ -205,6 +205,29 @@ def redis_client(settings: Settings, timeout_s: float = 5.0) -> redis.Redis:
     )
 
 
+def redis_address(settings: Settings) -> str:
+    """``host:port/db`` of the configured Redis URL, without its password: what error messages name."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.redis.url.get())
+    return f"{url.hostname or '127.0.0.1'}:{url.port or 6379}{url.path or ''}"
+
+
+def check_redis_reachable(settings: Settings, timeout_s: float = 5.0) -> None:
+    """Raise :class:`StackError` naming the address (never the password) unless Redis answers PING: the one-line
+    failure commands give, as :func:`connectors.kafka_client.check_reachable` does for the broker."""
+    client = redis_client(settings, timeout_s)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StackError(
+            f"cannot reach Redis at {redis_address(settings)} ({type(exc).__name__}: {exc}): is the stack up? "
+            "run `driftline stack up`, or fix redis.url / DRIFTLINE_REDIS_URL"
+        ) from None
+    finally:
+        client.close()
+
+
 class JoinStore:
     """Redis-backed pending join state for one model."""
 

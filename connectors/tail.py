@@ -52,6 +52,30 @@ def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Cons
     return consumer, ends
 
 
+def read_last(settings: Settings, codec: Codec, name: str, last_n: int) -> tuple[Consumer, list[Received]]:
+    """The last ``last_n`` records of a topic (merged by timestamp) and the consumer positioned after them.
+
+    ``high watermark - N`` counts offsets, not records: on a topic written in transactions (``models``, and what
+    the trainer writes) every commit marker takes an offset, and compaction leaves gaps, so the window is widened
+    (x4) until it holds ``last_n`` records or reaches the start of every partition.
+    """
+    window = max(last_n, 1)
+    while True:
+        consumer, ends = assign_tail(settings, name, window)
+        records = read_until_end(consumer, codec, name, ends)
+        if len(records) >= last_n or window >= _deepest(consumer):
+            return consumer, records[-last_n:] if last_n > 0 else []
+        consumer.close()
+        window *= 4
+
+
+def _deepest(consumer: Consumer) -> int:
+    """The most offsets any assigned partition holds (high - low watermark)."""
+    return max(
+        (high - low for low, high in (_watermarks(consumer, tp) for tp in consumer.assignment())), default=0
+    )
+
+
 # A partition whose leader is moving (a topic just created, a broker restarting) answers these for a moment.
 _LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
 

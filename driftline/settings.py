@@ -402,6 +402,17 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")
     if settings.redis.pending_ttl_s < 1:
         raise ConfigError(f"redis.pending_ttl_s: must be at least 1, got {settings.redis.pending_ttl_s}")
+    url = settings.redis.url.get()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in (
+        "redis",
+        "rediss",
+        "unix",
+    ):  # what redis-py opens; the URL is a secret: name the scheme only
+        raise ConfigError(
+            "redis.url: must start with redis://, rediss:// or unix://, "
+            + (f"got {scheme[:20]}://..." if scheme else "got no scheme")
+        )
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

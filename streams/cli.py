@@ -8,8 +8,10 @@ import argparse
 import importlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 
 from driftline import __version__
@@ -80,7 +82,70 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    _finish_help(parser, ("driftline",))
     return parser
+
+
+# One or two lines a user can copy, per command: shown under "examples:" at the end of its --help.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "stack up": ("driftline stack up", "driftline stack up --kafka-port 19092 --redis-port 16380 --state-dir /tmp/s"),
+    "stack down": ("driftline stack down", "driftline stack down --force   # even while workers are running"),
+    "stack status": ("driftline stack status --json",),
+    "topics create": ("driftline topics create --dry-run", "driftline --bootstrap kafka:9092 topics create"),
+    "topics list": ("driftline topics list",),
+    "topics describe": ("driftline topics describe models control --json",),
+    "doctor": ("driftline doctor", "driftline doctor --json"),
+    "config show": ("driftline config show", "DRIFTLINE_CONFIG=prod.yaml driftline config show --json"),
+    "config validate": ("driftline config validate prod.yaml   # exit 2 naming the bad field",),
+    "worker": ("DRIFTLINE_SIGNING_KEY=$(openssl rand -hex 32) driftline worker --role all",
+               "driftline worker --role score --metrics-port 9109"),
+    "produce features": ("driftline produce features --file events.csv --id-col id --rate 100",),
+    "produce labels": ("driftline produce labels --file labels.csv --id-col id --label-col label",),
+    "produce synthetic": ("driftline produce synthetic --events 2000 --label-delay 300",),
+    "tail": ("driftline tail predictions -n 5", "driftline tail deadletter --json --follow"),
+    "models list": ("driftline models list", "driftline models list --json"),
+    "models show": ("driftline models show", "driftline models show 3 --json"),
+    "models promote": ("driftline models promote 3", "driftline models promote held"),
+    "models rollback": ("driftline models rollback --model default",),
+    "models pause": ("driftline models pause", "driftline models pause --discard"),
+    "models resume": ("driftline models resume",),
+    "models set": ("driftline models set guard.alpha=0.01 drift.ph_feature_threshold=200",),
+    "models settings": ("driftline models settings --json",),
+    "models diff": ("driftline models diff 3 4 --json",),
+    "replay": ("driftline replay --stream sea-drift --json",
+               "driftline replay --file data.csv --label-col class --delay 300 --out served.jsonl"),
+    "demo": ("driftline demo --events 3000 --rate 300 --no-live",),
+    "status": ("driftline status", "driftline --model m1 status --json"),
+    "bench": ("driftline bench --quick --json",),
+    "console": ("driftline console --port 8765",),
+    "audit verify": ("driftline audit verify --json",),
+    "audit show": ("driftline audit show --model default --json",),
+    "cleanup": ("driftline cleanup --prefix trial. --dry-run", "driftline cleanup --prefix trial."),
+    "explain": ("driftline explain e1 --json",),
+}  # fmt: skip
+
+
+def _finish_help(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+    """Give every command's --help a description (its one-line help when it had none; no reST quotes) and its
+    examples. Walks the sub-commands, so a command registered without them still gets the same layout."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {c.dest: c.help for sub in subs for c in sub._choices_actions}
+    for sub in subs:
+        for name, child in sub.choices.items():
+            text = (child.description or helps.get(name) or "").replace("``", "`").strip()
+            if text:
+                text = text[0].upper() + text[1:]
+                child.description = text if text.endswith(".") else text + "."
+            examples = EXAMPLES.get(" ".join((*path[1:], name)))
+            if examples:
+                width = max(40, shutil.get_terminal_size().columns - 2)
+                child.description = "\n\n".join(
+                    textwrap.fill(p, width) for p in child.description.split("\n\n")
+                )
+                before = textwrap.fill(child.epilog, width) + "\n\n" if child.epilog else ""
+                child.epilog = before + "examples:\n" + "\n".join(f"  {line}" for line in examples)
+                child.formatter_class = argparse.RawDescriptionHelpFormatter
+            _finish_help(child, (*path, name))
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from connectors.redis_store import redis_client
+from connectors.topics import ALL_TOPICS
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
 from schemas.codec import default_codec
@@ -128,6 +129,9 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
+                    "discarded": live.get(
+                        "discarded", 0
+                    ),  # labels `pause --discard` dropped (trainer lifetime)
                     # A candidate the guard held for operator approval (`driftline models promote held`).
                     "held_candidate": bool(live.get("metrics", {}).get("held")),
                 },
@@ -238,8 +242,13 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
         out["kafka_replication"] = view.replication()
     except KafkaException:
         out["kafka_replication"] = None
-    groups = view.group_ids(app_group_prefix(None if all_prefixes else settings))
-    out["workers"] = [g.to_dict() for g in view.describe(groups)]
+    groups = view.describe(view.group_ids(app_group_prefix(None if all_prefixes else settings)))
+    if not all_prefixes:
+        # Group ids are matched by prefix, so 'driftline-P' also matches the groups of prefix 'P' + 'ext.': keep a
+        # group whose offsets are on this prefix's topics (or that has none yet, which cannot be told apart).
+        own = {settings.topic(name) for name in ALL_TOPICS}
+        groups = [g for g in groups if not g.lag or own & g.lag.keys()]
+    out["workers"] = [g.to_dict() for g in groups]
     out["workers_errors"] = view.group_errors
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.cli import main
+
 
 def validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "settings.yaml"
@@ -49,3 +51,17 @@ def test_a_good_file_is_valid(tmp_path: Path) -> None:
     text = "model:\n  learner: {name: hoeffding_tree}\n  challenger: {name: logistic_regression}\n"
     proc = validate(tmp_path, text + "drift:\n  error_detector: kswin\n")
     assert proc.returncode == 0 and "valid" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("url", ["http://u:hunter2@127.0.0.1:6379/0", "127.0.0.1:6379", "reds://h/0"])
+def test_a_redis_url_redis_cannot_open_is_refused_naming_the_field(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was "valid", then every command that opened Redis died with a redis-py ValueError traceback (outside,
+    # session 29). The URL itself is a secret: the message names its scheme only.
+    path = tmp_path / "c.yaml"
+    path.write_text(f"redis:\n  url: '{url}'\n")
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "redis.url: must start with redis://, rediss:// or unix://" in err
+    assert "hunter2" not in err

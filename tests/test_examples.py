@@ -118,7 +118,10 @@ def test_kcat_one_liners_of_the_examples_readme(prefix: str, redis_url: str, tmp
     up = json.loads(pipeline.cli("stack", "up", "--json").stdout)
     assert up["kafka"]["note"] == "reusing it" and sorted(up["topics"]["created"]) == sorted(ALL_TOPICS)
     script = _kcat_block().replace("driftline\\.", re.escape(prefix)).replace("driftline.", prefix)
-    assert prefix in script
+    # The README's broker address is the default one: point kcat at the test's broker (DRIFTLINE_TEST_KAFKA),
+    # or a run beside another stack sends to, and fails on, that stack's broker.
+    script = script.replace("127.0.0.1:9092", KAFKA_BOOTSTRAP)
+    assert prefix in script and KAFKA_BOOTSTRAP in script
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60, check=False
     )

@@ -128,3 +128,22 @@ def test_plain_json_event_right_after_stack_up_is_read_back_by_tail(prefix: str)
     assert len(records) == 1
     assert records[0]["value"]["id"] == "kcat-1"
     assert records[0]["value"]["features"] == {"x": 1.5, "country": "fr"}
+
+
+def test_tail_n_counts_records_not_offsets_on_a_transactional_topic(prefix: str) -> None:
+    # `tail models -n 2` printed one release: the trainer writes in transactions, and every commit marker takes an
+    # offset, so "the last N offsets" held fewer than N records (outside, session 29).
+    assert _run(prefix, "topics", "create", "features").returncode == 0
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": f"{prefix}tail-test"})
+    producer.init_transactions(30)
+    for i in range(4):  # one record per transaction: offsets 0, 2, 4, 6 hold records, 1, 3, 5, 7 markers
+        producer.begin_transaction()
+        event = {"id": f"tx-{i}", "ts": 1764547200000 + i, "features": {"x": float(i)}}
+        producer.produce(f"{prefix}features", key=b"u1", value=json.dumps(event).encode(), partition=0)
+        producer.commit_transaction(30)
+
+    for n in (1, 3, 4, 10):
+        tail = _run(prefix, "tail", "features", "--json", "-n", str(n))
+        assert tail.returncode == 0, tail.stderr
+        ids = [json.loads(line)["value"]["id"] for line in tail.stdout.splitlines() if line.strip()]
+        assert ids == [f"tx-{i}" for i in range(4)][-n:], (n, ids)

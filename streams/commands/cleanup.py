@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kafka_client import check_reachable
-from connectors.redis_store import redis_client
+from connectors.redis_store import check_redis_reachable, redis_client
 from driftline.errors import ConfigError
 from driftline.settings import KafkaSettings, Settings
 from streams.cli import settings_from_args
@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = settings_from_args(args, {"kafka.topic_prefix": prefix})
     check_reachable(settings)
+    check_redis_reachable(settings)
     todo = plan(settings, prefix, args.keep_audit)
     failed = {} if args.dry_run else remove(settings, todo)
     audit = []

@@ -7,12 +7,12 @@ are open on loopback; bound to another address, every request needs the token.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import secrets
 import socket
 import sys
 
+from driftline.errors import ConfigError
 from streams.cli import settings_from_args
 
 TOKEN_ENV = "DRIFTLINE_CONSOLE_TOKEN"
@@ -45,12 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if len(token) < 16:
         print(f"driftline console: {TOKEN_ENV} must be at least 16 characters", file=sys.stderr)
         return 2
-    taken = _in_use(args.host, args.port)
-    if taken:
-        print(
-            f"driftline console: cannot listen on {args.host}:{args.port}: {taken} (--port)", file=sys.stderr
-        )
-        return 1
+    _check_port(args.host, args.port)
     app = build_app(settings, token, args.host)
     url = console_url(args.host, args.port)
     print(
@@ -63,21 +58,25 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"listening beyond loopback: every page needs the token (open {url}?token=...)")
     sys.stdout.flush()
-    web.run_app(
-        app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0, access_log_class=AccessLog
-    )
+    try:
+        web.run_app(
+            app, host=args.host, port=args.port, print=None, shutdown_timeout=3.0, access_log_class=AccessLog
+        )
+    except OSError as exc:  # taken between the check and here
+        raise ConfigError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from exc
     return 0
 
 
-def _in_use(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (e.g. "address in use"), or None."""
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # as aiohttp binds: TIME_WAIT is no obstacle
-        try:
-            sock.bind((host.strip("[]"), port))
-        except OSError as exc:
-            return "address in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-    return None
+def _check_port(host: str, port: int) -> None:
+    """One line naming the address when it cannot be bound (the server binds the same way: SO_REUSEADDR),
+    before the URL and token are printed; aiohttp would raise its OSError from inside the event loop."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(info[0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(info[4])
+    except OSError as exc:
+        raise ConfigError(
+            f"--port: cannot listen on {host}:{port} ({exc.strerror}); is another console running? "
+            "choose another --port"
+        ) from exc

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from connectors.redis_store import redis_client
+from connectors.redis_store import redis_address, redis_client
 from connectors.stack import StackConfig, StackStatus, stack_status
 from driftline.errors import ConfigError, DriftlineError, StackError
 from driftline.settings import Settings
@@ -205,12 +204,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-
-
-def redis_address(settings: Settings) -> str:
-    """``host:port/db`` of the Redis URL, without its password."""
-    url = urlsplit(settings.redis.url.get())
-    return f"{url.hostname or '127.0.0.1'}:{url.port or 6379}{url.path or ''}"
 
 
 def check_redis(

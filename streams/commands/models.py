@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from connectors.kafka_client import check_reachable
-from connectors.redis_store import redis_client
+from connectors.redis_store import check_redis_reachable, redis_address, redis_client
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
 from streams.audit import read_topic
@@ -290,10 +290,19 @@ def _answer_from_audit(settings: Settings, record: dict[str, Any]) -> dict[str, 
 
 def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> int:
     settings = _settings(args)
+    from learners.lifecycle_control import validate_control  # imports River (seconds): only when sending
+
     try:
+        # Validated first (a bad key is named whatever the broker's state), then the broker is checked: one line
+        # naming the address in seconds, not a KafkaError after 30 s. send_command validates again.
+        validate_control(command, cmd_args, settings.guard, settings.drift)
+        check_reachable(settings)
         record = send_command(settings, command, cmd_args)
     except ConfigError as exc:
         print(f"driftline models: refused before sending: {exc}", file=sys.stderr)
+        if args.json:  # still one object on stdout for a script that reads it
+            refused = {"outcome": "refused", "message": f"refused before sending: {exc}", "source": "cli"}
+            print(json.dumps({"sent": None, "answer": refused, "waited": False}, sort_keys=True))
         return 2
     answer = None if args.no_wait else wait_reply(settings, record["id"], args.timeout)
     if answer is None and not args.no_wait:
@@ -309,7 +318,7 @@ def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> in
     elif answer is None:
         print(
             f"sent {command} {cmd_args or ''} (id {record['id']}); NO ANSWER from the trainer of "
-            f"{record['model']!r} within {args.timeout:g} s: is a train worker running for this prefix?",
+            f"{record['model']!r} within {args.timeout:g} s: {_no_answer_hint(settings)}",
             file=sys.stderr,
         )
     else:
@@ -321,6 +330,21 @@ def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> in
     if answer is None:
         return 3
     return 0 if answer["outcome"] == "ok" else 1
+
+
+def _no_answer_hint(settings: Settings) -> str:
+    """Why no answer came: Redis, where the trainer files it, unreachable from here, or no trainer answered."""
+    client = redis_client(settings, timeout_s=2.0)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return (
+            f"cannot reach Redis at {redis_address(settings)} to read it ({type(exc).__name__}), and the audit "
+            "topic has no answer either (the command was sent: `driftline audit show` lists it once applied)"
+        )
+    finally:
+        client.close()
+    return "is a train worker running for this prefix?"
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -356,6 +380,7 @@ def _live_settings(args: argparse.Namespace) -> int:
     settings = _settings(args)
     live = trainer_status(settings)
     if live is None or not live.get("settings"):
+        check_redis_reachable(settings)  # "no live state" would blame the trainer for an unreachable Redis
         print(
             f"driftline models settings: no live state from the trainer of {settings.model.name!r} in Redis "
             "(is a train worker running for this prefix?)",

@@ -74,7 +74,11 @@ def render(status: dict[str, Any]) -> str:
         lag = ", ".join(
             f"{t.removeprefix(status['topic_prefix'])} {n:,}" for t, n in sorted(g["lag"].items())
         )
-        lines.append(f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}")
+        idle = not g["members"] and any(g["lag"].values())  # records waiting, nobody to read them
+        lines.append(
+            f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}"
+            + ("  <- no member reads it" if idle else "")
+        )
     lines += ["", "models"]
     for m in status["models"]:
         rel, live = m["latest_release"], m["trainer"]
@@ -99,8 +103,12 @@ def render(status: dict[str, Any]) -> str:
         if live and live.get("held_candidate"):
             lines.append("    a candidate is HELD for approval: `driftline models promote held` to serve it")
         if live and live["paused"]:
-            what = "discarded (pause --discard)" if live.get("pause_discard") else "held for resume"
-            lines.append(f"    learning PAUSED: {live.get('held_examples', 0):,} label(s) {what}")
+            if live.get("pause_discard"):  # the trainer's count of dropped labels, over its lifetime
+                n = live.get("discarded", 0)
+                what = f"labels arriving now are discarded (pause --discard); {n:,} discarded so far"
+            else:
+                what = f"{live.get('held_examples', 0):,} label(s) held for resume"
+            lines.append(f"    learning PAUSED: {what}")
         joins = m.get("joins")
         if joins and (joins["pending"] or joins["parked"] or m["model"] == status.get("default_model")):
             age = joins["oldest_pending_age_s"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from connectors.consumer import Received, contract_name, decode_message
 from connectors.kafka_client import check_reachable
-from connectors.tail import assign_tail, read_until_end
+from connectors.tail import assign_tail, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
 from schemas.codec import Codec, default_codec
 from streams.cli import settings_from_args
@@ -64,11 +64,12 @@ def _tail(args: argparse.Namespace) -> int:
     check_reachable(settings)
     render = render_json if args.json else render_text
     codec = default_codec()
-    consumer, ends = assign_tail(settings, name, None if args.from_beginning else max(args.n, 0))
-    try:
+    if args.from_beginning:
+        consumer, ends = assign_tail(settings, name, None)
         records = read_until_end(consumer, codec, name, ends)
-        if not args.from_beginning:
-            records = records[-args.n :] if args.n > 0 else []
+    else:  # the last N records, not the last N offsets (transaction markers and compaction take offsets)
+        consumer, records = read_last(settings, codec, name, max(args.n, 0))
+    try:
         for item in records:
             print(render(codec, item), flush=False)
         sys.stdout.flush()

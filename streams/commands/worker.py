@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from connectors.kafka_client import check_reachable
+from connectors.redis_store import check_redis_reachable
 from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import ConfigError
 from driftline.settings import MaskSecrets
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         )
     roles = ("score", "join", "train") if args.role == "all" else (args.role,)
     check_reachable(settings)
+    # Every role needs Redis (join contexts, the trainer's status and control answers): fail at start naming the
+    # address, as for the broker, rather than run on logging a Redis error per batch.
+    check_redis_reachable(settings)
     ensure_topics(settings, ALL_TOPICS)
 
     try:
