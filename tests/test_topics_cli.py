@@ -87,8 +87,9 @@ def test_describe_names_what_differs_and_create_leaves_it_alone(prefix: str, set
     }
     assert (diffs["partitions"]["expected"], diffs["partitions"]["actual"]) == ("1", "3")
 
-    text = _run(prefix, "topics", "create")
-    assert text.returncode == 0, text.stderr
+    text = _run(prefix, "topics", "create")  # creates what is missing; fails on what breaks the contract
+    assert text.returncode == 1, text.stderr
+    assert f"{name}: break the contract" in text.stderr
     assert f"exists       {name}  (differs)" in text.stdout
     assert "cleanup.policy is delete, the contract says compact" in text.stdout
     check = {c.topic: c for c in check_topics(settings)}

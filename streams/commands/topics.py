@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from connectors.kafka_client import check_reachable
@@ -82,9 +83,12 @@ def _create(args: argparse.Namespace) -> int:
         row = c.to_dict()
         row["action"] = verb.replace(" ", "_") if not c.exists else "exists"
         rows.append(row)
+    # An existing topic that breaks the contract (e.g. ``models`` not compacted) is never altered; the command then
+    # fails as ``describe`` does, so a set-up script does not go on with a topic the workers cannot rely on.
+    broken = [c.spec.name for c in checks if c.exists and c.status == "differs"]
     if args.json:
         print(json.dumps({**_header(settings), "dry_run": args.dry_run, "topics": rows}, sort_keys=True))
-        return 0
+        return 1 if broken else 0
     for c in checks:
         if not c.exists:
             print(f"{verb:<12} {c.spec.name}  ({spec_text(c.spec)})")
@@ -96,6 +100,13 @@ def _create(args: argparse.Namespace) -> int:
         f"{len(missing)} {verb}, {len(checks) - len(missing)} already there, on {settings.kafka.bootstrap}"
         + (" (dry run: nothing changed)" if args.dry_run else "")
     )
+    if broken:
+        print(
+            f"{', '.join(broken)}: break the contract (see above) and are not altered: delete and create them "
+            "again (losing their records), or use another prefix",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
