@@ -89,7 +89,13 @@ def _file_args(p: argparse.ArgumentParser) -> None:
 
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, metavar="N", help="events per second (default: as fast as possible)")
-    p.add_argument("--id-prefix", default="", metavar="P", help="prefix for every event id (e.g. a run name)")
+    p.add_argument(
+        "--id-prefix",
+        default="",
+        metavar="P",
+        help="prefix for every event id, e.g. a run name: give each run of the same data its own, since a label "
+        "for an id already answered is dropped as a duplicate",
+    )
     p.add_argument(
         "--encoding", choices=("avro", "json"), default="avro", help="wire encoding (default: avro)"
     )
