@@ -54,6 +54,18 @@ DEGRADED = _metadata(
 )
 
 
+# The start of a `status --json` object with both servers up (render() reads the rest).
+_STATUS_UP: dict[str, Any] = {
+    "topic_prefix": "p.",
+    "default_model": "default",
+    "stack": {
+        "up": True,
+        "kafka": {"address": "127.0.0.1:1", "up": True, "state": "up"},
+        "redis": {"address": "127.0.0.1:2", "up": True, "state": "up"},
+    },
+}
+
+
 def test_a_healthy_cluster_has_nothing_to_report() -> None:
     health = replication_health(HEALTHY, "p.")
     assert health == {"brokers": [1, 2, 3], "missing_brokers": [], "under_replicated": {}, "offline": {}}
@@ -73,13 +85,7 @@ def test_a_dead_broker_under_replicated_and_offline_partitions_are_named() -> No
 
 def test_status_renders_the_degraded_cluster_next_to_kafka() -> None:
     status = {
-        "topic_prefix": "p.",
-        "default_model": "default",
-        "stack": {
-            "up": True,
-            "kafka": {"address": "127.0.0.1:1", "up": True, "state": "up"},
-            "redis": {"address": "127.0.0.1:2", "up": True, "state": "up"},
-        },
+        **_STATUS_UP,
         "kafka_replication": replication_health(DEGRADED, "p."),
         "workers": [],
         "models": [],
@@ -127,13 +133,7 @@ def test_groups_that_could_not_be_listed_are_not_reported_as_no_workers() -> Non
     assert view.group_ids() == []
     assert view.group_errors and "Timed out" in view.group_errors[0]
     status = {
-        "topic_prefix": "p.",
-        "default_model": "default",
-        "stack": {
-            "up": True,
-            "kafka": {"address": "127.0.0.1:1", "up": True, "state": "up"},
-            "redis": {"address": "127.0.0.1:2", "up": True, "state": "up"},
-        },
+        **_STATUS_UP,
         "workers": [],
         "workers_errors": view.group_errors,
         "models": [],
