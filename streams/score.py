@@ -213,6 +213,8 @@ class Scorer:
         name = event.get("model")
         if name is None and self.routing.feature is not None:
             value = event["features"].get(self.routing.feature)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # 7.0 (a JSON producer's 7 through Avro's double) routes with 7
             name = None if value is None else str(value)
         if name is None and self.routing.by_key and key:
             name = key.decode("utf-8", "replace")

@@ -88,6 +88,15 @@ def test_routing_precedence_model_field_then_feature_then_key_then_default() -> 
     }
 
 
+def test_a_whole_number_routing_value_names_one_model_whether_sent_as_int_or_float() -> None:
+    follower = Follower()
+    follower.release("7", 1)
+    scorer, producer = _scorer(follower, **{"routing.feature": "region"})
+    scorer.process([_event(0, {"region": 7}), _event(1, {"region": 7.0}), _event(2, {"region": 7.5})])
+    got = {p["id"]: (p["model"], p["version"]) for p in producer.on("predictions")}
+    assert got == {"e0": ("7", 1), "e1": ("7", 1), "e2": ("7.5", 0)}
+
+
 def test_a_name_no_model_may_have_is_dead_lettered_and_an_unreleased_model_answers_null() -> None:
     follower = Follower()
     follower.release("default", 1)
