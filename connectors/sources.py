@@ -353,6 +353,8 @@ def _concept_drift_stream() -> Any:
 
 SYNTHETIC = ("sea", "agrawal", "hyperplane", "sine", "stagger")
 SYNTHETIC_NAMES = SYNTHETIC + tuple(f"{k}-drift" for k in SYNTHETIC)
+#: ``driftline produce synthetic``'s defaults, which ``driftline replay --stream`` shares for these names.
+SYNTHETIC_EVENTS, SYNTHETIC_SEED = 10_000, 42
 
 
 def synthetic_source(

@@ -338,3 +338,30 @@ def test_a_regression_replay_report_draws_the_rolling_mae(
     served_line = int((pixels == (0x1F, 0x4E, 0x79)).all(axis=-1).sum())  # COLORS["accuracy"]
     assert served_line > 500  # the curve itself, not only its legend entry
     assert "MAE" in (report / "report.html").read_text()
+
+
+def test_every_stream_produce_publishes_replays_as_the_same_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`driftline replay --stream` knew other names than `driftline produce synthetic` (`sea`, `sine-drift` were
+    refused; its `sea-drift` was another stream): a user could not replay offline what they had streamed. Now
+    every produce name is accepted, with produce's defaults (--events 10000 -> --n, --seed 42), and replays the
+    events produce publishes: here the same as replaying a file of them."""
+    from connectors.sources import SYNTHETIC_NAMES, open_source
+
+    for name in SYNTHETIC_NAMES:
+        assert main(["replay", "--stream", name, "--n", "50", "--no-plain", "--json"]) == 0, name
+        assert json.loads(capsys.readouterr().out)["n"] == 50
+    path = tmp_path / "produced.csv"
+    events = list(open_source("sine-drift", n=800, seed=42))  # what `produce synthetic --events 800` publishes
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", *events[0].features, "label"])
+        for e in events:
+            w.writerow([e.id, *e.features.values(), e.label])
+    common = ("--delay", "20", "--no-plain", "--seed", "42")
+    streamed = _run(capsys, "--stream", "sine-drift", "--n", "800", *common)
+    from_file = _run(capsys, "--file", str(path), "--label-col", "label", *common)
+    assert streamed["drift_points"] == [400]
+    for key in ("n", "accuracy", "alarms", "promotions"):
+        assert streamed[key] == from_file[key], key

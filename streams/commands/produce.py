@@ -17,7 +17,7 @@ from typing import Any
 from connectors.kafka_client import check_reachable
 from connectors.producer import EventProducer
 from connectors.publish import publish
-from connectors.sources import SYNTHETIC_NAMES, Event, open_source
+from connectors.sources import SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
 from streams.cli import settings_from_args
@@ -57,12 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stream", default="sea-drift", choices=SYNTHETIC_NAMES, help="stream (default: sea-drift)"
     )
     syn.add_argument(
-        "--events", type=int, default=10_000, metavar="N", help="number of events (default: 10000)"
+        "--events",
+        type=int,
+        default=SYNTHETIC_EVENTS,
+        metavar="N",
+        help=f"number of events (default: {SYNTHETIC_EVENTS})",
     )
     syn.add_argument(
         "--label-delay", type=int, default=0, metavar="N", help="events between a feature and its label"
     )
-    syn.add_argument("--seed", type=int, default=42, help="random seed (same seed, same stream)")
+    syn.add_argument("--seed", type=int, default=SYNTHETIC_SEED, help="random seed (same seed, same stream)")
     syn.add_argument(
         "--position", type=int, default=None, help="drift position for *-drift (default: middle)"
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from connectors.sources import BUNDLED_DATASETS
+from connectors.sources import BUNDLED_DATASETS, SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
 from learners.synthetic import STREAMS, synthetic_stream
@@ -19,6 +19,11 @@ from streams.cli import settings_from_args
 
 if TYPE_CHECKING:
     from learners.lifecycle import ModelLifecycle
+
+#: ``--stream`` names: the accuracy suite's (``<family>-abrupt|gradual|stationary``: drifts at n/3 and 2n/3) and
+#: every stream ``driftline produce synthetic`` publishes (``sea``, ``sine-drift``: one drift mid-stream), replayed
+#: as the very events produce publishes for the same ``--events``/``--n`` and ``--seed``.
+STREAM_NAMES = tuple(dict.fromkeys([*(s for s in STREAMS if not s.endswith("-drift")), *SYNTHETIC_NAMES]))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stream",
         metavar="NAME",
         type=_stream_name,
-        help=f"synthetic stream: {', '.join(STREAMS)}; or river:<DataSet>, a data set bundled with River "
-        f"({', '.join(BUNDLED_DATASETS)})",
+        help=f"synthetic stream: {', '.join(STREAM_NAMES)}; a name `driftline produce synthetic` takes replays "
+        "the events it publishes with the same --events (here --n) and --seed; or "
+        f"river:<DataSet>, a data set bundled with River ({', '.join(BUNDLED_DATASETS)})",
     )
     p.add_argument("--label-col", metavar="C", help="label column (default: settings model.label_col)")
     p.add_argument(
@@ -72,19 +78,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-plain", action="store_true", help="skip the plain learner (faster)")
     p.add_argument("--release-every", type=int, metavar="N", help="labels between incremental releases")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help=f"random seed (default 0; for a stream `driftline produce synthetic` takes, {SYNTHETIC_SEED}, as there)",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
-    p.add_argument("--n", type=int, default=20000, metavar="N", help="events of a --stream (default 20000)")
+    p.add_argument(
+        "--n",
+        type=int,
+        metavar="N",
+        help="events of a --stream (default 20000; for a stream `driftline produce synthetic` takes, "
+        f"{SYNTHETIC_EVENTS}, as there)",
+    )
     p.add_argument("--report", metavar="DIR", help="write DIR/accuracy.png and DIR/report.html")
     p.set_defaults(func=_run)
 
 
 def _stream_name(value: str) -> str:
-    if value in STREAMS or value.startswith("river:"):
+    if value in STREAM_NAMES or value.startswith("river:"):
         return value
     raise argparse.ArgumentTypeError(
-        f"invalid choice: {value!r} (choose from {', '.join(STREAMS)}, river:<DataSet>)"
+        f"invalid choice: {value!r} (choose from {', '.join(STREAM_NAMES)}, river:<DataSet>)"
     )
+
+
+def _produced_rows(name: str, n: int, seed: int) -> tuple[Iterator[Any], list[int]]:
+    """The events ``driftline produce synthetic --stream name --events n --seed seed`` publishes, as replay rows,
+    and the drift point (produce's default: mid-stream) of a ``-drift`` stream."""
+    from connectors.sources import synthetic_source
+
+    events = synthetic_source(name, n=n, seed=seed)
+    return ((e.id, e.ts, e.features, e.label) for e in events), [n // 2] if name.endswith("-drift") else []
 
 
 def _river_rows(name: str, n: int) -> Iterator[Any]:
@@ -136,6 +162,11 @@ def _run(args: argparse.Namespace) -> int:
     from streams.reporting.replay import write_replay_report
 
     settings = settings_from_args(args)
+    produced = args.stream in SYNTHETIC_NAMES  # produce's defaults, so the same name replays the same events
+    if args.seed is None:
+        args.seed = SYNTHETIC_SEED if produced else 0
+    if args.n is None:
+        args.n = SYNTHETIC_EVENTS if produced else 20_000
     for flag, value in (("--n", args.n), ("--limit", args.limit)):
         if value is not None and value < 0:
             raise ConfigError(f"{flag}: must be at least 0, got {value}")
@@ -168,7 +199,8 @@ def _run(args: argparse.Namespace) -> int:
             if task != settings.model.task:
                 print(f"replay: {args.stream} has continuous labels: replaying as {task}", file=sys.stderr)
     else:
-        rows, drift_points = synthetic_stream(args.stream, args.n, args.seed)
+        make = _produced_rows if produced else synthetic_stream
+        rows, drift_points = make(args.stream, args.n, args.seed)
         title = f"driftline replay: {args.stream}"
     if args.delay < 0:
         raise ConfigError(f"--delay must be >= 0, got {args.delay}")
