@@ -376,9 +376,9 @@ class Trainer(TrainerControl):
         index = self.index
         examples = [example for _, example in pending]
         # A label of the other kind (text where numbers came) is refused before the watch and the learner see it
-        # (InputWatch.refuse_label); it keeps its index, like any record the learner cannot take.
-        refuse = self.watch.refuse_label
-        refused = {k: why for k, e in enumerate(examples) if (why := refuse(e["label"])) is not None}
+        # (InputWatch.admit); it keeps its index, like any record the learner cannot take.
+        admit = self.watch.admit
+        refused = {k: why for k, e in enumerate(examples) if (why := admit(e)) is not None}
         kept = [(k, e) for k, e in enumerate(examples) if k not in refused]
         start = 0  # the watch checks each run of kept examples at its own indices
         for stop in [*sorted(refused), len(examples)]:
@@ -443,8 +443,8 @@ class Trainer(TrainerControl):
 
     def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
         """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
-        why = self.watch.refuse_label(example["label"])
-        if why is not None:  # a label of the other kind: see InputWatch.refuse_label
+        why = self.watch.admit(example)
+        if why is not None:  # a label of the other kind: see InputWatch.admit
             self.index += 1
             self.ctx.deadletter("train", raw, ValueError(why))
             return 0

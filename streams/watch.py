@@ -69,6 +69,7 @@ class InputWatch:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_numeric", None)  # derived from ``kinds``: rebuilt when needed, never in the checkpoint
+        state.pop("_admitted", None)  # ``classes`` once learned
         return state
 
     def refuse_label(self, label: Any) -> str | None:
@@ -96,14 +97,45 @@ class InputWatch:
             )
         known = self.__dict__.get("label_kind")
         if known is None:
-            self.label_kind = kind
-            return None
+            self.label_kind = known = kind
         if kind == known:
+            # The classes admitted so far, learned or not yet (a batch is admitted before the watch sees it):
+            # what :meth:`admit` repairs against, the same whatever the batch's size.
+            admitted = self.__dict__.get("_admitted")
+            if admitted is None:
+                admitted = self._admitted = set()
+            admitted.add(key)
             return None
         return (
             f"refused label {label!r:.60}: a {kind}, and this model's classes are {known}s "
             "(a classifier cannot order the two kinds together)"
         )
+
+    def admit(self, example: dict[str, Any]) -> str | None:
+        """:meth:`refuse_label` for a TrainingExample, after one repair: a label of the other kind that names a
+        class this model knows (``"1"`` where ``1`` was learned, or ``1`` where ``"1"`` was: two producers that
+        quote differently) is learned as that class, in the model's kind (``example["label"]`` is replaced)."""
+        why = self.refuse_label(example["label"])
+        if why is not None and (same := self._known_class(example["label"])) is not None:
+            example["label"] = same
+            return None
+        return why
+
+    def _known_class(self, label: Any) -> Any:
+        """``label`` in this model's kind when its text is a class the model knows, else None."""
+        key = str(label)
+        if key not in self.classes and key not in self.__dict__.get("_admitted", ()):
+            return None
+        if self.__dict__.get("label_kind") == "string":
+            return key
+        if isinstance(label, str):
+            for number in (int, float):
+                try:
+                    value = number(label)
+                except ValueError:
+                    continue
+                return value if str(value) == key else None
+        return None
 
     def _numeric_names(self) -> frozenset[str]:
         """The names whose remembered kind is a number (rebuilt after :meth:`check` changed ``kinds``)."""

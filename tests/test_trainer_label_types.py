@@ -81,6 +81,35 @@ def test_a_label_of_another_kind_is_refused_and_learning_goes_on(
     assert trainer.index == 501  # the refused label takes its index, as any record the learner cannot take
 
 
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize(
+    ("usual", "quoted", "learned"),
+    [([0, 1], ["1", "0"], [1, 0]), (["0", "1"], [1, 0], ["1", "0"]), ([0.0, 1.0], ["1.0"], [1.0])],
+)
+def test_a_known_class_quoted_the_other_way_is_learned_as_that_class(
+    batched: bool, usual: list[Any], quoted: list[Any], learned: list[Any]
+) -> None:
+    """Two producers of one model's labels, one quoting them (`"1"` from a shell, JSON on `labels`) and one not
+    (`1` from a CSV): every quoted label was dead-lettered as the other kind. A label whose text is a class the
+    model knows is learned as that class, in the model's kind, whatever the batch's size: in the first batch too."""
+    trainer = _trainer()
+    records = _records([usual[i % 2] for i in range(100)] + quoted * 50)
+    learned_labels: list[Any] = []
+    learn_batch = trainer.lifecycle.learn_batch
+    trainer.lifecycle.learn_batch = lambda rows: learned_labels.extend(r.y for r in rows) or learn_batch(rows)
+    learn_one = trainer.lifecycle.learn_one
+    trainer.lifecycle.learn_one = lambda x, y, **kw: learned_labels.append(y) or learn_one(x, y, **kw)
+    if batched:
+        trainer.process(records)
+    else:
+        for raw, example in records:
+            trainer.learn(raw, example)
+    assert _dead(trainer) == []
+    assert learned_labels[100:] == learned * 50
+    assert {type(y) for y in learned_labels} == {type(usual[0])}
+    assert trainer.lifecycle.n_learned == len(records)
+
+
 def test_numbers_and_booleans_mix_without_refusal() -> None:
     """bool is an int in Python: 0/1 and False/True order fine together (the CSV/JSONL mix of the quick start)."""
     trainer = _trainer()
