@@ -101,7 +101,7 @@ class InputWatch:
         if kind == known:
             # The classes admitted so far, learned or not yet (a batch is admitted before the watch sees it):
             # what :meth:`admit` repairs against, the same whatever the batch's size.
-            admitted = self.__dict__.get("_admitted")
+            admitted: set[str] | None = self.__dict__.get("_admitted")
             if admitted is None:
                 admitted = self._admitted = set()
             admitted.add(key)

@@ -353,7 +353,8 @@ def test_every_stream_produce_publishes_replays_as_the_same_events(
         assert main(["replay", "--stream", name, "--n", "50", "--no-plain", "--json"]) == 0, name
         assert json.loads(capsys.readouterr().out)["n"] == 50
     path = tmp_path / "produced.csv"
-    events = list(open_source("sine-drift", n=800, seed=42))  # what `produce synthetic --events 800` publishes
+    # What `driftline produce synthetic --stream sine-drift --events 800` publishes:
+    events = list(open_source("sine-drift", n=800, seed=42))
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", *events[0].features, "label"])
