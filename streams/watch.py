@@ -103,7 +103,8 @@ class InputWatch:
             # what :meth:`admit` repairs against, the same whatever the batch's size.
             admitted: set[str] | None = self.__dict__.get("_admitted")
             if admitted is None:
-                admitted = self._admitted = set()
+                admitted = set()
+                self._admitted = admitted
             admitted.add(key)
             return None
         return (
