@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -250,3 +251,19 @@ def test_cli_up_reports_missing_tools(
     err = capsys.readouterr().err
     assert code == 1
     assert "driftline stack: error:" in err and "redis-server" in err and "docker compose" in err
+
+
+@pytest.mark.parametrize("taken", ["kafka_port", "controller_port"])
+def test_stack_up_with_a_kafka_port_taken_starts_nothing(tmp_path: Path, taken: str) -> None:
+    # outside10: with the Kafka (or controller) port held by another server, `stack up` named the port but left
+    # the Redis it had already started running behind it.
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        port = squatter.getsockname()[1]
+        cfg = dataclasses.replace(_free_config(tmp_path), **{taken: port})
+        try:
+            with pytest.raises(StackError, match=str(port)):
+                stack_up(cfg, timeout_s=5)
+            assert redis_ping("127.0.0.1", cfg.redis_port) is None
+            assert read_pid(cfg.redis_dir / "redis.pid") is None
+        finally:
+            stack_down(cfg, grace_s=5)
