@@ -292,3 +292,14 @@ def test_an_id_column_that_is_the_label_column_is_refused(tmp_path: Path) -> Non
     path.write_text("x,y\n0.1,0\n0.2,1\n0.3,0\n")
     with pytest.raises(ConfigError, match="label column"):
         list(open_source(str(path), label_col="y", id_col="y"))
+
+
+@pytest.mark.parametrize("name", ["junk.csv", "junk.jsonl"])
+def test_a_file_that_is_not_utf8_text_is_refused_naming_file_and_line(tmp_path: Path, name: str) -> None:
+    """outside10: binary junk (or a Latin-1 export) ended ``produce`` in a UnicodeDecodeError traceback."""
+    path = tmp_path / name
+    good = b"x,y\n1,a\n" if name.endswith(".csv") else b'{"x": 1, "y": "a"}\n{"x": 2, "y": "b"}\n'
+    path.write_bytes(good + bytes([0x88, 0xFF, 0x00, 0xC3]) + b",b\n" + b"2,b\n" * 5000)
+    with pytest.raises(ConfigError, match=rf"{name} line 3: not UTF-8 text \(byte 0x88 at column 1\)"):
+        list(open_source(str(path), label_col="y"))
+
