@@ -303,3 +303,20 @@ def test_a_file_that_is_not_utf8_text_is_refused_naming_file_and_line(tmp_path: 
     with pytest.raises(ConfigError, match=rf"{name} line 3: not UTF-8 text \(byte 0x88 at column 1\)"):
         list(open_source(str(path), label_col="y"))
 
+
+@pytest.mark.parametrize(
+    ("kind", "name", "text"),
+    [("features", "e.csv", ""), ("labels", "h.csv", "id,x,y\n"), ("features", "b.jsonl", "\n\n")],
+)
+def test_produce_of_a_file_without_events_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, name: str, text: str
+) -> None:
+    """outside10: an empty or header-only file printed ``sent 0 records`` and exited 0, as if it had worked
+    (``--label-col`` not even checked). Refused before the broker is asked (127.0.0.1:1 answers nothing)."""
+    from streams.cli import main
+
+    path = _write(tmp_path, name, text)
+    args = ["--bootstrap", "127.0.0.1:1", "produce", kind, "--file", str(path), "--label-col", "y"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: no events" in err and "Traceback" not in err, err

@@ -186,6 +186,10 @@ def _checked_rows(
         except SchemaError as exc:
             raise ConfigError(f"{args.file}: event {event.id} cannot be sent: {exc}") from None
         rows += 1
+    if rows == 0:
+        # An empty or header-only file (or --limit 0) would print `sent 0 records` and exit 0, as if it had worked.
+        why = "--limit 0" if args.limit == 0 else "the file is empty or has only a header row"
+        raise ConfigError(f"{args.file}: no events to send ({why})")
     return rows
 
 
