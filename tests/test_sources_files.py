@@ -320,3 +320,29 @@ def test_produce_of_a_file_without_events_is_an_error(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{path}: no events" in err and "Traceback" not in err, err
+
+
+def test_produce_refuses_a_record_the_kafka_client_refuses_before_sending_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """outside10: a ~1,040,000-byte record is under ``serving.max_record_bytes`` (1 MiB), so it passed the file
+    check, then the Kafka client refused it (librdkafka's ``message.max.bytes``, 1,000,000) after the rows before
+    it were sent: exit 1, no row named, the file half on the topic. Refused up front (127.0.0.1:1 answers nothing).
+    """
+    from connectors.producer import CLIENT_MESSAGE_MAX_BYTES
+    from streams.cli import main
+
+    path = _write(
+        tmp_path,
+        "near.jsonl",
+        '{"id": "ok", "x": 1}\n'
+        + json.dumps({"id": "near", "t": "x" * (CLIENT_MESSAGE_MAX_BYTES + 100)})
+        + "\n",
+    )
+    assert CLIENT_MESSAGE_MAX_BYTES + 100 < 1 << 20  # under the codec's limit: only the client's refuses it
+    args = ["--bootstrap", "127.0.0.1:1", "produce", "features", "--file", str(path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        "event near cannot be sent" in err and f"message.max.bytes ({CLIENT_MESSAGE_MAX_BYTES:,})" in err
+    ), err
