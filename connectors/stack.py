@@ -185,12 +185,15 @@ def stack_up(
         needed += ["java"] if cfg.kafka_home or libs_cached(cfg.cache_dir) else ["java", "mvn"]
     check_tools(needed)
     with file_lock(cfg.state_dir / "stack.lock"):
-        if cfg.brokers == 1:
-            kafka_needs_start(cfg)  # a taken Kafka port fails here, before Redis is started
+        # A taken Kafka port fails here, before Redis is started.
+        if cfg.brokers > 1:
+            from connectors.cluster import cluster_check, cluster_up
+
+            cluster_check(cfg)
+        else:
+            kafka_needs_start(cfg)
         redis = _redis_up(cfg, min(timeout_s, 30.0))
         if cfg.brokers > 1:
-            from connectors.cluster import cluster_up
-
             kafka, each = cluster_up(cfg, timeout_s)
             return StackStatus(kafka, redis, cfg.state_dir, each)
         kafka = kafka_up(cfg, timeout_s)

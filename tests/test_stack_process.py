@@ -267,3 +267,18 @@ def test_stack_up_with_a_kafka_port_taken_starts_nothing(tmp_path: Path, taken: 
             assert read_pid(cfg.redis_dir / "redis.pid") is None
         finally:
             stack_down(cfg, grace_s=5)
+
+
+def test_cluster_up_with_a_node_port_taken_starts_nothing(tmp_path: Path) -> None:
+    # outside10: the cluster's own check came after Redis was started, and a node port held by a connection was
+    # found only after the nodes before it were started.
+    base = next(p for p in range(21000, 30000, 8) if all(port_bindable("127.0.0.1", p + i) for i in range(6)))
+    cfg = dataclasses.replace(_free_config(tmp_path), kafka_port=base, controller_port=base + 1, brokers=3)
+    with socket.create_server(("127.0.0.1", base + 2)):
+        try:
+            with pytest.raises(StackError, match=str(base + 2)):
+                stack_up(cfg, timeout_s=5)
+            assert redis_ping("127.0.0.1", cfg.redis_port) is None
+            assert not any(read_pid(cfg.state_dir / f"kafka-{i}" / "kafka.pid") for i in (1, 2, 3))
+        finally:
+            stack_down(cfg, grace_s=5)
