@@ -144,7 +144,8 @@ def csv_source(
     ``007``), by default the ``id`` column's, else the 0-based row index.
 
     Header names are stripped (a byte order mark too) and must be distinct; a row with fewer cells than the
-    header gets ``None`` for the rest, a row with more is refused (an unquoted comma would shift its values).
+    header gets ``None`` for the rest, a row with more is refused (an unquoted comma would shift its values). A
+    header that is one column holding ``;``, a tab or ``|`` is refused: the file is separated by something else.
     Errors name the file and line (a quoted cell may span lines).
     """
     p = Path(path)
@@ -162,6 +163,13 @@ def csv_source(
             if header is None:
                 return
             names = [name.strip() for name in header]
+            other = [d for d in ";\t|" if len(names) == 1 and d in names[0]]
+            if other:
+                # Read as one column, every row would be published as one text feature, without a word.
+                raise ConfigError(
+                    f"{p} line 1: the header is one column, {names[0]!r}: the file looks separated by "
+                    f"{other[0]!r}, but driftline reads comma-separated values (save it as CSV with commas)"
+                )
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ConfigError(

@@ -346,3 +346,18 @@ def test_produce_refuses_a_record_the_kafka_client_refuses_before_sending_anythi
     assert (
         "event near cannot be sent" in err and f"message.max.bytes ({CLIENT_MESSAGE_MAX_BYTES:,})" in err
     ), err
+
+
+@pytest.mark.parametrize(("delimiter", "shown"), [(";", "';'"), ("\t", "'\\\\t'"), ("|", "'\\|'")])
+def test_csv_with_another_delimiter_is_refused_naming_it(tmp_path: Path, delimiter: str, shown: str) -> None:
+    """outside10: a semicolon- or tab-separated file was read as one column (``{"a;b;class": "1;2;0"}``) and
+    published without a word, unless a --label-col happened to be given."""
+    path = _write(
+        tmp_path, "semi.csv", delimiter.join(["a", "b", "class"]) + "\n" + delimiter.join("120") + "\n"
+    )
+    with pytest.raises(ConfigError, match=rf"semi\.csv line 1: .*separated by {shown}"):
+        list(csv_source(path))
+
+
+def test_csv_with_one_column_is_still_read(tmp_path: Path) -> None:
+    assert list(csv_source(_write(tmp_path, "one.csv", "x\n1\n"))) == [Event("0", None, {"x": 1}, None)]
