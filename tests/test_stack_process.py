@@ -282,3 +282,16 @@ def test_cluster_up_with_a_node_port_taken_starts_nothing(tmp_path: Path) -> Non
             assert not any(read_pid(cfg.state_dir / f"kafka-{i}" / "kafka.pid") for i in (1, 2, 3))
         finally:
             stack_down(cfg, grace_s=5)
+
+
+def test_stack_up_under_a_state_dir_that_is_a_file_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # outside10: `stack up --state-dir FILE` ended in a NotADirectoryError traceback.
+    (tmp_path / "afile").write_text("")
+    args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
+    assert main([*args, "stack", "up", "--state-dir", str(tmp_path / "afile"), "--timeout", "5"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"state directory {tmp_path / 'afile' / 'stack'}: cannot use it" in err and "Traceback" not in err
+    ), err
