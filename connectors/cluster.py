@@ -20,7 +20,7 @@ from pathlib import Path
 from connectors.localkafka import CLUSTER_NODE_HEAP, is_kafka_process, kafka_cluster_id
 from connectors.localproc import stop_pidfile
 from connectors.stack_config import LIVE_STATES, ServiceStatus, StackConfig
-from connectors.stack_kafka import kafka_start, kafka_status, kafka_wait
+from connectors.stack_kafka import kafka_needs_start, kafka_start, kafka_status, kafka_wait
 from driftline.errors import StackError
 
 
@@ -58,8 +58,9 @@ def cluster_status(cfg: StackConfig) -> tuple[ServiceStatus, tuple[ServiceStatus
     return ServiceStatus("kafka", cfg.kafka_address, state, None, detail), each
 
 
-def cluster_up(cfg: StackConfig, timeout_s: float) -> tuple[ServiceStatus, tuple[ServiceStatus, ...]]:
-    """Start every node that is down, then wait until all answer."""
+def cluster_check(cfg: StackConfig) -> None:
+    """A StackError when a node's port is served or held by something else; cheap and side-effect free, so
+    :func:`connectors.stack.stack_up` runs it before starting Redis: a taken port leaves nothing behind."""
     members = nodes(cfg)
     before = [kafka_status(node) for node in members]
     foreign = [f"{s.address} ({s.state})" for s in before if s.state in ("external", "busy")]
@@ -71,6 +72,14 @@ def cluster_up(cfg: StackConfig, timeout_s: float) -> tuple[ServiceStatus, tuple
             f"{cfg.kafka_port + 2 * cfg.brokers - 1} free, but something else answers on {', '.join(foreign)}; "
             "choose another --kafka-port"
         )
+    for node in members:
+        kafka_needs_start(node)  # the ports of a node that is down can be bound
+
+
+def cluster_up(cfg: StackConfig, timeout_s: float) -> tuple[ServiceStatus, tuple[ServiceStatus, ...]]:
+    """Start every node that is down, then wait until all answer."""
+    cluster_check(cfg)
+    members = nodes(cfg)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     record = {"brokers": cfg.brokers, "kafka_port": cfg.kafka_port, "controller_port": cfg.controller_port}
     (cfg.state_dir / "cluster.json").write_text(json.dumps(record) + "\n")

@@ -208,8 +208,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path``: two test runs starting the same stack take turns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+    except OSError as exc:  # a state dir under a file, or not writable: an error naming it, not a traceback
+        raise StackError(f"state directory {path.parent}: cannot use it: {exc.strerror or exc}") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -42,6 +42,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 ENCODINGS = ("avro", "json")
+#: librdkafka's default ``message.max.bytes``, which EventProducer keeps: the client refuses a record whose key and
+#: value together are larger, below ``serving.max_record_bytes`` (1 MiB). ``driftline produce`` checks a file's
+#: records against it before sending any.
+CLIENT_MESSAGE_MAX_BYTES = 1_000_000
 
 
 class DeliveryError(DriftlineError, RuntimeError):

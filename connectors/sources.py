@@ -144,7 +144,8 @@ def csv_source(
     ``007``), by default the ``id`` column's, else the 0-based row index.
 
     Header names are stripped (a byte order mark too) and must be distinct; a row with fewer cells than the
-    header gets ``None`` for the rest, a row with more is refused (an unquoted comma would shift its values).
+    header gets ``None`` for the rest, a row with more is refused (an unquoted comma would shift its values). A
+    header that is one column holding ``;``, a tab or ``|`` is refused: the file is separated by something else.
     Errors name the file and line (a quoted cell may span lines).
     """
     p = Path(path)
@@ -162,6 +163,13 @@ def csv_source(
             if header is None:
                 return
             names = [name.strip() for name in header]
+            other = [d for d in ";\t|" if len(names) == 1 and d in names[0]]
+            if other:
+                # Read as one column, every row would be published as one text feature, without a word.
+                raise ConfigError(
+                    f"{p} line 1: the header is one column, {names[0]!r}: the file looks separated by "
+                    f"{other[0]!r}, but driftline reads comma-separated values (save it as CSV with commas)"
+                )
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ConfigError(
@@ -187,6 +195,24 @@ def csv_source(
                 yield _split_row(row, index, label_col, id_col, ts_col, where, raw_id)
         except csv.Error as exc:
             raise ConfigError(f"{p} line {reader.line_num}: not valid CSV: {exc}") from exc
+        except UnicodeDecodeError:
+            raise _not_utf8(p) from None
+
+
+def _not_utf8(p: Path) -> ConfigError:
+    """The error for a file that is not UTF-8 text (binary junk, a Latin-1 export), naming its first bad line.
+
+    The text reader decodes in blocks, so its exception does not say which line; the file is scanned again."""
+    with p.open("rb") as raw:
+        for lineno, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return ConfigError(
+                    f"{p} line {lineno}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8"
+                )
+    return ConfigError(f"{p}: not UTF-8 text; save the file as UTF-8")
 
 
 class _DuplicateKey(ValueError):
@@ -224,42 +250,49 @@ def jsonl_source(
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
     with handle:
-        index = 0
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{p} line {lineno}"
-            try:
-                obj = json.loads(line, object_pairs_hook=_unique_keys)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc
-            except _DuplicateKey as exc:
-                raise ConfigError(f"{where}: duplicate key {exc.args[0]!r} (which value is meant?)") from None
-            if not isinstance(obj, dict):
-                raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            label_key = label_col or "label"
-            if isinstance(obj.get("features"), dict):
-                ts = obj.get(ts_col or "ts")
-                id_key = id_col or "id"
-                yield Event(
-                    id=_event_id(obj[id_key], where, id_key) if id_key in obj else str(index),
-                    ts=int(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
-                    features={
-                        str(k): _json_value(v, where, f"feature {k!r}") for k, v in obj["features"].items()
-                    },
-                    label=_json_value(obj.get(label_key), where, f"label column {label_key!r}"),
-                    key=_optional_text(obj.get("key"), where, "key"),
-                    model=_optional_text(obj.get("model"), where, "model"),
-                )
-            else:
-                kinds = {label_key: "label column", id_col: "id column", ts_col: "ts column"}
-                row = {
-                    str(k): _json_value(v, where, f"{kinds.get(k, 'feature')} {k!r}") for k, v in obj.items()
-                }
-                # A JSON object names its fields: its `id` is the event id (as in a FeatureEvent or Label).
-                own_id = id_col if id_col is not None else ("id" if "id" in row else None)
-                yield _split_row(row, index, label_col, own_id, ts_col, where)
-            index += 1
+        try:
+            yield from _jsonl_events(p, handle, label_col, id_col, ts_col)
+        except UnicodeDecodeError:
+            raise _not_utf8(p) from None
+
+
+def _jsonl_events(
+    p: Path, handle: Iterable[str], label_col: str | None, id_col: str | None, ts_col: str | None
+) -> Iterator[Event]:
+    index = 0
+    for lineno, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        where = f"{p} line {lineno}"
+        try:
+            obj = json.loads(line, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc
+        except _DuplicateKey as exc:
+            raise ConfigError(f"{where}: duplicate key {exc.args[0]!r} (which value is meant?)") from None
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        label_key = label_col or "label"
+        if isinstance(obj.get("features"), dict):
+            ts = obj.get(ts_col or "ts")
+            id_key = id_col or "id"
+            yield Event(
+                id=_event_id(obj[id_key], where, id_key) if id_key in obj else str(index),
+                ts=int(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
+                features={
+                    str(k): _json_value(v, where, f"feature {k!r}") for k, v in obj["features"].items()
+                },
+                label=_json_value(obj.get(label_key), where, f"label column {label_key!r}"),
+                key=_optional_text(obj.get("key"), where, "key"),
+                model=_optional_text(obj.get("model"), where, "model"),
+            )
+        else:
+            kinds = {label_key: "label column", id_col: "id column", ts_col: "ts column"}
+            row = {str(k): _json_value(v, where, f"{kinds.get(k, 'feature')} {k!r}") for k, v in obj.items()}
+            # A JSON object names its fields: its `id` is the event id (as in a FeatureEvent or Label).
+            own_id = id_col if id_col is not None else ("id" if "id" in row else None)
+            yield _split_row(row, index, label_col, own_id, ts_col, where)
+        index += 1
 
 
 # River data sets shipped inside the package (no download). Others work only if already in River's cache.

@@ -37,7 +37,13 @@ from connectors.localproc import (
     stop_pidfile,
 )
 from connectors.stack_config import LIVE_STATES, ServiceStatus, StackConfig, StackStatus, recorded_cluster
-from connectors.stack_kafka import check_bindable, kafka_status, kafka_up, render_kafka_properties
+from connectors.stack_kafka import (
+    check_bindable,
+    kafka_needs_start,
+    kafka_status,
+    kafka_up,
+    render_kafka_properties,
+)
 from driftline.errors import StackError
 from driftline.settings import Settings
 
@@ -179,10 +185,15 @@ def stack_up(
         needed += ["java"] if cfg.kafka_home or libs_cached(cfg.cache_dir) else ["java", "mvn"]
     check_tools(needed)
     with file_lock(cfg.state_dir / "stack.lock"):
+        # A taken Kafka port fails here, before Redis is started.
+        if cfg.brokers > 1:
+            from connectors.cluster import cluster_check, cluster_up
+
+            cluster_check(cfg)
+        else:
+            kafka_needs_start(cfg)
         redis = _redis_up(cfg, min(timeout_s, 30.0))
         if cfg.brokers > 1:
-            from connectors.cluster import cluster_up
-
             kafka, each = cluster_up(cfg, timeout_s)
             return StackStatus(kafka, redis, cfg.state_dir, each)
         kafka = kafka_up(cfg, timeout_s)

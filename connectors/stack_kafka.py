@@ -22,6 +22,7 @@ from driftline.errors import StackError
 
 __all__ = [
     "check_bindable",
+    "kafka_needs_start",
     "kafka_start",
     "kafka_status",
     "kafka_up",
@@ -69,21 +70,34 @@ def kafka_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
     return kafka_wait(cfg, kafka_start(cfg), timeout_s)
 
 
-def kafka_start(
-    cfg: StackConfig, cluster_id: str | None = None, heap: str = KAFKA_HEAP
-) -> subprocess.Popen[bytes] | None:
-    """Start the broker of ``cfg`` unless it answers or is starting; returns the child started, if any."""
+def kafka_needs_start(cfg: StackConfig) -> bool:
+    """Whether the broker of ``cfg`` must be started (it neither answers nor is starting); a StackError naming
+    the port when one of its ports is taken by something else. Cheap and side-effect free, so
+    :func:`connectors.stack.stack_up` runs it before starting Redis: a taken port leaves nothing behind."""
     status = kafka_status(cfg)
     if status.state in ("external", "up", "starting"):
-        return None
+        return False
     if status.state == "busy":
-        raise StackError(f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka")
-    libs = kafka_libs(cfg.cache_dir, cfg.kafka_home)
+        raise StackError(
+            f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka; "
+            "choose another with --kafka-port"
+        )
     check_bindable(cfg.host, cfg.kafka_port, "--kafka-port")
     check_bindable(cfg.host, cfg.controller_port, "--controller-port")
     security = cfg.kafka_security
     for proto, port in security.listeners() if security else ():
         check_bindable(cfg.host, port, f"BrokerSecurity ({proto} listener)")
+    return True
+
+
+def kafka_start(
+    cfg: StackConfig, cluster_id: str | None = None, heap: str = KAFKA_HEAP
+) -> subprocess.Popen[bytes] | None:
+    """Start the broker of ``cfg`` unless it answers or is starting; returns the child started, if any."""
+    if not kafka_needs_start(cfg):
+        return None
+    libs = kafka_libs(cfg.cache_dir, cfg.kafka_home)
+    security = cfg.kafka_security
     scram = security.scram_args() if security else []
     props = prepare(libs, cfg.kafka_dir, render_kafka_properties(cfg), scram, cluster_id)
     out = cfg.kafka_dir / "kafka.out"

@@ -12,6 +12,7 @@ import pytest
 from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.settings import Secret, load_settings
 from streams.commands.doctor import check_signing_key, java_major
+from tests.conftest import REDIS_URL
 from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
 
 GOOD_KEY = "0123456789abcdef" * 4  # 64 bytes, as `openssl rand -hex 32` prints
@@ -50,7 +51,7 @@ def test_doctor_fails_on_a_port_that_is_not_kafka_and_says_what_to_do(prefix: st
         squatter.bind(("127.0.0.1", 0))
         squatter.listen(8)
         address = f"127.0.0.1:{squatter.getsockname()[1]}"
-        pipeline = Pipeline(prefix, tmp_path, "redis://127.0.0.1:6379/15")
+        pipeline = Pipeline(prefix, tmp_path, REDIS_URL)
         proc = pipeline.cli("--bootstrap", address, "doctor", "--json", "--timeout", "2", check=False)
         text = pipeline.cli("--bootstrap", address, "doctor", "--timeout", "2", check=False)
     assert proc.returncode == 1, proc.stderr

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -37,6 +38,8 @@ from tests.conftest import REDIS_URL
 from tests.fault_helpers import FAULT_ENV, Publisher, check_run, make_events, running_all, wait_complete
 from tests.pipeline_helpers import Pipeline
 from tests.waiting import wait_until
+
+REDIS_PORT = urlsplit(REDIS_URL).port or 6379
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster, pytest.mark.kafka, pytest.mark.slow]
 
@@ -72,7 +75,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
     """The cluster, started and stopped with the CLI; ``status`` and ``down`` find it from the state dir alone."""
     base = _free_block(2 * BROKERS)
     state_dir = tmp_path_factory.mktemp("cluster")
-    where = ("--state-dir", str(state_dir), "--redis-port", "6379")
+    # The test Redis (DRIFTLINE_TEST_REDIS), which is up: never a Redis of its own on 6379 under someone else's.
+    where = ("--state-dir", str(state_dir), "--redis-port", str(REDIS_PORT))
     try:
         up = _stack_cli("up", "--brokers", str(BROKERS), "--kafka-port", str(base), "--no-topics",
                         "--timeout", "240", *where)  # fmt: skip
@@ -80,7 +84,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
         status = _stack_cli("status", *where)
         assert status["kafka"]["address"] == ",".join(f"127.0.0.1:{base + 2 * i}" for i in range(BROKERS))
         assert status["kafka"]["state"] == "up", status
-        cfg = StackConfig.from_settings(load_settings(environ={}), state_dir, redis_port=6379)
+        cfg = StackConfig.from_settings(load_settings(environ={}), state_dir, redis_port=REDIS_PORT)
         assert (cfg.brokers, cfg.kafka_port) == (BROKERS, base)
         yield cfg
     finally:

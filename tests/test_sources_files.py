@@ -292,3 +292,72 @@ def test_an_id_column_that_is_the_label_column_is_refused(tmp_path: Path) -> Non
     path.write_text("x,y\n0.1,0\n0.2,1\n0.3,0\n")
     with pytest.raises(ConfigError, match="label column"):
         list(open_source(str(path), label_col="y", id_col="y"))
+
+
+@pytest.mark.parametrize("name", ["junk.csv", "junk.jsonl"])
+def test_a_file_that_is_not_utf8_text_is_refused_naming_file_and_line(tmp_path: Path, name: str) -> None:
+    """outside10: binary junk (or a Latin-1 export) ended ``produce`` in a UnicodeDecodeError traceback."""
+    path = tmp_path / name
+    good = b"x,y\n1,a\n" if name.endswith(".csv") else b'{"x": 1, "y": "a"}\n{"x": 2, "y": "b"}\n'
+    path.write_bytes(good + bytes([0x88, 0xFF, 0x00, 0xC3]) + b",b\n" + b"2,b\n" * 5000)
+    with pytest.raises(ConfigError, match=rf"{name} line 3: not UTF-8 text \(byte 0x88 at column 1\)"):
+        list(open_source(str(path), label_col="y"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "text"),
+    [("features", "e.csv", ""), ("labels", "h.csv", "id,x,y\n"), ("features", "b.jsonl", "\n\n")],
+)
+def test_produce_of_a_file_without_events_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, name: str, text: str
+) -> None:
+    """outside10: an empty or header-only file printed ``sent 0 records`` and exited 0, as if it had worked
+    (``--label-col`` not even checked). Refused before the broker is asked (127.0.0.1:1 answers nothing)."""
+    from streams.cli import main
+
+    path = _write(tmp_path, name, text)
+    args = ["--bootstrap", "127.0.0.1:1", "produce", kind, "--file", str(path), "--label-col", "y"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: no events" in err and "Traceback" not in err, err
+
+
+def test_produce_refuses_a_record_the_kafka_client_refuses_before_sending_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """outside10: a ~1,040,000-byte record is under ``serving.max_record_bytes`` (1 MiB), so it passed the file
+    check, then the Kafka client refused it (librdkafka's ``message.max.bytes``, 1,000,000) after the rows before
+    it were sent: exit 1, no row named, the file half on the topic. Refused up front (127.0.0.1:1 answers nothing).
+    """
+    from connectors.producer import CLIENT_MESSAGE_MAX_BYTES
+    from streams.cli import main
+
+    path = _write(
+        tmp_path,
+        "near.jsonl",
+        '{"id": "ok", "x": 1}\n'
+        + json.dumps({"id": "near", "t": "x" * (CLIENT_MESSAGE_MAX_BYTES + 100)})
+        + "\n",
+    )
+    assert CLIENT_MESSAGE_MAX_BYTES + 100 < 1 << 20  # under the codec's limit: only the client's refuses it
+    args = ["--bootstrap", "127.0.0.1:1", "produce", "features", "--file", str(path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        "event near cannot be sent" in err and f"message.max.bytes ({CLIENT_MESSAGE_MAX_BYTES:,})" in err
+    ), err
+
+
+@pytest.mark.parametrize(("delimiter", "shown"), [(";", "';'"), ("\t", "'\\\\t'"), ("|", "'\\|'")])
+def test_csv_with_another_delimiter_is_refused_naming_it(tmp_path: Path, delimiter: str, shown: str) -> None:
+    """outside10: a semicolon- or tab-separated file was read as one column (``{"a;b;class": "1;2;0"}``) and
+    published without a word, unless a --label-col happened to be given."""
+    path = _write(
+        tmp_path, "semi.csv", delimiter.join(["a", "b", "class"]) + "\n" + delimiter.join("120") + "\n"
+    )
+    with pytest.raises(ConfigError, match=rf"semi\.csv line 1: .*separated by {shown}"):
+        list(csv_source(path))
+
+
+def test_csv_with_one_column_is_still_read(tmp_path: Path) -> None:
+    assert list(csv_source(_write(tmp_path, "one.csv", "x\n1\n"))) == [Event("0", None, {"x": 1}, None)]

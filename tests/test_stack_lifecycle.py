@@ -88,8 +88,14 @@ def test_second_stack_up_down_up(tmp_path: Path) -> None:
 
 
 def test_reuses_and_never_stops_servers_it_did_not_start(stack: StackStatus, tmp_path: Path) -> None:
-    # The shared test stack answers on the default ports; a stack in another state dir sees it as external.
-    cfg = StackConfig(state_dir=tmp_path / "stack")
+    # The shared test stack answers on its ports; a stack in another state dir sees it as external. Its ports, not
+    # the defaults: with DRIFTLINE_TEST_KAFKA elsewhere and 9092 free, this test started (and stopped) a broker on
+    # 9092 and a Redis on 6379 under whoever uses them (found by outside10).
+    cfg = StackConfig(
+        state_dir=tmp_path / "stack",
+        kafka_port=int(stack.kafka.address.rpartition(":")[2]),
+        redis_port=int(stack.redis.address.rpartition(":")[2]),
+    )
     status = stack_up(cfg)
     try:
         assert (status.kafka.state, status.redis.state) == ("external", "external")

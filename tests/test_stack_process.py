@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -250,3 +251,47 @@ def test_cli_up_reports_missing_tools(
     err = capsys.readouterr().err
     assert code == 1
     assert "driftline stack: error:" in err and "redis-server" in err and "docker compose" in err
+
+
+@pytest.mark.parametrize("taken", ["kafka_port", "controller_port"])
+def test_stack_up_with_a_kafka_port_taken_starts_nothing(tmp_path: Path, taken: str) -> None:
+    # outside10: with the Kafka (or controller) port held by another server, `stack up` named the port but left
+    # the Redis it had already started running behind it.
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        port = squatter.getsockname()[1]
+        cfg = dataclasses.replace(_free_config(tmp_path), **{taken: port})
+        try:
+            with pytest.raises(StackError, match=str(port)):
+                stack_up(cfg, timeout_s=5)
+            assert redis_ping("127.0.0.1", cfg.redis_port) is None
+            assert read_pid(cfg.redis_dir / "redis.pid") is None
+        finally:
+            stack_down(cfg, grace_s=5)
+
+
+def test_cluster_up_with_a_node_port_taken_starts_nothing(tmp_path: Path) -> None:
+    # outside10: the cluster's own check came after Redis was started, and a node port held by a connection was
+    # found only after the nodes before it were started.
+    base = next(p for p in range(21000, 30000, 8) if all(port_bindable("127.0.0.1", p + i) for i in range(6)))
+    cfg = dataclasses.replace(_free_config(tmp_path), kafka_port=base, controller_port=base + 1, brokers=3)
+    with socket.create_server(("127.0.0.1", base + 2)):
+        try:
+            with pytest.raises(StackError, match=str(base + 2)):
+                stack_up(cfg, timeout_s=5)
+            assert redis_ping("127.0.0.1", cfg.redis_port) is None
+            assert not any(read_pid(cfg.state_dir / f"kafka-{i}" / "kafka.pid") for i in (1, 2, 3))
+        finally:
+            stack_down(cfg, grace_s=5)
+
+
+def test_stack_up_under_a_state_dir_that_is_a_file_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # outside10: `stack up --state-dir FILE` ended in a NotADirectoryError traceback.
+    (tmp_path / "afile").write_text("")
+    args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
+    assert main([*args, "stack", "up", "--state-dir", str(tmp_path / "afile"), "--timeout", "5"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"state directory {tmp_path / 'afile' / 'stack'}: cannot use it" in err and "Traceback" not in err
+    ), err

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -18,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connectors.localproc import free_port
 from connectors.topics import ALL_TOPICS, check_topics
 from driftline.settings import Settings
+from tests.conftest import REDIS_URL
 from tests.pipeline_helpers import KAFKA_BOOTSTRAP
 
 pytestmark = pytest.mark.kafka
@@ -105,8 +107,10 @@ def test_unreachable_broker_is_named(prefix: str) -> None:
     assert "Connect to" not in proc.stderr.split("error:")[0]  # no librdkafka retry spam before the message
 
 
-def test_plain_json_event_right_after_stack_up_is_read_back_by_tail(prefix: str) -> None:
-    up = _json(_run(prefix, "stack", "up", "--json"))
+def test_plain_json_event_right_after_stack_up_is_read_back_by_tail(prefix: str, tmp_path: Path) -> None:
+    # The test Redis and a state dir of its own: with DRIFTLINE_TEST_* elsewhere, `stack up` on the defaults
+    # started a Redis on 6379 in ~/.driftline, under whoever uses them (found by outside10).
+    up = _json(_run(prefix, "--redis-url", REDIS_URL, "stack", "up", "--state-dir", str(tmp_path), "--json"))
     assert up["up"] is True
     assert up["topics"]["prefix"] == prefix and sorted(up["topics"]["created"]) == sorted(ALL_TOPICS)
 

@@ -161,6 +161,7 @@ def _checked_rows(
     the wire format refuses (e.g. over ``serving.max_record_bytes``) is an error naming it while nothing is on the
     topic yet, so the fixed file can simply be sent again. Returns the number of events (the progress bar's
     total)."""
+    from connectors.producer import CLIENT_MESSAGE_MAX_BYTES
     from driftline.errors import SchemaError
     from schemas.codec import Codec
 
@@ -177,6 +178,7 @@ def _checked_rows(
         key = feats.pop(key_col, None) if key_col else event.key
         ts = 0 if event.ts is None else event.ts
         try:
+            sizes = []
             if features:
                 value = {
                     "id": event.id,
@@ -184,12 +186,27 @@ def _checked_rows(
                     "key": None if key is None else str(key),
                     "model": event.model,
                 }
-                encode("FeatureEvent", {**value, "features": feats}, topic="features")
+                data = encode("FeatureEvent", {**value, "features": feats}, topic="features")
+                sizes.append(len(data) + len(str(event.id if key is None else key).encode()))
             if labels and event.label is not None:
-                encode("Label", {"id": event.id, "ts": ts, "label": event.label}, topic="labels")
+                data = encode("Label", {"id": event.id, "ts": ts, "label": event.label}, topic="labels")
+                sizes.append(len(data) + len(event.id.encode()))
         except SchemaError as exc:
             raise ConfigError(f"{args.file}: event {event.id} cannot be sent: {exc}") from None
+        # --id-prefix lengthens the id in the value and (without an entity key) the Kafka key.
+        if (
+            max(sizes, default=0) + 2 * len((getattr(args, "id_prefix", None) or "").encode())
+            > CLIENT_MESSAGE_MAX_BYTES
+        ):
+            raise ConfigError(
+                f"{args.file}: event {event.id} cannot be sent: a record of {max(sizes):,} bytes with its key "
+                f"is over the Kafka client's message.max.bytes ({CLIENT_MESSAGE_MAX_BYTES:,})"
+            )
         rows += 1
+    if rows == 0:
+        # An empty or header-only file (or --limit 0) would print `sent 0 records` and exit 0, as if it had worked.
+        why = "--limit 0" if args.limit == 0 else "the file is empty or has only a header row"
+        raise ConfigError(f"{args.file}: no events to send ({why})")
     return rows
 
 
