@@ -234,6 +234,27 @@ def test_cli_status_and_down_of_a_state_dir_look_at_its_own_servers(
             os.kill(pid, 9)
 
 
+def test_cli_status_without_a_state_dir_looks_at_the_addresses_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # outside10: `driftline --bootstrap A --redis-url R stack status` (no --state-dir) reported the servers the
+    # default state directory had last started, not A and R.
+    started = _free_config(tmp_path)
+    _redis_up(started, 30.0)
+    pid = read_pid(started.redis_dir / "redis.pid")
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(started.state_dir.parent))
+    elsewhere = free_port()
+    args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{elsewhere}/0"]
+    try:
+        assert main([*args, "stack", "status", "--json"]) == 1
+        out = capsys.readouterr().out
+        assert f'"address": "127.0.0.1:{elsewhere}"' in out, out
+        assert f"127.0.0.1:{started.redis_port}" not in out, out
+    finally:
+        if pid is not None and process_cmdline(pid):
+            os.kill(pid, 9)
+
+
 def test_cli_status_exits_nonzero_when_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
     code = main([*args, "stack", "status", "--state-dir", str(tmp_path), "--json"])

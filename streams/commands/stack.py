@@ -71,9 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
-    """The stack ``status``/``down`` look at: with no port given, the one the state directory last started."""
+    """The stack ``status``/``down`` look at: ``--state-dir D`` with no port given, the one D last started; else
+    the ports given, else the configured addresses (``--bootstrap``, ``--redis-url``, environment, settings)."""
     cfg = _settings_and_config(args)[1]
-    if args.kafka_port is None and args.controller_port is None and args.redis_port is None:
+    if (
+        args.state_dir
+        and args.kafka_port is None
+        and args.controller_port is None
+        and args.redis_port is None
+    ):
         return as_started(cfg)
     return cfg
 
