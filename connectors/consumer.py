@@ -79,7 +79,7 @@ def decode_message(codec: Codec, topic: str, message: Message, *, allow_json: bo
     try:
         if data is None:
             raise SchemaError(f"{topic}: empty message (no value) at partition {message.partition()}")
-        value = codec.decode(record, data, topic=topic, allow_json=json_ok)
+        value = codec.decode(record, data, topic=topic, allow_json=json_ok, timestamp=message.timestamp()[1])
         return Received(topic, record, value, None, message)
     except SchemaError as exc:
         return Received(topic, record, None, exc, message)

@@ -19,7 +19,7 @@ import functools
 import json
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ DEFAULT_MAX_RECORD_BYTES = 1 << 20
 # and raises RecursionError near 1000, so anything deeper is refused before it is parsed.
 DEFAULT_MAX_JSON_DEPTH = 32
 NAMESPACE = "driftline"
-# Records where a JSON producer may leave ``ts`` out; the codec stamps the arrival time.
+# Records where a JSON producer may leave ``ts`` out; the codec stamps the message's Kafka timestamp (else now).
 _TS_OPTIONAL_IN_JSON = frozenset({"FeatureEvent", "Label", "ControlCommand"})
 SCHEMA_DIR = Path(__file__).resolve().parent
 Buffer = bytes | bytearray | memoryview
@@ -298,22 +298,38 @@ class Codec:
     # -- decoding --------------------------------------------------------------------------------------
 
     def decode(
-        self, record: str, data: Buffer, *, topic: str | None = None, allow_json: bool = False
+        self,
+        record: str,
+        data: Buffer,
+        *,
+        topic: str | None = None,
+        allow_json: bool = False,
+        timestamp: int | None = None,
     ) -> dict:
-        """Decode one record (Avro single-object, or JSON object if ``allow_json``) or raise SchemaError."""
+        """Decode one record (Avro single-object, or JSON object if ``allow_json``) or raise SchemaError.
+
+        ``timestamp``: the Kafka message's (ms), the ``ts`` of a JSON record that leaves it out (a FeatureEvent,
+        Label or ControlCommand: when it was produced, the same for every reader); without one, the time now."""
         rec = self._record(record)
         try:
-            return self._decode(rec, data, topic, allow_json)
+            return self._decode(rec, data, topic, allow_json, timestamp)
         except SchemaError:
             raise
         except Exception as exc:  # RecursionError, MemoryError, OverflowError...: any parser failure
             raise self._undecodable(rec, topic, exc) from None
 
     def decode_many(
-        self, record: str, datas: Sequence[Buffer], *, topic: str | None = None, allow_json: bool = False
+        self,
+        record: str,
+        datas: Sequence[Buffer],
+        *,
+        topic: str | None = None,
+        allow_json: bool = False,
+        timestamps: Callable[[int], int] | None = None,
     ) -> list[dict | SchemaError]:
-        """Decode a batch; each item is the record or the :class:`SchemaError` it raised (never raises)."""
-        return self._decode_many(self._record(record), datas, topic, allow_json, None)
+        """Decode a batch; each item is the record or the :class:`SchemaError` it raised (never raises).
+        ``timestamps(i)``: the i-th record's Kafka timestamp (see :meth:`decode`), asked only of a JSON record."""
+        return self._decode_many(self._record(record), datas, topic, allow_json, None, timestamps)
 
     def decode_many_keeping(
         self,
@@ -323,6 +339,7 @@ class Codec:
         *,
         topic: str | None = None,
         allow_json: bool = False,
+        timestamps: Callable[[int], int] | None = None,
     ) -> tuple[list[dict | SchemaError], list[bytes | None]]:
         """:meth:`decode_many`, and per record the Avro bytes of its ``field`` as written, when the record was
         written with the current schema (else None: JSON, an older writer schema, an error). Those bytes are a
@@ -330,7 +347,8 @@ class Codec:
         FeatureEvent's ``features`` into its Prediction, whose field has the same type: see :meth:`field_type`)."""
         rec = self._record(record)
         kept: list[bytes | None] = []
-        return self._decode_many(rec, datas, topic, allow_json, (rec.span_decoder(field), kept)), kept
+        spans = (rec.span_decoder(field), kept)
+        return self._decode_many(rec, datas, topic, allow_json, spans, timestamps), kept
 
     def field_type(self, record: str, field: str) -> Any:
         """The current schema's type of ``record``'s ``field`` (KeyError if there is none)."""
@@ -346,6 +364,7 @@ class Codec:
         topic: str | None,
         allow_json: bool,
         keeping: tuple[Any, list[bytes | None]] | None,
+        timestamps: Callable[[int], int] | None = None,
     ) -> list[dict | SchemaError]:
         decode = self._decode
         out: list[dict | SchemaError] = []
@@ -359,7 +378,7 @@ class Codec:
         body, limit = rec.decode_body, self.max_record_bytes
         if keeping is not None:
             spanned, keep = keeping[0], keeping[1].append
-        for data in datas:
+        for i, data in enumerate(datas):
             if header is not None and type(data) is bytes and data[:HEADER_LEN] == header:
                 size = len(data)
                 if size <= limit:
@@ -376,7 +395,7 @@ class Codec:
                             keep(data[start:stop])
                         continue
             try:
-                append(decode(rec, data, topic, allow_json))
+                append(decode(rec, data, topic, allow_json, timestamps(i) if timestamps else None))
             except SchemaError as exc:
                 append(exc)
             except Exception as exc:  # one record's parser failure never fails the batch (see decode)
@@ -388,7 +407,9 @@ class Codec:
     def _undecodable(self, rec: _Record, topic: str | None, exc: BaseException) -> SchemaError:
         return self._fail(rec, topic, f"undecodable record: {type(exc).__name__}: {str(exc)[:200]}")
 
-    def _decode(self, rec: _Record, data: Buffer, topic: str | None, allow_json: bool) -> dict:
+    def _decode(
+        self, rec: _Record, data: Buffer, topic: str | None, allow_json: bool, timestamp: int | None = None
+    ) -> dict:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise self._fail(rec, topic, f"expected bytes, got {type(data).__name__}")
         size = len(data)
@@ -398,7 +419,7 @@ class Codec:
             return self._decode_avro(rec, data, size, topic)
         if _looks_like_json(data):
             if allow_json:
-                return self._decode_json(rec, data, topic)
+                return self._decode_json(rec, data, topic, timestamp)
             raise self._fail(rec, topic, "JSON is not accepted here (only on input topics); expected Avro")
         if size == 0:
             raise self._fail(rec, topic, "empty message")
@@ -463,7 +484,7 @@ class Codec:
             raise self._fail(rec, topic, f"{size - end} trailing bytes after the Avro body")
         return value
 
-    def _decode_json(self, rec: _Record, data: Buffer, topic: str | None) -> dict:
+    def _decode_json(self, rec: _Record, data: Buffer, topic: str | None, timestamp: int | None) -> dict:
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -486,7 +507,7 @@ class Codec:
                 rec, topic, "JSON string holds a lone surrogate (\\ud800-\\udfff): not Unicode text"
             )
         if rec.name in _TS_OPTIONAL_IN_JSON and "ts" not in value:
-            value["ts"] = now_ms()
+            value["ts"] = timestamp if timestamp is not None and timestamp > 0 else now_ms()
         try:
             return rec.validate_json(value)
         except Invalid as exc:

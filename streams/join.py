@@ -78,7 +78,13 @@ class Joiner:
         """Join one batch of labels; returns the joined ids (mark them once the outputs are delivered)."""
         ctx, m = self.ctx, self.ctx.metrics
         t0 = time.perf_counter()
-        decoded = ctx.codec.decode_many("Label", [r.value for r in raws], topic=self._topic, allow_json=True)
+        decoded = ctx.codec.decode_many(
+            "Label",
+            [r.value for r in raws],
+            topic=self._topic,
+            allow_json=True,
+            timestamps=lambda i: raws[i].timestamp_ms,  # a JSON label's ts when it has none
+        )
         labels: list[tuple[RawRecord, dict[str, Any]]] = []
         for raw, label in zip(raws, decoded, strict=True):
             if isinstance(label, SchemaError):
@@ -212,7 +218,9 @@ def _relook_labels(
 
     for msg in read_to_end(settings, topic, "driftline-join-rebuild", since_ms=since_ms, timeout=timeout):
         try:
-            label = codec.decode("Label", msg.value() or b"", topic=topic, allow_json=True)
+            label = codec.decode(
+                "Label", msg.value() or b"", topic=topic, allow_json=True, timestamp=msg.timestamp()[1]
+            )
         except SchemaError:
             continue
         token = f"{msg.topic()}:{msg.partition()}:{msg.offset()}"

@@ -284,13 +284,19 @@ class Scorer:
         t0 = time.perf_counter()
         self.maybe_swap()
         datas = [r.value for r in raws]
+
+        def stamps(i: int) -> int:  # a JSON event's ts when it has none: its Kafka timestamp
+            return raws[i].timestamp_ms
+
         kept: list[bytes | None] | None = None
         if self._keep_features:
             decoded, kept = ctx.codec.decode_many_keeping(
-                "FeatureEvent", datas, "features", topic=self._topic, allow_json=True
+                "FeatureEvent", datas, "features", topic=self._topic, allow_json=True, timestamps=stamps
             )
         else:
-            decoded = ctx.codec.decode_many("FeatureEvent", datas, topic=self._topic, allow_json=True)
+            decoded = ctx.codec.decode_many(
+                "FeatureEvent", datas, topic=self._topic, allow_json=True, timestamps=stamps
+            )
         scored = Scored(now_ms())
         # Route, then score each model's events as one batch.
         groups: dict[str, list[int]] = {}

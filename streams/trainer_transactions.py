@@ -359,7 +359,11 @@ class TransactionalBatches:
     def _control(self, raws: list[RawRecord], touched: dict[str, Trainer]) -> None:
         ctx = self.ctx
         decoded = self.codec.decode_many(
-            "ControlCommand", [r.value for r in raws], topic=self.topics[1], allow_json=True
+            "ControlCommand",
+            [r.value for r in raws],
+            topic=self.topics[1],
+            allow_json=True,
+            timestamps=lambda i: raws[i].timestamp_ms,
         )
         for raw, cmd in zip(raws, decoded, strict=True):
             if isinstance(cmd, SchemaError):

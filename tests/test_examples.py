@@ -132,6 +132,9 @@ def test_kcat_one_liners_of_the_examples_readme(prefix: str, redis_url: str, tmp
     assert len(tail) == 1 and json.loads(tail[0])["value"]["features"] == {"x": 1.5, "country": "fr"}
     (event,) = pipeline.values("features")
     assert (event["id"], event["key"], event["features"]) == ("e1", "u1", {"x": 1.5, "country": "fr"})
-    assert event["ts"] > 0  # optional in JSON: filled in on arrival
+    # Optional in JSON: the message's Kafka timestamp, the same for every reader (it was each reader's clock).
+    shown = json.loads(tail[0])
+    again = json.loads(pipeline.cli("tail", "features", "--json").stdout.splitlines()[0])
+    assert event["ts"] == shown["value"]["ts"] == shown["timestamp"] == again["value"]["ts"] > 0
     (label,) = pipeline.values("labels")
     assert (label["id"], label["label"]) == ("e1", True)

@@ -466,3 +466,31 @@ def test_json_with_a_surrogate_pair_decodes_to_its_character() -> None:
         "FeatureEvent", b'{"id": "\\ud83d\\ude00", "ts": 1, "features": {"caf\\u00e9": 1}}', allow_json=True
     )
     assert value["id"] == "\U0001f600" and value["features"] == {"caf\u00e9": 1}
+
+
+def test_a_json_record_without_ts_takes_its_message_timestamp() -> None:
+    """outside10: a JSON FeatureEvent/Label without ``ts`` was stamped with each reader's clock at decode, so two
+    reads of one record (tail twice, the scorer and the joiner) gave it different times. The Kafka timestamp is
+    the same for every reader; without one (0 or -1: not available) the time now, as before."""
+    codec = default_codec()
+    label = b'{"id": "e1", "label": true}'
+    assert (
+        codec.decode("Label", label, allow_json=True, timestamp=1_700_000_000_123)["ts"] == 1_700_000_000_123
+    )
+    assert (
+        codec.decode("Label", b'{"id": "e1", "ts": 5, "label": true}', allow_json=True, timestamp=9)["ts"]
+        == 5
+    )
+    stamps = [11, 22, -1]
+    many = codec.decode_many(
+        "FeatureEvent",
+        [
+            b'{"id": "a", "features": {}}',
+            codec.encode("FeatureEvent", {"id": "b", "ts": 7, "features": {}}),
+            b'{"id": "c", "features": {}}',
+        ],
+        allow_json=True,
+        timestamps=stamps.__getitem__,
+    )
+    assert [m["ts"] for m in many[:2]] == [11, 7]  # type: ignore[index]
+    assert many[2]["ts"] > 1_700_000_000_000  # type: ignore[index]  # no timestamp: decoded now
