@@ -77,15 +77,17 @@ def publish(
     id_prefix: str = "",
     key_col: str | None = None,
     advance: Callable[[int], object] | None = None,
+    summary: Summary | None = None,
 ) -> Summary:
     """Publish ``events`` (features and/or labels; each label ``label_delay`` features after its own).
 
     Labels are interleaved with later features, as delayed labels arrive in production; the ones still pending
     at the end follow the last feature. The caller owns ``producer`` (and its final ``close``/``flush``).
+    ``summary``: counted into as the records are queued (what an interrupted run had sent), else a new one.
     """
     if label_delay < 0:
         raise ConfigError(f"--label-delay: must be at least 0, got {label_delay}")
-    summary = Summary()
+    summary = Summary() if summary is None else summary
     pending: collections.deque[tuple[str, Any]] = collections.deque()
     pacer = _Pacer(rate)
     start = time.monotonic()

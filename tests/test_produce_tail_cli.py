@@ -226,3 +226,27 @@ def test_a_file_with_a_bad_row_sends_nothing_and_names_the_row(prefix: str, tmp_
     )  # creates nothing either
     tail = _run(prefix, "tail", "features", "--from-beginning", "--json", check=False)
     assert _lines(tail) == []
+
+
+def test_an_interrupted_produce_says_how_much_it_sent(prefix: str) -> None:
+    """outside10: Ctrl-C on `produce` printed only "interrupted": what was on the topic, so what to send again,
+    could only be found by reading it back. It now names the features and labels it had sent."""
+    cmd = [DRIFTLINE, "--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, "produce", "synthetic"]
+    cmd += ["--stream", "sea", "--events", "100000", "--rate", "50", "--label-delay", "5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        wait_until(
+            "some events on the topic",
+            lambda: int(_run(prefix, "tail", "features", "-n", "1", "--json").stdout.count("\n")) > 0,
+            60,
+            0.5,
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    line = next(x for x in err.splitlines() if "interrupted after" in x)
+    features = int(line.split("queueing ")[1].split(" features")[0])
+    labels = int(line.split(" and ")[1].split(" labels")[0])
+    # Each label follows the fifth feature after its own (one fewer if Ctrl-C came between the two sends).
+    assert 0 < features < 100_000 and features - 6 <= labels <= features - 5, line

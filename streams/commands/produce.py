@@ -16,7 +16,7 @@ from typing import Any
 
 from connectors.kafka_client import check_reachable
 from connectors.producer import EventProducer
-from connectors.publish import publish
+from connectors.publish import Summary, publish
 from connectors.sources import SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
@@ -143,10 +143,27 @@ def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, *
     check_reachable(settings)
     ensure_topics(settings)
     show = sys.stderr.isatty() and not args.json
-    with EventProducer(settings, encoding=args.encoding) as producer, _progress(show, total) as advance:
-        summary = publish(
-            producer, events, rate=args.rate, id_prefix=args.id_prefix, advance=advance, **options
+    summary = Summary()
+    try:
+        with EventProducer(settings, encoding=args.encoding) as producer, _progress(show, total) as advance:
+            publish(
+                producer,
+                events,
+                rate=args.rate,
+                id_prefix=args.id_prefix,
+                advance=advance,
+                summary=summary,
+                **options,
+            )
+    except KeyboardInterrupt:
+        # What went out before Ctrl-C (the producer delivers what it queued on the way out), so a rerun can
+        # skip it (`--limit`, or a file of the rest).
+        print(
+            f"produce: interrupted after queueing {summary.features} features and {summary.labels} labels "
+            "(delivered unless a delivery warning says otherwise)",
+            file=sys.stderr,
         )
+        raise
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
