@@ -135,9 +135,9 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     # A candidate the guard held for operator approval (`driftline models promote held`).
                     "held_candidate": bool(live.get("metrics", {}).get("held")),
                 },
-                "joins": _joins(
-                    dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
-                ),
+                # One join store per deployment, named by model.name and shared by every model (a Label names
+                # no model): shown under model.name; no other model has a store of its own to read.
+                "joins": _joins(settings) if name == settings.model.name else None,
             }
         )
     return out
