@@ -166,9 +166,11 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Trainer: Kafka transactions (releases, changelog and input offsets together) by outcome: "
               "committed, aborted, fenced.", "transactions"),
     MetricDoc("driftline_pending_joins", "gauge", ("model",),
-              "Predictions waiting for their label in the join store.", "pending_joins"),
+              "Predictions waiting for their label in the join store (one store per deployment, shared by "
+              "every model: model is the workers' model.name).", "pending_joins"),
     MetricDoc("driftline_joins_total", "counter", ("model", "outcome"),
-              "Label joins per outcome (joined, duplicate, parked, expired, orphan, lost).", "joins"),
+              "Label joins per outcome (joined, duplicate, parked, expired, orphan, lost); joined and lost name "
+              "the example's model, the others the workers' model.name (a Label names no model).", "joins"),
     MetricDoc("driftline_label_delay_seconds", "histogram", (),
               "Label ts minus event ts, observed at join time.", "label_delay", LABEL_DELAY_BUCKETS),
     MetricDoc("driftline_deadletters_total", "counter", ("stage", "source_topic"),
