@@ -47,3 +47,31 @@ def test_models_list_text_says_which_owner_is_gone(capsys: Any) -> None:
     line_b = next(line for line in out if line.startswith("b "))
     assert "host-1" in line_a and "gone" not in line_a
     assert "host-2 (gone)" in line_b
+
+
+def test_status_marks_a_trainer_that_left_the_group(monkeypatch: Any) -> None:
+    import streams.model_registry
+    import streams.releases
+    import streams.status as status_mod
+    import streams.trainer_status
+    from streams.commands.status import render
+    from streams.releases import CheckedReleases
+
+    settings = load_settings(environ={})
+    release = {"model": "default", "version": 1, "reason": "initial", "created_at": 1, "metrics": {}}
+    checked = CheckedReleases([release], [], [], True)
+    live = {"n_learned": 3, "served_version": 1, "paused": False, "updated_at": 1, "owner": "host-9"}
+    monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
+    monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda *a, **k: dict(live))
+    monkeypatch.setattr(streams.model_registry, "trainer_members", lambda *a, **k: {"host-1"})
+    monkeypatch.setattr(status_mod, "_joins", lambda *a, **k: None)
+    (model,) = status_mod._models(settings)
+    assert model["trainer"]["owner_live"] is False
+    status = {
+        "topic_prefix": settings.kafka.topic_prefix,
+        "stack": {"kafka": {"up": True, "address": "x"}, "redis": {"up": True, "address": "y"}},
+        "workers": [],
+        "models": [model],
+        "drift_last_hour": {"total": 0, "by_signal": {}},
+    }
+    assert "trained by host-9 (gone)" in render(status)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import streams.model_registry
 import streams.releases
 import streams.status as status_mod
 import streams.trainer_status
@@ -33,6 +34,7 @@ def test_status_reads_the_deployments_join_store_once(monkeypatch: pytest.Monkey
     checked = CheckedReleases([_release("main"), _release("other")], [], [], True)
     monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
     monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda *a, **k: None)
+    monkeypatch.setattr(streams.model_registry, "trainer_members", lambda *a, **k: None)  # no broker here
     asked: list[str] = []
 
     def joins(s: Any) -> dict[str, Any]:
