@@ -74,7 +74,7 @@ class PredictionReader:
                 for msg in consumer.consume(1000, 0.05):
                     if msg.error():
                         continue
-                    # The worker keys each Prediction with its FeatureEvent's key: the event id in the bench.
+                    # The worker keys each Prediction with its event id (the contract).
                     key = msg.key()
                     if key is not None:
                         self.seen[key.decode()] = Seen(

@@ -187,7 +187,11 @@ def _batch_metrics(worker: WorkerProcess) -> dict[str, float]:
             got["records"] = float(line.rsplit(" ", 1)[1])
         elif line.startswith("driftline_trainer_transactions_total") and 'outcome="committed"' in line:
             got["committed"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("driftline_releases_total{") and 'reason="' in line:
+        elif (
+            line.startswith("driftline_releases_total{")
+            and 'reason="' in line
+            and 'stage="score"' not in line
+        ):
             # Releases by reason: a rollback takes n_learned back (the run's labels_learned counts every label).
             reason = line.split('reason="', 1)[1].split('"', 1)[0]
             got[f"releases_{reason}"] = float(line.rsplit(" ", 1)[1])

@@ -141,8 +141,8 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_guard_decisions_total", "counter", ("model", "outcome", "reason"),
               "Guard decisions on candidates, per outcome (promote, reject, rollback, keep) and reason.",
               "guard_decisions"),
-    MetricDoc("driftline_releases_total", "counter", ("model", "reason"),
-              "Releases published (trainer) or accepted and loaded (scorer), per reason.", "releases"),
+    MetricDoc("driftline_releases_total", "counter", ("model", "reason", "stage"),
+              "Releases published (stage train) or accepted and loaded (stage score), per reason.", "releases"),
     MetricDoc("driftline_releases_rejected_total", "counter", ("model", "reason"),
               "Release records refused by verification, per reason (signature, sha256, replay, allow_list, ...): "
               "by a scorer before loading, by the trainer when choosing the next version.",
@@ -166,9 +166,11 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Trainer: Kafka transactions (releases, changelog and input offsets together) by outcome: "
               "committed, aborted, fenced.", "transactions"),
     MetricDoc("driftline_pending_joins", "gauge", ("model",),
-              "Predictions waiting for their label in the join store.", "pending_joins"),
+              "Predictions waiting for their label in the join store (one store per deployment, shared by "
+              "every model: model is the workers' model.name).", "pending_joins"),
     MetricDoc("driftline_joins_total", "counter", ("model", "outcome"),
-              "Label joins per outcome (joined, duplicate, parked, expired, orphan, lost).", "joins"),
+              "Label joins per outcome (joined, duplicate, parked, expired, orphan, lost); joined and lost name "
+              "the example's model, the others the workers' model.name (a Label names no model).", "joins"),
     MetricDoc("driftline_label_delay_seconds", "histogram", (),
               "Label ts minus event ts, observed at join time.", "label_delay", LABEL_DELAY_BUCKETS),
     MetricDoc("driftline_deadletters_total", "counter", ("stage", "source_topic"),
@@ -338,9 +340,13 @@ class Metrics:
             for name in old_names:
                 self._remove("model_metric", model, v, name)
 
-    def observe_release(self, model: str, reason: str, created_at_ms: int | None = None) -> None:
-        """Count a release and remember when the newest one was created (for the 'no release' alert)."""
-        self.child("releases", model, reason).inc()
+    def observe_release(
+        self, model: str, reason: str, created_at_ms: int | None = None, stage: str = "train"
+    ) -> None:
+        """Count a release, published (``stage`` train) or loaded (score), and remember when the newest one was
+        created (for the 'no release' alert). The stage keeps a ``--role all`` worker, which does both, from
+        counting each release twice in one series."""
+        self.child("releases", model, reason, stage).inc()
         ts = created_at_ms / 1000.0 if created_at_ms is not None else time.time()
         # A replayed old release (compacted topic at start-up) must not move the clock backwards. (Remembered here:
         # reading it back from the registry collects every series, which cost a fifth of a trainer's time.)

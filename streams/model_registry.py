@@ -125,6 +125,8 @@ def ownership(
     live = owners.get(name, {})
     return {
         "owner": live.get("owner"),
+        # False: that trainer is no longer a member of the trainer group (dead, or replaced); None: unknown.
+        "owner_live": live.get("owner_live"),
         "partition": live.get("partition", partition),
         "lag": lags.get(int(live.get("partition", partition))),
         "trainer_version": live.get("version"),
@@ -135,7 +137,8 @@ def ownership(
 
 def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
     """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
-    version, n_learned (the served lineage), labels_learned (every label), updated_at."""
+    version, n_learned (the served lineage), labels_learned (every label), updated_at; and ``owner_live``,
+    whether that owner is still a member of the trainer group (:func:`mark_live_owners`)."""
     try:
         client = redis_client(settings, 3)
         raw = client.hgetall(owners_key(settings))
@@ -147,7 +150,35 @@ def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
             out[_text(key)] = json.loads(_text(value))
         except ValueError:
             continue
-    return out
+    return mark_live_owners(out, trainer_members(settings)) if out else out
+
+
+def mark_live_owners(
+    owners: dict[str, dict[str, Any]], members: set[str] | None
+) -> dict[str, dict[str, Any]]:
+    """Set ``owner_live`` on each entry: is its owner among ``members`` (the trainer group's members now; None
+    when Kafka could not tell, then nothing is marked). The hash keeps the last report of a trainer that died or
+    lost the model to another until the new owner touches that model (restores are lazy), so without this a
+    dead process was shown as the owner of every model nobody has sent labels for since."""
+    for entry in owners.values():
+        owner = entry.get("owner")
+        entry["owner_live"] = None if members is None or not owner else owner in members
+    return owners
+
+
+def trainer_members(settings: Settings) -> set[str] | None:
+    """The member names (``host-pid``, as trainers report themselves) in the trainer group now; None if unknown."""
+    from connectors.kafka_view import KafkaView
+
+    marker = f"{settings.kafka.client_id}-trainer-"
+    try:
+        (info,) = KafkaView(settings, timeout=5.0).describe([trainer_group(settings)], with_lag=False)
+    except Exception:  # Kafka away: ownership shown as reported, unmarked
+        return None
+    if info.state.startswith("error"):
+        return None
+    client_ids = (m.rsplit("@", 1)[0] for m in info.members)
+    return {c.removeprefix(marker) for c in client_ids if c.startswith(marker)}
 
 
 def trainer_lags(settings: Settings) -> dict[int, int]:

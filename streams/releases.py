@@ -314,7 +314,9 @@ class ReleaseFollower:
             self._reject(name, "load", f"release {name} v{version} could not be loaded: {exc}")
             return False
         self.metrics.model_swap_seconds.labels(model=name).observe(time.perf_counter() - t0)
-        self.metrics.observe_release(name, str(release.get("reason")), release.get("created_at"))
+        self.metrics.observe_release(
+            name, str(release.get("reason")), release.get("created_at"), stage="score"
+        )
         with self._lock:
             self._pending[name] = LoadedModel(version, model, release, time.time())
             self._newest_loaded[name] = version

@@ -324,7 +324,11 @@ class Scorer:
             try:
                 if isinstance(context, SchemaError):
                     raise context
-                records.append((context if avro_out else ctx.encode_output("predictions", value), raw.key))
+                # Keyed by the event id, as the contract's topic table says (not by the input record's key, which
+                # is the entity key when the producer set one).
+                records.append(
+                    (context if avro_out else ctx.encode_output("predictions", value), value["id"])
+                )
             except Exception as exc:
                 ctx.deadletter("score", raw, exc)
                 continue

@@ -93,6 +93,9 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
     unverified: dict[str, list[dict[str, Any]]] = {}
     for r, reason, _message in checked.rejected:
         unverified.setdefault(str(r.get("model")), []).append({"version": r.get("version"), "reason": reason})
+    from streams import model_registry
+
+    members = model_registry.trainer_members(settings)  # None: unknown, nobody is marked gone
     out = []
     names = set(latest) | set(unverified) | {settings.model.name}
     for name in sorted(names):
@@ -127,6 +130,10 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 if live is None
                 else {
                     **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
+                    # False: the trainer that last reported the model is no longer in the trainer group.
+                    "owner_live": None
+                    if members is None or not live.get("owner")
+                    else live["owner"] in members,
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
                     "discarded": live.get(
@@ -135,9 +142,9 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     # A candidate the guard held for operator approval (`driftline models promote held`).
                     "held_candidate": bool(live.get("metrics", {}).get("held")),
                 },
-                "joins": _joins(
-                    dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
-                ),
+                # One join store per deployment, named by model.name and shared by every model (a Label names
+                # no model): shown under model.name; no other model has a store of its own to read.
+                "joins": _joins(settings) if name == settings.model.name else None,
             }
         )
     return out

@@ -51,7 +51,7 @@ def test_sample_sums_counters_over_workers() -> None:
     train.set_model_metrics("default", 3, {"rolling_accuracy": 0.875})
     train.drift_alarms.labels(model="default", detector="adwin", signal="error").inc()
     train.guard_decisions.labels(model="default", outcome="promote", reason="incremental").inc(2)
-    score.observe_release("default", "incremental")
+    score.observe_release("default", "incremental", stage="score")
     train.observe_release("default", "incremental")
     fam = parse_metrics(generate_latest(score.registry).decode(), instance="score")
     parse_metrics(generate_latest(train.registry).decode(), fam, instance="train")

@@ -93,8 +93,8 @@ def test_release_timestamp_never_moves_backwards() -> None:
     m.observe_release("m", "incremental", created_at_ms=2_000_000)
     m.observe_release("m", "initial", created_at_ms=1_000_000)
     assert value(m, "driftline_last_release_timestamp_seconds", model="m") == 2000
-    assert value(m, "driftline_releases_total", model="m", reason="incremental") == 1
-    assert value(m, "driftline_releases_total", model="m", reason="initial") == 1
+    assert value(m, "driftline_releases_total", model="m", reason="incremental", stage="train") == 1
+    assert value(m, "driftline_releases_total", model="m", reason="initial", stage="train") == 1
 
 
 def test_consumer_lag_drops_partitions_no_longer_owned() -> None:

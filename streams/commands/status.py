@@ -89,6 +89,7 @@ def render(status: dict[str, Any]) -> str:
             else ""
         )
         owner = f", trained by {live['owner']}" if live and live.get("owner") else ""
+        owner += " (gone)" if owner and live and live.get("owner_live") is False else ""
         lines.append(
             f"  {m['model']:<16} serving {served}{learned}{owner}; {m['releases']} release(s) retained"
         )
@@ -110,10 +111,10 @@ def render(status: dict[str, Any]) -> str:
                 what = f"{live.get('held_examples', 0):,} label(s) held for resume"
             lines.append(f"    learning PAUSED: {what}")
         joins = m.get("joins")
-        if joins and (joins["pending"] or joins["parked"] or m["model"] == status.get("default_model")):
+        if joins:  # the deployment's one join store (model.name's entry): every model's joins
             age = joins["oldest_pending_age_s"]
             lines.append(
-                f"    joins: {joins['pending']:,} prediction(s) waiting for a label"
+                f"    joins (every model): {joins['pending']:,} prediction(s) waiting for a label"
                 + (f" (oldest {_ago(age)})" if age is not None else "")
                 + f", {joins['parked']:,} label(s) parked waiting for their prediction"
             )

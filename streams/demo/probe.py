@@ -47,10 +47,19 @@ def _pairs(fam: Families, name: str, first: str, second: str) -> dict[str, int]:
 
 
 def _releases(fam: Families) -> dict[str, int]:
-    """Releases per reason: the trainer counts what it published and every scorer what it loaded, so the
-    largest count of any one worker, not the sum."""
+    """Releases per reason: what trainers published (``stage`` train), summed over workers (each model has one
+    trainer). Series without a stage (workers before it) count what a trainer published and every scorer what
+    it loaded, so for those the largest count of any one worker, not the sum."""
+    series = fam.get("driftline_releases_total", [])
+    if any("stage" in labels for labels, _ in series):
+        published: dict[str, int] = {}
+        for labels, v in series:
+            if labels.get("stage") == "train":
+                reason = labels.get("reason", "")
+                published[reason] = published.get(reason, 0) + int(v)
+        return published
     per: dict[tuple[str, str], float] = {}
-    for labels, v in fam.get("driftline_releases_total", []):
+    for labels, v in series:
         key = (labels.get("instance", ""), labels.get("reason", ""))
         per[key] = per.get(key, 0.0) + v
     out: dict[str, int] = {}
