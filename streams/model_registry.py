@@ -135,7 +135,9 @@ def ownership(
 
 def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
     """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
-    version, n_learned (the served lineage), labels_learned (every label), updated_at."""
+    version, n_learned (the served lineage), labels_learned (every label), updated_at. ``owner`` is the member of
+    the trainer group that owns the model's partition now (None: no trainer does), not the last one that reported
+    it: a model without labels since its trainer left is restored by the new owner only on its next label."""
     try:
         client = redis_client(settings, 3)
         raw = client.hgetall(owners_key(settings))
@@ -147,7 +149,24 @@ def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
             out[_text(key)] = json.loads(_text(value))
         except ValueError:
             continue
+    current = trainer_assignment(settings) if out else None
+    if current is not None:
+        for name, entry in out.items():
+            entry["owner"] = current.get(partition_for(name, settings.kafka.training_partitions))
     return out
+
+
+def trainer_assignment(settings: Settings) -> dict[int, str] | None:
+    """``{training partition: trainer (member name) that owns it now}``; None when Kafka cannot say."""
+    from connectors.kafka_view import KafkaView
+
+    prefix = f"{settings.kafka.client_id}-trainer-"
+    try:
+        owners = KafkaView(settings, timeout=5.0).partition_owners(trainer_group(settings))
+    except KafkaException:
+        return None
+    topic = settings.topic("training")
+    return {p: client.removeprefix(prefix) for (t, p), client in owners.items() if t == topic}
 
 
 def trainer_lags(settings: Settings) -> dict[int, int]:

@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from connectors.redis_store import redis_client
-from connectors.topics import ALL_TOPICS
+from connectors.topics import ALL_TOPICS, partition_for
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
 from schemas.codec import default_codec
@@ -78,6 +78,7 @@ def _redis_ping(settings: Settings) -> bool:
 
 def _models(settings: Settings) -> list[dict[str, Any]]:
     """Latest release per model (with its guard decision) and the trainer's live state."""
+    from streams.model_registry import trainer_assignment
     from streams.releases import read_checked_releases
     from streams.trainer_status import trainer_status
 
@@ -95,6 +96,8 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
         unverified.setdefault(str(r.get("model")), []).append({"version": r.get("version"), "reason": reason})
     out = []
     names = set(latest) | set(unverified) | {settings.model.name}
+    # Who trains each model now (the last trainer that reported an idle model may be gone); None: Kafka cannot say.
+    current = trainer_assignment(settings)
     for name in sorted(names):
         r = latest.get(name, {})
         try:
@@ -127,6 +130,11 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 if live is None
                 else {
                     **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
+                    **(
+                        {}
+                        if current is None
+                        else {"owner": current.get(partition_for(name, settings.kafka.training_partitions))}
+                    ),
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
                     "discarded": live.get(

@@ -13,6 +13,7 @@ import gc
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -563,3 +564,31 @@ def test_new_models_past_max_models_are_dead_lettered_not_created(trainer_settin
         assert set(group.trainers) == {"default", "m1"}
     dead = [r.value for r in _read(s, "deadletter") if r.ok and r.value]
     assert len(dead) == 40 and all("routing.max_models (2)" in str(d["error"]) for d in dead)
+
+
+def test_an_idle_models_owner_is_the_trainer_that_owns_it_now_not_the_last_that_reported_it(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`models list` and `status` name each model's owner. A model that gets no label after its trainer left (a
+    crash, a stop) was still shown as trained by the departed trainer: its new owner restores it only on its next
+    label, so nothing reported it since. The owner shown is the member of the group that owns its partition now."""
+    from streams.model_registry import model_owners
+    from streams.status import collect_status
+
+    s = trainer_settings
+    _send_examples(s, _examples(20, model="default") + _examples(20, model="m-idle"))
+    with _running(s) as first:
+        _wait(first, "40 learned", lambda: _learned(first) + _learned(first, "m-idle") >= 40)
+        _wait(first, "owners reported", lambda: set(model_owners(s)) >= {"default", "m-idle"})
+    monkeypatch.setattr(socket, "gethostname", lambda: "successor")
+    _send_examples(s, _examples(5, start=20, model="default"))
+    with _running(s) as second:
+        assert second.member != first.member
+        _wait(second, "25 learned", lambda: _learned(second) >= 25)
+        _wait(second, "its report", lambda: model_owners(s)["default"]["owner"] == second.member)
+        assert "m-idle" not in second.trainers  # restored on its next label only: it has not reported
+        assert model_owners(s)["m-idle"]["owner"] == second.member
+        status = {m["model"]: m for m in collect_status(s)["models"]}
+        assert status["m-idle"]["trainer"]["owner"] == second.member
+    # No trainer at all: nobody owns it (not the last one that reported it).
+    assert model_owners(s)["m-idle"]["owner"] is None
