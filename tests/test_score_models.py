@@ -193,3 +193,13 @@ def test_a_refused_name_says_where_it_came_from() -> None:
     assert "feature 'tenant' (routing.feature): 'a b' cannot name a model" in errors[0]
     assert "record key (routing.by_key): '../k' cannot name a model" in errors[1]
     assert "FeatureEvent.model: 'm/1' cannot name a model" in errors[2]
+
+
+def test_a_name_with_two_dots_is_refused_saying_why() -> None:
+    """`a..b` is made of allowed characters; the refusal listed only those, so it read as a contradiction."""
+    follower = Follower()
+    follower.release("default", 1)
+    scorer, producer = _scorer(follower)
+    scorer.process([_event(0, {"x": 1.0}, model="a..b")])
+    (dead,) = producer.on("deadletter")
+    assert "'a..b' cannot name a model" in dead["error"] and "no '..'" in dead["error"]
