@@ -125,6 +125,11 @@ class KafkaView:
         self.group_errors = [str(e) for e in result.errors]
         return sorted(g.group_id for g in result.valid if g.group_id.startswith(start))
 
+    def topic_metadata(self, topic: str) -> Any:
+        """The cluster's metadata of ``topic`` (``.partitions``), or None when it does not exist."""
+        meta = self._admin.list_topics(topic, timeout=self.timeout).topics.get(topic)
+        return None if meta is None or meta.error is not None else meta
+
     def partition_owners(self, group_id: str) -> dict[tuple[str, int], str]:
         """``{(topic, partition): client id of the member assigned it}`` in ``group_id`` now (empty when the group
         has no member). Raises KafkaException when the broker cannot say."""

@@ -152,21 +152,34 @@ def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
     current = trainer_assignment(settings) if out else None
     if current is not None:
         for name, entry in out.items():
-            entry["owner"] = current.get(partition_for(name, settings.kafka.training_partitions))
+            entry["owner"] = current_owner(settings, current, name)
     return out
 
 
-def trainer_assignment(settings: Settings) -> dict[int, str] | None:
-    """``{training partition: trainer (member name) that owns it now}``; None when Kafka cannot say."""
+def current_owner(settings: Settings, current: dict[int, str | None], name: str) -> str | None:
+    """The member of :func:`trainer_assignment` ``current`` that owns ``name``'s partition (None: no member)."""
+    return current.get(partition_for(name, len(current) or settings.kafka.training_partitions))
+
+
+def trainer_assignment(settings: Settings) -> dict[int, str | None] | None:
+    """``{training partition: trainer (member name) that owns it now, or None}`` for every partition of the
+    topic (the trainers go by its count, whatever ``kafka.training_partitions`` this process was given); None
+    when Kafka cannot say."""
     from connectors.kafka_view import KafkaView
 
     prefix = f"{settings.kafka.client_id}-trainer-"
+    topic = settings.topic("training")
     try:
-        owners = KafkaView(settings, timeout=5.0).partition_owners(trainer_group(settings))
+        view = KafkaView(settings, timeout=5.0)
+        meta = view.topic_metadata(topic)
+        owners = view.partition_owners(trainer_group(settings))
     except KafkaException:
         return None
-    topic = settings.topic("training")
-    return {p: client.removeprefix(prefix) for (t, p), client in owners.items() if t == topic}
+    if meta is None:
+        return None
+    current: dict[int, str | None] = dict.fromkeys(range(len(meta.partitions)))
+    current.update({p: client.removeprefix(prefix) for (t, p), client in owners.items() if t == topic})
+    return current
 
 
 def trainer_lags(settings: Settings) -> dict[int, int]:

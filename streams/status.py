@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from connectors.redis_store import redis_client
-from connectors.topics import ALL_TOPICS, partition_for
+from connectors.topics import ALL_TOPICS
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
 from schemas.codec import default_codec
@@ -78,7 +78,7 @@ def _redis_ping(settings: Settings) -> bool:
 
 def _models(settings: Settings) -> list[dict[str, Any]]:
     """Latest release per model (with its guard decision) and the trainer's live state."""
-    from streams.model_registry import trainer_assignment
+    from streams.model_registry import current_owner, trainer_assignment
     from streams.releases import read_checked_releases
     from streams.trainer_status import trainer_status
 
@@ -130,11 +130,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 if live is None
                 else {
                     **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
-                    **(
-                        {}
-                        if current is None
-                        else {"owner": current.get(partition_for(name, settings.kafka.training_partitions))}
-                    ),
+                    **({} if current is None else {"owner": current_owner(settings, current, name)}),
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
                     "discarded": live.get(
