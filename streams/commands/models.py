@@ -144,12 +144,10 @@ def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
     checked = read_checked_releases(settings)
-    names = sorted(
-        {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(model_owners(settings))
-    )
+    owners, lags = model_owners(settings), trainer_lags(settings)
+    names = sorted({str(r.get("model")) for r in checked.verified + checked.unchecked} | set(owners))
     if getattr(args, "model", None):
         names = [settings.model.name]
-    owners, lags = model_owners(settings), trainer_lags(settings)
     rows = []
     for name in names:
         for row in release_list(read_registry(settings.for_model(name), checked)):
