@@ -93,8 +93,15 @@ def served_answers(settings: Settings, rows: list[Row]) -> list[tuple[Any, dict[
 
 
 def raw_producer(settings: Settings, **extra: Any) -> Producer:
-    """A plain producer for filling topics fast (the pipeline's own producer settings are not under test)."""
-    conf = {"linger.ms": 5, "batch.size": 1_000_000, "compression.type": "lz4", "acks": 1}
+    """A plain producer for filling topics fast (the pipeline's own producer settings are not under test). It
+    partitions keys as driftline's producers do (murmur2): a trainer refuses a record off its model's partition."""
+    conf = {
+        "linger.ms": 5,
+        "batch.size": 1_000_000,
+        "compression.type": "lz4",
+        "acks": 1,
+        "partitioner": "murmur2_random",
+    }
     conf.update(extra)
     return Producer(client_config(settings, **conf))
 

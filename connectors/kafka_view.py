@@ -125,6 +125,24 @@ class KafkaView:
         self.group_errors = [str(e) for e in result.errors]
         return sorted(g.group_id for g in result.valid if g.group_id.startswith(start))
 
+    def topic_metadata(self, topic: str) -> Any:
+        """The cluster's metadata of ``topic`` (``.partitions``), or None when it does not exist."""
+        meta = self._admin.list_topics(topic, timeout=self.timeout).topics.get(topic)
+        return None if meta is None or meta.error is not None else meta
+
+    def partition_owners(self, group_id: str) -> dict[tuple[str, int], str]:
+        """``{(topic, partition): client id of the member assigned it}`` in ``group_id`` now (empty when the group
+        has no member). Raises KafkaException when the broker cannot say."""
+        desc = self._admin.describe_consumer_groups([group_id], request_timeout=self.timeout)[
+            group_id
+        ].result()
+        return {
+            (tp.topic, tp.partition): m.client_id
+            for m in desc.members
+            if m.assignment is not None
+            for tp in m.assignment.topic_partitions
+        }
+
     def describe(self, group_ids: Iterable[str], with_lag: bool = True) -> list[GroupInfo]:
         """State, members and (with ``with_lag``) per-topic lag of each group."""
         ids = list(group_ids)

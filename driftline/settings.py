@@ -142,7 +142,7 @@ def check_model_name(name: str, where: str = "model") -> str:
         shown = repr(name) if len(str(name)) <= 80 else f"{str(name)[:64]!r}... ({len(str(name))} characters)"
         raise ConfigError(
             f"{where}: {shown} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit)"
+            "letter or digit, no '..')"
         )
     return name
 

@@ -294,6 +294,7 @@ def _add_train(worker: Worker) -> None:
         max_poll_interval_s=max(
             app.conf.broker_max_poll_interval, timeout
         ),  # librdkafka: not below the session
+        scores_here="score" in worker.roles,
     )
 
     def run() -> None:

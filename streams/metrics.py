@@ -283,14 +283,31 @@ class Metrics:
             self.control_refused.labels(model=model, reason=reason)
         self.joins.labels(model=model, outcome="lost")  # the DriftlineJoinsLost alert
 
-    def forget_model(self, model: str) -> None:
-        """Drop the trainer gauges of a model this process no longer trains (another trainer owns it now)."""
+    def forget_model(self, model: str, served: bool = True) -> None:
+        """Drop the trainer gauges of a model this process no longer trains (another trainer owns it now): left
+        behind, they would report the handover's values for good next to the new owner's. ``served``: also the
+        served version and last release time, which a scorer in the same process sets too (False there)."""
         for gauge in ("n_learned", "learning_paused", "held_examples"):
             with contextlib.suppress(KeyError):
                 self._remove(gauge, model)
         for state in ("learned", "refused"):
             with contextlib.suppress(KeyError):
                 self._remove("vocabulary_keys", model, state)
+        for version, names in self._metric_versions.pop(model, []):
+            for name in names:
+                with contextlib.suppress(KeyError):
+                    self._remove("model_metric", model, version, name)
+        if not served:
+            return
+        old = self._served.pop(model, None)
+        with contextlib.suppress(KeyError):
+            self.served_model_version.remove(model)
+        if old is not None:
+            with contextlib.suppress(KeyError):
+                self.served_model_info.remove(model, old)
+        if self._last_release.pop(model, None) is not None:
+            with contextlib.suppress(KeyError):
+                self._remove("last_release_timestamp", model)
 
     def prime_stage(self, stage: str, source_topics: Iterable[str] = ()) -> None:
         """Create zero series for a stage's counters (events ok/deadletter, dead letters per source topic)."""
@@ -459,6 +476,8 @@ def render_metrics_markdown() -> str:
         "  `driftline_model_metric * on (model, version) group_left driftline_served_model_info`.",
         "- Rare counters (rejected releases, dead letters, deadletter outcomes, lost joins) are created at zero when a",
         "  worker starts, so `increase()` in an alert sees their first increment.",
+        "- A trainer that loses a model to another (a rebalance) removes that model's gauges (served version,",
+        "  `driftline_model_metric`, n_learned, last release time...); its counters stay, as counters do.",
         "",
     ]
     return "\n".join(lines)

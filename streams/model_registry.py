@@ -119,14 +119,12 @@ def adopt_live_counts(info: dict[str, Any], live: dict[str, Any] | None) -> None
 def ownership(
     settings: Settings, name: str, owners: dict[str, dict[str, Any]], lags: dict[int, int]
 ) -> dict[str, Any]:
-    """Who trains ``name`` (the trainer group member that last reported it), its partition and that
-    partition's lag (labels not yet learned)."""
+    """Who trains ``name`` (the trainer group member that owns its partition now: :func:`model_owners`), its
+    partition and that partition's lag (labels not yet learned)."""
     partition = partition_for(name, settings.kafka.training_partitions)
     live = owners.get(name, {})
     return {
         "owner": live.get("owner"),
-        # False: that trainer is no longer a member of the trainer group (dead, or replaced); None: unknown.
-        "owner_live": live.get("owner_live"),
         "partition": live.get("partition", partition),
         "lag": lags.get(int(live.get("partition", partition))),
         "trainer_version": live.get("version"),
@@ -137,8 +135,9 @@ def ownership(
 
 def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
     """What each trainer last reported of its models (Redis, after every transaction): owner, partition,
-    version, n_learned (the served lineage), labels_learned (every label), updated_at; and ``owner_live``,
-    whether that owner is still a member of the trainer group (:func:`mark_live_owners`)."""
+    version, n_learned (the served lineage), labels_learned (every label), updated_at. ``owner`` is the member of
+    the trainer group that owns the model's partition now (None: no trainer does), not the last one that reported
+    it: a model without labels since its trainer left is restored by the new owner only on its next label."""
     try:
         client = redis_client(settings, 3)
         raw = client.hgetall(owners_key(settings))
@@ -150,35 +149,37 @@ def model_owners(settings: Settings) -> dict[str, dict[str, Any]]:
             out[_text(key)] = json.loads(_text(value))
         except ValueError:
             continue
-    return mark_live_owners(out, trainer_members(settings)) if out else out
+    current = trainer_assignment(settings) if out else None
+    if current is not None:
+        for name, entry in out.items():
+            entry["owner"] = current_owner(settings, current, name)
+    return out
 
 
-def mark_live_owners(
-    owners: dict[str, dict[str, Any]], members: set[str] | None
-) -> dict[str, dict[str, Any]]:
-    """Set ``owner_live`` on each entry: is its owner among ``members`` (the trainer group's members now; None
-    when Kafka could not tell, then nothing is marked). The hash keeps the last report of a trainer that died or
-    lost the model to another until the new owner touches that model (restores are lazy), so without this a
-    dead process was shown as the owner of every model nobody has sent labels for since."""
-    for entry in owners.values():
-        owner = entry.get("owner")
-        entry["owner_live"] = None if members is None or not owner else owner in members
-    return owners
+def current_owner(settings: Settings, current: dict[int, str | None], name: str) -> str | None:
+    """The member of :func:`trainer_assignment` ``current`` that owns ``name``'s partition (None: no member)."""
+    return current.get(partition_for(name, len(current) or settings.kafka.training_partitions))
 
 
-def trainer_members(settings: Settings) -> set[str] | None:
-    """The member names (``host-pid``, as trainers report themselves) in the trainer group now; None if unknown."""
+def trainer_assignment(settings: Settings) -> dict[int, str | None] | None:
+    """``{training partition: trainer (member name) that owns it now, or None}`` for every partition of the
+    topic (the trainers go by its count, whatever ``kafka.training_partitions`` this process was given); None
+    when Kafka cannot say."""
     from connectors.kafka_view import KafkaView
 
-    marker = f"{settings.kafka.client_id}-trainer-"
+    prefix = f"{settings.kafka.client_id}-trainer-"
+    topic = settings.topic("training")
     try:
-        (info,) = KafkaView(settings, timeout=5.0).describe([trainer_group(settings)], with_lag=False)
-    except Exception:  # Kafka away: ownership shown as reported, unmarked
+        view = KafkaView(settings, timeout=5.0)
+        meta = view.topic_metadata(topic)
+        owners = view.partition_owners(trainer_group(settings))
+    except KafkaException:
         return None
-    if info.state.startswith("error"):
+    if meta is None:
         return None
-    client_ids = (m.rsplit("@", 1)[0] for m in info.members)
-    return {c.removeprefix(marker) for c in client_ids if c.startswith(marker)}
+    current: dict[int, str | None] = dict.fromkeys(range(len(meta.partitions)))
+    current.update({p: client.removeprefix(prefix) for (t, p), client in owners.items() if t == topic})
+    return current
 
 
 def trainer_lags(settings: Settings) -> dict[int, int]:

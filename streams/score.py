@@ -210,18 +210,19 @@ class Scorer:
     def route(self, event: dict[str, Any], key: bytes | None) -> str:
         """The model answering ``event``: its ``model`` field, else the routing feature, else the record key
         (``routing.by_key``), else the default model. Raises SchemaError for a name no model can have."""
-        name = event.get("model")
+        name, where = event.get("model"), "FeatureEvent.model"
         if name is None and self.routing.feature is not None:
             value = event["features"].get(self.routing.feature)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)  # 7.0 (a JSON producer's 7 through Avro's double) routes with 7
             name = None if value is None else str(value)
+            where = f"feature {self.routing.feature!r} (routing.feature)"
         if name is None and self.routing.by_key and key:
-            name = key.decode("utf-8", "replace")
+            name, where = key.decode("utf-8", "replace"), "record key (routing.by_key)"
         if name is None:
             return self.default
         try:
-            name = check_model_name(name, "FeatureEvent.model")
+            name = check_model_name(name, where)
         except ConfigError as exc:
             raise SchemaError(str(exc)) from None
         known = self._known

@@ -78,6 +78,7 @@ def _redis_ping(settings: Settings) -> bool:
 
 def _models(settings: Settings) -> list[dict[str, Any]]:
     """Latest release per model (with its guard decision) and the trainer's live state."""
+    from streams.model_registry import current_owner, trainer_assignment
     from streams.releases import read_checked_releases
     from streams.trainer_status import trainer_status
 
@@ -93,11 +94,10 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
     unverified: dict[str, list[dict[str, Any]]] = {}
     for r, reason, _message in checked.rejected:
         unverified.setdefault(str(r.get("model")), []).append({"version": r.get("version"), "reason": reason})
-    from streams import model_registry
-
-    members = model_registry.trainer_members(settings)  # None: unknown, nobody is marked gone
     out = []
     names = set(latest) | set(unverified) | {settings.model.name}
+    # Who trains each model now (the last trainer that reported an idle model may be gone); None: Kafka cannot say.
+    current = trainer_assignment(settings)
     for name in sorted(names):
         r = latest.get(name, {})
         try:
@@ -130,10 +130,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 if live is None
                 else {
                     **{k: live[k] for k in ("n_learned", "served_version", "paused", "updated_at", "owner")},
-                    # False: the trainer that last reported the model is no longer in the trainer group.
-                    "owner_live": None
-                    if members is None or not live.get("owner")
-                    else live["owner"] in members,
+                    **({} if current is None else {"owner": current_owner(settings, current, name)}),
                     "held_examples": live.get("held_examples", 0),
                     "pause_discard": live.get("pause_discard", False),
                     "discarded": live.get(

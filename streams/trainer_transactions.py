@@ -26,7 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from connectors.consumer import IncompleteRead
 from connectors.producer import EventProducer
-from connectors.topics import CHANGELOG_MAX_BYTES
+from connectors.topics import CHANGELOG_MAX_BYTES, partition_for
 from driftline.errors import ConfigError, SchemaError
 from driftline.settings import Settings, check_model_name
 from driftline.util import now_ms
@@ -144,6 +144,7 @@ class TransactionalBatches:
     consumer: Consumer | None
     trainers: dict[str, Trainer]
     states: dict[str, bytes]
+    partitions: int  # of training, control and changelog (the topics', TrainerGroup.check_topics)
     _restore_needed: bool
     _audit: dict[str, list[Any]] | IncompleteRead | None
     _replies: list[dict[str, Any]]
@@ -155,6 +156,19 @@ class TransactionalBatches:
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         raise NotImplementedError  # TrainerGroup's: the trainer of ``name``
+
+    def _misplaced(self, name: str, raw: RawRecord, field: str) -> str | None:
+        """Why a record naming model ``name`` must not be handled here: it came on another partition than the
+        model's (murmur2 of its name), so another trainer may own the model; starting it here would make a second
+        lineage whose changelog record replaces the model's state. None when it is on its model's partition."""
+        home = partition_for(name, self.partitions)
+        if raw.partition == home:
+            return None
+        return (
+            f"{field} {name!r} belongs on partition {home} of {raw.topic} (murmur2 of the model name, as "
+            f"driftline's producers and Java's partition it), not {raw.partition}: written with another "
+            "partitioner? (kcat: -X partitioner=murmur2_random)"
+        )
 
     def _publish_status(self, trainers: list[Trainer]) -> None:
         raise NotImplementedError  # TrainerGroup's: the owned models' live status
@@ -325,6 +339,7 @@ class TransactionalBatches:
         ctx, m = self.ctx, self.metrics
         by_model: dict[str, list[tuple[RawRecord, dict[str, Any]]]] = {}
         refused: dict[str, str] = {}  # names checked in this batch: each is checked once, not once per record
+        homes: dict[str, int] = {}  # each model's partition (its records come on it)
         for raw, example in zip(raws, decoded, strict=True):
             if isinstance(example, SchemaError):
                 ctx.deadletter("train", raw, example)
@@ -341,8 +356,13 @@ class TransactionalBatches:
                     refused[name] = str(exc)
                     ctx.deadletter("train", raw, refused[name])
                     continue
+                homes[name] = partition_for(name, self.partitions)
                 group = by_model[name] = []
+            if raw.partition != homes[name]:
+                ctx.deadletter("train", raw, self._misplaced(name, raw, "TrainingExample.model") or "")
+                continue
             group.append((raw, example))
+        by_model = {name: group for name, group in by_model.items() if group}
         for name, examples in by_model.items():
             trainer = touched.get(name) or self._trainer(name)
             if trainer is None:  # a new model past routing.max_models: none is created
@@ -372,6 +392,10 @@ class TransactionalBatches:
             name = str(cmd["model"])
             try:
                 check_model_name(name, "ControlCommand.model")
+                # Its model's owner may be another trainer: neither applied nor answered here.
+                misplaced = self._misplaced(name, raw, "ControlCommand.model")
+                if misplaced is not None:
+                    raise ConfigError(misplaced)
                 trainer = touched.get(name) or self._trainer(name, create=False)
             except ConfigError as exc:
                 ctx.deadletter("control", raw, str(exc))

@@ -79,9 +79,11 @@ class TrainerGroup(GatheringBatches):
         session_timeout_s: float = 10.0,
         heartbeat_s: float = 1.0,
         max_poll_interval_s: float = 300.0,
+        scores_here: bool = False,
     ) -> None:
         s = self.settings = settings
         self.metrics = metrics
+        self.scores_here = scores_here  # a scorer in this process shares the served-version series (role all)
         for reason in CHANGELOG_REFUSALS:  # at zero, so an alert sees the first one
             metrics.changelog_rejected.labels(reason=reason)
         self.codec = codec
@@ -263,7 +265,7 @@ class TrainerGroup(GatheringBatches):
 
     def _drop(self) -> None:
         for name in self.trainers:  # this process no longer speaks for these models
-            self.metrics.forget_model(name)
+            self.metrics.forget_model(name, served=not self.scores_here)
         self.trainers.clear()
         self.states.clear()
         self.metrics.owned_models.set(0)

@@ -47,3 +47,11 @@ def test_help_explains_and_has_an_example(path: tuple[str, ...]) -> None:
     examples = text.split("examples:", 1)
     assert len(examples) == 2, f"no examples:\n{text}"
     assert f"driftline {' '.join(path)}" in examples[1], text
+
+
+def test_worker_help_says_train_workers_share_the_models() -> None:
+    """Issue 15 made a deployment serve many models and let several train workers share them (one owner per
+    model); `worker --help` still said "for one model" and "the single writer of the model" (outside12)."""
+    text = " ".join(_parser(("worker",)).format_help().split())
+    assert "for one model" not in text
+    assert "several train workers share the models" in text

@@ -219,3 +219,41 @@ def test_a_worker_primes_every_configured_model(tmp_path: Path) -> None:
             assert value(m, "driftline_joins_total", model=model, outcome="lost") == 0, model
     finally:
         worker.close()
+
+
+def _model_gauges(m: Metrics, model: str) -> set[str]:
+    """Names of the gauge series ``m`` exports for ``model`` (counters and histograms stay with their process)."""
+    kinds = {f.name: f.type for f in m.registry.collect()}
+    return {
+        name for (name, labels), _ in _samples(m).items()
+        if ("model", model) in labels and kinds.get(name) == "gauge"
+    }  # fmt: skip
+
+
+def test_a_trainer_that_lost_a_model_exports_none_of_its_gauges() -> None:
+    """After a rebalance the old owner of a model must stop exporting its gauges: a served version, model metrics
+    or last release time left behind are stale for good (DriftlineServedAccuracyLow joins model_metric with
+    served_model_info across instances, so a bad accuracy at the handover kept firing after the new owner
+    recovered). A process that also scores keeps the served version and release time: its scorer owns them."""
+    m = build_metrics()
+    for model in ("a", "b"):
+        m.set_served_version(model, 3)
+        m.set_model_metrics(model, 3, {"rolling_accuracy": 0.4})
+        m.observe_release(model, "incremental", 1_000)
+        m.child("n_learned", model).set(10)
+    m.forget_model("a")
+    assert _model_gauges(m, "a") == set()
+    assert {"driftline_served_model_version", "driftline_model_metric"} <= _model_gauges(m, "b")
+    # Owned again later (another rebalance): every series comes back, an older release time included.
+    m.set_served_version("a", 3)
+    m.set_model_metrics("a", 3, {"rolling_accuracy": 0.9})
+    m.observe_release("a", "incremental", 500)
+    assert value(m, "driftline_served_model_info", model="a", version="3") == 1
+    assert value(m, "driftline_model_metric", model="a", version="3", metric="rolling_accuracy") == 0.9
+    assert value(m, "driftline_last_release_timestamp_seconds", model="a") == 0.5
+    m.forget_model("b", served=False)  # a process that also scores (role all)
+    assert _model_gauges(m, "b") == {
+        "driftline_served_model_version",
+        "driftline_served_model_info",
+        "driftline_last_release_timestamp_seconds",
+    }

@@ -55,3 +55,16 @@ def test_models_list_json_gives_each_current_model_the_live_count_models_show_gi
     assert (
         out["b"]["n_learned"] == 25 and "n_learned_in_release" not in out["b"]
     )  # no live status: as released
+
+
+def test_the_owner_is_looked_up_by_the_topics_partition_count_not_this_processes_setting() -> None:
+    """`models list` run with another `kafka.training_partitions` than the topic was created with (no config
+    file at hand, say) must still name the trainer of the model's real partition: the trainers go by the topic."""
+    from connectors.topics import partition_for
+    from streams.model_registry import current_owner
+
+    settings = load_settings(environ={}, overrides={"kafka.training_partitions": 3})
+    current: dict[int, str | None] = {p: f"w{p}" for p in range(6)}
+    name = next(n for n in (f"m{i}" for i in range(100)) if partition_for(n, 6) != partition_for(n, 3))
+    assert current_owner(settings, current, name) == f"w{partition_for(name, 6)}"
+    assert current_owner(settings, {**current, partition_for(name, 6): None}, name) is None

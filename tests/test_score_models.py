@@ -182,3 +182,33 @@ def test_max_models_must_cover_the_configured_models() -> None:
         ConfigError, match=r"routing\.max_models: must be at least 1 \+ the 2 routing\.models"
     ):
         load_settings(environ={}, overrides={"routing.max_models": 2, "routing.models": ["a", "b"]})
+
+
+def test_a_refused_name_says_where_it_came_from() -> None:
+    """A name taken from the routing feature or the record key was refused as "FeatureEvent.model", a field the
+    event did not have: the operator looked for the wrong producer bug (outside12)."""
+    follower = Follower()
+    follower.release("default", 1)
+    scorer, producer = _scorer(follower, **{"routing.feature": "tenant", "routing.by_key": True})
+    scorer.process(
+        [
+            _event(0, {"tenant": "a b"}),
+            _event(1, {"x": 1.0}, key=b"../k"),
+            _event(2, {"tenant": "ok"}, model="m/1"),
+        ]
+    )
+    errors = [d["error"] for d in producer.on("deadletter")]
+    assert len(errors) == 3
+    assert "feature 'tenant' (routing.feature): 'a b' cannot name a model" in errors[0]
+    assert "record key (routing.by_key): '../k' cannot name a model" in errors[1]
+    assert "FeatureEvent.model: 'm/1' cannot name a model" in errors[2]
+
+
+def test_a_name_with_two_dots_is_refused_saying_why() -> None:
+    """`a..b` is made of allowed characters; the refusal listed only those, so it read as a contradiction."""
+    follower = Follower()
+    follower.release("default", 1)
+    scorer, producer = _scorer(follower)
+    scorer.process([_event(0, {"x": 1.0}, model="a..b")])
+    (dead,) = producer.on("deadletter")
+    assert "'a..b' cannot name a model" in dead["error"] and "no '..'" in dead["error"]

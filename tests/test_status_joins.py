@@ -34,7 +34,7 @@ def test_status_reads_the_deployments_join_store_once(monkeypatch: pytest.Monkey
     checked = CheckedReleases([_release("main"), _release("other")], [], [], True)
     monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
     monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda *a, **k: None)
-    monkeypatch.setattr(streams.model_registry, "trainer_members", lambda *a, **k: None)  # no broker here
+    monkeypatch.setattr(streams.model_registry, "trainer_assignment", lambda *a, **k: None)  # no broker here
     asked: list[str] = []
 
     def joins(s: Any) -> dict[str, Any]:

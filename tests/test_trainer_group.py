@@ -13,6 +13,7 @@ import gc
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -563,3 +564,91 @@ def test_new_models_past_max_models_are_dead_lettered_not_created(trainer_settin
         assert set(group.trainers) == {"default", "m1"}
     dead = [r.value for r in _read(s, "deadletter") if r.ok and r.value]
     assert len(dead) == 40 and all("routing.max_models (2)" in str(d["error"]) for d in dead)
+
+
+def test_an_idle_models_owner_is_the_trainer_that_owns_it_now_not_the_last_that_reported_it(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`models list` and `status` name each model's owner. A model that gets no label after its trainer left (a
+    crash, a stop) was still shown as trained by the departed trainer: its new owner restores it only on its next
+    label, so nothing reported it since. The owner shown is the member of the group that owns its partition now."""
+    from streams.model_registry import model_owners
+    from streams.status import collect_status
+
+    s = trainer_settings
+    _send_examples(s, _examples(20, model="default") + _examples(20, model="m-idle"))
+    with _running(s) as first:
+        _wait(first, "40 learned", lambda: _learned(first) + _learned(first, "m-idle") >= 40)
+        _wait(first, "owners reported", lambda: set(model_owners(s)) >= {"default", "m-idle"})
+    monkeypatch.setattr(socket, "gethostname", lambda: "successor")
+    _send_examples(s, _examples(5, start=20, model="default"))
+    with _running(s) as second:
+        assert second.member != first.member
+        _wait(second, "25 learned", lambda: _learned(second) >= 25)
+        _wait(second, "its report", lambda: model_owners(s)["default"]["owner"] == second.member)
+        assert "m-idle" not in second.trainers  # restored on its next label only: it has not reported
+        assert model_owners(s)["m-idle"]["owner"] == second.member
+        status = {m["model"]: m for m in collect_status(s)["models"]}
+        assert status["m-idle"]["trainer"]["owner"] == second.member
+    # No trainer at all: nobody owns it (not the last one that reported it).
+    assert model_owners(s)["m-idle"]["owner"] is None
+
+
+def test_a_record_on_another_models_partition_never_starts_a_second_lineage(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`control` is an input topic (any Kafka client may write it, e.g. kcat, whose default partitioner is not
+    murmur2). A command for model M on a partition that another trainer owns made that trainer start a new
+    lineage of M (even for an unsigned command, which it then refused) and commit its changelog record after
+    M's: the next owner restored that one, and M's n_learned went back to 0 (outside12: 870 -> 10 live). A
+    record whose model does not belong to the partition it came on is dead-lettered with the reason instead."""
+    s = trainer_settings
+    parts = s.kafka.training_partitions
+    home = partition_for("default", parts)
+    _send_examples(s, _examples(40))
+    with _running(s) as first:
+        _wait(first, "40 learned", lambda: _learned(first) >= 40)
+        monkeypatch.setattr(socket, "gethostname", lambda: "second")
+        with _running(s) as second:
+            _wait(
+                second,
+                "two members",
+                lambda: first.owned and second.owned and not first.owned & second.owned,
+            )
+            other = second if home in first.owned else first
+            stray = min(other.owned)
+            record = {
+                "model": "default",
+                "command": "pause_learning",
+                "args": {},
+                "ts": int(time.time() * 1000),
+            }
+            wrong = Producer({"bootstrap.servers": s.kafka.bootstrap})
+            wrong.produce(s.topic("control"), json.dumps(record).encode(), b"default", partition=stray)
+            example = _examples(1, start=40)[0]
+            example["id"] = "stray-example"
+            wrong.produce(
+                s.topic("training"),
+                default_codec().encode("TrainingExample", example),
+                b"default",
+                partition=stray,
+            )
+            assert wrong.flush(30) == 0
+            sample = other.metrics.registry.get_sample_value
+
+            def stray_dead() -> float:
+                return sum(
+                    sample("driftline_deadletters_total", {"stage": stage, "source_topic": s.topic(topic)})
+                    or 0
+                    for stage, topic in (("train", "training"), ("control", "control"))
+                )
+
+            _wait(other, "the two stray records dead-lettered", lambda: stray_dead() >= 2, timeout=60)
+            assert "default" not in other.trainers
+    _send_examples(s, _examples(5, start=41))
+    with _running(s) as successor:
+        _wait(successor, "the 5 new examples", lambda: _learned(successor) >= 45 or _learned(successor) == 5)
+        time.sleep(2)
+        assert _learned(successor) == 45, "the model's lineage was replaced"
+    dead = [r.value for r in _read(s, "deadletter") if r.ok and r.value]
+    assert len(dead) == 2 and all(f"belongs on partition {home}" in str(d["error"]) for d in dead), dead

@@ -144,12 +144,10 @@ def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
     checked = read_checked_releases(settings)
-    names = sorted(
-        {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(model_owners(settings))
-    )
+    owners, lags = model_owners(settings), trainer_lags(settings)
+    names = sorted({str(r.get("model")) for r in checked.verified + checked.unchecked} | set(owners))
     if getattr(args, "model", None):
         names = [settings.model.name]
-    owners, lags = model_owners(settings), trainer_lags(settings)
     rows = []
     for name in names:
         for row in release_list(read_registry(settings.for_model(name), checked)):
@@ -171,12 +169,6 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _owner(row: dict[str, Any]) -> str:
-    """The trainer that last reported the model; ``(gone)`` when it is no longer in the trainer group."""
-    owner = str(row.get("owner") or "-")
-    return f"{owner} (gone)" if row.get("owner_live") is False else owner
-
-
 def _print_models(rows: list[dict[str, Any]]) -> None:
     current = [r for r in rows if r["current"]]
     print(
@@ -186,7 +178,7 @@ def _print_models(rows: list[dict[str, Any]]) -> None:
         acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
         print(
             f"{r['model']!s:<24}  {r['version']:>7}  {r['trainer_n_learned'] or r['n_learned']!s:>9}  "
-            f"{'-' if acc is None else f'{acc:.4f}':>8}  {_owner(r):<24}  {r['partition']!s:>4}  "
+            f"{'-' if acc is None else f'{acc:.4f}':>8}  {r['owner'] or '-'!s:<24}  {r['partition']!s:>4}  "
             f"{'-' if r['lag'] is None else r['lag']!s:>6}"
         )
     forged = [r for r in rows if r["verified"] is False]
@@ -216,7 +208,7 @@ def _print_releases(rows: list[dict[str, Any]]) -> None:
         )
     if rows and rows[0].get("owner"):
         owner = next(r for r in rows if r["current"])
-        print(f"owner: {_owner(owner)} (training partition {owner['partition']}, lag {owner['lag']})")
+        print(f"owner: {owner['owner']} (training partition {owner['partition']}, lag {owner['lag']})")
 
 
 def _show(args: argparse.Namespace) -> int:

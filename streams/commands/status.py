@@ -89,7 +89,6 @@ def render(status: dict[str, Any]) -> str:
             else ""
         )
         owner = f", trained by {live['owner']}" if live and live.get("owner") else ""
-        owner += " (gone)" if owner and live and live.get("owner_live") is False else ""
         lines.append(
             f"  {m['model']:<16} serving {served}{learned}{owner}; {m['releases']} release(s) retained"
         )

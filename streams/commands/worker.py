@@ -22,11 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="run the stream processors (Faust workers)",
         description=(
-            "Run driftline's stream processors for one model. Roles: score (features -> predictions, join context to "
-            "Redis, hot-swaps released models), join (labels -> training examples), train (the single writer of the "
-            "model: learns, watches drift, guards and publishes releases; also applies control commands). "
-            "In production run each role in its own process; several score workers share the partitions of "
-            "features. 'all' runs the three in one process (development). Do not mix 'all' with separate roles."
+            "Run driftline's stream processors for every model of the deployment. Roles: score (features -> "
+            "predictions by each event's model, join context to Redis, hot-swaps released models), join (labels -> "
+            "training examples), train (a member of the trainer group: the single writer of the models of its "
+            "training partitions: learns, watches drift, guards and publishes releases; also applies their control "
+            "commands). In production run each role in its own process; several score workers share the "
+            "partitions of features, and several train workers share the models (each model has one trainer at a "
+            "time; `driftline models list` shows which). 'all' runs the three in one process (development). Do "
+            "not mix 'all' with separate roles."
         ),
     )
     p.add_argument(

@@ -20,6 +20,7 @@ from driftline.util import percentile
 from streams.audit import release_rows
 from streams.demo.collect import RunData
 from streams.demo.runner import DemoResult, read_decisions
+from streams.model_registry import model_owners
 from streams.releases import read_checked_releases
 from streams.reporting import plots
 from streams.reporting.page import fmt, grid_table, img, kv_table, write_html
@@ -156,16 +157,19 @@ def guard_tax(training: Sequence[dict[str, Any]], plain: Sequence[bool | None], 
 
 
 def newest_per_model(settings: Settings) -> list[dict[str, Any]]:
-    """The newest verified release of each model: version, labels learned, recent accuracy."""
+    """The newest verified release of each model: version, labels learned, recent accuracy. ``n_learned`` is the
+    trainer's live count, as ``models list`` shows it (the release's figure lags it once the guard stops
+    promoting), or the release's when no trainer reported the model."""
     newest: dict[str, dict[str, Any]] = {}
     for r in read_checked_releases(settings).verified:
         if int(r["version"]) > int(newest.get(r["model"], {}).get("version", 0)):
             newest[r["model"]] = r
+    live = model_owners(settings)
     return [
         {
             "model": name,
             "version": int(r["version"]),
-            "n_learned": int(r["metrics"].get("n_learned", 0)),
+            "n_learned": int(live.get(name, {}).get("n_learned", r["metrics"].get("n_learned", 0))),
             "accuracy": r["metrics"].get("rolling_accuracy"),
         }
         for name, r in sorted(newest.items())
