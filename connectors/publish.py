@@ -60,10 +60,12 @@ class _Pacer:
         if self._rate is None:
             return
         due = self._start + index / self._rate
-        # Serve delivery reports while waiting rather than sleeping blind; poll() returns early whenever a report
-        # arrives, so wait until the event is really due.
+        # Sleep in Python, serving delivery reports between naps: Ctrl-C inside a blocking librdkafka poll()
+        # surfaced as "SystemError: <method 'poll' of 'cimpl.Producer' objects> returned NULL without setting an
+        # exception" (a traceback, exit 1) instead of KeyboardInterrupt.
         while (delay := due - time.monotonic()) > 0:
-            producer.poll(delay)
+            time.sleep(min(delay, 0.05))
+            producer.poll(0)
 
 
 def publish(

@@ -156,6 +156,15 @@ def log_level(verbose: int) -> int:
     return logging.WARNING - 10 * min(verbose, 2)
 
 
+_INTERRUPTED: list[int] = []  # the SIGINTs this process received (see main)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT: remembered, then Python's own KeyboardInterrupt."""
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -168,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A shell without job control (a script, CI) starts `driftline ... &` with SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler: `kill -INT` would be ignored, and `demo` and `tail --follow` (which stop
     # on Ctrl-C) would run on. Here an interrupt always means "stop cleanly".
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.default_int_handler):
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe shows up here when the output was buffered
@@ -178,6 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
         return 2 if exc.__class__.__name__ == "ConfigError" else 1
     except KeyboardInterrupt:
+        print(f"driftline {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except SystemError:
+        # Ctrl-C inside a librdkafka call that runs Python callbacks (a producer's poll or flush serving delivery
+        # reports) can come out as "returned NULL without setting an exception": still the interrupt.
+        if not _INTERRUPTED:
+            raise
         print(f"driftline {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
