@@ -282,3 +282,31 @@ def test_an_interrupt_lost_inside_a_client_call_still_ends_as_an_interrupt(
             streams.cli.main(["produce", "synthetic"])
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_river_data_set_brings_its_own_labels_and_refuses_column_flags(prefix: str) -> None:
+    """outside10: `produce ... --file river:Phishing --label-col nosuch` was accepted and the flag ignored (River's
+    own target was sent), while `produce labels` required --label-col even there. Now the column flags are refused
+    for a River data set, and its labels are published without one."""
+    bad = _run(prefix, "produce", "labels", "--file", "river:Phishing", "--label-col", "nosuch", check=False)
+    assert bad.returncode == 2 and "--label-col: not for river:Phishing" in bad.stderr, bad.stderr
+    bad = _run(prefix, "produce", "features", "--file", "river:Phishing", "--id-col", "x", check=False)
+    assert bad.returncode == 2 and "--id-col: not for river:Phishing" in bad.stderr, bad.stderr
+    sent = json.loads(
+        _run(prefix, "produce", "labels", "--file", "river:Phishing", "--limit", "20", "--json").stdout
+    )
+    assert (sent["labels"], sent["features"]) == (20, 0)
+    sent = json.loads(
+        _run(
+            prefix,
+            "produce",
+            "features",
+            "--file",
+            "river:Phishing",
+            "--limit",
+            "5",
+            "--with-labels",
+            "--json",
+        ).stdout
+    )
+    assert (sent["features"], sent["labels"]) == (5, 5)

@@ -228,13 +228,29 @@ def _checked_rows(
 
 
 def _file_events(args: argparse.Namespace) -> Iterator[Event]:
+    if args.file.startswith("river:"):
+        # A River data set brings its own target and numbers its rows: a column flag would be silently ignored.
+        given = [
+            f
+            for f, v in (
+                ("--label-col", args.label_col),
+                ("--id-col", args.id_col),
+                ("--ts-col", args.ts_col),
+            )
+            if v
+        ]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)}: not for {args.file}, whose label is the data set's own target and whose ids "
+                "are its row numbers; leave them out"
+            )
     return open_source(
         args.file, label_col=args.label_col, id_col=args.id_col, ts_col=args.ts_col, n=args.limit
     )
 
 
 def _features(args: argparse.Namespace) -> int:
-    if args.with_labels and not args.label_col:
+    if args.with_labels and not args.label_col and not args.file.startswith("river:"):
         raise ConfigError("--with-labels: needs --label-col")
     total = _checked_rows(args, args.key_col, labels=args.with_labels)
     return _run(
@@ -248,8 +264,8 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _labels(args: argparse.Namespace) -> int:
-    if not args.label_col:
-        raise ConfigError("--label-col: required to publish labels")
+    if not args.label_col and not args.file.startswith("river:"):
+        raise ConfigError("--label-col: required to publish labels from a file")
     total = _checked_rows(args, features=False, labels=True)
     return _run(args, _file_events(args), total, features=False, labels=True)
 
