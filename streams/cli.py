@@ -165,6 +165,13 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's interrupt: a KeyboardInterrupt, or the SystemError that Ctrl-C inside a
+    librdkafka call running Python callbacks (a producer's poll or flush serving delivery reports) comes out as,
+    "returned NULL without setting an exception", once this process has had a SIGINT."""
+    return isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemError) and bool(_INTERRUPTED))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,10 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"driftline {args.command}: interrupted", file=sys.stderr)
         return 130
-    except SystemError:
-        # Ctrl-C inside a librdkafka call that runs Python callbacks (a producer's poll or flush serving delivery
-        # reports) can come out as "returned NULL without setting an exception": still the interrupt.
-        if not _INTERRUPTED:
+    except SystemError as exc:
+        if not interrupted(exc):
             raise
         print(f"driftline {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -120,8 +120,10 @@ def ownership(
     settings: Settings, name: str, owners: dict[str, dict[str, Any]], lags: dict[int, int]
 ) -> dict[str, Any]:
     """Who trains ``name`` (the trainer group member that owns its partition now: :func:`model_owners`), its
-    partition and that partition's lag (labels not yet learned)."""
-    partition = partition_for(name, settings.kafka.training_partitions)
+    partition and that partition's lag (labels not yet learned). The partition is the one the model's trainer
+    reported, else computed from the topic's partition count (``lags`` has every partition; else, Kafka away,
+    ``kafka.training_partitions``)."""
+    partition = partition_for(name, len(lags) or settings.kafka.training_partitions)
     live = owners.get(name, {})
     return {
         "owner": live.get("owner"),

@@ -114,6 +114,8 @@ class Scorer:
         s = ctx.settings
         self.default = s.default_model
         self.routing = s.routing
+        # Where a routed name came from, for a refusal (built once: route() runs per record).
+        self._feature_where = f"feature {s.routing.feature!r} (routing.feature)"
         # The models this scorer answers (routing.max_models bounds how many; the configured ones always count).
         self._known: dict[str, None] = dict.fromkeys([self.default, *s.routing.models])
         self.budget = s.serving.model_memory_mb * 1024 * 1024
@@ -216,7 +218,7 @@ class Scorer:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)  # 7.0 (a JSON producer's 7 through Avro's double) routes with 7
             name = None if value is None else str(value)
-            where = f"feature {self.routing.feature!r} (routing.feature)"
+            where = self._feature_where
         if name is None and self.routing.by_key and key:
             name, where = key.decode("utf-8", "replace"), "record key (routing.by_key)"
         if name is None:
@@ -229,7 +231,7 @@ class Scorer:
         if name not in known:
             if len(known) >= self.routing.max_models and name not in self.versions:
                 raise SchemaError(
-                    f"FeatureEvent.model {name!r} would be model number {len(known) + 1} of this scorer, past "
+                    f"{where} {name!r} would be model number {len(known) + 1} of this scorer, past "
                     f"routing.max_models ({self.routing.max_models}); raise it if that many models are meant, "
                     "else check what sets the event's model (an id there makes one model per event)"
                 )

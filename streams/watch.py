@@ -87,9 +87,8 @@ class InputWatch:
             return f"refused label {label!r:.60}: {len(label)} characters, over {MAX_LABEL_CHARS} for a class name"
         key = str(label)
         classes = self.classes
-        if key not in classes and (
-            len(classes) >= MAX_MODEL_CLASSES or sum(map(len, classes)) + len(key) > MAX_CLASS_CHARS
-        ):
+        new = key not in classes
+        if new and (len(classes) >= MAX_MODEL_CLASSES or sum(map(len, classes)) + len(key) > MAX_CLASS_CHARS):
             return (
                 f"refused label {label!r:.60}: a new class, and this model has {len(classes)} classes already "
                 f"(at most {MAX_MODEL_CLASSES}, {MAX_CLASS_CHARS:,} characters of names in all: every Prediction "
@@ -99,13 +98,15 @@ class InputWatch:
         if known is None:
             self.label_kind = known = kind
         if kind == known:
-            # The classes admitted so far, learned or not yet (a batch is admitted before the watch sees it):
-            # what :meth:`admit` repairs against, the same whatever the batch's size.
-            admitted: set[str] | None = self.__dict__.get("_admitted")
-            if admitted is None:
-                admitted = set()
-                self._admitted = admitted
-            admitted.add(key)
+            if new:
+                # The classes admitted but not learned yet (a batch is admitted before the watch sees it): with
+                # ``classes``, what :meth:`admit` repairs against, the same whatever the batch's size. Only a new
+                # class is remembered: the usual label, a known class, costs no set insertion.
+                admitted: set[str] | None = self.__dict__.get("_admitted")
+                if admitted is None:
+                    admitted = set()
+                    self._admitted = admitted
+                admitted.add(key)
             return None
         return (
             f"refused label {label!r:.60}: a {kind}, and this model's classes are {known}s "

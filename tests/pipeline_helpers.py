@@ -176,9 +176,10 @@ class Pipeline:
                 producer.produce_bytes(settings.topic(topic), value, key)
 
     def send_raw_at(
-        self, topic: str, values: Sequence[bytes], key: bytes | None = None
+        self, topic: str, values: Sequence[bytes], key: bytes | None = None, partition: int | None = None
     ) -> list[tuple[int, int]]:
-        """Publish raw bytes to a contract topic; returns ``(partition, offset)`` of each, in order."""
+        """Publish raw bytes to a contract topic (on ``partition``, else where the client's partitioner puts
+        ``key``); returns ``(partition, offset)`` of each, in order."""
         settings = self.settings()
         producer = Producer({"bootstrap.servers": KAFKA_BOOTSTRAP, "linger.ms": 0})
         where: dict[int, tuple[int, int]] = {}
@@ -191,7 +192,8 @@ class Pipeline:
             return on_delivery
 
         for k, value in enumerate(values):
-            producer.produce(settings.topic(topic), value, key, on_delivery=report(k))
+            where_to = {} if partition is None else {"partition": partition}
+            producer.produce(settings.topic(topic), value, key, on_delivery=report(k), **where_to)
         producer.flush(30)
         assert len(where) == len(values), f"{topic}: only {len(where)} of {len(values)} records delivered"
         return [where[k] for k in range(len(values))]

@@ -68,3 +68,21 @@ def test_the_owner_is_looked_up_by_the_topics_partition_count_not_this_processes
     name = next(n for n in (f"m{i}" for i in range(100)) if partition_for(n, 6) != partition_for(n, 3))
     assert current_owner(settings, current, name) == f"w{partition_for(name, 6)}"
     assert current_owner(settings, {**current, partition_for(name, 6): None}, name) is None
+
+
+def test_an_unreported_models_partition_and_lag_go_by_the_topics_partition_count() -> None:
+    """The same for the partition and lag `models list` shows of a model no trainer has reported (its owner is
+    then unknown): they were computed from this process's `kafka.training_partitions`, not the topic's."""
+    from connectors.topics import partition_for
+    from streams.model_registry import ownership
+
+    settings = load_settings(environ={}, overrides={"kafka.training_partitions": 3})
+    lags = {p: 100 + p for p in range(6)}  # trainer_lags: every partition of the topic
+    name = next(n for n in (f"m{i}" for i in range(100)) if partition_for(n, 6) != partition_for(n, 3))
+    row = ownership(settings, name, {}, lags)
+    assert (row["owner"], row["partition"], row["lag"]) == (
+        None,
+        partition_for(name, 6),
+        100 + partition_for(name, 6),
+    )
+    assert ownership(settings, name, {}, {})["partition"] == partition_for(name, 3)  # Kafka away: the setting

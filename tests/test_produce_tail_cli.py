@@ -310,3 +310,43 @@ def test_a_river_data_set_brings_its_own_labels_and_refuses_column_flags(prefix:
         ).stdout
     )
     assert (sent["features"], sent["labels"]) == (5, 5)
+
+
+def test_an_interrupt_lost_inside_a_client_call_still_says_how_much_was_queued(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interrupt that comes out of a librdkafka call as a SystemError (the test above) is still an
+    interrupt for `produce`: it names what it had queued, as for a KeyboardInterrupt."""
+    import streams.cli
+    import streams.commands.produce as produce
+
+    class NoProducer:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def __enter__(self) -> NoProducer:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    def interrupted_publish(producer: Any, events: Any, *, summary: Any, **kwargs: Any) -> Any:
+        summary.features, summary.labels = 7, 2
+        with contextlib.suppress(KeyboardInterrupt):  # swallowed inside the C call
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # type: ignore[operator]
+        raise SystemError(
+            "<method 'poll' of 'cimpl.Producer' objects> returned NULL without setting an exception"
+        )
+
+    monkeypatch.setattr(streams.cli, "_INTERRUPTED", [])
+    monkeypatch.setattr(produce, "check_reachable", lambda settings: None)
+    monkeypatch.setattr(produce, "ensure_topics", lambda settings: None)
+    monkeypatch.setattr(produce, "EventProducer", NoProducer)
+    monkeypatch.setattr(produce, "publish", interrupted_publish)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert streams.cli.main(["produce", "synthetic", "--events", "10"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert "interrupted after queueing 7 features and 2 labels" in err, err

@@ -212,3 +212,21 @@ def test_a_name_with_two_dots_is_refused_saying_why() -> None:
     scorer.process([_event(0, {"x": 1.0}, model="a..b")])
     (dead,) = producer.on("deadletter")
     assert "'a..b' cannot name a model" in dead["error"] and "no '..'" in dead["error"]
+
+
+def test_a_name_past_max_models_says_where_it_came_from() -> None:
+    """The max_models refusal named "FeatureEvent.model" for a name the routing feature or the record key gave,
+    as the bad-name refusal did before it said where the name came from."""
+    follower = Follower()
+    follower.release("default", 1)
+    scorer, producer = _scorer(
+        follower, **{"routing.feature": "tenant", "routing.by_key": True, "routing.max_models": 1}
+    )
+    scorer.process(
+        [_event(0, {"tenant": "t1"}), _event(1, {"x": 1.0}, key=b"k1"), _event(2, {"x": 1.0}, model="m1")]
+    )
+    errors = [d["error"] for d in producer.on("deadletter")]
+    assert len(errors) == 3 and all("past routing.max_models (1)" in e for e in errors), errors
+    assert "feature 'tenant' (routing.feature) 't1' would be model number 2" in errors[0]
+    assert "record key (routing.by_key) 'k1' would be model number 2" in errors[1]
+    assert "FeatureEvent.model 'm1' would be model number 2" in errors[2]

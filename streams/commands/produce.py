@@ -20,7 +20,7 @@ from connectors.publish import Summary, publish
 from connectors.sources import SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
-from streams.cli import settings_from_args
+from streams.cli import interrupted, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -155,7 +155,9 @@ def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, *
                 summary=summary,
                 **options,
             )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as exc:
+        if not interrupted(exc):  # a SystemError that is not Ctrl-C inside the client (see streams.cli)
+            raise
         # What went out before Ctrl-C (the producer delivers what it queued on the way out), so a rerun can
         # skip it (`--limit`, or a file of the rest).
         print(
