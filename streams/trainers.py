@@ -128,6 +128,8 @@ class TrainerGroup(GatheringBatches):
         self.consumer: Consumer | None = None
         self.trainers: dict[str, Trainer] = {}
         self.states: dict[str, bytes] = {}  # committed sealed state per owned model
+        # Models dropped at a rebalance: their gauges go at the next restore unless this process owns them again.
+        self._dropped: set[str] = set()
         self._commits_read: dict[str, int] = {}  # during a restore: the newest commit read per model
         self.latest: dict[str, int] = {}  # newest verified release per model
         self.owned: set[int] = set()
@@ -264,8 +266,9 @@ class TrainerGroup(GatheringBatches):
         self._drop()
 
     def _drop(self) -> None:
-        for name in self.trainers:  # this process no longer speaks for these models
-            self.metrics.forget_model(name, served=not self.scores_here)
+        # Whether this process still speaks for these models is known at the next assignment (:meth:`_restore`):
+        # an idle model kept across a rebalance keeps its gauges until its next label restores it.
+        self._dropped.update(self.trainers)
         self.trainers.clear()
         self.states.clear()
         self.metrics.owned_models.set(0)
@@ -279,6 +282,10 @@ class TrainerGroup(GatheringBatches):
         t0 = time.perf_counter()
         self._commits_read = {}
         self.states = read_changelog(self.settings, sorted(self.owned), accept=self._sealed_state)
+        for name in self._dropped:  # owned by another trainer now: left behind, its gauges would go stale
+            if partition_for(name, self.partitions) not in self.owned:
+                self.metrics.forget_model(name, served=not self.scores_here)
+        self._dropped = set()
         checked = read_checked_releases(self.settings, self.codec)
         self.latest = {}
         for release in checked.verified:

@@ -652,3 +652,27 @@ def test_a_record_on_another_models_partition_never_starts_a_second_lineage(
         assert _learned(successor) == 45, "the model's lineage was replaced"
     dead = [r.value for r in _read(s, "deadletter") if r.ok and r.value]
     assert len(dead) == 2 and all(f"belongs on partition {home}" in str(d["error"]) for d in dead), dead
+
+
+def test_an_idle_model_kept_across_a_rebalance_keeps_its_gauges(trainer_settings: Settings) -> None:
+    """A rebalance drops every model and restores each on its next label; the gauges of the models another trainer
+    owns now must go (they would report the handover's values for good), but those of a model this trainer still
+    owns were dropped too, so an idle model lost its n_learned and model_metric series until its next label
+    (found by review30). They go only once the new assignment shows the model is owned elsewhere."""
+    s = trainer_settings
+    _send_examples(s, _examples(20, model="default") + _examples(20, model="m-idle"))
+    with _running(s) as group:
+        sample = group.metrics.registry.get_sample_value
+        _wait(group, "40 learned", lambda: _learned(group) + _learned(group, "m-idle") >= 40)
+        _wait(group, "m-idle's gauge", lambda: sample("driftline_n_learned", {"model": "m-idle"}) == 20)
+        assert group.owned == set(range(s.kafka.training_partitions))  # alone: it keeps every model
+        group._restore_needed = True  # what an assignment does (the same partitions again)
+        owned = "driftline_trainer_owned_models"  # 0 from the drop until the restore's end
+        _wait(
+            group,
+            "the restore",
+            lambda: (
+                not group._restore_needed and "m-idle" not in group.trainers and (sample(owned) or 0) >= 1
+            ),
+        )
+        assert sample("driftline_n_learned", {"model": "m-idle"}) == 20
