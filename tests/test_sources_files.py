@@ -6,6 +6,7 @@ What cannot be sent faithfully is refused with the file, line and column named, 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -361,3 +362,24 @@ def test_csv_with_another_delimiter_is_refused_naming_it(tmp_path: Path, delimit
 
 def test_csv_with_one_column_is_still_read(tmp_path: Path) -> None:
     assert list(csv_source(_write(tmp_path, "one.csv", "x\n1\n"))) == [Event("0", None, {"x": 1}, None)]
+
+
+def test_produce_sizes_a_record_with_the_time_it_will_be_stamped_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """review30: the up-front size check encoded a row without a ts as ts 0, while the producer stamps the time now
+    (a 6-byte varint, not 1): a record a few bytes under the limit as checked went over it when sent."""
+    from connectors.producer import CLIENT_MESSAGE_MAX_BYTES
+    from schemas.codec import default_codec
+    from streams.cli import main
+
+    def size(text: str, ts: int) -> int:
+        value = {"id": "near", "ts": ts, "key": None, "model": None, "features": {"t": text}}
+        return len(default_codec().encode("FeatureEvent", value)) + len(b"near")
+
+    text = "x" * (CLIENT_MESSAGE_MAX_BYTES - 100)
+    text += "x" * (CLIENT_MESSAGE_MAX_BYTES - size(text, 0))  # exactly at the limit with ts 0
+    assert size(text, 0) == CLIENT_MESSAGE_MAX_BYTES < size(text, int(time.time() * 1000))
+    path = _write(tmp_path, "edge.jsonl", json.dumps({"id": "near", "t": text}) + "\n")
+    assert main(["--bootstrap", "127.0.0.1:1", "produce", "features", "--file", str(path)]) == 2
+    assert "event near cannot be sent" in capsys.readouterr().err

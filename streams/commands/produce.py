@@ -20,6 +20,7 @@ from connectors.publish import Summary, publish
 from connectors.sources import SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED, Event, open_source
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
+from driftline.util import now_ms
 from streams.cli import interrupted, settings_from_args
 
 
@@ -187,7 +188,7 @@ def _checked_rows(
     limit = settings_from_args(args).serving.max_record_bytes
     codec = Codec(max_record_bytes=limit)
     encode = codec.encode_json if args.encoding == "json" else codec.encode
-    rows = 0
+    rows, now = 0, now_ms()
     for event in _file_events(args):
         feats = dict(event.features)
         if key_col and key_col not in feats:
@@ -195,7 +196,7 @@ def _checked_rows(
                 f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
             )
         key = feats.pop(key_col, None) if key_col else event.key
-        ts = 0 if event.ts is None else event.ts
+        ts = now if event.ts is None else event.ts  # sized as sent: the producer stamps the time now
         try:
             sizes = []
             if features:
