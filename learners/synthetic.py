@@ -54,11 +54,11 @@ def _chain(concepts: list[Any], points: list[int], width: Callable[[int], int], 
 def synthetic_stream(name: str, n: int, seed: int = 0) -> tuple[Iterator[Row], list[int]]:
     """``(rows, drift_points)`` for a stream named ``<family>-<abrupt|gradual|stationary>``.
 
-    Families: ``sea``, ``agrawal``, ``hyperplane``, ``stagger``; drifts at n/3 and 2n/3 (``-drift`` = ``-abrupt``).
+    Families: ``sea``, ``agrawal``, ``hyperplane``, ``stagger``; drifts at n/3 and 2n/3.
     """
     family, _, kind = name.partition("-")
     kind = kind or "abrupt"
-    if kind not in ("abrupt", "gradual", "stationary", "drift"):
+    if kind not in ("abrupt", "gradual", "stationary"):
         raise ConfigError(
             f"unknown stream {name!r}; use <family>-abrupt|gradual|stationary, one of {STREAMS}"
         )
@@ -83,5 +83,5 @@ def synthetic_stream(name: str, n: int, seed: int = 0) -> tuple[Iterator[Row], l
 STREAMS = tuple(
     f"{f}-{k}"
     for f in ("sea", "agrawal", "hyperplane", "stagger")
-    for k in ("abrupt", "gradual", "stationary", "drift")
+    for k in ("abrupt", "gradual", "stationary")
 )
