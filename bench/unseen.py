@@ -334,7 +334,7 @@ def judged(points: list[int], n: int) -> list[bool]:
     """Per drift point: can ``recovery()`` judge it? Only when a whole ``RECOVERY_WINDOW`` fits between the point and
     the next one (or the stream's end): otherwise its loop is empty and it answers None, the same as "never
     recovered", whatever was served (friedman-gra at 2,000 events: 400 events after the second drift)."""
-    ends = [*points[1:], n]
+    ends = [*points[1:], n][: len(points)]  # none for a stream without drift points (a real one)
     return [min(end, n) - p >= RECOVERY_WINDOW for p, end in zip(points, ends, strict=True)]
 
 

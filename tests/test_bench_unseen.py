@@ -87,6 +87,7 @@ def test_a_drift_with_less_than_a_recovery_window_after_it_is_not_judged() -> No
     assert judged([800, 1600], 2000) == [True, False]
     assert judged([555, 1555], 2000) == [True, False]
     assert judged([4000, 8000], 10000) == [True, True]
+    assert judged([], 10000) == []  # a real stream (no drift point): it raised ValueError (found by gen30)
     row = {
         "stream": "friedman-gra", "task": "regression", "points": [800, 1600], "gradual": False, "tax": -1.0,
         "detection": {"detected": 2, "false": 0}, "recovery": [100, None], "recovery_judged": [True, False],
