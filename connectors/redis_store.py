@@ -7,7 +7,8 @@ whose prediction never came) so nothing disappears silently.
 Keys (``p`` = ``<key_prefix>:<topic_prefix><model>``):
 ``p:ctx:<id>`` prediction context, ``p:lbl:<id>`` parked label, ``p:claim:<id>`` who is joining it now,
 ``p:done:<id>`` joined marker (duplicate detection),
-``p:pending`` and ``p:parked`` sorted sets of ids scored by expiry (ms).
+``p:pending`` and ``p:parked`` sorted sets of ids scored by expiry (ms), ``p:ttl_ms`` the TTL the scorers store
+contexts for (what ``status`` takes from an expiry to tell a prediction's age, whatever its own settings say).
 
 Each batch is one round trip: a Lua script loops over the ids server-side, so a batch of 500 predictions costs one
 call, not 500.
@@ -31,6 +32,7 @@ local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local out = {}
+redis.call('SET', p .. ':ttl_ms', ttl, 'PX', ttl)
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call('EXISTS', p .. ':done:' .. id) == 0 then

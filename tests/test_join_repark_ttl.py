@@ -1,9 +1,11 @@
 """A label parked because it came before its prediction keeps its first deadline when the rebuild (after Redis lost
 its data) parks it again: it got a fresh ``redis.pending_ttl_s`` at each loss, so it could outlive the TTL (found
-from outside: a label parked, Redis flushed 30 s later, and its deadline moved 30 s on)."""
+from outside: a label parked, Redis flushed 30 s later, and its deadline moved 30 s on). And ``status`` ages the
+oldest pending prediction by the TTL the scorers use, not its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -14,7 +16,7 @@ from connectors.redis_store import JoinStore
 from connectors.topics import ensure_topics
 from driftline.settings import Settings
 from schemas.codec import default_codec
-from streams.join import build_join_store, rebuild_join_state
+from streams.join import build_join_store, join_namespace, rebuild_join_state
 
 pytestmark = pytest.mark.kafka  # needs the local stack (Kafka and Redis)
 
@@ -61,3 +63,22 @@ def test_a_label_parked_again_by_the_rebuild_keeps_its_first_deadline(
     assert deadline == sent_ms + ttl_ms, (deadline, sent_ms + ttl_ms)  # not the rebuild's time + the TTL
     left = store.client.pttl(f"{store.namespace}:lbl:early")
     assert 0 < left <= sent_ms + ttl_ms - int(time.time() * 1000) + 1_000
+
+
+def test_status_ages_the_oldest_prediction_by_the_scorers_ttl_not_its_own(settings: Settings) -> None:
+    """`status` told a pending prediction's age from its expiry minus the CLI's ``redis.pending_ttl_s``: run with
+    another TTL than the workers' (their environment), it showed 0 s or 23 h for a prediction 8 s old."""
+    from streams.status import _joins
+
+    scorer = JoinStore(settings.redis.url.get(), namespace=join_namespace(settings), ttl_s=60)
+    try:
+        stored_ms = int(time.time() * 1000) - 30_000  # stored 30 s ago by a scorer whose TTL is 60 s
+        scorer.put_predictions([("e1", b"ctx")], stored_ms)
+        cli = dataclasses.replace(settings, redis=dataclasses.replace(settings.redis, pending_ttl_s=3600))
+        joins = _joins(cli)
+        assert joins is not None and joins["pending"] == 1
+        assert 30 <= joins["oldest_pending_age_s"] < 90, joins  # not 3,570 s (the CLI's TTL)
+    finally:
+        for key in scorer.client.scan_iter(match=f"{scorer.namespace}:*"):
+            scorer.client.delete(key)
+        scorer.close()
