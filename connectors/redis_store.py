@@ -7,7 +7,8 @@ whose prediction never came) so nothing disappears silently.
 Keys (``p`` = ``<key_prefix>:<topic_prefix><model>``):
 ``p:ctx:<id>`` prediction context, ``p:lbl:<id>`` parked label, ``p:claim:<id>`` who is joining it now,
 ``p:done:<id>`` joined marker (duplicate detection),
-``p:pending`` and ``p:parked`` sorted sets of ids scored by expiry (ms).
+``p:pending`` and ``p:parked`` sorted sets of ids scored by expiry (ms), ``p:ttl_ms`` the TTL the scorers store
+contexts for (what ``status`` takes from an expiry to tell a prediction's age, whatever its own settings say).
 
 Each batch is one round trip: a Lua script loops over the ids server-side, so a batch of 500 predictions costs one
 call, not 500.
@@ -31,6 +32,7 @@ local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local out = {}
+redis.call('SET', p .. ':ttl_ms', ttl, 'PX', ttl)
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call('EXISTS', p .. ':done:' .. id) == 0 then
@@ -50,15 +52,16 @@ return out
 # For each label: joined before -> 'dup'; context present -> 'ctx' + context (kept until mark_joined, so a crash
 # between publish and mark replays the join rather than losing it), unless another label already claimed that
 # context and is not yet marked joined (a duplicate label arriving in between: 'dup'; the same label record read
-# again after a crash carries the same claim token and joins again); label already parked -> 'dup'; else park it.
+# again after a crash carries the same claim token and joins again); label already parked -> 'dup'; else park it,
+# for the label's own TTL (the store's; less for a label parked again by the rebuild: it keeps its first deadline).
 _TAKE_FOR_LABELS = """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
 local out = {}
-for i = 3, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   local token = ARGV[i + 2]
+  local ttl = tonumber(ARGV[i + 3])
   if redis.call('EXISTS', p .. ':done:' .. id) == 1 then
     table.insert(out, 'dup')
     table.insert(out, '')
@@ -271,19 +274,30 @@ class JoinStore:
         return [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def lookup_labels(
-        self, items: Sequence[tuple[str, bytes]], now_ms: int, tokens: Sequence[str] | None = None
+        self,
+        items: Sequence[tuple[str, bytes]],
+        now_ms: int,
+        tokens: Sequence[str] | None = None,
+        ttls_ms: Sequence[int] | None = None,
     ) -> list[LabelLookup]:
         """For each ``(id, label_bytes)``: the context to join with, or park the label, or flag a duplicate.
 
         ``tokens`` name each label record (its topic, partition and offset): a context is claimed by the first
         label that takes it until :meth:`mark_joined`, so a duplicate label in between is a duplicate, while the
-        same record read again after a crash (same token) joins again.
+        same record read again after a crash (same token) joins again. ``ttls_ms``: how long each label may stay
+        parked, at least 1 ms and at most the store's TTL (its default): a label parked again after Redis lost
+        its data keeps what is left of its first TTL rather than a fresh one.
         """
         if not items:
             return []
-        args: list[Any] = [now_ms, self.ttl_ms]
-        for (id_, lbl), token in zip(items, tokens or [""] * len(items), strict=True):
-            args += [id_, lbl, token]
+        ttl = self.ttl_ms
+        args: list[Any] = [now_ms]
+        if ttls_ms is None:
+            for (id_, lbl), token in zip(items, tokens or [""] * len(items), strict=True):
+                args += [id_, lbl, token, ttl]
+        else:
+            for (id_, lbl), token, left in zip(items, tokens or [""] * len(items), ttls_ms, strict=True):
+                args += [id_, lbl, token, min(max(int(left), 1), ttl)]
         flat = self._call(self._take, args)
         out = []
         for (id_, _), i in zip(items, range(0, len(flat), 2), strict=True):

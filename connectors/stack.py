@@ -185,19 +185,23 @@ def stack_up(
         needed += ["java"] if cfg.kafka_home or libs_cached(cfg.cache_dir) else ["java", "mvn"]
     check_tools(needed)
     with file_lock(cfg.state_dir / "stack.lock"):
-        # A taken Kafka port fails here, before Redis is started.
+        # A taken Kafka port fails here, before Redis is started. What this call starts is decided here, under
+        # the lock: a concurrent `stack up` that got the lock first has started it, and this one only finds it.
         if cfg.brokers > 1:
-            from connectors.cluster import cluster_check, cluster_up
+            from connectors.cluster import cluster_check, cluster_up, nodes
 
             cluster_check(cfg)
+            kafka_starts = any([kafka_needs_start(node) for node in nodes(cfg)])
         else:
-            kafka_needs_start(cfg)
+            kafka_starts = kafka_needs_start(cfg)
+        redis_starts = _redis_status(cfg).state not in ("up", "external")
+        started = (("kafka",) if kafka_starts else ()) + (("redis",) if redis_starts else ())
         redis = _redis_up(cfg, min(timeout_s, 30.0))
         if cfg.brokers > 1:
             kafka, each = cluster_up(cfg, timeout_s)
-            return StackStatus(kafka, redis, cfg.state_dir, each)
+            return StackStatus(kafka, redis, cfg.state_dir, each, started)
         kafka = kafka_up(cfg, timeout_s)
-    return StackStatus(kafka, redis, cfg.state_dir)
+    return StackStatus(kafka, redis, cfg.state_dir, started=started)
 
 
 def stack_down(
@@ -288,9 +292,8 @@ def ensure_stack(
     ``on_warm`` is then given what the warm-up did.
     """
     cfg = _config(settings, state_dir)
-    started = not stack_status(cfg).kafka.up
     status = stack_up(cfg)
-    if warm and started and cfg.brokers == 1 and status.kafka.state == "up":
+    if warm and "kafka" in status.started and cfg.brokers == 1 and status.kafka.state == "up":
         from connectors.warmup import warm_broker
 
         report = warm_broker(settings, status.kafka.pid)

@@ -148,6 +148,9 @@ class StackStatus:
     redis: ServiceStatus
     state_dir: Path
     kafka_nodes: tuple[ServiceStatus, ...] = ()
+    # The services the call that returned this started (``"kafka"``, ``"redis"``), decided under the state
+    # directory's lock: of two concurrent ``stack up`` only one started each service and says so.
+    started: tuple[str, ...] = ()
 
     @property
     def up(self) -> bool:

@@ -201,17 +201,25 @@ def _relook_labels(
     settings: Settings, store: JoinStore, codec: Any, since_ms: int, timeout: float, ctx: WorkerContext | None
 ) -> tuple[int, int]:
     """Look up the labels published since ``since_ms`` again, as the joiner does: not yet joined and without a
-    context, a label is parked again; with a context (its event scored since the loss) and ``ctx``, it is joined.
-    Returns (parked again, joined)."""
+    context, a label is parked again, until its first deadline (its record's time plus the TTL, as a restored
+    prediction; a fresh TTL at each loss let it outlive ``redis.pending_ttl_s``); with a context (its event
+    scored since the loss) and ``ctx``, it is joined. Returns (parked again, joined)."""
     topic = settings.topic("labels")
+    ttl_ms = settings.redis.pending_ttl_s * 1000
     reparked, joined = 0, 0
-    batch: list[tuple[str, bytes, str]] = []
+    batch: list[tuple[str, bytes, str, int]] = []
 
     def flush() -> None:
         nonlocal reparked, joined, batch
-        found = store.lookup_labels([(i, v) for i, v, _ in batch], now_ms(), [t for _, _, t in batch])
+        now = now_ms()
+        found = store.lookup_labels(
+            [(i, v) for i, v, _, _ in batch],
+            now,
+            [t for _, _, t, _ in batch],
+            [ts + ttl_ms - now for _, _, _, ts in batch],
+        )
         reparked += sum(1 for f in found if f.status == "parked")
-        ready = [(f.context, v) for f, (_, v, _) in zip(found, batch, strict=True) if f.status == "ctx"]
+        ready = [(f.context, v) for f, (_, v, _, _) in zip(found, batch, strict=True) if f.status == "ctx"]
         if ready and ctx is not None:
             joined += join_parked(ctx, store, [(c, v) for c, v in ready if c is not None])
         batch = []
@@ -224,7 +232,7 @@ def _relook_labels(
         except SchemaError:
             continue
         token = f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
-        batch.append((label["id"], codec.encode("Label", label), token))
+        batch.append((label["id"], codec.encode("Label", label), token, msg.timestamp()[1]))
         if len(batch) >= 500:
             flush()
     if batch:

@@ -38,6 +38,9 @@ WATCH_WITHIN_S = 0.5
 
 log = logging.getLogger(__name__)
 
+# A routing feature's boolean, in any case, names the model of JSON's spelling (Scorer.route).
+_BOOL_WORDS = frozenset(("true", "false"))
+
 
 def observe_many(histogram: Any, values: list[float]) -> None:
     """``histogram.observe(v)`` for each of ``values``: for a prometheus_client Histogram, its per-bucket counters
@@ -211,12 +214,18 @@ class Scorer:
 
     def route(self, event: dict[str, Any], key: bytes | None) -> str:
         """The model answering ``event``: its ``model`` field, else the routing feature, else the record key
-        (``routing.by_key``), else the default model. Raises SchemaError for a name no model can have."""
+        (``routing.by_key``), else the default model. A routing feature's value names one model however it was
+        sent: 7, 7.0 and "7" route to "7"; true (JSON or Avro boolean), "true" and "True" to "true".
+        Raises SchemaError for a name no model can have."""
         name, where = event.get("model"), "FeatureEvent.model"
         if name is None and self.routing.feature is not None:
             value = event["features"].get(self.routing.feature)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)  # 7.0 (a JSON producer's 7 through Avro's double) routes with 7
+            elif isinstance(value, bool):
+                value = "true" if value else "false"  # JSON true / Avro boolean: "true", not "True"
+            elif type(value) is str and len(value) <= 5 and value.lower() in _BOOL_WORDS:
+                value = value.lower()  # "True" (Python's str(True)) and "TRUE" route with "true"
             name = None if value is None else str(value)
             where = self._feature_where
         if name is None and self.routing.by_key and key:

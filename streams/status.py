@@ -220,13 +220,15 @@ def _joins(settings: Settings) -> dict[str, Any] | None:
         client = redis_client(settings, 3)
         pending, parked = client.zcard(f"{ns}:pending"), client.zcard(f"{ns}:parked")
         oldest = client.zrange(f"{ns}:pending", 0, 0, withscores=True)
+        ttl_ms = client.get(f"{ns}:ttl_ms") if oldest else None
     except redis.RedisError:
         return None
     age = None
     if oldest:
-        # Scored by expiry: stored at expiry - ttl.
-        stored_ms = float(oldest[0][1]) - settings.redis.pending_ttl_s * 1000
-        age = max(0.0, time.time() - stored_ms / 1000)
+        # Scored by expiry: stored at expiry - ttl, the TTL the scorers store with (JoinStore.put_predictions),
+        # not this command's redis.pending_ttl_s, which may differ from the workers' (their environment).
+        ttl = int(ttl_ms) if ttl_ms and ttl_ms.isdigit() else settings.redis.pending_ttl_s * 1000
+        age = max(0.0, time.time() - (float(oldest[0][1]) - ttl) / 1000)
     return {"pending": int(pending), "parked": int(parked), "oldest_pending_age_s": age}
 
 

@@ -487,10 +487,16 @@ class Trainer(TrainerControl):
         ):
             # A restore serves an older model: its release carries that model's own statistics (the evaluator
             # measured the model being replaced), plus the operator's or the guard's decision.
-            own = self.own_stats(int(release.parent)) if release.parent is not None else {}
+            own, span = (
+                self.own_stats_and_range(int(release.parent)) if release.parent is not None else ({}, {})
+            )
             if own:
                 guard = {k: v for k, v in release.metrics.items() if k.startswith("guard.")}
                 release = dataclasses.replace(release, metrics={**own, **guard})
+            if span and not release.data_range:
+                # It learned nothing itself: it carries the data range of the model it restores (models diff and
+                # explain show what the served model learned from, not "nothing yet").
+                release = dataclasses.replace(release, data_range=span)
         served_at, self._served_at = self._served_at, (release.version, release.model)
         # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels).
         decision = release.decision.to_json() if release.decision is not None else ""

@@ -6,6 +6,7 @@ verified releases it restores from (``promote VERSION``, a rollback past probati
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any
@@ -267,17 +268,32 @@ class TrainerControl:
     def own_stats(self, version: int) -> dict[str, float]:
         """The statistics a restored version was released with (its own n_learned and accuracy, not the
         current model's), for the release that restores it; empty if it is not retained."""
+        return self.own_stats_and_range(version)[0]
+
+    def own_stats_and_range(self, version: int) -> tuple[dict[str, float], dict[str, int]]:
+        """:meth:`own_stats`, and the data range the restored version's signed header names (what its model
+        learned from; empty if it names none or the version is not retained), from one read of the topic."""
         try:
             release = self.release_record(version)
         except LearnerError:
-            return {}
+            return {}, {}
         stats = {
             k: float(v)
             for k, v in (release.get("metrics") or {}).items()
             if not k.startswith("guard.") and isinstance(v, (int, float))
         }
         stats["restored_from"] = float(version)
-        return stats
+        try:
+            header = json.loads(release.get("header") or "{}")
+        except ValueError:
+            header = {}
+        data = header.get("data_range") if isinstance(header, dict) else None
+        span = {
+            str(k): v
+            for k, v in (data.items() if isinstance(data, dict) else ())
+            if type(v) is int  # verified (signed) header: ints as written; anything else is not a range
+        }
+        return stats, span
 
     def restore(self, version: int) -> Any:
         """Verify and load a retained release (never an unverified one)."""

@@ -392,29 +392,19 @@ class TransactionalBatches:
             name = str(cmd["model"])
             try:
                 check_model_name(name, "ControlCommand.model")
-                # Its model's owner may be another trainer: neither applied nor answered here.
+                # Its model's owner may be another trainer: not applied here. No trainer reads it on its model's
+                # partition either, so it is answered here (refused, saying why): its sender does not time out.
                 misplaced = self._misplaced(name, raw, "ControlCommand.model")
                 if misplaced is not None:
-                    raise ConfigError(misplaced)
+                    self._refuse(raw, cmd, name, "partition", misplaced)
+                    continue
                 trainer = touched.get(name) or self._trainer(name, create=False)
             except ConfigError as exc:
                 ctx.deadletter("control", raw, str(exc))
                 continue
             if trainer is None:
                 message = f"model {name!r} is unknown here: no release and no trainer state (check --model)"
-                ctx.deadletter("control", raw, message)
-                if cmd.get("id"):
-                    self._replies.append(
-                        {
-                            "id": cmd["id"],
-                            "model": name,
-                            "command": cmd["command"],
-                            "outcome": "refused",
-                            "reason": "unknown",
-                            "message": message,
-                            "at": now_ms(),
-                        }
-                    )
+                self._refuse(raw, cmd, name, "unknown", message)
                 continue
             touched[name] = trainer
             where = f"{raw.topic}:{raw.partition}"
@@ -422,6 +412,23 @@ class TransactionalBatches:
                 continue
             trainer.offsets[where] = raw.offset
             trainer.command(raw, cmd)
+
+    def _refuse(self, raw: RawRecord, cmd: dict[str, Any], name: str, reason: str, message: str) -> None:
+        """Dead-letter a control command no trainer applies and, when it carries an id, answer it (refused) once
+        the transaction commits, where its sender waits (streams.control.write_reply)."""
+        self.ctx.deadletter("control", raw, message)
+        if cmd.get("id"):
+            self._replies.append(
+                {
+                    "id": cmd["id"],
+                    "model": name,
+                    "command": cmd["command"],
+                    "outcome": "refused",
+                    "reason": reason,
+                    "message": message,
+                    "at": now_ms(),
+                }
+            )
 
     def _abort(self, exc: Exception, touched: dict[str, Trainer]) -> None:
         """The batch's transaction failed: abort it, forget what it changed, read the batch again."""

@@ -47,4 +47,6 @@ def test_a_parked_label_joined_by_the_scorer_is_not_joined_again_by_a_duplicate(
     assert _statuses(store, [("e2", b"label")], ["labels:0:22"]) == ["dup"]
     store.mark_joined(["e2"])
     left = sorted(k.decode() for k in store.client.scan_iter(match=f"{store.namespace}:*"))
-    assert left == [f"{store.namespace}:done:e2"]
+    # The joined marker, and the TTL the scorer stores contexts for (streams.status reads it).
+    assert left == [f"{store.namespace}:done:e2", f"{store.namespace}:ttl_ms"]
+    assert store.client.get(f"{store.namespace}:ttl_ms") == b"60000"

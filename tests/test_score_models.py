@@ -97,6 +97,34 @@ def test_a_whole_number_routing_value_names_one_model_whether_sent_as_int_or_flo
     assert got == {"e0": ("7", 1), "e1": ("7", 1), "e2": ("7.5", 0)}
 
 
+def test_a_boolean_routing_value_names_one_model_whether_sent_as_boolean_or_string() -> None:
+    """JSON true and Avro's boolean (True in Python, str() "True") route with the string "true" and "True"."""
+    follower = Follower()
+    follower.release("true", 1)
+    follower.release("false", 2)
+    scorer, producer = _scorer(follower, **{"routing.feature": "flag"})
+    as_json = b'{"id": "e4", "ts": 4, "features": {"flag": true}}'
+    scorer.process(
+        [
+            _event(0, {"flag": True}),  # Avro boolean
+            _event(1, {"flag": "true"}),
+            _event(2, {"flag": "True"}),
+            _event(3, {"flag": "TRUE"}),
+            RawRecord("m.features", 0, 4, None, as_json),  # a JSON producer's true
+            _event(5, {"flag": False}),
+            _event(6, {"flag": "False"}),
+            _event(7, {"flag": "truthy"}),  # only the word itself: other strings name their own model
+        ]
+    )
+    got = {p["id"]: (p["model"], p["version"]) for p in producer.on("predictions")}
+    assert got == {
+        **{f"e{i}": ("true", 1) for i in range(5)},
+        "e5": ("false", 2),
+        "e6": ("false", 2),
+        "e7": ("truthy", 0),
+    }
+
+
 def test_a_name_no_model_may_have_is_dead_lettered_and_an_unreleased_model_answers_null() -> None:
     follower = Follower()
     follower.release("default", 1)

@@ -654,6 +654,32 @@ def test_a_record_on_another_models_partition_never_starts_a_second_lineage(
     assert len(dead) == 2 and all(f"belongs on partition {home}" in str(d["error"]) for d in dead), dead
 
 
+def test_a_command_off_its_models_partition_is_answered_refused_not_left_to_time_out(
+    trainer_settings: Settings,
+) -> None:
+    """A control command on another partition than its model's (kcat's default partitioner, a record written by
+    hand) was dead-lettered but not answered: `driftline models ...` or a script waiting on its id timed out.
+    It is answered, refused with the reason, where its sender waits; it is still not applied."""
+    s = trainer_settings
+    parts = s.kafka.training_partitions
+    home = partition_for("default", parts)
+    _send_examples(s, _examples(20))
+    with _running(s) as group:
+        _wait(group, "20 learned", lambda: _learned(group) >= 20)
+        pause = new_command(s, "pause_learning", {})
+        wrong = Producer({"bootstrap.servers": s.kafka.bootstrap})
+        value = default_codec().encode("ControlCommand", pause)
+        wrong.produce(s.topic("control"), value, b"default", partition=(home + 1) % parts)
+        assert wrong.flush(30) == 0
+        answer = wait_reply(s, pause["id"], 60)
+        assert answer is not None, "no answer to a command off its model's partition"
+        assert (answer["outcome"], answer["reason"]) == ("refused", "partition"), answer
+        assert f"belongs on partition {home}" in answer["message"], answer
+        assert not group.trainers["default"].lifecycle.paused
+    dead = [str(r.value["error"]) for r in _read(s, "deadletter") if r.ok and r.value]
+    assert len(dead) == 1 and f"belongs on partition {home}" in dead[0], dead
+
+
 def test_an_idle_model_kept_across_a_rebalance_keeps_its_gauges(trainer_settings: Settings) -> None:
     """A rebalance drops every model and restores each on its next label; the gauges of the models another trainer
     owns now must go (they would report the handover's values for good), but those of a model this trainer still

@@ -48,11 +48,12 @@ def test_quiet_only_over_a_full_window_under_the_threshold() -> None:
     assert not quiet_for([], 3.0, 0.1)
 
 
-def _status(kafka_state: str, pid: int | None = 4242) -> StackStatus:
+def _status(kafka_state: str, pid: int | None = 4242, started: tuple[str, ...] = ()) -> StackStatus:
     return StackStatus(
         ServiceStatus("kafka", "127.0.0.1:9092", kafka_state, pid if kafka_state == "up" else None),
         ServiceStatus("redis", "127.0.0.1:6379", "up", 4343),
         Path("/tmp/state"),
+        started=started,
     )
 
 
@@ -70,7 +71,14 @@ def fake_stack(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     for module in (stack_command, stack_module):
         monkeypatch.setattr(module, "stack_status", status)
-        monkeypatch.setattr(module, "stack_up", lambda cfg, state_dir=None, timeout_s=120.0: _status("up"))
+        # stack_up says what it started itself (a broker down before the call).
+        monkeypatch.setattr(
+            module,
+            "stack_up",
+            lambda cfg, state_dir=None, timeout_s=120.0: _status(
+                "up", started=("kafka",) if seen["before"] == "down" else ()
+            ),
+        )
     monkeypatch.setattr(stack_command, "warm_broker", warm)
     monkeypatch.setattr(warmup, "warm_broker", warm)
     return seen

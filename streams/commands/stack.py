@@ -157,12 +157,14 @@ def _up(args: argparse.Namespace) -> int:
     after = stack_up(cfg, timeout_s=args.timeout)
     notes = {}
     for old, new in ((before.kafka, after.kafka), (before.redis, after.redis)):
-        if old.state == "external":
+        if new.name in after.started:  # decided under the state directory's lock, unlike ``before``
+            notes[new.name] = "started"
+        elif old.state == "external":
             notes[new.name] = "reusing it"
         elif old.up:
             notes[new.name] = "already up"
-        else:
-            notes[new.name] = "started"
+        else:  # down when this command looked, then started by another `stack up` that held the lock
+            notes[new.name] = "already up: started by another `stack up` meanwhile"
     topics = None if args.no_topics else _create_topics(settings, cfg, bool(args.kafka_port))
     warmup = None
     if notes["kafka"] == "started" and args.warm and cfg.brokers == 1:
