@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -40,7 +41,7 @@ from connectors.localproc import free_port
 from connectors.producer import DeliveryError, EventProducer
 from connectors.stack import StackConfig, stack_down, stack_up
 from connectors.tail import assign_tail, read_until_end
-from connectors.topics import ensure_topics
+from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
 from schemas.codec import default_codec
@@ -567,3 +568,103 @@ def test_cli_with_a_wrong_password_exits_with_a_clear_error(
         assert done.returncode == 1
         assert "refused the SASL SCRAM-SHA-512 login of user 'alice'" in done.stderr
         assert time.monotonic() - started < 30
+
+
+def _documented_acls(role: str, principal: str, prefix: str) -> list[AclBinding]:
+    """SECURITY.md's example ACLs of one role (its `acl ...` lines and the consumer-group loop), for ``principal``
+    and ``prefix`` instead of ``User:<role>`` and ``driftline.``."""
+    text = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    block = text.split("Example ACLs", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    kinds = {"--topic": ResourceType.TOPIC, "--group": ResourceType.GROUP,
+             "--transactional-id": ResourceType.TRANSACTIONAL_ID}  # fmt: skip
+    bindings = []
+    for line in block.splitlines():
+        line = line.strip().replace("User:$p", f"User:{role}")
+        if "acl --allow-principal" not in line or f"User:{role} " not in line + " ":
+            continue
+        words = line[line.index("acl --allow-principal") :].split(";")[0].split()
+        operations, resources = [], []
+        pattern = ResourcePatternType.LITERAL
+        for flag, value in zip(words[1::2], words[2::2], strict=False):
+            if flag == "--operation":
+                operations.append(AclOperation[value.upper()])
+            elif flag in kinds:
+                resources.append((kinds[flag], value.replace("driftline.", prefix)))
+            elif flag == "--resource-pattern-type":
+                pattern = ResourcePatternType[value.upper()]
+        bindings += [
+            AclBinding(kind, name, pattern, f"User:{principal}", "*", op, AclPermissionType.ALLOW)
+            for kind, name in resources
+            for op in operations
+        ]
+    return bindings
+
+
+@pytest.mark.kafka
+def test_a_trainer_runs_with_the_acls_security_md_gives_it(secured: Secured, prefix: str) -> None:
+    """SECURITY.md's example ACLs for User:trainer, granted to a principal that has nothing else, are enough for a
+    train worker: it starts, publishes its v1 in a transaction, learns TrainingExamples and commits their offsets,
+    its changelog record and its audit entries."""
+    admin_settings = secured.settings(
+        "scram512", prefix
+    )  # alice, a super user: creates the topics beforehand
+    ensure_topics(admin_settings, ALL_TOPICS)  # as `driftline topics create` does
+    grants = _documented_acls("trainer", PRODUCER, prefix)
+    assert {b.restype for b in grants} == {
+        ResourceType.TOPIC,
+        ResourceType.GROUP,
+        ResourceType.TRANSACTIONAL_ID,
+    }
+    admin = AdminClient({"bootstrap.servers": secured.plaintext})
+    for future in admin.create_acls(grants).values():
+        future.result()
+    anything: Any = None
+    mine = AclBindingFilter(ResourceType.ANY, anything, ResourcePatternType.ANY, f"User:{PRODUCER}", anything,
+                            AclOperation.ANY, AclPermissionType.ANY)  # fmt: skip
+    wait_until(
+        "the ACLs at the broker", lambda: len(admin.describe_acls(mine).result()) >= len(grants), 30, 0.2
+    )
+
+    root = secured.root / prefix.rstrip(".")
+    secrets_dir = root / "secrets"
+    secrets_dir.mkdir(parents=True)
+    for name, value in (("sasl_password", PRODUCER_PASSWORD), ("signing_key", SIGNING_KEY),
+                        ("redis_url", secured.redis_tls_url)):  # fmt: skip
+        (secrets_dir / name).write_text(value + "\n")
+    config = _yaml_config(root / "trainer.yaml", secured, "scram512", prefix)
+    data = yaml.safe_load(config.read_text())
+    data["kafka"]["sasl_username"] = PRODUCER
+    config.write_text(yaml.safe_dump(data))
+    env = _env(config, secrets_dir)
+    settings = admin_settings  # the trainer's live status, read from Redis
+    (root / "logs").mkdir()
+    workers = [_start_worker("train", env, root / "logs" / "train.log")]
+    try:
+        _wait("the trainer's first release", lambda: trainer_status(settings), workers, 120)
+        codec = default_codec()
+        now = int(time.time() * 1000)
+        with EventProducer(admin_settings) as out:
+            for i in range(30):
+                example = {"id": f"t{i}", "model": "default", "key": None, "features": {"x": i % 7 / 7},
+                           "label": i % 7 > 3, "prediction": None, "proba": None, "version": 0,
+                           "event_ts": now, "label_ts": now}  # fmt: skip
+                out.produce_bytes(
+                    admin_settings.topic("training"), codec.encode("TrainingExample", example), "default"
+                )
+        _wait("30 labels learned", lambda: labels_learned(trainer_status(settings) or {}) >= 30, workers, 120)
+        assert workers[0].proc.poll() is None
+    finally:
+        _stop(workers)
+    log = (root / "logs" / "train.log").read_text(errors="replace")
+    assert "AUTHORIZATION_FAILED" not in log, log[-3000:]
+    assert [r["version"] for r in _read_all(admin_settings, "models")][:1] == [1]
+    # Its transactions committed records on changelog and audit too (not Avro records: counted, not decoded).
+    probe = Consumer({"bootstrap.servers": secured.plaintext, "group.id": f"{prefix}probe"})
+    try:
+        for name in ("changelog", "audit"):
+            topic = admin_settings.topic(name)
+            parts = probe.list_topics(topic, timeout=10).topics[topic].partitions
+            ends = [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts]
+            assert sum(ends) > 0, name
+    finally:
+        probe.close()
