@@ -600,21 +600,24 @@ def _documented_acls(role: str, principal: str, prefix: str) -> list[AclBinding]
     return bindings
 
 
+ROLE_PRINCIPALS = {"score": "scorer", "join": "joiner", "train": "trainer"}
+
+
 @pytest.mark.kafka
-def test_a_trainer_runs_with_the_acls_security_md_gives_it(secured: Secured, prefix: str) -> None:
-    """SECURITY.md's example ACLs for User:trainer, granted to a principal that has nothing else, are enough for a
-    train worker: it starts, publishes its v1 in a transaction, learns TrainingExamples and commits their offsets,
-    its changelog record and its audit entries."""
+@pytest.mark.parametrize("role", ["score", "join", "train"])
+def test_each_worker_runs_with_the_acls_security_md_gives_it(
+    secured: Secured, prefix: str, role: str
+) -> None:
+    """SECURITY.md's example ACLs of one role, granted to a principal that has nothing else, are enough for that
+    worker; the other two run as a super user. Labels go first for the scorer (it joins a label parked before its
+    prediction), features first otherwise (the joiner joins the labels); every label is learned, and the trainer's
+    transactions commit its release, changelog record and audit entries."""
     admin_settings = secured.settings(
         "scram512", prefix
     )  # alice, a super user: creates the topics beforehand
     ensure_topics(admin_settings, ALL_TOPICS)  # as `driftline topics create` does
-    grants = _documented_acls("trainer", PRODUCER, prefix)
-    assert {b.restype for b in grants} == {
-        ResourceType.TOPIC,
-        ResourceType.GROUP,
-        ResourceType.TRANSACTIONAL_ID,
-    }
+    grants = _documented_acls(ROLE_PRINCIPALS[role], PRODUCER, prefix)
+    assert {b.restype for b in grants} >= {ResourceType.TOPIC, ResourceType.GROUP}
     admin = AdminClient({"bootstrap.servers": secured.plaintext})
     for future in admin.create_acls(grants).values():
         future.result()
@@ -626,39 +629,58 @@ def test_a_trainer_runs_with_the_acls_security_md_gives_it(secured: Secured, pre
     )
 
     root = secured.root / prefix.rstrip(".")
-    secrets_dir = root / "secrets"
-    secrets_dir.mkdir(parents=True)
-    for name, value in (("sasl_password", PRODUCER_PASSWORD), ("signing_key", SIGNING_KEY),
-                        ("redis_url", secured.redis_tls_url)):  # fmt: skip
-        (secrets_dir / name).write_text(value + "\n")
-    config = _yaml_config(root / "trainer.yaml", secured, "scram512", prefix)
-    data = yaml.safe_load(config.read_text())
-    data["kafka"]["sasl_username"] = PRODUCER
-    config.write_text(yaml.safe_dump(data))
-    env = _env(config, secrets_dir)
-    settings = admin_settings  # the trainer's live status, read from Redis
+    envs = {}
+    for who, password in ((USER, SASL_PASSWORD), (PRODUCER, PRODUCER_PASSWORD)):
+        secrets_dir = root / who / "secrets"
+        secrets_dir.mkdir(parents=True)
+        for name, value in (("sasl_password", password), ("signing_key", SIGNING_KEY),
+                            ("redis_url", secured.redis_tls_url)):  # fmt: skip
+            (secrets_dir / name).write_text(value + "\n")
+        config = _yaml_config(root / who / "config.yaml", secured, "scram512", prefix)
+        data = yaml.safe_load(config.read_text())
+        data["kafka"]["sasl_username"] = who
+        data["state_dir"] = str(root / "state")  # one deployment: the trainer's audit file where status looks
+        config.write_text(yaml.safe_dump(data))
+        envs[who] = _env(config, secrets_dir)
     (root / "logs").mkdir()
-    workers = [_start_worker("train", env, root / "logs" / "train.log")]
+    n = 30
+    workers: list[_Worker] = []
     try:
-        _wait("the trainer's first release", lambda: trainer_status(settings), workers, 120)
-        codec = default_codec()
-        now = int(time.time() * 1000)
+        for r in ("train", "score", "join"):
+            workers.append(
+                _start_worker(r, envs[PRODUCER if r == role else USER], root / "logs" / f"{r}.log")
+            )
+        score = workers[1]
+        _wait("the trainer's first release", lambda: trainer_status(admin_settings), workers, 120)
+        _wait("the scorer to load the first release", lambda: _served_version(score) >= 1, workers, 120)
         with EventProducer(admin_settings) as out:
-            for i in range(30):
-                example = {"id": f"t{i}", "model": "default", "key": None, "features": {"x": i % 7 / 7},
-                           "label": i % 7 > 3, "prediction": None, "proba": None, "version": 0,
-                           "event_ts": now, "label_ts": now}  # fmt: skip
-                out.produce_bytes(
-                    admin_settings.topic("training"), codec.encode("TrainingExample", example), "default"
-                )
-        _wait("30 labels learned", lambda: labels_learned(trainer_status(settings) or {}) >= 30, workers, 120)
-        assert workers[0].proc.poll() is None
+            for step in ("labels", "features") if role == "score" else ("features", "labels"):
+                for i in range(n):
+                    if step == "features":
+                        out.send_feature(f"a{i}", {"x": i % 7 / 7})
+                    else:
+                        out.send_label(f"a{i}", i % 7 > 3)
+                out.flush()
+                if step == "features" and role != "score":
+                    _wait(
+                        "a prediction for every event",
+                        lambda: len({p["id"] for p in _read_all(admin_settings, "predictions")}) >= n,
+                        workers,
+                        120,
+                    )
+        _wait(
+            f"{n} labels learned",
+            lambda: labels_learned(trainer_status(admin_settings) or {}) >= n,
+            workers,
+            120,
+        )
+        assert all(w.proc.poll() is None for w in workers)
     finally:
         _stop(workers)
-    log = (root / "logs" / "train.log").read_text(errors="replace")
+    log = (root / "logs" / f"{role}.log").read_text(errors="replace")
     assert "AUTHORIZATION_FAILED" not in log, log[-3000:]
     assert [r["version"] for r in _read_all(admin_settings, "models")][:1] == [1]
-    # Its transactions committed records on changelog and audit too (not Avro records: counted, not decoded).
+    # The trainer's transactions committed records on changelog and audit too (not Avro: counted, not decoded).
     probe = Consumer({"bootstrap.servers": secured.plaintext, "group.id": f"{prefix}probe"})
     try:
         for name in ("changelog", "audit"):
