@@ -600,18 +600,19 @@ def _documented_acls(role: str, principal: str, prefix: str) -> list[AclBinding]
     return bindings
 
 
-ROLE_PRINCIPALS = {"score": "scorer", "join": "joiner", "train": "trainer"}
+ROLE_PRINCIPALS = {"score": "scorer", "join": "joiner", "train": "trainer", "operator": "operator"}
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("role", ["score", "join", "train"])
+@pytest.mark.parametrize("role", list(ROLE_PRINCIPALS))
 def test_each_worker_runs_with_the_acls_security_md_gives_it(
     secured: Secured, prefix: str, role: str
 ) -> None:
     """SECURITY.md's example ACLs of one role, granted to a principal that has nothing else, are enough for that
     worker; the other two run as a super user. Labels go first for the scorer (it joins a label parked before its
     prediction), features first otherwise (the joiner joins the labels); every label is learned, and the trainer's
-    transactions commit its release, changelog record and audit entries."""
+    transactions commit its release, changelog record and audit entries. For the operator, every worker runs as
+    the super user and the operator's commands (pause, resume, audit verify, models list) succeed."""
     admin_settings = secured.settings(
         "scram512", prefix
     )  # alice, a super user: creates the topics beforehand
@@ -675,6 +676,11 @@ def test_each_worker_runs_with_the_acls_security_md_gives_it(
             120,
         )
         assert all(w.proc.poll() is None for w in workers)
+        if role == "operator":  # the command line an operator runs, with the operator's lines only
+            for args in (("models", "pause"), ("models", "resume"), ("audit", "verify"), ("models", "list")):
+                done = _cli(envs[PRODUCER], *args)
+                (root / "logs" / "operator.log").open("a").write(done.stdout + done.stderr)
+                assert done.returncode == 0, (args, done.stdout + done.stderr)
     finally:
         _stop(workers)
     log = (root / "logs" / f"{role}.log").read_text(errors="replace")
