@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 import uuid
@@ -61,8 +62,17 @@ def decode(value: bytes, writers: dict[bytes, Any], reader: Any) -> dict[str, An
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
-    parser.add_argument("--prefix", default="driftline.", help="driftline's topic prefix")
+    # The same environment variables driftline reads, so an exported deployment needs no flags.
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("DRIFTLINE_KAFKA_BOOTSTRAP") or "127.0.0.1:9092",
+        help="Kafka bootstrap servers (default %(default)s: $DRIFTLINE_KAFKA_BOOTSTRAP, else 127.0.0.1:9092)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("DRIFTLINE_TOPIC_PREFIX") or "driftline.",
+        help="driftline's topic prefix (default %(default)s: $DRIFTLINE_TOPIC_PREFIX, else driftline.)",
+    )
     parser.add_argument("--schemas", type=Path, default=HERE.parent / "schemas", help="folder of .avsc files")
     parser.add_argument("--group", default=f"my-service-{uuid.uuid4().hex[:8]}", help="consumer group id")
     parser.add_argument("--max", type=int, default=0, help="stop after N predictions (default: run forever)")

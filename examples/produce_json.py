@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -20,8 +21,17 @@ import time
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
-    parser.add_argument("--prefix", default="driftline.", help="driftline's topic prefix")
+    # The same environment variables driftline reads, so an exported deployment needs no flags.
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("DRIFTLINE_KAFKA_BOOTSTRAP") or "127.0.0.1:9092",
+        help="Kafka bootstrap servers (default %(default)s: $DRIFTLINE_KAFKA_BOOTSTRAP, else 127.0.0.1:9092)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("DRIFTLINE_TOPIC_PREFIX") or "driftline.",
+        help="driftline's topic prefix (default %(default)s: $DRIFTLINE_TOPIC_PREFIX, else driftline.)",
+    )
     parser.add_argument("--events", type=int, default=200, help="events to publish")
     parser.add_argument("--label-delay", type=int, default=20, help="publish each label N events later")
     parser.add_argument("--seed", type=int, default=1)

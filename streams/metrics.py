@@ -472,8 +472,11 @@ def render_metrics_markdown() -> str:
         "- Histogram buckets: processing and model swap 0.1 ms to 10 s; end-to-end latency 1 ms to 60 s;",
         "  label delay 1 s to 1 day; batch size 1 to 5000.",
         "- `driftline_model_metric` keeps series for the served version only (older versions' series are",
-        "  removed), so the `version` label stays bounded. Join it to the served version with",
-        "  `driftline_model_metric * on (model, version) group_left driftline_served_model_info`.",
+        "  removed), so the `version` label stays bounded. Scorers and trainers both export",
+        "  `driftline_served_model_info`, so collapse it to one series per (model, version) before the join.",
+        "  Join it to the served version with",
+        "  `driftline_model_metric * on (model, version) group_left "
+        "max by (model, version) (driftline_served_model_info)`.",
         "- Rare counters (rejected releases, dead letters, deadletter outcomes, lost joins) are created at zero when a",
         "  worker starts, so `increase()` in an alert sees their first increment.",
         "- A trainer that loses a model to another (a rebalance) removes that model's gauges (served version,",

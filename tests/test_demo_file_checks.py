@@ -73,3 +73,32 @@ def test_models_spreads_a_files_events_too(tmp_path: Path, monkeypatch: pytest.M
     run = DemoRun(base, DemoOptions(events=10, file=str(path), label_col="y", models=2))
     tenants = [event.features.get("tenant") for event in run.events()]
     assert tenants == ["tenant-00", "tenant-01"] * 5
+
+
+def test_a_file_shorter_than_events_is_announced_and_counted_by_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200-row file printed 'driftline demo: 12,000 events at 100/s' and a progress of 'produced 3/12000': the
+    demo streams the file's rows, at most --events, and says so."""
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("DRIFTLINE_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("DRIFTLINE_CONFIG", raising=False)
+    monkeypatch.delenv("DRIFTLINE__MODEL__TASK", raising=False)
+    seen: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def record(_base: object, options: streams.demo.runner.DemoOptions) -> None:
+        seen.append(options.events)
+        raise Stop
+
+    monkeypatch.setattr(streams.demo.runner, "DemoRun", record)
+    path = tmp_path / "bin.csv"
+    path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(40)))
+    flags = ["--label-col", "y", "--no-live", "--no-console"]
+    for events in ("12000", "25"):
+        with pytest.raises(Stop):
+            main(["demo", "--file", str(path), "--events", events, *flags])
+    assert seen == [40, 25]

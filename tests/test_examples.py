@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -43,12 +44,28 @@ def test_examples_use_no_driftline_code() -> None:
     assert "fastavro" in _imports(EXAMPLES / "consume_predictions.py")
 
 
-def _example(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _example(
+    name: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # -I: isolated mode, so PYTHONPATH (which points at this tree in development) is not on the path.
     cmd = [sys.executable, "-I", str(EXAMPLES / name), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=EXAMPLES)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE")} | (env or {})
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=EXAMPLES, env=environ
+    )
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-3000:]}"
     return done
+
+
+@pytest.mark.parametrize("name", ["produce_json.py", "consume_predictions.py"])
+def test_examples_default_to_the_environment_driftline_reads(name: str) -> None:
+    # A user who exported DRIFTLINE_KAFKA_BOOTSTRAP / DRIFTLINE_TOPIC_PREFIX for driftline runs the examples as
+    # examples/README.md shows them, without flags: they must talk to that broker and prefix, not 9092/driftline.
+    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": "10.1.2.3:19999", "DRIFTLINE_TOPIC_PREFIX": "trial7."}
+    shown = " ".join(_example(name, "--help", env=env).stdout.split())
+    assert "10.1.2.3:19999" in shown and "trial7." in shown
+    plain = " ".join(_example(name, "--help").stdout.split())
+    assert "127.0.0.1:9092" in plain and "driftline." in plain
 
 
 @pytest.mark.kafka
@@ -58,10 +75,13 @@ def test_producer_and_consumer_examples_against_a_worker(prefix: str, redis_url:
     pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env={"DRIFTLINE__MODEL__RELEASE_EVERY": "20"})
     with running(pipeline):
         pipeline.start("all")
+        # The broker and prefix as flags (seed 1), then from the environment driftline itself reads (seed 2).
+        by_env = {"DRIFTLINE_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP, "DRIFTLINE_TOPIC_PREFIX": prefix}
         for seed in (1, 2):
+            where = ("--bootstrap", KAFKA_BOOTSTRAP, "--prefix", prefix) if seed == 1 else ()
             out = _example(
-                "produce_json.py", "--bootstrap", KAFKA_BOOTSTRAP, "--prefix", prefix, "--events", str(EVENTS),
-                "--seed", str(seed),
+                "produce_json.py", *where, "--events", str(EVENTS), "--seed", str(seed),
+                env=by_env if seed == 2 else None,
             )  # fmt: skip
             assert json.loads(out.stdout) == {"features": EVENTS, "labels": EVENTS, "prefix": prefix}
             # The JSON labels were accepted, joined and learned.
@@ -73,17 +93,7 @@ def test_producer_and_consumer_examples_against_a_worker(prefix: str, redis_url:
                     lambda: pipeline.metric_sum("driftline_served_model_version", model="default") >= 2,
                     timeout=60,
                 )
-        args = (
-            "--bootstrap",
-            KAFKA_BOOTSTRAP,
-            "--prefix",
-            prefix,
-            "--max",
-            str(2 * EVENTS),
-            "--timeout",
-            "60",
-        )
-        out = _example("consume_predictions.py", *args)
+        out = _example("consume_predictions.py", "--max", str(2 * EVENTS), "--timeout", "60", env=by_env)
     mine = [json.loads(line) for line in out.stdout.splitlines()]
     assert "skipped" not in out.stderr
     assert sorted(p["id"] for p in mine) == sorted(f"ex-{s}-{i}" for s in (1, 2) for i in range(EVENTS))

@@ -89,3 +89,51 @@ def test_rules_only_use_documented_metrics() -> None:
     for rule in alert_rules():
         for name in re.findall(r"\bdriftline_[a-z_]+", rule["expr"]):
             assert known_metric(name), f"{rule['alert']} uses undocumented metric {name}"
+
+
+def test_documented_served_version_join_works_with_a_scorer_and_a_trainer(tmp_path: Path) -> None:
+    """docs/metrics.md's recipe for joining driftline_model_metric to the served version must evaluate on a real
+    deployment, where a scorer and a trainer (two scrape targets) both export driftline_served_model_info for the
+    same (model, version): a plain `group_left` on it is a many-to-many error in Prometheus."""
+    docs = (ROOT / "docs" / "metrics.md").read_text()
+    match = re.search(r"Join it to the served version with\s+`([^`]+)`", docs)
+    assert match, "docs/metrics.md no longer gives the served-version join"
+    expr = match.group(1)
+    served = 'driftline_served_model_info{{job="driftline",instance="{inst}",model="m",version="7"}}'
+    rules = tmp_path / "none.yml"
+    rules.write_text("groups: []\n")
+    test = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'driftline_model_metric{job="driftline",instance="train:9108",model="m",'
+                        'version="7",metric="rolling_accuracy"}',
+                        "values": "0.9x5",
+                    },
+                    {"series": served.format(inst="train:9108"), "values": "1x5"},
+                    {"series": served.format(inst="score:9108"), "values": "1x5"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "2m",
+                        "exp_samples": [
+                            {
+                                "labels": '{job="driftline",instance="train:9108",model="m",version="7",'
+                                'metric="rolling_accuracy"}',
+                                "value": 0.9,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "join_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = run_promtool("test", "rules", str(path))
+    assert result.returncode == 0, expr + "\n" + result.stdout + result.stderr

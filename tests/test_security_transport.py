@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -40,7 +41,7 @@ from connectors.localproc import free_port
 from connectors.producer import DeliveryError, EventProducer
 from connectors.stack import StackConfig, stack_down, stack_up
 from connectors.tail import assign_tail, read_until_end
-from connectors.topics import ensure_topics
+from connectors.topics import ALL_TOPICS, ensure_topics
 from driftline.errors import StackError
 from driftline.settings import Settings, load_settings
 from schemas.codec import default_codec
@@ -567,3 +568,131 @@ def test_cli_with_a_wrong_password_exits_with_a_clear_error(
         assert done.returncode == 1
         assert "refused the SASL SCRAM-SHA-512 login of user 'alice'" in done.stderr
         assert time.monotonic() - started < 30
+
+
+def _documented_acls(role: str, principal: str, prefix: str) -> list[AclBinding]:
+    """SECURITY.md's example ACLs of one role (its `acl ...` lines and the consumer-group loop), for ``principal``
+    and ``prefix`` instead of ``User:<role>`` and ``driftline.``."""
+    text = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    block = text.split("Example ACLs", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    kinds = {"--topic": ResourceType.TOPIC, "--group": ResourceType.GROUP,
+             "--transactional-id": ResourceType.TRANSACTIONAL_ID}  # fmt: skip
+    bindings = []
+    for line in block.splitlines():
+        line = line.strip().replace("User:$p", f"User:{role}")
+        if "acl --allow-principal" not in line or f"User:{role} " not in line + " ":
+            continue
+        words = line[line.index("acl --allow-principal") :].split(";")[0].split()
+        operations, resources = [], []
+        pattern = ResourcePatternType.LITERAL
+        for flag, value in zip(words[1::2], words[2::2], strict=False):
+            if flag == "--operation":
+                operations.append(AclOperation[value.upper()])
+            elif flag in kinds:
+                resources.append((kinds[flag], value.replace("driftline.", prefix)))
+            elif flag == "--resource-pattern-type":
+                pattern = ResourcePatternType[value.upper()]
+        bindings += [
+            AclBinding(kind, name, pattern, f"User:{principal}", "*", op, AclPermissionType.ALLOW)
+            for kind, name in resources
+            for op in operations
+        ]
+    return bindings
+
+
+ROLE_PRINCIPALS = {"score": "scorer", "join": "joiner", "train": "trainer", "operator": "operator"}
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("role", list(ROLE_PRINCIPALS))
+def test_each_worker_runs_with_the_acls_security_md_gives_it(
+    secured: Secured, prefix: str, role: str
+) -> None:
+    """SECURITY.md's example ACLs of one role, granted to a principal that has nothing else, are enough for that
+    worker; the other two run as a super user. Labels go first for the scorer (it joins a label parked before its
+    prediction), features first otherwise (the joiner joins the labels); every label is learned, and the trainer's
+    transactions commit its release, changelog record and audit entries. For the operator, every worker runs as
+    the super user and the operator's commands (pause, resume, audit verify, models list) succeed."""
+    admin_settings = secured.settings(
+        "scram512", prefix
+    )  # alice, a super user: creates the topics beforehand
+    ensure_topics(admin_settings, ALL_TOPICS)  # as `driftline topics create` does
+    grants = _documented_acls(ROLE_PRINCIPALS[role], PRODUCER, prefix)
+    assert {b.restype for b in grants} >= {ResourceType.TOPIC, ResourceType.GROUP}
+    admin = AdminClient({"bootstrap.servers": secured.plaintext})
+    for future in admin.create_acls(grants).values():
+        future.result()
+    anything: Any = None
+    mine = AclBindingFilter(ResourceType.ANY, anything, ResourcePatternType.ANY, f"User:{PRODUCER}", anything,
+                            AclOperation.ANY, AclPermissionType.ANY)  # fmt: skip
+    wait_until(
+        "the ACLs at the broker", lambda: len(admin.describe_acls(mine).result()) >= len(grants), 30, 0.2
+    )
+
+    root = secured.root / prefix.rstrip(".")
+    envs = {}
+    for who, password in ((USER, SASL_PASSWORD), (PRODUCER, PRODUCER_PASSWORD)):
+        secrets_dir = root / who / "secrets"
+        secrets_dir.mkdir(parents=True)
+        for name, value in (("sasl_password", password), ("signing_key", SIGNING_KEY),
+                            ("redis_url", secured.redis_tls_url)):  # fmt: skip
+            (secrets_dir / name).write_text(value + "\n")
+        config = _yaml_config(root / who / "config.yaml", secured, "scram512", prefix)
+        data = yaml.safe_load(config.read_text())
+        data["kafka"]["sasl_username"] = who
+        data["state_dir"] = str(root / "state")  # one deployment: the trainer's audit file where status looks
+        config.write_text(yaml.safe_dump(data))
+        envs[who] = _env(config, secrets_dir)
+    (root / "logs").mkdir()
+    n = 30
+    workers: list[_Worker] = []
+    try:
+        for r in ("train", "score", "join"):
+            workers.append(
+                _start_worker(r, envs[PRODUCER if r == role else USER], root / "logs" / f"{r}.log")
+            )
+        score = workers[1]
+        _wait("the trainer's first release", lambda: trainer_status(admin_settings), workers, 120)
+        _wait("the scorer to load the first release", lambda: _served_version(score) >= 1, workers, 120)
+        with EventProducer(admin_settings) as out:
+            for step in ("labels", "features") if role == "score" else ("features", "labels"):
+                for i in range(n):
+                    if step == "features":
+                        out.send_feature(f"a{i}", {"x": i % 7 / 7})
+                    else:
+                        out.send_label(f"a{i}", i % 7 > 3)
+                out.flush()
+                if step == "features" and role != "score":
+                    _wait(
+                        "a prediction for every event",
+                        lambda: len({p["id"] for p in _read_all(admin_settings, "predictions")}) >= n,
+                        workers,
+                        120,
+                    )
+        _wait(
+            f"{n} labels learned",
+            lambda: labels_learned(trainer_status(admin_settings) or {}) >= n,
+            workers,
+            120,
+        )
+        assert all(w.proc.poll() is None for w in workers)
+        if role == "operator":  # the command line an operator runs, with the operator's lines only
+            for args in (("models", "pause"), ("models", "resume"), ("audit", "verify"), ("models", "list")):
+                done = _cli(envs[PRODUCER], *args)
+                (root / "logs" / "operator.log").open("a").write(done.stdout + done.stderr)
+                assert done.returncode == 0, (args, done.stdout + done.stderr)
+    finally:
+        _stop(workers)
+    log = (root / "logs" / f"{role}.log").read_text(errors="replace")
+    assert "AUTHORIZATION_FAILED" not in log, log[-3000:]
+    assert [r["version"] for r in _read_all(admin_settings, "models")][:1] == [1]
+    # The trainer's transactions committed records on changelog and audit too (not Avro: counted, not decoded).
+    probe = Consumer({"bootstrap.servers": secured.plaintext, "group.id": f"{prefix}probe"})
+    try:
+        for name in ("changelog", "audit"):
+            topic = admin_settings.topic(name)
+            parts = probe.list_topics(topic, timeout=10).topics[topic].partitions
+            ends = [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts]
+            assert sum(ends) > 0, name
+    finally:
+        probe.close()

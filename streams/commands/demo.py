@@ -90,22 +90,22 @@ def _console(demo: DemoRun, port: int) -> Iterator[None]:
         console.stop()
 
 
-def _check_file(args: argparse.Namespace, settings: Settings) -> None:
-    """Read the head of ``--file`` before anything starts: no rows, a missing label column, or a continuous target for a
-    classifier (every example would be dead-lettered), is refused here."""
+def _check_file(args: argparse.Namespace, settings: Settings) -> int:
+    """Read ``--file`` (up to ``--events`` rows) before anything starts: no rows, a missing label column, or a
+    continuous target for a classifier (every example would be dead-lettered), is refused here. Returns how many
+    events the demo will stream: the file's rows, at most ``--events``."""
     from connectors.sources import open_source
     from learners.replay import INFER_ROWS
     from learners.specs import MAX_FRACTIONAL_CLASSES
 
-    head = open_source(
-        args.file, label_col=args.label_col, id_col=args.id_col, n=min(args.events, INFER_ROWS)
-    )
+    source = open_source(args.file, label_col=args.label_col, id_col=args.id_col, n=args.events)
     fractional: set[float] = set()
     rows = 0
-    for event in head:  # as `driftline replay` tells a number to predict from class labels
+    for event in source:
         rows += 1
         y = event.label
-        if type(y) is float and math.isfinite(y) and not y.is_integer():
+        # The head, as `driftline replay` tells a number to predict from class labels.
+        if rows <= INFER_ROWS and type(y) is float and math.isfinite(y) and not y.is_integer():
             fractional.add(y)
     if not rows:
         raise ConfigError(f"--file: {args.file} has no rows to stream (an empty file, or a header alone)")
@@ -116,6 +116,7 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> None:
             "(DRIFTLINE__MODEL__TASK=regression; the report then shows the MAE), or replay it "
             f"(`driftline replay --file {args.file} --label-col {args.label_col}` infers regression)"
         )
+    return rows
 
 
 def _quality(summary: dict[str, Any]) -> str:
@@ -140,10 +141,9 @@ def run(args: argparse.Namespace) -> int:
     from streams.reporting.demo import newest_per_model, write_report
 
     base = settings_from_args(args)
-    if args.file:
-        _check_file(args, base)
+    events = _check_file(args, base) if args.file else args.events
     options = DemoOptions(
-        events=args.events,
+        events=events,
         rate=args.rate,
         label_delay=args.label_delay,
         seed=args.seed,
@@ -159,12 +159,12 @@ def run(args: argparse.Namespace) -> int:
     demo = DemoRun(base, options)
     live = not args.no_live and sys.stderr.isatty()
     print(
-        f"driftline demo: {args.events:,} events at {args.rate:g}/s, labels {args.label_delay} events late; "
+        f"driftline demo: {events:,} events at {args.rate:g}/s, labels {args.label_delay} events late; "
         f"topics {demo.prefix}*, state {demo.run_dir}",
         file=sys.stderr,
         flush=True,
     )
-    view = LiveView(args.events) if live else ProgressLines(args.events)
+    view = LiveView(events) if live else ProgressLines(events)
     # The report is read from the run's topics, so a stack the demo started is stopped only after it (close).
     with demo, ExitStack() as console_stack:
         if not args.no_console:
