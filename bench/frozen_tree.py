@@ -7,6 +7,7 @@ time of each path; ``differences`` counts answers that are not identical, and mu
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -51,5 +52,13 @@ def run(train: int = 20_000, predict: int = 10_000, rounds: int = 3) -> dict[str
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:4]]
-    print(json.dumps(run(*args), sort_keys=True))
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.frozen_tree",
+        description="The scorer's Hoeffding-tree batch path against predict_with_proba per event, interleaved; "
+        "prints one line per round and a JSON record.",
+    )
+    ap.add_argument("train", nargs="?", type=int, default=20_000, help="training events (default 20000)")
+    ap.add_argument("predict", nargs="?", type=int, default=10_000, help="predicted events (default 10000)")
+    ap.add_argument("rounds", nargs="?", type=int, default=3, help="interleaved rounds (default 3)")
+    a = ap.parse_args()
+    print(json.dumps(run(a.train, a.predict, a.rounds), sort_keys=True))

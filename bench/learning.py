@@ -173,15 +173,27 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
     return {k: {"eps": n / s, "vs_bare": best["bare"] / s} for k, s in best.items()}
 
 
-if (
-    __name__ == "__main__"
-):  # python -m bench.learning KIND [EVENTS] [ROUNDS]: the lever table of BENCHMARKS.md
+if __name__ == "__main__":  # the lever table of BENCHMARKS.md
+    import argparse
     import json
-    import sys
 
     from bench.data import make_rows
 
-    kind = sys.argv[1] if len(sys.argv) > 1 else "logistic_regression"
-    events = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    print(json.dumps({kind: lever_costs(LearnerSpec(kind), make_rows(events, seed=1), rounds)}, indent=1))
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.learning",
+        description="The trainer's learning cost in memory (no Kafka): ModelLifecycle.learn_one, learn_batch and "
+        "bare River learn_one on the same examples, interleaved; prints a JSON record.",
+    )
+    ap.add_argument(
+        "kind", nargs="?", default="logistic_regression", help="learner (default logistic_regression)"
+    )
+    ap.add_argument("events", nargs="?", type=int, default=10_000, help="examples (default 10000)")
+    ap.add_argument(
+        "rounds", nargs="?", type=int, default=5, help="interleaved rounds, best kept (default 5)"
+    )
+    a = ap.parse_args()
+    print(
+        json.dumps(
+            {a.kind: lever_costs(LearnerSpec(a.kind), make_rows(a.events, seed=1), a.rounds)}, indent=1
+        )
+    )
