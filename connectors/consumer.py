@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.topics import TOPIC_NAMES
@@ -21,6 +22,7 @@ from driftline.util import now_ms
 from schemas.codec import INPUT_TOPICS, TOPIC_RECORDS, Codec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Topics whose records may arrive as JSON: the input topics (any client may publish) and the outputs whose
 # encoding is a setting (serving.output_encoding).
@@ -110,6 +112,21 @@ class IncompleteRead(StackError):
     """:func:`read_to_end` (``strict``) could not read a topic to its end: the caller has only part of it."""
 
 
+# A topic created a moment ago answers offset lookups with these until its partitions' leaders are elected.
+_NOT_SETTLED = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
+
+
+def _settling(call: Callable[[], T], deadline: float) -> T:
+    """``call()``, asked again while the broker answers that a partition has no leader yet, until ``deadline``."""
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_SETTLED or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
 def read_to_end(
     settings: Settings,
     full_topic: str,
@@ -135,16 +152,18 @@ def read_to_end(
             if strict and meta is not None and meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise IncompleteRead(f"could not read {full_topic}: {meta.error.str()}")
             return
+        settled = time.monotonic() + timeout  # offset lookups wait this long for new partitions' leaders
         if since_ms is None:
             starts = [TopicPartition(full_topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         else:
             wanted = [TopicPartition(full_topic, p, since_ms) for p in meta.partitions]
-            starts = consumer.offsets_for_times(wanted, timeout=timeout)
+            starts = _settling(partial(consumer.offsets_for_times, wanted, timeout=timeout), settled)
         ends = {}
         for tp in starts:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(full_topic, tp.partition), timeout=timeout
+            watermarks = partial(
+                consumer.get_watermark_offsets, TopicPartition(full_topic, tp.partition), timeout
             )
+            low, high = _settling(watermarks, settled)
             first = low if tp.offset == OFFSET_BEGINNING else tp.offset
             if first >= 0 and high > first:
                 ends[tp.partition] = high
