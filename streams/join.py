@@ -68,6 +68,12 @@ def empty_id(record: str, topic: str) -> SchemaError:
     return SchemaError(f"topic {topic}: {record}.id: empty: an event id is what a label joins on")
 
 
+def parked_label(settings: Settings, id_: str, label_bytes: bytes) -> RawRecord:
+    """A parked label as a record to dead-letter when it cannot be joined (its bytes as Redis held them; the
+    offset it came at is not kept with it: partition and offset -1)."""
+    return RawRecord(settings.topic("labels"), -1, -1, id_.encode("utf-8"), label_bytes)
+
+
 class Joiner:
     def __init__(self, ctx: WorkerContext, store: JoinStore) -> None:
         self.ctx = ctx
@@ -270,8 +276,9 @@ def join_parked(ctx: WorkerContext, store: JoinStore, waiting: list[tuple[bytes,
                 label = ctx.codec.decode("Label", label_bytes)
                 example = build_training_example(prediction, label)
                 ctx.emit("training", example, example["model"])  # keyed by model: one partition per model
-            except Exception as exc:
-                log.warning("join: parked label for %s could not be joined: %s", prediction["id"], exc)
+            except Exception as exc:  # dead-lettered with its bytes: counted, never silently gone
+                raw = parked_label(ctx.settings, prediction["id"], label_bytes)
+                ctx.deadletter("join", raw, f"parked label: {exc}")
                 ctx.metrics.joins.labels(model=prediction["model"], outcome="lost").inc()
                 continue
             ctx.metrics.label_delay.observe(label_delay_seconds(prediction, label))

@@ -24,7 +24,7 @@ from driftline.util import now_ms
 from learners.batch import BatchPredictor, batch_predictor
 from learners.drift import FeatureDriftMonitor
 from learners.explain import explain_one
-from streams.join import build_training_example, empty_id, label_delay_seconds
+from streams.join import build_training_example, empty_id, label_delay_seconds, parked_label
 from streams.releases import LoadedModel, ReleaseFollower
 from streams.runtime import RawRecord, WorkerContext
 from streams.teardown import reap
@@ -466,8 +466,8 @@ class Scorer:
                 label = ctx.codec.decode("Label", label_bytes)
                 example = build_training_example(predictions[id_], label)
                 ctx.emit("training", example, example["model"])  # keyed by model: one partition per model
-            except Exception as exc:
-                log.warning("score: parked label for %s could not be joined: %s", id_, exc)
+            except Exception as exc:  # dead-lettered with its bytes: counted, never silently gone
+                ctx.deadletter("score", parked_label(ctx.settings, id_, label_bytes), f"parked label: {exc}")
                 ctx.metrics.joins.labels(model=predictions[id_]["model"], outcome="lost").inc()
                 continue
             ctx.metrics.label_delay.observe(label_delay_seconds(predictions[id_], label))

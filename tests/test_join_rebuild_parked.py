@@ -129,3 +129,31 @@ def test_labels_parked_before_redis_lost_its_data_are_parked_again_by_the_rebuil
     assert distinct_ids(pipeline.values("training")) == set(ids)
     assert pipeline.labels_learned() == len(events)
     assert not pipeline.values("deadletter")
+
+
+def test_a_parked_label_that_cannot_be_joined_is_dead_lettered_not_only_counted(
+    pipeline: Pipeline, redis_url: str
+) -> None:
+    """Found from outside (session 31): a parked label whose bytes could not be made into a TrainingExample when
+    its prediction came (here: Redis holds junk for it) was logged and counted as ``lost``, and gone; "bad input
+    loses nothing" says it goes to ``deadletter`` with the reason."""
+    pipeline.start("all")
+    events = make_events(40, tag="junk")
+    with pipeline.producer() as producer:
+        for e in events:
+            producer.send_label(e.id, e.label)
+    ns = join_namespace(pipeline.settings())
+    client = redis.Redis.from_url(redis_url)
+    ids = [e.id for e in events]
+    try:
+        pipeline.wait_until("the labels parked", lambda: None not in client.zmscore(f"{ns}:parked", ids), 60)
+        assert client.set(f"{ns}:lbl:{ids[0]}", b"\x00not a label", xx=True, keepttl=True)
+        publish(pipeline, events, labels=False)
+        pipeline.wait_learned(len(events) - 1, timeout=90)
+        pipeline.wait_until("the dead letter", lambda: pipeline.values("deadletter"), 30)
+    finally:
+        client.close()
+    (letter,) = pipeline.values("deadletter")
+    assert letter["key"] == ids[0].encode() and letter["value"] == b"\x00not a label"
+    assert letter["error"].startswith("parked label:") and letter["source_topic"].endswith("labels")
+    assert distinct_ids(pipeline.values("training")) == set(ids[1:])
