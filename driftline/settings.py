@@ -25,6 +25,7 @@ from driftline.config import (
     DriftConfig,
     GuardConfig,
     LearnerSpec,
+    check_drift_numbers,
     check_guard_config,
     check_sentinel_config,
 )
@@ -381,7 +382,28 @@ def _validate(settings: Settings) -> None:
             f"got {settings.routing.max_models}"
         )
     check_guard_config(settings.guard)
+    check_drift_numbers(settings.drift)
     check_sentinel_config(settings.drift)
+    # The ranges the trainer's live `set` gives release_every (learners.lifecycle_control), and what the others need:
+    # a command is stale once older than control_max_age_s (0 would refuse every one), Kafka has no topic without a
+    # replica, and a negative budget or wait means nothing.
+    if settings.model.release_every < 1:
+        raise ConfigError(f"model.release_every: must be at least 1, got {settings.model.release_every}")
+    if settings.model.control_max_age_s < 1:
+        raise ConfigError(
+            f"model.control_max_age_s: must be at least 1, got {settings.model.control_max_age_s}"
+        )
+    if settings.kafka.replication_factor < 1:
+        raise ConfigError(
+            f"kafka.replication_factor: must be at least 1, got {settings.kafka.replication_factor}"
+        )
+    for name, value in (
+        ("model.max_inline_bytes", settings.model.max_inline_bytes),
+        ("serving.batch_timeout_s", settings.serving.batch_timeout_s),
+        ("serving.model_memory_mb", settings.serving.model_memory_mb),
+    ):
+        if value < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {value}")
     if settings.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
     if settings.kafka.training_partitions < 1:

@@ -1,0 +1,75 @@
+"""A value the trainer's live ``set`` refuses is refused by a config file and the environment too (session 31).
+
+The live rule book (``learners.lifecycle_control.check_setting``) refuses negatives, NaN and shares outside (0, 1)
+for every ``guard.*`` and ``drift.*`` number and ``release_every`` below 1; a file or ``DRIFTLINE__...`` variable
+must not start a worker with a value an operator could not set live.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from driftline.config import DriftConfig, GuardConfig
+from driftline.errors import ConfigError
+from driftline.settings import load_settings
+from learners.lifecycle_control import check_setting
+
+
+def _numeric_fields(cls: type) -> list[str]:
+    return [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.type in ("int", "float", "float | None") and f.name != "fairness_max_gap"
+    ]
+
+
+LIVE_KEYS = [f"guard.{n}" for n in _numeric_fields(GuardConfig)] + [
+    f"drift.{n}" for n in _numeric_fields(DriftConfig)
+]
+
+
+@pytest.mark.parametrize("key", LIVE_KEYS)
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_the_file_and_the_environment_refuse_what_a_live_set_refuses(key: str, value: str) -> None:
+    try:
+        check_setting(key, value, GuardConfig(), DriftConfig())
+    except ConfigError:
+        refused_live = True
+    else:
+        refused_live = False
+    section, name = key.split(".")
+    environ = {f"DRIFTLINE__{section.upper()}__{name.upper()}": value}
+    if refused_live:
+        with pytest.raises(ConfigError) as error:
+            load_settings(environ=environ)
+        assert key in str(error.value)
+    else:
+        load_settings(environ=environ)  # what a live set accepts, a file accepts
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("model:\n  release_every: 0\n", "model.release_every"),
+        ("model:\n  release_every: -5\n", "model.release_every"),
+        ("model:\n  control_max_age_s: 0\n", "model.control_max_age_s"),
+        ("model:\n  max_inline_bytes: -1\n", "model.max_inline_bytes"),
+        ("kafka:\n  replication_factor: 0\n", "kafka.replication_factor"),
+        ("serving:\n  batch_timeout_s: -1\n", "serving.batch_timeout_s"),
+        ("serving:\n  model_memory_mb: -1\n", "serving.model_memory_mb"),
+        ("drift:\n  adwin_delta: 0\n", "drift.adwin_delta"),
+        ("drift:\n  max_features: -1\n", "drift.max_features"),
+        ("guard:\n  max_predict_latency_ms: -1\n", "guard.max_predict_latency_ms"),
+    ],
+)
+def test_out_of_range_values_in_a_file_are_errors_naming_the_field(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(cfg, environ={})
+    assert named in str(error.value)
