@@ -355,6 +355,9 @@ def _build(cls: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
     return obj
 
 
+# Partitions of one topic: far above what one topic needs (Kafka's guidance is a few thousand per broker).
+MAX_PARTITIONS = 10_000
+
 # HMAC-SHA256 keys shorter than this are guessable offline from one signed release.
 MIN_SIGNING_KEY_BYTES = 32
 
@@ -385,17 +388,13 @@ def _validate(settings: Settings) -> None:
     check_drift_numbers(settings.drift)
     check_sentinel_config(settings.drift)
     # The ranges the trainer's live `set` gives release_every (learners.lifecycle_control), and what the others need:
-    # a command is stale once older than control_max_age_s (0 would refuse every one), Kafka has no topic without a
-    # replica, and a negative budget or wait means nothing.
+    # a command is stale once older than control_max_age_s (0 would refuse every one), and a negative budget or wait
+    # means nothing.
     if settings.model.release_every < 1:
         raise ConfigError(f"model.release_every: must be at least 1, got {settings.model.release_every}")
     if settings.model.control_max_age_s < 1:
         raise ConfigError(
             f"model.control_max_age_s: must be at least 1, got {settings.model.control_max_age_s}"
-        )
-    if settings.kafka.replication_factor < 1:
-        raise ConfigError(
-            f"kafka.replication_factor: must be at least 1, got {settings.kafka.replication_factor}"
         )
     for name, value in (
         ("model.max_inline_bytes", settings.model.max_inline_bytes),
@@ -404,12 +403,18 @@ def _validate(settings: Settings) -> None:
     ):
         if value < 0:
             raise ConfigError(f"{name}: must be >= 0, got {value}")
-    if settings.kafka.partitions < 1:
-        raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
-    if settings.kafka.training_partitions < 1:
-        raise ConfigError(
-            f"kafka.training_partitions: must be at least 1, got {settings.kafka.training_partitions}"
-        )
+    # Upper bounds: what the clients accept (librdkafka's consume() takes at most 1,000,000 records, Redis an
+    # expiry within int64 milliseconds, Kafka a replication factor within int16) and, for partitions, a topic a
+    # broker can hold (a huge count overflowed NewTopic, or reached the broker and left the topics half made).
+    for name, value, low, high in (
+        ("kafka.partitions", settings.kafka.partitions, 1, MAX_PARTITIONS),
+        ("kafka.training_partitions", settings.kafka.training_partitions, 1, MAX_PARTITIONS),
+        ("kafka.replication_factor", settings.kafka.replication_factor, 1, 32767),
+        ("serving.batch_size", settings.serving.batch_size, 1, 1_000_000),
+        ("redis.pending_ttl_s", settings.redis.pending_ttl_s, 1, 10**15),
+    ):
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: must be {low} to {high}, got {value}")
     for name in ("session_timeout_s", "trainer_session_timeout_s"):
         value = getattr(settings.kafka, name)
         if not 6 <= value <= 1800:  # the broker's group.min/max.session.timeout.ms defaults
@@ -420,10 +425,6 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"serving.max_record_bytes: must be at least 131072, got {settings.serving.max_record_bytes}"
         )
-    if settings.serving.batch_size < 1:
-        raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")
-    if settings.redis.pending_ttl_s < 1:
-        raise ConfigError(f"redis.pending_ttl_s: must be at least 1, got {settings.redis.pending_ttl_s}")
     url = settings.redis.url.get()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in (

@@ -73,3 +73,25 @@ def test_out_of_range_values_in_a_file_are_errors_naming_the_field(
     with pytest.raises(ConfigError) as error:
         load_settings(cfg, environ={})
     assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        # NewTopic raised OverflowError (a traceback from `topics create`); 10^8 partitions would be sent to the broker
+        ("kafka:\n  partitions: 1000000000000000000000000000000\n", "kafka.partitions"),
+        ("kafka:\n  partitions: 100000000\n", "kafka.partitions"),
+        ("kafka:\n  training_partitions: 100000000\n", "kafka.training_partitions"),
+        ("kafka:\n  replication_factor: 40000\n", "kafka.replication_factor"),
+        # librdkafka's consume() refuses more than 1,000,000 records (ValueError in the trainer's fetch)
+        ("serving:\n  batch_size: 1000001\n", "serving.batch_size"),
+        # Redis refuses an expiry past int64 milliseconds (ResponseError on the join store's SET PX)
+        ("redis:\n  pending_ttl_s: 100000000000000000000\n", "redis.pending_ttl_s"),
+    ],
+)
+def test_huge_values_in_a_file_are_errors_naming_the_field(tmp_path: Path, text: str, named: str) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(cfg, environ={})
+    assert named in str(error.value)
