@@ -425,6 +425,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"serving.max_record_bytes: must be at least 131072, got {settings.serving.max_record_bytes}"
         )
+    if not settings.kafka.bootstrap.strip():  # librdkafka would dial its own default, 127.0.0.1:9092
+        raise ConfigError("kafka.bootstrap: must name at least one host:port, got an empty string")
     url = settings.redis.url.get()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in (

@@ -95,3 +95,15 @@ def test_huge_values_in_a_file_are_errors_naming_the_field(tmp_path: Path, text:
     with pytest.raises(ConfigError) as error:
         load_settings(cfg, environ={})
     assert named in str(error.value)
+
+
+def test_an_empty_bootstrap_in_a_file_is_an_error_not_a_silent_default(tmp_path: Path) -> None:
+    # `config validate` said valid, `config show` printed "" and `status` probed 127.0.0.1:9092 (librdkafka's own
+    # default for an empty bootstrap.servers): three different answers for one setting.
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('kafka:\n  bootstrap: ""\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(cfg, environ={})
+    assert "kafka.bootstrap" in str(error.value)
+    # an empty variable is no setting at all: the file's (or the default) value stays
+    assert load_settings(environ={"DRIFTLINE_KAFKA_BOOTSTRAP": ""}).kafka.bootstrap == "127.0.0.1:9092"
