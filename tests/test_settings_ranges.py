@@ -16,6 +16,7 @@ from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import load_settings
 from learners.lifecycle_control import check_setting
+from streams.commands.config import check_runtime
 
 
 def _numeric_fields(cls: type) -> list[str]:
@@ -107,3 +108,29 @@ def test_an_empty_bootstrap_in_a_file_is_an_error_not_a_silent_default(tmp_path:
     assert "kafka.bootstrap" in str(error.value)
     # an empty variable is no setting at all: the file's (or the default) value stays
     assert load_settings(environ={"DRIFTLINE_KAFKA_BOOTSTRAP": ""}).kafka.bootstrap == "127.0.0.1:9092"
+
+
+@pytest.mark.parametrize(
+    ("detector", "params", "named"),
+    [
+        # River's ADWIN takes delta=-1 and then never alarms (a clear 30% -> 90% error step went unseen)
+        ("adwin", '{"delta": -1}', "delta"),
+        ("adwin", '{"delta": 0}', "delta"),
+        ("adwin", '{"delta": 1.5}', "delta"),
+        ("page_hinkley", '{"threshold": -5}', "threshold"),
+        ("fhddm", '{"confidence_level": 2}', "confidence_level"),
+        ("hddm_a", '{"drift_confidence": -0.1}', "drift_confidence"),
+    ],
+)
+def test_a_detector_parameter_out_of_its_range_is_refused_live_and_in_a_file(
+    tmp_path: Path, detector: str, params: str, named: str
+) -> None:
+    drift = dataclasses.replace(DriftConfig(), error_detector=detector)
+    with pytest.raises(ConfigError) as error:
+        check_setting("drift.error_detector_params", params, GuardConfig(), drift)
+    assert "drift.error_detector_params" in str(error.value) and named in str(error.value)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"drift:\n  error_detector: {detector}\n  error_detector_params: {params}\n")
+    with pytest.raises(ConfigError) as error:
+        check_runtime(load_settings(cfg, environ={}))
+    assert "drift.error_detector_params" in str(error.value) and named in str(error.value)
