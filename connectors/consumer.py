@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from connectors.topics import TOPIC_NAMES
@@ -171,5 +171,11 @@ def read_to_end(
                 f"could not read {full_topic} to its end within {timeout:g} s "
                 f"(partitions {sorted(ends)} unfinished: a slow or unreachable broker); try again"
             )
+    except KafkaException as exc:
+        # A client call gave up (metadata, watermarks, offsets: a broker away or just back). A strict caller (the
+        # trainer's audit read) keeps an IncompleteRead and tries again later; any other exception killed it.
+        if not strict:
+            raise
+        raise IncompleteRead(f"could not read {full_topic}: {exc}; try again") from exc
     finally:
         consumer.close()
