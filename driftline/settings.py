@@ -305,9 +305,12 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         try:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+        if not -(2**63) <= number < 2**63:  # numpy, numba, librdkafka and Kafka's configs take 64 bits
+            raise ConfigError(f"{path}: expected an integer within 64 bits, got {value!r}")
+        return number
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
@@ -447,6 +450,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text()) or {}
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -134,3 +134,24 @@ def test_a_detector_parameter_out_of_its_range_is_refused_live_and_in_a_file(
     with pytest.raises(ConfigError) as error:
         check_runtime(load_settings(cfg, environ={}))
     assert "drift.error_detector_params" in str(error.value) and named in str(error.value)
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    # `config validate` printed a UnicodeDecodeError traceback
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(b"kafka:\n  bootstrap: \xff\xfe\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(cfg, environ={})
+    assert str(cfg) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["DRIFTLINE__DRIFT__MAX_FEATURES", "DRIFTLINE__GUARD__MAX_EXAMPLES", "DRIFTLINE__KAFKA__RETENTION_MS"],
+)
+def test_an_integer_beyond_64_bits_is_refused_naming_the_field(key: str) -> None:
+    # Python takes any integer; numpy, numba, librdkafka and Kafka's configs take 64 bits (an OverflowError later)
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={key: str(10**30)})
+    assert key.split("__", 1)[1].replace("__", ".").lower() in str(error.value)
+    load_settings(environ={key: str(2**62)})  # within 64 bits: a count that is never reached is a choice
