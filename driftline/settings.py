@@ -358,6 +358,10 @@ def _build(cls: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
     return obj
 
 
+# Kafka names a topic with at most 249 of these characters; a prefix of 100 leaves room for the contract's names and
+# the worker's internal topics (``driftline-<prefix><model>-<roles>-__assignor-__leader``, model names up to 64).
+TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]{0,100}")
+
 # Partitions of one topic: far above what one topic needs (Kafka's guidance is a few thousand per broker).
 MAX_PARTITIONS = 10_000
 
@@ -427,6 +431,13 @@ def _validate(settings: Settings) -> None:
     if settings.serving.max_record_bytes < 131072:  # a dead letter carries up to 64 KiB of the record
         raise ConfigError(
             f"serving.max_record_bytes: must be at least 131072, got {settings.serving.max_record_bytes}"
+        )
+    prefix = settings.kafka.topic_prefix
+    if not TOPIC_PREFIX.fullmatch(prefix):
+        shown = repr(prefix) if len(prefix) <= 80 else f"{prefix[:40]!r}... ({len(prefix)} characters)"
+        raise ConfigError(
+            f"kafka.topic_prefix: {shown} cannot start Kafka topic names (at most 100 of ASCII letters, digits, "
+            "'.', '_' and '-')"
         )
     if not settings.kafka.bootstrap.strip():  # librdkafka would dial its own default, 127.0.0.1:9092
         raise ConfigError("kafka.bootstrap: must name at least one host:port, got an empty string")

@@ -155,3 +155,13 @@ def test_an_integer_beyond_64_bits_is_refused_naming_the_field(key: str) -> None
         load_settings(environ={key: str(10**30)})
     assert key.split("__", 1)[1].replace("__", ".").lower() in str(error.value)
     load_settings(environ={key: str(2**62)})  # within 64 bits: a count that is never reached is a choice
+
+
+@pytest.mark.parametrize("prefix", ["a b/", "tenant:1.", "p" * 240 + "."])
+def test_a_topic_prefix_kafka_cannot_name_topics_with_is_refused(prefix: str) -> None:
+    # `config validate` said valid; `topics create` then failed at the broker ("Topic name is invalid") and a
+    # worker only at its first topic
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"DRIFTLINE_TOPIC_PREFIX": prefix})
+    assert "kafka.topic_prefix" in str(error.value)
+    load_settings(environ={"DRIFTLINE_TOPIC_PREFIX": "ok-prefix_1."})
