@@ -190,5 +190,11 @@ def read_to_end(
                 f"could not read {full_topic} to its end within {timeout:g} s "
                 f"(partitions {sorted(ends)} unfinished: a slow or unreachable broker); try again"
             )
+    except KafkaException as exc:
+        # A client call gave up (metadata, watermarks, offsets: a broker away or just back). A strict caller (the
+        # trainer's audit read) keeps an IncompleteRead and tries again later; any other exception killed it.
+        if not strict:
+            raise
+        raise IncompleteRead(f"could not read {full_topic}: {exc}; try again") from exc
     finally:
         consumer.close()

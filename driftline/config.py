@@ -6,6 +6,8 @@ Field types are limited to int/float/str/bool/None/dict/list so the settings loa
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +132,13 @@ def check_guard_config(guard: GuardConfig) -> None:
         value = getattr(guard, name)
         if not 0 <= value < 1:
             raise ConfigError(f"guard.{name}: must be at least 0 and below 1, got {value}")
-    for name in ("superiority_margin", "hold_margin", "segment_margin", "reference_margin"):
+    for name in (
+        "superiority_margin",
+        "hold_margin",
+        "segment_margin",
+        "reference_margin",
+        "max_predict_latency_ms",
+    ):
         value = getattr(guard, name)
         if not 0 <= value < float("inf"):
             raise ConfigError(f"guard.{name}: must be a finite number >= 0, got {value}")
@@ -171,3 +179,19 @@ def check_sentinel_config(config: DriftConfig) -> None:
             raise ConfigError(f"drift.{name}: must be an integer >= 1, got {value!r}")
     if not (isinstance(config.sentinel_overlap, int) and config.sentinel_overlap >= 0):
         raise ConfigError(f"drift.sentinel_overlap: must be an integer >= 0, got {config.sentinel_overlap!r}")
+
+
+def check_drift_numbers(config: DriftConfig) -> None:
+    """The ranges a live ``set`` gives every number of the drift section (``learners.lifecycle_control``), for a
+    config file and the environment too: finite and >= 0, and ``adwin_delta`` (a significance level) strictly
+    between 0 and 1; :class:`~driftline.errors.ConfigError` names the field."""
+    from driftline.errors import ConfigError
+
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"drift.{f.name}: must be a finite number >= 0, got {value!r}")
+    if not 0 < config.adwin_delta < 1:
+        raise ConfigError(f"drift.adwin_delta: must be between 0 and 1, got {config.adwin_delta!r}")

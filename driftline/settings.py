@@ -25,6 +25,7 @@ from driftline.config import (
     DriftConfig,
     GuardConfig,
     LearnerSpec,
+    check_drift_numbers,
     check_guard_config,
     check_sentinel_config,
 )
@@ -304,9 +305,12 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         try:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+        if not -(2**63) <= number < 2**63:  # numpy, numba, librdkafka and Kafka's configs take 64 bits
+            raise ConfigError(f"{path}: expected an integer within 64 bits, got {value!r}")
+        return number
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
@@ -354,6 +358,13 @@ def _build(cls: Any, data: Mapping[str, Any], prefix: str = "") -> Any:
     return obj
 
 
+# Kafka names a topic with at most 249 of these characters; a prefix of 100 leaves room for the contract's names and
+# the worker's internal topics (``driftline-<prefix><model>-<roles>-__assignor-__leader``, model names up to 64).
+TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]{0,100}")
+
+# Partitions of one topic: far above what one topic needs (Kafka's guidance is a few thousand per broker).
+MAX_PARTITIONS = 10_000
+
 # HMAC-SHA256 keys shorter than this are guessable offline from one signed release.
 MIN_SIGNING_KEY_BYTES = 32
 
@@ -381,13 +392,36 @@ def _validate(settings: Settings) -> None:
             f"got {settings.routing.max_models}"
         )
     check_guard_config(settings.guard)
+    check_drift_numbers(settings.drift)
     check_sentinel_config(settings.drift)
-    if settings.kafka.partitions < 1:
-        raise ConfigError(f"kafka.partitions: must be at least 1, got {settings.kafka.partitions}")
-    if settings.kafka.training_partitions < 1:
+    # The ranges the trainer's live `set` gives release_every (learners.lifecycle_control), and what the others need:
+    # a command is stale once older than control_max_age_s (0 would refuse every one), and a negative budget or wait
+    # means nothing.
+    if settings.model.release_every < 1:
+        raise ConfigError(f"model.release_every: must be at least 1, got {settings.model.release_every}")
+    if settings.model.control_max_age_s < 1:
         raise ConfigError(
-            f"kafka.training_partitions: must be at least 1, got {settings.kafka.training_partitions}"
+            f"model.control_max_age_s: must be at least 1, got {settings.model.control_max_age_s}"
         )
+    for name, value in (
+        ("model.max_inline_bytes", settings.model.max_inline_bytes),
+        ("serving.batch_timeout_s", settings.serving.batch_timeout_s),
+        ("serving.model_memory_mb", settings.serving.model_memory_mb),
+    ):
+        if value < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {value}")
+    # Upper bounds: what the clients accept (librdkafka's consume() takes at most 1,000,000 records, Redis an
+    # expiry within int64 milliseconds, Kafka a replication factor within int16) and, for partitions, a topic a
+    # broker can hold (a huge count overflowed NewTopic, or reached the broker and left the topics half made).
+    for name, value, low, high in (
+        ("kafka.partitions", settings.kafka.partitions, 1, MAX_PARTITIONS),
+        ("kafka.training_partitions", settings.kafka.training_partitions, 1, MAX_PARTITIONS),
+        ("kafka.replication_factor", settings.kafka.replication_factor, 1, 32767),
+        ("serving.batch_size", settings.serving.batch_size, 1, 1_000_000),
+        ("redis.pending_ttl_s", settings.redis.pending_ttl_s, 1, 10**15),
+    ):
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: must be {low} to {high}, got {value}")
     for name in ("session_timeout_s", "trainer_session_timeout_s"):
         value = getattr(settings.kafka, name)
         if not 6 <= value <= 1800:  # the broker's group.min/max.session.timeout.ms defaults
@@ -398,10 +432,15 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"serving.max_record_bytes: must be at least 131072, got {settings.serving.max_record_bytes}"
         )
-    if settings.serving.batch_size < 1:
-        raise ConfigError(f"serving.batch_size: must be at least 1, got {settings.serving.batch_size}")
-    if settings.redis.pending_ttl_s < 1:
-        raise ConfigError(f"redis.pending_ttl_s: must be at least 1, got {settings.redis.pending_ttl_s}")
+    prefix = settings.kafka.topic_prefix
+    if not TOPIC_PREFIX.fullmatch(prefix):
+        shown = repr(prefix) if len(prefix) <= 80 else f"{prefix[:40]!r}... ({len(prefix)} characters)"
+        raise ConfigError(
+            f"kafka.topic_prefix: {shown} cannot start Kafka topic names (at most 100 of ASCII letters, digits, "
+            "'.', '_' and '-')"
+        )
+    if not settings.kafka.bootstrap.strip():  # librdkafka would dial its own default, 127.0.0.1:9092
+        raise ConfigError("kafka.bootstrap: must name at least one host:port, got an empty string")
     url = settings.redis.url.get()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in (
@@ -422,6 +461,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text()) or {}
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -9,10 +9,21 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
 __all__ = ["json_depth", "now_ms", "percentile", "rolling_mean"]
+
+
+def version_ranges(versions: Iterable[int]) -> str:
+    """``1-3, 5, 7-9``: versions as ranges, so a message naming hundreds of them stays one short line."""
+    spans: list[tuple[int, int]] = []
+    for v in sorted(set(versions)):
+        if spans and spans[-1][1] == v - 1:
+            spans[-1] = (spans[-1][0], v)
+        else:
+            spans.append((v, v))
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) or "none"
 
 
 def now_ms() -> int:

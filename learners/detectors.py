@@ -115,10 +115,30 @@ def detector_params(
     return {**(defaults or {}), **(params or {})}
 
 
+# Significance and confidence levels of the registered detectors: strictly between 0 and 1.
+_SHARES: dict[str, tuple[str, ...]] = {
+    "adwin": ("delta",),
+    "hddm_a": ("drift_confidence", "warning_confidence"),
+    "hddm_w": ("drift_confidence", "warning_confidence"),
+    "fhddm": ("confidence_level",),
+}
+
+
 def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.error_detector") -> Detector:
     """A fresh detector ``name`` built with ``kwargs`` (see :func:`detector_params`); a value the detector
     refuses is a ConfigError naming ``setting``."""
     kind = detector_kind(name, setting)
+    # River takes some values it cannot use without a word: ADWIN with delta <= 0 or >= 1 never alarms. The rule of a
+    # live `set` for every number (finite, >= 0; learners.lifecycle_control), and (0, 1) for confidence levels.
+    for key, value in kwargs.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(
+                f"{setting}_params: {kind.name} {key} must be a finite number >= 0, got {value!r}"
+            )
+        if key in _SHARES.get(kind.name, ()) and not 0 < value < 1:
+            raise ConfigError(f"{setting}_params: {kind.name} {key} must be between 0 and 1, got {value!r}")
     try:
         return kind.factory(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from driftline.errors import ArtifactError, SecurityError
+from driftline.util import version_ranges
 from learners.artifacts import ArtifactStore, verify_release
 
 __all__ = ["ModelRegistry"]
@@ -94,7 +95,7 @@ class ModelRegistry:
             return self._releases[version]
         except KeyError:
             raise ArtifactError(
-                f"model {self.model!r} has no version {version} (known: {self.versions()})"
+                f"model {self.model!r} has no version {version} (known: {version_ranges(self._releases)})"
             ) from None
 
     def current(self) -> Mapping[str, Any] | None:

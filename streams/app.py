@@ -107,7 +107,7 @@ def build_app(settings: Settings, roles: Sequence[str], ctx: WorkerContext | Non
         ctx.metrics.set_worker_up(stage, True)
     # Every model known up front (not only model.name), so an increase() alert sees each one's first event.
     for model in dict.fromkeys([s.default_model, s.model.name, *s.routing.models]):
-        ctx.metrics.prime_model(model)
+        ctx.metrics.prime_model(model, trainer="train" in roles)
     if "score" in roles or "join" in roles:
         worker.store = build_join_store(s)
     if "score" in roles:

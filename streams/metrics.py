@@ -271,12 +271,15 @@ class Metrics:
         self._children.pop((attr, values), None)
         getattr(self, attr).remove(*values)
 
-    def prime_model(self, model: str) -> None:
-        """Create zero series for ``model``'s rare counters so an ``increase`` alert sees the first event."""
+    def prime_model(self, model: str, trainer: bool = True) -> None:
+        """Create zero series for ``model``'s rare counters so an ``increase`` alert sees the first event; and, in
+        a process that trains (``trainer``), its trainer gauges at 0 (a scorer's 0 would contradict the trainer's
+        ``learning_paused`` 1 in any query that does not take the maximum)."""
         for reason in REJECT_REASONS:
             self.releases_rejected.labels(model=model, reason=reason)
-        self.learning_paused.labels(model=model).set(0)
-        self.held_examples.labels(model=model).set(0)
+        if trainer:
+            self.learning_paused.labels(model=model).set(0)
+            self.held_examples.labels(model=model).set(0)
         for outcome in ("held", "discarded", "learned"):
             self.paused_examples.labels(model=model, outcome=outcome)
         for reason in CONTROL_REFUSALS:

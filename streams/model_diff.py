@@ -13,6 +13,7 @@ from typing import Any
 
 from driftline.errors import ArtifactError, SecurityError
 from driftline.settings import Settings
+from driftline.util import version_ranges
 from learners.artifacts import ArtifactHeader, ArtifactStore, load_release
 from learners.explain import weight_changes
 from schemas.codec import Codec
@@ -40,7 +41,7 @@ def diff_releases(
     loaded = {}
     for v in (a, b):
         if v not in by_version:
-            known = ", ".join(str(k) for k in sorted(by_version)) or "none"
+            known = version_ranges(by_version)
             raise ArtifactError(f"models diff: version {v} of {model!r} is not retained (retained: {known})")
         loaded[v] = load_header_and_model(by_version[v], settings)
     (ha, ma), (hb, mb) = loaded[a], loaded[b]

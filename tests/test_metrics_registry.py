@@ -257,3 +257,16 @@ def test_a_trainer_that_lost_a_model_exports_none_of_its_gauges() -> None:
         "driftline_served_model_info",
         "driftline_last_release_timestamp_seconds",
     }
+
+
+def test_a_process_without_a_trainer_exports_no_trainer_gauges() -> None:
+    # Session 31: every score and join worker exported driftline_learning_paused{model} 0 and held_examples 0
+    # while the trainer had paused learning and held labels (1 and 100 on its own endpoint): a scrape of a scorer
+    # said the opposite of the truth.
+    m = build_metrics()
+    m.prime_model("m", trainer=False)
+    assert value(m, "driftline_learning_paused", model="m") is None
+    assert value(m, "driftline_held_examples", model="m") is None
+    assert value(m, "driftline_joins_total", model="m", outcome="lost") == 0  # the rest is primed as before
+    m.prime_model("m", trainer=True)
+    assert value(m, "driftline_learning_paused", model="m") == 0

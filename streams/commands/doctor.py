@@ -268,6 +268,7 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     """Worker heartbeats as ``driftline status`` sees them: consumer groups with members, and the trainer's
     live state in Redis (refreshed after every batch)."""
     from connectors.kafka_view import KafkaView
+    from streams.join import trainer_group
     from streams.trainer_status import trainer_status
 
     view = KafkaView(settings, timeout=max(timeout, 5.0))
@@ -286,6 +287,19 @@ def check_workers(settings: Settings, timeout: float) -> Check:
         return Check("workers", "warn", f"no worker is running for prefix {prefix!r}{beat}",
                      "start one: driftline worker --role all (with DRIFTLINE_SIGNING_KEY set)")  # fmt: skip
     names = ", ".join(f"{g.group_id} ({len(g.members)})" for g in groups)
+    # Each role of the main job has its consumer group: a stopped trainer left "ok" here while nothing learned and
+    # no control command was answered (status showed its group empty).
+    running = {g.group_id for g in groups}
+    stage = f"driftline-{prefix}{settings.model.name}-"  # streams.app.stage_group, without importing Faust
+    roles = {"score": stage + "score", "join": stage + "join", "train": trainer_group(settings)}
+    missing = [role for role, group in roles.items() if group not in running]
+    if missing:
+        what = {"score": "no event is answered", "join": "no label reaches a trainer",
+                "train": "no model learns and control commands get no answer"}  # fmt: skip
+        return Check("workers", "warn",
+                     "; ".join(f"no {role} worker is running ({what[role]})" for role in missing)
+                     + f"; running: {names}{beat}",
+                     " and ".join(f"start one: driftline worker --role {role}" for role in missing))  # fmt: skip
     return Check("workers", "ok", f"{len(groups)} worker group(s) with members: {names}{beat}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,17 @@ from streams.model_registry import (
 )
 from streams.releases import read_checked_releases
 from streams.trainer_status import trainer_status
+
+
+def _positive_seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds > 0 (``--no-wait`` is the way not to wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (or --no-wait), got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,7 +133,7 @@ def _control_options(p: argparse.ArgumentParser, func: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=30.0,
         metavar="S",
         help="seconds to wait for the trainer's answer (default 30; exit 3 when none came)",
