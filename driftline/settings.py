@@ -114,7 +114,6 @@ class ModelSettings:
     release_every: int = (
         25  # at least this many labels between incremental releases (the guard's test decides)
     )
-    checkpoint_every: int = 200
     # Add a per-feature explanation (learners/explain.py) to every Prediction; off by default (it costs scoring time).
     explain: bool = False
 

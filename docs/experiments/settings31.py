@@ -13,7 +13,7 @@ Run from the worktree: ``PYTHONPATH=$PWD /work/main/.venv/bin/python docs/experi
 
 Measured 2026-12-05 18:26 UTC (load ~3): session 30's tree (3eb78e1, `git archive` into /tmp, same script) 688 pass,
 52 defects; branch outside14 739 pass, 1 defect (``model.checkpoint_every: -1`` accepted: the setting is read by
-nothing, left for the lead).
+nothing; the lead removed it: a file naming it is refused as an unknown setting).
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ ZERO_OK = {
     "guard.recovery_labels", "guard.fairness_max_gap", "drift.adwin_grace", "drift.ph_loss_delta",
     "drift.ph_loss_threshold", "drift.ph_min_instances", "drift.feature_warmup", "drift.ph_feature_delta",
     "drift.ph_feature_threshold", "drift.feature_cooldown", "drift.max_features", "drift.sentinel_overlap",
-    "model.checkpoint_every",
 }  # fmt: skip
 
 
