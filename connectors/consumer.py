@@ -142,7 +142,8 @@ def read_to_end(
     Giving up is silent unless ``strict``: then :class:`IncompleteRead` is raised after the messages read, when a
     partition was not read to its end in time (a slow or unreachable broker; a transaction still open is not that:
     its first record is the end a read_committed reader sees) or the topic's metadata had an error other than "no
-    such topic" (a topic that does not exist is read completely: it is empty)."""
+    such topic" (a topic that does not exist is read completely: it is empty). A client call that fails (offsets,
+    watermarks: the broker away) raises its KafkaException, or with ``strict`` an :class:`IncompleteRead`."""
     consumer = Consumer(
         client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": group_id, "enable.auto.commit": False})
     )
