@@ -16,6 +16,7 @@ import pytest
 import streams.releases
 from driftline.settings import load_settings
 from schemas.codec import default_codec
+from streams.commands.status import render
 
 CODEC = default_codec()
 
@@ -70,3 +71,40 @@ def test_read_releases_names_a_single_undecodable_record(
         assert streams.releases.read_releases(load_settings(environ={})) == []
     [warning] = [r for r in caplog.records if r.name == "streams.releases"]
     assert "1 undecodable record(s)" in warning.getMessage() and "offset 7" in warning.getMessage()
+
+
+def _status(unverified: list[dict[str, Any]]) -> dict[str, Any]:
+    model = {
+        "model": "default",
+        "served_version": 3,
+        "releases": 3,
+        "latest_release": None,
+        "trainer": None,
+        "unverified_releases": unverified,
+    }
+    return {
+        "topic_prefix": "driftline.",
+        "default_model": "default",
+        "stack": {"kafka": {"up": True, "address": "x"}, "redis": {"up": True, "address": "y"}},
+        "workers": [],
+        "models": [model],
+        "drift_last_hour": {"total": 0, "by_signal": {}},
+    }
+
+
+def test_status_text_sums_up_many_unverified_releases() -> None:
+    forged = [{"version": v % 40, "reason": "signature" if v % 7 else "header"} for v in range(600)]
+    text = render(_status(forged))
+    lines = [line for line in text.splitlines() if "UNVERIFIED" in line]
+    assert 1 <= len(lines) <= 6, "\n".join(lines)
+    summary = lines[-1]
+    assert "600 UNVERIFIED release record(s)" in summary
+    assert "signature: 514" in summary and "header: 86" in summary
+    assert "driftline models list --model default" in summary
+
+
+def test_status_text_names_a_few_unverified_releases_one_by_one() -> None:
+    forged = [{"version": 9, "reason": "signature"}, {"version": 4, "reason": "header"}]
+    text = render(_status(forged))
+    assert "UNVERIFIED release v9 (signature): ignored by scorers and trainer" in text
+    assert "UNVERIFIED release v4 (header): ignored by scorers and trainer" in text
