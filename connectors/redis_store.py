@@ -152,14 +152,25 @@ class SweepResult:
 
 
 # Status hashes written only over an older state: a process frozen past its session (its work moved to another)
-# must not overwrite, when it wakes, what the new owner wrote. ``commits`` orders them (higher is newer).
-_HSET_IF_NEWER = """
+# must not overwrite, when it wakes, what the new owner wrote. ``commits`` orders them (higher is newer). The
+# writer owns the key: a value of another type there is junk (someone's SET or a stray script) and is replaced,
+# else every write would fail with WRONGTYPE until the key was deleted by hand (session 31, fuzz31_redis.py).
+_REPLACE_NON_HASH = """
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'hash' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
+"""
+_HSET_IF_NEWER = (
+    _REPLACE_NON_HASH
+    + """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'commits') or '-1') or -1
 if cur > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
-_HSET_FIELDS_IF_NEWER = """
+)
+_HSET_FIELDS_IF_NEWER = (
+    _REPLACE_NON_HASH
+    + """
 local written = 0
 for i = 1, #ARGV, 3 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
@@ -177,6 +188,7 @@ for i = 1, #ARGV, 3 do
 end
 return written
 """
+)
 
 
 def hset_if_newer(client: redis.Redis, key: str, mapping: dict[str, Any]) -> bool:

@@ -1,0 +1,63 @@
+"""Trainer status keys in Redis overwritten with the wrong type (session 31's outside fuzz, docs/experiments/
+fuzz31_redis.py): before, the trainer's every status write failed with WRONGTYPE (logged every 5 s, forever) and
+``status`` / ``models show`` lost the trainer's live state until someone deleted the key by hand. The trainer owns
+these keys: a value of another type is junk and is replaced."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from connectors.redis_store import hset_fields_if_newer, hset_if_newer
+
+pytestmark = pytest.mark.kafka  # needs the local stack (Redis)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("junk", ["list", "string", "set", "zset"])
+def test_status_hash_written_over_a_key_of_the_wrong_type(
+    client: redis.Redis, prefix: str, junk: str
+) -> None:
+    key = f"{prefix}trainer"
+    {
+        "list": lambda: client.rpush(key, "junk"),
+        "string": lambda: client.set(key, b"\xff" * 1024),
+        "set": lambda: client.sadd(key, "junk"),
+        "zset": lambda: client.zadd(key, {"junk": 1.0}),
+    }[junk]()
+    try:
+        assert hset_if_newer(client, key, {"commits": 3, "n_learned": 7})
+        assert client.type(key) == b"hash"
+        assert client.hgetall(key) == {b"commits": b"3", b"n_learned": b"7"}
+        # still ordered by commits once it is a hash again: an older state does not overwrite it
+        assert not hset_if_newer(client, key, {"commits": 2, "n_learned": 1})
+        assert client.hget(key, "n_learned") == b"7"
+    finally:
+        client.delete(key)
+
+
+@pytest.mark.parametrize("junk", ["list", "string"])
+def test_owner_fields_written_over_a_key_of_the_wrong_type(
+    client: redis.Redis, prefix: str, junk: str
+) -> None:
+    key = f"{prefix}models"
+    if junk == "list":
+        client.rpush(key, "junk")
+    else:
+        client.set(key, "junk")
+    try:
+        entry = json.dumps({"owner": "t1", "commits": 4})
+        assert hset_fields_if_newer(client, key, {"default": (entry, 4)}) == 1
+        assert client.type(key) == b"hash"
+        assert json.loads(client.hget(key, "default") or b"{}")["owner"] == "t1"
+    finally:
+        client.delete(key)
