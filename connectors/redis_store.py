@@ -24,9 +24,22 @@ import redis
 from driftline.errors import StackError
 from driftline.settings import Settings
 
+# The store owns its two indexes: a value of another type there (someone's SET, a stray script) is junk, replaced
+# before each script uses them, else every batch failed with WRONGTYPE and the scorer dead-lettered every event
+# (session 31, docs/experiments/fuzz31_redis.py). The ids it indexed expire by their own keys' TTL, uncounted, as
+# when Redis loses its data. Two TYPE calls per script call (per batch), not per id.
+_INDEXES = """
+for _, index in ipairs({':pending', ':parked'}) do
+  local t = redis.call('TYPE', KEYS[1] .. index)['ok']
+  if t ~= 'zset' and t ~= 'none' then redis.call('DEL', KEYS[1] .. index) end
+end
+"""
+
 # For each id: already joined -> skip; else store, and hand back a parked label (the caller joins now; the label
 # stays until mark_joined, so a crash before that replays the join instead of losing it).
-_PUT_PREDICTIONS = """
+_PUT_PREDICTIONS = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -46,12 +59,15 @@ for i = 3, #ARGV, 2 do
 end
 return out
 """
+)
 
 # For each label: joined before -> 'dup'; context present -> 'ctx' + context (kept until mark_joined, so a crash
 # between publish and mark replays the join rather than losing it), unless another label already claimed that
 # context and is not yet marked joined (a duplicate label arriving in between: 'dup'; the same label record read
 # again after a crash carries the same claim token and joins again); label already parked -> 'dup'; else park it.
-_TAKE_FOR_LABELS = """
+_TAKE_FOR_LABELS = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -84,8 +100,11 @@ for i = 3, #ARGV, 3 do
 end
 return out
 """
+)
 
-_MARK_JOINED = """
+_MARK_JOINED = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local ttl = tonumber(ARGV[1])
 for i = 2, #ARGV do
@@ -97,19 +116,25 @@ for i = 2, #ARGV do
 end
 return #ARGV - 1
 """
+)
 
-_SWEEP = """
+_SWEEP = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZREMRANGEBYSCORE', p .. ':pending', '-inf', now)
 local orphans = redis.call('ZREMRANGEBYSCORE', p .. ':parked', '-inf', now)
 return {expired, orphans, redis.call('ZCARD', p .. ':pending'), redis.call('ZCARD', p .. ':parked')}
 """
+)
 
 # Rebuild after Redis lost its data: restore a context unless the id is known (joined or present). A label parked
 # for a restored context (it came after the loss, before the rebuild) is claimed and handed back, as by
 # _PUT_PREDICTIONS: the caller joins it and marks it joined once the TrainingExample is delivered.
-_RESTORE = """
+_RESTORE = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local n = 0
@@ -132,6 +157,7 @@ for i = 2, #ARGV, 3 do
 end
 return {n, out}
 """
+)
 
 
 @dataclass(frozen=True)

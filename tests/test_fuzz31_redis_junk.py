@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from connectors.redis_store import hset_fields_if_newer, hset_if_newer
+from connectors.redis_store import JoinStore, SweepResult, hset_fields_if_newer, hset_if_newer
 
 pytestmark = pytest.mark.kafka  # needs the local stack (Redis)
 
@@ -61,3 +61,53 @@ def test_owner_fields_written_over_a_key_of_the_wrong_type(
         assert json.loads(client.hget(key, "default") or b"{}")["owner"] == "t1"
     finally:
         client.delete(key)
+
+
+# -- the join store's indexes -----------------------------------------------------------------------------------
+# Before: ``p:pending`` (a sorted set) overwritten with a string made every scorer batch fail with WRONGTYPE, and
+# the scorer dead-lettered every good FeatureEvent from then on ("score failed on this record"), while the join's
+# sweep failed every 5 s: the whole stream lost to one junk key. The store owns its indexes: junk is replaced (the
+# ids it indexed expire by their keys' TTL uncounted, as when Redis loses its data).
+
+
+@pytest.fixture
+def store(prefix: str, redis_url: str) -> Iterator[JoinStore]:
+    js = JoinStore(redis_url, namespace=f"{prefix.rstrip('.')}:js", ttl_s=60)
+    yield js
+    for key in js.client.scan_iter(match=f"{js.namespace}:*"):
+        js.client.delete(key)
+    js.client.close()
+
+
+def _junk(client: redis.Redis, key: str, kind: str) -> None:
+    client.delete(key)
+    if kind == "string":
+        client.set(key, "junk")
+    elif kind == "list":
+        client.rpush(key, "junk")
+    else:
+        client.hset(key, "junk", "1")
+
+
+@pytest.mark.parametrize("kind", ["string", "list", "hash"])
+def test_join_store_replaces_junk_indexes(store: JoinStore, kind: str) -> None:
+    for index in ("pending", "parked"):
+        _junk(store.client, f"{store.namespace}:{index}", kind)
+    assert store.put_predictions([("e1", b"ctx-1")], 1_000) == []
+    assert [f.status for f in store.lookup_labels([("e2", b"label")], 1_000, ["labels:0:1"])] == ["parked"]
+    assert store.counts() == (1, 1)
+    for index in ("pending", "parked"):
+        _junk(store.client, f"{store.namespace}:{index}", kind)
+    found = store.lookup_labels([("e1", b"label")], 1_000, ["labels:0:2"])
+    assert (found[0].status, found[0].context) == ("ctx", b"ctx-1")
+    for index in ("pending", "parked"):
+        _junk(store.client, f"{store.namespace}:{index}", kind)
+    store.mark_joined(["e1"])
+    for index in ("pending", "parked"):
+        _junk(store.client, f"{store.namespace}:{index}", kind)
+    assert store.sweep(1_000) == SweepResult(0, 0, 0, 0)
+    for index in ("pending", "parked"):
+        _junk(store.client, f"{store.namespace}:{index}", kind)
+    n, waiting = store.restore([("e3", b"ctx-3", 10_000)], 1_000)
+    assert n == 1 and waiting == []
+    assert store.counts() == (1, 0)
