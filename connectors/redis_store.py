@@ -27,11 +27,22 @@ from driftline.settings import Settings
 # The store owns its two indexes: a value of another type there (someone's SET, a stray script) is junk, replaced
 # before each script uses them, else every batch failed with WRONGTYPE and the scorer dead-lettered every event
 # (session 31, docs/experiments/fuzz31_redis.py). The ids it indexed expire by their own keys' TTL, uncounted, as
-# when Redis loses its data. Two TYPE calls per script call (per batch), not per id.
+# when Redis loses its data. Two TYPE calls per script call (per batch), not per id. A per-id key of the wrong type
+# is read as absent and deleted (``get_string``: a failed GET costs nothing more), so junk under one id fails
+# neither that event's prediction nor its label; junk of the right type (a string that is not a record) reaches
+# the stage, which dead-letters it with the reason.
 _INDEXES = """
 for _, index in ipairs({':pending', ':parked'}) do
   local t = redis.call('TYPE', KEYS[1] .. index)['ok']
   if t ~= 'zset' and t ~= 'none' then redis.call('DEL', KEYS[1] .. index) end
+end
+local function get_string(k)
+  local v = redis.pcall('GET', k)
+  if type(v) == 'table' and v['err'] then
+    redis.call('DEL', k)
+    return false
+  end
+  return v
 end
 """
 
@@ -47,7 +58,7 @@ local out = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call('EXISTS', p .. ':done:' .. id) == 0 then
-    local lbl = redis.call('GET', p .. ':lbl:' .. id)
+    local lbl = get_string(p .. ':lbl:' .. id)
     if lbl then
       table.insert(out, id)
       table.insert(out, lbl)
@@ -79,8 +90,8 @@ for i = 3, #ARGV, 3 do
     table.insert(out, 'dup')
     table.insert(out, '')
   else
-    local ctx = redis.call('GET', p .. ':ctx:' .. id)
-    local claim = ctx and redis.call('GET', p .. ':claim:' .. id)
+    local ctx = get_string(p .. ':ctx:' .. id)
+    local claim = ctx and get_string(p .. ':claim:' .. id)
     if ctx and claim and claim ~= token then
       table.insert(out, 'dup')
       table.insert(out, '')
@@ -88,7 +99,8 @@ for i = 3, #ARGV, 3 do
       redis.call('SET', p .. ':claim:' .. id, token, 'PX', ttl)
       table.insert(out, 'ctx')
       table.insert(out, ctx)
-    elseif redis.call('SET', p .. ':lbl:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
+    elseif (get_string(p .. ':lbl:' .. id) or true)
+        and redis.call('SET', p .. ':lbl:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
       redis.call('ZADD', p .. ':parked', now + ttl, id)
       table.insert(out, 'parked')
       table.insert(out, '')
@@ -146,7 +158,7 @@ for i = 2, #ARGV, 3 do
     if redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
       redis.call('ZADD', p .. ':pending', now + ttl, id)
       n = n + 1
-      local lbl = redis.call('GET', p .. ':lbl:' .. id)
+      local lbl = get_string(p .. ':lbl:' .. id)
       if lbl then
         table.insert(out, id)
         table.insert(out, lbl)

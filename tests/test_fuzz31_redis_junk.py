@@ -111,3 +111,33 @@ def test_join_store_replaces_junk_indexes(store: JoinStore, kind: str) -> None:
     n, waiting = store.restore([("e3", b"ctx-3", 10_000)], 1_000)
     assert n == 1 and waiting == []
     assert store.counts() == (1, 0)
+
+
+# Before: a per-id key of the wrong type (``p:lbl:<id>`` a hash) made the scorer dead-letter that good event
+# ("score failed on this record: WRONGTYPE"), and ``p:ctx:<id>``/``p:claim:<id>`` made the join dead-letter the
+# label. Junk of the wrong type is now taken for absent and replaced; junk of the right type (a string that is not a
+# record) still reaches the stage, which dead-letters it with the reason.
+
+
+@pytest.mark.parametrize("kind", ["list", "hash"])
+def test_a_junk_parked_label_does_not_fail_the_prediction(store: JoinStore, kind: str) -> None:
+    _junk(store.client, f"{store.namespace}:lbl:e1", kind)
+    assert store.put_predictions([("e1", b"ctx-1"), ("e2", b"ctx-2")], 1_000) == []
+    found = store.lookup_labels([("e1", b"label")], 1_000, ["labels:0:1"])
+    assert (found[0].status, found[0].context) == ("ctx", b"ctx-1")
+
+
+@pytest.mark.parametrize("kind", ["list", "hash"])
+def test_a_junk_context_or_claim_does_not_fail_the_label(store: JoinStore, kind: str) -> None:
+    _junk(store.client, f"{store.namespace}:ctx:e1", kind)
+    assert [f.status for f in store.lookup_labels([("e1", b"label")], 1_000, ["labels:0:1"])] == ["parked"]
+    assert store.put_predictions([("e1", b"ctx-1")], 1_000) == [("e1", b"label")]  # joined when it comes
+    store.put_predictions([("e3", b"ctx-3")], 1_000)
+    _junk(store.client, f"{store.namespace}:claim:e3", kind)
+    found = store.lookup_labels([("e3", b"label")], 1_000, ["labels:0:2"])
+    assert (found[0].status, found[0].context) == ("ctx", b"ctx-3")
+
+
+def test_restore_over_a_junk_parked_label(store: JoinStore) -> None:
+    _junk(store.client, f"{store.namespace}:lbl:e4", "hash")
+    assert store.restore([("e4", b"ctx-4", 10_000)], 1_000) == (1, [])
