@@ -25,9 +25,33 @@ import redis
 from driftline.errors import StackError
 from driftline.settings import Settings
 
+# The store owns its two indexes: a value of another type there (someone's SET, a stray script) is junk, replaced
+# before each script uses them, else every batch failed with WRONGTYPE and the scorer dead-lettered every event
+# (session 31, docs/experiments/fuzz31_redis.py). The ids it indexed expire by their own keys' TTL, uncounted, as
+# when Redis loses its data. Two TYPE calls per script call (per batch), not per id. A per-id key of the wrong type
+# is read as absent and deleted (``get_string``: a failed GET costs nothing more), so junk under one id fails
+# neither that event's prediction nor its label; junk of the right type (a string that is not a record) reaches
+# the stage, which dead-letters it with the reason.
+_INDEXES = """
+for _, index in ipairs({':pending', ':parked'}) do
+  local t = redis.call('TYPE', KEYS[1] .. index)['ok']
+  if t ~= 'zset' and t ~= 'none' then redis.call('DEL', KEYS[1] .. index) end
+end
+local function get_string(k)
+  local v = redis.pcall('GET', k)
+  if type(v) == 'table' and v['err'] then
+    redis.call('DEL', k)
+    return false
+  end
+  return v
+end
+"""
+
 # For each id: already joined -> skip; else store, and hand back a parked label (the caller joins now; the label
 # stays until mark_joined, so a crash before that replays the join instead of losing it).
-_PUT_PREDICTIONS = """
+_PUT_PREDICTIONS = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -36,7 +60,7 @@ redis.call('SET', p .. ':ttl_ms', ttl, 'PX', ttl)
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call('EXISTS', p .. ':done:' .. id) == 0 then
-    local lbl = redis.call('GET', p .. ':lbl:' .. id)
+    local lbl = get_string(p .. ':lbl:' .. id)
     if lbl then
       table.insert(out, id)
       table.insert(out, lbl)
@@ -48,13 +72,16 @@ for i = 3, #ARGV, 2 do
 end
 return out
 """
+)
 
 # For each label: joined before -> 'dup'; context present -> 'ctx' + context (kept until mark_joined, so a crash
 # between publish and mark replays the join rather than losing it), unless another label already claimed that
 # context and is not yet marked joined (a duplicate label arriving in between: 'dup'; the same label record read
 # again after a crash carries the same claim token and joins again); label already parked -> 'dup'; else park it,
 # for the label's own TTL (the store's; less for a label parked again by the rebuild: it keeps its first deadline).
-_TAKE_FOR_LABELS = """
+_TAKE_FOR_LABELS = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local out = {}
@@ -66,8 +93,8 @@ for i = 2, #ARGV, 4 do
     table.insert(out, 'dup')
     table.insert(out, '')
   else
-    local ctx = redis.call('GET', p .. ':ctx:' .. id)
-    local claim = ctx and redis.call('GET', p .. ':claim:' .. id)
+    local ctx = get_string(p .. ':ctx:' .. id)
+    local claim = ctx and get_string(p .. ':claim:' .. id)
     if ctx and claim and claim ~= token then
       table.insert(out, 'dup')
       table.insert(out, '')
@@ -75,7 +102,8 @@ for i = 2, #ARGV, 4 do
       redis.call('SET', p .. ':claim:' .. id, token, 'PX', ttl)
       table.insert(out, 'ctx')
       table.insert(out, ctx)
-    elseif redis.call('SET', p .. ':lbl:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
+    elseif (get_string(p .. ':lbl:' .. id) or true)
+        and redis.call('SET', p .. ':lbl:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
       redis.call('ZADD', p .. ':parked', now + ttl, id)
       table.insert(out, 'parked')
       table.insert(out, '')
@@ -87,8 +115,11 @@ for i = 2, #ARGV, 4 do
 end
 return out
 """
+)
 
-_MARK_JOINED = """
+_MARK_JOINED = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local ttl = tonumber(ARGV[1])
 for i = 2, #ARGV do
@@ -100,19 +131,25 @@ for i = 2, #ARGV do
 end
 return #ARGV - 1
 """
+)
 
-_SWEEP = """
+_SWEEP = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZREMRANGEBYSCORE', p .. ':pending', '-inf', now)
 local orphans = redis.call('ZREMRANGEBYSCORE', p .. ':parked', '-inf', now)
 return {expired, orphans, redis.call('ZCARD', p .. ':pending'), redis.call('ZCARD', p .. ':parked')}
 """
+)
 
 # Rebuild after Redis lost its data: restore a context unless the id is known (joined or present). A label parked
 # for a restored context (it came after the loss, before the rebuild) is claimed and handed back, as by
 # _PUT_PREDICTIONS: the caller joins it and marks it joined once the TrainingExample is delivered.
-_RESTORE = """
+_RESTORE = (
+    _INDEXES
+    + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local n = 0
@@ -124,7 +161,7 @@ for i = 2, #ARGV, 3 do
     if redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl, 'NX') then
       redis.call('ZADD', p .. ':pending', now + ttl, id)
       n = n + 1
-      local lbl = redis.call('GET', p .. ':lbl:' .. id)
+      local lbl = get_string(p .. ':lbl:' .. id)
       if lbl then
         table.insert(out, id)
         table.insert(out, lbl)
@@ -135,6 +172,7 @@ for i = 2, #ARGV, 3 do
 end
 return {n, out}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -155,14 +193,25 @@ class SweepResult:
 
 
 # Status hashes written only over an older state: a process frozen past its session (its work moved to another)
-# must not overwrite, when it wakes, what the new owner wrote. ``commits`` orders them (higher is newer).
-_HSET_IF_NEWER = """
+# must not overwrite, when it wakes, what the new owner wrote. ``commits`` orders them (higher is newer). The
+# writer owns the key: a value of another type there is junk (someone's SET or a stray script) and is replaced,
+# else every write would fail with WRONGTYPE until the key was deleted by hand (session 31, fuzz31_redis.py).
+_REPLACE_NON_HASH = """
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'hash' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
+"""
+_HSET_IF_NEWER = (
+    _REPLACE_NON_HASH
+    + """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'commits') or '-1') or -1
 if cur > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
-_HSET_FIELDS_IF_NEWER = """
+)
+_HSET_FIELDS_IF_NEWER = (
+    _REPLACE_NON_HASH
+    + """
 local written = 0
 for i = 1, #ARGV, 3 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
@@ -180,6 +229,7 @@ for i = 1, #ARGV, 3 do
 end
 return written
 """
+)
 
 
 def hset_if_newer(client: redis.Redis, key: str, mapping: dict[str, Any]) -> bool:

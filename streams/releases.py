@@ -31,15 +31,28 @@ security_log = logging.getLogger("driftline.security")
 def read_releases(
     settings: Settings, codec: Codec | None = None, timeout: float = 10.0
 ) -> list[dict[str, Any]]:
-    """Every release currently on the ``models`` topic (all models), read once to the end."""
+    """Every release currently on the ``models`` topic (all models), read once to the end.
+
+    Undecodable records (anyone who can write the topic can publish thousands) are skipped and summed up in one
+    warning: count, offsets and the first error, not one line each on every command that reads the registry.
+    """
     codec = codec or default_codec()
     topic = settings.topic("models")
     out: list[dict[str, Any]] = []
+    bad: list[int] = []
+    first: tuple[int, SchemaError] | None = None
     for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout):
         try:
             out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
         except SchemaError as exc:
-            log.warning("models topic: skipping undecodable record at offset %d: %s", msg.offset(), exc)
+            bad.append(msg.offset() or 0)
+            first = first or (msg.offset() or 0, exc)
+    if first is not None:
+        where = f"offset {bad[0]}" if len(bad) == 1 else f"offsets {min(bad)}-{max(bad)}"
+        log.warning(
+            "models topic: skipped %d undecodable record(s) (%s); first at offset %d: %s",
+            len(bad), where, first[0], first[1],
+        )  # fmt: skip
     return out
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_view import describe_replication
 from streams.cli import settings_from_args
 from streams.status import collect_status
+
+UNVERIFIED_SHOWN = (
+    5  # forged releases named one by one; more are summed up in one line (--json lists them all)
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -119,9 +124,17 @@ def render(status: dict[str, Any]) -> str:
             )
         if not m.get("releases_verified", True):
             lines.append("    releases NOT verified: no signing key configured (DRIFTLINE_SIGNING_KEY)")
-        for u in m.get("unverified_releases", []):
+        unverified = m.get("unverified_releases", [])
+        for u in unverified[: UNVERIFIED_SHOWN if len(unverified) > UNVERIFIED_SHOWN else None]:
             lines.append(
                 f"    UNVERIFIED release v{u['version']} ({u['reason']}): ignored by scorers and trainer"
+            )
+        if len(unverified) > UNVERIFIED_SHOWN:  # a flood of forged or garbled records: sum it up in one line
+            reasons = Counter(str(u["reason"]) for u in unverified)
+            by = ", ".join(f"{r}: {n:,}" for r, n in reasons.most_common())
+            lines.append(
+                f"    ... {len(unverified):,} UNVERIFIED release record(s) in all ({by}), ignored by scorers and"
+                f" trainer; `driftline models list --model {m['model']}` names them"
             )
     drift = status["drift_last_hour"]
     lines += ["", f"drift alarms in the last hour: {drift['total']}"]
