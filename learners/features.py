@@ -24,7 +24,7 @@ import itertools
 import math
 import random
 import types
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 from river.base import Transformer
@@ -207,12 +207,38 @@ class FeatureScaler(StandardScaler):
         }
 
 
-@functools.lru_cache(maxsize=256)
+#: Most inputs :class:`Quadratic` makes a whole plan for (every product's name and index pair, cached): 255
+#: inputs make 32,640 products, a 4.5 MB plan. An event with more inputs (a hostile one: 5,000 features made a
+#: 12.5-million-product plan, ~1.6 GB kept in the cache of a scorer whose quadratic member served it, and took
+#: 30-160 s) has its products named one at a time only until the bound is reached (:meth:`Quadratic.learn_one`),
+#: and only the products the model learned computed (:meth:`Quadratic._transform_wide`: ~10-15 ms an event with
+#: ``MAX_KEYS`` names learned, cheaper than a plan's products from ~220 inputs on; session 31).
+MAX_PLAN_INPUTS = 255
+#: Inputs of the plans the small cache keeps (256 plans of at most 0.6 MB); wider ones the large one (two plans).
+_SMALL_PLAN_INPUTS = 90
+
+
 def _quadratic_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
-    """Output names and index pairs of every product of two of ``names`` (a feature with itself included)."""
+    """Output names and index pairs of every product of two of ``names`` (a feature with itself included), for
+    at most ``MAX_PLAN_INPUTS`` names; cached, a few wide plans apart from many narrow ones."""
+    if len(names) > MAX_PLAN_INPUTS:
+        raise ValueError(f"{len(names)} inputs: over MAX_PLAN_INPUTS ({MAX_PLAN_INPUTS})")
+    return (_small_plan if len(names) <= _SMALL_PLAN_INPUTS else _wide_plan)(names)
+
+
+def _make_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     pairs = tuple(itertools.combinations_with_replacement(range(len(names)), 2))
-    keys = tuple("*".join(map(str, _ordered(names[i], names[j]))) for i, j in pairs)
-    return keys, pairs
+    return tuple(_product_names(names)), pairs
+
+
+_small_plan = functools.lru_cache(maxsize=256)(_make_plan)
+_wide_plan = functools.lru_cache(maxsize=2)(_make_plan)
+
+
+def _product_names(names: tuple[Any, ...]) -> Iterator[str]:
+    """The names of every product of two of ``names``, in the plan's order, one at a time."""
+    for i, j in itertools.combinations_with_replacement(range(len(names)), 2):
+        yield "*".join(map(str, _ordered(names[i], names[j])))
 
 
 def _ordered(a: Any, b: Any) -> tuple[Any, Any]:
@@ -235,7 +261,9 @@ class Quadratic(Transformer):
     Why: River's extender joins and sorts the names and multiplies through ``functools.reduce`` for every product
     of every event; with 10 features that is most of the ``auto`` pool's CPU (profiled in BENCHMARKS-accuracy.md).
     Here the names and index pairs are computed once per feature set (cached) and each product is one
-    multiplication.
+    multiplication. An event with more than ``MAX_PLAN_INPUTS`` inputs gets no plan: its products are named only
+    until the bound below is reached, and transformed only where the model learned them (the same answers; see
+    :meth:`_transform_wide`).
 
     Its outputs are bounded like a model's keys (:func:`admit`): it learns the names of at most ``MAX_KEYS``
     outputs (features and products), and once that many are known an output it never learned is left out, so the
@@ -254,9 +282,13 @@ class Quadratic(Transformer):
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         if self._full:
             return
-        keys = _quadratic_plan(tuple(x))[0]
-        if keys is self._last:
-            return  # the usual example: the same features as the last one (the plan is cached, so the same tuple)
+        names = tuple(x)
+        if len(names) > MAX_PLAN_INPUTS:  # over MAX_KEYS products: named only until the bound is reached
+            keys: Iterable[str] = _product_names(names)
+        else:
+            keys = _quadratic_plan(names)[0]
+            if keys is self._last:
+                return  # the usual example: the same features as the last one (the plan is cached: same tuple)
         known = self._known
         if known is None:
             known = self._known = {}
@@ -266,7 +298,8 @@ class Quadratic(Transformer):
                     self._full = True
                     return
                 known[k] = None
-        self._last = keys
+        if type(keys) is tuple:
+            self._last = keys
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -274,6 +307,8 @@ class Quadratic(Transformer):
         return state
 
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
+        if len(x) > MAX_PLAN_INPUTS:
+            return self._transform_wide(x)
         keys, pairs = _quadratic_plan(tuple(x))
         values = list(x.values())
         out = dict(x)
@@ -282,6 +317,44 @@ class Quadratic(Transformer):
             known = self._known
             assert known is not None
             return {k: v for k, v in out.items() if k in known}
+        return out
+
+    def _transform_wide(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
+        """:meth:`transform_one` of an event with more than ``MAX_PLAN_INPUTS`` inputs (over 32,000 products):
+        its inputs and only those of its products whose names this Quadratic learned, found from the learned
+        names (at most ``MAX_KEYS``) rather than by naming every product.
+
+        The same answers: the scaler and the weights after this step only ever learned names this step learned
+        (:meth:`learn_one` names an example's outputs before the pipeline learns them), so a product it never
+        learned has no weight and adds nothing. An event this wide fills the bound when it is learned, so the
+        outputs learned from it are the ones :meth:`transform_one` would give. Only a product named like another
+        (feature names holding ``*``) may be taken from another pair of inputs. A Quadratic pickled before the
+        bound knows no names yet (``_known`` None): it computes every product, as before.
+        """
+        known = self._known
+        if known is None:
+            names = tuple(x)
+            values = list(x.values())
+            out = dict(x)
+            for key, (i, j) in zip(
+                _product_names(names),
+                itertools.combinations_with_replacement(range(len(names)), 2),
+                strict=True,
+            ):
+                out[key] = values[i] * values[j]
+            return out
+        out = {k: v for k, v in x.items() if k in known} if self._full else dict(x)
+        by_text = {str(k): k for k in x}
+        for key in known:
+            if type(key) is not str or "*" not in key:
+                continue
+            at = key.find("*")
+            while at >= 0:  # a split of the name into two input names of this event, in River's order
+                a, b = by_text.get(key[:at]), by_text.get(key[at + 1 :])
+                if a is not None and b is not None and "*".join(map(str, _ordered(a, b))) == key:
+                    out[key] = x[a] * x[b]
+                    break
+                at = key.find("*", at + 1)
         return out
 
 
