@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
+from driftline.util import parse_cell
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -26,17 +27,9 @@ Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
 
 
 def _scalar(text: str) -> Any:
-    """CSV cell -> int, float, bool, None or the string itself."""
-    if text == "" or text.lower() in ("null", "none", "nan", "na"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
+    """CSV cell -> int, float, bool, None or the string itself, as ``driftline produce`` reads it
+    (:func:`driftline.util.parse_cell`): the same file gives the pipeline the events replay measured."""
+    return parse_cell(text)
 
 
 def _json_row(path: Path, n: int, line: str) -> dict[str, Any]:
