@@ -71,6 +71,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     default an ``id`` column's, else the row number.
 
     A ``ts`` column (ms since epoch) is used as event time when present and not the label or id column.
+    Labels are all numbers or all text (a classifier cannot order the two kinds): a label of the other kind that
+    names a class seen before (``"1"`` after ``1``) is that class, as the trainer learns it; any other is refused.
     """
     path = Path(path)
     if not path.exists():
@@ -94,6 +96,7 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
         kind = (
             None  # of the labels so far: a classifier cannot order text and numbers together (sorted classes)
         )
+        classes: dict[str, Any] = {}  # each class's text -> the label as first seen
         for i, record in enumerate(records):
             if label_col not in record:
                 raise ConfigError(
@@ -108,12 +111,18 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                 now = _label_kind(label)
                 if now is None:
                     raise ConfigError(f"{path}: row {i + 1}: label {label!r:.60} is not a number or text")
+                if kind is not None and now != kind and str(label) in classes:
+                    # A known class quoted the other way ("1" where 1 came first): the class it names, as the
+                    # trainer learns it (streams.watch.FeatureWatch.admit), so the file replays as it trains.
+                    label, now = classes[str(label)], kind
                 if kind is not None and now != kind:
                     raise ConfigError(
                         f"{path}: row {i + 1}: label {label!r:.60} is {'text' if now == 'text' else 'a number'}, "
                         f"the labels before it are {'text' if kind == 'text' else 'numbers'}"
                     )
                 kind = now
+                if len(classes) < 1024:  # a classifier's classes; a regression target's values need no memory
+                    classes.setdefault(str(label), label)
             rid = str(record.pop(id_key)) if id_key in record else str(i)
             ts = record.pop("ts", None)
             yield rid, ts if isinstance(ts, int) else None, record, label

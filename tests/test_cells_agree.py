@@ -8,9 +8,13 @@ class of its own.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
 from connectors.sources import csv_source, parse_value
+from driftline.errors import ConfigError
 from learners.replay import read_rows
 
 CELLS = [
@@ -65,3 +69,20 @@ def test_replay_and_produce_read_the_same_rows(tmp_path: Path) -> None:
     assert produced == replayed
     assert [type(y) for _, y in produced] == [type(y) for _, y in replayed]
     assert produced[1] == ({"a": None, "b": None}, None)  # NA: missing, so no label is published for it
+
+
+def test_replay_reads_a_known_class_quoted_the_other_way_as_the_trainer_does(tmp_path: Path) -> None:
+    """Labels 0/1 in the first rows and "0"/"1" in the later ones (two producers that quote differently): the
+    trainer learns ``"1"`` as the class ``1`` it knows (streams.watch.FeatureWatch.admit) and the pipeline ran the
+    file, but replay refused it at the first quoted label. A label of the other kind that is no known class is
+    still refused, naming the row."""
+    path = tmp_path / "mixed.jsonl"
+    rows = [{"id": f"e{i}", "a": i, "y": i % 2 if i < 4 else str(i % 2)} for i in range(8)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert [y for _, _, _, y in read_rows(path, "y")] == [0, 1, 0, 1, 0, 1, 0, 1]
+    text_first = tmp_path / "text_first.jsonl"
+    text_first.write_text('{"a": 1, "y": "1"}\n{"a": 2, "y": 1}\n', encoding="utf-8")
+    assert [y for _, _, _, y in read_rows(text_first, "y")] == ["1", "1"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {"a": 9, "y": "2"}]), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"row 9: label '2' is text, the labels before it are numbers"):
+        list(read_rows(path, "y"))
