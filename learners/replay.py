@@ -32,13 +32,41 @@ def _scalar(text: str) -> Any:
     return parse_cell(text)
 
 
-def _json_row(path: Path, n: int, line: str) -> dict[str, Any]:
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        names = [k for k, _ in pairs]
+        raise _DuplicateKey(next(k for k in names if names.count(k) > 1))
+    return out
+
+
+def _json_row(path: Path, n: int, line: str, label_col: str) -> dict[str, Any]:
+    """One JSON line -> a flat row, as ``driftline produce`` reads it (connectors.sources.jsonl_source): a
+    FeatureEvent-shaped line ``{id, ts, features, label}`` is its features with its id, ts and label (a line
+    without the label is unlabelled); a repeated key and an object or array as a feature are refused."""
     try:
-        record = json.loads(line)
+        record = json.loads(line, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: row {n}: duplicate key {exc.args[0]!r} (which value is meant?)") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: row {n} is not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise ConfigError(f"{path}: row {n} is not a JSON object but {type(record).__name__}")
+    if isinstance(record.get("features"), dict):
+        flat = dict(record["features"])
+        flat.update((k, record[k]) for k in ("id", "ts") if k in record)
+        flat[label_col] = record.get(label_col)
+        record = flat
+    for k, v in record.items():
+        if k != label_col and isinstance(v, (dict, list)):
+            raise ConfigError(
+                f"{path}: row {n}: feature {k!r} is a JSON {'object' if isinstance(v, dict) else 'array'}; "
+                "a value must be null, boolean, number or string (flatten it, e.g. 'a.b' keys)"
+            )
     return record
 
 
@@ -87,7 +115,9 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
         if suffix == ".csv":
             records: Iterable[dict[str, Any]] = _csv_rows(path, csv.DictReader(fh))
         elif suffix in (".jsonl", ".json", ".ndjson"):
-            records = (_json_row(path, n, line) for n, line in enumerate((t for t in fh if t.strip()), 1))
+            records = (
+                _json_row(path, n, line, label_col) for n, line in enumerate((t for t in fh if t.strip()), 1)
+            )
         else:
             raise ConfigError(f"{path}: expected a .csv or .jsonl file")
         # A column named id is the event's id, not a feature (as `driftline produce` reads the same file).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sources import csv_source, parse_value
+from connectors.sources import csv_source, jsonl_source, parse_value
 from driftline.errors import ConfigError
 from learners.replay import read_rows
 
@@ -85,4 +85,39 @@ def test_replay_reads_a_known_class_quoted_the_other_way_as_the_trainer_does(tmp
     assert [y for _, _, _, y in read_rows(text_first, "y")] == ["1", "1"]
     path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {"a": 9, "y": "2"}]), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"row 9: label '2' is text, the labels before it are numbers"):
+        list(read_rows(path, "y"))
+
+
+def test_replay_reads_feature_event_lines_as_produce_does(tmp_path: Path) -> None:
+    """A JSONL file of FeatureEvent-shaped lines (``{id, ts, features, label}``, the contract's record): produce
+    publishes its ``features``, but replay took ``features`` for one feature holding an object, which no learner
+    reads, and replayed the file at chance (0.49) without a word."""
+    path = tmp_path / "events.jsonl"
+    lines = [
+        {"id": f"e{i}", "ts": 1_700_000_000_000 + i, "features": {"a": i % 3, "b": "x"}, "label": i % 2}
+        for i in range(4)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    replayed = [(rid, ts, x, y) for rid, ts, x, y in read_rows(path, "label")]
+    produced = [(e.id, e.ts, e.features, e.label) for e in jsonl_source(path, label_col="label")]
+    assert replayed == produced
+    assert replayed[1] == ("e1", 1_700_000_000_001, {"a": 1, "b": "x"}, 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"a": {"b": 1}, "y": 1}', r"row 1: feature 'a' is a JSON object"),
+        ('{"a": [1, 2], "y": 1}', r"row 1: feature 'a' is a JSON array"),
+        ('{"a": 1, "a": 2, "y": 1}', r"row 1: duplicate key 'a'"),
+    ],
+)
+def test_replay_refuses_what_produce_refuses_in_a_json_line(tmp_path: Path, line: str, message: str) -> None:
+    """Nested values and repeated keys: produce refuses the file naming the line; replay dropped the value (no
+    learner reads an object) or kept the last one, and ran."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        list(jsonl_source(path, label_col="y"))
+    with pytest.raises(ConfigError, match=message):
         list(read_rows(path, "y"))
