@@ -158,6 +158,12 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
             yield rid, ts if isinstance(ts, int) else None, record, label
         if i < 0:
             raise ConfigError(f"{path}: no rows to replay (an empty file, or a header alone)")
+        if kind is None:
+            # Not one label: an accuracy over no labelled event would read as a model that is always wrong.
+            raise ConfigError(
+                f"{path}: no row has a label in {label_col!r} (every one empty, NA, null or NaN); "
+                "name the label column with --label-col"
+            )
 
 
 INFER_ROWS = 5000  # rows read ahead to tell a numeric target from class labels

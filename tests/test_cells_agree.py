@@ -121,3 +121,18 @@ def test_replay_refuses_what_produce_refuses_in_a_json_line(tmp_path: Path, line
         list(jsonl_source(path, label_col="y"))
     with pytest.raises(ConfigError, match=message):
         list(read_rows(path, "y"))
+
+
+def test_replay_refuses_a_label_column_without_a_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every label cell empty or NA (the wrong column, or labels not joined in yet): replay printed accuracy 0.0
+    over no labelled event, which reads as a model that is always wrong."""
+    from streams.cli import main
+
+    path = tmp_path / "nolabels.csv"
+    path.write_text("a,y\n1,\n2,NA\n3,null\n", encoding="utf-8")
+    assert main(["replay", "--file", str(path), "--label-col", "y", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no row has a label in 'y'" in captured.err, captured.err
