@@ -136,3 +136,20 @@ def test_replay_refuses_a_label_column_without_a_label(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "no row has a label in 'y'" in captured.err, captured.err
+
+
+@pytest.mark.parametrize("command", ["features", "labels"])
+def test_produce_refuses_repeated_ids_when_it_publishes_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """A column named ``id`` that is a customer id (700 customers, 4,000 rows) is taken as the event id: produce
+    published it without a word and the joiner, which joins a label to its prediction by id and drops duplicate
+    labels, learned 151 of 4,000 labels (nothing dead-lettered); replay of the same file learned them all."""
+    from streams.cli import main
+
+    path = tmp_path / "customers.csv"
+    path.write_text("id,a,y\nc0,1,0\nc1,2,1\nc0,3,1\n", encoding="utf-8")
+    args = ["--bootstrap", "127.0.0.1:1", "produce", command, "--file", str(path), "--label-col", "y"]
+    assert main([*args, "--with-labels"] if command == "features" else args) == 2
+    err = capsys.readouterr().err
+    assert "event id 'c0' repeats" in err and "--id-col" in err, err
