@@ -6,7 +6,8 @@ Writes one CSV or JSONL file per kind of mess (missing cells written five ways, 
 spelt six ways, thousands separators, quoted numbers, constant and all-missing columns, duplicate names, a BOM
 with CRLF and quoted commas/newlines, ISO timestamps and repeated ids, string labels, missing labels, 50 classes,
 a regression target with outliers, a class first seen after row 5,000, labels numeric in one half and strings in
-the other) and prints ``file label_col task`` per line. Seeded: the same seed writes the same bytes.
+the other, FeatureEvent-shaped lines) and prints ``file label_col task`` per line. Seeded: the same seed
+writes the same bytes.
 """
 
 from __future__ import annotations
@@ -240,6 +241,22 @@ def build(out: Path, seed: int) -> list[tuple[str, str, str]]:
         )
     _write_jsonl(out / "bool_label.jsonl", jrows)
     made.append(("bool_label.jsonl", "y", "classification"))
+
+    # 17. FeatureEvent-shaped lines {id, ts, features, label}, the contract's record (a label missing on some)
+    rng = random.Random(seed + 17)
+    jrows = []
+    for i in range(N):
+        xs, s = _linear(rng, 3)
+        rec = {
+            "id": f"ev{i}",
+            "ts": 1_790_000_000_000 + 1000 * i,
+            "features": {"a": xs[0], "b": xs[1], "c": xs[2]},
+        }
+        if rng.random() > 0.05:
+            rec["label"] = int(s > 0)
+        jrows.append(rec)
+    _write_jsonl(out / "events.jsonl", jrows)
+    made.append(("events.jsonl", "label", "classification"))
     return made
 
 
