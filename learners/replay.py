@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,26 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
 
 
 INFER_ROWS = 5000  # rows read ahead to tell a numeric target from class labels
+
+_GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def grouped_numbers(rows: Iterator[Row], n: int = 1000) -> tuple[dict[str, str], Iterator[Row]]:
+    """``({feature: an example}, the same rows)`` for the text features whose values among the first ``n`` rows are
+    all numbers written with thousands separators (``"106,557.2"``). They are read as text, one category per
+    value, as ``driftline produce`` sends them (a comma is also a decimal mark, so no reading is guessed); the
+    caller says so, since such a column adds almost nothing to a model."""
+    head = list(itertools.islice(rows, n))
+    seen: dict[str, str] = {}
+    other: set[str] = set()
+    for _, _, x, _ in head:
+        for k, v in x.items():
+            if isinstance(v, str) and k not in other:
+                if _GROUPED_NUMBER.fullmatch(v):
+                    seen.setdefault(k, v)
+                else:
+                    other.add(k)
+    return {k: v for k, v in seen.items() if k not in other}, itertools.chain(head, rows)
 
 
 def infer_task(rows: Iterator[Row], configured: str) -> tuple[str, Iterator[Row]]:
