@@ -190,15 +190,34 @@ def grouped_numbers(rows: Iterator[Row], n: int = 1000) -> tuple[dict[str, str],
     return {k: v for k, v in seen.items() if k not in other}, itertools.chain(head, rows)
 
 
-def infer_task(rows: Iterator[Row], configured: str) -> tuple[str, Iterator[Row]]:
+def _fractional_text(y: Any) -> bool:
+    """A text label that reads as a non-integer number (``"51.23"``)."""
+    if type(y) is not str:
+        return False
+    try:
+        number = float(y)
+    except ValueError:
+        return False
+    return math.isfinite(number) and not number.is_integer()
+
+
+def infer_task(rows: Iterator[Row], configured: str, label_col: str = "label") -> tuple[str, Iterator[Row]]:
     """``configured``, or ``"regression"`` when a classifier could not learn these labels: more than
     ``MAX_FRACTIONAL_CLASSES`` distinct non-integer numbers among the first ``INFER_ROWS`` (the classifier would
-    refuse them at that point). Returns the task and the same rows, none lost."""
+    refuse them at that point). Returns the task and the same rows, none lost. As many non-integer numbers
+    written as text (JSON ``"51.23"``) are refused: each would be a class of its own, and no reading is guessed."""
     if configured != "classification":
         return configured, rows
     head = list(itertools.islice(rows, INFER_ROWS))
     fractional = {y for _, _, _, y in head if type(y) is float and math.isfinite(y) and not y.is_integer()}
     task = "regression" if len(fractional) > MAX_FRACTIONAL_CLASSES else configured
+    as_text = sorted({y for _, _, _, y in head if _fractional_text(y)}, key=lambda y: float(y))
+    if len(as_text) > MAX_FRACTIONAL_CLASSES:
+        raise ConfigError(
+            f"the labels in {label_col!r} are numbers written as text ({as_text[0]!r}, {as_text[1]!r}, ...: "
+            f"{len(as_text)} distinct values in the first {len(head)} rows), so each would be a class of its own; "
+            'write them as JSON numbers (51.2, not "51.2") to predict the number'
+        )
     return task, itertools.chain(head, rows)
 
 

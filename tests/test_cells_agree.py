@@ -169,3 +169,19 @@ def test_replay_notes_a_column_of_numbers_with_thousands_separators(
     assert main(["replay", "--file", str(path), "--label-col", "y", "--json", "--no-plain"]) == 0
     err = capsys.readouterr().err
     assert "'income'" in err and "thousands separators" in err and "'50,000.5'" in err, err
+
+
+def test_replay_refuses_a_numeric_target_written_as_text(tmp_path: Path) -> None:
+    """A JSONL price written as strings (``"51.23"``): replay took each value for a class of a classifier (1,500
+    classes over 2,000 rows), printed accuracy 0.0 after five minutes and said nothing; the trainer dead-letters
+    such labels past its class limit. Numbers as numbers are replayed as regression, as before."""
+    from learners.replay import infer_task
+
+    path = tmp_path / "price.jsonl"
+    path.write_text("".join(json.dumps({"a": i, "price": f"{50 + i / 7:.2f}"}) + "\n" for i in range(200)))
+    with pytest.raises(ConfigError, match=r"'price' are numbers written as text \('50.14'.*JSON numbers"):
+        infer_task(read_rows(path, "price"), "classification", "price")
+    path.write_text("".join(json.dumps({"a": i, "price": 50 + i / 7}) + "\n" for i in range(200)))
+    assert infer_task(read_rows(path, "price"), "classification", "price")[0] == "regression"
+    path.write_text("".join(json.dumps({"a": i, "y": str(i % 3)}) + "\n" for i in range(200)))
+    assert infer_task(read_rows(path, "y"), "classification", "y")[0] == "classification"

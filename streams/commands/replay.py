@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         title = f"driftline replay: {args.file}"
         if not args.task:
-            task, rows = infer_task(rows, task)
+            task, rows = infer_task(rows, task, label_col)
             if task != settings.model.task:
                 print(
                     f"replay: the labels in {label_col!r} are continuous numbers: replaying as {task} "
