@@ -199,8 +199,8 @@ def _checked_rows(
                 raise ConfigError(
                     f"{args.file}: event id {event.id!r} repeats (events {earlier} and {rows + 1}): a label is "
                     "joined to its prediction by id, so all but one label of a repeated id would be dropped; "
-                    "give each row its own id (--id-col names a unique column; a column named 'id' is the "
-                    "event id unless --id-col names another)"
+                    "give each row its own id (--id-col names a unique column; a column named 'id' is taken "
+                    "for the event id: rename it if its values repeat, and the row number is the id)"
                 )
         feats = dict(event.features)
         if key_col and key_col not in feats:
