@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from driftline.errors import ConfigError
+from driftline.util import parse_cell
 
 Scalar = bool | int | float | str | None
 
@@ -43,27 +44,13 @@ class Event(NamedTuple):
 
 
 def parse_value(text: str) -> Scalar:
-    """CSV cell -> value: ``""`` -> None, integers -> int, numbers -> float (NaN/inf -> None), else the
-    string (``1_000`` too, which Python alone would read as a number).
+    """CSV cell -> value (:func:`driftline.util.parse_cell`, which replay shares): ``""``, ``NA``, ``null``,
+    ``NaN`` -> None, ``true``/``false`` -> bool, integers -> int, numbers -> float, else the string.
 
-    >>> [parse_value(s) for s in ["", "3", "-0.5", "nan", "up"]]
-    [None, 3, -0.5, None, 'up']
+    >>> [parse_value(s) for s in ["", "3", "-0.5", "nan", "NA", "false", "up"]]
+    [None, 3, -0.5, None, None, False, 'up']
     """
-    text = text.strip()
-    if text == "":
-        return None
-    # Digit checks first: most cells are floats, and a failed int() costs an exception per cell.
-    if text.isdigit() or (text[0] in "+-" and text[1:].isdigit()):
-        return int(text)
-    if "_" in text:
-        # Python's float() reads "1_000" as 1000.0; no CSV writer means a number by it.
-        return text
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    # Missing measurements are often written as NaN; the wire format rejects non-finite numbers.
-    return number if math.isfinite(number) else None
+    return parse_cell(text)
 
 
 def _plain(value: Any) -> Scalar:

@@ -12,7 +12,40 @@ import time
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
-__all__ = ["json_depth", "now_ms", "percentile", "rolling_mean"]
+__all__ = ["json_depth", "now_ms", "parse_cell", "percentile", "rolling_mean"]
+
+#: Cells that mean "no value" in CSV exports (pandas, R, SQL dumps), compared case-insensitively.
+MISSING_CELLS = frozenset({"na", "null", "none", "nan"})
+
+
+def parse_cell(text: str) -> bool | int | float | str | None:
+    """CSV cell -> value, the one reading ``driftline replay`` and ``driftline produce`` share: ``""``, ``NA``,
+    ``null``, ``None``, ``NaN`` -> None; ``true``/``false`` (any case) -> bool; integers -> int; numbers -> float
+    (inf -> None); else the string (``1_000`` too, which Python alone would read as a number; ``yes`` too).
+
+    >>> [parse_cell(s) for s in ["", "NA", "3", "-0.5", "nan", "TRUE", "up"]]
+    [None, None, 3, -0.5, None, True, 'up']
+    """
+    text = text.strip()
+    if text == "":
+        return None
+    # Digit checks first: most cells are floats, and a failed int() costs an exception per cell.
+    if text.isdigit() or (text[0] in "+-" and text[1:].isdigit()):
+        return int(text)
+    if "_" in text:
+        # Python's float() reads "1_000" as 1000.0; no CSV writer means a number by it.
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        lower = text.lower()
+        if lower in MISSING_CELLS:
+            return None
+        if lower in ("true", "false"):
+            return lower == "true"
+        return text
+    # Missing measurements are often written as NaN; the wire format rejects non-finite numbers.
+    return number if math.isfinite(number) else None
 
 
 def version_ranges(versions: Iterable[int]) -> str:

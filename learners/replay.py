@@ -11,12 +11,14 @@ import csv
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
+from driftline.util import parse_cell
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -26,26 +28,46 @@ Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
 
 
 def _scalar(text: str) -> Any:
-    """CSV cell -> int, float, bool, None or the string itself."""
-    if text == "" or text.lower() in ("null", "none", "nan", "na"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
+    """CSV cell -> int, float, bool, None or the string itself, as ``driftline produce`` reads it
+    (:func:`driftline.util.parse_cell`): the same file gives the pipeline the events replay measured."""
+    return parse_cell(text)
 
 
-def _json_row(path: Path, n: int, line: str) -> dict[str, Any]:
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        names = [k for k, _ in pairs]
+        raise _DuplicateKey(next(k for k in names if names.count(k) > 1))
+    return out
+
+
+def _json_row(path: Path, n: int, line: str, label_col: str) -> dict[str, Any]:
+    """One JSON line -> a flat row, as ``driftline produce`` reads it (connectors.sources.jsonl_source): a
+    FeatureEvent-shaped line ``{id, ts, features, label}`` is its features with its id, ts and label (a line
+    without the label is unlabelled); a repeated key and an object or array as a feature are refused."""
     try:
-        record = json.loads(line)
+        record = json.loads(line, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: row {n}: duplicate key {exc.args[0]!r} (which value is meant?)") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: row {n} is not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise ConfigError(f"{path}: row {n} is not a JSON object but {type(record).__name__}")
+    if isinstance(record.get("features"), dict):
+        flat = dict(record["features"])
+        flat.update((k, record[k]) for k in ("id", "ts") if k in record)
+        flat[label_col] = record.get(label_col)
+        record = flat
+    for k, v in record.items():
+        if k != label_col and isinstance(v, (dict, list)):
+            raise ConfigError(
+                f"{path}: row {n}: feature {k!r} is a JSON {'object' if isinstance(v, dict) else 'array'}; "
+                "a value must be null, boolean, number or string (flatten it, e.g. 'a.b' keys)"
+            )
     return record
 
 
@@ -78,6 +100,8 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
     default an ``id`` column's, else the row number.
 
     A ``ts`` column (ms since epoch) is used as event time when present and not the label or id column.
+    Labels are all numbers or all text (a classifier cannot order the two kinds): a label of the other kind that
+    names a class seen before (``"1"`` after ``1``) is that class, as the trainer learns it; any other is refused.
     """
     path = Path(path)
     if not path.exists():
@@ -92,7 +116,9 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
         if suffix == ".csv":
             records: Iterable[dict[str, Any]] = _csv_rows(path, csv.DictReader(fh))
         elif suffix in (".jsonl", ".json", ".ndjson"):
-            records = (_json_row(path, n, line) for n, line in enumerate((t for t in fh if t.strip()), 1))
+            records = (
+                _json_row(path, n, line, label_col) for n, line in enumerate((t for t in fh if t.strip()), 1)
+            )
         else:
             raise ConfigError(f"{path}: expected a .csv or .jsonl file")
         # A column named id is the event's id, not a feature (as `driftline produce` reads the same file).
@@ -101,6 +127,7 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
         kind = (
             None  # of the labels so far: a classifier cannot order text and numbers together (sorted classes)
         )
+        classes: dict[str, Any] = {}  # each class's text -> the label as first seen
         for i, record in enumerate(records):
             if label_col not in record:
                 raise ConfigError(
@@ -115,31 +142,82 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                 now = _label_kind(label)
                 if now is None:
                     raise ConfigError(f"{path}: row {i + 1}: label {label!r:.60} is not a number or text")
+                if kind is not None and now != kind and str(label) in classes:
+                    # A known class quoted the other way ("1" where 1 came first): the class it names, as the
+                    # trainer learns it (streams.watch.FeatureWatch.admit), so the file replays as it trains.
+                    label, now = classes[str(label)], kind
                 if kind is not None and now != kind:
                     raise ConfigError(
                         f"{path}: row {i + 1}: label {label!r:.60} is {'text' if now == 'text' else 'a number'}, "
                         f"the labels before it are {'text' if kind == 'text' else 'numbers'}"
                     )
                 kind = now
+                if len(classes) < 1024:  # a classifier's classes; a regression target's values need no memory
+                    classes.setdefault(str(label), label)
             rid = str(record.pop(id_key)) if id_key in record else str(i)
             ts = record.pop("ts", None)
             yield rid, ts if isinstance(ts, int) else None, record, label
         if i < 0:
             raise ConfigError(f"{path}: no rows to replay (an empty file, or a header alone)")
+        if kind is None:
+            # Not one label: an accuracy over no labelled event would read as a model that is always wrong.
+            raise ConfigError(
+                f"{path}: no row has a label in {label_col!r} (every one empty, NA, null or NaN); "
+                "name the label column with --label-col"
+            )
 
 
 INFER_ROWS = 5000  # rows read ahead to tell a numeric target from class labels
 
+_GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 
-def infer_task(rows: Iterator[Row], configured: str) -> tuple[str, Iterator[Row]]:
+
+def grouped_numbers(rows: Iterator[Row], n: int = 1000) -> tuple[dict[str, str], Iterator[Row]]:
+    """``({feature: an example}, the same rows)`` for the text features whose values among the first ``n`` rows are
+    all numbers written with thousands separators (``"106,557.2"``). They are read as text, one category per
+    value, as ``driftline produce`` sends them (a comma is also a decimal mark, so no reading is guessed); the
+    caller says so, since such a column adds almost nothing to a model."""
+    head = list(itertools.islice(rows, n))
+    seen: dict[str, str] = {}
+    other: set[str] = set()
+    for _, _, x, _ in head:
+        for k, v in x.items():
+            if isinstance(v, str) and k not in other:
+                if _GROUPED_NUMBER.fullmatch(v):
+                    seen.setdefault(k, v)
+                else:
+                    other.add(k)
+    return {k: v for k, v in seen.items() if k not in other}, itertools.chain(head, rows)
+
+
+def _fractional_text(y: Any) -> bool:
+    """A text label that reads as a non-integer number (``"51.23"``)."""
+    if type(y) is not str:
+        return False
+    try:
+        number = float(y)
+    except ValueError:
+        return False
+    return math.isfinite(number) and not number.is_integer()
+
+
+def infer_task(rows: Iterator[Row], configured: str, label_col: str = "label") -> tuple[str, Iterator[Row]]:
     """``configured``, or ``"regression"`` when a classifier could not learn these labels: more than
     ``MAX_FRACTIONAL_CLASSES`` distinct non-integer numbers among the first ``INFER_ROWS`` (the classifier would
-    refuse them at that point). Returns the task and the same rows, none lost."""
+    refuse them at that point). Returns the task and the same rows, none lost. As many non-integer numbers
+    written as text (JSON ``"51.23"``) are refused: each would be a class of its own, and no reading is guessed."""
     if configured != "classification":
         return configured, rows
     head = list(itertools.islice(rows, INFER_ROWS))
     fractional = {y for _, _, _, y in head if type(y) is float and math.isfinite(y) and not y.is_integer()}
     task = "regression" if len(fractional) > MAX_FRACTIONAL_CLASSES else configured
+    as_text = sorted({y for _, _, _, y in head if _fractional_text(y)}, key=lambda y: float(y))
+    if len(as_text) > MAX_FRACTIONAL_CLASSES:
+        raise ConfigError(
+            f"the labels in {label_col!r} are numbers written as text ({as_text[0]!r}, {as_text[1]!r}, ...: "
+            f"{len(as_text)} distinct values in the first {len(head)} rows), so each would be a class of its own; "
+            'write them as JSON numbers (51.2, not "51.2") to predict the number'
+        )
     return task, itertools.chain(head, rows)
 
 

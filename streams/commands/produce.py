@@ -177,10 +177,10 @@ def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, *
 def _checked_rows(
     args: argparse.Namespace, key_col: str | None = None, *, features: bool = True, labels: bool = False
 ) -> int:
-    """Read the whole file once before anything is sent: a bad row, a ``--key-col`` an event lacks, or a record
-    the wire format refuses (e.g. over ``serving.max_record_bytes``) is an error naming it while nothing is on the
-    topic yet, so the fixed file can simply be sent again. Returns the number of events (the progress bar's
-    total)."""
+    """Read the whole file once before anything is sent: a bad row, a ``--key-col`` an event lacks, a record the
+    wire format refuses (e.g. over ``serving.max_record_bytes``), or, when labels are published, an event id that
+    repeats, is an error naming it while nothing is on the topic yet, so the fixed file can simply be sent again.
+    Returns the number of events (the progress bar's total)."""
     from connectors.producer import CLIENT_MESSAGE_MAX_BYTES
     from driftline.errors import SchemaError
     from schemas.codec import Codec
@@ -189,7 +189,19 @@ def _checked_rows(
     codec = Codec(max_record_bytes=limit)
     encode = codec.encode_json if args.encoding == "json" else codec.encode
     rows, now = 0, now_ms()
+    # The joiner joins a label to its prediction by the event id and drops a duplicate label: a file that repeats an
+    # id would lose all but one of that id's labels without a dead letter (replay, by row, learns them all).
+    first_seen: dict[str, int] | None = {} if labels else None
     for event in _file_events(args):
+        if first_seen is not None:
+            earlier = first_seen.setdefault(event.id, rows + 1)
+            if earlier != rows + 1:
+                raise ConfigError(
+                    f"{args.file}: event id {event.id!r} repeats (events {earlier} and {rows + 1}): a label is "
+                    "joined to its prediction by id, so all but one label of a repeated id would be dropped; "
+                    "give each row its own id (--id-col names a unique column; a column named 'id' is taken "
+                    "for the event id: rename it if its values repeat, and the row number is the id)"
+                )
         feats = dict(event.features)
         if key_col and key_col not in feats:
             raise ConfigError(

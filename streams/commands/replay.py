@@ -157,7 +157,7 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str, task: str) -
 
 def _run(args: argparse.Namespace) -> int:
     # The learning core loads River and the report matplotlib: imported here, so `driftline --help` stays quick.
-    from learners.replay import infer_task, read_rows, replay
+    from learners.replay import grouped_numbers, infer_task, read_rows, replay
     from learners.specs import Learner
     from streams.reporting.replay import write_replay_report
 
@@ -178,10 +178,16 @@ def _run(args: argparse.Namespace) -> int:
     drift_points: list[int] = []
     task = args.task or settings.model.task
     if args.file:
-        rows: Any = read_rows(args.file, label_col, args.id_col)
+        grouped, rows = grouped_numbers(read_rows(args.file, label_col, args.id_col))
+        for col, example in grouped.items():
+            print(
+                f"replay: {col!r} holds numbers with thousands separators ({example!r}): read as text, one "
+                "category per value; write them without separators to learn from them as numbers",
+                file=sys.stderr,
+            )
         title = f"driftline replay: {args.file}"
         if not args.task:
-            task, rows = infer_task(rows, task)
+            task, rows = infer_task(rows, task, label_col)
             if task != settings.model.task:
                 print(
                     f"replay: the labels in {label_col!r} are continuous numbers: replaying as {task} "
