@@ -350,3 +350,18 @@ def test_an_interrupt_lost_inside_a_client_call_still_says_how_much_was_queued(
         signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err
     assert "interrupted after queueing 7 features and 2 labels" in err, err
+
+
+def test_the_global_model_flag_names_the_model_of_every_event_produced(prefix: str, tmp_path: Path) -> None:
+    """`driftline --model M produce ...` sent every event to the default model (found by outside17: four files
+    meant for four models trained one); an event that names its own model keeps it."""
+    _run(prefix, "--model", "m7", "produce", "synthetic", "--stream", "sea", "--events", "5", "--no-labels")
+    data = tmp_path / "e.jsonl"
+    data.write_text(
+        '{"id": "a", "ts": 1, "features": {"x": 1.0}, "model": "own"}\n{"id": "b", "ts": 2, "features": {"x": 2.0}}\n'
+    )
+    _run(prefix, "--model", "m8", "produce", "features", "--file", str(data))
+    events = [r["value"] for r in _lines(_run(prefix, "tail", "features", "--from-beginning", "--json"))]
+    assert [e["model"] for e in events] == ["m7"] * 5 + ["own", "m8"]
+    refused = _run(prefix, "--model", "../x", "produce", "features", "--file", str(data), check=False)
+    assert refused.returncode == 2 and "cannot name a model" in refused.stderr
