@@ -92,3 +92,55 @@ def test_a_model_with_no_chain_is_not_shown_as_verified(
 ) -> None:
     monkeypatch.setattr(audit_verify, "read_topic", lambda settings: {})
     assert sources.audit_verification(cfg) == {"ok": False, "checks": [], "error": "no audit chain found"}
+
+
+def test_a_chain_the_trainer_appends_to_while_it_is_verified_is_sound(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read live (the console re-checks every 5 s), verify called a sound chain cut off: the trainer appended
+    # between the reads of the file and of its head note ("the head note says the chain reaches seq N"), and
+    # between the reads of the file and of the topic ("the file ends at seq N, the topic goes on").
+    log = AuditLog(cfg, "default")
+    for i in range(3):
+        log.append("release", {"version": i + 1, "reason": "incremental"})
+    path = audit_paths(cfg, "default")[0]
+    real_read_file = audit_verify.read_file
+
+    def read_then_append(p: Path) -> list[Any]:
+        entries = real_read_file(p)
+        log.append("decision", {"outcome": "promote"})  # the file line, then the head note
+        return entries
+
+    def topic_then_append(settings: Settings) -> dict[str, list[Any]]:
+        log.append("release", {"version": 9, "reason": "incremental"})  # published before the file copy
+        entries = real_read_file(path)
+        return {"default": entries}
+
+    monkeypatch.setattr(audit_verify, "read_file", read_then_append)
+    monkeypatch.setattr(audit_verify, "read_topic", topic_then_append)
+    checks = audit_verify.verify_chains(cfg, "both", "default")
+    assert [(c["source"], c["ok"], c["problems"]) for c in checks] == [
+        ("file", True, []),
+        ("topic", True, []),
+    ]
+
+
+def test_a_file_cut_behind_the_topic_is_still_truncated(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = _chain(cfg)
+    path = audit_paths(cfg, "default")[0]
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries[:3]))
+    path.with_name(path.name.removesuffix(".jsonl") + ".head.json").unlink()  # the note gone with the tail
+    monkeypatch.setattr(audit_verify, "read_topic", lambda settings: {"default": entries})
+    checks = audit_verify.verify_chains(cfg, "both", "default")
+    assert [p["kind"] for c in checks for p in c["problems"]] == ["truncated"]
+
+
+def test_a_topic_read_behind_the_file_is_read_again(cfg: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A trainer that writes the file before the topic has the entry: the topic read a moment behind the file.
+    entries = _chain(cfg)
+    reads = iter([{"default": entries[:3]}, {"default": entries}])
+    monkeypatch.setattr(audit_verify, "read_topic", lambda settings: next(reads))
+    checks = audit_verify.verify_chains(cfg, "both", "default")
+    assert [(c["source"], c["ok"], c["lines"]) for c in checks] == [("file", True, 5), ("topic", True, 5)]
