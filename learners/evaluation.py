@@ -19,6 +19,7 @@ from typing import Any
 
 from river import metrics
 
+from learners.fairness import segment_name
 from learners.features import finite
 
 # Stable names (they become Prometheus label values and ModelRelease metrics keys).
@@ -31,11 +32,10 @@ _EPS = (
 
 
 def segment_of(x: dict[str, Any], feature: str | None) -> str | None:
-    """The segment an event belongs to: the string form of ``x[feature]`` (``"missing"`` when absent)."""
+    """The segment an event belongs to: :func:`segment_name` of ``x[feature]`` (``"missing"`` when absent)."""
     if feature is None:
         return None
-    value = x.get(feature)
-    return "missing" if value is None else str(value)
+    return segment_name(x.get(feature))
 
 
 def macro_scores(cm: metrics.ConfusionMatrix) -> tuple[float, float, float]:

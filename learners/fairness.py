@@ -25,6 +25,7 @@ The positive class, unless given, is the label whose ``str()`` sorts last among 
 from __future__ import annotations
 
 import collections
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,9 +36,11 @@ __all__ = [
     "fairness_check",
     "fairness_evidence",
     "gaps",
+    "segment_name",
     "segment_rates",
 ]
 
+MAX_SEGMENT_CHARS = 64  # a longer segment value is named by its start and a digest (segment_name)
 MIN_N = 30  # examples a segment needs before its rates count (as the guard's per-segment check)
 MAX_SEGMENTS = (
     50  # distinct segments tracked; more are folded into "_other" (bounded memory and label cardinality)
@@ -58,6 +61,23 @@ def positive_of(labels: Iterable[Any], positive: Any = None) -> Any:
 def _same(a: Any, b: Any) -> bool:
     # Labels may arrive as 1 and predictions as True (or "1" from JSON): compare by value, then by text.
     return a == b or str(a) == str(b)
+
+
+def segment_name(value: Any) -> str:
+    """A segment's name: the string form of its value (``"missing"`` for None), at most :data:`MAX_SEGMENT_CHARS`
+    characters. A longer value keeps its start and a digest of the whole, so distinct values stay distinct while a
+    metric label, a release's ``segment.<name>.*`` metrics and the audit chain stay small whatever the stream sends.
+
+    >>> segment_name("north"), segment_name(None), len(segment_name("x" * 10_000))
+    ('north', 'missing', 64)
+    """
+    if value is None:
+        return "missing"
+    text = str(value)
+    if len(text) <= MAX_SEGMENT_CHARS:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[: MAX_SEGMENT_CHARS - 17]}~{digest}"
 
 
 def segment_rates(rows: Iterable[Row], task: str, positive: Any = None) -> dict[str, float]:
@@ -124,7 +144,9 @@ class FairnessMonitor:
         """One labelled example as the served model answered it (``prediction`` None: it had no answer)."""
         if y is None or prediction is None:
             return
-        key = "" if segment is None else str(segment)
+        key = segment_name(
+            segment
+        )  # as the releases' segment metrics name it (bounded length, None: "missing")
         rows = self._rows.get(key)
         if rows is None:
             if len(self._rows) >= MAX_SEGMENTS:

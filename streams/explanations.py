@@ -126,6 +126,13 @@ def explain_prediction(
             source="recorded at scoring time",
         )
         return out
+    if not prediction.get(
+        "version"
+    ):  # scored before the model's first release: not answered, no model to ask
+        raise ArtifactError(
+            f"explain: {prediction.get('model')!r} had no released model yet when it scored {event_id!r} "
+            "(version 0, prediction null): the event was not answered, so there is nothing to explain"
+        )
     release = _release(settings, str(prediction["model"]), int(prediction["version"]))
     _, loaded = load_header_and_model(release, settings)
     method, contributions = explain_one(loaded, prediction.get("features") or {})

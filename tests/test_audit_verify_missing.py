@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from driftline.settings import Settings, load_settings
+from streams import audit_verify
 from streams.audit import AuditLog, audit_paths, read_file
 from streams.cli import main
 from streams.commands import audit as audit_command
@@ -36,8 +37,10 @@ def _run(monkeypatch: pytest.MonkeyPatch, settings: Settings, topic: dict[str, l
     monkeypatch.setenv("DRIFTLINE_SIGNING_KEY", KEY)
     monkeypatch.setenv("DRIFTLINE_STATE_DIR", settings.state_dir)
     monkeypatch.setenv("DRIFTLINE_TOPIC_PREFIX", "p.")
-    monkeypatch.setattr(audit_command, "check_reachable", lambda settings: None)
-    monkeypatch.setattr(audit_command, "read_topic", lambda settings: topic)
+    for module in (audit_command, audit_verify):
+        monkeypatch.setattr(module, "check_reachable", lambda settings: None)
+    for module in (audit_command, audit_verify):
+        monkeypatch.setattr(module, "read_topic", lambda settings: topic)
     return main(["audit", *args])
 
 

@@ -99,6 +99,13 @@ async def test_on_loopback_a_foreign_host_header_is_refused(loopback: TestClient
     assert resp.status == 403
 
 
+@pytest.mark.parametrize("host", ["[::1", "[::1:8765", "[127.0.0.1", "[::1]x.evil.example"])
+async def test_on_loopback_a_malformed_bracketed_host_is_refused(loopback: TestClient, host: str) -> None:
+    # "[::1" (no closing bracket) was read as the loopback name "[::1]" and answered (found by outside16).
+    resp = await loopback.get("/api/status", headers={"Host": host})
+    assert resp.status in (400, 403)
+
+
 def test_short_tokens_are_refused_and_loopback_names_recognised() -> None:
     with pytest.raises(ValueError, match="16"):
         ConsoleAuth("short", "127.0.0.1")

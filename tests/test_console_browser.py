@@ -329,6 +329,9 @@ def test_an_action_without_the_token_is_refused_and_with_it_reaches_control_and_
         "the audit row",
         lambda d: d.find_elements(By.CSS_SELECTOR, f'#audit tr[data-id="{command_id}"][data-kind="control"]'),
     )
+    # The page says what `audit verify` says of the chain (it showed the entries unchecked).
+    verdict = browser.find_element(By.ID, "audit-verified").text
+    assert verdict.startswith("audit chain verified"), verdict
     shot(browser, "actions")
     # Leave the pipeline learning: resume through the API with the token.
     status, resumed = world.request(

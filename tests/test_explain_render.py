@@ -34,3 +34,25 @@ def test_indicator_lines_show_the_features_value() -> None:
     assert shown["country=us"].endswith("(country='de')")
     assert shown["gone"].endswith("(absent)")
     assert shown["_intercept"].endswith("+0.1000")
+
+
+def test_an_interaction_line_shows_the_values_it_multiplies() -> None:
+    # A model with interactions (a feature `0*1`, the product of `0` and `1`) showed `0*1 +1.4758 (absent)` for
+    # an event that had both (found by outside16).
+    result = {
+        "id": "e1",
+        "model": "default",
+        "version": 3,
+        "prediction": False,
+        "proba": {False: 0.9, True: 0.1},
+        "ts": 0,
+        "method": "linear_contribution",
+        "source": "recorded",
+        "features": {"0": 0.5, "1": 2.0, "c": "x"},
+        "contributions": {"0*1": 1.0, "0*0": 0.2, "0*gone": 0.1, "0*c=x": 0.3},
+    }
+    shown = {line.split()[0]: line for line in render(result).splitlines()[2:]}
+    assert shown["0*1"].endswith("(value 0.5 * 2.0)")
+    assert shown["0*0"].endswith("(value 0.5 * 0.5)")
+    assert shown["0*gone"].endswith("(absent)")
+    assert shown["0*c=x"].endswith("(value 0.5 * c='x')")

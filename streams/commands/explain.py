@@ -79,12 +79,16 @@ def render(r: dict[str, Any], top: int = 20) -> str:
 
 def _value_of(name: str, features: dict[str, Any]) -> str:
     """What the event had for a contribution's feature: its value, or for a one-hot indicator (``color=red``) the
-    value of the string feature it comes from."""
+    value of the string feature it comes from; for an interaction (``a*b``) the values it multiplies."""
     if name in features:
         return f"value {features[name]!r}"
     base = name.rpartition("=")[0]
     if base in features:
         return f"{base}={features[base]!r}"
+    if "*" in name:  # an interaction (``a*b``): the values it multiplies, when the event had each
+        parts = [_value_of(part, features) for part in name.split("*")]
+        if "absent" not in parts:
+            return "value " + " * ".join(p.removeprefix("value ") for p in parts)
     return "absent"
 
 

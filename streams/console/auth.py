@@ -86,8 +86,18 @@ def is_loopback(host: str) -> bool:
 
 
 def _host_name(host_header: str) -> str:
+    """The name in a ``Host`` header, without its port. A bracketed address must close and be followed by
+    nothing or ``:port``; otherwise there is no name (so no loopback name): ``[::1`` and ``[::1]x.evil.example``
+    were read as ``[::1]``.
+
+    >>> _host_name("[::1]:8765"), _host_name("[::1"), _host_name("[::1]x.evil.example"), _host_name("localhost:1")
+    ('[::1]', '', '', 'localhost')
+    """
     if host_header.startswith("["):
-        return host_header.split("]", 1)[0] + "]"
+        name, bracket, rest = host_header.partition("]")
+        if bracket and (not rest or (rest[0] == ":" and rest[1:].isdigit())):
+            return name + "]"
+        return ""
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 

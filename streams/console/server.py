@@ -67,6 +67,8 @@ class Console:
         self._releases: tuple[float, sources.Releases] | None = None
         self._audit: tuple[float, list[dict[str, Any]], str] | None = None
         self._audit_lock = threading.Lock()
+        self._verified: tuple[float, dict[str, Any]] | None = None
+        self._verify_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def releases(self) -> sources.Releases:
@@ -86,6 +88,14 @@ class Console:
             if self._audit is None or time.monotonic() - self._audit[0] > 5.0:
                 self._audit = (time.monotonic(), *sources.audit_trail(self.settings))
             return self._audit[1], self._audit[2]
+
+    def verified(self) -> dict[str, Any]:
+        """``driftline audit verify``'s verdict on the model's chain (file and topic), re-checked at most every
+        5 s (it reads the whole topic)."""
+        with self._verify_lock:
+            if self._verified is None or time.monotonic() - self._verified[0] > 5.0:
+                self._verified = (time.monotonic(), sources.audit_verification(self.settings))
+            return self._verified[1]
 
     # -- API bodies (blocking; called in a thread) ---------------------------------------------------------------
     def lineage(self) -> dict[str, Any]:
@@ -230,7 +240,8 @@ def _routes(console: Console) -> web.RouteTableDef:
     @routes.get("/api/audit")
     async def audit(request: web.Request) -> web.Response:
         entries, where = await _in_thread(console.audit)
-        return _json({"path": where, "entries": list(reversed(entries[-500:]))})
+        verified = await _in_thread(console.verified)
+        return _json({"path": where, "entries": list(reversed(entries[-500:])), "verified": verified})
 
     @routes.get("/api/events")
     async def events(request: web.Request) -> web.StreamResponse:

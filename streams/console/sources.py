@@ -24,6 +24,7 @@ __all__ = [
     "audit_entries",
     "audit_path",
     "audit_trail",
+    "audit_verification",
     "lineage",
     "models_list",
     "models_show",
@@ -138,6 +139,23 @@ def audit_trail(settings: Settings, last: int = 2000) -> tuple[list[dict[str, An
     except DriftlineError as exc:  # the topic could not be read to its end: show nothing rather than a part
         return [], f"{settings.topic('audit')} (not read: {exc})"
     return [e for e in chain if isinstance(e, dict)][-last:], settings.topic("audit")
+
+
+def audit_verification(settings: Settings) -> dict[str, Any]:
+    """The verdict of ``driftline audit verify --model M --json`` on the console's model (file and topic): ``ok``
+    and the ``checks`` with their ``problems``, or ``ok`` None and the ``error`` that kept it from checking.
+
+    The entries the console shows are read as they are; without this, a chain with a forged, reordered,
+    duplicated or cut-off entry looked the same on the page as a sound one."""
+    from streams.audit_verify import verify_chains
+
+    try:
+        checks = verify_chains(settings, "both", settings.model.name)
+    except DriftlineError as exc:  # no signing key here, the broker down, the topic not read to its end
+        return {"ok": None, "checks": [], "error": str(exc)}
+    if not checks:
+        return {"ok": False, "checks": [], "error": "no audit chain found"}
+    return {"ok": all(c["ok"] for c in checks), "checks": checks}
 
 
 def action_log_path(settings: Settings) -> Path:

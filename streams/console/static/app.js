@@ -333,8 +333,15 @@ async function actionsPage() {
   const value = el("input", { id: "set-value", placeholder: "0.01", size: 8 });
   const button = (id, text, body) => el("button", { id, class: "primary", onclick: () => send(typeof body === "function" ? body() : body, out) }, text);
   const auditBody = el("tbody", {});
+  const verdict = el("p", { id: "audit-verified" }, "");
   const renderAudit = async () => {
     const a = await api("/api/audit");
+    const v = a.verified || {};
+    const problems = (v.checks || []).flatMap((c) => (c.problems || []).map((p) => `${c.source}: ${p.text}`));
+    verdict.className = v.ok === true ? "ok" : "bad";
+    verdict.textContent = v.ok === true ? "audit chain verified (file and topic, as 'driftline audit verify')"
+      : v.ok === false ? `audit chain FAILS verification: ${problems.join("; ") || v.error || ""}`
+      : `audit chain not verified: ${v.error || "unknown"}`;
     auditBody.replaceChildren(...a.entries.slice(0, 100).map((e) => el("tr", { "data-id": e.id || "", "data-kind": e.kind },
       el("td", {}, when(e.ts)), el("td", {}, e.kind), el("td", {}, e.command || e.outcome || e.reason || ""),
       el("td", { class: "detail", title: fmt(e.args || e.evidence || e.metrics || "") }, fmt(e.args || e.evidence || e.metrics || "").slice(0, 240)),
@@ -356,7 +363,7 @@ async function actionsPage() {
       el("div", { class: "card" }, el("div", { class: "label" }, "set a live setting"), key, " = ", value, " ",
         button("act-set", "Set", () => ({ action: "set", key: key.value, value: value.value })))),
     el("h2", {}, "Result"), out,
-    el("h2", {}, "Audit log (newest first)"),
+    el("h2", {}, "Audit log (newest first)"), verdict,
     el("table", { id: "audit" }, el("thead", {}, el("tr", {}, ["when", "kind", "what", "details", "id", "outcome / from"].map((h) => el("th", {}, h)))), auditBody)));
   await renderAudit();
   listeners.push(() => renderAudit());
