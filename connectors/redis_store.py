@@ -79,13 +79,15 @@ return out
 # context and is not yet marked joined (a duplicate label arriving in between: 'dup'; the same label record read
 # again after a crash carries the same claim token and joins again); label already parked -> 'dup'; else park it,
 # for the label's own TTL (the store's; less for a label parked again by the rebuild: it keeps its first deadline).
+# A claim always lasts the store's TTL: it must hold until mark_joined, however little of its TTL the label has left.
 _TAKE_FOR_LABELS = (
     _INDEXES
     + """
 local p = KEYS[1]
 local now = tonumber(ARGV[1])
+local claim_ttl = tonumber(ARGV[2])
 local out = {}
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   local id = ARGV[i]
   local token = ARGV[i + 2]
   local ttl = tonumber(ARGV[i + 3])
@@ -99,7 +101,7 @@ for i = 2, #ARGV, 4 do
       table.insert(out, 'dup')
       table.insert(out, '')
     elseif ctx then
-      redis.call('SET', p .. ':claim:' .. id, token, 'PX', ttl)
+      redis.call('SET', p .. ':claim:' .. id, token, 'PX', claim_ttl)
       table.insert(out, 'ctx')
       table.insert(out, ctx)
     elseif (get_string(p .. ':lbl:' .. id) or true)
@@ -341,7 +343,7 @@ class JoinStore:
         if not items:
             return []
         ttl = self.ttl_ms
-        args: list[Any] = [now_ms]
+        args: list[Any] = [now_ms, ttl]
         if ttls_ms is None:
             for (id_, lbl), token in zip(items, tokens or [""] * len(items), strict=True):
                 args += [id_, lbl, token, ttl]

@@ -29,8 +29,9 @@ def parse_cell(text: str) -> bool | int | float | str | None:
     text = text.strip()
     if text == "":
         return None
-    # Digit checks first: most cells are floats, and a failed int() costs an exception per cell.
-    if text.isdigit() or (text[0] in "+-" and text[1:].isdigit()):
+    # Digit checks first: most cells are floats, and a failed int() costs an exception per cell. ``isdecimal``,
+    # not ``isdigit``: "²" is a digit that int() refuses (it raised, and one such cell failed the whole file).
+    if text.isdecimal() or (text[0] in "+-" and text[1:].isdecimal()):
         return int(text)
     if "_" in text:
         # Python's float() reads "1_000" as 1000.0; no CSV writer means a number by it.

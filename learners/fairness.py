@@ -144,9 +144,8 @@ class FairnessMonitor:
         """One labelled example as the served model answered it (``prediction`` None: it had no answer)."""
         if y is None or prediction is None:
             return
-        key = segment_name(
-            segment
-        )  # as the releases' segment metrics name it (bounded length, None: "missing")
+        # As the releases' segment metrics name it (bounded length, None: "missing").
+        key = segment_name(segment)
         rows = self._rows.get(key)
         if rows is None:
             if len(self._rows) >= MAX_SEGMENTS:

@@ -214,7 +214,8 @@ class FeatureScaler(StandardScaler):
 #: and only the products the model learned computed (:meth:`Quadratic._transform_wide`: ~10-15 ms an event with
 #: ``MAX_KEYS`` names learned, cheaper than a plan's products from ~220 inputs on; session 31).
 MAX_PLAN_INPUTS = 255
-#: Inputs of the plans the small cache keeps (256 plans of at most 0.6 MB); wider ones the large one (two plans).
+#: Inputs of the plans the small cache keeps (256 plans of at most 0.6 MB); wider ones the large one (16 plans, at
+#: most ~72 MB: two made a plan per event, ~5x the time, for 100 numbers and a one-hot category of 3 values).
 _SMALL_PLAN_INPUTS = 90
 
 
@@ -232,7 +233,7 @@ def _make_plan(names: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[tuple[int
 
 
 _small_plan = functools.lru_cache(maxsize=256)(_make_plan)
-_wide_plan = functools.lru_cache(maxsize=2)(_make_plan)
+_wide_plan = functools.lru_cache(maxsize=16)(_make_plan)
 
 
 def _product_names(names: tuple[Any, ...]) -> Iterator[str]:

@@ -58,6 +58,11 @@ def test_parse_value_reads_missing_and_boolean_spellings() -> None:
     ]
 
 
+def test_a_digit_that_is_not_a_decimal_digit_is_text_not_an_error() -> None:
+    # "²".isdigit() is True but int("²") raises: the cell parser crashed the whole file on one such cell.
+    assert [parse_value(s) for s in ["²", "-²", "x²", "٣"]] == ["²", "-²", "x²", 3]
+
+
 def test_replay_and_produce_read_the_same_rows(tmp_path: Path) -> None:
     path = tmp_path / "messy.csv"
     # The label: missing in the spellings of a missing cell, else 0/1 (a column of one kind).

@@ -50,3 +50,14 @@ def test_a_parked_label_joined_by_the_scorer_is_not_joined_again_by_a_duplicate(
     # The joined marker, and the TTL the scorer stores contexts for (streams.status reads it).
     assert left == [f"{store.namespace}:done:e2", f"{store.namespace}:ttl_ms"]
     assert store.client.get(f"{store.namespace}:ttl_ms") == b"60000"
+
+
+def test_a_label_with_little_ttl_left_still_claims_its_context_for_the_store_ttl(store: JoinStore) -> None:
+    # The rebuild looks a label up again with what is left of its first TTL (a few ms here). That TTL is how long
+    # the label may stay parked; the claim it takes on a context must hold until mark_joined like any claim, else
+    # a duplicate label in between takes the same context and it is joined twice.
+    assert store.put_predictions([("e5", b"ctx-5")], 1_000) == []
+    found = store.lookup_labels([("e5", b"label")], 1_000, ["labels:0:50"], [5])
+    assert found[0].status == "ctx"
+    claim_ttl = store.client.pttl(f"{store.namespace}:claim:e5")
+    assert claim_ttl > 5_000  # the store's TTL (60 s), not the label's 5 ms

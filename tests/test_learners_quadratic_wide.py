@@ -157,3 +157,18 @@ def test_narrow_events_still_use_the_cached_plan() -> None:
     quad.learn_one(x)
     assert quad._last is learners.features._quadratic_plan(tuple(x))[0]  # the shortcut of the usual example
     assert quad.transform_one(x) == _every_product(quad, x)
+
+
+def test_a_few_feature_sets_over_the_small_cache_keep_their_plans() -> None:
+    """100 numbers and a one-hot category of 3 values: 3 feature sets of 101 inputs, each over the small cache's
+    width. Each plan is made once, not once per event (a cache of 2 made one per event: ~5x the time per event)."""
+    quad = Quadratic()
+    events = [{**_wide(100), f"color={c}": 1.0} for c in "rgb"]
+    for x in events:
+        quad.learn_one(x)
+        quad.transform_one(x)
+    made = learners.features._wide_plan.cache_info().misses
+    for _ in range(3):
+        for x in events:
+            quad.transform_one(x)
+    assert learners.features._wide_plan.cache_info().misses == made

@@ -141,9 +141,8 @@ class _progress:
 def _run(args: argparse.Namespace, events: Iterable[Event], total: int | None, **options: Any) -> int:
     """Check the broker, create the topics, publish with a progress bar on a terminal, print the summary."""
     settings = settings_from_args(args)
-    if (
-        args.model
-    ):  # the global --model (checked with the settings) names each event's model (FeatureEvent.model)
+    # The global --model (checked with the settings) names each event's model (FeatureEvent.model).
+    if args.model:
         events = (e if e.model is not None else e._replace(model=args.model) for e in events)
     check_reachable(settings)
     ensure_topics(settings)
