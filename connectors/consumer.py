@@ -122,7 +122,12 @@ def _settling(call: Callable[[], T], deadline: float) -> T:
         try:
             return call()
         except KafkaException as exc:
-            if exc.args[0].code() not in _NOT_SETTLED or time.monotonic() >= deadline:
+            error = exc.args[0] if exc.args else None
+            if (
+                not isinstance(error, KafkaError)
+                or error.code() not in _NOT_SETTLED
+                or time.monotonic() >= deadline
+            ):
                 raise
             time.sleep(0.1)
 
