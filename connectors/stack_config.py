@@ -149,8 +149,9 @@ class StackStatus:
     state_dir: Path
     kafka_nodes: tuple[ServiceStatus, ...] = ()
     # The services the call that returned this started (``"kafka"``, ``"redis"``), decided under the state
-    # directory's lock: of two concurrent ``stack up`` only one started each service and says so.
-    started: tuple[str, ...] = ()
+    # directory's lock: of two concurrent ``stack up`` only one started each service and says so. What one call
+    # did, not the stack's state: two statuses of the same stack compare equal whoever started it.
+    started: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def up(self) -> bool:
