@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 KAFKA_BOOTSTRAP = os.environ.get("DRIFTLINE_TEST_KAFKA", "127.0.0.1:9092")
 # Tests share one Redis database, away from the demo's database 0; keys are namespaced by the test prefix.
 REDIS_URL = os.environ.get("DRIFTLINE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+if ("DRIFTLINE_TEST_KAFKA" in os.environ) != ("DRIFTLINE_TEST_REDIS" in os.environ):
+    # One of a stack of one's own and the other from the shared one: the tests would write topics (or keys) on a
+    # stack somebody else is using (it happened, session 31). Name both or neither.
+    raise pytest.UsageError(
+        "set both DRIFTLINE_TEST_KAFKA and DRIFTLINE_TEST_REDIS (a stack of your own) or neither (the default "
+        "127.0.0.1:9092 and 127.0.0.1:6379)"
+    )
 STACK_MARKERS = ("kafka", "faults")
 
 # Prefixes handed out in this run, for the end-of-run cleanup.
