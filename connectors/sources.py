@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from driftline.errors import ConfigError
-from driftline.util import parse_cell
+from driftline.util import event_time, parse_cell, ts_column
 
 Scalar = bool | int | float | str | None
 
@@ -106,16 +106,15 @@ def _split_row(
     for col, what in ((label_col, "label"), (id_col, "id"), (ts_col, "ts")):
         if col is not None and col not in row:
             raise ConfigError(f"{where}: no {what} column {col!r} (columns: {', '.join(map(str, row))})")
-    ts_value = row.get(ts_col) if ts_col else None
-    if ts_col and not isinstance(ts_value, (int, float)):
-        raise ConfigError(f"{where}: ts column {ts_col!r} must hold epoch milliseconds, got {ts_value!r}")
+    time_col = ts_column(row, label_col, id_col, ts_col)  # a column named ts by default, as replay reads it
+    ts = event_time(row[time_col], time_col, ts_col is not None, where) if time_col else None
     event_id = (
         _event_id(raw_id if raw_id is not None else row[id_col], where, id_col) if id_col else str(index)
     )
-    features = {k: v for k, v in row.items() if k not in (label_col, id_col, ts_col)}
+    features = {k: v for k, v in row.items() if k not in (label_col, id_col, time_col)}
     return Event(
         id=event_id,
-        ts=int(ts_value) if isinstance(ts_value, (int, float)) else None,
+        ts=ts,
         features=features,
         label=row.get(label_col) if label_col else None,
     )

@@ -11,8 +11,11 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
+from typing import Any
 
-__all__ = ["json_depth", "now_ms", "parse_cell", "percentile", "rolling_mean"]
+from driftline.errors import ConfigError
+
+__all__ = ["event_time", "json_depth", "now_ms", "parse_cell", "percentile", "rolling_mean", "ts_column"]
 
 #: Cells that mean "no value" in CSV exports (pandas, R, SQL dumps), compared case-insensitively.
 MISSING_CELLS = frozenset({"na", "null", "none", "nan"})
@@ -47,6 +50,40 @@ def parse_cell(text: str) -> bool | int | float | str | None:
         return text
     # Missing measurements are often written as NaN; the wire format rejects non-finite numbers.
     return number if math.isfinite(number) else None
+
+
+#: The column of a file taken as the event time when ``--ts-col`` is not given.
+DEFAULT_TS_COL = "ts"
+
+
+def ts_column(
+    names: Iterable[str], label_col: str | None, id_col: str | None, ts_col: str | None = None
+) -> str | None:
+    """The column of a file's row holding the event time: ``ts_col`` (``--ts-col``) when given, else a column named
+    ``ts`` unless it is the label or the id column, else None (``produce`` stamps the time of sending). The one
+    rule ``driftline produce`` and ``driftline replay`` share, so a file replays with the event times it was
+    published with (``produce`` took ``ts`` for a feature, ``replay`` for the event time).
+
+    >>> ts_column(["id", "ts", "x"], "y", None), ts_column(["ts", "x"], "ts", None), ts_column(["x"], "y", None)
+    ('ts', None, None)
+    """
+    if ts_col is not None:
+        return ts_col
+    if DEFAULT_TS_COL in names and DEFAULT_TS_COL not in (label_col, id_col):
+        return DEFAULT_TS_COL
+    return None
+
+
+def event_time(value: Any, col: str, named: bool, where: str) -> int | None:
+    """A row's event time in ms from column ``col``'s value: a number (a float is truncated); an empty cell of the
+    default ``ts`` column (not ``named`` by ``--ts-col``) is no time. Anything else is refused, naming the row."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if value is None and not named:
+        return None
+    how = f"--ts-col {col!r}" if named else f"column {col!r} (the event time by default)"
+    fix = "" if named else "; rename the column to keep it as a feature, or name another with --ts-col"
+    raise ConfigError(f"{where}: {how} must hold epoch milliseconds, got {value!r:.60}{fix}")
 
 
 def version_ranges(versions: Iterable[int]) -> str:

@@ -25,7 +25,10 @@ from learners.features import finite
 # Stable names (they become Prometheus label values and ModelRelease metrics keys).
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "log_loss")
 REGRESSION = ("mae", "rmse")
-MAX_SEGMENTS = 100  # beyond this many distinct values new segments are pooled under "other"
+# Segments tracked at once; when a new one arrives with this many tracked, the one seen least recently is folded
+# into "other" (a stream opening with 100 junk values pooled every real segment for ever).
+MAX_SEGMENTS = 100
+OTHER = "other"
 _EPS = (
     1e-15  # probabilities are clamped to [eps, 1 - eps] for the log loss, as river.metrics.CrossEntropy does
 )
@@ -126,6 +129,8 @@ class Evaluator:
         self._recent = _Totals()
         self._window: collections.deque[tuple[Any, Any, float, float]] = collections.deque()
         self._segments: dict[str, list[float]] = {}  # segment -> [n, sum of score]
+        self._seen: dict[str, int] = {}  # tracked segment (not "other") -> when it was last seen
+        self._clock = 0
         self._n = 0
         # Classification examples passed to ``defer`` and not yet applied: (y_true, y_pred, P(y_true), segment).
         self._pending: list[tuple[Any, Any, float, str | None]] = []
@@ -135,6 +140,9 @@ class Evaluator:
         if "n" in state:
             state["_n"] = state.pop("n")
         state.setdefault("_pending", [])
+        if "_seen" not in state:  # pickled before segments were evicted: all equally old
+            state["_seen"] = {s: 0 for s in state.get("_segments", {}) if s != OTHER}
+            state["_clock"] = 0
         self.__dict__.update(state)
 
     @property
@@ -242,11 +250,23 @@ class Evaluator:
             self._add_segment(segment, score)
 
     def _add_segment(self, segment: str, score: float) -> None:
-        if segment not in self._segments and len(self._segments) >= MAX_SEGMENTS:
-            segment = "other"
-        acc = self._segments.setdefault(segment, [0.0, 0.0])
+        segments = self._segments
+        acc = segments.get(segment)
+        if acc is None:
+            seen = self._seen
+            if segment != OTHER and len(seen) >= MAX_SEGMENTS:
+                old = min(seen, key=seen.__getitem__)
+                del seen[old]
+                n, total = segments.pop(old)
+                pool = segments.setdefault(OTHER, [0.0, 0.0])
+                pool[0] += n
+                pool[1] += total
+            acc = segments.setdefault(segment, [0.0, 0.0])
         acc[0] += 1
         acc[1] += score
+        if segment != OTHER:
+            self._clock += 1
+            self._seen[segment] = self._clock
 
     def segment_scores(self) -> dict[str, tuple[int, float]]:
         """Per segment: (count, accuracy) for classification or (count, MAE) for regression."""

@@ -42,9 +42,11 @@ __all__ = [
 
 MAX_SEGMENT_CHARS = 64  # a longer segment value is named by its start and a digest (segment_name)
 MIN_N = 30  # examples a segment needs before its rates count (as the guard's per-segment check)
-MAX_SEGMENTS = (
-    50  # distinct segments tracked; more are folded into "_other" (bounded memory and label cardinality)
-)
+# Distinct segments tracked at once (bounded memory and label cardinality). When a new segment arrives with this
+# many tracked, the one seen least recently is folded into "_other", so the segments a stream sends now are tracked
+# whatever it sent first (a stream opening with 50 junk values kept every real segment in "_other" for ever).
+MAX_SEGMENTS = 50
+OTHER = "_other"
 # The gaps the guard bounds (the accuracy gap is watched but left to the per-segment check, segment_margin).
 GUARDED_GAPS = {"classification": ("demographic_parity", "equalized_odds"), "regression": ("mae",)}
 
@@ -139,6 +141,15 @@ class FairnessMonitor:
         self.positive = positive
         self.min_n = min_n
         self._rows: dict[str, collections.deque[Row]] = {}
+        self._seen: dict[str, int] = {}  # tracked segment -> the example count when it was last seen
+        self._clock = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A monitor pickled (in a guard's evidence) before segments were evicted: all equally old.
+        if "_seen" not in state:
+            state["_seen"] = {key: 0 for key in state.get("_rows", {}) if key != OTHER}
+            state["_clock"] = 0
+        self.__dict__.update(state)
 
     def add(self, segment: Any, y: Any, prediction: Any) -> None:
         """One labelled example as the served model answered it (``prediction`` None: it had no answer)."""
@@ -146,13 +157,21 @@ class FairnessMonitor:
             return
         # As the releases' segment metrics name it (bounded length, None: "missing").
         key = segment_name(segment)
+        self._clock += 1
         rows = self._rows.get(key)
         if rows is None:
-            if len(self._rows) >= MAX_SEGMENTS:
-                key = "_other"
-                rows = self._rows.get(key)
-            if rows is None:
-                rows = self._rows[key] = collections.deque(maxlen=self.window)
+            seen = self._seen
+            if key != OTHER and len(seen) >= MAX_SEGMENTS:
+                # Fold the least recently seen segment into _other (its rows stay counted, under the pool).
+                old = min(seen, key=seen.__getitem__)
+                del seen[old]
+                pool = self._rows.get(OTHER)
+                if pool is None:
+                    pool = self._rows[OTHER] = collections.deque(maxlen=self.window)
+                pool.extend(self._rows.pop(old))
+            rows = self._rows.setdefault(key, collections.deque(maxlen=self.window))
+        if key != OTHER:
+            self._seen[key] = self._clock
         rows.append((y, prediction))
 
     def _positive(self) -> Any:

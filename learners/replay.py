@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
-from driftline.util import parse_cell
+from driftline.util import event_time, parse_cell, ts_column
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -95,11 +95,15 @@ def _label_kind(label: Any) -> str | None:
     return None
 
 
-def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> Iterator[Row]:
+def read_rows(
+    path: str | Path, label_col: str, id_col: str | None = None, ts_col: str | None = None
+) -> Iterator[Row]:
     """Read ``.csv`` or ``.jsonl``/``.json`` rows as ``(id, ts, features, label)``; the id is ``id_col``'s value, by
     default an ``id`` column's, else the row number.
 
-    A ``ts`` column (ms since epoch) is used as event time when present and not the label or id column.
+    The event time (ms since epoch) is ``ts_col``'s value, by default a ``ts`` column's when it is not the label
+    or id column (:func:`driftline.util.ts_column`, as ``driftline produce`` reads the same file); it is not a
+    feature.
     Labels are all numbers or all text (a classifier cannot order the two kinds): a label of the other kind that
     names a class seen before (``"1"`` after ``1``) is that class, as the trainer learns it; any other is refused.
     """
@@ -154,9 +158,13 @@ def read_rows(path: str | Path, label_col: str, id_col: str | None = None) -> It
                 kind = now
                 if len(classes) < 1024:  # a classifier's classes; a regression target's values need no memory
                     classes.setdefault(str(label), label)
+            where = f"{path}: row {i + 1}"
+            if ts_col is not None and ts_col not in record:
+                raise ConfigError(f"{where} has no ts column {ts_col!r} (has {sorted(record)})")
+            time_col = ts_column(record, label_col, id_key if id_key in record else None, ts_col)
+            ts = event_time(record.pop(time_col), time_col, ts_col is not None, where) if time_col else None
             rid = str(record.pop(id_key)) if id_key in record else str(i)
-            ts = record.pop("ts", None)
-            yield rid, ts if isinstance(ts, int) else None, record, label
+            yield rid, ts, record, label
         if i < 0:
             raise ConfigError(f"{path}: no rows to replay (an empty file, or a header alone)")
         if kind is None:

@@ -26,6 +26,7 @@ class ServedFairness:
         self.metrics = metrics
         self.monitor = FairnessMonitor(settings.model.task, window=window)
         self._next = 0.0
+        self._published: dict[str, set[str]] = {}  # segment -> the rate names set for it
 
     def add(self, example: Mapping[str, Any]) -> None:
         features = example.get("features") or {}
@@ -38,10 +39,17 @@ class ServedFairness:
     def publish(self) -> dict[str, Any]:
         rates = self.monitor.rates()
         rate, gap = self.metrics.fairness_rate, self.metrics.fairness_gap
+        # A segment the monitor no longer tracks (folded into _other) loses its series: the label set stays
+        # bounded by the monitor's segments however many values the stream sends over time.
+        for segment in [s for s in self._published if s not in rates]:
+            for name in self._published.pop(segment):
+                rate.remove(self.model, segment, name)
         for segment, values in rates.items():
+            names = self._published.setdefault(segment, set())
             for name, value in values.items():
                 if value == value:  # NaN (e.g. no positive label in the segment yet) is left unset
                     rate.labels(model=self.model, segment=segment, rate=name).set(value)
+                    names.add(name)
         gaps = self.monitor.gaps()
         for name, value in gaps.items():
             gap.labels(model=self.model, gap=name).set(value)

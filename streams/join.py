@@ -185,8 +185,8 @@ def rebuild_join_state(
             pred = codec.decode("Prediction", msg.value() or b"", topic=topic, allow_json=True)
         except SchemaError:
             continue
-        _, ts = msg.timestamp()
-        batch.append((pred["id"], codec.encode("Prediction", pred), ts + ttl_ms - now_ms()))
+        now = now_ms()
+        batch.append((pred["id"], codec.encode("Prediction", pred), record_ms(msg, now) + ttl_ms - now))
         if len(batch) >= 1000:
             flush()
     flush()
@@ -201,6 +201,14 @@ def rebuild_join_state(
         settings.topic("training"),
     )
     return restored
+
+
+def record_ms(msg: Any, read_ms: int) -> int:
+    """A record's Kafka timestamp, or ``read_ms`` (when it is read) for a record without one (-1: written by a
+    client that set none, or in an old message format). Aged from -1, such a record was 56 years past its TTL:
+    a label re-parked by the rebuild for 1 ms and counted an orphan, a prediction not restored at all."""
+    ts = msg.timestamp()[1]
+    return ts if ts > 0 else read_ms
 
 
 def _relook_labels(
@@ -238,7 +246,7 @@ def _relook_labels(
         except SchemaError:
             continue
         token = f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
-        batch.append((label["id"], codec.encode("Label", label), token, msg.timestamp()[1]))
+        batch.append((label["id"], codec.encode("Label", label), token, record_ms(msg, now_ms())))
         if len(batch) >= 500:
             flush()
     if batch:

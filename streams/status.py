@@ -210,26 +210,53 @@ def _recent_deadletters(settings: Settings, since_ms: int) -> dict[str, Any]:
 
 def _joins(settings: Settings) -> dict[str, Any] | None:
     """Pending predictions (waiting for a label), parked labels (waiting for a prediction), and the age of the
-    oldest prediction still unanswered by a label; ``None`` when Redis does not answer."""
+    oldest prediction still unanswered by a label; ``None`` when Redis does not answer.
+
+    A key holding junk of the wrong type (someone's SET over ``<ns>:pending``) is named in ``damaged`` and its
+    figure is None; the rest is shown (one WRONGTYPE dropped the whole section until the next scorer batch
+    replaced the key)."""
     import redis
 
     from streams.join import join_namespace
 
     ns = join_namespace(settings)
+    damaged: list[dict[str, str]] = []
+
+    def read(key: str, expected: str, call: Any) -> Any:
+        try:
+            return call(key)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            damaged.append({"key": key, "type": _s(client.type(key)), "expected": expected})
+            return None
+
     try:
         client = redis_client(settings, 3)
-        pending, parked = client.zcard(f"{ns}:pending"), client.zcard(f"{ns}:parked")
-        oldest = client.zrange(f"{ns}:pending", 0, 0, withscores=True)
-        ttl_ms = client.get(f"{ns}:ttl_ms") if oldest else None
+        pending = read(f"{ns}:pending", "zset", client.zcard)
+        parked = read(f"{ns}:parked", "zset", client.zcard)
+        oldest = client.zrange(f"{ns}:pending", 0, 0, withscores=True) if pending else None
+        ttl_ms = read(f"{ns}:ttl_ms", "string", client.get) if oldest else None
     except redis.RedisError:
         return None
     age = None
     if oldest:
         # Scored by expiry: stored at expiry - ttl, the TTL the scorers store with (JoinStore.put_predictions),
         # not this command's redis.pending_ttl_s, which may differ from the workers' (their environment).
+        if ttl_ms is not None and not ttl_ms.isdigit():
+            damaged.append({"key": f"{ns}:ttl_ms", "type": "string", "expected": "string of digits"})
         ttl = int(ttl_ms) if ttl_ms and ttl_ms.isdigit() else settings.redis.pending_ttl_s * 1000
         age = max(0.0, time.time() - (float(oldest[0][1]) - ttl) / 1000)
-    return {"pending": int(pending), "parked": int(parked), "oldest_pending_age_s": age}
+    return {
+        "pending": None if pending is None else int(pending),
+        "parked": None if parked is None else int(parked),
+        "oldest_pending_age_s": age,
+        "damaged": damaged,
+    }
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Producer
 
 from connectors.redis_store import JoinStore
 from connectors.topics import ensure_topics
@@ -82,3 +82,53 @@ def test_status_ages_the_oldest_prediction_by_the_scorers_ttl_not_its_own(settin
         for key in scorer.client.scan_iter(match=f"{scorer.namespace}:*"):
             scorer.client.delete(key)
         scorer.close()
+
+
+class _NoTimestamp:
+    """A consumed record without a Kafka timestamp, as confluent-kafka gives it: ``timestamp()`` is (type, -1)."""
+
+    def __init__(self, topic: str, offset: int, value: bytes) -> None:
+        self._topic, self._offset, self._value = topic, offset, value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (TIMESTAMP_NOT_AVAILABLE, -1)
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def test_the_rebuild_ages_records_without_a_timestamp_from_when_it_reads_them(
+    settings: Settings, store: JoinStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label record with ts -1 was aged from 1970: parked again for 1 ms and counted an orphan at the next sweep;
+    a prediction with ts -1 was not restored at all. Both now get the TTL from the time the rebuild reads them.
+    (A broker of this stack stamps every record, so the records read are given here as the consumer returns them.)"""
+    codec = default_codec()
+    label = codec.encode("Label", {"id": "untimed-label", "ts": 1, "label": True})
+    pred = codec.encode(
+        "Prediction",
+        {"id": "untimed-pred", "ts": 1, "model": "default", "version": 1, "prediction": True, "proba": None},
+    )
+    topics = {settings.topic("labels"): [label], settings.topic("predictions"): [pred]}
+
+    def read_to_end(_settings: Settings, topic: str, *_: object, **__: object) -> Iterator[_NoTimestamp]:
+        for offset, value in enumerate(topics.get(topic, [])):
+            yield _NoTimestamp(topic, offset, value)
+
+    monkeypatch.setattr("streams.join.read_to_end", read_to_end)
+    before = int(time.time() * 1000)
+    assert rebuild_join_state(settings, store, codec, timeout=5) == 1  # the prediction restored
+    ttl_ms = settings.redis.pending_ttl_s * 1000
+    for key, id_ in (("parked", "untimed-label"), ("pending", "untimed-pred")):
+        deadline = store.client.zscore(f"{store.namespace}:{key}", id_)
+        assert deadline is not None and before + ttl_ms <= deadline <= int(time.time() * 1000) + ttl_ms, key
+    assert store.sweep(int(time.time() * 1000) + 1_000).orphans == 0

@@ -255,6 +255,30 @@ def test_cli_status_without_a_state_dir_looks_at_the_addresses_given(
             os.kill(pid, 9)
 
 
+def test_cli_status_and_down_with_the_state_dir_of_the_environment_look_at_its_servers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DRIFTLINE_STATE_DIR alone (no --state-dir, no address flag): `stack down` stopped that directory's servers
+    # by pid, but `stack status` (and down's check for active consumer groups) probed the configured addresses.
+    started = _free_config(tmp_path)
+    _redis_up(started, 30.0)
+    pid = read_pid(started.redis_dir / "redis.pid")
+    monkeypatch.setenv("DRIFTLINE_STATE_DIR", str(started.state_dir.parent))
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DRIFTLINE_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        assert main(["stack", "status", "--json"]) == 1  # Kafka never started there
+        out = capsys.readouterr().out
+        assert f'"address": "127.0.0.1:{started.redis_port}"' in out and '"state": "up"' in out, out
+        assert main(["stack", "down", "--json"]) == 0
+        out = capsys.readouterr().out
+        assert f"127.0.0.1:{started.redis_port}" in out and f"stopped pid {pid}" in out, out
+        assert redis_ping("127.0.0.1", started.redis_port) is None
+    finally:
+        if pid is not None and process_cmdline(pid):
+            os.kill(pid, 9)
+
+
 def test_cli_status_exits_nonzero_when_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--bootstrap", f"127.0.0.1:{free_port()}", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
     code = main([*args, "stack", "status", "--state-dir", str(tmp_path), "--json"])

@@ -12,7 +12,7 @@ import streams.model_registry
 import streams.releases
 import streams.status as status_mod
 import streams.trainer_status
-from driftline.settings import load_settings
+from driftline.settings import Settings, load_settings
 from streams.commands.status import render
 from streams.join import join_namespace
 from streams.releases import CheckedReleases
@@ -68,3 +68,52 @@ def test_status_text_says_the_joins_are_every_models() -> None:
     }
     text = render(status)
     assert "joins (every model): 3 prediction(s) waiting for a label" in text
+
+
+@pytest.mark.kafka  # needs the local stack (Redis)
+@pytest.mark.parametrize("junk_key", ["pending", "ttl_ms"])
+def test_status_shows_the_joins_it_can_read_and_names_a_damaged_key(
+    settings: Settings, junk_key: str
+) -> None:
+    """Junk of the wrong type under ``<ns>:ttl_ms`` or ``<ns>:pending`` (WRONGTYPE) dropped the whole joins
+    section until the next scorer batch replaced the key; now the rest is shown and the key is named."""
+    import time
+
+    import redis
+
+    ns = join_namespace(settings)
+    client = redis.Redis.from_url(settings.redis.url.get())
+    try:
+        now = int(time.time() * 1000)
+        client.zadd(f"{ns}:parked", {"l1": now + 60_000, "l2": now + 60_000})
+        if junk_key == "pending":
+            client.set(f"{ns}:pending", b"junk")
+        else:
+            client.zadd(f"{ns}:pending", {"e1": now + 1_000})  # expires in 1 s
+            client.hset(f"{ns}:ttl_ms", "junk", "1")
+        joins = status_mod._joins(settings)
+        assert joins is not None, "the section was dropped"
+        assert joins["parked"] == 2
+        assert [d["key"] for d in joins["damaged"]] == [f"{ns}:{junk_key}"]
+        if junk_key == "pending":
+            assert joins["pending"] is None and joins["damaged"][0]["type"] == "string"
+        else:
+            # The age is told with this command's TTL, as when the key is missing.
+            assert joins["pending"] == 1 and joins["oldest_pending_age_s"] is not None
+            assert joins["damaged"][0]["type"] == "hash"
+        model = {"model": "m", "served_version": 1, "releases": 1, "latest_release": None, "trainer": None}
+        text = render(
+            {
+                "topic_prefix": settings.kafka.topic_prefix,
+                "default_model": "m",
+                "stack": {"kafka": {"up": True, "address": "x"}, "redis": {"up": True, "address": "y"}},
+                "workers": [],
+                "models": [{**model, "joins": joins}],
+                "drift_last_hour": {"total": 0, "by_signal": {}},
+            }
+        )
+        assert "2 label(s) parked" in text and f"join store key {ns}:{junk_key} is DAMAGED" in text
+    finally:
+        for key in client.scan_iter(match=f"{ns}:*"):
+            client.delete(key)
+        client.close()

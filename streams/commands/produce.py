@@ -87,7 +87,12 @@ def _file_args(p: argparse.ArgumentParser) -> None:
         help="column holding the event id (default: a column or field named id, else the row index)",
     )
     p.add_argument("--label-col", metavar="C", help="label column (excluded from the features)")
-    p.add_argument("--ts-col", metavar="C", help="column holding the event time in ms (default: now)")
+    p.add_argument(
+        "--ts-col",
+        metavar="C",
+        help="column holding the event time in ms, not a feature (default: a column named ts unless it is the "
+        "label or id column, else the time of sending; as `driftline replay` reads the file)",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="publish at most N rows")
     _common_args(p)
 

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="event id column (default: a column or field named id, else the row number)",
     )
     p.add_argument(
+        "--ts-col",
+        metavar="C",
+        help="column holding the event time in ms, not a feature (default: a column named ts unless it is the "
+        "label or id column; as `driftline produce` reads the file)",
+    )
+    p.add_argument(
         "--delay", type=int, default=0, metavar="N", help="reveal each label N events late (default 0)"
     )
     p.add_argument("--reference", metavar="F", help="trusted labelled file no promoted model may regress on")
@@ -178,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     drift_points: list[int] = []
     task = args.task or settings.model.task
     if args.file:
-        grouped, rows = grouped_numbers(read_rows(args.file, label_col, args.id_col))
+        grouped, rows = grouped_numbers(read_rows(args.file, label_col, args.id_col, args.ts_col))
         for col, example in grouped.items():
             print(
                 f"replay: {col!r} holds numbers with thousands separators ({example!r}): read as text, one "

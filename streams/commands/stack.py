@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 from typing import Any
 
 from connectors.stack import StackConfig, StackStatus, as_started, stack_down, stack_status, stack_up
@@ -38,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("status", "show both addresses and whether they answer; exit 1 when either is down", _status),
     ):
         action = ssub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
-        action.add_argument("--state-dir", metavar="DIR", help="default: settings state_dir")
+        action.add_argument(
+            "--state-dir",
+            metavar="DIR",
+            help="default: settings state_dir (DRIFTLINE_STATE_DIR); status and down given no port look at the "
+            "servers this directory (given here or by DRIFTLINE_STATE_DIR) last started",
+        )
         action.add_argument("--kafka-port", type=int, metavar="PORT", help="Kafka client port")
         action.add_argument("--controller-port", type=int, metavar="PORT", help="KRaft controller port")
         action.add_argument("--redis-port", type=int, metavar="PORT", help="Redis port")
@@ -71,17 +77,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> StackConfig:
-    """The stack ``status``/``down`` look at: ``--state-dir D`` with no port given, the one D last started; else
-    the ports given, else the configured addresses (``--bootstrap``, ``--redis-url``, environment, settings)."""
+    """The stack ``status``/``down`` look at, with no port given: the one the state directory last started when
+    it is named (``--state-dir D``, or ``DRIFTLINE_STATE_DIR``, the directory ``up`` starts in and ``down`` stops
+    by pid; an address given as a flag, ``--bootstrap`` / ``--redis-url``, still wins over the environment's
+    directory); else the configured addresses (``--bootstrap``, ``--redis-url``, environment, settings)."""
     cfg = _settings_and_config(args)[1]
-    if (
-        args.state_dir
-        and args.kafka_port is None
-        and args.controller_port is None
-        and args.redis_port is None
-    ):
+    if args.kafka_port is not None or args.controller_port is not None or args.redis_port is not None:
+        return cfg
+    if args.state_dir:
         return as_started(cfg)
-    return cfg
+    if not os.environ.get("DRIFTLINE_STATE_DIR"):
+        return cfg
+    # DRIFTLINE_STATE_DIR alone probed the configured addresses while `down` stopped that directory's servers.
+    started = as_started(cfg)
+    if getattr(args, "bootstrap", None):
+        started = dataclasses.replace(started, kafka_port=cfg.kafka_port, controller_port=cfg.controller_port)
+    if getattr(args, "redis_url", None):
+        started = dataclasses.replace(started, redis_port=cfg.redis_port)
+    return started
 
 
 def _settings_and_config(args: argparse.Namespace) -> tuple[Settings, StackConfig]:

@@ -117,11 +117,19 @@ def render(status: dict[str, Any]) -> str:
         joins = m.get("joins")
         if joins:  # the deployment's one join store (model.name's entry): every model's joins
             age = joins["oldest_pending_age_s"]
+            pending, parked = joins["pending"], joins["parked"]
             lines.append(
-                f"    joins (every model): {joins['pending']:,} prediction(s) waiting for a label"
+                f"    joins (every model): {'?' if pending is None else f'{pending:,}'} prediction(s) waiting"
+                " for a label"
                 + (f" (oldest {_ago(age)})" if age is not None else "")
-                + f", {joins['parked']:,} label(s) parked waiting for their prediction"
+                + f", {'?' if parked is None else f'{parked:,}'} label(s) parked waiting for their prediction"
             )
+            for bad in joins.get("damaged", []):
+                lines.append(
+                    f"    join store key {bad['key']} is DAMAGED (holds a {bad['type']}, expected a"
+                    f" {bad['expected']}): the scorers replace it at their next batch; or delete it"
+                    f" (redis-cli DEL {bad['key']})"
+                )
         if not m.get("releases_verified", True):
             lines.append("    releases NOT verified: no signing key configured (DRIFTLINE_SIGNING_KEY)")
         unverified = m.get("unverified_releases", [])
