@@ -23,6 +23,7 @@ from driftline.settings import MODEL_NAME, Settings
 from learners.artifacts import ArtifactStore, load_release, verify_release
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
+from streams.security_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -170,7 +171,9 @@ class ReleaseFollower:
 
     Each release is verified (signature, sha256, strictly newer version for its model) and unpickled with the
     allow-list in this thread, never on the event loop; the result waits until the stage calls :meth:`take`
-    between batches. Rejected releases are counted and logged as security events; the served model stays. The
+    between batches. Rejected releases are counted and logged as security events (the first few of each model
+    and reason per minute in full, then one summary line: :class:`streams.security_log.ThrottledLog`); the served
+    model stays. The
     newest verified release of each model is kept (:meth:`latest`) so a scorer that unloaded a model for memory
     can load it again. Only committed records are read (``isolation.level=read_committed``, the client's
     default): a release of a trainer transaction that was aborted is never served.
@@ -195,6 +198,7 @@ class ReleaseFollower:
         self._newest_loaded: dict[str, int] = {}
         self._latest: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
+        self._security = ThrottledLog(security_log)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"models-follower-{model or 'all'}", daemon=True
@@ -211,6 +215,7 @@ class ReleaseFollower:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._security.flush(force=True)
 
     def take(self) -> LoadedModel | None:
         """A newly loaded model not yet taken (any model), or None; called between batches: swaps are atomic."""
@@ -299,6 +304,7 @@ class ReleaseFollower:
                 ready = self.first_loaded.is_set()
                 if not ready and self._newest_loaded and _read_to(consumer, parts, marks):
                     self.first_loaded.set()
+                self._security.flush()
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name or "every model")
             self.metrics.worker_up.labels(role="follower").set(0)
@@ -338,7 +344,7 @@ class ReleaseFollower:
         return True
 
     def _reject(self, name: str, reason: str, message: str) -> None:
-        security_log.warning("SECURITY: %s", message)
+        self._security.warning(f"refused releases of model {name}", reason, "SECURITY: %s", message)
         self.metrics.releases_rejected.labels(model=name, reason=reason).inc()
 
 

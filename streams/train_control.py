@@ -22,6 +22,7 @@ from learners.lifecycle_control import validate_control
 from streams.control import operator_key, refusal, write_reply
 from streams.releases import CheckedReleases, load_verified, read_checked_releases
 from streams.runtime import RawRecord, WorkerContext
+from streams.security_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -241,6 +242,7 @@ class TrainerControl:
         """This model's releases on ``models``, verified; unverified ones are counted and logged."""
         checked = read_checked_releases(self.ctx.settings, self.ctx.codec, model=self.ctx.model)
         counted: set[tuple[Any, Any]] = self.__dict__.setdefault("_forgeries_counted", set())
+        throttled: ThrottledLog = self.__dict__.setdefault("_security", ThrottledLog(security_log))
         for release, reason, message in checked.rejected:
             # The topic is read again for every restore: count each forged record once per process.
             mark = (release.get("version"), release.get("signature"))
@@ -248,12 +250,15 @@ class TrainerControl:
                 continue
             counted.add(mark)
             self.ctx.metrics.releases_rejected.labels(model=self.ctx.model, reason=reason).inc()
-            security_log.warning(
+            throttled.warning(
+                f"refused releases of model {self.ctx.model} on the models topic",
+                reason,
                 "SECURITY: release %s v%s on the models topic ignored: %s",
                 self.ctx.model,
                 release.get("version"),
                 message,
             )
+        throttled.flush(force=True)  # one pass over the topic: its summary now, not at the next read
         return checked
 
     def release_record(self, version: int) -> dict[str, Any]:
