@@ -24,6 +24,7 @@ from learners.artifacts import ArtifactStore, load_release, verify_release
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
 from streams.security_log import ThrottledLog
+from streams.serving import ServingReport
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -173,7 +174,8 @@ class ReleaseFollower:
     allow-list in this thread, never on the event loop; the result waits until the stage calls :meth:`take`
     between batches. Rejected releases are counted and logged as security events (the first few of each model
     and reason per minute in full, then one summary line: :class:`streams.security_log.ThrottledLog`); the served
-    model stays. The
+    model stays. A release that verified but could not be loaded is also recorded in Redis with what this scorer
+    serves (:class:`streams.serving.ServingReport`), so no view calls it current while the previous one is. The
     newest verified release of each model is kept (:meth:`latest`) so a scorer that unloaded a model for memory
     can load it again. Only committed records are read (``isolation.level=read_committed``, the client's
     default): a release of a trainer transaction that was aborted is never served.
@@ -186,6 +188,7 @@ class ReleaseFollower:
         *,
         codec: Codec | None = None,
         model: str | None = None,
+        report: ServingReport | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -198,6 +201,7 @@ class ReleaseFollower:
         self._newest_loaded: dict[str, int] = {}
         self._latest: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
+        self.report = report if report is not None else ServingReport(settings)
         self._security = ThrottledLog(security_log)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -216,6 +220,10 @@ class ReleaseFollower:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self._security.flush(force=True)
+
+    def served(self, model: str, version: int) -> None:
+        """The scorer adopted ``version`` of ``model``: reported (from this follower's thread) as served."""
+        self.report.served(model, version)
 
     def take(self) -> LoadedModel | None:
         """A newly loaded model not yet taken (any model), or None; called between batches: swaps are atomic."""
@@ -243,7 +251,9 @@ class ReleaseFollower:
         try:
             loaded = load_verified(release, self.key, self.previous_key, None, self.store)
         except Exception as exc:
-            self._reject(model, "load", f"release {model} v{release['version']} could not be reloaded: {exc}")
+            message = f"release {model} v{release['version']} could not be reloaded: {exc}"
+            self._reject(model, "load", message)
+            self.report.refused(model, int(release["version"]), "load", message)
             return None
         return LoadedModel(int(release["version"]), loaded, release, time.time())
 
@@ -305,11 +315,13 @@ class ReleaseFollower:
                 if not ready and self._newest_loaded and _read_to(consumer, parts, marks):
                     self.first_loaded.set()
                 self._security.flush()
+                self.report.publish()
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name or "every model")
             self.metrics.worker_up.labels(role="follower").set(0)
         finally:
             consumer.close()
+            self.report.close()
 
     def _decode(self, data: bytes, offset: int) -> dict[str, Any] | None:
         try:
@@ -327,10 +339,14 @@ class ReleaseFollower:
                     release, self.key, self.previous_key, self._newest_loaded.get(name) or None, self.store
                 )
         except SecurityError as exc:
-            self._reject(name, _reason(str(exc)), f"release {name} v{version} refused: {exc}")
+            reason, message = _reason(str(exc)), f"release {name} v{version} refused: {exc}"
+            self._reject(name, reason, message)
+            self.report.refused(name, version, reason, message)
             return False
         except Exception as exc:
-            self._reject(name, "load", f"release {name} v{version} could not be loaded: {exc}")
+            message = f"release {name} v{version} could not be loaded: {exc}"
+            self._reject(name, "load", message)
+            self.report.refused(name, version, "load", message)
             return False
         self.metrics.model_swap_seconds.labels(model=name).observe(time.perf_counter() - t0)
         self.metrics.observe_release(
