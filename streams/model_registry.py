@@ -40,9 +40,11 @@ def read_registry(settings: Settings, checked: CheckedReleases | None = None) ->
     if checked is None:
         checked = read_checked_releases(settings, model=name)
     registry = ModelRegistry(name)
+    at: list[tuple[int, int] | None] = list(checked.rejected_at)
+    at += [None] * (len(checked.rejected) - len(at))
     rejected = [
-        unverified_row(r, reason, message)
-        for r, reason, message in checked.rejected
+        unverified_row(r, reason, message, where)
+        for (r, reason, message), where in zip(checked.rejected, at, strict=True)
         if r.get("model") == name
     ]
     for release in checked.verified + checked.unchecked:
@@ -61,10 +63,15 @@ def read_registry(settings: Settings, checked: CheckedReleases | None = None) ->
     return Releases(registry, rejected, checked.checked)
 
 
-def unverified_row(release: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
-    """What a record that failed verification claims, marked as such; it is never current."""
+def unverified_row(
+    release: dict[str, Any], reason: str, message: str, where: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """What a record that failed verification claims, marked as such; it is never current. ``partition`` and
+    ``offset`` say where it is on the ``models`` topic (None when not known)."""
     metrics = release.get("metrics")
     return {
+        "partition": None if where is None else where[0],
+        "offset": None if where is None else where[1],
         "model": release.get("model"),
         "version": release.get("version"),
         "parent": release.get("parent"),

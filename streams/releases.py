@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -38,14 +38,22 @@ def read_releases(
     Undecodable records (anyone who can write the topic can publish thousands) are skipped and summed up in one
     warning: count, offsets and the first error, not one line each on every command that reads the registry.
     """
+    return [release for release, _ in read_releases_at(settings, codec, timeout)]
+
+
+def read_releases_at(
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0
+) -> list[tuple[dict[str, Any], tuple[int, int]]]:
+    """:func:`read_releases`, each with where it is on the topic: ``(release, (partition, offset))``."""
     codec = codec or default_codec()
     topic = settings.topic("models")
-    out: list[dict[str, Any]] = []
+    out: list[tuple[dict[str, Any], tuple[int, int]]] = []
     bad: list[int] = []
     first: tuple[int, SchemaError] | None = None
     for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout):
         try:
-            out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
+            release = codec.decode("ModelRelease", msg.value() or b"", topic=topic)
+            out.append((release, (msg.partition() or 0, msg.offset() or 0)))
         except SchemaError as exc:
             bad.append(msg.offset() or 0)
             first = first or (msg.offset() or 0, exc)
@@ -88,12 +96,14 @@ class CheckedReleases:
     """The releases on ``models`` split by verification: only ``verified`` ones count for anything (newest
     version, next version to reserve, "current"). ``rejected`` holds ``(release, reason, message)``.
     ``checked`` is False when no signing key is configured: then nothing could be verified and every release
-    is in ``unchecked``."""
+    is in ``unchecked``. ``rejected_at`` holds the ``(partition, offset)`` of each rejected record, in the same
+    order, when known (read from the topic); else it is shorter than ``rejected``."""
 
     verified: list[dict[str, Any]]
     rejected: list[tuple[dict[str, Any], str, str]]
     unchecked: list[dict[str, Any]]
     checked: bool
+    rejected_at: list[tuple[int, int]] = field(default_factory=list)
 
     def newest(self) -> int:
         """The newest verified version (0 if none)."""
@@ -105,14 +115,18 @@ class CheckedReleases:
 
 
 def check_releases(
-    releases: list[dict[str, Any]], settings: Settings, model: str | None = None
+    releases: list[dict[str, Any]],
+    settings: Settings,
+    model: str | None = None,
+    positions: list[tuple[int, int]] | None = None,
 ) -> CheckedReleases:
-    """Verify ``releases`` (of ``model``, or all models) with the configured signing key(s)."""
+    """Verify ``releases`` (of ``model``, or all models) with the configured signing key(s); ``positions``, if
+    given, are where each release is on the topic (kept for the rejected ones)."""
     key = settings.model.signing_key.get().encode()
     previous = settings.model.previous_signing_key.get().encode()
     store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
     out = CheckedReleases([], [], [], checked=bool(key))
-    for release in releases:
+    for i, release in enumerate(releases):
         if model is not None and release.get("model") != model:
             continue
         if not key:
@@ -123,6 +137,8 @@ def check_releases(
             out.verified.append(release)
         else:
             out.rejected.append((release, *problem))
+            if positions is not None:
+                out.rejected_at.append(positions[i])
     return out
 
 
@@ -130,7 +146,8 @@ def read_checked_releases(
     settings: Settings, codec: Codec | None = None, timeout: float = 10.0, model: str | None = None
 ) -> CheckedReleases:
     """:func:`read_releases`, verified: what the trainer and every command use."""
-    return check_releases(read_releases(settings, codec, timeout), settings, model)
+    read = read_releases_at(settings, codec, timeout)
+    return check_releases([r for r, _ in read], settings, model, [at for _, at in read])
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:

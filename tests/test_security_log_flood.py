@@ -1,12 +1,15 @@
 """Logs under attack: thousands of forged releases or changelog records do not make thousands of log lines.
 
 Before, a scorer wrote one SECURITY line per refused release (3,000 lines for 3,000 forged releases), a trainer
-one per refused changelog record at a restore. Now the first few of each kind are logged in full, then one summary
-line with the count; the counters still count each one.
+one per refused changelog record at a restore, and ``models list`` one line per unverified release. Now the first
+few of each kind are logged in full, then one summary line with the count; the counters still count each one, and
+``models list`` sums a run of unverified records up in one line with the count and offset range (``--json`` keeps
+one object per record).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,6 +20,7 @@ from driftline.config import LearnerSpec
 from driftline.settings import Settings
 from learners.artifacts import build_release, sign
 from learners.specs import build_learner
+from streams.commands.models_print import print_releases
 from streams.metrics import build_metrics
 from streams.releases import ReleaseFollower, verify_problem
 from streams.security_log import ThrottledLog
@@ -95,6 +99,39 @@ def test_a_scorer_refusing_3000_forged_releases_logs_a_few_lines_counts_all_and_
     assert key.decode() not in text and expected_signature not in text
 
 
+def _unverified(version: int, offset: int) -> dict[str, Any]:
+    return {
+        "model": "default", "version": version, "verified": False, "current": False, "rejected": "signature",
+        "error": "release default: signature mismatch", "partition": 0, "offset": offset, "metrics": {},
+    }  # fmt: skip
+
+
+def _genuine(version: int, current: bool) -> dict[str, Any]:
+    return {
+        "model": "default", "version": version, "parent": None, "reason": "manual", "created_at": 0,
+        "n_learned": 1, "metrics": {}, "verified": True, "current": current,
+    }  # fmt: skip
+
+
+def test_models_list_sums_up_a_run_of_unverified_releases_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = [_unverified(10_000 - i, 100 + i) for i in range(3000)] + [
+        _genuine(2, True),
+        _unverified(1, 5),
+        _genuine(1, False),
+    ]
+    print_releases(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5, "\n".join(lines)  # header, the run, v2, the lone forgery, v1
+    run = lines[1]
+    assert "3,000 UNVERIFIED release records claiming v7001-v10000 (signature: 3,000)" in run, run
+    assert "at offsets 100-3099" in run and "--json lists each" in run
+    assert "UNVERIFIED (signature) at offset 5" in lines[3]
+    assert lines[2].split()[0] == "2" and lines[2].rstrip().endswith("*")
+    json.dumps(rows)  # --json prints these rows as they are: one object per record, offsets included
+
+
 @pytest.mark.kafka
 def test_a_restore_over_300_forged_changelog_records_logs_a_few_lines_and_counts_all(
     settings: Settings, caplog: pytest.LogCaptureFixture
@@ -125,3 +162,30 @@ def test_a_restore_over_300_forged_changelog_records_logs_a_few_lines_and_counts
     lines = [line for line in _messages(caplog) if "changelog" in line]
     assert len(lines) == 6, "\n".join(lines)
     assert "and 295 more refused" in lines[5] and "reason signature" in lines[5], lines[5]
+
+
+@pytest.mark.kafka
+def test_models_list_on_the_topic_names_a_flood_of_forgeries_in_one_line_and_json_lists_each(
+    prefix: str, redis_url: str, tmp_path: Any
+) -> None:
+    from connectors.topics import ensure_topics
+    from tests.pipeline_helpers import SIGNING_KEY, Pipeline
+
+    pipeline = Pipeline(prefix, tmp_path, redis_url)
+    settings = pipeline.settings()
+    ensure_topics(settings, ("models",))
+    genuine = _release(settings, 1, SIGNING_KEY.encode())
+    forged = _release(settings, 1, b"an attacker's key, not the real one: 0123456789")
+    with pipeline.producer() as producer:
+        producer.send("models", "ModelRelease", genuine, "default")
+        for v in range(2, 202):
+            producer.send("models", "ModelRelease", dict(forged, version=v), "default")
+    text = pipeline.cli("models", "list", "--model", "default").stdout
+    lines = text.splitlines()
+    assert len(lines) == 3, text  # header, the 200 forgeries, v1
+    assert "200 UNVERIFIED release records claiming v2-v201 (signature: 200) at offsets 1-200" in lines[1], (
+        text
+    )
+    rows = pipeline.cli_json("models", "list", "--model", "default", "--json")
+    fakes = sorted((r["version"], r["offset"]) for r in rows if r["verified"] is False)
+    assert fakes == [(v, v - 1) for v in range(2, 202)]

@@ -1,11 +1,14 @@
 """The text forms of ``driftline models list``: every model in one table, or one model's releases.
 
 What the scorers serve is shown from their own report (``streams.serving``), not assumed from the newest release:
-a signed release they could not load is marked REFUSED and the version they still serve is named.
+a signed release they could not load is marked REFUSED and the version they still serve is named. Runs of records
+that failed verification (a flood of forged releases) are one line each, with their count and offsets; ``--json``
+still prints every record.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,12 +91,15 @@ def print_releases(rows: list[dict[str, Any]]) -> None:
         f"{'version':>7}  {'parent':>6}  {'reason':<11}  {'created (UTC)':<19}  "
         f"{'n_learned':>9}  {'accuracy':>8}  current"
     )
-    for r in rows:
+    i = 0
+    while i < len(rows):
+        r = rows[i]
         if r["verified"] is False:
-            print(
-                f"{r['version']!s:>7}  UNVERIFIED ({r['rejected']}): ignored by scorers and the trainer; "
-                f"{str(r['error'])[:80]}"
-            )
+            run = [r]
+            while i + len(run) < len(rows) and rows[i + len(run)]["verified"] is False:
+                run.append(rows[i + len(run)])
+            print(_unverified_line(run))
+            i += len(run)
             continue
         acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
         print(
@@ -101,9 +107,44 @@ def print_releases(rows: list[dict[str, Any]]) -> None:
             f"{when(r['created_at']):<19}  {r['n_learned']:>9}  {'-' if acc is None else f'{acc:.4f}':>8}  "
             f"{_current_cell(r)}"
         )
+        i += 1
     note = not_served_note(rows)
     if note:
         print(note)
     if rows and rows[0].get("owner"):
         owner = next(r for r in rows if r["current"])
         print(f"owner: {owner['owner']} (training partition {owner['partition']}, lag {owner['lag']})")
+
+
+def _unverified_line(run: list[dict[str, Any]]) -> str:
+    """One record that failed verification, or a run of them summed up in one line: how many, the versions they
+    claim, where they are on the topic, why they failed and the first error."""
+    r = run[0]
+    if len(run) == 1:
+        where = "" if r.get("offset") is None else f" at offset {r['offset']}"
+        return (
+            f"{r['version']!s:>7}  UNVERIFIED ({r['rejected']}){where}: ignored by scorers and the trainer; "
+            f"{str(r['error'])[:80]}"
+        )
+    versions = [int(x["version"]) for x in run if isinstance(x.get("version"), int)]
+    claimed = f"v{min(versions)}-v{max(versions)}" if versions else "?"
+    reasons = Counter(str(x["rejected"]) for x in run)
+    by = ", ".join(f"{reason}: {n:,}" for reason, n in reasons.most_common())
+    return (
+        f"{'...':>7}  {len(run):,} UNVERIFIED release records claiming {claimed} ({by}){_offsets(run)}: ignored "
+        f"by scorers and the trainer; the first: {str(r['error'])[:80]} (--json lists each)"
+    )
+
+
+def _offsets(run: list[dict[str, Any]]) -> str:
+    by_partition: dict[int, list[int]] = {}
+    for x in run:
+        if x.get("offset") is not None:
+            by_partition.setdefault(int(x["partition"] or 0), []).append(int(x["offset"]))
+    if not by_partition:
+        return ""
+    if len(by_partition) == 1:
+        offsets = next(iter(by_partition.values()))
+        return f" at offsets {min(offsets)}-{max(offsets)}"
+    parts = ", ".join(f"p{p} {min(o)}-{max(o)}" for p, o in sorted(by_partition.items()))
+    return f" at offsets {parts}"
