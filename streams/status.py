@@ -113,6 +113,8 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
         # cannot load is refused by them, and the version before it is what answers events.
         scorers = read_serving(settings, name)
         released = live["served_version"] if live else (int(r["version"]) if r else None)
+        # A scorer that reported serves what it says, nothing included (every release of the model refused).
+        reported = bool(scorers and scorers["scorers"])
         by_scorers = scorers["served_version"] if scorers else None
         out.append(
             {
@@ -120,10 +122,10 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                 "releases": counts.get(name, 0),
                 "releases_verified": checked.checked,
                 "unverified_releases": unverified.get(name, []),
-                "served_version": by_scorers if by_scorers is not None else released,
+                "served_version": by_scorers if reported else released,
                 # "scorers" (they report it), else "trainer" or "release" (no scorer reported: what was released)
                 "served_version_from": "scorers"
-                if by_scorers is not None
+                if reported
                 else ("trainer" if live else ("release" if r else None)),
                 "released_version": released,
                 "scorers": scorers,

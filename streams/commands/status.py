@@ -159,6 +159,8 @@ def _served(m: dict[str, Any]) -> str:
     scorers = m.get("scorers")
     if m.get("served_version_from") == "scorers" and scorers:
         versions = scorers["versions"]
+        if not versions:
+            return f"NO version ({scorers['scorers']} scorer(s) reported, none serves one) <-"
         text = ", ".join(f"v{v} ({n} scorer{'s' if n != 1 else ''})" for v, n in versions.items())
         return text + (" <- the scorers differ" if len(versions) > 1 else "")
     if m["served_version"] is None:
