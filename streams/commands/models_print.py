@@ -41,7 +41,7 @@ def not_served_note(rows: list[dict[str, Any]]) -> str | None:
     first = current["refused_by_scorers"][0]
     text = (
         f"{current['model']}: v{current['version']} is the newest release, but NOT SERVED: "
-        f"{refused_text(current)}: {str(first['message'])[:120]}"
+        f"{refused_text(current)}: {str(first['message'])[:200]}"
     )
     if served:
         v = served[0]["version"]

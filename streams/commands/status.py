@@ -175,7 +175,7 @@ def _refusals(m: dict[str, Any]) -> list[str]:
     for r in refused_newer(m.get("scorers")):
         lines.append(
             f"    v{r['version']} was REFUSED by {r['scorers']} scorer(s) ({r['reason']}): "
-            f"{str(r['message'])[:120]} <-"
+            f"{str(r['message'])[:200]} <-"
         )
     served = m.get("served_version")
     if lines and served is not None:
