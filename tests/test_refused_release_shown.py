@@ -20,6 +20,7 @@ from driftline.config import LearnerSpec
 from learners.artifacts import build_release, sign
 from learners.specs import build_learner
 from streams.console import sources
+from streams.console.overview import Overview
 from streams.model_registry import read_registry
 from tests.fault_helpers import make_events, running_all
 from tests.pipeline_helpers import SIGNING_KEY, Pipeline
@@ -118,6 +119,13 @@ def test_a_signed_release_no_scorer_can_load_is_shown_refused_not_served(pipelin
     nodes = {n["version"]: n for n in lineage["releases"]}
     assert nodes[2]["current"] and nodes[2]["refused_by_scorers"] and nodes[2]["served_by_scorers"] == 0
     assert nodes[1]["served_by_scorers"] == 1
+    overview = Overview(pipeline.settings())
+    try:
+        shown_overview = overview.get()
+    finally:
+        overview.close()
+    assert shown_overview["served_version"] == 1
+    assert [(r["version"], r["reason"]) for r in shown_overview["refused"]] == [(2, "load")]
 
     # A loadable release afterwards: served, and the refusal of the older v2 is history (not shown as a problem).
     _publish(pipeline, release(3))
