@@ -85,6 +85,13 @@ class TrainerControl:
         self.ctx.metrics.events.labels(stage="train", outcome="ok").inc(learned)
         return learned
 
+    def security_log(self) -> ThrottledLog:
+        """This model's SECURITY lines: anyone who can write ``control`` or ``models`` can send thousands of
+        forgeries; the first few of each kind per minute are logged in full, then one line with the count
+        (written at the next :meth:`Trainer.publish_status` once the minute is over)."""
+        throttled: ThrottledLog = self.__dict__.setdefault("_security", ThrottledLog(security_log))
+        return throttled
+
     # -- control -------------------------------------------------------------------------------------------------
 
     def command(self, raw: RawRecord, cmd: dict[str, Any]) -> None:
@@ -102,7 +109,13 @@ class TrainerControl:
         if problem is not None:
             reason, message = problem
             ctx.metrics.control_refused.labels(model=ctx.model, reason=reason).inc()
-            security_log.warning("SECURITY: control command %r refused: %s", name, message)
+            self.security_log().warning(
+                f"refused control commands of model {ctx.model}",
+                reason,
+                "SECURITY: control command %r refused: %s",
+                name[:100],
+                message,
+            )
             reply.update(
                 outcome="refused", reason=reason, message=f"control command {name!r} refused: {message}"
             )
@@ -242,7 +255,7 @@ class TrainerControl:
         """This model's releases on ``models``, verified; unverified ones are counted and logged."""
         checked = read_checked_releases(self.ctx.settings, self.ctx.codec, model=self.ctx.model)
         counted: set[tuple[Any, Any]] = self.__dict__.setdefault("_forgeries_counted", set())
-        throttled: ThrottledLog = self.__dict__.setdefault("_security", ThrottledLog(security_log))
+        throttled = self.security_log()
         for release, reason, message in checked.rejected:
             # The topic is read again for every restore: count each forged record once per process.
             mark = (release.get("version"), release.get("signature"))

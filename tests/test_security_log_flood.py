@@ -189,3 +189,44 @@ def test_models_list_on_the_topic_names_a_flood_of_forgeries_in_one_line_and_jso
     rows = pipeline.cli_json("models", "list", "--model", "default", "--json")
     fakes = sorted((r["version"], r["offset"]) for r in rows if r["verified"] is False)
     assert fakes == [(v, v - 1) for v in range(2, 202)]
+
+
+@pytest.mark.kafka
+def test_a_trainer_refusing_300_forged_control_commands_logs_a_few_lines_and_counts_all(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from connectors.topics import ensure_topics
+    from schemas.codec import default_codec
+    from streams.control import new_command
+    from tests.test_trainer_group import (
+        TOPICS,
+        _examples,
+        _learned,
+        _produce,
+        _running,
+        _send_examples,
+        _wait,
+    )
+
+    ensure_topics(settings, TOPICS)
+    _send_examples(settings, _examples(20))
+    with caplog.at_level(logging.WARNING, logger="driftline.security"), _running(settings) as group:
+        _wait(group, "20 learned", lambda: _learned(group) >= 20)
+        forged = [dict(new_command(settings, "pause_learning", {}), signature="00" * 32) for _ in range(300)]
+        codec = default_codec()
+        _produce(settings, "control", [("default", codec.encode("ControlCommand", r)) for r in forged])
+
+        def refused() -> float:
+            value = group.metrics.registry.get_sample_value(
+                "driftline_control_refused_total", {"model": "default", "reason": "signature"}
+            )
+            return value or 0.0
+
+        _wait(group, "300 refused", lambda: refused() >= 300)
+        assert refused() == 300  # each one counted
+        group.trainers["default"].security_log().flush(
+            force=True
+        )  # the minute's summary, without waiting it out
+    lines = [line for line in _messages(caplog) if "control command" in line or "control commands" in line]
+    assert len(lines) == 6, "\n".join(lines)
+    assert "and 295 more refused control commands of model default" in lines[5], lines[5]
