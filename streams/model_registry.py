@@ -40,9 +40,11 @@ def read_registry(settings: Settings, checked: CheckedReleases | None = None) ->
     if checked is None:
         checked = read_checked_releases(settings, model=name)
     registry = ModelRegistry(name)
+    at: list[tuple[int, int] | None] = list(checked.rejected_at)
+    at += [None] * (len(checked.rejected) - len(at))
     rejected = [
-        unverified_row(r, reason, message)
-        for r, reason, message in checked.rejected
+        unverified_row(r, reason, message, where)
+        for (r, reason, message), where in zip(checked.rejected, at, strict=True)
         if r.get("model") == name
     ]
     for release in checked.verified + checked.unchecked:
@@ -61,10 +63,15 @@ def read_registry(settings: Settings, checked: CheckedReleases | None = None) ->
     return Releases(registry, rejected, checked.checked)
 
 
-def unverified_row(release: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
-    """What a record that failed verification claims, marked as such; it is never current."""
+def unverified_row(
+    release: dict[str, Any], reason: str, message: str, where: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """What a record that failed verification claims, marked as such; it is never current. ``partition`` and
+    ``offset`` say where it is on the ``models`` topic (None when not known)."""
     metrics = release.get("metrics")
     return {
+        "partition": None if where is None else where[0],
+        "offset": None if where is None else where[1],
         "model": release.get("model"),
         "version": release.get("version"),
         "parent": release.get("parent"),
@@ -94,15 +101,38 @@ def release_list(releases: Releases) -> list[dict[str, Any]]:
 
 def live_release_list(settings: Settings, releases: Releases) -> list[dict[str, Any]]:
     """The rows of ``driftline models list --model M --json`` (the console's ``/api/models`` too): the model's
-    releases, newest first, the current one with its owner, partition, lag and the trainer's live counts."""
+    releases, newest first, the current one with its owner, partition, lag and the trainer's live counts; every
+    one with what the scorers report of it (:func:`adopt_serving`)."""
+    from streams.serving import read_serving
+
     owners, lags = model_owners(settings), trainer_lags(settings)
     name = settings.model.name
     rows = release_list(releases)
+    serving = read_serving(settings, name)
     for row in rows:
         if row["current"]:
             row.update(ownership(settings, name, owners, lags))
             adopt_live_counts(row, owners.get(name))
+        adopt_serving(row, serving)
     return rows
+
+
+def adopt_serving(info: dict[str, Any], serving: dict[str, Any] | None) -> None:
+    """A release described with what the scorers report of it (``streams.serving.read_serving``):
+    ``served_by_scorers``, how many serve it now (None: Redis did not answer), and ``refused_by_scorers``,
+    ``[{reason, scorers, message, at}]`` for each reason they gave for refusing it. ``current`` stays what it
+    was (the newest verified release, the trainer's champion): a current release refused by the scorers is
+    not served, and every view says so."""
+    version = str(info.get("version"))
+    if serving is None:
+        info["served_by_scorers"], info["refused_by_scorers"] = None, []
+        return
+    info["served_by_scorers"] = int(serving["versions"].get(version, 0))
+    info["refused_by_scorers"] = [
+        {k: r[k] for k in ("reason", "scorers", "message", "at")}
+        for r in serving["refused"]
+        if str(r["version"]) == version
+    ]
 
 
 def adopt_live_counts(info: dict[str, Any], live: dict[str, Any] | None) -> None:

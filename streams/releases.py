@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -23,6 +23,8 @@ from driftline.settings import MODEL_NAME, Settings
 from learners.artifacts import ArtifactStore, load_release, verify_release
 from schemas.codec import Codec, default_codec
 from streams.metrics import Metrics
+from streams.security_log import ThrottledLog
+from streams.serving import ServingReport
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -36,14 +38,22 @@ def read_releases(
     Undecodable records (anyone who can write the topic can publish thousands) are skipped and summed up in one
     warning: count, offsets and the first error, not one line each on every command that reads the registry.
     """
+    return [release for release, _ in read_releases_at(settings, codec, timeout)]
+
+
+def read_releases_at(
+    settings: Settings, codec: Codec | None = None, timeout: float = 10.0
+) -> list[tuple[dict[str, Any], tuple[int, int]]]:
+    """:func:`read_releases`, each with where it is on the topic: ``(release, (partition, offset))``."""
     codec = codec or default_codec()
     topic = settings.topic("models")
-    out: list[dict[str, Any]] = []
+    out: list[tuple[dict[str, Any], tuple[int, int]]] = []
     bad: list[int] = []
     first: tuple[int, SchemaError] | None = None
     for msg in read_to_end(settings, topic, "driftline-models-reader", timeout=timeout):
         try:
-            out.append(codec.decode("ModelRelease", msg.value() or b"", topic=topic))
+            release = codec.decode("ModelRelease", msg.value() or b"", topic=topic)
+            out.append((release, (msg.partition() or 0, msg.offset() or 0)))
         except SchemaError as exc:
             bad.append(msg.offset() or 0)
             first = first or (msg.offset() or 0, exc)
@@ -86,12 +96,14 @@ class CheckedReleases:
     """The releases on ``models`` split by verification: only ``verified`` ones count for anything (newest
     version, next version to reserve, "current"). ``rejected`` holds ``(release, reason, message)``.
     ``checked`` is False when no signing key is configured: then nothing could be verified and every release
-    is in ``unchecked``."""
+    is in ``unchecked``. ``rejected_at`` holds the ``(partition, offset)`` of each rejected record, in the same
+    order, when known (read from the topic); else it is shorter than ``rejected``."""
 
     verified: list[dict[str, Any]]
     rejected: list[tuple[dict[str, Any], str, str]]
     unchecked: list[dict[str, Any]]
     checked: bool
+    rejected_at: list[tuple[int, int]] = field(default_factory=list)
 
     def newest(self) -> int:
         """The newest verified version (0 if none)."""
@@ -103,14 +115,18 @@ class CheckedReleases:
 
 
 def check_releases(
-    releases: list[dict[str, Any]], settings: Settings, model: str | None = None
+    releases: list[dict[str, Any]],
+    settings: Settings,
+    model: str | None = None,
+    positions: list[tuple[int, int]] | None = None,
 ) -> CheckedReleases:
-    """Verify ``releases`` (of ``model``, or all models) with the configured signing key(s)."""
+    """Verify ``releases`` (of ``model``, or all models) with the configured signing key(s); ``positions``, if
+    given, are where each release is on the topic (kept for the rejected ones)."""
     key = settings.model.signing_key.get().encode()
     previous = settings.model.previous_signing_key.get().encode()
     store = ArtifactStore(settings.model.artifact_store) if settings.model.artifact_store else None
     out = CheckedReleases([], [], [], checked=bool(key))
-    for release in releases:
+    for i, release in enumerate(releases):
         if model is not None and release.get("model") != model:
             continue
         if not key:
@@ -121,6 +137,8 @@ def check_releases(
             out.verified.append(release)
         else:
             out.rejected.append((release, *problem))
+            if positions is not None:
+                out.rejected_at.append(positions[i])
     return out
 
 
@@ -128,7 +146,8 @@ def read_checked_releases(
     settings: Settings, codec: Codec | None = None, timeout: float = 10.0, model: str | None = None
 ) -> CheckedReleases:
     """:func:`read_releases`, verified: what the trainer and every command use."""
-    return check_releases(read_releases(settings, codec, timeout), settings, model)
+    read = read_releases_at(settings, codec, timeout)
+    return check_releases([r for r, _ in read], settings, model, [at for _, at in read])
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:
@@ -170,7 +189,10 @@ class ReleaseFollower:
 
     Each release is verified (signature, sha256, strictly newer version for its model) and unpickled with the
     allow-list in this thread, never on the event loop; the result waits until the stage calls :meth:`take`
-    between batches. Rejected releases are counted and logged as security events; the served model stays. The
+    between batches. Rejected releases are counted and logged as security events (the first few of each model
+    and reason per minute in full, then one summary line: :class:`streams.security_log.ThrottledLog`); the served
+    model stays. A release that verified but could not be loaded is also recorded in Redis with what this scorer
+    serves (:class:`streams.serving.ServingReport`), so no view calls it current while the previous one is. The
     newest verified release of each model is kept (:meth:`latest`) so a scorer that unloaded a model for memory
     can load it again. Only committed records are read (``isolation.level=read_committed``, the client's
     default): a release of a trainer transaction that was aborted is never served.
@@ -183,6 +205,7 @@ class ReleaseFollower:
         *,
         codec: Codec | None = None,
         model: str | None = None,
+        report: ServingReport | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -195,6 +218,8 @@ class ReleaseFollower:
         self._newest_loaded: dict[str, int] = {}
         self._latest: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
+        self.report = report if report is not None else ServingReport(settings)
+        self._security = ThrottledLog(security_log)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"models-follower-{model or 'all'}", daemon=True
@@ -211,6 +236,11 @@ class ReleaseFollower:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._security.flush(force=True)
+
+    def served(self, model: str, version: int) -> None:
+        """The scorer adopted ``version`` of ``model``: reported (from this follower's thread) as served."""
+        self.report.served(model, version)
 
     def take(self) -> LoadedModel | None:
         """A newly loaded model not yet taken (any model), or None; called between batches: swaps are atomic."""
@@ -238,7 +268,9 @@ class ReleaseFollower:
         try:
             loaded = load_verified(release, self.key, self.previous_key, None, self.store)
         except Exception as exc:
-            self._reject(model, "load", f"release {model} v{release['version']} could not be reloaded: {exc}")
+            message = f"release {model} v{release['version']} could not be reloaded: {exc}"
+            self._reject(model, "load", message)
+            self.report.refused(model, int(release["version"]), "load", message)
             return None
         return LoadedModel(int(release["version"]), loaded, release, time.time())
 
@@ -299,11 +331,14 @@ class ReleaseFollower:
                 ready = self.first_loaded.is_set()
                 if not ready and self._newest_loaded and _read_to(consumer, parts, marks):
                     self.first_loaded.set()
+                self._security.flush()
+                self.report.publish()
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name or "every model")
             self.metrics.worker_up.labels(role="follower").set(0)
         finally:
             consumer.close()
+            self.report.close()
 
     def _decode(self, data: bytes, offset: int) -> dict[str, Any] | None:
         try:
@@ -321,10 +356,14 @@ class ReleaseFollower:
                     release, self.key, self.previous_key, self._newest_loaded.get(name) or None, self.store
                 )
         except SecurityError as exc:
-            self._reject(name, _reason(str(exc)), f"release {name} v{version} refused: {exc}")
+            reason, message = _reason(str(exc)), f"release {name} v{version} refused: {exc}"
+            self._reject(name, reason, message)
+            self.report.refused(name, version, reason, message)
             return False
         except Exception as exc:
-            self._reject(name, "load", f"release {name} v{version} could not be loaded: {exc}")
+            message = f"release {name} v{version} could not be loaded: {exc}"
+            self._reject(name, "load", message)
+            self.report.refused(name, version, "load", message)
             return False
         self.metrics.model_swap_seconds.labels(model=name).observe(time.perf_counter() - t0)
         self.metrics.observe_release(
@@ -338,7 +377,7 @@ class ReleaseFollower:
         return True
 
     def _reject(self, name: str, reason: str, message: str) -> None:
-        security_log.warning("SECURITY: %s", message)
+        self._security.warning(f"refused releases of model {name}", reason, "SECURITY: %s", message)
         self.metrics.releases_rejected.labels(model=name, reason=reason).inc()
 
 

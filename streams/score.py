@@ -185,6 +185,7 @@ class Scorer:
             reap(old.model)
         del old
         self.ctx.metrics.set_served_version(name, loaded.version)
+        self.follower.served(name, loaded.version)
         log.info("scorer now serving %s v%d", name, loaded.version)
         self._within_budget(keep=name)
         return True

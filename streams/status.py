@@ -80,6 +80,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
     """Latest release per model (with its guard decision) and the trainer's live state."""
     from streams.model_registry import current_owner, trainer_assignment
     from streams.releases import read_checked_releases
+    from streams.serving import read_serving
     from streams.trainer_status import trainer_status
 
     # Verify, then choose: the newest *verified* release is the latest; the others are listed as unverified.
@@ -108,13 +109,26 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
             dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
         )
         metrics = r.get("metrics") or {}
+        # What the scorers report they serve wins over what the trainer released: a signed release the scorers
+        # cannot load is refused by them, and the version before it is what answers events.
+        scorers = read_serving(settings, name)
+        released = live["served_version"] if live else (int(r["version"]) if r else None)
+        # A scorer that reported serves what it says, nothing included (every release of the model refused).
+        reported = bool(scorers and scorers["scorers"])
+        by_scorers = scorers["served_version"] if scorers else None
         out.append(
             {
                 "model": name,
                 "releases": counts.get(name, 0),
                 "releases_verified": checked.checked,
                 "unverified_releases": unverified.get(name, []),
-                "served_version": live["served_version"] if live else (int(r["version"]) if r else None),
+                "served_version": by_scorers if reported else released,
+                # "scorers" (they report it), else "trainer" or "release" (no scorer reported: what was released)
+                "served_version_from": "scorers"
+                if reported
+                else ("trainer" if live else ("release" if r else None)),
+                "released_version": released,
+                "scorers": scorers,
                 "latest_release": None
                 if not r
                 else {

@@ -549,6 +549,7 @@ class Trainer(TrainerControl):
     # -- after each batch ----------------------------------------------------------------------------------------
     def publish_status(self) -> None:
         """Live trainer state for ``driftline models show`` and the metrics."""
+        self.security_log().flush()  # the count of SECURITY lines held back in a minute that is over
         lc, m, model = self.lifecycle, self.ctx.metrics, self.ctx.model
         snap = lc.snapshot_metrics()
         # Each series looked up once (Metrics.child): labels() per series per transaction was most of this.

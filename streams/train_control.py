@@ -22,6 +22,7 @@ from learners.lifecycle_control import validate_control
 from streams.control import operator_key, refusal, write_reply
 from streams.releases import CheckedReleases, load_verified, read_checked_releases
 from streams.runtime import RawRecord, WorkerContext
+from streams.security_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
@@ -84,6 +85,13 @@ class TrainerControl:
         self.ctx.metrics.events.labels(stage="train", outcome="ok").inc(learned)
         return learned
 
+    def security_log(self) -> ThrottledLog:
+        """This model's SECURITY lines: anyone who can write ``control`` or ``models`` can send thousands of
+        forgeries; the first few of each kind per minute are logged in full, then one line with the count
+        (written at the next :meth:`Trainer.publish_status` once the minute is over)."""
+        throttled: ThrottledLog = self.__dict__.setdefault("_security", ThrottledLog(security_log))
+        return throttled
+
     # -- control -------------------------------------------------------------------------------------------------
 
     def command(self, raw: RawRecord, cmd: dict[str, Any]) -> None:
@@ -101,7 +109,13 @@ class TrainerControl:
         if problem is not None:
             reason, message = problem
             ctx.metrics.control_refused.labels(model=ctx.model, reason=reason).inc()
-            security_log.warning("SECURITY: control command %r refused: %s", name, message)
+            self.security_log().warning(
+                f"refused control commands of model {ctx.model}",
+                reason,
+                "SECURITY: control command %r refused: %s",
+                name[:100],
+                message,
+            )
             reply.update(
                 outcome="refused", reason=reason, message=f"control command {name!r} refused: {message}"
             )
@@ -241,6 +255,7 @@ class TrainerControl:
         """This model's releases on ``models``, verified; unverified ones are counted and logged."""
         checked = read_checked_releases(self.ctx.settings, self.ctx.codec, model=self.ctx.model)
         counted: set[tuple[Any, Any]] = self.__dict__.setdefault("_forgeries_counted", set())
+        throttled = self.security_log()
         for release, reason, message in checked.rejected:
             # The topic is read again for every restore: count each forged record once per process.
             mark = (release.get("version"), release.get("signature"))
@@ -248,12 +263,15 @@ class TrainerControl:
                 continue
             counted.add(mark)
             self.ctx.metrics.releases_rejected.labels(model=self.ctx.model, reason=reason).inc()
-            security_log.warning(
+            throttled.warning(
+                f"refused releases of model {self.ctx.model} on the models topic",
+                reason,
                 "SECURITY: release %s v%s on the models topic ignored: %s",
                 self.ctx.model,
                 release.get("version"),
                 message,
             )
+        throttled.flush(force=True)  # one pass over the topic: its summary now, not at the next read
         return checked
 
     def release_record(self, version: int) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from schemas.codec import Codec
 from streams.join import owners_key, trainer_group
 from streams.metrics import CHANGELOG_REFUSALS, Metrics
 from streams.releases import read_checked_releases
+from streams.security_log import ThrottledLog
 from streams.train import Trainer, seal_header, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
 from streams.trainer_transactions import Chunk
@@ -88,6 +89,9 @@ class TrainerGroup(GatheringBatches):
             metrics.changelog_rejected.labels(reason=reason)
         self.codec = codec
         self.member = f"{socket.gethostname()}-{os.getpid()}"
+        # A restore may meet thousands of forged changelog records: the first few of each kind in full, then one
+        # summary line with the count at the end of the restore (each is still counted).
+        self._security = ThrottledLog(security_log)
         self.group = trainer_group(s)
         self.topics = (s.topic("training"), s.topic("control"))
         self.keys = [s.model.signing_key.get().encode(), s.model.previous_signing_key.get().encode()]
@@ -282,6 +286,7 @@ class TrainerGroup(GatheringBatches):
         t0 = time.perf_counter()
         self._commits_read = {}
         self.states = read_changelog(self.settings, sorted(self.owned), accept=self._sealed_state)
+        self._security.flush(force=True)
         for name in self._dropped:  # owned by another trainer now: left behind, its gauges would go stale
             if partition_for(name, self.partitions) not in self.owned:
                 self.metrics.forget_model(name, served=not self.scores_here)
@@ -348,7 +353,9 @@ class TrainerGroup(GatheringBatches):
 
     def _refuse_state(self, name: str, reason: str, why: str) -> None:
         self.metrics.changelog_rejected.labels(reason=reason).inc()
-        security_log.warning(
+        self._security.warning(
+            f"refused {self.settings.topic('changelog')} records of model {name[:100]!r}",
+            reason,
             "SECURITY: %s record of %r refused (%s): %s; its newest sealed state is restored instead",
             self.settings.topic("changelog"),
             name[:100],
@@ -385,6 +392,7 @@ class TrainerGroup(GatheringBatches):
             return True
 
         read_changelog(self.settings, [partition_for(name, self.partitions)], accept=accept)
+        self._security.flush(force=True)
         if name not in own:
             security_log.warning("SECURITY: %s: no state sealed for this model is left; a new lineage", where)
         return own.get(name)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import streams.serving
 from driftline.settings import Settings, load_settings
 from streams import model_registry
 from streams.commands import models
@@ -32,6 +33,14 @@ LIVE = {
 }
 
 
+SERVING = {
+    "scorers": 2,
+    "versions": {"2": 2},
+    "served_version": 2,
+    "refused": [{"version": 3, "reason": "load", "scorers": 2, "message": "not a pickle", "at": 7}],
+}
+
+
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     s = load_settings(environ={})
@@ -48,6 +57,9 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setattr(models, "read_registry", lambda *a: None)
     monkeypatch.setattr(models, "trainer_status", lambda settings: dict(LIVE))
     monkeypatch.setattr(sources, "trainer", lambda settings: dict(LIVE))
+    # What the scorers report (Redis, streams.serving): read here, not from whatever Redis the machine runs.
+    monkeypatch.setattr(models, "read_serving", lambda settings, model: dict(SERVING))
+    monkeypatch.setattr(streams.serving, "read_serving", lambda settings, model: dict(SERVING))
     return s
 
 

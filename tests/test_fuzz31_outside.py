@@ -31,6 +31,9 @@ class _Msg:
     def offset(self) -> int:
         return self._offset
 
+    def partition(self) -> int:
+        return 0
+
 
 def _release(version: int) -> dict[str, Any]:
     return {

@@ -34,6 +34,9 @@ class _Follower:
         loaded, self.loaded = self.loaded, None
         return loaded
 
+    def served(self, model: str, version: int) -> None:
+        pass
+
 
 def _model(kind: str) -> Any:
     rng = random.Random(1)

@@ -38,6 +38,7 @@ class Follower:
         self.pending: list[LoadedModel] = []
         self.newest: dict[str, LoadedModel] = {}
         self.reloads: list[str] = []
+        self.reported: dict[str, int] = {}  # what the scorer reported as served (ServingReport)
 
     def release(self, name: str, version: int, size: int = 100) -> None:
         loaded = LoadedModel(
@@ -48,6 +49,9 @@ class Follower:
 
     def take(self) -> LoadedModel | None:
         return self.pending.pop(0) if self.pending else None
+
+    def served(self, model: str, version: int) -> None:
+        self.reported[model] = version
 
     def reload(self, name: str) -> LoadedModel | None:
         self.reloads.append(name)
@@ -86,6 +90,8 @@ def test_routing_precedence_model_field_then_feature_then_key_then_default() -> 
         "e2": ("c", "c@1", 1),
         "e3": ("default", "default@1", 1),
     }
+    # What each model is served with is reported (streams.serving), so no view calls a refused release served.
+    assert follower.reported == {"default": 1, "a": 1, "b": 1, "c": 1}
 
 
 def test_a_whole_number_routing_value_names_one_model_whether_sent_as_int_or_float() -> None:

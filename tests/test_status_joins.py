@@ -10,6 +10,7 @@ import pytest
 
 import streams.model_registry
 import streams.releases
+import streams.serving
 import streams.status as status_mod
 import streams.trainer_status
 from driftline.settings import Settings, load_settings
@@ -35,6 +36,7 @@ def test_status_reads_the_deployments_join_store_once(monkeypatch: pytest.Monkey
     monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
     monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda *a, **k: None)
     monkeypatch.setattr(streams.model_registry, "trainer_assignment", lambda *a, **k: None)  # no broker here
+    monkeypatch.setattr(streams.serving, "read_serving", lambda *a, **k: None)  # no Redis here
     asked: list[str] = []
 
     def joins(s: Any) -> dict[str, Any]:

@@ -148,6 +148,9 @@ class _Follower:
         loaded, self.pending = self.pending, None
         return loaded
 
+    def served(self, model: str, version: int) -> None:
+        pass
+
 
 def test_scorer_hands_the_replaced_model_to_the_reaper(settings: Settings) -> None:
     metrics = build_metrics(CollectorRegistry())

@@ -7,7 +7,6 @@ import argparse
 import json
 import math
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -19,9 +18,11 @@ from driftline.settings import Settings
 from streams.audit import read_topic
 from streams.cli import settings_from_args
 from streams.commands.models_diff import register_diff
+from streams.commands.models_print import not_served_note, print_models, print_releases, refused_text, when
 from streams.control import wait_reply
 from streams.model_registry import (
     adopt_live_counts,
+    adopt_serving,
     describe,
     model_owners,
     ownership,
@@ -31,6 +32,7 @@ from streams.model_registry import (
     trainer_lags,
 )
 from streams.releases import read_checked_releases
+from streams.serving import read_serving
 from streams.trainer_status import trainer_status
 
 
@@ -145,13 +147,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings_from_args(args)
 
 
-def _when(ms: Any) -> str:
-    try:
-        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (TypeError, ValueError):
-        return "-"
-
-
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
@@ -162,10 +157,12 @@ def _list(args: argparse.Namespace) -> int:
         names = [settings.model.name]
     rows = []
     for name in names:
+        serving = read_serving(settings, name)
         for row in release_list(read_registry(settings.for_model(name), checked)):
             if row["current"]:
                 row.update(ownership(settings, name, owners, lags))
                 adopt_live_counts(row, owners.get(name))
+            adopt_serving(row, serving)
             rows.append(row)
     if args.json:
         for row in rows:
@@ -175,52 +172,10 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no releases on {settings.topic('models')}")
         return 0
     if len(names) > 1:
-        _print_models(rows)
+        print_models(rows)
     else:
-        _print_releases(rows)
+        print_releases(rows)
     return 0
-
-
-def _print_models(rows: list[dict[str, Any]]) -> None:
-    current = [r for r in rows if r["current"]]
-    print(
-        f"{'model':<24}  {'version':>7}  {'n_learned':>9}  {'accuracy':>8}  {'owner':<24}  {'part':>4}  {'lag':>6}"
-    )
-    for r in sorted(current, key=lambda r: str(r["model"])):
-        acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
-        print(
-            f"{r['model']!s:<24}  {r['version']:>7}  {r['trainer_n_learned'] or r['n_learned']!s:>9}  "
-            f"{'-' if acc is None else f'{acc:.4f}':>8}  {r['owner'] or '-'!s:<24}  {r['partition']!s:>4}  "
-            f"{'-' if r['lag'] is None else r['lag']!s:>6}"
-        )
-    forged = [r for r in rows if r["verified"] is False]
-    if forged:
-        print(
-            f"{len(forged)} UNVERIFIED release record(s) ignored; `driftline models list --model NAME` names them"
-        )
-
-
-def _print_releases(rows: list[dict[str, Any]]) -> None:
-    print(
-        f"{'version':>7}  {'parent':>6}  {'reason':<11}  {'created (UTC)':<19}  "
-        f"{'n_learned':>9}  {'accuracy':>8}  current"
-    )
-    for r in rows:
-        if r["verified"] is False:
-            print(
-                f"{r['version']!s:>7}  UNVERIFIED ({r['rejected']}): ignored by scorers and the trainer; "
-                f"{str(r['error'])[:80]}"
-            )
-            continue
-        acc = r["metrics"].get("rolling_accuracy", r["metrics"].get("accuracy"))
-        print(
-            f"{r['version']:>7}  {r['parent'] if r['parent'] is not None else '-':>6}  {r['reason']:<11}  "
-            f"{_when(r['created_at']):<19}  {r['n_learned']:>9}  {'-' if acc is None else f'{acc:.4f}':>8}  "
-            f"{'*' if r['current'] else ''}"
-        )
-    if rows and rows[0].get("owner"):
-        owner = next(r for r in rows if r["current"])
-        print(f"owner: {owner['owner']} (training partition {owner['partition']}, lag {owner['lag']})")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -247,11 +202,17 @@ def _show(args: argparse.Namespace) -> int:
         live = trainer_status(settings)
         info["trainer"] = live
         adopt_live_counts(info, live)
+    serving = read_serving(settings, settings.model.name)
+    adopt_serving(info, serving)
+    info["scorers"] = serving
     if args.json:
         print(json.dumps(info, sort_keys=True, default=str))
         return 0
-    print(f"model      {info['model']}  version {info['version']}{'  (current)' if info['current'] else ''}")
-    print(f"reason     {info['reason']}  parent {info['parent']}  created {_when(info['created_at'])} UTC")
+    state = "  (current)" if info["current"] else ""
+    if info["refused_by_scorers"] and not info["served_by_scorers"]:
+        state = f"  ({'current release, ' if info['current'] else ''}NOT SERVED: {refused_text(info)})"
+    print(f"model      {info['model']}  version {info['version']}{state}")
+    print(f"reason     {info['reason']}  parent {info['parent']}  created {when(info['created_at'])} UTC")
     print(f"n_learned  {info['n_learned']}{_live_counts(info)}")
     print(f"lineage    {' <- '.join(str(v) for v in info['lineage'])}")
     size = info["size_bytes"]
@@ -259,17 +220,37 @@ def _show(args: argparse.Namespace) -> int:
         f"artifact   {info['format']}, {size if size is not None else info['artifact_ref']} bytes, "
         f"sha256 {info['sha256'][:16]}"
     )
+    print(f"scorers    {_scorers_line(serving)}")
+    for r in info["refused_by_scorers"]:
+        print(f"refused    by {r['scorers']} scorer(s) ({r['reason']}): {str(r['message'])[:160]}")
+    if info["current"] and serving is not None:
+        note = not_served_note([info, *({"version": v, "served_by_scorers": n} for v, n in _served(serving))])
+        if note:
+            print(f"note       {note}")
     if info.get("trainer"):
         t = info["trainer"]
         print(
-            f"trainer    serving v{t['served_version']}, learning {'PAUSED' if t['paused'] else 'on'}, "
-            f"updated {_when(t['updated_at'])} UTC"
+            f"trainer    released v{t['served_version']} (its champion), learning {'PAUSED' if t['paused'] else 'on'}, "
+            f"updated {when(t['updated_at'])} UTC"
         )
     shown = {k: v for k, v in info["metrics"].items() if not k.startswith(("guard.", "segment."))}
     print("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
     if info["decision"]:
         print(f"decision   {info['decision']}")
     return 0
+
+
+def _served(serving: dict[str, Any]) -> list[tuple[int, int]]:
+    return [(int(v), n) for v, n in serving["versions"].items()]
+
+
+def _scorers_line(serving: dict[str, Any] | None) -> str:
+    """What the scorers report serving (``streams.serving``), in words."""
+    if serving is None:
+        return "unknown (Redis did not answer)"
+    if not serving["versions"]:
+        return f"none reports serving this model ({serving['scorers']} scorer(s) reported)"
+    return ", ".join(f"v{v} served by {n} scorer(s)" for v, n in serving["versions"].items())
 
 
 def _answer_from_audit(settings: Settings, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -401,11 +382,11 @@ def _live_settings(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": settings.model.name, "settings": rows}, sort_keys=True, default=str))
         return 0
-    print(f"live settings of {settings.model.name!r} (trainer updated {_when(live['updated_at'])} UTC)")
+    print(f"live settings of {settings.model.name!r} (trainer updated {when(live['updated_at'])} UTC)")
     for key, row in sorted(rows.items()):
         source = row["source"]
         if source == "live set":
-            source += f" {_when(row.get('set_at'))} UTC by {row.get('key_id') or '?'}"
+            source += f" {when(row.get('set_at'))} UTC by {row.get('key_id') or '?'}"
         print(f"  {key:<32} {row['value']!s:<12} {source}")
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from connectors.kafka_view import describe_replication
 from streams.cli import settings_from_args
+from streams.serving import refused_newer
 from streams.status import collect_status
 
 UNVERIFIED_SHOWN = (
@@ -87,7 +88,7 @@ def render(status: dict[str, Any]) -> str:
     lines += ["", "models"]
     for m in status["models"]:
         rel, live = m["latest_release"], m["trainer"]
-        served = f"v{m['served_version']}" if m["served_version"] is not None else "nothing released"
+        served = _served(m)
         learned = (
             f", n_learned {live['n_learned']:,}{' (learning PAUSED)' if live['paused'] else ''}"
             if live
@@ -97,6 +98,7 @@ def render(status: dict[str, Any]) -> str:
         lines.append(
             f"  {m['model']:<16} serving {served}{learned}{owner}; {m['releases']} release(s) retained"
         )
+        lines += _refusals(m)
         if rel:
             acc = f", accuracy {rel['accuracy']:.3f}" if isinstance(rel["accuracy"], float) else ""
             lines.append(
@@ -157,6 +159,39 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"  newest: {_when(d['ts'])}: {str(d['error'])[:100]}")
         lines.append("  (see them with `driftline tail deadletter`)")
     return "\n".join(lines)
+
+
+def _served(m: dict[str, Any]) -> str:
+    """What answers the model's events: the versions the scorers report, else what was released (no scorer
+    reported it: none runs, or Redis did not answer)."""
+    scorers = m.get("scorers")
+    if m.get("served_version_from") == "scorers" and scorers:
+        versions = scorers["versions"]
+        if not versions:
+            return f"NO version ({scorers['scorers']} scorer(s) reported, none serves one) <-"
+        text = ", ".join(f"v{v} ({n} scorer{'s' if n != 1 else ''})" for v, n in versions.items())
+        return text + (" <- the scorers differ" if len(versions) > 1 else "")
+    if m["served_version"] is None:
+        return "nothing released"
+    why = "no scorer has reported" if scorers is not None else "Redis did not say what the scorers serve"
+    return f"v{m['served_version']} (released; {why})"
+
+
+def _refusals(m: dict[str, Any]) -> list[str]:
+    """A signed release the scorers could not load: named, with who refused it and why, and what to do."""
+    lines = []
+    for r in refused_newer(m.get("scorers")):
+        lines.append(
+            f"    v{r['version']} was REFUSED by {r['scorers']} scorer(s) ({r['reason']}): "
+            f"{str(r['message'])[:200]} <-"
+        )
+    served = m.get("served_version")
+    if lines and served is not None:
+        lines.append(
+            f"    the scorers still serve v{served}; publish a release they can load (e.g. `driftline models "
+            f"promote {served} --model {m['model']}` releases v{served} again as a new version)"
+        )
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

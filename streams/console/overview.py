@@ -18,6 +18,7 @@ from driftline.errors import DriftlineError
 from driftline.settings import Settings
 from schemas.codec import default_codec
 from streams.console import sources
+from streams.serving import refused_newer
 
 __all__ = ["Overview"]
 
@@ -75,9 +76,10 @@ class Overview:
         for g in status.get("workers", []):
             workers.append({**g, "role": _role(g["group"])})
         out["workers"] = workers
-        out["served_version"] = next(
-            (m["served_version"] for m in status.get("models", []) if m["model"] == s.model.name), None
-        )
+        mine: dict[str, Any] = next((m for m in status.get("models", []) if m["model"] == s.model.name), {})
+        # What the scorers report serving (else what was released), and the signed releases they refused.
+        out["served_version"] = mine.get("served_version")
+        out["refused"] = refused_newer(mine.get("scorers"))
         out["scorers"] = self._served_by_partition()
         out["rates"] = self._rates()
         out["pending_joins"], out["parked_labels"] = self._pending()

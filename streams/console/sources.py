@@ -83,7 +83,8 @@ def models_list(settings: Settings, releases: Releases) -> list[dict[str, Any]]:
 
 def models_show(settings: Settings, releases: Releases, version: int | None = None) -> dict[str, Any]:
     """The object of ``driftline models show [VERSION] --json`` (the champion gets the trainer's live state)."""
-    from streams.model_registry import adopt_live_counts, describe
+    from streams.model_registry import adopt_live_counts, adopt_serving, describe
+    from streams.serving import read_serving
 
     try:
         info: dict[str, Any] = describe(releases, version)
@@ -96,6 +97,9 @@ def models_show(settings: Settings, releases: Releases, version: int | None = No
         live = trainer(settings)
         info["trainer"] = live
         adopt_live_counts(info, live)
+    serving = read_serving(settings, settings.model.name)
+    adopt_serving(info, serving)
+    info["scorers"] = serving
     return info
 
 
@@ -250,8 +254,12 @@ def release_changes(audit: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]]) -> dict[str, Any]:
     """Every release as a node (parent -> child) with its guard evidence, size, signature and promoter; the
     records that failed verification; the candidates the guard rejected or held (from the audit log)."""
+    from streams.model_registry import adopt_serving
+    from streams.serving import read_serving
+
     registry = releases.registry
     current = registry.current()
+    serving = read_serving(settings, settings.model.name)
     sent = {str(a.get("id")): a for a in actions(settings)}
     changed = release_changes(audit)
     nodes = []
@@ -259,8 +267,11 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
         release = registry.get(version)
         info = registry.describe(version)
         decision = _decision(release)
+        node: dict[str, Any] = {"version": version}
+        adopt_serving(node, serving)  # what the scorers report: serving it, or refused it (and why)
         nodes.append(
             {
+                **node,
                 "version": version,
                 "parent": info["parent"],
                 "reason": info["reason"],
@@ -308,6 +319,7 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
     ]
     return {
         "model": settings.model.name,
+        "scorers": serving,
         "releases": nodes,
         "unverified": unverified,
         "candidates": candidates,

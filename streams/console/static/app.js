@@ -108,7 +108,9 @@ function renderOverview(o) {
     el("div", { class: "cards" },
       card("Kafka " + st.kafka.address, st.kafka.up ? "up" : "DOWN", "kafka-state", st.kafka.up ? "ok" : "bad"),
       card("Redis " + st.redis.address, st.redis.up ? "up" : "DOWN", "redis-state", st.redis.up ? "ok" : "bad"),
-      card("served version", o.served_version === null || o.served_version === undefined ? "none" : "v" + o.served_version, "served-version"),
+      card("served version", (o.served_version === null || o.served_version === undefined ? "none" : "v" + o.served_version)
+        + ((o.refused || []).length ? ` (v${o.refused[0].version} REFUSED by ${o.refused[0].scorers} scorer(s): ${o.refused[0].reason})` : ""),
+        "served-version", (o.refused || []).length ? "bad" : ""),
       card("learning", t ? (t.paused ? "PAUSED" : "on") : "-", "learning-state", t && t.paused ? "warn" : ""),
       card("n_learned", t ? fmt(t.n_learned) : "-", "n-learned"),
       card("trainer's last batch", t ? ago(t.updated_at) : "no trainer", "trainer-heartbeat"),
@@ -174,10 +176,32 @@ function lineageGraph(nodes) {
     g.appendChild(svg("g", { class: "node" + (n.current ? " current" : ""), "data-version": n.version, transform: `translate(${x},${y})` },
       svg("title", {}, `v${n.version} ${n.reason}: ${evidenceText(n.decision)}`),
       svg("rect", { width: 90, height: 36, fill: REASON_COLOR[n.reason] || "#eee" }),
-      svg("text", { x: 8, y: 15 }, `v${n.version}${n.current ? " *" : ""}`),
+      svg("text", { x: 8, y: 15 }, `v${n.version}${n.current ? " *" : ""}${(n.refused_by_scorers || []).length ? " REFUSED" : ""}`),
       svg("text", { x: 8, y: 30, fill: "#555" }, n.reason)));
   }
   return g;
+}
+
+// What the scorers report of a release (streams/serving.py): serving it, or refused it (a signed release they
+// could not load: the previous version still answers events, so it must not read as served).
+function refusedBanner(data) {
+  const current = data.releases.find((n) => n.current);
+  if (!current || !(current.refused_by_scorers || []).length || current.served_by_scorers) return null;
+  const served = data.scorers && data.scorers.served_version !== null ? `v${data.scorers.served_version}` : "no version";
+  const r = current.refused_by_scorers[0];
+  return el("p", { class: "bad", id: "refused-banner" },
+    `v${current.version} is the newest release but the scorers REFUSED it (${r.reason}: ${r.message}); they serve ${served}.`);
+}
+
+function servedText(n) {
+  const refused = n.refused_by_scorers || [];
+  if (refused.length) {
+    const count = Math.max(...refused.map((r) => r.scorers));
+    const why = [...new Set(refused.map((r) => r.reason))].join(", ");
+    return ` (${n.current ? "current release, " : ""}NOT SERVED: refused by ${count} scorer(s): ${why})`;
+  }
+  if (n.served_by_scorers) return ` (serving: ${n.served_by_scorers} scorer(s))`;
+  return n.current ? " (current release)" : "";
 }
 
 async function lineagePage() {
@@ -188,12 +212,13 @@ async function lineagePage() {
     replace(el("div", {},
       el("h1", {}, `Model lineage: ${data.model} (${nodes.length} releases)`),
       el("div", { class: "legend" }, Object.entries(REASON_COLOR).map(([k, c]) => el("span", {}, el("b", { style: `background:${c}` }, "\u00a0\u00a0\u00a0"), " " + k)),
-        el("span", {}, "* serving")),
+        el("span", {}, "* current release (newest verified)")),
+      refusedBanner(data),
       el("div", { class: "graph" }, lineageGraph(nodes)),
       el("h2", {}, "Releases"),
       table("lineage-table", ["version", "parent", "reason", "created", "guard decision and evidence", "what changed", "metrics", "size", "signature", "promoted by"],
         nodes.slice().reverse().map((n) => el("tr", { "data-version": n.version, class: n.current ? "current" : null },
-          el("td", {}, `v${n.version}${n.current ? " (serving)" : ""}`), el("td", {}, n.parent === null ? "-" : "v" + n.parent),
+          el("td", { class: (n.refused_by_scorers || []).length ? "bad" : null }, `v${n.version}${servedText(n)}`), el("td", {}, n.parent === null ? "-" : "v" + n.parent),
           el("td", {}, n.reason), el("td", {}, when(n.created_at)),
           el("td", { class: "detail" }, evidenceText(n.decision), n.decision && n.decision.text ? el("div", { class: "muted" }, n.decision.text) : null),
           el("td", { class: "detail what-changed" }, n.what_changed ? n.what_changed.changes : "-",
