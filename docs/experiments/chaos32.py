@@ -197,6 +197,7 @@ class Chaos:
         self.paused = False
         self.lock = threading.Lock()
         self.stop_monitor = threading.Event()
+        self.weights: tuple[float, ...] = ()
 
     def note(self, kind: str, **info: Any) -> None:
         entry = {"t": round(time.monotonic() - self.t0, 1), "kind": kind, **info}
@@ -294,16 +295,17 @@ class Chaos:
             if self.control("resume") == 0:
                 self.paused = False
 
-    def schedule(self, duration: float) -> None:
-        faults = [
-            (self.f_kill_worker, 4),
-            (self.f_stop_worker, 3),
-            (lambda: self.f_redis(False), 1),
-            (lambda: self.f_redis(True), 1),
-            (self.f_broker, 1),
-            (self.f_control, 2),
-        ]
-        fns, weights = zip(*faults, strict=True)
+    def schedule(self, duration: float, weights: tuple[float, ...] = (4, 3, 1, 1, 1, 2)) -> None:
+        """Faults drawn with ``weights``: kill -9 worker, SIGSTOP worker, Redis kill, Redis wipe, broker, control."""
+        self.weights = weights
+        fns = (
+            self.f_kill_worker,
+            self.f_stop_worker,
+            lambda: self.f_redis(False),
+            lambda: self.f_redis(True),
+            self.f_broker,
+            self.f_control,
+        )
         end = self.t0 + duration
         time.sleep(self.rng.uniform(5, 12))
         while time.monotonic() < end:
@@ -494,6 +496,7 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
             )
     return {
         "seed": run.seed,
+        "weights": chaos.weights,
         "prefix": run.prefix,
         "produce_rc": produce_rc,
         "features": len(features),
@@ -580,6 +583,11 @@ def main() -> int:
     ap.add_argument("--state-dir", type=Path, default=Path("/tmp/chaos32-state"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/chaos32-runs"))
     ap.add_argument("--drain-timeout", type=float, default=300.0)
+    ap.add_argument(
+        "--weights",
+        default="4,3,1,1,1,2",
+        help="fault weights: kill -9 worker, SIGSTOP worker, Redis kill, Redis wipe, broker kill, control",
+    )
     a = ap.parse_args()
     out = a.out / f"seed{a.seed}-{int(time.time())}"
     out.mkdir(parents=True, exist_ok=True)
@@ -604,7 +612,7 @@ def main() -> int:
     chaos.t0 = time.monotonic()
     duration = a.events / a.rate
     try:
-        chaos.schedule(duration)
+        chaos.schedule(duration, tuple(float(w) for w in a.weights.split(",")))
         if chaos.paused:
             while chaos.control("resume") not in (0, 1):
                 time.sleep(3)
