@@ -108,6 +108,8 @@ class Worker:
         return f"{self.role}{self.slot}"
 
     def start(self) -> None:
+        if self.alive():  # two overlapping faults on one worker: restarted once
+            return
         self.incarnation += 1
         logf = open(self.run.out / f"{self.name}.{self.incarnation}.log", "wb")  # noqa: SIM115 - kept with the proc
         self.proc = subprocess.Popen(
@@ -198,6 +200,7 @@ class Chaos:
         self.lock = threading.Lock()
         self.stop_monitor = threading.Event()
         self.weights: tuple[float, ...] = ()
+        self.overlap = 1
 
     def note(self, kind: str, **info: Any) -> None:
         entry = {"t": round(time.monotonic() - self.t0, 1), "kind": kind, **info}
@@ -307,10 +310,22 @@ class Chaos:
             self.f_control,
         )
         end = self.t0 + duration
-        time.sleep(self.rng.uniform(5, 12))
-        while time.monotonic() < end:
-            self.rng.choices(fns, weights)[0]()
-            time.sleep(self.rng.uniform(2, 10))
+
+        def lane(rng: random.Random) -> None:
+            time.sleep(rng.uniform(5, 12))
+            while time.monotonic() < end:
+                self.rng = rng  # each fault draws its details from its lane's generator
+                rng.choices(fns, weights)[0]()
+                time.sleep(rng.uniform(2, 10))
+
+        lanes = [
+            threading.Thread(target=lane, args=(random.Random(self.run.seed * 1000 + i),))
+            for i in range(self.overlap)
+        ]
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join()
 
 
 # -------------------------------------------------------------------------------------------------- accounting
@@ -475,6 +490,7 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
     labels_learned = show.get("labels_learned")
     joins = status_joins(status)
     doctor = run.cli("doctor", "--json", timeout=120)
+    audit = run.cli("audit", "verify", "--json", timeout=120)
     # metrics: the last scrape of every incarnation
     mets: dict[str, float] = Counter()
     for w in chaos.workers:
@@ -497,6 +513,7 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
     return {
         "seed": run.seed,
         "weights": chaos.weights,
+        "overlap": chaos.overlap,
         "prefix": run.prefix,
         "produce_rc": produce_rc,
         "features": len(features),
@@ -526,6 +543,8 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
         "n_learned_show": show.get("n_learned"),
         "died_alone": [m for w in chaos.workers for m in w.died_alone],
         "doctor_rc": doctor.returncode,
+        "audit_verify_rc": audit.returncode,
+        "audit_verify": (audit.stdout + audit.stderr)[-400:] if audit.returncode else "ok",
         "doctor_problems": doctor_problems(doctor.stdout),
         "metrics_all_incarnations": dict(mets),
         "metrics_final": dict(final_metrics),
@@ -583,6 +602,7 @@ def main() -> int:
     ap.add_argument("--state-dir", type=Path, default=Path("/tmp/chaos32-state"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/chaos32-runs"))
     ap.add_argument("--drain-timeout", type=float, default=300.0)
+    ap.add_argument("--overlap", type=int, default=1, help="fault lanes running at once (overlapping faults)")
     ap.add_argument(
         "--weights",
         default="4,3,1,1,1,2",
@@ -594,6 +614,7 @@ def main() -> int:
     run = Run(a.seed, a.events, a.rate, a.label_delay, a.kafka_port, a.redis_port, a.state_dir, out)
     log(f"seed {a.seed}: prefix {run.prefix}, logs in {out}")
     chaos = Chaos(run)
+    chaos.overlap = a.overlap
     chaos.stack_up()
     chaos.t0 = time.monotonic()
     for w in chaos.workers:
@@ -671,6 +692,7 @@ def print_table(r: dict[str, Any]) -> None:
             f"non-increasing {r['non_increasing']} unverified {r['unverified']}",
         ),
         ("workers dead by themselves", len(r["died_alone"]), "; ".join(r["died_alone"])[:80]),
+        ("audit verify rc", r["audit_verify_rc"], r["audit_verify"][:80]),
         ("doctor rc", r["doctor_rc"], json.dumps(r["doctor_problems"], default=str)[:80]),
         ("faults", json.dumps(r["faults"]), ""),
         ("status", "", json.dumps(r["status_joins"], default=str)),
