@@ -298,6 +298,26 @@ class Chaos:
             if self.control("resume") == 0:
                 self.paused = False
 
+    def wait_first_events(self, timeout: float = 60.0) -> None:
+        """Faults start once the producer has published: `driftline produce` checks the broker once at start
+        (5 s) and exits 1 if it does not answer, sending nothing (seed 5 lost its stream to a broker kill then)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer(
+            {"bootstrap.servers": self.run.env["DRIFTLINE_KAFKA_BOOTSTRAP"], "group.id": "chaos32-probe"}
+        )
+        topic = self.run.prefix + "features"
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+                if any(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0 for p in parts):
+                    log("first events on features: faults start")
+                    return
+                time.sleep(0.5)
+        finally:
+            c.close()
+
     def schedule(self, duration: float, weights: tuple[float, ...] = (4, 3, 1, 1, 1, 2)) -> None:
         """Faults drawn with ``weights``: kill -9 worker, SIGSTOP worker, Redis kill, Redis wipe, broker, control."""
         self.weights = weights
@@ -310,6 +330,7 @@ class Chaos:
             self.f_control,
         )
         end = self.t0 + duration
+        self.wait_first_events()
 
         def lane(rng: random.Random) -> None:
             time.sleep(rng.uniform(5, 12))
