@@ -201,6 +201,7 @@ class Chaos:
         self.stop_monitor = threading.Event()
         self.weights: tuple[float, ...] = ()
         self.overlap = 1
+        self.rollbacks = False
 
     def note(self, kind: str, **info: Any) -> None:
         entry = {"t": round(time.monotonic() - self.t0, 1), "kind": kind, **info}
@@ -282,7 +283,18 @@ class Chaos:
         time.sleep(delay)
         self.stack_up()
 
+    def f_stack_restart(self) -> None:
+        """`driftline stack down --force` (Kafka and Redis stopped cleanly) and `stack up` after a delay."""
+        delay = self.rng.uniform(0.5, 6.0)
+        r = self.run.cli("stack", "down", "--force", *self.run.stack_flags(), timeout=180)
+        self.note("stack_restart", down_rc=r.returncode, down=round(delay, 1))
+        time.sleep(delay)
+        self.stack_up()
+
     def f_control(self) -> None:
+        if self.rollbacks and self.rng.random() < 0.3:
+            self.control("rollback")  # a new release restoring an older model: versions still increase
+            return
         choice = self.rng.choice(["set", "pause", "set_drift"])
         if choice == "set":
             self.control("set", f"release_every={self.rng.choice([10, 25, 50, 100])}")
@@ -328,7 +340,9 @@ class Chaos:
             lambda: self.f_redis(True),
             self.f_broker,
             self.f_control,
+            self.f_stack_restart,
         )
+        weights = (*weights, *(0.0,) * (len(fns) - len(weights)))  # seeds of fewer weights draw as before
         end = self.t0 + duration
         self.wait_first_events()
 
@@ -623,11 +637,13 @@ def main() -> int:
     ap.add_argument("--state-dir", type=Path, default=Path("/tmp/chaos32-state"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/chaos32-runs"))
     ap.add_argument("--drain-timeout", type=float, default=300.0)
+    ap.add_argument("--rollbacks", action="store_true", help="control also sends `models rollback`")
     ap.add_argument("--overlap", type=int, default=1, help="fault lanes running at once (overlapping faults)")
     ap.add_argument(
         "--weights",
         default="4,3,1,1,1,2",
-        help="fault weights: kill -9 worker, SIGSTOP worker, Redis kill, Redis wipe, broker kill, control",
+        help="fault weights: kill -9 worker, SIGSTOP worker, Redis kill, Redis wipe, broker kill, control, stack "
+        "down --force/up (missing weights are 0)",
     )
     a = ap.parse_args()
     out = a.out / f"seed{a.seed}-{int(time.time())}"
@@ -636,6 +652,7 @@ def main() -> int:
     log(f"seed {a.seed}: prefix {run.prefix}, logs in {out}")
     chaos = Chaos(run)
     chaos.overlap = a.overlap
+    chaos.rollbacks = a.rollbacks
     chaos.stack_up()
     chaos.t0 = time.monotonic()
     for w in chaos.workers:
