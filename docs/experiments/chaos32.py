@@ -475,6 +475,11 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
     for *_, v in preds:
         if isinstance(v, dict):
             served[v["id"]].add((int(v["version"]), json.dumps(v["prediction"])))
+    # version 0 (no release yet: null prediction) is expected only for the cold start, the events before the first
+    # labels (label delay) reached the trainer and its v1 the scorers; one later means a scorer served without a model
+    nulls = sorted(
+        int(v["id"].rsplit("-", 1)[-1]) for *_, v in preds if isinstance(v, dict) and int(v["version"]) == 0
+    )
     train_ids = Counter(v["id"] for *_, v in training if isinstance(v, dict))
     wrong_join = [
         v["id"]
@@ -556,6 +561,8 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
         "predictions": len(preds),
         "predicted_ids": len(pred_ids),
         "pred_duplicates": len(preds) - len(pred_ids),
+        "version0_predictions": len(nulls),
+        "version0_last_index": nulls[-1] if nulls else None,
         "unpredicted": len(unpredicted),
         "unpredicted_sample": unpredicted[:5],
         "labels": len(labels),
@@ -705,6 +712,11 @@ def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("events on features", r["features"], f"{r['feature_ids']} ids"),
         ("predictions", r["predictions"], f"{r['predicted_ids']} ids, {r['pred_duplicates']} duplicates"),
+        (
+            "version-0 (no model) predictions",
+            r["version0_predictions"],
+            f"last event index {r['version0_last_index']}",
+        ),
         ("events never predicted", r["unpredicted"], "VIOLATION" if r["unpredicted"] else "ok"),
         ("labels", r["labels"], f"{r['label_ids']} ids"),
         (
