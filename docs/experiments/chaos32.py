@@ -125,7 +125,15 @@ class Worker:
     def check(self) -> None:
         """A worker that exited while nobody killed it died by itself."""
         if self.proc is not None and not self.expected_dead and self.proc.poll() is not None:
-            msg = f"{self.name} #{self.incarnation} exited {self.proc.returncode} by itself"
+            logfile = self.run.out / f"{self.name}.{self.incarnation}.log"
+            lines = [
+                ln
+                for ln in logfile.read_text(errors="replace").splitlines()
+                if ("error" in ln.lower()) and "librdkafka" not in ln
+            ]
+            # "cannot reach ... at start" is the documented fail-fast of `driftline worker` (a supervisor restarts)
+            why = lines[-1][:200] if lines else "no error logged"
+            msg = f"{self.name} #{self.incarnation} exited {self.proc.returncode} by itself: {why}"
             self.died_alone.append(msg)
             log("VIOLATION? " + msg)
             self.expected_dead = True
