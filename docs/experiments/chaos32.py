@@ -198,10 +198,10 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 class Chaos:
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, roles: tuple[str, ...] = ROLES) -> None:
         self.run = run
         self.rng = random.Random(run.seed)
-        self.workers = [Worker(run, i, role) for i, role in enumerate(ROLES)]
+        self.workers = [Worker(run, i, role) for i, role in enumerate(roles)]
         self.faults: list[dict[str, Any]] = []
         self.controls: list[dict[str, Any]] = []
         self.paused = False
@@ -562,6 +562,7 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
         "seed": run.seed,
         "weights": chaos.weights,
         "overlap": chaos.overlap,
+        "roles": [w.role for w in chaos.workers],
         "prefix": run.prefix,
         "produce_rc": produce_rc,
         "features": len(features),
@@ -652,6 +653,7 @@ def main() -> int:
     ap.add_argument("--state-dir", type=Path, default=Path("/tmp/chaos32-state"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/chaos32-runs"))
     ap.add_argument("--drain-timeout", type=float, default=300.0)
+    ap.add_argument("--roles", default=",".join(ROLES), help="one worker per role, e.g. all,all")
     ap.add_argument("--rollbacks", action="store_true", help="control also sends `models rollback`")
     ap.add_argument("--overlap", type=int, default=1, help="fault lanes running at once (overlapping faults)")
     ap.add_argument(
@@ -665,7 +667,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     run = Run(a.seed, a.events, a.rate, a.label_delay, a.kafka_port, a.redis_port, a.state_dir, out)
     log(f"seed {a.seed}: prefix {run.prefix}, logs in {out}")
-    chaos = Chaos(run)
+    chaos = Chaos(run, tuple(a.roles.split(",")))
     chaos.overlap = a.overlap
     chaos.rollbacks = a.rollbacks
     chaos.stack_up()
