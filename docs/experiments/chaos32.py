@@ -543,9 +543,9 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
     mets: dict[str, float] = Counter()
     for w in chaos.workers:
         for text in w.last_metrics.values():
-            if w.role == "score":
+            if w.role in ("score", "all"):
                 mets["score_ok"] += metric(text, "driftline_events_total", stage="score", outcome="ok")
-            if w.role == "join":
+            if w.role in ("join", "all"):
                 mets["joined"] += metric(text, "driftline_joins_total", outcome="joined")
                 mets["parked"] += metric(text, "driftline_joins_total", outcome="parked")
                 mets["duplicate"] += metric(text, "driftline_joins_total", outcome="duplicate")
@@ -554,7 +554,7 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
     final_metrics: dict[str, float] = Counter()
     for w in chaos.workers:
         text = w.last_metrics.get(w.incarnation, "")
-        if w.role == "train":
+        if w.role in ("train", "all"):
             final_metrics["trainer_n_learned_max"] = max(
                 final_metrics["trainer_n_learned_max"], metric(text, "driftline_n_learned")
             )
