@@ -96,18 +96,18 @@ RAN_WELL_S = 300.0  # a worker that ran this long before the loss starts countin
 ATTEMPT_ENV = "DRIFTLINE_WORKER_START_ATTEMPT"
 
 
-def broker_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` (Faust's exit) was caused by aiokafka not reaching the broker."""
+def broker_lost(exc: BaseException) -> BaseException | None:
+    """aiokafka's error when ``exc`` (Faust's exit) was caused by not reaching the broker, else None."""
     from aiokafka.errors import KafkaConnectionError
 
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, KafkaConnectionError):
-            return True
+            return cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-    return False
+    return None
 
 
 def start_again(settings: Any, exc: BaseException, ran_s: float) -> None:
@@ -195,9 +195,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         faust_worker.execute_from_commandline()
     except SystemExit as exc:
-        if not exc.code or not broker_lost(exc):
+        cause = broker_lost(exc) if exc.code else None
+        if cause is None:
             raise
-        lost = exc
+        lost = cause
     finally:
         worker.close()
         server.close()
