@@ -483,10 +483,11 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
     for *_, v in preds:
         if isinstance(v, dict):
             served[v["id"]].add((int(v["version"]), json.dumps(v["prediction"])))
-    # version 0 (no release yet: null prediction) is expected only for the cold start, the events before the first
-    # labels (label delay) reached the trainer and its v1 the scorers; one later means a scorer served without a model
+    # a null prediction (version 0: no release yet; or v1, published untrained at the trainer's start) is expected
+    # only in the cold start, before the first labels (label delay) were learned; a later one means a scorer served
+    # without a trained model
     nulls = sorted(
-        int(v["id"].rsplit("-", 1)[-1]) for *_, v in preds if isinstance(v, dict) and int(v["version"]) == 0
+        int(v["id"].rsplit("-", 1)[-1]) for *_, v in preds if isinstance(v, dict) and v["prediction"] is None
     )
     train_ids = Counter(v["id"] for *_, v in training if isinstance(v, dict))
     wrong_join = [
@@ -570,8 +571,8 @@ def account(run: Run, chaos: Chaos, status: dict[str, Any], produce_rc: int) -> 
         "predictions": len(preds),
         "predicted_ids": len(pred_ids),
         "pred_duplicates": len(preds) - len(pred_ids),
-        "version0_predictions": len(nulls),
-        "version0_last_index": nulls[-1] if nulls else None,
+        "null_predictions": len(nulls),
+        "null_last_index": nulls[-1] if nulls else None,
         "unpredicted": len(unpredicted),
         "unpredicted_sample": unpredicted[:5],
         "labels": len(labels),
@@ -723,9 +724,9 @@ def print_table(r: dict[str, Any]) -> None:
         ("events on features", r["features"], f"{r['feature_ids']} ids"),
         ("predictions", r["predictions"], f"{r['predicted_ids']} ids, {r['pred_duplicates']} duplicates"),
         (
-            "version-0 (no model) predictions",
-            r["version0_predictions"],
-            f"last event index {r['version0_last_index']}",
+            "null predictions (cold start)",
+            r["null_predictions"],
+            f"last event index {r['null_last_index']}",
         ),
         ("events never predicted", r["unpredicted"], "VIOLATION" if r["unpredicted"] else "ok"),
         ("labels", r["labels"], f"{r['label_ids']} ids"),
