@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.consumer import read_to_end
-from connectors.kafka_client import client_config
+from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import ArtifactError, SchemaError, SecurityError
 from driftline.settings import MODEL_NAME, Settings
 from learners.artifacts import ArtifactStore, load_release, verify_release
@@ -151,9 +151,12 @@ def read_checked_releases(
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:
+    # Through the rate-limited logger: without it librdkafka wrote each refused connection to stderr itself, ~20
+    # lines a second per score worker while a broker was down (chaos32: 1,100 lines per scorer in seed 10).
     return Consumer(
         client_config(
             settings,
+            logger=LIBRDKAFKA_LOG,
             **{
                 "group.id": group,
                 "enable.auto.commit": False,

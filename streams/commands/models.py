@@ -335,7 +335,14 @@ def _no_answer_hint(settings: Settings) -> str:
         )
     finally:
         client.close()
-    return "is a train worker running for this prefix?"
+    # A trainer that is only late (catching up after a restart, or a commit hung on a broker fault for 40 s)
+    # applies the command when it reads it: chaos32 seed 4 saw a `set` applied 4 s after this message. Sending it
+    # again would apply it twice (two rollbacks go two versions back).
+    return (
+        "is a train worker running for this prefix? The command stays on `control`: a trainer that reads it "
+        f"within model.control_max_age_s ({settings.model.control_max_age_s:g} s) still applies it; check "
+        "`driftline audit show --kind control` before sending it again"
+    )
 
 
 def _promote(args: argparse.Namespace) -> int:

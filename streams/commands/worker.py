@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 from typing import Any
 
 from connectors.kafka_client import check_reachable
 from connectors.redis_store import check_redis_reachable
 from connectors.topics import ALL_TOPICS, ensure_topics
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, StackError
 from driftline.settings import MaskSecrets
 from streams.cli import LOG_FORMAT, log_level, settings_from_args
 
@@ -84,6 +86,66 @@ def worker_log_level(args: argparse.Namespace) -> int:
     return LOGLEVELS[args.loglevel] if args.loglevel else log_level(args.verbose)
 
 
+# A broker that stops answering between the start-up check and Faust's own bootstrap (restarted while the worker
+# starts) made Faust's producer raise aiokafka's KafkaConnectionError: the worker exited 1 with a traceback and stayed
+# down for good (helper chaos32, seed 6). It now waits for the broker and starts again in the same process (exec:
+# the same pid for whatever supervises it), at most START_ATTEMPTS times in a row.
+START_ATTEMPTS = 5
+START_WAIT_S = 120.0
+RAN_WELL_S = 300.0  # a worker that ran this long before the loss starts counting its attempts afresh
+ATTEMPT_ENV = "DRIFTLINE_WORKER_START_ATTEMPT"
+
+
+def broker_lost(exc: BaseException) -> BaseException | None:
+    """aiokafka's error when ``exc`` (Faust's exit) was caused by not reaching the broker, else None."""
+    from aiokafka.errors import KafkaConnectionError
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KafkaConnectionError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def start_again(settings: Any, exc: BaseException, ran_s: float) -> None:
+    """Wait for the broker, then replace this process with a fresh worker; returns only when out of attempts."""
+    attempt = 1 if ran_s >= RAN_WELL_S else int(os.environ.get(ATTEMPT_ENV, "1"))
+    if attempt >= START_ATTEMPTS:
+        log.error(
+            "Kafka at %s stopped answering while the worker ran (%s), %d times in a row: giving up; check the "
+            "broker, then start the worker again",
+            settings.kafka.bootstrap,
+            exc,
+            attempt,
+        )
+        return
+    log.warning(
+        "Kafka at %s stopped answering while the worker ran (%s): waiting for it, then starting again "
+        "(attempt %d of %d)",
+        settings.kafka.bootstrap,
+        exc,
+        attempt + 1,
+        START_ATTEMPTS,
+    )
+    deadline = time.monotonic() + START_WAIT_S
+    while True:
+        try:
+            check_reachable(settings)
+            break
+        except StackError:
+            if time.monotonic() > deadline:
+                log.error(
+                    "Kafka at %s did not answer again within %.0f s", settings.kafka.bootstrap, START_WAIT_S
+                )
+                return
+    os.environ[ATTEMPT_ENV] = str(attempt + 1)
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(
         args, {"metrics.port": args.metrics_port, "metrics.host": args.metrics_host}
@@ -129,9 +191,16 @@ def run(args: argparse.Namespace) -> int:
     )
     if not faust_worker.stdout.isatty():
         faust_worker.spinner = None  # its cursor codes (ESC[?25l) would end up in a log file
+    started = time.monotonic()
     try:
         faust_worker.execute_from_commandline()
+    except SystemExit as exc:
+        cause = broker_lost(exc) if exc.code else None
+        if cause is None:
+            raise
+        lost = cause
     finally:
         worker.close()
         server.close()
-    return 0
+    start_again(settings, lost, time.monotonic() - started)
+    raise SystemExit(1)
