@@ -208,10 +208,10 @@ class PairedEvidence:
     # same pairs, kept from the start for a drift alarm to take over (see ``learners.policies.IncrementalPolicy``).
     # None: not kept (classification, the challenger's and probation's evidence, evidence pickled before it).
     wide: EProcess | None = None
-    # The non-inferiority test started at this evidence's start, kept while ``not_worse`` is one carried over a
-    # release (set by ``learners.policies.IncrementalPolicy``): handed over when the carried test sinks. None: not
-    # kept (not_worse is this evidence's own, or evidence pickled before it).
-    shadow: EProcess | MixtureEProcess | None = None
+    # The bounded differences fed to the tests since this evidence's start, kept while ``not_worse`` is a test carried
+    # over a release (``learners.policies.SHADOW``): the test started here can be replayed from them when the carried
+    # one sinks (the same bets, the same wealth, at the cost of a list append per pair). None: not kept.
+    kept: list[float] | None = None
 
     def __init__(self, task: str, config: GuardConfig | None = None, *, wide: bool = False) -> None:
         self.task = task
@@ -290,8 +290,8 @@ class PairedEvidence:
                 test.add(bounded)
             if self.wide is not None:
                 self.wide.add(bounded)
-            if self.shadow is not None:
-                self.shadow.add(bounded)
+            if self.kept is not None:
+                self.kept.append(bounded)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += lb
@@ -373,8 +373,8 @@ class PairedEvidence:
             else:
                 for test in pair:
                     test.add(d)
-        if self.shadow is not None:
-            self.shadow.add(d)
+        if self.kept is not None:
+            self.kept.append(d)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0

@@ -151,8 +151,9 @@ class IncrementalPolicy:
 
     A carried test has a *shadow* (session 32, ``SHADOW``): the same non-inferiority test started at the release, on
     the pairs since, betting as a mixture (:class:`learners.guard.MixtureEProcess`: half as ``EProcess``, half on
-    fixed bets, so early lost pairs do not stop it from staking). When the carried test sinks, the shadow takes over
-    if it has gained (log-wealth above 0), else the test restarts as above. Why it is valid: the shadow is an
+    fixed bets, so early lost pairs do not stop it from staking). The evidence keeps the pairs' differences
+    (``PairedEvidence.kept``) and the shadow is replayed from them when the carried test sinks: it takes over if it
+    has gained (log-wealth above 0), else the test restarts as above. Why it is valid: the shadow is an
     e-process for "the champion is worse than this snapshot by the margin" from the release on, its bets chosen
     from past pairs only, the test the comparison would have run had nothing been carried; handing it over is one
     more restart in the count above (at most one per release). Why: the carried test bets at its cap (its history
@@ -287,11 +288,11 @@ class IncrementalPolicy:
                 return
         ev = self.evidence
         if ev.not_worse.log_wealth < math.log(self.guard.alpha):
-            shadow = ev.shadow
-            if shadow is not None and shadow.log_wealth > 0 and shadow.m == ev.not_worse.m:
+            shadow = self._shadow(ev)
+            if shadow is not None and shadow.log_wealth > 0:
                 # A sunk carried test with a shadow that has gained: the test over the pairs since the release,
                 # from their first, takes over (it is valid as it stands; see the class's docstring).
-                ev.not_worse, ev.shadow = shadow, None
+                ev.not_worse, ev.kept = shadow, None
                 self.carried = self._shown = False
                 self._next_check = 0
                 return
@@ -338,10 +339,19 @@ class IncrementalPolicy:
             self._keep_shadow()
 
     def _keep_shadow(self) -> None:
-        """The carried test gets a shadow: the same test started now (``SHADOW``)."""
+        """The carried test gets a shadow, the same test started now (``SHADOW``): the evidence keeps its pairs."""
         if SHADOW:
-            m = self.evidence.not_worse.m
-            self.evidence.shadow = MixtureEProcess(m) if SHADOW == 2 else EProcess(m)
+            self.evidence.kept = []
+
+    def _shadow(self, ev: PairedEvidence) -> EProcess | MixtureEProcess | None:
+        """The shadow of a carried test: its margin's test replayed on the pairs since the evidence started."""
+        if ev.kept is None or not SHADOW:
+            return None
+        m = ev.not_worse.m
+        shadow = MixtureEProcess(m) if SHADOW == 2 else EProcess(m)
+        for d in ev.kept:
+            shadow.add(d)
+        return shadow
 
     def restart(self) -> None:
         guard = self.guard

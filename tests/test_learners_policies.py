@@ -276,13 +276,13 @@ def test_a_sunk_carried_test_hands_over_the_shadow_started_at_the_release(
         policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
         args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
         _shown_release(policy, args)
-        assert policy.carried and (policy.evidence.shadow is not None) is bool(mode)
+        assert policy.carried and (policy.evidence.kept is not None) is bool(mode)
         carried = policy.evidence.not_worse
         _two_won_one_lost(policy, 54, guard.alpha)  # the carried test sinks at the 54th pair
         ev = policy.evidence
         if mode:
             assert ev.n == 54 and ev.not_worse is not carried and ev.not_worse.n == 54
-            assert ev.not_worse.log_wealth > 0 and ev.shadow is None and not policy.carried
+            assert ev.not_worse.log_wealth > 0 and ev.kept is None and not policy.carried
         else:
             assert ev.n == 0 and ev.not_worse.n == 0
         later = _two_won_one_lost(policy, 150, guard.alpha)
@@ -297,7 +297,7 @@ def test_a_sunk_carried_test_hands_over_the_shadow_started_at_the_release(
         dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge),
     )
     _pairs(policy, 5, cand_right=False)
-    assert policy.evidence.n == 0 and policy.evidence.shadow is None and not policy.carried
+    assert policy.evidence.n == 0 and policy.evidence.kept is None and not policy.carried
 
 
 def test_a_test_above_log_alpha_keeps_its_evidence() -> None:
