@@ -75,9 +75,6 @@ RECOVERY_CARRY = True
 # before; see IncrementalPolicy). 2: the shadow bets as ``learners.guard.MixtureEProcess``; 1: as ``EProcess``
 # (measured: it never gained at a sink on the failing unseen rows); 0: no shadow (session 32, BENCHMARKS-accuracy.md).
 SHADOW = 2
-# 1: the fresh test that replaces a sunk one bets as a mixture (``learners.guard.MixtureEProcess``). 0: off
-# (session 32, measured only as a screen).
-SINK_MIX = 0
 
 
 class Judge(Protocol):
@@ -298,8 +295,6 @@ class IncrementalPolicy:
                 return
             # A sunk test: the evidence restarts (see the class's docstring).
             self.restart()
-            if SINK_MIX:
-                self.evidence.not_worse = MixtureEProcess(self.evidence.not_worse.m)
 
     def alarmed(self) -> None:
         """A drift alarm on the served model: the comparison starts afresh at ``guard.recovery_margin`` for the

@@ -9,7 +9,7 @@ import pytest
 
 import learners.policies as policies
 from driftline.config import GuardConfig, LearnerSpec
-from learners.guard import Decision, MixtureEProcess, PairedEvidence
+from learners.guard import Decision, PairedEvidence
 from learners.policies import (
     CHECK_EVERY,
     YOUNG_SERVED,
@@ -298,19 +298,6 @@ def test_a_sunk_carried_test_hands_over_the_shadow_started_at_the_release(
     )
     _pairs(policy, 5, cand_right=False)
     assert policy.evidence.n == 0 and policy.evidence.kept is None and not policy.carried
-
-
-def test_sink_mix_makes_the_fresh_test_after_a_sink_a_mixture(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Session 32's switch (``SINK_MIX``, off by default): the test that replaces a sunk one bets as a mixture."""
-    assert not policies.SINK_MIX
-    monkeypatch.setattr(policies, "SHADOW", 0)
-    for mix in (0, 1):
-        monkeypatch.setattr(policies, "SINK_MIX", mix)
-        policy = IncrementalPolicy("classification", GUARD)
-        _pairs(policy, 40, cand_right=True)
-        policy.evidence.not_worse.log_wealth = math.log(GUARD.alpha) - 1.0
-        policy.observe(1, 1, 1, None)
-        assert policy.evidence.n == 0 and isinstance(policy.evidence.not_worse, MixtureEProcess) is bool(mix)
 
 
 def test_a_test_above_log_alpha_keeps_its_evidence() -> None:
