@@ -123,6 +123,63 @@ class EProcess:
         return self.log_wealth >= -math.log(alpha)
 
 
+# The fixed bets of :class:`MixtureEProcess`, as shares of the largest safe one (BET_CAP's): the mixture keeps
+# staking after early losses, where the plug-in bet of :class:`EProcess` stakes nothing until the running mean of
+# the differences falls back under the margin.
+MIXTURE_BETS = (0.125, 0.25, 0.5, 1.0)
+
+
+class MixtureEProcess:
+    """:class:`EProcess`'s test as the average of bettors: half the wealth bets as :class:`EProcess` does, the other
+    half is split over fixed bets (``MIXTURE_BETS``). Each bettor's wealth is a nonnegative supermartingale under H0,
+    so their average with fixed weights is one too, and the same threshold applies (Ville's inequality). Setting
+    ``log_wealth`` (a cap) scales every bettor alike.
+    """
+
+    __slots__ = ("_adaptive", "_fixed", "_lams", "_shift", "m")
+
+    def __init__(self, m: float) -> None:
+        self.m = m
+        self._adaptive = EProcess(m)
+        cap = BET_CAP / (1.0 - m)
+        self._lams = tuple(c * cap for c in MIXTURE_BETS)
+        self._fixed = [0.0] * len(self._lams)
+        self._shift = 0.0
+
+    @property
+    def n(self) -> int:
+        return self._adaptive.n
+
+    @property
+    def s(self) -> float:
+        return self._adaptive.s
+
+    @property
+    def s2(self) -> float:
+        return self._adaptive.s2
+
+    @property
+    def log_wealth(self) -> float:
+        k = len(self._fixed)
+        logs = [self._adaptive.log_wealth + math.log(0.5)] + [lw + math.log(0.5 / k) for lw in self._fixed]
+        top = max(logs)
+        return top + math.log(sum(math.exp(v - top) for v in logs)) + self._shift
+
+    @log_wealth.setter
+    def log_wealth(self, value: float) -> None:
+        self._shift += value - self.log_wealth
+
+    def add(self, d: float) -> None:
+        self._adaptive.add(d)
+        m = self.m
+        fixed = self._fixed
+        for i, lam in enumerate(self._lams):
+            fixed[i] += math.log1p(lam * (m - d))
+
+    def rejects(self, alpha: float) -> bool:
+        return self.log_wealth >= -math.log(alpha)
+
+
 def _add_shared(tests: Sequence[EProcess], n: int, s: float, s2: float, d: float) -> None:
     """``test.add(d)`` for e-processes fed the same differences so far (each has ``n``, ``s``, ``s2``): the part of
     :meth:`EProcess.add` that reads only those (the shrunk mean and variance) is computed once, the same
@@ -151,6 +208,10 @@ class PairedEvidence:
     # same pairs, kept from the start for a drift alarm to take over (see ``learners.policies.IncrementalPolicy``).
     # None: not kept (classification, the challenger's and probation's evidence, evidence pickled before it).
     wide: EProcess | None = None
+    # The bounded differences fed to the tests since this evidence's start, kept while ``not_worse`` is a test carried
+    # over a release (``learners.policies.SHADOW``): the test started here can be replayed from them when the carried
+    # one sinks (the same bets, the same wealth, at the cost of a list append per pair). None: not kept.
+    kept: list[float] | None = None
 
     def __init__(self, task: str, config: GuardConfig | None = None, *, wide: bool = False) -> None:
         self.task = task
@@ -162,7 +223,8 @@ class PairedEvidence:
         # so the margins are relative to the baseline's MAE as the paired t-test's were). Two snapshots of one
         # model rarely differ by a whole MAE on one event (|error difference| <= |prediction difference|), so
         # the clipping seldom bites; a wider unit would shrink the margin in its units and slow every release.
-        self.not_worse = EProcess(config.non_inferiority_margin)
+        # (A MixtureEProcess once a shadow has taken over: ``learners.policies.SHADOW``.)
+        self.not_worse: EProcess | MixtureEProcess = EProcess(config.non_inferiority_margin)
         self.better = EProcess(-config.superiority_margin)
         self.much_better = EProcess(-config.hold_margin)
         self.n = 0
@@ -228,6 +290,8 @@ class PairedEvidence:
                 test.add(bounded)
             if self.wide is not None:
                 self.wide.add(bounded)
+            if self.kept is not None:
+                self.kept.append(bounded)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += lb
@@ -270,7 +334,12 @@ class PairedEvidence:
             d = 0.0
         first, second, third = self.not_worse, self.better, self.much_better
         n, s, s2 = first.n, first.s, first.s2
-        if second.n == n == third.n and second.s == s == third.s and second.s2 == s2 == third.s2:
+        if (
+            type(first) is EProcess
+            and second.n == n == third.n
+            and second.s == s == third.s
+            and second.s2 == s2 == third.s2
+        ):
             # The three e-processes are fed the same differences, so the part of EProcess.add that reads only
             # n, s and s2 (the shrunk mean and variance) is the same for each: computed once, the same expressions.
             # A bet of 0 adds log1p(0.0) = 0.0, which leaves the (never negative-zero) wealth as it is: skipped.
@@ -304,6 +373,8 @@ class PairedEvidence:
             else:
                 for test in pair:
                     test.add(d)
+        if self.kept is not None:
+            self.kept.append(d)
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0

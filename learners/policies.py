@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from driftline.config import GuardConfig
-from learners.guard import Decision, PairedEvidence, Probation
+from learners.guard import Decision, EProcess, MixtureEProcess, PairedEvidence, Probation
 from learners.specs import Learner
 
 # Labels between two full judgements of the same candidate after one that did not promote it (the tests are
@@ -70,6 +70,11 @@ RECOVERY_FAST_LABELS = 250
 # A regression drift alarm hands the recovery window the non-inferiority test at ``guard.recovery_margin`` run on the
 # pairs since the last restart (``PairedEvidence.wide``) instead of a test started at the alarm (session 24).
 RECOVERY_CARRY = True
+# A non-inferiority test carried over a release (or an alarm's hand-over) has a shadow: the same test started at the
+# release, on the pairs since, handed over when the carried test sinks if it has gained (else a fresh test, as
+# before; see IncrementalPolicy). 2: the shadow bets as ``learners.guard.MixtureEProcess``; 1: as ``EProcess``
+# (measured: it never gained at a sink on the failing unseen rows); 0: no shadow (session 32, BENCHMARKS-accuracy.md).
+SHADOW = 2
 
 
 class Judge(Protocol):
@@ -140,6 +145,18 @@ class IncrementalPolicy:
     a fresh one is valid at ``alpha`` on its own, so over one comparison with a snapshot the chance of releasing a
     champion worse by the margin is at most about ``alpha`` times (1 + restarts), as with the ``max_examples``
     restart; probation's rollback test backs it (docs/experiments/sink_restart.py, BENCHMARKS-accuracy.md).
+
+    A carried test has a *shadow* (session 32, ``SHADOW``): the same non-inferiority test started at the release, on
+    the pairs since, betting as a mixture (:class:`learners.guard.MixtureEProcess`: half as ``EProcess``, half on
+    fixed bets, so early lost pairs do not stop it from staking). The evidence keeps the pairs' differences
+    (``PairedEvidence.kept``) and the shadow is replayed from them when the carried test sinks: it takes over if it
+    has gained (log-wealth above 0), else the test restarts as above. Why it is valid: the shadow is an
+    e-process for "the champion is worse than this snapshot by the margin" from the release on, its bets chosen
+    from past pairs only, the test the comparison would have run had nothing been carried; handing it over is one
+    more restart in the count above (at most one per release). Why: the carried test bets at its cap (its history
+    is the previous snapshot's), so after a release a champion still re-learning that loses a few pairs sinks it,
+    and the fresh test then stakes nothing for 100-200 pairs once its own first pairs are lost (mv-shift s12 at
+    10,000 events: the 5,449 snapshot served for 366 labels; BENCHMARKS-accuracy.md, sessions 26 and 32).
 
     After a drift alarm on the served model, for ``guard.recovery_labels`` labels, non-inferiority is tested at
     ``guard.recovery_margin`` (0.1) instead of ``guard.non_inferiority_margin`` (0.03). Why: the alarm says the
@@ -266,7 +283,16 @@ class IncrementalPolicy:
             if not self.recovery_left:  # the window closed: fresh evidence at the configured margin
                 self.restart()
                 return
-        if self.evidence.not_worse.log_wealth < math.log(self.guard.alpha):
+        ev = self.evidence
+        if ev.not_worse.log_wealth < math.log(self.guard.alpha):
+            shadow = self._shadow(ev)
+            if shadow is not None and shadow.log_wealth > 0:
+                # A sunk carried test with a shadow that has gained: the test over the pairs since the release,
+                # from their first, takes over (it is valid as it stands; see the class's docstring).
+                ev.not_worse, ev.kept = shadow, None
+                self.carried = self._shown = False
+                self._next_check = 0
+                return
             # A sunk test: the evidence restarts (see the class's docstring).
             self.restart()
 
@@ -291,6 +317,7 @@ class IncrementalPolicy:
                 wide.log_wealth = min(wide.log_wealth, -math.log(guard.alpha) + CARRY_CUSHION)
                 self.evidence.not_worse = wide
                 self.carried = True
+                self._keep_shadow()
 
     def released(self, served_n: int = YOUNG_SERVED) -> None:
         """Any release: the served snapshot changed, so the comparison starts over (carrying the
@@ -304,6 +331,22 @@ class IncrementalPolicy:
             kept.log_wealth = min(kept.log_wealth, -math.log(self.guard.alpha) + CARRY_CUSHION)
             self.evidence.not_worse = kept
             self.carried = True
+            self._keep_shadow()
+
+    def _keep_shadow(self) -> None:
+        """The carried test gets a shadow, the same test started now (``SHADOW``): the evidence keeps its pairs."""
+        if SHADOW:
+            self.evidence.kept = []
+
+    def _shadow(self, ev: PairedEvidence) -> EProcess | MixtureEProcess | None:
+        """The shadow of a carried test: its margin's test replayed on the pairs since the evidence started."""
+        if ev.kept is None or not SHADOW:
+            return None
+        m = ev.not_worse.m
+        shadow = MixtureEProcess(m) if SHADOW == 2 else EProcess(m)
+        for d in ev.kept:
+            shadow.add(d)
+        return shadow
 
     def restart(self) -> None:
         guard = self.guard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -9,7 +10,7 @@ import random
 import pytest
 
 from driftline.config import GuardConfig
-from learners.guard import EProcess, PairedEvidence, Probation, judge
+from learners.guard import EProcess, MixtureEProcess, PairedEvidence, Probation, judge
 
 
 def _evidence(
@@ -108,6 +109,42 @@ def test_e_process_keeps_its_level_under_continuous_monitoring() -> None:
         test.add(-1.0 if r < 0.3 else 1.0 if r < 0.05 else 0.0)
         n += 1
     assert n < 60
+
+
+def test_the_mixture_e_process_keeps_its_level_and_bets_after_early_losses() -> None:
+    """Session 32 (``MixtureEProcess``): half the wealth bets as ``EProcess``, half on fixed bets. At the null's
+    boundary (non-inferiority at 0.03, the champion worse by 0.03, 20 % discordance) it rejects at most alpha of
+    the time under monitoring after every pair; after two lost pairs and then wins, ``EProcess`` stakes nothing
+    until the running mean is back under the margin, the mixture gains from the first win; a cap scales every
+    bettor alike."""
+    rejected = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        test = MixtureEProcess(0.03)
+        for _ in range(400):
+            r = rng.random()
+            test.add(1.0 if r < 0.115 else -1.0 if r < 0.2 else 0.0)  # mean 0.115 - 0.085 = 0.03
+            if test.rejects(0.05):
+                rejected += 1
+                break
+    assert rejected <= 0.05 * 300
+    plain, mixed = EProcess(0.03), MixtureEProcess(0.03)
+    for d in (1.0, 1.0):
+        plain.add(d)
+        mixed.add(d)
+    lost, before = plain.log_wealth, mixed.log_wealth
+    for _ in range(2):  # two wins: the running mean (2/3, then 1/4) is still over the margin
+        plain.add(-1.0)
+        mixed.add(-1.0)
+    assert plain.log_wealth == lost  # staked nothing
+    assert mixed.log_wealth > before + 0.1 and mixed.n == plain.n == 4 and mixed.s == plain.s
+    capped = copy.deepcopy(mixed)
+    capped.log_wealth = 1.0
+    assert capped.log_wealth == pytest.approx(1.0)
+    before = mixed.log_wealth
+    for test in (mixed, capped):
+        test.add(1.0)
+    assert capped.log_wealth - 1.0 == pytest.approx(mixed.log_wealth - before)  # the same bets, scaled
 
 
 def test_poisoned_candidate_is_stopped_by_reference_set() -> None:

@@ -246,6 +246,60 @@ def test_a_sunk_non_inferiority_test_starts_afresh_and_a_recovering_champion_is_
     assert decision is not None and decision.outcome == "promote"
 
 
+def _two_won_one_lost(policy: IncrementalPolicy, n: int, alpha: float) -> int | None:
+    """``n`` pairs, the champion right where the snapshot is wrong twice in three, wrong where it is right once:
+    the pair (counted from 1) at which the non-inferiority test first rejects, or None."""
+    shown = None
+    for i in range(1, n + 1):
+        policy.observe(1, 0, 1, None) if i % 3 == 0 else policy.observe(1, 1, 0, None)
+        policy.since_release += 1
+        if shown is None and policy.evidence.not_worse.rejects(alpha):
+            shown = i
+    return shown
+
+
+def test_a_sunk_carried_test_hands_over_the_shadow_started_at_the_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Session 32 (``SHADOW``): a carried test bets at its cap (its history is the last snapshot's ties and wins),
+    so a champion that is better than the new snapshot but loses one pair in three sinks it; the shadow, the same
+    test started at the release (a mixture of bets, ``MixtureEProcess``), has gained on the same pairs and takes
+    over: shown at pair 62 after the release (77 with ``EProcess``'s bet alone, 1). Without it (0, main) the sunk
+    test restarts from nothing: shown at pair 131. A shadow that has not gained is dropped (a fresh test, as
+    before)."""
+    assert policies.SHADOW == 2
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 10, "max_examples": 3000})
+    shown: dict[int, int | None] = {}
+    for mode in (2, 1, 0):
+        monkeypatch.setattr(policies, "SHADOW", mode)
+        policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+        args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+        _shown_release(policy, args)
+        assert policy.carried and (policy.evidence.kept is not None) is bool(mode)
+        carried = policy.evidence.not_worse
+        _two_won_one_lost(policy, 54, guard.alpha)  # the carried test sinks at the 54th pair
+        ev = policy.evidence
+        if mode:
+            assert ev.n == 54 and ev.not_worse is not carried and ev.not_worse.n == 54
+            assert ev.not_worse.log_wealth > 0 and ev.kept is None and not policy.carried
+        else:
+            assert ev.n == 0 and ev.not_worse.n == 0
+        later = _two_won_one_lost(policy, 150, guard.alpha)
+        shown[mode] = None if later is None else 54 + later
+    first, plain, fresh = shown[2], shown[1], shown[0]
+    assert first is not None and plain is not None and fresh is not None
+    assert first < plain < fresh - 40  # 62, 77 and 131 pairs after the release
+    # A shadow that has not gained (the champion loses every pair since the release): a fresh test.
+    policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+    _shown_release(
+        policy,
+        dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge),
+    )
+    _pairs(policy, 5, cand_right=False)
+    assert policy.evidence.n == 0 and policy.evidence.kept is None and not policy.carried
+
+
 def test_a_test_above_log_alpha_keeps_its_evidence() -> None:
     policy = IncrementalPolicy("classification", GUARD)
     _pairs(policy, 40, cand_right=True)
