@@ -618,5 +618,7 @@ def test_the_shadow_s_pairs_are_bounded_while_no_judgement_comes() -> None:
     for _ in range(20 * guard.max_examples):  # paused: ties, no decide
         policy.observe(1, 1, 1, None)
     ev = policy.evidence
-    assert ev.not_worse is carried and ev.n == 20 * guard.max_examples  # the same carried test, every pair counted
+    assert (
+        ev.not_worse is carried and ev.n == 20 * guard.max_examples
+    )  # the same carried test, every pair counted
     assert ev.kept is None or len(ev.kept) <= 3 * guard.max_examples  # bounded, however long the pause
