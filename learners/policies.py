@@ -75,6 +75,11 @@ RECOVERY_CARRY = True
 # before; see IncrementalPolicy). 2: the shadow bets as ``learners.guard.MixtureEProcess``; 1: as ``EProcess``
 # (measured: it never gained at a sink on the failing unseen rows); 0: no shadow (session 32, BENCHMARKS-accuracy.md).
 SHADOW = 2
+# The shadow's pairs are kept for at most this many times ``guard.max_examples`` (then dropped: a sink restarts the
+# test, as with no shadow). A judgement restarts evidence that old, so only labels observed without judgements (the
+# trainer paused: ``ModelLifecycle`` still compares the champion with the served snapshot) reach it; without the
+# limit a pause grew the list by a float a label, pickled in every checkpoint (review32).
+SHADOW_KEPT_MAX = 2
 
 
 class Judge(Protocol):
@@ -284,6 +289,8 @@ class IncrementalPolicy:
                 self.restart()
                 return
         ev = self.evidence
+        if ev.kept is not None and len(ev.kept) > SHADOW_KEPT_MAX * self.guard.max_examples:
+            ev.kept = None  # bounded (``SHADOW_KEPT_MAX``): the carried test goes on without a shadow
         if ev.not_worse.log_wealth < math.log(self.guard.alpha):
             shadow = self._shadow(ev)
             if shadow is not None and shadow.log_wealth > 0:

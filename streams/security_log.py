@@ -14,10 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BURST", "INTERVAL_S", "ThrottledLog"]
+__all__ = ["BURST", "INTERVAL_S", "MAX_KINDS", "ThrottledLog"]
 
 BURST = 5
 INTERVAL_S = 60.0
+# Kinds throttled apart at once; a further kind shares one window per reason (:data:`FURTHER`). The kind names a model
+# that the record itself claims: 3,000 forgeries naming 3,000 models were 3,000 full lines and 3,000 windows (review32).
+MAX_KINDS = 20
+FURTHER = "refusals of further kinds"
 
 
 @dataclass
@@ -31,7 +35,8 @@ class ThrottledLog:
     """``warning(kind, reason, msg, *args)``: logged in full for the first ``burst`` calls of ``(kind, reason)``
     in an interval, counted after that; the count is written as one line (``... and 2,995 more <kind> in the last
     60 s: reason <reason>``) when the interval ends (on the next call or :meth:`flush`) or at :meth:`flush`
-    with ``force`` (the end of a one-off pass, such as a restore).
+    with ``force`` (the end of a one-off pass, such as a restore). Past ``max_kinds`` kinds at once, a new kind is
+    throttled with the others over that number, per reason (the kind is often a name the refused record claims).
 
     >>> import logging
     >>> lines = []
@@ -52,11 +57,13 @@ class ThrottledLog:
         *,
         burst: int = BURST,
         interval_s: float = INTERVAL_S,
+        max_kinds: int = MAX_KINDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
         self.burst = burst
         self.interval_s = interval_s
+        self.max_kinds = max_kinds
         self._clock = clock
         self._windows: dict[tuple[str, str], _Window] = {}
         self._lock = threading.Lock()
@@ -69,6 +76,12 @@ class ThrottledLog:
             if window is not None and now - window.started >= self.interval_s:
                 self._summarise(key, window, now)
                 window = None
+            if window is None and len(self._windows) >= self.max_kinds:
+                key = (FURTHER, reason)
+                window = self._windows.get(key)
+                if window is not None and now - window.started >= self.interval_s:
+                    self._summarise(key, window, now)
+                    window = None
             if window is None:
                 window = self._windows[key] = _Window(now)
             if window.logged < self.burst:

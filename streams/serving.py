@@ -165,15 +165,17 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
             if int(entry.get("at", 0)) < oldest:
                 continue
             served = entry.get("served")
+            served = None if served is None else int(served)
             refusals = [
                 (int(r["version"]), str(r["reason"]), str(r.get("message", "")), int(r.get("at", 0)))
                 for r in entry.get("refused") or []
             ]
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # A field no scorer wrote (junk in Redis, {"served": "x"}, an "at" of Infinity): skipped, never raised.
             continue
         scorers += 1
         if served is not None:
-            versions[int(served)] = versions.get(int(served), 0) + 1
+            versions[served] = versions.get(served, 0) + 1
         for version, reason, message, at in refusals:
             row = refused.setdefault(
                 (version, reason),

@@ -601,3 +601,24 @@ def test_a_wide_test_that_has_not_gained_is_dropped_and_classification_keeps_non
     _regression_pairs(policy, 10, worse=0.0)
     policy.alarmed()
     assert policy.evidence.n == 10
+
+
+def test_the_shadow_s_pairs_are_bounded_while_no_judgement_comes() -> None:
+    """Review32: a paused trainer still feeds the incremental comparison every label (``ModelLifecycle`` observes
+    before it checks ``paused``) but asks for no judgement, so nothing restarted the evidence and ``kept`` grew by one
+    float a label for as long as the pause lasted (and was pickled in every checkpoint). It is now dropped past
+    ``SHADOW_KEPT_MAX`` times ``max_examples`` pairs; the carried test itself goes on."""
+    m = _model()
+    guard = GuardConfig(**{**GUARD.__dict__, "carry_release_every": 10})
+    policy, judge = IncrementalPolicy("classification", guard), Judge("promote")
+    args = dict(release_every=10, served_learned=True, reference=False, champion=m, served=m, judge=judge)
+    _shown_release(policy, args)
+    assert policy.carried and policy.evidence.kept == []
+    carried = policy.evidence.not_worse
+    for _ in range(20 * guard.max_examples):  # paused: ties, no decide
+        policy.observe(1, 1, 1, None)
+    ev = policy.evidence
+    assert (
+        ev.not_worse is carried and ev.n == 20 * guard.max_examples
+    )  # the same carried test, every pair counted
+    assert ev.kept is None or len(ev.kept) <= 3 * guard.max_examples  # bounded, however long the pause

@@ -230,3 +230,24 @@ def test_a_trainer_refusing_300_forged_control_commands_logs_a_few_lines_and_cou
     lines = [line for line in _messages(caplog) if "control command" in line or "control commands" in line]
     assert len(lines) == 6, "\n".join(lines)
     assert "and 295 more refused control commands of model default" in lines[5], lines[5]
+
+
+def test_forgeries_naming_thousands_of_models_are_throttled_too(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review32: the scorer's follower reads every model's releases and throttles per model *the record claims*:
+    3,000 forged releases naming 3,000 models were 3,000 full SECURITY lines (and 3,000 windows held for a minute).
+    Past ``MAX_KINDS`` models the others share one window per reason; every refusal is still counted."""
+    metrics = build_metrics(CollectorRegistry())
+    follower = ReleaseFollower(settings, metrics)
+    with caplog.at_level(logging.WARNING, logger="driftline.security"):
+        for v in range(3000):
+            follower._reject(f"m{v}", "signature", f"release m{v} v1 refused: signature mismatch")
+        assert len(follower._security._windows) <= 25
+        follower.stop()
+    lines = _messages(caplog)
+    assert len(lines) <= 2 * 5 * 25, len(lines)
+    assert any("more refusals of further kinds" in line and "reason signature" in line for line in lines)
+    assert metrics.registry.get_sample_value(
+        "driftline_releases_rejected_total", {"model": "m2999", "reason": "signature"}
+    )

@@ -114,3 +114,28 @@ def test_other_failures_still_exit(fake_worker: dict[str, Any]) -> None:
     with pytest.raises(SystemExit) as exc:
         worker_cmd.run(args())
     assert exc.value.code == 1 and fake_worker["execv"] is None
+
+
+def test_waiting_for_the_broker_does_not_spin(
+    fake_worker: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review32: ``check_reachable`` raises at once for refused credentials or a failed TLS handshake, and the wait
+    for the broker called it back to back (an admin client each) for the whole ``START_WAIT_S``: it now pauses
+    between checks. The clock is faked: 1 ms a check, a sleep advances it."""
+    clock = {"now": 0.0, "checks": 0}
+
+    def refused(settings: Any, timeout: float = 5) -> None:
+        clock["checks"] += 1
+        clock["now"] += 0.001
+        raise StackError("Kafka refused the SASL login")
+
+    def sleep(s: float) -> None:
+        clock["now"] += s
+
+    monkeypatch.setattr(worker_cmd, "check_reachable", refused)
+    monkeypatch.setattr(worker_cmd, "time", SimpleNamespace(monotonic=lambda: clock["now"], sleep=sleep))
+    worker_cmd.start_again(
+        SimpleNamespace(kafka=SimpleNamespace(bootstrap="127.0.0.1:1")), KafkaConnectionError("x"), 0.0
+    )
+    assert fake_worker["execv"] is None  # gave up after START_WAIT_S
+    assert clock["checks"] <= worker_cmd.START_WAIT_S + 2, clock  # about one a second, not 120,000

@@ -92,6 +92,7 @@ def worker_log_level(args: argparse.Namespace) -> int:
 # the same pid for whatever supervises it), at most START_ATTEMPTS times in a row.
 START_ATTEMPTS = 5
 START_WAIT_S = 120.0
+START_POLL_S = 1.0  # between two checks of the broker while waiting for it
 RAN_WELL_S = 300.0  # a worker that ran this long before the loss starts counting its attempts afresh
 ATTEMPT_ENV = "DRIFTLINE_WORKER_START_ATTEMPT"
 
@@ -141,6 +142,9 @@ def start_again(settings: Any, exc: BaseException, ran_s: float) -> None:
                     "Kafka at %s did not answer again within %.0f s", settings.kafka.bootstrap, START_WAIT_S
                 )
                 return
+            # check_reachable raises at once for refused credentials or a failed TLS handshake: without a pause
+            # this loop built an admin client as fast as it could for START_WAIT_S (review32).
+            time.sleep(START_POLL_S)
     os.environ[ATTEMPT_ENV] = str(attempt + 1)
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
