@@ -311,7 +311,12 @@ class ReleaseFollower:
                     # forged 2^63-1 next to a real v5 must not hide v5).
                     problem = verify_problem(release, self.key, self.previous_key, self.store)
                     if problem is not None:
-                        self._reject(name, problem[0], f"release {name} v{version} refused: {problem[1]}")
+                        shown = name if len(name) <= 64 else f"{name[:64]}..."
+                        self._reject(
+                            self._claimed(name),
+                            problem[0],
+                            f"release {shown} v{version} refused: {problem[1]}",
+                        )
                         continue
                     newest = self._newest_loaded.get(name, 0)
                     if (msg.offset() or 0) >= live_from.get(msg.partition() or 0, 0) and version <= newest:
@@ -379,9 +384,22 @@ class ReleaseFollower:
         log.info("loaded %s v%d (%s)", name, version, release.get("reason"))
         return True
 
+    def _claimed(self, name: str) -> str:
+        """The ``model`` label of a record that did not verify: the name it claims if this follower serves that
+        model, has loaded a release of it or it is the configured ``model.name``, else ``UNVERIFIED_MODEL``.
+        Why: the name is the forger's choice, and 3,000 forged records naming 3,000 models left 3,000 Prometheus
+        series for good (review32)."""
+        with self._lock:
+            known = name in self._latest
+        return name if known or name in (self.model_name, self.settings.model.name) else UNVERIFIED_MODEL
+
     def _reject(self, name: str, reason: str, message: str) -> None:
         self._security.warning(f"refused releases of model {name}", reason, "SECURITY: %s", message)
         self.metrics.releases_rejected.labels(model=name, reason=reason).inc()
+
+
+# The ``model`` label of refused records that name a model with no verified release (``ReleaseFollower._claimed``).
+UNVERIFIED_MODEL = "_unverified"
 
 
 @contextlib.contextmanager

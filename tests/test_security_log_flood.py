@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -251,3 +252,46 @@ def test_forgeries_naming_thousands_of_models_are_throttled_too(
     assert metrics.registry.get_sample_value(
         "driftline_releases_rejected_total", {"model": "m2999", "reason": "signature"}
     )
+
+
+@pytest.mark.kafka
+def test_forged_releases_naming_new_models_share_one_metric_series(
+    prefix: str, redis_url: str, tmp_path: Any
+) -> None:
+    """The ``model`` label of a record that did not verify is the forger's choice: 100 forgeries naming 100 models
+    left 100 Prometheus series for good. A name with no verified release is counted as ``_unverified``; a forgery
+    claiming a model the follower serves keeps that model's name."""
+    from connectors.topics import ensure_topics
+    from streams.releases import UNVERIFIED_MODEL
+    from tests.pipeline_helpers import SIGNING_KEY, Pipeline
+
+    pipeline = Pipeline(prefix, tmp_path, redis_url)
+    settings = pipeline.settings()
+    ensure_topics(settings, ("models",))
+    forged = _release(settings, 1, b"an attacker's key, not the real one: 0123456789")
+    metrics = build_metrics(CollectorRegistry())
+    sample = "driftline_releases_rejected_total"
+
+    def counted(model: str) -> float:
+        return metrics.registry.get_sample_value(sample, {"model": model, "reason": "signature"}) or 0.0
+
+    def wait(done: Any) -> None:
+        deadline = time.monotonic() + 60
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    follower = ReleaseFollower(settings, metrics)
+    with pipeline.producer() as producer:
+        producer.send("models", "ModelRelease", _release(settings, 1, SIGNING_KEY.encode()), "default")
+        for v in range(100):
+            producer.send("models", "ModelRelease", dict(forged, model=f"m{v}", version=v + 2), f"m{v}")
+    follower.start()
+    try:
+        wait(lambda: counted(UNVERIFIED_MODEL) >= 100 and follower.latest("default") is not None)
+        with pipeline.producer() as producer:
+            producer.send("models", "ModelRelease", dict(forged, version=500), "default")
+        wait(lambda: counted("default") >= 1)
+    finally:
+        follower.stop()
+    assert (counted(UNVERIFIED_MODEL), counted("default")) == (100, 1)
+    assert metrics.registry.get_sample_value(sample, {"model": "m7", "reason": "signature"}) is None
