@@ -136,8 +136,16 @@ class ServingReport:
         self._failing = False
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        """This scorer stops serving: its fields go (else it counted as serving for another :data:`STALE_S`),
+        then the client. A Redis that does not answer leaves them to expire."""
+        if self._client is None:
+            return
+        try:
+            for name in set(self._served) | set(self._refused):
+                self._client.hdel(serving_key(self.settings, name), self.scorer)
+        except redis.RedisError:
+            pass
+        self._client.close()
 
 
 def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:

@@ -156,4 +156,6 @@ def test_the_report_is_bounded_per_scorer_and_forgets_scorers_that_stopped(setti
     assert got is not None and (got["scorers"], got["served_version"], got["versions"]) == (1, 3, {"3": 1})
     assert [r["version"] for r in got["refused"]] == [11, 10, 9, 8, 7]  # the newest REFUSALS_KEPT
     assert all(len(r["message"]) == serving.MESSAGE_CHARS for r in got["refused"])
-    report.close()
+    report.close()  # a scorer that stops removes its field: it no longer counts as serving
+    got = serving.read_serving(settings, MODEL)
+    assert got is not None and (got["scorers"], got["served_version"]) == (0, None)
