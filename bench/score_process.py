@@ -50,6 +50,7 @@ class Follower:
     def take(self):
         loaded, self.loaded = self.loaded, None
         return loaded
+    def served(self, name, version): pass
 
 rng = random.Random(1)
 model = build_learner(LearnerSpec("logistic_regression"))
