@@ -198,6 +198,10 @@ def test_tail_errors_are_clear(prefix: str) -> None:
     )
     unknown = _run(prefix, "tail", "nonsense", check=False)
     assert unknown.returncode == 2 and "not a contract topic" in unknown.stderr
+    # ...and says which names are: every topic `tail` reads.
+    assert all(
+        name in unknown.stderr for name in ("features", "labels", "predictions", "deadletter", "control")
+    )
 
 
 def test_a_file_with_a_bad_row_sends_nothing_and_names_the_row(prefix: str, tmp_path: Path) -> None:
