@@ -4,12 +4,13 @@
       DRIFTLINE_SIGNING_KEY=<64 hex> /work/main/.venv/bin/python docs/experiments/contract33.py \
       --prefix c33a. --metrics-url http://127.0.0.1:17108/metrics [--task classification|regression] [--encoding avro]
 
-Assumes a `driftline worker --role all` (or separate roles) runs with the same environment, prefix and
-`--metrics-port`. Uses only confluent-kafka, fastavro (for the Avro bodies) and the `.avsc` files: the
-CRC-64-AVRO fingerprint and the single-object framing are computed here from the Avro spec, not with driftline's
-codec. Data nobody has seen: new feature names, string categories, missing values, multi-class string labels (or a
-regression target), JSON and Avro inputs, labels before their events, duplicate ids, junk. Prints one line per
-check: PASS/FAIL, the promise and what happened; exit 1 when any check fails.
+Assumes a `driftline worker --role all` (or separate roles: then name every worker's metrics URL, comma-separated)
+runs with the same environment, prefix and `--metrics-port`. Uses only confluent-kafka, fastavro (for the Avro
+bodies) and the `.avsc` files: the CRC-64-AVRO fingerprint and the single-object framing are computed here from the
+Avro spec, not with driftline's codec. Data nobody has seen: new feature names, string categories, missing values,
+multi-class string labels (or a regression target), JSON and Avro inputs, an older writer schema, labels before
+their events, duplicate ids, a feature shift, junk. Prints one line per check: PASS/FAIL, the promise and what
+happened; exit 1 when any check fails. Results and findings: docs/experiments/contract33.md.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def read_all(bootstrap: str, topic: str, *, settle: float = 3.0) -> list[Any]:
 
 
 def metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    text = _scrape(url)
     out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -159,10 +160,16 @@ def metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
                     continue
                 k, _, v = part.partition("=")
                 labels[k] = v.strip('"')
-            out[(name, frozenset(labels.items()))] = float(val)
+            key = (name, frozenset(labels.items()))
         else:
-            out[(head, frozenset())] = float(val)
+            key = (head, frozenset())
+        out[key] = out.get(key, 0.0) + float(val)  # summed over the workers scraped
     return out
+
+
+def _scrape(urls: str) -> str:
+    """The metrics text of every worker in ``urls`` (comma-separated: one per process when roles run apart)."""
+    return "\n".join(urllib.request.urlopen(u, timeout=10).read().decode() for u in urls.split(","))
 
 
 def msum(m: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
@@ -745,7 +752,7 @@ def _rest(
 
     # -- metrics naming --
     names = {n for (n, _ls) in m_after}
-    text = urllib.request.urlopen(args.metrics_url, timeout=10).read().decode()
+    text = _scrape(args.metrics_url)
     types = {}
     for line in text.splitlines():
         if line.startswith("# TYPE "):
