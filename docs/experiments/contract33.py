@@ -750,6 +750,35 @@ def _rest(
     paused = msum(m_after, "driftline_learning_paused", model="default")
     check(paused == 0, "... and not applied (learning not paused)", str(paused))
 
+    # -- control, signed here as the README says (no driftline helper) --
+    key = os.environ.get("DRIFTLINE_OPERATOR_KEY") or os.environ.get("DRIFTLINE_SIGNING_KEY", "")
+    part = _murmur2_partition(b"default", _partitions(bootstrap, t["control"]))
+    for command, want_paused in (("pause_learning", 1.0), ("resume_learning", 0.0)):
+        cmd = {
+            "model": "default",
+            "command": command,
+            "args": {},
+            "ts": int(time.time() * 1000),
+            "id": uuid.uuid4().hex,
+            "key_id": "k-" + hashlib.sha256(b"driftline-operator-key:" + key.encode()).hexdigest()[:12],
+        }
+        canonical = json.dumps(cmd, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        cmd["signature"] = hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+        prod.produce(t["control"], key=b"default", value=json.dumps(cmd).encode(), partition=part)
+        prod.flush(10)
+        deadline = time.time() + 20
+        paused = -1.0
+        while time.time() < deadline:
+            paused = msum(metrics(args.metrics_url), "driftline_learning_paused", model="default")
+            if paused == want_paused:
+                break
+            time.sleep(1)
+        check(
+            paused == want_paused,
+            f"a JSON {command} signed by an outside client is applied",
+            f"paused={paused}",
+        )
+
     # -- metrics naming --
     names = {n for (n, _ls) in m_after}
     text = _scrape(args.metrics_url)
