@@ -69,7 +69,10 @@ def contract_name(settings: Settings, full_topic: str) -> str:
     prefix = settings.kafka.topic_prefix
     name = full_topic[len(prefix) :] if full_topic.startswith(prefix) else full_topic
     if name not in TOPIC_NAMES:
-        raise ConfigError(f"topic: {full_topic!r} is not a contract topic under prefix {prefix!r}")
+        raise ConfigError(
+            f"topic: {full_topic!r} is not a contract topic under prefix {prefix!r}; "
+            f"name one of {', '.join(TOPIC_NAMES)}"
+        )
     return name
 
 

@@ -48,7 +48,10 @@ end
 """
 
 # For each id: already joined -> skip; else store, and hand back a parked label (the caller joins now; the label
-# stays until mark_joined, so a crash before that replays the join instead of losing it).
+# stays until mark_joined, so a crash before that replays the join instead of losing it). An id twice in one call
+# (a producer's duplicate event, sent again at once) hands its label back once: handed back twice, the label was
+# joined to both and `training` carried two examples of one label, while a label arriving after the duplicate
+# events is joined once (session 33, docs/experiments/contract33.py).
 _PUT_PREDICTIONS = (
     _INDEXES
     + """
@@ -56,12 +59,14 @@ local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local out = {}
+local handed = {}
 redis.call('SET', p .. ':ttl_ms', ttl, 'PX', ttl)
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call('EXISTS', p .. ':done:' .. id) == 0 then
-    local lbl = get_string(p .. ':lbl:' .. id)
+    local lbl = (not handed[id]) and get_string(p .. ':lbl:' .. id)
     if lbl then
+      handed[id] = true
       table.insert(out, id)
       table.insert(out, lbl)
       redis.call('SET', p .. ':claim:' .. id, 'scorer', 'PX', ttl)

@@ -8,6 +8,7 @@ changes type reaches the learner through the trainer, which is where it changes 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +57,17 @@ def _kind(value: Any) -> str:
 _NUMERIC_TYPES = frozenset((float, int, type(None)))
 
 
+def _quoted_number(label: Any) -> float | None:
+    """A text label that spells a finite number, as that number (``"12.5"`` -> 12.5), else None."""
+    if not isinstance(label, str):
+        return None
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 class InputWatch:
     """Remembers each feature's value type and the label classes seen (it goes into the trainer's checkpoint)."""
 
@@ -79,8 +91,21 @@ class InputWatch:
         learns nothing more. The first label learned sets the kind; a label of the other kind is refused (the
         trainer dead-letters it), as is a text label over ``MAX_LABEL_CHARS`` and a new class past
         ``MAX_MODEL_CLASSES`` or ``MAX_CLASS_CHARS``. A checkpoint from before this check
-        takes the kind of its next label."""
-        if self.task != "classification" or label is None:
+        takes the kind of its next label.
+
+        A regression label that is no finite number (text, a boolean) is refused too: the learner ignored it while
+        the trainer counted it learned, so a producer sending the wrong column never saw a dead letter (session 33).
+        """
+        if label is None:
+            return None
+        if self.task == "regression":
+            if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
+                return (
+                    f"refused label {label!r:.60}: a {type(label).__name__}, and this model is a regression "
+                    "(model.task: regression) that learns finite numbers: send the target as a JSON number"
+                )
+            return None
+        if self.task != "classification":
             return None
         kind = "string" if isinstance(label, str) else "number"
         if kind == "string" and len(label) > MAX_LABEL_CHARS:
@@ -116,9 +141,18 @@ class InputWatch:
     def admit(self, example: dict[str, Any]) -> str | None:
         """:meth:`refuse_label` for a TrainingExample, after one repair: a label of the other kind that names a
         class this model knows (``"1"`` where ``1`` was learned, or ``1`` where ``"1"`` was: two producers that
-        quote differently) is learned as that class, in the model's kind (``example["label"]`` is replaced)."""
+        quote differently) is learned as that class, in the model's kind; a regression label in text that spells a
+        finite number is learned as that number (``example["label"]`` is replaced)."""
         why = self.refuse_label(example["label"])
-        if why is not None and (same := self._known_class(example["label"])) is not None:
+        if why is None:
+            return None
+        if self.task == "regression":
+            number = _quoted_number(example["label"])
+            if number is not None:  # "12.5" from a producer that quotes its numbers
+                example["label"] = number
+                return None
+            return why
+        if (same := self._known_class(example["label"])) is not None:
             example["label"] = same
             return None
         return why

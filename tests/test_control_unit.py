@@ -197,3 +197,26 @@ def test_a_refusal_is_answered_for_minutes_an_applied_command_for_a_day() -> Non
         (control.REFUSAL_TTL_S, True),
     ]
     assert control.REFUSAL_TTL_S <= 600 < control.REPLY_TTL_S
+
+
+def test_a_command_signed_as_the_readme_says_is_accepted() -> None:
+    """Outside, session 33: the README said commands carry "an HMAC-SHA256 signature" but not over what, so no
+    client but `driftline models` could sign one, though `control` takes JSON from any client. The recipe the README
+    gives now, written out here without driftline's helpers, must pass the trainer's check."""
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    key = b"an-operator-key-of-at-least-32-bytes!!"
+    record: dict[str, Any] = {
+        "model": "default",
+        "command": "pause_learning",
+        "args": {},
+        "ts": int(time.time() * 1000),
+        "id": "outside-1",
+        "key_id": "k-" + hashlib.sha256(b"driftline-operator-key:" + key).hexdigest()[:12],
+    }
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    record["signature"] = hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    assert control.refusal(record, [key], set(), record["ts"], 600) is None

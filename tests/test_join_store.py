@@ -61,3 +61,16 @@ def test_a_label_with_little_ttl_left_still_claims_its_context_for_the_store_ttl
     assert found[0].status == "ctx"
     claim_ttl = store.client.pttl(f"{store.namespace}:claim:e5")
     assert claim_ttl > 5_000  # the store's TTL (60 s), not the label's 5 ms
+
+
+def test_an_event_id_twice_in_one_batch_hands_its_parked_label_back_once(store: JoinStore) -> None:
+    # A producer's duplicate event (sent again at once) lands in the same batch as the first: the label that was
+    # waiting for it must be joined once, as it is when the label comes after both events.
+    assert _statuses(store, [("e7", b"label")], ["labels:0:70"]) == ["parked"]
+    waiting = store.put_predictions([("e7", b"ctx-a"), ("e8", b"ctx-8"), ("e7", b"ctx-b")], 1_000)
+    assert waiting == [("e7", b"label")]
+    # Still handed back again by a later call until it is marked joined: a scorer that crashed before marking it
+    # scores the event again and joins it then, losing nothing.
+    assert store.put_predictions([("e7", b"ctx-a")], 1_000) == [("e7", b"label")]
+    store.mark_joined(["e7"])
+    assert store.put_predictions([("e7", b"ctx-a")], 1_000) == []

@@ -73,6 +73,11 @@ def test_produce_features_with_labels_then_tail(prefix: str, tmp_path: Path) -> 
 
     everything = _lines(_run(prefix, "tail", "features", "--from-beginning", "--json"))
     assert [r["value"]["id"] for r in everything] == [str(i) for i in range(20)]
+    # -n with --from-beginning: the first N (it was silently ignored, printing all 20; contract33).
+    first = _lines(_run(prefix, "tail", "features", "--from-beginning", "-n", "3", "--json"))
+    assert [r["value"]["id"] for r in first] == ["0", "1", "2"]
+    both = _run(prefix, "tail", "features", "--from-beginning", "-n", "3", "--follow", check=False)
+    assert both.returncode == 2 and "--follow" in both.stderr and both.stdout == ""
 
     text = _run(prefix, "tail", "features", "-n", "1").stdout.strip().splitlines()
     assert len(text) == 1 and '"id": "19"' in text[0] and "key=19" in text[0]
@@ -198,6 +203,10 @@ def test_tail_errors_are_clear(prefix: str) -> None:
     )
     unknown = _run(prefix, "tail", "nonsense", check=False)
     assert unknown.returncode == 2 and "not a contract topic" in unknown.stderr
+    # ...and says which names are: every topic `tail` reads.
+    assert all(
+        name in unknown.stderr for name in ("features", "labels", "predictions", "deadletter", "control")
+    )
 
 
 def test_a_file_with_a_bad_row_sends_nothing_and_names_the_row(prefix: str, tmp_path: Path) -> None:

@@ -157,3 +157,65 @@ def test_a_new_class_past_the_class_bounds_is_refused_a_known_one_is_not() -> No
     assert long_names.refuse_label("x" * 10) is not None  # the names' budget is spent, though 200 < 1,000
     assert long_names.refuse_label(names[0]) is None
     assert InputWatch("regression").refuse_label(123.5) is None  # regression labels are not classes
+
+
+def _regression_trainer() -> Any:
+    from driftline.settings import load_settings
+
+    s = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": KEY,
+            "model.task": "regression",
+            "state_dir": tempfile.mkdtemp(prefix="trainer-label-types-"),
+        },
+    )
+    trainer = offline_trainer(s)
+    trainer.start(None, 0)
+    return trainer
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("odd", ["abc", True, "NaN", "inf", ""])
+def test_a_regression_label_that_is_no_number_is_refused_and_learning_goes_on(
+    batched: bool, odd: Any
+) -> None:
+    """Outside, session 33: a regression model's trainer took "abc" (or true, or "NaN") on `labels`, joined it,
+    counted it learned and ignored it: no dead letter, no reason, the producer's bug invisible. It is refused like a
+    classification label of the other kind: dead-lettered with the reason, not counted in n_learned."""
+    trainer = _regression_trainer()
+    before = _records([float(i % 7) for i in range(300)])
+    bad = _records([odd], start=300)
+    after = _records([float(i % 7) for i in range(200)], start=301)
+    for part in (before, bad, after):
+        if batched:
+            trainer.process(part)
+        else:
+            for raw, example in part:
+                trainer.learn(raw, example)
+    dead = _dead(trainer)
+    assert [d["offset"] for d in dead] == [300]
+    assert "regression" in dead[0]["error"] and repr(odd)[:10] in dead[0]["error"]
+    assert trainer.lifecycle.n_learned == 500
+    assert trainer.index == 501
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_quoted_number_is_learned_as_a_regression_target(batched: bool) -> None:
+    """A producer that quotes its numbers ("12.5" from a shell) is learned as 12.5, as a classifier learns "1"
+    where 1 was learned."""
+    trainer = _regression_trainer()
+    records = _records([float(i % 7) for i in range(100)] + ["12.5", "-3", "4e1"] * 20)
+    learned_labels: list[Any] = []
+    learn_batch = trainer.lifecycle.learn_batch
+    trainer.lifecycle.learn_batch = lambda rows: learned_labels.extend(r.y for r in rows) or learn_batch(rows)
+    learn_one = trainer.lifecycle.learn_one
+    trainer.lifecycle.learn_one = lambda x, y, **kw: learned_labels.append(y) or learn_one(x, y, **kw)
+    if batched:
+        trainer.process(records)
+    else:
+        for raw, example in records:
+            trainer.learn(raw, example)
+    assert _dead(trainer) == []
+    assert learned_labels[100:] == [12.5, -3.0, 40.0] * 20
+    assert trainer.lifecycle.n_learned == len(records)

@@ -1,5 +1,7 @@
 """``driftline tail TOPIC``: print the last N records of a contract topic, decoded (Avro or JSON).
 
+``--from-beginning`` prints from the start instead: every record, or the first N when ``-n`` is given.
+
 No consumer group is used: each partition is assigned and read from ``high watermark - N``; the records are
 merged by timestamp and the last N printed. ``--json`` prints one object per line: ``{topic, partition,
 offset, timestamp, key, value}`` with bytes fields (DeadLetter ``key``/``value``) as **base64**; a
@@ -21,6 +23,7 @@ from connectors.consumer import Received, contract_name, decode_message
 from connectors.kafka_client import check_reachable
 from connectors.tail import assign_tail, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
+from driftline.errors import ConfigError
 from schemas.codec import Codec, default_codec
 from streams.cli import settings_from_args
 
@@ -38,9 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("topic", metavar="TOPIC", help=f"contract topic: {', '.join(TOPIC_NAMES)}")
-    p.add_argument("-n", type=_count, default=10, metavar="N", help="how many records (default: 10)")
     p.add_argument(
-        "--from-beginning", action="store_true", help="print every record from the start (ignores -n)"
+        "-n",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="how many records: the last N (default: 10), or with --from-beginning the first N",
+    )
+    p.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="print the records from the start: every one, or the first N with -n",
     )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new records until Ctrl-C")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -61,14 +72,24 @@ def _count(text: str) -> int:
 def _tail(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     name = contract_name(settings, args.topic)
+    if args.from_beginning and args.n is not None and args.follow:
+        # The first N and then what comes next would skip the records in between without saying so.
+        raise ConfigError(
+            "-n: with --from-beginning it prints the first N records and stops; drop --follow, "
+            "or drop -n to print every record and follow"
+        )
     check_reachable(settings)
     render = render_json if args.json else render_text
     codec = default_codec()
     if args.from_beginning:
+        # An explicit -n was silently ignored here (contract33): `tail T -n 3 --from-beginning` printed the whole
+        # topic. As kcat's `-o beginning -c N` and kafka-console-consumer's `--max-messages`, it is the first N.
         consumer, ends = assign_tail(settings, name, None)
         records = read_until_end(consumer, codec, name, ends)
+        if args.n is not None:
+            records = records[: args.n]
     else:  # the last N records, not the last N offsets (transaction markers and compaction take offsets)
-        consumer, records = read_last(settings, codec, name, max(args.n, 0))
+        consumer, records = read_last(settings, codec, name, 10 if args.n is None else args.n)
     try:
         for item in records:
             print(render(codec, item), flush=False)
