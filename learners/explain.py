@@ -152,7 +152,7 @@ def explain_one(learner: Any, x: Mapping[str, Any], prediction: Any = None) -> t
         z = xc
         for step in steps:
             z = step.transform_one(z)
-        sign = -1.0 if _against_prediction(learner, raw, xc, prediction) else 1.0
+        sign = -1.0 if _against_prediction(learner, raw, est, xc, prediction) else 1.0
         out = {str(k): sign * float(w) * float(z.get(k, 0.0)) for k, w in est.weights.items() if k in z}
         out["_intercept"] = sign * float(est.intercept)
         return LINEAR, _finite(out)
@@ -178,11 +178,13 @@ def _flipped(learner: Any) -> bool:
     return bool(classes[1] != max(classes[:2], key=str))
 
 
-def _against_prediction(learner: Any, raw: Any, xc: Mapping[str, Any], prediction: Any) -> bool:
+def _against_prediction(learner: Any, raw: Any, est: Any, xc: Mapping[str, Any], prediction: Any) -> bool:
     """True when a binary logistic model predicts its negative class: its score is the positive class's log-odds,
     and contributions are reported toward the predicted class."""
-    if not hasattr(raw, "predict_proba_one"):
-        return False  # a regressor: the score is the prediction itself
+    if not hasattr(est, "predict_proba_one"):
+        # a regressor: the score is the prediction itself. Asked of the estimator, not ``raw``: River's Pipeline
+        # has ``predict_proba_one`` whatever its last step is (a regression's contributions came out negated).
+        return False
     if learner is raw:
         return not (raw.predict_one(xc) if prediction is None else prediction)
     classes = getattr(learner, "_classes", None)

@@ -71,6 +71,16 @@ def test_linear_contributions_add_up_to_the_log_odds_of_the_predicted_class(x: d
     assert contrib["a"] > 0  # toward the predicted class, whichever it is
 
 
+@pytest.mark.parametrize("spec", ["linear_regression", "auto"])
+def test_linear_regression_contributions_add_up_to_the_prediction(spec: str) -> None:
+    model = trained(spec, "regression", 2000)
+    x = {"a": 0.9, "b": 0.3, "c": 0.0}
+    method, contrib = explain_one(model, x)
+    assert method == "linear_contribution"
+    assert sum(contrib.values()) == pytest.approx(model.predict_one(x), rel=1e-6)
+    assert contrib["a"] > 0  # the target rises with ``a``
+
+
 def test_tree_contributions_add_up_to_the_leaf_estimate() -> None:
     model = trained("hoeffding_tree", "regression", 3000)
     x = {"a": 0.7, "b": -0.2, "c": 0.1}
