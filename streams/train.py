@@ -183,9 +183,8 @@ class Trainer(TrainerControl):
         self.key = s.model.signing_key.get().encode()
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
-        self.lifecycle.check_artifacts = (
-            True  # never publish what the scorers' loader would refuse (Withheld)
-        )
+        # Never publish what the scorers' loader would refuse (learners.lifecycle.Withheld).
+        self.lifecycle.check_artifacts = True
         # The newest release withheld since this trainer started (``status`` says it), and how many were.
         self.withheld: dict[str, Any] | None = None
         self.withheld_count = 0

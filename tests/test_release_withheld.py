@@ -155,3 +155,67 @@ def test_trainer_status_reads_the_withheld_release(monkeypatch) -> None:
             ts, "redis_client", lambda *a, s=stored: Stub({b"withheld": s, b"n_learned": b"3"})
         )
         assert ts.trainer_status(settings)["withheld"] == expected
+
+
+def test_the_trainer_publishes_only_loadable_releases_counts_and_reports_the_withheld(monkeypatch) -> None:
+    import json
+    import tempfile
+
+    from connectors.batch_source import RawRecord
+    from driftline.errors import LearnerError
+    from driftline.settings import load_settings
+    from schemas.codec import default_codec
+    from tests.trainer_helpers import offline_trainer
+
+    key = "withheld-test-signing-key-of-32-bytes!!"
+    settings = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": key,
+            "state_dir": tempfile.mkdtemp(prefix="withheld-"),
+            "model.learner": {"name": "logistic_regression", "params": {"multiclass": "binary"}},
+        },
+    )
+    monkeypatch.setattr(safe_pickle, "MAX_PICKLE_BYTES", 6_000)
+    trainer = offline_trainer(settings)
+    trainer.start(None, 0)
+    rng = random.Random(5)
+    records = []
+    for i in range(600):
+        x = {"f0": rng.gauss(0.0, 1.0), f"n{i}": 1.0}  # a new feature name per label: the model grows
+        example = {"id": f"e{i}", "model": "default", "features": x, "label": x["f0"] > 0, "event_ts": i}
+        records.append((RawRecord("driftline.training", 0, i, b"default", b"", i), example))
+    for k in range(0, len(records), 50):
+        trainer.process(records[k : k + 50])
+    codec = default_codec()
+    published = [
+        codec.decode("ModelRelease", value)
+        for topic, value, _ in trainer.ctx.out.sent
+        if topic.endswith("models")
+    ]
+    versions = [int(r["version"]) for r in published]
+    assert versions == sorted(set(versions)) and versions[0] == 1
+    for record in published:
+        load_release(record, key=key.encode())  # every published release loads under the scorers' cap
+    assert trainer.lifecycle.served_version == versions[-1]
+    assert trainer.withheld is not None and trainer.withheld["problem"] == "allow_list"
+    assert trainer.withheld["served_version"] == versions[-1]
+    counted = trainer.ctx.metrics.registry.get_sample_value(
+        "driftline_releases_withheld_total", {"model": "default", "reason": "allow_list"}
+    )
+    assert counted == trainer.withheld_count >= 1
+
+    written: dict[str, object] = {}
+
+    class Status:
+        def eval(self, script: str, n: int, key: str, commits: int, *pairs: object) -> int:
+            written.update(zip(pairs[::2], pairs[1::2], strict=True))  # type: ignore[arg-type]
+            return 1
+
+    trainer._redis = Status()
+    trainer.publish_status()
+    assert json.loads(str(written["withheld"]))["count"] == trainer.withheld_count
+    # An operator's promote of the grown champion is refused, not answered "served".
+    with pytest.raises(LearnerError, match="release withheld"):
+        trainer.apply("promote", {"candidate": "champion"})
+    assert trainer.lifecycle.served_version == versions[-1]
