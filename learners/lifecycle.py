@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
-from driftline.errors import ConfigError, LearnerError
-from learners import policies
+from driftline.errors import ArtifactError, ConfigError, LearnerError, SecurityError
+from learners import policies, safe_pickle
 from learners import pool as pool_module
 from learners.batch import BatchContext
 from learners.detectors import TailCap
@@ -53,6 +53,13 @@ from learners.snapshot import snapshot
 from learners.specs import Learner, build_learner
 
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
+# A champion whose artifact the scorers' loader would refuse (``Withheld``) is checked again only after it learned
+# this many more labels: the check pickles and unpickles it (a growing tree past a cap stays past it), and a
+# refused release is decided again at almost every label.
+WITHHELD_RECHECK = 500
+# The check scans the pickle's bounded constructors' arguments (learners.pickle_allow.scan) once in this many
+# releases: over 90 % of a forest's check, and those arguments come from the configuration, not from learning.
+SCAN_EVERY = 20
 # Labels after which a challenger that has not won gives its slot to a new alarm's (led-abrupt: a false alarm's
 # challenger, still on the old concept, held it through the real drift 2,087 labels later; BENCHMARKS-accuracy.md).
 CHALLENGER_FRESH = 1000
@@ -111,7 +118,25 @@ class Release:
     index: int | None = None
 
 
-Event = Release | DriftSignal | Decision
+@dataclass
+class Withheld:
+    """A release the lifecycle did not make: the scorers' loader would refuse its artifact
+    (:func:`learners.safe_pickle.check_loadable`: over the size or object cap, a class outside the allow-list).
+    The served model and version stay, and the next release's parent is still the served version.
+
+    ``problem`` is the ``driftline_releases_rejected_total`` reason a scorer would have counted (``allow_list``,
+    ``load``), ``message`` the loader's words. ``fresh`` is False when the same champion was refused a moment ago
+    and was not checked again (:data:`WITHHELD_RECHECK`): count and log only the fresh ones."""
+
+    reason: str  # the release it would have been: incremental | challenger | manual | ...
+    problem: str
+    message: str
+    n_learned: int
+    index: int | None = None
+    fresh: bool = True
+
+
+Event = Release | DriftSignal | Decision | Withheld
 
 
 class Labelled(NamedTuple):
@@ -153,6 +178,12 @@ class ModelLifecycle:
     # Set only while learn_batch runs (never pickled): BatchContext.sync, called before the champion or challenger
     # is read or copied (a judgement, a release, a drift alarm's copy); the compiled kernel writes back only then.
     _sync: Callable[[], None] | None = None
+    # Whether each release's artifact is first checked with the scorers' loader rules (``Withheld``). The train
+    # worker turns it on; in-process replay and benchmarks, with no scorer to refuse anything, leave it off.
+    check_artifacts = False
+    _checks = 0  # artifacts checked (``SCAN_EVERY``)
+    # The last refusal: (the refused model object's id, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
+    _withheld: tuple[int, int, Withheld] | None = None
     # The latency check's measurements by model shape (``guard.LatencyCache``, session 23); pickled empty, and
     # class-level None for a lifecycle pickled before it (``_judge`` starts one).
     _latency: LatencyCache | None = None
@@ -250,22 +281,46 @@ class ModelLifecycle:
     # -- releases ----------------------------------------------------------------------------------------------
     def _release(
         self, lineage: Lineage, reason: str, decision: Decision | None, index: int | None, parent: int | None
-    ) -> Release:
+    ) -> Release | Withheld:
         if self._sync is not None:
             self._sync()
+        withheld = self._withheld
+        if (
+            self.check_artifacts
+            and withheld is not None
+            and withheld[0] == id(lineage.model)
+            and 0 <= lineage.n_learned - withheld[1] < WITHHELD_RECHECK
+        ):
+            # The same champion, refused a few labels ago: a model that grew past a cap does not shrink back.
+            return dataclasses.replace(withheld[2], reason=reason, index=index, fresh=False)
+        if self._sync is not None:
+            # In learn_batch, which answers for a frozen LR snapshot through its numpy mirror: its River objects
+            # are unpickled only if something reads them (learners.snapshot). learn_one predicts the served
+            # model with River's objects at the next label, so it takes the plain copy.
+            served = Lineage(snapshot(lineage.model), lineage.n_learned, dict(lineage.data_range))
+        else:
+            served = lineage.copy()
+        if self.check_artifacts:
+            # Before anything changes: a release no scorer could load would be the champion the next releases
+            # build on (their parent), while every scorer kept serving the previous one.
+            # The bounded constructors' scan on the first check and every ``SCAN_EVERY``-th (see check_loadable).
+            scan = self._checks % SCAN_EVERY == 0
+            self._checks += 1
+            try:
+                safe_pickle.check_loadable(served.model, scan=scan)
+            except (SecurityError, ArtifactError) as exc:
+                problem = "allow_list" if isinstance(exc, SecurityError) else "load"
+                refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
+                self._withheld = (id(lineage.model), lineage.n_learned, refused)
+                return refused
+            self._withheld = None
         version = self._next_version
         self._next_version += 1
         if reason not in ("initial", "rollback") and self.served_version:
             self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
             self._probation.stop()
-        if self._sync is not None:
-            # In learn_batch, which answers for a frozen LR snapshot through its numpy mirror: its River objects
-            # are unpickled only if something reads them (learners.snapshot). learn_one predicts the served
-            # model with River's objects at the next label, so it takes the plain copy.
-            self._served = Lineage(snapshot(lineage.model), lineage.n_learned, dict(lineage.data_range))
-        else:
-            self._served = lineage.copy()
+        self._served = served
         # The detectors' snapshot (``WATCH_LABELS``): follows an incremental release only once it is
         # ``WATCH_LABELS`` labels behind it (or while the lineage is young); any other release replaces it.
         watched = self._watched
@@ -310,7 +365,7 @@ class ModelLifecycle:
         the task in ``policies.QUIET_TASKS``), else 0: the detectors score the served snapshot."""
         return WATCH_LABELS if policies.QUIET_LABELS and self.task in policies.QUIET_TASKS else 0
 
-    def initial_release(self) -> Release:
+    def initial_release(self) -> Release | Withheld:
         """Version 1 (reason ``initial``): the champion as it is now (usually untrained)."""
         return self._release(self._lineage, "initial", None, None, None)
 
@@ -821,7 +876,7 @@ class ModelLifecycle:
 
     def adopt(
         self, model: Learner, *, version: int, reason: str = "manual", n_learned: int | None = None
-    ) -> Release:
+    ) -> Release | Withheld:
         """Serve a model restored from an earlier release (``promote VERSION``, or a rollback past probation).
 
         The result is a new release (a new version, ``parent`` = the restored version) and the champion continues

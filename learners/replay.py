@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import collections
 import csv
+import heapq
 import itertools
 import json
 import math
+import random
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -93,6 +95,26 @@ def _label_kind(label: Any) -> str | None:
     if isinstance(label, bool | int | float):
         return "number"
     return None
+
+
+def stream_columns(rows: Iterable[Row], id_col: str | None, ts_col: str | None, name: str) -> Iterator[Row]:
+    """A stream's rows with the event id and time taken from features ``id_col`` and ``ts_col`` (removed from the
+    features, as :func:`read_rows` reads a file's columns); a row without them is refused, naming it."""
+    if id_col is not None and id_col == ts_col:
+        raise ConfigError(f"--id-col and --ts-col both name {id_col!r}; name two different features")
+    for i, (rid, ts, x, y) in enumerate(rows):
+        where = f"{name}: event {i}"
+        if id_col is not None or ts_col is not None:
+            x = dict(x)
+        if id_col is not None:
+            if id_col not in x:
+                raise ConfigError(f"{where} has no feature {id_col!r} for --id-col (has {sorted(x)[:20]})")
+            rid = str(x.pop(id_col))
+        if ts_col is not None:
+            if ts_col not in x:
+                raise ConfigError(f"{where} has no feature {ts_col!r} for --ts-col (has {sorted(x)[:20]})")
+            ts = event_time(x.pop(ts_col), ts_col, True, where)
+        yield rid, ts, x, y
 
 
 def read_rows(
@@ -351,14 +373,25 @@ def replay(
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[int], None] | None = None,
     plain: Learner | None = None,
+    delay_jitter: int = 0,
+    seed: int = 0,
 ) -> ReplayResult:
     """Run ``rows`` through ``lifecycle``: predict with the served model, reveal each label ``delay`` events later.
 
+    ``delay_jitter`` J: each label's delay is drawn uniformly from ``[max(0, delay - J), delay + J]`` events
+    (``random.Random(seed)``), so labels arrive out of order, as delayed labels do in a real stream.
     ``plain``: a learner scored on the same events and learning every label at the same delay, with no guard
     (the summary then has ``plain`` and ``guard_tax``; ``plain_outcomes`` is its per-event record).
     """
     if delay < 0:
         raise ConfigError(f"delay must be >= 0, got {delay}")
+    if delay_jitter < 0:
+        raise ConfigError(f"delay jitter must be >= 0, got {delay_jitter}")
+    jitter = random.Random(seed) if delay_jitter else None
+    due: list[
+        tuple[int, int]
+    ] = []  # with jitter: (event index its label is revealed at, event index), a heap
+    held: dict[int, tuple[int, int | None, dict[str, Any], Any, Any, dict[str, float] | None, int]] = {}
     result = ReplayResult(task=lifecycle.task)
     if plain is not None:
         result.plain_name = plain.spec.name
@@ -372,7 +405,7 @@ def replay(
 
     def reveal(now: int) -> None:
         nonlocal served, served_version
-        j, ts, x, y, pred, proba, version = pending.popleft()
+        j, ts, x, y, pred, proba, version = held.pop(heapq.heappop(due)[1]) if jitter else pending.popleft()
         if plain is not None:
             plain.learn_one(x, y)
         events = lifecycle.learn_one(
@@ -409,12 +442,19 @@ def replay(
                 result.abs_error += err or 0.0
             if plain is not None:
                 _score_plain(result, plain, x, y)
-        pending.append((i, ts, x, y, pred, proba, served_version))
-        if len(pending) > delay:
-            reveal(i)
+        if jitter is not None:
+            held[i] = (i, ts, x, y, pred, proba, served_version)
+            lag = jitter.randint(max(0, delay - delay_jitter), delay + delay_jitter)
+            heapq.heappush(due, (i + lag, i))
+            while due and due[0][0] <= i:
+                reveal(i)
+        else:
+            pending.append((i, ts, x, y, pred, proba, served_version))
+            if len(pending) > delay:
+                reveal(i)
         if progress is not None and i % 1000 == 0:
             progress(i)
-    while pending:  # labels still in flight when the stream ends are learned, as the trainer would
+    while pending or due:  # labels still in flight when the stream ends are learned, as the trainer would
         reveal(result.n)
     result.final_version = lifecycle.served_version
     result.n_learned = lifecycle.n_learned

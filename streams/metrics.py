@@ -95,7 +95,8 @@ class MetricDoc:
 METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_events_total", "counter", ("stage", "outcome"),
               "Input records handled per stage (score, join, train, control) and outcome; a dead-lettered record "
-              "counts once here (outcome deadletter) and once in driftline_deadletters_total.", "events"),
+              "counts once here (outcome deadletter) and once in driftline_deadletters_total; a scored event counts "
+              "(outcome ok) once its Prediction is acknowledged by the broker.", "events"),
     MetricDoc("driftline_processing_seconds", "histogram", ("stage",),
               "Time to process one batch of records in a stage (per batch, not per event).",
               "processing_seconds", FAST_BUCKETS),
@@ -147,6 +148,11 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Release records refused by verification, per reason (signature, sha256, replay, allow_list, ...): "
               "by a scorer before loading, by the trainer when choosing the next version.",
               "releases_rejected"),
+    MetricDoc("driftline_releases_withheld_total", "counter", ("model", "reason"),
+              "Trainer: releases not published because the scorers' loader would refuse their artifact (reason "
+              "allow_list: over the size or object cap or a class outside the allow-list; load: it does not "
+              "unpickle); the served model stays the champion. Counted once per check (at most one per 500 labels "
+              "of the same champion).", "releases_withheld"),
     MetricDoc("driftline_changelog_rejected_total", "counter", ("reason",),
               "Trainer: changelog records refused at restore, per reason (signature: not sealed with the signing "
               "key; tombstone; model: a state sealed for another model; stale: a record older than one read before "
@@ -232,6 +238,7 @@ class Metrics:
     guard_decisions: Counter
     releases: Counter
     releases_rejected: Counter
+    releases_withheld: Counter
     changelog_rejected: Counter
     last_release_timestamp: Gauge
     model_swap_seconds: Histogram

@@ -66,11 +66,14 @@ def read_registry(settings: Settings, checked: CheckedReleases | None = None) ->
 def unverified_row(
     release: dict[str, Any], reason: str, message: str, where: tuple[int, int] | None = None
 ) -> dict[str, Any]:
-    """What a record that failed verification claims, marked as such; it is never current. ``partition`` and
-    ``offset`` say where it is on the ``models`` topic (None when not known)."""
+    """What a record that failed verification claims, marked as such; it is never current. ``models_partition``
+    and ``offset`` say where it is on the ``models`` topic (None when not known). ``partition`` means one thing in
+    every row, the model's *training* partition (the current row's, with its owner and lag): None here (until
+    session 33 it was the ``models`` topic's partition on these rows)."""
     metrics = release.get("metrics")
     return {
-        "partition": None if where is None else where[0],
+        "partition": None,
+        "models_partition": None if where is None else where[0],
         "offset": None if where is None else where[1],
         "model": release.get("model"),
         "version": release.get("version"),

@@ -233,6 +233,7 @@ class ReleaseFollower:
         self.first_loaded = threading.Event()
 
     def start(self) -> None:
+        self.report.start()  # writes to Redis from its own thread: this follower never waits on Redis
         self._thread.start()
 
     def stop(self) -> None:
@@ -340,7 +341,7 @@ class ReleaseFollower:
                 if not ready and self._newest_loaded and _read_to(consumer, parts, marks):
                     self.first_loaded.set()
                 self._security.flush()
-                self.report.publish()
+                self.report.notify()
         except Exception:  # the follower must never die silently: log and let the worker's health show it
             log.exception("models follower for %s stopped", self.model_name or "every model")
             self.metrics.worker_up.labels(role="follower").set(0)

@@ -6,9 +6,12 @@ alone would call the refused release current, so every view (``models list/show`
 this report instead of assuming that the newest verified release is the one served.
 
 One Redis hash per model, ``<key_prefix>:<topic_prefix><model>:scorers``, one field per scorer process
-(``host-pid``): JSON ``{"served": version or null, "at": ms, "refused": [{"version", "reason", "message", "at"}]}``.
+(``host-pid``): JSON ``{"at": ms, "served": version or null, "refused": [{"version", "reason", "message", "at"}]}``.
 Bounded: each scorer keeps its newest :data:`REFUSALS_KEPT` refusals; every write drops the fields of scorers
-silent for :data:`STALE_S` (they stopped), and the whole key expires :data:`STALE_S` after the last write. Only
+silent for :data:`STALE_S` (they stopped), and the whole key expires :data:`STALE_S` after the last write. A field's
+``at`` and every staleness cut are by the Redis server's clock (``TIME``), never a host's: scorers on hosts whose
+clocks differ by more than the window deleted each other's reports. Each scorer writes from a thread of its own
+(:meth:`ServingReport.start`): the release follower never waits on Redis. Only
 refusals of releases that verified are recorded: a forged record is already shown as UNVERIFIED by every view,
 which verifies it itself, and a flood of them must not push a real refusal out of the report.
 """
@@ -37,13 +40,18 @@ STALE_S = 60.0
 REFUSALS_KEPT = 5
 MESSAGE_CHARS = 300
 
-# Write one scorer's field, drop the fields of scorers silent for longer than the stale window, keep the key
-# alive for that window. A value of another type under the key is junk (the writer owns it) and is replaced.
+# Write one scorer's field stamped with the server's time (ARGV[2]: the entry's JSON without "at"), drop the fields
+# of scorers silent for longer than the stale window (ARGV[3] ms, by the same clock), keep the key alive for that
+# window. A value of another type under the key is junk (the writer owns it) and is replaced.
 _WRITE = """
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t ~= 'hash' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local oldest = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local body = string.sub(ARGV[2], 2)
+if body ~= '}' then body = ', ' .. body end
+redis.call('HSET', KEYS[1], ARGV[1], '{"at": ' .. string.format('%.0f', now) .. body)
+local oldest = now - tonumber(ARGV[3])
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   local ok, entry = pcall(cjson.decode, fields[i + 1])
@@ -51,7 +59,7 @@ for i = 1, #fields, 2 do
     redis.call('HDEL', KEYS[1], fields[i])
   end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
@@ -67,9 +75,11 @@ def scorer_id() -> str:
 
 
 class ServingReport:
-    """One scorer's report: :meth:`served` and :meth:`refused` only note (any thread, no I/O); :meth:`publish`,
-    called from the release follower's thread (never the event loop), writes what changed, and every model again
-    each :data:`HEARTBEAT_S` so the readers can tell a live scorer from one that stopped."""
+    """One scorer's report: :meth:`served` and :meth:`refused` only note (any thread, no I/O); :meth:`publish`
+    writes what changed, and every model again each :data:`HEARTBEAT_S` so the readers can tell a live scorer from
+    one that stopped. After :meth:`start` it runs in a thread of its own, woken by :meth:`notify` (what the release
+    follower calls): a Redis that does not answer (up to its 2 s timeout per call) delays the report, never the
+    follower's next release."""
 
     def __init__(self, settings: Settings, scorer: str | None = None) -> None:
         self.settings = settings
@@ -81,6 +91,34 @@ class ServingReport:
         self._last_beat = 0.0
         self._client: redis.Redis | None = None
         self._failing = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Write from a thread of this report's own from now on (:meth:`notify` wakes it; it beats by itself)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="serving-report", daemon=True)
+            self._thread.start()
+
+    def notify(self) -> None:
+        """Something may have changed: the report's thread writes it (no I/O here). Without :meth:`start`, the
+        caller writes it itself (:meth:`publish`)."""
+        if self._thread is None:
+            self.publish()
+        else:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(HEARTBEAT_S)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.publish()
+            except Exception:  # never let the report's thread die: the next beat tries again
+                log.exception("serving report failed")
 
     def served(self, model: str, version: int) -> None:
         with self._lock:
@@ -104,11 +142,7 @@ class ServingReport:
                 return
             names = set(self._served) | set(self._refused) if beat else set(self._dirty)
             entries = {
-                name: {
-                    "served": self._served.get(name),
-                    "at": _now_ms(),
-                    "refused": list(self._refused.get(name, [])),
-                }
+                name: {"served": self._served.get(name), "refused": list(self._refused.get(name, []))}
                 for name in names
             }
             self._dirty.clear()
@@ -116,10 +150,9 @@ class ServingReport:
             self._last_beat = now
         try:
             client = self._client = self._client or redis_client(self.settings, 2.0)
-            oldest = _now_ms() - int(STALE_S * 1000)
             for name, entry in entries.items():
                 key = serving_key(self.settings, name)
-                client.eval(_WRITE, 1, key, self.scorer, json.dumps(entry), oldest, int(STALE_S * 1000))
+                client.eval(_WRITE, 1, key, self.scorer, json.dumps(entry), int(STALE_S * 1000))
         except redis.RedisError as exc:
             with self._lock:
                 self._dirty |= set(entries)
@@ -138,6 +171,10 @@ class ServingReport:
     def close(self) -> None:
         """This scorer stops serving: its fields go (else it counted as serving for another :data:`STALE_S`),
         then the client. A Redis that does not answer leaves them to expire."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
         if self._client is None:
             return
         try:
@@ -146,6 +183,21 @@ class ServingReport:
         except redis.RedisError:
             pass
         self._client.close()
+
+
+# One client per Redis URL for the readers: status, models and the console (which polls) read every model, and a
+# client per model per call opened a connection each time.
+_READERS: dict[str, redis.Redis] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def _reader(settings: Settings) -> redis.Redis:
+    url = settings.redis.url.get()
+    with _READERS_LOCK:
+        client = _READERS.get(url)
+        if client is None:
+            client = _READERS[url] = redis_client(settings, 3)
+        return client
 
 
 def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
@@ -157,13 +209,15 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
     version and reason, ``{version, reason, scorers, message, at}`` (newest version first).
     """
     try:
-        client = redis_client(settings, 3)
-        raw = client.hgetall(serving_key(settings, model))
-    except redis.ResponseError:  # not a hash: junk under the key, as if nothing were reported
-        raw = {}
+        client = _reader(settings)
+        try:
+            raw = client.hgetall(serving_key(settings, model))
+        except redis.ResponseError:  # not a hash: junk under the key, as if nothing were reported
+            raw = {}
+        seconds, micros = client.time()  # the clock the scorers' "at" is stamped with: the server's
     except redis.RedisError:
         return None
-    oldest = _now_ms() - int(STALE_S * 1000)
+    oldest = int(seconds) * 1000 + int(micros) // 1000 - int(STALE_S * 1000)
     versions: dict[int, int] = {}
     refused: dict[tuple[int, str], dict[str, Any]] = {}
     scorers = 0

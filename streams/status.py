@@ -152,6 +152,8 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     ),  # labels `pause --discard` dropped (trainer lifetime)
                     # A candidate the guard held for operator approval (`driftline models promote held`).
                     "held_candidate": bool(live.get("metrics", {}).get("held")),
+                    # The newest release withheld because the scorers' loader would refuse it (None: none).
+                    "withheld": live.get("withheld"),
                 },
                 # One join store per deployment, named by model.name and shared by every model (a Label names
                 # no model): shown under model.name; no other model has a store of its own to read.

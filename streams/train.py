@@ -32,7 +32,7 @@ from learners.artifacts import ArtifactStore, build_release
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
 from learners.guard import Decision
-from learners.lifecycle import Labelled, ModelLifecycle, Release
+from learners.lifecycle import Labelled, ModelLifecycle, Release, Withheld
 from streams.join import join_namespace
 from streams.runtime import RawRecord, WorkerContext
 from streams.train_control import TrainerControl
@@ -183,6 +183,11 @@ class Trainer(TrainerControl):
         self.key = s.model.signing_key.get().encode()
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
+        # Never publish what the scorers' loader would refuse (learners.lifecycle.Withheld).
+        self.lifecycle.check_artifacts = True
+        # The newest release withheld since this trainer started (``status`` says it), and how many were.
+        self.withheld: dict[str, Any] | None = None
+        self.withheld_count = 0
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
         self.seen = RecentIds()
         self.index = 0
@@ -236,7 +241,7 @@ class Trainer(TrainerControl):
             # writes must not be refused as older than the lost lineage's last one.
             self.commits = self._status_commits() + 1
         if state is None and latest == 0:
-            self.publish(self.lifecycle.initial_release())
+            self.handle(self.lifecycle.initial_release())
         elif state is None:
             log.warning(
                 "trainer for %s has no state on %s but the models topic holds v%d: starting a new lineage "
@@ -273,6 +278,7 @@ class Trainer(TrainerControl):
     def restore_state(self, state: dict[str, Any]) -> None:
         configured = self.lifecycle  # built from this process's settings (file, environment, defaults)
         self.lifecycle = state["lifecycle"]
+        self.lifecycle.check_artifacts = True
         self._reapply_configured(configured, state["live_sets"])
         self.offsets = state["offsets"]
         self.seen = state["seen"]
@@ -477,6 +483,37 @@ class Trainer(TrainerControl):
             self.emit_drift(event)
         elif isinstance(event, Decision):
             self.record_decision(event)
+        elif isinstance(event, Withheld):
+            self.withhold(event)
+
+    def withhold(self, event: Withheld) -> None:
+        """A release the scorers could not load was not made: counted, logged (throttled) and kept for ``status``."""
+        if not event.fresh:
+            return
+        model = self.ctx.model
+        self.ctx.metrics.releases_withheld.labels(model=model, reason=event.problem).inc()
+        self.withheld_count += 1
+        self.withheld = {
+            "reason": event.reason,
+            "problem": event.problem,
+            "message": event.message[:300],
+            "n_learned": event.n_learned,
+            "served_version": self.lifecycle.served_version,
+            "count": self.withheld_count,
+            "at": now_ms(),
+        }
+        self.security_log().warning(
+            f"withheld releases of model {model}",
+            event.problem,
+            "release of %s withheld (%s, n_learned=%d): the scorers' loader would refuse it (%s); v%d stays the "
+            "champion. A model that grew past the loader's caps needs a smaller learner (model.learner) or a "
+            "rollback/promote of an older version",
+            model,
+            event.reason,
+            event.n_learned,
+            event.message[:300],
+            self.lifecycle.served_version,
+        )
 
     def publish(self, release: Release) -> None:
         ctx, s = self.ctx, self.ctx.settings
@@ -579,6 +616,7 @@ class Trainer(TrainerControl):
             "discarded": self.discarded,
             "owner": self.owner,
             "commits": self.commits,
+            "withheld": json.dumps(self.withheld) if self.withheld else "",
         }
         try:
             hset_if_newer(self._redis, self._status_key, status)

@@ -17,7 +17,7 @@ from driftline.errors import LearnerError, SchemaError
 from driftline.settings import ModelSettings
 from driftline.util import now_ms
 from learners.artifacts import ArtifactStore
-from learners.lifecycle import ModelLifecycle
+from learners.lifecycle import ModelLifecycle, Withheld
 from learners.lifecycle_control import validate_control
 from streams.control import operator_key, refusal, write_reply
 from streams.releases import CheckedReleases, load_verified, read_checked_releases
@@ -166,7 +166,7 @@ class TrainerControl:
             version = int(args["version"])
             model, own = self.restore(version), self.own_stats(version)
             n = int(own.get("n_learned", lc.n_learned))
-            self.handle(lc.adopt(model, version=version, reason="manual", n_learned=n))
+            self._released(lc.adopt(model, version=version, reason="manual", n_learned=n))
             return f"restored v{version} as v{lc.served_version}"
         if command == "rollback" and lc.rollback_version is None:
             # A rollback or promote release serves the model of the version it restored: roll that one back, so
@@ -185,7 +185,7 @@ class TrainerControl:
                 raise LearnerError(f"rollback: version {serving} has no parent to roll back to")
             model, own = self.restore(int(parent)), self.own_stats(int(parent))
             n = int(own.get("n_learned", lc.n_learned))
-            self.handle(lc.adopt(model, version=int(parent), reason="rollback", n_learned=n))
+            self._released(lc.adopt(model, version=int(parent), reason="rollback", n_learned=n))
             return f"rolled back to v{parent} (released as v{lc.served_version})"
         if command == "pause_learning":
             discard = args.get("discard", "false").lower() in ("1", "true", "yes", "on")
@@ -201,7 +201,7 @@ class TrainerControl:
             return f"learning resumed; learned {learned} label(s) held during the pause"
         old = {key: self.setting_value(key) for key in args} if command == "set" else {}
         for event in lc.apply_control(command, args):
-            self.handle(event)
+            self._released(event)
         if command == "set":
             for key in args:
                 self.live_sets[key] = {
@@ -212,6 +212,16 @@ class TrainerControl:
                 }
             return "; ".join(f"{k}={self.setting_value(k)} (was {old[k]})" for k in args)
         return f"{command} applied; serving v{lc.served_version}"
+
+    def _released(self, event: Any) -> None:
+        """Handle an event of an operator's command; a release withheld (the scorers' loader would refuse its
+        artifact) refuses the command, so the operator is not told it is served."""
+        self.handle(event)
+        if isinstance(event, Withheld):
+            raise LearnerError(
+                f"release withheld: the scorers' loader would refuse its artifact ({event.message[:200]}); "
+                f"v{self.lifecycle.served_version} is still served"
+            )
 
     def setting_value(self, key: str) -> Any:
         lc = self.lifecycle

@@ -48,7 +48,17 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         "updated_at": int(data.get("updated_at", 0)),
         "metrics": metrics,
         "owner": data.get("owner", ""),
+        # The newest release the trainer withheld (its artifact would be refused by the scorers' loader), or None.
+        "withheld": _json_object(data.get("withheld", "")),
     }
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _text(value: bytes | str) -> str:

@@ -103,7 +103,7 @@ def test_a_scorer_refusing_3000_forged_releases_logs_a_few_lines_counts_all_and_
 def _unverified(version: int, offset: int) -> dict[str, Any]:
     return {
         "model": "default", "version": version, "verified": False, "current": False, "rejected": "signature",
-        "error": "release default: signature mismatch", "partition": 0, "offset": offset, "metrics": {},
+        "error": "release default: signature mismatch", "models_partition": 0, "offset": offset, "metrics": {},
     }  # fmt: skip
 
 

@@ -21,10 +21,15 @@ class _Hash:
     def hgetall(self, key: str) -> dict[bytes, bytes]:
         return self.fields
 
+    def time(self) -> tuple[int, int]:
+        now = time.time()
+        return int(now), int(now % 1 * 1_000_000)
+
 
 def _read(monkeypatch: pytest.MonkeyPatch, fields: dict[str, str]) -> dict[str, Any] | None:
     raw = {k.encode(): v.encode() for k, v in fields.items()}
     monkeypatch.setattr(serving, "redis_client", lambda *a, **k: _Hash(raw))
+    monkeypatch.setattr(serving, "_READERS", {})  # read_serving reuses one client per URL
     return serving.read_serving(load_settings(environ={}), "default")
 
 

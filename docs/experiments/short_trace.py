@@ -25,14 +25,48 @@ from learners.lifecycle import Release
 from learners.policies import ChallengerPolicy, IncrementalPolicy
 from learners.replay import read_rows, replay
 
+_BOOLS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _parse(key: str, old: Any, value: str) -> Any:
+    """``value`` as the type of the constant it replaces (``old``): ``bool("False")`` was True, so a bool is read
+    from true/false (1/0, yes/no, on/off); ``None`` is None; a constant that is None takes an int. Anything that
+    does not parse as that type is refused, naming the patch."""
+    if value == "None":
+        return None
+    try:
+        if isinstance(old, bool):
+            return _BOOLS[value.lower()]
+        if old is None or isinstance(old, int):
+            return int(value)
+        if isinstance(old, float | str):
+            return type(old)(value)
+    except (KeyError, ValueError):
+        pass
+    else:
+        raise SystemExit(f"--patch {key}={value}: {key} is a {type(old).__name__}, which --patch cannot set")
+    raise SystemExit(
+        f"--patch {key}={value}: not a {'bool' if isinstance(old, bool) else type(old).__name__}"
+    )
+
 
 def _patch(patch: str) -> None:
     for item in filter(None, patch.split(",")):
-        key, value = item.split("=")
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise SystemExit(f"--patch {item!r}: expected module.NAME=VALUE")
         module, name = key.rsplit(".", 1)
         mod = importlib.import_module(module)
-        old = getattr(mod, name)
-        setattr(mod, name, None if value == "None" else int(value) if old is None else type(old)(value))
+        setattr(mod, name, _parse(key, getattr(mod, name), value))
 
 
 def _loss(task: str, p: Any, y: Any) -> float:

@@ -140,7 +140,7 @@ def _offsets(run: list[dict[str, Any]]) -> str:
     by_partition: dict[int, list[int]] = {}
     for x in run:
         if x.get("offset") is not None:
-            by_partition.setdefault(int(x["partition"] or 0), []).append(int(x["offset"]))
+            by_partition.setdefault(int(x.get("models_partition") or 0), []).append(int(x["offset"]))
     if not by_partition:
         return ""
     if len(by_partition) == 1:

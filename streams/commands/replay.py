@@ -50,16 +50,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--id-col",
         metavar="C",
-        help="event id column (default: a column or field named id, else the row number)",
+        help="event id column (default: a column or field named id, else the row number); with --stream, a "
+        "feature of the stream, then not learned from",
     )
     p.add_argument(
         "--ts-col",
         metavar="C",
         help="column holding the event time in ms, not a feature (default: a column named ts unless it is the "
-        "label or id column; as `driftline produce` reads the file)",
+        "label or id column; as `driftline produce` reads the file); with --stream, a feature of the stream "
+        "holding epoch ms, then not learned from",
     )
     p.add_argument(
         "--delay", type=int, default=0, metavar="N", help="reveal each label N events late (default 0)"
+    )
+    p.add_argument(
+        "--delay-jitter",
+        type=int,
+        default=0,
+        metavar="J",
+        help="draw each label's delay uniformly from [delay-J, delay+J] events (at least 0), from --seed: labels "
+        "arrive out of order (default 0: every label exactly --delay late)",
     )
     p.add_argument("--reference", metavar="F", help="trusted labelled file no promoted model may regress on")
     p.add_argument(
@@ -214,8 +224,14 @@ def _run(args: argparse.Namespace) -> int:
         make = _produced_rows if produced else synthetic_stream
         rows, drift_points = make(args.stream, args.n, args.seed)
         title = f"driftline replay: {args.stream}"
+    if args.stream and (args.id_col or args.ts_col):
+        from learners.replay import stream_columns
+
+        rows = stream_columns(rows, args.id_col, args.ts_col, args.stream)
     if args.delay < 0:
         raise ConfigError(f"--delay must be >= 0, got {args.delay}")
+    if args.delay_jitter < 0:
+        raise ConfigError(f"--delay-jitter must be >= 0, got {args.delay_jitter}")
     lifecycle = _build(args, settings, label_col, task)
     plain = None
     if not args.no_plain:
@@ -246,11 +262,15 @@ def _run(args: argparse.Namespace) -> int:
             on_prediction=write if out else None,
             progress=progress,
             plain=plain,
+            delay_jitter=args.delay_jitter,
+            seed=args.seed,
         )
     if tty:
         print(file=sys.stderr)
     summary = result.summary()
     summary.update(delay=args.delay, learner=lifecycle.learner.name, seed=args.seed)
+    if args.delay_jitter:
+        summary["delay_jitter"] = args.delay_jitter
     if drift_points:
         summary["drift_points"] = drift_points
     if args.report:

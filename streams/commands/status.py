@@ -107,6 +107,13 @@ def render(status: dict[str, Any]) -> str:
             d = rel["decision"]
             if d:
                 lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+        withheld = live.get("withheld") if live else None
+        if withheld:
+            lines.append(
+                f"    {withheld.get('count', 1):,} release(s) WITHHELD by the trainer (the scorers' loader would "
+                f"refuse them, {withheld.get('problem')}), newest {_when(int(withheld.get('at', 0)))}: "
+                f"{str(withheld.get('message', ''))[:120]}; v{withheld.get('served_version')} stays the champion"
+            )
         if live and live.get("held_candidate"):
             lines.append("    a candidate is HELD for approval: `driftline models promote held` to serve it")
         if live and live["paused"]:

@@ -103,6 +103,14 @@ function renderOverview(o) {
   const rates = o.rates || {};
   const rate = (n) => (rates[n] && rates[n].per_s !== null ? rates[n].per_s.toFixed(1) + "/s" : "-");
   const t = o.trainer;
+  // A join store key holding junk of the wrong type: named as `driftline status` names it, not shown as unknown.
+  const joinCard = (label, value, id, suffix) => {
+    const bad = (o.joins_damaged || []).find((d) => d.key.endsWith(":" + suffix));
+    return bad
+      ? card(label, `DAMAGED: ${bad.key} holds a ${bad.type}, expected a ${bad.expected} (the scorers replace it at `
+        + `their next batch; or redis-cli DEL ${bad.key})`, id, "bad")
+      : card(label, fmt(value), id);
+  };
   const root = el("div", {},
     el("h1", {}, `Overview: prefix ${o.status.topic_prefix}, model ${o.model}`),
     el("div", { class: "cards" },
@@ -119,8 +127,8 @@ function renderOverview(o) {
       card("predictions out", rate("predictions"), "rate-predictions"),
       card("training examples", rate("training"), "rate-training"),
       card("dead letters", rate("deadletter"), "rate-deadletter", rates.deadletter && rates.deadletter.per_s > 0 ? "bad" : ""),
-      card("pending joins", fmt(o.pending_joins), "pending-joins"),
-      card("labels parked", fmt(o.parked_labels), "parked-labels"),
+      joinCard("pending joins", o.pending_joins, "pending-joins", "pending"),
+      joinCard("labels parked", o.parked_labels, "parked-labels", "parked"),
       card("held candidate", t ? (t.held ? "yes: see Actions" : "none") : "-", "held", t && t.held ? "warn" : "")),
     el("h2", {}, "Workers (consumer groups)"),
     table("workers", ["role", "group", "state", "members (heartbeating)", "lag per topic", "total lag"],
