@@ -57,9 +57,14 @@ RELEASE_EVERY = 25  # default floor of labels between incremental releases (the 
 # this many more labels: the check pickles and unpickles it (a growing tree past a cap stays past it), and a
 # refused release is decided again at almost every label.
 WITHHELD_RECHECK = 500
-# The check scans the pickle's bounded constructors' arguments (learners.pickle_allow.scan) once in this many
-# releases: over 90 % of a forest's check, and those arguments come from the configuration, not from learning.
-SCAN_EVERY = 20
+# The check's restricted unpickle (objects cap, allow-list, dtypes; ~1 ms of an LR release: 53 -> 94 us a label of
+# the bench's LR learn_batch when made at every release) runs at a champion's first release, once in this many
+# releases, and whenever the pickle grew past CHECK_GROWTH times the length last unpickled: what makes a
+# trainer-built artifact unloadable (a cap; a class a new structure brings) comes with growth. The size cap is
+# checked at every release, and the bounded constructors' scan (learners.pickle_allow.scan: over 90 % of a
+# forest's check; those arguments come from the configuration, not from learning) at the periodic checks only.
+FULL_CHECK_EVERY = 50
+CHECK_GROWTH = 1.1
 # Labels after which a challenger that has not won gives its slot to a new alarm's (led-abrupt: a false alarm's
 # challenger, still on the old concept, held it through the real drift 2,087 labels later; BENCHMARKS-accuracy.md).
 CHALLENGER_FRESH = 1000
@@ -181,7 +186,8 @@ class ModelLifecycle:
     # Whether each release's artifact is first checked with the scorers' loader rules (``Withheld``). The train
     # worker turns it on; in-process replay and benchmarks, with no scorer to refuse anything, leave it off.
     check_artifacts = False
-    _checks = 0  # artifacts checked (``SCAN_EVERY``)
+    _checks = 0  # artifacts checked (``FULL_CHECK_EVERY``)
+    _checked_bytes = 0  # the pickle's length at the last full check (``CHECK_GROWTH``); 0: a new champion
     # The last refusal: (the refused model object's id, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
     _withheld: tuple[int, int, Withheld] | None = None
     # The latency check's measurements by model shape (``guard.LatencyCache``, session 23); pickled empty, and
@@ -303,16 +309,25 @@ class ModelLifecycle:
         if self.check_artifacts:
             # Before anything changes: a release no scorer could load would be the champion the next releases
             # build on (their parent), while every scorer kept serving the previous one.
-            # The bounded constructors' scan on the first check and every ``SCAN_EVERY``-th (see check_loadable).
-            scan = self._checks % SCAN_EVERY == 0
+            # In full at the first check, every FULL_CHECK_EVERY-th and past CHECK_GROWTH (see there), and for any
+            # champion but the incremental one's (a challenger or a pool member may be another kind of model).
+            if reason != "incremental":
+                self._checked_bytes = 0
+            periodic = self._checks % FULL_CHECK_EVERY == 0 or self._checked_bytes == 0
             self._checks += 1
             try:
-                safe_pickle.check_loadable(served.model, scan=scan)
+                size, unpickled = safe_pickle.check_loadable(
+                    served.model,
+                    scan=periodic,
+                    unpickle_above=-1 if periodic else int(self._checked_bytes * CHECK_GROWTH),
+                )
             except (SecurityError, ArtifactError) as exc:
                 problem = "allow_list" if isinstance(exc, SecurityError) else "load"
                 refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
                 self._withheld = (id(lineage.model), lineage.n_learned, refused)
                 return refused
+            if unpickled:
+                self._checked_bytes = size
             self._withheld = None
         version = self._next_version
         self._next_version += 1

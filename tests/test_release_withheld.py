@@ -219,3 +219,34 @@ def test_the_trainer_publishes_only_loadable_releases_counts_and_reports_the_wit
     with pytest.raises(LearnerError, match="release withheld"):
         trainer.apply("promote", {"candidate": "champion"})
     assert trainer.lifecycle.served_version == versions[-1]
+
+
+def test_the_full_check_runs_as_the_pickle_grows_and_catches_the_objects_cap(monkeypatch) -> None:
+    # The restricted unpickle runs at the first release, every FULL_CHECK_EVERY-th and past CHECK_GROWTH of
+    # growth (not at every release: ~1 ms of an LR release). A cap on allocated objects, which grows with the
+    # pickle's length, is still caught: the model is withheld once it is past it, not published for ever.
+    from learners import lifecycle as lc_mod
+
+    calls: list[tuple[int, bool]] = []
+    real = safe_pickle.check_loadable
+
+    def counting(model: object, **kw: object) -> tuple[int, bool]:
+        out = real(model, **kw)  # type: ignore[arg-type]
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(safe_pickle, "check_loadable", counting)
+    lc = _lifecycle()
+    lc.initial_release()
+    _growing(lc, random.Random(0), 0, 300)
+    full = [size for size, unpickled in calls if unpickled]
+    assert calls and 1 <= len(full) < len(calls)  # gated: not every release is unpickled
+    # Every release was either unpickled or within CHECK_GROWTH of the length last unpickled before it.
+    last = 0
+    for size, unpickled in calls:
+        assert unpickled or size <= last * lc_mod.CHECK_GROWTH
+        last = size if unpickled else last
+
+    monkeypatch.setattr(safe_pickle, "MAX_PICKLE_OBJECTS", 1)  # anything allocates over it
+    lc = _lifecycle()
+    assert isinstance(lc.initial_release(), Withheld)
