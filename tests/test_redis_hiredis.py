@@ -40,7 +40,9 @@ def test_the_join_store_through_hiredis_reloads_flushed_scripts_and_raises_redis
     ctx = os.urandom(300)
     try:
         assert store.put_predictions([(f"e{i}", ctx) for i in range(15)], 1_000) == []
-        store.client.script_flush()  # the next call meets NOSCRIPT and loads the script again
+        # The next call meets NOSCRIPT and loads the script again (the flush is server-wide: every driftline client
+        # calls its scripts through redis-py's Script, which reloads on NOSCRIPT the same way).
+        store.client.script_flush()
         assert store.put_predictions([("e15", ctx)], 1_001) == []
         got = store.lookup_labels([("e3", b"label"), ("missing", b"label")], 1_002)
         assert [(g.id, g.status, g.context) for g in got] == [("e3", "ctx", ctx), ("missing", "parked", None)]
