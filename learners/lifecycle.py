@@ -255,14 +255,7 @@ class ModelLifecycle:
             self._sync()
         version = self._next_version
         self._next_version += 1
-        keep = (
-            policies.SHOWN_KEEPS_PROBATION
-            and reason == "incremental"
-            and self._increment.short_floor
-            and self._probation.active
-        )
-        self._increment.short_floor = False
-        if reason not in ("initial", "rollback") and self.served_version and not keep:
+        if reason not in ("initial", "rollback") and self.served_version:
             self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
             self._probation.stop()

@@ -75,18 +75,6 @@ RECOVERY_CARRY = True
 # before; see IncrementalPolicy). 2: the shadow bets as ``learners.guard.MixtureEProcess``; 1: as ``EProcess``
 # (measured: it never gained at a sink on the failing unseen rows); 0: no shadow (session 32, BENCHMARKS-accuracy.md).
 SHADOW = 2
-# After a drift alarm (within ``QUIET_LABELS`` labels, the tasks in ``QUIET_TASKS``), a carried non-inferiority
-# test whose log-wealth is at least ``SHOWN_WEALTH`` times the threshold log(1/alpha) releases every ``SHOWN_FLOOR``
-# labels instead of waiting for the carried floor ``guard.carry_release_every``; 0: off (session 33, floor33).
-SHOWN_FLOOR = 0
-SHOWN_WEALTH = 2.0
-# 1: a release that came at the shortened floor does not restart probation (it keeps watching the snapshot from
-# before the shortened releases); screen only.
-SHOWN_KEEPS_PROBATION = 0
-# While the served snapshot is young (fewer than ``YOUNG_SERVED`` labels), a fresh non-inferiority test of the tasks
-# in ``YOUNG_MIX_TASKS`` bets as ``learners.guard.MixtureEProcess`` (session 33, floor33); 0: off.
-YOUNG_MIX = 0
-YOUNG_MIX_TASKS: tuple[str, ...] = ("regression",)
 # The shadow's pairs are kept for at most this many times ``guard.max_examples`` (then dropped: a sink restarts the
 # test, as with no shadow). A judgement restarts evidence that old, so only labels observed without judgements (the
 # trainer paused: ``ModelLifecycle`` still compares the champion with the served snapshot) reach it; without the
@@ -276,7 +264,6 @@ class IncrementalPolicy:
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
     _shown = False
     carried = False
-    short_floor = False  # the next release comes at SHOWN_FLOOR (screen)
     recovery_left = 0  # labels left in the recovery window opened by the latest drift alarm
     # Labels the served snapshot's lineage has learned (set by ``released``); a policy that has seen no release
     # (or one pickled before this existed) treats the served model as old: it holds as before.
@@ -373,8 +360,6 @@ class IncrementalPolicy:
         if self.recovery_left and guard.recovery_margin > guard.non_inferiority_margin:
             guard = dataclasses.replace(guard, non_inferiority_margin=guard.recovery_margin)
         self.evidence = PairedEvidence(self.task, guard, wide=True)
-        if YOUNG_MIX and self.task in YOUNG_MIX_TASKS and self.served_n < YOUNG_SERVED:
-            self.evidence.not_worse = MixtureEProcess(self.evidence.not_worse.m)
         self._next_check = 0
         self._shown = self.carried = False
 
@@ -390,7 +375,6 @@ class IncrementalPolicy:
         every label, so the usual label costs one short call."""
         # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
         due = release_every if served_learned else min(release_every, FIRST_RELEASE)
-        self.short_floor = False
         if (
             RECOVERY_RELEASE_EVERY
             and self.recovery_left
@@ -402,15 +386,7 @@ class IncrementalPolicy:
             self.since_alarm < QUIET_LABELS or not QUIET_LABELS or self.task not in QUIET_TASKS
         ):
             # The floor of carried releases (with QUIET_LABELS on, only after a drift alarm: the class's docstring).
-            if (
-                SHOWN_FLOOR
-                and self.task in QUIET_TASKS
-                and self.evidence.not_worse.log_wealth >= -SHOWN_WEALTH * math.log(self.guard.alpha)
-            ):
-                due = min(due, SHOWN_FLOOR)
-                self.short_floor = self.since_release < self.guard.carry_release_every
-            else:
-                due = max(due, self.guard.carry_release_every)
+            due = max(due, self.guard.carry_release_every)
         return (self.since_release < due and not self._cold()) or self.evidence.n < self._next_check
 
     def decide(
