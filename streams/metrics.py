@@ -76,6 +76,8 @@ BATCH_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2
 REJECT_REASONS = ("signature", "sha256", "replay", "allow_list")
 # Reasons the trainer refuses a control command before validating it (streams/control.py).
 CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
+# Reasons the trainer withholds a release (learners.lifecycle.Withheld.problem): a scorer's loader would refuse it.
+WITHHELD_REASONS = ("allow_list", "load")
 # Reasons the trainer refuses a changelog record at restore (streams/trainers.py ``_sealed_state``).
 CHANGELOG_REFUSALS = ("signature", "tombstone", "model")
 
@@ -287,6 +289,8 @@ class Metrics:
         if trainer:
             self.learning_paused.labels(model=model).set(0)
             self.held_examples.labels(model=model).set(0)
+            for reason in WITHHELD_REASONS:  # the DriftlineReleaseWithheld alert
+                self.releases_withheld.labels(model=model, reason=reason)
         for outcome in ("held", "discarded", "learned"):
             self.paused_examples.labels(model=model, outcome=outcome)
         for reason in CONTROL_REFUSALS:
