@@ -78,7 +78,11 @@ def event_time(value: Any, col: str, named: bool, where: str) -> int | None:
     """A row's event time in ms from column ``col``'s value: a number (a float is truncated); an empty cell of the
     default ``ts`` column (not ``named`` by ``--ts-col``) is no time. Anything else is refused, naming the row."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
+        if not isinstance(value, float) or math.isfinite(value):
+            return int(value)
+        # NaN or infinity (JSON 1e400): a missing cell in the default column, as produce reads it (connectors.sources)
+        if not named:
+            return None
     if value is None and not named:
         return None
     how = f"--ts-col {col!r}" if named else f"column {col!r} (the event time by default)"

@@ -76,6 +76,8 @@ BATCH_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2
 REJECT_REASONS = ("signature", "sha256", "replay", "allow_list")
 # Reasons the trainer refuses a control command before validating it (streams/control.py).
 CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
+# Reasons the trainer withholds a release (learners.lifecycle.Withheld.problem): a scorer's loader would refuse it.
+WITHHELD_REASONS = ("allow_list", "load")
 # Reasons the trainer refuses a changelog record at restore (streams/trainers.py ``_sealed_state``).
 CHANGELOG_REFUSALS = ("signature", "tombstone", "model")
 
@@ -96,7 +98,7 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_events_total", "counter", ("stage", "outcome"),
               "Input records handled per stage (score, join, train, control) and outcome; a dead-lettered record "
               "counts once here (outcome deadletter) and once in driftline_deadletters_total; a scored event counts "
-              "(outcome ok) once its Prediction is acknowledged by the broker.", "events"),
+              "(outcome ok) once its Prediction is acknowledged by the broker and its join context stored.", "events"),
     MetricDoc("driftline_processing_seconds", "histogram", ("stage",),
               "Time to process one batch of records in a stage (per batch, not per event).",
               "processing_seconds", FAST_BUCKETS),
@@ -287,6 +289,8 @@ class Metrics:
         if trainer:
             self.learning_paused.labels(model=model).set(0)
             self.held_examples.labels(model=model).set(0)
+            for reason in WITHHELD_REASONS:  # the DriftlineReleaseWithheld alert
+                self.releases_withheld.labels(model=model, reason=reason)
         for outcome in ("held", "discarded", "learned"):
             self.paused_examples.labels(model=model, outcome=outcome)
         for reason in CONTROL_REFUSALS:

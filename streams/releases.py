@@ -243,7 +243,8 @@ class ReleaseFollower:
         self._security.flush(force=True)
 
     def served(self, model: str, version: int) -> None:
-        """The scorer adopted ``version`` of ``model``: reported (from this follower's thread) as served."""
+        """The scorer adopted ``version`` of ``model``: noted, and reported as served by the serving report's own
+        thread at the follower's next poll (:meth:`streams.serving.ServingReport.notify`)."""
         self.report.served(model, version)
 
     def take(self) -> LoadedModel | None:

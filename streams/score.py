@@ -364,9 +364,8 @@ class Scorer:
         observe_many(m.end_to_end_latency, latencies)
         for name, features in watched.items():
             self._watch(name, features)
-        _, batch_size, seconds = (
-            self._metrics
-        )  # events_total{outcome="ok"}: once acknowledged (publish_contexts)
+        # events_total{outcome="ok"} is counted by publish_contexts, once the Predictions are acknowledged.
+        _, batch_size, seconds = self._metrics
         batch_size.observe(len(raws))
         seconds.observe(time.perf_counter() - t0)
         return scored
@@ -452,14 +451,14 @@ class Scorer:
         with a crash (the batch scored again, perhaps by a newer version), giving a TrainingExample whose
         prediction nobody was ever served. A label arriving in between is parked and joined here.
 
-        The events are counted handled (``driftline_events_total{stage="score", outcome="ok"}``) here too, not when
-        their Predictions were queued: a batch whose Predictions are never acknowledged is scored again, and was
-        counted twice.
+        The events are counted handled (``driftline_events_total{stage="score", outcome="ok"}``) here too, once
+        their contexts are stored, not when their Predictions were queued: a batch whose Predictions are never
+        acknowledged, or whose contexts Redis did not take, is scored again, and was counted twice.
         """
         if not scored.contexts:
             return []
-        self._metrics[0].inc(len(scored.contexts))
         waiting = self.store.put_predictions(scored.contexts, scored.scored_at)
+        self._metrics[0].inc(len(scored.contexts))
         return self._join_waiting_labels(waiting, scored.predictions)
 
     def _join_waiting_labels(

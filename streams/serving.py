@@ -39,6 +39,7 @@ HEARTBEAT_S = 10.0
 STALE_S = 60.0
 REFUSALS_KEPT = 5
 MESSAGE_CHARS = 300
+CLOSE_WAIT_S = 5.0  # how long close() waits for the report's thread (its last write, its fields removed)
 
 # Write one scorer's field stamped with the server's time (ARGV[2]: the entry's JSON without "at"), drop the fields
 # of scorers silent for longer than the stale window (ARGV[3] ms, by the same clock), keep the key alive for that
@@ -119,6 +120,9 @@ class ServingReport:
                 self.publish()
             except Exception:  # never let the report's thread die: the next beat tries again
                 log.exception("serving report failed")
+        # Here, after this thread's last write returned: removed by :meth:`close` while a write was still on its
+        # way (a Redis slower than CLOSE_WAIT_S), the field came back and counted as serving for STALE_S.
+        self._withdraw()
 
     def served(self, model: str, version: int) -> None:
         with self._lock:
@@ -170,15 +174,22 @@ class ServingReport:
 
     def close(self) -> None:
         """This scorer stops serving: its fields go (else it counted as serving for another :data:`STALE_S`),
-        then the client. A Redis that does not answer leaves them to expire."""
+        then the client. A Redis that does not answer leaves them to expire. With :meth:`start`, the report's
+        thread removes them once its last write returned (waited for up to :data:`CLOSE_WAIT_S`)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        if self._thread is None:
+            self._withdraw()
+        elif self._thread is not threading.current_thread():
+            self._thread.join(timeout=CLOSE_WAIT_S)
+
+    def _withdraw(self) -> None:
         if self._client is None:
             return
+        with self._lock:
+            names = set(self._served) | set(self._refused)
         try:
-            for name in set(self._served) | set(self._refused):
+            for name in names:
                 self._client.hdel(serving_key(self.settings, name), self.scorer)
         except redis.RedisError:
             pass

@@ -268,5 +268,9 @@ def test_a_process_without_a_trainer_exports_no_trainer_gauges() -> None:
     assert value(m, "driftline_learning_paused", model="m") is None
     assert value(m, "driftline_held_examples", model="m") is None
     assert value(m, "driftline_joins_total", model="m", outcome="lost") == 0  # the rest is primed as before
+    # DriftlineReleaseWithheld is an increase() alert on a trainer's counter: primed where a trainer runs only.
+    assert value(m, "driftline_releases_withheld_total", model="m", reason="allow_list") is None
     m.prime_model("m", trainer=True)
     assert value(m, "driftline_learning_paused", model="m") == 0
+    assert value(m, "driftline_releases_withheld_total", model="m", reason="allow_list") == 0
+    assert value(m, "driftline_releases_withheld_total", model="m", reason="load") == 0

@@ -21,6 +21,7 @@ EXPECTED_ALERTS = {
     "DriftlineServedAccuracyLow",
     "DriftlineNoRecentRelease",
     "DriftlineReleaseRejected",
+    "DriftlineReleaseWithheld",
     "DriftlinePendingJoinsGrowing",
     "DriftlineDeadLetters",
     "DriftlineConsumerLagHigh",

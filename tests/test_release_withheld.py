@@ -250,3 +250,17 @@ def test_the_full_check_runs_as_the_pickle_grows_and_catches_the_objects_cap(mon
     monkeypatch.setattr(safe_pickle, "MAX_PICKLE_OBJECTS", 1)  # anything allocates over it
     lc = _lifecycle()
     assert isinstance(lc.initial_release(), Withheld)
+
+
+def test_status_does_not_call_an_old_withheld_champion_current() -> None:
+    # The trainer keeps its newest withheld release until it restarts; once a later release was published (the
+    # model shrank back, an operator rolled back), status said "v3 stays the champion" while v5 was served.
+    from streams.commands.status import _withheld
+
+    withheld = {"problem": "allow_list", "message": "too big", "served_version": 3, "count": 2, "at": 1}
+    assert _withheld(withheld, 3).endswith("; v3 stays the champion")
+    line = _withheld(withheld, 5)
+    assert "stays" not in line and line.endswith("v3 stayed the champion then; v5 was released since")
+    # A field of the wrong type (junk under the trainer's status hash) is shown, never raised.
+    junk = _withheld({**withheld, "count": "x", "at": 10**30}, 3)
+    assert "1 release(s) WITHHELD" in junk and "too big" in junk

@@ -105,3 +105,38 @@ def test_readers_reuse_one_client(settings, monkeypatch) -> None:
     for model in ("a", "b", "c", "a"):
         assert serving.read_serving(settings, model) is not None
     assert len(made) == 1
+
+
+def test_a_write_still_on_its_way_at_close_does_not_bring_the_field_back(settings, monkeypatch) -> None:
+    # close() waits CLOSE_WAIT_S for the report's thread; a Redis slower than that answered the thread's write after
+    # close had removed the field, and the stopped scorer counted as serving for another STALE_S.
+    real = serving.redis_client(settings, 2.0)
+    key = serving.serving_key(settings, MODEL)
+    entered, answer = threading.Event(), threading.Event()
+
+    class Slow:
+        def eval(self, *args: object) -> object:
+            entered.set()
+            answer.wait(30)  # the write reaches Redis only after close() stopped waiting
+            return real.eval(*args)  # type: ignore[arg-type]
+
+        def hdel(self, *args: object) -> object:
+            return real.hdel(*args)  # type: ignore[arg-type]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(serving, "redis_client", lambda *a, **k: Slow())
+    monkeypatch.setattr(serving, "CLOSE_WAIT_S", 0.2, raising=False)
+    report = serving.ServingReport(settings, scorer="slow")
+    report.start()
+    report.served(MODEL, 1)
+    report.notify()
+    assert entered.wait(10)
+    report.close()  # returns after CLOSE_WAIT_S, the write still on its way
+    answer.set()
+    assert report._thread is not None
+    report._thread.join(10)
+    assert not report._thread.is_alive()
+    assert real.hexists(key, "slow") == 0  # removed after the late write, not before it
+    real.close()

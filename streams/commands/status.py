@@ -109,11 +109,7 @@ def render(status: dict[str, Any]) -> str:
                 lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
         withheld = live.get("withheld") if live else None
         if withheld:
-            lines.append(
-                f"    {withheld.get('count', 1):,} release(s) WITHHELD by the trainer (the scorers' loader would "
-                f"refuse them, {withheld.get('problem')}), newest {_when(int(withheld.get('at', 0)))}: "
-                f"{str(withheld.get('message', ''))[:120]}; v{withheld.get('served_version')} stays the champion"
-            )
+            lines.append(_withheld(withheld, live["served_version"]))
         if live and live.get("held_candidate"):
             lines.append("    a candidate is HELD for approval: `driftline models promote held` to serve it")
         if live and live["paused"]:
@@ -182,6 +178,27 @@ def _served(m: dict[str, Any]) -> str:
         return "nothing released"
     why = "no scorer has reported" if scorers is not None else "Redis did not say what the scorers serve"
     return f"v{m['served_version']} (released; {why})"
+
+
+def _withheld(withheld: dict[str, Any], serving: int) -> str:
+    """The trainer's newest withheld release. Its champion then may not be the one served now: the model shrank
+    back under the caps, or an operator rolled back, and a later release was published (the trainer keeps the
+    newest withheld one until it restarts)."""
+    try:
+        count, at = int(withheld.get("count", 1)), int(withheld.get("at", 0))
+        _when(at)
+    except (TypeError, ValueError, OverflowError, OSError):  # a field no trainer wrote: not worth a traceback
+        count, at = 1, 0
+    kept = withheld.get("served_version")
+    after = (
+        f"v{kept} stays the champion"
+        if kept == serving
+        else f"v{kept} stayed the champion then; v{serving} was released since"
+    )
+    return (
+        f"    {count:,} release(s) WITHHELD by the trainer (the scorers' loader would refuse them, "
+        f"{withheld.get('problem')}), newest {_when(at)}: {str(withheld.get('message', ''))[:120]}; {after}"
+    )
 
 
 def _refusals(m: dict[str, Any]) -> list[str]:
