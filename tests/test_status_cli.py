@@ -69,9 +69,13 @@ def test_status_shows_a_running_worker_its_release_and_recent_drift(
             assert done.returncode == 0, done.stderr
             status = json.loads(done.stdout)
             members = [g for g in status["workers"] if g["members"]]
-            return status if members and status["models"][0]["trainer"] is not None else None
+            model = status["models"][0]
+            # The trainer writes its status before its initial release is read back from the models topic (a
+            # loaded machine showed the first without the second): wait for both.
+            complete = members and model["trainer"] is not None and model["latest_release"] is not None
+            return status if complete else None
 
-        status = wait_until("a group member and the trainer's status", ready, 60, 1.0)
+        status = wait_until("a group member, the trainer's status and its initial release", ready, 60, 1.0)
     finally:
         worker.stop()
     members = [g for g in status["workers"] if g["members"]]
