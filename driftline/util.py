@@ -159,3 +159,15 @@ def json_depth(text: str, limit: int) -> int:
         return openers
     brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
     return max(accumulate(map(_DELTA.__getitem__, brackets)), default=0)
+
+
+def quoted_number(label: Any) -> float | None:
+    """A text label that spells a finite number, as that number (``"12.5"`` -> 12.5), else None: a regression
+    target from a producer that quotes its numbers (the trainer learns it, ``replay --task regression`` reads it)."""
+    if not isinstance(label, str):
+        return None
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
-from driftline.util import event_time, parse_cell, ts_column
+from driftline.util import event_time, parse_cell, quoted_number, ts_column
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -118,7 +118,11 @@ def stream_columns(rows: Iterable[Row], id_col: str | None, ts_col: str | None, 
 
 
 def read_rows(
-    path: str | Path, label_col: str, id_col: str | None = None, ts_col: str | None = None
+    path: str | Path,
+    label_col: str,
+    id_col: str | None = None,
+    ts_col: str | None = None,
+    regression: bool = False,
 ) -> Iterator[Row]:
     """Read ``.csv`` or ``.jsonl``/``.json`` rows as ``(id, ts, features, label)``; the id is ``id_col``'s value, by
     default an ``id`` column's, else the row number.
@@ -128,6 +132,8 @@ def read_rows(
     feature.
     Labels are all numbers or all text (a classifier cannot order the two kinds): a label of the other kind that
     names a class seen before (``"1"`` after ``1``) is that class, as the trainer learns it; any other is refused.
+    With ``regression`` (the task is set to it), a text label that spells a finite number is that number, as the
+    trainer learns it (``"12.5"`` -> 12.5).
     """
     path = Path(path)
     if not path.exists():
@@ -164,6 +170,8 @@ def read_rows(
             label = record.pop(label_col)
             if type(label) is float and not math.isfinite(label):
                 label = None  # NaN/inf (JSON NaN, CSV inf): no label, as a CSV "nan" or an empty cell
+            if regression and (number := quoted_number(label)) is not None:
+                label = number
             if label is not None:
                 now = _label_kind(label)
                 if now is None:

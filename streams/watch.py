@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from driftline.util import quoted_number
 from learners.drift import DriftSignal
 
 WARMUP = 50  # labels before a new class is news (the first classes of a fresh model are all new)
@@ -55,17 +56,6 @@ def _kind(value: Any) -> str:
 # these types can change nothing and warn of nothing (``check_many``'s shortcut). Exact types: a subclass (bool
 # is one of int) takes the full check.
 _NUMERIC_TYPES = frozenset((float, int, type(None)))
-
-
-def _quoted_number(label: Any) -> float | None:
-    """A text label that spells a finite number, as that number (``"12.5"`` -> 12.5), else None."""
-    if not isinstance(label, str):
-        return None
-    try:
-        value = float(label)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 class InputWatch:
@@ -147,7 +137,7 @@ class InputWatch:
         if why is None:
             return None
         if self.task == "regression":
-            number = _quoted_number(example["label"])
+            number = quoted_number(example["label"])
             if number is not None:  # "12.5" from a producer that quotes its numbers
                 example["label"] = number
                 return None

@@ -93,6 +93,21 @@ def test_replay_reads_a_known_class_quoted_the_other_way_as_the_trainer_does(tmp
         list(read_rows(path, "y"))
 
 
+def test_a_quoted_regression_target_replays_as_the_trainer_learns_it(tmp_path: Path) -> None:
+    """The trainer learns a regression label ``"12.5"`` as 12.5 (streams.watch.FeatureWatch.admit); ``replay
+    --task regression`` refused the same file at the first quoted number ("is text, the labels before it are
+    numbers"). Text that is no number is still refused, naming the row."""
+    path = tmp_path / "quoted.jsonl"
+    rows = [{"a": i, "y": 2.5 * i if i % 2 else str(2.5 * i)} for i in range(6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert [y for _, _, _, y in read_rows(path, "y", regression=True)] == [2.5 * i for i in range(6)]
+    with pytest.raises(ConfigError, match=r"row 2: label 2.5 is a number, the labels before it are text"):
+        list(read_rows(path, "y"))  # a classification's labels: each kind stays what it is
+    path.write_text(path.read_text(encoding="utf-8") + '{"a": 9, "y": "abc"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"row 7: label 'abc' is text, the labels before it are numbers"):
+        list(read_rows(path, "y", regression=True))
+
+
 def test_replay_reads_feature_event_lines_as_produce_does(tmp_path: Path) -> None:
     """A JSONL file of FeatureEvent-shaped lines (``{id, ts, features, label}``, the contract's record): produce
     publishes its ``features``, but replay took ``features`` for one feature holding an object, which no learner

@@ -194,7 +194,8 @@ def _run(args: argparse.Namespace) -> int:
     drift_points: list[int] = []
     task = args.task or settings.model.task
     if args.file:
-        grouped, rows = grouped_numbers(read_rows(args.file, label_col, args.id_col, args.ts_col))
+        rows = read_rows(args.file, label_col, args.id_col, args.ts_col, regression=task == "regression")
+        grouped, rows = grouped_numbers(rows)
         for col, example in grouped.items():
             print(
                 f"replay: {col!r} holds numbers with thousands separators ({example!r}): read as text, one "
