@@ -70,6 +70,8 @@ def _json_row(path: Path, n: int, line: str, label_col: str) -> dict[str, Any]:
                 f"{path}: row {n}: feature {k!r} is a JSON {'object' if isinstance(v, dict) else 'array'}; "
                 "a value must be null, boolean, number or string (flatten it, e.g. 'a.b' keys)"
             )
+        if type(v) is float and not math.isfinite(v):
+            record[k] = None  # JSON 1e400, NaN, Infinity: produce sends null (connectors.sources._plain)
     return record
 
 

@@ -108,6 +108,17 @@ def test_a_quoted_regression_target_replays_as_the_trainer_learns_it(tmp_path: P
         list(read_rows(path, "y", regression=True))
 
 
+def test_a_non_finite_json_feature_is_missing_in_replay_as_produce_sends_it(tmp_path: Path) -> None:
+    """JSON ``1e400`` (infinity), ``NaN`` and ``-Infinity`` as a feature: produce sends null, replay kept the float
+    (the README says both read the same values)."""
+    path = tmp_path / "inf.jsonl"
+    path.write_text('{"id": "1", "x": 1e400, "n": NaN, "m": -Infinity, "k": 2.0, "y": 0}\n', encoding="utf-8")
+    (_, _, features, _) = next(read_rows(path, "y"))
+    (sent,) = list(jsonl_source(path, label_col="y"))
+    assert features == {"x": None, "n": None, "m": None, "k": 2.0}
+    assert features == sent.features
+
+
 def test_replay_reads_feature_event_lines_as_produce_does(tmp_path: Path) -> None:
     """A JSONL file of FeatureEvent-shaped lines (``{id, ts, features, label}``, the contract's record): produce
     publishes its ``features``, but replay took ``features`` for one feature holding an object, which no learner
