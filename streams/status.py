@@ -154,6 +154,8 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     "held_candidate": bool(live.get("metrics", {}).get("held")),
                     # The newest release withheld because the scorers' loader would refuse it (None: none).
                     "withheld": live.get("withheld"),
+                    # Fields of the trainer's status hash that were junk, read as their defaults (None: none).
+                    "damaged": live.get("damaged") or None,
                 },
                 # One join store per deployment, named by model.name and shared by every model (a Label names
                 # no model): shown under model.name; no other model has a store of its own to read.

@@ -33,23 +33,46 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
     if not raw:
         return None
     data = {_text(k): _text(v) for k, v in raw.items()}
-    metrics = json.loads(data.get("metrics", "{}"))
+    damaged: list[str] = []  # fields that are not what the trainer writes: read as their default, and named
+
+    def number(name: str) -> int:
+        try:
+            return int(data.get(name) or 0)
+        except ValueError:
+            damaged.append(name)
+            return 0
+
+    def mapping(name: str) -> dict[str, Any]:
+        value = _json_object(data.get(name, ""))
+        if value is None and data.get(name, ""):
+            damaged.append(name)
+        return value or {}
+
+    metrics = mapping("metrics")
+    try:
+        learned_total = int(metrics.get("overall.n", 0))
+    except (TypeError, ValueError):
+        learned_total = 0
+        damaged.append("metrics")
+    discarded = number("discarded")
     return {
-        "settings": json.loads(data.get("settings", "{}")),
-        "held_examples": int(data.get("held_examples", 0)),
+        "settings": mapping("settings"),
+        "held_examples": number("held_examples"),
         "pause_discard": data.get("pause_discard") == "1",
-        "n_learned": int(data.get("n_learned", 0)),
+        "n_learned": number("n_learned"),
         # Every label learned, each once, whatever happened to the lineage since: the evaluator of what was served
         # counts every label, those `pause --discard` dropped (never learned) too.
-        "labels_learned": int(metrics.get("overall.n", 0)) - int(data.get("discarded", 0)),
-        "discarded": int(data.get("discarded", 0)),
-        "served_version": int(data.get("served_version", 0)),
+        "labels_learned": learned_total - discarded,
+        "discarded": discarded,
+        "served_version": number("served_version"),
         "paused": data.get("paused") == "1",
-        "updated_at": int(data.get("updated_at", 0)),
+        "updated_at": number("updated_at"),
         "metrics": metrics,
         "owner": data.get("owner", ""),
         # The newest release the trainer withheld (its artifact would be refused by the scorers' loader), or None.
-        "withheld": _json_object(data.get("withheld", "")),
+        "withheld": mapping("withheld") or None,
+        # Fields of the hash that were junk (a hand edit, another program on the same Redis): `status` names them.
+        "damaged": sorted(set(damaged)),
     }
 
 
@@ -62,4 +85,4 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

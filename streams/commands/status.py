@@ -107,6 +107,11 @@ def render(status: dict[str, Any]) -> str:
             d = rel["decision"]
             if d:
                 lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+        if live and live.get("damaged"):
+            lines.append(
+                f"    the trainer's status in Redis is DAMAGED (fields {', '.join(live['damaged'])} are not what the "
+                "trainer writes; read as empty): a running trainer rewrites them after its next batch"
+            )
         withheld = live.get("withheld") if live else None
         if withheld:
             lines.append(_withheld(withheld, live["served_version"]))
