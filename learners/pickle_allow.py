@@ -214,6 +214,10 @@ LEGACY: frozenset[tuple[str, str]] = frozenset(
         # written by earlier releases still hold them).
         ("river.tree.splitter.ebst_splitter", "EBSTNode"),
         ("river.tree.splitter.ebst_splitter", "EBSTNode._update_estimator_univariate"),
+        # River's own classification tree and its adaptive leaf, as every release before learners.settled_tree
+        # (session 33) pickled a hoeffding_tree classifier (artifacts and checkpoints still hold them).
+        ("river.tree.hoeffding_tree_classifier", "HoeffdingTreeClassifier"),
+        ("river.tree.nodes.htc_nodes", "LeafNaiveBayesAdaptive"),
     }
 )
 
