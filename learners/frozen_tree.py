@@ -206,6 +206,7 @@ def frozen_tree_predictor(
         SettledHoeffdingTreeClassifier,
     ):
         return None
+    assert tree is not None  # (a tree of one of the two types; mypy does not narrow a tuple membership)
     if len(learner._classes) < 2:
         return None  # {} or a single class: the learner answers without the tree
     if getattr(learner, "_complete_names", ()):
