@@ -56,22 +56,30 @@ def _class_terms(splitters: Any, c: Any) -> list[tuple[Any, float, float, float]
     return terms
 
 
-# (LeafNaiveBayes, LeafNaiveBayesAdaptive), imported once: every prediction asks how its leaf answers.
-_NB_LEAVES: tuple[Any, Any] | None = None
+# (LeafNaiveBayes, LeafNaiveBayesAdaptive, learners.settled_tree's leaf, its settled()), imported once: every
+# prediction asks how its leaf answers.
+_NB_LEAVES: tuple[Any, Any, Any, Any] | None = None
 
 
 def _answers_naive(leaf: Any, tree: Any) -> bool:
     """Whether River's ``leaf.prediction`` answers by naive Bayes: River's rule for its two naive Bayes leaves (an
     active leaf, adaptive when naive Bayes has been right at least as often as the majority class, plain past
-    ``nb_threshold``), with some weight seen. Every path of this module asks it, so a River upgrade changes one place.
+    ``nb_threshold``), with some weight seen; ``learners.settled_tree``'s adaptive leaf River's rule once it has
+    settled. Every path of this module asks it, so a River upgrade changes one place.
     """
     global _NB_LEAVES
     if _NB_LEAVES is None:
         from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
 
-        _NB_LEAVES = (LeafNaiveBayes, LeafNaiveBayesAdaptive)
+        from learners.settled_tree import SettledLeafNaiveBayesAdaptive, settled
+
+        _NB_LEAVES = (LeafNaiveBayes, LeafNaiveBayesAdaptive, SettledLeafNaiveBayesAdaptive, settled)
     kind = type(leaf)
-    if kind is _NB_LEAVES[1]:
+    if kind is _NB_LEAVES[2]:  # learners.settled_tree: River's rule once the leaf has seen enough of its own
+        naive = (
+            _NB_LEAVES[3](leaf) and leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
+        )
+    elif kind is _NB_LEAVES[1]:
         naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
     elif kind is _NB_LEAVES[0]:
         naive = leaf.is_active() and leaf.total_weight >= tree.nb_threshold
@@ -190,9 +198,15 @@ def frozen_tree_predictor(
     from river.tree import HoeffdingTreeClassifier
     from river.tree.nodes.branch import DTBranch
 
+    from learners.settled_tree import SettledHoeffdingTreeClassifier
+
     tree = getattr(learner, "model", None)
-    if getattr(learner, "task", None) != "classification" or type(tree) is not HoeffdingTreeClassifier:
+    if getattr(learner, "task", None) != "classification" or type(tree) not in (
+        HoeffdingTreeClassifier,
+        SettledHoeffdingTreeClassifier,
+    ):
         return None
+    assert tree is not None  # (a tree of one of the two types; mypy does not narrow a tuple membership)
     if len(learner._classes) < 2:
         return None  # {} or a single class: the learner answers without the tree
     if getattr(learner, "_complete_names", ()):

@@ -65,6 +65,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("learners.features", "FeatureScaler"): "River's StandardScaler with its own transform_one: the same "
     "__setstate__ (adds a default and updates __dict__)",
     ("learners.window", "WindowRefit"): _PLAIN,
+    ("learners.settled_tree", "SettledHoeffdingTreeClassifier"): _PLAIN + " (River's tree, its own leaves)",
+    ("learners.settled_tree", "SettledLeafNaiveBayesAdaptive"): _PLAIN + " (River's leaf, one more float)",
     # numpy: arrays travel as _frombuffer(buffer, dtype, shape, order), a view of bytes the pickle holds (reshape
     # checks the size); scalars as scalar(dtype, bytes) (checks the bytes fit the dtype); dtype(str, align, copy)
     # builds a descriptor and allocates no data.
@@ -212,6 +214,10 @@ LEGACY: frozenset[tuple[str, str]] = frozenset(
         # written by earlier releases still hold them).
         ("river.tree.splitter.ebst_splitter", "EBSTNode"),
         ("river.tree.splitter.ebst_splitter", "EBSTNode._update_estimator_univariate"),
+        # River's own classification tree and its adaptive leaf, as every release before learners.settled_tree
+        # (session 33) pickled a hoeffding_tree classifier (artifacts and checkpoints still hold them).
+        ("river.tree.hoeffding_tree_classifier", "HoeffdingTreeClassifier"),
+        ("river.tree.nodes.htc_nodes", "LeafNaiveBayesAdaptive"),
     }
 )
 

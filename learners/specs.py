@@ -154,6 +154,10 @@ def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, An
 
         module = forest if kind == "adaptive_random_forest" else tree
         cls = getattr(module, clf if task == "classification" else reg)
+        if kind == "hoeffding_tree" and task == "classification":
+            from learners.settled_tree import SettledHoeffdingTreeClassifier
+
+            cls = SettledHoeffdingTreeClassifier  # River's, its new leaves settled first (issue 13)
         params = _check(cls, params, kind)
         if seeded and "seed" not in params:
             params = {**params, "seed": seed}
