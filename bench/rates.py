@@ -80,6 +80,10 @@ def score_rate(stamps_ms: Sequence[float], window_s: float = WINDOW_S) -> dict[s
 def per_second(sent_ms: Sequence[float], latency_ms: Sequence[float], q: float = 99.0) -> list[float]:
     """The ``q`` percentile of the latencies of the events sent in each second of the phase (from the first send).
 
+    A last second holding under half the median second's events is dropped: the bench's producer ran a little
+    behind its schedule and spilled a few events past the phase's last whole second, and a p99 of a handful of
+    events is not a second's.
+
     >>> per_second([0, 10, 1000, 1500], [5.0, 7.0, 30.0, 2.0], 100)
     [7.0, 30.0]
     """
@@ -89,7 +93,10 @@ def per_second(sent_ms: Sequence[float], latency_ms: Sequence[float], q: float =
     by_second: dict[int, list[float]] = {}
     for t, lat in zip(sent_ms, latency_ms, strict=True):
         by_second.setdefault(int((t - t0) // 1000), []).append(lat)
-    return [percentile(v, q, 0.0) or 0.0 for _, v in sorted(by_second.items())]
+    seconds = [v for _, v in sorted(by_second.items())]
+    if len(seconds) > 1 and len(seconds[-1]) < statistics.median(len(v) for v in seconds[:-1]) / 2:
+        seconds.pop()
+    return [percentile(v, q, 0.0) or 0.0 for v in seconds]
 
 
 def kept_up(

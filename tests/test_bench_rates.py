@@ -56,6 +56,16 @@ def test_per_second_p99_groups_events_by_the_second_they_were_sent() -> None:
     assert per_second(sent, lat, 100.0) == [5.0, 400.0, 90.0]
 
 
+def test_per_second_drops_a_last_second_of_a_few_spilled_events() -> None:
+    # Five events spilled into a fourth second.
+    sent = _steady(200, 3) + [1_000_000.0 + 3000.0 + i for i in range(5)]
+    lat = [5.0] * 600 + [1.0] * 5
+    assert per_second(sent, lat, 99.0) == [5.0, 5.0, 5.0]
+    # A last second with half the events or more is a second of the phase.
+    half = _steady(200, 3) + [1_000_000.0 + 3000.0 + i for i in range(100)]
+    assert per_second(half, [5.0] * 600 + [1.0] * 100, 99.0) == [5.0, 5.0, 5.0, 1.0]
+
+
 def test_a_worker_that_keeps_up_through_a_stall_is_not_flagged() -> None:
     sent = _steady(1000, 8)
     done = [t + 5.0 for t in sent]
