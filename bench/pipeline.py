@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.data import Row, feature_value, publish_release, raw_producer, release_record
 from bench.env import busy_seconds, cpu_seconds, progress
+from bench.rates import latency_phase, score_rate
 from connectors.kafka_client import client_config
 from connectors.producer import PRODUCER_DEFAULTS
 from driftline.settings import Settings
@@ -119,11 +120,17 @@ def score_throughput(
     cpu = cpu_seconds(worker.pid) - cpu0
     stamps = [s.kafka_ts_ms for s in seen]
     span_s = (max(stamps) - min(stamps)) / 1000.0
+    cpu_us = cpu / max(1, len(rows) - n0) * 1e6 if cpu > 0 else None
     return {
         "score_eps": (len(rows) - 1) / span_s if span_s > 0 else 0.0,
         "score_span_s": span_s,
+        "score_events": len(rows),
+        # The median of the phase's half-second windows, with their spread: what the latency phase halves.
+        **score_rate(stamps),
         # None when no CPU tick (10 ms) passed after the first prediction: a tiny run the worker scored at once.
-        "score_cpu_us": cpu / max(1, len(rows) - n0) * 1e6 if cpu > 0 else None,
+        "score_cpu_us": cpu_us,
+        # The rate the worker's CPU per event would sustain were all its threads' work serialised on one core.
+        "score_cpu_eps": 1e6 / cpu_us if cpu_us else None,
         "null_predictions": sum(
             1 for s in seen if reader.codec.decode("Prediction", s.value)["prediction"] is None
         ),
@@ -198,7 +205,8 @@ def latency_at_rate(
     finally:
         gc.enable()
     seen = reader.wait_for([r[0] for r in rows], timeout)
-    lat = [max(0.0, s.kafka_ts_ms - sent_ms[r[0]]) for r, s in zip(rows, seen, strict=True)]
+    sent = [sent_ms[r[0]] for r in rows]
+    lat = [max(0.0, s.kafka_ts_ms - t) for t, s in zip(sent, seen, strict=True)]
     visible = [max(0.0, s.received_ms - sent_ms[r[0]]) for r, s in zip(rows, seen, strict=True)]
     extra: dict[str, float] = {}
     if worker is not None and before is not None:
@@ -215,6 +223,7 @@ def latency_at_rate(
         "latency_p50_ms": percentile(lat, 50, 0.0),
         "latency_p99_ms": percentile(lat, 99, 0.0),
         "latency_max_ms": max(lat),
+        **latency_phase(sent, [s.kafka_ts_ms for s in seen], rate, achieved),
         "visible_latency_p50_ms": percentile(visible, 50, 0.0),
         "visible_latency_p99_ms": percentile(visible, 99, 0.0),
     }

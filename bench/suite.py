@@ -55,6 +55,10 @@ class Options:
     """How big a run is. ``quick`` keeps the whole run to a few minutes."""
 
     events: int = 50_000
+    # Events of the score phase (pre-filled; ``None``: three times ``events``). It sets the latency phase's rate,
+    # so it must last long enough to be a rate: 20,000 events took 0.7-1.7 s and one quiet second read 29,196/s,
+    # twice what the worker then kept up with (BENCHMARKS.md, session 33). Everything else uses ``events``.
+    score_events: int | None = None
     latency_seconds: float = 15.0
     releases: int = 20
     stall: bool = True
@@ -90,21 +94,33 @@ def _create_topic(settings: Settings, name: str) -> None:
     time.sleep(0.5)  # leaders elected
 
 
+def _range(out: dict[str, Any]) -> str:
+    if out.get("score_window_eps_median") is None:
+        return "(too short for one)"
+    return (
+        f"median {out['score_window_eps_median']:.0f}/s, {out['score_window_eps_min']:.0f}-"
+        f"{out['score_window_eps_max']:.0f} over {len(out['score_window_eps'])}"
+    )
+
+
 def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     """Every per-model figure for ``kind`` (a learner kind of ``learners.specs``)."""
     codec = default_codec()
     short = MODELS.get(kind, kind)
     spec = LearnerSpec(kind)
-    rows = make_rows(opts.events, seed=1)
-    train_rows = make_rows(2000, seed=2, start=opts.events)
+    # The score phase's rows begin with ``rows`` (the same seed gives the same rows, longer): the labels, the
+    # hand-written loop and the latency phase use the first ``events`` of them.
+    score_rows = make_rows(max(opts.events, opts.score_events or 3 * opts.events), seed=1)
+    rows = score_rows[: opts.events]
+    train_rows = make_rows(2000, seed=2, start=len(score_rows))
     settings = env.settings(f"score-{short}", kind)
     env.ensure_topics(settings)
     served = pretrained(spec, train_rows)
     publish_release(
         settings, codec, release_record(settings, served, 1, env.signing_key), raw_producer(settings)
     )
-    progress(f"{kind}: pre-filling {len(rows)} features")
-    fill_features(settings, codec, rows)
+    progress(f"{kind}: pre-filling {len(score_rows)} features")
+    fill_features(settings, codec, score_rows)
     out: dict[str, Any] = {"events": len(rows)}
     naive_topic = f"{env.prefix}naive-{short}.predictions"
     _create_topic(settings, naive_topic)
@@ -117,19 +133,27 @@ def bench_model(env: BenchEnv, kind: str, opts: Options) -> dict[str, Any]:
     naive_loop(settings, codec, served, len(rows), naive_topic)
     reader = PredictionReader(settings, codec).start()
     try:
-        progress(f"{kind}: one score worker through {len(rows)} events")
+        progress(f"{kind}: one score worker through {len(score_rows)} events")
         scorer = env.start_worker("score", settings.model.name, kind)
-        out.update(score_throughput(reader, rows, scorer, timeout=max(120.0, len(rows) / 500)))
-        progress(f"{kind}: score {out['score_eps']:.0f} events/s")
+        out.update(score_throughput(reader, score_rows, scorer, timeout=max(120.0, len(score_rows) / 500)))
+        progress(
+            f"{kind}: score {out['score_eps']:.0f} events/s over {out['score_span_s']:.1f} s; "
+            f"{out['score_window_s']:g} s windows {_range(out)}"
+        )
 
-        rate = max(10.0, out["score_eps"] / 2)
+        # Half the maximum rate (issue 16): the median of the score phase's windows, not one moment of it.
+        rate = max(10.0, out["score_rate_eps"] / 2)
         n_lat = max(100, int(rate * opts.latency_seconds))
         # One id per event sent: the rows repeat when the phase outlasts them, and a repeated id would match an
         # event's send time with the other copy's prediction (the reader keeps one Prediction per id).
         lat_rows = [(f"l{j}", x, y) for j, (_, x, y) in enumerate((rows * (1 + n_lat // len(rows)))[:n_lat])]
         progress(f"{kind}: latency at {rate:.0f} events/s for {n_lat} events")
         out.update(latency_at_rate(settings, codec, reader, lat_rows, rate, timeout=120, worker=scorer))
-        progress(f"{kind}: latency p50 {out['latency_p50_ms']:.1f} ms, p99 {out['latency_p99_ms']:.1f} ms")
+        progress(
+            f"{kind}: latency p50 {out['latency_p50_ms']:.1f} ms, p99 {out['latency_p99_ms']:.1f} ms; per second "
+            f"p99 {out['latency_p99_by_second_ms']}; out/in {out['latency_out_vs_in'] or 0:.3f}"
+            + (" (the worker fell behind)" if out["latency_fell_behind"] else "")
+        )
 
         second = env.start_worker("score", settings.model.name, kind, tag="b")
         wait_served([scorer, second], settings.model.name, 1, 60)
@@ -214,6 +238,11 @@ PER_MODEL_KEYS = (
     "lifecycle_batch_vs_river_learn",
     "latency_p99_ms",
     "latency_rate_eps",
+    "latency_p99_s_median_ms",
+    "latency_p99_s_max_ms",
+    "latency_fell_behind",
+    "score_rate_eps",
+    "score_window_spread",
 )
 
 
@@ -256,7 +285,8 @@ def run_bench(base: Settings, opts: Options) -> dict[str, Any]:
                 result[f"{MODELS.get(kind, kind)}_{key}"] = figures[key]
     result["headline_model"] = HEADLINE if HEADLINE in result["models"] else next(iter(result["models"]))
     result["options"] = {
-        k: getattr(opts, k) for k in ("events", "latency_seconds", "releases", "soak", "soak_model")
+        k: getattr(opts, k)
+        for k in ("events", "score_events", "latency_seconds", "releases", "soak", "soak_model")
     }
     result["elapsed_s"] = time.time() - started
     return result
@@ -268,6 +298,11 @@ def render(result: dict[str, Any]) -> str:
         ("score worker (events/s)", "score_eps", "{:,.0f}"),
         ("hand-written loop (events/s)", "naive_loop_eps", "{:,.0f}"),
         ("  ratio score/naive", "score_vs_naive", "{:.2f}x"),
+        ("  score phase (events)", "score_events", "{:,.0f}"),
+        ("  its windows' median (events/s)", "score_window_eps_median", "{:,.0f}"),
+        ("  windows' min (events/s)", "score_window_eps_min", "{:,.0f}"),
+        ("  windows' max (events/s)", "score_window_eps_max", "{:,.0f}"),
+        ("  spread (max-min)/median", "score_window_spread", "{:.2f}"),
         ("score worker CPU (us/event)", "score_cpu_us", "{:.0f}"),
         ("hand-written loop CPU (us/event)", "naive_cpu_us", "{:.0f}"),
         ("  ratio by CPU time", "score_vs_naive_cpu", "{:.2f}x"),
@@ -290,10 +325,15 @@ def render(result: dict[str, Any]) -> str:
         ("  ratio learn_batch/river_learn", "lifecycle_batch_vs_river_learn", "{:.2f}x"),
         ("labels -> join -> train (examples/s)", "labels_learn_eps", "{:,.0f}"),
         ("latency rate (events/s)", "latency_rate_eps", "{:,.0f}"),
+        ("  events in the phase", "latency_n", "{:,.0f}"),
+        ("  predictions out / events in", "latency_out_vs_in", "{:.3f}"),
+        ("  worker fell behind", "latency_fell_behind", "{}"),
         ("  worker CPU (us/event)", "latency_cpu_us", "{:.0f}"),
         ("  mean batch", "latency_mean_batch", "{:.1f}"),
         ("latency p50 (ms)", "latency_p50_ms", "{:.1f}"),
         ("latency p99 (ms)", "latency_p99_ms", "{:.1f}"),
+        ("  per-second p99s' median (ms)", "latency_p99_s_median_ms", "{:.1f}"),
+        ("  per-second p99s' max (ms)", "latency_p99_s_max_ms", "{:.1f}"),
         ("visible latency p99 (ms)", "visible_latency_p99_ms", "{:.1f}"),
         ("release to 2 scorers p50 (ms)", "release_to_scorers_p50_ms", "{:.0f}"),
         ("release to 2 scorers p99 (ms)", "release_to_scorers_p99_ms", "{:.0f}"),

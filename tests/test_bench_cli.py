@@ -41,6 +41,7 @@ def test_tiny_bench_reports_every_key_and_each_is_what_it_says(redis_url: str) -
     # The run did what it was asked: 2000 events scored and learned, latency events at half the score rate.
     assert result["options"] == {
         "events": 2000,
+        "score_events": None,
         "latency_seconds": 1.0,
         "releases": 2,
         "soak": 3000,
@@ -53,9 +54,25 @@ def test_tiny_bench_reports_every_key_and_each_is_what_it_says(redis_url: str) -
         model["events"] == 2000 and model["null_predictions"] == 0
     )  # the pre-trained release served them all
     assert model["n_learned"] >= 2000
-    assert model["latency_n"] == max(100, int(max(10.0, model["score_eps"] / 2) * 1.0))
+    # The score phase ran three times the events (the default), and the latency phase at half its rate: the
+    # median of its half-second windows when it held three, else its rate first to last.
+    assert model["score_events"] == 6000
+    assert math.isclose(model["score_eps"], (6000 - 1) / model["score_span_s"])
+    windows = model["score_window_eps"]
+    assert len(windows) == int(model["score_span_s"] / 0.5 + 1e-9)
+    if len(windows) >= 3:
+        assert model["score_rate_eps"] == model["score_window_eps_median"]
+        assert min(windows) == model["score_window_eps_min"] <= model["score_rate_eps"] <= max(windows)
+    else:
+        assert model["score_rate_eps"] == model["score_eps"]
+    assert model["latency_n"] == max(100, int(max(10.0, model["score_rate_eps"] / 2) * 1.0))
+    assert model["latency_rate_eps"] == max(10.0, model["score_rate_eps"] / 2)
+    # The latency phase's p99 beside what judges it: its per-second p99s and whether the worker kept up.
+    assert model["latency_p99_s_max_ms"] == max(model["latency_p99_by_second_ms"])
+    assert model["latency_p99_s_max_ms"] <= model["latency_max_ms"]
+    assert isinstance(model["latency_fell_behind"], bool) and 0 < model["latency_out_vs_in"] <= 1
+    assert result["lr_latency_fell_behind"] == model["latency_fell_behind"]
     # Each figure is the quotient it names, and the headline keys are the headline model's.
-    assert math.isclose(model["score_eps"], (2000 - 1) / model["score_span_s"])
     for ratio, num, den in (
         ("score_vs_naive", "score_eps", "naive_loop_eps"),
         ("score_vs_river_predict", "score_eps", "river_predict_eps"),
@@ -125,4 +142,23 @@ def test_render_puts_each_figure_in_its_model_column_formatted() -> None:
     assert rows["latency p99 (ms)"] == ["3.0", "12.0"]
     assert rows["score worker CPU (us/event)"] == ["42", "-"]
     assert rows["visible latency p99 (ms)"] == ["-", "-"]  # in neither model
+    assert rows["worker fell behind"] == ["-", "-"]
+
+
+def test_render_shows_the_score_windows_and_what_judges_the_p99() -> None:
+    lr = {key: 1.0 for key in HEADLINE_KEYS}
+    lr.update(score_events=60_000, score_window_eps_median=14_321.0, score_window_spread=0.234)
+    lr.update(
+        latency_n=57_284, latency_p99_s_median_ms=14.0, latency_fell_behind=True, latency_out_vs_in=0.81
+    )
+    machine = {"nproc": 2, "cpu_model": "cpu", "ram_gb": 1.0, "python": "3.11", "river": "0.26"}
+    machine.update(faust_streaming="0.11", librdkafka="2.4")
+    lines = render({"models": {"logistic_regression": lr}, "machine": machine}).splitlines()
+    rows = {line[:32].strip(): line[32:].split() for line in lines[1:] if not line.startswith("machine:")}
+    assert rows["score phase (events)"] == ["60,000"]
+    assert rows["its windows' median (events/s)"] == ["14,321"]
+    assert rows["spread (max-min)/median"] == ["0.23"]
+    assert rows["events in the phase"] == ["57,284"]
+    assert rows["per-second p99s' median (ms)"] == ["14.0"]
+    assert rows["worker fell behind"] == ["True"] and rows["predictions out / events in"] == ["0.810"]
     assert lines[-1].startswith("machine: 2 CPUs, cpu, 1.0 GB RAM; Python 3.11, River 0.26")

@@ -24,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a smaller run that finishes in a few minutes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--events", type=int, help="events per measurement (default 50000, 20000 with --quick)")
+    p.add_argument(
+        "--score-events",
+        type=int,
+        help="events of the score phase, whose windows' median rate the latency phase halves (default 3x --events)",
+    )
     p.add_argument("--releases", type=int, help="releases timed per model for release-to-scorers")
     p.add_argument("--latency-seconds", type=float, help="how long to produce at half rate for latency")
     p.add_argument(
@@ -59,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         key: value
         for key, value in {
             "events": args.events,
+            "score_events": args.score_events,
             "releases": args.releases,
             "latency_seconds": args.latency_seconds,
             "trainer_models": args.trainer_models,
