@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
-from driftline.errors import ArtifactError, ConfigError, LearnerError, SecurityError
+from driftline.errors import ArtifactError, ArtifactTooLarge, ConfigError, LearnerError, SecurityError
 from learners import policies, safe_pickle
 from learners import pool as pool_module
 from learners.batch import BatchContext
@@ -126,12 +126,15 @@ class Release:
 @dataclass
 class Withheld:
     """A release the lifecycle did not make: the scorers' loader would refuse its artifact
-    (:func:`learners.safe_pickle.check_loadable`: over the size or object cap, a class outside the allow-list).
-    The served model and version stay, and the next release's parent is still the served version.
+    (:func:`learners.safe_pickle.check_loadable`: over the size or object cap, a class outside the allow-list),
+    or no record could carry it. The served model and version stay, and the next release's parent is still the
+    served version.
 
     ``problem`` is the ``driftline_releases_rejected_total`` reason a scorer would have counted (``allow_list``,
-    ``load``), ``message`` the loader's words. ``fresh`` is False when the same champion was refused a moment ago
-    and was not checked again (:data:`WITHHELD_RECHECK`): count and log only the fresh ones."""
+    ``load``), or ``too_large`` for an artifact over :attr:`ModelLifecycle.max_payload` (``model.max_inline_bytes``
+    with no artifact store to carry it); ``message`` the loader's words. ``fresh`` is False when the same champion
+    was refused a moment ago and was not checked again (:data:`WITHHELD_RECHECK`): count and log only the fresh
+    ones."""
 
     reason: str  # the release it would have been: incremental | challenger | manual | ...
     problem: str
@@ -186,6 +189,9 @@ class ModelLifecycle:
     # Whether each release's artifact is first checked with the scorers' loader rules (``Withheld``). The train
     # worker turns it on; in-process replay and benchmarks, with no scorer to refuse anything, leave it off.
     check_artifacts = False
+    # The longest artifact payload a release may carry (the train worker sets ``model.max_inline_bytes`` when no
+    # ``model.artifact_store`` is configured); None: no limit. Checked with ``check_artifacts`` only.
+    max_payload: int | None = None
     _checks = 0  # artifacts checked (``FULL_CHECK_EVERY``)
     _checked_bytes = 0  # the pickle's length at the last full check (``CHECK_GROWTH``); 0: a new champion
     # The last refusal: (the refused model object's id, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
@@ -320,9 +326,13 @@ class ModelLifecycle:
                     served.model,
                     scan=periodic,
                     unpickle_above=-1 if periodic else int(self._checked_bytes * CHECK_GROWTH),
+                    max_payload=self.max_payload,
                 )
             except (SecurityError, ArtifactError) as exc:
-                problem = "allow_list" if isinstance(exc, SecurityError) else "load"
+                if isinstance(exc, ArtifactTooLarge):
+                    problem = "too_large"
+                else:
+                    problem = "allow_list" if isinstance(exc, SecurityError) else "load"
                 refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
                 self._withheld = (id(lineage.model), lineage.n_learned, refused)
                 return refused

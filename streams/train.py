@@ -183,8 +183,7 @@ class Trainer(TrainerControl):
         self.key = s.model.signing_key.get().encode()
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
-        # Never publish what the scorers' loader would refuse (learners.lifecycle.Withheld).
-        self.lifecycle.check_artifacts = True
+        self._check_artifacts()
         # The newest release withheld since this trainer started (``status`` says it), and how many were.
         self.withheld: dict[str, Any] | None = None
         self.withheld_count = 0
@@ -251,6 +250,12 @@ class Trainer(TrainerControl):
                 latest,
             )
 
+    def _check_artifacts(self) -> None:
+        """Never publish what the scorers' loader would refuse, nor an artifact no record can carry (too large
+        to travel inline, no store to put it in): learners.lifecycle.Withheld, decided before the release."""
+        self.lifecycle.check_artifacts = True
+        self.lifecycle.max_payload = None if self.store else self.ctx.settings.model.max_inline_bytes
+
     def _status_commits(self) -> int:
         try:
             raw = self._redis.hget(self._status_key, "commits")
@@ -278,7 +283,7 @@ class Trainer(TrainerControl):
     def restore_state(self, state: dict[str, Any]) -> None:
         configured = self.lifecycle  # built from this process's settings (file, environment, defaults)
         self.lifecycle = state["lifecycle"]
-        self.lifecycle.check_artifacts = True
+        self._check_artifacts()
         self._reapply_configured(configured, state["live_sets"])
         self.offsets = state["offsets"]
         self.seen = state["seen"]
@@ -502,12 +507,22 @@ class Trainer(TrainerControl):
             "count": self.withheld_count,
             "at": now_ms(),
         }
+        if event.problem == "too_large":
+            why, fix = (
+                "no record can carry its artifact",
+                "Set model.artifact_store (a directory the trainer and the scorers share) or raise "
+                "model.max_inline_bytes, or use a smaller learner (model.learner)",
+            )
+        else:
+            why, fix = (
+                "the scorers' loader would refuse it",
+                "A model that grew past the loader's caps needs a smaller learner (model.learner) or a "
+                "rollback/promote of an older version",
+            )
         self.security_log().warning(
             f"withheld releases of model {model}",
             event.problem,
-            "release of %s withheld (%s, n_learned=%d): the scorers' loader would refuse it (%s); v%d stays the "
-            "champion. A model that grew past the loader's caps needs a smaller learner (model.learner) or a "
-            "rollback/promote of an older version",
+            f"release of %s withheld (%s, n_learned=%d): {why} (%s); v%d stays the champion. {fix}",
             model,
             event.reason,
             event.n_learned,

@@ -109,10 +109,21 @@ def render(status: dict[str, Any]) -> str:
                 lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
         withheld = live.get("withheld") if live else None
         if withheld:
+            problem = withheld.get("problem")
+            why = (
+                "too large to publish inline and no artifact store"
+                if problem == "too_large"
+                else "the scorers' loader would refuse them"
+            )
+            fix = (
+                "; fix: set model.artifact_store or raise model.max_inline_bytes"
+                if problem == "too_large"
+                else ""
+            )
             lines.append(
-                f"    {withheld.get('count', 1):,} release(s) WITHHELD by the trainer (the scorers' loader would "
-                f"refuse them, {withheld.get('problem')}), newest {_when(int(withheld.get('at', 0)))}: "
-                f"{str(withheld.get('message', ''))[:120]}; v{withheld.get('served_version')} stays the champion"
+                f"    {withheld.get('count', 1):,} release(s) WITHHELD by the trainer ({why}, {problem}), newest "
+                f"{_when(int(withheld.get('at', 0)))}: {str(withheld.get('message', ''))[:120]}; "
+                f"v{withheld.get('served_version')} stays the champion{fix}"
             )
         if live and live.get("held_candidate"):
             lines.append("    a candidate is HELD for approval: `driftline models promote held` to serve it")
