@@ -184,7 +184,9 @@ class Trainer(TrainerControl):
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
         self._check_artifacts()
-        # The newest release withheld since this trainer started (``status`` says it), and how many were.
+        # The newest release withheld since the last one published (``status`` says it), and how many were; in
+        # the state, so a restart or a move to another trainer does not hide it. A release published clears it:
+        # every release makes the released lineage the champion, so the champion is loadable again.
         self.withheld: dict[str, Any] | None = None
         self.withheld_count = 0
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
@@ -278,6 +280,8 @@ class Trainer(TrainerControl):
             "discarded": self.discarded,
             "watch": self.watch,
             "commits": self.commits,
+            "withheld": self.withheld,
+            "withheld_count": self.withheld_count,
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -295,6 +299,9 @@ class Trainer(TrainerControl):
         self.discarded = int(state.get("discarded", 0))  # absent from states saved before it was counted
         self.watch = state["watch"]
         self.commits = int(state.get("commits", 0))
+        # Absent from states saved before session 33's fixes33b.
+        self.withheld = state.get("withheld")
+        self.withheld_count = int(state.get("withheld_count", 0))
         self._served_at = None
 
     def _reapply_configured(self, configured: ModelLifecycle, live_sets: dict[str, Any]) -> None:
@@ -576,6 +583,7 @@ class Trainer(TrainerControl):
             ctx.model,
         )
         self.released += 1
+        self.withheld, self.withheld_count = None, 0  # the champion is the released (loadable) model now
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision, parsed)
