@@ -48,10 +48,12 @@ end
 """
 
 # For each id: already joined -> skip; else store, and hand back a parked label (the caller joins now; the label
-# stays until mark_joined, so a crash before that replays the join instead of losing it). An id twice in one call
-# (a producer's duplicate event, sent again at once) hands its label back once: handed back twice, the label was
-# joined to both and `training` carried two examples of one label, while a label arriving after the duplicate
-# events is joined once (session 33, docs/experiments/contract33.py).
+# stays until mark_joined, so a crash before that replays the join instead of losing it). A parked label is
+# claimed by the first prediction that takes it, named by its token (the features record's topic, partition and
+# offset): until mark_joined it is handed back again only for that same record, scored again after a crash; a
+# duplicate event (another record with the same id, in this call or a later one, before the first is marked
+# joined) gets nothing, else the label was joined to both and `training` carried two examples of one label
+# (session 33, docs/experiments/contract33.py and fixes33b). Without a token (''), a label is handed back once.
 _PUT_PREDICTIONS = (
     _INDEXES
     + """
@@ -59,17 +61,19 @@ local p = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local out = {}
-local handed = {}
 redis.call('SET', p .. ':ttl_ms', ttl, 'PX', ttl)
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local id = ARGV[i]
+  local token = ARGV[i + 2]
   if redis.call('EXISTS', p .. ':done:' .. id) == 0 then
-    local lbl = (not handed[id]) and get_string(p .. ':lbl:' .. id)
+    local lbl = get_string(p .. ':lbl:' .. id)
     if lbl then
-      handed[id] = true
-      table.insert(out, id)
-      table.insert(out, lbl)
-      redis.call('SET', p .. ':claim:' .. id, 'scorer', 'PX', ttl)
+      local claim = get_string(p .. ':claim:' .. id)
+      if not claim or (token ~= '' and claim == token) then
+        table.insert(out, id)
+        table.insert(out, lbl)
+        redis.call('SET', p .. ':claim:' .. id, token ~= '' and token or 'scorer', 'PX', ttl)
+      end
     end
     redis.call('SET', p .. ':ctx:' .. id, ARGV[i + 1], 'PX', ttl)
     redis.call('ZADD', p .. ':pending', now + ttl, id)
@@ -320,13 +324,21 @@ class JoinStore:
                 f"cannot reach Redis at {self._url_for_errors}: {exc}; is the stack up? run `driftline stack up`"
             ) from exc
 
-    def put_predictions(self, items: Sequence[tuple[str, bytes]], now_ms: int) -> list[tuple[str, bytes]]:
-        """Store prediction contexts; returns ``(id, label_bytes)`` for labels that were parked waiting for them."""
+    def put_predictions(
+        self, items: Sequence[tuple[str, bytes]], now_ms: int, tokens: Sequence[str] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """Store prediction contexts; returns ``(id, label_bytes)`` for labels that were parked waiting for them.
+
+        ``tokens`` name each prediction's input record (the features record's topic, partition and offset): a
+        parked label is claimed by the first that takes it until :meth:`mark_joined`, so a duplicate event in
+        between gets nothing, while the same record scored again after a crash (same token) gets the label again.
+        Without tokens a parked label is handed back once.
+        """
         if not items:
             return []
         args: list[Any] = [now_ms, self.ttl_ms]
-        for id_, ctx in items:
-            args += [id_, ctx]
+        for (id_, ctx), token in zip(items, tokens or [""] * len(items), strict=True):
+            args += [id_, ctx, token]
         flat = self._call(self._put, args)
         return [(_s(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
 

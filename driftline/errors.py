@@ -21,6 +21,10 @@ class ArtifactError(DriftlineError, ValueError):
     """A model artifact cannot be built or loaded."""
 
 
+class ArtifactTooLarge(ArtifactError):
+    """A model artifact is over ``model.max_inline_bytes`` and no ``model.artifact_store`` is configured to carry it."""
+
+
 class SecurityError(ArtifactError):
     """A model artifact failed verification (signature, digest, version or allow-list)."""
 

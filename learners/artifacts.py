@@ -40,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from driftline.errors import ArtifactError, SecurityError
+from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
 from driftline.util import json_depth
 from learners import safe_pickle
 
@@ -261,7 +261,7 @@ def build_release(
     ref: str | None = None
     if len(payload) > max_inline_bytes:
         if store is None:
-            raise ArtifactError(
+            raise ArtifactTooLarge(
                 f"model {name!r} v{version}: payload of {len(payload)} bytes exceeds max_inline_bytes="
                 f"{max_inline_bytes} and no artifact store is configured"
             )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from driftline.config import DriftConfig, GuardConfig, LearnerSpec
-from driftline.errors import ArtifactError, ConfigError, LearnerError, SecurityError
+from driftline.errors import ArtifactError, ArtifactTooLarge, ConfigError, LearnerError, SecurityError
 from learners import policies, safe_pickle
 from learners import pool as pool_module
 from learners.batch import BatchContext
@@ -126,12 +126,15 @@ class Release:
 @dataclass
 class Withheld:
     """A release the lifecycle did not make: the scorers' loader would refuse its artifact
-    (:func:`learners.safe_pickle.check_loadable`: over the size or object cap, a class outside the allow-list).
-    The served model and version stay, and the next release's parent is still the served version.
+    (:func:`learners.safe_pickle.check_loadable`: over the size or object cap, a class outside the allow-list),
+    or no record could carry it. The served model and version stay, and the next release's parent is still the
+    served version.
 
     ``problem`` is the ``driftline_releases_rejected_total`` reason a scorer would have counted (``allow_list``,
-    ``load``), ``message`` the loader's words. ``fresh`` is False when the same champion was refused a moment ago
-    and was not checked again (:data:`WITHHELD_RECHECK`): count and log only the fresh ones."""
+    ``load``), or ``too_large`` for an artifact over :attr:`ModelLifecycle.max_payload` (``model.max_inline_bytes``
+    with no artifact store to carry it); ``message`` the loader's words. ``fresh`` is False when the same champion
+    was refused a moment ago and was not checked again (:data:`WITHHELD_RECHECK`): count and log only the fresh
+    ones."""
 
     reason: str  # the release it would have been: incremental | challenger | manual | ...
     problem: str
@@ -186,6 +189,9 @@ class ModelLifecycle:
     # Whether each release's artifact is first checked with the scorers' loader rules (``Withheld``). The train
     # worker turns it on; in-process replay and benchmarks, with no scorer to refuse anything, leave it off.
     check_artifacts = False
+    # The longest artifact payload a release may carry (the train worker sets ``model.max_inline_bytes`` when no
+    # ``model.artifact_store`` is configured); None: no limit. Checked with ``check_artifacts`` only.
+    max_payload: int | None = None
     _checks = 0  # artifacts checked (``FULL_CHECK_EVERY``)
     _checked_bytes = 0  # the pickle's length at the last full check (``CHECK_GROWTH``); 0: a new champion
     # The last refusal: (the refused model object's id, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
@@ -320,9 +326,13 @@ class ModelLifecycle:
                     served.model,
                     scan=periodic,
                     unpickle_above=-1 if periodic else int(self._checked_bytes * CHECK_GROWTH),
+                    max_payload=self.max_payload,
                 )
             except (SecurityError, ArtifactError) as exc:
-                problem = "allow_list" if isinstance(exc, SecurityError) else "load"
+                if isinstance(exc, ArtifactTooLarge):
+                    problem = "too_large"
+                else:
+                    problem = "allow_list" if isinstance(exc, SecurityError) else "load"
                 refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
                 self._withheld = (id(lineage.model), lineage.n_learned, refused)
                 return refused
@@ -764,17 +774,21 @@ class ModelLifecycle:
         if rollback is not None:
             previous, version = self._probation.previous, self._probation.version
             assert previous is not None and version is not None  # a decision comes only while on probation
-            self._lineage = previous.copy()
             # A challenger started by a drift alarm stays: the same drift often causes both, and dropping it
             # would leave the rolled-back model alone against the new concept.
-            return [self._release(previous, "rollback", rollback, index, version)]
+            event = self._release(previous, "rollback", rollback, index, version)
+            if isinstance(event, Release):  # withheld: the served model stays the champion (``Withheld``)
+                self._lineage = previous.copy()
+            return [event]
         events: list[Event] = []
         decision, promoted = self._challenger.decide(index, self._lineage.model, self._judge)
         if decision is not None:
             if promoted is not None:
-                self._lineage = promoted
-                self._held = None
-                return [self._release(promoted, "challenger", decision, index, self.served_version)]
+                event = self._release(promoted, "challenger", decision, index, self.served_version)
+                if isinstance(event, Release):  # withheld: the served model stays the champion (``Withheld``)
+                    self._lineage = promoted
+                    self._held = None
+                return [event]
             # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
             if decision.outcome == "hold" and self._challenger.lineage is not None:
                 self._held = (self._challenger.lineage.copy(), decision)
@@ -804,11 +818,10 @@ class ModelLifecycle:
         if decision is None:
             return events
         if decision.outcome == "promote":
-            self._held = None
-            return [
-                *events,
-                self._release(self._lineage, "incremental", decision, index, self.served_version),
-            ]
+            event = self._release(self._lineage, "incremental", decision, index, self.served_version)
+            if isinstance(event, Release):  # withheld: a candidate held for the operator is still there
+                self._held = None
+            return [*events, event]
         if decision.outcome == "hold":
             self._held = (self._lineage.copy(), decision)
         if reference_failed(decision):
@@ -860,33 +873,41 @@ class ModelLifecycle:
             for key, value in args.items():
                 self._set(key, value)
             return []
+        # A promote or rollback whose release is withheld (``Withheld``: the scorers could not load it) changes
+        # nothing: the champion, a held candidate and the challenger stay as they were, as the served model does.
         if command == "promote":
             which = args.get("candidate", "held" if self._held else "champion")
             if which == "held" and self._held is not None:
                 lineage, _ = self._held
-                self._held = None
             elif which == "challenger" and self._challenger.lineage is not None:
                 lineage = self._challenger.lineage
-                self._challenger.drop()
             elif which == "champion":
                 lineage = self._lineage
             else:
                 raise LearnerError(f"promote: no {which!r} candidate (use held, challenger or champion)")
-            self._lineage = lineage
             manual = Decision(
                 "promote", "manual", which, {}, {"operator": True}, f"operator promoted the {which}"
             )
-            return [self._release(lineage, "manual", manual, None, self.served_version)]
+            event = self._release(lineage, "manual", manual, None, self.served_version)
+            if isinstance(event, Release):
+                if which == "held":
+                    self._held = None
+                elif which == "challenger":
+                    self._challenger.drop()
+                self._lineage = lineage
+            return [event]
         if command == "rollback":
             previous, version = self._probation.previous, self._probation.version
             if previous is None or version is None:
                 raise LearnerError("rollback: no previous version kept (probation over or nothing released)")
-            self._lineage = previous.copy()
-            self._challenger.drop()
             manual = Decision(
                 "rollback", "rollback", f"version {version}", {}, {"operator": True}, "operator rollback"
             )
-            return [self._release(previous, "rollback", manual, None, version)]
+            event = self._release(previous, "rollback", manual, None, version)
+            if isinstance(event, Release):
+                self._lineage = previous.copy()
+                self._challenger.drop()
+            return [event]
         raise LearnerError(f"unknown control command {command!r}")
 
     def adopt(
@@ -895,13 +916,11 @@ class ModelLifecycle:
         """Serve a model restored from an earlier release (``promote VERSION``, or a rollback past probation).
 
         The result is a new release (a new version, ``parent`` = the restored version) and the champion continues
-        from it.
+        from it; or :class:`Withheld` (the scorers could not load it), and nothing changes.
         """
         if reason not in ("manual", "rollback"):
             raise LearnerError(f"adopt: reason must be manual or rollback, got {reason!r}")
         lineage = Lineage(model, self._lineage.n_learned if n_learned is None else n_learned)
-        self._lineage = lineage
-        self._challenger.drop()
         outcome = "promote" if reason == "manual" else "rollback"
         decision = Decision(
             outcome,
@@ -911,7 +930,11 @@ class ModelLifecycle:
             {"operator": True},
             f"operator restored version {version}",
         )
-        return self._release(lineage, reason, decision, None, version)
+        event = self._release(lineage, reason, decision, None, version)
+        if isinstance(event, Release):
+            self._lineage = lineage
+            self._challenger.drop()
+        return event
 
     def _set(self, key: str, value: str) -> None:
         section, name, parsed = check_setting(key, value, self.guard, self.drift)

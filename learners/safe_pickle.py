@@ -58,7 +58,7 @@ import weakref
 import zlib
 from typing import Any
 
-from driftline.errors import ArtifactError, SecurityError
+from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
 from learners.pickle_allow import ALLOWED, BOUNDED, scan
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "dumps",
     "loads",
     "made",
+    "payload_bound",
 ]
 
 #: Value of the ``format`` field for what :func:`dumps` writes: pickle 5 whose River / driftline objects get
@@ -449,14 +450,16 @@ def sharing(model: object) -> bool:
 # makes a copy from the release pickle of the original and leaves that pickle here for the copy, with the copy's
 # learned mark (Learner.learned_mark); dumps() takes it once, if the copy has learned nothing since. A release
 # copies the champion and then pickles the copy: one pickle instead of two (~400 LR releases per 20,000 labels).
-_MADE: weakref.WeakKeyDictionary[Any, tuple[bytes, Any]] = weakref.WeakKeyDictionary()
+# The third item is the zlib payload when check_loadable had to compress it to know its size (``max_payload``).
+_MADE: weakref.WeakKeyDictionary[Any, tuple[bytes, Any, bytes | None]] = weakref.WeakKeyDictionary()
 _MADE_MAX = 512  # releases published after their batch: ~80 per 4,000 LR labels; never more than this kept
 
 
-def made(model: object, raw: bytes, mark: Any) -> None:
-    """Record that ``raw`` is :func:`compact` of ``model`` for as long as its ``learned_mark()`` is ``mark``."""
+def made(model: object, raw: bytes, mark: Any, payload: bytes | None = None) -> None:
+    """Record that ``raw`` is :func:`compact` of ``model`` (and ``payload`` its :func:`dumps`, if known) for as
+    long as its ``learned_mark()`` is ``mark``."""
     if len(_MADE) < _MADE_MAX:
-        _MADE[model] = (raw, mark)
+        _MADE[model] = (raw, mark, payload)
 
 
 def remade(model: object, before: Any, after: Any) -> None:
@@ -464,22 +467,41 @@ def remade(model: object, before: Any, after: Any) -> None:
     :class:`learners.snapshot.FrozenLinear` unpickled its River objects): a pickle recorded for it still stands."""
     entry = _MADE.get(model)
     if entry is not None and entry[1] == before:
-        _MADE[model] = (entry[0], after)
+        _MADE[model] = (entry[0], after, entry[2])
 
 
-def _made(model: object) -> bytes | None:
+def _made_entry(model: object) -> tuple[bytes, bytes | None] | None:
     try:
-        raw, mark = _MADE.pop(model)
+        raw, mark, payload = _MADE.pop(model)
     except (KeyError, TypeError):  # not recorded, or not weakly referenceable / hashable
         return None
     learned = getattr(model, "learned_mark", None)
-    return raw if learned is not None and learned() == mark else None
+    return (raw, payload) if learned is not None and learned() == mark else None
+
+
+def _made(model: object) -> bytes | None:
+    entry = _made_entry(model)
+    return None if entry is None else entry[0]
+
+
+def _compress(raw: bytes) -> bytes:
+    return zlib.compress(raw, 0 if len(raw) < _STORED_BELOW else _ZLIB_LEVEL)
+
+
+def payload_bound(raw_length: int) -> int:
+    """The longest :func:`dumps` payload a pickle of ``raw_length`` bytes can give (zlib's ``compressBound``):
+    a pickle whose bound is under a limit needs no compression to know it fits."""
+    n = raw_length
+    return n + (n >> 12) + (n >> 14) + (n >> 25) + 13
 
 
 def dumps(model: object) -> bytes:
     """Serialize ``model`` as :data:`FORMAT` bytes (compact pickle protocol 5, zlib)."""
-    raw = _made(model) or compact(model)
-    return zlib.compress(raw, 0 if len(raw) < _STORED_BELOW else _ZLIB_LEVEL)
+    entry = _made_entry(model)
+    if entry is None:
+        return _compress(compact(model))
+    raw, payload = entry
+    return _compress(raw) if payload is None else payload
 
 
 def _decompress(payload: bytes, max_bytes: int) -> bytes:
@@ -511,7 +533,9 @@ def loads(
     return _load_raw(raw, MAX_PICKLE_OBJECTS if max_objects is None else max_objects)
 
 
-def check_loadable(model: object, *, scan: bool = True, unpickle_above: int = -1) -> tuple[int, bool]:
+def check_loadable(
+    model: object, *, scan: bool = True, unpickle_above: int = -1, max_payload: int | None = None
+) -> tuple[int, bool]:
     """Raise what a scorer's :func:`loads` would raise for :func:`dumps` of ``model`` (:class:`SecurityError` or
     :class:`ArtifactError`), else return (the pickle's length, whether it was unpickled): the trainer never
     publishes an artifact no scorer could load.
@@ -524,16 +548,30 @@ def check_loadable(model: object, *, scan: bool = True, unpickle_above: int = -1
     arguments (:func:`learners.pickle_allow.scan`: over 90 % of the check for a forest, 80-190 ms of a 190 KB
     ARF) for a caller that scanned the same learner's pickle before: those arguments come from the
     configuration (an ADWIN's), not from what the model learned.
+
+    ``max_payload``: the longest :func:`dumps` payload the release may carry (``model.max_inline_bytes`` when no
+    artifact store is configured), else :class:`ArtifactTooLarge`. Its length is known only once compressed, so
+    the pickle is compressed only when :func:`payload_bound` of its length is over the limit (the payload is then
+    kept for the release's :func:`dumps` too).
     """
-    raw = _made(model) or compact(model)
+    entry = _made_entry(model)
+    raw, payload = entry if entry is not None else (compact(model), None)
     if len(raw) > MAX_PICKLE_BYTES:
         raise _refuse(f"payload decompresses to over {MAX_PICKLE_BYTES} bytes ({len(raw)})")
+    if max_payload is not None and payload_bound(len(raw)) > max_payload:
+        payload = payload or _compress(raw)
+        if len(payload) > max_payload:
+            raise ArtifactTooLarge(
+                f"payload of {len(payload)} bytes exceeds model.max_inline_bytes={max_payload} and no artifact "
+                "store is configured: set model.artifact_store (a directory the trainer and the scorers share) "
+                "or raise model.max_inline_bytes (within the broker's message.max.bytes)"
+            )
     unpickled = len(raw) > unpickle_above
     if unpickled:
         _load_raw(raw, MAX_PICKLE_OBJECTS, scan=scan)
     learned = getattr(model, "learned_mark", None)
     if learned is not None:
-        made(model, raw, learned())
+        made(model, raw, learned(), payload)
     return len(raw), unpickled
 
 

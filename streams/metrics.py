@@ -153,8 +153,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_releases_withheld_total", "counter", ("model", "reason"),
               "Trainer: releases not published because the scorers' loader would refuse their artifact (reason "
               "allow_list: over the size or object cap or a class outside the allow-list; load: it does not "
-              "unpickle); the served model stays the champion. Counted once per check (at most one per 500 labels "
-              "of the same champion).", "releases_withheld"),
+              "unpickle) or no record can carry it (too_large: over model.max_inline_bytes with no "
+              "model.artifact_store); the served model stays the champion. Counted once per check (at most one "
+              "per 500 labels of the same champion).", "releases_withheld"),
     MetricDoc("driftline_changelog_rejected_total", "counter", ("reason",),
               "Trainer: changelog records refused at restore, per reason (signature: not sealed with the signing "
               "key; tombstone; model: a state sealed for another model; stale: a record older than one read before "

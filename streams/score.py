@@ -71,6 +71,9 @@ class Scored:
     scored_at: int
     contexts: list[tuple[str, bytes]] = field(default_factory=list)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each context's input record as ``topic:partition:offset`` (JoinStore.put_predictions: a parked label is
+    # handed back again only to the record that claimed it, scored again after a crash; not to a duplicate event).
+    tokens: list[str] = field(default_factory=list)
 
     @staticmethod
     def merged(batches: list[Scored]) -> Scored:
@@ -82,6 +85,7 @@ class Scored:
         for b in batches:
             out.contexts.extend(b.contexts)
             out.predictions.update(b.predictions)
+            out.tokens.extend(b.tokens)
         return out
 
 
@@ -357,6 +361,7 @@ class Scorer:
                 ctx.deadletter("score", raw, error)
                 continue
             scored.contexts.append((value["id"], context))
+            scored.tokens.append(f"{raw.topic}:{raw.partition}:{raw.offset}")
             scored.predictions[value["id"]] = value
             if raw.timestamp_ms:
                 latencies.append(max(0.0, (scored.scored_at - raw.timestamp_ms) / 1000.0))
@@ -457,7 +462,7 @@ class Scorer:
         """
         if not scored.contexts:
             return []
-        waiting = self.store.put_predictions(scored.contexts, scored.scored_at)
+        waiting = self.store.put_predictions(scored.contexts, scored.scored_at, scored.tokens)
         self._metrics[0].inc(len(scored.contexts))
         return self._join_waiting_labels(waiting, scored.predictions)
 

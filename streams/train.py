@@ -183,9 +183,10 @@ class Trainer(TrainerControl):
         self.key = s.model.signing_key.get().encode()
         self.store = ArtifactStore(s.model.artifact_store) if s.model.artifact_store else None
         self.lifecycle: ModelLifecycle = new_lifecycle(s)
-        # Never publish what the scorers' loader would refuse (learners.lifecycle.Withheld).
-        self.lifecycle.check_artifacts = True
-        # The newest release withheld since this trainer started (``status`` says it), and how many were.
+        self._check_artifacts()
+        # The newest release withheld since the last one published (``status`` says it), and how many were; in
+        # the state, so a restart or a move to another trainer does not hide it. A release published clears it:
+        # every release makes the released lineage the champion, so the champion is loadable again.
         self.withheld: dict[str, Any] | None = None
         self.withheld_count = 0
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
@@ -251,6 +252,12 @@ class Trainer(TrainerControl):
                 latest,
             )
 
+    def _check_artifacts(self) -> None:
+        """Never publish what the scorers' loader would refuse, nor an artifact no record can carry (too large
+        to travel inline, no store to put it in): learners.lifecycle.Withheld, decided before the release."""
+        self.lifecycle.check_artifacts = True
+        self.lifecycle.max_payload = None if self.store else self.ctx.settings.model.max_inline_bytes
+
     def _status_commits(self) -> int:
         try:
             raw = self._redis.hget(self._status_key, "commits")
@@ -273,12 +280,14 @@ class Trainer(TrainerControl):
             "discarded": self.discarded,
             "watch": self.watch,
             "commits": self.commits,
+            "withheld": self.withheld,
+            "withheld_count": self.withheld_count,
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
         configured = self.lifecycle  # built from this process's settings (file, environment, defaults)
         self.lifecycle = state["lifecycle"]
-        self.lifecycle.check_artifacts = True
+        self._check_artifacts()
         self._reapply_configured(configured, state["live_sets"])
         self.offsets = state["offsets"]
         self.seen = state["seen"]
@@ -290,6 +299,9 @@ class Trainer(TrainerControl):
         self.discarded = int(state.get("discarded", 0))  # absent from states saved before it was counted
         self.watch = state["watch"]
         self.commits = int(state.get("commits", 0))
+        # Absent from states saved before session 33's fixes33b.
+        self.withheld = state.get("withheld")
+        self.withheld_count = int(state.get("withheld_count", 0))
         self._served_at = None
 
     def _reapply_configured(self, configured: ModelLifecycle, live_sets: dict[str, Any]) -> None:
@@ -502,12 +514,22 @@ class Trainer(TrainerControl):
             "count": self.withheld_count,
             "at": now_ms(),
         }
+        if event.problem == "too_large":
+            why, fix = (
+                "no record can carry its artifact",
+                "Set model.artifact_store (a directory the trainer and the scorers share) or raise "
+                "model.max_inline_bytes, or use a smaller learner (model.learner)",
+            )
+        else:
+            why, fix = (
+                "the scorers' loader would refuse it",
+                "A model that grew past the loader's caps needs a smaller learner (model.learner) or a "
+                "rollback/promote of an older version",
+            )
         self.security_log().warning(
             f"withheld releases of model {model}",
             event.problem,
-            "release of %s withheld (%s, n_learned=%d): the scorers' loader would refuse it (%s); v%d stays the "
-            "champion. A model that grew past the loader's caps needs a smaller learner (model.learner) or a "
-            "rollback/promote of an older version",
+            f"release of %s withheld (%s, n_learned=%d): {why} (%s); v%d stays the champion. {fix}",
             model,
             event.reason,
             event.n_learned,
@@ -561,6 +583,7 @@ class Trainer(TrainerControl):
             ctx.model,
         )
         self.released += 1
+        self.withheld, self.withheld_count = None, 0  # the champion is the released (loadable) model now
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
             self.record_decision(release.decision, parsed)

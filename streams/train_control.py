@@ -215,11 +215,16 @@ class TrainerControl:
 
     def _released(self, event: Any) -> None:
         """Handle an event of an operator's command; a release withheld (the scorers' loader would refuse its
-        artifact) refuses the command, so the operator is not told it is served."""
+        artifact, or no record can carry it) refuses the command, so the operator is not told it is served."""
         self.handle(event)
         if isinstance(event, Withheld):
+            why = (
+                "no record can carry its artifact"
+                if event.problem == "too_large"
+                else "the scorers' loader would refuse its artifact"
+            )
             raise LearnerError(
-                f"release withheld: the scorers' loader would refuse its artifact ({event.message[:200]}); "
+                f"release withheld: {why} ({event.message[:300]}); "
                 f"v{self.lifecycle.served_version} is still served"
             )
 

@@ -67,10 +67,28 @@ def test_an_event_id_twice_in_one_batch_hands_its_parked_label_back_once(store: 
     # A producer's duplicate event (sent again at once) lands in the same batch as the first: the label that was
     # waiting for it must be joined once, as it is when the label comes after both events.
     assert _statuses(store, [("e7", b"label")], ["labels:0:70"]) == ["parked"]
-    waiting = store.put_predictions([("e7", b"ctx-a"), ("e8", b"ctx-8"), ("e7", b"ctx-b")], 1_000)
+    tokens = ["features:0:7", "features:0:8", "features:0:9"]
+    waiting = store.put_predictions([("e7", b"ctx-a"), ("e8", b"ctx-8"), ("e7", b"ctx-b")], 1_000, tokens)
     assert waiting == [("e7", b"label")]
-    # Still handed back again by a later call until it is marked joined: a scorer that crashed before marking it
-    # scores the event again and joins it then, losing nothing.
-    assert store.put_predictions([("e7", b"ctx-a")], 1_000) == [("e7", b"label")]
+    # Handed back again, until it is marked joined, to the record that claimed it: a scorer that crashed before
+    # marking it scores the same record again and joins it then, losing nothing.
+    assert store.put_predictions([("e7", b"ctx-a")], 1_000, ["features:0:7"]) == [("e7", b"label")]
     store.mark_joined(["e7"])
-    assert store.put_predictions([("e7", b"ctx-a")], 1_000) == []
+    assert store.put_predictions([("e7", b"ctx-a")], 1_000, ["features:0:7"]) == []
+
+
+def test_a_duplicate_event_in_a_later_call_does_not_join_the_parked_label_again(store: JoinStore) -> None:
+    # fixes33b: the same id scored in two passes (a producer's duplicate event in the next batch) before the
+    # first is marked joined: the label went back to both and `training` carried two examples of one label.
+    assert _statuses(store, [("e9", b"label")], ["labels:0:90"]) == ["parked"]
+    assert store.put_predictions([("e9", b"ctx-a")], 1_000, ["features:0:90"]) == [("e9", b"label")]
+    assert store.put_predictions([("e9", b"ctx-b")], 1_000, ["features:0:91"]) == []
+    # Without tokens (a caller that cannot name its records): handed back once.
+    assert _statuses(store, [("e10", b"label")], ["labels:0:100"]) == ["parked"]
+    assert store.put_predictions([("e10", b"c")], 1_000) == [("e10", b"label")]
+    assert store.put_predictions([("e10", b"c")], 1_000) == []
+    # The first record's replay after a crash still joins it; once marked joined, nobody does.
+    assert store.put_predictions([("e9", b"ctx-a")], 1_000, ["features:0:90"]) == [("e9", b"label")]
+    store.mark_joined(["e9", "e10"])
+    assert store.put_predictions([("e9", b"ctx-a")], 1_000, ["features:0:90"]) == []
+    assert store.client.exists(f"{store.namespace}:claim:e9", f"{store.namespace}:lbl:e9") == 0

@@ -21,7 +21,7 @@ class Store:
     def __init__(self) -> None:
         self.stored: list[Any] = []
 
-    def put_predictions(self, contexts: list[Any], scored_at: int) -> list[Any]:
+    def put_predictions(self, contexts: list[Any], scored_at: int, tokens: list[str]) -> list[Any]:
         self.stored += contexts
         return []
 

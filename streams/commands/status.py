@@ -200,9 +200,17 @@ def _withheld(withheld: dict[str, Any], serving: int) -> str:
         if kept == serving
         else f"v{kept} stayed the champion then; v{serving} was released since"
     )
+    problem = withheld.get("problem")
+    too_large = problem == "too_large"
+    why = (
+        "too large to publish inline and no artifact store"
+        if too_large
+        else "the scorers' loader would refuse them"
+    )
+    fix = "; fix: set model.artifact_store or raise model.max_inline_bytes" if too_large else ""
     return (
-        f"    {count:,} release(s) WITHHELD by the trainer (the scorers' loader would refuse them, "
-        f"{withheld.get('problem')}), newest {_when(at)}: {str(withheld.get('message', ''))[:120]}; {after}"
+        f"    {count:,} release(s) WITHHELD by the trainer ({why}, {problem}), newest {_when(at)}: "
+        f"{str(withheld.get('message', ''))[:120]}; {after}{fix}"
     )
 
 

@@ -1,0 +1,172 @@
+"""A withheld release changes nothing but the withheld count (fixes33b, item 3): an operator's promote, rollback or
+restore whose release is withheld leaves the champion, the held candidate and the challenger as they were (the
+champion was switched although nothing was served); an incremental release withheld keeps a candidate held for the
+operator (it was dropped); and the trainer's withheld state is in its checkpoint (status lost it at a restart) and
+cleared by the next release published."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+
+import pytest
+
+from driftline.config import DriftConfig, GuardConfig, LearnerSpec
+from driftline.errors import SecurityError
+from learners import safe_pickle
+from learners.guard import Decision
+from learners.lifecycle import ModelLifecycle, Release, Withheld
+
+KEY = b"k" * 32
+
+
+def _lifecycle() -> ModelLifecycle:
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(),
+        GuardConfig(),
+        release_every=25,
+    )
+    lc.check_artifacts = True  # as the train worker sets it
+    return lc
+
+
+def _learn(lc: ModelLifecycle, rng: random.Random, start: int, n: int) -> list:
+    events: list = []
+    for i in range(start, start + n):
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        events += lc.learn_one(x, int(x["a"] > 0), index=i)
+    return events
+
+
+@pytest.fixture
+def refuse(monkeypatch) -> dict[str, bool]:
+    """While ``refuse["now"]``, the artifact check refuses every release, as the scorers' loader would a model
+    past its caps."""
+    state = {"now": False}
+    real = safe_pickle.check_loadable
+
+    def check(model: object, **kw: object) -> tuple[int, bool]:
+        if state["now"]:
+            raise SecurityError("model artifact refused by the allow-list: refused by the test")
+        return real(model, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(safe_pickle, "check_loadable", check)
+    return state
+
+
+def test_an_operators_command_whose_release_is_withheld_changes_nothing(refuse: dict[str, bool]) -> None:
+    lc = _lifecycle()
+    assert isinstance(lc.initial_release(), Release)
+    events = _learn(lc, random.Random(0), 0, 120)
+    assert [e for e in events if isinstance(e, Release)] and lc.rollback_version is not None  # on probation
+    lc._held = (lc._lineage.copy(), Decision("hold", "incremental", "champion", text="held by the test"))
+    lc._start_challenger(120)
+    champion, held, challenger = lc.champion, lc._held, lc.challenger
+    served, version, n_learned = lc.served_model, lc.served_version, lc.n_learned
+    refuse["now"] = True
+    commands = [
+        ("promote", {"candidate": "held"}),
+        ("promote", {"candidate": "challenger"}),
+        ("promote", {"candidate": "champion"}),
+        ("rollback", {}),
+    ]
+    for command, args in commands:
+        (event,) = lc.apply_control(command, args)
+        assert isinstance(event, Withheld), command
+        assert lc.champion is champion and lc._held is held and lc.challenger is challenger, command
+        assert (lc.served_model, lc.served_version, lc.n_learned) == (served, version, n_learned), command
+    restored = lc.adopt(lc.served_model.copy(), version=1, reason="manual", n_learned=3)
+    assert isinstance(restored, Withheld)
+    assert lc.champion is champion and lc.challenger is challenger and lc.n_learned == n_learned
+    # Loadable again: the same command is made, and changes what it says.
+    refuse["now"] = False
+    (event,) = lc.apply_control("promote", {"candidate": "held"})
+    assert isinstance(event, Release) and event.version == version + 1
+    assert lc.champion is held[0].model and lc._held is None and lc.challenger is challenger
+
+
+def test_an_incremental_release_withheld_keeps_the_candidate_held_for_the_operator(
+    refuse: dict[str, bool],
+) -> None:
+    lc = _lifecycle()
+    lc.initial_release()
+    _learn(lc, random.Random(0), 0, 120)
+    lc._held = (lc._lineage.copy(), Decision("hold", "incremental", "champion", text="held by the test"))
+    refuse["now"] = True
+    events = _learn(lc, random.Random(1), 120, 200)
+    assert [e for e in events if isinstance(e, Withheld) and e.reason == "incremental"]
+    assert not [
+        e for e in events if isinstance(e, Decision) and e.outcome == "hold"
+    ]  # the held one is the test's
+    assert lc._held is not None, "a withheld incremental release dropped the candidate held for the operator"
+    refuse["now"] = False
+    (event,) = lc.apply_control("promote", {"candidate": "held"})
+    assert isinstance(event, Release) and event.reason == "manual"
+
+
+def test_the_withheld_state_survives_a_restart_and_a_published_release_clears_it(monkeypatch) -> None:
+    from connectors.batch_source import RawRecord
+    from driftline.settings import load_settings
+    from streams.train import seal, unseal
+    from tests.trainer_helpers import offline_trainer
+
+    key = "withheld-state-signing-key-of-32-bytes!!"
+    settings = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": key,
+            "state_dir": tempfile.mkdtemp(prefix="withheld-state-"),
+            "model.learner": {"name": "logistic_regression", "params": {"multiclass": "binary"}},
+        },
+    )
+    monkeypatch.setattr(safe_pickle, "MAX_PICKLE_BYTES", 6_000)
+    trainer = offline_trainer(settings)
+    trainer.start(None, 0)
+    rng = random.Random(5)
+
+    def records(start: int, n: int) -> list:
+        out = []
+        for i in range(start, start + n):
+            x = {"f0": rng.gauss(0.0, 1.0), f"n{i}": 1.0}  # a new feature name per label: the model grows
+            example = {"id": f"e{i}", "model": "default", "features": x, "label": x["f0"] > 0, "event_ts": i}
+            out.append((RawRecord("driftline.training", 0, i, b"default", b"", i), example))
+        return out
+
+    batch = records(0, 600)
+    for k in range(0, len(batch), 50):
+        trainer.process(batch[k : k + 50])
+    assert trainer.withheld is not None and trainer.withheld_count >= 1
+    # The next owner (or this one restarted) restores the sealed state: status still says it.
+    state = unseal(seal(trainer.state(), key.encode()), [key.encode()], "test")
+    successor = offline_trainer(settings)
+    successor.start(state, trainer.lifecycle.served_version)
+    assert successor.withheld == trainer.withheld and successor.withheld_count == trainer.withheld_count
+    written: dict[str, object] = {}
+
+    class Status:
+        def eval(self, script: str, n: int, key: str, commits: int, *pairs: object) -> int:
+            written.update(zip(pairs[::2], pairs[1::2], strict=True))  # type: ignore[arg-type]
+            return 1
+
+    successor._redis = Status()
+    successor.publish_status()
+    assert written["withheld"], "the status written after a restart lost the withheld release"
+    # A state saved before the withheld release was kept restores without one.
+    del state["withheld"], state["withheld_count"]
+    older = offline_trainer(settings)
+    older.start(state, trainer.lifecycle.served_version)
+    assert older.withheld is None and older.withheld_count == 0
+    # The model fits again (the cap raised): the next release published clears it, and status says nothing.
+    monkeypatch.setattr(safe_pickle, "MAX_PICKLE_BYTES", 128 * 1024 * 1024)
+    before = successor.released
+    batch = records(600, 600)
+    for k in range(0, len(batch), 50):
+        successor.process(batch[k : k + 50])
+    assert successor.released > before
+    assert successor.withheld is None and successor.withheld_count == 0
+    successor.publish_status()
+    assert written["withheld"] == ""
