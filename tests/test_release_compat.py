@@ -133,6 +133,12 @@ def _decoded(release: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Models whose pickle changed on purpose after the golden was written, with a name the new pickle holds: session 33
+# builds every Hoeffding tree classifier as learners.settled_tree's (a new leaf answers by its majority class until
+# it has seen weight of its own); a release of River's own tree, as the golden holds, still loads and answers.
+CHANGED = {"hoeffding_tree": b"SettledHoeffdingTreeClassifier"}
+
+
 def test_releases_are_built_as_before() -> None:
     """The same records, field for field; the payload's pickle byte for byte (its zlib stream may differ)."""
     from learners.artifacts import build_release
@@ -147,6 +153,11 @@ def test_releases_are_built_as_before() -> None:
         del model._known, model._values
         new = build_release(model, **_release_args(k + 2))
         old = _decoded(golden[name])
+        if name in CHANGED:
+            # Built differently on purpose since (the old release still verifies and loads alike: the next test).
+            assert CHANGED[name] in zlib.decompress(new["artifact"]), name
+            assert CHANGED[name] not in base64.b64decode(golden[name]["pickle"]), name
+            continue
         assert zlib.decompress(new["artifact"]) == base64.b64decode(golden[name]["pickle"]), name
         same = ("artifact", "sha256", "signature", "header")
         assert {k: v for k, v in new.items() if k not in same} == {

@@ -56,11 +56,11 @@ class DownStore(Store):
         super().__init__()
         self.failures = failures
 
-    def put_predictions(self, contexts: list[Any], scored_at: int) -> list[Any]:
+    def put_predictions(self, contexts: list[Any], scored_at: int, tokens: Any = None) -> list[Any]:
         if self.failures:
             self.failures -= 1
             raise redis.ConnectionError("Redis down")
-        return super().put_predictions(contexts, scored_at)
+        return super().put_predictions(contexts, scored_at, tokens)
 
 
 def test_a_batch_whose_contexts_redis_refused_counts_once_when_redone() -> None:
