@@ -105,3 +105,12 @@ def test_score_and_join_workers_leave_their_group_after_the_session_timeout(
     for name, value in (("session_timeout_s", "5"), ("trainer_session_timeout_s", "3600")):
         with pytest.raises(ConfigError, match=f"kafka.{name}: must be 6 to 1800 seconds"):
             load_settings(environ={f"DRIFTLINE__KAFKA__{name.upper()}": value}, overrides=overrides)
+
+
+@pytest.mark.parametrize("null", ["null", "~", ""])
+def test_a_null_string_setting_is_refused_naming_the_field(tmp_path: Path, null: str) -> None:
+    # str(None) made the text "None": `artifact_store: null` had the trainer write artifacts to ./None.
+    cfg = _yaml(tmp_path, f"model:\n  artifact_store: {null}\n")
+    with pytest.raises(ConfigError, match=r"model\.artifact_store: expected a string, got null; write ''"):
+        load_settings(cfg, environ={})
+    assert load_settings(_yaml(tmp_path, "model:\n  artifact_store: ''\n"), environ={}).model.artifact_store == ""
