@@ -321,7 +321,9 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return out
     if tp is str:
-        if value is None:  # YAML null / ~: str(None) was the text "None" (artifact_store: null wrote to ./None)
+        if (
+            value is None
+        ):  # YAML null / ~: str(None) was the text "None" (artifact_store: null wrote to ./None)
             raise ConfigError(f"{path}: expected a string, got null; write '' for an empty value")
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{path}: expected a string, got {value!r}")

@@ -113,4 +113,7 @@ def test_a_null_string_setting_is_refused_naming_the_field(tmp_path: Path, null:
     cfg = _yaml(tmp_path, f"model:\n  artifact_store: {null}\n")
     with pytest.raises(ConfigError, match=r"model\.artifact_store: expected a string, got null; write ''"):
         load_settings(cfg, environ={})
-    assert load_settings(_yaml(tmp_path, "model:\n  artifact_store: ''\n"), environ={}).model.artifact_store == ""
+    assert (
+        load_settings(_yaml(tmp_path, "model:\n  artifact_store: ''\n"), environ={}).model.artifact_store
+        == ""
+    )
