@@ -70,8 +70,6 @@ def _json_row(path: Path, n: int, line: str, label_col: str) -> dict[str, Any]:
                 f"{path}: row {n}: feature {k!r} is a JSON {'object' if isinstance(v, dict) else 'array'}; "
                 "a value must be null, boolean, number or string (flatten it, e.g. 'a.b' keys)"
             )
-        if type(v) is float and not math.isfinite(v):
-            record[k] = None  # JSON 1e400, NaN, Infinity: produce sends null (connectors.sources._plain)
     return record
 
 
@@ -196,6 +194,9 @@ def read_rows(
             time_col = ts_column(record, label_col, id_key if id_key in record else None, ts_col)
             ts = event_time(record.pop(time_col), time_col, ts_col is not None, where) if time_col else None
             rid = str(record.pop(id_key)) if id_key in record else str(i)
+            for k, v in record.items():  # JSON 1e400, NaN, Infinity: produce sends null (sources._plain)
+                if type(v) is float and not math.isfinite(v):
+                    record[k] = None
             yield rid, ts, record, label
         if i < 0:
             raise ConfigError(f"{path}: no rows to replay (an empty file, or a header alone)")
