@@ -78,7 +78,10 @@ def test_an_inline_limit_no_artifact_fits_without_a_store_is_refused_naming_the_
     # (fixes34, item 1). The default learner's untrained artifact is ~3 KB.
     proc = validate(tmp_path, NO_ROOM.format(limit=limit, store=""))
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert f"model.max_inline_bytes: {limit} bytes cannot carry even the untrained model.learner's" in proc.stderr
+    assert (
+        f"model.max_inline_bytes: {limit} bytes cannot carry even the untrained model.learner's"
+        in proc.stderr
+    )
     assert "set model.artifact_store" in proc.stderr and "or raise model.max_inline_bytes" in proc.stderr
     assert "Traceback" not in proc.stderr
     # With a store the limit only decides what goes by reference; with room the file is valid.
