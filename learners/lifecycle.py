@@ -781,13 +781,20 @@ class ModelLifecycle:
                 self._lineage = previous.copy()
             return [event]
         events: list[Event] = []
-        decision, promoted = self._challenger.decide(index, self._lineage.model, self._judge)
+        policy = self._challenger
+        before = (policy.started, policy.seen, policy.evidence)
+        decision, promoted = policy.decide(index, self._lineage.model, self._judge)
         if decision is not None:
             if promoted is not None:
                 event = self._release(promoted, "challenger", decision, index, self.served_version)
-                if isinstance(event, Release):  # withheld: the served model stays the champion (``Withheld``)
+                if isinstance(event, Release):
                     self._lineage = promoted
                     self._held = None
+                else:
+                    # Withheld: the served model stays the champion, and the challenger stays the challenger
+                    # (it was discarded: a model shown better lost for an artifact it may outgrow, or that a
+                    # raised limit lets through), judged again on more evidence.
+                    policy.keep(promoted, *before)
                 return [event]
             # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
             if decision.outcome == "hold" and self._challenger.lineage is not None:

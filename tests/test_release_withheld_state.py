@@ -170,3 +170,52 @@ def test_the_withheld_state_survives_a_restart_and_a_published_release_clears_it
     assert successor.withheld is None and successor.withheld_count == 0
     successor.publish_status()
     assert written["withheld"] == ""
+
+
+def test_a_challenger_whose_promotion_is_withheld_stays_the_challenger_and_is_judged_again(
+    refuse: dict[str, bool],
+) -> None:
+    # The guard promoted a challenger, its release was withheld, and the challenger was discarded: the old
+    # champion went on being served and a model shown better was lost (fixes34, item 2).
+    rng = random.Random(1)
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(),
+        GuardConfig(),
+        release_every=10**6,  # no incremental releases: only the challenger can adapt
+    )
+    lc.check_artifacts = True
+    assert isinstance(lc.initial_release(), Release)
+
+    def label(rotated: bool) -> list:
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        return lc.learn_one(x, int(x["a"] + (-2.0 if rotated else 0.5) * x["b"] > 0))
+
+    for _ in range(1500):
+        label(False)
+    champion, version = lc.champion, lc.served_version
+    refuse["now"] = True  # the concept rotates; every release is refused from now on
+    withheld: list[Withheld] = []
+    for _ in range(3000):
+        events = label(True)
+        withheld += [e for e in events if isinstance(e, Withheld) and e.reason == "challenger"]
+        if withheld:
+            break
+    assert withheld, "no challenger promotion was decided (the test's drift did not start one)"
+    kept = lc.challenger
+    assert kept is not None, "the challenger whose promotion was withheld was discarded"
+    assert lc.champion is champion and lc.served_version == version
+    evidence = lc._challenger.evidence.n
+    assert evidence > 0  # its evidence stays: judged again on more, not from nothing
+    # Loadable again: it is judged again and promoted; the model served is the challenger kept.
+    refuse["now"] = False
+    promoted: list[Release] = []
+    for _ in range(1000):
+        promoted += [e for e in label(True) if isinstance(e, Release) and e.reason == "challenger"]
+        if promoted:
+            break
+    assert promoted and promoted[0].parent == version
+    assert lc.champion is kept and lc.challenger is None
