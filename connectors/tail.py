@@ -16,7 +16,7 @@ from driftline.errors import StackError
 from driftline.settings import Settings
 from schemas.codec import Codec
 
-__all__ = ["assign_tail", "read_until_end"]
+__all__ = ["assign_tail", "read_first", "read_last", "read_until_end"]
 
 
 def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Consumer, dict[int, int]]:
@@ -69,6 +69,16 @@ def read_last(settings: Settings, codec: Codec, name: str, last_n: int) -> tuple
         window *= 4
 
 
+def read_first(settings: Settings, codec: Codec, name: str, first_n: int) -> tuple[Consumer, list[Received]]:
+    """The first ``first_n`` records of a topic (merged by timestamp) and the consumer.
+
+    Each partition is read only until it gave ``first_n`` records (or its end): the first N of the merge are
+    among those as long as each partition's timestamps rise with its offsets (a producer's own records do). It
+    read the whole topic to print three records."""
+    consumer, ends = assign_tail(settings, name, None)
+    return consumer, read_until_end(consumer, codec, name, ends, limit=first_n)[:first_n]
+
+
 def _deepest(consumer: Consumer) -> int:
     """The most offsets any assigned partition holds (high - low watermark)."""
     return max(
@@ -97,16 +107,25 @@ def _watermarks(consumer: Consumer, tp: TopicPartition, within_s: float = 30.0) 
 
 
 def read_until_end(
-    consumer: Consumer, codec: Codec, name: str, ends: dict[int, int], idle_timeout: float = 5.0
+    consumer: Consumer,
+    codec: Codec,
+    name: str,
+    ends: dict[int, int],
+    idle_timeout: float = 5.0,
+    limit: int | None = None,
 ) -> list[Received]:
-    """Consume until every partition reached the high watermark recorded in ``ends``; merged by timestamp.
+    """Consume until every partition reached the high watermark recorded in ``ends`` (or gave ``limit`` records:
+    it is then paused and its later records are not decoded); merged by timestamp.
 
     ``name`` is the contract topic name; the consumer must already be assigned (see :func:`assign_tail`).
     """
     topic = consumer.assignment()[0].topic if ends else name
     pending = dict(ends)
+    counts: dict[int, int] = {}  # records taken per partition (with ``limit``)
     out: list[Received] = []
     last_progress = time.monotonic()
+    if limit is not None and limit <= 0:
+        pending.clear()
     while pending:
         msgs = consumer.consume(500, 0.2)
         for msg in msgs:
@@ -115,8 +134,15 @@ def read_until_end(
                 if err.fatal():
                     raise StackError(f"tail {name}: {err.str()}")
                 continue
-            out.append(decode_message(codec, name, msg, allow_json=True))
             partition = msg.partition() or 0
+            if limit is not None:
+                if counts.get(partition, 0) >= limit:
+                    continue  # fetched before its partition was paused
+                counts[partition] = counts.get(partition, 0) + 1
+                if counts[partition] == limit:
+                    pending.pop(partition, None)
+                    consumer.pause([TopicPartition(topic, partition)])
+            out.append(decode_message(codec, name, msg, allow_json=True))
             if partition in pending and (msg.offset() or 0) >= pending[partition] - 1:
                 del pending[partition]
         if msgs:

@@ -16,6 +16,7 @@ import collections
 import copy
 import dataclasses
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -194,13 +195,22 @@ class ModelLifecycle:
     max_payload: int | None = None
     _checks = 0  # artifacts checked (``FULL_CHECK_EVERY``)
     _checked_bytes = 0  # the pickle's length at the last full check (``CHECK_GROWTH``); 0: a new champion
-    # The last refusal: (the refused model object's id, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
-    _withheld: tuple[int, int, Withheld] | None = None
+    # The last refusal: (a weak reference to the refused model, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
+    # Weak, not its id(): a new model reusing a freed one's id (an operator's restore refused, the next one
+    # allocated at the same address) skipped its check. Not pickled (a weak reference cannot be): a restored
+    # lifecycle checks its champion again at its next release.
+    _withheld: tuple[weakref.ref[Learner], int, Withheld] | None = None
     # The latency check's measurements by model shape (``guard.LatencyCache``, session 23); pickled empty, and
     # class-level None for a lifecycle pickled before it (``_judge`` starts one).
     _latency: LatencyCache | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_withheld", None)
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = {k: v for k, v in state.items() if k != "_withheld"}  # an older checkpoint's holds an id()
         self.__dict__.update(state)
         monitor = state.get("_loss_monitor")
         if monitor is not None and monitor.task is None:
@@ -300,7 +310,7 @@ class ModelLifecycle:
         if (
             self.check_artifacts
             and withheld is not None
-            and withheld[0] == id(lineage.model)
+            and withheld[0]() is lineage.model
             and 0 <= lineage.n_learned - withheld[1] < WITHHELD_RECHECK
         ):
             # The same champion, refused a few labels ago: a model that grew past a cap does not shrink back.
@@ -334,7 +344,7 @@ class ModelLifecycle:
                 else:
                     problem = "allow_list" if isinstance(exc, SecurityError) else "load"
                 refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
-                self._withheld = (id(lineage.model), lineage.n_learned, refused)
+                self._withheld = (weakref.ref(lineage.model), lineage.n_learned, refused)
                 return refused
             if unpickled:
                 self._checked_bytes = size
@@ -781,13 +791,20 @@ class ModelLifecycle:
                 self._lineage = previous.copy()
             return [event]
         events: list[Event] = []
-        decision, promoted = self._challenger.decide(index, self._lineage.model, self._judge)
+        policy = self._challenger
+        before = (policy.started, policy.seen, policy.evidence)
+        decision, promoted = policy.decide(index, self._lineage.model, self._judge)
         if decision is not None:
             if promoted is not None:
                 event = self._release(promoted, "challenger", decision, index, self.served_version)
-                if isinstance(event, Release):  # withheld: the served model stays the champion (``Withheld``)
+                if isinstance(event, Release):
                     self._lineage = promoted
                     self._held = None
+                else:
+                    # Withheld: the served model stays the champion, and the challenger stays the challenger
+                    # (it was discarded: a model shown better lost for an artifact it may outgrow, or that a
+                    # raised limit lets through), judged again on more evidence.
+                    policy.keep(promoted, *before)
                 return [event]
             # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
             if decision.outcome == "hold" and self._challenger.lineage is not None:

@@ -463,6 +463,12 @@ class ChallengerPolicy:
         self.lineage, self.started = None, None
         self.evidence = PairedEvidence(self.task, self.guard)
 
+    def keep(self, lineage: Lineage, started: int | None, seen: int, evidence: PairedEvidence) -> None:
+        """Take back a challenger whose promotion was not released (withheld: no scorer could load it) as it was
+        before :meth:`decide` let go of it, evidence included; judged again ``CHECK_EVERY`` pairs later."""
+        self.lineage, self.started, self.seen, self.evidence = lineage, started, seen, evidence
+        self._next_check = evidence.n + CHECK_EVERY
+
     def observe(
         self, y: Any, champion_pred: Any, segment: str | None, predict: Callable[[Learner], Any]
     ) -> None:

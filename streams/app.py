@@ -175,24 +175,32 @@ def _pipelined(
     ctx: WorkerContext,
     store: JoinStore,
     process: Callable[[list[RawRecord]], Any],
-    after_delivery: Callable[[Any], list[str]] | None = None,
+    after_delivery: Callable[[Any], Any] | None = None,
     combine: Callable[[list[Any]], Any] = _concat,
+    last: Callable[[Any], None] | None = None,
 ) -> Callable[[list[RawRecord]], Callable[[], None]]:
     """A batch handler whose outputs are waited for in its finish step, so the next batch runs while they travel
     (streams/batches.py). ``process`` returns the ids joined, or (with ``after_delivery``) what that step takes
-    once the outputs are acknowledged, returning the ids joined (its own outputs are waited for too).
-    The finish step runs off the batch thread, merged with the ones queued behind it (``combine`` merges
-    ``process`` results in batch order; streams/finisher.py)."""
+    once the outputs are acknowledged, returning what ``last`` takes (its own outputs are waited for too;
+    ``last`` defaults to the store's ``mark_joined`` of the ids joined). The finish step runs off the batch
+    thread, merged with the ones queued behind it (``combine`` merges ``process`` results in batch order;
+    streams/finisher.py)."""
+    finish = store.mark_joined if last is None else last
 
     def handle(raws: list[RawRecord]) -> Callable[[], None]:
         with ctx.out.tracking() as deliveries:
             result = process(raws)
         # Contexts dropped (mark_joined) only once the TrainingExamples are acknowledged.
-        return PipelinedFinish(
-            ctx.out, [deliveries], result, after_delivery, store.mark_joined, combine, size=len(raws)
-        )
+        return PipelinedFinish(ctx.out, [deliveries], result, after_delivery, finish, combine, size=len(raws))
 
     return handle
+
+
+def score_handler(ctx: WorkerContext, store: JoinStore, scorer: Scorer) -> Callable[[list[RawRecord]], Any]:
+    """The score stage's batch handler: score, then (once the Predictions are acknowledged) store the join
+    contexts and join the parked labels, then (once those TrainingExamples are acknowledged) mark them joined and
+    count the events (``Scorer.finish``)."""
+    return _pipelined(ctx, store, scorer.process, scorer.after_delivery, Scored.merged, last=scorer.finish)
 
 
 def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
@@ -222,7 +230,7 @@ def _add_score_batches(worker: Worker, scorer: Scorer) -> None:
         "score",
         ctx.settings.topic("features"),
         stage_group(ctx.settings, "score"),
-        _pipelined(ctx, store, scorer.process, scorer.publish_contexts, Scored.merged),
+        score_handler(ctx, store, scorer),
         idle=scorer.idle,  # an idle scorer adopts a new release within `within` seconds
         ready=ready,
         gate=gate,

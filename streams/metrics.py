@@ -98,7 +98,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_events_total", "counter", ("stage", "outcome"),
               "Input records handled per stage (score, join, train, control) and outcome; a dead-lettered record "
               "counts once here (outcome deadletter) and once in driftline_deadletters_total; a scored event counts "
-              "(outcome ok) once its Prediction is acknowledged by the broker and its join context stored.", "events"),
+              "(outcome ok) once its Prediction is acknowledged by the broker, its join context stored and the "
+              "TrainingExamples of labels it joined acknowledged (once: a batch redone after a failure counts once).",
+              "events"),
     MetricDoc("driftline_processing_seconds", "histogram", ("stage",),
               "Time to process one batch of records in a stage (per batch, not per event).",
               "processing_seconds", FAST_BUCKETS),

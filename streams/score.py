@@ -369,7 +369,7 @@ class Scorer:
         observe_many(m.end_to_end_latency, latencies)
         for name, features in watched.items():
             self._watch(name, features)
-        # events_total{outcome="ok"} is counted by publish_contexts, once the Predictions are acknowledged.
+        # events_total{outcome="ok"} is counted by finish, once the batch's finish pass succeeded.
         _, batch_size, seconds = self._metrics
         batch_size.observe(len(raws))
         seconds.observe(time.perf_counter() - t0)
@@ -456,15 +456,28 @@ class Scorer:
         with a crash (the batch scored again, perhaps by a newer version), giving a TrainingExample whose
         prediction nobody was ever served. A label arriving in between is parked and joined here.
 
-        The events are counted handled (``driftline_events_total{stage="score", outcome="ok"}``) here too, once
-        their contexts are stored, not when their Predictions were queued: a batch whose Predictions are never
-        acknowledged, or whose contexts Redis did not take, is scored again, and was counted twice.
+        The events are counted handled by :meth:`finish`, the finish pass's last step.
         """
         if not scored.contexts:
             return []
         waiting = self.store.put_predictions(scored.contexts, scored.scored_at, scored.tokens)
-        self._metrics[0].inc(len(scored.contexts))
         return self._join_waiting_labels(waiting, scored.predictions)
+
+    def after_delivery(self, scored: Scored) -> tuple[list[str], int]:
+        """The finish pass's step once the Predictions are acknowledged (:meth:`publish_contexts`): the ids joined
+        and how many events the pass handled, for :meth:`finish`."""
+        return self.publish_contexts(scored), len(scored.contexts)
+
+    def finish(self, joined: tuple[list[str], int]) -> None:
+        """The finish pass's last step, once the TrainingExamples of the labels joined are acknowledged: drop
+        their contexts (``mark_joined``), then count the events handled
+        (``driftline_events_total{stage="score", outcome="ok"}``). Only now: a pass that fails anywhere (the
+        Predictions or TrainingExamples not acknowledged, Redis refusing the contexts or ``mark_joined``) has its
+        batch scored again, and its events were counted twice (once when queued until fixes33, then once when
+        their contexts were stored)."""
+        ids, handled = joined
+        self.store.mark_joined(ids)
+        self._metrics[0].inc(handled)
 
     def _join_waiting_labels(
         self, waiting: list[tuple[str, bytes]], predictions: dict[str, dict[str, Any]]

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -275,6 +276,36 @@ def _joins(settings: Settings) -> dict[str, Any] | None:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def withheld_text(withheld: dict[str, Any], serving: int, when: Callable[[int], str]) -> str:
+    """The trainer's newest withheld release as ``status`` and the console's overview say it (``when`` formats
+    its time in ms). Its champion then may not be the one served now: the model shrank back under the caps, or an
+    operator rolled back, and a later release was published (the trainer keeps the newest withheld one until it
+    restarts)."""
+    try:
+        count, at = int(withheld.get("count", 1)), int(withheld.get("at", 0))
+        shown = when(at)
+    except (TypeError, ValueError, OverflowError, OSError):  # a field no trainer wrote: not worth a traceback
+        count, shown = 1, when(0)
+    kept = withheld.get("served_version")
+    after = (
+        f"v{kept} stays the champion"
+        if kept == serving
+        else f"v{kept} stayed the champion then; v{serving} was released since"
+    )
+    problem = withheld.get("problem")
+    too_large = problem == "too_large"
+    why = (
+        "too large to publish inline and no artifact store"
+        if too_large
+        else "the scorers' loader would refuse them"
+    )
+    fix = "; fix: set model.artifact_store or raise model.max_inline_bytes" if too_large else ""
+    return (
+        f"{count:,} release(s) WITHHELD by the trainer ({why}, {problem}), newest {shown}: "
+        f"{str(withheld.get('message', ''))[:120]}; {after}{fix}"
+    )
 
 
 def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_the_score_stage_runs_its_batch_loop_with_young_collections(monkeypatch:
         store=SimpleNamespace(mark_joined=None),
         follower=SimpleNamespace(first_loaded=threading.Event()),
     )
-    scorer = SimpleNamespace(process=None, publish_contexts=None, idle=None)
+    scorer = SimpleNamespace(process=None, after_delivery=None, finish=None, idle=None)
     app_module._add_score_batches(worker, scorer)  # type: ignore[arg-type]
     assert options["stage"] == "score"
     assert options["gc_young"] == SCORE_GC_YOUNG > 700

@@ -65,3 +65,51 @@ def test_a_redis_url_redis_cannot_open_is_refused_naming_the_field(
     err = capsys.readouterr().err
     assert "redis.url: must start with redis://, rediss:// or unix://" in err
     assert "hunter2" not in err
+
+
+NO_ROOM = "model:\n  max_inline_bytes: {limit}\n  artifact_store: '{store}'\n"
+
+
+@pytest.mark.parametrize("limit", [0, 1000])
+def test_an_inline_limit_no_artifact_fits_without_a_store_is_refused_naming_the_fix(
+    tmp_path: Path, limit: int
+) -> None:
+    # It was "valid", and the trainer then withheld every release, v1 included: no model was ever served
+    # (fixes34, item 1). The default learner's untrained artifact is ~3 KB.
+    proc = validate(tmp_path, NO_ROOM.format(limit=limit, store=""))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert (
+        f"model.max_inline_bytes: {limit} bytes cannot carry even the untrained model.learner's"
+        in proc.stderr
+    )
+    assert "set model.artifact_store" in proc.stderr and "or raise model.max_inline_bytes" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # With a store the limit only decides what goes by reference; with room the file is valid.
+    store = tmp_path / "artifacts"
+    assert validate(tmp_path, NO_ROOM.format(limit=limit, store=store)).returncode == 0
+    assert validate(tmp_path, NO_ROOM.format(limit=100_000, store="")).returncode == 0
+
+
+def test_the_train_worker_refuses_to_start_with_an_inline_limit_no_artifact_fits(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(NO_ROOM.format(limit=0, store=""))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DRIFTLINE_CONFIG": str(path),
+        "DRIFTLINE_SIGNING_KEY": "worker-start-test-signing-key-32-bytes!!",
+        # Refused before any connection: no broker or Redis is needed (none answers here).
+        "DRIFTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "DRIFTLINE_REDIS_URL": "redis://127.0.0.1:1/0",
+        "DRIFTLINE_STATE_DIR": str(tmp_path / "state"),
+    }
+    for role in ("train", "all"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "worker", "--role", role],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert proc.returncode == 2, (role, proc.stdout, proc.stderr)
+        assert "model.max_inline_bytes: 0 bytes cannot carry" in proc.stderr, proc.stderr
+        assert "set model.artifact_store" in proc.stderr and "Traceback" not in proc.stderr

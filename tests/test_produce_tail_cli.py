@@ -374,3 +374,36 @@ def test_the_global_model_flag_names_the_model_of_every_event_produced(prefix: s
     assert [e["model"] for e in events] == ["m7"] * 5 + ["own", "m8"]
     refused = _run(prefix, "--model", "../x", "produce", "features", "--file", str(data), check=False)
     assert refused.returncode == 2 and "cannot name a model" in refused.stderr
+
+
+def test_tail_from_beginning_with_n_reads_only_the_first_n_of_each_partition(
+    prefix: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `tail T -n 3 --from-beginning` read (and decoded) the whole topic to print three records (fixes34, item 5).
+    import connectors.tail
+    from streams.cli import main
+
+    out = _run(prefix, "produce", "synthetic", "--stream", "sine", "--events", "3000", "--json", partitions=4)
+    assert json.loads(out.stdout)["features"] == 3000
+    everything = _lines(_run(prefix, "tail", "features", "--from-beginning", "--json", partitions=4))
+    assert len(everything) == 3000
+    decoded: list[int] = []
+    real = connectors.tail.decode_message
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(connectors.tail, "decode_message", counting)
+    capsys.readouterr()
+    args = ["--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, "tail", "features", "--from-beginning"]
+    assert main([*args, "-n", "3", "--json"]) == 0
+    first = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # The same first three as the whole topic's, merged by timestamp; at most three read from each partition.
+    assert [(r["partition"], r["offset"]) for r in first] == [
+        (r["partition"], r["offset"]) for r in everything[:3]
+    ]
+    assert len(decoded) <= 3 * 4, f"{len(decoded)} records decoded to print 3"
+    decoded.clear()
+    assert main([*args, "-n", "0", "--json"]) == 0
+    assert capsys.readouterr().out == "" and decoded == []

@@ -168,32 +168,8 @@ def test_the_trainer_withholds_a_release_too_large_to_publish_and_learns_every_l
 
 def _status_text(monkeypatch, withheld: dict, served: int) -> str:
     """What ``driftline status`` prints for a trainer whose status holds ``withheld``."""
-    import streams.model_registry
-    import streams.releases
-    import streams.serving
-    import streams.status as status_mod
-    import streams.trainer_status
-    from driftline.settings import load_settings
-    from streams.commands.status import render
-    from streams.releases import CheckedReleases
+    from tests.status_helpers import render_status
 
-    release = {"model": "default", "version": served, "reason": "incremental", "created_at": 1, "metrics": {}}
     live = {"served_version": served, "n_learned": 1, "paused": False, "updated_at": 1, "owner": "t"}
     live["withheld"] = withheld
-    checked = CheckedReleases([release], [], [], True)
-    monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
-    monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda *a, **k: dict(live))
-    monkeypatch.setattr(streams.model_registry, "trainer_assignment", lambda *a, **k: None)
-    monkeypatch.setattr(streams.serving, "read_serving", lambda *a, **k: None)
-    monkeypatch.setattr(status_mod, "_joins", lambda s: None)
-    (model,) = status_mod._models(load_settings(environ={}))
-    return render(
-        {
-            "topic_prefix": "driftline.",
-            "default_model": "default",
-            "stack": {"kafka": {"up": True, "address": "x"}, "redis": {"up": True, "address": "y"}},
-            "workers": [],
-            "models": [model],
-            "drift_last_hour": {"total": 0, "by_signal": {}},
-        }
-    )
+    return render_status(monkeypatch, served=served, live=live)[1]

@@ -91,16 +91,8 @@ def test_the_scorers_loader_refuses_what_the_check_refuses(monkeypatch) -> None:
 
 
 def test_status_says_what_the_trainer_withheld(monkeypatch) -> None:
-    import streams.model_registry
-    import streams.releases
-    import streams.serving
-    import streams.status as status_mod
-    import streams.trainer_status
-    from driftline.settings import load_settings
-    from streams.commands.status import render
-    from streams.releases import CheckedReleases
+    from tests.status_helpers import render_status
 
-    release = {"model": "default", "version": 3, "reason": "incremental", "created_at": 1, "metrics": {}}
     withheld = {
         "reason": "incremental",
         "problem": "allow_list",
@@ -112,24 +104,8 @@ def test_status_says_what_the_trainer_withheld(monkeypatch) -> None:
     }
     live = {"served_version": 3, "n_learned": 400, "paused": False, "updated_at": 1, "owner": "t"}
     live["withheld"] = withheld
-    checked = CheckedReleases([release], [], [], True)
-    monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
-    monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda *a, **k: dict(live))
-    monkeypatch.setattr(streams.model_registry, "trainer_assignment", lambda *a, **k: None)
-    monkeypatch.setattr(streams.serving, "read_serving", lambda *a, **k: None)
-    monkeypatch.setattr(status_mod, "_joins", lambda s: None)
-    (model,) = status_mod._models(load_settings(environ={}))
+    model, text = render_status(monkeypatch, served=3, live=live)
     assert model["trainer"]["withheld"] == withheld
-    text = render(
-        {
-            "topic_prefix": "driftline.",
-            "default_model": "default",
-            "stack": {"kafka": {"up": True, "address": "x"}, "redis": {"up": True, "address": "y"}},
-            "workers": [],
-            "models": [model],
-            "drift_last_hour": {"total": 0, "by_signal": {}},
-        }
-    )
     assert "2 release(s) WITHHELD by the trainer" in text and "decompresses to over 6000 bytes" in text
     assert "v3 stays the champion" in text
 

@@ -16,6 +16,7 @@ from driftline.errors import SecurityError
 from learners import safe_pickle
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release, Withheld
+from learners.specs import Learner
 
 KEY = b"k" * 32
 
@@ -170,3 +171,102 @@ def test_the_withheld_state_survives_a_restart_and_a_published_release_clears_it
     assert successor.withheld is None and successor.withheld_count == 0
     successor.publish_status()
     assert written["withheld"] == ""
+
+
+def test_a_challenger_whose_promotion_is_withheld_stays_the_challenger_and_is_judged_again(
+    refuse: dict[str, bool],
+) -> None:
+    # The guard promoted a challenger, its release was withheld, and the challenger was discarded: the old
+    # champion went on being served and a model shown better was lost (fixes34, item 2).
+    rng = random.Random(1)
+    lc = ModelLifecycle(
+        "m",
+        "classification",
+        LearnerSpec("logistic_regression"),
+        None,
+        DriftConfig(),
+        GuardConfig(),
+        release_every=10**6,  # no incremental releases: only the challenger can adapt
+    )
+    lc.check_artifacts = True
+    assert isinstance(lc.initial_release(), Release)
+
+    def label(rotated: bool) -> list:
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        return lc.learn_one(x, int(x["a"] + (-2.0 if rotated else 0.5) * x["b"] > 0))
+
+    for _ in range(1500):
+        label(False)
+    champion, version = lc.champion, lc.served_version
+    refuse["now"] = True  # the concept rotates; every release is refused from now on
+    withheld: list[Withheld] = []
+    for _ in range(3000):
+        events = label(True)
+        withheld += [e for e in events if isinstance(e, Withheld) and e.reason == "challenger"]
+        if withheld:
+            break
+    assert withheld, "no challenger promotion was decided (the test's drift did not start one)"
+    kept = lc.challenger
+    assert kept is not None, "the challenger whose promotion was withheld was discarded"
+    assert lc.champion is champion and lc.served_version == version
+    evidence = lc._challenger.evidence.n
+    assert evidence > 0  # its evidence stays: judged again on more, not from nothing
+    # Loadable again: it is judged again and promoted; the model served is the challenger kept.
+    refuse["now"] = False
+    promoted: list[Release] = []
+    for _ in range(1000):
+        promoted += [e for e in label(True) if isinstance(e, Release) and e.reason == "challenger"]
+        if promoted:
+            break
+    assert promoted and promoted[0].parent == version
+    assert lc.champion is kept and lc.challenger is None
+
+
+def test_a_new_model_at_a_refused_ones_address_is_checked_not_taken_for_it(refuse: dict[str, bool]) -> None:
+    # A refusal was remembered by id() of the refused model: an operator's restore refused, and the next model
+    # allocated where it was freed (the same id, within WITHHELD_RECHECK labels) was refused unchecked although
+    # its artifact loads (fixes34, item 3).
+    lc = _lifecycle()
+    lc.initial_release()
+    _learn(lc, random.Random(0), 0, 60)
+    source = (
+        lc.served_model.copy()
+    )  # made now: nothing else is allocated between the refusal and the new model
+    refuse["now"] = True
+    model = lc.served_model.copy()
+    refused_id = id(model)
+    first = lc.adopt(model, version=1, reason="manual", n_learned=3)
+    assert isinstance(first, Withheld) and first.fresh
+    del model  # the refused model is gone; its address is free
+    refuse["now"] = False
+    # A new model at the same address: CPython's allocator hands the freed block to a later object of its size
+    # (bare Learner objects, each held so the next one takes another block, until one lands there).
+    blanks = []
+    for _ in range(100_000):
+        candidate = Learner.__new__(Learner)
+        if id(candidate) == refused_id:
+            break
+        blanks.append(candidate)
+    assert id(candidate) == refused_id, "no new model reused the refused one's id"
+    candidate.__dict__.update(source.__dict__)  # a loadable model: the served one's copy
+    event = lc.adopt(candidate, version=1, reason="manual", n_learned=3)
+    assert isinstance(event, Release), "a loadable model was refused as the one refused before at its address"
+    assert lc.champion is candidate
+
+
+def test_a_refused_champion_is_still_remembered_and_a_checkpoint_does_not_carry_the_refusal(
+    refuse: dict[str, bool],
+) -> None:
+    import pickle
+
+    lc = _lifecycle()
+    lc.initial_release()
+    refuse["now"] = True
+    events = _learn(lc, random.Random(0), 0, 200)
+    withheld = [e for e in events if isinstance(e, Withheld)]
+    assert withheld and withheld[0].fresh and not any(e.fresh for e in withheld[1:])
+    restored = pickle.loads(pickle.dumps(lc))  # the trainer's checkpoint
+    assert restored._withheld is None
+    again = [e for e in _learn(restored, random.Random(1), 200, 60) if isinstance(e, Withheld)]
+    assert again and again[0].fresh  # checked again once after a restart, then remembered
+    assert not any(e.fresh for e in again[1:])

@@ -7,7 +7,6 @@ import pytest
 
 import streams.trainer_status as ts
 from driftline.settings import load_settings
-from streams.commands.status import render
 
 
 class Stub:
@@ -49,30 +48,10 @@ def test_a_junk_field_is_read_as_its_default_and_named(monkeypatch, field: bytes
 
 
 def test_status_names_the_damaged_fields(monkeypatch) -> None:
-    import streams.model_registry
-    import streams.releases
-    import streams.serving
-    import streams.status as status_mod
-    from streams.releases import CheckedReleases
+    from tests.status_helpers import render_status
 
     raw = {**GOOD, b"updated_at": b"yesterday"}
     monkeypatch.setattr(ts, "redis_client", lambda *a: Stub(raw))
-    release = {"model": "default", "version": 3, "reason": "incremental", "created_at": 1, "metrics": {}}
-    checked = CheckedReleases([release], [], [], True)
-    monkeypatch.setattr(streams.releases, "read_checked_releases", lambda *a, **k: checked)
-    monkeypatch.setattr(streams.model_registry, "trainer_assignment", lambda *a, **k: None)
-    monkeypatch.setattr(streams.serving, "read_serving", lambda *a, **k: None)
-    monkeypatch.setattr(status_mod, "_joins", lambda s: None)
-    (model,) = status_mod._models(load_settings(environ={}))
+    model, text = render_status(monkeypatch, served=3)  # the trainer's status read from the stub above
     assert model["trainer"]["damaged"] == ["updated_at"] and model["trainer"]["n_learned"] == 40
-    text = render(
-        {
-            "topic_prefix": "driftline.",
-            "default_model": "default",
-            "stack": {"kafka": {"up": True, "address": "x"}, "redis": {"up": True, "address": "y"}},
-            "workers": [],
-            "models": [model],
-            "drift_last_hour": {"total": 0, "by_signal": {}},
-        }
-    )
     assert "DAMAGED (fields updated_at" in text

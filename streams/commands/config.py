@@ -57,7 +57,24 @@ def check_runtime(settings: Settings) -> None:
         if spec is None:
             continue
         try:
-            build_learner(spec, m.task)
+            model = build_learner(spec, m.task)
         except DriftlineError as exc:
             raise ConfigError(f"{field}: {exc}") from None
+        if not m.artifact_store:
+            _check_inline_fits(field, model, m.max_inline_bytes)
     check_drift_config(settings.drift, m.task)
+
+
+def _check_inline_fits(field: str, model: object, limit: int) -> None:
+    """With no artifact store every release travels inline: a limit under the untrained model's artifact withholds
+    every release, v1 included (the trainer published nothing and said so only in its log and ``status``)."""
+    from learners import safe_pickle
+
+    size = len(safe_pickle.dumps(model))
+    if size > limit:
+        raise ConfigError(
+            f"model.max_inline_bytes: {limit} bytes cannot carry even the untrained {field}'s artifact ({size} "
+            "bytes) and model.artifact_store is empty, so every release would be withheld, v1 included: set "
+            "model.artifact_store (a directory the trainer and the scorers share) or raise "
+            "model.max_inline_bytes (a learned model's artifact is larger; within the broker's message.max.bytes)"
+        )

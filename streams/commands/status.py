@@ -17,7 +17,7 @@ from typing import Any
 from connectors.kafka_view import describe_replication
 from streams.cli import settings_from_args
 from streams.serving import refused_newer
-from streams.status import collect_status
+from streams.status import collect_status, withheld_text
 
 UNVERIFIED_SHOWN = (
     5  # forged releases named one by one; more are summed up in one line (--json lists them all)
@@ -186,32 +186,8 @@ def _served(m: dict[str, Any]) -> str:
 
 
 def _withheld(withheld: dict[str, Any], serving: int) -> str:
-    """The trainer's newest withheld release. Its champion then may not be the one served now: the model shrank
-    back under the caps, or an operator rolled back, and a later release was published (the trainer keeps the
-    newest withheld one until it restarts)."""
-    try:
-        count, at = int(withheld.get("count", 1)), int(withheld.get("at", 0))
-        _when(at)
-    except (TypeError, ValueError, OverflowError, OSError):  # a field no trainer wrote: not worth a traceback
-        count, at = 1, 0
-    kept = withheld.get("served_version")
-    after = (
-        f"v{kept} stays the champion"
-        if kept == serving
-        else f"v{kept} stayed the champion then; v{serving} was released since"
-    )
-    problem = withheld.get("problem")
-    too_large = problem == "too_large"
-    why = (
-        "too large to publish inline and no artifact store"
-        if too_large
-        else "the scorers' loader would refuse them"
-    )
-    fix = "; fix: set model.artifact_store or raise model.max_inline_bytes" if too_large else ""
-    return (
-        f"    {count:,} release(s) WITHHELD by the trainer ({why}, {problem}), newest {_when(at)}: "
-        f"{str(withheld.get('message', ''))[:120]}; {after}{fix}"
-    )
+    """The trainer's newest withheld release (:func:`streams.status.withheld_text`; the console says the same)."""
+    return "    " + withheld_text(withheld, serving, _when)
 
 
 def _refusals(m: dict[str, Any]) -> list[str]:

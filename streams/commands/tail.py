@@ -21,7 +21,7 @@ from typing import Any
 
 from connectors.consumer import Received, contract_name, decode_message
 from connectors.kafka_client import check_reachable
-from connectors.tail import assign_tail, read_last, read_until_end
+from connectors.tail import assign_tail, read_first, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError
 from schemas.codec import Codec, default_codec
@@ -84,10 +84,12 @@ def _tail(args: argparse.Namespace) -> int:
     if args.from_beginning:
         # An explicit -n was silently ignored here (contract33): `tail T -n 3 --from-beginning` printed the whole
         # topic. As kcat's `-o beginning -c N` and kafka-console-consumer's `--max-messages`, it is the first N.
-        consumer, ends = assign_tail(settings, name, None)
-        records = read_until_end(consumer, codec, name, ends)
-        if args.n is not None:
-            records = records[: args.n]
+        # Only the first N of each partition are read (the whole topic was, to print N).
+        if args.n is None:
+            consumer, ends = assign_tail(settings, name, None)
+            records = read_until_end(consumer, codec, name, ends)
+        else:
+            consumer, records = read_first(settings, codec, name, args.n)
     else:  # the last N records, not the last N offsets (transaction markers and compaction take offsets)
         consumer, records = read_last(settings, codec, name, 10 if args.n is None else args.n)
     try:

@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
             "YAML file): releases are signed and verified with it"
         )
     roles = ("score", "join", "train") if args.role == "all" else (args.role,)
+    if "train" in roles:
+        from streams.commands.config import check_runtime
+
+        check_runtime(settings)  # what `config validate` refuses: the learners, detectors, the inline limit
     check_reachable(settings)
     # Every role needs Redis (join contexts, the trainer's status and control answers): fail at start naming the
     # address, as for the broker, rather than run on logging a Redis error per batch.

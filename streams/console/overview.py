@@ -19,6 +19,7 @@ from driftline.settings import Settings
 from schemas.codec import default_codec
 from streams.console import sources
 from streams.serving import refused_newer
+from streams.status import withheld_text
 
 __all__ = ["Overview"]
 
@@ -27,6 +28,13 @@ RATE_WINDOW_S = 15.0
 
 
 ROLES = ("score", "join", "train")
+
+
+def _stamp(ms: int) -> str:
+    """A time for the page: fixed (not "5s ago"), so the overview redraws only when something changed."""
+    if not ms:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 def _role(group: str) -> str:
@@ -72,6 +80,13 @@ class Overview:
             return out
         live = sources.trainer(s)
         out["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
+        # The trainer's withheld releases in the words of `driftline status` (the page showed none of them).
+        withheld = live.get("withheld") if live else None
+        out["withheld"] = (
+            withheld_text(withheld, live["served_version"], _stamp) if live and withheld else None
+        )
+        # A candidate held for approval, as status reads it (the page read a `held` the trainer's status lacks).
+        out["held_candidate"] = bool(live and live.get("metrics", {}).get("held"))
         workers = []
         for g in status.get("workers", []):
             workers.append({**g, "role": _role(g["group"])})

@@ -129,7 +129,9 @@ function renderOverview(o) {
       card("dead letters", rate("deadletter"), "rate-deadletter", rates.deadletter && rates.deadletter.per_s > 0 ? "bad" : ""),
       joinCard("pending joins", o.pending_joins, "pending-joins", "pending"),
       joinCard("labels parked", o.parked_labels, "parked-labels", "parked"),
-      card("held candidate", t ? (t.held ? "yes: see Actions" : "none") : "-", "held", t && t.held ? "warn" : "")),
+      card("held candidate", t ? (o.held_candidate ? "yes: see Actions" : "none") : "-", "held", o.held_candidate ? "warn" : ""),
+      // As `driftline status` says it: releases the scorers could not load (or no record could carry) stay unmade.
+      card("withheld releases", o.withheld || (t ? "none" : "-"), "withheld", o.withheld ? "bad" : "")),
     el("h2", {}, "Workers (consumer groups)"),
     table("workers", ["role", "group", "state", "members (heartbeating)", "lag per topic", "total lag"],
       (o.workers || []).map((w) => el("tr", { "data-role": w.role },
