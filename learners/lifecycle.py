@@ -205,6 +205,7 @@ class ModelLifecycle:
     _released_at: dict[int, int] | None = None
     _label_delay: int | None = None
     _lead_probes: list[tuple[Learner, Learner, int, int]] | None = None
+    lead_releases = 0  # incremental releases made before the carried floor because the lead was shown
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -357,6 +358,8 @@ class ModelLifecycle:
             and self._increment.short_floor
             and self._probation.active
         )
+        if reason == "incremental" and self._increment.short_floor:
+            self.lead_releases += 1
         self._increment.short_floor = False
         if reason not in ("initial", "rollback") and self.served_version and not keep:
             self._probation.start(self._served, self.served_version)
