@@ -200,13 +200,6 @@ class ModelLifecycle:
     # class-level None for a lifecycle pickled before it (``_judge`` starts one).
     _latency: LatencyCache | None = None
 
-    # The lead as served (``policies.SERVED_LEAD``, a screen): each version's release index, the label delay
-    # measured from the first label a version answered, and the frozen champion copies being paired.
-    _released_at: dict[int, int] | None = None
-    _label_delay: int | None = None
-    _lead_probes: list[tuple[Learner, Learner, int, int]] | None = None
-    lead_releases = 0  # incremental releases made before the carried floor because the lead was shown
-
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         monitor = state.get("_loss_monitor")
@@ -348,20 +341,7 @@ class ModelLifecycle:
             self._withheld = None
         version = self._next_version
         self._next_version += 1
-        if policies.SERVED_LEAD and index is not None:
-            released = self._released_at or {}
-            released[version] = index
-            self._released_at = {v: i for v, i in released.items() if v > version - 8}
-        keep = (
-            policies.SERVED_KEEPS_PROBATION
-            and reason == "incremental"
-            and self._increment.short_floor
-            and self._probation.active
-        )
-        if reason == "incremental" and self._increment.short_floor:
-            self.lead_releases += 1
-        self._increment.short_floor = False
-        if reason not in ("initial", "rollback") and self.served_version and not keep:
+        if reason not in ("initial", "rollback") and self.served_version:
             self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
             self._probation.stop()
@@ -580,8 +560,6 @@ class ModelLifecycle:
         champion = self._lineage.model
         champ_pred = champion.predict_one(xc, cleaned=True) if batch is None else batch.champion(champion, xc)
         self._increment.observe(y, champ_pred, base_pred, segment)
-        if policies.SERVED_LEAD and batch is None:
-            self._served_lead(xc, y, index, served_version, segment)
         if self._challenger.lineage is not None:
             self._challenger.observe(
                 y,
@@ -612,39 +590,6 @@ class ModelLifecycle:
         self._increment.since_release += 1
         events.extend(self._decide(index))
         return events
-
-    def _served_lead(
-        self, xc: dict[str, float], y: Any, index: int, served_version: int | None, segment: str | None
-    ) -> None:
-        """The champion's lead as served (``policies.SERVED_LEAD``): the label delay from the first label each
-        version answers, then frozen champion copies paired with the snapshot served when they were frozen on the
-        labels of events that arrive after a release of them could have reached the scorers."""
-        released = self._released_at
-        if released is not None and served_version is not None and served_version in released:
-            self._label_delay = max(0, index - released.pop(served_version))
-        probes = self._lead_probes or []
-        lead = self._increment.lead
-        kept = []
-        for frozen, served, start, end in probes:
-            if index >= end:
-                continue
-            kept.append((frozen, served, start, end))
-            if index >= start and lead is not None:
-                lead.add(
-                    y, frozen.predict_one(xc, cleaned=True), served.predict_one(xc, cleaned=True), segment
-                )
-        inc = self._increment
-        if (
-            self._label_delay is not None
-            and inc.lead_window()
-            and inc.since_release + 1 == policies.SERVED_LEAD
-        ):
-            start = index + self._label_delay
-            # (copied before this label is learned: one label short of what a release at the floor would serve)
-            kept.append(
-                (self._lineage.model.copy(), self._served.model, start, start + policies.SERVED_WINDOW)
-            )
-        self._lead_probes = kept
 
     def _score_served_members(
         self, xc: dict[str, float], y: Any, batch: BatchContext | None, pos: int

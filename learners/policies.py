@@ -75,20 +75,6 @@ RECOVERY_CARRY = True
 # before; see IncrementalPolicy). 2: the shadow bets as ``learners.guard.MixtureEProcess``; 1: as ``EProcess``
 # (measured: it never gained at a sink on the failing unseen rows); 0: no shadow (session 32, BENCHMARKS-accuracy.md).
 SHADOW = 2
-# The lead as served (session 34, lag34; a screen, 0: off): after a drift alarm (within ``QUIET_LABELS`` labels, the
-# tasks in ``QUIET_TASKS``), a carried release comes every ``SERVED_LEAD`` labels instead of the carried floor
-# ``guard.carry_release_every`` while the champion's lead *as it would have been served* is shown: at each
-# ``SERVED_LEAD``-th label since a release a copy of the champion is frozen, and paired with the snapshot served then
-# on the labels of the ``SERVED_WINDOW`` events that arrive after it could have reached the scorers (the label's index
-# at least the freezing label's + the label delay the lifecycle measured from each version's first answered label);
-# the floor is short while that superiority test (margin 0, since the alarm) rejects at ``guard.alpha``.
-SERVED_LEAD = 0
-SERVED_WINDOW = 25
-# The superiority margin of that test: the frozen copy shown better than the served snapshot by this share of the
-# loss scale (0.02: two points of error rate), so a lead of a few tenths of a point (elec's) does not open the floor.
-SERVED_MARGIN = 0.0
-# 1: a release at the short floor does not restart probation (it keeps the snapshot from before them); screen only.
-SERVED_KEEPS_PROBATION = 0
 # The shadow's pairs are kept for at most this many times ``guard.max_examples`` (then dropped: a sink restarts the
 # test, as with no shadow). A judgement restarts evidence that old, so only labels observed without judgements (the
 # trainer paused: ``ModelLifecycle`` still compares the champion with the served snapshot) reach it; without the
@@ -278,8 +264,6 @@ class IncrementalPolicy:
     # Class-level defaults: a lifecycle pickled before these existed (a trainer's checkpoint) restores without them.
     _shown = False
     carried = False
-    lead: PairedEvidence | None = None  # the as-served lead since the latest alarm (``SERVED_LEAD``)
-    short_floor = False  # the next release comes at ``SERVED_LEAD`` (screen)
     recovery_left = 0  # labels left in the recovery window opened by the latest drift alarm
     # Labels the served snapshot's lineage has learned (set by ``released``); a policy that has seen no release
     # (or one pickled before this existed) treats the served model as old: it holds as before.
@@ -327,10 +311,6 @@ class IncrementalPolicy:
         class's docstring). Any task: carried releases keep their floor for ``QUIET_LABELS`` labels."""
         guard = self.guard
         self.since_alarm = 0
-        if SERVED_LEAD:
-            self.lead = PairedEvidence(
-                self.task, dataclasses.replace(guard, superiority_margin=SERVED_MARGIN)
-            )
         if self.task != "regression" or guard.recovery_margin <= guard.non_inferiority_margin:
             return
         recovering = bool(self.recovery_left)
@@ -390,27 +370,11 @@ class IncrementalPolicy:
             int(self.served_n * (COLD_GROWTH - 1)), 1
         )
 
-    def lead_window(self) -> bool:
-        """Within the window after an alarm where the as-served lead is measured (``SERVED_LEAD``)."""
-        return bool(
-            SERVED_LEAD
-            and self.lead is not None
-            and self.carried
-            and QUIET_LABELS
-            and self.since_alarm < QUIET_LABELS
-            and self.task in QUIET_TASKS
-        )
-
-    def lead_shown(self) -> bool:
-        """The champion's lead as served is shown (``SERVED_LEAD``): the short floor applies."""
-        return self.lead_window() and self.lead is not None and self.lead.better.rejects(self.guard.alpha)
-
     def waiting(self, release_every: int, served_learned: bool) -> bool:
         """True when no judgement is due at this label (:meth:`decide` then answers None): asked first, after
         every label, so the usual label costs one short call."""
         # (An untrained served model with no cold start, a policy pickled before it: the first release after a few.)
         due = release_every if served_learned else min(release_every, FIRST_RELEASE)
-        self.short_floor = False
         if (
             RECOVERY_RELEASE_EVERY
             and self.recovery_left
@@ -422,11 +386,7 @@ class IncrementalPolicy:
             self.since_alarm < QUIET_LABELS or not QUIET_LABELS or self.task not in QUIET_TASKS
         ):
             # The floor of carried releases (with QUIET_LABELS on, only after a drift alarm: the class's docstring).
-            if self.lead_shown():
-                due = min(due, SERVED_LEAD)
-                self.short_floor = self.since_release < self.guard.carry_release_every
-            else:
-                due = max(due, self.guard.carry_release_every)
+            due = max(due, self.guard.carry_release_every)
         return (self.since_release < due and not self._cold()) or self.evidence.n < self._next_check
 
     def decide(
