@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("id", help="the FeatureEvent id")
     p.add_argument(
-        "--since", type=float, default=1440.0, metavar="MINUTES", help="search back this far (1440)"
+        "--since", type=float, default=1440.0, metavar="MINUTES", help="search back this far (default: 1440)"
     )
     p.add_argument(
-        "--timeout", type=float, default=30.0, help="give up the search after this many seconds (30)"
+        "--timeout", type=float, default=30.0, help="give up the search after this many seconds (default: 30)"
     )
     p.add_argument("--top", type=int, default=20, help="features to print (text output; default 20)")
     p.add_argument("--json", action="store_true")
