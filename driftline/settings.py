@@ -239,18 +239,31 @@ def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
+    given: dict[str, tuple[str, str]] = {}  # setting path -> (the contract variable that set it, its value)
     for var, path in ENV_VARS.items():
         if environ.get(var):
             _set_path(tree, path, environ[var])
+            given[path] = (var, environ[var])
         elif environ.get(var + "_FILE"):
             file = Path(environ[var + "_FILE"])
             try:
-                _set_path(tree, path, file.read_text().strip())
+                value = file.read_text().strip()
             except OSError as exc:
                 raise ConfigError(f"{var}_FILE: cannot read {file}: {exc.strerror}") from exc
+            _set_path(tree, path, value)
+            given[path] = (var + "_FILE", value)
     for var, value in environ.items():
         if var.startswith("DRIFTLINE__"):
-            _set_path(tree, ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__")), value)
+            path = ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
+            first = given.get(path)
+            if first is not None and first[1].strip() != value.strip():
+                # Two spellings of one setting that disagree: which one wins would be a guess (the nested one
+                # silently did until session 34), so neither does. The values may be secrets: not printed.
+                raise ConfigError(
+                    f"{path}: set twice in the environment with different values, by {first[0]} and {var}; "
+                    "unset one of them"
+                )
+            _set_path(tree, path, value)
     return tree
 
 

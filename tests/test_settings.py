@@ -117,3 +117,28 @@ def test_a_null_string_setting_is_refused_naming_the_field(tmp_path: Path, null:
         load_settings(_yaml(tmp_path, "model:\n  artifact_store: ''\n"), environ={}).model.artifact_store
         == ""
     )
+
+
+def test_one_setting_given_by_both_its_variables_with_different_values_is_an_error(tmp_path: Path) -> None:
+    """Session 34: DRIFTLINE_KAFKA_BOOTSTRAP and DRIFTLINE__KAFKA__BOOTSTRAP set to different addresses silently
+    took the nested one. The error names both variables, never the values (they may be secrets)."""
+    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": "env:2", "DRIFTLINE__KAFKA__BOOTSTRAP": "env:4"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=env)
+    text = str(error.value)
+    assert (
+        "kafka.bootstrap" in text
+        and "DRIFTLINE_KAFKA_BOOTSTRAP" in text
+        and "DRIFTLINE__KAFKA__BOOTSTRAP" in text
+    )
+    assert "env:2" not in text and "env:4" not in text
+    key, other = "k" * 64, "o" * 64
+    (tmp_path / "key").write_text(key + "\n")
+    secret = {"DRIFTLINE_SIGNING_KEY_FILE": str(tmp_path / "key"), "DRIFTLINE__MODEL__SIGNING_KEY": other}
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=secret)
+    assert "DRIFTLINE_SIGNING_KEY_FILE" in str(error.value) and key not in str(error.value)
+    assert other not in str(error.value)
+    # The same value both ways is no conflict.
+    same = {"DRIFTLINE_KAFKA_BOOTSTRAP": "h:1", "DRIFTLINE__KAFKA__BOOTSTRAP": "h:1"}
+    assert load_settings(environ=same).kafka.bootstrap == "h:1"
