@@ -470,11 +470,35 @@ def _validate(settings: Settings) -> None:
         )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping: PyYAML keeps the last one silently, so a
+    second `kafka:` section dropped every setting of the first (session 34)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class names it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice in one mapping (lines {first} and {line}); keep one",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML settings file; errors name the file."""
+    """Read a YAML settings file; errors name the file (and a key written twice)."""
     p = Path(path).expanduser()
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader) or {}  # a SafeLoader: no arbitrary objects
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

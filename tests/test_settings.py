@@ -142,3 +142,22 @@ def test_one_setting_given_by_both_its_variables_with_different_values_is_an_err
     # The same value both ways is no conflict.
     same = {"DRIFTLINE_KAFKA_BOOTSTRAP": "h:1", "DRIFTLINE__KAFKA__BOOTSTRAP": "h:1"}
     assert load_settings(environ=same).kafka.bootstrap == "h:1"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "kafka:\n  bootstrap: a:1\nguard:\n  alpha: 0.1\nkafka:\n  partitions: 3\n",
+            "'kafka' is given twice",
+        ),
+        ("guard:\n  alpha: 0.1\n  alpha: 0.2\n", "'alpha' is given twice"),
+        ("guard: {alpha: 0.1, alpha: 0.2}\n", "'alpha' is given twice"),
+    ],
+)
+def test_a_key_written_twice_in_the_file_is_an_error_naming_it(tmp_path: Path, text: str, named: str) -> None:
+    """Session 34: PyYAML kept the last of two `kafka:` sections silently, dropping every setting of the first."""
+    with pytest.raises(ConfigError) as error:
+        load_settings(_yaml(tmp_path, text), environ={})
+    assert named in str(error.value)
+    assert load_settings(_yaml(tmp_path, "guard: &g\n  alpha: 0.2\n"), environ={}).guard.alpha == 0.2
