@@ -109,3 +109,16 @@ def test_the_model_option_of_models_says_its_default() -> None:
         assert "see above" not in text, name
         if name == "list":
             assert "one model (default: every model)" in text
+
+
+def test_models_set_refuses_a_key_given_twice_and_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`models set guard.alpha=0.01 guard.alpha=0.02` applied 0.02 and said nothing of the 0.01."""
+    sent: list[Any] = []
+    monkeypatch.setattr(models_cmd, "_run", lambda *a, **k: sent.append(a) or 0)
+    assert main(["models", "set", "guard.alpha=0.01", "guard.alpha=0.02"]) == 2
+    assert "guard.alpha is given twice" in capsys.readouterr().err
+    assert sent == []
+    assert main(["models", "set", "guard.alpha=0.01", "drift.adwin_delta=0.01"]) == 0
+    assert sent and sent[0][2] == {"guard.alpha": "0.01", "drift.adwin_delta": "0.01"}

@@ -381,6 +381,9 @@ def _set(args: argparse.Namespace) -> int:
         if not sep or not key:
             print(f"driftline models set: expected KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
+        if key.strip() in pairs:  # one command sets each key once: which value was meant is a guess
+            print(f"driftline models set: {key.strip()} is given twice; give it once", file=sys.stderr)
+            return 2
         pairs[key.strip()] = value.strip()
     return _run(args, "set", pairs)
 
