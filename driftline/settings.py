@@ -386,12 +386,14 @@ MIN_SIGNING_KEY_BYTES = 32
 
 
 def _check_signing_keys(model: ModelSettings) -> None:
-    for name in ("signing_key", "previous_signing_key"):
+    # The operator key signs control commands as the signing key signs releases: a short one was accepted until
+    # session 34, and a key of a few bytes is guessed from one signed command on `control`.
+    for name in ("signing_key", "previous_signing_key", "operator_key"):
         key = getattr(model, name).get()
         if key and len(key.encode()) < MIN_SIGNING_KEY_BYTES:
             raise ConfigError(
                 f"model.{name}: the key is {len(key.encode())} bytes, it must be at least {MIN_SIGNING_KEY_BYTES}; "
-                "make one with `openssl rand -hex 32` (64 characters) and put it in DRIFTLINE_SIGNING_KEY_FILE"
+                f"make one with `openssl rand -hex 32` (64 characters) and put it in DRIFTLINE_{name.upper()}_FILE"
             )
 
 
