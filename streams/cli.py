@@ -14,9 +14,10 @@ import signal
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from driftline import __version__
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import MaskSecrets, Settings, load_settings
 
 # Subcommand modules, in the order --help lists them.
@@ -64,6 +65,28 @@ def whole_number(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for a size such as ``bench --events N``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def positive_rate(text: str) -> float:
+    """An argparse type for ``--rate N`` events per second: finite and > 0 (``demo --rate 0`` divided by it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected events per second, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected events per second > 0, got {text!r}")
+    return value
+
+
 def port_number(text: str) -> int:
     """An argparse type for a TCP port, 1-65535 (``stack up --kafka-port 99999`` ended in a traceback)."""
     try:
@@ -73,6 +96,20 @@ def port_number(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {value}")
     return value
+
+
+def report_dir(path: str, flag: str = "--report") -> None:
+    """Create a report directory before the run, or refuse it naming ``flag`` (an unwritable one was a traceback
+    from the report writer, after the whole run)."""
+    where = Path(path)
+    if where.exists() and not where.is_dir():
+        raise ConfigError(f"{flag}: {path} is a file; name the directory to write the report into")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag}: cannot create {path} ({exc.strerror}); name a directory you can write"
+        ) from exc
 
 
 def global_overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -8,6 +8,7 @@ In-process: the parser, and `models list` with its broker reads replaced; no bro
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +123,64 @@ def test_models_set_refuses_a_key_given_twice_and_sends_nothing(
     assert sent == []
     assert main(["models", "set", "guard.alpha=0.01", "drift.adwin_delta=0.01"]) == 0
     assert sent and sent[0][2] == {"guard.alpha": "0.01", "drift.adwin_delta": "0.01"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["demo", "--rate", "0"], "argument --rate: expected events per second > 0"),  # was ZeroDivisionError
+        (["demo", "--rate", "nan"], "argument --rate"),
+        (["demo", "--label-delay", "-1"], "argument --label-delay: must be a whole number >= 0"),
+        (["demo", "--timeout", "0"], "argument --timeout"),
+        (["demo", "--console-port", "70000"], "argument --console-port: expected a TCP port"),
+        (["bench", "--soak", "-5"], "argument --soak: must be a whole number >= 0"),  # ran the whole bench
+        (["bench", "--events", "0"], "argument --events: must be a whole number >= 1"),
+        (["bench", "--score-events", "-1"], "argument --score-events"),
+        (["bench", "--releases", "0"], "argument --releases"),
+        (["bench", "--latency-seconds", "-1"], "argument --latency-seconds"),
+        (["bench", "--trainer-models", "-1"], "argument --trainer-models"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_demo_and_bench_sizes_are_checked_by_the_parser(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert named in _refused(argv, capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["bench", "--models", "logistic_regression,nosuch"], "--models: unknown learner kind 'nosuch'"),
+        (["bench", "--soak", "10", "--soak-model", "nosuch"], "--soak-model: unknown learner kind 'nosuch'"),
+    ],
+)
+def test_bench_refuses_an_unknown_learner_kind_before_it_starts(
+    argv: list[str], named: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bench.suite
+
+    started: list[Any] = []
+    monkeypatch.setattr(bench.suite, "run_bench", lambda *a, **k: started.append(a))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and "known: " in err and "logistic_regression" in err
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    "command", [["replay", "--stream", "sea-abrupt", "--limit", "50"], ["demo", "--no-live"]]
+)
+def test_an_unwritable_report_dir_is_refused_before_the_run(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`replay --report /proc/x` ended in a FileNotFoundError traceback; `demo` would have run to its end first."""
+    import streams.demo.runner
+
+    monkeypatch.setattr(streams.demo.runner, "DemoRun", lambda *a, **k: pytest.fail("the demo started"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main([*command, "--report", str(blocker / "report")]) == 2
+    assert f"--report: cannot create {blocker / 'report'}" in capsys.readouterr().err
+    assert main([*command, "--report", str(blocker)]) == 2
+    assert f"--report: {blocker} is a file" in capsys.readouterr().err
