@@ -93,8 +93,9 @@ def _show(args: argparse.Namespace) -> int:
         chains = {m: e for m, (_, e) in file_chains(settings, args.file, args.model).items()}
     if args.file is None and (args.source in ("topic", "both") or (args.source == "auto" and not chains)):
         if args.source == "auto":  # not the trainer's machine (or another state dir): the topic has the trail
+            of = f" of model {args.model!r}" if args.model else ""
             print(
-                f"audit show: no chain file in {settings.state_dir}; reading {settings.topic('audit')}",
+                f"audit show: no chain file{of} in {settings.state_dir}; reading {settings.topic('audit')}",
                 file=sys.stderr,
             )
         check_reachable(settings)
@@ -102,6 +103,15 @@ def _show(args: argparse.Namespace) -> int:
         if args.model:
             chains = {args.model: chains.get(args.model, [])}
     rows = [e for entries in chains.values() for e in entries if isinstance(e, Mapping) and "seq" in e]
+    if (
+        args.model and not rows
+    ):  # as `audit verify --model M`: a model with no chain anywhere is not "no entries"
+        print(
+            f"audit show: no audit chain found for model {args.model!r} (check --model, --topic-prefix and the "
+            "state dir)",
+            file=sys.stderr,
+        )
+        return 1
     if args.kind:
         rows = [e for e in rows if e.get("kind") == args.kind]
     rows.sort(key=lambda e: (int(e.get("ts", 0)), str(e.get("model")), int(e["seq"])))
