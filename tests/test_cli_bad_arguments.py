@@ -184,3 +184,23 @@ def test_an_unwritable_report_dir_is_refused_before_the_run(
     assert f"--report: cannot create {blocker / 'report'}" in capsys.readouterr().err
     assert main([*command, "--report", str(blocker)]) == 2
     assert f"--report: {blocker} is a file" in capsys.readouterr().err
+
+
+def test_explain_checks_its_timeout_and_spends_no_more_on_the_broker_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`explain ID --timeout 3` against a broker that is down said "tried for 5 s"; `--timeout -1` was taken."""
+    import streams.commands.explain as explain_cmd
+    from driftline.errors import StackError
+
+    tried: list[float] = []
+
+    def unreachable(settings: Any, timeout: float = 5) -> None:
+        tried.append(timeout)
+        raise StackError(f"cannot reach Kafka (tried for {timeout:g} s)")
+
+    monkeypatch.setattr(explain_cmd, "check_reachable", unreachable)
+    assert main(["explain", "e1", "--timeout", "3"]) == 1
+    assert tried == [3.0] and "tried for 3 s" in capsys.readouterr().err
+    assert "argument --timeout" in _refused(["explain", "e1", "--timeout", "-1"], capsys)
+    assert "argument --top" in _refused(["explain", "e1", "--top", "-2"], capsys)
