@@ -257,6 +257,13 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def stop_on_sigterm() -> None:
+    """Let SIGTERM stop this command as Ctrl-C does, so its clean-up runs: for commands that start processes of
+    their own (`bench`, `demo`). Stopped by a SIGTERM (`timeout`, the end of a CI job), `bench` died at once and
+    left its score worker running, orphaned, and its topics on the broker (session 34)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def interrupted(exc: BaseException) -> bool:
     """Whether ``exc`` is the user's interrupt: a KeyboardInterrupt, or the SystemError that Ctrl-C inside a
     librdkafka call running Python callbacks (a producer's poll or flush serving delivery reports) comes out as,

@@ -11,6 +11,7 @@ from streams.cli import (
     positive_int,
     positive_seconds,
     settings_from_args,
+    stop_on_sigterm,
     whole_number,
 )
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from learners.specs import KINDS as LEARNER_KINDS  # here: River's import is not for every CLI start
 
     settings = settings_from_args(args)
+    stop_on_sigterm()  # the run's workers, topics and groups are removed on the way out (env.close)
     # Checked before a broker, topic or worker is set up, not after minutes of measuring the first kind.
     for flag, kinds in (("--models", args.models or ""), ("--soak-model", args.soak_model or "")):
         for kind in filter(None, (k.strip() for k in kinds.split(","))):

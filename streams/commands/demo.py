@@ -18,6 +18,7 @@ from streams.cli import (
     positive_seconds,
     report_dir,
     settings_from_args,
+    stop_on_sigterm,
     whole_number,
 )
 
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.reporting.demo import newest_per_model, write_report
 
     base = settings_from_args(args)
+    stop_on_sigterm()  # as Ctrl-C: stop producing, stop the workers and the stack it started
     events = _check_file(args, base) if args.file else args.events
     report_dir(args.report)  # before anything starts: an unwritable one failed only after the whole run
     options = DemoOptions(
