@@ -116,12 +116,17 @@ class BenchEnv:
     ) -> WorkerProcess:
         """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
         env = {"DRIFTLINE_CONFIG": str(self.config_file(model, learner, params))}
-        # The worker reads these from its own environment first: make sure ours cannot leak in.
+        # The worker reads these from its own environment first: make sure ours cannot leak in. The key's _FILE
+        # form too: with DRIFTLINE_SIGNING_KEY_FILE exported (as README's Docker section says to), the workers
+        # signed and verified with the operator's key and refused the run's releases (session 34).
         for var in (
             "DRIFTLINE_TOPIC_PREFIX",
             "DRIFTLINE_MODEL",
             "DRIFTLINE_STATE_DIR",
             "DRIFTLINE_SIGNING_KEY",
+            "DRIFTLINE_SIGNING_KEY_FILE",
+            "DRIFTLINE_PREVIOUS_SIGNING_KEY",
+            "DRIFTLINE_PREVIOUS_SIGNING_KEY_FILE",
         ):
             env[var] = ""
         name = f"{model}-{role}{tag}-{len(self.workers)}"

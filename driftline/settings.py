@@ -239,18 +239,31 @@ def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
+    given: dict[str, tuple[str, str]] = {}  # setting path -> (the contract variable that set it, its value)
     for var, path in ENV_VARS.items():
         if environ.get(var):
             _set_path(tree, path, environ[var])
+            given[path] = (var, environ[var])
         elif environ.get(var + "_FILE"):
             file = Path(environ[var + "_FILE"])
             try:
-                _set_path(tree, path, file.read_text().strip())
+                value = file.read_text().strip()
             except OSError as exc:
                 raise ConfigError(f"{var}_FILE: cannot read {file}: {exc.strerror}") from exc
+            _set_path(tree, path, value)
+            given[path] = (var + "_FILE", value)
     for var, value in environ.items():
         if var.startswith("DRIFTLINE__"):
-            _set_path(tree, ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__")), value)
+            path = ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
+            first = given.get(path)
+            if first is not None and first[1].strip() != value.strip():
+                # Two spellings of one setting that disagree: which one wins would be a guess (the nested one
+                # silently did until session 34), so neither does. The values may be secrets: not printed.
+                raise ConfigError(
+                    f"{path}: set twice in the environment with different values, by {first[0]} and {var}; "
+                    "unset one of them"
+                )
+            _set_path(tree, path, value)
     return tree
 
 
@@ -373,12 +386,14 @@ MIN_SIGNING_KEY_BYTES = 32
 
 
 def _check_signing_keys(model: ModelSettings) -> None:
-    for name in ("signing_key", "previous_signing_key"):
+    # The operator key signs control commands as the signing key signs releases: a short one was accepted until
+    # session 34, and a key of a few bytes is guessed from one signed command on `control`.
+    for name in ("signing_key", "previous_signing_key", "operator_key"):
         key = getattr(model, name).get()
         if key and len(key.encode()) < MIN_SIGNING_KEY_BYTES:
             raise ConfigError(
                 f"model.{name}: the key is {len(key.encode())} bytes, it must be at least {MIN_SIGNING_KEY_BYTES}; "
-                "make one with `openssl rand -hex 32` (64 characters) and put it in DRIFTLINE_SIGNING_KEY_FILE"
+                f"make one with `openssl rand -hex 32` (64 characters) and put it in DRIFTLINE_{name.upper()}_FILE"
             )
 
 
@@ -457,11 +472,35 @@ def _validate(settings: Settings) -> None:
         )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping: PyYAML keeps the last one silently, so a
+    second `kafka:` section dropped every setting of the first (session 34)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class names it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice in one mapping (lines {first} and {line}); keep one",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML settings file; errors name the file."""
+    """Read a YAML settings file; errors name the file (and a key written twice)."""
     p = Path(path).expanduser()
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader) or {}  # a SafeLoader: no arbitrary objects
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

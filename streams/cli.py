@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
 import shutil
 import signal
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from driftline import __version__
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import MaskSecrets, Settings, load_settings
 
 # Subcommand modules, in the order --help lists them.
@@ -37,6 +39,77 @@ COMMANDS = (
     "cleanup",
     "explain",
 )
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for ``--timeout S``: a finite number of seconds > 0 (a negative one made `doctor` report
+    Kafka and Redis as failing, and ``nan`` waited for nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """An argparse type for a count such as ``-n N``: a whole number >= 0 (``audit show -n -3`` printed every
+    entry but the first three)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for a size such as ``bench --events N``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def positive_rate(text: str) -> float:
+    """An argparse type for ``--rate N`` events per second: finite and > 0 (``demo --rate 0`` divided by it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected events per second, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected events per second > 0, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse type for a TCP port, 1-65535 (``stack up --kafka-port 99999`` ended in a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {value}")
+    return value
+
+
+def report_dir(path: str, flag: str = "--report") -> None:
+    """Create a report directory before the run, or refuse it naming ``flag`` (an unwritable one was a traceback
+    from the report writer, after the whole run)."""
+    where = Path(path)
+    if where.exists() and not where.is_dir():
+        raise ConfigError(f"{flag}: {path} is a file; name the directory to write the report into")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag}: cannot create {path} ({exc.strerror}); name a directory you can write"
+        ) from exc
 
 
 def global_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -145,7 +218,26 @@ def _finish_help(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None
                 before = textwrap.fill(child.epilog, width) + "\n\n" if child.epilog else ""
                 child.epilog = before + "examples:\n" + "\n".join(f"  {line}" for line in examples)
                 child.formatter_class = argparse.RawDescriptionHelpFormatter
+            _name_defaults(child)
             _finish_help(child, (*path, name))
+
+
+def _name_defaults(parser: argparse.ArgumentParser) -> None:
+    """Say an option's default in its help when the help does not (session 34: `produce synthetic --seed`,
+    `--label-delay`, `stack up --timeout` and two dozen more left the operator to guess)."""
+    for action in parser._actions:
+        default = action.default
+        if (
+            not action.option_strings
+            or action.help in (None, argparse.SUPPRESS)
+            or default in (None, "", argparse.SUPPRESS)
+            or isinstance(default, bool)
+            or action.nargs == 0  # flags (store_true, count, help, version)
+            or "default" in str(action.help).lower()
+        ):
+            continue
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        action.help = f"{action.help} (default: {shown})".replace("%", "%%")
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -163,6 +255,13 @@ def _interrupt(signum: int, frame: object) -> None:
     """SIGINT: remembered, then Python's own KeyboardInterrupt."""
     _INTERRUPTED.append(signum)
     raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM stop this command as Ctrl-C does, so its clean-up runs: for commands that start processes of
+    their own (`bench`, `demo`). Stopped by a SIGTERM (`timeout`, the end of a CI job), `bench` died at once and
+    left its score worker running, orphaned, and its topics on the broker (session 34)."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def interrupted(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -103,7 +104,8 @@ def explain_prediction(
     found = find_predictions(settings, event_id, since_ms=since_ms, timeout=timeout)
     prediction = found.get(model) if model is not None else _choose(found, settings.model.name)
     if prediction is None:
-        window = "" if since_ms is None else f" since {since_ms} ms"
+        # A time the operator can read: "since 1796444934527 ms" said nothing about how far back it looked.
+        window = "" if since_ms is None else f" since {_utc(since_ms)}"
         whose = "" if model is None else f" by model {model!r}"
         answered = f" (answered by {', '.join(sorted(found))})" if found else ""
         raise NotFound(
@@ -152,3 +154,8 @@ def _release(settings: Settings, model: str, version: int) -> Mapping[str, Any]:
         f"explain: the prediction was served by {model!r} v{version}, which is no longer on "
         f"{settings.topic('models')} (compacted away), and it carries no recorded explanation"
     )
+
+
+def _utc(ms: int) -> str:
+    """``ms`` since the epoch as a UTC time, e.g. ``2026-12-06 04:39:52 UTC``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -93,3 +93,20 @@ def test_show_reads_the_topic_when_the_state_dir_has_no_chain(
     # where the files are, they are what show reads by default (as before)
     assert _run(monkeypatch, cfg, {}, "show", "--json") == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
+
+
+def test_show_of_a_model_with_no_chain_anywhere_says_so_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    """Session 34: `audit show --model nosuch` printed "no audit entries" and exited 0 (verify exits 1), after
+    saying there was no chain file in a state dir that held the default model's."""
+    entries = _chain(cfg)
+    assert _run(monkeypatch, cfg, {"default": entries}, "show", "--model", "nosuch") == 1
+    err = capsys.readouterr().err
+    assert "no audit chain found for model 'nosuch'" in err
+    assert "no chain file of model 'nosuch' in" in err
+    # a model with a chain, and a kind filter that matches nothing, are not errors
+    assert (
+        _run(monkeypatch, cfg, {"default": entries}, "show", "--model", "default", "--kind", "control") == 0
+    )
+    assert "no audit entries" in capsys.readouterr().out

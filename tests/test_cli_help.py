@@ -55,3 +55,19 @@ def test_worker_help_says_train_workers_share_the_models() -> None:
     text = " ".join(_parser(("worker",)).format_help().split())
     assert "for one model" not in text
     assert "several train workers share the models" in text
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+def test_every_option_with_a_default_says_it(path: tuple[str, ...]) -> None:
+    """Session 34: `produce synthetic --seed` (42), `--label-delay` (0), `stack up --timeout` (120) and two dozen
+    more had a default the help did not name."""
+    for action in _parser(path)._actions:
+        default = action.default
+        if (
+            not action.option_strings
+            or action.nargs == 0
+            or action.help == argparse.SUPPRESS
+            or default in (None, "", argparse.SUPPRESS)
+        ):
+            continue
+        assert "default" in (action.help or "").lower(), (path, action.option_strings, default)

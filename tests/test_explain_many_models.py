@@ -113,3 +113,11 @@ def test_a_search_cut_short_says_so_rather_than_not_found(monkeypatch: pytest.Mo
     monkeypatch.setattr(explanations, "read_to_end", found_first)
     result = explain_prediction(_settings(), "e-1")
     assert result["prediction"] == "yes" and result["search_complete"] is False
+
+
+@pytest.mark.usefixtures("predictions")
+def test_not_found_says_since_when_it_searched_as_a_time() -> None:
+    """Session 34: the window was printed as "since 1796444934527 ms"."""
+    with pytest.raises(NotFound) as error:
+        explain_prediction(_settings(), "no-such-id", since_ms=1_796_444_934_527)
+    assert "since 2026-12-05 04:28:54 UTC" in str(error.value) and " ms " not in str(error.value)

@@ -76,11 +76,14 @@ def test_log_lines_are_masked_by_the_cli_filter() -> None:
     assert any(isinstance(f, MaskSecrets) for h in logging.getLogger().handlers for f in h.filters)
 
 
-@pytest.mark.parametrize("name", ["DRIFTLINE_SIGNING_KEY", "DRIFTLINE_PREVIOUS_SIGNING_KEY"])
+@pytest.mark.parametrize(
+    "name", ["DRIFTLINE_SIGNING_KEY", "DRIFTLINE_PREVIOUS_SIGNING_KEY", "DRIFTLINE_OPERATOR_KEY"]
+)
 def test_short_signing_keys_are_refused_with_how_to_make_one(name: str) -> None:
     env = {"DRIFTLINE_SIGNING_KEY": "k" * MIN_SIGNING_KEY_BYTES, name: "k" * (MIN_SIGNING_KEY_BYTES - 1)}
-    with pytest.raises(ConfigError, match=r"at least 32; make one with `openssl rand -hex 32`"):
+    with pytest.raises(ConfigError, match=r"at least 32; make one with `openssl rand -hex 32`") as error:
         load_settings(environ=env)
+    assert f"put it in {name}_FILE" in str(error.value)
     one_char = {"DRIFTLINE_SIGNING_KEY": "x"}
     with pytest.raises(ConfigError, match="the key is 1 bytes"):
         load_settings(environ=one_char)

@@ -117,3 +117,47 @@ def test_a_null_string_setting_is_refused_naming_the_field(tmp_path: Path, null:
         load_settings(_yaml(tmp_path, "model:\n  artifact_store: ''\n"), environ={}).model.artifact_store
         == ""
     )
+
+
+def test_one_setting_given_by_both_its_variables_with_different_values_is_an_error(tmp_path: Path) -> None:
+    """Session 34: DRIFTLINE_KAFKA_BOOTSTRAP and DRIFTLINE__KAFKA__BOOTSTRAP set to different addresses silently
+    took the nested one. The error names both variables, never the values (they may be secrets)."""
+    env = {"DRIFTLINE_KAFKA_BOOTSTRAP": "env:2", "DRIFTLINE__KAFKA__BOOTSTRAP": "env:4"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=env)
+    text = str(error.value)
+    assert (
+        "kafka.bootstrap" in text
+        and "DRIFTLINE_KAFKA_BOOTSTRAP" in text
+        and "DRIFTLINE__KAFKA__BOOTSTRAP" in text
+    )
+    assert "env:2" not in text and "env:4" not in text
+    key, other = "k" * 64, "o" * 64
+    (tmp_path / "key").write_text(key + "\n")
+    secret = {"DRIFTLINE_SIGNING_KEY_FILE": str(tmp_path / "key"), "DRIFTLINE__MODEL__SIGNING_KEY": other}
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=secret)
+    assert "DRIFTLINE_SIGNING_KEY_FILE" in str(error.value) and key not in str(error.value)
+    assert other not in str(error.value)
+    # The same value both ways is no conflict.
+    same = {"DRIFTLINE_KAFKA_BOOTSTRAP": "h:1", "DRIFTLINE__KAFKA__BOOTSTRAP": "h:1"}
+    assert load_settings(environ=same).kafka.bootstrap == "h:1"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "kafka:\n  bootstrap: a:1\nguard:\n  alpha: 0.1\nkafka:\n  partitions: 3\n",
+            "'kafka' is given twice",
+        ),
+        ("guard:\n  alpha: 0.1\n  alpha: 0.2\n", "'alpha' is given twice"),
+        ("guard: {alpha: 0.1, alpha: 0.2}\n", "'alpha' is given twice"),
+    ],
+)
+def test_a_key_written_twice_in_the_file_is_an_error_naming_it(tmp_path: Path, text: str, named: str) -> None:
+    """Session 34: PyYAML kept the last of two `kafka:` sections silently, dropping every setting of the first."""
+    with pytest.raises(ConfigError) as error:
+        load_settings(_yaml(tmp_path, text), environ={})
+    assert named in str(error.value)
+    assert load_settings(_yaml(tmp_path, "guard: &g\n  alpha: 0.2\n"), environ={}).guard.alpha == 0.2

@@ -14,9 +14,11 @@ from connectors.kafka_client import check_reachable
 from driftline.settings import Settings
 from streams.audit import read_topic
 from streams.audit_verify import file_chains, verify_chains
-from streams.cli import settings_from_args
+from streams.cli import settings_from_args, whole_number
 
 SOURCES = ("file", "topic", "both")
+# The kinds of entry the trainer appends to a chain (streams/train.py, streams/train_control.py).
+KINDS = ("release", "decision", "control")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,16 +37,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         # SUPPRESS: given here it sets the same `model` as the global --model (and so the settings' model.name).
         c.add_argument("--model", default=argparse.SUPPRESS, help="one model (default: every model found)")
         if name == "verify":
-            c.add_argument("--source", choices=SOURCES, default="both")
+            c.add_argument(
+                "--source", choices=SOURCES, default="both", help="which copy to check (default: both)"
+            )
         else:  # auto: the state dir's files, or the topic where there are none
-            c.add_argument("--source", choices=("auto", *SOURCES), default="auto")
+            c.add_argument(
+                "--source",
+                choices=("auto", *SOURCES),
+                default="auto",
+                help="where to read the chain (default: auto, the state dir's files, else the topic)",
+            )
         c.add_argument("--file", type=Path, help="a chain file to read instead of the state dir's")
-        c.add_argument("--json", action="store_true")
+        c.add_argument("--json", action="store_true", help="print JSON")
         if name == "verify":
             c.add_argument("--head", type=Path, help="the signed head note (default: next to the file)")
         else:
-            c.add_argument("-n", type=int, default=0, help="only the last N entries")
-            c.add_argument("--kind", help="only entries of this kind (release, decision, control, ...)")
+            c.add_argument(
+                "-n", type=whole_number, default=0, help="only the last N entries (default 0: all)"
+            )
+            c.add_argument("--kind", choices=KINDS, help="only entries of this kind")
         c.set_defaults(func=func)
 
 
@@ -82,8 +93,9 @@ def _show(args: argparse.Namespace) -> int:
         chains = {m: e for m, (_, e) in file_chains(settings, args.file, args.model).items()}
     if args.file is None and (args.source in ("topic", "both") or (args.source == "auto" and not chains)):
         if args.source == "auto":  # not the trainer's machine (or another state dir): the topic has the trail
+            of = f" of model {args.model!r}" if args.model else ""
             print(
-                f"audit show: no chain file in {settings.state_dir}; reading {settings.topic('audit')}",
+                f"audit show: no chain file{of} in {settings.state_dir}; reading {settings.topic('audit')}",
                 file=sys.stderr,
             )
         check_reachable(settings)
@@ -91,6 +103,15 @@ def _show(args: argparse.Namespace) -> int:
         if args.model:
             chains = {args.model: chains.get(args.model, [])}
     rows = [e for entries in chains.values() for e in entries if isinstance(e, Mapping) and "seq" in e]
+    if (
+        args.model and not rows
+    ):  # as `audit verify --model M`: a model with no chain anywhere is not "no entries"
+        print(
+            f"audit show: no audit chain found for model {args.model!r} (check --model, --topic-prefix and the "
+            "state dir)",
+            file=sys.stderr,
+        )
+        return 1
     if args.kind:
         rows = [e for e in rows if e.get("kind") == args.kind]
     rows.sort(key=lambda e: (int(e.get("ts", 0)), str(e.get("model")), int(e["seq"])))

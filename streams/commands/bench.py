@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from streams.cli import settings_from_args
+from driftline.errors import ConfigError
+from streams.cli import (
+    positive_int,
+    positive_seconds,
+    settings_from_args,
+    stop_on_sigterm,
+    whole_number,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,21 +30,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="a smaller run that finishes in a few minutes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--events", type=int, help="events per measurement (default 50000, 20000 with --quick)")
+    p.add_argument(
+        "--events", type=positive_int, help="events per measurement (default 50000, 20000 with --quick)"
+    )
     p.add_argument(
         "--score-events",
-        type=int,
+        type=positive_int,
         help="events of the score phase, whose windows' median rate the latency phase halves (default 3x --events)",
     )
-    p.add_argument("--releases", type=int, help="releases timed per model for release-to-scorers")
-    p.add_argument("--latency-seconds", type=float, help="how long to produce at half rate for latency")
+    p.add_argument("--releases", type=positive_int, help="releases timed per model for release-to-scorers")
+    p.add_argument(
+        "--latency-seconds", type=positive_seconds, help="how long to produce at half rate for latency"
+    )
     p.add_argument(
         "--models",
         help="comma-separated learner kinds (default logistic_regression,hoeffding_tree)",
     )
     p.add_argument("--no-stall", action="store_true", help="skip the large-model hot-swap stall measurement")
     p.add_argument(
-        "--soak", type=int, metavar="N", default=0, help="also run N events through one worker, sampling RSS"
+        "--soak",
+        type=whole_number,
+        metavar="N",
+        default=0,
+        help="also run N events through one worker, sampling RSS",
     )
     p.add_argument(
         "--soak-model",
@@ -46,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--trainer-models",
-        type=int,
+        type=whole_number,
         metavar="N",
         help="learning scale-out: labels/s of 1 and of 2 train processes over N models (default 50; 0 skips)",
     )
@@ -58,8 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.suite import Options, render, run_bench
+    from learners.specs import KINDS as LEARNER_KINDS  # here: River's import is not for every CLI start
 
     settings = settings_from_args(args)
+    stop_on_sigterm()  # the run's workers, topics and groups are removed on the way out (env.close)
+    # Checked before a broker, topic or worker is set up, not after minutes of measuring the first kind.
+    for flag, kinds in (("--models", args.models or ""), ("--soak-model", args.soak_model or "")):
+        for kind in filter(None, (k.strip() for k in kinds.split(","))):
+            if kind not in LEARNER_KINDS:
+                known = ", ".join(sorted(LEARNER_KINDS))
+                raise ConfigError(f"{flag}: unknown learner kind {kind!r}; known: {known}")
     changes = {
         key: value
         for key, value in {

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
-from streams.cli import settings_from_args
+from streams.cli import (
+    port_number,
+    positive_rate,
+    positive_seconds,
+    report_dir,
+    settings_from_args,
+    stop_on_sigterm,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from driftline.settings import Settings
@@ -39,9 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-col", metavar="C", help="label column of --file")
     p.add_argument("--id-col", metavar="C",
                    help="id column of --file (default: a column or field named id, else the row number)")  # fmt: skip
-    p.add_argument("--rate", type=float, default=DEFAULT_RATE, metavar="N",
+    p.add_argument("--rate", type=positive_rate, default=DEFAULT_RATE, metavar="N",
                    help=f"events per second (default {DEFAULT_RATE:g})")  # fmt: skip
-    p.add_argument("--label-delay", type=int, default=300, metavar="N",
+    p.add_argument("--label-delay", type=whole_number, default=300, metavar="N",
                    help="each label is published N events after its event (default 300)")  # fmt: skip
     p.add_argument("--seed", type=int, default=7, help="seed of the built-in stream (default 7)")
     p.add_argument("--report", default="report", metavar="DIR", help="report directory (default ./report)")
@@ -49,10 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-stack", action="store_true", help="leave the local stack running if the demo started it"
     )
-    p.add_argument("--timeout", type=float, default=90.0, metavar="S",
+    p.add_argument("--timeout", type=positive_seconds, default=90.0, metavar="S",
                    help="seconds to wait for the workers to finish after producing (default 90)")  # fmt: skip
     p.add_argument(
-        "--console-port", type=int, default=8765, metavar="PORT",
+        "--console-port", type=port_number, default=8765, metavar="PORT",
         help="port of the web console started next to the run (default 8765, or a free one if taken)",
     )  # fmt: skip
     p.add_argument(
@@ -141,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
     from streams.reporting.demo import newest_per_model, write_report
 
     base = settings_from_args(args)
+    stop_on_sigterm()  # as Ctrl-C: stop producing, stop the workers and the stack it started
     events = _check_file(args, base) if args.file else args.events
+    report_dir(args.report)  # before anything starts: an unwritable one failed only after the whole run
     options = DemoOptions(
         events=events,
         rate=args.rate,

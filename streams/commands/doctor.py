@@ -25,7 +25,7 @@ from connectors.redis_store import redis_address, redis_client
 from connectors.stack import StackConfig, StackStatus, stack_status
 from driftline.errors import ConfigError, DriftlineError, StackError
 from driftline.settings import Settings
-from streams.cli import settings_from_args
+from streams.cli import positive_seconds, settings_from_args
 
 JAVA_MIN = 17
 KEY_MIN_BYTES = 32
@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=" ".join((__doc__ or "").split("\n\n")[1].split()),
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds to wait for each server")
+    p.add_argument(
+        "--timeout", type=positive_seconds, default=3.0, metavar="S", help="seconds to wait for each server"
+    )
     p.set_defaults(func=run)
 
 

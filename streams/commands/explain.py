@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_client import check_reachable
-from streams.cli import settings_from_args
+from streams.cli import positive_seconds, settings_from_args, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,19 +23,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("id", help="the FeatureEvent id")
     p.add_argument(
-        "--since", type=float, default=1440.0, metavar="MINUTES", help="search back this far (1440)"
+        "--since", type=float, default=1440.0, metavar="MINUTES", help="search back this far (default: 1440)"
     )
     p.add_argument(
-        "--timeout", type=float, default=30.0, help="give up the search after this many seconds (30)"
+        "--timeout",
+        type=positive_seconds,
+        default=30.0,
+        help="give up the search after this many seconds (default: 30)",
     )
-    p.add_argument("--top", type=int, default=20, help="features to print (text output; default 20)")
+    p.add_argument("--top", type=whole_number, default=20, help="features to print (text output; default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_explain)
 
 
 def _explain(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    check_reachable(settings)
+    check_reachable(settings, timeout=min(5.0, args.timeout))  # --timeout bounds the whole command
     since = int((time.time() - args.since * 60) * 1000) if args.since > 0 else None
     from streams.explanations import explain_prediction  # loads River: not for --help
 

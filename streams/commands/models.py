@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "n_learned_in_release).",
     )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
-    _model_option(ls)
+    _model_option(ls, "every model")
     ls.set_defaults(func=_list)
     show = msub.add_parser(
         "show", help="describe a version (default: the current champion, with the trainer's live n_learned)"
@@ -118,10 +118,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_diff(msub)  # `models diff A B`, in its own module (streams/commands/models_diff.py)
 
 
-def _model_option(p: argparse.ArgumentParser) -> None:
+def _model_option(
+    p: argparse.ArgumentParser, default: str = "the global --model, else DRIFTLINE_MODEL / model.name"
+) -> None:
     # SUPPRESS: given here it sets the same `model` as the global --model (and so the settings' model.name).
     p.add_argument(
-        "--model", default=argparse.SUPPRESS, metavar="NAME", help="one model (default: see above)"
+        "--model", default=argparse.SUPPRESS, metavar="NAME", help=f"one model (default: {default})"
     )
 
 
@@ -153,6 +155,7 @@ def _list(args: argparse.Namespace) -> int:
     checked = read_checked_releases(settings)
     owners, lags = model_owners(settings), trainer_lags(settings)
     names = sorted({str(r.get("model")) for r in checked.verified + checked.unchecked} | set(owners))
+    known = names
     if getattr(args, "model", None):
         names = [settings.model.name]
     rows = []
@@ -164,6 +167,14 @@ def _list(args: argparse.Namespace) -> int:
                 adopt_live_counts(row, owners.get(name))
             adopt_serving(row, serving)
             rows.append(row)
+    if not rows and getattr(args, "model", None):
+        # Named a model with none: say so, and which models there are, not "no releases" on a busy topic.
+        print(
+            f"driftline models list: model {settings.model.name!r} has no release on {settings.topic('models')} "
+            f"(models: {', '.join(known) or 'none'}; check --model)",
+            file=sys.stderr,
+        )
+        return 1
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True, default=str))
@@ -369,6 +380,9 @@ def _set(args: argparse.Namespace) -> int:
         key, sep, value = item.partition("=")
         if not sep or not key:
             print(f"driftline models set: expected KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        if key.strip() in pairs:  # one command sets each key once: which value was meant is a guess
+            print(f"driftline models set: {key.strip()} is given twice; give it once", file=sys.stderr)
             return 2
         pairs[key.strip()] = value.strip()
     return _run(args, "set", pairs)

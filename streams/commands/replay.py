@@ -15,7 +15,7 @@ from connectors.sources import BUNDLED_DATASETS, SYNTHETIC_EVENTS, SYNTHETIC_NAM
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
 from learners.synthetic import STREAMS, synthetic_stream
-from streams.cli import settings_from_args
+from streams.cli import report_dir, settings_from_args
 
 if TYPE_CHECKING:
     from learners.lifecycle import ModelLifecycle
@@ -188,8 +188,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag}: must be at least 0, got {value}")
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out: {args.out} is a directory; name the file to write the predictions to")
-    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
-        raise ConfigError(f"--report: {args.report} is a file; name the directory to write the report into")
+    if args.report:
+        report_dir(args.report)
     label_col = args.label_col or settings.model.label_col
     drift_points: list[int] = []
     task = args.task or settings.model.task

@@ -14,7 +14,7 @@ from connectors.topics import ALL_TOPICS, check_topics, ensure_topics
 from connectors.warmup import WarmupReport, warm_broker
 from driftline.errors import StackError
 from driftline.settings import Settings
-from streams.cli import settings_from_args
+from streams.cli import port_number, positive_seconds, settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             help="default: settings state_dir (DRIFTLINE_STATE_DIR); status and down given no port look at the "
             "servers this directory (given here or by DRIFTLINE_STATE_DIR) last started",
         )
-        action.add_argument("--kafka-port", type=int, metavar="PORT", help="Kafka client port")
-        action.add_argument("--controller-port", type=int, metavar="PORT", help="KRaft controller port")
-        action.add_argument("--redis-port", type=int, metavar="PORT", help="Redis port")
+        action.add_argument("--kafka-port", type=port_number, metavar="PORT", help="Kafka client port")
+        action.add_argument(
+            "--controller-port", type=port_number, metavar="PORT", help="KRaft controller port"
+        )
+        action.add_argument("--redis-port", type=port_number, metavar="PORT", help="Redis port")
         action.add_argument(
             "--brokers",
             type=int,
@@ -62,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--force", action="store_true", help="stop the servers even while consumers are connected"
             )
         if name == "up":
-            action.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds to wait")
+            action.add_argument(
+                "--timeout", type=positive_seconds, default=120.0, metavar="S", help="seconds to wait"
+            )
             action.add_argument(
                 "--no-topics", action="store_true", help="do not create the contract's topics for the prefix"
             )

@@ -17,7 +17,7 @@ from connectors.kafka_client import check_reachable
 from connectors.topics import ALL_TOPICS, TopicCheck, TopicSpec, check_topics, ensure_topics, prefixed_topics
 from driftline.errors import ConfigError
 from driftline.settings import Settings
-from streams.cli import settings_from_args
+from streams.cli import positive_seconds, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--dry-run", action="store_true", help="print what would be created, change nothing"
             )
         action.add_argument(
-            "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the broker"
+            "--timeout",
+            type=positive_seconds,
+            default=10.0,
+            metavar="S",
+            help="seconds to wait for the broker",
         )
         action.set_defaults(func=func)
 

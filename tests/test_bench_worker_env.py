@@ -1,0 +1,48 @@
+"""`driftline bench` starts its workers with the run's own settings, whatever the operator's environment holds
+(session 34: with DRIFTLINE_SIGNING_KEY_FILE exported, as README's Docker section says to, every bench worker
+verified with the operator's key and refused the run's releases: "score-lr v1 not served by every scorer").
+In-process: the worker's environment is captured, no process is started, no broker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bench.env
+from bench.env import BenchEnv
+from driftline.settings import load_settings
+
+
+class _Captured:
+    envs: list[dict[str, str]] = []
+
+    def __init__(self, role: str, env: dict[str, str], log: Path) -> None:
+        self.envs.append(env)
+
+    def start(self) -> _Captured:
+        return self
+
+    def wait_metrics(self, timeout: float) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("var", ["DRIFTLINE_SIGNING_KEY_FILE", "DRIFTLINE_PREVIOUS_SIGNING_KEY_FILE"])
+def test_an_exported_key_file_does_not_reach_the_runs_workers(
+    var: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operators = "o" * 64
+    (tmp_path / "key").write_text(operators)
+    for name in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(var, str(tmp_path / "key"))
+    monkeypatch.setattr(bench.env, "WorkerProcess", _Captured)
+    run = BenchEnv(load_settings(environ={}), workdir=tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    run.start_worker("score", "score-lr", "logistic_regression")
+    worker_env: dict[str, Any] = {**os.environ, **_Captured.envs[-1]}  # as WorkerProcess merges them
+    model = load_settings(environ=worker_env).model
+    assert model.signing_key.get() == run.signing_key
+    assert operators not in (model.signing_key.get(), model.previous_signing_key.get())
