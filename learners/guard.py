@@ -607,7 +607,7 @@ def _tree_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] | N
 
     tree = model.model
     root = tree._root
-    per_event = []
+    per_event: list[tuple[Any, ...]] = []
     try:
         for x in xs:
             xc = clean_features(x)
