@@ -491,7 +491,7 @@ class LatencyCache:
     never saw, a string one-hot) differ by a handful of operations, microseconds against a budget in
     milliseconds. Since session 34 a Hoeffding tree classifier has a shape too (:func:`_tree_shape`: per sampled
     event its path's length and its leaf's kind, answer, splitters and classes), ~25-35 us to compute against
-    ~230-270 us for the seven timed predictions; a tree judges ~290 times in its first ~3,600 labels of the
+    ~230-270 us for the seven timed predictions; a tree is measured ~290 times in its first ~3,600 labels of the
     bench's stream. A model whose shape changed (a new feature learned, a second class, a tree that split or
     whose leaf switched between majority class and naive Bayes: every other kind has no shape and is timed at
     every judgement) is timed again. Only a measurement within the budget is kept, so a veto is always a fresh
