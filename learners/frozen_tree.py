@@ -646,9 +646,10 @@ class FrozenTreeRows:
         index, slots, arrays = known
         rows, at = [], []
         grown = False
+        branch = isinstance(root, DTBranch)  # once per call, not per row (the tree is frozen)
         for i, xc in enumerate(xcs):
             try:
-                leaf = root.traverse(xc, until_leaf=True) if isinstance(root, DTBranch) else root
+                leaf = root.traverse(xc, until_leaf=True) if branch else root
             except ArithmeticError:
                 continue
             held = index.get(id(leaf))

@@ -489,9 +489,12 @@ class LatencyCache:
     by its mean and variance, a dot product over the weights, a sigmoid, the class order); what the shape does not
     fix are the weights' and the events' values, and the few branches on those (a zero variance, a key the scaler
     never saw, a string one-hot) differ by a handful of operations, microseconds against a budget in
-    milliseconds. A model whose shape
-    changed (a new feature learned, a second class, a tree that grew: every other kind has no shape and is timed
-    at every judgement) is timed again. Only a measurement within the budget is kept, so a veto is always a fresh
+    milliseconds. Since session 34 a Hoeffding tree classifier has a shape too (:func:`_tree_shape`: per sampled
+    event its path's length and its leaf's kind, answer, splitters and classes), ~25-35 us to compute against
+    ~230-270 us for the seven timed predictions; a tree is measured ~290 times in its first ~3,600 labels of the
+    bench's stream. A model whose shape changed (a new feature learned, a second class, a tree that split or
+    whose leaf switched between majority class and naive Bayes: every other kind has no shape and is timed at
+    every judgement) is timed again. Only a measurement within the budget is kept, so a veto is always a fresh
     measurement, as before; the trainer's LR judges ~400 times per 20,000 labels, ~50-100 us each for the seven
     timed predictions. Not pickled with a checkpoint: a restored trainer (maybe on another machine) measures again.
     """
@@ -547,7 +550,11 @@ def latency_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] |
     ``ovr``) of a :class:`learners.specs.Learner` for classification without one-hot completion; everything else
     (trees, pools, naive Bayes, quadratic features, softmax, windows, scikit-learn) returns None."""
     learner, pipeline_type, scaler_type, lr_type, ovr_type = _shape_types()
-    if type(model) is not learner or model.task != "classification" or model._indicators is not None:
+    if type(model) is not learner or model.task != "classification":
+        return None
+    if type(model.model) in _tree_types():
+        return _tree_shape(model, xs)
+    if model._indicators is not None:
         return None
     pipeline = model.model
     if type(pipeline) is not pipeline_type or len(pipeline.steps) != 2:
@@ -574,6 +581,59 @@ def latency_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] |
         tuple((type(m.loss), len(m._weights)) for m in members),
         tuple(len(x) for x in xs),
     )
+
+
+@functools.cache
+def _tree_types() -> tuple[Any, ...]:
+    """River's Hoeffding tree classifier and :mod:`learners.settled_tree`'s, imported once."""
+    from river.tree import HoeffdingTreeClassifier
+
+    from learners.settled_tree import SettledHoeffdingTreeClassifier
+
+    return (HoeffdingTreeClassifier, SettledHoeffdingTreeClassifier)
+
+
+def _tree_shape(model: Any, xs: Sequence[dict[str, Any]]) -> tuple[Any, ...] | None:
+    """A Hoeffding tree classifier's :func:`latency_shape` (session 34), or None: time it.
+
+    A tree's prediction for one event is the features' cleaning (a fixed sequence per feature count), the branch
+    tests down to a leaf (one per level: the path's length), then the leaf's answer: the majority class (the class
+    counts normalised) or naive Bayes (one Gaussian term per splitter and class), which ``learners.frozen_tree``'s
+    ``_answers_naive`` decides as River's leaf does, and the learner's class filter. So per sampled event: its
+    feature count, the path's length, the leaf's type, how it answers, its splitters and classes. Any of those
+    changing (a split, a leaf switching to naive Bayes, a new class or feature) is a new shape, timed again. A
+    tree whose features need one-hot completion (strings) is timed at every judgement."""
+    if model._indicators or model._complete_names:
+        return None  # one-hot indicators to complete: a cost this shape does not describe
+    from learners.features import clean_features
+    from learners.frozen_tree import _answers_naive
+
+    tree = model.model
+    root = tree._root
+    per_event: list[tuple[Any, ...]] = []
+    try:
+        for x in xs:
+            xc = clean_features(x)
+            if root is None:
+                per_event.append((len(x),))
+                continue
+            path = list(root.walk(xc, until_leaf=True))
+            leaf = path[-1]
+            splitters = getattr(leaf, "splitters", None)
+            stats = getattr(leaf, "stats", None)
+            per_event.append(
+                (
+                    len(x),
+                    len(path),
+                    type(leaf),
+                    _answers_naive(leaf, tree),
+                    -1 if splitters is None else len(splitters),
+                    -1 if stats is None else len(stats),
+                )
+            )
+    except Exception:  # an unexpected tree or event: timed
+        return None
+    return (type(tree), model._binary, len(model._classes), len(model._counts), tuple(per_event))
 
 
 def sanity_checks(

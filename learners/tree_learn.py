@@ -26,6 +26,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from learners import nb_kernel as nb
 from learners import tree_split
 
 
@@ -273,10 +276,6 @@ class LeafMirror:
     )
 
     def __init__(self, leaf: Any) -> None:
-        import numpy as np
-
-        from learners import nb_kernel as nb
-
         splitter_type = _TYPES[1]
         self.leaf, self.splitters, self.stats = leaf, leaf.splitters, leaf.stats
         splitters, stats = self.splitters, self.stats
@@ -356,8 +355,6 @@ class LeafMirror:
         """``x``'s values in the splitters' order as float64 (the kernel's row), or None: other features. Kept
         with ``x`` for the learn of the same label (:meth:`learn`: the trainer predicts, then learns, the same
         dict, as the naive Bayes memo assumes)."""
-        import numpy as np
-
         if tuple(x) != self.atts:
             self.x = None
             return None
@@ -378,8 +375,6 @@ class LeafMirror:
     def answer(self, answer: Callable[..., int], row: Any) -> dict[Any, float] | None:
         """``frozen_tree._naive_bayes(frozen_tree._leaf_terms(leaf), x)`` (without ``nb_kernel.NORMALISES``: the
         log likelihoods, for the caller to normalise), or None: the Python path answers."""
-        from learners import nb_kernel as nb
-
         out = self.out
         if answer(row, self.G, self.W, self.n_classes, nb.PARAMS, out) != nb.OK:
             return None
@@ -389,8 +384,6 @@ class LeafMirror:
         """``fused_update_splitters(leaf, x, y, w, ...)`` on the arrays (River's objects get it at :meth:`flush`);
         False, changing nothing, when River's statements must run instead (the caller flushes and marks the mirror
         stale). ``x`` must be the dict :meth:`row` read last, which the trainer has not changed since."""
-        from learners import nb_kernel as nb
-
         kernels = nb.mirror_ready()
         c = self.cidx.get(y)
         held = self.x
@@ -422,8 +415,6 @@ class LeafMirror:
         ``Mean.n``, ``Mean._mean``, ``Var._S``, and the bounds that moved."""
         if not self.pending:
             return
-        from learners import nb_kernel as nb
-
         G = self.G
         for c, dirty in enumerate(self.dirty):
             if not dirty:
@@ -479,9 +470,7 @@ def mirror_of(leaf: Any, held: LeafMirror | None) -> LeafMirror | None:
         return held
     if _ORIGINAL is None:
         return None
-    from learners import nb_kernel
-
-    if nb_kernel.mirror_ready() is None:
+    if nb.mirror_ready() is None:
         return None
     flush_splitters(
         leaf.splitters
@@ -506,9 +495,7 @@ def _flushed_best_split_suggestions(self: Any, criterion: Any, tree: Any) -> Any
     if mirror is not None and mirror.splitters is not splitters:
         mirror = None
     if COMPILED_SPLITS and splitters is not None:
-        from learners import nb_kernel
-
-        kernel = nb_kernel.split_ready()
+        kernel = nb.split_ready()
         if mirror is not None and mirror.current(self):
             # The mirror's arrays are the leaf's: River's objects are not read, so not flushed (their next reader
             # flushes them, as after a learn).

@@ -103,7 +103,6 @@ def test_a_measurement_over_the_budget_is_never_kept(monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize(
     "spec",
     [
-        LearnerSpec("hoeffding_tree"),
         LearnerSpec("gaussian_nb"),
         LearnerSpec("logistic_regression", {"degree": 2}),
         LearnerSpec("logistic_regression", {"multiclass": "softmax"}),
@@ -131,11 +130,91 @@ def test_the_cache_is_pickled_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calls) == 2  # a restored trainer (maybe another machine) measures again
 
 
-def _replay(n: int, batch: int) -> list[Any]:
+def _tree(rows: int, seed: int = 3) -> Any:
+    learner = build_learner(LearnerSpec("hoeffding_tree"), "classification", 0)
+    for _, x, y in make_rows(rows, seed=seed):
+        learner.learn_one(x, y)
+    return learner
+
+
+def test_a_tree_of_the_same_shape_is_timed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 34: a Hoeffding tree whose sampled events reach leaves of the same depth, kind, answer (majority
+    class or naive Bayes), splitters and classes does the same work: timed once, as a linear model is."""
+    calls = _counted(monkeypatch)
+    cache = LatencyCache()
+    learner = _tree(300)
+    sample = [x for _, x, _ in make_rows(20, seed=4)]
+    shape = latency_shape(learner, sample[-guard.LATENCY_SAMPLE :])
+    assert shape is not None
+    first = judge("incremental", _evidence(), GuardConfig(), candidate=learner, sample=sample, latency=cache)
+    learner.learn_one(sample[0], True)  # another label: other counts, the same paths and leaves
+    assert latency_shape(learner, sample[-guard.LATENCY_SAMPLE :]) == shape
+    again = judge("incremental", _evidence(), GuardConfig(), candidate=learner, sample=sample, latency=cache)
+    assert len(calls) == 1
+    assert again.evidence["predict_latency_ms"] == first.evidence["predict_latency_ms"] == 0.01
+    judge("incremental", _evidence(), GuardConfig(), candidate=learner.copy(), sample=sample, latency=cache)
+    assert len(calls) == 1
+
+
+def _leaf_of(learner: Any, x: dict[str, Any]) -> Any:
+    from learners.features import clean_features
+
+    return learner.model._root.traverse(clean_features(x), until_leaf=True)
+
+
+def test_a_tree_that_changed_where_its_events_go_is_timed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split (deeper paths, new leaves), a leaf that now answers by naive Bayes instead of the majority class,
+    a third class, or events with more features: each is other work, timed again."""
+    calls = _counted(monkeypatch)
+    cache = LatencyCache()
+    sample = [x for _, x, _ in make_rows(20, seed=4)]
+    xs = sample[-guard.LATENCY_SAMPLE :]
+    young = _tree(150)
+    shape = latency_shape(young, xs)
+    grown = _tree(6000, seed=11)
+    assert grown.model.n_nodes > young.model.n_nodes  # the bench's rows split the tree by then
+    assert latency_shape(grown, xs) != shape
+    cache.measure(young, sample, 5.0)
+    cache.measure(grown, sample, 5.0)
+    assert len(calls) == 2
+    # The same leaf switching between majority class and naive Bayes (River's adaptive rule) is another shape.
+    from learners.frozen_tree import _answers_naive
+
+    leaf = _leaf_of(grown, xs[-1])
+    leaf._nb_correct_weight, leaf._mc_correct_weight = 5.0, 1.0
+    assert _answers_naive(leaf, grown.model)
+    naive = latency_shape(grown, xs)
+    leaf._nb_correct_weight, leaf._mc_correct_weight = 1.0, 5.0
+    assert not _answers_naive(leaf, grown.model)
+    after = latency_shape(grown, xs)
+    assert naive != after
+    wider = [{**x, "extra": 2.0} for x in sample]
+    assert latency_shape(grown, wider[-guard.LATENCY_SAMPLE :]) != latency_shape(grown, xs)
+    grown.learn_one(sample[1], "third")
+    assert latency_shape(grown, xs) != after
+
+
+def test_a_tree_with_string_features_is_timed_at_every_judgement(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counted(monkeypatch)
+    cache = LatencyCache()
+    learner = build_learner(LearnerSpec("hoeffding_tree"), "classification", 0)
+    rows = [
+        ({**x, "colour": "red" if i % 2 else "blue"}, y) for i, (_, x, y) in enumerate(make_rows(200, seed=3))
+    ]
+    for x, y in rows:
+        learner.learn_one(x, y)
+    sample = [x for x, _ in rows[-20:]]
+    assert latency_shape(learner, sample) is None
+    for _ in range(3):
+        cache.measure(learner, sample, 5.0)
+    assert len(calls) == 3
+
+
+def _replay(n: int, batch: int, spec: LearnerSpec | None = None) -> list[Any]:
     lc = ModelLifecycle(
         "m",
         "classification",
-        LearnerSpec("logistic_regression"),
+        spec or LearnerSpec("logistic_regression"),
         None,
         DriftConfig(),
         GuardConfig(),
@@ -192,3 +271,16 @@ def test_a_slow_first_timing_of_a_shape_still_vetoes_only_that_judgement(
         for _ in range(3)
     ]
     assert outcomes == ["reject", "promote", "promote"] and calls == [50.0, 0.01]
+
+
+def test_a_replayed_tree_stream_gets_the_same_releases_and_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 34: the same for a Hoeffding tree (every judgement timed against the cache, a constant clock)."""
+    calls = _counted(monkeypatch)
+    cached = _replay(4000, 900, LearnerSpec("hoeffding_tree"))
+    with_cache = len(calls)
+    monkeypatch.setattr(guard, "latency_shape", lambda model, xs: None)
+    timed = _replay(4000, 900, LearnerSpec("hoeffding_tree"))
+    every = len(calls) - with_cache
+    assert cached == timed
+    assert sum(1 for e in cached if isinstance(e, tuple) and e[2] == "incremental") > 20
+    assert every > 20 and with_cache < every / 3
