@@ -292,9 +292,10 @@ class ReplayResult:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n": self.n, "task": self.task}
         if self.task == "classification":
-            out["accuracy"] = self.correct / self.labelled if self.labelled else 0.0
+            # None when no event was labelled: there is nothing to score (it said 0.0, a perfect failure).
+            out["accuracy"] = self.correct / self.labelled if self.labelled else None
         else:
-            out["mae"] = self.abs_error / self.labelled if self.labelled else 0.0
+            out["mae"] = self.abs_error / self.labelled if self.labelled else None
         out.update(
             alarms=self.alarms,
             feature_alarms=self.feature_alarms,

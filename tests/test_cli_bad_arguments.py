@@ -204,3 +204,10 @@ def test_explain_checks_its_timeout_and_spends_no_more_on_the_broker_check(
     assert tried == [3.0] and "tried for 3 s" in capsys.readouterr().err
     assert "argument --timeout" in _refused(["explain", "e1", "--timeout", "-1"], capsys)
     assert "argument --top" in _refused(["explain", "e1", "--top", "-2"], capsys)
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "abc"])
+def test_console_port_out_of_range_is_refused(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`console --port 99999` was an OverflowError traceback (audit34, found; fixed by the lead)."""
+    err = _refused(["console", "--port", port], capsys)
+    assert "argument --port: expected a TCP port (1-65535)" in err

@@ -366,3 +366,16 @@ def test_every_stream_produce_publishes_replays_as_the_same_events(
     assert streamed["drift_points"] == [400]
     for key in ("n", "accuracy", "alarms", "promotions"):
         assert streamed[key] == from_file[key], key
+
+
+def test_a_replay_with_no_labelled_event_has_no_accuracy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--limit 0` reported accuracy 0.0 for nothing scored (audit34, found; fixed by the lead): null in --json, n/a
+    in the text, and the report is still written."""
+    assert main(["replay", "--stream", "sea-abrupt", "--limit", "0", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n"] == 0 and summary["accuracy"] is None and "guard_tax" not in summary
+    assert main(["replay", "--stream", "sea-abrupt", "--limit", "0", "--report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy      n/a (no event was labelled)" in out and (tmp_path / "report.html").exists()

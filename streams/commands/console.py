@@ -13,7 +13,7 @@ import socket
 import sys
 
 from driftline.errors import ConfigError
-from streams.cli import settings_from_args
+from streams.cli import port_number, settings_from_args
 
 TOKEN_ENV = "DRIFTLINE_CONSOLE_TOKEN"
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)"
     )
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--port", type=port_number, default=8765, help="port (default 8765)")
     p.set_defaults(func=run)
 
 

@@ -288,7 +288,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     metric = "accuracy" if "accuracy" in summary else "mae"
     print(f"events        {summary['n']}")
-    print(f"{metric:<13} {summary[metric]:.4f}")
+    value = summary[metric]
+    print(f"{metric:<13} " + ("n/a (no event was labelled)" if value is None else f"{value:.4f}"))
     if "guard_tax" in summary:
         plain_value = summary[f"plain_{metric}"]
         tax = summary["guard_tax"]
