@@ -96,7 +96,8 @@ class MetricDoc:
 
 METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_events_total", "counter", ("stage", "outcome"),
-              "Input records handled per stage (score, join, train, control) and outcome; a dead-lettered record "
+              "Input records handled per stage (score, join, train, control) and outcome (ok, deadletter; control also "
+              "refused: a valid command the model's state does not allow); a dead-lettered record "
               "counts once here (outcome deadletter) and once in driftline_deadletters_total; a scored event counts "
               "(outcome ok) once its Prediction is acknowledged by the broker, its join context stored and the "
               "TrainingExamples of labels it joined acknowledged (once: a batch redone after a failure counts once).",

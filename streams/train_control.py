@@ -124,14 +124,24 @@ class TrainerControl:
             before = lc.served_version
             try:
                 validate_control(name, args, lc.guard, lc.drift)
-                message = self.apply(name, args, cmd)
-                reply.update(outcome="ok", reason="", message=message)
-            except Exception as exc:  # a command the trainer cannot apply is refused, never retried
+            except Exception as exc:  # not a command the contract knows (another client wrote it): bad input
                 reply.update(outcome="refused", reason="invalid", message=f"{type(exc).__name__}: {exc}")
+            else:
+                try:
+                    message = self.apply(name, args, cmd)
+                    reply.update(outcome="ok", reason="", message=message)
+                except (
+                    Exception
+                ) as exc:  # a valid command the model's state does not allow: refused, never retried
+                    reply.update(outcome="refused", reason="state", message=f"{type(exc).__name__}: {exc}")
             if lc.served_version != before:
                 reply["released"] = lc.served_version
         if reply["outcome"] == "ok":
             ctx.metrics.events.labels(stage="control", outcome="ok").inc()
+        elif reply["reason"] == "state":
+            # An operator's ordinary refusal ("no 'held' candidate", nothing to roll back to): answered, audited and
+            # counted, not a dead letter (it fired DriftlineDeadLetters on an operator's typo; session 34).
+            ctx.metrics.events.labels(stage="control", outcome="refused").inc()
         else:
             ctx.deadletter("control", raw, reply["message"])  # counted there, once
         ctx.metrics.learning_paused.labels(model=ctx.model).set(float(lc.paused))

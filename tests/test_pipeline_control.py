@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streams.control import new_command
 from tests.pipeline_helpers import Pipeline, running
 
 pytestmark = pytest.mark.kafka
@@ -200,8 +201,10 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
                      if line.startswith("driftline_model_metric{")} == {str(rollback["version"])},
             timeout=30,
         )  # fmt: skip
-        # promote of a candidate that does not exist: refused and dead-lettered, nothing released.
-        # The trainer's refusal comes back to the CLI: exit 1 with its reason.
+        # promote of a candidate that does not exist: refused, answered, audited and counted, nothing released.
+        # The trainer's refusal comes back to the CLI: exit 1 with its reason. An operator's ordinary refusal is not
+        # a dead letter (it fired DriftlineDeadLetters on a typo; session 34); a command the contract does not know,
+        # signed by the operator's key but written by another client, is.
         held_cli = pipeline.cli("models", "promote", "held", check=False)
         assert held_cli.returncode == 1 and "REFUSED" in held_cli.stderr and "held" in held_cli.stderr
         unknown_cli = pipeline.cli("models", "promote", "999", check=False)
@@ -211,9 +214,19 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         )
         held, unknown = controls(pipeline, "promote")
         assert held["outcome"].startswith("refused"), held
-        letters = pipeline.wait_until(
-            "the refused promote dead-lettered", lambda: dead_letters_saying(pipeline, "held"), timeout=30
+        pipeline.wait_until(
+            "both refusals counted",
+            lambda: pipeline.metric_sum("driftline_events_total", stage="control", outcome="refused") == 2,
+            timeout=30,
         )
+        with pipeline.producer() as producer:
+            producer.send(
+                "control", "ControlCommand", new_command(pipeline.settings(), "explode", {}), "default"
+            )
+        letters = pipeline.wait_until(
+            "the unknown command dead-lettered", lambda: dead_letters_saying(pipeline, "explode"), timeout=30
+        )
+        assert pipeline.metric_sum("driftline_deadletters_total", stage="control") == 1
         pipeline.assert_alive()
         # The trainer goes on learning.
         send(pipeline, sent, 50)
@@ -234,7 +247,7 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         assert [m["value"]["version"] for m in models][-1] == rows[0]["version"]
         assert all("artifact" not in m["value"] or m["value"]["artifact"] is None for m in models)
         text = pipeline.cli("tail", "deadletter").stdout
-        assert "held" in text
+        assert "explode" in text and "held" not in text
 
         # An unknown version number must be refused too, not answered with some other release.
         assert unknown["args"] == {"version": "999"}
@@ -242,4 +255,4 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
             f"promote 999 (no such version) was applied: {unknown}; releases "
             f"{[(r['version'], r['reason']) for r in pipeline.releases()]}"
         )
-        assert len(letters) == 2 and any("999" in d["error"] for d in letters), letters
+        assert len(letters) == 1 and "explode" in letters[0]["error"], letters
