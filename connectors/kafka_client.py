@@ -143,9 +143,9 @@ def redacted(conf: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_reachable(settings: Settings, timeout: float = 5) -> None:
+def check_reachable(settings: Settings, timeout: float = 5) -> set[str]:
     """Raise :class:`StackError` unless the Kafka cluster answers a metadata request within ``timeout``
-    seconds.
+    seconds; returns the names of the topics it lists.
 
     Refused credentials and failed TLS handshakes raise at once, naming the settings to check, instead of
     waiting out the timeout (librdkafka itself retries them forever).
@@ -167,7 +167,7 @@ def check_reachable(settings: Settings, timeout: float = 5) -> None:
         try:
             metadata = admin.list_topics(timeout=min(remaining, 1.0))
             if metadata.brokers:
-                return
+                return set(metadata.topics)
         except KafkaException as exc:
             last = exc
         admin.poll(0)  # serves error_cb

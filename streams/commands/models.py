@@ -298,7 +298,7 @@ def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> in
         # Validated first (a bad key is named whatever the broker's state), then the broker is checked: one line
         # naming the address in seconds, not a KafkaError after 30 s. send_command validates again.
         validate_control(command, cmd_args, settings.guard, settings.drift)
-        check_reachable(settings)
+        _check_deployed(settings, check_reachable(settings))
         record = send_command(settings, command, cmd_args)
     except ConfigError as exc:
         print(f"driftline models: refused before sending: {exc}", file=sys.stderr)
@@ -332,6 +332,22 @@ def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> in
     if answer is None:
         return 3
     return 0 if answer["outcome"] == "ok" else 1
+
+
+def _check_deployed(settings: Settings, topics: set[str]) -> None:
+    """Refuse to send to a prefix with no ``control`` topic: a mistyped ``--topic-prefix`` created ``typo.control``
+    on the cluster and waited 30 s for a trainer that could not exist (session 34, audit34)."""
+    control = settings.topic("control")
+    if control in topics:
+        return
+    others = sorted(t[: -len("control")] for t in topics if t.endswith("control") and t != control)
+    found = (
+        f"prefixes with a control topic there: {', '.join(others[:10])}" if others else "no prefix has one"
+    )
+    raise ConfigError(
+        f"kafka.topic_prefix: no topic {control!r} on {settings.kafka.bootstrap} ({found}); check --topic-prefix "
+        "or DRIFTLINE_TOPIC_PREFIX, or create the topics (`driftline topics create`) and start a train worker"
+    )
 
 
 def _no_answer_hint(settings: Settings) -> str:
