@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,23 @@ def test_the_train_worker_refuses_to_start_with_an_inline_limit_no_artifact_fits
         assert proc.returncode == 2, (role, proc.stdout, proc.stderr)
         assert "model.max_inline_bytes: 0 bytes cannot carry" in proc.stderr, proc.stderr
         assert "set model.artifact_store" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "valid", "field"),
+    [
+        ("drift:\n  adwin_delta: 0.002\n", True, None),
+        ("drift:\n  adwin_delta: 5\n", False, "drift.adwin_delta"),
+        ("nosuch: 1\n", False, "nosuch"),
+    ],
+)
+def test_validate_json_names_the_field(
+    text: str, valid: bool, field: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config validate --json` (audit34: only `config show` had one): one object a script reads, same exit codes."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["config", "validate", str(path), "--json"]) == (0 if valid else 2)
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is valid and out["field"] == field and out["file"] == str(path)
+    assert (out["error"] is None) is valid and (valid or out["error"].startswith(f"{field}: "))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 import yaml
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
     val = csub.add_parser("validate", help="check a YAML settings file; exit 2 naming the bad field")
     val.add_argument("file", help="YAML settings file")
+    val.add_argument(
+        "--json", action="store_true", help='print {"file", "valid", "field", "error"} (exit codes as without it)'
+    )
     val.set_defaults(func=_validate)
 
 
@@ -39,9 +43,18 @@ def _validate(args: argparse.Namespace) -> int:
         settings = load_settings(args.file, environ={})
         check_runtime(settings)
     except DriftlineError as exc:
-        print(f"{args.file}: invalid: {exc}", file=sys.stderr)
+        if args.json:
+            # The field the error names first ("drift.delta: must be ..."), for a script that reads it.
+            head = str(exc).split(":", 1)[0]
+            field = head if re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*", head) else None
+            print(json.dumps({"file": args.file, "valid": False, "field": field, "error": str(exc)}))
+        else:
+            print(f"{args.file}: invalid: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.file}: valid")
+    if args.json:
+        print(json.dumps({"file": args.file, "valid": True, "field": None, "error": None}))
+    else:
+        print(f"{args.file}: valid")
     return 0
 
 
