@@ -803,8 +803,10 @@ class ModelLifecycle:
                 else:
                     # Withheld: the served model stays the champion, and the challenger stays the challenger
                     # (it was discarded: a model shown better lost for an artifact it may outgrow, or that a
-                    # raised limit lets through), judged again on more evidence.
-                    policy.keep(promoted, *before)
+                    # raised limit lets through), judged again on more evidence; at its last judgement
+                    # (``max_examples`` pairs) it goes.
+                    if before[2].n < policy.guard.max_examples:
+                        policy.keep(promoted, *before)
                 return [event]
             # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
             if decision.outcome == "hold" and self._challenger.lineage is not None:

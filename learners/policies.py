@@ -481,15 +481,18 @@ class ChallengerPolicy:
 
     def decide(self, index: int, champion: Learner, judge: Judge) -> tuple[Decision | None, Lineage | None]:
         """``(decision, lineage to serve)``: the lineage only when the decision promotes (the policy lets go of
-        it). A challenger never shown better within ``max_examples`` pairs is judged once more and dropped; one
-        held or vetoed keeps learning and is judged again ``CHECK_EVERY`` pairs later."""
+        it). A challenger never promoted within ``max_examples`` pairs is judged once more and dropped (promoted if
+        that judgement promotes: one whose promotion was withheld, :meth:`keep`); one held or vetoed keeps learning
+        and is judged again ``CHECK_EVERY`` pairs later."""
         ev, guard = self.evidence, self.guard
         if self.lineage is None or ev.n < guard.min_examples:
             return None, None
         if ev.n >= guard.max_examples:
             decision = judge("challenger", ev, self.lineage.model, champion, index)
+            # A "promote" here promoted nothing and dropped the challenger shown better (review34).
+            lineage = self.lineage if decision.outcome == "promote" else None
             self.drop()
-            return decision, None
+            return decision, lineage
         if not ev.better.rejects(guard.alpha) or ev.n < self._next_check:
             return None, None
         decision = judge("challenger", ev, self.lineage.model, champion, index)

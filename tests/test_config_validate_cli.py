@@ -91,6 +91,21 @@ def test_an_inline_limit_no_artifact_fits_without_a_store_is_refused_naming_the_
     assert validate(tmp_path, NO_ROOM.format(limit=100_000, store="")).returncode == 0
 
 
+def test_a_challenger_no_inline_limit_carries_is_refused_saying_what_is_lost(tmp_path: Path) -> None:
+    # The learner's releases fit (logistic regression, ~1.3 KB untrained), the challenger's do not (an untrained
+    # forest, ~5 KB): the error said "every release would be withheld, v1 included", untrue (review34); only its
+    # promotions are.
+    text = (
+        "model:\n  learner: {name: logistic_regression}\n  challenger: {name: adaptive_random_forest}\n"
+        "  max_inline_bytes: 3000\n  artifact_store: ''\n"
+    )
+    proc = validate(tmp_path, text)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "cannot carry even the untrained model.challenger's artifact" in proc.stderr, proc.stderr
+    assert "so every challenger promotion would be withheld: set model.artifact_store" in proc.stderr
+    assert "v1 included" not in proc.stderr
+
+
 def test_the_train_worker_refuses_to_start_with_an_inline_limit_no_artifact_fits(tmp_path: Path) -> None:
     path = tmp_path / "settings.yaml"
     path.write_text(NO_ROOM.format(limit=0, store=""))

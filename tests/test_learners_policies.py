@@ -108,13 +108,19 @@ def test_challenger_grace_then_promotion_hands_over_its_lineage() -> None:
     assert GUARD.min_examples <= judge.calls[0][1] < 60
 
 
-def test_a_challenger_never_shown_better_is_judged_once_more_and_dropped() -> None:
-    policy, judge, champ = ChallengerPolicy("classification", GUARD), Judge("promote"), _model()
-    policy.start(Lineage(_model()), index=0)
+@pytest.mark.parametrize("outcome", ["reject", "promote"])
+def test_a_challenger_never_promoted_is_judged_once_more_and_dropped(outcome: str) -> None:
+    # Ties only: never better, and the guard rejects it. A last judgement that promotes (a challenger kept after
+    # its promotion was withheld, still better) hands its lineage over: it answered "promote" and promoted nothing
+    # (review34).
+    policy, judge, champ = ChallengerPolicy("classification", GUARD), Judge(outcome), _model()
+    lineage = Lineage(_model())
+    policy.start(lineage, index=0)
     for _ in range(GUARD.challenger_grace + GUARD.max_examples):
         policy.observe(1, 1, None, lambda mdl: 1)  # ties only: never better
     decision, promoted = policy.decide(999, champ, judge)
-    assert decision is not None and promoted is None and policy.lineage is None
+    assert decision is not None and decision.outcome == outcome and policy.lineage is None
+    assert promoted is (lineage if outcome == "promote" else None)
     assert judge.calls == [("challenger", GUARD.max_examples, 999)]
 
 

@@ -270,3 +270,53 @@ def test_a_refused_champion_is_still_remembered_and_a_checkpoint_does_not_carry_
     again = [e for e in _learn(restored, random.Random(1), 200, 60) if isinstance(e, Withheld)]
     assert again and again[0].fresh  # checked again once after a restart, then remembered
     assert not any(e.fresh for e in again[1:])
+
+
+def test_a_kept_challenger_at_its_last_judgement_is_promoted_or_dropped_not_announced_promoted(
+    refuse: dict[str, bool],
+) -> None:
+    # A challenger kept after a withheld promotion reached guard.max_examples pairs still better: its last
+    # judgement said "promote", nothing was released and the challenger was dropped (a Decision promote with the
+    # served version unchanged; review34). It is released if it can be, and dropped either way.
+    import dataclasses
+
+    def run(refused: bool) -> tuple[ModelLifecycle, list, int | None]:
+        rng = random.Random(1)
+        lc = ModelLifecycle(
+            "m",
+            "classification",
+            LearnerSpec("logistic_regression"),
+            None,
+            DriftConfig(),
+            dataclasses.replace(GuardConfig(), max_examples=300),
+            release_every=10**6,
+        )
+        lc.check_artifacts = True
+        lc.initial_release()
+
+        def label(rotated: bool) -> list:
+            x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+            return lc.learn_one(x, int(x["a"] + (-2.0 if rotated else 0.5) * x["b"] > 0))
+
+        for _ in range(1500):
+            label(False)
+        version = lc.served_version
+        refuse["now"] = True
+        events: list = []
+        while (
+            not events or lc._challenger.evidence.n < 290
+        ):  # kept: withheld, then judged again on more pairs
+            events += label(True)
+            assert len(events) < 10_000
+        assert any(isinstance(e, Withheld) and e.reason == "challenger" for e in events)
+        refuse["now"] = refused
+        for _ in range(40):  # past max_examples pairs
+            events += label(True)
+        return lc, events, version
+
+    lc, events, version = run(refused=True)
+    assert not [e for e in events if isinstance(e, Decision) and e.outcome == "promote"], "promoted nothing"
+    assert lc.served_version == version and lc.challenger is None  # withheld at its last judgement: gone
+    lc, events, version = run(refused=False)
+    assert lc.served_version != version
+    assert [e for e in events if isinstance(e, Release) and e.reason == "challenger"]

@@ -79,15 +79,21 @@ def check_runtime(settings: Settings) -> None:
 
 
 def _check_inline_fits(field: str, model: object, limit: int) -> None:
-    """With no artifact store every release travels inline: a limit under the untrained model's artifact withholds
-    every release, v1 included (the trainer published nothing and said so only in its log and ``status``)."""
+    """With no artifact store every release travels inline: a limit under the untrained learner's artifact
+    withholds every release, v1 included (the trainer published nothing and said so only in its log and
+    ``status``); under the untrained challenger's, every challenger promotion (the learner's releases go)."""
     from learners import safe_pickle
 
     size = len(safe_pickle.dumps(model))
     if size > limit:
+        lost = (
+            "every challenger promotion would be withheld"
+            if field == "model.challenger"
+            else "every release would be withheld, v1 included"
+        )
         raise ConfigError(
             f"model.max_inline_bytes: {limit} bytes cannot carry even the untrained {field}'s artifact ({size} "
-            "bytes) and model.artifact_store is empty, so every release would be withheld, v1 included: set "
+            f"bytes) and model.artifact_store is empty, so {lost}: set "
             "model.artifact_store (a directory the trainer and the scorers share) or raise "
             "model.max_inline_bytes (a learned model's artifact is larger; within the broker's message.max.bytes)"
         )
