@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     val = csub.add_parser("validate", help="check a YAML settings file; exit 2 naming the bad field")
     val.add_argument("file", help="YAML settings file")
     val.add_argument(
-        "--json", action="store_true", help='print {"file", "valid", "field", "error"} (exit codes as without it)'
+        "--json",
+        action="store_true",
+        help='print {"file", "valid", "field", "error"} (exit codes as without it)',
     )
     val.set_defaults(func=_validate)
 
