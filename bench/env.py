@@ -115,7 +115,7 @@ class BenchEnv:
         self, role: str, model: str, learner: str, params: Mapping[str, Any] | None = None, tag: str = ""
     ) -> WorkerProcess:
         """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
-        env = {"DRIFTLINE_CONFIG": str(self.config_file(model, learner, params))}
+        env: dict[str, str | None] = {"DRIFTLINE_CONFIG": str(self.config_file(model, learner, params))}
         # The worker reads these from its own environment first: make sure ours cannot leak in. The key's _FILE
         # form too: with DRIFTLINE_SIGNING_KEY_FILE exported (as README's Docker section says to), the workers
         # signed and verified with the operator's key and refused the run's releases (session 34).
@@ -129,6 +129,9 @@ class BenchEnv:
             "DRIFTLINE_PREVIOUS_SIGNING_KEY_FILE",
         ):
             env[var] = ""
+        # Nested settings (DRIFTLINE__SECTION__FIELD) override the run's file too (a DRIFTLINE__MODEL__LEARNER
+        # would change what is measured), and an empty one is not "unset": remove them (audit34, session 34).
+        env.update({var: None for var in os.environ if var.startswith("DRIFTLINE__")})
         name = f"{model}-{role}{tag}-{len(self.workers)}"
         worker = WorkerProcess(role, env, self.workdir / "logs" / f"{name}.log").start()
         self.workers.append(worker)

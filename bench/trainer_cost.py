@@ -77,7 +77,7 @@ class TreeWorker(WorkerProcess):
         cmd = [sys.executable, "-m", "streams.cli", "worker", "--role", self.role]
         cmd += ["--metrics-port", str(self.metrics_port)]
         path = f"{self.path_first}{os.pathsep}{self.cwd}" if self.path_first else self.cwd
-        env = {**os.environ, **self.env, "PYTHONPATH": path}
+        env = {**self.child_env(), "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

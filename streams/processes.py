@@ -24,7 +24,7 @@ class WorkerProcess:
     """One ``driftline worker --role ROLE`` child process with its own metrics port and log file."""
 
     role: str
-    env: Mapping[str, str]
+    env: Mapping[str, str | None]  # over this process's environment; None removes the variable
     log_path: Path
     metrics_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
@@ -49,12 +49,22 @@ class WorkerProcess:
         ]
         self.proc = subprocess.Popen(
             cmd,
-            env={**os.environ, **self.env},
+            env=self.child_env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
+
+    def child_env(self) -> dict[str, str]:
+        """This process's environment with :attr:`env` over it (a None value removes the variable)."""
+        env = {**os.environ}
+        for name, value in self.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
 
     @property
     def pid(self) -> int:

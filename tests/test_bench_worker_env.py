@@ -14,6 +14,7 @@ import pytest
 import bench.env
 from bench.env import BenchEnv
 from driftline.settings import load_settings
+from streams.processes import WorkerProcess
 
 
 class _Captured:
@@ -46,3 +47,24 @@ def test_an_exported_key_file_does_not_reach_the_runs_workers(
     model = load_settings(environ=worker_env).model
     assert model.signing_key.get() == run.signing_key
     assert operators not in (model.signing_key.get(), model.previous_signing_key.get())
+
+
+def test_a_nested_setting_in_the_operators_environment_does_not_reach_the_runs_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DRIFTLINE__SECTION__FIELD overrides the run's config file in the worker (a DRIFTLINE__MODEL__LEARNER would
+    change what is measured; audit34): the bench removes every nested variable from its workers' environment."""
+    for name in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DRIFTLINE__MODEL__LEARNER", "hoeffding_tree")
+    monkeypatch.setenv("DRIFTLINE__KAFKA__TOPIC_PREFIX", "operators.")
+    monkeypatch.setenv("DRIFTLINE_NO_JIT", "1")  # not a setting: left as the operator set it
+    monkeypatch.setattr(bench.env, "WorkerProcess", _Captured)
+    run = BenchEnv(load_settings(environ={}), workdir=tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    run.start_worker("score", "score-lr", "logistic_regression")
+    child = WorkerProcess("score", _Captured.envs[-1], tmp_path / "log").child_env()  # as the worker gets it
+    assert not [v for v in child if v.startswith("DRIFTLINE__")] and child["DRIFTLINE_NO_JIT"] == "1"
+    settings = load_settings(environ=child)
+    assert settings.model.learner.name == "logistic_regression"
+    assert settings.kafka.topic_prefix == f"{run.prefix}score-lr."
