@@ -111,10 +111,11 @@ class BenchEnv:
     def ensure_topics(self, settings: Settings) -> None:
         ensure_topics(settings)
 
-    def start_worker(
-        self, role: str, model: str, learner: str, params: Mapping[str, Any] | None = None, tag: str = ""
-    ) -> WorkerProcess:
-        """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
+    def worker_env(
+        self, model: str, learner: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, str | None]:
+        """The environment a worker of ``model`` gets over this process's (None removes a variable): the run's
+        config file, and nothing of the operator's settings that would override it."""
         env: dict[str, str | None] = {"DRIFTLINE_CONFIG": str(self.config_file(model, learner, params))}
         # The worker reads these from its own environment first: make sure ours cannot leak in. The key's _FILE
         # form too: with DRIFTLINE_SIGNING_KEY_FILE exported (as README's Docker section says to), the workers
@@ -132,6 +133,13 @@ class BenchEnv:
         # Nested settings (DRIFTLINE__SECTION__FIELD) override the run's file too (a DRIFTLINE__MODEL__LEARNER
         # would change what is measured), and an empty one is not "unset": remove them (audit34, session 34).
         env.update({var: None for var in os.environ if var.startswith("DRIFTLINE__")})
+        return env
+
+    def start_worker(
+        self, role: str, model: str, learner: str, params: Mapping[str, Any] | None = None, tag: str = ""
+    ) -> WorkerProcess:
+        """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
+        env = self.worker_env(model, learner, params)
         name = f"{model}-{role}{tag}-{len(self.workers)}"
         worker = WorkerProcess(role, env, self.workdir / "logs" / f"{name}.log").start()
         self.workers.append(worker)
