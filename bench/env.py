@@ -87,12 +87,28 @@ class BenchEnv:
     def config_file(self, model: str, learner: str, params: Mapping[str, Any] | None = None) -> Path:
         """A YAML file holding everything a worker of ``model`` needs (workers get it via DRIFTLINE_CONFIG)."""
         b = self.base
+        k = b.kafka
+        # How to reach a secured cluster, as configured: the workers no longer inherit the operator's nested
+        # DRIFTLINE__KAFKA__* variables (worker_env), and a config file's never reached them. The file is the
+        # owner's only, as it holds the run's signing key already.
+        connection = {
+            "security_protocol": k.security_protocol,
+            "sasl_mechanism": k.sasl_mechanism,
+            "sasl_username": k.sasl_username,
+            "sasl_password": k.sasl_password.get() or None,
+            "ssl_cafile": k.ssl_cafile,
+            "ssl_certfile": k.ssl_certfile,
+            "ssl_keyfile": k.ssl_keyfile,
+            "ssl_key_password": k.ssl_key_password.get() or None,
+            "ssl_check_hostname": k.ssl_check_hostname,
+        }
         doc = {
             # Replication as configured, so a run against a multi-broker cluster measures replicated topics.
             "kafka": {
-                "bootstrap": b.kafka.bootstrap,
+                "bootstrap": k.bootstrap,
                 "topic_prefix": f"{self.prefix}{model}.",
-                "replication_factor": b.kafka.replication_factor,
+                "replication_factor": k.replication_factor,
+                **{key: value for key, value in connection.items() if value is not None},
             },
             "redis": {"url": b.redis.url.get(), "key_prefix": self.prefix.rstrip(".")},
             "model": {

@@ -104,3 +104,30 @@ def test_the_trainer_cost_worker_gets_the_same_environment_as_the_bench_workers(
     settings = load_settings(environ=child)
     assert settings.model.signing_key.get() == run.signing_key
     assert settings.model.learner.name == "hoeffding_tree"
+
+
+def test_the_runs_workers_reach_a_secured_cluster_configured_by_nested_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the nested variables removed from the workers' environment (session 34), a cluster reached through
+    DRIFTLINE__KAFKA__SECURITY_PROTOCOL, __SASL_MECHANISM, __SASL_USERNAME and __SASL_PASSWORD was reached by the
+    bench itself and not by its workers (PLAINTEXT): the run's config file carries how to connect."""
+    for name in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(name)
+    nested = {
+        "DRIFTLINE__KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "DRIFTLINE__KAFKA__SASL_MECHANISM": "SCRAM-SHA-256",
+        "DRIFTLINE__KAFKA__SASL_USERNAME": "bench-user",
+        "DRIFTLINE__KAFKA__SASL_PASSWORD": "bench-password",
+    }
+    for var, value in nested.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setattr(bench.env, "WorkerProcess", _Captured)
+    base = load_settings()  # from the operator's environment, as `bench` loads it
+    run = BenchEnv(base, workdir=tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    run.start_worker("score", "score-lr", "logistic_regression")
+    child = WorkerProcess("score", _Captured.envs[-1], tmp_path / "log").child_env()  # as the worker gets it
+    kafka = load_settings(environ=child).kafka
+    assert (kafka.security_protocol, kafka.sasl_mechanism) == ("SASL_PLAINTEXT", "SCRAM-SHA-256")
+    assert (kafka.sasl_username, kafka.sasl_password.get()) == ("bench-user", "bench-password")
