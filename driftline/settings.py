@@ -271,6 +271,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                     "unset one of them"
                 )
             _set_path(tree, nested, value)
+            given.setdefault(nested, (var, value))  # and two nested spellings (names differ in case only)
     return tree
 
 

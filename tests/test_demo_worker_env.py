@@ -23,6 +23,7 @@ def test_an_exported_nested_spelling_of_a_run_setting_does_not_stop_the_workers(
     monkeypatch.setenv("DRIFTLINE__STATE_DIR", str(tmp_path / "operators-state"))
     monkeypatch.setenv("DRIFTLINE__KAFKA__TOPIC_PREFIX", "operators.")
     monkeypatch.setenv("DRIFTLINE__model__name", "operators-model")  # nested names are case-insensitive
+    monkeypatch.setenv("DRIFTLINE__model__artifact_store", str(tmp_path / "operators-artifacts"))
     monkeypatch.setenv("DRIFTLINE__MODEL__TASK", "regression")
     base = load_settings(environ={}, overrides={"state_dir": str(tmp_path / "state")})
     run = DemoRun(base, DemoOptions(events=10))
@@ -32,4 +33,5 @@ def test_an_exported_nested_spelling_of_a_run_setting_does_not_stop_the_workers(
     assert worker.state_dir == str(run.run_dir)
     assert worker.kafka.topic_prefix == run.prefix
     assert worker.model.name == base.model.name
+    assert worker.model.artifact_store == str(run.run_dir / "artifacts")
     assert worker.model.task == "regression"

@@ -181,7 +181,9 @@ class DemoRun:
         # DRIFTLINE__KAFKA__TOPIC_PREFIX, ...) gets the run's value: with another one every worker refused to start
         # (two spellings of one setting must agree, session 34), and before that it moved them off the run's state
         # dir or topics silently. The operator's other nested settings (DRIFTLINE__MODEL__TASK, ...) still apply.
-        run_values = {ENV_VARS[var]: value for var, value in env.items() if var in ENV_VARS}
+        run_values = {
+            path: value for var, value in env.items() if (path := ENV_VARS.get(var) or nested_path(var))
+        }
         for var in os.environ:
             path = nested_path(var)
             if path is not None and path in run_values:
