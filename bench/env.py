@@ -87,12 +87,28 @@ class BenchEnv:
     def config_file(self, model: str, learner: str, params: Mapping[str, Any] | None = None) -> Path:
         """A YAML file holding everything a worker of ``model`` needs (workers get it via DRIFTLINE_CONFIG)."""
         b = self.base
+        k = b.kafka
+        # How to reach a secured cluster, as configured: the workers no longer inherit the operator's nested
+        # DRIFTLINE__KAFKA__* variables (worker_env), and a config file's never reached them. The file is the
+        # owner's only, as it holds the run's signing key already.
+        connection = {
+            "security_protocol": k.security_protocol,
+            "sasl_mechanism": k.sasl_mechanism,
+            "sasl_username": k.sasl_username,
+            "sasl_password": k.sasl_password.get() or None,
+            "ssl_cafile": k.ssl_cafile,
+            "ssl_certfile": k.ssl_certfile,
+            "ssl_keyfile": k.ssl_keyfile,
+            "ssl_key_password": k.ssl_key_password.get() or None,
+            "ssl_check_hostname": k.ssl_check_hostname,
+        }
         doc = {
             # Replication as configured, so a run against a multi-broker cluster measures replicated topics.
             "kafka": {
-                "bootstrap": b.kafka.bootstrap,
+                "bootstrap": k.bootstrap,
                 "topic_prefix": f"{self.prefix}{model}.",
-                "replication_factor": b.kafka.replication_factor,
+                "replication_factor": k.replication_factor,
+                **{key: value for key, value in connection.items() if value is not None},
             },
             "redis": {"url": b.redis.url.get(), "key_prefix": self.prefix.rstrip(".")},
             "model": {
@@ -111,10 +127,11 @@ class BenchEnv:
     def ensure_topics(self, settings: Settings) -> None:
         ensure_topics(settings)
 
-    def start_worker(
-        self, role: str, model: str, learner: str, params: Mapping[str, Any] | None = None, tag: str = ""
-    ) -> WorkerProcess:
-        """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
+    def worker_env(
+        self, model: str, learner: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, str | None]:
+        """The environment a worker of ``model`` gets over this process's (None removes a variable): the run's
+        config file, and nothing of the operator's settings that would override it."""
         env: dict[str, str | None] = {"DRIFTLINE_CONFIG": str(self.config_file(model, learner, params))}
         # The worker reads these from its own environment first: make sure ours cannot leak in. The key's _FILE
         # form too: with DRIFTLINE_SIGNING_KEY_FILE exported (as README's Docker section says to), the workers
@@ -132,6 +149,13 @@ class BenchEnv:
         # Nested settings (DRIFTLINE__SECTION__FIELD) override the run's file too (a DRIFTLINE__MODEL__LEARNER
         # would change what is measured), and an empty one is not "unset": remove them (audit34, session 34).
         env.update({var: None for var in os.environ if var.startswith("DRIFTLINE__")})
+        return env
+
+    def start_worker(
+        self, role: str, model: str, learner: str, params: Mapping[str, Any] | None = None, tag: str = ""
+    ) -> WorkerProcess:
+        """Start ``driftline worker --role ROLE`` for ``model`` and wait until its metrics endpoint answers."""
+        env = self.worker_env(model, learner, params)
         name = f"{model}-{role}{tag}-{len(self.workers)}"
         worker = WorkerProcess(role, env, self.workdir / "logs" / f"{name}.log").start()
         self.workers.append(worker)

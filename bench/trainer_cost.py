@@ -132,9 +132,7 @@ def measure(
     settings = env.settings(name, kind)
     env.ensure_topics(settings)
     produce_all(raw_producer(settings), settings.topic("training"), ((name.encode(), v) for v in values))
-    worker_env = {"DRIFTLINE_CONFIG": str(env.config_file(name, kind))}
-    for var in ("DRIFTLINE_TOPIC_PREFIX", "DRIFTLINE_MODEL", "DRIFTLINE_STATE_DIR", "DRIFTLINE_SIGNING_KEY"):
-        worker_env[var] = ""
+    worker_env = env.worker_env(name, kind)  # as the bench's own workers: none of the operator's settings
     path_first = ""
     if split is not None:
         path_first = str(install_site(split / "site"))

@@ -237,6 +237,13 @@ def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = value
 
 
+def nested_path(var: str) -> str | None:
+    """The setting a ``DRIFTLINE__SECTION__FIELD`` variable sets (``section.field``, lower case), else None."""
+    if not var.startswith("DRIFTLINE__"):
+        return None
+    return ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     given: dict[str, tuple[str, str]] = {}  # setting path -> (the contract variable that set it, its value)
@@ -253,17 +260,18 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             _set_path(tree, path, value)
             given[path] = (var + "_FILE", value)
     for var, value in environ.items():
-        if var.startswith("DRIFTLINE__"):
-            path = ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
-            first = given.get(path)
+        nested = nested_path(var)
+        if nested is not None:
+            first = given.get(nested)
             if first is not None and first[1].strip() != value.strip():
                 # Two spellings of one setting that disagree: which one wins would be a guess (the nested one
                 # silently did until session 34), so neither does. The values may be secrets: not printed.
                 raise ConfigError(
-                    f"{path}: set twice in the environment with different values, by {first[0]} and {var}; "
+                    f"{nested}: set twice in the environment with different values, by {first[0]} and {var}; "
                     "unset one of them"
                 )
-            _set_path(tree, path, value)
+            _set_path(tree, nested, value)
+            given.setdefault(nested, (var, value))  # and two nested spellings (names differ in case only)
     return tree
 
 

@@ -98,6 +98,20 @@ def port_number(text: str) -> int:
     return value
 
 
+def port_or_any(text: str) -> int:
+    """An argparse type for a port this command may pick itself: 1-65535, or 0 for any free one (``demo
+    --console-port 0`` picked a free port until the ports were checked, session 34)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a TCP port (1-65535, 0: any free one), got {text!r}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535, 0: any free one), got {value}")
+    return value
+
+
 def report_dir(path: str, flag: str = "--report") -> None:
     """Create a report directory before the run, or refuse it naming ``flag`` (an unwritable one was a traceback
     from the report writer, after the whole run)."""

@@ -130,9 +130,7 @@ class TrainerControl:
                 try:
                     message = self.apply(name, args, cmd)
                     reply.update(outcome="ok", reason="", message=message)
-                except (
-                    Exception
-                ) as exc:  # a valid command the model's state does not allow: refused, never retried
+                except Exception as exc:  # a valid command the model's state does not allow: never retried
                     reply.update(outcome="refused", reason="state", message=f"{type(exc).__name__}: {exc}")
             if lc.served_version != before:
                 reply["released"] = lc.served_version

@@ -68,3 +68,66 @@ def test_a_nested_setting_in_the_operators_environment_does_not_reach_the_runs_w
     settings = load_settings(environ=child)
     assert settings.model.learner.name == "logistic_regression"
     assert settings.kafka.topic_prefix == f"{run.prefix}score-lr."
+
+
+def test_the_trainer_cost_worker_gets_the_same_environment_as_the_bench_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench.trainer_cost built its worker's environment from its own list, which missed the key files and the
+    nested settings the bench's workers drop (session 34): its worker signed with an exported key file's key."""
+    import bench.trainer_cost as trainer_cost
+
+    operators = "o" * 64
+    (tmp_path / "key").write_text(operators)
+    for name in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY_FILE", str(tmp_path / "key"))
+    monkeypatch.setenv("DRIFTLINE__MODEL__LEARNER__NAME", "logistic_regression")
+    captured: list[dict[str, Any]] = []
+
+    class Stop(Exception):
+        pass
+
+    def tree_worker(role: str, env: dict[str, Any], log: Path, **_k: object) -> None:
+        captured.append(env)
+        raise Stop
+
+    monkeypatch.setattr(trainer_cost, "TreeWorker", tree_worker)
+    monkeypatch.setattr(trainer_cost, "raw_producer", lambda _s: None)
+    monkeypatch.setattr(trainer_cost, "produce_all", lambda *_a: None)
+    monkeypatch.setattr(BenchEnv, "ensure_topics", lambda _self, _s: None)
+    run = BenchEnv(load_settings(environ={}), workdir=tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    with pytest.raises(Stop):
+        trainer_cost.measure(run, ".", "hoeffding_tree", "tree", [], None)
+    child = WorkerProcess("train", captured[-1], tmp_path / "log").child_env()  # as the worker gets it
+    settings = load_settings(environ=child)
+    assert settings.model.signing_key.get() == run.signing_key
+    assert settings.model.learner.name == "hoeffding_tree"
+
+
+def test_the_runs_workers_reach_a_secured_cluster_configured_by_nested_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the nested variables removed from the workers' environment (session 34), a cluster reached through
+    DRIFTLINE__KAFKA__SECURITY_PROTOCOL, __SASL_MECHANISM, __SASL_USERNAME and __SASL_PASSWORD was reached by the
+    bench itself and not by its workers (PLAINTEXT): the run's config file carries how to connect."""
+    for name in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(name)
+    nested = {
+        "DRIFTLINE__KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "DRIFTLINE__KAFKA__SASL_MECHANISM": "SCRAM-SHA-256",
+        "DRIFTLINE__KAFKA__SASL_USERNAME": "bench-user",
+        "DRIFTLINE__KAFKA__SASL_PASSWORD": "bench-password",
+    }
+    for var, value in nested.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setattr(bench.env, "WorkerProcess", _Captured)
+    base = load_settings()  # from the operator's environment, as `bench` loads it
+    run = BenchEnv(base, workdir=tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    run.start_worker("score", "score-lr", "logistic_regression")
+    child = WorkerProcess("score", _Captured.envs[-1], tmp_path / "log").child_env()  # as the worker gets it
+    kafka = load_settings(environ=child).kafka
+    assert (kafka.security_protocol, kafka.sasl_mechanism) == ("SASL_PLAINTEXT", "SCRAM-SHA-256")
+    assert (kafka.sasl_username, kafka.sasl_password.get()) == ("bench-user", "bench-password")

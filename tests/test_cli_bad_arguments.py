@@ -211,3 +211,11 @@ def test_console_port_out_of_range_is_refused(port: str, capsys: pytest.CaptureF
     """`console --port 99999` was an OverflowError traceback (audit34, found; fixed by the lead)."""
     err = _refused(["console", "--port", port], capsys)
     assert "argument --port: expected a TCP port (1-65535)" in err
+
+
+def test_demo_console_port_zero_asks_for_any_free_port(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --console-port 0` let the console take any free port (start_console's 0) until the ports were checked
+    as 1-65535 (session 34): 0 is still accepted there, a negative port is not."""
+    assert build_parser().parse_args(["demo", "--console-port", "0"]).console_port == 0
+    err = _refused(["demo", "--console-port", "-1"], capsys)
+    assert "argument --console-port: expected a TCP port (1-65535, 0: any free one)" in err

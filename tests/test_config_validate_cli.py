@@ -149,3 +149,30 @@ def test_validate_json_names_the_field(
     out = json.loads(capsys.readouterr().out)
     assert out["valid"] is valid and out["field"] == field and out["file"] == str(path)
     assert (out["error"] is None) is valid and (valid or out["error"].startswith(f"{field}: "))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        ("settings.yaml", "kafka:\n  partitions: 3\nkafka:\n  partitions: 4\n", "given twice"),
+        ("settings.yaml", "kafka: [\n", "not valid YAML"),
+        ("nosuch.yaml", None, "cannot read config file"),
+    ],
+)
+def test_validate_json_names_no_field_for_an_error_of_the_file_itself(
+    name: str,
+    text: str | None,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A relative file name looks like a dotted field: `config validate settings.yaml --json` on a file with a key
+    written twice said "field": "settings.yaml"."""
+    monkeypatch.chdir(tmp_path)
+    if text is not None:
+        (tmp_path / name).write_text(text)
+    assert main(["config", "validate", name, "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is False and out["field"] is None and out["file"] == name
+    assert out["error"].startswith(f"{name}: ") and says in out["error"]

@@ -144,6 +144,17 @@ def test_one_setting_given_by_both_its_variables_with_different_values_is_an_err
     assert load_settings(environ=same).kafka.bootstrap == "h:1"
 
 
+def test_two_nested_spellings_of_one_setting_with_different_values_are_an_error() -> None:
+    """Nested names are case-insensitive: DRIFTLINE__KAFKA__BOOTSTRAP and DRIFTLINE__kafka__bootstrap are one
+    setting, and with different values the one later in the environment won silently (the contract variable and
+    its nested form were checked, two nested forms were not)."""
+    env = {"DRIFTLINE__KAFKA__BOOTSTRAP": "env:2", "DRIFTLINE__kafka__bootstrap": "env:4"}
+    with pytest.raises(ConfigError, match="DRIFTLINE__KAFKA__BOOTSTRAP and DRIFTLINE__kafka__bootstrap"):
+        load_settings(environ=env)
+    same = {"DRIFTLINE__KAFKA__BOOTSTRAP": "h:1", "DRIFTLINE__kafka__bootstrap": "h:1"}
+    assert load_settings(environ=same).kafka.bootstrap == "h:1"
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [

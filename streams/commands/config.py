@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -47,8 +48,11 @@ def _validate(args: argparse.Namespace) -> int:
     except DriftlineError as exc:
         if args.json:
             # The field the error names first ("drift.delta: must be ..."), for a script that reads it.
+            # An error about the file itself (unreadable, not YAML, a key written twice) starts with the file's
+            # name, which may look like a field ("settings.yaml"): no field then.
             head = str(exc).split(":", 1)[0]
-            field = head if re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*", head) else None
+            named = re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*", head)
+            field = head if named and head != str(Path(args.file).expanduser()) else None
             print(json.dumps({"file": args.file, "valid": False, "field": field, "error": str(exc)}))
         else:
             print(f"{args.file}: invalid: {exc}", file=sys.stderr)

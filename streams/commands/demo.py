@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
 from streams.cli import (
-    port_number,
+    port_or_any,
     positive_rate,
     positive_seconds,
     report_dir,
@@ -60,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive_seconds, default=90.0, metavar="S",
                    help="seconds to wait for the workers to finish after producing (default 90)")  # fmt: skip
     p.add_argument(
-        "--console-port", type=port_number, default=8765, metavar="PORT",
-        help="port of the web console started next to the run (default 8765, or a free one if taken)",
+        "--console-port", type=port_or_any, default=8765, metavar="PORT",
+        help="port of the web console started next to the run (default 8765, or a free one if taken; 0: any free one)",
     )  # fmt: skip
     p.add_argument(
         "--models",

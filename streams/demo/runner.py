@@ -31,7 +31,7 @@ from connectors.sources import Event, open_source
 from connectors.stack import ensure_stack, stack_down, stack_status
 from connectors.topics import ensure_topics
 from driftline.errors import StackError
-from driftline.settings import Settings, load_settings
+from driftline.settings import ENV_VARS, Settings, load_settings, nested_path
 from streams.demo.probe import Sample, scrape
 from streams.demo.stream import DEMO_STREAM, DriftPoint, demo_stream
 from streams.processes import WorkerProcess
@@ -177,6 +177,17 @@ class DemoRun:
         if self.options.models > 1:
             env["DRIFTLINE__ROUTING__FEATURE"] = "tenant"
             env["DRIFTLINE__ROUTING__MODELS"] = ",".join(self.options.model_names)
+        # An exported DRIFTLINE__SECTION__FIELD spelling of a setting the run sets above (DRIFTLINE__STATE_DIR,
+        # DRIFTLINE__KAFKA__TOPIC_PREFIX, ...) gets the run's value: with another one every worker refused to start
+        # (two spellings of one setting must agree, session 34), and before that it moved them off the run's state
+        # dir or topics silently. The operator's other nested settings (DRIFTLINE__MODEL__TASK, ...) still apply.
+        run_values = {
+            path: value for var, value in env.items() if (path := ENV_VARS.get(var) or nested_path(var))
+        }
+        for var in os.environ:
+            path = nested_path(var)
+            if path is not None and path in run_values:
+                env[var] = run_values[path]
         return env
 
     @property
