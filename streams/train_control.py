@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from driftline.errors import LearnerError, SchemaError
+from driftline.errors import ConfigError, LearnerError, SchemaError
 from driftline.settings import ModelSettings
 from driftline.util import now_ms
 from learners.artifacts import ArtifactStore
@@ -130,8 +130,11 @@ class TrainerControl:
                 try:
                     message = self.apply(name, args, cmd)
                     reply.update(outcome="ok", reason="", message=message)
-                except Exception as exc:  # a valid command the model's state does not allow: never retried
+                except (LearnerError, ConfigError) as exc:  # a valid command the model's state does not allow
                     reply.update(outcome="refused", reason="state", message=f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # a failure to apply it (an artifact that will not load, a read that
+                    # failed): refused, never retried, and dead-lettered so that it stays visible
+                    reply.update(outcome="refused", reason="error", message=f"{type(exc).__name__}: {exc}")
             if lc.served_version != before:
                 reply["released"] = lc.served_version
         if reply["outcome"] == "ok":
