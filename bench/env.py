@@ -10,10 +10,12 @@ import contextlib
 import os
 import platform
 import secrets
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +172,12 @@ class BenchEnv:
 
     def close(self) -> None:
         """Stop this run's workers (only those started here) and delete this run's topics, consumer groups and
-        Redis keys."""
+        Redis keys. A second Ctrl-C or SIGTERM meanwhile is ignored: it stopped the clean-up half way and left the
+        run's topics on the broker (review34b)."""
+        with _interrupts_ignored():
+            self._close()
+
+    def _close(self) -> None:
         for worker in list(self.workers):
             worker.stop(30)
         self.workers.clear()
@@ -205,6 +212,20 @@ class BenchEnv:
                 client.delete(*keys[i : i + 500])
         except Exception as exc:
             progress(f"could not delete Redis keys of {self.prefix}: {exc}")
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored inside (main thread only: elsewhere signals are the main thread's anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def busy_seconds(stat: str | None = None) -> float | None:
