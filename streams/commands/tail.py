@@ -25,7 +25,7 @@ from connectors.tail import assign_tail, read_first, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError
 from schemas.codec import Codec, default_codec
-from streams.cli import settings_from_args
+from streams.cli import settings_from_args, whole_number
 
 PREVIEW_BYTES = 60
 
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("topic", metavar="TOPIC", help=f"contract topic: {', '.join(TOPIC_NAMES)}")
     p.add_argument(
         "-n",
-        type=_count,
+        type=whole_number,  # -n -3 printed nothing and exited 0
         default=None,
         metavar="N",
         help="how many records: the last N (default: 10), or with --from-beginning the first N",
@@ -56,17 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new records until Ctrl-C")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_tail)
-
-
-def _count(text: str) -> int:
-    """``-n``: a whole number >= 0 (``-n -3`` printed nothing and exited 0)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {n}")
-    return n
 
 
 def _tail(args: argparse.Namespace) -> int:
