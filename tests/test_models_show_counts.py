@@ -86,3 +86,20 @@ def test_an_unreported_models_partition_and_lag_go_by_the_topics_partition_count
         100 + partition_for(name, 6),
     )
     assert ownership(settings, name, {}, {})["partition"] == partition_for(name, 3)  # Kafka away: the setting
+
+
+def test_models_settings_columns_fit_their_longest_value(monkeypatch: Any, capsys: Any) -> None:
+    """`models settings` printed values in a fixed 12 columns: 6.907755278982137 pushed its source out of line
+    (audit34). Every source now starts in the same column."""
+    from streams.commands import models
+
+    rows = {
+        "drift.sentinel_threshold": {"value": 6.907755278982137, "source": "default"},
+        "release_every": {"value": 25, "source": "yaml"},
+        "guard.max_disagreement": {"value": 0.3, "source": "default"},
+    }
+    monkeypatch.setattr(models, "_settings", lambda args: load_settings(environ={}))
+    monkeypatch.setattr(models, "trainer_status", lambda settings: {"settings": rows, "updated_at": 0})
+    assert models._live_settings(argparse.Namespace(json=False)) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 3 and len({line.rindex(" ") for line in lines}) == 1  # each source one word here

@@ -420,11 +420,14 @@ def _live_settings(args: argparse.Namespace) -> int:
         print(json.dumps({"model": settings.model.name, "settings": rows}, sort_keys=True, default=str))
         return 0
     print(f"live settings of {settings.model.name!r} (trainer updated {when(live['updated_at'])} UTC)")
+    # Columns as wide as their longest entry (a value such as 6.907755278982137 overran a fixed 12).
+    key_width = max([32, *map(len, rows)])
+    value_width = max([12, *(len(str(row["value"])) for row in rows.values())])
     for key, row in sorted(rows.items()):
         source = row["source"]
         if source == "live set":
             source += f" {when(row.get('set_at'))} UTC by {row.get('key_id') or '?'}"
-        print(f"  {key:<32} {row['value']!s:<12} {source}")
+        print(f"  {key:<{key_width}} {row['value']!s:<{value_width}} {source}")
     return 0
 
 
