@@ -187,6 +187,8 @@ def stack_up(
     with file_lock(cfg.state_dir / "stack.lock"):
         # A taken Kafka port fails here, before Redis is started. What this call starts is decided here, under
         # the lock: a concurrent `stack up` that got the lock first has started it, and this one only finds it.
+        if cfg.brokers == 1:
+            _check_running_elsewhere(cfg)
         if cfg.brokers > 1:
             from connectors.cluster import cluster_check, cluster_up, nodes
 
@@ -202,6 +204,32 @@ def stack_up(
             return StackStatus(kafka, redis, cfg.state_dir, each, started)
         kafka = kafka_up(cfg, timeout_s)
     return StackStatus(kafka, redis, cfg.state_dir, started=started)
+
+
+def _check_running_elsewhere(cfg: StackConfig) -> None:
+    """A StackError when this state directory's broker or Redis runs on other ports than ``cfg``'s.
+
+    One state directory holds one stack: its data, pid files and configuration. Starting a second broker on
+    another port there rewrote the first one's properties and pid file over its running process and put two
+    brokers on one data directory (the first one died; session 35 lost a demo to it).
+    """
+    running = as_started(cfg)
+    props = cfg.kafka_dir / "server.properties"
+    elsewhere = []
+    if running.kafka_port != cfg.kafka_port:
+        pid = owned_pid(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props))
+        if pid:
+            elsewhere.append(f"Kafka on {cfg.host}:{running.kafka_port} (pid {pid})")
+    if running.redis_port != cfg.redis_port:
+        pid = owned_pid(cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, running.redis_port))
+        if pid:
+            elsewhere.append(f"Redis on {cfg.host}:{running.redis_port} (pid {pid})")
+    if elsewhere:
+        raise StackError(
+            f"the stack of state directory {cfg.state_dir.parent} already runs {' and '.join(elsewhere)}, not on "
+            f"the ports asked; one state directory holds one stack: stop it first (driftline stack down "
+            f"--state-dir {cfg.state_dir.parent}) or give this one its own --state-dir"
+        )
 
 
 def stack_down(

@@ -340,3 +340,47 @@ def test_stack_up_under_a_state_dir_that_is_a_file_is_an_error_naming_it(
     assert (
         f"state directory {tmp_path / 'afile' / 'stack'}: cannot use it" in err and "Traceback" not in err
     ), err
+
+
+def test_stack_up_on_other_ports_of_a_running_state_dir_refuses_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # session 35: `stack up --kafka-port B` on the state directory of a stack running on port A rewrote A's
+    # server.properties and pid file and started a second broker on the same data directory; the first one died
+    # (a demo on the default stack lost its broker to a helper's `stack up` on other ports).
+    running = _free_config(tmp_path)
+    _redis_up(running, 30.0)
+    redis_pid = read_pid(running.redis_dir / "redis.pid")
+    running.kafka_dir.mkdir(parents=True, exist_ok=True)
+    props = running.kafka_dir / "server.properties"
+    props.write_text(
+        f"listeners=PLAINTEXT://127.0.0.1:{running.kafka_port},CONTROLLER://127.0.0.1:{running.controller_port}\n"
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{running.kafka_port}\n"
+    )
+    broker = _spawn("kafka.Kafka", str(props))  # recognised as this state directory's broker by its argv
+    (running.kafka_dir / "kafka.pid").write_text(f"{broker.pid}\n")
+    monkeypatch.setattr("connectors.stack.check_tools", lambda needed: None)
+    monkeypatch.setattr(
+        "connectors.stack.kafka_up", lambda cfg, timeout_s: pytest.fail("started a second broker")
+    )
+    other = dataclasses.replace(
+        running, kafka_port=free_port(), controller_port=free_port(), redis_port=free_port()
+    )
+    try:
+        with pytest.raises(StackError) as refused:
+            stack_up(other, timeout_s=5)
+        message = str(refused.value)
+        assert f"Kafka on 127.0.0.1:{running.kafka_port} (pid {broker.pid})" in message, message
+        assert f"Redis on 127.0.0.1:{running.redis_port} (pid {redis_pid})" in message, message
+        assert f"--state-dir {running.state_dir.parent}" in message, message
+        assert redis_ping("127.0.0.1", other.redis_port) is None  # no second Redis either
+        assert read_pid(running.kafka_dir / "kafka.pid") == broker.pid
+        assert read_pid(running.redis_dir / "redis.pid") == redis_pid
+        assert f"PLAINTEXT://127.0.0.1:{running.kafka_port}" in props.read_text()
+        # the same ports are still `up`: nothing to refuse
+        monkeypatch.setattr("connectors.stack.kafka_needs_start", lambda cfg: False)
+        monkeypatch.setattr("connectors.stack.kafka_up", lambda cfg, timeout_s: stack_status(cfg).kafka)
+        assert stack_up(running, timeout_s=5).redis.state == "up"
+    finally:
+        broker.kill()
+        stack_down(running, grace_s=5, services=("redis",))
