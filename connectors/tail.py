@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.consumer import Received, decode_message
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
-from driftline.errors import StackError
+from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings
 from schemas.codec import Codec
 
@@ -36,7 +36,14 @@ def assign_tail(settings: Settings, name: str, last_n: int | None) -> tuple[Cons
         },
     )
     consumer = Consumer(conf)
-    metadata = consumer.list_topics(topic, timeout=10)
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+    except KafkaException as exc:  # not a StackError: callers take that for "the topic does not exist"
+        consumer.close()
+        raise DriftlineError(
+            f"reading {topic}: the broker at {settings.kafka.bootstrap} did not answer ({exc.args[0].str()}); "
+            "is it running? (driftline stack status)"
+        ) from exc
     tmeta = metadata.topics.get(topic)
     if tmeta is None or tmeta.error is not None or not tmeta.partitions:
         consumer.close()

@@ -384,3 +384,18 @@ def test_stack_up_on_other_ports_of_a_running_state_dir_refuses_and_starts_nothi
     finally:
         broker.kill()
         stack_down(running, grace_s=5, services=("redis",))
+
+
+def test_reading_a_topic_from_a_broker_that_does_not_answer_names_the_address(tmp_path: Path) -> None:
+    # session 35: the demo's report (and `tail`) ended in a librdkafka traceback when the broker had gone away;
+    # a StackError would have been read as "the topic was never created" and given an empty report.
+    from connectors.tail import assign_tail
+    from driftline.errors import DriftlineError
+    from driftline.settings import load_settings
+
+    address = f"127.0.0.1:{free_port()}"
+    settings = load_settings(overrides={"kafka.bootstrap": address})
+    with pytest.raises(DriftlineError) as failed:
+        assign_tail(settings, "predictions", None)
+    assert not isinstance(failed.value, StackError)
+    assert address in str(failed.value) and "driftline stack status" in str(failed.value)
