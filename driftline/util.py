@@ -119,20 +119,24 @@ def percentile(values: Sequence[float], q: float, empty: float | None = None) ->
     return float(ordered[rank - 1])
 
 
-def rolling_mean(values: Sequence[float], window: int) -> list[float]:
-    """Mean of the last ``window`` values at each position (shorter at the start). Booleans count as 0/1, so
-    a sequence of right/wrong answers gives the rolling accuracy.
+def rolling_mean(values: Sequence[float | None], window: int) -> list[float]:
+    """Mean of the values among the last ``window`` positions at each position (shorter at the start). Booleans
+    count as 0/1, so a sequence of right/wrong answers gives the rolling accuracy. ``None`` (no answer) is left
+    out of the mean rather than counted as 0; a window with no value at all gives NaN.
 
     >>> rolling_mean([1, 0, 1, 1], 2)
     [1.0, 0.5, 0.5, 1.0]
+    >>> rolling_mean([1, None, 0, None, None], 2)
+    [1.0, 1.0, 0.0, 0.0, nan]
     """
     out: list[float] = []
-    total = 0.0
+    total, count = 0.0, 0
     for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
+        if v is not None:
+            total, count = total + v, count + 1
+        if i >= window and (old := values[i - window]) is not None:
+            total, count = total - old, count - 1
+        out.append(total / count if count else float("nan"))
     return out
 
 

@@ -58,6 +58,33 @@ def test_accuracy_plot_draws_each_mark_only_when_there_is_one(tmp_path: Path) ->
         assert im.format == "PNG" and im.width >= 800
 
 
+def test_accuracy_plot_leaves_unanswered_events_out_of_both_curves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # session 35: after the first answered event, the events of partitions whose scorer still served the untrained
+    # v1 (prediction null) counted as wrong: the demo's plot showed the served model at 0.2 where every answered
+    # event was right 9 times in 10 (and the summary's accuracy, which leaves them out, said so).
+    import matplotlib.axes
+
+    drawn: dict[str, list[float]] = {}
+    plot = matplotlib.axes.Axes.plot
+
+    def spy(
+        self: matplotlib.axes.Axes, xs: object, ys: list[float], *args: object, **kwargs: object
+    ) -> object:
+        drawn[str(kwargs.get("label"))] = list(ys)
+        return plot(self, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    correct = [None] * 100 + [None if i % 2 else i % 20 != 0 for i in range(400)]  # answered: right 9 in 10
+    plain = [i % 10 != 3 for i in range(500)]
+    accuracy_plot(tmp_path / "a.png", correct, window=100, baselines={"plain lr": plain})
+    served = drawn["served model accuracy (rolling 100)"][200:]
+    assert min(served) == pytest.approx(0.9, abs=0.03), min(served)
+    # the plain learner's curve is on the same (answered) events: every answered index is even, where it is right
+    assert min(drawn["plain lr"][200:]) == 1.0
+
+
 def test_page_escapes_text_and_embeds_nothing_remote(tmp_path: Path) -> None:
     page = write_html(
         tmp_path / "p.html",

@@ -72,10 +72,13 @@ def accuracy_plot(
     fig, (ax,) = _figure(5.2)
     # Until the first trained release reaches the scorers the served model answers null: shown, not scored.
     cold = next((i for i, c in enumerate(correct) if c is not None), len(correct))
-    value = (
-        bool if metric == "accuracy" else float
-    )  # after the cold start, a None error counts as 0 (as in mae)
-    acc = [float("nan")] * cold + rolling_mean([value(c or 0) for c in correct[cold:]], window)
+    value = bool if metric == "accuracy" else float
+    # An event the served model did not answer after the cold start (a scorer still on the untrained v1 for its
+    # partitions) is left out of the rolling value, as out of the summary's accuracy and the guard tax: counted as
+    # wrong it drew a dip to 0.2 that no model served (session 35's demo), and as an error of 0 a better MAE.
+    acc = [float("nan")] * cold + rolling_mean(
+        [None if c is None else value(c) for c in correct[cold:]], window
+    )
     xs = range(len(acc))
     for centre, width in drifts:
         if width > 1:
@@ -92,7 +95,13 @@ def accuracy_plot(
         if len(series) != len(correct):
             continue  # not on the same events: a gap between the lines would mean nothing
         # From the first answered event, as the served curve, so the gap is the guard tax.
-        line = [float("nan")] * cold + rolling_mean([value(c or 0) for c in series[cold:]], window)
+        line = [float("nan")] * cold + rolling_mean(
+            [
+                None if c is None or b is None else value(b)
+                for c, b in zip(correct[cold:], series[cold:], strict=True)
+            ],
+            window,
+        )
         ax.plot(xs, line, color=BASELINE_COLORS[k % len(BASELINE_COLORS)], lw=1.0, alpha=0.9, label=name)
         lines.append(line)
     # The first values after the cold start average only a handful of examples: left out of the scale.
