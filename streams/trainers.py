@@ -172,6 +172,10 @@ class TrainerGroup(GatheringBatches):
     def run(self, stopping: threading.Event) -> None:
         """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
         ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
+        # The compiled kernels (numba's import and their load: ~0.35 s idle, ~3 s on a loaded 2-core machine) before
+        # joining the group: a member of the trainer group is ready to learn, so whoever waits for one (the demo,
+        # before it produces) does not send labels that wait out the warm-up (session 35: its first ~900 labels).
+        kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
         consumer = self._subscribe()
         threshold = gc.get_threshold()
         try:
@@ -180,8 +184,7 @@ class TrainerGroup(GatheringBatches):
             # permanent generation, the full collections that a batch's thousands of decoded examples trigger no
             # longer walk it (they were 8 % of the LR trainer's samples, 16 % of the tree's; py-spy, 20,000
             # labels). Nothing learned is frozen: models replaced later are still collected as before. The compiled
-            # LR kernel (numba's modules) is loaded first, so it is frozen too (learners.kernels.warm_for).
-            kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
+            # LR kernel (numba's modules) is loaded first (above), so it is frozen too.
             gc.freeze()
             # The young generation collected every GC_YOUNG allocations rather than 700: a batch's decoded
             # examples (three dicts each, alive until the batch is learned) set off a collection every ~230 labels,

@@ -221,3 +221,32 @@ def test_a_worker_that_is_still_behind_or_never_was_keeps_gathering_for_the_wind
     trickle = EndConsumer(position=900, end=900, arrive=3)
     assert len(group._more(trickle, time.monotonic(), 40, urgent=False)) == 3  # type: ignore[arg-type]
     assert trickle.waits and not group._behind
+
+
+def test_the_kernels_are_warmed_before_the_group_is_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    # session 35: the warm-up (numba's import, ~3 s on a loaded machine) ran after subscribing, so the group had a
+    # member that could not learn yet: the demo, which waits for a member before producing, sent its first ~900
+    # labels into the warm-up.
+    import streams.trainers as trainers_mod
+    from driftline.config import LearnerSpec
+    from schemas.codec import default_codec
+    from streams.metrics import build_metrics
+
+    order: list[str] = []
+
+    class Joined(Exception):
+        pass
+
+    def subscribe(self: TrainerGroup) -> None:
+        order.append("subscribe")
+        raise Joined
+
+    monkeypatch.setattr(trainers_mod, "ensure_topics", lambda settings, names: None)
+    monkeypatch.setattr(trainers_mod.kernels, "warm_for", lambda *specs: order.append("warm") or 0.0)
+    monkeypatch.setattr(TrainerGroup, "_subscribe", subscribe)
+    settings = load_settings(overrides={"model": {"learner": {"name": "hoeffding_tree"}}})
+    assert settings.model.learner == LearnerSpec("hoeffding_tree")
+    group = TrainerGroup(settings, build_metrics(), default_codec())
+    with pytest.raises(Joined):
+        group.run(threading.Event())
+    assert order == ["warm", "subscribe"]
