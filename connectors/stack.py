@@ -187,8 +187,6 @@ def stack_up(
     with file_lock(cfg.state_dir / "stack.lock"):
         # A taken Kafka port fails here, before Redis is started. What this call starts is decided here, under
         # the lock: a concurrent `stack up` that got the lock first has started it, and this one only finds it.
-        if cfg.brokers == 1:
-            _check_running_elsewhere(cfg)
         if cfg.brokers > 1:
             from connectors.cluster import cluster_check, cluster_up, nodes
 
@@ -197,6 +195,8 @@ def stack_up(
         else:
             kafka_starts = kafka_needs_start(cfg)
         redis_starts = _redis_status(cfg).state not in ("up", "external")
+        if cfg.brokers == 1:
+            _check_running_elsewhere(cfg, kafka_starts, redis_starts)
         started = (("kafka",) if kafka_starts else ()) + (("redis",) if redis_starts else ())
         redis = _redis_up(cfg, min(timeout_s, 30.0))
         if cfg.brokers > 1:
@@ -206,8 +206,9 @@ def stack_up(
     return StackStatus(kafka, redis, cfg.state_dir, started=started)
 
 
-def _check_running_elsewhere(cfg: StackConfig) -> None:
-    """A StackError when this state directory's broker or Redis runs on other ports than ``cfg``'s.
+def _check_running_elsewhere(cfg: StackConfig, kafka_starts: bool, redis_starts: bool) -> None:
+    """A StackError when a service this call would start (``kafka_starts``, ``redis_starts``) already runs from
+    this state directory on another port (servers already answering on the ports asked start nothing: no clash).
 
     One state directory holds one stack: its data, pid files and configuration. Starting a second broker on
     another port there rewrote the first one's properties and pid file over its running process and put two
@@ -216,11 +217,11 @@ def _check_running_elsewhere(cfg: StackConfig) -> None:
     running = as_started(cfg)
     props = cfg.kafka_dir / "server.properties"
     elsewhere = []
-    if running.kafka_port != cfg.kafka_port:
+    if kafka_starts and running.kafka_port != cfg.kafka_port:
         pid = owned_pid(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props))
         if pid:
             elsewhere.append(f"Kafka on {cfg.host}:{running.kafka_port} (pid {pid})")
-    if running.redis_port != cfg.redis_port:
+    if redis_starts and running.redis_port != cfg.redis_port:
         pid = owned_pid(cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, running.redis_port))
         if pid:
             elsewhere.append(f"Redis on {cfg.host}:{running.redis_port} (pid {pid})")

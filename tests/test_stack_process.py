@@ -377,9 +377,14 @@ def test_stack_up_on_other_ports_of_a_running_state_dir_refuses_and_starts_nothi
         assert read_pid(running.kafka_dir / "kafka.pid") == broker.pid
         assert read_pid(running.redis_dir / "redis.pid") == redis_pid
         assert f"PLAINTEXT://127.0.0.1:{running.kafka_port}" in props.read_text()
-        # the same ports are still `up`: nothing to refuse
+        # servers already answering on the ports asked (a test run's own broker and Redis): nothing is started
+        # in the state directory, so nothing clashes
         monkeypatch.setattr("connectors.stack.kafka_needs_start", lambda cfg: False)
         monkeypatch.setattr("connectors.stack.kafka_up", lambda cfg, timeout_s: stack_status(cfg).kafka)
+        answering = _redis_up(dataclasses.replace(other, state_dir=tmp_path / "elsewhere" / "stack"), 30.0)
+        assert stack_up(other, timeout_s=5).redis.state == "external", answering
+        stack_down(dataclasses.replace(other, state_dir=tmp_path / "elsewhere" / "stack"), grace_s=5)
+        # the same ports are still `up`: nothing to refuse
         assert stack_up(running, timeout_s=5).redis.state == "up"
     finally:
         broker.kill()
