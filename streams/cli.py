@@ -140,7 +140,9 @@ def unknown_model(command: str, name: str, what: str, known: Iterable[str]) -> s
     """The one message of a command named a model (``--model``) nothing was seen for: what was looked at, and which
     models there are (``models list``, ``status``, ``audit show`` say it alike, and exit 1)."""
     others = sorted({str(k) for k in known} - {name})
-    return f"driftline {command}: model {name!r} {what} (models: {', '.join(others) or 'none'}; check --model)"
+    return (
+        f"driftline {command}: model {name!r} {what} (models: {', '.join(others) or 'none'}; check --model)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace, extra: Mapping[str, object] | None = None) -> Settings:
