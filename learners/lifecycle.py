@@ -903,7 +903,7 @@ class ModelLifecycle:
             elif which == "champion":
                 lineage = self._lineage
             else:
-                raise LearnerError(f"promote: no {which!r} candidate (use held, challenger or champion)")
+                raise LearnerError(self._no_candidate(which))
             manual = Decision(
                 "promote", "manual", which, {}, {"operator": True}, f"operator promoted the {which}"
             )
@@ -928,6 +928,29 @@ class ModelLifecycle:
                 self._challenger.drop()
             return [event]
         raise LearnerError(f"unknown control command {command!r}")
+
+    def _no_candidate(self, which: str) -> str:
+        """Why ``promote <which>`` has nothing to promote, and what there is now (session 35: the hint named the
+        three words again, whatever existed)."""
+        missing = {
+            "held": "nothing is held for approval",
+            "challenger": "no challenger is learning (a drift alarm starts one)",
+        }.get(which, f"{which!r} is not a candidate (held, challenger or champion)")
+        there = []
+        if self._held is not None:
+            there.append(f"a held candidate ({self._held[0].n_learned:,} examples learned): `promote held`")
+        challenger = self._challenger.lineage
+        if challenger is not None:
+            there.append(f"a challenger ({challenger.n_learned:,} examples learned): `promote challenger`")
+        there.append(
+            f"the champion (serving v{self.served_version}): `promote champion` releases it again"
+            if self.served_version
+            else "the champion (nothing released yet): `promote champion` releases it"
+        )
+        return (
+            f"promote: no {which!r} candidate: {missing}; there is {'; '.join(there)}; or promote a released "
+            "version: `driftline models list`, then `driftline models promote VERSION`"
+        )
 
     def adopt(
         self, model: Learner, *, version: int, reason: str = "manual", n_learned: int | None = None
