@@ -300,4 +300,6 @@ def test_promote_of_a_missing_candidate_says_what_there_is_and_what_to_do() -> N
     assert lc._challenger.lineage is not None
     with pytest.raises(LearnerError) as challenged:
         lc.apply_control("promote", {"candidate": "held"})
-    assert "; there is a challenger (" in str(challenged.value) and "`promote challenger`" in str(challenged.value)
+    assert "; there is a challenger (" in str(challenged.value) and "`promote challenger`" in str(
+        challenged.value
+    )
