@@ -164,6 +164,22 @@ class Labelled(NamedTuple):
     ts: int | None = None
 
 
+def _unservable(decision: Decision, withheld: Withheld) -> Decision:
+    """The guard's promotion of a challenger whose release was withheld, as the rejection that drops it."""
+    fix = (
+        "set model.artifact_store (shared with the scorers) or raise model.max_inline_bytes"
+        if withheld.problem == "too_large"
+        else "use a smaller challenger learner (model.challenger)"
+    )
+    return dataclasses.replace(
+        decision,
+        outcome="reject",
+        checks={**decision.checks, "loadable": False},
+        text=f"challenger dropped: the guard promoted it but no scorer could load its release ({withheld.problem}: "
+        f"{withheld.message[:200]}); {fix}, then a drift alarm starts a new challenger",
+    )
+
+
 class ModelLifecycle:
     """One model's learning, monitoring and release decisions (see the module docstring)."""
 
@@ -791,23 +807,20 @@ class ModelLifecycle:
                 self._lineage = previous.copy()
             return [event]
         events: list[Event] = []
-        policy = self._challenger
-        before = (policy.started, policy.seen, policy.evidence)
-        decision, promoted = policy.decide(index, self._lineage.model, self._judge)
+        decision, promoted = self._challenger.decide(index, self._lineage.model, self._judge)
         if decision is not None:
             if promoted is not None:
                 event = self._release(promoted, "challenger", decision, index, self.served_version)
                 if isinstance(event, Release):
                     self._lineage = promoted
                     self._held = None
-                else:
-                    # Withheld: the served model stays the champion, and the challenger stays the challenger
-                    # (it was discarded: a model shown better lost for an artifact it may outgrow, or that a
-                    # raised limit lets through), judged again on more evidence; at its last judgement
-                    # (``max_examples`` pairs) it goes.
-                    if before[2].n < policy.guard.max_examples:
-                        policy.keep(promoted, *before)
-                return [event]
+                    return [event]
+                # Withheld: the served model stays the champion and the challenger goes (the policy let go of it),
+                # with a decision that says why. What withholds it (no record to carry its size, the loader's
+                # object cap or allow-list) does not change while the trainer runs, and a learning model does not
+                # shrink: kept (fixes34), it was judged again every CHECK_EVERY pairs until max_examples, its
+                # artifact checked again at each (session 35).
+                return [event, _unservable(decision, event)]
             # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
             if decision.outcome == "hold" and self._challenger.lineage is not None:
                 self._held = (self._challenger.lineage.copy(), decision)
