@@ -166,11 +166,10 @@ class Labelled(NamedTuple):
 
 def _unservable(decision: Decision, withheld: Withheld) -> Decision:
     """The guard's promotion of a challenger whose release was withheld, as the rejection that drops it."""
-    fix = (
-        "set model.artifact_store (shared with the scorers) or raise model.max_inline_bytes"
-        if withheld.problem == "too_large"
-        else "use a smaller challenger learner (model.challenger)"
-    )
+    fix = {
+        "too_large": "set model.artifact_store (shared with the scorers) or raise model.max_inline_bytes",
+        "allow_list": "use a challenger learner (model.challenger) whose classes the scorers' loader allows",
+    }.get(withheld.problem, "use a smaller challenger learner (model.challenger)")
     return dataclasses.replace(
         decision,
         outcome="reject",
