@@ -134,7 +134,7 @@ def measure(kind: str, events: int, release: int, repeat: int) -> dict[str, Any]
     def pickled() -> None:
         safe_pickle.CompactPickler(io.BytesIO(), protocol=5).dump(rel.model)
 
-    def audit(kind_: str, rec: dict[str, Any]) -> None:
+    def audit(kind_: audit_mod.AuditKind, rec: dict[str, Any]) -> None:
         alog.append(kind_, rec)
         alog._pending.clear()
 

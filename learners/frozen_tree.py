@@ -56,9 +56,9 @@ def _class_terms(splitters: Any, c: Any) -> list[tuple[Any, float, float, float]
     return terms
 
 
-# (LeafNaiveBayes, LeafNaiveBayesAdaptive, learners.settled_tree's leaf, its settled()), imported once: every
-# prediction asks how its leaf answers.
-_NB_LEAVES: tuple[Any, Any, Any, Any] | None = None
+# (LeafNaiveBayes, LeafNaiveBayesAdaptive, learners.settled_tree's adaptive leaf, its settled(), its plain naive
+# Bayes leaf), imported once: every prediction asks how its leaf answers.
+_NB_LEAVES: tuple[Any, Any, Any, Any, Any] | None = None
 
 
 def _answers_naive(leaf: Any, tree: Any) -> bool:
@@ -71,14 +71,22 @@ def _answers_naive(leaf: Any, tree: Any) -> bool:
     if _NB_LEAVES is None:
         from river.tree.nodes.htc_nodes import LeafNaiveBayes, LeafNaiveBayesAdaptive
 
-        from learners.settled_tree import SettledLeafNaiveBayesAdaptive, settled
+        from learners.settled_tree import SettledLeafNaiveBayes, SettledLeafNaiveBayesAdaptive, settled
 
-        _NB_LEAVES = (LeafNaiveBayes, LeafNaiveBayesAdaptive, SettledLeafNaiveBayesAdaptive, settled)
+        _NB_LEAVES = (
+            LeafNaiveBayes,
+            LeafNaiveBayesAdaptive,
+            SettledLeafNaiveBayesAdaptive,
+            settled,
+            SettledLeafNaiveBayes,
+        )
     kind = type(leaf)
     if kind is _NB_LEAVES[2]:  # learners.settled_tree: River's rule once the leaf has seen enough of its own
         naive = (
             _NB_LEAVES[3](leaf) and leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
         )
+    elif kind is _NB_LEAVES[4]:  # the same for the plain naive Bayes leaf
+        naive = _NB_LEAVES[3](leaf) and leaf.is_active() and leaf.total_weight >= tree.nb_threshold
     elif kind is _NB_LEAVES[1]:
         naive = leaf.is_active() and leaf._nb_correct_weight >= leaf._mc_correct_weight
     elif kind is _NB_LEAVES[0]:

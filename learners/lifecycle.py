@@ -164,6 +164,21 @@ class Labelled(NamedTuple):
     ts: int | None = None
 
 
+def _unservable(decision: Decision, withheld: Withheld) -> Decision:
+    """The guard's promotion of a challenger whose release was withheld, as the rejection that drops it."""
+    fix = {
+        "too_large": "set model.artifact_store (shared with the scorers) or raise model.max_inline_bytes",
+        "allow_list": "use a challenger learner (model.challenger) whose classes the scorers' loader allows",
+    }.get(withheld.problem, "use a smaller challenger learner (model.challenger)")
+    return dataclasses.replace(
+        decision,
+        outcome="reject",
+        checks={**decision.checks, "loadable": False},
+        text=f"challenger dropped: the guard promoted it but no scorer could load its release ({withheld.problem}: "
+        f"{withheld.message[:200]}); {fix}, then a drift alarm starts a new challenger",
+    )
+
+
 class ModelLifecycle:
     """One model's learning, monitoring and release decisions (see the module docstring)."""
 
@@ -791,23 +806,20 @@ class ModelLifecycle:
                 self._lineage = previous.copy()
             return [event]
         events: list[Event] = []
-        policy = self._challenger
-        before = (policy.started, policy.seen, policy.evidence)
-        decision, promoted = policy.decide(index, self._lineage.model, self._judge)
+        decision, promoted = self._challenger.decide(index, self._lineage.model, self._judge)
         if decision is not None:
             if promoted is not None:
                 event = self._release(promoted, "challenger", decision, index, self.served_version)
                 if isinstance(event, Release):
                     self._lineage = promoted
                     self._held = None
-                else:
-                    # Withheld: the served model stays the champion, and the challenger stays the challenger
-                    # (it was discarded: a model shown better lost for an artifact it may outgrow, or that a
-                    # raised limit lets through), judged again on more evidence; at its last judgement
-                    # (``max_examples`` pairs) it goes.
-                    if before[2].n < policy.guard.max_examples:
-                        policy.keep(promoted, *before)
-                return [event]
+                    return [event]
+                # Withheld: the served model stays the champion and the challenger goes (the policy let go of it),
+                # with a decision that says why. What withholds it (no record to carry its size, the loader's
+                # object cap or allow-list) does not change while the trainer runs, and a learning model does not
+                # shrink: kept (fixes34), it was judged again every CHECK_EVERY pairs until max_examples, its
+                # artifact checked again at each (session 35).
+                return [event, _unservable(decision, event)]
             # Held or vetoed: it keeps learning and is judged again on more evidence (an operator may promote it).
             if decision.outcome == "hold" and self._challenger.lineage is not None:
                 self._held = (self._challenger.lineage.copy(), decision)
@@ -903,7 +915,7 @@ class ModelLifecycle:
             elif which == "champion":
                 lineage = self._lineage
             else:
-                raise LearnerError(f"promote: no {which!r} candidate (use held, challenger or champion)")
+                raise LearnerError(self._no_candidate(which))
             manual = Decision(
                 "promote", "manual", which, {}, {"operator": True}, f"operator promoted the {which}"
             )
@@ -928,6 +940,29 @@ class ModelLifecycle:
                 self._challenger.drop()
             return [event]
         raise LearnerError(f"unknown control command {command!r}")
+
+    def _no_candidate(self, which: str) -> str:
+        """Why ``promote <which>`` has nothing to promote, and what there is now (session 35: the hint named the
+        three words again, whatever existed)."""
+        missing = {
+            "held": "nothing is held for approval",
+            "challenger": "no challenger is learning (a drift alarm starts one)",
+        }.get(which, f"{which!r} is not a candidate (held, challenger or champion)")
+        there = []
+        if self._held is not None:
+            there.append(f"a held candidate ({self._held[0].n_learned:,} examples learned): `promote held`")
+        challenger = self._challenger.lineage
+        if challenger is not None:
+            there.append(f"a challenger ({challenger.n_learned:,} examples learned): `promote challenger`")
+        there.append(
+            f"the champion (serving v{self.served_version}): `promote champion` releases it again"
+            if self.served_version
+            else "the champion (nothing released yet): `promote champion` releases it"
+        )
+        return (
+            f"promote: no {which!r} candidate: {missing}; there is {'; '.join(there)}; or promote a released "
+            "version: `driftline models list`, then `driftline models promote VERSION`"
+        )
 
     def adopt(
         self, model: Learner, *, version: int, reason: str = "manual", n_learned: int | None = None

@@ -463,12 +463,6 @@ class ChallengerPolicy:
         self.lineage, self.started = None, None
         self.evidence = PairedEvidence(self.task, self.guard)
 
-    def keep(self, lineage: Lineage, started: int | None, seen: int, evidence: PairedEvidence) -> None:
-        """Take back a challenger whose promotion was not released (withheld: no scorer could load it) as it was
-        before :meth:`decide` let go of it, evidence included; judged again ``CHECK_EVERY`` pairs later."""
-        self.lineage, self.started, self.seen, self.evidence = lineage, started, seen, evidence
-        self._next_check = evidence.n + CHECK_EVERY
-
     def observe(
         self, y: Any, champion_pred: Any, segment: str | None, predict: Callable[[Learner], Any]
     ) -> None:
@@ -481,9 +475,9 @@ class ChallengerPolicy:
 
     def decide(self, index: int, champion: Learner, judge: Judge) -> tuple[Decision | None, Lineage | None]:
         """``(decision, lineage to serve)``: the lineage only when the decision promotes (the policy lets go of
-        it). A challenger never promoted within ``max_examples`` pairs is judged once more and dropped (promoted if
-        that judgement promotes: one whose promotion was withheld, :meth:`keep`); one held or vetoed keeps learning
-        and is judged again ``CHECK_EVERY`` pairs later."""
+        it, and the lifecycle drops it if its release is withheld). A challenger never promoted within
+        ``max_examples`` pairs is judged once more and dropped (promoted if that judgement promotes); one held or
+        vetoed keeps learning and is judged again ``CHECK_EVERY`` pairs later."""
         ev, guard = self.evidence, self.guard
         if self.lineage is None or ev.n < guard.min_examples:
             return None, None

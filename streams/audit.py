@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from connectors.consumer import IncompleteRead, read_to_end
 from connectors.topics import TopicSpec, ensure_topics
@@ -33,6 +33,11 @@ from driftline.settings import Settings
 log = logging.getLogger(__name__)
 
 AUDIT_TOPIC = "audit"
+
+# The kinds of entry a chain holds: the one definition. :meth:`AuditLog.append` refuses any other, and `audit show
+# --kind` offers exactly these (session 35: the command kept its own copy of the list).
+AuditKind = Literal["release", "decision", "control"]
+AUDIT_KINDS: tuple[str, ...] = get_args(AuditKind)
 
 Publish = Callable[[bytes, str], None]
 
@@ -189,9 +194,14 @@ class AuditLog:
             good.append(entry)
         return good
 
-    def append(self, kind: str, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
+    def append(self, kind: AuditKind, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
         """Add one entry: file line (flushed), head note (atomic replace), then the topic (async, flushed with
-        the batch)."""
+        the batch). ``kind`` is one of :data:`AUDIT_KINDS` (ValueError otherwise: `audit show --kind` could not
+        select it)."""
+        if kind not in AUDIT_KINDS:
+            raise ValueError(
+                f"audit: entry kind {kind!r} is not one of {', '.join(AUDIT_KINDS)}; add it to streams.audit.AuditKind"
+            )
         if not self._opened:
             self.open()
         now = int(time.time() * 1000) if ts is None else ts

@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from driftline import __version__
@@ -134,6 +134,15 @@ def global_overrides(args: argparse.Namespace) -> dict[str, object]:
         "kafka.topic_prefix": getattr(args, "topic_prefix", None),
         "model.name": getattr(args, "model", None),
     }
+
+
+def unknown_model(command: str, name: str, what: str, known: Iterable[str]) -> str:
+    """The one message of a command named a model (``--model``) nothing was seen for: what was looked at, and which
+    models there are (``models list``, ``status``, ``audit show`` say it alike, and exit 1)."""
+    others = sorted({str(k) for k in known} - {name})
+    return (
+        f"driftline {command}: model {name!r} {what} (models: {', '.join(others) or 'none'}; check --model)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace, extra: Mapping[str, object] | None = None) -> Settings:

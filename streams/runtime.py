@@ -20,7 +20,7 @@ from connectors.producer import EventProducer
 from driftline.settings import Settings
 from driftline.util import now_ms
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
-from streams.audit import AuditLog, read_topic, topic_publisher
+from streams.audit import AuditKind, AuditLog, read_topic, topic_publisher
 from streams.fairness_metrics import ServedFairness
 from streams.metrics import Metrics, build_metrics
 
@@ -157,7 +157,7 @@ class WorkerContext:
         if self._fairness is not None:
             self._fairness.publish()
 
-    def audit(self, kind: str, record: dict[str, Any]) -> None:
+    def audit(self, kind: AuditKind, record: dict[str, Any]) -> None:
         """Append ``record`` to the model's signed audit chain (disk and the ``audit`` topic; see
         :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry."""
         alog = self._audit_logs.get(self.model)

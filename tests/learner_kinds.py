@@ -25,7 +25,11 @@ EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
         {"base": {"name": "hoeffding_tree"}},
         {"base": {"name": "logistic_regression", "params": {"lr": 0.05}}},
     ],
-    "hoeffding_tree": [{"grace_period": 30}],
+    "hoeffding_tree": [
+        {"grace_period": 30},
+        {"grace_period": 30, "leaf_prediction": "nb"},
+        {"grace_period": 30, "leaf_prediction": "mc"},
+    ],
     "hoeffding_adaptive_tree": [{"grace_period": 30}],
     "adaptive_random_forest": [{"n_models": 3, "grace_period": 30}],
 }
@@ -56,6 +60,8 @@ def specs() -> Iterator[tuple[str, LearnerSpec, str]]:
             params_list = EXTRA_PARAMS.get(kind, [{}])
             if kind == "sklearn_sgd" and task == "regression":
                 params_list = [{}]
+            if kind == "hoeffding_tree" and task == "regression":
+                params_list = params_list[:1]  # leaf_prediction nb and mc are the classifier's
             for i, params in enumerate(params_list):
                 yield f"{kind}-{i}-{task}", LearnerSpec(kind, params), task
 

@@ -329,3 +329,22 @@ def test_a_deeply_nested_record_on_the_audit_topic_is_kept_as_text_not_raised(
     reopened = AuditLog(cfg, "default", topic_entries=lambda: streams.audit.read_topic(cfg)["default"])
     reopened.open()
     assert reopened.head is not None and reopened.head.seq == alog.head.seq  # type: ignore[union-attr]
+
+
+def test_every_kind_a_chain_can_hold_is_one_audit_show_selects_and_no_other_is_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    """Session 35: `audit show --kind` kept its own copy of the kinds the trainer writes. The kinds are defined once
+    (streams.audit.AuditKind): every one is appended and selected by `--kind`, and a kind outside it is refused when
+    appended (it would be in the chain, out of `--kind`'s reach)."""
+    from streams.audit import AUDIT_KINDS
+
+    log = AuditLog(cfg, "default")
+    for kind in AUDIT_KINDS:
+        log.append(kind, {"version": 1, "outcome": "ok", "reason": "r"})  # type: ignore[arg-type]
+    for kind in AUDIT_KINDS:
+        assert run_cli(monkeypatch, cfg, "show", "--kind", kind, "--json") == 0
+        assert [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()] == [kind]
+    with pytest.raises(ValueError, match="entry kind 'withheld' is not one of release, decision, control"):
+        log.append("withheld", {"version": 2})  # type: ignore[arg-type]
+    assert len(read_file(audit_paths(cfg, "default")[0])) == len(AUDIT_KINDS)

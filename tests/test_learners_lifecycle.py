@@ -276,3 +276,30 @@ def test_a_poisoned_cold_start_is_still_refused_by_the_reference_set(monkeypatch
     refused = [e for e in events if isinstance(e, Decision) and e.outcome == "reject"]
     assert refused and all(e.checks.get("reference") not in (True, None) for e in refused)
     assert _ref_accuracy(lc.served_model, reference) > 0.8
+
+
+def test_promote_of_a_missing_candidate_says_what_there_is_and_what_to_do() -> None:
+    """Session 35: `promote held` with nothing held answered "no 'held' candidate (use held, challenger or
+    champion)", the three words again whatever existed."""
+    lc = _lifecycle()
+    with pytest.raises(LearnerError) as nothing:
+        lc.apply_control("promote", {"candidate": "held"})
+    assert "nothing is held for approval" in str(nothing.value)
+    assert "the champion (nothing released yet): `promote champion`" in str(nothing.value)
+    assert "use held, challenger or champion" not in str(nothing.value)
+    lc.initial_release()
+    _feed(lc, random.Random(0), 300)
+    with pytest.raises(LearnerError) as released:
+        lc.apply_control("promote", {"candidate": "challenger"})
+    text = str(released.value)
+    assert text.startswith("promote: no 'challenger' candidate: no challenger is learning"), text
+    assert f"the champion (serving v{lc.served_version}): `promote champion` releases it again" in text
+    assert "`driftline models list`, then `driftline models promote VERSION`" in text
+    _feed(lc, random.Random(0), 700)
+    _feed(lc, random.Random(1), 20, flipped=True)  # a drift alarm starts a challenger
+    assert lc._challenger.lineage is not None
+    with pytest.raises(LearnerError) as challenged:
+        lc.apply_control("promote", {"candidate": "held"})
+    assert "; there is a challenger (" in str(challenged.value) and "`promote challenger`" in str(
+        challenged.value
+    )

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from river.tree import HoeffdingTreeClassifier
 from river.tree.nodes.branch import DTBranch
-from river.tree.nodes.htc_nodes import LeafMajorityClass, LeafNaiveBayesAdaptive
+from river.tree.nodes.htc_nodes import LeafMajorityClass, LeafNaiveBayes, LeafNaiveBayesAdaptive
 
 from driftline.config import LearnerSpec
 from learners import safe_pickle, settled_tree
@@ -84,17 +85,18 @@ def _leaf_for(tree: object, x: dict[str, float]) -> object:
     return root.traverse(x, until_leaf=True) if isinstance(root, DTBranch) else root
 
 
-def test_first_examples_after_a_split_do_not_flip_the_tree() -> None:
+@pytest.mark.parametrize("leaf_prediction", ["nba", "nb"])
+def test_first_examples_after_a_split_do_not_flip_the_tree(leaf_prediction: str) -> None:
     """The defect's shape: right after the split a leaf has seen one or two examples of one class; River's leaf
     then answers the other class for every probe (its naive Bayes on Gaussians of one or two points), so the
-    tree's answers flip for a label and back. The settled tree answers its leaves' majority classes instead."""
+    tree's answers flip for a label and back (``nba``) or for good (``nb``: session 35). The settled tree answers
+    its leaves' majority classes instead."""
     flips = {"river": 0, "settled": 0}
     for seed in range(12):
         for kind in flips:
             rng = random.Random(seed)
-            tree = HoeffdingTreeClassifier(grace_period=50) if kind == "river" else None
-            if tree is None:
-                tree = settled_tree.SettledHoeffdingTreeClassifier(grace_period=50)
+            cls = HoeffdingTreeClassifier if kind == "river" else settled_tree.SettledHoeffdingTreeClassifier
+            tree = cls(grace_period=50, leaf_prediction=leaf_prediction)
             split_at = None
             probes: list[dict[str, float]] = []
             before = None
@@ -122,14 +124,17 @@ def _onehot(x: dict[str, object]) -> dict[str, float]:
     return out
 
 
-def test_fast_paths_answer_as_the_settled_tree() -> None:
+@pytest.mark.parametrize("leaf_prediction", ["nba", "nb"])
+def test_fast_paths_answer_as_the_settled_tree(leaf_prediction: str) -> None:
     """frozen_tree's frozen and learning predictors ask the same rule (equal answers, to the bit), at newborn
     leaves where River's rule would answer by naive Bayes too (numbers only: the fast paths take no string
     features nor one-hot indicators the learner completes)."""
     differs = 0  # probes at an unsettled leaf whose River rule answers otherwise
+    rivers = LeafNaiveBayesAdaptive if leaf_prediction == "nba" else LeafNaiveBayes
+    params = {"grace_period": 50, "leaf_prediction": leaf_prediction}
     for seed in range(3):
         rng = random.Random(seed)
-        learner = build_learner(LearnerSpec("hoeffding_tree", {"grace_period": 50}), "classification", seed)
+        learner = build_learner(LearnerSpec("hoeffding_tree", params), "classification", seed)
         assert type(learner.model) is settled_tree.SettledHoeffdingTreeClassifier
         probes = [clean_features(_numeric(_example(rng)[0])) for _ in range(20)]
         for i in range(1_000):
@@ -147,7 +152,7 @@ def test_fast_paths_answer_as_the_settled_tree() -> None:
                     forget_recorded()
                     leaf = _leaf_for(learner.model, xc)
                     if not settled_tree.settled(leaf):
-                        river = LeafNaiveBayesAdaptive.prediction(leaf, xc, tree=learner.model)
+                        river = rivers.prediction(leaf, xc, tree=learner.model)
                         differs += river != LeafMajorityClass.prediction(leaf, xc)
             learner.learn_one(_numeric(x), y)
         assert learner.model.n_branches
@@ -180,3 +185,26 @@ def test_a_rivers_tree_still_loads_and_answers_by_rivers_rule() -> None:
     for _ in range(30):
         xt = _onehot(_example(rng)[0])
         assert back.predict_proba_one(xt) == old.predict_proba_one(xt)
+
+
+def test_a_plain_naive_bayes_tree_gets_settled_leaves_and_can_be_released() -> None:
+    """Session 35: ``leaf_prediction: nb`` built River's plain leaf (the newborn-leaf defect, for good) and no
+    release of it could be served: the loader's allow-list refused River's ``LeafNaiveBayes`` (``mc``'s
+    ``LeafMajorityClass`` too). Now its leaves are settled ones and the artifact passes the scorers' check."""
+    rng = random.Random(4)
+    for leaf_prediction, leaf_type in (
+        ("nb", settled_tree.SettledLeafNaiveBayes),
+        ("mc", LeafMajorityClass),
+    ):
+        params = {"grace_period": 50, "leaf_prediction": leaf_prediction}
+        learner = build_learner(LearnerSpec("hoeffding_tree", params), "classification", 4)
+        for _ in range(600):
+            x, y = _example(rng)
+            learner.learn_one(x, y)
+        assert learner.model.n_branches
+        leaves = _leaves(learner.model._root)
+        assert all(type(leaf) is leaf_type for leaf in leaves), {type(leaf) for leaf in leaves}
+        safe_pickle.check_loadable(learner, scan=True, unpickle_above=-1, max_payload=None)
+        back = safe_pickle.loads(safe_pickle.dumps(learner))
+        probes = [_example(rng)[0] for _ in range(50)]
+        assert [back.predict_with_proba(x) for x in probes] == [learner.predict_with_proba(x) for x in probes]

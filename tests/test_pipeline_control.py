@@ -207,6 +207,9 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         # signed by the operator's key but written by another client, is.
         held_cli = pipeline.cli("models", "promote", "held", check=False)
         assert held_cli.returncode == 1 and "REFUSED" in held_cli.stderr and "held" in held_cli.stderr
+        # ...saying what there is instead and what to do (session 35: it named held, challenger, champion again)
+        assert "nothing is held for approval" in held_cli.stderr, held_cli.stderr
+        assert "`promote champion`" in held_cli.stderr and "driftline models list" in held_cli.stderr
         unknown_cli = pipeline.cli("models", "promote", "999", check=False)
         assert unknown_cli.returncode == 1 and "999" in unknown_cli.stderr, unknown_cli.stderr
         pipeline.wait_until(

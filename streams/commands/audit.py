@@ -12,13 +12,13 @@ from typing import Any
 
 from connectors.kafka_client import check_reachable
 from driftline.settings import Settings
-from streams.audit import read_topic
+from streams.audit import AUDIT_KINDS, read_topic
 from streams.audit_verify import file_chains, verify_chains
 from streams.cli import settings_from_args, whole_number
 
 SOURCES = ("file", "topic", "both")
-# The kinds of entry the trainer appends to a chain (streams/train.py, streams/train_control.py).
-KINDS = ("release", "decision", "control")
+# The kinds of entry a chain holds, from their one definition (the trainer can append no other).
+KINDS = AUDIT_KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

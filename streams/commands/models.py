@@ -16,7 +16,7 @@ from connectors.redis_store import check_redis_reachable, redis_address, redis_c
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
 from streams.audit import read_topic
-from streams.cli import settings_from_args
+from streams.cli import settings_from_args, unknown_model
 from streams.commands.models_diff import register_diff
 from streams.commands.models_print import not_served_note, print_models, print_releases, refused_text, when
 from streams.control import wait_reply
@@ -169,11 +169,8 @@ def _list(args: argparse.Namespace) -> int:
             rows.append(row)
     if not rows and getattr(args, "model", None):
         # Named a model with none: say so, and which models there are, not "no releases" on a busy topic.
-        print(
-            f"driftline models list: model {settings.model.name!r} has no release on {settings.topic('models')} "
-            f"(models: {', '.join(known) or 'none'}; check --model)",
-            file=sys.stderr,
-        )
+        what = f"has no release on {settings.topic('models')}"
+        print(unknown_model("models list", settings.model.name, what, known), file=sys.stderr)
         return 1
     if args.json:
         for row in rows:

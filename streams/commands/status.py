@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_view import describe_replication
-from streams.cli import settings_from_args
+from driftline.errors import DriftlineError
+from driftline.settings import Settings
+from streams.audit import read_topic
+from streams.audit_verify import file_chains
+from streams.cli import settings_from_args, unknown_model
 from streams.serving import refused_newer
 from streams.status import collect_status, withheld_text
 
@@ -207,9 +212,33 @@ def _refusals(m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def never_seen(settings: Settings, status: dict[str, Any]) -> bool:
+    """True when nothing was ever seen for ``model.name``: no release (verified or not), no trainer status, no
+    scorer serving it, no audit chain (in the state dir or on the audit topic). ``--model nosuch status`` listed
+    "nosuch serving nothing released" and exited 0 (session 35)."""
+    name = settings.model.name
+    entry = next((m for m in status.get("models", []) if m["model"] == name), None)
+    if entry is None:  # Kafka down: nothing was read, the stack lines say so
+        return False
+    scorers = entry.get("scorers") or {}
+    if entry["latest_release"] or entry["unverified_releases"] or entry["trainer"] or scorers.get("scorers"):
+        return False
+    if file_chains(settings, None, name):
+        return False
+    try:
+        return name not in read_topic(settings)
+    except DriftlineError:  # the audit topic could not be read to its end: it may name the model
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     status = collect_status(settings, all_prefixes=args.all_prefixes)
+    if getattr(args, "model", None) and status["stack"]["up"] and never_seen(settings, status):
+        known = [m["model"] for m in status["models"]]
+        what = f"was never seen (no release on {settings.topic('models')}, no trainer status, no audit chain)"
+        print(unknown_model("status", settings.model.name, what, known), file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(status, sort_keys=True, default=str))
     else:
