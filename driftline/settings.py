@@ -405,37 +405,13 @@ def _check_signing_keys(model: ModelSettings) -> None:
             )
 
 
-def check_name_under_prefix(name: str, prefix: str, where: str) -> None:
-    """Refuse a model name that another deployment could spell the same way under a longer prefix.
-
-    ``<prefix><model>`` names a model's Redis keys (join store, trainer status, scorers' report), consumer groups
-    and audit chain file. With prefix ``a.``, model ``b.c`` spelled ``a.b.c``, as model ``c`` under prefix ``a.b.``
-    (a nested prefix, as ``status`` supports): two deployments on one Redis, cluster or state dir shared them
-    (session 35). Both prefixes end with the same separator, so a name without it cannot be spelled twice.
-    """
-    sep = prefix[-1:]
-    if sep and sep in "._-" and sep in name:
-        head, _, tail = name.partition(sep)
-        other = "_" if sep != "_" else "-"
-        raise ConfigError(
-            f"{where}: {name!r} contains {sep!r}, the character kafka.topic_prefix {prefix!r} ends with: "
-            f"{prefix}{name} names this model's Redis keys, consumer groups and audit file, and names the same "
-            f"ones for model {tail!r} under prefix {prefix + head + sep!r}; name it without {sep!r} "
-            f"(e.g. {name.replace(sep, other)!r})"
-        )
-
-
 def _validate(settings: Settings) -> None:
     _check_signing_keys(settings.model)
-    prefix = settings.kafka.topic_prefix
     check_model_name(settings.model.name, "model.name")
-    check_name_under_prefix(settings.model.name, prefix, "model.name")
     if settings.routing.default is not None:
         check_model_name(settings.routing.default, "routing.default")
-        check_name_under_prefix(settings.routing.default, prefix, "routing.default")
     for name in settings.routing.models:
         check_model_name(name, "routing.models")
-        check_name_under_prefix(name, prefix, "routing.models")
     if settings.routing.max_models < 1 + len(settings.routing.models):
         raise ConfigError(
             f"routing.max_models: must be at least 1 + the {len(settings.routing.models)} routing.models, "
