@@ -18,7 +18,7 @@ from pathlib import Path
 
 from driftline import __version__
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import MaskSecrets, Settings, load_settings
+from driftline.settings import MaskSecrets, Settings, load_settings, mask_excepthook, mask_secrets
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -291,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=log_level(args.verbose), format=LOG_FORMAT, stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # no password in a URL reaches a log line
         handler.addFilter(MaskSecrets())
+    sys.excepthook = mask_excepthook  # ... nor a crash's traceback
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -304,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a closed pipe shows up here when the output was buffered
         return code
     except DriftlineError as exc:
-        print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
+        # masked: an error may name a setting that carries a password (a sasl_ssl://user:pw@ bootstrap)
+        print(f"driftline {args.command}: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2 if exc.__class__.__name__ == "ConfigError" else 1
     except KeyboardInterrupt:
         print(f"driftline {args.command}: interrupted", file=sys.stderr)
