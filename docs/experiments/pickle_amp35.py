@@ -3,6 +3,7 @@ docs/experiments/sec35.md). Run in a child with an address-space limit, so the m
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python docs/experiments/pickle_amp35.py deque 200000 5000
     PYTHONPATH=$PWD /work/main/.venv/bin/python docs/experiments/pickle_amp35.py build 100000 2000
+    PYTHONPATH=$PWD /work/main/.venv/bin/python docs/experiments/pickle_amp35.py genctor 200000 0   # F8
 
 ``deque N CALLS``: a list of N references to one int (2 bytes each), then CALLS times ``collections.deque(list)``
 (7 bytes each, all kept on the stack): N x CALLS x 8 bytes. ``build N CALLS``: a dict of N keys, then CALLS times
@@ -29,7 +30,7 @@ LIMIT = 3 << 30
 def framed(body: bytes) -> bytes:
     """Protocol 5 with frames of at most 64 KB cut at opcode boundaries, as the pickler writes them."""
     data = b"\x80\x05" + body
-    cuts = [pos for _, _, pos in pickletools.genops(data)][1:] + [len(data)]
+    cuts = [*[pos for _, _, pos in pickletools.genops(data)][1:], len(data)]
     out, start, last = bytearray(b"\x80\x05"), 2, 2
     for cut in cuts:
         if cut - start > 65536:
@@ -58,17 +59,30 @@ def build_bomb(n: int, calls: int) -> bytes:
     return framed(bytes(body))
 
 
+def genctor_call(n: int, calls: int) -> bytes:
+    """F8: ``numpy.random._pickle.__generator_ctor(list, functools.partial(copy.deepcopy))`` calls the partial at
+    load time (``deepcopy(list)``), although the scan refuses calling anything but a global; ``Generator()`` then
+    fails on the copy ("'list' object has no attribute 'capsule'"), after the copy was made."""
+    body = bytearray(b"]\x94K\x01\x940(" + b"h\x01" * n + b"e0")  # list (memo 0)
+    body += b"\x8c\x09functools\x94\x8c\x07partial\x94\x93\x94"  # memo 4
+    body += b"\x8c\x04copy\x94\x8c\x08deepcopy\x94\x93\x94"  # memo 7
+    body += b"h\x04h\x07\x85R\x94"  # partial(deepcopy): memo 8
+    body += b"\x8c\x14numpy.random._pickle\x94\x8c\x10__generator_ctor\x94\x93\x94"  # memo 11
+    body += b"h\x0bh\x00h\x08\x86R."  # __generator_ctor(list, partial(deepcopy))
+    return framed(bytes(body))
+
+
 def main() -> int:
     kind, n, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-    raw = (deque_bomb if kind == "deque" else build_bomb)(n, calls)
+    raw = {"deque": deque_bomb, "build": build_bomb, "genctor": genctor_call}[kind](n, calls)
     payload = zlib.compress(raw, 9)
     print(f"{kind}: pickle {len(raw):,} bytes, payload {len(payload):,} bytes", flush=True)
     t0 = time.monotonic()
     try:
         safe_pickle.loads(payload)
         outcome = "loaded"
-    except BaseException as exc:  # noqa: BLE001 (the point is to see what comes out)
+    except BaseException as exc:
         outcome = f"{type(exc).__name__}: {str(exc)[:160]}"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"{outcome}; peak RSS {peak:,} MB after {time.monotonic() - t0:.1f} s")
