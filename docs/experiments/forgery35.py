@@ -140,6 +140,10 @@ def main() -> int:
             p.wait_learned(len(events), 240)
         except AssertionError as exc:
             problems.append(str(exc)[:2000])
+        # a release the trainer must publish now (incremental releases thin out as the model settles: 4 in the
+        # second 300 labels without any forgery), which the scorer must adopt
+        promote = p.cli("models", "promote", "champion", check=False, timeout=120)
+        summary["promote_champion_rc"] = promote.returncode
         time.sleep(8)
         key = settings.model.signing_key.get().encode()
 
@@ -156,7 +160,8 @@ def main() -> int:
         summary["verified_releases_after_forgeries"] = legit_after
         if not legit_after:
             problems.append("no verified release after the forgeries")
-        served = p.metric_sum("driftline_served_model_version", model="default")
+        scorer = next(w for w in p.workers if w.role == "score")
+        served = p.metric(scorer, "driftline_served_model_version", model="default")
         summary["scorer_serves"] = served
         if legit_after and served != max(legit_after):
             problems.append(f"scorer serves v{served}, the newest verified release is v{max(legit_after)}")
