@@ -9,6 +9,7 @@ import importlib
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -285,6 +286,19 @@ def interrupted(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemError) and bool(_INTERRUPTED))
 
 
+_FIELD = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
+
+
+def _masked_error(message: str) -> str:
+    """``message`` through :func:`mask_secrets` (an error may carry a setting holding a password, such as a
+    ``sasl_ssl://user:pw@`` bootstrap), except for the name of the field it starts with: "kafka.sasl_password:
+    set twice ..." is a message about that field, not the field's value."""
+    field, sep, rest = message.partition(": ")
+    if sep and _FIELD.fullmatch(field):
+        return field + sep + mask_secrets(rest)
+    return mask_secrets(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -305,8 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a closed pipe shows up here when the output was buffered
         return code
     except DriftlineError as exc:
-        # masked: an error may name a setting that carries a password (a sasl_ssl://user:pw@ bootstrap)
-        print(f"driftline {args.command}: error: {mask_secrets(str(exc))}", file=sys.stderr)
+        print(f"driftline {args.command}: error: {_masked_error(str(exc))}", file=sys.stderr)
         return 2 if exc.__class__.__name__ == "ConfigError" else 1
     except KeyboardInterrupt:
         print(f"driftline {args.command}: interrupted", file=sys.stderr)

@@ -184,6 +184,19 @@ def test_a_cli_error_naming_a_bootstrap_with_a_password_is_masked(
     assert "cannot reach Kafka at sasl_ssl://alice:***@127.0.0.1:1" in err and PW not in err
 
 
+def test_masking_a_cli_error_keeps_the_name_of_the_field_it_is_about(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DRIFTLINE_KAFKA_SASL_PASSWORD", PW)
+    monkeypatch.setenv("DRIFTLINE__KAFKA__SASL_PASSWORD", PW + "-other")
+    assert main(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "error: kafka.sasl_password: set twice in the environment with different values" in err
+    assert PW not in err
+
+
 def test_tracebacks_are_masked_in_log_records_and_when_uncaught(capsys: pytest.CaptureFixture[str]) -> None:
     try:
         raise ConnectionError(f"Error connecting to redis://:{PW}@h:6379/0")
