@@ -1,4 +1,7 @@
-"""Session 35 (sec35): what pickle_allow.scan would cost on each kind's release if it ran on every load (F1 sketch). Run: PYTHONPATH=$PWD python docs/experiments/scancost35.py"""
+"""Session 35 (helper sec35): what ``pickle_allow.scan`` would cost on each kind's release if it ran on every load
+(the F1 sketch of docs/experiments/sec35.md). Run: ``PYTHONPATH=$PWD python docs/experiments/scancost35.py``."""
+
+from __future__ import annotations
 
 import pickletools
 import time
@@ -9,32 +12,31 @@ from learners import pickle_allow, safe_pickle
 from learners.specs import build_learner
 from tests.learner_kinds import examples
 
-for name, params in (
+KINDS = (
     ("auto", {}),
     ("logistic_regression", {}),
     ("hoeffding_tree", {}),
     ("adaptive_random_forest", {"n_models": 3}),
-):
-    m = build_learner(LearnerSpec(name, params), "classification")
+)
+
+for name, params in KINDS:
+    model = build_learner(LearnerSpec(name, params), "classification")
     for x, y in examples("classification", 2000, seed=1):
-        m.learn_one(x, y)
-    raw = safe_pickle.compact(m)
-    names = set()
-    strs = []
-    ops = 0
-    for op, arg, pos in pickletools.genops(raw):
+        model.learn_one(x, y)
+    raw = safe_pickle.compact(model)
+    names, strings, ops = set(), [], 0
+    for op, arg, _ in pickletools.genops(raw):
         ops += 1
         if op.name in ("SHORT_BINUNICODE", "BINUNICODE"):
-            strs.append(arg)
+            strings.append(arg)
         if op.name == "STACK_GLOBAL":
-            names.add((strs[-2], strs[-1]))
-    bounded = bool(names & set(pickle_allow.BOUNDED))
+            names.add((strings[-2], strings[-1]))
+    scanned = bool(names & set(pickle_allow.BOUNDED))
     t = time.perf_counter()
     pickle_allow.scan(raw)
-    dt = time.perf_counter() - t
+    scan_ms = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     safe_pickle.loads(zlib.compress(raw))
-    dl = time.perf_counter() - t
-    print(
-        f"{name:24s} pickle {len(raw):>9,} B  opcodes {ops:>8,}  already scanned: {bounded!s:5s}  scan {dt * 1000:7.1f} ms  load {dl * 1000:7.1f} ms"
-    )
+    load_ms = (time.perf_counter() - t) * 1000
+    print(f"{name:24s} pickle {len(raw):>9,} B  opcodes {ops:>8,}  scanned today: {scanned!s:5s}  "
+          f"scan {scan_ms:7.1f} ms  load {load_ms:7.1f} ms")  # fmt: skip
