@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -478,6 +479,27 @@ def _validate(settings: Settings) -> None:
             "redis.url: must start with redis://, rediss:// or unix://, "
             + (f"got {scheme[:20]}://..." if scheme else "got no scheme")
         )
+    if scheme in ("redis", "rediss"):
+        _check_redis_url(url)
+
+
+def _check_redis_url(url: str) -> None:
+    """Refuse a redis:// URL whose host:port cannot be read, naming no part of it: a password holding ``/``, ``?``
+    or ``#`` unescaped ends the URL's userinfo early, so the rest of the password became the host, the port or the
+    path, and Python's URL parser (in redis-py or here) raised with the text it read as the port in a traceback
+    (``Port could not be cast to integer value as 'Zx9'``, the start of the password), from every command."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+        readable = "@" not in url[len(parts.scheme) + 3 + len(parts.netloc) :] or "@" in parts.netloc
+    except ValueError:
+        readable = False
+    if not readable:
+        raise ConfigError(
+            "redis.url: its host:port cannot be read (not shown: it may hold the password). A port must be a "
+            "number, and a password must percent-encode / ? # @ and : (as %2F %3F %23 %40 %3A), e.g. "
+            "urllib.parse.quote(password, safe='')"
+        )
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -548,8 +570,9 @@ def load_settings(
     return settings
 
 
-# userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker) ...
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+._-]*://[^:@/\s]*):(?P<pw>[^@/\s]*)@")
+# userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker), up to the token's last "@":
+# a password may hold "/", "?", "#" or "@" unescaped (base64 ones hold "/"), which ended the match early ...
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+._-]*://[^:@/\s]*):(?P<pw>\S*)@")
 # ... secret-named query parameters (?password=, &sasl.password=, &token=) and key=value settings in text
 # (sasl.password=..., ssl_key_password: ...), as librdkafka or redis-py may echo them in an error.
 _SECRET_NAME = r"[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[a-z0-9_.-]*"
@@ -583,7 +606,23 @@ class MaskSecrets(logging.Filter):
         masked = mask_secrets(message)
         if masked != message:
             record.msg, record.args = masked, None
+        # A traceback is formatted after the filters ran, from exc_info: format it here, masked (the formatter then
+        # uses exc_text as it is). `logger.exception(...)` of an error carrying a URL printed its password.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_secrets(_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = mask_secrets(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()
+
+
+def mask_excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: types.TracebackType | None
+) -> None:
+    """``sys.excepthook`` that prints an uncaught error's traceback through :func:`mask_secrets`."""
+    sys.stderr.write(mask_secrets(_FORMATTER.formatException((exc_type, exc, tb))) + "\n")
 
 
 def mask_url(url: str) -> str:

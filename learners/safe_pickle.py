@@ -577,6 +577,11 @@ def check_loadable(
 
 def _load_raw(raw: bytes, max_objects: int, *, scan: bool = True) -> object:
     _check_frames(raw)
+    # An extension code (EXT1/2/4) is looked up in copyreg's cache before find_class: an object that some earlier
+    # plain unpickling resolved for a registered code would come back unchecked. Emptied, every code goes
+    # through find_class (the registry is empty in driftline's processes; this keeps a library that registers
+    # codes from opening that door).
+    copyreg.clear_extension_cache()
     try:
         unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw)
         unpickler._scanned = not scan

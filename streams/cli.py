@@ -9,6 +9,7 @@ import importlib
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from driftline import __version__
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import MaskSecrets, Settings, load_settings
+from driftline.settings import MaskSecrets, Settings, load_settings, mask_excepthook, mask_secrets
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -294,12 +295,26 @@ def interrupted(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemError) and bool(_INTERRUPTED))
 
 
+_FIELD = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
+
+
+def _masked_error(message: str) -> str:
+    """``message`` through :func:`mask_secrets` (an error may carry a setting holding a password, such as a
+    ``sasl_ssl://user:pw@`` bootstrap), except for the name of the field it starts with: "kafka.sasl_password:
+    set twice ..." is a message about that field, not the field's value."""
+    field, sep, rest = message.partition(": ")
+    if sep and _FIELD.fullmatch(field):
+        return field + sep + mask_secrets(rest)
+    return mask_secrets(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=log_level(args.verbose), format=LOG_FORMAT, stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # no password in a URL reaches a log line
         handler.addFilter(MaskSecrets())
+    sys.excepthook = mask_excepthook  # ... nor a crash's traceback
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -313,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a closed pipe shows up here when the output was buffered
         return code
     except DriftlineError as exc:
-        print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
+        print(f"driftline {args.command}: error: {_masked_error(str(exc))}", file=sys.stderr)
         return 2 if exc.__class__.__name__ == "ConfigError" else 1
     except KeyboardInterrupt:
         print(f"driftline {args.command}: interrupted", file=sys.stderr)

@@ -7,12 +7,20 @@ import io
 import json
 import logging
 import os
+import sys
 from contextlib import redirect_stdout
 
 import pytest
 
 from driftline.errors import ConfigError
-from driftline.settings import MIN_SIGNING_KEY_BYTES, MaskSecrets, load_settings, mask_secrets, mask_url
+from driftline.settings import (
+    MIN_SIGNING_KEY_BYTES,
+    MaskSecrets,
+    load_settings,
+    mask_excepthook,
+    mask_secrets,
+    mask_url,
+)
 from streams.cli import main
 
 PW = "Pw-9f3e1c"  # a password that must never be printed
@@ -26,6 +34,10 @@ PW = "Pw-9f3e1c"  # a password that must never be printed
         (f"redis://127.0.0.1:6379/0?password={PW}&db=1", "redis://127.0.0.1:6379/0?password=***&db=1"),
         (f"rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_password={PW}", "rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_password=***"),
         (f"sasl_ssl://alice:{PW}@b1:9093,b2:9093", "sasl_ssl://alice:***@b1:9093,b2:9093"),
+        # a password holding / # ? or @ unescaped (base64 ones hold "/"): the match ended at the "/" (session 35)
+        (f"sasl_ssl://alice:ab/{PW}@b1:9093", "sasl_ssl://alice:***@b1:9093"),
+        (f"error (redis://:x#y?{PW}@h:6379/0) retried", "error (redis://:***@h:6379/0) retried"),
+        (f"redis://:p@{PW}@h:6379/0", "redis://:***@h:6379/0"),
         (f"kafka error: sasl.password={PW} rejected", "kafka error: sasl.password=*** rejected"),
         (f'{{"sasl_password": "{PW}"}}', '{"sasl_password": "***"}'),
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
@@ -136,3 +148,64 @@ def test_worker_log_level_follows_the_verbose_flag(flags: list[str], level: str)
     assert logging.getLevelName(worker_log_level(args)) == level
     args = build_parser().parse_args([*flags, "worker", "--loglevel", "error"])
     assert worker_log_level(args) == logging.ERROR
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:Zx9/{PW}@127.0.0.1:6379/0",  # urllib read "Zx9" as the port and printed it in a traceback
+        f"redis://:123/{PW}@127.0.0.1:6379/0",  # a number: read as the port, the host became the path
+        f"redis://:Zx9#{PW}@127.0.0.1:6379/0",
+        f"rediss://:Zx9?{PW}@127.0.0.1:6380/0",
+        "redis://127.0.0.1:notaport/0",
+    ],
+)
+def test_a_redis_url_whose_host_and_port_cannot_be_read_is_refused_without_showing_it(url: str) -> None:
+    with pytest.raises(
+        ConfigError, match=r"redis.url: its host:port cannot be read .* percent-encode"
+    ) as error:
+        load_settings(environ={"DRIFTLINE_REDIS_URL": url})
+    assert PW not in str(error.value) and "Zx9" not in str(error.value) and "notaport" not in str(error.value)
+
+
+def test_an_escaped_password_is_accepted() -> None:
+    url = "redis://:Zx9%2Fq%23r@127.0.0.1:6379/0"
+    assert load_settings(environ={"DRIFTLINE_REDIS_URL": url}).redis.url.get() == url
+
+
+def test_a_cli_error_naming_a_bootstrap_with_a_password_is_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOTSTRAP", f"sasl_ssl://alice:{PW}@127.0.0.1:1")
+    assert main(["tail", "models", "-n", "1"]) == 1  # nothing listens on port 1
+    err = capsys.readouterr().err
+    assert "cannot reach Kafka at sasl_ssl://alice:***@127.0.0.1:1" in err and PW not in err
+
+
+def test_masking_a_cli_error_keeps_the_name_of_the_field_it_is_about(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DRIFTLINE_KAFKA_SASL_PASSWORD", PW)
+    monkeypatch.setenv("DRIFTLINE__KAFKA__SASL_PASSWORD", PW + "-other")
+    assert main(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "error: kafka.sasl_password: set twice in the environment with different values" in err
+    assert PW not in err
+
+
+def test_tracebacks_are_masked_in_log_records_and_when_uncaught(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        raise ConnectionError(f"Error connecting to redis://:{PW}@h:6379/0")
+    except ConnectionError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "batch failed", None, sys.exc_info())
+        exc_info = sys.exc_info()
+    assert MaskSecrets().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "ConnectionError: Error connecting to redis://:***@h:6379/0" in formatted and PW not in formatted
+    mask_excepthook(*exc_info)
+    err = capsys.readouterr().err
+    assert "redis://:***@h:6379/0" in err and PW not in err
