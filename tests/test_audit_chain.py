@@ -189,6 +189,26 @@ def test_malformed_line_is_named() -> None:
     assert first_problem(entries)[:2] == ("malformed", 2)
 
 
+def test_junk_does_not_hide_what_comes_after_it() -> None:
+    # sec35's F9: one record that was not JSON stopped the check there ("entries: 0"), hiding an altered entry and
+    # a removed one after it from an auditor likely to dismiss the junk as noise.
+    entries: list[Any] = chain(8)
+    entries.insert(2, "{not json")
+    entries[5]["record"]["outcome"] = "promote-forged"  # genuine seq 4, altered
+    del entries[7]  # genuine seq 6 removed
+    result = verify(entries, [KEY])
+    assert [(p.kind, p.position) for p in result.problems] == [
+        ("malformed", 2),
+        ("altered", 5),
+        ("removed", 7),
+    ]
+    # junk alone: reported, and the genuine chain around it verified whole
+    entries = chain(6)
+    entries.insert(3, {"seq": 3, "junk": True})
+    result = verify(entries, [KEY])
+    assert [p.kind for p in result.problems] == ["malformed"] and result.n == 6
+
+
 def test_previous_key_during_rotation() -> None:
     old = chain(2, key=OTHER)
     new = make_entry(head_of(old[-1]), "release", "m", {"version": 9}, KEY, ts=9)
