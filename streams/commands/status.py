@@ -85,6 +85,7 @@ def render(status: dict[str, Any]) -> str:
             f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}"
             + ("  <- no member reads it" if idle else "")
         )
+        lines += _member_lines(g, status["topic_prefix"])
     lines += ["", "models"]
     for m in status["models"]:
         rel, live = m["latest_release"], m["trainer"]
@@ -215,3 +216,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(status))
     return 0 if status["stack"]["up"] else 1
+
+
+def _member_lines(group: dict[str, Any], prefix: str) -> list[str]:
+    """One line per member of a worker group with the partitions it is assigned now: which worker serves what."""
+    out = []
+    counts = Counter(group["members"])
+    for member, n in counts.items():
+        topics = (group.get("assignments") or {}).get(member) or {}
+        parts = "; ".join(
+            f"{t.removeprefix(prefix)} {','.join(map(str, ps))}" for t, ps in sorted(topics.items()) if ps
+        )
+        # Members of one name (workers of a release before 35 all called "driftline"): their partitions together.
+        name = f"{member} (x{n})" if n > 1 else member
+        out.append(f"    {name:<50} {parts or 'no partition'}")
+    return out

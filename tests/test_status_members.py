@@ -1,0 +1,72 @@
+"""``driftline status`` with several scorers: every worker is listed by a name of its own, with the partitions it
+is assigned, and that agrees with each worker's own /metrics (``driftline_consumer_lag`` names the partitions
+it reads). Before session 35 every score and join consumer was called ``driftline``: status showed ``2
+member(s)`` and no way to tell which worker read what."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.processes import WorkerProcess
+from tests.pipeline_helpers import Pipeline, running
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@pytest.fixture
+def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Pipeline:
+    return Pipeline(prefix, tmp_path, redis_url)
+
+
+def _metrics_partitions(worker: WorkerProcess, topic: str) -> list[int]:
+    text = worker.metrics_text()
+    found = re.findall(r'driftline_consumer_lag\{[^}]*partition="(\d+)",topic="([^"]+)"', text)
+    return sorted(int(p) for p, t in found if t == topic)
+
+
+def _score_group(pipeline: Pipeline) -> dict[str, Any]:
+    out = pipeline.cli("status", "--json").stdout
+    status = json.loads(out)
+    return next(g for g in status["workers"] if g["group"].endswith("-score"))
+
+
+def test_status_names_each_scorer_with_its_partitions(pipeline: Pipeline) -> None:
+    settings = pipeline.settings()
+    features = settings.topic("features")
+    with running(pipeline):
+        scorers = pipeline.start("score", "score")
+        # A scorer names a partition in /metrics once it has read from it: events on every partition (no model
+        # is needed: they are answered with a null prediction).
+        pipeline.produce_synthetic("sea", 200, extra=("--no-labels",))
+
+        def settled() -> dict[str, Any] | None:
+            group = _score_group(pipeline)
+            per_worker = [_metrics_partitions(w, features) for w in scorers]
+            mine = sorted(p for ps in per_worker for p in ps)
+            if (
+                len(group["members"]) == 2
+                and all(per_worker)
+                and mine == list(range(settings.kafka.partitions))
+            ):
+                return group
+            return None
+
+        group = pipeline.wait_until("two scorers, each with partitions in its /metrics", settled, timeout=120)
+        # A status taken after the metrics settled can race a rebalance; the assertions below compare the two.
+        assert len(set(group["members"])) == 2, f"scorers not told apart: {group['members']}"
+        named_as = f"{settings.kafka.client_id}-score-"
+        for worker in scorers:
+            named = [m for m in group["members"] if m.startswith(named_as) and f"-{worker.pid}@" in m]
+            assert len(named) == 1, f"no member named after scorer pid {worker.pid}: {group['members']}"
+            assigned = group["assignments"][named[0]].get(features, [])
+            assert assigned == _metrics_partitions(worker, features), (named[0], group["assignments"])
+
+        text = pipeline.cli("status").stdout
+        for worker in scorers:
+            line = next(ln for ln in text.splitlines() if f"-{worker.pid}@" in ln)
+            assert "features " + ",".join(map(str, _metrics_partitions(worker, features))) in line, text
