@@ -17,6 +17,8 @@ from tests.pipeline_helpers import Pipeline, running
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
+EVENTS = 200
+
 
 @pytest.fixture
 def pipeline(prefix: str, redis_url: str, tmp_path: Path) -> Pipeline:
@@ -40,9 +42,11 @@ def test_status_names_each_scorer_with_its_partitions(pipeline: Pipeline) -> Non
     features = settings.topic("features")
     with running(pipeline):
         scorers = pipeline.start("score", "score")
-        # A scorer names a partition in /metrics once it has read from it: events on every partition (no model
-        # is needed: they are answered with a null prediction).
-        pipeline.produce_synthetic("sea", 200, extra=("--no-labels",))
+        pipeline.start("join", "train")
+        # A scorer names a partition in /metrics once it has read from it: events on every partition; their
+        # labels make the trainer release models for the scorers to serve.
+        pipeline.produce_synthetic("sea", EVENTS)
+        pipeline.wait_learned(EVENTS, timeout=120)
 
         def settled() -> dict[str, Any] | None:
             group = _score_group(pipeline)
@@ -66,7 +70,23 @@ def test_status_names_each_scorer_with_its_partitions(pipeline: Pipeline) -> Non
             assigned = group["assignments"][named[0]].get(features, [])
             assert assigned == _metrics_partitions(worker, features), (named[0], group["assignments"])
 
+        # Every label learned: the last release is out; once both scorers serve it, status names each with it.
+        last = pipeline.releases_in_order()[-1]["version"]
+        pipeline.wait_until(
+            f"both scorers serving v{last}",
+            lambda: all(pipeline.metric(w, "driftline_served_model_version") == last for w in scorers),
+            timeout=60,
+        )
+        status = json.loads(pipeline.cli("status", "--json").stdout)
+        model = next(m for m in status["models"] if m["model"] == settings.model.name)
+        reported = model["scorers"]["by_scorer"]
+        for worker in scorers:
+            ids = [k for k in reported if k.endswith(f"-{worker.pid}")]
+            assert len(ids) == 1, f"scorer pid {worker.pid} not in the serving report: {reported}"
+            assert reported[ids[0]]["served"] == last, reported
+
         text = pipeline.cli("status").stdout
         for worker in scorers:
             line = next(ln for ln in text.splitlines() if f"-{worker.pid}@" in ln)
             assert "features " + ",".join(map(str, _metrics_partitions(worker, features))) in line, text
+            assert f"serving {settings.model.name} v{last}" in line, text
