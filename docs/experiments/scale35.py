@@ -263,6 +263,8 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     for i in (1, 2, 3):
         dep.start(f"score{i}", "score")
     dep.start("join", "join")
+    if args.joiners == 2:
+        dep.start("join2", "join")
     dep.start("train", "train")
     wait_up(dep, list(dep.workers))
     poller = Poller(dep)
@@ -280,6 +282,8 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     events: list[tuple[float, str]] = []
     plan = [(0.2, "add score4"), (0.45, "sigterm score1"), (0.7, "kill9 score2")]
+    if args.joiners == 2:
+        plan.insert(2, (0.55, "kill9 join2"))
     for frac, what in plan:
         time.sleep(max(0.0, t0 + frac * duration - time.time()))
         verb, name = what.split()
@@ -307,6 +311,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     preds = read_topic(dep, "predictions", "Prediction")
     models = read_topic(dep, "models", "ModelRelease")
     dls = read_topic(dep, "deadletter", "DeadLetter")
+    training = read_topic(dep, "training", "TrainingExample")
     feat_ts: dict[str, tuple[int, int]] = {}
     for p, _o, ts, v in feats:
         if isinstance(v, dict):
@@ -368,6 +373,9 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         "newest_release_before_newcomer_scored": newest_before,
         "partitions_at_end": {n: s["parts"] for n, s in status_snap.items() if s["role"] == "score"},
         "served_at_end": {n: s["served"] for n, s in status_snap.items()},
+        "training_examples": len(training),
+        "training_distinct": len({v["id"] for _p, _o, _ts, v in training if isinstance(v, dict)}),
+        "labels_learned": metric(metrics_now.get("train") or {}, "driftline_n_learned"),
         "exit_codes": {n: p.poll() for n, (p, _port, _r) in dep.workers.items()},
         "faults": [(round(t - t0, 1), w) for t, w in events],
     }
@@ -473,6 +481,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["scale", "trainers"])
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument(
+        "--joiners", type=int, choices=[1, 2], default=1, help="2: a second joiner, killed -9 at 55 %%"
+    )
     ap.add_argument("--events", type=int, default=15000)
     ap.add_argument("--rate", type=float, default=300)
     ap.add_argument("--kafka-port", type=int, default=14092)
