@@ -224,9 +224,9 @@ def _served_by_scorer(status: dict[str, Any]) -> dict[str, list[str]]:
     for m in status.get("models") or []:
         for scorer, entry in ((m.get("scorers") or {}).get("by_scorer") or {}).items():
             served = entry.get("served")
-            silent = (
-                f" (silent {entry['age_s']:.0f}s)" if entry.get("age_s", 0) > 25 else ""
-            )  # reports every 10 s
+            # A live scorer reports every 10 s: one silent past 25 s was most likely killed (its report counts
+            # until it expires, 60 s after its last write).
+            silent = f" (silent {entry['age_s']:.0f}s)" if entry.get("age_s", 0) > 25 else ""
             out.setdefault(scorer, []).append(
                 f"{m['model']} {'-' if served is None else f'v{served}'}{silent}"
             )
