@@ -15,8 +15,6 @@ import pytest
 from streams.processes import WorkerProcess
 from tests.pipeline_helpers import Pipeline, running
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
 EVENTS = 200
 
 
@@ -37,6 +35,8 @@ def _score_group(pipeline: Pipeline) -> dict[str, Any]:
     return next(g for g in status["workers"] if g["group"].endswith("-score"))
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_status_names_each_scorer_with_its_partitions(pipeline: Pipeline) -> None:
     settings = pipeline.settings()
     features = settings.topic("features")
@@ -90,3 +90,29 @@ def test_status_names_each_scorer_with_its_partitions(pipeline: Pipeline) -> Non
             line = next(ln for ln in text.splitlines() if f"-{worker.pid}@" in ln)
             assert "features " + ",".join(map(str, _metrics_partitions(worker, features))) in line, text
             assert f"serving {settings.model.name} v{last}" in line, text
+
+
+def test_a_silent_scorer_and_workers_of_one_name_are_shown_as_such() -> None:
+    """A scorer killed -9 keeps its report until it expires: its line says how long it has been silent. Workers of
+    one name (releases before session 35 named every score consumer ``driftline``) are one line, counted."""
+    from streams.commands.status import _member_lines, _served_by_scorer
+
+    killed, live = {"served": 3, "age_s": 46.2}, {"served": 5, "age_s": 2.0}
+    status = {
+        "models": [
+            {"model": "default", "scorers": {"by_scorer": {"vm-7": killed, "vm-8": live}}},
+            {"model": "alpha", "scorers": {"by_scorer": {"vm-8": {"served": None, "age_s": 2.0}}}},
+        ]
+    }
+    members = ["dl-score-vm-7@h", "dl-score-vm-8@h", "driftline@h", "driftline@h"]
+    assignments = {
+        "dl-score-vm-7@h": {"p.features": [0, 1]},
+        "dl-score-vm-8@h": {},
+        "driftline@h": {"p.features": [2, 3]},
+    }
+    group = {"members": members, "assignments": assignments}
+    lines = _member_lines(group, "p.", _served_by_scorer(status))
+    assert len(lines) == 3, lines
+    assert "features 0,1" in lines[0] and lines[0].endswith("serving default v3 (silent 46s)"), lines
+    assert "no partition" in lines[1] and lines[1].endswith("serving default v5, alpha -"), lines
+    assert "driftline@h (x2)" in lines[2] and "features 2,3" in lines[2] and "serving" not in lines[2], lines
