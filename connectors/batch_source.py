@@ -68,6 +68,7 @@ class BatchSource:
         stuck_after_s: float | None = None,
         on_revoke: Callable[[], None] | None = None,
         batch: int | None = None,
+        client_id: str | None = None,
     ) -> None:
         extra: dict[str, Any] = {
             "group.id": group,
@@ -78,6 +79,10 @@ class BatchSource:
         }
         if batch is not None:
             extra.update(prefetch_config(batch))
+        if client_id is not None:
+            # The member's name in the group (``status`` lists each member with its partitions), so several
+            # workers of one group can be told apart and matched with their processes.
+            extra["client.id"] = client_id
         for key, seconds in (
             ("session.timeout.ms", session_timeout_s),
             ("heartbeat.interval.ms", heartbeat_s),

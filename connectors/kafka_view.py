@@ -30,12 +30,15 @@ def app_group_prefix(settings: Settings | None = None) -> str:
 
 @dataclass
 class GroupInfo:
-    """One consumer group: its state, members (``client_id@host``) and lag per topic."""
+    """One consumer group: its state, members (``client_id@host``), the partitions each member is assigned and
+    lag per topic."""
 
     group_id: str
     state: str
     members: list[str] = field(default_factory=list)
     lag: dict[str, int] = field(default_factory=dict)  # full topic name -> messages behind
+    # member (as in ``members``) -> full topic name -> partitions assigned to it now (a member without any: {})
+    assignments: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     @property
     def total_lag(self) -> int:
@@ -46,9 +49,23 @@ class GroupInfo:
             "group": self.group_id,
             "state": self.state,
             "members": self.members,
+            "assignments": self.assignments,
             "lag": self.lag,
             "total_lag": self.total_lag,
         }
+
+
+def _assignments(members: Iterable[Any]) -> dict[str, dict[str, list[int]]]:
+    """``{client_id@host: {topic: [partitions]}}`` of a group's members (as ``describe_consumer_groups`` says)."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for m in members:
+        topics = out.setdefault(f"{m.client_id}@{m.host.lstrip('/')}", {})
+        for tp in m.assignment.topic_partitions if m.assignment is not None else []:
+            topics.setdefault(tp.topic, []).append(tp.partition)
+    for topics in out.values():
+        for parts in topics.values():
+            parts.sort()
+    return out
 
 
 def replication_health(metadata: Any, prefix: str) -> dict[str, Any]:
@@ -159,7 +176,7 @@ class KafkaView:
                 continue
             state = getattr(desc.state, "name", str(desc.state)).lower()
             members = sorted(f"{m.client_id}@{m.host.lstrip('/')}" for m in desc.members)
-            infos.append(GroupInfo(gid, state, members))
+            infos.append(GroupInfo(gid, state, members, assignments=_assignments(desc.members)))
             assigned[gid] = {
                 (tp.topic, tp.partition)
                 for m in desc.members

@@ -41,6 +41,7 @@ from connectors.producer import DeliveryError
 from driftline.errors import StackError
 from streams.finisher import Abandoned, Finish, Finisher
 from streams.runtime import WorkerContext
+from streams.serving import scorer_id
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +332,9 @@ class BatchLoop:
                 on_restart=ctx.metrics.consumer_restarts.labels(group=self.group).inc,
                 on_revoke=drain_before_revoke,
                 batch=self.batch,  # the prefetch bounded to a few batches (connectors.batch_source)
+                # Named as the trainers name themselves (and as the scorers report in Redis): each member of the
+                # group is told apart in ``status``, e.g. ``driftline-score-host-4242``.
+                client_id=f"{ctx.settings.kafka.client_id}-{self.stage}-{scorer_id()}",
             )
             running.append(source)
             if self.gc_young is not None:

@@ -217,7 +217,9 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
     ``scorers`` (how many reported within :data:`STALE_S`), ``versions`` (``{version: scorers serving it}``),
     ``served_version`` (the one version they all serve; when they differ the oldest, so no view calls a version
     live that some scorer does not serve; None when no scorer reported), and ``refused``: one entry per refused
-    version and reason, ``{version, reason, scorers, message, at}`` (newest version first).
+    version and reason, ``{version, reason, scorers, message, at}`` (newest version first); ``by_scorer``:
+    ``{scorer (host-pid): {"served": version or None, "age_s": seconds since its last report}}`` (a scorer killed
+    without stopping stays listed, its age growing, until :data:`STALE_S`).
     """
     try:
         client = _reader(settings)
@@ -228,14 +230,17 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
         seconds, micros = client.time()  # the clock the scorers' "at" is stamped with: the server's
     except redis.RedisError:
         return None
-    oldest = int(seconds) * 1000 + int(micros) // 1000 - int(STALE_S * 1000)
+    now = int(seconds) * 1000 + int(micros) // 1000
+    oldest = now - int(STALE_S * 1000)
     versions: dict[int, int] = {}
     refused: dict[tuple[int, str], dict[str, Any]] = {}
+    by_scorer: dict[str, dict[str, Any]] = {}
     scorers = 0
-    for value in raw.values():
+    for name, value in raw.items():
         try:
             entry = json.loads(value)
-            if int(entry.get("at", 0)) < oldest:
+            at = int(entry.get("at", 0))
+            if at < oldest:
                 continue
             served = entry.get("served")
             served = None if served is None else int(served)
@@ -247,6 +252,8 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
             # A field no scorer wrote (junk in Redis, {"served": "x"}, an "at" of Infinity): skipped, never raised.
             continue
         scorers += 1
+        scorer = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        by_scorer[scorer] = {"served": served, "age_s": round(max(0, now - at) / 1000, 1)}
         if served is not None:
             versions[served] = versions.get(served, 0) + 1
         for version, reason, message, at in refusals:
@@ -262,6 +269,7 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
         "versions": {str(v): n for v, n in sorted(versions.items())},
         "served_version": min(versions) if versions else None,
         "refused": sorted(refused.values(), key=lambda r: (-r["version"], r["reason"])),
+        "by_scorer": dict(sorted(by_scorer.items())),
     }
 
 

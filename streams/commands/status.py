@@ -90,6 +90,7 @@ def render(status: dict[str, Any]) -> str:
             f"  {g['group']:<44} {g['state']:<12} {len(g['members'])} member(s)  lag: {lag or '-'}"
             + ("  <- no member reads it" if idle else "")
         )
+        lines += _member_lines(g, status["topic_prefix"], _served_by_scorer(status))
     lines += ["", "models"]
     for m in status["models"]:
         rel, live = m["latest_release"], m["trainer"]
@@ -244,3 +245,38 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(status))
     return 0 if status["stack"]["up"] else 1
+
+
+def _served_by_scorer(status: dict[str, Any]) -> dict[str, list[str]]:
+    """``{scorer (host-pid): ["default v12", ...]}``: what each scorer reports it serves, every model."""
+    out: dict[str, list[str]] = {}
+    for m in status.get("models") or []:
+        for scorer, entry in ((m.get("scorers") or {}).get("by_scorer") or {}).items():
+            served = entry.get("served")
+            # A live scorer reports every 10 s: one silent past 25 s was most likely killed (its report counts
+            # until it expires, 60 s after its last write).
+            silent = f" (silent {entry['age_s']:.0f}s)" if entry.get("age_s", 0) > 25 else ""
+            out.setdefault(scorer, []).append(
+                f"{m['model']} {'-' if served is None else f'v{served}'}{silent}"
+            )
+    return out
+
+
+def _member_lines(group: dict[str, Any], prefix: str, served: dict[str, list[str]]) -> list[str]:
+    """One line per member of a worker group with the partitions it is assigned now and, for a scorer, the
+    versions it reports serving: which worker serves what."""
+    out = []
+    counts = Counter(group["members"])
+    for member, n in counts.items():
+        topics = (group.get("assignments") or {}).get(member) or {}
+        parts = "; ".join(
+            f"{t.removeprefix(prefix)} {','.join(map(str, ps))}" for t, ps in sorted(topics.items()) if ps
+        )
+        # A scorer's consumer is named <client id>-score-<host>-<pid>, its report in Redis <host>-<pid>.
+        client = member.rsplit("@", 1)[0]
+        models = next((v for k, v in served.items() if client.endswith(f"-score-{k}")), [])
+        shown = ", ".join(models[:3]) + (f" and {len(models) - 3} more model(s)" if len(models) > 3 else "")
+        # Members of one name (workers of a release before 35 all called "driftline"): their partitions together.
+        name = f"{member} (x{n})" if n > 1 else member
+        out.append(f"    {name:<50} {parts or 'no partition'}" + (f"  serving {shown}" if shown else ""))
+    return out
