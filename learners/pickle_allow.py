@@ -197,7 +197,9 @@ for _module, _names in (
     # LeafMajorityClass: a hoeffding_tree with leaf_prediction "mc" (every release of one was withheld: refused by
     # this list, session 35).
     ("river.tree.nodes.htc_nodes", ("LeafMajorityClass", "LeafNaiveBayesAdaptive")),
-    ("river.tree.nodes.htr_nodes", ("LeafAdaptive",)),
+    # LeafMean, LeafModel: a regression hoeffding_tree with leaf_prediction "mean" or "model" (LeafAdaptive's own
+    # bases, plain objects like it; every release of one was withheld, session 35).
+    ("river.tree.nodes.htr_nodes", ("LeafAdaptive", "LeafMean", "LeafModel")),
     ("river.tree.splitter.ebst_splitter", ("EBSTNode",)),
     ("river.tree.splitter.gaussian_splitter", ("GaussianSplitter",)),
     ("river.tree.splitter.tebst_splitter", ("TEBSTSplitter",)),

@@ -61,7 +61,12 @@ def specs() -> Iterator[tuple[str, LearnerSpec, str]]:
             if kind == "sklearn_sgd" and task == "regression":
                 params_list = [{}]
             if kind == "hoeffding_tree" and task == "regression":
-                params_list = params_list[:1]  # leaf_prediction nb and mc are the classifier's
+                # leaf_prediction nb and mc are the classifier's; mean and model the regressor's
+                params_list = [
+                    params_list[0],
+                    {"grace_period": 30, "leaf_prediction": "mean"},
+                    {"grace_period": 30, "leaf_prediction": "model"},
+                ]
             for i, params in enumerate(params_list):
                 yield f"{kind}-{i}-{task}", LearnerSpec(kind, params), task
 
