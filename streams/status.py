@@ -34,8 +34,14 @@ def _stack(settings: Settings) -> dict[str, Any]:
     from connectors.stack import stack_status
 
     try:
-        status = stack_status(settings)
-        return status.to_dict()
+        local = stack_status(settings).to_dict()
+        redis = local["redis"]
+        # A Redis that answers NOAUTH/WRONGPASS counts as answering for the stack (it is running); for the workers,
+        # which use these credentials, it is as good as down (sec35's F6: status said "up" and exited 0).
+        if redis["up"] and not _redis_ping(settings):
+            redis.update(up=False, state="refused", detail=redis.get("detail") or "refused this client")
+            local["up"] = False
+        return local
     except StackError:
         # Not a local stack (a remote cluster): just ask both services whether they answer.
         from connectors.kafka_client import check_reachable

@@ -67,6 +67,8 @@ def render(status: dict[str, Any]) -> str:
     for name in ("kafka", "redis"):
         s = stack[name]
         state = ("up, degraded <-" if name == "kafka" and problems else "up") if s["up"] else "DOWN <-"
+        if s.get("state") == "refused":  # answers, but not to these credentials
+            state = f"REFUSED: {s.get('detail') or 'wrong credentials'} (check the password in the URL) <-"
         lines.append(f"  {name:<6} {s['address']:<22} {state}")
         if name == "kafka":
             lines += [f"         {p}" for p in problems]
