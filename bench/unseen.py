@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.accuracy import RECOVERY_WINDOW, detection, plain, recovery
+from bench.accuracy import RECOVERY_WINDOW, detection, plain, raised, recovery
 from driftline.config import LearnerSpec
 from learners.replay import read_rows
 
@@ -321,7 +321,7 @@ def job(name: str, n: int, keep: str | None, seed: int = 0, delay: int = DELAY) 
     out["tax"] = 100 * (g - b) if task == "classification" else (100 * (g / b - 1) if b else 0.0)
     out["alarms"] = summary["alarms"]
     out["detection"] = detection(
-        summary["alarms"], points, len(rows), GRADUAL // 2 if gradual else ABRUPT_LEAD
+        raised(summary["alarms"], delay), points, len(rows), GRADUAL // 2 if gradual else ABRUPT_LEAD
     )
     out["rollbacks_per_10k"] = 1e4 * len(summary["rollbacks"]) / len(rows)
     out["promotions"], out["holds"] = len(summary["promotions"]), summary["holds"]
