@@ -62,6 +62,9 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
     assert "guard tax" in done.stderr
     assert summary["latency_p50_ms"] <= summary["latency_p99_ms"]
     assert summary["dead_letters"] == 0
+    # the served model is at least the label delay (100 events) behind the stream, and the demo says by how much
+    assert summary["served_behind_p50_events"] >= 90, summary
+    assert summary["served_behind_p90_events"] >= summary["served_behind_p50_events"]
     assert summary["topic_prefix"] == prefix
     # The workers were stopped (SIGTERM, clean exit), not left behind.
     assert summary["worker_exit"] == {"score": 0, "join": 0, "train": 0}

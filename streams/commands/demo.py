@@ -127,6 +127,14 @@ def _check_file(args: argparse.Namespace, settings: Settings) -> int:
     return rows
 
 
+def _behind(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    """How stale the served model was (the guard tax is read next to it: a loaded machine's trainer falls behind)."""
+    p50 = summary.get("served_behind_p50_events")
+    if p50 is None or args.models > 1:
+        return ""
+    return f"; the served model was {p50:,.0f} events behind the stream (p50; labels {args.label_delay} late)"
+
+
 def _quality(summary: dict[str, Any]) -> str:
     if "mae" in summary:  # a regression run (model.task)
         mae = summary["mae"]
@@ -215,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         f"driftline demo: {summary['events']:,} events, {summary['predictions']:,} predictions, "
         f"{_quality(summary)}{plain_text}, {summary['versions_released']} versions, "
         f"{summary['alarms']} drift alarms, latency p50/p99 {summary['latency_p50_ms']}/"
-        f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters\nreport: {path.resolve()}"
+        f"{summary['latency_p99_ms']} ms, {summary['dead_letters']} dead letters{_behind(summary, args)}\n"
+        f"report: {path.resolve()}"
         + (f"\naudit trail: {demo.verify_command()}" if demo.key_file.exists() else ""),
         file=sys.stderr,
     )

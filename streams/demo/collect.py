@@ -52,7 +52,8 @@ def _prediction(v: Row, record_ts: int) -> Row:
 
 def _training(v: Row, _: int) -> Row:
     return {"id": v["id"], "label": v.get("label"), "prediction": v.get("prediction"),
-            "event_ts": int(v["event_ts"]), "label_ts": int(v["label_ts"])}  # fmt: skip
+            "event_ts": int(v["event_ts"]), "label_ts": int(v["label_ts"]), "model": v.get("model"),
+            "version": int(v.get("version") or 0)}  # fmt: skip
 
 
 def _drift(v: Row, _: int) -> Row:
@@ -69,6 +70,8 @@ def _release(v: Row, _: int) -> Row:
     index = decision.get("index")
     return {
         "version": int(v["version"]),
+        "model": v.get("model"),
+        "n_learned": int(v.get("n_learned") or 0),
         "parent": v.get("parent"),
         "reason": v.get("reason", ""),
         # Where in the labelled stream the release happened: the guard's decision index, else its lineage size.
