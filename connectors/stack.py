@@ -17,6 +17,7 @@ This module runs Redis and holds the public API; the configuration and status ty
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import subprocess
@@ -195,8 +196,7 @@ def stack_up(
         else:
             kafka_starts = kafka_needs_start(cfg)
         redis_starts = _redis_status(cfg).state not in ("up", "external")
-        if cfg.brokers == 1:
-            _check_running_elsewhere(cfg, kafka_starts, redis_starts)
+        _check_running_elsewhere(cfg, kafka_starts, redis_starts)
         started = (("kafka",) if kafka_starts else ()) + (("redis",) if redis_starts else ())
         redis = _redis_up(cfg, min(timeout_s, 30.0))
         if cfg.brokers > 1:
@@ -217,20 +217,51 @@ def _check_running_elsewhere(cfg: StackConfig, kafka_starts: bool, redis_starts:
     running = as_started(cfg)
     props = cfg.kafka_dir / "server.properties"
     elsewhere = []
-    if kafka_starts and running.kafka_port != cfg.kafka_port:
+    if kafka_starts and cfg.brokers == 1 and running.kafka_port != cfg.kafka_port:
         pid = owned_pid(cfg.kafka_dir / "kafka.pid", lambda argv: is_kafka_process(argv, props))
         if pid:
             elsewhere.append(f"Kafka on {cfg.host}:{running.kafka_port} (pid {pid})")
-    if redis_starts and running.redis_port != cfg.redis_port:
-        pid = owned_pid(cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, running.redis_port))
+    if kafka_starts and cfg.brokers > 1:
+        elsewhere += _cluster_elsewhere(cfg)
+    # Redis is one per state directory whatever the brokers (review35: `--brokers 3` skipped this check).
+    redis_port = _started_redis_port(cfg)
+    if redis_starts and redis_port != cfg.redis_port:
+        pid = owned_pid(cfg.redis_dir / "redis.pid", lambda argv: is_redis_process(argv, redis_port))
         if pid:
-            elsewhere.append(f"Redis on {cfg.host}:{running.redis_port} (pid {pid})")
+            elsewhere.append(f"Redis on {cfg.host}:{redis_port} (pid {pid})")
     if elsewhere:
         raise StackError(
             f"the stack of state directory {cfg.state_dir.parent} already runs {' and '.join(elsewhere)}, not on "
             f"the ports asked; one state directory holds one stack: stop it first (driftline stack down "
             f"--state-dir {cfg.state_dir.parent}) or give this one its own --state-dir"
         )
+
+
+def _cluster_elsewhere(cfg: StackConfig) -> list[str]:
+    """The nodes of the cluster recorded in ``cfg``'s state directory (``cluster.json``) that run on other ports
+    than ``cfg``'s: node N of any cluster there keeps its data in ``kafka-N``, so starting this one's would put a
+    second broker on a running node's directory."""
+    from connectors.cluster import nodes
+
+    recorded = recorded_cluster(cfg.state_dir)
+    if not recorded or (recorded["kafka_port"], recorded["controller_port"]) == (
+        cfg.kafka_port,
+        cfg.controller_port,
+    ):
+        return []
+    out = []
+    there = dataclasses.replace(
+        cfg,
+        brokers=recorded["brokers"],
+        kafka_port=recorded["kafka_port"],
+        controller_port=recorded["controller_port"],
+    )
+    for node in nodes(there):
+        props = node.kafka_dir / "server.properties"
+        pid = owned_pid(node.kafka_dir / "kafka.pid", functools.partial(is_kafka_process, properties=props))
+        if pid:
+            out.append(f"Kafka node {node.node} on {node.host}:{node.kafka_port} (pid {pid})")
+    return out
 
 
 def stack_down(

@@ -22,7 +22,7 @@ from confluent_kafka import KafkaException
 from connectors.redis_store import redis_client
 from connectors.topics import ALL_TOPICS
 from driftline.errors import DriftlineError, StackError
-from driftline.settings import Settings
+from driftline.settings import Settings, mask_secrets
 from schemas.codec import default_codec
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,12 @@ def _stack(settings: Settings) -> dict[str, Any]:
         redis = local["redis"]
         # A Redis that answers NOAUTH/WRONGPASS counts as answering for the stack (it is running); for the workers,
         # which use these credentials, it is as good as down (sec35's F6: status said "up" and exited 0).
-        if redis["up"] and not _redis_ping(settings):
-            redis.update(up=False, state="refused", detail=redis.get("detail") or "refused this client")
+        problem = _redis_problem(settings) if redis["up"] else None
+        if problem is not None:
+            # A server that answered but not PONG: "error" when it is not about credentials (review35: a db index
+            # out of range said "REFUSED ... check the password in the URL", of a URL with no password).
+            state = problem[0] if problem[0] == "refused" else "error"
+            redis.update(up=False, state=state, detail=problem[1])
             local["up"] = False
         return local
     except StackError:
@@ -51,7 +55,8 @@ def _stack(settings: Settings) -> dict[str, Any]:
             check_reachable(settings, timeout=3)
         except StackError:
             kafka_up = False
-        redis_up = _redis_ping(settings)
+        problem = _redis_problem(settings)  # remote: refused credentials said DOWN (review35)
+        redis_up = problem is None
         return {
             "up": kafka_up and redis_up,
             "kafka": {
@@ -62,7 +67,8 @@ def _stack(settings: Settings) -> dict[str, Any]:
             "redis": {
                 "address": _redis_address(settings),
                 "up": redis_up,
-                "state": "up" if redis_up else "down",
+                "state": "up" if problem is None else problem[0],
+                **({} if problem is None else {"detail": problem[1]}),
             },
         }
 
@@ -75,12 +81,38 @@ def _redis_address(settings: Settings) -> str:
 
 
 def _redis_ping(settings: Settings) -> bool:
+    return _redis_problem(settings) is None
+
+
+def _redis_problem(settings: Settings) -> tuple[str, str] | None:
+    """None when Redis answers PING with these settings, else ``(state, detail)``: ``refused`` (it refused the
+    credentials: NOAUTH, WRONGPASS), ``down`` (no answer) or ``error`` (another answer, such as a db index out of
+    range); the detail is masked."""
     import redis
 
     try:
-        return bool(redis_client(settings, 2).ping())
-    except redis.RedisError:
-        return False
+        if redis_client(settings, 2).ping():
+            return None
+        return "error", "did not answer PONG"
+    except redis.AuthenticationError as exc:  # a ConnectionError: before it
+        return "refused", mask_secrets(str(exc)) or "refused these credentials"
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        return "down", mask_secrets(str(exc))
+    except redis.RedisError as exc:
+        return "error", mask_secrets(str(exc)) or type(exc).__name__
+
+
+def stack_state_text(name: str, service: dict[str, Any], degraded: bool = False) -> str:
+    """A service's state as ``status`` and the console say it: ``up``, ``REFUSED: ... (check the password in the
+    URL)``, ``ERROR: ...`` or ``DOWN``."""
+    if service.get("up"):
+        return "up, degraded" if degraded else "up"
+    detail = service.get("detail")
+    if service.get("state") == "refused":  # answers, but not to these credentials
+        return f"REFUSED: {detail or 'wrong credentials'} (check the password in the URL)"
+    if service.get("state") == "error":
+        return f"ERROR: {detail or 'it did not answer PING'} (check the {name} URL)"
+    return "DOWN"
 
 
 def _models(settings: Settings) -> list[dict[str, Any]]:

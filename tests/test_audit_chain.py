@@ -221,3 +221,52 @@ def test_hash_survives_json_round_trip(value: Any) -> None:
     e = make_entry(None, "release", "m", {"v": value}, KEY, ts=1)
     back = json.loads(json.dumps(e))
     assert entry_hash(back) == e["hash"]
+
+
+def test_junk_standing_at_a_removed_seq_does_not_hide_the_removal() -> None:
+    # A genuine entry removed and a junk record carrying its seq put in its place: the junk is reported (as noise an
+    # auditor may dismiss) and the removal must be reported too; skipping the link across the junk hid it.
+    entries: list[Any] = chain(6)
+    entries[3] = {"seq": 3, "junk": True}  # genuine seq 3 gone
+    result = verify(entries, [KEY])
+    assert [(p.kind, p.seq) for p in result.problems] == [("malformed", 3), ("removed", 4)]
+    # the same with a forgery that takes the removed entry's seq (moved to the end so the gap is not in place)
+    entries = chain(6)
+    forged = copy.deepcopy(entries[3])
+    forged["record"]["outcome"] = "promote-forged"
+    forged["hash"] = entry_hash(forged)
+    del entries[3]
+    entries.append(forged)
+    result = verify(entries, [KEY])
+    assert [(p.kind, p.seq) for p in result.problems] == [("forged", 3), ("removed", 4)]
+    # two genuine entries removed, junk at both seqs
+    entries = chain(7)
+    entries[2], entries[3] = {"seq": 2}, {"seq": 3, "hash": entries[3]["hash"]}
+    result = verify(entries, [KEY])
+    assert ("removed", 4) in [(p.kind, p.seq) for p in result.problems]
+
+
+def test_an_entry_altered_in_place_is_reported_once() -> None:
+    # Altered where it stands (its hash field kept): the genuine entries around it still link through it, so it is
+    # reported as altered and nothing as removed.
+    entries = chain(6)
+    entries[3]["record"]["outcome"] = "promote-forged"
+    result = verify(entries, [KEY])
+    assert [(p.kind, p.seq) for p in result.problems] == [("altered", 3)] and result.n == 5
+    # altered, then the next genuine entry relinked to it is impossible without the key: a re-signed copy is forged
+    entries = chain(6)
+    entries[3]["record"]["outcome"] = "promote-forged"
+    entries[3]["hash"] = entry_hash(entries[3])
+    entries[4]["prev"] = entries[3]["hash"]
+    result = verify(entries, [KEY])
+    kinds = [(p.kind, p.seq) for p in result.problems]
+    assert not result.ok and ("forged", 3) in kinds and ("altered", 4) in kinds
+
+
+def test_entries_signed_with_a_key_not_given_still_link() -> None:
+    # Verifying with the new key only after a rotation: the old entries are reported (forged: a key not given), and
+    # the new ones verified as their continuation, with no removal reported.
+    old = chain(3, key=OTHER)
+    new = make_entry(head_of(old[-1]), "release", "m", {"version": 9}, KEY, ts=9)
+    result = verify([*old, new], [KEY])
+    assert [p.kind for p in result.problems] == ["forged"] * 3 and result.n == 1

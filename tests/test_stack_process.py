@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -404,3 +405,67 @@ def test_reading_a_topic_from_a_broker_that_does_not_answer_names_the_address(tm
         assign_tail(settings, "predictions", None)
     assert not isinstance(failed.value, StackError)
     assert address in str(failed.value) and "driftline stack status" in str(failed.value)
+
+
+def test_stack_up_of_a_cluster_on_a_state_dir_whose_redis_runs_on_another_port_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # review35: the other-ports check ran for a single-node stack only, so `stack up --brokers 3 --redis-port B` on
+    # a state directory whose Redis runs on port A started a second Redis on A's directory (redis.conf, pid file and
+    # append-only files rewritten under the running one), as the single-node case did before the check.
+    running = _free_config(tmp_path)
+    _redis_up(running, 30.0)
+    redis_pid = read_pid(running.redis_dir / "redis.pid")
+    monkeypatch.setattr("connectors.stack.check_tools", lambda needed: None)
+    monkeypatch.setattr("connectors.cluster.cluster_check", lambda cfg: None)
+    monkeypatch.setattr("connectors.stack.kafka_needs_start", lambda cfg: True)
+    monkeypatch.setattr(
+        "connectors.cluster.cluster_up", lambda cfg, timeout_s: pytest.fail("started a cluster")
+    )
+    cluster = dataclasses.replace(
+        running, brokers=3, kafka_port=free_port(), controller_port=free_port(), redis_port=free_port()
+    )
+    try:
+        with pytest.raises(StackError) as refused:
+            stack_up(cluster, timeout_s=5)
+        message = str(refused.value)
+        assert f"Redis on 127.0.0.1:{running.redis_port} (pid {redis_pid})" in message, message
+        assert redis_ping("127.0.0.1", cluster.redis_port) is None  # no second Redis
+        assert read_pid(running.redis_dir / "redis.pid") == redis_pid
+        assert f"port {running.redis_port}" in (running.redis_dir / "redis.conf").read_text()
+    finally:
+        stack_down(running, grace_s=5, services=("redis",))
+
+
+def test_stack_up_of_a_cluster_on_other_ports_than_its_running_cluster_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # review35: a cluster recorded (cluster.json) on ports A.. with its nodes running, then `stack up --brokers 3
+    # --kafka-port B`: node 1 on B would be started in node 1's directory on A, over the running broker.
+    from connectors.cluster import nodes
+
+    running = dataclasses.replace(_free_config(tmp_path), brokers=3)
+    running.state_dir.mkdir(parents=True)
+    record = {"brokers": 3, "kafka_port": running.kafka_port, "controller_port": running.controller_port}
+    (running.state_dir / "cluster.json").write_text(json.dumps(record) + "\n")
+    first = nodes(running)[0]
+    first.kafka_dir.mkdir(parents=True)
+    props = first.kafka_dir / "server.properties"
+    props.write_text(f"listeners=PLAINTEXT://127.0.0.1:{first.kafka_port}\n")
+    broker = _spawn("kafka.Kafka", str(props))
+    (first.kafka_dir / "kafka.pid").write_text(f"{broker.pid}\n")
+    monkeypatch.setattr("connectors.stack.check_tools", lambda needed: None)
+    monkeypatch.setattr("connectors.cluster.cluster_check", lambda cfg: None)
+    monkeypatch.setattr("connectors.stack.kafka_needs_start", lambda cfg: True)
+    monkeypatch.setattr("connectors.stack._redis_up", lambda cfg, timeout_s: pytest.fail("started Redis"))
+    monkeypatch.setattr(
+        "connectors.cluster.cluster_up", lambda cfg, timeout_s: pytest.fail("started a cluster")
+    )
+    other = dataclasses.replace(running, kafka_port=free_port(), controller_port=free_port())
+    try:
+        with pytest.raises(StackError) as refused:
+            stack_up(other, timeout_s=5)
+        assert f"Kafka node 1 on 127.0.0.1:{first.kafka_port} (pid {broker.pid})" in str(refused.value)
+        assert read_pid(first.kafka_dir / "kafka.pid") == broker.pid
+    finally:
+        broker.kill()

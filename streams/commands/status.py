@@ -22,7 +22,7 @@ from streams.audit import read_topic
 from streams.audit_verify import file_chains
 from streams.cli import settings_from_args, unknown_model
 from streams.serving import refused_newer
-from streams.status import collect_status, withheld_text
+from streams.status import collect_status, stack_state_text, withheld_text
 
 UNVERIFIED_SHOWN = (
     5  # forged releases named one by one; more are summed up in one line (--json lists them all)
@@ -66,9 +66,8 @@ def render(status: dict[str, Any]) -> str:
     problems = describe_replication(status["kafka_replication"]) if status.get("kafka_replication") else []
     for name in ("kafka", "redis"):
         s = stack[name]
-        state = ("up, degraded <-" if name == "kafka" and problems else "up") if s["up"] else "DOWN <-"
-        if s.get("state") == "refused":  # answers, but not to these credentials
-            state = f"REFUSED: {s.get('detail') or 'wrong credentials'} (check the password in the URL) <-"
+        degraded = name == "kafka" and bool(problems)
+        state = stack_state_text(name, s, degraded) + (" <-" if degraded or not s["up"] else "")
         lines.append(f"  {name:<6} {s['address']:<22} {state}")
         if name == "kafka":
             lines += [f"         {p}" for p in problems]

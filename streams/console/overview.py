@@ -19,7 +19,7 @@ from driftline.settings import Settings
 from schemas.codec import default_codec
 from streams.console import sources
 from streams.serving import refused_newer
-from streams.status import withheld_text
+from streams.status import stack_state_text, withheld_text
 
 __all__ = ["Overview"]
 
@@ -76,6 +76,11 @@ class Overview:
         s = self.settings
         out: dict[str, Any] = {"generated_at": int(time.time() * 1000), "model": s.model.name}
         out["status"] = status = sources.status(s)
+        # Each service's state in the words of `driftline status` (a Redis refusing the credentials: the page said
+        # DOWN where status says REFUSED and what to check; review35).
+        out["stack_state"] = {
+            name: stack_state_text(name, status["stack"][name]) for name in ("kafka", "redis")
+        }
         if not status["stack"]["kafka"]["up"]:
             return out
         live = sources.trainer(s)

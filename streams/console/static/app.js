@@ -114,8 +114,9 @@ function renderOverview(o) {
   const root = el("div", {},
     el("h1", {}, `Overview: prefix ${o.status.topic_prefix}, model ${o.model}`),
     el("div", { class: "cards" },
-      card("Kafka " + st.kafka.address, st.kafka.up ? "up" : "DOWN", "kafka-state", st.kafka.up ? "ok" : "bad"),
-      card("Redis " + st.redis.address, st.redis.up ? "up" : "DOWN", "redis-state", st.redis.up ? "ok" : "bad"),
+      // stack_state: in the words of `driftline status` (REFUSED: ... for credentials a Redis refuses)
+      card("Kafka " + st.kafka.address, o.stack_state.kafka, "kafka-state", st.kafka.up ? "ok" : "bad"),
+      card("Redis " + st.redis.address, o.stack_state.redis, "redis-state", st.redis.up ? "ok" : "bad"),
       card("served version", (o.served_version === null || o.served_version === undefined ? "none" : "v" + o.served_version)
         + ((o.refused || []).length ? ` (v${o.refused[0].version} REFUSED by ${o.refused[0].scorers} scorer(s): ${o.refused[0].reason})` : ""),
         "served-version", (o.refused || []).length ? "bad" : ""),
