@@ -396,6 +396,46 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
             release.set()
 
 
+def test_a_hung_commit_that_returns_after_its_producer_was_replaced_commits_nothing(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer abandons a hung commit well before the broker would abort its transaction by its timeout (the
+    ~80 s stall after a broker outage: it waited 2x transaction.timeout.ms). That is safe only because the new
+    producer has the same transactional.id: its init_transactions aborts the open transaction and fences the old
+    producer, so when the hung call comes back and commits, the commit is refused and nothing of the abandoned
+    transaction (its changelog record, its offsets) is ever committed; every example is learned once."""
+    s = trainer_settings
+    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # well under transaction.timeout.ms (20 s)
+    _send_examples(s, _examples(200))
+    release = threading.Event()
+    late: list[BaseException | None] = []
+    with _running(s) as group:
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        hung = group.ctx.out
+        real = hung.commit
+
+        def hangs_then_commits(*args: Any, **kwargs: Any) -> None:
+            release.wait(120)
+            try:
+                real(*args, **kwargs)
+                late.append(None)
+            except BaseException as exc:
+                late.append(exc)
+                raise
+
+        hung.commit = hangs_then_commits  # type: ignore[method-assign]
+        _send_examples(s, _examples(200, start=200))
+        _wait(group, "the hung producer replaced", lambda: group.ctx.out is not hung, timeout=60)
+        _wait(group, "400 learned", lambda: _learned(group) >= 400, timeout=150)
+        release.set()  # the abandoned call comes back, within the old transaction's timeout, and commits
+        _wait(group, "the abandoned commit's outcome", lambda: bool(late), timeout=60)
+        assert late[0] is not None, "the abandoned producer committed its transaction after it was replaced"
+        time.sleep(2)
+        assert _learned(group) == 400
+    sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
+    assert unseal(sealed, [s.model.signing_key.get().encode()], "changelog")["lifecycle"].n_learned == 400
+
+
 def test_a_commit_that_fails_after_records_were_read_ahead_loses_nothing_and_learns_nothing_twice(
     trainer_settings: Settings,
 ) -> None:
