@@ -162,7 +162,7 @@ class BatchSource:
                 tp.offset = handled
                 resumed.append(TopicPartition(self.topic, tp.partition, handled))
         if resumed:
-            log.info(
+            log.warning(  # rare (after commits that failed), and it explains a duplicate count that stays low
                 "%s: %d partition(s) start after the batches handled here but not committed: %s",
                 self.topic,
                 len(resumed),
