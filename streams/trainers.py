@@ -202,23 +202,22 @@ class TrainerGroup(GatheringBatches):
         """Refuse to go on when a model's committed state (``where``: model -> changelog partition it was read
         from) is not on the partition its name hashes to now: partitions were added since it was written, so its
         records and its state no longer meet at one owner (a second lineage, its state left behind)."""
-        moved: dict[str, tuple[int, int]] = {}
+        moved: dict[str, int] = {}
         for name, p in where.items():
-            if partition_for(name, self.partitions) == p:
-                continue
             # Only where a smaller count puts it: a trainer wrote it before partitions were added. (A sealed record
             # copied to some other partition, by someone who can write the topic, does not stop the trainers.)
-            before = next((n for n in range(p + 1, self.partitions) if partition_for(name, n) == p), None)
-            if before is not None:
-                moved[name] = (p, before)
+            if partition_for(name, self.partitions) != p and any(
+                partition_for(name, n) == p for n in range(p + 1, self.partitions)
+            ):
+                moved[name] = p
         if not moved:
             return
-        name, (p, before) = next(iter(sorted(moved.items())))
+        name, p = min(moved.items())
         raise ConfigError(
             f"{self.settings.topic('changelog')}: the committed state of {len(moved)} model(s) is not where its "
-            f"name hashes with {self.partitions} partitions (e.g. {name!r} on partition {p}, where it goes with "
-            f"{before}; with {self.partitions} it goes on {partition_for(name, self.partitions)}): partitions "
-            f"were added to training, control and changelog after these states were written. {PARTITIONS_ADDED_FIX}"
+            f"name hashes with {self.partitions} partitions (e.g. {name!r} on partition {p}, where a smaller count "
+            f"puts it; with {self.partitions} it goes on {partition_for(name, self.partitions)}): partitions were "
+            f"added to training, control and changelog after these states were written. {PARTITIONS_ADDED_FIX}"
         )
 
     # -- the loop ------------------------------------------------------------------------------------------------

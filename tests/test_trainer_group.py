@@ -377,7 +377,7 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
     (librdkafka #5456, #5511; the fault suite's killed controller). A commit that hangs past the bound: the trainer
     abandons that producer, starts over with a new one from the committed state, and learns every example once."""
     s = trainer_settings
-    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # in production 2x transaction.timeout.ms
+    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # in production 10 s
     _send_examples(s, _examples(200))
     release = threading.Event()
     with _running(s) as group:
