@@ -17,6 +17,7 @@ def read_changelog(
     partitions: Iterable[int],
     timeout: float = 60.0,
     accept: Callable[[str, bytes | None], bool] | None = None,
+    where: dict[str, int] | None = None,
 ) -> dict[str, bytes]:
     """``{model: sealed state}``: the newest committed record per model on ``partitions`` of ``changelog``.
 
@@ -25,6 +26,7 @@ def read_changelog(
     the transaction timeout). A tombstone removes the model. With ``accept``, a record (``None`` for a tombstone)
     it returns False for is passed over: the model keeps the newest accepted record before it, so a forged record
     published after a trainer's committed state does not hide that state (the trainer checks the seal).
+    ``where`` (if given) receives the partition each returned state was read from.
     """
     topic = settings.topic("changelog")
     consumer = Consumer(
@@ -63,8 +65,12 @@ def read_changelog(
                     continue
                 if msg.value() is None:
                     states.pop(name, None)
+                    if where is not None:
+                        where.pop(name, None)
                 else:
                     states[name] = msg.value() or b""
+                    if where is not None:
+                        where[name] = msg.partition() or 0
             for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
                 if tp.offset >= ends[tp.partition]:
                     ends.pop(tp.partition)

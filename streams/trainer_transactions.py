@@ -43,8 +43,10 @@ log = logging.getLogger("streams.trainers")
 TXN_TIMEOUT_MS = (
     20_000  # an open transaction of a killed trainer blocks its partitions' readers at most this long
 )
-# The longest a transactional call may take before its producer is abandoned (see ``bounded``).
-CALL_LIMIT_S = 2 * TXN_TIMEOUT_MS / 1000
+# The longest a transactional call may take before its producer is abandoned (see ``bounded``). A commit takes
+# 5-20 ms per round trip on a local broker; its replacement fences it at once (same transactional.id), so this need
+# not outwait transaction.timeout.ms (it was 2x that, 40 s, until session 35).
+CALL_LIMIT_S = 10.0
 # The interpreter's switch interval while ``bounded``'s caller works meanwhile (see there).
 MEANWHILE_SWITCH_S = 0.0005
 
@@ -70,9 +72,11 @@ def bounded(
 
     librdkafka's ``send_offsets_to_transaction`` can block past its timeout, for good, when the group
     coordinator's broker is gone (librdkafka #5456 and #5511, open in the 2.16.0 used here): the fault suite's
-    trainer stopped learning, silently, after the active controller was killed. ``limit_s`` is at least twice
-    ``transaction.timeout.ms``, so by then the broker has aborted the transaction: the abandoned call can no longer
-    commit anything, whatever it does later.
+    trainer stopped learning, silently, after the active controller was killed. The caller then replaces the
+    producer with one of the same ``transactional.id`` (:meth:`TransactionalBatches._replace_producer`), whose
+    ``init_transactions`` has the coordinator abort the open transaction and fence the old producer's epoch: the
+    abandoned call can no longer commit anything, whatever it does later, without waiting for the broker to abort
+    the transaction by its timeout.
 
     ``meanwhile`` (if given) is called again and again while ``call`` runs, until it returns False: work for the
     waiting thread that changes nothing ``call`` reads (the trainer group reads its next records ahead).
@@ -153,6 +157,7 @@ class TransactionalBatches:
     # are after the committed offsets, so every seek (an abort's rewind, a rebalance) drops them.
     _ahead: list[Chunk]
     _ahead_rebalanced: bool
+    _txn_id: str | None = None  # see _transactional_id
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         raise NotImplementedError  # TrainerGroup's: the trainer of ``name``
@@ -177,10 +182,20 @@ class TransactionalBatches:
         raise NotImplementedError  # GatheringBatches': the next records, fetched and decoded while a commit runs
 
     # -- the transactional producer ------------------------------------------------------------------------------
+    def _transactional_id(self) -> str:
+        """This group member's ``transactional.id``, the same for every producer it makes: a replacement's
+        ``init_transactions`` aborts the open transaction of the producer it replaces and fences that producer, so
+        a hung call of the abandoned one can never commit later (:func:`bounded`). Unique per member object (a
+        test runs several in one process: with a shared id they would fence each other)."""
+        if self._txn_id is None:
+            prefix = self.settings.kafka.topic_prefix
+            self._txn_id = f"driftline-{prefix}trainer-{self.member}-{uuid.uuid4().hex[:8]}"
+        return self._txn_id
+
     def _new_context(self) -> WorkerContext:
         s = self.settings
         config: dict[str, Any] = {
-            "transactional.id": f"driftline-{s.kafka.topic_prefix}trainer-{self.member}-{uuid.uuid4().hex[:8]}",
+            "transactional.id": self._transactional_id(),
             "transaction.timeout.ms": TXN_TIMEOUT_MS,
             "message.max.bytes": CHANGELOG_MAX_BYTES + 1024 * 1024,
         }
@@ -463,7 +478,7 @@ class TransactionalBatches:
         if fenced:
             # A fatal producer error (fenced by a newer member, or our epoch bumped), a call that hung, or an abort
             # that failed: a new producer, and the state everyone committed since is read again. The old producer is
-            # dropped unflushed; the broker aborts its open transaction after transaction.timeout.ms.
+            # dropped unflushed; the new one, of the same transactional.id, aborts its open transaction and fences it.
             self.ctx = self._replace_producer()
             self._restore_needed = True
         else:

@@ -59,6 +59,27 @@ log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
 
 STATUS_EVERY_S = 5.0
+# How often a running trainer checks that nobody added partitions to training, control or changelog.
+TOPICS_EVERY_S = 30.0
+# What to do when partitions were added to the by-model topics (README, Operations).
+PARTITIONS_ADDED_FIX = (
+    "A model's records and its trainer state are placed by murmur2(model name) modulo the partition count, so "
+    "adding partitions moves models away from their state and their owner; the trainers refuse to go on rather "
+    "than start second lineages. Kafka cannot take partitions away: to run with more partitions, create a new "
+    "topic prefix with kafka.training_partitions set (`driftline topics create`) and start the workers on it "
+    "(README, Operations: 'Adding partitions')"
+)
+
+
+def partitions_added(counts: dict[str, int], started: int) -> str:
+    """The refusal of a trainer that sees the by-model topics' partition counts change under it."""
+    return (
+        "partitions were added while the trainers ran: "
+        + ", ".join(f"{t} has {n}" for t, n in counts.items())
+        + f" partitions, the trainer started with {started}. {PARTITIONS_ADDED_FIX}"
+    )
+
+
 # How often the group's lag per owned partition (driftline_consumer_lag) is refreshed, as the other stages do.
 LAG_EVERY_S = 5.0
 # The cyclic collector's young-generation threshold in a train worker (see TrainerGroup.run).
@@ -146,27 +167,58 @@ class TrainerGroup(GatheringBatches):
         self._status_at = 0.0
         self._polled_s = 0.0
         self._lag_at = 0.0
+        self._topics_at = time.monotonic() + TOPICS_EVERY_S
         self._ahead: list[Chunk] = []
         self._ahead_rebalanced = False
         # A fetch returned BEHIND_AT records since the worker was last found caught up (_keep_gathering).
         self._behind = False
 
     # -- set-up --------------------------------------------------------------------------------------------------
-    def check_topics(self) -> None:
-        """training, control and changelog must have the same partition count (else ownership would split)."""
+    def check_topics(self, started: int | None = None) -> None:
+        """training, control and changelog must have the same partition count (else ownership would split), and
+        (``started``: checked again while running) still the count this trainer started with."""
         assert self.consumer is not None
         counts = {}
         for name in ("training", "control", "changelog"):
             topic = self.settings.topic(name)
             meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
             counts[topic] = len(meta.partitions) if meta is not None and meta.error is None else 0
+        if started is not None:
+            # A topic whose metadata is not available just now (a broker coming back) counts 0: looked at again
+            # later, never taken for a change.
+            if 0 not in counts.values() and set(counts.values()) != {started}:
+                raise ConfigError(partitions_added(counts, started))
+            return
         if len(set(counts.values())) != 1 or 0 in counts.values():
             raise ConfigError(
                 "kafka.training_partitions: the topics "
                 + ", ".join(f"{t} ({n} partitions)" for t, n in counts.items())
                 + " must exist with the same partition count; `driftline topics describe` shows them"
+                + (f". {PARTITIONS_ADDED_FIX}" if any(n > 0 for n in counts.values()) else "")
             )
         self.partitions = next(iter(counts.values()))
+
+    def _check_placement(self, where: dict[str, int]) -> None:
+        """Refuse to go on when a model's committed state (``where``: model -> changelog partition it was read
+        from) is not on the partition its name hashes to now: partitions were added since it was written, so its
+        records and its state no longer meet at one owner (a second lineage, its state left behind)."""
+        moved: dict[str, int] = {}
+        for name, p in where.items():
+            # Only where a smaller count puts it: a trainer wrote it before partitions were added. (A sealed record
+            # copied to some other partition, by someone who can write the topic, does not stop the trainers.)
+            if partition_for(name, self.partitions) != p and any(
+                partition_for(name, n) == p for n in range(p + 1, self.partitions)
+            ):
+                moved[name] = p
+        if not moved:
+            return
+        name, p = min(moved.items())
+        raise ConfigError(
+            f"{self.settings.topic('changelog')}: the committed state of {len(moved)} model(s) is not where its "
+            f"name hashes with {self.partitions} partitions (e.g. {name!r} on partition {p}, where a smaller count "
+            f"puts it; with {self.partitions} it goes on {partition_for(name, self.partitions)}): partitions were "
+            f"added to training, control and changelog after these states were written. {PARTITIONS_ADDED_FIX}"
+        )
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def run(self, stopping: threading.Event) -> None:
@@ -215,6 +267,12 @@ class TrainerGroup(GatheringBatches):
                 if time.monotonic() >= self._lag_at:
                     self.metrics.set_consumer_lag(self.group, consumer_lags(consumer))
                     self._lag_at = time.monotonic() + LAG_EVERY_S
+                if time.monotonic() >= self._topics_at:
+                    self._topics_at = time.monotonic() + TOPICS_EVERY_S
+                    try:  # partitions added to changelog alone cause no rebalance: looked at now and then
+                        self.check_topics(started=self.partitions)
+                    except KafkaException as exc:
+                        log.debug("trainer %s: topics not checked (%s)", self.member, exc)
         finally:
             gc.set_threshold(*threshold)  # a process that goes on (a test, `--role all` stopping) as it was
             try:
@@ -288,7 +346,12 @@ class TrainerGroup(GatheringBatches):
         self._audit = None
         t0 = time.perf_counter()
         self._commits_read = {}
-        self.states = read_changelog(self.settings, sorted(self.owned), accept=self._sealed_state)
+        self.check_topics(started=self.partitions)
+        where: dict[str, int] = {}
+        self.states = read_changelog(
+            self.settings, sorted(self.owned), accept=self._sealed_state, where=where
+        )
+        self._check_placement(where)
         self._security.flush(force=True)
         for name in self._dropped:  # owned by another trainer now: left behind, its gauges would go stale
             if partition_for(name, self.partitions) not in self.owned:

@@ -179,6 +179,44 @@ def test_a_watchdog_restart_loses_nothing(settings: Settings, topic: str) -> Non
     assert got == want
 
 
+@pytest.mark.kafka
+def test_batches_handled_but_never_committed_are_not_read_again_after_a_restart(
+    settings: Settings, topic: str
+) -> None:
+    """The broker-kill case (chaos32 seed 11): batches handled while the group coordinator was away could not be
+    committed, then the watchdog recreated the consumer. The new consumer starts after what this process handled
+    (their outputs were acknowledged), not at the stale committed offset; the records after them are all read."""
+    group = f"{settings.kafka.topic_prefix}uncommitted"
+    want = _produce(settings, topic, 400)
+    source = BatchSource(settings, group, topic)
+    try:
+        # Every commit of the next consumer is lost, as in the outage: auto commit off (so its close commits
+        # nothing either). The test's only change to the source's behaviour.
+        source._conf["enable.auto.commit"] = False
+        source._restart()
+        first = _poll_until([source], lambda seen: seen >= want, timeout=60)
+        assert first == want
+        source._conf["enable.auto.commit"] = True
+        source._restart()  # what the watchdog does
+        again = _poll_until([source], lambda _: False, timeout=8)
+        assert again == set(), f"{len(again)} handled records read again after the restart"
+        more = {f"s{i:04d}".encode() for i in range(100)}
+        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+        for i, value in enumerate(sorted(more)):
+            producer.produce(topic, value, partition=i % PARTITIONS)
+        assert producer.flush(30) == 0
+        rest = _poll_until([source], lambda seen: seen >= more, timeout=60)
+        assert rest == more
+    finally:
+        source.close()
+    # And the position reached is committed: a new member of the group reads nothing of it again.
+    late = BatchSource(settings, group, topic)
+    try:
+        assert _poll_until([late], lambda _: False, timeout=8) == set()
+    finally:
+        late.close()
+
+
 def test_the_prefetch_is_bounded_to_a_few_batches() -> None:
     """librdkafka's local queue: a few batches in records (eight), with a byte bound for large records and a
     quick top-up, instead of its defaults (100,000 records or 64 MB, topped up after a second)."""

@@ -22,15 +22,18 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewPartitions
 
 from connectors.changelog import read_changelog
 from connectors.consumer import IncompleteRead
 from connectors.producer import EventProducer
 from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
+from driftline.errors import ConfigError
 from driftline.settings import Secret, Settings
 from schemas.codec import default_codec
 from streams import trainer_gather, trainer_transactions
+from streams import trainers as trainers_module
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
@@ -374,7 +377,7 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
     (librdkafka #5456, #5511; the fault suite's killed controller). A commit that hangs past the bound: the trainer
     abandons that producer, starts over with a new one from the committed state, and learns every example once."""
     s = trainer_settings
-    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # in production 2x transaction.timeout.ms
+    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # in production 10 s
     _send_examples(s, _examples(200))
     release = threading.Event()
     with _running(s) as group:
@@ -394,6 +397,115 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
             assert fenced is not None and fenced >= 1
         finally:
             release.set()
+
+
+def test_a_hung_commit_that_returns_after_its_producer_was_replaced_commits_nothing(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer abandons a hung commit well before the broker would abort its transaction by its timeout (the
+    ~80 s stall after a broker outage: it waited 2x transaction.timeout.ms). That is safe only because the new
+    producer has the same transactional.id: its init_transactions aborts the open transaction and fences the old
+    producer, so when the hung call comes back and commits, the commit is refused and nothing of the abandoned
+    transaction (its changelog record, its offsets) is ever committed; every example is learned once."""
+    s = trainer_settings
+    monkeypatch.setattr(trainer_transactions, "CALL_LIMIT_S", 3.0)  # well under transaction.timeout.ms (20 s)
+    _send_examples(s, _examples(200))
+    release = threading.Event()
+    late: list[BaseException | None] = []
+    with _running(s) as group:
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        hung = group.ctx.out
+        real = hung.commit
+
+        def hangs_then_commits(*args: Any, **kwargs: Any) -> None:
+            release.wait(120)
+            try:
+                real(*args, **kwargs)
+                late.append(None)
+            except BaseException as exc:
+                late.append(exc)
+                raise
+
+        hung.commit = hangs_then_commits  # type: ignore[method-assign]
+        _send_examples(s, _examples(200, start=200))
+        _wait(group, "the hung producer replaced", lambda: group.ctx.out is not hung, timeout=60)
+        _wait(group, "400 learned", lambda: _learned(group) >= 400, timeout=150)
+        release.set()  # the abandoned call comes back, within the old transaction's timeout, and commits
+        _wait(group, "the abandoned commit's outcome", lambda: bool(late), timeout=60)
+        assert late[0] is not None, "the abandoned producer committed its transaction after it was replaced"
+        time.sleep(2)
+        assert _learned(group) == 400
+    sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
+    assert unseal(sealed, [s.model.signing_key.get().encode()], "changelog")["lifecycle"].n_learned == 400
+
+
+def _add_partitions(settings: Settings, names: tuple[str, ...], count: int) -> None:
+    """What an operator does with kafka-topics --alter --partitions (confluent-kafka's AdminClient)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    futures = admin.create_partitions([NewPartitions(settings.topic(n), count) for n in names])
+    for future in futures.values():
+        future.result(30)
+
+
+def _stopped_by(group: TrainerGroup, timeout: float) -> BaseException | None:
+    """Run ``group`` until it stops by itself (what it raised) or ``timeout`` passes (None; it is stopped)."""
+    stopping, raised = threading.Event(), []
+
+    def run() -> None:
+        try:
+            group.run(stopping)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    stopping.set()
+    thread.join(60)
+    return raised[0] if raised else None
+
+
+@pytest.mark.parametrize("grown", [("changelog",), ("training", "control", "changelog")])
+def test_partitions_added_while_trainers_run_stop_them_with_what_to_do(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch, grown: tuple[str, ...]
+) -> None:
+    """Partitions added to the by-model topics under a running trainer (session 34: its records were dead-lettered
+    as misplaced from then on, and its state written where no restore looks): the trainer stops, saying what
+    happened and what to do, instead of learning on with models away from their state."""
+    s = trainer_settings
+    monkeypatch.setattr(trainers_module, "TOPICS_EVERY_S", 1.0, raising=False)
+    _send_examples(s, _examples(100))
+    group = TrainerGroup(s, build_metrics(), default_codec(), session_timeout_s=6.0, heartbeat_s=0.5)
+    added = threading.Timer(15.0, _add_partitions, (s, grown, s.kafka.training_partitions + 2))
+    added.start()
+    try:
+        raised = _stopped_by(group, timeout=90)
+    finally:
+        added.cancel()
+    assert isinstance(raised, ConfigError), f"the trainer went on (or failed otherwise): {raised!r}"
+    assert "partitions were added" in str(raised) and "topics create" in str(raised)
+
+
+def test_a_trainer_refuses_states_left_behind_by_partitions_added_to_every_by_model_topic(
+    trainer_settings: Settings,
+) -> None:
+    """All three by-model topics grown alike pass the start-up check (same counts), but each model's committed
+    state is still where its name hashed before: a trainer that started anyway would begin a new lineage of
+    every model that moved (its state left on the old partition). It refuses, naming a model and both places."""
+    s = trainer_settings
+    _send_examples(s, _examples(100))
+    with _running(s) as group:
+        _wait(group, "100 learned", lambda: _learned(group) >= 100)
+    parts = s.kafka.training_partitions
+    grown = next(
+        n
+        for n in range(parts + 1, 4 * parts)
+        if partition_for("default", n) != partition_for("default", parts)
+    )
+    _add_partitions(s, ("training", "control", "changelog"), grown)
+    raised = _stopped_by(TrainerGroup(s, build_metrics(), default_codec(), session_timeout_s=6.0), timeout=60)
+    assert isinstance(raised, ConfigError), f"the trainer started over the moved states: {raised!r}"
+    assert "'default' on partition" in str(raised) and "topics create" in str(raised)
 
 
 def test_a_commit_that_fails_after_records_were_read_ahead_loses_nothing_and_learns_nothing_twice(
