@@ -224,13 +224,14 @@ class TrainerGroup(GatheringBatches):
     def run(self, stopping: threading.Event) -> None:
         """Consume, learn and commit until ``stopping`` is set; the transaction in hand is finished first."""
         ensure_topics(self.settings, ("training", "control", "changelog", "models", "audit"))
-        # The compiled kernels (numba's import and their load: ~0.35 s idle, ~3 s on a loaded 2-core machine) before
-        # joining the group: a member of the trainer group is ready to learn, so whoever waits for one (the demo,
-        # before it produces) does not send labels that wait out the warm-up (session 35: its first ~900 labels).
-        kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
-        consumer = self._subscribe()
         threshold = gc.get_threshold()
         try:
+            # The compiled kernels (numba's import and their load: ~0.35 s idle, ~3 s on a loaded 2-core machine)
+            # before joining the group: a member of the trainer group is ready to learn, so whoever waits for one
+            # (the demo, before it produces) does not send labels that wait out the warm-up (session 35: its first
+            # ~900 labels).
+            kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
+            consumer = self._subscribe()
             self.check_topics()
             # Everything alive now (modules, the worker's app, clients) lives as long as the process: moved to the
             # permanent generation, the full collections that a batch's thousands of decoded examples trigger no
