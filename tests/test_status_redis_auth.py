@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,31 @@ from streams.commands.status import render
 from streams.status import _stack
 
 
-@pytest.fixture
-def guarded_redis() -> Iterator[int]:
+@contextmanager
+def _guarded_redis(host: str) -> Iterator[str]:
+    """A Redis that requires the password ``right-password-0123``, on ``host`` (its address is yielded)."""
     port = free_port()
     server = shutil.which("redis-server")
     assert server, "redis-server is installed by make test-deps"
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "right-password-0123",
+        [server, "--port", str(port), "--bind", host, "--requirepass", "right-password-0123",
          "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 10
-        while redis_ping("127.0.0.1", port) is None and time.monotonic() < deadline:
+        while redis_ping(host, port) is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        yield port
+        yield f"{host}:{port}"
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def guarded_redis() -> Iterator[int]:
+    with _guarded_redis("127.0.0.1") as address:
+        yield int(address.rpartition(":")[2])
 
 
 @pytest.mark.parametrize("password, up", [("wrong-password", False), ("right-password-0123", True)])
@@ -79,22 +87,8 @@ def test_a_redis_refusing_another_way_is_not_told_to_check_a_password(guarded_re
 def remote_guarded_redis() -> Iterator[str]:
     """A Redis with a password on an address the local stack does not manage (127.0.0.2: `status` asks it, as it
     asks a remote server)."""
-    port = free_port()
-    server = shutil.which("redis-server")
-    assert server, "redis-server is installed by make test-deps"
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.2", "--requirepass", "right-password-0123",
-         "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while redis_ping("127.0.0.2", port) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"127.0.0.2:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
+    with _guarded_redis("127.0.0.2") as address:
+        yield address
 
 
 @pytest.mark.parametrize("password, state", [("wrong-password", "refused"), ("right-password-0123", "up")])
