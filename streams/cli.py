@@ -14,7 +14,7 @@ import shutil
 import signal
 import sys
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from driftline import __version__
@@ -42,50 +42,44 @@ COMMANDS = (
 )
 
 
-def positive_seconds(text: str) -> float:
-    """An argparse type for ``--timeout S``: a finite number of seconds > 0 (a negative one made `doctor` report
-    Kafka and Redis as failing, and ``nan`` waited for nothing)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+def _positive_float(unit: str, amount: str) -> Callable[[str], float]:
+    """An argparse type for a finite number > 0 of ``unit`` (``amount`` names it in the range error)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {unit}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected {amount} > 0, got {text!r}")
+        return value
+
+    return parse
 
 
-def whole_number(text: str) -> int:
-    """An argparse type for a count such as ``-n N``: a whole number >= 0 (``audit show -n -3`` printed every
-    entry but the first three)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
-    return value
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type for a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {value}")
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """An argparse type for a size such as ``bench --events N``: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
-    return value
-
-
-def positive_rate(text: str) -> float:
-    """An argparse type for ``--rate N`` events per second: finite and > 0 (``demo --rate 0`` divided by it)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected events per second, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected events per second > 0, got {text!r}")
-    return value
+#: ``--timeout S``: a negative one made `doctor` report Kafka and Redis as failing, and ``nan`` waited for nothing.
+positive_seconds = _positive_float("seconds", "a number of seconds")
+#: a count such as ``-n N`` (``audit show -n -3`` printed every entry but the first three).
+whole_number = _int_at_least(0)
+#: a size such as ``bench --events N``.
+positive_int = _int_at_least(1)
+#: ``--rate N`` events per second (``demo --rate 0`` divided by it).
+positive_rate = _positive_float("events per second", "events per second")
 
 
 def port_number(text: str) -> int:
