@@ -234,20 +234,30 @@ def test_lineage_contains_every_release_on_the_models_topic(world: World, browse
     assert len(versions) >= 3
     browser.get(world.url + "lineage")
 
-    def rows(d: webdriver.Chrome) -> list[Any]:
+    def page(d: webdriver.Chrome) -> Any:
+        # Everything read in one pass, inside the wait: the page redraws its table and graph on each live update,
+        # so an element found a moment before it is read can be stale (review35 saw it once; a CI run too), and a
+        # release published meanwhile adds a row: the page is compared with the topic as read at that moment.
         found = d.find_elements(By.CSS_SELECTOR, "#lineage-table tbody tr")
-        return found if len(found) >= len(versions) else []
+        now = world.pipeline.releases()
+        if len(found) < len(now):
+            return None
+        table = [(int(r.get_attribute("data-version") or -1), [c.text for c in r.find_elements(By.TAG_NAME, "td")])
+                 for r in found]  # fmt: skip
+        nodes = sorted(int(n.get_attribute("data-version") or -1)
+                       for n in d.find_elements(By.CSS_SELECTOR, "#lineage-graph g.node"))  # fmt: skip
+        edges = len(d.find_elements(By.CSS_SELECTOR, "#lineage-graph path.edge"))
+        head = [h.text for h in d.find_elements(By.CSS_SELECTOR, "#lineage-table thead th")]
+        if sorted(v for v, _ in table) != sorted(int(r["version"]) for r in now):
+            return None  # a release between the two reads: read both again
+        return now, table, nodes, edges, head
 
-    found = wait(browser, f"{len(versions)} lineage rows", rows)
-    assert sorted(int(r.get_attribute("data-version") or -1) for r in found) == versions
-    nodes = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph g.node")
-    assert sorted(int(n.get_attribute("data-version") or -1) for n in nodes) == versions
-    edges = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph path.edge")
-    assert len(edges) == sum(1 for r in releases if r.get("parent") is not None)
-    head = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#lineage-table thead th")]
+    now, table, nodes, edges, head = wait(browser, f"at least {len(versions)} lineage rows", page)
+    versions = sorted(int(r["version"]) for r in now)
+    assert nodes == versions
+    assert edges == sum(1 for r in now if r.get("parent") is not None)
     signature, changed = head.index("signature"), head.index("what changed")
-    for row in found:
-        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    for _, cells in table:
         assert cells[signature] == "valid", f"signature of {cells[0]}: {cells[signature]}"
         # what changed from the model it replaced (issue 19), from the release's audit entry
         assert cells[changed] and cells[changed] != "-", f"what changed in {cells[0]}: {cells[changed]!r}"
