@@ -71,7 +71,6 @@ def _release(v: Row, _: int) -> Row:
     return {
         "version": int(v["version"]),
         "model": v.get("model"),
-        "n_learned": int(v.get("n_learned") or 0),
         "parent": v.get("parent"),
         "reason": v.get("reason", ""),
         # Where in the labelled stream the release happened: the guard's decision index, else its lineage size.

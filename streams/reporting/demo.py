@@ -132,20 +132,19 @@ def abs_errors(training: Sequence[dict[str, Any]]) -> list[float | None]:
 
 def served_behind(data: RunData, model: str) -> dict[str, float | None]:
     """How far behind the stream the served model was, in events: for each answered event of ``model``, its
-    position among the model's events minus the labels its served version had learned (``n_learned``). The label
+    position among the model's events minus where in the labelled stream its served version was released (the
+    release's ``index``: not its ``n_learned``, which a promoted challenger counts from its own start). The label
     delay is its floor; the rest is the pipeline (join, trainer, release to the scorers). A guard tax read with this
     next to it: a trainer starved of CPU (a loaded machine) serves an older model than a plain learner learning
     each label as it arrives (session 35: 1,000-1,800 events behind at load 15-20, against 300 of label delay).
 
     >>> rows = [{"model": "m", "version": v, "prediction": p} for v, p in ((1, None), (2, 1), (2, 0), (3, 1))]
-    >>> served_behind(RunData(training=rows, releases=[{"model": "m", "version": 2, "n_learned": 1},
-    ...     {"model": "m", "version": 3, "n_learned": 1}]), "m")
+    >>> served_behind(RunData(training=rows, releases=[{"model": "m", "version": 2, "index": 1},
+    ...     {"model": "m", "version": 3, "index": 1}]), "m")
     {'served_behind_p50_events': 1.0, 'served_behind_p90_events': 2.0}
     """
     learned = {
-        r["version"]: r["n_learned"]
-        for r in data.releases
-        if "n_learned" in r and r.get("model") in (model, None)
+        r["version"]: r["index"] for r in data.releases if "index" in r and r.get("model") in (model, None)
     }
     own = [r for r in data.training if r.get("model") in (model, None)]
     behind = [
