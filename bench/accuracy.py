@@ -212,7 +212,13 @@ def detection(alarms: list[int], points: list[int], n: int, lead: int = 0) -> di
     false = [a for a in alarms if a not in matched]
     stationary = max(n - DETECT_WITHIN * len(points), 1)
     rate = 1e4 * len(false) / stationary
-    return {"detected": len(delays), "delays": delays, "false": len(false), "false_per_10k": rate}
+    return {
+        "detected": len(delays),
+        "delays": delays,
+        "false": len(false),
+        "false_per_10k": rate,
+        "stationary": stationary,
+    }
 
 
 def stream_job(name: str, n: int, seed: int) -> dict[str, Any]:

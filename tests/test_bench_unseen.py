@@ -96,3 +96,27 @@ def test_a_drift_with_less_than_a_recovery_window_after_it_is_not_judged() -> No
     assert verdict(row) == "ok"
     assert verdict({**row, "recovery": [None, None]}) == "FAIL recovery"  # the first drift never recovered
     assert verdict({**row, "recovery_judged": [True, True]}) == "FAIL recovery"  # judged: as before
+
+
+def test_the_verdict_judges_false_alarms_per_10000_stationary_events() -> None:
+    """Issue 13's bound "at most 1 false alarm per 10,000 stationary events" was computed (``false_per_10k``) but never
+    judged: a stationary stream with alarms all over passed. One alarm is always allowed (a rate cannot be judged
+    on a stream shorter than 10,000 stationary events), and a stream with no stationary stretch is not judged."""
+    from bench.accuracy import detection
+
+    d = detection([300, 5000, 9000], [], 10000)
+    assert (d["false"], d["stationary"]) == (3, 10000)
+    row = {
+        "stream": "stationary", "task": "classification", "points": [], "gradual": True, "tax": 0.0,
+        "detection": d, "recovery": [], "recovery_judged": [], "rollbacks_per_10k": 0.0,
+    }  # fmt: skip
+    assert verdict(row) == "FAIL false alarms"
+    assert verdict({**row, "detection": detection([300], [], 10000)}) == "ok"
+    assert verdict({**row, "detection": detection([300], [], 2000)}) == "ok"  # one alarm: always allowed
+    assert verdict({**row, "detection": detection([300, 900], [], 2000)}) == "FAIL false alarms"
+    assert verdict({**row, "detection": detection([300, 900], [], 25000)}) == "ok"  # 0.8 per 10,000
+    # An incremental or a real stream has no stationary stretch: its alarms are not judged false.
+    assert verdict({**row, "false_judged": False}) == "ok"
+    # An alarm matched to a drift is not false; the 2,000 events after each drift are not stationary.
+    d = detection([1010, 1500, 3500], [1000], 4000)
+    assert (d["detected"], d["false"], d["stationary"]) == (1, 1, 2000)

@@ -224,6 +224,7 @@ def judge(names: list[str], seed: int) -> None:
     results = []
     for name in names:
         r = U.job(name, 0, None, seed)
+        r["false_judged"] = "incremental" not in name  # drifting from the first event: no stationary stretch
         print(json.dumps({**r, "verdict": U.verdict(r)}, default=str), flush=True)
         results.append(r)
     print(U.table(results))
