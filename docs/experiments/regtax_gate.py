@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy import default_lifecycle, detection, recovery
+from bench.accuracy import default_lifecycle, detection, raised, recovery
 from bench.unseen import ABRUPT_LEAD, DELAY, GRADUAL, judged, verdict
 from learners.replay import replay
 
@@ -43,8 +43,8 @@ def job(name: str, n: int, seed: int) -> dict[str, Any]:
     out["guarded"] = g
     out["tax"] = 100 * (g - b) if task == "classification" else (100 * (g / b - 1) if b else 0.0)
     out["alarms"] = summary["alarms"]
-    out["detection"] = detection(
-        summary["alarms"], points, len(rows), GRADUAL // 2 if gradual else ABRUPT_LEAD
+    out["detection"] = detection(  # as bench.unseen: each alarm where it was raised (session 35)
+        raised(summary["alarms"], DELAY), points, len(rows), GRADUAL // 2 if gradual else ABRUPT_LEAD
     )
     out["rollbacks_per_10k"] = 1e4 * len(summary["rollbacks"]) / len(rows)
     out["promotions"], out["holds"] = len(summary["promotions"]), summary["holds"]
