@@ -335,8 +335,8 @@ def test_an_id_over_256_utf8_bytes_is_refused_every_way(record: str) -> None:
         "FeatureEvent": {"ts": 1, "key": None, "features": {"x1": 1.0}},
         "Label": {"ts": 1, "label": True},
         "Prediction": {"ts": 1, "model": "m", "version": 1, "prediction": True, "proba": None},
-        "TrainingExample": {"model": "m", "features": {}, "label": True, "prediction": None, "version": 1, "event_ts": 1,
-                            "label_ts": 1},
+        "TrainingExample": {"model": "m", "features": {}, "label": True, "prediction": None, "version": 1,
+                            "event_ts": 1, "label_ts": 1},
     }[record]  # fmt: skip
     at_limit = dict(base, id="é" * (MAX_ID_BYTES // 2))  # 128 characters, 256 bytes: accepted
     assert CODEC.decode(record, CODEC.encode(record, at_limit))["id"] == at_limit["id"]
