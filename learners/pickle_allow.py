@@ -465,6 +465,7 @@ def scan(data: bytes) -> None:
         elif kind == "dup":
             if not stack:
                 raise _refuse("DUP of an empty stack")
+            _no_bounded([stack[-1]], "DUP")  # as before identities were kept: no bounded global duplicated
             stack.append(stack[-1])
         elif kind in ("tuple0", "tuple1", "tuple2", "tuple3", "tuple"):
             if kind == "tuple":

@@ -57,6 +57,13 @@ def build_copies(n: int, calls: int) -> bytes:
     return _framed(bytes(body))
 
 
+def dup_copies(n: int) -> bytes:
+    """``deque(L)`` twice where the argument tuple ``(L,)`` is duplicated by DUP, and L is never memoized."""
+    body = b"\x8c\x0bcollections\x8c\x05deque\x93](" + b"K\x01" * n + b"e\x852\x940R"  # DUP, memo 0, POP
+    body += b"\x8c\x0bcollections\x8c\x05deque\x93h\x00R\x86."  # deque(memo 0), as a pair with the first
+    return _framed(body)
+
+
 def generator_ctor_copy(n: int) -> bytes:
     """F8: ``numpy.random._pickle.__generator_ctor(list, functools.partial(copy.deepcopy))``."""
     body = bytearray(b"]\x94K\x01\x940(" + b"h\x01" * n + b"e0")  # list (memo 0)
@@ -73,8 +80,9 @@ def generator_ctor_copy(n: int) -> bytes:
     [
         (deque_copies(12_000, 50), "an argument of collections.deque"),
         (build_copies(3_000, 20), "BUILD state"),
+        (dup_copies(12_000), "an argument of collections.deque"),
     ],
-    ids=["deque_of_one_list", "build_state_of_one_dict"],
+    ids=["deque_of_one_list", "build_state_of_one_dict", "through_dup"],
 )
 def test_a_signed_pickle_copying_one_object_many_times_is_refused(raw: bytes, where: str) -> None:
     assert len(raw) > safe_pickle.SCAN_ABOVE  # no bounded constructor named: refused for its copies alone
