@@ -338,8 +338,8 @@ _SPECIAL = {
     "TUPLE3": "tuple3", "INST": "inst", "OBJ": "obj", "BUILD": "build", "DUP": "dup",
     "APPEND": "into", "APPENDS": "into", "SETITEM": "into", "SETITEMS": "into", "ADDITEMS": "into",
 }  # fmt: skip
-# opcode -> (what to do, pops a marked slice, fixed items popped, items pushed): computed once.
-_PLAN: dict[str, tuple[str, bool, int, int]] = {}
+# opcode byte -> (what to do, pops a marked slice, fixed items popped, items pushed, name): computed once.
+_PLAN: dict[int, tuple[str, bool, int, int, str]] = {}
 for _op in pickletools.opcodes:
     _kind = _SPECIAL.get(_op.name)
     if _kind is None:
@@ -349,10 +349,17 @@ for _op in pickletools.opcodes:
     _fixed = len([s for s in _before if s not in (pickletools.markobject, pickletools.stackslice)])
     if _kind == "generic" and not _before and len(_op.stack_after) == 1:
         _kind = "new"  # EMPTY_DICT, NONE, ...: one new value, nothing popped
-    _PLAN[_op.code] = (_kind, pickletools.markobject in _before, _fixed, len(_op.stack_after))
+    _PLAN[ord(_op.code[0])] = (
+        _kind,
+        pickletools.markobject in _before,
+        _fixed,
+        len(_op.stack_after),
+        _op.name,
+    )
 
 
 _DOUBLE = struct.Struct(">d")
+_SCALARS = (str, int, float)
 _BY_CODE = {ord(op.code[0]): op for op in pickletools.opcodes}
 # How each opcode's argument is read without pickletools' per-opcode reader calls (which made up half of a scan).
 # ("u", width): little-endian unsigned; ("i", 4): signed; "f8": big-endian double; ("str"|"skip"|"long", width):
@@ -369,9 +376,10 @@ _READ: dict[int, Any] = {
 }
 
 
-def _ops(data: bytes) -> Iterator[tuple[Any, Any]]:
-    """(opcode, argument) of each opcode of ``data`` up to STOP, as :func:`pickletools.genops` gives them (bytes
-    arguments as None: the scan does not look at them); ValueError on an unknown opcode or a cut argument."""
+def _ops(data: bytes) -> Iterator[tuple[int, Any]]:
+    """(opcode byte, argument) of each opcode of ``data`` up to STOP, the arguments as :func:`pickletools.genops`
+    gives them (bytes arguments as None: the scan does not look at them); ValueError on an unknown opcode or a cut
+    argument."""
     size, pos = len(data), 0
     from_bytes = int.from_bytes
     stream: io.BytesIO | None = None
@@ -409,7 +417,7 @@ def _ops(data: bytes) -> Iterator[tuple[Any, Any]]:
                 pos += length
             if pos > size:
                 raise ValueError(f"pickle argument of {op.name} cut short at byte {size}")
-        yield op, arg
+        yield code, arg
         if code == 0x2E:  # STOP
             return
 
@@ -429,14 +437,14 @@ def scan(data: bytes) -> None:
     marks: list[int] = []
     memo: dict[int, Any] = {}
     plan = _PLAN
-    for op, arg in _ops(data):
-        kind, marked, fixed, pushed = plan[op.code]
-        if kind == "const":
-            stack.append(_Const(arg) if isinstance(arg, str | int | float) else _Opaque())
+    for code, arg in _ops(data):
+        kind, marked, fixed, pushed, name = plan[code]
+        if kind == "get":
+            stack.append(memo.get(cast(int, arg)))
         elif kind == "memo":
             memo[len(memo)] = stack[-1] if stack else None
-        elif kind == "get":
-            stack.append(memo.get(cast(int, arg)))
+        elif kind == "const":
+            stack.append(_Const(arg) if isinstance(arg, _SCALARS) else _Opaque())
         elif kind == "new":
             stack.append(_Opaque())
         elif kind == "mark":
@@ -451,7 +459,7 @@ def scan(data: bytes) -> None:
                 del stack[len(stack) - fixed :]
             for item in popped:
                 if item is not None:
-                    _no_bounded([item], op.name)
+                    _no_bounded([item], name)
             stack.extend([_Opaque() for _ in range(pushed)])
         elif kind == "into":  # APPEND(S), SETITEM(S), ADDITEMS: the items go into the target, pushed back
             if marked:
@@ -459,9 +467,9 @@ def scan(data: bytes) -> None:
                 popped, stack[start:] = stack[start:], []
             else:
                 popped, stack[len(stack) - fixed + 1 :] = stack[len(stack) - fixed + 1 :], []
-            _no_bounded(popped, op.name)
+            _no_bounded(popped, name)
             if not stack:
-                raise _refuse(f"{op.name} without a target")
+                raise _refuse(f"{name} without a target")
         elif kind == "dup":
             if not stack:
                 raise _refuse("DUP of an empty stack")
@@ -487,7 +495,7 @@ def scan(data: bytes) -> None:
             stack.append(_Global((module, qual)))
         elif kind == "call":
             args, func = stack.pop(), stack.pop()
-            _check_call(op.name, func, args)
+            _check_call(name, func, args)
             stack.append(_Opaque())
         elif kind == "call_ex":
             kwargs, args, func = stack.pop(), stack.pop(), stack.pop()
