@@ -570,9 +570,15 @@ def load_settings(
     return settings
 
 
-# userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker), up to the token's last "@":
-# a password may hold "/", "?", "#" or "@" unescaped (base64 ones hold "/"), which ended the match early ...
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+._-]*://[^:@/\s]*):(?P<pw>\S*)@")
+# userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker), up to the last "@" of the
+# token that "@" is in: a password may hold "/", "?", "#" or "@" unescaped (base64 ones hold "/"), which ended the
+# match early, or a space (session 36: "sasl_ssl://u:my pw@h" was printed whole) ...
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+._-]*://[^:@/\s]*):(?P<pw>[^\n]*?)@(?=[^\s@]*(?:\s|$))"
+)
+# ... unless what follows the ":" is a port (and a path) that a separator ends before that "@": in
+# "redis://host:6379/0,x@y" or "redis://h:6379/0 for bob@example.com" the "@" is not the URL's (session 36).
+_PORT_THEN_TEXT = re.compile(r"\d{1,5}(?:[/?#][^\s,;@]*)?[\s,;)\]]")
 # ... secret-named query parameters (?password=, &sasl.password=, &token=) and key=value settings in text
 # (sasl.password=..., ssl_key_password: ...), as librdkafka or redis-py may echo them in an error.
 _SECRET_NAME = r"[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[a-z0-9_.-]*"
@@ -590,9 +596,15 @@ def mask_secrets(text: str) -> str:
     """
     if "://" not in text and not any(w in text.lower() for w in ("pass", "pwd", "secret", "token", "key")):
         return text  # the common log line: nothing to look for
-    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    text = _URL_PASSWORD.sub(_mask_userinfo, text)
     text = _QUERY_SECRET.sub(r"\g<head>***", text)
     return _TEXT_SECRET.sub(r"\g<head>***", text)
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    if _PORT_THEN_TEXT.match(match["pw"]):
+        return match[0]
+    return match["head"] + ":***@"
 
 
 class MaskSecrets(logging.Filter):

@@ -58,6 +58,7 @@ RELEASE_EVERY = 25  # default floor of labels between incremental releases (the 
 # this many more labels: the check pickles and unpickles it (a growing tree past a cap stays past it), and a
 # refused release is decided again at almost every label.
 WITHHELD_RECHECK = 500
+_WITHHELD_KEPT = 4  # refusal records kept (champion, challenger, a held candidate, an operator's restore)
 # The check's restricted unpickle (objects cap, allow-list, dtypes; ~1 ms of an LR release: 53 -> 94 us a label of
 # the bench's LR learn_batch when made at every release) runs at a champion's first release, once in this many
 # releases, and whenever the pickle grew past CHECK_GROWTH times the length last unpickled: what makes a
@@ -210,11 +211,13 @@ class ModelLifecycle:
     max_payload: int | None = None
     _checks = 0  # artifacts checked (``FULL_CHECK_EVERY``)
     _checked_bytes = 0  # the pickle's length at the last full check (``CHECK_GROWTH``); 0: a new champion
-    # The last refusal: (a weak reference to the refused model, its n_learned, the Withheld) (``WITHHELD_RECHECK``).
-    # Weak, not its id(): a new model reusing a freed one's id (an operator's restore refused, the next one
-    # allocated at the same address) skipped its check. Not pickled (a weak reference cannot be): a restored
-    # lifecycle checks its champion again at its next release.
-    _withheld: tuple[weakref.ref[Learner], int, Withheld] | None = None
+    # The last refusals, one per model (at most _WITHHELD_KEPT): (a weak reference to the refused model, its
+    # n_learned, the Withheld) (``WITHHELD_RECHECK``). One per model: a single record let a withheld challenger
+    # replace a withheld champion's, whose next release was then checked in full and counted as a new refusal
+    # (session 36). Weak, not its id(): a new model reusing a freed one's id (an operator's restore refused, the
+    # next one allocated at the same address) skipped its check. Not pickled (a weak reference cannot be): a
+    # restored lifecycle checks its champion again at its next release. None when there is none.
+    _withheld: tuple[tuple[weakref.ref[Learner], int, Withheld], ...] | None = None
     # The latency check's measurements by model shape (``guard.LatencyCache``, session 23); pickled empty, and
     # class-level None for a lifecycle pickled before it (``_judge`` starts one).
     _latency: LatencyCache | None = None
@@ -321,11 +324,10 @@ class ModelLifecycle:
     ) -> Release | Withheld:
         if self._sync is not None:
             self._sync()
-        withheld = self._withheld
+        withheld = next((w for w in self._withheld or () if w[0]() is lineage.model), None)
         if (
             self.check_artifacts
             and withheld is not None
-            and withheld[0]() is lineage.model
             and 0 <= lineage.n_learned - withheld[1] < WITHHELD_RECHECK
         ):
             # The same champion, refused a few labels ago: a model that grew past a cap does not shrink back.
@@ -359,11 +361,13 @@ class ModelLifecycle:
                 else:
                     problem = "allow_list" if isinstance(exc, SecurityError) else "load"
                 refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
-                self._withheld = (weakref.ref(lineage.model), lineage.n_learned, refused)
+                self._remember_withheld(
+                    lineage.model, (weakref.ref(lineage.model), lineage.n_learned, refused)
+                )
                 return refused
             if unpickled:
                 self._checked_bytes = size
-            self._withheld = None
+            self._remember_withheld(lineage.model, None)
         version = self._next_version
         self._next_version += 1
         if reason not in ("initial", "rollback") and self.served_version:
@@ -414,6 +418,17 @@ class ModelLifecycle:
         """``WATCH_LABELS`` where quiet stretches release faster than the floor (``policies.QUIET_LABELS`` on,
         the task in ``policies.QUIET_TASKS``), else 0: the detectors score the served snapshot."""
         return WATCH_LABELS if policies.QUIET_LABELS and self.task in policies.QUIET_TASKS else 0
+
+    def _remember_withheld(
+        self, model: Learner, record: tuple[weakref.ref[Learner], int, Withheld] | None
+    ) -> None:
+        """Replace ``model``'s refusal record by ``record`` (None: it was loadable), keeping the others'."""
+        if record is None and self._withheld is None:
+            return
+        kept = [w for w in self._withheld or () if w[0]() is not None and w[0]() is not model]
+        if record is not None:
+            kept = [*kept[-(_WITHHELD_KEPT - 1) :], record]
+        self._withheld = tuple(kept) or None
 
     def initial_release(self) -> Release | Withheld:
         """Version 1 (reason ``initial``): the champion as it is now (usually untrained)."""

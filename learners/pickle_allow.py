@@ -19,8 +19,10 @@ arguments before anything is unpickled.
 
 from __future__ import annotations
 
+import io
 import pickletools
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from driftline.errors import SecurityError
@@ -276,10 +278,51 @@ class _Global:
 
 
 class _Const:
-    __slots__ = ("value",)
+    __slots__ = ("uses", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
+        self.uses = 0
+
+
+class _Opaque:
+    """A value the scan does not follow (a list, a dict, an object...), kept as one identity through the memo,
+    DUP and the opcodes that push their target back, so that its uses as a copy source can be counted."""
+
+    __slots__ = ("uses",)
+
+    def __init__(self) -> None:
+        self.uses = 0
+
+
+# Callees that copy what they are given (the items of a list, a dict's table) into a new container, and
+# safe_pickle's state setter (it updates a non-empty __dict__): each may receive a given object once.
+_COPYING = frozenset(
+    {
+        ("collections", "deque"),
+        ("collections", "Counter"),
+        ("collections", "OrderedDict"),
+        ("collections", "defaultdict"),
+        ("river._river_rust.vectordict", "VectorDict"),
+        ("learners.flat_ebst", "rebuild"),
+        ("learners.safe_pickle", "_set_state"),
+    }
+)
+
+
+def _copied(item: Any, where: str) -> None:
+    """Count one use of ``item`` as what a load copies; refuse a second. A memo reference costs 2 bytes, so
+    without this a 576-byte payload made 5,000 deques of one 200,000-item list (GBs): a legitimate pickle writes
+    each state and each copied container fresh, inline, once."""
+    if isinstance(item, _Opaque) or (
+        isinstance(item, _Const) and isinstance(item.value, str | bytes | tuple)
+    ):
+        item.uses += 1
+        if item.uses > 1:
+            raise _refuse(
+                f"one object of the pickle is copied more than once ({where}): a memory amplification, "
+                "not something a model's pickle does"
+            )
 
 
 def _refuse(message: str) -> SecurityError:
@@ -292,10 +335,11 @@ _SPECIAL = {
     "GET": "get", "BINGET": "get", "LONG_BINGET": "get",
     "STACK_GLOBAL": "stack_global", "GLOBAL": "global", "REDUCE": "call", "NEWOBJ": "call",
     "NEWOBJ_EX": "call_ex", "TUPLE": "tuple", "EMPTY_TUPLE": "tuple0", "TUPLE1": "tuple1", "TUPLE2": "tuple2",
-    "TUPLE3": "tuple3", "INST": "inst", "OBJ": "obj", "BUILD": "build",
+    "TUPLE3": "tuple3", "INST": "inst", "OBJ": "obj", "BUILD": "build", "DUP": "dup",
+    "APPEND": "into", "APPENDS": "into", "SETITEM": "into", "SETITEMS": "into", "ADDITEMS": "into",
 }  # fmt: skip
-# opcode -> (what to do, pops a marked slice, fixed items popped, items pushed): computed once.
-_PLAN: dict[str, tuple[str, bool, int, int]] = {}
+# opcode byte -> (what to do, pops a marked slice, fixed items popped, items pushed, name): computed once.
+_PLAN: dict[int, tuple[str, bool, int, int, str]] = {}
 for _op in pickletools.opcodes:
     _kind = _SPECIAL.get(_op.name)
     if _kind is None:
@@ -303,29 +347,108 @@ for _op in pickletools.opcodes:
         _kind = "const" if _const else "generic"
     _before = _op.stack_before
     _fixed = len([s for s in _before if s not in (pickletools.markobject, pickletools.stackslice)])
-    _PLAN[_op.code] = (_kind, pickletools.markobject in _before, _fixed, len(_op.stack_after))
+    if _kind == "generic" and not _before and len(_op.stack_after) == 1:
+        _kind = "new"  # EMPTY_DICT, NONE, ...: one new value, nothing popped
+    _PLAN[ord(_op.code[0])] = (
+        _kind,
+        pickletools.markobject in _before,
+        _fixed,
+        len(_op.stack_after),
+        _op.name,
+    )
+
+
+_DOUBLE = struct.Struct(">d")
+_SCALARS = (str, int, float)
+_BY_CODE = {ord(op.code[0]): op for op in pickletools.opcodes}
+# How each opcode's argument is read without pickletools' per-opcode reader calls (which made up half of a scan).
+# ("u", width): little-endian unsigned; ("i", 4): signed; "f8": big-endian double; ("str"|"skip"|"long", width):
+# a length of that width, then the text, bytes (not needed: skipped) or two's-complement integer. Opcodes not
+# listed (protocol 0's newline-ended arguments) go through pickletools' own reader.
+_ARG_READ: dict[str, Any] = {
+    "uint1": ("u", 1), "uint2": ("u", 2), "uint4": ("u", 4), "uint8": ("u", 8), "int4": ("i", 4),
+    "float8": "f8", "unicodestring1": ("str", 1), "unicodestring4": ("str", 4), "unicodestring8": ("str", 8),
+    "bytes1": ("skip", 1), "bytes4": ("skip", 4), "bytes8": ("skip", 8), "bytearray8": ("skip", 8),
+    "long1": ("long", 1), "long4": ("long", 4),
+}  # fmt: skip
+_READ: dict[int, Any] = {
+    code: (None if op.arg is None else _ARG_READ.get(op.arg.name, "reader")) for code, op in _BY_CODE.items()
+}
+
+
+def _ops(data: bytes) -> Iterator[tuple[int, Any]]:
+    """(opcode byte, argument) of each opcode of ``data`` up to STOP, the arguments as :func:`pickletools.genops`
+    gives them (bytes arguments as None: the scan does not look at them); ValueError on an unknown opcode or a cut
+    argument."""
+    size, pos = len(data), 0
+    from_bytes = int.from_bytes
+    stream: io.BytesIO | None = None
+    while pos < size:
+        code = data[pos]
+        op = _BY_CODE.get(code)
+        if op is None:
+            raise ValueError(f"unknown pickle opcode 0x{code:02x} at byte {pos}")
+        pos += 1
+        how = _READ[code]
+        arg: Any = None
+        if how is None:
+            pass
+        elif how == "f8":
+            (arg,) = _DOUBLE.unpack_from(data, pos)
+            pos += 8
+        elif how == "reader":
+            if stream is None:
+                stream = io.BytesIO(data)
+            stream.seek(pos)
+            arg = op.arg.reader(stream)  # type: ignore[union-attr]  # has an argument: _READ
+            pos = stream.tell()
+        else:
+            form, width = how
+            if form == "u" or form == "i":
+                arg = from_bytes(data[pos : pos + width], "little", signed=form == "i")
+                pos += width
+            else:
+                length = from_bytes(data[pos : pos + width], "little")
+                pos += width
+                if form == "str":
+                    arg = data[pos : pos + length].decode("utf-8", "surrogatepass")
+                elif form == "long":
+                    arg = from_bytes(data[pos : pos + length], "little", signed=True)
+                pos += length
+            if pos > size:
+                raise ValueError(f"pickle argument of {op.name} cut short at byte {size}")
+        yield code, arg
+        if code == 0x2E:  # STOP
+            return
 
 
 def scan(data: bytes) -> None:
     """Check every call the pickle ``data`` makes of a :data:`BOUNDED` constructor, and that such a constructor
     is used nowhere else, without unpickling anything; raises :class:`SecurityError` (reason allow_list).
 
+    Also refuses a pickle that copies one of its objects more than once (:func:`_copied`): the state of BUILD, an
+    argument of a copying callee (:data:`_COPYING`), each at most once per object.
+
     A symbolic run of the opcodes: the stack holds globals, constants and tuples of them; everything else is
-    opaque. Pure Python (a few us per opcode), so :func:`learners.safe_pickle.loads` runs it only for a pickle
-    that names a bounded constructor.
+    an opaque identity. Pure Python (a few us per opcode), so :func:`learners.safe_pickle.loads` runs it only
+    for a pickle that names a bounded constructor or is long enough to amplify (``SCAN_ABOVE``).
     """
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[int, Any] = {}
     plan = _PLAN
-    for op, arg, _ in pickletools.genops(data):
-        kind, marked, fixed, pushed = plan[op.code]
-        if kind == "const":
-            stack.append(_Const(arg) if isinstance(arg, str | int | float) else None)
+    for code, arg in _ops(data):
+        kind, marked, fixed, pushed, name = plan[code]
+        if kind == "get":
+            stack.append(memo.get(cast(int, arg)))
         elif kind == "memo":
             memo[len(memo)] = stack[-1] if stack else None
-        elif kind == "get":
-            stack.append(memo.get(cast(int, arg)))
+        elif kind == "const":
+            stack.append(_Const(arg) if isinstance(arg, _SCALARS) else _Opaque())
+        elif kind == "new":
+            stack.append(_Opaque())
+        elif kind == "mark":
+            marks.append(len(stack))
         elif kind == "generic":
             popped: list[Any] = []
             if marked:
@@ -336,8 +459,22 @@ def scan(data: bytes) -> None:
                 del stack[len(stack) - fixed :]
             for item in popped:
                 if item is not None:
-                    _no_bounded([item], op.name)
-            stack.extend([None] * pushed)
+                    _no_bounded([item], name)
+            stack.extend([_Opaque() for _ in range(pushed)])
+        elif kind == "into":  # APPEND(S), SETITEM(S), ADDITEMS: the items go into the target, pushed back
+            if marked:
+                start = marks.pop() if marks else 0
+                popped, stack[start:] = stack[start:], []
+            else:
+                popped, stack[len(stack) - fixed + 1 :] = stack[len(stack) - fixed + 1 :], []
+            _no_bounded(popped, name)
+            if not stack:
+                raise _refuse(f"{name} without a target")
+        elif kind == "dup":
+            if not stack:
+                raise _refuse("DUP of an empty stack")
+            _no_bounded([stack[-1]], "DUP")  # as before identities were kept: no bounded global duplicated
+            stack.append(stack[-1])
         elif kind in ("tuple0", "tuple1", "tuple2", "tuple3", "tuple"):
             if kind == "tuple":
                 start = marks.pop() if marks else 0
@@ -345,8 +482,6 @@ def scan(data: bytes) -> None:
                 start = len(stack) - int(kind[-1])
             items, stack[start:] = stack[start:], []
             stack.append(_Const(tuple(items)))  # checked where it is used (a call's arguments, a state...)
-        elif kind == "mark":
-            marks.append(len(stack))
         elif kind == "skip":
             continue
         elif kind == "put":
@@ -360,21 +495,26 @@ def scan(data: bytes) -> None:
             stack.append(_Global((module, qual)))
         elif kind == "call":
             args, func = stack.pop(), stack.pop()
-            _check_call(op.name, func, args)
-            stack.append(None)
+            _check_call(name, func, args)
+            stack.append(_Opaque())
         elif kind == "call_ex":
             kwargs, args, func = stack.pop(), stack.pop(), stack.pop()
             _check_call("NEWOBJ", func, args, kwargs)
-            stack.append(None)
+            stack.append(_Opaque())
         elif kind == "build":  # a partial's state is (func, args, kwargs, dict): deepcopy may be its func
-            state, _obj = stack.pop(), stack.pop()
+            state, obj = stack.pop(), stack.pop()
             items = (
                 list(state.value) if isinstance(state, _Const) and isinstance(state.value, tuple) else [state]
             )
+            halves = items if len(items) == 2 and isinstance(state, _Const) else []
+            for item in [h for h in halves if isinstance(h, _Opaque)] or [
+                state
+            ]:  # (state, slotstate) or state
+                _copied(item, "BUILD state")
             if items and isinstance(items[0], _Global) and items[0].key == ("copy", "deepcopy"):
                 items = items[1:]
             _no_bounded(items, "BUILD")
-            stack.append(None)
+            stack.append(obj)
         elif kind in ("inst", "obj"):  # protocol 0/1 calls: INST names the class, OBJ takes the first item
             start = marks.pop() if marks else 0
             items, stack[start:] = stack[start:], []
@@ -383,7 +523,7 @@ def scan(data: bytes) -> None:
                 _check_call("REDUCE", _Global((module, qual)), _Const(tuple(items)))
             else:
                 _check_call("REDUCE", items[0] if items else None, _Const(tuple(items[1:])))
-            stack.append(None)
+            stack.append(_Opaque())
 
 
 def _no_bounded(items: list[Any], where: str) -> None:
@@ -400,6 +540,11 @@ def _check_call(opcode: str, func: Any, args: Any, kwargs: Any = None) -> None:
         # a bounded constructor with arguments the scan never saw.
         raise _refuse(f"{opcode} of something that is not a global")
     values = list(args.value) if isinstance(args, _Const) and isinstance(args.value, tuple) else None
+    if func.key in _COPYING:
+        where = f"an argument of {'.'.join(func.key)}"
+        for position, item in enumerate(values if values is not None else [args]):
+            if func.key != ("learners.safe_pickle", "_set_state") or position == 1:  # not the object itself
+                _copied(item, where)
     rule = BOUNDED.get(func.key)
     if rule is None:
         if values is None:

@@ -40,7 +40,12 @@ the loader is defence in depth for the day a signing key leaks, and trusts nothi
   dtype state makes them read pickle bytes as object pointers, or memory outside the buffer), and every dtype the
   pickle builds must be such a dtype once the load is over (before the model is returned and used);
 - a pickle naming one of the few constructors that allocate from an argument
-  (:data:`learners.pickle_allow.BOUNDED`) is first scanned opcode by opcode (:func:`learners.pickle_allow.scan`).
+  (:data:`learners.pickle_allow.BOUNDED`), or longer than :data:`SCAN_ABOVE`, is first scanned opcode by opcode
+  (:func:`learners.pickle_allow.scan`): bounded constructors' arguments, and no object of the pickle copied twice
+  (a memo reference costs 2 bytes: 5,000 deques of one 200,000-item list fit in 576 bytes of payload, and the
+  per-read check above does not see allocations over 512 bytes);
+- numpy's ``__generator_ctor`` takes only a bit generator, or numpy's own ``__bit_generator_ctor`` as its
+  constructor (it calls what it is given: a pickled ``partial`` would run at load time).
 
 Every refusal is a :class:`SecurityError` whose message says "allow-list" (counted as ``reason="allow_list"``).
 """
@@ -60,11 +65,13 @@ from typing import Any
 
 from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
 from learners.pickle_allow import ALLOWED, BOUNDED, scan
+from learners.pickle_allow import scan as _scan
 
 __all__ = [
     "FORMAT",
     "MAX_PICKLE_BYTES",
     "MAX_PICKLE_OBJECTS",
+    "SCAN_ABOVE",
     "CompactPickler",
     "RestrictedUnpickler",
     "check_loadable",
@@ -91,6 +98,10 @@ MAX_PICKLE_BYTES = 128 * 1024 * 1024
 #: Cap on memory blocks a load may allocate (sys.getallocatedblocks; a 10-tree ARF after 50k examples: ~1.2M).
 MAX_PICKLE_OBJECTS = 8_000_000
 _MAX_FRAME = 1 << 20
+#: Pickles longer than this are scanned (:func:`learners.pickle_allow.scan`) even if they name no bounded
+#: constructor. Below it, copying one object many times builds at most a few thousand items times a few
+#: thousand copies (~200 MB at worst); the default logistic regression (~3 KB) pays no scan.
+SCAN_ABOVE = 16 * 1024
 # Opcodes the pickler writes outside frames: the header of a large bytes/str/bytearray payload.
 _LARGE_HEADERS = {ord("B"): 4, 0x8E: 8, ord("X"): 4, 0x8D: 8, 0x96: 8}
 _FRAME = 0x95
@@ -202,6 +213,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from exc
         if name in _RAW_MEMORY and module in _NUMPY_MODULES:
             return _dtype_checked(found)
+        if key == ("numpy.random._pickle", "__generator_ctor"):
+            return _generator_ctor(found, super().find_class(module, "__bit_generator_ctor"))
         if key == ("numpy", "dtype"):
             built = self.dtypes
 
@@ -212,6 +225,18 @@ class RestrictedUnpickler(pickle.Unpickler):
 
             return dtype
         return found
+
+
+def _generator_ctor(found: Any, bit_generator_ctor: Any) -> Any:
+    """numpy's ``__generator_ctor(name, ctor)`` calls ``ctor(name)``: only its own ``__bit_generator_ctor`` may be
+    that ctor (numpy 2 pickles pass a bit generator alone; numpy 1 a name and that function)."""
+
+    def generator_ctor(*args: Any) -> Any:
+        if len(args) > 2 or (len(args) == 2 and args[1] is not bit_generator_ctor):
+            raise _refuse("numpy.random._pickle.__generator_ctor given a constructor other than numpy's own")
+        return found(*args)
+
+    return generator_ctor
 
 
 # numpy's constructors that read raw bytes as values of a dtype the pickle built. The dtype comes from
@@ -585,6 +610,9 @@ def _load_raw(raw: bytes, max_objects: int, *, scan: bool = True) -> object:
     try:
         unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw)
         unpickler._scanned = not scan
+        if scan and len(raw) > SCAN_ABOVE:
+            _scan(raw)
+            unpickler._scanned = True
         model = unpickler.load()
         # A dtype kept as such (an estimator's attribute) got its BUILD state after it was made: one whose state
         # lies (flags 0 on an object dtype: x.astype(it) segfaults) is refused before the model is used.

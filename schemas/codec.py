@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "INPUT_TOPICS",
     "MAGIC",
+    "MAX_ID_BYTES",
     "RECORDS",
     "TOPIC_RECORDS",
     "Codec",
@@ -72,6 +73,10 @@ DEFAULT_MAX_RECORD_BYTES = 1 << 20
 # Driftline records nest two levels deep (a record holding a map); the JSON parser recurses once per level
 # and raises RecursionError near 1000, so anything deeper is refused before it is parsed.
 DEFAULT_MAX_JSON_DEPTH = 32
+#: The longest event id (UTF-8 bytes) of a FeatureEvent, Label, Prediction or TrainingExample. An id is a Redis key
+#: while its label is awaited and is copied into every output; a 900 KB id was refused only by the broker
+#: ("message too large" on predictions), and its label could never join. A UUID is 36 bytes.
+MAX_ID_BYTES = 256
 NAMESPACE = "driftline"
 # Records where a JSON producer may leave ``ts`` out; the codec stamps the message's Kafka timestamp (else now).
 _TS_OPTIONAL_IN_JSON = frozenset({"FeatureEvent", "Label", "ControlCommand"})
@@ -95,6 +100,7 @@ class _Record:
         "encode_body",
         "finite",
         "fp",
+        "has_id",
         "header",
         "name",
         "parsed",
@@ -116,6 +122,7 @@ class _Record:
         self.encode_body = compile_encoder(raw)
         self.decode_body = compile_decoder(raw)
         self.bytes_fields = tuple(f["name"] for f in raw["fields"] if "bytes" in json.dumps(f["type"]))
+        self.has_id = any(f["name"] == "id" and f["type"] == "string" for f in raw["fields"])
         self.span_decoders: dict[str, Any] = {}
 
     def span_decoder(self, field: str) -> Any:
@@ -211,9 +218,28 @@ class Codec:
         """Return a normalized copy of ``value`` (defaults filled) or raise :class:`SchemaError`."""
         rec = self._record(record)
         try:
-            return rec.validate(value)
+            clean = rec.validate(value)
         except Invalid as exc:
             raise self._invalid(rec, topic, exc) from None
+        if rec.has_id:
+            self._check_id(rec, clean, topic)
+        return clean
+
+    def _check_id(self, rec: _Record, value: Mapping[str, Any], topic: str | None) -> None:
+        """Refuse an id over :data:`MAX_ID_BYTES` (a SchemaError: dead-lettered with this reason)."""
+        ident = value.get("id")
+        if type(ident) is str and len(ident) > MAX_ID_BYTES // 4:  # 4 UTF-8 bytes a character at most
+            size = len(ident.encode("utf-8", "surrogatepass"))
+            if size > MAX_ID_BYTES:
+                raise self._invalid(
+                    rec,
+                    topic,
+                    Invalid(
+                        f"id of {size} bytes is over the limit of {MAX_ID_BYTES} bytes (UTF-8); give each event "
+                        "a shorter unique id (a UUID, or a hash of the long one)",
+                        ".id",
+                    ),
+                )
 
     # -- encoding --------------------------------------------------------------------------------------
 
@@ -235,12 +261,16 @@ class Codec:
             except Exception:  # anything unexpected: take the validating path below for a clear error
                 pass
             else:
-                if len(buf) <= self.max_record_bytes:
+                if len(buf) <= self.max_record_bytes and (
+                    not rec.has_id or len(value["id"]) <= MAX_ID_BYTES // 4
+                ):
                     return bytes(buf)
         try:
             clean = rec.validate(value)
         except Invalid as exc:
             raise self._invalid(rec, topic, exc) from None
+        if rec.has_id:
+            self._check_id(rec, clean, topic)
         buf = bytearray(rec.header)
         try:
             rec.encode_body(clean, buf)
@@ -282,6 +312,8 @@ class Codec:
             clean = rec.validate(value)
         except Invalid as exc:
             raise self._invalid(rec, topic, exc) from None
+        if rec.has_id:
+            self._check_id(rec, clean, topic)
         data = json.dumps(_jsonable(rec, clean), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if len(data) > self.max_record_bytes:
             raise self._too_large(rec, topic, len(data))
@@ -376,6 +408,7 @@ class Codec:
         writer = self._writers.get(rec.fp)
         header = rec.header if writer is not None and writer[0] == rec.name and writer[2] is None else None
         body, limit = rec.decode_body, self.max_record_bytes
+        has_id, short_id = rec.has_id, MAX_ID_BYTES // 4  # a longer id may be over MAX_ID_BYTES: checked
         if keeping is not None:
             spanned, keep = keeping[0], keeping[1].append
         for i, data in enumerate(datas):
@@ -389,6 +422,16 @@ class Codec:
                             value, end, start, stop = spanned(data, HEADER_LEN)
                     except Exception:  # truncated, corrupt, invalid: the full path below names it
                         end = -1
+                    if end == size and has_id and len(value["id"]) > short_id:
+                        try:
+                            self._check_id(rec, value, topic)
+                        except SchemaError as exc:
+                            value, end = exc, -2
+                    if end == -2:
+                        append(value)
+                        if keeping is not None:
+                            keep(None)
+                        continue
                     if end == size:
                         append(value)
                         if keeping is not None:
@@ -409,6 +452,14 @@ class Codec:
 
     def _decode(
         self, rec: _Record, data: Buffer, topic: str | None, allow_json: bool, timestamp: int | None = None
+    ) -> dict:
+        value = self._decode_any(rec, data, topic, allow_json, timestamp)
+        if rec.has_id:
+            self._check_id(rec, value, topic)
+        return value
+
+    def _decode_any(
+        self, rec: _Record, data: Buffer, topic: str | None, allow_json: bool, timestamp: int | None
     ) -> dict:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise self._fail(rec, topic, f"expected bytes, got {type(data).__name__}")

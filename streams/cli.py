@@ -292,14 +292,31 @@ def interrupted(exc: BaseException) -> bool:
 _FIELD = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
 
 
+# The last part of a setting's name that holds a secret (kafka.sasl_password, model.signing_key, redis.url, ...).
+_SECRET_FIELD = re.compile(r"(?:^|[._])(?:\w*password|passwd|pwd|\w*secret|\w*token|\w*key|url)$")
+# A quoted value in an error about such a setting ("got 'hunter2'").
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# Environment variables whose values are secrets, masked wherever an error quotes them.
+_SECRET_ENV = re.compile(r"DRIFTLINE_\w*(?:PASSWORD|SECRET|TOKEN|SIGNING_KEY|OPERATOR_KEY)")
+
+
 def _masked_error(message: str) -> str:
     """``message`` through :func:`mask_secrets` (an error may carry a setting holding a password, such as a
     ``sasl_ssl://user:pw@`` bootstrap), except for the name of the field it starts with: "kafka.sasl_password:
-    set twice ..." is a message about that field, not the field's value."""
+    set twice ..." is a message about that field, not the field's value. But a value after that name is masked
+    (session 36: "kafka.sasl_password: 'hunter2' ..." kept it): a quoted value in an error about a secret
+    setting, and the value of any secret ``DRIFTLINE_*`` variable wherever the message quotes it."""
     field, sep, rest = message.partition(": ")
     if sep and _FIELD.fullmatch(field):
-        return field + sep + mask_secrets(rest)
-    return mask_secrets(message)
+        if _SECRET_FIELD.search(field):
+            rest = _QUOTED.sub("'***'", rest)
+        message = field + sep + mask_secrets(rest)
+    else:
+        message = mask_secrets(message)
+    for name, value in os.environ.items():
+        if len(value) >= 4 and value in message and _SECRET_ENV.fullmatch(name):
+            message = message.replace(value, "***")
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from learners.artifacts import build_release, sign
 from learners.specs import build_learner
 from tests.fault_helpers import make_events, publish, running_all
 from tests.pipeline_helpers import SIGNING_KEY, Pipeline
+from tests.test_safe_pickle_amplification import deque_copies, generator_ctor_copy
 
 pytestmark = [pytest.mark.kafka]
 
@@ -81,8 +82,12 @@ def unsigned_malicious(version: int, marker: Path) -> dict[str, Any]:
 
 def signed_malicious(version: int, marker: Path) -> dict[str, Any]:
     """A code-running pickle with a correct signature: what someone holding the signing key could publish."""
+    return signed_payload(version, malicious_payload(marker))
+
+
+def signed_payload(version: int, payload: bytes) -> dict[str, Any]:
+    """A release carrying ``payload`` with a correct signature."""
     record = release(version)
-    payload = malicious_payload(marker)
     header = dict(json.loads(record["header"]), sha256=hashlib.sha256(payload).hexdigest())
     header_json = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return dict(
@@ -126,6 +131,10 @@ CASES = [  # (case, expected reason label)
     ("replayed", "replay"),
     ("unsigned_pickle", "signature"),
     ("signed_pickle", "allow_list"),
+    # One list copied by 200 deques (4M items; the 576-byte payload of session 35 made 5,000 of 200,000), and
+    # numpy's __generator_ctor calling a pickled partial(copy.deepcopy) at load time.
+    ("signed_copies", "allow_list"),
+    ("signed_generator_ctor", "allow_list"),
 ]
 
 
@@ -146,6 +155,8 @@ def test_tampered_releases_are_refused_and_the_model_keeps_serving(
         "replayed": lambda: genuine[0],
         "unsigned_pickle": lambda: unsigned_malicious(5, markers["unsigned_pickle"]),
         "signed_pickle": lambda: signed_malicious(6, markers["signed_pickle"]),
+        "signed_copies": lambda: signed_payload(7, zlib.compress(deque_copies(20_000, 200))),
+        "signed_generator_ctor": lambda: signed_payload(8, zlib.compress(generator_ctor_copy(20_000))),
     }
     expected: dict[str, float] = {}
     for n, (case, reason) in enumerate(CASES, start=1):
@@ -169,6 +180,6 @@ def test_tampered_releases_are_refused_and_the_model_keeps_serving(
     _predictions_served_by(pipeline, "after", 2)
 
     # The follower is not wedged: a genuine newer release is still adopted.
-    _publish_release(pipeline, release(7))
-    pipeline.wait_until("v7 served", lambda: _served(pipeline) == 7)
+    _publish_release(pipeline, release(9))
+    pipeline.wait_until("v9 served", lambda: _served(pipeline) == 9)
     assert _rejected(pipeline) == len(CASES)

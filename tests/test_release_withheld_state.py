@@ -283,3 +283,37 @@ def test_a_refused_champion_is_still_remembered_and_a_checkpoint_does_not_carry_
     again = [e for e in _learn(restored, random.Random(1), 200, 60) if isinstance(e, Withheld)]
     assert again and again[0].fresh  # checked again once after a restart, then remembered
     assert not any(e.fresh for e in again[1:])
+
+
+def test_a_withheld_challenger_does_not_make_the_withheld_champion_a_fresh_refusal_again(
+    refuse: dict[str, bool],
+) -> None:
+    # One refusal record for the lifecycle: the challenger's withheld promotion replaced the champion's record, so
+    # the champion's next incremental release was checked in full again and counted as a new refusal (session 36).
+    rng = random.Random(1)
+    lc = _lifecycle()
+    assert isinstance(lc.initial_release(), Release)
+
+    def label(rotated: bool) -> list:
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        return lc.learn_one(x, int(x["a"] + (-2.0 if rotated else 0.5) * x["b"] > 0))
+
+    for _ in range(1500):
+        label(False)
+    refuse["now"] = True  # the concept rotates; every release is refused from now on
+    seen: list[Withheld] = []
+    for _ in range(3000):
+        events = label(True)
+        seen += [e for e in events if isinstance(e, Withheld)]
+        if any(e.reason == "challenger" for e in seen):
+            break
+    else:
+        raise AssertionError("no challenger promotion was decided (the test's drift did not start one)")
+    champion = [e for e in seen if e.reason == "incremental"]
+    assert champion and champion[0].fresh, "the champion's releases were not withheld before the challenger's"
+    assert [e.fresh for e in seen if e.reason == "challenger"] == [True]
+    after: list[Withheld] = []
+    for _ in range(200):  # fewer labels than WITHHELD_RECHECK since the champion's refusal
+        after += [e for e in label(True) if isinstance(e, Withheld) and e.reason == "incremental"]
+    assert after, "no incremental release was attempted after the challenger went"
+    assert not any(e.fresh for e in after), "the withheld champion was counted as a new refusal again"

@@ -326,6 +326,41 @@ def test_size_limit_both_ways() -> None:
         CODEC.encode("ModelRelease", release)
 
 
+@pytest.mark.parametrize("record", ["FeatureEvent", "Label", "Prediction", "TrainingExample"])
+def test_an_id_over_256_utf8_bytes_is_refused_every_way(record: str) -> None:
+    from schemas.codec import MAX_ID_BYTES
+    from tests.fault_helpers import SCHEMAS, avro_with
+
+    base = {
+        "FeatureEvent": {"ts": 1, "key": None, "features": {"x1": 1.0}},
+        "Label": {"ts": 1, "label": True},
+        "Prediction": {"ts": 1, "model": "m", "version": 1, "prediction": True, "proba": None},
+        "TrainingExample": {"model": "m", "features": {}, "label": True, "prediction": None, "version": 1,
+                            "event_ts": 1, "label_ts": 1},
+    }[record]  # fmt: skip
+    at_limit = dict(base, id="é" * (MAX_ID_BYTES // 2))  # 128 characters, 256 bytes: accepted
+    assert CODEC.decode(record, CODEC.encode(record, at_limit))["id"] == at_limit["id"]
+    over = dict(base, id="é" * (MAX_ID_BYTES // 2) + "x")  # 129 characters, 257 bytes
+    message = rf"{record}\.id: id of 257 bytes is over the limit of 256 bytes"
+    for encode in (CODEC.encode, CODEC.encode_json, CODEC.validate):
+        with pytest.raises(SchemaError, match=message):
+            encode(record, over)
+    foreign = avro_with(SCHEMAS / f"{record}.avsc", dict(CODEC.validate(record, at_limit), id=over["id"]))
+    with pytest.raises(SchemaError, match=message):
+        CODEC.decode(record, foreign)
+    # The batch decoders (the workers' path) give the error in the record's slot, and the good one beside it.
+    good = CODEC.encode(record, at_limit)
+    out = CODEC.decode_many(record, [foreign, good], topic=TOPIC)
+    assert isinstance(out[0], SchemaError) and "257 bytes" in str(out[0]) and out[1]["id"] == at_limit["id"]
+    if record == "FeatureEvent":
+        out, kept = CODEC.decode_many_keeping(record, [foreign, good], "features")
+        assert isinstance(out[0], SchemaError) and kept[0] is None and kept[1] is not None
+    if record in ("FeatureEvent", "Label"):  # JSON on the input topics
+        text = json.dumps(dict(base, id="x" * 900_000)).encode()
+        with pytest.raises(SchemaError, match="id of 900000 bytes is over the limit"):
+            CODEC.decode(record, text, allow_json=True)
+
+
 def test_decode_many_never_raises() -> None:
     good = CODEC.encode("Label", {"id": "a", "ts": 1, "label": 2.5})
     out = CODEC.decode_many(

@@ -42,6 +42,13 @@ PW = "Pw-9f3e1c"  # a password that must never be printed
         (f'{{"sasl_password": "{PW}"}}', '{"sasl_password": "***"}'),
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
         ("a plain line about keyboards", "a plain line about keyboards"),
+        # session 36: a password with a space was printed whole; a port before an "@" that is not the URL's
+        # was masked, and a password is still masked when a later word holds an "@"
+        (f"redis://:my {PW}@h:6379/0", "redis://:***@h:6379/0"),
+        (f"sasl_ssl://alice:a b {PW}@b1:9093 failed", "sasl_ssl://alice:***@b1:9093 failed"),
+        ("redis://host:6379/0,x@y", "redis://host:6379/0,x@y"),
+        ("redis://h:6379/0 for bob@example.com", "redis://h:6379/0 for bob@example.com"),
+        (f"redis://:{PW}@h1:1/0 and redis://:{PW}@h2:2/0", "redis://:***@h1:1/0 and redis://:***@h2:2/0"),
     ],
 )  # fmt: skip
 def test_mask_secrets_hides_every_form(text: str, shown: str) -> None:
@@ -195,6 +202,39 @@ def test_masking_a_cli_error_keeps_the_name_of_the_field_it_is_about(
     err = capsys.readouterr().err
     assert "error: kafka.sasl_password: set twice in the environment with different values" in err
     assert PW not in err
+
+
+def test_a_cli_error_naming_a_bootstrap_whose_password_holds_a_space_is_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOTSTRAP", f"sasl_ssl://alice:two {PW}@127.0.0.1:1")
+    assert main(["tail", "models", "-n", "1"]) == 1  # nothing listens on port 1
+    err = capsys.readouterr().err
+    assert "cannot reach Kafka at sasl_ssl://alice:***@127.0.0.1:1" in err and PW not in err, err
+
+
+def test_a_secret_value_after_its_field_name_in_a_cli_error_is_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.cli import _masked_error
+
+    for var in [v for v in os.environ if v.startswith("DRIFTLINE")]:
+        monkeypatch.delenv(var)
+    # a quoted value in an error about a secret setting
+    assert _masked_error(f"kafka.sasl_password: expected a string, got '{PW}'") == (
+        "kafka.sasl_password: expected a string, got '***'"
+    )
+    assert _masked_error("routing.default: got 'plain'") == "routing.default: got 'plain'"  # not a secret
+    # the value of a secret variable, wherever the message shows it, quoted or not
+    monkeypatch.setenv("DRIFTLINE__MODEL__SIGNING_KEY", PW)
+    assert _masked_error(f"model.signing_key: {PW} is too short") == "model.signing_key: *** is too short"
+    assert _masked_error(f"model.signing_key: set twice ({PW})") == "model.signing_key: set twice (***)"
+    # the field's name and the message about it stay
+    assert _masked_error("model.signing_key: set twice in the environment with different values") == (
+        "model.signing_key: set twice in the environment with different values"
+    )
 
 
 def test_tracebacks_are_masked_in_log_records_and_when_uncaught(capsys: pytest.CaptureFixture[str]) -> None:
