@@ -6,10 +6,9 @@ Used by ``driftline tail``, the demo's collector and the tests.
 
 from __future__ import annotations
 
-import heapq
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.consumer import Received, decode_message
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
@@ -78,52 +77,13 @@ def read_last(settings: Settings, codec: Codec, name: str, last_n: int) -> tuple
 
 
 def read_first(settings: Settings, codec: Codec, name: str, first_n: int) -> tuple[Consumer, list[Received]]:
-    """The first ``first_n`` records of a topic by timestamp (ties by partition and offset) and the consumer.
+    """The first ``first_n`` records of a topic (merged by timestamp) and the consumer.
 
-    Every partition is read to the high watermark recorded at the start, but only the first N by timestamp are
-    kept and only they are decoded. The first N of each partition by offset (session 35) were the first N by
-    time only while each partition's timestamps rose with its offsets, which producers with different clocks, or
-    one that sets its records' timestamps, do not promise (session 36)."""
+    Each partition is read only until it gave ``first_n`` records (or its end): the first N of the merge are
+    among those as long as each partition's timestamps rise with its offsets (a producer's own records do). It
+    read the whole topic to print three records."""
     consumer, ends = assign_tail(settings, name, None)
-    chosen = _first_by_time(consumer, name, ends, first_n)
-    return consumer, [decode_message(codec, name, msg, allow_json=True) for msg in chosen]
-
-
-def _first_by_time(consumer: Consumer, name: str, ends: dict[int, int], first_n: int) -> list[Message]:
-    """The ``first_n`` messages with the smallest (timestamp, partition, offset) up to ``ends``, in that order."""
-    if first_n <= 0:
-        return []
-    topic = consumer.assignment()[0].topic if ends else name
-    pending = dict(ends)
-    # A max-heap of the N smallest keys so far (negated): a later message replaces the largest if it is smaller.
-    heap: list[tuple[int, int, int, Message]] = []
-    last_progress = time.monotonic()
-    while pending:
-        msgs = consumer.consume(500, 0.2)
-        for msg in msgs:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise StackError(f"tail {name}: {err.str()}")
-                continue
-            partition, offset = msg.partition() or 0, msg.offset() or 0
-            key = (-msg.timestamp()[1], -partition, -offset, msg)
-            if len(heap) < first_n:
-                heapq.heappush(heap, key)
-            elif key[:3] > heap[0][:3]:
-                heapq.heapreplace(heap, key)
-            if partition in pending and offset >= pending[partition] - 1:
-                del pending[partition]
-        if msgs:
-            last_progress = time.monotonic()
-            continue
-        # Compaction or aborted transactions can leave the last offsets empty: trust the position then.
-        for tp in consumer.position([TopicPartition(topic, p) for p in list(pending)]):
-            if tp.offset >= pending.get(tp.partition, 0) or tp.error is not None:
-                pending.pop(tp.partition, None)
-        if time.monotonic() - last_progress > 5.0:
-            break
-    return [item[3] for item in sorted(heap, key=lambda item: item[:3], reverse=True)]
+    return consumer, read_until_end(consumer, codec, name, ends, limit=first_n)[:first_n]
 
 
 def _deepest(consumer: Consumer) -> int:

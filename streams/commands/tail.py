@@ -73,7 +73,7 @@ def _tail(args: argparse.Namespace) -> int:
     if args.from_beginning:
         # An explicit -n was silently ignored here (contract33): `tail T -n 3 --from-beginning` printed the whole
         # topic. As kcat's `-o beginning -c N` and kafka-console-consumer's `--max-messages`, it is the first N.
-        # The first N by timestamp across partitions: every partition is read, only those N are decoded.
+        # Only the first N of each partition are read (the whole topic was, to print N).
         if args.n is None:
             consumer, ends = assign_tail(settings, name, None)
             records = read_until_end(consumer, codec, name, ends)
