@@ -76,7 +76,7 @@ DEFAULT_MAX_JSON_DEPTH = 32
 #: The longest event id (UTF-8 bytes) of a FeatureEvent, Label, Prediction or TrainingExample. An id is a Redis key
 #: while its label is awaited and is copied into every output; a 900 KB id was refused only by the broker
 #: ("message too large" on predictions), and its label could never join. A UUID is 36 bytes.
-MAX_ID_BYTES = 256
+MAX_ID_BYTES = 1024
 NAMESPACE = "driftline"
 # Records where a JSON producer may leave ``ts`` out; the codec stamps the message's Kafka timestamp (else now).
 _TS_OPTIONAL_IN_JSON = frozenset({"FeatureEvent", "Label", "ControlCommand"})

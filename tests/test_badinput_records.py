@@ -66,16 +66,16 @@ def bad_features() -> list[tuple[str, bytes]]:
         ("invalid JSON", b'{"id": "bad-8", "ts": 1, "features": {'),
         ("empty message", b""),
         ("exceeds the limit", huge),
-        # An id over 256 bytes (sec35 F7: a 900 KB id was refused only by the broker, on predictions).
+        # An id over 1,024 bytes (sec35 F7: a 900 KB id was refused only by the broker, on predictions).
         (
-            "id of 900000 bytes is over the limit of 256 bytes",
+            "id of 900000 bytes is over the limit of 1024 bytes",
             avro_with(
                 SCHEMAS / "FeatureEvent.avsc", {"id": "x" * 900_000, "ts": 1, "key": None, "features": {}}
             ),
         ),
         (
-            "id of 300 bytes is over the limit",
-            b'{"id": "' + b"y" * 300 + b'", "ts": 1, "features": {"x1": 1.0}}',
+            "id of 1100 bytes is over the limit",
+            b'{"id": "' + b"y" * 1100 + b'", "ts": 1, "features": {"x1": 1.0}}',
         ),
     ]
 
@@ -86,14 +86,14 @@ def bad_labels() -> list[tuple[str, bytes]]:
         ("label", b'{"id": "e-00001", "ts": 1, "label": [true]}'),
         ("NaN is not allowed", b'{"id": "e-00002", "ts": 1, "label": NaN}'),
         ("id: required field is missing", b'{"ts": 1, "label": true}'),
-        # A label whose id is over 256 bytes could never join (no FeatureEvent has it); it waited in Redis.
+        # A label whose id is over 1,024 bytes could never join (no FeatureEvent has it); it waited in Redis.
         (
-            "id of 900000 bytes is over the limit of 256 bytes",
+            "id of 900000 bytes is over the limit of 1024 bytes",
             avro_with(SCHEMAS / "Label.avsc", {"id": "z" * 900_000, "ts": 1, "label": True}),
         ),
         (
-            "id of 400 bytes is over the limit",
-            ('{"id": "' + "é" * 200 + '", "ts": 1, "label": true}').encode(),
+            "id of 1200 bytes is over the limit",
+            ('{"id": "' + "é" * 600 + '", "ts": 1, "label": true}').encode(),
         ),
     ]
 

@@ -327,7 +327,7 @@ def test_size_limit_both_ways() -> None:
 
 
 @pytest.mark.parametrize("record", ["FeatureEvent", "Label", "Prediction", "TrainingExample"])
-def test_an_id_over_256_utf8_bytes_is_refused_every_way(record: str) -> None:
+def test_an_id_over_the_limit_of_utf8_bytes_is_refused_every_way(record: str) -> None:
     from schemas.codec import MAX_ID_BYTES
     from tests.fault_helpers import SCHEMAS, avro_with
 
@@ -338,10 +338,10 @@ def test_an_id_over_256_utf8_bytes_is_refused_every_way(record: str) -> None:
         "TrainingExample": {"model": "m", "features": {}, "label": True, "prediction": None, "version": 1,
                             "event_ts": 1, "label_ts": 1},
     }[record]  # fmt: skip
-    at_limit = dict(base, id="é" * (MAX_ID_BYTES // 2))  # 128 characters, 256 bytes: accepted
+    at_limit = dict(base, id="é" * (MAX_ID_BYTES // 2))  # 2 bytes a character: exactly the limit, accepted
     assert CODEC.decode(record, CODEC.encode(record, at_limit))["id"] == at_limit["id"]
-    over = dict(base, id="é" * (MAX_ID_BYTES // 2) + "x")  # 129 characters, 257 bytes
-    message = rf"{record}\.id: id of 257 bytes is over the limit of 256 bytes"
+    over = dict(base, id="é" * (MAX_ID_BYTES // 2) + "x")  # one byte over
+    message = rf"{record}\.id: id of {MAX_ID_BYTES + 1} bytes is over the limit of {MAX_ID_BYTES} bytes"
     for encode in (CODEC.encode, CODEC.encode_json, CODEC.validate):
         with pytest.raises(SchemaError, match=message):
             encode(record, over)
@@ -351,7 +351,11 @@ def test_an_id_over_256_utf8_bytes_is_refused_every_way(record: str) -> None:
     # The batch decoders (the workers' path) give the error in the record's slot, and the good one beside it.
     good = CODEC.encode(record, at_limit)
     out = CODEC.decode_many(record, [foreign, good], topic=TOPIC)
-    assert isinstance(out[0], SchemaError) and "257 bytes" in str(out[0]) and out[1]["id"] == at_limit["id"]
+    assert (
+        isinstance(out[0], SchemaError)
+        and f"{MAX_ID_BYTES + 1} bytes" in str(out[0])
+        and out[1]["id"] == at_limit["id"]
+    )
     if record == "FeatureEvent":
         out, kept = CODEC.decode_many_keeping(record, [foreign, good], "features")
         assert isinstance(out[0], SchemaError) and kept[0] is None and kept[1] is not None
