@@ -233,6 +233,23 @@ def test_produce_refuses_a_record_the_wire_format_refuses_before_sending_anythin
     assert "event big cannot be sent" in err and "exceeds the limit of 1048576 bytes" in err
 
 
+def test_a_long_id_is_named_by_its_start_and_size_in_produce_s_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An id over the codec's limit is refused before sending (exit 2); the error printed the whole id (a 900 KB
+    id printed 900 KB), now its first 60 characters and its length."""
+    from schemas.codec import MAX_ID_BYTES
+    from streams.cli import main
+
+    long_id = "q" * (MAX_ID_BYTES + 76)
+    path = _write(tmp_path, "long.jsonl", json.dumps({"id": long_id, "x": 1}))
+    args = ["--bootstrap", "127.0.0.1:1", "produce", "features", "--file", str(path), "--id-col", "id"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert long_id not in err and f"event {'q' * 60}... ({len(long_id):,} characters) cannot be sent" in err
+    assert f"over the limit of {MAX_ID_BYTES} bytes" in err
+
+
 def test_synthetic_drift_options_that_would_be_ignored_are_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

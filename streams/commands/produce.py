@@ -213,7 +213,7 @@ def _checked_rows(
         feats = dict(event.features)
         if key_col and key_col not in feats:
             raise ConfigError(
-                f"--key-col: no column {key_col!r} in event {event.id} (columns: {', '.join(feats)})"
+                f"--key-col: no column {key_col!r} in event {_shown(event.id)} (columns: {', '.join(feats)})"
             )
         key = feats.pop(key_col, None) if key_col else event.key
         ts = now if event.ts is None else event.ts  # sized as sent: the producer stamps the time now
@@ -232,14 +232,14 @@ def _checked_rows(
                 data = encode("Label", {"id": event.id, "ts": ts, "label": event.label}, topic="labels")
                 sizes.append(len(data) + len(event.id.encode()))
         except SchemaError as exc:
-            raise ConfigError(f"{args.file}: event {event.id} cannot be sent: {exc}") from None
+            raise ConfigError(f"{args.file}: event {_shown(event.id)} cannot be sent: {exc}") from None
         # --id-prefix lengthens the id in the value and (without an entity key) the Kafka key.
         if (
             max(sizes, default=0) + 2 * len((getattr(args, "id_prefix", None) or "").encode())
             > CLIENT_MESSAGE_MAX_BYTES
         ):
             raise ConfigError(
-                f"{args.file}: event {event.id} cannot be sent: a record of {max(sizes):,} bytes with its key "
+                f"{args.file}: event {_shown(event.id)} cannot be sent: a record of {max(sizes):,} bytes with its key "
                 f"is over the Kafka client's message.max.bytes ({CLIENT_MESSAGE_MAX_BYTES:,})"
             )
         rows += 1
@@ -248,6 +248,17 @@ def _checked_rows(
         why = "--limit 0" if args.limit == 0 else "the file is empty or has only a header row"
         raise ConfigError(f"{args.file}: no events to send ({why})")
     return rows
+
+
+def _shown(event_id: str, width: int = 60) -> str:
+    """An event id as an error names it: a long one (a 900 KB id was printed whole) cut to its start and its size.
+
+    >>> _shown("e-17")
+    'e-17'
+    >>> _shown("q" * 2000)
+    'qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq... (2,000 characters)'
+    """
+    return event_id if len(event_id) <= width else f"{event_id[:width]}... ({len(event_id):,} characters)"
 
 
 def _file_events(args: argparse.Namespace) -> Iterator[Event]:
