@@ -17,7 +17,9 @@ cut into segments of ``N`` events: each part's mean, and the guard tax paid ther
 right, over all answered events: the segments add up to the run's tax), the plain learner being the demo's (the
 built-in stream regenerated for ``--seed``; a run on ``--file`` has no plain column here).
 
-Read from the run's topics, so it needs the run's stack still up (``driftline demo --keep-stack``) and its prefix:
+Read from the run's topics, so it needs the run's stack still up (``driftline demo --keep-stack``) and its prefix;
+the plain learner is the configured one, so give the run's config file if it had one (``--config``, else
+``DRIFTLINE_CONFIG``): with the default, a run that served logistic regression is compared with the ``auto`` pool.
 
     python -m bench.demo_lag --prefix demo-20261206-113000-ab12. --segments 200
 """
@@ -163,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-delay", type=int, default=300, help="the run's --label-delay (default 300)")
     p.add_argument("--seed", type=int, default=7, help="the run's --seed (default 7)")
     p.add_argument("--segments", type=int, default=200, metavar="N", help="events per segment (default 200)")
+    p.add_argument(
+        "--config", metavar="FILE", help="the run's config file (its learner is the plain learner)"
+    )
     p.add_argument("--no-plain", action="store_true", help="no plain learner (a run on --file)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    settings = load_settings(overrides={"kafka.topic_prefix": args.prefix})
+    settings = load_settings(args.config, overrides={"kafka.topic_prefix": args.prefix})
     answered, cold_end, rows = split(settings)
     if not answered:
         raise SystemExit(f"no answered events under prefix {args.prefix!r} (is the run's stack up?)")
