@@ -67,6 +67,13 @@ def _records(settings: Settings, topic: str) -> list[tuple[dict[str, Any], int]]
     ]
 
 
+def _event_order(record: tuple[dict[str, Any], int]) -> tuple[int, int, str]:
+    """Event time, then numeric ids (the built-in stream's, a file's row numbers) in numeric order, others by text."""
+    value = record[0]
+    event_id = str(value["id"])
+    return int(value["event_ts"]), int(event_id) if event_id.isdigit() else 1 << 62, event_id
+
+
 def _release_index(value: dict[str, Any]) -> int:
     try:
         decision = json.loads(value.get("decision") or "null") or {}
@@ -89,10 +96,11 @@ def split(settings: Settings) -> tuple[list[Answered], int | None, list[dict[str
 def lag_parts(
     models: Records, training_records: Records, predictions: Records
 ) -> tuple[list[Answered], int | None, list[dict[str, Any]]]:
-    """The answered events of a run (in event order: ``id`` is the event's position, as in the built-in stream),
-    the last event answered by the untrained v1, and the training rows (for the plain learner)."""
+    """The answered events of a run (``k``: the event's position, by event time, then id), the last event
+    answered by the untrained v1, and the training rows with ``id`` set to ``k`` (for the plain learner, which
+    regenerates the built-in stream, whose ids are positions)."""
     releases = sorted((int(v["version"]), _release_index(v), int(v["created_at"])) for v, _ in models)
-    training = sorted(training_records, key=lambda r: int(r[0]["id"]))
+    training = sorted(training_records, key=_event_order)
     scored_at = {v["id"]: int(v.get("scored_at") or ts) for v, ts in predictions}
     labelled = sorted(int(v["label_ts"]) for v, _ in training)
     joined = sorted(ts for _, ts in training)

@@ -59,3 +59,13 @@ def test_the_segments_taxes_add_up_to_the_runs() -> None:
     assert [s["from"] for s in out["segments"]] == [0, 4, 8]
     assert round(sum(s["tax_pts"] for s in out["segments"]), 2) == out["guard_tax_pts"]
     assert out["trainer"]["p50"] == 50.0 and out["total"]["mean"] == 352.0
+
+
+def test_events_of_a_file_with_text_ids_are_ordered_by_event_time() -> None:
+    models = [_release(1, 0, 0), _release(2, 1, 10)]
+    training = [_example(k, 2, True, 10 * k + 20, 10 * k + 22) for k in range(3)]
+    for (value, _), name in zip(training, ("c", "a", "b"), strict=True):
+        value["id"] = f"evt-{name}"
+    answered, _, rows = lag_parts(models, list(reversed(training)), [])
+    assert [a.k for a in answered] == [0, 1, 2]
+    assert [r["id"] for r in rows] == ["0", "1", "2"]
