@@ -224,6 +224,30 @@ def test_cli_show_filters_by_kind_and_model(
     assert len(out) == 2 and all("release" in line for line in out)
 
 
+def test_cli_show_json_gives_an_auditor_what_it_needs_to_check_the_chain(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings
+) -> None:
+    """Outside, session 36: the README says each entry carries `prev`, `hash` and `sig`, but `audit show --json`
+    printed neither `prev` nor `sig`: an auditor reading the trail through the CLI could not re-link it or check a
+    signature. Checked here as the README describes the chain, without driftline's helpers."""
+    import hashlib
+    import hmac
+
+    fill(cfg, 4)
+    assert run_cli(monkeypatch, cfg, "show", "--json") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seq"] for r in rows] == [0, 1, 2, 3]
+    prev = "0" * 64
+    for r in rows:
+        signed = {k: r[k] for k in ("seq", "ts", "kind", "model", "record", "prev", "sig_key_id")}
+        text = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert r["prev"] == prev and hashlib.sha256(text.encode()).hexdigest() == r["hash"]
+        assert hmac.compare_digest(
+            r["sig"], hmac.new(KEY.encode(), r["hash"].encode(), hashlib.sha256).hexdigest()
+        )
+        prev = r["hash"]
+
+
 def test_unchained_lines_are_insertions_not_a_reason_to_move_the_trail(cfg: Settings) -> None:
     fill(cfg, 2)
     path, _ = audit_paths(cfg, "default")

@@ -121,7 +121,10 @@ def _show(args: argparse.Namespace) -> int:
         if args.json:
             print(
                 json.dumps(
-                    {k: e.get(k) for k in ("seq", "ts", "kind", "model", "record", "sig_key_id", "hash")}
+                    {
+                        k: e.get(k)
+                        for k in ("seq", "ts", "kind", "model", "record", "prev", "sig_key_id", "hash", "sig")
+                    }
                 )
             )
         else:
