@@ -197,6 +197,10 @@ class FairnessEvidence:
         self.candidate.add(segment, y, cand)
         self.baseline.add(segment, y, base)
 
+    def compared(self, min_n: int = MIN_N) -> int:
+        """Segments the baseline answered at least ``min_n`` examples of: the check measures gaps from 2."""
+        return sum(1 for r in self.baseline.rates().values() if r.get("n", 0) >= min_n)
+
 
 def fairness_evidence(paired: Any) -> FairnessEvidence:
     """The :class:`FairnessEvidence` riding on a guard ``PairedEvidence`` (created on first use, so evidence
@@ -227,7 +231,7 @@ def fairness_check(
         monitor.positive, monitor.min_n = positive, min_n
     cand, base = evidence.candidate.gaps(), evidence.baseline.gaps()
     out: dict[str, float] = {}
-    compared = sum(1 for r in evidence.baseline.rates().values() if r.get("n", 0) >= min_n)
+    compared = evidence.compared(min_n)
     out["fairness.baseline_segments"] = float(compared)
     if compared < 2:
         # The baseline answered too few examples per segment (an untrained first model answers nothing): there

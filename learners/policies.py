@@ -359,7 +359,13 @@ class IncrementalPolicy:
         guard = self.guard
         if self.recovery_left and guard.recovery_margin > guard.non_inferiority_margin:
             guard = dataclasses.replace(guard, non_inferiority_margin=guard.recovery_margin)
+        fairness = self.evidence.__dict__.get("fairness")
         self.evidence = PairedEvidence(self.task, guard, wide=True)
+        if fairness is not None and fairness.compared() < 2:
+            # Too few pairs per segment to measure a gap (30 each: a release every 25 labels never had them, and
+            # the fairness check passed half the promotions unmeasured, outside36): they carry into the next
+            # judgement until it can measure, so a widening released unmeasured is seen by the next one.
+            self.evidence.__dict__["fairness"] = fairness
         self._next_check = 0
         self._shown = self.carried = False
 

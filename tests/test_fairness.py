@@ -173,3 +173,32 @@ def test_a_gap_over_the_bound_is_refused_only_when_wider_than_the_baselines() ->
     assert isinstance(wider, str) and wider.startswith("demographic_parity gap 0.200 -> 0.300")
     within, _ = fairness_check(gap_evidence(0.95, 1.0), 0.1)  # 0.0 -> 0.05: wider, but within the bound
     assert within is True
+
+
+def test_pairs_too_few_to_measure_a_gap_carry_into_the_next_judgement() -> None:
+    """outside36: at the default cadence an incremental candidate is judged on ~50 pairs, ~25 per segment, under
+    the 30 a segment needs, so the fairness check passed half the promotions without measuring anything. The
+    policy's evidence now keeps its fairness pairs across a release until they can measure; then it starts over."""
+    from learners.policies import IncrementalPolicy
+
+    guard = dataclasses.replace(GuardConfig(), fairness_max_gap=0.1)
+    policy = IncrementalPolicy("classification", guard)
+
+    def feed(n: int) -> None:
+        for i in range(n):
+            y = i % 2
+            policy.observe(y, y, y, "ab"[(i // 2) % 2])  # both segments, both labels, in turn
+
+    feed(50)
+    carried = policy.evidence.__dict__["fairness"]
+    assert carried.compared() == 0  # 25 per segment
+    policy.released(1000)
+    assert (
+        policy.evidence.n == 0 and policy.evidence.__dict__["fairness"] is carried
+    )  # kept: not yet measured
+    feed(20)
+    assert carried.compared() == 2  # 35 per segment
+    _, evidence = fairness_check(policy.evidence.__dict__["fairness"], 0.1)
+    assert evidence["fairness.baseline_segments"] == 2.0
+    policy.released(1000)
+    assert "fairness" not in policy.evidence.__dict__  # measured: the next judgement starts over
