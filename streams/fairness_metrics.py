@@ -27,6 +27,7 @@ class ServedFairness:
         self.monitor = FairnessMonitor(settings.model.task, window=window)
         self._next = 0.0
         self._published: dict[str, set[str]] = {}  # segment -> the rate names set for it
+        self._gaps: set[str] = set()  # the gap names set
 
     def add(self, example: Mapping[str, Any]) -> None:
         features = example.get("features") or {}
@@ -51,6 +52,14 @@ class ServedFairness:
                     rate.labels(model=self.model, segment=segment, rate=name).set(value)
                     names.add(name)
         gaps = self.monitor.gaps()
+        if sum(1 for r in rates.values() if r.get("n", 0) >= self.monitor.min_n) < 2:
+            # Fewer than two segments with enough examples: no gap is measured. Its series is left out, not set
+            # to 0.0, which a dashboard cannot tell from "no gap" (outside36).
+            for name in self._gaps:
+                gap.remove(self.model, name)
+            self._gaps.clear()
+            return {"rates": rates, "gaps": {}}
         for name, value in gaps.items():
             gap.labels(model=self.model, gap=name).set(value)
+            self._gaps.add(name)
         return {"rates": rates, "gaps": gaps}

@@ -197,8 +197,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "The served model's outcome rate per segment of model.segment_feature, over its last labelled "
               "examples: positive_rate, tpr, fpr, accuracy (mae for regression), and n.", "fairness_rate"),
     MetricDoc("driftline_fairness_gap", "gauge", ("model", "gap"),
-              "Max minus min of a rate across segments with enough examples: demographic_parity, "
-              "equalized_odds, accuracy (mae for regression).", "fairness_gap"),
+              "Max minus min of a rate across segments with enough examples (30): demographic_parity, "
+              "equalized_odds, accuracy (mae for regression); absent until two segments have them.",
+              "fairness_gap"),
     MetricDoc("driftline_worker_up", "gauge", ("role",),
               "1 while a worker role runs in this process, 0 once it stopped.", "worker_up"),
     MetricDoc("driftline_build_info", "gauge", ("version",),

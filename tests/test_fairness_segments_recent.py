@@ -113,3 +113,28 @@ def test_the_served_metrics_follow_the_tracked_segments_and_stay_bounded() -> No
     }
     assert "north" in segments and "junk0" not in segments and OTHER in segments
     assert len(segments) == MAX_SEGMENTS + 1
+
+
+def test_a_gap_not_measured_is_left_out_of_the_metrics_not_reported_as_zero() -> None:
+    """outside36: ``driftline_fairness_gap`` read 0.0 while fewer than two segments had 30 examples, which a
+    dashboard cannot tell from "no gap". The series appear once two segments can be compared."""
+    settings = load_settings(environ={}, overrides={"model.segment_feature": "region"})
+    registry = CollectorRegistry()
+    served = ServedFairness(settings, build_metrics(registry))
+
+    def gap_series() -> dict[str, float]:
+        return {
+            s.labels["gap"]: s.value
+            for metric in registry.collect()
+            if metric.name == "driftline_fairness_gap"
+            for s in metric.samples
+        }
+
+    for i in range(10):
+        served.add({"features": {"region": "north"}, "label": i % 2, "prediction": 1})
+    assert served.publish()["gaps"] == {} and gap_series() == {}  # one segment of 10: nothing measured
+    for i in range(40):
+        served.add({"features": {"region": "north"}, "label": i % 2, "prediction": 1})
+        served.add({"features": {"region": "south"}, "label": i % 2, "prediction": i % 2})
+    published = served.publish()["gaps"]
+    assert published["accuracy"] > 0.3 and gap_series()["accuracy"] == published["accuracy"]
