@@ -121,7 +121,10 @@ def validate_control(command: str, args: dict[str, str], guard: GuardConfig, dri
             try:
                 version = int(args["version"])
             except ValueError:
-                raise ConfigError(f"promote: version must be an integer, got {args['version']!r}") from None
+                raise ConfigError(
+                    f"promote: version must be an integer (a version from `models list`) or one of "
+                    f"{', '.join(_CANDIDATES)}, got {args['version']!r}"
+                ) from None
             if not 1 <= version < 2**63:
                 raise ConfigError(f"promote: version must be between 1 and 2^63-1, got {version}")
     if command == "pause_learning" and "discard" in args and args["discard"].lower() not in _BOOLS:

@@ -59,6 +59,8 @@ def test_without_any_key_nothing_is_signed() -> None:
         ("set", {}, "nothing to set"),
         ("explode", {}, "explode"),
         ("promote", {"version": "x"}, "version"),
+        # outside36: "must be an integer" alone did not say the other accepted words
+        ("promote", {"version": "abc"}, "or one of held, challenger, champion, got 'abc'"),
         ("promote", {"version": str(2**63)}, "version"),
         ("promote", {"candidate": "mine"}, "candidate"),
         ("rollback", {"to": "3"}, "'to'"),
