@@ -137,8 +137,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Control commands the trainer refused before applying them: unsigned, signature, stale, replay.",
               "control_refused"),
     MetricDoc("driftline_input_warnings_total", "counter", ("model", "kind"),
-              "Labelled examples whose input changed silently: feature_type (a feature's value type changed), "
-              "new_class (a label class the model has never seen); each also published on the drift topic.",
+              "Silent input changes in labelled examples, one per change (not per example): feature_type (a "
+              "feature's value type changed from the one it had), new_class (a label class the model has never "
+              "seen); each also published on the drift topic.",
               "input_warnings"),
     MetricDoc("driftline_drift_alarms_total", "counter", ("model", "detector", "signal"),
               "Drift events published, per detector (adwin, page_hinkley, schema) and signal (error, loss, "
