@@ -31,6 +31,10 @@ CHECK_EVERY = 25
 COLD_START = 128
 COLD_GROWTH = 1.25
 FIRST_RELEASE = 50  # labels before the first release of an untrained served model outside the cold start
+# With a fairness bound set (``guard.fairness_max_gap``), an incremental release past its floor waits for pairs
+# enough to measure a gap (30 in each of two segments; at the default floor of 25 labels a candidate had ~25 per
+# segment and passed unmeasured, outside36), for at most FAIRNESS_WAIT times the floor (a rare second segment).
+FAIRNESS_WAIT = 4
 # Incremental pairs between reference-set checks of a champion not yet shown non-inferior.
 REFERENCE_EVERY = 200
 # Log-wealth kept above the threshold when the non-inferiority evidence is carried over a release: log 2, so one
@@ -393,7 +397,17 @@ class IncrementalPolicy:
         ):
             # The floor of carried releases (with QUIET_LABELS on, only after a drift alarm: the class's docstring).
             due = max(due, self.guard.carry_release_every)
-        return (self.since_release < due and not self._cold()) or self.evidence.n < self._next_check
+        if (self.since_release < due and not self._cold()) or self.evidence.n < self._next_check:
+            return True
+        return self._unmeasured(due, served_learned)
+
+    def _unmeasured(self, due: int, served_learned: bool) -> bool:
+        """Waiting for the pairs a fairness bound needs (:data:`FAIRNESS_WAIT`): not for an untrained served
+        model (it answers nothing to measure against) nor in the cold start."""
+        if self.guard.fairness_max_gap is None or not served_learned or self._cold():
+            return False
+        fairness = self.evidence.__dict__.get("fairness")
+        return fairness is not None and self.since_release < FAIRNESS_WAIT * due and fairness.compared() < 2
 
     def decide(
         self,

@@ -202,3 +202,26 @@ def test_pairs_too_few_to_measure_a_gap_carry_into_the_next_judgement() -> None:
     assert evidence["fairness.baseline_segments"] == 2.0
     policy.released(1000)
     assert "fairness" not in policy.evidence.__dict__  # measured: the next judgement starts over
+
+
+def test_with_a_fairness_bound_a_release_waits_for_pairs_enough_to_measure_a_gap() -> None:
+    """outside36: at the default floor (25 labels) an incremental candidate had ~25 pairs per segment and passed
+    the fairness check unmeasured. With a bound set, a release past its floor waits until two segments have 30
+    pairs, for at most FAIRNESS_WAIT floors (a rare second segment); nothing changes without a bound."""
+    from learners.policies import FAIRNESS_WAIT, IncrementalPolicy
+
+    def policy(bound: float | None, segments: str, labels: int) -> IncrementalPolicy:
+        p = IncrementalPolicy("classification", dataclasses.replace(GuardConfig(), fairness_max_gap=bound))
+        p.served_n = 10_000  # an old served model: no cold start, no young phase
+        for i in range(labels):
+            y = i % 2
+            p.observe(y, y, y, segments[(i // 2) % len(segments)])
+            p.since_release += 1  # as the lifecycle counts each label learned
+        return p
+
+    assert not policy(None, "ab", 30).waiting(25, served_learned=True)  # no bound: the floor alone
+    assert policy(0.1, "ab", 30).waiting(25, served_learned=True)  # 15 per segment: waits
+    assert not policy(0.1, "ab", 62).waiting(25, served_learned=True)  # 31 per segment: measured, due
+    assert not policy(0.1, "ab", 30).waiting(25, served_learned=False)  # an untrained served model: no wait
+    assert policy(0.1, "a", 25 * FAIRNESS_WAIT - 1).waiting(25, served_learned=True)  # one segment only...
+    assert not policy(0.1, "a", 25 * FAIRNESS_WAIT).waiting(25, served_learned=True)  # ...waits at most this
