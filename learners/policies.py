@@ -507,7 +507,7 @@ class ChallengerPolicy:
             lineage = self.lineage if decision.outcome == "promote" else None
             self.drop()
             return decision, lineage
-        if not ev.better.rejects(guard.alpha) or ev.n < self._next_check:
+        if not ev.better.rejects(guard.alpha) or ev.n < self._next_check or self._unmeasured():
             return None, None
         decision = judge("challenger", ev, self.lineage.model, champion, index)
         if decision.outcome == "promote":
@@ -516,6 +516,14 @@ class ChallengerPolicy:
             return decision, lineage
         self._next_check = ev.n + CHECK_EVERY
         return decision, None
+
+    def _unmeasured(self) -> bool:
+        """With a fairness bound set, a challenger shown better waits for the pairs the check needs (30 in each of
+        two segments), for at most :data:`FAIRNESS_WAIT` times ``guard.min_examples`` pairs (a rare segment)."""
+        if self.guard.fairness_max_gap is None or self.evidence.n >= FAIRNESS_WAIT * self.guard.min_examples:
+            return False
+        fairness = self.evidence.__dict__.get("fairness")
+        return fairness is not None and fairness.compared() < 2
 
 
 class ProbationPolicy:

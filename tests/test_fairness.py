@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import math
+from typing import Any
 
 import pytest
 
@@ -225,3 +226,35 @@ def test_with_a_fairness_bound_a_release_waits_for_pairs_enough_to_measure_a_gap
     assert not policy(0.1, "ab", 30).waiting(25, served_learned=False)  # an untrained served model: no wait
     assert policy(0.1, "a", 25 * FAIRNESS_WAIT - 1).waiting(25, served_learned=True)  # one segment only...
     assert not policy(0.1, "a", 25 * FAIRNESS_WAIT).waiting(25, served_learned=True)  # ...waits at most this
+
+
+def test_with_a_fairness_bound_a_challenger_shown_better_waits_for_pairs_enough_to_measure() -> None:
+    """The challenger's path as the incremental one's: shown better on pairs too few per segment to measure a gap,
+    it waits (at most FAIRNESS_WAIT times ``guard.min_examples`` pairs), then is judged with the gap measured."""
+    import types
+
+    from learners.policies import FAIRNESS_WAIT, ChallengerPolicy
+
+    def shown_better(bound: float | None, pairs: int, segments: str) -> tuple[ChallengerPolicy, list[Any]]:
+        p = ChallengerPolicy("classification", dataclasses.replace(GuardConfig(), fairness_max_gap=bound))
+        p.lineage = types.SimpleNamespace(model="challenger")  # type: ignore[assignment]
+        for i in range(pairs):
+            y = i % 2
+            p.evidence.add(
+                y, y, 1 - y if i % 3 else y, segments[(i // 2) % len(segments)]
+            )  # right vs 2/3 wrong
+        judged: list[Any] = []
+
+        def judge(kind: str, ev: Any, *args: Any) -> Any:
+            judged.append(fairness_check(ev.__dict__.get("fairness"), bound)[1])
+            return types.SimpleNamespace(outcome="promote")
+
+        p.decide(pairs, "champion", judge)  # type: ignore[arg-type]
+        return p, judged
+
+    assert shown_better(None, 50, "ab")[1]  # no bound: judged at min_examples
+    assert not shown_better(0.1, 50, "ab")[1]  # 25 per segment: waits
+    judged = shown_better(0.1, 62, "ab")[1]
+    assert judged and judged[0]["fairness.baseline_segments"] == 2.0  # measured, then judged
+    assert not shown_better(0.1, 50 * FAIRNESS_WAIT - 1, "a")[1]  # one segment: waits...
+    assert shown_better(0.1, 50 * FAIRNESS_WAIT, "a")[1]  # ...at most this long
