@@ -249,3 +249,27 @@ def test_tracebacks_are_masked_in_log_records_and_when_uncaught(capsys: pytest.C
     mask_excepthook(*exc_info)
     err = capsys.readouterr().err
     assert "redis://:***@h:6379/0" in err and PW not in err
+
+
+@pytest.mark.parametrize(
+    "hostile", ["a://b:" * 50_000, "a." * 150_000 + " password", "x://" + "u:" * 100_000 + "@h"]
+)
+def test_a_hostile_line_is_masked_in_linear_time_not_hung(hostile: str) -> None:
+    """Every log line passes through mask_secrets. Its URL pattern scanned from each "x://" or word start to the end
+    of the line: 300 KB of "a://b:" took 86 s to mask (a worker logging such a line stalls). The scheme and the
+    password are bounded now. Not a timing assertion: a liveness guard 30x over the slowest input's ~1 s here."""
+    import signal
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("mask_secrets did not finish within 30 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        masked = mask_secrets(hostile)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(masked) <= len(hostile)
+    # What it is for still works beside such a line.
+    assert "hunter2" not in mask_secrets(hostile[:1000] + " redis://:hunter2@h:6379/0")
