@@ -243,8 +243,11 @@ def _show(args: argparse.Namespace) -> int:
         )
     shown = {k: v for k, v in info["metrics"].items() if not k.startswith(("guard.", "segment."))}
     print("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
-    if info["decision"]:
-        print(f"decision   {info['decision']}")
+    decision = info["decision"]
+    if decision.get("outcome"):
+        print(f"decision   {json.dumps(decision, sort_keys=True)}")
+    elif decision.get("text"):  # an older release's decision in plain words
+        print(f"decision   {decision['text']}")
     return 0
 
 

@@ -112,8 +112,10 @@ def render(status: dict[str, Any]) -> str:
                 f"    last release v{rel['version']} ({rel['reason']}) {_when(rel['created_at'])}{acc}"
             )
             d = rel["decision"]
-            if d:
-                lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+            if d.get("outcome"):
+                lines.append(f"    guard: {d['outcome']} ({d.get('reason')}) {str(d.get('text') or '')[:90]}")
+            elif d.get("text"):  # an older release's decision in plain words
+                lines.append(f"    decision: {str(d['text'])[:90]}")
         if live and live.get("damaged"):
             lines.append(
                 f"    the trainer's status in Redis is DAMAGED (fields {', '.join(live['damaged'])} are not what the "
