@@ -49,6 +49,12 @@ PW = "Pw-9f3e1c"  # a password that must never be printed
         ("redis://host:6379/0,x@y", "redis://host:6379/0,x@y"),
         ("redis://h:6379/0 for bob@example.com", "redis://h:6379/0 for bob@example.com"),
         (f"redis://:{PW}@h1:1/0 and redis://:{PW}@h2:2/0", "redis://:***@h1:1/0 and redis://:***@h2:2/0"),
+        # session 37: a password of digits, a path and a separator was taken for a port and shown. A port needs a
+        # host before it, and an "@" followed by host:port ends a URL's userinfo (an e-mail address has no port).
+        ("redis://:12345/Pw 9f3e@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://:6379/0,Pw9f3e@h", "redis://:***@h"),
+        ("redis://default:12345/Pw 9f3e@redis.internal:6379/0", "redis://default:***@redis.internal:6379/0"),
+        ("sasl_ssl://alice:42;Pw9f3e@b1:9093,b2:9093", "sasl_ssl://alice:***@b1:9093,b2:9093"),
     ],
 )  # fmt: skip
 def test_mask_secrets_hides_every_form(text: str, shown: str) -> None:
@@ -252,7 +258,15 @@ def test_tracebacks_are_masked_in_log_records_and_when_uncaught(capsys: pytest.C
 
 
 @pytest.mark.parametrize(
-    "hostile", ["a://b:" * 50_000, "a." * 150_000 + " password", "x://" + "u:" * 100_000 + "@h"]
+    "hostile",
+    [
+        "a://b:" * 50_000,
+        "a." * 150_000 + " password",
+        "x://" + "u:" * 100_000 + "@h",
+        "a://h:1/ x@" * 27_000
+        + "h:1",  # every "@" tried as the end of a userinfo, a host:port looked for after it
+        "redis://:1/ x@" + "h" * 300_000 + ":1",
+    ],
 )
 def test_a_hostile_line_is_masked_in_linear_time_not_hung(hostile: str) -> None:
     """Every log line passes through mask_secrets. Its URL pattern scanned from each "x://" or word start to the end
