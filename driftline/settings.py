@@ -581,6 +581,10 @@ _URL_PASSWORD = re.compile(
 # ... unless what follows the ":" is a port (and a path) that a separator ends before that "@": in
 # "redis://host:6379/0,x@y" or "redis://h:6379/0 for bob@example.com" the "@" is not the URL's (session 36).
 _PORT_THEN_TEXT = re.compile(r"\d{1,5}(?:[/?#][^\s,;@]*)?[\s,;)\]]")
+# A port needs a host before it, and an "@" followed by a host *and a port* ends a URL's userinfo, not an e-mail
+# address: "redis://:12345/x y@h" and "redis://u:12345/x y@h:6379/0" carry a password that starts with digits
+# (until session 37 both were shown whole, taken for a port). Bounded (a host name is at most 253 characters).
+_AUTHORITY = re.compile(r"[A-Za-z0-9._~%!$&'*+=\[\]-]{1,253}:\d{1,5}(?=[/?#\s,;)\]]|$)")
 # ... secret-named query parameters (?password=, &sasl.password=, &token=) and key=value settings in text
 # (sasl.password=..., ssl_key_password: ...), as librdkafka or redis-py may echo them in an error.
 _SECRET_NAME = r"[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[a-z0-9_.-]*"
@@ -604,7 +608,8 @@ def mask_secrets(text: str) -> str:
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:
-    if _PORT_THEN_TEXT.match(match["pw"]):
+    host = match["head"].partition("://")[2]
+    if host and _PORT_THEN_TEXT.match(match["pw"]) and not _AUTHORITY.match(match.string, match.end()):
         return match[0]
     return match["head"] + ":***@"
 

@@ -65,7 +65,6 @@ from typing import Any
 
 from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
 from learners.pickle_allow import ALLOWED, BOUNDED, scan
-from learners.pickle_allow import scan as _scan
 
 __all__ = [
     "FORMAT",
@@ -593,14 +592,14 @@ def check_loadable(
             )
     unpickled = len(raw) > unpickle_above
     if unpickled:
-        _load_raw(raw, MAX_PICKLE_OBJECTS, scan=scan)
+        _load_raw(raw, MAX_PICKLE_OBJECTS, scan_arguments=scan)
     learned = getattr(model, "learned_mark", None)
     if learned is not None:
         made(model, raw, learned(), payload)
     return len(raw), unpickled
 
 
-def _load_raw(raw: bytes, max_objects: int, *, scan: bool = True) -> object:
+def _load_raw(raw: bytes, max_objects: int, *, scan_arguments: bool = True) -> object:
     _check_frames(raw)
     # An extension code (EXT1/2/4) is looked up in copyreg's cache before find_class: an object that some earlier
     # plain unpickling resolved for a registered code would come back unchecked. Emptied, every code goes
@@ -609,9 +608,9 @@ def _load_raw(raw: bytes, max_objects: int, *, scan: bool = True) -> object:
     copyreg.clear_extension_cache()
     try:
         unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw)
-        unpickler._scanned = not scan
-        if scan and len(raw) > SCAN_ABOVE:
-            _scan(raw)
+        unpickler._scanned = not scan_arguments
+        if scan_arguments and len(raw) > SCAN_ABOVE:
+            scan(raw)
             unpickler._scanned = True
         model = unpickler.load()
         # A dtype kept as such (an estimator's attribute) got its BUILD state after it was made: one whose state

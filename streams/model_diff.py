@@ -7,7 +7,6 @@ before its signature checks out: a release that fails verification stops the dif
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from driftline.util import version_ranges
 from learners.artifacts import ArtifactHeader, ArtifactStore, load_release
 from learners.explain import weight_changes
 from schemas.codec import Codec
+from streams.decisions import decision_object
 from streams.releases import read_checked_releases
 
 
@@ -72,10 +72,6 @@ def diff_releases(
 
 
 def _side(h: ArtifactHeader) -> dict[str, Any]:
-    try:
-        decision: Any = json.loads(h.decision) if h.decision else None
-    except ValueError:
-        decision = h.decision
     return {
         "version": h.version,
         "parent": h.parent,
@@ -83,7 +79,7 @@ def _side(h: ArtifactHeader) -> dict[str, Any]:
         "created_at": h.created_at,
         "n_learned": h.n_learned,
         "data_range": dict(h.data_range),
-        "decision": decision,
+        "decision": decision_object(h.decision),
         "sha256": h.sha256,
     }
 

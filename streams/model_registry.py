@@ -20,6 +20,7 @@ from driftline.errors import DriftlineError
 from driftline.settings import Settings
 from learners.registry import ModelRegistry
 from streams.control import new_command
+from streams.decisions import decision_object
 from streams.join import owners_key, trainer_group
 from streams.releases import CheckedReleases, read_checked_releases
 
@@ -80,7 +81,7 @@ def unverified_row(
         "parent": release.get("parent"),
         "created_at": release.get("created_at"),
         "reason": release.get("reason"),
-        "decision": release.get("decision") or "",
+        "decision": decision_object(release.get("decision")),
         "current": False,
         "verified": False,
         "rejected": reason,
@@ -93,6 +94,7 @@ def unverified_row(
 
 def describe(releases: Releases, version: int | None) -> dict[str, Any]:
     info = releases.registry.describe(version)
+    info["decision"] = decision_object(info.get("decision"))
     info["verified"] = True if releases.checked else None
     return info
 

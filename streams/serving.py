@@ -8,7 +8,8 @@ this report instead of assuming that the newest verified release is the one serv
 One Redis hash per model, ``<key_prefix>:<topic_prefix><model>:scorers``, one field per scorer process
 (``host-pid``): JSON ``{"at": ms, "served": version or null, "refused": [{"version", "reason", "message", "at"}]}``.
 Bounded: each scorer keeps its newest :data:`REFUSALS_KEPT` refusals; every write drops the fields of scorers
-silent for :data:`STALE_S` (they stopped), and the whole key expires :data:`STALE_S` after the last write. A field's
+silent for :data:`STALE_S` (they stopped), and the whole key expires :data:`STALE_S` after the last write; the
+readers stop counting a scorer as serving once its report is :data:`OVERDUE_S` old (three heartbeats). A field's
 ``at`` and every staleness cut are by the Redis server's clock (``TIME``), never a host's: scorers on hosts whose
 clocks differ by more than the window deleted each other's reports. Each scorer writes from a thread of its own
 (:meth:`ServingReport.start`): the release follower never waits on Redis. Only
@@ -36,7 +37,10 @@ __all__ = ["ServingReport", "read_serving", "refused_newer", "serving_key"]
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10.0
-STALE_S = 60.0
+# A scorer whose report is this late (three missed heartbeats) has stopped, most likely killed (SIGKILL, a lost
+# host: a scorer that stops cleanly removes its fields): listed as overdue, no longer counted as serving.
+OVERDUE_S = 3 * HEARTBEAT_S
+STALE_S = 60.0  # its field is dropped then (by the next write) and the whole key expires when nobody writes
 REFUSALS_KEPT = 5
 MESSAGE_CHARS = 300
 CLOSE_WAIT_S = 5.0  # how long close() waits for the report's thread (its last write, its fields removed)
@@ -214,12 +218,14 @@ def _reader(settings: Settings) -> redis.Redis:
 def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
     """What the live scorers report for ``model``, or None when Redis does not answer:
 
-    ``scorers`` (how many reported within :data:`STALE_S`), ``versions`` (``{version: scorers serving it}``),
-    ``served_version`` (the one version they all serve; when they differ the oldest, so no view calls a version
-    live that some scorer does not serve; None when no scorer reported), and ``refused``: one entry per refused
-    version and reason, ``{version, reason, scorers, message, at}`` (newest version first); ``by_scorer``:
-    ``{scorer (host-pid): {"served": version or None, "age_s": seconds since its last report}}`` (a scorer killed
-    without stopping stays listed, its age growing, until :data:`STALE_S`).
+    ``scorers`` (how many reported within :data:`OVERDUE_S`: the live ones), ``versions`` (``{version: live
+    scorers serving it}``), ``served_version`` (the one version they all serve; when they differ the oldest, so no
+    view calls a version live that some scorer does not serve; None when no live scorer reported), and
+    ``refused``: one entry per refused version and reason from the live scorers, ``{version, reason, scorers,
+    message, at}`` (newest version first); ``by_scorer``: ``{scorer (host-pid): {"served": version or None,
+    "age_s": seconds since its last report, "overdue": bool}}``. A scorer killed without stopping is counted for
+    up to :data:`OVERDUE_S`, then listed ``"overdue": true`` (counted nowhere else) until :data:`STALE_S`;
+    ``overdue`` counts those. Until session 37 it was counted as serving for the whole :data:`STALE_S`.
     """
     try:
         client = _reader(settings)
@@ -232,10 +238,11 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
         return None
     now = int(seconds) * 1000 + int(micros) // 1000
     oldest = now - int(STALE_S * 1000)
+    live_since = now - int(OVERDUE_S * 1000)
     versions: dict[int, int] = {}
     refused: dict[tuple[int, str], dict[str, Any]] = {}
     by_scorer: dict[str, dict[str, Any]] = {}
-    scorers = 0
+    scorers = overdue = 0
     for name, value in raw.items():
         try:
             entry = json.loads(value)
@@ -251,9 +258,13 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
             # A field no scorer wrote (junk in Redis, {"served": "x"}, an "at" of Infinity): skipped, never raised.
             continue
-        scorers += 1
         scorer = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        by_scorer[scorer] = {"served": served, "age_s": round(max(0, now - at) / 1000, 1)}
+        late = at < live_since
+        by_scorer[scorer] = {"served": served, "age_s": round(max(0, now - at) / 1000, 1), "overdue": late}
+        if late:  # stopped without withdrawing its report: what it served answers nothing now
+            overdue += 1
+            continue
+        scorers += 1
         if served is not None:
             versions[served] = versions.get(served, 0) + 1
         for version, reason, message, at in refusals:
@@ -266,6 +277,7 @@ def read_serving(settings: Settings, model: str) -> dict[str, Any] | None:
                 row.update(message=message, at=at)
     return {
         "scorers": scorers,
+        "overdue": overdue,
         "versions": {str(v): n for v, n in sorted(versions.items())},
         "served_version": min(versions) if versions else None,
         "refused": sorted(refused.values(), key=lambda r: (-r["version"], r["reason"])),

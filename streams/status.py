@@ -9,7 +9,6 @@ topic is not read from the beginning).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from connectors.topics import ALL_TOPICS
 from driftline.errors import DriftlineError, StackError
 from driftline.settings import Settings, mask_secrets
 from schemas.codec import default_codec
+from streams.decisions import decision_object
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
     current = trainer_assignment(settings)
     for name in sorted(names):
         r = latest.get(name, {})
-        try:
-            decision = json.loads(r.get("decision") or "null") or {}
-        except ValueError:
-            decision = {}
+        decision = decision_object(r.get("decision"))
         live = trainer_status(
             dataclasses.replace(settings, model=dataclasses.replace(settings.model, name=name))
         )
@@ -175,9 +172,7 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
                     "reason": r.get("reason"),
                     "created_at": int(r.get("created_at", 0)),
                     "accuracy": metrics.get("rolling_accuracy", metrics.get("accuracy")),
-                    "decision": {k: decision.get(k) for k in ("outcome", "reason", "text")}
-                    if decision
-                    else None,
+                    "decision": {k: decision[k] for k in ("outcome", "reason", "text") if k in decision},
                 },
                 "trainer": None
                 if live is None

@@ -418,8 +418,7 @@ class TransactionalBatches:
                 ctx.deadletter("control", raw, str(exc))
                 continue
             if trainer is None:
-                message = f"model {name!r} is unknown here: no release and no trainer state (check --model)"
-                self._refuse(raw, cmd, name, "unknown", message)
+                self._unknown_model(raw, cmd, name)
                 continue
             touched[name] = trainer
             where = f"{raw.topic}:{raw.partition}"
@@ -428,10 +427,41 @@ class TransactionalBatches:
             trainer.offsets[where] = raw.offset
             trainer.command(raw, cmd)
 
+    def _unknown_model(self, raw: RawRecord, cmd: dict[str, Any], name: str) -> None:
+        """A command for a model no trainer knows (no release, no state): checked as a known model's is. A forged,
+        unsigned, stale or invalid one is refused and dead-lettered (bad input). An authentic, valid one is an
+        operator's typo of ``--model``: answered (the CLI exits 1 naming it) and counted in
+        ``driftline_events_total{stage="control",outcome="refused"}``, not dead-lettered (until session 37 it was,
+        and fired ``DriftlineDeadLetters``), as a valid command the model's state does not allow."""
+        from learners.lifecycle_control import validate_control
+        from streams.control import operator_key, refusal
+
+        s = self.settings
+        # No replay check: nothing is applied, and the first answer filed under an id stands (write_reply).
+        problem = refusal(cmd, [operator_key(s)], (), now_ms(), s.model.control_max_age_s)
+        if problem is None:
+            try:
+                validate_control(str(cmd["command"]), dict(cmd.get("args") or {}), s.guard, s.drift)
+            except Exception as exc:
+                problem = ("invalid", f"{type(exc).__name__}: {exc}")
+        if problem is not None:
+            reason, why = problem
+            self._refuse(
+                raw, cmd, name, reason, f"control command {str(cmd['command'])[:100]!r} refused: {why}"
+            )
+            return
+        message = f"model {name!r} is unknown here: no release and no trainer state (check --model)"
+        self.ctx.metrics.events.labels(stage="control", outcome="refused").inc()
+        self._answer(cmd, name, "unknown", message)
+
     def _refuse(self, raw: RawRecord, cmd: dict[str, Any], name: str, reason: str, message: str) -> None:
         """Dead-letter a control command no trainer applies and, when it carries an id, answer it (refused) once
         the transaction commits, where its sender waits (streams.control.write_reply)."""
         self.ctx.deadletter("control", raw, message)
+        self._answer(cmd, name, reason, message)
+
+    def _answer(self, cmd: dict[str, Any], name: str, reason: str, message: str) -> None:
+        """Answer a command no trainer applies (refused), when it carries an id, once the transaction commits."""
         if cmd.get("id"):
             self._replies.append(
                 {

@@ -93,11 +93,15 @@ def test_status_names_each_scorer_with_its_partitions(pipeline: Pipeline) -> Non
 
 
 def test_a_silent_scorer_and_workers_of_one_name_are_shown_as_such() -> None:
-    """A scorer killed -9 keeps its report until it expires: its line says how long it has been silent. Workers of
+    """A scorer killed -9 keeps its report until it expires: once overdue, its line says how long it has been
+    silent (a live one, however late within the heartbeat window, says nothing; session 37). Workers of
     one name (releases before session 35 named every score consumer ``driftline``) are one line, counted."""
     from streams.commands.status import _member_lines, _served_by_scorer
 
-    killed, live = {"served": 3, "age_s": 46.2}, {"served": 5, "age_s": 2.0}
+    killed, live = (
+        {"served": 3, "age_s": 46.2, "overdue": True},
+        {"served": 5, "age_s": 26.0, "overdue": False},
+    )
     status = {
         "models": [
             {"model": "default", "scorers": {"by_scorer": {"vm-7": killed, "vm-8": live}}},

@@ -243,8 +243,11 @@ def _show(args: argparse.Namespace) -> int:
         )
     shown = {k: v for k, v in info["metrics"].items() if not k.startswith(("guard.", "segment."))}
     print("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
-    if info["decision"]:
-        print(f"decision   {info['decision']}")
+    decision = info["decision"]
+    if decision.get("outcome"):
+        print(f"decision   {json.dumps(decision, sort_keys=True)}")
+    elif decision.get("text"):  # an older release's decision in plain words
+        print(f"decision   {decision['text']}")
     return 0
 
 
@@ -323,12 +326,25 @@ def _run(args: argparse.Namespace, command: str, cmd_args: dict[str, str]) -> in
     else:
         verdict = "done" if answer["outcome"] == "ok" else "REFUSED"
         out = sys.stdout if answer["outcome"] == "ok" else sys.stderr
-        print(f"{command} {verdict}: {answer['message']}", file=out)
+        print(f"{command} {verdict}: {answer['message']}{_known_models(settings, answer)}", file=out)
     if args.no_wait:
         return 0
     if answer is None:
         return 3
     return 0 if answer["outcome"] == "ok" else 1
+
+
+def _known_models(settings: Settings, answer: dict[str, Any]) -> str:
+    """For a command refused because its model is unknown (a ``--model`` typo): which models there are."""
+    if answer.get("reason") != "unknown":
+        return ""
+    try:
+        checked = read_checked_releases(settings, timeout=5.0)
+    except Exception:  # only a hint: the refusal stands whatever this read does
+        return ""
+    known = {str(r.get("model")) for r in checked.verified + checked.unchecked}
+    others = sorted(known - {settings.model.name})
+    return f"; models with a release: {', '.join(others[:20]) or 'none'}"
 
 
 def _check_deployed(settings: Settings, topics: set[str]) -> None:

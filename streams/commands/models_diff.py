@@ -61,7 +61,7 @@ def render(diff: dict[str, Any]) -> str:
         delta = f"({m['delta']:+.4g})" if m["delta"] is not None else ""
         lines.append(f"  {m['metric']:<32} {_num(m['a']):>12} -> {_num(m['b']):>12}  {delta}")
     decision = b["decision"]
-    if isinstance(decision, dict):
+    if isinstance(decision, dict) and decision.get("outcome"):
         lines.append(
             f"guard decision for v{b['version']}: {decision.get('outcome')} ({decision.get('reason')})"
         )
@@ -70,6 +70,8 @@ def render(diff: dict[str, Any]) -> str:
         evidence = decision.get("evidence") or {}
         if evidence:
             lines.append("  evidence: " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(evidence.items())))
+    elif isinstance(decision, dict) and decision.get("text"):  # an older release's decision in plain words
+        lines.append(f"decision for v{b['version']}: {decision['text']}")
     return "\n".join(lines)
 
 

@@ -105,6 +105,7 @@ def render(status: dict[str, Any]) -> str:
         lines.append(
             f"  {m['model']:<16} serving {served}{learned}{owner}; {m['releases']} release(s) retained"
         )
+        lines += _overdue(m)
         lines += _refusals(m)
         if rel:
             acc = f", accuracy {rel['accuracy']:.3f}" if isinstance(rel["accuracy"], float) else ""
@@ -112,8 +113,10 @@ def render(status: dict[str, Any]) -> str:
                 f"    last release v{rel['version']} ({rel['reason']}) {_when(rel['created_at'])}{acc}"
             )
             d = rel["decision"]
-            if d:
-                lines.append(f"    guard: {d['outcome']} ({d['reason']}) {str(d.get('text') or '')[:90]}")
+            if d.get("outcome"):
+                lines.append(f"    guard: {d['outcome']} ({d.get('reason')}) {str(d.get('text') or '')[:90]}")
+            elif d.get("text"):  # an older release's decision in plain words
+                lines.append(f"    decision: {str(d['text'])[:90]}")
         if live and live.get("damaged"):
             lines.append(
                 f"    the trainer's status in Redis is DAMAGED (fields {', '.join(live['damaged'])} are not what the "
@@ -189,7 +192,23 @@ def _served(m: dict[str, Any]) -> str:
     if m["served_version"] is None:
         return "nothing released"
     why = "no scorer has reported" if scorers is not None else "Redis did not say what the scorers serve"
+    if scorers and scorers.get("overdue"):
+        why = f"no live scorer: {scorers['overdue']} stopped reporting <-"
     return f"v{m['served_version']} (released; {why})"
+
+
+def _overdue(m: dict[str, Any]) -> list[str]:
+    """Scorers whose report is overdue (stopped without withdrawing it: killed, or a host lost): named, not counted."""
+    by_scorer = (m.get("scorers") or {}).get("by_scorer") or {}
+    gone = [(k, e) for k, e in by_scorer.items() if e.get("overdue")]
+    lines = [
+        f"    scorer {k} STOPPED reporting {e['age_s']:.0f} s ago (it served "
+        f"{'-' if e.get('served') is None else 'v' + str(e['served'])}; killed?): not counted as serving"
+        for k, e in gone[:5]
+    ]
+    if len(gone) > 5:
+        lines.append(f"    ... and {len(gone) - 5} more scorer(s) that stopped reporting")
+    return lines
 
 
 def _withheld(withheld: dict[str, Any], serving: int) -> str:
@@ -254,9 +273,8 @@ def _served_by_scorer(status: dict[str, Any]) -> dict[str, list[str]]:
     for m in status.get("models") or []:
         for scorer, entry in ((m.get("scorers") or {}).get("by_scorer") or {}).items():
             served = entry.get("served")
-            # A live scorer reports every 10 s: one silent past 25 s was most likely killed (its report counts
-            # until it expires, 60 s after its last write).
-            silent = f" (silent {entry['age_s']:.0f}s)" if entry.get("age_s", 0) > 25 else ""
+            # A live scorer reports every 10 s: one overdue (streams.serving.OVERDUE_S) was most likely killed.
+            silent = f" (silent {entry['age_s']:.0f}s)" if entry.get("overdue") else ""
             out.setdefault(scorer, []).append(
                 f"{m['model']} {'-' if served is None else f'v{served}'}{silent}"
             )

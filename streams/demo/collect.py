@@ -7,7 +7,6 @@ are exact, not histogram estimates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from connectors.tail import assign_tail, read_until_end
 from driftline.errors import StackError
 from driftline.settings import Settings
 from schemas.codec import default_codec
+from streams.decisions import decision_object
 
 __all__ = ["RunData", "collect"]
 
@@ -62,10 +62,7 @@ def _drift(v: Row, _: int) -> Row:
 
 
 def _release(v: Row, _: int) -> Row:
-    try:
-        decision = json.loads(v.get("decision") or "null") or {}
-    except ValueError:
-        decision = {}
+    decision = decision_object(v.get("decision"))
     metrics = v.get("metrics") or {}
     index = decision.get("index")
     return {
