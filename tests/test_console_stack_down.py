@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -65,3 +66,17 @@ def test_status_with_the_stack_down_still_answers_with_both_down(down_console: A
     assert status == 200
     assert body["stack"]["kafka"]["up"] is False and body["stack"]["redis"]["up"] is False
     assert body["stack"]["kafka"]["address"] == f"127.0.0.1:{kafka}"
+
+
+def test_the_dead_letters_page_says_kafka_cannot_be_read_rather_than_showing_none(down_console: Any) -> None:
+    console, kafka = down_console
+    deadline = time.monotonic() + 30
+    body: Any = None
+    while time.monotonic() < deadline:
+        status, body = _get(console.url + "api/deadletters")
+        assert status == 200
+        if body.get("error"):
+            break
+        time.sleep(1)
+    assert body["total"] == 0
+    assert body.get("error") and f"Kafka at 127.0.0.1:{kafka}" in body["error"], body

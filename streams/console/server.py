@@ -274,6 +274,8 @@ def _routes(console: Console) -> web.RouteTableDef:
             limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
             prefix=s.kafka.topic_prefix,
         )
+        # An empty list because Kafka cannot be read is not "no dead letters": say so.
+        view["error"] = console.tail.error or None
         return _json(view)
 
     @routes.get("/api/audit")

@@ -97,7 +97,10 @@ class TopicTail:
                         self._assign_missing(consumer, assigned)
                         self.error = ""
                     except KafkaException as exc:
-                        self.error = f"Kafka: {exc}"
+                        self.error = (
+                            f"cannot read the topics from Kafka at {self.settings.kafka.bootstrap}: {exc} "
+                            "(is the stack up? `driftline doctor` checks)"
+                        )
                     next_look = time.monotonic() + 3.0
                 if not assigned:
                     self._stop.wait(0.5)
