@@ -273,7 +273,18 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
         raise LearnerError(
             f"learner {spec.name!r} does not support task {task!r} (supports {', '.join(tasks)})"
         )
-    return builder(dict(spec.params), task, seed)
+    model = builder(dict(spec.params), task, seed)
+    # A learner registered from outside (README, "Extending") that lacks a method failed only when first used,
+    # with an AttributeError traceback mid-stream (replay) or on every event (workers), after `config validate`
+    # had said "valid": name what is missing here, where the spec is checked.
+    needed = ("learn_one", "predict_one", *(("predict_proba_one",) if task == "classification" else ()))
+    missing = [name for name in needed if not callable(getattr(model, name, None))]
+    if missing:
+        raise LearnerError(
+            f"learner {spec.name!r} built a {type(model).__name__} without {', '.join(missing)}: "
+            f"a {task} learner needs {', '.join(needed)}"
+        )
+    return model
 
 
 #: Kinds that split on feature values: they are shown an absent one-hot indicator as 0.0 (see ``Learner``).

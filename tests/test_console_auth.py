@@ -189,3 +189,22 @@ def test_the_pages_fetch_nothing_from_the_network() -> None:
     for path in static.iterdir():
         urls |= set(re.findall(r"https?://[^\s\"'`)]+", path.read_text()))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls  # the SVG namespace is a name, never fetched
+
+
+def test_quality_view_does_not_count_a_cold_models_null_answers_as_wrong(tmp_path: Path) -> None:
+    """The demo report skips examples whose prediction is null (a model with nothing learned); the console's
+    rolling accuracy must too ("as in the demo report, but live"), not draw them as 0 % accuracy."""
+    settings = load_settings(environ={}, overrides={"state_dir": str(tmp_path)})
+    training = [
+        {
+            "model": "default",
+            "label": 1,
+            "prediction": None if i < 6 else 1,
+            "version": 1,
+            "kafka_ts": 100 * i,
+        }
+        for i in range(10)
+    ]
+    q = quality_view(settings, training, [], [], None, window=4)
+    assert q["series"] and all(p["value"] == 1.0 for p in q["series"]), q["series"]
+    assert [p["i"] for p in q["series"]] == [6, 7, 8, 9]

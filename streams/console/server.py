@@ -15,8 +15,10 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from confluent_kafka import KafkaException
+from redis.exceptions import RedisError
 
-from driftline.errors import ArtifactError, ConfigError, DriftlineError
+from driftline.errors import ArtifactError, ConfigError, DriftlineError, StackError
 from driftline.settings import Settings
 from driftline.util import json_depth
 from streams.console import sources
@@ -177,6 +179,43 @@ def _json(value: Any, status: int = 200) -> web.Response:
     )
 
 
+def unreachable_reason(settings: Settings, exc: BaseException) -> str:
+    """What a page or script is told when Kafka or Redis failed a read: the address and what to do, as the command
+    line says it (``driftline models``: "cannot reach Kafka at ...: is the stack up?"), not a traceback.
+    Blocking (it probes Kafka for up to 3 s); called in a thread."""
+    from connectors.kafka_client import check_reachable
+    from connectors.redis_store import redis_address
+
+    if isinstance(exc, RedisError):
+        return (
+            f"cannot reach Redis at {redis_address(settings)} ({type(exc).__name__}: {exc}): is the stack up? "
+            "run `driftline stack up`"
+        )
+    if isinstance(exc, KafkaException):
+        try:
+            check_reachable(settings, timeout=3)
+        except StackError as down:
+            return str(down)
+        return f"Kafka at {settings.kafka.bootstrap} failed the read: {exc}"
+    return str(exc)
+
+
+def _unreachable_middleware(settings: Settings) -> Any:
+    """``/api/`` answers 503 with the reason in JSON when Kafka or Redis failed it (it was a bare 500 after
+    10 s with the stack down, and the page said "cannot load: Internal Server Error")."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (KafkaException, RedisError, StackError) as exc:
+            if not request.path.startswith("/api/"):
+                raise
+            return _json({"error": await _in_thread(unreachable_reason, settings, exc)}, 503)
+
+    return middleware
+
+
 def _routes(console: Console) -> web.RouteTableDef:
     routes = web.RouteTableDef()
     s = console.settings
@@ -235,6 +274,8 @@ def _routes(console: Console) -> web.RouteTableDef:
             limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
             prefix=s.kafka.topic_prefix,
         )
+        # An empty list because Kafka cannot be read is not "no dead letters": say so.
+        view["error"] = console.tail.error or None
         return _json(view)
 
     @routes.get("/api/audit")
@@ -295,7 +336,7 @@ def _routes(console: Console) -> web.RouteTableDef:
 def build_app(settings: Settings, token: str, host: str) -> web.Application:
     """The console application for ``settings``; starts (and on cleanup stops) the background topic tail."""
     auth = ConsoleAuth(token, host)
-    app = web.Application(middlewares=[auth.middleware])
+    app = web.Application(middlewares=[auth.middleware, _unreachable_middleware(settings)])
     app.on_response_prepare.append(security_headers)
     tail = TopicTail(settings)
     console = Console(settings, tail)

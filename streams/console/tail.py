@@ -97,7 +97,10 @@ class TopicTail:
                         self._assign_missing(consumer, assigned)
                         self.error = ""
                     except KafkaException as exc:
-                        self.error = f"Kafka: {exc}"
+                        self.error = (
+                            f"cannot read the topics from Kafka at {self.settings.kafka.bootstrap}: {exc} "
+                            "(is the stack up? `driftline doctor` checks)"
+                        )
                     next_look = time.monotonic() + 3.0
                 if not assigned:
                     self._stop.wait(0.5)
@@ -219,6 +222,11 @@ def quality_view(
     scored: list[tuple[int, float]] = []  # (example index, 1/0 correct or absolute error)
     for i, t in enumerate(examples):
         y, p = t.get("label"), t.get("prediction")
+        if p is None:
+            # A cold model (before its first release learned anything) answers null: not a wrong answer, as the
+            # demo report counts it (streams/reporting/demo.py). Counted as wrong, the console drew 0 % accuracy
+            # for the first hundreds of examples of a stream the report started at its first answer.
+            continue
         if not regression:
             scored.append((i, 1.0 if p == y else 0.0))
             continue

@@ -321,6 +321,7 @@ async function deadlettersPage() {
       Object.entries(counts).map(([k, v]) => { const o = el("option", { value: k }, `${k} (${v})`); if (params.get(name) === k) o.selected = true; return o; }));
     replace(el("div", {},
       el("h1", {}, `Dead letters (${d.total} most recent read)`),
+      d.error ? el("p", { class: "error", id: "tail-error" }, d.error) : null,
       el("div", { class: "filters" }, "reason", select("reason", d.by_reason), "source topic", select("source", d.by_source)),
       table("deadletters", ["dead-letter offset", "source (topic / partition / offset)", "reason", "error", "key", "payload (as text)", "when"],
         d.items.map((i) => el("tr", { class: "deadletter" },

@@ -1,0 +1,64 @@
+"""A learner registered from outside the package (README, "Extending") that lacks a method the task needs is
+refused where the spec is checked, naming the method: by ``driftline config validate`` (exit 2, the field named)
+and so by a worker at start. It was accepted as "valid", then failed on first use with an AttributeError traceback
+(``replay``) or on every event (workers). Found from outside by docs/experiments/outside37.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline.config import LearnerSpec
+from driftline.errors import ConfigError, LearnerError
+from driftline.settings import load_settings
+from learners.specs import KINDS, build_learner
+from streams.commands.config import check_runtime
+from tests.learner_kinds import specs
+
+
+class NoProba:
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        pass
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        return 0
+
+
+class NoLearn:
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        return 0.0
+
+
+@pytest.fixture
+def kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        KINDS, "no_proba", (lambda params, task, seed: NoProba(), ("classification", "regression"))
+    )
+    monkeypatch.setitem(KINDS, "no_learn", (lambda params, task, seed: NoLearn(), ("regression",)))
+
+
+def test_a_classifier_without_predict_proba_one_is_refused_naming_it(kinds: None) -> None:
+    with pytest.raises(LearnerError, match=r"'no_proba' built a NoProba without predict_proba_one"):
+        build_learner(LearnerSpec("no_proba"), "classification")
+    # A regressor needs no probabilities: the same class is a valid regressor.
+    assert build_learner(LearnerSpec("no_proba"), "regression").predict_one({"x": 1.0}) is not None
+
+
+def test_a_regressor_without_learn_one_is_refused_naming_it(kinds: None) -> None:
+    with pytest.raises(LearnerError, match=r"without learn_one: a regression learner needs learn_one"):
+        build_learner(LearnerSpec("no_learn"), "regression")
+
+
+def test_config_validate_names_the_field_and_the_method(kinds: None, tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={}, overrides={"state_dir": str(tmp_path), "model": {"learner": {"name": "no_proba"}}}
+    )
+    with pytest.raises(ConfigError, match=r"model.learner: .*without predict_proba_one"):
+        check_runtime(settings)
+
+
+def test_every_built_in_kind_has_the_methods_of_its_tasks() -> None:
+    built = [build_learner(spec, task) for _id, spec, task in specs()]
+    assert len(built) > len(KINDS)
