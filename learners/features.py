@@ -86,6 +86,9 @@ def value_name(value: str) -> str:
 #: (2.5x CPU on a 5,000-value token when all were completed). Its values past the first ``MAX_CATEGORIES + 1``
 #: are not shown to the tree at all (see :func:`complete_indicators`).
 MAX_CATEGORIES = 32
+# The keys of the last example :func:`complete_indicators` learned with none of them a one-hot indicator (no
+# ``=`` in a string key): a process-wide cache of one entry; a stale read is still a checked tuple.
+_PLAIN_KEYS: list[tuple[Any, ...]] = [()]
 
 
 def complete_indicators(
@@ -105,6 +108,18 @@ def complete_indicators(
     with a single value offers no split and adds no naive Bayes term (no variance), and dropping it changes no
     answer (tests/test_learners_unseen.py).
     """
+    if not groups and not names:
+        # No one-hot feature seen yet (every all-numeric stream): nothing to complete or drop. When learning, the
+        # same keys as the last example checked have no indicator among them either (1-2 us a label of the
+        # trainer's tree champion; session 37).
+        if not learn:
+            return xc, names
+        keys = tuple(xc)
+        if keys == _PLAIN_KEYS[0]:
+            return xc, names
+        if not any(type(k) is str and "=" in k for k in keys):
+            _PLAIN_KEYS[0] = keys
+            return xc, names
     if learn:
         changed = False
         for k, v in xc.items():
