@@ -583,8 +583,10 @@ _URL_PASSWORD = re.compile(
 _PORT_THEN_TEXT = re.compile(r"\d{1,5}(?:[/?#][^\s,;@]*)?[\s,;)\]]")
 # A port needs a host before it, and an "@" followed by a host *and a port* ends a URL's userinfo, not an e-mail
 # address: "redis://:12345/x y@h" and "redis://u:12345/x y@h:6379/0" carry a password that starts with digits
-# (until session 37 both were shown whole, taken for a port). Bounded (a host name is at most 253 characters).
-_AUTHORITY = re.compile(r"[A-Za-z0-9._~%!$&'*+=\[\]-]{1,253}:\d{1,5}(?=[/?#\s,;)\]]|$)")
+# (until session 37 both were shown whole, taken for a port). The port ends wherever its digits do: a quote, a "."
+# or a ":" after it ("invalid URL 'redis://u:2024;pw@h:6379'", review37: that password was shown), and the host may
+# be an IPv6 literal ("[::1]", "[fe80::1%eth0]"). Bounded (a host name is at most 253 characters).
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Za-z:.%_-]{2,64}\]|[A-Za-z0-9._~%!$&'*+=-]{1,253}):\d{1,5}(?!\d)")
 # ... secret-named query parameters (?password=, &sasl.password=, &token=) and key=value settings in text
 # (sasl.password=..., ssl_key_password: ...), as librdkafka or redis-py may echo them in an error.
 _SECRET_NAME = r"[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[a-z0-9_.-]*"

@@ -33,8 +33,10 @@ from driftline.util import now_ms
 from schemas.codec import Codec
 from streams.audit import read_topic
 from streams.batches import transient
-from streams.metrics import Metrics
+from streams.metrics import CONTROL_REFUSALS, Metrics
+from streams.releases import UNVERIFIED_MODEL
 from streams.runtime import RawRecord, WorkerContext
+from streams.security_log import ThrottledLog
 from streams.train import Trainer, seal
 
 # The trainer group's logger: these messages keep the logger name they had in streams.trainers.
@@ -158,6 +160,7 @@ class TransactionalBatches:
     _ahead: list[Chunk]
     _ahead_rebalanced: bool
     _txn_id: str | None = None  # see _transactional_id
+    _security: ThrottledLog  # SECURITY lines, throttled (TrainerGroup's)
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         raise NotImplementedError  # TrainerGroup's: the trainer of ``name``
@@ -446,9 +449,21 @@ class TransactionalBatches:
                 problem = ("invalid", f"{type(exc).__name__}: {exc}")
         if problem is not None:
             reason, why = problem
-            self._refuse(
-                raw, cmd, name, reason, f"control command {str(cmd['command'])[:100]!r} refused: {why}"
-            )
+            command = str(cmd["command"])[:100]
+            if reason in CONTROL_REFUSALS:
+                # Not authentic or not fresh: a security matter, as for a known model. Counted under _unverified,
+                # as a forged release is: the name is the forger's choice, and each one would keep a series for
+                # good (review37: it was not counted, nor logged, at all).
+                self.metrics.control_refused.labels(model=UNVERIFIED_MODEL, reason=reason).inc()
+                self._security.warning(
+                    "refused control commands of unknown models",
+                    reason,
+                    "SECURITY: control command %r for model %r refused: %s",
+                    command,
+                    name,
+                    why,
+                )
+            self._refuse(raw, cmd, name, reason, f"control command {command!r} refused: {why}")
             return
         message = f"model {name!r} is unknown here: no release and no trainer state (check --model)"
         self.ctx.metrics.events.labels(stage="control", outcome="refused").inc()

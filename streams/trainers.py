@@ -48,8 +48,8 @@ from driftline.util import now_ms
 from learners import kernels
 from schemas.codec import Codec
 from streams.join import owners_key, trainer_group
-from streams.metrics import CHANGELOG_REFUSALS, Metrics
-from streams.releases import read_checked_releases
+from streams.metrics import CHANGELOG_REFUSALS, CONTROL_REFUSALS, Metrics
+from streams.releases import UNVERIFIED_MODEL, read_checked_releases
 from streams.security_log import ThrottledLog
 from streams.train import Trainer, seal_header, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
@@ -108,6 +108,8 @@ class TrainerGroup(GatheringBatches):
         self.scores_here = scores_here  # a scorer in this process shares the served-version series (role all)
         for reason in CHANGELOG_REFUSALS:  # at zero, so an alert sees the first one
             metrics.changelog_rejected.labels(reason=reason)
+        for reason in CONTROL_REFUSALS:  # commands without the key for models nobody knows (_unknown_model)
+            metrics.control_refused.labels(model=UNVERIFIED_MODEL, reason=reason)
         self.codec = codec
         self.member = f"{socket.gethostname()}-{os.getpid()}"
         # A restore may meet thousands of forged changelog records: the first few of each kind in full, then one
@@ -493,6 +495,7 @@ class TrainerGroup(GatheringBatches):
         """Each owned model's live status (Redis) and who owns it; a model whose partition this process no
         longer owns (it was frozen past the session timeout, say) is never reported by it."""
         self._status_at = time.monotonic()
+        self._security.flush()  # the count of throttled SECURITY lines (control commands for unknown models)
         owners: dict[str, tuple[str, int]] = {}
         for trainer in trainers:
             if partition_for(trainer.ctx.model, self.partitions) not in self.owned:

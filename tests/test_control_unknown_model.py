@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.control import new_command, wait_reply
 from tests.pipeline_helpers import Pipeline
 
 pytestmark = [pytest.mark.kafka]
@@ -42,3 +43,36 @@ def test_a_model_typo_is_answered_and_counted_not_dead_lettered(pipeline: Pipeli
     # The real model still answers.
     assert pipeline.cli("models", "pause").returncode == 0
     assert pipeline.trainer()["paused"] is True
+
+
+def test_a_forged_command_for_an_unknown_model_is_a_security_refusal(pipeline: Pipeline) -> None:
+    """A command without the operator key is refused, counted in ``driftline_control_refused_total`` (the
+    DriftlineControlRefused alert) and logged as SECURITY whatever model it names (review37: for a model nobody
+    knows it was only dead-lettered, so someone without the key writing ``control`` with made-up model names
+    raised no security alert). Its ``model`` label is ``_unverified``, as for a forged release: the name is the
+    forger's choice, and each one kept a Prometheus series for good."""
+    pipeline.wait_until("v1 of default", lambda: pipeline.trainer().get("served_version"))
+    s = pipeline.settings()
+    forged = dict(new_command(s.for_model("nobody"), "pause_learning", {}), signature="00" * 32)
+    unsigned = {
+        k: v for k, v in new_command(s.for_model("nobody2"), "pause_learning", {}).items() if k != "signature"
+    }
+    with pipeline.producer() as producer:
+        producer.send("control", "ControlCommand", forged, "nobody")
+        producer.send("control", "ControlCommand", unsigned, "nobody2")
+    for name, command, reason in (("nobody", forged, "signature"), ("nobody2", unsigned, "unsigned")):
+        answer = wait_reply(s.for_model(name), command["id"], 60)
+        assert answer is not None and answer["reason"] == reason, answer
+    for reason in ("signature", "unsigned"):
+        refused = pipeline.metric_sum("driftline_control_refused_total", model="_unverified", reason=reason)
+        assert refused == 1, pipeline.logs()
+    text = "\n".join(w.metrics_text() for w in pipeline.workers)
+    assert 'model="nobody' not in text, "a forger's model name became a metric label"
+    logs = pipeline.logs(200)
+    assert "SECURITY: control command 'pause_learning' for model 'nobody' refused: bad signature" in logs, (
+        logs
+    )
+    assert "SECURITY: control command 'pause_learning' for model 'nobody2' refused: unsigned" in logs, logs
+    # Still dead-lettered (bad input), and never counted as an operator's ordinary refusal.
+    assert pipeline.metric_sum("driftline_deadletters_total") == 2, pipeline.logs()
+    assert pipeline.metric_sum("driftline_events_total", stage="control", outcome="refused") == 0

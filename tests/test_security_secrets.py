@@ -55,6 +55,15 @@ PW = "Pw-9f3e1c"  # a password that must never be printed
         ("redis://:6379/0,Pw9f3e@h", "redis://:***@h"),
         ("redis://default:12345/Pw 9f3e@redis.internal:6379/0", "redis://default:***@redis.internal:6379/0"),
         ("sasl_ssl://alice:42;Pw9f3e@b1:9093,b2:9093", "sasl_ssl://alice:***@b1:9093,b2:9093"),
+        # review37: the host:port after the "@" ends a quote, a sentence or a clause (an error's repr of the URL),
+        # or the host is an IPv6 literal: the password was shown (the port had to end at a space, ",", ";", ")"
+        # or "]" or a path, and "[::1]" was not a host)
+        ("invalid URL 'redis://default:2024;Pw9f3e@redis.internal:6379'", "invalid URL 'redis://default:***@redis.internal:6379'"),
+        ('"redis://u:12 Pw9f3e@h:6379"', '"redis://u:***@h:6379"'),
+        ("cannot reach redis://u:2024;Pw9f3e@h:6379. Retrying", "cannot reach redis://u:***@h:6379. Retrying"),
+        ("redis://u:2024;Pw9f3e@h:6379: refused", "redis://u:***@h:6379: refused"),
+        ("redis://default:2024;Pw9f3e@[::1]:6379/0", "redis://default:***@[::1]:6379/0"),
+        ("sasl_ssl://u:1 Pw9f3e@[fe80::1%eth0]:9093", "sasl_ssl://u:***@[fe80::1%eth0]:9093"),
     ],
 )  # fmt: skip
 def test_mask_secrets_hides_every_form(text: str, shown: str) -> None:

@@ -120,3 +120,19 @@ def test_a_silent_scorer_and_workers_of_one_name_are_shown_as_such() -> None:
     assert "features 0,1" in lines[0] and lines[0].endswith("serving default v3 (silent 46s)"), lines
     assert "no partition" in lines[1] and lines[1].endswith("serving default v5, alpha -"), lines
     assert "driftline@h (x2)" in lines[2] and "features 2,3" in lines[2] and "serving" not in lines[2], lines
+
+
+def test_models_show_says_a_scorer_stopped_reporting_not_that_none_reported() -> None:
+    """``models show``'s scorers line for a model whose only scorer reported, then was killed (review37): it said
+    "none reports serving this model (0 scorer(s) reported)", as if no scorer had ever run; ``status`` named it
+    STOPPED. Now it says how many stopped reporting, not counted."""
+    from streams.commands.models import _scorers_line
+
+    none_live = {"scorers": 0, "overdue": 1, "versions": {}, "served_version": None, "refused": []}
+    line = _scorers_line(none_live)
+    stopped = "1 stopped reporting (killed?), not counted"
+    assert line == f"none reports serving this model (0 live scorer(s) reported; {stopped})", line
+    one_live = {"scorers": 1, "overdue": 2, "versions": {"1": 1}, "served_version": 1, "refused": []}
+    assert _scorers_line(one_live) == "v1 served by 1 scorer(s); 2 stopped reporting (killed?), not counted"
+    all_live = {**one_live, "overdue": 0}
+    assert _scorers_line(all_live) == "v1 served by 1 scorer(s)"
