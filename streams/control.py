@@ -115,8 +115,12 @@ def reply_key(settings: Settings, command_id: str) -> str:
 def write_reply(client: redis.Redis, settings: Settings, command_id: str, reply: Mapping[str, Any]) -> None:
     """File the trainer's answer to a command under its id. The first answer stands: a replayed or forged copy
     carrying the same id is refused, and its refusal must not overwrite what the genuine command's sender reads.
-    A refusal is kept :data:`REFUSAL_TTL_S`, an applied command's answer :data:`REPLY_TTL_S`."""
+    A refusal is kept :data:`REFUSAL_TTL_S`, an applied command's answer :data:`REPLY_TTL_S`; an ``unknown`` answer
+    (an authentic command for a model nobody knew) at least ``model.control_max_age_s``: it is what refuses the same
+    command sent again once its model exists (``TrainerControl._answered_unknown``)."""
     ttl = REPLY_TTL_S if reply.get("outcome") == "ok" else REFUSAL_TTL_S
+    if reply.get("reason") == "unknown":
+        ttl = max(ttl, int(settings.model.control_max_age_s))
     client.set(reply_key(settings, command_id), json.dumps(reply, default=str), ex=ttl, nx=True)
 
 

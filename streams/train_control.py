@@ -19,7 +19,7 @@ from driftline.util import now_ms
 from learners.artifacts import ArtifactStore
 from learners.lifecycle import ModelLifecycle, Withheld
 from learners.lifecycle_control import validate_control
-from streams.control import operator_key, refusal, write_reply
+from streams.control import operator_key, refusal, reply_key, write_reply
 from streams.releases import CheckedReleases, load_verified, read_checked_releases
 from streams.runtime import RawRecord, WorkerContext
 from streams.security_log import ThrottledLog
@@ -94,6 +94,23 @@ class TrainerControl:
 
     # -- control -------------------------------------------------------------------------------------------------
 
+    def _answered_unknown(self, cmd: dict[str, Any]) -> tuple[str, str] | None:
+        """A replay of a command first answered ``unknown`` (sent before this model existed: nothing was applied and
+        no trainer recorded its id), found by the answer filed under its id. Without this check the same signed
+        record sent again once the model existed, within ``model.control_max_age_s``, was applied, though its
+        operator had been told it was refused (review37). Redis not answering: not known, applied as before."""
+        try:
+            raw = self._redis.get(reply_key(self.ctx.settings, str(cmd.get("id") or "")))
+            first = json.loads(raw) if raw else None
+        except (redis.RedisError, ValueError):
+            return None
+        if isinstance(first, dict) and first.get("reason") == "unknown":
+            return "replay", (
+                f"command id {cmd.get('id')!r} was answered 'unknown' when first sent, before this model existed "
+                "(a replayed command; send a new one with `driftline models ...`)"
+            )
+        return None
+
     def command(self, raw: RawRecord, cmd: dict[str, Any]) -> None:
         ctx, lc = self.ctx, self.lifecycle
         name, args = str(cmd["command"]), dict(cmd.get("args") or {})
@@ -105,7 +122,7 @@ class TrainerControl:
             self.control_seen,
             now_ms(),
             ctx.settings.model.control_max_age_s,
-        )
+        ) or self._answered_unknown(cmd)
         if problem is not None:
             reason, message = problem
             ctx.metrics.control_refused.labels(model=ctx.model, reason=reason).inc()

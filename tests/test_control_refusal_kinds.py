@@ -30,6 +30,7 @@ class _Control(TrainerControl):
             served_version=3, guard=self.settings.guard, drift=self.settings.drift, paused=False
         )
         self.control_seen, self.replies, self.failure = set(), [], failure
+        self._redis = mock.MagicMock(**{"get.return_value": None})  # no command answered `unknown` before
 
     def apply(self, command: str, args: dict[str, str], cmd: dict[str, Any] | None = None) -> str:
         if self.failure is not None:

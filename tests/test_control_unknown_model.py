@@ -8,6 +8,7 @@ command for such a model is still refused and dead-lettered (tests/test_trainer_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +77,40 @@ def test_a_forged_command_for_an_unknown_model_is_a_security_refusal(pipeline: P
     # Still dead-lettered (bad input), and never counted as an operator's ordinary refusal.
     assert pipeline.metric_sum("driftline_deadletters_total") == 2, pipeline.logs()
     assert pipeline.metric_sum("driftline_events_total", stage="control", outcome="refused") == 0
+
+
+def test_a_command_answered_unknown_is_not_applied_when_sent_again_once_its_model_exists(
+    pipeline: Pipeline,
+) -> None:
+    """Its operator was told the command was refused (``unknown``): the same signed record sent again after the
+    model came to exist, within ``model.control_max_age_s``, is a replay and refused as one (review37: it was
+    applied, pausing a model its operator believed untouched)."""
+    from streams.trainer_status import trainer_status
+
+    pipeline.wait_until("v1 of default", lambda: pipeline.trainer().get("served_version"))
+    s = pipeline.settings()
+    ghost = s.for_model("ghost")
+    command = new_command(ghost, "pause_learning", {})
+    with pipeline.producer() as producer:
+        producer.send("control", "ControlCommand", command, "ghost")
+    first = wait_reply(ghost, command["id"], 60)
+    assert first is not None and first["reason"] == "unknown", first
+    now = int(time.time() * 1000)
+    with pipeline.producer() as producer:
+        for i in range(5):
+            example = {"id": f"g{i}", "features": {"x": float(i)}, "label": i % 2, "prediction": None}
+            example.update(version=0, event_ts=now, label_ts=now, model="ghost")
+            producer.send("training", "TrainingExample", example, "ghost")
+    status = pipeline.wait_until("ghost's trainer", lambda: trainer_status(ghost))
+    assert status["paused"] is False
+    before = pipeline.metric_sum("driftline_control_refused_total", model="ghost", reason="replay")
+    with pipeline.producer() as producer:
+        producer.send("control", "ControlCommand", command, "ghost")  # the same record, byte for byte
+    pipeline.wait_until(
+        "the replay refused",
+        lambda: (
+            pipeline.metric_sum("driftline_control_refused_total", model="ghost", reason="replay") > before
+        ),
+    )
+    assert trainer_status(ghost)["paused"] is False, pipeline.logs()
+    assert "was answered 'unknown' when first sent" in pipeline.logs(200)
