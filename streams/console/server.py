@@ -106,12 +106,14 @@ class Console:
     def quality(self) -> dict[str, Any]:
         live = sources.trainer(self.settings)
         registry = self.releases().registry
+        training, dropped = self.tail.training()
         view = quality_view(
             self.settings,
-            self.tail.snapshot("training"),
+            training,
             self.tail.snapshot("drift"),
             [dict(registry.get(v)) for v in registry.versions()],
             live["metrics"] if live else None,
+            dropped=dropped.get(self.settings.model.name, 0),
         )
         view["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
         view["live_metrics"] = (

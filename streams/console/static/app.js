@@ -259,15 +259,18 @@ function qualityChart(q) {
   const n = Math.max(q.n, 1);
   const vals = pts.map((p) => p.value);
   const lo = q.metric === "accuracy" ? 0 : 0, hi = q.metric === "accuracy" ? 1 : Math.max(1e-9, ...vals) * 1.1;
-  const x = (i) => L + (i / n) * (W - L - R), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  // The axis is the model's own example index (q.first: the first example read), where the trainer files its
+  // alarms and decisions; marks from before the examples read are left off the chart (they are counted above).
+  const first = q.first || 0, inside = (i) => i >= first && i <= first + n;
+  const x = (i) => L + ((i - first) / n) * (W - L - R), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
   const chart = svg("svg", { id: "quality-chart", width: W, height: H, viewBox: `0 0 ${W} ${H}` },
     svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" }),
     svg("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" }),
     svg("text", { x: 4, y: T + 10, "font-size": 11 }, fmt(hi, 2)), svg("text", { x: 4, y: H - B, "font-size": 11 }, fmt(lo, 2)),
     svg("text", { x: W / 2, y: H - 6, "font-size": 11 }, `labelled examples (rolling ${q.metric} over ${q.window})`));
-  for (const a of q.alarms) chart.appendChild(svg("line", { class: "alarm", x1: x(a.i), x2: x(a.i), y1: T, y2: H - B, stroke: "#c62828", "stroke-dasharray": "3,3" },
+  for (const a of q.alarms.filter((m) => inside(m.i))) chart.appendChild(svg("line", { class: "alarm", x1: x(a.i), x2: x(a.i), y1: T, y2: H - B, stroke: "#c62828", "stroke-dasharray": "3,3" },
     svg("title", {}, `drift ${a.detector}/${a.signal} ${when(a.ts)}`)));
-  for (const r of q.releases) {
+  for (const r of q.releases.filter((m) => inside(m.i))) {
     const color = r.reason === "rollback" ? "#7b1fa2" : r.reason === "manual" ? "#b26a00" : "#1a7f37";
     chart.appendChild(svg("line", { class: "release-mark", "data-reason": r.reason, x1: x(r.i), x2: x(r.i), y1: T, y2: H - B, stroke: color, "stroke-width": r.reason === "incremental" ? 0.6 : 2 },
       svg("title", {}, `v${r.version} ${r.reason}`)));
