@@ -4,8 +4,10 @@ One group-less consumer (no commits, so looking never moves a worker's offsets) 
 the end of each partition and then follows it, so the pages update live and memory stays bounded whatever the
 topic's size. Topics that do not exist yet are looked for again every few seconds.
 
-``training`` is read from its beginning, but the records before the kept ones are only counted per model (by their
-key: the join keys every TrainingExample by its model), not decoded or kept: the quality page places each kept
+``training`` and ``deadletter`` are read from their beginning, but the records before the kept ones are only counted
+(``training`` per model, by the record's key: the join keys every TrainingExample by its model), not decoded or
+kept. So the overview's totals of those two topics are records, not end offsets (a transaction's commit marker takes
+an offset: 7 dead letters were shown with 6 on the topic); and the quality page places each kept
 example at its index in its model's stream, the index the trainer gives the DriftEvents and guard decisions it
 files, so alarms and releases land at the example they were raised at however far behind the trainer is.
 """
@@ -33,6 +35,7 @@ __all__ = ["TopicTail", "deadletter_view", "quality_view"]
 log = logging.getLogger(__name__)
 
 TOPICS = ("training", "drift", "deadletter")
+COUNTED = ("training", "deadletter")  # read from the beginning: every record counted, the last ones kept
 KEEP = {"training": 20000, "drift": 2000, "deadletter": 2000}
 PREVIEW_CHARS = 2000
 
@@ -48,7 +51,12 @@ class TopicTail:
         # Per model, the TrainingExamples before the first one kept (counted, not kept); and per training
         # partition, the offset from which records are kept.
         self._dropped: Counter[str] = Counter()
-        self._keep_from: dict[int, int] = {}
+        self._keep_from: dict[tuple[str, int], int] = {}
+        # Records read of each COUNTED topic, and the end offsets it had when assigned (until reached, the count
+        # is not the topic's yet).
+        self._count: Counter[str] = Counter()
+        self._ends: dict[str, list[TopicPartition]] = {}
+        self._caught_up: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-tail", daemon=True)
@@ -73,6 +81,12 @@ class TopicTail:
         with self._lock:
             return list(self._rows["training"]), dict(self._dropped)
 
+    def counts(self) -> dict[str, int]:
+        """Records on each of ``training`` and ``deadletter`` (every record read since the topic's first offset),
+        for the topics read up to the end they had when the tail started: a topic still being read is left out."""
+        with self._lock:
+            return {n: self._count[n] for n in COUNTED if n in self._caught_up}
+
     def _consumer(self) -> Consumer:
         conf = client_config(
             self.settings,
@@ -96,13 +110,18 @@ class TopicTail:
             tmeta = metadata.topics.get(topic)
             if tmeta is None or tmeta.error is not None or not tmeta.partitions:
                 continue
+            ends = []
             for p in sorted(tmeta.partitions):
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
                 start = max(low, high - self.keep[name])
-                if name == "training":  # counted from the beginning, kept from ``start``
-                    self._keep_from[p] = start
+                if name in COUNTED:  # counted from the beginning, kept from ``start``
+                    self._keep_from[(name, p)] = start
                     start = low
+                    if high > low:
+                        ends.append(TopicPartition(topic, p, high))
                 parts.append(TopicPartition(topic, p, start))
+            if name in COUNTED:
+                self._ends[name] = ends
             assigned.add(name)
         consumer.assign(parts)
 
@@ -128,8 +147,21 @@ class TopicTail:
                 messages = consumer.consume(1000, 0.5)
                 if messages:
                     self._add(messages)
+                self._check_caught_up(consumer)
         finally:
             consumer.close()
+
+    def _check_caught_up(self, consumer: Consumer) -> None:
+        """A COUNTED topic's count is the topic's once the tail's position passed the end offsets it had when
+        assigned (the position, not the last record's offset: a commit marker can be the last offset)."""
+        for name, ends in list(self._ends.items()):
+            if ends:
+                here = {tp.partition: tp.offset for tp in consumer.position(list(ends))}
+                if any(here.get(tp.partition, -1) < tp.offset for tp in ends):
+                    continue
+            with self._lock:
+                self._caught_up.add(name)
+            del self._ends[name]
 
     def _add(self, messages: list[Any]) -> None:
         prefix = self.settings.kafka.topic_prefix
@@ -138,15 +170,18 @@ class TopicTail:
             if msg.error() is not None:
                 continue
             name = str(msg.topic())[len(prefix) :]
-            before = name == "training" and msg.offset() < self._keep_from.get(msg.partition(), 0)
+            before = msg.offset() < self._keep_from.get((name, msg.partition()), 0)
+            if before and name != "training":
+                rows.append(("-", {"topic": name}))  # before the kept ones: counted only
+                continue
             key = msg.key()
             if before and isinstance(key, bytes):
-                rows.append(("-", {"model": key.decode("utf-8", "replace")}))  # before the kept ones: counted
+                rows.append(("-", {"topic": name, "model": key.decode("utf-8", "replace")}))
                 continue
             item = decode_message(self.codec, name, msg)
             if before:  # a record without a key: its model is in the value
-                if item.ok and item.value is not None:
-                    rows.append(("-", {"model": str(item.value.get("model"))}))
+                model = item.value.get("model") if item.ok and item.value is not None else None
+                rows.append(("-", {"topic": name, "model": None if model is None else str(model)}))
                 continue
             # The record's own coordinates under names no contract record uses (a DeadLetter has its own
             # ``partition``/``offset``: those of the source record).
@@ -163,8 +198,11 @@ class TopicTail:
         with self._lock:
             for name, row in rows:
                 if name == "-":
-                    self._dropped[row["model"]] += 1
+                    self._count[row["topic"]] += 1
+                    if row.get("model") is not None:
+                        self._dropped[row["model"]] += 1
                     continue
+                self._count[name] += 1
                 kept = self._rows[name]
                 if name == "training" and len(kept) == kept.maxlen and "undecodable" not in kept[0]:
                     self._dropped[str(kept[0].get("model"))] += 1  # about to fall off the left

@@ -101,7 +101,13 @@ function renderOverview(o) {
   if (!o || !o.status) return;
   const st = o.status.stack;
   const rates = o.rates || {};
-  const rate = (n) => (rates[n] && rates[n].per_s !== null ? rates[n].per_s.toFixed(1) + "/s" : "-");
+  // Records per second where the console counts records (training, dead letters: with their total); end offsets
+  // per second elsewhere, named so (a transaction's commit marker takes an offset too).
+  const rate = (n) => {
+    const r = rates[n];
+    if (!r || r.per_s === null) return "-";
+    return r.counts === "records" ? `${fmt(r.total)} (${r.per_s.toFixed(1)}/s)` : `${r.per_s.toFixed(1)} offsets/s`;
+  };
   const t = o.trainer;
   // A join store key holding junk of the wrong type: named as `driftline status` names it, not shown as unknown.
   const joinCard = (label, value, id, suffix) => {
