@@ -65,7 +65,7 @@ class Console:
     def __init__(self, settings: Settings, tail: TopicTail) -> None:
         self.settings = settings
         self.tail = tail
-        self.overview = Overview(settings, records=tail.counts)
+        self.overview = Overview(settings, records=lambda: self.tail.counts())
         self._releases: tuple[float, sources.Releases] | None = None
         self._audit: tuple[float, list[dict[str, Any]], str] | None = None
         self._audit_lock = threading.Lock()
