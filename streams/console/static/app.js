@@ -249,9 +249,12 @@ async function lineagePage() {
         data.unverified.map((u) => el("tr", {}, el("td", {}, u.version), el("td", {}, u.reason), el("td", {}, when(u.created_at)),
           el("td", { class: "bad" }, u.rejected), el("td", { class: "detail" }, u.error)))) : null,
       el("h2", {}, "Candidates the guard rejected or held (from the audit log)"),
-      table("candidates", ["when", "outcome", "reason", "candidate", "evidence and checks", "text"],
-        data.candidates.slice().reverse().map((c) => el("tr", { class: c.outcome === "hold" ? "warn" : "" },
-          el("td", {}, when(c.ts)), el("td", {}, c.outcome), el("td", {}, c.reason), el("td", {}, c.candidate),
+      // Consecutive identical decisions (a held challenger is evaluated again at every check) are one row.
+      table("candidates", ["when", "evaluations", "outcome", "reason", "candidate", "evidence and checks (the last)", "text (the last)"],
+        data.candidate_runs.slice().reverse().map((c) => el("tr", { class: c.outcome === "hold" ? "warn" : "", "data-count": c.count },
+          el("td", {}, c.count > 1 ? `${when(c.first_ts)} to ${when(c.last_ts)}` : when(c.ts)),
+          el("td", { class: "num" }, c.count > 1 ? `${fmt(c.count)} (examples ${fmt(c.first_index)} to ${fmt(c.last_index)})` : "1"),
+          el("td", {}, c.outcome), el("td", {}, c.reason), el("td", {}, c.candidate),
           el("td", { class: "detail" }, evidenceText(c)), el("td", { class: "detail" }, c.text))))));
   };
   await render();
