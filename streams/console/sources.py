@@ -60,10 +60,16 @@ def send_control(settings: Settings, command: str, args: dict[str, str]) -> dict
 
 
 def answer(settings: Settings, command_id: str) -> dict[str, Any] | None:
-    """The trainer's answer to a command (``outcome``, ``message``), or None while it has not answered."""
-    from streams.control import wait_reply
+    """The trainer's answer to a command (``outcome``, ``message``), or None while it has not answered.
 
-    return wait_reply(settings, command_id, 0.0)
+    Raises :class:`redis.RedisError` when Redis cannot be read (the API then answers 503 naming its address):
+    read through :func:`streams.control.wait_reply`, which takes a Redis error for no answer yet, a Redis that
+    was down answered ``{"answered": false}`` for ever."""
+    from connectors.redis_store import redis_client
+    from streams.control import reply_key
+
+    raw = redis_client(settings).get(reply_key(settings, command_id))
+    return json.loads(raw) if raw else None
 
 
 def read_registry(settings: Settings) -> Releases:

@@ -360,7 +360,14 @@ async function send(body, out) {
     out.className = ""; out.textContent = `sent ${res.sent.command} (id ${id}); waiting for the trainer...`;
     for (let k = 0; k < 30; k++) {
       await new Promise((r) => setTimeout(r, 1000));
-      const o = await api("/api/actions/" + encodeURIComponent(id));
+      let o;
+      try {
+        o = await api("/api/actions/" + encodeURIComponent(id));
+      } catch (err) {  // sent, but the answer cannot be read (Redis down: 503 naming its address)
+        out.className = "error";
+        out.textContent = `sent ${res.sent.command} (id ${id}); cannot read the trainer's answer (${err.status || "?"}): ${err.message}`;
+        return;
+      }
       if (o.answered) {
         out.className = o.outcome === "ok" ? "ok" : "bad";
         out.textContent = `${res.sent.command} (id ${id}): ${o.outcome}`;
