@@ -434,7 +434,9 @@ def test_a_held_candidate_is_listed_and_promoted_from_the_console(
         "the held candidate on the lineage page",
         lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#candidates tbody tr") if "hold" in r.text],
     )
-    assert len(rows) == len(held)
+    # Consecutive evaluations of the same held candidate are one row with their count (outside37: 103 rows).
+    assert sum(int(r.get_attribute("data-count")) for r in rows) == len(held)
+    assert len(rows) <= len(held)
 
     versions = {int(r["version"]) for r in pipeline.releases()}
     browser.get(world.url + "actions")

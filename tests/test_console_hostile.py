@@ -191,3 +191,34 @@ def test_a_decision_just_filed_in_the_chain_file_shows_at_once(tmp_path: Path) -
     with path.open("a") as fh:
         fh.write('{"seq": 1, "kind": "decision", "outcome": "hold", "model": "default"}\n')
     assert [e.get("outcome") for e in console.audit()[0]] == [None, "hold"]
+
+
+def test_a_held_candidate_evaluated_again_and_again_is_one_row_with_a_count() -> None:
+    """outside37: 103 identical ``hold`` rows for one held challenger. Consecutive identical decisions are one run
+    (count, first and last time and index, the last evidence); another decision between starts a new run; the
+    lineage keeps every decision under ``candidates`` too."""
+    from streams.console import sources
+
+    def decision(ts: int, outcome: str, candidate: str = "challenger", reason: str = "disagreement") -> dict:
+        return {
+            "kind": "decision",
+            "outcome": outcome,
+            "candidate": candidate,
+            "reason": reason,
+            "ts": ts,
+            "index": 25 * ts,
+            "evidence": {"disagreement": ts / 100},
+        }
+
+    audit = [decision(t, "hold") for t in range(1, 6)]
+    audit += [{"kind": "release", "ts": 6}, decision(7, "hold")]  # not a decision: the run goes on
+    audit += [decision(8, "reject", reason="worse"), decision(9, "reject", reason="worse")]
+    audit += [decision(10, "promote"), decision(11, "hold")]  # a promotion between: a new run
+    runs = sources.candidate_runs(audit)
+    assert [(r["outcome"], r["count"], r["first_ts"], r["last_ts"]) for r in runs] == [
+        ("hold", 6, 1, 7),
+        ("reject", 2, 8, 9),
+        ("hold", 1, 11, 11),
+    ]
+    assert (runs[0]["first_index"], runs[0]["last_index"]) == (25, 175)
+    assert runs[0]["evidence"] == {"disagreement": 0.07}  # the last evaluation's

@@ -44,7 +44,7 @@ def down_console(tmp_path_factory: pytest.TempPathFactory) -> Any:
     }
     console = start_console(env, tmp / "console.log", port=0)
     try:
-        yield console, kafka
+        yield console, kafka, redis
     finally:
         console.stop()
 
@@ -53,7 +53,7 @@ def down_console(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_a_registry_page_with_kafka_down_names_the_address_and_what_to_do(
     down_console: Any, page: str
 ) -> None:
-    console, kafka = down_console
+    console, kafka, _ = down_console
     status, body = _get(console.url + "api/" + page)
     assert status == 503, (status, body)
     assert f"cannot reach Kafka at 127.0.0.1:{kafka}" in body["error"], body
@@ -61,7 +61,7 @@ def test_a_registry_page_with_kafka_down_names_the_address_and_what_to_do(
 
 
 def test_status_with_the_stack_down_still_answers_with_both_down(down_console: Any) -> None:
-    console, kafka = down_console
+    console, kafka, _ = down_console
     status, body = _get(console.url + "api/status")
     assert status == 200
     assert body["stack"]["kafka"]["up"] is False and body["stack"]["redis"]["up"] is False
@@ -69,7 +69,7 @@ def test_status_with_the_stack_down_still_answers_with_both_down(down_console: A
 
 
 def test_the_dead_letters_page_says_kafka_cannot_be_read_rather_than_showing_none(down_console: Any) -> None:
-    console, kafka = down_console
+    console, kafka, _ = down_console
     deadline = time.monotonic() + 30
     body: Any = None
     while time.monotonic() < deadline:
@@ -80,3 +80,12 @@ def test_the_dead_letters_page_says_kafka_cannot_be_read_rather_than_showing_non
         time.sleep(1)
     assert body["total"] == 0
     assert body.get("error") and f"Kafka at 127.0.0.1:{kafka}" in body["error"], body
+
+
+def test_a_command_s_answer_with_redis_down_says_redis_cannot_be_read(down_console: Any) -> None:
+    """Not ``{"answered": false}``, which a page polling for the trainer's answer took for "not yet" for ever."""
+    console, _, redis = down_console
+    status, body = _get(console.url + "api/actions/0123456789abcdef")
+    assert status == 503, (status, body)
+    assert f"cannot reach Redis at 127.0.0.1:{redis}/0" in body["error"], body
+    assert "driftline stack up" in body["error"], body

@@ -1,7 +1,10 @@
 """The overview page's numbers: ``status --json`` plus rates, pending joins and the versions scorers serve.
 
-Rates come from topic end offsets sampled over time (records appended per second), so they need no access to the
-workers' metrics ports and read the same however the workers are laid out.
+Rates come from totals sampled over time, so they need no access to the workers' metrics ports and read the same
+however the workers are laid out. The totals of ``training`` and ``deadletter`` are records, counted by the
+console's tail (which reads those topics whole); those of ``features`` and ``predictions`` are end offsets, which a
+transaction's commit markers take too (the trainer writes its dead letters in transactions: 7 offsets for 6 dead
+letters). Each rate says which it counts (``counts``: ``records`` or ``offsets``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -52,12 +56,20 @@ def _role(group: str) -> str:
 class Overview:
     """Computes the overview (at most once per ``ttl_s``; callers from several requests share the result)."""
 
-    def __init__(self, settings: Settings, ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ttl_s: float = 2.0,
+        records: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        """``records``: records on some of RATE_TOPICS (:meth:`TopicTail.counts`), used instead of their end
+        offsets."""
         self.settings = settings
         self.ttl_s = ttl_s
+        self._records = records
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
-        self._ends: deque[tuple[float, dict[str, int]]] = deque(maxlen=64)
+        self._ends: deque[tuple[float, dict[str, tuple[int, str]]]] = deque(maxlen=64)
         self._consumer: Consumer | None = None
 
     def get(self) -> dict[str, Any]:
@@ -140,21 +152,31 @@ class Overview:
     def _rates(self) -> dict[str, Any]:
         now = time.monotonic()
         try:
-            ends = self._ends_now()
+            offsets = self._ends_now()
         except KafkaException:
             return {}
+        records = self._records() if self._records is not None else {}
+        ends = {
+            name: (records[name], "records") if name in records else (offsets.get(name, 0), "offsets")
+            for name in RATE_TOPICS
+        }
         self._ends.append((now, ends))
         while len(self._ends) > 2 and now - self._ends[0][0] > RATE_WINDOW_S:
             self._ends.popleft()
         t0, first = self._ends[0]
         span = now - t0
-        return {
-            name: {
-                "total": ends.get(name, 0),
-                "per_s": None if span <= 0 else max(0, ends.get(name, 0) - first.get(name, 0)) / span,
+        out = {}
+        for name, (total, counts) in ends.items():
+            then, counted = first.get(name, (0, counts))
+            # A rate only between two totals of the same kind (a topic's count switches from offsets to records
+            # once the tail has read it to its end).
+            same = counted == counts and span > 0
+            out[name] = {
+                "total": total,
+                "counts": counts,
+                "per_s": max(0, total - then) / span if same else None,
             }
-            for name in RATE_TOPICS
-        }
+        return out
 
     def _served_by_partition(self) -> list[dict[str, Any]]:
         """The version on the newest prediction of each ``predictions`` partition: what scorers serve now."""

@@ -65,7 +65,7 @@ class Console:
     def __init__(self, settings: Settings, tail: TopicTail) -> None:
         self.settings = settings
         self.tail = tail
-        self.overview = Overview(settings)
+        self.overview = Overview(settings, records=lambda: self.tail.counts())
         self._releases: tuple[float, sources.Releases] | None = None
         self._audit: tuple[float, list[dict[str, Any]], str] | None = None
         self._audit_lock = threading.Lock()
@@ -106,12 +106,14 @@ class Console:
     def quality(self) -> dict[str, Any]:
         live = sources.trainer(self.settings)
         registry = self.releases().registry
+        training, dropped = self.tail.training()
         view = quality_view(
             self.settings,
-            self.tail.snapshot("training"),
+            training,
             self.tail.snapshot("drift"),
             [dict(registry.get(v)) for v in registry.versions()],
             live["metrics"] if live else None,
+            dropped=dropped.get(self.settings.model.name, 0),
         )
         view["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
         view["live_metrics"] = (

@@ -60,10 +60,16 @@ def send_control(settings: Settings, command: str, args: dict[str, str]) -> dict
 
 
 def answer(settings: Settings, command_id: str) -> dict[str, Any] | None:
-    """The trainer's answer to a command (``outcome``, ``message``), or None while it has not answered."""
-    from streams.control import wait_reply
+    """The trainer's answer to a command (``outcome``, ``message``), or None while it has not answered.
 
-    return wait_reply(settings, command_id, 0.0)
+    Raises :class:`redis.RedisError` when Redis cannot be read (the API then answers 503 naming its address):
+    read through :func:`streams.control.wait_reply`, which takes a Redis error for no answer yet, a Redis that
+    was down answered ``{"answered": false}`` for ever."""
+    from connectors.redis_store import redis_client
+    from streams.control import reply_key
+
+    raw = redis_client(settings).get(reply_key(settings, command_id))
+    return json.loads(raw) if raw else None
 
 
 def read_registry(settings: Settings) -> Releases:
@@ -323,4 +329,54 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
         "releases": nodes,
         "unverified": unverified,
         "candidates": candidates,
+        "candidate_runs": candidate_runs(audit),
     }
+
+
+def candidate_runs(audit: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The guard's reject/hold decisions (oldest first) with consecutive identical ones (same candidate, outcome
+    and reason, no other decision between) as one run: ``count`` evaluations from ``first_ts``/``first_index`` to
+    ``last_ts``/``last_index``, with the evidence, checks and text of the last. A held challenger is evaluated
+    again at every check, and each evaluation is an audit decision: the page listed 103 identical ``hold`` rows.
+
+    >>> runs = candidate_runs([{"kind": "decision", "outcome": "hold", "candidate": "c", "reason": "r", "ts": t,
+    ...     "index": t} for t in (1, 2, 3)] + [{"kind": "decision", "outcome": "promote", "candidate": "c"}])
+    >>> [(r["outcome"], r["count"], r["first_ts"], r["last_ts"]) for r in runs]
+    [('hold', 3, 1, 3)]
+    """
+    runs: list[dict[str, Any]] = []
+    last: tuple[Any, ...] | None = None
+    for e in audit:
+        if e.get("kind") != "decision":
+            continue
+        outcome = e.get("outcome")
+        if outcome not in ("reject", "hold"):
+            last = None  # another decision between: the next reject/hold starts a run of its own
+            continue
+        key = (e.get("candidate"), outcome, e.get("reason"))
+        row = {
+            "ts": e.get("ts"),
+            "outcome": outcome,
+            "reason": e.get("reason"),
+            "candidate": e.get("candidate"),
+            "evidence": e.get("evidence") or {},
+            "checks": e.get("checks") or {},
+            "text": e.get("text", ""),
+            "index": e.get("index"),
+        }
+        if runs and key == last:
+            run = runs[-1]
+            run.update(row, count=run["count"] + 1, last_ts=row["ts"], last_index=row["index"])
+        else:
+            runs.append(
+                {
+                    **row,
+                    "count": 1,
+                    "first_ts": row["ts"],
+                    "last_ts": row["ts"],
+                    "first_index": row["index"],
+                    "last_index": row["index"],
+                }
+            )
+        last = key
+    return runs

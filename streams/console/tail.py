@@ -3,6 +3,13 @@
 One group-less consumer (no commits, so looking never moves a worker's offsets) starts a bounded distance before
 the end of each partition and then follows it, so the pages update live and memory stays bounded whatever the
 topic's size. Topics that do not exist yet are looked for again every few seconds.
+
+``training`` and ``deadletter`` are read from their beginning, but the records before the kept ones are only counted
+(``training`` per model, by the record's key: the join keys every TrainingExample by its model), not decoded or
+kept. So the overview's totals of those two topics are records, not end offsets (a transaction's commit marker takes
+an offset: 7 dead letters were shown with 6 on the topic); and the quality page places each kept
+example at its index in its model's stream, the index the trainer gives the DriftEvents and guard decisions it
+files, so alarms and releases land at the example they were raised at however far behind the trainer is.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.settings import Settings
 from driftline.util import rolling_mean
 from schemas.codec import default_codec
+from streams.decisions import decision_object
 
 __all__ = ["TopicTail", "deadletter_view", "quality_view"]
 
 log = logging.getLogger(__name__)
 
 TOPICS = ("training", "drift", "deadletter")
+COUNTED = ("training", "deadletter")  # read from the beginning: every record counted, the last ones kept
 KEEP = {"training": 20000, "drift": 2000, "deadletter": 2000}
 PREVIEW_CHARS = 2000
 
@@ -39,6 +48,15 @@ class TopicTail:
         self.keep = {**KEEP, **(keep or {})}
         self.codec = default_codec()
         self._rows: dict[str, deque[dict[str, Any]]] = {n: deque(maxlen=self.keep[n]) for n in TOPICS}
+        # Per model, the TrainingExamples before the first one kept (counted, not kept); and per training
+        # partition, the offset from which records are kept.
+        self._dropped: Counter[str] = Counter()
+        self._keep_from: dict[tuple[str, int], int] = {}
+        # Records read of each COUNTED topic, and the end offsets it had when assigned (until reached, the count
+        # is not the topic's yet).
+        self._count: Counter[str] = Counter()
+        self._ends: dict[str, list[TopicPartition]] = {}
+        self._caught_up: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-tail", daemon=True)
@@ -56,6 +74,18 @@ class TopicTail:
     def snapshot(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._rows[name])
+
+    def training(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The kept TrainingExamples and, per model, how many of its examples came before the first one kept
+        (read at the same moment: the first kept example of model ``m`` is the ``dropped[m]``-th of its stream)."""
+        with self._lock:
+            return list(self._rows["training"]), dict(self._dropped)
+
+    def counts(self) -> dict[str, int]:
+        """Records on each of ``training`` and ``deadletter`` (every record read since the topic's first offset),
+        for the topics read up to the end they had when the tail started: a topic still being read is left out."""
+        with self._lock:
+            return {n: self._count[n] for n in COUNTED if n in self._caught_up}
 
     def _consumer(self) -> Consumer:
         conf = client_config(
@@ -80,9 +110,18 @@ class TopicTail:
             tmeta = metadata.topics.get(topic)
             if tmeta is None or tmeta.error is not None or not tmeta.partitions:
                 continue
+            ends = []
             for p in sorted(tmeta.partitions):
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
-                parts.append(TopicPartition(topic, p, max(low, high - self.keep[name])))
+                start = max(low, high - self.keep[name])
+                if name in COUNTED:  # counted from the beginning, kept from ``start``
+                    self._keep_from[(name, p)] = start
+                    start = low
+                    if high > low:
+                        ends.append(TopicPartition(topic, p, high))
+                parts.append(TopicPartition(topic, p, start))
+            if name in COUNTED:
+                self._ends[name] = ends
             assigned.add(name)
         consumer.assign(parts)
 
@@ -108,8 +147,21 @@ class TopicTail:
                 messages = consumer.consume(1000, 0.5)
                 if messages:
                     self._add(messages)
+                self._check_caught_up(consumer)
         finally:
             consumer.close()
+
+    def _check_caught_up(self, consumer: Consumer) -> None:
+        """A COUNTED topic's count is the topic's once the tail's position passed the end offsets it had when
+        assigned (the position, not the last record's offset: a commit marker can be the last offset)."""
+        for name, ends in list(self._ends.items()):
+            if ends:
+                here = {tp.partition: tp.offset for tp in consumer.position(list(ends))}
+                if any(here.get(tp.partition, -1) < tp.offset for tp in ends):
+                    continue
+            with self._lock:
+                self._caught_up.add(name)
+            del self._ends[name]
 
     def _add(self, messages: list[Any]) -> None:
         prefix = self.settings.kafka.topic_prefix
@@ -118,7 +170,19 @@ class TopicTail:
             if msg.error() is not None:
                 continue
             name = str(msg.topic())[len(prefix) :]
+            before = msg.offset() < self._keep_from.get((name, msg.partition()), 0)
+            if before and name != "training":
+                rows.append(("-", {"topic": name}))  # before the kept ones: counted only
+                continue
+            key = msg.key()
+            if before and isinstance(key, bytes):
+                rows.append(("-", {"topic": name, "model": key.decode("utf-8", "replace")}))
+                continue
             item = decode_message(self.codec, name, msg)
+            if before:  # a record without a key: its model is in the value
+                model = item.value.get("model") if item.ok and item.value is not None else None
+                rows.append(("-", {"topic": name, "model": None if model is None else str(model)}))
+                continue
             # The record's own coordinates under names no contract record uses (a DeadLetter has its own
             # ``partition``/``offset``: those of the source record).
             row: dict[str, Any] = {
@@ -133,7 +197,16 @@ class TopicTail:
             rows.append((name, row))
         with self._lock:
             for name, row in rows:
-                self._rows[name].append(row)
+                if name == "-":
+                    self._count[row["topic"]] += 1
+                    if row.get("model") is not None:
+                        self._dropped[row["model"]] += 1
+                    continue
+                self._count[name] += 1
+                kept = self._rows[name]
+                if name == "training" and len(kept) == kept.maxlen and "undecodable" not in kept[0]:
+                    self._dropped[str(kept[0].get("model"))] += 1  # about to fall off the left
+                kept.append(row)
             self.version += 1
 
 
@@ -214,11 +287,29 @@ def quality_view(
     trainer_metrics: dict[str, float] | None,
     window: int = 200,
     points: int = 400,
+    dropped: int = 0,
 ) -> dict[str, Any]:
     """The served model's rolling accuracy (classification) or MAE (regression) over labelled examples, with
-    drift alarms, promotions and rollbacks placed on the same axis by time; per-feature drift; segment metrics."""
+    drift alarms, promotions and rollbacks on the same axis; per-feature drift; segment metrics.
+
+    The axis is the example's index in its model's stream, as the trainer counts it (``dropped``: how many of the
+    model's examples came before the first of ``training``; a repeated id is skipped, as the trainer skips it).
+    A DriftEvent is placed at its ``index`` and a release at its guard decision's ``index``, as the demo report
+    places them (``streams/demo/collect.py``), not by time: a trainer behind the stream files them after examples
+    it has not learned yet. Only one without an index (-1, a release without a guard decision) is placed by time,
+    at the first example written after it. ``first`` is the index of the first example read.
+    """
     model, regression = settings.model.name, settings.model.task == "regression"
-    examples = [t for t in training if t.get("model", model) == model and "undecodable" not in t]
+    examples: list[dict[str, Any]] = []
+    ids: set[Any] = set()
+    for t in training:
+        if t.get("model", model) != model or "undecodable" in t:
+            continue
+        if t.get("id") is not None:
+            if t["id"] in ids:
+                continue
+            ids.add(t["id"])
+        examples.append(t)
     scored: list[tuple[int, float]] = []  # (example index, 1/0 correct or absolute error)
     for i, t in enumerate(examples):
         y, p = t.get("label"), t.get("prediction")
@@ -238,17 +329,23 @@ def quality_view(
     step = max(1, len(rolled) // points)
     keep = sorted(set(range(0, len(rolled), step)) | ({len(rolled) - 1} if rolled else set()))
     series = [
-        {"i": scored[k][0], "value": rolled[k], "version": int(examples[scored[k][0]].get("version") or 0)}
+        {
+            "i": dropped + scored[k][0],
+            "value": rolled[k],
+            "version": int(examples[scored[k][0]].get("version") or 0),
+        }
         for k in keep
     ]
     times = [int(t["kafka_ts"]) for t in examples]
 
-    def at(ts: int) -> int:
-        return bisect.bisect_right(times, ts)
+    def at(index: Any, ts: Any) -> int:
+        if isinstance(index, (int, float)) and not isinstance(index, bool) and index >= 0:
+            return int(index)
+        return dropped + bisect.bisect_right(times, int(ts or 0))
 
     alarms = [
         {
-            "i": at(int(d.get("ts") or 0)),
+            "i": at(d.get("index"), d.get("ts")),
             "ts": d.get("ts"),
             "signal": d.get("signal"),
             "detector": d.get("detector"),
@@ -257,7 +354,11 @@ def quality_view(
         if d.get("model", model) == model and not str(d.get("signal", "")).startswith("feature:")
     ]
     marks = [
-        {"i": at(int(r.get("created_at") or 0)), "version": r["version"], "reason": r.get("reason")}
+        {
+            "i": at(decision_object(r.get("decision")).get("index"), r.get("created_at")),
+            "version": r["version"],
+            "reason": r.get("reason"),
+        }
         for r in releases
         if r.get("model") == model
     ]
@@ -284,6 +385,7 @@ def quality_view(
         "metric": "mae" if regression else "accuracy",
         "window": window,
         "n": len(examples),
+        "first": dropped,
         "series": series,
         "alarms": alarms,
         "releases": marks,

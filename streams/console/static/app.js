@@ -101,7 +101,13 @@ function renderOverview(o) {
   if (!o || !o.status) return;
   const st = o.status.stack;
   const rates = o.rates || {};
-  const rate = (n) => (rates[n] && rates[n].per_s !== null ? rates[n].per_s.toFixed(1) + "/s" : "-");
+  // Records per second where the console counts records (training, dead letters: with their total); end offsets
+  // per second elsewhere, named so (a transaction's commit marker takes an offset too).
+  const rate = (n) => {
+    const r = rates[n];
+    if (!r || r.per_s === null) return "-";
+    return r.counts === "records" ? `${fmt(r.total)} (${r.per_s.toFixed(1)}/s)` : `${r.per_s.toFixed(1)} offsets/s`;
+  };
   const t = o.trainer;
   // A join store key holding junk of the wrong type: named as `driftline status` names it, not shown as unknown.
   const joinCard = (label, value, id, suffix) => {
@@ -243,9 +249,12 @@ async function lineagePage() {
         data.unverified.map((u) => el("tr", {}, el("td", {}, u.version), el("td", {}, u.reason), el("td", {}, when(u.created_at)),
           el("td", { class: "bad" }, u.rejected), el("td", { class: "detail" }, u.error)))) : null,
       el("h2", {}, "Candidates the guard rejected or held (from the audit log)"),
-      table("candidates", ["when", "outcome", "reason", "candidate", "evidence and checks", "text"],
-        data.candidates.slice().reverse().map((c) => el("tr", { class: c.outcome === "hold" ? "warn" : "" },
-          el("td", {}, when(c.ts)), el("td", {}, c.outcome), el("td", {}, c.reason), el("td", {}, c.candidate),
+      // Consecutive identical decisions (a held challenger is evaluated again at every check) are one row.
+      table("candidates", ["when", "evaluations", "outcome", "reason", "candidate", "evidence and checks (the last)", "text (the last)"],
+        data.candidate_runs.slice().reverse().map((c) => el("tr", { class: c.outcome === "hold" ? "warn" : "", "data-count": c.count },
+          el("td", {}, c.count > 1 ? `${when(c.first_ts)} to ${when(c.last_ts)}` : when(c.ts)),
+          el("td", { class: "num" }, c.count > 1 ? `${fmt(c.count)} (examples ${fmt(c.first_index)} to ${fmt(c.last_index)})` : "1"),
+          el("td", {}, c.outcome), el("td", {}, c.reason), el("td", {}, c.candidate),
           el("td", { class: "detail" }, evidenceText(c)), el("td", { class: "detail" }, c.text))))));
   };
   await render();
@@ -259,15 +268,18 @@ function qualityChart(q) {
   const n = Math.max(q.n, 1);
   const vals = pts.map((p) => p.value);
   const lo = q.metric === "accuracy" ? 0 : 0, hi = q.metric === "accuracy" ? 1 : Math.max(1e-9, ...vals) * 1.1;
-  const x = (i) => L + (i / n) * (W - L - R), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  // The axis is the model's own example index (q.first: the first example read), where the trainer files its
+  // alarms and decisions; marks from before the examples read are left off the chart (they are counted above).
+  const first = q.first || 0, inside = (i) => i >= first && i <= first + n;
+  const x = (i) => L + ((i - first) / n) * (W - L - R), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
   const chart = svg("svg", { id: "quality-chart", width: W, height: H, viewBox: `0 0 ${W} ${H}` },
     svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" }),
     svg("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" }),
     svg("text", { x: 4, y: T + 10, "font-size": 11 }, fmt(hi, 2)), svg("text", { x: 4, y: H - B, "font-size": 11 }, fmt(lo, 2)),
     svg("text", { x: W / 2, y: H - 6, "font-size": 11 }, `labelled examples (rolling ${q.metric} over ${q.window})`));
-  for (const a of q.alarms) chart.appendChild(svg("line", { class: "alarm", x1: x(a.i), x2: x(a.i), y1: T, y2: H - B, stroke: "#c62828", "stroke-dasharray": "3,3" },
+  for (const a of q.alarms.filter((m) => inside(m.i))) chart.appendChild(svg("line", { class: "alarm", x1: x(a.i), x2: x(a.i), y1: T, y2: H - B, stroke: "#c62828", "stroke-dasharray": "3,3" },
     svg("title", {}, `drift ${a.detector}/${a.signal} ${when(a.ts)}`)));
-  for (const r of q.releases) {
+  for (const r of q.releases.filter((m) => inside(m.i))) {
     const color = r.reason === "rollback" ? "#7b1fa2" : r.reason === "manual" ? "#b26a00" : "#1a7f37";
     chart.appendChild(svg("line", { class: "release-mark", "data-reason": r.reason, x1: x(r.i), x2: x(r.i), y1: T, y2: H - B, stroke: color, "stroke-width": r.reason === "incremental" ? 0.6 : 2 },
       svg("title", {}, `v${r.version} ${r.reason}`)));
@@ -348,7 +360,14 @@ async function send(body, out) {
     out.className = ""; out.textContent = `sent ${res.sent.command} (id ${id}); waiting for the trainer...`;
     for (let k = 0; k < 30; k++) {
       await new Promise((r) => setTimeout(r, 1000));
-      const o = await api("/api/actions/" + encodeURIComponent(id));
+      let o;
+      try {
+        o = await api("/api/actions/" + encodeURIComponent(id));
+      } catch (err) {  // sent, but the answer cannot be read (Redis down: 503 naming its address)
+        out.className = "error";
+        out.textContent = `sent ${res.sent.command} (id ${id}); cannot read the trainer's answer (${err.status || "?"}): ${err.message}`;
+        return;
+      }
       if (o.answered) {
         out.className = o.outcome === "ok" ? "ok" : "bad";
         out.textContent = `${res.sent.command} (id ${id}): ${o.outcome}`;
