@@ -35,6 +35,14 @@ def test_every_kind_of_recorded_decision_reads_as_an_object() -> None:
     assert decision_object("42") == {"text": "42"} and decision_object('"x"') == {"text": '"x"'}
 
 
+@pytest.mark.parametrize("raw", [json.dumps(GUARD), WORDS, "", "42", '"x"', "[1]"])
+def test_the_console_lineage_reads_a_decision_as_the_cli_does(raw: str) -> None:
+    # review37: the console gave {} for JSON that is not an object ('42', '"x"') where the CLI gives its words.
+    from streams.console.sources import _decision
+
+    assert _decision({"decision": raw}) == decision_object(raw)
+
+
 def _release(version: int, decision: str) -> dict[str, Any]:
     model = build_learner(LearnerSpec(), "classification", 0)
     for e in make_events(60, seed=version):

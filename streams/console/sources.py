@@ -15,6 +15,7 @@ from typing import Any
 
 from driftline.errors import ArtifactError, DriftlineError
 from driftline.settings import Settings
+from streams.decisions import decision_object
 from streams.model_registry import Releases
 
 __all__ = [
@@ -188,11 +189,8 @@ def actions(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
 
 # -- lineage -------------------------------------------------------------------------------------------------------
 def _decision(release: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        value = json.loads(release.get("decision") or "null")
-    except ValueError:
-        return {"text": str(release.get("decision"))}
-    return value if isinstance(value, dict) else {}
+    """As every ``--json`` view of the CLI gives it (``streams.decisions``): JSON that is not an object is words."""
+    return decision_object(release.get("decision"))
 
 
 def _promoted_by(
