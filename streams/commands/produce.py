@@ -305,7 +305,13 @@ def _warn_label_as_feature(args: argparse.Namespace) -> None:
     outside (session 37): `produce features --file data.csv` sent the file's `label` column as a feature, silently,
     while `driftline replay` on the same file leaves it out (model.label_col)."""
     col = settings_from_args(args).model.label_col
-    first = next(iter(_file_events(args)), None)
+    events = iter(_file_events(args))
+    try:
+        first = next(events, None)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # a generator holding the file open: closed now, not whenever it is collected
     if first is not None and col in first.features:
         print(
             f"driftline produce: warning: column {col!r} (model.label_col, the label column `driftline replay` "
