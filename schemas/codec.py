@@ -479,6 +479,9 @@ class Codec:
         if not allow_json:
             raise self._fail(rec, topic, avro)
         # On an input topic the sender may have meant JSON: say why it is not JSON either.
+        hint = _encoding_hint(data)
+        if hint is not None:
+            raise self._fail(rec, topic, hint)
         raise self._fail(
             rec, topic, f"neither a JSON object nor Avro single-object encoding: {_json_error(data)}; {avro}"
         )
@@ -549,7 +552,8 @@ class Codec:
             # NaN/Infinity literals parse to floats here so the validator can name the field they sit in.
             value = _JSON.decode(text)
         except ValueError as exc:  # DuplicateKey and JSONDecodeError are ValueErrors
-            raise self._fail(rec, topic, f"invalid JSON: {exc}") from None
+            hint = _encoding_hint(data)  # '{' then NUL: UTF-16 without a byte-order mark
+            raise self._fail(rec, topic, hint or f"invalid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise self._fail(rec, topic, f"JSON value is not an object but {type(value).__name__}")
         if _SURROGATE_ESCAPE.search(text) is not None and _holds_lone_surrogate(value):
@@ -589,6 +593,25 @@ def _holds_lone_surrogate(value: Any) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _encoding_hint(data: Buffer) -> str | None:
+    """What to do when JSON came in another encoding than UTF-8 (a byte-order mark, UTF-16), else None.
+
+    Python's own error for these ("Unexpected UTF-8 BOM (decode using utf-8-sig)", "Expecting property name")
+    speaks to the reader, not to the producer who has to change something."""
+    head = bytes(data[:4])
+    if head.startswith(b"\xef\xbb\xbf"):
+        return (
+            "JSON starts with a UTF-8 byte-order mark (EF BB BF): send UTF-8 without a BOM "
+            "(Python: encoding='utf-8', not 'utf-8-sig')"
+        )
+    opening = (b"{", b"[", b'"', b" ")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+        (head[:1] in opening and head[1:2] == b"\x00") or (head[:1] == b"\x00" and head[1:2] in opening)
+    ):
+        return "JSON looks UTF-16 encoded (a byte-order mark or NUL bytes): re-encode it as UTF-8"
+    return None
 
 
 def _json_error(data: Buffer) -> str:

@@ -407,3 +407,21 @@ def test_tail_from_beginning_with_n_reads_only_the_first_n_of_each_partition(
     decoded.clear()
     assert main([*args, "-n", "0", "--json"]) == 0
     assert capsys.readouterr().out == "" and decoded == []
+
+
+def test_producing_features_without_label_col_warns_that_the_label_column_is_a_feature(
+    prefix: str, tmp_path: Path
+) -> None:
+    # Found from outside (session 37, hostile37): the `label` column went out as a feature, without a word, and
+    # the model learned its label from its features; `driftline replay` on the same file leaves it out.
+    data = tmp_path / "d.csv"
+    data.write_text("a,label\n1,0\n2,1\n")
+    proc = _run(prefix, "produce", "features", "--file", str(data))
+    assert "'label'" in proc.stderr and "--label-col label" in proc.stderr, proc.stderr
+    records = _lines(_run(prefix, "tail", "features", "-n", "1", "--json"))
+    assert records[-1]["value"]["features"] == {"a": 2, "label": 1}  # still sent as written: a warning only
+    quiet = _run(prefix, "produce", "features", "--file", str(data), "--label-col", "label")
+    assert "warning" not in quiet.stderr, quiet.stderr
+    other = tmp_path / "e.csv"
+    other.write_text("a,b\n1,0\n")
+    assert "warning" not in _run(prefix, "produce", "features", "--file", str(other)).stderr

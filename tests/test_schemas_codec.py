@@ -533,3 +533,32 @@ def test_a_json_record_without_ts_takes_its_message_timestamp() -> None:
     )
     assert [m["ts"] for m in many[:2]] == [11, 7]  # type: ignore[index]
     assert many[2]["ts"] > 1_700_000_000_000  # type: ignore[index]  # no timestamp: decoded now
+
+
+_JSON_EVENT = json.dumps({"id": "e1", "ts": 1, "features": {"x": 1.5}})
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"\xef\xbb\xbf" + _JSON_EVENT.encode(), "UTF-8 byte-order mark"),
+        (_JSON_EVENT.encode("utf-16"), "UTF-16"),
+        (_JSON_EVENT.encode("utf-16-le"), "UTF-16"),  # no BOM: '{' then NUL, valid UTF-8 to the decoder
+        (_JSON_EVENT.encode("utf-16-be"), "UTF-16"),
+    ],
+    ids=["utf8_bom", "utf16_bom", "utf16_le", "utf16_be"],
+)
+def test_json_in_another_encoding_says_to_send_utf8(data: bytes, says: str) -> None:
+    # Found from outside (session 37, hostile37): these were refused with Python's words for the reader
+    # ("Unexpected UTF-8 BOM (decode using utf-8-sig)", "Expecting property name enclosed in double quotes").
+    with pytest.raises(SchemaError) as err:
+        CODEC.decode("FeatureEvent", data, topic=TOPIC, allow_json=True)
+    text = str(err.value)
+    assert says in text and "UTF-8" in text, text
+    assert TOPIC in text
+
+
+def test_binary_junk_starting_with_nul_is_not_called_utf16() -> None:
+    with pytest.raises(SchemaError) as err:
+        CODEC.decode("FeatureEvent", b"\x00\x00\x00\x00\x01junk", topic=TOPIC, allow_json=True)
+    assert "UTF-16" not in str(err.value) and "not Avro single-object encoding" in str(err.value)

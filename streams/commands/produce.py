@@ -287,6 +287,8 @@ def _features(args: argparse.Namespace) -> int:
     if args.with_labels and not args.label_col and not args.file.startswith("river:"):
         raise ConfigError("--with-labels: needs --label-col")
     total = _checked_rows(args, args.key_col, labels=args.with_labels)
+    if not args.label_col and not args.file.startswith("river:"):
+        _warn_label_as_feature(args)
     return _run(
         args,
         _file_events(args),
@@ -295,6 +297,28 @@ def _features(args: argparse.Namespace) -> int:
         label_delay=args.label_delay,
         key_col=args.key_col,
     )
+
+
+def _warn_label_as_feature(args: argparse.Namespace) -> None:
+    """Without ``--label-col`` every column is a feature, the label column too: the model then learns its label from
+    its features (a perfect score in the stream, nothing learned for events that come without it). Found from
+    outside (session 37): `produce features --file data.csv` sent the file's `label` column as a feature, silently,
+    while `driftline replay` on the same file leaves it out (model.label_col)."""
+    col = settings_from_args(args).model.label_col
+    events = iter(_file_events(args))
+    try:
+        first = next(events, None)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # a generator holding the file open: closed now, not whenever it is collected
+    if first is not None and col in first.features:
+        print(
+            f"driftline produce: warning: column {col!r} (model.label_col, the label column `driftline replay` "
+            f"reads) is sent as a feature; if it is the label, pass --label-col {col} to leave it out of the "
+            "features (with --with-labels to publish it as labels too)",
+            file=sys.stderr,
+        )
 
 
 def _labels(args: argparse.Namespace) -> int:
