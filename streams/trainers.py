@@ -200,6 +200,25 @@ class TrainerGroup(GatheringBatches):
             )
         self.partitions = next(iter(counts.values()))
 
+    def _first_check_topics(self, stopping: threading.Event) -> None:
+        """:meth:`check_topics` at start, waiting while the broker does not answer (a broker paused or restarting
+        as the trainer starts: the trainer exited, its worker with it; seen in the fault suite on a loaded
+        machine, session 37). A topic layout that is wrong still stops it (ConfigError)."""
+        while True:
+            try:
+                self.check_topics()
+                return
+            except KafkaException as exc:
+                if stopping.is_set():
+                    raise
+                log.warning(
+                    "trainer %s: cannot read the topics' metadata from %s yet (%s); retrying",
+                    self.member,
+                    self.settings.kafka.bootstrap,
+                    exc,
+                )
+                stopping.wait(1.0)
+
     def _check_placement(self, where: dict[str, int]) -> None:
         """Refuse to go on when a model's committed state (``where``: model -> changelog partition it was read
         from) is not on the partition its name hashes to now: partitions were added since it was written, so its
@@ -234,7 +253,7 @@ class TrainerGroup(GatheringBatches):
             # ~900 labels).
             kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
             consumer = self._subscribe()
-            self.check_topics()
+            self._first_check_topics(stopping)
             # Everything alive now (modules, the worker's app, clients) lives as long as the process: moved to the
             # permanent generation, the full collections that a batch's thousands of decoded examples trigger no
             # longer walk it (they were 8 % of the LR trainer's samples, 16 % of the tree's; py-spy, 20,000
