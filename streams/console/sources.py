@@ -308,16 +308,7 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
         for r in releases.rejected
     ]
     candidates = [
-        {
-            "ts": e.get("ts"),
-            "outcome": e.get("outcome"),
-            "reason": e.get("reason"),
-            "candidate": e.get("candidate"),
-            "evidence": e.get("evidence") or {},
-            "checks": e.get("checks") or {},
-            "text": e.get("text", ""),
-            "index": e.get("index"),
-        }
+        _candidate_row(e)
         for e in audit
         if e.get("kind") == "decision" and e.get("outcome") in ("reject", "hold")
     ]
@@ -328,6 +319,20 @@ def lineage(settings: Settings, releases: Releases, audit: list[dict[str, Any]])
         "unverified": unverified,
         "candidates": candidates,
         "candidate_runs": candidate_runs(audit),
+    }
+
+
+def _candidate_row(e: Mapping[str, Any]) -> dict[str, Any]:
+    """A reject/hold decision of the audit log as the lineage lists it."""
+    return {
+        "ts": e.get("ts"),
+        "outcome": e.get("outcome"),
+        "reason": e.get("reason"),
+        "candidate": e.get("candidate"),
+        "evidence": e.get("evidence") or {},
+        "checks": e.get("checks") or {},
+        "text": e.get("text", ""),
+        "index": e.get("index"),
     }
 
 
@@ -352,16 +357,7 @@ def candidate_runs(audit: list[dict[str, Any]]) -> list[dict[str, Any]]:
             last = None  # another decision between: the next reject/hold starts a run of its own
             continue
         key = (e.get("candidate"), outcome, e.get("reason"))
-        row = {
-            "ts": e.get("ts"),
-            "outcome": outcome,
-            "reason": e.get("reason"),
-            "candidate": e.get("candidate"),
-            "evidence": e.get("evidence") or {},
-            "checks": e.get("checks") or {},
-            "text": e.get("text", ""),
-            "index": e.get("index"),
-        }
+        row = _candidate_row(e)
         if runs and key == last:
             run = runs[-1]
             run.update(row, count=run["count"] + 1, last_ts=row["ts"], last_index=row["index"])
