@@ -145,7 +145,8 @@ class _Input:
     def __init__(self, data: bytes, max_objects: int) -> None:
         self._view = memoryview(data)
         self._pos = 0
-        self._base: int | None = None  # the allocated blocks at the first read: before the load built anything
+        # The allocated blocks at the first read: before the load built anything.
+        self._base: int | None = None
         self._max = max_objects
 
     def _check(self) -> None:

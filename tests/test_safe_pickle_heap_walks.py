@@ -39,7 +39,9 @@ def test_a_logistic_regression_load_walks_the_heap_twice(monkeypatch: pytest.Mon
     loaded = safe_pickle.loads(payload)
     # The base at the prefetch (before anything is built) and the check at the read that ends the load.
     assert len(walks) == 2
-    assert [loaded.predict_proba_one(x) for x, _ in rows[200:]] == [learner.predict_proba_one(x) for x, _ in rows[200:]]
+    assert [loaded.predict_proba_one(x) for x, _ in rows[200:]] == [
+        learner.predict_proba_one(x) for x, _ in rows[200:]
+    ]
 
 
 def test_a_one_frame_flood_is_still_refused_at_the_end_of_its_load() -> None:

@@ -40,7 +40,9 @@ def _trained(kind: str, n: int = 300) -> Any:
     task = "classification" if "classification" in tasks else tasks[0]
     params = {"classes": [0, 1]} if kind == "sklearn_sgd" else {}
     learner = build_learner(LearnerSpec(kind, params), task)
-    stream = synth.Agrawal(classification_function=2, seed=7) if task == "classification" else synth.Friedman(7)
+    stream = (
+        synth.Agrawal(classification_function=2, seed=7) if task == "classification" else synth.Friedman(7)
+    )
     for x, y in islice(stream, n):
         learner.learn_one(x, y)
     return learner
