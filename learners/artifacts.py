@@ -40,6 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from driftline.audit_chain import canonical_text
 from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
 from driftline.util import json_depth
 from learners import safe_pickle
@@ -48,6 +49,7 @@ __all__ = [
     "ArtifactHeader",
     "ArtifactStore",
     "build_release",
+    "header_metrics",
     "library_versions",
     "load_release",
     "sign",
@@ -87,11 +89,15 @@ class ArtifactHeader:
     metrics: dict[str, float] = field(default_factory=dict)
     decision: str = ""
 
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no spaces): the exact text that is signed."""
+    def to_json(self, metrics_json: str | None = None) -> str:
+        """Canonical JSON (sorted keys, no spaces): the exact text that is signed. ``metrics_json``: the canonical
+        JSON of :attr:`metrics`, when the caller has it (see :func:`build_release`)."""
         # The fields as they are, not dataclasses.asdict: its recursive deep copy of the dicts was a fifth of
         # build_release for a logistic regression, and json.dumps reads the same values either way.
-        return _canonical({name: getattr(self, name) for name in _HEADER_FIELDS})
+        fields = {name: getattr(self, name) for name in _HEADER_FIELDS}
+        if metrics_json is None:
+            return _canonical(fields)
+        return canonical_text(fields, {"metrics": metrics_json})
 
     @classmethod
     def from_json(cls, text: str) -> ArtifactHeader:
@@ -213,6 +219,13 @@ class ArtifactStore:
         return payload
 
 
+def header_metrics(metrics: Mapping[str, float], n_learned: int) -> dict[str, float]:
+    """The metrics a release's header and record carry: ``metrics`` as floats by str keys, and ``n_learned``."""
+    out = {str(k): float(v) for k, v in metrics.items()}
+    out["n_learned"] = float(n_learned)
+    return out
+
+
 def build_release(
     model: object,
     *,
@@ -228,11 +241,14 @@ def build_release(
     max_inline_bytes: int = 4_000_000,
     store: ArtifactStore | None = None,
     created_at: int | None = None,
+    metrics_json: str | None = None,
 ) -> dict[str, Any]:
     """Serialize and sign ``model`` as a ModelRelease record dict.
 
-    ``metrics`` gets ``n_learned`` added. A payload over ``max_inline_bytes`` is put in ``store``
-    and the record carries ``artifact_ref`` instead of ``artifact``.
+    ``metrics`` gets ``n_learned`` added (:func:`header_metrics`). A payload over ``max_inline_bytes`` is put in
+    ``store`` and the record carries ``artifact_ref`` instead of ``artifact``. ``metrics_json``: the canonical
+    JSON of ``header_metrics(metrics, n_learned)`` (``driftline.audit_chain.canonical_text``), when the caller
+    made it for something else too (the trainer's audit entry of the release writes the same metrics).
     """
     _check_key(key)
     if not name:
@@ -240,8 +256,7 @@ def build_release(
     if parent is not None and parent >= version:
         raise ArtifactError(f"model {name!r}: parent {parent} must be older than version {version}")
     payload = safe_pickle.dumps(model)
-    all_metrics = {str(k): float(v) for k, v in metrics.items()}
-    all_metrics["n_learned"] = float(n_learned)
+    all_metrics = header_metrics(metrics, n_learned)
     header = ArtifactHeader(
         model=name,
         version=int(version),
@@ -256,7 +271,7 @@ def build_release(
         metrics=all_metrics,
         decision=decision,
     )
-    header_json = header.to_json()
+    header_json = header.to_json(metrics_json)
     artifact: bytes | None = payload
     ref: str | None = None
     if len(payload) > max_inline_bytes:

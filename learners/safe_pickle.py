@@ -52,6 +52,7 @@ Every refusal is a :class:`SecurityError` whose message says "allow-list" (count
 
 from __future__ import annotations
 
+import abc
 import copyreg
 import functools
 import io
@@ -144,10 +145,18 @@ class _Input:
     def __init__(self, data: bytes, max_objects: int) -> None:
         self._view = memoryview(data)
         self._pos = 0
-        self._base = sys.getallocatedblocks()
+        # The allocated blocks at the first read: before the load built anything.
+        self._base: int | None = None
         self._max = max_objects
 
     def _check(self) -> None:
+        # sys.getallocatedblocks() walks the whole heap (~300 us in a trainer or scorer holding ~300k objects):
+        # the first read comes before the unpickler built anything, so it takes the base and checks nothing
+        # (a check there measured only the unpickler's own construction). A one-frame pickle (an LR's, ~2.4 KB)
+        # takes two walks (its prefetch, and its read at the end of the load), not three.
+        if self._base is None:
+            self._base = sys.getallocatedblocks()
+            return
         grown = sys.getallocatedblocks() - self._base
         if grown > self._max:
             raise _refuse(f"the load allocated over {self._max} objects ({grown} blocks) by byte {self._pos}")
@@ -378,9 +387,34 @@ def _plain_class(cls: type) -> bool:
     )
 
 
-# _plain_class per class, kept across picklers: a release pickles the same few classes each time, and deciding
-# anew for each pickler was a tenth of a logistic regression's pickle.
-_PLAIN: dict[type, bool] = {}
+# What CompactPickler.reducer_override does with a class's instances, kept across picklers: a release pickles
+# the same few classes each time. _PLAIN_KIND: rebuilt through _set_state (_plain_class); _DISTRIBUTION: a River
+# distribution (its generator written as a seed). 0: neither, the pickler's own reduction. Deciding anew for
+# each pickler was a tenth of a logistic regression's pickle; the distribution test per object (an ABC's
+# isinstance, ~0.6 us) was called for every container and class written (~30 a logistic regression) while
+# depending only on the class: a seventh of its pickle (session 38). Kept with the ABCs' cache token: a class
+# registered as a Distribution afterwards is decided again.
+_PLAIN_KIND, _DISTRIBUTION = 1, 2
+_KINDS: dict[type, int] = {}
+_KINDS_TOKEN: list[object] = [abc.get_cache_token()]
+
+
+def _kinds_current() -> None:
+    """Forget :data:`_KINDS` if an ABC registered a class since it was filled (or it grew past 4,096 classes:
+    classes made on the fly must not pile up). Once per pickler."""
+    token = abc.get_cache_token()
+    if token != _KINDS_TOKEN[0] or len(_KINDS) > 4096:
+        _KINDS.clear()
+        _KINDS_TOKEN[0] = token
+
+
+def _kind(cls: type, distribution: type | None) -> int:
+    """The bits of :data:`_KINDS` for instances of ``cls`` (``distribution``: River's ``Distribution``, or None)."""
+    kind = (_PLAIN_KIND if _plain_class(cls) else 0) | (
+        _DISTRIBUTION if distribution is not None and issubclass(cls, distribution) else 0
+    )
+    _KINDS[cls] = kind
+    return kind
 
 
 class CompactPickler(pickle.Pickler):
@@ -390,20 +424,22 @@ class CompactPickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, protocol: int = 5) -> None:
         super().__init__(file, protocol=protocol)
         self._distribution = _distribution_type()
+        _kinds_current()
         # id() is stable here: every generator stays referenced by the model while it is pickled.
         self._seeded: dict[int, _Seeded] = {}
         self._shared: _Seeded | None = None  # see share_generators
 
     def reducer_override(self, obj: Any) -> Any:
-        cls = type(obj)
-        plain = _PLAIN.get(cls)
-        if plain is None:
-            if len(_PLAIN) > 4096:  # classes made on the fly must not pile up
-                _PLAIN.clear()
-            plain = _PLAIN[cls] = _plain_class(cls)
-        distribution = self._distribution is not None and isinstance(obj, self._distribution)
-        if not plain and not distribution:
+        kind = _KINDS.get(type(obj))
+        if kind is None:
+            kind = _kind(type(obj), self._distribution)
+        if not kind:
             return NotImplemented
+        return self._reduce(obj, bool(kind & _PLAIN_KIND), bool(kind & _DISTRIBUTION))
+
+    def _reduce(self, obj: Any, plain: bool, distribution: bool) -> Any:
+        """The reduction of ``obj``, a plain object (``plain``, see :func:`_plain_class`) and/or a River
+        distribution (``distribution``), else NotImplemented (the pickler's own)."""
         reduced = obj.__reduce_ex__(5)
         if not isinstance(reduced, tuple) or len(reduced) < 3 or type(reduced[2]) is not dict:
             return NotImplemented

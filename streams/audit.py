@@ -194,10 +194,19 @@ class AuditLog:
             good.append(entry)
         return good
 
-    def append(self, kind: AuditKind, record: Mapping[str, Any], *, ts: int | None = None) -> dict[str, Any]:
+    def append(
+        self,
+        kind: AuditKind,
+        record: Mapping[str, Any],
+        *,
+        ts: int | None = None,
+        texts: Mapping[str, str] | None = None,
+        record_text: str | None = None,
+    ) -> dict[str, Any]:
         """Add one entry: file line (flushed), head note (atomic replace), then the topic (async, flushed with
         the batch). ``kind`` is one of :data:`AUDIT_KINDS` (ValueError otherwise: `audit show --kind` could not
-        select it)."""
+        select it). ``texts``, ``record_text``: canonical texts the caller already made
+        (:func:`driftline.audit_chain.make_line`)."""
         if kind not in AUDIT_KINDS:
             raise ValueError(
                 f"audit: entry kind {kind!r} is not one of {', '.join(AUDIT_KINDS)}; add it to streams.audit.AuditKind"
@@ -205,7 +214,9 @@ class AuditLog:
         if not self._opened:
             self.open()
         now = int(time.time() * 1000) if ts is None else ts
-        entry, line = make_line(self._head, kind, self.model, record, self.key, ts=now)
+        entry, line = make_line(
+            self._head, kind, self.model, record, self.key, ts=now, texts=texts, record_text=record_text
+        )
         self._head = head_of(entry)
         self._pending.append(line)
         if not self.deferred:

@@ -157,9 +157,17 @@ class WorkerContext:
         if self._fairness is not None:
             self._fairness.publish()
 
-    def audit(self, kind: AuditKind, record: dict[str, Any]) -> None:
+    def audit(
+        self,
+        kind: AuditKind,
+        record: dict[str, Any],
+        *,
+        texts: Mapping[str, str] | None = None,
+        record_text: str | None = None,
+    ) -> None:
         """Append ``record`` to the model's signed audit chain (disk and the ``audit`` topic; see
-        :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry."""
+        :mod:`streams.audit`). Any JSON record is accepted; it is stored under ``record`` in the entry.
+        ``texts``, ``record_text``: canonical texts the caller already made (:meth:`streams.audit.AuditLog.append`)."""
         alog = self._audit_logs.get(self.model)
         if alog is None:
             settings, model = self.settings, self.model
@@ -172,7 +180,7 @@ class WorkerContext:
                 deferred=self.audit_deferred,
             )
             self._audit_logs[model] = alog
-        entry = alog.append(kind, record)
+        entry = alog.append(kind, record, texts=texts, record_text=record_text)
         if log.isEnabledFor(logging.INFO):  # the JSON is built only for a log that shows it
             log.info("audit %s #%d: %s", kind, entry["seq"], json.dumps(entry["record"], default=str)[:500])
 

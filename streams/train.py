@@ -24,11 +24,12 @@ import redis
 
 from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
+from driftline.audit_chain import canonical_text
 from driftline.errors import ConfigError, SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
 from learners import kernels
-from learners.artifacts import ArtifactStore, build_release
+from learners.artifacts import ArtifactStore, build_release, header_metrics
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
 from learners.guard import Decision
@@ -557,9 +558,15 @@ class Trainer(TrainerControl):
                 # explain show what the served model learned from, not "nothing yet").
                 release = dataclasses.replace(release, data_range=span)
         served_at, self._served_at = self._served_at, (release.version, release.model)
-        # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels).
+        # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels), and
+        # the canonical texts written twice once (session 38): the decision's (its entry, and the release's entry)
+        # and the metrics' (the signed header, and the release's entry).
         decision = release.decision.to_json() if release.decision is not None else ""
         parsed = json.loads(decision) if decision else None
+        decision_text = canonical_text(parsed) if parsed is not None else None
+        n_learned = int(release.metrics.get("n_learned", self.lifecycle.n_learned))
+        metrics = header_metrics(release.metrics, n_learned)
+        metrics_text = canonical_text(metrics)
         record = build_release(
             release.model,
             name=ctx.model,
@@ -568,11 +575,12 @@ class Trainer(TrainerControl):
             reason=release.reason,
             metrics=release.metrics,
             key=self.key,
-            n_learned=int(release.metrics.get("n_learned", self.lifecycle.n_learned)),
+            n_learned=n_learned,
             data_range=release.data_range,
             decision=decision,
             max_inline_bytes=s.model.max_inline_bytes,
             store=self.store,
+            metrics_json=metrics_text,
         )
         # Every field of the record is built here with its schema type (learners.artifacts.build_release), so it
         # is encoded directly (``complete=True``: the same bytes as after validation, which runs only if direct
@@ -586,7 +594,7 @@ class Trainer(TrainerControl):
         self.withheld, self.withheld_count = None, 0  # the champion is the released (loadable) model now
         ctx.metrics.observe_release(ctx.model, release.reason, record["created_at"])
         if release.decision is not None:
-            self.record_decision(release.decision, parsed)
+            self.record_decision(release.decision, parsed, decision_text)
         explained = release_explanation(
             release,
             self.lifecycle,
@@ -595,13 +603,26 @@ class Trainer(TrainerControl):
             # one, nor a release after a restart): else the lifecycle's, right between batches.
             **({"replaced_model": served_at[1]} if served_at and served_at[0] == release.parent else {}),
         )
-        ctx.audit("release", explained)
+        texts = {}
+        if explained.get("decision") is parsed and decision_text is not None:
+            texts["decision"] = decision_text
+        # The header's metrics are the release's as floats: the same text where they already were (else encoded).
+        written = explained.get("metrics")
+        if written == metrics and all(type(v) is float for v in written.values()):
+            texts["metrics"] = metrics_text
+        ctx.audit("release", explained, texts=texts)
         log.info("released %s v%d (%s)", ctx.model, release.version, release.reason)
 
-    def record_decision(self, decision: Decision, parsed: dict[str, Any] | None = None) -> None:
-        """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it)."""
+    def record_decision(
+        self, decision: Decision, parsed: dict[str, Any] | None = None, text: str | None = None
+    ) -> None:
+        """Count ``decision`` and audit it; ``parsed``: its ``to_json()`` already parsed (the audit copies it), and
+        ``text`` its canonical JSON (``driftline.audit_chain.canonical_text``)."""
         self.ctx.metrics.child("guard_decisions", self.ctx.model, decision.outcome, decision.reason).inc()
-        self.ctx.audit("decision", json.loads(decision.to_json()) if parsed is None else parsed)
+        if parsed is None:
+            self.ctx.audit("decision", json.loads(decision.to_json()))
+        else:
+            self.ctx.audit("decision", parsed, record_text=text)
 
     def emit_drift(self, signal: DriftSignal) -> None:
         self.ctx.emit_drift(signal, self.lifecycle.served_version)

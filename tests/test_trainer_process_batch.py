@@ -192,8 +192,8 @@ def test_process_matches_the_per_record_path_when_inputs_change() -> None:
         alog = trainer.ctx._audit_logs[trainer.ctx.model]
         alog.appended = []
         append = alog.append
-        alog.append = lambda kind, record, ts=None, _a=append, _l=alog.appended: (
-            _l.append({"kind": kind, "record": _strip_clock(record)}) or _a(kind, record, ts=ts)
+        alog.append = lambda kind, record, ts=None, _a=append, _l=alog.appended, **texts: (
+            _l.append({"kind": kind, "record": _strip_clock(record)}) or _a(kind, record, ts=ts, **texts)
         )
     rng = random.Random(7)
     k = 0

@@ -27,9 +27,9 @@ def _audited(trainer: Any) -> list[dict[str, Any]]:
     log = trainer.ctx._audit_logs[trainer.ctx.model]
     log.appended = []
     append = log.append
-    log.append = lambda kind, record, ts=None: (
+    log.append = lambda kind, record, ts=None, **texts: (
         log.appended.append({"kind": kind, "record": _rounded(_strip_clock(record))})
-        or append(kind, record, ts=ts)
+        or append(kind, record, ts=ts, **texts)
     )
     return log.appended  # type: ignore[no-any-return]
 
