@@ -201,7 +201,7 @@ def test_a_threshold_shift_early_in_a_short_stream_is_alarmed_by_an_early_copy(s
     # and a 1,000-label warm-up no copy could test anything before label 2,000 (no alarm at any seed); the copies
     # at 250 and 500 (``EARLY_FIRST``) warm up over as many labels as their lineage had learned (their p0 bound at
     # ``EARLY_P0_Z`` standard errors). Measured at seeds 0-5: alarmed at all six (949-1,833), ADWIN alone at none.
-    # (A 7 -> 8 shift, 7.5 % of the labels: alarmed at 1 of the 6 with EARLY_P0_Z 2, at 4 with 1.)
+    # (A 7 -> 8 shift, 7.5 % of the labels: alarmed at 1 of the 6 with EARLY_P0_Z 2, at 4 with 1; session 22.)
     at = 800
     rows = _sea_short(2000, seed, at)
     assert _signals(_lifecycle(DriftConfig(sentinel=False)), rows) == []  # ADWIN misses it
@@ -231,7 +231,27 @@ def test_the_early_copies_warm_up_over_their_lineages_labels() -> None:
     # 250, 500 (early: their own age), then as before: 1,000, 2,000, 4,000 with sentinel_warmup.
     assert warmups == {250: 250, 500: 500, 1000: 1000, 2000: 1000, 4000: 1000}
     # The early copies' p0 bound is EARLY_P0_Z standard errors up, the others' P0_UPPER_Z (as before).
-    assert zs == {250: 2.0, 500: 2.0, 1000: 1.0, 2000: 1.0, 4000: 1.0}
+    assert zs == {250: 1.5, 500: 1.5, 1000: 1.0, 2000: 1.0, 4000: 1.0}
     # A promoted challenger's lineage starts the schedule again, early copies included.
     sentinel.promoted(Model())
     assert sentinel.next_copy == sentinel.seen + 250
+
+
+def test_bench_unseen_sea_abrupt_at_4000_events_seed_1_is_alarmed_within_2000_events(tmp_path: Any) -> None:
+    # Issue 13: every abrupt drift alarmed within 2,000 events. bench.unseen's sea-abrupt (SEA 7 -> 8 at event 1,600 of
+    # 4,000, 5 % noise) through the lifecycle ``driftline replay`` builds from default settings, labels 50 events
+    # late, as ``docs/experiments/regtax_gate.py --n 4000`` runs it. Session 38: with the early copies' p0 bound at 2
+    # standard errors (``EARLY_P0_Z``) the copy frozen at 250 labels (p0 .137) peaked at 6.16 against the threshold
+    # 6.91 and no detector alarmed; at 1.5 the copies alarm (event 2,148 as raised).
+    from bench.accuracy import default_lifecycle, raised
+    from bench.unseen import DELAY, make, write_csv
+    from learners.replay import read_rows, replay
+
+    examples, points, task, _ = make("sea-abrupt", 4000, 1)
+    assert points == [1600] and task == "classification"
+    path = tmp_path / "sea.csv"
+    write_csv(examples, path)
+    rows = list(read_rows(path, "y"))
+    alarms = raised(replay(rows, default_lifecycle(task, 0), delay=DELAY).summary()["alarms"], DELAY)
+    assert [a for a in alarms if 1600 <= a < 3600], alarms
+    assert not [a for a in alarms if a < 1600], alarms  # nothing before the shift
