@@ -206,9 +206,8 @@ class Publisher(threading.Thread):
         producers = [producer]
         deadline = time.monotonic() + self.flush_timeout
         last_progress, acknowledged = time.monotonic(), -1
-        answering: float | None = (
-            None  # since when the broker answers a fresh client, no acknowledgement since
-        )
+        # Since when the broker has answered a fresh client with no acknowledgement since (None: not yet).
+        answering: float | None = None
         asked = 0.0
         while True:
             for p in producers:
