@@ -344,8 +344,10 @@ class TrainerGroup(GatheringBatches):
         of its group: the consumer is closed (in the background) and the caller makes a new one, as
         :meth:`_stuck` does. A client can stay unable to reach a broker that came back: after a broker restart the
         trainer's restore failed with ``Failed to get metadata: Local: Broker transport failure`` every 11 s for
-        over 3 minutes while the scorer and joiner went on and its group heartbeats were answered (fault suite,
-        session 38, test_broker_stopped_and_restarted at load 11-16: nothing learned)."""
+        over 3 minutes while the scorer and joiner went on; its consumer never rejoined its group (the broker
+        removed the member 11 s after it was back and the group stayed empty), and the group watchdog, which counts
+        only the seconds spent polling (a fraction of a second of each 11 s retry), had not fired when the test
+        gave up (fault suite, session 38, test_broker_stopped_and_restarted at load 11-16: nothing learned)."""
         now = time.monotonic()
         if self._restore_failing_since is None:
             self._restore_failing_since = now
