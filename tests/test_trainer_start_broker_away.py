@@ -73,3 +73,40 @@ def test_a_trainer_stopping_while_it_waits_stops() -> None:
 class _NoWait(threading.Event):
     def wait(self, timeout: float | None = None) -> bool:
         return self.is_set()
+
+
+def test_a_consumer_whose_restore_keeps_failing_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a broker restart the trainer's client could not read metadata for minutes while the broker answered
+    everyone else (fault suite, session 38): its restore failed every 11 s and nothing was learned. Once restores
+    have failed for the watchdog's bound on one consumer, that consumer is closed and a new one made."""
+    import streams.trainers as trainers
+    from connectors.batch_source import GroupWatchdog
+
+    closed: list[Any] = []
+    monkeypatch.setattr(trainers, "close_in_background", lambda consumer, topic: closed.append(consumer))
+    clock = [1000.0]
+    monkeypatch.setattr(trainers.time, "monotonic", lambda: clock[0])
+    restarts: list[str] = []
+    group = _group(AwayThenBack(away=100, partitions=_topics(4)))
+    group.topics = (group.settings.topic("training"),)  # type: ignore[assignment]
+    group.group = "g"
+    group.watchdog = GroupWatchdog(group.topics, 20.0)
+    group.metrics = SimpleNamespace(  # type: ignore[assignment]
+        consumer_restarts=SimpleNamespace(
+            labels=lambda group: SimpleNamespace(inc=lambda: restarts.append(group))
+        ),
+        owned_models=SimpleNamespace(set=lambda n: None),
+    )
+    group.trainers, group.states, group._dropped, group.owned = {}, {}, set(), {0, 1}
+    group._restore_failing_since, group._restore_needed = None, True
+    stuck_client = group.consumer
+
+    assert not group._restore_stuck(stuck_client)  # type: ignore[arg-type]
+    clock[0] += 19.0
+    assert not group._restore_stuck(stuck_client), "replaced before the watchdog's bound"  # type: ignore[arg-type]
+    clock[0] += 2.0
+    assert group._restore_stuck(stuck_client)  # type: ignore[arg-type]
+    assert closed == [stuck_client] and restarts == ["g"]
+    assert group.consumer is None and group.owned == set() and not group._restore_needed
+    clock[0] += 5.0  # a new consumer starts its own count
+    assert not group._restore_stuck(object())  # type: ignore[arg-type]
