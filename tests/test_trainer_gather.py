@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -244,9 +245,13 @@ def test_the_kernels_are_warmed_before_the_group_is_joined(monkeypatch: pytest.M
     monkeypatch.setattr(trainers_mod, "ensure_topics", lambda settings, names: None)
     monkeypatch.setattr(trainers_mod.kernels, "warm_for", lambda *specs: order.append("warm") or 0.0)
     monkeypatch.setattr(TrainerGroup, "_subscribe", subscribe)
+    # No broker: the transactional producer's init_transactions would reach whatever DRIFTLINE_KAFKA_BOOTSTRAP
+    # names (9092 by default) from a test not marked kafka (session 38: it timed out against no broker there).
+    closed = types.SimpleNamespace(close=lambda timeout: order.append("closed"))
+    monkeypatch.setattr(TrainerGroup, "_new_context", lambda self: types.SimpleNamespace(out=closed))
     settings = load_settings(overrides={"model": {"learner": {"name": "hoeffding_tree"}}})
     assert settings.model.learner == LearnerSpec("hoeffding_tree")
     group = TrainerGroup(settings, build_metrics(), default_codec())
     with pytest.raises(Joined):
         group.run(threading.Event())
-    assert order == ["warm", "subscribe"]
+    assert order == ["warm", "subscribe", "closed"]
