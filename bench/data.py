@@ -151,6 +151,17 @@ def fill_labels(settings: Settings, codec: Codec, rows: list[Row]) -> int:
     )
 
 
+def answered_examples(settings: Settings, codec: Codec, rows: list[Row], ts: int = 0) -> list[bytes]:
+    """One encoded TrainingExample per row for ``settings.model.name``, each carrying the served model's answer
+    as the join would (:func:`served_answers`), with ``ts`` as its event and label time."""
+    answers = served_answers(settings, rows)
+    return codec.encode_many(
+        "TrainingExample",
+        [training_value(r, settings.model.name, ts, a) for r, a in zip(rows, answers, strict=True)],
+        topic=settings.topic("training"),
+    )
+
+
 def fill_training(settings: Settings, codec: Codec, rows: list[Row], *, answered: bool = True) -> int:
     """Pre-fill ``training`` with one TrainingExample per row for ``settings.model.name``.
 
@@ -160,12 +171,12 @@ def fill_training(settings: Settings, codec: Codec, rows: list[Row], *, answered
     topic = settings.topic("training")
     now = int(time.time() * 1000)
     model = settings.model.name
-    answers = served_answers(settings, rows) if answered else [(None, None, 1)] * len(rows)
-    values = codec.encode_many(
-        "TrainingExample",
-        [training_value(r, model, now, a) for r, a in zip(rows, answers, strict=True)],
-        topic=topic,
-    )
+    if answered:
+        values = answered_examples(settings, codec, rows, now)
+    else:
+        values = codec.encode_many(
+            "TrainingExample", [training_value(r, model, now) for r in rows], topic=topic
+        )
     key = model.encode()
     return produce_all(raw_producer(settings), topic, ((key, v) for v in values))
 

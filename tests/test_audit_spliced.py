@@ -50,7 +50,7 @@ def test_the_trainers_releases_write_what_they_wrote_without_the_texts(
 ) -> None:
     """Every audit line and signed header of ``Trainer.process`` on the bench's LR stream (a release every ~25
     labels) against the same made without the texts the trainer passes, and the texts were used."""
-    from bench.data import make_rows, served_answers, training_value
+    from bench.data import answered_examples, make_rows
     from connectors.batch_source import RawRecord
     from driftline.settings import load_settings
     from learners import artifacts
@@ -88,15 +88,9 @@ def test_the_trainers_releases_write_what_they_wrote_without_the_texts(
             "state_dir": tempfile.mkdtemp(prefix="audit-spliced-"),
         },
     )
-    rows = make_rows(1_500, seed=1)
-    answers = served_answers(settings, rows)
     codec = default_codec()
     topic = settings.topic("training")
-    values = codec.encode_many(
-        "TrainingExample",
-        [training_value(r, settings.model.name, 0, a) for r, a in zip(rows, answers, strict=True)],
-        topic=topic,
-    )
+    values = answered_examples(settings, codec, make_rows(1_500, seed=1))
     raws = [RawRecord(topic, 0, i, settings.model.name.encode(), v, 0) for i, v in enumerate(values)]
     decoded = codec.decode_many("TrainingExample", values, topic=topic)
 

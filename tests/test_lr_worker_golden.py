@@ -46,7 +46,7 @@ def _untimed(value: Any) -> Any:
 
 
 def record() -> dict[str, Any]:
-    from bench.data import make_rows, served_answers, training_value
+    from bench.data import answered_examples, make_rows
     from connectors.batch_source import RawRecord
     from driftline.settings import load_settings
     from schemas.codec import default_codec
@@ -62,15 +62,9 @@ def record() -> dict[str, Any]:
             "state_dir": tempfile.mkdtemp(prefix="lr-worker-golden-"),
         },
     )
-    rows = make_rows(EVENTS, seed=1)
-    answers = served_answers(settings, rows)
     codec = default_codec()
     topic = settings.topic("training")
-    values = codec.encode_many(
-        "TrainingExample",
-        [training_value(r, settings.model.name, 0, a) for r, a in zip(rows, answers, strict=True)],
-        topic=topic,
-    )
+    values = answered_examples(settings, codec, make_rows(EVENTS, seed=1))
     raws = [RawRecord(topic, 0, i, settings.model.name.encode(), v, 0) for i, v in enumerate(values)]
     decoded = codec.decode_many("TrainingExample", values, topic=topic)
     sent: list[tuple[str, bytes]] = []
