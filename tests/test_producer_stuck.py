@@ -134,3 +134,11 @@ def _read(settings: Settings, name: str) -> list[Any]:
         return read_until_end(consumer, default_codec(), name, ends)
     finally:
         consumer.close()
+
+
+def test_a_workers_producer_counts_its_replacements_in_the_metric() -> None:
+    from streams.runtime import WorkerContext
+
+    ctx = WorkerContext(load_settings(environ={}, overrides={"kafka.bootstrap": "127.0.0.1:1"}))
+    ctx.out._on_replaced(12)  # type: ignore[misc]  # what _replace calls with the records it sent again
+    assert ctx.metrics.registry.get_sample_value("driftline_producer_restarts_total") == 1.0
