@@ -55,8 +55,8 @@ def test_a_stuck_client_is_replaced_and_its_records_sent_again_once_in_order(set
     producer.close(timeout=30)  # without the replacement: DeliveryError, 180 record(s) not acknowledged
 
     assert producer.replaced == 1 and producer.resent == 180 and counted == [180]
-    features = _read(s, "features")
-    labels = _read(s, "labels")
+    features = read_records(s, "features")
+    labels = read_records(s, "labels")
     ids = [r.value["id"] for r in features if r.value]
     assert sorted(ids) == sorted([f"a-{i:03d}" for i in range(60)] + [f"b-{i:03d}" for i in range(60)])
     assert sorted(r.value["id"] for r in labels if r.value) == [f"a-{i:03d}" for i in range(60)]
@@ -128,7 +128,8 @@ def test_purged_records_go_out_again_in_flight_first_each_group_in_report_order(
     assert purged.in_flight == 2 and len(purged) == 0
 
 
-def _read(settings: Settings, name: str) -> list[Any]:
+def read_records(settings: Settings, name: str) -> list[Any]:
+    """Every record of contract topic ``name``, decoded."""
     consumer, ends = assign_tail(settings, name, None)
     try:
         return read_until_end(consumer, default_codec(), name, ends)
