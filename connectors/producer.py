@@ -439,7 +439,8 @@ class EventProducer:
         if self._abandoned:
             self._serve_abandoned()
         now = time.monotonic()
-        if self._reports != self._seen_reports or not len(self._producer):
+        client = self._producer
+        if self._reports != self._seen_reports or not len(client):
             self._seen_reports, self._quiet_since, self._taking_since = self._reports, now, None
             return
         if now - self._quiet_since < _PROBE_AFTER_S or now - self._probed < _PROBE_AFTER_S:
@@ -451,12 +452,14 @@ class EventProducer:
         if self._taking_since is None:
             self._taking_since = now
         elif now - self._taking_since >= self._stuck_after:
-            self._replace(now)
+            self._replace(now, client)
 
-    def _replace(self, now: float) -> None:
+    def _replace(self, now: float, stuck: Producer) -> None:
         quiet = now - self._quiet_since
         with self._swap:
             old = self._producer
+            if old is not stuck or self._reports != self._seen_reports:
+                return  # another thread replaced it meanwhile, or it reported: nothing to do
             held = len(old)
             self._purged.active = True
             with contextlib.suppress(KafkaException, RuntimeError):
