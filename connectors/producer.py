@@ -154,6 +154,8 @@ class EventProducer:
             None  # since when a fresh client saw the cluster able to take records
         )
         self._probed = 0.0
+        self._probe_thread: threading.Thread | None = None
+        self._probe_answer: tuple[float, bool] | None = None  # (asked at, whether the cluster takes records)
         self._topics: set[str] = set()
         self._purged = Purged()
         self._abandoned: list[Producer] = []  # replaced clients, kept (destroying a stuck one can block)
@@ -443,16 +445,29 @@ class EventProducer:
         if self._reports != self._seen_reports or not len(client):
             self._seen_reports, self._quiet_since, self._taking_since = self._reports, now, None
             return
-        if now - self._quiet_since < _PROBE_AFTER_S or now - self._probed < _PROBE_AFTER_S:
+        if now - self._quiet_since < _PROBE_AFTER_S:
             return
-        self._probed = now
-        if not cluster_takes(self.settings, sorted(self._topics)):
-            self._taking_since = None  # a broker still away: librdkafka's own retries are the remedy
-            return
-        if self._taking_since is None:
-            self._taking_since = now
-        elif now - self._taking_since >= self._stuck_after:
-            self._replace(now, client)
+        answer, self._probe_answer = self._probe_answer, None
+        if answer is not None and answer[0] >= self._quiet_since:  # asked during this quiet spell
+            if not answer[1]:
+                self._taking_since = None  # a broker still away: librdkafka's own retries are the remedy
+            elif self._taking_since is None:
+                self._taking_since = answer[0]
+            elif now - self._taking_since >= self._stuck_after:
+                self._replace(now, client)
+                return
+        probing = self._probe_thread is not None and self._probe_thread.is_alive()
+        if not probing and now - self._probed >= _PROBE_AFTER_S:
+            # In a thread of its own: the metadata round trip (up to seconds on a loaded cluster) never holds up
+            # the caller, a stage's finisher or batch thread.
+            self._probed = now
+            self._probe_thread = threading.Thread(
+                target=self._probe, args=(now, sorted(self._topics)), name="producer-probe", daemon=True
+            )
+            self._probe_thread.start()
+
+    def _probe(self, asked: float, topics: list[str]) -> None:
+        self._probe_answer = (asked, cluster_takes(self.settings, topics))
 
     def _replace(self, now: float, stuck: Producer) -> None:
         quiet = now - self._quiet_since

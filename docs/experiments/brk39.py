@@ -52,6 +52,25 @@ from examples.consume_predictions import decode, load_schemas
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
+def verbose_workers() -> None:
+    """Start every worker with ``-v`` (INFO: the trainer's assignments and restores, for tracing F1)."""
+    import subprocess
+
+    def start(self: chaos32.Worker) -> None:
+        if self.alive():
+            return
+        self.incarnation += 1
+        logf = open(self.run.out / f"{self.name}.{self.incarnation}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [chaos32.PY, "-m", "streams.cli", "-v", "worker", "--role", self.role, "--metrics-port", str(self.port)],
+            env=self.run.env, stdout=logf, stderr=subprocess.STDOUT, cwd=chaos32.TREE,
+        )  # fmt: skip
+        self.expected_dead = False
+        log(f"start {self.name} #{self.incarnation} pid {self.proc.pid} (-v)")
+
+    chaos32.Worker.start = start  # type: ignore[method-assign]
+
+
 class MyProducer(threading.Thread):
     """A user's service: JSON FeatureEvents, each label ``delay`` events later, acks=all and idempotent."""
 
@@ -230,7 +249,10 @@ def main() -> int:
     ap.add_argument("--roles", default="score,score,join,train")
     ap.add_argument("--seed", type=int, default=39)
     ap.add_argument("--drain-timeout", type=float, default=400.0)
+    ap.add_argument("--verbose-workers", action="store_true", help="workers log at INFO (-v)")
     a = ap.parse_args()
+    if a.verbose_workers:
+        verbose_workers()
     out = a.out / f"run-{int(time.time())}"
     out.mkdir(parents=True, exist_ok=True)
     run = Run(a.seed, a.events, a.rate, a.label_delay, a.kafka_port, a.redis_port, a.state_dir, out)
