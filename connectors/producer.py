@@ -150,9 +150,8 @@ class EventProducer:
         self._reports = 0  # delivery reports served (either outcome): the client's progress
         self._seen_reports = 0
         self._quiet_since = time.monotonic()
-        self._taking_since: float | None = (
-            None  # since when a fresh client saw the cluster able to take records
-        )
+        # Since when a fresh client has seen the cluster able to take the records held (None: not seen).
+        self._taking_since: float | None = None
         self._probed = 0.0
         self._probe_thread: threading.Thread | None = None
         self._probe_answer: tuple[float, bool] | None = None  # (asked at, whether the cluster takes records)
