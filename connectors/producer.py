@@ -4,6 +4,9 @@ Every record is validated and encoded by the codec (Avro single-object by defaul
 delivery that fails is counted and raised from :meth:`EventProducer.flush` / :meth:`EventProducer.close` with
 the reason and the count: a record is either acknowledged by the broker (``acks=all``) or reported, never
 silently lost.
+
+A client stuck after a broker restart (librdkafka can keep what it holds undelivered for minutes while the broker
+answers every other client) is replaced: see :class:`EventProducer`'s ``stuck_after_s``.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
+from connectors.producer_recovery import Purged, cluster_takes
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import Settings
@@ -46,6 +50,14 @@ ENCODINGS = ("avro", "json")
 #: value together are larger, below ``serving.max_record_bytes`` (1 MiB). ``driftline produce`` checks a file's
 #: records against it before sending any.
 CLIENT_MESSAGE_MAX_BYTES = 1_000_000
+#: How long a client may hold records without any delivery report while the cluster could take them (every
+#: partition of the topics it produced to has a leader and enough in-sync replicas, as a fresh client sees them)
+#: before it is replaced. A client that recovers by itself does so 1-7 s after the broker is back (session 38,
+#: 8 of 8 restarts at load ~18); a stuck one delivered nothing for 166 s.
+STUCK_AFTER_S = 30.0
+# Without any delivery report for this long while records are held, ask a fresh client whether the cluster could
+# take them (at most once per this interval).
+_PROBE_AFTER_S = 2.0
 
 
 class DeliveryError(DriftlineError, RuntimeError):
@@ -68,8 +80,11 @@ class Deliveries:
         self._lock = threading.Lock()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None and self._producer._purged.take(err, msg, self._on_delivery):
+            return  # purged from a stuck client: sent again through its replacement, still pending here
         with self._lock:
             self.pending -= 1
+            self._producer._reports += 1
             if err is None:
                 self._producer._delivered += 1
             else:
@@ -101,6 +116,15 @@ class EventProducer:
             producer.send_feature("e1", {"x": 1.5})
             producer.send_label("e1", True)
         # leaving the block flushes and raises DeliveryError if anything was lost
+
+    A client that holds records without any delivery report for ``stuck_after_s`` while the cluster could take
+    them (a fresh client sees a leader and in-sync replicas for every partition of the topics it produced to) is
+    stuck, as librdkafka can be after a broker restart: its records are purged and sent again, in order per
+    partition, through a new client, with their original callbacks, keys and timestamps; ``replaced`` and
+    ``resent`` count it, ``on_replaced(records)`` is called and a warning says what happened. Records purged in
+    flight may already be on the broker, so they can appear twice (at least once, as the contract allows
+    predictions; the joiner and trainer drop repeats by id). A transactional producer is never replaced (the
+    trainer fences and restarts its own). ``stuck_after_s=None`` turns it off.
     """
 
     def __init__(
@@ -108,6 +132,9 @@ class EventProducer:
         settings: Settings,
         codec: Codec | None = None,
         encoding: str = "avro",
+        *,
+        stuck_after_s: float | None = STUCK_AFTER_S,
+        on_replaced: Callable[[int], None] | None = None,
         **config: Any,
     ) -> None:
         if encoding not in ENCODINGS:
@@ -116,7 +143,24 @@ class EventProducer:
         self.codec = codec or default_codec()
         self.encoding = encoding
         conf = {**PRODUCER_DEFAULTS, **client_config(settings, logger=LIBRDKAFKA_LOG, **config)}
-        self._producer = Producer(conf)
+        self._conf = conf
+        self._producer = self._new_client()
+        self._stuck_after = None if "transactional.id" in conf else stuck_after_s
+        self._on_replaced = on_replaced
+        self._reports = 0  # delivery reports served (either outcome): the client's progress
+        self._seen_reports = 0
+        self._quiet_since = time.monotonic()
+        # Since when a fresh client has seen the cluster able to take the records held (None: not seen).
+        self._taking_since: float | None = None
+        self._probed = 0.0
+        self._probe_thread: threading.Thread | None = None
+        self._probe_answer: tuple[float, bool] | None = None  # (asked at, whether the cluster takes records)
+        self._topics: set[str] = set()
+        self._purged = Purged()
+        self._abandoned: list[Producer] = []  # replaced clients, kept (destroying a stuck one can block)
+        self._swap = threading.RLock()  # a client call never meets a replacement half done
+        self.replaced = 0
+        self.resent = 0
         self._sent = 0
         self._delivered = 0
         self._failed = 0
@@ -176,20 +220,25 @@ class EventProducer:
         kb = _key_bytes(key)
         tracking: Deliveries | None = getattr(self._local, "tracking", None)
         on_delivery = self._on_delivery if tracking is None else tracking._on_delivery
+        self._topics.add(full_topic)
         while True:
             try:
-                self._producer.produce(full_topic, data, kb, on_delivery=on_delivery)
+                with self._swap:
+                    self._producer.produce(full_topic, data, kb, on_delivery=on_delivery)
                 break
             except BufferError:
                 # Local queue full: serve delivery reports to make room, then retry (backpressure, not loss).
-                self._producer.poll(0.05)
+                self.poll(0.05)
             except KafkaException as exc:
                 raise DeliveryError(f"cannot produce to {full_topic}: {exc.args[0]}") from exc
         self._sent += 1
         if tracking is not None:
             with tracking._lock:
                 tracking.pending += 1
-        self._producer.poll(0)
+        if self._sent & 1023:
+            self._producer.poll(0)
+        else:
+            self.poll(0)
 
     def produce_many(
         self, full_topic: str, records: Sequence[tuple[bytes, str | bytes | None]]
@@ -212,6 +261,7 @@ class EventProducer:
             raise DeliveryError("producer is closed")
         tracking: Deliveries | None = getattr(self._local, "tracking", None)
         on_delivery = self._on_delivery if tracking is None else tracking._on_delivery
+        self._topics.add(full_topic)
         messages: list[dict[str, Any]] = [{"value": data, "key": _key_bytes(key)} for data, key in records]
         errors: list[DeliveryError | None] = [None] * len(messages)
         todo = list(range(len(messages)))
@@ -221,7 +271,8 @@ class EventProducer:
                 with tracking._lock:
                     tracking.pending += len(batch)
             try:
-                batch_produce(full_topic, batch, on_delivery=on_delivery)
+                with self._swap:
+                    self._producer.produce_batch(full_topic, batch, on_delivery=on_delivery)
             except KafkaException as exc:
                 if tracking is not None:
                     with tracking._lock:
@@ -242,8 +293,8 @@ class EventProducer:
                     errors[i] = DeliveryError(f"cannot produce to {full_topic}: {err}")
             todo = full
             if todo:
-                self._producer.poll(0.05)  # serve delivery reports to make room (backpressure, not loss)
-        self._producer.poll(0)
+                self.poll(0.05)  # serve delivery reports to make room (backpressure, not loss)
+        self.poll(0)
         return errors
 
     def _produce_one(self, full_topic: str, data: bytes, key: str | bytes | None) -> DeliveryError | None:
@@ -282,7 +333,11 @@ class EventProducer:
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             self._delivered += 1
+            self._reports += 1
             return
+        if self._purged.take(err, msg, self._on_delivery):
+            return
+        self._reports += 1
         self._failed += 1
         if self._first_error is None:
             self._first_error = f"{msg.topic()}: {err.str()} ({err.name()})"
@@ -324,6 +379,7 @@ class EventProducer:
                 self._producer.flush(min(left, 0.1))
             else:
                 self._producer.poll(min(left, 0.005))
+            self._watch()
         if deliveries.failed:
             raise DeliveryError(
                 f"{deliveries.failed} record(s) were not delivered; first error: {deliveries.first_error}"
@@ -353,17 +409,104 @@ class EventProducer:
     def poll(self, timeout: float = 0) -> None:
         """Serve delivery reports (called for you by ``send``; call it when idle between sends)."""
         self._producer.poll(timeout)
+        self._watch()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued record is acknowledged; raise :class:`DeliveryError` on any failure or
         timeout."""
-        remaining = self._producer.flush(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = self._producer.flush(max(0.0, min(deadline - time.monotonic(), 0.5)))
+            self._watch()
+            remaining += sum(len(old) for old in self._abandoned) + len(self._purged)
+            if not remaining or time.monotonic() >= deadline:
+                break
         self._raise_failures()
         if remaining:
             raise DeliveryError(
                 f"{remaining} record(s) still not acknowledged after {timeout:g} s "
                 f"(is Kafka at {self.settings.kafka.bootstrap} up?)"
             )
+
+    # -- a stuck client ---------------------------------------------------------------------------------------------
+    def _new_client(self) -> Producer:
+        return Producer(self._conf)
+
+    def _watch(self) -> None:
+        """Replace the client once it has held records with no delivery report for ``stuck_after_s`` while the
+        cluster could take them. Cheap when the client reports: a counter compared."""
+        if self._stuck_after is None:
+            return
+        if self._abandoned:
+            self._serve_abandoned()
+        now = time.monotonic()
+        client = self._producer
+        if self._reports != self._seen_reports or not len(client):
+            self._seen_reports, self._quiet_since, self._taking_since = self._reports, now, None
+            return
+        if now - self._quiet_since < _PROBE_AFTER_S:
+            return
+        answer, self._probe_answer = self._probe_answer, None
+        if answer is not None and answer[0] >= self._quiet_since:  # asked during this quiet spell
+            if not answer[1]:
+                self._taking_since = None  # a broker still away: librdkafka's own retries are the remedy
+            elif self._taking_since is None:
+                self._taking_since = answer[0]
+            elif now - self._taking_since >= self._stuck_after:
+                self._replace(now, client)
+                return
+        probing = self._probe_thread is not None and self._probe_thread.is_alive()
+        if not probing and now - self._probed >= _PROBE_AFTER_S:
+            # In a thread of its own: the metadata round trip (up to seconds on a loaded cluster) never holds up
+            # the caller, a stage's finisher or batch thread.
+            self._probed = now
+            self._probe_thread = threading.Thread(
+                target=self._probe, args=(now, sorted(self._topics)), name="producer-probe", daemon=True
+            )
+            self._probe_thread.start()
+
+    def _probe(self, asked: float, topics: list[str]) -> None:
+        self._probe_answer = (asked, cluster_takes(self.settings, topics))
+
+    def _replace(self, now: float, stuck: Producer) -> None:
+        quiet = now - self._quiet_since
+        with self._swap:
+            old = self._producer
+            if old is not stuck or self._reports != self._seen_reports:
+                return  # another thread replaced it meanwhile, or it reported: nothing to do
+            held = len(old)
+            self._purged.active = True
+            with contextlib.suppress(KafkaException, RuntimeError):
+                old.purge(in_queue=True, in_flight=True)
+            end = time.monotonic() + 5.0
+            while len(old) and time.monotonic() < end:  # serve the purge's reports: each record comes back
+                old.poll(0.05)
+            self._abandoned.append(old)
+            self._producer = self._new_client()
+            in_flight_before = self._purged.in_flight
+            resent = self._purged.resend(self._producer)
+        self.replaced += 1
+        self.resent += resent
+        self._seen_reports, self._quiet_since, self._taking_since = self._reports, time.monotonic(), None
+        log.warning(
+            "producer: %d record(s) held with no delivery report for %.0f s while the cluster could take them "
+            "(every partition of %s has a leader and in-sync replicas): the client is stuck, as librdkafka can be "
+            "after a broker restart; %d sent again through a new client, in order per partition (%d of them were "
+            "in flight and may reach the topic twice: at least once); %d still to come back from the old client",
+            held, quiet, ", ".join(sorted(self._topics)), resent,
+            self._purged.in_flight - in_flight_before, len(old),
+        )  # fmt: skip
+        if self._on_replaced is not None:
+            self._on_replaced(resent)
+
+    def _serve_abandoned(self) -> None:
+        """Serve what replaced clients still report (their purged records) and send it again."""
+        for old in self._abandoned:
+            if len(old):
+                old.poll(0)
+        if len(self._purged):
+            with self._swap:
+                self.resent += self._purged.resend(self._producer)
 
     def _raise_failures(self) -> None:
         if self._failed:

@@ -194,6 +194,11 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_consumer_restarts_total", "counter", ("group",),
               "Consumers (score, join, train) recreated by their watchdog: no progress for 2x the session timeout.",
               "consumer_restarts"),
+    MetricDoc("driftline_producer_restarts_total", "counter", (),
+              "Output producers whose client was replaced: it held records with no delivery report for 30 s while "
+              "a fresh client saw every partition it writes with a leader and in-sync replicas (librdkafka stuck "
+              "after a broker restart); its records were sent again through a new client (the log line says how "
+              "many).", "producer_restarts"),
     MetricDoc("driftline_fairness_rate", "gauge", ("model", "segment", "rate"),
               "The served model's outcome rate per segment of model.segment_feature, over its last labelled "
               "examples: positive_rate, tpr, fpr, accuracy (mae for regression), and n.", "fairness_rate"),
@@ -259,6 +264,7 @@ class Metrics:
     deadletters: Counter
     consumer_lag: Gauge
     consumer_restarts: Counter
+    producer_restarts: Counter
     fairness_rate: Gauge
     fairness_gap: Gauge
     worker_up: Gauge

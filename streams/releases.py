@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from connectors.consumer import read_to_end
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
@@ -27,6 +27,9 @@ from streams.security_log import ThrottledLog
 from streams.serving import ServingReport
 
 log = logging.getLogger(__name__)
+
+#: Seconds between a models follower's attempts to follow again after Kafka did not answer.
+FOLLOW_RETRY_S = 2.0
 security_log = logging.getLogger("driftline.security")
 
 
@@ -280,6 +283,33 @@ class ReleaseFollower:
         return LoadedModel(int(release["version"]), loaded, release, time.time())
 
     def _run(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._follow()
+                    return
+                except KafkaException as exc:
+                    # Kafka away (a broker or the controllers' majority down while this scorer started or read
+                    # the topic's ends): follow again with a new consumer, keeping what was loaded. Until session
+                    # 39 the follower stopped for good here, and a scorer restarted during an outage served null
+                    # predictions (or its old model) until someone restarted it (helper brk39).
+                    failures += 1
+                    if failures == 1 or failures % 30 == 0:
+                        log.warning(
+                            "models follower for %s: %s; following again every %g s until Kafka answers "
+                            "(%d attempt(s) so far)",
+                            self.model_name or "every model", exc.args[0] if exc.args else exc,
+                            FOLLOW_RETRY_S, failures,
+                        )  # fmt: skip
+                    self._stop.wait(FOLLOW_RETRY_S)
+        except Exception:  # the follower must never die silently: log and let the worker's health show it
+            log.exception("models follower for %s stopped", self.model_name or "every model")
+            self.metrics.worker_up.labels(role="follower").set(0)
+        finally:
+            self.report.close()
+
+    def _follow(self) -> None:
         topic = self.settings.topic("models")
         consumer = _consumer(self.settings, f"driftline-follower-{self.model_name or 'all'}")
         try:
@@ -343,12 +373,8 @@ class ReleaseFollower:
                     self.first_loaded.set()
                 self._security.flush()
                 self.report.notify()
-        except Exception:  # the follower must never die silently: log and let the worker's health show it
-            log.exception("models follower for %s stopped", self.model_name or "every model")
-            self.metrics.worker_up.labels(role="follower").set(0)
         finally:
             consumer.close()
-            self.report.close()
 
     def _decode(self, data: bytes, offset: int) -> dict[str, Any] | None:
         try:

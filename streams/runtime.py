@@ -47,7 +47,10 @@ class WorkerContext:
                 self.codec.schema_dir, max_record_bytes=limit, max_json_depth=self.codec.max_json_depth
             )
         if self.producer is None:
-            self.producer = EventProducer(self.settings, self.codec)
+            restarts = self.metrics.producer_restarts
+            self.producer = EventProducer(
+                self.settings, self.codec, on_replaced=lambda _resent: restarts.inc()
+            )
 
     @property
     def model(self) -> str:

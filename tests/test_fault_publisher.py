@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from connectors.producer import Deliveries, DeliveryError
+from connectors.producer_recovery import Purged
 from tests.fault_helpers import Publisher, make_events
 
 
@@ -21,6 +22,8 @@ class FakeProducer:
         self.held: list[Deliveries] = []
         self.purged = False
         self._delivered = 0  # Deliveries counts acknowledgements here
+        self._reports = 0  # and every report
+        self._purged = Purged()  # where it would hand back records purged from a replaced client (none here)
         self._producer = self  # the raw client the publisher purges
         self._current: Deliveries | None = None
 

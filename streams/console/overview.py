@@ -23,7 +23,7 @@ from driftline.settings import Settings
 from schemas.codec import default_codec
 from streams.console import sources
 from streams.serving import refused_newer
-from streams.status import stack_state_text, withheld_text
+from streams.status import kafka_answers, stack_state_text, withheld_text
 
 __all__ = ["Overview"]
 
@@ -93,7 +93,7 @@ class Overview:
         out["stack_state"] = {
             name: stack_state_text(name, status["stack"][name]) for name in ("kafka", "redis")
         }
-        if not status["stack"]["kafka"]["up"]:
+        if not kafka_answers(status["stack"]["kafka"]):
             return out
         live = sources.trainer(s)
         out["trainer"] = None if live is None else {k: v for k, v in live.items() if k != "metrics"}
