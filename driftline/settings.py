@@ -245,7 +245,8 @@ def nested_path(var: str) -> str | None:
     return ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(environ: Mapping[str, str], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The settings the environment gives, as a tree; ``names`` (when given) receives each setting's variable."""
     tree: dict[str, Any] = {}
     given: dict[str, tuple[str, str]] = {}  # setting path -> (the contract variable that set it, its value)
     for var, path in ENV_VARS.items():
@@ -273,6 +274,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 )
             _set_path(tree, nested, value)
             given.setdefault(nested, (var, value))  # and two nested spellings (names differ in case only)
+    if names is not None:
+        names.update({path: var for path, (var, _) in given.items()})
     return tree
 
 
@@ -546,10 +549,14 @@ def load_settings(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    name_source: bool = True,
 ) -> Settings:
     """Build the effective settings: defaults < YAML file < environment < ``overrides`` (flags).
 
-    ``overrides`` maps dotted paths to values, e.g. ``{"kafka.bootstrap": "127.0.0.1:9093"}``.
+    ``overrides`` maps dotted paths to values, e.g. ``{"kafka.bootstrap": "127.0.0.1:9093"}``. A
+    :class:`ConfigError` about a value names where it was set (the file, the variable, the command line) unless
+    ``name_source`` is false (a caller that names the only source itself).
 
     >>> load_settings(environ={}, overrides={"guard.alpha": "0.01"}).guard.alpha
     0.01
@@ -559,15 +566,71 @@ def load_settings(
     path = config_file or env.get("DRIFTLINE_CONFIG")
     if path:
         tree = read_yaml(path)
-    tree = _merge(tree, _env_overrides(env))
+    file_paths = _node_paths(tree)
+    env_names: dict[str, str] = {}
+    tree = _merge(tree, _env_overrides(env, env_names))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_path(flags, dotted, value)
     tree = _merge(tree, flags)
-    settings: Settings = _build(Settings, tree)
-    _validate(settings)
+    try:
+        settings: Settings = _build(Settings, tree)
+        _validate(settings)
+    except ConfigError as exc:
+        # "guard.alpha: expected a number" did not say where the value came from: a worker started with a file
+        # and a dozen variables left its operator to guess (session 39). Flags win over variables over the file.
+        named = _FIELD.match(str(exc))
+        source = (
+            _source_of(named.group(1), _node_paths(flags), env_names, file_paths, path) if named else None
+        )
+        if source and name_source:
+            raise ConfigError(f"{exc} (from {source})") from exc
+        raise
     return settings
+
+
+# The setting an error names first: "guard.alpha: ..." (a file's own errors start with its path, not a field).
+_FIELD = re.compile(r"([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): ")
+
+
+def _source_of(
+    field: str,
+    flag_paths: set[str],
+    env_names: Mapping[str, str],
+    file_paths: set[str],
+    file: str | Path | None,
+) -> str | None:
+    """Where the value ``field`` names came from: the command line, its variable, or the file (in that order)."""
+    if _covering(field, flag_paths) is not None:
+        return "the command line"
+    hit = _covering(field, set(env_names))
+    if hit is not None:
+        return env_names[hit]
+    if file and _covering(field, file_paths) is not None:
+        return str(Path(file).expanduser())
+    return None
+
+
+def _node_paths(tree: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """Every dotted path a settings tree sets, sections included (``guard``, ``guard.alpha``)."""
+    out: set[str] = set()
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        out.add(dotted)
+        if isinstance(value, Mapping):
+            out |= _node_paths(value, dotted + ".")
+    return out
+
+
+def _covering(field: str, paths: set[str]) -> str | None:
+    """The path of ``paths`` that set ``field``: the field itself, its nearest section that was set, or (for an
+    error about a whole section, such as an unknown one) a setting under it."""
+    parts = field.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in paths:
+            return ".".join(parts[:n])
+    return min((p for p in paths if p.startswith(field + ".")), default=None)
 
 
 # userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker), up to the last "@" of the

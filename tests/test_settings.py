@@ -172,3 +172,36 @@ def test_a_key_written_twice_in_the_file_is_an_error_naming_it(tmp_path: Path, t
         load_settings(_yaml(tmp_path, text), environ={})
     assert named in str(error.value)
     assert load_settings(_yaml(tmp_path, "guard: &g\n  alpha: 0.2\n"), environ={}).guard.alpha == 0.2
+
+
+@pytest.mark.parametrize(
+    ("file_text", "env", "flags", "source"),
+    [
+        ("model:\n  release_every: abc\n", {}, {}, "FILE"),
+        ("guard: 5\n", {}, {}, "FILE"),
+        ("", {"DRIFTLINE__GUARD__ALPHA": "abc"}, {}, "DRIFTLINE__GUARD__ALPHA"),
+        ("guard:\n  alpha: abc\n", {"DRIFTLINE__GUARD__ALPHA": "x"}, {}, "DRIFTLINE__GUARD__ALPHA"),
+        ("", {"DRIFTLINE_METRICS_PORT": "70000"}, {}, "DRIFTLINE_METRICS_PORT"),
+        ("", {"DRIFTLINE__NOSUCH__X": "1"}, {}, "DRIFTLINE__NOSUCH__X"),
+        (
+            "kafka:\n  bootstrap: a:1\n",
+            {"DRIFTLINE_KAFKA_BOOTSTRAP": "b:2"},
+            {"kafka.bootstrap": " "},
+            "the command line",
+        ),
+    ],
+)
+def test_an_error_about_a_value_names_where_it_was_set(
+    tmp_path: Path, file_text: str, env: dict[str, str], flags: dict[str, str], source: str
+) -> None:
+    """Session 39: a worker started with DRIFTLINE_CONFIG and a dozen variables said only "guard.alpha: expected a
+    number, got 'abc'": the file, the variable or a flag? The winning source is named; the field still leads."""
+    cfg = _yaml(tmp_path, file_text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"DRIFTLINE_CONFIG": str(cfg), **env}, overrides=flags)
+    text = str(error.value)
+    assert text.endswith(f"(from {str(cfg) if source == 'FILE' else source})"), text
+    assert not text.startswith("("), text
+    with pytest.raises(ConfigError) as plain:  # `config validate FILE` names its one source itself
+        load_settings(environ={"DRIFTLINE_CONFIG": str(cfg), **env}, overrides=flags, name_source=False)
+    assert str(plain.value) == text.rsplit(" (from ", 1)[0]
