@@ -8,6 +8,7 @@ Secrets are :class:`Secret` values: masked wherever they are printed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import re
@@ -224,6 +225,49 @@ ENV_VARS: dict[str, str] = {
 }
 # Any setting also from DRIFTLINE__SECTION__FIELD (double underscores), e.g. DRIFTLINE__GUARD__ALPHA=0.01.
 # A secret may come from a file: DRIFTLINE_SIGNING_KEY_FILE=/run/secrets/key (any ENV_VARS name + _FILE).
+
+# The other DRIFTLINE_ variables driftline reads (not settings): the config file, the JIT switches, the console's
+# token, the local stack's JVM, the worker's restart count, the benchmarks' and tests' own (DRIFTLINE_TEST_*).
+OTHER_VARS = frozenset(
+    {
+        "DRIFTLINE_CONFIG",
+        "DRIFTLINE_NO_JIT",
+        "DRIFTLINE_JIT",
+        "DRIFTLINE_CONSOLE_TOKEN",
+        "DRIFTLINE_KAFKA_JVM_OPTS",
+        "DRIFTLINE_KAFKA_HEAP",
+        "DRIFTLINE_WORKER_START_ATTEMPT",
+        "DRIFTLINE_BENCH_SPLIT",
+        "DRIFTLINE_ELEC",
+        "DRIFTLINE_SCREENSHOTS",
+    }
+)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``DRIFTLINE_`` variable driftline does not read, with the known name it resembles.
+
+    ``DRIFTLINE_KAFKA_BOOSTRAP=host:9093`` was ignored without a word, and every command went to the default
+    127.0.0.1:9092 (session 39). Not an error: another tool may own a name that starts the same way.
+
+    >>> print(*unknown_variables({"DRIFTLINE_KAFKA_BOOSTRAP": "h:1", "DRIFTLINE_MODEL": "m"}))
+    DRIFTLINE_KAFKA_BOOSTRAP is not a driftline variable and is ignored (did you mean DRIFTLINE_KAFKA_BOOTSTRAP?)
+    """
+    known = set(ENV_VARS) | {f"{v}_FILE" for v in ENV_VARS} | OTHER_VARS
+    out = []
+    for var in sorted(environ):
+        if (
+            not var.startswith("DRIFTLINE_")
+            or var.startswith(("DRIFTLINE__", "DRIFTLINE_TEST_"))
+            or var in known
+        ):
+            continue
+        close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.8)
+        hint = (
+            f" (did you mean {close[0]}?)" if close else " (settings: DRIFTLINE__SECTION__FIELD; see README)"
+        )
+        out.append(f"{var} is not a driftline variable and is ignored{hint}")
+    return out
 
 
 def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:

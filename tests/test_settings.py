@@ -205,3 +205,21 @@ def test_an_error_about_a_value_names_where_it_was_set(
     with pytest.raises(ConfigError) as plain:  # `config validate FILE` names its one source itself
         load_settings(environ={"DRIFTLINE_CONFIG": str(cfg), **env}, overrides=flags, name_source=False)
     assert str(plain.value) == text.rsplit(" (from ", 1)[0]
+
+
+def test_a_misspelt_variable_is_named_on_stderr_not_ignored_silently(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Session 39: DRIFTLINE_KAFKA_BOOSTRAP=host:9093 was ignored without a word and every command went to the
+    default 127.0.0.1:9092. The CLI warns, naming the variable and the one it resembles; known ones are quiet."""
+    from streams.cli import main
+
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("DRIFTLINE_TEST_WHATEVER", "1")  # the tests' own
+    monkeypatch.setenv("DRIFTLINE_NO_JIT", "1")
+    assert main(["config", "show", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "DRIFTLINE_KAFKA_BOOSTRAP is not a driftline variable" in err and "DRIFTLINE_KAFKA_BOOTSTRAP?" in err
+    )
+    assert "DRIFTLINE_TEST_WHATEVER" not in err and "DRIFTLINE_NO_JIT" not in err
