@@ -8,6 +8,7 @@ Secrets are :class:`Secret` values: masked wherever they are printed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import re
@@ -225,6 +226,49 @@ ENV_VARS: dict[str, str] = {
 # Any setting also from DRIFTLINE__SECTION__FIELD (double underscores), e.g. DRIFTLINE__GUARD__ALPHA=0.01.
 # A secret may come from a file: DRIFTLINE_SIGNING_KEY_FILE=/run/secrets/key (any ENV_VARS name + _FILE).
 
+# The other DRIFTLINE_ variables driftline reads (not settings): the config file, the JIT switches, the console's
+# token, the local stack's JVM, the worker's restart count, the benchmarks' and tests' own (DRIFTLINE_TEST_*).
+OTHER_VARS = frozenset(
+    {
+        "DRIFTLINE_CONFIG",
+        "DRIFTLINE_NO_JIT",
+        "DRIFTLINE_JIT",
+        "DRIFTLINE_CONSOLE_TOKEN",
+        "DRIFTLINE_KAFKA_JVM_OPTS",
+        "DRIFTLINE_KAFKA_HEAP",
+        "DRIFTLINE_WORKER_START_ATTEMPT",
+        "DRIFTLINE_BENCH_SPLIT",
+        "DRIFTLINE_ELEC",
+        "DRIFTLINE_SCREENSHOTS",
+    }
+)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``DRIFTLINE_`` variable driftline does not read, with the known name it resembles.
+
+    ``DRIFTLINE_KAFKA_BOOSTRAP=host:9093`` was ignored without a word, and every command went to the default
+    127.0.0.1:9092 (session 39). Not an error: another tool may own a name that starts the same way.
+
+    >>> print(*unknown_variables({"DRIFTLINE_KAFKA_BOOSTRAP": "h:1", "DRIFTLINE_MODEL": "m"}))
+    DRIFTLINE_KAFKA_BOOSTRAP is not a driftline variable and is ignored (did you mean DRIFTLINE_KAFKA_BOOTSTRAP?)
+    """
+    known = set(ENV_VARS) | {f"{v}_FILE" for v in ENV_VARS} | OTHER_VARS
+    out = []
+    for var in sorted(environ):
+        if (
+            not var.startswith("DRIFTLINE_")
+            or var.startswith(("DRIFTLINE__", "DRIFTLINE_TEST_"))
+            or var in known
+        ):
+            continue
+        close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.8)
+        hint = (
+            f" (did you mean {close[0]}?)" if close else " (settings: DRIFTLINE__SECTION__FIELD; see README)"
+        )
+        out.append(f"{var} is not a driftline variable and is ignored{hint}")
+    return out
+
 
 def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
@@ -245,7 +289,8 @@ def nested_path(var: str) -> str | None:
     return ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(environ: Mapping[str, str], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The settings the environment gives, as a tree; ``names`` (when given) receives each setting's variable."""
     tree: dict[str, Any] = {}
     given: dict[str, tuple[str, str]] = {}  # setting path -> (the contract variable that set it, its value)
     for var, path in ENV_VARS.items():
@@ -273,6 +318,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 )
             _set_path(tree, nested, value)
             given.setdefault(nested, (var, value))  # and two nested spellings (names differ in case only)
+    if names is not None:
+        names.update({path: var for path, (var, _) in given.items()})
     return tree
 
 
@@ -546,10 +593,14 @@ def load_settings(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    name_source: bool = True,
 ) -> Settings:
     """Build the effective settings: defaults < YAML file < environment < ``overrides`` (flags).
 
-    ``overrides`` maps dotted paths to values, e.g. ``{"kafka.bootstrap": "127.0.0.1:9093"}``.
+    ``overrides`` maps dotted paths to values, e.g. ``{"kafka.bootstrap": "127.0.0.1:9093"}``. A
+    :class:`ConfigError` about a value names where it was set (the file, the variable, the command line) unless
+    ``name_source`` is false (a caller that names the only source itself).
 
     >>> load_settings(environ={}, overrides={"guard.alpha": "0.01"}).guard.alpha
     0.01
@@ -559,15 +610,71 @@ def load_settings(
     path = config_file or env.get("DRIFTLINE_CONFIG")
     if path:
         tree = read_yaml(path)
-    tree = _merge(tree, _env_overrides(env))
+    file_paths = _node_paths(tree)
+    env_names: dict[str, str] = {}
+    tree = _merge(tree, _env_overrides(env, env_names))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_path(flags, dotted, value)
     tree = _merge(tree, flags)
-    settings: Settings = _build(Settings, tree)
-    _validate(settings)
+    try:
+        settings: Settings = _build(Settings, tree)
+        _validate(settings)
+    except ConfigError as exc:
+        # "guard.alpha: expected a number" did not say where the value came from: a worker started with a file
+        # and a dozen variables left its operator to guess (session 39). Flags win over variables over the file.
+        named = _FIELD.match(str(exc))
+        source = (
+            _source_of(named.group(1), _node_paths(flags), env_names, file_paths, path) if named else None
+        )
+        if source and name_source:
+            raise ConfigError(f"{exc} (from {source})") from exc
+        raise
     return settings
+
+
+# The setting an error names first: "guard.alpha: ..." (a file's own errors start with its path, not a field).
+_FIELD = re.compile(r"([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): ")
+
+
+def _source_of(
+    field: str,
+    flag_paths: set[str],
+    env_names: Mapping[str, str],
+    file_paths: set[str],
+    file: str | Path | None,
+) -> str | None:
+    """Where the value ``field`` names came from: the command line, its variable, or the file (in that order)."""
+    if _covering(field, flag_paths) is not None:
+        return "the command line"
+    hit = _covering(field, set(env_names))
+    if hit is not None:
+        return env_names[hit]
+    if file and _covering(field, file_paths) is not None:
+        return str(Path(file).expanduser())
+    return None
+
+
+def _node_paths(tree: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """Every dotted path a settings tree sets, sections included (``guard``, ``guard.alpha``)."""
+    out: set[str] = set()
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        out.add(dotted)
+        if isinstance(value, Mapping):
+            out |= _node_paths(value, dotted + ".")
+    return out
+
+
+def _covering(field: str, paths: set[str]) -> str | None:
+    """The path of ``paths`` that set ``field``: the field itself, its nearest section that was set, or (for an
+    error about a whole section, such as an unknown one) a setting under it."""
+    parts = field.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in paths:
+            return ".".join(parts[:n])
+    return min((p for p in paths if p.startswith(field + ".")), default=None)
 
 
 # userinfo of any URL (redis://:pw@h, redis://user:pw@h, sasl_ssl://user:pw@broker), up to the last "@" of the

@@ -51,6 +51,10 @@ def _parse_setting(key: str, value: str, current: Any, optional: bool = False) -
             raise ConfigError(f"set: {key} must be a finite, non-negative number, got {value!r}")
         if key.partition(".")[2] in _PROBABILITIES and not 0 < parsed < 1:
             raise ConfigError(f"set: {key} must be between 0 and 1, got {value!r}")
+        if isinstance(parsed, int) and parsed >= 2**63:
+            # A config file refuses these (driftline.settings); a live set took release_every=10**20 until
+            # session 39 and the trainer answered "set done".
+            raise ConfigError(f"set: {key} must be an integer within 64 bits, got {value!r}")
     return parsed
 
 

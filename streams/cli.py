@@ -19,7 +19,14 @@ from pathlib import Path
 
 from driftline import __version__
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import MaskSecrets, Settings, load_settings, mask_excepthook, mask_secrets
+from driftline.settings import (
+    MaskSecrets,
+    Settings,
+    load_settings,
+    mask_excepthook,
+    mask_secrets,
+    unknown_variables,
+)
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
@@ -326,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # no password in a URL reaches a log line
         handler.addFilter(MaskSecrets())
     sys.excepthook = mask_excepthook  # ... nor a crash's traceback
+    for warning in unknown_variables(os.environ):  # a misspelt variable is otherwise ignored without a word
+        print(f"driftline: warning: {warning}", file=sys.stderr)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -26,6 +26,7 @@ EXPECTED_ALERTS = {
     "DriftlineDeadLetters",
     "DriftlineConsumerLagHigh",
     "DriftlineWorkerDown",
+    "DriftlineStageRetrying",
     "DriftlineFairnessGapHigh",
 }
 

@@ -142,6 +142,10 @@ def test_pause_keeps_labels_for_resume_and_set_is_checked_answered_and_shown(
         assert rows["drift.adwin_delta"] == {"value": 0.001, "source": "environment"}
         assert rows["guard.max_examples"]["source"] == "default"
         assert "live set" in pipeline.cli("models", "settings").stdout
+        # A --model typo names the models there are, not "is a train worker running?" (one is; session 39).
+        ghost = pipeline.cli("models", "settings", "--model", "ghost", check=False)
+        assert ghost.returncode == 1 and "'ghost'" in ghost.stderr and "default" in ghost.stderr, ghost.stderr
+        assert "train worker" not in ghost.stderr, ghost.stderr
         pipeline.assert_alive()
 
 

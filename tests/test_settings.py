@@ -172,3 +172,54 @@ def test_a_key_written_twice_in_the_file_is_an_error_naming_it(tmp_path: Path, t
         load_settings(_yaml(tmp_path, text), environ={})
     assert named in str(error.value)
     assert load_settings(_yaml(tmp_path, "guard: &g\n  alpha: 0.2\n"), environ={}).guard.alpha == 0.2
+
+
+@pytest.mark.parametrize(
+    ("file_text", "env", "flags", "source"),
+    [
+        ("model:\n  release_every: abc\n", {}, {}, "FILE"),
+        ("guard: 5\n", {}, {}, "FILE"),
+        ("", {"DRIFTLINE__GUARD__ALPHA": "abc"}, {}, "DRIFTLINE__GUARD__ALPHA"),
+        ("guard:\n  alpha: abc\n", {"DRIFTLINE__GUARD__ALPHA": "x"}, {}, "DRIFTLINE__GUARD__ALPHA"),
+        ("", {"DRIFTLINE_METRICS_PORT": "70000"}, {}, "DRIFTLINE_METRICS_PORT"),
+        ("", {"DRIFTLINE__NOSUCH__X": "1"}, {}, "DRIFTLINE__NOSUCH__X"),
+        (
+            "kafka:\n  bootstrap: a:1\n",
+            {"DRIFTLINE_KAFKA_BOOTSTRAP": "b:2"},
+            {"kafka.bootstrap": " "},
+            "the command line",
+        ),
+    ],
+)
+def test_an_error_about_a_value_names_where_it_was_set(
+    tmp_path: Path, file_text: str, env: dict[str, str], flags: dict[str, str], source: str
+) -> None:
+    """Session 39: a worker started with DRIFTLINE_CONFIG and a dozen variables said only "guard.alpha: expected a
+    number, got 'abc'": the file, the variable or a flag? The winning source is named; the field still leads."""
+    cfg = _yaml(tmp_path, file_text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"DRIFTLINE_CONFIG": str(cfg), **env}, overrides=flags)
+    text = str(error.value)
+    assert text.endswith(f"(from {str(cfg) if source == 'FILE' else source})"), text
+    assert not text.startswith("("), text
+    with pytest.raises(ConfigError) as plain:  # `config validate FILE` names its one source itself
+        load_settings(environ={"DRIFTLINE_CONFIG": str(cfg), **env}, overrides=flags, name_source=False)
+    assert str(plain.value) == text.rsplit(" (from ", 1)[0]
+
+
+def test_a_misspelt_variable_is_named_on_stderr_not_ignored_silently(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Session 39: DRIFTLINE_KAFKA_BOOSTRAP=host:9093 was ignored without a word and every command went to the
+    default 127.0.0.1:9092. The CLI warns, naming the variable and the one it resembles; known ones are quiet."""
+    from streams.cli import main
+
+    monkeypatch.setenv("DRIFTLINE_KAFKA_BOOSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("DRIFTLINE_TEST_WHATEVER", "1")  # the tests' own
+    monkeypatch.setenv("DRIFTLINE_NO_JIT", "1")
+    assert main(["config", "show", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "DRIFTLINE_KAFKA_BOOSTRAP is not a driftline variable" in err and "DRIFTLINE_KAFKA_BOOTSTRAP?" in err
+    )
+    assert "DRIFTLINE_TEST_WHATEVER" not in err and "DRIFTLINE_NO_JIT" not in err

@@ -165,3 +165,21 @@ def test_a_topic_prefix_kafka_cannot_name_topics_with_is_refused(prefix: str) ->
         load_settings(environ={"DRIFTLINE_TOPIC_PREFIX": prefix})
     assert "kafka.topic_prefix" in str(error.value)
     load_settings(environ={"DRIFTLINE_TOPIC_PREFIX": "ok-prefix_1."})
+
+
+INT_LIVE_KEYS = ["release_every"] + [
+    f"{section}.{f.name}"
+    for section, cls in (("guard", GuardConfig), ("drift", DriftConfig))
+    for f in dataclasses.fields(cls)
+    if f.type == "int"
+]
+
+
+@pytest.mark.parametrize("key", INT_LIVE_KEYS)
+def test_a_live_set_refuses_an_integer_beyond_64_bits_as_a_file_does(key: str) -> None:
+    """Session 39: `driftline models set release_every=99999999999999999999` was sent and applied ("set done")
+    while the same value in a file or a variable is refused."""
+    with pytest.raises(ConfigError, match=f"{key} must be an integer within 64 bits"):
+        check_setting(key, str(10**20), GuardConfig(), DriftConfig())
+    with pytest.raises(ConfigError, match="within 64 bits"):
+        check_setting(key, str(2**63), GuardConfig(), DriftConfig())

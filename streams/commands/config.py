@@ -43,7 +43,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.file, environ={})
+        settings = load_settings(args.file, environ={}, name_source=False)  # the file is the only source
         check_runtime(settings)
     except DriftlineError as exc:
         if args.json:

@@ -342,13 +342,20 @@ def _known_models(settings: Settings, answer: dict[str, Any]) -> str:
     """For a command refused because its model is unknown (a ``--model`` typo): which models there are."""
     if answer.get("reason") != "unknown":
         return ""
-    try:
-        checked = read_checked_releases(settings, timeout=5.0)
-    except Exception:  # only a hint: the refusal stands whatever this read does
+    known = _models_with_a_release(settings)
+    if known is None:  # only a hint: the refusal stands whatever this read does
         return ""
-    known = {str(r.get("model")) for r in checked.verified + checked.unchecked}
     others = sorted(known - {settings.model.name})
     return f"; models with a release: {', '.join(others[:20]) or 'none'}"
+
+
+def _models_with_a_release(settings: Settings) -> set[str] | None:
+    """The models with a release on ``models`` (read for 5 s at most), or None when it could not be read."""
+    try:
+        checked = read_checked_releases(settings, timeout=5.0)
+    except Exception:  # a hint for a message: whatever this read does, the command's own answer stands
+        return None
+    return {str(r.get("model")) for r in checked.verified + checked.unchecked}
 
 
 def _check_deployed(settings: Settings, topics: set[str]) -> None:
@@ -426,6 +433,12 @@ def _live_settings(args: argparse.Namespace) -> int:
     live = trainer_status(settings)
     if live is None or not live.get("settings"):
         check_redis_reachable(settings)  # "no live state" would blame the trainer for an unreachable Redis
+        known = _models_with_a_release(settings)
+        if known and settings.model.name not in known:
+            # A --model typo asked "is a train worker running?" while one ran, serving the other models.
+            what = f"has no trainer state in Redis and no release on {settings.topic('models')}"
+            print(unknown_model("models settings", settings.model.name, what, known), file=sys.stderr)
+            return 1
         print(
             f"driftline models settings: no live state from the trainer of {settings.model.name!r} in Redis "
             "(is a train worker running for this prefix?)",

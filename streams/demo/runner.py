@@ -15,7 +15,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
+import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +46,17 @@ SAMPLE_EVERY_S = 0.5
 LAG_EVERY_S = 1.0
 STALL_S = 20.0  # seconds without a scored event, while events wait, before the view says so
 STARTUP_TIMEOUT_S = 90.0
+
+
+def cli_invocation() -> str:
+    """How a shell runs this same driftline: ``driftline`` when that is what PATH finds, else this virtualenv's
+    script (a newcomer's ``make demo`` ran ``.venv/bin/driftline``, which is on no PATH: the printed command
+    said ``driftline ...`` and the shell answered "command not found", session 39)."""
+    here = Path(sys.executable).parent / "driftline"  # not resolved: a virtualenv's python is a symlink
+    found = shutil.which("driftline")
+    if found and here.exists() and Path(found).resolve() == here.resolve():
+        return "driftline"
+    return shlex.quote(str(here)) if here.exists() else f"{shlex.quote(sys.executable)} -m driftline"
 
 
 @dataclass(frozen=True)
@@ -205,7 +219,7 @@ class DemoRun:
         """The command that checks this run's audit trail (chain file and topic) after the demo."""
         return (
             f"DRIFTLINE_SIGNING_KEY=$(cat {self.key_file}) DRIFTLINE_STATE_DIR={self.run_dir} "
-            f"driftline --topic-prefix {self.prefix} audit verify"
+            f"{cli_invocation()} --topic-prefix {self.prefix} audit verify"
         )
 
     def start_workers(self) -> None:
