@@ -341,6 +341,23 @@ def withheld_text(withheld: dict[str, Any], serving: int, when: Callable[[int], 
     )
 
 
+def _trainer_config_differences(
+    settings: Settings, workers: list[dict[str, Any]]
+) -> dict[str, dict[str, str]]:
+    """setting -> {member: value} where the live members of the trainer group run with different learning
+    settings (streams.trainer_status.LEARNING_SETTINGS); members are matched with the group's by host-pid, so
+    the entry of a trainer killed without stopping counts only until it leaves the group."""
+    from streams.join import trainer_group
+    from streams.trainer_status import config_differences, trainer_configs
+
+    configs = trainer_configs(settings)
+    group = next((g for g in workers if g.get("group") == trainer_group(settings)), None)
+    if group is not None:
+        live = {str(m).split("@")[0].rsplit("-trainer-", 1)[-1] for m in group.get("members") or []}
+        configs = {member: config for member, config in configs.items() if member in live}
+    return config_differences(configs)
+
+
 def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:
     """Everything ``driftline status`` shows, as a JSON-ready dict."""
     from connectors.kafka_view import KafkaView, app_group_prefix
@@ -365,6 +382,9 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
         groups = [g for g in groups if not g.lag or own & g.lag.keys()]
     out["workers"] = [g.to_dict() for g in groups]
     out["workers_errors"] = view.group_errors
+    out["trainer_config_differences"] = (
+        _trainer_config_differences(settings, out["workers"]) if out["stack"]["redis"]["up"] else {}
+    )
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)
     out["drift_last_hour"] = _recent_drift(settings, since)
