@@ -408,6 +408,15 @@ def multi(args: argparse.Namespace) -> dict[str, Any]:
     a.workers[leaver][0].send_signal(signal.SIGTERM)
     faults.append((time.time() - t0, f"SIGTERM {leaver}"))
     owners_mid = owner_map(a)
+    # Control commands reach the model's owner after the failovers: pause then resume `multi` (labels held meanwhile
+    # are learned on resume, so n_learned must still equal the labels sent).
+    control = []
+    for verb in ("pause", "resume"):
+        rc, out = a.cli("--model", "multi", "models", verb, timeout=120)
+        control.append((verb, rc, out.strip().splitlines()[-1][:200] if out.strip() else ""))
+        faults.append((time.time() - t0, f"models {verb} multi: rc {rc}"))
+        if verb == "pause":
+            time.sleep(3)
     fa.join()
     fb.join()
     log(
@@ -428,6 +437,7 @@ def multi(args: argparse.Namespace) -> dict[str, Any]:
         "owners_mid": owners_mid,
         "owners_end": owner_map(a, tries=5),
         "victim_pid": res_victim_pid,
+        "control": control,
     }
     res["A"] = account(a, fa, pa)
     res["B"] = account(b, fb, pb)
@@ -513,6 +523,14 @@ def mixed(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     time.sleep(max(0.0, t0 + args.seconds / 2 - time.time()))
     owners_before = owner_map(c, tries=5)
+    _rc, st_before = c.cli("status", "--json", timeout=90)
+    _rc, txt_before = c.cli("status", timeout=90)
+    try:
+        differences = json.loads(st_before[st_before.index("{") :]).get(
+            "trainer_config_differences", "(no such key)"
+        )
+    except ValueError:
+        differences = st_before[-500:]
     c.workers["train1"][0].send_signal(signal.SIGKILL)
     log("kill -9 train1")
     feed.join()
@@ -531,6 +549,8 @@ def mixed(args: argparse.Namespace) -> dict[str, Any]:
     res = {
         "prefix": c.prefix,
         "owners_before_kill": owners_before,
+        "status_json_differences_before_kill": differences,
+        "status_trainer_lines_before_kill": [ln for ln in txt_before.splitlines() if "trainer" in ln.lower()],
         "owners_end": owner_map(c, tries=3),
         "task_by_model": {m: sorted({k for _v, k in vs}) for m, vs in sorted(task.items())},
         "labels_acked": dict(Counter(feed.acked_labels.values())),
@@ -650,6 +670,14 @@ def verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
     names = set(a["per_model_metric_names"])
     ok = {"driftline_n_learned", "driftline_served_model_version", "driftline_model_metric"} <= names
     checks.append(("A: per-model metrics carry `model`", ok, f"{len(names)} families with a model label"))
+    control = res.get("control") or []
+    checks.append(
+        (
+            "A: `models pause`/`resume` of `multi` answered by its owner after the failovers",
+            len(control) == 2 and all(rc == 0 for _v, rc, _o in control),
+            "; ".join(f"{v}: rc {rc} {o!r}" for v, rc, o in control),
+        )
+    )
     late = a["releases"].get("late", {})
     checks.append(
         (
