@@ -341,7 +341,7 @@ def withheld_text(withheld: dict[str, Any], serving: int, when: Callable[[int], 
     )
 
 
-def _trainer_config_differences(
+def trainer_config_differences(
     settings: Settings, workers: list[dict[str, Any]]
 ) -> dict[str, dict[str, str]]:
     """setting -> {member: value} where the live members of the trainer group run with different learning
@@ -383,7 +383,7 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
     out["workers"] = [g.to_dict() for g in groups]
     out["workers_errors"] = view.group_errors
     out["trainer_config_differences"] = (
-        _trainer_config_differences(settings, out["workers"]) if out["stack"]["redis"]["up"] else {}
+        trainer_config_differences(settings, out["workers"]) if out["stack"]["redis"]["up"] else {}
     )
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)

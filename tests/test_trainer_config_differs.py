@@ -55,6 +55,8 @@ def test_trainers_with_different_settings_are_named_by_status_and_in_their_logs(
         text = pipeline.cli("status").stdout
         assert "these trainers run with DIFFERENT settings: " in text and "model.task" in text, text
         assert "same configuration" in text
+        doctor = pipeline.cli("doctor", check=False).stdout
+        assert "the trainers run with different settings (" in doctor and "model.task" in doctor, doctor
         # The trainer that started second saw its peer at once; the first sees it with its next status.
         pipeline.wait_until(
             "both trainers logging the difference",
