@@ -572,6 +572,65 @@ def mixed(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+def pausefail(args: argparse.Namespace) -> dict[str, Any]:
+    """``models pause`` of a model, kill -9 of its owner while paused, ``resume`` answered by the new owner (started
+    with an empty state directory): the labels held during the pause must live in the changelog state and be
+    learned on resume, each once."""
+    tag = int(time.time()) % 100000
+    d = Deployment(args, f"s39d{tag}.")
+    d.next_port = args.metrics_base + 120
+    d.cli("topics", "create")
+    for n, role in (("score1", "score"), ("join", "join"), ("train1", "train"), ("train2", "train")):
+        d.start(n, role)
+    wait_up(d, list(d.workers), 180)
+    poller = Poller(d, 1.0)
+    poller.start()
+    streams = {m: {"make": make_bin, "start": 0} for m in ("p", "q")}
+    feed = Feed(
+        d.env["DRIFTLINE_KAFKA_BOOTSTRAP"], d.prefix, streams, args.rate, args.seconds, 2.0, int(time.time())
+    )
+    feed.start()
+    t0 = time.time()
+    steps: list[tuple[float, str]] = []
+
+    def at(frac: float) -> None:
+        time.sleep(max(0.0, t0 + frac * args.seconds - time.time()))
+
+    at(0.3)
+    rc, out = d.cli("--model", "p", "models", "pause", timeout=120)
+    steps.append(
+        (time.time() - t0, f"pause rc {rc}: {out.strip().splitlines()[-1][:160] if out.strip() else ''}")
+    )
+    at(0.5)
+    owner = owner_map(d, tries=10).get("p", "")
+    victim = worker_of(d, owner)
+    if victim:
+        d.workers[victim][0].send_signal(signal.SIGKILL)
+    steps.append((time.time() - t0, f"kill -9 {victim} (owner of p: {owner})"))
+    d.env["DRIFTLINE_STATE_DIR"] = tempfile.mkdtemp(prefix="scale39-empty-")
+    d.start("train3", "train")
+    at(0.75)
+    _rc, show = d.cli("--model", "p", "models", "show", "--json", timeout=120)
+    rc, out = d.cli("--model", "p", "models", "resume", timeout=180)
+    steps.append(
+        (time.time() - t0, f"resume rc {rc}: {out.strip().splitlines()[-1][:200] if out.strip() else ''}")
+    )
+    feed.join()
+    wait_learned([(d, feed)], args.drain)
+    res = {
+        "prefix": d.prefix,
+        "steps": [(round(t, 1), w) for t, w in steps],
+        "labels_acked": dict(Counter(feed.acked_labels.values())),
+        "n_learned_metrics": trainer_counts(d),
+        "show_before_resume": show[-800:],
+        "owners_end": owner_map(d, tries=3),
+        "account": {k: v for k, v in account(d, feed, poller).items() if k != "propagation"},
+    }
+    poller.stop.set()
+    d.stop_all()
+    return res
+
+
 def verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, bool, str]] = []
     for side in ("A", "B"):
@@ -691,7 +750,7 @@ def verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["multi", "mixed"])
+    ap.add_argument("what", choices=["multi", "mixed", "pausefail"])
     ap.add_argument("--models", type=int, default=12, help="mixed: how many models")
     ap.add_argument("--seconds", type=float, default=75)
     ap.add_argument("--rate", type=float, default=40, help="events/s per model of prefix A (B: half)")
@@ -703,8 +762,9 @@ def main() -> None:
     ap.add_argument("--metrics-base", type=int, default=15500)
     ap.add_argument("--out", default="/tmp/scale39-runs")
     args = ap.parse_args()
-    if args.what == "mixed":
-        print("SCALE39 " + json.dumps(mixed(args), default=str), flush=True)
+    if args.what in ("mixed", "pausefail"):
+        run = mixed if args.what == "mixed" else pausefail
+        print("SCALE39 " + json.dumps(run(args), default=str), flush=True)
         return
     res = multi(args)
     print("SCALE39 " + json.dumps(res, default=str), flush=True)
