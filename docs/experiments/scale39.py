@@ -631,6 +631,53 @@ def pausefail(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+def routing(args: argparse.Namespace) -> dict[str, Any]:
+    """Two scorers of one deployment, one started with ``routing.feature=tenant``, the other without: which model
+    answers an event with ``"tenant": "acme"``, and does anything say the scorers differ?"""
+    tag = int(time.time()) % 100000
+    d = Deployment(args, f"s39e{tag}.")
+    d.next_port = args.metrics_base + 140
+    d.cli("topics", "create")
+    d.start("score1", "score")
+    base_env = dict(d.env)
+    d.env["DRIFTLINE__ROUTING__FEATURE"] = "tenant"
+    d.start("score2", "score")
+    d.env = base_env
+    d.start("join", "join")
+    d.start("train1", "train")
+    wait_up(d, list(d.workers), 180)
+    poller = Poller(d, 1.0)
+    poller.start()
+    feed = Feed(d.env["DRIFTLINE_KAFKA_BOOTSTRAP"], d.prefix, {"acme": {"make": make_acme, "start": 0,
+                "explicit": False}}, args.rate, args.seconds, 2.0, int(time.time()))  # fmt: skip
+    feed.start()
+    feed.join()
+    wait_learned([(d, feed)], 30)
+    _rc, status_txt = d.cli("status", timeout=90)
+    _rc, doctor = d.cli("doctor", timeout=90)
+    preds = read_topic(d, "predictions", "Prediction")
+    feats = read_topic(d, "features", "FeatureEvent")
+    part = {v["id"]: p for p, _o, _ts, v in feats if isinstance(v, dict)}
+    by_model = Counter(v["model"] for _p, _o, _ts, v in preds if isinstance(v, dict))
+    by_part_model = Counter(
+        (part.get(v["id"]), v["model"]) for _p, _o, _ts, v in preds if isinstance(v, dict)
+    )
+    res = {
+        "prefix": d.prefix,
+        "events_acked": len(feed.acked_events),
+        "predictions_by_model": dict(by_model),
+        "predictions_by_features_partition_and_model": {
+            f"{p}:{m}": n for (p, m), n in sorted(by_part_model.items())
+        },
+        "n_learned_metrics": trainer_counts(d),
+        "status_workers": [ln for ln in status_txt.splitlines() if "score" in ln or "DIFFERENT" in ln],
+        "doctor_workers": [ln for ln in doctor.splitlines() if "workers" in ln or "routing" in ln],
+    }
+    poller.stop.set()
+    d.stop_all()
+    return res
+
+
 def verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, bool, str]] = []
     for side in ("A", "B"):
@@ -750,7 +797,7 @@ def verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["multi", "mixed", "pausefail"])
+    ap.add_argument("what", choices=["multi", "mixed", "pausefail", "routing"])
     ap.add_argument("--models", type=int, default=12, help="mixed: how many models")
     ap.add_argument("--seconds", type=float, default=75)
     ap.add_argument("--rate", type=float, default=40, help="events/s per model of prefix A (B: half)")
@@ -762,8 +809,8 @@ def main() -> None:
     ap.add_argument("--metrics-base", type=int, default=15500)
     ap.add_argument("--out", default="/tmp/scale39-runs")
     args = ap.parse_args()
-    if args.what in ("mixed", "pausefail"):
-        run = mixed if args.what == "mixed" else pausefail
+    if args.what in ("mixed", "pausefail", "routing"):
+        run = {"mixed": mixed, "pausefail": pausefail, "routing": routing}[args.what]
         print("SCALE39 " + json.dumps(run(args), default=str), flush=True)
         return
     res = multi(args)
