@@ -20,10 +20,13 @@ __all__ = [
     "config_differences",
     "differences_text",
     "learning_config",
-    "trainer_configs",
+    "publish_worker_config",
+    "routing_config",
     "trainer_configs_key",
     "trainer_status",
     "trainer_status_key",
+    "worker_configs",
+    "worker_configs_key",
 ]
 
 # What a train process applies to the models it owns. Members of one trainer group that differ here give each
@@ -48,6 +51,10 @@ CONFIG_DIFFERS_FIX = (
     "each model gets the settings of the trainer that owns it, and a rebalance moves models between them: start "
     "every train worker of a deployment with the same configuration"
 )
+ROUTING_DIFFERS_FIX = (
+    "an event is answered by the model its scorer's routing names, so one stream is split by partition: start "
+    "every score worker of a deployment with the same routing settings"
+)
 
 
 def trainer_status_key(settings: Settings) -> str:
@@ -55,15 +62,19 @@ def trainer_status_key(settings: Settings) -> str:
     return f"{join_namespace(settings)}:trainer"
 
 
+def worker_configs_key(settings: Settings, role: str) -> str:
+    """Redis hash of one role's workers (``trainer``, ``scorer``): member (host-pid) -> JSON ``{"config": {...},
+    "updated_at": ms}``, what each applies (:func:`learning_config`, :func:`routing_config`)."""
+    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}:{role}-configs"
+
+
 def trainer_configs_key(settings: Settings) -> str:
-    """Redis hash: trainer group member (host-pid) -> JSON ``{"config": learning_config, "updated_at": ms}``."""
-    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}:trainer-configs"
+    return worker_configs_key(settings, "trainer")
 
 
-def learning_config(settings: Settings) -> dict[str, str]:
-    """The settings of :data:`LEARNING_SETTINGS` as ``{"guard.alpha": "0.05", ...}`` (values as JSON text)."""
+def _flat(settings: Settings, paths: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for path in LEARNING_SETTINGS:
+    for path in paths:
         section, _, name = path.partition(".")
         value = to_dict(getattr(getattr(settings, section), name) if name else getattr(settings, section))
         items = {path: value} if name else {f"{section}.{k}": v for k, v in value.items()}
@@ -71,16 +82,31 @@ def learning_config(settings: Settings) -> dict[str, str]:
     return out
 
 
-def publish_trainer_config(
-    client: redis.Redis, settings: Settings, member: str, config: dict[str, str]
+def learning_config(settings: Settings) -> dict[str, str]:
+    """The settings of :data:`LEARNING_SETTINGS` as ``{"guard.alpha": "0.05", ...}`` (values as JSON text)."""
+    return _flat(settings, LEARNING_SETTINGS)
+
+
+def routing_config(settings: Settings) -> dict[str, str]:
+    """What decides which model answers an event (``routing.*``): scorers that differ here answer one stream with
+    different models, by partition (scale39: a tenant's events split between ``default`` and the tenant's model)."""
+    return _flat(settings, ("routing",))
+
+
+def publish_worker_config(
+    client: redis.Redis, settings: Settings, role: str, member: str, config: dict[str, str]
 ) -> None:
-    client.hset(trainer_configs_key(settings), member, json.dumps({"config": config, "updated_at": now_ms()}))
+    client.hset(
+        worker_configs_key(settings, role), member, json.dumps({"config": config, "updated_at": now_ms()})
+    )
 
 
-def trainer_configs(settings: Settings, client: redis.Redis | None = None) -> dict[str, dict[str, str]]:
-    """member -> learning configuration of every trainer that published one in the last ``CONFIG_STALE_S``."""
+def worker_configs(
+    settings: Settings, role: str, client: redis.Redis | None = None
+) -> dict[str, dict[str, str]]:
+    """member -> configuration of every ``role`` worker that published one in the last ``CONFIG_STALE_S``."""
     try:
-        raw = (client or redis_client(settings, 3)).hgetall(trainer_configs_key(settings))
+        raw = (client or redis_client(settings, 3)).hgetall(worker_configs_key(settings, role))
     except redis.RedisError:
         return {}
     fresh = now_ms() - CONFIG_STALE_S * 1000

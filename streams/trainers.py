@@ -59,9 +59,9 @@ from streams.trainer_status import (
     config_differences,
     differences_text,
     learning_config,
-    publish_trainer_config,
-    trainer_configs,
+    publish_worker_config,
     trainer_configs_key,
+    worker_configs,
 )
 from streams.trainer_transactions import Chunk
 
@@ -564,8 +564,8 @@ class TrainerGroup(GatheringBatches):
     def _publish_config(self) -> None:
         """Publish this member's learning configuration and log (once per change) how the live peers' differ."""
         try:
-            publish_trainer_config(self.redis, self.settings, self.member, self.config)
-            configs = trainer_configs(self.settings, self.redis)
+            publish_worker_config(self.redis, self.settings, "trainer", self.member, self.config)
+            configs = worker_configs(self.settings, "trainer", self.redis)
         except redis.RedisError as exc:
             log.warning("cannot publish the trainer's configuration to Redis: %s", exc)
             return

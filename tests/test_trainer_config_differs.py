@@ -68,3 +68,40 @@ def test_trainers_with_different_settings_are_named_by_status_and_in_their_logs(
         pipeline.workers.remove(other)
         other.stop()
         wait_until("no difference once the other trainer stopped", lambda: not _differences(pipeline), 45)
+
+
+def _routing_differences(pipeline: Pipeline) -> dict[str, Any]:
+    status = json.loads(pipeline.cli("status", "--json").stdout)
+    return dict(status.get("scorer_routing_differences") or {})
+
+
+@pytest.mark.kafka
+def test_scorers_with_different_routing_are_named_by_status_and_doctor(pipeline: Pipeline) -> None:
+    """scale39's routing run: a scorer with ``routing.feature=tenant`` beside one without answered a tenant's
+    events with two models, by partition, and nothing said so."""
+    with running(pipeline):
+        pipeline.start("score")
+        other = WorkerProcess(
+            "score",
+            {**pipeline.env(), "DRIFTLINE__ROUTING__FEATURE": "tenant"},
+            pipeline.state_dir / "logs" / "worker-score-other.log",
+        )
+        pipeline.workers.append(other)
+        assert other.start().wait_metrics(90), pipeline.logs()
+        differs = pipeline.wait_until(
+            "status naming routing.feature as different between the two scorers",
+            lambda: _routing_differences(pipeline),
+            timeout=45,
+        )
+        assert set(differs) == {"routing.feature"}
+        assert sorted(differs["routing.feature"].values()) == ['"tenant"', "null"]
+        text = pipeline.cli("status").stdout
+        assert "these scorers route with DIFFERENT settings: routing.feature" in text, text
+        doctor = pipeline.cli("doctor", check=False).stdout
+        assert "the scorers route with different settings (routing.feature" in doctor, doctor
+
+        pipeline.workers.remove(other)
+        other.stop()
+        wait_until(
+            "no difference once the other scorer stopped", lambda: not _routing_differences(pipeline), 45
+        )
