@@ -112,8 +112,10 @@ def worker_configs(
     fresh = now_ms() - CONFIG_STALE_S * 1000
     out: dict[str, dict[str, str]] = {}
     for member, text in raw.items():
-        entry = _json_object(_text(text))
-        if entry and isinstance(entry.get("config"), dict) and float(entry.get("updated_at") or 0) >= fresh:
+        entry = _json_object(_text(text)) or {}
+        stamp = entry.get("updated_at")
+        # Anything else under the key (a hand edit, junk) is skipped, never a traceback in `status`.
+        if isinstance(entry.get("config"), dict) and isinstance(stamp, int | float) and stamp >= fresh:
             out[_text(member)] = {str(k): str(v) for k, v in entry["config"].items()}
     return out
 
