@@ -31,6 +31,7 @@ import redis
 
 from connectors.redis_store import redis_client
 from driftline.settings import Settings
+from streams.trainer_status import publish_worker_config, routing_config, worker_configs_key
 
 __all__ = ["ServingReport", "read_serving", "refused_newer", "serving_key"]
 
@@ -161,6 +162,10 @@ class ServingReport:
             for name, entry in entries.items():
                 key = serving_key(self.settings, name)
                 client.eval(_WRITE, 1, key, self.scorer, json.dumps(entry), int(STALE_S * 1000))
+            if beat:  # the routing this scorer applies, beside its peers' (`driftline status` compares them)
+                publish_worker_config(
+                    client, self.settings, "scorer", self.scorer, routing_config(self.settings)
+                )
         except redis.RedisError as exc:
             with self._lock:
                 self._dirty |= set(entries)
@@ -195,6 +200,7 @@ class ServingReport:
         try:
             for name in names:
                 self._client.hdel(serving_key(self.settings, name), self.scorer)
+            self._client.hdel(worker_configs_key(self.settings, "scorer"), self.scorer)
         except redis.RedisError:
             pass
         self._client.close()

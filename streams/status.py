@@ -351,6 +351,34 @@ def withheld_text(withheld: dict[str, Any], serving: int, when: Callable[[int], 
     )
 
 
+def worker_config_differences(
+    settings: Settings, workers: list[dict[str, Any]], role: str
+) -> dict[str, dict[str, str]]:
+    """setting -> {member: value} where the live members of the trainer group (``role`` ``trainer``: learning
+    settings) or the score group (``scorer``: routing) run with different settings (streams.trainer_status);
+    members are matched with the group's by host-pid, so the entry of a worker killed without stopping counts only
+    until it leaves the group."""
+    from streams.join import trainer_group
+    from streams.trainer_status import config_differences, worker_configs
+
+    configs = worker_configs(settings, role)
+    if role == "trainer":
+        group_id, tag = trainer_group(settings), "-trainer-"
+    else:  # streams.app.stage_group, without importing Faust
+        group_id, tag = f"driftline-{settings.kafka.topic_prefix}{settings.model.name}-score", "-score-"
+    group = next((g for g in workers if g.get("group") == group_id), None)
+    if group is not None:
+        live = {str(m).split("@")[0].rsplit(tag, 1)[-1] for m in group.get("members") or []}
+        configs = {member: config for member, config in configs.items() if member in live}
+    return config_differences(configs)
+
+
+def trainer_config_differences(
+    settings: Settings, workers: list[dict[str, Any]]
+) -> dict[str, dict[str, str]]:
+    return worker_config_differences(settings, workers, "trainer")
+
+
 def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, Any]:
     """Everything ``driftline status`` shows, as a JSON-ready dict."""
     from connectors.kafka_view import KafkaView, app_group_prefix
@@ -375,6 +403,13 @@ def collect_status(settings: Settings, all_prefixes: bool = False) -> dict[str, 
         groups = [g for g in groups if not g.lag or own & g.lag.keys()]
     out["workers"] = [g.to_dict() for g in groups]
     out["workers_errors"] = view.group_errors
+    redis_up = out["stack"]["redis"]["up"]
+    out["trainer_config_differences"] = (
+        trainer_config_differences(settings, out["workers"]) if redis_up else {}
+    )
+    out["scorer_routing_differences"] = (
+        worker_config_differences(settings, out["workers"], "scorer") if redis_up else {}
+    )
     out["models"] = _models(settings)
     since = int((time.time() - DRIFT_WINDOW_S) * 1000)
     out["drift_last_hour"] = _recent_drift(settings, since)

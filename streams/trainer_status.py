@@ -12,15 +12,131 @@ from typing import Any
 import redis
 
 from connectors.redis_store import redis_client
-from driftline.settings import Settings
+from driftline.settings import Settings, to_dict
+from driftline.util import now_ms
 from streams.join import join_namespace
 
-__all__ = ["trainer_status", "trainer_status_key"]
+__all__ = [
+    "config_differences",
+    "differences_text",
+    "learning_config",
+    "publish_worker_config",
+    "routing_config",
+    "trainer_configs_key",
+    "trainer_status",
+    "trainer_status_key",
+    "worker_configs",
+    "worker_configs_key",
+]
+
+# What a train process applies to the models it owns. Members of one trainer group that differ here give each
+# model the settings of whichever member owns it: a new model gets the owner's task and learners, a restored one
+# the owner's guard and drift settings (those not set live), so a failover or a rebalance changes them. Each
+# member publishes these (``trainer_configs_key``); ``driftline status`` and the trainers' logs name a difference.
+LEARNING_SETTINGS = (
+    "model.task",
+    "model.learner",
+    "model.challenger",
+    "model.release_every",
+    "model.segment_feature",
+    "model.reference_file",
+    "guard",
+    "drift",
+)
+# A member's configuration not refreshed for this long is not compared (a trainer killed without stopping leaves
+# its entry behind; a running one rewrites it with its status, every few seconds).
+CONFIG_STALE_S = 60.0
+# How a difference is said, and what to do about it.
+CONFIG_DIFFERS_FIX = (
+    "each model gets the settings of the trainer that owns it, and a rebalance moves models between them: start "
+    "every train worker of a deployment with the same configuration"
+)
+ROUTING_DIFFERS_FIX = (
+    "an event is answered by the model its scorer's routing names, so one stream is split by partition: start "
+    "every score worker of a deployment with the same routing settings"
+)
 
 
 def trainer_status_key(settings: Settings) -> str:
     """The Redis key of the trainer's status hash."""
     return f"{join_namespace(settings)}:trainer"
+
+
+def worker_configs_key(settings: Settings, role: str) -> str:
+    """Redis hash of one role's workers (``trainer``, ``scorer``): member (host-pid) -> JSON ``{"config": {...},
+    "updated_at": ms}``, what each applies (:func:`learning_config`, :func:`routing_config`)."""
+    return f"{settings.redis.key_prefix}:{settings.kafka.topic_prefix}:{role}-configs"
+
+
+def trainer_configs_key(settings: Settings) -> str:
+    return worker_configs_key(settings, "trainer")
+
+
+def _flat(settings: Settings, paths: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in paths:
+        section, _, name = path.partition(".")
+        value = to_dict(getattr(getattr(settings, section), name) if name else getattr(settings, section))
+        items = {path: value} if name else {f"{section}.{k}": v for k, v in value.items()}
+        out.update({k: json.dumps(v, sort_keys=True, default=str) for k, v in items.items()})
+    return out
+
+
+def learning_config(settings: Settings) -> dict[str, str]:
+    """The settings of :data:`LEARNING_SETTINGS` as ``{"guard.alpha": "0.05", ...}`` (values as JSON text)."""
+    return _flat(settings, LEARNING_SETTINGS)
+
+
+def routing_config(settings: Settings) -> dict[str, str]:
+    """What decides which model answers an event (``routing.*``): scorers that differ here answer one stream with
+    different models, by partition (scale39: a tenant's events split between ``default`` and the tenant's model)."""
+    return _flat(settings, ("routing",))
+
+
+def publish_worker_config(
+    client: redis.Redis, settings: Settings, role: str, member: str, config: dict[str, str]
+) -> None:
+    client.hset(
+        worker_configs_key(settings, role), member, json.dumps({"config": config, "updated_at": now_ms()})
+    )
+
+
+def worker_configs(
+    settings: Settings, role: str, client: redis.Redis | None = None
+) -> dict[str, dict[str, str]]:
+    """member -> configuration of every ``role`` worker that published one in the last ``CONFIG_STALE_S``."""
+    try:
+        raw = (client or redis_client(settings, 3)).hgetall(worker_configs_key(settings, role))
+    except redis.RedisError:
+        return {}
+    fresh = now_ms() - CONFIG_STALE_S * 1000
+    out: dict[str, dict[str, str]] = {}
+    for member, text in raw.items():
+        entry = _json_object(_text(text)) or {}
+        stamp = entry.get("updated_at")
+        # Anything else under the key (a hand edit, junk) is skipped, never a traceback in `status`.
+        if isinstance(entry.get("config"), dict) and isinstance(stamp, int | float) and stamp >= fresh:
+            out[_text(member)] = {str(k): str(v) for k, v in entry["config"].items()}
+    return out
+
+
+def config_differences(configs: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """setting -> {member: value} for every setting the members' configurations do not agree on."""
+    names = sorted({k for config in configs.values() for k in config})
+    out: dict[str, dict[str, str]] = {}
+    for name in names:
+        values = {member: config.get(name, "(not set)") for member, config in sorted(configs.items())}
+        if len(set(values.values())) > 1:
+            out[name] = values
+    return out
+
+
+def differences_text(differences: dict[str, dict[str, str]]) -> str:
+    """``model.task: vm-1 "classification", vm-2 "regression"; guard.alpha: ...``"""
+    return "; ".join(
+        f"{name}: " + ", ".join(f"{member} {value}" for member, value in values.items())
+        for name, values in differences.items()
+    )
 
 
 def trainer_status(settings: Settings) -> dict[str, Any] | None:

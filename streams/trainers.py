@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -53,6 +54,15 @@ from streams.releases import UNVERIFIED_MODEL, read_checked_releases
 from streams.security_log import ThrottledLog
 from streams.train import Trainer, seal_header, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
+from streams.trainer_status import (
+    CONFIG_DIFFERS_FIX,
+    config_differences,
+    differences_text,
+    learning_config,
+    publish_worker_config,
+    trainer_configs_key,
+    worker_configs,
+)
 from streams.trainer_transactions import Chunk
 
 log = logging.getLogger(__name__)
@@ -151,6 +161,10 @@ class TrainerGroup(GatheringBatches):
         self.watchdog = GroupWatchdog(self.topics, 2 * session_timeout_s)
         self.watchdog.configure(self.consumer_config)
         self.redis = redis_client(s)
+        # What this member applies to the models it owns, published beside its peers' (streams.trainer_status):
+        # a difference is logged here and shown by `driftline status`.
+        self.config = learning_config(s)
+        self._config_differences = ""  # the differences last logged
         self.ctx = self._new_context()
         self.consumer: Consumer | None = None
         self.trainers: dict[str, Trainer] = {}
@@ -254,6 +268,7 @@ class TrainerGroup(GatheringBatches):
             # ~900 labels).
             kernels.warm_for(self.settings.model.learner, self.settings.model.challenger)
             consumer = self._subscribe()
+            self._publish_config()
             self._first_check_topics(stopping)
             # Everything alive now (modules, the worker's app, clients) lives as long as the process: moved to the
             # permanent generation, the full collections that a batch's thousands of decoded examples trigger no
@@ -302,6 +317,8 @@ class TrainerGroup(GatheringBatches):
                         log.debug("trainer %s: topics not checked (%s)", self.member, exc)
         finally:
             gc.set_threshold(*threshold)  # a process that goes on (a test, `--role all` stopping) as it was
+            with contextlib.suppress(redis.RedisError):  # a member that leaves is no peer any more
+                self.redis.hdel(trainer_configs_key(self.settings), self.member)
             try:
                 if self.consumer is not None:  # leaves the group at once: the next owner need not wait
                     self.consumer.close()
@@ -544,10 +561,35 @@ class TrainerGroup(GatheringBatches):
             return False
         return len(self.trainers.keys() | self.states.keys()) >= routing.max_models
 
+    def _publish_config(self) -> None:
+        """Publish this member's learning configuration and log (once per change) how the live peers' differ."""
+        try:
+            publish_worker_config(self.redis, self.settings, "trainer", self.member, self.config)
+            configs = worker_configs(self.settings, "trainer", self.redis)
+        except redis.RedisError as exc:
+            log.warning("cannot publish the trainer's configuration to Redis: %s", exc)
+            return
+        configs[self.member] = self.config
+        text = differences_text(config_differences(configs))
+        if text and text != self._config_differences:
+            log.warning(
+                "trainer %s: the trainers of group %s run with different settings (%s): %s",
+                self.member,
+                self.group,
+                text,
+                CONFIG_DIFFERS_FIX,
+            )
+        elif self._config_differences and not text:
+            log.info(
+                "trainer %s: the trainers of group %s now run with the same settings", self.member, self.group
+            )
+        self._config_differences = text
+
     def _publish_status(self, trainers: list[Trainer]) -> None:
         """Each owned model's live status (Redis) and who owns it; a model whose partition this process no
         longer owns (it was frozen past the session timeout, say) is never reported by it."""
         self._status_at = time.monotonic()
+        self._publish_config()
         self._security.flush()  # the count of throttled SECURITY lines (control commands for unknown models)
         owners: dict[str, tuple[str, int]] = {}
         for trainer in trainers:

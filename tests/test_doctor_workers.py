@@ -35,6 +35,7 @@ def _with_groups(monkeypatch: pytest.MonkeyPatch, groups: dict[str, list[str]]) 
 
     monkeypatch.setattr(connectors.kafka_view, "KafkaView", View)
     monkeypatch.setattr(streams.trainer_status, "trainer_status", lambda settings: None)
+    monkeypatch.setattr(streams.trainer_status, "worker_configs", lambda settings, role: {})
 
 
 SCORE, JOIN, TRAIN = (

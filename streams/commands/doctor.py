@@ -271,7 +271,13 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     live state in Redis (refreshed after every batch)."""
     from connectors.kafka_view import KafkaView
     from streams.join import trainer_group
-    from streams.trainer_status import trainer_status
+    from streams.status import worker_config_differences
+    from streams.trainer_status import (
+        CONFIG_DIFFERS_FIX,
+        ROUTING_DIFFERS_FIX,
+        differences_text,
+        trainer_status,
+    )
 
     view = KafkaView(settings, timeout=max(timeout, 5.0))
     groups = [g for g in view.describe(view.group_ids(), with_lag=False) if g.members]
@@ -295,13 +301,26 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     stage = f"driftline-{prefix}{settings.model.name}-"  # streams.app.stage_group, without importing Faust
     roles = {"score": stage + "score", "join": stage + "join", "train": trainer_group(settings)}
     missing = [role for role, group in roles.items() if group not in running]
+    found = [g.to_dict() for g in groups]
+    notes, fixes = [], []
+    if trainers_differ := worker_config_differences(settings, found, "trainer"):
+        notes.append(f"the trainers run with different settings ({differences_text(trainers_differ)})")
+        fixes.append(CONFIG_DIFFERS_FIX)
+    if scorers_differ := worker_config_differences(settings, found, "scorer"):
+        notes.append(f"the scorers route with different settings ({differences_text(scorers_differ)})")
+        fixes.append(ROUTING_DIFFERS_FIX)
+    differs = bool(notes)
+    differs_text = "; ".join(notes)
     if missing:
         what = {"score": "no event is answered", "join": "no label reaches a trainer",
                 "train": "no model learns and control commands get no answer"}  # fmt: skip
         return Check("workers", "warn",
                      "; ".join(f"no {role} worker is running ({what[role]})" for role in missing)
-                     + f"; running: {names}{beat}",
-                     " and ".join(f"start one: driftline worker --role {role}" for role in missing))  # fmt: skip
+                     + (f"; {differs_text}" if differs else "") + f"; running: {names}{beat}",
+                     " and ".join(f"start one: driftline worker --role {role}" for role in missing)
+                     + "".join(f"; {fix}" for fix in fixes))  # fmt: skip
+    if differs:
+        return Check("workers", "warn", f"{differs_text}; running: {names}{beat}", "; ".join(fixes))
     return Check("workers", "ok", f"{len(groups)} worker group(s) with members: {names}{beat}")
 
 

@@ -23,6 +23,7 @@ from streams.audit_verify import file_chains
 from streams.cli import settings_from_args, unknown_model
 from streams.serving import refused_newer
 from streams.status import collect_status, stack_state_text, withheld_text
+from streams.trainer_status import CONFIG_DIFFERS_FIX, ROUTING_DIFFERS_FIX, differences_text
 
 UNVERIFIED_SHOWN = (
     5  # forged releases named one by one; more are summed up in one line (--json lists them all)
@@ -92,6 +93,16 @@ def render(status: dict[str, Any]) -> str:
             + ("  <- no member reads it" if idle else "")
         )
         lines += _member_lines(g, status["topic_prefix"], _served_by_scorer(status))
+        if g["group"].endswith("-score") and status.get("scorer_routing_differences"):
+            lines.append(
+                "    these scorers route with DIFFERENT settings: "
+                f"{differences_text(status['scorer_routing_differences'])} <- {ROUTING_DIFFERS_FIX}"
+            )
+        if g["group"].endswith("trainers") and status.get("trainer_config_differences"):
+            lines.append(
+                "    these trainers run with DIFFERENT settings: "
+                f"{differences_text(status['trainer_config_differences'])} <- {CONFIG_DIFFERS_FIX}"
+            )
     lines += ["", "models"]
     for m in status["models"]:
         rel, live = m["latest_release"], m["trainer"]
