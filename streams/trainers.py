@@ -187,6 +187,9 @@ class TrainerGroup(GatheringBatches):
         self._topics_at = time.monotonic() + TOPICS_EVERY_S
         self._ahead: list[Chunk] = []
         self._ahead_rebalanced = False
+        self._resume: dict[tuple[str, int], int] = {}  # see TransactionalBatches._check_resumed
+        self._unchecked: set[tuple[str, int]] = set()
+        self._gap_rereads: dict[tuple[str, int, int], int] = {}
         # A fetch returned BEHIND_AT records since the worker was last found caught up (_keep_gathering).
         self._behind = False
 
@@ -327,6 +330,8 @@ class TrainerGroup(GatheringBatches):
 
     def _subscribe(self) -> Consumer:
         self._ahead.clear()  # the old consumer's records: the new one reads from the committed offsets
+        self._resume.clear()  # armed again by the restore of its assignment
+        self._unchecked.clear()
         consumer = self.consumer = Consumer(self.consumer_config)
         self.watchdog.reset()
         consumer.subscribe(
@@ -391,6 +396,8 @@ class TrainerGroup(GatheringBatches):
         self.owned = {tp.partition for tp in partitions if tp.topic == self.topics[0]}
         self._restore_needed = self._rebalanced = True
         self._ahead.clear()
+        self._resume.clear()  # the group's committed offsets now: armed by the restore
+        self._unchecked.clear()
         log.info("trainer %s owns training partitions %s", self.member, sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -401,6 +408,8 @@ class TrainerGroup(GatheringBatches):
         self.owned = set()
         self._rebalanced = True
         self._ahead.clear()
+        self._resume.clear()
+        self._unchecked.clear()
         self._drop()
 
     def _drop(self) -> None:
@@ -441,6 +450,7 @@ class TrainerGroup(GatheringBatches):
             if partition_for(name, self.partitions) in self.owned
         ]
         self._read_audit()  # before the first transaction, whose releases open the chains
+        self._arm_resume()
         if eager:
             self._transaction([], eager=eager)
         self.metrics.owned_models.set(len(set(self.states) | set(self.trainers)))
@@ -451,6 +461,24 @@ class TrainerGroup(GatheringBatches):
             sorted(self.owned),
             time.perf_counter() - t0,
         )
+
+    def _arm_resume(self) -> None:
+        """Each owned training partition is read from its committed offset: its first record must be there
+        (:meth:`_check_resumed`). A partition still armed from this trainer's own last commit (no assignment since)
+        keeps that offset: the state just restored is the one that commit left."""
+        assert self.consumer is not None
+        owned = [TopicPartition(self.topics[0], p) for p in sorted(self.owned)]
+        if not owned:
+            return
+        try:
+            committed = self.consumer.committed(owned, timeout=10)
+        except KafkaException as exc:  # not known now: nothing armed, as before this check
+            log.warning("trainer %s: committed offsets not read (%s)", self.member, exc)
+            return
+        for tp in committed:
+            if tp.offset >= 0:
+                self._resume.setdefault((tp.topic, tp.partition), tp.offset)
+        self._unchecked = set(self._resume)
 
     def _sealed_state(self, name: str, value: bytes | None) -> bool:
         """Whether a ``changelog`` record may stand for ``name``'s committed state: only one a trainer sealed with

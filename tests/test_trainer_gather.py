@@ -255,3 +255,38 @@ def test_the_kernels_are_warmed_before_the_group_is_joined(monkeypatch: pytest.M
     with pytest.raises(Joined):
         group.run(threading.Event())
     assert order == ["warm", "subscribe", "closed"]
+
+
+class TrainingMsg(Msg):
+    def topic(self) -> str:
+        return "t.training"
+
+    def partition(self) -> int:
+        return 0
+
+
+def test_a_partition_read_past_its_commit_is_read_again_then_a_gap_that_stays_is_taken() -> None:
+    """``_check_resumed``: the first record of a training partition after its commit must be at the committed
+    offset; one past it raises ResumedPastCommitted (the partition is read again from there). A gap found again
+    after ``GAP_REREADS`` re-reads is the topic's (retention deleted the records): said, and reading goes on."""
+    from streams.trainer_transactions import GAP_REREADS, ResumedPastCommitted
+
+    group = _group()
+    group.topics = ("t.training", "t.control")
+    group.member = "m"
+    group._resume, group._unchecked, group._gap_rereads = {}, set(), {}
+    group._committed([types.SimpleNamespace(topic="t.training", partition=0, offset=200)])  # type: ignore[list-item]
+    group._check_resumed([TrainingMsg(200), TrainingMsg(201)])  # where the commit left it: nothing raised
+    assert not group._unchecked  # checked once: the records after the first cost nothing
+    group._check_resumed([TrainingMsg(400)])  # not armed again until a commit, a restore or an abort
+    for _ in range(GAP_REREADS):
+        group._unchecked = set(group._resume)  # as after the abort the gap causes
+        with pytest.raises(ResumedPastCommitted) as raised:
+            group._check_resumed([TrainingMsg(310), TrainingMsg(311)])
+        assert raised.value.args[1] == {("t.training", 0): (200, 310)}
+    group._unchecked = set(group._resume)
+    group._check_resumed(
+        [TrainingMsg(310)]
+    )  # the same gap after GAP_REREADS re-reads: taken, reading goes on
+    group._committed([types.SimpleNamespace(topic="t.training", partition=0, offset=311)])  # type: ignore[list-item]
+    assert group._gap_rereads == {}

@@ -439,6 +439,40 @@ def test_a_hung_commit_that_returns_after_its_producer_was_replaced_commits_noth
     assert unseal(sealed, [s.model.signing_key.get().encode()], "changelog")["lifecycle"].n_learned == 400
 
 
+def test_a_rewind_that_did_not_take_is_caught_and_the_aborted_batch_learned(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an aborted transaction the consumer must read its batch again from the committed offset. In a
+    three-node cluster losing two nodes (helper brk39, session 39) it read on after the aborted batch instead, and
+    the batch's 110 labels were never learned. Here the rewind does not seek (as if its seek had not taken): the
+    first record read after the abort is past the offset the last commit left, which the trainer notices, reads
+    the partition again from there and learns every example once."""
+    s = trainer_settings
+    _send_examples(s, _examples(200))
+    with _running(s) as group:
+        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        out = group.ctx.out
+        real = out.commit
+        failed: list[bool] = []
+
+        def fails_once(*args: Any, **kwargs: Any) -> None:
+            if not failed:
+                failed.append(True)
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "the test's commit failure"))
+            real(*args, **kwargs)
+
+        out.commit = fails_once  # type: ignore[method-assign]
+        group._rewind = group._ahead.clear  # type: ignore[method-assign]  # a rewind whose seek did not take
+        _send_examples(s, _examples(200, start=200))
+        _wait(group, "the failed commit", lambda: bool(failed), timeout=60)
+        _send_examples(s, _examples(200, start=400))
+        _wait(group, "600 learned", lambda: _learned(group) >= 600, timeout=90)
+        time.sleep(2)
+        assert _learned(group) == 600
+    sealed = read_changelog(s, [partition_for("default", s.kafka.training_partitions)])["default"]
+    assert unseal(sealed, [s.model.signing_key.get().encode()], "changelog")["lifecycle"].n_learned == 600
+
+
 def _add_partitions(settings: Settings, names: tuple[str, ...], count: int) -> None:
     """What an operator does with kafka-topics --alter --partitions (confluent-kafka's AdminClient)."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
