@@ -43,7 +43,10 @@ def main() -> None:
     for r in range(args.rounds):
         for on in (True, False):
             cpu = run(rows, on, args.batch)
-            print(f"round {r} sentinel_regression {on}: {1000 * cpu / args.n:.3f} s per 1,000 labels", flush=True)
+            print(
+                f"round {r} sentinel_regression {on}: {1000 * cpu / args.n:.3f} s per 1,000 labels",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
