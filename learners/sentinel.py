@@ -35,7 +35,8 @@ errors and the rate with them. ``p0`` is the rate over the second half of the wa
 ``q``), bounded as above; margin, threshold, schedule and trend check are the classification ones. The copy frozen at
 an alarm warms up over ``RESTART_WARMUP`` labels (an early copy's warm-up and bound), so a second drift soon after
 the first is watched (bench.unseen's friedman-gra: drifts 800 labels apart), and another copy with the full warm-up
-is frozen ``sentinel_first`` labels later. Measured in BENCHMARKS-accuracy.md, session 39. The copies answer once per label each (one to four at a time, as above).
+is frozen ``sentinel_first`` labels later. Measured in BENCHMARKS-accuracy.md, session 39. The copies answer once
+per label each (one to four at a time, as above).
 """
 
 from __future__ import annotations
