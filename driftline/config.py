@@ -56,7 +56,7 @@ class DriftConfig:
     ph_feature_threshold: float = 100.0  # cumulative standardised deviation needed for an alarm
     feature_cooldown: int = 2000  # examples after an alarm before that feature may alarm again
     max_features: int = 64  # features monitored (the first numeric ones seen); bounds memory and time
-    # Frozen-snapshot sentinel (learners.sentinel; classification): copies of the champion frozen after
+    # Frozen-snapshot sentinel (learners.sentinel): copies of the champion frozen after
     # sentinel_first labels, doubling while under half of sentinel_every, then every sentinel_every labels (the
     # previous copy kept sentinel_overlap more labels); each copy's 0/1 error in Page's CUSUM for p0 +
     # sentinel_margin against p0, an upper bound (+1 SE) of its error over its first sentinel_warmup labels, alarm above
@@ -68,6 +68,10 @@ class DriftConfig:
     sentinel_first: int = 1000
     sentinel_every: int = 8000
     sentinel_overlap: int = 2000
+    # Regression too (learners.sentinel.ExceedanceCusum): a copy's "error" is whether its absolute error exceeds q,
+    # the 0.75 quantile of its absolute errors over the first half of its warm-up; the same schedule, margin and
+    # threshold (both need ``sentinel`` on).
+    sentinel_regression: bool = True
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,7 @@ class ModelLifecycle:
         self._error_monitor = ErrorDriftMonitor(drift)
         self._loss_monitor = LossDriftMonitor(drift, task)
         self._feature_monitor = FeatureDriftMonitor(drift)
-        self._sentinel = SnapshotSentinel(drift)
+        self._sentinel = SnapshotSentinel(drift, task)
 
     # -- public state ------------------------------------------------------------------------------------------
     @property
@@ -647,12 +647,14 @@ class ModelLifecycle:
             )
 
     def _watch(self) -> SnapshotSentinel | None:
-        """The frozen-snapshot sentinel when it applies (classification, ``drift.sentinel`` on), else None."""
-        if self.task != "classification" or not self.drift.sentinel:
+        """The frozen-snapshot sentinel when it applies (``drift.sentinel`` on; for regression
+        ``drift.sentinel_regression`` too), else None."""
+        drift = self.drift
+        if not drift.sentinel or (self.task != "classification" and not drift.sentinel_regression):
             self._sentinel = None  # switched off live: switched on again, it starts afresh
             return None
         if self._sentinel is None:  # a checkpoint from before the sentinel, or switched on live
-            self._sentinel = SnapshotSentinel(self.drift)
+            self._sentinel = SnapshotSentinel(drift, self.task)
         return self._sentinel
 
     def _monitor(
