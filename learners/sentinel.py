@@ -32,10 +32,12 @@ exceeds ``q``, the ``EXCEEDANCE_LEVEL`` (0.75) quantile of its own absolute erro
 warm-up (:class:`ExceedanceCusum`): under stationarity that indicator is Bernoulli (~0.25) whatever the errors'
 distribution or scale, as in a sign test, and a drift that changes the target function lifts the frozen copy's
 errors and the rate with them. ``p0`` is the rate over the second half of the warm-up (out of the sample that chose
-``q``), bounded as above; margin, threshold, schedule and trend check are the classification ones. The copy frozen at
-an alarm warms up over ``RESTART_WARMUP`` labels (an early copy's warm-up and bound), so a second drift soon after
-the first is watched (bench.unseen's friedman-gra: drifts 800 labels apart), and another copy with the full warm-up
-is frozen ``sentinel_first`` labels later. Measured in BENCHMARKS-accuracy.md, session 39. The copies answer once
+``q``), bounded as above; margin, threshold, schedule and trend check are the classification ones. After an alarm
+the copy that replaces the old ones is frozen once the champion has learned ``RESTART_DELAY`` more labels (at the
+alarm it still holds the old concept, and a recurring drift's return would make that copy err less, not more) and
+warms up over ``RESTART_WARMUP`` labels (an early copy's warm-up and bound), so a second drift soon after the first
+is watched (bench.unseen's friedman-gra: drifts 800 labels apart), and another copy with the full warm-up is frozen
+``sentinel_first`` labels after the alarm. Measured in BENCHMARKS-accuracy.md, session 39. The copies answer once
 per label each (one to four at a time, as above).
 """
 
@@ -90,6 +92,12 @@ EXCEEDANCE_LEVEL = 0.75
 # the alarm, and bench.unseen's friedman-gra at 2,000 events (drifts at 800 and 1,600) lost its second drift's alarm
 # at seeds 1, 6, 7 once the sentinel alarmed the first (session 39). Classification keeps sentinel_warmup (not gated).
 RESTART_WARMUP: int | None = 250
+# Regression: labels the champion learns after an alarm before the copy that replaces the old ones is frozen (then it
+# warms up over ``RESTART_WARMUP``); 0: frozen at the alarm. Why: an alarm comes a few dozen labels after a drift, when
+# the champion still holds the old concept; a copy frozen then warms up on the new concept with high errors (a high q),
+# and when a recurring drift brings the old concept back that copy errs *less*, so it cannot alarm (bench.unseen's
+# friedman-gra-early, drifts 1,000 labels apart; session 39, helper restart39). Classification keeps 0 (not gated).
+RESTART_DELAY = 200
 
 
 class BernoulliCusum:
@@ -243,6 +251,9 @@ class SnapshotSentinel:
     origin = 0  # sentinel label at which the watched lineage was new (0, or its promotion: ``promoted``)
     # Class-level default: a sentinel pickled before session 39 (a checkpoint) watches a classifier.
     regression = False
+    # Class-level default (a checkpoint from before it): the sentinel label at which the copy of a regression alarm's
+    # restart is due (``RESTART_DELAY``), None when none is.
+    pending: int | None = None
 
     def __init__(self, config: DriftConfig, task: str = "classification") -> None:
         self.config = config
@@ -251,6 +262,7 @@ class SnapshotSentinel:
         self.seen = 0  # labels the champion learned while the sentinel watched
         self.origin = 0
         self.next_copy = _first(config)
+        self.pending = None
 
     @property
     def models(self) -> list[Any]:
@@ -291,12 +303,18 @@ class SnapshotSentinel:
 
     def restart(self, champion: Any) -> None:
         """An error alarm: watch from a fresh copy of the champion only (the old ones have seen the drift). For
-        regression that copy warms up over ``RESTART_WARMUP`` labels, and the next is frozen ``sentinel_first``
-        labels on with the full warm-up (the short warm-up's p0 is noisier: alone it missed friedman-gra-early's
-        second drift, 2,000 labels after the first, at 4,000 events seed 3; session 39)."""
+        regression that copy is frozen ``RESTART_DELAY`` labels on (no copy watches meanwhile) and warms up over
+        ``RESTART_WARMUP`` labels, and the next is frozen ``sentinel_first`` labels on with the full warm-up (the
+        short warm-up's p0 is noisier: alone it missed friedman-gra-early's second drift, 2,000 labels after the
+        first, at 4,000 events seed 3; session 39)."""
         c = self.config
         warmup = RESTART_WARMUP if self.regression else None
-        self.copies = [_Copy(champion.copy(), self.seen, c, warmup, self.regression)]
+        if self.regression and RESTART_DELAY > 0:
+            # The copy once the champion has learned the new concept a while (see RESTART_DELAY).
+            self.copies = []
+            self.pending = self.seen + RESTART_DELAY
+        else:
+            self.copies = [_Copy(champion.copy(), self.seen, c, warmup, self.regression)]
         self.next_copy = self.seen + (c.sentinel_first if self.regression and warmup else c.sentinel_every)
 
     def promoted(self, champion: Any) -> None:
@@ -307,6 +325,7 @@ class SnapshotSentinel:
         itself: the promoted challenger has learned only a few hundred labels, and a copy of it frozen then raised a
         false alarm 1,900 labels later (led-abrupt seed 1, p0 0.36; session 10)."""
         self.copies = []
+        self.pending = None
         self.origin = self.seen
         self.next_copy = self.seen + _first(self.config)
 
@@ -324,6 +343,11 @@ class SnapshotSentinel:
             # still watching keeps watching until this one has seen sentinel_overlap labels).
             self.copies = [copy for copy in self.copies if not copy.test.trending]
             self.copies.append(_Copy(champion.copy(), self.seen, c, regression=self.regression))
+        if (
+            self.pending is not None and self.seen >= self.pending
+        ):  # a regression alarm's delayed copy (restart)
+            self.pending = None
+            self.copies.append(_Copy(champion.copy(), self.seen, c, RESTART_WARMUP, self.regression))
         if self.seen >= self.next_copy:
             age = self.seen - self.origin
             early = EARLY_FIRST is not None and age < c.sentinel_first
