@@ -43,6 +43,10 @@ def test_a_chain_reopened_after_an_abort_does_not_publish_its_entries_again(
     group.ctx = SimpleNamespace(out=SimpleNamespace(abort=lambda: None))
     group.trainers, group._replies = {}, []
     group._rewind = lambda: None
+    group._resume, group._unchecked = (
+        {},
+        set(),
+    )  # the offsets a commit left (TransactionalBatches._check_resumed)
 
     def publish(data: bytes, model: str) -> None:
         topic.append(json.loads(data))
