@@ -429,14 +429,20 @@ def test_a_held_candidate_is_listed_and_promoted_from_the_console(
 
     held = pipeline.wait_until("a held candidate", holds, timeout=60)
     browser.get(world.url + "lineage")
-    rows = wait(
+    # The rows' counts read in the same poll as the rows: the page redraws them every refresh, and one found a
+    # moment before its count was read went stale (CI, session 39).
+    counts = wait(
         browser,
         "the held candidate on the lineage page",
-        lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#candidates tbody tr") if "hold" in r.text],
+        lambda d: [
+            int(r.get_attribute("data-count"))
+            for r in d.find_elements(By.CSS_SELECTOR, "#candidates tbody tr")
+            if "hold" in r.text
+        ],
     )
     # Consecutive evaluations of the same held candidate are one row with their count (outside37: 103 rows).
-    assert sum(int(r.get_attribute("data-count")) for r in rows) == len(held)
-    assert len(rows) <= len(held)
+    assert sum(counts) == len(held)
+    assert len(counts) <= len(held)
 
     versions = {int(r["version"]) for r in pipeline.releases()}
     browser.get(world.url + "actions")
