@@ -1,4 +1,4 @@
-"""Issue 15's broker-failure promises driven from outside on a three-node cluster (helper brk39, session 39).
+"""Issue 17's broker-failure promises driven from outside on a three-node cluster (helper brk39, session 39).
 
 As a user would: ``driftline stack up --brokers 3``, ``driftline topics create``, separate ``driftline worker``
 processes (score x2, join, train by default), and a producer and a consumer of this script's own that use plain
