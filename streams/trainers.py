@@ -165,6 +165,7 @@ class TrainerGroup(GatheringBatches):
         # a difference is logged here and shown by `driftline status`.
         self.config = learning_config(s)
         self._config_differences = ""  # the differences last logged
+        self._config_at = 0.0  # when the configuration is next published (monotonic)
         self.ctx = self._new_context()
         self.consumer: Consumer | None = None
         self.trainers: dict[str, Trainer] = {}
@@ -591,6 +592,7 @@ class TrainerGroup(GatheringBatches):
 
     def _publish_config(self) -> None:
         """Publish this member's learning configuration and log (once per change) how the live peers' differ."""
+        self._config_at = time.monotonic() + STATUS_EVERY_S
         try:
             publish_worker_config(self.redis, self.settings, "trainer", self.member, self.config)
             configs = worker_configs(self.settings, "trainer", self.redis)
@@ -617,7 +619,8 @@ class TrainerGroup(GatheringBatches):
         """Each owned model's live status (Redis) and who owns it; a model whose partition this process no
         longer owns (it was frozen past the session timeout, say) is never reported by it."""
         self._status_at = time.monotonic()
-        self._publish_config()
+        if self._status_at >= self._config_at:  # every few seconds, not with every transaction's status
+            self._publish_config()
         self._security.flush()  # the count of throttled SECURITY lines (control commands for unknown models)
         owners: dict[str, tuple[str, int]] = {}
         for trainer in trainers:

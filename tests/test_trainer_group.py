@@ -864,3 +864,37 @@ def test_an_idle_model_kept_across_a_rebalance_keeps_its_gauges(trainer_settings
             ),
         )
         assert sample("driftline_n_learned", {"model": "m-idle"}) == 20
+
+
+def test_the_configuration_is_published_every_few_seconds_not_with_every_transaction(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transaction publishes the trainer's status; the member's learning settings (scale39, compared between
+    peers by `driftline status`) went with it, an HSET and an HGETALL a transaction. They change only when the
+    process restarts, and a peer's entry is trusted for a minute: published at start, then every
+    ``STATUS_EVERY_S``."""
+    s = trainer_settings
+    monkeypatch.setattr(trainers_module, "STATUS_EVERY_S", 3600.0)
+    published: list[str] = []
+    real = trainers_module.publish_worker_config
+    monkeypatch.setattr(
+        trainers_module,
+        "publish_worker_config",
+        lambda client, settings, role, member, config: (
+            published.append(member),
+            real(client, settings, role, member, config),
+        )[1],
+    )
+    statuses: list[int] = []
+    real_status = TrainerGroup._publish_status
+    monkeypatch.setattr(
+        TrainerGroup,
+        "_publish_status",
+        lambda self, trainers: (statuses.append(1), real_status(self, trainers))[1],
+    )
+    with _running(s) as group:
+        for start in range(0, 300, 50):  # separate transactions
+            _send_examples(s, _examples(50, start))
+            _wait(group, f"{start + 50} learned", lambda n=start + 50: _learned(group) >= n)
+    assert len(statuses) >= 6, statuses  # a status per transaction
+    assert published == [group.member], published  # the configuration once, at start
