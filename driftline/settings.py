@@ -573,11 +573,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _load_yaml(text: str, name: str) -> Any:
+    """``yaml.load`` whose error marks name the file (a str stream is named "<unicode string>" otherwise)."""
+    loader = _UniqueKeyLoader(text)  # a SafeLoader: no arbitrary objects
+    loader.name = name
+    try:
+        return loader.get_single_data() or {}
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML settings file; errors name the file (and a key written twice)."""
     p = Path(path).expanduser()
     try:
-        data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader) or {}  # a SafeLoader: no arbitrary objects
+        data = _load_yaml(p.read_text(), str(p))
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

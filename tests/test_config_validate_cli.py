@@ -176,3 +176,18 @@ def test_validate_json_names_no_field_for_an_error_of_the_file_itself(
     out = json.loads(capsys.readouterr().out)
     assert out["valid"] is False and out["field"] is None and out["file"] == name
     assert out["error"].startswith(f"{name}: ") and says in out["error"]
+
+
+@pytest.mark.parametrize(
+    "text", ["model:\n  learner: [oops\nguard:\n  alpha: 0.1\n", "model:\n  task: x\nmodel:\n  task: y\n"]
+)
+def test_a_yaml_error_points_into_the_file_not_into_a_string(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML names a str stream "<unicode string>": the error's line and column pointed into no file a user has."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f'in "{path}", line ' in err and "unicode string" not in err, err
+    assert "^" in err  # the offending line is still shown under the mark
