@@ -243,11 +243,3 @@ class KafkaView:
         if meta is None or meta.error is not None:
             return []
         return sorted(meta.partitions)
-
-    def offsets_for_time(self, topic: str, ts_ms: int) -> tuple[dict[int, int], dict[int, int]]:
-        """``(first offset at or after ts_ms, high watermark)`` per partition of ``topic``."""
-        parts = [(topic, p) for p in self.topic_partitions(topic)]
-        starts = self.end_offsets(parts, OffsetSpec.for_timestamp(ts_ms))
-        highs = {p: o for (_, p), o in self.end_offsets(parts).items()}
-        # No record at or after ts: the broker answers -1, meaning "nothing newer" -> start at the end.
-        return {p: (o if o >= 0 else highs.get(p, 0)) for (_, p), o in starts.items()}, highs

@@ -46,7 +46,6 @@ class DriftSignal:
 #: Detectors ``DriftConfig.error_detector`` may name, for the served model's error. The binary ones take 0/1 errors
 #: (classification only); the others take any real-valued error.
 ERROR_DETECTORS = tuple(DETECTORS)
-BINARY_DETECTORS = tuple(name for name, kind in DETECTORS.items() if kind.binary)
 
 
 def _defaults(config: DriftConfig, signal: str, name: str) -> dict[str, Any]:

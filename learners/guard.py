@@ -35,7 +35,6 @@ from driftline.config import GuardConfig
 from learners.fairness import fairness_check, fairness_evidence
 from learners.features import finite
 
-OUTCOMES = ("promote", "reject", "hold", "rollback")
 PROBATION_FIRST = 50  # shadow pairs before the first probation look
 # Share of the largest safe bet the e-processes stake: higher ships clear cases sooner (with no discordant pair, a
 # 3 % non-inferiority margin is shown after ~120 labels at 0.8, ~200 at 0.5) and loses more on each bad pair.

@@ -539,11 +539,6 @@ def _made_entry(model: object) -> tuple[bytes, bytes | None] | None:
     return (raw, payload) if learned is not None and learned() == mark else None
 
 
-def _made(model: object) -> bytes | None:
-    entry = _made_entry(model)
-    return None if entry is None else entry[0]
-
-
 def _compress(raw: bytes) -> bytes:
     return zlib.compress(raw, 0 if len(raw) < _STORED_BELOW else _ZLIB_LEVEL)
 

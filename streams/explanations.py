@@ -69,20 +69,6 @@ def find_predictions(
     return found
 
 
-def find_prediction(
-    settings: Settings,
-    event_id: str,
-    *,
-    since_ms: int | None = None,
-    timeout: float = 30.0,
-    codec: Codec | None = None,
-) -> dict[str, Any] | None:
-    """The Prediction with ``id == event_id`` of the configured model if it answered it, else of the model that
-    answered it last (plus its partition and offset), or None."""
-    found = find_predictions(settings, event_id, since_ms=since_ms, timeout=timeout, codec=codec)
-    return _choose(found, settings.model.name)
-
-
 def _choose(found: dict[str, dict[str, Any]], preferred: str) -> dict[str, Any] | None:
     if preferred in found:
         return found[preferred]

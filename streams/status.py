@@ -80,10 +80,6 @@ def _redis_address(settings: Settings) -> str:
     return f"{url.hostname}:{url.port or 6379}"
 
 
-def _redis_ping(settings: Settings) -> bool:
-    return _redis_problem(settings) is None
-
-
 def _redis_problem(settings: Settings) -> tuple[str, str] | None:
     """None when Redis answers PING with these settings, else ``(state, detail)``: ``refused`` (it refused the
     credentials: NOAUTH, WRONGPASS), ``down`` (no answer) or ``error`` (another answer, such as a db index out of
