@@ -57,7 +57,7 @@ demo: setup
 
 test: setup test-deps
 	$(DL) stack up
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 # Only the fault tests on a private three-node cluster (also part of `make test`).
 test-cluster: setup test-deps
