@@ -5,6 +5,7 @@ frozen broker were shown as ``starting``; ``stack up`` said Redis's port was tak
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -96,3 +97,30 @@ def test_a_stopped_kafka_node_is_named_and_stack_up_refuses_at_once(tmp_path: Pa
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_doctor_says_to_resume_a_stopped_redis_or_node_of_the_stack(tmp_path: Path) -> None:
+    # `stack up` cannot help a stopped server (it refuses, above): doctor's fix was "start Redis (`driftline stack
+    # up` ...)" and, for a stopped node, "start the missing broker (`driftline stack up` restarts ...)".
+    from connectors.stack_config import ServiceStatus, StackStatus
+    from driftline.settings import load_settings
+    from streams.commands.doctor import Check, _stopped_nodes, check_redis
+
+    cfg = _config(tmp_path)
+    _redis_up(cfg, 30.0)
+    pid = read_pid(cfg.redis_dir / "redis.pid")
+    assert pid is not None
+    settings = load_settings(overrides={"redis": {"url": f"redis://127.0.0.1:{cfg.redis_port}/0"}})
+    try:
+        _stop(pid)
+        check = check_redis(settings, cfg, stack_status(cfg), 1.0)
+        assert check.status == "fail" and f"`kill -CONT {pid}` resumes it" in check.fix, check
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGKILL)
+    node = ServiceStatus("kafka", "127.0.0.1:1", "stopped", 4242, "stopped by a signal ... `kill -CONT 4242`")
+    status = StackStatus(node, node, tmp_path, (dataclasses.replace(node, name="kafka-3"),))
+    warned = _stopped_nodes(Check("replication", "warn", "broker 3 ... does not answer", "start it"), status)
+    assert warned.fix.startswith("kafka-3 (pid 4242) is stopped by a signal"), warned
+    ok = Check("replication", "ok", "3 broker(s)")
+    assert _stopped_nodes(ok, status) is ok
