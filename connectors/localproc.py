@@ -76,6 +76,19 @@ def owned_pid(pid_file: Path, check: Callable[[list[str]], bool]) -> int | None:
     return pid if check(process_cmdline(pid)) else None
 
 
+def process_stopped(pid: int) -> bool:
+    """True when ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP, a debugger): alive, holding its sockets open,
+    answering nothing, and no wait makes it answer (helper fault40, session 40: a frozen Redis and a frozen
+    broker were called ``starting``, and ``stack up`` said the port was taken)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows its last ')'
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] in ("T", "t")
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """True when something accepts connections on ``host:port``."""
     try:

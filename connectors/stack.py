@@ -33,11 +33,20 @@ from connectors.localproc import (
     log_tail,
     owned_pid,
     port_open,
+    process_stopped,
     redis_ping,
     require_tool,
     stop_pidfile,
 )
-from connectors.stack_config import LIVE_STATES, ServiceStatus, StackConfig, StackStatus, recorded_cluster
+from connectors.stack_config import (
+    LIVE_STATES,
+    ServiceStatus,
+    StackConfig,
+    StackStatus,
+    recorded_cluster,
+    stopped_detail,
+    stopped_error,
+)
 from connectors.stack_kafka import (
     check_bindable,
     kafka_needs_start,
@@ -107,6 +116,8 @@ def _redis_status(cfg: StackConfig) -> ServiceStatus:
     answers = reply is not None and (reply == "+PONG" or reply.startswith(("-NOAUTH", "-WRONGPASS", "-ERR")))
     detail = "" if reply in (None, "+PONG") else reply.lstrip("-+")
     if pid:
+        if not answers and process_stopped(pid):
+            return ServiceStatus("redis", cfg.redis_address, "stopped", pid, stopped_detail(pid))
         return ServiceStatus("redis", cfg.redis_address, "up" if answers else "starting", pid, detail)
     if answers:
         return ServiceStatus("redis", cfg.redis_address, "external", None, detail)
@@ -120,6 +131,8 @@ def _redis_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
         return status
     if status.state == "busy":
         raise StackError(f"port {cfg.redis_port} is taken by a process that does not answer as Redis")
+    if status.state == "stopped" and status.pid:
+        raise stopped_error("Redis", cfg.redis_address, status.pid)
     check_bindable(cfg.host, cfg.redis_port, "--redis-port")
     server = require_tool("redis-server")
     cfg.redis_dir.mkdir(parents=True, exist_ok=True)

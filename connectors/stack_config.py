@@ -16,11 +16,35 @@ from connectors.localkafka import BrokerSecurity
 from driftline.errors import StackError
 from driftline.settings import Settings
 
-__all__ = ["LIVE_STATES", "ServiceStatus", "StackConfig", "StackStatus", "read_text", "recorded_cluster"]
+__all__ = [
+    "LIVE_STATES",
+    "ServiceStatus",
+    "StackConfig",
+    "StackStatus",
+    "read_text",
+    "recorded_cluster",
+    "stopped_detail",
+    "stopped_error",
+]
 
 # Service states: up (ours, answering), external (answering, not ours), starting (our process, not answering
-# yet), busy (the port is taken by something that does not answer the protocol), down.
+# yet), stopped (our process, stopped by a signal: it answers nothing until resumed), busy (the port is taken by
+# something that does not answer the protocol), down.
 LIVE_STATES = ("up", "external")
+
+
+def stopped_detail(pid: int) -> str:
+    """What a service stopped by a signal is, and what to do."""
+    return f"stopped by a signal (SIGSTOP?): it holds its port and answers nothing; `kill -CONT {pid}` resumes it"
+
+
+def stopped_error(what: str, address: str, pid: int) -> StackError:
+    """``stack up`` of a service of the stack that is stopped by a signal: starting another on its port cannot work,
+    and waiting does not help."""
+    return StackError(
+        f"{what} on {address} (pid {pid}, started by this stack) is stopped by a signal and answers nothing: resume "
+        f"it with `kill -CONT {pid}` (or end it with `kill -9 {pid}` and run `driftline stack up` again)"
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,7 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    """One service of the stack: ``state`` is up, external, starting, busy or down."""
+    """One service of the stack: ``state`` is up, external, starting, stopped, busy or down."""
 
     name: str
     address: str

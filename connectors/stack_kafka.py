@@ -16,8 +16,15 @@ from connectors.localkafka import (
     render_cluster_properties,
     render_server_properties,
 )
-from connectors.localproc import kafka_answers, log_tail, owned_pid, port_bindable, port_open
-from connectors.stack_config import LIVE_STATES, ServiceStatus, StackConfig, read_text
+from connectors.localproc import kafka_answers, log_tail, owned_pid, port_bindable, port_open, process_stopped
+from connectors.stack_config import (
+    LIVE_STATES,
+    ServiceStatus,
+    StackConfig,
+    read_text,
+    stopped_detail,
+    stopped_error,
+)
 from driftline.errors import StackError
 
 __all__ = [
@@ -58,6 +65,8 @@ def kafka_status(cfg: StackConfig) -> ServiceStatus:
         pid = None  # our broker, but serving another port: not what this address is about
     answers = kafka_answers(cfg.host, cfg.kafka_port)
     if pid:
+        if not answers and process_stopped(pid):
+            return ServiceStatus("kafka", cfg.kafka_address, "stopped", pid, stopped_detail(pid))
         return ServiceStatus("kafka", cfg.kafka_address, "up" if answers else "starting", pid)
     if answers:
         return ServiceStatus("kafka", cfg.kafka_address, "external")
@@ -77,6 +86,8 @@ def kafka_needs_start(cfg: StackConfig) -> bool:
     status = kafka_status(cfg)
     if status.state in ("external", "up", "starting"):
         return False
+    if status.state == "stopped" and status.pid:
+        raise stopped_error(f"Kafka node {cfg.node}" if cfg.node else "Kafka", cfg.kafka_address, status.pid)
     if status.state == "busy":
         raise StackError(
             f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka; "

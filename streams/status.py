@@ -118,6 +118,8 @@ def stack_state_text(name: str, service: dict[str, Any], degraded: bool = False)
         return f"REFUSED: {detail or 'wrong credentials'} (check the password in the URL)"
     if service.get("state") == "error":
         return f"ERROR: {detail or 'it did not answer PING'} (check the {name} URL)"
+    if service.get("state") == "stopped":  # our process, frozen: no wait makes it answer
+        return f"DOWN: {detail}"
     return "DOWN"
 
 

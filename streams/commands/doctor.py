@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,8 @@ def check_redis(
         return Check("redis", "warn", f"nothing answers at {address} (the local stack is down)",
                      "`driftline stack up` starts it (`make demo` does too)")  # fmt: skip
     fix = "start Redis (`driftline stack up` for the local one) or fix redis.url / DRIFTLINE_REDIS_URL"
+    if status is not None and status.redis.state == "stopped":  # ours, frozen: `stack up` cannot help
+        fix = f"the local stack's Redis (pid {status.redis.pid}) is {status.redis.detail}"
     return Check("redis", "fail", f"cannot reach Redis at {address}: {reason}", fix)
 
 
@@ -360,7 +362,9 @@ def diagnose(settings: Settings | None, config_error: str = "", timeout: float =
     checks.append(_guard("redis-server", lambda: check_redis_server(cfg, redis_check.status == "ok")))
     checks += [kafka, redis_check, check_signing_key(settings)]
     if kafka.status == "ok":
-        checks.append(_guard("replication", lambda: _check_replication(settings, timeout)))
+        checks.append(
+            _guard("replication", lambda: _stopped_nodes(_check_replication(settings, timeout), status))
+        )
         checks.append(_guard("topics", lambda: check_topics_present(settings, timeout)))
         checks.append(_guard("workers", lambda: check_workers(settings, timeout)))
     return checks
@@ -370,6 +374,16 @@ def _check_replication(settings: Settings, timeout: float) -> Check:
     from connectors.kafka_view import KafkaView
 
     return check_replication(KafkaView(settings, timeout=max(timeout, 5.0)).replication())
+
+
+def _stopped_nodes(check: Check, status: StackStatus | None) -> Check:
+    """A degraded cluster whose missing node is a local one stopped by a signal: `stack up` cannot restart it, the
+    fix is to resume it (helper fault40, session 40)."""
+    stopped = [n for n in (status.kafka_nodes if status is not None else ()) if n.state == "stopped"]
+    if check.status == "ok" or not stopped:
+        return check
+    said = "; ".join(f"{n.name} (pid {n.pid}) is {n.detail}" for n in stopped)
+    return replace(check, fix=f"{said}; then the workers go on by themselves")
 
 
 def _guard_status(cfg: StackConfig | None) -> StackStatus | None:
