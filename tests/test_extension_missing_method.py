@@ -102,3 +102,31 @@ def test_a_detector_without_update_is_refused_where_the_settings_are_checked(tmp
             check_runtime(settings)
     finally:
         del DETECTORS["no_update"]
+
+
+class NotAllowed:
+    """A complete learner whose class is not in learners.pickle_allow.ALLOWED."""
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        pass
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        return True
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        return {True: 1.0}
+
+
+def test_a_learner_the_loader_would_refuse_is_refused_where_the_spec_is_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Registered in KINDS but not in ALLOWED: every release was withheld and the scorers served v0 (null
+    predictions) while `config validate` said valid (session 40, docs/experiments/hostile40.md)."""
+    monkeypatch.setitem(KINDS, "not_allowed", (lambda params, task, seed: NotAllowed(), ("classification",)))
+    settings = load_settings(
+        environ={}, overrides={"state_dir": str(tmp_path), "model": {"learner": {"name": "not_allowed"}}}
+    )
+    with pytest.raises(
+        ConfigError, match=r"model.learner: the scorers' loader would refuse .*NotAllowed.*ALLOWED"
+    ):
+        check_runtime(settings)
