@@ -175,3 +175,19 @@ def quoted_number(label: Any) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+# C0 controls but newline and tab, DEL, and C1 controls (0x9b is CSI on terminals that read 8-bit controls).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as escapes, newline and tab kept: what the CLI prints comes partly
+    from records anyone who can write a topic chose (ids, dead-letter reasons and payloads), and an escape
+    sequence printed raw is obeyed by the operator's terminal (colours, the window title, cursor moves that
+    overwrite lines already printed).
+
+    >>> terminal_safe("id-\\x1b[2Jx\\tok\\n")
+    'id-\\\\x1b[2Jx\\tok\\n'
+    """
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -140,9 +140,18 @@ def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.e
         if key in _SHARES.get(kind.name, ()) and not 0 < value < 1:
             raise ConfigError(f"{setting}_params: {kind.name} {key} must be between 0 and 1, got {value!r}")
     try:
-        return kind.factory(**kwargs)
+        detector = kind.factory(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{setting}_params: {kind.name} refused {dict(kwargs)!r}: {exc}") from exc
+    # A factory registered from outside (README, "Extending") that builds no detector failed only at the first
+    # value, with an AttributeError traceback mid-stream, after `config validate` had said "valid".
+    missing = [m for m in ("update", "drift_detected") if not hasattr(detector, m)]
+    if missing or not callable(detector.update):
+        raise ConfigError(
+            f"{setting}: {kind.name} built a {type(detector).__name__} without {', '.join(missing) or 'update()'}: "
+            "a detector needs update(value) and a drift_detected attribute"
+        )
+    return detector
 
 
 class FHDDMOnErrors:

@@ -273,7 +273,14 @@ def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:
         raise LearnerError(
             f"learner {spec.name!r} does not support task {task!r} (supports {', '.join(tasks)})"
         )
-    model = builder(dict(spec.params), task, seed)
+    try:
+        model = builder(dict(spec.params), task, seed)
+    except LearnerError:
+        raise
+    except (
+        Exception
+    ) as exc:  # a builder registered from outside: its bug was a bare traceback, naming nothing of ours
+        raise LearnerError(f"learner {spec.name!r}: its builder failed: {type(exc).__name__}: {exc}") from exc
     # A learner registered from outside (README, "Extending") that lacks a method failed only when first used,
     # with an AttributeError traceback mid-stream (replay) or on every event (workers), after `config validate`
     # had said "valid": name what is missing here, where the spec is checked.

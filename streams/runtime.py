@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.batch_source import RawRecord
-from connectors.producer import EventProducer
+from connectors.producer import CLIENT_MESSAGE_MAX_BYTES, EventProducer
 from driftline.settings import Settings
 from driftline.util import now_ms
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
@@ -25,6 +25,19 @@ from streams.fairness_metrics import ServedFairness
 from streams.metrics import Metrics, build_metrics
 
 log = logging.getLogger(__name__)
+
+#: What a dead letter keeps of an input record's key and value when the whole record would not fit one Kafka message.
+DEADLETTER_CUT = 65536
+#: Room for the dead letter's other fields and the Kafka record's own overhead.
+DEADLETTER_SLACK = 4096
+
+
+def _cut(key: bytes | None) -> bytes | None:
+    return None if key is None else key[:DEADLETTER_CUT]
+
+
+def _cut_note(raw: RawRecord) -> str:
+    return f"key of {len(raw.key or b'')} bytes and value of {len(raw.value)} bytes each cut to 64 KiB"
 
 
 @dataclass
@@ -118,22 +131,29 @@ class WorkerContext:
         log.warning(  # the reason may quote the input: cut as in the record
             "%s: dead-lettering %s[%d]@%d: %s", stage, raw.topic, raw.partition, raw.offset, reason[:2000]
         )
+        key, data, error = raw.key, raw.value, reason[:2000]
+        # The key travels twice (the record's field and the Kafka key): a record that fit as it came may not fit
+        # as a dead letter, and the broker refuses it only at delivery, after which the batch was retried forever.
+        if len(data) + 2 * len(key or b"") + len(error) + DEADLETTER_SLACK > CLIENT_MESSAGE_MAX_BYTES:
+            key, data = _cut(key), data[:DEADLETTER_CUT]
+            error = f"{reason[:1800]} ({_cut_note(raw)} for the dead-letter topic)"
         value = {
             "source_topic": raw.topic,
             "partition": raw.partition,
             "offset": raw.offset,
-            "key": raw.key,
-            "value": raw.value,
-            "error": reason[:2000],
+            "key": key,
+            "value": data,
+            "error": error,
             "ts": now_ms(),
             "stage": stage,
         }
         try:
-            self.emit("deadletter", value, raw.key)
+            self.emit("deadletter", value, key)
         except Exception as exc:  # a record too large even for the dead-letter topic: keep a truncated copy
-            value["value"] = raw.value[:65536]
-            value["error"] = f"{reason[:1800]} (value truncated to 64 KiB for the dead-letter topic: {exc})"
-            self.emit("deadletter", value, raw.key)
+            key = _cut(key)
+            value |= {"key": key, "value": data[:DEADLETTER_CUT]}
+            value["error"] = f"{reason[:1800]} ({_cut_note(raw)} for the dead-letter topic: {exc})"
+            self.emit("deadletter", value, key)
         self.metrics.deadletters.labels(stage=stage, source_topic=raw.topic).inc()
         self.metrics.events.labels(stage=stage, outcome="deadletter").inc()
 

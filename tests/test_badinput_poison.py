@@ -10,6 +10,7 @@ length prefixes, wrong fingerprints, invalid UTF-8, NaN, and a record over 1 MB.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,32 @@ def test_poison_on_every_input_topic_is_isolated(pipeline: Pipeline, roles: tupl
     assert pipeline.labels_learned() == len(events)
     pipeline.assert_alive()
     assert pipeline.metric_sum("driftline_events_total", outcome="retry") == 0, "a poison batch was retried"
+
+
+def test_poison_with_a_key_too_large_to_dead_letter_whole_is_cut_not_retried(pipeline: Pipeline) -> None:
+    """A dead letter carries the key twice (its ``key`` field and the Kafka key): junk with a 600 KB key fits one
+    Kafka message as it came but not as a dead letter. The broker refused the dead letter at delivery, and the batch
+    was retried every 10 s for good: the partition stalled while the lag gauge read 0 (session 40, hostile40)."""
+    pipeline.start("all")
+    events = make_events(100)
+    publish(pipeline, events[:50])
+    key = os.urandom(600_000)  # random: compression does not shrink it
+    for topic in ("features", "labels", "training", "control"):
+        pipeline.send_raw(topic, [b"\x00junk"], key=key)
+    publish(pipeline, events[50:])
+    ids = {e.id for e in events}
+    pipeline.wait_until(
+        "every valid event predicted", lambda: ids <= distinct_ids(pipeline.values("predictions"))
+    )
+    pipeline.wait_learned(len(events))
+    settings = pipeline.settings()
+    topics = {settings.topic(t) for t in ("features", "labels", "training", "control")}
+    dead = pipeline.wait_until(
+        "the junk dead-lettered", lambda: (d := pipeline.values("deadletter")) and len(d) >= 4 and d, 60
+    )
+    assert {d["source_topic"] for d in dead} == topics
+    for d in dead:
+        assert d["key"] == key[:65536] and d["value"] == b"\x00junk", d["error"]
+        assert "key of 600000 bytes and value of 5 bytes each cut to 64 KiB" in d["error"], d["error"]
+    pipeline.assert_alive()
+    assert pipeline.metric_sum("driftline_events_total", outcome="retry") == 0, "a dead letter was retried"

@@ -13,6 +13,7 @@ import pytest
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError, LearnerError
 from driftline.settings import load_settings
+from learners.detectors import DETECTORS, register_detector
 from learners.specs import KINDS, build_learner
 from streams.commands.config import check_runtime
 from tests.learner_kinds import specs
@@ -62,3 +63,70 @@ def test_config_validate_names_the_field_and_the_method(kinds: None, tmp_path: P
 def test_every_built_in_kind_has_the_methods_of_its_tasks() -> None:
     built = [build_learner(spec, task) for _id, spec, task in specs()]
     assert len(built) > len(KINDS)
+
+
+def _broken_builder(params: dict[str, Any], task: str, seed: int) -> Any:
+    raise RuntimeError("plugin bug in build")
+
+
+def test_a_builder_that_raises_is_a_learner_error_naming_the_learner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It was the builder's bare traceback (``driftline replay``, exit 1), with no word of which setting to fix
+    (session 40, docs/experiments/hostile40.py)."""
+    monkeypatch.setitem(KINDS, "broken", (_broken_builder, ("classification",)))
+    with pytest.raises(LearnerError, match=r"learner 'broken': its builder failed: RuntimeError: plugin bug"):
+        build_learner(LearnerSpec("broken"), "classification")
+    settings = load_settings(
+        environ={}, overrides={"state_dir": str(tmp_path), "model": {"learner": {"name": "broken"}}}
+    )
+    with pytest.raises(ConfigError, match=r"model.learner: learner 'broken': its builder failed"):
+        check_runtime(settings)
+
+
+class NoUpdate:
+    drift_detected = False
+
+
+def test_a_detector_without_update_is_refused_where_the_settings_are_checked(tmp_path: Path) -> None:
+    """It passed ``config validate`` and failed at the first error value with an AttributeError traceback (session
+    40, docs/experiments/hostile40.py)."""
+    register_detector("no_update", NoUpdate)
+    try:
+        settings = load_settings(
+            environ={}, overrides={"state_dir": str(tmp_path), "drift": {"error_detector": "no_update"}}
+        )
+        with pytest.raises(
+            ConfigError, match=r"drift.error_detector: no_update built a NoUpdate without update"
+        ):
+            check_runtime(settings)
+    finally:
+        del DETECTORS["no_update"]
+
+
+class NotAllowed:
+    """A complete learner whose class is not in learners.pickle_allow.ALLOWED."""
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        pass
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        return True
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        return {True: 1.0}
+
+
+def test_a_learner_the_loader_would_refuse_is_refused_where_the_spec_is_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Registered in KINDS but not in ALLOWED: every release was withheld and the scorers served v0 (null
+    predictions) while `config validate` said valid (session 40, docs/experiments/hostile40.md)."""
+    monkeypatch.setitem(KINDS, "not_allowed", (lambda params, task, seed: NotAllowed(), ("classification",)))
+    settings = load_settings(
+        environ={}, overrides={"state_dir": str(tmp_path), "model": {"learner": {"name": "not_allowed"}}}
+    )
+    with pytest.raises(
+        ConfigError, match=r"model.learner: the scorers' loader would refuse .*NotAllowed.*ALLOWED"
+    ):
+        check_runtime(settings)

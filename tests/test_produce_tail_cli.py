@@ -425,3 +425,40 @@ def test_producing_features_without_label_col_warns_that_the_label_column_is_a_f
     other = tmp_path / "e.csv"
     other.write_text("a,b\n1,0\n")
     assert "warning" not in _run(prefix, "produce", "features", "--file", str(other)).stderr
+
+
+ESC = "\x1b[2J\x1b]0;pwned\x07\x9b31m"
+
+
+def test_terminal_escapes_in_records_are_shown_not_obeyed(
+    prefix: str, settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    """Anyone who can write ``features`` chooses an event's id, and a dead letter quotes what came: ``tail``,
+    ``status`` and ``explain`` printed them raw, so the operator's terminal obeyed the escape sequences in them
+    (clear the screen, set the window title, ...). Found from outside by docs/experiments/hostile40.py."""
+    from connectors.topics import ensure_topics
+    from schemas.codec import default_codec
+
+    ensure_topics(settings)
+    raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    fid = "h40" + ESC
+    raw.produce(f"{prefix}features", json.dumps({"id": fid, "ts": 1, "features": {"a": 1.5}}).encode(), b"k")
+    dead = {"source_topic": f"{prefix}features", "partition": 0, "offset": 0, "key": b"k", "value": ESC.encode(),
+            "error": "SchemaError: " + ESC, "ts": 1}  # fmt: skip
+    raw.produce(f"{prefix}deadletter", default_codec().encode("DeadLetter", dead), b"k")
+    raw.flush(10)
+    env = _env() | {"DRIFTLINE_REDIS_URL": redis_url, "DRIFTLINE_STATE_DIR": str(tmp_path)}
+    outputs = {}
+    for args in (
+        ["tail", "features", "-n", "1"],
+        ["tail", "deadletter", "-n", "1"],
+        ["status"],
+        ["explain", fid],
+    ):
+        cmd = [DRIFTLINE, "--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        outputs[" ".join(args[:2])] = proc.stdout + proc.stderr
+    for name, text in outputs.items():
+        assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text, f"{name}: {text!r}"
+    # shown, as an escape (JSON's for the value of a record, \\x.. for the rest)
+    assert "\\x9b31m" in outputs["tail features"] and "pwned" in outputs["tail deadletter"]

@@ -79,9 +79,25 @@ def check_runtime(settings: Settings) -> None:
             model = build_learner(spec, m.task)
         except DriftlineError as exc:
             raise ConfigError(f"{field}: {exc}") from None
+        _check_loadable(field, model)
         if not m.artifact_store:
             _check_inline_fits(field, model, m.max_inline_bytes)
     check_drift_config(settings.drift, m.task)
+
+
+def _check_loadable(field: str, model: object) -> None:
+    """A learner whose releases the scorers' loader refuses (a class of one's own not in the allow-list) served
+    v0, a null prediction, to every event: `config validate` said valid, and only the trainer's log and `status`
+    told, advising a smaller learner (session 40, docs/experiments/hostile40.md)."""
+    from learners import safe_pickle
+
+    try:
+        safe_pickle.check_loadable(model)
+    except DriftlineError as exc:
+        raise ConfigError(
+            f"{field}: the scorers' loader would refuse its releases ({exc}): a learner class of your own needs "
+            'an entry in learners.pickle_allow.ALLOWED (README, "Extending")'
+        ) from None
 
 
 def _check_inline_fits(field: str, model: object, limit: int) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_client import check_reachable
+from driftline.util import terminal_safe
 from streams.cli import positive_seconds, settings_from_args, whole_number
 
 
@@ -48,7 +49,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str))
         return 0
-    print(render(result, args.top))
+    print(terminal_safe(render(result, args.top)))
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from connectors.kafka_view import describe_replication
 from driftline.errors import DriftlineError
 from driftline.settings import Settings
+from driftline.util import terminal_safe
 from streams.audit import read_topic
 from streams.audit_verify import file_chains
 from streams.cli import settings_from_args, unknown_model
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, sort_keys=True, default=str))
     else:
-        print(render(status))
+        print(terminal_safe(render(status)))
     return 0 if status["stack"]["up"] else 1
 
 

@@ -24,6 +24,7 @@ from connectors.kafka_client import check_reachable
 from connectors.tail import assign_tail, read_first, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError
+from driftline.util import terminal_safe
 from schemas.codec import Codec, default_codec
 from streams.cli import settings_from_args, whole_number
 
@@ -83,13 +84,14 @@ def _tail(args: argparse.Namespace) -> int:
         consumer, records = read_last(settings, codec, name, 10 if args.n is None else args.n)
     try:
         for item in records:
-            print(render(codec, item), flush=False)
+            print(terminal_safe(render(codec, item)), flush=False)
         sys.stdout.flush()
         if args.follow:
             while True:
                 for msg in consumer.consume(500, 0.5):
                     if msg.error() is None:
-                        print(render(codec, decode_message(codec, name, msg, allow_json=True)), flush=True)
+                        item = decode_message(codec, name, msg, allow_json=True)
+                        print(terminal_safe(render(codec, item)), flush=True)
     finally:
         consumer.close()
     return 0
