@@ -164,14 +164,20 @@ class AuditLog:
         if on_topic is not None and topic_last > disk_last:
             # Only what verifies as the continuation of the file's chain: anyone who can write the topic could
             # have appended entries there, and copying them would launder them into the file.
-            missing = self._continuation(on_disk, [e for e in on_topic if _seq(e) > disk_last])
+            missing = self._continuation(
+                on_disk, [e for e in on_topic if _seq(e) > disk_last], "on the topic", "copied"
+            )
             log.warning("audit: %s lacks %d entries the topic holds; copying them", self.path, len(missing))
             with self.path.open("a", encoding="utf-8") as fh:
                 for entry in missing:
                     fh.write(to_line(entry) + "\n")
             on_disk += missing
         elif disk_last > topic_last and self._publish is not None and self._topic_entries is not None:
-            missing = [e for e in on_disk if _seq(e) > topic_last]
+            # The same rule the other way: anyone who can write the state dir could have appended lines to the
+            # file, and publishing them would put their words on the append-only topic, kept forever in the
+            # trainer's name. (The file's chain goes on from its head; `audit verify` names the bad entry.)
+            lacking = [e for e in on_disk if _seq(e) > topic_last]
+            missing = self._continuation(sorted(on_topic or [], key=_seq), lacking, "in the file", "published")
             log.warning("audit: the topic lacks %d entries of %s; publishing them", len(missing), self.path)
             for entry in missing:
                 self._publish(to_line(entry).encode("utf-8"), self.model)
@@ -182,14 +188,14 @@ class AuditLog:
         self._head = self._committed_head = head_of(on_disk[-1]) if on_disk else None
         self._opened = True
 
-    def _continuation(self, base: list[Any], extra: list[Any]) -> list[Any]:
+    def _continuation(self, base: list[Any], extra: list[Any], where: str, action: str) -> list[Any]:
         """The longest start of ``extra`` that verifies as the continuation of ``base`` (signatures and links)."""
         keys = signing_keys(self.settings)
         tail, first = ([base[-1]], _seq(base[-1])) if base else ([], 0)
         good: list[Any] = []
         for entry in extra:
             if not verify([*tail, *good, entry], keys, model=self.model, first_seq=first).ok:
-                log.error("audit: entry seq %s on the topic does not verify; not copied", _seq(entry))
+                log.error("audit: entry seq %s %s does not verify; not %s", _seq(entry), where, action)
                 break
             good.append(entry)
         return good
