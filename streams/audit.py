@@ -177,7 +177,9 @@ class AuditLog:
             # file, and publishing them would put their words on the append-only topic, kept forever in the
             # trainer's name. (The file's chain goes on from its head; `audit verify` names the bad entry.)
             lacking = [e for e in on_disk if _seq(e) > topic_last]
-            missing = self._continuation(sorted(on_topic or [], key=_seq), lacking, "in the file", "published")
+            missing = self._continuation(
+                sorted(on_topic or [], key=_seq), lacking, "in the file", "published"
+            )
             log.warning("audit: the topic lacks %d entries of %s; publishing them", len(missing), self.path)
             for entry in missing:
                 self._publish(to_line(entry).encode("utf-8"), self.model)

@@ -385,7 +385,9 @@ def test_restart_does_not_publish_a_forged_file_entry_to_the_topic(cfg: Settings
     topic = [from_line(d) for d in published]
     path = audit_paths(cfg, "default")[0]
     on_disk = read_file(path)
-    forged = dict(on_disk[-1], seq=3, prev=on_disk[-1]["hash"], record={"command": "promote", "by": "mallory"})
+    forged = dict(
+        on_disk[-1], seq=3, prev=on_disk[-1]["hash"], record={"command": "promote", "by": "mallory"}
+    )
     forged["hash"] = entry_hash(forged)
     forged["sig"] = "0" * 64
     with path.open("a") as fh:
