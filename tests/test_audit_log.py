@@ -397,3 +397,25 @@ def test_restart_does_not_publish_a_forged_file_entry_to_the_topic(cfg: Settings
     assert all(e.get("record", {}).get("by") != "mallory" for e in sent), sent
     assert verify(topic, [KEY.encode()]).ok  # what the topic held is untouched
     assert not verify(read_file(path), [KEY.encode()]).ok  # and the file still names the forgery
+
+
+def test_levelling_a_long_chain_verifies_it_a_few_times_not_once_per_entry(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Levelling verified each entry again with every good one before it: quadratic, 2,000 entries (a lost disk
+    # or a new audit topic) held a trainer's start for 44-106 s (session 40). Counted, not timed.
+    import streams.audit
+
+    fill(cfg, 300)
+    calls: list[int] = []
+    real = streams.audit.verify
+
+    def counting(entries: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(len(entries))
+        return real(entries, *args, **kw)
+
+    monkeypatch.setattr(streams.audit, "verify", counting)
+    published: list[bytes] = []
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: [])
+    assert [from_line(d)["seq"] for d in published] == list(range(301))
+    assert sum(calls) <= 4 * 301, f"{len(calls)} verify calls over {sum(calls)} entries"
