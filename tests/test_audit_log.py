@@ -372,3 +372,50 @@ def test_every_kind_a_chain_can_hold_is_one_audit_show_selects_and_no_other_is_w
     with pytest.raises(ValueError, match="entry kind 'withheld' is not one of release, decision, control"):
         log.append("withheld", {"version": 2})  # type: ignore[arg-type]
     assert len(read_file(audit_paths(cfg, "default")[0])) == len(AUDIT_KINDS)
+
+
+def test_restart_does_not_publish_a_forged_file_entry_to_the_topic(cfg: Settings) -> None:
+    # The mirror of the test above: someone who can write the state dir appends a well-linked entry to the file
+    # (its hash right, its signature made up); the restarted trainer published it to the append-only topic, in
+    # its own name, because the file was the longer copy (seen from outside, docs/experiments/gov40.md, T7).
+    from driftline.audit_chain import entry_hash
+
+    published: list[bytes] = []
+    fill(cfg, 3, publish=lambda d, m: published.append(d))
+    topic = [from_line(d) for d in published]
+    path = audit_paths(cfg, "default")[0]
+    on_disk = read_file(path)
+    forged = dict(
+        on_disk[-1], seq=3, prev=on_disk[-1]["hash"], record={"command": "promote", "by": "mallory"}
+    )
+    forged["hash"] = entry_hash(forged)
+    forged["sig"] = "0" * 64
+    with path.open("a") as fh:
+        fh.write(json.dumps(forged) + "\n")
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: topic)
+    sent = [from_line(d) for d in published[3:]]
+    assert all(e.get("record", {}).get("by") != "mallory" for e in sent), sent
+    assert verify(topic, [KEY.encode()]).ok  # what the topic held is untouched
+    assert not verify(read_file(path), [KEY.encode()]).ok  # and the file still names the forgery
+
+
+def test_levelling_a_long_chain_verifies_it_a_few_times_not_once_per_entry(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Levelling verified each entry again with every good one before it: quadratic, 2,000 entries (a lost disk
+    # or a new audit topic) held a trainer's start for 44-106 s (session 40). Counted, not timed.
+    import streams.audit
+
+    fill(cfg, 300)
+    calls: list[int] = []
+    real = streams.audit.verify
+
+    def counting(entries: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(len(entries))
+        return real(entries, *args, **kw)
+
+    monkeypatch.setattr(streams.audit, "verify", counting)
+    published: list[bytes] = []
+    fill(cfg, 1, publish=lambda d, m: published.append(d), topic_entries=lambda: [])
+    assert [from_line(d)["seq"] for d in published] == list(range(301))
+    assert sum(calls) <= 4 * 301, f"{len(calls)} verify calls over {sum(calls)} entries"

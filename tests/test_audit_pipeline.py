@@ -115,3 +115,50 @@ def test_trainer_chain_verifies_and_tampering_is_caught(prefix: str, redis_url: 
         and after[-1]["record"]["command"] == "pause_learning"
     )
     assert "OK   default" in pipeline.cli("audit", "verify", "--source", "file").stdout
+
+
+def test_a_line_forged_into_the_file_is_not_published_by_a_restarted_trainer(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    # Someone who can write the state dir but not the topic appends a well-linked entry to the chain file (hash
+    # right, signature made up). The restarted trainer levelled the copies from the longer one and published it
+    # onto the append-only topic in its own name (docs/experiments/gov40.md, T7). The file names the forgery; the
+    # topic must not carry it.
+    pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env={"DRIFTLINE__MODEL__LEARNER__NAME": LEARNER})
+    settings = pipeline.settings()
+    path = audit_paths(settings, "default")[0]
+    with running(pipeline):
+        pipeline.start("train")
+        pipeline.cli("models", "pause")
+        pipeline.wait_until(
+            "the pause on the topic", lambda: len(read_topic(settings).get("default", [])) >= 2
+        )
+    entries = read_file(path)
+    last = entries[-1]
+    forged = {
+        "seq": last["seq"] + 1,
+        "ts": last["ts"] + 1,
+        "kind": "control",
+        "model": "default",
+        "record": {"command": "promote", "args": {"version": "1"}, "outcome": "ok", "by": "gov40-forger"},
+        "prev": last["hash"],
+        "sig_key_id": last["sig_key_id"],
+    }
+    forged["hash"] = entry_hash(forged)
+    forged["sig"] = "0" * 64
+    with path.open("a") as fh:
+        fh.write(to_line(forged) + "\n")
+    with running(pipeline):
+        pipeline.start("train")
+        pipeline.cli("models", "resume")  # the first append after the start levels file and topic
+        pipeline.wait_until(
+            "the resume on the topic",
+            lambda: any(
+                (e.get("record") or {}).get("command") == "resume_learning"
+                for e in read_topic(settings).get("default", [])
+            ),
+        )
+    on_topic = read_topic(settings).get("default", [])
+    assert all((e.get("record") or {}).get("by") != "gov40-forger" for e in on_topic), on_topic[-3:]
+    proc = pipeline.cli("audit", "verify", check=False)
+    assert proc.returncode == 1 and "forged" in proc.stdout, proc.stdout

@@ -127,7 +127,8 @@ class Console:
         """Turn a page's action into the ControlCommand ``driftline models`` would send, and send it the same way
         (validated with the trainer's rules, signed); note who asked in the console's action log."""
         action = body.get("action")
-        if action not in ACTIONS:
+        # a list or an object is not hashable: `in ACTIONS` raised TypeError (a 500) before this test
+        if not isinstance(action, str) or action not in ACTIONS:
             raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
         args: dict[str, str] = {}
         if action == "promote":
