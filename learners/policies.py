@@ -68,8 +68,13 @@ QUIET_TASKS: tuple[str, ...] = ("classification",)
 # 2.33 / 1.30, the champion itself 1.35 / 0.60). The test, the reference set and every other check judge each
 # release as before. Why only the first 250 labels: over the whole 1,000-label window the snapshot followed the
 # champion so closely that friedman-gra's second drift (737 labels after the first alarm) went unalarmed at seeds
-# 0 and 5 (main: alarmed at both). Session 22 (BENCHMARKS-accuracy.md, "unseen short streams").
-RECOVERY_RELEASE_EVERY = 10
+# 0 and 5 (main: alarmed at both). Session 22 (BENCHMARKS-accuracy.md, "unseen short streams"). 5 since session 40
+# (10 before): at 10 the release lag over the first 100 events after a drift was still 1.0-1.75 % of plain LR's whole
+# MAE on the failing mv-shift and linear-reversal rows at 2,000 events (the champion's error halves every ~20 labels
+# there); at 5 gate 1's regression rows fail 7 -> 5 (linear-reversal s2, s4 pass) with no new failing row, false
+# alarms 0, no rollback; at 1 friedman-gsg s4 rolls back once and releases come 3-6 times as often
+# (BENCHMARKS-accuracy.md, "Session 40 (helper tax40)").
+RECOVERY_RELEASE_EVERY = 5
 RECOVERY_FAST_LABELS = 250
 # A regression drift alarm hands the recovery window the non-inferiority test at ``guard.recovery_margin`` run on the
 # pairs since the last restart (``PairedEvidence.wide``) instead of a test started at the alarm (session 24).
