@@ -221,14 +221,16 @@ def _recurring_rows(seed: int) -> list[tuple[dict[str, float], float]]:
     return out
 
 
-@pytest.mark.parametrize("seed", [6, 7])
+@pytest.mark.parametrize("seed", [7, 8])
 def test_a_recurring_drift_is_alarmed_by_the_copy_frozen_once_the_champion_learned_the_first(
     seed: int,
 ) -> None:
-    # The loss detector alarms the first drift a few dozen labels in (3,043 / 3,030), when the champion still holds
-    # the old concept: a copy frozen then errs *less* once the old concept comes back, and no detector alarmed the
-    # return at these seeds. Frozen ``RESTART_DELAY`` labels later, the copy has learned the new concept and errs
-    # more on the old one (session 39, helper restart39: 4,161 / 4,145, from copies at 3,243 / 3,239).
+    # The loss detector alarms the first drift a few dozen labels in (3,030 / 3,027), when the champion still holds
+    # the old concept: a copy frozen then errs *less* once the old concept comes back, and no detector alarms the
+    # return at these seeds with ``RESTART_DELAY`` 0. Frozen ``RESTART_DELAY`` labels later, the copy has learned the
+    # new concept and errs more on the old one (4,145 / 4,086, both from a copy at 3,239). (Session 39, helper
+    # restart39, chose seeds 6 and 7; since session 40's faster releases in a regression recovery window, ADWIN
+    # alarms seed 6's return itself, at 4,063, so the seed no longer tells the delayed copy's work.)
     alarms = _alarms(_regression_lifecycle(), _recurring_rows(seed))
     assert [a for a in alarms if 3000 <= a.index < 3200], alarms
     back = [a for a in alarms if 4000 <= a.index < 4500]
