@@ -146,3 +146,8 @@ def test_a_chain_file_deleted_from_the_state_dir_that_made_it_fails_verify(
     log = AuditLog(cfg, "default", topic_entries=lambda: entries)
     log.open()
     assert _run(monkeypatch, cfg, {"default": entries}, "verify") == 0
+    # a chain file made before the marker existed is marked when a trainer opens it
+    marker = chain.with_name("p.default.chain-made")
+    marker.unlink()
+    AuditLog(cfg, "default").open()
+    assert marker.exists()
