@@ -112,11 +112,20 @@ def describe_replication(health: dict[str, Any]) -> list[str]:
         lines.append(f"{n} partition(s) without a leader (no reads, no writes): {parts(health['offline'])}")
     if health["under_replicated"]:
         n = sum(map(len, health["under_replicated"].values()))
-        lines.append(
-            f"{n} partition(s) under-replicated (fewer in-sync replicas than replicas; writes stop below "
-            f"min.insync.replicas): {parts(health['under_replicated'])}"
+        # Every broker answers yet replicas are out of sync: a node that came back is copying what it missed
+        # (fault40, session 40: status exited 0 in that window). Not over until the in-sync replicas are full.
+        why = (
+            "catching up: every broker answers, a returning replica copies what it missed"
+            if not health["missing_brokers"] and not health["offline"]
+            else "fewer in-sync replicas than replicas; writes stop below min.insync.replicas"
         )
+        lines.append(f"{n} partition(s) under-replicated ({why}): {parts(health['under_replicated'])}")
     return lines
+
+
+def replication_degraded(health: dict[str, Any] | None) -> bool:
+    """Whether :func:`replication_health` found anything :func:`describe_replication` would name."""
+    return health is not None and any(health[k] for k in ("missing_brokers", "under_replicated", "offline"))
 
 
 class KafkaView:

@@ -136,7 +136,8 @@ class Withheld:
     ``load``), or ``too_large`` for an artifact over :attr:`ModelLifecycle.max_payload` (``model.max_inline_bytes``
     with no artifact store to carry it); ``message`` the loader's words. ``fresh`` is False when the same champion
     was refused a moment ago and was not checked again (:data:`WITHHELD_RECHECK`): count and log only the fresh
-    ones."""
+    ones. ``refused_class``: the class (``module.name``) outside :data:`learners.pickle_allow.ALLOWED` that the
+    trained model holds, when that was the refusal."""
 
     reason: str  # the release it would have been: incremental | challenger | manual | ...
     problem: str
@@ -144,6 +145,7 @@ class Withheld:
     n_learned: int
     index: int | None = None
     fresh: bool = True
+    refused_class: str | None = None
 
 
 Event = Release | DriftSignal | Decision | Withheld
@@ -171,6 +173,8 @@ def _unservable(decision: Decision, withheld: Withheld) -> Decision:
         "too_large": "set model.artifact_store (shared with the scorers) or raise model.max_inline_bytes",
         "allow_list": "use a challenger learner (model.challenger) whose classes the scorers' loader allows",
     }.get(withheld.problem, "use a smaller challenger learner (model.challenger)")
+    if withheld.refused_class:
+        fix = f"add {withheld.refused_class} to learners.pickle_allow.ALLOWED or {fix}"
     return dataclasses.replace(
         decision,
         outcome="reject",
@@ -360,7 +364,14 @@ class ModelLifecycle:
                     problem = "too_large"
                 else:
                     problem = "allow_list" if isinstance(exc, SecurityError) else "load"
-                refused = Withheld(reason, problem, str(exc), lineage.n_learned, index)
+                refused = Withheld(
+                    reason,
+                    problem,
+                    str(exc),
+                    lineage.n_learned,
+                    index,
+                    refused_class=exc.refused if isinstance(exc, safe_pickle.ClassNotAllowed) else None,
+                )
                 self._remember_withheld(
                     lineage.model, (weakref.ref(lineage.model), lineage.n_learned, refused)
                 )

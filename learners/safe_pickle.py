@@ -72,6 +72,7 @@ __all__ = [
     "MAX_PICKLE_BYTES",
     "MAX_PICKLE_OBJECTS",
     "SCAN_ABOVE",
+    "ClassNotAllowed",
     "CompactPickler",
     "RestrictedUnpickler",
     "check_loadable",
@@ -109,6 +110,15 @@ _FRAME = 0x95
 
 def _refuse(message: str) -> SecurityError:
     return SecurityError(f"model artifact refused by the allow-list: {message}")
+
+
+class ClassNotAllowed(SecurityError):
+    """The refusal of a class that is not in :data:`learners.pickle_allow.ALLOWED`; ``refused`` names it
+    (``module.name``), so a trainer that withholds a release for it can say which entry is missing."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__(f"model artifact refused by the allow-list: {refused} is not allowed")
+        self.refused = refused
 
 
 def _check_frames(data: bytes) -> None:
@@ -207,7 +217,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
         if key not in ALLOWED:
-            raise _refuse(f"{module}.{name} is not allowed")
+            raise ClassNotAllowed(f"{module}.{name}")
         if key in BOUNDED and not self._scanned:
             if self._data is None:
                 raise _refuse(f"{module}.{name} needs the scanned loader (safe_pickle.loads)")

@@ -48,6 +48,13 @@ def audit_paths(settings: Settings, model: str) -> tuple[Path, Path]:
     return base.with_name(base.name + ".jsonl"), base.with_name(base.name + ".head.json")
 
 
+def chain_marker(chain: Path) -> Path:
+    """The empty file a trainer leaves next to a chain file it made: the state dir held this chain, so `audit
+    verify` can tell a chain file that was deleted from one that was never here (an auditor's machine, which
+    verifies from the topic alone). A hint, not a guarantee: whoever deletes the chain can delete this too."""
+    return chain.with_name(chain.name.removesuffix(".jsonl") + ".chain-made")
+
+
 def signing_keys(settings: Settings) -> list[bytes]:
     """The keys an entry may be signed with: the current one and, during a rotation, the previous one."""
     keys = [settings.model.signing_key.get().encode()]
@@ -133,6 +140,7 @@ class AuditLog:
         self.deferred = deferred
         self._pending: list[str] = []
         self._committed_head: AuditHead | None = None
+        self._marked = False
 
     @property
     def head(self) -> AuditHead | None:
@@ -188,7 +196,14 @@ class AuditLog:
             # Keep recording (losing the trail of what happens next would be worse); verify will name it.
             log.error("audit: the chain in %s does not verify: %s", self.path, check.problems[0])
         self._head = self._committed_head = head_of(on_disk[-1]) if on_disk else None
+        if on_disk:  # a chain made before the marker existed is marked at the trainer's next start
+            self._mark()
         self._opened = True
+
+    def _mark(self) -> None:
+        if not self._marked:
+            chain_marker(self.path).touch()
+            self._marked = True
 
     def _continuation(self, base: list[Any], extra: list[Any], where: str, action: str) -> list[Any]:
         """The longest start of ``extra`` that verifies as the continuation of ``base`` (signatures and links).
@@ -245,6 +260,7 @@ class AuditLog:
             return
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write("".join(line + "\n" for line in self._pending))
+        self._mark()
         self._pending = []
         self._committed_head = self._head
         assert self._head is not None

@@ -14,7 +14,7 @@ from connectors.kafka_client import check_reachable
 from driftline.audit_chain import AuditHead, Verification, verify
 from driftline.errors import ConfigError
 from driftline.settings import Settings
-from streams.audit import audit_paths, read_file, read_head, read_topic, signing_keys
+from streams.audit import audit_paths, chain_marker, read_file, read_head, read_topic, signing_keys
 
 __all__ = ["file_chains", "verify_chains"]
 
@@ -74,6 +74,8 @@ def verify_chains(
             result, check, _ = _verify_file(path, _head_path(path, head), keys, name)
             files[name] = result
             checks.append(check)
+        if file is None:
+            checks += _gone_files(settings, model, files)
     if (source == "both" and file is None) or source == "topic":
         check_reachable(settings)
         chains = read_topic(settings)
@@ -94,6 +96,45 @@ def verify_chains(
             if name in files and result.ok and files[name].ok:
                 _cross_check(files[name], result, checks[-1], later)
     return checks
+
+
+def _gone_files(settings: Settings, model: str | None, files: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A failed file check for each chain whose file this state dir made (its marker is there) but no longer holds:
+    without it, a deleted chain file and head note left only the topic's copy checked, exit 0, as on a machine
+    that never had them (gov40, session 40, T5)."""
+    folder = audit_paths(settings, settings.model.name)[0].parent
+    prefix = settings.kafka.topic_prefix
+    if model:
+        markers = [chain_marker(audit_paths(settings, model)[0])]
+    else:
+        markers = sorted(folder.glob(f"{prefix}*.chain-made"))
+    out = []
+    for marker in markers:
+        name = marker.name[len(prefix) : -len(".chain-made")]
+        path = audit_paths(settings, name)[0]
+        if name in files or path.exists() or not marker.exists():
+            continue
+        text = (
+            f"truncated: the chain file {path} and its head note are gone, but this state dir held them "
+            f"({marker.name} says so): only the topic's copy can be checked. A trainer of model {name} writes the "
+            "file again from the topic at its next append; delete the marker if the file was removed on purpose"
+        )
+        problem = {"kind": "truncated", "position": -1, "seq": 0, "detail": text, "text": text}
+        out.append(
+            {
+                "model": name,
+                "ok": False,
+                "entries": 0,
+                "head": None,
+                "key_ids": [],
+                "problems": [problem],
+                "source": "file",
+                "where": str(path),
+                "head_note": False,
+                "lines": 0,
+            }
+        )
+    return out
 
 
 def _verify_file(

@@ -343,6 +343,12 @@ def withheld_text(withheld: dict[str, Any], serving: int, when: Callable[[int], 
         else "the scorers' loader would refuse them"
     )
     fix = "; fix: set model.artifact_store or raise model.max_inline_bytes" if too_large else ""
+    refused = withheld.get("refused_class")
+    if refused and not too_large:  # a class the trained model holds, outside the allow-list (session 40)
+        fix = (
+            f'; fix: add {refused} to learners.pickle_allow.ALLOWED (README, "Extending") or use a learner '
+            "whose classes are listed"
+        )
     return (
         f"{count:,} release(s) WITHHELD by the trainer ({why}, {problem}), newest {shown}: "
         f"{str(withheld.get('message', ''))[:120]}; {after}{fix}"

@@ -515,11 +515,21 @@ class Trainer(TrainerControl):
             "count": self.withheld_count,
             "at": now_ms(),
         }
+        if event.refused_class:
+            self.withheld["refused_class"] = event.refused_class
         if event.problem == "too_large":
             why, fix = (
                 "no record can carry its artifact",
                 "Set model.artifact_store (a directory the trainer and the scorers share) or raise "
                 "model.max_inline_bytes, or use a smaller learner (model.learner)",
+            )
+        elif event.refused_class:
+            # Not a size: the trained model holds a class the loader does not list (hostile40 names the untrained
+            # learner's at config validate; this one appeared only once it learned). A smaller learner is no fix.
+            why, fix = (
+                f"the trained model holds {event.refused_class}, which is not in the scorers' allow-list",
+                f'Add {event.refused_class} to learners.pickle_allow.ALLOWED (README, "Extending") if its pickle '
+                "holds only plain state, or use a learner (model.learner) whose classes are listed",
             )
         else:
             why, fix = (

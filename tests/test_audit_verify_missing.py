@@ -110,3 +110,44 @@ def test_show_of_a_model_with_no_chain_anywhere_says_so_and_exits_1(
         _run(monkeypatch, cfg, {"default": entries}, "show", "--model", "default", "--kind", "control") == 0
     )
     assert "no audit entries" in capsys.readouterr().out
+
+
+def test_a_chain_file_deleted_from_the_state_dir_that_made_it_fails_verify(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cfg: Settings, tmp_path: Path
+) -> None:
+    """gov40, session 40 (T5): the chain file and head note deleted, the topic intact: verify checked the topic
+    alone and exited 0, as on a machine that never had the files. The trainer now leaves a marker next to a chain
+    file it makes; a state dir with the marker and without the file is told so (exit 1, as a cut-off copy)."""
+    entries = _chain(cfg)
+    chain, head = audit_paths(cfg, "default")
+    chain.unlink()
+    head.unlink()
+    assert _run(monkeypatch, cfg, {"default": entries}, "verify") == 1
+    out = capsys.readouterr().out
+    assert (
+        f"FAIL default: 0 entries (file {chain})" in out and "are gone, but this state dir held them" in out
+    )
+    assert "OK   default: 4 entries, head seq 3" in out  # the topic's copy is still checked
+    assert _run(monkeypatch, cfg, {"default": entries}, "verify", "--model", "default", "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(c["source"], c["ok"]) for c in report["checks"]] == [("file", False), ("topic", True)]
+    # a machine that never had the files (an auditor's) verifies from the topic alone, as before
+    elsewhere = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": KEY,
+            "state_dir": str(tmp_path / "other"),
+            "kafka.topic_prefix": "p.",
+        },
+    )
+    assert _run(monkeypatch, elsewhere, {"default": entries}, "verify") == 0
+    capsys.readouterr()
+    # a trainer that opens the chain again copies it from the topic; verify is OK again
+    log = AuditLog(cfg, "default", topic_entries=lambda: entries)
+    log.open()
+    assert _run(monkeypatch, cfg, {"default": entries}, "verify") == 0
+    # a chain file made before the marker existed is marked when a trainer opens it
+    marker = chain.with_name("p.default.chain-made")
+    marker.unlink()
+    AuditLog(cfg, "default").open()
+    assert marker.exists()

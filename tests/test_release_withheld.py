@@ -240,3 +240,46 @@ def test_status_does_not_call_an_old_withheld_champion_current() -> None:
     # A field of the wrong type (junk under the trainer's status hash) is shown, never raised.
     junk = _withheld({**withheld, "count": "x", "at": 10**30}, 3)
     assert "1 release(s) WITHHELD" in junk and "too big" in junk
+
+
+def test_a_trained_model_holding_a_class_outside_the_allow_list_names_it_and_allowed(
+    monkeypatch, caplog
+) -> None:
+    # Session 40: the refusal of an untrained learner's class is caught at config validate and names ALLOWED;
+    # one that appears only after training was withheld with the advice "a smaller learner", which no size fixes.
+    # Here the class leaves the allow-list after v1, as a class a learner builds only once it learns would.
+    import logging
+    import tempfile
+
+    from connectors.batch_source import RawRecord
+    from driftline.settings import load_settings
+    from learners import pickle_allow
+    from streams.status import withheld_text
+    from tests.trainer_helpers import offline_trainer
+
+    settings = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": "withheld-test-signing-key-of-32-bytes!!",
+            "state_dir": tempfile.mkdtemp(prefix="withheld-"),
+            "model.learner": {"name": "logistic_regression", "params": {"multiclass": "binary"}},
+        },
+    )
+    trainer = offline_trainer(settings)
+    trainer.start(None, 0)
+    refused = "river.linear_model.log_reg.LogisticRegression"
+    monkeypatch.delitem(pickle_allow.ALLOWED, ("river.linear_model.log_reg", "LogisticRegression"))
+    rng = random.Random(5)
+    records = []
+    for i in range(200):
+        x = {"f0": rng.gauss(0.0, 1.0)}
+        example = {"id": f"e{i}", "model": "default", "features": x, "label": x["f0"] > 0, "event_ts": i}
+        records.append((RawRecord("driftline.training", 0, i, b"default", b"", i), example))
+    with caplog.at_level(logging.WARNING, logger="driftline.security"):
+        for k in range(0, len(records), 50):
+            trainer.process(records[k : k + 50])
+    assert trainer.withheld is not None and trainer.withheld["refused_class"] == refused
+    logged = " ".join(r.getMessage() for r in caplog.records if "withheld" in r.getMessage())
+    assert f"Add {refused} to learners.pickle_allow.ALLOWED" in logged and "smaller learner" not in logged
+    text = withheld_text(trainer.withheld, 1, str)
+    assert f"fix: add {refused} to learners.pickle_allow.ALLOWED" in text

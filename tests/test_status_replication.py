@@ -146,3 +146,39 @@ def test_groups_that_could_not_be_listed_are_not_reported_as_no_workers() -> Non
     complete = _view(_Listing(["driftline-p.default-score"], []))
     assert complete.group_ids() == ["driftline-p.default-score"]
     assert complete.group_errors == []
+
+
+# Every broker answers again (a killed node came back), its replicas still copying what they missed: the ISR is
+# short although no broker is missing.
+CATCHING_UP = _metadata(
+    [1, 2, 3],
+    {
+        "p.features": [(1, [1, 2, 3], [1, 2]), (2, [2, 3, 1], [2, 3, 1])],
+        "p.models": [(1, [3, 1, 2], [1, 2])],
+    },
+)
+
+
+def test_status_exits_1_while_the_replicas_of_a_returned_node_catch_up(monkeypatch: Any) -> None:
+    # fault40, session 40: right after a killed node of three was back, `status` listed 10 under-replicated
+    # partitions in `kafka_replication` and exited 0, as if the cluster were whole.
+    import argparse
+
+    import streams.commands.status as status_command
+
+    status = {
+        **_STATUS_UP,
+        "kafka_replication": replication_health(CATCHING_UP, "p."),
+        "workers": [],
+        "models": [],
+        "drift_last_hour": {"total": 0, "by_signal": {}},
+        "deadletters_last_hour": {"total": 0, "by_reason": {}},
+    }
+    monkeypatch.setattr(status_command, "collect_status", lambda settings, all_prefixes: status)
+    args = argparse.Namespace(json=False, all_prefixes=False, model=None)
+    assert status_command.run(args) == 1
+    text = render(status)
+    assert "2 partition(s) under-replicated (catching up" in text and "p.features 0; p.models 0" in text
+    assert "up, degraded" in next(line for line in text.splitlines() if line.strip().startswith("kafka"))
+    status["kafka_replication"] = replication_health(HEALTHY, "p.")
+    assert status_command.run(args) == 0

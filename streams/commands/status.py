@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.kafka_view import describe_replication
+from connectors.kafka_view import describe_replication, replication_degraded
 from driftline.errors import DriftlineError
 from driftline.settings import Settings
 from driftline.util import terminal_safe
@@ -276,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(status, sort_keys=True, default=str))
     else:
         print(terminal_safe(render(status)))
-    return 0 if status["stack"]["up"] else 1
+    # A cluster is degraded until every partition's replicas are in sync again, also once every node answers
+    return 0 if status["stack"]["up"] and not replication_degraded(status.get("kafka_replication")) else 1
 
 
 def _served_by_scorer(status: dict[str, Any]) -> dict[str, list[str]]:
