@@ -11,6 +11,7 @@ chain must keep every link).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 from driftline.errors import StackError
 from driftline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Contract topic names, in the order the contract lists them.
 TOPIC_NAMES: tuple[str, ...] = (
@@ -336,3 +339,18 @@ def check_topics(
         diffs = _differences(name, spec, partitions, rf, full)
         out.append(TopicCheck(name, spec, True, partitions, rf, config, tuple(diffs)))
     return out
+
+
+def max_message_bytes(settings: Settings, name: str, timeout: float = 5.0) -> int | None:
+    """Topic ``name``'s ``max.message.bytes`` (the largest record batch its broker accepts: the topic's own
+    setting, else the broker's ``message.max.bytes``); None when it cannot be read (the broker away, no
+    DescribeConfigs permission, a value that is not a number)."""
+    full = settings.topic(name)
+    admin = _admin(settings)  # held until the answer came: a client dropped meanwhile fails the request
+    try:
+        futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, full)], request_timeout=timeout)
+        entries = next(iter(futures.values())).result(timeout)
+        return int(entries["max.message.bytes"].value)
+    except (KafkaException, KeyError, ValueError, TypeError, TimeoutError) as exc:
+        log.warning("cannot read max.message.bytes of topic %s: %s", full, exc)
+        return None

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from confluent_kafka import KafkaException
@@ -98,11 +98,13 @@ def handle_batch_blocking(
     body: Callable[[], None],
     stopping: threading.Event,
     fallback: Callable[[], bool] | None = None,
+    waiting: Callable[[], object] | None = None,
 ) -> bool:
     """Run ``body`` until it succeeds: True once it did, False if stopped before it did.
 
     With ``fallback``, a failure that is not :func:`transient` is not retried: ``fallback()`` runs instead (the
-    batch one record at a time) and its result is returned.
+    batch one record at a time) and its result is returned. ``waiting()`` (if given) runs before every wait for a
+    retry: the batch loop refreshes its lag gauge there, so a stalled partition shows on /metrics.
     """
     delay = 0.2
     while True:
@@ -119,6 +121,8 @@ def handle_batch_blocking(
                 )
                 return fallback()
             _retry(stage, ctx, "batch", exc, delay)
+            if waiting is not None:
+                waiting()
             if stopping.wait(delay):
                 return False
             delay = min(delay * 2, RETRY_MAX_S)
@@ -130,11 +134,12 @@ def one_by_one(
     raws: list[RawRecord],
     run: Callable[[list[RawRecord]], None],
     stopping: threading.Event,
+    waiting: Callable[[], object] | None = None,
 ) -> bool:
     """Process ``raws`` one record at a time with ``run([raw])`` (which must wait for its outputs): a record that
     fails with anything but a :func:`transient` error is dead-lettered with the reason (its delivery waited for)
-    and the rest go on; transient errors are retried. True once every record is processed or dead-lettered, False
-    if stopped first."""
+    and the rest go on; transient errors are retried (``waiting()`` before each wait, as in
+    :func:`handle_batch_blocking`). True once every record is processed or dead-lettered, False if stopped first."""
     for raw in raws:
         failure: list[BaseException] = []
         delay = 0.2
@@ -163,6 +168,8 @@ def one_by_one(
                     failure.append(exc)
                     continue
                 _retry(stage, ctx, f"record {raw.topic}[{raw.partition}]@{raw.offset}", exc, delay)
+                if waiting is not None:
+                    waiting()
                 if stopping.wait(delay):
                     return False
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -297,6 +304,8 @@ class BatchLoop:
     max_inflight_records: int = MAX_INFLIGHT_RECORDS
     # The cyclic collector while this loop runs (None: left as it is); see :func:`young_collections`.
     gc_young: int | None = None
+    # Refreshes the lag gauge from the broker while a batch is retried (set by :meth:`run` once its source exists).
+    _lag_now: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
     def run(self, stopping: threading.Event) -> None:
         ctx = self.ctx
@@ -337,6 +346,10 @@ class BatchLoop:
                 client_id=f"{ctx.settings.kafka.client_id}-{self.stage}-{scorer_id()}",
             )
             running.append(source)
+            # A batch retried blocks this thread (it does not poll): the lag gauge is refreshed from the broker's
+            # ends at every retry, counted from the first offset not handled, so the stall shows (hostile40).
+            lag_source = source
+            self._lag_now = lambda: ctx.metrics.set_consumer_lag(self.group, lag_source.lags(fresh=True))
             if self.gc_young is not None:
                 restore_gc.append(young_collections(self.gc_young))
             while not stopping.is_set():
@@ -415,13 +428,26 @@ class BatchLoop:
             return done
 
         if not result and not handle_batch_blocking(
-            self.stage, self.ctx, lambda: result.append(self.handle(raws)), stopping, record_by_record
+            self.stage,
+            self.ctx,
+            lambda: result.append(self.handle(raws)),
+            stopping,
+            record_by_record,
+            self._refresh_lag,
         ):
             return False, None
         return True, result[0]
 
     def _one_by_one(self, raws: list[RawRecord], stopping: threading.Event) -> bool:
-        return one_by_one(self.stage, self.ctx, raws, finishing(self.handle), stopping)
+        return one_by_one(self.stage, self.ctx, raws, finishing(self.handle), stopping, self._refresh_lag)
+
+    def _refresh_lag(self) -> None:
+        if self._lag_now is None:
+            return
+        try:
+            self._lag_now()
+        except Exception as exc:  # a metric never stops a retry
+            log.debug("%s: lag not refreshed during a retry: %s", self.stage, exc)
 
     def _collect(
         self,
@@ -470,6 +496,7 @@ class BatchLoop:
             lambda: finishing(self.handle)(raws),
             stopping,
             lambda: self._one_by_one(raws, stopping),
+            self._refresh_lag,
         )
 
     def thread(self, stopping: threading.Event) -> threading.Thread:

@@ -190,7 +190,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
               "Input records sent to the deadletter topic, each once, per stage and the topic they came from.",
               "deadletters"),
     MetricDoc("driftline_consumer_lag", "gauge", ("topic", "partition", "group"),
-              "Messages between the group's committed offset and the partition's end.", "consumer_lag"),
+              "Messages not yet handled: between the group's committed offset (or the first offset this member has "
+              "not handled, a second ahead of it) and the partition's end. Refreshed every 5 s, and at every retry "
+              "of a batch that fails (a stalled partition shows its lag growing).", "consumer_lag"),
     MetricDoc("driftline_consumer_restarts_total", "counter", ("group",),
               "Consumers (score, join, train) recreated by their watchdog: no progress for 2x the session timeout.",
               "consumer_restarts"),

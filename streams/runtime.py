@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from connectors.batch_source import RawRecord
 from connectors.producer import CLIENT_MESSAGE_MAX_BYTES, EventProducer
+from connectors.topics import max_message_bytes
 from driftline.settings import Settings
 from driftline.util import now_ms
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
@@ -32,12 +34,38 @@ DEADLETTER_CUT = 65536
 DEADLETTER_SLACK = 4096
 
 
-def _cut(key: bytes | None) -> bytes | None:
-    return None if key is None else key[:DEADLETTER_CUT]
+#: How long the dead-letter topic's ``max.message.bytes`` is kept before it is read again (an operator may change it).
+DEADLETTER_LIMIT_TTL_S = 60.0
+# {(bootstrap, topic): (the largest dead letter it takes, time.monotonic() when read)}, shared by every context.
+_deadletter_limits: dict[tuple[str, str], tuple[int, float]] = {}
 
 
-def _cut_note(raw: RawRecord) -> str:
-    return f"key of {len(raw.key or b'')} bytes and value of {len(raw.value)} bytes each cut to 64 KiB"
+def deadletter_limit(settings: Settings) -> int:
+    """The largest dead letter (key, value and record overhead) the ``deadletter`` topic takes: its
+    ``max.message.bytes`` (read once a minute at most), and never above what the output producer sends.
+
+    Why: a ``deadletter`` topic created by an operator with a lower ``max.message.bytes`` refused the dead letter
+    at delivery, and the batch was retried every 10 s for good (hostile40, finding 6). When the topic's setting
+    cannot be read, the producer's own limit applies (as before)."""
+    where = (settings.kafka.bootstrap, settings.topic("deadletter"))
+    now = time.monotonic()
+    cached = _deadletter_limits.get(where)
+    if cached is None or now - cached[1] > DEADLETTER_LIMIT_TTL_S:
+        topic_limit = max_message_bytes(settings, "deadletter")
+        limit = (
+            CLIENT_MESSAGE_MAX_BYTES if topic_limit is None else min(topic_limit, CLIENT_MESSAGE_MAX_BYTES)
+        )
+        cached = _deadletter_limits[where] = (limit, now)
+    return cached[0]
+
+
+def _cut(key: bytes | None, cut: int = DEADLETTER_CUT) -> bytes | None:
+    return None if key is None else key[:cut]
+
+
+def _cut_note(raw: RawRecord, cut: int = DEADLETTER_CUT) -> str:
+    size = "64 KiB" if cut == DEADLETTER_CUT else f"{cut} bytes"
+    return f"key of {len(raw.key or b'')} bytes and value of {len(raw.value)} bytes each cut to {size}"
 
 
 @dataclass
@@ -134,9 +162,14 @@ class WorkerContext:
         key, data, error = raw.key, raw.value, reason[:2000]
         # The key travels twice (the record's field and the Kafka key): a record that fit as it came may not fit
         # as a dead letter, and the broker refuses it only at delivery, after which the batch was retried forever.
-        if len(data) + 2 * len(key or b"") + len(error) + DEADLETTER_SLACK > CLIENT_MESSAGE_MAX_BYTES:
-            key, data = _cut(key), data[:DEADLETTER_CUT]
-            error = f"{reason[:1800]} ({_cut_note(raw)} for the dead-letter topic)"
+        limit = deadletter_limit(self.settings)
+        room = limit - DEADLETTER_SLACK - len(error)
+        cut = DEADLETTER_CUT
+        if len(data) + 2 * len(key or b"") > room:
+            cut = max(0, min(DEADLETTER_CUT, room // 3))
+            key, data = _cut(key, cut), data[:cut]
+            below = "" if limit >= CLIENT_MESSAGE_MAX_BYTES else f", whose max.message.bytes is {limit}"
+            error = f"{reason[:1800]} ({_cut_note(raw, cut)} for the dead-letter topic{below})"
         value = {
             "source_topic": raw.topic,
             "partition": raw.partition,
@@ -150,9 +183,10 @@ class WorkerContext:
         try:
             self.emit("deadletter", value, key)
         except Exception as exc:  # a record too large even for the dead-letter topic: keep a truncated copy
-            key = _cut(key)
-            value |= {"key": key, "value": data[:DEADLETTER_CUT]}
-            value["error"] = f"{reason[:1800]} ({_cut_note(raw)} for the dead-letter topic: {exc})"
+            cut = min(cut, DEADLETTER_CUT)
+            key = _cut(key, cut)
+            value |= {"key": key, "value": data[:cut]}
+            value["error"] = f"{reason[:1800]} ({_cut_note(raw, cut)} for the dead-letter topic: {exc})"
             self.emit("deadletter", value, key)
         self.metrics.deadletters.labels(stage=stage, source_topic=raw.topic).inc()
         self.metrics.events.labels(stage=stage, outcome="deadletter").inc()

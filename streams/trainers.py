@@ -311,7 +311,9 @@ class TrainerGroup(GatheringBatches):
                 elif time.monotonic() - self._status_at > STATUS_EVERY_S:
                     self._publish_status(list(self.trainers.values()))
                 if time.monotonic() >= self._lag_at:
-                    self.metrics.set_consumer_lag(self.group, consumer_lags(consumer))
+                    # From the committed offsets (``_resume``), not the read position: a batch whose transaction
+                    # keeps failing is read again and again, and the lag must show it (hostile40, finding 5).
+                    self.metrics.set_consumer_lag(self.group, consumer_lags(consumer, self._resume))
                     self._lag_at = time.monotonic() + LAG_EVERY_S
                 if time.monotonic() >= self._topics_at:
                     self._topics_at = time.monotonic() + TOPICS_EVERY_S

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
+from connectors.kafka_client import client_config
 from tests.corpus import for_record
 from tests.fault_helpers import make_events, publish, running_all
 from tests.pipeline_helpers import Pipeline, distinct_ids
@@ -136,5 +138,41 @@ def test_poison_with_a_key_too_large_to_dead_letter_whole_is_cut_not_retried(pip
     for d in dead:
         assert d["key"] == key[:65536] and d["value"] == b"\x00junk", d["error"]
         assert "key of 600000 bytes and value of 5 bytes each cut to 64 KiB" in d["error"], d["error"]
+    pipeline.assert_alive()
+    assert pipeline.metric_sum("driftline_events_total", outcome="retry") == 0, "a dead letter was retried"
+
+
+def test_a_dead_letter_topic_taking_smaller_records_gets_dead_letters_cut_to_fit(pipeline: Pipeline) -> None:
+    """An operator's ``deadletter`` topic with a ``max.message.bytes`` below 1 MB refused a dead letter of a large
+    poison record at delivery, and the batch was retried every 10 s for good (hostile40, finding 6): the dead letter
+    is cut to what the topic takes, and says so."""
+    # The workers create the topics; the dead-letter topic's limit is read at the first dead letter.
+    pipeline.start("all")
+    settings = pipeline.settings()
+    admin = AdminClient(client_config(settings))
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        settings.topic("deadletter"),
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", "50000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+    events = make_events(60)
+    publish(pipeline, events[:30])
+    junk = b"\x00" + os.urandom(300_000)  # random: compression does not shrink it
+    pipeline.send_raw("features", [junk], key=b"k" * 20_000)
+    publish(pipeline, events[30:])
+    ids = {e.id for e in events}
+    pipeline.wait_until(
+        "every valid event predicted", lambda: ids <= distinct_ids(pipeline.values("predictions")), 90
+    )
+    (dead,) = pipeline.wait_until("the junk dead-lettered", lambda: pipeline.values("deadletter"), 60)
+    assert dead["source_topic"] == settings.topic("features"), dead["error"]
+    assert junk.startswith(dead["value"]) and 0 < len(dead["value"]) < 16_000, len(dead["value"])
+    assert dead["key"] == b"k" * len(dead["key"]), len(dead["key"])
+    assert "value of 300001 bytes each cut to" in dead["error"], dead["error"]
+    assert "whose max.message.bytes is 50000" in dead["error"], dead["error"]
     pipeline.assert_alive()
     assert pipeline.metric_sum("driftline_events_total", outcome="retry") == 0, "a dead letter was retried"

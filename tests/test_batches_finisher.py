@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_client import client_config
-from connectors.producer import EventProducer
+from connectors.producer import DeliveryError, EventProducer
 from driftline.settings import Settings
 from streams.batches import MAX_INFLIGHT, MAX_INFLIGHT_RECORDS, BatchLoop
 from streams.runtime import RawRecord, WorkerContext
@@ -283,3 +283,31 @@ def test_two_threads_tracking_at_once_each_wait_for_their_own_records(settings: 
         assert producer.delivered == sum(counts.values())
     finally:
         producer.close()
+
+
+def test_a_partition_stalled_by_a_batch_retried_shows_its_lag_growing(settings: Settings) -> None:
+    """A batch that cannot be finished (its outputs refused: retried, never skipped) holds its partition: the lag
+    gauge must show it, and grow while more input arrives. It read 0 for 2 minutes (hostile40, finding 5): counted
+    from the read position, which prefetch moved past the stuck batch, and refreshed only between batches."""
+    topic = _topic(settings, "in")
+    fill(settings, topic, 20)
+    ctx = WorkerContext(settings)
+    group = f"{settings.kafka.topic_prefix}stalled"
+    tries: list[int] = []
+
+    def handle(raws: list[RawRecord]) -> None:
+        tries.append(raws[0].offset)
+        raise DeliveryError("1 record(s) were not delivered: the output topic refuses them")
+
+    def lag() -> float | None:
+        return ctx.metrics.registry.get_sample_value(
+            "driftline_consumer_lag", {"topic": topic, "partition": "0", "group": group}
+        )
+
+    loop = BatchLoop(ctx, "score", topic, group, handle, batch=5, within=0.05)
+    with _running(ctx, loop):
+        assert _wait_until(lambda: lag() == 20, 30), (lag(), tries)
+        fill(settings, topic, 10)
+        assert _wait_until(lambda: lag() == 30, 40), (lag(), tries)
+        assert set(tries) == {0}, "the first batch is retried, never skipped"
+    assert committed(settings, group, topic) < 0
