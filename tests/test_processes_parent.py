@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The parent: starts a score worker and a console the way the demo does, prints their pids, then waits to be killed.
 PARENT = """
-import json, sys, time
+import json, signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a shell starts it (a `nohup` around the tests would ignore it)
 from pathlib import Path
 from streams.console.launch import start_console
 from streams.processes import WorkerProcess
