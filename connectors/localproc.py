@@ -190,6 +190,39 @@ def stop_pidfile(pid_file: Path, check: Callable[[list[str]], bool], grace_s: fl
     return stopped
 
 
+def stop_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for :class:`subprocess.Popen`: the child gets SIGTERM when the process starting it dies,
+    however it dies; ``None`` where that cannot be asked for (not Linux, or not the main thread).
+
+    Workers and the console are started in their own session (``start_new_session``: a Ctrl-C is for the parent,
+    which drains them in order), so nothing else stops them when the parent is killed (SIGKILL, an out-of-memory
+    kill, a closed terminal's SIGHUP): `driftline demo` killed half way left its three workers and its console
+    running for good (session 41, docs/experiments/first41.md). Linux sends the signal when the *thread* that
+    started the child ends, hence the main thread only. The child checks its parent once more after asking, for a
+    parent that died in between.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+    import threading
+
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+
+    def ask() -> None:  # runs in the child between fork and exec: nothing but system calls
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return ask
+
+
 _HANDED_OUT: set[int] = set()
 
 

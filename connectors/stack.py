@@ -49,6 +49,7 @@ from connectors.stack_config import (
 )
 from connectors.stack_kafka import (
     check_bindable,
+    choose_another,
     kafka_needs_start,
     kafka_status,
     kafka_up,
@@ -130,7 +131,10 @@ def _redis_up(cfg: StackConfig, timeout_s: float) -> ServiceStatus:
     if status.state in ("up", "external"):
         return status
     if status.state == "busy":
-        raise StackError(f"port {cfg.redis_port} is taken by a process that does not answer as Redis")
+        raise StackError(
+            f"port {cfg.redis_port} is taken by a process that does not answer as Redis; "
+            f"{choose_another('--redis-port')}"
+        )
     if status.state == "stopped" and status.pid:
         raise stopped_error("Redis", cfg.redis_address, status.pid)
     check_bindable(cfg.host, cfg.redis_port, "--redis-port")

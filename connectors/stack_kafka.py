@@ -49,10 +49,30 @@ def render_kafka_properties(cfg: StackConfig) -> str:
     )
 
 
+# Where a port comes from for the commands that start the stack themselves (`demo`, `bench`, `make test`): they
+# take no --kafka-port; advice naming only the flag sent a `make demo` user looking for one (session 41, first41).
+PORT_VARIABLES = {
+    "--kafka-port": "the port of DRIFTLINE_KAFKA_BOOTSTRAP",
+    "--redis-port": "the port of DRIFTLINE_REDIS_URL",
+}
+
+
+def choose_another(flag: str) -> str:
+    """What to do about a taken port: the ``stack up`` flag, and the variable for the commands without it.
+
+    >>> choose_another("--redis-port")
+    'choose another with --redis-port (`stack up`), or the port of DRIFTLINE_REDIS_URL (`demo`, `bench`)'
+    """
+    variable = PORT_VARIABLES.get(flag)
+    return f"choose another with {flag}" + (
+        f" (`stack up`), or {variable} (`demo`, `bench`)" if variable else ""
+    )
+
+
 def check_bindable(host: str, port: int, flag: str) -> None:
     """A StackError naming ``flag`` when ``host:port`` cannot be bound."""
     if not port_bindable(host, port):
-        raise StackError(f"{host}:{port} is in use (by a server or a connection); choose another with {flag}")
+        raise StackError(f"{host}:{port} is in use (by a server or a connection); {choose_another(flag)}")
 
 
 def kafka_status(cfg: StackConfig) -> ServiceStatus:
@@ -91,7 +111,7 @@ def kafka_needs_start(cfg: StackConfig) -> bool:
     if status.state == "busy":
         raise StackError(
             f"port {cfg.kafka_port} is taken by a process that does not answer as Kafka; "
-            "choose another with --kafka-port"
+            f"{choose_another('--kafka-port')}"
         )
     check_bindable(cfg.host, cfg.kafka_port, "--kafka-port")
     check_bindable(cfg.host, cfg.controller_port, "--controller-port")

@@ -95,7 +95,18 @@ def refusal(
     if not any(
         hmac.compare_digest(hmac.new(k, payload, hashlib.sha256).hexdigest().encode(), given) for k in good
     ):
-        return "signature", f"bad signature (key id {record.get('key_id')!r} is not a key this trainer holds)"
+        if not good:
+            return (
+                "signature",
+                f"bad signature (key id {record.get('key_id')!r} is not a key this trainer holds)",
+            )
+        # The key is right, the signed bytes are not (session 41: a client that signed an extra field, or left
+        # `args` out, was told its key was wrong and went to check the key).
+        return "signature", (
+            f"bad signature: key id {record.get('key_id')!r} is this trainer's key, but the signature does not match "
+            "the command's fields; sign the UTF-8 JSON of exactly {model, command, args, ts, id, key_id} (args an "
+            "object of strings, {} when none) with sorted keys, no spaces, non-ASCII unescaped (README, Control)"
+        )
     age_s = (now_ms - int(record.get("ts") or 0)) / 1000
     if abs(age_s) > max_age_s:
         return "stale", f"issued {age_s:.0f} s ago, outside model.control_max_age_s={max_age_s:g}"

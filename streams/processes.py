@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from connectors.localproc import free_port
+from connectors.localproc import free_port, stop_with_parent
 
 
 @dataclass
@@ -53,6 +53,7 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=stop_with_parent(),  # stops with its parent, however that dies
         )
         return self
 

@@ -222,3 +222,17 @@ def test_a_command_signed_as_the_readme_says_is_accepted() -> None:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     record["signature"] = hmac.new(key, canonical, hashlib.sha256).hexdigest()
     assert control.refusal(record, [key], set(), record["ts"], 600) is None
+
+
+def test_a_bad_signature_under_a_key_the_trainer_holds_says_the_fields_not_the_key() -> None:
+    """Outside, session 41: a command signed with the trainer's own key over other bytes (an extra field signed,
+    `args` left out) was refused as "key id ... is not a key this trainer holds", sending its sender to check a key
+    that was right."""
+    cmd = new_command(settings(), "set", {"guard.alpha": "0.01"})
+    keys, now = [KEY.encode()], cmd["ts"]
+    reason, message = refusal(dict(cmd, args={"guard.alpha": "0.5"}), keys, set(), now, 600)  # type: ignore[misc]
+    assert reason == "signature" and "is this trainer's key" in message and "not a key" not in message
+    assert "{model, command, args, ts, id, key_id}" in message
+    other = new_command(settings("another-operator-key-0123456789abcdef"), "rollback", {})
+    reason, message = refusal(other, keys, set(), now, 600)  # type: ignore[misc]
+    assert reason == "signature" and "is not a key this trainer holds" in message

@@ -60,6 +60,8 @@ def test_demo_runs_to_completion_and_writes_a_valid_report(
         summary["plain_accuracy"] - summary["served_accuracy_same_events"], abs=2e-4
     )
     assert "guard tax" in done.stderr
+    # The stack was up before the demo (the test stack): it says it leaves it up (session 41, first41).
+    assert "the local stack was running before this demo and stays up" in done.stderr
     assert summary["latency_p50_ms"] <= summary["latency_p99_ms"]
     assert summary["dead_letters"] == 0
     # the served model is at least the label delay (100 events) behind the stream, and the demo says by how much

@@ -462,3 +462,23 @@ def test_terminal_escapes_in_records_are_shown_not_obeyed(
         assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text, f"{name}: {text!r}"
     # shown, as an escape (JSON's for the value of a record, \\x.. for the rest)
     assert "\\x9b31m" in outputs["tail features"] and "pwned" in outputs["tail deadletter"]
+
+
+def test_produce_reads_standard_input_with_file_dash(prefix: str) -> None:
+    """Session 41 (first41): `... | driftline produce features --file -` was refused as "not a .csv or .jsonl file"."""
+
+    def produce(text: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [DRIFTLINE, "--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, "produce", *args]
+        return subprocess.run(cmd, input=text, capture_output=True, text=True, env=_env(), timeout=120)
+
+    lines = "".join(json.dumps({"id": f"s{i}", "x": i, "y": i % 2}) + "\n" for i in range(5))
+    done = produce(lines, "features", "--file", "-", "--label-col", "y", "--with-labels", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["features"] == 5 and json.loads(done.stdout)["labels"] == 5
+    done = produce("a,class\n1,0\n2,1\n", "labels", "--file", "-", "--label-col", "class", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["labels"] == 2, done.stderr
+    records = _lines(_run(prefix, "tail", "features", "--from-beginning", "--json"))
+    assert [r["value"]["id"] for r in records] == [f"s{i}" for i in range(5)]
+    # A bad row is named as a line of <stdin>, not of the temporary file it was kept in.
+    bad = produce("a,class\n1,0\n2,1,3\n", "features", "--file", "-", "--label-col", "class")
+    assert bad.returncode == 2 and "<stdin> line 3" in bad.stderr and "driftline-stdin-" not in bad.stderr

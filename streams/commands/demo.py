@@ -211,6 +211,15 @@ def run(args: argparse.Namespace) -> int:
             (path.parent / "models.json").write_text(json.dumps(summary["models"], indent=1, sort_keys=True))
         if demo.started_stack and not args.keep_stack:
             print("driftline demo: stopping the local stack it started", file=sys.stderr, flush=True)
+        elif not demo.started_stack:
+            # Session 41 (first41): after a demo killed half way, the stack it had started was found running by the
+            # next one, which left it up without a word (Java still running, and nothing said why).
+            print(
+                "driftline demo: the local stack was running before this demo and stays up "
+                "(`driftline stack down` stops it)",
+                file=sys.stderr,
+                flush=True,
+            )
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     tax = summary.get("guard_tax")

@@ -9,9 +9,12 @@ terminal); a summary line always ends the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from connectors.kafka_client import check_reachable
@@ -80,7 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _file_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--file", required=True, metavar="F", help=".csv or .jsonl file, or river:<DataSet>")
+    p.add_argument(
+        "--file",
+        required=True,
+        metavar="F",
+        help=".csv or .jsonl file, river:<DataSet>, or - for standard input (JSON lines when it starts with '{', "
+        "else CSV)",
+    )
     p.add_argument(
         "--id-col",
         metavar="C",
@@ -283,7 +292,35 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
     )
 
 
+@contextlib.contextmanager
+def _stdin_as_file(args: argparse.Namespace) -> Iterator[None]:
+    """``--file -``: standard input, kept in a temporary file while the command runs (the file is read once to check
+    every row before anything is sent, then again to send), JSON lines when its first character is ``{``, else CSV.
+    Errors name ``<stdin>``. Session 41 (first41): `... | driftline produce features --file -` was refused as "not a
+    .csv or .jsonl file"."""
+    if args.file != "-":
+        yield
+        return
+    data = sys.stdin.buffer.read()
+    suffix = ".jsonl" if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
+    with tempfile.TemporaryDirectory(prefix="driftline-stdin-") as tmp:
+        path = Path(tmp) / f"stdin{suffix}"
+        path.write_bytes(data)
+        args.file = str(path)
+        try:
+            yield
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(str(path), "<stdin>")) from None
+        finally:
+            args.file = "-"
+
+
 def _features(args: argparse.Namespace) -> int:
+    with _stdin_as_file(args):
+        return _send_features(args)
+
+
+def _send_features(args: argparse.Namespace) -> int:
     if args.with_labels and not args.label_col and not args.file.startswith("river:"):
         raise ConfigError("--with-labels: needs --label-col")
     total = _checked_rows(args, args.key_col, labels=args.with_labels)
@@ -322,6 +359,11 @@ def _warn_label_as_feature(args: argparse.Namespace) -> None:
 
 
 def _labels(args: argparse.Namespace) -> int:
+    with _stdin_as_file(args):
+        return _send_labels(args)
+
+
+def _send_labels(args: argparse.Namespace) -> int:
     if not args.label_col and not args.file.startswith("river:"):
         raise ConfigError("--label-col: required to publish labels from a file")
     total = _checked_rows(args, features=False, labels=True)

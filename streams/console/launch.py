@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from connectors.localproc import free_port
+from connectors.localproc import free_port, stop_with_parent
 from driftline.errors import StackError
 from streams.console.server import console_url
 
@@ -84,6 +84,7 @@ def start_console(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=stop_with_parent(),  # stops with its parent, however that dies
     )
     console = ConsoleProcess(console_url(host, port), token, proc, log_path, log)
     deadline = time.monotonic() + timeout
