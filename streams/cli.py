@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from connectors.localproc import stop_with_parent
 from driftline import __version__
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import (
@@ -327,6 +328,7 @@ def _masked_error(message: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stop_with_parent()  # a worker or console started by demo/bench: stop when it dies (before the variable check)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=log_level(args.verbose), format=LOG_FORMAT, stream=sys.stderr)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from connectors.localproc import free_port, stop_with_parent
+from connectors.localproc import free_port, stop_with_parent_env
 
 
 @dataclass
@@ -53,13 +53,13 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=stop_with_parent(),  # stops with its parent, however that dies
         )
         return self
 
     def child_env(self) -> dict[str, str]:
-        """This process's environment with :attr:`env` over it (a None value removes the variable)."""
-        env = {**os.environ}
+        """This process's environment with :attr:`env` over it (a None value removes the variable), and the variable
+        that stops the worker with this process, however this one dies."""
+        env = {**os.environ, **stop_with_parent_env()}
         for name, value in self.env.items():
             if value is None:
                 env.pop(name, None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from connectors.localproc import free_port, stop_with_parent
+from connectors.localproc import free_port, stop_with_parent_env
 from driftline.errors import StackError
 from streams.console.server import console_url
 
@@ -80,11 +80,10 @@ def start_console(
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "console", "--host", host, "--port", str(port)],
-        env={**os.environ, **env, "DRIFTLINE_CONSOLE_TOKEN": token},
+        env={**os.environ, **env, "DRIFTLINE_CONSOLE_TOKEN": token, **stop_with_parent_env()},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=stop_with_parent(),  # stops with its parent, however that dies
     )
     console = ConsoleProcess(console_url(host, port), token, proc, log_path, log)
     deadline = time.monotonic() + timeout
