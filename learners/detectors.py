@@ -132,6 +132,14 @@ _SHARES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _numeric_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
+
+
 def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.error_detector") -> Detector:
     """A fresh detector ``name`` built with ``kwargs`` (see :func:`detector_params`); a value the detector
     refuses is a ConfigError naming ``setting``."""
@@ -146,7 +154,7 @@ def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.e
             # River's Page-Hinkley took threshold "1.0e9" (YAML 1.1 reads a float without an exponent sign as text)
             # and `config validate` said valid; the first comparison then ended replay and the trainer with a
             # TypeError (session 41, arch41.md).
-            hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if isinstance(value, str) else ""
+            hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if _numeric_text(value) else ""
             raise ConfigError(
                 f"{setting}_params: {kind.name} {key} must be a number like its default {default!r}, "
                 f"got {value!r}{hint}"
