@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DL := $(VENV)/bin/driftline
 PYTEST_ARGS ?=
+# The tests' own stack when DRIFTLINE_TEST_KAFKA / DRIFTLINE_TEST_REDIS name one (as tests/conftest.py reads them):
+# `make test` then starts (or reuses) that one, never the default 9092/6379 (session 41).
+TEST_STACK := $(if $(DRIFTLINE_TEST_KAFKA),--bootstrap $(DRIFTLINE_TEST_KAFKA)) $(if $(DRIFTLINE_TEST_REDIS),--redis-url $(DRIFTLINE_TEST_REDIS))
 
 .PHONY: setup system-deps test-deps demo test test-fast test-cluster lint format stack-up stack-down stack-status bench clean doctor
 
@@ -56,12 +59,12 @@ demo: setup
 	$(DL) demo $(DEMO_ARGS)
 
 test: setup test-deps
-	$(DL) stack up
+	$(DL) $(TEST_STACK) stack up
 	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 # Only the fault tests on a private three-node cluster (also part of `make test`).
 test-cluster: setup test-deps
-	$(DL) stack up
+	$(DL) $(TEST_STACK) stack up
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup test-deps

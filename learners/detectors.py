@@ -69,6 +69,23 @@ class DetectorKind:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         ]
 
+    def defaults(self) -> dict[str, Any]:
+        """The factory's default of each keyword parameter that has one (read once per kind: a detector is built
+        at every reset, and ``inspect.signature`` costs ~20 us)."""
+        found = _DEFAULTS.get(self)
+        if found is None:
+            found = _DEFAULTS[self] = self._defaults()
+        return found
+
+    def _defaults(self) -> dict[str, Any]:
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.factory).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty
+        }
+
+
+_DEFAULTS: dict[DetectorKind, dict[str, Any]] = {}
 
 #: Registered detectors by canonical name (see :func:`register_detector`).
 DETECTORS: dict[str, DetectorKind] = {}
@@ -124,13 +141,33 @@ _SHARES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _numeric_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
+
+
 def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.error_detector") -> Detector:
     """A fresh detector ``name`` built with ``kwargs`` (see :func:`detector_params`); a value the detector
     refuses is a ConfigError naming ``setting``."""
     kind = detector_kind(name, setting)
     # River takes some values it cannot use without a word: ADWIN with delta <= 0 or >= 1 never alarms. The rule of a
     # live `set` for every number (finite, >= 0; learners.lifecycle_control), and (0, 1) for confidence levels.
+    defaults = kind.defaults()
     for key, value in kwargs.items():
+        default = defaults.get(key)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            # River's Page-Hinkley took threshold "1.0e9" (YAML 1.1 reads a float without an exponent sign as text)
+            # and `config validate` said valid; the first comparison then ended replay and the trainer with a
+            # TypeError (session 41, arch41.md).
+            hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if _numeric_text(value) else ""
+            raise ConfigError(
+                f"{setting}_params: {kind.name} {key} must be a number like its default {default!r}, "
+                f"got {value!r}{hint}"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if not (math.isfinite(value) and value >= 0):

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,14 +240,3 @@ class WorkerContext:
         entry = alog.append(kind, record, texts=texts, record_text=record_text)
         if log.isEnabledFor(logging.INFO):  # the JSON is built only for a log that shows it
             log.info("audit %s #%d: %s", kind, entry["seq"], json.dumps(entry["record"], default=str)[:500])
-
-
-def raw_records(events: Sequence[Any]) -> list[RawRecord]:
-    """Faust events -> :class:`RawRecord` (topic, partition, offset, key, value)."""
-    out = []
-    for event in events:
-        m = event.message
-        out.append(
-            RawRecord(m.topic, m.partition, m.offset, m.key, m.value or b"", int((m.timestamp or 0) * 1000))
-        )
-    return out

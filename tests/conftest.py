@@ -17,9 +17,12 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+import connectors.stack
 from connectors.localproc import free_port
 from connectors.stack import StackStatus, ensure_stack
 from driftline.settings import Settings, load_settings
@@ -38,6 +41,33 @@ if ("DRIFTLINE_TEST_KAFKA" in os.environ) != ("DRIFTLINE_TEST_REDIS" in os.envir
         "127.0.0.1:9092 and 127.0.0.1:6379)"
     )
 STACK_MARKERS = ("kafka", "faults")
+DEFAULT_KAFKA_PORTS, DEFAULT_REDIS_PORT = (9092, 9093), 6379
+if "DRIFTLINE_TEST_KAFKA" in os.environ:
+    # A stack of one's own: whatever a test runs without naming an address must go to it, never to the shared
+    # 9092/6379. The CLI run in-process (``main([...])``) and every child that inherits this environment read
+    # DRIFTLINE_KAFKA_BOOTSTRAP / DRIFTLINE_REDIS_URL, which a shell that set only the test variables lacks
+    # (session 40: a stack appeared on 9092/6379 during a run with the test variables set elsewhere).
+    os.environ["DRIFTLINE_KAFKA_BOOTSTRAP"] = KAFKA_BOOTSTRAP
+    os.environ["DRIFTLINE_REDIS_URL"] = REDIS_URL
+    _OWN_PORTS = {int(KAFKA_BOOTSTRAP.split(",")[0].rpartition(":")[2]), urlsplit(REDIS_URL).port or 6379}
+
+    def _refuse_the_default_ports(stack_up: Any) -> Any:
+        def guarded(settings: Any, state_dir: Any = None, **kwargs: Any) -> Any:
+            cfg = connectors.stack._config(settings, state_dir)
+            wanted = {cfg.kafka_port, cfg.controller_port, cfg.redis_port}
+            shared = wanted & {*DEFAULT_KAFKA_PORTS, DEFAULT_REDIS_PORT} - _OWN_PORTS
+            if shared:
+                pytest.fail(
+                    f"a test asked for a stack on port(s) {sorted(shared)} while DRIFTLINE_TEST_KAFKA / "
+                    f"DRIFTLINE_TEST_REDIS name a stack of your own ({KAFKA_BOOTSTRAP}, {REDIS_URL}): the default "
+                    "ports are the shared stack's; give the test free ports or the test stack's",
+                    pytrace=False,
+                )
+            return stack_up(settings, state_dir, **kwargs)
+
+        return guarded
+
+    connectors.stack.stack_up = _refuse_the_default_ports(connectors.stack.stack_up)
 
 # Prefixes handed out in this run, for the end-of-run cleanup.
 _PREFIXES: set[str] = set()

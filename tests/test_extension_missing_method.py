@@ -130,3 +130,43 @@ def test_a_learner_the_loader_would_refuse_is_refused_where_the_spec_is_checked(
         ConfigError, match=r"model.learner: the scorers' loader would refuse .*NotAllowed.*ALLOWED"
     ):
         check_runtime(settings)
+
+
+class Leaf:
+    """What :class:`GrowsLeaves` builds as it learns: not in ALLOWED either."""
+
+    def __init__(self, y: Any) -> None:
+        self.y = y
+
+
+class GrowsLeaves(NotAllowed):
+    """A learner that builds inner objects only once it learns (as a forest builds its trees and nodes)."""
+
+    def __init__(self) -> None:
+        self.leaves: list[Leaf] = []
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        if len(self.leaves) < 3:
+            self.leaves.append(Leaf(y))
+
+
+def test_a_class_the_learner_builds_only_once_it_learns_is_refused_where_the_spec_is_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """River's AMFClassifier with only its own class admitted passed `config validate` (the check ran on the
+    untrained model, which holds no tree yet), and the trainer then withheld every release of the trained one: the
+    scorers served v0 (session 41, docs/experiments/arch41.md)."""
+    from learners.pickle_allow import ALLOWED
+
+    monkeypatch.setitem(KINDS, "grows", (lambda params, task, seed: GrowsLeaves(), ("classification",)))
+    monkeypatch.setitem(ALLOWED, (__name__, "GrowsLeaves"), "a test's learner: plain attributes")
+    settings = load_settings(
+        environ={}, overrides={"state_dir": str(tmp_path), "model": {"learner": {"name": "grows"}}}
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"model.learner: the scorers' loader would refuse its releases once it has learned .*Leaf is not allowed",
+    ):
+        check_runtime(settings)
+    monkeypatch.setitem(ALLOWED, (__name__, "Leaf"), "a test's leaf: plain attributes")
+    check_runtime(settings)  # both admitted: valid

@@ -8,7 +8,9 @@ other tests use), with a fresh topic prefix per test. The oracle is the one of :
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,4 +173,40 @@ def test_batch_slower_than_max_poll_interval(private: PrivateStack, pipeline: Pi
         finally:
             client.execute_command("CLIENT", "UNPAUSE")
             client.close()
+    pipeline.assert_alive()
+
+
+@pytest.mark.parametrize("fault", ["refusing", "stopped"])
+def test_a_batch_retried_longer_than_max_poll_interval(
+    private: PrivateStack, pipeline: Pipeline, fault: str
+) -> None:
+    """A batch whose Redis step fails again and again for 30 s, four times ``max.poll.interval.ms`` (8 s here):
+    Redis refusing writes (out of memory: an error at once, retried with back-off) or frozen (SIGSTOP: each call
+    hangs until the client's socket timeout). The batch thread retries without polling, so the consumer leaves its
+    group mid-retry; once Redis is back the batch goes through, the consumer rejoins and starts after the batches
+    it handled. Nothing lost, nothing learned twice (session 41, helper arch41)."""
+    pipeline.extra_env.update({"BROKER_MAX_POLL_INTERVAL": "8"})
+    with _fault_after_a_third(pipeline, timeout=120):
+        client = private.redis()
+        try:
+            if fault == "refusing":
+                client.config_set("maxmemory-policy", "noeviction")
+                client.config_set("maxmemory", "1")
+                try:
+                    pipeline.wait_until(
+                        "a batch refused by Redis", lambda: _retries(pipeline) > 0, timeout=30
+                    )
+                    time.sleep(30)
+                finally:
+                    client.config_set("maxmemory", "0")
+            else:
+                pid = private.redis_pid()
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    time.sleep(30)
+                finally:
+                    private.resume(pid)
+        finally:
+            client.close()
+    assert _retries(pipeline) > 0, "no stage retried while Redis failed"
     pipeline.assert_alive()

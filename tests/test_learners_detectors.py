@@ -91,6 +91,18 @@ def test_defaults_come_from_the_flat_settings_and_params_override_them() -> None
             "classification",
             "kswin refused",
         ),
+        # Text where the detector takes a number: PyYAML reads `threshold: 1.0e9` as the string "1.0e9". It was
+        # valid, then River's first comparison ended replay and the trainer with a TypeError (session 41).
+        (
+            DriftConfig(error_detector="page_hinkley", error_detector_params={"threshold": "1.0e9"}),
+            "classification",
+            r"drift.error_detector_params: page_hinkley threshold must be a number .* got '1.0e9' .*1.0e\+9",
+        ),
+        (
+            DriftConfig(loss_detector="adwin", loss_detector_params={"clock": True}),
+            "classification",
+            "drift.loss_detector_params: adwin clock must be a number",
+        ),
     ],
 )
 def test_bad_detector_config_is_refused_naming_the_setting(

@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -80,24 +81,51 @@ def check_runtime(settings: Settings) -> None:
         except DriftlineError as exc:
             raise ConfigError(f"{field}: {exc}") from None
         _check_loadable(field, model)
+        _check_loadable(field, _trained(model), trained=True)
         if not m.artifact_store:
             _check_inline_fits(field, model, m.max_inline_bytes)
     check_drift_config(settings.drift, m.task)
 
 
-def _check_loadable(field: str, model: object) -> None:
+# Made-up labels a copy of the learner learns before the loader's check (see :func:`_trained`).
+TRAINED_CHECK_LABELS = 200
+
+
+def _check_loadable(field: str, model: object | None, *, trained: bool = False) -> None:
     """A learner whose releases the scorers' loader refuses (a class of one's own not in the allow-list) served
     v0, a null prediction, to every event: `config validate` said valid, and only the trainer's log and `status`
     told, advising a smaller learner (session 40, docs/experiments/hostile40.md)."""
     from learners import safe_pickle
 
+    if model is None:
+        return
     try:
         safe_pickle.check_loadable(model)
     except DriftlineError as exc:
+        when = " once it has learned" if trained else ""
         raise ConfigError(
-            f"{field}: the scorers' loader would refuse its releases ({exc}): a learner class of your own needs "
-            'an entry in learners.pickle_allow.ALLOWED (README, "Extending")'
+            f"{field}: the scorers' loader would refuse its releases{when} ({exc}): a learner class of your own "
+            'needs an entry in learners.pickle_allow.ALLOWED, and so does each class it builds (README, "Extending")'
         ) from None
+
+
+def _trained(model: Any) -> Any:
+    """A copy of ``model`` after :data:`TRAINED_CHECK_LABELS` made-up labels (two numeric features, a threshold
+    on the first), or None when it cannot learn them (a learner with classes of its own): the untrained check
+    then stands alone. Why: many learners build their inner objects only as they learn (a forest's trees and
+    their nodes), so River's AMFClassifier passed the check untrained, with only its own class admitted, while
+    the trainer withheld every release of the trained model and the scorers served v0 (session 41, arch41.md)."""
+    import random
+
+    rng = random.Random(0)
+    trained = model.clone()
+    try:
+        for _ in range(TRAINED_CHECK_LABELS):
+            x = {"x0": rng.random(), "x1": rng.random()}
+            trained.learn_one(x, x["x0"] > 0.5 if trained.task == "classification" else 2.0 * x["x0"])
+    except Exception:  # the user's learner refuses these labels: not what is being checked here
+        return None
+    return trained
 
 
 def _check_inline_fits(field: str, model: object, limit: int) -> None:
