@@ -494,12 +494,245 @@ def verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
     return checks
 
 
+def stack_cli(dep: Deployment, args: argparse.Namespace, *argv: str) -> tuple[int, str]:
+    flags = ["--kafka-port", str(args.kafka_port), "--controller-port", str(args.kafka_port + 1)]
+    flags += ["--redis-port", str(args.redis_port), "--state-dir", args.state_dir, "--brokers", "3"]
+    return dep.cli("stack", *argv, *flags, timeout=300)
+
+
+def bigrel_run(args: argparse.Namespace) -> dict[str, Any]:
+    """A model whose releases and trainer state are large (an adaptive random forest over 16 features) on the
+    three-node cluster; the leader of ``models`` is killed -9 the moment a release shows on it read uncommitted (the
+    release transaction open), and started again after 10 s."""
+    import os
+
+    from confluent_kafka.admin import AdminClient
+    from fault40 import ReleaseWatch
+
+    tag = int(time.time()) % 100000
+    boot = ",".join(f"127.0.0.1:{args.kafka_port + 2 * i}" for i in range(3))
+    cfg = Path(args.out) / f"bigrel{tag}.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("model:\n  learner: {name: adaptive_random_forest, params: {n_models: 10}}\n")
+    dep = Workers(
+        args,
+        f"s41b{tag}.",
+        {
+            "DRIFTLINE_KAFKA_BOOTSTRAP": boot,
+            "DRIFTLINE__KAFKA__REPLICATION_FACTOR": "3",
+            "DRIFTLINE_CONFIG": str(cfg),
+        },
+    )
+    res: dict[str, Any] = {"prefix": dep.prefix, "bootstrap": boot}
+    res["topics_create"] = dep.cli("topics", "create")
+    for n in ("score1", "score2"):
+        dep.start(n, "score")
+    dep.start("join", "join")
+    dep.start("train1", "train")
+    wait_up(dep, list(dep.workers), 240)
+    poller = Poller(dep, 1.0)
+    poller.start()
+
+    def make(rng: Any, frac: float) -> tuple[dict[str, Any], Any]:
+        f: dict[str, Any] = _x(rng, 16)
+        f["colour"] = rng.choice(["red", "green", "blue", "grey"])
+        s = f["x0"] + f["x1"] * f["x2"] - abs(f["x3"]) + (0.8 if f["colour"] == "red" else 0.0)
+        return f, bool((s > 0) != (frac >= 0.5))
+
+    lag = LagTruth(dep, {"trainers": ["training"]}, period=3.0)
+    lag.start()
+    listed: list[
+        tuple[float, Any, Any, float]
+    ] = []  # (t, `models list --json` lag of big, truth after it, t end)
+    stop_listing = threading.Event()
+
+    def list_lag() -> None:
+        while not stop_listing.is_set():
+            t = time.time()
+            _rc, out = dep.cli("models", "list", "--json", timeout=90)
+            rows = [r for r in _json_rows(out) if isinstance(r, dict) and r.get("current")]
+            row = next((r for r in rows if r.get("model") == "big"), {})
+            try:
+                truth: Any = {g: v for g, v in lag.truth().items() if g.endswith("trainers")}
+            except Exception as exc:
+                truth = {"error": str(exc)}
+            listed.append((t, row.get("lag"), truth, time.time()))
+            stop_listing.wait(3.0)
+
+    lister = threading.Thread(target=list_lag, daemon=True)
+    lister.start()
+    feed = Feed(
+        boot, dep.prefix, {"big": {"make": make, "start": 0}}, args.rate, args.seconds, 2.0, int(time.time())
+    )
+    feed.start()
+    t0 = res["t0"] = time.time()
+    time.sleep(args.seconds * 0.4)
+    # models: its leader, the moment a release shows; coordinator: the trainer's transaction coordinator, the moment
+    # a changelog record shows (written last in a transaction, just before its commit)
+    watched = "models" if args.victim == "models" else "changelog"
+    watch = ReleaseWatch(boot, dep.prefix + watched)
+    hit = watch.wait_release(60)
+    killed = None
+    if hit is not None:
+        if args.victim == "models":
+            md = AdminClient({"bootstrap.servers": boot}).list_topics(dep.prefix + "models", timeout=20)
+            leader = md.topics[dep.prefix + "models"].partitions[0].leader
+        else:
+            from types import SimpleNamespace
+
+            from fault40 import coordinator_node
+
+            run = SimpleNamespace(prefix=dep.prefix, state_dir=Path(args.state_dir))
+            leader, _where = coordinator_node(run, boot)  # type: ignore[arg-type]
+        _rc, out = stack_cli(dep, args, "status", "--json")
+        try:
+            nodes = json.loads(out[out.index("{") :]).get("kafka_nodes") or []
+        except ValueError:
+            nodes = []
+        pids = {int(n["name"].split("-")[1]): int(n["pid"]) for n in nodes if n.get("pid")}
+        if leader in pids:
+            os.kill(pids[leader], signal.SIGKILL)
+            killed = (round(time.time() - t0, 1), leader, pids[leader], hit)
+            log(f"killed node {leader} (pid {pids[leader]}), {args.victim}; {watched} record at {hit} open")
+    watch.close()
+    res["killed"] = killed
+    time.sleep(10)
+    rc, out = stack_cli(dep, args, "up")
+    res["stack_up"] = (rc, round(time.time() - t0, 1), out.strip()[-300:])
+    feed.join()
+    log(
+        f"feed done: {len(feed.acked_events)} events, {len(feed.acked_labels)} labels acked, {feed.failed} failed"
+    )
+    wait_learned(dep, feed, args.drain)
+    time.sleep(10)
+    poller.stop.set()
+    lag.stop.set()
+    stop_listing.set()
+    res["lag_samples"] = lag.samples
+    res["models_list_lag"] = listed
+    res.update(account(dep, feed, poller))
+    rels = read_topic(dep, "models", None)
+    chl = read_topic(dep, "changelog", None)
+    res["release_bytes_max"] = max((len(v or b"") for _p, _o, _ts, v in rels), default=0)
+    res["changelog_bytes_max"] = max((len(v or b"") for _p, _o, _ts, v in chl), default=0)
+    _rc, models_list = dep.cli("models", "list", "--json", timeout=120)
+    rows = [r for r in _json_rows(models_list) if isinstance(r, dict)]
+    res["unverified"] = [(r.get("model"), r.get("version")) for r in rows if r.get("verified") is False]
+    res["current"] = {
+        r["model"]: (r.get("version"), r.get("trainer_n_learned")) for r in rows if r.get("current")
+    }
+    res["labels_by_model"] = dict(Counter(feed.acked_labels.values()))
+    res["n_learned_metrics"] = trainer_counts(dep)
+    res["served_end"] = {
+        n: (poller_latest(poller, n) or {}).get("served")
+        for n, (_p, _port, r) in dep.workers.items()
+        if r == "score"
+    }
+    rc, out = dep.cli("audit", "verify")
+    res["audit_verify"] = (rc, out.strip()[-200:])
+    res["log_lines"] = [
+        f"{f.name}: {line[:240]}"
+        for f in sorted(dep.out.glob("*.log"))
+        for line in f.read_text(errors="replace").splitlines()
+        if any(k in line for k in ("fenced", "past the committed", "cannot rewind", "Traceback", "ERROR"))
+    ][:40]
+    res["exit_codes"] = {n: p.poll() for n, (p, _port, _r) in dep.workers.items()}
+    dep.stop_all()
+    (dep.out / "result.json").write_text(json.dumps(res, default=str, indent=1))
+    return res
+
+
+def bigrel_verdict(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    labels = sum(res["labels_by_model"].values())
+    learned = max((c.get("big", 0) for c in res["n_learned_metrics"].values()), default=0)
+    rel = res["releases"].get("big", {})
+    last = rel.get("last")
+    served = {n: (v or {}).get("big") for n, v in res["served_end"].items()}
+    return [
+        (
+            "the leader of `models` killed -9 inside a release transaction",
+            res["killed"] is not None,
+            f"{res['killed']}",
+        ),
+        (
+            "every acknowledged event predicted",
+            res["missing_predictions"] == 0,
+            f"{sum(res['events_acked'].values())} acked, {res['missing_predictions']} missing, "
+            f"{res['duplicate_predictions']} duplicates, {res['deadletters']} dead letters",
+        ),
+        (
+            "n_learned = labels sent",
+            learned == labels,
+            f"{learned} of {labels}; models list {res['current']}",
+        ),
+        ("one TrainingExample per label", res["training_distinct"] == labels, f"{res['training_distinct']}"),
+        (
+            "versions strictly increasing, all verified",
+            bool(rel.get("strictly_increasing")) and not rel.get("n_learned_drops") and not res["unverified"],
+            f"{rel.get('n')} releases, last v{last}, unverified {res['unverified']}",
+        ),
+        ("every scorer serves the last release", all(v == last for v in served.values()), f"{served}"),
+        (
+            "large records",
+            True,
+            f"release up to {res['release_bytes_max']:,} bytes, changelog state up to {res['changelog_bytes_max']:,}",
+        ),
+        ("`audit verify` exit 0", res["audit_verify"][0] == 0, f"{res['audit_verify']}"),
+    ]
+
+
+def bigrel_lag_rows(res: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """`models list --json`'s lag of ``big`` and the trainer's /metrics lag against the broker's, while the trainer
+    is behind (the labels waiting on its partition)."""
+    if "models_list_lag" not in res:
+        return []
+    pairs = []
+    for t, listed, truth, t_end in res["models_list_lag"]:
+        lags = (
+            [v for g in truth.values() if isinstance(g, dict) for v in g.values()]
+            if isinstance(truth, dict)
+            else []
+        )
+        if listed is None or not lags:
+            continue
+        pairs.append((round(t - res["t0"], 1), listed, max(lags), round(t_end - t, 1)))
+    # a listing takes seconds; labels arrive at --rate per second meanwhile, and the trainer takes them in batches
+    off = [p for p in pairs if abs(p[1] - p[2]) > 40 * (p[3] + 1) + 100]
+    diffs, far = 0, []
+    for s in res.get("lag_samples", []):
+        for gid, lags in s["truth"].items():
+            for tp, v in lags.items():
+                a, b = s["metric"].get(gid, {}).get(tp), s["metric_after"].get(gid, {}).get(tp)
+                if a is None or b is None:
+                    continue
+                diffs += 1
+                if not min(a[1], b[1]) - 100 <= v <= max(a[1], b[1]) + 100:
+                    far.append((round(s["t"] - res["t0"], 1), tp, v, a[1], b[1]))
+    most = max((p[2] for p in pairs), default=0)
+    return [
+        (
+            "`models list --json` lag of the model agrees with the broker's",
+            bool(pairs) and not off,
+            f"{len(pairs)} listings, largest truth lag {most}; off: {off[:5]}; (t, listed, truth, listing s): "
+            f"{pairs[:: max(1, len(pairs) // 6)]}",
+        ),
+        (
+            "the trainer's /metrics lag agrees with the broker's",
+            diffs > 0 and not far,
+            f"{diffs} (sample, partition) pairs; off (t, partition, truth, scrape before, after): {far[:5]}",
+        ),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["groups"])
+    ap.add_argument("what", choices=["groups", "bigrel"])
     ap.add_argument("--models", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=90)
     ap.add_argument("--rate", type=float, default=4, help="events/s per model")
+    ap.add_argument(
+        "--victim", choices=["models", "coordinator"], default="models", help="bigrel: which node"
+    )
     ap.add_argument("--freeze", type=float, default=25, help="seconds scorer 2 stays SIGSTOPped")
     ap.add_argument("--drain", type=float, default=240)
     ap.add_argument(
@@ -515,10 +748,11 @@ def main() -> None:
     ap.add_argument("--metrics-base", type=int, default=16500)
     ap.add_argument("--out", default="/tmp/scale41-runs")
     args = ap.parse_args()
-    res = groups_run(args)
+    res = groups_run(args) if args.what == "groups" else bigrel_run(args)
     slim = {k: v for k, v in res.items() if k not in ("lag_samples", "status_samples")}
     print("SCALE41 " + json.dumps(slim, default=str), flush=True)
-    for name, ok, detail in verdict(res):
+    rows = verdict(res) if args.what == "groups" else bigrel_verdict(res) + bigrel_lag_rows(res)
+    for name, ok, detail in rows:
         print(f"| {name} | {'PASS' if ok else 'FAIL'} | {detail} |", flush=True)
 
 
