@@ -14,6 +14,8 @@ import random
 import shutil
 import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -190,37 +192,40 @@ def stop_pidfile(pid_file: Path, check: Callable[[list[str]], bool], grace_s: fl
     return stopped
 
 
-def stop_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for :class:`subprocess.Popen`: the child gets SIGTERM when the process starting it dies,
-    however it dies; ``None`` where that cannot be asked for (not Linux, or not the main thread).
+STOP_WITH_PARENT = "DRIFTLINE_STOP_WITH_PARENT"
+
+
+def stop_with_parent_env() -> dict[str, str]:
+    """Environment for a child that should stop when this process dies, however it dies (see
+    :func:`stop_with_parent`); empty where that cannot be asked for: Linux signals the child when the *thread* that
+    started it ends, so only the main thread asks."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {STOP_WITH_PARENT: str(os.getpid())}
+
+
+def stop_with_parent() -> None:
+    """Called first by the command line: a process started with :func:`stop_with_parent_env` asks Linux for SIGTERM
+    when its parent dies.
 
     Workers and the console are started in their own session (``start_new_session``: a Ctrl-C is for the parent,
     which drains them in order), so nothing else stops them when the parent is killed (SIGKILL, an out-of-memory
     kill, a closed terminal's SIGHUP): `driftline demo` killed half way left its three workers and its console
-    running for good (session 41, docs/experiments/first41.md). Linux sends the signal when the *thread* that
-    started the child ends, hence the main thread only. The child checks its parent once more after asking, for a
-    parent that died in between.
+    running for good (session 41, docs/experiments/first41.md). The child asks for itself (a ``preexec_fn`` would
+    run Python between fork and exec in a parent with librdkafka's threads), then checks its parent once more, for
+    a parent that died before it asked. The variable is removed, so the child's own children do not inherit it.
     """
+    parent = os.environ.pop(STOP_WITH_PARENT, None)
+    if not parent or not sys.platform.startswith("linux"):
+        return
     import ctypes
-    import ctypes.util
-    import sys
-    import threading
 
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
     try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG, <linux/prctl.h>
     except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1  # <linux/prctl.h>
-
-    def ask() -> None:  # runs in the child between fork and exec: nothing but system calls
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return ask
+        return
+    if str(os.getppid()) != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 _HANDED_OUT: set[int] = set()
