@@ -353,11 +353,22 @@ def verdict(r: dict[str, Any]) -> str:
     ok = r.get("recovery_judged") or [True] * len(r["recovery"])
     if any((d is None or d > RECOVERY_BOUND) and j for d, j in zip(r["recovery"], ok, strict=True)):
         bad.append("recovery")
-    if r["rollbacks_per_10k"] > ROLLBACK_BOUND:
+    if too_many_rollbacks(r):
         bad.append("rollbacks")
     if r.get("false_judged", True) and too_many_false_alarms(r["detection"]):
         bad.append("false alarms")
     return "ok" if not bad else "FAIL " + ",".join(bad)
+
+
+def too_many_rollbacks(r: dict[str, Any]) -> bool:
+    """More rollbacks than ``ROLLBACK_BOUND`` per 10,000 events, with one always allowed, as false alarms below: one
+    rollback in a stream of 2,000 events is no storm and no evidence of a rate of 5 per 10,000 (session 41: a single
+    end-of-stream rollback failed friedman-gsg s4 under three unrelated levers). A row without its length ``n`` is
+    judged on the rate alone."""
+    if "n" not in r:
+        return bool(r["rollbacks_per_10k"] > ROLLBACK_BOUND)
+    count = round(r["rollbacks_per_10k"] * r["n"] / 1e4)
+    return count > max(1.0, ROLLBACK_BOUND * r["n"] / 1e4)
 
 
 def too_many_false_alarms(detection: dict[str, Any]) -> bool:

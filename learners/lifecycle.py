@@ -726,6 +726,9 @@ class ModelLifecycle:
             self._sync()
         if signals:
             self._increment.alarmed()  # the served model is failing: release what learned the change sooner
+            pool = getattr(self._lineage.model, "model", None)
+            if type(pool) is Pool:
+                pool.alarmed()
         if signals and self._sentinel is not None:
             # The drift is known: copies frozen before it would keep alarming on it; watch from the model now.
             self._sentinel.restart(self._lineage.model)

@@ -38,6 +38,9 @@ from driftline.errors import LearnerError
 #: Weight of the newest loss in each member's running loss: about the last 200 labels decide.
 FADE = 0.995
 WARMUP = 50.0  # faded count of labels before a regression pool blends its members
+#: At a drift alarm on the served model, a regression champion pool's faded losses and count are multiplied by this
+#: (the blend then weighs the labels since the alarm ~1 / ALARM_KEEP times as much as before; None: off).
+ALARM_KEEP: float | None = 0.25
 #: A regression pool weights each member by 1 / recent MAE ** BLEND_POWER. 8 rather than 2 (inverse squared
 #: MAE): plain pools at delay 50, seeds 1-3, MAE against the best single member: friedman-lea +0.5..+1.7 % with 2,
 #: -0.4..+0.3 % with 4, -0.7..-1.1 % with 8; friedman-gra -7.5..-8.4 % with 2, -7.9..-8.9 % with 4, -8.1..-9.0 %
@@ -154,6 +157,7 @@ class Pool:
     # since :meth:`warm_start`, and whether the pool still holds its warm copies next to its fresh members.
     _since_warm = 0
     _warm = False
+    _blending = False  # has blended once (an alarm's shrunk count does not stop the blend)
 
     def __init__(self, members: list[Any], task: str) -> None:
         if not members:
@@ -211,6 +215,14 @@ class Pool:
         ):
             best = self.leader  # its served copy answered worse than the incumbent's: not at the delay
         self.leader = best
+
+    def alarmed(self) -> None:
+        """A drift alarm on the served model: the faded losses forget most of their past (``ALARM_KEEP``)."""
+        if self.task != "regression" or ALARM_KEEP is None:
+            return
+        self._blending = self._blending or self.weight >= WARMUP
+        self.losses = [ALARM_KEEP * loss for loss in self.losses]
+        self.weight *= ALARM_KEEP
 
     def warm_start(self, champion: Pool) -> None:
         """Add copies of ``champion``'s members (learned state included) to this fresh pool: as many as this pool
@@ -291,7 +303,7 @@ class Pool:
         return self.members[self.leader].predict_proba_one(x, cleaned=True)
 
     def predict_one(self, x: dict[str, Any]) -> Any:
-        if self.task == "classification" or self.weight < WARMUP:
+        if self.task == "classification" or (self.weight < WARMUP and not self._blending):
             return self.members[self.leader].predict_one(x, cleaned=True)
         # Regression: members' answers weighted by inverse recent MAE to the power BLEND_POWER. Two regressors'
         # errors are partly independent, so the blend beats the better one unless the other is far worse (then

@@ -120,3 +120,19 @@ def test_the_verdict_judges_false_alarms_per_10000_stationary_events() -> None:
     # An alarm matched to a drift is not false; the 2,000 events after each drift are not stationary.
     d = detection([1010, 1500, 3500], [1000], 4000)
     assert (d["detected"], d["false"], d["stationary"]) == (1, 1, 2000)
+
+
+def test_the_verdict_allows_one_rollback_as_it_allows_one_false_alarm() -> None:
+    """Issue 13's "no rollback storms (at most 3 per 10,000 events)": one rollback in a 2,000-event row is no storm
+    and no evidence of a rate of 5 per 10,000 (session 41: friedman-gsg s4 failed on one end-of-stream rollback under
+    three unrelated levers); two in 2,000, or four in 10,000, still fail."""
+    row = {
+        "stream": "friedman-gsg", "task": "regression", "n": 2000, "points": [], "gradual": True, "tax": 0.0,
+        "detection": {"detected": 0, "false": 0}, "recovery": [], "recovery_judged": [], "rollbacks_per_10k": 5.0,
+    }  # fmt: skip
+    assert verdict(row) == "ok"
+    assert verdict({**row, "rollbacks_per_10k": 10.0}) == "FAIL rollbacks"  # 2 in 2,000
+    assert verdict({**row, "n": 10000, "rollbacks_per_10k": 3.0}) == "ok"  # 3 in 10,000
+    assert verdict({**row, "n": 10000, "rollbacks_per_10k": 4.0}) == "FAIL rollbacks"  # 4 in 10,000
+    no_length = {k: v for k, v in row.items() if k != "n"}
+    assert verdict(no_length) == "FAIL rollbacks"  # judged on the rate alone

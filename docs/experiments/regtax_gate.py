@@ -33,7 +33,8 @@ def job(name: str, n: int, seed: int) -> dict[str, Any]:
     res = replay(rows, lc, delay=DELAY, on_prediction=lambda r: preds.append(r["prediction"]))
     summary = res.summary()
     runs = plain_losses(rows, task)
-    out: dict[str, Any] = {"stream": name, "task": task, "points": points, "gradual": gradual, "seed": seed}
+    out: dict[str, Any] = {"stream": name, "task": task, "n": len(rows), "points": points, "gradual": gradual}
+    out["seed"] = seed
     for k, r in runs.items():
         out[f"plain_{k}"] = sum(r) / len(rows)
     best = min(runs, key=lambda k: out[f"plain_{k}"])
