@@ -46,3 +46,27 @@ def test_a_committed_partition_counts_from_the_commit(settings: Settings) -> Non
         consumer.close()
 
     assert trainer_lags(settings)[1] == 3
+
+
+def test_a_commit_below_the_low_watermark_counts_from_the_low_watermark_in_models_and_status(
+    settings: Settings,
+) -> None:
+    """A trainer whose commit points at records deleted since (retention while it was down) resets to the earliest
+    record (``auto.offset.reset=earliest``): both ``models list`` and ``status`` counted from the stale commit."""
+    from connectors.kafka_view import KafkaView
+
+    ensure_topics(settings, names=("training",))
+    topic = _fill(settings, 2, 10)
+    group = trainer_group(settings)
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 2, 2)], asynchronous=False)
+    finally:
+        consumer.close()
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 2, 6)], request_timeout=30).values():
+        assert future.result(60).low_watermark == 6
+
+    assert trainer_lags(settings)[2] == 4  # offsets 6-9; the stale commit said 8
+    (info,) = KafkaView(settings, timeout=10.0).describe([group])
+    assert info.lag == {topic: 4}
