@@ -214,7 +214,9 @@ class KafkaView:
             for tp, offset in committed[info.group_id].items():
                 if tp not in wanted or tp not in ends:
                     continue
-                position = offset if offset >= 0 else starts.get(tp, 0)
+                # A commit below the low watermark (records deleted since) is out of range: the consumer resets to
+                # the earliest record, as it does with no commit.
+                position = max(offset, starts.get(tp, 0))
                 info.lag[tp[0]] = info.lag.get(tp[0], 0) + max(0, ends[tp] - position)
 
     def committed(self, group_id: str) -> dict[tuple[str, int], int]:

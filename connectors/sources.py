@@ -413,6 +413,16 @@ def synthetic_source(
     return _river_events(stream, n)
 
 
+_READERS: dict[str, Callable[..., Iterator[Event]]] = {
+    ".csv": csv_source,
+    ".jsonl": jsonl_source,
+    ".ndjson": jsonl_source,
+    ".json": jsonl_source,
+}
+#: The file suffixes :func:`open_source` reads (CSV, or JSON lines).
+FILE_SUFFIXES = tuple(_READERS)
+
+
 def open_source(
     spec: str,
     *,
@@ -434,13 +444,7 @@ def open_source(
     if spec in SYNTHETIC_NAMES:
         return synthetic_source(spec, n=10_000 if n is None else n, seed=seed, position=position, width=width)
     path = Path(spec).expanduser()
-    readers: dict[str, Callable[..., Iterator[Event]]] = {
-        ".csv": csv_source,
-        ".jsonl": jsonl_source,
-        ".ndjson": jsonl_source,
-        ".json": jsonl_source,
-    }
-    reader = readers.get(path.suffix.lower())
+    reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise ConfigError(
             f"source {spec!r}: expected a .csv or .jsonl file, river:<DataSet>, "

@@ -141,6 +141,28 @@ _SHARES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Parameters whose default is None, so the numeric rule below cannot see their type: what each must be. River
+# took KSWIN's seed 1.5 and window "abc" (a deque of letters, compared with numbers at the first test) without a word.
+_OPTIONAL: dict[str, dict[str, str]] = {
+    "kswin": {"seed": "whole", "window": "numbers"},
+    "fhddm": {"short_window_size": "whole"},
+}
+
+
+def _optional_problem(kind: str, key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for a None-default parameter of :data:`_OPTIONAL`, or None."""
+    want = _OPTIONAL.get(kind, {}).get(key)
+    if value is None or want is None:
+        return None
+    if want == "whole":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be a whole number"
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    return None if ok else "must be a list of finite numbers (the values the detector starts from)"
+
+
 def _numeric_text(value: Any) -> bool:
     try:
         float(value)
@@ -157,6 +179,10 @@ def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.e
     # live `set` for every number (finite, >= 0; learners.lifecycle_control), and (0, 1) for confidence levels.
     defaults = kind.defaults()
     for key, value in kwargs.items():
+        problem = _optional_problem(kind.name, key, value)
+        if problem:
+            hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if _numeric_text(value) else ""
+            raise ConfigError(f"{setting}_params: {kind.name} {key} {problem}, got {value!r}{hint}")
         default = defaults.get(key)
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -220,7 +220,11 @@ def trainer_assignment(settings: Settings) -> dict[int, str | None] | None:
 
 
 def trainer_lags(settings: Settings) -> dict[int, int]:
-    """``{training partition: records not yet committed by the trainer group}`` (empty if Kafka is away)."""
+    """``{training partition: records not yet committed by the trainer group}`` (empty if Kafka is away).
+
+    A partition the group never committed, or committed below its low watermark (records deleted since), counts
+    from that low watermark, where a trainer starts (``auto.offset.reset=earliest``), as ``status`` counts it: from
+    offset 0 (or the stale commit) it also counted records deleted before (retention, expired group offsets)."""
     topic = settings.topic("training")
     consumer = Consumer(
         client_config(settings, logger=LIBRDKAFKA_LOG, **{"group.id": trainer_group(settings)})
@@ -232,8 +236,8 @@ def trainer_lags(settings: Settings) -> dict[int, int]:
         parts = [TopicPartition(topic, p) for p in meta.partitions]
         lags = {}
         for tp in consumer.committed(parts, timeout=5):
-            high = consumer.get_watermark_offsets(tp, timeout=5)[1]
-            lags[tp.partition] = max(0, high - max(tp.offset, 0))
+            low, high = consumer.get_watermark_offsets(tp, timeout=5)
+            lags[tp.partition] = max(0, high - max(tp.offset, low))  # no commit: a negative offset
         return lags
     except KafkaException:
         return {}

@@ -103,6 +103,33 @@ def test_defaults_come_from_the_flat_settings_and_params_override_them() -> None
             "classification",
             "drift.loss_detector_params: adwin clock must be a number",
         ),
+        # Parameters that default to None reached River unchecked: KSWIN kept window "abc" as a deque of letters
+        # and took seed 1.5 (session 41, misc41).
+        (
+            DriftConfig(error_detector="kswin", error_detector_params={"window": "abc"}),
+            "classification",
+            "drift.error_detector_params: kswin window must be a list of finite numbers .* got 'abc'",
+        ),
+        (
+            DriftConfig(feature_detector="kswin", feature_detector_params={"seed": 1.5}),
+            "classification",
+            "drift.feature_detector_params: kswin seed must be a whole number, got 1.5",
+        ),
+        (
+            DriftConfig(error_detector="kswin", error_detector_params={"seed": "7"}),
+            "classification",
+            "kswin seed must be a whole number, got '7'",
+        ),
+        (
+            DriftConfig(error_detector="kswin", error_detector_params={"window": [0.1, float("nan")]}),
+            "classification",
+            "kswin window must be a list of finite numbers",
+        ),
+        (
+            DriftConfig(error_detector="fhddm", error_detector_params={"short_window_size": 2.5}),
+            "classification",
+            "fhddm short_window_size must be a whole number",
+        ),
     ],
 )
 def test_bad_detector_config_is_refused_naming_the_setting(
@@ -110,6 +137,14 @@ def test_bad_detector_config_is_refused_naming_the_setting(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         check_drift_config(config, task)
+
+
+def test_none_default_parameters_of_the_right_type_are_taken() -> None:
+    params = {"seed": 3, "window": [0.1, 0.2, 0.3], "window_size": 60, "stat_size": 20}
+    check_drift_config(DriftConfig(error_detector="kswin", error_detector_params=params), "classification")
+    check_drift_config(
+        DriftConfig(error_detector="fhddm", error_detector_params={"short_window_size": 20}), "classification"
+    )
 
 
 def test_monitors_run_the_configured_detectors() -> None:

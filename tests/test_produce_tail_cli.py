@@ -481,4 +481,28 @@ def test_produce_reads_standard_input_with_file_dash(prefix: str) -> None:
     assert [r["value"]["id"] for r in records] == [f"s{i}" for i in range(5)]
     # A bad row is named as a line of <stdin>, not of the temporary file it was kept in.
     bad = produce("a,class\n1,0\n2,1,3\n", "features", "--file", "-", "--label-col", "class")
-    assert bad.returncode == 2 and "<stdin> line 3" in bad.stderr and "driftline-stdin-" not in bad.stderr
+    assert bad.returncode == 2 and "<stdin> line 3" in bad.stderr and "driftline-input-" not in bad.stderr
+
+
+def test_produce_sniffs_a_path_without_a_known_suffix(prefix: str, tmp_path: Path) -> None:
+    """Session 41 (misc41): `--file /dev/stdin`, a FIFO or a shell's `<(...)` was refused as "expected a .csv or
+    .jsonl file": such a path is read as `-` is, JSON lines when it starts with '{', else CSV, errors naming it."""
+
+    def produce(text: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [DRIFTLINE, "--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, "produce", *args]
+        return subprocess.run(cmd, input=text, capture_output=True, text=True, env=_env(), timeout=120)
+
+    lines = "".join(json.dumps({"id": f"j{i}", "x": i}) + "\n" for i in range(3))
+    done = produce(lines, "features", "--file", "/dev/stdin", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["features"] == 3, done.stderr
+    fifo = tmp_path / "rows"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("id,a,class\nc0,1,0\nc1,2,1\n",))
+    writer.start()
+    done = produce("", "labels", "--file", str(fifo), "--label-col", "class", "--json")
+    writer.join(30)
+    assert done.returncode == 0 and json.loads(done.stdout)["labels"] == 2, done.stderr
+    records = _lines(_run(prefix, "tail", "features", "--from-beginning", "--json"))
+    assert [r["value"]["id"] for r in records] == [f"j{i}" for i in range(3)]
+    bad = produce("a,class\n1,0\n2,1,3\n", "features", "--file", "/dev/stdin", "--label-col", "class")
+    assert bad.returncode == 2 and "/dev/stdin line 3" in bad.stderr and "driftline-input-" not in bad.stderr

@@ -130,9 +130,25 @@ def test_models_show_says_a_scorer_stopped_reporting_not_that_none_reported() ->
 
     none_live = {"scorers": 0, "overdue": 1, "versions": {}, "served_version": None, "refused": []}
     line = _scorers_line(none_live)
-    stopped = "1 stopped reporting (killed?), not counted"
+    stopped = "1 not reporting (stopped, frozen or unreachable), not counted"
     assert line == f"none reports serving this model (0 live scorer(s) reported; {stopped})", line
     one_live = {"scorers": 1, "overdue": 2, "versions": {"1": 1}, "served_version": 1, "refused": []}
-    assert _scorers_line(one_live) == "v1 served by 1 scorer(s); 2 stopped reporting (killed?), not counted"
+    assert _scorers_line(one_live) == (
+        "v1 served by 1 scorer(s); 2 not reporting (stopped, frozen or unreachable), not counted"
+    )
     all_live = {**one_live, "overdue": 0}
     assert _scorers_line(all_live) == "v1 served by 1 scorer(s)"
+
+
+def test_status_does_not_guess_why_a_scorer_stopped_reporting() -> None:
+    """A scorer frozen with SIGSTOP was shown "STOPPED reporting ... (killed?)" (first41): from Redis a killed, a
+    frozen and a cut-off scorer look the same, so the line names all three and what to check, not a guess."""
+    from streams.commands.status import _overdue
+
+    model = {"scorers": {"by_scorer": {"vm-14249": {"overdue": True, "age_s": 32.4, "served": 15}}}}
+    (line,) = _overdue(model)
+    assert line == (
+        "    scorer vm-14249 NOT REPORTING for 32 s (it served v15): not counted as serving; stopped, frozen or "
+        "unreachable: check that process on its host"
+    ), line
+    assert "killed" not in line

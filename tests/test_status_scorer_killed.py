@@ -62,7 +62,7 @@ def test_a_killed_scorer_is_shown_stopped_once_its_heartbeat_is_overdue(pipeline
     assert len(live) == 1 and live[0] != killed
 
     text = pipeline.cli("status").stdout
-    assert f"scorer {killed} STOPPED reporting" in text and "not counted as serving" in text, text
+    assert f"scorer {killed} NOT REPORTING for" in text and "not counted as serving" in text, text
     assert "v1 (1 scorer)" in text, text
     current = next(r for r in pipeline.cli_json("models", "list", "--json") if r["current"])
     assert current["served_by_scorers"] == 1, current

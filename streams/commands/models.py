@@ -259,10 +259,10 @@ def _scorers_line(serving: dict[str, Any] | None) -> str:
     """What the scorers report serving (``streams.serving``), in words."""
     if serving is None:
         return "unknown (Redis did not answer)"
-    # Scorers whose report is overdue (killed without stopping) are counted nowhere; said so, as `status` does
+    # Scorers whose report is overdue (killed, frozen or unreachable) are counted nowhere; said so, as `status` does
     # (review37: "0 scorer(s) reported" was printed for a model whose only scorer had reported, then was killed).
     gone = serving.get("overdue") or 0
-    stopped = f"; {gone} stopped reporting (killed?), not counted" if gone else ""
+    stopped = f"; {gone} not reporting (stopped, frozen or unreachable), not counted" if gone else ""
     if not serving["versions"]:
         return f"none reports serving this model ({serving['scorers']} live scorer(s) reported{stopped})"
     return ", ".join(f"v{v} served by {n} scorer(s)" for v, n in serving["versions"].items()) + stopped

@@ -11,16 +11,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from connectors.kafka_client import check_reachable
 from connectors.producer import EventProducer
 from connectors.publish import Summary, publish
-from connectors.sources import SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED, Event, open_source
+from connectors.sources import (
+    FILE_SUFFIXES,
+    SYNTHETIC_EVENTS,
+    SYNTHETIC_NAMES,
+    SYNTHETIC_SEED,
+    Event,
+    open_source,
+)
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
 from driftline.util import now_ms
@@ -87,8 +95,8 @@ def _file_args(p: argparse.ArgumentParser) -> None:
         "--file",
         required=True,
         metavar="F",
-        help=".csv or .jsonl file, river:<DataSet>, or - for standard input (JSON lines when it starts with '{', "
-        "else CSV)",
+        help=".csv or .jsonl file, river:<DataSet>, or - for standard input; - and a path without either suffix "
+        "(/dev/stdin, a FIFO, <(...)) are JSON lines when they start with '{', else CSV",
     )
     p.add_argument(
         "--id-col",
@@ -292,27 +300,69 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
     )
 
 
+# What may come before the first character of a file: a UTF-8 byte order mark and blank space.
+_LEAD = b"\xef\xbb\xbf \t\r\n"
+
+
 @contextlib.contextmanager
 def _stdin_as_file(args: argparse.Namespace) -> Iterator[None]:
-    """``--file -``: standard input, kept in a temporary file while the command runs (the file is read once to check
-    every row before anything is sent, then again to send), JSON lines when its first character is ``{``, else CSV.
-    Errors name ``<stdin>``. Session 41 (first41): `... | driftline produce features --file -` was refused as "not a
-    .csv or .jsonl file"."""
-    if args.file != "-":
+    """``--file -`` (standard input), or a path without a ``.csv``/``.jsonl`` suffix that exists (a FIFO,
+    ``/dev/stdin``, a shell's ``<(...)``, a file named ``data``): kept in a temporary file while the command runs
+    (the file is read once to check every row before anything is sent, then again to send), JSON lines when its
+    first character is ``{``, else CSV. Errors name ``<stdin>`` or the path given. Session 41 (first41): `... |
+    driftline produce features --file -` was refused as "not a .csv or .jsonl file", and (misc41) so were
+    ``--file /dev/stdin`` and ``--file <(...)``."""
+    given = args.file
+    if given == "-":
+        name, source = "<stdin>", sys.stdin.buffer
+    elif _unnamed_kind(given):
+        name = given
+        try:
+            source = Path(given).expanduser().open("rb")
+        except OSError as exc:
+            raise ConfigError(f"--file {given}: cannot read it ({exc.strerror})") from None
+    else:
         yield
         return
-    data = sys.stdin.buffer.read()
-    suffix = ".jsonl" if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
-    with tempfile.TemporaryDirectory(prefix="driftline-stdin-") as tmp:
-        path = Path(tmp) / f"stdin{suffix}"
-        path.write_bytes(data)
+    with tempfile.TemporaryDirectory(prefix="driftline-input-") as tmp:
+        try:
+            path = _spool(source, Path(tmp))
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
         args.file = str(path)
         try:
             yield
         except ConfigError as exc:
-            raise ConfigError(str(exc).replace(str(path), "<stdin>")) from None
+            raise ConfigError(str(exc).replace(str(path), name)) from None
         finally:
-            args.file = "-"
+            args.file = given
+
+
+def _unnamed_kind(spec: str) -> bool:
+    """Whether ``spec`` is a path whose suffix does not say CSV or JSON lines but that can be read: the rest
+    (``river:``, a synthetic name, a missing path, a directory) goes to :func:`open_source`, whose errors say
+    what it reads."""
+    if spec.startswith("river:") or spec in SYNTHETIC_NAMES:
+        return False
+    path = Path(spec).expanduser()
+    return path.suffix.lower() not in FILE_SUFFIXES and path.exists() and not path.is_dir()
+
+
+def _spool(source: BinaryIO, tmp: Path) -> Path:
+    """Copy ``source`` into ``tmp``, named ``input.jsonl`` when its first character is ``{``, else
+    ``input.csv``; in blocks, so a large input is never held in memory whole."""
+    head = b""
+    while not head.lstrip(_LEAD):
+        block = source.read(1 << 16)
+        if not block:
+            break
+        head += block
+    path = tmp / ("input.jsonl" if head.lstrip(_LEAD).startswith(b"{") else "input.csv")
+    with path.open("wb") as out:
+        out.write(head)
+        shutil.copyfileobj(source, out)
+    return path
 
 
 def _features(args: argparse.Namespace) -> int:

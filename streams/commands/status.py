@@ -205,21 +205,23 @@ def _served(m: dict[str, Any]) -> str:
         return "nothing released"
     why = "no scorer has reported" if scorers is not None else "Redis did not say what the scorers serve"
     if scorers and scorers.get("overdue"):
-        why = f"no live scorer: {scorers['overdue']} stopped reporting <-"
+        why = f"no live scorer: {scorers['overdue']} not reporting <-"
     return f"v{m['served_version']} (released; {why})"
 
 
 def _overdue(m: dict[str, Any]) -> list[str]:
-    """Scorers whose report is overdue (stopped without withdrawing it: killed, or a host lost): named, not counted."""
+    """Scorers whose report is overdue: named, not counted. Killed, frozen (SIGSTOP), or cut off from Redis look the
+    same from here, so the line names all three (it said "killed?" of a frozen scorer, first41) and what to check."""
     by_scorer = (m.get("scorers") or {}).get("by_scorer") or {}
     gone = [(k, e) for k, e in by_scorer.items() if e.get("overdue")]
     lines = [
-        f"    scorer {k} STOPPED reporting {e['age_s']:.0f} s ago (it served "
-        f"{'-' if e.get('served') is None else 'v' + str(e['served'])}; killed?): not counted as serving"
+        f"    scorer {k} NOT REPORTING for {e['age_s']:.0f} s (it served "
+        f"{'-' if e.get('served') is None else 'v' + str(e['served'])}): not counted as serving; stopped, frozen "
+        "or unreachable: check that process on its host"
         for k, e in gone[:5]
     ]
     if len(gone) > 5:
-        lines.append(f"    ... and {len(gone) - 5} more scorer(s) that stopped reporting")
+        lines.append(f"    ... and {len(gone) - 5} more scorer(s) not reporting")
     return lines
 
 
