@@ -56,12 +56,27 @@ class PipelinedFinish:
         self.last = last
         self.combine = combine
         self.timeout = timeout
+        # The batches' own steps this one runs (itself, or those it merges) and whether this step's ``deliveries``
+        # are acknowledged: a step run again after a failure that came later (Redis refusing the joins) waits for
+        # nothing already acknowledged and does only what follows (see :meth:`delivered`).
+        self.parts: list[PipelinedFinish] = [self]
+        self.acknowledged = False
+
+    @property
+    def delivered(self) -> bool:
+        """Whether every output of the batch(es) behind this step is acknowledged: if it then fails, only ``after``
+        and ``last`` need to run again (``streams.batches.BatchLoop`` does that instead of handling the batch
+        again, which published its outputs again at every retry: arch41, loose end b)."""
+        return all(part.acknowledged for part in self.parts)
 
     def __call__(self) -> None:
         # With the producer's linger, never a flush: a flush per pass made every pass's outputs requests of their own
         # (session 22, BENCHMARKS.md); nothing waits on this thread but the offsets and the joins.
-        for deliveries in self.deliveries:
-            self.out.wait(deliveries, self.timeout, linger=True)
+        for part in self.parts:
+            if not part.acknowledged:
+                for deliveries in part.deliveries:
+                    self.out.wait(deliveries, self.timeout, linger=True)
+                part.acknowledged = True
         value = self.result
         if self.after is not None:
             with self.out.tracking() as more:
@@ -80,7 +95,7 @@ class PipelinedFinish:
 
     def merged(self, later: Sequence[PipelinedFinish]) -> PipelinedFinish:
         steps = [self, *later]
-        return PipelinedFinish(
+        step = PipelinedFinish(
             self.out,
             [d for s in steps for d in s.deliveries],
             self.combine([s.result for s in steps]),
@@ -90,6 +105,8 @@ class PipelinedFinish:
             sum(s.size for s in steps),
             self.timeout,
         )
+        step.parts = [part for s in steps for part in s.parts]
+        return step
 
 
 class Finisher:

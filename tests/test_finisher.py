@@ -117,6 +117,32 @@ def test_a_failed_pass_fails_each_of_its_batches_and_holds_the_rest_until_resume
         finisher.close()
 
 
+def test_a_pass_failing_after_the_outputs_leaves_each_batch_delivered_to_run_its_step_again_alone(
+    stage: _Stage,
+) -> None:
+    """Redis failing a merged pass after its outputs were acknowledged: each batch's own step is marked delivered,
+    and run again (by the batch thread) it does only ``after`` and ``last`` for its own result."""
+    finisher = Finisher("test")
+    try:
+        gate = _blocker(finisher)
+        steps = [stage.step([i]) for i in range(3)]
+        failing = [finisher.submit(step) for step in steps]
+        stage.fail_after = True
+        gate.set()
+        for f in failing:
+            assert isinstance(f.exception(10), ConnectionError)
+        assert all(step.delivered for step in steps)
+        stage.fail_after = False
+        for step in steps:
+            step()
+        assert stage.after_calls == [[0], [1], [2]]
+        assert stage.last_calls == [[0], [10], [20]]
+        assert not stage.step([5]).delivered, "a step not run yet has nothing acknowledged"
+    finally:
+        finisher.resume()
+        finisher.close()
+
+
 def test_close_drops_what_is_queued(stage: _Stage) -> None:
     finisher = Finisher("test")
     gate = _blocker(finisher)
