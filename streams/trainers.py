@@ -468,19 +468,22 @@ class TrainerGroup(GatheringBatches):
     def _arm_resume(self) -> None:
         """Each owned training partition is read from its committed offset: its first record must be there
         (:meth:`_check_resumed`). A partition still armed from this trainer's own last commit (no assignment since)
-        keeps that offset: the state just restored is the one that commit left."""
-        assert self.consumer is not None
+        keeps that offset: the state just restored is the one that commit left. A partition with nothing committed
+        yet is read from its low watermark (``auto.offset.reset=earliest``): armed there, so an abort of the
+        first transaction that ever learned from it is caught too (CI, session 41: the test of this check
+        patched the first commit, nothing was armed, and the batch's 200 labels were never learned)."""
+        consumer = self.consumer
+        assert consumer is not None
         owned = [TopicPartition(self.topics[0], p) for p in sorted(self.owned)]
         if not owned:
             return
         try:
-            committed = self.consumer.committed(owned, timeout=10)
+            committed = consumer.committed(owned, timeout=10)
+            for tp in committed:
+                offset = tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(tp, timeout=10)[0]
+                self._resume.setdefault((tp.topic, tp.partition), offset)
         except KafkaException as exc:  # not known now: nothing armed, as before this check
             log.warning("trainer %s: committed offsets not read (%s)", self.member, exc)
-            return
-        for tp in committed:
-            if tp.offset >= 0:
-                self._resume.setdefault((tp.topic, tp.partition), tp.offset)
         self._unchecked = set(self._resume)
 
     def _sealed_state(self, name: str, value: bytes | None) -> bool:
