@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from driftline.errors import ConfigError
-from driftline.util import event_time, parse_cell, ts_column
+from driftline.util import data_suffix, event_time, parse_cell, ts_column
 
 Scalar = bool | int | float | str | None
 
@@ -232,7 +232,7 @@ def jsonl_source(
     """
     p = Path(path)
     try:
-        handle = p.open(encoding="utf-8")
+        handle = p.open(encoding="utf-8-sig")  # a byte order mark, as csv_source skips it
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
     with handle:
@@ -419,8 +419,6 @@ _READERS: dict[str, Callable[..., Iterator[Event]]] = {
     ".ndjson": jsonl_source,
     ".json": jsonl_source,
 }
-#: The file suffixes :func:`open_source` reads (CSV, or JSON lines).
-FILE_SUFFIXES = tuple(_READERS)
 
 
 def open_source(
@@ -444,14 +442,16 @@ def open_source(
     if spec in SYNTHETIC_NAMES:
         return synthetic_source(spec, n=10_000 if n is None else n, seed=seed, position=position, width=width)
     path = Path(spec).expanduser()
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
+    suffix = data_suffix(path)
+    if suffix is None:
+        what = "is a directory" if path.is_dir() else "no such file"
         raise ConfigError(
-            f"source {spec!r}: expected a .csv or .jsonl file, river:<DataSet>, "
+            f"source {spec!r}: {what}; expected a CSV or JSON-lines file, river:<DataSet>, "
             f"or one of {', '.join(SYNTHETIC_NAMES)}"
         )
     if not path.is_file():
         raise ConfigError(f"source {spec!r}: no such file")
+    reader = _READERS[suffix]
     if n is not None and n < 0:
         raise ConfigError(f"--limit: must be at least 0, got {n}")
     if id_col is not None and id_col == label_col:

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
@@ -53,6 +54,37 @@ def parse_cell(text: str) -> bool | int | float | str | None:
 
 
 #: The column of a file taken as the event time when ``--ts-col`` is not given.
+#: The suffixes of the data files driftline reads: CSV, or JSON lines.
+DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+#: What may come before the first character of a data file: a UTF-8 byte order mark and blank space.
+LEADING = b"\xef\xbb\xbf \t\r\n"
+
+
+def sniffed_suffix(head: bytes) -> str:
+    """The suffix data without a known one is read as, from its first bytes: JSON lines when its first character
+    (after a byte order mark and blank space) is ``{``, else CSV."""
+    return ".jsonl" if head.lstrip(LEADING).startswith(b"{") else ".csv"
+
+
+def data_suffix(path: Path) -> str | None:
+    """The suffix ``path`` is read by: its own when it is one of :data:`DATA_SUFFIXES`, else for a regular file what
+    it starts with (``data``, ``events.txt``: replay and demo refused them as "expected a .csv or .jsonl file" while
+    produce read them, session 41); None for anything else (missing, a directory)."""
+    suffix = path.suffix.lower()
+    if suffix in DATA_SUFFIXES:
+        return suffix
+    if not path.is_file():
+        return None
+    head = b""
+    with path.open("rb") as f:
+        while not head.lstrip(LEADING):
+            block = f.read(1 << 16)
+            if not block:
+                break
+            head += block
+    return sniffed_suffix(head)
+
+
 DEFAULT_TS_COL = "ts"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
-from driftline.util import event_time, parse_cell, quoted_number, ts_column
+from driftline.util import data_suffix, event_time, parse_cell, quoted_number, ts_column
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -142,17 +142,17 @@ def read_rows(
         raise ConfigError(
             f"--id-col {id_col!r} is the label column; name the event id column, or leave it out"
         )
-    suffix = path.suffix.lower()
+    suffix = data_suffix(path)
+    if suffix is None:
+        raise ConfigError(f"{path}: not a file; expected a CSV or JSON-lines file")
     # utf-8-sig: a byte order mark (spreadsheets write one) would otherwise start the first column name.
     with path.open(newline="", encoding="utf-8-sig") as fh:
         if suffix == ".csv":
             records: Iterable[dict[str, Any]] = _csv_rows(path, csv.DictReader(fh))
-        elif suffix in (".jsonl", ".json", ".ndjson"):
+        else:
             records = (
                 _json_row(path, n, line, label_col) for n, line in enumerate((t for t in fh if t.strip()), 1)
             )
-        else:
-            raise ConfigError(f"{path}: expected a .csv or .jsonl file")
         # A column named id is the event's id, not a feature (as `driftline produce` reads the same file).
         id_key = id_col or ("id" if label_col != "id" else None)
         i = -1

@@ -266,10 +266,22 @@ def test_river_remote_dataset_refused_unless_cached() -> None:
 
 
 def test_open_source_rejects_unknown_spec(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"expected a \.csv or \.jsonl"):
+    with pytest.raises(ConfigError, match=r"no such file; expected a CSV or JSON-lines file, river:"):
         open_source(str(tmp_path / "x.parquet"))
     with pytest.raises(ConfigError, match="no such file"):
         open_source(str(tmp_path / "missing.csv"))
+    with pytest.raises(ConfigError, match="is a directory; expected a CSV"):
+        open_source(str(tmp_path))
+
+
+def test_a_file_whose_name_says_nothing_is_read_as_what_it_starts_with(tmp_path: Path) -> None:
+    """Session 42: replay and demo refused ``data`` or ``events.txt`` ("expected a .csv or .jsonl file") while
+    produce read them; every command now reads them alike."""
+    (tmp_path / "data").write_text("x,y\n1,a\n2,b\n")
+    (tmp_path / "events.txt").write_bytes(b'\xef\xbb\xbf\n  {"x": 1, "y": "a"}\n{"x": 2, "y": "b"}\n')
+    for name in ("data", "events.txt"):
+        events = list(open_source(str(tmp_path / name), label_col="y"))
+        assert [(e.features, e.label) for e in events] == [({"x": 1}, "a"), ({"x": 2}, "b")], name
 
 
 # -- publish ordering (label delay) --------------------------------------------------------------------------

@@ -379,3 +379,23 @@ def test_a_replay_with_no_labelled_event_has_no_accuracy(
     assert main(["replay", "--stream", "sea-abrupt", "--limit", "0", "--report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "accuracy      n/a (no event was labelled)" in out and (tmp_path / "report.html").exists()
+
+
+def test_a_file_named_neither_csv_nor_jsonl_replays_as_what_it_starts_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Session 42: `replay --file data` was refused ("expected a .csv or .jsonl file") while `produce` read the
+    same file; it replays as the same file with its suffix does, and a directory is refused naming it."""
+    rng = random.Random(5)
+    rows = [(rng.random(), rng.random()) for _ in range(300)]
+    (tmp_path / "a.csv").write_text("a,b,y\n" + "".join(f"{a},{b},{int(a + b > 1)}\n" for a, b in rows))
+    lines = "".join(json.dumps({"a": a, "b": b, "y": int(a > b)}) + "\n" for a, b in rows)
+    (tmp_path / "a.jsonl").write_text(lines)
+    (tmp_path / "data").write_bytes((tmp_path / "a.csv").read_bytes())
+    (tmp_path / "events.txt").write_text("\n" + lines)
+    for plain, named in (("data", "a.csv"), ("events.txt", "a.jsonl")):
+        got = _run(capsys, "--file", str(tmp_path / plain), "--label-col", "y")
+        want = _run(capsys, "--file", str(tmp_path / named), "--label-col", "y")
+        assert got["n"] == 300 and got == want, plain
+    assert main(["replay", "--file", str(tmp_path), "--label-col", "y"]) == 2
+    assert "not a file; expected a CSV or JSON-lines file" in capsys.readouterr().err

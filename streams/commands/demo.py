@@ -43,7 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--events", type=int, default=DEFAULT_EVENTS, metavar="N",
                    help=f"events to stream (default {DEFAULT_EVENTS:,}: about two minutes)")  # fmt: skip
-    p.add_argument("--file", metavar="F", help="a .csv/.jsonl file instead of the built-in synthetic stream")
+    p.add_argument(
+        "--file",
+        metavar="F",
+        help="a CSV or JSON-lines file (.csv/.jsonl, or named otherwise: JSON lines when it starts with '{') "
+        "instead of the built-in synthetic stream",
+    )
     p.add_argument("--label-col", metavar="C", help="label column of --file")
     p.add_argument("--id-col", metavar="C",
                    help="id column of --file (default: a column or field named id, else the row number)")  # fmt: skip

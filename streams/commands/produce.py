@@ -22,7 +22,6 @@ from connectors.kafka_client import check_reachable
 from connectors.producer import EventProducer
 from connectors.publish import Summary, publish
 from connectors.sources import (
-    FILE_SUFFIXES,
     SYNTHETIC_EVENTS,
     SYNTHETIC_NAMES,
     SYNTHETIC_SEED,
@@ -31,7 +30,7 @@ from connectors.sources import (
 )
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
-from driftline.util import now_ms
+from driftline.util import LEADING, now_ms, sniffed_suffix
 from streams.cli import interrupted, settings_from_args
 
 
@@ -95,8 +94,8 @@ def _file_args(p: argparse.ArgumentParser) -> None:
         "--file",
         required=True,
         metavar="F",
-        help=".csv or .jsonl file, river:<DataSet>, or - for standard input; - and a path without either suffix "
-        "(/dev/stdin, a FIFO, <(...)) are JSON lines when they start with '{', else CSV",
+        help=".csv or .jsonl file, river:<DataSet>, or - for standard input; - and any other file or pipe "
+        "(data, /dev/stdin, a FIFO, <(...)) are JSON lines when they start with '{', else CSV",
     )
     p.add_argument(
         "--id-col",
@@ -300,14 +299,10 @@ def _file_events(args: argparse.Namespace) -> Iterator[Event]:
     )
 
 
-# What may come before the first character of a file: a UTF-8 byte order mark and blank space.
-_LEAD = b"\xef\xbb\xbf \t\r\n"
-
-
 @contextlib.contextmanager
 def _stdin_as_file(args: argparse.Namespace) -> Iterator[None]:
-    """``--file -`` (standard input), or a path without a ``.csv``/``.jsonl`` suffix that exists (a FIFO,
-    ``/dev/stdin``, a shell's ``<(...)``, a file named ``data``): kept in a temporary file while the command runs
+    """``--file -`` (standard input), or a path that is not a regular file (a FIFO, ``/dev/stdin``, a shell's
+    ``<(...)``): kept in a temporary file while the command runs
     (the file is read once to check every row before anything is sent, then again to send), JSON lines when its
     first character is ``{``, else CSV. Errors name ``<stdin>`` or the path given. Session 41 (first41): `... |
     driftline produce features --file -` was refused as "not a .csv or .jsonl file", and (misc41) so were
@@ -340,25 +335,25 @@ def _stdin_as_file(args: argparse.Namespace) -> Iterator[None]:
 
 
 def _unnamed_kind(spec: str) -> bool:
-    """Whether ``spec`` is a path whose suffix does not say CSV or JSON lines but that can be read: the rest
-    (``river:``, a synthetic name, a missing path, a directory) goes to :func:`open_source`, whose errors say
-    what it reads."""
+    """Whether ``spec`` is a path that exists but is not a regular file or a directory (a pipe or a device: it can
+    be read once only). The rest (``river:``, a synthetic name, a file, a missing path, a directory) goes to
+    :func:`open_source`, which reads a file without a known suffix as what it starts with."""
     if spec.startswith("river:") or spec in SYNTHETIC_NAMES:
         return False
     path = Path(spec).expanduser()
-    return path.suffix.lower() not in FILE_SUFFIXES and path.exists() and not path.is_dir()
+    return path.exists() and not path.is_file() and not path.is_dir()
 
 
 def _spool(source: BinaryIO, tmp: Path) -> Path:
     """Copy ``source`` into ``tmp``, named ``input.jsonl`` when its first character is ``{``, else
     ``input.csv``; in blocks, so a large input is never held in memory whole."""
     head = b""
-    while not head.lstrip(_LEAD):
+    while not head.lstrip(LEADING):
         block = source.read(1 << 16)
         if not block:
             break
         head += block
-    path = tmp / ("input.jsonl" if head.lstrip(_LEAD).startswith(b"{") else "input.csv")
+    path = tmp / f"input{sniffed_suffix(head)}"
     with path.open("wb") as out:
         out.write(head)
         shutil.copyfileobj(source, out)

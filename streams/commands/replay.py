@@ -37,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--file", metavar="F", help="labelled events, .csv or .jsonl")
+    src.add_argument(
+        "--file",
+        metavar="F",
+        help="labelled events, CSV or JSON lines (.csv/.jsonl; a file named otherwise is JSON lines when "
+        "it starts with '{', else CSV)",
+    )
     src.add_argument(
         "--stream",
         metavar="NAME",
