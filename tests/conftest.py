@@ -51,23 +51,37 @@ if "DRIFTLINE_TEST_KAFKA" in os.environ:
     os.environ["DRIFTLINE_REDIS_URL"] = REDIS_URL
     _OWN_PORTS = {int(KAFKA_BOOTSTRAP.split(",")[0].rpartition(":")[2]), urlsplit(REDIS_URL).port or 6379}
 
-    def _refuse_the_default_ports(stack_up: Any) -> Any:
+    _SHARED_STATE = (Path.home() / ".driftline" / "stack").resolve()
+
+    def _refuse_the_default_ports(act: Any, verb: str) -> Any:
+        """``act`` (stack_up or stack_down) refusing the shared stack: its ports, or (stopping) its state directory,
+        which a test run without DRIFTLINE_STATE_DIR names (session 42: the shared stack was stopped under a CI run
+        while helpers ran tests on stacks of their own; the culprit was not found, this closes the tests' way)."""
+
         def guarded(settings: Any, state_dir: Any = None, **kwargs: Any) -> Any:
             cfg = connectors.stack._config(settings, state_dir)
-            wanted = {cfg.kafka_port, cfg.controller_port, cfg.redis_port}
+            # A start on the own stack's Kafka port reuses it (its controller port is not looked at); a stop goes
+            # by the state directory's pid files, whatever the ports.
+            wanted = {cfg.kafka_port, cfg.redis_port}
+            if cfg.kafka_port not in _OWN_PORTS:
+                wanted.add(cfg.controller_port)
             shared = wanted & {*DEFAULT_KAFKA_PORTS, DEFAULT_REDIS_PORT} - _OWN_PORTS
-            if shared:
+            if (verb == "start" and shared) or (
+                verb == "stop" and Path(cfg.state_dir).resolve() == _SHARED_STATE
+            ):
                 pytest.fail(
-                    f"a test asked for a stack on port(s) {sorted(shared)} while DRIFTLINE_TEST_KAFKA / "
-                    f"DRIFTLINE_TEST_REDIS name a stack of your own ({KAFKA_BOOTSTRAP}, {REDIS_URL}): the default "
-                    "ports are the shared stack's; give the test free ports or the test stack's",
+                    f"a test asked to {verb} a stack on port(s) {sorted(wanted)} in {cfg.state_dir} while "
+                    f"DRIFTLINE_TEST_KAFKA / DRIFTLINE_TEST_REDIS name a stack of your own ({KAFKA_BOOTSTRAP}, "
+                    f"{REDIS_URL}): the default ports and {_SHARED_STATE} are the shared stack's; give the test "
+                    "free ports and a state directory of its own",
                     pytrace=False,
                 )
-            return stack_up(settings, state_dir, **kwargs)
+            return act(settings, state_dir, **kwargs)
 
         return guarded
 
-    connectors.stack.stack_up = _refuse_the_default_ports(connectors.stack.stack_up)
+    connectors.stack.stack_up = _refuse_the_default_ports(connectors.stack.stack_up, "start")
+    connectors.stack.stack_down = _refuse_the_default_ports(connectors.stack.stack_down, "stop")
 
 # Prefixes handed out in this run, for the end-of-run cleanup.
 _PREFIXES: set[str] = set()
