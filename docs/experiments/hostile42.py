@@ -514,14 +514,17 @@ def main() -> int:
     ap.add_argument("--only-config", action="store_true")
     ap.add_argument("--no-regression", action="store_true")
     ap.add_argument("--no-config", action="store_true")
+    ap.add_argument("--only-regression", action="store_true", help="part 3 only")
     ap.add_argument("--outage", action="store_true", help="stop and restart the stack's Redis (part 4 only)")
     args = ap.parse_args()
     summary: dict[str, Any] = {"start": time.strftime("%H:%M:%S", time.gmtime()), "load": os.getloadavg()[0]}
     if args.outage:
         redis_outage_run(args.redis)
+    elif args.only_regression:
+        regression_run(args.redis)
     elif not args.no_config:
         config_checks()
-    if not args.only_config and not args.outage:
+    if not (args.only_config or args.outage or args.only_regression):
         summary |= pipeline_run(args.redis, args.good)
         if not args.no_regression:
             regression_run(args.redis)
