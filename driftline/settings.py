@@ -142,7 +142,10 @@ def check_model_name(name: str, where: str = "model") -> str:
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
         # A name from a record may be as long as the record: quote a prefix, so the reason (dead letter, log
         # line) stays short and keeps its explanation.
-        shown = repr(name) if len(str(name)) <= 80 else f"{str(name)[:64]!r}... ({len(str(name))} characters)"
+        if not isinstance(name, str):  # from YAML: str() of a value built by aliases never ended (session 42)
+            shown = _shown(name)
+        else:
+            shown = repr(name) if len(name) <= 80 else f"{name[:64]!r}... ({len(name)} characters)"
         raise ConfigError(
             f"{where}: {shown} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
             "letter or digit, no '..')"

@@ -245,6 +245,12 @@ def test_a_wrong_value_built_by_yaml_aliases_is_shown_bounded(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"kafka\.client_id: expected a string") as err:
         load_settings(cfg, environ={})
     assert len(str(err.value)) < 1000
+    cfg = _yaml(tmp_path, f"model:\n  learner:\n    name: logistic_regression\n    params:\n{anchors}routing:\n"
+                          f"  models: {alias}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"routing\.models: .* cannot name a model") as err:
+        load_settings(cfg, environ={})
+    # shown by structure, not as a prefix of its whole text (str() of 9**9 strings never ended)
+    assert len(str(err.value)) < 1000 and "[...]" in str(err.value)
 
 
 def test_yaml_nested_too_deeply_is_an_error_naming_the_file(tmp_path: Path) -> None:

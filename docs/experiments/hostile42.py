@@ -82,6 +82,9 @@ def config_checks() -> None:
         "billion laughs as a number setting": (
             f"model:\n  learner:\n    name: logistic_regression\n    params:\n{anchors}kafka:\n  partitions: {alias}\n",
             "kafka.partitions"),
+        "billion laughs as routing.models": (
+            f"model:\n  learner:\n    name: logistic_regression\n    params:\n{anchors}routing:\n  models: {alias}\n",
+            "routing.models"),
         "YAML [ nested 20,000 deep": ("model: " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply"),
         "YAML {a: nested 20,000 deep": ("model: " + "{a: " * 20000 + "1" + "}" * 20000 + "\n", "nested too deeply"),
         "YAML python/object tag": ("model: !!python/object/apply:os.system ['true']\n", "constructor"),
