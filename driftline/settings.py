@@ -12,6 +12,7 @@ import difflib
 import logging
 import os
 import re
+import reprlib
 import sys
 import types
 import typing
@@ -141,7 +142,10 @@ def check_model_name(name: str, where: str = "model") -> str:
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
         # A name from a record may be as long as the record: quote a prefix, so the reason (dead letter, log
         # line) stays short and keeps its explanation.
-        shown = repr(name) if len(str(name)) <= 80 else f"{str(name)[:64]!r}... ({len(str(name))} characters)"
+        if not isinstance(name, str):  # from YAML: str() of a value built by aliases never ended (session 42)
+            shown = _shown(name)
+        else:
+            shown = repr(name) if len(name) <= 80 else f"{name[:64]!r}... ({len(name)} characters)"
         raise ConfigError(
             f"{where}: {shown} cannot name a model (1-64 letters, digits, '.', '_' or '-', starting with a "
             "letter or digit, no '..')"
@@ -300,9 +304,13 @@ def _env_overrides(environ: Mapping[str, str], names: dict[str, str] | None = No
         elif environ.get(var + "_FILE"):
             file = Path(environ[var + "_FILE"])
             try:
-                value = file.read_text().strip()
+                value = _read_bounded(file, MAX_SECRET_FILE_BYTES).strip()
             except OSError as exc:
                 raise ConfigError(f"{var}_FILE: cannot read {file}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{var}_FILE: {file} is not UTF-8 text ({exc.reason})") from None
+            except ConfigError as exc:
+                raise ConfigError(f"{var}_FILE: {exc}") from None
             _set_path(tree, path, value)
             given[path] = (var + "_FILE", value)
     for var, value in environ.items():
@@ -333,6 +341,27 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# How a wrong value is shown in an error: bounded, since YAML aliases can make a value of 9**9 elements from a few
+# lines ("billion laughs"), whose plain repr never ended (session 42).
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 2, 4, 4, 80, 80
+
+
+def _shown(value: Any) -> str:
+    return _SHOWN.repr(value)
+
+
+def _not_utf8(value: str) -> bool:
+    """Whether ``value`` holds bytes that were not UTF-8: Python reads the environment and argv with
+    surrogateescape, so ``\\xff`` arrives as ``\\udcff`` and failed far away (confluent-kafka's SystemError, Redis's
+    idna error, a signing key's UnicodeEncodeError) with a traceback (session 42)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -348,25 +377,27 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 return _coerce(arg, value, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{path}: invalid value {_shown(value)}")
     if dataclasses.is_dataclass(tp):
         if isinstance(tp, type) and isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {_shown(value)}")
         return _build(tp, value, path)
     if tp is Secret:
         if isinstance(value, Secret):
             return value
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {type(value).__name__}")
+        if _not_utf8(value):  # a secret: not shown
+            raise ConfigError(f"{path}: not UTF-8 text (it holds bytes that are not UTF-8): set it as UTF-8")
         return Secret(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
             return value.lower() in ("true", "1", "yes", "on")
-        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        raise ConfigError(f"{path}: expected true or false, got {_shown(value)}")
     if tp is int:
         if isinstance(value, bool):
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
@@ -375,7 +406,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 raise ValueError
             number = int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+            raise ConfigError(f"{path}: expected an integer, got {_shown(value)}") from None
         if not -(2**63) <= number < 2**63:  # numpy, numba, librdkafka and Kafka's configs take 64 bits
             raise ConfigError(f"{path}: expected an integer within 64 bits, got {value!r}")
         return number
@@ -385,7 +416,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         try:
             out = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{path}: expected a number, got {_shown(value)}") from None
         if out != out or out in (float("inf"), float("-inf")):
             raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return out
@@ -395,17 +426,28 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         ):  # YAML null / ~: str(None) was the text "None" (artifact_store: null wrote to ./None)
             raise ConfigError(f"{path}: expected a string, got null; write '' for an empty value")
         if isinstance(value, (dict, list)):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {_shown(value)}")
+        if isinstance(value, bool | float):
+            # YAML reads an unquoted no/yes/on/off as a boolean and 1.10 as 1.1: `name: no` named the model
+            # "False" without a word (session 42).
+            raise ConfigError(
+                f"{path}: expected a string, got the {type(value).__name__} {value!r}: quote the value (YAML reads "
+                "an unquoted no, yes, on, off, true or false as a boolean, and 1.10 as the number 1.1)"
+            )
+        if isinstance(value, str) and _not_utf8(value):
+            raise ConfigError(
+                f"{path}: not UTF-8 text ({_shown(value)} holds bytes that are not UTF-8): set it as UTF-8"
+            )
         return str(value)
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {_shown(value)}")
         return dict(value)
     if origin is list:
         if isinstance(value, str):  # from the environment: "a,b,c"
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {_shown(value)}")
         return list(value)
     return value
 
@@ -583,17 +625,36 @@ def _load_yaml(text: str, name: str) -> Any:
         loader.dispose()
 
 
+# A settings file is a few KB and a secret file a few hundred bytes: a larger one is the wrong file, and
+# /dev/zero (or a stream that never ends) was read until memory ran out (session 42).
+MAX_CONFIG_FILE_BYTES = 1 << 20
+MAX_SECRET_FILE_BYTES = 1 << 16
+
+
+def _read_bounded(path: Path, limit: int) -> str:
+    """The UTF-8 text of ``path``, refused (:class:`ConfigError`) past ``limit`` bytes without reading on."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(
+            f"{path}: larger than {limit:,} bytes, too large for this file: is it the right one?"
+        )
+    return data.decode("utf-8")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML settings file; errors name the file (and a key written twice)."""
     p = Path(path).expanduser()
     try:
-        data = _load_yaml(p.read_text(), str(p))
+        data = _load_yaml(_read_bounded(p, MAX_CONFIG_FILE_BYTES), str(p))
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    except RecursionError:  # PyYAML composes recursively: 20,000 nested [ gave a traceback (session 42)
+        raise ConfigError(f"{p}: nested too deeply to read (a settings file is a few levels deep)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data

@@ -197,6 +197,14 @@ def json_depth(text: str, limit: int) -> int:
     return max(accumulate(map(_DELTA.__getitem__, brackets)), default=0)
 
 
+#: The largest magnitude of a regression label the learners take. Why: a label of 1e200 (finite, so valid on the
+#: wire) overflowed squared errors: River's regression tree raised OverflowError on it, and in the default ``auto``
+#: pool the tree's prediction became ~1e197, whose square overflowed the guard's evidence on every later label, so
+#: the trainer dead-lettered every label of that model from then on and ``replay`` ended in a traceback (session
+#: 42). 1e100 squared and summed over 2**63 labels is still a finite double; no measured quantity comes near it.
+MAX_REGRESSION_LABEL = 1e100
+
+
 def quoted_number(label: Any) -> float | None:
     """A text label that spells a finite number, as that number (``"12.5"`` -> 12.5), else None: a regression
     target from a producer that quotes its numbers (the trainer learns it, ``replay --task regression`` reads it)."""

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
-from driftline.util import data_suffix, event_time, parse_cell, quoted_number, ts_column
+from driftline.util import (
+    MAX_REGRESSION_LABEL,
+    data_suffix,
+    event_time,
+    parse_cell,
+    quoted_number,
+    ts_column,
+)
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
@@ -172,6 +179,8 @@ def read_rows(
                 label = None  # NaN/inf (JSON NaN, CSV inf): no label, as a CSV "nan" or an empty cell
             if regression and (number := quoted_number(label)) is not None:
                 label = number
+            if regression and type(label) in (int, float) and abs(label) > MAX_REGRESSION_LABEL:
+                label = None  # not learned, as the trainer dead-letters it (streams.watch): squares overflow
             if label is not None:
                 now = _label_kind(label)
                 if now is None:

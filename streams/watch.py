@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from driftline.util import quoted_number
+from driftline.util import MAX_REGRESSION_LABEL, quoted_number
 from learners.drift import DriftSignal
 
 WARMUP = 50  # labels before a new class is news (the first classes of a fresh model are all new)
@@ -58,6 +58,16 @@ def _kind(value: Any) -> str:
 _NUMERIC_TYPES = frozenset((float, int, type(None)))
 
 
+def _too_large(label: float) -> str | None:
+    """Why a regression label is beyond what the learners can square (``MAX_REGRESSION_LABEL``), or None."""
+    if abs(label) <= MAX_REGRESSION_LABEL:
+        return None
+    return (
+        f"refused label {label!r:.60}: beyond +/-{MAX_REGRESSION_LABEL:g}, where the learners' squared errors "
+        "overflow a double (one such label stopped all later learning of the model)"
+    )
+
+
 class InputWatch:
     """Remembers each feature's value type and the label classes seen (it goes into the trainer's checkpoint)."""
 
@@ -94,7 +104,7 @@ class InputWatch:
                     f"refused label {label!r:.60}: a {type(label).__name__}, and this model is a regression "
                     "(model.task: regression) that learns finite numbers: send the target as a JSON number"
                 )
-            return None
+            return _too_large(label)
         if self.task != "classification":
             return None
         kind = "string" if isinstance(label, str) else "number"
@@ -138,10 +148,12 @@ class InputWatch:
             return None
         if self.task == "regression":
             number = quoted_number(example["label"])
-            if number is not None:  # "12.5" from a producer that quotes its numbers
+            if (
+                number is not None and _too_large(number) is None
+            ):  # "12.5" from a producer that quotes its numbers
                 example["label"] = number
                 return None
-            return why
+            return why if number is None else _too_large(number)
         if (same := self._known_class(example["label"])) is not None:
             example["label"] = same
             return None

@@ -399,3 +399,19 @@ def test_a_file_named_neither_csv_nor_jsonl_replays_as_what_it_starts_with(
         assert got["n"] == 300 and got == want, plain
     assert main(["replay", "--file", str(tmp_path), "--label-col", "y"]) == 2
     assert "not a file; expected a CSV or JSON-lines file" in capsys.readouterr().err
+
+
+def test_a_regression_label_too_large_to_square_is_not_learned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Session 42: one target of 1e200 (finite) in a regression file ended replay in River's OverflowError
+    traceback. It is not learned, as the trainer dead-letters it (streams.watch), and the replay goes on."""
+    rng = random.Random(0)
+    path = tmp_path / "r.csv"
+    rows = ["a,b,y"]
+    for i in range(600):
+        a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        rows.append(f"{a},{b},{1e200 if i == 300 else 3 * a + b}")
+    path.write_text("\n".join(rows) + "\n")
+    summary = _run(capsys, "--file", str(path), "--label-col", "y", "--task", "regression", "--no-plain")
+    assert summary["n"] == 600 and summary["mae"] < 1.0

@@ -3,6 +3,7 @@ name the field. (The contract a replacement loader would have to keep.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,73 @@ def test_a_misspelt_variable_is_named_on_stderr_not_ignored_silently(
         "DRIFTLINE_KAFKA_BOOSTRAP is not a driftline variable" in err and "DRIFTLINE_KAFKA_BOOTSTRAP?" in err
     )
     assert "DRIFTLINE_TEST_WHATEVER" not in err and "DRIFTLINE_NO_JIT" not in err
+
+
+# -- hostile settings (session 42, helper hostile42): each gave a traceback, a hang or a silent wrong value
+
+
+def _laughs(levels: int) -> tuple[str, str]:
+    """YAML aliases that build a list of 9**levels strings from a few lines ("billion laughs")."""
+    text = '      a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for i in range(1, levels):
+        text += f"      a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]\n"
+    return text, f"*a{levels - 1}"
+
+
+def test_a_wrong_value_built_by_yaml_aliases_is_shown_bounded(tmp_path: Path) -> None:
+    # 9**6 strings: its plain repr is megabytes (at 9**9 it never ended and ate memory)
+    anchors, alias = _laughs(6)
+    cfg = _yaml(tmp_path, f"model:\n  learner:\n    name: logistic_regression\n    params:\n{anchors}kafka:\n"
+                          f"  client_id: {alias}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"kafka\.client_id: expected a string") as err:
+        load_settings(cfg, environ={})
+    assert len(str(err.value)) < 1000
+    cfg = _yaml(tmp_path, f"model:\n  learner:\n    name: logistic_regression\n    params:\n{anchors}routing:\n"
+                          f"  models: {alias}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"routing\.models: .* cannot name a model") as err:
+        load_settings(cfg, environ={})
+    # shown by structure, not as a prefix of its whole text (str() of 9**9 strings never ended)
+    assert len(str(err.value)) < 1000 and "[...]" in str(err.value)
+
+
+def test_yaml_nested_too_deeply_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "model: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(cfg, environ={})
+
+
+def test_a_yaml_boolean_or_float_for_a_text_setting_is_refused_not_turned_into_text(tmp_path: Path) -> None:
+    # `name: no` named the model "False"; `topic_prefix: 1.10` would have been "1.1"
+    with pytest.raises(ConfigError, match=r"model\.name: expected a string, got the bool False: quote"):
+        load_settings(_yaml(tmp_path, "model:\n  name: no\n"), environ={})
+    with pytest.raises(ConfigError, match=r"kafka\.topic_prefix: expected a string, got the float"):
+        load_settings(_yaml(tmp_path, "kafka:\n  topic_prefix: 1.10\n"), environ={})
+    assert load_settings(_yaml(tmp_path, "model:\n  name: 'no'\n"), environ={}).model.name == "no"
+
+
+@pytest.mark.parametrize(
+    "var",
+    [
+        "DRIFTLINE_KAFKA_BOOTSTRAP",
+        "DRIFTLINE_REDIS_URL",
+        "DRIFTLINE_SIGNING_KEY",
+        "DRIFTLINE__KAFKA__CLIENT_ID",
+    ],
+)
+def test_a_variable_holding_bytes_that_are_not_utf8_is_an_error_naming_it(var: str) -> None:
+    # os.environ reads b"\xff" as "\udcff": it failed later in confluent-kafka (SystemError), Redis (idna) or the
+    # HMAC (UnicodeEncodeError), each with a traceback
+    value = os.fsdecode(b"\xff\xfe" + b"k" * 40)
+    with pytest.raises(ConfigError, match=rf"not UTF-8 text.*\(from {var}\)"):
+        load_settings(environ={var: value})
+
+
+def test_a_config_or_secret_file_that_never_ends_is_refused_unread(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="larger than 1,048,576 bytes"):
+        load_settings("/dev/zero", environ={})
+    with pytest.raises(ConfigError, match="DRIFTLINE_SIGNING_KEY_FILE: /dev/zero: larger than"):
+        load_settings(environ={"DRIFTLINE_SIGNING_KEY_FILE": "/dev/zero"})
+    bad = tmp_path / "key"
+    bad.write_bytes(b"\xff" * 40)
+    with pytest.raises(ConfigError, match=r"DRIFTLINE_SIGNING_KEY_FILE: .* is not UTF-8 text"):
+        load_settings(environ={"DRIFTLINE_SIGNING_KEY_FILE": str(bad)})

@@ -219,3 +219,28 @@ def test_a_quoted_number_is_learned_as_a_regression_target(batched: bool) -> Non
     assert _dead(trainer) == []
     assert learned_labels[100:] == [12.5, -3.0, 40.0] * 20
     assert trainer.lifecycle.n_learned == len(records)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("odd", [1e200, -1.7e308, "1e200"])
+def test_a_regression_label_too_large_to_square_is_refused_and_learning_goes_on(
+    batched: bool, odd: Any
+) -> None:
+    """Outside, session 42: one label of 1e200 (a finite double, valid on the wire) on `labels` of a regression
+    model whose learner is the default ``auto`` pool: the pool's tree answered ~1e197 from then on, whose square
+    overflowed the guard's evidence (OverflowError) on every later label, so every later TrainingExample of that
+    model was dead-lettered and learning stopped for good. It is refused (dead-lettered, with the reason) instead."""
+    trainer = _regression_trainer()
+    before = _records([float(i % 7) for i in range(300)])
+    bad = _records([odd], start=300)
+    after = _records([float(i % 7) for i in range(200)], start=301)
+    for part in (before, bad, after):
+        if batched:
+            trainer.process(part)
+        else:
+            for raw, example in part:
+                trainer.learn(raw, example)
+    dead = _dead(trainer)
+    assert [d["offset"] for d in dead] == [300], [d["error"][:120] for d in dead[:3]]
+    assert "squared errors overflow" in dead[0]["error"]
+    assert trainer.lifecycle.n_learned == 500
