@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_client import client_config
@@ -197,6 +198,19 @@ def test_offsets_of_a_batch_without_finish_wait_for_the_batches_before_it(settin
         assert _wait_until(lambda: committed(settings, group, topic) == 30, 30)
 
 
+def _members_assigned(settings: Settings, group: str) -> int:
+    """Members of ``group`` holding partitions once the group is Stable (0 while it rebalances or cannot say)."""
+    admin = AdminClient(client_config(settings))
+    try:
+        (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+        desc = future.result()
+    except KafkaException:
+        return 0
+    if not str(desc.state).endswith("STABLE"):
+        return 0
+    return sum(1 for m in desc.members if m.assignment is not None and m.assignment.topic_partitions)
+
+
 def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move(settings: Settings) -> None:
     # Many batches in flight behind slow finish steps when a second member joins: the first member finishes them
     # in its revoke callback, so their offsets are committed and the new owner does not redo them.
@@ -231,8 +245,12 @@ def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move(s
         )
         second.start()
         assert _wait_until(lambda: len(finished) >= 200, 60), len(finished)
-        # By now the second member has its partition and would have redone anything uncommitted.
-        time.sleep(3.0)
+        # Each member with a partition, as the broker says (not a fixed 3 s: under load the second one joined later,
+        # the first handled the new records too and the second had nothing). What the second would redo of the
+        # first's records comes before the new ones on its partition.
+        assert _wait_until(lambda: _members_assigned(settings, group) == 2, 60), (
+            "the second member never joined"
+        )
         fill(
             settings, topic, 20, partitions=2
         )  # new records: proof that the second member does own a partition

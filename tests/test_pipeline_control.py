@@ -240,6 +240,9 @@ def test_rollback_promote_tail_and_list_against_the_running_system(
         pipeline.wait_until(
             "50 more training examples handled", lambda: trained(pipeline) >= sent + 50, timeout=60
         )
+        # ...and committed (the status is written after the commit; the counter above moves before it): a release
+        # of that transaction would otherwise land between the two reads compared below.
+        pipeline.wait_learned(sent + 50, timeout=60)
 
         # driftline models list --json and tail, against what is running.
         rows = pipeline.cli_json("models", "list", "--json")

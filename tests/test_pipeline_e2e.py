@@ -126,7 +126,10 @@ def test_drift_promotes_a_challenger_scorers_switch_and_accuracy_recovers(
             f"concept drift alarm before the change: {concept}"
         )
 
-        # The guard promoted a challenger after the drift.
+        # The guard promoted a challenger after the drift. Read once every label's transaction committed (the
+        # status says so after the commit; the metric above counts them as they are learned): a release in the
+        # last transaction would otherwise come after ``latest`` and fail the equalities below.
+        pipeline.wait_learned(EVENTS, timeout=30)
         releases = pipeline.releases()
         story = timeline(pipeline, predictions, releases, concept)
         reasons = [(int(r["version"]), r["reason"]) for r in releases]

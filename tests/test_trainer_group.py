@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions
 
 from connectors.changelog import read_changelog
 from connectors.consumer import IncompleteRead
+from connectors.kafka_client import client_config
 from connectors.producer import EventProducer
 from connectors.tail import assign_tail, read_until_end
 from connectors.topics import ensure_topics, partition_for
@@ -126,6 +127,24 @@ def _learned(group: TrainerGroup, model: str = "default") -> int:
     return trainer.lifecycle.n_learned if trainer is not None else 0
 
 
+def _all_committed(settings: Settings, group: TrainerGroup) -> bool:
+    """Whether ``group`` committed every example on ``training`` (its offsets at each partition's end): whatever it
+    learned from them is then committed too. Not ``n_learned``: a model restored from its committed state has its
+    old count before it learns a single new example, and the count moves before the batch commits."""
+    consumer = Consumer(client_config(settings, **{"group.id": group.group}))
+    try:
+        topic = settings.topic("training")
+        parts = [TopicPartition(topic, p) for p in range(settings.kafka.training_partitions)]
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            offset = tp.offset if tp.offset >= 0 else low  # nothing committed: done only if nothing to read
+            if offset < high:
+                return False
+        return True
+    finally:
+        consumer.close()
+
+
 def _wait(group: TrainerGroup, what: str, predicate: Any, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -195,7 +214,8 @@ def test_forged_changelog_records_are_refused_counted_and_the_committed_state_re
     for model in models:
         _send_examples(s, _examples(50, start=200, model=model))
     with _running(s) as group:
-        _wait(group, "the 150 new examples", lambda: sum(_learned(group, m) for m in models) >= 150)
+        # Committed, not a count of 150: the restored states alone count 600 before a new example is learned.
+        _wait(group, "the 150 new examples committed", lambda: _all_committed(s, group))
         time.sleep(2)  # nothing more arrives: a state lost shows as 50, a duplicate as 251+
         assert {m: _learned(group, m) for m in models} == dict.fromkeys(models, 250)
         sample = group.metrics.registry.get_sample_value
@@ -220,7 +240,8 @@ def test_a_sealed_state_copied_under_another_models_key_is_refused(trainer_setti
     _produce(s, "changelog", [("default", b_state)])
     _send_examples(s, _examples(30, start=200, model="default"))
     with _running(s) as group:
-        _wait(group, "the 30 new examples", lambda: _learned(group) >= 30)
+        # Committed, not a count of 30: A's restored state alone counts 200 before a new example is learned.
+        _wait(group, "the 30 new examples committed", lambda: _all_committed(s, group))
         time.sleep(2)  # nothing more arrives
         assert _learned(group) == 230, "A restored another model's state (or none)"
         assert group.trainers["default"].state()["model"] == "default"
@@ -347,7 +368,7 @@ def test_watchdog_replaces_a_stuck_consumer_and_loses_nothing(trainer_settings: 
     s = trainer_settings
     _send_examples(s, _examples(200))
     with _running(s) as group:
-        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        _wait(group, "200 committed", lambda: _committed_learned(s, group) >= 200)
         first = group.consumer
         real = group.watchdog.stuck
         fired: list[bool] = []
@@ -381,7 +402,8 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
     _send_examples(s, _examples(200))
     release = threading.Event()
     with _running(s) as group:
-        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        # Committed, not learned: the 200 are learned inside a transaction the hang would otherwise catch.
+        _wait(group, "200 committed", lambda: _committed_learned(s, group) >= 200)
         hung = group.ctx.out
         hung.commit = lambda *args, **kwargs: release.wait(300)  # type: ignore[method-assign]
         try:
@@ -413,7 +435,8 @@ def test_a_hung_commit_that_returns_after_its_producer_was_replaced_commits_noth
     release = threading.Event()
     late: list[BaseException | None] = []
     with _running(s) as group:
-        _wait(group, "200 learned", lambda: _learned(group) >= 200)
+        # Committed, not learned: the 200 are learned inside a transaction the hang would otherwise catch.
+        _wait(group, "200 committed", lambda: _committed_learned(s, group) >= 200)
         hung = group.ctx.out
         real = hung.commit
 
