@@ -94,7 +94,8 @@ def verify_chains(
                 result, entries, later = _catch_up(settings, name, files, result, entries, checks, keys, head)
             checks.append(_check("topic", settings.topic("audit"), result, False, entries))
             if name in files and result.ok and files[name].ok:
-                _cross_check(files[name], result, checks[-1], later)
+                noted = any(c["source"] == "file" and c["model"] == name and c["head_note"] for c in checks)
+                _cross_check(files[name], result, checks[-1], later, _hashes(entries) if noted else None)
     return checks
 
 
@@ -215,12 +216,29 @@ def _cross_check(
     topic_result: Verification,
     check: dict[str, Any],
     later: tuple[str, dict[int, str]] | None = None,
+    topic_hashes: dict[int, str] | None = None,
 ) -> None:
     """Both copies verify on their own and end at the same entry; or the copy read last (``later``: which, and its
     hashes by seq), read again because it was behind, has overtaken the other: the one read first must then be its
-    start (same hash at its head). Any other difference is a cut-off or forked copy."""
+    start (same hash at its head); or the file ends where its signed head note says and the topic holds that entry
+    and goes on (``topic_hashes``, given when the file has its note): the trainer of this state dir stopped writing
+    the chain there, and another trainer of the group went on (a note, not a failure: nothing is missing from the
+    trail, and cutting the file would have needed the key to sign a matching note). Any other difference is a
+    cut-off or forked copy."""
     fh, th = file_result.head, topic_result.head
     if fh is None or fh == th:
+        return
+    if (
+        topic_hashes is not None
+        and th is not None
+        and fh.seq < th.seq
+        and topic_hashes.get(fh.seq) == fh.hash
+    ):
+        check.setdefault("notes", []).append(
+            f"the file ends at seq {fh.seq}, where its signed head note says, and the topic holds the same "
+            f"entries and goes on to seq {th.seq}: this state dir's trainer stopped writing the chain at seq "
+            f"{fh.seq} (the model moved to another trainer of the group); the topic's copy is the whole chain"
+        )
         return
     if later is not None and th is not None:
         source, hashes = later
