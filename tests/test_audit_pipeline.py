@@ -212,3 +212,33 @@ def test_a_chain_file_left_behind_by_a_trainer_the_model_moved_from(
     note.unlink()
     proc = first.cli("audit", "verify", check=False)
     assert proc.returncode == 1 and "truncated" in proc.stdout, proc.stdout
+
+
+def test_a_longer_prefix_in_the_same_state_dir_is_not_this_prefix_s_chain(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    # Two deployments on one machine, one state dir (the default ~/.driftline): `driftline.` and
+    # `driftline.staging.`, here P and P + "staging.". The second's chain file `<P>staging.default.jsonl` matched
+    # the first's `<P>*.jsonl`: `audit verify` of P failed it as model `staging.default`, `foreign` and `forged`
+    # (docs/experiments/gov42.md, finding 4), and `audit show` of P mixed its entries in.
+    env = {"DRIFTLINE__MODEL__LEARNER__NAME": LEARNER}
+    state = tmp_path / "state"
+    pipelines = [Pipeline(p, state, redis_url, extra_env=env) for p in (prefix, f"{prefix}staging.")]
+    for pipeline in pipelines:
+        settings = pipeline.settings()
+        with running(pipeline):
+            pipeline.start("train")
+            pipeline.cli("models", "pause")
+            pipeline.wait_until(
+                "the pause on the topic",
+                lambda settings=settings: len(read_topic(settings).get("default", [])) >= 2,
+            )
+    assert audit_paths(pipelines[1].settings(), "default")[0].exists()
+    proc = pipelines[0].cli("audit", "verify", "--json", check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and {c["model"] for c in report["checks"]} == {"default"}, proc.stdout
+    shown = [json.loads(line) for line in pipelines[0].cli("audit", "show", "--json").stdout.splitlines()]
+    assert {e["model"] for e in shown} == {"default"}
+    assert len(shown) == len(read_topic(pipelines[0].settings())["default"])
+    # The other deployment checks its own chain as before.
+    assert pipelines[1].cli("audit", "verify", check=False).returncode == 0

@@ -13,7 +13,7 @@ from typing import Any
 from connectors.kafka_client import check_reachable
 from driftline.errors import DriftlineError
 from driftline.settings import Settings
-from streams.audit import AUDIT_KINDS, read_topic, topic_continuation
+from streams.audit import AUDIT_KINDS, read_topic, signing_keys, topic_continuation
 from streams.audit_verify import file_chains, verify_chains
 from streams.cli import settings_from_args, whole_number
 
@@ -93,7 +93,9 @@ def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     chains: dict[str, list[Any]] = {}
     if args.source in ("file", "auto") or args.file is not None:
-        chains = {m: e for m, (_, e) in file_chains(settings, args.file, args.model).items()}
+        keys = signing_keys(settings)
+        found = file_chains(settings, args.file, args.model, keys if keys[0] else None)
+        chains = {m: e for m, (_, e) in found.items()}
     if args.file is None and (args.source in ("topic", "both") or (args.source == "auto" and not chains)):
         if args.source == "auto":  # not the trainer's machine (or another state dir): the topic has the trail
             of = f" of model {args.model!r}" if args.model else ""
