@@ -122,8 +122,8 @@ def topic_continuation(file_entries: list[Any], topic_entries: list[Any]) -> lis
     alone, the file left behind showed an old trail as the whole one (gov42, session 42). The entries are taken
     as the topic holds them: ``audit verify`` judges them."""
     last = next((e for e in reversed(file_entries) if _seq(e) >= 0), None)
-    if last is None:
-        return []
+    if last is None or not isinstance(last.get("hash"), str) or not last["hash"]:
+        return []  # not a chain entry: nothing to match the topic's with
     shared = [e for e in topic_entries if _seq(e) == _seq(last)]
     if not shared or shared[0].get("hash") != last.get("hash"):
         return []
