@@ -182,6 +182,10 @@ class FairnessMonitor:
             self._seen[key] = self._clock
         rows.append((y, prediction))
 
+    def __len__(self) -> int:
+        """The labelled examples in the window, every segment together."""
+        return sum(len(rows) for rows in self._rows.values())
+
     def _positive(self) -> Any:
         return positive_of((y for rows in self._rows.values() for y, _ in rows), self.positive)
 

@@ -133,3 +133,37 @@ def test_a_whole_number_segment_sent_as_int_and_as_float_is_one_segment(
     segments = {seg for seg, n in counts.items() if n > 0}
     n7 = counts["7"]
     assert segments == {"7", "8"} and n7 > 60, (segments, n7)  # 7 and 7.0: 120 examples, of which 60 ints
+
+
+def test_the_served_fairness_window_survives_a_trainer_restart(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    # The gaps are over each segment's last 1,000 labels; the window lived only in the trainer process, so after a
+    # restart (or a move to another trainer of the group) they vanished until two segments had 30 new labels each
+    # (docs/experiments/gov42.md, finding 3: about 900 labels with 30 segments).
+    env = {"DRIFTLINE__MODEL__SEGMENT_FEATURE": "g", "DRIFTLINE__MODEL__LEARNER__NAME": "logistic_regression"}
+    pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env=env)
+
+    def gap() -> tuple[float] | None:
+        """(the parity gap,) when a live worker publishes one (absent until two segments have 30 examples)."""
+        for worker in pipeline.workers:
+            text = worker.metrics_text() if worker.alive() else ""
+            for line in text.splitlines():
+                head = line.split(" ")[0]
+                if head.startswith("driftline_fairness_gap{") and 'gap="demographic_parity"' in head:
+                    return (float(line.rsplit(" ", 1)[1]),)
+        return None
+
+    with running(pipeline):
+        pipeline.start("all")
+        send(pipeline, 0, 100, changed=False)  # the untrained first model answers nothing: not measured
+        pipeline.wait_learned(100, timeout=120)
+        send(pipeline, 100, 200, changed=True)
+        pipeline.wait_learned(300, timeout=120)
+        before = pipeline.wait_until("a parity gap on /metrics", gap)
+    pipeline = Pipeline(prefix, tmp_path, redis_url, extra_env=env)  # the same deployment, a new worker
+    with running(pipeline):
+        pipeline.start("all")
+        pipeline.wait_learned(300, timeout=120)
+        after = pipeline.wait_until("the parity gap again, no new label", gap, timeout=30)
+    assert after == before, (before, after)
