@@ -70,11 +70,19 @@ def segment_name(value: Any) -> str:
     characters. A longer value keeps its start and a digest of the whole, so distinct values stay distinct while a
     metric label, a release's ``segment.<name>.*`` metrics and the audit chain stay small whatever the stream sends.
 
+    A whole number is one segment however it was sent, as routing reads it: ``7`` and ``7.0`` (a JSON
+    producer's 7 through Avro's double, or a float column) are both ``"7"``; before session 42 they were two
+    segments, each with half the examples (docs/experiments/gov42.md, F3).
+
     >>> segment_name("north"), segment_name(None), len(segment_name("x" * 10_000))
     ('north', 'missing', 64)
+    >>> segment_name(7.0), segment_name(7), segment_name(7.5), segment_name(float("nan"))
+    ('7', '7', '7.5', 'nan')
     """
     if value is None:
         return "missing"
+    if type(value) is float and value.is_integer():
+        value = int(value)
     text = str(value)
     if len(text) <= MAX_SEGMENT_CHARS:
         return text
@@ -173,6 +181,10 @@ class FairnessMonitor:
         if key != OTHER:
             self._seen[key] = self._clock
         rows.append((y, prediction))
+
+    def __len__(self) -> int:
+        """The labelled examples in the window, every segment together."""
+        return sum(len(rows) for rows in self._rows.values())
 
     def _positive(self) -> Any:
         return positive_of((y for rows in self._rows.values() for y, _ in rows), self.positive)

@@ -115,6 +115,21 @@ def _seq(entry: Any) -> int:
     return int(entry["seq"]) if isinstance(entry, Mapping) and isinstance(entry.get("seq"), int) else -1
 
 
+def topic_continuation(file_entries: list[Any], topic_entries: list[Any]) -> list[Any]:
+    """The topic's entries after the file's last one, when the topic holds that last entry (same seq, same hash);
+    else none. A chain file stops where its state dir's trainer stopped writing the chain: in a trainer group
+    the model moves to another trainer (another machine, another state dir), which goes on from the topic. Read
+    alone, the file left behind showed an old trail as the whole one (gov42, session 42). The entries are taken
+    as the topic holds them: ``audit verify`` judges them."""
+    last = next((e for e in reversed(file_entries) if _seq(e) >= 0), None)
+    if last is None or not isinstance(last.get("hash"), str) or not last["hash"]:
+        return []  # not a chain entry: nothing to match the topic's with
+    shared = [e for e in topic_entries if _seq(e) == _seq(last)]
+    if not shared or shared[0].get("hash") != last.get("hash"):
+        return []
+    return [e for e in topic_entries if _seq(e) > _seq(last)]
+
+
 class AuditLog:
     """One model's chain: :meth:`append` hashes, signs, writes the line and the head note, and publishes."""
 

@@ -24,9 +24,10 @@ CATCH_UP_PAUSE_S = 0.5
 
 
 def file_chains(
-    settings: Settings, file: Path | None, model: str | None
+    settings: Settings, file: Path | None, model: str | None, keys: list[bytes] | None = None
 ) -> dict[str, tuple[Path, list[Any]]]:
-    """{model: (path, entries)} from ``--file`` or the state dir (one file per model of this prefix)."""
+    """{model: (path, entries)} from ``--file`` or the state dir (one file per model of this prefix). With
+    ``keys``, a file of a longer prefix sharing the state dir is left out (:func:`_of_longer_prefix`)."""
     if file is not None:
         if not file.exists():
             raise ConfigError(f"--file: {file} does not exist")
@@ -45,8 +46,27 @@ def file_chains(
         entries = read_file(path)
         if ".pre-chain-" in name and not any(isinstance(e, Mapping) and "hash" in e for e in entries):
             continue  # a trail from before the chain, kept aside by AuditLog.open (a model's name may say so too)
+        if keys and _of_longer_prefix(name, path, entries, keys):
+            continue
         out[name] = (path, entries)
     return out
+
+
+def _of_longer_prefix(name: str, path: Path, entries: list[Any], keys: list[bytes]) -> bool:
+    """Whether ``<prefix><name>.jsonl`` is another deployment's chain: one whose prefix starts with this one
+    (``driftline.staging.`` next to the default ``driftline.``, in the default state dir), so that ``name`` is
+    ``<rest of its prefix><its model>``. It is when the file verifies, signatures, links and head note, as the chain
+    of a model that ``name`` ends with: only a holder of the key writes that, and it is not a chain of
+    this prefix's model ``name`` (every entry would be ``foreign`` to it). Before session 42, ``audit verify`` of
+    the default prefix failed on such a file as ``foreign`` and ``forged`` (docs/experiments/gov42.md)."""
+    first = next((e for e in entries if isinstance(e, Mapping)), None)
+    owner = first.get("model") if first is not None else None
+    if not isinstance(owner, str) or owner == name or not name.endswith(owner):
+        return False
+    if any(not isinstance(e, Mapping) or e.get("model") != owner for e in entries):
+        return False
+    note = read_head(_head_path(path, None))
+    return note is not None and verify(entries, keys, model=owner, head=note).ok
 
 
 def _head_path(path: Path, head: Path | None) -> Path:
@@ -70,7 +90,7 @@ def verify_chains(
     checks: list[dict[str, Any]] = []
     files: dict[str, Verification] = {}
     if source in ("file", "both"):
-        for name, (path, _) in file_chains(settings, file, model).items():
+        for name, (path, _) in file_chains(settings, file, model, keys).items():
             result, check, _ = _verify_file(path, _head_path(path, head), keys, name)
             files[name] = result
             checks.append(check)
@@ -94,7 +114,8 @@ def verify_chains(
                 result, entries, later = _catch_up(settings, name, files, result, entries, checks, keys, head)
             checks.append(_check("topic", settings.topic("audit"), result, False, entries))
             if name in files and result.ok and files[name].ok:
-                _cross_check(files[name], result, checks[-1], later)
+                noted = any(c["source"] == "file" and c["model"] == name and c["head_note"] for c in checks)
+                _cross_check(files[name], result, checks[-1], later, _hashes(entries) if noted else None)
     return checks
 
 
@@ -215,12 +236,29 @@ def _cross_check(
     topic_result: Verification,
     check: dict[str, Any],
     later: tuple[str, dict[int, str]] | None = None,
+    topic_hashes: dict[int, str] | None = None,
 ) -> None:
     """Both copies verify on their own and end at the same entry; or the copy read last (``later``: which, and its
     hashes by seq), read again because it was behind, has overtaken the other: the one read first must then be its
-    start (same hash at its head). Any other difference is a cut-off or forked copy."""
+    start (same hash at its head); or the file ends where its signed head note says and the topic holds that entry
+    and goes on (``topic_hashes``, given when the file has its note): the trainer of this state dir stopped writing
+    the chain there, and another trainer of the group went on (a note, not a failure: nothing is missing from the
+    trail, and cutting the file would have needed the key to sign a matching note). Any other difference is a
+    cut-off or forked copy."""
     fh, th = file_result.head, topic_result.head
     if fh is None or fh == th:
+        return
+    if (
+        topic_hashes is not None
+        and th is not None
+        and fh.seq < th.seq
+        and topic_hashes.get(fh.seq) == fh.hash
+    ):
+        check.setdefault("notes", []).append(
+            f"the file ends at seq {fh.seq}, where its signed head note says, and the topic holds the same "
+            f"entries and goes on to seq {th.seq}: this state dir's trainer stopped writing the chain at seq "
+            f"{fh.seq} (the model moved to another trainer of the group); the topic's copy is the whole chain"
+        )
         return
     if later is not None and th is not None:
         source, hashes = later

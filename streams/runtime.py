@@ -21,6 +21,7 @@ from connectors.producer import CLIENT_MESSAGE_MAX_BYTES, EventProducer
 from connectors.topics import max_message_bytes
 from driftline.settings import Settings
 from driftline.util import now_ms
+from learners.fairness import FairnessMonitor
 from schemas.codec import TOPIC_RECORDS, Codec, default_codec
 from streams.audit import AuditKind, AuditLog, read_topic, topic_publisher
 from streams.fairness_metrics import ServedFairness
@@ -207,6 +208,20 @@ class WorkerContext:
     def observes_served(self) -> bool:
         """Whether :meth:`observe_served` does anything (a trainer calls it per label only then)."""
         return self._fairness is not None or bool(self.settings.model.segment_feature)
+
+    def served_fairness(self) -> FairnessMonitor | None:
+        """The served-fairness window (for the trainer state: a restarted or moved trainer goes on with it)."""
+        return None if self._fairness is None else self._fairness.monitor
+
+    def restore_served_fairness(self, monitor: FairnessMonitor | None) -> None:
+        """Go on with a window saved in the trainer state (None: nothing saved; a fresh window starts at the
+        first label). Before session 42 a restart or a move to another trainer dropped the last 1,000 labels per
+        segment: the gaps vanished until two segments had 30 new ones (docs/experiments/gov42.md, finding 3)."""
+        if monitor is None or not self.settings.model.segment_feature:
+            return
+        self._fairness = ServedFairness(self.settings, self.metrics)
+        self._fairness.monitor = monitor
+        self._fairness.publish()
 
     def publish_fairness(self) -> None:
         """Publish the served-fairness gauges now (after a batch; between batches they are published at most once a

@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import pickle
+import time
 from typing import Any
 
 import redis
@@ -44,6 +45,10 @@ security_log = logging.getLogger("driftline.security")
 
 SEEN_IDS = 200_000  # recent learned ids kept to drop duplicate joins (bounded memory)
 CONTROL_SEEN = 10_000  # recent control command ids kept to refuse replays (older ones are refused as stale)
+# The served-fairness window goes into the trainer state after every batch while it holds at most this many
+# labels (~0.1 ms per 2,000), else at most every FAIRNESS_SAVE_S (50 full segments: ~20 ms, session 42).
+FAIRNESS_SAVE_EVERY_BATCH = 10_000
+FAIRNESS_SAVE_S = 5.0
 
 
 class RecentIds:
@@ -190,6 +195,8 @@ class Trainer(TrainerControl):
         # every release makes the released lineage the champion, so the champion is loadable again.
         self.withheld: dict[str, Any] | None = None
         self.withheld_count = 0
+        # The served-fairness window (the gaps' last 1,000 labels per segment) as last pickled for the state.
+        self._fairness_saved: tuple[float, bytes] | None = None
         self.offsets: dict[str, int] = {}  # "topic:partition" -> last offset handled
         self.seen = RecentIds()
         self.index = 0
@@ -283,7 +290,21 @@ class Trainer(TrainerControl):
             "commits": self.commits,
             "withheld": self.withheld,
             "withheld_count": self.withheld_count,
+            "served_fairness": self._served_fairness(),
         }
+
+    def _served_fairness(self) -> bytes | None:
+        """The served-fairness window for the state: pickled every batch while small, else at most every
+        FAIRNESS_SAVE_S (only the metrics read it, not the guard: a restart goes on with a window a few seconds
+        old rather than with none)."""
+        monitor = self.ctx.served_fairness()
+        if monitor is None:
+            return None
+        now = time.monotonic()
+        small = len(monitor) <= FAIRNESS_SAVE_EVERY_BATCH
+        if small or self._fairness_saved is None or now - self._fairness_saved[0] >= FAIRNESS_SAVE_S:
+            self._fairness_saved = (now, pickle.dumps(monitor, protocol=5))
+        return self._fairness_saved[1]
 
     def restore_state(self, state: dict[str, Any]) -> None:
         configured = self.lifecycle  # built from this process's settings (file, environment, defaults)
@@ -303,6 +324,9 @@ class Trainer(TrainerControl):
         # Absent from states saved before session 33's fixes33b.
         self.withheld = state.get("withheld")
         self.withheld_count = int(state.get("withheld_count", 0))
+        saved = state.get("served_fairness")  # absent before session 42
+        # Inside the state, which unseal verified with the key before unpickling it.
+        self.ctx.restore_served_fairness(pickle.loads(saved) if isinstance(saved, bytes) else None)
         self._served_at = None
 
     def _reapply_configured(self, configured: ModelLifecycle, live_sets: dict[str, Any]) -> None:

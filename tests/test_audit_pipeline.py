@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from driftline.audit_chain import entry_hash, to_line
 from streams.audit import audit_paths, read_file, read_topic
+from streams.console import sources as console_sources
 from tests.pipeline_helpers import KAFKA_BOOTSTRAP, Pipeline, running
 from tests.test_pipeline_control import send
 
@@ -162,3 +163,82 @@ def test_a_line_forged_into_the_file_is_not_published_by_a_restarted_trainer(
     assert all((e.get("record") or {}).get("by") != "gov40-forger" for e in on_topic), on_topic[-3:]
     proc = pipeline.cli("audit", "verify", check=False)
     assert proc.returncode == 1 and "forged" in proc.stdout, proc.stdout
+
+
+def test_a_chain_file_left_behind_by_a_trainer_the_model_moved_from(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    # Two trainers of the group on two machines (two state dirs): the model moves from the first to the second,
+    # which goes on from the topic. On the first machine, `audit verify` called the honest file it left behind
+    # `truncated` (exit 1), and `audit show` and the console showed that old file as the whole trail, without
+    # the commands applied since (docs/experiments/gov42.md, A2A and C6-C9).
+    env = {"DRIFTLINE__MODEL__LEARNER__NAME": LEARNER}
+    first = Pipeline(prefix, tmp_path / "a", redis_url, extra_env=env)
+    second = Pipeline(prefix, tmp_path / "b", redis_url, extra_env=env)
+    settings = first.settings()
+
+    def on_topic(command: str) -> bool:
+        entries = read_topic(settings).get("default", [])
+        return any((e.get("record") or {}).get("command") == command for e in entries)
+
+    with running(first):
+        first.start("train")
+        first.cli("models", "pause")
+        first.wait_until("the pause on the topic", lambda: on_topic("pause_learning"))
+    with running(second):
+        second.start("train")
+        second.cli("models", "resume")
+        second.wait_until("the resume on the topic", lambda: on_topic("resume_learning"))
+    topic = read_topic(settings)["default"]
+    left = read_file(audit_paths(settings, "default")[0])
+    assert len(left) < len(topic), "the first machine's file should have stopped before the resume"
+
+    proc = first.cli("audit", "verify", "--json", check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"] is True, proc.stdout
+    topic_check = next(c for c in report["checks"] if c["source"] == "topic")
+    assert "stopped writing the chain" in " ".join(topic_check.get("notes", [])), topic_check
+
+    shown = [json.loads(line) for line in first.cli("audit", "show", "--json").stdout.splitlines()]
+    assert [e["seq"] for e in shown] == [e["seq"] for e in topic]
+    assert any((e["record"] or {}).get("command") == "resume_learning" for e in shown)
+
+    trail, where = console_sources.audit_trail(settings)
+    assert [e["seq"] for e in trail] == [e["seq"] for e in topic], where
+    assert str(audit_paths(settings, "default")[0]) in where and f"{prefix}audit" in where
+
+    # A file cut behind the topic without its signed head note is still a cut-off copy.
+    note = audit_paths(settings, "default")[1]
+    note.unlink()
+    proc = first.cli("audit", "verify", check=False)
+    assert proc.returncode == 1 and "truncated" in proc.stdout, proc.stdout
+
+
+def test_a_longer_prefix_in_the_same_state_dir_is_not_this_prefix_s_chain(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    # Two deployments on one machine, one state dir (the default ~/.driftline): `driftline.` and
+    # `driftline.staging.`, here P and P + "staging.". The second's chain file `<P>staging.default.jsonl` matched
+    # the first's `<P>*.jsonl`: `audit verify` of P failed it as model `staging.default`, `foreign` and `forged`
+    # (docs/experiments/gov42.md, finding 4), and `audit show` of P mixed its entries in.
+    env = {"DRIFTLINE__MODEL__LEARNER__NAME": LEARNER}
+    state = tmp_path / "state"
+    pipelines = [Pipeline(p, state, redis_url, extra_env=env) for p in (prefix, f"{prefix}staging.")]
+    for pipeline in pipelines:
+        settings = pipeline.settings()
+        with running(pipeline):
+            pipeline.start("train")
+            pipeline.cli("models", "pause")
+            pipeline.wait_until(
+                "the pause on the topic",
+                lambda settings=settings: len(read_topic(settings).get("default", [])) >= 2,
+            )
+    assert audit_paths(pipelines[1].settings(), "default")[0].exists()
+    proc = pipelines[0].cli("audit", "verify", "--json", check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and {c["model"] for c in report["checks"]} == {"default"}, proc.stdout
+    shown = [json.loads(line) for line in pipelines[0].cli("audit", "show", "--json").stdout.splitlines()]
+    assert {e["model"] for e in shown} == {"default"}
+    assert len(shown) == len(read_topic(pipelines[0].settings())["default"])
+    # The other deployment checks its own chain as before.
+    assert pipelines[1].cli("audit", "verify", check=False).returncode == 0

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kafka_client import check_reachable
+from driftline.errors import DriftlineError
 from driftline.settings import Settings
-from streams.audit import AUDIT_KINDS, read_topic
+from streams.audit import AUDIT_KINDS, read_topic, signing_keys, topic_continuation
 from streams.audit_verify import file_chains, verify_chains
 from streams.cli import settings_from_args, whole_number
 
@@ -81,6 +82,8 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{line} ({where})")
             for p in c["problems"]:
                 print(f"     {p['text']}")
+            for note in c.get("notes", []):
+                print(f"     note: {note}")
             if c["ok"] and c["source"] == "file" and not c["head_note"]:
                 print("     note: no head note next to the file, so a cut-off tail would not show")
     return 0 if ok else 1
@@ -90,7 +93,9 @@ def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     chains: dict[str, list[Any]] = {}
     if args.source in ("file", "auto") or args.file is not None:
-        chains = {m: e for m, (_, e) in file_chains(settings, args.file, args.model).items()}
+        keys = signing_keys(settings)
+        found = file_chains(settings, args.file, args.model, keys if keys[0] else None)
+        chains = {m: e for m, (_, e) in found.items()}
     if args.file is None and (args.source in ("topic", "both") or (args.source == "auto" and not chains)):
         if args.source == "auto":  # not the trainer's machine (or another state dir): the topic has the trail
             of = f" of model {args.model!r}" if args.model else ""
@@ -102,6 +107,8 @@ def _show(args: argparse.Namespace) -> int:
         chains = read_topic(settings)
         if args.model:
             chains = {args.model: chains.get(args.model, [])}
+    elif args.file is None and args.source == "auto":
+        chains = _with_topic_continuation(settings, chains)
     rows = [e for entries in chains.values() for e in entries if isinstance(e, Mapping) and "seq" in e]
     if (
         args.model and not rows
@@ -134,6 +141,33 @@ def _show(args: argparse.Namespace) -> int:
     if not rows and not args.json:
         print("no audit entries")
     return 0
+
+
+def _with_topic_continuation(settings: Settings, chains: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The state dir's chains, each followed by what the topic holds after the file's last entry: a file stops
+    where this machine's trainer stopped writing its chain (the model moved to another trainer of the group)."""
+    try:
+        check_reachable(settings)
+        topic = read_topic(settings)
+    except (
+        DriftlineError
+    ) as exc:  # the files are still the trail this machine has: show them, say what is not
+        print(
+            f"audit show: {settings.topic('audit')} not read ({exc}); showing the state dir's files",
+            file=sys.stderr,
+        )
+        return chains
+    out = {}
+    for model, entries in chains.items():
+        more = topic_continuation(entries, topic.get(model, []))
+        if more:
+            print(
+                f"audit show: the chain file of model {model!r} ends at seq {more[0]['seq'] - 1}; "
+                f"{len(more)} later entries from {settings.topic('audit')} (another trainer wrote them)",
+                file=sys.stderr,
+            )
+        out[model] = [*entries, *more]
+    return out
 
 
 def _when(ms: Any) -> str:

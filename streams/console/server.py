@@ -69,6 +69,7 @@ class Console:
         self._releases: tuple[float, sources.Releases] | None = None
         self._audit: tuple[float, list[dict[str, Any]], str] | None = None
         self._audit_lock = threading.Lock()
+        self._topic: tuple[float, list[Any]] | None = None  # the model's chain on the audit topic, when read
         self._verified: tuple[float, dict[str, Any]] | None = None
         self._verify_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -82,14 +83,27 @@ class Console:
 
     def audit(self) -> tuple[list[dict[str, Any]], str]:
         """The model's audit trail (last 2,000 entries) and where it was read: the chain file, read each time
-        (cheap, and a decision just filed shows at once); where the state dir has none, the whole ``audit``
-        topic, re-read at most every 5 s."""
+        (cheap, and a decision just filed shows at once), then what the ``audit`` topic holds after it (another
+        trainer of the group may have the model now); where the state dir has none, the topic alone. The whole
+        topic is re-read at most every 5 s."""
         if sources.audit_path(self.settings).exists():
-            return sources.audit_trail(self.settings)
+            return sources.audit_trail(self.settings, topic_chain=self._topic_chain)
         with self._audit_lock:
             if self._audit is None or time.monotonic() - self._audit[0] > 5.0:
                 self._audit = (time.monotonic(), *sources.audit_trail(self.settings))
             return self._audit[1], self._audit[2]
+
+    def _topic_chain(self) -> list[Any]:
+        with self._audit_lock:
+            if self._topic is None or time.monotonic() - self._topic[0] > 5.0:
+                from streams.audit import read_topic
+
+                try:
+                    chain = read_topic(self.settings).get(self.settings.model.name, [])
+                except DriftlineError:  # the broker away: the file alone until the next try, 5 s on
+                    chain = []
+                self._topic = (time.monotonic(), chain)
+            return self._topic[1]
 
     def verified(self) -> dict[str, Any]:
         """``driftline audit verify``'s verdict on the model's chain (file and topic), re-checked at most every

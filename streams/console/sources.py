@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,16 +137,32 @@ def audit_entries(settings: Settings, last: int = 2000) -> list[dict[str, Any]]:
     return audit_trail(settings, last)[0]
 
 
-def audit_trail(settings: Settings, last: int = 2000) -> tuple[list[dict[str, Any]], str]:
+def audit_trail(
+    settings: Settings, last: int = 2000, topic_chain: Callable[[], list[Any]] | None = None
+) -> tuple[list[dict[str, Any]], str]:
     """The last ``last`` entries of the model's audit chain and where they were read: the trainer's file in the
-    state dir, or the ``audit`` topic where there is no file (a console on another machine than the trainer's)."""
+    state dir, followed by what the ``audit`` topic holds after the file's last entry (the file stops where this
+    machine's trainer stopped writing: the model moved to another trainer of the group), or the topic alone where
+    there is no file (a console on another machine than the trainer's). ``topic_chain``: how to read the model's
+    chain on the topic (default: read the topic now)."""
+    from streams.audit import read_topic, topic_continuation
+
+    def read() -> list[Any]:
+        return read_topic(settings).get(settings.model.name, [])
+
     path = audit_path(settings)
     if path.exists():
-        return _read_lines(path, last), str(path)
-    from streams.audit import read_topic
-
+        entries = _read_lines(path, last)
+        try:
+            more = topic_continuation(entries, (topic_chain or read)())
+        except DriftlineError:  # the broker away: the file is what this machine has
+            more = []
+        if more:
+            where = f"{path}, then {settings.topic('audit')} from seq {more[0]['seq']}"
+            return [e for e in [*entries, *more] if isinstance(e, dict)][-last:], where
+        return entries, str(path)
     try:
-        chain = read_topic(settings).get(settings.model.name, [])
+        chain = (topic_chain or read)()
     except DriftlineError as exc:  # the topic could not be read to its end: show nothing rather than a part
         return [], f"{settings.topic('audit')} (not read: {exc})"
     return [e for e in chain if isinstance(e, dict)][-last:], settings.topic("audit")
