@@ -147,7 +147,7 @@ class BenchEnv:
             "DRIFTLINE_PREVIOUS_SIGNING_KEY",
             "DRIFTLINE_PREVIOUS_SIGNING_KEY_FILE",
         ):
-            env[var] = ""
+            env[var] = None  # removed: an empty DRIFTLINE_TOPIC_PREFIX (...) is an error since session 42
         # Nested settings (DRIFTLINE__SECTION__FIELD) override the run's file too (a DRIFTLINE__MODEL__LEARNER
         # would change what is measured), and an empty one is not "unset": remove them (audit34, session 34).
         env.update({var: None for var in os.environ if var.startswith("DRIFTLINE__")})

@@ -40,8 +40,11 @@ from streams.processes import WorkerProcess
 
 
 def _start(env: BenchEnv, tree: str, model: str, kind: str, tag: str) -> WorkerProcess:
-    blank = {v: "" for v in ("DRIFTLINE_TOPIC_PREFIX", "DRIFTLINE_MODEL", "DRIFTLINE_STATE_DIR")}
-    environ = {**blank, "DRIFTLINE_CONFIG": str(env.config_file(model, kind)), "PYTHONPATH": tree}
+    # Removed (None), not emptied: an empty DRIFTLINE_TOPIC_PREFIX (...) is an error since session 42.
+    unset: dict[str, str | None] = {
+        v: None for v in ("DRIFTLINE_TOPIC_PREFIX", "DRIFTLINE_MODEL", "DRIFTLINE_STATE_DIR")
+    }
+    environ = {**unset, "DRIFTLINE_CONFIG": str(env.config_file(model, kind)), "PYTHONPATH": tree}
     worker = WorkerProcess("score", environ, env.workdir / "logs" / f"{tag}.log").start()
     env.workers.append(worker)
     if not worker.wait_metrics(90):

@@ -227,6 +227,18 @@ ENV_VARS: dict[str, str] = {
     "DRIFTLINE_KAFKA_SASL_PASSWORD": "kafka.sasl_password",
     "DRIFTLINE_KAFKA_SSL_KEY_PASSWORD": "kafka.ssl_key_password",
 }
+# The contract's variables for which an empty value is refused, and what to give instead: an empty one counted as
+# unset, so `DRIFTLINE_KAFKA_BOOTSTRAP=$KAFKA` with KAFKA unset silently reached the default 127.0.0.1:9092, another
+# stack on a shared machine (session 42). A secret's empty variable still counts as unset (its `_FILE` is read):
+# `KEY=${KEY:-}` in a compose file next to `KEY_FILE` is common, and an empty secret is never a valid one.
+EMPTY_REFUSED: dict[str, str] = {
+    "DRIFTLINE_KAFKA_BOOTSTRAP": "give host:port (several: comma-separated)",
+    "DRIFTLINE_REDIS_URL": "give a URL such as redis://host:6379/0",
+    "DRIFTLINE_TOPIC_PREFIX": "give a prefix (no prefix at all: kafka.topic_prefix: '' in the config file)",
+    "DRIFTLINE_METRICS_PORT": "give a TCP port",
+    "DRIFTLINE_MODEL": "give a model name",
+    "DRIFTLINE_STATE_DIR": "give a directory",
+}
 # Any setting also from DRIFTLINE__SECTION__FIELD (double underscores), e.g. DRIFTLINE__GUARD__ALPHA=0.01.
 # A secret may come from a file: DRIFTLINE_SIGNING_KEY_FILE=/run/secrets/key (any ENV_VARS name + _FILE).
 
@@ -293,11 +305,25 @@ def nested_path(var: str) -> str | None:
     return ".".join(p.lower() for p in var[len("DRIFTLINE__") :].split("__"))
 
 
+def _default_shown(path: str) -> str:
+    """A setting's default as an error shows it (``kafka.bootstrap`` -> ``'127.0.0.1:9092'``); a secret's (the
+    Redis URL's) is not shown: the CLI masks any text equal to a secret's value."""
+    value: Any = Settings()
+    for part in path.split("."):
+        value = getattr(value, part)
+    return "" if isinstance(value, Secret) else f" ({_shown(value)})"
+
+
 def _env_overrides(environ: Mapping[str, str], names: dict[str, str] | None = None) -> dict[str, Any]:
     """The settings the environment gives, as a tree; ``names`` (when given) receives each setting's variable."""
     tree: dict[str, Any] = {}
     given: dict[str, tuple[str, str]] = {}  # setting path -> (the contract variable that set it, its value)
     for var, path in ENV_VARS.items():
+        if var in EMPTY_REFUSED and environ.get(var) == "":
+            raise ConfigError(
+                f"{path}: {var} is set but empty: unset it for the default{_default_shown(path)}, "
+                f"or {EMPTY_REFUSED[var]}"
+            )
         if environ.get(var):
             _set_path(tree, path, environ[var])
             given[path] = (var, environ[var])
@@ -557,6 +583,8 @@ def _validate(settings: Settings) -> None:
         )
     if not settings.kafka.bootstrap.strip():  # librdkafka would dial its own default, 127.0.0.1:9092
         raise ConfigError("kafka.bootstrap: must name at least one host:port, got an empty string")
+    if not settings.state_dir.strip():  # "" was the working directory of whatever command ran
+        raise ConfigError("state_dir: must name a directory, got an empty string")
     url = settings.redis.url.get()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in (

@@ -198,6 +198,9 @@ class ModelLifecycle:
     # Class-level default: a lifecycle pickled before session 20 confirms reference alarms from its next label on
     # (``_confirmed``): the served snapshot's recent errors and losses, newest last.
     _served_recent: collections.deque[tuple[float, float]] | None = None
+    # Class-level default: a lifecycle pickled before session 42 has counted no label it could not learn.
+    unlearned: int = 0
+    _evaluated = False  # whether the step under way has counted its label in ``overall`` (``_unlearned``)
     refused_alarms = 0  # reference alarms the served snapshot's errors did not confirm (``CONFIRM_Z``)
     # Class-level defaults: a lifecycle pickled before session 21 starts the reference snapshot's own detectors
     # at its next label; ``_ref_fresh``: the reference was refreshed since they last scored it.
@@ -499,7 +502,11 @@ class ModelLifecycle:
         that answer came from the version served now, it *is* the served model's answer (same artifact, same
         features), so it is used instead of predicting again.
         """
-        return self._step(x, y, served_prediction, served_version, served_proba, index, ts, None, 0)
+        try:
+            return self._step(x, y, served_prediction, served_version, served_proba, index, ts, None, 0)
+        except Exception:
+            self._unlearned()
+            raise
 
     def learn_batch(self, examples: Sequence[Labelled]) -> list[list[Event] | Exception]:
         """``learn_one`` for each example in order, with the same results: the events of each, or the exception
@@ -523,6 +530,7 @@ class ModelLifecycle:
             try:
                 out.append(self._step(*e, batch, pos))  # x, y, served answer, version, proba, index, ts
             except Exception as exc:  # the caller dead-letters this example and goes on, as with learn_one
+                self._unlearned()
                 out.append(exc)
         del self._sync
         for monitor in (self._loss_monitor, self._ref_loss_monitor):
@@ -547,6 +555,7 @@ class ModelLifecycle:
     ) -> list[Event]:
         index = self._count if index is None else index
         self._count += 1
+        self._evaluated = False
         if y is None:
             return []
         events: list[Event] = []
@@ -577,6 +586,7 @@ class ModelLifecycle:
         else:  # applied at the next read (a release's snapshot) or the batch's end: nothing reads them between
             self.evaluation.defer(y, base_pred, base_proba, segment)
             self.overall.defer(y, seen_pred, seen_proba, segment)
+        self._evaluated = True
         sentinel = self._watch()
         alarms: list[DriftSignal] = []
         if sentinel is not None and sentinel.copies:
@@ -641,6 +651,14 @@ class ModelLifecycle:
         self._increment.since_release += 1
         events.extend(self._decide(index))
         return events
+
+    def _unlearned(self) -> None:
+        """The step under way raised: its label is not learned (the trainer dead-letters it). If ``overall`` had
+        counted it already, it is counted in ``unlearned``, so ``overall.n - unlearned`` is the labels learned (a
+        paused step learns nothing either way: the trainer counts what ``pause --discard`` dropped)."""
+        if self._evaluated and not self.paused:
+            self.unlearned += 1
+        self._evaluated = False
 
     def _score_served_members(
         self, xc: dict[str, float], y: Any, batch: BatchContext | None, pos: int

@@ -428,6 +428,8 @@ def _map_decoder(values_schema: Any) -> Decoder:
         all_double = may_learn and tag is not None
         for _ in range(n):
             key, pos = _dec_string(data, pos)
+            if key in out:  # as JSON's (codec.DuplicateKey): readers disagree on which value wins
+                raise Invalid(f"duplicate key {key[:60]!r} in a map", "")
             if all_double and (data[pos : pos + len(tag or b"")] != tag):
                 all_double = False
             try:

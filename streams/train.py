@@ -692,6 +692,7 @@ class Trainer(TrainerControl):
             "held_examples": len(self.held),
             "pause_discard": int(self.pause_discard),
             "discarded": self.discarded,
+            "unlearned": lc.unlearned,  # labels evaluated, then dead-lettered: learning them raised
             "owner": self.owner,
             "commits": self.commits,
             "withheld": json.dumps(self.withheld) if self.withheld else "",

@@ -171,15 +171,18 @@ def trainer_status(settings: Settings) -> dict[str, Any] | None:
         learned_total = 0
         damaged.append("metrics")
     discarded = number("discarded")
+    unlearned = number("unlearned")
     return {
         "settings": mapping("settings"),
         "held_examples": number("held_examples"),
         "pause_discard": data.get("pause_discard") == "1",
         "n_learned": number("n_learned"),
         # Every label learned, each once, whatever happened to the lineage since: the evaluator of what was served
-        # counts every label, those `pause --discard` dropped (never learned) too.
-        "labels_learned": learned_total - discarded,
+        # counts every label, those `pause --discard` dropped (never learned) and those whose learning raised
+        # (dead-lettered) too.
+        "labels_learned": learned_total - discarded - unlearned,
         "discarded": discarded,
+        "unlearned": unlearned,
         "served_version": number("served_version"),
         "paused": data.get("paused") == "1",
         "updated_at": number("updated_at"),

@@ -638,7 +638,9 @@ class TrainerGroup(GatheringBatches):
                 "partition": partition_for(trainer.ctx.model, self.partitions),
                 "version": lc.served_version,
                 "n_learned": lc.n_learned,
-                "labels_learned": lc.overall.n,  # every label learned: a rollback takes n_learned back, not this
+                # Every label learned: a rollback takes n_learned back, not this. The evaluator of what was served
+                # counts every label, also those `pause --discard` dropped and those whose learning raised.
+                "labels_learned": lc.overall.n - trainer.discarded - lc.unlearned,
                 "paused": lc.paused,
                 "updated_at": now_ms(),
                 "commits": trainer.commits,

@@ -191,3 +191,76 @@ def test_a_yaml_error_points_into_the_file_not_into_a_string(
     err = capsys.readouterr().err
     assert f'in "{path}", line ' in err and "unicode string" not in err, err
     assert "^" in err  # the offending line is still shown under the mark
+
+
+def cli(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("model:\n  learner: {name: logistic_regression, params: {bogus: 1}}\n", "model.learner: learner"),
+        ("model:\n  challenger: {name: hoeffding_tree, params: {grace: 1}}\n", "model.challenger: learner"),
+        ("drift:\n  error_detector: bogus\n", "drift.error_detector: unknown detector 'bogus'"),
+    ],
+)
+def test_config_show_refuses_a_file_config_validate_refuses(tmp_path: Path, text: str, field: str) -> None:
+    """Outside, session 42: `config show` printed a file with a learner parameter `config validate` refuses (and a
+    worker would not start on) and exited 0. Both refuse it now, with the same message and exit code 2."""
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    shown = cli(["config", "show"], {"DRIFTLINE_CONFIG": str(path)}, tmp_path)
+    validated = cli(["config", "validate", str(path)], {}, tmp_path)
+    for proc in (shown, validated):
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert field in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert shown.stdout == ""
+    # the same message: validate's after the file's name, show's after the command's
+    assert validated.stderr.split(": invalid: ", 1)[1] == shown.stderr.split("error: ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("var", "setting"),
+    [
+        ("DRIFTLINE_KAFKA_BOOTSTRAP", "kafka.bootstrap"),
+        ("DRIFTLINE_REDIS_URL", "redis.url"),
+        ("DRIFTLINE_TOPIC_PREFIX", "kafka.topic_prefix"),
+        ("DRIFTLINE_METRICS_PORT", "metrics.port"),
+        ("DRIFTLINE_MODEL", "model.name"),
+        ("DRIFTLINE_STATE_DIR", "state_dir"),
+    ],
+)
+def test_an_empty_variable_is_an_error_naming_it_not_the_default(
+    tmp_path: Path, var: str, setting: str
+) -> None:
+    """Outside, session 42: `DRIFTLINE_KAFKA_BOOTSTRAP=$KAFKA` with KAFKA unset counted as unset, and every command
+    went to the default 127.0.0.1:9092 (on a shared machine, someone else's stack) without a word."""
+    proc = cli(["config", "show"], {var: ""}, tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"{setting}: {var} is set but empty: unset it for the default" in proc.stderr, proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+
+
+def test_an_empty_secret_variable_still_counts_as_unset_and_an_empty_state_dir_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A secret's empty variable is unset (its _FILE is read: `KEY=${KEY:-}` next to `KEY_FILE` in a compose file);
+    an empty state_dir from the nested form was the working directory of whatever command ran."""
+    key = tmp_path / "key"
+    key.write_text("k" * 40)
+    proc = cli(
+        ["config", "show", "--json"],
+        {"DRIFTLINE_SIGNING_KEY": "", "DRIFTLINE_SIGNING_KEY_FILE": str(key)},
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model"]["signing_key"] not in ("", None)
+    proc = cli(["config", "show"], {"DRIFTLINE__STATE_DIR": ""}, tmp_path)
+    assert proc.returncode == 2 and "state_dir: must name a directory" in proc.stderr, proc.stderr

@@ -144,6 +144,38 @@ def test_record_specific_corpus_payloads_are_refused() -> None:
                 assert isinstance(result, SchemaError), (record, name, result)
 
 
+@pytest.mark.parametrize("record", ["FeatureEvent", "TrainingExample"])
+def test_an_avro_map_naming_a_key_twice_is_refused_as_json_is(record: str) -> None:
+    """Outside, session 42: an Avro ``features`` map naming ``x1`` twice was served with the last value, while the
+    same in JSON is refused (readers disagree on which value wins). Refused the same way now, on the map's every
+    path: after its layout was learned (the one-block shortcut), and with the duplicate in a second block."""
+    fields: dict[str, Any] = {"id": "dup", "ts": 1}
+    if record == "TrainingExample":
+        fields = {
+            "id": "dup",
+            "model": "default",
+            "key": None,
+            "label": True,
+            "prediction": None,
+            "proba": None,
+        }
+        fields.update(version=1, event_ts=1, label_ts=2)
+    good = CODEC.encode(record, {**fields, "features": {"x1": 0.1, "x2": 0.9}})
+    for _ in range(3):  # the layout {x1, x2} is learned, and read by the shortcut
+        assert CODEC.decode(record, good, allow_json=False)["features"] == {"x1": 0.1, "x2": 0.9}
+    twice = good.replace(b"\x04x2\x06", b"\x04x1\x06")
+    assert twice != good
+    reason = str(_decode_is_total(record, twice, False))
+    assert "duplicate key 'x1'" in reason and "features" in reason, reason
+    # two blocks of one entry each (count 1, x1, count 1, x1, end)
+    entry = b"\x04x1\x06" + struct.pack("<d", 0.1)
+    one = CODEC.encode(record, {**fields, "features": {"x1": 0.1}})
+    blocks = one.replace(b"\x02" + entry + b"\x00", b"\x02" + entry + b"\x02" + entry + b"\x00")
+    assert blocks != one
+    reason = str(_decode_is_total(record, blocks, False))
+    assert "duplicate key 'x1'" in reason, reason
+
+
 def test_reasons_are_clear() -> None:
     def reason(payload: bytes, record: str = "FeatureEvent") -> str:
         return str(_decode_is_total(record, payload, True))

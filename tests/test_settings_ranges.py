@@ -106,8 +106,9 @@ def test_an_empty_bootstrap_in_a_file_is_an_error_not_a_silent_default(tmp_path:
     with pytest.raises(ConfigError) as error:
         load_settings(cfg, environ={})
     assert "kafka.bootstrap" in str(error.value)
-    # an empty variable is no setting at all: the file's (or the default) value stays
-    assert load_settings(environ={"DRIFTLINE_KAFKA_BOOTSTRAP": ""}).kafka.bootstrap == "127.0.0.1:9092"
+    # an empty variable is an error too (session 42: it counted as unset and reached the default 127.0.0.1:9092)
+    with pytest.raises(ConfigError, match="DRIFTLINE_KAFKA_BOOTSTRAP is set but empty"):
+        load_settings(environ={"DRIFTLINE_KAFKA_BOOTSTRAP": ""})
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    # What `config validate` refuses (a learner parameter, a detector) is refused here too, with the same message
+    # and exit code: `show` printed such settings and exited 0 (session 42), and a worker would not start on them.
+    check_runtime(settings)
     data = to_dict(settings, mask=True)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
