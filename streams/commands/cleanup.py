@@ -1,10 +1,11 @@
 """``driftline cleanup --prefix P [--dry-run] [--force]``: remove everything one topic prefix left behind.
 
-That is its topics (the ``audit`` topic too), its worker consumer groups (``driftline-<prefix>...``), its Redis keys
-(``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), and under the state dir its
-Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record
-of what was done). The default prefix, and any prefix it starts with (names match by prefix), is refused without
-``--force``: it is usually someone's real deployment.
+That is its contract topics (the ``audit`` topic too), its worker consumer groups (``driftline-<prefix>...``), its
+Redis keys (``<redis.key_prefix>:<prefix>...``: pending joins, trainer status, control answers), and under the state
+dir its Faust data folders and audit logs. ``--keep-audit`` keeps the audit topic and logs (the record of what was
+done). Groups, keys and paths are named by prefix, so ``trial1`` matches ``trial10``'s too: a longer prefix with
+contract topics of its own is another deployment, and everything of it is left alone (and said). The default prefix,
+and any prefix it starts with, is refused without ``--force``: it is usually someone's real deployment.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from connectors.kafka_client import check_reachable
 from connectors.redis_store import check_redis_reachable, redis_client
+from connectors.topics import ALL_TOPICS
 from driftline.errors import ConfigError
 from driftline.settings import KafkaSettings, Settings
 from streams.cli import settings_from_args
@@ -39,29 +42,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def longer_prefixes(prefix: str, topic_names: Iterable[str]) -> list[str]:
+    """The prefixes longer than ``prefix`` that have contract topics of their own: ``trial10`` for ``trial1`` when
+    ``trial10features`` exists (and ``trial1.`` for ``trial1``). Everything of theirs matches ``prefix`` too, and is
+    someone else's deployment: :func:`plan` leaves it alone."""
+    found = set()
+    for topic in topic_names:
+        rest = topic[len(prefix) :] if topic.startswith(prefix) else ""
+        if not rest or rest in ALL_TOPICS:
+            continue
+        for name in ALL_TOPICS:
+            if rest.endswith(name) and len(rest) > len(name):
+                found.add(prefix + rest[: -len(name)])
+    return sorted(found)
+
+
 def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, list[str]]:
-    """What belongs to ``prefix``: topics, groups, Redis keys and local paths (nothing is removed here)."""
+    """What belongs to ``prefix``: its contract topics, and the groups, Redis keys and local paths named by it but not
+    by a longer prefix that has topics of its own (``left``); nothing is removed here."""
     from confluent_kafka.admin import AdminClient
 
     from connectors.kafka_client import LIBRDKAFKA_LOG, client_config
 
     admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
-    topics = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
-    if keep_audit:
-        topics = [t for t in topics if t != f"{prefix}audit"]
+    present = list(admin.list_topics(timeout=10).topics)
+    left = longer_prefixes(prefix, present)
+
+    def ours(name: str, *heads: str) -> bool:
+        theirs = tuple(head + other[len(prefix) :] for head in heads for other in left)
+        return name.startswith(heads) and not name.startswith(theirs)
+
+    names = [n for n in ALL_TOPICS if not (keep_audit and n == "audit")]
+    topics = sorted(t for t in present if t in {prefix + n for n in names})
     groups = admin.list_consumer_groups(request_timeout=10).result()
-    owned = (f"driftline-{prefix}", prefix)
-    group_ids = sorted(g.group_id for g in groups.valid if g.group_id.startswith(owned))
+    group_ids = sorted(g.group_id for g in groups.valid if ours(g.group_id, f"driftline-{prefix}", prefix))
     state = Path(settings.state_dir).expanduser()
-    found = [*(state / "checkpoints").glob(f"{prefix}*"), *(state / "faust").glob(f"driftline-{prefix}*")]
-    if not keep_audit:
-        found += (state / "audit").glob(f"{prefix}*")
-    paths = sorted(str(p) for p in found)
+    audit = sorted(str(p) for p in (state / "audit").glob(f"{prefix}*") if ours(p.name, prefix))
+    found = [p for p in (state / "checkpoints").glob(f"{prefix}*") if ours(p.name, prefix)]
+    found += [
+        p for p in (state / "faust").glob(f"driftline-{prefix}*") if ours(p.name, f"driftline-{prefix}")
+    ]
+    paths = sorted([str(p) for p in found] + ([] if keep_audit else audit))
+    keys = [k for k in _redis_keys(settings, prefix) if ours(k, f"{settings.redis.key_prefix}:{prefix}")]
+    kept = audit if keep_audit else []
     return {
         "topics": topics,
         "groups": group_ids,
-        "redis_keys": _redis_keys(settings, prefix),
+        "redis_keys": keys,
         "paths": paths,
+        "left": left,
+        "kept": kept,
     }
 
 
@@ -135,13 +165,9 @@ def run(args: argparse.Namespace) -> int:
     check_redis_reachable(settings)
     todo = plan(settings, prefix, args.keep_audit)
     failed = {} if args.dry_run else remove(settings, todo)
-    audit = []
-    if args.keep_audit:
-        audit = sorted(str(p) for p in (Path(settings.state_dir).expanduser() / "audit").glob(f"{prefix}*"))
+    audit = todo["kept"]
     if args.json:
-        print(
-            json.dumps({"prefix": prefix, "dry_run": args.dry_run, **todo, "failed": failed, "kept": audit})
-        )
+        print(json.dumps({"prefix": prefix, "dry_run": args.dry_run, **todo, "failed": failed}))
     else:
         verb = "would remove" if args.dry_run else "removed"
         for kind in ("topics", "groups", "redis_keys", "paths"):
@@ -152,4 +178,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"could not remove {name}: {error}", file=sys.stderr)
         if audit:
             print(f"kept the audit log(s): {', '.join(audit)}")
+        if todo["left"]:
+            others = ", ".join(repr(p) for p in todo["left"])
+            print(
+                f"left alone: the deployment(s) of prefix {others}, which --prefix {prefix!r} also matches (their "
+                "topics exist); to remove one, name it: driftline cleanup --prefix <that prefix>"
+            )
     return 1 if failed else 0
