@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kafka_client import check_reachable
+from connectors.topics import check_topics
 from driftline.audit_chain import AuditHead, Verification, verify
 from driftline.errors import ConfigError
 from driftline.settings import Settings
@@ -116,7 +117,33 @@ def verify_chains(
             if name in files and result.ok and files[name].ok:
                 noted = any(c["source"] == "file" and c["model"] == name and c["head_note"] for c in checks)
                 _cross_check(files[name], result, checks[-1], later, _hashes(entries) if noted else None)
+        _topic_at_risk(settings, [c for c in checks if c["source"] == "topic"])
     return checks
+
+
+def audit_topic_risks(settings: Settings) -> list[str]:
+    """How the ``audit`` topic's settings break the contract's keep-forever (``driftline topics describe``'s errors)."""
+    (topic,) = check_topics(settings, ("audit",))
+    keep = ("cleanup.policy", "retention.ms", "retention.bytes")
+    return [d.describe() for d in topic.differences if d.severity == "error" and d.field in keep]
+
+
+def _topic_at_risk(settings: Settings, checks: list[dict[str, Any]]) -> None:
+    """Fail every topic check while the ``audit`` topic is configured to lose entries (compacted: only each model's
+    last entry is kept; a finite retention): nothing is missing yet, but the copy is no longer kept, and a
+    verify run then would report the loss only after Kafka had made it (session 42 noticed it)."""
+    wrong = audit_topic_risks(settings) if checks else []
+    if not wrong:
+        return
+    name = settings.topic("audit")
+    text = (
+        f"at_risk: the topic {name} will lose entries ({'; '.join(wrong)}); set it back, e.g. kafka-configs.sh "
+        f"--bootstrap-server {settings.kafka.bootstrap} --alter --entity-type topics --entity-name {name} "
+        "--add-config cleanup.policy=delete,retention.ms=-1,retention.bytes=-1"
+    )
+    for check in checks:
+        check["ok"] = False
+        check["problems"].append({"kind": "at_risk", "position": -1, "seq": 0, "detail": text, "text": text})
 
 
 def _gone_files(settings: Settings, model: str | None, files: Mapping[str, Any]) -> list[dict[str, Any]]:

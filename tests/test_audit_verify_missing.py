@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
+from connectors.topics import contract_topics
 from driftline.settings import Settings, load_settings
 from streams import audit_verify
 from streams.audit import AuditLog, audit_paths, read_file
 from streams.cli import main
 from streams.commands import audit as audit_command
+from tests.conftest import KAFKA_BOOTSTRAP
 
 KEY = "k" * 32
 
@@ -39,6 +42,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, settings: Settings, topic: dict[str, l
     monkeypatch.setenv("DRIFTLINE_TOPIC_PREFIX", "p.")
     for module in (audit_command, audit_verify):
         monkeypatch.setattr(module, "check_reachable", lambda settings: None)
+    monkeypatch.setattr(audit_verify, "audit_topic_risks", lambda settings: [])
     for module in (audit_command, audit_verify):
         monkeypatch.setattr(module, "read_topic", lambda settings: topic)
     return main(["audit", *args])
@@ -151,3 +155,44 @@ def test_a_chain_file_deleted_from_the_state_dir_that_made_it_fails_verify(
     marker.unlink()
     AuditLog(cfg, "default").open()
     assert marker.exists()
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("config", [{"cleanup.policy": "compact"}, {"retention.ms": "604800000"}])
+def test_an_audit_topic_set_to_lose_entries_fails_verify_before_it_loses_one(
+    config: dict[str, str], prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 42 noticed: a compacted ``audit`` topic (keyed by model, so only each model's last entry is kept) or
+    one with a finite retention was flagged by ``doctor``, but ``audit verify`` said OK until Kafka had removed
+    entries. Real broker: the topic's settings are read from it."""
+    settings = load_settings(
+        environ={},
+        overrides={
+            "model.signing_key": KEY,
+            "state_dir": str(tmp_path),
+            "kafka.topic_prefix": prefix,
+            "kafka.bootstrap": KAFKA_BOOTSTRAP,
+        },
+    )
+    entries = _chain(settings)
+    admin = AdminClient({"bootstrap.servers": KAFKA_BOOTSTRAP})
+    spec = contract_topics(settings)["audit"]
+    topic = NewTopic(spec.name, num_partitions=1, replication_factor=1, config={**spec.config, **config})
+    admin.create_topics([topic])[spec.name].result(timeout=30)
+    monkeypatch.setattr(audit_verify, "read_topic", lambda settings: {"default": entries})
+    checks = audit_verify.verify_chains(settings)
+    topic_checks = [c for c in checks if c["source"] == "topic"]
+    assert [c["source"] for c in checks if c["ok"]] == ["file"] and len(topic_checks) == 1
+    (problem,) = topic_checks[0]["problems"]
+    assert (
+        problem["kind"] == "at_risk"
+        and spec.name in problem["text"]
+        and "kafka-configs.sh" in problem["text"]
+    )
+    assert next(iter(config)) in problem["text"]
+    entries_set = [
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in spec.config.items()
+    ]
+    resource = ConfigResource("topic", spec.name, incremental_configs=entries_set)
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    assert all(c["ok"] for c in audit_verify.verify_chains(settings))

@@ -31,6 +31,7 @@ def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DRIFTLINE_TOPIC_PREFIX", "p.")
     for module in (audit_command, audit_verify):
         monkeypatch.setattr(module, "check_reachable", lambda settings: None)
+    monkeypatch.setattr(audit_verify, "audit_topic_risks", lambda settings: [])
     return load_settings(
         environ={},
         overrides={"model.signing_key": KEY, "state_dir": str(tmp_path), "kafka.topic_prefix": "p."},
