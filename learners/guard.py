@@ -42,6 +42,12 @@ PROBATION_FIRST = 50  # shadow pairs before the first probation look
 # flip poisoning rows with the reference set -0.19 points over seeds 1..5; 0.5 or 0.3 for the champion's
 # non-inferiority test alone changed nothing beyond path noise (BENCHMARKS-accuracy.md, session 17).
 BET_CAP = 0.8
+# Regression's unit of the paired differences (``PairedEvidence._scale``): one pair's baseline error counts at most
+# SCALE_CAP times the typical one, which the first SCALE_WARM pairs set by their lower median. 1,000 binds only on
+# absurd labels: gate 1's 48 regression rows are the plain mean's but for one row by 0.1 point (10 changed 27 rows and
+# failed two more; BENCHMARKS-accuracy.md, session 43), while a model poisoned by a 1e99 label is still held.
+SCALE_CAP = 1000.0
+SCALE_WARM = 10
 # Predictions timed per judgement for the latency check: their median is the estimate. Seven tolerate three
 # preempted calls, and each judgement pays for them (with carried evidence a trainer judges every ~50 labels;
 # 25 timed calls were a tenth of the LR trainer's time).
@@ -211,6 +217,11 @@ class PairedEvidence:
     # over a release (``learners.policies.SHADOW``): the test started here can be replayed from them when the carried
     # one sinks (the same bets, the same wealth, at the cost of a list append per pair). None: not kept.
     kept: list[float] | None = None
+    # Regression: the scale of the paired differences (:meth:`_scale`), kept apart from ``sum_base`` so that a few
+    # absurd labels cannot set it (evidence pickled before it starts its warm-up again).
+    sum_scale = 0.0
+    _scale_n = 0
+    _warm: tuple[float, ...] | list[float] = ()
 
     def __init__(self, task: str, config: GuardConfig | None = None, *, wide: bool = False) -> None:
         self.task = task
@@ -267,12 +278,13 @@ class PairedEvidence:
             lc = lb if math.isfinite(lb) else 0.0
         if not math.isfinite(lb):
             lb = lc
+        scale = 0.0 if self.task == "classification" else self._scale()
         if self.task == "classification":
             # A baseline with no answer yet cannot disagree.
             self.disagree += cand != base and base is not None
         elif finite(cand) and finite(base) and self.n > 1:
-            # Regression answers always differ a little: count differences over twice the baseline's mean error.
-            self.disagree += abs(float(cand) - float(base)) > 2 * max(self.sum_base / (self.n - 1), 1e-12)
+            # Regression answers always differ a little: count differences over twice the baseline's typical error.
+            self.disagree += abs(float(cand) - float(base)) > 2 * max(scale, 1e-12)
         if self.task == "classification":
             self.cand_right += lc == 0.0
             self.base_right += lb == 0.0
@@ -281,8 +293,7 @@ class PairedEvidence:
         d = lc - lb
         bounded: float | None = d
         if self.task != "classification":
-            # Scale from earlier pairs only (the bet must be predictable); the first pairs only set it.
-            scale = self.sum_base / (self.n - 1) if self.n > 1 else 0.0
+            # Scale from earlier pairs only (the bet must be predictable); the first pair only sets it.
             bounded = max(-1.0, min(1.0, d / scale)) if scale > 0 else None
         if bounded is not None:
             for test in (self.not_worse, self.better, self.much_better):
@@ -294,12 +305,41 @@ class PairedEvidence:
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += lb
+        if self.task != "classification":
+            self._scale_add(lb)
+            if scale > 0:  # the slice check's relative MAE, with the same bound on what one pair can weigh
+                lc, lb = min(lc, SCALE_CAP * scale), min(lb, SCALE_CAP * scale)
         if segment is not None:
             fairness_evidence(self).add(segment, y, cand, base)  # per-segment rates for the fairness check
             acc = self.segments.setdefault(segment, [0.0, 0.0, 0.0])
             acc[0] += 1
             acc[1] += lc
             acc[2] += lb
+
+    def _scale(self) -> float:
+        """Regression: the baseline's typical absolute error over the earlier pairs, the unit of the paired
+        differences. A mean (as the paired t-test's margins were relative to the baseline's MAE), with each pair's
+        error capped at :data:`SCALE_CAP` times the mean so far (over the first :data:`SCALE_WARM` pairs: times
+        their lower median). Until session 43 it was the plain mean: one label of 1e99 made it ~1e96, every later
+        difference ~0 in its units, and a model poisoned by that label passed non-inferiority and was served
+        (linear regression MAE 0.08 -> 1.5e9 for 900 events; docs/experiments/poison43.py). Capped, the unit grows
+        by at most SCALE_CAP / n typical errors, and the poisoned model is off by far more."""
+        if self._scale_n:
+            return self.sum_scale / self._scale_n
+        if not self._warm:
+            return 0.0
+        cap = SCALE_CAP * sorted(self._warm)[(len(self._warm) - 1) // 2]
+        return sum(min(x, cap) for x in self._warm) / len(self._warm)
+
+    def _scale_add(self, lb: float) -> None:
+        if not self._scale_n:
+            self._warm = [*self._warm, lb]  # a new list: never the class's default
+            if len(self._warm) == SCALE_WARM:
+                self.sum_scale, self._scale_n, self._warm = self._scale() * SCALE_WARM, SCALE_WARM, ()
+            return
+        scale = self.sum_scale / self._scale_n
+        self.sum_scale += min(lb, SCALE_CAP * scale) if scale > 0 else lb
+        self._scale_n += 1
 
     def _add_classification(self, y: Any, cand: Any, base: Any) -> None:
         # ``add`` for a classification pair without a segment, inlined: the trainer makes two or three of these

@@ -319,3 +319,34 @@ def test_a_young_served_model_gets_no_disagreement_hold() -> None:
         nonfinite.add(float(i), float("nan"), float(i))
     d = judge("incremental", nonfinite, config, candidate=Const(float("nan")), may_hold=False)
     assert d.outcome == "reject" and d.checks["finite_outputs"] is not True
+
+
+@pytest.mark.parametrize("at", [0, 1, 40], ids=["first-pair", "second-pair", "later"])
+def test_one_absurd_regression_label_does_not_let_a_poisoned_candidate_through(at: int) -> None:
+    """Session 43: the unit of the paired differences was the baseline's plain mean error over the pairs, so one
+    label of 1e99 (under the label cap) made it ~1e96 and every later difference ~0: the model that had learned
+    that label (answers ~1e9 off) passed non-inferiority and was served. Now each pair's error counts at most
+    ``SCALE_CAP`` times the typical one, so the poisoned candidate is held wherever the label falls (with the plain
+    mean, ``SCALE_CAP`` 1e308, all three cases promote it)."""
+    rng = random.Random(11)
+    ev = PairedEvidence("regression")
+    for i in range(200):
+        y = rng.gauss(0, 1)
+        base = y + rng.gauss(0, 0.1)
+        if i == at:
+            ev.add(1e99, base, base)  # the poison label: both models equally far from it
+        elif i > at:
+            ev.add(y, y + rng.choice((-1e9, 1e9)) * rng.random(), base)  # the model that learned it
+        else:
+            ev.add(y, y + rng.gauss(0, 0.1), base)
+    d = judge("incremental", ev, GuardConfig())
+    assert d.outcome != "promote", d.reason
+    assert d.evidence["log_e_value"] < 0
+    # the same labels, the poison among them, and an honest update: it still goes out
+    rng = random.Random(11)
+    fine = PairedEvidence("regression")
+    for i in range(200):
+        y = rng.gauss(0, 1)
+        base = y + rng.gauss(0, 0.1)
+        fine.add(1e99 if i == at else y, y + rng.gauss(0, 0.05), base)  # an update that learned something
+    assert judge("incremental", fine, GuardConfig()).outcome == "promote"

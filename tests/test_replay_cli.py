@@ -415,3 +415,30 @@ def test_a_regression_label_too_large_to_square_is_not_learned(
     path.write_text("\n".join(rows) + "\n")
     summary = _run(capsys, "--file", str(path), "--label-col", "y", "--task", "regression", "--no-plain")
     assert summary["n"] == 600 and summary["mae"] < 1.0
+
+
+@pytest.mark.parametrize("learner", ["linear_regression", "hoeffding_tree"])
+def test_three_absurd_labels_never_reach_what_is_served(
+    learner: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Session 43, from outside: three labels of 1e99 (under the label cap) among events of y = 3a - 2b + noise
+    were learned, the poisoned models passed the guard and were served: MAE on the clean labels 0.08 -> 1.5e9
+    (linear regression) and 0.29 -> 2e95 (Hoeffding tree) for the 900 events after the first one."""
+    rng = random.Random(3)
+    path = tmp_path / "poisoned.csv"
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["a", "b", "c", "y"])
+        for i in range(2500):
+            a, b, c = rng.random(), rng.random(), rng.random()
+            out.writerow([a, b, c, 1e99 if i in (600, 900, 1200) else 3 * a - 2 * b + rng.gauss(0, 0.1)])
+    preds = tmp_path / "out.jsonl"
+    _run(capsys, "--file", str(path), "--label-col", "y", "--delay", "20", "--task", "regression",
+         "--learner", learner, "--no-plain", "--out", str(preds))  # fmt: skip
+    labels = [float(r["y"]) for r in csv.DictReader(path.open())]
+    served = [json.loads(line) for line in preds.read_text().splitlines()]
+    errors = [
+        abs(float(p["prediction"]) - labels[p["index"]]) for p in served[600:] if labels[p["index"]] < 1e90
+    ]
+    before = [abs(float(p["prediction"]) - labels[p["index"]]) for p in served[300:600]]
+    assert max(errors) < 20 * max(before), f"served answers {max(errors):.3g} off after the poison"
