@@ -52,7 +52,7 @@ from streams.join import owners_key, trainer_group
 from streams.metrics import CHANGELOG_REFUSALS, CONTROL_REFUSALS, Metrics
 from streams.releases import UNVERIFIED_MODEL, read_checked_releases
 from streams.security_log import ThrottledLog
-from streams.train import Trainer, seal_header, sealed_by, unseal
+from streams.train import StateRefused, Trainer, seal_header, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
 from streams.trainer_status import (
     CONFIG_DIFFERS_FIX,
@@ -539,17 +539,27 @@ class TrainerGroup(GatheringBatches):
     def _unseal_state(self, name: str, sealed: bytes) -> dict[str, Any] | None:
         """``name``'s committed state from its newest sealed record. The seal covers the state, not the record's
         key: a state sealed for another model (copied under this name by someone who can write the topic) is
-        refused and counted (``model``), and the newest record sealed for this model is read again instead
-        (unpickling this model's records on its partition: only on that path). None: a new lineage."""
+        refused and counted (``model``), and so is one the restricted loader refuses (``allow_list``: a class
+        outside the state's allow-list or over a cap, what a leaked key could carry; ``load``: it does not
+        unpickle); the newest record sealed for this model that loads is read again instead (unpickling this
+        model's records on its partition: only on that path). None: a new lineage."""
         where = f"{self.settings.topic('changelog')} record of {name!r}"
         try:
             state = unseal(sealed, self.keys, where)
+        except StateRefused as exc:
+            self._refuse_state(name, exc.reason, str(exc))
+            return self._newest_loadable(name, where)
         except SecurityError as exc:
             security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
             return None
         if state.get("model", name) == name:
             return state
         self._refuse_state(name, "model", f"a state sealed for model {str(state.get('model'))[:100]!r}")
+        return self._newest_loadable(name, where)
+
+    def _newest_loadable(self, name: str, where: str) -> dict[str, Any] | None:
+        """The newest record on ``name``'s changelog partition that is sealed with the key, loads and is this
+        model's state (None if compaction left none: a new lineage)."""
         own: dict[str, dict[str, Any]] = {}
 
         def accept(key: str, value: bytes | None) -> bool:
@@ -557,7 +567,7 @@ class TrainerGroup(GatheringBatches):
                 return False
             try:
                 candidate = unseal(value, self.keys, where)
-            except Exception:  # sealed with the key, yet unreadable: not this model's state
+            except Exception:  # sealed with the key, yet refused or unreadable (counted once, above)
                 return False
             if candidate.get("model", name) != name:
                 return False
