@@ -79,6 +79,7 @@ __all__ = [
     "FORMAT",
     "MAX_PICKLE_BYTES",
     "MAX_PICKLE_OBJECTS",
+    "MAX_STATE_BYTES",
     "MAX_STATE_OBJECTS",
     "SCAN_ABOVE",
     "ClassNotAllowed",
@@ -113,6 +114,8 @@ MAX_PICKLE_OBJECTS = 8_000_000
 #: be up to the changelog's 64 MiB (``connectors.topics.CHANGELOG_MAX_BYTES``). Real states allocate at most 0.12
 #: blocks per pickle byte (docs/experiments/unseal43.md), model pickles 0.17: 64 MiB at 0.17 is ~11.4M, rounded up.
 MAX_STATE_OBJECTS = 16_000_000
+#: Size cap for a trainer state's pickle: over the changelog's largest record (64 MiB, plus the producer's 1 MiB).
+MAX_STATE_BYTES = 128 * 1024 * 1024
 _MAX_FRAME = 1 << 20
 #: Pickles longer than this are scanned (:func:`learners.pickle_allow.scan`) even if they name no bounded
 #: constructor. Below it, copying one object many times builds at most a few thousand items times a few
@@ -636,16 +639,16 @@ def loads(
 
 def loads_state(raw: bytes, *, max_objects: int | None = None) -> object:
     """Restore a trainer state (a plain pickle: :func:`streams.train.seal`) with the restricted unpickler, the
-    list :data:`learners.pickle_allow.STATE_ALLOWED` and the caps of :func:`loads` (:data:`MAX_STATE_OBJECTS`
-    unless given; the byte cap :data:`MAX_PICKLE_BYTES` is over the changelog's largest record). Refusals are
+    list :data:`learners.pickle_allow.STATE_ALLOWED` and the checks of :func:`loads`, with the caps
+    :data:`MAX_STATE_BYTES` and :data:`MAX_STATE_OBJECTS` (unless ``max_objects`` is given). Refusals are
     :class:`SecurityError` (a :class:`ClassNotAllowed` names the class), a pickle that does not load an
     :class:`ArtifactError`; their messages say "trainer state".
 
     Callers must have verified the state's seal first (:func:`streams.train.unseal`).
     """
     try:
-        if len(raw) > MAX_PICKLE_BYTES:
-            raise _refuse(f"pickle of {len(raw)} bytes (over {MAX_PICKLE_BYTES})")
+        if len(raw) > MAX_STATE_BYTES:
+            raise _refuse(f"pickle of {len(raw)} bytes (over {MAX_STATE_BYTES})")
         limit = MAX_STATE_OBJECTS if max_objects is None else max_objects
         return _load_raw(raw, limit, allowed=STATE_ALLOWED)
     except ClassNotAllowed as exc:
