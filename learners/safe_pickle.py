@@ -111,8 +111,9 @@ MAX_PICKLE_BYTES = 128 * 1024 * 1024
 MAX_PICKLE_OBJECTS = 8_000_000
 #: The same cap for a trainer state (:func:`loads_state`): a state holds several models (champion, the lineage
 #: learning, a challenger, a held candidate, the sentinel's copies, an ``auto`` pool's members) and its record may
-#: be up to the changelog's 64 MiB (``connectors.topics.CHANGELOG_MAX_BYTES``). Real states allocate at most 0.12
-#: blocks per pickle byte (docs/experiments/unseal43.md), model pickles 0.17: 64 MiB at 0.17 is ~11.4M, rounded up.
+#: be up to the changelog's 64 MiB (``connectors.topics.CHANGELOG_MAX_BYTES``). Real states allocate at most 0.125
+#: blocks per pickle byte (a 10-tree ARF's after 20,000 labels: 2.95 MB, 368k blocks; docs/experiments/unseal43.md):
+#: the largest record a changelog holds would be ~8.4M; twice that, as a model's cap is about twice its largest.
 MAX_STATE_OBJECTS = 16_000_000
 #: Size cap for a trainer state's pickle: over the changelog's largest record (64 MiB, plus the producer's 1 MiB).
 MAX_STATE_BYTES = 128 * 1024 * 1024
