@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import pickletools
 import struct
+from collections import ChainMap
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -292,7 +293,9 @@ STATE_ONLY: dict[tuple[str, str], str] = {
         "InputWatch",
     ): "its __getstate__ drops derived keys; no __setstate__: a __dict__ update",
 }
-STATE_ALLOWED: dict[tuple[str, str], str] = {**ALLOWED, **STATE_ONLY}
+# A live view of both: an entry a launcher adds to ALLOWED for a learner of its own (README, "Extending") is admitted
+# in that learner's trainer states too, and one added to STATE_ONLY (a detector of its own) in states alone.
+STATE_ALLOWED: ChainMap[tuple[str, str], str] = ChainMap(STATE_ONLY, ALLOWED)
 #: Methods a state holds bound (pickled as ``getattr(obj, name)``): (module, class) -> the method names. River's
 #: PageHinkley keeps ``self._test_drift = self._test_increase`` (or ``_decrease``, ``_both``, by its mode): each
 #: compares two numbers with its threshold.

@@ -70,6 +70,7 @@ import sys
 import threading
 import weakref
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
@@ -232,7 +233,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         file: Any,
         *,
         data: bytes | None = None,
-        allowed: dict[tuple[str, str], str] = ALLOWED,
+        allowed: Mapping[tuple[str, str], str] = ALLOWED,
     ) -> None:
         super().__init__(file)
         self._allowed = allowed  # ALLOWED for a model artifact, STATE_ALLOWED for a trainer state
@@ -713,7 +714,7 @@ def _load_raw(
     max_objects: int,
     *,
     scan_arguments: bool = True,
-    allowed: dict[tuple[str, str], str] = ALLOWED,
+    allowed: Mapping[tuple[str, str], str] = ALLOWED,
 ) -> object:
     _check_frames(raw)
     # An extension code (EXT1/2/4) is looked up in copyreg's cache before find_class: an object that some earlier

@@ -257,3 +257,24 @@ def test_the_state_caps_apply() -> None:
     with pytest.raises(SecurityError, match="trainer state refused by the allow-list: the load allocated"):
         safe_pickle.loads_state(pickle.dumps({"model": "m", "x": many}, protocol=5), max_objects=50_000)
     assert len(safe_pickle.loads_state(pickle.dumps({"x": many}, protocol=5))["x"]) == 200_000  # type: ignore[index]
+
+
+class _Mine:
+    """A class of one's own, as a launcher registers a learner or a detector (README, "Extending")."""
+
+    def __init__(self) -> None:
+        self.n = 3
+
+
+def test_entries_a_launcher_adds_are_admitted_in_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    sealed = _sealed(_Mine())
+    with pytest.raises(StateRefused, match=r"_Mine is not allowed"):
+        unseal(sealed, [KEY.encode()], "changelog")
+    # A learner of one's own, added to the model list after import, is in its trainer states too.
+    monkeypatch.setitem(pickle_allow.ALLOWED, (__name__, "_Mine"), "plain attributes")
+    assert unseal(sealed, [KEY.encode()], "changelog")["lifecycle"].n == 3
+    monkeypatch.delitem(pickle_allow.ALLOWED, (__name__, "_Mine"))
+    monkeypatch.setitem(
+        pickle_allow.STATE_ONLY, (__name__, "_Mine"), "plain attributes"
+    )  # a detector's class
+    assert unseal(sealed, [KEY.encode()], "changelog")["lifecycle"].n == 3
