@@ -79,7 +79,7 @@ CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
 # Reasons the trainer withholds a release (learners.lifecycle.Withheld.problem): a scorer's loader would refuse it.
 WITHHELD_REASONS = ("allow_list", "load")
 # Reasons the trainer refuses a changelog record at restore (streams/trainers.py ``_sealed_state``).
-CHANGELOG_REFUSALS = ("signature", "tombstone", "model", "allow_list")
+CHANGELOG_REFUSALS = ("signature", "tombstone", "model", "allow_list", "load")
 
 
 @dataclass(frozen=True)
