@@ -22,12 +22,13 @@ from __future__ import annotations
 import io
 import pickletools
 import struct
+from collections import ChainMap
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from driftline.errors import SecurityError
 
-__all__ = ["ALLOWED", "BOUNDED", "scan"]
+__all__ = ["ALLOWED", "BOUNDED", "BOUND_METHODS", "STATE_ALLOWED", "scan"]
 
 _PLAIN = "plain class: object.__reduce_ex__, state set by __dict__ update (or safe_pickle._set_state)"
 _SKLEARN = (
@@ -227,6 +228,82 @@ LEGACY: frozenset[tuple[str, str]] = frozenset(
         ("river.tree.nodes.htc_nodes", "LeafNaiveBayesAdaptive"),
     }
 )
+
+
+# -- Trainer states ------------------------------------------------------------------------------------------------
+# What a trainer's sealed ``changelog`` state may name (streams.train.unseal reads it with
+# learners.safe_pickle.loads_state): everything a model may, plus the learning core's own objects around the models
+# (lifecycle, policies, drift monitors, guard evidence, sentinel) and the trainer's. Built as ALLOWED is, from what
+# real states pickle: tests/test_state_pickle_allow.py learns a drifting stream with every learner kind in a
+# trainer, pickles ``Trainer.state()`` and fails on a global missing here or an entry no state needs (list in
+# docs/experiments/unseal43.md). The same review rules: exact names, no callable that executes.
+_STATE_PLAIN = "plain class of the learning core: object.__reduce_ex__, state set by a __dict__ update"
+_STATE_SLOTS = "plain class with __slots__: object.__reduce_ex__, state set per slot by BUILD (setattr)"
+STATE_ONLY: dict[tuple[str, str], str] = {
+    ("builtins", "getattr"): (
+        "only as learners.safe_pickle._bound_method: getattr(obj, name) for a method of BOUND_METHODS on an "
+        "object of exactly its class, two arguments (no other attribute: __class__, __globals__ lead anywhere)"
+    ),
+    ("driftline.config", "DriftConfig"): "frozen dataclass of numbers, strings and a dict of them",
+    ("driftline.config", "GuardConfig"): "frozen dataclass of numbers, strings and a dict of them",
+    (
+        "learners.detectors",
+        "ScaledDetector",
+    ): "its __getstate__ only closes a deferred window; no __setstate__: a __dict__ update",
+    ("learners.detectors", "TailCap"): _STATE_PLAIN
+    + "; calling one caps a number (a sorted window of floats)",
+    ("learners.drift", "ErrorDriftMonitor"): _STATE_PLAIN,
+    ("learners.drift", "FeatureDriftMonitor"): _STATE_PLAIN,
+    ("learners.drift", "LossDriftMonitor"): _STATE_PLAIN,
+    (
+        "learners.evaluation",
+        "Evaluator",
+    ): "its __setstate__ renames one key, adds defaults and updates __dict__",
+    ("learners.evaluation", "_Totals"): _STATE_SLOTS,
+    ("learners.guard", "EProcess"): _STATE_SLOTS,
+    ("learners.fairness", "FairnessEvidence"): _STATE_PLAIN,
+    ("learners.fairness", "FairnessMonitor"): "its __setstate__ adds two defaults and updates __dict__",
+    ("learners.guard", "Decision"): "dataclass (not frozen): a __dict__ update",
+    ("learners.guard", "LatencyCache"): "its __reduce__ is LatencyCache() with no argument (pickled empty)",
+    ("learners.guard", "PairedEvidence"): _STATE_PLAIN,
+    ("learners.guard", "Probation"): _STATE_PLAIN,
+    ("learners.lifecycle", "ModelLifecycle"): "its __setstate__ drops one key, updates __dict__ and sets the "
+    "loss monitor's task when missing",
+    ("learners.policies", "ChallengerPolicy"): _STATE_PLAIN,
+    ("learners.policies", "IncrementalPolicy"): _STATE_PLAIN,
+    ("learners.policies", "Lineage"): "dataclass (not frozen): a __dict__ update",
+    ("learners.policies", "ProbationPolicy"): _STATE_PLAIN,
+    ("learners.sentinel", "BernoulliCusum"): _STATE_PLAIN,
+    ("learners.sentinel", "ExceedanceCusum"): _STATE_PLAIN + " (a regression sentinel's test)",
+    ("learners.sentinel", "SnapshotSentinel"): _STATE_PLAIN,
+    ("learners.sentinel", "_Copy"): _STATE_PLAIN,
+    # A binary window_refit hist_gradient_boosting classifier (a 3-class one holds the multinomial pair of
+    # ALLOWED). Its releases are withheld (not in ALLOWED, so no scorer loads them) but its state restores.
+    ("sklearn._loss.link", "LogitLink"): _PLAIN + " (as MultinomialLogit; __slots__ empty)",
+    ("sklearn._loss.loss", "HalfBinomialLoss"): _PLAIN + " (as HalfMultinomialLoss)",
+    ("river.drift.page_hinkley", "PageHinkley"): _PLAIN + " (River's detector; its _test_drift is a bound "
+    "method: BOUND_METHODS)",
+    (
+        "streams.train",
+        "RecentIds",
+    ): "its __setstate__ reads a bytes ring of 64-bit ids (array.frombytes of bytes "
+    "the pickle holds) and makes a set of them: memory in proportion to the pickle",
+    (
+        "streams.watch",
+        "InputWatch",
+    ): "its __getstate__ drops derived keys; no __setstate__: a __dict__ update",
+}
+# A live view of both: an entry a launcher adds to ALLOWED for a learner of its own (README, "Extending") is admitted
+# in that learner's trainer states too, and one added to STATE_ONLY (a detector of its own) in states alone.
+STATE_ALLOWED: ChainMap[tuple[str, str], str] = ChainMap(STATE_ONLY, ALLOWED)
+#: Methods a state holds bound (pickled as ``getattr(obj, name)``): (module, class) -> the method names. River's
+#: PageHinkley keeps ``self._test_drift = self._test_increase`` (or ``_decrease``, ``_both``, by its mode): each
+#: compares two numbers with its threshold.
+BOUND_METHODS: dict[tuple[str, str], frozenset[str]] = {
+    ("river.drift.page_hinkley", "PageHinkley"): frozenset(
+        {"_test_increase", "_test_decrease", "_test_both"}
+    ),
+}
 
 
 def _small_int(limit: int) -> Callable[[Any], bool]:

@@ -48,6 +48,14 @@ the loader is defence in depth for the day a signing key leaks, and trusts nothi
   constructor (it calls what it is given: a pickled ``partial`` would run at load time).
 
 Every refusal is a :class:`SecurityError` whose message says "allow-list" (counted as ``reason="allow_list"``).
+
+A trainer's sealed state (the ``changelog`` record, :func:`streams.train.unseal`) is read by the same loader
+(:func:`loads_state`) after its HMAC check, for the same reason: a leaked signing key must not mean code execution
+in the trainer. Its list, :data:`learners.pickle_allow.STATE_ALLOWED`, is this one plus the learning core's own
+classes (lifecycle, policies, monitors, guard evidence, sentinel) and the trainer's (recent ids, input watch); a
+state may also hold a few bound methods (River's ``PageHinkley._test_drift``), pickled as ``getattr(obj, name)``:
+``builtins.getattr`` resolves to a checked getattr that returns only the methods of
+:data:`learners.pickle_allow.BOUND_METHODS`, for an object of exactly that class.
 """
 
 from __future__ import annotations
@@ -62,15 +70,18 @@ import sys
 import threading
 import weakref
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from driftline.errors import ArtifactError, ArtifactTooLarge, SecurityError
-from learners.pickle_allow import ALLOWED, BOUNDED, scan
+from learners.pickle_allow import ALLOWED, BOUND_METHODS, BOUNDED, STATE_ALLOWED, scan
 
 __all__ = [
     "FORMAT",
     "MAX_PICKLE_BYTES",
     "MAX_PICKLE_OBJECTS",
+    "MAX_STATE_BYTES",
+    "MAX_STATE_OBJECTS",
     "SCAN_ABOVE",
     "ClassNotAllowed",
     "CompactPickler",
@@ -79,6 +90,7 @@ __all__ = [
     "compact",
     "dumps",
     "loads",
+    "loads_state",
     "made",
     "payload_bound",
 ]
@@ -98,6 +110,14 @@ _STORED_BELOW = 4096
 MAX_PICKLE_BYTES = 128 * 1024 * 1024
 #: Cap on memory blocks a load may allocate (sys.getallocatedblocks; a 10-tree ARF after 50k examples: ~1.2M).
 MAX_PICKLE_OBJECTS = 8_000_000
+#: The same cap for a trainer state (:func:`loads_state`): a state holds several models (champion, the lineage
+#: learning, a challenger, a held candidate, the sentinel's copies, an ``auto`` pool's members) and its record may
+#: be up to the changelog's 64 MiB (``connectors.topics.CHANGELOG_MAX_BYTES``). Real states allocate at most 0.125
+#: blocks per pickle byte (a 10-tree ARF's after 20,000 labels: 2.95 MB, 368k blocks; docs/experiments/unseal43.md):
+#: the largest record a changelog holds would be ~8.4M; twice that, as a model's cap is about twice its largest.
+MAX_STATE_OBJECTS = 16_000_000
+#: Size cap for a trainer state's pickle: over the changelog's largest record (64 MiB, plus the producer's 1 MiB).
+MAX_STATE_BYTES = 128 * 1024 * 1024
 _MAX_FRAME = 1 << 20
 #: Pickles longer than this are scanned (:func:`learners.pickle_allow.scan`) even if they name no bounded
 #: constructor. Below it, copying one object many times builds at most a few thousand items times a few
@@ -208,16 +228,25 @@ class RestrictedUnpickler(pickle.Unpickler):
     driftline.errors.SecurityError: model artifact refused by the allow-list: subprocess.Popen is not allowed
     """
 
-    def __init__(self, file: Any, *, data: bytes | None = None) -> None:
+    def __init__(
+        self,
+        file: Any,
+        *,
+        data: bytes | None = None,
+        allowed: Mapping[tuple[str, str], str] = ALLOWED,
+    ) -> None:
         super().__init__(file)
+        self._allowed = allowed  # ALLOWED for a model artifact, STATE_ALLOWED for a trainer state
         self._data = data  # the whole pickle, scanned if it names a bounded constructor
         self._scanned = False
         self.dtypes: list[Any] = []  # every numpy dtype the pickle built, checked by loads() after the load
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
-        if key not in ALLOWED:
+        if key not in self._allowed:
             raise ClassNotAllowed(f"{module}.{name}")
+        if key == ("builtins", "getattr"):
+            return _bound_method
         if key in BOUNDED and not self._scanned:
             if self._data is None:
                 raise _refuse(f"{module}.{name} needs the scanned loader (safe_pickle.loads)")
@@ -243,6 +272,18 @@ class RestrictedUnpickler(pickle.Unpickler):
 
             return dtype
         return found
+
+
+def _bound_method(obj: Any, name: Any, *default: Any) -> Any:
+    """``getattr(obj, name)`` as pickle writes a bound method, only for a method of
+    :data:`learners.pickle_allow.BOUND_METHODS` on an object of exactly its class (any other use of getattr reaches
+    ``__class__``, ``__globals__`` and from there everything)."""
+    cls = type(obj)
+    where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"
+    names = BOUND_METHODS.get((str(getattr(cls, "__module__", "")), str(getattr(cls, "__qualname__", ""))))
+    if default or type(name) is not str or names is None or name not in names:
+        raise _refuse(f"builtins.getattr({where}, {str(name)[:60]!r}) is not allowed")
+    return getattr(obj, name)
 
 
 def _generator_ctor(found: Any, bit_generator_ctor: Any) -> Any:
@@ -598,6 +639,34 @@ def loads(
     return _load_raw(raw, MAX_PICKLE_OBJECTS if max_objects is None else max_objects)
 
 
+def loads_state(raw: bytes, *, max_objects: int | None = None) -> object:
+    """Restore a trainer state (a plain pickle: :func:`streams.train.seal`) with the restricted unpickler, the
+    list :data:`learners.pickle_allow.STATE_ALLOWED` and the checks of :func:`loads`, with the caps
+    :data:`MAX_STATE_BYTES` and :data:`MAX_STATE_OBJECTS` (unless ``max_objects`` is given). Refusals are
+    :class:`SecurityError` (a :class:`ClassNotAllowed` names the class), a pickle that does not load an
+    :class:`ArtifactError`; their messages say "trainer state".
+
+    Callers must have verified the state's seal first (:func:`streams.train.unseal`).
+    """
+    try:
+        if len(raw) > MAX_STATE_BYTES:
+            raise _refuse(f"pickle of {len(raw)} bytes (over {MAX_STATE_BYTES})")
+        limit = MAX_STATE_OBJECTS if max_objects is None else max_objects
+        return _load_raw(raw, limit, allowed=STATE_ALLOWED)
+    except ClassNotAllowed as exc:
+        raise _as_state(ClassNotAllowed(exc.refused), exc) from exc
+    except SecurityError as exc:
+        raise _as_state(SecurityError(), exc) from exc
+    except ArtifactError as exc:
+        raise _as_state(ArtifactError(), exc) from exc
+
+
+def _as_state(error: Exception, exc: Exception) -> Exception:
+    """``error`` with ``exc``'s message, which names a trainer state instead of a model artifact."""
+    error.args = (str(exc).replace("model artifact", "trainer state", 1),)
+    return error
+
+
 def check_loadable(
     model: object, *, scan: bool = True, unpickle_above: int = -1, max_payload: int | None = None
 ) -> tuple[int, bool]:
@@ -640,7 +709,13 @@ def check_loadable(
     return len(raw), unpickled
 
 
-def _load_raw(raw: bytes, max_objects: int, *, scan_arguments: bool = True) -> object:
+def _load_raw(
+    raw: bytes,
+    max_objects: int,
+    *,
+    scan_arguments: bool = True,
+    allowed: Mapping[tuple[str, str], str] = ALLOWED,
+) -> object:
     _check_frames(raw)
     # An extension code (EXT1/2/4) is looked up in copyreg's cache before find_class: an object that some earlier
     # plain unpickling resolved for a registered code would come back unchecked. Emptied, every code goes
@@ -648,7 +723,7 @@ def _load_raw(raw: bytes, max_objects: int, *, scan_arguments: bool = True) -> o
     # codes from opening that door).
     copyreg.clear_extension_cache()
     try:
-        unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw)
+        unpickler = RestrictedUnpickler(_Input(raw, max_objects), data=raw, allowed=allowed)
         unpickler._scanned = not scan_arguments
         if scan_arguments and len(raw) > SCAN_ABOVE:
             scan(raw)

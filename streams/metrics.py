@@ -79,7 +79,7 @@ CONTROL_REFUSALS = ("unsigned", "signature", "stale", "replay")
 # Reasons the trainer withholds a release (learners.lifecycle.Withheld.problem): a scorer's loader would refuse it.
 WITHHELD_REASONS = ("allow_list", "load")
 # Reasons the trainer refuses a changelog record at restore (streams/trainers.py ``_sealed_state``).
-CHANGELOG_REFUSALS = ("signature", "tombstone", "model")
+CHANGELOG_REFUSALS = ("signature", "tombstone", "model", "allow_list", "load")
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,9 @@ METRIC_DOCS: tuple[MetricDoc, ...] = (
     MetricDoc("driftline_changelog_rejected_total", "counter", ("reason",),
               "Trainer: changelog records refused at restore, per reason (signature: not sealed with the signing "
               "key; tombstone; model: a state sealed for another model; stale: a record older than one read before "
-              "it, published again); the model's newest sealed state is restored instead.", "changelog_rejected"),
+              "it, published again; allow_list: sealed with the key but refused by the restricted loader, a class "
+              "outside the state's allow-list or over a cap; load: sealed but not unpicklable); the model's newest "
+              "sealed state that loads is restored instead.", "changelog_rejected"),
     MetricDoc("driftline_last_release_timestamp_seconds", "gauge", ("model",),
               "created_at of the newest release seen, in seconds since the epoch.", "last_release_timestamp"),
     MetricDoc("driftline_model_swap_seconds", "histogram", ("model",),

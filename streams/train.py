@@ -26,13 +26,14 @@ import redis
 from connectors.redis_store import hset_if_newer, redis_client
 from connectors.sources import open_source
 from driftline.audit_chain import canonical_text
-from driftline.errors import ConfigError, SecurityError
+from driftline.errors import ArtifactError, ConfigError, SecurityError
 from driftline.settings import Settings
 from driftline.util import now_ms
-from learners import kernels
+from learners import kernels, safe_pickle
 from learners.artifacts import ArtifactStore, build_release, header_metrics
 from learners.drift import DriftSignal
 from learners.explain import release_explanation
+from learners.fairness import FairnessMonitor
 from learners.guard import Decision
 from learners.lifecycle import Labelled, ModelLifecycle, Release, Withheld
 from streams.join import join_namespace
@@ -168,15 +169,40 @@ def seal_header(data: bytes) -> dict[str, Any] | None:
     return header
 
 
+class StateRefused(SecurityError):
+    """A record sealed with the key whose state the restricted loader refuses (:func:`unseal`): ``reason`` is
+    ``allow_list`` (a class outside the state's allow-list, over a cap: what a leaked key could carry) or ``load``
+    (it does not unpickle, or is not a state)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def unseal(data: bytes, keys: list[bytes], where: str) -> dict[str, Any]:
     """The state :func:`seal` wrote, verified before it is unpickled; SecurityError naming ``where`` if no key
-    signed it (a forged or tampered record)."""
+    signed it (a forged or tampered record).
+
+    Then read by the restricted loader (:func:`learners.safe_pickle.loads_state`: the allow-list
+    :data:`learners.pickle_allow.STATE_ALLOWED`, the caps and scans of a model artifact's loader), so a record
+    sealed with a leaked key runs nothing: :class:`StateRefused` names ``where`` and what was refused. The
+    served-fairness window pickled inside it is read the same way."""
     _, _, payload = data.partition(b"\n")
     if not sealed_by(data, keys):
         raise SecurityError(f"{where}: signature mismatch (wrong signing key or a forged record)")
     if payload.startswith(b"{"):  # the header line (records sealed before it start with the pickle)
         payload = payload.partition(b"\n")[2]
-    state: dict[str, Any] = pickle.loads(payload)  # verified above: written by a trainer holding the key
+    try:
+        state = safe_pickle.loads_state(payload)
+        if not isinstance(state, dict):
+            raise ArtifactError(f"trainer state is a {type(state).__name__}, not a dict")
+        fairness = state.get("served_fairness")
+        if isinstance(fairness, bytes):
+            state["served_fairness"] = safe_pickle.loads_state(fairness)
+    except SecurityError as exc:
+        raise StateRefused(f"{where}: {exc}", "allow_list") from exc
+    except ArtifactError as exc:
+        raise StateRefused(f"{where}: {exc}", "load") from exc
     return state
 
 
@@ -325,8 +351,10 @@ class Trainer(TrainerControl):
         self.withheld = state.get("withheld")
         self.withheld_count = int(state.get("withheld_count", 0))
         saved = state.get("served_fairness")  # absent before session 42
-        # Inside the state, which unseal verified with the key before unpickling it.
-        self.ctx.restore_served_fairness(pickle.loads(saved) if isinstance(saved, bytes) else None)
+        # unseal() read it (restricted); bytes only in a state handed over in process (Trainer.state()).
+        if isinstance(saved, bytes):
+            saved = safe_pickle.loads_state(saved)
+        self.ctx.restore_served_fairness(saved if isinstance(saved, FairnessMonitor) else None)
         self._served_at = None
 
     def _reapply_configured(self, configured: ModelLifecycle, live_sets: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from functools import partial
 from typing import Any
 
@@ -52,7 +53,7 @@ from streams.join import owners_key, trainer_group
 from streams.metrics import CHANGELOG_REFUSALS, CONTROL_REFUSALS, Metrics
 from streams.releases import UNVERIFIED_MODEL, read_checked_releases
 from streams.security_log import ThrottledLog
-from streams.train import Trainer, seal_header, sealed_by, unseal
+from streams.train import StateRefused, Trainer, seal_header, sealed_by, unseal
 from streams.trainer_gather import COMMIT_MAX, GatheringBatches
 from streams.trainer_status import (
     CONFIG_DIFFERS_FIX,
@@ -69,6 +70,9 @@ log = logging.getLogger(__name__)
 security_log = logging.getLogger("driftline.security")
 
 STATUS_EVERY_S = 5.0
+# Sealed records of a model kept when its newest state is refused (_newest_loadable): the newest ones that load win;
+# a bound on memory (each may be tens of MB) and on restricted loads (~0.5 s per 1.5 MB ARF state).
+FALLBACK_RECORDS = 8
 # How often a running trainer checks that nobody added partitions to training, control or changelog.
 TOPICS_EVERY_S = 30.0
 # What to do when partitions were added to the by-model topics (README, Operations).
@@ -539,36 +543,52 @@ class TrainerGroup(GatheringBatches):
     def _unseal_state(self, name: str, sealed: bytes) -> dict[str, Any] | None:
         """``name``'s committed state from its newest sealed record. The seal covers the state, not the record's
         key: a state sealed for another model (copied under this name by someone who can write the topic) is
-        refused and counted (``model``), and the newest record sealed for this model is read again instead
-        (unpickling this model's records on its partition: only on that path). None: a new lineage."""
+        refused and counted (``model``), and so is one the restricted loader refuses (``allow_list``: a class
+        outside the state's allow-list or over a cap, what a leaked key could carry; ``load``: it does not
+        unpickle); the newest record sealed for this model that loads is read again instead (unpickling this
+        model's records on its partition: only on that path). None: a new lineage."""
         where = f"{self.settings.topic('changelog')} record of {name!r}"
         try:
             state = unseal(sealed, self.keys, where)
+        except StateRefused as exc:
+            self._refuse_state(name, exc.reason, str(exc))
+            return self._newest_loadable(name, where)
         except SecurityError as exc:
             security_log.warning("SECURITY: %s; the model starts a new lineage", exc)
             return None
         if state.get("model", name) == name:
             return state
         self._refuse_state(name, "model", f"a state sealed for model {str(state.get('model'))[:100]!r}")
-        own: dict[str, dict[str, Any]] = {}
+        return self._newest_loadable(name, where)
+
+    def _newest_loadable(self, name: str, where: str) -> dict[str, Any] | None:
+        """The newest record on ``name``'s changelog partition that is sealed with the key, loads and is this
+        model's state (None if compaction left none: a new lineage). The partition is read once, keeping the
+        newest :data:`FALLBACK_RECORDS` records sealed for this model (their headers say so, without unpickling);
+        they are then unsealed newest first until one loads: the restricted loader takes ~0.5 s for a 1.5 MB ARF
+        state (docs/experiments/unseal43.md), and a partition holds one record per committed batch until
+        compaction."""
+        candidates: deque[bytes] = deque(maxlen=FALLBACK_RECORDS)
 
         def accept(key: str, value: bytes | None) -> bool:
             if key != name or value is None or not sealed_by(value, self.keys):
                 return False
-            try:
-                candidate = unseal(value, self.keys, where)
-            except Exception:  # sealed with the key, yet unreadable: not this model's state
-                return False
-            if candidate.get("model", name) != name:
-                return False
-            own[name] = candidate
-            return True
+            header = seal_header(value)
+            if header is None or header.get("model") == name:
+                candidates.append(value)
+            return False
 
         read_changelog(self.settings, [partition_for(name, self.partitions)], accept=accept)
         self._security.flush(force=True)
-        if name not in own:
-            security_log.warning("SECURITY: %s: no state sealed for this model is left; a new lineage", where)
-        return own.get(name)
+        for value in reversed(candidates):
+            try:
+                candidate = unseal(value, self.keys, where)
+            except Exception:  # sealed with the key, yet refused or unreadable (counted once, above)
+                continue
+            if candidate.get("model", name) == name:
+                return candidate
+        security_log.warning("SECURITY: %s: no state sealed for this model is left; a new lineage", where)
+        return None
 
     def _trainer(self, name: str, create: bool = True) -> Trainer | None:
         """The trainer of ``name``: in memory, restored from its committed state, or (``create``) a new model;

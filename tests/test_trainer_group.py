@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ from streams import trainers as trainers_module
 from streams.control import new_command, wait_reply
 from streams.join import owners_key
 from streams.metrics import build_metrics
-from streams.train import unseal
+from streams.train import seal, unseal
 from streams.trainer_status import trainer_status, trainer_status_key
 from streams.trainers import GC_YOUNG, TrainerGroup
 
@@ -247,6 +248,46 @@ def test_a_sealed_state_copied_under_another_models_key_is_refused(trainer_setti
         assert group.trainers["default"].state()["model"] == "default"
         sample = group.metrics.registry.get_sample_value
         assert sample("driftline_changelog_rejected_total", {"reason": "model"}) == 1.0
+
+
+class _Gadget:
+    """Pickles as ``exec(code)``: what a forger holding the signing key seals as a trainer state."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self) -> Any:
+        return (exec, (self.code,))
+
+
+def test_a_gadget_sealed_with_the_key_is_refused_and_the_newest_state_that_loads_restored(
+    trainer_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The signing key leaked: someone seals a state whose pickle runs code (``exec``) and publishes it as a
+    model's newest changelog record, in order (its header the next commit). The next owner reads it with the
+    restricted loader: nothing runs, the record is refused (SECURITY logged, counted as ``allow_list``) and the
+    model's newest sealed state that loads is restored, so its lineage goes on (nothing lost, nothing learned
+    twice); the other model is unaffected."""
+    s = trainer_settings
+    _send_examples(s, _examples(200))
+    _send_examples(s, _examples(120, model="m-b"))
+    with _running(s) as group:
+        _wait(group, "320 learned", lambda: _learned(group) + _learned(group, "m-b") >= 320)
+        commits = group.trainers["default"].commits
+    marker = tmp_path / "gadget-ran"
+    state = {"model": "default", "commits": commits + 1, "lifecycle": _Gadget(f"open({str(marker)!r}, 'w')")}
+    _produce(s, "changelog", [("default", seal(state, s.model.signing_key.get().encode()))])
+    _send_examples(s, _examples(30, start=200))
+    _send_examples(s, _examples(10, start=120, model="m-b"))
+    with caplog.at_level("WARNING", logger="driftline.security"), _running(s) as group:
+        _wait(group, "the 40 new examples committed", lambda: _all_committed(s, group))
+        time.sleep(2)  # nothing more arrives
+        assert (_learned(group), _learned(group, "m-b")) == (230, 130), "a state lost, or learned twice"
+        sample = group.metrics.registry.get_sample_value
+        assert sample("driftline_changelog_rejected_total", {"reason": "allow_list"}) == 1.0
+    assert not marker.exists(), "the gadget ran in the trainer"
+    refused = [r.getMessage() for r in caplog.records if "allow_list" in r.getMessage()]
+    assert refused and "SECURITY" in refused[0] and "builtins.exec is not allowed" in refused[0], refused
 
 
 def test_an_older_sealed_state_published_again_does_not_rewind_the_model(trainer_settings: Settings) -> None:

@@ -37,3 +37,53 @@ def offline_trainer(settings: Settings) -> Any:
         settings, ctx.model, lambda data, model: None, topic_entries=list, deferred=True
     )
     return Trainer(ctx, redis_conn=NoStatus())  # type: ignore[arg-type]
+
+
+def drifting_examples(task: str, n: int, seed: int = 1, start: int = 0) -> list[tuple[Any, dict[str, Any]]]:
+    """``n`` (RawRecord, TrainingExample) pairs of mixed features whose concept flips half way (a drift alarm, a
+    challenger, probation), for ``task``."""
+    import random
+
+    from connectors.batch_source import RawRecord
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    rng = random.Random(seed)
+    out = []
+    for i in range(start, start + n):
+        a, b = rng.gauss(0, 1), rng.uniform(-2, 2)
+        x: dict[str, Any] = {"a": a, "b": b, "n": i % 7, "flag": i % 3 == 0, "cat": rng.choice("xyz")}
+        flip = -1 if i >= start + n // 2 else 1
+        y: Any = int(flip * (a + b) > 0) if task == "classification" else flip * (3 * a - b)
+        example = {"id": f"e{i}", "model": "default", "key": None, "features": x, "label": y, "prediction": None,
+                   "proba": None, "version": 0, "event_ts": i, "label_ts": i}  # fmt: skip
+        value = codec.encode("TrainingExample", example)  # a held example is decoded again on resume
+        out.append((RawRecord("driftline.training", 0, i, b"default", value, i), example))
+    return out
+
+
+def learned_trainer(spec: Any, task: str, n: int, key: str, state_dir: str) -> Any:
+    """An offline trainer of ``spec`` for ``task`` that learned :func:`drifting_examples` (``n``, in batches of 50)
+    with a segment feature (the served-fairness window), then paused learning and holds 20 examples: a trainer
+    state with most of what one can hold. No broker: the models topic it would read holds nothing."""
+    from driftline.settings import load_settings
+
+    overrides: dict[str, Any] = {
+        "model.signing_key": key,
+        "state_dir": state_dir,
+        "model.learner": {"name": spec.name, "params": dict(spec.params)},
+        "model.task": task,
+        "model.segment_feature": "cat",
+        # Nothing may reach a broker or Redis (the defaults belong to another stack).
+        "kafka.bootstrap": "127.0.0.1:1",
+        "redis.url": "redis://127.0.0.1:1/0",
+    }
+    trainer = offline_trainer(load_settings(environ={}, overrides=overrides))
+    trainer.releases = dict  # the verified releases a rollback looks its parent up in: none offline
+    trainer.start(None, 0)
+    batch = drifting_examples(task, n)
+    for k in range(0, len(batch), 50):
+        trainer.process(batch[k : k + 50])
+    trainer.apply("pause_learning", {})
+    trainer.process(drifting_examples(task, 20, seed=2, start=n))
+    return trainer
