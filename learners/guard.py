@@ -257,12 +257,13 @@ class PairedEvidence:
         self.pred_sum = 0.0
         self.pred_sum2 = 0.0
 
-    def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> None:
+    def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> float | None:
+        """Add one pair; the difference the tests were fed (candidate loss minus baseline loss, regression's in
+        units of :meth:`_scale`), None when they were fed none."""
         if y is None:
-            return
+            return None
         if self.task == "classification" and segment is None:
-            self._add_classification(y, cand, base)
-            return
+            return self._add_classification(y, cand, base)
         self.n += 1
         if self.task == "classification":
             self.label_counts[y] = self.label_counts.get(y, 0) + 1
@@ -315,6 +316,7 @@ class PairedEvidence:
             acc[0] += 1
             acc[1] += lc
             acc[2] += lb
+        return bounded
 
     def _scale(self) -> float:
         """Regression: the baseline's typical absolute error over the earlier pairs, the unit of the paired
@@ -341,7 +343,7 @@ class PairedEvidence:
         self.sum_scale += min(lb, SCALE_CAP * scale) if scale > 0 else lb
         self._scale_n += 1
 
-    def _add_classification(self, y: Any, cand: Any, base: Any) -> None:
+    def _add_classification(self, y: Any, cand: Any, base: Any) -> float:
         # ``add`` for a classification pair without a segment, inlined: the trainer makes two or three of these
         # per label. The same updates in the same order (0/1 losses are always finite), with the same values and
         # types: the counters as ints, ``d`` as the float ``add`` subtracts, and while the three e-processes hold
@@ -417,6 +419,7 @@ class PairedEvidence:
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0
+        return d
 
     def _note_base(self, base: Any) -> None:
         if self.n == 1:
