@@ -221,6 +221,7 @@ class PairedEvidence:
     # absurd labels cannot set it (evidence pickled before it starts its warm-up again).
     sum_scale = 0.0
     _scale_n = 0
+    absurd = 0  # regression: pairs where only the candidate erred by over SCALE_CAP typical errors (``sane_outputs``)
     _warm: tuple[float, ...] | list[float] = ()
 
     def __init__(self, task: str, config: GuardConfig | None = None, *, wide: bool = False) -> None:
@@ -309,7 +310,9 @@ class PairedEvidence:
         if self.task != "classification":
             self._scale_add(lb)
             if scale > 0:  # the slice check's relative MAE, with the same bound on what one pair can weigh
-                lc, lb = min(lc, SCALE_CAP * scale), min(lb, SCALE_CAP * scale)
+                cap = SCALE_CAP * scale
+                self.absurd += lc > cap >= lb
+                lc, lb = min(lc, cap), min(lb, cap)
         if segment is not None:
             fairness_evidence(self).add(segment, y, cand, base)  # per-segment rates for the fairness check
             acc = self.segments.setdefault(segment, [0.0, 0.0, 0.0])
@@ -698,6 +701,14 @@ def sanity_checks(
     checks: dict[str, bool | str] = {}
     evidence: dict[str, float] = {}
     checks["finite_outputs"] = True if ev.nonfinite == 0 else f"{ev.nonfinite} non-finite predictions"
+    if ev.task != "classification":
+        # The paired test clips each difference to one typical error, so a model absurdly wrong on a few events (a
+        # tree leaf that learned a 1e99 label) could pass it: those answers veto on their own (session 43).
+        checks["sane_outputs"] = (
+            True
+            if not ev.absurd
+            else f"{ev.absurd} answer(s) off by over {SCALE_CAP:g} typical errors where the served model was not"
+        )
     checks["not_collapsed"] = "predicts a single value" if _collapsed(ev, config) else True
     if candidate is not None and sample:
         budget = config.max_predict_latency_ms
