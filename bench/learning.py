@@ -130,7 +130,7 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
     def per_row(self: Any, pos: int) -> dict[str, float]:
         return clean_features(self.xs[pos])
 
-    def separate_bets(self: Any, y: Any, cand: Any, base: Any) -> None:
+    def separate_bets(self: Any, y: Any, cand: Any, base: Any) -> float:
         # The pair with each e-process betting on its own (the previous session's code), for the lever's cost.
         self.n += 1
         self.label_counts[y] = self.label_counts.get(y, 0) + 1
@@ -148,6 +148,7 @@ def lever_costs(spec: LearnerSpec, rows: list[Row], rounds: int = 3) -> dict[str
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0
+        return d
 
     def configure(off: set[str]) -> None:
         for k, v in names.items():

@@ -221,6 +221,7 @@ class PairedEvidence:
     # absurd labels cannot set it (evidence pickled before it starts its warm-up again).
     sum_scale = 0.0
     _scale_n = 0
+    absurd = 0  # regression: pairs where only the candidate erred by over SCALE_CAP typical errors (``sane_outputs``)
     _warm: tuple[float, ...] | list[float] = ()
 
     def __init__(self, task: str, config: GuardConfig | None = None, *, wide: bool = False) -> None:
@@ -257,12 +258,13 @@ class PairedEvidence:
         self.pred_sum = 0.0
         self.pred_sum2 = 0.0
 
-    def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> None:
+    def add(self, y: Any, cand: Any, base: Any, segment: str | None = None) -> float | None:
+        """Add one pair; the difference the tests were fed (candidate loss minus baseline loss, regression's in
+        units of :meth:`_scale`), None when they were fed none."""
         if y is None:
-            return
+            return None
         if self.task == "classification" and segment is None:
-            self._add_classification(y, cand, base)
-            return
+            return self._add_classification(y, cand, base)
         self.n += 1
         if self.task == "classification":
             self.label_counts[y] = self.label_counts.get(y, 0) + 1
@@ -308,13 +310,16 @@ class PairedEvidence:
         if self.task != "classification":
             self._scale_add(lb)
             if scale > 0:  # the slice check's relative MAE, with the same bound on what one pair can weigh
-                lc, lb = min(lc, SCALE_CAP * scale), min(lb, SCALE_CAP * scale)
+                cap = SCALE_CAP * scale
+                self.absurd += lc > cap >= lb
+                lc, lb = min(lc, cap), min(lb, cap)
         if segment is not None:
             fairness_evidence(self).add(segment, y, cand, base)  # per-segment rates for the fairness check
             acc = self.segments.setdefault(segment, [0.0, 0.0, 0.0])
             acc[0] += 1
             acc[1] += lc
             acc[2] += lb
+        return bounded
 
     def _scale(self) -> float:
         """Regression: the baseline's typical absolute error over the earlier pairs, the unit of the paired
@@ -341,7 +346,7 @@ class PairedEvidence:
         self.sum_scale += min(lb, SCALE_CAP * scale) if scale > 0 else lb
         self._scale_n += 1
 
-    def _add_classification(self, y: Any, cand: Any, base: Any) -> None:
+    def _add_classification(self, y: Any, cand: Any, base: Any) -> float:
         # ``add`` for a classification pair without a segment, inlined: the trainer makes two or three of these
         # per label. The same updates in the same order (0/1 losses are always finite), with the same values and
         # types: the counters as ints, ``d`` as the float ``add`` subtracts, and while the three e-processes hold
@@ -417,6 +422,7 @@ class PairedEvidence:
         self.sum_d += d
         self.sum_d2 += d * d
         self.sum_base += 0.0 if base_ok else 1.0
+        return d
 
     def _note_base(self, base: Any) -> None:
         if self.n == 1:
@@ -695,6 +701,14 @@ def sanity_checks(
     checks: dict[str, bool | str] = {}
     evidence: dict[str, float] = {}
     checks["finite_outputs"] = True if ev.nonfinite == 0 else f"{ev.nonfinite} non-finite predictions"
+    if ev.task != "classification":
+        # The paired test clips each difference to one typical error, so a model absurdly wrong on a few events (a
+        # tree leaf that learned a 1e99 label) could pass it: those answers veto on their own (session 43).
+        checks["sane_outputs"] = (
+            True
+            if not ev.absurd
+            else f"{ev.absurd} answer(s) off by over {SCALE_CAP:g} typical errors where the served model was not"
+        )
     checks["not_collapsed"] = "predicts a single value" if _collapsed(ev, config) else True
     if candidate is not None and sample:
         budget = config.max_predict_latency_ms

@@ -184,6 +184,11 @@ def _unservable(decision: Decision, withheld: Withheld) -> Decision:
     )
 
 
+# Keep probation's model over the incremental releases made while it runs (``_release``); False: each release
+# starts probation against the model it replaced, as before session 43.
+PROBATION_ANCHOR = True
+
+
 class ModelLifecycle:
     """One model's learning, monitoring and release decisions (see the module docstring)."""
 
@@ -200,6 +205,7 @@ class ModelLifecycle:
     _served_recent: collections.deque[tuple[float, float]] | None = None
     # Class-level default: a lifecycle pickled before session 42 has counted no label it could not learn.
     unlearned: int = 0
+    champion_resets = 0  # champions replaced by a copy of the served snapshot (``IncrementalPolicy.broken``)
     _evaluated = False  # whether the step under way has counted its label in ``overall`` (``_unlearned``)
     refused_alarms = 0  # reference alarms the served snapshot's errors did not confirm (``CONFIRM_Z``)
     # Class-level defaults: a lifecycle pickled before session 21 starts the reference snapshot's own detectors
@@ -385,7 +391,11 @@ class ModelLifecycle:
         version = self._next_version
         self._next_version += 1
         if reason not in ("initial", "rollback") and self.served_version:
-            self._probation.start(self._served, self.served_version)
+            # An incremental release during probation keeps the model on probation's side (session 43): releases
+            # come every 25 labels and probation first looks after 50 pairs, so restarting it at each release
+            # meant it never looked, and a release made just after a poisoned label was never rolled back.
+            if not (PROBATION_ANCHOR and reason == "incremental" and self._probation.active):
+                self._probation.start(self._served, self.served_version)
         elif reason == "rollback":
             self._probation.stop()
         self._served = served
@@ -883,6 +893,12 @@ class ModelLifecycle:
                 started = self._challenger.started
                 self._challenger.start(challenger, index if started is None else started)
             events.append(decision)
+        if self._increment.broken() and not self.paused:
+            # Shown worse than what users get by a wide margin (a poisoned scaler, say): go on from the snapshot.
+            self._lineage = self._served.copy()
+            self._increment.rebased()
+            self.champion_resets += 1
+            return events
         served_learned = bool(self._served.n_learned)
         if self._increment.waiting(self.release_every, served_learned):
             return events  # the usual label: no judgement due (decide would answer None)
@@ -1070,6 +1086,7 @@ class ModelLifecycle:
             challenger_n=float(self._challenger.evidence.n),
             held=float(self._held is not None),
             probation=float(self._probation.active),
+            champion_resets=float(self.champion_resets),
         )
         return out
 

@@ -89,6 +89,14 @@ SHADOW = 2
 # trainer paused: ``ModelLifecycle`` still compares the champion with the served snapshot) reach it; without the
 # limit a pause grew the list by a float a label, pickled in every checkpoint (review32).
 SHADOW_KEPT_MAX = 2
+# The champion shown worse than the served snapshot by BROKEN_MARGIN (the paired differences' units: error rate, or
+# regression's typical error) at level BROKEN_ALPHA, by an e-process started at the release, is replaced by a copy of
+# the served snapshot, which goes on learning (``IncrementalPolicy.broken``; 0: never). Why: one event can cripple
+# a champion for good while the guard rightly keeps it from users: a feature value of 1e12 inflates LR's scaler for
+# ever, and the served model then stayed the last release before it until a drift alarm, 1,400 labels on a stable
+# stream (docs/experiments/poison43.py). Session 43.
+BROKEN_MARGIN = 0.05
+BROKEN_ALPHA = 0.01
 
 
 class Judge(Protocol):
@@ -279,6 +287,8 @@ class IncrementalPolicy:
     served_n = YOUNG_SERVED
     # Labels since the latest drift alarm on the served model (none yet: quiet).
     since_alarm = 1 << 30
+    # Is the champion worse than the served snapshot by ``BROKEN_MARGIN``? Started at each release (None: not yet).
+    worse: EProcess | None = None
 
     def __init__(self, task: str, guard: GuardConfig) -> None:
         self.task = task
@@ -290,7 +300,11 @@ class IncrementalPolicy:
         self.carried = False  # the current evidence was carried over an incremental release
 
     def observe(self, y: Any, champion_pred: Any, served_pred: Any, segment: str | None) -> None:
-        self.evidence.add(y, champion_pred, served_pred, segment)
+        d = self.evidence.add(y, champion_pred, served_pred, segment)
+        if d is not None and BROKEN_MARGIN:
+            if self.worse is None:
+                self.worse = EProcess(-BROKEN_MARGIN)
+            self.worse.add(-d)  # H0: the champion is not worse by the margin
         self.since_alarm += 1
         if self.recovery_left:
             self.recovery_left -= 1
@@ -335,10 +349,23 @@ class IncrementalPolicy:
                 self.carried = True
                 self._keep_shadow()
 
+    def broken(self) -> bool:
+        """The champion is shown worse than the served snapshot (``BROKEN_MARGIN``): the caller replaces it with a
+        copy of the snapshot and calls :meth:`rebased`."""
+        return self.worse is not None and self.worse.log_wealth >= -math.log(BROKEN_ALPHA)
+
+    def rebased(self) -> None:
+        """The champion is a copy of the served snapshot again: every comparison starts over, and it has learned
+        nothing since the release (the cold start's growth counts from here, as after a reference veto)."""
+        self.worse = None
+        self.since_release = 0
+        self.restart()
+
     def released(self, served_n: int = YOUNG_SERVED) -> None:
         """Any release: the served snapshot changed, so the comparison starts over (carrying the
         non-inferiority wealth when this release was the policy's own shown promotion, at the same margin).
         ``served_n``: labels the new snapshot's lineage has learned."""
+        self.worse = None
         kept, carry = self.evidence.not_worse, self._shown and self.guard.carry_release_every > 0
         self.served_n = served_n
         self.since_release = 0

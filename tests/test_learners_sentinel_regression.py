@@ -221,7 +221,7 @@ def _recurring_rows(seed: int) -> list[tuple[dict[str, float], float]]:
     return out
 
 
-@pytest.mark.parametrize("seed", [7, 8])
+@pytest.mark.parametrize("seed", [7, 13])
 def test_a_recurring_drift_is_alarmed_by_the_copy_frozen_once_the_champion_learned_the_first(
     seed: int,
 ) -> None:
@@ -230,7 +230,10 @@ def test_a_recurring_drift_is_alarmed_by_the_copy_frozen_once_the_champion_learn
     # return at these seeds with ``RESTART_DELAY`` 0. Frozen ``RESTART_DELAY`` labels later, the copy has learned the
     # new concept and errs more on the old one (4,145 / 4,086, both from a copy at 3,239). (Session 39, helper
     # restart39, chose seeds 6 and 7; since session 40's faster releases in a regression recovery window, ADWIN
-    # alarms seed 6's return itself, at 4,063, so the seed no longer tells the delayed copy's work.)
+    # alarms seed 6's return itself, at 4,063, so the seed no longer tells the delayed copy's work. Seed 8 likewise
+    # since session 43's probation over consecutive releases: ADWIN alarms its return at 4,031, before the copy's
+    # 4,086; seed 13 alarms at 3,059, then from a copy at 3,271 at 4,164, and nothing in 4,000-4,500 with
+    # ``RESTART_DELAY`` 0.)
     alarms = _alarms(_regression_lifecycle(), _recurring_rows(seed))
     assert [a for a in alarms if 3000 <= a.index < 3200], alarms
     back = [a for a in alarms if 4000 <= a.index < 4500]
