@@ -237,17 +237,36 @@ def test_active_controller_killed(cluster: StackConfig, pipeline: Pipeline) -> N
         assert new is not None
 
 
+# How long a frozen or stopped node stays away at least: past the broker session timeout (9 s, the controller
+# fences the node and moves its leaderships), the workers' group session timeout (8 s, FAST_GROUP_ENV) and the
+# trainers' (10 s, kafka.trainer_session_timeout_s). It was a fixed 20 s; a leadership slower to move than this is
+# waited for (tspeed43).
+AWAY_S = 14.0
+
+
+def _moved_off(cluster: StackConfig, topic: str, node: int, since: float) -> int:
+    """The node leading ``topic`` once it is not ``node`` any more, and no earlier than AWAY_S after ``since``."""
+    moved = wait_until(
+        f"{topic}'s leadership to move off kafka-{node}",
+        lambda: (leader := _leader(cluster, topic)) != node and leader,
+        60,
+        0.5,
+    )
+    time.sleep(max(0.0, since + AWAY_S - time.monotonic()))
+    return moved
+
+
 def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
-    """SIGSTOP the node leading ``training`` for 20 s: past the broker session timeout (9 s, the controller fences
-    it and moves its leaderships) and the workers' group session timeout (8 s); then SIGCONT."""
+    """SIGSTOP the node leading ``training`` until its leaderships moved and for AWAY_S at least: past the broker
+    session timeout (9 s, the controller fences it and moves its leaderships) and the workers' group session
+    timeouts (8 s, the trainers' 10 s); then SIGCONT."""
     with _streaming(pipeline) as publisher:
         publisher.wait_sent(N // 3, timeout=120)
         node = _leader(cluster, pipeline.settings().topic("training"))
         pid = _pid(cluster, node)
         os.kill(pid, signal.SIGSTOP)
         try:
-            time.sleep(20)
-            moved = _leader(cluster, pipeline.settings().topic("training"))
+            moved = _moved_off(cluster, pipeline.settings().topic("training"), node, time.monotonic())
         finally:
             os.kill(pid, signal.SIGCONT)
         assert moved != node, f"training still led by the frozen kafka-{node}"
@@ -256,15 +275,15 @@ def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipe
 
 def test_broker_stopped_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
     """SIGTERM the node leading ``models`` (a controlled shutdown: its leaderships move while requests are in
-    flight, which clients see as NOT_LEADER_OR_FOLLOWER), keep it down for 20 s, then start it again."""
+    flight, which clients see as NOT_LEADER_OR_FOLLOWER), keep it down for AWAY_S (it was 20 s), then start it
+    again."""
     with _streaming(pipeline) as publisher:
         publisher.wait_sent(N // 3, timeout=120)
         node = _leader(cluster, pipeline.settings().topic("models"))
         pid = _pid(cluster, node)
         os.kill(pid, signal.SIGTERM)
         _gone(pid, timeout=60)
-        time.sleep(20)
-        assert _leader(cluster, pipeline.settings().topic("models")) != node
+        assert _moved_off(cluster, pipeline.settings().topic("models"), node, time.monotonic()) != node
         _up(cluster)
         _wait_in_sync(cluster)
 
