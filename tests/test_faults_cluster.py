@@ -271,6 +271,8 @@ def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipe
             os.kill(pid, signal.SIGCONT)
         assert moved != node, f"training still led by the frozen kafka-{node}"
         _wait_in_sync(cluster)
+        # The node is back in sync: the rest of the stream need not keep the 20/s pace.
+        publisher.speed_up(100.0)
 
 
 def test_broker_stopped_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
@@ -286,6 +288,8 @@ def test_broker_stopped_past_session_timeout(cluster: StackConfig, pipeline: Pip
         assert _moved_off(cluster, pipeline.settings().topic("models"), node, time.monotonic()) != node
         _up(cluster)
         _wait_in_sync(cluster)
+        # The node is back in sync: the rest of the stream need not keep the 20/s pace.
+        publisher.speed_up(100.0)
 
 
 def test_a_producer_through_its_leader_killed_and_restarted_delivers_each_record_in_order(
