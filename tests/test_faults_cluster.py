@@ -237,10 +237,10 @@ def test_active_controller_killed(cluster: StackConfig, pipeline: Pipeline) -> N
         assert new is not None
 
 
-# How long a frozen or stopped node stays away at least: past the broker session timeout (9 s, the controller
-# fences the node and moves its leaderships), the workers' group session timeout (8 s, FAST_GROUP_ENV) and the
-# trainers' (10 s, kafka.trainer_session_timeout_s). It was a fixed 20 s; a leadership slower to move than this is
-# waited for (tspeed43).
+# How long a stopped node stays away at least: past the broker session timeout (9 s), the workers' group session
+# timeout (8 s, FAST_GROUP_ENV) and the trainers' (10 s, kafka.trainer_session_timeout_s). It was a fixed 20 s; a
+# leadership slower to move than this is waited for (tspeed43). The frozen node keeps its fixed 20 s: waiting for
+# its leadership to move instead saved nothing measurable (docs/experiments/tspeed43.md).
 AWAY_S = 14.0
 
 
@@ -257,22 +257,20 @@ def _moved_off(cluster: StackConfig, topic: str, node: int, since: float) -> int
 
 
 def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
-    """SIGSTOP the node leading ``training`` until its leaderships moved and for AWAY_S at least: past the broker
-    session timeout (9 s, the controller fences it and moves its leaderships) and the workers' group session
-    timeouts (8 s, the trainers' 10 s); then SIGCONT."""
+    """SIGSTOP the node leading ``training`` for 20 s: past the broker session timeout (9 s, the controller fences
+    it and moves its leaderships) and the workers' group session timeout (8 s); then SIGCONT."""
     with _streaming(pipeline) as publisher:
         publisher.wait_sent(N // 3, timeout=120)
         node = _leader(cluster, pipeline.settings().topic("training"))
         pid = _pid(cluster, node)
         os.kill(pid, signal.SIGSTOP)
         try:
-            moved = _moved_off(cluster, pipeline.settings().topic("training"), node, time.monotonic())
+            time.sleep(20)
+            moved = _leader(cluster, pipeline.settings().topic("training"))
         finally:
             os.kill(pid, signal.SIGCONT)
         assert moved != node, f"training still led by the frozen kafka-{node}"
         _wait_in_sync(cluster)
-        # The node is back in sync: the rest of the stream need not keep the 20/s pace.
-        publisher.speed_up(100.0)
 
 
 def test_broker_stopped_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
