@@ -47,6 +47,7 @@ from streams.serving import scorer_id
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 10.0
+RETRY_FIRST_S = 0.2  # the first wait before a retry, doubled after each failure up to RETRY_MAX_S
 
 # Redis replies that say "not now" rather than "not this": the server is loading, busy, out of memory or a replica.
 _REDIS_BUSY = (
@@ -107,7 +108,7 @@ def handle_batch_blocking(
     batch one record at a time) and its result is returned. ``waiting()`` (if given) runs before every wait for a
     retry: the batch loop refreshes its lag gauge there, so a stalled partition shows on /metrics.
     """
-    delay = 0.2
+    delay = RETRY_FIRST_S
     while True:
         try:
             body()
@@ -143,7 +144,7 @@ def one_by_one(
     :func:`handle_batch_blocking`). True once every record is processed or dead-lettered, False if stopped first."""
     for raw in raws:
         failure: list[BaseException] = []
-        delay = 0.2
+        delay = RETRY_FIRST_S
         while True:
             try:
                 if failure:

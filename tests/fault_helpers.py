@@ -157,6 +157,13 @@ class Publisher(threading.Thread):
         self.sent = 0
         self.resent = 0
         self.error: BaseException | None = None
+        # (since, events sent then, rate): the pace from then on; speed_up() replaces it while events stream.
+        self._pace = (time.monotonic(), 0, rate)
+
+    def speed_up(self, rate: float) -> None:
+        """Send the events still to come at ``rate`` events/s from now on: a test whose faults are over need not
+        wait out a stream paced to outlast them."""
+        self._pace = (time.monotonic(), self.sent, rate)
 
     def new_producer(self) -> EventProducer:
         return EventProducer(self.pipeline.settings())
@@ -187,7 +194,7 @@ class Publisher(threading.Thread):
                     p.send_label(event.id, event.label, ts=ts)
             return deliveries
 
-        t0 = time.monotonic()
+        self._pace = (time.monotonic(), 0, self.rate)
         for i, event in enumerate(self.events):
             ts = now_ms()
             records.append(("feature", event, ts, send(producer, "feature", event, ts)))
@@ -195,7 +202,8 @@ class Publisher(threading.Thread):
                 back = self.events[i - self.label_lag]
                 records.append(("label", back, ts, send(producer, "label", back, ts)))
             self.sent = i + 1
-            ahead = t0 + (i + 1) / self.rate - time.monotonic()
+            since, sent_then, rate = self._pace
+            ahead = since + (i + 1 - sent_then) / rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
         if self.labels:

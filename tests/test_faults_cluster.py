@@ -209,7 +209,9 @@ def _streaming(pipeline: Pipeline, n: int = N, rate: float = RATE) -> Iterator[P
 def test_partition_leaders_killed_and_restarted(cluster: StackConfig, pipeline: Pipeline) -> None:
     """kill -9 the node leading ``training``, then the one leading ``models``, then the one leading
     ``features`` partition 0, each restarted (and back in sync) before the next, while events stream."""
-    n, rate = 1000, 10.0  # a 100 s stream: a restart of a node takes 15-30 s on a busy 2-core machine
+    # A 100 s stream: a restart of a node takes 15-30 s on a busy 2-core machine. Once the third node is back in
+    # sync, the rest goes at 100/s (on a quiet machine the three restarts took ~45 s of the 100, tspeed43).
+    n, rate = 1000, 10.0
     killed = []
     with _streaming(pipeline, n, rate) as publisher:
         publisher.wait_sent(n // 10, timeout=120)
@@ -217,6 +219,7 @@ def test_partition_leaders_killed_and_restarted(cluster: StackConfig, pipeline: 
             node = _leader(cluster, pipeline.settings().topic(topic))
             killed.append((topic, f"kafka-{node}", publisher.sent))
             _kill9_and_restart(cluster, node)
+        publisher.speed_up(100.0)
     print("killed (topic led, node, events sent by then):", killed)
     late = [k for k in killed if k[2] >= n]
     assert not late, f"leaders killed after the stream ended: {late}"
@@ -228,9 +231,29 @@ def test_active_controller_killed(cluster: StackConfig, pipeline: Pipeline) -> N
         controller = active_controller(cluster)
         assert controller is not None, "no active controller found in the quorum-state files"
         _kill9_and_restart(cluster, controller)
+        publisher.speed_up(100.0)  # the fault is over: the rest of the stream need not keep the 20/s pace
         new = active_controller(cluster)
         print(f"active controller: kafka-{controller}, then kafka-{new}")
         assert new is not None
+
+
+# How long a stopped node stays away at least: past the broker session timeout (9 s), the workers' group session
+# timeout (8 s, FAST_GROUP_ENV) and the trainers' (10 s, kafka.trainer_session_timeout_s). It was a fixed 20 s; a
+# leadership slower to move than this is waited for (tspeed43). The frozen node keeps its fixed 20 s: waiting for
+# its leadership to move instead saved nothing measurable (docs/experiments/tspeed43.md).
+AWAY_S = 14.0
+
+
+def _moved_off(cluster: StackConfig, topic: str, node: int, since: float) -> int:
+    """The node leading ``topic`` once it is not ``node`` any more, and no earlier than AWAY_S after ``since``."""
+    moved = wait_until(
+        f"{topic}'s leadership to move off kafka-{node}",
+        lambda: (leader := _leader(cluster, topic)) != node and leader,
+        60,
+        0.5,
+    )
+    time.sleep(max(0.0, since + AWAY_S - time.monotonic()))
+    return moved
 
 
 def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
@@ -252,17 +275,19 @@ def test_broker_frozen_past_session_timeout(cluster: StackConfig, pipeline: Pipe
 
 def test_broker_stopped_past_session_timeout(cluster: StackConfig, pipeline: Pipeline) -> None:
     """SIGTERM the node leading ``models`` (a controlled shutdown: its leaderships move while requests are in
-    flight, which clients see as NOT_LEADER_OR_FOLLOWER), keep it down for 20 s, then start it again."""
+    flight, which clients see as NOT_LEADER_OR_FOLLOWER), keep it down for AWAY_S (it was 20 s), then start it
+    again."""
     with _streaming(pipeline) as publisher:
         publisher.wait_sent(N // 3, timeout=120)
         node = _leader(cluster, pipeline.settings().topic("models"))
         pid = _pid(cluster, node)
         os.kill(pid, signal.SIGTERM)
         _gone(pid, timeout=60)
-        time.sleep(20)
-        assert _leader(cluster, pipeline.settings().topic("models")) != node
+        assert _moved_off(cluster, pipeline.settings().topic("models"), node, time.monotonic()) != node
         _up(cluster)
         _wait_in_sync(cluster)
+        # The node is back in sync: the rest of the stream need not keep the 20/s pace.
+        publisher.speed_up(100.0)
 
 
 def test_a_producer_through_its_leader_killed_and_restarted_delivers_each_record_in_order(

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import streams.batches
 from connectors.producer import DeliveryError
 from connectors.redis_store import LabelLookup
 from driftline.errors import ConfigError, StackError
@@ -31,6 +32,16 @@ from tests.corpus import for_record, valid_after_poison
 
 CODEC = default_codec()
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _short_retry_waits() -> Iterator[None]:
+    """A transient failure's first wait before a retry 1 ms, not 0.2 s: what these tests check is which records are
+    retried, learned or dead-lettered, never how long the back-off waits (100 examples of up to two transient
+    failures each waited ~20 s, tspeed43). Module-scoped: Hypothesis refuses function-scoped fixtures."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streams.batches, "RETRY_FIRST_S", 0.001)
+        yield
 
 
 class FakeProducer:

@@ -597,12 +597,24 @@ def test_partitions_added_while_trainers_run_stop_them_with_what_to_do(
     monkeypatch.setattr(trainers_module, "TOPICS_EVERY_S", 1.0, raising=False)
     _send_examples(s, _examples(100))
     group = TrainerGroup(s, build_metrics(), default_codec(), session_timeout_s=6.0, heartbeat_s=0.5)
-    added = threading.Timer(15.0, _add_partitions, (s, grown, s.kafka.training_partitions + 2))
+    done = threading.Event()
+
+    def add_once_it_learns() -> None:
+        # Under a running trainer: once it has learned the examples (it used to be a fixed 15 s, tspeed43), never
+        # before its start-up check, which refuses grown topics on its own.
+        deadline = time.monotonic() + 60
+        while _learned(group) < 100 and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.2)
+        if not done.is_set():
+            _add_partitions(s, grown, s.kafka.training_partitions + 2)
+
+    added = threading.Thread(target=add_once_it_learns, daemon=True)
     added.start()
     try:
         raised = _stopped_by(group, timeout=90)
     finally:
-        added.cancel()
+        done.set()
+        added.join(60)
     assert isinstance(raised, ConfigError), f"the trainer went on (or failed otherwise): {raised!r}"
     assert "partitions were added" in str(raised) and "topics create" in str(raised)
 
