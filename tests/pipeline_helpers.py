@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -106,11 +105,7 @@ class Pipeline:
         return started
 
     def stop(self) -> None:
-        """SIGTERM every worker started here at once, then wait for each (SIGKILL after a grace period). They
-        drain side by side: one after the other, a score/join/train pipeline took ~5 s to stop, ~2 s together
-        (tspeed43, docs/experiments/tspeed43.md)."""
-        for worker in self.workers:
-            worker.signal(signal.SIGTERM)
+        """SIGTERM every worker started here (SIGKILL after a grace period)."""
         for worker in self.workers:
             worker.stop(timeout=20)
 
