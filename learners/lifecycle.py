@@ -394,8 +394,9 @@ class ModelLifecycle:
             # An incremental release during probation keeps the model on probation's side (session 43): releases
             # come every 25 labels and probation first looks after 50 pairs, so restarting it at each release
             # meant it never looked, and a release made just after a poisoned label was never rolled back.
-            if not (PROBATION_ANCHOR and reason == "incremental" and self._probation.active):
-                self._probation.start(self._served, self.served_version)
+            self._probation.start(
+                self._served, self.served_version, keep=PROBATION_ANCHOR and reason == "incremental"
+            )
         elif reason == "rollback":
             self._probation.stop()
         self._served = served
@@ -640,7 +641,7 @@ class ModelLifecycle:
                 if batch is None
                 else (lambda m: batch.challenger(m, xc)),
             )
-        previous = self._probation.previous
+        previous = self._probation.compared[0]
         if previous is not None:
             if batch is None:
                 previous_pred = previous.model.predict_one(xc, cleaned=True)
@@ -856,7 +857,7 @@ class ModelLifecycle:
         release per label."""
         rollback = self._probation.decide(index)
         if rollback is not None:
-            previous, version = self._probation.previous, self._probation.version
+            previous, version = self._probation.compared
             assert previous is not None and version is not None  # a decision comes only while on probation
             # A challenger started by a drift alarm stays: the same drift often causes both, and dropping it
             # would leave the rolled-back model alone against the new concept.

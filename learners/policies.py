@@ -559,12 +559,21 @@ class ChallengerPolicy:
 
 
 class ProbationPolicy:
-    """After a promotion, the model it replaced in shadow: a rollback when it is shown better."""
+    """After a promotion, the model it replaced in shadow: a rollback when it is shown better.
+
+    ``start(..., keep=True)`` (an incremental release while probation runs) keeps the running comparison and its
+    model (``anchor``): releases come every 25 labels and probation first looks after ``PROBATION_FIRST`` pairs, so
+    restarting it at each release meant it never looked (session 43). ``previous`` is always the model the served
+    one replaced: an operator's ``rollback`` goes back one version, and explanations compare with it."""
+
+    # Class-level defaults: a policy pickled before session 43 compares with ``previous`` (``compared``).
+    anchor: Lineage | None = None
+    anchor_version: int | None = None
 
     def __init__(self, task: str, guard: GuardConfig) -> None:
         self.task = task
         self.guard = guard
-        self.previous: Lineage | None = None  # the replaced model, kept for a rollback
+        self.previous: Lineage | None = None  # the replaced model, kept for an operator's rollback
         self.version: int | None = None  # its version
         self._probation: Probation | None = None
 
@@ -572,12 +581,23 @@ class ProbationPolicy:
     def active(self) -> bool:
         return self._probation is not None and self.previous is not None
 
-    def start(self, previous: Lineage, version: int) -> None:
+    @property
+    def compared(self) -> tuple[Lineage | None, int | None]:
+        """The model probation compares the served one with, and its version: the automatic rollback's target."""
+        if self.anchor is None:
+            return self.previous, self.version
+        return self.anchor, self.anchor_version
+
+    def start(self, previous: Lineage, version: int, *, keep: bool = False) -> None:
+        kept = keep and self.active
         self.previous, self.version = previous, version
-        self._probation = Probation(self.task, self.guard, version)
+        if not kept:
+            self.anchor, self.anchor_version = previous, version
+            self._probation = Probation(self.task, self.guard, version)
 
     def stop(self) -> None:
         self.previous, self.version, self._probation = None, None, None
+        self.anchor, self.anchor_version = None, None
 
     def observe(self, y: Any, served_pred: Any, previous_pred: Any, segment: str | None) -> None:
         if self._probation is not None:
