@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -586,8 +587,8 @@ def _documented_acls(role: str, principal: str, prefix: str) -> list[AclBinding]
         operations, resources = [], []
         pattern = ResourcePatternType.LITERAL
         for flag, value in zip(words[1::2], words[2::2], strict=False):
-            if flag == "--operation":
-                operations.append(AclOperation[value.upper()])
+            if flag == "--operation":  # Read -> READ, DescribeConfigs -> DESCRIBE_CONFIGS
+                operations.append(AclOperation[re.sub(r"(?<=[a-z])(?=[A-Z])", "_", value).upper()])
             elif flag in kinds:
                 resources.append((kinds[flag], value.replace("driftline.", prefix)))
             elif flag == "--resource-pattern-type":
