@@ -489,7 +489,8 @@ class BatchLoop:
 
         Again means: if the batch's outputs were all acknowledged before the failure (a
         :class:`~streams.finisher.PipelinedFinish` failing after them, at Redis), only the finish step runs again
-        (the scorer's join contexts and parked labels, idempotent for the batch's records); else (a delivery lost)
+        (the scorer's join contexts and parked labels, idempotent for the batch's records; past them, only
+        ``mark_joined``: streams/finisher.py); else (a delivery lost)
         the batch is handled again. Handling it again at every retry published its outputs again each time: a
         ~40 s Redis outage gave a consumer of ``predictions`` 3,958 duplicates of 1,000 events (arch41)."""
         if not isinstance(error, Exception) or isinstance(error, Abandoned):

@@ -143,6 +143,40 @@ def test_a_pass_failing_after_the_outputs_leaves_each_batch_delivered_to_run_its
         finisher.close()
 
 
+def test_a_pass_failing_in_its_last_step_is_finished_once_without_running_after_again(stage: _Stage) -> None:
+    """Redis refusing ``mark_joined`` (``last``) after a merged pass's ``after`` joined the parked labels and their
+    TrainingExamples were acknowledged: run again, the batches' steps finish that pass (``last`` once, with the
+    pass's value) and never run ``after`` again, which joined the same labels and published their examples a
+    second time (CI of session 43: 1,070 TrainingExamples of 1,000 labels)."""
+    finisher = Finisher("test")
+    refusals = {"left": 1}
+    last = stage.last
+
+    def refusing_last(value: list[int]) -> None:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise ConnectionError("OOM command not allowed when used memory > 'maxmemory'")
+        last(value)
+
+    stage.last = refusing_last  # type: ignore[method-assign]
+    try:
+        gate = _blocker(finisher)
+        steps = [stage.step([i]) for i in range(3)]
+        failing = [finisher.submit(step) for step in steps]
+        gate.set()
+        for f in failing:
+            assert isinstance(f.exception(10), ConnectionError)
+        assert stage.after_calls == [[0, 1, 2]]
+        for step in steps:
+            assert step.delivered
+            step()
+        assert stage.after_calls == [[0, 1, 2]], "after ran once, for the pass"
+        assert stage.last_calls == [[0, 10, 20]], "last ran once, with the pass's value"
+    finally:
+        finisher.resume()
+        finisher.close()
+
+
 def test_close_drops_what_is_queued(stage: _Stage) -> None:
     finisher = Finisher("test")
     gate = _blocker(finisher)
