@@ -1,4 +1,5 @@
-"""Every supported learner kind, trained a little, for the pickle allow-list test (tests/test_safe_pickle_allow.py).
+"""Every supported learner kind, trained a little, for the pickle allow-list tests (tests/test_safe_pickle_allow.py,
+tests/test_state_pickle_allow.py), and :func:`load_recording` to see which globals a pickle names.
 
 The list follows learners/specs.py KINDS (every kind, every task it supports) and learners/window.py ESTIMATORS
 (every scikit-learn estimator window_refit can refit), so a new kind or estimator shows up here by itself.
@@ -6,6 +7,8 @@ The list follows learners/specs.py KINDS (every kind, every task it supports) an
 
 from __future__ import annotations
 
+import io
+import pickle
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -95,3 +98,19 @@ def trained(spec: LearnerSpec, task: str, n: int = 300) -> Any:
     for x, y in examples(task, n, classes=2 if binary else 3):
         learner.learn_one(x, y)
     return learner
+
+
+class _Recorder(pickle.Unpickler):
+    def __init__(self, data: bytes, seen: set[tuple[str, str]]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.seen = seen
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.seen.add((module, name))
+        return super().find_class(module, name)
+
+
+def load_recording(data: bytes, seen: set[tuple[str, str]]) -> Any:
+    """Unpickle ``data`` plainly (our own fresh bytes only), adding every (module, name) global it resolves to
+    ``seen``."""
+    return _Recorder(data, seen).load()

@@ -5,29 +5,15 @@ listed class with its own ``__setstate__``/``__reduce__`` carries a review note 
 from __future__ import annotations
 
 import importlib
-import io
-import pickle
 import zlib
 from typing import Any
 
 import pytest
 
 from learners import pickle_allow, safe_pickle
-from tests.learner_kinds import examples, specs, trained
+from tests.learner_kinds import examples, load_recording, specs, trained
 
 SPECS = list(specs())
-
-
-class _Recorder(pickle.Unpickler):
-    """Plain unpickler (our own fresh pickle) that records every global it resolves."""
-
-    def __init__(self, data: bytes, seen: set[tuple[str, str]]) -> None:
-        super().__init__(io.BytesIO(data))
-        self.seen = seen
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.seen.add((module, name))
-        return super().find_class(module, name)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +23,7 @@ def recorded() -> dict[str, set[tuple[str, str]]]:
         model = trained(spec, task, n=150)
         payload = safe_pickle.dumps(model)
         seen: set[tuple[str, str]] = set()
-        _Recorder(zlib.decompress(payload), seen).load()
+        load_recording(zlib.decompress(payload), seen)
         out[kid] = seen
         restored: Any = safe_pickle.loads(payload)  # the restricted loader takes every kind
         probe = [x for x, _ in examples(task, 20, seed=9)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib
-import io
 import json
 import lzma
 import os
@@ -27,7 +26,7 @@ from driftline.errors import SecurityError
 from learners import pickle_allow, safe_pickle
 from learners.guard import Decision
 from streams.train import StateRefused, seal, unseal
-from tests.learner_kinds import specs
+from tests.learner_kinds import load_recording, specs
 from tests.trainer_helpers import drifting_examples, learned_trainer, offline_trainer
 
 KEY = "state-allow-list-signing-key-of-32-bytes!"
@@ -45,18 +44,6 @@ class _Reduce:
         return self.reduced
 
 
-class _Recorder(pickle.Unpickler):
-    """Plain unpickler (our own fresh pickle) that records every global it resolves."""
-
-    def __init__(self, data: bytes, seen: set[tuple[str, str]]) -> None:
-        super().__init__(io.BytesIO(data))
-        self.seen = seen
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.seen.add((module, name))
-        return super().find_class(module, name)
-
-
 def _pickle_of(sealed: bytes) -> bytes:
     payload = sealed.partition(b"\n")[2]
     return payload.partition(b"\n")[2] if payload.startswith(b"{") else payload
@@ -64,9 +51,9 @@ def _pickle_of(sealed: bytes) -> bytes:
 
 def _globals_of(sealed: bytes) -> set[tuple[str, str]]:
     seen: set[tuple[str, str]] = set()
-    state = _Recorder(_pickle_of(sealed), seen).load()
+    state = load_recording(_pickle_of(sealed), seen)
     if isinstance(state.get("served_fairness"), bytes):
-        _Recorder(state["served_fairness"], seen).load()
+        load_recording(state["served_fairness"], seen)
     return seen
 
 

@@ -17,7 +17,6 @@ loaded, per pickle byte.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import pickle
 import sys
@@ -35,22 +34,12 @@ def learned(spec: Any, task: str, n: int) -> Any:
     return learned_trainer(spec, task, n, KEY, tempfile.mkdtemp(prefix="unseal43-"))
 
 
-class _Recorder(pickle.Unpickler):
-    """Plain unpickler (our own fresh pickle) that records every global it resolves."""
-
-    def __init__(self, data: bytes, seen: set[tuple[str, str]]) -> None:
-        super().__init__(io.BytesIO(data))
-        self.seen = seen
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.seen.add((module, name))
-        return super().find_class(module, name)
-
-
 def globals_of(data: bytes) -> set[tuple[str, str]]:
     """Every (module, name) global the pickle ``data`` names (our own bytes: unpickled plainly to find them)."""
+    from tests.learner_kinds import load_recording
+
     found: set[tuple[str, str]] = set()
-    _Recorder(data, found).load()
+    load_recording(data, found)
     return found
 
 
