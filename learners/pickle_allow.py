@@ -130,7 +130,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("sklearn._loss._loss", "CyHalfSquaredError"): "Cython loss without state; __reduce__ re-creates it",
     ("sklearn._loss.link", "IdentityLink"): _PLAIN,
     ("sklearn._loss.link", "Interval"): "dataclass of two floats and two booleans",
+    ("sklearn._loss.link", "LogitLink"): _PLAIN,  # a binary hist_gradient_boosting's (session 44)
     ("sklearn._loss.link", "MultinomialLogit"): _PLAIN,
+    ("sklearn._loss.loss", "HalfBinomialLoss"): _PLAIN,
     ("sklearn._loss.loss", "HalfMultinomialLoss"): _PLAIN,
     ("sklearn._loss.loss", "HalfSquaredError"): _PLAIN,
     ("sklearn.pipeline", "Pipeline"): _SKLEARN,
