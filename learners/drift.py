@@ -13,6 +13,7 @@ alarm, not one per window.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,8 @@ from typing import Any
 from river.drift import ADWIN
 
 from driftline.config import DriftConfig, check_sentinel_config
-from driftline.errors import ConfigError
-from learners import ph_defer
+from driftline.errors import ArtifactError, ConfigError, SecurityError
+from learners import ph_defer, safe_pickle
 from learners.detectors import DETECTORS, ScaledDetector, build_detector, detector_kind, detector_params
 from learners.drift_batch import BLOCK, feed_batch, new_features
 from learners.features import finite
@@ -88,8 +89,35 @@ def check_drift_config(config: DriftConfig, task: str = "classification") -> Non
             raise ConfigError(
                 f"{setting} {name!r} takes 0/1 values: not for {what} (use adwin, kswin or page_hinkley)"
             )
-        build_detector(name, kwargs, setting)
+        check_restorable(build_detector(name, kwargs, setting), name, setting)
     check_sentinel_config(config)
+
+
+def check_restorable(detector: Any, name: str, setting: str) -> None:
+    """Refuse, naming ``setting``, a detector a trainer's checkpoint could not bring back: the checkpoint pickles
+    the monitors' detectors, and a restarted trainer reads it with the restricted state loader
+    (:func:`learners.safe_pickle.loads_state`), which admits only the classes of
+    :data:`learners.pickle_allow.STATE_ALLOWED`. A detector registered from outside with a class of its own that
+    the list lacks was taken at start and refused at the first restart, which then went back to older
+    checkpoints, all refused, and learned from nothing again (session 44). Fed 200 values of 0 and 1 first, as a
+    learner's check learns made-up labels: some detectors build their inner objects only as values come."""
+    try:
+        for i in range(200):
+            detector.update(i % 2)
+        raw = pickle.dumps(detector, protocol=5)
+    except Exception as exc:
+        raise ConfigError(
+            f"{setting}: {name}'s detector cannot be checkpointed (fed 0/1 values, then pickled): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        safe_pickle.loads_state(raw)
+    except (SecurityError, ArtifactError) as exc:
+        raise ConfigError(
+            f"{setting}: a trainer restarting from its checkpoint could not restore {name}'s detector ({exc}); "
+            "list its classes in learners.pickle_allow.STATE_ONLY, each with why constructing it is safe "
+            "(README, Extending)"
+        ) from exc
 
 
 class ErrorDriftMonitor:

@@ -279,12 +279,25 @@ STATE_ONLY: dict[tuple[str, str], str] = {
     ("learners.sentinel", "ExceedanceCusum"): _STATE_PLAIN + " (a regression sentinel's test)",
     ("learners.sentinel", "SnapshotSentinel"): _STATE_PLAIN,
     ("learners.sentinel", "_Copy"): _STATE_PLAIN,
-    # A binary window_refit hist_gradient_boosting classifier (a 3-class one holds the multinomial pair of
-    # ALLOWED). Its releases are withheld (not in ALLOWED, so no scorer loads them) but its state restores.
-    ("sklearn._loss.link", "LogitLink"): _PLAIN + " (as MultinomialLogit; __slots__ empty)",
-    ("sklearn._loss.loss", "HalfBinomialLoss"): _PLAIN + " (as HalfMultinomialLoss)",
     ("river.drift.page_hinkley", "PageHinkley"): _PLAIN + " (River's detector; its _test_drift is a bound "
     "method: BOUND_METHODS)",
+    # The other detectors `drift.*_detector` may name (learners.detectors.DETECTORS): a trainer using one could not
+    # restore its checkpoint until session 44 (learners.drift.check_restorable now checks every configured one).
+    ("learners.detectors", "FHDDMOnErrors"): _STATE_PLAIN + " (holds River's FHDDM)",
+    (
+        "river._river_rust.stats",
+        "RsEWMean",
+    ): "__getnewargs__ is its fading factor (a float); its __setstate__ "
+    "decodes bincode bytes of four floats and a count in Rust",
+    ("river.drift.binary.ddm", "DDM"): _PLAIN + " (River's detector: floats and a river.stats.Mean)",
+    ("river.drift.binary.eddm", "EDDM"): _PLAIN + " (River's detector: numbers and a river.stats.Var)",
+    ("river.drift.binary.fhddm", "FHDDM"): _PLAIN + " (River's detector: numbers and a deque window)",
+    ("river.drift.binary.hddm_a", "HDDMA"): _PLAIN + " (River's detector: floats and river.stats.Mean)",
+    ("river.drift.binary.hddm_w", "HDDMW"): _PLAIN + " (River's detector: floats and SampleInfo)",
+    ("river.drift.binary.hddm_w", "SampleInfo"): _PLAIN + " (a river.stats.EWMean, floats and a bool)",
+    ("river.drift.kswin", "KSWIN"): _PLAIN
+    + " (River's detector: numbers, a deque window and a random.Random)",
+    ("river.stats.ewmean", "EWMean"): _PLAIN + " (a fading factor and a RsEWMean)",
     (
         "streams.train",
         "RecentIds",

@@ -51,12 +51,13 @@ import sys
 
 import mine
 from learners.detectors import register_detector
-from learners.pickle_allow import ALLOWED
+from learners.pickle_allow import ALLOWED, STATE_ONLY
 from learners.specs import KINDS
 
 register_detector("every_n", mine.EveryN)
 KINDS["my_lr"] = (mine.build, ("classification",))
 ALLOWED[("mine", "MyLR")] = "plain attributes, no __reduce__ or __setstate__ of its own"
+STATE_ONLY[("mine", "EveryN")] = "plain attributes, no __reduce__ or __setstate__ of its own"
 
 from streams.cli import main
 
@@ -84,6 +85,19 @@ def test_a_detector_and_a_learner_of_ones_own_run_in_replay(tmp_path: Path) -> N
     assert out["learner"] == "my_lr" and out["n"] == 1500
     assert out["accuracy"] > 0.6  # the learner learned (sea-stationary: a linear concept)
     assert out["alarms"] and all((i + 1) % 700 == 0 for i in out["alarms"]), out["alarms"]
+
+    # A detector class a trainer's checkpoint could not restore (not in STATE_ONLY) is refused at start, saying so.
+    (tmp_path / "launch.py").write_text(LAUNCHER.replace("STATE_ONLY[", "dict()["))
+    unlisted = subprocess.run(
+        [*cmd, "replay", "--stream", "sea-stationary", "--n", "300", "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert unlisted.returncode == 2, unlisted.stderr
+    assert (
+        "drift.error_detector: a trainer restarting from its checkpoint could not restore every_n"
+        in unlisted.stderr
+    )
+    assert "mine.EveryN is not allowed" in unlisted.stderr and "STATE_ONLY" in unlisted.stderr
 
     # Without the launcher the same file names a learner driftline does not know: refused, naming the setting.
     plain = subprocess.run(

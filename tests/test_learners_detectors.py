@@ -20,6 +20,7 @@ from learners.drift import (
     detector_config,
 )
 from learners.lifecycle_control import check_setting
+from learners.pickle_allow import STATE_ONLY
 
 
 @pytest.mark.parametrize(
@@ -199,6 +200,31 @@ def test_a_registered_detector_is_usable_by_name_with_its_parameters() -> None:
         assert [(a.detector, a.index) for a in alarms] == [("threshold", 150)]
     finally:
         del DETECTORS["threshold"]
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_every_registered_detector_passes_the_start_check_a_restart_could_restore(name: str) -> None:
+    """README's detectors, each as the error detector: a trainer's checkpoint holding it restores (kswin, ddm, eddm,
+    hddm_a, hddm_w and fhddm were missing from the state's allow-list: their trainers restarted from nothing)."""
+    check_drift_config(DriftConfig(error_detector=name))
+
+
+def test_a_registered_detector_a_restarted_trainer_could_not_restore_is_refused_at_start() -> None:
+    """A trainer's checkpoint pickles its detectors and a restart reads it with the state's allow-list: a detector
+    class of one's own missing from ``STATE_ONLY`` was taken at start and refused at the first restart (a new
+    lineage, learned from nothing). Now the start check refuses it, saying what to list."""
+    register_detector("threshold_state", _Threshold)
+    config = DriftConfig(error_detector="threshold_state")
+    try:
+        with pytest.raises(ConfigError, match=r"^drift\.error_detector: .*_Threshold.*STATE_ONLY"):
+            check_drift_config(config)
+        STATE_ONLY[(__name__, "_Threshold")] = "plain attributes, no __reduce__ or __setstate__ of its own"
+        try:
+            check_drift_config(config)
+        finally:
+            del STATE_ONLY[(__name__, "_Threshold")]
+    finally:
+        del DETECTORS["threshold_state"]
 
 
 def test_settings_file_and_live_set_reach_the_registry(tmp_path: Path) -> None:

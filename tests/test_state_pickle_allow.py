@@ -24,6 +24,7 @@ import pytest
 
 from driftline.errors import SecurityError
 from learners import pickle_allow, safe_pickle
+from learners.detectors import DETECTORS, build_detector
 from learners.guard import Decision
 from streams.train import StateRefused, seal, unseal
 from tests.learner_kinds import load_recording, specs
@@ -54,6 +55,17 @@ def _globals_of(sealed: bytes) -> set[tuple[str, str]]:
     state = load_recording(_pickle_of(sealed), seen)
     if isinstance(state.get("served_fairness"), bytes):
         load_recording(state["served_fairness"], seen)
+    return seen
+
+
+def _detector_globals(name: str) -> set[tuple[str, str]]:
+    """What a state holding detector ``name`` (any ``drift.*_detector`` may name) pickles for it: the detector as
+    ``learners.drift.check_restorable`` checks it, fed 0/1 values."""
+    detector = build_detector(name, {})
+    for i in range(300):
+        detector.update(i % 2 if i < 150 else int(i % 3 == 0))
+    seen: set[tuple[str, str]] = set()
+    load_recording(pickle.dumps(detector, protocol=5), seen)
     return seen
 
 
@@ -121,6 +133,7 @@ def test_every_kind_of_trainer_state_restores_and_goes_on_as_the_trainer_that_se
 def test_every_global_a_state_pickles_is_allow_listed(states: dict[str, tuple[Any, bytes]]) -> None:
     found = {kid: _globals_of(sealed) for kid, (_, sealed) in states.items()}
     found.update({f"golden-{task}": _globals_of(sealed) for task, sealed in _golden_records().items()})
+    found.update({f"detector-{name}": _detector_globals(name) for name in DETECTORS})
     missing = {kid: sorted(seen - pickle_allow.STATE_ALLOWED.keys()) for kid, seen in found.items()}
     assert not any(missing.values()), missing
     needed = set().union(*found.values())
