@@ -111,6 +111,29 @@ ALLOWED: dict[tuple[str, str], str] = {
     "__dict__ and casts the node array to the record dtype",
     ("sklearn.metrics._dist_metrics", "EuclideanDistance64"): "DistanceMetric64.__setstate__ sets p, vec and "
     "mat arrays (the user-function fields are only read for PyFuncDistance64, which is not listed)",
+    # knn with metric manhattan, chebyshev or minkowski (p != 2); algorithm ball_tree; sklearn_sgd's modified_huber;
+    # hist_gradient_boosting's other regression losses: every release of one was withheld until session 44.
+    ("sklearn.metrics._dist_metrics", "ChebyshevDistance64"): "as EuclideanDistance64",
+    ("sklearn.metrics._dist_metrics", "ManhattanDistance64"): "as EuclideanDistance64",
+    ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"): "as EuclideanDistance64",
+    ("sklearn.neighbors._ball_tree", "BallTree"): "as KDTree (the same BinaryTree64.__setstate__)",
+    (
+        "sklearn.neighbors._ball_tree",
+        "newObj",
+    ): "newObj(cls) = cls.__new__(cls): cls is an allow-listed class",
+    (
+        "sklearn.linear_model._sgd_fast",
+        "ModifiedHuber",
+    ): "Cython loss without state; __reduce__ re-creates it",
+    ("sklearn._loss._loss", "CyAbsoluteError"): "Cython loss without state; __reduce__ re-creates it",
+    ("sklearn._loss._loss", "CyHalfGammaLoss"): "Cython loss without state; __reduce__ re-creates it",
+    ("sklearn._loss._loss", "CyHalfPoissonLoss"): "Cython loss without state; __reduce__ re-creates it",
+    ("sklearn._loss._loss", "CyPinballLoss"): "Cython loss; __reduce__ re-creates it from a float",
+    ("sklearn._loss.link", "LogLink"): _PLAIN,
+    ("sklearn._loss.loss", "AbsoluteError"): _PLAIN,
+    ("sklearn._loss.loss", "HalfGammaLoss"): _PLAIN,
+    ("sklearn._loss.loss", "HalfPoissonLoss"): _PLAIN,
+    ("sklearn._loss.loss", "PinballLoss"): _PLAIN,
     (
         "sklearn.metrics._dist_metrics",
         "newObj",
@@ -194,11 +217,19 @@ for _module, _names in (
     ("river.tree.hoeffding_adaptive_tree_regressor", ("HoeffdingAdaptiveTreeRegressor",)),
     ("river.tree.hoeffding_tree_classifier", ("HoeffdingTreeClassifier",)),
     ("river.tree.hoeffding_tree_regressor", ("HoeffdingTreeRegressor",)),
-    ("river.tree.nodes.arf_htc_nodes", ("RandomLeafNaiveBayesAdaptive",)),
-    ("river.tree.nodes.arf_htr_nodes", ("RandomLeafAdaptive",)),
+    # The leaves of ARF with leaf_prediction mc or nb (classification), mean or model (regression), and of a
+    # regression hoeffding_adaptive_tree with mean or model: every release of one was withheld until session 44.
+    (
+        "river.tree.nodes.arf_htc_nodes",
+        ("RandomLeafMajorityClass", "RandomLeafNaiveBayes", "RandomLeafNaiveBayesAdaptive"),
+    ),
+    ("river.tree.nodes.arf_htr_nodes", ("RandomLeafAdaptive", "RandomLeafMean", "RandomLeafModel")),
     ("river.tree.nodes.branch", ("NumericBinaryBranch",)),
     ("river.tree.nodes.hatc_nodes", ("AdaLeafClassifier", "AdaNumBinaryBranchClass")),
-    ("river.tree.nodes.hatr_nodes", ("AdaLeafRegAdaptive", "AdaNumBinaryBranchReg")),
+    (
+        "river.tree.nodes.hatr_nodes",
+        ("AdaLeafRegAdaptive", "AdaLeafRegMean", "AdaLeafRegModel", "AdaNumBinaryBranchReg"),
+    ),
     # LeafMajorityClass: a hoeffding_tree with leaf_prediction "mc" (every release of one was withheld: refused by
     # this list, session 35).
     ("river.tree.nodes.htc_nodes", ("LeafMajorityClass", "LeafNaiveBayesAdaptive")),

@@ -166,6 +166,10 @@ def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, An
     return build
 
 
+#: The SGDClassifier losses with ``predict_proba``.
+SGD_PROBA_LOSSES = ("log_loss", "modified_huber")
+
+
 def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
     from river import compat
     from sklearn import linear_model
@@ -175,6 +179,13 @@ def _sklearn_sgd(params: dict[str, Any], task: str, seed: int) -> Any:
     _check(cls, rest, "sklearn_sgd")
     if task == "classification":
         rest.setdefault("loss", "log_loss")
+        if rest["loss"] not in SGD_PROBA_LOSSES:
+            # Taken until session 44: `config validate` said valid, then replay and the trainer ended on the first
+            # label with sklearn's AttributeError (no predict_proba).
+            raise LearnerError(
+                f"learner 'sklearn_sgd': loss {rest['loss']!r} gives no class probabilities, which driftline "
+                f"serves and judges by; use one of {', '.join(SGD_PROBA_LOSSES)}"
+            )
         if not params.get("classes"):
             raise LearnerError("learner 'sklearn_sgd': parameter 'classes' (the list of labels) is required")
     rest.setdefault("random_state", seed)

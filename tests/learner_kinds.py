@@ -21,7 +21,10 @@ from learners.window import ESTIMATORS
 EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
     "logistic_regression": [{}, {"multiclass": "ovr"}, {"multiclass": "softmax"}, {"lr": 0.05}],
     "linear_regression": [{}, {"lr": 0.01}],
-    "sklearn_sgd": [{"classes": [0, 1, 2]}],
+    "sklearn_sgd": [
+        {"classes": [0, 1, 2]},
+        {"classes": [0, 1, 2], "loss": "modified_huber"},  # the other loss with probabilities
+    ],
     "one_vs_rest": [
         {},
         {"base": {"name": "gaussian_nb"}},
@@ -34,12 +37,54 @@ EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
         {"grace_period": 30, "leaf_prediction": "mc"},
     ],
     "hoeffding_adaptive_tree": [{"grace_period": 30}],
-    "adaptive_random_forest": [{"n_models": 3, "grace_period": 30}],
+    "adaptive_random_forest": [
+        {"n_models": 3, "grace_period": 30},
+        {"n_models": 2, "grace_period": 30, "leaf_prediction": "mc"},
+        {"n_models": 2, "grace_period": 30, "leaf_prediction": "nb"},
+    ],
 }
+# The regression parameters of kinds whose leaves differ by task (the classification ones above do not apply).
+REGRESSION_PARAMS: dict[str, list[dict[str, Any]]] = {
+    "hoeffding_tree": [
+        {"grace_period": 30},
+        {"grace_period": 30, "leaf_prediction": "mean"},
+        {"grace_period": 30, "leaf_prediction": "model"},
+    ],
+    "hoeffding_adaptive_tree": [
+        {"grace_period": 30},
+        {"grace_period": 30, "leaf_prediction": "mean"},
+        {"grace_period": 30, "leaf_prediction": "model"},
+    ],
+    "adaptive_random_forest": [
+        {"n_models": 3, "grace_period": 30},
+        {"n_models": 2, "grace_period": 30, "leaf_prediction": "mean"},
+        {"n_models": 2, "grace_period": 30, "leaf_prediction": "model"},
+    ],
+    "sklearn_sgd": [{}],
+}
+# window_refit estimators' parameters that pickle other classes, beyond each estimator's small defaults below
+# (degree 1 only): (estimator, task, params).
+WINDOW_PARAMS: list[tuple[str, str, dict[str, Any]]] = [
+    ("knn", "classification", {"metric": "manhattan"}),
+    ("knn", "classification", {"metric": "chebyshev"}),
+    ("knn", "classification", {"metric": "minkowski", "p": 3}),
+    ("knn", "regression", {"algorithm": "ball_tree"}),
+    *(
+        ("hist_gradient_boosting", "regression", {"max_iter": 5, "loss": loss, **extra})
+        for loss, extra in (
+            ("absolute_error", {}),
+            ("poisson", {}),
+            ("gamma", {}),
+            ("quantile", {"quantile": 0.5}),
+        )
+    ),
+]
 
 
-def specs() -> Iterator[tuple[str, LearnerSpec, str]]:
-    """(id, spec, task) for every kind and task, and for window_refit every estimator and task."""
+def specs(window_extras: bool = True) -> Iterator[tuple[str, LearnerSpec, str]]:
+    """(id, spec, task) for every kind and task, and for window_refit every estimator and task (and, with
+    ``window_extras``, the :data:`WINDOW_PARAMS` variants: model classes only, trained on :func:`examples`; a
+    Poisson or gamma loss cannot learn a trainer's drifting stream, whose targets go negative)."""
     for kind, (_, tasks) in sorted(KINDS.items()):
         for task in tasks:
             if kind == "window_refit":
@@ -59,17 +104,14 @@ def specs() -> Iterator[tuple[str, LearnerSpec, str]]:
                             "degree": degree,
                         }
                         yield f"{kind}-{est}-d{degree}-{task}", LearnerSpec(kind, params), task
+                for i, (est, est_task, est_params) in enumerate(WINDOW_PARAMS):
+                    if window_extras and est_task == task:
+                        params = {"estimator": est, "params": est_params, "window": 60, "every": 30}
+                        yield f"{kind}-{est}-extra{i}-{task}", LearnerSpec(kind, params), task
                 continue
             params_list = EXTRA_PARAMS.get(kind, [{}])
-            if kind == "sklearn_sgd" and task == "regression":
-                params_list = [{}]
-            if kind == "hoeffding_tree" and task == "regression":
-                # leaf_prediction nb and mc are the classifier's; mean and model the regressor's
-                params_list = [
-                    params_list[0],
-                    {"grace_period": 30, "leaf_prediction": "mean"},
-                    {"grace_period": 30, "leaf_prediction": "model"},
-                ]
+            if task == "regression" and kind in REGRESSION_PARAMS:
+                params_list = REGRESSION_PARAMS[kind]
             for i, params in enumerate(params_list):
                 yield f"{kind}-{i}-{task}", LearnerSpec(kind, params), task
 
@@ -104,8 +146,13 @@ def class_counts(spec: LearnerSpec, task: str) -> tuple[int, ...]:
 def trained(spec: LearnerSpec, task: str, n: int = 300, classes: int | None = None) -> Any:
     """``spec`` built and trained on ``n`` examples (``classes``: of :func:`class_counts`, by default its last)."""
     learner = build_learner(spec, task, seed=3)
+    # A Poisson or gamma loss takes positive targets only.
+    positive = spec.name == "window_refit" and spec.params.get("params", {}).get("loss") in (
+        "poisson",
+        "gamma",
+    )
     for x, y in examples(task, n, classes=classes or class_counts(spec, task)[-1]):
-        learner.learn_one(x, y)
+        learner.learn_one(x, abs(y) + 0.1 if positive else y)
     return learner
 
 

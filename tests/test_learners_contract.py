@@ -120,6 +120,11 @@ def test_bad_parameter_is_named() -> None:
         build_learner(LearnerSpec("sklearn_sgd"))
     with pytest.raises(LearnerError, match="'nope'"):
         build_learner(LearnerSpec("window_refit", {"estimator": "nope"}))
+    # A loss without probabilities: `config validate` said valid and replay ended at the first label (session 44).
+    with pytest.raises(
+        LearnerError, match=r"loss 'hinge' gives no class probabilities.*log_loss, modified_huber"
+    ):
+        build_learner(LearnerSpec("sklearn_sgd", {"classes": [0, 1], "loss": "hinge"}))
     with pytest.raises(LearnerError, match="does not support task"):
         build_learner(LearnerSpec("gaussian_nb"), "regression")
 
