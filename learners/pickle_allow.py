@@ -44,6 +44,10 @@ ALLOWED: dict[tuple[str, str], str] = {
         "float",
     ): "float(x): a number from a number or short string (no allocation beyond its input)",
     ("builtins", "int"): "int(x): Python limits int-from-string to 4300 digits; defaultdict(int) factory",
+    (
+        "builtins",
+        "dict",
+    ): "dict(x): a mapping or pairs the pickle holds; defaultdict(dict) factory (River's nominal splitter)",
     ("collections", "Counter"): _CONTAINER,
     ("collections", "OrderedDict"): _CONTAINER,
     ("collections", "defaultdict"): _CONTAINER + "; its factory is itself an allow-listed global",
@@ -102,6 +106,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ): "defaultdict factory: returns a new Gaussian()",
     ("river.tree.splitter.ebst_splitter", "EBSTNode._update_estimator_univariate"): "updates a statistic "
     "with a value (a method River stores as a function reference)",
+    (
+        "river.tree.splitter.nominal_splitter_reg",
+        "NominalSplitterReg._update_estimator_univariate",
+    ): "as EBSTNode._update_estimator_univariate",
     ("learners.flat_ebst", "rebuild"): "builds River E-BST nodes from a tuple of rows the pickle holds, in a "
     "loop; refuses a row pointing at an earlier or already claimed row (no cycle, no shared subtree)",
     # scikit-learn (window_refit and sklearn_sgd)
@@ -224,11 +232,27 @@ for _module, _names in (
         ("RandomLeafMajorityClass", "RandomLeafNaiveBayes", "RandomLeafNaiveBayesAdaptive"),
     ),
     ("river.tree.nodes.arf_htr_nodes", ("RandomLeafAdaptive", "RandomLeafMean", "RandomLeafModel")),
-    ("river.tree.nodes.branch", ("NumericBinaryBranch",)),
-    ("river.tree.nodes.hatc_nodes", ("AdaLeafClassifier", "AdaNumBinaryBranchClass")),
+    # Nominal splits: a tree with nominal_attributes (every release of one was withheld until session 44).
+    ("river.tree.nodes.branch", ("NominalBinaryBranch", "NominalMultiwayBranch", "NumericBinaryBranch")),
+    (
+        "river.tree.nodes.hatc_nodes",
+        (
+            "AdaLeafClassifier",
+            "AdaNomBinaryBranchClass",
+            "AdaNomMultiwayBranchClass",
+            "AdaNumBinaryBranchClass",
+        ),
+    ),
     (
         "river.tree.nodes.hatr_nodes",
-        ("AdaLeafRegAdaptive", "AdaLeafRegMean", "AdaLeafRegModel", "AdaNumBinaryBranchReg"),
+        (
+            "AdaLeafRegAdaptive",
+            "AdaLeafRegMean",
+            "AdaLeafRegModel",
+            "AdaNomBinaryBranchReg",
+            "AdaNomMultiwayBranchReg",
+            "AdaNumBinaryBranchReg",
+        ),
     ),
     # LeafMajorityClass: a hoeffding_tree with leaf_prediction "mc" (every release of one was withheld: refused by
     # this list, session 35).
@@ -238,6 +262,8 @@ for _module, _names in (
     ("river.tree.nodes.htr_nodes", ("LeafAdaptive", "LeafMean", "LeafModel")),
     ("river.tree.splitter.ebst_splitter", ("EBSTNode",)),
     ("river.tree.splitter.gaussian_splitter", ("GaussianSplitter",)),
+    ("river.tree.splitter.nominal_splitter_classif", ("NominalSplitterClassif",)),
+    ("river.tree.splitter.nominal_splitter_reg", ("NominalSplitterReg",)),
     ("river.tree.splitter.tebst_splitter", ("TEBSTSplitter",)),
 ):
     for _name in _names:

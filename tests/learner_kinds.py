@@ -62,6 +62,13 @@ REGRESSION_PARAMS: dict[str, list[dict[str, Any]]] = {
     ],
     "sklearn_sgd": [{}],
 }
+# Nominal splits (an int feature named nominal, multiway or binary), added to each tree kind's parameters; trained
+# on labels that follow that feature, so the trees split on it.
+NOMINAL_PARAMS: list[dict[str, Any]] = [
+    {"grace_period": 10, "nominal_attributes": ["n"]},
+    {"grace_period": 10, "nominal_attributes": ["n"], "binary_split": True},
+]
+NOMINAL_KINDS = ("hoeffding_tree", "hoeffding_adaptive_tree", "adaptive_random_forest")
 # window_refit estimators' parameters that pickle other classes, beyond each estimator's small defaults below
 # (degree 1 only): (estimator, task, params).
 WINDOW_PARAMS: list[tuple[str, str, dict[str, Any]]] = [
@@ -81,10 +88,11 @@ WINDOW_PARAMS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def specs(window_extras: bool = True) -> Iterator[tuple[str, LearnerSpec, str]]:
+def specs(extras: bool = True) -> Iterator[tuple[str, LearnerSpec, str]]:
     """(id, spec, task) for every kind and task, and for window_refit every estimator and task (and, with
-    ``window_extras``, the :data:`WINDOW_PARAMS` variants: model classes only, trained on :func:`examples`; a
-    Poisson or gamma loss cannot learn a trainer's drifting stream, whose targets go negative)."""
+    ``extras``, the :data:`WINDOW_PARAMS` and :data:`NOMINAL_PARAMS` variants: model classes only, trained on
+    :func:`examples`; a Poisson or gamma loss cannot learn a trainer's drifting stream, whose targets go
+    negative)."""
     for kind, (_, tasks) in sorted(KINDS.items()):
         for task in tasks:
             if kind == "window_refit":
@@ -105,19 +113,24 @@ def specs(window_extras: bool = True) -> Iterator[tuple[str, LearnerSpec, str]]:
                         }
                         yield f"{kind}-{est}-d{degree}-{task}", LearnerSpec(kind, params), task
                 for i, (est, est_task, est_params) in enumerate(WINDOW_PARAMS):
-                    if window_extras and est_task == task:
+                    if extras and est_task == task:
                         params = {"estimator": est, "params": est_params, "window": 60, "every": 30}
                         yield f"{kind}-{est}-extra{i}-{task}", LearnerSpec(kind, params), task
                 continue
             params_list = EXTRA_PARAMS.get(kind, [{}])
             if task == "regression" and kind in REGRESSION_PARAMS:
                 params_list = REGRESSION_PARAMS[kind]
+            if extras and kind in NOMINAL_KINDS:
+                params_list = [*params_list, *({**params_list[0], **nominal} for nominal in NOMINAL_PARAMS)]
             for i, params in enumerate(params_list):
                 yield f"{kind}-{i}-{task}", LearnerSpec(kind, params), task
 
 
-def examples(task: str, n: int = 300, seed: int = 1, classes: int = 3) -> list[tuple[dict[str, Any], Any]]:
-    """Mixed features (floats, an int, a bool, a category, a missing value) and 2-3 classes or a number."""
+def examples(
+    task: str, n: int = 300, seed: int = 1, classes: int = 3, nominal: bool = False
+) -> list[tuple[dict[str, Any], Any]]:
+    """Mixed features (floats, an int, a bool, a category, a missing value) and 2-3 classes or a number (with
+    ``nominal``, following the int ``n``)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -126,7 +139,9 @@ def examples(task: str, n: int = 300, seed: int = 1, classes: int = 3) -> list[t
         if i % 11 == 0:
             x["sometimes"] = rng.random()
         y: Any = 3 * a - b
-        if task == "classification":
+        if nominal:
+            y = (i % 7) % classes if task == "classification" else 3.0 * (i % 7) + 0.1 * a
+        elif task == "classification":
             y = (0 if a + b < -0.5 else 1 if a + b < 0.5 else 2) if classes == 3 else int(a + b > 0)
         out.append((x, y))
     return out
@@ -151,7 +166,9 @@ def trained(spec: LearnerSpec, task: str, n: int = 300, classes: int | None = No
         "poisson",
         "gamma",
     )
-    for x, y in examples(task, n, classes=classes or class_counts(spec, task)[-1]):
+    nominal = "nominal_attributes" in spec.params
+    n = max(n, 1500) if nominal else n  # enough for every tree kind to split on the nominal feature both ways
+    for x, y in examples(task, n, classes=classes or class_counts(spec, task)[-1], nominal=nominal):
         learner.learn_one(x, abs(y) + 0.1 if positive else y)
     return learner
 

@@ -79,7 +79,7 @@ def states() -> dict[str, tuple[Any, bytes]]:
     """(trainer, its sealed state) per learner kind and task, after a drifting stream."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="state-allow-") as state_dir:
-        for kid, spec, task in specs(window_extras=False):
+        for kid, spec, task in specs(extras=False):
             trainer = learned_trainer(spec, task, LABELS, KEY, state_dir)
             if kid == "logistic_regression-0-classification":  # a candidate held for the operator, too
                 lc = trainer.lifecycle
