@@ -25,7 +25,7 @@ import pytest
 from driftline.errors import SecurityError
 from learners import pickle_allow, safe_pickle
 from learners.detectors import DETECTORS, build_detector
-from learners.guard import Decision
+from learners.guard import Decision, MixtureEProcess
 from streams.train import StateRefused, seal, unseal
 from tests.learner_kinds import load_recording, specs
 from tests.trainer_helpers import drifting_examples, learned_trainer, offline_trainer
@@ -84,6 +84,12 @@ def states() -> dict[str, tuple[Any, bytes]]:
             if kid == "logistic_regression-0-classification":  # a candidate held for the operator, too
                 lc = trainer.lifecycle
                 lc._held = (lc._lineage.copy(), Decision("hold", "incremental", "champion", text="held"))
+                # and the incremental test as a shadow that took over leaves it (learners.policies.SHADOW)
+                evidence = lc._increment.evidence
+                shadow = MixtureEProcess(evidence.not_worse.m)
+                for d in (0.0, 1.0, 0.0, -1.0, 1.0):
+                    shadow.add(d)
+                evidence.not_worse = shadow
             out[kid] = (trainer, seal(trainer.state(), KEY.encode()))
     return out
 
