@@ -37,7 +37,7 @@ N = 3000
 DELAY = 20
 LO, HI = 600, 1600
 FEATURES = 10
-SCENARIOS = ("clean", "classes", "types", "bools", "ts", "idlabels")
+SCENARIOS = ("clean", "classes", "types", "bools", "ts", "idlabels", "cardinality")
 
 
 def events(scenario: str, seed: int = 1) -> list[dict[str, Any]]:
@@ -56,6 +56,9 @@ def events(scenario: str, seed: int = 1) -> list[dict[str, Any]]:
             x["f0"] = [x["f0"], str(x["f0"]), i % 8 < 4, None][i % 4]
         elif hostile and scenario == "bools":
             x["f0"] = x["f0"] if i % 4 == 0 else bool(i % 2)
+        elif hostile and scenario == "cardinality":
+            # A string feature whose every value is new (not drawn from rng: the rest stays the clean stream).
+            x["f2"] = f"token-{i * 2654435761 % 2**32:08x}"
         elif hostile and scenario == "ts":
             ts = [-(2**40), 0, 32_503_680_000_000, ts][i % 4]  # negative, epoch, year 3000
         out.append({"id": f"e{i}", "ts": ts, "features": x, "label": label})
