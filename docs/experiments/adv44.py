@@ -227,10 +227,12 @@ def main() -> None:
     ap.add_argument("--learner", default="logistic_regression")
     ap.add_argument("--metrics-port", type=int, default=15400)
     ap.add_argument("--settle", type=float, default=60.0)
+    ap.add_argument("--events", type=int, default=N, help="events in the stream (default 3000)")
     ap.add_argument("--keep", action="store_true", help="leave the worker running (its pid is printed)")
     ap.add_argument("--features", type=int, default=FEATURES, help="numeric features per event (default 10)")
     args = ap.parse_args()
     globals()["FEATURES"] = args.features
+    globals()["N"] = args.events
     if args.part == "replay":
         print(json.dumps(run_replay(args.scenario, args.learner)))
     else:
