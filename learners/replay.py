@@ -31,7 +31,7 @@ from driftline.util import (
 from learners.drift import DriftSignal
 from learners.guard import Decision
 from learners.lifecycle import ModelLifecycle, Release
-from learners.specs import MAX_FRACTIONAL_CLASSES, Learner
+from learners.specs import MAX_FRACTIONAL_CLASSES, MAX_MODEL_CLASSES, Learner
 
 Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
 
@@ -289,6 +289,8 @@ class ReplayResult:
     outcomes: bytearray = field(default_factory=bytearray)  # per labelled event: 1 = served prediction right
     final_version: int = 0
     n_learned: int = 0
+    # Labels of a new class past ``MAX_MODEL_CLASSES``: not learned (nor scored), as the trainer dead-letters them.
+    refused_labels: int = 0
     # The plain learner run alongside (``replay(..., plain=...)``): same events, every label at the same delay.
     plain_name: str | None = None
     plain_correct: int = 0
@@ -315,6 +317,8 @@ class ReplayResult:
             final_version=self.final_version,
             n_learned=self.n_learned,
         )
+        if self.refused_labels:
+            out["refused_labels"] = self.refused_labels
         if self.plain_name is not None and self.labelled:
             # The guard tax: what the guard cost (positive) or gained (negative) against learning every label.
             if self.task == "classification":
@@ -423,6 +427,8 @@ def replay(
     ] = collections.deque()
     served = lifecycle.served_model
     served_version = lifecycle.served_version
+    # A classifier's classes: a label of a new one past MAX_MODEL_CLASSES is not learned, as in the trainer.
+    classes: set[str] = set()
 
     def reveal(now: int) -> None:
         nonlocal served, served_version
@@ -443,6 +449,13 @@ def replay(
             raise ConfigError(
                 f"event {i} ({rid}): label {y!r:.60} is not a number, and the task is regression"
             )
+        if lifecycle.task == "classification" and y is not None and str(y) not in classes:
+            if len(classes) >= MAX_MODEL_CLASSES:
+                # The trainer dead-letters it (streams.watch.InputWatch.refuse_label).
+                result.refused_labels += 1
+                y = None
+            else:
+                classes.add(str(y))
         pred, probas = served.predict_with_proba(x)
         # As a scorer publishes it (keys on the wire are strings), so the trainer need not predict it again.
         proba = {str(k): v for k, v in probas.items()} or None

@@ -317,6 +317,13 @@ NO_DISTRIBUTIONS = ("logistic_regression", "linear_regression")
 SELF_REWIRING = ("auto",)
 #: A classifier refuses more distinct non-integer float labels than this: the target is a number to predict.
 MAX_FRACTIONAL_CLASSES = 50
+#: The classes a classifier learns: a label of a new class past them is not learned (the trainer dead-letters it,
+#: ``streams.watch.InputWatch.refuse_label``; ``driftline replay`` leaves it unlearned). Why 100, not the 1,000 of
+#: session 27: a tree's and naive Bayes' prediction costs grow with the classes (10 features: ~12 and ~16 ms at
+#: 1,000 classes, over ``guard.max_predict_latency_ms`` 5), and a class once learned stays in the model's lineage,
+#: so a burst of one-off labels (an id sent as the label) had the guard reject every later candidate on latency:
+#: the model never released again (session 44, docs/experiments/adv44.md). At 100: ~0.6 and ~1 ms.
+MAX_MODEL_CLASSES = 100
 
 
 def vocabulary_bounds(spec: LearnerSpec) -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from driftline.util import MAX_REGRESSION_LABEL, quoted_number
 from learners.drift import DriftSignal
+from learners.specs import MAX_MODEL_CLASSES
 
 WARMUP = 50  # labels before a new class is news (the first classes of a fresh model are all new)
 MAX_CLASSES = 10_000  # bounded memory on a regression-like label stream declared as classification
@@ -29,9 +30,9 @@ MAX_LABEL_CHARS = 1024
 #: The classes a classifier learns, and their names' characters in all: a label of a new class past either is
 #: refused (dead-lettered). Why: every Prediction carries a probability per class, so 2,600 distinct 400-character
 #: labels (an outside check, session 27) grew each Prediction's ``proba`` map past 200 KB on their way to the
-#: record limit, where every event is dead-lettered. The labels of one batch are checked before any is learned,
-#: so a batch may pass either bound by its own new classes (500 of at most ``MAX_LABEL_CHARS``: still under 1 MiB).
-MAX_MODEL_CLASSES = 1000
+#: record limit, where every event is dead-lettered; and a model's prediction cost grows with its classes
+#: (``learners.specs.MAX_MODEL_CLASSES``). The labels of one batch are admitted before the watch sees any; the
+#: classes a batch admitted count at once (before session 44 a batch passed either bound by its own new classes).
 MAX_CLASS_CHARS = 200_000
 
 
@@ -113,11 +114,22 @@ class InputWatch:
         key = str(label)
         classes = self.classes
         new = key not in classes
-        if new and (len(classes) >= MAX_MODEL_CLASSES or sum(map(len, classes)) + len(key) > MAX_CLASS_CHARS):
+        # Classes admitted but not yet seen by the watch (a batch is admitted before :meth:`check_many`) count
+        # too: a batch of one-off labels admitted them all, as many as the batch held.
+        pending = [c for c in self.__dict__.get("_admitted", ()) if c not in classes] if new else []
+        if (
+            new
+            and key not in pending
+            and (
+                len(classes) + len(pending) >= MAX_MODEL_CLASSES
+                or sum(map(len, classes)) + sum(map(len, pending)) + len(key) > MAX_CLASS_CHARS
+            )
+        ):
             return (
                 f"refused label {label!r:.60}: a new class, and this model has {len(classes)} classes already "
                 f"(at most {MAX_MODEL_CLASSES}, {MAX_CLASS_CHARS:,} characters of names in all: every Prediction "
-                "carries a probability per class)"
+                "carries a probability per class, and each class slows every prediction); map rare labels to one "
+                "class such as 'other' before publishing them"
             )
         known = self.__dict__.get("label_kind")
         if known is None:

@@ -442,3 +442,24 @@ def test_three_absurd_labels_never_reach_what_is_served(
     ]
     before = [abs(float(p["prediction"]) - labels[p["index"]]) for p in served[300:600]]
     assert max(errors) < 20 * max(before), f"served answers {max(errors):.3g} off after the poison"
+
+
+def test_a_new_class_past_the_class_bound_is_not_learned_as_the_trainer_refuses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replay learns what the trainer learns: the trainer dead-letters a label of a new class past
+    ``MAX_MODEL_CLASSES`` (streams.watch), so replay leaves it unlearned and counts it (session 44: a burst of
+    1,000 one-off labels replayed as learned, and froze a tree's releases, where the trainer refused most)."""
+    from learners.specs import MAX_MODEL_CLASSES
+
+    rng = random.Random(5)
+    path = tmp_path / "burst.jsonl"
+    with path.open("w") as f:
+        for i in range(600):
+            a, b = rng.random(), rng.random()
+            y = f"id-{i}" if 100 <= i < 400 else ("yes" if a + b > 1 else "no")
+            f.write(json.dumps({"id": f"e{i}", "a": a, "b": b, "y": y}) + "\n")
+    out = _run(capsys, "--file", str(path), "--label-col", "y", "--delay", "5", "--no-plain")
+    refused = 300 - (MAX_MODEL_CLASSES - 2)
+    assert out["refused_labels"] == refused
+    assert out["n_learned"] == 600 - refused

@@ -159,6 +159,31 @@ def test_a_new_class_past_the_class_bounds_is_refused_a_known_one_is_not() -> No
     assert InputWatch("regression").refuse_label(123.5) is None  # regression labels are not classes
 
 
+@pytest.mark.parametrize("batched", [True, False])
+def test_one_off_labels_in_one_batch_stop_at_the_class_bound_as_one_by_one(batched: bool) -> None:
+    """A burst of one-off labels (an id sent as the label) made a tree or naive Bayes model slow for good: each
+    class stays in the model and costs every prediction, past the guard's latency budget at ~1,000, so every later
+    candidate was rejected and the model never released again (session 44, docs/experiments/adv44.md). The class
+    bound holds for a batch too: its labels are admitted before the watch sees any, and a batch admitted all of
+    its new classes, however many (300 here, with the bound at 100)."""
+    from learners.specs import MAX_MODEL_CLASSES
+
+    trainer = _trainer()
+    trainer.process(_records(["no", "yes"] * 30))
+    burst = _records([f"id-{i}" for i in range(300)], start=60)
+    if batched:
+        trainer.process(burst)
+    else:
+        for part in burst:
+            trainer.process([part])
+    dead = _dead(trainer)
+    assert len(dead) == 300 - (MAX_MODEL_CLASSES - 2)
+    assert all("new class" in d["error"] and "'other'" in d["error"] for d in dead)
+    assert len(trainer.watch.classes) == MAX_MODEL_CLASSES
+    trainer.process(_records(["no", "yes"] * 30, start=360))  # the known classes are learned as before
+    assert len(_dead(trainer)) == len(dead)
+
+
 def _regression_trainer() -> Any:
     from driftline.settings import load_settings
 
