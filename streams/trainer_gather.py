@@ -17,13 +17,12 @@ from functools import partial
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from connectors.batch_source import GroupWatchdog, consumer_lags
-from streams.trainer_transactions import Chunk, Rebalanced, TransactionalBatches
+from streams.trainer_transactions import COMMIT_MAX, Chunk, Rebalanced, TransactionalBatches
 
 # The trainer group's logger: these messages keep the logger name they had in streams.trainers.
 log = logging.getLogger("streams.trainers")
 
-COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long ...
-COMMIT_MAX = 5_000  # ... or this many records
+COMMIT_EVERY_S = 0.5  # one transaction gathers the records of up to this long, or COMMIT_MAX records ...
 # ... but one of a worker that was behind (a fetch found BEHIND_AT records waiting) ends as soon as it has caught
 # up (nothing fetched, every owned partition read to its end): the end of a backlog or a burst waits for no
 # window, at most once per BEHIND_AT records read, while a trickle of labels still shares one transaction per
@@ -58,8 +57,10 @@ class GatheringBatches(TransactionalBatches):
         if self._ahead:  # read while the last transaction committed
             self._polled_s = 0.0
             self.watchdog.stuck(True, 0.0)
-            return self._ahead.pop(0)
-        batch = self.settings.serving.batch_size
+            return self._ahead.pop(
+                0
+            )  # at most ``cap`` records (read so: the abort that set it dropped the rest)
+        batch = min(self.settings.serving.batch_size, self.cap or COMMIT_MAX)
         within = max(self.settings.serving.batch_timeout_s, GATHER_MIN_S)
         started = time.monotonic()
         out, _ = self._fetch(consumer, batch, within)
@@ -83,12 +84,13 @@ class GatheringBatches(TransactionalBatches):
         offsets) and its records read again by their partitions' owners."""
         now = time.monotonic()
         deadline = opened + COMMIT_EVERY_S
-        if gathered >= COMMIT_MAX or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
+        most = min(COMMIT_MAX, self.cap or COMMIT_MAX)  # fewer after a transaction its timeout aborted
+        if gathered >= most or now >= deadline or (urgent and now >= opened + RELEASE_COMMIT_S):
             return []
-        # Read while the last transaction committed (a chunk past COMMIT_MAX ends this transaction instead).
+        # Read while the last transaction committed (a chunk past the bound ends this transaction instead).
         if self._ahead:
-            return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= COMMIT_MAX else []
-        batch = min(self.settings.serving.batch_size, COMMIT_MAX - gathered)
+            return self._ahead.pop(0) if gathered + len(self._ahead[0]) <= most else []
+        batch = min(self.settings.serving.batch_size, most - gathered)
         out, rebalanced = self._fetch(
             consumer, batch, 0.0 if urgent else deadline - now, partial(self._keep_gathering, consumer)
         )
@@ -111,7 +113,9 @@ class GatheringBatches(TransactionalBatches):
         consumer = self.consumer
         if consumer is None or self._restore_needed or sum(map(len, self._ahead)) >= COMMIT_MAX:
             return False
-        out, rebalanced = self._fetch(consumer, self.settings.serving.batch_size, 0.0)
+        out, rebalanced = self._fetch(
+            consumer, min(self.settings.serving.batch_size, self.cap or COMMIT_MAX), 0.0
+        )
         if rebalanced:
             self._ahead.clear()  # the callbacks cleared it already; what ``out`` holds came after them
             self._ahead_rebalanced = True

@@ -49,6 +49,11 @@ TXN_TIMEOUT_MS = (
 # 5-20 ms per round trip on a local broker; its replacement fences it at once (same transactional.id), so this need
 # not outwait transaction.timeout.ms (it was 2x that, 40 s, until session 35).
 CALL_LIMIT_S = 10.0
+# A transaction gathers the records of up to COMMIT_EVERY_S or up to COMMIT_MAX records (streams.trainer_gather).
+COMMIT_MAX = 5_000
+# A transaction that failed after being open this share of TXN_TIMEOUT_MS or longer was aborted by the broker's
+# timeout: the next ones take fewer records (TransactionalBatches._shrink), growing back as they commit.
+TIMEOUT_SHARE = 0.75
 # The interpreter's switch interval while ``bounded``'s caller works meanwhile (see there).
 MEANWHILE_SWITCH_S = 0.0005
 
@@ -169,6 +174,9 @@ class TransactionalBatches:
     # Records read ahead while the last transaction committed (GatheringBatches._read_ahead), not yet learned: they
     # are after the committed offsets, so every seek (an abort's rewind, a rebalance) drops them.
     _ahead: list[Chunk]
+    # At most this many records per transaction after one was aborted by its timeout (:meth:`_shrink`); None: the
+    # gathering's own bounds.
+    cap: int | None = None
     _ahead_rebalanced: bool
     # The offset each training partition's last commit (or, after an assignment, the restore's committed offset)
     # left it at; the partitions whose first record since then (or since an abort) is still to be seen there; and
@@ -265,6 +273,7 @@ class TransactionalBatches:
         out, m = self.ctx.out, self.metrics
         t0 = time.perf_counter()
         touched: dict[str, Trainer] = {}
+        opened = time.monotonic()
         try:
             out.begin()
             opened = time.monotonic()
@@ -298,10 +307,13 @@ class TransactionalBatches:
         except Exception as exc:
             self._error = exc
             self._abort(exc, touched)
+            self._shrink(len(msgs), time.monotonic() - opened)
             if isolate and len(msgs) > 1 and not self._restore_needed and not _infrastructure(exc):
                 self._isolate(msgs)
             return False
         m.transactions.labels(outcome="committed").inc()
+        if self.cap is not None:  # committed in time: take more again, a quarter more per commit
+            self.cap = None if self.cap >= COMMIT_MAX else self.cap + max(1, self.cap // 4)
         for trainer in touched.values():
             trainer.ctx.commit_audit()
             trainer.ctx.publish_fairness()
@@ -314,6 +326,25 @@ class TransactionalBatches:
         m.processing_seconds.labels(stage="train").observe(time.perf_counter() - t0)
         m.batch_size.labels(stage="train").observe(len(msgs))
         return True
+
+    def _shrink(self, records: int, open_s: float) -> None:
+        """A transaction of ``records`` that failed after being open ``open_s``: if that was near
+        ``transaction.timeout.ms``, the broker aborted it by its timeout (its learning took that long), and the same
+        records read again would be learned just as long and aborted again, for good (adv44: a tree slowed by a
+        thousand classes). The next transactions take at most half as many (:attr:`cap`, down to one record),
+        growing back as they commit in time."""
+        if records <= 1 or open_s < TIMEOUT_SHARE * TXN_TIMEOUT_MS / 1000:
+            return
+        self.cap = max(1, min(records, self.cap or records) // 2)
+        log.warning(
+            "trainer %s: a transaction of %d records was open %.1f s, near transaction.timeout.ms (%.0f s), and "
+            "failed: the next ones take at most %d records until they commit in time",
+            self.member,
+            records,
+            open_s,
+            TXN_TIMEOUT_MS / 1000,
+            self.cap,
+        )
 
     def _isolate(self, msgs: list[Message]) -> None:
         """Redo a failed batch one record per transaction; a record that fails alone is dead-lettered with the

@@ -55,6 +55,7 @@ def _group() -> TrainerGroup:
     group._rebalanced = False
     group._ahead = []
     group._behind = False
+    group.watchdog = types.SimpleNamespace(stuck=lambda *a: None)  # type: ignore[assignment]
     return group
 
 
@@ -87,6 +88,17 @@ def test_the_window_and_the_size_still_bound_a_transaction() -> None:
     capped = FakeConsumer(queued=900)
     got = group._more(capped, time.monotonic(), trainer_gather.COMMIT_MAX - 2, urgent=False)  # type: ignore[arg-type]
     assert len(got) == 2
+
+
+def test_after_a_timeout_abort_a_transaction_gathers_at_most_the_bound() -> None:
+    """``cap`` (set when the broker aborted a transaction by its timeout: TransactionalBatches._shrink) bounds the
+    records a transaction gathers, its first ones and those it adds."""
+    group = _group()
+    group.cap = 7
+    assert len(group._gather(FakeConsumer(queued=900))) == 7  # type: ignore[arg-type]
+    got = group._more(FakeConsumer(queued=900), time.monotonic(), 5, urgent=False)  # type: ignore[arg-type]
+    assert len(got) == 2
+    assert group._more(FakeConsumer(queued=900), time.monotonic(), 7, urgent=False) == []  # type: ignore[arg-type]
 
 
 def test_a_rebalance_while_gathering_aborts_the_transaction() -> None:

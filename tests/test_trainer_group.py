@@ -13,6 +13,7 @@ import gc
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
 import time
@@ -460,6 +461,34 @@ def test_a_hung_commit_abandons_its_producer_and_loses_nothing(
             assert fenced is not None and fenced >= 1
         finally:
             release.set()
+
+
+def test_a_transaction_aborted_by_its_timeout_is_retried_with_fewer_records_until_it_commits(
+    trainer_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Learning a batch took longer than ``transaction.timeout.ms``: the broker aborted the transaction, the batch
+    was read again at the same size, learned just as long and aborted again, for good (adv44: a tree slowed by a
+    thousand classes). Now the next transactions take half as many records until they commit in time, and every
+    example is learned once. Here a 1 s timeout and 100 ms per example after its release opened the transaction
+    on the broker: 120 examples take 12 s, past the timeout and the broker's 10 s sweep of timed-out transactions
+    (measured: 120, 60, 30 and 15 records aborted, then 7 commit, and the bound grows back as they do)."""
+    s = trainer_settings
+    monkeypatch.setattr(trainer_transactions, "TXN_TIMEOUT_MS", 1000)
+    process = trainers_module.Trainer.process
+
+    def slow(self: Any, examples: Any) -> int:
+        learned = int(process(self, examples))  # its releases open the transaction on the broker
+        time.sleep(0.1 * len(examples))
+        return learned
+
+    monkeypatch.setattr(trainers_module.Trainer, "process", slow)
+    _send_examples(s, _examples(120))
+    with caplog.at_level(logging.WARNING, logger="streams.trainers"), _running(s) as group:
+        _wait(group, "120 committed", lambda: _committed_learned(s, group) >= 120, timeout=150)
+        time.sleep(1)
+        assert _learned(group) == 120
+    assert "a transaction of 120 records was open" in caplog.text
+    assert "the next ones take at most 60 records" in caplog.text
 
 
 def test_a_hung_commit_that_returns_after_its_producer_was_replaced_commits_nothing(
