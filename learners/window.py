@@ -56,6 +56,9 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
         params = {"max_iter": 1000, **params}
     try:
         est = cls(**params)
+        # scikit-learn checks its parameters only when it first fits: knn's n_neighbors 0 passed `config validate`
+        # and ended replay and the trainer at the first refit (session 44).
+        est._validate_params()
     except (TypeError, ValueError) as exc:
         raise LearnerError(f"window_refit: bad parameters for {cls_name}: {exc}") from exc
     if scale:

@@ -120,6 +120,25 @@ def test_bad_parameter_is_named() -> None:
         build_learner(LearnerSpec("sklearn_sgd"))
     with pytest.raises(LearnerError, match="'nope'"):
         build_learner(LearnerSpec("window_refit", {"estimator": "nope"}))
+    # Values River and scikit-learn take without a word and fail on (or learn backwards with) later (session 44):
+    # each passed `config validate`; a grace_period of "abc" and knn's n_neighbors 0 ended replay at the first
+    # split attempt or refit, a learning rate of -1 served 0.20 accuracy on SEA.
+    bad = [
+        ("hoeffding_tree", {"grace_period": "abc"}, "grace_period must be a finite number, got 'abc'"),
+        ("hoeffding_tree", {"grace_period": "1.0e9"}, r"write 1\.0e\+9"),
+        ("hoeffding_tree", {"grace_period": -5}, "grace_period must be above 0"),
+        ("adaptive_random_forest", {"n_models": 0}, "n_models must be above 0"),
+        ("logistic_regression", {"lr": -1}, "lr must be above 0"),
+        ("logistic_regression", {"lr": float("nan")}, "lr must be a finite number"),
+        ("window_refit", {"estimator": "knn", "params": {"n_neighbors": 0}}, "'n_neighbors' parameter"),
+        ("sklearn_sgd", {"classes": [0, 1], "alpha": -1}, "'alpha' parameter"),
+    ]
+    for name, params, message in bad:
+        with pytest.raises(LearnerError, match=message):
+            build_learner(LearnerSpec(name, params))
+    build_learner(
+        LearnerSpec("hoeffding_tree", {"grace_period": 30, "max_depth": None})
+    )  # None: River's default
     # A loss without probabilities: `config validate` said valid and replay ended at the first label (session 44).
     with pytest.raises(
         LearnerError, match=r"loss 'hinge' gives no class probabilities.*log_loss, modified_huber"
