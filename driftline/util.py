@@ -217,6 +217,12 @@ def quoted_number(label: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def yaml_number_hint(value: Any) -> str:
+    """What to add to an error about ``value`` where a number was wanted, when it is text spelling one: YAML 1.1
+    reads a float without an exponent sign (``1.0e9``) as text."""
+    return " (YAML reads 1.0e9 as text: write 1.0e+9)" if quoted_number(value) is not None else ""
+
+
 # C0 controls but newline and tab, DEL, and C1 controls (0x9b is CSI on terminals that read 8-bit controls).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

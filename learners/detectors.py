@@ -29,6 +29,7 @@ from river import drift, stats
 from river.drift import binary
 
 from driftline.errors import ConfigError
+from driftline.util import yaml_number_hint
 from learners import ph_defer
 
 __all__ = [
@@ -163,14 +164,6 @@ def _optional_problem(kind: str, key: str, value: Any) -> str | None:
     return None if ok else "must be a list of finite numbers (the values the detector starts from)"
 
 
-def _numeric_text(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return isinstance(value, str)
-
-
 def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.error_detector") -> Detector:
     """A fresh detector ``name`` built with ``kwargs`` (see :func:`detector_params`); a value the detector
     refuses is a ConfigError naming ``setting``."""
@@ -181,7 +174,7 @@ def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.e
     for key, value in kwargs.items():
         problem = _optional_problem(kind.name, key, value)
         if problem:
-            hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if _numeric_text(value) else ""
+            hint = yaml_number_hint(value)
             raise ConfigError(f"{setting}_params: {kind.name} {key} {problem}, got {value!r}{hint}")
         default = defaults.get(key)
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
@@ -189,7 +182,7 @@ def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.e
             # River's Page-Hinkley took threshold "1.0e9" (YAML 1.1 reads a float without an exponent sign as text)
             # and `config validate` said valid; the first comparison then ended replay and the trainer with a
             # TypeError (session 41, arch41.md).
-            hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if _numeric_text(value) else ""
+            hint = yaml_number_hint(value)
             raise ConfigError(
                 f"{setting}_params: {kind.name} {key} must be a number like its default {default!r}, "
                 f"got {value!r}{hint}"

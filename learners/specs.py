@@ -25,6 +25,7 @@ from river import base as river_base
 
 from driftline.config import LearnerSpec
 from driftline.errors import ArtifactError, LearnerError
+from driftline.util import yaml_number_hint
 from learners.features import (
     MAX_CATEGORIES,
     MAX_KEYS,
@@ -55,14 +56,6 @@ PRODUCTS = (
 POSITIVE = ("grace_period", "n_models", "lr", "delta", "max_depth", "max_size", "memory_estimate_period")
 
 
-def _numeric_text(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return isinstance(value, str)
-
-
 def _check(
     cls: Any, params: dict[str, Any], kind: str, allowed_extra: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -84,7 +77,7 @@ def _check(
         if numeric or key in POSITIVE:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not math.isfinite(value):
-                hint = " (YAML reads 1.0e9 as text: write 1.0e+9)" if _numeric_text(value) else ""
+                hint = yaml_number_hint(value)
                 raise LearnerError(f"learner {kind!r}: {key} must be a finite number, got {value!r}{hint}")
             if key in POSITIVE and value <= 0:
                 raise LearnerError(f"learner {kind!r}: {key} must be above 0, got {value!r}")
