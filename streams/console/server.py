@@ -73,12 +73,33 @@ class Console:
         self._verified: tuple[float, dict[str, Any]] | None = None
         self._verify_lock = threading.Lock()
         self._lock = threading.Lock()
+        # Until a read has found Kafka answering (and again after one failed), a read of a topic is preceded by a
+        # 3 s probe: with the stack down a page says so in 3 s, not after the read's own 10-15 s timeout.
+        self._kafka_doubted = True
+
+    def _from_kafka(self, read: Any) -> Any:
+        """``read()``, a blocking read of a topic; raises :class:`StackError` (the address, what to do) at once
+        when a probe finds Kafka unreachable."""
+        if self._kafka_doubted:
+            from connectors.kafka_client import check_reachable
+
+            check_reachable(self.settings, timeout=3)
+        try:
+            value = read()
+        except BaseException:
+            self._kafka_doubted = True
+            raise
+        self._kafka_doubted = False
+        return value
 
     def releases(self) -> sources.Releases:
         """The verified registry as ``driftline models`` reads it (re-read at most every 2 s)."""
         with self._lock:
             if self._releases is None or time.monotonic() - self._releases[0] > 2.0:
-                self._releases = (time.monotonic(), sources.read_registry(self.settings))
+                self._releases = (
+                    time.monotonic(),
+                    self._from_kafka(lambda: sources.read_registry(self.settings)),
+                )
             return self._releases[1]
 
     def audit(self) -> tuple[list[dict[str, Any]], str]:
@@ -99,7 +120,9 @@ class Console:
                 from streams.audit import read_topic
 
                 try:
-                    chain = read_topic(self.settings).get(self.settings.model.name, [])
+                    chain = self._from_kafka(lambda: read_topic(self.settings)).get(
+                        self.settings.model.name, []
+                    )
                 except DriftlineError:  # the broker away: the file alone until the next try, 5 s on
                     chain = []
                 self._topic = (time.monotonic(), chain)
