@@ -30,7 +30,7 @@ from driftline.util import (
 )
 from learners.drift import DriftSignal
 from learners.guard import Decision
-from learners.lifecycle import ModelLifecycle, Release
+from learners.lifecycle import ModelLifecycle, Release, Withheld
 from learners.specs import MAX_FRACTIONAL_CLASSES, MAX_MODEL_CLASSES, Learner
 
 Row = tuple[str, int | None, dict[str, Any], Any]  # (id, ts, features, label)
@@ -291,6 +291,8 @@ class ReplayResult:
     n_learned: int = 0
     # Labels of a new class past ``MAX_MODEL_CLASSES``: not learned (nor scored), as the trainer dead-letters them.
     refused_labels: int = 0
+    # Releases the lifecycle withheld (learners.lifecycle.Withheld: no scorer would load the artifact), each once.
+    withheld: list[dict[str, Any]] = field(default_factory=list)
     # The plain learner run alongside (``replay(..., plain=...)``): same events, every label at the same delay.
     plain_name: str | None = None
     plain_correct: int = 0
@@ -319,6 +321,9 @@ class ReplayResult:
         )
         if self.refused_labels:
             out["refused_labels"] = self.refused_labels
+        if self.withheld:
+            out["withheld"] = len(self.withheld)
+            out["withheld_first"] = self.withheld[0]
         if self.plain_name is not None and self.labelled:
             # The guard tax: what the guard cost (positive) or gained (negative) against learning every label.
             if self.task == "classification":
@@ -353,6 +358,10 @@ def _record(result: ReplayResult, events: list[Any], now: int) -> None:
                 result.alarms.append(event.index)
         elif isinstance(event, Decision):
             result.decisions.append({"index": now, "outcome": event.outcome, "text": event.text})
+        elif isinstance(event, Withheld) and event.fresh:
+            result.withheld.append(
+                {"index": now, "reason": event.reason, "problem": event.problem, "message": event.message}
+            )
 
 
 def _score_plain(result: ReplayResult, plain: Learner, x: dict[str, Any], y: Any) -> None:

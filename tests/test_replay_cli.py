@@ -463,3 +463,45 @@ def test_a_new_class_past_the_class_bound_is_not_learned_as_the_trainer_refuses_
     refused = 300 - (MAX_MODEL_CLASSES - 2)
     assert out["refused_labels"] == refused
     assert out["n_learned"] == 600 - refused
+
+
+def _inline_config(tmp_path: Path, limit: int) -> str:
+    path = tmp_path / "inline.yaml"
+    path.write_text(
+        f"model:\n  max_inline_bytes: {limit}\n  artifact_store: ''\n  learner: {{name: hoeffding_tree}}\n"
+    )
+    return str(path)
+
+
+def test_replay_withholds_a_release_no_record_could_carry_as_the_trainer_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replay published every release while the live trainer withheld those over ``model.max_inline_bytes`` with no
+    artifact store (or outside the loader's allow-list): it showed users a model the scorers would never serve."""
+    argv = ["--stream", "sea-abrupt", "--n", "5000", "--no-plain"]
+    free = _run(capsys, *argv)
+    assert "withheld" not in free
+    config = _inline_config(tmp_path, 2500)
+    assert main(["--config", config, "replay", *argv, "--json"]) == 0
+    limited = json.loads(capsys.readouterr().out)
+    assert limited["withheld"] >= 1, limited
+    assert limited["withheld_first"]["problem"] == "too_large"
+    assert "model.max_inline_bytes=2500" in limited["withheld_first"]["message"]
+    assert limited["final_version"] < free["final_version"]
+    assert main(["--config", config, "replay", *argv]) == 0
+    assert "releases no scorer would load" in capsys.readouterr().out
+
+
+def test_replay_refuses_a_config_a_worker_refuses_at_start_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A limit under the untrained learner's artifact: `config validate` and a worker refuse it; replay ran it and
+    reported accuracy 0.0 from a stream of withheld releases."""
+    code = main(
+        ["--config", _inline_config(tmp_path, 1000), "replay", "--stream", "sea-abrupt", "--n", "100"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        "model.max_inline_bytes: 1000 bytes cannot carry even the untrained model.learner's artifact" in err
+    )

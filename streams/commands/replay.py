@@ -149,12 +149,21 @@ def _jsonable(value: Any) -> Any:
 def _build(args: argparse.Namespace, settings: Any, label_col: str, task: str) -> ModelLifecycle:
     from learners.lifecycle import ModelLifecycle
     from learners.replay import read_rows
+    from streams.commands.config import check_runtime
 
     model = settings.model
     learner = model.learner
     if args.learner and args.learner != learner.name:
         learner = LearnerSpec(args.learner)
     challenger = LearnerSpec(args.challenger) if args.challenger else model.challenger
+    # What a worker refuses at start-up, replay refuses too (a learner whose releases no scorer would load, an
+    # inline limit no artifact fits, detectors that cannot be restored), naming the field.
+    check_runtime(
+        dataclasses.replace(
+            settings,
+            model=dataclasses.replace(model, learner=learner, challenger=challenger, task=task),
+        )
+    )
     reference = None
     reference_file = args.reference or model.reference_file
     if reference_file:
@@ -162,7 +171,7 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str, task: str) -
     guard = settings.guard
     if reference:
         guard = dataclasses.replace(guard, max_reference=max(guard.max_reference, len(reference)))
-    return ModelLifecycle(
+    lifecycle = ModelLifecycle(
         model.name,
         task,
         learner,
@@ -174,6 +183,11 @@ def _build(args: argparse.Namespace, settings: Any, label_col: str, task: str) -
         release_every=args.release_every or model.release_every,
         seed=args.seed,
     )
+    # As the train worker (streams.train.TrainWorker._check_artifacts): a release no scorer could load, or too large
+    # to travel inline with no artifact store, is withheld, so replay serves what the live system would.
+    lifecycle.check_artifacts = True
+    lifecycle.max_payload = None if model.artifact_store else model.max_inline_bytes
+    return lifecycle
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -307,6 +321,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"rollbacks     {len(summary['rollbacks'])}")
     print(f"rejections    {summary['rejections']}, holds {summary['holds']}")
     print(f"final version {summary['final_version']}, n_learned {summary['n_learned']}")
+    if summary.get("withheld"):
+        first = summary["withheld_first"]
+        print(
+            f"withheld      {summary['withheld']} releases no scorer would load (first at event {first['index']}, "
+            f"{first['problem']}: {first['message']})"
+        )
     if args.report:
         print(f"report        {summary['report']}")
     return 0
