@@ -324,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
     if summary.get("withheld"):
         first = summary["withheld_first"]
         print(
-            f"withheld      {summary['withheld']} releases no scorer would load (first at event {first['index']}, "
+            f"withheld      {summary['withheld']} releases, as the trainer would (first at event {first['index']}, "
             f"{first['problem']}: {first['message']})"
         )
     if args.report:
