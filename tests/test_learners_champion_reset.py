@@ -56,6 +56,12 @@ def test_a_champion_crippled_by_one_feature_value_is_replaced_and_learning_goes_
 
 
 def test_a_release_made_just_after_the_event_is_rolled_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Since session 45 the champion of the first event is reset sooner (shown worse by the release margin,
+    # ``SLIPPED_ALPHA``), and no release is made just after the second one: nothing to roll back.
+    _, _, (summary, accuracy) = _run(poisoned=True)
+    worst = min(accuracy(lo, lo + 100) for lo in range(600, 2500, 100))
+    assert worst >= 0.85, (summary["rollbacks"], worst)
+    monkeypatch.setattr(learners.policies, "SLIPPED_ALPHA", 0.0)  # the release this test is about
     _, _, (summary, accuracy) = _run(poisoned=True)
     worst = min(accuracy(lo, lo + 100) for lo in range(600, 2500, 100))
     assert summary["rollbacks"] and worst >= 0.85, (summary["rollbacks"], worst)
