@@ -58,7 +58,7 @@ LATENCY_SAMPLE = 7
 class Decision:
     """A guard decision with everything it was based on (recorded with every release, rejection and hold)."""
 
-    outcome: str  # promote | reject | hold | rollback
+    outcome: str  # promote | reject | hold | rollback | reset (the champion, to the served snapshot)
     reason: str  # incremental | challenger | manual | rollback
     candidate: str  # what was judged: "champion", "challenger", "previous", ...
     evidence: dict[str, float] = field(default_factory=dict)

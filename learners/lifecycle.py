@@ -894,11 +894,28 @@ class ModelLifecycle:
                 started = self._challenger.started
                 self._challenger.start(challenger, index if started is None else started)
             events.append(decision)
-        if self._increment.broken() and not self.paused:
+        margin = self._increment.broken()
+        if margin is not None and not self.paused:
             # Shown worse than what users get by a wide margin (a poisoned scaler, say): go on from the snapshot.
+            # Said as a decision (counted, audited, logged by the trainer): the champion's labels since the
+            # snapshot are dropped, and its n_learned falls back to the snapshot's.
+            dropped = self._lineage.n_learned - self._served.n_learned
             self._lineage = self._served.copy()
             self._increment.rebased()
             self.champion_resets += 1
+            events.append(
+                Decision(
+                    "reset",
+                    "incremental",
+                    "champion",
+                    evidence={"margin": margin, "dropped": float(dropped)},
+                    text=(
+                        f"champion reset to the served v{self.served_version}: shown worse than it by more than "
+                        f"{margin:.0%}; the {dropped} labels it learned since are dropped"
+                    ),
+                    index=index,
+                )
+            )
             return events
         served_learned = bool(self._served.n_learned)
         if self._increment.waiting(self.release_every, served_learned):

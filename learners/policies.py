@@ -369,18 +369,19 @@ class IncrementalPolicy:
                 self.carried = True
                 self._keep_shadow()
 
-    def broken(self) -> bool:
-        """The champion is shown worse than the served snapshot (by ``BROKEN_MARGIN``, or, once per snapshot, by
-        ``guard.non_inferiority_margin``: ``SLIPPED_ALPHA``): the caller replaces it with a copy of the snapshot
-        and calls :meth:`rebased`."""
-        bar = -math.log(BROKEN_ALPHA)
-        if self.worse is not None and self.worse.log_wealth >= bar:
-            return True
-        return (
+    def broken(self) -> float | None:
+        """The margin by which the champion is shown worse than the served snapshot (``BROKEN_MARGIN``, or, once
+        per snapshot, ``guard.non_inferiority_margin``: ``SLIPPED_ALPHA``), None while it is not: the caller
+        replaces it with a copy of the snapshot and calls :meth:`rebased`."""
+        if self.worse is not None and self.worse.log_wealth >= -math.log(BROKEN_ALPHA):
+            return BROKEN_MARGIN
+        if (
             self.slipped is not None
             and not self.reset_since_release
             and self.slipped.log_wealth >= -math.log(SLIPPED_ALPHA)
-        )
+        ):
+            return self.guard.non_inferiority_margin
+        return None
 
     def rebased(self) -> None:
         """The champion is a copy of the served snapshot again: every comparison starts over, and it has learned

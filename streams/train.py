@@ -547,6 +547,8 @@ class Trainer(TrainerControl):
         elif isinstance(event, DriftSignal):
             self.emit_drift(event)
         elif isinstance(event, Decision):
+            if event.outcome == "reset":
+                log.warning("%s: %s", self.ctx.model, event.text)
             self.record_decision(event)
         elif isinstance(event, Withheld):
             self.withhold(event)

@@ -85,10 +85,17 @@ def test_a_tree_hurt_by_a_type_switching_burst_is_released_again() -> None:
     rows = _types_burst(6000, 6)
     lifecycle = _tree_lifecycle()
     versions: list[int] = []
-    replay(rows, lifecycle, delay=20, on_prediction=lambda p: versions.append(p["version"]))
+    result = replay(rows, lifecycle, delay=20, on_prediction=lambda p: versions.append(p["version"]))
     at_burst_end = versions[1600]
     # Before: the snapshot served from inside the burst to the last event (v32 from label ~600 to 5,999).
     assert lifecycle.champion_resets >= 1
+    # Each reset is said (a decision: counted, audited, logged): the champion's n_learned falls back without it.
+    resets = [d for d in result.decisions if d["outcome"] == "reset"]
+    assert len(resets) == lifecycle.champion_resets
+    assert (
+        "champion reset to the served v" in resets[0]["text"]
+        and "labels it learned since" in resets[0]["text"]
+    )
     assert versions[-1] > at_burst_end + 10, (at_burst_end, versions[3000], versions[-1])
 
 
