@@ -116,3 +116,28 @@ def test_config_validate_refuses_at_once_naming_the_field(tmp_path: Path, text: 
     proc = validate(tmp_path, text)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("adwin", {"max_buckets": 10**9}, "adwin max_buckets must be at most 1,000"),
+        ("kswin", {"window_size": 10**9}, "kswin window_size must be at most 100,000"),
+        ("fhddm", {"sliding_window_size": 10**9}, "fhddm sliding_window_size must be at most 100,000"),
+    ],
+)
+def test_a_detector_size_past_its_bound_is_refused_before_it_is_built(
+    name: str, params: dict, message: str
+) -> None:
+    """ADWIN with max_buckets 10^9 took 22 GB at its construction, and the OOM killer ended `config validate`; a
+    live `set drift.error_detector_params=...` runs the same check in the trainer (session 45)."""
+    import dataclasses
+
+    from driftline.config import DriftConfig
+    from driftline.errors import ConfigError
+    from learners.drift import check_drift_config
+
+    config = dataclasses.replace(DriftConfig(), error_detector=name, error_detector_params=params)
+    with pytest.raises(ConfigError, match=message):
+        check_drift_config(config)
+    check_drift_config(dataclasses.replace(config, error_detector_params={}))
