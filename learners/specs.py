@@ -207,6 +207,18 @@ def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, An
 
             cls = SettledHoeffdingTreeClassifier  # River's, its new leaves settled first (issue 13)
         params = _check(cls, params, kind)
+        # River prints a warning for an unknown option and uses its default: `leaf_prediction: zzz` passed
+        # `config validate` and ran as 'nba' (session 45).
+        ref = tree.HoeffdingTreeClassifier if task == "classification" else tree.HoeffdingTreeRegressor
+        for key, attr in (
+            ("split_criterion", "_VALID_SPLIT_CRITERIA"),
+            ("leaf_prediction", "_VALID_LEAF_PREDICTION"),
+        ):
+            valid = getattr(ref, attr, None)
+            if key in params and valid and params[key] not in valid:
+                raise LearnerError(
+                    f"learner {kind!r}: {key} must be one of {', '.join(valid)}, got {params[key]!r}"
+                )
         if seeded and "seed" not in params:
             params = {**params, "seed": seed}
         return _construct(cls, params, kind)

@@ -47,6 +47,13 @@ from learners.specs import build_learner
         ),
         ("auto", {"members": [{"name": "gaussian_nb"}] * 3000}, "at most 16 members, got 3,000"),
         (
+            "hoeffding_tree",
+            {"leaf_prediction": "zzz"},
+            "leaf_prediction must be one of mc, nb, nba, got 'zzz'",
+        ),
+        ("adaptive_random_forest", {"split_criterion": "zzz"}, "split_criterion must be one of gini"),
+        ("linear_regression", {"l2": -1}, "l2 must be 0 or more"),
+        (
             "one_vs_rest",
             {"base": {"name": "one_vs_rest", "params": {"base": {"name": "logistic_regression"}}}},
             "cannot itself be 'one_vs_rest'",
