@@ -148,3 +148,13 @@ def test_a_detector_size_past_its_bound_is_refused_before_it_is_built(
     with pytest.raises(ConfigError, match=message):
         check_drift_config(config)
     check_drift_config(dataclasses.replace(config, error_detector_params={}))
+
+
+def test_a_member_that_learns_only_its_given_classes_still_passes_the_learning_check(tmp_path: Path) -> None:
+    """The made-up labels of the check are the classes an sklearn_sgd gives, wherever it sits (an auto member)."""
+    text = (
+        "model:\n  learner: {name: auto, params: {members: [{name: logistic_regression}, "
+        "{name: sklearn_sgd, params: {classes: [a, b]}}]}}\n"
+    )
+    proc = validate(tmp_path, text)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)

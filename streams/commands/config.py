@@ -130,9 +130,8 @@ def _trained(model: Any, field: str = "model.learner") -> Any:
     rng = random.Random(0)
     trained = model.clone()
     spec = trained.spec
-    # sklearn_sgd learns only the classes it is given.
-    given = spec.params.get("classes") if isinstance(spec.params, dict) else None
-    pair = list(given)[:2] if isinstance(given, list) and len(given) >= 2 else [False, True]
+    given = _given_classes(spec.params)
+    pair = given[:2] if len(given) >= 2 else [False, True]
     try:
         for _ in range(TRAINED_CHECK_LABELS):
             x = {"x0": rng.random(), "x1": rng.random()}
@@ -146,6 +145,21 @@ def _trained(model: Any, field: str = "model.learner") -> Any:
             ) from None
         return None
     return trained
+
+
+def _given_classes(params: Any) -> list[Any]:
+    """The ``classes`` a learner's parameters give (sklearn_sgd learns only those), its own or an ``auto`` member's
+    or a ``one_vs_rest`` base's, or [] for none."""
+    if not isinstance(params, dict):
+        return []
+    given = params.get("classes")
+    if isinstance(given, list):
+        return given
+    inner = [*(params.get("members") or []), params.get("base")]
+    for spec in inner if isinstance(params.get("members") or [], list) else []:
+        if isinstance(spec, dict) and (found := _given_classes(spec.get("params"))):
+            return found
+    return []
 
 
 def _check_inline_fits(field: str, model: object, limit: int) -> None:
