@@ -670,6 +670,39 @@ def _read_bounded(path: Path, limit: int) -> str:
     return data.decode("utf-8")
 
 
+#: Values a settings file may hold once its aliases are expanded (a file is a few hundred). Why: ten lines of
+#: aliases, each naming the one above ten times, are 10^9 values to walk, and `config validate` (and a worker's
+#: start) hung on them; an alias inside the mapping it names made an endless one (a RecursionError traceback;
+#: session 45).
+MAX_CONFIG_VALUES = 100_000
+
+
+def _check_expanded(data: Any, name: str) -> None:
+    """Refuse (:class:`ConfigError`) a tree of more than :data:`MAX_CONFIG_VALUES` values with its aliases expanded,
+    or one that contains itself."""
+    count = 0
+    inside: set[int] = set()
+
+    def walk(node: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{name}: more than {MAX_CONFIG_VALUES:,} values once its aliases (*name) are expanded: "
+                "write the settings out (a settings file holds a few hundred)"
+            )
+        if not isinstance(node, (dict, list)):
+            return
+        if id(node) in inside:
+            raise ConfigError(f"{name}: an alias (*name) stands inside the mapping or list it names: endless")
+        inside.add(id(node))
+        for child in node.values() if isinstance(node, dict) else node:
+            walk(child)
+        inside.discard(id(node))
+
+    walk(data)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML settings file; errors name the file (and a key written twice)."""
     p = Path(path).expanduser()
@@ -683,6 +716,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     except RecursionError:  # PyYAML composes recursively: 20,000 nested [ gave a traceback (session 42)
         raise ConfigError(f"{p}: nested too deeply to read (a settings file is a few levels deep)") from None
+    _check_expanded(data, str(p))
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data

@@ -22,6 +22,11 @@ __all__ = ["event_time", "json_depth", "now_ms", "parse_cell", "percentile", "ro
 MISSING_CELLS = frozenset({"na", "null", "none", "nan"})
 
 
+#: The most events a command streams or replays (--events, --n, --limit). Why: 10^20 ended `produce synthetic` and
+#: `replay` with a ValueError traceback from itertools.islice (session 45); 10^12 events is years of any real stream.
+MAX_EVENTS = 10**12
+
+
 def parse_cell(text: str) -> bool | int | float | str | None:
     """CSV cell -> value, the one reading ``driftline replay`` and ``driftline produce`` share: ``""``, ``NA``,
     ``null``, ``None``, ``NaN`` -> None; ``true``/``false`` (any case) -> bool; integers -> int; numbers -> float

@@ -142,6 +142,16 @@ _SHARES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Upper bounds of the parameters that size what a detector allocates or waits for, checked before it is built. Why:
+# River allocates ADWIN's bucket rows by ``max_buckets``: 10^9 took 22 GB and the kernel's OOM killer ended
+# `config validate` (a live `set` of drift.error_detector_params runs the same check in the trainer; session 45).
+_SIZES: dict[str, dict[str, int]] = {
+    "adwin": {"max_buckets": 1_000, "clock": 100_000},
+    "kswin": {"window_size": 100_000},
+    "fhddm": {"sliding_window_size": 100_000},
+}
+
+
 # Parameters whose default is None, so the numeric rule below cannot see their type: what each must be. River
 # took KSWIN's seed 1.5 and window "abc" (a deque of letters, compared with numbers at the first test) without a word.
 _OPTIONAL: dict[str, dict[str, str]] = {
@@ -193,6 +203,9 @@ def build_detector(name: str, kwargs: Mapping[str, Any], setting: str = "drift.e
             raise ConfigError(
                 f"{setting}_params: {kind.name} {key} must be a finite number >= 0, got {value!r}"
             )
+        limit = _SIZES.get(kind.name, {}).get(key)
+        if limit is not None and value > limit:
+            raise ConfigError(f"{setting}_params: {kind.name} {key} must be at most {limit:,}, got {value!r}")
         if key in _SHARES.get(kind.name, ()) and not 0 < value < 1:
             raise ConfigError(f"{setting}_params: {kind.name} {key} must be between 0 and 1, got {value!r}")
     try:

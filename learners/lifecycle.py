@@ -51,7 +51,7 @@ from learners.policies import (
 from learners.pool import SERVED_SHARE, Pool, recovery_members
 from learners.sentinel import SnapshotSentinel
 from learners.snapshot import snapshot
-from learners.specs import Learner, build_learner
+from learners.specs import Learner, build_learner, refuse_label
 
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
 # A champion whose artifact the scorers' loader would refuse (``Withheld``) is checked again only after it learned
@@ -493,6 +493,15 @@ class ModelLifecycle:
         return (
             spec if members is None else dataclasses.replace(spec, params={**spec.params, "members": members})
         )
+
+    def refuse_label(self, label: Any) -> str | None:
+        """Why ``label`` cannot be learned by this model's learner or challenger, or None: a regression label
+        of the wrong sign for a Poisson or gamma loss (:func:`learners.specs.refuse_label`). The trainer
+        dead-letters such a label and ``driftline replay`` leaves it unlearned; learned, it failed every refit
+        while it stayed in the window, and replay ended at the first (session 45)."""
+        if self.task != "regression":
+            return None
+        return refuse_label((self.learner, self.challenger_spec), self.task, label)
 
     # -- the per-label step ------------------------------------------------------------------------------------
     def learn_one(

@@ -82,6 +82,9 @@ SERVED_TAKE = {"classification": False, "regression": False}
 #: the events, and the pool falls .7867 -> .7805; guarded, the mean of the six gate runs .7805 -> .7656 (``lr:
 #: 0.05``) and .7745 (raw products; .7793 with ``SERVED_SHARE`` 1 for classification, under ARF(10)'s .7808).
 #: BENCHMARKS-accuracy.md, session 20: a fourth pool member.
+#: The most members a pool takes. Why: every member learns and is scored on every label, and 3,000 members made
+#: `config validate` (and a worker's start) hang (session 45); the default pools have two or three.
+MAX_MEMBERS = 16
 DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
     "classification": [
         {"name": "logistic_regression"},
@@ -338,5 +341,9 @@ def build_pool(params: dict[str, Any], task: str, seed: int) -> Pool:
         raise LearnerError("learner 'auto': parameter 'members' must be a list of mappings with a 'name'")
     if any(m["name"] == "auto" for m in specs):
         raise LearnerError("learner 'auto': a member cannot itself be 'auto'")
+    if len(specs) > MAX_MEMBERS:
+        raise LearnerError(
+            f"learner 'auto': at most {MAX_MEMBERS} members, got {len(specs):,} (every member learns every label)"
+        )
     members = [Learner(LearnerSpec(m["name"], dict(m.get("params", {}))), task, seed) for m in specs]
     return Pool(members, task)

@@ -458,6 +458,10 @@ def replay(
             raise ConfigError(
                 f"event {i} ({rid}): label {y!r:.60} is not a number, and the task is regression"
             )
+        if lifecycle.task == "regression" and y is not None and lifecycle.refuse_label(y) is not None:
+            # The trainer dead-letters it (streams.train.Trainer._admit): a Poisson loss and a negative label.
+            result.refused_labels += 1
+            y = None
         if lifecycle.task == "classification" and y is not None and str(y) not in classes:
             if len(classes) >= MAX_MODEL_CLASSES:
                 # The trainer dead-letters it (streams.watch.InputWatch.refuse_label).

@@ -53,7 +53,26 @@ PRODUCTS = (
 
 # Parameters that must be above 0 when given (River takes any value without a word: a grace_period of -5, 0 trees
 # in a forest, a learning rate of -1, which learned the concept backwards and served 0.20 accuracy; session 44).
-POSITIVE = ("grace_period", "n_models", "lr", "delta", "max_depth", "max_size", "memory_estimate_period")
+POSITIVE = (
+    "grace_period",
+    "n_models",
+    "lr",
+    "delta",
+    "max_depth",
+    "max_size",
+    "memory_estimate_period",
+    "lambda_value",
+)
+#: Parameters that must not be negative: a negative regularisation or learning rate learns away from the data
+#: (``l2: -5`` served 0.80 accuracy on SEA where the default serves 0.98; session 45).
+NON_NEGATIVE = ("l1", "l2", "intercept_lr", "clip_gradient")
+#: Upper bounds of the parameters that size what a model builds or repeats for every label, checked before anything
+#: is built. Why: River takes any size, and ``n_models: 100000000`` made `config validate` (and a worker's start)
+#: hang building the forest (session 45). The bounds leave ample room: a forest of 1,000 trees already takes ~9 s
+#: to learn `config validate`'s 200 made-up labels and predicts far slower than ``guard.max_predict_latency_ms``;
+#: ``lambda_value`` past ~700 is no longer Poisson (River's sampler underflows) and each label is learned with
+#: that weight by every tree.
+MAX_SIZES = {"n_models": 1000, "lambda_value": 100}
 
 
 def _check(
@@ -62,7 +81,8 @@ def _check(
     """Reject parameters ``cls`` does not take, naming the parameter and the valid ones, and values it would take
     without a word and fail on later: text or a non-finite number where the default is a number (a grace_period of
     "abc" passed `config validate` and ended replay and the trainer at the first split attempt with a TypeError),
-    and a number at or below 0 for a parameter of :data:`POSITIVE`."""
+    a number at or below 0 for a parameter of :data:`POSITIVE`, below 0 for one of :data:`NON_NEGATIVE`, and above
+    its bound for one of :data:`MAX_SIZES`."""
     signature = inspect.signature(cls).parameters
     valid = set(signature) | set(allowed_extra)
     for key, value in params.items():
@@ -81,6 +101,13 @@ def _check(
                 raise LearnerError(f"learner {kind!r}: {key} must be a finite number, got {value!r}{hint}")
             if key in POSITIVE and value <= 0:
                 raise LearnerError(f"learner {kind!r}: {key} must be above 0, got {value!r}")
+            if key in NON_NEGATIVE and value < 0:
+                raise LearnerError(f"learner {kind!r}: {key} must be 0 or more, got {value!r}")
+            if key in MAX_SIZES and value > MAX_SIZES[key]:
+                raise LearnerError(
+                    f"learner {kind!r}: {key} must be at most {MAX_SIZES[key]:,}, got {value!r} "
+                    "(a model of that size is too slow to learn and to serve)"
+                )
     return {k: v for k, v in params.items() if k not in allowed_extra}
 
 
@@ -180,6 +207,18 @@ def _tree(kind: str, clf: str, reg: str, seeded: bool) -> Callable[[dict[str, An
 
             cls = SettledHoeffdingTreeClassifier  # River's, its new leaves settled first (issue 13)
         params = _check(cls, params, kind)
+        # River prints a warning for an unknown option and uses its default: `leaf_prediction: zzz` passed
+        # `config validate` and ran as 'nba' (session 45).
+        ref = tree.HoeffdingTreeClassifier if task == "classification" else tree.HoeffdingTreeRegressor
+        for key, attr in (
+            ("split_criterion", "_VALID_SPLIT_CRITERIA"),
+            ("leaf_prediction", "_VALID_LEAF_PREDICTION"),
+        ):
+            valid = getattr(ref, attr, None)
+            if key in params and valid and params[key] not in valid:
+                raise LearnerError(
+                    f"learner {kind!r}: {key} must be one of {', '.join(valid)}, got {params[key]!r}"
+                )
         if seeded and "seed" not in params:
             params = {**params, "seed": seed}
         return _construct(cls, params, kind)
@@ -237,6 +276,10 @@ def _one_vs_rest(params: dict[str, Any], task: str, seed: int) -> Any:
     extra = set(params) - {"base"}
     if extra:
         raise LearnerError(f"learner 'one_vs_rest': unknown parameter {sorted(extra)[0]!r}; valid: base")
+    if base["name"] == "one_vs_rest":
+        # Each level is one model per class of the level above (100 classes, three levels: 10^6 models), and a
+        # YAML alias can make the nesting endless (RecursionError traceback from `config validate`; session 45).
+        raise LearnerError("learner 'one_vs_rest': its base cannot itself be 'one_vs_rest'")
     inner = _build_raw(LearnerSpec(base["name"], dict(base.get("params", {}))), task, seed)
     return multiclass.OneVsRestClassifier(inner)
 
@@ -297,6 +340,51 @@ KINDS: dict[str, tuple[Callable[[dict[str, Any], str, int], Any], tuple[str, ...
     "one_vs_rest": (_one_vs_rest, ("classification",)),
     "auto": (_auto, TASKS),
 }
+
+
+def label_floor(spec: LearnerSpec, task: str) -> tuple[bool, str] | None:
+    """What a learner of ``spec`` needs of its regression labels (:func:`learners.window.label_floor`): ``(strict,
+    why)`` for labels above 0 (strict) or at least 0, or None; for ``auto``, its strictest member's."""
+    if task != "regression" or not isinstance(spec.params, dict):
+        return None
+    if spec.name == "window_refit":
+        from learners.window import label_floor as window_floor
+
+        params = spec.params.get("params") or {}
+        return window_floor(spec.params.get("estimator") or "ridge", params, task)
+    if spec.name == "auto":
+        members = spec.params.get("members")
+        floors = [
+            label_floor(LearnerSpec(m["name"], dict(m.get("params") or {})), task)
+            for m in (members if isinstance(members, list) else [])
+            if isinstance(m, dict) and "name" in m
+        ]
+        found = [f for f in floors if f is not None]
+        return max(found, key=lambda f: f[0]) if found else None
+    return None
+
+
+def refuse_label(specs: tuple[LearnerSpec, ...], task: str, label: Any) -> str | None:
+    """Why a regression label cannot be learned by a learner of ``specs`` (the champion's and the challenger's),
+    or None: a label below 0 (or at 0) where one needs labels at least (above) 0 (:func:`label_floor`)."""
+    if task != "regression" or isinstance(label, bool) or not isinstance(label, (int, float)):
+        return None
+    for spec in specs:
+        floor = label_floor(spec, task)
+        if floor is None:
+            continue
+        strict, why = floor
+        if label < 0 or (strict and label <= 0):
+            need = "above 0" if strict else "0 or more"
+            return (
+                f"refused label {label!r:.60}: learner {spec.name!r} ({why}) learns only labels {need}: "
+                "send counts or amounts of that sign, or choose another loss (squared_error takes any number)"
+            )
+    return None
+
+
+#: The kinds driftline registers itself (README, "Extending", adds others to :data:`KINDS`).
+BUILT_IN = frozenset(KINDS)
 
 
 def _build_raw(spec: LearnerSpec, task: str, seed: int) -> Any:

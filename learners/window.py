@@ -34,6 +34,15 @@ ESTIMATORS: dict[str, tuple[str, str | None, str | None, bool]] = {
 }
 
 
+#: The most examples a window holds. Why a bound: each example is kept (and travels in every release's artifact),
+#: and a refit reads them all; ``window: 100000000000`` was taken without a word (session 45).
+MAX_WINDOW = 100_000
+#: Upper bounds of the scikit-learn parameters that size a refit, checked before anything is built or fitted.
+#: Why: ``n_estimators: 100000000`` made `config validate` (which refits a copy on made-up labels) and a worker's
+#: start hang (session 45). A forest of 1,000 trees already takes ~2 s to pass that check.
+MAX_ESTIMATOR_SIZES = {"n_estimators": 1000, "max_iter": 10_000}
+
+
 def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
     """Build a scikit-learn estimator by registered name, with a clear error for unknown names or params."""
     if name not in ESTIMATORS:
@@ -51,6 +60,13 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
             raise LearnerError(
                 f"window_refit: {cls_name} has no parameter {key!r}; valid: {', '.join(sorted(valid))}"
             )
+    for key, limit in MAX_ESTIMATOR_SIZES.items():
+        value = params.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+            raise LearnerError(
+                f"window_refit: {cls_name}'s {key} must be at most {limit:,}, got {value!r} "
+                "(each refit would take too long)"
+            )
     if cls_name == "LogisticRegression":
         # lbfgs' default 100 iterations often stops short on windows of raw, correlated (or squared) features.
         params = {"max_iter": 1000, **params}
@@ -67,6 +83,24 @@ def make_sklearn(name: str, params: dict[str, Any], task: str) -> Any:
 
         return make_pipeline(StandardScaler(), est)
     return est
+
+
+def label_floor(estimator: str | None, params: dict[str, Any], task: str) -> tuple[bool, str] | None:
+    """What a regression estimator needs of its labels: ``(strict, why)`` for labels above 0 (strict) or at least 0,
+    or None for any finite label. A Poisson loss or criterion needs y >= 0, a gamma loss y > 0: scikit-learn
+    refuses the whole refit otherwise, and one negative label failed every refit while it stayed in the window."""
+    if task != "regression" or not isinstance(params, dict):
+        return None
+    if estimator == "hist_gradient_boosting" and params.get("loss") == "gamma":
+        return True, "hist_gradient_boosting's gamma loss"
+    if estimator == "hist_gradient_boosting" and params.get("loss") == "poisson":
+        return False, "hist_gradient_boosting's poisson loss"
+    if (
+        estimator in ("random_forest", "extra_trees", "decision_tree")
+        and params.get("criterion") == "poisson"
+    ):
+        return False, f"{estimator}'s poisson criterion"
+    return None
 
 
 class WindowRefit:
@@ -89,6 +123,18 @@ class WindowRefit:
     ) -> None:
         if window < 2 or every < 1:
             raise LearnerError(f"window_refit: window must be >= 2 and every >= 1, got {window}, {every}")
+        if window > MAX_WINDOW:
+            raise LearnerError(
+                f"window_refit: window must be at most {MAX_WINDOW:,}, got {window!r} (every example in it is kept, "
+                "refitted on and carried in each release)"
+            )
+        if every > window:
+            # A refit every 10^12 labels fitted the first 10 examples and served that fit for good (SEA: 0.89
+            # accuracy where the default window serves 0.98; session 45).
+            raise LearnerError(
+                f"window_refit: every must be at most window ({window}), got {every!r}: the labels between "
+                "would never be refitted on"
+            )
         if degree not in (1, 2):
             raise LearnerError(f"window_refit: degree must be 1 or 2, got {degree!r}")
         self.degree = degree
@@ -99,6 +145,13 @@ class WindowRefit:
         self.every = every
         self.task = task
         make_sklearn(self.estimator, self.params, task)  # validate now, not at the first refit
+        # knn answers from its n_neighbors nearest examples: fitted on fewer, every prediction raised ValueError
+        # (replay ended at the first event after the first refit; session 45). It waits for that many instead.
+        self._min_fit = self.params.get("n_neighbors", 5) if self.estimator == "knn" else 0
+        if isinstance(self._min_fit, int) and self._min_fit > window:
+            raise LearnerError(
+                f"window_refit: knn's n_neighbors must be at most window ({window}), got {self._min_fit}"
+            )
         self._buffer: collections.deque[tuple[dict[str, float], Any]] = collections.deque(maxlen=window)
         self._since_fit = 0
         self._fitted: Any = None
@@ -129,15 +182,18 @@ class WindowRefit:
         means = np.where(np.isfinite(means), means, 0.0)
         X = _expand(np.where(np.isnan(X), means, X), self.degree)
         ys = [y for _, y in self._buffer]
+        few = len(ys) < self.__dict__.get("_min_fit", 0)  # a window pickled before _min_fit: 0
+        if self.task == "regression" and not any(ys) and label_floor(self.estimator, self.params, self.task):
+            few = True  # a Poisson fit needs a label above 0: a window of zeros answers its mean, 0
         if self.task == "classification":
             counts = collections.Counter(ys)
             self._fallback = counts.most_common(1)[0][0]
-            if len(counts) < 2 or not names:
+            if len(counts) < 2 or not names or few:
                 self._fitted = None
                 return
         else:
             self._fallback = float(np.mean(ys))
-            if not names:
+            if not names or few:
                 self._fitted = None
                 return
         est = make_sklearn(self.estimator, self.params, self.task)

@@ -448,7 +448,7 @@ class Trainer(TrainerControl):
         examples = [example for _, example in pending]
         # A label of the other kind (text where numbers came) is refused before the watch and the learner see it
         # (InputWatch.admit); it keeps its index, like any record the learner cannot take.
-        admit = self.watch.admit
+        admit = self._admit
         refused = {k: why for k, e in enumerate(examples) if (why := admit(e)) is not None}
         kept = [(k, e) for k, e in enumerate(examples) if k not in refused]
         start = 0  # the watch checks each run of kept examples at its own indices
@@ -501,6 +501,15 @@ class Trainer(TrainerControl):
             learned += 0 if lifecycle.paused else 1
         return learned
 
+    def _admit(self, example: dict[str, Any]) -> str | None:
+        """Why ``example``'s label is refused (dead-lettered) before anything learns it, or None: the input watch's
+        checks (:meth:`InputWatch.admit`, which may repair the label), then what the learner needs of it
+        (:meth:`ModelLifecycle.refuse_label`: a Poisson loss and a negative label)."""
+        why = self.watch.admit(example)
+        if why is None and self.lifecycle.task == "regression":
+            why = self.lifecycle.refuse_label(example["label"])
+        return why
+
     def _check_input(self, example: dict[str, Any], index: int) -> None:
         for warning in self.watch.check(example["features"], example["label"], index):
             self._warn(warning)
@@ -514,8 +523,8 @@ class Trainer(TrainerControl):
 
     def learn(self, raw: RawRecord, example: dict[str, Any]) -> int:
         """Learn one TrainingExample (1), or dead-letter it if the learner cannot take it (0)."""
-        why = self.watch.admit(example)
-        if why is not None:  # a label of the other kind: see InputWatch.admit
+        why = self._admit(example)
+        if why is not None:  # a label of the other kind, or one the learner cannot take: see _admit
             self.index += 1
             self.ctx.deadletter("train", raw, ValueError(why))
             return 0

@@ -219,3 +219,23 @@ def test_demo_console_port_zero_asks_for_any_free_port(capsys: pytest.CaptureFix
     assert build_parser().parse_args(["demo", "--console-port", "0"]).console_port == 0
     err = _refused(["demo", "--console-port", "-1"], capsys)
     assert "argument --console-port: expected a TCP port (1-65535, 0: any free one)" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["produce", "synthetic", "--events", str(10**20)], "--events: must be 1 to 1,000,000,000,000"),
+        (["demo", "--no-live", "--events", str(10**20)], "--events: must be 1 to 1,000,000,000,000"),
+        (["replay", "--stream", "sea", "--n", str(10**20)], "--n: must be 0 to 1,000,000,000,000"),
+        (["replay", "--stream", "sea", "--limit", str(10**20)], "--limit: must be 0 to 1,000,000,000,000"),
+        (["replay", "--stream", "sea", "--release-every", "0"], "--release-every: must be at least 1, got 0"),
+    ],
+)
+def test_event_counts_past_the_bound_and_a_zero_release_every_are_refused_before_the_run(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10^20 events ended produce and replay with an islice ValueError traceback; replay took --release-every 0 as
+    "not given" (session 45)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err, err

@@ -84,7 +84,7 @@ def check_runtime(settings: Settings) -> None:
         except DriftlineError as exc:
             raise ConfigError(f"{field}: {exc}") from None
         _check_loadable(field, model)
-        _check_loadable(field, _trained(model), trained=True)
+        _check_loadable(field, _trained(model, field), trained=True)
         if not m.artifact_store:
             _check_inline_fits(field, model, m.max_inline_bytes)
     check_drift_config(settings.drift, m.task)
@@ -112,23 +112,54 @@ def _check_loadable(field: str, model: object | None, *, trained: bool = False) 
         ) from None
 
 
-def _trained(model: Any) -> Any:
+def _trained(model: Any, field: str = "model.learner") -> Any:
     """A copy of ``model`` after :data:`TRAINED_CHECK_LABELS` made-up labels (two numeric features, a threshold
     on the first), or None when it cannot learn them (a learner with classes of its own): the untrained check
     then stands alone. Why: many learners build their inner objects only as they learn (a forest's trees and
     their nodes), so River's AMFClassifier passed the check untrained, with only its own class admitted, while
-    the trainer withheld every release of the trained model and the scorers served v0 (session 41, arch41.md)."""
+    the trainer withheld every release of the trained model and the scorers served v0 (session 41, arch41.md).
+
+    A kind of driftline's own (:data:`learners.specs.BUILT_IN`) that cannot learn these labels, or answer once it
+    has, has a parameter it took without a word: :class:`ConfigError` names the field. Why: ``loss: x`` for
+    logistic regression and ``max_features: abc`` for a forest passed this check and failed on every label, and
+    knn's ``n_neighbors: 50`` on every event after the first refit (session 45)."""
     import random
+
+    from learners.specs import BUILT_IN
 
     rng = random.Random(0)
     trained = model.clone()
+    spec = trained.spec
+    given = _given_classes(spec.params)
+    pair = given[:2] if len(given) >= 2 else [False, True]
     try:
         for _ in range(TRAINED_CHECK_LABELS):
             x = {"x0": rng.random(), "x1": rng.random()}
-            trained.learn_one(x, x["x0"] > 0.5 if trained.task == "classification" else 2.0 * x["x0"])
-    except Exception:  # the user's learner refuses these labels: not what is being checked here
+            trained.learn_one(x, pair[x["x0"] > 0.5] if trained.task == "classification" else 2.0 * x["x0"])
+        trained.predict_one({"x0": 0.7, "x1": 0.2})
+    except Exception as exc:  # the user's learner refuses these labels: not what is being checked here
+        if spec.name in BUILT_IN:
+            raise ConfigError(
+                f"{field}: learner {spec.name!r} cannot learn or answer with these parameters "
+                f"({type(exc).__name__}: {str(exc)[:200]}): check them against the estimator's documentation"
+            ) from None
         return None
     return trained
+
+
+def _given_classes(params: Any) -> list[Any]:
+    """The ``classes`` a learner's parameters give (sklearn_sgd learns only those), its own or an ``auto`` member's
+    or a ``one_vs_rest`` base's, or [] for none."""
+    if not isinstance(params, dict):
+        return []
+    given = params.get("classes")
+    if isinstance(given, list):
+        return given
+    inner = [*(params.get("members") or []), params.get("base")]
+    for spec in inner if isinstance(params.get("members") or [], list) else []:
+        if isinstance(spec, dict) and (found := _given_classes(spec.get("params"))):
+            return found
+    return []
 
 
 def _check_inline_fits(field: str, model: object, limit: int) -> None:

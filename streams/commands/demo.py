@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError
+from driftline.util import MAX_EVENTS
 from streams.cli import (
     port_or_any,
     positive_rate,
@@ -149,8 +150,8 @@ def _quality(summary: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.events < 1:
-        raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    if not 1 <= args.events <= MAX_EVENTS:
+        raise ConfigError(f"--events: must be 1 to {MAX_EVENTS:,}, got {args.events}")
     if not 1 <= args.models <= 1000:
         raise ConfigError(f"--models: must be between 1 and 1000, got {args.models}")
     if args.file and not args.label_col:

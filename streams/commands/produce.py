@@ -30,7 +30,7 @@ from connectors.sources import (
 )
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
-from driftline.util import LEADING, now_ms, sniffed_suffix
+from driftline.util import LEADING, MAX_EVENTS, now_ms, sniffed_suffix
 from streams.cli import interrupted, settings_from_args
 
 
@@ -416,8 +416,8 @@ def _send_labels(args: argparse.Namespace) -> int:
 
 
 def _synthetic(args: argparse.Namespace) -> int:
-    if args.events < 1:
-        raise ConfigError(f"--events: must be at least 1, got {args.events}")
+    if not 1 <= args.events <= MAX_EVENTS:
+        raise ConfigError(f"--events: must be 1 to {MAX_EVENTS:,}, got {args.events}")
     if not args.stream.endswith("-drift") and (args.position is not None or args.width != 1):
         raise ConfigError(f"--position/--width: only for a *-drift stream ({args.stream!r} has no drift)")
     events = open_source(args.stream, n=args.events, seed=args.seed, position=args.position, width=args.width)

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from connectors.sources import BUNDLED_DATASETS, SYNTHETIC_EVENTS, SYNTHETIC_NAMES, SYNTHETIC_SEED
 from driftline.config import LearnerSpec
 from driftline.errors import ConfigError
+from driftline.util import MAX_EVENTS
 from learners.synthetic import STREAMS, synthetic_stream
 from streams.cli import report_dir, settings_from_args
 
@@ -203,8 +204,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.n is None:
         args.n = SYNTHETIC_EVENTS if produced else 20_000
     for flag, value in (("--n", args.n), ("--limit", args.limit)):
-        if value is not None and value < 0:
-            raise ConfigError(f"{flag}: must be at least 0, got {value}")
+        if value is not None and not 0 <= value <= MAX_EVENTS:
+            raise ConfigError(f"{flag}: must be 0 to {MAX_EVENTS:,}, got {value}")
+    if args.release_every is not None and args.release_every < 1:
+        # 0 was read as "not given" and replayed with the settings' value without a word (session 45).
+        raise ConfigError(f"--release-every: must be at least 1, got {args.release_every}")
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out: {args.out} is a directory; name the file to write the predictions to")
     if args.report:
