@@ -53,6 +53,15 @@ from learners.specs import build_learner
         ),
         ("adaptive_random_forest", {"split_criterion": "zzz"}, "split_criterion must be one of gini"),
         ("linear_regression", {"l2": -1}, "l2 must be 0 or more"),
+        ("hoeffding_tree", {"tau": -1}, "tau must be 0 or more"),
+        ("hoeffding_tree", {"nb_threshold": -5}, "nb_threshold must be 0 or more"),
+        (
+            "hoeffding_tree",
+            {"min_branch_fraction": 2},
+            r"min_branch_fraction is a share, above 0 and at most 1",
+        ),
+        ("hoeffding_adaptive_tree", {"max_share_to_split": 5}, "max_share_to_split is a share"),
+        ("hoeffding_tree", {"max_share_to_split": 0}, "max_share_to_split is a share"),
         (
             "one_vs_rest",
             {"base": {"name": "one_vs_rest", "params": {"base": {"name": "logistic_regression"}}}},
@@ -71,6 +80,9 @@ def test_the_bounds_leave_room_for_real_use() -> None:
     build_learner(LearnerSpec("window_refit", {"window": 100_000, "every": 100_000}))
     build_learner(LearnerSpec("window_refit", {"estimator": "extra_trees", "params": {"n_estimators": 1000}}))
     build_learner(LearnerSpec("auto", {"members": [{"name": "gaussian_nb"}] * 16}))
+    build_learner(
+        LearnerSpec("hoeffding_tree", {"tau": 0, "min_branch_fraction": 1, "max_share_to_split": 1})
+    )
 
 
 def test_knn_waits_for_n_neighbors_examples_before_its_first_fit() -> None:
