@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 
-from connectors.batch_source import RawRecord
 from driftline.config import LearnerSpec
 from streams.cli import main
-from tests.trainer_helpers import offline_trainer
+from tests.trainer_helpers import dead_letters, label_records, offline_trainer
 
-TOPIC = "driftline.training"
 KEY = "trainer-label-floor-signing-key-32-bytes!!"
 POISSON = {
     "name": "window_refit",
@@ -56,40 +54,18 @@ def _trainer() -> Any:
     return trainer
 
 
-def _records(labels: list[float], start: int = 0) -> list[tuple[RawRecord, dict[str, Any]]]:
-    rng = random.Random(start)
-    out = []
-    for k, y in enumerate(labels):
-        i = start + k
-        x = {"x1": rng.random(), "x2": rng.random()}
-        example = {"id": f"e{i}", "model": "default", "features": x, "label": y, "event_ts": 1_000 * i}
-        out.append((RawRecord(TOPIC, 0, i, b"default", b"", 1_000 * i), example))
-    return out
-
-
-def _dead(trainer: Any) -> list[dict[str, Any]]:
-    from schemas.codec import default_codec
-
-    codec = default_codec()
-    return [
-        codec.decode("DeadLetter", value)
-        for topic, value, _ in trainer.ctx.out.sent
-        if topic.endswith("deadletter")
-    ]
-
-
 @pytest.mark.parametrize("batched", [True, False])
 def test_a_negative_label_for_a_poisson_learner_is_dead_lettered_and_the_rest_learned(batched: bool) -> None:
     trainer = _trainer()
     counts = [float(k % 7) for k in range(40)]
     labels = [*counts, -1.0, -3.0, *counts, *counts]
-    records = _records(labels)
+    records = label_records(labels)
     if batched:
         trainer.process(records)
     else:
         for record in records:
             trainer.process([record])
-    dead = _dead(trainer)
+    dead = dead_letters(trainer)
     # Only the two negative labels; before, every refit while they sat in the window failed, and the label that
     # triggered it was dead-lettered instead (8 of the 80 labels after them here).
     why = (

@@ -9,16 +9,14 @@ trainer refuses (dead-letters, with the reason) a label of the other kind, and k
 
 from __future__ import annotations
 
-import random
+import os
 import tempfile
 from typing import Any
 
 import pytest
 
-from connectors.batch_source import RawRecord
-from tests.trainer_helpers import offline_trainer
+from tests.trainer_helpers import dead_letters, label_records, offline_trainer
 
-TOPIC = "driftline.training"
 KEY = "trainer-label-types-signing-key-32-bytes!!"
 
 
@@ -27,33 +25,16 @@ def _trainer() -> Any:
 
     s = load_settings(
         environ={},
-        overrides={"model.signing_key": KEY, "state_dir": tempfile.mkdtemp(prefix="trainer-label-types-")},
+        overrides={
+            "model.signing_key": KEY,
+            "state_dir": tempfile.mkdtemp(prefix="trainer-label-types-"),
+            # The dead-letter path reads a topic's size limit: never from the default (CI's) broker.
+            "kafka.bootstrap": os.environ.get("DRIFTLINE_TEST_KAFKA", "127.0.0.1:1"),
+        },
     )
     trainer = offline_trainer(s)
     trainer.start(None, 0)
     return trainer
-
-
-def _records(labels: list[Any], start: int = 0) -> list[tuple[RawRecord, dict[str, Any]]]:
-    rng = random.Random(start)
-    out = []
-    for k, y in enumerate(labels):
-        i = start + k
-        x = {"x1": rng.random(), "x2": rng.random()}
-        example = {"id": f"e{i}", "model": "default", "features": x, "label": y, "event_ts": 1_000 * i}
-        out.append((RawRecord(TOPIC, 0, i, b"default", b"", 1_000 * i), example))
-    return out
-
-
-def _dead(trainer: Any) -> list[dict[str, Any]]:
-    from schemas.codec import default_codec
-
-    codec = default_codec()
-    return [
-        codec.decode("DeadLetter", value)
-        for topic, value, _ in trainer.ctx.out.sent
-        if topic.endswith("deadletter")
-    ]
 
 
 @pytest.mark.parametrize("batched", [True, False])
@@ -65,16 +46,16 @@ def test_a_label_of_another_kind_is_refused_and_learning_goes_on(
     batched: bool, usual: list[Any], odd: Any
 ) -> None:
     trainer = _trainer()
-    before = _records([usual[i % 2] for i in range(300)])
-    bad = _records([odd], start=300)
-    after = _records([usual[i % 2] for i in range(200)], start=301)
+    before = label_records([usual[i % 2] for i in range(300)])
+    bad = label_records([odd], start=300)
+    after = label_records([usual[i % 2] for i in range(200)], start=301)
     for part in (before, bad, after):
         if batched:
             trainer.process(part)
         else:
             for raw, example in part:
                 trainer.learn(raw, example)
-    dead = _dead(trainer)
+    dead = dead_letters(trainer)
     assert [d["offset"] for d in dead] == [300]  # the odd label only, nothing after it
     assert "label" in dead[0]["error"] and repr(odd)[:10] in dead[0]["error"]
     assert trainer.lifecycle.n_learned == 500
@@ -93,7 +74,7 @@ def test_a_known_class_quoted_the_other_way_is_learned_as_that_class(
     (`1` from a CSV): every quoted label was dead-lettered as the other kind. A label whose text is a class the
     model knows is learned as that class, in the model's kind, whatever the batch's size: in the first batch too."""
     trainer = _trainer()
-    records = _records([usual[i % 2] for i in range(100)] + quoted * 50)
+    records = label_records([usual[i % 2] for i in range(100)] + quoted * 50)
     learned_labels: list[Any] = []
     learn_batch = trainer.lifecycle.learn_batch
     trainer.lifecycle.learn_batch = lambda rows: learned_labels.extend(r.y for r in rows) or learn_batch(rows)
@@ -104,7 +85,7 @@ def test_a_known_class_quoted_the_other_way_is_learned_as_that_class(
     else:
         for raw, example in records:
             trainer.learn(raw, example)
-    assert _dead(trainer) == []
+    assert dead_letters(trainer) == []
     assert learned_labels[100:] == learned * 50
     assert {type(y) for y in learned_labels} == {type(usual[0])}
     assert trainer.lifecycle.n_learned == len(records)
@@ -113,8 +94,8 @@ def test_a_known_class_quoted_the_other_way_is_learned_as_that_class(
 def test_numbers_and_booleans_mix_without_refusal() -> None:
     """bool is an int in Python: 0/1 and False/True order fine together (the CSV/JSONL mix of the quick start)."""
     trainer = _trainer()
-    trainer.process(_records([i % 2 for i in range(200)] + [bool(i % 2) for i in range(200)]))
-    assert _dead(trainer) == []
+    trainer.process(label_records([i % 2 for i in range(200)] + [bool(i % 2) for i in range(200)]))
+    assert dead_letters(trainer) == []
     assert trainer.lifecycle.n_learned == 400
 
 
@@ -125,10 +106,10 @@ def test_a_huge_text_label_is_refused_and_new_class_events_stay_small() -> None:
     from schemas.codec import default_codec
 
     trainer = _trainer()
-    trainer.process(_records(["no", "yes"] * 60))
-    trainer.process(_records(["L" * 600_000, "M" * 600_000, "c" * 1024], start=120))
-    trainer.process(_records(["no", "yes"] * 10, start=123))
-    assert [d["offset"] for d in _dead(trainer)] == [120, 121]
+    trainer.process(label_records(["no", "yes"] * 60))
+    trainer.process(label_records(["L" * 600_000, "M" * 600_000, "c" * 1024], start=120))
+    trainer.process(label_records(["no", "yes"] * 10, start=123))
+    assert [d["offset"] for d in dead_letters(trainer)] == [120, 121]
     assert trainer.lifecycle.n_learned == 120 + 1 + 20
     codec = default_codec()
     drift = [codec.decode("DriftEvent", v) for t, v, _ in trainer.ctx.out.sent if t.endswith("drift")]
@@ -169,19 +150,19 @@ def test_one_off_labels_in_one_batch_stop_at_the_class_bound_as_one_by_one(batch
     from learners.specs import MAX_MODEL_CLASSES
 
     trainer = _trainer()
-    trainer.process(_records(["no", "yes"] * 30))
-    burst = _records([f"id-{i}" for i in range(300)], start=60)
+    trainer.process(label_records(["no", "yes"] * 30))
+    burst = label_records([f"id-{i}" for i in range(300)], start=60)
     if batched:
         trainer.process(burst)
     else:
         for part in burst:
             trainer.process([part])
-    dead = _dead(trainer)
+    dead = dead_letters(trainer)
     assert len(dead) == 300 - (MAX_MODEL_CLASSES - 2)
     assert all("new class" in d["error"] and "'other'" in d["error"] for d in dead)
     assert len(trainer.watch.classes) == MAX_MODEL_CLASSES
-    trainer.process(_records(["no", "yes"] * 30, start=360))  # the known classes are learned as before
-    assert len(_dead(trainer)) == len(dead)
+    trainer.process(label_records(["no", "yes"] * 30, start=360))  # the known classes are learned as before
+    assert len(dead_letters(trainer)) == len(dead)
 
 
 def _regression_trainer() -> Any:
@@ -209,16 +190,16 @@ def test_a_regression_label_that_is_no_number_is_refused_and_learning_goes_on(
     counted it learned and ignored it: no dead letter, no reason, the producer's bug invisible. It is refused like a
     classification label of the other kind: dead-lettered with the reason, not counted in n_learned."""
     trainer = _regression_trainer()
-    before = _records([float(i % 7) for i in range(300)])
-    bad = _records([odd], start=300)
-    after = _records([float(i % 7) for i in range(200)], start=301)
+    before = label_records([float(i % 7) for i in range(300)])
+    bad = label_records([odd], start=300)
+    after = label_records([float(i % 7) for i in range(200)], start=301)
     for part in (before, bad, after):
         if batched:
             trainer.process(part)
         else:
             for raw, example in part:
                 trainer.learn(raw, example)
-    dead = _dead(trainer)
+    dead = dead_letters(trainer)
     assert [d["offset"] for d in dead] == [300]
     assert "regression" in dead[0]["error"] and repr(odd)[:10] in dead[0]["error"]
     assert trainer.lifecycle.n_learned == 500
@@ -230,7 +211,7 @@ def test_a_quoted_number_is_learned_as_a_regression_target(batched: bool) -> Non
     """A producer that quotes its numbers ("12.5" from a shell) is learned as 12.5, as a classifier learns "1"
     where 1 was learned."""
     trainer = _regression_trainer()
-    records = _records([float(i % 7) for i in range(100)] + ["12.5", "-3", "4e1"] * 20)
+    records = label_records([float(i % 7) for i in range(100)] + ["12.5", "-3", "4e1"] * 20)
     learned_labels: list[Any] = []
     learn_batch = trainer.lifecycle.learn_batch
     trainer.lifecycle.learn_batch = lambda rows: learned_labels.extend(r.y for r in rows) or learn_batch(rows)
@@ -241,7 +222,7 @@ def test_a_quoted_number_is_learned_as_a_regression_target(batched: bool) -> Non
     else:
         for raw, example in records:
             trainer.learn(raw, example)
-    assert _dead(trainer) == []
+    assert dead_letters(trainer) == []
     assert learned_labels[100:] == [12.5, -3.0, 40.0] * 20
     assert trainer.lifecycle.n_learned == len(records)
 
@@ -256,16 +237,16 @@ def test_a_regression_label_too_large_to_square_is_refused_and_learning_goes_on(
     overflowed the guard's evidence (OverflowError) on every later label, so every later TrainingExample of that
     model was dead-lettered and learning stopped for good. It is refused (dead-lettered, with the reason) instead."""
     trainer = _regression_trainer()
-    before = _records([float(i % 7) for i in range(300)])
-    bad = _records([odd], start=300)
-    after = _records([float(i % 7) for i in range(200)], start=301)
+    before = label_records([float(i % 7) for i in range(300)])
+    bad = label_records([odd], start=300)
+    after = label_records([float(i % 7) for i in range(200)], start=301)
     for part in (before, bad, after):
         if batched:
             trainer.process(part)
         else:
             for raw, example in part:
                 trainer.learn(raw, example)
-    dead = _dead(trainer)
+    dead = dead_letters(trainer)
     assert [d["offset"] for d in dead] == [300], [d["error"][:120] for d in dead[:3]]
     assert "squared errors overflow" in dead[0]["error"]
     assert trainer.lifecycle.n_learned == 500

@@ -87,3 +87,31 @@ def learned_trainer(spec: Any, task: str, n: int, key: str, state_dir: str) -> A
     trainer.apply("pause_learning", {})
     trainer.process(drifting_examples(task, 20, seed=2, start=n))
     return trainer
+
+
+def label_records(labels: list[Any], start: int = 0) -> list[tuple[Any, dict[str, Any]]]:
+    """TrainingExamples of two random features and ``labels``, as the trainer reads them (offsets from ``start``)."""
+    import random
+
+    from connectors.batch_source import RawRecord
+
+    rng = random.Random(start)
+    out = []
+    for k, y in enumerate(labels):
+        i = start + k
+        x = {"x1": rng.random(), "x2": rng.random()}
+        example = {"id": f"e{i}", "model": "default", "features": x, "label": y, "event_ts": 1_000 * i}
+        out.append((RawRecord("driftline.training", 0, i, b"default", b"", 1_000 * i), example))
+    return out
+
+
+def dead_letters(trainer: Any) -> list[dict[str, Any]]:
+    """The DeadLetters an :func:`offline_trainer` sent, decoded."""
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    return [
+        codec.decode("DeadLetter", value)
+        for topic, value, _ in trainer.ctx.out.sent
+        if topic.endswith("deadletter")
+    ]
