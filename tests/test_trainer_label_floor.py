@@ -11,7 +11,6 @@ new class past the class bound.
 from __future__ import annotations
 
 import json
-import os
 import random
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from driftline.config import LearnerSpec
 from streams.cli import main
+from tests.conftest import KAFKA_BOOTSTRAP
 from tests.trainer_helpers import dead_letters, label_records, offline_trainer
 
 KEY = "trainer-label-floor-signing-key-32-bytes!!"
@@ -42,8 +42,8 @@ def _trainer() -> Any:
         environ={},
         overrides={
             "model.signing_key": KEY,
-            # The dead-letter path reads a topic's size limit: never from the default (CI's) broker.
-            "kafka.bootstrap": os.environ.get("DRIFTLINE_TEST_KAFKA", "127.0.0.1:1"),
+            # The dead-letter path reads a topic's size limit: from the tests' broker, not the settings' default.
+            "kafka.bootstrap": KAFKA_BOOTSTRAP,
             "model.task": "regression",
             "model.learner": POISSON,
             "state_dir": tempfile.mkdtemp(prefix="trainer-label-floor-"),

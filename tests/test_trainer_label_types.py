@@ -9,12 +9,12 @@ trainer refuses (dead-letters, with the reason) a label of the other kind, and k
 
 from __future__ import annotations
 
-import os
 import tempfile
 from typing import Any
 
 import pytest
 
+from tests.conftest import KAFKA_BOOTSTRAP
 from tests.trainer_helpers import dead_letters, label_records, offline_trainer
 
 KEY = "trainer-label-types-signing-key-32-bytes!!"
@@ -28,8 +28,8 @@ def _trainer() -> Any:
         overrides={
             "model.signing_key": KEY,
             "state_dir": tempfile.mkdtemp(prefix="trainer-label-types-"),
-            # The dead-letter path reads a topic's size limit: never from the default (CI's) broker.
-            "kafka.bootstrap": os.environ.get("DRIFTLINE_TEST_KAFKA", "127.0.0.1:1"),
+            # The dead-letter path reads a topic's size limit: from the tests' broker, not the settings' default.
+            "kafka.bootstrap": KAFKA_BOOTSTRAP,
         },
     )
     trainer = offline_trainer(s)
