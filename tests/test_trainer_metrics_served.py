@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_trainer_label_types import _records, _trainer
+from tests.test_trainer_label_types import _trainer
+from tests.trainer_helpers import label_records
 
 
 def _value(trainer: object, name: str, **labels: str) -> float | None:
@@ -17,7 +18,7 @@ def _value(trainer: object, name: str, **labels: str) -> float | None:
 def test_the_trainer_exports_the_version_it_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("streams.train.hset_if_newer", lambda *args: None)  # no Redis here
     trainer = _trainer()
-    trainer.process(_records([i % 2 for i in range(300)]))
+    trainer.process(label_records([i % 2 for i in range(300)]))
     trainer.publish_status()
     served = trainer.lifecycle.served_version
     assert served >= 2  # v1 and at least one release learned from these labels
