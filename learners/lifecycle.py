@@ -51,7 +51,7 @@ from learners.policies import (
 from learners.pool import SERVED_SHARE, Pool, recovery_members
 from learners.sentinel import SnapshotSentinel
 from learners.snapshot import snapshot
-from learners.specs import Learner, build_learner, refuse_label
+from learners.specs import Learner, build_learner, label_floors, refuse_label
 
 RELEASE_EVERY = 25  # default floor of labels between incremental releases (the e-process decides when)
 # A champion whose artifact the scorers' loader would refuse (``Withheld``) is checked again only after it learned
@@ -234,10 +234,14 @@ class ModelLifecycle:
     # The latency check's measurements by model shape (``guard.LatencyCache``, session 23); pickled empty, and
     # class-level None for a lifecycle pickled before it (``_judge`` starts one).
     _latency: LatencyCache | None = None
+    # ``label_floors`` of the learner and the challenger, asked per regression label (``refuse_label``): kept once
+    # found, not pickled. None until the first.
+    _label_floors: tuple[tuple[str, bool, str], ...] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_withheld", None)
+        state.pop("_label_floors", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -501,7 +505,10 @@ class ModelLifecycle:
         while it stayed in the window, and replay ended at the first (session 45)."""
         if self.task != "regression":
             return None
-        return refuse_label((self.learner, self.challenger_spec), self.task, label)
+        specs = (self.learner, self.challenger_spec)
+        if self._label_floors is None:
+            self._label_floors = label_floors(specs, self.task)
+        return refuse_label(specs, self.task, label, self._label_floors)
 
     # -- the per-label step ------------------------------------------------------------------------------------
     def learn_one(

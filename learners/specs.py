@@ -372,20 +372,28 @@ def label_floor(spec: LearnerSpec, task: str) -> tuple[bool, str] | None:
     return None
 
 
-def refuse_label(specs: tuple[LearnerSpec, ...], task: str, label: Any) -> str | None:
+def label_floors(specs: tuple[LearnerSpec, ...], task: str) -> tuple[tuple[str, bool, str], ...]:
+    """The :func:`label_floor` of each of ``specs`` that has one, as ``(learner name, strict, why)``."""
+    found = ((spec.name, label_floor(spec, task)) for spec in specs)
+    return tuple((name, floor[0], floor[1]) for name, floor in found if floor is not None)
+
+
+def refuse_label(
+    specs: tuple[LearnerSpec, ...],
+    task: str,
+    label: Any,
+    floors: tuple[tuple[str, bool, str], ...] | None = None,
+) -> str | None:
     """Why a regression label cannot be learned by a learner of ``specs`` (the champion's and the challenger's),
-    or None: a label below 0 (or at 0) where one needs labels at least (above) 0 (:func:`label_floor`)."""
+    or None: a label below 0 (or at 0) where one needs labels at least (above) 0 (:func:`label_floor`).
+    ``floors``: ``label_floors(specs, task)`` when the caller keeps it (the lifecycle, per label)."""
     if task != "regression" or isinstance(label, bool) or not isinstance(label, (int, float)):
         return None
-    for spec in specs:
-        floor = label_floor(spec, task)
-        if floor is None:
-            continue
-        strict, why = floor
+    for name, strict, why in label_floors(specs, task) if floors is None else floors:
         if label < 0 or (strict and label <= 0):
             need = "above 0" if strict else "0 or more"
             return (
-                f"refused label {label!r:.60}: learner {spec.name!r} ({why}) learns only labels {need}: "
+                f"refused label {label!r:.60}: learner {name!r} ({why}) learns only labels {need}: "
                 "send counts or amounts of that sign, or choose another loss (squared_error takes any number)"
             )
     return None
