@@ -9,8 +9,6 @@ without a word. docs/experiments/adv45.md.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from driftline.config import LearnerSpec
 from driftline.errors import LearnerError
 from learners.specs import build_learner
+from tests.test_config_validate_cli import validate
 
 
 @pytest.mark.parametrize(
@@ -91,18 +90,6 @@ def test_knn_waits_for_n_neighbors_examples_before_its_first_fit() -> None:
         model.learn_one({"a": k / 60}, k % 2)
         model.predict_one({"a": 0.5})  # raised ValueError from the 10th example to the 110th
     assert model.model._fitted is not None
-
-
-def validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "settings.yaml"
-    path.write_text(text)
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "config", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-    )
 
 
 def _laughs() -> str:
