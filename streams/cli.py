@@ -86,8 +86,19 @@ positive_seconds = _positive_float("seconds", "a number of seconds")
 whole_number = _int_at_least(0)
 #: a size such as ``bench --events N``.
 positive_int = _int_at_least(1)
-#: ``--rate N`` events per second (``demo --rate 0`` divided by it).
-positive_rate = _positive_float("events per second", "events per second")
+_rate = _positive_float("events per second", "events per second")
+#: The slowest ``--rate``: one event a day (``produce --rate 1e-300`` sent one event, then slept for good).
+MIN_RATE = 1 / 86400
+
+
+def positive_rate(text: str) -> float:
+    """An argparse type for ``--rate N`` events per second, one a day or more (``demo --rate 0`` divided by it)."""
+    value = _rate(text)
+    if value < MIN_RATE:
+        raise argparse.ArgumentTypeError(
+            f"expected events per second >= {MIN_RATE:.3g} (one a day), got {text!r}"
+        )
+    return value
 
 
 def port_number(text: str) -> int:

@@ -130,6 +130,14 @@ def test_models_set_refuses_a_key_given_twice_and_sends_nothing(
     [
         (["demo", "--rate", "0"], "argument --rate: expected events per second > 0"),  # was ZeroDivisionError
         (["demo", "--rate", "nan"], "argument --rate"),
+        (
+            ["produce", "synthetic", "--rate", "1e-300"],
+            "argument --rate: expected events per second >= 1.16e-05 (one a day)",
+        ),
+        (
+            ["produce", "synthetic", "--rate", "inf"],
+            "argument --rate: expected events per second > 0",
+        ),  # paced nothing
         (["demo", "--label-delay", "-1"], "argument --label-delay: must be a whole number >= 0"),
         (["demo", "--timeout", "0"], "argument --timeout"),
         (["demo", "--console-port", "70000"], "argument --console-port: expected a TCP port"),

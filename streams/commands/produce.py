@@ -31,7 +31,7 @@ from connectors.sources import (
 from connectors.topics import ensure_topics
 from driftline.errors import ConfigError
 from driftline.util import LEADING, MAX_EVENTS, now_ms, sniffed_suffix
-from streams.cli import interrupted, settings_from_args
+from streams.cli import interrupted, positive_rate, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,7 +114,9 @@ def _file_args(p: argparse.ArgumentParser) -> None:
 
 
 def _common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rate", type=float, metavar="N", help="events per second (default: as fast as possible)")
+    p.add_argument(
+        "--rate", type=positive_rate, metavar="N", help="events per second (default: as fast as possible)"
+    )
     p.add_argument(
         "--id-prefix",
         default="",
