@@ -634,9 +634,10 @@ class Trainer(TrainerControl):
         # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels), and
         # the canonical texts written twice once (session 38): the decision's (its entry, and the release's entry)
         # and the metrics' (the signed header, and the release's entry).
-        decision = release.decision.to_json() if release.decision is not None else ""
-        parsed = json.loads(decision) if decision else None
-        decision_text = canonical_text(parsed) if parsed is not None else None
+        # Decision.texts: the three in one pass, each evidence float written once (session 46).
+        decision, parsed, decision_text = (
+            release.decision.texts() if release.decision is not None else ("", None, None)
+        )
         n_learned = int(release.metrics.get("n_learned", self.lifecycle.n_learned))
         metrics = header_metrics(release.metrics, n_learned)
         metrics_text = canonical_text(metrics)
@@ -693,9 +694,8 @@ class Trainer(TrainerControl):
         ``text`` its canonical JSON (``driftline.audit_chain.canonical_text``)."""
         self.ctx.metrics.child("guard_decisions", self.ctx.model, decision.outcome, decision.reason).inc()
         if parsed is None:
-            self.ctx.audit("decision", json.loads(decision.to_json()))
-        else:
-            self.ctx.audit("decision", parsed, record_text=text)
+            _, parsed, text = decision.texts()
+        self.ctx.audit("decision", parsed, record_text=text)
 
     def emit_drift(self, signal: DriftSignal) -> None:
         self.ctx.emit_drift(signal, self.lifecycle.served_version)
