@@ -10,6 +10,10 @@ each costs ~0.3 us a call. Pieces missing from a tree are skipped, so any tree c
 
     PYTHONPATH=$PWD nice -n 5 python docs/experiments/fast46.py --rounds 3
 
+``--digest``: no timing; the clocks pinned (``time.time`` fixed, ``time.perf_counter`` a counter), one
+``Trainer.process`` run keeping every byte it publishes (ModelRelease values, audit lines): their sha256, to
+compare trees (session 46: ``010253a7...264d`` in main and in fast46, 797 releases, 1,594 lines).
+
 ``--only``: the four outer parts alone (fewer wrappers in the way), for trees side by side::
 
     for i in 1 2 3; do for t in /work/main $PWD; do (cd $t && PYTHONPATH=$t python $OLDPWD/docs/experiments/fast46.py
@@ -22,6 +26,8 @@ import argparse
 import collections
 import functools
 import gc
+import hashlib
+import itertools
 import json
 import os
 import sys
@@ -105,6 +111,41 @@ def _wrap(only: bool = False) -> tuple[dict[str, float], collections.Counter[str
     return spent, calls
 
 
+def _pin_clocks() -> None:
+    """Wall clock fixed and ``perf_counter`` a counter: the releases' ``created_at``, the audit's ``ts`` and the
+    guard's timed latency are then the same in any tree that makes the same calls."""
+    ticks = itertools.count()
+    time.time = lambda: 1.7e9
+    time.perf_counter = lambda: next(ticks) * 1e-5
+
+
+def _digest(s0: Any, codec: Any, pairs: list[Any]) -> dict[str, Any]:
+    """sha256 over every ModelRelease value and audit line ``Trainer.process`` publishes on ``pairs``."""
+    from streams import audit as audit_mod
+    from streams.runtime import WorkerContext
+    from streams.train import Trainer
+
+    out: list[tuple[str, bytes]] = []
+
+    class Keep:
+        def produce_bytes(self, topic: str, value: bytes, key: Any = None) -> None:
+            out.append((topic, bytes(value)))
+
+    ctx = WorkerContext(s0, codec, producer=Keep(), audit_deferred=True)  # type: ignore[arg-type]
+    ctx._audit_logs[ctx.model] = alog = audit_mod.AuditLog(
+        s0, ctx.model, lambda d, m: out.append(("audit", bytes(d))), topic_entries=lambda: [], deferred=True
+    )
+    t = Trainer(ctx, redis_conn=object())  # type: ignore[arg-type]
+    t.lifecycle.initial_release()
+    for k in range(0, L.N, L.BATCH):
+        t.process(pairs[k : k + L.BATCH])
+        alog._pending.clear()
+    h = hashlib.sha256()
+    for topic, value in out:
+        h.update(topic.encode() + b"\0" + value + b"\0")
+    return {"sha256": h.hexdigest(), "released": t.released, "values": collections.Counter(t for t, _ in out)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,7 +154,12 @@ def main() -> None:
     parser.add_argument(
         "--only", action="store_true", help="wrap only process, learn_batch, _release and publish"
     )
+    parser.add_argument(
+        "--digest", action="store_true", help="the published bytes' sha256 (see the docstring)"
+    )
     args = parser.parse_args()
+    if args.digest:
+        _pin_clocks()
     s0 = L._settings(0)
     rows = make_rows(L.N, seed=1)
     answers = served_answers(s0, rows)
@@ -126,6 +172,9 @@ def main() -> None:
     )
     raws = [RawRecord(topic, 0, i, s0.model.name.encode(), v, 0) for i, v in enumerate(values)]
     pairs = list(zip(raws, codec.decode_many("TrainingExample", values, topic=topic), strict=True))
+    if args.digest:
+        print(json.dumps(_digest(s0, codec, pairs)))
+        return
     from learners.kernels import warm_for
 
     warm_for(s0.model.learner, s0.model.challenger)
