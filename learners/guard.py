@@ -74,102 +74,18 @@ class Decision:
         return out
 
     def to_json(self) -> str:
-        return _SORTED.encode(self._fields())
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "candidate": self.candidate,
-            "evidence": {k: v for k, v in self.evidence.items() if finite(v)},
-            "checks": self.checks,
-            "text": self.text,
-            "index": self.index,
-        }
-
-    def texts(self) -> tuple[str, dict[str, Any], str]:
-        """``(to_json(), json.loads(to_json()), canonical)``, where ``canonical`` is the parsed dict's canonical
-        JSON (``driftline.audit_chain.canonical_text``: sorted keys, no spaces, not ASCII-escaped).
-
-        Why: a trainer's release signs ``to_json()`` in its header and audits the parsed decision twice (its own
-        entry and the release's), so it needs all three (~400 LR releases per 20,000 labels). Encoding, parsing
-        and encoding again wrote each evidence float three times (~0.6 us each) and built two encoders. Here each
-        value is written once, in both spellings, and the dict is built as the parse would build it (keys in
-        sorted order at every level, equal values of the same types). Only for the exact types JSON round-trips
-        unchanged (str keys; str, int, bool, None, finite float values): anything else (a numpy float, a NaN
-        check) takes the encode-parse-encode path, so the three are those texts and that dict in every case
-        (``tests/test_decision_texts.py``).
-        """
-        fields = self._fields()
-        made = _texts(fields)
-        if made is not None:
-            return made
-        text = _SORTED.encode(fields)
-        parsed = json.loads(text)
-        return text, parsed, _CANONICAL.encode(parsed)
-
-
-# json.dumps(..., sort_keys=True)'s encoder, made once (json.dumps with arguments builds one per call), and the
-# audit chain's canonical one (driftline.audit_chain: sorted keys, no spaces, not ASCII-escaped).
-_SORTED = json.JSONEncoder(sort_keys=True)
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_ascii_str = json.encoder.encode_basestring_ascii
-_plain_str = json.encoder.encode_basestring
-_float_repr = float.__repr__
-_int_repr = int.__repr__
-
-
-def _value_texts(value: Any) -> tuple[str, str] | None:
-    """(``json.dumps`` text, canonical text) of a JSON scalar that round-trips as itself, else None."""
-    kind = type(value)
-    if kind is str:
-        return _ascii_str(value), _plain_str(value)
-    if kind is float:
-        if not math.isfinite(value):
-            return None
-        text = _float_repr(value)
-    elif kind is bool:
-        text = "true" if value else "false"
-    elif kind is int:
-        text = _int_repr(value)
-    elif value is None:
-        text = "null"
-    else:
-        return None
-    return text, text
-
-
-def _texts(fields: dict[str, Any]) -> tuple[str, dict[str, Any], str] | None:
-    """:meth:`Decision.texts` for ``fields`` holding only scalars and flat dicts of them (None: anything else)."""
-    dumped: list[str] = []
-    canonical: list[str] = []
-    parsed: dict[str, Any] = {}
-    for key in sorted(fields):
-        value = fields[key]
-        if type(value) is dict:
-            inner_dumped: list[str] = []
-            inner_canonical: list[str] = []
-            inner: dict[str, Any] = {}
-            for k in sorted(value) if all(type(k) is str for k in value) else ():
-                got = _value_texts(value[k])
-                if got is None:
-                    return None
-                inner_dumped.append(f"{_ascii_str(k)}: {got[0]}")
-                inner_canonical.append(f"{_plain_str(k)}:{got[1]}")
-                inner[k] = value[k]
-            if len(inner) != len(value):
-                return None  # a key that is not a str
-            texts = "{" + ", ".join(inner_dumped) + "}", "{" + ",".join(inner_canonical) + "}"
-            value = inner
-        else:
-            got = _value_texts(value)
-            if got is None:
-                return None
-            texts = got
-        dumped.append(f"{_ascii_str(key)}: {texts[0]}")
-        canonical.append(f"{_plain_str(key)}:{texts[1]}")
-        parsed[key] = value
-    return "{" + ", ".join(dumped) + "}", parsed, "{" + ",".join(canonical) + "}"
+        return json.dumps(
+            {
+                "outcome": self.outcome,
+                "reason": self.reason,
+                "candidate": self.candidate,
+                "evidence": {k: v for k, v in self.evidence.items() if finite(v)},
+                "checks": self.checks,
+                "text": self.text,
+                "index": self.index,
+            },
+            sort_keys=True,
+        )
 
 
 def _loss(task: str, y: Any, pred: Any) -> float:

@@ -634,10 +634,9 @@ class Trainer(TrainerControl):
         # The decision's JSON once for the release and its decision entry (~400 LR releases per 20,000 labels), and
         # the canonical texts written twice once (session 38): the decision's (its entry, and the release's entry)
         # and the metrics' (the signed header, and the release's entry).
-        # Decision.texts: the three in one pass, each evidence float written once (session 46).
-        decision, parsed, decision_text = (
-            release.decision.texts() if release.decision is not None else ("", None, None)
-        )
+        decision = release.decision.to_json() if release.decision is not None else ""
+        parsed = json.loads(decision) if decision else None
+        decision_text = canonical_text(parsed) if parsed is not None else None
         n_learned = int(release.metrics.get("n_learned", self.lifecycle.n_learned))
         metrics = header_metrics(release.metrics, n_learned)
         metrics_text = canonical_text(metrics)
@@ -695,8 +694,9 @@ class Trainer(TrainerControl):
         ``text`` its canonical JSON (``driftline.audit_chain.canonical_text``)."""
         self.ctx.metrics.child("guard_decisions", self.ctx.model, decision.outcome, decision.reason).inc()
         if parsed is None:
-            _, parsed, text = decision.texts()
-        self.ctx.audit("decision", parsed, record_text=text)
+            self.ctx.audit("decision", json.loads(decision.to_json()))
+        else:
+            self.ctx.audit("decision", parsed, record_text=text)
 
     def emit_drift(self, signal: DriftSignal) -> None:
         self.ctx.emit_drift(signal, self.lifecycle.served_version)
