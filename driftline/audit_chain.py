@@ -80,6 +80,7 @@ _LINE = json.JSONEncoder(ensure_ascii=False)
 _RECORD = json.JSONEncoder(default=str, ensure_ascii=False)
 # What the encoders above call for a str (ensure_ascii=False): a signed field's text without an encoder call.
 _encode_str = json.encoder.encode_basestring
+_int_repr = int.__repr__  # how the encoders write an int (not a bool, nor an int subclass)
 
 
 def canonical(value: Any) -> bytes:
@@ -104,11 +105,26 @@ def canonical_text(value: Any, texts: Mapping[str, str] | None = None) -> str:
     return (
         "{"
         + ",".join(
-            f"{_encode_str(k)}:{texts[k] if k in texts else _CANONICAL.encode(v)}"
+            f"{_encode_str(k)}:{texts[k] if k in texts else _text(v)}"
             for k, v in sorted(value.items(), key=_first)
         )
         + "}"
     )
+
+
+def _text(value: Any) -> str:
+    """``_CANONICAL.encode(value)``, a str, int, None or bool written without the encoder's call (~1 us each: a
+    release's signed header and its audit entry hold ~10 such top-level values besides the spliced ones)."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return _int_repr(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    return _CANONICAL.encode(value)
 
 
 def _first(item: tuple[str, Any]) -> str:

@@ -242,13 +242,15 @@ def build_release(
     store: ArtifactStore | None = None,
     created_at: int | None = None,
     metrics_json: str | None = None,
+    made_metrics: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Serialize and sign ``model`` as a ModelRelease record dict.
 
     ``metrics`` gets ``n_learned`` added (:func:`header_metrics`). A payload over ``max_inline_bytes`` is put in
     ``store`` and the record carries ``artifact_ref`` instead of ``artifact``. ``metrics_json``: the canonical
     JSON of ``header_metrics(metrics, n_learned)`` (``driftline.audit_chain.canonical_text``), when the caller
-    made it for something else too (the trainer's audit entry of the release writes the same metrics).
+    made it for something else too (the trainer's audit entry of the release writes the same metrics), and
+    ``made_metrics`` that dict itself (not changed here; the record gets a copy).
     """
     _check_key(key)
     if not name:
@@ -256,7 +258,7 @@ def build_release(
     if parent is not None and parent >= version:
         raise ArtifactError(f"model {name!r}: parent {parent} must be older than version {version}")
     payload = safe_pickle.dumps(model)
-    all_metrics = header_metrics(metrics, n_learned)
+    all_metrics = header_metrics(metrics, n_learned) if made_metrics is None else made_metrics
     header = ArtifactHeader(
         model=name,
         version=int(version),

@@ -654,6 +654,7 @@ class Trainer(TrainerControl):
             max_inline_bytes=s.model.max_inline_bytes,
             store=self.store,
             metrics_json=metrics_text,
+            made_metrics=metrics,
         )
         # Every field of the record is built here with its schema type (learners.artifacts.build_release), so it
         # is encoded directly (``complete=True``: the same bytes as after validation, which runs only if direct

@@ -3,6 +3,7 @@ header and its audit entry, and the guard's decision in two audit entries; the s
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import tempfile
@@ -23,6 +24,8 @@ VALUES: list[dict[str, Any]] = [
         "decision": {"e": [1, 2.5, {"k": "v"}]},
     },
     {"Z": [], "a": {}, "A": [[]], "_": {"b": {"a": 1e-300}}, "10": 1, "9": 2},
+    # Top-level scalars of subclasses (session 46 writes exact str, int, bool and None itself): the encoder's.
+    {"i": enum.IntEnum("E", "ONE")(1), "s": type("S", (str,), {})("\u2028x"), "n": -(10**40), "u": "\ud800"},
 ]
 
 
