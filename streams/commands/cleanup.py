@@ -57,6 +57,35 @@ def longer_prefixes(prefix: str, topic_names: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+def shorter_prefixes(prefix: str, topic_names: Iterable[str]) -> list[str]:
+    """The prefixes shorter than ``prefix`` that have contract topics of their own: ``a`` for ``ad`` when
+    ``afeatures`` exists. Their names can match ``prefix`` too (``a``'s model ``default`` names its groups, keys and
+    audit log ``adefault``): :func:`plan` leaves alone what starts with one of their models' names."""
+    names = set(topic_names)
+    return sorted(
+        {q for q in (prefix[:i] for i in range(len(prefix))) if any(q + n in names for n in ALL_TOPICS)}
+    )
+
+
+#: What follows a model's name in its groups' names (``-score``), Redis keys (``:trainer``) and files (``.jsonl``).
+NAME_SEPARATORS = "-:."
+
+
+def deployment_models(settings: Settings, prefix: str) -> set[str]:
+    """The model names a deployment of ``prefix`` has used, as far as its compacted ``models`` and ``control``
+    topics say (their keys are model names), with ``default`` (the default ``model.name``) and ``trainers`` (the
+    trainer group's ``driftline-<prefix>trainers``): the stems of the names that are that deployment's."""
+    from connectors.consumer import read_to_end
+
+    found = {settings.model.name, "default", "trainers"}
+    for name in ("models", "control"):
+        for msg in read_to_end(settings, prefix + name, "driftline-cleanup-reader", timeout=10):
+            key = msg.key()
+            if key:
+                found.add(key.decode("utf-8", "replace"))
+    return found
+
+
 def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, list[str]]:
     """What belongs to ``prefix``: its contract topics, and the groups, Redis keys and local paths named by it but not
     by a longer prefix that has topics of its own (``left``); nothing is removed here."""
@@ -67,10 +96,21 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
     admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
     present = list(admin.list_topics(timeout=10).topics)
     left = longer_prefixes(prefix, present)
+    shorter = {q: deployment_models(settings, q) for q in shorter_prefixes(prefix, present)}
+    spared: set[str] = set()
 
     def ours(name: str, *heads: str) -> bool:
         theirs = tuple(head + other[len(prefix) :] for head in heads for other in left)
-        return name.startswith(heads) and not name.startswith(theirs)
+        if not name.startswith(heads) or name.startswith(theirs):
+            return False
+        for head in heads:
+            base = head[: len(head) - len(prefix)]  # every head ends with the prefix
+            for q, models in shorter.items():
+                rest = name[len(base) + len(q) :] if name.startswith(base + q) else ""
+                if any(rest == m or (rest.startswith(m) and rest[len(m)] in NAME_SEPARATORS) for m in models):
+                    spared.add(name)  # a model of the shorter prefix's deployment: theirs
+                    return False
+        return True
 
     names = [n for n in ALL_TOPICS if not (keep_audit and n == "audit")]
     topics = sorted(t for t in present if t in {prefix + n for n in names})
@@ -92,6 +132,8 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
         "paths": paths,
         "left": left,
         "kept": kept,
+        "shorter": sorted(shorter),
+        "spared": sorted(spared),
     }
 
 
@@ -183,5 +225,13 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"left alone: the deployment(s) of prefix {others}, which --prefix {prefix!r} also matches (their "
                 "topics exist); to remove one, name it: driftline cleanup --prefix <that prefix>"
+            )
+        if todo["spared"]:
+            others = ", ".join(repr(p) for p in todo["shorter"])
+            print(
+                f"left alone: {len(todo['spared'])} group(s), Redis key(s) or path(s) named after a model of the "
+                f"deployment(s) of prefix {others} (their topics exist), which --prefix {prefix!r} also matches: "
+                f"{', '.join(todo['spared'][:4])}{', ...' if len(todo['spared']) > 4 else ''}; remove those by hand "
+                "if they are this prefix's"
             )
     return 1 if failed else 0
