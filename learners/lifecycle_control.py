@@ -123,6 +123,9 @@ def validate_control(command: str, args: dict[str, str], guard: GuardConfig, dri
             )
         if "version" in args:
             try:
+                # ASCII digits only: int() reads a fullwidth or Arabic-Indic 5 as 5, '5_0' as 50, ' 5' as 5 (adv46).
+                if not (args["version"].isascii() and args["version"].isdigit()):
+                    raise ValueError(args["version"])
                 version = int(args["version"])
             except ValueError:
                 raise ConfigError(
