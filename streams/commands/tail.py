@@ -24,7 +24,7 @@ from connectors.kafka_client import check_reachable
 from connectors.tail import assign_tail, read_first, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError
-from driftline.util import terminal_safe
+from driftline.util import one_line, terminal_safe
 from schemas.codec import Codec, default_codec
 from streams.cli import settings_from_args, whole_number
 
@@ -150,7 +150,12 @@ def _when(ms: int) -> str:
 
 
 def render_text(codec: Codec, item: Received) -> str:
-    """A readable single line: time, partition@offset, key, then the record or the error."""
+    """A readable single line: time, partition@offset, key, then the record or the error (one line even when the
+    key, an id or a reason holds a newline: :func:`driftline.util.one_line`)."""
+    return one_line(_render_text(codec, item))
+
+
+def _render_text(codec: Codec, item: Received) -> str:
     key, _ = _key_text(item.key)
     head = f"{_when(item.timestamp_ms)} p{item.partition}@{item.offset} key={key}"
     if not item.ok:
