@@ -55,6 +55,17 @@ async def test_an_unreadable_action_body_is_a_400_that_says_so(client: TestClien
 
 
 @pytest.mark.parametrize(
+    "version", ["%C2%B2", "%EF%BC%95", "%D9%A5"], ids=["superscript", "fullwidth", "arabic"]
+)
+async def test_a_version_not_in_ascii_digits_is_a_400(client: TestClient, version: str) -> None:
+    """Found from outside (session 46, adv46): ``str.isdigit`` let ``²`` through to ``int()``: a 500 and a traceback
+    in the log; a fullwidth 5 answered v5."""
+    response = await client.get(f"/api/models/{version}")
+    assert response.status == 400
+    assert "version must be a number" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize(
     "target",
     [
         f"/?token={TOKEN}",

@@ -16,7 +16,7 @@ from connectors.redis_store import check_redis_reachable, redis_address, redis_c
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
 from streams.audit import read_topic
-from streams.cli import settings_from_args, unknown_model
+from streams.cli import settings_from_args, unknown_model, version_number
 from streams.commands.models_diff import register_diff
 from streams.commands.models_print import not_served_note, print_models, print_releases, refused_text, when
 from streams.control import wait_reply
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = msub.add_parser(
         "show", help="describe a version (default: the current champion, with the trainer's live n_learned)"
     )
-    show.add_argument("version", nargs="?", type=int)
+    show.add_argument("version", nargs="?", type=version_number)
     show.add_argument("--json", action="store_true")
     _model_option(show)
     show.set_defaults(func=_show)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_client import check_reachable
-from streams.cli import settings_from_args
+from streams.cli import settings_from_args, version_number
 
 
 def register_diff(msub: argparse._SubParsersAction) -> None:
@@ -16,8 +16,8 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
         "diff",
         help="what changed from version A to B: largest weight/importance changes, metrics, data range, guard",
     )
-    d.add_argument("a", type=int, help="the older version")
-    d.add_argument("b", type=int, help="the newer version")
+    d.add_argument("a", type=version_number, help="the older version")
+    d.add_argument("b", type=version_number, help="the newer version")
     d.add_argument("--top", type=int, default=10, help="how many feature changes to list (default 10)")
     d.add_argument("--json", action="store_true")
     # As `models ... --model`: SUPPRESS, so given here it sets the same `model` as the global --model.

@@ -310,7 +310,7 @@ def _routes(console: Console) -> web.RouteTableDef:
     @routes.get("/api/models/{version}")
     async def model(request: web.Request) -> web.Response:
         raw = request.match_info["version"]
-        if raw != "current" and not raw.isdigit():
+        if raw != "current" and not (raw.isascii() and raw.isdigit()):
             return _json({"error": f"version must be a number or 'current', got {raw!r}"}, 400)
         version = None if raw == "current" else int(raw)
         try:
