@@ -149,3 +149,51 @@ def test_a_prefix_leaves_a_shorter_prefix_s_models_alone(prefix: str, redis_url:
     } & topics
     assert report["shorter"] == [prefix] and report["failed"] == {}
     assert groups[0] in report["spared"] and groups[1] in report["groups"]
+
+
+@pytest.mark.kafka
+def test_a_prefix_whose_workers_run_is_refused_without_force(
+    prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Found from outside (session 46, adv46): ``cleanup --prefix P`` with P's workers running removed P's topics,
+    Redis keys and the trainer's audit chain under them, then failed on the groups (NON_EMPTY_GROUP) and still
+    printed "removed 3 groups"."""
+    import time
+
+    from confluent_kafka import Consumer
+
+    env = {**os.environ, "DRIFTLINE_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP, "DRIFTLINE_REDIS_URL": redis_url}
+    env["DRIFTLINE_STATE_DIR"] = str(tmp_path)
+    ensure_topics(
+        load_settings(
+            environ={}, overrides={"kafka.bootstrap": KAFKA_BOOTSTRAP, "kafka.topic_prefix": prefix}
+        ),
+        ALL_TOPICS,
+    )
+    key = f"{load_settings(environ={}).redis.key_prefix}:{prefix}default:trainer"
+    client = redis.Redis.from_url(redis_url)
+    client.set(key, b"1", ex=600)
+    group = f"driftline-{prefix}default-score"
+    worker = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": group, "session.timeout.ms": 10_000})
+    worker.subscribe([f"{prefix}features"])
+    deadline = time.monotonic() + 30
+    while not worker.assignment() and time.monotonic() < deadline:
+        worker.poll(0.2)
+    assert worker.assignment(), "the stand-in worker never joined its group"
+    cmd = [sys.executable, "-m", "streams.cli", "cleanup", "--prefix", prefix]
+    try:
+        done = subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=env, timeout=120)
+        worker.poll(0.1)  # stay in the group
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "workers are running" in done.stderr and group in done.stderr and "--force" in done.stderr
+        assert json.loads(done.stdout)["active"].keys() == {group}
+        topics = set(AdminClient({"bootstrap.servers": KAFKA_BOOTSTRAP}).list_topics(timeout=10).topics)
+        assert {f"{prefix}{t}" for t in ALL_TOPICS} <= topics, "a running deployment's topics were removed"
+        assert client.exists(key)
+        dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env, timeout=120)
+        assert dry.returncode == 0 and f"running now (cleanup refuses without --force): {group}" in dry.stdout
+    finally:
+        worker.close()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not client.exists(key)

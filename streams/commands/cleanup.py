@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", required=True, help="the topic prefix to remove, e.g. 'trial1.'")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument(
-        "--force", action="store_true", help=f"allow the default prefix {KafkaSettings.topic_prefix!r}"
+        "--force",
+        action="store_true",
+        help=f"allow the default prefix {KafkaSettings.topic_prefix!r}, and a prefix whose workers are running",
     )
     p.add_argument("--keep-audit", action="store_true", help="keep the audit topic and the audit logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -86,7 +88,7 @@ def deployment_models(settings: Settings, prefix: str) -> set[str]:
     return found
 
 
-def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, list[str]]:
+def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, Any]:
     """What belongs to ``prefix``: its contract topics, and the groups, Redis keys and local paths named by it but not
     by a longer prefix that has topics of its own (``left``); nothing is removed here."""
     from confluent_kafka.admin import AdminClient
@@ -116,6 +118,7 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
     topics = sorted(t for t in present if t in {prefix + n for n in names})
     groups = admin.list_consumer_groups(request_timeout=10).result()
     group_ids = sorted(g.group_id for g in groups.valid if ours(g.group_id, f"driftline-{prefix}", prefix))
+    active = _active_members(admin, group_ids)
     state = Path(settings.state_dir).expanduser()
     audit = sorted(str(p) for p in (state / "audit").glob(f"{prefix}*") if ours(p.name, prefix))
     found = [p for p in (state / "checkpoints").glob(f"{prefix}*") if ours(p.name, prefix)]
@@ -134,7 +137,24 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
         "kept": kept,
         "shorter": sorted(shorter),
         "spared": sorted(spared),
+        "active": active,
     }
+
+
+def _active_members(admin: Any, group_ids: list[str]) -> dict[str, list[str]]:
+    """``{group: [client_id@host, ...]}`` of the groups that have members now: workers of the prefix still running
+    (their topics, keys and audit chain would be removed under them)."""
+    if not group_ids:
+        return {}
+    active = {}
+    for gid, future in admin.describe_consumer_groups(group_ids, request_timeout=10).items():
+        try:
+            members = future.result().members
+        except Exception:  # described below as a group that could not be removed, if it cannot
+            continue
+        if members:
+            active[gid] = sorted(f"{m.client_id}@{m.host.lstrip('/')}" for m in members)
+    return active
 
 
 def _redis_keys(settings: Settings, prefix: str) -> list[str]:
@@ -151,7 +171,7 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-def remove(settings: Settings, todo: dict[str, list[str]]) -> dict[str, Any]:
+def remove(settings: Settings, todo: dict[str, Any]) -> dict[str, Any]:
     """Remove what :func:`plan` found; returns what failed (a group still in use cannot be deleted)."""
     from confluent_kafka.admin import AdminClient
 
@@ -206,6 +226,22 @@ def run(args: argparse.Namespace) -> int:
     check_reachable(settings)
     check_redis_reachable(settings)
     todo = plan(settings, prefix, args.keep_audit)
+    active: dict[str, list[str]] = todo["active"]
+    if active and not args.dry_run and not args.force:
+        running = "; ".join(f"{g}: {', '.join(m)}" for g, m in sorted(active.items()))
+        print(
+            f"driftline cleanup: refusing --prefix {prefix!r}: its workers are running ({running}); nothing was "
+            "removed. Stop them first (`driftline status` lists them), or add --force to remove their topics, keys "
+            "and audit logs under them",
+            file=sys.stderr,
+        )
+        if args.json:
+            print(
+                json.dumps(
+                    {"prefix": prefix, "dry_run": False, "refused": "workers running", "active": active}
+                )
+            )
+        return 1
     failed = {} if args.dry_run else remove(settings, todo)
     audit = todo["kept"]
     if args.json:
@@ -213,13 +249,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         verb = "would remove" if args.dry_run else "removed"
         for kind in ("topics", "groups", "redis_keys", "paths"):
-            items = todo[kind]
+            items = [item for item in todo[kind] if item not in failed]
             shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
             print(f"{verb} {len(items)} {kind.replace('_', ' ')}{': ' + shown if items else ''}")
         for name, error in failed.items():
             print(f"could not remove {name}: {error}", file=sys.stderr)
         if audit:
             print(f"kept the audit log(s): {', '.join(audit)}")
+        if active and args.dry_run:
+            print(f"running now (cleanup refuses without --force): {', '.join(sorted(active))}")
         if todo["left"]:
             others = ", ".join(repr(p) for p in todo["left"])
             print(
