@@ -15,6 +15,7 @@ from connectors.kafka_client import check_reachable
 from connectors.redis_store import check_redis_reachable, redis_address, redis_client
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
+from driftline.util import one_line
 from streams.audit import read_topic
 from streams.cli import settings_from_args, unknown_model, version_number
 from streams.commands.models_diff import register_diff
@@ -230,7 +231,7 @@ def _show(args: argparse.Namespace) -> int:
     )
     print(f"scorers    {_scorers_line(serving)}")
     for r in info["refused_by_scorers"]:
-        print(f"refused    by {r['scorers']} scorer(s) ({r['reason']}): {str(r['message'])[:160]}")
+        print(one_line(f"refused    by {r['scorers']} scorer(s) ({r['reason']}): {str(r['message'])[:160]}"))
     if info["current"] and serving is not None:
         note = not_served_note([info, *({"version": v, "served_by_scorers": n} for v, n in _served(serving))])
         if note:
@@ -242,12 +243,12 @@ def _show(args: argparse.Namespace) -> int:
             f"updated {when(t['updated_at'])} UTC"
         )
     shown = {k: v for k, v in info["metrics"].items() if not k.startswith(("guard.", "segment."))}
-    print("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    print(one_line("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))))
     decision = info["decision"]
     if decision.get("outcome"):
         print(f"decision   {json.dumps(decision, sort_keys=True)}")
     elif decision.get("text"):  # an older release's decision in plain words
-        print(f"decision   {decision['text']}")
+        print(one_line(f"decision   {decision['text']}"))
     return 0
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_client import check_reachable
+from driftline.util import one_line
 from streams.cli import settings_from_args, version_number
 
 
@@ -72,7 +73,8 @@ def render(diff: dict[str, Any]) -> str:
             lines.append("  evidence: " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(evidence.items())))
     elif isinstance(decision, dict) and decision.get("text"):  # an older release's decision in plain words
         lines.append(f"decision for v{b['version']}: {decision['text']}")
-    return "\n".join(lines)
+    # Feature names come from the events: an escape sequence or a newline in one stays shown, on its line.
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _num(v: Any) -> str:
