@@ -190,11 +190,20 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
-    releases = read_registry(settings)
+    checked = read_checked_releases(settings)
+    releases = read_registry(settings, checked)
     try:
         info = describe(releases, args.version)
     except ArtifactError as exc:
         forged = [r for r in releases.rejected if args.version is not None and r["version"] == args.version]
+        if not forged and not releases.registry.versions() and not releases.rejected:
+            # A model with no release at all (a typo in --model): name the models there are, as `models list`.
+            known = {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(
+                model_owners(settings)
+            )
+            what = f"has no release on {settings.topic('models')}"
+            print(unknown_model("models show", settings.model.name, what, known), file=sys.stderr)
+            return 1
         if not forged:
             print(f"driftline models show: {exc}", file=sys.stderr)
             return 1
