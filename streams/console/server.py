@@ -192,7 +192,7 @@ class Console:
                     f"promote: target must be held, challenger, champion or a version, got {target!r}"
                 )
             target = str(target).strip()
-            args = {"version": target} if target.isdigit() else {"candidate": target}
+            args = {"version": target} if target.isascii() and target.isdigit() else {"candidate": target}
         elif action == "set":
             args = {str(body.get("key", "")).strip(): str(body.get("value", "")).strip()}
         elif action == "pause" and body.get("discard") is not None:
@@ -333,7 +333,9 @@ def _routes(console: Console) -> web.RouteTableDef:
             console.tail.snapshot("deadletter"),
             reason=q.get("reason") or None,
             source=q.get("source") or None,
-            limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
+            limit=min(
+                int(limit) if (limit := q.get("limit", "200")).isascii() and limit.isdigit() else 200, 2000
+            ),
             prefix=s.kafka.topic_prefix,
         )
         # An empty list because Kafka cannot be read is not "no dead letters": say so.
