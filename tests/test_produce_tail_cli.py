@@ -497,6 +497,22 @@ def test_newlines_in_records_stay_on_their_line(
     assert not [line for line in outputs["status"].splitlines() if line.startswith("kafka FORGED")]
 
 
+def test_tail_json_stays_json_with_c1_controls_in_a_record(prefix: str, settings: Settings) -> None:
+    """Found from outside (session 46, adv46): JSON escapes C0 controls, not C1, and terminal_safe then wrote a C1
+    control as ``\\x9b``, which is no JSON escape: ``tail features --json`` printed a line ``json.loads`` refused."""
+    from connectors.topics import ensure_topics
+
+    ensure_topics(settings)
+    raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    fid = "c1\x9b31mX\x85Y\x7f\u202e\\\x9b"
+    raw.produce(f"{prefix}features", json.dumps({"id": fid, "ts": 1, "features": {"a": 1.0}}).encode(), b"k")
+    raw.flush(10)
+    out = _run(prefix, "tail", "features", "-n", "1", "--json")
+    assert not set(out.stdout) & {"\x9b", "\x85", "\x7f", "\u202e"}, repr(out.stdout)
+    (record,) = _lines(out)
+    assert record["value"]["id"] == fid
+
+
 def test_produce_reads_standard_input_with_file_dash(prefix: str) -> None:
     """Session 41 (first41): `... | driftline produce features --file -` was refused as "not a .csv or .jsonl file"."""
 
