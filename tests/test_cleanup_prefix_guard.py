@@ -32,6 +32,18 @@ def test_a_prefix_that_covers_the_default_deployment_is_refused(
     assert "'driftline.'" in err and "--force" in err
 
 
+def test_a_model_named_for_cleanup_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found from outside (session 46, adv46): ``driftline --model m2 cleanup --prefix a`` took the global
+    ``--model`` silently and removed every model of ``a``."""
+    from streams.cli import main
+
+    assert (
+        main(["--bootstrap", "127.0.0.1:1", "--model", "m2", "cleanup", "--prefix", "a.", "--dry-run"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "--model 'm2' is not taken" in err and "every model" in err
+
+
 def test_longer_prefixes_are_read_from_the_contract_topics_they_own() -> None:
     topics = [
         "trial1features",

@@ -209,6 +209,15 @@ def run(args: argparse.Namespace) -> int:
     prefix = args.prefix
     if not prefix.strip():
         raise ConfigError("cleanup --prefix: empty prefix (it would match every topic)")
+    if getattr(args, "model", None):
+        # `driftline --model m2 cleanup --prefix a` removed every model of `a`, not m2's (adv46).
+        print(
+            f"driftline cleanup: --model {args.model!r} is not taken: cleanup removes a whole prefix, every model's "
+            "topics, groups, keys and logs. To keep the others, do not run it; to stop one model learning: "
+            f"driftline --model {args.model} models pause",
+            file=sys.stderr,
+        )
+        return 2
     default = KafkaSettings.topic_prefix
     # Names are matched by prefix: 'driftline' (or 'd') would take the default deployment's topics too.
     if default.startswith(prefix) and not args.force:
