@@ -33,6 +33,7 @@ from driftline.config import (
     check_sentinel_config,
 )
 from driftline.errors import ConfigError
+from driftline.util import one_line
 
 
 class Secret:
@@ -860,6 +861,11 @@ class MaskSecrets(logging.Filter):
     """A log filter that passes every record through :func:`mask_secrets` (installed on the CLI's handlers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Text put into a message (a feature name, an id: chosen by whoever wrote a record) stays on the record's
+        # line and its escapes are shown, not obeyed by the terminal that reads the log (adv46: a feature named
+        # "x ESC]0;title BEL ESC[2J" + newline set the title and cleared the screen of `tail -f worker.log`).
+        if isinstance(record.args, tuple) and any(isinstance(a, str) for a in record.args):
+            record.args = tuple(one_line(a) if isinstance(a, str) else a for a in record.args)
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is logging's business, not ours

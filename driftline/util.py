@@ -242,3 +242,25 @@ def terminal_safe(text: str) -> str:
     'id-\\\\x1b[2Jx\\tok\\n'
     """
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# Line breaks and tabs too, the bidirectional overrides and isolates (which reorder what a terminal shows: "Trojan
+# Source") and the Unicode line and paragraph separators.
+_LINE_BREAKERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def one_line(text: str) -> str:
+    """:func:`terminal_safe` for what must stay on one line (an id, a key, a feature name, a dead letter's reason in
+    a line of ``tail`` or ``status``): a newline chosen by whoever wrote the record would start a line that looks
+    like the command's own (a forged record or status line); shown as ``\\n``, a bidi override as ``\\u202e``.
+
+    >>> one_line("id\\nFAKE\\t\\u202eok\\x1b")
+    'id\\\\nFAKE\\\\t\\\\u202eok\\\\x1b'
+    """
+    names = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+    def shown(m: re.Match[str]) -> str:
+        c = m.group()
+        return names.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _LINE_BREAKERS.sub(shown, text)

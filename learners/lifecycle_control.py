@@ -43,6 +43,9 @@ def _parse_setting(key: str, value: str, current: Any, optional: bool = False) -
             raise ConfigError(f"set: {key} expects true or false, got {value!r}")
         return value.lower() in ("1", "true", "yes", "on")
     try:
+        # int() and float() read a fullwidth 9 as 9 and '1_0' as 10 (adv46)
+        if not value.isascii() or "_" in value:
+            raise ValueError(value)
         parsed = type(current)(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"set: bad value {value!r} for {key} (expected {type(current).__name__})") from exc
@@ -123,6 +126,9 @@ def validate_control(command: str, args: dict[str, str], guard: GuardConfig, dri
             )
         if "version" in args:
             try:
+                # ASCII digits only: int() reads a fullwidth or Arabic-Indic 5 as 5, '5_0' as 50, ' 5' as 5 (adv46).
+                if not (args["version"].isascii() and args["version"].isdigit()):
+                    raise ValueError(args["version"])
                 version = int(args["version"])
             except ValueError:
                 raise ConfigError(

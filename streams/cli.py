@@ -70,6 +70,9 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 
     def parse(text: str) -> int:
         try:
+            # ASCII digits: int() reads a fullwidth 5 as 5 and '5_0' as 50 (adv46: `models show 5_0` showed v50).
+            if not (text.isascii() and text.removeprefix("-").isdigit()):
+                raise ValueError(text)
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}") from None
@@ -84,6 +87,8 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 positive_seconds = _positive_float("seconds", "a number of seconds")
 #: a count such as ``-n N`` (``audit show -n -3`` printed every entry but the first three).
 whole_number = _int_at_least(0)
+#: a model version (``models show V``, ``models diff A B``).
+version_number = _int_at_least(1)
 #: a size such as ``bench --events N``.
 positive_int = _int_at_least(1)
 _rate = _positive_float("events per second", "events per second")

@@ -63,6 +63,26 @@ def test_tail_refuses_a_count_that_is_not_a_whole_number(n: str, capsys: pytest.
     assert "must be a whole number >= 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["models", "show", "5_0"],
+        ["models", "show", "\uff15"],
+        ["models", "show", "\u00b2"],
+        ["models", "show", "0"],
+        ["models", "diff", "1", "5_0"],
+        ["tail", "predictions", "-n", "1_000"],
+    ],
+)
+def test_numbers_are_written_in_ascii_digits(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Found from outside (session 46, adv46): argparse's ``type=int`` read ``5_0`` as 50 and a fullwidth 5 as 5, so
+    ``models show 5_0`` showed v50 (and ``²`` failed as 'invalid int value'). Refused before any broker is asked."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--bootstrap", "127.0.0.1:1", *argv])
+    assert exit_.value.code == 2
+    assert "must be a whole number >= " in capsys.readouterr().err
+
+
 def test_models_settings_names_an_unreachable_redis(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:

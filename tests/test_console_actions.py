@@ -93,3 +93,48 @@ def test_an_action_that_is_not_one_of_the_names_is_refused_before_sending(
     with pytest.raises(ConfigError, match="action must be one of"):
         console.act({"action": action}, "127.0.0.1")
     assert sent == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "rollback", "model": "m2"},
+        {"action": "promote", "version": 5},
+        {"action": "promote", "target": "5", "model": "m2"},
+        {"action": "pause", "discrad": True},
+        {"action": "set", "guard.alpha": "0.01"},
+        {"action": "resume", "target": "held"},
+        {"action": "promote", "target": True},
+        {"action": "promote", "target": [5]},
+        {"action": "promote", "target": 5.5},
+    ],
+)
+def test_a_field_the_action_does_not_take_is_refused_before_sending(
+    body: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from outside (session 46, adv46): unknown fields were ignored, so ``{"action": "rollback", "model":
+    "m2"}`` rolled back the console's own model and ``{"action": "promote", "version": 5}`` promoted the held
+    candidate, both answered 200."""
+    console, sent = _console(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match=r"unknown field|target must be"):
+        console.act(body, "127.0.0.1")
+    assert sent == []
+
+
+def test_the_fields_the_page_sends_are_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    console, sent = _console(tmp_path, monkeypatch)
+    for body in (
+        {"action": "promote", "target": "challenger"},
+        {"action": "promote", "target": 5},
+        {"action": "set", "key": "guard.alpha", "value": "0.01"},
+        {"action": "pause", "discard": "no"},
+        {"action": "rollback"},
+    ):
+        console.act(body, "127.0.0.1")
+    assert [args for _, args in sent] == [
+        {"candidate": "challenger"},
+        {"version": "5"},
+        {"guard.alpha": "0.01"},
+        {"discard": "no"},
+        {},
+    ]

@@ -375,8 +375,15 @@ def test_set_and_promote_go_through_the_same_path_and_show_the_trainers_answer(
     sets = [c for c in world.pipeline.values("control") if c["command"] == "set"]
     assert [c["args"] for c in sets] == [{"guard.alpha": "0.02"}]
 
+    # Promote asks first (adv46: one click sent it): dismissed, nothing is sent.
+    before = len(world.pipeline.values("control"))
+    browser.find_element(By.ID, "act-promote").click()
+    browser.switch_to.alert.dismiss()
+    assert browser.find_element(By.ID, "action-result").text == "promote not sent"
+    assert len(world.pipeline.values("control")) == before
     # Nothing is held: the trainer refuses, and the page says so (the answer comes from the audit log).
     browser.find_element(By.ID, "act-promote").click()
+    browser.switch_to.alert.accept()
     refused = wait(
         browser,
         "the refusal of promote held",
@@ -452,6 +459,7 @@ def test_a_held_candidate_is_listed_and_promoted_from_the_console(
     target.clear()
     target.send_keys("held")
     browser.find_element(By.ID, "act-promote").click()
+    browser.switch_to.alert.accept()
     wait(browser, "promote held: ok", lambda d: d.find_element(By.ID, "action-result").text.endswith(": ok"))
     manual = pipeline.wait_until(
         "the manual release",

@@ -55,6 +55,37 @@ async def test_an_unreadable_action_body_is_a_400_that_says_so(client: TestClien
 
 
 @pytest.mark.parametrize(
+    "version", ["%C2%B2", "%EF%BC%95", "%D9%A5"], ids=["superscript", "fullwidth", "arabic"]
+)
+async def test_a_version_not_in_ascii_digits_is_a_400(client: TestClient, version: str) -> None:
+    """Found from outside (session 46, adv46): ``str.isdigit`` let ``²`` through to ``int()``: a 500 and a traceback
+    in the log; a fullwidth 5 answered v5."""
+    response = await client.get(f"/api/models/{version}")
+    assert response.status == 400
+    assert "version must be a number" in (await response.json())["error"]
+
+
+async def test_a_dead_letter_limit_not_in_ascii_digits_is_the_default(tmp_path: Path) -> None:
+    """Found from outside (session 46, adv46): ``/api/deadletters?limit=²`` was a 500 and a traceback in the log."""
+
+    class _Tail:
+        error = None
+
+        def snapshot(self, topic: str) -> list[Any]:
+            return []
+
+    console = _NoSend(tmp_path)
+    console.tail = _Tail()  # type: ignore[attr-defined]
+    app = web.Application(middlewares=[ConsoleAuth(TOKEN, "127.0.0.1").middleware])
+    app.add_routes(_routes(console))  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as c:
+        for limit in ("%C2%B2", "%EF%BC%95", "5"):
+            response = await c.get(f"/api/deadletters?limit={limit}")
+            assert response.status == 200, limit
+            assert (await response.json())["items"] == []
+
+
+@pytest.mark.parametrize(
     "target",
     [
         f"/?token={TOKEN}",

@@ -62,6 +62,15 @@ def test_without_any_key_nothing_is_signed() -> None:
         # outside36: "must be an integer" alone did not say the other accepted words
         ("promote", {"version": "abc"}, "or one of held, challenger, champion, got 'abc'"),
         ("promote", {"version": str(2**63)}, "version"),
+        # adv46: int() read these as 5, 5, 50, 5 and 5: a version is written in ASCII digits
+        ("promote", {"version": "\uff15"}, "got '\uff15'"),
+        ("promote", {"version": "\u0665"}, "got '\u0665'"),
+        ("promote", {"version": "5_0"}, "got '5_0'"),
+        ("promote", {"version": " 5"}, "got ' 5'"),
+        ("promote", {"version": "+5"}, "got '\\+5'"),
+        ("set", {"release_every": "\uff19"}, "release_every"),
+        ("set", {"release_every": "1_0"}, "release_every"),
+        ("set", {"guard.alpha": "0.0_1"}, "guard.alpha"),
         ("promote", {"candidate": "mine"}, "candidate"),
         ("rollback", {"to": "3"}, "'to'"),
         ("pause_learning", {"discard": "maybe"}, "discard"),

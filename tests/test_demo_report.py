@@ -188,3 +188,10 @@ def test_a_regression_run_reports_mae_not_accuracy(tmp_path: Path) -> None:
     assert summary["mae"] == 2.0  # 250 answered rows, errors 1 and 3 alternating
     page = path.read_text()
     assert "MAE" in page and "0.0%" not in page
+
+
+def test_the_demo_orders_ids_whose_digits_are_not_ascii_as_text() -> None:
+    # adv46: '²'.isdigit() is True and int('²') raises: `demo --file F` with such an id failed at its report.
+    from streams.demo.collect import _id_order
+
+    assert sorted(["10", "\u00b2", "9", "a"], key=_id_order) == ["9", "10", "a", "\u00b2"]

@@ -56,3 +56,25 @@ def test_an_interaction_line_shows_the_values_it_multiplies() -> None:
     assert shown["0*0"].endswith("(value 0.5 * 0.5)")
     assert shown["0*gone"].endswith("(absent)")
     assert shown["0*c=x"].endswith("(value 0.5 * c='x')")
+
+
+def test_newlines_and_bidi_overrides_chosen_by_the_event_stay_on_their_line() -> None:
+    """Found from outside (session 46, adv46): an event id, a feature name or a class holding a newline printed a
+    line of its own that reads as explain's (``FAKE +9.0000``); a bidi override reordered the line shown."""
+    result = {
+        "id": "e1\nmethod: forged",
+        "model": "default",
+        "version": 3,
+        "prediction": "no",
+        "proba": {"no\nFAKE": 0.9, "yes": 0.1},
+        "ts": 0,
+        "method": "linear_contribution",
+        "source": "recorded",
+        "features": {"x\nFAKE +9.0000": 1.0, "\u202ey": 2.0},
+        "contributions": {"x\nFAKE +9.0000": 1.5, "\u202ey": 0.5},
+    }
+    lines = render(result).splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("prediction e1\\nmethod: forged: default v3") and "no\\nFAKE=0.900" in lines[0]
+    assert lines[2].split()[0] == "x\\nFAKE" and lines[2].endswith("(value 1.0)")
+    assert lines[3].split()[0] == "\\u202ey" and "\u202e" not in "".join(lines)

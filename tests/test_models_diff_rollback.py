@@ -27,3 +27,16 @@ def test_a_rollback_release_learned_what_the_version_it_restored_learned(tmp_pat
     assert diff["b"]["data_range_from"] == 3
     text = render(diff)
     assert "nothing yet" not in text and "examples 0..1499 (restored from v3)" in text
+
+
+def test_a_feature_name_with_escapes_and_a_newline_is_shown_on_its_line(tmp_path: Path) -> None:
+    """Found from outside (session 46, adv46): feature names come from the events, and ``models diff`` printed them
+    raw: ``evil ESC]0;PWNED BEL ESC[2J`` set the terminal's title and cleared the screen, a newline started a line of
+    its own (hostile40 had fixed ``tail``, ``status`` and ``explain`` only)."""
+    records, settings = releases_for_diff(tmp_path)
+    diff = diff_releases(records, settings, "default", 3, 5)
+    diff["weights"]["top"][0]["feature"] = "evil\x1b]0;PWNED\x07\x1b[2J\nFAKE \u202e"
+    text = render(diff)
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "  evil\\x1b]0;PWNED\\x07\\x1b[2J\\nFAKE \\u202e" in text
+    assert not [line for line in text.splitlines() if line.startswith("FAKE")]

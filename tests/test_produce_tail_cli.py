@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -462,6 +463,54 @@ def test_terminal_escapes_in_records_are_shown_not_obeyed(
         assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text, f"{name}: {text!r}"
     # shown, as an escape (JSON's for the value of a record, \\x.. for the rest)
     assert "\\x9b31m" in outputs["tail features"] and "pwned" in outputs["tail deadletter"]
+
+
+def test_newlines_in_records_stay_on_their_line(
+    prefix: str, settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    """Found from outside (session 46, adv46): ``terminal_safe`` keeps newlines, so a key, an id or a dead letter's
+    reason holding one printed a line of its own in ``tail`` (one record, two lines: the second could be a forged
+    record) and ``status`` (``kafka ... up`` after a dead letter's reason)."""
+    from connectors.topics import ensure_topics
+    from schemas.codec import default_codec
+
+    ensure_topics(settings)
+    raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    forged = "2026-01-01T00:00:00.000Z p0@0 key=x FORGED"
+    fid = "n46\n" + forged + "\u202e"
+    raw.produce(
+        f"{prefix}features", json.dumps({"id": fid, "ts": 1, "features": {"a": 1.5}}).encode(), fid.encode()
+    )
+    dead = {"source_topic": f"{prefix}features", "partition": 0, "offset": 0, "key": b"k", "value": b"v",
+            "error": "SchemaError: x\nkafka FORGED up", "ts": int(time.time() * 1000)}  # fmt: skip
+    raw.produce(f"{prefix}deadletter", default_codec().encode("DeadLetter", dead), b"k")
+    raw.flush(10)
+    env = _env() | {"DRIFTLINE_REDIS_URL": redis_url, "DRIFTLINE_STATE_DIR": str(tmp_path)}
+    outputs = {}
+    for args in (["tail", "features", "-n", "1"], ["status"]):
+        cmd = [DRIFTLINE, "--bootstrap", KAFKA_BOOTSTRAP, "--topic-prefix", prefix, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        outputs[args[0]] = proc.stdout
+    assert len(outputs["tail"].splitlines()) == 1, outputs["tail"]
+    assert "key=n46\\n2026-01-01" in outputs["tail"] and "\u202e" not in outputs["tail"]
+    assert "FORGED" in outputs["status"], outputs["status"]
+    assert not [line for line in outputs["status"].splitlines() if line.startswith("kafka FORGED")]
+
+
+def test_tail_json_stays_json_with_c1_controls_in_a_record(prefix: str, settings: Settings) -> None:
+    """Found from outside (session 46, adv46): JSON escapes C0 controls, not C1, and terminal_safe then wrote a C1
+    control as ``\\x9b``, which is no JSON escape: ``tail features --json`` printed a line ``json.loads`` refused."""
+    from connectors.topics import ensure_topics
+
+    ensure_topics(settings)
+    raw = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    fid = "c1\x9b31mX\x85Y\x7f\u202e\\\x9b"
+    raw.produce(f"{prefix}features", json.dumps({"id": fid, "ts": 1, "features": {"a": 1.0}}).encode(), b"k")
+    raw.flush(10)
+    out = _run(prefix, "tail", "features", "-n", "1", "--json")
+    assert not set(out.stdout) & {"\x9b", "\x85", "\x7f", "\u202e"}, repr(out.stdout)
+    (record,) = _lines(out)
+    assert record["value"]["id"] == fid
 
 
 def test_produce_reads_standard_input_with_file_dash(prefix: str) -> None:

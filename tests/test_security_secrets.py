@@ -99,6 +99,23 @@ def test_config_show_masks_query_and_bootstrap_passwords(monkeypatch: pytest.Mon
     assert shown["kafka"]["bootstrap"] == "sasl_ssl://alice:***@127.0.0.1:9093"
 
 
+def test_text_put_into_a_log_line_stays_on_it_and_its_escapes_are_shown() -> None:
+    """Found from outside (session 46, adv46): the trainer logged ``input warning for m4: feature_type:<name>`` with
+    the feature's name raw: ESC]0;...BEL set the title of the terminal reading the log, ESC[2J cleared it, and a
+    newline began a line of its own (a forged log line)."""
+    name = "evil\x1b]0;PWNED\x07\x1b[2J\n2026-12-07 21:53:32,982 ERROR forged"
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "input warning for %s: %s %s", None, None)
+    record.args = ("m4", f"feature_type:{name}", {"feature": name})
+    assert MaskSecrets().filter(record)
+    message = record.getMessage()
+    assert "\x1b" not in message and "\x07" not in message and "\n" not in message, message
+    assert "feature_type:evil\\x1b]0;PWNED\\x07\\x1b[2J\\n2026-12-07" in message
+    masked = logging.LogRecord("x", logging.ERROR, __file__, 1, "at %s\n%s", None, None)
+    masked.args = (f"redis://u:{PW}@h:1/0", "x\ny")
+    assert MaskSecrets().filter(masked)
+    assert masked.getMessage() == "at redis://u:***@h:1/0\nx\\ny"  # the format's own newline is kept
+
+
 def test_log_lines_are_masked_by_the_cli_filter() -> None:
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "cannot reach %s (%s)", None, None)
     record.args = (f"redis://user:{PW}@h:6379/0", f"sasl.password={PW}")

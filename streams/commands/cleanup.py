@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", required=True, help="the topic prefix to remove, e.g. 'trial1.'")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument(
-        "--force", action="store_true", help=f"allow the default prefix {KafkaSettings.topic_prefix!r}"
+        "--force",
+        action="store_true",
+        help=f"allow the default prefix {KafkaSettings.topic_prefix!r}, and a prefix whose workers are running",
     )
     p.add_argument("--keep-audit", action="store_true", help="keep the audit topic and the audit logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -57,7 +59,36 @@ def longer_prefixes(prefix: str, topic_names: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, list[str]]:
+def shorter_prefixes(prefix: str, topic_names: Iterable[str]) -> list[str]:
+    """The prefixes shorter than ``prefix`` that have contract topics of their own: ``a`` for ``ad`` when
+    ``afeatures`` exists. Their names can match ``prefix`` too (``a``'s model ``default`` names its groups, keys and
+    audit log ``adefault``): :func:`plan` leaves alone what starts with one of their models' names."""
+    names = set(topic_names)
+    return sorted(
+        {q for q in (prefix[:i] for i in range(len(prefix))) if any(q + n in names for n in ALL_TOPICS)}
+    )
+
+
+#: What follows a model's name in its groups' names (``-score``), Redis keys (``:trainer``) and files (``.jsonl``).
+NAME_SEPARATORS = "-:."
+
+
+def deployment_models(settings: Settings, prefix: str) -> set[str]:
+    """The model names a deployment of ``prefix`` has used, as far as its compacted ``models`` and ``control``
+    topics say (their keys are model names), with ``default`` (the default ``model.name``) and ``trainers`` (the
+    trainer group's ``driftline-<prefix>trainers``): the stems of the names that are that deployment's."""
+    from connectors.consumer import read_to_end
+
+    found = {settings.model.name, "default", "trainers"}
+    for name in ("models", "control"):
+        for msg in read_to_end(settings, prefix + name, "driftline-cleanup-reader", timeout=10):
+            key = msg.key()
+            if key:
+                found.add(key.decode("utf-8", "replace"))
+    return found
+
+
+def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str, Any]:
     """What belongs to ``prefix``: its contract topics, and the groups, Redis keys and local paths named by it but not
     by a longer prefix that has topics of its own (``left``); nothing is removed here."""
     from confluent_kafka.admin import AdminClient
@@ -67,15 +98,27 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
     admin = AdminClient(client_config(settings, logger=LIBRDKAFKA_LOG))
     present = list(admin.list_topics(timeout=10).topics)
     left = longer_prefixes(prefix, present)
+    shorter = {q: deployment_models(settings, q) for q in shorter_prefixes(prefix, present)}
+    spared: set[str] = set()
 
     def ours(name: str, *heads: str) -> bool:
         theirs = tuple(head + other[len(prefix) :] for head in heads for other in left)
-        return name.startswith(heads) and not name.startswith(theirs)
+        if not name.startswith(heads) or name.startswith(theirs):
+            return False
+        for head in heads:
+            base = head[: len(head) - len(prefix)]  # every head ends with the prefix
+            for q, models in shorter.items():
+                rest = name[len(base) + len(q) :] if name.startswith(base + q) else ""
+                if any(rest == m or (rest.startswith(m) and rest[len(m)] in NAME_SEPARATORS) for m in models):
+                    spared.add(name)  # a model of the shorter prefix's deployment: theirs
+                    return False
+        return True
 
     names = [n for n in ALL_TOPICS if not (keep_audit and n == "audit")]
     topics = sorted(t for t in present if t in {prefix + n for n in names})
     groups = admin.list_consumer_groups(request_timeout=10).result()
     group_ids = sorted(g.group_id for g in groups.valid if ours(g.group_id, f"driftline-{prefix}", prefix))
+    active = _active_members(admin, group_ids)
     state = Path(settings.state_dir).expanduser()
     audit = sorted(str(p) for p in (state / "audit").glob(f"{prefix}*") if ours(p.name, prefix))
     found = [p for p in (state / "checkpoints").glob(f"{prefix}*") if ours(p.name, prefix)]
@@ -92,7 +135,26 @@ def plan(settings: Settings, prefix: str, keep_audit: bool = False) -> dict[str,
         "paths": paths,
         "left": left,
         "kept": kept,
+        "shorter": sorted(shorter),
+        "spared": sorted(spared),
+        "active": active,
     }
+
+
+def _active_members(admin: Any, group_ids: list[str]) -> dict[str, list[str]]:
+    """``{group: [client_id@host, ...]}`` of the groups that have members now: workers of the prefix still running
+    (their topics, keys and audit chain would be removed under them)."""
+    if not group_ids:
+        return {}
+    active = {}
+    for gid, future in admin.describe_consumer_groups(group_ids, request_timeout=10).items():
+        try:
+            members = future.result().members
+        except Exception:  # described below as a group that could not be removed, if it cannot
+            continue
+        if members:
+            active[gid] = sorted(f"{m.client_id}@{m.host.lstrip('/')}" for m in members)
+    return active
 
 
 def _redis_keys(settings: Settings, prefix: str) -> list[str]:
@@ -109,7 +171,7 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-def remove(settings: Settings, todo: dict[str, list[str]]) -> dict[str, Any]:
+def remove(settings: Settings, todo: dict[str, Any]) -> dict[str, Any]:
     """Remove what :func:`plan` found; returns what failed (a group still in use cannot be deleted)."""
     from confluent_kafka.admin import AdminClient
 
@@ -147,6 +209,15 @@ def run(args: argparse.Namespace) -> int:
     prefix = args.prefix
     if not prefix.strip():
         raise ConfigError("cleanup --prefix: empty prefix (it would match every topic)")
+    if getattr(args, "model", None):
+        # `driftline --model m2 cleanup --prefix a` removed every model of `a`, not m2's (adv46).
+        print(
+            f"driftline cleanup: --model {args.model!r} is not taken: cleanup removes a whole prefix, every model's "
+            "topics, groups, keys and logs. To keep the others, do not run it; to stop one model learning: "
+            f"driftline --model {args.model} models pause",
+            file=sys.stderr,
+        )
+        return 2
     default = KafkaSettings.topic_prefix
     # Names are matched by prefix: 'driftline' (or 'd') would take the default deployment's topics too.
     if default.startswith(prefix) and not args.force:
@@ -164,6 +235,22 @@ def run(args: argparse.Namespace) -> int:
     check_reachable(settings)
     check_redis_reachable(settings)
     todo = plan(settings, prefix, args.keep_audit)
+    active: dict[str, list[str]] = todo["active"]
+    if active and not args.dry_run and not args.force:
+        running = "; ".join(f"{g}: {', '.join(m)}" for g, m in sorted(active.items()))
+        print(
+            f"driftline cleanup: refusing --prefix {prefix!r}: its workers are running ({running}); nothing was "
+            "removed. Stop them first (`driftline status` lists them), or add --force to remove their topics, keys "
+            "and audit logs under them",
+            file=sys.stderr,
+        )
+        if args.json:
+            print(
+                json.dumps(
+                    {"prefix": prefix, "dry_run": False, "refused": "workers running", "active": active}
+                )
+            )
+        return 1
     failed = {} if args.dry_run else remove(settings, todo)
     audit = todo["kept"]
     if args.json:
@@ -171,17 +258,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         verb = "would remove" if args.dry_run else "removed"
         for kind in ("topics", "groups", "redis_keys", "paths"):
-            items = todo[kind]
+            items = [item for item in todo[kind] if item not in failed]
             shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
             print(f"{verb} {len(items)} {kind.replace('_', ' ')}{': ' + shown if items else ''}")
         for name, error in failed.items():
             print(f"could not remove {name}: {error}", file=sys.stderr)
         if audit:
             print(f"kept the audit log(s): {', '.join(audit)}")
+        if active and args.dry_run:
+            print(f"running now (cleanup refuses without --force): {', '.join(sorted(active))}")
         if todo["left"]:
             others = ", ".join(repr(p) for p in todo["left"])
             print(
                 f"left alone: the deployment(s) of prefix {others}, which --prefix {prefix!r} also matches (their "
                 "topics exist); to remove one, name it: driftline cleanup --prefix <that prefix>"
+            )
+        if todo["spared"]:
+            others = ", ".join(repr(p) for p in todo["shorter"])
+            print(
+                f"left alone: {len(todo['spared'])} group(s), Redis key(s) or path(s) named after a model of the "
+                f"deployment(s) of prefix {others} (their topics exist), which --prefix {prefix!r} also matches: "
+                f"{', '.join(todo['spared'][:4])}{', ...' if len(todo['spared']) > 4 else ''}; remove those by hand "
+                "if they are this prefix's"
             )
     return 1 if failed else 0

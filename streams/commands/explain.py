@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_client import check_reachable
-from driftline.util import terminal_safe
+from driftline.util import one_line, terminal_safe
 from streams.cli import positive_seconds, settings_from_args, whole_number
 
 
@@ -54,6 +54,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def render(r: dict[str, Any], top: int = 20) -> str:
+    """The explanation as text, each line one line even when the id, a feature name or a class (chosen by whoever
+    wrote the event and the label) holds a newline: :func:`driftline.util.one_line`."""
     proba = r.get("proba") or {}
     shown = ", ".join(f"{k}={v:.3f}" for k, v in sorted(proba.items(), key=lambda kv: -kv[1])[:3])
     lines = [
@@ -78,7 +80,7 @@ def render(r: dict[str, Any], top: int = 20) -> str:
     for name, value in sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:top]:
         x = "" if name.startswith("_") else f"  ({_value_of(name, features)})"
         lines.append(f"  {name:<24} {value:+.4f}{x}")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _value_of(name: str, features: dict[str, Any]) -> str:

@@ -15,8 +15,9 @@ from connectors.kafka_client import check_reachable
 from connectors.redis_store import check_redis_reachable, redis_address, redis_client
 from driftline.errors import ArtifactError, ConfigError
 from driftline.settings import Settings
+from driftline.util import one_line
 from streams.audit import read_topic
-from streams.cli import settings_from_args, unknown_model
+from streams.cli import settings_from_args, unknown_model, version_number
 from streams.commands.models_diff import register_diff
 from streams.commands.models_print import not_served_note, print_models, print_releases, refused_text, when
 from streams.control import wait_reply
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = msub.add_parser(
         "show", help="describe a version (default: the current champion, with the trainer's live n_learned)"
     )
-    show.add_argument("version", nargs="?", type=int)
+    show.add_argument("version", nargs="?", type=version_number)
     show.add_argument("--json", action="store_true")
     _model_option(show)
     show.set_defaults(func=_show)
@@ -189,11 +190,20 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_reachable(settings)
-    releases = read_registry(settings)
+    checked = read_checked_releases(settings)
+    releases = read_registry(settings, checked)
     try:
         info = describe(releases, args.version)
     except ArtifactError as exc:
         forged = [r for r in releases.rejected if args.version is not None and r["version"] == args.version]
+        if not forged and not releases.registry.versions() and not releases.rejected:
+            # A model with no release at all (a typo in --model): name the models there are, as `models list`.
+            known = {str(r.get("model")) for r in checked.verified + checked.unchecked} | set(
+                model_owners(settings)
+            )
+            what = f"has no release on {settings.topic('models')}"
+            print(unknown_model("models show", settings.model.name, what, known), file=sys.stderr)
+            return 1
         if not forged:
             print(f"driftline models show: {exc}", file=sys.stderr)
             return 1
@@ -230,7 +240,7 @@ def _show(args: argparse.Namespace) -> int:
     )
     print(f"scorers    {_scorers_line(serving)}")
     for r in info["refused_by_scorers"]:
-        print(f"refused    by {r['scorers']} scorer(s) ({r['reason']}): {str(r['message'])[:160]}")
+        print(one_line(f"refused    by {r['scorers']} scorer(s) ({r['reason']}): {str(r['message'])[:160]}"))
     if info["current"] and serving is not None:
         note = not_served_note([info, *({"version": v, "served_by_scorers": n} for v, n in _served(serving))])
         if note:
@@ -242,12 +252,12 @@ def _show(args: argparse.Namespace) -> int:
             f"updated {when(t['updated_at'])} UTC"
         )
     shown = {k: v for k, v in info["metrics"].items() if not k.startswith(("guard.", "segment."))}
-    print("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    print(one_line("metrics    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))))
     decision = info["decision"]
     if decision.get("outcome"):
         print(f"decision   {json.dumps(decision, sort_keys=True)}")
     elif decision.get("text"):  # an older release's decision in plain words
-        print(f"decision   {decision['text']}")
+        print(one_line(f"decision   {decision['text']}"))
     return 0
 
 

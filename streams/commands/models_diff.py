@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_client import check_reachable
-from streams.cli import settings_from_args
+from driftline.util import one_line
+from streams.cli import settings_from_args, version_number
 
 
 def register_diff(msub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def register_diff(msub: argparse._SubParsersAction) -> None:
         "diff",
         help="what changed from version A to B: largest weight/importance changes, metrics, data range, guard",
     )
-    d.add_argument("a", type=int, help="the older version")
-    d.add_argument("b", type=int, help="the newer version")
+    d.add_argument("a", type=version_number, help="the older version")
+    d.add_argument("b", type=version_number, help="the newer version")
     d.add_argument("--top", type=int, default=10, help="how many feature changes to list (default 10)")
     d.add_argument("--json", action="store_true")
     # As `models ... --model`: SUPPRESS, so given here it sets the same `model` as the global --model.
@@ -72,7 +73,8 @@ def render(diff: dict[str, Any]) -> str:
             lines.append("  evidence: " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(evidence.items())))
     elif isinstance(decision, dict) and decision.get("text"):  # an older release's decision in plain words
         lines.append(f"decision for v{b['version']}: {decision['text']}")
-    return "\n".join(lines)
+    # Feature names come from the events: an escape sequence or a newline in one stays shown, on its line.
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _num(v: Any) -> str:

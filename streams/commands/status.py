@@ -18,7 +18,7 @@ from typing import Any
 from connectors.kafka_view import describe_replication, replication_degraded
 from driftline.errors import DriftlineError
 from driftline.settings import Settings
-from driftline.util import terminal_safe
+from driftline.util import one_line, terminal_safe
 from streams.audit import read_topic
 from streams.audit_verify import file_chains
 from streams.cli import settings_from_args, unknown_model
@@ -179,14 +179,14 @@ def render(status: dict[str, Any]) -> str:
     drift = status["drift_last_hour"]
     lines += ["", f"drift alarms in the last hour: {drift['total']}"]
     for signal, n in drift["by_signal"].items():
-        lines.append(f"  {signal:<44} {n}")
+        lines.append(f"  {one_line(signal):<44} {n}")
     dead = status.get("deadletters_last_hour") or {"total": 0, "by_reason": {}}
     lines += ["", f"dead letters in the last hour: {dead['total']}{' <-' if dead['total'] else ''}"]
     for reason, n in dead["by_reason"].items():
-        lines.append(f"  {reason[:70]:<70} {n}")
+        lines.append(f"  {one_line(reason[:70]):<70} {n}")
     if dead.get("newest"):
         d = dead["newest"]
-        lines.append(f"  newest: {_when(d['ts'])}: {str(d['error'])[:100]}")
+        lines.append(f"  newest: {_when(d['ts'])}: {one_line(str(d['error'])[:100])}")
         lines.append("  (see them with `driftline tail deadletter`)")
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from connectors.kafka_client import check_reachable
 from connectors.tail import assign_tail, read_first, read_last, read_until_end
 from connectors.topics import TOPIC_NAMES
 from driftline.errors import ConfigError
-from driftline.util import terminal_safe
+from driftline.util import one_line, terminal_safe
 from schemas.codec import Codec, default_codec
 from streams.cli import settings_from_args, whole_number
 
@@ -142,7 +143,12 @@ def render_json(codec: Codec, item: Received) -> str:
         raw = item.message.value()
         out["error"] = str(item.error)
         out["raw_base64"] = base64.b64encode(raw).decode("ascii") if raw else None
-    return json.dumps(out, ensure_ascii=False)
+    # JSON escapes C0 controls itself, not DEL, C1 (0x9b is CSI) or the bidi overrides: escaped here the JSON way, so
+    # the line is still JSON (terminal_safe's \x9b is not a JSON escape: one such id broke `tail --json | jq`).
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(out, ensure_ascii=False))
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _when(ms: int) -> str:
@@ -150,7 +156,12 @@ def _when(ms: int) -> str:
 
 
 def render_text(codec: Codec, item: Received) -> str:
-    """A readable single line: time, partition@offset, key, then the record or the error."""
+    """A readable single line: time, partition@offset, key, then the record or the error (one line even when the
+    key, an id or a reason holds a newline: :func:`driftline.util.one_line`)."""
+    return one_line(_render_text(codec, item))
+
+
+def _render_text(codec: Codec, item: Received) -> str:
     key, _ = _key_text(item.key)
     head = f"{_when(item.timestamp_ms)} p{item.partition}@{item.offset} key={key}"
     if not item.ok:

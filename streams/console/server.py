@@ -41,6 +41,16 @@ ACTIONS = {
     "promote": "promote",
     "set": "set",
 }
+#: The fields each action takes besides ``action``: any other one is refused, not ignored (adv46: ``{"action":
+#: "rollback", "model": "m2"}`` rolled back the console's own model, ``{"action": "promote", "version": 5}``
+#: promoted the held candidate).
+ACTION_FIELDS = {
+    "pause": ("discard",),
+    "resume": (),
+    "rollback": (),
+    "promote": ("target",),
+    "set": ("key", "value"),
+}
 
 
 def console_url(host: str = "127.0.0.1", port: int = 8765) -> str:
@@ -167,10 +177,22 @@ class Console:
         # a list or an object is not hashable: `in ACTIONS` raised TypeError (a 500) before this test
         if not isinstance(action, str) or action not in ACTIONS:
             raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        extra = sorted(str(k) for k in body if k != "action" and k not in ACTION_FIELDS[action])
+        if extra:
+            takes = ", ".join(repr(f) for f in ACTION_FIELDS[action]) or "no other field"
+            raise ConfigError(
+                f"{action}: unknown field(s) {', '.join(map(repr, extra))} (it takes {takes}; this console acts "
+                f"on model {self.settings.model.name!r} only: start one with --model M for another)"
+            )
         args: dict[str, str] = {}
         if action == "promote":
-            target = str(body.get("target", "held")).strip()
-            args = {"version": target} if target.isdigit() else {"candidate": target}
+            target = body.get("target", "held")
+            if isinstance(target, bool) or not isinstance(target, (str, int)):
+                raise ConfigError(
+                    f"promote: target must be held, challenger, champion or a version, got {target!r}"
+                )
+            target = str(target).strip()
+            args = {"version": target} if target.isascii() and target.isdigit() else {"candidate": target}
         elif action == "set":
             args = {str(body.get("key", "")).strip(): str(body.get("value", "")).strip()}
         elif action == "pause" and body.get("discard") is not None:
@@ -288,7 +310,7 @@ def _routes(console: Console) -> web.RouteTableDef:
     @routes.get("/api/models/{version}")
     async def model(request: web.Request) -> web.Response:
         raw = request.match_info["version"]
-        if raw != "current" and not raw.isdigit():
+        if raw != "current" and not (raw.isascii() and raw.isdigit()):
             return _json({"error": f"version must be a number or 'current', got {raw!r}"}, 400)
         version = None if raw == "current" else int(raw)
         try:
@@ -311,7 +333,9 @@ def _routes(console: Console) -> web.RouteTableDef:
             console.tail.snapshot("deadletter"),
             reason=q.get("reason") or None,
             source=q.get("source") or None,
-            limit=min(int(q.get("limit", "200")) if q.get("limit", "200").isdigit() else 200, 2000),
+            limit=min(
+                int(limit) if (limit := q.get("limit", "200")).isascii() and limit.isdigit() else 200, 2000
+            ),
             prefix=s.kafka.topic_prefix,
         )
         # An empty list because Kafka cannot be read is not "no dead letters": say so.

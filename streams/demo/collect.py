@@ -106,4 +106,4 @@ def collect(settings: Settings, every_model: bool = False) -> RunData:
 
 def _id_order(event_id: str) -> tuple[int, str]:
     """Numeric ids (the built-in stream, CSV row numbers) in numeric order; anything else after, by text."""
-    return (int(event_id), "") if event_id.isdigit() else (1 << 62, event_id)
+    return (int(event_id), "") if event_id.isascii() and event_id.isdigit() else (1 << 62, event_id)

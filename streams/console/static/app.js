@@ -387,7 +387,15 @@ async function actionsPage() {
   const target = el("input", { id: "promote-target", value: "held", size: 8 });
   const key = el("input", { id: "set-key", placeholder: "guard.alpha", size: 18 });
   const value = el("input", { id: "set-value", placeholder: "0.01", size: 8 });
-  const button = (id, text, body) => el("button", { id, class: "primary", onclick: () => send(typeof body === "function" ? body() : body, out) }, text);
+  // Roll back and promote change the model that answers every event: asked once more, as a typed command is not
+  // a stray click (adv46: one click sent them at once).
+  const asks = { rollback: (b) => "Roll back: the model before the served one answers every event from now on. Send?",
+    promote: (b) => `Promote ${b.target || "held"}: it answers every event from now on. Send?` };
+  const button = (id, text, body) => el("button", { id, class: "primary", onclick: () => {
+    const b = typeof body === "function" ? body() : body;
+    if (asks[b.action] && !window.confirm(asks[b.action](b))) { out.className = "muted"; out.textContent = `${b.action} not sent`; return; }
+    send(b, out);
+  } }, text);
   const auditBody = el("tbody", {});
   const verdict = el("p", { id: "audit-verified" }, "");
   const renderAudit = async () => {
