@@ -224,7 +224,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "models rollback": ("driftline models rollback --model default",),
     "models pause": ("driftline models pause", "driftline models pause --discard"),
     "models resume": ("driftline models resume",),
-    "models set": ("driftline models set guard.alpha=0.01 drift.ph_feature_threshold=200",),
+    "models set": ("driftline models set guard.alpha=0.01 drift.ph_loss_threshold=200",),
     "models settings": ("driftline models settings --json",),
     "models diff": ("driftline models diff 3 4 --json",),
     "replay": ("driftline replay --stream sea-drift --json",
