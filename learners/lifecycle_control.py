@@ -87,6 +87,22 @@ def check_setting(key: str, value: str, guard: GuardConfig, drift: DriftConfig) 
 
 
 LIVE_SETTINGS_HELP = "release_every, guard.<field>, drift.<field>"
+#: Settings of the per-feature drift detectors. They run in the score workers, which read them at start and follow
+#: no control command (the trainer's own feature monitor is off: ``streams.train``), so a live ``set`` of one changed
+#: nothing and was answered "done" (docs46: the README's alarm-storm advice set ``drift.ph_feature_threshold``
+#: live). Refused, saying where to set it. ``drift.feature_drift`` is not here: it is the trainer's own switch.
+SCORER_SETTINGS = frozenset(
+    f"drift.{name}"
+    for name in (
+        "feature_warmup",
+        "ph_feature_delta",
+        "ph_feature_threshold",
+        "feature_cooldown",
+        "max_features",
+        "feature_detector",
+        "feature_detector_params",
+    )
+)
 CONTROL_COMMANDS = ("set", "promote", "rollback", "pause_learning", "resume_learning")
 _CANDIDATES = ("held", "challenger", "champion")
 _BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off")
@@ -112,6 +128,12 @@ def validate_control(command: str, args: dict[str, str], guard: GuardConfig, dri
         if not args:
             raise ConfigError(f"set: nothing to set (KEY=VALUE with KEY one of {LIVE_SETTINGS_HELP})")
         for key, value in args.items():
+            if key in SCORER_SETTINGS:
+                raise ConfigError(
+                    f"set: {key} is not a live setting: it configures the feature drift detectors, which run in the "
+                    "score workers and read it at start. Set it in their configuration (the settings file, or "
+                    f"DRIFTLINE__{key.replace('.', '__').upper()}) and restart them"
+                )
             check_setting(key, value, guard, drift)
         return
     extra = sorted(set(args) - set(allowed[command]))

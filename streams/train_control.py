@@ -30,22 +30,6 @@ security_log = logging.getLogger("driftline.security")
 # Labelled examples held while learning is paused (they go into the checkpoint); past this, the next ones are
 # dead-lettered with the reason rather than dropped silently or grown without bound.
 HELD_MAX = 100_000
-# Live settings of the per-feature drift detectors, which run in the scorers (the trainer's own feature monitor is
-# off: ``streams.train``): a live ``set`` of one changes the trainer's copy only, so its answer says so rather than
-# "done" alone (docs46: the README's alarm-storm advice set ``drift.ph_feature_threshold`` live, to no effect).
-SCORER_DRIFT_KEYS = frozenset(
-    f"drift.{name}"
-    for name in (
-        "feature_drift",
-        "feature_warmup",
-        "ph_feature_delta",
-        "ph_feature_threshold",
-        "feature_cooldown",
-        "max_features",
-        "feature_detector",
-        "feature_detector_params",
-    )
-)
 
 
 class TrainerControl:
@@ -254,14 +238,7 @@ class TrainerControl:
                     "key_id": (cmd or {}).get("key_id", ""),
                     "id": (cmd or {}).get("id", ""),
                 }
-            done = "; ".join(f"{k}={self.setting_value(k)} (was {old[k]})" for k in args)
-            scorers = sorted(SCORER_DRIFT_KEYS.intersection(args))
-            if scorers:
-                done += (
-                    f" (note: {', '.join(scorers)} configures the feature drift detectors, which run in the score"
-                    " workers and do not follow a live set: set it in their configuration and restart them)"
-                )
-            return done
+            return "; ".join(f"{k}={self.setting_value(k)} (was {old[k]})" for k in args)
         return f"{command} applied; serving v{lc.served_version}"
 
     def _released(self, event: Any) -> None:

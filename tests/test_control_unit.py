@@ -11,7 +11,7 @@ import pytest
 from driftline.config import DriftConfig, GuardConfig
 from driftline.errors import ConfigError
 from driftline.settings import Secret, load_settings
-from learners.lifecycle_control import check_setting, validate_control
+from learners.lifecycle_control import SCORER_SETTINGS, check_setting, validate_control
 from streams import control
 from streams.commands.status import render
 from streams.control import key_id, new_command, refusal
@@ -81,6 +81,16 @@ def test_invalid_commands_are_refused_naming_what_is_wrong(
 ) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         validate_control(command, args, GuardConfig(), DriftConfig())
+
+
+@pytest.mark.parametrize("key", sorted(SCORER_SETTINGS))
+def test_a_live_set_of_a_feature_detector_setting_is_refused_saying_where_to_set_it(key: str) -> None:
+    # The score workers run the feature detectors and read these at start; a live set changed only the trainer's
+    # unused copy and was answered "done" (docs46).
+    with pytest.raises(
+        ConfigError, match=rf"set: {key} is not a live setting: .* score workers .* restart them"
+    ):
+        validate_control("set", {key: "200"}, GuardConfig(), DriftConfig())
 
 
 def test_valid_commands_pass() -> None:

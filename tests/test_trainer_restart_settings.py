@@ -63,13 +63,3 @@ def test_a_restart_applies_the_new_configuration_except_what_was_set_live() -> N
     assert rows["guard.alpha"]["source"] == "file" and rows["guard.alpha"]["value"] == 0.04
     assert rows["guard.min_examples"]["source"] == "live set"
     assert rows["drift.feature_drift"]["source"] == "trainer"
-
-
-def test_a_live_set_of_a_feature_detector_setting_says_the_scorers_do_not_follow_it() -> None:
-    trainer = _trainer(tempfile.mkdtemp(prefix="trainer-set-note-"))
-    trainer.start(None, 0)
-    answer = trainer.apply("set", {"drift.ph_feature_threshold": "200"})
-    assert "drift.ph_feature_threshold=200.0 (was 100.0)" in answer
-    assert "score workers" in answer and "restart them" in answer, answer
-    plain = trainer.apply("set", {"drift.adwin_delta": "0.001"})
-    assert "score workers" not in plain, "a setting the trainer uses itself needs no note"
