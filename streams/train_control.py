@@ -228,8 +228,11 @@ class TrainerControl:
             learned = self.learn_held()
             return f"learning resumed; learned {learned} label(s) held during the pause"
         old = {key: self.setting_value(key) for key in args} if command == "set" else {}
+        restoring = lc.rollback_version  # a rollback on probation restores this one (None: refused below)
         for event in lc.apply_control(command, args):
             self._released(event)
+        if command == "rollback":
+            return f"rolled back to v{restoring} (released as v{lc.served_version})"
         if command == "set":
             for key in args:
                 self.live_sets[key] = {

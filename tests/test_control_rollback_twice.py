@@ -46,6 +46,8 @@ def test_a_second_rollback_restores_the_version_before_the_restored_one(
             first.stdout
         )
         assert _span(before) and _span(releases[-1]) == _span(before)
+        # It names the version it restored, on probation too (it said "rollback applied; serving v11": adv46).
+        assert f"rolled back to v{before['version']} (released as v{releases[-1]['version']})" in first.stdout
 
         second = pipeline.cli("models", "rollback")
         releases = pipeline.wait_releases(len(releases) + 1)
