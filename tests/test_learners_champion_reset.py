@@ -62,6 +62,8 @@ def test_a_release_made_just_after_the_event_is_rolled_back(monkeypatch: pytest.
     worst = min(accuracy(lo, lo + 100) for lo in range(600, 2500, 100))
     assert worst >= 0.85, (summary["rollbacks"], worst)
     monkeypatch.setattr(learners.policies, "SLIPPED_ALPHA", 0.0)  # the release this test is about
+    # (and at ``YOUNG_MARGIN`` 0.05 the releases come at other labels, none just after the event: session 46)
+    monkeypatch.setattr(learners.policies, "YOUNG_MARGIN", 0.0)
     _, _, (summary, accuracy) = _run(poisoned=True)
     worst = min(accuracy(lo, lo + 100) for lo in range(600, 2500, 100))
     assert summary["rollbacks"] and worst >= 0.85, (summary["rollbacks"], worst)

@@ -457,7 +457,9 @@ def test_a_cold_start_releases_each_time_the_champion_has_grown_without_the_test
     """The cold start (session 14): on ties alone the untrained snapshot is replaced each time the champion has
     learned ``COLD_GROWTH`` times its labels, each release judged with ``require_test=False`` and no hold; from a
     snapshot of ``COLD_START`` labels on, a release needs the test again (ties show non-inferiority at the 0.03
-    margin only after ~125 pairs, so none comes within these 170 labels)."""
+    margin only after ~125 pairs, so none comes within these 170 labels; at ``YOUNG_MARGIN`` 0.05 sooner, so it is
+    off here: this is the cold start's schedule alone)."""
+    monkeypatch.setattr(policies, "YOUNG_MARGIN", 0.0)
     monkeypatch.setattr(policies, "COLD_START", cold_start)
     monkeypatch.setattr(policies, "COLD_GROWTH", growth)
     releases, flags = _cold_schedule(170)
@@ -470,7 +472,9 @@ def test_the_default_cold_start_is_128_labels_at_growth_1_25_and_off_is_one_firs
 ) -> None:
     """Default (session 14's measured variant): 22 untested releases up to a 151-label snapshot. Switched off
     (``COLD_START`` 0), no release without the test but the first one, after ``FIRST_RELEASE`` labels of an
-    untrained snapshot, as before session 14."""
+    untrained snapshot, as before session 14. (``YOUNG_MARGIN`` off: at 0.05 the ties show non-inferiority of the
+    50-label snapshot's champion within these labels, a tested release this test is not about.)"""
+    monkeypatch.setattr(policies, "YOUNG_MARGIN", 0.0)
     assert (policies.COLD_START, policies.COLD_GROWTH) == (128, 1.25)
     releases, _ = _cold_schedule(170)
     assert len(releases) == 22 and releases[-1] == 151
@@ -628,3 +632,39 @@ def test_the_shadow_s_pairs_are_bounded_while_no_judgement_comes() -> None:
         ev.not_worse is carried and ev.n == 20 * guard.max_examples
     )  # the same carried test, every pair counted
     assert ev.kept is None or len(ev.kept) <= 3 * guard.max_examples  # bounded, however long the pause
+
+
+def _balanced_pairs(policy: IncrementalPolicy, n: int) -> None:
+    """Pairs where the champion is as good as the snapshot: one in ten discordant, each side in turn."""
+    for k in range(1, n + 1):
+        if k % 10 == 5:
+            cand, base = (1, 0) if (k // 10) % 2 else (0, 1)
+        else:
+            cand = base = 1
+        policy.observe(1, cand, base, None)
+
+
+def test_a_young_classification_snapshot_is_compared_at_the_young_margin() -> None:
+    """After the cold start's last release (151 labels) a champion as good as the snapshot is shown non-inferior at
+    ``YOUNG_MARGIN`` within 700 pairs; at the configured 0.03 (a snapshot of ``YOUNG_SERVED`` labels) it is not, and
+    that snapshot served for 200-900 labels on gate 1's SEA and random-tree rows (docs/experiments/guard46.md)."""
+    assert GUARD.non_inferiority_margin < policies.YOUNG_MARGIN
+    young, old = IncrementalPolicy("classification", GUARD), IncrementalPolicy("classification", GUARD)
+    young.released(151)
+    old.released(YOUNG_SERVED)
+    assert young.evidence.not_worse.m == policies.YOUNG_MARGIN
+    assert old.evidence.not_worse.m == GUARD.non_inferiority_margin
+    for policy in (young, old):
+        _balanced_pairs(policy, 700)
+    assert young.evidence.not_worse.rejects(GUARD.alpha)
+    assert not old.evidence.not_worse.rejects(GUARD.alpha)
+
+
+def test_regression_and_an_old_snapshot_keep_the_configured_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = IncrementalPolicy("regression", GUARD)
+    reg.released(151)
+    assert reg.evidence.not_worse.m == GUARD.non_inferiority_margin
+    monkeypatch.setattr(policies, "YOUNG_MARGIN", 0.0)  # off
+    cls = IncrementalPolicy("classification", GUARD)
+    cls.released(151)
+    assert cls.evidence.not_worse.m == GUARD.non_inferiority_margin

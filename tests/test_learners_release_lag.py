@@ -60,6 +60,8 @@ def test_carried_evidence_releases_more_often_but_never_closer_than_the_floor(
     # The cold start's untested releases (a release every few labels until the snapshot has 151) are not what
     # this compares: the tested releases after it, with and without carried evidence.
     monkeypatch.setattr("learners.policies.COLD_START", 0)
+    # Nor the young snapshot's fresh tests at ``YOUNG_MARGIN`` (not carried, so not held to the floor: session 46).
+    monkeypatch.setattr("learners.policies.YOUNG_MARGIN", 0.0)
     monkeypatch.setattr(
         "learners.policies.QUIET_LABELS", 0, raising=False
     )  # the floor always (as after a drift alarm)
