@@ -43,8 +43,8 @@ def _parse_setting(key: str, value: str, current: Any, optional: bool = False) -
             raise ConfigError(f"set: {key} expects true or false, got {value!r}")
         return value.lower() in ("1", "true", "yes", "on")
     try:
-        # int() and float() read a fullwidth 9 as 9 and '1_0' as 10 (adv46)
-        if not value.isascii() or "_" in value:
+        # int() and float() read a fullwidth 9 as 9 and '1_0' as 10 (adv46); a name (a detector's) may hold '_'
+        if isinstance(current, (int, float)) and (not value.isascii() or "_" in value):
             raise ValueError(value)
         parsed = type(current)(value)
     except (TypeError, ValueError) as exc:
